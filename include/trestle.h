@@ -1,0 +1,601 @@
+/*
+ * trestle.h - the whole public API of libtrestle.
+ *
+ * @mainpage trestle
+ *
+ * libtrestle restores TensorFlow V2 checkpoints ("tensor bundles": a
+ * `<prefix>.index` SSTable plus `<prefix>.data-NNNNN-of-MMMMM` shard files)
+ * into host or GPU memory as fast as the hardware allows, verifying the
+ * CRC32C of every byte.
+ *
+ * Data flow:
+ *
+ *     trestle_open()         path -> immutable checkpoint (index parsed and
+ *                            validated, shard files opened)
+ *     trestle_plan_create()  op list (keys, shape_and_slices, dtypes,
+ *                            renames, exclusions) -> plan of coalesced reads
+ *     trestle_restore()      reads -> CRC32C check -> copy into destination,
+ *                            overlapped; per-tensor ready callbacks; stats
+ *
+ * Global rules:
+ * - Ownership: every pointer the library returns (names, dims, paths) is owned
+ *   by the object it came from and stays valid until that object is freed.
+ *   Every pointer the caller passes in stays owned by the caller; the library
+ *   copies what it keeps, unless a function says otherwise.
+ * - Threads: there is no global state. An open trestle_checkpoint is
+ *   immutable and may be shared by any number of threads. A trestle_plan may
+ *   be restored by one thread at a time; different plans are independent, so
+ *   several restores may run at once in one process. trestle_restore_cancel()
+ *   is the one call that may target a running restore from another thread.
+ * - Errors: every fallible call returns 0 (TRESTLE_OK) or a positive
+ *   trestle_code, and fills the caller-owned trestle_error when `err` is not
+ *   NULL. The error is never stored on a handle. On failure an out-pointer
+ *   is set to NULL and nothing half-built escapes.
+ * - Options: option structs are plain data with a leading `size` field and
+ *   trailing reserved space. Always fill them with the matching
+ *   `*_options_init()` first; the library reads only the fields that `size`
+ *   says the caller knows about, so the structs can grow without an ABI break.
+ * - The library never prints, never exits and never aborts on bad input.
+ */
+#ifndef TRESTLE_H
+#define TRESTLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trestle_version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Marks exported symbols; everything else in the library is hidden. */
+#if defined(TRESTLE_BUILDING_LIBRARY) && defined(__GNUC__)
+#define TRESTLE_API __attribute__((visibility("default")))
+#else
+#define TRESTLE_API
+#endif
+
+/* ======================================================================= */
+/* Version                                                                  */
+/* ======================================================================= */
+
+/**
+ * @brief The library's version as MAJOR*10000 + MINOR*100 + PATCH.
+ *
+ * Compare with TRESTLE_VERSION_NUMBER to detect a header/library mismatch.
+ * @return the runtime version number. Thread-safe. Since 0.1.
+ */
+TRESTLE_API unsigned trestle_version_number(void);
+
+/** @brief The runtime version as "MAJOR.MINOR.PATCH" (static storage). Since 0.1. */
+TRESTLE_API const char *trestle_version_string(void);
+
+/* ======================================================================= */
+/* Errors                                                                   */
+/* ======================================================================= */
+
+/**
+ * The one table of error codes. Values are grouped by tens and are stable:
+ * 0 success; 1x caller misuse and resources; 2x corrupt data; 3x I/O;
+ * 4x key/dtype/shape resolution; 5x pipeline; 6x CUDA.
+ * XX(name, value, text).
+ */
+#define TRESTLE_ERROR_MAP(XX)                                                  \
+    XX(OK, 0, "success")                                                       \
+    XX(E_INVALID_ARG, 10, "invalid argument")                                  \
+    XX(E_NOMEM, 11, "out of memory")                                           \
+    XX(E_UNSUPPORTED, 12, "unsupported feature")                               \
+    XX(E_LIMIT, 13, "a built-in limit was exceeded")                           \
+    XX(E_CORRUPT, 20, "corrupt checkpoint")                                    \
+    XX(E_CRC_MISMATCH, 21, "CRC32C mismatch")                                  \
+    XX(E_BAD_VERSION, 22, "checkpoint needs a newer reader")                   \
+    XX(E_IO, 30, "I/O error")                                                  \
+    XX(E_NOT_FOUND, 31, "file not found")                                      \
+    XX(E_SHORT_READ, 32, "unexpected end of file")                             \
+    XX(E_KEY_NOT_FOUND, 40, "key not found in checkpoint")                     \
+    XX(E_DTYPE_MISMATCH, 41, "dtype mismatch")                                 \
+    XX(E_SHAPE_MISMATCH, 42, "shape mismatch")                                 \
+    XX(E_BAD_SPEC, 43, "invalid shape_and_slices or op specification")        \
+    XX(E_INSUFFICIENT_SLICES, 44, "stored slices do not cover the request")    \
+    XX(E_CANCELLED, 50, "restore cancelled")                                   \
+    XX(E_NO_IO_URING, 51, "io_uring unavailable")                              \
+    XX(E_CUDA, 60, "CUDA error")                                               \
+    XX(E_NO_DEVICE, 61, "no CUDA device")
+
+/** Error codes; see TRESTLE_ERROR_MAP. */
+typedef enum trestle_code {
+#define TRESTLE__XX(name, value, text) TRESTLE_##name = value,
+    TRESTLE_ERROR_MAP(TRESTLE__XX)
+#undef TRESTLE__XX
+} trestle_code;
+
+#define TRESTLE_ERROR_MESSAGE_MAX 1024 /**< bytes in trestle_error.message */
+#define TRESTLE_ERROR_FIELD_MAX 512    /**< bytes in .key and .path */
+
+/**
+ * One error type for the whole library: a code, the structured facts behind
+ * it, and a formatted message that names the tensor, file and byte offset.
+ * Caller-owned; the library only writes into it. Fields that do not apply
+ * are empty strings or -1.
+ */
+typedef struct trestle_error {
+    int code;                              /**< a trestle_code */
+    int sys_errno;                         /**< raw errno of an OS failure, else 0 */
+    int64_t offset;                        /**< byte offset in .path, or -1 */
+    int64_t length;                        /**< byte count involved, or -1 */
+    char key[TRESTLE_ERROR_FIELD_MAX];     /**< tensor key involved, or "" */
+    char path[TRESTLE_ERROR_FIELD_MAX];    /**< file involved, or "" */
+    char message[TRESTLE_ERROR_MESSAGE_MAX]; /**< full human-readable text */
+} trestle_error;
+
+/** @brief Static text for a code, e.g. "CRC32C mismatch". Never NULL. Since 0.1. */
+TRESTLE_API const char *trestle_strerror(int code);
+
+/** @brief The code's enum name without prefix, e.g. "E_CRC_MISMATCH". Never NULL. Since 0.1. */
+TRESTLE_API const char *trestle_code_name(int code);
+
+/** @brief Reset an error to TRESTLE_OK with empty fields. `err` may be NULL. Since 0.1. */
+TRESTLE_API void trestle_error_clear(trestle_error *err);
+
+/* ======================================================================= */
+/* Data types                                                               */
+/* ======================================================================= */
+
+/** TensorFlow DataType values, exactly as stored on disk (types.proto). */
+typedef enum trestle_dtype {
+    TRESTLE_DT_INVALID = 0,
+    TRESTLE_DT_FLOAT = 1,
+    TRESTLE_DT_DOUBLE = 2,
+    TRESTLE_DT_INT32 = 3,
+    TRESTLE_DT_UINT8 = 4,
+    TRESTLE_DT_INT16 = 5,
+    TRESTLE_DT_INT8 = 6,
+    TRESTLE_DT_STRING = 7,
+    TRESTLE_DT_COMPLEX64 = 8,
+    TRESTLE_DT_INT64 = 9,
+    TRESTLE_DT_BOOL = 10,
+    TRESTLE_DT_QINT8 = 11,
+    TRESTLE_DT_QUINT8 = 12,
+    TRESTLE_DT_QINT32 = 13,
+    TRESTLE_DT_BFLOAT16 = 14,
+    TRESTLE_DT_QINT16 = 15,
+    TRESTLE_DT_QUINT16 = 16,
+    TRESTLE_DT_UINT16 = 17,
+    TRESTLE_DT_COMPLEX128 = 18,
+    TRESTLE_DT_HALF = 19,
+    TRESTLE_DT_RESOURCE = 20,
+    TRESTLE_DT_VARIANT = 21,
+    TRESTLE_DT_UINT32 = 22,
+    TRESTLE_DT_UINT64 = 23,
+    TRESTLE_DT_FLOAT8_E5M2 = 24,
+    TRESTLE_DT_FLOAT8_E4M3FN = 25,
+    TRESTLE_DT_FLOAT8_E4M3FNUZ = 26,
+    TRESTLE_DT_FLOAT8_E4M3B11FNUZ = 27,
+    TRESTLE_DT_FLOAT8_E5M2FNUZ = 28,
+    TRESTLE_DT_INT4 = 29,
+    TRESTLE_DT_UINT4 = 30,
+    TRESTLE_DT_INT2 = 31,
+    TRESTLE_DT_UINT2 = 32,
+    TRESTLE_DT_COUNT_ = 33 /**< one past the last known value */
+} trestle_dtype;
+
+/**
+ * @brief TensorFlow's spelling of a dtype ("float", "bfloat16", "int64"...).
+ * @return static text; "INVALID" for 0 and "unknown" for unknown values. Since 0.1.
+ */
+TRESTLE_API const char *trestle_dtype_name(int dtype);
+
+/**
+ * @brief Parse a dtype name as trestle_dtype_name() prints it (also accepts
+ * "DT_FLOAT"-style and "float32"/"float16" numpy spellings).
+ * @return the dtype, or TRESTLE_DT_INVALID when the name is unknown. Since 0.1.
+ */
+TRESTLE_API int trestle_dtype_from_name(const char *name);
+
+/**
+ * @brief Bytes per element on disk: 4 for float, 2 for bfloat16, 1 for int4...
+ * @return the size, or 0 for variable-size (string, variant) and unknown types. Since 0.1.
+ */
+TRESTLE_API size_t trestle_dtype_size(int dtype);
+
+/* ======================================================================= */
+/* Opening a checkpoint                                                     */
+/* ======================================================================= */
+
+/** An open checkpoint: immutable once open; thread-safe to read. */
+typedef struct trestle_checkpoint trestle_checkpoint;
+
+/** Options for trestle_open(). Fill with trestle_open_options_init(). */
+typedef struct trestle_open_options {
+    size_t size;            /**< sizeof(trestle_open_options), set by init */
+    int verify_index;       /**< verify index block CRCs (default 1; 0 only for forensics) */
+    int require_all_shards; /**< fail at open when a shard file is missing (default 0:
+                                 the index still opens and reads of the missing shard fail) */
+    void *reserved[8];      /**< must be zero */
+} trestle_open_options;
+
+/** @brief Fill `opt` with defaults. `opt` must not be NULL. Since 0.1. */
+TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
+
+/**
+ * @brief Open a checkpoint and validate its index against its shard files.
+ *
+ * `path` may be (1) a prefix `P` with `P.index` beside it, (2) the file
+ * `P.index` itself, (3) a data file `P.data-NNNNN-of-MMMMM`, or (4) a
+ * directory, resolved through its `checkpoint` state file (TensorFlow's
+ * latest_checkpoint). Every number from the index is checked: block CRCs,
+ * varints, dtype, shape rank/overflow, `size == elements x dtype size`,
+ * `offset + size <= shard size`, duplicate and unordered keys.
+ *
+ * @param[in]  path  checkpoint location; not NULL; copied.
+ * @param[in]  opt   options, or NULL for defaults.
+ * @param[out] out   receives the checkpoint, or NULL on failure. Free it
+ *                   with trestle_close().
+ * @param[out] err   filled on failure; may be NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such checkpoint),
+ *         TRESTLE_E_CORRUPT (malformed index: the message names the file and
+ *         byte offset), TRESTLE_E_BAD_VERSION, TRESTLE_E_UNSUPPORTED
+ *         (e.g. a big-endian bundle), TRESTLE_E_IO, TRESTLE_E_NOMEM.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
+                             trestle_checkpoint **out, trestle_error *err);
+
+/** @brief Close a checkpoint and its shard files. Accepts NULL. The caller
+ * must have freed every plan made from it first. Since 0.1. */
+TRESTLE_API void trestle_close(trestle_checkpoint *c);
+
+/** Facts about the checkpoint as a whole (pointers owned by the checkpoint). */
+typedef struct trestle_checkpoint_info {
+    const char *prefix;     /**< resolved prefix P */
+    const char *index_path; /**< P.index */
+    int num_shards;         /**< from the header */
+    int big_endian;         /**< header endianness (only 0 is restorable) */
+    int producer;           /**< header version.producer */
+    int min_consumer;       /**< header version.min_consumer */
+    size_t num_tensors;     /**< listed tensors (slice-part keys hidden) */
+    size_t num_entries;     /**< every index entry except the header */
+    uint64_t data_bytes;    /**< sum of the listed tensors' stored sizes */
+    int object_based;       /**< 1 when _CHECKPOINTABLE_OBJECT_GRAPH is present */
+    int index_snappy_blocks;/**< number of snappy-compressed index blocks */
+} trestle_checkpoint_info;
+
+/** @brief Describe the checkpoint. Both arguments non-NULL. Thread-safe. Since 0.1. */
+TRESTLE_API void trestle_checkpoint_get_info(const trestle_checkpoint *c,
+                                             trestle_checkpoint_info *out);
+
+/**
+ * @brief Path of data shard `shard` ("P.data-00003-of-00008").
+ * @return a string owned by the checkpoint, or NULL when out of range. Since 0.1.
+ */
+TRESTLE_API const char *trestle_shard_path(const trestle_checkpoint *c, int shard);
+
+/** How a listed tensor is stored. */
+typedef enum trestle_tensor_kind {
+    TRESTLE_TENSOR_PLAIN = 0,       /**< one contiguous run of bytes in one shard */
+    TRESTLE_TENSOR_PARTITIONED = 1, /**< stored as several slices (TF1 partitioned variable) */
+    TRESTLE_TENSOR_OBJECT_GRAPH = 2 /**< the TF2 _CHECKPOINTABLE_OBJECT_GRAPH string */
+} trestle_tensor_kind;
+
+/** One listed tensor. Pointers are owned by the checkpoint. */
+typedef struct trestle_tensor_info {
+    const char *name;       /**< the key, NUL-terminated */
+    int dtype;              /**< trestle_dtype */
+    int kind;               /**< trestle_tensor_kind */
+    int rank;               /**< number of dimensions (0 = scalar) */
+    const int64_t *dims;    /**< `rank` sizes, outermost first */
+    int64_t num_elements;   /**< product of dims (1 for a scalar) */
+    int shard;              /**< shard id (-1 for partitioned) */
+    uint64_t offset;        /**< byte offset in the shard (0 for partitioned) */
+    uint64_t size;          /**< stored bytes (sum of the slices' for partitioned) */
+    uint32_t crc32c_masked; /**< stored masked CRC32C (0 for partitioned) */
+    int num_slices;         /**< stored slices of a partitioned tensor, else 0 */
+} trestle_tensor_info;
+
+/** @brief Number of listed tensors (slice-part keys are hidden, as TF does). Since 0.1. */
+TRESTLE_API size_t trestle_tensor_count(const trestle_checkpoint *c);
+
+/**
+ * @brief Describe listed tensor `i` (0 <= i < trestle_tensor_count), in key order.
+ * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG when `i` is out of range. Since 0.1.
+ */
+TRESTLE_API int trestle_tensor_get_info(const trestle_checkpoint *c, size_t i,
+                                        trestle_tensor_info *out);
+
+/**
+ * @brief Find a listed tensor by exact key.
+ * @param[out] index receives its position for trestle_tensor_get_info().
+ * @return TRESTLE_OK or TRESTLE_E_KEY_NOT_FOUND (err names the key). Since 0.1.
+ */
+TRESTLE_API int trestle_tensor_find(const trestle_checkpoint *c, const char *name,
+                                    size_t *index, trestle_error *err);
+
+/**
+ * @brief Read the stored bytes of one tensor (assembled in row-major order
+ * when partitioned) into `buf`, synchronously with pread. For inspection,
+ * tools and tests; restores of many tensors should use a plan.
+ *
+ * @param[in]  c, i    the tensor (as for trestle_tensor_get_info).
+ * @param[out] buf     at least `info.size` bytes (`num_elements x dtype size`
+ *                     when partitioned); caller-owned.
+ * @param[in]  cap     capacity of `buf`.
+ * @param[in]  verify  1 to check CRC32C (and the string length checksum).
+ * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH (names tensor, file, offset),
+ *         TRESTLE_E_IO, TRESTLE_E_SHORT_READ, TRESTLE_E_NOT_FOUND (missing
+ *         shard), TRESTLE_E_INVALID_ARG (cap too small). Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_tensor_read(const trestle_checkpoint *c, size_t i, void *buf,
+                                    size_t cap, int verify, trestle_error *err);
+
+/** A byte string: one element of a DT_STRING tensor. Not NUL-terminated. */
+typedef struct trestle_bytes {
+    const uint8_t *data; /**< points into the caller's buffer */
+    uint64_t len;        /**< length in bytes */
+} trestle_bytes;
+
+/**
+ * @brief Decode a DT_STRING tensor's stored bytes (varint lengths, masked
+ * length checksum, element bytes) into `n` elements pointing into `buf`.
+ * @param[in]  buf, size  the stored bytes, e.g. from trestle_tensor_read().
+ * @param[in]  n          number of elements (the tensor's num_elements).
+ * @param[out] elems      array of `n` caller-owned slots.
+ * @return TRESTLE_OK or TRESTLE_E_CORRUPT (lengths overrun, checksum
+ *         mismatch, trailing bytes). Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_strings_decode(const void *buf, uint64_t size, uint64_t n,
+                                       trestle_bytes *elems, trestle_error *err);
+
+/* ======================================================================= */
+/* Writing checkpoints                                                      */
+/* ======================================================================= */
+
+/** A bundle writer: TensorFlow-identical bytes, any number of shards. */
+typedef struct trestle_writer trestle_writer;
+
+/** Options for trestle_writer_create(). Fill with trestle_writer_options_init(). */
+typedef struct trestle_writer_options {
+    size_t size;           /**< sizeof(trestle_writer_options), set by init */
+    int num_shards;        /**< data files to write (default 1) */
+    uint32_t alignment;    /**< pad each tensor to this many bytes (default 1 = TF's SaveV2) */
+    int snappy_index;      /**< snappy-compress index blocks like TF <= 1.1 (default 0) */
+    void *reserved[8];     /**< must be zero */
+} trestle_writer_options;
+
+/** @brief Fill `opt` with defaults. Since 0.1. */
+TRESTLE_API void trestle_writer_options_init(trestle_writer_options *opt);
+
+/**
+ * @brief Start writing a checkpoint at `prefix` (creates the data files now,
+ * the index at trestle_writer_finish()).
+ * @param[out] out  the writer, or NULL on failure; free with trestle_writer_free().
+ * @return TRESTLE_OK, TRESTLE_E_IO, TRESTLE_E_INVALID_ARG, TRESTLE_E_NOMEM.
+ * A writer is used by one thread at a time. Since 0.1.
+ */
+TRESTLE_API int trestle_writer_create(const char *prefix, const trestle_writer_options *opt,
+                                      trestle_writer **out, trestle_error *err);
+
+/**
+ * @brief Append a whole fixed-size tensor (not string) to data shard `shard`.
+ * `size` must equal elements x dtype size. Keys may come in any order; data
+ * is laid out in call order per shard, as TensorFlow does.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (duplicate key, bad shard, size
+ *         mismatch, string dtype), TRESTLE_E_IO. Since 0.1.
+ */
+TRESTLE_API int trestle_writer_add(trestle_writer *w, const char *name, int dtype, int rank,
+                                   const int64_t *dims, const void *data, uint64_t size,
+                                   int shard, trestle_error *err);
+
+/** @brief Append a DT_STRING tensor of `num_elements(dims)` elements. Since 0.1. */
+TRESTLE_API int trestle_writer_add_strings(trestle_writer *w, const char *name, int rank,
+                                           const int64_t *dims, const trestle_bytes *elems,
+                                           int shard, trestle_error *err);
+
+/**
+ * @brief Append one slice of a partitioned tensor, as SaveV2 with a non-empty
+ * `shape_and_slices` does: `spec` is "d0 d1 ... start,len:-:..." naming the
+ * full shape and this slice; `data` holds the slice's elements row-major.
+ * @return as trestle_writer_add(), plus TRESTLE_E_BAD_SPEC. Since 0.1.
+ */
+TRESTLE_API int trestle_writer_add_slice(trestle_writer *w, const char *name, int dtype,
+                                         const char *spec, const void *data, uint64_t size,
+                                         int shard, trestle_error *err);
+
+/** @brief Write the index and close the data files. Call once. Since 0.1. */
+TRESTLE_API int trestle_writer_finish(trestle_writer *w, trestle_error *err);
+
+/** @brief Free a writer (finished or not; an unfinished one leaves no index). Accepts NULL. */
+TRESTLE_API void trestle_writer_free(trestle_writer *w);
+
+/* ======================================================================= */
+/* Planning a restore                                                       */
+/* ======================================================================= */
+
+/** A resolved restore: ops, extents and batches. Independent of other plans. */
+typedef struct trestle_plan trestle_plan;
+
+/** Where a restored tensor goes. */
+typedef enum trestle_dest_kind {
+    TRESTLE_DEST_ALLOCATE = 0, /**< engine-owned memory, host or device per restore options */
+    TRESTLE_DEST_HOST = 1,     /**< caller-owned host buffer `ptr` of `capacity` bytes */
+    TRESTLE_DEST_DEVICE = 2,   /**< caller-owned device pointer (CUDA builds) */
+    TRESTLE_DEST_DISCARD = 3   /**< read and verify only (verify, bench) */
+} trestle_dest_kind;
+
+/** One restore op, as one element of TensorFlow's RestoreV2 inputs. */
+typedef struct trestle_op {
+    const char *name;       /**< the graph's name; renames map it to a checkpoint key */
+    const char *shape_and_slices; /**< "" or NULL for the whole tensor, else "d0 d1 ... slice" */
+    int dtype;              /**< expected dtype, or TRESTLE_DT_INVALID to accept the stored one */
+    int dest_kind;          /**< trestle_dest_kind */
+    void *ptr;              /**< destination for HOST/DEVICE */
+    uint64_t capacity;      /**< bytes available at `ptr` */
+} trestle_op;
+
+/** Options for trestle_plan_create(). Fill with trestle_plan_options_init(). */
+typedef struct trestle_plan_options {
+    size_t size;                 /**< sizeof(trestle_plan_options), set by init */
+    const char *const *renames;  /**< `num_renames` rules "graph=ckpt" (exact) or
+                                      "prefix/=ckpt_prefix/" (prefix rules end in '/') */
+    size_t num_renames;
+    int tf1_rnn_renames;         /**< also try TF 1.x RNN renames (weights->kernel...) */
+    const char *const *excludes; /**< glob patterns (fnmatch) of names to skip */
+    size_t num_excludes;
+    int allow_missing;           /**< skip missing keys (TF's expect_partial) */
+    uint64_t max_batch_bytes;    /**< coalesce reads up to this (default 16 MiB) */
+    uint64_t max_gap_bytes;      /**< read through holes up to this (default 64 KiB) */
+    void *reserved[8];           /**< must be zero */
+} trestle_plan_options;
+
+/** @brief Fill `opt` with defaults. Since 0.1. */
+TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
+
+/**
+ * @brief Resolve an op list against a checkpoint.
+ *
+ * Applies renames and exclusions, checks each op's dtype and shape against
+ * the stored entry, parses `shape_and_slices`, finds the stored slices that
+ * cover each request, and sorts and coalesces the reads per shard.
+ * A missing key does not stop the check: the error lists every missing key
+ * with the closest existing names, one line each, e.g.
+ * `Key lstm_cell/biases not found in checkpoint (did you mean lstm_cell/bias?)`.
+ *
+ * @param[in]  c    the checkpoint; must outlive the plan.
+ * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole".
+ *                  Copied; the caller's destination buffers must stay valid
+ *                  until the restore ends.
+ * @param[out] out  the plan, or NULL on failure; free with trestle_plan_free().
+ * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, TRESTLE_E_DTYPE_MISMATCH,
+ *         TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
+ *         TRESTLE_E_INSUFFICIENT_SLICES, TRESTLE_E_INVALID_ARG (capacity too
+ *         small), TRESTLE_E_NOMEM. Thread-safe for distinct plans. Since 0.1.
+ */
+TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops,
+                                    size_t n, const trestle_plan_options *opt,
+                                    trestle_plan **out, trestle_error *err);
+
+/** @brief Free a plan and any engine-allocated destinations it still owns. Accepts NULL. */
+TRESTLE_API void trestle_plan_free(trestle_plan *p);
+
+/** One resolved op of a plan (pointers owned by the plan). */
+typedef struct trestle_plan_op_info {
+    const char *name;        /**< the op's name as given */
+    const char *key;         /**< the checkpoint key it resolved to, or NULL if skipped */
+    int skipped;             /**< 1 = excluded, 2 = missing and allowed */
+    int dtype;               /**< stored dtype */
+    int rank;                /**< rank of the restored (possibly sliced) tensor */
+    const int64_t *dims;     /**< its shape */
+    uint64_t bytes;          /**< bytes written to the destination */
+    void *data;              /**< destination after restore (engine or caller memory) */
+} trestle_plan_op_info;
+
+/** @brief Number of ops in the plan. */
+TRESTLE_API size_t trestle_plan_op_count(const trestle_plan *p);
+
+/** @brief Describe op `i`. @return TRESTLE_OK or TRESTLE_E_INVALID_ARG. */
+TRESTLE_API int trestle_plan_get_op(const trestle_plan *p, size_t i, trestle_plan_op_info *out);
+
+/** Totals of a plan. */
+typedef struct trestle_plan_stats {
+    size_t ops;              /**< ops in the plan, skipped ones included */
+    size_t skipped;          /**< excluded or allowed-missing */
+    uint64_t output_bytes;   /**< bytes that land in destinations */
+    uint64_t read_bytes;     /**< bytes read from shards (>= output for slices) */
+    size_t extents;          /**< distinct stored runs read */
+    size_t batches;          /**< coalesced reads issued */
+} trestle_plan_stats;
+
+/** @brief Totals of the plan. */
+TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out);
+
+/* ======================================================================= */
+/* Restoring                                                                */
+/* ======================================================================= */
+
+/**
+ * Called once per op when its bytes are in place and verified, from a
+ * pipeline thread, so it must be quick and thread-safe. `i` is the op
+ * index in the plan. Return nonzero to cancel the restore.
+ */
+typedef int (*trestle_ready_fn)(void *user, size_t i, const trestle_plan_op_info *op);
+
+/** Reader backends. */
+typedef enum trestle_reader_kind {
+    TRESTLE_READER_AUTO = 0,     /**< io_uring when the kernel allows, else pread */
+    TRESTLE_READER_IO_URING = 1, /**< io_uring or fail with TRESTLE_E_NO_IO_URING */
+    TRESTLE_READER_PREAD = 2     /**< a pread thread pool */
+} trestle_reader_kind;
+
+/** O_DIRECT policy. */
+typedef enum trestle_direct_policy {
+    TRESTLE_DIRECT_AUTO = 0,  /**< O_DIRECT for data not in the page cache */
+    TRESTLE_DIRECT_NEVER = 1,
+    TRESTLE_DIRECT_ALWAYS = 2
+} trestle_direct_policy;
+
+/** Options for trestle_restore(). Fill with trestle_restore_options_init(). */
+typedef struct trestle_restore_options {
+    size_t size;              /**< sizeof(trestle_restore_options), set by init */
+    int verify;               /**< check CRC32C (default 1) */
+    int reader;               /**< trestle_reader_kind (default AUTO) */
+    int direct;               /**< trestle_direct_policy (default AUTO) */
+    int device;               /**< CUDA device ordinal for DEST_ALLOCATE, or -1 for host (default -1) */
+    unsigned threads;         /**< verify/copy workers (default: online cores, at most 8) */
+    unsigned queue_depth;     /**< reads in flight (default 32) */
+    uint64_t chunk_bytes;     /**< staging buffer size (default 8 MiB) */
+    uint64_t staging_bytes;   /**< total staging memory bound (default 256 MiB) */
+    trestle_ready_fn on_ready;/**< per-op ready callback, or NULL */
+    void *user;               /**< passed to on_ready */
+    void *reserved[8];        /**< must be zero */
+} trestle_restore_options;
+
+/** @brief Fill `opt` with defaults. Since 0.1. */
+TRESTLE_API void trestle_restore_options_init(trestle_restore_options *opt);
+
+/** Per-stage figures of one restore. Seconds are busy time summed over threads
+ *  except `wall_seconds`. */
+typedef struct trestle_stats {
+    uint64_t bytes_read;      /**< bytes read from shard files */
+    uint64_t bytes_verified;  /**< bytes CRC-checked */
+    uint64_t bytes_copied;    /**< bytes written to destinations */
+    double read_seconds;      /**< wall time with reads in flight */
+    double verify_seconds;    /**< CRC busy time, summed over workers */
+    double copy_seconds;      /**< copy busy time, summed over workers */
+    double wall_seconds;      /**< whole restore */
+    double first_ready_seconds; /**< until the first op was ready, or -1 */
+    size_t tensors;           /**< ops restored */
+    int reader;               /**< backend used (trestle_reader_kind) */
+    int direct_reads;         /**< 1 if any read used O_DIRECT */
+    char reader_note[128];    /**< e.g. why io_uring was not used */
+} trestle_stats;
+
+/**
+ * @brief Run a plan: read, verify and copy every op into its destination.
+ *
+ * Memory is bounded by `staging_bytes` plus engine-allocated destinations,
+ * whatever the checkpoint size. The first error stops the restore and is
+ * reported; the restore never reports partial success.
+ *
+ * @param[in,out] p     the plan; one restore at a time per plan.
+ * @param[in]     opt   options, or NULL for defaults.
+ * @param[out]    stats filled (also on failure) when not NULL.
+ * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH, TRESTLE_E_IO,
+ *         TRESTLE_E_SHORT_READ, TRESTLE_E_NOT_FOUND, TRESTLE_E_CANCELLED,
+ *         TRESTLE_E_NO_IO_URING, TRESTLE_E_NOMEM, TRESTLE_E_CUDA.
+ * Since 0.1.
+ */
+TRESTLE_API int trestle_restore(trestle_plan *p, const trestle_restore_options *opt,
+                                trestle_stats *stats, trestle_error *err);
+
+/**
+ * @brief Ask a running restore of `p` to stop; it returns TRESTLE_E_CANCELLED
+ * soon after. Safe from any thread, and harmless when nothing runs (the
+ * flag is reset when the next restore starts). Since 0.1.
+ */
+TRESTLE_API void trestle_restore_cancel(trestle_plan *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRESTLE_H */

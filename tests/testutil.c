@@ -1,0 +1,140 @@
+/*
+ * testutil.c - see testutil.h.
+ */
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+const char *tu_shared_dir(void)
+{
+    const char *env = getenv("TRESTLE_SHARED");
+    const char *dir = env && *env ? env : TRESTLE_SHARED_DIR;
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return dir;
+    return NULL;
+}
+
+const char *tu_fixture(const char *rel)
+{
+    static char ring[8][4096];
+    static int next;
+    const char *dir = tu_shared_dir();
+    if (!dir)
+        cr_skip_test("../shared is absent: skipping the real TensorFlow fixture %s", rel);
+    char *p = ring[next++ % 8];
+    snprintf(p, sizeof ring[0], "%s/fixtures/%s", dir, rel);
+    return p;
+}
+
+char *tu_mkdtemp(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *path = NULL;
+    if (asprintf(&path, "%s/trestle-test-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
+        return NULL;
+    if (!mkdtemp(path)) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+void tu_rmtree(const char *path)
+{
+    if (path)
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+uint8_t *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && n > 0 && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf)
+        *len = (size_t)n;
+    return buf;
+}
+
+int tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return (fclose(f) == 0 && w == len) ? 0 : -1;
+}
+
+static char *slurp(FILE *f)
+{
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    size_t n;
+    rewind(f);
+    while ((n = fread(s + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2) {
+            cap *= 2;
+            s = realloc(s, cap);
+        }
+    }
+    s[len] = '\0';
+    return s;
+}
+
+int tu_run(const char *cmd, char **out, char **errout)
+{
+    FILE *fo = tmpfile(), *fe = tmpfile();
+    if (!fo || !fe)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fileno(fo), 1);
+        dup2(fileno(fe), 2);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (out)
+        *out = slurp(fo);
+    if (errout)
+        *errout = slurp(fe);
+    fclose(fo);
+    fclose(fe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void tu_fill_random(void *buf, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    uint8_t *p = buf;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (uint8_t)(x >> 24) | 1; /* never zero: zeros hide copy bugs */
+    }
+}

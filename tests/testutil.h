@@ -1,0 +1,36 @@
+/*
+ * testutil.h - helpers shared by the Criterion suites: where the real
+ * TensorFlow fixtures are, scratch directories, whole-file reads, and
+ * running the CLI with captured output.
+ */
+#ifndef TRESTLE_TESTUTIL_H
+#define TRESTLE_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ../shared (or $TRESTLE_SHARED) when it exists, else NULL. */
+const char *tu_shared_dir(void);
+
+/*
+ * Path of a real fixture under ../shared/fixtures/<rel> in a static
+ * per-call buffer ring (valid for a few calls). Skips the current test with
+ * a message when ../shared is absent.
+ */
+const char *tu_fixture(const char *rel);
+
+/* A fresh directory under $TMPDIR (malloc'd path; removed by tu_rmtree). */
+char *tu_mkdtemp(void);
+void tu_rmtree(const char *path);
+
+/* Read a whole file; returns malloc'd bytes (NULL on failure), *len set. */
+uint8_t *tu_read_file(const char *path, size_t *len);
+int tu_write_file(const char *path, const void *data, size_t len);
+
+/* Run `cmd` with /bin/sh, capture stdout and stderr (malloc'd, NUL-terminated). Returns the exit status (or -1). */
+int tu_run(const char *cmd, char **out, char **errout);
+
+/* Deterministic pseudo-random bytes (xorshift), never all zeros. */
+void tu_fill_random(void *buf, size_t n, uint64_t seed);
+
+#endif /* TRESTLE_TESTUTIL_H */
