@@ -1,0 +1,109 @@
+/*
+ * plan.h - the resolved form of a restore, produced by engine/plan.c and
+ * consumed by the pipeline (engine/restore.c and the readers/copiers).
+ *
+ * Vocabulary:
+ *   op      one requested tensor (or slice of one), with its destination;
+ *   extent  one stored entry's bytes [offset, offset+size) in one shard,
+ *           read once even when several ops need it, CRC-checked whole;
+ *   piece   "extent E feeds op O": either a verbatim copy of the extent's
+ *           bytes to dest + dst_offset, or an N-d region copy;
+ *   batch   one coalesced read: consecutive extents of one shard whose
+ *           gaps are small, up to max_batch_bytes (a single extent larger
+ *           than that is a batch of its own; the pipeline splits batches
+ *           into chunk-sized reads).
+ *
+ * Invariants the planner guarantees and the pipeline relies on:
+ *   - extents are sorted by (shard, offset) and do not overlap;
+ *   - each batch covers whole extents: batch.offset == first extent's
+ *     offset, batch.length == last extent end - batch.offset;
+ *   - batches are sorted by (shard, offset) and reference consecutive
+ *     extents [first_extent, first_extent + num_extents);
+ *   - pieces are grouped by extent: extent.first_piece .. + num_pieces;
+ *   - op.num_pieces == number of pieces whose .op is that op; skipped ops
+ *     have none; an op with 0 pieces that is not skipped is a zero-byte
+ *     tensor and is ready at once;
+ *   - a verbatim piece fits: dst_offset + extent.size <= op.bytes.
+ */
+#ifndef TRESTLE_PLAN_H
+#define TRESTLE_PLAN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "slice.h"
+#include "trestle.h"
+
+#define TRESTLE__NO_REGION UINT32_MAX
+
+typedef struct trestle__plan_op {
+    char *name;             /* as given by the caller (owned) */
+    const char *key;        /* resolved checkpoint key (owned by the checkpoint), NULL if skipped */
+    int skipped;            /* 0; 1 excluded; 2 missing and allowed */
+    size_t entry;           /* listed entry index in ckpt->entries (PLAIN/PARTITIONED/OBJECT_GRAPH) */
+    int dtype;              /* stored dtype */
+    int rank;               /* output rank */
+    int64_t *dims;          /* output shape (owned) */
+    uint64_t bytes;         /* output bytes = elements x dtype size (stored size for strings) */
+    bool whole;             /* the whole stored tensor, laid out as stored */
+    int dest_kind;          /* trestle_dest_kind as given */
+    void *dest;             /* caller pointer, or engine memory once allocated */
+    uint64_t capacity;      /* bytes at dest (caller's) */
+    bool engine_owned;      /* dest was allocated by the engine; freed with the plan */
+    bool engine_device;     /* engine_owned memory is device memory */
+    uint32_t num_pieces;    /* pieces that must land before the op is ready */
+} trestle__plan_op;
+
+typedef struct trestle__region {
+    trestle__slice src;     /* what the stored extent covers, full-tensor coords, concrete */
+    trestle__slice dst;     /* what the op's destination covers, concrete */
+    trestle__slice cut;     /* src ∩ dst: the elements to copy */
+    const int64_t *dims;    /* full tensor shape (owned by the checkpoint entry) */
+    size_t elem_size;
+} trestle__region;
+
+typedef struct trestle__piece {
+    size_t op;              /* index into plan->ops */
+    uint32_t region;        /* TRESTLE__NO_REGION for a verbatim copy, else index into plan->regions */
+    uint64_t dst_offset;    /* verbatim copies: byte offset in the op's destination */
+} trestle__piece;
+
+typedef struct trestle__extent {
+    size_t entry;           /* stored entry (PLAIN, SLICE_PART or OBJECT_GRAPH) */
+    int shard;
+    uint64_t offset;        /* in the shard file */
+    uint64_t size;
+    uint32_t crc_masked;    /* stored CRC of the entry */
+    bool is_string;         /* DT_STRING: CRC covers fixed-width lengths, see strings.h */
+    size_t first_piece;
+    size_t num_pieces;
+} trestle__extent;
+
+typedef struct trestle__batch {
+    int shard;
+    uint64_t offset;        /* == extents[first_extent].offset */
+    uint64_t length;        /* through the end of the last extent (gaps included) */
+    size_t first_extent;
+    size_t num_extents;
+} trestle__batch;
+
+struct trestle_plan {
+    const trestle_checkpoint *ckpt;
+    trestle__plan_op *ops;
+    size_t num_ops;
+    trestle__extent *extents;
+    size_t num_extents;
+    trestle__piece *pieces;
+    size_t num_pieces;
+    trestle__region *regions;
+    size_t num_regions;
+    trestle__batch *batches;
+    size_t num_batches;
+    trestle_plan_stats stats;
+    atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
+};
+
+#endif /* TRESTLE_PLAN_H */
