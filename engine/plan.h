@@ -77,7 +77,7 @@ typedef struct trestle__extent {
     uint64_t offset;        /* in the shard file */
     uint64_t size;
     uint32_t crc_masked;    /* stored CRC of the entry */
-    bool is_string;         /* DT_STRING: CRC covers fixed-width lengths, see strings.h */
+    bool is_string;         /* DT_STRING: CRC covers fixed-width lengths, see string_tensor.h */
     size_t first_piece;
     size_t num_pieces;
 } trestle__extent;
