@@ -1,0 +1,190 @@
+/*
+ * ckpt_path.c - turn what a user typed into a checkpoint prefix P.
+ *
+ * Accepted, in this order: a directory (its `checkpoint` state file, as
+ * tf.train.latest_checkpoint; failing that a SavedModel's
+ * variables/variables, or the single *.index inside), the file P.index, a
+ * data file P.data-NNNNN-of-MMMMM, or P itself. TensorFlow accepts only
+ * the first and the last; the others are conveniences (format doc §7.3).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "checkpoint.h"
+#include "ckpt_path.h"
+#include "error.h"
+
+static bool is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static bool has_index(const char *prefix)
+{
+    char *idx = NULL;
+    if (asprintf(&idx, "%s.index", prefix) < 0)
+        return false;
+    bool ok = is_file(idx);
+    free(idx);
+    return ok;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && memcmp(s + a - b, suffix, b) == 0;
+}
+
+/* Length of P when `path` is "P.data-NNNNN-of-MMMMM", else 0. */
+static size_t data_file_prefix_len(const char *path)
+{
+    const char *tag = ".data-";
+    size_t n = strlen(path);
+    /* ".data-" + 5 digits + "-of-" + 5 digits = 20 bytes. */
+    if (n <= 20)
+        return 0;
+    const char *t = path + n - 20;
+    if (memcmp(t, tag, 6) != 0 || memcmp(t + 11, "-of-", 4) != 0)
+        return 0;
+    for (int i = 0; i < 5; i++)
+        if (t[6 + i] < '0' || t[6 + i] > '9' || t[15 + i] < '0' || t[15 + i] > '9')
+            return 0;
+    return (size_t)(t - path);
+}
+
+static int read_small_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += got;
+        if (n == cap) {
+            if (cap >= (1u << 24)) { /* a state file is tiny; refuse anything huge */
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = grown;
+        }
+    }
+    fclose(f);
+    if (!buf)
+        return -1;
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* A directory without a state file: SavedModel layout, or exactly one index. */
+static int resolve_bare_dir(const char *dir, char **prefix, trestle_error *err)
+{
+    char *p = NULL;
+    if (asprintf(&p, "%s/variables/variables", dir) >= 0 && has_index(p)) {
+        *prefix = p;
+        return TRESTLE_OK;
+    }
+    free(p);
+
+    DIR *d = opendir(dir);
+    if (!d)
+        return trestle__error_set(err, TRESTLE_E_IO, errno, NULL, dir, -1, -1,
+                                  "cannot list directory %s: %s", dir, strerror(errno));
+    char *found = NULL;
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!ends_with(de->d_name, ".index"))
+            continue;
+        count++;
+        free(found);
+        found = NULL;
+        if (asprintf(&found, "%s/%.*s", dir, (int)(strlen(de->d_name) - 6), de->d_name) < 0)
+            found = NULL;
+    }
+    closedir(d);
+    if (count == 1 && found) {
+        *prefix = found;
+        return TRESTLE_OK;
+    }
+    free(found);
+    if (count == 0)
+        return trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, dir, -1, -1,
+                                  "no checkpoint in directory %s: no `checkpoint` state file, "
+                                  "no variables/variables.index and no *.index file", dir);
+    return trestle__error_set(err, TRESTLE_E_NOT_FOUND, 0, NULL, dir, -1, -1,
+                              "directory %s holds %d *.index files and no `checkpoint` state "
+                              "file: name the prefix to open", dir, count);
+}
+
+static int resolve_dir(const char *dir, char **prefix, trestle_error *err)
+{
+    char *state_path = NULL, *text = NULL, *latest = NULL;
+    size_t len = 0;
+    int rc;
+
+    if (asprintf(&state_path, "%s/checkpoint", dir) < 0)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    if (!is_file(state_path) || read_small_file(state_path, &text, &len) != 0) {
+        free(state_path);
+        return resolve_bare_dir(dir, prefix, err);
+    }
+    rc = trestle__state_parse(text, len, dir, state_path, &latest, NULL, NULL, err);
+    if (rc == TRESTLE_OK && !has_index(latest)) {
+        rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, state_path, -1, -1,
+                                "Couldn't match files for checkpoint %s (named by %s)", latest,
+                                state_path);
+        free(latest);
+        latest = NULL;
+    }
+    free(text);
+    free(state_path);
+    *prefix = latest;
+    return rc;
+}
+
+int trestle__resolve_prefix(const char *path, char **prefix, trestle_error *err)
+{
+    struct stat st;
+    size_t n;
+
+    *prefix = NULL;
+    if (!path || !*path)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "empty checkpoint path");
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return resolve_dir(path, prefix, err);
+    if (has_index(path)) {
+        *prefix = strdup(path);
+    } else if (ends_with(path, ".index") && is_file(path)) {
+        *prefix = strndup(path, strlen(path) - 6);
+    } else if ((n = data_file_prefix_len(path)) > 0 && is_file(path)) {
+        *prefix = strndup(path, n);
+        if (*prefix && !has_index(*prefix)) {
+            free(*prefix);
+            *prefix = NULL;
+            return trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, path, -1, -1,
+                                      "%s is a data shard but %.*s.index does not exist", path,
+                                      (int)n, path);
+        }
+    } else {
+        return trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, path, -1, -1,
+                                  "no checkpoint at %s: %s.index does not exist", path, path);
+    }
+    if (!*prefix)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    return TRESTLE_OK;
+}

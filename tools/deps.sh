@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install trestle's build and test dependencies from Debian packages.
+# Idempotent: does nothing (and needs no network) when all are present.
+# Why each one is needed is in README.md, "Dependencies".
+set -euo pipefail
+
+PKGS=(build-essential cmake pkg-config
+      liburing-dev libprotobuf-c-dev protobuf-c-compiler
+      libisal-dev libsnappy-dev
+      libcriterion-dev libbenchmark-dev)
+PKGS+=("$@")   # callers may ask for extras (e.g. clang for the fuzzers)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "trestle: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The main job on a built-in sample: write a synthetic multi-shard
+# checkpoint with trestle's own writer, then restore it with CRC32C
+# verification on, onto GPU 0 when one is present, else into host memory,
+# and print the throughput. SIZE and SHARDS may be overridden.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/build.sh
+SIZE=${SIZE:-1G}
+SHARDS=${SHARDS:-4}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/trestle-sample-XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+build/trestle synth "$dir/sample" --size "$SIZE" --shards "$SHARDS" --dtype bf16
+target=(--host)
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+    target=(--device 0)
+fi
+build/trestle restore "$dir/sample" --all "${target[@]}"
