@@ -1,0 +1,293 @@
+/*
+ * ckpt_entry.c - BundleHeaderProto and BundleEntryProto, decoded with the
+ * protobuf-c code generated from proto/ and then checked number by number:
+ * dtype known and storable, shape valid (TF's limits), size consistent
+ * with shape x dtype, shard id in range, slices inside the full shape and
+ * not overlapping. Messages use TF's words where TF has them.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "ckpt_entry.h"
+#include "error.h"
+#include "tensor_bundle.pb-c.h"
+
+#define TRESTLE_BUNDLE_VERSION 1 /* TF's kTensorBundleVersion */
+
+void trestle__key_display(const char *key, size_t len, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && n + 5 < cap; i++) {
+        unsigned char ch = (unsigned char)key[i];
+        if (ch >= 0x20 && ch < 0x7f)
+            buf[n++] = (char)ch;
+        else
+            n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", ch);
+    }
+    if (cap)
+        buf[n < cap ? n : cap - 1] = '\0';
+}
+
+void trestle__shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap == 0)
+        return;
+    n += (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < rank && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, i ? ",%" PRId64 : "%" PRId64, dims[i]);
+    if (n < cap)
+        snprintf(buf + n, cap - n, "]");
+}
+
+int trestle__header_parse(trestle_checkpoint *c, const uint8_t *value, size_t len,
+                          uint64_t value_offset, trestle_error *err)
+{
+    Tensorflow__BundleHeaderProto *h = tensorflow__bundle_header_proto__unpack(NULL, len, value);
+    int rc = TRESTLE_OK;
+
+    if (!h)
+        return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, c->index_path,
+                                  (int64_t)value_offset, (int64_t)len,
+                                  "Unable to read file (%s). Perhaps the file is corrupt or was "
+                                  "produced by a newer version of TensorFlow with format changes "
+                                  "(unable to parse header at offset %" PRIu64 ")",
+                                  c->index_path, value_offset);
+    c->num_shards = h->num_shards;
+    c->big_endian = h->endianness == TENSORFLOW__BUNDLE_HEADER_PROTO__ENDIANNESS__BIG;
+    c->producer = h->version ? h->version->producer : 0;
+    c->min_consumer = h->version ? h->version->min_consumer : 0;
+
+    if (h->num_shards < 1 || h->num_shards > (1 << 20))
+        rc = trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, c->index_path,
+                                (int64_t)value_offset, -1,
+                                "%s: header says num_shards = %d (offset %" PRIu64 ")",
+                                c->index_path, h->num_shards, value_offset);
+    else if ((int)h->endianness != 0 && (int)h->endianness != 1)
+        rc = trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, c->index_path,
+                                (int64_t)value_offset, -1, "%s: header has unknown endianness %d",
+                                c->index_path, (int)h->endianness);
+    else if (c->big_endian)
+        rc = trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, NULL, c->index_path, -1, -1,
+                                "%s: big-endian bundles are not supported (tensor bytes would "
+                                "need swapping)", c->index_path);
+    else if (c->producer < 0)
+        rc = trestle__error_set(err, TRESTLE_E_BAD_VERSION, 0, NULL, c->index_path, -1, -1,
+                                "Checkpoint producer version %d below min producer 0 supported "
+                                "by trestle (%s)", c->producer, c->index_path);
+    else if (c->min_consumer > TRESTLE_BUNDLE_VERSION)
+        rc = trestle__error_set(err, TRESTLE_E_BAD_VERSION, 0, NULL, c->index_path, -1, -1,
+                                "Checkpoint min consumer version %d above current version %d "
+                                "(%s)", c->min_consumer, TRESTLE_BUNDLE_VERSION, c->index_path);
+    for (size_t i = 0; rc == TRESTLE_OK && h->version && i < h->version->n_bad_consumers; i++)
+        if (h->version->bad_consumers[i] == TRESTLE_BUNDLE_VERSION)
+            rc = trestle__error_set(err, TRESTLE_E_BAD_VERSION, 0, NULL, c->index_path, -1, -1,
+                                    "Checkpoint disallows consumer version %d (%s)",
+                                    TRESTLE_BUNDLE_VERSION, c->index_path);
+    tensorflow__bundle_header_proto__free_unpacked(h, NULL);
+    return rc;
+}
+
+static bool storable(int dtype)
+{
+    return dtype > 0 && dtype < TRESTLE_DT_COUNT_ && dtype != TRESTLE_DT_RESOURCE;
+}
+
+/* Copy the stored slices of a partitioned entry, checking them against the shape. */
+static int parse_slices(const trestle_checkpoint *c, trestle__entry *e,
+                        const Tensorflow__BundleEntryProto *m, const char *shown,
+                        trestle_error *err)
+{
+    if (e->rank > TRESTLE_MAX_SLICE_RANK)
+        return trestle__error_set(err, TRESTLE_E_LIMIT, 0, e->key, c->index_path,
+                                  (int64_t)e->index_offset, -1,
+                                  "partitioned tensor '%s' has rank %d; trestle slices up to "
+                                  "rank %d", shown, e->rank, TRESTLE_MAX_SLICE_RANK);
+    if (m->n_slices > (1u << 20))
+        return trestle__error_simple(err, TRESTLE_E_LIMIT, "tensor '%s' lists %zu slices",
+                                     shown, m->n_slices);
+    e->slices = calloc(m->n_slices, sizeof *e->slices);
+    e->slice_entries = calloc(m->n_slices, sizeof *e->slice_entries);
+    if (!e->slices || !e->slice_entries)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    e->num_slices = (int)m->n_slices;
+    for (size_t i = 0; i < m->n_slices; i++) {
+        const Tensorflow__TensorSliceProto *sp = m->slices[i];
+        trestle__slice *s = &e->slices[i];
+        if (sp->n_extent != (size_t)e->rank)
+            return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
+                                      (int64_t)e->index_offset, -1,
+                                      "tensor '%s': stored slice %zu has %zu extents for rank %d "
+                                      "(entry at offset %" PRIu64 " of %s)", shown, i,
+                                      sp->n_extent, e->rank, e->index_offset, c->index_path);
+        s->rank = e->rank;
+        for (int d = 0; d < e->rank; d++) {
+            const Tensorflow__TensorSliceProto__Extent *x = sp->extent[d];
+            bool has_len = x->has_length_case ==
+                           TENSORFLOW__TENSOR_SLICE_PROTO__EXTENT__HAS_LENGTH_LENGTH;
+            int64_t end;
+            s->start[d] = x->start;
+            s->length[d] = has_len ? x->length : -1;
+            if (x->start < 0 || (has_len && x->length < 0) ||
+                (!has_len && x->start != 0) ||
+                !tr_add_i64(x->start, has_len ? x->length : e->dims[d], &end) ||
+                end > e->dims[d])
+                return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
+                                          (int64_t)e->index_offset, -1,
+                                          "tensor '%s': stored slice %zu dimension %d "
+                                          "(start %" PRId64 ", length %" PRId64 ") is outside "
+                                          "the shape (entry at offset %" PRIu64 " of %s)",
+                                          shown, i, d, x->start, has_len ? x->length : -1,
+                                          e->index_offset, c->index_path);
+        }
+    }
+    return TRESTLE_OK;
+}
+
+int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
+                         size_t len, trestle_error *err)
+{
+    char shown[512], shape[256];
+    Tensorflow__BundleEntryProto *m;
+    int rc = TRESTLE_OK;
+
+    trestle__key_display(e->key, e->key_len, shown, sizeof shown);
+    m = tensorflow__bundle_entry_proto__unpack(NULL, len, value);
+    if (!m)
+        return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, shown, c->index_path,
+                                  (int64_t)e->index_offset, (int64_t)len,
+                                  "Entry for key %s not parseable (offset %" PRIu64 " of %s)",
+                                  shown, e->index_offset, c->index_path);
+    e->dtype = (int)m->dtype;
+    e->shard = m->shard_id;
+    const Tensorflow__TensorShapeProto *sp = m->shape;
+    size_t rank = sp ? sp->n_dim : 0;
+
+    TR_FAIL_IF(!storable(e->dtype), err, TRESTLE_E_CORRUPT,
+               "tensor '%s' has unknown or unstorable dtype %d (entry at offset %" PRIu64
+               " of %s)", shown, e->dtype, e->index_offset, c->index_path);
+    TR_FAIL_IF((sp && sp->unknown_rank) || rank > TRESTLE_MAX_RANK, err, TRESTLE_E_CORRUPT,
+               "Invalid tensor shape: %s (%s rank; entry at offset %" PRIu64 " of %s)", shown,
+               rank > TRESTLE_MAX_RANK ? "more than 254 dims of" : "unknown", e->index_offset,
+               c->index_path);
+    e->rank = (int)rank;
+    e->dims = malloc((rank ? rank : 1) * sizeof *e->dims);
+    TR_FAIL_IF(!e->dims, err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t d = 0; d < rank; d++)
+        e->dims[d] = sp->dim[d]->size;
+    trestle__shape_format(e->rank, e->dims, shape, sizeof shape);
+    TR_FAIL_IF(!tr_num_elements(e->rank, e->dims, &e->num_elements), err, TRESTLE_E_CORRUPT,
+               "Invalid tensor shape: %s %s (negative or overflowing; entry at offset %" PRIu64
+               " of %s)", shown, shape, e->index_offset, c->index_path);
+
+    if (m->n_slices > 0) {
+        e->kind = TRESTLE__ENTRY_PARTITIONED;
+        e->shard = -1;
+        TR_FORWARD(parse_slices(c, e, m, shown, err));
+        goto done;
+    }
+    TR_FAIL_IF(m->shard_id < 0 || m->shard_id >= c->num_shards, err, TRESTLE_E_CORRUPT,
+               "tensor '%s' names shard %d of %d (entry at offset %" PRIu64 " of %s)", shown,
+               m->shard_id, c->num_shards, e->index_offset, c->index_path);
+    TR_FAIL_IF(m->offset < 0 || m->size < 0, err, TRESTLE_E_CORRUPT,
+               "tensor '%s' has offset %" PRId64 ", size %" PRId64 " (entry at offset %" PRIu64
+               " of %s)", shown, m->offset, m->size, e->index_offset, c->index_path);
+    e->offset = (uint64_t)m->offset;
+    e->size = (uint64_t)m->size;
+    e->crc_masked = m->crc32c;
+
+    size_t esize = trestle_dtype_size(e->dtype);
+    if (esize > 0) {
+        uint64_t want;
+        TR_FAIL_IF(!tr_mul_u64((uint64_t)e->num_elements, esize, &want) || want != e->size, err,
+                   TRESTLE_E_CORRUPT,
+                   "Invalid size in bundle entry: key %s; stored size %" PRIu64
+                   "; expected size %" PRIu64 " (%s %s; entry at offset %" PRIu64 " of %s)",
+                   shown, e->size, (uint64_t)e->num_elements * esize,
+                   trestle_dtype_name(e->dtype), shape, e->index_offset, c->index_path);
+    } else {
+        /* Strings: a length byte per element plus the 4-byte length checksum;
+         * variants: a length byte and a 4-byte checksum per element. */
+        uint64_t min = (uint64_t)e->num_elements * (e->dtype == TRESTLE_DT_STRING ? 1 : 5) +
+                       (e->dtype == TRESTLE_DT_STRING ? 4 : 0);
+        TR_FAIL_IF((uint64_t)e->num_elements > e->size || e->size < min, err, TRESTLE_E_CORRUPT,
+                   "Invalid size in bundle entry: key %s; stored size %" PRIu64 " is too small "
+                   "for %" PRId64 " %s elements (entry at offset %" PRIu64 " of %s)",
+                   shown, e->size, e->num_elements, trestle_dtype_name(e->dtype),
+                   e->index_offset, c->index_path);
+    }
+    if (e->key_len == sizeof TRESTLE_OBJECT_GRAPH_KEY - 1 &&
+        memcmp(e->key, TRESTLE_OBJECT_GRAPH_KEY, e->key_len) == 0 &&
+        e->dtype == TRESTLE_DT_STRING)
+        e->kind = TRESTLE__ENTRY_OBJECT_GRAPH;
+done:
+fail:
+    if (rc != TRESTLE_OK && err) {
+        snprintf(err->key, sizeof err->key, "%s", shown);
+        snprintf(err->path, sizeof err->path, "%s", c->index_path);
+        err->offset = (int64_t)e->index_offset;
+    }
+    tensorflow__bundle_entry_proto__free_unpacked(m, NULL);
+    return rc;
+}
+
+int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
+{
+    uint8_t stack_key[1024];
+
+    for (size_t i = 0; i < c->num_entries; i++) {
+        trestle__entry *e = &c->entries[i];
+        if (e->kind != TRESTLE__ENTRY_PARTITIONED)
+            continue;
+        for (int k = 0; k < e->num_slices; k++) {
+            const trestle__slice *s = &e->slices[k];
+            char spec[512];
+            trestle__slice_format(s, spec, sizeof spec);
+            for (int j = 0; j < k; j++) {
+                trestle__slice inter;
+                if (trestle__slice_intersect(s, &e->slices[j], e->dims, &inter))
+                    return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
+                                              (int64_t)e->index_offset, -1,
+                                              "partitioned tensor '%s': stored slices %d and %d "
+                                              "overlap (%s)", e->key, j, k, spec);
+            }
+            size_t need = trestle__slice_key(e->key, e->key_len, s, stack_key, sizeof stack_key);
+            uint8_t *key = need <= sizeof stack_key ? stack_key : malloc(need);
+            if (!key)
+                return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+            if (key != stack_key)
+                trestle__slice_key(e->key, e->key_len, s, key, need);
+            size_t at = trestle__checkpoint_lookup(c, (const char *)key, need);
+            if (key != stack_key)
+                free(key);
+            if (at == (size_t)-1)
+                return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
+                                          (int64_t)e->index_offset, -1,
+                                          "partitioned tensor '%s': no entry for its stored "
+                                          "slice %s", e->key, spec);
+            trestle__entry *part = &c->entries[at];
+            int64_t start[TRESTLE_MAX_SLICE_RANK], length[TRESTLE_MAX_SLICE_RANK];
+            trestle__slice_resolve(s, e->dims, start, length);
+            bool same_shape = part->rank == e->rank;
+            for (int d = 0; same_shape && d < e->rank; d++)
+                same_shape = part->dims[d] == length[d];
+            if (part->kind != TRESTLE__ENTRY_PLAIN || part->dtype != e->dtype || !same_shape)
+                return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
+                                          (int64_t)part->index_offset, -1,
+                                          "partitioned tensor '%s': the entry of slice %s does "
+                                          "not match it (dtype %s, rank %d)", e->key, spec,
+                                          trestle_dtype_name(part->dtype), part->rank);
+            part->kind = TRESTLE__ENTRY_SLICE_PART;
+            e->slice_entries[k] = at;
+            e->size += part->size;
+        }
+    }
+    /* Keys that start with a NUL byte are slice keys; unreferenced ones stay hidden. */
+    for (size_t i = 0; i < c->num_entries; i++)
+        if (c->entries[i].key_len > 0 && c->entries[i].key[0] == '\0')
+            c->entries[i].kind = TRESTLE__ENTRY_SLICE_PART;
+    return TRESTLE_OK;
+}

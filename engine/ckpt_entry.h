@@ -1,0 +1,29 @@
+/*
+ * ckpt_entry.h - decoding and validating the header and entry protos of an
+ * index (engine/ckpt_entry.c), used by engine/checkpoint.c while scanning.
+ */
+#ifndef TRESTLE_CKPT_ENTRY_H
+#define TRESTLE_CKPT_ENTRY_H
+
+#include "checkpoint.h"
+
+/* Parse the BundleHeaderProto value of key "" into c (num_shards, endianness,
+ * version checks with TF's messages). */
+int trestle__header_parse(trestle_checkpoint *c, const uint8_t *value, size_t len,
+                          uint64_t value_offset, trestle_error *err);
+
+/* Parse and validate one BundleEntryProto into e (key already set). */
+int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
+                         size_t len, trestle_error *err);
+
+/* After all entries are in: resolve partitioned tensors' slice entries,
+ * check their consistency, and hide slice-part keys. */
+int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err);
+
+/* Printable form of a key (escapes bytes outside 0x20..0x7e as \xNN). */
+void trestle__key_display(const char *key, size_t len, char *buf, size_t cap);
+
+/* "[2,3]" form of a shape, TF's TensorShape::DebugString without spaces. */
+void trestle__shape_format(int rank, const int64_t *dims, char *buf, size_t cap);
+
+#endif /* TRESTLE_CKPT_ENTRY_H */
