@@ -49,7 +49,7 @@ typedef int (*trestle__table_visit_fn)(void *user, const uint8_t *key, size_t ke
  * `path` only labels errors. Errors are TRESTLE_E_CORRUPT, with err->path
  * = path and err->offset = the offending byte offset in the file, and
  * messages in TF's words where TF has some, e.g.
- *   "<path>: not an sstable (bad magic number) at offset 94".
+ *   "<path>: not an sstable (bad magic number) at offset <size-8>".
  */
 int trestle__table_scan(const uint8_t *file, size_t size, const char *path, int verify_crc,
                         trestle__table_visit_fn fn, void *user, trestle__table_stats *stats,

@@ -1,0 +1,475 @@
+/*
+ * sstable.c - the reader side of TensorFlow's (LevelDB-format) sorted table:
+ * one validating pass over a whole .index file already held in memory.
+ *
+ * Place in the data flow: checkpoint.c reads the .index file, hands the bytes
+ * here, and receives every key/value pair through a visitor, in key order.
+ * Nothing here does I/O or keeps state between calls; the scan owns only the
+ * scratch it allocates (decompressed blocks, key buffers) and frees it before
+ * returning.
+ *
+ * The index file is untrusted input. Every handle, length, restart offset
+ * and varint is bounded against the bytes that are really there before it is
+ * used, and the structure is checked more strictly than TensorFlow's own
+ * reader (key order across blocks, separators that really bound their data
+ * blocks, data blocks that do not overlap), because a reader that walks the
+ * whole table sequentially would otherwise silently accept a table that TF's
+ * seek-based lookups read differently. Format: tf-checkpoint-format.md §1.
+ */
+#include <snappy-c.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "checked.h"
+#include "crc32c.h"
+#include "cursor.h"
+#include "error.h"
+#include "sstable.h"
+
+#define MAX_UNCOMPRESSED_BLOCK (1ull << 30) /* cap on a snappy block's declared size */
+#define KEY_SHOWN_MAX 120                   /* key bytes quoted in a message */
+
+/* ---- errors ---- */
+
+/* What every check needs to report a located error. */
+typedef struct scan_ctx {
+    const uint8_t *file;        /* the whole index file */
+    size_t size;                /* its length */
+    uint64_t blocks_end;        /* offset of the footer: no block may reach past it */
+    const char *path;           /* labels errors */
+    int verify_crc;             /* check block trailers' CRCs */
+    trestle__table_stats *st;   /* counters (never NULL inside the scan) */
+    trestle_error *err;         /* may be NULL */
+} scan_ctx;
+
+/*
+ * Fill err with TRESTLE_E_CORRUPT, the path and `off`, and a message
+ * "<path>: <fmt...>". `key` (may be NULL) goes into err->key.
+ */
+__attribute__((format(printf, 4, 5)))
+static int corrupt(const scan_ctx *s, uint64_t off, const char *key, const char *fmt, ...)
+{
+    char what[TRESTLE_ERROR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return trestle__error_set(s->err, TRESTLE_E_CORRUPT, 0, key, s->path, (int64_t)off, -1,
+                              "%s: %s", s->path, what);
+}
+
+/* Printable form of a key that may hold any byte (NULs included) for a
+ * message: ASCII as is, other bytes as \xNN, long keys cut with "...". */
+static const char *show_key(const uint8_t *k, size_t n, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (o + 8 >= cap || i >= KEY_SHOWN_MAX) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '\\') {
+            out[o++] = (char)k[i];
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[k[i] >> 4];
+            out[o++] = hex[k[i] & 15];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Bytewise order, shorter prefix first (LevelDB's BytewiseComparator). */
+static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+/* ---- blocks ---- */
+
+/* A block read through its handle, decompressed when it was stored with snappy. */
+typedef struct block {
+    const uint8_t *data;  /* contents (into the file, or into `owned`) */
+    size_t size;          /* bytes of contents */
+    uint8_t *owned;       /* malloc'd decompressed contents, else NULL */
+    uint64_t off;         /* file offset of the stored block */
+} block;
+
+/* File offset to blame for byte `pos` of a block's contents: exact for a
+ * stored block, the block itself when positions went through snappy. */
+static uint64_t at(const block *b, size_t pos)
+{
+    return b->owned ? b->off : b->off + pos;
+}
+
+/*
+ * Decode a BlockHandle from `c` and check that the block and its trailer lie
+ * before the footer. `where` is the file offset blamed on failure, `what`
+ * names the block kind for the message.
+ */
+static int get_handle(const scan_ctx *s, trestle__cursor *c, uint64_t where, const char *what,
+                      uint64_t *off, uint64_t *len)
+{
+    uint64_t end;
+    if (!tr_get_varint64(c, off) || !tr_get_varint64(c, len))
+        return corrupt(s, where, NULL, "bad block handle for the %s block at offset %llu", what,
+                       (unsigned long long)where);
+    if (!tr_add_u64(*off, *len, &end) || !tr_add_u64(end, TRESTLE_SSTABLE_TRAILER_SIZE, &end) ||
+        end > s->blocks_end)
+        return corrupt(s, where, NULL,
+                       "bad block handle at offset %llu: %s block at offset %llu (size %llu) "
+                       "runs past the end of the blocks at offset %llu",
+                       (unsigned long long)where, what, (unsigned long long)*off,
+                       (unsigned long long)*len, (unsigned long long)s->blocks_end);
+    return TRESTLE_OK;
+}
+
+/*
+ * Read the block at [off, off+len) whose handle was already range-checked:
+ * verify the trailer CRC (when asked) and the type byte, and decompress a
+ * snappy block. On success *b describes the contents; the caller frees
+ * b->owned. On failure nothing is left allocated.
+ */
+static int read_block(const scan_ctx *s, uint64_t off, uint64_t len, block *b)
+{
+    const uint8_t *p = s->file + off;
+    size_t n = (size_t)len;
+    uint8_t type = p[n];
+    size_t ulen = 0;
+
+    memset(b, 0, sizeof *b);
+    b->off = off;
+    /* TF checks the CRC before it looks at the type byte; so do we. */
+    if (s->verify_crc) {
+        uint32_t want = trestle__crc_unmask(tr_load_le32(p + n + 1));
+        if (trestle__crc32c(p, n + 1) != want)
+            return corrupt(s, off, NULL, "block checksum mismatch in block at offset %llu (size %llu)",
+                           (unsigned long long)off, (unsigned long long)len);
+    }
+    if (type == 0) {
+        b->data = p;
+        b->size = n;
+        return TRESTLE_OK;
+    }
+    if (type != 1)
+        return corrupt(s, off + len, NULL, "bad block type %u in block at offset %llu (size %llu)",
+                       type, (unsigned long long)off, (unsigned long long)len);
+    if (snappy_uncompressed_length((const char *)p, n, &ulen) != SNAPPY_OK ||
+        ulen > MAX_UNCOMPRESSED_BLOCK)
+        goto bad_snappy;
+    b->owned = malloc(ulen ? ulen : 1);
+    if (!b->owned)
+        return trestle__error_set(s->err, TRESTLE_E_NOMEM, 0, NULL, s->path, (int64_t)off,
+                                  (int64_t)ulen, "%s: out of memory decompressing block at offset %llu",
+                                  s->path, (unsigned long long)off);
+    if (snappy_uncompress((const char *)p, n, (char *)b->owned, &ulen) != SNAPPY_OK) {
+        free(b->owned);
+        b->owned = NULL;
+        goto bad_snappy;
+    }
+    b->data = b->owned;
+    b->size = ulen;
+    s->st->snappy_blocks++;
+    return TRESTLE_OK;
+
+bad_snappy:
+    return corrupt(s, off, NULL,
+                   "corrupted compressed block contents in block at offset %llu (size %llu)",
+                   (unsigned long long)off, (unsigned long long)len);
+}
+
+/* ---- entries inside a block ---- */
+
+/*
+ * Sequential iterator over a block's entries. `key` holds the current full
+ * key, rebuilt from the shared prefix of the previous one.
+ */
+typedef struct block_iter {
+    const block *b;          /* the block walked */
+    size_t limit;            /* end of the entry area = start of the restart array */
+    size_t pos;              /* next entry's offset in the contents */
+    uint32_t num_restarts;   /* R */
+    uint32_t next_restart;   /* index of the next restart point not yet reached */
+    trestle__buf key;        /* current key (owned) */
+    size_t entry_pos;        /* offset of the current entry in the contents */
+    const uint8_t *value;    /* current value */
+    size_t value_len;        /* its length */
+    size_t value_pos;        /* its offset in the contents */
+} block_iter;
+
+static uint32_t restart_at(const block_iter *it, uint32_t i)
+{
+    return tr_load_le32(it->b->data + it->limit + 4 * (size_t)i);
+}
+
+/*
+ * Check the restart array of block `b` and position `it` before its first
+ * entry. The array must fit, be strictly increasing and lie inside the entry
+ * area (an empty block may point at its end); the scan then checks that each
+ * point starts an entry with no shared prefix, since TF's seeks land there.
+ */
+static int iter_init(const scan_ctx *s, const block *b, block_iter *it)
+{
+    memset(it, 0, sizeof *it);
+    it->b = b;
+    if (b->size < 4)
+        return corrupt(s, at(b, 0), NULL,
+                       "bad block contents in block at offset %llu: %zu bytes is too short",
+                       (unsigned long long)b->off, b->size);
+    uint32_t r = tr_load_le32(b->data + b->size - 4);
+    if (r > (b->size - 4) / 4)
+        return corrupt(s, at(b, b->size - 4), NULL,
+                       "bad block contents in block at offset %llu: %u restart points cannot fit "
+                       "in %zu bytes", (unsigned long long)b->off, r, b->size);
+    it->num_restarts = r;
+    it->limit = b->size - 4 - 4 * (size_t)r;
+    if (r == 0 && it->limit != 0)
+        return corrupt(s, at(b, b->size - 4), NULL,
+                       "bad block contents in block at offset %llu: no restart points but %zu "
+                       "bytes of entries", (unsigned long long)b->off, it->limit);
+    for (uint32_t i = 0; i < r; i++) {
+        uint32_t ro = restart_at(it, i);
+        bool ok = ro <= it->limit && (i == 0 || ro > restart_at(it, i - 1));
+        if (!ok)
+            return corrupt(s, at(b, it->limit + 4 * (size_t)i), NULL,
+                           "bad block contents in block at offset %llu: restart point %u "
+                           "(offset %u) is out of range or out of order",
+                           (unsigned long long)b->off, i, ro);
+    }
+    return TRESTLE_OK;
+}
+
+/*
+ * Decode the next entry into it->key / it->value. *done is set when the
+ * entry area is exhausted (restart points left over must sit at its end).
+ */
+static int iter_next(const scan_ctx *s, block_iter *it, bool *done)
+{
+    const block *b = it->b;
+    uint32_t shared, non_shared, vlen;
+    const uint8_t *delta;
+
+    *done = false;
+    if (it->pos >= it->limit) {
+        if (it->next_restart < it->num_restarts && restart_at(it, it->next_restart) != it->limit)
+            goto bad_restart;
+        *done = true;
+        return TRESTLE_OK;
+    }
+    it->entry_pos = it->pos;
+    trestle__cursor c = tr_cursor(b->data + it->pos, it->limit - it->pos);
+    if (!tr_get_varint32(&c, &shared) || !tr_get_varint32(&c, &non_shared) ||
+        !tr_get_varint32(&c, &vlen))
+        return corrupt(s, at(b, it->pos), NULL,
+                       "bad entry in block at offset %llu: entry lengths at offset %zu overrun "
+                       "the block", (unsigned long long)b->off, it->pos);
+    if (shared > it->key.len)
+        return corrupt(s, at(b, it->pos), NULL,
+                       "bad entry in block at offset %llu: entry at offset %zu shares %u bytes "
+                       "with a %zu-byte previous key", (unsigned long long)b->off, it->pos, shared,
+                       it->key.len);
+    if ((uint64_t)non_shared + vlen > tr_left(&c))
+        return corrupt(s, at(b, it->pos), NULL,
+                       "bad entry in block at offset %llu: entry at offset %zu has %u key and %u "
+                       "value bytes but only %zu remain", (unsigned long long)b->off, it->pos,
+                       non_shared, vlen, tr_left(&c));
+    if (it->next_restart < it->num_restarts) {
+        uint32_t ro = restart_at(it, it->next_restart);
+        if (ro < it->pos)
+            goto bad_restart;
+        if (ro == it->pos) {
+            if (shared != 0)
+                goto bad_restart;
+            it->next_restart++;
+        }
+    }
+    tr_get_bytes(&c, non_shared, &delta);
+    tr_get_bytes(&c, vlen, &it->value);
+    it->key.len = shared;
+    if (!trestle__buf_append(&it->key, delta, non_shared))
+        return trestle__error_set(s->err, TRESTLE_E_NOMEM, 0, NULL, s->path, -1, -1,
+                                  "%s: out of memory", s->path);
+    it->value_len = vlen;
+    it->value_pos = (size_t)(it->value - b->data);
+    it->pos = (size_t)(c.p - b->data);
+    return TRESTLE_OK;
+
+bad_restart:
+    return corrupt(s, at(b, it->limit + 4 * (size_t)it->next_restart), NULL,
+                   "bad block contents in block at offset %llu: restart point %u (offset %u) "
+                   "does not start an unshared entry", (unsigned long long)b->off,
+                   it->next_restart, restart_at(it, it->next_restart));
+}
+
+/* ---- the scan ---- */
+
+/* State carried across data blocks. */
+typedef struct walk {
+    trestle__buf last;       /* last key visited (ordering across blocks) */
+    bool have_last;          /* any key visited yet */
+    trestle__buf prev_sep;   /* previous index separator */
+    bool have_sep;           /* any separator seen yet */
+    uint64_t data_end;       /* end (with trailer) of the previous data block */
+    trestle__table_visit_fn fn;
+    void *user;
+} walk;
+
+/*
+ * Walk one data block: every key must follow the previous one (across
+ * blocks too), be above the previous separator and not above `sep`.
+ */
+static int scan_data_block(const scan_ctx *s, walk *w, const block *b, const uint8_t *sep,
+                           size_t sep_len)
+{
+    block_iter it;
+    char k1[KEY_SHOWN_MAX * 4 + 8], k2[KEY_SHOWN_MAX * 4 + 8];
+    bool done = false;
+    int rc = iter_init(s, b, &it);
+
+    while (rc == TRESTLE_OK) {
+        rc = iter_next(s, &it, &done);
+        if (rc != TRESTLE_OK || done)
+            break;
+        const uint8_t *k = it.key.data ? it.key.data : (const uint8_t *)"";
+        size_t kn = it.key.len;
+        uint64_t eoff = at(b, it.entry_pos);
+        if (w->have_last && key_cmp(k, kn, w->last.data, w->last.len) <= 0) {
+            show_key(k, kn, k1, sizeof k1);
+            rc = corrupt(s, eoff, k1, "%s key '%s' at offset %llu (after '%s')",
+                         key_cmp(k, kn, w->last.data, w->last.len) ? "out-of-order" : "duplicate",
+                         k1, (unsigned long long)eoff,
+                         show_key(w->last.data, w->last.len, k2, sizeof k2));
+            break;
+        }
+        if (w->have_sep && key_cmp(k, kn, w->prev_sep.data, w->prev_sep.len) <= 0) {
+            show_key(k, kn, k1, sizeof k1);
+            rc = corrupt(s, eoff, k1,
+                         "key '%s' at offset %llu is not above the previous index separator '%s'",
+                         k1, (unsigned long long)eoff,
+                         show_key(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
+            break;
+        }
+        if (key_cmp(k, kn, sep, sep_len) > 0) {
+            show_key(k, kn, k1, sizeof k1);
+            rc = corrupt(s, eoff, k1,
+                         "key '%s' at offset %llu is above its block's index separator '%s'", k1,
+                         (unsigned long long)eoff, show_key(sep, sep_len, k2, sizeof k2));
+            break;
+        }
+        w->last.len = 0;
+        if (!trestle__buf_append(&w->last, k, kn)) {
+            rc = trestle__error_set(s->err, TRESTLE_E_NOMEM, 0, NULL, s->path, -1, -1,
+                                    "%s: out of memory", s->path);
+            break;
+        }
+        w->have_last = true;
+        s->st->entries++;
+        rc = w->fn(w->user, k, kn, it.value, it.value_len, at(b, it.value_pos), s->err);
+    }
+    trestle__buf_free(&it.key);
+    return rc;
+}
+
+/*
+ * Handle one index entry: decode the data block handle from its value, read
+ * the block and walk it against the entry's separator key.
+ */
+static int visit_index_entry(const scan_ctx *s, walk *w, const block *ib, const block_iter *ix)
+{
+    char k1[KEY_SHOWN_MAX * 4 + 8], k2[KEY_SHOWN_MAX * 4 + 8];
+    const uint8_t *sep = ix->key.data ? ix->key.data : (const uint8_t *)"";
+    uint64_t where = at(ib, ix->entry_pos), off, len;
+    block db;
+    int rc;
+
+    if (w->have_sep && key_cmp(sep, ix->key.len, w->prev_sep.data, w->prev_sep.len) <= 0)
+        return corrupt(s, where, NULL,
+                       "index separator '%s' at offset %llu does not follow the previous one '%s'",
+                       show_key(sep, ix->key.len, k1, sizeof k1), (unsigned long long)where,
+                       show_key(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
+    trestle__cursor c = tr_cursor(ix->value, ix->value_len);
+    rc = get_handle(s, &c, at(ib, ix->value_pos), "data", &off, &len);
+    if (rc != TRESTLE_OK)
+        return rc;
+    /* TF writes data blocks back to back; overlap would let a small file
+     * make the scan re-read (and re-check) the same bytes without bound. */
+    if (off < w->data_end)
+        return corrupt(s, at(ib, ix->value_pos), NULL,
+                       "data block at offset %llu overlaps or precedes the previous data block "
+                       "(which ends at offset %llu)", (unsigned long long)off,
+                       (unsigned long long)w->data_end);
+    w->data_end = off + len + TRESTLE_SSTABLE_TRAILER_SIZE;
+    rc = read_block(s, off, len, &db);
+    if (rc != TRESTLE_OK)
+        return rc;
+    s->st->data_blocks++;
+    rc = scan_data_block(s, w, &db, sep, ix->key.len);
+    free(db.owned);
+    if (rc != TRESTLE_OK)
+        return rc;
+    w->prev_sep.len = 0;
+    if (!trestle__buf_append(&w->prev_sep, sep, ix->key.len))
+        return trestle__error_set(s->err, TRESTLE_E_NOMEM, 0, NULL, s->path, -1, -1,
+                                  "%s: out of memory", s->path);
+    w->have_sep = true;
+    return TRESTLE_OK;
+}
+
+int trestle__table_scan(const uint8_t *file, size_t size, const char *path, int verify_crc,
+                        trestle__table_visit_fn fn, void *user, trestle__table_stats *stats,
+                        trestle_error *err)
+{
+    trestle__table_stats local = { 0 };
+    scan_ctx s = { file, size, 0, path ? path : "", verify_crc, stats ? stats : &local, err };
+    walk w = { .fn = fn, .user = user };
+    block ib = { 0 };
+    block_iter ix = { 0 };
+    uint64_t meta_off, meta_len, idx_off, idx_len;
+    bool done = false;
+    int rc;
+
+    memset(s.st, 0, sizeof *s.st);
+    if (!file || size < TRESTLE_SSTABLE_FOOTER_SIZE)
+        return corrupt(&s, 0, NULL, "file is too short to be an sstable (%zu bytes, the footer "
+                       "alone is %d)", file ? size : 0, TRESTLE_SSTABLE_FOOTER_SIZE);
+    s.blocks_end = size - TRESTLE_SSTABLE_FOOTER_SIZE;
+    if (tr_load_le64(file + size - 8) != TRESTLE_SSTABLE_MAGIC)
+        return corrupt(&s, size - 8, NULL, "not an sstable (bad magic number) at offset %zu",
+                       size - 8);
+    /* Two handles of at most 20 bytes each, padded to 40; the rest is magic. */
+    trestle__cursor fc = tr_cursor(file + s.blocks_end, 40);
+    rc = get_handle(&s, &fc, s.blocks_end, "metaindex", &meta_off, &meta_len);
+    if (rc == TRESTLE_OK)
+        rc = get_handle(&s, &fc, s.blocks_end + (size_t)(fc.p - (file + s.blocks_end)), "index",
+                        &idx_off, &idx_len);
+    if (rc != TRESTLE_OK)
+        return rc;
+    /* TF never reads the metaindex block (always empty), so neither do we. */
+    rc = read_block(&s, idx_off, idx_len, &ib);
+    if (rc != TRESTLE_OK)
+        return rc;
+    rc = iter_init(&s, &ib, &ix);
+    while (rc == TRESTLE_OK) {
+        rc = iter_next(&s, &ix, &done);
+        if (rc != TRESTLE_OK || done)
+            break;
+        rc = visit_index_entry(&s, &w, &ib, &ix);
+    }
+    trestle__buf_free(&ix.key);
+    trestle__buf_free(&w.last);
+    trestle__buf_free(&w.prev_sep);
+    free(ib.owned);
+    return rc;
+}
