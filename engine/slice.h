@@ -40,7 +40,7 @@ typedef struct trestle__spec {
  * messages (see §6.1), e.g. "Need least two elements in shape_and_slice
  * specification: 4". NULL or "" gives whole = true. Also checks each
  * extent against its dim ("Extent in dimension 1 out of bounds: shape =
- * [4,6], slice = 0,7:-"). Errors: TRESTLE_E_BAD_SPEC; TRESTLE_E_LIMIT
+ * [4,6], slice = -:0,7"). Errors: TRESTLE_E_BAD_SPEC; TRESTLE_E_LIMIT
  * for rank > TRESTLE_MAX_SLICE_RANK.
  */
 int trestle__spec_parse(const char *text, trestle__spec *out, trestle_error *err);
