@@ -300,6 +300,8 @@ int trestle_writer_add_slice(trestle_writer *w, const char *name, int dtype, con
     free(key);
     if (rc != TRESTLE_OK)
         return rc;
+    /* add_bytes may have moved the entry array: look the full entry up again. */
+    full = find_entry(w, name, strlen(name));
     if (!full) {
         full = new_entry(w, name, strlen(name), err);
         if (!full)

@@ -1,0 +1,482 @@
+/*
+ * plan_names.c - the name half of the restore planner: which checkpoint key
+ * an op's graph name means, and what to say when there is none.
+ *
+ * A graph name goes through exclusion globs, then the caller's rename rules
+ * ("graph=ckpt" exact, "prefix/=ckpt_prefix/" by prefix), then, when that
+ * key is absent, the TF 1.x RNN rename table (tf-checkpoint-format.md
+ * Appendix C) in both directions, so an old graph loads a new checkpoint
+ * and a new graph an old one. When keys stay missing, the report lists all
+ * of them at once in TensorFlow's words with up to three suggestions each:
+ * RNN-table and TF2 ".ATTRIBUTES/VARIABLE_VALUE" neighbours first, then
+ * listed keys a few edits away. The edit-distance search is bounded
+ * (length and byte-histogram filters, a banded DP that stops early) so a
+ * 100k-key checkpoint answers quickly, and it only runs for the lines that
+ * fit in the error message.
+ *
+ * Everything here is a pure function of its arguments; nothing is kept.
+ */
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "error.h"
+#include "plan_names.h"
+
+#define MAX_SUGGESTIONS 3 /* "did you mean a, b or c?" at most */
+#define TF2_SUFFIX "/.ATTRIBUTES/VARIABLE_VALUE" /* object-based checkpoint keys */
+#define TRAILER_RESERVE 48 /* room kept for "\n... and N more missing keys" */
+#define MAX_SUGGEST_KEY 256 /* longest key given near-spelling suggestions */
+
+/* TF 1.x contrib RNN renames, in checkpoint_convert.py's order: for a name,
+ * only the first rule whose substring occurs applies. */
+static const struct {
+    const char *old_name; /* TF <= 1.1 spelling */
+    const char *new_name; /* TF >= 1.2 spelling */
+} rnn_table[] = {
+    { "basic_rnn_cell/weights", "basic_rnn_cell/kernel" },
+    { "basic_rnn_cell/biases", "basic_rnn_cell/bias" },
+    { "gru_cell/weights", "gru_cell/kernel" },
+    { "gru_cell/biases", "gru_cell/bias" },
+    { "gru_cell/gates/weights", "gru_cell/gates/kernel" },
+    { "gru_cell/gates/biases", "gru_cell/gates/bias" },
+    { "gru_cell/candidate/weights", "gru_cell/candidate/kernel" },
+    { "gru_cell/candidate/biases", "gru_cell/candidate/bias" },
+    { "basic_lstm_cell/weights", "basic_lstm_cell/kernel" },
+    { "basic_lstm_cell/biases", "basic_lstm_cell/bias" },
+    { "lstm_cell/weights", "lstm_cell/kernel" },
+    { "lstm_cell/biases", "lstm_cell/bias" },
+    { "lstm_cell/projection/weights", "lstm_cell/projection/kernel" },
+    { "lstm_cell/projection/biases", "lstm_cell/projection/bias" },
+    { "output_projection_wrapper/weights", "output_projection_wrapper/kernel" },
+    { "output_projection_wrapper/biases", "output_projection_wrapper/bias" },
+    { "input_projection_wrapper/weights", "input_projection_wrapper/kernel" },
+    { "input_projection_wrapper/biases", "input_projection_wrapper/bias" },
+    { "lstm_block_wrapper/weights", "lstm_block_wrapper/kernel" },
+    { "lstm_block_wrapper/biases", "lstm_block_wrapper/bias" },
+    { "layer_norm_basic_lstm_cell/weights", "layer_norm_basic_lstm_cell/kernel" },
+    { "layer_norm_basic_lstm_cell/biases", "layer_norm_basic_lstm_cell/bias" },
+    { "ugrnn_cell/weights", "ugrnn_cell/kernel" },
+    { "ugrnn_cell/biases", "ugrnn_cell/bias" },
+    { "nas_rnn/weights", "nas_rnn/kernel" },
+    { "nas_rnn/recurrent_weights", "nas_rnn/recurrent_kernel" },
+    { "intersection_rnn_cell/weights", "intersection_rnn_cell/kernel" },
+    { "intersection_rnn_cell/biases", "intersection_rnn_cell/bias" },
+    { "intersection_rnn_cell/in_projection/weights", "intersection_rnn_cell/in_projection/kernel" },
+    { "intersection_rnn_cell/in_projection/biases", "intersection_rnn_cell/in_projection/bias" },
+    { "phased_lstm_cell/mask_gates/weights", "phased_lstm_cell/mask_gates/kernel" },
+    { "phased_lstm_cell/mask_gates/biases", "phased_lstm_cell/mask_gates/bias" },
+    { "phased_lstm_cell/new_input/weights", "phased_lstm_cell/new_input/kernel" },
+    { "phased_lstm_cell/new_input/biases", "phased_lstm_cell/new_input/bias" },
+    { "phased_lstm_cell/output_gate/weights", "phased_lstm_cell/output_gate/kernel" },
+    { "phased_lstm_cell/output_gate/biases", "phased_lstm_cell/output_gate/bias" },
+    { "attention_cell_wrapper/weights", "attention_cell_wrapper/kernel" },
+    { "attention_cell_wrapper/biases", "attention_cell_wrapper/bias" },
+    { "attention_cell_wrapper/attn_output_projection/weights",
+      "attention_cell_wrapper/attn_output_projection/kernel" },
+    { "attention_cell_wrapper/attn_output_projection/biases",
+      "attention_cell_wrapper/attn_output_projection/bias" },
+    { "attention_cell_wrapper/attention/weights", "attention_cell_wrapper/attention/kernel" },
+    { "attention_cell_wrapper/attention/biases", "attention_cell_wrapper/attention/bias" },
+};
+
+/* ---- rules and lookups ---- */
+
+int trestle__plan_names_check(const trestle_plan_options *o, trestle_error *err)
+{
+    if (o->num_renames > 0 && !o->renames)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "num_renames is %zu but renames is NULL", o->num_renames);
+    if (o->num_excludes > 0 && !o->excludes)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "num_excludes is %zu but excludes is NULL", o->num_excludes);
+    for (size_t i = 0; i < o->num_renames; i++) {
+        const char *r = o->renames[i];
+        const char *eq = r ? strchr(r, '=') : NULL;
+        if (!eq || eq == r)
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "rename rule %zu (%s) is not of the form graph=ckpt", i,
+                                         r ? r : "NULL");
+    }
+    for (size_t i = 0; i < o->num_excludes; i++)
+        if (!o->excludes[i])
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "exclusion pattern %zu is NULL", i);
+    return TRESTLE_OK;
+}
+
+bool trestle__plan_excluded(const trestle_plan_options *o, const char *name)
+{
+    for (size_t i = 0; i < o->num_excludes; i++)
+        if (fnmatch(o->excludes[i], name, 0) == 0)
+            return true;
+    return false;
+}
+
+size_t trestle__plan_lookup_listed(const trestle_checkpoint *c, const char *key)
+{
+    size_t at = trestle__checkpoint_lookup(c, key, strlen(key));
+    if (at == (size_t)-1 || c->entries[at].kind == TRESTLE__ENTRY_SLICE_PART)
+        return TRESTLE__NOT_LISTED;
+    return at;
+}
+
+/* head ‖ tail as a new string, or NULL when out of memory. */
+static char *join(const char *head, size_t head_len, const char *tail)
+{
+    size_t tail_len = strlen(tail);
+    uint64_t n;
+    if (!tr_add_u64(head_len, tail_len, &n) || n >= SIZE_MAX)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, head, head_len);
+    memcpy(s + head_len, tail, tail_len + 1);
+    return s;
+}
+
+/* The caller's rename rules applied to name: exact rules win, else the
+ * longest matching prefix rule, else the name itself. NULL on ENOMEM. */
+static char *apply_renames(const trestle_plan_options *o, const char *name)
+{
+    size_t name_len = strlen(name), best_len = 0;
+    const char *best = NULL;
+
+    for (size_t i = 0; i < o->num_renames; i++) {
+        const char *r = o->renames[i];
+        size_t left = (size_t)(strchr(r, '=') - r); /* checked by names_check */
+        if (r[left - 1] != '/') {
+            if (left == name_len && memcmp(r, name, left) == 0)
+                return strdup(r + left + 1);
+        } else if (left <= name_len && left > best_len && memcmp(r, name, left) == 0) {
+            best = r;
+            best_len = left;
+        }
+    }
+    if (!best)
+        return strdup(name);
+    const char *to = best + best_len + 1;
+    return join(to, strlen(to), name + best_len);
+}
+
+/* Every occurrence of `from` in s replaced by `to` (Python's str.replace,
+ * as checkpoint_convert.py does). NULL on ENOMEM. */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    size_t from_len = strlen(from), to_len = strlen(to), count = 0;
+    for (const char *p = strstr(s, from); p; p = strstr(p + from_len, from))
+        count++;
+    uint64_t grow, len;
+    if (!tr_mul_u64(count, to_len, &grow) || !tr_add_u64(strlen(s) - count * from_len, grow, &len) ||
+        len >= SIZE_MAX)
+        return NULL;
+    char *out = malloc((size_t)len + 1), *w = out;
+    if (!out)
+        return NULL;
+    const char *p = s;
+    for (const char *hit; (hit = strstr(p, from)) != NULL; p = hit + from_len) {
+        memcpy(w, p, (size_t)(hit - p));
+        w += hit - p;
+        memcpy(w, to, to_len);
+        w += to_len;
+    }
+    strcpy(w, p);
+    return out;
+}
+
+/* Apply the first RNN rule whose source occurs in s (old->new, or new->old
+ * when `reverse`): 1 with *out set, 0 when no rule matches, -1 on ENOMEM. */
+static int rnn_rename(const char *s, bool reverse, char **out)
+{
+    *out = NULL;
+    for (size_t i = 0; i < sizeof rnn_table / sizeof rnn_table[0]; i++) {
+        const char *from = reverse ? rnn_table[i].new_name : rnn_table[i].old_name;
+        const char *to = reverse ? rnn_table[i].old_name : rnn_table[i].new_name;
+        if (strstr(s, from)) {
+            *out = replace_all(s, from, to);
+            return *out ? 1 : -1;
+        }
+    }
+    return 0;
+}
+
+int trestle__plan_resolve(const trestle_checkpoint *c, const trestle_plan_options *o,
+                          const char *name, size_t *entry, char **lookup, trestle_error *err)
+{
+    *entry = TRESTLE__NOT_LISTED;
+    *lookup = apply_renames(o, name);
+    if (!*lookup)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    *entry = trestle__plan_lookup_listed(c, *lookup);
+    if (*entry != TRESTLE__NOT_LISTED || !o->tf1_rnn_renames)
+        return TRESTLE_OK;
+    /* Old graph names against a new checkpoint first, then the reverse. */
+    for (int reverse = 0; reverse < 2; reverse++) {
+        char *alt;
+        int r = rnn_rename(*lookup, reverse, &alt);
+        if (r < 0) {
+            free(*lookup);
+            *lookup = NULL;
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        }
+        if (r == 0)
+            continue;
+        *entry = trestle__plan_lookup_listed(c, alt);
+        free(alt);
+        if (*entry != TRESTLE__NOT_LISTED)
+            return TRESTLE_OK;
+    }
+    return TRESTLE_OK;
+}
+
+/* ---- suggestions ---- */
+
+/* Search state for one missing key. */
+typedef struct finder {
+    const trestle_checkpoint *c;
+    const char *key;             /* the missing key */
+    size_t len;                  /* its length */
+    size_t limit;                /* largest edit distance worth suggesting */
+    int hist[128];               /* key's byte counts (folded to 7 bits) */
+    int work[128];               /* hist, restored after each candidate */
+    uint32_t *dp;                /* DP rows: row i = first i bytes of a candidate,
+                                    (len + limit + 1) rows of len + 1 cells */
+    uint32_t *row_min;           /* smallest in-band value of each row */
+    const char *prev;            /* candidate whose prefix rows dp holds */
+    size_t rows;                 /* rows 0 .. rows-1 are valid for prev */
+    const char *pick[MAX_SUGGESTIONS]; /* suggestions, in the order shown */
+    size_t n_pick;
+    size_t best;                 /* distance of the near-key picks */
+} finder;
+
+/*
+ * Levenshtein distance from the key to b (lb <= len + limit) when it is
+ * <= k (k <= limit), else more than k. Only the band |i - j| <= k is
+ * computed, a row whose every cell exceeds k ends the walk, and the rows
+ * of the prefix b shares with the previous candidate are reused: listed
+ * keys come sorted, so most of each key's rows are already there. Rows
+ * made under a wider band stay valid, since k only shrinks during a scan.
+ */
+static size_t distance(finder *f, const char *b, size_t lb, size_t k)
+{
+    const size_t la = f->len, w = la + 1;
+    const uint32_t inf = (uint32_t)f->limit + 1;
+    size_t shared = 0, top = lb < f->rows - 1 ? lb : f->rows - 1;
+
+    if (f->prev)
+        while (shared < top && f->prev[shared] == b[shared])
+            shared++;
+    f->prev = b;
+    f->rows = shared + 1;
+    /* Row minima never decrease down the rows: a bad shared row rules b out. */
+    if (f->row_min[shared] > k)
+        return k + 1;
+    for (size_t i = shared + 1; i <= lb; i++) {
+        uint32_t *cur = f->dp + i * w, *up = cur - w, row_min = inf;
+        size_t lo = i > k ? i - k : 0, hi = i + k < la ? i + k : la;
+        size_t up_hi = i - 1 + k < la ? i - 1 + k : la;
+        for (size_t j = lo; j <= hi; j++) {
+            uint32_t v;
+            if (j == 0) {
+                v = i < inf ? (uint32_t)i : inf;
+            } else {
+                v = up[j - 1] + (b[i - 1] != f->key[j - 1]);
+                if (j <= up_hi && up[j] + 1 < v)
+                    v = up[j] + 1;
+                if (j > lo && cur[j - 1] + 1 < v)
+                    v = cur[j - 1] + 1;
+                if (v > inf)
+                    v = inf;
+            }
+            cur[j] = v;
+            if (v < row_min)
+                row_min = v;
+        }
+        f->row_min[i] = row_min;
+        f->rows = i + 1;
+        if (row_min > k)
+            return k + 1;
+    }
+    size_t d = f->dp[lb * w + la];
+    return d <= k ? d : k + 1;
+}
+
+/* Suggest `cand` when it is a listed key not yet picked. 0, or -1 on
+ * ENOMEM (cand is NULL after a failed allocation). */
+static int add_neighbour(finder *f, char *cand)
+{
+    if (!cand)
+        return -1;
+    size_t at = trestle__plan_lookup_listed(f->c, cand);
+    free(cand);
+    if (at == TRESTLE__NOT_LISTED || f->n_pick == MAX_SUGGESTIONS)
+        return 0;
+    for (size_t i = 0; i < f->n_pick; i++)
+        if (f->pick[i] == f->c->entries[at].key)
+            return 0;
+    f->pick[f->n_pick++] = f->c->entries[at].key;
+    return 0;
+}
+
+/* Rename neighbours: the RNN table both ways and the TF2 variable suffix
+ * stripped or added. */
+static int find_neighbours(finder *f)
+{
+    for (int reverse = 0; reverse < 2; reverse++) {
+        char *alt;
+        int r = rnn_rename(f->key, reverse, &alt);
+        if (r < 0 || (r > 0 && add_neighbour(f, alt) < 0))
+            return -1;
+    }
+    size_t sl = sizeof TF2_SUFFIX - 1;
+    if (f->len > sl && memcmp(f->key + f->len - sl, TF2_SUFFIX, sl) == 0)
+        return add_neighbour(f, join(f->key, f->len - sl, ""));
+    return add_neighbour(f, join(f->key, f->len, TF2_SUFFIX));
+}
+
+/* Lower bound on the edit distance from the byte histograms: one edit
+ * changes the multiset difference by at most 2. */
+static size_t histogram_bound(finder *f, const char *s, size_t n)
+{
+    size_t common = 0;
+    for (size_t i = 0; i < n; i++) {
+        int *w = &f->work[(unsigned char)s[i] & 127];
+        if (*w > 0) {
+            (*w)--;
+            common++;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        f->work[(unsigned char)s[i] & 127] = f->hist[(unsigned char)s[i] & 127];
+    return (f->len + n - 2 * common + 1) / 2;
+}
+
+/*
+ * The listed keys nearest to the key, all at the same smallest distance
+ * (<= f->limit), in key order. A farther key next to a nearer one is
+ * noise, and so is one as far from the key as the key is long. The bound
+ * shrinks as hits come in, so most keys fall to the length or histogram
+ * test before any DP runs.
+ */
+static void find_near(finder *f)
+{
+    for (size_t i = 0; i < f->len; i++)
+        f->hist[(unsigned char)f->key[i] & 127]++;
+    memcpy(f->work, f->hist, sizeof f->work);
+    f->best = f->limit;
+    for (size_t li = 0; li < f->c->num_listed; li++) {
+        /* Once full, only a strictly nearer key can change the answer. */
+        size_t k = f->n_pick == MAX_SUGGESTIONS ? f->best - 1 : f->best;
+        if (k == 0)
+            break;
+        const trestle__entry *e = trestle__listed(f->c, li);
+        size_t gap = e->key_len > f->len ? e->key_len - f->len : f->len - e->key_len;
+        if (gap > k || histogram_bound(f, e->key, e->key_len) > k)
+            continue;
+        size_t d = distance(f, e->key, e->key_len, k);
+        if (d > k || d >= f->len)
+            continue;
+        if (d < f->best || f->n_pick == 0) {
+            f->best = d;
+            f->n_pick = 0;
+        }
+        f->pick[f->n_pick++] = e->key;
+    }
+}
+
+/* ---- the report ---- */
+
+/* A bounded text buffer: appends are truncated, never overflow. */
+typedef struct text {
+    char *buf;
+    size_t cap, len;
+} text;
+
+__attribute__((format(printf, 2, 3))) static void text_add(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->len = t->len + (size_t)n < t->cap ? t->len + (size_t)n : t->cap - 1;
+}
+
+/* One line, "Key K not found in checkpoint (did you mean A, B or C?)". */
+static int format_line(const trestle_checkpoint *c, const char *key, text *line)
+{
+    finder f;
+    memset(&f, 0, sizeof f);
+    f.c = c;
+    f.key = key;
+    f.len = strlen(key);
+    f.limit = f.len / 4 > 2 ? f.len / 4 : 2;
+    if (find_neighbours(&f) < 0)
+        return TRESTLE_E_NOMEM;
+    /* A rename neighbour explains the miss; near spellings would only blur
+     * it. Keys too long to show twice in a message get no spelling search. */
+    if (f.n_pick == 0 && f.len <= MAX_SUGGEST_KEY) {
+        size_t rows = f.len + f.limit + 1;
+        f.dp = malloc(rows * (f.len + 1) * sizeof *f.dp);
+        f.row_min = malloc(rows * sizeof *f.row_min);
+        if (!f.dp || !f.row_min) {
+            free(f.dp);
+            free(f.row_min);
+            return TRESTLE_E_NOMEM;
+        }
+        for (size_t j = 0; j <= f.len; j++)
+            f.dp[j] = j <= f.limit ? (uint32_t)j : (uint32_t)f.limit + 1;
+        f.row_min[0] = 0;
+        f.rows = 1;
+        find_near(&f);
+        free(f.dp);
+        free(f.row_min);
+    }
+    line->len = 0;
+    line->buf[0] = '\0';
+    text_add(line, "Key %s not found in checkpoint", key);
+    for (size_t i = 0; i < f.n_pick; i++)
+        text_add(line, "%s%s", i == 0 ? " (did you mean " : i + 1 == f.n_pick ? " or " : ", ",
+                 f.pick[i]);
+    if (f.n_pick > 0)
+        text_add(line, "?)");
+    return TRESTLE_OK;
+}
+
+static int compare_keys(const void *a, const void *b)
+{
+    /* strcmp orders like memcmp, as TF sorts names and the index sorts keys. */
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int trestle__plan_report_missing(const trestle_checkpoint *c, const char **keys, size_t n,
+                                 trestle_error *err)
+{
+    char msg_buf[TRESTLE_ERROR_MESSAGE_MAX], line_buf[TRESTLE_ERROR_MESSAGE_MAX];
+    text msg = { msg_buf, sizeof msg_buf, 0 }, line = { line_buf, sizeof line_buf, 0 };
+    size_t m = 0;
+
+    qsort(keys, n, sizeof *keys, compare_keys);
+    for (size_t i = 0; i < n; i++)
+        if (m == 0 || strcmp(keys[m - 1], keys[i]) != 0)
+            keys[m++] = keys[i];
+    msg_buf[0] = '\0';
+    for (size_t i = 0; i < m; i++) {
+        if (format_line(c, keys[i], &line) != TRESTLE_OK)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        /* Suggestions are searched only for lines that fit; the rest are counted. */
+        size_t reserve = i + 1 < m ? TRAILER_RESERVE : 0;
+        if (i > 0 && msg.len + 1 + line.len + reserve >= msg.cap) {
+            text_add(&msg, "\n... and %zu more missing keys", m - i);
+            break;
+        }
+        text_add(&msg, "%s%s", i > 0 ? "\n" : "", line_buf);
+    }
+    return trestle__error_set(err, TRESTLE_E_KEY_NOT_FOUND, 0, keys[0], c->index_path, -1, -1,
+                              "%s", msg_buf);
+}

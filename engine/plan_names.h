@@ -1,0 +1,50 @@
+/*
+ * plan_names.h - the name half of the planner (engine/plan_names.c): from
+ * an op's graph name to a listed checkpoint key through exclusions, rename
+ * rules and the TF 1.x RNN table, and the all-missing-keys report with its
+ * "did you mean" suggestions. engine/plan.c is the only user.
+ */
+#ifndef TRESTLE_PLAN_NAMES_H
+#define TRESTLE_PLAN_NAMES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "checkpoint.h"
+#include "trestle.h"
+
+#define TRESTLE__NOT_LISTED ((size_t)-1) /* no listed entry has that key */
+
+/* Check the rename rules ("a=b", left side non-empty) and exclusion
+ * patterns (non-NULL) of `o`: TRESTLE_E_INVALID_ARG naming the bad one. */
+int trestle__plan_names_check(const trestle_plan_options *o, trestle_error *err);
+
+/* True when `name` matches one of the exclusion globs (fnmatch without
+ * FNM_PATHNAME: '*' also matches '/', so one pattern covers any depth). */
+bool trestle__plan_excluded(const trestle_plan_options *o, const char *name);
+
+/* Entry index of the listed tensor keyed `key`, or TRESTLE__NOT_LISTED
+ * (slice-part keys are never found). */
+size_t trestle__plan_lookup_listed(const trestle_checkpoint *c, const char *key);
+
+/*
+ * Resolve `name`: rename rules first (exact beats prefix, longest prefix
+ * wins), then, when that key is absent and o->tf1_rnn_renames is set, the
+ * RNN table old->new, then new->old. *entry receives the entry index or
+ * TRESTLE__NOT_LISTED; *lookup (malloc'd, the caller frees it) the key
+ * after renames, which is the one a missing-key report names.
+ * Returns TRESTLE_OK or TRESTLE_E_NOMEM (then *lookup is NULL).
+ */
+int trestle__plan_resolve(const trestle_checkpoint *c, const trestle_plan_options *o,
+                          const char *name, size_t *entry, char **lookup, trestle_error *err);
+
+/*
+ * Fill `err` with TRESTLE_E_KEY_NOT_FOUND listing the `n` (>= 1) missing
+ * `keys`, sorted and without repeats, one TF-worded line each with up to
+ * three suggestions. `keys` is sorted in place. err->key is the first key
+ * in sorted order. Returns TRESTLE_E_KEY_NOT_FOUND, or TRESTLE_E_NOMEM.
+ */
+int trestle__plan_report_missing(const trestle_checkpoint *c, const char **keys, size_t n,
+                                 trestle_error *err);
+
+#endif /* TRESTLE_PLAN_NAMES_H */
