@@ -140,6 +140,13 @@ static int resolve_ops(builder *b, const trestle_op *ops, trestle_error *err)
         }
         if (!ops) {
             op->entry = b->c->listed[i];
+            /* "Every tensor" means every restorable one: a DT_VARIANT (e.g. a
+             * tf.data iterator state) is skipped and counted, not fatal. */
+            if (b->c->entries[op->entry].dtype == TRESTLE_DT_VARIANT) {
+                op->skipped = 1;
+                op->entry = TRESTLE__NOT_LISTED;
+                continue;
+            }
         } else {
             int rc = trestle__plan_resolve(b->c, &b->o, name, &op->entry, &b->lookup[i], err);
             if (rc != TRESTLE_OK)

@@ -461,7 +461,8 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * `Key lstm_cell/biases not found in checkpoint (did you mean lstm_cell/bias?)`.
  *
  * @param[in]  c    the checkpoint; must outlive the plan.
- * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole".
+ * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole"
+ *                  (DT_VARIANT tensors, which cannot be restored, are then skipped).
  *                  Copied; the caller's destination buffers must stay valid
  *                  until the restore ends.
  * @param[out] out  the plan, or NULL on failure; free with trestle_plan_free().
@@ -481,7 +482,7 @@ TRESTLE_API void trestle_plan_free(trestle_plan *p);
 typedef struct trestle_plan_op_info {
     const char *name;        /**< the op's name as given */
     const char *key;         /**< the checkpoint key it resolved to, or NULL if skipped */
-    int skipped;             /**< 1 = excluded, 2 = missing and allowed */
+    int skipped;             /**< 1 = excluded (or a DT_VARIANT in every-tensor mode), 2 = missing and allowed */
     int dtype;               /**< stored dtype */
     int rank;                /**< rank of the restored (possibly sliced) tensor */
     const int64_t *dims;     /**< its shape */
