@@ -21,8 +21,8 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
-    { "inspect", cli_inspect_main, "list tensors (name, dtype, shape, size, shard, offset); "
-                                   "print values, stats, JSON; --verify" },
+    { "inspect", cli_inspect_main, "list tensors with shapes, sizes and offsets; values, stats, "
+                                   "JSON" },
     { "verify", cli_verify_main, "check every tensor's CRC32C and name the bad ones" },
     { "restore", cli_restore_main, "restore tensors (all, or an ops file) and report throughput" },
     { "diff", cli_diff_main, "compare two checkpoints (or an ops file) key by key" },

@@ -1,0 +1,122 @@
+/*
+ * fuzz_plan.c - libFuzzer target for planner input: the input is an op
+ * list, one op per line, "NAME<TAB>SHAPE_AND_SLICES<TAB>flags". The first
+ * line may carry rename/exclusion rules ("!rename a=b", "!exclude glob").
+ * It is planned against a small partitioned checkpoint made once with
+ * trestle's writer. Exercises shape_and_slices parsing, renames, the
+ * missing-key report with its suggestions, slice resolution and batching.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trestle.h"
+
+static trestle_checkpoint *ckpt;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    char prefix[4096];
+    snprintf(prefix, sizeof prefix, "/tmp/trestle-fuzz-plan-%ld", (long)getpid());
+    trestle_writer_options wo;
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    trestle_writer *w;
+    if (trestle_writer_create(prefix, &wo, &w, NULL) != TRESTLE_OK)
+        abort();
+    float buf[10 * 6];
+    for (int i = 0; i < 60; i++)
+        buf[i] = (float)i;
+    int64_t d2[2] = { 10, 6 }, d1 = 6;
+    trestle_writer_add(w, "dense/kernel", TRESTLE_DT_FLOAT, 2, d2, buf, sizeof buf, 0, NULL);
+    trestle_writer_add(w, "dense/bias", TRESTLE_DT_FLOAT, 1, &d1, buf, 24, 1, NULL);
+    trestle_writer_add(w, "rnn/lstm_cell/kernel", TRESTLE_DT_FLOAT, 2, d2, buf, sizeof buf, 1, NULL);
+    trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, "10 6 0,3:-", buf, 72, 0, NULL);
+    trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, "10 6 3,7:-", buf + 18, 168, 1, NULL);
+    trestle_bytes s = { (const uint8_t *)"x", 1 };
+    int64_t one = 1;
+    trestle_writer_add_strings(w, "vocab", 1, &one, &s, 0, NULL);
+    if (trestle_writer_finish(w, NULL) != TRESTLE_OK)
+        abort();
+    trestle_writer_free(w);
+    if (trestle_open(prefix, NULL, &ckpt, NULL) != TRESTLE_OK)
+        abort();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = '\0';
+
+    enum { MAX_OPS = 64 };
+    trestle_op ops[MAX_OPS];
+    const char *renames[8], *excludes[8];
+    size_t n = 0, nr = 0, ne = 0;
+    trestle_plan_options po;
+    trestle_plan_options_init(&po);
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && n < MAX_OPS;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "!rename ", 8) == 0 && nr < 8) {
+            renames[nr++] = line + 8;
+            continue;
+        }
+        if (strncmp(line, "!exclude ", 9) == 0 && ne < 8) {
+            excludes[ne++] = line + 9;
+            continue;
+        }
+        if (strcmp(line, "!missing") == 0) {
+            po.allow_missing = 1;
+            continue;
+        }
+        if (strcmp(line, "!rnn") == 0) {
+            po.tf1_rnn_renames = 1;
+            continue;
+        }
+        memset(&ops[n], 0, sizeof ops[n]);
+        char *tab = strchr(line, '\t');
+        if (tab) {
+            *tab = '\0';
+            ops[n].shape_and_slices = tab + 1;
+            char *tab2 = strchr(tab + 1, '\t');
+            if (tab2) {
+                *tab2 = '\0';
+                ops[n].dtype = trestle_dtype_from_name(tab2 + 1);
+            }
+        }
+        ops[n].name = line;
+        ops[n].dest_kind = TRESTLE_DEST_DISCARD;
+        n++;
+    }
+    po.renames = renames;
+    po.num_renames = nr;
+    po.excludes = excludes;
+    po.num_excludes = ne;
+    trestle_plan *p = NULL;
+    trestle_error err;
+    if (trestle_plan_create(ckpt, ops, n, &po, &p, &err) == TRESTLE_OK) {
+        trestle_plan_stats st;
+        trestle_plan_get_stats(p, &st);
+        trestle_restore_options ro;
+        trestle_restore_options_init(&ro);
+        ro.reader = TRESTLE_READER_PREAD;
+        ro.threads = 1;
+        (void)trestle_restore(p, &ro, NULL, &err);
+        trestle_plan_free(p);
+    } else if (p != NULL) {
+        abort();
+    }
+    free(text);
+    return 0;
+}

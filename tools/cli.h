@@ -1,0 +1,257 @@
+/*
+ * cli.h - what the `trestle` command-line tool's files share: the command
+ * entry points, exit codes, error and usage reporting, human sizes, value
+ * formatting, tables, JSON, the ops-file parser and the per-tensor scan.
+ *
+ * The CLI is a client of the public API only (include/trestle.h); nothing
+ * here may reach into engine/. Every command is `int cli_<name>_main(argc,
+ * argv)` with argv[0] the command's name, and returns an exit code.
+ */
+#ifndef TRESTLE_CLI_H
+#define TRESTLE_CLI_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "trestle.h"
+
+/* ---- exit codes ---- */
+#define CLI_EXIT_OK 0       /* success (diff: identical) */
+#define CLI_EXIT_FAIL 1     /* the operation failed (diff: different) */
+#define CLI_EXIT_USAGE 2    /* bad command line (diff: trouble) */
+
+/* ---- commands (one file each) ---- */
+int cli_inspect_main(int argc, char **argv);
+int cli_verify_main(int argc, char **argv);
+int cli_synth_main(int argc, char **argv);
+int cli_restore_main(int argc, char **argv);
+int cli_diff_main(int argc, char **argv);
+int cli_bench_main(int argc, char **argv);
+
+/* ---- errors and usage (cli_util.c) ---- */
+
+/* Print "trestle: <message>" and a newline to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Print a library error as "trestle: <err->message>" (falling back to the
+ * code's text when the message is empty); returns CLI_EXIT_FAIL. */
+int cli_fail(const trestle_error *err);
+
+/* Print "trestle: <cmd>: <message>" plus a pointer to `trestle <cmd> --help`
+ * to stderr; returns CLI_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Report what getopt_long rejected (`c` is '?' or ':'; getopt must run with
+ * an optstring starting with ':' and opterr = 0). Returns CLI_EXIT_USAGE.
+ */
+int cli_bad_option(const char *cmd, char **argv, int c);
+
+/* Reset getopt so that a command may parse its own argv from the start. */
+void cli_getopt_reset(void);
+
+/* Open a checkpoint with default options; prints the error and returns
+ * CLI_EXIT_FAIL on failure, CLI_EXIT_OK otherwise. */
+int cli_open(const char *path, trestle_checkpoint **out);
+
+/* ---- numbers and sizes (cli_util.c) ---- */
+
+/* "4 B", "1.50 KiB", "2.00 GiB" into buf. */
+void cli_human_size(uint64_t bytes, char *buf, size_t cap);
+
+/* Parse "4096", "64K", "1.5G", "8MiB" (binary suffixes K M G T, optional
+ * "B"/"iB"). Returns 0 on success, -1 when malformed or overflowing. */
+int cli_parse_size(const char *s, uint64_t *out);
+
+/* Parse a decimal integer in [min, max]. Returns 0 or -1. */
+int cli_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* "[]", "[4096]", "[2,2]" into buf (truncated with "..." if too long). */
+void cli_shape_format(int rank, const int64_t *dims, char *buf, size_t cap);
+
+/* Length of the decoded string of a scalar DT_STRING entry of `stored`
+ * bytes (varint length + 4-byte checksum + bytes), computed without I/O. */
+uint64_t cli_scalar_string_len(uint64_t stored);
+
+/* The bytes a whole-tensor read needs: stored size, or elements x dtype
+ * size for a partitioned tensor. */
+uint64_t cli_read_size(const trestle_tensor_info *t);
+
+/* ---- element values (cli_values.c) ---- */
+
+/* 1 when the dtype's elements convert to a real number (ints, floats of any
+ * width including bfloat16/half/float8, bool); 0 for string, complex... */
+int cli_dtype_is_real(int dtype);
+
+/* Element `i` of a fixed-size tensor as a double (for real dtypes). */
+double cli_element_double(int dtype, const void *base, uint64_t i);
+
+typedef enum cli_style {
+    CLI_STYLE_PYTHON = 0, /* -0.8578622, 32768.0, True, nan, (1+2j) */
+    CLI_STYLE_JSON = 1    /* the same numbers, true/false, null for nan/inf */
+} cli_style;
+
+/* Format element `i` of a fixed-size tensor into buf. Returns 0, or -1 for
+ * dtypes without printable elements (variant, resource). */
+int cli_format_element(int dtype, const void *base, uint64_t i, cli_style style, char *buf,
+                       size_t cap);
+
+/* Bit layout of a binary floating-point dtype (float, double, half,
+ * bfloat16, float8_*): exponent bits, mantissa bits and exponent bias.
+ * Returns 1 for those dtypes, 0 for any other. */
+int cli_float_layout(int dtype, int *ebits, int *mbits, int *bias);
+
+/* Shortest round-trip text of a float/double, Python repr style. */
+void cli_format_float(float v, char *buf, size_t cap);
+void cli_format_double(double v, char *buf, size_t cap);
+
+/* Write bytes as a Python bytes literal (b'...'), at most `max` bytes of
+ * content (0 = no limit), followed by "...(N bytes)" when cut. */
+void cli_print_pybytes(FILE *f, const uint8_t *p, uint64_t len, uint64_t max);
+
+/* ---- printing whole tensors (cli_print.c) ---- */
+
+/*
+ * Print a tensor's values numpy-style: nested brackets, ", " between
+ * elements, rows on their own lines, lines wrapped at 75 columns. When
+ * `all` is 0 and the tensor has more than 1000 elements, each axis shows
+ * its first and last 3 entries around "...". `buf` holds the bytes that
+ * trestle_tensor_read() returned. Returns 0 or a trestle code (corrupt
+ * string tensor) with `err` filled.
+ */
+int cli_print_values(FILE *f, const trestle_tensor_info *t, const void *buf, uint64_t size,
+                     int all, trestle_error *err);
+
+/* Print values as a flat JSON array (first 1000 unless `all`); sets
+ * *truncated. Returns 0 or a trestle code. */
+int cli_print_values_json(FILE *f, const trestle_tensor_info *t, const void *buf, uint64_t size,
+                          int all, int *truncated, trestle_error *err);
+
+/* ---- statistics (cli_stats.c) ---- */
+
+#define CLI_STAT_TEXT 48 /* bytes of one formatted statistic */
+
+/* Statistics of one tensor, already formatted in both styles (indexed by
+ * cli_style), so they outlive the tensor's bytes. */
+typedef struct cli_stats {
+    int valid;                      /* 1 when computed (real dtype) */
+    uint64_t count;                 /* elements */
+    uint64_t nans;                  /* NaN elements */
+    char min[2][CLI_STAT_TEXT];     /* smallest non-NaN element, "nan"/null if none */
+    char max[2][CLI_STAT_TEXT];     /* largest non-NaN element */
+    char mean[2][CLI_STAT_TEXT];    /* mean of the non-NaN elements */
+} cli_stats;
+
+/* Compute min/max/mean/NaN count of a tensor's `n` elements; leaves
+ * valid = 0 for dtypes that are not real numbers. */
+void cli_stats_compute(int dtype, const void *buf, uint64_t n, cli_stats *out);
+
+/* ---- synthetic models (cli_synth_model.c) ---- */
+
+/* A Llama-shaped decoder scaled by its hidden size: attention with 4x fewer
+ * KV heads, a gated MLP 3.5x wide, a vocabulary 31.3x the hidden size. */
+typedef struct cli_synth_model {
+    int64_t hidden;   /* 4096 at full size */
+    int64_t ffn;      /* 3.5 x hidden (14336) */
+    int64_t kv;       /* hidden / 4 (1024) */
+    int64_t vocab;    /* 31.3125 x hidden (128256) */
+    int layers;       /* 32 at full size */
+} cli_synth_model;
+
+typedef struct cli_synth_tensor {
+    char name[96];    /* e.g. model/layers.3/mlp/up_proj/kernel */
+    int rank;
+    int64_t dims[2];
+    int is_norm;      /* a norm scale: values near 1, not near 0 */
+} cli_synth_tensor;
+
+/* The biggest model whose tensors total at most `size` bytes with
+ * `esize`-byte elements. Returns 0, or -1 when even the smallest is bigger
+ * (*min_bytes then holds the smallest size). */
+int cli_synth_model_fit(uint64_t size, size_t esize, cli_synth_model *m, uint64_t *min_bytes);
+size_t cli_synth_model_count(const cli_synth_model *m);
+void cli_synth_model_tensor(const cli_synth_model *m, size_t i, cli_synth_tensor *out);
+uint64_t cli_synth_model_elements(const cli_synth_model *m);
+
+/* ---- aligned text tables (cli_table.c) ---- */
+
+typedef struct cli_table cli_table;
+
+/* A table with `ncols` columns named `headers`; `right` marks columns that
+ * are right-aligned (may be NULL). Returns NULL when out of memory. */
+cli_table *cli_table_new(int ncols, const char *const *headers, const int *right);
+
+/* Append a row of `ncols` cells (copied; NULL or "" for empty). Returns 0/-1. */
+int cli_table_add(cli_table *t, const char *const *cells);
+
+/* Print with each column as wide as its widest cell, two spaces apart,
+ * columns empty in every row left out, no trailing spaces. Frees nothing. */
+void cli_table_print(const cli_table *t, FILE *f);
+void cli_table_free(cli_table *t);
+
+/* ---- JSON (cli_json.c) ---- */
+
+/* Write `s` (len bytes) as a JSON string literal: quotes, backslashes and
+ * control characters escaped; invalid UTF-8 bytes written as \u00XX. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+void cli_json_cstr(FILE *f, const char *s);
+
+/* ---- ops files (cli_opsfile.c) ---- */
+
+typedef struct cli_ops {
+    trestle_op *ops;    /* n ops; names/specs point into owned strings */
+    size_t n;
+    char **strings;     /* owned copies, freed by cli_ops_free */
+    size_t nstrings;
+} cli_ops;
+
+/*
+ * Read an ops file: one op per line, `NAME[\tSHAPE_AND_SLICES[\tdtype=DTYPE]]`;
+ * blank lines and lines starting with '#' are ignored. Every op gets
+ * `dest_kind`. Prints "trestle: FILE:LINE: ..." and returns CLI_EXIT_FAIL
+ * on error; CLI_EXIT_OK otherwise.
+ */
+int cli_ops_read(const char *path, int dest_kind, cli_ops *out);
+void cli_ops_free(cli_ops *ops);
+
+/* ---- per-tensor scan: read, verify, stats (cli_scan.c) ---- */
+
+typedef struct cli_scan_result {
+    int code;           /* TRESTLE_OK or the read/verify failure */
+    char *message;      /* malloc'd error message when code != 0 */
+    cli_stats stats;    /* when stats were asked for and the read succeeded */
+} cli_scan_result;
+
+/*
+ * Read every listed tensor once (verifying CRC32C when `verify`),
+ * computing statistics when `stats`, and carrying on past failures so that
+ * every bad tensor is reported. Each failure is printed to stderr as it
+ * happens. Returns a malloc'd array of trestle_tensor_count() results (NULL
+ * when out of memory) and sets *bad to the number of failures.
+ */
+cli_scan_result *cli_scan(const trestle_checkpoint *c, int verify, int stats, size_t *bad);
+void cli_scan_free(cli_scan_result *r, size_t n);
+
+/* ---- restore progress and Ctrl-C (cli_progress.c) ---- */
+
+typedef struct cli_progress cli_progress;
+
+/*
+ * Watch a running restore of `p`: a thread that draws a progress bar on
+ * stderr (when `bar` is set, at most 10 times a second, once the restore
+ * has run for half a second) and turns SIGINT into trestle_restore_cancel().
+ * `total` is the plan's output bytes. Returns NULL when no thread could be
+ * started (the restore then simply runs unwatched).
+ */
+cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar);
+
+/* The trestle_ready_fn to pass in trestle_restore_options.on_ready, with
+ * the cli_progress as `user`. */
+int cli_progress_on_ready(void *user, size_t i, const trestle_plan_op_info *op);
+
+/* Stop the thread, erase the bar, restore SIGINT's old handler. Accepts NULL. */
+void cli_progress_stop(cli_progress *pg);
+
+#endif /* TRESTLE_CLI_H */

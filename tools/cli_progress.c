@@ -1,0 +1,164 @@
+/*
+ * cli_progress.c - a watcher thread beside a running restore: it draws a
+ * progress bar on stderr and turns Ctrl-C into trestle_restore_cancel().
+ *
+ * Bytes are counted in the on_ready callback (pipeline threads, so only an
+ * atomic add); the bar itself is drawn by the watcher at most 10 times a
+ * second, and only once the restore has run for half a second, so short
+ * restores and pipes never see it. The SIGINT flag is the one piece of
+ * process-wide state: a signal handler can reach nothing else.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define PROGRESS_PERIOD_NS 100000000L /* redraw at most 10x a second */
+#define PROGRESS_DELAY_S 0.5          /* restores shorter than this draw nothing */
+
+static volatile sig_atomic_t interrupted; /* set by on_sigint, read by the watcher */
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+struct cli_progress {
+    trestle_plan *plan;
+    uint64_t total;             /* the plan's output bytes */
+    int bar;                    /* draw a bar (stderr is a TTY, not --quiet) */
+    atomic_uint_fast64_t done;  /* bytes of ready ops */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;        /* signalled by cli_progress_stop */
+    int stop;                   /* under lock */
+    int drawn;                  /* a bar is on screen (watcher thread only) */
+    struct timespec start;
+    struct sigaction old_int;
+};
+
+static double since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void draw(cli_progress *pg, double elapsed)
+{
+    uint64_t done = atomic_load(&pg->done);
+    char a[32], b[32], text[128];
+    struct winsize ws;
+    int cols = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col ? ws.ws_col : 80;
+    double frac = pg->total ? (double)done / (double)pg->total : 1.0;
+    if (frac > 1)
+        frac = 1;
+    cli_human_size(done, a, sizeof a);
+    cli_human_size(pg->total, b, sizeof b);
+    snprintf(text, sizeof text, " %3d%%  %s / %s  %.2f GiB/s", (int)(frac * 100), a, b,
+             elapsed > 0 ? (double)done / elapsed / (1024.0 * 1024 * 1024) : 0.0);
+    int width = cols - (int)strlen(text) - 3;
+    if (width > 50)
+        width = 50;
+    fputs("\r[", stderr);
+    for (int k = 0; k < width; k++)
+        fputc(k < (int)(frac * width) ? '#' : '.', stderr);
+    fprintf(stderr, "]%s\033[K", text);
+    fflush(stderr);
+    pg->drawn = 1;
+}
+
+static void *watch(void *arg)
+{
+    cli_progress *pg = arg;
+    int cancelled = 0;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    pthread_mutex_lock(&pg->lock);
+    while (!pg->stop) {
+        next.tv_nsec += PROGRESS_PERIOD_NS;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
+        pthread_cond_timedwait(&pg->wake, &pg->lock, &next);
+        if (pg->stop)
+            break;
+        if (interrupted && !cancelled) {
+            trestle_restore_cancel(pg->plan);
+            cancelled = 1;
+        }
+        double elapsed = since(&pg->start);
+        if (pg->bar && elapsed >= PROGRESS_DELAY_S)
+            draw(pg, elapsed);
+    }
+    pthread_mutex_unlock(&pg->lock);
+    if (pg->drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+    return NULL;
+}
+
+cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar)
+{
+    cli_progress *pg = calloc(1, sizeof *pg);
+    pthread_condattr_t attr;
+    if (!pg)
+        return NULL;
+    pg->plan = p;
+    pg->total = total;
+    pg->bar = bar;
+    atomic_init(&pg->done, 0);
+    clock_gettime(CLOCK_MONOTONIC, &pg->start);
+    pthread_mutex_init(&pg->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&pg->wake, &attr);
+    pthread_condattr_destroy(&attr);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &pg->old_int);
+    if (pthread_create(&pg->thread, NULL, watch, pg) != 0) {
+        sigaction(SIGINT, &pg->old_int, NULL);
+        pthread_cond_destroy(&pg->wake);
+        pthread_mutex_destroy(&pg->lock);
+        free(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+int cli_progress_on_ready(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)i;
+    cli_progress *pg = user;
+    atomic_fetch_add(&pg->done, op->bytes);
+    return 0;
+}
+
+void cli_progress_stop(cli_progress *pg)
+{
+    if (!pg)
+        return;
+    pthread_mutex_lock(&pg->lock);
+    pg->stop = 1;
+    pthread_cond_signal(&pg->wake);
+    pthread_mutex_unlock(&pg->lock);
+    pthread_join(pg->thread, NULL);
+    sigaction(SIGINT, &pg->old_int, NULL);
+    pthread_cond_destroy(&pg->wake);
+    pthread_mutex_destroy(&pg->lock);
+    free(pg);
+}

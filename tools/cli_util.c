@@ -1,0 +1,204 @@
+/*
+ * cli_util.c - the small things every command needs: error and usage
+ * messages in one format ("trestle: ..." on stderr), getopt glue, opening
+ * a checkpoint, human sizes and strict number parsing.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+
+/* ---- errors ---- */
+
+void cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("trestle: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const trestle_error *err)
+{
+    if (err && err->message[0])
+        cli_error("%s", err->message);
+    else
+        cli_error("%s", trestle_strerror(err ? err->code : TRESTLE_E_INVALID_ARG));
+    return CLI_EXIT_FAIL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "trestle: %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'trestle %s --help' for more information.\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_bad_option(const char *cmd, char **argv, int c)
+{
+    /*
+     * glibc's getopt leaves optopt = the short option's letter (0 for an
+     * unknown long option, the option's value for a long one missing its
+     * argument) and has advanced optind past a long option's word.
+     */
+    const char *word = optind > 0 ? argv[optind - 1] : "?";
+    int is_long = strncmp(word, "--", 2) == 0;
+    if (c == ':') {
+        if (is_long || optopt <= ' ' || optopt > '~')
+            return cli_usage(cmd, "option '%s' needs a value", word);
+        return cli_usage(cmd, "option '-%c' needs a value", optopt);
+    }
+    if (optopt > ' ' && optopt <= '~')
+        return cli_usage(cmd, "unknown option '-%c'", optopt);
+    return cli_usage(cmd, "unknown option '%s'", word);
+}
+
+void cli_getopt_reset(void)
+{
+    /* glibc: optind = 0 re-initialises getopt fully (argument permutation too). */
+    optind = 0;
+    opterr = 0;
+}
+
+int cli_open(const char *path, trestle_checkpoint **out)
+{
+    trestle_error err;
+    trestle_error_clear(&err);
+    if (trestle_open(path, NULL, out, &err) != TRESTLE_OK)
+        return cli_fail(&err);
+    return CLI_EXIT_OK;
+}
+
+/* ---- sizes ---- */
+
+void cli_human_size(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+    if (bytes < 1024) {
+        snprintf(buf, cap, "%" PRIu64 " B", bytes);
+        return;
+    }
+    double v = (double)bytes / 1024.0;
+    size_t u = 0;
+    /* Switch unit before printing would round up to "1024.00". */
+    while (v >= 1023.995 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024.0;
+        u++;
+    }
+    snprintf(buf, cap, "%.2f %s", v, units[u]);
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v >= 0))
+        return -1;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    case 't': case 'T': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (mul > 1 && (*end == 'i' || *end == 'I'))
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end != '\0')
+        return -1;
+    v *= mul;
+    if (v > 18446744073709549568.0) /* largest double below 2^64 */
+        return -1;
+    uint64_t r = (uint64_t)llround(v);
+    /* "1.5" bytes is a typo, not half a byte. */
+    if ((double)r != v && mul == 1)
+        return -1;
+    *out = r;
+    return 0;
+}
+
+int cli_parse_int(const char *s, long long min, long long max, long long *out)
+{
+    if (!s || !*s)
+        return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end != '\0' || end == s || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* ---- shapes ---- */
+
+void cli_shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
+{
+    size_t n = 0;
+    if (cap < 8) {
+        if (cap)
+            buf[0] = '\0';
+        return;
+    }
+    buf[n++] = '[';
+    for (int d = 0; d < rank; d++) {
+        char num[32];
+        int len = snprintf(num, sizeof num, "%s%" PRId64, d ? "," : "", dims[d]);
+        /* Each append leaves room for "...]" and the NUL, so a cut always fits. */
+        if (n + (size_t)len + 5 > cap) {
+            memcpy(buf + n, "...", 3);
+            n += 3;
+            break;
+        }
+        memcpy(buf + n, num, (size_t)len);
+        n += (size_t)len;
+    }
+    buf[n++] = ']';
+    buf[n] = '\0';
+}
+
+static int varint_len(uint64_t v)
+{
+    int n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+uint64_t cli_scalar_string_len(uint64_t stored)
+{
+    /* stored = varint(L) + 4-byte length checksum + L: solve for L. */
+    if (stored < 5)
+        return 0;
+    uint64_t s = stored - 4;
+    for (int v = 1; v <= 10 && (uint64_t)v <= s; v++)
+        if (varint_len(s - (uint64_t)v) == v)
+            return s - (uint64_t)v;
+    return 0;
+}
+
+uint64_t cli_read_size(const trestle_tensor_info *t)
+{
+    size_t es = trestle_dtype_size(t->dtype);
+    if (t->kind == TRESTLE_TENSOR_PARTITIONED && es)
+        return (uint64_t)t->num_elements * es;
+    return t->size;
+}

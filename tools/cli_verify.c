@@ -1,0 +1,141 @@
+/*
+ * cli_verify.c - `trestle verify`: is every byte of a checkpoint intact?
+ *
+ * The fast path runs the restore pipeline over every tensor with discarded
+ * destinations (parallel reads and CRC workers). The pipeline stops at the
+ * first error, so when it fails the slow path reads the tensors one by one
+ * to name every bad one, not just the first.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char verify_help[] =
+    "Usage: trestle verify [OPTIONS] PATH\n"
+    "\n"
+    "Check the CRC32C of every tensor in a checkpoint (and the length checksums\n"
+    "of string tensors). Prints one line: 'OK: ...' or 'FAILED: ...' with the\n"
+    "bad tensors' names; each failure is also described on stderr with its\n"
+    "file and byte offset. Exits 0 when all are intact, 1 otherwise.\n"
+    "This is 'trestle inspect --verify' without the listing.\n"
+    "\n"
+    "PATH is a checkpoint prefix, its .index file, a data file or a directory.\n"
+    "\n"
+    "Options:\n"
+    "  -q, --quiet  print nothing on stdout; the exit code tells\n"
+    "  -h, --help   show this help\n"
+    "\n"
+    "Examples:\n"
+    "  trestle verify ./ckpt/model.ckpt-1000\n"
+    "  trestle verify saved_model/variables && echo intact\n"
+    "  trestle verify -q ckpt_dir || echo 'checkpoint is damaged'\n";
+
+/* Restore every tensor into nowhere: 0 when every CRC matched. */
+static int verify_fast(const trestle_checkpoint *c, trestle_error *err)
+{
+    size_t n = trestle_tensor_count(c);
+    trestle_op *ops = calloc(n ? n : 1, sizeof *ops);
+    trestle_plan *plan = NULL;
+    int rc = TRESTLE_E_NOMEM;
+
+    if (!ops)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        trestle_tensor_info t;
+        trestle_tensor_get_info(c, i, &t);
+        ops[i].name = t.name;
+        ops[i].dest_kind = TRESTLE_DEST_DISCARD;
+    }
+    rc = trestle_plan_create(c, ops, n, NULL, &plan, err);
+    if (rc == TRESTLE_OK)
+        rc = trestle_restore(plan, NULL, NULL, err);
+    trestle_plan_free(plan);
+    free(ops);
+    return rc;
+}
+
+/* "w, b, x and 3 more" of the failed tensors. */
+static void print_bad_names(const trestle_checkpoint *c, const cli_scan_result *res, size_t n)
+{
+    size_t shown = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (res[i].code == TRESTLE_OK)
+            continue;
+        bad++;
+        if (shown < 10) {
+            trestle_tensor_info t;
+            trestle_tensor_get_info(c, i, &t);
+            printf("%s%s", shown ? ", " : "", t.name);
+            shown++;
+        }
+    }
+    if (bad > shown)
+        printf(" and %zu more", bad - shown);
+}
+
+int cli_verify_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int quiet = 0, c;
+
+    cli_getopt_reset();
+    while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'q': quiet = 1; break;
+        case 'h': fputs(verify_help, stdout); return CLI_EXIT_OK;
+        default: return cli_bad_option("verify", argv, c);
+        }
+    }
+    if (argc == optind)
+        return cli_usage("verify", "missing PATH");
+    if (argc - optind > 1)
+        return cli_usage("verify", "expected one PATH, got %d arguments", argc - optind);
+
+    trestle_checkpoint *ckpt = NULL;
+    if (cli_open(argv[optind], &ckpt) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+
+    trestle_checkpoint_info ci;
+    char total[32];
+    trestle_checkpoint_get_info(ckpt, &ci);
+    cli_human_size(ci.data_bytes, total, sizeof total);
+    size_t n = trestle_tensor_count(ckpt), bad = 0;
+    int status = CLI_EXIT_OK;
+
+    trestle_error fast_err;
+    trestle_error_clear(&fast_err);
+    int fast = verify_fast(ckpt, &fast_err);
+    if (fast != TRESTLE_OK) {
+        cli_scan_result *res = cli_scan(ckpt, 1, 0, &bad);
+        if (!res) {
+            cli_error("out of memory");
+            status = CLI_EXIT_FAIL;
+        } else if (bad == 0) {
+            /* One by one every tensor is fine, yet the pipeline failed: an
+             * engine or system problem worth reporting, not a verdict. */
+            cli_fail(&fast_err);
+            cli_error("the restore pipeline failed, but every tensor verified when read on "
+                      "its own");
+            status = CLI_EXIT_FAIL;
+        } else {
+            if (!quiet) {
+                printf("FAILED: %zu of %zu tensor%s: ", bad, n, n == 1 ? "" : "s");
+                print_bad_names(ckpt, res, n);
+                putchar('\n');
+            }
+            status = CLI_EXIT_FAIL;
+        }
+        cli_scan_free(res, n);
+    }
+    if (status == CLI_EXIT_OK && !quiet)
+        printf("OK: %zu tensor%s, %s verified\n", n, n == 1 ? "" : "s", total);
+    trestle_close(ckpt);
+    return status;
+}
