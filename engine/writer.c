@@ -272,7 +272,7 @@ int trestle_writer_add_slice(trestle_writer *w, const char *name, int dtype, con
     int64_t start[TRESTLE_MAX_SLICE_RANK], length[TRESTLE_MAX_SLICE_RANK];
     trestle__slice_resolve(&sp.slice, sp.shape, start, length);
     size_t esize = trestle_dtype_size(dtype);
-    uint64_t want;
+    uint64_t want = 0;
     int64_t n;
     if (esize == 0 || !tr_num_elements(sp.rank, length, &n) ||
         !tr_mul_u64((uint64_t)n, esize, &want) || want != size)
