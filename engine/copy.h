@@ -1,0 +1,64 @@
+/*
+ * copy.h - the internal copier interface: how verified staging bytes reach
+ * their destinations. The host copier (engine/copy_host.c) uses memcpy and
+ * a range-restricted N-d copy; a CUDA copier (engine/copy_cuda.c, later)
+ * will issue asynchronous copies and scatter kernels on per-worker streams
+ * out of pinned staging memory, behind the same table.
+ *
+ * Calls come from the restore's worker threads; `worker` (0..workers-1)
+ * lets a backend keep per-worker state (a CUDA stream) without locks.
+ * Copies may complete asynchronously: before a staging buffer is reused,
+ * and before an op is reported ready, the worker calls fence().
+ */
+#ifndef TRESTLE_COPY_H
+#define TRESTLE_COPY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plan.h"
+#include "trestle.h"
+
+typedef struct trestle__copier trestle__copier;
+
+typedef struct trestle__copier_ops {
+    const char *name; /* "host", "cuda" */
+    /* Memory for one DEST_ALLOCATE op of `bytes` (0 allowed): *device says
+     * whether it is device memory. trestle_plan_free() releases it: host
+     * memory with free(), device memory through the CUDA copier's hook. */
+    int (*dest_alloc)(trestle__copier *c, uint64_t bytes, void **out, bool *device,
+                      trestle_error *err);
+    /* Copy n staging bytes verbatim to dst. Returns n. */
+    uint64_t (*copy)(trestle__copier *c, unsigned worker, void *dst, const void *src, uint64_t n);
+    /*
+     * Region piece: `src` holds bytes [lo, lo + n) of the extent, whose whole
+     * block is laid out row-major over r->src; copy those of them that lie
+     * in r->cut to their places in dst (row-major over r->dst). Returns the
+     * bytes copied.
+     */
+    uint64_t (*copy_region)(trestle__copier *c, unsigned worker, void *dst,
+                            const trestle__region *r, const void *src, uint64_t lo, uint64_t n);
+    /* Wait until this worker's copies so far are complete. */
+    int (*fence)(trestle__copier *c, unsigned worker, trestle_error *err);
+    void (*close)(trestle__copier *c);
+} trestle__copier_ops;
+
+struct trestle__copier {
+    const trestle__copier_ops *ops;
+    void *state;      /* backend state (NULL for the host copier) */
+    bool host_dests;  /* destinations are host memory that workers can read back */
+};
+
+/* The host copier. Never fails. */
+void trestle__copier_open_host(trestle__copier *c);
+
+/*
+ * The range-restricted region copy behind the host copier, exposed for
+ * tests and for the CUDA copier's host fallback: see copy_region above.
+ * When [lo, lo + n) is the whole extent this is trestle__slice_copy().
+ */
+uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const void *src,
+                                    uint64_t lo, uint64_t n);
+
+#endif /* TRESTLE_COPY_H */

@@ -1,0 +1,220 @@
+/*
+ * copy_host.c - the host copier: staging bytes to host destinations with
+ * memcpy, and region pieces (slices of a stored tensor, stored slices of a
+ * partitioned one) with an N-d copy restricted to the bytes one chunk
+ * holds. Sits under engine/restore.c behind copy.h; synchronous, so
+ * fence() has nothing to wait for.
+ *
+ * Engine-allocated destinations come from posix_memalign, so that
+ * trestle_plan_free() can release them with free(). Large ones are
+ * 2 MiB-aligned and marked MADV_HUGEPAGE: first-touch page faults on fresh
+ * destination memory are a large share of a restore from the page cache,
+ * and huge pages cut their number 512-fold.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "copy.h"
+#include "error.h"
+
+#define DEST_ALIGN 256                 /* every engine destination: vector and cache-line friendly */
+#define HUGE_ALIGN ((size_t)2 << 20)   /* x86-64 and arm64 (4K pages) PMD size */
+#define HUGE_MIN ((size_t)2 << 20)     /* one huge page: smaller ones keep 4 KiB pages */
+
+/* ---- range-restricted region copy ---- */
+
+/*
+ * Byte layout of a region copy: the cut seen as `nruns` contiguous runs of
+ * `run` bytes, the outer `k` dims indexing them, with the byte strides of
+ * those dims in the source block and in the destination block.
+ */
+typedef struct layout {
+    int k;                                   /* outer dims that index runs */
+    uint64_t run;                            /* bytes per contiguous run */
+    uint64_t nruns;                          /* runs in the cut */
+    uint64_t base_s, base_d;                 /* byte offset of the cut's first element */
+    uint64_t total_s;                        /* bytes of the whole source block */
+    uint64_t cnt[TRESTLE_MAX_SLICE_RANK];    /* cut length of each outer dim */
+    uint64_t sstr[TRESTLE_MAX_SLICE_RANK];   /* source byte stride of each dim */
+    uint64_t dstr[TRESTLE_MAX_SLICE_RANK];   /* destination byte stride of each dim */
+} layout;
+
+/* False when the cut is empty. Slices are concrete (the planner resolved them). */
+static bool layout_make(const trestle__region *r, layout *l)
+{
+    const trestle__slice *src = &r->src, *dst = &r->dst, *cut = &r->cut;
+    uint64_t s_acc = r->elem_size, d_acc = r->elem_size;
+    int rank = cut->rank;
+
+    l->base_s = l->base_d = 0;
+    for (int d = rank - 1; d >= 0; d--) {
+        if (cut->length[d] <= 0)
+            return false;
+        l->base_s += (uint64_t)(cut->start[d] - src->start[d]) * s_acc;
+        l->base_d += (uint64_t)(cut->start[d] - dst->start[d]) * d_acc;
+        l->sstr[d] = s_acc;
+        l->dstr[d] = d_acc;
+        l->cnt[d] = (uint64_t)cut->length[d];
+        s_acc *= (uint64_t)src->length[d];
+        d_acc *= (uint64_t)dst->length[d];
+    }
+    l->total_s = s_acc;
+    /* Inner dims whose elements follow each other in both blocks merge
+     * into the run: a dim does when its stride equals the run so far. */
+    l->run = r->elem_size;
+    l->k = rank;
+    while (l->k > 0 && l->sstr[l->k - 1] == l->run && l->dstr[l->k - 1] == l->run) {
+        l->run *= l->cnt[l->k - 1];
+        l->k--;
+    }
+    l->nruns = 1;
+    for (int d = 0; d < l->k; d++)
+        l->nruns *= l->cnt[d];
+    return true;
+}
+
+/* Source byte offset of run number `i` (row-major over the outer dims). */
+static uint64_t run_src_offset(const layout *l, uint64_t i)
+{
+    uint64_t off = l->base_s;
+    for (int d = l->k - 1; d >= 0; d--) {
+        off += (i % l->cnt[d]) * l->sstr[d];
+        i /= l->cnt[d];
+    }
+    return off;
+}
+
+uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const void *src,
+                                    uint64_t lo, uint64_t n)
+{
+    uint64_t idx[TRESTLE_MAX_SLICE_RANK];
+    uint8_t *dp = dst;
+    const uint8_t *sp = src;
+    uint64_t hi = lo + n, copied = 0;
+    layout l;
+
+    if (n == 0 || !layout_make(r, &l))
+        return 0;
+    if (lo == 0 && n >= l.total_s) {
+        trestle__slice_copy(dst, &r->dst, src, &r->src, &r->cut, r->dims, r->elem_size);
+        return l.nruns * l.run;
+    }
+
+    /* Runs lie in increasing source order: binary-search the first one that
+     * ends after lo instead of walking every run before it. */
+    uint64_t first = 0, last = l.nruns;
+    while (first < last) {
+        uint64_t mid = first + (last - first) / 2;
+        if (run_src_offset(&l, mid) + l.run > lo)
+            last = mid;
+        else
+            first = mid + 1;
+    }
+    if (first == l.nruns)
+        return 0;
+    uint64_t so = l.base_s, doff = l.base_d, rest = first;
+    for (int d = l.k - 1; d >= 0; d--) {
+        idx[d] = rest % l.cnt[d];
+        rest /= l.cnt[d];
+        so += idx[d] * l.sstr[d];
+        doff += idx[d] * l.dstr[d];
+    }
+
+    while (so < hi) {
+        uint64_t a = so > lo ? so : lo;
+        uint64_t b = so + l.run < hi ? so + l.run : hi;
+        if (a < b) {
+            memcpy(dp + doff + (a - so), sp + (a - lo), (size_t)(b - a));
+            copied += b - a;
+        }
+        int d = l.k - 1;
+        for (; d >= 0; d--) {
+            so += l.sstr[d];
+            doff += l.dstr[d];
+            if (++idx[d] < l.cnt[d])
+                break;
+            /* This axis wrapped: rewind it and carry into the next outer one. */
+            so -= l.sstr[d] * l.cnt[d];
+            doff -= l.dstr[d] * l.cnt[d];
+            idx[d] = 0;
+        }
+        if (d < 0)
+            break;
+    }
+    return copied;
+}
+
+/* ---- the host copier ---- */
+
+static int host_dest_alloc(trestle__copier *c, uint64_t bytes, void **out, bool *device,
+                           trestle_error *err)
+{
+    (void)c;
+    void *p = NULL;
+    if (bytes > SIZE_MAX - HUGE_ALIGN)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "cannot allocate %" PRIu64 " bytes",
+                                     bytes);
+    size_t n = bytes ? (size_t)bytes : 1;
+    size_t align = n >= HUGE_MIN ? HUGE_ALIGN : DEST_ALIGN;
+    if (posix_memalign(&p, align, n) != 0)
+        return trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, NULL, -1, (int64_t)bytes,
+                                  "cannot allocate %" PRIu64 " bytes of host memory", bytes);
+    if (align == HUGE_ALIGN)
+        madvise(p, n & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* advice only: failure is fine */
+    *out = p;
+    *device = false;
+    return TRESTLE_OK;
+}
+
+static uint64_t host_copy(trestle__copier *c, unsigned worker, void *dst, const void *src,
+                          uint64_t n)
+{
+    (void)c;
+    (void)worker;
+    memcpy(dst, src, (size_t)n);
+    return n;
+}
+
+static uint64_t host_copy_region(trestle__copier *c, unsigned worker, void *dst,
+                                 const trestle__region *r, const void *src, uint64_t lo,
+                                 uint64_t n)
+{
+    (void)c;
+    (void)worker;
+    return trestle__region_copy_range(dst, r, src, lo, n);
+}
+
+static int host_fence(trestle__copier *c, unsigned worker, trestle_error *err)
+{
+    (void)c;
+    (void)worker;
+    (void)err;
+    return TRESTLE_OK;
+}
+
+static void host_close(trestle__copier *c)
+{
+    (void)c;
+}
+
+static const trestle__copier_ops host_ops = {
+    .name = "host",
+    .dest_alloc = host_dest_alloc,
+    .copy = host_copy,
+    .copy_region = host_copy_region,
+    .fence = host_fence,
+    .close = host_close,
+};
+
+void trestle__copier_open_host(trestle__copier *c)
+{
+    c->ops = &host_ops;
+    c->state = NULL;
+    c->host_dests = true;
+}

@@ -1,0 +1,261 @@
+/*
+ * reader.h - the internal reader interface shared by the io_uring reader
+ * (engine/io_uring.c) and the pread thread-pool fallback (engine/io_pread.c).
+ *
+ * Modelled on Redis's rio: a small table of function pointers, a union of
+ * backend state, and a sticky error. The contract is "complete or error":
+ * a read handed back by reap() holds every byte that was asked for, or the
+ * reader has failed and says why. Short reads, EINTR and EAGAIN are retried
+ * inside the backend; end of file before the last requested byte becomes
+ * TRESTLE_E_SHORT_READ naming the shard file and the offset where the data
+ * ran out. Once a reader has failed it stays failed: every later call
+ * returns the same code.
+ *
+ * Reads may ask for O_DIRECT. The backend then reads the enclosing
+ * 4096-aligned range into the (4096-aligned) staging buffer and reports
+ * where the requested bytes start (`skip`); end of file inside the
+ * alignment padding is fine. A shard whose filesystem refuses O_DIRECT
+ * (open or read fails with EINVAL, e.g. tmpfs) is read buffered instead,
+ * silently. Only the producing thread calls submit() and reap().
+ */
+#ifndef TRESTLE_READER_H
+#define TRESTLE_READER_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "error.h"
+#include "trestle.h"
+
+#define TRESTLE__DIO_ALIGN 4096u                         /* O_DIRECT offset/length/buffer alignment */
+#define TRESTLE__READ_SLACK (2 * (uint64_t)TRESTLE__DIO_ALIGN) /* extra staging bytes an aligned read may need */
+#define TRESTLE__DIRECT_UNTRIED (-1)                     /* direct_fds[]: not opened yet */
+#define TRESTLE__DIRECT_REFUSED (-2)                     /* direct_fds[]: O_DIRECT unusable, read buffered */
+
+/* One read: at most one staging buffer's worth of one shard file. */
+typedef struct trestle__read {
+    /* Set by the submitter. */
+    int shard;              /* data shard index */
+    uint64_t offset;        /* first requested byte in the shard file */
+    uint64_t length;        /* requested bytes (> 0) */
+    uint8_t *buf;           /* staging buffer (length + TRESTLE__READ_SLACK bytes, 4096-aligned),
+                               or for a buffered read any memory, e.g. the destination */
+    unsigned buf_index;     /* pool index: the staging buffer's registered slot */
+    bool want_direct;       /* ask for O_DIRECT; the backend may read buffered instead */
+    uint64_t seq;           /* submitter's tag: global read sequence number */
+    size_t batch;           /* submitter's tag: plan batch the read belongs to */
+    size_t extent;          /* submitter's tag: the extent a destination read lands in */
+    /* Set by the backend; valid once reap() hands the read back. */
+    uint64_t skip;          /* the requested bytes start at buf + skip */
+    bool was_direct;        /* at least part of the data came through O_DIRECT */
+    /* Backend progress. */
+    bool direct;            /* the next chunk of I/O goes through the O_DIRECT fd */
+    uint64_t io_offset;     /* file offset of buf[0] */
+    uint64_t io_length;     /* bytes to read from io_offset */
+    uint64_t done;          /* buf[0..done) holds data */
+    int status;             /* TRESTLE_OK, or the code it failed with */
+    int sys_errno;          /* errno of a failed read */
+    struct trestle__read *next; /* queue link inside the pread backend */
+} trestle__read;
+
+typedef struct trestle__reader trestle__reader;
+
+typedef struct trestle__reader_ops {
+    const char *name; /* "io_uring", "pread" */
+    int kind;         /* trestle_reader_kind */
+    /* Start a read. TRESTLE_OK, or the sticky error. */
+    int (*submit)(trestle__reader *r, trestle__read *rq);
+    /* Hand back up to `max` completed reads in done[], *n of them, waiting up
+     * to timeout_ms for the first. TRESTLE_OK (maybe *n == 0), or the error. */
+    int (*reap)(trestle__reader *r, trestle__read **done, unsigned max, unsigned *n,
+                int timeout_ms);
+    /* Wait out every read still in flight, then free everything. */
+    void (*close)(trestle__reader *r);
+} trestle__reader_ops;
+
+/* What a backend needs to know when it opens. */
+typedef struct trestle__reader_config {
+    const trestle_checkpoint *ckpt; /* shard paths and buffered fds */
+    unsigned queue_depth;           /* reads the caller keeps in flight at most */
+    uint8_t *const *bufs;           /* staging buffers, to register with the kernel */
+    unsigned nbufs;
+    size_t buf_bytes;               /* bytes per staging buffer */
+    bool expect_direct;             /* O_DIRECT reads are likely (policy not NEVER) */
+} trestle__reader_config;
+
+struct trestle__reader {
+    const trestle__reader_ops *ops;
+    const trestle_checkpoint *ckpt;
+    int *direct_fds;        /* per shard: an O_DIRECT fd, or TRESTLE__DIRECT_* */
+    unsigned char *direct_off; /* per shard: 1 once a read saw O_DIRECT refused (fd kept open:
+                                  reads in flight may still use it) */
+    unsigned inflight;      /* submitted and not yet handed back */
+    uint64_t direct_reads;  /* reads handed back that used O_DIRECT */
+    int status;             /* sticky: TRESTLE_OK until the first failure */
+    trestle_error err;      /* the failure, when status != TRESTLE_OK */
+    char note[96];          /* a degradation worth reporting (e.g. buffers not registered), or "" */
+    const trestle__read *failed; /* the read behind the sticky error, if one was */
+    union {
+        struct trestle__uring *uring;
+        struct trestle__preader *pread;
+    } u;                    /* backend state */
+};
+
+/* Open a backend. TRESTLE_E_NO_IO_URING (sys_errno set) when the kernel or a
+ * sandbox forbids io_uring; TRESTLE_E_NOMEM. On failure nothing is left open. */
+int trestle__reader_open_uring(trestle__reader *r, const trestle__reader_config *cfg,
+                               trestle_error *err);
+int trestle__reader_open_pread(trestle__reader *r, const trestle__reader_config *cfg,
+                               trestle_error *err);
+
+/* ---- helpers shared by the two backends ---- */
+
+/* Set up the reader fields common to both backends. false: out of memory. */
+static inline bool trestle__reader_base_init(trestle__reader *r, const trestle_checkpoint *c)
+{
+    size_t n = c->num_shards > 0 ? (size_t)c->num_shards : 1;
+    memset(r, 0, sizeof *r);
+    r->ckpt = c;
+    trestle_error_clear(&r->err);
+    r->direct_fds = malloc(n * sizeof *r->direct_fds);
+    r->direct_off = calloc(n, 1);
+    if (!r->direct_fds || !r->direct_off)
+        return false;
+    for (size_t s = 0; s < n; s++)
+        r->direct_fds[s] = TRESTLE__DIRECT_UNTRIED;
+    return true;
+}
+
+static inline void trestle__reader_base_free(trestle__reader *r)
+{
+    for (int s = 0; r->direct_fds && s < r->ckpt->num_shards; s++)
+        if (r->direct_fds[s] >= 0)
+            close(r->direct_fds[s]);
+    free(r->direct_fds);
+    free(r->direct_off);
+    r->direct_fds = NULL;
+    r->direct_off = NULL;
+}
+
+/*
+ * Open shard `s` for O_DIRECT on first use. Any failure (EINVAL from tmpfs
+ * and friends, or anything else) marks the shard refused, so it is read
+ * buffered. Returns true when it opened a new fd (io_uring registers it).
+ */
+static inline bool trestle__direct_open(trestle__reader *r, int s)
+{
+    if (r->direct_fds[s] != TRESTLE__DIRECT_UNTRIED)
+        return false;
+    int fd = open(r->ckpt->shard_paths[s], O_RDONLY | O_DIRECT | O_CLOEXEC);
+    r->direct_fds[s] = fd >= 0 ? fd : TRESTLE__DIRECT_REFUSED;
+    return fd >= 0;
+}
+
+/* Fix the I/O range of a fresh read: the aligned enclosing range for
+ * O_DIRECT, exactly the requested bytes otherwise. */
+static inline void trestle__read_prepare(trestle__read *rq, bool direct)
+{
+    rq->direct = direct;
+    rq->was_direct = direct;
+    rq->done = 0;
+    rq->status = TRESTLE_OK;
+    rq->sys_errno = 0;
+    if (direct) {
+        rq->skip = rq->offset % TRESTLE__DIO_ALIGN;
+        rq->io_offset = rq->offset - rq->skip;
+        rq->io_length = (rq->skip + rq->length + TRESTLE__DIO_ALIGN - 1) &
+                        ~(uint64_t)(TRESTLE__DIO_ALIGN - 1);
+    } else {
+        rq->skip = 0;
+        rq->io_offset = rq->offset;
+        rq->io_length = rq->length;
+    }
+}
+
+/* What a backend does after one read(2)-like result. */
+enum trestle__read_step {
+    TRESTLE__READ_DONE,      /* every requested byte is in */
+    TRESTLE__READ_AGAIN,     /* issue the rest (rq already updated) */
+    TRESTLE__READ_NO_DIRECT, /* O_DIRECT refused: mark the shard, issue the rest buffered */
+    TRESTLE__READ_FAILED     /* rq->status says why */
+};
+
+/*
+ * Account one result: `res` bytes read, or -errno. Retries EINTR/EAGAIN and
+ * short reads; a read that ends unaligned under O_DIRECT continues on the
+ * buffered fd (which has no alignment rules). EOF is fine once the requested
+ * bytes are in, which matters only inside O_DIRECT padding.
+ */
+static inline enum trestle__read_step trestle__read_step(trestle__read *rq, int64_t res)
+{
+    if (res == -EINTR || res == -EAGAIN)
+        return TRESTLE__READ_AGAIN;
+    if (res == -EINVAL && rq->direct) {
+        if (rq->done == 0)
+            trestle__read_prepare(rq, false);
+        else
+            rq->direct = false;
+        return TRESTLE__READ_NO_DIRECT;
+    }
+    if (res < 0) {
+        rq->status = TRESTLE_E_IO;
+        rq->sys_errno = (int)-res;
+        return TRESTLE__READ_FAILED;
+    }
+    if (res == 0) {
+        rq->status = TRESTLE_E_SHORT_READ;
+        return TRESTLE__READ_FAILED;
+    }
+    rq->done += (uint64_t)res;
+    if (rq->done >= rq->skip + rq->length)
+        return TRESTLE__READ_DONE;
+    if (rq->direct && rq->done % TRESTLE__DIO_ALIGN != 0)
+        rq->direct = false;
+    return TRESTLE__READ_AGAIN;
+}
+
+/*
+ * Record the failure of rq as the reader's sticky error; returns its code.
+ * For end of file the offset is where the data really ends now (fstat):
+ * with many reads in flight, the first to fail may lie past the point where
+ * a truncated file stops, and the report should name that point.
+ */
+static inline int trestle__reader_fail(trestle__reader *r, const trestle__read *rq)
+{
+    const char *path = r->ckpt->shard_paths[rq->shard];
+    uint64_t at = rq->io_offset + rq->done;
+    uint64_t want = rq->skip + rq->length - rq->done;
+    struct stat st;
+
+    if (r->status != TRESTLE_OK)
+        return r->status;
+    if (rq->status == TRESTLE_E_SHORT_READ) {
+        int fd = r->ckpt->shard_fds[rq->shard];
+        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size < at)
+            at = (uint64_t)st.st_size;
+        trestle__error_set(&r->err, TRESTLE_E_SHORT_READ, 0, NULL, path, (int64_t)at,
+                           (int64_t)want,
+                           "unexpected end of file in %s at offset %" PRIu64 " (the file was "
+                           "shorter than the index says; was it truncated?)", path, at);
+    } else {
+        trestle__error_set(&r->err, rq->status, rq->sys_errno, NULL, path, (int64_t)at,
+                           (int64_t)want, "reading %s at offset %" PRIu64 ": %s", path, at,
+                           rq->sys_errno ? strerror(rq->sys_errno) : "failed");
+    }
+    r->status = rq->status;
+    r->failed = rq;
+    return r->status;
+}
+
+#endif /* TRESTLE_READER_H */

@@ -1,0 +1,587 @@
+/*
+ * restore.c - trestle_restore(): the producing half of the pipeline and
+ * everything around it. Resolves the options, checks the plan can run
+ * (shards present, destinations supported), allocates engine-owned
+ * destinations, lays out the chunk bookkeeping, opens the staging pool,
+ * the reader (io_uring, or pread when io_uring is forbidden) and the
+ * copier, starts the workers (engine/restore_worker.c), then keeps up to
+ * queue_depth reads in flight from the calling thread and hands each
+ * completed one to the work queue. Teardown waits out every read and joins
+ * every thread on success, failure and cancellation alike, then fills the
+ * stats. How batches split into reads is engine/restore_layout.c.
+ *
+ *     batches ──split──► reads ──reader──► staging buffer ──queue──► workers
+ *        (plan.h)         (chunk bytes)      (pool.c)                 (CRC, copy, ready)
+ *                                  └─────► host destination (large extents read buffered)
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "checked.h"
+#include "error.h"
+#include "restore.h"
+
+#define DEFAULT_CHUNK ((uint64_t)8 << 20)
+#define DEFAULT_STAGING ((uint64_t)256 << 20)
+#define DEFAULT_QUEUE_DEPTH 32
+#define MAX_CHUNK ((uint64_t)1 << 30)  /* one read(2) moves at most ~2 GiB; stay well below */
+#define MAX_QUEUE_DEPTH 4096
+#define MAX_THREADS 256
+#define MAX_DEFAULT_THREADS 8
+#define WAIT_MS 50                     /* longest sleep before re-checking cancellation */
+#define REAP_BATCH 64                  /* completions taken per reap */
+#define DEST_ALIGN 256                 /* every engine destination starts on this boundary */
+
+/* ---- options ---- */
+
+void trestle_restore_options_init(trestle_restore_options *opt)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->verify = 1;
+    opt->reader = TRESTLE_READER_AUTO;
+    opt->direct = TRESTLE_DIRECT_AUTO;
+    opt->device = -1;
+    opt->threads = cores < 1 ? 1 : cores > MAX_DEFAULT_THREADS ? MAX_DEFAULT_THREADS : (unsigned)cores;
+    opt->queue_depth = DEFAULT_QUEUE_DEPTH;
+    opt->chunk_bytes = DEFAULT_CHUNK;
+    opt->staging_bytes = DEFAULT_STAGING;
+}
+
+/* Copy the fields the caller knows about over the defaults, fill zeros
+ * with defaults and clamp to what the pipeline supports. */
+static int read_options(const trestle_restore_options *in, trestle_restore_options *o,
+                        trestle_error *err)
+{
+    trestle_restore_options_init(o);
+    if (in) {
+        if (in->size < offsetof(trestle_restore_options, verify))
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "restore options have size %zu: fill them with "
+                                         "trestle_restore_options_init()", in->size);
+        memcpy(o, in, in->size < sizeof *o ? in->size : sizeof *o);
+        o->size = sizeof *o;
+    }
+    if (o->reader < TRESTLE_READER_AUTO || o->reader > TRESTLE_READER_PREAD)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "unknown reader kind %d",
+                                     o->reader);
+    if (o->direct < TRESTLE_DIRECT_AUTO || o->direct > TRESTLE_DIRECT_ALWAYS)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "unknown O_DIRECT policy %d",
+                                     o->direct);
+    if (o->threads == 0) {
+        trestle_restore_options d;
+        trestle_restore_options_init(&d);
+        o->threads = d.threads;
+    }
+    if (o->threads > MAX_THREADS)
+        o->threads = MAX_THREADS;
+    if (o->queue_depth == 0)
+        o->queue_depth = DEFAULT_QUEUE_DEPTH;
+    if (o->queue_depth > MAX_QUEUE_DEPTH)
+        o->queue_depth = MAX_QUEUE_DEPTH;
+    if (o->chunk_bytes == 0)
+        o->chunk_bytes = DEFAULT_CHUNK;
+    if (o->chunk_bytes > MAX_CHUNK)
+        o->chunk_bytes = MAX_CHUNK;
+    /* Whole pages: O_DIRECT reads of middle chunks then need no padding. */
+    o->chunk_bytes = (o->chunk_bytes + TRESTLE__DIO_ALIGN - 1) & ~(uint64_t)(TRESTLE__DIO_ALIGN - 1);
+    if (o->staging_bytes == 0)
+        o->staging_bytes = DEFAULT_STAGING;
+    return TRESTLE_OK;
+}
+
+/* ---- checks before anything is allocated ---- */
+
+/* A missing shard fails the restore before any read, naming the file and
+ * the first tensor that needs it. */
+static int check_shards(const trestle__restore *x, trestle_error *err)
+{
+    const trestle_plan *p = x->plan;
+    for (size_t b = 0; b < p->num_batches; b++) {
+        int s = p->batches[b].shard;
+        if (x->ckpt->shard_fds[s] >= 0)
+            continue;
+        int e = x->ckpt->shard_errno[s] ? x->ckpt->shard_errno[s] : ENOENT;
+        const char *name = trestle__restore_tensor_name(x, p->batches[b].first_extent);
+        const char *path = x->ckpt->shard_paths[s];
+        return trestle__error_set(err, e == ENOENT ? TRESTLE_E_NOT_FOUND : TRESTLE_E_IO, e, name,
+                                  path, (int64_t)p->batches[b].offset, -1,
+                                  "tensor '%s' needs data shard %s, which could not be opened: "
+                                  "%s", name, path, strerror(e));
+    }
+    return TRESTLE_OK;
+}
+
+/* Device memory needs the CUDA copier, which this build may lack. */
+static int check_destinations(const trestle__restore *x, trestle_error *err)
+{
+    const trestle_plan *p = x->plan;
+    for (size_t i = 0; i < p->num_ops; i++) {
+        const trestle__plan_op *op = &p->ops[i];
+        if (op->skipped)
+            continue;
+        bool device = op->dest_kind == TRESTLE_DEST_DEVICE ||
+                      (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->opt.device >= 0);
+        if (device)
+            return trestle__error_set(err, TRESTLE_E_NO_DEVICE, 0, op->key, NULL, -1, -1,
+                                      "tensor %s: restoring into CUDA device memory needs a CUDA "
+                                      "build of trestle; this one copies to host memory only",
+                                      op->name);
+    }
+    return TRESTLE_OK;
+}
+
+/*
+ * Engine memory for DEST_ALLOCATE ops; a plan restored again reuses it.
+ *
+ * All of a restore's new host destinations share one allocation, each at
+ * a DEST_ALIGN boundary: one region can be backed by transparent huge
+ * pages whatever the tensor sizes, and first-touch page faults on 4 KiB
+ * pages otherwise dominate a restore from the page cache (each tensor
+ * below 2 MiB would fault page by page). The first op in the region owns
+ * it (engine_owned), so trestle_plan_free() releases it with free() and
+ * with it every tensor inside; the other ops point into it and own
+ * nothing. Device memory (a CUDA copier) is allocated per op.
+ */
+static int allocate_destinations(trestle__restore *x, trestle_error *err)
+{
+    trestle_plan *p = x->plan;
+    uint64_t total = 0;
+    size_t owner = SIZE_MAX;
+
+    for (size_t i = 0; i < p->num_ops; i++) {
+        const trestle__plan_op *op = &p->ops[i];
+        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->dest)
+            continue;
+        uint64_t n = (op->bytes ? op->bytes : 1);
+        if (!tr_add_u64(n, DEST_ALIGN - 1, &n) || !tr_add_u64(total, n & ~(uint64_t)(DEST_ALIGN - 1), &total))
+            return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
+                                      "destinations of %zu ops overflow", p->num_ops);
+        if (owner == SIZE_MAX)
+            owner = i;
+    }
+    if (owner == SIZE_MAX)
+        return TRESTLE_OK;
+    bool device = false;
+    void *mem = NULL;
+    int rc = x->copier.ops->dest_alloc(&x->copier, total, &mem, &device, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    uint8_t *at = mem;
+    for (size_t i = owner; i < p->num_ops; i++) {
+        trestle__plan_op *op = &p->ops[i];
+        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->dest)
+            continue;
+        op->dest = at;
+        op->engine_owned = i == owner;
+        op->engine_device = device;
+        at += ((op->bytes ? op->bytes : 1) + DEST_ALIGN - 1) & ~(uint64_t)(DEST_ALIGN - 1);
+    }
+    return TRESTLE_OK;
+}
+
+/* ---- setup and teardown ---- */
+
+static int open_reader(trestle__restore *x, trestle_error *err)
+{
+    trestle__reader_config cfg = {
+        .ckpt = x->ckpt,
+        .queue_depth = x->opt.queue_depth,
+        .bufs = x->pool.bufs,
+        .nbufs = x->pool.count,
+        .buf_bytes = x->pool.buf_bytes,
+        .expect_direct = x->opt.direct != TRESTLE_DIRECT_NEVER,
+    };
+    int rc = TRESTLE_E_NO_IO_URING;
+    char why[TRESTLE_ERROR_MESSAGE_MAX] = "";
+
+    if (x->opt.reader != TRESTLE_READER_PREAD) {
+        trestle_error uerr;
+        trestle_error_clear(&uerr);
+        rc = trestle__reader_open_uring(&x->reader, &cfg, &uerr);
+        if (rc != TRESTLE_OK && (x->opt.reader == TRESTLE_READER_IO_URING ||
+                                 rc != TRESTLE_E_NO_IO_URING)) {
+            if (err)
+                *err = uerr;
+            return rc;
+        }
+        if (rc != TRESTLE_OK)
+            snprintf(why, sizeof why, "%s", uerr.message);
+    }
+    if (rc != TRESTLE_OK) {
+        rc = trestle__reader_open_pread(&x->reader, &cfg, err);
+        if (rc != TRESTLE_OK)
+            return rc;
+        if (why[0])
+            snprintf(x->reader.note, sizeof x->reader.note, "%.60s: using pread", why);
+    }
+    x->reader_open = true;
+    return TRESTLE_OK;
+}
+
+static int start_workers(trestle__restore *x, trestle_error *err)
+{
+    unsigned n = x->opt.threads;
+    x->wq_cap = x->pool.count;
+    x->wq = calloc(x->wq_cap, sizeof *x->wq);
+    x->reqs = calloc(x->pool.count, sizeof *x->reqs);
+    x->threads = calloc(n, sizeof *x->threads);
+    x->args = calloc(n, sizeof *x->args);
+    x->wstats = calloc(n + 1, sizeof *x->wstats);
+    if (!x->wq || !x->reqs || !x->threads || !x->args || !x->wstats)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    for (unsigned i = 0; i < n; i++) {
+        x->args[i] = (trestle__worker_arg){ x, i };
+        int ret = pthread_create(&x->threads[i], NULL, trestle__restore_worker, &x->args[i]);
+        if (ret != 0) {
+            if (x->nthreads > 0)
+                break; /* run with the workers we have */
+            return trestle__error_set(err, TRESTLE_E_NOMEM, ret, NULL, NULL, -1, -1,
+                                      "cannot start worker threads: %s", strerror(ret));
+        }
+        x->nthreads++;
+    }
+    return TRESTLE_OK;
+}
+
+/* Wait out reads in flight, let workers drain (or drop, after a failure)
+ * the queue and join them. Safe at any point of setup. */
+static void stop_pipeline(trestle__restore *x)
+{
+    if (x->reader_open) {
+        x->reader.ops->close(&x->reader);
+        x->reader_open = false;
+    }
+    if (x->sync_ready) {
+        pthread_mutex_lock(&x->wq_mu);
+        x->wq_closed = true;
+        pthread_cond_broadcast(&x->wq_cv);
+        pthread_mutex_unlock(&x->wq_mu);
+    }
+    for (unsigned i = 0; i < x->nthreads; i++)
+        pthread_join(x->threads[i], NULL);
+    x->nthreads = 0;
+}
+
+static void free_context(trestle__restore *x)
+{
+    if (x->copier_open)
+        x->copier.ops->close(&x->copier);
+    for (size_t e = 0; x->ext && e < x->plan->num_extents; e++)
+        free(atomic_load(&x->ext[e].tmp));
+    trestle__pool_destroy(&x->pool);
+    free(x->batch_seq);
+    free(x->batch_mode);
+    free(x->segs);
+    free(x->ext);
+    free(x->slots);
+    free(x->op_left);
+    free(x->reqs);
+    free(x->wq);
+    free(x->threads);
+    free(x->args);
+    free(x->wstats);
+    if (x->sync_ready) {
+        pthread_mutex_destroy(&x->wq_mu);
+        pthread_cond_destroy(&x->wq_cv);
+        pthread_mutex_destroy(&x->err_mu);
+    }
+    free(x);
+}
+
+/* ---- the producer ---- */
+
+/* A read failed: the reader's error, plus the tensor whose bytes were at
+ * the failing offset (the first of that shard to end after it). */
+static void fail_read(trestle__restore *x)
+{
+    const trestle_plan *p = x->plan;
+    const trestle__read *rq = x->reader.failed;
+    trestle_error e = x->reader.err;
+
+    if (rq && p->num_extents > 0) {
+        uint64_t at = e.offset >= 0 ? (uint64_t)e.offset : rq->offset;
+        size_t pick = p->batches[rq->batch].first_extent;
+        for (size_t i = 0; i < p->num_extents; i++) {
+            const trestle__extent *ext = &p->extents[i];
+            if (ext->shard == rq->shard && ext->offset + ext->size > at) {
+                pick = i;
+                break;
+            }
+        }
+        const char *name = trestle__restore_tensor_name(x, pick);
+        trestle__error_prefix(&e, "reading tensor '%s'", name);
+        trestle__error_set_key(&e, name);
+    }
+    trestle__restore_fail(x, &e);
+}
+
+static void queue_push(trestle__restore *x, trestle__read *rq)
+{
+    pthread_mutex_lock(&x->wq_mu);
+    x->wq[(x->wq_head + x->wq_len) % x->wq_cap] = rq; /* one slot per buffer: never full */
+    x->wq_len++;
+    pthread_cond_signal(&x->wq_cv);
+    pthread_mutex_unlock(&x->wq_mu);
+}
+
+/* Completed reads waiting for a worker. */
+static unsigned queue_len(trestle__restore *x)
+{
+    pthread_mutex_lock(&x->wq_mu);
+    unsigned n = x->wq_len;
+    pthread_mutex_unlock(&x->wq_mu);
+    return n;
+}
+
+/* Hand completed reads to the workers, waiting up to timeout_ms for the
+ * first. False after a read failed (the error is recorded). */
+static bool collect(trestle__restore *x, unsigned *inflight, int64_t *last_done, int timeout_ms)
+{
+    trestle__read *done[REAP_BATCH];
+    unsigned n = 0;
+    if (x->reader.ops->reap(&x->reader, done, REAP_BATCH, &n, timeout_ms) != TRESTLE_OK) {
+        fail_read(x);
+        return false;
+    }
+    if (n > 0)
+        *last_done = trestle__restore_now_ns(x);
+    for (unsigned i = 0; i < n; i++) {
+        x->bytes_read += done[i]->length;
+        queue_push(x, done[i]);
+    }
+    *inflight -= n;
+    return true;
+}
+
+/*
+ * Keep up to queue_depth reads in flight, each into a staging buffer, and
+ * queue every completed one for the workers. Returns when every read has
+ * completed, or at the first error or cancellation.
+ *
+ * Completions are collected after every submission too, without waiting,
+ * and no read is started while the workers already have a backlog: reads
+ * served from the page cache finish at once, faster than they can be
+ * checked, and without the brake they would only fill (and fault in) all
+ * of the staging memory. With slow storage the backlog stays empty and
+ * queue_depth reads stay in flight.
+ */
+static void produce(trestle__restore *x, const size_t *order)
+{
+    const trestle_plan *p = x->plan;
+    trestle__reader *r = &x->reader;
+    size_t oi = 0, si = 0, nsegs = 0;
+    unsigned inflight = 0;
+    unsigned depth = x->opt.queue_depth < x->pool.count ? x->opt.queue_depth : x->pool.count;
+    /* Page-cache hits need no queue: one read per core in flight suffices. */
+    unsigned cached_depth = x->nthreads + 2 < depth ? x->nthreads + 2 : depth;
+    unsigned backlog = 2 * x->nthreads;
+    int held = -1;
+    int64_t first_submit = -1, last_done = -1;
+
+    while (!trestle__restore_stopping(x)) {
+        while (oi < p->num_batches && queue_len(x) < backlog &&
+               inflight < (x->batch_mode[order[oi]] == TRESTLE__BATCH_CACHED ? cached_depth
+                                                                            : depth)) {
+            size_t b = order[oi];
+            if (si == 0)
+                nsegs = trestle__restore_segments(x, b, x->segs);
+            if (si == nsegs) { /* done with this batch (or it holds only empty extents) */
+                oi++;
+                si = 0;
+                continue;
+            }
+            /* A destination read takes a token too: it bounds reads and queue alike. */
+            int bi = held >= 0 ? held : trestle__pool_acquire(&x->pool, 0);
+            held = -1;
+            if (bi < 0)
+                break;
+            const trestle__seg *sg = &x->segs[si];
+            trestle__read *rq = &x->reqs[bi];
+            rq->shard = p->batches[b].shard;
+            rq->offset = sg->offset;
+            rq->length = sg->length;
+            rq->buf_index = (unsigned)bi;
+            rq->seq = x->batch_seq[b] + si;
+            rq->batch = b;
+            rq->extent = sg->extent;
+            if (sg->extent == TRESTLE__NO_EXTENT) {
+                rq->buf = x->pool.bufs[bi];
+                rq->want_direct = x->batch_mode[b] == TRESTLE__BATCH_DIRECT;
+            } else {
+                const trestle__extent *ext = &p->extents[sg->extent];
+                rq->buf = x->ext[sg->extent].dest + (sg->offset - ext->offset);
+                rq->want_direct = false;
+            }
+            if (first_submit < 0)
+                first_submit = trestle__restore_now_ns(x);
+            if (r->ops->submit(r, rq) != TRESTLE_OK) {
+                trestle__pool_release(&x->pool, (unsigned)bi);
+                fail_read(x);
+                goto out;
+            }
+            inflight++;
+            si++;
+            if (!collect(x, &inflight, &last_done, 0))
+                goto out;
+        }
+        if (oi == p->num_batches && inflight == 0)
+            break;
+        bool more = oi < p->num_batches &&
+                    inflight < (x->batch_mode[order[oi]] == TRESTLE__BATCH_CACHED ? cached_depth
+                                                                                : depth);
+        if (more && queue_len(x) >= backlog) {
+            /* The workers are behind: wait for one to finish a chunk. */
+            trestle__pool_wait(&x->pool, WAIT_MS);
+            if (!collect(x, &inflight, &last_done, 0))
+                break;
+            continue;
+        }
+        if (inflight == 0) {
+            /* Every buffer is with the workers: wait for one to come back. */
+            held = trestle__pool_acquire(&x->pool, WAIT_MS);
+            continue;
+        }
+        if (!collect(x, &inflight, &last_done, WAIT_MS))
+            break;
+    }
+out:
+    if (held >= 0)
+        trestle__pool_release(&x->pool, (unsigned)held);
+    if (first_submit >= 0 && last_done >= first_submit)
+        x->read_seconds = (double)(last_done - first_submit) * 1e-9;
+}
+
+/* ---- public API ---- */
+
+static void fill_stats(const trestle__restore *x, trestle_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->bytes_read = x->bytes_read;
+    for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++) {
+        st->bytes_verified += x->wstats[i].verified;
+        st->bytes_copied += x->wstats[i].copied;
+        st->verify_seconds += x->wstats[i].verify_seconds;
+        st->copy_seconds += x->wstats[i].copy_seconds;
+    }
+    st->read_seconds = x->read_seconds;
+    st->wall_seconds = (double)trestle__restore_now_ns(x) * 1e-9;
+    long long fr = atomic_load(&x->first_ready_ns);
+    st->first_ready_seconds = fr >= 0 ? (double)fr * 1e-9 : -1.0;
+    st->tensors = atomic_load(&x->tensors);
+    st->reader = x->reader_kind;
+    st->direct_reads = x->reader.direct_reads > 0;
+    snprintf(st->reader_note, sizeof st->reader_note, "%s", x->reader.note);
+}
+
+/* Everything up to the first read. The error is returned, not recorded. */
+static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t **order,
+                 trestle_error *err)
+{
+    const trestle_plan *p = x->plan;
+    int rc;
+
+    TR_FORWARD(read_options(opt, &x->opt, err));
+    x->chunk = x->opt.chunk_bytes;
+    x->reader_kind = x->opt.reader;
+    TR_FORWARD(check_destinations(x, err));
+    TR_FORWARD(check_shards(x, err));
+    trestle__copier_open_host(&x->copier);
+    x->copier_open = true;
+    TR_FORWARD(allocate_destinations(x, err));
+    TR_FORWARD(trestle__restore_layout(x, err));
+    *order = trestle__restore_issue_order(p);
+    TR_FAIL_IF(!*order, err, TRESTLE_E_NOMEM, "out of memory");
+
+    /* Staging: as many buffers as staging_bytes holds (at least two, so
+     * reading and checking overlap), but no more than there are reads. */
+    size_t buf_bytes = (size_t)(x->chunk + TRESTLE__READ_SLACK);
+    uint64_t count = x->opt.staging_bytes / buf_bytes;
+    if (count > x->nreads)
+        count = x->nreads;
+    if (count < 2)
+        count = 2;
+    if (count > 65536)
+        count = 65536;
+    TR_FORWARD(trestle__pool_init(&x->pool, (unsigned)count, buf_bytes, err));
+    TR_FORWARD(open_reader(x, err));
+    x->reader_kind = x->reader.ops->kind;
+    TR_FORWARD(start_workers(x, err));
+fail:
+    return rc;
+}
+
+int trestle_restore(trestle_plan *p, const trestle_restore_options *opt, trestle_stats *stats,
+                    trestle_error *err)
+{
+    trestle__restore *x;
+    size_t *order = NULL;
+    int rc;
+
+    trestle_error_clear(err);
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->first_ready_seconds = -1.0;
+    }
+    if (!p)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "NULL plan");
+    x = calloc(1, sizeof *x);
+    if (!x)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    clock_gettime(CLOCK_MONOTONIC, &x->t0);
+    x->plan = p;
+    x->ckpt = p->ckpt;
+    trestle_error_clear(&x->err);
+    atomic_init(&x->stop, 0);
+    atomic_init(&x->tensors, 0);
+    atomic_init(&x->first_ready_ns, -1);
+    pthread_mutex_init(&x->wq_mu, NULL);
+    pthread_cond_init(&x->wq_cv, NULL);
+    pthread_mutex_init(&x->err_mu, NULL);
+    x->sync_ready = true;
+    atomic_store(&p->cancel, 0);
+
+    rc = setup(x, opt, &order, err);
+    if (rc == TRESTLE_OK) {
+        /* Zero-byte tensors and empty extents have nothing to wait for. The
+         * calling thread uses the extra stats slot after the workers'. */
+        for (size_t e = 0; e < p->num_extents; e++)
+            if (x->ext[e].parts == 0)
+                trestle__restore_finish_extent(x, x->opt.threads, e);
+        for (size_t i = 0; i < p->num_ops; i++)
+            if (!p->ops[i].skipped && p->ops[i].num_pieces == 0)
+                trestle__restore_op_ready(x, i);
+        produce(x, order);
+    }
+    stop_pipeline(x);
+    if (rc == TRESTLE_OK) {
+        rc = x->rc;
+        if (rc != TRESTLE_OK && err)
+            *err = x->err;
+        if (rc == TRESTLE_OK && atomic_load(&x->tensors) != x->ops_expected)
+            rc = trestle__error_simple(err, TRESTLE_E_CORRUPT,
+                                       "internal error: %zu of %zu ops were restored",
+                                       atomic_load(&x->tensors), x->ops_expected);
+    }
+    if (stats)
+        fill_stats(x, stats);
+    free(order);
+    free_context(x);
+    return rc;
+}
+
+void trestle_restore_cancel(trestle_plan *p)
+{
+    if (p)
+        atomic_store(&p->cancel, 1);
+}

@@ -1,0 +1,291 @@
+/*
+ * restore_layout.c - how a restore reads its plan: which batches go through
+ * O_DIRECT, how each batch splits into reads, and the bookkeeping that lets
+ * workers check one CRC per extent from the parts that chunks deliver.
+ *
+ * A batch is read as a sequence of "segments", each at most one chunk:
+ * runs of small extents (with the gaps between them) are read into staging
+ * buffers and copied out by workers; an extent of at least DEST_READ_MIN
+ * bytes in a batch read buffered, with a verbatim piece into host memory,
+ * is read straight into that destination instead, so its bytes are copied
+ * once (by the kernel) rather than twice. Reads are numbered in batch
+ * order; trestle__restore_segments() is the one definition of the split,
+ * used both here (to count) and by the producer (to issue).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "restore.h"
+
+#define DEST_READ_MIN ((uint64_t)256 << 10) /* below this, coalesced staging reads win */
+
+#ifndef SYS_cachestat
+#define SYS_cachestat 451 /* Linux >= 6.5, the same number on every architecture */
+#endif
+
+/* ---- O_DIRECT policy ---- */
+
+struct cachestat_range_ {
+    uint64_t off, len;
+};
+struct cachestat_ {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+};
+
+/*
+ * Is most of [off, off + len) of fd in the page cache? cachestat(2) answers
+ * in one call on Linux >= 6.5; elsewhere mincore(2) on a temporary mapping
+ * does. When neither can tell, say yes: buffered reads are always correct.
+ */
+static bool mostly_cached(trestle__restore *x, int fd, uint64_t off, uint64_t len)
+{
+    uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+    uint64_t first = off / page, pages = (off + len - 1) / page - first + 1;
+
+    if (!x->no_cachestat) {
+        struct cachestat_range_ range = { first * page, pages * page };
+        struct cachestat_ cs;
+        if (syscall(SYS_cachestat, fd, &range, &cs, 0) == 0)
+            return cs.nr_cache * 2 >= pages;
+        x->no_cachestat = true; /* ENOSYS, or a seccomp filter: don't ask again */
+    }
+    unsigned char *vec = malloc((size_t)pages);
+    void *map = mmap(NULL, (size_t)(pages * page), PROT_READ, MAP_SHARED, fd,
+                     (off_t)(first * page));
+    uint64_t cached = pages;
+    if (vec && map != MAP_FAILED && mincore(map, (size_t)(pages * page), vec) == 0) {
+        cached = 0;
+        for (uint64_t i = 0; i < pages; i++)
+            cached += vec[i] & 1;
+    }
+    if (map != MAP_FAILED)
+        munmap(map, (size_t)(pages * page));
+    free(vec);
+    return cached * 2 >= pages;
+}
+
+/* The O_DIRECT policy for one batch: cold data skips the page cache. */
+static unsigned char batch_mode(trestle__restore *x, const trestle__batch *bt)
+{
+    if (x->opt.direct == TRESTLE_DIRECT_ALWAYS)
+        return TRESTLE__BATCH_DIRECT;
+    if (bt->length > 0 && mostly_cached(x, x->ckpt->shard_fds[bt->shard], bt->offset, bt->length))
+        return TRESTLE__BATCH_CACHED;
+    return x->opt.direct == TRESTLE_DIRECT_NEVER ? TRESTLE__BATCH_BUFFERED : TRESTLE__BATCH_DIRECT;
+}
+
+/* ---- segments ---- */
+
+/* Append [lo, hi) as chunk-sized reads into `target` (out may be NULL: count). */
+static size_t emit(trestle__seg *out, size_t n, uint64_t lo, uint64_t hi, uint64_t chunk,
+                   size_t target)
+{
+    for (uint64_t o = lo; o < hi; o += chunk, n++)
+        if (out)
+            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target };
+    return n;
+}
+
+size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__seg *out)
+{
+    const trestle_plan *p = x->plan;
+    const trestle__batch *bt = &p->batches[b];
+    uint64_t run_lo = 0, run_hi = 0;
+    bool run = false;
+    size_t n = 0;
+
+    for (size_t e = bt->first_extent; e < bt->first_extent + bt->num_extents; e++) {
+        const trestle__extent *ext = &p->extents[e];
+        if (ext->size == 0)
+            continue; /* finished at start */
+        if (x->ext[e].dest) {
+            if (run)
+                n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT);
+            run = false;
+            n = emit(out, n, ext->offset, ext->offset + ext->size, x->chunk, e);
+            continue;
+        }
+        if (!run)
+            run_lo = ext->offset;
+        run = true;
+        run_hi = ext->offset + ext->size;
+    }
+    if (run)
+        n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT);
+    return n;
+}
+
+/* ---- bookkeeping ---- */
+
+static bool host_memory(const trestle__restore *x, const trestle__plan_op *op)
+{
+    return x->copier.host_dests && op->dest &&
+           (op->dest_kind == TRESTLE_DEST_HOST ||
+            (op->dest_kind == TRESTLE_DEST_ALLOCATE && !op->engine_device));
+}
+
+/* Extent e of a buffered batch: read it straight into a host destination? */
+static void pick_destination(trestle__restore *x, size_t e)
+{
+    const trestle_plan *p = x->plan;
+    const trestle__extent *ext = &p->extents[e];
+    trestle__ext_state *st = &x->ext[e];
+
+    st->primary = TRESTLE__NO_EXTENT;
+    for (size_t k = 0; k < ext->num_pieces; k++) {
+        const trestle__piece *pc = &p->pieces[ext->first_piece + k];
+        const trestle__plan_op *op = &p->ops[pc->op];
+        if (pc->region == TRESTLE__NO_REGION && host_memory(x, op)) {
+            /* Strings are walked where a host destination holds them all. */
+            if (ext->is_string && !st->walk_buf)
+                st->walk_buf = (uint8_t *)op->dest + pc->dst_offset;
+            if (!st->dest && ext->size >= DEST_READ_MIN) {
+                st->dest = (uint8_t *)op->dest + pc->dst_offset;
+                st->primary = ext->first_piece + k;
+            }
+        }
+    }
+}
+
+/* Count the parts of every extent in batch b's reads; `segs` is scratch. */
+static void count_parts(trestle__restore *x, size_t b, trestle__seg *segs)
+{
+    const trestle_plan *p = x->plan;
+    const trestle__batch *bt = &p->batches[b];
+    size_t n = trestle__restore_segments(x, b, segs);
+    size_t e = bt->first_extent, end = bt->first_extent + bt->num_extents;
+
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = x->batch_seq[b] + i, lo = segs[i].offset, hi = lo + segs[i].length;
+        if (segs[i].extent != TRESTLE__NO_EXTENT) {
+            trestle__ext_state *st = &x->ext[segs[i].extent];
+            if (st->parts++ == 0) {
+                st->first_seq = seq;
+                st->first_len = segs[i].length;
+            }
+            continue;
+        }
+        /* Staging reads come in file order: extents before lo are done. */
+        while (e < end && p->extents[e].offset + p->extents[e].size <= lo)
+            e++;
+        for (size_t k = e; k < end && p->extents[k].offset < hi; k++) {
+            const trestle__extent *ext = &p->extents[k];
+            trestle__ext_state *st = &x->ext[k];
+            uint64_t s = ext->offset > lo ? ext->offset : lo;
+            uint64_t t = ext->offset + ext->size < hi ? ext->offset + ext->size : hi;
+            if (st->dest || s >= t)
+                continue;
+            if (st->parts++ == 0) {
+                st->first_seq = seq;
+                st->first_len = t - s;
+            }
+        }
+    }
+}
+
+int trestle__restore_layout(trestle__restore *x, trestle_error *err)
+{
+    trestle_plan *p = x->plan;
+    size_t nb = p->num_batches ? p->num_batches : 1;
+    uint64_t seq = 0, nslots = 0;
+    size_t max_segs = 1;
+
+    x->batch_seq = malloc(nb * sizeof *x->batch_seq);
+    x->batch_mode = calloc(nb, sizeof *x->batch_mode);
+    x->ext = calloc(p->num_extents ? p->num_extents : 1, sizeof *x->ext);
+    x->op_left = calloc(p->num_ops ? p->num_ops : 1, sizeof *x->op_left);
+    if (!x->batch_seq || !x->batch_mode || !x->ext || !x->op_left)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+
+    for (size_t e = 0; e < p->num_extents; e++)
+        x->ext[e].primary = TRESTLE__NO_EXTENT;
+    for (size_t b = 0; b < p->num_batches; b++) {
+        const trestle__batch *bt = &p->batches[b];
+        x->batch_mode[b] = batch_mode(x, bt);
+        for (size_t e = bt->first_extent; e < bt->first_extent + bt->num_extents; e++) {
+            pick_destination(x, e);
+            if (x->batch_mode[b] == TRESTLE__BATCH_DIRECT && x->ext[e].dest) { /* O_DIRECT goes through staging */
+                x->ext[e].dest = NULL;
+                x->ext[e].primary = TRESTLE__NO_EXTENT;
+            }
+        }
+        size_t n = trestle__restore_segments(x, b, NULL);
+        x->batch_seq[b] = seq;
+        seq += n;
+        if (n > max_segs)
+            max_segs = n;
+    }
+    x->nreads = seq;
+    x->segs = malloc(max_segs * sizeof *x->segs);
+    if (!x->segs)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t b = 0; b < p->num_batches; b++)
+        count_parts(x, b, x->segs);
+
+    for (size_t e = 0; e < p->num_extents; e++) {
+        atomic_init(&x->ext[e].left, x->ext[e].parts);
+        atomic_init(&x->ext[e].tmp, NULL);
+        nslots += x->ext[e].parts;
+    }
+    x->slots = malloc((nslots ? nslots : 1) * sizeof *x->slots);
+    if (!x->slots)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    nslots = 0;
+    for (size_t e = 0; e < p->num_extents; e++) {
+        x->ext[e].crcs = x->slots + nslots;
+        nslots += x->ext[e].parts;
+    }
+    for (size_t i = 0; i < p->num_ops; i++) {
+        atomic_init(&x->op_left[i], p->ops[i].num_pieces);
+        x->ops_expected += !p->ops[i].skipped;
+    }
+    return TRESTLE_OK;
+}
+
+/* ---- issue order ---- */
+
+/*
+ * The order batches are read in: round-robin over shards (batches come
+ * sorted by shard), so that shards on different devices are read at once.
+ */
+size_t *trestle__restore_issue_order(const trestle_plan *p)
+{
+    size_t n = p->num_batches;
+    size_t *order = malloc((n ? n : 1) * sizeof *order);
+    size_t *cur = malloc((n ? n : 1) * sizeof *cur);
+    size_t *end = malloc((n ? n : 1) * sizeof *end);
+    size_t runs = 0, placed = 0;
+
+    if (!order || !cur || !end) {
+        free(order);
+        order = NULL;
+        goto out;
+    }
+    for (size_t b = 0; b < n; b++) {
+        if (b == 0 || p->batches[b].shard != p->batches[b - 1].shard)
+            cur[runs++] = b;
+        end[runs - 1] = b + 1;
+    }
+    while (placed < n) {
+        size_t live = 0;
+        for (size_t r = 0; r < runs; r++) {
+            order[placed++] = cur[r]++;
+            if (cur[r] < end[r]) {
+                cur[live] = cur[r];
+                end[live++] = end[r];
+            }
+        }
+        runs = live;
+    }
+out:
+    free(cur);
+    free(end);
+    return order;
+}
