@@ -16,6 +16,7 @@
 #include "crc32c.h"
 #include "cursor.h"
 #include "error.h"
+#include "sstable.h"
 #include "string_tensor.h"
 
 size_t trestle__checkpoint_lookup(const trestle_checkpoint *c, const char *key, size_t key_len)
@@ -24,10 +25,7 @@ size_t trestle__checkpoint_lookup(const trestle_checkpoint *c, const char *key, 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const trestle__entry *e = &c->entries[mid];
-        size_t n = e->key_len < key_len ? e->key_len : key_len;
-        int cmp = memcmp(e->key, key, n);
-        if (cmp == 0)
-            cmp = (e->key_len > key_len) - (e->key_len < key_len);
+        int cmp = trestle__key_cmp(e->key, e->key_len, key, key_len);
         if (cmp == 0)
             return mid;
         if (cmp < 0)

@@ -87,16 +87,6 @@ static const char *show_key(const uint8_t *k, size_t n, char *out, size_t cap)
     return out;
 }
 
-/* Bytewise order, shorter prefix first (LevelDB's BytewiseComparator). */
-static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return an < bn ? -1 : an > bn;
-}
-
 /* ---- blocks ---- */
 
 /* A block read through its handle, decompressed when it was stored with snappy. */
@@ -345,15 +335,15 @@ static int scan_data_block(const scan_ctx *s, walk *w, const block *b, const uin
         const uint8_t *k = it.key.data ? it.key.data : (const uint8_t *)"";
         size_t kn = it.key.len;
         uint64_t eoff = at(b, it.entry_pos);
-        if (w->have_last && key_cmp(k, kn, w->last.data, w->last.len) <= 0) {
+        if (w->have_last && trestle__key_cmp(k, kn, w->last.data, w->last.len) <= 0) {
             show_key(k, kn, k1, sizeof k1);
             rc = corrupt(s, eoff, k1, "%s key '%s' at offset %llu (after '%s')",
-                         key_cmp(k, kn, w->last.data, w->last.len) ? "out-of-order" : "duplicate",
+                         trestle__key_cmp(k, kn, w->last.data, w->last.len) ? "out-of-order" : "duplicate",
                          k1, (unsigned long long)eoff,
                          show_key(w->last.data, w->last.len, k2, sizeof k2));
             break;
         }
-        if (w->have_sep && key_cmp(k, kn, w->prev_sep.data, w->prev_sep.len) <= 0) {
+        if (w->have_sep && trestle__key_cmp(k, kn, w->prev_sep.data, w->prev_sep.len) <= 0) {
             show_key(k, kn, k1, sizeof k1);
             rc = corrupt(s, eoff, k1,
                          "key '%s' at offset %llu is not above the previous index separator '%s'",
@@ -361,7 +351,7 @@ static int scan_data_block(const scan_ctx *s, walk *w, const block *b, const uin
                          show_key(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
             break;
         }
-        if (key_cmp(k, kn, sep, sep_len) > 0) {
+        if (trestle__key_cmp(k, kn, sep, sep_len) > 0) {
             show_key(k, kn, k1, sizeof k1);
             rc = corrupt(s, eoff, k1,
                          "key '%s' at offset %llu is above its block's index separator '%s'", k1,
@@ -394,7 +384,7 @@ static int visit_index_entry(const scan_ctx *s, walk *w, const block *ib, const 
     block db;
     int rc;
 
-    if (w->have_sep && key_cmp(sep, ix->key.len, w->prev_sep.data, w->prev_sep.len) <= 0)
+    if (w->have_sep && trestle__key_cmp(sep, ix->key.len, w->prev_sep.data, w->prev_sep.len) <= 0)
         return corrupt(s, where, NULL,
                        "index separator '%s' at offset %llu does not follow the previous one '%s'",
                        show_key(sep, ix->key.len, k1, sizeof k1), (unsigned long long)where,

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "trestle.h"
 
@@ -19,6 +20,17 @@
 #define TRESTLE_SSTABLE_MAGIC 0xdb4775248b80fb57ull
 #define TRESTLE_SSTABLE_BLOCK_SIZE 262144  /* TF's table_options block_size */
 #define TRESTLE_SSTABLE_RESTART_INTERVAL 16
+
+/* The table's only order: unsigned bytes, shorter prefix first (LevelDB's
+ * BytewiseComparator). Every sorted key array in the engine uses it. */
+static inline int trestle__key_cmp(const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
 
 /* Statistics a scan reports (for inspect and tests). */
 typedef struct trestle__table_stats {

@@ -238,16 +238,6 @@ int trestle__table_builder_create(int snappy, trestle__table_builder **out, tres
     return TRESTLE_OK;
 }
 
-/* Bytewise order, shorter prefix first. */
-static int key_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
-{
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return an < bn ? -1 : an > bn;
-}
-
 int trestle__table_builder_add(trestle__table_builder *b, const uint8_t *key, size_t key_len,
                                const uint8_t *value, size_t value_len, trestle_error *err)
 {
@@ -266,7 +256,7 @@ int trestle__table_builder_add(trestle__table_builder *b, const uint8_t *key, si
     if (!value)
         value = nothing;
     if (b->num_entries > 0) {
-        TR_FAIL_IF(key_cmp(key, key_len, b->last_key.data, b->last_key.len) <= 0, err,
+        TR_FAIL_IF(trestle__key_cmp(key, key_len, b->last_key.data, b->last_key.len) <= 0, err,
                    TRESTLE_E_INVALID_ARG, "sstable keys must be strictly increasing");
         /* TF gives an entry of 2 blocks or more a fresh block of its own. */
         if (key_len + value_len >= (size_t)OVERLY_LARGE_RATIO * TRESTLE_SSTABLE_BLOCK_SIZE)

@@ -21,9 +21,7 @@
 static int cmp_keys(const void *a, const void *b)
 {
     const wentry *x = *(const wentry *const *)a, *y = *(const wentry *const *)b;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+    return trestle__key_cmp(x->key, x->key_len, y->key, y->key_len);
 }
 
 /* Pack one entry into out (malloc'd). */
