@@ -254,4 +254,43 @@ int cli_progress_on_ready(void *user, size_t i, const trestle_plan_op_info *op);
 /* Stop the thread, erase the bar, restore SIGINT's old handler. Accepts NULL. */
 void cli_progress_stop(cli_progress *pg);
 
+/* ---- benchmark ceilings (cli_bench_ceiling.c) ---- */
+
+/* One machine ceiling measured by `trestle bench`, best of its runs. */
+typedef struct cli_ceiling {
+    int valid;         /* 1 when measured; 0: n/a, `note` says why */
+    double gbps;       /* GB/s (1e9 bytes per second) */
+    uint64_t bytes;    /* bytes moved in the best run */
+    double seconds;    /* seconds of the best run */
+    char note[192];    /* how it was measured, or why it is n/a */
+} cli_ceiling;
+
+/*
+ * Drop the page cache of a checkpoint's shards and index: sync, then
+ * /proc/sys/vm/drop_caches when writable, else fdatasync +
+ * posix_fadvise(DONTNEED) per file. `what` receives one sentence saying
+ * which happened and how much of the shard bytes is still cached. Returns
+ * 0 when dropped via drop_caches, 1 via fadvise, -1 when neither worked.
+ */
+int cli_bench_drop_cache(const trestle_checkpoint *c, char *what, size_t cap);
+
+/* Raw read of every shard byte: `direct` 0 is read() of 1 MiB blocks, one
+ * thread, through the page cache (as cat/dd); 1 is O_DIRECT with a deep
+ * io_uring queue (a 16-thread pread pool when io_uring is unavailable).
+ * When `cold`, the cache is dropped before each run. Best of `runs`. */
+void cli_bench_raw_read(const trestle_checkpoint *c, int direct, int cold, int runs,
+                        cli_ceiling *out);
+
+/* CRC32C throughput of one core: a DISCARD restore with one worker and
+ * verification on; bytes_verified / verify_seconds. */
+void cli_bench_crc(const trestle_checkpoint *c, cli_ceiling *out);
+
+/* memcpy throughput of one core between two touched 256 MiB buffers. */
+void cli_bench_memcpy(cli_ceiling *out);
+
+/* Host-to-device copy into CUDA device `device` from pinned (`pinned` 1)
+ * or pageable memory, via the CUDA runtime loaded with dlopen; n/a with
+ * the reason when there is no runtime or no device. */
+void cli_bench_h2d(int device, int pinned, cli_ceiling *out);
+
 #endif /* TRESTLE_CLI_H */
