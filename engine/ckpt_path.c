@@ -165,8 +165,18 @@ int trestle__resolve_prefix(const char *path, char **prefix, trestle_error *err)
     *prefix = NULL;
     if (!path || !*path)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "empty checkpoint path");
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return resolve_dir(path, prefix, err);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* "dir/" and "dir" name the same directory: drop trailing slashes so
+         * the paths built from it (and shown in messages) have no "//". */
+        char *dir = strdup(path);
+        if (!dir)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        for (size_t len = strlen(dir); len > 1 && dir[len - 1] == '/'; len--)
+            dir[len - 1] = '\0';
+        int rc = resolve_dir(dir, prefix, err);
+        free(dir);
+        return rc;
+    }
     if (has_index(path)) {
         *prefix = strdup(path);
     } else if (ends_with(path, ".index") && is_file(path)) {

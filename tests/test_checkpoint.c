@@ -514,3 +514,15 @@ Test(corrupt, rejects_a_table_without_a_header_entry)
     tu_rmtree(dir);
     free(dir);
 }
+
+Test(checkpoint, a_directory_with_a_trailing_slash_resolves_without_double_slashes)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s//", fixture_or_skip("tf-checkpoints/tfkeras_lso_ckpt_2shards"));
+    trestle_checkpoint *c = open_ok(path);
+    trestle_checkpoint_info info;
+    trestle_checkpoint_get_info(c, &info);
+    cr_assert_null(strstr(info.prefix, "//"), "%s", info.prefix);
+    cr_assert(strstr(info.prefix, "tfkeras_lso_ckpt_2shards/ckpt") != NULL, "%s", info.prefix);
+    trestle_close(c);
+}
