@@ -36,6 +36,13 @@
  *   `*_options_init()` first; the library reads only the fields that `size`
  *   says the caller knows about, so the structs can grow without an ABI break.
  * - The library never prints, never exits and never aborts on bad input.
+ * - Versions: "Since X.Y" on each function is the release that added it.
+ *   TRESTLE_VERSION_* (trestle_version.h) describe the header,
+ *   trestle_version_number() the library actually loaded.
+ *
+ * Linking: `cmake --install` provides `pkg-config --cflags --libs trestle`
+ * and `find_package(trestle)` with targets trestle::trestle (shared) and
+ * trestle::trestle_static. Only trestle_* symbols are exported.
  */
 #ifndef TRESTLE_H
 #define TRESTLE_H
@@ -61,14 +68,25 @@ extern "C" {
 /* ======================================================================= */
 
 /**
- * @brief The library's version as MAJOR*10000 + MINOR*100 + PATCH.
+ * @brief The runtime library's version as MAJOR*10000 + MINOR*100 + PATCH.
  *
- * Compare with TRESTLE_VERSION_NUMBER to detect a header/library mismatch.
- * @return the runtime version number. Thread-safe. Since 0.1.
+ * Compare with the compile-time TRESTLE_VERSION_NUMBER (trestle_version.h)
+ * to detect a program built against one header and run with another
+ * library, as with ZSTD_versionNumber():
+ *
+ *     if (trestle_version_number() / 100 != TRESTLE_VERSION_NUMBER / 100)
+ *         ... header and library differ in MAJOR.MINOR ...
+ *
+ * @return the version number, e.g. 100 for 0.1.0. Never fails.
+ * Thread-safe; callable before any other function. Since 0.1.
  */
 TRESTLE_API unsigned trestle_version_number(void);
 
-/** @brief The runtime version as "MAJOR.MINOR.PATCH" (static storage). Since 0.1. */
+/**
+ * @brief The runtime library's version as "MAJOR.MINOR.PATCH".
+ * @return static storage owned by the library; never NULL, never freed.
+ * Thread-safe. Since 0.1.
+ */
 TRESTLE_API const char *trestle_version_string(void);
 
 /* ======================================================================= */
@@ -129,13 +147,38 @@ typedef struct trestle_error {
     char message[TRESTLE_ERROR_MESSAGE_MAX]; /**< full human-readable text */
 } trestle_error;
 
-/** @brief Static text for a code, e.g. "CRC32C mismatch". Never NULL. Since 0.1. */
+/**
+ * @brief The static text of an error code, e.g. "CRC32C mismatch".
+ *
+ * For the full message of one failure (tensor, file, offset), use
+ * trestle_error.message instead.
+ *
+ * @param[in] code  a trestle_code; any int is accepted.
+ * @return static storage owned by the library, never NULL; unknown codes
+ *         give "unknown error". Thread-safe. Since 0.1.
+ */
 TRESTLE_API const char *trestle_strerror(int code);
 
-/** @brief The code's enum name without prefix, e.g. "E_CRC_MISMATCH". Never NULL. Since 0.1. */
+/**
+ * @brief The code's enum name without the TRESTLE_ prefix, e.g. "E_CRC_MISMATCH".
+ *
+ * Meant for logs and machine-readable output (the CLI's --json).
+ *
+ * @param[in] code  a trestle_code; any int is accepted.
+ * @return static storage owned by the library, never NULL; unknown codes
+ *         give "UNKNOWN". Thread-safe. Since 0.1.
+ */
 TRESTLE_API const char *trestle_code_name(int code);
 
-/** @brief Reset an error to TRESTLE_OK with empty fields. `err` may be NULL. Since 0.1. */
+/**
+ * @brief Reset an error to TRESTLE_OK: empty strings, offset and length -1.
+ *
+ * Optional: every fallible call fills `err` completely on failure, so a
+ * caller never has to clear it first.
+ *
+ * @param[out] err  caller-owned error; NULL is accepted and ignored.
+ * Thread-safe for distinct `err`. Since 0.1.
+ */
 TRESTLE_API void trestle_error_clear(trestle_error *err);
 
 /* ======================================================================= */
@@ -182,20 +225,26 @@ typedef enum trestle_dtype {
 
 /**
  * @brief TensorFlow's spelling of a dtype ("float", "bfloat16", "int64"...).
- * @return static text; "INVALID" for 0 and "unknown" for unknown values. Since 0.1.
+ * @param[in] dtype  a trestle_dtype; any int is accepted.
+ * @return static storage owned by the library, never NULL: "INVALID" for 0
+ *         and "unknown" for values outside trestle_dtype. Thread-safe. Since 0.1.
  */
 TRESTLE_API const char *trestle_dtype_name(int dtype);
 
 /**
- * @brief Parse a dtype name as trestle_dtype_name() prints it (also accepts
- * "DT_FLOAT"-style and "float32"/"float16" numpy spellings).
- * @return the dtype, or TRESTLE_DT_INVALID when the name is unknown. Since 0.1.
+ * @brief Parse a dtype name: trestle_dtype_name()'s spelling, "DT_FLOAT"
+ * style, and the numpy spellings "float32"/"float16".
+ * @param[in] name  NUL-terminated name; NULL gives TRESTLE_DT_INVALID.
+ * @return the trestle_dtype, or TRESTLE_DT_INVALID when the name is unknown.
+ * Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_dtype_from_name(const char *name);
 
 /**
  * @brief Bytes per element on disk: 4 for float, 2 for bfloat16, 1 for int4...
- * @return the size, or 0 for variable-size (string, variant) and unknown types. Since 0.1.
+ * @param[in] dtype  a trestle_dtype; any int is accepted.
+ * @return the size, or 0 for variable-size (string, variant) and unknown
+ *         types. Thread-safe. Since 0.1.
  */
 TRESTLE_API size_t trestle_dtype_size(int dtype);
 
@@ -215,7 +264,16 @@ typedef struct trestle_open_options {
     void *reserved[8];      /**< must be zero */
 } trestle_open_options;
 
-/** @brief Fill `opt` with defaults. `opt` must not be NULL. Since 0.1. */
+/**
+ * @brief Fill `opt` with the defaults and set `opt->size`.
+ *
+ * Always call it before setting fields: a program built against an older
+ * header passes a smaller `size`, and the library then uses defaults for
+ * the fields it does not know about (ABI-stable growth).
+ *
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.1.
+ */
 TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
 
 /**
@@ -242,8 +300,15 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
 TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
                              trestle_checkpoint **out, trestle_error *err);
 
-/** @brief Close a checkpoint and its shard files. Accepts NULL. The caller
- * must have freed every plan made from it first. Since 0.1. */
+/**
+ * @brief Close a checkpoint: its shard files and every string it returned.
+ *
+ * Pointers obtained from the checkpoint (names, dims, paths) become invalid.
+ *
+ * @param[in] c  the checkpoint, or NULL (then nothing happens).
+ * The caller must have freed every plan made from it and must ensure no
+ * other thread still uses it. Since 0.1.
+ */
 TRESTLE_API void trestle_close(trestle_checkpoint *c);
 
 /** Facts about the checkpoint as a whole (pointers owned by the checkpoint). */
@@ -261,13 +326,22 @@ typedef struct trestle_checkpoint_info {
     int index_snappy_blocks;/**< number of snappy-compressed index blocks */
 } trestle_checkpoint_info;
 
-/** @brief Describe the checkpoint. Both arguments non-NULL. Thread-safe. Since 0.1. */
+/**
+ * @brief Describe the checkpoint as a whole.
+ * @param[in]  c    an open checkpoint; not NULL.
+ * @param[out] out  caller-owned; not NULL. Its strings are owned by `c` and
+ *                  valid until trestle_close(c).
+ * Never fails. Thread-safe. Since 0.1.
+ */
 TRESTLE_API void trestle_checkpoint_get_info(const trestle_checkpoint *c,
                                              trestle_checkpoint_info *out);
 
 /**
- * @brief Path of data shard `shard` ("P.data-00003-of-00008").
- * @return a string owned by the checkpoint, or NULL when out of range. Since 0.1.
+ * @brief Path of data shard `shard`, e.g. "P.data-00003-of-00008".
+ * @param[in] c      an open checkpoint; NULL gives NULL.
+ * @param[in] shard  0 <= shard < trestle_checkpoint_info.num_shards.
+ * @return a string owned by the checkpoint (valid until trestle_close()), or
+ *         NULL when `c` is NULL or `shard` is out of range. Thread-safe. Since 0.1.
  */
 TRESTLE_API const char *trestle_shard_path(const trestle_checkpoint *c, int shard);
 
@@ -293,20 +367,37 @@ typedef struct trestle_tensor_info {
     int num_slices;         /**< stored slices of a partitioned tensor, else 0 */
 } trestle_tensor_info;
 
-/** @brief Number of listed tensors (slice-part keys are hidden, as TF does). Since 0.1. */
+/**
+ * @brief Number of listed tensors.
+ *
+ * Slice-part keys of partitioned tensors are hidden, as TensorFlow's
+ * list_variables does; the object graph is listed.
+ *
+ * @param[in] c  an open checkpoint; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.1.
+ */
 TRESTLE_API size_t trestle_tensor_count(const trestle_checkpoint *c);
 
 /**
- * @brief Describe listed tensor `i` (0 <= i < trestle_tensor_count), in key order.
- * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG when `i` is out of range. Since 0.1.
+ * @brief Describe listed tensor `i`, in key order.
+ * @param[in]  c    an open checkpoint.
+ * @param[in]  i    0 <= i < trestle_tensor_count(c).
+ * @param[out] out  caller-owned; its `name` and `dims` are owned by `c` and
+ *                  valid until trestle_close(c).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG when `c` or `out` is NULL or
+ *         `i` is out of range (`out` is then untouched). Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_tensor_get_info(const trestle_checkpoint *c, size_t i,
                                         trestle_tensor_info *out);
 
 /**
- * @brief Find a listed tensor by exact key.
- * @param[out] index receives its position for trestle_tensor_get_info().
- * @return TRESTLE_OK or TRESTLE_E_KEY_NOT_FOUND (err names the key). Since 0.1.
+ * @brief Find a listed tensor by exact key (binary search).
+ * @param[in]  c      an open checkpoint; not NULL.
+ * @param[in]  name   the key, NUL-terminated; not NULL.
+ * @param[out] index  receives its position for trestle_tensor_get_info().
+ * @param[out] err    filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND (err names the key), or
+ *         TRESTLE_E_INVALID_ARG for a NULL argument. Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_tensor_find(const trestle_checkpoint *c, const char *name,
                                     size_t *index, trestle_error *err);
@@ -362,49 +453,95 @@ typedef struct trestle_writer_options {
     void *reserved[8];     /**< must be zero */
 } trestle_writer_options;
 
-/** @brief Fill `opt` with defaults. Since 0.1. */
+/**
+ * @brief Fill `opt` with the defaults (one shard, no alignment, plain index
+ * blocks) and set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.1.
+ */
 TRESTLE_API void trestle_writer_options_init(trestle_writer_options *opt);
 
 /**
- * @brief Start writing a checkpoint at `prefix` (creates the data files now,
- * the index at trestle_writer_finish()).
- * @param[out] out  the writer, or NULL on failure; free with trestle_writer_free().
- * @return TRESTLE_OK, TRESTLE_E_IO, TRESTLE_E_INVALID_ARG, TRESTLE_E_NOMEM.
- * A writer is used by one thread at a time. Since 0.1.
+ * @brief Start writing a checkpoint at `prefix`: the data files are created
+ * now, the index at trestle_writer_finish().
+ *
+ * @param[in]  prefix  checkpoint prefix P (P.index, P.data-*); not NULL; copied.
+ *                     Existing files of the same names are replaced.
+ * @param[in]  opt     options, or NULL for defaults.
+ * @param[out] out     the writer, or NULL on failure; free with trestle_writer_free().
+ * @param[out] err     filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_IO (err has the path and errno),
+ *         TRESTLE_E_INVALID_ARG, TRESTLE_E_NOMEM.
+ * A writer is used by one thread at a time; distinct writers are
+ * independent. Since 0.1.
  */
 TRESTLE_API int trestle_writer_create(const char *prefix, const trestle_writer_options *opt,
                                       trestle_writer **out, trestle_error *err);
 
 /**
- * @brief Append a whole fixed-size tensor (not string) to data shard `shard`.
- * `size` must equal elements x dtype size. Keys may come in any order; data
- * is laid out in call order per shard, as TensorFlow does.
+ * @brief Append a whole fixed-size tensor (not DT_STRING) to data shard `shard`.
+ *
+ * Keys may come in any order; data is laid out in call order per shard, as
+ * TensorFlow does. The bytes are written (and their CRC32C computed) before
+ * the call returns, so `data` may be reused at once.
+ *
+ * @param[in]     w      the writer; not NULL.
+ * @param[in]     name   the key; not NULL; copied.
+ * @param[in]     dtype  a fixed-size trestle_dtype.
+ * @param[in]     rank, dims  the shape (`dims` may be NULL when rank is 0); copied.
+ * @param[in]     data   `size` bytes, row-major; caller-owned.
+ * @param[in]     size   must equal elements x trestle_dtype_size(dtype).
+ * @param[in]     shard  0 <= shard < num_shards.
+ * @param[out]    err    filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (duplicate key, bad shard, size
- *         mismatch, string dtype), TRESTLE_E_IO. Since 0.1.
+ *         mismatch, string dtype), TRESTLE_E_IO, TRESTLE_E_NOMEM.
+ * One thread at a time per writer. Since 0.1.
  */
 TRESTLE_API int trestle_writer_add(trestle_writer *w, const char *name, int dtype, int rank,
                                    const int64_t *dims, const void *data, uint64_t size,
                                    int shard, trestle_error *err);
 
-/** @brief Append a DT_STRING tensor of `num_elements(dims)` elements. Since 0.1. */
+/**
+ * @brief Append a DT_STRING tensor of `num_elements(dims)` elements.
+ * @param[in]  w, name, rank, dims, shard, err  as for trestle_writer_add().
+ * @param[in]  elems  one trestle_bytes per element, row-major; the bytes are
+ *                    written before the call returns (caller keeps ownership).
+ * @return as trestle_writer_add(). One thread at a time per writer. Since 0.1.
+ */
 TRESTLE_API int trestle_writer_add_strings(trestle_writer *w, const char *name, int rank,
                                            const int64_t *dims, const trestle_bytes *elems,
                                            int shard, trestle_error *err);
 
 /**
  * @brief Append one slice of a partitioned tensor, as SaveV2 with a non-empty
- * `shape_and_slices` does: `spec` is "d0 d1 ... start,len:-:..." naming the
- * full shape and this slice; `data` holds the slice's elements row-major.
- * @return as trestle_writer_add(), plus TRESTLE_E_BAD_SPEC. Since 0.1.
+ * `shape_and_slices` does.
+ *
+ * @param[in] spec  "d0 d1 ... start,len:-:..." naming the full shape and
+ *                  this slice; not NULL.
+ * @param[in] data  the slice's elements, row-major; `size` bytes.
+ * @param[in] w, name, dtype, shard, err  as for trestle_writer_add().
+ * @return as trestle_writer_add(), plus TRESTLE_E_BAD_SPEC.
+ * One thread at a time per writer. Since 0.1.
  */
 TRESTLE_API int trestle_writer_add_slice(trestle_writer *w, const char *name, int dtype,
                                          const char *spec, const void *data, uint64_t size,
                                          int shard, trestle_error *err);
 
-/** @brief Write the index and close the data files. Call once. Since 0.1. */
+/**
+ * @brief Write the index (P.index) and close the data files. Call once.
+ * @param[in]  w    the writer; not NULL. Still to be freed with trestle_writer_free().
+ * @param[out] err  filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_IO, TRESTLE_E_NOMEM, TRESTLE_E_INVALID_ARG
+ *         (called twice). One thread at a time per writer. Since 0.1.
+ */
 TRESTLE_API int trestle_writer_finish(trestle_writer *w, trestle_error *err);
 
-/** @brief Free a writer (finished or not; an unfinished one leaves no index). Accepts NULL. */
+/**
+ * @brief Free a writer, finished or not (an unfinished one leaves data files
+ * but no index, so no readable checkpoint).
+ * @param[in] w  the writer, or NULL (then nothing happens).
+ * Since 0.1.
+ */
 TRESTLE_API void trestle_writer_free(trestle_writer *w);
 
 /* ======================================================================= */
@@ -447,7 +584,12 @@ typedef struct trestle_plan_options {
     void *reserved[8];           /**< must be zero */
 } trestle_plan_options;
 
-/** @brief Fill `opt` with defaults. Since 0.1. */
+/**
+ * @brief Fill `opt` with the defaults (no renames or exclusions, missing keys
+ * are errors, 16 MiB batches, 64 KiB gaps) and set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.1.
+ */
 TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
 
 /**
@@ -475,7 +617,16 @@ TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_o
                                     size_t n, const trestle_plan_options *opt,
                                     trestle_plan **out, trestle_error *err);
 
-/** @brief Free a plan and any engine-allocated destinations it still owns. Accepts NULL. */
+/**
+ * @brief Free a plan and the engine-allocated (TRESTLE_DEST_ALLOCATE)
+ * destinations it owns, host or device.
+ *
+ * Pointers obtained from the plan (op names, dims, `data` of engine memory)
+ * become invalid; caller-owned destinations are untouched.
+ *
+ * @param[in] p  the plan, or NULL (then nothing happens). No restore of `p`
+ *               may be running. Since 0.1.
+ */
 TRESTLE_API void trestle_plan_free(trestle_plan *p);
 
 /** One resolved op of a plan (pointers owned by the plan). */
@@ -490,10 +641,26 @@ typedef struct trestle_plan_op_info {
     void *data;              /**< destination after restore (engine or caller memory) */
 } trestle_plan_op_info;
 
-/** @brief Number of ops in the plan. */
+/**
+ * @brief Number of ops in the plan, skipped ones included (for NULL ops:
+ * one per restorable listed tensor).
+ * @param[in] p  the plan; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.1.
+ */
 TRESTLE_API size_t trestle_plan_op_count(const trestle_plan *p);
 
-/** @brief Describe op `i`. @return TRESTLE_OK or TRESTLE_E_INVALID_ARG. */
+/**
+ * @brief Describe op `i`: its key, shape, bytes and, after a successful
+ * restore, where its data is.
+ * @param[in]  p    the plan.
+ * @param[in]  i    0 <= i < trestle_plan_op_count(p).
+ * @param[out] out  caller-owned; its pointers are owned by the plan and valid
+ *                  until trestle_plan_free(p) (`data` may point to caller
+ *                  memory for HOST/DEVICE destinations).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i` out
+ *         of range. Not to be called while `p` is being restored, except from
+ *         its ready callback. Since 0.1.
+ */
 TRESTLE_API int trestle_plan_get_op(const trestle_plan *p, size_t i, trestle_plan_op_info *out);
 
 /** Totals of a plan. */
@@ -506,7 +673,12 @@ typedef struct trestle_plan_stats {
     size_t batches;          /**< coalesced reads issued */
 } trestle_plan_stats;
 
-/** @brief Totals of the plan. */
+/**
+ * @brief Totals of the plan: ops, bytes to read and to write, batches.
+ * @param[in]  p    the plan; NULL gives all zeros.
+ * @param[out] out  caller-owned; NULL is ignored.
+ * Never fails. Thread-safe. Since 0.1.
+ */
 TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out);
 
 /* ======================================================================= */
@@ -514,9 +686,21 @@ TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stat
 /* ======================================================================= */
 
 /**
+ * @brief Per-op ready callback (trestle_restore_options.on_ready).
+ *
  * Called once per op when its bytes are in place and verified, from a
- * pipeline thread, so it must be quick and thread-safe. `i` is the op
- * index in the plan. Return nonzero to cancel the restore.
+ * pipeline thread, possibly from several threads at once and in any order,
+ * so it must be quick and thread-safe. While it runs, that worker does not
+ * copy, so a slow callback slows the restore.
+ *
+ * @param[in] user  trestle_restore_options.user, as given.
+ * @param[in] i     the op's index in the plan.
+ * @param[in] op    the op; the struct is valid only during the call, the
+ *                  strings, dims and `data` it points to until
+ *                  trestle_plan_free(). The tensor's bytes may be read (host)
+ *                  or handed to another thread (device) from here.
+ * @return 0 to go on; nonzero cancels the restore, which then returns
+ *         TRESTLE_E_CANCELLED naming this op. Since 0.1.
  */
 typedef int (*trestle_ready_fn)(void *user, size_t i, const trestle_plan_op_info *op);
 
@@ -550,7 +734,12 @@ typedef struct trestle_restore_options {
     void *reserved[8];        /**< must be zero */
 } trestle_restore_options;
 
-/** @brief Fill `opt` with defaults. Since 0.1. */
+/**
+ * @brief Fill `opt` with the defaults (verify on, AUTO reader and O_DIRECT,
+ * host memory, no callback) and set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.1.
+ */
 TRESTLE_API void trestle_restore_options_init(trestle_restore_options *opt);
 
 /** Per-stage figures of one restore. Seconds are busy time summed over threads
@@ -577,21 +766,38 @@ typedef struct trestle_stats {
  * whatever the checkpoint size. The first error stops the restore and is
  * reported; the restore never reports partial success.
  *
- * @param[in,out] p     the plan; one restore at a time per plan.
- * @param[in]     opt   options, or NULL for defaults.
+ * A plan may be restored again (e.g. after a cancellation or into freshly
+ * refilled caller buffers); engine-allocated destinations are reused.
+ *
+ * @param[in,out] p     the plan; not NULL; one restore at a time per plan.
+ * @param[in]     opt   options, or NULL for defaults. Copied; `opt->user`
+ *                      must stay valid until the call returns.
  * @param[out]    stats filled (also on failure) when not NULL.
+ * @param[out]    err   filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH, TRESTLE_E_IO,
- *         TRESTLE_E_SHORT_READ, TRESTLE_E_NOT_FOUND, TRESTLE_E_CANCELLED,
- *         TRESTLE_E_NO_IO_URING, TRESTLE_E_NOMEM, TRESTLE_E_CUDA.
- * Since 0.1.
+ *         TRESTLE_E_SHORT_READ, TRESTLE_E_NOT_FOUND, TRESTLE_E_CANCELLED
+ *         (trestle_restore_cancel() or a nonzero callback return),
+ *         TRESTLE_E_NO_IO_URING (READER_IO_URING only), TRESTLE_E_NOMEM,
+ *         TRESTLE_E_CUDA, TRESTLE_E_NO_DEVICE (device destinations without a
+ *         usable GPU or CUDA build). On failure caller buffers may hold
+ *         partial data.
+ * Threads: blocks the calling thread and runs its own worker threads.
+ * Distinct plans, even of one checkpoint, may be restored at the same time
+ * from different threads. Since 0.1.
  */
 TRESTLE_API int trestle_restore(trestle_plan *p, const trestle_restore_options *opt,
                                 trestle_stats *stats, trestle_error *err);
 
 /**
- * @brief Ask a running restore of `p` to stop; it returns TRESTLE_E_CANCELLED
- * soon after. Safe from any thread, and harmless when nothing runs (the
- * flag is reset when the next restore starts). Since 0.1.
+ * @brief Ask a running restore of `p` to stop.
+ *
+ * The restore returns TRESTLE_E_CANCELLED soon after (within one chunk per
+ * worker, or ~50 ms of waiting) and engine-allocated memory stays owned by
+ * the plan. Harmless when nothing runs: the flag is reset when the next
+ * trestle_restore(p) starts, so a cancel issued before that is lost.
+ *
+ * @param[in] p  the plan; NULL is ignored. Must stay alive during the call.
+ * Safe from any thread, including a ready callback. Since 0.1.
  */
 TRESTLE_API void trestle_restore_cancel(trestle_plan *p);
 

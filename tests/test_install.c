@@ -1,0 +1,402 @@
+/*
+ * test_install.c - libtrestle as an outside program sees it: the example
+ * consumer in tools/, `cmake --install` followed by out-of-tree builds that
+ * find the package with find_package(trestle) and with pkg-config, and,
+ * through the public API only, concurrent restores and cancellation from
+ * another thread.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "trestle.h"
+
+/* ---- helpers ---- */
+
+static uint64_t fnv1a64(const void *data, uint64_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = 14695981039346656037ULL;
+    for (uint64_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+/* Skips the test unless `tool` runs. */
+static void require_tool(const char *tool)
+{
+    char *cmd;
+    cr_assert(asprintf(&cmd, "command -v '%s' >/dev/null 2>&1", tool) > 0);
+    int rc = tu_run(cmd, NULL, NULL);
+    free(cmd);
+    if (rc != 0)
+        cr_skip_test("%s is not installed", tool);
+}
+
+/* Runs `cmd`, asserting exit status 0 and showing its output otherwise. */
+static char *run_ok(const char *cmd)
+{
+    char *out = NULL, *errout = NULL;
+    int rc = tu_run(cmd, &out, &errout);
+    cr_assert_eq(rc, 0, "`%s` exited %d\nstdout:\n%s\nstderr:\n%s", cmd, rc, out ? out : "",
+                 errout ? errout : "");
+    free(errout);
+    return out;
+}
+
+/*
+ * The small checkpoint of the example and consumer tests: a scalar int64
+ * first (key order), then a 4x3 float matrix and a float vector.
+ */
+static const int64_t step_value = 7;
+static float kernel_values[12], bias_values[3];
+
+static char *write_small_checkpoint(char **dir)
+{
+    trestle_writer *w;
+    trestle_error err;
+    char *prefix;
+    *dir = tu_mkdtemp();
+    cr_assert(asprintf(&prefix, "%s/ckpt-1", *dir) > 0);
+    for (int i = 0; i < 12; i++)
+        kernel_values[i] = 0.5f * (float)i - 1.0f;
+    for (int i = 0; i < 3; i++)
+        bias_values[i] = (float)(i + 1);
+    const int64_t kdims[2] = { 4, 3 }, bdims[1] = { 3 };
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add(w, "a_step", TRESTLE_DT_INT64, 0, NULL, &step_value, 8, 0,
+                                    &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add(w, "b_dense/kernel", TRESTLE_DT_FLOAT, 2, kdims,
+                                    kernel_values, sizeof kernel_values, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add(w, "c_bias", TRESTLE_DT_FLOAT, 1, bdims, bias_values,
+                                    sizeof bias_values, 0, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    return prefix;
+}
+
+/* `cmake --install` of this build tree into a fresh prefix; returns the prefix. */
+static char *install_into_temp(void)
+{
+    char *prefix = tu_mkdtemp(), *cmd;
+    cr_assert(asprintf(&cmd, "'%s' --install '%s' --prefix '%s'", TRESTLE_CMAKE_COMMAND,
+                       TRESTLE_BUILD_DIR, prefix) > 0);
+    free(run_ok(cmd));
+    free(cmd);
+    return prefix;
+}
+
+/* ---- the example program ---- */
+
+Test(install, example_restore_prints_renamed_slice_and_checksums)
+{
+    char *dir, *prefix = write_small_checkpoint(&dir), *cmd, *out = NULL, *errout = NULL;
+    cr_assert(asprintf(&cmd, "'%s' '%s'", TRESTLE_EXAMPLE_PATH, prefix) > 0);
+    int rc = tu_run(cmd, &out, &errout);
+    cr_assert_eq(rc, 0, "example_restore exited %d: %s", rc, errout);
+    cr_assert_str_empty(errout);
+
+    /* The ready callback's lines come first, in landing order. */
+    const char *a = "landed 0: example/first\n", *b = "landed 1: example/half\n";
+    size_t la = strlen(a), lb = strlen(b);
+    cr_assert(strlen(out) > la + lb, "output:\n%s", out);
+    int ab = strncmp(out, a, la) == 0 && strncmp(out + la, b, lb) == 0;
+    int ba = strncmp(out, b, lb) == 0 && strncmp(out + lb, a, la) == 0;
+    cr_assert(ab || ba, "landing lines missing:\n%s", out);
+
+    char *expected;
+    cr_assert(asprintf(&expected,
+                       "example/first <- a_step: int64, rank 0, 8 bytes, fnv1a64 %016" PRIx64 "\n"
+                       "example/half <- b_dense/kernel: float, rank 2, 24 bytes, fnv1a64 %016"
+                       PRIx64 "\n",
+                       fnv1a64(&step_value, 8), fnv1a64(kernel_values, 24)) > 0);
+    cr_assert_str_eq(out + la + lb, expected);
+    free(expected);
+    free(out);
+    free(errout);
+    free(cmd);
+    free(prefix);
+    tu_rmtree(dir);
+}
+
+Test(install, example_restore_reports_a_missing_checkpoint)
+{
+    char *cmd, *out = NULL, *errout = NULL;
+    cr_assert(asprintf(&cmd, "'%s' /nonexistent/trestle/ckpt", TRESTLE_EXAMPLE_PATH) > 0);
+    cr_assert_eq(tu_run(cmd, &out, &errout), 1);
+    cr_assert(strstr(errout, "E_NOT_FOUND") != NULL, "stderr: %s", errout);
+    cr_assert_str_empty(out);
+    free(out);
+    free(errout);
+    free(cmd);
+}
+
+/* ---- the installed package ---- */
+
+Test(install, installs_library_header_and_package_files)
+{
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    char *prefix = install_into_temp(), *cmd;
+    static const char *const files[] = {
+        "include/trestle.h", "include/trestle_version.h", "lib/libtrestle.a",
+        "lib/libtrestle.so", "lib/pkgconfig/trestle.pc", "lib/cmake/trestle/trestleConfig.cmake",
+        "lib/cmake/trestle/trestleConfigVersion.cmake", "lib/cmake/trestle/trestleTargets.cmake",
+        "bin/trestle",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        cr_assert(asprintf(&cmd, "test -e '%s/%s' || test -e '%s/lib64/%s'", prefix, files[i],
+                           prefix, files[i] + 4) > 0);
+        cr_expect_eq(tu_run(cmd, NULL, NULL), 0, "not installed: %s", files[i]);
+        free(cmd);
+    }
+    tu_rmtree(prefix);
+    free(prefix);
+}
+
+Test(install, find_package_consumer_builds_and_restores)
+{
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
+    char *bdir = tu_mkdtemp(), *cmd, *out;
+    cr_assert(asprintf(&cmd,
+                       "'%s' -S '%s/tests/consumer' -B '%s' -DCMAKE_BUILD_TYPE=Release "
+                       "-DCMAKE_PREFIX_PATH='%s' -DCONSUMER_STATIC=ON && '%s' --build '%s'",
+                       TRESTLE_CMAKE_COMMAND, TRESTLE_SOURCE_DIR, bdir, prefix,
+                       TRESTLE_CMAKE_COMMAND, bdir) > 0);
+    free(run_ok(cmd));
+    free(cmd);
+    static const char *const exes[] = { "consumer", "consumer_static" };
+    for (int i = 0; i < 2; i++) {
+        cr_assert(asprintf(&cmd, "'%s/%s' '%s'", bdir, exes[i], ckpt) > 0);
+        out = run_ok(cmd);
+        cr_assert_str_eq(out, "restored 3 tensors\n",
+                         "%s", exes[i]);
+        free(out);
+        free(cmd);
+    }
+    /* The shared consumer runs the installed library, found through its rpath. */
+    cr_assert(asprintf(&cmd, "ldd '%s/consumer' | grep -qF 'libtrestle.so.0 => %s/'", bdir,
+                       prefix) > 0);
+    free(run_ok(cmd));
+    free(cmd);
+    tu_rmtree(bdir);
+    tu_rmtree(prefix);
+    tu_rmtree(dir);
+    free(bdir);
+    free(prefix);
+    free(ckpt);
+}
+
+Test(install, pkg_config_consumer_builds_and_restores)
+{
+    require_tool("pkg-config");
+    require_tool("make");
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
+    char *bdir = tu_mkdtemp(), *cmd, *out;
+    /* The package's lib dir is found through pkg-config itself, so lib64 works too. */
+    cr_assert(asprintf(&cmd,
+                       "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
+                       "libdir=$(pkg-config --variable=libdir trestle) && "
+                       "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
+                       "OUT='%s/consumer' && LD_LIBRARY_PATH=\"$libdir\" '%s/consumer' '%s' && "
+                       "LD_LIBRARY_PATH=\"$libdir\" ldd '%s/consumer' | "
+                       "grep -qF 'libtrestle.so.0 => %s/'",
+                       prefix, prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, bdir, bdir, ckpt,
+                       bdir, prefix) > 0);
+    out = run_ok(cmd);
+    cr_assert_str_eq(out, "restored 3 tensors\n");
+    free(out);
+    free(cmd);
+    tu_rmtree(bdir);
+    tu_rmtree(prefix);
+    tu_rmtree(dir);
+    free(bdir);
+    free(prefix);
+    free(ckpt);
+}
+
+/* ---- concurrent restores of one checkpoint ---- */
+
+enum { NT = 8, TENSOR_BYTES = 1 << 20 };
+
+static uint8_t *expected_bytes; /* NT * TENSOR_BYTES, tensor t at t * TENSOR_BYTES */
+
+static char *write_big_checkpoint(char **dir, int ntensors, int shards)
+{
+    trestle_writer *w;
+    trestle_writer_options wo;
+    trestle_error err;
+    char *prefix, name[32];
+    *dir = tu_mkdtemp();
+    cr_assert(asprintf(&prefix, "%s/big", *dir) > 0);
+    expected_bytes = malloc((size_t)ntensors * TENSOR_BYTES);
+    cr_assert_not_null(expected_bytes);
+    tu_fill_random(expected_bytes, (size_t)ntensors * TENSOR_BYTES, 42);
+    trestle_writer_options_init(&wo);
+    wo.num_shards = shards;
+    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
+    const int64_t dims[1] = { TENSOR_BYTES / 4 };
+    for (int t = 0; t < ntensors; t++) {
+        snprintf(name, sizeof name, "layer_%03d/w", t);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 1, dims,
+                                        expected_bytes + (size_t)t * TENSOR_BYTES, TENSOR_BYTES,
+                                        t % shards, &err), TRESTLE_OK, "%s", err.message);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    return prefix;
+}
+
+typedef struct restorer {
+    const trestle_checkpoint *ckpt;
+    pthread_barrier_t *start;
+    uint8_t *buf;      /* NT * TENSOR_BYTES, caller-owned destination */
+    int rc;
+    trestle_error err;
+} restorer;
+
+static void *restore_thread(void *arg)
+{
+    restorer *r = arg;
+    trestle_op ops[NT];
+    char names[NT][32];
+    trestle_plan *p = NULL;
+    for (int t = 0; t < NT; t++) {
+        snprintf(names[t], sizeof names[t], "layer_%03d/w", t);
+        ops[t] = (trestle_op){ .name = names[t], .dest_kind = TRESTLE_DEST_HOST,
+                               .ptr = r->buf + (size_t)t * TENSOR_BYTES,
+                               .capacity = TENSOR_BYTES };
+    }
+    r->rc = trestle_plan_create(r->ckpt, ops, NT, NULL, &p, &r->err);
+    pthread_barrier_wait(r->start);
+    if (r->rc == TRESTLE_OK) {
+        trestle_restore_options o;
+        trestle_restore_options_init(&o);
+        o.reader = TRESTLE_READER_PREAD;
+        o.chunk_bytes = 64 << 10;
+        o.threads = 2;
+        r->rc = trestle_restore(p, &o, NULL, &r->err);
+    }
+    trestle_plan_free(p);
+    return NULL;
+}
+
+Test(concurrency, two_plans_restore_one_checkpoint_at_once)
+{
+    char *dir, *prefix = write_big_checkpoint(&dir, NT, 2);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    restorer r[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        r[i] = (restorer){ .ckpt = c, .start = &start, .buf = malloc((size_t)NT * TENSOR_BYTES) };
+        cr_assert_not_null(r[i].buf);
+        memset(r[i].buf, 0xEE, (size_t)NT * TENSOR_BYTES);
+        cr_assert_eq(pthread_create(&th[i], NULL, restore_thread, &r[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert_eq(r[i].rc, TRESTLE_OK, "restore %d: %s", i, r[i].err.message);
+        cr_assert(memcmp(r[i].buf, expected_bytes, (size_t)NT * TENSOR_BYTES) == 0,
+                  "restore %d is not byte-exact", i);
+        free(r[i].buf);
+    }
+    pthread_barrier_destroy(&start);
+    trestle_close(c);
+    free(expected_bytes);
+    free(prefix);
+    tu_rmtree(dir);
+}
+
+/* ---- cancellation from another thread ---- */
+
+enum { CANCEL_TENSORS = 64 }; /* 64 MiB in all */
+
+typedef struct cancel_state {
+    trestle_plan *plan;
+    atomic_int started;     /* a tensor has landed: the restore is running */
+    atomic_int cancel_sent; /* trestle_restore_cancel() has returned */
+} cancel_state;
+
+/* Holds every landing until the other thread has cancelled, so the cancel
+ * is sure to arrive while the restore runs (bounded at 10 s). */
+static int hold_until_cancelled(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    cancel_state *s = user;
+    atomic_store(&s->started, 1);
+    for (int waited = 0; !atomic_load(&s->cancel_sent) && waited < 10000; waited++)
+        sleep_ms(1);
+    return 0;
+}
+
+static void *canceller(void *arg)
+{
+    cancel_state *s = arg;
+    while (!atomic_load(&s->started))
+        sleep_ms(1);
+    trestle_restore_cancel(s->plan);
+    atomic_store(&s->cancel_sent, 1);
+    return NULL;
+}
+
+Test(cancel, cancel_from_another_thread_stops_a_running_restore)
+{
+    char *dir, *prefix = write_big_checkpoint(&dir, CANCEL_TENSORS, 4);
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    trestle_error err;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+
+    cancel_state s = { .plan = p };
+    trestle_restore_options o;
+    trestle_restore_options_init(&o);
+    o.reader = TRESTLE_READER_PREAD;
+    o.chunk_bytes = 64 << 10;
+    o.threads = 2;
+    o.on_ready = hold_until_cancelled;
+    o.user = &s;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, canceller, &s), 0);
+    int rc = trestle_restore(p, &o, NULL, &err);
+    pthread_join(th, NULL);
+    cr_assert_eq(rc, TRESTLE_E_CANCELLED, "restore returned %s: %s", trestle_code_name(rc),
+                 err.message);
+    cr_assert_eq(err.code, TRESTLE_E_CANCELLED);
+
+    /* The plan is reusable: the next restore resets the flag and completes. */
+    o.on_ready = NULL;
+    o.user = NULL;
+    trestle_stats st;
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.tensors, CANCEL_TENSORS);
+    for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
+        trestle_plan_op_info op;
+        cr_assert_eq(trestle_plan_get_op(p, i, &op), TRESTLE_OK);
+        cr_assert_eq(op.bytes, TENSOR_BYTES);
+        cr_assert(memcmp(op.data, expected_bytes + i * TENSOR_BYTES, TENSOR_BYTES) == 0,
+                  "tensor %zu (%s) differs after the second restore", i, op.name);
+    }
+    trestle_plan_free(p);
+    trestle_close(c);
+    free(expected_bytes);
+    free(prefix);
+    tu_rmtree(dir);
+}
