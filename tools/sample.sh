@@ -11,8 +11,10 @@ SHARDS=${SHARDS:-4}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/trestle-sample-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 build/trestle synth "$dir/sample" --size "$SIZE" --shards "$SHARDS" --dtype bf16
-target=(--host)
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    target=(--device 0)
+    # Until the CUDA copy engine lands the library answers "no CUDA device";
+    # the sample then says so and restores to host memory instead.
+    build/trestle restore "$dir/sample" --all --device 0 && exit 0
+    echo "trestle: GPU restore failed (above); restoring to host memory instead" >&2
 fi
-build/trestle restore "$dir/sample" --all "${target[@]}"
+build/trestle restore "$dir/sample" --all --host
