@@ -13,23 +13,10 @@
 #include "checked.h"
 #include "ckpt_entry.h"
 #include "error.h"
+#include "sstable.h"
 #include "tensor_bundle.pb-c.h"
 
 #define TRESTLE_BUNDLE_VERSION 1 /* TF's kTensorBundleVersion */
-
-void trestle__key_display(const char *key, size_t len, char *buf, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && n + 5 < cap; i++) {
-        unsigned char ch = (unsigned char)key[i];
-        if (ch >= 0x20 && ch < 0x7f)
-            buf[n++] = (char)ch;
-        else
-            n += (size_t)snprintf(buf + n, cap - n, "\\x%02x", ch);
-    }
-    if (cap)
-        buf[n < cap ? n : cap - 1] = '\0';
-}
 
 void trestle__shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
 {

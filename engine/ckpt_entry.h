@@ -20,9 +20,6 @@ int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const u
  * check their consistency, and hide slice-part keys. */
 int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err);
 
-/* Printable form of a key (escapes bytes outside 0x20..0x7e as \xNN). */
-void trestle__key_display(const char *key, size_t len, char *buf, size_t cap);
-
 /* "[2,3]" form of a shape, TF's TensorShape::DebugString without spaces. */
 void trestle__shape_format(int rank, const int64_t *dims, char *buf, size_t cap);
 

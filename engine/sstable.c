@@ -31,7 +31,7 @@
 #include "sstable.h"
 
 #define MAX_UNCOMPRESSED_BLOCK (1ull << 30) /* cap on a snappy block's declared size */
-#define KEY_SHOWN_MAX 120                   /* key bytes quoted in a message */
+#define KEY_SHOWN_MAX 120                   /* key bytes a message can quote even when all are escaped */
 
 /* ---- errors ---- */
 
@@ -62,29 +62,34 @@ static int corrupt(const scan_ctx *s, uint64_t off, const char *key, const char 
                               "%s: %s", s->path, what);
 }
 
-/* Printable form of a key that may hold any byte (NULs included) for a
- * message: ASCII as is, other bytes as \xNN, long keys cut with "...". */
-static const char *show_key(const uint8_t *k, size_t n, char *out, size_t cap)
+/* See sstable.h; shared by every message that quotes a key. */
+const char *trestle__key_display(const void *key, size_t len, char *buf, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
+    const uint8_t *k = key;
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (o + 8 >= cap || i >= KEY_SHOWN_MAX) {
-            memcpy(out + o, "...", 3);
+    if (cap < 8) {
+        if (cap)
+            buf[0] = '\0';
+        return buf;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (o + 8 >= cap) {
+            memcpy(buf + o, "...", 3);
             o += 3;
             break;
         }
         if (k[i] >= 0x20 && k[i] < 0x7f && k[i] != '\\') {
-            out[o++] = (char)k[i];
+            buf[o++] = (char)k[i];
         } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[k[i] >> 4];
-            out[o++] = hex[k[i] & 15];
+            buf[o++] = '\\';
+            buf[o++] = 'x';
+            buf[o++] = hex[k[i] >> 4];
+            buf[o++] = hex[k[i] & 15];
         }
     }
-    out[o] = '\0';
-    return out;
+    buf[o] = '\0';
+    return buf;
 }
 
 /* ---- blocks ---- */
@@ -336,26 +341,26 @@ static int scan_data_block(const scan_ctx *s, walk *w, const block *b, const uin
         size_t kn = it.key.len;
         uint64_t eoff = at(b, it.entry_pos);
         if (w->have_last && trestle__key_cmp(k, kn, w->last.data, w->last.len) <= 0) {
-            show_key(k, kn, k1, sizeof k1);
+            trestle__key_display(k, kn, k1, sizeof k1);
             rc = corrupt(s, eoff, k1, "%s key '%s' at offset %llu (after '%s')",
                          trestle__key_cmp(k, kn, w->last.data, w->last.len) ? "out-of-order" : "duplicate",
                          k1, (unsigned long long)eoff,
-                         show_key(w->last.data, w->last.len, k2, sizeof k2));
+                         trestle__key_display(w->last.data, w->last.len, k2, sizeof k2));
             break;
         }
         if (w->have_sep && trestle__key_cmp(k, kn, w->prev_sep.data, w->prev_sep.len) <= 0) {
-            show_key(k, kn, k1, sizeof k1);
+            trestle__key_display(k, kn, k1, sizeof k1);
             rc = corrupt(s, eoff, k1,
                          "key '%s' at offset %llu is not above the previous index separator '%s'",
                          k1, (unsigned long long)eoff,
-                         show_key(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
+                         trestle__key_display(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
             break;
         }
         if (trestle__key_cmp(k, kn, sep, sep_len) > 0) {
-            show_key(k, kn, k1, sizeof k1);
+            trestle__key_display(k, kn, k1, sizeof k1);
             rc = corrupt(s, eoff, k1,
                          "key '%s' at offset %llu is above its block's index separator '%s'", k1,
-                         (unsigned long long)eoff, show_key(sep, sep_len, k2, sizeof k2));
+                         (unsigned long long)eoff, trestle__key_display(sep, sep_len, k2, sizeof k2));
             break;
         }
         w->last.len = 0;
@@ -387,8 +392,8 @@ static int visit_index_entry(const scan_ctx *s, walk *w, const block *ib, const 
     if (w->have_sep && trestle__key_cmp(sep, ix->key.len, w->prev_sep.data, w->prev_sep.len) <= 0)
         return corrupt(s, where, NULL,
                        "index separator '%s' at offset %llu does not follow the previous one '%s'",
-                       show_key(sep, ix->key.len, k1, sizeof k1), (unsigned long long)where,
-                       show_key(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
+                       trestle__key_display(sep, ix->key.len, k1, sizeof k1), (unsigned long long)where,
+                       trestle__key_display(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
     trestle__cursor c = tr_cursor(ix->value, ix->value_len);
     rc = get_handle(s, &c, at(ib, ix->value_pos), "data", &off, &len);
     if (rc != TRESTLE_OK)

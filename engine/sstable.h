@@ -32,6 +32,11 @@ static inline int trestle__key_cmp(const void *a, size_t an, const void *b, size
     return an < bn ? -1 : an > bn;
 }
 
+/* Printable form of a key for messages (keys may hold any byte, NUL
+ * included): ASCII as is, other bytes and '\\' as \xNN, cut with "..."
+ * when buf (cap >= 8 bytes) is full. Returns buf. */
+const char *trestle__key_display(const void *key, size_t len, char *buf, size_t cap);
+
 /* Statistics a scan reports (for inspect and tests). */
 typedef struct trestle__table_stats {
     size_t data_blocks;   /* data blocks visited */
