@@ -24,11 +24,12 @@ typedef struct trestle__copier trestle__copier;
 
 typedef struct trestle__copier_ops {
     const char *name; /* "host", "cuda" */
-    /* Memory for one DEST_ALLOCATE op of `bytes` (0 allowed): *device says
-     * whether it is device memory. trestle_plan_free() releases it: host
-     * memory with free(), device memory through the CUDA copier's hook. */
-    int (*dest_alloc)(trestle__copier *c, uint64_t bytes, void **out, bool *device,
-                      trestle_error *err);
+    /* The arena for a restore's DEST_ALLOCATE ops, `bytes` (> 0) in all:
+     * host memory or this copier's device memory; it carries its own
+     * release hook (plan.h), so trestle_plan_free() and
+     * trestle_arena_free() need not know which. */
+    int (*arena_alloc)(trestle__copier *c, uint64_t bytes, trestle_arena **out,
+                       trestle_error *err);
     /* Copy n staging bytes verbatim to dst. Returns n. */
     uint64_t (*copy)(trestle__copier *c, unsigned worker, void *dst, const void *src, uint64_t n);
     /*

@@ -5,11 +5,11 @@
  * holds. Sits under engine/restore.c behind copy.h; synchronous, so
  * fence() has nothing to wait for.
  *
- * Engine-allocated destinations come from posix_memalign, so that
- * trestle_plan_free() can release them with free(). Large ones are
- * 2 MiB-aligned and marked MADV_HUGEPAGE: first-touch page faults on fresh
- * destination memory are a large share of a restore from the page cache,
- * and huge pages cut their number 512-fold.
+ * Engine-allocated destinations (the host arena) come from posix_memalign
+ * and go back with free(). A large arena is 2 MiB-aligned and marked
+ * MADV_HUGEPAGE: first-touch page faults on fresh destination memory are a
+ * large share of a restore from the page cache, and huge pages cut their
+ * number 512-fold.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -152,23 +152,36 @@ uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const v
 
 /* ---- the host copier ---- */
 
-static int host_dest_alloc(trestle__copier *c, uint64_t bytes, void **out, bool *device,
-                           trestle_error *err)
+static void host_arena_release(trestle_arena *a)
+{
+    free(a->base);
+}
+
+static int host_arena_alloc(trestle__copier *c, uint64_t bytes, trestle_arena **out,
+                            trestle_error *err)
 {
     (void)c;
     void *p = NULL;
-    if (bytes > SIZE_MAX - HUGE_ALIGN)
+    trestle_arena *a = calloc(1, sizeof *a);
+    if (!a || bytes > SIZE_MAX - HUGE_ALIGN) {
+        free(a);
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "cannot allocate %" PRIu64 " bytes",
                                      bytes);
+    }
     size_t n = bytes ? (size_t)bytes : 1;
     size_t align = n >= HUGE_MIN ? HUGE_ALIGN : DEST_ALIGN;
-    if (posix_memalign(&p, align, n) != 0)
+    if (posix_memalign(&p, align, n) != 0) {
+        free(a);
         return trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, NULL, -1, (int64_t)bytes,
                                   "cannot allocate %" PRIu64 " bytes of host memory", bytes);
+    }
     if (align == HUGE_ALIGN)
         madvise(p, n & ~(HUGE_ALIGN - 1), MADV_HUGEPAGE); /* advice only: failure is fine */
-    *out = p;
-    *device = false;
+    a->base = p;
+    a->bytes = bytes;
+    a->device = -1;
+    a->release = host_arena_release;
+    *out = a;
     return TRESTLE_OK;
 }
 
@@ -205,7 +218,7 @@ static void host_close(trestle__copier *c)
 
 static const trestle__copier_ops host_ops = {
     .name = "host",
-    .dest_alloc = host_dest_alloc,
+    .arena_alloc = host_arena_alloc,
     .copy = host_copy,
     .copy_region = host_copy_region,
     .fence = host_fence,

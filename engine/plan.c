@@ -613,14 +613,10 @@ void trestle_plan_free(trestle_plan *p)
         return;
     for (size_t i = 0; i < p->num_ops; i++) {
         trestle__plan_op *op = &p->ops[i];
-        if (op->engine_owned && !op->engine_device)
-            free(op->dest);
-        /* TODO(device arena): engine_device destinations belong to the CUDA
-         * copy engine's arena; release them here through its hook once it
-         * exists. Until then they are left alone rather than passed to free(). */
         free(op->name);
         free(op->dims);
     }
+    trestle__arena_release(p->arena);
     free(p->ops);
     free(p->extents);
     free(p->pieces);

@@ -52,8 +52,6 @@ typedef struct trestle__plan_op {
     int dest_kind;          /* trestle_dest_kind as given */
     void *dest;             /* caller pointer, or engine memory once allocated */
     uint64_t capacity;      /* bytes at dest (caller's) */
-    bool engine_owned;      /* dest was allocated by the engine; freed with the plan */
-    bool engine_device;     /* engine_owned memory is device memory */
     uint32_t num_pieces;    /* pieces that must land before the op is ready */
 } trestle__plan_op;
 
@@ -82,6 +80,19 @@ typedef struct trestle__extent {
     size_t num_pieces;
 } trestle__extent;
 
+/* Engine memory for DEST_ALLOCATE ops (engine/arena.c): one allocation
+ * per restore, made and released by the copier that restores into it. */
+struct trestle_arena {
+    uint8_t *base;
+    uint64_t bytes;
+    int device;                            /* CUDA ordinal, or -1 for host memory */
+    void (*release)(struct trestle_arena *a); /* frees base (not the struct) */
+    void *ctx;                             /* the releasing backend's, if it needs one */
+};
+
+/* Free an arena and its memory; NULL is fine. */
+void trestle__arena_release(trestle_arena *a);
+
 typedef struct trestle__batch {
     int shard;
     uint64_t offset;        /* == extents[first_extent].offset */
@@ -103,6 +114,7 @@ struct trestle_plan {
     trestle__batch *batches;
     size_t num_batches;
     trestle_plan_stats stats;
+    trestle_arena *arena;   /* DEST_ALLOCATE memory of the last restore; NULL once adopted */
     atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
 };
 

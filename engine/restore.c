@@ -142,49 +142,50 @@ static int check_destinations(const trestle__restore *x, trestle_error *err)
 }
 
 /*
- * Engine memory for DEST_ALLOCATE ops; a plan restored again reuses it.
- *
- * All of a restore's new host destinations share one allocation, each at
- * a DEST_ALIGN boundary: one region can be backed by transparent huge
- * pages whatever the tensor sizes, and first-touch page faults on 4 KiB
- * pages otherwise dominate a restore from the page cache (each tensor
- * below 2 MiB would fault page by page). The first op in the region owns
- * it (engine_owned), so trestle_plan_free() releases it with free() and
- * with it every tensor inside; the other ops point into it and own
- * nothing. Device memory (a CUDA copier) is allocated per op.
+ * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/arena.c),
+ * made by the copier, each tensor at a DEST_ALIGN boundary in it. One
+ * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
+ * and on the host one region that transparent huge pages can back whatever
+ * the tensor sizes (first-touch faults on 4 KiB pages otherwise dominate a
+ * restore from the page cache). A plan restored again into the same kind
+ * of memory reuses its arena; after trestle_plan_adopt_arena() (the plan
+ * has none) or with another device, it gets a new one.
  */
 static int allocate_destinations(trestle__restore *x, trestle_error *err)
 {
     trestle_plan *p = x->plan;
     uint64_t total = 0;
-    size_t owner = SIZE_MAX;
+    size_t first = SIZE_MAX;
 
+    if (p->arena && p->arena->device == x->opt.device)
+        return TRESTLE_OK;
+    trestle__arena_release(p->arena);
+    p->arena = NULL;
     for (size_t i = 0; i < p->num_ops; i++) {
-        const trestle__plan_op *op = &p->ops[i];
-        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->dest)
+        trestle__plan_op *op = &p->ops[i];
+        if (op->dest_kind != TRESTLE_DEST_ALLOCATE)
+            continue;
+        op->dest = NULL; /* memory of an adopted or released arena */
+        if (op->skipped)
             continue;
         uint64_t n = (op->bytes ? op->bytes : 1);
         if (!tr_add_u64(n, DEST_ALIGN - 1, &n) || !tr_add_u64(total, n & ~(uint64_t)(DEST_ALIGN - 1), &total))
             return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
                                       "destinations of %zu ops overflow", p->num_ops);
-        if (owner == SIZE_MAX)
-            owner = i;
+        if (first == SIZE_MAX)
+            first = i;
     }
-    if (owner == SIZE_MAX)
+    if (first == SIZE_MAX)
         return TRESTLE_OK;
-    bool device = false;
-    void *mem = NULL;
-    int rc = x->copier.ops->dest_alloc(&x->copier, total, &mem, &device, err);
+    int rc = x->copier.ops->arena_alloc(&x->copier, total, &p->arena, err);
     if (rc != TRESTLE_OK)
         return rc;
-    uint8_t *at = mem;
-    for (size_t i = owner; i < p->num_ops; i++) {
+    uint8_t *at = p->arena->base;
+    for (size_t i = first; i < p->num_ops; i++) {
         trestle__plan_op *op = &p->ops[i];
-        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->dest)
+        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE)
             continue;
         op->dest = at;
-        op->engine_owned = i == owner;
-        op->engine_device = device;
         at += ((op->bytes ? op->bytes : 1) + DEST_ALIGN - 1) & ~(uint64_t)(DEST_ALIGN - 1);
     }
     return TRESTLE_OK;

@@ -128,7 +128,8 @@ static bool host_memory(const trestle__restore *x, const trestle__plan_op *op)
 {
     return x->copier.host_dests && op->dest &&
            (op->dest_kind == TRESTLE_DEST_HOST ||
-            (op->dest_kind == TRESTLE_DEST_ALLOCATE && !op->engine_device));
+            (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->plan->arena &&
+             x->plan->arena->device < 0));
 }
 
 /* Extent e of a buffered batch: read it straight into a host destination? */

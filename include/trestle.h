@@ -801,6 +801,58 @@ TRESTLE_API int trestle_restore(trestle_plan *p, const trestle_restore_options *
  */
 TRESTLE_API void trestle_restore_cancel(trestle_plan *p);
 
+/* ======================================================================= */
+/* Keeping engine memory past the plan                                      */
+/* ======================================================================= */
+
+/**
+ * The engine memory that holds a plan's TRESTLE_DEST_ALLOCATE tensors: one
+ * allocation per restore (host memory, or device memory of one GPU), every
+ * tensor at a 256-byte boundary inside it.
+ */
+typedef struct trestle_arena trestle_arena;
+
+/** What an arena is. */
+typedef struct trestle_arena_info {
+    void *base;              /**< first byte (host or device address) */
+    uint64_t bytes;          /**< size of the allocation */
+    int device;              /**< CUDA device ordinal, or -1 for host memory */
+} trestle_arena_info;
+
+/**
+ * @brief Take over the engine memory of a restored plan, so the tensors
+ * outlive the plan.
+ *
+ * A runtime that keeps the weights and drops the bookkeeping restores,
+ * records each op's `data` (trestle_plan_get_op()), adopts the arena and
+ * frees the plan. From then on the plan no longer owns the memory:
+ * trestle_plan_free() leaves it alone, `data` pointers stay valid until
+ * trestle_arena_free(), and restoring the plan again allocates new memory.
+ *
+ * @param[in,out] p    the plan; no restore of it may be running.
+ * @param[out]    out  the arena, or NULL when the plan holds no engine
+ *                     memory (nothing restored yet, or no DEST_ALLOCATE op).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments.
+ * Not thread-safe against a restore of the same plan. Since 0.1.
+ */
+TRESTLE_API int trestle_plan_adopt_arena(trestle_plan *p, trestle_arena **out);
+
+/**
+ * @brief Describe an adopted arena.
+ * @param[in]  a    the arena; NULL gives all zeros and device -1.
+ * @param[out] out  caller-owned; NULL is ignored.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API void trestle_arena_get_info(const trestle_arena *a, trestle_arena_info *out);
+
+/**
+ * @brief Free an adopted arena and every tensor in it (host memory with
+ * free(), device memory with cudaFree() on its device).
+ * @param[in] a  the arena, or NULL (then nothing happens). No plan or
+ *               restore may still be using its memory. Since 0.1.
+ */
+TRESTLE_API void trestle_arena_free(trestle_arena *a);
+
 #ifdef __cplusplus
 }
 #endif

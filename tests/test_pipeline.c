@@ -231,9 +231,8 @@ static void fx_finish(fx *f, uint64_t max_batch)
 
 static void fx_free(fx *f)
 {
+    trestle__arena_release(f->plan.arena);
     for (size_t i = 0; i < f->nops; i++) {
-        if (f->ops[i].engine_owned)
-            free(f->ops[i].dest);
         free(f->ops[i].name);
         free(f->ops[i].dims);
     }

@@ -193,3 +193,89 @@ ParameterizedTest(int *reader, restore, restores_every_dtype_and_strings_into_ca
     tu_rmtree(dir);
     free(dir);
 }
+
+/* ---- adopting the engine arena ---- */
+
+/* The tensors outlive the plan once the caller adopts the arena; the plan
+ * restored again gets new memory and leaves the adopted copy alone. */
+Test(restore, adopted_arena_outlives_the_plan)
+{
+    char *dir, *prefix = new_prefix(&dir, "adopt");
+    trestle_writer_options wo;
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK);
+    enum { N = 6 };
+    uint64_t sizes[N];
+    for (int i = 0; i < N; i++) {
+        int64_t dims[1] = { 1000 + 7919 * i };
+        sizes[i] = (uint64_t)dims[0] * 4;
+        void *data = malloc(sizes[i]);
+        tu_fill_random(data, sizes[i], 100 + (uint64_t)i);
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 1, dims, data, sizes[i], i % 2,
+                                        &err), TRESTLE_OK, "%s", err.message);
+        free(data);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    trestle_arena *a = (trestle_arena *)&err; /* must be reset to NULL */
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_adopt_arena(p, &a), TRESTLE_OK);
+    cr_assert_null(a, "nothing restored yet: no arena");
+    cr_assert_eq(trestle_plan_adopt_arena(NULL, &a), TRESTLE_E_INVALID_ARG);
+    cr_assert_eq(trestle_plan_adopt_arena(p, NULL), TRESTLE_E_INVALID_ARG);
+
+    trestle_restore_options o;
+    restore_opts(&o, TRESTLE_READER_PREAD);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    void *data[N];
+    uint64_t total = 0;
+    for (size_t i = 0; i < N; i++) {
+        trestle_plan_op_info op;
+        cr_assert_eq(trestle_plan_get_op(p, i, &op), TRESTLE_OK);
+        data[i] = op.data;
+        total += op.bytes;
+    }
+    cr_assert_eq(trestle_plan_adopt_arena(p, &a), TRESTLE_OK);
+    cr_assert_not_null(a);
+    trestle_arena_info ai;
+    trestle_arena_get_info(a, &ai);
+    cr_assert_eq(ai.device, -1);
+    cr_assert_geq(ai.bytes, total);
+    for (int i = 0; i < N; i++) {
+        uint8_t *d = data[i];
+        cr_assert(d >= (uint8_t *)ai.base && d + sizes[i] <= (uint8_t *)ai.base + ai.bytes);
+        cr_assert_eq((uintptr_t)d % 256, 0, "tensors start on 256-byte boundaries");
+    }
+
+    /* The plan restored again allocates anew. */
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_op_info op0;
+    cr_assert_eq(trestle_plan_get_op(p, 0, &op0), TRESTLE_OK);
+    cr_assert_neq(op0.data, data[0]);
+    trestle_plan_free(p);
+    trestle_close(c);
+
+    for (int i = 0; i < N; i++) {
+        void *want = malloc(sizes[i]);
+        tu_fill_random(want, sizes[i], 100 + (uint64_t)i);
+        cr_assert_arr_eq(data[i], want, sizes[i], "t%d after the plan is gone", i);
+        free(want);
+    }
+    trestle_arena_free(a);
+    trestle_arena_free(NULL);
+    trestle_arena_get_info(NULL, &ai);
+    cr_assert_eq(ai.device, -1);
+    cr_assert_null(ai.base);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
