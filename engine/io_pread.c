@@ -67,7 +67,8 @@ static void read_fully(struct trestle__preader *p, trestle__read *rq)
         int fd = rq->direct ? r->direct_fds[s] : r->ckpt->shard_fds[s];
         size_t len = (size_t)(rq->io_length - rq->done);
         ssize_t got = pread(fd, rq->buf + rq->done, len, (off_t)(rq->io_offset + rq->done));
-        switch (trestle__read_step(rq, got < 0 ? -(int64_t)errno : (int64_t)got)) {
+        int64_t res = trestle__read_filter(r, rq, got < 0 ? -(int64_t)errno : (int64_t)got);
+        switch (trestle__read_step(rq, res)) {
         case TRESTLE__READ_DONE:
         case TRESTLE__READ_FAILED:
             return;
@@ -200,7 +201,7 @@ static const trestle__reader_ops pread_ops = {
 int trestle__reader_open_pread(trestle__reader *r, const trestle__reader_config *cfg,
                                trestle_error *err)
 {
-    bool base_ok = trestle__reader_base_init(r, cfg->ckpt);
+    bool base_ok = trestle__reader_base_init(r, cfg);
     struct trestle__preader *p = calloc(1, sizeof *p);
     if (!p || !base_ok) {
         free(p);

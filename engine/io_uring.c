@@ -243,7 +243,7 @@ static int uring_reap(trestle__reader *r, trestle__read **done, unsigned max, un
     }
     while (*n < max && io_uring_peek_cqe(&u->ring, &cqe) == 0) {
         trestle__read *rq = io_uring_cqe_get_data(cqe);
-        int64_t res = cqe->res;
+        int64_t res = trestle__read_filter(r, rq, cqe->res);
         io_uring_cqe_seen(&u->ring, cqe);
         switch (trestle__read_step(rq, res)) {
         case TRESTLE__READ_DONE:
@@ -303,7 +303,7 @@ static const trestle__reader_ops uring_ops = {
 int trestle__reader_open_uring(trestle__reader *r, const trestle__reader_config *cfg,
                                trestle_error *err)
 {
-    bool base_ok = trestle__reader_base_init(r, cfg->ckpt);
+    bool base_ok = trestle__reader_base_init(r, cfg);
     struct trestle__uring *u = calloc(1, sizeof *u);
     if (!u || !base_ok) {
         free(u);
@@ -311,7 +311,14 @@ int trestle__reader_open_uring(trestle__reader *r, const trestle__reader_config 
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     }
     unsigned entries = cfg->queue_depth ? cfg->queue_depth : 1;
-    int ret = ring_init(&u->ring, entries);
+    int ret;
+    if (cfg->faults && cfg->faults->uring_setup_errno) {
+        /* A test refuses the ring as seccomp or io_uring_disabled would (fault.h). */
+        atomic_fetch_add(&cfg->faults->injected, 1);
+        ret = -cfg->faults->uring_setup_errno;
+    } else {
+        ret = ring_init(&u->ring, entries);
+    }
     if (ret < 0) {
         free(u);
         trestle__reader_base_free(r);

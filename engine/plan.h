@@ -116,6 +116,7 @@ struct trestle_plan {
     trestle_plan_stats stats;
     trestle_arena *arena;   /* DEST_ALLOCATE memory of the last restore; NULL once adopted */
     atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
+    struct trestle__faults *faults; /* tests only: injected I/O faults (engine/fault.h), else NULL */
 };
 
 #endif /* TRESTLE_PLAN_H */

@@ -48,7 +48,8 @@ static void staging_free(void *p)
 
 /* ---- the pool ---- */
 
-int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes, trestle_error *err)
+int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes,
+                       trestle__faults *faults, trestle_error *err)
 {
     pthread_condattr_t attr;
 
@@ -58,6 +59,10 @@ int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes, tr
     pool->free_list = calloc(count ? count : 1, sizeof *pool->free_list);
     if (!pool->bufs || !pool->free_list || (count > 0 && buf_bytes > SIZE_MAX / count))
         goto nomem;
+    if (faults && faults->staging_nomem) {
+        atomic_fetch_add(&faults->injected, 1);
+        goto nomem;
+    }
     pool->region = staging_alloc(buf_bytes * count);
     if (!pool->region)
         goto nomem;

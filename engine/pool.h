@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fault.h"
 #include "trestle.h"
 
 #define TRESTLE__POOL_ALIGN 4096 /* O_DIRECT and page alignment of every buffer */
@@ -38,9 +39,11 @@ typedef struct trestle__pool {
 /*
  * Allocate `count` buffers of `buf_bytes` (rounded up to the alignment).
  * TRESTLE_E_NOMEM on failure, with nothing left allocated; the pool may be
- * passed to trestle__pool_destroy() either way.
+ * passed to trestle__pool_destroy() either way. `faults` is NULL except in
+ * tests, whose staging_nomem makes the staging allocation fail.
  */
-int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes, trestle_error *err);
+int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes,
+                       trestle__faults *faults, trestle_error *err);
 
 /* Free every buffer. The caller guarantees no read or worker still uses one. */
 void trestle__pool_destroy(trestle__pool *pool);

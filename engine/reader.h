@@ -6,7 +6,9 @@
  * backend state, and a sticky error. The contract is "complete or error":
  * a read handed back by reap() holds every byte that was asked for, or the
  * reader has failed and says why. Short reads, EINTR and EAGAIN are retried
- * inside the backend; end of file before the last requested byte becomes
+ * inside the backend (EINTR and EAGAIN at most TRESTLE__READ_RETRIES times
+ * in a row without progress, so a stuck device cannot spin a thread
+ * forever); end of file before the last requested byte becomes
  * TRESTLE_E_SHORT_READ naming the shard file and the offset where the data
  * ran out. Once a reader has failed it stays failed: every later call
  * returns the same code.
@@ -17,6 +19,10 @@
  * alignment padding is fine. A shard whose filesystem refuses O_DIRECT
  * (open or read fails with EINVAL, e.g. tmpfs) is read buffered instead,
  * silently. Only the producing thread calls submit() and reap().
+ *
+ * Tests inject faults here: every raw read result passes through
+ * trestle__read_filter() (a NULL test unless a fault plan is attached,
+ * see fault.h) before trestle__read_step() accounts it.
  */
 #ifndef TRESTLE_READER_H
 #define TRESTLE_READER_H
@@ -29,6 +35,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -36,12 +43,14 @@
 
 #include "checkpoint.h"
 #include "error.h"
+#include "fault.h"
 #include "trestle.h"
 
 #define TRESTLE__DIO_ALIGN 4096u                         /* O_DIRECT offset/length/buffer alignment */
 #define TRESTLE__READ_SLACK (2 * (uint64_t)TRESTLE__DIO_ALIGN) /* extra staging bytes an aligned read may need */
 #define TRESTLE__DIRECT_UNTRIED (-1)                     /* direct_fds[]: not opened yet */
 #define TRESTLE__DIRECT_REFUSED (-2)                     /* direct_fds[]: O_DIRECT unusable, read buffered */
+#define TRESTLE__READ_RETRIES 10000u /* EINTR/EAGAIN results in a row, without a byte read, before giving up */
 
 /* One read: at most one staging buffer's worth of one shard file. */
 typedef struct trestle__read {
@@ -64,6 +73,7 @@ typedef struct trestle__read {
     uint64_t io_offset;     /* file offset of buf[0] */
     uint64_t io_length;     /* bytes to read from io_offset */
     uint64_t done;          /* buf[0..done) holds data */
+    unsigned retries;       /* EINTR/EAGAIN results since the last byte arrived */
     int status;             /* TRESTLE_OK, or the code it failed with */
     int sys_errno;          /* errno of a failed read */
     struct trestle__read *next; /* queue link inside the pread backend */
@@ -92,6 +102,7 @@ typedef struct trestle__reader_config {
     unsigned nbufs;
     size_t buf_bytes;               /* bytes per staging buffer */
     bool expect_direct;             /* O_DIRECT reads are likely (policy not NEVER) */
+    trestle__faults *faults;        /* tests only: faults to inject (fault.h), else NULL */
 } trestle__reader_config;
 
 struct trestle__reader {
@@ -106,6 +117,7 @@ struct trestle__reader {
     trestle_error err;      /* the failure, when status != TRESTLE_OK */
     char note[96];          /* a degradation worth reporting (e.g. buffers not registered), or "" */
     const trestle__read *failed; /* the read behind the sticky error, if one was */
+    trestle__faults *faults; /* tests only: faults to inject (fault.h), else NULL */
     union {
         struct trestle__uring *uring;
         struct trestle__preader *pread;
@@ -122,11 +134,13 @@ int trestle__reader_open_pread(trestle__reader *r, const trestle__reader_config 
 /* ---- helpers shared by the two backends ---- */
 
 /* Set up the reader fields common to both backends. false: out of memory. */
-static inline bool trestle__reader_base_init(trestle__reader *r, const trestle_checkpoint *c)
+static inline bool trestle__reader_base_init(trestle__reader *r, const trestle__reader_config *cfg)
 {
+    const trestle_checkpoint *c = cfg->ckpt;
     size_t n = c->num_shards > 0 ? (size_t)c->num_shards : 1;
     memset(r, 0, sizeof *r);
     r->ckpt = c;
+    r->faults = cfg->faults;
     trestle_error_clear(&r->err);
     r->direct_fds = malloc(n * sizeof *r->direct_fds);
     r->direct_off = calloc(n, 1);
@@ -169,6 +183,7 @@ static inline void trestle__read_prepare(trestle__read *rq, bool direct)
     rq->direct = direct;
     rq->was_direct = direct;
     rq->done = 0;
+    rq->retries = 0;
     rq->status = TRESTLE_OK;
     rq->sys_errno = 0;
     if (direct) {
@@ -191,16 +206,34 @@ enum trestle__read_step {
     TRESTLE__READ_FAILED     /* rq->status says why */
 };
 
+/* The raw result `res` of one read(2)-like call for rq, as the reader's
+ * fault plan (tests only) rewrites it; unchanged without one. */
+static inline int64_t trestle__read_filter(const trestle__reader *r, const trestle__read *rq,
+                                           int64_t res)
+{
+    if (__builtin_expect(r->faults != NULL, 0))
+        res = trestle__fault_read(r->faults, rq->shard, rq->offset, rq->offset + rq->length,
+                                  rq->io_offset + rq->done, res);
+    return res;
+}
+
 /*
- * Account one result: `res` bytes read, or -errno. Retries EINTR/EAGAIN and
- * short reads; a read that ends unaligned under O_DIRECT continues on the
- * buffered fd (which has no alignment rules). EOF is fine once the requested
- * bytes are in, which matters only inside O_DIRECT padding.
+ * Account one result: `res` bytes read, or -errno. Retries EINTR/EAGAIN (up
+ * to TRESTLE__READ_RETRIES in a row without progress, then it is an I/O
+ * error with that errno) and short reads; a read that ends unaligned under
+ * O_DIRECT continues on the buffered fd (which has no alignment rules). EOF
+ * is fine once the requested bytes are in, which matters only inside
+ * O_DIRECT padding.
  */
 static inline enum trestle__read_step trestle__read_step(trestle__read *rq, int64_t res)
 {
-    if (res == -EINTR || res == -EAGAIN)
-        return TRESTLE__READ_AGAIN;
+    if (res == -EINTR || res == -EAGAIN) {
+        if (++rq->retries <= TRESTLE__READ_RETRIES)
+            return TRESTLE__READ_AGAIN;
+        rq->status = TRESTLE_E_IO;
+        rq->sys_errno = (int)-res;
+        return TRESTLE__READ_FAILED;
+    }
     if (res == -EINVAL && rq->direct) {
         if (rq->done == 0)
             trestle__read_prepare(rq, false);
@@ -218,6 +251,7 @@ static inline enum trestle__read_step trestle__read_step(trestle__read *rq, int6
         return TRESTLE__READ_FAILED;
     }
     rq->done += (uint64_t)res;
+    rq->retries = 0;
     if (rq->done >= rq->skip + rq->length)
         return TRESTLE__READ_DONE;
     if (rq->direct && rq->done % TRESTLE__DIO_ALIGN != 0)
@@ -227,16 +261,22 @@ static inline enum trestle__read_step trestle__read_step(trestle__read *rq, int6
 
 /*
  * Record the failure of rq as the reader's sticky error; returns its code.
- * For end of file the offset is where the data really ends now (fstat):
- * with many reads in flight, the first to fail may lie past the point where
- * a truncated file stops, and the report should name that point.
+ * The offset is the first requested byte that did not arrive: an O_DIRECT
+ * read starts at an aligned offset that may lie in the bytes before the
+ * request (another tensor's), which must not be named. For end of file the
+ * offset is where the data really ends now (fstat): with many reads in
+ * flight, the first to fail may lie past the point where a truncated file
+ * stops, and the report should name that point.
  */
 static inline int trestle__reader_fail(trestle__reader *r, const trestle__read *rq)
 {
     const char *path = r->ckpt->shard_paths[rq->shard];
     uint64_t at = rq->io_offset + rq->done;
-    uint64_t want = rq->skip + rq->length - rq->done;
     struct stat st;
+    char why[64] = "";
+
+    if (at < rq->offset)
+        at = rq->offset;
 
     if (r->status != TRESTLE_OK)
         return r->status;
@@ -245,13 +285,16 @@ static inline int trestle__reader_fail(trestle__reader *r, const trestle__read *
         if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size < at)
             at = (uint64_t)st.st_size;
         trestle__error_set(&r->err, TRESTLE_E_SHORT_READ, 0, NULL, path, (int64_t)at,
-                           (int64_t)want,
+                           (int64_t)(rq->offset + rq->length - at),
                            "unexpected end of file in %s at offset %" PRIu64 " (the file was "
                            "shorter than the index says; was it truncated?)", path, at);
     } else {
+        if (rq->retries > TRESTLE__READ_RETRIES)
+            snprintf(why, sizeof why, " (still failing after %u retries)", TRESTLE__READ_RETRIES);
         trestle__error_set(&r->err, rq->status, rq->sys_errno, NULL, path, (int64_t)at,
-                           (int64_t)want, "reading %s at offset %" PRIu64 ": %s", path, at,
-                           rq->sys_errno ? strerror(rq->sys_errno) : "failed");
+                           (int64_t)(rq->offset + rq->length - at),
+                           "reading %s at offset %" PRIu64 ": %s%s", path, at,
+                           rq->sys_errno ? strerror(rq->sys_errno) : "failed", why);
     }
     r->status = rq->status;
     r->failed = rq;

@@ -202,6 +202,7 @@ static int open_reader(trestle__restore *x, trestle_error *err)
         .nbufs = x->pool.count,
         .buf_bytes = x->pool.buf_bytes,
         .expect_direct = x->opt.direct != TRESTLE_DIRECT_NEVER,
+        .faults = x->plan->faults,
     };
     int rc = TRESTLE_E_NO_IO_URING;
     char why[TRESTLE_ERROR_MESSAGE_MAX] = "";
@@ -302,8 +303,10 @@ static void free_context(trestle__restore *x)
 
 /* ---- the producer ---- */
 
-/* A read failed: the reader's error, plus the tensor whose bytes were at
- * the failing offset (the first of that shard to end after it). */
+/* A read failed: the reader's error, prefixed with "tensor 'NAME'" for the
+ * tensor whose bytes were at the failing offset (the first of that shard to
+ * end after it), e.g. "tensor 'w': reading PATH at offset N: Input/output
+ * error". */
 static void fail_read(trestle__restore *x)
 {
     const trestle_plan *p = x->plan;
@@ -321,7 +324,7 @@ static void fail_read(trestle__restore *x)
             }
         }
         const char *name = trestle__restore_tensor_name(x, pick);
-        trestle__error_prefix(&e, "reading tensor '%s'", name);
+        trestle__error_prefix(&e, "tensor '%s'", name);
         trestle__error_set_key(&e, name);
     }
     trestle__restore_fail(x, &e);
@@ -514,7 +517,7 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
         count = 2;
     if (count > 65536)
         count = 65536;
-    TR_FORWARD(trestle__pool_init(&x->pool, (unsigned)count, buf_bytes, err));
+    TR_FORWARD(trestle__pool_init(&x->pool, (unsigned)count, buf_bytes, p->faults, err));
     TR_FORWARD(open_reader(x, err));
     x->reader_kind = x->reader.ops->kind;
     TR_FORWARD(start_workers(x, err));
