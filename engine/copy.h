@@ -19,6 +19,7 @@
 
 #include "plan.h"
 #include "trestle.h"
+#include "trestle_kernels.h"
 
 typedef struct trestle__copier trestle__copier;
 
@@ -30,6 +31,9 @@ typedef struct trestle__copier_ops {
      * trestle_arena_free() need not know which. */
     int (*arena_alloc)(trestle__copier *c, uint64_t bytes, trestle_arena **out,
                        trestle_error *err);
+    /* Optional (NULL for host): make the staging region DMA-able (pin it),
+     * once per restore before the first read; close() undoes it. */
+    int (*staging_register)(trestle__copier *c, void *base, size_t bytes, trestle_error *err);
     /* Copy n staging bytes verbatim to dst. Returns n. */
     uint64_t (*copy)(trestle__copier *c, unsigned worker, void *dst, const void *src, uint64_t n);
     /*
@@ -55,11 +59,39 @@ struct trestle__copier {
 void trestle__copier_open_host(trestle__copier *c);
 
 /*
+ * The CUDA copier (engine/copy_cuda.c) for `device`, with one stream per
+ * worker (`workers` slots); `stream`, when not NULL, is the caller's
+ * cudaStream_t whose queued work every copy waits for. TRESTLE_E_NO_DEVICE
+ * without a usable device or in a build without CUDA; TRESTLE_E_CUDA,
+ * TRESTLE_E_NOMEM.
+ */
+int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
+                              trestle_error *err);
+
+/* CUDA devices usable here: > 0, or 0 with `why` (n bytes) saying what is
+ * missing, to follow "needs": "a CUDA build of trestle; ...", or "a usable
+ * CUDA device (cudaGetDeviceCount: <the runtime's reason>)". */
+int trestle__cuda_device_count(char *why, size_t n);
+
+/* The device ordinal of CUDA device (or managed) memory at p: 0, or -1
+ * when p is not device memory or the build has no CUDA. */
+int trestle__cuda_pointer_device(const void *p, int *device);
+
+/*
  * The range-restricted region copy behind the host copier, exposed for
  * tests and for the CUDA copier's host fallback: see copy_region above.
  * When [lo, lo + n) is the whole extent this is trestle__slice_copy().
  */
 uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const void *src,
                                     uint64_t lo, uint64_t n);
+
+/*
+ * The byte layout of region r's copy (see trestle__k_layout in
+ * kernels/trestle_kernels.h): what trestle__region_copy_range() walks, and
+ * what the CUDA copier hands to trestle__k_scatter(). r's slices must be
+ * concrete. Returns false, leaving *l partly written, when the cut is
+ * empty (nothing to copy).
+ */
+bool trestle__region_layout(const trestle__region *r, trestle__k_layout *l);
 
 #endif /* TRESTLE_COPY_H */

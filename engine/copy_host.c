@@ -29,24 +29,14 @@
 
 /* ---- range-restricted region copy ---- */
 
-/*
- * Byte layout of a region copy: the cut seen as `nruns` contiguous runs of
- * `run` bytes, the outer `k` dims indexing them, with the byte strides of
- * those dims in the source block and in the destination block.
- */
-typedef struct layout {
-    int k;                                   /* outer dims that index runs */
-    uint64_t run;                            /* bytes per contiguous run */
-    uint64_t nruns;                          /* runs in the cut */
-    uint64_t base_s, base_d;                 /* byte offset of the cut's first element */
-    uint64_t total_s;                        /* bytes of the whole source block */
-    uint64_t cnt[TRESTLE_MAX_SLICE_RANK];    /* cut length of each outer dim */
-    uint64_t sstr[TRESTLE_MAX_SLICE_RANK];   /* source byte stride of each dim */
-    uint64_t dstr[TRESTLE_MAX_SLICE_RANK];   /* destination byte stride of each dim */
-} layout;
+/* The layout is declared in kernels/trestle_kernels.h, so that the CUDA
+ * copier can hand one built here to the scatter kernel; its arrays must
+ * hold every dim a slice can have. */
+_Static_assert(TRESTLE__K_MAX_RANK == TRESTLE_MAX_SLICE_RANK,
+               "trestle__k_layout must hold TRESTLE_MAX_SLICE_RANK dims");
 
-/* False when the cut is empty. Slices are concrete (the planner resolved them). */
-static bool layout_make(const trestle__region *r, layout *l)
+/* Slices are concrete (the planner resolved them). */
+bool trestle__region_layout(const trestle__region *r, trestle__k_layout *l)
 {
     const trestle__slice *src = &r->src, *dst = &r->dst, *cut = &r->cut;
     uint64_t s_acc = r->elem_size, d_acc = r->elem_size;
@@ -80,7 +70,7 @@ static bool layout_make(const trestle__region *r, layout *l)
 }
 
 /* Source byte offset of run number `i` (row-major over the outer dims). */
-static uint64_t run_src_offset(const layout *l, uint64_t i)
+static uint64_t run_src_offset(const trestle__k_layout *l, uint64_t i)
 {
     uint64_t off = l->base_s;
     for (int d = l->k - 1; d >= 0; d--) {
@@ -97,9 +87,9 @@ uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const v
     uint8_t *dp = dst;
     const uint8_t *sp = src;
     uint64_t hi = lo + n, copied = 0;
-    layout l;
+    trestle__k_layout l;
 
-    if (n == 0 || !layout_make(r, &l))
+    if (n == 0 || !trestle__region_layout(r, &l))
         return 0;
     if (lo == 0 && n >= l.total_s) {
         trestle__slice_copy(dst, &r->dst, src, &r->src, &r->cut, r->dims, r->elem_size);

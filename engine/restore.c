@@ -122,22 +122,53 @@ static int check_shards(const trestle__restore *x, trestle_error *err)
     return TRESTLE_OK;
 }
 
-/* Device memory needs the CUDA copier, which this build may lack. */
-static int check_destinations(const trestle__restore *x, trestle_error *err)
+/*
+ * Which GPU the restore copies to, or -1 for none: the device option (for
+ * DEST_ALLOCATE ops), else the device of the caller's DEST_DEVICE pointers.
+ * One device per restore (its copier has one set of streams); every device
+ * pointer must be device memory of that GPU. Host destinations may mix in.
+ */
+static int pick_device(const trestle__restore *x, int *device, trestle_error *err)
 {
     const trestle_plan *p = x->plan;
+    const trestle__plan_op *need = NULL, *first = NULL;
+    char why[160];
+    int dev = x->opt.device;
+
+    *device = -1;
+    for (size_t i = 0; i < p->num_ops && !need; i++) {
+        const trestle__plan_op *op = &p->ops[i];
+        if (!op->skipped && (op->dest_kind == TRESTLE_DEST_DEVICE ||
+                             (op->dest_kind == TRESTLE_DEST_ALLOCATE && dev >= 0)))
+            need = op;
+    }
+    if (!need)
+        return TRESTLE_OK;
+    if (trestle__cuda_device_count(why, sizeof why) <= 0)
+        return trestle__error_set(err, TRESTLE_E_NO_DEVICE, 0, need->key, NULL, -1, -1,
+                                  "tensor %s: restoring into CUDA device memory needs %s",
+                                  need->name, why);
     for (size_t i = 0; i < p->num_ops; i++) {
         const trestle__plan_op *op = &p->ops[i];
-        if (op->skipped)
+        int d = -1;
+        if (op->skipped || op->dest_kind != TRESTLE_DEST_DEVICE || op->bytes == 0)
             continue;
-        bool device = op->dest_kind == TRESTLE_DEST_DEVICE ||
-                      (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->opt.device >= 0);
-        if (device)
-            return trestle__error_set(err, TRESTLE_E_NO_DEVICE, 0, op->key, NULL, -1, -1,
-                                      "tensor %s: restoring into CUDA device memory needs a CUDA "
-                                      "build of trestle; this one copies to host memory only",
-                                      op->name);
+        if (trestle__cuda_pointer_device(op->dest, &d) != 0)
+            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
+                                      "tensor %s: destination %p is not CUDA device memory",
+                                      op->name, op->dest);
+        if (dev < 0) {
+            dev = d;
+            first = op;
+        } else if (d != dev) {
+            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
+                                      "tensor %s: destination is on CUDA device %d, but this "
+                                      "restore copies to device %d (%s); restore each GPU's "
+                                      "tensors with its own plan", op->name, d, dev,
+                                      first ? first->name : "the device option");
+        }
     }
+    *device = dev;
     return TRESTLE_OK;
 }
 
@@ -177,7 +208,8 @@ static int allocate_destinations(trestle__restore *x, trestle_error *err)
     }
     if (first == SIZE_MAX)
         return TRESTLE_OK;
-    int rc = x->copier.ops->arena_alloc(&x->copier, total, &p->arena, err);
+    trestle__copier *c = x->opt.device >= 0 ? &x->copier : &x->host;
+    int rc = c->ops->arena_alloc(c, total, &p->arena, err);
     if (rc != TRESTLE_OK)
         return rc;
     uint8_t *at = p->arena->base;
@@ -493,14 +525,20 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
                  trestle_error *err)
 {
     const trestle_plan *p = x->plan;
+    int device = -1;
     int rc;
 
     TR_FORWARD(read_options(opt, &x->opt, err));
     x->chunk = x->opt.chunk_bytes;
     x->reader_kind = x->opt.reader;
-    TR_FORWARD(check_destinations(x, err));
     TR_FORWARD(check_shards(x, err));
-    trestle__copier_open_host(&x->copier);
+    TR_FORWARD(pick_device(x, &device, err));
+    trestle__copier_open_host(&x->host);
+    if (device >= 0)
+        TR_FORWARD(trestle__copier_open_cuda(&x->copier, device, x->opt.threads + 1,
+                                             x->opt.cuda_stream, err));
+    else
+        trestle__copier_open_host(&x->copier);
     x->copier_open = true;
     TR_FORWARD(allocate_destinations(x, err));
     TR_FORWARD(trestle__restore_layout(x, err));
@@ -518,6 +556,9 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
     if (count > 65536)
         count = 65536;
     TR_FORWARD(trestle__pool_init(&x->pool, (unsigned)count, buf_bytes, p->faults, err));
+    if (x->copier.ops->staging_register)
+        TR_FORWARD(x->copier.ops->staging_register(&x->copier, x->pool.region,
+                                                   (size_t)x->pool.count * x->pool.buf_bytes, err));
     TR_FORWARD(open_reader(x, err));
     x->reader_kind = x->reader.ops->kind;
     TR_FORWARD(start_workers(x, err));

@@ -100,7 +100,8 @@ struct trestle__restore {
     trestle__read *reqs;         /* one read descriptor per staging buffer */
     trestle__reader reader;
     bool reader_open;
-    trestle__copier copier;
+    trestle__copier copier;      /* to the restore's destinations: host, or CUDA */
+    trestle__copier host;        /* host destinations of a restore whose copier is CUDA */
     bool copier_open;
 
     /* Completed reads waiting for a worker: a ring with one slot per buffer. */

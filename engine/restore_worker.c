@@ -230,6 +230,41 @@ static uint8_t *string_tmp(trestle__restore *x, size_t e)
     return buf;
 }
 
+/* Does op's destination lie in device memory (the CUDA copier's side)? */
+static bool on_device(const trestle__restore *x, const trestle__plan_op *op)
+{
+    if (x->copier.host_dests)
+        return false;
+    return op->dest_kind == TRESTLE_DEST_DEVICE ||
+           (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->opt.device >= 0);
+}
+
+/* Bytes [pos, pos + n) of extent e, at p, to every piece that wants them.
+ * Returns the bytes that landed (a piece read in place counts as landed). */
+static uint64_t copy_pieces(trestle__restore *x, unsigned w, size_t e, const uint8_t *p,
+                            uint64_t pos, uint64_t n)
+{
+    const trestle_plan *plan = x->plan;
+    const trestle__extent *ext = &plan->extents[e];
+    uint64_t copied = 0;
+
+    for (size_t k = 0; k < ext->num_pieces; k++) {
+        const trestle__piece *pc = &plan->pieces[ext->first_piece + k];
+        const trestle__plan_op *op = &plan->ops[pc->op];
+        if (op->dest_kind == TRESTLE_DEST_DISCARD)
+            continue;
+        trestle__copier *cp = on_device(x, op) ? &x->copier : &x->host;
+        if (ext->first_piece + k == x->ext[e].primary) /* read straight into place */
+            copied += n;
+        else if (pc->region == TRESTLE__NO_REGION)
+            copied += cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset + pos, p, n);
+        else
+            copied += cp->ops->copy_region(cp, w, op->dest, &plan->regions[pc->region], p, pos,
+                                           n);
+    }
+    return copied;
+}
+
 /*
  * Part of extent `e` arrived in read `seq`: bytes [pos, pos + n) of the
  * extent at p (staging, or the primary destination itself when the extent
@@ -251,34 +286,34 @@ static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq
     if (x->opt.verify && ext->is_string && !st->walk_buf && !(tmp = string_tmp(x, e)))
         return;
     int64_t t0 = trestle__restore_now_ns(x);
-    for (uint64_t off = 0; off < n;) {
-        uint64_t step = n - off < STEP_BYTES ? n - off : STEP_BYTES;
-        if (crc_here)
-            crc = trestle__crc32c_extend(crc, p + off, (size_t)step);
+    if (!cp->host_dests) {
+        /* Device destinations: hand the whole part to the DMA engine first,
+         * then CRC it on this core while the copies fly; fence() below
+         * waits for them. (The host path interleaves instead, to CRC and
+         * copy each step while it is in cache.) */
+        ws->copied += copy_pieces(x, w, e, p, pos, n);
         int64_t t1 = trestle__restore_now_ns(x);
-        for (size_t k = 0; k < ext->num_pieces; k++) {
-            const trestle__piece *pc = &plan->pieces[ext->first_piece + k];
-            const trestle__plan_op *op = &plan->ops[pc->op];
-            if (op->dest_kind == TRESTLE_DEST_DISCARD)
-                continue;
-            if (ext->first_piece + k == st->primary) { /* read straight into place */
-                ws->copied += step;
-                continue;
-            }
-            if (pc->region == TRESTLE__NO_REGION)
-                ws->copied += cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset + pos + off,
-                                            p + off, step);
-            else
-                ws->copied += cp->ops->copy_region(cp, w, op->dest, &plan->regions[pc->region],
-                                                   p + off, pos + off, step);
-        }
+        if (crc_here)
+            crc = trestle__crc32c_extend(crc, p, (size_t)n);
         if (tmp)
-            memcpy(tmp + pos + off, p + off, (size_t)step);
-        int64_t t2 = trestle__restore_now_ns(x);
-        ws->verify_seconds += (double)(t1 - t0) * 1e-9;
-        ws->copy_seconds += (double)(t2 - t1) * 1e-9;
-        t0 = t2;
-        off += step;
+            memcpy(tmp + pos, p, (size_t)n);
+        ws->copy_seconds += (double)(t1 - t0) * 1e-9;
+        ws->verify_seconds += (double)(trestle__restore_now_ns(x) - t1) * 1e-9;
+    } else {
+        for (uint64_t off = 0; off < n;) {
+            uint64_t step = n - off < STEP_BYTES ? n - off : STEP_BYTES;
+            if (crc_here)
+                crc = trestle__crc32c_extend(crc, p + off, (size_t)step);
+            int64_t t1 = trestle__restore_now_ns(x);
+            ws->copied += copy_pieces(x, w, e, p + off, pos + off, step);
+            if (tmp)
+                memcpy(tmp + pos + off, p + off, (size_t)step);
+            int64_t t2 = trestle__restore_now_ns(x);
+            ws->verify_seconds += (double)(t1 - t0) * 1e-9;
+            ws->copy_seconds += (double)(t2 - t1) * 1e-9;
+            t0 = t2;
+            off += step;
+        }
     }
     if (crc_here)
         st->crcs[seq - st->first_seq] = crc;

@@ -731,7 +731,10 @@ typedef struct trestle_restore_options {
     uint64_t staging_bytes;   /**< total staging memory bound (default 256 MiB) */
     trestle_ready_fn on_ready;/**< per-op ready callback, or NULL */
     void *user;               /**< passed to on_ready */
-    void *reserved[8];        /**< must be zero */
+    void *cuda_stream;        /**< a cudaStream_t, or NULL: device copies start only after the
+                                   work queued on it so far (e.g. a cudaMallocAsync of the
+                                   destinations); since 0.1 */
+    void *reserved[7];        /**< must be zero */
 } trestle_restore_options;
 
 /**

@@ -1,0 +1,487 @@
+/*
+ * test_gpu_restore.c - the restore matrix into CUDA device memory.
+ *
+ * Every case restores the same ops twice, into host memory (the path the
+ * other suites prove against references computed element by element) and
+ * into device memory, copies the device bytes back and compares them: whole
+ * tensors across 1, 2 and 8 shards with both readers, N-d slices (through
+ * the scatter kernel) into caller device pointers, partitioned variables,
+ * string tensors, mixed host and device destinations, a caller stream,
+ * adopted device arenas, CRC corruption, bad device pointers, and two GPUs
+ * at once when the host has two.
+ *
+ * Without a usable GPU (no driver, no device: CI) every case skips with the
+ * CUDA runtime's reason; in a build without CUDA, one case says so.
+ */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "trestle.h"
+
+#if TRESTLE_HAVE_CUDA
+
+#include <cuda_runtime_api.h>
+
+static int gpu_count(void)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess)
+        cr_skip_test("no usable CUDA device: %s", cudaGetErrorString(e));
+    if (n == 0)
+        cr_skip_test("no CUDA device on this host");
+    return n;
+}
+
+#define CUDA_OK(call)                                                                              \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        cr_assert_eq(e_, cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                    \
+    } while (0)
+
+static const int readers[] = { TRESTLE_READER_IO_URING, TRESTLE_READER_PREAD };
+
+static void opts(trestle_restore_options *o, int reader, int device)
+{
+    trestle_restore_options_init(o);
+    o->reader = reader;
+    o->device = device;
+    o->chunk_bytes = 64 << 10; /* tensors span several chunks */
+    o->staging_bytes = 1 << 20;
+    o->threads = 3;
+    o->queue_depth = 8;
+}
+
+static int restore(trestle_plan *p, const trestle_restore_options *o, trestle_stats *st,
+                   trestle_error *err)
+{
+    int rc = trestle_restore(p, o, st, err);
+    if (rc == TRESTLE_E_NO_IO_URING)
+        cr_skip_test("io_uring unavailable here: %s", err->message);
+    return rc;
+}
+
+/* A model: tensors of several dtypes and sizes (some over many chunks),
+ * 1-D to 5-D ones to slice, a partitioned variable with odd partitions,
+ * and a string tensor. Returns the prefix (malloc'd); *dir to remove. */
+static char *write_model(int shards, char **dir)
+{
+    char *prefix;
+    *dir = tu_mkdtemp();
+    cr_assert(asprintf(&prefix, "%s/m", *dir) > 0);
+    trestle_writer_options wo;
+    trestle_writer_options_init(&wo);
+    wo.num_shards = shards;
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
+    static const int dtypes[] = { TRESTLE_DT_BFLOAT16, TRESTLE_DT_FLOAT, TRESTLE_DT_INT8,
+                                  TRESTLE_DT_HALF, TRESTLE_DT_INT64 };
+    for (int i = 0; i < 24; i++) {
+        int dt = dtypes[i % 5];
+        int64_t dims[2] = { 1 + (i * 37) % 257, 1 + (i * 53) % 700 };
+        size_t size = (size_t)(dims[0] * dims[1]) * trestle_dtype_size(dt);
+        void *data = malloc(size);
+        tu_fill_random(data, size, 1000 + (uint64_t)i);
+        char name[32];
+        snprintf(name, sizeof name, "layer%02d/w", i);
+        cr_assert_eq(trestle_writer_add(w, name, dt, 2, dims, data, size, i % shards, &err),
+                     TRESTLE_OK, "%s", err.message);
+        free(data);
+    }
+    static const int64_t shapes[5][5] = {
+        { 1000 }, { 37, 130 }, { 9, 11, 70 }, { 5, 6, 7, 33 }, { 3, 4, 5, 6, 17 },
+    };
+    for (int r = 1; r <= 5; r++) {
+        int64_t n = 1;
+        for (int d = 0; d < r; d++)
+            n *= shapes[r - 1][d];
+        size_t size = (size_t)n * 4;
+        void *data = malloc(size);
+        tu_fill_random(data, size, 2000 + (uint64_t)r);
+        char name[16];
+        snprintf(name, sizeof name, "nd%d", r);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, r, shapes[r - 1], data, size,
+                                        r % shards, &err), TRESTLE_OK, "%s", err.message);
+        free(data);
+    }
+    /* Partitioned 100 x 30 float: rows 0-32, 33-70, 71-99. */
+    float *pdata = malloc(100 * 30 * sizeof *pdata);
+    tu_fill_random(pdata, 100 * 30 * sizeof *pdata, 3000);
+    static const int64_t cuts[4] = { 0, 33, 71, 100 };
+    for (int k = 0; k < 3; k++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "100 30 %lld,%lld:-", (long long)cuts[k],
+                 (long long)(cuts[k + 1] - cuts[k]));
+        cr_assert_eq(trestle_writer_add_slice(w, "part", TRESTLE_DT_FLOAT, spec,
+                                              pdata + cuts[k] * 30,
+                                              (size_t)(cuts[k + 1] - cuts[k]) * 30 * 4, k % shards,
+                                              &err),
+                     TRESTLE_OK, "%s", err.message);
+    }
+    free(pdata);
+    static const char *strs[] = { "alpha", "", "a longer string value" };
+    trestle_bytes elems[3];
+    for (int i = 0; i < 3; i++)
+        elems[i] = (trestle_bytes){ (const uint8_t *)strs[i], strlen(strs[i]) };
+    int64_t sdims[1] = { 3 };
+    cr_assert_eq(trestle_writer_add_strings(w, "vocab", 1, sdims, elems, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    return prefix;
+}
+
+/* The sliced ops every slice case uses. */
+static const char *const slice_names[] = { "nd1", "nd2", "nd3", "nd4", "nd5", "part", "part" };
+static const char *const slice_specs[] = {
+    "1000 17,900",
+    "37 130 3,30:1,128",
+    "9 11 70 -:2,7:10,50",
+    "5 6 7 33 1,3:-:2,4:5,20",
+    "3 4 5 6 17 1,2:1,2:-:3,3:1,15",
+    "100 30 20,70:-",          /* spans all three partitions */
+    "100 30 5,90:4,21",        /* and not contiguous in any */
+};
+#define NSLICES (sizeof slice_specs / sizeof *slice_specs)
+
+/* Device bytes equal host bytes, op by op (skipped ops aside). */
+static void compare_plans(trestle_plan *host, trestle_plan *dev)
+{
+    size_t n = trestle_plan_op_count(host);
+    cr_assert_eq(trestle_plan_op_count(dev), n);
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info h, d;
+        cr_assert_eq(trestle_plan_get_op(host, i, &h), TRESTLE_OK);
+        cr_assert_eq(trestle_plan_get_op(dev, i, &d), TRESTLE_OK);
+        if (h.skipped || h.bytes == 0)
+            continue;
+        cr_assert_eq(d.bytes, h.bytes, "%s", h.name);
+        uint8_t *back = malloc(d.bytes);
+        CUDA_OK(cudaMemcpy(back, d.data, d.bytes, cudaMemcpyDeviceToHost));
+        cr_assert_arr_eq(back, h.data, h.bytes, "op %zu (%s) differs on the device", i, h.name);
+        free(back);
+    }
+}
+
+/* ---- whole tensors, every shard count and reader ---- */
+
+typedef struct matrix_case {
+    int shards;
+    int reader;
+} matrix_case;
+
+ParameterizedTestParameters(gpu, restores_every_tensor_into_device_memory)
+{
+    static matrix_case cases[6];
+    static const int shards[] = { 1, 2, 8 };
+    for (int s = 0; s < 3; s++)
+        for (int r = 0; r < 2; r++)
+            cases[s * 2 + r] = (matrix_case){ shards[s], readers[r] };
+    return cr_make_param_array(matrix_case, cases, 6);
+}
+
+ParameterizedTest(matrix_case *mc, gpu, restores_every_tensor_into_device_memory)
+{
+    gpu_count();
+    char *dir, *prefix = write_model(mc->shards, &dir);
+    trestle_checkpoint *c;
+    trestle_plan *ph, *pd;
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_stats st;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &pd, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, mc->reader, -1);
+    cr_assert_eq(restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, mc->reader, 0);
+    cr_assert_eq(restore(pd, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.tensors, trestle_plan_op_count(pd));
+    cr_assert_eq(st.reader, mc->reader);
+    compare_plans(ph, pd);
+
+    /* The engine memory is one device allocation, adoptable. */
+    trestle_arena *a;
+    trestle_arena_info ai;
+    cr_assert_eq(trestle_plan_adopt_arena(pd, &a), TRESTLE_OK);
+    trestle_arena_get_info(a, &ai);
+    cr_assert_eq(ai.device, 0);
+    struct cudaPointerAttributes pa;
+    CUDA_OK(cudaPointerGetAttributes(&pa, ai.base));
+    cr_assert_eq(pa.type, cudaMemoryTypeDevice);
+    compare_plans(ph, pd); /* the plan's pointers still name the adopted memory */
+    trestle_plan_free(pd);
+    trestle_arena_free(a);
+    trestle_plan_free(ph);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- slices into caller device pointers, with a caller stream ---- */
+
+ParameterizedTestParameters(gpu, scatters_slices_into_caller_device_buffers)
+{
+    return cr_make_param_array(int, (int *)readers, 2);
+}
+
+ParameterizedTest(int *reader, gpu, scatters_slices_into_caller_device_buffers)
+{
+    gpu_count();
+    char *dir, *prefix = write_model(3, &dir);
+    trestle_checkpoint *c;
+    trestle_plan *ph, *pd;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+
+    trestle_op hops[NSLICES], dops[NSLICES];
+    for (size_t i = 0; i < NSLICES; i++)
+        hops[i] = (trestle_op){ .name = slice_names[i], .shape_and_slices = slice_specs[i] };
+    cr_assert_eq(trestle_plan_create(c, hops, NSLICES, NULL, &ph, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, *reader, -1);
+    cr_assert_eq(restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+
+    /* The caller's stream first fills the buffers with a pattern; the
+     * restore's copies must come after it. */
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreate(&s));
+    void *bufs[NSLICES];
+    for (size_t i = 0; i < NSLICES; i++) {
+        trestle_plan_op_info h;
+        cr_assert_eq(trestle_plan_get_op(ph, i, &h), TRESTLE_OK);
+        CUDA_OK(cudaMalloc(&bufs[i], h.bytes));
+        CUDA_OK(cudaMemsetAsync(bufs[i], 0xA5, h.bytes, s));
+        dops[i] = hops[i];
+        dops[i].dest_kind = TRESTLE_DEST_DEVICE;
+        dops[i].ptr = bufs[i];
+        dops[i].capacity = h.bytes;
+    }
+    cr_assert_eq(trestle_plan_create(c, dops, NSLICES, NULL, &pd, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, *reader, -1); /* the device comes from the pointers */
+    o.cuda_stream = s;
+    cr_assert_eq(restore(pd, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    compare_plans(ph, pd);
+    for (size_t i = 0; i < NSLICES; i++)
+        CUDA_OK(cudaFree(bufs[i]));
+    CUDA_OK(cudaStreamDestroy(s));
+    trestle_plan_free(pd);
+    trestle_plan_free(ph);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- host and device destinations in one restore ---- */
+
+static int ready_on_device(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)i;
+    struct cudaPointerAttributes pa;
+    if (cudaPointerGetAttributes(&pa, op->data) == cudaSuccess && pa.type == cudaMemoryTypeDevice)
+        __atomic_add_fetch((int *)user, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+Test(gpu, mixes_host_and_device_destinations)
+{
+    gpu_count();
+    char *dir, *prefix = write_model(2, &dir);
+    trestle_checkpoint *c;
+    trestle_plan *ph, *pm;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, TRESTLE_READER_PREAD, -1);
+    cr_assert_eq(restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+
+    size_t n = trestle_plan_op_count(ph);
+    trestle_op *ops = calloc(n, sizeof *ops);
+    void **bufs = calloc(n, sizeof *bufs);
+    int on_device = 0, want_device = 0;
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info h;
+        cr_assert_eq(trestle_plan_get_op(ph, i, &h), TRESTLE_OK);
+        ops[i].name = h.name;
+        ops[i].capacity = h.bytes;
+        if (i % 2) {
+            CUDA_OK(cudaMalloc(&bufs[i], h.bytes ? h.bytes : 1));
+            ops[i].dest_kind = TRESTLE_DEST_DEVICE;
+            want_device++;
+        } else {
+            bufs[i] = malloc(h.bytes ? h.bytes : 1);
+            ops[i].dest_kind = TRESTLE_DEST_HOST;
+        }
+        ops[i].ptr = bufs[i];
+    }
+    cr_assert_eq(trestle_plan_create(c, ops, n, NULL, &pm, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, TRESTLE_READER_PREAD, -1);
+    o.on_ready = ready_on_device;
+    o.user = &on_device;
+    cr_assert_eq(restore(pm, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(on_device, want_device);
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info h;
+        cr_assert_eq(trestle_plan_get_op(ph, i, &h), TRESTLE_OK);
+        if (i % 2 == 0) {
+            cr_assert_arr_eq(bufs[i], h.data, h.bytes, "%s (host)", h.name);
+            free(bufs[i]);
+            continue;
+        }
+        uint8_t *back = malloc(h.bytes ? h.bytes : 1);
+        CUDA_OK(cudaMemcpy(back, bufs[i], h.bytes, cudaMemcpyDeviceToHost));
+        cr_assert_arr_eq(back, h.data, h.bytes, "%s (device)", h.name);
+        free(back);
+        CUDA_OK(cudaFree(bufs[i]));
+    }
+    free(bufs);
+    free(ops);
+    trestle_plan_free(pm);
+    trestle_plan_free(ph);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- errors ---- */
+
+Test(gpu, names_the_tensor_on_errors)
+{
+    int count = gpu_count();
+    char *dir, *prefix = write_model(2, &dir);
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+
+    /* A host pointer passed as device memory. */
+    static uint8_t host_buf[4000];
+    trestle_op op = { .name = "nd1", .dest_kind = TRESTLE_DEST_DEVICE, .ptr = host_buf,
+                      .capacity = sizeof host_buf };
+    cr_assert_eq(trestle_plan_create(c, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, TRESTLE_READER_PREAD, -1);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_E_INVALID_ARG);
+    char want[128];
+    snprintf(want, sizeof want, "tensor nd1: destination %p is not CUDA device memory",
+             (void *)host_buf);
+    cr_assert_str_eq(err.message, want);
+    cr_assert_str_eq(err.key, "nd1");
+    trestle_plan_free(p);
+
+    /* A device that does not exist. */
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, TRESTLE_READER_PREAD, count);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_E_NO_DEVICE);
+    snprintf(want, sizeof want, "CUDA device %d does not exist (this host has %d)", count, count);
+    cr_assert_str_eq(err.message, want);
+
+    /* A flipped byte in the middle of a tensor: the CRC check still runs
+     * on the staging bytes that go to the device. */
+    trestle_tensor_info ti;
+    size_t idx;
+    cr_assert_eq(trestle_tensor_find(c, "layer23/w", &idx, &err), TRESTLE_OK);
+    cr_assert_eq(trestle_tensor_get_info(c, idx, &ti), TRESTLE_OK);
+    char *shard = strdup(trestle_shard_path(c, ti.shard));
+    size_t len;
+    uint8_t *bytes = tu_read_file(shard, &len);
+    bytes[ti.offset + ti.size / 2] ^= 0x10;
+    cr_assert_eq(tu_write_file(shard, bytes, len), 0);
+    opts(&o, TRESTLE_READER_PREAD, 0);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
+    cr_assert_str_eq(err.key, "layer23/w");
+    free(bytes);
+    free(shard);
+    trestle_plan_free(p);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- two GPUs at once ---- */
+
+typedef struct gpu_job {
+    const char *prefix;
+    int device;
+    int rc;
+    char message[512];
+} gpu_job;
+
+static void *restore_on(void *arg)
+{
+    gpu_job *j = arg;
+    trestle_checkpoint *c;
+    trestle_plan *ph, *pd;
+    trestle_error err;
+    trestle_restore_options o;
+    j->rc = trestle_open(j->prefix, NULL, &c, &err);
+    if (j->rc == TRESTLE_OK && (j->rc = trestle_plan_create(c, NULL, 0, NULL, &ph, &err)) == 0 &&
+        (j->rc = trestle_plan_create(c, NULL, 0, NULL, &pd, &err)) == 0) {
+        opts(&o, TRESTLE_READER_AUTO, -1);
+        j->rc = trestle_restore(ph, &o, NULL, &err);
+        opts(&o, TRESTLE_READER_AUTO, j->device);
+        if (j->rc == TRESTLE_OK)
+            j->rc = trestle_restore(pd, &o, NULL, &err);
+        for (size_t i = 0; j->rc == TRESTLE_OK && i < trestle_plan_op_count(ph); i++) {
+            trestle_plan_op_info h, d;
+            trestle_plan_get_op(ph, i, &h);
+            trestle_plan_get_op(pd, i, &d);
+            if (h.bytes == 0)
+                continue;
+            uint8_t *back = malloc(h.bytes);
+            if (cudaMemcpy(back, d.data, h.bytes, cudaMemcpyDeviceToHost) != cudaSuccess ||
+                memcmp(back, h.data, h.bytes) != 0) {
+                j->rc = -1;
+                snprintf(err.message, sizeof err.message, "op %s differs on device %d", h.name,
+                         j->device);
+            }
+            free(back);
+        }
+        trestle_plan_free(pd);
+        trestle_plan_free(ph);
+        trestle_close(c);
+    }
+    if (j->rc != TRESTLE_OK)
+        snprintf(j->message, sizeof j->message, "%s", err.message);
+    return NULL;
+}
+
+Test(gpu, restores_onto_two_gpus_at_once)
+{
+    if (gpu_count() < 2)
+        cr_skip_test("needs two CUDA devices; this host has one");
+    char *dir, *prefix = write_model(4, &dir);
+    gpu_job jobs[2] = { { .prefix = prefix, .device = 0 }, { .prefix = prefix, .device = 1 } };
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, restore_on, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(t[i], NULL);
+        cr_assert_eq(jobs[i].rc, TRESTLE_OK, "device %d: %s", i, jobs[i].message);
+    }
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+#else /* !TRESTLE_HAVE_CUDA */
+
+Test(gpu, needs_a_cuda_build)
+{
+    cr_skip_test("this build of trestle has no CUDA (configure with -DTRESTLE_CUDA=ON and nvcc)");
+}
+
+#endif
