@@ -31,8 +31,10 @@ typedef struct trestle__copier_ops {
      * trestle_arena_free() need not know which. */
     int (*arena_alloc)(trestle__copier *c, uint64_t bytes, trestle_arena **out,
                        trestle_error *err);
-    /* Optional (NULL for host): make the staging region DMA-able (pin it),
-     * once per restore before the first read; close() undoes it. */
+    /* Optional (NULL for host): make a host region that copies read from
+     * DMA-able (pin it), before the first read: called for the staging
+     * pool, and again for the dtype conversion buffers when an op converts
+     * (engine/restore_convert.c). close() undoes every registration. */
     int (*staging_register)(trestle__copier *c, void *base, size_t bytes, trestle_error *err);
     /* Copy n staging bytes verbatim to dst. Returns n. */
     uint64_t (*copy)(trestle__copier *c, unsigned worker, void *dst, const void *src, uint64_t n);

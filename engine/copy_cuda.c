@@ -11,7 +11,9 @@
  *    Registering ordinary pages (rather than taking cudaHostAlloc memory)
  *    keeps them usable for O_DIRECT and io_uring registered buffers, which
  *    both need pages the kernel can pin itself. Mapped, so kernels read
- *    them at their host address (unified addressing).
+ *    them at their host address (unified addressing). The workers' dtype
+ *    conversion buffers (engine/restore_convert.c), which converted
+ *    elements are copied out of, are registered the same way.
  *  - One stream per worker, created lazily in the worker's own thread, so
  *    workers never share a queue or a lock; a worker's copies of one chunk
  *    go out before it computes the chunk's CRC32C, so the DMA and the CRC
@@ -72,7 +74,9 @@ typedef struct cuda_state {
     cuda_worker *w;
     cudaEvent_t start;       /* recorded on the caller's stream at open */
     bool have_start;
-    void *pinned;            /* staging region registered with cudaHostRegister */
+    void *pinned[2];         /* host regions registered with cudaHostRegister: the staging
+                                pool, and the dtype conversion buffers when an op converts */
+    unsigned npinned;
 } cuda_state;
 
 /* Run `call` with `device` current in the calling thread, then put the
@@ -166,6 +170,10 @@ static int cuda_staging_register(trestle__copier *c, void *base, size_t bytes, t
 {
     cuda_state *s = c->state;
     cudaError_t e = cudaSuccess;
+    if (s->npinned == sizeof s->pinned / sizeof s->pinned[0])
+        return trestle__error_simple(err, TRESTLE_E_LIMIT, "CUDA device %d: more than %zu "
+                                     "staging regions to pin", s->device,
+                                     sizeof s->pinned / sizeof s->pinned[0]);
     WITH_DEVICE(s->device, e = cudaHostRegister(base, bytes, cudaHostRegisterPortable | cudaHostRegisterMapped));
     if (e != cudaSuccess) {
         cudaGetLastError();
@@ -174,7 +182,7 @@ static int cuda_staging_register(trestle__copier *c, void *base, size_t bytes, t
                                   "(cudaHostRegister: %s); lower the staging size or raise "
                                   "RLIMIT_MEMLOCK", bytes, s->device, cudaGetErrorString(e));
     }
-    s->pinned = base;
+    s->pinned[s->npinned++] = base;
     return TRESTLE_OK;
 }
 
@@ -275,8 +283,8 @@ static void cuda_close(trestle__copier *c)
             }
         if (s->have_start)
             cudaEventDestroy(s->start);
-        if (s->pinned)
-            cudaHostUnregister(s->pinned);
+        for (unsigned i = 0; i < s->npinned; i++)
+            cudaHostUnregister(s->pinned[i]);
     });
     free(s->w);
     free(s);

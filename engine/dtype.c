@@ -1,11 +1,14 @@
 /*
  * dtype.c - the DataType table: TensorFlow's names and on-disk element sizes
  * (tf-checkpoint-format.md §3.4). One table, so name and size cannot drift.
+ * Which dtypes convert into which on load is engine/convert.c's answer,
+ * published here with the other dtype facts.
  */
 #include <string.h>
 #include <strings.h>
 
 #include "trestle.h"
+#include "trestle_kernels.h"
 
 static const struct {
     const char *name; /* TF's DataTypeString spelling */
@@ -80,4 +83,9 @@ int trestle_dtype_from_name(const char *name)
         if (strcasecmp(name, aliases[i].alias) == 0)
             return aliases[i].dtype;
     return TRESTLE_DT_INVALID;
+}
+
+int trestle_dtype_can_convert(int stored, int target)
+{
+    return trestle__convert_supported(target, stored);
 }

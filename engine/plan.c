@@ -11,10 +11,11 @@
  * exclusions, the missing-key report) live in engine/plan_names.c.
  *
  * Checks run in TensorFlow's order: every missing key, then every dtype
- * mismatch, then op by op (in the caller's order) whether the dtype can be
- * restored at all, its shape_and_slices, the shape, the destination and
- * the stored slices. Nothing is read from the shard files; the plan owns its
- * arrays, op names, output shapes and any engine-allocated destinations.
+ * mismatch, then (trestle's own) every target dtype the stored one cannot
+ * be converted to, then op by op (in the caller's order) whether the dtype
+ * can be restored at all, its shape_and_slices, the shape, the destination
+ * and the stored slices. Nothing is read from the shard files; the plan owns
+ * its arrays, op names, output shapes and any engine-allocated destinations.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "error.h"
 #include "plan.h"
 #include "plan_names.h"
+#include "trestle_kernels.h"
 
 #define DEFAULT_MAX_BATCH_BYTES (16ull << 20) /* one big read, still a small staging share */
 #define DEFAULT_MAX_GAP_BYTES (64ull << 10)   /* reading a hole is cheaper than a new request */
@@ -155,6 +157,7 @@ static int resolve_ops(builder *b, const trestle_op *ops, trestle_error *err)
         if (op->entry != TRESTLE__NOT_LISTED) {
             op->key = b->c->entries[op->entry].key;
             op->dtype = b->c->entries[op->entry].dtype;
+            op->out_dtype = op->dtype; /* check_conversions() may change it */
         }
     }
     return TRESTLE_OK;
@@ -243,6 +246,80 @@ static int check_dtypes(builder *b, const trestle_op *ops, trestle_error *err)
     return rc;
 }
 
+/* A conversion's dtype as the message spells it: numpy's float32/float16
+ * (the names --as and the kernels use) rather than TF's float/half. */
+static const char *conversion_name(int dtype)
+{
+    return dtype == TRESTLE_DT_FLOAT ? "float32"
+           : dtype == TRESTLE_DT_HALF ? "float16"
+                                      : trestle_dtype_name(dtype);
+}
+
+/*
+ * Record each op's target dtype, and report every one the engine cannot
+ * convert its stored dtype to in one TRESTLE_E_DTYPE_MISMATCH, one line
+ * per op in the caller's order, each naming the tensor, both dtypes and
+ * the conversions there are. A target equal to the stored dtype is no
+ * conversion.
+ */
+static int check_conversions(builder *b, const trestle_op *ops, trestle_error *err)
+{
+    static const int pairs[][2] = {
+        { TRESTLE_DT_FLOAT, TRESTLE_DT_BFLOAT16 }, { TRESTLE_DT_FLOAT, TRESTLE_DT_HALF },
+        { TRESTLE_DT_HALF, TRESTLE_DT_FLOAT },     { TRESTLE_DT_BFLOAT16, TRESTLE_DT_FLOAT },
+    };
+    char supported[256], msg[TRESTLE_ERROR_MESSAGE_MAX], line[TRESTLE_ERROR_MESSAGE_MAX];
+    size_t m = 0, len = 0, n = 0, first = 0;
+
+    if (!ops)
+        return TRESTLE_OK;
+    for (size_t i = 0; i < b->p->num_ops; i++) {
+        trestle__plan_op *op = &b->p->ops[i];
+        int target = ops[i].target_dtype;
+        if (op->skipped || target == TRESTLE_DT_INVALID || target == op->dtype)
+            continue;
+        if (trestle__convert_supported(target, op->dtype)) {
+            op->out_dtype = target;
+            op->convert = true;
+        } else if (m++ == 0) {
+            first = i;
+        }
+    }
+    if (m == 0)
+        return TRESTLE_OK;
+    /* convert.c alone decides what converts; this table only lists the
+     * pairs in the order trestle_kernels.h documents them. */
+    supported[0] = '\0';
+    for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++)
+        if (trestle__convert_supported(pairs[k][1], pairs[k][0]))
+            n += (size_t)snprintf(supported + n, sizeof supported - n, "%s%s -> %s",
+                                  n ? ", " : "", conversion_name(pairs[k][0]),
+                                  conversion_name(pairs[k][1]));
+    msg[0] = '\0';
+    for (size_t i = first, j = 0; i < b->p->num_ops && j < m; i++) {
+        const trestle__plan_op *op = &b->p->ops[i];
+        int target = ops[i].target_dtype;
+        if (op->skipped || target == TRESTLE_DT_INVALID || target == op->dtype || op->convert)
+            continue;
+        size_t k = (size_t)snprintf(line, sizeof line,
+                                    "tensor '%s': cannot convert %s to %s on load (supported: %s)",
+                                    op->key, conversion_name(op->dtype), conversion_name(target),
+                                    supported);
+        size_t reserve = j + 1 < m ? TRAILER_RESERVE : 0;
+        if (j > 0 && len + 1 + k + reserve >= sizeof msg) {
+            snprintf(msg + len, sizeof msg - len, "\n... and %zu more unsupported conversions",
+                     m - j);
+            break;
+        }
+        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", j ? "\n" : "", line);
+        if (len >= sizeof msg)
+            len = sizeof msg - 1;
+        j++;
+    }
+    return trestle__error_set(err, TRESTLE_E_DTYPE_MISMATCH, 0, b->p->ops[first].key, NULL, -1,
+                              -1, "%s", msg);
+}
+
 /* ---- per-op slices and pieces ---- */
 
 static int add_want(builder *b, size_t entry, size_t op, uint32_t region, uint64_t dst_offset,
@@ -266,10 +343,11 @@ static int add_want(builder *b, size_t entry, size_t op, uint32_t region, uint64
     return TRESTLE_OK;
 }
 
-/* Append a region (src, dst, cut of a tensor shaped like e); *index receives it. */
+/* Append a region (src, dst, cut of a tensor shaped like e) for op `op`,
+ * in its restored elements (see plan.h); *index receives it. */
 static int add_region(builder *b, const trestle__slice *src, const trestle__slice *dst,
-                      const trestle__slice *cut, const trestle__entry *e, uint32_t *index,
-                      trestle_error *err)
+                      const trestle__slice *cut, const trestle__entry *e,
+                      const trestle__plan_op *op, uint32_t *index, trestle_error *err)
 {
     trestle_plan *p = b->p;
     if (p->num_regions >= TRESTLE__NO_REGION - 1)
@@ -291,7 +369,7 @@ static int add_region(builder *b, const trestle__slice *src, const trestle__slic
     r->dst = *dst;
     r->cut = *cut;
     r->dims = e->dims;
-    r->elem_size = trestle_dtype_size(e->dtype);
+    r->elem_size = op->dst_es;
     *index = (uint32_t)p->num_regions++;
     return TRESTLE_OK;
 }
@@ -314,12 +392,14 @@ static int plan_partitioned(builder *b, size_t i, const trestle__slice *req, tre
     for (int k = 0; k < e->num_slices; k++) {
         if (!trestle__slice_equal(&e->slices[k], req, e->dims))
             continue;
-        /* Open checked the part's shape, so its size is the request's bytes. */
-        if (b->c->entries[e->slice_entries[k]].size != op->bytes)
+        /* Open checked the part's shape, so its size is the request's
+         * stored bytes (elements x src_es: op->bytes counts dst_es). */
+        uint64_t size = b->c->entries[e->slice_entries[k]].size;
+        if (size / op->src_es != op->bytes / op->dst_es)
             return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, op->key, b->c->index_path, -1,
                                       -1, "partitioned tensor %s: stored slice %d holds %" PRIu64
-                                      " bytes, expected %" PRIu64, op->key, k,
-                                      b->c->entries[e->slice_entries[k]].size, op->bytes);
+                                      " bytes, expected %" PRIu64, op->key, k, size,
+                                      op->bytes / op->dst_es * op->src_es);
         return add_want(b, e->slice_entries[k], i, TRESTLE__NO_REGION, 0, err);
     }
     concrete(req, e->dims, &dst);
@@ -331,7 +411,7 @@ static int plan_partitioned(builder *b, size_t i, const trestle__slice *req, tre
         if (!tr_add_i64(covered, trestle__slice_num_elements(&cut, e->dims), &covered))
             covered = INT64_MAX;
         concrete(&e->slices[k], e->dims, &src);
-        if ((rc = add_region(b, &src, &dst, &cut, e, &region, err)) != TRESTLE_OK ||
+        if ((rc = add_region(b, &src, &dst, &cut, e, op, &region, err)) != TRESTLE_OK ||
             (rc = add_want(b, e->slice_entries[k], i, region, 0, err)) != TRESTLE_OK)
             return rc;
     }
@@ -355,7 +435,7 @@ static int plan_op(builder *b, size_t i, const trestle_op *given, trestle_error 
 {
     trestle__plan_op *op = &b->p->ops[i];
     const trestle__entry *e = &b->c->entries[op->entry];
-    size_t es = trestle_dtype_size(e->dtype);
+    size_t es = trestle_dtype_size(op->out_dtype);
     bool fixed = es > 0;
     trestle__spec spec;
     trestle__slice req;
@@ -373,6 +453,8 @@ static int plan_op(builder *b, size_t i, const trestle_op *given, trestle_error 
         trestle__error_prefix(err, "tensor_name = %s", op->key);
         return rc;
     }
+    op->src_es = trestle_dtype_size(e->dtype);
+    op->dst_es = es;
     op->whole = spec.whole;
     if (!spec.whole) {
         bool same = spec.rank == e->rank;
@@ -447,7 +529,7 @@ static int plan_op(builder *b, size_t i, const trestle_op *given, trestle_error 
     trestle__slice_full(&full, e->rank);
     concrete(&full, e->dims, &src);
     concrete(&req, e->dims, &dst);
-    if ((rc = add_region(b, &src, &dst, &dst, e, &region, err)) != TRESTLE_OK)
+    if ((rc = add_region(b, &src, &dst, &dst, e, op, &region, err)) != TRESTLE_OK)
         return rc;
     return add_want(b, op->entry, i, region, 0, err);
 }
@@ -590,6 +672,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     TR_FORWARD(resolve_ops(&b, ops, err));
     TR_FORWARD(check_missing(&b, err));
     TR_FORWARD(check_dtypes(&b, ops, err));
+    TR_FORWARD(check_conversions(&b, ops, err));
     for (size_t i = 0; i < count; i++)
         if (!b.p->ops[i].skipped)
             TR_FORWARD(plan_op(&b, i, ops ? &ops[i] : NULL, err));
@@ -641,6 +724,7 @@ int trestle_plan_get_op(const trestle_plan *p, size_t i, trestle_plan_op_info *o
     out->dims = op->dims;
     out->bytes = op->bytes;
     out->data = op->dest;
+    out->out_dtype = op->skipped ? op->dtype : op->out_dtype;
     return TRESTLE_OK;
 }
 

@@ -8,6 +8,8 @@
  *           read once even when several ops need it, CRC-checked whole;
  *   piece   "extent E feeds op O": either a verbatim copy of the extent's
  *           bytes to dest + dst_offset, or an N-d region copy;
+ *   convert an op whose out_dtype differs from the stored dtype: its pieces
+ *           convert the extent's elements on the way (engine/convert.c).
  *   batch   one coalesced read: consecutive extents of one shard whose
  *           gaps are small, up to max_batch_bytes (a single extent larger
  *           than that is a batch of its own; the pipeline splits batches
@@ -23,7 +25,17 @@
  *   - op.num_pieces == number of pieces whose .op is that op; skipped ops
  *     have none; an op with 0 pieces that is not skipped is a zero-byte
  *     tensor and is ready at once;
- *   - a verbatim piece fits: dst_offset + extent.size <= op.bytes.
+ *   - a verbatim piece fits: dst_offset + extent.size / src_es * dst_es
+ *     <= op.bytes;
+ *   - pieces and regions describe the DESTINATION layout: a verbatim
+ *     piece's dst_offset is in bytes of the op's out_dtype, and a region's
+ *     elem_size is the op's dst_es. For an op that converts, the copy path
+ *     first converts the whole elements of a stored byte range [lo, hi)
+ *     into a buffer; those bytes are [lo / src_es * dst_es, ...) of the
+ *     extent as it would be stored in out_dtype, which is what the piece
+ *     and its region then copy, unchanged (engine/restore_convert.c). Ops
+ *     that convert nothing have src_es == dst_es, so both readings agree.
+ *     Regions are never shared between ops.
  */
 #ifndef TRESTLE_PLAN_H
 #define TRESTLE_PLAN_H
@@ -45,9 +57,12 @@ typedef struct trestle__plan_op {
     int skipped;            /* 0; 1 excluded; 2 missing and allowed */
     size_t entry;           /* listed entry index in ckpt->entries (PLAIN/PARTITIONED/OBJECT_GRAPH) */
     int dtype;              /* stored dtype */
+    int out_dtype;          /* dtype of the restored bytes: the target dtype, or `dtype` */
+    bool convert;           /* out_dtype != dtype: pieces convert on load */
+    size_t src_es, dst_es;  /* element bytes of dtype and out_dtype (0 for strings) */
     int rank;               /* output rank */
     int64_t *dims;          /* output shape (owned) */
-    uint64_t bytes;         /* output bytes = elements x dtype size (stored size for strings) */
+    uint64_t bytes;         /* output bytes = elements x dst_es (stored size for strings) */
     bool whole;             /* the whole stored tensor, laid out as stored */
     int dest_kind;          /* trestle_dest_kind as given */
     void *dest;             /* caller pointer, or engine memory once allocated */
@@ -60,13 +75,13 @@ typedef struct trestle__region {
     trestle__slice dst;     /* what the op's destination covers, concrete */
     trestle__slice cut;     /* src ∩ dst: the elements to copy */
     const int64_t *dims;    /* full tensor shape (owned by the checkpoint entry) */
-    size_t elem_size;
+    size_t elem_size;       /* bytes per element as restored (the op's dst_es) */
 } trestle__region;
 
 typedef struct trestle__piece {
     size_t op;              /* index into plan->ops */
     uint32_t region;        /* TRESTLE__NO_REGION for a verbatim copy, else index into plan->regions */
-    uint64_t dst_offset;    /* verbatim copies: byte offset in the op's destination */
+    uint64_t dst_offset;    /* verbatim copies: offset in the op's destination, out_dtype bytes */
 } trestle__piece;
 
 typedef struct trestle__extent {

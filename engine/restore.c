@@ -311,6 +311,7 @@ static void free_context(trestle__restore *x)
 {
     if (x->copier_open)
         x->copier.ops->close(&x->copier);
+    trestle__restore_convert_close(x); /* after close() unregistered its buffers */
     for (size_t e = 0; x->ext && e < x->plan->num_extents; e++)
         free(atomic_load(&x->ext[e].tmp));
     trestle__pool_destroy(&x->pool);
@@ -559,6 +560,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
     if (x->copier.ops->staging_register)
         TR_FORWARD(x->copier.ops->staging_register(&x->copier, x->pool.region,
                                                    (size_t)x->pool.count * x->pool.buf_bytes, err));
+    /* Conversion buffers are staging too: registered the same way. */
+    TR_FORWARD(trestle__restore_convert_open(x, err));
     TR_FORWARD(open_reader(x, err));
     x->reader_kind = x->reader.ops->kind;
     TR_FORWARD(start_workers(x, err));

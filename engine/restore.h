@@ -15,6 +15,14 @@
  * `seq` stores the CRC of the extent's bytes in it at slot seq - first_seq,
  * and the worker that processes the last part combines the slots in order
  * and checks the stored CRC.
+ *
+ * Dtype conversion (engine/restore_convert.c): a piece whose op converts
+ * gets the whole elements of each span it is handed, converted in the
+ * worker's conversion buffer. Part boundaries fall at file-offset chunk
+ * boundaries, so with an odd extent offset an element can straddle two
+ * parts (two workers): each part leaves its bytes of such an element in the
+ * extent's seam slot for that boundary, and the worker that finishes the
+ * extent converts and copies the seam elements before any op is ready.
  */
 #ifndef TRESTLE_RESTORE_H
 #define TRESTLE_RESTORE_H
@@ -31,6 +39,7 @@
 #include "trestle.h"
 
 #define TRESTLE__NO_EXTENT SIZE_MAX
+#define TRESTLE__COPY_STEP ((uint64_t)256 << 10) /* host CRC-then-copy step: fits in L2 */
 
 /* How a batch is read. */
 enum trestle__batch_mode {
@@ -59,6 +68,9 @@ typedef struct trestle__ext_state {
     uint32_t *crcs;            /* `parts` CRC slots, one per read, in file order */
     uint8_t *walk_buf;         /* DT_STRING: host destination holding the whole bytes, or NULL */
     _Atomic(uint8_t *) tmp;    /* DT_STRING without walk_buf: a private copy (malloc'd lazily) */
+    uint32_t convert_es;       /* stored element bytes when a piece converts the extent, else 0 */
+    uint8_t *seam;             /* with convert_es and parts > 1: slot j (convert_es bytes) holds
+                                  the element cut by the boundary after part j, else NULL */
 } trestle__ext_state;
 
 /* Busy time and byte counts of one worker; padded so workers don't share lines. */
@@ -103,6 +115,10 @@ struct trestle__restore {
     trestle__copier copier;      /* to the restore's destinations: host, or CUDA */
     trestle__copier host;        /* host destinations of a restore whose copier is CUDA */
     bool copier_open;
+    uint8_t *conv_region;        /* per-worker conversion buffers, one allocation registered like
+                                    staging; NULL when no op converts */
+    size_t conv_bytes;           /* bytes of each worker's conversion buffer */
+    uint8_t *seam_bytes;         /* every converting extent's seam slots, one allocation */
 
     /* Completed reads waiting for a worker: a ring with one slot per buffer. */
     pthread_mutex_t wq_mu;
@@ -166,5 +182,53 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
 
 /* Worker thread body: serve the work queue until it closes or the restore stops. */
 void *trestle__restore_worker(void *arg);
+
+/* The copier that writes op's destination: the restore's (CUDA) copier for
+ * device memory, else the host copier. */
+trestle__copier *trestle__restore_copier_for(trestle__restore *x, const trestle__plan_op *op);
+
+/* ---- dtype conversion on load (engine/restore_convert.c) ---- */
+
+/* The conversions one copy_pieces() call has made in the worker's buffer:
+ * pieces that want the same target dtype of the same span share them. */
+typedef struct trestle__conv_span {
+    unsigned n;                /* conversions made */
+    uint64_t used;             /* bytes of the worker's buffer they take */
+    int dtype[4];              /* target dtype of each */
+    const uint8_t *at[4];      /* its converted elements */
+} trestle__conv_span;
+
+/*
+ * After the layout, before the first read: give every extent that a
+ * converting op reads its element size and seam slots, and each worker a
+ * conversion buffer. The buffers are one allocation registered with the
+ * copier through staging_register(), as the staging pool is: the CUDA
+ * copier DMAs converted bytes out of them. Nothing is allocated when no op
+ * converts. TRESTLE_E_NOMEM, or the copier's registration error.
+ */
+int trestle__restore_convert_open(trestle__restore *x, trestle_error *err);
+
+/* Free what convert_open made; call after the copier is closed (which
+ * unregisters the buffers). Safe at any point of setup. */
+void trestle__restore_convert_close(trestle__restore *x);
+
+/* Part bytes [pos, pos + n) of extent e (a whole part) at p: keep the bytes
+ * of the elements the part's ends cut in the extent's seam slots. */
+void trestle__restore_seam_store(trestle__restore *x, size_t e, const uint8_t *p, uint64_t pos,
+                                 uint64_t n);
+
+/*
+ * Piece pc of an extent converts: convert the whole elements among bytes
+ * [pos, pos + n) of the extent at p (reusing span's conversions) and copy
+ * them with cp to their places. Returns the destination bytes copied; 0
+ * with the error recorded when a fence failed.
+ */
+uint64_t trestle__restore_copy_converted(trestle__restore *x, unsigned w, trestle__copier *cp,
+                                         const trestle__piece *pc, const uint8_t *p, uint64_t pos,
+                                         uint64_t n, trestle__conv_span *span);
+
+/* All parts of extent e are in: convert and copy its seam elements to every
+ * converting piece and fence the copies. False with the error recorded. */
+bool trestle__restore_convert_seams(trestle__restore *x, unsigned w, size_t e);
 
 #endif /* TRESTLE_RESTORE_H */

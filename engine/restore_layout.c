@@ -6,11 +6,12 @@
  * A batch is read as a sequence of "segments", each at most one chunk:
  * runs of small extents (with the gaps between them) are read into staging
  * buffers and copied out by workers; an extent of at least DEST_READ_MIN
- * bytes in a batch read buffered, with a verbatim piece into host memory,
- * is read straight into that destination instead, so its bytes are copied
- * once (by the kernel) rather than twice. Reads are numbered in batch
- * order; trestle__restore_segments() is the one definition of the split,
- * used both here (to count) and by the producer (to issue).
+ * bytes in a batch read buffered, with a verbatim piece into host memory
+ * that keeps the stored dtype, is read straight into that destination
+ * instead, so its bytes are copied once (by the kernel) rather than twice.
+ * Reads are numbered in batch order; trestle__restore_segments() is the one
+ * definition of the split, used both here (to count) and by the producer
+ * (to issue).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -132,7 +133,9 @@ static bool host_memory(const trestle__restore *x, const trestle__plan_op *op)
              x->plan->arena->device < 0));
 }
 
-/* Extent e of a buffered batch: read it straight into a host destination? */
+/* Extent e of a buffered batch: read it straight into a host destination?
+ * Never into one whose op converts: the stored bytes would not fit its
+ * layout, and the other pieces read the stored bytes from there. */
 static void pick_destination(trestle__restore *x, size_t e)
 {
     const trestle_plan *p = x->plan;
@@ -143,7 +146,7 @@ static void pick_destination(trestle__restore *x, size_t e)
     for (size_t k = 0; k < ext->num_pieces; k++) {
         const trestle__piece *pc = &p->pieces[ext->first_piece + k];
         const trestle__plan_op *op = &p->ops[pc->op];
-        if (pc->region == TRESTLE__NO_REGION && host_memory(x, op)) {
+        if (pc->region == TRESTLE__NO_REGION && !op->convert && host_memory(x, op)) {
             /* Strings are walked where a host destination holds them all. */
             if (ext->is_string && !st->walk_buf)
                 st->walk_buf = (uint8_t *)op->dest + pc->dst_offset;

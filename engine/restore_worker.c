@@ -9,7 +9,8 @@
  * both halves of the pipeline use.
  *
  * CRC and copy walk each chunk in cache-sized steps, so the bytes the CRC
- * pulls into the cache are still there for the copy.
+ * pulls into the cache are still there for the copy. Pieces whose op
+ * converts the dtype go through engine/restore_convert.c on the way.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -24,8 +25,6 @@
 #include "error.h"
 #include "restore.h"
 #include "string_tensor.h"
-
-#define STEP_BYTES ((uint64_t)256 << 10) /* CRC-then-copy step: fits in L2 on current CPUs */
 
 int64_t trestle__restore_now_ns(const trestle__restore *x)
 {
@@ -103,6 +102,7 @@ void trestle__restore_op_ready(trestle__restore *x, size_t i)
         .dims = op->dims,
         .bytes = op->bytes,
         .data = op->dest,
+        .out_dtype = op->out_dtype,
     };
     int stop = x->opt.on_ready(x->opt.user, i, &info);
     if (stop != 0) {
@@ -197,6 +197,9 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
         }
         ws->verified += ext->size;
     }
+    /* Elements cut by part boundaries land last: no op is ready before. */
+    if (st->seam && !trestle__restore_convert_seams(x, worker, e))
+        return;
     for (size_t k = 0; k < ext->num_pieces; k++) {
         size_t op = x->plan->pieces[ext->first_piece + k].op;
         if (atomic_fetch_sub_explicit(&x->op_left[op], 1, memory_order_acq_rel) == 1)
@@ -230,13 +233,12 @@ static uint8_t *string_tmp(trestle__restore *x, size_t e)
     return buf;
 }
 
-/* Does op's destination lie in device memory (the CUDA copier's side)? */
-static bool on_device(const trestle__restore *x, const trestle__plan_op *op)
+trestle__copier *trestle__restore_copier_for(trestle__restore *x, const trestle__plan_op *op)
 {
-    if (x->copier.host_dests)
-        return false;
-    return op->dest_kind == TRESTLE_DEST_DEVICE ||
-           (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->opt.device >= 0);
+    bool device = !x->copier.host_dests &&
+                  (op->dest_kind == TRESTLE_DEST_DEVICE ||
+                   (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->opt.device >= 0));
+    return device ? &x->copier : &x->host;
 }
 
 /* Bytes [pos, pos + n) of extent e, at p, to every piece that wants them.
@@ -246,6 +248,7 @@ static uint64_t copy_pieces(trestle__restore *x, unsigned w, size_t e, const uin
 {
     const trestle_plan *plan = x->plan;
     const trestle__extent *ext = &plan->extents[e];
+    trestle__conv_span span = { 0 };
     uint64_t copied = 0;
 
     for (size_t k = 0; k < ext->num_pieces; k++) {
@@ -253,9 +256,11 @@ static uint64_t copy_pieces(trestle__restore *x, unsigned w, size_t e, const uin
         const trestle__plan_op *op = &plan->ops[pc->op];
         if (op->dest_kind == TRESTLE_DEST_DISCARD)
             continue;
-        trestle__copier *cp = on_device(x, op) ? &x->copier : &x->host;
+        trestle__copier *cp = trestle__restore_copier_for(x, op);
         if (ext->first_piece + k == x->ext[e].primary) /* read straight into place */
             copied += n;
+        else if (op->convert)
+            copied += trestle__restore_copy_converted(x, w, cp, pc, p, pos, n, &span);
         else if (pc->region == TRESTLE__NO_REGION)
             copied += cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset + pos, p, n);
         else
@@ -285,6 +290,8 @@ static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq
 
     if (x->opt.verify && ext->is_string && !st->walk_buf && !(tmp = string_tmp(x, e)))
         return;
+    if (st->seam)
+        trestle__restore_seam_store(x, e, p, pos, n);
     int64_t t0 = trestle__restore_now_ns(x);
     if (!cp->host_dests) {
         /* Device destinations: hand the whole part to the DMA engine first,
@@ -301,7 +308,11 @@ static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq
         ws->verify_seconds += (double)(trestle__restore_now_ns(x) - t1) * 1e-9;
     } else {
         for (uint64_t off = 0; off < n;) {
-            uint64_t step = n - off < STEP_BYTES ? n - off : STEP_BYTES;
+            uint64_t step = n - off < TRESTLE__COPY_STEP ? n - off : TRESTLE__COPY_STEP;
+            /* Conversions take whole elements: steps end on element
+             * boundaries, so only the part's own ends cut one (seams). */
+            if (st->convert_es && off + step < n)
+                step -= (pos + off + step) % st->convert_es;
             if (crc_here)
                 crc = trestle__crc32c_extend(crc, p + off, (size_t)step);
             int64_t t1 = trestle__restore_now_ns(x);

@@ -248,6 +248,22 @@ TRESTLE_API int trestle_dtype_from_name(const char *name);
  */
 TRESTLE_API size_t trestle_dtype_size(int dtype);
 
+/**
+ * @brief Can a restore convert `stored` to `target` on load
+ * (trestle_op.target_dtype)?
+ *
+ * The pairs are float32 -> bfloat16, float32 -> float16 (round to nearest,
+ * ties to even; overflow to float16 gives infinity; NaN stays NaN with its
+ * sign), float16 -> float32 and bfloat16 -> float32 (exact). A dtype to
+ * itself is no conversion and gives 0. Tools use it to decide which
+ * tensors a blanket "convert to X" applies to.
+ *
+ * @param[in] stored  the dtype in the checkpoint; any int is accepted.
+ * @param[in] target  the dtype wanted in memory; any int is accepted.
+ * @return 1 when the pair converts, else 0. Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_dtype_can_convert(int stored, int target);
+
 /* ======================================================================= */
 /* Opening a checkpoint                                                     */
 /* ======================================================================= */
@@ -559,7 +575,15 @@ typedef enum trestle_dest_kind {
     TRESTLE_DEST_DISCARD = 3   /**< read and verify only (verify, bench) */
 } trestle_dest_kind;
 
-/** One restore op, as one element of TensorFlow's RestoreV2 inputs. */
+/**
+ * One restore op, as one element of TensorFlow's RestoreV2 inputs, plus
+ * where its bytes go and, optionally, the dtype they are converted to on
+ * the way (e.g. float32 weights restored as bfloat16). A converting op's
+ * `capacity`, trestle_plan_op_info.bytes and the restored bytes are in the
+ * target dtype; its CRC32C is still checked on the stored bytes. Zero the
+ * whole struct (or use designated initializers) so that fields added at
+ * its end stay 0.
+ */
 typedef struct trestle_op {
     const char *name;       /**< the graph's name; renames map it to a checkpoint key */
     const char *shape_and_slices; /**< "" or NULL for the whole tensor, else "d0 d1 ... slice" */
@@ -567,6 +591,10 @@ typedef struct trestle_op {
     int dest_kind;          /**< trestle_dest_kind */
     void *ptr;              /**< destination for HOST/DEVICE */
     uint64_t capacity;      /**< bytes available at `ptr` */
+    int target_dtype;       /**< convert to this dtype on load, or TRESTLE_DT_INVALID (0) to
+                                 keep the stored one. Pairs: trestle_dtype_can_convert(); rounding
+                                 to nearest even, NaN stays NaN (and infinities stay infinite);
+                                 `dtype` is still checked against the stored dtype; since 0.1 */
 } trestle_op;
 
 /** Options for trestle_plan_create(). Fill with trestle_plan_options_init(). */
@@ -601,6 +629,11 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * A missing key does not stop the check: the error lists every missing key
  * with the closest existing names, one line each, e.g.
  * `Key lstm_cell/biases not found in checkpoint (did you mean lstm_cell/bias?)`.
+ * Likewise every op whose target_dtype the engine cannot convert its
+ * stored dtype to is listed at once, one line each, e.g.
+ * `tensor 'x': cannot convert int32 to bfloat16 on load (supported:
+ * float32 -> bfloat16, float32 -> float16, float16 -> float32,
+ * bfloat16 -> float32)` (on one line).
  *
  * @param[in]  c    the checkpoint; must outlive the plan.
  * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole"
@@ -608,8 +641,9 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  *                  Copied; the caller's destination buffers must stay valid
  *                  until the restore ends.
  * @param[out] out  the plan, or NULL on failure; free with trestle_plan_free().
- * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, TRESTLE_E_DTYPE_MISMATCH,
- *         TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
+ * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, TRESTLE_E_DTYPE_MISMATCH
+ *         (an op's `dtype` differs from the stored one, or its target_dtype
+ *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
  *         TRESTLE_E_INSUFFICIENT_SLICES, TRESTLE_E_INVALID_ARG (capacity too
  *         small), TRESTLE_E_NOMEM. Thread-safe for distinct plans. Since 0.1.
  */
@@ -639,6 +673,8 @@ typedef struct trestle_plan_op_info {
     const int64_t *dims;     /**< its shape */
     uint64_t bytes;          /**< bytes written to the destination */
     void *data;              /**< destination after restore (engine or caller memory) */
+    int out_dtype;           /**< dtype of the restored bytes: the op's target_dtype, or the
+                                  stored dtype when it converts nothing; since 0.1 */
 } trestle_plan_op_info;
 
 /**

@@ -208,8 +208,9 @@ typedef struct cli_ops {
 } cli_ops;
 
 /*
- * Read an ops file: one op per line, `NAME[\tSHAPE_AND_SLICES[\tdtype=DTYPE]]`;
- * blank lines and lines starting with '#' are ignored. Every op gets
+ * Read an ops file: one op per line,
+ * `NAME[\tSHAPE_AND_SLICES[\tdtype=DTYPE][\tas=DTYPE]]` (as= sets
+ * target_dtype); blank lines and lines starting with '#' are ignored. Every op gets
  * `dest_kind`. Prints "trestle: FILE:LINE: ..." and returns CLI_EXIT_FAIL
  * on error; CLI_EXIT_OK otherwise.
  */

@@ -4,10 +4,12 @@
  *
  * One op per line: NAME, then optionally a TAB and TensorFlow's
  * shape_and_slices string (which itself contains spaces, hence the TAB),
- * then optionally another TAB and `dtype=DTYPE`. Blank lines and lines
- * whose first non-blank character is '#' are ignored. An empty spec
- * (`NAME<TAB><TAB>dtype=float`) means the whole tensor, and a second field
- * that starts with "dtype=" is taken as the dtype.
+ * then optionally TAB-separated `dtype=DTYPE` (the stored dtype must be
+ * DTYPE) and `as=DTYPE` (convert to DTYPE on load), each at most once, in
+ * either order. Blank lines and lines whose first non-blank character is
+ * '#' are ignored. An empty spec (`NAME<TAB><TAB>dtype=float`) means the
+ * whole tensor, and a second field that starts with "dtype=" or "as=" is
+ * taken as such a field, not a spec.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -41,16 +43,37 @@ static char *trim(char *s)
     return s;
 }
 
+static int keyword(const char *field)
+{
+    return strncmp(field, "dtype=", 6) == 0 || strncmp(field, "as=", 3) == 0;
+}
+
+/* A `dtype=`/`as=` field into op. Returns NULL or an error text. */
+static const char *parse_keyword(char *field, trestle_op *op)
+{
+    int as = strncmp(field, "as=", 3) == 0;
+    int *slot = as ? &op->target_dtype : &op->dtype;
+    if (!keyword(field))
+        return "fields after SHAPE_AND_SLICES must be dtype=DTYPE or as=DTYPE";
+    if (*slot != TRESTLE_DT_INVALID)
+        return as ? "as= given twice" : "dtype= given twice";
+    *slot = trestle_dtype_from_name(field + (as ? 3 : 6));
+    if (*slot == TRESTLE_DT_INVALID)
+        return "unknown dtype (use TensorFlow's names: float, bfloat16, half, int64...)";
+    return NULL;
+}
+
 /* Parse one non-comment line into `op`. Returns NULL or an error text. */
 static const char *parse_line(cli_ops *o, char *line, trestle_op *op)
 {
-    char *fields[3] = { NULL, NULL, NULL };
+    char *fields[4] = { NULL, NULL, NULL, NULL };
     int nf = 0;
     char *p = line;
     for (;;) {
         char *tab = strchr(p, '\t');
-        if (nf == 3)
-            return "too many TAB-separated fields (expected NAME[<TAB>SPEC[<TAB>dtype=DTYPE]])";
+        if (nf == 4)
+            return "too many TAB-separated fields (expected "
+                   "NAME[<TAB>SPEC[<TAB>dtype=DTYPE][<TAB>as=DTYPE]])";
         fields[nf++] = p;
         if (!tab)
             break;
@@ -61,10 +84,10 @@ static const char *parse_line(cli_ops *o, char *line, trestle_op *op)
     if (!*name)
         return "empty tensor name";
     char *spec = nf > 1 ? trim(fields[1]) : NULL;
-    char *dtype = nf > 2 ? trim(fields[2]) : NULL;
-    if (spec && !dtype && strncmp(spec, "dtype=", 6) == 0) {
-        dtype = spec;
+    int first_kw = 2;
+    if (spec && keyword(spec)) { /* NAME<TAB>dtype=...: no spec (a spec starts with a digit) */
         spec = NULL;
+        first_kw = 1;
     }
     memset(op, 0, sizeof *op);
     char *kept;
@@ -76,12 +99,11 @@ static const char *parse_line(cli_ops *o, char *line, trestle_op *op)
             return "out of memory";
         op->shape_and_slices = kept;
     }
-    if (dtype && *dtype) {
-        if (strncmp(dtype, "dtype=", 6) != 0)
-            return "third field must be dtype=DTYPE";
-        op->dtype = trestle_dtype_from_name(dtype + 6);
-        if (op->dtype == TRESTLE_DT_INVALID)
-            return "unknown dtype (use TensorFlow's names: float, bfloat16, half, int64...)";
+    for (int f = first_kw; f < nf; f++) {
+        char *field = trim(fields[f]);
+        const char *problem = *field ? parse_keyword(field, op) : NULL;
+        if (problem)
+            return problem;
     }
     return NULL;
 }

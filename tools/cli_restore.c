@@ -2,9 +2,10 @@
  * cli_restore.c - `trestle restore`: run a real restore from the command
  * line and report how fast each stage went.
  *
- * Builds the op list (an ops file, or every tensor), plans it with the
- * given renames and exclusions, restores into engine-allocated memory (host
- * unless --device) and prints one summary line from trestle_stats. It is
+ * Builds the op list (an ops file, or every tensor, converted with --as),
+ * plans it with the given renames and exclusions, restores into
+ * engine-allocated memory (host unless --device) and prints one summary
+ * line from trestle_stats. It is
  * the quickest way to reproduce a production restore, a missing-key
  * report, or a throughput figure outside the inference runtime.
  */
@@ -35,6 +36,11 @@ static const char restore_help[] =
     "      --exclude GLOB     skip op names matching GLOB (fnmatch; repeatable)\n"
     "      --allow-missing    skip keys absent from the checkpoint instead of failing\n"
     "                         (TensorFlow's expect_partial)\n"
+    "      --as DTYPE         with --all: convert every tensor whose stored dtype\n"
+    "                         converts to DTYPE on load, restore the others as stored\n"
+    "                         (float32 -> bfloat16/float16, bfloat16/float16 -> float32;\n"
+    "                         round to nearest even, NaN stays NaN); with --ops, use\n"
+    "                         as=DTYPE per op\n"
     "\n"
     "How:\n"
     "      --verify           check CRC32C of every byte read (default)\n"
@@ -51,7 +57,8 @@ static const char restore_help[] =
     "\n"
     "Output:\n"
     "  -l, --list             print each op: name, checkpoint key (when renamed or\n"
-    "                         skipped), dtype, shape, size\n"
+    "                         skipped), dtype (float32->bfloat16 when converted),\n"
+    "                         shape, size as restored\n"
     "  -q, --quiet            print nothing but errors (no summary, no progress bar)\n"
     "  -h, --help             show this help\n"
     "A progress bar is drawn on stderr when it is a terminal and the restore takes\n"
@@ -64,17 +71,20 @@ static const char restore_help[] =
     "  NAME<TAB>SHAPE_AND_SLICES\n"
     "  NAME<TAB>SHAPE_AND_SLICES<TAB>dtype=DTYPE\n"
     "  NAME<TAB><TAB>dtype=DTYPE       (whole tensor, dtype checked)\n"
+    "  NAME<TAB><TAB>dtype=DTYPE<TAB>as=DTYPE2   (checked, then converted to DTYPE2)\n"
     "SHAPE_AND_SLICES is TensorFlow's string: the full shape, then one start,length\n"
     "or '-' per dimension separated by ':' (e.g. '4 6 0,2:-' = rows 0-1 of a [4,6]\n"
     "tensor); it contains spaces, hence the TABs. DTYPE uses TensorFlow's names\n"
-    "(float, bfloat16, half, int64, ...); the stored dtype must match it. Blank lines\n"
-    "and lines starting with '#' are ignored.\n"
+    "(float, bfloat16, half, int64, ...) or numpy's (float32, float16); the stored\n"
+    "dtype must match dtype=, and as= converts on load (pairs as for --as; others\n"
+    "fail, naming the tensor). Blank lines and lines starting with '#' are ignored.\n"
     "\n"
     "Exit status: 0 on success, 1 when the restore fails (the error names every\n"
     "missing key with the closest existing names), 2 for a bad command line.\n"
     "\n"
     "Examples:\n"
     "  trestle restore ./ckpt/model.ckpt-1000\n"
+    "  trestle restore --as bfloat16 --list ./ckpt/model.ckpt-1000\n"
     "  trestle restore --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n"
     "  trestle restore --reader pread --direct never --threads 4 --no-verify ckpt\n";
 
@@ -82,6 +92,7 @@ typedef struct restore_args {
     const char *path;
     const char *ops_file;
     int all, list, quiet;
+    int as;                 /* --as: target dtype for every convertible tensor, or 0 */
     const char **renames;   /* pointers into argv */
     size_t nrenames;
     const char **excludes;  /* pointers into argv */
@@ -93,7 +104,7 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST
+    OPT_DEVICE, OPT_HOST, OPT_AS
 };
 
 static const struct option restore_longopts[] = {
@@ -103,6 +114,7 @@ static const struct option restore_longopts[] = {
     { "rnn-renames", no_argument, NULL, OPT_RNN },
     { "exclude", required_argument, NULL, OPT_EXCLUDE },
     { "allow-missing", no_argument, NULL, OPT_ALLOW_MISSING },
+    { "as", required_argument, NULL, OPT_AS },
     { "verify", no_argument, NULL, OPT_VERIFY },
     { "no-verify", no_argument, NULL, OPT_NO_VERIFY },
     { "reader", required_argument, NULL, OPT_READER },
@@ -135,6 +147,12 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_RNN: a->plan.tf1_rnn_renames = 1; break;
     case OPT_EXCLUDE: a->excludes[a->nexcludes++] = arg; break;
     case OPT_ALLOW_MISSING: a->plan.allow_missing = 1; break;
+    case OPT_AS:
+        a->as = trestle_dtype_from_name(arg);
+        if (a->as == TRESTLE_DT_INVALID)
+            return cli_usage("restore", "--as wants a dtype such as bfloat16 or float32, not "
+                             "'%s'", arg);
+        break;
     case OPT_VERIFY: a->run.verify = 1; break;
     case OPT_NO_VERIFY: a->run.verify = 0; break;
     case OPT_READER:
@@ -220,6 +238,15 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
 }
 
+/* A converted dtype as --as spells it: numpy's float32/float16 rather than
+ * TensorFlow's float/half. */
+static const char *conversion_name(int dtype)
+{
+    return dtype == TRESTLE_DT_FLOAT ? "float32"
+           : dtype == TRESTLE_DT_HALF ? "float16"
+                                      : trestle_dtype_name(dtype);
+}
+
 static int print_ops(const trestle_plan *plan)
 {
     static const char *const headers[] = { "OP", "KEY", "DTYPE", "SHAPE", "SIZE" };
@@ -229,7 +256,7 @@ static int print_ops(const trestle_plan *plan)
         return -1;
     for (size_t i = 0; i < trestle_plan_op_count(plan); i++) {
         trestle_plan_op_info op;
-        char shape[256] = "-", size[32] = "-";
+        char shape[256] = "-", size[32] = "-", conv[64];
         const char *key, *dtype = "-";
         if (trestle_plan_get_op(plan, i, &op) != TRESTLE_OK)
             continue;
@@ -239,6 +266,11 @@ static int print_ops(const trestle_plan *plan)
             /* Only renames say something: an unrenamed op leaves KEY blank. */
             key = strcmp(op.key, op.name) == 0 ? "" : op.key;
             dtype = trestle_dtype_name(op.dtype);
+            if (op.out_dtype != op.dtype) {
+                snprintf(conv, sizeof conv, "%s->%s", conversion_name(op.dtype),
+                         conversion_name(op.out_dtype));
+                dtype = conv;
+            }
             cli_shape_format(op.rank, op.dims, shape, sizeof shape);
             cli_human_size(op.bytes, size, sizeof size);
         }
@@ -251,6 +283,35 @@ static int print_ops(const trestle_plan *plan)
     cli_table_print(tab, stdout);
     cli_table_free(tab);
     return 0;
+}
+
+/*
+ * --as without --ops: one op per listed tensor, whole, into engine memory,
+ * with target_dtype set where the stored dtype converts to `as`. Tensors no
+ * restore can hold (DT_VARIANT, DT_RESOURCE), which the every-tensor plan
+ * skips, are left out. Names point into the checkpoint.
+ */
+static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *out)
+{
+    size_t n = trestle_tensor_count(ckpt);
+    memset(out, 0, sizeof *out);
+    out->ops = calloc(n ? n : 1, sizeof *out->ops);
+    if (!out->ops) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        trestle_tensor_info t;
+        if (trestle_tensor_get_info(ckpt, i, &t) != TRESTLE_OK || t.dtype == TRESTLE_DT_VARIANT ||
+            t.dtype == TRESTLE_DT_RESOURCE)
+            continue;
+        trestle_op *op = &out->ops[out->n++];
+        op->name = t.name;
+        op->dest_kind = TRESTLE_DEST_ALLOCATE;
+        if (trestle_dtype_can_convert(t.dtype, as))
+            op->target_dtype = as;
+    }
+    return CLI_EXIT_OK;
 }
 
 static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
@@ -266,6 +327,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     trestle_error_clear(&err);
     memset(&st, 0, sizeof st);
     if (a->ops_file && cli_ops_read(a->ops_file, TRESTLE_DEST_ALLOCATE, &ops) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (a->as && ops_converting_all(ckpt, a->as, &ops) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
     popt.renames = a->renames;
     popt.num_renames = a->nrenames;
@@ -343,6 +406,11 @@ int cli_restore_main(int argc, char **argv)
     }
     if (a.all && a.ops_file) {
         status = cli_usage("restore", "--all and --ops exclude each other");
+        goto out;
+    }
+    if (a.as && a.ops_file) {
+        status = cli_usage("restore", "--as goes with --all; in an ops file, write as=DTYPE on "
+                           "each op to convert");
         goto out;
     }
     a.path = argv[optind];

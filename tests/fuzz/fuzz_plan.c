@@ -1,6 +1,8 @@
 /*
  * fuzz_plan.c - libFuzzer target for planner input: the input is an op
- * list, one op per line, "NAME<TAB>SHAPE_AND_SLICES<TAB>flags". The first
+ * list, one op per line, "NAME<TAB>SHAPE_AND_SLICES<TAB>DTYPE<TAB>AS" (AS:
+ * a target dtype; such ops restore into engine memory, so conversion and
+ * its seams run too). The first
  * line may carry rename/exclusion rules ("!rename a=b", "!exclude glob").
  * It is planned against a small partitioned checkpoint made once with
  * trestle's writer. Exercises shape_and_slices parsing, renames, the
@@ -92,11 +94,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *tab2 = strchr(tab + 1, '\t');
             if (tab2) {
                 *tab2 = '\0';
+                char *tab3 = strchr(tab2 + 1, '\t');
+                if (tab3) {
+                    *tab3 = '\0';
+                    ops[n].target_dtype = trestle_dtype_from_name(tab3 + 1);
+                }
                 ops[n].dtype = trestle_dtype_from_name(tab2 + 1);
             }
         }
         ops[n].name = line;
-        ops[n].dest_kind = TRESTLE_DEST_DISCARD;
+        ops[n].dest_kind = ops[n].target_dtype ? TRESTLE_DEST_ALLOCATE : TRESTLE_DEST_DISCARD;
         n++;
     }
     po.renames = renames;
