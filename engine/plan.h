@@ -103,10 +103,23 @@ struct trestle_arena {
     int device;                            /* CUDA ordinal, or -1 for host memory */
     void (*release)(struct trestle_arena *a); /* frees base (not the struct) */
     void *ctx;                             /* the releasing backend's, if it needs one */
+    struct trestle__map *maps;             /* shard files mapped by host_map restores */
+    size_t nmaps;
 };
 
-/* Free an arena and its memory; NULL is fine. */
+/* One shard file mapped private (copy-on-write) for a host_map restore. */
+typedef struct trestle__map {
+    int shard;
+    uint8_t *base;
+    uint64_t bytes;
+} trestle__map;
+
+/* Free an arena, its memory and its mappings; NULL is fine. */
 void trestle__arena_release(trestle_arena *a);
+
+/* Shard `shard` (open as fd, `bytes` long) mapped into arena a, mapping it
+ * on first use; NULL when it cannot be mapped (the caller copies instead). */
+uint8_t *trestle__arena_map(trestle_arena *a, int shard, int fd, uint64_t bytes);
 
 typedef struct trestle__batch {
     int shard;

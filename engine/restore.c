@@ -459,6 +459,17 @@ static void produce(trestle__restore *x, const size_t *order)
                 const trestle__extent *ext = &p->extents[sg->extent];
                 rq->buf = x->ext[sg->extent].dest + (sg->offset - ext->offset);
                 rq->want_direct = false;
+                if (x->ext[sg->extent].mapped) {
+                    /* host_map: the bytes are already in place in the
+                     * shard's mapping; the workers only check them. The
+                     * pool token still bounds the queue. */
+                    rq->skip = 0;
+                    rq->was_direct = false;
+                    x->bytes_read += rq->length;
+                    queue_push(x, rq);
+                    si++;
+                    continue;
+                }
             }
             if (first_submit < 0)
                 first_submit = trestle__restore_now_ns(x);

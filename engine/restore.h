@@ -63,6 +63,7 @@ typedef struct trestle__ext_state {
     uint64_t first_len;        /* bytes of the extent in that first read */
     uint32_t parts;            /* reads the extent spans (0 for an empty extent) */
     uint8_t *dest;             /* read straight into this host destination, or NULL */
+    bool mapped;               /* host_map: dest lies in a mapping of the shard, nothing to read */
     size_t primary;            /* with dest: the piece (index in plan->pieces) it belongs to */
     atomic_uint left;          /* parts not yet verified and copied */
     uint32_t *crcs;            /* `parts` CRC slots, one per read, in file order */

@@ -27,6 +27,10 @@
 
 #define DEST_READ_MIN ((uint64_t)256 << 10) /* below this, coalesced staging reads win */
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux >= 5.14; older kernels refuse the advice, which is fine */
+#endif
+
 #ifndef SYS_cachestat
 #define SYS_cachestat 451 /* Linux >= 6.5, the same number on every architecture */
 #endif
@@ -125,6 +129,49 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
 
 /* ---- bookkeeping ---- */
 
+#define MAP_ALIGN 64 /* a mapped tensor keeps at least this alignment (its file offset's) */
+
+/*
+ * host_map: a whole tensor bound for the host arena, in a batch the page
+ * cache holds, is not read at all: its op points into a private mapping of
+ * the shard (engine/arena.c) and the workers CRC it there. Only a plain
+ * verbatim whole-tensor piece qualifies (no conversion, no region), and
+ * only at a MAP_ALIGN-aligned file offset, so mapped tensors stay aligned
+ * for vector code. Anything else is read and copied as usual.
+ */
+static void map_extent(trestle__restore *x, size_t e)
+{
+    trestle_plan *p = x->plan;
+    const trestle__extent *ext = &p->extents[e];
+    trestle__ext_state *st = &x->ext[e];
+
+    if (ext->size == 0 || ext->offset % MAP_ALIGN != 0 || !p->arena || p->arena->device >= 0)
+        return;
+    for (size_t k = 0; k < ext->num_pieces; k++) {
+        const trestle__piece *pc = &p->pieces[ext->first_piece + k];
+        trestle__plan_op *op = &p->ops[pc->op];
+        if (pc->region != TRESTLE__NO_REGION || op->convert || op->skipped ||
+            op->dest_kind != TRESTLE_DEST_ALLOCATE || op->num_pieces != 1 || pc->dst_offset != 0 ||
+            op->bytes != ext->size)
+            continue;
+        uint8_t *m = trestle__arena_map(p->arena, ext->shard, x->ckpt->shard_fds[ext->shard],
+                                        x->ckpt->shard_sizes[ext->shard]);
+        if (!m)
+            return;
+        /* Map the cached pages up front, in one call, rather than one
+         * fault per 64 KiB when the workers first read them. Advice only. */
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), lo = ext->offset / page * page;
+        madvise(m + lo, (size_t)(ext->offset + ext->size - lo), MADV_POPULATE_READ);
+        op->dest = m + ext->offset;
+        st->dest = op->dest;
+        st->primary = ext->first_piece + k;
+        st->mapped = true;
+        if (ext->is_string)
+            st->walk_buf = st->dest;
+        return;
+    }
+}
+
 static bool host_memory(const trestle__restore *x, const trestle__plan_op *op)
 {
     return x->copier.host_dests && op->dest &&
@@ -215,6 +262,8 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
         x->batch_mode[b] = batch_mode(x, bt);
         for (size_t e = bt->first_extent; e < bt->first_extent + bt->num_extents; e++) {
             pick_destination(x, e);
+            if (x->opt.host_map && x->batch_mode[b] == TRESTLE__BATCH_CACHED)
+                map_extent(x, e);
             if (x->batch_mode[b] == TRESTLE__BATCH_DIRECT && x->ext[e].dest) { /* O_DIRECT goes through staging */
                 x->ext[e].dest = NULL;
                 x->ext[e].primary = TRESTLE__NO_EXTENT;

@@ -770,7 +770,15 @@ typedef struct trestle_restore_options {
     void *cuda_stream;        /**< a cudaStream_t, or NULL: device copies start only after the
                                    work queued on it so far (e.g. a cudaMallocAsync of the
                                    destinations); since 0.1 */
-    void *reserved[7];        /**< must be zero */
+    int host_map;             /**< 1: a whole tensor bound for engine host memory
+                                   (DEST_ALLOCATE, no device, no conversion) whose bytes are in
+                                   the page cache and whose file offset is 64-byte aligned is
+                                   not copied: its `data` points into a private copy-on-write
+                                   mapping of the shard file, still CRC-checked. No copy and no
+                                   fresh memory, but the shard files must then not be truncated
+                                   or rewritten in place while the tensors are used (a mapping
+                                   of a truncated file raises SIGBUS). Default 0; since 0.1 */
+    void *reserved[6];        /**< must be zero */
 } trestle_restore_options;
 
 /**
@@ -847,7 +855,8 @@ TRESTLE_API void trestle_restore_cancel(trestle_plan *p);
 /**
  * The engine memory that holds a plan's TRESTLE_DEST_ALLOCATE tensors: one
  * allocation per restore (host memory, or device memory of one GPU), every
- * tensor at a 256-byte boundary inside it.
+ * tensor at a 256-byte boundary inside it; with host_map, also the private
+ * mappings of shard files that mapped tensors point into (64-byte aligned).
  */
 typedef struct trestle_arena trestle_arena;
 

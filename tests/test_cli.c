@@ -602,6 +602,11 @@ Test(cli, synth_inspect_restore_diff_round_trip)
     cr_assert_str_empty(r.out);
     cli_free(&r);
 
+    r = cli("restore --map '%s'", a);
+    cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
+    cr_assert(starts_with(r.out, "restored 65 tensors, 980.38 KiB in "), "%s", r.out);
+    cli_free(&r);
+
     r = cli("diff --values '%s' '%s'", a, b);
     cr_assert_eq(r.rc, 0, "stdout: %s stderr: %s", r.out, r.err);
     cr_assert_str_eq(r.out, "identical: 65 tensors, 980.38 KiB compared\n");

@@ -279,3 +279,123 @@ Test(restore, adopted_arena_outlives_the_plan)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* ---- host_map: tensors left in private mappings of the shards ---- */
+
+static bool in_range(const void *p, const trestle_arena_info *ai)
+{
+    const uint8_t *b = ai->base;
+    return (const uint8_t *)p >= b && (const uint8_t *)p < b + ai->bytes;
+}
+
+/* Shard 0 holds 64-byte-aligned tensors, which are mapped; shard 1 starts
+ * with a 3-byte tensor, so the ones after it sit at odd offsets and are
+ * copied into the arena instead. Writing a mapped tensor never reaches the
+ * file; the mappings outlive the plan with the adopted arena; data not in
+ * the page cache is read and copied as usual. */
+Test(restore, host_map_maps_cached_aligned_tensors_and_copies_the_rest)
+{
+    char *dir, *prefix = new_prefix(&dir, "map");
+    trestle_writer_options wo;
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK);
+    int64_t odd[1] = { 3 };
+    uint8_t three[3] = { 7, 8, 9 };
+    cr_assert_eq(trestle_writer_add(w, "odd", TRESTLE_DT_INT8, 1, odd, three, 3, 1, &err),
+                 TRESTLE_OK, "%s", err.message);
+    enum { N = 6 };
+    for (int i = 0; i < N; i++) {
+        int64_t dims[2] = { 64, 1024 + 64 * i }; /* 256 KiB and up: multiples of 64 bytes */
+        size_t size = (size_t)(dims[0] * dims[1]) * 4;
+        void *data = malloc(size);
+        tu_fill_random(data, size, 500 + (uint64_t)i);
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 2, dims, data, size, i % 2,
+                                        &err), TRESTLE_OK, "%s", err.message);
+        free(data);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+
+    trestle_checkpoint *c;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    for (int pass = 0; pass < 2; pass++) {
+        /* pass 0: page cache warm (just written); pass 1: dropped, so read. */
+        if (pass == 1) {
+            for (int s = 0; s < 2; s++) {
+                int fd = open(trestle_shard_path(c, s), O_RDONLY);
+                cr_assert_geq(fd, 0);
+                fsync(fd);
+                posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+                close(fd);
+            }
+        }
+        trestle_plan *p;
+        cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                     err.message);
+        trestle_restore_options o;
+        restore_opts(&o, TRESTLE_READER_PREAD);
+        o.host_map = 1;
+        o.direct = TRESTLE_DIRECT_NEVER;
+        trestle_stats st;
+        cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+        cr_assert_eq(st.tensors, N + 1);
+        void *data[N + 1];
+        trestle_plan_op_info info[N + 1];
+        for (size_t i = 0; i < N + 1; i++) {
+            cr_assert_eq(trestle_plan_get_op(p, i, &info[i]), TRESTLE_OK);
+            data[i] = info[i].data;
+        }
+        trestle_arena *a;
+        trestle_arena_info ai;
+        cr_assert_eq(trestle_plan_adopt_arena(p, &a), TRESTLE_OK);
+        trestle_arena_get_info(a, &ai);
+        for (size_t i = 0; i < N + 1; i++) {
+            if (strcmp(info[i].name, "odd") == 0) {
+                cr_assert_arr_eq(data[i], three, 3);
+                continue;
+            }
+            int k = info[i].name[1] - '0';
+            void *want = malloc(info[i].bytes);
+            tu_fill_random(want, info[i].bytes, 500 + (uint64_t)k);
+            cr_assert_arr_eq(data[i], want, info[i].bytes, "%s", info[i].name);
+            free(want);
+            bool mapped = !in_range(data[i], &ai);
+            cr_assert_eq(mapped, pass == 0 && k % 2 == 0,
+                         "%s (shard %d, pass %d) should %s mapped", info[i].name, k % 2, pass,
+                         pass == 0 && k % 2 == 0 ? "be" : "not be");
+            cr_assert_eq((uintptr_t)data[i] % 64, 0, "%s is 64-byte aligned", info[i].name);
+            if (mapped) {
+                /* Copy-on-write: the caller may scribble, the file keeps its bytes. */
+                trestle_tensor_info ti;
+                size_t idx;
+                cr_assert_eq(trestle_tensor_find(c, info[i].name, &idx, &err), TRESTLE_OK);
+                cr_assert_eq(trestle_tensor_get_info(c, idx, &ti), TRESTLE_OK);
+                uint8_t before[16], after[16];
+                int fd = open(trestle_shard_path(c, ti.shard), O_RDONLY);
+                cr_assert_eq(pread(fd, before, 16, (off_t)ti.offset), 16);
+                memset(data[i], 0xEE, 16);
+                cr_assert_eq(pread(fd, after, 16, (off_t)ti.offset), 16);
+                close(fd);
+                cr_assert_arr_eq(before, after, 16);
+            }
+        }
+        /* The tensors, mapped or not, stay with the arena after the plan. */
+        uint64_t last_bytes = info[N].bytes;
+        int last_k = info[N].name[1] - '0';
+        trestle_plan_free(p);
+        void *want = malloc(last_bytes);
+        tu_fill_random(want, last_bytes, 500 + (uint64_t)last_k);
+        cr_assert_arr_eq((uint8_t *)data[N] + 16, (uint8_t *)want + 16, last_bytes - 16);
+        free(want);
+        trestle_arena_free(a);
+    }
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -54,6 +54,10 @@ static const char restore_help[] =
     "      --staging SIZE     total staging memory (default 256M)\n"
     "      --device N         restore into CUDA device N (needs a CUDA build and GPU)\n"
     "      --host             restore into host memory (default)\n"
+    "      --map              host memory: point tensors whose bytes are in the page\n"
+    "                         cache into private mappings of the shard files instead\n"
+    "                         of copying them (CRC still checked; no copy, no fresh\n"
+    "                         memory); the files must not be rewritten meanwhile\n"
     "\n"
     "Output:\n"
     "  -l, --list             print each op: name, checkpoint key (when renamed or\n"
@@ -85,6 +89,7 @@ static const char restore_help[] =
     "Examples:\n"
     "  trestle restore ./ckpt/model.ckpt-1000\n"
     "  trestle restore --as bfloat16 --list ./ckpt/model.ckpt-1000\n"
+    "  trestle restore --map ./ckpt/model.ckpt-1000   # leave cached tensors mapped\n"
     "  trestle restore --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n"
     "  trestle restore --reader pread --direct never --threads 4 --no-verify ckpt\n";
 
@@ -104,7 +109,7 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST, OPT_AS
+    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP
 };
 
 static const struct option restore_longopts[] = {
@@ -125,6 +130,7 @@ static const struct option restore_longopts[] = {
     { "staging", required_argument, NULL, OPT_STAGING },
     { "device", required_argument, NULL, OPT_DEVICE },
     { "host", no_argument, NULL, OPT_HOST },
+    { "map", no_argument, NULL, OPT_MAP },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -194,6 +200,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
         a->run.device = (int)v;
         break;
     case OPT_HOST: a->run.device = -1; break;
+    case OPT_MAP: a->run.host_map = 1; break;
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
     default: return CLI_EXIT_USAGE;
