@@ -96,4 +96,9 @@ uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const v
  */
 bool trestle__region_layout(const trestle__region *r, trestle__k_layout *l);
 
+/* Bytes of the layout's runs inside the source window [lo, lo + n): what
+ * trestle__region_copy_range() (or the scatter kernel, asynchronously)
+ * writes for that window. */
+uint64_t trestle__region_count_range(const trestle__k_layout *l, uint64_t lo, uint64_t n);
+
 #endif /* TRESTLE_COPY_H */

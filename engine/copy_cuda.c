@@ -188,51 +188,6 @@ static int cuda_staging_register(trestle__copier *c, void *base, size_t bytes, t
 
 /* ---- copies ---- */
 
-/* Source byte offset of run i (row-major over the layout's outer dims). */
-static uint64_t run_offset(const trestle__k_layout *l, uint64_t i)
-{
-    uint64_t off = l->base_s;
-    for (int d = l->k - 1; d >= 0; d--) {
-        off += (i % l->cnt[d]) * l->sstr[d];
-        i /= l->cnt[d];
-    }
-    return off;
-}
-
-/* The first run whose last byte lies at or after source offset x
- * (nruns when none): runs lie in increasing source order. */
-static uint64_t first_run_reaching(const trestle__k_layout *l, uint64_t x)
-{
-    uint64_t a = 0, b = l->nruns;
-    while (a < b) {
-        uint64_t mid = a + (b - a) / 2;
-        if (run_offset(l, mid) + l->run > x)
-            b = mid;
-        else
-            a = mid + 1;
-    }
-    return a;
-}
-
-/* Bytes of the layout's runs inside source window [lo, lo + n): what the
- * scatter kernel will write, counted here because the kernel is async. */
-static uint64_t count_range(const trestle__k_layout *l, uint64_t lo, uint64_t n)
-{
-    uint64_t hi = lo + n;
-    uint64_t f = first_run_reaching(l, lo), g = first_run_reaching(l, hi);
-    if (g < l->nruns && run_offset(l, g) < hi)
-        g++; /* the run straddling hi */
-    if (g <= f)
-        return 0;
-    uint64_t bytes = (g - f) * l->run;
-    uint64_t first = run_offset(l, f), last_end = run_offset(l, g - 1) + l->run;
-    if (lo > first)
-        bytes -= lo - first;
-    if (last_end > hi)
-        bytes -= last_end - hi;
-    return bytes;
-}
-
 static uint64_t cuda_copy(trestle__copier *c, unsigned worker, void *dst, const void *src,
                           uint64_t n)
 {
@@ -251,7 +206,7 @@ static uint64_t cuda_copy_region(trestle__copier *c, unsigned worker, void *dst,
     trestle__k_layout l;
     if (n == 0 || !trestle__region_layout(r, &l))
         return 0;
-    uint64_t bytes = count_range(&l, lo, n);
+    uint64_t bytes = trestle__region_count_range(&l, lo, n);
     if (bytes > 0 && cw->failed == cudaSuccess) {
         int e = trestle__k_scatter(dst, src, &l, lo, n, cw->stream);
         note(cw, (cudaError_t)e, "the slice scatter kernel");

@@ -80,6 +80,39 @@ static uint64_t run_src_offset(const trestle__k_layout *l, uint64_t i)
     return off;
 }
 
+/* The first run whose last byte lies at or after source offset x (nruns
+ * when none): runs lie in increasing source order, so binary-search them
+ * instead of walking every run before x. */
+static uint64_t first_run_reaching(const trestle__k_layout *l, uint64_t x)
+{
+    uint64_t a = 0, b = l->nruns;
+    while (a < b) {
+        uint64_t mid = a + (b - a) / 2;
+        if (run_src_offset(l, mid) + l->run > x)
+            b = mid;
+        else
+            a = mid + 1;
+    }
+    return a;
+}
+
+uint64_t trestle__region_count_range(const trestle__k_layout *l, uint64_t lo, uint64_t n)
+{
+    uint64_t hi = lo + n;
+    uint64_t f = first_run_reaching(l, lo), g = first_run_reaching(l, hi);
+    if (g < l->nruns && run_src_offset(l, g) < hi)
+        g++; /* the run straddling hi */
+    if (n == 0 || g <= f)
+        return 0;
+    uint64_t bytes = (g - f) * l->run;
+    uint64_t first = run_src_offset(l, f), last_end = run_src_offset(l, g - 1) + l->run;
+    if (lo > first)
+        bytes -= lo - first;
+    if (last_end > hi)
+        bytes -= last_end - hi;
+    return bytes;
+}
+
 uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const void *src,
                                     uint64_t lo, uint64_t n)
 {
@@ -96,16 +129,7 @@ uint64_t trestle__region_copy_range(void *dst, const trestle__region *r, const v
         return l.nruns * l.run;
     }
 
-    /* Runs lie in increasing source order: binary-search the first one that
-     * ends after lo instead of walking every run before it. */
-    uint64_t first = 0, last = l.nruns;
-    while (first < last) {
-        uint64_t mid = first + (last - first) / 2;
-        if (run_src_offset(&l, mid) + l.run > lo)
-            last = mid;
-        else
-            first = mid + 1;
-    }
+    uint64_t first = first_run_reaching(&l, lo);
     if (first == l.nruns)
         return 0;
     uint64_t so = l.base_s, doff = l.base_d, rest = first;
