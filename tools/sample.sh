@@ -12,8 +12,8 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/trestle-sample-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 build/trestle synth "$dir/sample" --size "$SIZE" --shards "$SHARDS" --dtype bf16
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    # Until the CUDA copy engine lands the library answers "no CUDA device";
-    # the sample then says so and restores to host memory instead.
+    # A build without CUDA (no nvcc) answers "needs a CUDA build"; the
+    # sample then says so and restores to host memory instead.
     build/trestle restore "$dir/sample" --all --device 0 && exit 0
     echo "trestle: GPU restore failed (above); restoring to host memory instead" >&2
 fi
