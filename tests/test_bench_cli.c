@@ -59,7 +59,7 @@ Test(bench_cli, json_has_every_key)
     cr_assert_eq(out[0], '{', "%s", out);
     const char *keys[] = {
         "\"path\":", "\"synthetic\": {\"size\": 67108864, \"shards\": 2",
-        "\"destination\": \"host\"",
+        "\"destination\": \"host\"", "\"host_map\": false",
         "\"cold\": false", "\"cache\":", "\"repeats\": 1", "\"tensors\": 290", "\"bytes\":",
         "\"reader\":", "\"direct_reads\":", "\"stages\":", "\"read\": {", "\"verify\": {",
         "\"copy\": {", "\"total\": {", "\"best_seconds\":", "\"median_seconds\":",
@@ -72,6 +72,17 @@ Test(bench_cli, json_has_every_key)
     if (!has_device(out))
         cr_assert(strstr(out, "\"h2d_pinned\": {\"gbps\": null"), "%s", out);
     cr_assert(strstr(out, "STAGE") == NULL, "no table in JSON mode");
+    free(out);
+    free(err);
+}
+
+Test(bench_cli, map_is_passed_to_the_restore)
+{
+    char *out, *err;
+    int rc = bench("--synthetic 64M,2 --map --repeat 1 --json", &out, &err);
+    cr_assert_eq(rc, 0, "stderr: %s", err);
+    cr_assert(strstr(out, "\"host_map\": true"), "%s", out);
+    cr_assert(strstr(out, "\"tensors\": 290"), "%s", out);
     free(out);
     free(err);
 }

@@ -37,6 +37,8 @@ static const char bench_help[] =
     "                       checkpoint of SIZE (bf16) in SHARDS files (default 4),\n"
     "                       removed at exit\n"
     "      --host           restore into host memory (default)\n"
+    "      --map            host memory: leave cached tensors mapped from the shards\n"
+    "                       instead of copying them (as `trestle restore --map`)\n"
     "      --device N       restore into CUDA device N (needs a CUDA build and GPU)\n"
     "      --cold           drop the page cache before each repeat and ceiling run\n"
     "                       (drop_caches when permitted, else fadvise; says which)\n"
@@ -55,6 +57,7 @@ typedef struct bench_args {
     int synth_shards;
     int device;             /* -1 host */
     int cold, json;
+    int map;                /* --map: restore option host_map */
     int repeat;
 } bench_args;
 
@@ -181,6 +184,7 @@ static int run_repeats(const bench_args *a, bench_result *r)
             cli_bench_drop_cache(ckpt, r->cache, sizeof r->cache);
         trestle_restore_options_init(&ro);
         ro.device = a->device;
+        ro.host_map = a->map;
         int rc = trestle_plan_create(ckpt, NULL, 0, NULL, &plan, &err);
         if (rc == TRESTLE_OK)
             rc = trestle_restore(plan, &ro, &st, &err);
@@ -405,8 +409,9 @@ static void print_json(const bench_args *a, const bench_result *r)
                 a->synth_size, a->synth_shards);
     else
         fputs("null", f);
-    fprintf(f, ",\n  \"destination\": \"%s\",\n  \"device\": %d,\n  \"cold\": %s,\n",
-            a->device >= 0 ? "device" : "host", a->device, a->cold ? "true" : "false");
+    fprintf(f, ",\n  \"destination\": \"%s\",\n  \"device\": %d,\n  \"host_map\": %s,\n"
+            "  \"cold\": %s,\n", a->device >= 0 ? "device" : "host", a->device,
+            a->map ? "true" : "false", a->cold ? "true" : "false");
     fputs("  \"cache\": ", f);
     cli_json_cstr(f, r->cache);
     fprintf(f, ",\n  \"repeats\": %d,\n  \"tensors\": %zu,\n  \"bytes\": %" PRIu64 ",\n",
@@ -466,10 +471,11 @@ static int parse_synthetic(const char *arg, bench_args *a)
 
 static int parse_args(int argc, char **argv, bench_args *a)
 {
-    enum { OPT_SYNTH = 256, OPT_HOST, OPT_DEVICE, OPT_COLD, OPT_REPEAT, OPT_JSON };
+    enum { OPT_SYNTH = 256, OPT_HOST, OPT_DEVICE, OPT_COLD, OPT_REPEAT, OPT_JSON, OPT_MAP };
     static const struct option longopts[] = {
         { "synthetic", required_argument, NULL, OPT_SYNTH },
         { "host", no_argument, NULL, OPT_HOST },
+        { "map", no_argument, NULL, OPT_MAP },
         { "device", required_argument, NULL, OPT_DEVICE },
         { "cold", no_argument, NULL, OPT_COLD },
         { "repeat", required_argument, NULL, OPT_REPEAT },
@@ -489,6 +495,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
                                  "'%s'", optarg);
             break;
         case OPT_HOST: a->device = -1; break;
+        case OPT_MAP: a->map = 1; break;
         case OPT_DEVICE:
             if (cli_parse_int(optarg, 0, 1023, &v) != 0)
                 return cli_usage("bench", "--device wants a CUDA device number, not '%s'", optarg);
