@@ -158,10 +158,16 @@ static void map_extent(trestle__restore *x, size_t e)
                                         x->ckpt->shard_sizes[ext->shard]);
         if (!m)
             return;
-        /* Map the cached pages up front, in one call, rather than one
-         * fault per 64 KiB when the workers first read them. Advice only. */
+        /* A plan restored again reuses its mapping, where the caller may
+         * have written (private copies of pages): drop those, so the file's
+         * bytes show through again and are what gets checked. Then map the
+         * cached pages up front, in one call, rather than one fault per
+         * 64 KiB when the workers first read them (advice: may fail). */
         uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), lo = ext->offset / page * page;
-        madvise(m + lo, (size_t)(ext->offset + ext->size - lo), MADV_POPULATE_READ);
+        size_t len = (size_t)(ext->offset + ext->size - lo);
+        if (madvise(m + lo, len, MADV_DONTNEED) != 0)
+            return;
+        madvise(m + lo, len, MADV_POPULATE_READ);
         op->dest = m + ext->offset;
         st->dest = op->dest;
         st->primary = ext->first_piece + k;
