@@ -57,15 +57,6 @@ static void opts(trestle_restore_options *o, int reader, int device)
     o->queue_depth = 8;
 }
 
-static int restore(trestle_plan *p, const trestle_restore_options *o, trestle_stats *st,
-                   trestle_error *err)
-{
-    int rc = trestle_restore(p, o, st, err);
-    if (rc == TRESTLE_E_NO_IO_URING)
-        cr_skip_test("io_uring unavailable here: %s", err->message);
-    return rc;
-}
-
 /* A model: tensors of several dtypes and sizes (some over many chunks),
  * 1-D to 5-D ones to slice, a partitioned variable with odd partitions,
  * and a string tensor. Returns the prefix (malloc'd); *dir to remove. */
@@ -199,9 +190,9 @@ ParameterizedTest(matrix_case *mc, gpu, restores_every_tensor_into_device_memory
     cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &pd, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, mc->reader, -1);
-    cr_assert_eq(restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, mc->reader, 0);
-    cr_assert_eq(restore(pd, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(pd, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.tensors, trestle_plan_op_count(pd));
     cr_assert_eq(st.reader, mc->reader);
     compare_plans(ph, pd);
@@ -248,7 +239,7 @@ ParameterizedTest(int *reader, gpu, scatters_slices_into_caller_device_buffers)
     cr_assert_eq(trestle_plan_create(c, hops, NSLICES, NULL, &ph, &err), TRESTLE_OK, "%s",
                  err.message);
     opts(&o, *reader, -1);
-    cr_assert_eq(restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
 
     /* The caller's stream first fills the buffers with a pattern; the
      * restore's copies must come after it. */
@@ -269,7 +260,7 @@ ParameterizedTest(int *reader, gpu, scatters_slices_into_caller_device_buffers)
                  err.message);
     opts(&o, *reader, -1); /* the device comes from the pointers */
     o.cuda_stream = s;
-    cr_assert_eq(restore(pd, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(pd, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     compare_plans(ph, pd);
     for (size_t i = 0; i < NSLICES; i++)
         CUDA_OK(cudaFree(bufs[i]));
@@ -304,7 +295,7 @@ Test(gpu, mixes_host_and_device_destinations)
     cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, TRESTLE_READER_PREAD, -1);
-    cr_assert_eq(restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
 
     size_t n = trestle_plan_op_count(ph);
     trestle_op *ops = calloc(n, sizeof *ops);
@@ -329,7 +320,7 @@ Test(gpu, mixes_host_and_device_destinations)
     opts(&o, TRESTLE_READER_PREAD, -1);
     o.on_ready = ready_on_device;
     o.user = &on_device;
-    cr_assert_eq(restore(pm, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(pm, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(on_device, want_device);
     for (size_t i = 0; i < n; i++) {
         trestle_plan_op_info h;

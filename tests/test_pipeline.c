@@ -280,16 +280,6 @@ static void small_opts(trestle_restore_options *o, int reader)
     o->queue_depth = 8;
 }
 
-/* io_uring may be forbidden where the tests run (containers): skip then. */
-static int run(trestle_plan *p, const trestle_restore_options *o, trestle_stats *st,
-               trestle_error *err)
-{
-    int rc = trestle_restore(p, o, st, err);
-    if (rc == TRESTLE_E_NO_IO_URING)
-        cr_skip_test("io_uring unavailable here: %s", err->message);
-    return rc;
-}
-
 typedef struct ready_log {
     atomic_int calls[MAX_ITEMS];
     atomic_int total;
@@ -387,7 +377,7 @@ ParameterizedTest(many_case *mc, pipeline, restores_many_tensors_across_shards)
     o.user = log;
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
 
     for (size_t i = 0; i <= N; i++) {
         const trestle__plan_op *op = &f->ops[i];
@@ -444,7 +434,7 @@ ParameterizedTest(int *reader, pipeline, cuts_a_2d_slice_spanning_chunks)
     small_opts(&o, *reader);
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     const float *in = (const float *)fx_bytes(f, e), *out = f->ops[cut_op].dest;
     for (int i = 0; i < NR; i++)
         for (int j = 0; j < NC; j++)
@@ -491,7 +481,7 @@ ParameterizedTest(int *reader, pipeline, assembles_a_3d_slice_from_partitions_on
     small_opts(&o, *reader);
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     const int32_t *out = f->ops[op].dest;
     for (int a = 0; a < 4; a++)
         for (int b = 0; b < 30; b++)
@@ -563,7 +553,7 @@ ParameterizedTest(int *reader, pipeline, names_tensor_and_file_on_a_crc_mismatch
     small_opts(&o, *reader);
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
     cr_assert_str_eq(err.key, "dense/kernel");
     cr_assert_str_eq(err.path, f->paths[1]);
     cr_assert_eq(err.offset, (int64_t)e->offset);
@@ -591,7 +581,7 @@ ParameterizedTest(int *reader, pipeline, reports_a_truncated_shard_with_file_and
     trestle_restore_options o;
     small_opts(&o, *reader);
     trestle_error err;
-    int rc = run(&f->plan, &o, NULL, &err);
+    int rc = tu_restore(&f->plan, &o, NULL, &err);
     cr_assert_eq(rc, TRESTLE_E_SHORT_READ, "%s: %s", trestle_code_name(rc), err.message);
     cr_assert_str_eq(err.path, f->paths[1]);
     cr_assert_eq(err.offset, (int64_t)(e->offset + 1000));
@@ -618,7 +608,7 @@ ParameterizedTest(int *reader, pipeline, reports_a_missing_shard_naming_file_and
     small_opts(&o, *reader);
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_E_NOT_FOUND, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_E_NOT_FOUND, "%s", err.message);
     cr_assert_str_eq(err.path, f->paths[1]);
     cr_assert_str_eq(err.key, "dense/bias");
     cr_assert(strstr(err.message, f->paths[1]) != NULL, "%s", err.message);
@@ -645,7 +635,7 @@ ParameterizedTest(int *reader, pipeline, a_ready_callback_cancels_and_every_thre
     o.user = log;
     trestle_error err;
     int before = count_threads();
-    cr_assert_eq(run(&f->plan, &o, NULL, &err), TRESTLE_E_CANCELLED, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, NULL, &err), TRESTLE_E_CANCELLED, "%s", err.message);
     cr_assert(strstr(err.message, "cancelled") != NULL, "%s", err.message);
     for (int tries = 0; count_threads() != before && tries < 100; tries++)
         usleep(10000); /* a joined thread's task may linger a moment */
@@ -655,12 +645,12 @@ ParameterizedTest(int *reader, pipeline, a_ready_callback_cancels_and_every_thre
     memset(log, 0, sizeof *log);
     log->cancel_after = 2;
     log->plan_to_cancel = &f->plan;
-    cr_assert_eq(run(&f->plan, &o, NULL, &err), TRESTLE_E_CANCELLED, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, NULL, &err), TRESTLE_E_CANCELLED, "%s", err.message);
 
     /* The flag resets: the plan restores again, each op reported once. */
     memset(log, 0, sizeof *log);
     trestle_stats st;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     for (size_t i = 0; i < f->nops; i++) {
         cr_assert_eq(atomic_load(&log->calls[i]), 1, "op %zu", i);
         cr_assert(memcmp(f->ops[i].dest, fx_bytes(f, f->ops[i].entry), f->ops[i].bytes) == 0);
@@ -685,13 +675,13 @@ ParameterizedTest(int *reader, pipeline, verify_off_restores_corrupt_bytes_witho
     o.verify = 0;
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.bytes_verified, 0);
     cr_assert_eq(st.tensors, 4);
     for (size_t i = 0; i < f->nops; i++)
         cr_assert(memcmp(f->ops[i].dest, fx_bytes(f, f->ops[i].entry), f->ops[i].bytes) == 0);
     o.verify = 1;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
     fx_free(f);
 }
 
@@ -742,7 +732,7 @@ ParameterizedTest(direct_case *dc, pipeline, direct_always_reads_with_o_direct)
     o.direct = TRESTLE_DIRECT_ALWAYS;
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.direct_reads, 1);
     for (size_t i = 0; i < f->nops; i++)
         cr_assert(memcmp(f->ops[i].dest, fx_bytes(f, f->ops[i].entry), f->ops[i].bytes) == 0,
@@ -763,10 +753,10 @@ ParameterizedTest(int *reader, pipeline, direct_auto_reads_cached_data_buffered)
     small_opts(&o, *reader);
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.direct_reads, 0);
     o.direct = TRESTLE_DIRECT_NEVER;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.direct_reads, 0);
     fx_free(f);
 }
@@ -805,7 +795,7 @@ ParameterizedTest(int *reader, pipeline, verifies_string_tensors_by_walking_them
     small_opts(&o, *reader);
     trestle_stats st;
     trestle_error err;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert(memcmp(f->ops[kept].dest, enc.data, enc.len) == 0);
     cr_assert_eq(st.tensors, 3);
 
@@ -814,13 +804,13 @@ ParameterizedTest(int *reader, pipeline, verifies_string_tensors_by_walking_them
     f->plan.extents[1].num_pieces = 1;
     f->ops[kept].num_pieces = 0;
     f->ops[kept].skipped = 1;
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_OK, "%s", err.message);
 
     fx_flip_byte(f, 0, f->entries[s].offset + enc.len - 100); /* an element byte */
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
     cr_assert_str_eq(err.key, "vocab");
     fx_flip_byte(f, 0, f->entries[s].offset + 1); /* a length: the walk itself fails */
-    cr_assert_eq(run(&f->plan, &o, &st, &err), TRESTLE_E_CORRUPT, "%s", err.message);
+    cr_assert_eq(tu_restore(&f->plan, &o, &st, &err), TRESTLE_E_CORRUPT, "%s", err.message);
     cr_assert_str_eq(err.key, "vocab");
     cr_assert_str_eq(err.path, f->paths[0]);
     cr_assert(strstr(err.message, "tensor 'vocab'") != NULL, "%s", err.message);

@@ -29,16 +29,6 @@ static void restore_opts(trestle_restore_options *o, int reader)
     o->queue_depth = 8;
 }
 
-/* io_uring may be forbidden where the tests run (containers): skip then. */
-static int run_restore(trestle_plan *p, trestle_restore_options *o, trestle_stats *st,
-                       trestle_error *err)
-{
-    int rc = trestle_restore(p, o, st, err);
-    if (rc == TRESTLE_E_NO_IO_URING)
-        cr_skip_test("io_uring unavailable here: %s", err->message);
-    return rc;
-}
-
 static char *new_prefix(char **dir, const char *name)
 {
     char *prefix;
@@ -96,7 +86,7 @@ ParameterizedTest(many_case *mc, restore, restores_many_tensors_across_shards)
     trestle_restore_options o;
     restore_opts(&o, mc->reader);
     trestle_stats st;
-    cr_assert_eq(run_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_plan_op_count(p), N);
     uint64_t total = 0;
     for (size_t i = 0; i < N; i++) {
@@ -170,7 +160,7 @@ ParameterizedTest(int *reader, restore, restores_every_dtype_and_strings_into_ca
     cr_assert_eq(trestle_plan_create(c, ops, n, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
     trestle_restore_options o;
     restore_opts(&o, *reader);
-    cr_assert_eq(run_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     for (size_t i = 0; i + 1 < n; i++) {
         size_t size = ops[i].capacity;
         void *want = malloc(size);

@@ -43,16 +43,6 @@ static void restore_opts(trestle_restore_options *o, int reader, int direct, uin
     o->queue_depth = 8;
 }
 
-/* io_uring may be forbidden where the tests run (containers): skip then. */
-static int run_restore(trestle_plan *p, trestle_restore_options *o, trestle_stats *st,
-                       trestle_error *err)
-{
-    int rc = trestle_restore(p, o, st, err);
-    if (rc == TRESTLE_E_NO_IO_URING)
-        cr_skip_test("io_uring unavailable here: %s", err->message);
-    return rc;
-}
-
 static uint64_t rng(uint64_t *x)
 {
     *x ^= *x << 13;
@@ -303,7 +293,7 @@ ParameterizedTest(pair_case *pc, convert, restores_every_pair_from_odd_offsets_a
     trestle_stats st;
     /* Twice: the plan restores again into the same memory. */
     for (int round = 0; round < 2; round++) {
-        cr_assert_eq(run_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+        cr_assert_eq(tu_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
         cr_assert_eq(atomic_load(&ex.bad), 0, "an op was reported ready before its bytes were");
         cr_assert_eq(atomic_load(&ex.ready), (int)(nops * (size_t)(round + 1)));
         cr_assert_eq(st.tensors, nops);
@@ -378,7 +368,7 @@ ParameterizedTest(int *reader, convert, large_chunks_convert_in_element_aligned_
     cr_assert_eq(trestle_plan_create(c, ops, 3, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
     trestle_restore_options o;
     restore_opts(&o, *reader, TRESTLE_DIRECT_AUTO, 1 << 20);
-    cr_assert_eq(run_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     trestle_plan_op_info info;
     trestle_plan_get_op(p, 1, &info);
     cr_assert_arr_eq(info.data, want_h, (size_t)nh * 4);
@@ -442,7 +432,7 @@ ParameterizedTest(int *reader, convert, same_tensor_converted_and_not_in_one_pla
     trestle_restore_options o;
     restore_opts(&o, *reader, TRESTLE_DIRECT_NEVER, CHUNK);
     trestle_stats st;
-    cr_assert_eq(run_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_arr_eq(as_is, data, n * 4);
     cr_assert_arr_eq(as_bf16, want_bf16, n * 2);
     trestle_plan_op_info info;
@@ -505,7 +495,7 @@ static void check_slice(trestle_checkpoint *c, int reader, const slice_tensor *t
                  err.message);
     trestle_restore_options o;
     restore_opts(&o, reader, TRESTLE_DIRECT_AUTO, 4096); /* many parts per stored tensor */
-    cr_assert_eq(run_restore(p, &o, NULL, &err), TRESTLE_OK, "%s: %s", spec, err.message);
+    cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s: %s", spec, err.message);
     cr_assert_arr_eq(got, want, n * des, "%s %s -> %s", t->name, spec,
                      trestle_dtype_name(t->dst));
     trestle_plan_op_info info;
@@ -600,7 +590,7 @@ ParameterizedTest(int *reader, convert, restores_converted_slices_of_1d_to_4d_an
     cr_assert_eq(trestle_plan_create(c, whole, 2, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
     trestle_restore_options o;
     restore_opts(&o, *reader, TRESTLE_DIRECT_ALWAYS, 4096);
-    cr_assert_eq(run_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     trestle_plan_op_info info;
     trestle_plan_get_op(p, 0, &info);
     cr_assert_eq(info.bytes, 11 * 1001 * 4);

@@ -146,9 +146,7 @@ ParameterizedTest(slice_case *sc, slices, restore_any_slice_of_1d_to_5d_tensors)
             o.reader = sc->reader;
             o.chunk_bytes = 4096; /* many chunks per stored slice */
             o.staging_bytes = 64 << 10;
-            int rc = trestle_restore(p, &o, NULL, &err);
-            if (rc == TRESTLE_E_NO_IO_URING)
-                cr_skip_test("io_uring unavailable: %s", err.message);
+            int rc = tu_restore(p, &o, NULL, &err);
             cr_assert_eq(rc, TRESTLE_OK, "%s: %s", spec, err.message);
             cr_assert_arr_eq(got, want, (size_t)n * es, "rank %d spec %s", r, spec);
             trestle_plan_op_info info;

@@ -48,9 +48,7 @@ static void one_restore(const char *prefix, int reader, int i)
     o.reader = reader;
     o.chunk_bytes = 256 << 10;
     o.staging_bytes = 2 << 20;
-    int rc = trestle_restore(p, &o, NULL, &err);
-    if (rc == TRESTLE_E_NO_IO_URING)
-        cr_skip_test("io_uring unavailable: %s", err.message);
+    int rc = tu_restore(p, &o, NULL, &err);
     cr_assert_eq(rc, TRESTLE_OK, "restore %d: %s", i, err.message);
     trestle_plan_free(p);
     trestle_close(c);

@@ -138,3 +138,12 @@ void tu_fill_random(void *buf, size_t n, uint64_t seed)
         p[i] = (uint8_t)(x >> 24) | 1; /* never zero: zeros hide copy bugs */
     }
 }
+
+int tu_restore(trestle_plan *p, const trestle_restore_options *o, trestle_stats *st,
+               trestle_error *err)
+{
+    int rc = trestle_restore(p, o, st, err);
+    if (rc == TRESTLE_E_NO_IO_URING)
+        cr_skip_test("io_uring unavailable here: %s", err ? err->message : "");
+    return rc;
+}

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trestle.h"
+
 /* ../shared (or $TRESTLE_SHARED) when it exists, else NULL. */
 const char *tu_shared_dir(void);
 
@@ -29,6 +31,12 @@ int tu_write_file(const char *path, const void *data, size_t len);
 
 /* Run `cmd` with /bin/sh, capture stdout and stderr (malloc'd, NUL-terminated). Returns the exit status (or -1). */
 int tu_run(const char *cmd, char **out, char **errout);
+
+/* trestle_restore(), except that the current test is skipped with the
+ * reason when the kernel refuses io_uring (containers, seccomp): suites
+ * that force the io_uring reader test it only where it exists. */
+int tu_restore(trestle_plan *p, const trestle_restore_options *o, trestle_stats *st,
+               trestle_error *err);
 
 /* Deterministic pseudo-random bytes (xorshift), never all zeros. */
 void tu_fill_random(void *buf, size_t n, uint64_t seed);
