@@ -23,7 +23,6 @@
 #include "copy.h"
 #include "error.h"
 
-#define DEST_ALIGN 256                 /* every engine destination: vector and cache-line friendly */
 #define HUGE_ALIGN ((size_t)2 << 20)   /* x86-64 and arm64 (4K pages) PMD size */
 #define HUGE_MIN ((size_t)2 << 20)     /* one huge page: smaller ones keep 4 KiB pages */
 
@@ -183,7 +182,7 @@ static int host_arena_alloc(trestle__copier *c, uint64_t bytes, trestle_arena **
                                      bytes);
     }
     size_t n = bytes ? (size_t)bytes : 1;
-    size_t align = n >= HUGE_MIN ? HUGE_ALIGN : DEST_ALIGN;
+    size_t align = n >= HUGE_MIN ? HUGE_ALIGN : TRESTLE__ARENA_ALIGN;
     if (posix_memalign(&p, align, n) != 0) {
         free(a);
         return trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, NULL, -1, (int64_t)bytes,

@@ -201,13 +201,9 @@ static const trestle__reader_ops pread_ops = {
 int trestle__reader_open_pread(trestle__reader *r, const trestle__reader_config *cfg,
                                trestle_error *err)
 {
-    bool base_ok = trestle__reader_base_init(r, cfg);
-    struct trestle__preader *p = calloc(1, sizeof *p);
-    if (!p || !base_ok) {
-        free(p);
-        trestle__reader_base_free(r);
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    }
+    struct trestle__preader *p = trestle__reader_base_open(r, cfg, sizeof *p, err);
+    if (!p)
+        return TRESTLE_E_NOMEM;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);

@@ -303,13 +303,9 @@ static const trestle__reader_ops uring_ops = {
 int trestle__reader_open_uring(trestle__reader *r, const trestle__reader_config *cfg,
                                trestle_error *err)
 {
-    bool base_ok = trestle__reader_base_init(r, cfg);
-    struct trestle__uring *u = calloc(1, sizeof *u);
-    if (!u || !base_ok) {
-        free(u);
-        trestle__reader_base_free(r);
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    }
+    struct trestle__uring *u = trestle__reader_base_open(r, cfg, sizeof *u, err);
+    if (!u)
+        return TRESTLE_E_NOMEM;
     unsigned entries = cfg->queue_depth ? cfg->queue_depth : 1;
     int ret;
     if (cfg->faults && cfg->faults->uring_setup_errno) {

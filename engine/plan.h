@@ -95,6 +95,8 @@ typedef struct trestle__extent {
     size_t num_pieces;
 } trestle__extent;
 
+#define TRESTLE__ARENA_ALIGN 256 /* every tensor in an arena starts on this boundary */
+
 /* Engine memory for DEST_ALLOCATE ops (engine/arena.c): one allocation
  * per restore, made and released by the copier that restores into it. */
 struct trestle_arena {

@@ -162,6 +162,24 @@ static inline void trestle__reader_base_free(trestle__reader *r)
     r->direct_off = NULL;
 }
 
+/* The start of every backend's open(): the common fields plus the
+ * backend's zeroed state of `bytes`, or NULL (TRESTLE_E_NOMEM in err) with
+ * nothing left allocated. */
+static inline void *trestle__reader_base_open(trestle__reader *r,
+                                              const trestle__reader_config *cfg, size_t bytes,
+                                              trestle_error *err)
+{
+    bool base_ok = trestle__reader_base_init(r, cfg);
+    void *state = calloc(1, bytes);
+    if (!state || !base_ok) {
+        free(state);
+        trestle__reader_base_free(r);
+        trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    return state;
+}
+
 /*
  * Open shard `s` for O_DIRECT on first use. Any failure (EINVAL from tmpfs
  * and friends, or anything else) marks the shard refused, so it is read

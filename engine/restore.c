@@ -39,7 +39,6 @@
 #define MAX_DEFAULT_THREADS 8
 #define WAIT_MS 50                     /* longest sleep before re-checking cancellation */
 #define REAP_BATCH 64                  /* completions taken per reap */
-#define DEST_ALIGN 256                 /* every engine destination starts on this boundary */
 
 /* ---- options ---- */
 
@@ -174,7 +173,7 @@ static int pick_device(const trestle__restore *x, int *device, trestle_error *er
 
 /*
  * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/arena.c),
- * made by the copier, each tensor at a DEST_ALIGN boundary in it. One
+ * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it. One
  * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
  * and on the host one region that transparent huge pages can back whatever
  * the tensor sizes (first-touch faults on 4 KiB pages otherwise dominate a
@@ -182,6 +181,16 @@ static int pick_device(const trestle__restore *x, int *device, trestle_error *er
  * of memory reuses its arena; after trestle_plan_adopt_arena() (the plan
  * has none) or with another device, it gets a new one.
  */
+/* Bytes op takes in the arena: its size (at least 1) rounded up to the
+ * tensor alignment, so never 0; 0 means it overflows. */
+static uint64_t arena_span(const trestle__plan_op *op)
+{
+    uint64_t n = op->bytes ? op->bytes : 1;
+    if (!tr_add_u64(n, TRESTLE__ARENA_ALIGN - 1, &n))
+        return 0;
+    return n & ~(uint64_t)(TRESTLE__ARENA_ALIGN - 1);
+}
+
 static int allocate_destinations(trestle__restore *x, trestle_error *err)
 {
     trestle_plan *p = x->plan;
@@ -199,8 +208,8 @@ static int allocate_destinations(trestle__restore *x, trestle_error *err)
         op->dest = NULL; /* memory of an adopted or released arena */
         if (op->skipped)
             continue;
-        uint64_t n = (op->bytes ? op->bytes : 1);
-        if (!tr_add_u64(n, DEST_ALIGN - 1, &n) || !tr_add_u64(total, n & ~(uint64_t)(DEST_ALIGN - 1), &total))
+        uint64_t span = arena_span(op);
+        if (span == 0 || !tr_add_u64(total, span, &total))
             return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
                                       "destinations of %zu ops overflow", p->num_ops);
         if (first == SIZE_MAX)
@@ -218,7 +227,7 @@ static int allocate_destinations(trestle__restore *x, trestle_error *err)
         if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE)
             continue;
         op->dest = at;
-        at += ((op->bytes ? op->bytes : 1) + DEST_ALIGN - 1) & ~(uint64_t)(DEST_ALIGN - 1);
+        at += arena_span(op); /* no overflow: the first pass summed them */
     }
     return TRESTLE_OK;
 }

@@ -178,12 +178,12 @@ static void map_extent(trestle__restore *x, size_t e)
     }
 }
 
+/* A host copier means that no destination of this restore is device
+ * memory (pick_device in restore.c would have opened the CUDA copier). */
 static bool host_memory(const trestle__restore *x, const trestle__plan_op *op)
 {
     return x->copier.host_dests && op->dest &&
-           (op->dest_kind == TRESTLE_DEST_HOST ||
-            (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->plan->arena &&
-             x->plan->arena->device < 0));
+           (op->dest_kind == TRESTLE_DEST_HOST || op->dest_kind == TRESTLE_DEST_ALLOCATE);
 }
 
 /* Extent e of a buffered batch: read it straight into a host destination?
