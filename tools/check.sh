@@ -2,7 +2,10 @@
 # The hardening checks CI runs after the test suite (tools/test.sh):
 #
 #   asan      the whole suite again, built with AddressSanitizer +
-#             UndefinedBehaviorSanitizer (build-asan/); any report fails it
+#             UndefinedBehaviorSanitizer (build-asan/) and, where the CUDA
+#             toolkit's headers are installed, on tests/cudamock: a strict
+#             CUDA runtime on the CPU with two fake devices, so the CUDA
+#             copier and every GPU test run here too; any report fails it
 #   valgrind  the CLI under memcheck on a small multi-shard restore through
 #             the pread reader (memcheck cannot see io_uring fill buffers),
 #             plus inspect --stats and diff; any error or leak fails it
@@ -22,8 +25,17 @@ step_asan() {
     # Bench off: Google Benchmark is not built with the sanitizers. The
     # soak test notices ASan and leaves out its RSS check (ASan's shadow
     # memory and quarantine grow on their own); file descriptors still count.
+    # The mock needs only cuda_runtime_api.h (found through nvcc), never a
+    # GPU or a driver; without the toolkit the GPU suites skip, as in a
+    # build without CUDA.
+    local mock=OFF
+    if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+        mock=ON
+    else
+        echo "check asan: no CUDA toolkit headers; the GPU suites skip (no tests/cudamock)"
+    fi
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRESTLE_SANITIZE=ON \
-        -DTRESTLE_BUILD_BENCH=OFF >/dev/null
+        -DTRESTLE_BUILD_BENCH=OFF -DTRESTLE_CUDA_MOCK=$mock >/dev/null
     cmake --build build-asan -j"$jobs"
     # test_install is left out: it links outside consumers against the
     # installed library, and an ASan-instrumented libtrestle.so needs the

@@ -1,0 +1,1000 @@
+/*
+ * cudamock.c - the CUDA runtime subset trestle uses, on the CPU, for tests.
+ * What it promises and why is in cudamock.h; how:
+ *
+ *  - One process-wide mutex guards everything, and queued work runs under
+ *    it, in the thread that waits for it. Simple and slow; tests are small.
+ *  - A stream is a queue of ops with a count of ops enqueued and ops run.
+ *    An event is (stream, count at record); it is complete once the stream
+ *    has run that many. cudaStreamWaitEvent queues a WAIT op that, when it
+ *    runs, first runs the other stream up to the event.
+ *  - The legacy default stream (NULL) runs its work at once, after running
+ *    every blocking stream of its device, which is the order the legacy
+ *    stream's implicit synchronisation guarantees. Non-blocking streams
+ *    (the engine's) are never run by it.
+ *  - Device memory is a memfd mapped twice: a PROT_NONE view whose address
+ *    is the "device pointer", and a read-write alias the mock copies
+ *    through.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cuda_runtime_api.h>
+
+#include "cudamock.h"
+#include "trestle.h"
+#include "trestle_kernels.h"
+
+#define MAGIC_STREAM 0x5354524dU /* "STRM" */
+#define MAGIC_EVENT 0x4556544eU  /* "EVTN" */
+
+typedef enum { OP_COPY, OP_MEMSET, OP_SCATTER, OP_CONVERT, OP_WAIT } op_kind;
+
+typedef struct mop {
+    op_kind kind;
+    void *dst;                  /* as the caller gave it */
+    const void *src;
+    size_t n;                   /* bytes read from src (COPY, SCATTER, CONVERT) or set */
+    int value;                  /* MEMSET */
+    enum cudaMemcpyKind dir;    /* COPY */
+    trestle__k_layout l;        /* SCATTER */
+    uint64_t lo;
+    int dt_dst, dt_src;         /* CONVERT */
+    uint64_t count;
+    struct CUstream_st *wait_s; /* WAIT: run wait_s up to wait_seq */
+    uint64_t wait_seq;
+    void *snapshot;             /* pinned source bytes at enqueue, checked when run */
+    cudaError_t fail;           /* an armed asynchronous failure */
+    const char *what;           /* the call that queued it, for messages */
+} mop;
+
+struct CUstream_st {
+    uint32_t magic;
+    int device;
+    unsigned flags;             /* cudaStreamNonBlocking or 0 */
+    bool legacy;
+    mop *q;                     /* ring of queued ops: q[done % cap] .. q[(enq - 1) % cap] */
+    size_t cap;
+    uint64_t enq, done;
+    struct CUstream_st *next;   /* all created streams */
+};
+
+struct CUevent_st {
+    uint32_t magic;
+    int device;
+    struct CUstream_st *s;      /* NULL: complete */
+    uint64_t seq;
+    struct CUevent_st *next;
+};
+
+typedef struct dev_alloc {
+    uint8_t *dev;               /* PROT_NONE view: the pointer handed out */
+    uint8_t *alias;             /* read-write view of the same pages */
+    size_t size, mapped;
+    int device;
+} dev_alloc;
+
+typedef struct host_range {
+    uint8_t *base;
+    size_t size;
+    bool mapped;                /* a kernel may read it (cudaHostRegisterMapped, cudaHostAlloc) */
+    bool owned;                 /* cudaHostAlloc'd: cudaFreeHost frees it */
+} host_range;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static int ndevices = -1;
+static __thread int current = 0;
+static __thread cudaError_t last_error = cudaSuccess;
+static cudaError_t sticky[CUDAMOCK_MAX_DEVICES];
+static struct CUstream_st legacy[CUDAMOCK_MAX_DEVICES];
+static struct CUstream_st *streams;
+static struct CUevent_st *events;
+static dev_alloc *allocs;
+static size_t nallocs, cap_allocs;
+static host_range *hosts;
+static size_t nhosts, cap_hosts;
+static cudamock_stats stats;
+static struct {
+    char fn[64];
+    unsigned nth;
+    cudaError_t err;
+    bool async;
+} armed;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cudamock: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+static void lock(void)
+{
+    pthread_mutex_lock(&mu);
+    if (ndevices < 0) {
+        const char *e = getenv("TRESTLE_CUDAMOCK_DEVICES");
+        ndevices = e ? atoi(e) : 2;
+        if (ndevices < 0)
+            ndevices = 0;
+        if (ndevices > CUDAMOCK_MAX_DEVICES)
+            ndevices = CUDAMOCK_MAX_DEVICES;
+        for (int d = 0; d < CUDAMOCK_MAX_DEVICES; d++) {
+            legacy[d].magic = MAGIC_STREAM;
+            legacy[d].device = d;
+            legacy[d].legacy = true;
+        }
+    }
+}
+
+static void unlock(void)
+{
+    pthread_mutex_unlock(&mu);
+}
+
+/* Every return goes through here: errors become the thread's last error. */
+static cudaError_t ret(cudaError_t e)
+{
+    if (e != cudaSuccess)
+        last_error = e;
+    return e;
+}
+
+static cudaError_t unlock_ret(cudaError_t e)
+{
+    unlock();
+    return ret(e);
+}
+
+/* An armed failure for this call of fn: 0, or the error (async: *async). */
+static cudaError_t armed_for(const char *fn, bool *async)
+{
+    if (async)
+        *async = false;
+    if (armed.nth == 0 || strcmp(armed.fn, fn) != 0)
+        return cudaSuccess;
+    if (--armed.nth > 0)
+        return cudaSuccess;
+    if (async)
+        *async = armed.async;
+    return armed.err;
+}
+
+/* ---- memory lookup ---- */
+
+static dev_alloc *find_dev(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < nallocs; i++)
+        if (b >= allocs[i].dev && b < allocs[i].dev + allocs[i].size) {
+            if ((size_t)(b - allocs[i].dev) + n > allocs[i].size)
+                die("%zu bytes at %p run past the end of the %zu-byte device allocation at %p",
+                    n, p, allocs[i].size, (void *)allocs[i].dev);
+            return &allocs[i];
+        }
+    return NULL;
+}
+
+static host_range *find_host(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < nhosts; i++)
+        if (b >= hosts[i].base && b < hosts[i].base + hosts[i].size) {
+            if ((size_t)(b - hosts[i].base) + n > hosts[i].size)
+                die("%zu bytes at %p run past the end of the %zu-byte pinned range at %p", n, p,
+                    hosts[i].size, (void *)hosts[i].base);
+            return &hosts[i];
+        }
+    return NULL;
+}
+
+/* Where the mock reads or writes the bytes of p: the alias for device memory. */
+static void *host_view(const void *p, size_t n)
+{
+    dev_alloc *a = find_dev(p, n);
+    return a ? a->alias + ((const uint8_t *)p - a->dev) : (void *)p;
+}
+
+static bool overlaps(const void *p, size_t n, const void *base, size_t size)
+{
+    const uint8_t *a = p, *b = base;
+    return n > 0 && a < b + size && b < a + n;
+}
+
+/* ---- streams ---- */
+
+static struct CUstream_st *resolve(cudaStream_t s)
+{
+    if (s == NULL || s == cudaStreamLegacy || s == cudaStreamPerThread)
+        return &legacy[current];
+    if (s->magic != MAGIC_STREAM)
+        die("%p is not a live stream", (void *)s);
+    return s;
+}
+
+static void run_stream(struct CUstream_st *s, uint64_t upto);
+
+/* The scatter kernel, read independently of kernels/scatter.cu: walk every
+ * run of the layout and copy the part of it that lies in [lo, lo + n) of
+ * the source block (with `copy` false, only count those bytes). */
+static uint64_t scatter_runs(const mop *o, bool copy)
+{
+    const trestle__k_layout *l = &o->l;
+    const uint8_t *src = o->src;
+    uint64_t bytes = 0;
+    for (uint64_t i = 0; i < l->nruns; i++) {
+        uint64_t so = l->base_s, dof = l->base_d, rest = i;
+        for (int d = l->k - 1; d >= 0; d--) {
+            so += (rest % l->cnt[d]) * l->sstr[d];
+            dof += (rest % l->cnt[d]) * l->dstr[d];
+            rest /= l->cnt[d];
+        }
+        uint64_t a = so > o->lo ? so : o->lo;
+        uint64_t b = so + l->run < o->lo + o->n ? so + l->run : o->lo + o->n;
+        if (a >= b)
+            continue;
+        bytes += b - a;
+        if (!copy)
+            continue;
+        uint8_t *d = (uint8_t *)o->dst + dof + (a - so);
+        if (!find_dev(d, (size_t)(b - a)))
+            die("the scatter kernel writes %" PRIu64 " bytes at %p, outside device memory", b - a,
+                (void *)d);
+        memcpy(host_view(d, (size_t)(b - a)), host_view(src + (a - o->lo), (size_t)(b - a)),
+               (size_t)(b - a));
+    }
+    return bytes;
+}
+
+static void run_op(struct CUstream_st *s, mop *o)
+{
+    if (o->kind == OP_WAIT) {
+        if (o->wait_s)
+            run_stream(o->wait_s, o->wait_seq);
+        return;
+    }
+    stats.ops_run[s->device]++;
+    if (o->fail != cudaSuccess || sticky[s->device] != cudaSuccess) {
+        if (sticky[s->device] == cudaSuccess)
+            sticky[s->device] = o->fail;
+        return;
+    }
+    if (o->snapshot && memcmp(o->snapshot, o->src, o->n) != 0)
+        die("the %zu source bytes at %p of a %s on device %d stream %p changed between the "
+            "call and the moment the copy ran: the source was reused before the copy was "
+            "fenced",
+            o->n, o->src, o->what, s->device, (void *)s);
+    switch (o->kind) {
+    case OP_COPY:
+        memcpy(host_view(o->dst, o->n), o->snapshot ? o->snapshot : host_view(o->src, o->n),
+               o->n);
+        break;
+    case OP_MEMSET:
+        memset(host_view(o->dst, o->n), o->value, o->n);
+        break;
+    case OP_SCATTER:
+        scatter_runs(o, true);
+        break;
+    case OP_CONVERT: {
+        size_t out = (size_t)o->count * trestle_dtype_size(o->dt_dst);
+        if (!find_dev(o->dst, out))
+            die("the convert kernel writes %zu bytes at %p, outside device memory", out, o->dst);
+        trestle__convert(host_view(o->dst, out), o->dt_dst, host_view(o->src, o->n),
+                         o->dt_src, o->count);
+        break;
+    }
+    case OP_WAIT:
+        break;
+    }
+}
+
+/* Run s's queued ops until `upto` of them have run. */
+static void run_stream(struct CUstream_st *s, uint64_t upto)
+{
+    while (s->done < upto && s->done < s->enq) {
+        mop *o = &s->q[s->done % s->cap];
+        run_op(s, o);
+        free(o->snapshot);
+        o->snapshot = NULL;
+        s->done++;
+    }
+}
+
+static void run_all(int device, bool blocking_only)
+{
+    for (struct CUstream_st *s = streams; s; s = s->next)
+        if ((device < 0 || s->device == device) &&
+            (!blocking_only || !(s->flags & cudaStreamNonBlocking)))
+            run_stream(s, s->enq);
+}
+
+static void push(struct CUstream_st *s, const mop *o)
+{
+    if (s->legacy) {
+        /* The legacy stream waits for the device's blocking streams, then
+         * its work is done before the call returns. */
+        run_all(s->device, true);
+        mop copy = *o;
+        run_op(s, &copy);
+        free(copy.snapshot);
+        return;
+    }
+    if (s->enq - s->done == s->cap) {
+        size_t ncap = s->cap ? s->cap * 2 : 16;
+        mop *q = malloc(ncap * sizeof *q);
+        if (!q)
+            die("out of memory");
+        for (uint64_t i = s->done; i < s->enq; i++)
+            q[i % ncap] = s->q[i % s->cap];
+        free(s->q);
+        s->q = q;
+        s->cap = ncap;
+    }
+    s->q[s->enq % s->cap] = *o;
+    s->enq++;
+}
+
+/* Does queued, unrun work read or write [p, p + n)? */
+static bool queued_uses(const void *p, size_t n)
+{
+    for (struct CUstream_st *s = streams; s; s = s->next)
+        for (uint64_t i = s->done; i < s->enq; i++) {
+            const mop *o = &s->q[i % s->cap];
+            size_t dn = o->kind == OP_COPY || o->kind == OP_MEMSET ? o->n : 1;
+            if (o->kind != OP_WAIT && (overlaps(o->src, o->n, p, n) || overlaps(o->dst, dn, p, n)))
+                return true;
+        }
+    return false;
+}
+
+/* ---- devices ---- */
+
+cudaError_t cudaGetDeviceCount(int *count)
+{
+    lock();
+    cudaError_t e = armed_for("cudaGetDeviceCount", NULL);
+    *count = e == cudaSuccess ? ndevices : 0;
+    if (e == cudaSuccess && ndevices == 0)
+        e = cudaErrorNoDevice;
+    return unlock_ret(e);
+}
+
+cudaError_t cudaSetDevice(int device)
+{
+    lock();
+    cudaError_t e = armed_for("cudaSetDevice", NULL);
+    if (e == cudaSuccess && (device < 0 || device >= ndevices))
+        e = ndevices == 0 ? cudaErrorNoDevice : cudaErrorInvalidDevice;
+    if (e == cudaSuccess)
+        current = device;
+    return unlock_ret(e);
+}
+
+cudaError_t cudaGetDevice(int *device)
+{
+    lock();
+    cudaError_t e = ndevices == 0 ? cudaErrorNoDevice : cudaSuccess;
+    *device = current;
+    return unlock_ret(e);
+}
+
+cudaError_t cudaDeviceSynchronize(void)
+{
+    lock();
+    stats.device_syncs++;
+    run_all(current, false);
+    return unlock_ret(sticky[current]);
+}
+
+cudaError_t cudaGetLastError(void)
+{
+    cudaError_t e = last_error;
+    last_error = cudaSuccess;
+    lock();
+    if (e == cudaSuccess)
+        e = sticky[current];
+    unlock();
+    return e;
+}
+
+cudaError_t cudaPeekAtLastError(void)
+{
+    lock();
+    cudaError_t e = last_error != cudaSuccess ? last_error : sticky[current];
+    unlock();
+    return e;
+}
+
+const char *cudaGetErrorName(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+    case cudaErrorHostMemoryAlreadyRegistered: return "cudaErrorHostMemoryAlreadyRegistered";
+    case cudaErrorHostMemoryNotRegistered: return "cudaErrorHostMemoryNotRegistered";
+    default: return "cudaErrorUnknown";
+    }
+}
+
+const char *cudaGetErrorString(cudaError_t e)
+{
+    switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorHostMemoryAlreadyRegistered:
+        return "part or all of the requested memory range is already mapped";
+    case cudaErrorHostMemoryNotRegistered:
+        return "pointer does not correspond to a registered memory region";
+    default: return "unrecognized error code";
+    }
+}
+
+/* ---- device memory ---- */
+
+static cudaError_t dev_alloc_new(void **p, size_t size, int device)
+{
+    *p = NULL;
+    if (size == 0)
+        return cudaSuccess;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), mapped = (size + page - 1) / page * page;
+    int fd = memfd_create("cudamock", MFD_CLOEXEC);
+    if (fd < 0)
+        return cudaErrorMemoryAllocation;
+    void *alias = MAP_FAILED, *dev = MAP_FAILED;
+    if (ftruncate(fd, (off_t)mapped) == 0) {
+        alias = mmap(NULL, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        dev = mmap(NULL, mapped, PROT_NONE, MAP_SHARED, fd, 0);
+    }
+    close(fd);
+    if (alias == MAP_FAILED || dev == MAP_FAILED) {
+        if (alias != MAP_FAILED)
+            munmap(alias, mapped);
+        if (dev != MAP_FAILED)
+            munmap(dev, mapped);
+        return cudaErrorMemoryAllocation;
+    }
+    /* Fresh device memory is not zero on a GPU: make sure nobody relies on it. */
+    memset(alias, 0xCD, size);
+    if (nallocs == cap_allocs) {
+        size_t ncap = cap_allocs ? cap_allocs * 2 : 16;
+        dev_alloc *na = realloc(allocs, ncap * sizeof *na);
+        if (!na)
+            die("out of memory");
+        allocs = na;
+        cap_allocs = ncap;
+    }
+    allocs[nallocs++] = (dev_alloc){ dev, alias, size, mapped, device };
+    stats.mallocs++;
+    stats.device_bytes_live += size;
+    *p = dev;
+    return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void **p, size_t size)
+{
+    lock();
+    cudaError_t e = armed_for("cudaMalloc", NULL);
+    if (e == cudaSuccess)
+        e = sticky[current];
+    if (e == cudaSuccess)
+        e = dev_alloc_new(p, size, current);
+    return unlock_ret(e);
+}
+
+cudaError_t cudaMallocAsync(void **p, size_t size, cudaStream_t stream)
+{
+    lock();
+    struct CUstream_st *s = resolve(stream);
+    cudaError_t e = armed_for("cudaMallocAsync", NULL);
+    if (e == cudaSuccess)
+        e = sticky[s->device];
+    if (e == cudaSuccess)
+        e = dev_alloc_new(p, size, s->device);
+    return unlock_ret(e);
+}
+
+cudaError_t cudaFree(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    lock();
+    size_t i = 0;
+    while (i < nallocs && allocs[i].dev != p)
+        i++;
+    if (i == nallocs)
+        return unlock_ret(cudaErrorInvalidValue);
+    /* cudaFree synchronises: queued work finishes first. */
+    run_all(-1, false);
+    munmap(allocs[i].dev, allocs[i].mapped);
+    munmap(allocs[i].alias, allocs[i].mapped);
+    stats.device_bytes_live -= allocs[i].size;
+    allocs[i] = allocs[--nallocs];
+    return unlock_ret(cudaSuccess);
+}
+
+/* ---- pinned host memory ---- */
+
+static cudaError_t host_add(void *p, size_t size, bool mapped, bool owned)
+{
+    for (size_t i = 0; i < nhosts; i++)
+        if (overlaps(p, size, hosts[i].base, hosts[i].size))
+            return cudaErrorHostMemoryAlreadyRegistered;
+    if (nhosts == cap_hosts) {
+        size_t ncap = cap_hosts ? cap_hosts * 2 : 8;
+        host_range *nh = realloc(hosts, ncap * sizeof *nh);
+        if (!nh)
+            die("out of memory");
+        hosts = nh;
+        cap_hosts = ncap;
+    }
+    hosts[nhosts++] = (host_range){ p, size, mapped, owned };
+    return cudaSuccess;
+}
+
+static cudaError_t host_remove(void *p, bool owned)
+{
+    size_t i = 0;
+    while (i < nhosts && (hosts[i].base != p || hosts[i].owned != owned))
+        i++;
+    if (i == nhosts)
+        return owned ? cudaErrorInvalidValue : cudaErrorHostMemoryNotRegistered;
+    if (queued_uses(hosts[i].base, hosts[i].size))
+        die("%s(%p) while queued work still uses that memory",
+            owned ? "cudaFreeHost" : "cudaHostUnregister", p);
+    if (owned)
+        free(p);
+    hosts[i] = hosts[--nhosts];
+    return cudaSuccess;
+}
+
+cudaError_t cudaHostRegister(void *p, size_t size, unsigned int flags)
+{
+    lock();
+    cudaError_t e = armed_for("cudaHostRegister", NULL);
+    if (e == cudaSuccess && (!p || size == 0))
+        e = cudaErrorInvalidValue;
+    if (e == cudaSuccess)
+        e = host_add(p, size, (flags & cudaHostRegisterMapped) != 0, false);
+    if (e == cudaSuccess)
+        stats.host_registered_live++;
+    return unlock_ret(e);
+}
+
+cudaError_t cudaHostUnregister(void *p)
+{
+    lock();
+    cudaError_t e = host_remove(p, false);
+    if (e == cudaSuccess)
+        stats.host_registered_live--;
+    return unlock_ret(e);
+}
+
+cudaError_t cudaHostAlloc(void **p, size_t size, unsigned int flags)
+{
+    (void)flags; /* unified addressing: every cudaHostAlloc block is mapped */
+    lock();
+    cudaError_t e = armed_for("cudaHostAlloc", NULL);
+    *p = NULL;
+    if (e == cudaSuccess && !(*p = aligned_alloc(4096, (size + 4095) / 4096 * 4096 + 4096)))
+        e = cudaErrorMemoryAllocation;
+    if (e == cudaSuccess)
+        e = host_add(*p, size ? size : 1, true, true);
+    return unlock_ret(e);
+}
+
+cudaError_t cudaMallocHost(void **p, size_t size)
+{
+    return cudaHostAlloc(p, size, cudaHostAllocDefault);
+}
+
+cudaError_t cudaFreeHost(void *p)
+{
+    if (!p)
+        return cudaSuccess;
+    lock();
+    return unlock_ret(host_remove(p, true));
+}
+
+cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p)
+{
+    lock();
+    memset(a, 0, sizeof *a);
+    dev_alloc *d = find_dev(p, 1);
+    host_range *h = d ? NULL : find_host(p, 1);
+    if (d) {
+        a->type = cudaMemoryTypeDevice;
+        a->device = d->device;
+        a->devicePointer = (void *)p;
+    } else if (h) {
+        a->type = cudaMemoryTypeHost;
+        a->device = current;
+        a->devicePointer = h->mapped ? (void *)p : NULL;
+        a->hostPointer = (void *)p;
+    } else {
+        a->type = cudaMemoryTypeUnregistered;
+        a->device = -2;
+        a->hostPointer = (void *)p;
+    }
+    return unlock_ret(cudaSuccess);
+}
+
+/* ---- streams and events ---- */
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *out, unsigned int flags)
+{
+    lock();
+    cudaError_t e = armed_for("cudaStreamCreateWithFlags", NULL);
+    if (e == cudaSuccess)
+        e = sticky[current];
+    if (e != cudaSuccess)
+        return unlock_ret(e);
+    struct CUstream_st *s = calloc(1, sizeof *s);
+    if (!s)
+        return unlock_ret(cudaErrorMemoryAllocation);
+    s->magic = MAGIC_STREAM;
+    s->device = current;
+    s->flags = flags;
+    s->next = streams;
+    streams = s;
+    stats.streams_live++;
+    *out = s;
+    return unlock_ret(cudaSuccess);
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t *out)
+{
+    return cudaStreamCreateWithFlags(out, cudaStreamDefault);
+}
+
+cudaError_t cudaStreamDestroy(cudaStream_t stream)
+{
+    lock();
+    struct CUstream_st *s = resolve(stream);
+    if (s->legacy)
+        return unlock_ret(cudaErrorInvalidResourceHandle);
+    /* Queued work still completes after a destroy. */
+    run_stream(s, s->enq);
+    for (struct CUstream_st **pp = &streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    for (struct CUevent_st *ev = events; ev; ev = ev->next)
+        if (ev->s == s)
+            ev->s = NULL;
+    s->magic = 0;
+    free(s->q);
+    free(s);
+    stats.streams_live--;
+    return unlock_ret(cudaSuccess);
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t stream)
+{
+    lock();
+    struct CUstream_st *s = resolve(stream);
+    cudaError_t e = armed_for("cudaStreamSynchronize", NULL);
+    stats.stream_syncs++;
+    if (s->legacy)
+        run_all(s->device, true);
+    else
+        run_stream(s, s->enq);
+    if (e == cudaSuccess)
+        e = sticky[s->device];
+    return unlock_ret(e);
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t *out, unsigned int flags)
+{
+    (void)flags;
+    lock();
+    cudaError_t e = armed_for("cudaEventCreateWithFlags", NULL);
+    if (e != cudaSuccess)
+        return unlock_ret(e);
+    struct CUevent_st *ev = calloc(1, sizeof *ev);
+    if (!ev)
+        return unlock_ret(cudaErrorMemoryAllocation);
+    ev->magic = MAGIC_EVENT;
+    ev->device = current;
+    ev->next = events;
+    events = ev;
+    stats.events_live++;
+    *out = ev;
+    return unlock_ret(cudaSuccess);
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t *out)
+{
+    return cudaEventCreateWithFlags(out, cudaEventDefault);
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t ev)
+{
+    lock();
+    if (!ev || ev->magic != MAGIC_EVENT)
+        die("cudaEventDestroy(%p): not a live event", (void *)ev);
+    for (struct CUevent_st **pp = &events; *pp; pp = &(*pp)->next)
+        if (*pp == ev) {
+            *pp = ev->next;
+            break;
+        }
+    ev->magic = 0;
+    free(ev);
+    stats.events_live--;
+    return unlock_ret(cudaSuccess);
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t stream)
+{
+    lock();
+    if (!ev || ev->magic != MAGIC_EVENT)
+        die("cudaEventRecord(%p): not a live event", (void *)ev);
+    struct CUstream_st *s = resolve(stream);
+    cudaError_t e = armed_for("cudaEventRecord", NULL);
+    if (e == cudaSuccess && s->device != ev->device)
+        e = cudaErrorInvalidResourceHandle; /* as the runtime: event and stream share a device */
+    if (e != cudaSuccess)
+        return unlock_ret(e);
+    if (s->legacy)
+        run_all(s->device, true);
+    ev->s = s->legacy ? NULL : s;
+    ev->seq = s->enq;
+    return unlock_ret(cudaSuccess);
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t ev)
+{
+    lock();
+    if (!ev || ev->magic != MAGIC_EVENT)
+        die("cudaEventSynchronize(%p): not a live event", (void *)ev);
+    if (ev->s)
+        run_stream(ev->s, ev->seq);
+    return unlock_ret(sticky[ev->device]);
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t ev, unsigned int flags)
+{
+    (void)flags;
+    lock();
+    if (!ev || ev->magic != MAGIC_EVENT)
+        die("cudaStreamWaitEvent(%p): not a live event", (void *)ev);
+    struct CUstream_st *s = resolve(stream);
+    cudaError_t e = armed_for("cudaStreamWaitEvent", NULL);
+    if (e != cudaSuccess)
+        return unlock_ret(e);
+    mop o = { .kind = OP_WAIT, .wait_s = ev->s, .wait_seq = ev->seq,
+              .what = "cudaStreamWaitEvent" };
+    push(s, &o);
+    return unlock_ret(cudaSuccess);
+}
+
+/* ---- copies ---- */
+
+/* Queue a copy or memset on s, checking what a GPU would fault on. */
+static cudaError_t enqueue_copy(const char *fn, struct CUstream_st *s, void *dst, const void *src,
+                                size_t n, enum cudaMemcpyKind dir)
+{
+    bool async;
+    cudaError_t e = armed_for(fn, &async);
+    if (e != cudaSuccess && !async)
+        return e;
+    if (sticky[s->device] != cudaSuccess)
+        return sticky[s->device];
+    if (n == 0)
+        return cudaSuccess;
+    dev_alloc *dd = find_dev(dst, n), *sd = find_dev(src, n);
+    if (dir == cudaMemcpyDefault)
+        dir = dd ? (sd ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                 : (sd ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+    if ((dir == cudaMemcpyHostToDevice || dir == cudaMemcpyDeviceToDevice) && !dd)
+        return cudaErrorInvalidValue;
+    if ((dir == cudaMemcpyDeviceToHost || dir == cudaMemcpyDeviceToDevice) && !sd)
+        return cudaErrorInvalidValue;
+    if ((dir == cudaMemcpyHostToDevice || dir == cudaMemcpyHostToHost) && sd)
+        return cudaErrorInvalidValue;
+    if (dd && dd->device != s->device)
+        die("%s writes memory of device %d on a stream of device %d", fn, dd->device, s->device);
+    mop o = { .kind = OP_COPY, .dst = dst, .src = src, .n = n, .dir = dir, .fail = e,
+              .what = fn };
+    if (dir == cudaMemcpyHostToDevice) {
+        /* Pageable sources are staged by the runtime before the call
+         * returns; pinned ones are read by the DMA engine when the copy
+         * runs, so the snapshot is what the caller promised not to touch. */
+        if (find_host(src, n)) {
+            stats.h2d_pinned_copies++;
+            stats.h2d_pinned_bytes += n;
+        } else {
+            stats.h2d_pageable_copies++;
+        }
+        if (!(o.snapshot = malloc(n)))
+            die("out of memory");
+        memcpy(o.snapshot, src, n);
+        if (!find_host(src, n))
+            o.src = o.snapshot; /* staged: the caller may reuse src at once */
+    }
+    push(s, &o);
+    /* A copy into pageable host memory returns only when it is done. */
+    if (dir == cudaMemcpyDeviceToHost && !find_host(dst, n))
+        run_stream(s, s->enq);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind,
+                            cudaStream_t stream)
+{
+    lock();
+    return unlock_ret(enqueue_copy("cudaMemcpyAsync", resolve(stream), dst, src, n, kind));
+}
+
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
+{
+    lock();
+    /* The legacy stream of the device that owns the device side. */
+    dev_alloc *d = find_dev(kind == cudaMemcpyDeviceToHost ? src : dst, n);
+    struct CUstream_st *s = &legacy[d ? d->device : current];
+    cudaError_t e = enqueue_copy("cudaMemcpy", s, dst, src, n, kind);
+    if (e == cudaSuccess)
+        e = sticky[s->device];
+    return unlock_ret(e);
+}
+
+static cudaError_t enqueue_memset(const char *fn, struct CUstream_st *s, void *p, int value,
+                                  size_t n)
+{
+    bool async;
+    cudaError_t e = armed_for(fn, &async);
+    if (e != cudaSuccess && !async)
+        return e;
+    if (sticky[s->device] != cudaSuccess)
+        return sticky[s->device];
+    if (n == 0)
+        return cudaSuccess;
+    dev_alloc *d = find_dev(p, n);
+    if (!d)
+        return cudaErrorInvalidValue;
+    if (d->device != s->device)
+        die("%s writes memory of device %d on a stream of device %d", fn, d->device, s->device);
+    mop o = { .kind = OP_MEMSET, .dst = p, .n = n, .value = value, .fail = e, .what = fn };
+    push(s, &o);
+    return cudaSuccess;
+}
+
+cudaError_t cudaMemsetAsync(void *p, int value, size_t n, cudaStream_t stream)
+{
+    lock();
+    return unlock_ret(enqueue_memset("cudaMemsetAsync", resolve(stream), p, value, n));
+}
+
+cudaError_t cudaMemset(void *p, int value, size_t n)
+{
+    lock();
+    dev_alloc *d = find_dev(p, n);
+    return unlock_ret(enqueue_memset("cudaMemset", &legacy[d ? d->device : current], p, value, n));
+}
+
+/* ---- the kernels of kernels/trestle_kernels.h ---- */
+
+/* A kernel's source: device memory of its device, or pinned memory the
+ * device can map; anything else is an illegal address on a GPU. */
+static void check_kernel_src(const char *fn, struct CUstream_st *s, const void *src, size_t n)
+{
+    dev_alloc *d = find_dev(src, n);
+    host_range *h = d ? NULL : find_host(src, n);
+    if (d && d->device != s->device)
+        die("%s reads memory of device %d on a stream of device %d", fn, d->device, s->device);
+    if (!d && (!h || !h->mapped))
+        die("%s reads %zu bytes at %p, host memory that is not pinned and mapped", fn, n, src);
+}
+
+int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, uint64_t lo,
+                       uint64_t n, void *stream)
+{
+    lock();
+    struct CUstream_st *s = resolve((cudaStream_t)stream);
+    bool async;
+    cudaError_t e = armed_for("trestle__k_scatter", &async);
+    if (e != cudaSuccess && !async)
+        return (int)unlock_ret(e);
+    if (sticky[s->device] != cudaSuccess)
+        return (int)unlock_ret(sticky[s->device]);
+    if (l->k < 0 || l->k > TRESTLE__K_MAX_RANK)
+        return (int)unlock_ret(cudaErrorInvalidValue);
+    mop o = { .kind = OP_SCATTER, .dst = dst, .src = src, .n = (size_t)n, .l = *l, .lo = lo,
+              .fail = e, .what = "slice scatter kernel" };
+    /* As the real launcher: a window that holds no run's bytes enqueues nothing. */
+    if (n == 0 || scatter_runs(&o, false) == 0)
+        return (int)unlock_ret(cudaSuccess);
+    stats.kernels++;
+    check_kernel_src("trestle__k_scatter", s, src, (size_t)n);
+    if (!find_dev(src, (size_t)n)) {
+        if (!(o.snapshot = malloc((size_t)n)))
+            die("out of memory");
+        memcpy(o.snapshot, src, (size_t)n);
+    }
+    push(s, &o);
+    return (int)unlock_ret(cudaSuccess);
+}
+
+int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype, uint64_t count,
+                       void *stream)
+{
+    if (!trestle__convert_supported(dst_dtype, src_dtype))
+        return (int)ret(cudaErrorInvalidValue);
+    lock();
+    struct CUstream_st *s = resolve((cudaStream_t)stream);
+    bool async;
+    cudaError_t e = armed_for("trestle__k_convert", &async);
+    if (e != cudaSuccess && !async)
+        return (int)unlock_ret(e);
+    if (sticky[s->device] != cudaSuccess)
+        return (int)unlock_ret(sticky[s->device]);
+    size_t n = (size_t)count * trestle_dtype_size(src_dtype);
+    if (count == 0)
+        return (int)unlock_ret(cudaSuccess);
+    stats.kernels++;
+    check_kernel_src("trestle__k_convert", s, src, n);
+    mop o = { .kind = OP_CONVERT, .dst = dst, .src = src, .n = n, .dt_dst = dst_dtype,
+              .dt_src = src_dtype, .count = count, .fail = e, .what = "convert kernel" };
+    if (!find_dev(src, n)) {
+        if (!(o.snapshot = malloc(n)))
+            die("out of memory");
+        memcpy(o.snapshot, src, n);
+    }
+    push(s, &o);
+    return (int)unlock_ret(cudaSuccess);
+}
+
+/* ---- test controls ---- */
+
+void cudamock_get_stats(cudamock_stats *out)
+{
+    lock();
+    *out = stats;
+    unlock();
+}
+
+void cudamock_fail(const char *fn, unsigned nth, int err, int async)
+{
+    lock();
+    snprintf(armed.fn, sizeof armed.fn, "%s", fn);
+    armed.nth = nth;
+    armed.err = (cudaError_t)err;
+    armed.async = async != 0;
+    unlock();
+}
+
+void cudamock_reset(void)
+{
+    lock();
+    armed.nth = 0;
+    memset(sticky, 0, sizeof sticky);
+    unlock();
+    last_error = cudaSuccess;
+}

@@ -1,0 +1,82 @@
+/*
+ * cudamock.h - a CUDA runtime on the CPU, for tests (never installed).
+ *
+ * A build configured with -DTRESTLE_CUDA_MOCK=ON compiles the CUDA copier
+ * (engine/copy_cuda.c) exactly as a CUDA build does, against the toolkit's
+ * own cuda_runtime_api.h, but links tests/cudamock/cudamock.c in place of
+ * libcudart and the kernels/ .cu files. The engine's GPU path then runs on any
+ * machine, CI included, and the mock is stricter than a GPU about the
+ * things a GPU would get wrong quietly or only sometimes:
+ *
+ *  - Device memory cannot be touched by the host: cudaMalloc returns the
+ *    address of a PROT_NONE mapping (the mock reaches the bytes through a
+ *    second mapping of the same memory), so a host read or write of device
+ *    memory crashes at once instead of working by luck on a GPU with
+ *    unified memory or corrupting nothing visible.
+ *  - Work on a stream runs only when something waits for it
+ *    (cudaStreamSynchronize, cudaEventSynchronize, cudaDeviceSynchronize,
+ *    a stream waiting on an event of it, or the legacy default stream for
+ *    blocking streams), never earlier. A copy whose source the engine
+ *    reuses before fencing the copy would read the new bytes; the mock
+ *    keeps a snapshot of every pinned source at enqueue and aborts, naming
+ *    the copy, when the bytes it finally reads differ.
+ *  - Misuse aborts with a message: a kernel reading host memory that is
+ *    not pinned and mapped, a copy to memory of another device than its
+ *    stream's, a write past the end of an allocation, unregistering or
+ *    freeing memory that queued work still reads.
+ *  - Every call can be made to fail (cudamock_fail), synchronously or, for
+ *    queued work, when it runs (the device's sticky error, as a GPU fault
+ *    leaves it).
+ *
+ * State is process-wide (a test double, not library code): Criterion runs
+ * each test in its own process. TRESTLE_CUDAMOCK_DEVICES (default 2, at
+ * most 8) sets how many devices the host appears to have.
+ */
+#ifndef TRESTLE_CUDAMOCK_H
+#define TRESTLE_CUDAMOCK_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CUDAMOCK_MAX_DEVICES 8
+
+typedef struct cudamock_stats {
+    uint64_t mallocs;              /* successful cudaMalloc / cudaMallocAsync calls */
+    uint64_t device_bytes_live;    /* device memory allocated and not freed */
+    uint64_t h2d_pinned_copies;    /* host-to-device copies out of pinned memory */
+    uint64_t h2d_pinned_bytes;
+    uint64_t h2d_pageable_copies;  /* ... out of pageable memory (staged by the runtime) */
+    uint64_t kernels;              /* scatter and convert launches */
+    uint64_t stream_syncs;         /* cudaStreamSynchronize calls */
+    uint64_t device_syncs;         /* cudaDeviceSynchronize calls */
+    uint64_t streams_live;         /* created and not destroyed (legacy streams aside) */
+    uint64_t events_live;
+    uint64_t host_registered_live; /* cudaHostRegister'ed ranges not unregistered */
+    uint64_t ops_run[CUDAMOCK_MAX_DEVICES]; /* queued copies/kernels run, per device */
+} cudamock_stats;
+
+/* A snapshot of the counters. */
+void cudamock_get_stats(cudamock_stats *s);
+
+/*
+ * Make the `nth` next call (1: the very next) of CUDA runtime function `fn`
+ * (e.g. "cudaHostRegister", "cudaMemcpyAsync", "trestle__k_scatter") fail
+ * with cudaError_t value `err`. With `async` 0 the call returns the error
+ * and does nothing; with `async` 1 (queued work only: copies, memsets,
+ * kernels) the call succeeds and the work fails when it runs, leaving
+ * `err` as its device's sticky error: every later call on that device
+ * returns it, as after a GPU fault. One failure is armed at a time.
+ */
+void cudamock_fail(const char *fn, unsigned nth, int err, int async);
+
+/* Disarm failures and clear sticky errors. */
+void cudamock_reset(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRESTLE_CUDAMOCK_H */
