@@ -23,7 +23,8 @@
  *    restore: no cudaMalloc per tensor.
  *  - Slices that are not contiguous in the stored tensor go through the
  *    scatter kernel (kernels/), which reads the pinned staging bytes over
- *    PCIe through unified addressing and writes each run to its place.
+ *    PCIe through unified addressing and writes each run to its place;
+ *    a slice that is one contiguous run is a plain DMA copy.
  *  - A stream supplied by the caller is honoured: every worker stream first
  *    waits for the work queued on it before the restore started (e.g. the
  *    cudaMallocAsync of the destinations). When trestle_restore() returns,
@@ -174,7 +175,8 @@ static int cuda_staging_register(trestle__copier *c, void *base, size_t bytes, t
         return trestle__error_simple(err, TRESTLE_E_LIMIT, "CUDA device %d: more than %zu "
                                      "staging regions to pin", s->device,
                                      sizeof s->pinned / sizeof s->pinned[0]);
-    WITH_DEVICE(s->device, e = cudaHostRegister(base, bytes, cudaHostRegisterPortable | cudaHostRegisterMapped));
+    WITH_DEVICE(s->device, e = cudaHostRegister(base, bytes, cudaHostRegisterPortable |
+                                                                 cudaHostRegisterMapped));
     if (e != cudaSuccess) {
         cudaGetLastError();
         return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
@@ -206,6 +208,21 @@ static uint64_t cuda_copy_region(trestle__copier *c, unsigned worker, void *dst,
     trestle__k_layout l;
     if (n == 0 || !trestle__region_layout(r, &l))
         return 0;
+    if (l.k == 0) {
+        /* One run, contiguous on both sides (a partition of whole rows, a
+         * slice of leading rows): a DMA copy at the line rate rather than a
+         * kernel reading the pinned bytes over PCIe. */
+        uint64_t a = lo > l.base_s ? lo : l.base_s;
+        uint64_t b = lo + n < l.base_s + l.run ? lo + n : l.base_s + l.run;
+        if (a >= b)
+            return 0;
+        if (cw->failed == cudaSuccess)
+            note(cw, cudaMemcpyAsync((uint8_t *)dst + l.base_d + (a - l.base_s),
+                                     (const uint8_t *)src + (a - lo), (size_t)(b - a),
+                                     cudaMemcpyHostToDevice, cw->stream),
+                 "cudaMemcpyAsync (host to device)");
+        return b - a;
+    }
     uint64_t bytes = trestle__region_count_range(&l, lo, n);
     if (bytes > 0 && cw->failed == cudaSuccess) {
         int e = trestle__k_scatter(dst, src, &l, lo, n, cw->stream);

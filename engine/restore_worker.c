@@ -330,7 +330,14 @@ static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq
         st->crcs[seq - st->first_seq] = crc;
     trestle_error le;
     if (cp->ops->fence(cp, w, &le) != TRESTLE_OK) {
-        trestle__restore_fail(x, &le);
+        /* The fence covers this part's copies only: name their tensor. */
+        const char *name = trestle__restore_tensor_name(x, e);
+        const char *path = x->ckpt->shard_paths[ext->shard];
+        trestle_error fe;
+        trestle__error_set(&fe, le.code, 0, name, path, (int64_t)(ext->offset + pos),
+                           (int64_t)n, "tensor '%s' (shard %s, offset %" PRIu64 "): %s", name,
+                           path, ext->offset + pos, le.message);
+        trestle__restore_fail(x, &fe);
         return;
     }
     /* acq_rel: the last worker must see every other part's CRC slot and bytes. */
