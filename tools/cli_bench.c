@@ -190,8 +190,8 @@ static int run_repeats(const bench_args *a, bench_result *r)
             rc = trestle_restore(plan, &ro, &st, &err);
         if (rc != TRESTLE_OK) {
             cli_fail(&err);
-            if ((rc == TRESTLE_E_NO_DEVICE || rc == TRESTLE_E_CUDA) && a->device >= 0)
-                cli_error("--device needs a CUDA build with a GPU; --host benchmarks host memory");
+            if (rc == TRESTLE_E_NO_DEVICE && a->device >= 0)
+                cli_error("--host benchmarks host memory instead");
             trestle_plan_free(plan);
             trestle_close(ckpt);
             goto done;

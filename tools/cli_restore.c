@@ -357,8 +357,10 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     cli_progress_stop(pg);
     if (rc != TRESTLE_OK) {
         cli_fail(&err);
-        if ((rc == TRESTLE_E_NO_DEVICE || rc == TRESTLE_E_CUDA) && run.device >= 0)
-            cli_error("--device needs a CUDA build with a GPU; --host restores to host memory");
+        /* The engine's message says why (no CUDA in this build, no such
+         * device); the hint says what works instead. */
+        if (rc == TRESTLE_E_NO_DEVICE && run.device >= 0)
+            cli_error("--host restores to host memory instead");
         goto done;
     }
     if (a->list && print_ops(plan) != 0) {
