@@ -79,6 +79,11 @@ int trestle__cuda_device_count(char *why, size_t n);
  * when p is not device memory or the build has no CUDA. */
 int trestle__cuda_pointer_device(const void *p, int *device);
 
+/* Copy n bytes of device memory at src on `device` into host memory at
+ * dst, synchronously (cudaMemcpy), keeping the caller's current device.
+ * TRESTLE_E_NO_DEVICE in a build without CUDA. */
+int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err);
+
 /*
  * The range-restricted region copy behind the host copier, exposed for
  * tests and for the CUDA copier's host fallback: see copy_region above.

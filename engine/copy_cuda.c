@@ -345,6 +345,17 @@ int trestle__cuda_pointer_device(const void *p, int *device)
     return 0;
 }
 
+int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
+{
+    cudaError_t e = cudaSuccess;
+    WITH_DEVICE(device, e = cudaMemcpy(dst, src, (size_t)n, cudaMemcpyDeviceToHost));
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return cuda_fail(err, e, device, "cudaMemcpy (device to host)");
+    }
+    return TRESTLE_OK;
+}
+
 #else /* !TRESTLE_HAVE_CUDA */
 
 int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
@@ -370,6 +381,15 @@ int trestle__cuda_pointer_device(const void *p, int *device)
     (void)p;
     (void)device;
     return -1;
+}
+
+int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
+{
+    (void)dst;
+    (void)src;
+    (void)n;
+    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "reading CUDA device %d memory "
+                                 "needs a CUDA build of trestle", device);
 }
 
 #endif /* TRESTLE_HAVE_CUDA */

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "checked.h"
+#include "copy.h"
 #include "error.h"
 #include "plan.h"
 #include "plan_names.h"
@@ -114,6 +115,7 @@ static int resolve_ops(builder *b, const trestle_op *ops, trestle_error *err)
         trestle__plan_op *op = &b->p->ops[i];
         const char *name;
         size_t name_len;
+        op->device = -1; /* set by each restore */
         if (ops) {
             name = ops[i].name;
             if (!name)
@@ -725,7 +727,43 @@ int trestle_plan_get_op(const trestle_plan *p, size_t i, trestle_plan_op_info *o
     out->bytes = op->bytes;
     out->data = op->dest;
     out->out_dtype = op->skipped ? op->dtype : op->out_dtype;
+    out->device = op->device;
     return TRESTLE_OK;
+}
+
+int trestle_plan_read_op(const trestle_plan *p, size_t i, void *dst, uint64_t cap,
+                         trestle_error *err)
+{
+    trestle_error_clear(err);
+    if (!p || !dst || i >= p->num_ops)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "%s",
+                                     !p ? "NULL plan" : !dst ? "NULL destination"
+                                        : "op index out of range");
+    const trestle__plan_op *op = &p->ops[i];
+    if (op->skipped)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1, -1,
+                                  "op %zu (%s) is skipped: it has no bytes", i, op->name);
+    if (op->bytes > 0 && !op->dest)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
+                                  "tensor %s: not restored yet", op->name);
+    if (cap < op->bytes)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1,
+                                  (int64_t)op->bytes, "tensor %s: %" PRIu64 " bytes do not "
+                                  "fit in %" PRIu64, op->name, op->bytes, cap);
+    if (op->bytes == 0)
+        return TRESTLE_OK;
+    if (op->device < 0) {
+        memcpy(dst, op->dest, (size_t)op->bytes);
+        return TRESTLE_OK;
+    }
+    int rc = trestle__cuda_read(op->device, dst, op->dest, op->bytes, err);
+    if (rc != TRESTLE_OK && err) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message);
+        trestle__error_set(err, rc, 0, op->key, NULL, -1, (int64_t)op->bytes,
+                           "tensor %s: reading it back: %s", op->name, why);
+    }
+    return rc;
 }
 
 void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out)

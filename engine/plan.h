@@ -66,6 +66,7 @@ typedef struct trestle__plan_op {
     bool whole;             /* the whole stored tensor, laid out as stored */
     int dest_kind;          /* trestle_dest_kind as given */
     void *dest;             /* caller pointer, or engine memory once allocated */
+    int device;             /* CUDA device of dest as of the last restore, or -1: host */
     uint64_t capacity;      /* bytes at dest (caller's) */
     uint32_t num_pieces;    /* pieces that must land before the op is ready */
 } trestle__plan_op;

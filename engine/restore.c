@@ -562,6 +562,11 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
         trestle__copier_open_host(&x->copier);
     x->copier_open = true;
     TR_FORWARD(allocate_destinations(x, err));
+    for (size_t i = 0; i < p->num_ops; i++) {
+        trestle__plan_op *op = &x->plan->ops[i];
+        op->device = op->dest_kind == TRESTLE_DEST_DEVICE ? device
+                   : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
+    }
     TR_FORWARD(trestle__restore_layout(x, err));
     *order = trestle__restore_issue_order(p);
     TR_FAIL_IF(!*order, err, TRESTLE_E_NOMEM, "out of memory");

@@ -675,6 +675,8 @@ typedef struct trestle_plan_op_info {
     void *data;              /**< destination after restore (engine or caller memory) */
     int out_dtype;           /**< dtype of the restored bytes: the op's target_dtype, or the
                                   stored dtype when it converts nothing; since 0.1 */
+    int device;              /**< CUDA device whose memory `data` is, or -1 for host memory
+                                  (and before the first restore); since 0.1 */
 } trestle_plan_op_info;
 
 /**
@@ -698,6 +700,32 @@ TRESTLE_API size_t trestle_plan_op_count(const trestle_plan *p);
  *         its ready callback. Since 0.1.
  */
 TRESTLE_API int trestle_plan_get_op(const trestle_plan *p, size_t i, trestle_plan_op_info *out);
+
+/**
+ * @brief Copy op `i`'s bytes from its destination into host memory,
+ * wherever the destination is.
+ *
+ * For checks, checksums and debugging in programs that have no CUDA code of
+ * their own (tools/example_restore.c): host destinations are copied with
+ * memcpy; device ones (trestle_plan_op_info.device >= 0) with a synchronous
+ * cudaMemcpy on that device, which also waits for work queued on the
+ * device's legacy default stream. The calling thread's current CUDA device
+ * is left as it was.
+ *
+ * @param[in]  p    the plan, restored (the bytes are what its destinations
+ *                  hold now).
+ * @param[in]  i    0 <= i < trestle_plan_op_count(p).
+ * @param[out] dst  host memory of at least `cap` bytes.
+ * @param[in]  cap  at least the op's `bytes`.
+ * @param[out] err  filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments, `i` out of
+ *         range, a skipped op, an engine-allocated op not restored yet,
+ *         `cap` too small), or TRESTLE_E_CUDA / TRESTLE_E_NO_DEVICE when the
+ *         copy from the device fails. Same threading rule as
+ *         trestle_plan_get_op(). Since 0.1.
+ */
+TRESTLE_API int trestle_plan_read_op(const trestle_plan *p, size_t i, void *dst, uint64_t cap,
+                                     trestle_error *err);
 
 /** Totals of a plan. */
 typedef struct trestle_plan_stats {

@@ -154,9 +154,16 @@ static void compare_plans(trestle_plan *host, trestle_plan *dev)
         if (h.skipped || h.bytes == 0)
             continue;
         cr_assert_eq(d.bytes, h.bytes, "%s", h.name);
+        cr_assert_geq(d.device, 0, "op %zu (%s) says it is in host memory", i, h.name);
         uint8_t *back = malloc(d.bytes);
         CUDA_OK(cudaMemcpy(back, d.data, d.bytes, cudaMemcpyDeviceToHost));
         cr_assert_arr_eq(back, h.data, h.bytes, "op %zu (%s) differs on the device", i, h.name);
+        /* And through the API, as a program without CUDA code reads it. */
+        trestle_error err;
+        memset(back, 0, d.bytes);
+        cr_assert_eq(trestle_plan_read_op(dev, i, back, d.bytes, &err), TRESTLE_OK, "%s",
+                     err.message);
+        cr_assert_arr_eq(back, h.data, h.bytes, "op %zu (%s) read back", i, h.name);
         free(back);
     }
 }
@@ -326,6 +333,9 @@ Test(gpu, mixes_host_and_device_destinations)
     for (size_t i = 0; i < n; i++) {
         trestle_plan_op_info h;
         cr_assert_eq(trestle_plan_get_op(ph, i, &h), TRESTLE_OK);
+        trestle_plan_op_info m;
+        cr_assert_eq(trestle_plan_get_op(pm, i, &m), TRESTLE_OK);
+        cr_assert_eq(m.device, i % 2 ? 0 : -1, "%s", h.name);
         if (i % 2 == 0) {
             cr_assert_arr_eq(bufs[i], h.data, h.bytes, "%s (host)", h.name);
             free(bufs[i]);
@@ -464,6 +474,46 @@ Test(gpu, restores_onto_two_gpus_at_once)
         pthread_join(t[i], NULL);
         cr_assert_eq(jobs[i].rc, TRESTLE_OK, "device %d: %s", i, jobs[i].message);
     }
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- the example program ---- */
+
+/* The checksum lines of tools/example_restore's output, in order. */
+static char *example_sums(const char *args, const char *prefix)
+{
+    char cmd[4200], line[1024];
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s' 2>&1", TRESTLE_EXAMPLE_PATH, args, prefix);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t cap = 1, len = 0;
+    char *out = calloc(1, cap);
+    while (fgets(line, sizeof line, f)) {
+        if (!strstr(line, "fnv1a64") && strncmp(line, "landed ", 7) != 0) {
+            pclose(f);
+            cr_assert_fail("%s: %s", cmd, line);
+        }
+        if (!strstr(line, "fnv1a64"))
+            continue;
+        out = realloc(out, cap += strlen(line));
+        memcpy(out + len, line, strlen(line) + 1);
+        len += strlen(line);
+    }
+    cr_assert_eq(pclose(f), 0, "%s failed", cmd);
+    return out;
+}
+
+Test(gpu, example_program_prints_the_same_checksums_from_the_device)
+{
+    gpu_count();
+    char *dir, *prefix = write_model(2, &dir);
+    char *host = example_sums("", prefix), *dev = example_sums("--device 0", prefix);
+    cr_assert_neq(host[0], 0, "no checksums printed");
+    cr_assert_str_eq(dev, host);
+    free(host);
+    free(dev);
     free(prefix);
     tu_rmtree(dir);
     free(dir);
@@ -623,6 +673,36 @@ Test(gpu_mock, an_op_is_on_the_device_when_reported_ready)
                  rc.wrong);
     trestle_plan_free(pd);
     trestle_plan_free(ph);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(gpu_mock, read_op_names_the_tensor_when_the_device_copy_fails)
+{
+    char *dir, *prefix = write_model(1, &dir);
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op op = { .name = "nd2" };
+    cr_assert_eq(trestle_plan_create(c, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, TRESTLE_READER_PREAD, 1);
+    cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_op_info info;
+    cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
+    cr_assert_eq(info.device, 1);
+    uint8_t *back = malloc(info.bytes);
+    cudamock_fail("cudaMemcpy", 1, cudaErrorIllegalAddress, 0);
+    cr_assert_eq(trestle_plan_read_op(p, 0, back, info.bytes, &err), TRESTLE_E_CUDA);
+    cr_assert_str_eq(err.message, "tensor nd2: reading it back: CUDA device 1: cudaMemcpy (device "
+                                  "to host) failed: an illegal memory access was encountered "
+                                  "(cudaErrorIllegalAddress)");
+    cr_assert_str_eq(err.key, "nd2");
+    free(back);
+    trestle_plan_free(p);
     trestle_close(c);
     free(prefix);
     tu_rmtree(dir);

@@ -404,3 +404,63 @@ Test(restore, host_map_maps_cached_aligned_tensors_and_copies_the_rest)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* ---- reading an op back ---- */
+
+Test(restore, read_op_copies_an_ops_bytes_and_names_what_is_wrong)
+{
+    char *dir, *prefix = new_prefix(&dir, "readback");
+    trestle_writer_options wo;
+    trestle_writer_options_init(&wo);
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK);
+    float v[6];
+    tu_fill_random(v, sizeof v, 77);
+    int64_t dims[2] = { 2, 3 };
+    cr_assert_eq(trestle_writer_add(w, "m", TRESTLE_DT_FLOAT, 2, dims, v, sizeof v, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op ops[2] = { { .name = "m", .shape_and_slices = "2 3 1,1:-" },
+                          { .name = "gone" } };
+    trestle_plan_options po;
+    trestle_plan_options_init(&po);
+    po.allow_missing = 1;
+    cr_assert_eq(trestle_plan_create(c, ops, 2, &po, &p, &err), TRESTLE_OK, "%s", err.message);
+    float got[3] = { 0 };
+
+    cr_assert_eq(trestle_plan_read_op(p, 0, got, sizeof got, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "tensor m: not restored yet");
+
+    trestle_restore_options o;
+    restore_opts(&o, TRESTLE_READER_PREAD);
+    cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_op_info op;
+    cr_assert_eq(trestle_plan_get_op(p, 0, &op), TRESTLE_OK);
+    cr_assert_eq(op.device, -1, "host memory");
+    cr_assert_eq(trestle_plan_read_op(p, 0, got, sizeof got, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_arr_eq(got, v + 3, sizeof got, "row 1 of m");
+
+    cr_assert_eq(trestle_plan_read_op(p, 0, got, sizeof got - 1, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "tensor m: 12 bytes do not fit in 11");
+    cr_assert_str_eq(err.key, "m");
+    cr_assert_eq(trestle_plan_read_op(p, 1, got, sizeof got, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op 1 (gone) is skipped: it has no bytes");
+    cr_assert_eq(trestle_plan_read_op(p, 2, got, sizeof got, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op index out of range");
+    cr_assert_eq(trestle_plan_read_op(p, 0, NULL, sizeof got, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "NULL destination");
+    cr_assert_eq(trestle_plan_read_op(NULL, 0, got, sizeof got, NULL), TRESTLE_E_INVALID_ARG);
+
+    trestle_plan_free(p);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}

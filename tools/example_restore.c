@@ -7,7 +7,8 @@
  * allocates (host by default, CUDA device N with --device): the first
  * tensor whole, and the first half along dim 0 of the first float tensor of
  * rank >= 1. A ready callback reports each tensor as it lands; at the end
- * each tensor's FNV-1a 64 checksum is printed. Uses only <trestle.h>.
+ * each tensor's FNV-1a 64 checksum is printed (the same on a GPU as in host
+ * memory). Uses only <trestle.h>.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -94,11 +95,22 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < trestle_plan_op_count(plan); i++) {
         trestle_plan_op_info op;
         trestle_plan_get_op(plan, i, &op);
-        printf("%s <- %s: %s, rank %d, %" PRIu64 " bytes", op.name, op.key,
-               trestle_dtype_name(op.dtype), op.rank, op.bytes);
-        if (device < 0) /* device memory would need a cudaMemcpy back first */
-            printf(", fnv1a64 %016" PRIx64, fnv1a64(op.data, op.bytes));
-        printf("\n");
+        /* The bytes may be on a GPU: trestle_plan_read_op() copies them
+         * back from wherever they are, so this file needs no CUDA code. */
+        void *bytes = malloc(op.bytes ? op.bytes : 1);
+        if (!bytes) {
+            rc = TRESTLE_E_NOMEM;
+            snprintf(err.message, sizeof err.message, "out of memory");
+            goto fail;
+        }
+        if ((rc = trestle_plan_read_op(plan, i, bytes, op.bytes, &err)) != TRESTLE_OK) {
+            free(bytes);
+            goto fail;
+        }
+        printf("%s <- %s: %s, rank %d, %" PRIu64 " bytes, fnv1a64 %016" PRIx64 "\n", op.name,
+               op.key, trestle_dtype_name(op.dtype), op.rank, op.bytes,
+               fnv1a64(bytes, op.bytes));
+        free(bytes);
     }
     trestle_plan_free(plan); /* frees the engine-allocated tensors too */
     trestle_close(ckpt);
