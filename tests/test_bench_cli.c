@@ -121,7 +121,8 @@ Test(bench_cli, existing_checkpoint_path)
 Test(bench_cli, bad_command_lines_exit_2)
 {
     const char *bad[] = { "", "--synthetic nope", "--synthetic 64M,0", "--repeat 0 x",
-                          "--device -1 x", "a b", "--synthetic 64M x", "--frob x" };
+                          "--device -1 x", "a b", "--synthetic 64M x", "--frob x",
+                          "--device 0 --map x" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *out, *err;
         int rc = bench(bad[i], &out, &err);

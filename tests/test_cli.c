@@ -864,6 +864,12 @@ Test(cli, usage_errors_exit_2)
     cr_assert_eq(r.rc, 2);
     cli_free(&r);
 
+    r = cli("restore --all --map --device 0 x");
+    cr_assert_eq(r.rc, 2);
+    cr_assert(starts_with(r.err, "trestle: restore: --map leaves tensors in host memory; it "
+                                 "cannot go with --device\n"), "%s", r.err);
+    cli_free(&r);
+
     r = cli("restore --threads");
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "option '--threads' needs a value"), "%s", r.err);

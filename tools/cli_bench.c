@@ -38,7 +38,8 @@ static const char bench_help[] =
     "                       removed at exit\n"
     "      --host           restore into host memory (default)\n"
     "      --map            host memory: leave cached tensors mapped from the shards\n"
-    "                       instead of copying them (as `trestle restore --map`)\n"
+    "                       instead of copying them (as `trestle restore --map`);\n"
+    "                       not with --device\n"
     "      --device N       restore into CUDA device N (needs a CUDA build and GPU)\n"
     "      --cold           drop the page cache before each repeat and ceiling run\n"
     "                       (drop_caches when permitted, else fadvise; says which)\n"
@@ -513,6 +514,9 @@ static int parse_args(int argc, char **argv, bench_args *a)
         default: return cli_bad_option("bench", argv, c);
         }
     }
+    if (a->map && a->device >= 0)
+        return cli_usage("bench", "--map leaves tensors in host memory; it cannot go with "
+                         "--device");
     if (argc - optind > 1)
         return cli_usage("bench", "expected one PATH, got %d arguments", argc - optind);
     if (argc - optind == 1 && a->synth_size)

@@ -57,7 +57,8 @@ static const char restore_help[] =
     "      --map              host memory: point tensors whose bytes are in the page\n"
     "                         cache into private mappings of the shard files instead\n"
     "                         of copying them (CRC still checked; no copy, no fresh\n"
-    "                         memory); the files must not be rewritten meanwhile\n"
+    "                         memory); the files must not be rewritten meanwhile;\n"
+    "                         not with --device\n"
     "\n"
     "Output:\n"
     "  -l, --list             print each op: name, checkpoint key (when renamed or\n"
@@ -415,6 +416,11 @@ int cli_restore_main(int argc, char **argv)
     }
     if (a.all && a.ops_file) {
         status = cli_usage("restore", "--all and --ops exclude each other");
+        goto out;
+    }
+    if (a.run.host_map && a.run.device >= 0) {
+        status = cli_usage("restore", "--map leaves tensors in host memory; it cannot go with "
+                           "--device");
         goto out;
     }
     if (a.as && a.ops_file) {
