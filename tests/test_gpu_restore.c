@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "testutil.h"
 #include "trestle.h"
@@ -514,6 +515,45 @@ Test(gpu, example_program_prints_the_same_checksums_from_the_device)
     cr_assert_str_eq(dev, host);
     free(host);
     free(dev);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- the CLI ---- */
+
+/* Run `trestle ARGS`, stdout and stderr together; returns the exit code. */
+static int trestle_cli(const char *args, char *out, size_t cap)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", TRESTLE_CLI_PATH, args);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(gpu, cli_restores_and_benches_onto_a_device)
+{
+    int count = gpu_count();
+    char *dir, *prefix = write_model(2, &dir), args[4200], out[8192];
+    snprintf(args, sizeof args, "restore '%s' --all --device 0", prefix);
+    cr_assert_eq(trestle_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strncmp(out, "restored 31 tensors, ", 21) == 0, "%s", out);
+
+    snprintf(args, sizeof args, "restore '%s' --all --device %d", prefix, count);
+    cr_assert_eq(trestle_cli(args, out, sizeof out), 1, "%s", out);
+    char want[256];
+    snprintf(want, sizeof want, "trestle: CUDA device %d does not exist (this host has %d)\n"
+             "trestle: --host restores to host memory instead\n", count, count);
+    cr_assert_str_eq(out, want);
+
+    snprintf(args, sizeof args, "bench '%s' --device 0 --repeat 1 --json", prefix);
+    cr_assert_eq(trestle_cli(args, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "\"destination\": \"device\""), "%s", out);
+    cr_assert(strstr(out, "\"device\": 0"), "%s", out);
     free(prefix);
     tu_rmtree(dir);
     free(dir);
