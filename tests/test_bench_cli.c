@@ -64,7 +64,7 @@ Test(bench_cli, json_has_every_key)
         "\"reader\":", "\"direct_reads\":", "\"stages\":", "\"read\": {", "\"verify\": {",
         "\"copy\": {", "\"total\": {", "\"best_seconds\":", "\"median_seconds\":",
         "\"best_gbps\":", "\"median_gbps\":", "\"ratio\":", "\"first_tensor_seconds\":",
-        "\"peak_rss_bytes\":", "\"ceilings\":", "\"raw_read_buffered\":", "\"raw_read_direct\":",
+        "\"device_startup_seconds\": null", "\"peak_rss_bytes\":", "\"ceilings\":", "\"raw_read_buffered\":", "\"raw_read_direct\":",
         "\"crc32c_per_core\":", "\"memcpy_per_core\":", "\"h2d_pinned\":", "\"h2d_pageable\":",
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)

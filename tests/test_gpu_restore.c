@@ -554,6 +554,8 @@ Test(gpu, cli_restores_and_benches_onto_a_device)
     cr_assert_eq(trestle_cli(args, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "\"destination\": \"device\""), "%s", out);
     cr_assert(strstr(out, "\"device\": 0"), "%s", out);
+    cr_assert(strstr(out, "\"device_startup_seconds\": "), "%s", out);
+    cr_assert(!strstr(out, "\"device_startup_seconds\": null"), "%s", out);
     free(prefix);
     tu_rmtree(dir);
     free(dir);
