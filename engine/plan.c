@@ -758,10 +758,9 @@ int trestle_plan_read_op(const trestle_plan *p, size_t i, void *dst, uint64_t ca
     }
     int rc = trestle__cuda_read(op->device, dst, op->dest, op->bytes, err);
     if (rc != TRESTLE_OK && err) {
-        char why[sizeof err->message];
-        snprintf(why, sizeof why, "%s", err->message);
-        trestle__error_set(err, rc, 0, op->key, NULL, -1, (int64_t)op->bytes,
-                           "tensor %s: reading it back: %s", op->name, why);
+        trestle__error_prefix(err, "tensor %s: reading it back", op->name);
+        trestle__error_set_key(err, op->key);
+        err->length = (int64_t)op->bytes;
     }
     return rc;
 }

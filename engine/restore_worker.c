@@ -144,6 +144,20 @@ static void fail_crc(trestle__restore *x, size_t e, uint32_t crc)
     trestle__restore_fail(x, &le);
 }
 
+/* Fail the restore with `le`, an error met at byte `offset` of extent e's
+ * shard, as "tensor 'NAME' (shard PATH, offset N): <le's message>" with
+ * the key, path and offset filled in. */
+static void fail_at(trestle__restore *x, size_t e, uint64_t offset, trestle_error *le)
+{
+    const char *name = trestle__restore_tensor_name(x, e);
+    const char *path = x->ckpt->shard_paths[x->plan->extents[e].shard];
+    trestle__error_prefix(le, "tensor '%s' (shard %s, offset %" PRIu64 ")", name, path, offset);
+    snprintf(le->key, sizeof le->key, "%s", name);
+    snprintf(le->path, sizeof le->path, "%s", path);
+    le->offset = (int64_t)offset;
+    trestle__restore_fail(x, le);
+}
+
 /* The entry CRC of a string extent: walk its whole bytes. False on failure
  * (recorded). */
 static bool string_crc(trestle__restore *x, size_t e, uint32_t *crc)
@@ -159,14 +173,7 @@ static bool string_crc(trestle__restore *x, size_t e, uint32_t *crc)
                                    NULL, crc, &le);
     if (rc == TRESTLE_OK)
         return true;
-    const char *name = trestle__restore_tensor_name(x, e);
-    const char *path = x->ckpt->shard_paths[ext->shard];
-    trestle__error_prefix(&le, "tensor '%s' (shard %s, offset %" PRIu64 ")", name, path,
-                          ext->offset);
-    snprintf(le.key, sizeof le.key, "%s", name);
-    snprintf(le.path, sizeof le.path, "%s", path);
-    le.offset = (int64_t)ext->offset;
-    trestle__restore_fail(x, &le);
+    fail_at(x, e, ext->offset, &le);
     return false;
 }
 
@@ -331,13 +338,8 @@ static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq
     trestle_error le;
     if (cp->ops->fence(cp, w, &le) != TRESTLE_OK) {
         /* The fence covers this part's copies only: name their tensor. */
-        const char *name = trestle__restore_tensor_name(x, e);
-        const char *path = x->ckpt->shard_paths[ext->shard];
-        trestle_error fe;
-        trestle__error_set(&fe, le.code, 0, name, path, (int64_t)(ext->offset + pos),
-                           (int64_t)n, "tensor '%s' (shard %s, offset %" PRIu64 "): %s", name,
-                           path, ext->offset + pos, le.message);
-        trestle__restore_fail(x, &fe);
+        le.length = (int64_t)n;
+        fail_at(x, e, ext->offset + pos, &le);
         return;
     }
     /* acq_rel: the last worker must see every other part's CRC slot and bytes. */
