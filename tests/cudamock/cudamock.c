@@ -797,16 +797,39 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t ev, unsigned in
 
 /* ---- copies ---- */
 
+/*
+ * Whether fn may queue work on s: the armed synchronous failure, else the
+ * device's sticky error, else cudaSuccess. An armed asynchronous failure
+ * goes to *later, for the queued op to meet when it runs.
+ */
+static cudaError_t admit(const char *fn, const struct CUstream_st *s, cudaError_t *later)
+{
+    bool async;
+    cudaError_t e = armed_for(fn, &async);
+    *later = async ? e : cudaSuccess;
+    if (e != cudaSuccess && !async)
+        return e;
+    return sticky[s->device];
+}
+
+/* A copy of the n bytes at p, which the queued op checks when it runs. */
+static void *snapshot_of(const void *p, size_t n)
+{
+    void *copy = malloc(n ? n : 1);
+    if (!copy)
+        die("out of memory");
+    memcpy(copy, p, n);
+    return copy;
+}
+
 /* Queue a copy or memset on s, checking what a GPU would fault on. */
 static cudaError_t enqueue_copy(const char *fn, struct CUstream_st *s, void *dst, const void *src,
                                 size_t n, enum cudaMemcpyKind dir)
 {
-    bool async;
-    cudaError_t e = armed_for(fn, &async);
-    if (e != cudaSuccess && !async)
-        return e;
-    if (sticky[s->device] != cudaSuccess)
-        return sticky[s->device];
+    cudaError_t e; /* an armed failure for the op to meet when it runs */
+    cudaError_t refused = admit(fn, s, &e);
+    if (refused != cudaSuccess)
+        return refused;
     if (n == 0)
         return cudaSuccess;
     dev_alloc *dd = find_dev(dst, n), *sd = find_dev(src, n);
@@ -833,9 +856,7 @@ static cudaError_t enqueue_copy(const char *fn, struct CUstream_st *s, void *dst
         } else {
             stats.h2d_pageable_copies++;
         }
-        if (!(o.snapshot = malloc(n)))
-            die("out of memory");
-        memcpy(o.snapshot, src, n);
+        o.snapshot = snapshot_of(src, n);
         if (!find_host(src, n))
             o.src = o.snapshot; /* staged: the caller may reuse src at once */
     }
@@ -868,12 +889,10 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind
 static cudaError_t enqueue_memset(const char *fn, struct CUstream_st *s, void *p, int value,
                                   size_t n)
 {
-    bool async;
-    cudaError_t e = armed_for(fn, &async);
-    if (e != cudaSuccess && !async)
-        return e;
-    if (sticky[s->device] != cudaSuccess)
-        return sticky[s->device];
+    cudaError_t e; /* an armed failure for the op to meet when it runs */
+    cudaError_t refused = admit(fn, s, &e);
+    if (refused != cudaSuccess)
+        return refused;
     if (n == 0)
         return cudaSuccess;
     dev_alloc *d = find_dev(p, n);
@@ -918,12 +937,10 @@ int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, u
 {
     lock();
     struct CUstream_st *s = resolve((cudaStream_t)stream);
-    bool async;
-    cudaError_t e = armed_for("trestle__k_scatter", &async);
-    if (e != cudaSuccess && !async)
-        return (int)unlock_ret(e);
-    if (sticky[s->device] != cudaSuccess)
-        return (int)unlock_ret(sticky[s->device]);
+    cudaError_t e; /* an armed failure for the op to meet when it runs */
+    cudaError_t refused = admit("trestle__k_scatter", s, &e);
+    if (refused != cudaSuccess)
+        return (int)unlock_ret(refused);
     if (l->k < 0 || l->k > TRESTLE__K_MAX_RANK)
         return (int)unlock_ret(cudaErrorInvalidValue);
     mop o = { .kind = OP_SCATTER, .dst = dst, .src = src, .n = (size_t)n, .l = *l, .lo = lo,
@@ -933,11 +950,8 @@ int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, u
         return (int)unlock_ret(cudaSuccess);
     stats.kernels++;
     check_kernel_src("trestle__k_scatter", s, src, (size_t)n);
-    if (!find_dev(src, (size_t)n)) {
-        if (!(o.snapshot = malloc((size_t)n)))
-            die("out of memory");
-        memcpy(o.snapshot, src, (size_t)n);
-    }
+    if (!find_dev(src, (size_t)n))
+        o.snapshot = snapshot_of(src, (size_t)n);
     push(s, &o);
     return (int)unlock_ret(cudaSuccess);
 }
@@ -949,12 +963,10 @@ int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,
         return (int)ret(cudaErrorInvalidValue);
     lock();
     struct CUstream_st *s = resolve((cudaStream_t)stream);
-    bool async;
-    cudaError_t e = armed_for("trestle__k_convert", &async);
-    if (e != cudaSuccess && !async)
-        return (int)unlock_ret(e);
-    if (sticky[s->device] != cudaSuccess)
-        return (int)unlock_ret(sticky[s->device]);
+    cudaError_t e; /* an armed failure for the op to meet when it runs */
+    cudaError_t refused = admit("trestle__k_convert", s, &e);
+    if (refused != cudaSuccess)
+        return (int)unlock_ret(refused);
     size_t n = (size_t)count * trestle_dtype_size(src_dtype);
     if (count == 0)
         return (int)unlock_ret(cudaSuccess);
@@ -962,11 +974,8 @@ int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,
     check_kernel_src("trestle__k_convert", s, src, n);
     mop o = { .kind = OP_CONVERT, .dst = dst, .src = src, .n = n, .dt_dst = dst_dtype,
               .dt_src = src_dtype, .count = count, .fail = e, .what = "convert kernel" };
-    if (!find_dev(src, n)) {
-        if (!(o.snapshot = malloc(n)))
-            die("out of memory");
-        memcpy(o.snapshot, src, n);
-    }
+    if (!find_dev(src, n))
+        o.snapshot = snapshot_of(src, n);
     push(s, &o);
     return (int)unlock_ret(cudaSuccess);
 }
