@@ -15,11 +15,10 @@
 /* Run `trestle bench <args>`; returns the exit status, output in *out/*err. */
 static int bench(const char *args, char **out, char **err)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' bench %s", TRESTLE_CLI_PATH, args);
-    int rc = tu_run(cmd, out, err);
-    cr_assert_geq(rc, 0, "could not run: %s", cmd);
-    return rc;
+    tu_cli_result r = tu_cli("bench %s", args);
+    *out = r.out;
+    *err = r.err;
+    return r.rc;
 }
 
 /* 1 when the CLI's library was built with CUDA and sees a device. */

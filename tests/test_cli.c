@@ -18,39 +18,6 @@
 
 /* ---- helpers ---- */
 
-typedef struct cli_result {
-    int rc;
-    char *out;
-    char *err;
-} cli_result;
-
-/* Run `trestle <args>`; args is a printf format (quote paths with '...'). */
-static cli_result cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static cli_result cli(const char *fmt, ...)
-{
-    char args[8192], cmd[8400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s", TRESTLE_CLI_PATH, args);
-    cli_result r = { 0 };
-    r.rc = tu_run(cmd, &r.out, &r.err);
-    cr_assert_geq(r.rc, 0, "could not run: %s", cmd);
-    return r;
-}
-
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static void cli_free(cli_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
 static char *path_join(const char *dir, const char *name)
 {
     char *p = NULL;
@@ -111,7 +78,7 @@ static void writer_done(trestle_writer *w)
 Test(cli, inspect_lists_rust_regression_model_exactly)
 {
     const char *dir = tu_fixture("tf-checkpoints/rust_regression_model");
-    cli_result r = cli("inspect '%s'", dir);
+    tu_cli_result r = tu_cli("inspect '%s'", dir);
     char want[4096];
     snprintf(want, sizeof want,
              "checkpoint %s/variables: 2 tensors, 8 B in 1 shard\n"
@@ -122,7 +89,7 @@ Test(cli, inspect_lists_rust_regression_model_exactly)
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, want);
     cr_assert_str_empty(r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_accepts_prefix_index_and_data_file)
@@ -130,17 +97,17 @@ Test(cli, inspect_accepts_prefix_index_and_data_file)
     const char *dir = tu_fixture("tf-checkpoints/rust_regression_model");
     const char *forms[] = { "variables", "variables.index", "variables.data-00000-of-00001" };
     for (size_t i = 0; i < 3; i++) {
-        cli_result r = cli("inspect '%s/%s'", dir, forms[i]);
+        tu_cli_result r = tu_cli("inspect '%s/%s'", dir, forms[i]);
         cr_assert_eq(r.rc, 0, "%s: %s", forms[i], r.err);
         cr_assert(strstr(r.out, "2 tensors, 8 B in 1 shard"), "%s: %s", forms[i], r.out);
-        cli_free(&r);
+        tu_cli_free(&r);
     }
 }
 
 Test(cli, inspect_shows_object_graph_and_tf2_keys_as_stored)
 {
     const char *dir = tu_fixture("tf-checkpoints/serving_half_plus_two_tf2_cpu");
-    cli_result r = cli("inspect '%s'", dir);
+    tu_cli_result r = tu_cli("inspect '%s'", dir);
     char want[4096];
     snprintf(want, sizeof want,
              "checkpoint %s/variables: 4 tensors, 631 B in 1 shard, object-based (TF2)\n"
@@ -153,25 +120,25 @@ Test(cli, inspect_shows_object_graph_and_tf2_keys_as_stored)
              dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, want);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --tensor _CHECKPOINTABLE_OBJECT_GRAPH '%s'", dir);
+    r = tu_cli("inspect --tensor _CHECKPOINTABLE_OBJECT_GRAPH '%s'", dir);
     cr_assert_eq(r.rc, 0);
     cr_assert_str_eq(r.out, "_CHECKPOINTABLE_OBJECT_GRAPH: string []\n(object graph, 613 bytes)\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_lists_two_shard_checkpoint_with_shard_numbers)
 {
     const char *dir = tu_fixture("tf-checkpoints/tfkeras_lso_ckpt_2shards");
-    cli_result r = cli("inspect '%s'", dir);
+    tu_cli_result r = tu_cli("inspect '%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "11 tensors, 1.41 KiB in 2 shards, object-based (TF2)\n"), "%s", r.out);
     cr_assert(strstr(r.out, "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE  "
                             "                                                  float   [2,2]"
                             "      16 B      1       0\n"),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 /* ---- inspect --tensor: values ---- */
@@ -179,36 +146,37 @@ Test(cli, inspect_lists_two_shard_checkpoint_with_shard_numbers)
 Test(cli, inspect_tensor_prints_w_of_rust_regression_model)
 {
     const char *dir = tu_fixture("tf-checkpoints/rust_regression_model");
-    cli_result r = cli("inspect --tensor w '%s'", dir);
+    tu_cli_result r = tu_cli("inspect --tensor w '%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     /* float32 -0.85786223 needs 8 digits to read back as the same float. */
     cr_assert_str_eq(r.out, "w: float [1]\n[-0.85786223]\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect -t b -t w '%s'", dir);
+    r = tu_cli("inspect -t b -t w '%s'", dir);
     cr_assert_str_eq(r.out, "b: float [1]\n[0.0]\n\nw: float [1]\n[-0.85786223]\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_tensor_prints_half_plus_two_scalars)
 {
     const char *dir = tu_fixture("tf-checkpoints/serving_half_plus_two_cpu_snappy");
-    cli_result r = cli("inspect -t a -t a2 -t b -t c -t c2 '%s'", dir);
+    tu_cli_result r = tu_cli("inspect -t a -t a2 -t b -t c -t c2 '%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "a: float []\n0.5\n\n"
                             "a2: float []\n0.5\n\n"
                             "b: float []\n2.0\n\n"
                             "c: float []\n3.0\n\n"
                             "c2: float []\n3.0\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_tensor_prints_2x2_kernel_from_shard_1)
 {
     const char *dir = tu_fixture("tf-checkpoints/tfkeras_lso_ckpt_2shards");
-    cli_result r = cli("inspect --tensor layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE "
-                       "--tensor optimizer/loss_scale/current_loss_scale/.ATTRIBUTES/VARIABLE_VALUE "
-                       "'%s'", dir);
+    tu_cli_result r =
+        tu_cli("inspect --tensor layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE "
+               "--tensor optimizer/loss_scale/current_loss_scale/.ATTRIBUTES/VARIABLE_VALUE "
+               "'%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out,
                      "layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE: float [2,2]\n"
@@ -218,25 +186,26 @@ Test(cli, inspect_tensor_prints_2x2_kernel_from_shard_1)
                      "optimizer/loss_scale/current_loss_scale/.ATTRIBUTES/VARIABLE_VALUE: "
                      "float []\n"
                      "32768.0\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_tensor_prints_int64_scalar)
 {
     const char *dir = tu_fixture("tf-checkpoints/rust_regression_savedmodel");
-    cli_result r = cli("inspect --tensor optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE '%s'", dir);
+    tu_cli_result r =
+        tu_cli("inspect --tensor optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE '%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE: int64 []\n0\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_tensor_with_unknown_name_fails_naming_it)
 {
     const char *dir = tu_fixture("tf-checkpoints/rust_regression_model");
-    cli_result r = cli("inspect --tensor nope '%s'", dir);
+    tu_cli_result r = tu_cli("inspect --tensor nope '%s'", dir);
     cr_assert_eq(r.rc, 1);
-    cr_assert(starts_with(r.err, "trestle: Key nope not found in checkpoint"), "%s", r.err);
-    cli_free(&r);
+    cr_assert(tu_starts_with(r.err, "trestle: Key nope not found in checkpoint"), "%s", r.err);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_summarises_big_tensors_unless_all)
@@ -250,7 +219,7 @@ Test(cli, inspect_summarises_big_tensors_unless_all)
     writer_add(w, "big", TRESTLE_DT_FLOAT, 2, dims, v, sizeof v);
     writer_done(w);
 
-    cli_result r = cli("inspect --tensor big '%s'", prefix);
+    tu_cli_result r = tu_cli("inspect --tensor big '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "big: float [40,40]\n"
                             "[[0.0, 1.0, 2.0, ..., 37.0, 38.0, 39.0],\n"
@@ -260,14 +229,14 @@ Test(cli, inspect_summarises_big_tensors_unless_all)
                             " [1480.0, 1481.0, 1482.0, ..., 1517.0, 1518.0, 1519.0],\n"
                             " [1520.0, 1521.0, 1522.0, ..., 1557.0, 1558.0, 1559.0],\n"
                             " [1560.0, 1561.0, 1562.0, ..., 1597.0, 1598.0, 1599.0]]\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --all --tensor big '%s'", prefix);
+    r = tu_cli("inspect --all --tensor big '%s'", prefix);
     cr_assert_eq(r.rc, 0);
     cr_assert_null(strstr(r.out, "..."));
     cr_assert(strstr(r.out, " 1599.0]]\n"));
     cr_assert(strstr(r.out, "[[0.0, 1.0, 2.0, 3.0, 4.0, 5.0,"));
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(prefix);
     free(dir);
@@ -287,14 +256,14 @@ Test(cli, inspect_converts_narrow_floats_for_values_and_stats)
     writer_add(w, "h", TRESTLE_DT_HALF, 1, &d4, half, sizeof half);
     writer_done(w);
 
-    cli_result r = cli("inspect -t h -t bf -t f8 '%s'", prefix);
+    tu_cli_result r = tu_cli("inspect -t h -t bf -t f8 '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "h: half [4]\n[1.0, -2.0, 0.5, nan]\n\n"
                             "bf: bfloat16 [2]\n[1.0, -0.5]\n\n"
                             "f8: float8_e4m3fn [2]\n[1.0, -1.5]\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --stats '%s'", prefix);
+    r = tu_cli("inspect --stats '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     char want[4096];
     snprintf(want, sizeof want,
@@ -306,7 +275,7 @@ Test(cli, inspect_converts_narrow_floats_for_values_and_stats)
              prefix);
     /* The NaN is counted, and left out of min, max and mean. */
     cr_assert_str_eq(r.out, want);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(prefix);
     free(dir);
@@ -327,10 +296,10 @@ Test(cli, inspect_prints_strings_as_python_bytes)
                  err.message);
     writer_done(w);
 
-    cli_result r = cli("inspect --tensor vocab '%s'", prefix);
+    tu_cli_result r = tu_cli("inspect --tensor vocab '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "vocab: string [3]\n[b'plain', b\"it's\", b'\\x00\\xff\\n\\\\']\n");
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(prefix);
     free(dir);
@@ -361,7 +330,7 @@ static char *write_partitioned(char **dir_out)
 Test(cli, inspect_partitioned_tensor_shows_slice_count_and_assembled_values)
 {
     char *dir, *prefix = write_partitioned(&dir);
-    cli_result r = cli("inspect --verify '%s'", prefix);
+    tu_cli_result r = tu_cli("inspect --verify '%s'", prefix);
     char want[4096];
     snprintf(want, sizeof want,
              "checkpoint %s: 2 tensors, 52 B in 2 shards\n"
@@ -372,21 +341,21 @@ Test(cli, inspect_partitioned_tensor_shows_slice_count_and_assembled_values)
              prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, want);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --tensor part '%s'", prefix);
+    r = tu_cli("inspect --tensor part '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "part: float [4,3] (partitioned, 2 slices)\n"
                             "[[0.0, 1.0, 2.0],\n"
                             " [3.0, 4.0, 5.0],\n"
                             " [6.0, 7.0, 8.0],\n"
                             " [9.0, 10.0, 11.0]]\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --json '%s'", prefix);
+    r = tu_cli("inspect --json '%s'", prefix);
     cr_assert(strstr(r.out, "\"kind\": \"partitioned\", \"shard\": null, \"offset\": null, "
                             "\"slices\": 2}"), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(prefix);
     free(dir);
@@ -399,14 +368,14 @@ Test(cli, restore_ops_file_with_slice_spec_restores_part_of_a_partitioned_tensor
     /* Rows 1-2 straddle both stored slices. */
     const char *text = "part\t4 3 1,2:-\tdtype=float\nx\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
-    cli_result r = cli("restore --list --ops '%s' '%s'", ops, prefix);
+    tu_cli_result r = tu_cli("restore --list --ops '%s' '%s'", ops, prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cr_assert(starts_with(r.out, "OP    DTYPE  SHAPE  SIZE\n"
+    cr_assert(tu_starts_with(r.out, "OP    DTYPE  SHAPE  SIZE\n"
                                  "part  float  [2,3]  24 B\n"
                                  "x     float  [1]     4 B\n"
                                  "restored 2 tensors, 28 B in "),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(ops);
     free(prefix);
@@ -418,12 +387,12 @@ Test(cli, restore_ops_file_with_slice_spec_restores_part_of_a_partitioned_tensor
 Test(cli, inspect_stats_of_real_kernel)
 {
     const char *dir = tu_fixture("tf-checkpoints/tfkeras_lso_ckpt_2shards");
-    cli_result r = cli("inspect --stats '%s'", dir);
+    tu_cli_result r = tu_cli("inspect --stats '%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "  MIN        MAX       MEAN  NAN  NOTE\n"), "%s", r.out);
     cr_assert(strstr(r.out, "9.229685  10.901115  10.064732    0\n"), "%s", r.out);
     cr_assert(strstr(r.out, "32768.0    32768.0    32768.0    0\n"), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, inspect_json_has_every_field_and_escapes_names)
@@ -435,7 +404,7 @@ Test(cli, inspect_json_has_every_field_and_escapes_names)
     writer_add(w, "quote\"back\\slash\nnewline", TRESTLE_DT_FLOAT, 1, &d, &one, 4);
     writer_done(w);
 
-    cli_result r = cli("inspect --json --stats --verify '%s'", prefix);
+    tu_cli_result r = tu_cli("inspect --json --stats --verify '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "\"name\": \"quote\\\"back\\\\slash\\nnewline\""), "%s", r.out);
     cr_assert(strstr(r.out, "\"dtype\": \"float\", \"shape\": [1], \"bytes\": 4"), "%s", r.out);
@@ -443,7 +412,7 @@ Test(cli, inspect_json_has_every_field_and_escapes_names)
     cr_assert(strstr(r.out, "\"stats\": {\"min\": 1.0, \"max\": 1.0, \"mean\": 1.0, \"nans\": 0}"),
               "%s", r.out);
     cr_assert(strstr(r.out, "\"verify\": {\"checked\": 1, \"bad\": 0}"), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(prefix);
     free(dir);
@@ -452,7 +421,7 @@ Test(cli, inspect_json_has_every_field_and_escapes_names)
 Test(cli, inspect_json_of_real_fixture_lists_object_graph)
 {
     const char *dir = tu_fixture("tf-checkpoints/rust_regression_savedmodel");
-    cli_result r = cli("inspect --json '%s'", dir);
+    tu_cli_result r = tu_cli("inspect --json '%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(r.out[0] == '{' && strstr(r.out, "\n}\n"), "%s", r.out);
     cr_assert(strstr(r.out, "\"num_tensors\": 7"), "%s", r.out);
@@ -461,12 +430,12 @@ Test(cli, inspect_json_of_real_fixture_lists_object_graph)
     cr_assert(strstr(r.out, "{\"name\": \"optimizer/iter/.ATTRIBUTES/VARIABLE_VALUE\", "
                             "\"dtype\": \"int64\", \"shape\": [], \"bytes\": 8"),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --json --tensor w/.ATTRIBUTES/VARIABLE_VALUE '%s'", dir);
+    r = tu_cli("inspect --json --tensor w/.ATTRIBUTES/VARIABLE_VALUE '%s'", dir);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "\"values\": [0.20429754], \"truncated\": false}"), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 /* ---- verify ---- */
@@ -481,18 +450,18 @@ Test(cli, verify_passes_on_real_fixtures)
                            "tf-checkpoints/tfkeras_lso_ckpt_2shards" };
     for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
         const char *dir = tu_fixture(dirs[i]);
-        cli_result r = cli("verify '%s'", dir);
+        tu_cli_result r = tu_cli("verify '%s'", dir);
         cr_assert_eq(r.rc, 0, "%s: %s", dirs[i], r.err);
-        cr_assert(starts_with(r.out, "OK: "), "%s: %s", dirs[i], r.out);
-        cli_free(&r);
-        r = cli("inspect --verify '%s'", dir);
+        cr_assert(tu_starts_with(r.out, "OK: "), "%s: %s", dirs[i], r.out);
+        tu_cli_free(&r);
+        r = tu_cli("inspect --verify '%s'", dir);
         cr_assert_eq(r.rc, 0, "%s: %s", dirs[i], r.err);
         cr_assert(strstr(r.out, ": all CRC32C OK\n"), "%s: %s", dirs[i], r.out);
-        cli_free(&r);
+        tu_cli_free(&r);
     }
-    cli_result r = cli("verify '%s'", tu_fixture("tf-checkpoints/rust_regression_model"));
+    tu_cli_result r = tu_cli("verify '%s'", tu_fixture("tf-checkpoints/rust_regression_model"));
     cr_assert_str_eq(r.out, "OK: 2 tensors, 8 B verified\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, verify_names_the_tensor_with_a_flipped_byte)
@@ -501,20 +470,20 @@ Test(cli, verify_names_the_tensor_with_a_flipped_byte)
     char *data = path_join(dir, "variables.data-00000-of-00001");
     flip_byte(data, 5); /* inside w, stored at offset 4 */
 
-    cli_result r = cli("verify '%s'", dir);
+    tu_cli_result r = tu_cli("verify '%s'", dir);
     cr_assert_eq(r.rc, 1);
     cr_assert_str_eq(r.out, "FAILED: 1 of 2 tensors: w\n");
-    cr_assert(starts_with(r.err, "trestle: "), "%s", r.err);
+    cr_assert(tu_starts_with(r.err, "trestle: "), "%s", r.err);
     cr_assert(strstr(r.err, "'w'"), "%s", r.err);
     cr_assert(strstr(r.err, data), "names the file: %s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --verify '%s'", dir);
+    r = tu_cli("inspect --verify '%s'", dir);
     cr_assert_eq(r.rc, 1);
     cr_assert(strstr(r.out, "b     float  [1]     4 B      0       0  ok\n"), "%s", r.out);
     cr_assert(strstr(r.out, "w     float  [1]     4 B      0       4  BAD\n"), "%s", r.out);
     cr_assert(strstr(r.out, "verified 2 tensors: 1 BAD\n"), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(data);
     free(dir);
@@ -527,17 +496,17 @@ Test(cli, verify_keeps_going_to_report_every_bad_tensor)
     flip_byte(data, 1); /* b */
     flip_byte(data, 6); /* w */
 
-    cli_result r = cli("verify '%s'", dir);
+    tu_cli_result r = tu_cli("verify '%s'", dir);
     cr_assert_eq(r.rc, 1);
     cr_assert_str_eq(r.out, "FAILED: 2 of 2 tensors: b, w\n");
     cr_assert(strstr(r.err, "'b'") && strstr(r.err, "'w'"), "%s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --json --verify '%s'", dir);
+    r = tu_cli("inspect --json --verify '%s'", dir);
     cr_assert_eq(r.rc, 1);
     cr_assert(strstr(r.out, "\"verify\": {\"checked\": 2, \"bad\": 2}"), "%s", r.out);
     cr_assert(strstr(r.out, "\"crc_ok\": false, \"error\": \"CRC32C mismatch"), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(data);
     free(dir);
@@ -549,68 +518,68 @@ Test(cli, synth_inspect_restore_diff_round_trip)
 {
     char *dir = tu_mkdtemp(), *a = path_join(dir, "a"), *b = path_join(dir, "b");
 
-    cli_result r = cli("synth '%s' --size 1M --shards 3 --seed 5", a);
+    tu_cli_result r = tu_cli("synth '%s' --size 1M --shards 3 --seed 5", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     char want[4096];
     snprintf(want, sizeof want,
              "wrote 65 tensors, 980.38 KiB in 3 shards to %s (bfloat16; hidden 64, 7 layers, "
              "vocab 2004)\n", a);
     cr_assert_str_eq(r.out, want);
-    cli_free(&r);
+    tu_cli_free(&r);
 
     /* The same seed with another shard count: same tensors, other layout. */
-    r = cli("synth '%s' --size 1M --shards 2 --seed 5", b);
+    r = tu_cli("synth '%s' --size 1M --shards 2 --seed 5", b);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect '%s'", a);
+    r = tu_cli("inspect '%s'", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, ": 65 tensors, 980.38 KiB in 3 shards\n"), "%s", r.out);
     cr_assert(strstr(r.out, "\nmodel/layers.6/mlp/up_proj/kernel              bfloat16  [64,224]"),
               "%s", r.out);
     cr_assert(strstr(r.out, "\nmodel/embed_tokens/embedding                   bfloat16  [2004,64]"),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --stats '%s'", a);
+    r = tu_cli("inspect --stats '%s'", a);
     cr_assert_eq(r.rc, 0);
     cr_assert_null(strstr(r.out, "  0.0  "), "no all-zero tensor: %s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("verify '%s'", a);
+    r = tu_cli("verify '%s'", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "OK: 65 tensors, 980.38 KiB verified\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore '%s'", a);
+    r = tu_cli("restore '%s'", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cr_assert(starts_with(r.out, "restored 65 tensors, 980.38 KiB in "), "%s", r.out);
+    cr_assert(tu_starts_with(r.out, "restored 65 tensors, 980.38 KiB in "), "%s", r.out);
     cr_assert(strstr(r.out, " GiB/s (read "), "%s", r.out);
     cr_assert(strstr(r.out, ", O_DIRECT "), "%s", r.out);
     cr_assert_str_empty(r.err, "no progress bar when stderr is not a TTY: %s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --all --reader pread --direct never --threads 2 --queue-depth 4 "
-            "--chunk 64K --staging 1M --no-verify '%s'", a);
+    r = tu_cli("restore --all --reader pread --direct never --threads 2 --queue-depth 4 "
+               "--chunk 64K --staging 1M --no-verify '%s'", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "verify off"), "%s", r.out);
     cr_assert(strstr(r.out, "reader pread"), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --quiet '%s'", a);
+    r = tu_cli("restore --quiet '%s'", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_empty(r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --map '%s'", a);
+    r = tu_cli("restore --map '%s'", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cr_assert(starts_with(r.out, "restored 65 tensors, 980.38 KiB in "), "%s", r.out);
-    cli_free(&r);
+    cr_assert(tu_starts_with(r.out, "restored 65 tensors, 980.38 KiB in "), "%s", r.out);
+    tu_cli_free(&r);
 
-    r = cli("diff --values '%s' '%s'", a, b);
+    r = tu_cli("diff --values '%s' '%s'", a, b);
     cr_assert_eq(r.rc, 0, "stdout: %s stderr: %s", r.out, r.err);
     cr_assert_str_eq(r.out, "identical: 65 tensors, 980.38 KiB compared\n");
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(a);
     free(b);
@@ -620,17 +589,17 @@ Test(cli, synth_inspect_restore_diff_round_trip)
 Test(cli, synth_rejects_a_size_too_small_for_any_model)
 {
     char *dir = tu_mkdtemp(), *a = path_join(dir, "a");
-    cli_result r = cli("synth '%s' --size 1K", a);
+    tu_cli_result r = tu_cli("synth '%s' --size 1K", a);
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "trestle: synth: --size 1.00 KiB is too small"), "%s", r.err);
-    cli_free(&r);
-    r = cli("synth '%s'", a);
+    tu_cli_free(&r);
+    r = tu_cli("synth '%s'", a);
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "--size is required"), "%s", r.err);
-    cli_free(&r);
-    r = cli("synth '%s' --size 1M --dtype string", a);
+    tu_cli_free(&r);
+    r = tu_cli("synth '%s' --size 1M --dtype string", a);
     cr_assert_eq(r.rc, 2);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(a);
     free(dir);
@@ -648,14 +617,14 @@ Test(cli, restore_ops_file_with_rename_lists_each_op)
                        "b\t\tdtype=float\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
 
-    cli_result r = cli("restore --list --ops '%s' --rename weights=w '%s'", ops, ckpt);
+    tu_cli_result r = tu_cli("restore --list --ops '%s' --rename weights=w '%s'", ops, ckpt);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cr_assert(starts_with(r.out, "OP       KEY  DTYPE  SHAPE  SIZE\n"
+    cr_assert(tu_starts_with(r.out, "OP       KEY  DTYPE  SHAPE  SIZE\n"
                                  "weights  w    float  [1]     4 B\n"
                                  "b             float  [1]     4 B\n"
                                  "restored 2 tensors, 8 B in "),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(ops);
     free(dir);
@@ -668,19 +637,19 @@ Test(cli, restore_ops_file_with_missing_key_fails_with_library_report)
     const char *text = "weights\nbias_missing\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
 
-    cli_result r = cli("restore --ops '%s' --rename weights=w '%s'", ops, ckpt);
+    tu_cli_result r = tu_cli("restore --ops '%s' --rename weights=w '%s'", ops, ckpt);
     cr_assert_eq(r.rc, 1);
     cr_assert_str_empty(r.out);
-    cr_assert(starts_with(r.err, "trestle: Key bias_missing not found in checkpoint"), "%s",
+    cr_assert(tu_starts_with(r.err, "trestle: Key bias_missing not found in checkpoint"), "%s",
               r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
     /* --allow-missing skips it, as TensorFlow's expect_partial does. */
-    r = cli("restore --list --allow-missing --ops '%s' --rename weights=w '%s'", ops, ckpt);
+    r = tu_cli("restore --list --allow-missing --ops '%s' --rename weights=w '%s'", ops, ckpt);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "bias_missing  (missing)"), "%s", r.out);
     cr_assert(strstr(r.out, "restored 1 tensor (1 skipped), 4 B in "), "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(ops);
     free(dir);
@@ -692,12 +661,12 @@ Test(cli, restore_rejects_malformed_ops_file_with_line_number)
     char *dir = tu_mkdtemp(), *ops = path_join(dir, "ops.txt");
     const char *text = "w\nb\t\tdtype=flaot\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
-    cli_result r = cli("restore --ops '%s' '%s'", ops, ckpt);
+    tu_cli_result r = tu_cli("restore --ops '%s' '%s'", ops, ckpt);
     cr_assert_eq(r.rc, 1);
     char want[4096];
     snprintf(want, sizeof want, "trestle: %s:2: unknown dtype", ops);
-    cr_assert(starts_with(r.err, want), "%s", r.err);
-    cli_free(&r);
+    cr_assert(tu_starts_with(r.err, want), "%s", r.err);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(ops);
     free(dir);
@@ -725,7 +694,7 @@ Test(cli, diff_reports_keys_dtypes_shapes_and_values)
     writer_add(w, "changed", TRESTLE_DT_FLOAT, 1, &d2, fb, 8);
     writer_done(w);
 
-    cli_result r = cli("diff --values '%s' '%s'", a, b);
+    tu_cli_result r = tu_cli("diff --values '%s' '%s'", a, b);
     cr_assert_eq(r.rc, 1, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "values differ: changed\n"
                             "only in A: gone  float [2]\n"
@@ -733,23 +702,23 @@ Test(cli, diff_reports_keys_dtypes_shapes_and_values)
                             "shape differs: reshaped  [2] -> [1]\n"
                             "dtype differs: retyped  float -> int32\n"
                             "different: 1 only in A, 1 only in B, 1 dtype, 1 shape, 1 values\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("diff '%s' '%s'", a, a);
+    r = tu_cli("diff '%s' '%s'", a, a);
     cr_assert_eq(r.rc, 0);
     cr_assert_str_eq(r.out, "identical keys, dtypes and shapes: 5 tensors (values not compared; "
                             "use --values)\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("diff -q '%s' '%s'", a, b);
+    r = tu_cli("diff -q '%s' '%s'", a, b);
     cr_assert_eq(r.rc, 1);
     cr_assert_str_empty(r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("diff '%s' '%s/nothing-here'", a, dir);
+    r = tu_cli("diff '%s' '%s/nothing-here'", a, dir);
     cr_assert_eq(r.rc, 2, "trouble is 2, as in diff(1)");
-    cr_assert(starts_with(r.err, "trestle: "), "%s", r.err);
-    cli_free(&r);
+    cr_assert(tu_starts_with(r.err, "trestle: "), "%s", r.err);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(a);
     free(b);
@@ -763,16 +732,16 @@ Test(cli, diff_ops_reports_names_missing_from_checkpoint)
     const char *text = "w\nb\nlstm/missing\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
 
-    cli_result r = cli("diff --ops '%s' '%s'", ops, ckpt);
+    tu_cli_result r = tu_cli("diff --ops '%s' '%s'", ops, ckpt);
     cr_assert_eq(r.rc, 1, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "missing from A: lstm/missing\n"
                             "different: 1 of 3 ops missing from A\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("diff --ops '%s' --rename lstm/missing=w '%s'", ops, ckpt);
+    r = tu_cli("diff --ops '%s' --rename lstm/missing=w '%s'", ops, ckpt);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert_str_eq(r.out, "identical: all 3 ops found in A\n");
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(ops);
     free(dir);
@@ -786,113 +755,113 @@ Test(cli, every_command_has_help_with_synopsis_options_and_examples)
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char usage[64];
         snprintf(usage, sizeof usage, "Usage: trestle %s", cmds[i]);
-        cli_result r = cli("%s --help", cmds[i]);
+        tu_cli_result r = tu_cli("%s --help", cmds[i]);
         cr_assert_eq(r.rc, 0, "%s --help", cmds[i]);
-        cr_assert(starts_with(r.out, usage), "%s", r.out);
+        cr_assert(tu_starts_with(r.out, usage), "%s", r.out);
         cr_assert(strstr(r.out, "\nOptions:\n") || strstr(r.out, "\nWhat to restore:\n"), "%s",
                   r.out);
         cr_assert(strstr(r.out, "\nExamples:\n"), "%s", r.out);
-        cli_free(&r);
+        tu_cli_free(&r);
 
-        r = cli("help %s", cmds[i]);
+        r = tu_cli("help %s", cmds[i]);
         cr_assert_eq(r.rc, 0);
-        cr_assert(starts_with(r.out, usage), "%s", r.out);
-        cli_free(&r);
+        cr_assert(tu_starts_with(r.out, usage), "%s", r.out);
+        tu_cli_free(&r);
     }
-    cli_result r = cli("restore --help");
+    tu_cli_result r = tu_cli("restore --help");
     cr_assert(strstr(r.out, "NAME<TAB>SHAPE_AND_SLICES<TAB>dtype=DTYPE"), "ops format documented");
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, top_level_help_lists_commands)
 {
     const char *forms[] = { "help", "--help", "-h" };
     for (size_t i = 0; i < 3; i++) {
-        cli_result r = cli("%s", forms[i]);
+        tu_cli_result r = tu_cli("%s", forms[i]);
         cr_assert_eq(r.rc, 0);
-        cr_assert(starts_with(r.out, "Usage: trestle COMMAND"), "%s", r.out);
+        cr_assert(tu_starts_with(r.out, "Usage: trestle COMMAND"), "%s", r.out);
         const char *cmds[] = { "  inspect ", "  verify ", "  restore ", "  diff ", "  synth ",
                                "  bench ", "  help ", "  version " };
         for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
             cr_assert(strstr(r.out, cmds[k]), "%s missing from %s", cmds[k], r.out);
-        cli_free(&r);
+        tu_cli_free(&r);
     }
-    cli_result r = cli("%s", "");
+    tu_cli_result r = tu_cli("%s", "");
     cr_assert_eq(r.rc, 2, "no command is a usage error");
     cr_assert(strstr(r.err, "Usage: trestle COMMAND"));
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, version_prints_library_version)
 {
     char want[64];
     snprintf(want, sizeof want, "trestle %s\n", trestle_version_string());
-    cli_result r = cli("version");
+    tu_cli_result r = tu_cli("version");
     cr_assert_eq(r.rc, 0);
     cr_assert_str_eq(r.out, want);
-    cli_free(&r);
-    r = cli("--version");
+    tu_cli_free(&r);
+    r = tu_cli("--version");
     cr_assert_eq(r.rc, 0);
     cr_assert_str_eq(r.out, want);
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, usage_errors_exit_2)
 {
-    cli_result r = cli("frobnicate");
+    tu_cli_result r = tu_cli("frobnicate");
     cr_assert_eq(r.rc, 2);
     cr_assert_str_eq(r.err, "trestle: unknown command 'frobnicate'; run 'trestle help' for the "
                             "list\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("inspect --frob x");
+    r = tu_cli("inspect --frob x");
     cr_assert_eq(r.rc, 2);
-    cr_assert(starts_with(r.err, "trestle: inspect: unknown option '--frob'"), "%s", r.err);
-    cli_free(&r);
+    cr_assert(tu_starts_with(r.err, "trestle: inspect: unknown option '--frob'"), "%s", r.err);
+    tu_cli_free(&r);
 
-    r = cli("inspect");
+    r = tu_cli("inspect");
     cr_assert_eq(r.rc, 2);
-    cr_assert(starts_with(r.err, "trestle: inspect: missing PATH\n"), "%s", r.err);
-    cli_free(&r);
+    cr_assert(tu_starts_with(r.err, "trestle: inspect: missing PATH\n"), "%s", r.err);
+    tu_cli_free(&r);
 
-    r = cli("restore --reader fast x");
+    r = tu_cli("restore --reader fast x");
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "--reader is auto, io_uring or pread"), "%s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --all --ops f x");
+    r = tu_cli("restore --all --ops f x");
     cr_assert_eq(r.rc, 2);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --all --map --device 0 x");
+    r = tu_cli("restore --all --map --device 0 x");
     cr_assert_eq(r.rc, 2);
-    cr_assert(starts_with(r.err, "trestle: restore: --map leaves tensors in host memory; it "
+    cr_assert(tu_starts_with(r.err, "trestle: restore: --map leaves tensors in host memory; it "
                                  "cannot go with --device\n"), "%s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --threads");
+    r = tu_cli("restore --threads");
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "option '--threads' needs a value"), "%s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("diff only-one");
+    r = tu_cli("diff only-one");
     cr_assert_eq(r.rc, 2);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("bench");
+    r = tu_cli("bench");
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "trestle: bench: missing PATH"), "%s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 }
 
 Test(cli, missing_checkpoint_fails_with_library_message)
 {
     char *dir = tu_mkdtemp();
-    cli_result r = cli("inspect '%s/none'", dir);
+    tu_cli_result r = tu_cli("inspect '%s/none'", dir);
     cr_assert_eq(r.rc, 1);
-    cr_assert(starts_with(r.err, "trestle: "), "%s", r.err);
+    cr_assert(tu_starts_with(r.err, "trestle: "), "%s", r.err);
     cr_assert(strstr(r.err, "/none"), "names the path: %s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
     tu_rmtree(dir);
     free(dir);
 }

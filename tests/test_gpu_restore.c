@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "testutil.h"
 #include "trestle.h"
@@ -482,28 +481,26 @@ Test(gpu, restores_onto_two_gpus_at_once)
 
 /* ---- the example program ---- */
 
-/* The checksum lines of tools/example_restore's output, in order. */
+/* The checksum lines of tools/example_restore's output, in order; any
+ * other line than those and its "landed" lines fails the test. */
 static char *example_sums(const char *args, const char *prefix)
 {
-    char cmd[4200], line[1024];
-    snprintf(cmd, sizeof cmd, "'%s' %s '%s' 2>&1", TRESTLE_EXAMPLE_PATH, args, prefix);
-    FILE *f = popen(cmd, "r");
-    cr_assert_not_null(f);
-    size_t cap = 1, len = 0;
-    char *out = calloc(1, cap);
-    while (fgets(line, sizeof line, f)) {
-        if (!strstr(line, "fnv1a64") && strncmp(line, "landed ", 7) != 0) {
-            pclose(f);
-            cr_assert_fail("%s: %s", cmd, line);
+    char cmd[4200], *out, *err;
+    snprintf(cmd, sizeof cmd, "'%s' %s '%s'", TRESTLE_EXAMPLE_PATH, args, prefix);
+    cr_assert_eq(tu_run(cmd, &out, &err), 0, "%s failed: %s", cmd, err);
+    cr_assert_str_eq(err, "", "%s", cmd);
+    char *sums = calloc(1, strlen(out) + 1), *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strstr(line, "fnv1a64")) {
+            strcat(sums, line);
+            strcat(sums, "\n");
+        } else {
+            cr_assert(tu_starts_with(line, "landed "), "%s: %s", cmd, line);
         }
-        if (!strstr(line, "fnv1a64"))
-            continue;
-        out = realloc(out, cap += strlen(line));
-        memcpy(out + len, line, strlen(line) + 1);
-        len += strlen(line);
     }
-    cr_assert_eq(pclose(f), 0, "%s failed", cmd);
-    return out;
+    free(out);
+    free(err);
+    return sums;
 }
 
 Test(gpu, example_program_prints_the_same_checksums_from_the_device)
@@ -522,40 +519,32 @@ Test(gpu, example_program_prints_the_same_checksums_from_the_device)
 
 /* ---- the CLI ---- */
 
-/* Run `trestle ARGS`, stdout and stderr together; returns the exit code. */
-static int trestle_cli(const char *args, char *out, size_t cap)
-{
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", TRESTLE_CLI_PATH, args);
-    FILE *f = popen(cmd, "r");
-    cr_assert_not_null(f);
-    size_t n = fread(out, 1, cap - 1, f);
-    out[n] = 0;
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 Test(gpu, cli_restores_and_benches_onto_a_device)
 {
     int count = gpu_count();
-    char *dir, *prefix = write_model(2, &dir), args[4200], out[8192];
-    snprintf(args, sizeof args, "restore '%s' --all --device 0", prefix);
-    cr_assert_eq(trestle_cli(args, out, sizeof out), 0, "%s", out);
-    cr_assert(strncmp(out, "restored 31 tensors, ", 21) == 0, "%s", out);
+    char *dir, *prefix = write_model(2, &dir);
+    tu_cli_result r = tu_cli("restore '%s' --all --device 0", prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.err, "");
+    cr_assert(tu_starts_with(r.out, "restored 31 tensors, "), "%s", r.out);
+    tu_cli_free(&r);
 
-    snprintf(args, sizeof args, "restore '%s' --all --device %d", prefix, count);
-    cr_assert_eq(trestle_cli(args, out, sizeof out), 1, "%s", out);
+    r = tu_cli("restore '%s' --all --device %d", prefix, count);
+    cr_assert_eq(r.rc, 1, "%s", r.err);
     char want[256];
     snprintf(want, sizeof want, "trestle: CUDA device %d does not exist (this host has %d)\n"
              "trestle: --host restores to host memory instead\n", count, count);
-    cr_assert_str_eq(out, want);
+    cr_assert_str_eq(r.err, want);
+    cr_assert_str_eq(r.out, "");
+    tu_cli_free(&r);
 
-    snprintf(args, sizeof args, "bench '%s' --device 0 --repeat 1 --json", prefix);
-    cr_assert_eq(trestle_cli(args, out, sizeof out), 0, "%s", out);
-    cr_assert(strstr(out, "\"destination\": \"device\""), "%s", out);
-    cr_assert(strstr(out, "\"device\": 0"), "%s", out);
-    cr_assert(strstr(out, "\"device_startup_seconds\": "), "%s", out);
-    cr_assert(!strstr(out, "\"device_startup_seconds\": null"), "%s", out);
+    r = tu_cli("bench '%s' --device 0 --repeat 1 --json", prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"destination\": \"device\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"device\": 0"), "%s", r.out);
+    cr_assert(strstr(r.out, "\"device_startup_seconds\": "), "%s", r.out);
+    cr_assert(!strstr(r.out, "\"device_startup_seconds\": null"), "%s", r.out);
+    tu_cli_free(&r);
     free(prefix);
     tu_rmtree(dir);
     free(dir);

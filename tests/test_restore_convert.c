@@ -819,38 +819,6 @@ Test(convert, public_pair_table_matches_the_converters)
 
 /* ---- the CLI ---- */
 
-typedef struct cli_result {
-    int rc;
-    char *out;
-    char *err;
-} cli_result;
-
-static cli_result cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static cli_result cli(const char *fmt, ...)
-{
-    char args[8192], cmd[8400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "'%s' %s", TRESTLE_CLI_PATH, args);
-    cli_result r = { 0 };
-    r.rc = tu_run(cmd, &r.out, &r.err);
-    cr_assert_geq(r.rc, 0, "could not run: %s", cmd);
-    return r;
-}
-
-static void cli_free(cli_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static int starts_with(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /* emb (float32, at offset 1), flag, h (float16), step (int64). */
 static char *cli_checkpoint(char **dir)
 {
@@ -876,33 +844,33 @@ static char *cli_checkpoint(char **dir)
 Test(convert, cli_restore_as_converts_every_tensor_that_converts)
 {
     char *dir, *prefix = cli_checkpoint(&dir);
-    cli_result r = cli("restore --as bfloat16 --list --reader pread '%s'", prefix);
+    tu_cli_result r = tu_cli("restore --as bfloat16 --list --reader pread '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cr_assert(starts_with(r.out, "OP    DTYPE              SHAPE  SIZE\n"
+    cr_assert(tu_starts_with(r.out, "OP    DTYPE              SHAPE  SIZE\n"
                                  "emb   float32->bfloat16  [4,3]  24 B\n"
                                  "flag  bool               [1]     1 B\n"
                                  "h     half               [2]     4 B\n"
                                  "step  int64              []      8 B\n"
                                  "restored 4 tensors, 37 B in "),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --as float32 --list --reader pread '%s'", prefix);
+    r = tu_cli("restore --as float32 --list --reader pread '%s'", prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cr_assert(starts_with(r.out, "OP    DTYPE             SHAPE  SIZE\n"
+    cr_assert(tu_starts_with(r.out, "OP    DTYPE             SHAPE  SIZE\n"
                                  "emb   float             [4,3]  48 B\n"
                                  "flag  bool              [1]     1 B\n"
                                  "h     float16->float32  [2]     8 B\n"
                                  "step  int64             []      8 B\n"
                                  "restored 4 tensors, 65 B in "),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
-    r = cli("restore --as floaty '%s'", prefix);
+    r = tu_cli("restore --as floaty '%s'", prefix);
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "--as wants a dtype such as bfloat16 or float32, not 'floaty'"), "%s",
               r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
     free(prefix);
     tu_rmtree(dir);
     free(dir);
@@ -917,51 +885,51 @@ Test(convert, cli_ops_file_as_field_converts_that_op)
                        "h\tas=float32\n"
                        "step\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
-    cli_result r = cli("restore --list --reader pread --ops '%s' '%s'", ops, prefix);
+    tu_cli_result r = tu_cli("restore --list --reader pread --ops '%s' '%s'", ops, prefix);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
-    cr_assert(starts_with(r.out, "OP    DTYPE              SHAPE  SIZE\n"
+    cr_assert(tu_starts_with(r.out, "OP    DTYPE              SHAPE  SIZE\n"
                                  "emb   float32->bfloat16  [4,3]  24 B\n"
                                  "emb   float32->float16   [2,3]  12 B\n"
                                  "h     float16->float32   [2]     8 B\n"
                                  "step  int64              []      8 B\n"
                                  "restored 4 tensors, 52 B in "),
               "%s", r.out);
-    cli_free(&r);
+    tu_cli_free(&r);
 
     /* --as is for every tensor; an ops file says it per op. */
-    r = cli("restore --as bfloat16 --ops '%s' '%s'", ops, prefix);
+    r = tu_cli("restore --as bfloat16 --ops '%s' '%s'", ops, prefix);
     cr_assert_eq(r.rc, 2);
     cr_assert(strstr(r.err, "--as goes with --all; in an ops file, write as=DTYPE on each op"),
               "%s", r.err);
-    cli_free(&r);
+    tu_cli_free(&r);
 
     /* An unsupported pair fails with the library's message. */
     text = "step\t\tas=bfloat16\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
-    r = cli("restore --ops '%s' '%s'", ops, prefix);
+    r = tu_cli("restore --ops '%s' '%s'", ops, prefix);
     cr_assert_eq(r.rc, 1);
     cr_assert_str_eq(r.err, "trestle: tensor 'step': cannot convert int64 to bfloat16 on load "
                             SUPPORTED "\n");
-    cli_free(&r);
+    tu_cli_free(&r);
 
     text = "emb\t\tas=bfloat16\tas=float16\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
-    r = cli("restore --ops '%s' '%s'", ops, prefix);
+    r = tu_cli("restore --ops '%s' '%s'", ops, prefix);
     cr_assert_eq(r.rc, 1);
     char want[4096];
     snprintf(want, sizeof want, "trestle: %s:1: as= given twice\n", ops);
     cr_assert_str_eq(r.err, want);
-    cli_free(&r);
+    tu_cli_free(&r);
 
     text = "emb\t\tto=bfloat16\n";
     cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
-    r = cli("restore --ops '%s' '%s'", ops, prefix);
+    r = tu_cli("restore --ops '%s' '%s'", ops, prefix);
     cr_assert_eq(r.rc, 1);
     snprintf(want, sizeof want,
              "trestle: %s:1: fields after SHAPE_AND_SLICES must be dtype=DTYPE or as=DTYPE\n",
              ops);
     cr_assert_str_eq(r.err, want);
-    cli_free(&r);
+    tu_cli_free(&r);
     free(ops);
     free(prefix);
     tu_rmtree(dir);

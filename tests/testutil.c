@@ -3,6 +3,7 @@
  */
 #include <criterion/criterion.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,31 @@ int tu_run(const char *cmd, char **out, char **errout)
     fclose(fo);
     fclose(fe);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+tu_cli_result tu_cli(const char *fmt, ...)
+{
+    char args[8192], cmd[8400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' %s", TRESTLE_CLI_PATH, args);
+    tu_cli_result r = { 0 };
+    r.rc = tu_run(cmd, &r.out, &r.err);
+    cr_assert_geq(r.rc, 0, "could not run: %s", cmd);
+    return r;
+}
+
+void tu_cli_free(tu_cli_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+int tu_starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
 void tu_fill_random(void *buf, size_t n, uint64_t seed)

@@ -32,6 +32,21 @@ int tu_write_file(const char *path, const void *data, size_t len);
 /* Run `cmd` with /bin/sh, capture stdout and stderr (malloc'd, NUL-terminated). Returns the exit status (or -1). */
 int tu_run(const char *cmd, char **out, char **errout);
 
+/* What `trestle ARGS` did: its exit status and output (malloc'd). */
+typedef struct tu_cli_result {
+    int rc;
+    char *out;
+    char *err;
+} tu_cli_result;
+
+/* Run the trestle CLI (TRESTLE_CLI_PATH) with printf-formatted arguments
+ * (quote paths as '...'); fails the test when it cannot be started. */
+tu_cli_result tu_cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tu_cli_free(tu_cli_result *r);
+
+/* 1 when s begins with prefix. */
+int tu_starts_with(const char *s, const char *prefix);
+
 /* trestle_restore(), except that the current test is skipped with the
  * reason when the kernel refuses io_uring (containers, seccomp): suites
  * that force the io_uring reader test it only where it exists. */
