@@ -24,14 +24,6 @@
 
 /* ---- references ---- */
 
-static uint64_t rng_next(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
 static uint32_t f32_bits(float f)
 {
     uint32_t u;
@@ -296,7 +288,7 @@ static uint32_t *random_inputs(size_t n, uint64_t seed)
     cr_assert(in);
     uint64_t x = seed;
     for (size_t i = 0; i < n; i++)
-        in[i] = (uint32_t)(rng_next(&x) >> 16);
+        in[i] = (uint32_t)(tu_rng_next(&x) >> 16);
     return in;
 }
 
@@ -323,7 +315,7 @@ Test(convert, float32_to_float16_handles_blocks_mixing_normal_and_subnormal_resu
     cr_assert(in);
     uint64_t x = 77;
     for (size_t i = 0; i < n; i++) {
-        double v = ((double)(rng_next(&x) >> 11) / 9007199254740992.0 * 2 - 1) * 1e-3;
+        double v = ((double)(tu_rng_next(&x) >> 11) / 9007199254740992.0 * 2 - 1) * 1e-3;
         in[i] = f32_bits((float)v);
     }
     check_narrowing(TRESTLE_DT_HALF, in, n, "mixed");
@@ -396,34 +388,6 @@ Test(convert, leaves_the_destination_alone_for_an_unsupported_pair)
 
 /* ---- region layout (engine/copy_host.c) ---- */
 
-/* A random region of `rank` dims: a stored block `src` and a destination
- * block `dst` that overlap in `cut`. */
-static void random_region(uint64_t *rng, int rank, int64_t *dims, trestle__region *r)
-{
-    for (;;) {
-        for (int d = 0; d < rank; d++)
-            dims[d] = 1 + (int64_t)(rng_next(rng) % 6);
-        r->src.rank = r->dst.rank = rank;
-        for (int d = 0; d < rank; d++) {
-            trestle__slice *s[2] = { &r->src, &r->dst };
-            for (int k = 0; k < 2; k++) {
-                /* Full dims often, so runs merge across dims as in real slices. */
-                if (rng_next(rng) % 3 == 0) {
-                    s[k]->start[d] = 0;
-                    s[k]->length[d] = dims[d];
-                } else {
-                    s[k]->start[d] = (int64_t)(rng_next(rng) % (uint64_t)dims[d]);
-                    s[k]->length[d] =
-                        1 + (int64_t)(rng_next(rng) % (uint64_t)(dims[d] - s[k]->start[d]));
-                }
-            }
-        }
-        if (trestle__slice_intersect(&r->src, &r->dst, dims, &r->cut))
-            break;
-    }
-    r->dims = dims;
-}
-
 Test(region_layout, runs_cover_the_cut_in_increasing_source_order)
 {
     static const size_t sizes[] = { 1, 2, 4, 8, 16 };
@@ -432,8 +396,8 @@ Test(region_layout, runs_cover_the_cut_in_increasing_source_order)
         for (int iter = 0; iter < 200; iter++) {
             int64_t dims[5];
             trestle__region r;
-            random_region(&rng, rank, dims, &r);
-            r.elem_size = sizes[rng_next(&rng) % 5];
+            tu_random_region(&rng, rank, 6, dims, &r);
+            r.elem_size = sizes[tu_rng_next(&rng) % 5];
             trestle__k_layout l;
             cr_assert(trestle__region_layout(&r, &l));
             uint64_t cut = (uint64_t)trestle__slice_num_elements(&r.cut, dims) * r.elem_size;
@@ -488,21 +452,21 @@ Test(region_layout, range_copies_agree_with_the_whole_slice_copy)
         for (int iter = 0; iter < 120; iter++) {
             int64_t dims[5];
             trestle__region r;
-            random_region(&rng, rank, dims, &r);
-            r.elem_size = sizes[rng_next(&rng) % 5];
+            tu_random_region(&rng, rank, 6, dims, &r);
+            r.elem_size = sizes[tu_rng_next(&rng) % 5];
             size_t sn = (size_t)trestle__slice_num_elements(&r.src, dims) * r.elem_size;
             size_t dn = (size_t)trestle__slice_num_elements(&r.dst, dims) * r.elem_size;
             uint64_t cut = (uint64_t)trestle__slice_num_elements(&r.cut, dims) * r.elem_size;
             uint8_t *src = malloc(sn), *want = malloc(dn), *got = malloc(dn);
             cr_assert(src && want && got);
-            tu_fill_random(src, sn, rng_next(&rng));
-            tu_fill_random(want, dn, rng_next(&rng));
+            tu_fill_random(src, sn, tu_rng_next(&rng));
+            tu_fill_random(want, dn, tu_rng_next(&rng));
             memcpy(got, want, dn);
             trestle__slice_copy(want, &r.dst, src, &r.src, &r.cut, dims, r.elem_size);
 
             uint64_t total = 0;
             for (uint64_t lo = 0; lo < sn;) {
-                uint64_t n = 1 + rng_next(&rng) % (sn / 3 + 1);
+                uint64_t n = 1 + tu_rng_next(&rng) % (sn / 3 + 1);
                 if (n > sn - lo)
                     n = sn - lo;
                 uint64_t copied = trestle__region_copy_range(got, &r, src + lo, lo, n);

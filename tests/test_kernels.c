@@ -41,45 +41,7 @@ static void need_device(void)
         cr_assert_eq(ck_, cudaSuccess, "%s: %s", #stmt, cudaGetErrorString(ck_));   \
     } while (0)
 
-static uint64_t rng_next(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
 /* ---- scatter ---- */
-
-/*
- * A random region of `rank` dims (each up to `maxdim`): a stored block
- * `src` and a destination block `dst` that overlap in `cut`.
- */
-static void random_region(uint64_t *rng, int rank, int64_t maxdim, int64_t *dims,
-                          trestle__region *r)
-{
-    for (;;) {
-        for (int d = 0; d < rank; d++)
-            dims[d] = 1 + (int64_t)(rng_next(rng) % (uint64_t)maxdim);
-        r->src.rank = r->dst.rank = rank;
-        for (int d = 0; d < rank; d++) {
-            trestle__slice *s[2] = { &r->src, &r->dst };
-            for (int k = 0; k < 2; k++) {
-                if (rng_next(rng) % 3 == 0) {
-                    s[k]->start[d] = 0;
-                    s[k]->length[d] = dims[d];
-                } else {
-                    s[k]->start[d] = (int64_t)(rng_next(rng) % (uint64_t)dims[d]);
-                    s[k]->length[d] =
-                        1 + (int64_t)(rng_next(rng) % (uint64_t)(dims[d] - s[k]->start[d]));
-                }
-            }
-        }
-        if (trestle__slice_intersect(&r->src, &r->dst, dims, &r->cut))
-            break;
-    }
-    r->dims = dims;
-}
 
 enum src_kind { SRC_DEVICE, SRC_PINNED };
 
@@ -96,8 +58,8 @@ static void check_scatter(const trestle__region *r, enum src_kind kind, uint64_t
     size_t dn = (size_t)trestle__slice_num_elements(&r->dst, r->dims) * r->elem_size;
     uint8_t *src = malloc(sn), *want = malloc(dn), *got = malloc(dn);
     cr_assert(src && want && got);
-    tu_fill_random(src, sn, rng_next(rng));
-    tu_fill_random(want, dn, rng_next(rng));
+    tu_fill_random(src, sn, tu_rng_next(rng));
+    tu_fill_random(want, dn, tu_rng_next(rng));
 
     uint8_t *d_dst, *d_win = NULL, *h_win = NULL;
     CK(cudaMalloc((void **)&d_dst, dn));
@@ -117,10 +79,10 @@ static void check_scatter(const trestle__region *r, enum src_kind kind, uint64_t
             lo = 0; /* the whole block once */
             n = sn;
         } else {
-            lo = rng_next(rng) % sn;
-            n = 1 + rng_next(rng) % (sn - lo);
+            lo = tu_rng_next(rng) % sn;
+            n = 1 + tu_rng_next(rng) % (sn - lo);
         }
-        size_t shift = (size_t)(rng_next(rng) % 17);
+        size_t shift = (size_t)(tu_rng_next(rng) % 17);
         if (shift == 16)
             shift = (size_t)(lo % 16); /* the alignment a chunked read would give */
         trestle__region_copy_range(want, r, src + lo, lo, n);
@@ -168,8 +130,8 @@ static void random_scatters(enum src_kind kind, uint64_t seed)
             for (int iter = 0; iter < iters; iter++) {
                 int64_t dims[5];
                 trestle__region r;
-                random_region(&rng, rank, maxdim, dims, &r);
-                r.elem_size = sizes[rng_next(&rng) % 5];
+                tu_random_region(&rng, rank, maxdim, dims, &r);
+                r.elem_size = sizes[tu_rng_next(&rng) % 5];
                 check_scatter(&r, kind, &rng, 6, "random");
             }
         }
@@ -298,14 +260,14 @@ static void check_pair(int dst_dtype, int src_dtype)
             in32[k++] = edges[i] ^ 0x80000000u;
         }
         for (; k < n; k++)
-            in32[k] = (uint32_t)(rng_next(&x) >> 16);
+            in32[k] = (uint32_t)(tu_rng_next(&x) >> 16);
     } else {
         /* Every 16-bit code once, then random ones. */
         uint16_t *in16 = (uint16_t *)(void *)in;
         for (; k < 65536; k++)
             in16[k] = (uint16_t)k;
         for (; k < n; k++)
-            in16[k] = (uint16_t)(rng_next(&x) >> 24);
+            in16[k] = (uint16_t)(tu_rng_next(&x) >> 24);
     }
     check_convert(dst_dtype, src_dtype, in, n, 0, 0);            /* 16-byte vectors */
     check_convert(dst_dtype, src_dtype, in, n - 5, 4, 4);        /* element loads */

@@ -438,18 +438,10 @@ static void naive_copy(uint8_t *dst, const trestle__slice *dsl, const uint8_t *s
     }
 }
 
-static uint64_t rng_next(uint64_t *x)
-{
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    return *x;
-}
-
 /* A random extent of dim n: full (-1), explicit whole, or a proper part. */
 static void random_extent(uint64_t *rng, int64_t n, int64_t *start, int64_t *length)
 {
-    switch (rng_next(rng) % 4) {
+    switch (tu_rng_next(rng) % 4) {
     case 0:
         *start = 0;
         *length = -1;
@@ -459,8 +451,8 @@ static void random_extent(uint64_t *rng, int64_t n, int64_t *start, int64_t *len
         *length = n;
         return;
     default:
-        *start = (int64_t)(rng_next(rng) % (uint64_t)n);
-        *length = 1 + (int64_t)(rng_next(rng) % (uint64_t)(n - *start));
+        *start = (int64_t)(tu_rng_next(rng) % (uint64_t)n);
+        *length = 1 + (int64_t)(tu_rng_next(rng) % (uint64_t)(n - *start));
     }
 }
 
@@ -498,7 +490,7 @@ Test(slice, copy_matches_reference_on_random_slices)
                 int64_t dims[5];
                 trestle__slice ssl, dsl, cut, region;
                 for (int d = 0; d < rank; d++)
-                    dims[d] = 1 + (int64_t)(rng_next(&rng) % 7);
+                    dims[d] = 1 + (int64_t)(tu_rng_next(&rng) % 7);
                 ssl.rank = dsl.rank = region.rank = rank;
                 for (int d = 0; d < rank; d++) {
                     random_extent(&rng, dims[d], &ssl.start[d], &ssl.length[d]);
@@ -507,15 +499,15 @@ Test(slice, copy_matches_reference_on_random_slices)
                 if (!trestle__slice_intersect(&ssl, &dsl, dims, &cut))
                     continue;
                 /* Half the time copy only a random box inside the intersection. */
-                bool sub = rng_next(&rng) & 1;
+                bool sub = tu_rng_next(&rng) & 1;
                 for (int d = 0; d < rank; d++) {
                     region.start[d] = cut.start[d];
                     region.length[d] = cut.length[d];
                     if (sub) {
-                        int64_t off = (int64_t)(rng_next(&rng) % (uint64_t)cut.length[d]);
+                        int64_t off = (int64_t)(tu_rng_next(&rng) % (uint64_t)cut.length[d]);
                         region.start[d] += off;
                         region.length[d] =
-                            1 + (int64_t)(rng_next(&rng) % (uint64_t)(cut.length[d] - off));
+                            1 + (int64_t)(tu_rng_next(&rng) % (uint64_t)(cut.length[d] - off));
                     }
                 }
                 check_copy(&dsl, &ssl, &region, dims, sizes[e], rng);

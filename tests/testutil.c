@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "plan.h"
+#include "slice.h"
 #include "testutil.h"
 
 const char *tu_shared_dir(void)
@@ -151,6 +153,41 @@ void tu_cli_free(tu_cli_result *r)
 int tu_starts_with(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+uint64_t tu_rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+void tu_random_region(uint64_t *rng, int rank, int64_t maxdim, int64_t *dims,
+                      struct trestle__region *r)
+{
+    for (;;) {
+        for (int d = 0; d < rank; d++)
+            dims[d] = 1 + (int64_t)(tu_rng_next(rng) % (uint64_t)maxdim);
+        r->src.rank = r->dst.rank = rank;
+        for (int d = 0; d < rank; d++) {
+            trestle__slice *s[2] = { &r->src, &r->dst };
+            for (int k = 0; k < 2; k++) {
+                /* Full dims often, so runs merge across dims as in real slices. */
+                if (tu_rng_next(rng) % 3 == 0) {
+                    s[k]->start[d] = 0;
+                    s[k]->length[d] = dims[d];
+                } else {
+                    s[k]->start[d] = (int64_t)(tu_rng_next(rng) % (uint64_t)dims[d]);
+                    s[k]->length[d] =
+                        1 + (int64_t)(tu_rng_next(rng) % (uint64_t)(dims[d] - s[k]->start[d]));
+                }
+            }
+        }
+        if (trestle__slice_intersect(&r->src, &r->dst, dims, &r->cut))
+            break;
+    }
+    r->dims = dims;
 }
 
 void tu_fill_random(void *buf, size_t n, uint64_t seed)

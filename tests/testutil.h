@@ -47,6 +47,19 @@ void tu_cli_free(tu_cli_result *r);
 /* 1 when s begins with prefix. */
 int tu_starts_with(const char *s, const char *prefix);
 
+/* The next value of a xorshift64 generator (state *x, never 0). */
+uint64_t tu_rng_next(uint64_t *x);
+
+/*
+ * A random region (engine/plan.h) of `rank` dims, each 1..maxdim long,
+ * into dims[rank]: a stored block `src` and a destination block `dst`,
+ * each often whole along a dim (so runs merge as in real slices), that
+ * overlap in `cut`. r->dims points at dims.
+ */
+struct trestle__region;
+void tu_random_region(uint64_t *rng, int rank, int64_t maxdim, int64_t *dims,
+                      struct trestle__region *r);
+
 /* trestle_restore(), except that the current test is skipped with the
  * reason when the kernel refuses io_uring (containers, seccomp): suites
  * that force the io_uring reader test it only where it exists. */
