@@ -124,24 +124,6 @@ static int64_t count_of(int rank, const int64_t *dims)
     return n;
 }
 
-/* Reference: copy the slice [start, start+len) of a row-major tensor. */
-static void ref_slice(const uint8_t *src, const int64_t *dims, int rank, const int64_t *start,
-                      const int64_t *len, size_t es, uint8_t *dst)
-{
-    int64_t idx[8] = { 0 }, total = count_of(rank, len);
-    for (int64_t k = 0; k < total; k++) {
-        int64_t off = 0;
-        for (int d = 0; d < rank; d++)
-            off = off * dims[d] + start[d] + idx[d];
-        memcpy(dst + (size_t)k * es, src + (size_t)off * es, es);
-        for (int d = rank - 1; d >= 0; d--) {
-            if (++idx[d] < len[d])
-                break;
-            idx[d] = 0;
-        }
-    }
-}
-
 /* "d0 d1 ... s0,l0:s1,l1:..." with '-' where the slice is the whole dim. */
 static void make_spec(char *buf, size_t cap, int rank, const int64_t *dims, const int64_t *start,
                       const int64_t *len)
@@ -483,7 +465,7 @@ static void check_slice(trestle_checkpoint *c, int reader, const slice_tensor *t
     trestle_error err;
     make_spec(spec, sizeof spec, t->rank, t->dims, st, ln);
     uint8_t *want = malloc(n * des + 1), *got = calloc(1, n * des + 1);
-    ref_slice(full_conv, t->dims, t->rank, st, ln, des, want);
+    tu_ref_slice(full_conv, t->dims, t->rank, st, ln, des, want);
     trestle_op ops[2] = {
         { .name = t->name, .shape_and_slices = spec, .dtype = t->src,
           .dest_kind = TRESTLE_DEST_HOST, .ptr = got, .capacity = n * des,

@@ -13,26 +13,6 @@
 #include "testutil.h"
 #include "trestle.h"
 
-/* Reference: copy the slice [start, start+len) of a row-major tensor. */
-static void ref_slice(const uint8_t *src, const int64_t *dims, int rank, const int64_t *start,
-                      const int64_t *len, size_t es, uint8_t *dst)
-{
-    int64_t idx[8] = { 0 }, total = 1;
-    for (int d = 0; d < rank; d++)
-        total *= len[d];
-    for (int64_t k = 0; k < total; k++) {
-        int64_t off = 0;
-        for (int d = 0; d < rank; d++)
-            off = off * dims[d] + start[d] + idx[d];
-        memcpy(dst + (size_t)k * es, src + (size_t)off * es, es);
-        for (int d = rank - 1; d >= 0; d--) {
-            if (++idx[d] < len[d])
-                break;
-            idx[d] = 0;
-        }
-    }
-}
-
 /* "d0 d1 ... s0,l0:s1,l1:..." with '-' where the slice is the whole dim. */
 static void make_spec(char *buf, size_t cap, int rank, const int64_t *dims, const int64_t *start,
                       const int64_t *len)
@@ -134,7 +114,7 @@ ParameterizedTest(slice_case *sc, slices, restore_any_slice_of_1d_to_5d_tensors)
             for (int d = 0; d < r; d++)
                 n *= ln[d];
             uint8_t *want = malloc((size_t)n * es), *got = calloc(1, (size_t)n * es);
-            ref_slice(full[r - 1], dims, r, st, ln, es, want);
+            tu_ref_slice(full[r - 1], dims, r, st, ln, es, want);
             trestle_op op = { .name = name, .shape_and_slices = spec, .dtype = TRESTLE_DT_FLOAT,
                               .dest_kind = TRESTLE_DEST_HOST, .ptr = got,
                               .capacity = (uint64_t)n * es };

@@ -190,6 +190,25 @@ void tu_random_region(uint64_t *rng, int rank, int64_t maxdim, int64_t *dims,
     r->dims = dims;
 }
 
+void tu_ref_slice(const uint8_t *src, const int64_t *dims, int rank, const int64_t *start,
+                  const int64_t *len, size_t es, uint8_t *dst)
+{
+    int64_t idx[8] = { 0 }, total = 1;
+    for (int d = 0; d < rank; d++)
+        total *= len[d];
+    for (int64_t k = 0; k < total; k++) {
+        int64_t off = 0;
+        for (int d = 0; d < rank; d++)
+            off = off * dims[d] + start[d] + idx[d];
+        memcpy(dst + (size_t)k * es, src + (size_t)off * es, es);
+        for (int d = rank - 1; d >= 0; d--) {
+            if (++idx[d] < len[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+}
+
 void tu_fill_random(void *buf, size_t n, uint64_t seed)
 {
     uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;

@@ -1,7 +1,8 @@
 /*
  * testutil.h - helpers shared by the Criterion suites: where the real
- * TensorFlow fixtures are, scratch directories, whole-file reads, and
- * running the CLI with captured output.
+ * TensorFlow fixtures are, scratch directories, whole-file reads, running
+ * the CLI with captured output, seeded random data and regions, and a
+ * reference slice copy.
  */
 #ifndef TRESTLE_TESTUTIL_H
 #define TRESTLE_TESTUTIL_H
@@ -59,6 +60,12 @@ uint64_t tu_rng_next(uint64_t *x);
 struct trestle__region;
 void tu_random_region(uint64_t *rng, int rank, int64_t maxdim, int64_t *dims,
                       struct trestle__region *r);
+
+/* Reference slice copy, element by element: the slice [start, start + len)
+ * (rank <= 8) of the row-major tensor src of shape dims, `es` bytes per
+ * element, packed into dst. */
+void tu_ref_slice(const uint8_t *src, const int64_t *dims, int rank, const int64_t *start,
+                  const int64_t *len, size_t es, uint8_t *dst);
 
 /* trestle_restore(), except that the current test is skipped with the
  * reason when the kernel refuses io_uring (containers, seccomp): suites
