@@ -273,8 +273,10 @@ static int measure_ceilings(const bench_args *a, bench_result *r)
     cli_bench_raw_read(ckpt, 1, a->cold, 2, &r->raw_direct);
     cli_bench_crc(ckpt, &r->crc);
     cli_bench_memcpy(&r->mem);
+    /* A device bench has already restored onto its device (the start-up
+     * warm-up); a host bench probes device 0. */
     int dev = a->device >= 0 ? a->device : 0;
-    if (library_has_device(ckpt, dev, NULL)) {
+    if (a->device >= 0 ? r->device_startup >= 0 : library_has_device(ckpt, dev, NULL)) {
         cli_bench_h2d(dev, 1, &r->h2d_pinned);
         cli_bench_h2d(dev, 0, &r->h2d_pageable);
     } else {
