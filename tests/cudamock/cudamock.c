@@ -850,15 +850,14 @@ static cudaError_t enqueue_copy(const char *fn, struct CUstream_st *s, void *dst
         /* Pageable sources are staged by the runtime before the call
          * returns; pinned ones are read by the DMA engine when the copy
          * runs, so the snapshot is what the caller promised not to touch. */
+        o.snapshot = snapshot_of(src, n);
         if (find_host(src, n)) {
             stats.h2d_pinned_copies++;
             stats.h2d_pinned_bytes += n;
         } else {
             stats.h2d_pageable_copies++;
-        }
-        o.snapshot = snapshot_of(src, n);
-        if (!find_host(src, n))
             o.src = o.snapshot; /* staged: the caller may reuse src at once */
+        }
     }
     push(s, &o);
     /* A copy into pageable host memory returns only when it is done. */
