@@ -26,6 +26,7 @@
 #include "copy.h"
 #include "error.h"
 #include "plan.h"
+#include "staging.h"
 #include "plan_names.h"
 #include "trestle_kernels.h"
 
@@ -702,6 +703,7 @@ void trestle_plan_free(trestle_plan *p)
         free(op->dims);
     }
     trestle__arena_release(p->arena);
+    trestle__staging_free(p->staging);
     free(p->ops);
     free(p->extents);
     free(p->pieces);

@@ -832,6 +832,14 @@ typedef struct trestle_stats {
     int reader;               /**< backend used (trestle_reader_kind) */
     int direct_reads;         /**< 1 if any read used O_DIRECT */
     char reader_note[128];    /**< e.g. why io_uring was not used */
+    double copy_wait_seconds; /**< device restores: time workers slept waiting for their copies to
+                                   complete, summed over workers; since 0.2 */
+    double device_copy_seconds; /**< device restores: wall time during which some copy to the
+                                   device was in flight (queued, not yet complete), the time to
+                                   hold bytes_copied against the host-to-device ceiling; since 0.2 */
+    char staging_note[160];   /**< how staging memory is pinned when not as usual, e.g.
+                                   "cudaHostRegister refused (...): staging is cudaHostAlloc
+                                   memory"; "" otherwise; since 0.2 */
 } trestle_stats;
 
 /**

@@ -90,8 +90,12 @@ static void check_scatter(const trestle__region *r, enum src_kind kind, uint64_t
             CK(cudaMemcpy(d_win + shift, src + lo, n, cudaMemcpyHostToDevice));
             CK((cudaError_t)trestle__k_scatter(d_dst, d_win + shift, &l, lo, n, stream));
         } else {
+            /* Kernels read pinned memory through its device address, which
+             * is the host address only where the device says so. */
+            uint8_t *dev_win;
             memcpy(h_win + shift, src + lo, n);
-            CK((cudaError_t)trestle__k_scatter(d_dst, h_win + shift, &l, lo, n, stream));
+            CK(cudaHostGetDevicePointer((void **)&dev_win, h_win, 0));
+            CK((cudaError_t)trestle__k_scatter(d_dst, dev_win + shift, &l, lo, n, stream));
         }
         CK(cudaStreamSynchronize(stream));
         CK(cudaMemcpy(got, d_dst, dn, cudaMemcpyDeviceToHost));
