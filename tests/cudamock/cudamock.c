@@ -547,6 +547,8 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorHostMemoryAlreadyRegistered: return "cudaErrorHostMemoryAlreadyRegistered";
     case cudaErrorHostMemoryNotRegistered: return "cudaErrorHostMemoryNotRegistered";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     default: return "cudaErrorUnknown";
     }
 }
@@ -566,6 +568,8 @@ const char *cudaGetErrorString(cudaError_t e)
         return "part or all of the requested memory range is already mapped";
     case cudaErrorHostMemoryNotRegistered:
         return "pointer does not correspond to a registered memory region";
+    case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     default: return "unrecognized error code";
     }
 }
