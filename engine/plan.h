@@ -1,5 +1,5 @@
 /*
- * plan.h - the resolved form of a restore, produced by engine/plan.c and
+ * plan.h - the resolved form of a restore, produced by engine/plan*.c and
  * consumed by the pipeline (engine/restore.c and the readers/copiers).
  *
  * Vocabulary:

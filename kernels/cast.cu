@@ -22,6 +22,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "kernel_launch.cuh"
 #include "trestle.h"
 #include "trestle_kernels.h"
 
@@ -149,11 +150,11 @@ static void launch(uint8_t *dst, const uint8_t *src, uint64_t count, cudaStream_
         blocks = CONVERT_MAX_BLOCKS;
     dim3 grid((unsigned)blocks), block(CONVERT_THREADS);
     if (m == VEC)
-        convert_kernel<P, VEC><<<grid, block, 0, s>>>(dst, src, count);
+        TRESTLE__K_LAUNCH(grid, block, s, convert_kernel<P, VEC>)(dst, src, count);
     else if (m == ELEM)
-        convert_kernel<P, ELEM><<<grid, block, 0, s>>>(dst, src, count);
+        TRESTLE__K_LAUNCH(grid, block, s, convert_kernel<P, ELEM>)(dst, src, count);
     else
-        convert_kernel<P, BYTES><<<grid, block, 0, s>>>(dst, src, count);
+        TRESTLE__K_LAUNCH(grid, block, s, convert_kernel<P, BYTES>)(dst, src, count);
 }
 
 extern "C" int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,

@@ -40,6 +40,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "kernel_launch.cuh"
 #include "trestle_kernels.h"
 
 #define SCATTER_THREADS 256   /* threads per block; also the largest group */
@@ -277,11 +278,11 @@ extern "C" int trestle__k_scatter(void *dst, const void *src, const trestle__k_l
     dim3 grid((unsigned)blocks), block(SCATTER_THREADS);
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (V) {
-    case 16: scatter_kernel<16><<<grid, block, 0, s>>>(a); break;
-    case 8: scatter_kernel<8><<<grid, block, 0, s>>>(a); break;
-    case 4: scatter_kernel<4><<<grid, block, 0, s>>>(a); break;
-    case 2: scatter_kernel<2><<<grid, block, 0, s>>>(a); break;
-    default: scatter_kernel<1><<<grid, block, 0, s>>>(a); break;
+    case 16: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<16>)(a); break;
+    case 8: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<8>)(a); break;
+    case 4: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<4>)(a); break;
+    case 2: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<2>)(a); break;
+    default: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<1>)(a); break;
     }
     return (int)cudaGetLastError();
 }

@@ -5,7 +5,8 @@
  *
  * Built only in CUDA builds. Every test first looks for a usable device
  * and skips, naming the CUDA error, when there is none (no driver, no GPU:
- * the CI machines), so the suite passes there without testing anything.
+ * the CI machines), so the suite passes there without testing anything;
+ * tests/test_kernels_cpu.c runs the same kernels on the CPU in every build.
  */
 #include <criterion/criterion.h>
 #include <cuda_runtime_api.h>
