@@ -17,7 +17,41 @@
 #define TRESTLE_KERNEL_LAUNCH_CUH
 
 #ifndef TRESTLE__K_LAUNCH
-#define TRESTLE__K_LAUNCH(grid, block, stream, ...) __VA_ARGS__<<<(grid), (block), 0, (stream)>>>
+#include <utility>
+
+/* A kernel bound to its configuration; called with the arguments, it is
+ * launched through cudaLaunchKernelEx, whose result is this launch's own:
+ * cudaGetLastError() after a <<<>>> launch would also report an earlier
+ * error of the thread (a ready callback's, on a worker thread) and, by
+ * reading it, clear the caller's. */
+template <typename... P> struct trestle__k_launcher {
+    void (*kernel)(P...);
+    cudaLaunchConfig_t config;
+
+    template <typename... A> cudaError_t operator()(A &&...args) const
+    {
+        return cudaLaunchKernelEx(&config, kernel, std::forward<A>(args)...);
+    }
+};
+
+template <typename... P>
+static inline trestle__k_launcher<P...> trestle__k_launch(dim3 grid, dim3 block,
+                                                          cudaStream_t stream, void (*kernel)(P...))
+{
+    trestle__k_launcher<P...> l;
+    l.kernel = kernel;
+    l.config = cudaLaunchConfig_t();
+    l.config.gridDim = grid;
+    l.config.blockDim = block;
+    l.config.dynamicSmemBytes = 0;
+    l.config.stream = stream;
+    l.config.attrs = nullptr;
+    l.config.numAttrs = 0;
+    return l;
+}
+
+#define TRESTLE__K_LAUNCH(grid, block, stream, ...) \
+    trestle__k_launch((grid), (block), (stream), __VA_ARGS__)
 #endif
 
 #endif /* TRESTLE_KERNEL_LAUNCH_CUH */

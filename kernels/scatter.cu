@@ -278,11 +278,10 @@ extern "C" int trestle__k_scatter(void *dst, const void *src, const trestle__k_l
     dim3 grid((unsigned)blocks), block(SCATTER_THREADS);
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (V) {
-    case 16: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<16>)(a); break;
-    case 8: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<8>)(a); break;
-    case 4: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<4>)(a); break;
-    case 2: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<2>)(a); break;
-    default: TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<1>)(a); break;
+    case 16: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<16>)(a);
+    case 8: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<8>)(a);
+    case 4: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<4>)(a);
+    case 2: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<2>)(a);
+    default: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<1>)(a);
     }
-    return (int)cudaGetLastError();
 }

@@ -39,3 +39,13 @@ extern "C" uint64_t trestle__kcpu_launches(void)
 {
     return trestle_kshim::launches;
 }
+
+extern "C" void trestle__kcpu_set_last_error(int e)
+{
+    trestle_kshim::last_error = (cudaError_t)e;
+}
+
+extern "C" int trestle__kcpu_last_error(void)
+{
+    return (int)trestle_kshim::last_error;
+}

@@ -36,6 +36,11 @@ int trestle__kcpu_convert(void *dst, int dst_dtype, const void *src, int src_dty
 /* Kernels this thread has launched (grids run) so far. */
 uint64_t trestle__kcpu_launches(void);
 
+/* The thread's last error (what cudaGetLastError would return and clear),
+ * set and read without clearing it. */
+void trestle__kcpu_set_last_error(int e);
+int trestle__kcpu_last_error(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -379,3 +379,30 @@ Test(kernels_cpu, convert_rejects_an_unsupported_pair_and_launches_nothing)
                  TRESTLE__KCPU_INVALID_VALUE);
     cr_assert_eq(trestle__kcpu_launches(), launches);
 }
+
+/* A launcher reports its own launch: an earlier error of the thread (a
+ * ready callback's, on a worker thread) is neither returned as the
+ * launch's nor cleared. */
+Test(kernels_cpu, launches_report_their_own_result_and_leave_the_last_error)
+{
+    static int64_t dims[2] = { 4, 8 };
+    trestle__region r = { .src = { 2, { 0, 0 }, { 4, 8 } },
+                          .dst = { 2, { 0, 2 }, { 4, 2 } },
+                          .cut = { 2, { 0, 2 }, { 4, 2 } },
+                          .dims = dims,
+                          .elem_size = 4 };
+    trestle__k_layout l;
+    cr_assert(trestle__region_layout(&r, &l));
+    uint8_t src[128], dst[32];
+    float f[4] = { 1, 2, 3, 4 };
+    uint16_t h[4];
+    memset(src, 7, sizeof src);
+    trestle__kcpu_set_last_error(TRESTLE__KCPU_INVALID_VALUE);
+    uint64_t launches = trestle__kcpu_launches();
+    cr_assert_eq(trestle__kcpu_scatter(dst, src, &l, 0, sizeof src, NULL), TRESTLE__KCPU_SUCCESS);
+    cr_assert_eq(trestle__kcpu_convert(h, TRESTLE_DT_BFLOAT16, f, TRESTLE_DT_FLOAT, 4, NULL),
+                 TRESTLE__KCPU_SUCCESS);
+    cr_assert_eq(trestle__kcpu_launches(), launches + 2);
+    cr_assert_eq(trestle__kcpu_last_error(), TRESTLE__KCPU_INVALID_VALUE,
+                 "a launch read (and cleared) the thread's earlier error");
+}

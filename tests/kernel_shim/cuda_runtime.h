@@ -7,8 +7,9 @@
  *
  * Execution model. A launch (TRESTLE__K_LAUNCH, see
  * kernels/kernel_launch.cuh) checks the configuration as the driver would
- * (cudaErrorInvalidConfiguration, reported by the next cudaGetLastError)
- * and then runs the kernel once per thread: every block in turn, and in
+ * and returns its result (cudaErrorInvalidConfiguration), as
+ * cudaLaunchKernelEx does, leaving the thread's last error alone, and
+ * then runs the kernel once per thread: every block in turn, and in
  * each block every thread in turn, with threadIdx/blockIdx/blockDim/gridDim
  * set as thread-locals. Serial threads are only a faithful model of
  * kernels whose threads never wait for each other: so __syncthreads,
@@ -100,12 +101,10 @@ template <typename... P> struct launcher {
     void (*kernel)(P...);
     dim3 grid, block;
 
-    template <typename... A> void operator()(A &&...args) const
+    template <typename... A> cudaError_t operator()(A &&...args) const
     {
-        if (!config_ok(grid, block)) {
-            last_error = cudaErrorInvalidConfiguration;
-            return;
-        }
+        if (!config_ok(grid, block))
+            return cudaErrorInvalidConfiguration;
         launches++;
         grid_dim = grid;
         block_dim = block;
@@ -119,6 +118,7 @@ template <typename... P> struct launcher {
                                 thread_idx = uint3{ tx, ty, tz };
                                 kernel(args...); /* by value, as a launch copies them */
                             }
+        return cudaSuccess;
     }
 };
 
