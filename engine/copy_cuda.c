@@ -21,9 +21,19 @@
  *    stream or device synchronisation, ever.
  *  - One device allocation (the arena) for all DEST_ALLOCATE tensors of a
  *    restore: no cudaMalloc per tensor.
- *  - Slices that are not contiguous in the stored tensor go through the
- *    scatter kernel (kernels/); a slice that is one contiguous run is a
- *    plain DMA copy.
+ *  - Small copies (tensors of a few KiB, thousands to a staging buffer)
+ *    are batched into one cudaMemcpyBatchAsync per buffer instead of one
+ *    call each.
+ *  - A slice that is one contiguous run is a plain DMA copy. Other slices
+ *    DMA the part into a per-worker device window once (whole, at the
+ *    line rate) and the scatter kernel places the runs device-to-device at
+ *    memory speed, instead of reading pinned memory over PCIe in pieces of
+ *    an element or two. Widening conversions (bfloat16 or float16 to
+ *    float32) DMA the stored bytes into the window and convert there
+ *    (kernels/cast.cu): half the bytes cross the bus, and no CPU converts.
+ *    Without device memory for a window, slices fall back to the kernel
+ *    reading staging through its mapped device address, and conversions
+ *    to the CPU.
  *  - Ordering with the caller: every worker stream first waits for the
  *    work queued before the restore started on the caller's stream, or on
  *    the legacy default stream when none is given (the worker streams are
@@ -69,6 +79,8 @@
 #include "trestle_kernels.h"
 
 #define MARKS 8               /* unretired staging buffers per worker */
+#define BATCH_MAX_BYTES (64u << 10) /* copies this small are batched */
+#define BATCH_MAX 1024        /* copies per cudaMemcpyBatchAsync */
 #define MAX_REGIONS 4         /* pinned regions copies read from */
 #define DRIVER_API_VERSION 12000
 
@@ -167,6 +179,14 @@ typedef struct cuda_worker {
     cudaError_t failed;      /* first failure, or cudaSuccess */
     const char *what;        /* the call that failed */
     double wait_seconds;     /* slept in retire() and fence() */
+    uint8_t *win;            /* device window (window_bytes), made on first use */
+    bool win_failed;         /* cudaMalloc refused it: copy without one */
+    const uint8_t *win_src;  /* the host bytes it holds, in stream order, or NULL */
+    uint64_t win_n;
+    void **bdst;             /* small copies not yet queued: BATCH_MAX slots each */
+    const void **bsrc;
+    size_t *bsize;
+    size_t bn;
     char pad[40];            /* workers do not share cache lines */
 } cuda_worker;
 
@@ -179,6 +199,7 @@ typedef struct pinned_region {
 typedef struct cuda_state {
     ctx_api api;
     int device;
+    const uint64_t *window_bytes; /* the copier's, set before the first copy */
     unsigned nworkers;
     cuda_worker *w;
     cudaEvent_t start;       /* recorded on the caller's (or the legacy) stream at open */
@@ -288,14 +309,71 @@ static const void *device_address(const cuda_state *s, const void *p)
 
 /* ---- copies ---- */
 
+/* Queue the batched small copies, in one call. Everything else the
+ * worker queues comes after them. */
+static void flush(cuda_worker *cw)
+{
+    if (cw->bn == 0 || cw->failed != cudaSuccess) {
+        cw->bn = 0;
+        return;
+    }
+    if (cw->bn == 1) {
+        note(cw, cudaMemcpyAsync(cw->bdst[0], cw->bsrc[0], cw->bsize[0], cudaMemcpyHostToDevice,
+                                 cw->stream), "cudaMemcpyAsync (host to device)");
+    } else {
+        struct cudaMemcpyAttributes attr;
+        size_t first = 0;
+        memset(&attr, 0, sizeof attr);
+        attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream; /* staging, in stream order */
+        note(cw, cudaMemcpyBatchAsync(cw->bdst, cw->bsrc, cw->bsize, cw->bn, &attr, &first, 1,
+                                      cw->stream), "cudaMemcpyBatchAsync (host to device)");
+    }
+    cw->bn = 0;
+}
+
 static uint64_t cuda_copy(trestle__copier *c, unsigned worker, void *dst, const void *src,
                           uint64_t n)
 {
     cuda_worker *cw = worker_get(c->state, worker);
-    if (cw->failed == cudaSuccess)
-        note(cw, cudaMemcpyAsync(dst, src, (size_t)n, cudaMemcpyHostToDevice, cw->stream),
-             "cudaMemcpyAsync (host to device)");
+    if (cw->failed != cudaSuccess || n == 0)
+        return n;
+    if (n <= BATCH_MAX_BYTES && cw->bdst) {
+        cw->bdst[cw->bn] = dst;
+        cw->bsrc[cw->bn] = src;
+        cw->bsize[cw->bn] = (size_t)n;
+        if (++cw->bn == BATCH_MAX)
+            flush(cw);
+        return n;
+    }
+    flush(cw);
+    note(cw, cudaMemcpyAsync(dst, src, (size_t)n, cudaMemcpyHostToDevice, cw->stream),
+         "cudaMemcpyAsync (host to device)");
     return n;
+}
+
+/* The device address of host bytes [src, src + n) in the worker's device
+ * window, DMA'd there unless it holds them already; NULL without a window
+ * (none could be allocated, or n is larger than it). */
+static const uint8_t *window(cuda_state *s, cuda_worker *cw, const void *src, uint64_t n)
+{
+    const uint8_t *p = src;
+    if (cw->win_src && p >= cw->win_src && p + n <= cw->win_src + cw->win_n)
+        return cw->win + (p - cw->win_src);
+    if (cw->win_failed || n > *s->window_bytes)
+        return NULL;
+    if (!cw->win && cudaMalloc((void **)&cw->win, (size_t)*s->window_bytes) != cudaSuccess) {
+        /* Device memory is short: slices and conversions still work
+         * without the window, only slower. */
+        cw->win = NULL;
+        cw->win_failed = true;
+        return NULL;
+    }
+    flush(cw);
+    note(cw, cudaMemcpyAsync(cw->win, src, (size_t)n, cudaMemcpyHostToDevice, cw->stream),
+         "cudaMemcpyAsync (host to device window)");
+    cw->win_src = p;
+    cw->win_n = n;
+    return cw->win;
 }
 
 static uint64_t cuda_copy_region(trestle__copier *c, unsigned worker, void *dst,
@@ -324,10 +402,30 @@ static uint64_t cuda_copy_region(trestle__copier *c, unsigned worker, void *dst,
     }
     uint64_t bytes = trestle__region_count_range(&l, lo, n);
     if (bytes > 0 && cw->failed == cudaSuccess) {
-        int e = trestle__k_scatter(dst, device_address(s, src), &l, lo, n, cw->stream);
+        const void *from = window(s, cw, src, n);
+        flush(cw);
+        int e = trestle__k_scatter(dst, from ? from : device_address(s, src), &l, lo, n,
+                                   cw->stream);
         note(cw, (cudaError_t)e, "the slice scatter kernel");
     }
     return bytes;
+}
+
+static uint64_t cuda_copy_widen(trestle__copier *c, unsigned worker, void *dst, const void *src,
+                                int src_dtype, int dst_dtype, uint64_t count)
+{
+    cuda_state *s = c->state;
+    cuda_worker *cw = worker_get(s, worker);
+    uint64_t in = count * trestle_dtype_size(src_dtype), out = count * trestle_dtype_size(dst_dtype);
+    if (count == 0 || out <= in || !trestle__convert_supported(dst_dtype, src_dtype) ||
+        cw->failed != cudaSuccess)
+        return 0;
+    const void *from = window(s, cw, src, in);
+    if (!from)
+        return 0;
+    int e = trestle__k_convert(dst, dst_dtype, from, src_dtype, count, cw->stream);
+    note(cw, (cudaError_t)e, "the dtype conversion kernel");
+    return out;
 }
 
 static int worker_error(cuda_state *s, cuda_worker *cw, trestle_error *err)
@@ -357,6 +455,8 @@ static int cuda_mark(trestle__copier *c, unsigned worker, trestle_error *err)
     if (cw->failed == cudaSuccess && cw->len == MARKS)
         return trestle__error_simple(err, TRESTLE_E_LIMIT, "internal error: CUDA device %d: "
                                      "more than %d copy marks in flight", s->device, MARKS);
+    flush(cw);
+    cw->win_src = NULL; /* the next staging buffer may sit at the same address */
     cudaEvent_t ev = cw->failed == cudaSuccess ? next_event(cw) : NULL;
     if (ev) {
         note(cw, cudaEventRecord(ev, cw->stream), "marking copies (cudaEventRecord)");
@@ -400,6 +500,8 @@ static int cuda_fence(trestle__copier *c, unsigned worker, trestle_error *err)
     cuda_worker *cw = worker_get(s, worker);
     if (!cw->ready || cw->failed != cudaSuccess)
         return worker_error(s, cw, err);
+    flush(cw);
+    cw->win_src = NULL; /* fenced memory gets rewritten: a conversion buffer, say */
     cudaEvent_t ev = cw->len < MARKS ? next_event(cw) : NULL;
     if (!ev && cw->failed == cudaSuccess)
         ev = cw->ev[(cw->head + cw->len - 1) % MARKS]; /* the newest mark ends the queue */
@@ -439,6 +541,11 @@ static void cuda_close(trestle__copier *c)
                 cudaStreamDestroy(cw->stream);
             for (unsigned k = 0; k < cw->nev; k++)
                 cudaEventDestroy(cw->ev[k]);
+            if (cw->win)
+                cudaFree(cw->win); /* waits for the streams' work, which reads it */
+            free(cw->bdst);
+            free(cw->bsrc);
+            free(cw->bsize);
         }
         if (s->have_start)
             cudaEventDestroy(s->start);
@@ -455,6 +562,7 @@ static const trestle__copier_ops cuda_ops = {
     .staging_add = cuda_staging_add,
     .copy = cuda_copy,
     .copy_region = cuda_copy_region,
+    .copy_widen = cuda_copy_widen,
     .fence = cuda_fence,
     .mark = cuda_mark,
     .retire = cuda_retire,
@@ -523,6 +631,22 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
     }
     s->device = device;
     s->nworkers = workers ? workers : 1;
+    s->window_bytes = &c->window_bytes;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        cuda_worker *cw = &s->w[i];
+        cw->bdst = malloc(BATCH_MAX * sizeof *cw->bdst);
+        cw->bsrc = malloc(BATCH_MAX * sizeof *cw->bsrc);
+        cw->bsize = malloc(BATCH_MAX * sizeof *cw->bsize);
+        if (!cw->bdst || !cw->bsrc || !cw->bsize) {
+            /* Unbatched, then: every small copy is a call of its own. */
+            free(cw->bdst);
+            free(cw->bsrc);
+            free(cw->bsize);
+            cw->bdst = NULL;
+            cw->bsrc = NULL;
+            cw->bsize = NULL;
+        }
+    }
     c->ops = &cuda_ops;
     c->state = s;
     c->host_dests = false;

@@ -495,6 +495,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
                                               err));
     /* Conversion buffers are staging too. */
     TR_FORWARD(trestle__restore_convert_open(x, err));
+    /* The most one copy is handed: a part, or a conversion buffer's worth. */
+    x->copier.window_bytes = x->chunk > x->conv_bytes ? x->chunk : x->conv_bytes;
     TR_FORWARD(open_reader(x, err));
     x->reader_kind = x->reader.ops->kind;
     TR_FORWARD(start_workers(x, err));

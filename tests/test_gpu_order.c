@@ -40,8 +40,8 @@ typedef struct model {
     trestle_plan *host;    /* every tensor restored to host memory: the reference */
 } model;
 
-/* "w": 300 x 50 float, "cube": 6 x 40 x 33 float (to slice), and with
- * `tiny` NTINY tiny int32 tensors. */
+/* "w": 300 x 50 float, "cube": 6 x 40 x 33 float (to slice), "bf": 200 x
+ * 30 bfloat16 (to widen), and with `tiny` NTINY tiny int32 tensors. */
 static void model_open(model *m, int tiny)
 {
     trestle_error err;
@@ -60,6 +60,13 @@ static void model_open(model *m, int tiny)
                  TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_writer_add(w, "cube", TRESTLE_DT_FLOAT, 3, cdims, data + wn, cn, 1, &err),
                  TRESTLE_OK, "%s", err.message);
+    static const int64_t bdims[2] = { 200, 30 };
+    uint16_t *bf = malloc(200 * 30 * 2);
+    for (int i = 0; i < 200 * 30; i++)
+        bf[i] = (uint16_t)(0x3f80 + (i % 251) - 125); /* finite values around 1.0 */
+    cr_assert_eq(trestle_writer_add(w, "bf", TRESTLE_DT_BFLOAT16, 2, bdims, bf, 200 * 30 * 2, 1,
+                                    &err), TRESTLE_OK, "%s", err.message);
+    free(bf);
     for (int i = 0; tiny && i < NTINY; i++) {
         char name[32];
         int64_t dims[1] = { 4 };
@@ -369,6 +376,92 @@ Test(gpu_order, staging_is_pinned_once_for_ten_restores)
     model_close(&m);
 }
 
+/* ---- where the bytes cross the bus ---- */
+
+static const trestle_op slice_ops[3] = {
+    { .name = "cube", .shape_and_slices = "6 40 33 0,3:-:1,7" },
+    { .name = "w", .shape_and_slices = "300 50 -:2,5" },
+    { .name = "cube", .shape_and_slices = "6 40 33 3,3:0,20:-" },
+};
+
+/* Restores slice_ops onto device 0 and compares them; the mock's
+ * counters before and after in *a and *b. */
+static void restore_slices(model *m, cudamock_stats *a, cudamock_stats *b)
+{
+    trestle_plan *h, *d;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m->ckpt, slice_ops, 3, NULL, &h, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_eq(trestle_plan_create(m->ckpt, slice_ops, 3, NULL, &d, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, 0);
+    cudamock_get_stats(a);
+    cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(b);
+    same_bytes(h, d);
+    trestle_plan_free(d);
+    trestle_plan_free(h);
+}
+
+Test(gpu_order, slices_are_scattered_from_device_memory)
+{
+    model m;
+    model_open(&m, 0);
+    cudamock_stats a, b;
+    restore_slices(&m, &a, &b);
+    cr_assert_gt(b.kernels, a.kernels, "no scatter kernel ran");
+    cr_assert_eq(b.kernel_host_reads, a.kernel_host_reads,
+                 "a kernel read staging over the bus instead of a device window");
+    model_close(&m);
+}
+
+Test(gpu_order, without_device_memory_for_a_window_slices_still_restore)
+{
+    model m;
+    model_open(&m, 0);
+    cudamock_stats a, b;
+    cudamock_fail("cudaMalloc", 2, cudaErrorMemoryAllocation, 0); /* 1: the arena; 2: a window */
+    restore_slices(&m, &a, &b);
+    cr_assert_gt(b.kernel_host_reads, a.kernel_host_reads, "the fallback was not taken");
+    model_close(&m);
+}
+
+Test(gpu_order, widening_conversions_run_on_the_device)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_op op = { .name = "bf", .target_dtype = TRESTLE_DT_FLOAT };
+    trestle_plan *h, *d;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, &op, 1, NULL, &h, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_eq(trestle_plan_create(m.ckpt, &op, 1, NULL, &d, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, 0);
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
+    cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(&b);
+    same_bytes(h, d);
+    uint64_t stored = 200 * 30 * 2;
+    /* The stored bytes cross the bus once; seams (elements cut by chunk
+     * boundaries) go converted, a few bytes each. */
+    cr_assert_geq(b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored);
+    cr_assert_lt(b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored + 64,
+                 "%" PRIu64 " bytes crossed the bus for %" PRIu64 " stored",
+                 b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored);
+    cr_assert_gt(b.kernels, a.kernels, "no conversion kernel ran");
+    trestle_plan_free(d);
+    trestle_plan_free(h);
+    model_close(&m);
+}
+
 /* ---- waits ---- */
 
 Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
@@ -395,6 +488,9 @@ Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
     cr_assert_eq(b.spinning_event_syncs, a.spinning_event_syncs, "waits on spinning events");
     cr_assert_leq(b.event_syncs - a.event_syncs, reads, "%" PRIu64 " waits for %" PRIu64 " reads",
                   b.event_syncs - a.event_syncs, reads);
+    uint64_t calls = b.memcpy_async_calls - a.memcpy_async_calls + b.batch_calls - a.batch_calls;
+    cr_assert_leq(calls, reads, "%" PRIu64 " copy calls for %d tiny tensors in %" PRIu64 " reads",
+                  calls, NTINY, reads);
     cr_assert_gt(b.event_queries, a.event_queries, "no mark was polled");
     cr_assert_gt(st.device_copy_seconds, 0.0);
     cr_assert_leq(st.device_copy_seconds, st.wall_seconds);
