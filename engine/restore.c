@@ -340,7 +340,8 @@ static void produce(trestle__restore *x, const uint64_t *order)
     int64_t first_submit = -1, last_done = -1;
 
     while (!trestle__restore_stopping(x)) {
-        while (ri < x->nreads && queue_len(x) < backlog && inflight < (cached(x, order[ri]) ? cached_depth : depth)) {
+        while (ri < x->nreads && queue_len(x) < backlog &&
+               inflight < (cached(x, order[ri]) ? cached_depth : depth)) {
             /* A destination read takes a token too: it bounds reads and queue alike. */
             int bi = held >= 0 ? held : trestle__pool_acquire(&x->pool, 0);
             held = -1;
