@@ -144,17 +144,18 @@ static int resolve_ops(builder *b, const trestle_op *ops, trestle_error *err)
         }
         if (!ops) {
             op->entry = b->c->listed[i];
-            /* "Every tensor" means every restorable one: a DT_VARIANT (e.g. a
-             * tf.data iterator state) is skipped and counted, not fatal. */
-            if (b->c->entries[op->entry].dtype == TRESTLE_DT_VARIANT) {
-                op->skipped = 1;
-                op->entry = TRESTLE__NOT_LISTED;
-                continue;
-            }
         } else {
             int rc = trestle__plan_resolve(b->c, &b->o, name, &op->entry, &b->lookup[i], err);
             if (rc != TRESTLE_OK)
                 return rc;
+        }
+        /* A DT_VARIANT (e.g. a tf.data iterator state) is skipped only when
+         * asked: otherwise check_unsupported() names every one. */
+        if (op->entry != TRESTLE__NOT_LISTED && b->o.skip_unsupported &&
+            b->c->entries[op->entry].dtype == TRESTLE_DT_VARIANT) {
+            op->skipped = TRESTLE_SKIP_UNSUPPORTED;
+            op->entry = TRESTLE__NOT_LISTED;
+            continue;
         }
         if (op->entry != TRESTLE__NOT_LISTED) {
             op->key = b->c->entries[op->entry].key;
@@ -673,6 +674,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
 
     TR_FORWARD(resolve_ops(&b, ops, err));
     TR_FORWARD(check_missing(&b, err));
+    TR_FORWARD(trestle__plan_check_unsupported(c, b.p->ops, count, err));
     TR_FORWARD(check_dtypes(&b, ops, err));
     TR_FORWARD(check_conversions(&b, ops, err));
     for (size_t i = 0; i < count; i++)
@@ -680,6 +682,9 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
             TR_FORWARD(plan_op(&b, i, ops ? &ops[i] : NULL, err));
     TR_FORWARD(build_extents(&b, err));
     TR_FORWARD(build_batches(&b, err));
+    /* Shards open when first needed: now, for the ones this plan reads. */
+    for (size_t k = 0; k < b.p->num_batches; k++)
+        TR_FORWARD(trestle__shard_open(c, b.p->batches[k].shard, NULL, err));
     fill_stats(b.p);
     *out = b.p;
     b.p = NULL;
