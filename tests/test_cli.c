@@ -40,13 +40,7 @@ static char *copy_fixture(const char *rel)
 /* XOR one byte of a file at `offset`. */
 static void flip_byte(const char *path, size_t offset)
 {
-    size_t len = 0;
-    uint8_t *data = tu_read_file(path, &len);
-    cr_assert_not_null(data, "cannot read %s", path);
-    cr_assert_lt(offset, len);
-    data[offset] ^= 0x01;
-    cr_assert_eq(tu_write_file(path, data, len), 0);
-    free(data);
+    tu_flip_byte(path, offset, 0x01);
 }
 
 /* Write a one-shard checkpoint through the public writer. */

@@ -111,13 +111,7 @@ static char *shard_path(const ck *k, int i, int n)
 
 static void flip(const char *path, size_t offset)
 {
-    size_t len = 0;
-    uint8_t *data = tu_read_file(path, &len);
-    cr_assert_not_null(data, "%s", path);
-    cr_assert_lt(offset, len);
-    data[offset] ^= 0x40;
-    cr_assert_eq(tu_write_file(path, data, len), 0);
-    free(data);
+    tu_flip_byte(path, offset, 0x40);
 }
 
 static uint64_t tensor_offset(const char *prefix, const char *name, uint64_t *size)
