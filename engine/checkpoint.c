@@ -1,11 +1,13 @@
 /*
  * checkpoint.c - open a checkpoint: resolve the prefix, read the whole
  * .index, parse the header and every BundleEntryProto, validate each number
- * against the format and the shard files, and keep the entries in key order.
+ * against the format, measure the shard files (ckpt_shard.c; they are
+ * opened later, when needed), and keep the entries in key order.
  *
  * This is the trust boundary: after trestle_open() succeeds, every entry's
- * dtype, shape, size and byte range are known to be consistent, so the
- * planner and the pipeline never re-check file numbers.
+ * dtype, shape and size are known to be consistent and every byte range is
+ * inside its shard as measured, or marked past_end (a truncated shard), so
+ * the planner and the pipeline never re-check file numbers.
  */
 #include <errno.h>
 #include <fcntl.h>

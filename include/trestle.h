@@ -275,8 +275,10 @@ typedef struct trestle_checkpoint trestle_checkpoint;
 typedef struct trestle_open_options {
     size_t size;            /**< sizeof(trestle_open_options), set by init */
     int verify_index;       /**< verify index block CRCs (default 1; 0 only for forensics) */
-    int require_all_shards; /**< fail at open when a shard file is missing (default 0:
-                                 the index still opens and reads of the missing shard fail) */
+    int require_all_shards; /**< fail at open when a shard file is missing, not a regular
+                                 file, or shorter than its entries say, and open every shard
+                                 now (default 0: the index still opens, shards open when
+                                 needed, and reads of an unusable shard fail) */
     void *reserved[8];      /**< must be zero */
 } trestle_open_options;
 
@@ -300,7 +302,13 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * directory, resolved through its `checkpoint` state file (TensorFlow's
  * latest_checkpoint). Every number from the index is checked: block CRCs,
  * varints, dtype, shape rank/overflow, `size == elements x dtype size`,
- * `offset + size <= shard size`, duplicate and unordered keys.
+ * duplicate and unordered keys, and that a partitioned tensor's stored
+ * slices neither overlap nor leave a gap. The index must be a regular file
+ * of at most 4 GiB. Data shards are only stat()ed here and opened when
+ * their bytes are first needed (a plan or a read), so a checkpoint with a
+ * missing, truncated or non-regular shard still opens and lists: reads of
+ * the tensors it holds fail, naming the shard (and for a truncated shard
+ * the byte range), unless `require_all_shards` refuses it here.
  *
  * @param[in]  path  checkpoint location; not NULL; copied.
  * @param[in]  opt   options, or NULL for defaults.
@@ -310,7 +318,9 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such checkpoint),
  *         TRESTLE_E_CORRUPT (malformed index: the message names the file and
  *         byte offset), TRESTLE_E_BAD_VERSION, TRESTLE_E_UNSUPPORTED
- *         (e.g. a big-endian bundle), TRESTLE_E_IO, TRESTLE_E_NOMEM.
+ *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB),
+ *         TRESTLE_E_IO (e.g. the index or the state file is a FIFO or
+ *         unreadable: sys_errno tells), TRESTLE_E_NOMEM.
  * Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
