@@ -27,6 +27,7 @@
 #include "copy.h"
 #include "crc32c.h"
 #include "plan.h"
+#include "staging.h"
 #include "string_tensor.h"
 #include "testutil.h"
 #include "trestle.h"
@@ -232,6 +233,7 @@ static void fx_finish(fx *f, uint64_t max_batch)
 static void fx_free(fx *f)
 {
     trestle__arena_release(f->plan.arena);
+    trestle__staging_free(f->plan.staging); /* the restores keep it in the plan */
     for (size_t i = 0; i < f->nops; i++) {
         free(f->ops[i].name);
         free(f->ops[i].dims);
