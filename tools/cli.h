@@ -213,8 +213,10 @@ typedef struct cli_ops {
  * Read an ops file: one op per line,
  * `NAME[\tSHAPE_AND_SLICES[\tdtype=DTYPE][\tas=DTYPE]]` (as= sets
  * target_dtype); blank lines and lines starting with '#' are ignored. Every op gets
- * `dest_kind`. Prints "trestle: FILE:LINE: ..." and returns CLI_EXIT_FAIL
- * on error; CLI_EXIT_OK otherwise.
+ * `dest_kind`. `path` "-" reads standard input. A file that lists no op,
+ * a line over 64 KiB, a file over 256 MiB, a NUL byte or a read error
+ * (with its errno) is an error. Prints "trestle: FILE:LINE: ..." and
+ * returns CLI_EXIT_FAIL on error (leaving *out empty); CLI_EXIT_OK otherwise.
  */
 int cli_ops_read(const char *path, int dest_kind, cli_ops *out);
 void cli_ops_free(cli_ops *ops);
