@@ -275,8 +275,10 @@ typedef struct trestle_checkpoint trestle_checkpoint;
 typedef struct trestle_open_options {
     size_t size;            /**< sizeof(trestle_open_options), set by init */
     int verify_index;       /**< verify index block CRCs (default 1; 0 only for forensics) */
-    int require_all_shards; /**< fail at open when a shard file is missing (default 0:
-                                 the index still opens and reads of the missing shard fail) */
+    int require_all_shards; /**< fail at open when a shard file is missing, not a regular
+                                 file, or shorter than its entries say, and open every shard
+                                 now (default 0: the index still opens, shards open when
+                                 needed, and reads of an unusable shard fail) */
     void *reserved[8];      /**< must be zero */
 } trestle_open_options;
 
@@ -300,7 +302,13 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * directory, resolved through its `checkpoint` state file (TensorFlow's
  * latest_checkpoint). Every number from the index is checked: block CRCs,
  * varints, dtype, shape rank/overflow, `size == elements x dtype size`,
- * `offset + size <= shard size`, duplicate and unordered keys.
+ * duplicate and unordered keys, and that a partitioned tensor's stored
+ * slices neither overlap nor leave a gap. The index must be a regular file
+ * of at most 4 GiB. Data shards are only stat()ed here and opened when
+ * their bytes are first needed (a plan or a read), so a checkpoint with a
+ * missing, truncated or non-regular shard still opens and lists: reads of
+ * the tensors it holds fail, naming the shard (and for a truncated shard
+ * the byte range), unless `require_all_shards` refuses it here.
  *
  * @param[in]  path  checkpoint location; not NULL; copied.
  * @param[in]  opt   options, or NULL for defaults.
@@ -310,7 +318,9 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such checkpoint),
  *         TRESTLE_E_CORRUPT (malformed index: the message names the file and
  *         byte offset), TRESTLE_E_BAD_VERSION, TRESTLE_E_UNSUPPORTED
- *         (e.g. a big-endian bundle), TRESTLE_E_IO, TRESTLE_E_NOMEM.
+ *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB),
+ *         TRESTLE_E_IO (e.g. the index or the state file is a FIFO or
+ *         unreadable: sys_errno tells), TRESTLE_E_NOMEM.
  * Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
@@ -529,6 +539,20 @@ TRESTLE_API int trestle_writer_add_strings(trestle_writer *w, const char *name, 
                                            int shard, trestle_error *err);
 
 /**
+ * @brief Append a DT_VARIANT tensor of `num_elements(dims)` elements, each
+ * an opaque serialized VariantTensorDataProto, with TF's per-element
+ * checksums (tf-checkpoint-format.md §4.5). For tests and tools: trestle
+ * verifies such tensors but cannot restore them.
+ * @param[in]  w, name, rank, dims, shard, err  as for trestle_writer_add().
+ * @param[in]  elems  one trestle_bytes per element, row-major (caller keeps
+ *                    ownership).
+ * @return as trestle_writer_add(). One thread at a time per writer. Since 0.2.
+ */
+TRESTLE_API int trestle_writer_add_variants(trestle_writer *w, const char *name, int rank,
+                                            const int64_t *dims, const trestle_bytes *elems,
+                                            int shard, trestle_error *err);
+
+/**
  * @brief Append one slice of a partitioned tensor, as SaveV2 with a non-empty
  * `shape_and_slices` does.
  *
@@ -609,8 +633,17 @@ typedef struct trestle_plan_options {
     int allow_missing;           /**< skip missing keys (TF's expect_partial) */
     uint64_t max_batch_bytes;    /**< coalesce reads up to this (default 16 MiB) */
     uint64_t max_gap_bytes;      /**< read through holes up to this (default 64 KiB) */
-    void *reserved[8];           /**< must be zero */
+    int skip_unsupported;        /**< skip (skipped = TRESTLE_SKIP_UNSUPPORTED) tensors whose
+                                      dtype trestle cannot restore (DT_VARIANT) instead of
+                                      failing; since 0.2 */
+    void *reserved[7];           /**< must be zero */
 } trestle_plan_options;
+
+/** Why a plan op was skipped (trestle_plan_op_info.skipped). */
+#define TRESTLE_SKIP_EXCLUDED 1    /**< its name matched an exclusion glob */
+#define TRESTLE_SKIP_MISSING 2     /**< absent from the checkpoint, with allow_missing */
+#define TRESTLE_SKIP_UNSUPPORTED 3 /**< a dtype trestle cannot restore (DT_VARIANT: opaque
+                                        serialized objects), with skip_unsupported; since 0.2 */
 
 /**
  * @brief Fill `opt` with the defaults (no renames or exclusions, missing keys
@@ -636,8 +669,13 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * bfloat16 -> float32)` (on one line).
  *
  * @param[in]  c    the checkpoint; must outlive the plan.
- * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole"
- *                  (DT_VARIANT tensors, which cannot be restored, are then skipped).
+ * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole".
+ *                  A DT_VARIANT tensor (e.g. a tf.data iterator state), which
+ *                  trestle cannot restore, fails the plan with
+ *                  TRESTLE_E_UNSUPPORTED naming every such tensor, unless it
+ *                  is excluded or `opt->skip_unsupported` is set (then it is
+ *                  skipped, as TRESTLE_SKIP_UNSUPPORTED). Since 0.2; 0.1
+ *                  skipped them silently in every-tensor mode.
  *                  Copied; the caller's destination buffers must stay valid
  *                  until the restore ends.
  * @param[out] out  the plan, or NULL on failure; free with trestle_plan_free().
@@ -645,7 +683,9 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  *         (an op's `dtype` differs from the stored one, or its target_dtype
  *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
  *         TRESTLE_E_INSUFFICIENT_SLICES, TRESTLE_E_INVALID_ARG (capacity too
- *         small), TRESTLE_E_NOMEM. Thread-safe for distinct plans. Since 0.1.
+ *         small), TRESTLE_E_UNSUPPORTED (a DT_VARIANT tensor, see `ops`),
+ *         TRESTLE_E_IO (a data shard the plan reads is a directory, FIFO or
+ *         device), TRESTLE_E_NOMEM. Thread-safe for distinct plans. Since 0.1.
  */
 TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops,
                                     size_t n, const trestle_plan_options *opt,
@@ -669,7 +709,8 @@ TRESTLE_API void trestle_plan_free(trestle_plan *p);
 typedef struct trestle_plan_op_info {
     const char *name;        /**< the op's name as given */
     const char *key;         /**< the checkpoint key it resolved to, or NULL if skipped */
-    int skipped;             /**< 1 = excluded (or a DT_VARIANT in every-tensor mode), 2 = missing and allowed */
+    int skipped;             /**< 0, or why it was skipped: TRESTLE_SKIP_EXCLUDED,
+                                  TRESTLE_SKIP_MISSING or TRESTLE_SKIP_UNSUPPORTED */
     int dtype;               /**< stored dtype */
     int rank;                /**< rank of the restored (possibly sliced) tensor */
     const int64_t *dims;     /**< its shape */
@@ -732,7 +773,7 @@ TRESTLE_API int trestle_plan_read_op(const trestle_plan *p, size_t i, void *dst,
 /** Totals of a plan. */
 typedef struct trestle_plan_stats {
     size_t ops;              /**< ops in the plan, skipped ones included */
-    size_t skipped;          /**< excluded or allowed-missing */
+    size_t skipped;          /**< excluded, allowed-missing or unsupported-and-skipped */
     uint64_t output_bytes;   /**< bytes that land in destinations */
     uint64_t read_bytes;     /**< bytes read from shards (>= output for slices) */
     size_t extents;          /**< distinct stored runs read */
