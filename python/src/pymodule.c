@@ -141,7 +141,7 @@ PyMODINIT_FUNC PyInit__trestle(void); /* the one exported symbol */
 PyMODINIT_FUNC PyInit__trestle(void)
 {
     PyTypeObject *types[] = { &pyt_checkpoint_type, &pyt_plan_type, &pyt_arena_type,
-                              &pyt_buffer_type };
+                              &pyt_buffer_type, &pyt_writer_type };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;

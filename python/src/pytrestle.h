@@ -37,6 +37,9 @@ extern PyTypeObject pyt_plan_type;
 extern PyTypeObject pyt_arena_type;
 extern PyTypeObject pyt_buffer_type;
 
+/* A bundle writer (pywriter.c), for tests and tools. */
+extern PyTypeObject pyt_writer_type;
+
 /* A view of `len` bytes at `ptr` inside an arena (host or device). */
 typedef struct pyt_buffer {
     PyObject_HEAD

@@ -10,6 +10,7 @@ alive, and it is freed when the last array goes.
 import os
 import sys
 import time
+import weakref
 
 import numpy as np
 
@@ -85,9 +86,13 @@ class Array:
 
 class RestoreResult(dict):
     """{name: array} of a restore, plus ``stats``: the engine's figures
-    (bytes read and verified, per-stage seconds, reader used)."""
+    (bytes read and verified, per-stage seconds, reader used), and
+    ``arena``: a weak reference to the engine memory the arrays view (None
+    once the last of them is gone; ``arena().info()`` gives base, bytes and
+    device while it lives)."""
 
     stats = None
+    arena = None
 
 
 def _numpy_view(buffer, dtype, shape, bfloat16):
@@ -103,14 +108,22 @@ def _numpy_view(buffer, dtype, shape, bfloat16):
 
 
 def _torch_view(torch, buffer, dtype, shape):
+    """A torch tensor over the buffer (no copy). Strings, and unsigned 16/32/
+    64-bit ints on a torch too old to have them (< 2.3), stay numpy views."""
     if buffer.device >= 0:
         if dtype == _dtypes.BOOL:   # older torch reads DLPack bools as uint8
             return torch.from_dlpack(Array(buffer, 4, shape)).view(torch.bool)
         return torch.from_dlpack(Array(buffer, dtype, shape))
-    if dtype == _dtypes.STRING:     # torch has no strings: they stay numpy
-        return _numpy_view(buffer, dtype, shape, "uint16")
-    tensor = torch.from_numpy(_numpy_view(buffer, dtype, shape, "uint16"))
-    return tensor.view(torch.bfloat16) if dtype == _dtypes.BFLOAT16 else tensor
+    array = _numpy_view(buffer, dtype, shape, "uint16")
+    if dtype == _dtypes.BFLOAT16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    name = _dtypes.DType(dtype).name
+    if name.startswith("float8") and hasattr(torch, name):
+        return torch.from_numpy(array).view(getattr(torch, name))
+    try:
+        return torch.from_numpy(array)
+    except TypeError:
+        return array
 
 
 def _parse_device(device):
@@ -302,9 +315,11 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
     total = plan.stats()["output_bytes"]
     stats = plan.restore(device=device_id, threads=threads or 0, verify=bool(verify),
                          progress=_progress(progress, total))
-    _, buffers = plan.take_arena()
+    arena, buffers = plan.take_arena()
     result = RestoreResult()
     result.stats = stats
+    result.arena = weakref.ref(arena)
+    del arena   # the arrays alone keep it alive
     for (name, _, skipped, _, out_dtype, shape, _), buf in zip(plan.ops(), buffers):
         if skipped:
             continue
