@@ -304,6 +304,7 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
         raise ValueError("threads must be a positive int")
     if as_dtype is not None:
         _dtypes.as_dtype(as_dtype)
+    _progress(progress, 0)   # its type, before any I/O
     torch = None
     if framework == "torch":
         import torch
