@@ -14,17 +14,8 @@ TRESTLE=${TRESTLE:-build/trestle}
 PYTHON=${PYTHON:-$(sed -n 's/^TRESTLE_PYTHON:FILEPATH=//p' build/CMakeCache.txt)}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/trestle-pycmp-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
-"$TRESTLE" synth "$dir/ckpt" --size "$SIZE" --shards "$SHARDS" --dtype bf16 >/dev/null
-# As in cat_compare.sh: flush, drop these files from the cache, read them
-# back, so the cache holds them as an operator's machine would.
-sync
-for f in "$dir"/ckpt.data-*; do dd if="$f" iflag=nocache count=0 status=none; done
-cat "$dir"/ckpt.data-* >/dev/null
-
-best() { sort -g | head -1; }
-now() { date +%s.%N; }
-timeit() { for _ in $(seq "$REPEAT"); do
-    t0=$(now); "$@" >/dev/null; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}'; done | best; }
+. bench/bench_lib.sh
+warm_sample "$TRESTLE" "$dir/ckpt" "$SIZE" "$SHARDS"
 cat_t=$(timeit sh -c "cat $dir/ckpt.data-* >/dev/null")
 tr_t=$(timeit "$TRESTLE" restore "$dir/ckpt" --all --host --quiet)
 # A conversion writes a new file: the previous run's output is removed

@@ -43,6 +43,16 @@ static char *write_ckpt(char **dir)
     return prefix;
 }
 
+/* Close the checkpoint, remove the directory, free the strings. */
+static void cleanup(trestle_checkpoint *c, char *dir, char *out, char *prefix)
+{
+    trestle_close(c);
+    tu_rmtree(dir);
+    free(out);
+    free(prefix);
+    free(dir);
+}
+
 static int entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -88,11 +98,7 @@ Test(writer_safetensors, writes_header_and_aligned_bytes_and_skips_strings)
     cr_assert_eq(len, 8 + n + 66);
     free(json);
     free(f);
-    trestle_close(c);
-    tu_rmtree(dir);
-    free(out);
-    free(prefix);
-    free(dir);
+    cleanup(c, dir, out, prefix);
 }
 
 Test(writer_safetensors, converts_on_load_and_names_ops)
@@ -121,11 +127,7 @@ Test(writer_safetensors, converts_on_load_and_names_ops)
                      52));
     cr_assert(memmem(f, len, "\"kernel\":{\"dtype\":\"BF16\",\"shape\":[3,4]", 38));
     free(f);
-    trestle_close(c);
-    tu_rmtree(dir);
-    free(out);
-    free(prefix);
-    free(dir);
+    cleanup(c, dir, out, prefix);
 }
 
 Test(writer_safetensors, failure_leaves_no_file_and_keeps_the_old_one)
@@ -170,11 +172,7 @@ Test(writer_safetensors, failure_leaves_no_file_and_keeps_the_old_one)
     free(bytes);
     free(shard);
     free(outdir);
-    trestle_close(c);
-    tu_rmtree(dir);
-    free(out);
-    free(prefix);
-    free(dir);
+    cleanup(c, dir, out, prefix);
 }
 
 Test(writer_safetensors, rejects_null_arguments)

@@ -76,12 +76,30 @@ out:
     return list;
 }
 
+/* The library's lookups by code or dtype number, each one line. */
+static int int_arg(PyObject *arg, int *out)
+{
+    long v = PyLong_AsLong(arg);
+    *out = (int)v;
+    return v == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 static PyObject *dtype_name(PyObject *self, PyObject *arg)
 {
-    long d = PyLong_AsLong(arg);
-    if (d == -1 && PyErr_Occurred())
-        return NULL;
-    return PyUnicode_FromString(trestle_dtype_name((int)d));
+    int d;
+    return int_arg(arg, &d) < 0 ? NULL : PyUnicode_FromString(trestle_dtype_name(d));
+}
+
+static PyObject *dtype_size(PyObject *self, PyObject *arg)
+{
+    int d;
+    return int_arg(arg, &d) < 0 ? NULL : PyLong_FromSize_t(trestle_dtype_size(d));
+}
+
+static PyObject *code_name(PyObject *self, PyObject *arg)
+{
+    int c;
+    return int_arg(arg, &c) < 0 ? NULL : PyUnicode_FromString(trestle_code_name(c));
 }
 
 static PyObject *dtype_from_name(PyObject *self, PyObject *arg)
@@ -90,28 +108,12 @@ static PyObject *dtype_from_name(PyObject *self, PyObject *arg)
     return s ? PyLong_FromLong(trestle_dtype_from_name(s)) : NULL;
 }
 
-static PyObject *dtype_size(PyObject *self, PyObject *arg)
-{
-    long d = PyLong_AsLong(arg);
-    if (d == -1 && PyErr_Occurred())
-        return NULL;
-    return PyLong_FromSize_t(trestle_dtype_size((int)d));
-}
-
 static PyObject *dtype_can_convert(PyObject *self, PyObject *args)
 {
     int a, b;
     if (!PyArg_ParseTuple(args, "ii", &a, &b))
         return NULL;
     return PyBool_FromLong(trestle_dtype_can_convert(a, b));
-}
-
-static PyObject *code_name(PyObject *self, PyObject *arg)
-{
-    long c = PyLong_AsLong(arg);
-    if (c == -1 && PyErr_Occurred())
-        return NULL;
-    return PyUnicode_FromString(trestle_code_name((int)c));
 }
 
 static PyMethodDef module_methods[] = {
