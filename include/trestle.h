@@ -958,7 +958,10 @@ typedef struct trestle_convert_options {
                                                  the defaults */
     const trestle_restore_options *restore; /**< reader, threads, staging; NULL for the
                                                  defaults. `verify` is forced on, `device`
-                                                 to host, and `on_ready` is called as usual */
+                                                 to host and `host_map` off; `on_ready` is
+                                                 called per tensor written (its index is in
+                                                 the conversion's own plan: use op->name),
+                                                 and a nonzero return cancels */
     int sync;                 /**< flush the file to disk before the rename (default 1); 0
                                    leaves that to the kernel (benchmarks, scratch files) */
     void *reserved[8];        /**< must be zero */

@@ -108,6 +108,16 @@ def test_cli_convert_matches_the_library(mixed_ckpt, tmp_path):
     assert "convert" in cli("help").stdout
 
 
+def test_cli_convert_usage_errors_exit_2(mixed_ckpt, tmp_path):
+    prefix, _ = mixed_ckpt
+    for args in (["convert", prefix], ["convert", "--as", "int99", prefix, "x"],
+                 ["convert", "--bogus", prefix, "x"], ["convert", "--rename", "=x", prefix, "x"],
+                 ["convert", "--ops", "f", "--as", "bfloat16", prefix, "x"]):
+        r = cli(*args, check=False)
+        assert r.returncode == 2 and "trestle convert --help" in r.stderr, args
+    assert os.listdir(tmp_path) == ["mixed"]
+
+
 def leftovers(directory):
     return sorted(os.listdir(directory))
 
