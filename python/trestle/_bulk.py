@@ -111,6 +111,9 @@ def _torch_view(torch, buffer, dtype, shape):
     """A torch tensor over the buffer (no copy). Strings, and unsigned 16/32/
     64-bit ints on a torch too old to have them (< 2.3), stay numpy views."""
     if buffer.device >= 0:
+        if dtype == _dtypes.STRING:
+            raise TypeError("string tensors cannot be restored to a device; read them with "
+                            "load_checkpoint(path).get_tensor(name)")
         if dtype == _dtypes.BOOL:   # older torch reads DLPack bools as uint8
             return torch.from_dlpack(Array(buffer, 4, shape)).view(torch.bool)
         return torch.from_dlpack(Array(buffer, dtype, shape))
@@ -276,7 +279,8 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
         KeyNotFoundError lists every missing key with suggestions).
     as_dtype: convert every tensor whose stored dtype converts to it on load
         (float32 -> bfloat16/float16, bfloat16/float16 -> float32).
-    device: 'cpu' or 'cuda:N' (engine-allocated device memory).
+    device: 'cpu' or 'cuda:N' (engine-allocated device memory; string
+        tensors, which have no device form, are then left out).
     framework: 'numpy' (host only), 'torch', or 'dlpack' (trestle.Array).
     bfloat16: numpy's view of bfloat16 (see load_checkpoint); 'float32'
         converts on load in the engine.
@@ -310,8 +314,10 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
         import torch
 
     ckpt = open_checkpoint(path)
+    # String tensors have no device form (and DLPack no string type): a
+    # device restore of every tensor leaves them out, as convert() does.
     ops = _conversions(ckpt, ops, rules, exclude, allow_missing, rnn_renames, as_dtype, bfloat16,
-                       True)
+                       device_id < 0)
     plan = _trestle.Plan(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames))
     total = plan.stats()["output_bytes"]
     stats = plan.restore(device=device_id, threads=threads or 0, verify=bool(verify),
