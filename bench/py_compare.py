@@ -2,6 +2,9 @@
 """The Python side of bench/py_compare.sh: times, best of REPEAT, in one
 process after `import trestle`:
 
+  trestle restore --all --host --quiet       the CLI, a whole process, run
+                                             alternately with the next line so
+                                             both see the same machine load
   trestle.restore(path)                      one pipeline pass, numpy views
   trestle.restore(path, framework="torch")   the same, torch tensors
   load_checkpoint(path).get_tensor(name)     once per tensor, as converters
@@ -14,6 +17,7 @@ memory, as a new process of `trestle restore` does. Prints one line each.
 import gc
 import glob
 import os
+import subprocess
 import sys
 import time
 
@@ -31,13 +35,20 @@ def best(fn, repeat):
 
 
 def main():
-    path, out, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, out, repeat, cli = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     nbytes = sum(os.path.getsize(f) for f in glob.glob(path + ".data-*"))
 
     def line(label, secs):
         print(f"{label:<44} {secs:8.3f} s  {nbytes / secs / 1e9:6.2f} GB/s", flush=True)
 
-    line("trestle.restore (numpy)", best(lambda: trestle.restore(path, progress=False), repeat))
+    cli_t, py_t = [], []
+    for _ in range(repeat):
+        cli_t.append(best(lambda: subprocess.run([cli, "restore", path, "--all", "--host",
+                                                  "--quiet"], check=True), 1))
+        py_t.append(best(lambda: trestle.restore(path, progress=False), 1))
+    line("trestle restore --all --host (process)", min(cli_t))
+    line("trestle.restore (numpy)", min(py_t))
+    print(f"{'  trestle.restore / trestle restore':<44} {min(py_t) / min(cli_t):8.2f} x", flush=True)
     try:
         import torch  # noqa: F401
         line("trestle.restore (torch)",

@@ -17,7 +17,6 @@ trap 'rm -rf "$dir"' EXIT
 . bench/bench_lib.sh
 warm_sample "$TRESTLE" "$dir/ckpt" "$SIZE" "$SHARDS"
 cat_t=$(timeit sh -c "cat $dir/ckpt.data-* >/dev/null")
-tr_t=$(timeit "$TRESTLE" restore "$dir/ckpt" --all --host --quiet)
 # A conversion writes a new file: the previous run's output is removed
 # first, outside the timing (replacing it would time its deletion too).
 convert_t() { for _ in $(seq "$REPEAT"); do
@@ -34,11 +33,11 @@ rm -f "$dir/dd.out"
 bytes=$(cat "$dir"/ckpt.data-* | wc -c)
 printf 'data: %s bytes in %s shards, page cache warm, best of %s; python: %s\n' \
     "$bytes" "$SHARDS" "$REPEAT" "$PYTHON"
-awk -v n="$bytes" -v c="$cat_t" -v t="$tr_t" -v v="$conv_t" -v s="$conv_sync_t" -v d="$dd_t" 'BEGIN {
+awk -v n="$bytes" -v c="$cat_t" -v v="$conv_t" -v s="$conv_sync_t" -v d="$dd_t" 'BEGIN {
     printf "%-44s %8.3f s  %6.2f GB/s\n", "cat > /dev/null", c, n / c / 1e9
     printf "%-44s %8.3f s  %6.2f GB/s\n", "cat > new file (no sync)", d, n / d / 1e9
-    printf "%-44s %8.3f s  %6.2f GB/s\n", "trestle restore --all --host (process)", t, n / t / 1e9
     printf "%-44s %8.3f s  %6.2f GB/s  (%.2fx cat > file)\n", "trestle convert --no-sync (process)", v, n / v / 1e9, v / d
     printf "%-44s %8.3f s  %6.2f GB/s  (%.2fx cat > file)\n", "trestle convert, fdatasync (process)", s, n / s / 1e9, s / d
 }'
-PYTHONPATH=build/python "$PYTHON" bench/py_compare.py "$dir/ckpt" "$dir/py.safetensors" "$REPEAT"
+PYTHONPATH=build/python "$PYTHON" bench/py_compare.py "$dir/ckpt" "$dir/py.safetensors" "$REPEAT" \
+    "$TRESTLE"
