@@ -8,6 +8,15 @@
  */
 #include "pytrestle.h"
 
+/* 1 in a TRESTLE_CUDA_MOCK test build: "devices" are tests/cudamock, whose
+ * memory the host cannot touch, so the tests check device restores without
+ * reading the bytes back. */
+#ifdef TRESTLE_CUDA_MOCK
+#define CUDA_MOCK 1
+#else
+#define CUDA_MOCK 0
+#endif
+
 PyObject *pyt_str(const char *s)
 {
     return PyUnicode_DecodeUTF8(s ? s : "", (Py_ssize_t)strlen(s ? s : ""), "surrogateescape");
@@ -160,7 +169,8 @@ PyMODINIT_FUNC PyInit__trestle(void)
         }
     }
     if (PyModule_AddStringConstant(m, "version", trestle_version_string()) < 0 ||
-        PyModule_AddIntConstant(m, "have_cuda", TRESTLE_HAVE_CUDA) < 0) {
+        PyModule_AddIntConstant(m, "have_cuda", TRESTLE_HAVE_CUDA) < 0 ||
+        PyModule_AddIntConstant(m, "cuda_mock", CUDA_MOCK) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -113,8 +113,8 @@ def test_arena_is_freed_after_the_last_view(synth_ckpt, framework):
     restored = trestle.restore(synth_ckpt, framework=framework, progress=False)
     total = sum(as_numpy(v).nbytes for v in restored.values())
     arena = restored.arena
-    grown = rss_bytes() - before
-    assert grown > total * 0.9
+    under_asan = bool(os.environ.get("TRESTLE_UNDER_ASAN"))  # ASan reuses its quarantine
+    assert under_asan or rss_bytes() - before > total * 0.9
     keep = restored[sorted(restored)[0]]
     del restored
     gc.collect()
@@ -122,7 +122,7 @@ def test_arena_is_freed_after_the_last_view(synth_ckpt, framework):
     del keep
     gc.collect()
     assert arena() is None
-    assert rss_bytes() - before < total * 0.1
+    assert under_asan or rss_bytes() - before < total * 0.1
 
 
 def test_dlpack_round_trips_numpy_and_torch(mixed_ckpt):
@@ -254,3 +254,34 @@ def test_cuda_restore_stays_on_the_device(mixed_ckpt):
     assert arrays["dense/kernel"].__dlpack_device__() == (2, 0)
     assert torch.equal(torch.from_dlpack(arrays["dense/kernel"]).cpu(),
                        torch.from_numpy(values["dense/kernel"]))
+
+
+mock_only = pytest.mark.skipif(not trestle._trestle.cuda_mock,
+                               reason="needs a TRESTLE_CUDA_MOCK build (tools/check.sh asan)")
+
+
+@mock_only
+@pytest.mark.parametrize("device", [0, 1])
+def test_device_restore_on_the_cuda_mock(mixed_ckpt, device):
+    prefix, values = mixed_ckpt
+    arrays = trestle.restore(prefix, device=f"cuda:{device}", framework="dlpack", progress=False)
+    # String tensors have no device form: left out of an every-tensor restore.
+    assert set(arrays) == set(values) - {"vocab", "note"}
+    a = arrays["dense/kernel"]
+    assert a.__dlpack_device__() == (2, device) and a.device == f"cuda:{device}"
+    assert a.shape == (4, 6) and a.dtype.name == "float32" and a.nbytes == 96
+    assert arrays["emb/bf16"].dtype.name == "bfloat16"
+    assert type(a.__dlpack__()).__name__ == "PyCapsule"
+    with pytest.raises(TypeError):
+        a.numpy()        # device memory: no host view
+    with pytest.raises(BufferError):
+        memoryview(a._buffer)
+    arena = arrays.arena
+    assert arena().info()["device"] == device
+    cap = arrays["int32"].__dlpack__()
+    del a, arrays
+    gc.collect()
+    assert arena() is not None   # the capsule still holds it
+    del cap
+    gc.collect()
+    assert arena() is None       # freed with cudaFree on the mock, checked by it
