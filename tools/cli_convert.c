@@ -129,14 +129,19 @@ static int run_convert(trestle_checkpoint *ckpt, const char *ops_file, int as,
         return CLI_EXIT_FAIL;
     if (as && ops_converting(ckpt, as, &ops) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
+    if (ops_file && ops.n == 0) {   /* NULL ops would mean every tensor */
+        cli_error("%s lists no ops; nothing to convert", ops_file);
+        cli_ops_free(&ops);
+        return CLI_EXIT_FAIL;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = trestle_convert_safetensors(ckpt, ops.n || ops_file || as ? ops.ops : NULL, ops.n,
-                                         copt, out, &st, &err);
+    int rc = trestle_convert_safetensors(ckpt, ops_file || as ? ops.ops : NULL, ops.n, copt, out,
+                                         &st, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     sigaction(SIGINT, &old, NULL);
     if (rc != TRESTLE_OK) {

@@ -118,6 +118,20 @@ def test_cli_convert_usage_errors_exit_2(mixed_ckpt, tmp_path):
     assert os.listdir(tmp_path) == ["mixed"]
 
 
+def test_cli_convert_with_an_ops_file(mixed_ckpt, tmp_path):
+    prefix, values = mixed_ckpt
+    ops = tmp_path / "ops.txt"
+    ops.write_text("# two ops\ndense/bias\nk\t\tdtype=float\tas=bfloat16\n")
+    out = str(tmp_path / "o.safetensors")
+    cli("convert", "--ops", str(ops), "--rename", "k=dense/kernel", prefix, out)
+    st, _ = read_safetensors(out)
+    assert set(st) == {"dense/bias", "k"} and st["k"][0] == "BF16"
+    ops.write_text("# nothing\n")
+    r = cli("convert", "--ops", str(ops), prefix, str(tmp_path / "none.safetensors"), check=False)
+    assert r.returncode == 1 and "lists no ops" in r.stderr
+    assert not os.path.exists(tmp_path / "none.safetensors")
+
+
 def leftovers(directory):
     return sorted(os.listdir(directory))
 
