@@ -181,3 +181,21 @@ def test_debug_string_lists_every_tensor(mixed_ckpt):
     text = trestle.load_checkpoint(prefix).debug_string().decode()
     assert "dense/kernel (float32) [4, 6]" in text
     assert len(text.splitlines()) == len(values)
+
+
+def test_bfloat16_picks_ml_dtypes_types_when_importable(mixed_ckpt, monkeypatch):
+    """The ml_dtypes branch without ml_dtypes installed: a stand-in module
+    whose bfloat16 is a 2-byte numpy dtype shows that 'auto' and
+    'ml_dtypes' view the same bytes with ml_dtypes' type when it imports."""
+    import sys
+    import types
+    stand_in = types.ModuleType("ml_dtypes")
+    stand_in.bfloat16 = np.dtype([("bits", "<u2")])
+    monkeypatch.setitem(sys.modules, "ml_dtypes", stand_in)
+    prefix, _ = mixed_ckpt
+    for mode in ("auto", "ml_dtypes"):
+        got = trestle.load_variable(prefix, "emb/bf16", bfloat16=mode)
+        assert got.dtype == stand_in.bfloat16
+        assert np.array_equal(got["bits"].reshape(-1), BF16_BITS)
+    restored = trestle.restore(prefix, ["emb/bf16"], progress=False)
+    assert restored["emb/bf16"].dtype == stand_in.bfloat16
