@@ -988,6 +988,86 @@ TRESTLE_API void trestle_arena_get_info(const trestle_arena *a, trestle_arena_in
  */
 TRESTLE_API void trestle_arena_free(trestle_arena *a);
 
+/* ======================================================================= */
+/* Converting to safetensors                                                */
+/* ======================================================================= */
+
+/** Options for trestle_convert_safetensors(). Fill with trestle_convert_options_init(). */
+typedef struct trestle_convert_options {
+    size_t size;              /**< sizeof(trestle_convert_options), set by init */
+    const trestle_plan_options *plan;       /**< renames, exclusions, allow_missing; NULL for
+                                                 the defaults */
+    const trestle_restore_options *restore; /**< reader, threads, staging; NULL for the
+                                                 defaults. `verify` is forced on, `device`
+                                                 to host and `host_map` off; `on_ready` is
+                                                 called per tensor written (its index is in
+                                                 the conversion's own plan: use op->name),
+                                                 and a nonzero return cancels */
+    int sync;                 /**< flush the file to disk before the rename (default 1); 0
+                                   leaves that to the kernel (benchmarks, scratch files) */
+    void *reserved[8];        /**< must be zero */
+} trestle_convert_options;
+
+/** What trestle_convert_safetensors() wrote. */
+typedef struct trestle_convert_stats {
+    size_t tensors;           /**< tensors in the file */
+    size_t skipped;           /**< ops left out: excluded, allowed-missing, and (every-tensor
+                                   mode) string and variant tensors, which safetensors cannot hold */
+    uint64_t header_bytes;    /**< JSON header, padding included */
+    uint64_t file_bytes;      /**< the whole file */
+    trestle_stats restore;    /**< the restore into the file */
+} trestle_convert_stats;
+
+/**
+ * @brief Fill `opt` with the defaults (no renames, verify on, sync on) and
+ * set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API void trestle_convert_options_init(trestle_convert_options *opt);
+
+/**
+ * @brief Restore tensors straight into a new safetensors file.
+ *
+ * The same plan as a restore (ops, shape_and_slices, renames, exclusions,
+ * allow_missing, target_dtype conversions) with the file as destination:
+ * the file is sized from the plan, mapped, and the pipeline's verified
+ * bytes land in it, every CRC32C checked on the way. The file is written
+ * atomically: a temporary `OUT.tmp-XXXXXX` beside `out_path` that is renamed
+ * over `out_path` only once complete (after an fdatasync when `sync`); on any
+ * failure it is removed and `out_path` is untouched.
+ *
+ * Layout (huggingface safetensors): an 8-byte little-endian header length,
+ * the JSON header `{"__metadata__":{"format":"pt"},"NAME":{"dtype":"F32",
+ * "shape":[...],"data_offsets":[BEGIN,END]},...}` padded with spaces to a
+ * multiple of 8, then the tensors back to back, ordered by element size
+ * (largest first) and then name, so every tensor is aligned to its element
+ * size. Tensors are named by their op names (the checkpoint keys when `ops`
+ * is NULL). Dtypes: float32/64, float16, bfloat16, float8 e4m3fn/e5m2,
+ * (u)int8/16/32/64, bool.
+ *
+ * @param[in]  c         the checkpoint; not NULL.
+ * @param[in]  ops       `n` ops as for trestle_plan_create() (their dest_kind,
+ *                       ptr and capacity are ignored), or NULL with n == 0
+ *                       for every tensor, string and variant ones left out.
+ * @param[in]  n         number of ops.
+ * @param[in]  opt       options, or NULL for defaults.
+ * @param[in]  out_path  the file to create or replace; not NULL.
+ * @param[out] stats     filled on success when not NULL.
+ * @param[out] err       filled on failure; may be NULL.
+ * @return TRESTLE_OK; the codes of trestle_plan_create() and
+ *         trestle_restore(); TRESTLE_E_UNSUPPORTED (an op's dtype has no
+ *         safetensors equivalent, e.g. a string tensor named in `ops`),
+ *         TRESTLE_E_INVALID_ARG (two ops of the same name, NULL arguments),
+ *         TRESTLE_E_IO (creating, sizing, mapping, syncing or renaming the
+ *         file; err names it and the errno).
+ * Thread-safe for distinct output files. Since 0.1.
+ */
+TRESTLE_API int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *ops,
+                                            size_t n, const trestle_convert_options *opt,
+                                            const char *out_path, trestle_convert_stats *stats,
+                                            trestle_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -29,6 +29,7 @@ int cli_synth_main(int argc, char **argv);
 int cli_restore_main(int argc, char **argv);
 int cli_diff_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
+int cli_convert_main(int argc, char **argv);
 
 /* ---- errors and usage (cli_util.c) ---- */
 
