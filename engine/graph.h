@@ -1,0 +1,78 @@
+/*
+ * graph.h - what the graph modules share: an opened graph (the public
+ * trestle_graph) and the node tables that graph_file.c builds from the file
+ * and graph_restore.c searches for the saver's restore ops.
+ *
+ * Place in the data flow: before planning. A graph file becomes an op list;
+ * the planner never sees a graph.
+ */
+#ifndef TRESTLE_GRAPH_H
+#define TRESTLE_GRAPH_H
+
+#include <stddef.h>
+
+#include "graph_wire.h"
+#include "trestle.h"
+
+/* Built-in bounds on hostile graph files. */
+#define TR_GRAPH_MAX_FILE (1ull << 31)   /* protobuf's own 2 GiB message limit */
+#define TR_GRAPH_MAX_META_GRAPHS 4096    /* MetaGraphDefs in one SavedModel */
+#define TR_GRAPH_MAX_OPS (1u << 24)      /* restore ops, all nodes together */
+#define TR_GRAPH_MAX_HOPS 64             /* Identity nodes between a restore op and its Const */
+
+/* One NodeDef: its name (bytes of the file, not NUL-terminated) and body. */
+typedef struct tr_graph_node {
+    const uint8_t *name;
+    size_t name_len;
+    tr_pb_span body;
+} tr_graph_node;
+
+/* The graph's own nodes (scope 0) or one library function's. */
+typedef struct tr_graph_scope {
+    const uint8_t *fname;   /* function name, or NULL for the graph */
+    size_t fname_len;
+    tr_graph_node *nodes;
+    size_t n, cap;
+    size_t *by_name;        /* node indexes sorted by name, for lookups */
+} tr_graph_scope;
+
+/* Every scope of the chosen meta graph. */
+typedef struct tr_graph_nodes {
+    const char *path;       /* file name for error messages */
+    tr_graph_scope *scopes; /* [0] the graph, then one per function */
+    size_t n, cap;
+    size_t *fn_by_name;     /* indexes of scopes 1..n-1 sorted by function name */
+} tr_graph_nodes;
+
+/* An opened graph: the restore op list and facts about where it came from. */
+struct trestle_graph {
+    char *path;               /* the file read */
+    char *checkpoint_prefix;  /* the checkpoint it normally sits beside */
+    char *tensorflow_version; /* MetaInfoDef.tensorflow_version, or "" */
+    char *restore_op;         /* SaverDef.restore_op_name, or "" */
+    char *tags;               /* the meta graph's tags, comma-separated */
+    int kind;                 /* trestle_graph_kind */
+    int object_based;         /* the meta graph has an object_graph_def */
+    size_t meta_graphs;       /* MetaGraphDefs in the file */
+    size_t restore_nodes;     /* restore nodes the restore op reaches */
+    trestle_op *ops;          /* the op list; names and specs owned here */
+    size_t nops, cap;
+};
+
+/* Sort each scope's nodes and the functions by name (call once, after the
+ * tables are filled). Returns TRESTLE_OK or TRESTLE_E_NOMEM. */
+int trestle__graph_index(tr_graph_nodes *t, trestle_error *err);
+
+/*
+ * Follow `restore_op` (a node of scope 0) through inputs, control inputs and
+ * function calls, and append to `g` the ops of every RestoreV2,
+ * RestoreSlice and Restore node it reaches, in file order. Returns
+ * TRESTLE_OK, TRESTLE_E_CORRUPT (a node that does not decode, a restore node
+ * whose inputs are not string constants or disagree in length; the message
+ * names the file, node and byte offset), TRESTLE_E_NOT_FOUND (no such
+ * restore op), TRESTLE_E_LIMIT or TRESTLE_E_NOMEM.
+ */
+int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, trestle_graph *g,
+                           trestle_error *err);
+
+#endif /* TRESTLE_GRAPH_H */

@@ -1,0 +1,273 @@
+/*
+ * test_graph.c - graph files to op lists (engine/graph*.c), on the real
+ * TensorFlow graphs of ../shared/fixtures/tf-graphs: every graph's op list
+ * names keys its checkpoint has, with the index's dtypes, and restores
+ * exactly those. The traps of the real files each get a named test: restore
+ * nodes inside a TF2 library function, two savers, warm-start restore nodes
+ * that are not the saver's, RestoreSlice from 2016, full-cover slice specs
+ * of single-partition variables, an index-only checkpoint.
+ *
+ * Writer-made graphs (what no real file holds) are in test_graph_made.c.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "trestle.h"
+
+typedef struct fixture {
+    const char *graph;      /* under tf-graphs/ */
+    const char *ckpt;       /* under tf-real/, or NULL when tf-real has none */
+    size_t ops;             /* ops the saver restores (LISTING.md) */
+    size_t nodes;           /* restore nodes it reaches */
+    int index_only;         /* the checkpoint's data shard is absent */
+} fixture;
+
+/* LISTING.md, one row per graph file. */
+static const fixture fixtures[] = {
+    { "deepchem_qm7_graphconv/model-699.meta", "deepchem_qm7_graphconv/model-699", 291, 291, 0 },
+    { "java_saved_model_using_python/saved_model.pb", "java_saved_model_using_python/variables", 2, 1, 0 },
+    { "rust_regression_model/saved_model.pb", "rust_regression_model/variables", 2, 2, 0 },
+    { "rust_regression_savedmodel/saved_model.pb", "rust_regression_savedmodel/variables", 7, 1, 0 },
+    { "serving_bad_half_plus_two_STATEFILEONLY/export.meta", NULL, 2, 2, 0 },
+    { "serving_saved_model_counter/saved_model.pb", "serving_saved_model_counter/variables", 1, 1, 0 },
+    { "serving_saved_model_half_plus_three/saved_model.pb", "serving_saved_model_half_plus_three/variables", 3, 3, 0 },
+    { "serving_saved_model_half_plus_two_cpu/saved_model.pb", "serving_saved_model_half_plus_two_cpu/variables", 5, 1, 0 },
+    { "serving_saved_model_half_plus_two_gpu/saved_model.pb", "serving_saved_model_half_plus_two_gpu/variables", 3, 1, 0 },
+    { "serving_saved_model_half_plus_two_mkl/saved_model.pb", "serving_saved_model_half_plus_two_mkl/variables", 9, 1, 0 },
+    { "serving_saved_model_half_plus_two_tf2_cpu/saved_model.pb", "serving_saved_model_half_plus_two_tf2_cpu/variables", 4, 1, 0 },
+    { "t5x_mtf_tiny_t5_bf16_INDEXONLY/model.ckpt-0.meta", "t5x_mtf_tiny_t5_bf16_INDEXONLY/model.ckpt-0", 105, 2, 1 },
+    { "tf2onnx_regression_ckpt/model.meta", "tf2onnx_regression_ckpt/model", 2, 1, 0 },
+    { "tf2onnx_regression_ckpt/saved_model.pb", "tf2onnx_regression_ckpt/model", 2, 1, 0 },
+    { "tfdeploy_keras_1_13/saved_model.pb", "tfdeploy_keras_1_13/variables", 10, 1, 0 },
+    { "tfdeploy_keras_multiple_tf2alpha0/saved_model.pb", "tfdeploy_keras_multiple_tf2alpha0/variables", 6, 1, 0 },
+    { "tfdeploy_tensorflow_1_12/saved_model.pb", "tfdeploy_tensorflow_1_12/variables", 2, 1, 0 },
+    { "tfdf_adult_rf_bool/saved_model.pb", "tfdf_adult_rf_bool/variables", 6, 1, 0 },
+    { "tfjs_int64_multiply/saved_model.pb", "tfjs_int64_multiply/variables", 3, 1, 0 },
+    { "tfjs_model_multi_output/saved_model.pb", "tfjs_model_multi_output/variables", 3, 2, 0 },
+    { "tfjs_times_two_int/saved_model.pb", "tfjs_times_two_int/variables", 2, 2, 0 },
+    { "tfkeras_lso_savedmodel_2shards/saved_model.pb", "tfkeras_lso_savedmodel_2shards/variables", 13, 2, 0 },
+    { "tfx_bench_tfma_savedmodel/saved_model.pb", "tfx_bench_tfma_savedmodel/variables", 21, 1, 0 },
+    { "tfx_estimator_ckpt/model.ckpt-1000.meta", "tfx_estimator_ckpt/model.ckpt-1000", 60, 1, 0 },
+    { "tfx_estimator_ckpt/model.ckpt-1000.meta", "tfx_estimator_ckpt/model.ckpt-0", 60, 1, 0 },
+    { "tfx_estimator_ckpt/model.ckpt-1000.meta", "tfx_estimator_ckpt/model.ckpt-999", 60, 1, 0 },
+    { "tfx_estimator_ckpt_2shards_2019/model.ckpt-10000.meta", "tfx_estimator_ckpt_2shards_2019/model.ckpt-10000", 51, 2, 0 },
+    { "tfx_keras_savedmodel/saved_model.pb", "tfx_keras_savedmodel/variables", 28, 1, 0 },
+    { "tfx_transform_fn/saved_model.pb", "tfx_transform_fn/variables", 0, 0, 0 },
+};
+#define NFIXTURES (sizeof fixtures / sizeof fixtures[0])
+
+static trestle_graph *open_graph(const char *rel)
+{
+    char path[1024];
+    trestle_graph *g = NULL;
+    trestle_error err;
+    snprintf(path, sizeof path, "tf-graphs/%s", rel);
+    int rc = trestle_graph_open(tu_fixture(path), NULL, &g, &err);
+    cr_assert_eq(rc, TRESTLE_OK, "%s: %s", rel, err.message);
+    return g;
+}
+
+static trestle_checkpoint *open_ckpt(const char *rel)
+{
+    char path[1024];
+    trestle_checkpoint *c = NULL;
+    trestle_error err;
+    snprintf(path, sizeof path, "tf-real/%s", rel);
+    int rc = trestle_open(tu_fixture(path), NULL, &c, &err);
+    cr_assert_eq(rc, TRESTLE_OK, "%s: %s", rel, err.message);
+    return c;
+}
+
+static const trestle_op *find_op(const trestle_graph *g, const char *name)
+{
+    const trestle_op *ops = trestle_graph_ops(g);
+    for (size_t i = 0; i < trestle_graph_op_count(g); i++)
+        if (strcmp(ops[i].name, name) == 0)
+            return &ops[i];
+    return NULL;
+}
+
+Test(graph, every_fixture_asks_for_keys_its_checkpoint_has_with_the_index_dtypes)
+{
+    for (size_t f = 0; f < NFIXTURES; f++) {
+        const fixture *fx = &fixtures[f];
+        trestle_graph *g = open_graph(fx->graph);
+        trestle_graph_info gi;
+        trestle_graph_get_info(g, &gi);
+        cr_expect_eq(trestle_graph_op_count(g), fx->ops, "%s: %zu ops, LISTING.md says %zu",
+                     fx->graph, trestle_graph_op_count(g), fx->ops);
+        cr_expect_eq(gi.restore_nodes, fx->nodes, "%s: %zu restore nodes, expected %zu",
+                     fx->graph, gi.restore_nodes, fx->nodes);
+        if (!fx->ckpt) {
+            trestle_graph_close(g);
+            continue;
+        }
+        trestle_checkpoint *c = open_ckpt(fx->ckpt);
+        const trestle_op *ops = trestle_graph_ops(g);
+        for (size_t i = 0; i < trestle_graph_op_count(g); i++) {
+            size_t at;
+            trestle_tensor_info t;
+            trestle_error err;
+            cr_assert_eq(trestle_tensor_find(c, ops[i].name, &at, &err), TRESTLE_OK,
+                         "%s: %s", fx->graph, err.message);
+            cr_assert_eq(trestle_tensor_get_info(c, at, &t), TRESTLE_OK);
+            cr_expect_eq(t.dtype, ops[i].dtype, "%s: %s is %s in the index, %s in the graph",
+                         fx->graph, ops[i].name, trestle_dtype_name(t.dtype),
+                         trestle_dtype_name(ops[i].dtype));
+        }
+        trestle_close(c);
+        trestle_graph_close(g);
+    }
+}
+
+Test(graph, every_fixture_restores_its_op_list_and_nothing_else)
+{
+    for (size_t f = 0; f < NFIXTURES; f++) {
+        const fixture *fx = &fixtures[f];
+        if (!fx->ckpt)
+            continue;
+        trestle_graph *g = open_graph(fx->graph);
+        trestle_checkpoint *c = open_ckpt(fx->ckpt);
+        trestle_plan *p = NULL;
+        trestle_error err;
+        size_t n = trestle_graph_op_count(g);
+        if (n == 0) { /* nothing to restore: the planner's n == 0 means "everything" */
+            trestle_close(c);
+            trestle_graph_close(g);
+            continue;
+        }
+        int rc = trestle_plan_create(c, trestle_graph_ops(g), n, NULL, &p, &err);
+        cr_assert_eq(rc, TRESTLE_OK, "%s: %s", fx->graph, err.message);
+        cr_expect_eq(trestle_plan_op_count(p), n);
+        trestle_restore_options o;
+        trestle_restore_options_init(&o);
+        o.reader = TRESTLE_READER_PREAD;
+        trestle_stats st;
+        rc = trestle_restore(p, &o, &st, &err);
+        if (fx->index_only) {
+            /* The plan is fine; the read must fail on the absent shard. */
+            cr_expect_neq(rc, TRESTLE_OK, "%s: restored from a missing shard", fx->graph);
+        } else {
+            cr_expect_eq(rc, TRESTLE_OK, "%s: %s", fx->graph, err.message);
+            cr_expect_eq(st.tensors, n, "%s: restored %zu of %zu", fx->graph, st.tensors, n);
+        }
+        trestle_plan_free(p);
+        trestle_close(c);
+        trestle_graph_close(g);
+    }
+}
+
+Test(graph, tf2_saved_model_restore_nodes_are_found_inside_the_library_function)
+{
+    trestle_graph *g = open_graph("serving_saved_model_half_plus_two_tf2_cpu/saved_model.pb");
+    trestle_graph_info gi;
+    trestle_graph_get_info(g, &gi);
+    cr_expect_str_eq(gi.restore_op, "StatefulPartitionedCall_7");
+    cr_expect_eq(gi.kind, TRESTLE_GRAPH_SAVED_MODEL);
+    cr_expect(gi.object_based);
+    cr_expect_str_eq(gi.tensorflow_version, "2.14.0");
+    cr_expect_str_eq(gi.tags, "serve");
+    const trestle_op *ops = trestle_graph_ops(g);
+    cr_assert_eq(trestle_graph_op_count(g), 4);
+    cr_expect_str_eq(ops[0].name, "a/.ATTRIBUTES/VARIABLE_VALUE");
+    cr_expect_eq(ops[0].dtype, TRESTLE_DT_FLOAT);
+    cr_expect_str_eq(ops[3].name, "_CHECKPOINTABLE_OBJECT_GRAPH");
+    cr_expect_eq(ops[3].dtype, TRESTLE_DT_STRING);
+    trestle_graph_close(g);
+}
+
+Test(graph, follows_the_saver_def_when_a_saved_model_has_two_savers)
+{
+    trestle_graph *g = open_graph("tf2onnx_regression_ckpt/saved_model.pb");
+    trestle_graph_info gi;
+    trestle_graph_get_info(g, &gi);
+    cr_expect_str_eq(gi.restore_op, "save_1/restore_all");
+    cr_expect_eq(gi.restore_nodes, 1);
+    cr_expect_eq(trestle_graph_op_count(g), 2);
+    cr_expect(find_op(g, "W") && find_op(g, "b"));
+    trestle_graph_close(g);
+}
+
+Test(graph, ignores_warm_start_restore_nodes_that_are_not_the_savers)
+{
+    /* 21 RestoreV2 nodes in the file; 20 are checkpoint_initializer_N. */
+    trestle_graph *g = open_graph("tfx_estimator_ckpt/model.ckpt-1000.meta");
+    trestle_graph_info gi;
+    trestle_graph_get_info(g, &gi);
+    cr_expect_eq(gi.restore_nodes, 1);
+    cr_expect_eq(trestle_graph_op_count(g), 60);
+    cr_expect_str_eq(gi.checkpoint_prefix + strlen(gi.checkpoint_prefix) -
+                         strlen("tfx_estimator_ckpt/model.ckpt-1000"),
+                     "tfx_estimator_ckpt/model.ckpt-1000");
+    trestle_graph_close(g);
+}
+
+Test(graph, reads_2016_restore_slice_nodes)
+{
+    trestle_graph *g = open_graph("serving_bad_half_plus_two_STATEFILEONLY/export.meta");
+    const trestle_op *ops = trestle_graph_ops(g);
+    cr_assert_eq(trestle_graph_op_count(g), 2);
+    cr_expect_str_eq(ops[0].name, "Variable");
+    cr_expect_str_eq(ops[1].name, "Variable_1");
+    cr_expect_str_eq(ops[0].shape_and_slices, "");
+    cr_expect_eq(ops[0].dtype, TRESTLE_DT_FLOAT);
+    trestle_graph_close(g);
+}
+
+Test(graph, single_partition_variables_ask_for_full_cover_slices)
+{
+    trestle_graph *g = open_graph("tfx_estimator_ckpt_2shards_2019/model.ckpt-10000.meta");
+    const trestle_op *ops = trestle_graph_ops(g);
+    cr_assert_eq(trestle_graph_op_count(g), 51);
+    cr_expect_str_eq(ops[0].name, "global_step"); /* shard 0's node comes first */
+    cr_expect_eq(ops[0].dtype, TRESTLE_DT_INT64);
+    const trestle_op *k = find_op(g, "dnn/hiddenlayer_0/kernel");
+    cr_assert(k);
+    cr_expect_str_eq(k->shape_and_slices, "3 100 0,3:0,100");
+    trestle_graph_close(g);
+}
+
+Test(graph, bfloat16_dtypes_come_from_the_dtypes_attr)
+{
+    trestle_graph *g = open_graph("t5x_mtf_tiny_t5_bf16_INDEXONLY/model.ckpt-0.meta");
+    const trestle_op *k = find_op(g, "decoder/block_000/layer_000/SelfAttention/k");
+    cr_assert(k);
+    cr_expect_eq(k->dtype, TRESTLE_DT_BFLOAT16);
+    trestle_graph_close(g);
+}
+
+Test(graph, a_saved_model_directory_and_a_checkpoint_prefix_open_their_graph)
+{
+    trestle_graph *g = NULL;
+    trestle_error err;
+    trestle_graph_info gi;
+    cr_assert_eq(trestle_graph_open(tu_fixture("tf-graphs/tfjs_int64_multiply"), NULL, &g, &err),
+                 TRESTLE_OK, "%s", err.message);
+    trestle_graph_get_info(g, &gi);
+    cr_expect(strstr(gi.path, "tfjs_int64_multiply/saved_model.pb"));
+    cr_expect(strstr(gi.checkpoint_prefix, "tfjs_int64_multiply/variables/variables"));
+    cr_expect_eq(trestle_graph_op_count(g), 3);
+    trestle_graph_close(g);
+
+    /* A prefix P finds P.meta. */
+    cr_assert_eq(trestle_graph_open(tu_fixture("tf-graphs/tf2onnx_regression_ckpt/model"), NULL,
+                                    &g, &err), TRESTLE_OK, "%s", err.message);
+    trestle_graph_get_info(g, &gi);
+    cr_expect_eq(gi.kind, TRESTLE_GRAPH_META);
+    cr_expect_eq(trestle_graph_op_count(g), 2);
+    trestle_graph_close(g);
+}
+
+Test(graph, a_graph_without_a_saver_restores_nothing)
+{
+    trestle_graph *g = open_graph("tfx_transform_fn/saved_model.pb");
+    trestle_graph_info gi;
+    trestle_graph_get_info(g, &gi);
+    cr_expect_str_eq(gi.restore_op, "");
+    cr_expect_eq(trestle_graph_op_count(g), 0);
+    cr_expect_null(trestle_graph_ops(g));
+    trestle_graph_close(g);
+}
