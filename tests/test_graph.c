@@ -271,3 +271,98 @@ Test(graph, a_graph_without_a_saver_restores_nothing)
     cr_expect_null(trestle_graph_ops(g));
     trestle_graph_close(g);
 }
+
+/* ---- the CLI: trestle ops --graph, trestle restore --graph ---- */
+
+Test(graph_cli, ops_prints_the_savers_op_list_as_an_ops_file)
+{
+    const char *g = tu_fixture("tf-graphs/tfjs_model_multi_output");
+    tu_cli_result r = tu_cli("ops -q --graph '%s'", g);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect_str_eq(r.out, "v/.ATTRIBUTES/VARIABLE_VALUE\t\tdtype=float\n"
+                            "two/.ATTRIBUTES/VARIABLE_VALUE\t\tdtype=int32\n"
+                            "_CHECKPOINTABLE_OBJECT_GRAPH\t\tdtype=string\n");
+    tu_cli_free(&r);
+
+    r = tu_cli("ops --graph '%s'", tu_fixture("tf-graphs/tfx_estimator_ckpt_2shards_2019/"
+                                              "model.ckpt-10000.meta"));
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "# restore op: save/restore_all, 2 restore nodes, 51 ops\n"), "%s",
+              r.out);
+    cr_expect(strstr(r.out, "\nglobal_step\t\tdtype=int64\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "\ndnn/hiddenlayer_0/kernel\t3 100 0,3:0,100\tdtype=float\n"), "%s",
+              r.out);
+    tu_cli_free(&r);
+}
+
+Test(graph_cli, restore_by_graph_equals_restore_by_its_printed_ops_file)
+{
+    const char *g = tu_fixture("tf-graphs/tfx_estimator_ckpt_2shards_2019/model.ckpt-10000.meta");
+    const char *ckpt = tu_fixture("tf-real/tfx_estimator_ckpt_2shards_2019/model.ckpt-10000");
+    char *dir = tu_mkdtemp(), *ops;
+    cr_assert(asprintf(&ops, "%s/ops.txt", dir) > 0);
+    tu_cli_result r = tu_cli("ops --graph '%s' > '%s'", g, ops);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    tu_cli_result a = tu_cli("restore -l -q '%s' --graph '%s'", ckpt, g);
+    tu_cli_result b = tu_cli("restore -l -q '%s' --ops '%s'", ckpt, ops);
+    cr_assert_eq(a.rc, 0, "%s", a.err);
+    cr_assert_eq(b.rc, 0, "%s", b.err);
+    cr_expect_str_eq(a.out, b.out);
+    size_t rows = 0;
+    for (const char *p = a.out; (p = strchr(p, '\n')); p++)
+        rows++;
+    cr_expect_eq(rows, 1 + 51, "%s", a.out); /* header + one row per op */
+    tu_cli_free(&a);
+    tu_cli_free(&b);
+    free(ops);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(graph_cli, a_graph_given_as_the_checkpoint_gets_a_hint_naming_the_prefix)
+{
+    const char *meta = tu_fixture("tf-graphs/tf2onnx_regression_ckpt/model.meta");
+    tu_cli_result r = tu_cli("restore '%s'", meta);
+    cr_expect_eq(r.rc, 1);
+    char want[2048];
+    snprintf(want, sizeof want, "is a graph, not a checkpoint; its checkpoint is the prefix %.*s:",
+             (int)(strlen(meta) - 5), meta);
+    cr_expect(strstr(r.err, want), "%s", r.err);
+    tu_cli_free(&r);
+}
+
+Test(graph_cli, bad_graph_command_lines_and_files)
+{
+    const char *g = tu_fixture("tf-graphs/tfjs_model_multi_output");
+    const char *ckpt = tu_fixture("tf-real/tfjs_model_multi_output/variables");
+    tu_cli_result r = tu_cli("restore '%s' --graph '%s' --all", ckpt, g);
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "--graph gives the op list"), "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("ops");
+    cr_expect_eq(r.rc, 2);
+    tu_cli_free(&r);
+    r = tu_cli("ops --graph '%s' '%s'", g, ckpt);
+    cr_expect_eq(r.rc, 2);
+    tu_cli_free(&r);
+    /* A checkpoint's index is no graph: a clear error, exit 1. */
+    r = tu_cli("ops --graph '%s.index'", ckpt);
+    cr_expect_eq(r.rc, 1);
+    cr_expect(tu_starts_with(r.err, "trestle: "), "%s", r.err);
+    cr_expect(strstr(r.err, "byte offset"), "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("restore '%s' --graph '%s'", tu_fixture("tf-real/tfx_transform_fn/variables"),
+               tu_fixture("tf-graphs/tfx_transform_fn"));
+    cr_expect_eq(r.rc, 1);
+    cr_expect(strstr(r.err, "restores nothing (it has no saver)"), "%s", r.err);
+    tu_cli_free(&r);
+}
+
+Test(graph_cli, ops_of_a_checkpoint_lists_every_tensor_with_its_dtype)
+{
+    tu_cli_result r = tu_cli("ops -q '%s'", tu_fixture("tf-real/tfjs_int64_multiply/variables"));
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "v1/.ATTRIBUTES/VARIABLE_VALUE\t\tdtype=int64\n"), "%s", r.out);
+    tu_cli_free(&r);
+}

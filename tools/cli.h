@@ -29,6 +29,7 @@ int cli_synth_main(int argc, char **argv);
 int cli_restore_main(int argc, char **argv);
 int cli_diff_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
+int cli_ops_main(int argc, char **argv);
 
 /* ---- errors and usage (cli_util.c) ---- */
 
@@ -216,6 +217,17 @@ typedef struct cli_ops {
  */
 int cli_ops_read(const char *path, int dest_kind, cli_ops *out);
 void cli_ops_free(cli_ops *ops);
+
+/* ---- graphs (cli_graph.c) ---- */
+
+/* The op list a graph file's saver restores (trestle_graph_open), every op
+ * with `dest_kind`. Prints the error and returns CLI_EXIT_FAIL when the
+ * graph cannot be read or restores nothing; CLI_EXIT_OK otherwise. */
+int cli_graph_ops(const char *path, int dest_kind, cli_ops *out);
+
+/* After a checkpoint failed to open: when `path` names a graph file (.meta,
+ * saved_model.pb), say where its checkpoint is and suggest --graph. */
+void cli_graph_hint(const char *path);
 
 /* ---- per-tensor scan: read, verify, stats (cli_scan.c) ---- */
 

@@ -30,6 +30,9 @@ static const char restore_help[] =
     "      --all              every tensor, whole (the default without --ops)\n"
     "      --ops FILE         the ops listed in FILE, as TensorFlow's RestoreV2 gets\n"
     "                         them (format below)\n"
+    "      --graph GRAPH      the ops GRAPH's saver restores (a .meta file, a\n"
+    "                         saved_model.pb or a SavedModel directory; see\n"
+    "                         'trestle ops --graph')\n"
     "      --rename A=B       restore op name A from checkpoint key B (repeatable);\n"
     "                         'a/=b/' renames every name under prefix a/\n"
     "      --rnn-renames      also try TF 1.x RNN renames (weights -> kernel, ...)\n"
@@ -97,6 +100,7 @@ static const char restore_help[] =
 typedef struct restore_args {
     const char *path;
     const char *ops_file;
+    const char *graph;      /* --graph: a graph file whose saver's ops to restore */
     int all, list, quiet;
     int as;                 /* --as: target dtype for every convertible tensor, or 0 */
     const char **renames;   /* pointers into argv */
@@ -110,12 +114,13 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP
+    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_GRAPH
 };
 
 static const struct option restore_longopts[] = {
     { "all", no_argument, NULL, OPT_ALL },
     { "ops", required_argument, NULL, OPT_OPS },
+    { "graph", required_argument, NULL, OPT_GRAPH },
     { "rename", required_argument, NULL, OPT_RENAME },
     { "rnn-renames", no_argument, NULL, OPT_RNN },
     { "exclude", required_argument, NULL, OPT_EXCLUDE },
@@ -146,6 +151,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
     switch (c) {
     case OPT_ALL: a->all = 1; break;
     case OPT_OPS: a->ops_file = arg; break;
+    case OPT_GRAPH: a->graph = arg; break;
     case OPT_RENAME:
         if (!strchr(arg, '=') || arg[0] == '=')
             return cli_usage("restore", "--rename wants GRAPH_NAME=CHECKPOINT_KEY, not '%s'", arg);
@@ -338,6 +344,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         return CLI_EXIT_FAIL;
     if (a->as && ops_converting_all(ckpt, a->as, &ops) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
+    if (a->graph && cli_graph_ops(a->graph, TRESTLE_DEST_ALLOCATE, &ops) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
     popt.renames = a->renames;
     popt.num_renames = a->nrenames;
     popt.excludes = a->excludes;
@@ -421,6 +429,11 @@ int cli_restore_main(int argc, char **argv)
     if (a.run.host_map && a.run.device >= 0) {
         status = cli_usage("restore", "--map leaves tensors in host memory; it cannot go with "
                            "--device");
+        goto out;
+    }
+    if (a.graph && (a.all || a.ops_file || a.as)) {
+        status = cli_usage("restore", "--graph gives the op list; it cannot go with --all, --ops "
+                           "or --as");
         goto out;
     }
     if (a.as && a.ops_file) {

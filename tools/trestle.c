@@ -25,6 +25,8 @@ static const command commands[] = {
                                    "JSON" },
     { "verify", cli_verify_main, "check every tensor's CRC32C and name the bad ones" },
     { "restore", cli_restore_main, "restore tensors (all, or an ops file) and report throughput" },
+    { "ops", cli_ops_main, "print the op list a graph's saver restores (or a checkpoint's) "
+                           "as an ops file" },
     { "diff", cli_diff_main, "compare two checkpoints (or an ops file) key by key" },
     { "synth", cli_synth_main, "write a synthetic LLM-shaped checkpoint of a given size" },
     { "bench", cli_bench_main, "time each restore stage against this machine's read, CRC and "
