@@ -1063,6 +1063,87 @@ TRESTLE_API size_t trestle_graph_op_count(const trestle_graph *g);
  */
 TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
 
+/* ======================================================================= */
+/* Object-graph names: TF2 checkpoint keys beside their graph names         */
+/* ======================================================================= */
+
+/**
+ * The name map of a TF2 (object-based) checkpoint, decoded from its
+ * `_CHECKPOINTABLE_OBJECT_GRAPH` entry: for every saved tensor, its
+ * checkpoint key (an object path such as
+ * `layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`) and its graph
+ * name (`dense/kernel`), the bridge between TF1-style names and TF2 keys.
+ * Immutable once open; thread-safe to read; independent of the checkpoint
+ * once open.
+ */
+typedef struct trestle_names trestle_names;
+
+/** One saved tensor of the object graph (strings owned by the map). */
+typedef struct trestle_name_info {
+    const char *key;        /**< the checkpoint key */
+    const char *full_name;  /**< SerializedTensor.full_name as stored, or "" */
+    const char *graph_name; /**< the name a TF1-style restore would ask for: full_name, or
+                                 VAR/SLOT for an optimizer slot (e.g. dense/kernel/m, VAR
+                                 being the variable's full_name, else its key); "" when
+                                 the object graph records none */
+    const char *slot_name;  /**< the slot ("m", "v", "accumulator"...) for an optimizer
+                                 slot, else "" */
+    const char *slot_of;    /**< the checkpoint key of the slot's variable, else "" */
+} trestle_name_info;
+
+/**
+ * @brief Read and decode a checkpoint's object graph into a name map.
+ *
+ * Reads the `_CHECKPOINTABLE_OBJECT_GRAPH` string (CRC-checked) and decodes
+ * the TrackableObjectGraph in it. Node references are bounds-checked; a
+ * reference out of range is ignored, and a key listed twice is an error.
+ *
+ * @param[in]  c    an open checkpoint; not NULL. The map does not keep it.
+ * @param[out] out  the map, or NULL on failure; free with trestle_names_free().
+ * @param[out] err  filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND (no object graph: a TF1,
+ *         name-based checkpoint), TRESTLE_E_CORRUPT (the entry is not one
+ *         string, or not a TrackableObjectGraph), the read errors of
+ *         trestle_tensor_read(), TRESTLE_E_INVALID_ARG, TRESTLE_E_NOMEM.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_names_open(const trestle_checkpoint *c, trestle_names **out,
+                                   trestle_error *err);
+
+/**
+ * @brief Free a name map.
+ * @param[in] m  the map, or NULL (then nothing happens). Since 0.1.
+ */
+TRESTLE_API void trestle_names_free(trestle_names *m);
+
+/**
+ * @brief Number of saved tensors in the map (the object graph entry itself
+ * is not one of them).
+ * @param[in] m  the map; NULL gives 0. Thread-safe. Since 0.1.
+ */
+TRESTLE_API size_t trestle_names_count(const trestle_names *m);
+
+/**
+ * @brief Describe entry `i`, in checkpoint-key order.
+ * @param[in]  m    the map.
+ * @param[in]  i    0 <= i < trestle_names_count(m).
+ * @param[out] out  caller-owned; its strings are owned by `m` and valid until
+ *                  trestle_names_free(m).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_names_get(const trestle_names *m, size_t i, trestle_name_info *out);
+
+/**
+ * @brief Find the entry of a checkpoint key (binary search).
+ * @param[in]  m      the map.
+ * @param[in]  key    the checkpoint key, NUL-terminated.
+ * @param[out] index  receives its position for trestle_names_get().
+ * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, or TRESTLE_E_INVALID_ARG for
+ *         a NULL argument. Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_names_find(const trestle_names *m, const char *key, size_t *index);
+
 #ifdef __cplusplus
 }
 #endif

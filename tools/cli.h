@@ -229,6 +229,24 @@ int cli_graph_ops(const char *path, int dest_kind, cli_ops *out);
  * saved_model.pb), say where its checkpoint is and suggest --graph. */
 void cli_graph_hint(const char *path);
 
+/* ---- object-graph names (cli_names.c) ---- */
+
+/* `inspect --names graph`: every key of a TF2 checkpoint beside its graph
+ * name (optimizer slots as VAR/SLOT), as a table or JSON. Prints the error
+ * and returns CLI_EXIT_FAIL when the checkpoint has no object graph. */
+int cli_names_list(const trestle_checkpoint *c, int json);
+
+typedef struct cli_names_rules {
+    char **rules;       /* "graph_name=checkpoint_key", owned */
+    size_t n;
+} cli_names_rules;
+
+/* `--names graph`: one exact rename rule per key whose graph name no other
+ * key shares (shared names are ambiguous and get none). Prints the error
+ * and returns CLI_EXIT_FAIL without an object graph; CLI_EXIT_OK otherwise. */
+int cli_names_renames(const trestle_checkpoint *c, cli_names_rules *out);
+void cli_names_rules_free(cli_names_rules *r);
+
 /* ---- per-tensor scan: read, verify, stats (cli_scan.c) ---- */
 
 typedef struct cli_scan_result {

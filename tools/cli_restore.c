@@ -36,6 +36,9 @@ static const char restore_help[] =
     "      --rename A=B       restore op name A from checkpoint key B (repeatable);\n"
     "                         'a/=b/' renames every name under prefix a/\n"
     "      --rnn-renames      also try TF 1.x RNN renames (weights -> kernel, ...)\n"
+    "      --names graph      op names may be graph names (dense/kernel) of a TF2\n"
+    "                         checkpoint's keys, from its object graph (names two\n"
+    "                         keys share are left alone)\n"
     "      --exclude GLOB     skip op names matching GLOB (fnmatch; repeatable)\n"
     "      --allow-missing    skip keys absent from the checkpoint instead of failing\n"
     "                         (TensorFlow's expect_partial)\n"
@@ -101,6 +104,7 @@ typedef struct restore_args {
     const char *path;
     const char *ops_file;
     const char *graph;      /* --graph: a graph file whose saver's ops to restore */
+    int graph_names;        /* --names graph: object-graph names as renames */
     int all, list, quiet;
     int as;                 /* --as: target dtype for every convertible tensor, or 0 */
     const char **renames;   /* pointers into argv */
@@ -114,13 +118,14 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_GRAPH
+    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_GRAPH, OPT_NAMES
 };
 
 static const struct option restore_longopts[] = {
     { "all", no_argument, NULL, OPT_ALL },
     { "ops", required_argument, NULL, OPT_OPS },
     { "graph", required_argument, NULL, OPT_GRAPH },
+    { "names", required_argument, NULL, OPT_NAMES },
     { "rename", required_argument, NULL, OPT_RENAME },
     { "rnn-renames", no_argument, NULL, OPT_RNN },
     { "exclude", required_argument, NULL, OPT_EXCLUDE },
@@ -152,6 +157,11 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_ALL: a->all = 1; break;
     case OPT_OPS: a->ops_file = arg; break;
     case OPT_GRAPH: a->graph = arg; break;
+    case OPT_NAMES:
+        if (strcmp(arg, "graph") != 0 && strcmp(arg, "key") != 0)
+            return cli_usage("restore", "--names is 'key' or 'graph', not '%s'", arg);
+        a->graph_names = strcmp(arg, "graph") == 0;
+        break;
     case OPT_RENAME:
         if (!strchr(arg, '=') || arg[0] == '=')
             return cli_usage("restore", "--rename wants GRAPH_NAME=CHECKPOINT_KEY, not '%s'", arg);
@@ -328,6 +338,26 @@ static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *o
     return CLI_EXIT_OK;
 }
 
+/* --names graph: the user's renames, then one per object-graph name. */
+static int graph_name_renames(const restore_args *a, const trestle_checkpoint *ckpt,
+                              cli_names_rules *names, const char ***renames,
+                              trestle_plan_options *popt)
+{
+    if (cli_names_renames(ckpt, names) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    *renames = calloc(a->nrenames + names->n + 1, sizeof **renames);
+    if (!*renames) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    memcpy(*renames, a->renames, a->nrenames * sizeof **renames);
+    for (size_t i = 0; i < names->n; i++)
+        (*renames)[a->nrenames + i] = names->rules[i];
+    popt->renames = *renames;
+    popt->num_renames = a->nrenames + names->n;
+    return CLI_EXIT_OK;
+}
+
 static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
 {
     cli_ops ops = { 0 };
@@ -337,6 +367,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     trestle_restore_options run = a->run;
     trestle_plan_options popt = a->plan;
     int status = CLI_EXIT_FAIL;
+    cli_names_rules names = { 0 };
+    const char **renames = NULL;
 
     trestle_error_clear(&err);
     memset(&st, 0, sizeof st);
@@ -348,6 +380,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         return CLI_EXIT_FAIL;
     popt.renames = a->renames;
     popt.num_renames = a->nrenames;
+    if (a->graph_names && graph_name_renames(a, ckpt, &names, &renames, &popt) != CLI_EXIT_OK)
+        goto done;
     popt.excludes = a->excludes;
     popt.num_excludes = a->nexcludes;
     if (trestle_plan_create(ckpt, ops.ops, ops.n, &popt, &plan, &err) != TRESTLE_OK) {
@@ -382,6 +416,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
 done:
     trestle_plan_free(plan);
     cli_ops_free(&ops);
+    cli_names_rules_free(&names);
+    free(renames);
     return status;
 }
 
