@@ -30,7 +30,8 @@
 
 static int cmp_bytes(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
-    int c = memcmp(a, b, alen < blen ? alen : blen);
+    size_t n = alen < blen ? alen : blen;
+    int c = n ? memcmp(a, b, n) : 0; /* a nameless node has a NULL name */
     return c ? c : (alen > blen) - (alen < blen);
 }
 
@@ -536,7 +537,8 @@ int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, tres
         }
     }
     /* File order: shard 0's node before shard 1's, the graph before functions. */
-    qsort(w.found, w.nfound, sizeof *w.found, cmp_found);
+    if (w.nfound > 1)
+        qsort(w.found, w.nfound, sizeof *w.found, cmp_found);
     for (size_t i = 0; i < w.nfound; i++)
         TR_FORWARD(restore_node_ops(t, w.found[i][0], w.found[i][1], g, err));
     g->restore_nodes = w.nfound;

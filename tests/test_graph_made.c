@@ -707,3 +707,21 @@ Test(graph_made, files_that_are_not_graphs_say_so)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* Found by fuzz_graph: a node without a name compared its NULL name bytes
+ * with memcmp, and a restore op reaching no restore node sorted a NULL list. */
+Test(regress, graph_nameless_node_and_no_restore_node)
+{
+    char *dir = tu_mkdtemp();
+    nspec n[] = {
+        { .name = NULL, .op = "NoOp" },
+        { .name = "save/restore_all", .op = "NoOp", .in = { "^" } },
+    };
+    char *path = write_graph(dir, "m.meta", n, 2, "save/restore_all");
+    trestle_graph *g = open_ok(path, NULL);
+    cr_expect_eq(trestle_graph_op_count(g), 0);
+    trestle_graph_close(g);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
