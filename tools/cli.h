@@ -30,6 +30,7 @@ int cli_restore_main(int argc, char **argv);
 int cli_diff_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_ops_main(int argc, char **argv);
+int cli_check_main(int argc, char **argv);
 
 /* ---- errors and usage (cli_util.c) ---- */
 
@@ -228,6 +229,12 @@ int cli_graph_ops(const char *path, int dest_kind, cli_ops *out);
 /* After a checkpoint failed to open: when `path` names a graph file (.meta,
  * saved_model.pb), say where its checkpoint is and suggest --graph. */
 void cli_graph_hint(const char *path);
+
+/* Write `op` as one ops-file line (NAME<TAB>SPEC[<TAB>dtype=DTYPE]) that
+ * cli_ops_read() reads back unchanged. Returns 0, or -1 after printing an
+ * error when the name cannot be written so (a TAB, newline, leading '#'
+ * or edge space in it). */
+int cli_ops_write_line(FILE *f, const trestle_op *op);
 
 /* ---- object-graph names (cli_names.c) ---- */
 

@@ -56,8 +56,7 @@ static int ops_file_safe(const char *name)
     return name[0] != '#';
 }
 
-/* One op as a line of an ops file. */
-static int print_op(FILE *f, const trestle_op *op)
+int cli_ops_write_line(FILE *f, const trestle_op *op)
 {
     const char *spec = op->shape_and_slices ? op->shape_and_slices : "";
     if (!ops_file_safe(op->name) || strpbrk(spec, "\t\n\r")) {
@@ -111,7 +110,7 @@ static int ops_from_graph(const char *path, const char *tag, int quiet)
     int status = CLI_EXIT_OK;
     const trestle_op *ops = trestle_graph_ops(g);
     for (size_t i = 0; i < trestle_graph_op_count(g) && status == CLI_EXIT_OK; i++)
-        if (print_op(stdout, &ops[i]) != 0)
+        if (cli_ops_write_line(stdout, &ops[i]) != 0)
             status = CLI_EXIT_FAIL;
     trestle_graph_close(g);
     return status;
@@ -132,7 +131,7 @@ static int ops_from_checkpoint(const char *path, int quiet)
         if (trestle_tensor_get_info(c, i, &t) != TRESTLE_OK)
             continue;
         trestle_op op = { .name = t.name, .dtype = t.dtype };
-        if (print_op(stdout, &op) != 0)
+        if (cli_ops_write_line(stdout, &op) != 0)
             status = CLI_EXIT_FAIL;
     }
     trestle_close(c);
