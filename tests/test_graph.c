@@ -366,3 +366,22 @@ Test(graph_cli, ops_of_a_checkpoint_lists_every_tensor_with_its_dtype)
     cr_expect(strstr(r.out, "v1/.ATTRIBUTES/VARIABLE_VALUE\t\tdtype=int64\n"), "%s", r.out);
     tu_cli_free(&r);
 }
+
+Test(graph_cli, diff_takes_a_graph_on_either_side)
+{
+    const char *g = tu_fixture("tf-graphs/tfjs_model_multi_output");
+    const char *ckpt = tu_fixture("tf-real/tfjs_model_multi_output/variables");
+    tu_cli_result r = tu_cli("diff '%s' '%s'", g, ckpt);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    cr_expect_str_eq(r.out, "identical: all 3 ops found in A\n");
+    tu_cli_free(&r);
+    r = tu_cli("diff '%s' '%s'", ckpt, g);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    /* Another model's checkpoint: every op the graph restores is missing. */
+    r = tu_cli("diff '%s' '%s'", tu_fixture("tf-real/tfjs_times_two_int/variables"),
+               tu_fixture("tf-graphs/tfjs_int64_multiply/saved_model.pb"));
+    cr_expect_eq(r.rc, 1, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "missing from A: v1/.ATTRIBUTES/VARIABLE_VALUE\n"), "%s", r.out);
+    tu_cli_free(&r);
+}

@@ -230,6 +230,14 @@ int cli_graph_ops(const char *path, int dest_kind, cli_ops *out);
  * saved_model.pb), say where its checkpoint is and suggest --graph. */
 void cli_graph_hint(const char *path);
 
+/* 1 when `path` names a graph rather than an ops file or a checkpoint: a
+ * .meta or .pb file, or a directory holding saved_model.pb. */
+int cli_graph_is_path(const char *path);
+
+/* An op list from a graph (cli_graph_ops) or an ops file (cli_ops_read),
+ * whichever `path` is. Same contract as those. */
+int cli_op_list_read(const char *path, int dest_kind, cli_ops *out);
+
 /* Write `op` as one ops-file line (NAME<TAB>SPEC[<TAB>dtype=DTYPE]) that
  * cli_ops_read() reads back unchanged. Returns 0, or -1 after printing an
  * error when the name cannot be written so (a TAB, newline, leading '#'

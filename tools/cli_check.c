@@ -11,7 +11,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli_check.h"
 
@@ -78,16 +77,6 @@ typedef struct verdict {
     trestle_plan *plan;  /* the successful plan (as is or fixed), for --write-ops */
     char fail[TRESTLE_ERROR_MESSAGE_MAX]; /* why the fixed plan failed */
 } verdict;
-
-static int is_graph_path(const char *path)
-{
-    struct stat st;
-    size_t n = strlen(path);
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return 1;
-    return (n >= 5 && strcmp(path + n - 5, ".meta") == 0) ||
-           (n >= 3 && strcmp(path + n - 3, ".pb") == 0);
-}
 
 /* ---- the verdict ---- */
 
@@ -535,8 +524,7 @@ int cli_check_main(int argc, char **argv)
 
     cli_ops ops = { 0 };
     trestle_checkpoint *ckpt = NULL;
-    status = is_graph_path(a.source) ? cli_graph_ops(a.source, TRESTLE_DEST_DISCARD, &ops)
-                                     : cli_ops_read(a.source, TRESTLE_DEST_DISCARD, &ops);
+    status = cli_op_list_read(a.source, TRESTLE_DEST_DISCARD, &ops);
     if (status == CLI_EXIT_OK)
         status = cli_open(a.ckpt, &ckpt);
     if (status == CLI_EXIT_OK)

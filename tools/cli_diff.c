@@ -18,6 +18,7 @@
 static const char diff_help[] =
     "Usage: trestle diff [OPTIONS] A B\n"
     "       trestle diff [OPTIONS] --ops FILE A\n"
+    "       trestle diff [OPTIONS] GRAPH A    (or A GRAPH)\n"
     "\n"
     "Compare checkpoints A and B key by key and print one line per difference:\n"
     "  only in A: NAME  DTYPE SHAPE\n"
@@ -26,7 +27,9 @@ static const char diff_help[] =
     "  shape differs: NAME  [2,2] -> [2,3]\n"
     "  values differ: NAME              (with --values)\n"
     "then a summary line. With --ops, report instead which ops of FILE (the\n"
-    "format of 'trestle restore --ops') have no key in A.\n"
+    "format of 'trestle restore --ops') have no key in A. A graph on either\n"
+    "side (a .meta file, a saved_model.pb or a SavedModel directory) stands for\n"
+    "the ops its saver restores, as with --ops ('trestle ops --graph').\n"
     "\n"
     "A and B are checkpoint prefixes, .index files, data files or directories.\n"
     "\n"
@@ -244,7 +247,7 @@ static int diff_ops(const char *pa, const diff_args *args)
     trestle_error_clear(&err);
     if (cli_open(pa, &a) != CLI_EXIT_OK)
         return DIFF_TROUBLE;
-    if (cli_ops_read(args->ops_file, TRESTLE_DEST_DISCARD, &ops) != CLI_EXIT_OK)
+    if (cli_op_list_read(args->ops_file, TRESTLE_DEST_DISCARD, &ops) != CLI_EXIT_OK)
         goto done;
     trestle_plan_options_init(&popt);
     popt.renames = args->renames;
@@ -326,6 +329,16 @@ int cli_diff_main(int argc, char **argv)
             status = cli_bad_option("diff", argv, c);
             goto out;
         }
+    }
+    /* A graph on either side is the op list its saver restores. */
+    if (!args.ops_file && argc - optind == 2) {
+        for (int side = 0; side < 2; side++)
+            if (cli_graph_is_path(argv[optind + side])) {
+                args.ops_file = argv[optind + side];
+                argv[optind + side] = argv[optind + 1 - side];
+                argc--;
+                break;
+            }
     }
     int want = args.ops_file ? 1 : 2;
     if (argc - optind != want) {

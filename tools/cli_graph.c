@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -225,4 +226,29 @@ void cli_graph_hint(const char *path)
     else if (n >= 14 && strcmp(path + n - 14, "saved_model.pb") == 0)
         cli_error("%s is a SavedModel graph, not a checkpoint; its checkpoint is usually "
                   "%.*svariables/variables", path, (int)(n - 14), path);
+}
+
+int cli_graph_is_path(const char *path)
+{
+    struct stat st;
+    size_t n = strlen(path);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        /* A SavedModel directory, not a checkpoint directory. */
+        char *pb = malloc(n + sizeof "/saved_model.pb");
+        int is = 0;
+        if (pb) {
+            snprintf(pb, n + sizeof "/saved_model.pb", "%s/saved_model.pb", path);
+            is = stat(pb, &st) == 0;
+            free(pb);
+        }
+        return is;
+    }
+    return (n >= 5 && strcmp(path + n - 5, ".meta") == 0) ||
+           (n >= 3 && strcmp(path + n - 3, ".pb") == 0);
+}
+
+int cli_op_list_read(const char *path, int dest_kind, cli_ops *out)
+{
+    return cli_graph_is_path(path) ? cli_graph_ops(path, dest_kind, out)
+                                   : cli_ops_read(path, dest_kind, out);
 }
