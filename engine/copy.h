@@ -7,8 +7,12 @@
  *
  * Calls come from the restore's worker threads; `worker` (0..workers-1)
  * lets a backend keep per-worker state (a CUDA stream) without locks.
- * Copies may complete asynchronously: before a staging buffer is reused,
- * and before an op is reported ready, the worker calls fence().
+ * Copies may complete asynchronously. A worker marks the end of each
+ * staging buffer's copies (mark()) and retires the marks in order
+ * (retire()): only then is the buffer reused and its ops reported ready.
+ * fence() waits for everything the worker has queued (before a conversion
+ * buffer is reused). The host copier copies synchronously: it has no
+ * marks, and its fence does nothing.
  */
 #ifndef TRESTLE_COPY_H
 #define TRESTLE_COPY_H
@@ -31,11 +35,11 @@ typedef struct trestle__copier_ops {
      * trestle_arena_free() need not know which. */
     int (*arena_alloc)(trestle__copier *c, uint64_t bytes, trestle_arena **out,
                        trestle_error *err);
-    /* Optional (NULL for host): make a host region that copies read from
-     * DMA-able (pin it), before the first read: called for the staging
-     * pool, and again for the dtype conversion buffers when an op converts
-     * (engine/restore_convert.c). close() undoes every registration. */
-    int (*staging_register)(trestle__copier *c, void *base, size_t bytes, trestle_error *err);
+    /* Optional (NULL for host): tell the copier about a pinned host region
+     * that copies read from (the staging pool, the dtype conversion
+     * buffers; engine/staging.c pins them), before the first copy out of
+     * it, so that kernels can read it through its device address. */
+    int (*staging_add)(trestle__copier *c, void *base, size_t bytes, trestle_error *err);
     /* Copy n staging bytes verbatim to dst. Returns n. */
     uint64_t (*copy)(trestle__copier *c, unsigned worker, void *dst, const void *src, uint64_t n);
     /*
@@ -48,6 +52,23 @@ typedef struct trestle__copier_ops {
                             const trestle__region *r, const void *src, uint64_t lo, uint64_t n);
     /* Wait until this worker's copies so far are complete. */
     int (*fence)(trestle__copier *c, unsigned worker, trestle_error *err);
+    /* Optional (NULL: copies are synchronous). Mark the end of the
+     * worker's copies so far; at most `marks` marks may be unretired. */
+    int (*mark)(trestle__copier *c, unsigned worker, trestle_error *err);
+    /* Whether the worker's oldest unretired mark is complete: *done true
+     * (and the mark retired) or false (only when `wait` is false). With
+     * `wait` the thread sleeps until it is, without spinning. */
+    int (*retire)(trestle__copier *c, unsigned worker, bool wait, bool *done, trestle_error *err);
+    /* Optional (NULL: the caller converts on the CPU): `count` elements at
+     * src, stored as src_dtype in staging, converted to dst_dtype on the
+     * device into dst (contiguous). For widening pairs, which halve the
+     * bytes that cross the bus. Returns the destination bytes written, or
+     * 0 when the copier cannot do it (then nothing was queued). */
+    uint64_t (*copy_widen)(trestle__copier *c, unsigned worker, void *dst, const void *src,
+                           int src_dtype, int dst_dtype, uint64_t count);
+    /* Optional: the worker's thread ran caller code (a ready callback)
+     * that may have switched its CUDA device; make the worker's current. */
+    void (*reenter)(trestle__copier *c, unsigned worker);
     void (*close)(trestle__copier *c);
 } trestle__copier_ops;
 
@@ -55,6 +76,10 @@ struct trestle__copier {
     const trestle__copier_ops *ops;
     void *state;      /* backend state (NULL for the host copier) */
     bool host_dests;  /* destinations are host memory that workers can read back */
+    unsigned marks;   /* unretired marks a worker may hold (0 without mark()) */
+    uint64_t window_bytes; /* the most bytes one copy_region() or copy_widen() is handed
+                              (set before the first copy) */
+    double wait_seconds; /* time workers slept in retire() and fence(), all workers */
 };
 
 /* The host copier. Never fails. */
@@ -62,13 +87,27 @@ void trestle__copier_open_host(trestle__copier *c);
 
 /*
  * The CUDA copier (engine/copy_cuda.c) for `device`, with one stream per
- * worker (`workers` slots); `stream`, when not NULL, is the caller's
- * cudaStream_t whose queued work every copy waits for. TRESTLE_E_NO_DEVICE
- * without a usable device or in a build without CUDA; TRESTLE_E_CUDA,
- * TRESTLE_E_NOMEM.
+ * worker (`workers` slots). Every copy waits for the work queued so far on
+ * `stream`, the caller's cudaStream_t, or on the legacy default stream
+ * when `stream` is NULL. TRESTLE_E_NO_DEVICE without a usable device or
+ * in a build without CUDA; TRESTLE_E_INVALID_ARG for a stream that is
+ * capturing a graph; TRESTLE_E_CUDA, TRESTLE_E_NOMEM.
  */
 int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
                               trestle_error *err);
+
+/*
+ * Pinned host memory for device copies (engine/staging.c): page-lock
+ * `bytes` at p for every device (cudaHostRegister, portable and mapped).
+ * TRESTLE_E_NOMEM with *refused set when the runtime refused to register
+ * ordinary pages (sandboxes, some kernels), so that the caller can fall
+ * back to trestle__cuda_host_alloc(); TRESTLE_E_NO_DEVICE without CUDA.
+ */
+int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err);
+void trestle__cuda_unpin(int device, void *p);
+/* `bytes` of pinned, mapped memory from the CUDA runtime (cudaHostAlloc). */
+int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err);
+void trestle__cuda_host_free(int device, void *p);
 
 /* CUDA devices usable here: > 0, or 0 with `why` (n bytes) saying what is
  * missing, to follow "needs": "a CUDA build of trestle; ...", or "a usable

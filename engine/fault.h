@@ -14,7 +14,7 @@
  *     (reader.h: trestle__read_filter) before trestle__read_step();
  *   - trestle__reader_open_uring() fails with uring_setup_errno as a
  *     refused io_uring_setup(2) would;
- *   - trestle__pool_init() fails its staging allocation when staging_nomem.
+ *   - trestle__staging_get() fails the read buffers' allocation when staging_nomem.
  */
 #ifndef TRESTLE_FAULT_H
 #define TRESTLE_FAULT_H

@@ -1,5 +1,5 @@
 /*
- * plan.h - the resolved form of a restore, produced by engine/plan.c and
+ * plan.h - the resolved form of a restore, produced by engine/plan*.c and
  * consumed by the pipeline (engine/restore.c and the readers/copiers).
  *
  * Vocabulary:
@@ -146,6 +146,7 @@ struct trestle_plan {
     size_t num_batches;
     trestle_plan_stats stats;
     trestle_arena *arena;   /* DEST_ALLOCATE memory of the last restore; NULL once adopted */
+    struct trestle__staging *staging; /* staging memory kept across restores (engine/staging.h) */
     atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
     struct trestle__faults *faults; /* tests only: injected I/O faults (engine/fault.h), else NULL */
 };

@@ -2,7 +2,8 @@
  * plan_names.h - the name half of the planner (engine/plan_names.c): from
  * an op's graph name to a listed checkpoint key through exclusions, rename
  * rules and the TF 1.x RNN table, and the all-missing-keys report with its
- * "did you mean" suggestions. engine/plan.c is the only user.
+ * "did you mean" suggestions. Only the planner (engine/plan_create.c,
+ * engine/plan_ops.c) uses it.
  */
 #ifndef TRESTLE_PLAN_NAMES_H
 #define TRESTLE_PLAN_NAMES_H

@@ -3,9 +3,8 @@
  *
  * Sits between the readers and the copiers: the producer takes a buffer
  * before it submits a read, the worker that has verified and copied the
- * bytes gives it back. The memory comes from the two functions at the top
- * of this file; a CUDA build swaps them for pinned (cudaHostAlloc) memory
- * so that device copies can DMA straight out of the staging buffers.
+ * bytes gives it back. The memory is the plan's (engine/staging.c: kept
+ * across restores, pinned for device copies); the pool only hands it out.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -13,59 +12,26 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 #include "error.h"
 #include "pool.h"
 
-#define HUGE_PAGE ((size_t)2 << 20) /* PMD size with 4 KiB base pages (x86-64, arm64) */
-
-/* ---- staging memory: the seam for pinned host memory ---- */
-
-/*
- * All buffers are carved out of one region, 2 MiB-aligned and advised into
- * transparent huge pages: a restore touches its staging memory fresh, and
- * first-touch faults on 4 KiB pages can cost more than the reads themselves
- * (virtual machines especially). One region also means one registration
- * for a pinned-memory (cudaHostAlloc) version of these two functions.
- */
-static void *staging_alloc(size_t bytes)
-{
-    void *p = NULL;
-    size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : TRESTLE__POOL_ALIGN;
-    if (posix_memalign(&p, align, bytes) != 0)
-        return NULL;
-    if (align == HUGE_PAGE)
-        madvise(p, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice: failure is harmless */
-    return p;
-}
-
-static void staging_free(void *p)
-{
-    free(p);
-}
-
 /* ---- the pool ---- */
 
-int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes,
-                       trestle__faults *faults, trestle_error *err)
+int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes, uint8_t *region,
+                       trestle_error *err)
 {
     pthread_condattr_t attr;
 
     memset(pool, 0, sizeof *pool);
-    buf_bytes = (buf_bytes + TRESTLE__POOL_ALIGN - 1) & ~(size_t)(TRESTLE__POOL_ALIGN - 1);
     pool->bufs = calloc(count ? count : 1, sizeof *pool->bufs);
     pool->free_list = calloc(count ? count : 1, sizeof *pool->free_list);
-    if (!pool->bufs || !pool->free_list || (count > 0 && buf_bytes > SIZE_MAX / count))
-        goto nomem;
-    if (faults && faults->staging_nomem) {
-        atomic_fetch_add(&faults->injected, 1);
-        goto nomem;
+    if (!pool->bufs || !pool->free_list) {
+        trestle__pool_destroy(pool);
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     }
-    pool->region = staging_alloc(buf_bytes * count);
-    if (!pool->region)
-        goto nomem;
+    pool->region = region;
     pool->buf_bytes = buf_bytes;
     pool->count = count;
     /* Stack in reverse so that buffer 0 is handed out first. */
@@ -84,18 +50,10 @@ int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes,
     pthread_condattr_destroy(&attr);
     pool->sync_ready = true;
     return TRESTLE_OK;
-
-nomem:
-    trestle__pool_destroy(pool);
-    return trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, NULL, -1,
-                              (int64_t)buf_bytes * count,
-                              "cannot allocate %u staging buffers of %zu bytes", count, buf_bytes);
 }
 
 void trestle__pool_destroy(trestle__pool *pool)
 {
-    if (pool->region)
-        staging_free(pool->region);
     free(pool->bufs);
     free(pool->free_list);
     if (pool->sync_ready) {

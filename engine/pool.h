@@ -1,8 +1,9 @@
 /*
  * pool.h - the bounded staging memory of one restore: a fixed set of
  * equally sized, 4096-aligned buffers that reads land in and workers
- * verify and copy out of. The set is allocated once per restore, so host
- * memory stays bounded by staging_bytes whatever the checkpoint size.
+ * verify and copy out of, carved out of one region of the plan's staging
+ * memory (engine/staging.h), so host memory stays bounded by
+ * staging_bytes whatever the checkpoint size.
  *
  * A buffer is owned by exactly one stage at a time: free -> in flight at
  * the reader -> queued for a worker -> free again. The free list is a stack
@@ -17,7 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fault.h"
 #include "trestle.h"
 
 #define TRESTLE__POOL_ALIGN 4096 /* O_DIRECT and page alignment of every buffer */
@@ -25,7 +25,7 @@
 typedef struct trestle__pool {
     pthread_mutex_t mu;   /* guards free_list, nfree and stopped */
     pthread_cond_t cv;    /* signalled when a buffer is released or the pool stops */
-    uint8_t *region;      /* the one allocation all buffers live in */
+    uint8_t *region;      /* the region all buffers live in (the plan's staging memory) */
     uint8_t **bufs;       /* count buffers of buf_bytes each, inside region */
     unsigned *free_list;  /* stack of free buffer indexes */
     unsigned count;       /* buffers in the pool */
@@ -37,15 +37,16 @@ typedef struct trestle__pool {
 } trestle__pool;
 
 /*
- * Allocate `count` buffers of `buf_bytes` (rounded up to the alignment).
+ * `count` buffers of `buf_bytes` (a multiple of TRESTLE__POOL_ALIGN) at
+ * `region`, which holds count x buf_bytes and outlives the pool.
  * TRESTLE_E_NOMEM on failure, with nothing left allocated; the pool may be
- * passed to trestle__pool_destroy() either way. `faults` is NULL except in
- * tests, whose staging_nomem makes the staging allocation fail.
+ * passed to trestle__pool_destroy() either way.
  */
-int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes,
-                       trestle__faults *faults, trestle_error *err);
+int trestle__pool_init(trestle__pool *pool, unsigned count, size_t buf_bytes, uint8_t *region,
+                       trestle_error *err);
 
-/* Free every buffer. The caller guarantees no read or worker still uses one. */
+/* Free the bookkeeping (not the region). The caller guarantees no read or
+ * worker still uses a buffer. */
 void trestle__pool_destroy(trestle__pool *pool);
 
 /*

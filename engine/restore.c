@@ -29,6 +29,7 @@
 #include "checked.h"
 #include "error.h"
 #include "restore.h"
+#include "staging.h"
 
 #define DEFAULT_CHUNK ((uint64_t)8 << 20)
 #define DEFAULT_STAGING ((uint64_t)256 << 20)
@@ -121,117 +122,6 @@ static int check_shards(const trestle__restore *x, trestle_error *err)
     return TRESTLE_OK;
 }
 
-/*
- * Which GPU the restore copies to, or -1 for none: the device option (for
- * DEST_ALLOCATE ops), else the device of the caller's DEST_DEVICE pointers.
- * One device per restore (its copier has one set of streams); every device
- * pointer must be device memory of that GPU. Host destinations may mix in.
- */
-static int pick_device(const trestle__restore *x, int *device, trestle_error *err)
-{
-    const trestle_plan *p = x->plan;
-    const trestle__plan_op *need = NULL, *first = NULL;
-    char why[160];
-    int dev = x->opt.device;
-
-    *device = -1;
-    for (size_t i = 0; i < p->num_ops && !need; i++) {
-        const trestle__plan_op *op = &p->ops[i];
-        if (!op->skipped && (op->dest_kind == TRESTLE_DEST_DEVICE ||
-                             (op->dest_kind == TRESTLE_DEST_ALLOCATE && dev >= 0)))
-            need = op;
-    }
-    if (!need)
-        return TRESTLE_OK;
-    if (trestle__cuda_device_count(why, sizeof why) <= 0)
-        return trestle__error_set(err, TRESTLE_E_NO_DEVICE, 0, need->key, NULL, -1, -1,
-                                  "tensor %s: restoring into CUDA device memory needs %s",
-                                  need->name, why);
-    for (size_t i = 0; i < p->num_ops; i++) {
-        const trestle__plan_op *op = &p->ops[i];
-        int d = -1;
-        if (op->skipped || op->dest_kind != TRESTLE_DEST_DEVICE || op->bytes == 0)
-            continue;
-        if (trestle__cuda_pointer_device(op->dest, &d) != 0)
-            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
-                                      "tensor %s: destination %p is not CUDA device memory",
-                                      op->name, op->dest);
-        if (dev < 0) {
-            dev = d;
-            first = op;
-        } else if (d != dev) {
-            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
-                                      "tensor %s: destination is on CUDA device %d, but this "
-                                      "restore copies to device %d (%s); restore each GPU's "
-                                      "tensors with its own plan", op->name, d, dev,
-                                      first ? first->name : "the device option");
-        }
-    }
-    *device = dev;
-    return TRESTLE_OK;
-}
-
-/*
- * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/arena.c),
- * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it. One
- * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
- * and on the host one region that transparent huge pages can back whatever
- * the tensor sizes (first-touch faults on 4 KiB pages otherwise dominate a
- * restore from the page cache). A plan restored again into the same kind
- * of memory reuses its arena; after trestle_plan_adopt_arena() (the plan
- * has none) or with another device, it gets a new one.
- */
-/* Bytes op takes in the arena: its size (at least 1) rounded up to the
- * tensor alignment, so never 0; 0 means it overflows. */
-static uint64_t arena_span(const trestle__plan_op *op)
-{
-    uint64_t n = op->bytes ? op->bytes : 1;
-    if (!tr_add_u64(n, TRESTLE__ARENA_ALIGN - 1, &n))
-        return 0;
-    return n & ~(uint64_t)(TRESTLE__ARENA_ALIGN - 1);
-}
-
-static int allocate_destinations(trestle__restore *x, trestle_error *err)
-{
-    trestle_plan *p = x->plan;
-    uint64_t total = 0;
-    size_t first = SIZE_MAX;
-
-    if (p->arena && p->arena->device == x->opt.device)
-        return TRESTLE_OK;
-    trestle__arena_release(p->arena);
-    p->arena = NULL;
-    for (size_t i = 0; i < p->num_ops; i++) {
-        trestle__plan_op *op = &p->ops[i];
-        if (op->dest_kind != TRESTLE_DEST_ALLOCATE)
-            continue;
-        op->dest = NULL; /* memory of an adopted or released arena */
-        if (op->skipped)
-            continue;
-        uint64_t span = arena_span(op);
-        if (span == 0 || !tr_add_u64(total, span, &total))
-            return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
-                                      "destinations of %zu ops overflow", p->num_ops);
-        if (first == SIZE_MAX)
-            first = i;
-    }
-    if (first == SIZE_MAX)
-        return TRESTLE_OK;
-    trestle__copier *c = x->opt.device >= 0 ? &x->copier : &x->host;
-    int rc = c->ops->arena_alloc(c, total, &p->arena, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    uint8_t *at = p->arena->base;
-    for (size_t i = first; i < p->num_ops; i++) {
-        trestle__plan_op *op = &p->ops[i];
-        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE)
-            continue;
-        op->dest = at;
-        at += arena_span(op); /* no overflow: the first pass summed them */
-    }
-    return TRESTLE_OK;
-}
-
 /* ---- setup and teardown ---- */
 
 static int open_reader(trestle__restore *x, trestle_error *err)
@@ -283,6 +173,9 @@ static int start_workers(trestle__restore *x, trestle_error *err)
     x->wstats = calloc(n + 1, sizeof *x->wstats);
     if (!x->wq || !x->reqs || !x->threads || !x->args || !x->wstats)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    for (unsigned i = 0; x->copier.marks && i < n; i++)
+        if (!(x->wstats[i].pend = calloc(x->copier.marks, sizeof *x->wstats[i].pend)))
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (unsigned i = 0; i < n; i++) {
         x->args[i] = (trestle__worker_arg){ x, i };
         int ret = pthread_create(&x->threads[i], NULL, trestle__restore_worker, &x->args[i]);
@@ -334,6 +227,10 @@ static void free_context(trestle__restore *x)
     free(x->wq);
     free(x->threads);
     free(x->args);
+    for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++) {
+        free(x->wstats[i].pend);
+        free(x->wstats[i].busy);
+    }
     free(x->wstats);
     if (x->sync_ready) {
         pthread_mutex_destroy(&x->wq_mu);
@@ -539,6 +436,10 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
     st->reader = x->reader_kind;
     st->direct_reads = x->reader.direct_reads > 0;
     snprintf(st->reader_note, sizeof st->reader_note, "%s", x->reader.note);
+    st->copy_wait_seconds = x->copier.wait_seconds;
+    st->device_copy_seconds = trestle__restore_device_copy_seconds(x);
+    snprintf(st->staging_note, sizeof st->staging_note, "%s",
+             trestle__staging_note(x->plan->staging));
 }
 
 /* Everything up to the first read. The error is returned, not recorded. */
@@ -553,7 +454,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
     x->chunk = x->opt.chunk_bytes;
     x->reader_kind = x->opt.reader;
     TR_FORWARD(check_shards(x, err));
-    TR_FORWARD(pick_device(x, &device, err));
+    TR_FORWARD(trestle__restore_pick_device(x, &device, err));
+    x->device = device;
     trestle__copier_open_host(&x->host);
     if (device >= 0)
         TR_FORWARD(trestle__copier_open_cuda(&x->copier, device, x->opt.threads + 1,
@@ -561,7 +463,7 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
     else
         trestle__copier_open_host(&x->copier);
     x->copier_open = true;
-    TR_FORWARD(allocate_destinations(x, err));
+    TR_FORWARD(trestle__restore_allocate(x, err));
     for (size_t i = 0; i < p->num_ops; i++) {
         trestle__plan_op *op = &x->plan->ops[i];
         op->device = op->dest_kind == TRESTLE_DEST_DEVICE ? device
@@ -572,8 +474,10 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
     TR_FAIL_IF(!*order, err, TRESTLE_E_NOMEM, "out of memory");
 
     /* Staging: as many buffers as staging_bytes holds (at least two, so
-     * reading and checking overlap), but no more than there are reads. */
+     * reading and checking overlap), but no more than there are reads; the
+     * plan's staging memory, pinned for a device restore. */
     size_t buf_bytes = (size_t)(x->chunk + TRESTLE__READ_SLACK);
+    buf_bytes = (buf_bytes + TRESTLE__POOL_ALIGN - 1) & ~(size_t)(TRESTLE__POOL_ALIGN - 1);
     uint64_t count = x->opt.staging_bytes / buf_bytes;
     if (count > x->nreads)
         count = x->nreads;
@@ -581,12 +485,18 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
         count = 2;
     if (count > 65536)
         count = 65536;
-    TR_FORWARD(trestle__pool_init(&x->pool, (unsigned)count, buf_bytes, p->faults, err));
-    if (x->copier.ops->staging_register)
-        TR_FORWARD(x->copier.ops->staging_register(&x->copier, x->pool.region,
-                                                   (size_t)x->pool.count * x->pool.buf_bytes, err));
-    /* Conversion buffers are staging too: registered the same way. */
+    uint8_t *region = NULL;
+    TR_FORWARD(trestle__staging_get(&x->plan->staging, TRESTLE__STAGING_READS, (unsigned)count,
+                                    buf_bytes, x->copier.host_dests ? -1 : device, p->faults,
+                                    &region, err));
+    TR_FORWARD(trestle__pool_init(&x->pool, (unsigned)count, buf_bytes, region, err));
+    if (x->copier.ops->staging_add)
+        TR_FORWARD(x->copier.ops->staging_add(&x->copier, region, (size_t)count * buf_bytes,
+                                              err));
+    /* Conversion buffers are staging too. */
     TR_FORWARD(trestle__restore_convert_open(x, err));
+    /* The most one copy is handed: a part, or a conversion buffer's worth. */
+    x->copier.window_bytes = x->chunk > x->conv_bytes ? x->chunk : x->conv_bytes;
     TR_FORWARD(open_reader(x, err));
     x->reader_kind = x->reader.ops->kind;
     TR_FORWARD(start_workers(x, err));
@@ -633,7 +543,7 @@ int trestle_restore(trestle_plan *p, const trestle_restore_options *opt, trestle
                 trestle__restore_finish_extent(x, x->opt.threads, e);
         for (size_t i = 0; i < p->num_ops; i++)
             if (!p->ops[i].skipped && p->ops[i].num_pieces == 0)
-                trestle__restore_op_ready(x, i);
+                trestle__restore_op_ready(x, x->opt.threads, i);
         produce(x, order);
     }
     stop_pipeline(x);

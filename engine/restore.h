@@ -1,9 +1,18 @@
 /*
  * restore.h - the per-restore context shared by the parts of the pipeline:
  * engine/restore.c (options, setup, the producer that keeps reads in
- * flight, teardown, stats), engine/restore_layout.c (how batches split into
- * reads, O_DIRECT choice) and engine/restore_worker.c (the workers that
- * verify and copy each completed chunk, finish extents and report ops).
+ * flight, teardown, stats), engine/restore_dest.c (which device, engine
+ * memory for the destinations), engine/restore_layout.c (how batches split
+ * into reads, O_DIRECT choice), engine/restore_worker.c (the workers that
+ * verify and copy each completed chunk, finish extents and report ops),
+ * engine/restore_convert.c (dtype conversion on load) and, beneath them
+ * all, engine/restore_state.c (clock, first error, names).
+ *
+ * Device copies complete asynchronously: a worker queues a staging
+ * buffer's copies, marks them (copy.h) and keeps the buffer, with the
+ * extents whose parts it holds, in its pending ring until the mark
+ * retires; only then do those parts count as landed and the buffer go
+ * back to the pool. Host copies complete at once, and so do their reads.
  *
  * Everything a restore touches lives in one trestle__restore, so any
  * number of restores of different plans can run at once.
@@ -74,12 +83,30 @@ typedef struct trestle__ext_state {
                                   the element cut by the boundary after part j, else NULL */
 } trestle__ext_state;
 
-/* Busy time and byte counts of one worker; padded so workers don't share lines. */
+/* A completed read whose device copies are queued but not yet known done. */
+typedef struct trestle__pending {
+    struct trestle__read *rq;  /* its buffer goes back to the pool when the mark retires */
+    size_t first, end;         /* the extents [first, end) it holds parts of */
+    int64_t start_ns;          /* when its copies started */
+} trestle__pending;
+
+/* An interval during which a worker's device copies were in flight. */
+typedef struct trestle__busy {
+    int64_t from_ns, to_ns;
+} trestle__busy;
+
+/* One worker's own state: busy time and byte counts, its pending ring;
+ * padded so workers don't share lines. */
 typedef struct trestle__worker_stats {
     double verify_seconds;
     double copy_seconds;
     uint64_t verified;
     uint64_t copied;
+    trestle__pending *pend;    /* copier.marks slots: pend[phead] is the oldest of plen */
+    unsigned phead, plen;
+    bool conv_inflight;        /* device copies out of its conversion buffer not yet fenced */
+    trestle__busy *busy;       /* device copy intervals, merged while in order */
+    size_t nbusy, cap_busy;
     char pad[32];
 } trestle__worker_stats;
 
@@ -115,6 +142,7 @@ struct trestle__restore {
     bool reader_open;
     trestle__copier copier;      /* to the restore's destinations: host, or CUDA */
     trestle__copier host;        /* host destinations of a restore whose copier is CUDA */
+    int device;                  /* the CUDA device copied to, or -1 */
     bool copier_open;
     uint8_t *conv_region;        /* per-worker conversion buffers, one allocation registered like
                                     staging; NULL when no op converts */
@@ -148,6 +176,13 @@ struct trestle__restore {
     bool no_cachestat;           /* calling thread: cachestat(2) refused, probe with mincore */
 };
 
+/* Which GPU the restore copies to, or -1 (engine/restore_dest.c). */
+int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle_error *err);
+
+/* Engine memory for DEST_ALLOCATE ops: the plan's arena, reused when it
+ * is of the restore's kind (engine/restore_dest.c). */
+int trestle__restore_allocate(trestle__restore *x, trestle_error *err);
+
 /* Chunk bookkeeping (engine/restore_layout.c): probe the page cache per
  * batch, pick extents read straight into their destination, number the
  * reads, give each extent its parts and CRC slots, count op pieces. */
@@ -175,14 +210,25 @@ bool trestle__restore_stopping(trestle__restore *x);
  * piece's op: slice parts are stored under binary keys). */
 const char *trestle__restore_tensor_name(const trestle__restore *x, size_t e);
 
-/* Op `i` has all its bytes in place and verified: count it, call on_ready. */
-void trestle__restore_op_ready(trestle__restore *x, size_t i);
+/* Fail the restore with `le`, an error met at byte `offset` of extent e's
+ * shard, as "tensor 'NAME' (shard PATH, offset N): <le's message>" with
+ * the key, path and offset filled in. */
+void trestle__restore_fail_at(trestle__restore *x, size_t e, uint64_t offset, trestle_error *le);
+
+/* Op `i` has all its bytes in place and verified: count it, call on_ready
+ * (from worker `worker`'s thread, or the calling thread's slot). */
+void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i);
 
 /* Verify, check and release extent `e` once all its parts are in. */
 void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t e);
 
-/* Worker thread body: serve the work queue until it closes or the restore stops. */
+/* Worker thread body: serve the work queue until it closes or the restore
+ * stops, then retire every pending read. */
 void *trestle__restore_worker(void *arg);
+
+/* Wall time during which some device copy was in flight: the union of
+ * every worker's busy intervals. */
+double trestle__restore_device_copy_seconds(const trestle__restore *x);
 
 /* The copier that writes op's destination: the restore's (CUDA) copier for
  * device memory, else the host copier. */

@@ -10,9 +10,15 @@
  * into the worker's conversion buffer, where they are bytes
  * [a x dst_es, b x dst_es) of the extent as if it were stored in the target
  * dtype, and go through the copier's ordinary copy or copy_region from
- * there. The buffers are one allocation per restore, made only when some
- * op converts, and registered with the copier like the staging pool:
- * device copies DMA out of them (the CUDA copier pins them).
+ * there. The buffers are one region of the plan's staging memory
+ * (engine/staging.c), taken only when some op converts, and pinned for a
+ * device restore like the staging pool: device copies DMA out of them.
+ * A worker's buffer is reused only once the device copies out of it are
+ * done (fenced), since device copies complete after the worker moved on.
+ *
+ * A copier that converts on the device (copy_widen: the CUDA copier, for
+ * widening pairs into whole-tensor destinations) gets the stored elements
+ * instead, and the CPU converts nothing.
  *
  * Seams: an extent's parts end at file-offset chunk boundaries, so when the
  * extent starts at an odd offset an element can straddle two parts, which
@@ -32,6 +38,7 @@
 #include "checked.h"
 #include "error.h"
 #include "restore.h"
+#include "staging.h"
 
 #define CONV_ALIGN 64           /* each conversion starts on a cache line */
 #define CONV_SLACK 256          /* room for that alignment, several conversions per span */
@@ -94,24 +101,23 @@ int trestle__restore_convert_open(trestle__restore *x, trestle_error *err)
     per = (2 * span_max(x) + CONV_SLACK + CONV_PAGE - 1) & ~(uint64_t)(CONV_PAGE - 1);
     if (!tr_mul_u64(per, x->opt.threads, &total) || total > SIZE_MAX)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "conversion buffers overflow");
-    void *region = NULL;
-    if (posix_memalign(&region, CONV_PAGE, (size_t)total) != 0)
-        return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)total,
-                                  "cannot allocate %" PRIu64 " bytes of dtype conversion "
-                                  "buffers (%u workers)", total, x->opt.threads);
+    uint8_t *region = NULL;
+    int device = x->copier.host_dests ? -1 : x->device;
+    int rc = trestle__staging_get(&x->plan->staging, TRESTLE__STAGING_CONVERT, x->opt.threads,
+                                  (size_t)per, device, NULL, &region, err);
+    if (rc != TRESTLE_OK)
+        return rc;
     x->conv_region = region;
     x->conv_bytes = (size_t)per;
-    /* Device copies read these buffers as they read staging: pin them the
-     * same way (the CUDA copier unregisters both at close). */
-    if (x->copier.ops->staging_register)
-        return x->copier.ops->staging_register(&x->copier, region, (size_t)total, err);
+    /* Device copies read these buffers as they read staging. */
+    if (x->copier.ops->staging_add)
+        return x->copier.ops->staging_add(&x->copier, region, (size_t)total, err);
     return TRESTLE_OK;
 }
 
 void trestle__restore_convert_close(trestle__restore *x)
 {
-    free(x->conv_region);
-    free(x->seam_bytes);
+    free(x->seam_bytes); /* the buffers are the plan's staging memory */
     x->conv_region = NULL;
     x->seam_bytes = NULL;
 }
@@ -150,10 +156,27 @@ void trestle__restore_seam_store(trestle__restore *x, size_t e, const uint8_t *p
 static bool fence(trestle__restore *x, unsigned w)
 {
     trestle_error le;
+    x->wstats[w].conv_inflight = false;
     if (x->copier.ops->fence(&x->copier, w, &le) == TRESTLE_OK)
         return true;
     trestle__restore_fail(x, &le);
     return false;
+}
+
+/* Worker w is about to write its buffer from the start: the device copies
+ * of earlier spans out of it may still be reading it. */
+static bool reuse(trestle__restore *x, unsigned w)
+{
+    return !x->wstats[w].conv_inflight || fence(x, w);
+}
+
+/* A copy out of worker w's buffer was queued by cp. */
+static uint64_t copied_out(trestle__restore *x, unsigned w, const trestle__copier *cp,
+                           uint64_t bytes)
+{
+    if (bytes > 0 && !cp->host_dests)
+        x->wstats[w].conv_inflight = true;
+    return bytes;
 }
 
 bool trestle__restore_convert_seams(trestle__restore *x, unsigned w, size_t e)
@@ -164,6 +187,8 @@ bool trestle__restore_convert_seams(trestle__restore *x, unsigned w, size_t e)
     uint8_t *buf = x->conv_region + (size_t)w * x->conv_bytes;
     uint64_t es = st->convert_es, copied = 0, nb = st->parts - 1;
 
+    if (!reuse(x, w))
+        return false;
     for (size_t k = 0; k < ext->num_pieces; k++) {
         const trestle__piece *pc = &plan->pieces[ext->first_piece + k];
         const trestle__plan_op *op = &plan->ops[pc->op];
@@ -210,6 +235,8 @@ static const uint8_t *converted(trestle__restore *x, unsigned w, trestle__conv_s
     for (unsigned i = 0; i < span->n; i++)
         if (span->dtype[i] == op->out_dtype)
             return span->at[i];
+    if (span->n == 0 && !reuse(x, w))
+        return NULL;
     if (span->n == slots || span->used + need > x->conv_bytes) {
         /* Not with today's pairs (see the sizing in convert_open), but a
          * full buffer is still correct: wait for its copies, start over. */
@@ -244,12 +271,20 @@ uint64_t trestle__restore_copy_converted(trestle__restore *x, unsigned w, trestl
 
     if (b <= a)
         return 0; /* only parts of elements: they land through the seams */
+    if (pc->region == TRESTLE__NO_REGION && cp->ops->copy_widen) {
+        /* The device converts widening pairs: half the bytes cross the bus. */
+        uint64_t done = cp->ops->copy_widen(cp, w, (uint8_t *)op->dest + pc->dst_offset + a * des,
+                                            p + (a * es - pos), op->dtype, op->out_dtype, b - a);
+        if (done)
+            return done;
+    }
     const uint8_t *conv = converted(x, w, span, op, p + (a * es - pos), b - a);
     if (!conv)
         return 0;
     if (pc->region == TRESTLE__NO_REGION)
-        return cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset + a * des, conv,
-                             (b - a) * des);
-    return cp->ops->copy_region(cp, w, op->dest, &x->plan->regions[pc->region], conv, a * des,
-                                (b - a) * des);
+        return copied_out(x, w, cp, cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset +
+                                                              a * des, conv, (b - a) * des));
+    return copied_out(x, w, cp, cp->ops->copy_region(cp, w, op->dest,
+                                                     &x->plan->regions[pc->region], conv,
+                                                     a * des, (b - a) * des));
 }

@@ -1,12 +1,13 @@
 /*
  * restore_worker.c - the consuming half of the restore pipeline: worker
  * threads take completed reads off the work queue, and for each extent the
- * chunk overlaps they compute the CRC32C of its bytes, copy them to every
- * destination that wants them, and give the staging buffer back. The
- * worker that lands an extent's last part combines the partial CRCs and
- * checks the stored one; the worker that lands an op's last piece reports
- * the op ready. Also here: the sticky first error and cancellation, which
- * both halves of the pipeline use.
+ * chunk overlaps they compute the CRC32C of its bytes and copy them to
+ * every destination that wants them. Once the read's copies are done
+ * (at once for host memory; for device memory when the copier's mark
+ * retires, while the worker already checks the next chunk), its parts
+ * count as landed and the staging buffer goes back. The worker that lands
+ * an extent's last part combines the partial CRCs and checks the stored
+ * one; the worker that lands an op's last piece reports the op ready.
  *
  * CRC and copy walk each chunk in cache-sized steps, so the bytes the CRC
  * pulls into the cache are still there for the copy. Pieces whose op
@@ -26,61 +27,9 @@
 #include "restore.h"
 #include "string_tensor.h"
 
-int64_t trestle__restore_now_ns(const trestle__restore *x)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)(t.tv_sec - x->t0.tv_sec) * 1000000000LL + (t.tv_nsec - x->t0.tv_nsec);
-}
-
-/* ---- first error and cancellation ---- */
-
-int trestle__restore_fail(trestle__restore *x, const trestle_error *e)
-{
-    int rc;
-    pthread_mutex_lock(&x->err_mu);
-    if (x->rc == TRESTLE_OK) {
-        x->rc = e->code;
-        x->err = *e;
-    }
-    rc = x->rc;
-    pthread_mutex_unlock(&x->err_mu);
-    atomic_store(&x->stop, 1);
-    /* Wake whoever waits for a buffer or for work, so they see the stop. */
-    trestle__pool_stop(&x->pool);
-    pthread_mutex_lock(&x->wq_mu);
-    pthread_cond_broadcast(&x->wq_cv);
-    pthread_mutex_unlock(&x->wq_mu);
-    return rc;
-}
-
-bool trestle__restore_stopping(trestle__restore *x)
-{
-    if (atomic_load_explicit(&x->stop, memory_order_acquire))
-        return true;
-    if (atomic_load_explicit(&x->plan->cancel, memory_order_relaxed)) {
-        trestle_error e;
-        trestle__error_simple(&e, TRESTLE_E_CANCELLED, "restore cancelled");
-        trestle__restore_fail(x, &e);
-        return true;
-    }
-    return false;
-}
-
-const char *trestle__restore_tensor_name(const trestle__restore *x, size_t e)
-{
-    const trestle__extent *ext = &x->plan->extents[e];
-    if (ext->num_pieces > 0) {
-        const trestle__plan_op *op = &x->plan->ops[x->plan->pieces[ext->first_piece].op];
-        if (op->key)
-            return op->key;
-    }
-    return x->ckpt->entries[ext->entry].key;
-}
-
 /* ---- ops ---- */
 
-void trestle__restore_op_ready(trestle__restore *x, size_t i)
+void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i)
 {
     const trestle__plan_op *op = &x->plan->ops[i];
 
@@ -105,6 +54,11 @@ void trestle__restore_op_ready(trestle__restore *x, size_t i)
         .out_dtype = op->out_dtype,
     };
     int stop = x->opt.on_ready(x->opt.user, i, &info);
+    /* The callback is the caller's code on our thread: it may have
+     * switched the thread's CUDA device, which later kernel launches on
+     * the worker's stream would fail on. */
+    if (worker < x->opt.threads && x->copier.ops->reenter)
+        x->copier.ops->reenter(&x->copier, worker);
     if (stop != 0) {
         trestle_error e;
         trestle__error_set(&e, TRESTLE_E_CANCELLED, 0, op->key, NULL, -1, -1,
@@ -144,20 +98,6 @@ static void fail_crc(trestle__restore *x, size_t e, uint32_t crc)
     trestle__restore_fail(x, &le);
 }
 
-/* Fail the restore with `le`, an error met at byte `offset` of extent e's
- * shard, as "tensor 'NAME' (shard PATH, offset N): <le's message>" with
- * the key, path and offset filled in. */
-static void fail_at(trestle__restore *x, size_t e, uint64_t offset, trestle_error *le)
-{
-    const char *name = trestle__restore_tensor_name(x, e);
-    const char *path = x->ckpt->shard_paths[x->plan->extents[e].shard];
-    trestle__error_prefix(le, "tensor '%s' (shard %s, offset %" PRIu64 ")", name, path, offset);
-    snprintf(le->key, sizeof le->key, "%s", name);
-    snprintf(le->path, sizeof le->path, "%s", path);
-    le->offset = (int64_t)offset;
-    trestle__restore_fail(x, le);
-}
-
 /* The entry CRC of a string extent: walk its whole bytes. False on failure
  * (recorded). */
 static bool string_crc(trestle__restore *x, size_t e, uint32_t *crc)
@@ -173,7 +113,7 @@ static bool string_crc(trestle__restore *x, size_t e, uint32_t *crc)
                                    NULL, crc, &le);
     if (rc == TRESTLE_OK)
         return true;
-    fail_at(x, e, ext->offset, &le);
+    trestle__restore_fail_at(x, e, ext->offset, &le);
     return false;
 }
 
@@ -210,7 +150,7 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
     for (size_t k = 0; k < ext->num_pieces; k++) {
         size_t op = x->plan->pieces[ext->first_piece + k].op;
         if (atomic_fetch_sub_explicit(&x->op_left[op], 1, memory_order_acq_rel) == 1)
-            trestle__restore_op_ready(x, op);
+            trestle__restore_op_ready(x, worker, op);
     }
 }
 
@@ -238,14 +178,6 @@ static uint8_t *string_tmp(trestle__restore *x, size_t e)
         return mine;
     free(mine);
     return buf;
-}
-
-trestle__copier *trestle__restore_copier_for(trestle__restore *x, const trestle__plan_op *op)
-{
-    bool device = !x->copier.host_dests &&
-                  (op->dest_kind == TRESTLE_DEST_DEVICE ||
-                   (op->dest_kind == TRESTLE_DEST_ALLOCATE && x->opt.device >= 0));
-    return device ? &x->copier : &x->host;
 }
 
 /* Bytes [pos, pos + n) of extent e, at p, to every piece that wants them.
@@ -280,17 +212,16 @@ static uint64_t copy_pieces(trestle__restore *x, unsigned w, size_t e, const uin
 /*
  * Part of extent `e` arrived in read `seq`: bytes [pos, pos + n) of the
  * extent at p (staging, or the primary destination itself when the extent
- * is read in place). CRC them into the part's slot, copy them to every
- * other piece, and finish the extent if this was its last part.
+ * is read in place). CRC them into the part's slot and copy them to every
+ * other piece; the part lands when the read's copies are done
+ * (land_read()).
  */
 static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq,
                          const uint8_t *p, uint64_t pos, uint64_t n)
 {
-    const trestle_plan *plan = x->plan;
-    const trestle__extent *ext = &plan->extents[e];
+    const trestle__extent *ext = &x->plan->extents[e];
     trestle__ext_state *st = &x->ext[e];
     trestle__worker_stats *ws = &x->wstats[w];
-    trestle__copier *cp = &x->copier;
     bool crc_here = x->opt.verify && !ext->is_string;
     uint8_t *tmp = NULL;
     uint32_t crc = 0;
@@ -300,11 +231,11 @@ static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq
     if (st->seam)
         trestle__restore_seam_store(x, e, p, pos, n);
     int64_t t0 = trestle__restore_now_ns(x);
-    if (!cp->host_dests) {
+    if (!x->copier.host_dests) {
         /* Device destinations: hand the whole part to the DMA engine first,
-         * then CRC it on this core while the copies fly; fence() below
-         * waits for them. (The host path interleaves instead, to CRC and
-         * copy each step while it is in cache.) */
+         * then CRC it on this core while the copies fly. (The host path
+         * interleaves instead, to CRC and copy each step while it is in
+         * cache.) */
         ws->copied += copy_pieces(x, w, e, p, pos, n);
         int64_t t1 = trestle__restore_now_ns(x);
         if (crc_here)
@@ -335,62 +266,178 @@ static void process_part(trestle__restore *x, unsigned w, size_t e, uint64_t seq
     }
     if (crc_here)
         st->crcs[seq - st->first_seq] = crc;
-    trestle_error le;
-    if (cp->ops->fence(cp, w, &le) != TRESTLE_OK) {
-        /* The fence covers this part's copies only: name their tensor. */
-        le.length = (int64_t)n;
-        fail_at(x, e, ext->offset + pos, &le);
-        return;
-    }
-    /* acq_rel: the last worker must see every other part's CRC slot and bytes. */
-    if (atomic_fetch_sub_explicit(&st->left, 1, memory_order_acq_rel) == 1)
-        trestle__restore_finish_extent(x, w, e);
 }
 
-/* Every extent a completed read overlaps, in file order. */
-static void process_read(trestle__restore *x, unsigned w, const trestle__read *rq)
+/* The extents [*first, *end) of read rq's batch that it overlaps (one,
+ * read in place, for a destination read). */
+static void read_extents(const trestle__restore *x, const trestle__read *rq, size_t *first,
+                         size_t *end)
 {
     const trestle_plan *plan = x->plan;
     const trestle__batch *b = &plan->batches[rq->batch];
-    const uint8_t *data = rq->buf + rq->skip;
     uint64_t lo = rq->offset, hi = rq->offset + rq->length;
 
-    if (rq->extent != TRESTLE__NO_EXTENT) { /* a destination read: one extent, in place */
-        const trestle__extent *ext = &plan->extents[rq->extent];
-        process_part(x, w, rq->extent, rq->seq, data, lo - ext->offset, rq->length);
+    if (rq->extent != TRESTLE__NO_EXTENT) {
+        *first = rq->extent;
+        *end = rq->extent + 1;
         return;
     }
-
     /* The first extent of the batch that ends after lo. */
-    size_t first = b->first_extent, last = b->first_extent + b->num_extents;
-    while (first < last) {
-        size_t mid = first + (last - first) / 2;
+    size_t f = b->first_extent, l = b->first_extent + b->num_extents;
+    while (f < l) {
+        size_t mid = f + (l - f) / 2;
         const trestle__extent *m = &plan->extents[mid];
         if (m->offset + m->size > lo)
-            last = mid;
+            l = mid;
         else
-            first = mid + 1;
+            f = mid + 1;
     }
-    for (size_t e = first; e < b->first_extent + b->num_extents; e++) {
-        const trestle__extent *ext = &plan->extents[e];
-        if (ext->offset >= hi || trestle__restore_stopping(x))
-            break;
-        uint64_t s = ext->offset > lo ? ext->offset : lo;
-        uint64_t t = ext->offset + ext->size < hi ? ext->offset + ext->size : hi;
-        if (s < t && !x->ext[e].dest) /* in-place extents never share a staging read */
-            process_part(x, w, e, rq->seq, data + (s - lo), s - ext->offset, t - s);
+    size_t e = f;
+    while (e < b->first_extent + b->num_extents && plan->extents[e].offset < hi)
+        e++;
+    *first = f;
+    *end = e;
+}
+
+/* Part of extent e that read rq holds: its extent positions [*s, *t), or
+ * false when it holds none (in-place extents never share a staging read). */
+static bool read_part(const trestle__restore *x, const trestle__read *rq, size_t e, uint64_t *s,
+                      uint64_t *t)
+{
+    const trestle__extent *ext = &x->plan->extents[e];
+    uint64_t lo = rq->offset, hi = rq->offset + rq->length;
+    if (rq->extent != TRESTLE__NO_EXTENT) {
+        *s = lo - ext->offset;
+        *t = *s + rq->length;
+        return true;
     }
+    uint64_t a = ext->offset > lo ? ext->offset : lo;
+    uint64_t b = ext->offset + ext->size < hi ? ext->offset + ext->size : hi;
+    *s = a - ext->offset;
+    *t = b - ext->offset;
+    return a < b && !x->ext[e].dest;
+}
+
+/* CRC and copy every extent part a completed read holds, in file order. */
+static void process_read(trestle__restore *x, unsigned w, const trestle__read *rq, size_t first,
+                         size_t end)
+{
+    const uint8_t *data = rq->buf + rq->skip;
+    for (size_t e = first; e < end && !trestle__restore_stopping(x); e++) {
+        uint64_t s, t;
+        if (read_part(x, rq, e, &s, &t))
+            process_part(x, w, e, rq->seq, data + (x->plan->extents[e].offset + s - rq->offset),
+                         s, t - s);
+    }
+}
+
+/* The read's copies are done: its parts land (an extent whose last part
+ * this was is finished), and its buffer goes back to the pool. */
+static void land_read(trestle__restore *x, unsigned w, const trestle__pending *pd)
+{
+    for (size_t e = pd->first; e < pd->end && !trestle__restore_stopping(x); e++) {
+        uint64_t s, t;
+        /* acq_rel: the last worker must see every other part's CRC slot and bytes. */
+        if (read_part(x, pd->rq, e, &s, &t) &&
+            atomic_fetch_sub_explicit(&x->ext[e].left, 1, memory_order_acq_rel) == 1)
+            trestle__restore_finish_extent(x, w, e);
+    }
+    trestle__pool_release(&x->pool, pd->rq->buf_index);
+}
+
+/* Device copies of worker w were in flight over [from, to). */
+static void note_busy(trestle__worker_stats *ws, int64_t from, int64_t to)
+{
+    if (ws->nbusy > 0 && from <= ws->busy[ws->nbusy - 1].to_ns) {
+        if (to > ws->busy[ws->nbusy - 1].to_ns)
+            ws->busy[ws->nbusy - 1].to_ns = to;
+        return;
+    }
+    if (ws->nbusy == ws->cap_busy) {
+        size_t cap = ws->cap_busy ? 2 * ws->cap_busy : 64;
+        trestle__busy *b = realloc(ws->busy, cap * sizeof *b);
+        if (!b)
+            return; /* the figure only: it comes out a little low */
+        ws->busy = b;
+        ws->cap_busy = cap;
+    }
+    ws->busy[ws->nbusy++] = (trestle__busy){ from, to };
+}
+
+/* Retire worker w's pending reads in order while their copies are done:
+ * all of them with `all`, waiting as needed; else those already done, and
+ * with the ring full, the oldest, waiting for it. After a failure the
+ * buffers only go back. */
+static void retire(trestle__restore *x, unsigned w, bool all)
+{
+    trestle__worker_stats *ws = &x->wstats[w];
+    trestle__copier *cp = &x->copier;
+    while (ws->plen > 0) {
+        trestle__pending cur = ws->pend[ws->phead], *pd = &cur;
+        bool wait = all || ws->plen == cp->marks, done = false;
+        trestle_error le;
+        if (trestle__restore_stopping(x)) {
+            done = true;
+        } else if (cp->ops->retire(cp, w, wait, &done, &le) != TRESTLE_OK) {
+            /* The mark covers this read's copies: name its first tensor. */
+            le.length = (int64_t)pd->rq->length;
+            trestle__restore_fail_at(x, pd->first, pd->rq->offset, &le);
+            done = true;
+        } else if (done) {
+            note_busy(ws, pd->start_ns, trestle__restore_now_ns(x));
+        }
+        if (!done)
+            return;
+        ws->phead = (ws->phead + 1) % cp->marks;
+        ws->plen--;
+        land_read(x, w, pd);
+    }
+}
+
+/* A completed read: check and copy its bytes, then land it now (host
+ * copies are done) or once its device copies are (the pending ring). */
+static void handle_read(trestle__restore *x, unsigned w, trestle__read *rq)
+{
+    trestle__worker_stats *ws = &x->wstats[w];
+    trestle__copier *cp = &x->copier;
+    trestle__pending pd = { .rq = rq, .start_ns = trestle__restore_now_ns(x) };
+    read_extents(x, rq, &pd.first, &pd.end);
+    process_read(x, w, rq, pd.first, pd.end);
+    if (!cp->ops->mark || trestle__restore_stopping(x)) {
+        land_read(x, w, &pd);
+        return;
+    }
+    trestle_error le;
+    if (cp->ops->mark(cp, w, &le) != TRESTLE_OK) {
+        le.length = (int64_t)rq->length;
+        trestle__restore_fail_at(x, pd.first, rq->offset, &le);
+        land_read(x, w, &pd);
+        return;
+    }
+    ws->pend[(ws->phead + ws->plen) % cp->marks] = pd;
+    ws->plen++;
+    retire(x, w, false);
 }
 
 void *trestle__restore_worker(void *arg)
 {
     const trestle__worker_arg *a = arg;
     trestle__restore *x = a->x;
+    trestle__worker_stats *ws = &x->wstats[a->index];
 
     for (;;) {
         pthread_mutex_lock(&x->wq_mu);
-        while (x->wq_len == 0 && !x->wq_closed && !atomic_load(&x->stop))
+        while (x->wq_len == 0 && !x->wq_closed && !atomic_load(&x->stop)) {
+            if (ws->plen > 0) {
+                /* Nothing to check: land what is in flight rather than sit
+                 * on buffers the producer needs. */
+                pthread_mutex_unlock(&x->wq_mu);
+                retire(x, a->index, true);
+                pthread_mutex_lock(&x->wq_mu);
+                continue;
+            }
             pthread_cond_wait(&x->wq_cv, &x->wq_mu);
+        }
         if (atomic_load(&x->stop) || x->wq_len == 0) {
             pthread_mutex_unlock(&x->wq_mu);
             break;
@@ -401,8 +448,44 @@ void *trestle__restore_worker(void *arg)
         pthread_mutex_unlock(&x->wq_mu);
 
         if (!trestle__restore_stopping(x))
-            process_read(x, a->index, rq);
-        trestle__pool_release(&x->pool, rq->buf_index);
+            handle_read(x, a->index, rq);
+        else
+            trestle__pool_release(&x->pool, rq->buf_index);
     }
+    retire(x, a->index, true);
     return NULL;
+}
+
+/* ---- figures ---- */
+
+static int busy_cmp(const void *a, const void *b)
+{
+    const trestle__busy *p = a, *q = b;
+    return p->from_ns < q->from_ns ? -1 : p->from_ns > q->from_ns;
+}
+
+double trestle__restore_device_copy_seconds(const trestle__restore *x)
+{
+    size_t n = 0, k = 0;
+    for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++)
+        n += x->wstats[i].nbusy;
+    trestle__busy *all = n ? malloc(n * sizeof *all) : NULL;
+    if (!all)
+        return 0;
+    for (unsigned i = 0; i <= x->opt.threads; i++)
+        for (size_t j = 0; j < x->wstats[i].nbusy; j++)
+            all[k++] = x->wstats[i].busy[j];
+    qsort(all, n, sizeof *all, busy_cmp);
+    int64_t total = 0, from = all[0].from_ns, to = all[0].to_ns;
+    for (size_t j = 1; j < n; j++) {
+        if (all[j].from_ns > to) {
+            total += to - from;
+            from = all[j].from_ns;
+        }
+        if (all[j].to_ns > to)
+            to = all[j].to_ns;
+    }
+    total += to - from;
+    free(all);
+    return (double)total * 1e-9;
 }

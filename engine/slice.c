@@ -6,8 +6,9 @@
  * Place in the data flow: format layer. The parser serves RestoreV2-style
  * requests and the writer's AddSlice; the arithmetic and the keys serve
  * checkpoint.c (finding the stored parts of a partitioned variable) and
- * plan.c (cutting a request into pieces); trestle__slice_copy is the host
- * copy path that assembles those pieces (the CPU twin of the GPU scatter).
+ * plan_pieces.c (cutting a request into pieces); trestle__slice_copy is the
+ * host copy path that assembles those pieces (the CPU twin of the GPU
+ * scatter).
  *
  * Nothing here allocates or keeps state. Spec strings come from callers and
  * may be hostile: every number is parsed with overflow checks and every sum

@@ -653,7 +653,9 @@ TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_o
 
 /**
  * @brief Free a plan and the engine-allocated (TRESTLE_DEST_ALLOCATE)
- * destinations it owns, host or device.
+ * destinations it owns, host or device, and the staging memory its
+ * restores kept (pinned once for device restores, reused by every later
+ * restore of the plan).
  *
  * Pointers obtained from the plan (op names, dims, `data` of engine memory)
  * become invalid; caller-owned destinations are untouched.
@@ -755,7 +757,8 @@ TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stat
  * Called once per op when its bytes are in place and verified, from a
  * pipeline thread, possibly from several threads at once and in any order,
  * so it must be quick and thread-safe. While it runs, that worker does not
- * copy, so a slow callback slows the restore.
+ * copy, so a slow callback slows the restore. It may make CUDA calls, on
+ * any device: the worker's own device is made current again after it.
  *
  * @param[in] user  trestle_restore_options.user, as given.
  * @param[in] i     the op's index in the plan.
@@ -795,9 +798,14 @@ typedef struct trestle_restore_options {
     uint64_t staging_bytes;   /**< total staging memory bound (default 256 MiB) */
     trestle_ready_fn on_ready;/**< per-op ready callback, or NULL */
     void *user;               /**< passed to on_ready */
-    void *cuda_stream;        /**< a cudaStream_t, or NULL: device copies start only after the
-                                   work queued on it so far (e.g. a cudaMallocAsync of the
-                                   destinations); since 0.1 */
+    void *cuda_stream;        /**< a cudaStream_t whose work queued so far (e.g. a
+                                   cudaMallocAsync or memset of the destinations) every device
+                                   copy waits for; NULL means the legacy default stream (0,
+                                   cudaStreamLegacy). A per-thread default stream must be passed
+                                   as cudaStreamPerThread. It may belong to another device than
+                                   the restore's; a stream that is capturing a CUDA graph is
+                                   refused (TRESTLE_E_INVALID_ARG). The caller's current CUDA
+                                   context is left as it was. Since 0.1 */
     int host_map;             /**< 1: a whole tensor bound for engine host memory
                                    (DEST_ALLOCATE, no device, no conversion) whose bytes are in
                                    the page cache and whose file offset is 64-byte aligned is
@@ -832,6 +840,14 @@ typedef struct trestle_stats {
     int reader;               /**< backend used (trestle_reader_kind) */
     int direct_reads;         /**< 1 if any read used O_DIRECT */
     char reader_note[128];    /**< e.g. why io_uring was not used */
+    double copy_wait_seconds; /**< device restores: time workers slept waiting for their copies to
+                                   complete, summed over workers; since 0.2 */
+    double device_copy_seconds; /**< device restores: wall time during which some copy to the
+                                   device was in flight (queued, not yet complete), the time to
+                                   hold bytes_copied against the host-to-device ceiling; since 0.2 */
+    char staging_note[160];   /**< how staging memory is pinned when not as usual, e.g.
+                                   "cudaHostRegister refused (...): staging is cudaHostAlloc
+                                   memory"; "" otherwise; since 0.2 */
 } trestle_stats;
 
 /**
@@ -854,8 +870,10 @@ typedef struct trestle_stats {
  *         (trestle_restore_cancel() or a nonzero callback return),
  *         TRESTLE_E_NO_IO_URING (READER_IO_URING only), TRESTLE_E_NOMEM,
  *         TRESTLE_E_CUDA, TRESTLE_E_NO_DEVICE (device destinations without a
- *         usable GPU or CUDA build). On failure caller buffers may hold
- *         partial data.
+ *         usable GPU or CUDA build). After a failure, destinations hold
+ *         unspecified bytes: device copies are queued before a tensor's CRC is
+ *         known, so a tensor that fails its check may already be partly or
+ *         wholly overwritten. Nothing the failed restore wrote may be used.
  * Threads: blocks the calling thread and runs its own worker threads.
  * Distinct plans, even of one checkpoint, may be restored at the same time
  * from different threads. Since 0.1.

@@ -22,6 +22,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "kernel_launch.cuh"
 #include "trestle.h"
 #include "trestle_kernels.h"
 
@@ -137,7 +138,7 @@ __global__ void __launch_bounds__(CONVERT_THREADS)
 
 /* Launch the kernel for pair P in the widest mode the alignment allows. */
 template <int P>
-static void launch(uint8_t *dst, const uint8_t *src, uint64_t count, cudaStream_t s)
+static cudaError_t launch(uint8_t *dst, const uint8_t *src, uint64_t count, cudaStream_t s)
 {
     const uintptr_t ds = (uintptr_t)dst, ss = (uintptr_t)src;
     int m = ((ds | ss) & 15) == 0                                       ? VEC
@@ -149,11 +150,10 @@ static void launch(uint8_t *dst, const uint8_t *src, uint64_t count, cudaStream_
         blocks = CONVERT_MAX_BLOCKS;
     dim3 grid((unsigned)blocks), block(CONVERT_THREADS);
     if (m == VEC)
-        convert_kernel<P, VEC><<<grid, block, 0, s>>>(dst, src, count);
-    else if (m == ELEM)
-        convert_kernel<P, ELEM><<<grid, block, 0, s>>>(dst, src, count);
-    else
-        convert_kernel<P, BYTES><<<grid, block, 0, s>>>(dst, src, count);
+        return TRESTLE__K_LAUNCH(grid, block, s, convert_kernel<P, VEC>)(dst, src, count);
+    if (m == ELEM)
+        return TRESTLE__K_LAUNCH(grid, block, s, convert_kernel<P, ELEM>)(dst, src, count);
+    return TRESTLE__K_LAUNCH(grid, block, s, convert_kernel<P, BYTES>)(dst, src, count);
 }
 
 extern "C" int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,
@@ -167,12 +167,10 @@ extern "C" int trestle__k_convert(void *dst, int dst_dtype, const void *src, int
     if (count == 0)
         return 0;
     if (src_dtype == TRESTLE_DT_FLOAT && dst_dtype == TRESTLE_DT_BFLOAT16)
-        launch<F32_BF16>(d, sp, count, s);
-    else if (src_dtype == TRESTLE_DT_FLOAT)
-        launch<F32_F16>(d, sp, count, s);
-    else if (src_dtype == TRESTLE_DT_HALF)
-        launch<F16_F32>(d, sp, count, s);
-    else
-        launch<BF16_F32>(d, sp, count, s);
-    return (int)cudaGetLastError();
+        return (int)launch<F32_BF16>(d, sp, count, s);
+    if (src_dtype == TRESTLE_DT_FLOAT)
+        return (int)launch<F32_F16>(d, sp, count, s);
+    if (src_dtype == TRESTLE_DT_HALF)
+        return (int)launch<F16_F32>(d, sp, count, s);
+    return (int)launch<BF16_F32>(d, sp, count, s);
 }

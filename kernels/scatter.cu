@@ -40,6 +40,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
+#include "kernel_launch.cuh"
 #include "trestle_kernels.h"
 
 #define SCATTER_THREADS 256   /* threads per block; also the largest group */
@@ -277,11 +278,10 @@ extern "C" int trestle__k_scatter(void *dst, const void *src, const trestle__k_l
     dim3 grid((unsigned)blocks), block(SCATTER_THREADS);
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     switch (V) {
-    case 16: scatter_kernel<16><<<grid, block, 0, s>>>(a); break;
-    case 8: scatter_kernel<8><<<grid, block, 0, s>>>(a); break;
-    case 4: scatter_kernel<4><<<grid, block, 0, s>>>(a); break;
-    case 2: scatter_kernel<2><<<grid, block, 0, s>>>(a); break;
-    default: scatter_kernel<1><<<grid, block, 0, s>>>(a); break;
+    case 16: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<16>)(a);
+    case 8: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<8>)(a);
+    case 4: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<4>)(a);
+    case 2: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<2>)(a);
+    default: return (int)TRESTLE__K_LAUNCH(grid, block, s, scatter_kernel<1>)(a);
     }
-    return (int)cudaGetLastError();
 }

@@ -605,6 +605,35 @@ Test(cli, synth_rejects_a_size_too_small_for_any_model)
     free(dir);
 }
 
+/* --layers fixes the layer count, hence the tensor count (9 a layer plus
+ * the embedding and the final norm), and the hidden size shrinks to fit:
+ * the many-small-tensors model of the GPU runbook (tools/gpu_session.sh). */
+Test(cli, synth_layers_fixes_the_tensor_count)
+{
+    char *dir = tu_mkdtemp(), *a = path_join(dir, "a");
+    tu_cli_result r = tu_cli("synth '%s' --size 16M --layers 2222", a);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "wrote 20000 tensors, "), "%s", r.out);
+    cr_assert(strstr(r.out, "(bfloat16; hidden 16, 2222 layers, vocab 501)"), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("restore '%s' --all", a);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(tu_starts_with(r.out, "restored 20000 tensors, "), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("synth '%s' --size 1M --layers 2222", a);
+    cr_assert_eq(r.rc, 2);
+    cr_assert(strstr(r.err, "trestle: synth: --size 1.00 MiB is too small: the smallest bfloat16 "
+                            "model of that many layers takes "), "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("synth '%s' --size 1M --layers 0", a);
+    cr_assert_eq(r.rc, 2);
+    cr_assert(strstr(r.err, "--layers wants a number from 1 to 100000, not '0'"), "%s", r.err);
+    tu_cli_free(&r);
+    tu_rmtree(dir);
+    free(a);
+    free(dir);
+}
+
 /* ---- restore with an ops file ---- */
 
 Test(cli, restore_ops_file_with_rename_lists_each_op)

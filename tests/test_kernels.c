@@ -5,7 +5,8 @@
  *
  * Built only in CUDA builds. Every test first looks for a usable device
  * and skips, naming the CUDA error, when there is none (no driver, no GPU:
- * the CI machines), so the suite passes there without testing anything.
+ * the CI machines), so the suite passes there without testing anything;
+ * tests/test_kernels_cpu.c runs the same kernels on the CPU in every build.
  */
 #include <criterion/criterion.h>
 #include <cuda_runtime_api.h>
@@ -90,8 +91,12 @@ static void check_scatter(const trestle__region *r, enum src_kind kind, uint64_t
             CK(cudaMemcpy(d_win + shift, src + lo, n, cudaMemcpyHostToDevice));
             CK((cudaError_t)trestle__k_scatter(d_dst, d_win + shift, &l, lo, n, stream));
         } else {
+            /* Kernels read pinned memory through its device address, which
+             * is the host address only where the device says so. */
+            uint8_t *dev_win;
             memcpy(h_win + shift, src + lo, n);
-            CK((cudaError_t)trestle__k_scatter(d_dst, h_win + shift, &l, lo, n, stream));
+            CK(cudaHostGetDevicePointer((void **)&dev_win, h_win, 0));
+            CK((cudaError_t)trestle__k_scatter(d_dst, dev_win + shift, &l, lo, n, stream));
         }
         CK(cudaStreamSynchronize(stream));
         CK(cudaMemcpy(got, d_dst, dn, cudaMemcpyDeviceToHost));

@@ -170,9 +170,11 @@ typedef struct cli_synth_tensor {
 } cli_synth_tensor;
 
 /* The biggest model whose tensors total at most `size` bytes with
- * `esize`-byte elements. Returns 0, or -1 when even the smallest is bigger
- * (*min_bytes then holds the smallest size). */
-int cli_synth_model_fit(uint64_t size, size_t esize, cli_synth_model *m, uint64_t *min_bytes);
+ * `esize`-byte elements, with exactly `layers` layers (0: any number).
+ * Returns 0, or -1 when even the smallest is bigger (*min_bytes then holds
+ * the smallest size). */
+int cli_synth_model_fit(uint64_t size, size_t esize, int layers, cli_synth_model *m,
+                        uint64_t *min_bytes);
 size_t cli_synth_model_count(const cli_synth_model *m);
 void cli_synth_model_tensor(const cli_synth_model *m, size_t i, cli_synth_tensor *out);
 uint64_t cli_synth_model_elements(const cli_synth_model *m);

@@ -250,7 +250,10 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
     rate(ps.output_bytes, st->wall_seconds, all, sizeof all);
     rate(st->bytes_read, st->read_seconds, rd, sizeof rd);
     rate(st->bytes_verified, st->verify_seconds, vf, sizeof vf);
-    rate(st->bytes_copied, st->copy_seconds, cp, sizeof cp);
+    /* Device copies: the wall time they were in flight, held against the
+     * link; host copies: busy time, as verify. */
+    rate(st->bytes_copied, st->device_copy_seconds > 0 ? st->device_copy_seconds
+                                                       : st->copy_seconds, cp, sizeof cp);
     if (!verify)
         snprintf(vf, sizeof vf, "off");
     if (ps.skipped)
@@ -260,6 +263,8 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
            st->tensors, st->tensors == 1 ? "" : "s", skipped, total, st->wall_seconds, all, rd,
            vf, cp, reader_name(st->reader), st->reader_note[0] ? " (" : "", st->reader_note,
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
+    if (st->staging_note[0])
+        printf("note: %s\n", st->staging_note);
 }
 
 /* A converted dtype as --as spells it: numpy's float32/float16 rather than

@@ -15,6 +15,8 @@
 
 #include "cli.h"
 
+#define MAX_SYNTH_LAYERS 100000 /* 900,002 tensors: far past any real model */
+
 static const char synth_help[] =
     "Usage: trestle synth OUT_PREFIX --size SIZE [OPTIONS]\n"
     "\n"
@@ -36,6 +38,9 @@ static const char synth_help[] =
     "      --seed S       random seed (default 1); the same seed gives the same bytes\n"
     "      --align N      pad each tensor in its shard to N bytes (default 1, as\n"
     "                     TensorFlow); e.g. 4096 for O_DIRECT-friendly layouts\n"
+    "      --layers N     exactly N decoder layers (9 tensors each, plus 2), the\n"
+    "                     hidden size shrinking to fit SIZE: many small tensors,\n"
+    "                     e.g. --layers 2222 gives 20,000 tensors\n"
     "  -h, --help         show this help\n"
     "\n"
     "Examples:\n"
@@ -104,6 +109,7 @@ typedef struct synth_args {
     int dtype;
     uint64_t seed;
     uint32_t align;
+    int layers;        /* --layers, or 0: as SIZE allows */
 } synth_args;
 
 static int write_model(const synth_args *a, const cli_synth_model *m, uint64_t *written)
@@ -177,13 +183,14 @@ static int parse_dtype(const char *s)
 
 int cli_synth_main(int argc, char **argv)
 {
-    enum { OPT_SIZE = 256, OPT_SHARDS, OPT_DTYPE, OPT_SEED, OPT_ALIGN };
+    enum { OPT_SIZE = 256, OPT_SHARDS, OPT_DTYPE, OPT_SEED, OPT_ALIGN, OPT_LAYERS };
     static const struct option longopts[] = {
         { "size", required_argument, NULL, OPT_SIZE },
         { "shards", required_argument, NULL, OPT_SHARDS },
         { "dtype", required_argument, NULL, OPT_DTYPE },
         { "seed", required_argument, NULL, OPT_SEED },
         { "align", required_argument, NULL, OPT_ALIGN },
+        { "layers", required_argument, NULL, OPT_LAYERS },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -223,6 +230,12 @@ int cli_synth_main(int argc, char **argv)
                                  optarg);
             a.align = (uint32_t)v;
             break;
+        case OPT_LAYERS:
+            if (cli_parse_int(optarg, 1, MAX_SYNTH_LAYERS, &v) != 0)
+                return cli_usage("synth", "--layers wants a number from 1 to %d, not '%s'",
+                                 MAX_SYNTH_LAYERS, optarg);
+            a.layers = (int)v;
+            break;
         case 'h': fputs(synth_help, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option("synth", argv, c);
         }
@@ -239,10 +252,11 @@ int cli_synth_main(int argc, char **argv)
     uint64_t min_bytes = 0, written = 0;
     char want[32], got[32];
     cli_human_size(a.size, want, sizeof want);
-    if (cli_synth_model_fit(a.size, trestle_dtype_size(a.dtype), &m, &min_bytes) != 0) {
+    if (cli_synth_model_fit(a.size, trestle_dtype_size(a.dtype), a.layers, &m, &min_bytes) != 0) {
         cli_human_size(min_bytes, got, sizeof got);
-        return cli_usage("synth", "--size %s is too small: the smallest %s model takes %s", want,
-                         trestle_dtype_name(a.dtype), got);
+        return cli_usage("synth", "--size %s is too small: the smallest %s model%s takes %s",
+                         want, trestle_dtype_name(a.dtype), a.layers ? " of that many layers" : "",
+                         got);
     }
     int status = write_model(&a, &m, &written);
     if (status != CLI_EXIT_OK)

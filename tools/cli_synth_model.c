@@ -7,6 +7,8 @@
  * sees the same mix of a few huge and many mid-sized and tiny tensors as a
  * real one. To fit a requested size the hidden size shrinks first (keeping
  * the ratios), then the layer count; above full size, layers are added.
+ * A caller that fixes the layer count (synth --layers, e.g. 2222 layers for
+ * a 20,000-tensor model) gets the widest hidden size that fits it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -90,25 +92,26 @@ static int fits(int64_t hidden, int layers, size_t esize, uint64_t size, cli_syn
     return 1;
 }
 
-int cli_synth_model_fit(uint64_t size, size_t esize, cli_synth_model *m, uint64_t *min_bytes)
+int cli_synth_model_fit(uint64_t size, size_t esize, int layers, cli_synth_model *m,
+                        uint64_t *min_bytes)
 {
     /* Widest model first, in steps that keep every dimension a multiple of 16. */
     for (int64_t h = FULL_HIDDEN; h >= 64; h -= 64) {
-        if (fits(h, FULL_LAYERS, esize, size, m)) {
-            while (h == FULL_HIDDEN && m->layers < MAX_LAYERS &&
+        if (fits(h, layers ? layers : FULL_LAYERS, esize, size, m)) {
+            while (!layers && h == FULL_HIDDEN && m->layers < MAX_LAYERS &&
                    fits(h, m->layers + 1, esize, size, m)) {
             }
             return 0;
         }
     }
-    for (int l = FULL_LAYERS - 1; l >= 1; l--)
+    for (int l = FULL_LAYERS - 1; !layers && l >= 1; l--)
         if (fits(64, l, esize, size, m))
             return 0;
     for (int64_t h = 48; h >= 16; h -= 16)
-        if (fits(h, 1, esize, size, m))
+        if (fits(h, layers ? layers : 1, esize, size, m))
             return 0;
     cli_synth_model smallest;
-    shape_for(16, 1, &smallest);
+    shape_for(16, layers ? layers : 1, &smallest);
     *min_bytes = cli_synth_model_elements(&smallest) * esize;
     return -1;
 }

@@ -8,10 +8,23 @@
  *    An event is (stream, count at record); it is complete once the stream
  *    has run that many. cudaStreamWaitEvent queues a WAIT op that, when it
  *    runs, first runs the other stream up to the event.
- *  - The legacy default stream (NULL) runs its work at once, after running
- *    every blocking stream of its device, which is the order the legacy
- *    stream's implicit synchronisation guarantees. Non-blocking streams
- *    (the engine's) are never run by it.
+ *  - The legacy default stream (NULL, cudaStreamLegacy) is a stream like
+ *    any other: its work waits until something waits for it. Its implicit
+ *    synchronisation is a WAIT op: work queued on it first waits for the
+ *    device's blocking streams, and work queued on a blocking stream first
+ *    waits for the legacy stream. Non-blocking streams (the engine's) wait
+ *    for neither, as on a GPU, so a memset the caller queued on the legacy
+ *    stream lands after the engine's copies unless the engine orders them.
+ *  - Contexts: each thread has a current context (none at first);
+ *    cudaSetDevice makes the device's primary context current, creating it,
+ *    and so does any call that needs a context when the thread has none
+ *    (on the thread's device, 0 by default). cuCtxGetCurrent and
+ *    cuCtxSetCurrent come through cudaGetDriverEntryPointByVersion, as
+ *    the engine reaches them, so a test sees whose context was left where.
+ *  - Mapped pinned memory has a device address of its own unless
+ *    TRESTLE_CUDAMOCK_HOST_POINTERS=1 (the device attribute
+ *    cudaDevAttrCanUseHostPointerForRegisteredMem): a kernel handed the host
+ *    address instead of cudaHostGetDevicePointer's aborts.
  *  - Device memory is a memfd mapped twice: a PROT_NONE view whose address
  *    is the "device pointer", and a read-write alias the mock copies
  *    through.
@@ -30,6 +43,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cuda.h> /* CUcontext and CUresult for the driver entry points: types only */
 #include <cuda_runtime_api.h>
 
 #include "cudamock.h"
@@ -38,6 +52,10 @@
 
 #define MAGIC_STREAM 0x5354524dU /* "STRM" */
 #define MAGIC_EVENT 0x4556544eU  /* "EVTN" */
+#define MAGIC_CTX 0x43545854U    /* "CTXT" */
+/* Where the device view of mapped pinned memory lies: above any user
+ * address of x86-64 or arm64, so it is never a host pointer by accident. */
+#define DEV_VIEW_OFFSET ((uintptr_t)1 << 48)
 
 typedef enum { OP_COPY, OP_MEMSET, OP_SCATTER, OP_CONVERT, OP_WAIT } op_kind;
 
@@ -64,6 +82,7 @@ struct CUstream_st {
     int device;
     unsigned flags;             /* cudaStreamNonBlocking or 0 */
     bool legacy;
+    bool capturing;             /* cudamock_set_capturing */
     mop *q;                     /* ring of queued ops: q[done % cap] .. q[(enq - 1) % cap] */
     size_t cap;
     uint64_t enq, done;
@@ -73,6 +92,8 @@ struct CUstream_st {
 struct CUevent_st {
     uint32_t magic;
     int device;
+    unsigned flags;             /* cudaEventBlockingSync, cudaEventDisableTiming */
+    unsigned queries;           /* cudaEventQuery calls while incomplete */
     struct CUstream_st *s;      /* NULL: complete */
     uint64_t seq;
     struct CUevent_st *next;
@@ -87,14 +108,23 @@ typedef struct dev_alloc {
 
 typedef struct host_range {
     uint8_t *base;
+    uint8_t *dev;               /* its device address: base, or base + DEV_VIEW_OFFSET */
     size_t size;
     bool mapped;                /* a kernel may read it (cudaHostRegisterMapped, cudaHostAlloc) */
     bool owned;                 /* cudaHostAlloc'd: cudaFreeHost frees it */
 } host_range;
 
+struct CUctx_st {
+    uint32_t magic;
+    int device;
+};
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int ndevices = -1;
-static __thread int current = 0;
+static int host_pointers;        /* cudaDevAttrCanUseHostPointerForRegisteredMem */
+static __thread struct CUctx_st *ctx_current; /* the thread's current context, or none */
+static __thread int thread_device;            /* the device with no context current */
+static struct CUctx_st primary[CUDAMOCK_MAX_DEVICES];
 static __thread cudaError_t last_error = cudaSuccess;
 static cudaError_t sticky[CUDAMOCK_MAX_DEVICES];
 static struct CUstream_st legacy[CUDAMOCK_MAX_DEVICES];
@@ -134,12 +164,35 @@ static void lock(void)
             ndevices = 0;
         if (ndevices > CUDAMOCK_MAX_DEVICES)
             ndevices = CUDAMOCK_MAX_DEVICES;
+        const char *hp = getenv("TRESTLE_CUDAMOCK_HOST_POINTERS");
+        host_pointers = hp && atoi(hp) == 1;
         for (int d = 0; d < CUDAMOCK_MAX_DEVICES; d++) {
             legacy[d].magic = MAGIC_STREAM;
             legacy[d].device = d;
             legacy[d].legacy = true;
+            primary[d].device = d;
         }
     }
+}
+
+/* The calling thread's device: its current context's. */
+static int cur_dev(void)
+{
+    return ctx_current ? ctx_current->device : thread_device;
+}
+
+/* A call that needs a context: with none current, the runtime makes the
+ * primary context of the thread's device current (creating it). */
+static int need_ctx(void)
+{
+    if (!ctx_current && thread_device < ndevices) {
+        if (primary[thread_device].magic != MAGIC_CTX) {
+            primary[thread_device].magic = MAGIC_CTX;
+            stats.primary_contexts++;
+        }
+        ctx_current = &primary[thread_device];
+    }
+    return cur_dev();
 }
 
 static void unlock(void)
@@ -150,7 +203,7 @@ static void unlock(void)
 /* Every return goes through here: errors become the thread's last error. */
 static cudaError_t ret(cudaError_t e)
 {
-    if (e != cudaSuccess)
+    if (e != cudaSuccess && e != cudaErrorNotReady) /* "not ready" is an answer, not an error */
         last_error = e;
     return e;
 }
@@ -203,11 +256,33 @@ static host_range *find_host(const void *p, size_t n)
     return NULL;
 }
 
-/* Where the mock reads or writes the bytes of p: the alias for device memory. */
+/* A mapped pinned range whose device address holds [p, p + n). */
+static host_range *find_host_dev_view(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < nhosts; i++)
+        if (hosts[i].mapped && b >= hosts[i].dev && b < hosts[i].dev + hosts[i].size) {
+            if ((size_t)(b - hosts[i].dev) + n > hosts[i].size)
+                die("%zu bytes at device address %p run past the end of the %zu-byte pinned "
+                    "range mapped at %p", n, p, hosts[i].size, (void *)hosts[i].dev);
+            return &hosts[i];
+        }
+    return NULL;
+}
+
+/* Where the mock reads or writes the bytes of p: the alias for device
+ * memory, the host address for the device view of pinned memory. */
+static host_range *find_host_dev_view(const void *p, size_t n);
+
 static void *host_view(const void *p, size_t n)
 {
     dev_alloc *a = find_dev(p, n);
-    return a ? a->alias + ((const uint8_t *)p - a->dev) : (void *)p;
+    if (a)
+        return a->alias + ((const uint8_t *)p - a->dev);
+    host_range *h = find_host_dev_view(p, n);
+    if (h && h->dev != h->base)
+        return h->base + ((const uint8_t *)p - h->dev);
+    return (void *)p;
 }
 
 static bool overlaps(const void *p, size_t n, const void *base, size_t size)
@@ -220,8 +295,10 @@ static bool overlaps(const void *p, size_t n, const void *base, size_t size)
 
 static struct CUstream_st *resolve(cudaStream_t s)
 {
+    /* The per-thread default stream is stricter here than on a GPU: it is
+     * the legacy stream, which at least never lets non-blocking work slip. */
     if (s == NULL || s == cudaStreamLegacy || s == cudaStreamPerThread)
-        return &legacy[current];
+        return &legacy[need_ctx()];
     if (s->magic != MAGIC_STREAM)
         die("%p is not a live stream", (void *)s);
     return s;
@@ -274,7 +351,7 @@ static void run_op(struct CUstream_st *s, mop *o)
             sticky[s->device] = o->fail;
         return;
     }
-    if (o->snapshot && memcmp(o->snapshot, o->src, o->n) != 0)
+    if (o->snapshot && memcmp(o->snapshot, host_view(o->src, o->n), o->n) != 0)
         die("the %zu source bytes at %p of a %s on device %d stream %p changed between the "
             "call and the moment the copy ran: the source was reused before the copy was "
             "fenced",
@@ -303,15 +380,16 @@ static void run_op(struct CUstream_st *s, mop *o)
     }
 }
 
-/* Run s's queued ops until `upto` of them have run. */
+/* Run s's queued ops until `upto` of them have run. Each op is taken off
+ * the queue before it runs, so a WAIT inside it that comes back to s
+ * (the legacy stream's implicit synchronisation) finds it done. */
 static void run_stream(struct CUstream_st *s, uint64_t upto)
 {
     while (s->done < upto && s->done < s->enq) {
-        mop *o = &s->q[s->done % s->cap];
-        run_op(s, o);
-        free(o->snapshot);
-        o->snapshot = NULL;
+        mop o = s->q[s->done % s->cap];
         s->done++;
+        run_op(s, &o);
+        free(o.snapshot);
     }
 }
 
@@ -321,19 +399,13 @@ static void run_all(int device, bool blocking_only)
         if ((device < 0 || s->device == device) &&
             (!blocking_only || !(s->flags & cudaStreamNonBlocking)))
             run_stream(s, s->enq);
+    for (int d = 0; d < CUDAMOCK_MAX_DEVICES; d++)
+        if (device < 0 || d == device)
+            run_stream(&legacy[d], legacy[d].enq);
 }
 
-static void push(struct CUstream_st *s, const mop *o)
+static void push_raw(struct CUstream_st *s, const mop *o)
 {
-    if (s->legacy) {
-        /* The legacy stream waits for the device's blocking streams, then
-         * its work is done before the call returns. */
-        run_all(s->device, true);
-        mop copy = *o;
-        run_op(s, &copy);
-        free(copy.snapshot);
-        return;
-    }
     if (s->enq - s->done == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 16;
         mop *q = malloc(ncap * sizeof *q);
@@ -349,16 +421,50 @@ static void push(struct CUstream_st *s, const mop *o)
     s->enq++;
 }
 
+/* Queue o on s behind the legacy stream's implicit synchronisation: work
+ * on the legacy stream waits for what the device's blocking streams hold,
+ * work on a blocking stream waits for what the legacy stream holds. */
+static void push(struct CUstream_st *s, const mop *o)
+{
+    if (s->legacy) {
+        for (struct CUstream_st *b = streams; b; b = b->next)
+            if (b->device == s->device && !(b->flags & cudaStreamNonBlocking) && b->done < b->enq) {
+                mop w = { .kind = OP_WAIT, .wait_s = b, .wait_seq = b->enq,
+                          .what = "legacy stream synchronisation" };
+                push_raw(s, &w);
+            }
+    } else if (!(s->flags & cudaStreamNonBlocking)) {
+        struct CUstream_st *l = &legacy[s->device];
+        if (l->done < l->enq) {
+            mop w = { .kind = OP_WAIT, .wait_s = l, .wait_seq = l->enq,
+                      .what = "legacy stream synchronisation" };
+            push_raw(s, &w);
+        }
+    }
+    push_raw(s, o);
+}
+
 /* Does queued, unrun work read or write [p, p + n)? */
+static bool stream_uses(const struct CUstream_st *s, const void *p, size_t n)
+{
+    for (uint64_t i = s->done; i < s->enq; i++) {
+        const mop *o = &s->q[i % s->cap];
+        size_t dn = o->kind == OP_COPY || o->kind == OP_MEMSET ? o->n : 1;
+        if (o->kind != OP_WAIT && (overlaps(host_view(o->src, 1), o->n, p, n) ||
+                                   overlaps(o->dst, dn, p, n)))
+            return true;
+    }
+    return false;
+}
+
 static bool queued_uses(const void *p, size_t n)
 {
     for (struct CUstream_st *s = streams; s; s = s->next)
-        for (uint64_t i = s->done; i < s->enq; i++) {
-            const mop *o = &s->q[i % s->cap];
-            size_t dn = o->kind == OP_COPY || o->kind == OP_MEMSET ? o->n : 1;
-            if (o->kind != OP_WAIT && (overlaps(o->src, o->n, p, n) || overlaps(o->dst, dn, p, n)))
-                return true;
-        }
+        if (stream_uses(s, p, n))
+            return true;
+    for (int d = 0; d < CUDAMOCK_MAX_DEVICES; d++)
+        if (stream_uses(&legacy[d], p, n))
+            return true;
     return false;
 }
 
@@ -380,8 +486,13 @@ cudaError_t cudaSetDevice(int device)
     cudaError_t e = armed_for("cudaSetDevice", NULL);
     if (e == cudaSuccess && (device < 0 || device >= ndevices))
         e = ndevices == 0 ? cudaErrorNoDevice : cudaErrorInvalidDevice;
-    if (e == cudaSuccess)
-        current = device;
+    if (e == cudaSuccess) {
+        /* Since CUDA 12 this creates the device's primary context and
+         * makes it current: a thread that had none now has one. */
+        thread_device = device;
+        ctx_current = NULL;
+        need_ctx();
+    }
     return unlock_ret(e);
 }
 
@@ -389,7 +500,7 @@ cudaError_t cudaGetDevice(int *device)
 {
     lock();
     cudaError_t e = ndevices == 0 ? cudaErrorNoDevice : cudaSuccess;
-    *device = current;
+    *device = cur_dev();
     return unlock_ret(e);
 }
 
@@ -397,8 +508,9 @@ cudaError_t cudaDeviceSynchronize(void)
 {
     lock();
     stats.device_syncs++;
-    run_all(current, false);
-    return unlock_ret(sticky[current]);
+    int d = need_ctx();
+    run_all(d, false);
+    return unlock_ret(sticky[d]);
 }
 
 cudaError_t cudaGetLastError(void)
@@ -406,8 +518,9 @@ cudaError_t cudaGetLastError(void)
     cudaError_t e = last_error;
     last_error = cudaSuccess;
     lock();
+    stats.last_error_calls++;
     if (e == cudaSuccess)
-        e = sticky[current];
+        e = sticky[cur_dev()];
     unlock();
     return e;
 }
@@ -415,7 +528,8 @@ cudaError_t cudaGetLastError(void)
 cudaError_t cudaPeekAtLastError(void)
 {
     lock();
-    cudaError_t e = last_error != cudaSuccess ? last_error : sticky[current];
+    stats.last_error_calls++;
+    cudaError_t e = last_error != cudaSuccess ? last_error : sticky[cur_dev()];
     unlock();
     return e;
 }
@@ -433,6 +547,8 @@ const char *cudaGetErrorName(cudaError_t e)
     case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
     case cudaErrorHostMemoryAlreadyRegistered: return "cudaErrorHostMemoryAlreadyRegistered";
     case cudaErrorHostMemoryNotRegistered: return "cudaErrorHostMemoryNotRegistered";
+    case cudaErrorNotSupported: return "cudaErrorNotSupported";
+    case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
     default: return "cudaErrorUnknown";
     }
 }
@@ -452,6 +568,8 @@ const char *cudaGetErrorString(cudaError_t e)
         return "part or all of the requested memory range is already mapped";
     case cudaErrorHostMemoryNotRegistered:
         return "pointer does not correspond to a registered memory region";
+    case cudaErrorNotSupported: return "operation not supported";
+    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     default: return "unrecognized error code";
     }
 }
@@ -500,11 +618,12 @@ static cudaError_t dev_alloc_new(void **p, size_t size, int device)
 cudaError_t cudaMalloc(void **p, size_t size)
 {
     lock();
+    int d = need_ctx();
     cudaError_t e = armed_for("cudaMalloc", NULL);
     if (e == cudaSuccess)
-        e = sticky[current];
+        e = sticky[d];
     if (e == cudaSuccess)
-        e = dev_alloc_new(p, size, current);
+        e = dev_alloc_new(p, size, d);
     return unlock_ret(e);
 }
 
@@ -554,7 +673,8 @@ static cudaError_t host_add(void *p, size_t size, bool mapped, bool owned)
         hosts = nh;
         cap_hosts = ncap;
     }
-    hosts[nhosts++] = (host_range){ p, size, mapped, owned };
+    uint8_t *dev = host_pointers ? p : (uint8_t *)p + DEV_VIEW_OFFSET;
+    hosts[nhosts++] = (host_range){ p, dev, size, mapped, owned };
     return cudaSuccess;
 }
 
@@ -577,19 +697,23 @@ static cudaError_t host_remove(void *p, bool owned)
 cudaError_t cudaHostRegister(void *p, size_t size, unsigned int flags)
 {
     lock();
+    need_ctx();
     cudaError_t e = armed_for("cudaHostRegister", NULL);
     if (e == cudaSuccess && (!p || size == 0))
         e = cudaErrorInvalidValue;
     if (e == cudaSuccess)
         e = host_add(p, size, (flags & cudaHostRegisterMapped) != 0, false);
-    if (e == cudaSuccess)
+    if (e == cudaSuccess) {
         stats.host_registered_live++;
+        stats.host_registers++;
+    }
     return unlock_ret(e);
 }
 
 cudaError_t cudaHostUnregister(void *p)
 {
     lock();
+    need_ctx();
     cudaError_t e = host_remove(p, false);
     if (e == cudaSuccess)
         stats.host_registered_live--;
@@ -600,12 +724,15 @@ cudaError_t cudaHostAlloc(void **p, size_t size, unsigned int flags)
 {
     (void)flags; /* unified addressing: every cudaHostAlloc block is mapped */
     lock();
+    need_ctx();
     cudaError_t e = armed_for("cudaHostAlloc", NULL);
     *p = NULL;
     if (e == cudaSuccess && !(*p = aligned_alloc(4096, (size + 4095) / 4096 * 4096 + 4096)))
         e = cudaErrorMemoryAllocation;
     if (e == cudaSuccess)
         e = host_add(*p, size ? size : 1, true, true);
+    if (e == cudaSuccess)
+        stats.host_allocs_live++;
     return unlock_ret(e);
 }
 
@@ -619,7 +746,10 @@ cudaError_t cudaFreeHost(void *p)
     if (!p)
         return cudaSuccess;
     lock();
-    return unlock_ret(host_remove(p, true));
+    cudaError_t e = host_remove(p, true);
+    if (e == cudaSuccess)
+        stats.host_allocs_live--;
+    return unlock_ret(e);
 }
 
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p)
@@ -634,8 +764,8 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void
         a->devicePointer = (void *)p;
     } else if (h) {
         a->type = cudaMemoryTypeHost;
-        a->device = current;
-        a->devicePointer = h->mapped ? (void *)p : NULL;
+        a->device = cur_dev();
+        a->devicePointer = h->mapped ? h->dev + ((const uint8_t *)p - h->base) : NULL;
         a->hostPointer = (void *)p;
     } else {
         a->type = cudaMemoryTypeUnregistered;
@@ -650,16 +780,17 @@ cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *out, unsigned int flags)
 {
     lock();
+    int d = need_ctx();
     cudaError_t e = armed_for("cudaStreamCreateWithFlags", NULL);
     if (e == cudaSuccess)
-        e = sticky[current];
+        e = sticky[d];
     if (e != cudaSuccess)
         return unlock_ret(e);
     struct CUstream_st *s = calloc(1, sizeof *s);
     if (!s)
         return unlock_ret(cudaErrorMemoryAllocation);
     s->magic = MAGIC_STREAM;
-    s->device = current;
+    s->device = d;
     s->flags = flags;
     s->next = streams;
     streams = s;
@@ -702,10 +833,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
     struct CUstream_st *s = resolve(stream);
     cudaError_t e = armed_for("cudaStreamSynchronize", NULL);
     stats.stream_syncs++;
-    if (s->legacy)
-        run_all(s->device, true);
-    else
-        run_stream(s, s->enq);
+    run_stream(s, s->enq);
     if (e == cudaSuccess)
         e = sticky[s->device];
     return unlock_ret(e);
@@ -713,8 +841,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *out, unsigned int flags)
 {
-    (void)flags;
     lock();
+    int d = need_ctx();
     cudaError_t e = armed_for("cudaEventCreateWithFlags", NULL);
     if (e != cudaSuccess)
         return unlock_ret(e);
@@ -722,7 +850,8 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *out, unsigned int flags)
     if (!ev)
         return unlock_ret(cudaErrorMemoryAllocation);
     ev->magic = MAGIC_EVENT;
-    ev->device = current;
+    ev->device = d;
+    ev->flags = flags;
     ev->next = events;
     events = ev;
     stats.events_live++;
@@ -762,20 +891,55 @@ cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t stream)
         e = cudaErrorInvalidResourceHandle; /* as the runtime: event and stream share a device */
     if (e != cudaSuccess)
         return unlock_ret(e);
-    if (s->legacy)
-        run_all(s->device, true);
-    ev->s = s->legacy ? NULL : s;
+    if (s->capturing)
+        return unlock_ret(cudaErrorStreamCaptureUnsupported);
+    if (s->legacy) {
+        /* The legacy stream's implicit synchronisation: the event
+         * completes after what the blocking streams hold now too. */
+        mop w = { .kind = OP_WAIT, .what = "cudaEventRecord" };
+        push(s, &w);
+    }
+    ev->s = s;
     ev->seq = s->enq;
+    ev->queries = 0;
     return unlock_ret(cudaSuccess);
 }
 
+/* A host thread blocked on ev: it yields its core only when ev was made
+ * with cudaEventBlockingSync; else it spins (the default schedule). */
 cudaError_t cudaEventSynchronize(cudaEvent_t ev)
 {
     lock();
     if (!ev || ev->magic != MAGIC_EVENT)
         die("cudaEventSynchronize(%p): not a live event", (void *)ev);
+    cudaError_t e = armed_for("cudaEventSynchronize", NULL);
+    stats.event_syncs++;
+    if (!(ev->flags & cudaEventBlockingSync))
+        stats.spinning_event_syncs++;
     if (ev->s)
         run_stream(ev->s, ev->seq);
+    if (e == cudaSuccess)
+        e = sticky[ev->device];
+    return unlock_ret(e);
+}
+
+/* Not ready until something ran the work, except that every second query
+ * of an incomplete event finds it done: the copies finished while the host
+ * did other work. Both answers get exercised. */
+cudaError_t cudaEventQuery(cudaEvent_t ev)
+{
+    lock();
+    if (!ev || ev->magic != MAGIC_EVENT)
+        die("cudaEventQuery(%p): not a live event", (void *)ev);
+    stats.event_queries++;
+    cudaError_t e = armed_for("cudaEventQuery", NULL);
+    if (e != cudaSuccess)
+        return unlock_ret(e);
+    if (ev->s && ev->s->done < ev->seq) {
+        if (++ev->queries % 2 == 1)
+            return unlock_ret(cudaErrorNotReady);
+        run_stream(ev->s, ev->seq);
+    }
     return unlock_ret(sticky[ev->device]);
 }
 
@@ -870,7 +1034,30 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
                             cudaStream_t stream)
 {
     lock();
+    stats.memcpy_async_calls++;
     return unlock_ret(enqueue_copy("cudaMemcpyAsync", resolve(stream), dst, src, n, kind));
+}
+
+/* As the runtime: attributes for every copy (the first index 0), stream
+ * order for sources the stream may still be writing, no legacy stream. */
+cudaError_t cudaMemcpyBatchAsync(void *const *dsts, const void *const *srcs, const size_t *sizes,
+                                 size_t count, struct cudaMemcpyAttributes *attrs,
+                                 size_t *attrs_idxs, size_t num_attrs, cudaStream_t stream)
+{
+    lock();
+    struct CUstream_st *s = resolve(stream);
+    stats.batch_calls++;
+    if (s->legacy || count == 0 || num_attrs == 0 || num_attrs > count || attrs_idxs[0] != 0)
+        return unlock_ret(cudaErrorInvalidValue);
+    for (size_t k = 0; k < num_attrs; k++)
+        if (attrs[k].srcAccessOrder != cudaMemcpySrcAccessOrderStream &&
+            attrs[k].srcAccessOrder != cudaMemcpySrcAccessOrderDuringApiCall &&
+            attrs[k].srcAccessOrder != cudaMemcpySrcAccessOrderAny)
+            return unlock_ret(cudaErrorInvalidValue);
+    cudaError_t e = cudaSuccess;
+    for (size_t i = 0; i < count && e == cudaSuccess; i++)
+        e = enqueue_copy("cudaMemcpyBatchAsync", s, dsts[i], srcs[i], sizes[i], cudaMemcpyDefault);
+    return unlock_ret(e);
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
@@ -878,7 +1065,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind
     lock();
     /* The legacy stream of the device that owns the device side. */
     dev_alloc *d = find_dev(kind == cudaMemcpyDeviceToHost ? src : dst, n);
-    struct CUstream_st *s = &legacy[d ? d->device : current];
+    struct CUstream_st *s = &legacy[d ? d->device : need_ctx()];
     cudaError_t e = enqueue_copy("cudaMemcpy", s, dst, src, n, kind);
     if (e == cudaSuccess)
         e = sticky[s->device];
@@ -914,7 +1101,7 @@ cudaError_t cudaMemset(void *p, int value, size_t n)
 {
     lock();
     dev_alloc *d = find_dev(p, n);
-    return unlock_ret(enqueue_memset("cudaMemset", &legacy[d ? d->device : current], p, value, n));
+    return unlock_ret(enqueue_memset("cudaMemset", &legacy[d ? d->device : need_ctx()], p, value, n));
 }
 
 /* ---- the kernels of kernels/trestle_kernels.h ---- */
@@ -924,11 +1111,26 @@ cudaError_t cudaMemset(void *p, int value, size_t n)
 static void check_kernel_src(const char *fn, struct CUstream_st *s, const void *src, size_t n)
 {
     dev_alloc *d = find_dev(src, n);
-    host_range *h = d ? NULL : find_host(src, n);
+    host_range *h = d ? NULL : find_host_dev_view(src, n);
     if (d && d->device != s->device)
         die("%s reads memory of device %d on a stream of device %d", fn, d->device, s->device);
-    if (!d && (!h || !h->mapped))
+    if (!d)
+        stats.kernel_host_reads++;
+    if (!d && !h) {
+        h = find_host(src, n);
+        if (h && h->mapped)
+            die("%s reads pinned memory through its host address %p, which this device cannot "
+                "use (cudaDevAttrCanUseHostPointerForRegisteredMem is 0): pass the address "
+                "cudaHostGetDevicePointer gives", fn, src);
         die("%s reads %zu bytes at %p, host memory that is not pinned and mapped", fn, n, src);
+    }
+}
+
+/* A kernel launched into a stream of another device than the current one
+ * fails to launch, as on a GPU (copies do not care). */
+static cudaError_t check_launch_device(const struct CUstream_st *s)
+{
+    return s->device == cur_dev() ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
 
 int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, uint64_t lo,
@@ -938,6 +1140,8 @@ int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, u
     struct CUstream_st *s = resolve((cudaStream_t)stream);
     cudaError_t e; /* an armed failure for the op to meet when it runs */
     cudaError_t refused = admit("trestle__k_scatter", s, &e);
+    if (refused == cudaSuccess)
+        refused = check_launch_device(s);
     if (refused != cudaSuccess)
         return (int)unlock_ret(refused);
     if (l->k < 0 || l->k > TRESTLE__K_MAX_RANK)
@@ -950,7 +1154,7 @@ int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, u
     stats.kernels++;
     check_kernel_src("trestle__k_scatter", s, src, (size_t)n);
     if (!find_dev(src, (size_t)n))
-        o.snapshot = snapshot_of(src, (size_t)n);
+        o.snapshot = snapshot_of(host_view(src, (size_t)n), (size_t)n);
     push(s, &o);
     return (int)unlock_ret(cudaSuccess);
 }
@@ -964,6 +1168,8 @@ int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,
     struct CUstream_st *s = resolve((cudaStream_t)stream);
     cudaError_t e; /* an armed failure for the op to meet when it runs */
     cudaError_t refused = admit("trestle__k_convert", s, &e);
+    if (refused == cudaSuccess)
+        refused = check_launch_device(s);
     if (refused != cudaSuccess)
         return (int)unlock_ret(refused);
     size_t n = (size_t)count * trestle_dtype_size(src_dtype);
@@ -974,12 +1180,115 @@ int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,
     mop o = { .kind = OP_CONVERT, .dst = dst, .src = src, .n = n, .dt_dst = dst_dtype,
               .dt_src = src_dtype, .count = count, .fail = e, .what = "convert kernel" };
     if (!find_dev(src, n))
-        o.snapshot = snapshot_of(src, n);
+        o.snapshot = snapshot_of(host_view(src, n), n);
     push(s, &o);
     return (int)unlock_ret(cudaSuccess);
 }
 
+/* ---- contexts and device properties ---- */
+
+static CUresult CUDAAPI mock_ctx_get_current(CUcontext *out)
+{
+    lock();
+    *out = (CUcontext)ctx_current;
+    unlock();
+    return CUDA_SUCCESS;
+}
+
+static CUresult CUDAAPI mock_ctx_set_current(CUcontext c)
+{
+    lock();
+    struct CUctx_st *x = (struct CUctx_st *)c;
+    if (x && x->magic != MAGIC_CTX)
+        die("cuCtxSetCurrent(%p): not a live context", (void *)c);
+    ctx_current = x;
+    if (x)
+        thread_device = x->device;
+    unlock();
+    return CUDA_SUCCESS;
+}
+
+cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsigned int version,
+                                             unsigned long long flags,
+                                             enum cudaDriverEntryPointQueryResult *status)
+{
+    (void)version;
+    (void)flags;
+    lock();
+    cudaError_t e = armed_for("cudaGetDriverEntryPointByVersion", NULL);
+    unlock();
+    *fn = NULL;
+    if (e == cudaSuccess && strcmp(symbol, "cuCtxGetCurrent") == 0)
+        *fn = (void *)mock_ctx_get_current;
+    else if (e == cudaSuccess && strcmp(symbol, "cuCtxSetCurrent") == 0)
+        *fn = (void *)mock_ctx_set_current;
+    if (status)
+        *status = *fn ? cudaDriverEntryPointSuccess : cudaDriverEntryPointSymbolNotFound;
+    return ret(e);
+}
+
+cudaError_t cudaDeviceGetAttribute(int *value, enum cudaDeviceAttr attr, int device)
+{
+    lock();
+    cudaError_t e = device < 0 || device >= ndevices ? cudaErrorInvalidDevice : cudaSuccess;
+    *value = 0;
+    if (e == cudaSuccess && attr == cudaDevAttrCanUseHostPointerForRegisteredMem)
+        *value = host_pointers;
+    else if (e == cudaSuccess && attr == cudaDevAttrUnifiedAddressing)
+        *value = 1;
+    return unlock_ret(e);
+}
+
+cudaError_t cudaHostGetDevicePointer(void **dev, void *host, unsigned int flags)
+{
+    lock();
+    need_ctx();
+    host_range *h = flags == 0 ? find_host(host, 1) : NULL;
+    *dev = h && h->mapped ? h->dev + ((uint8_t *)host - h->base) : NULL;
+    return unlock_ret(*dev ? cudaSuccess : cudaErrorInvalidValue);
+}
+
+cudaError_t cudaStreamGetDevice(cudaStream_t stream, int *device)
+{
+    lock();
+    *device = resolve(stream)->device;
+    return unlock_ret(cudaSuccess);
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, enum cudaStreamCaptureStatus *status)
+{
+    lock();
+    *status = resolve(stream)->capturing ? cudaStreamCaptureStatusActive
+                                         : cudaStreamCaptureStatusNone;
+    return unlock_ret(cudaSuccess);
+}
+
 /* ---- test controls ---- */
+
+void cudamock_set_capturing(void *stream, int on)
+{
+    lock();
+    resolve((cudaStream_t)stream)->capturing = on != 0;
+    unlock();
+}
+
+void *cudamock_ctx_create(int device)
+{
+    struct CUctx_st *c = calloc(1, sizeof *c);
+    if (!c)
+        die("out of memory");
+    c->magic = MAGIC_CTX;
+    c->device = device;
+    return c;
+}
+
+int cudamock_has_primary(int device)
+{
+    lock();
+    int made = device >= 0 && device < CUDAMOCK_MAX_DEVICES && primary[device].magic == MAGIC_CTX;
+    unlock();
+    return made;
+}
 
 void cudamock_get_stats(cudamock_stats *out)
 {

@@ -24,6 +24,9 @@
  *    not pinned and mapped, a copy to memory of another device than its
  *    stream's, a write past the end of an allocation, unregistering or
  *    freeing memory that queued work still reads.
+ *  - Calls that need a context create the primary one of the thread's
+ *    device, as the runtime does; cuCtxGetCurrent and cuCtxSetCurrent (via
+ *    cudaGetDriverEntryPointByVersion) let tests see whose context is left.
  *  - Every call can be made to fail (cudamock_fail), synchronously or, for
  *    queued work, when it runs (the device's sticky error, as a GPU fault
  *    leaves it).
@@ -50,7 +53,17 @@ typedef struct cudamock_stats {
     uint64_t h2d_pinned_bytes;
     uint64_t h2d_pageable_copies;  /* ... out of pageable memory (staged by the runtime) */
     uint64_t kernels;              /* scatter and convert launches */
-    uint64_t stream_syncs;         /* cudaStreamSynchronize calls */
+    uint64_t stream_syncs;         /* cudaStreamSynchronize calls (they spin by default) */
+    uint64_t event_syncs;          /* cudaEventSynchronize calls */
+    uint64_t spinning_event_syncs; /* ... on events made without cudaEventBlockingSync */
+    uint64_t event_queries;        /* cudaEventQuery calls */
+    uint64_t last_error_calls;     /* cudaGetLastError and cudaPeekAtLastError calls */
+    uint64_t primary_contexts;     /* primary contexts created */
+    uint64_t host_registers;       /* successful cudaHostRegister calls */
+    uint64_t host_allocs_live;     /* cudaHostAlloc'd blocks not freed */
+    uint64_t memcpy_async_calls;   /* cudaMemcpyAsync calls */
+    uint64_t batch_calls;          /* cudaMemcpyBatchAsync calls */
+    uint64_t kernel_host_reads;    /* kernels launched to read host (pinned) memory */
     uint64_t device_syncs;         /* cudaDeviceSynchronize calls */
     uint64_t streams_live;         /* created and not destroyed (legacy streams aside) */
     uint64_t events_live;
@@ -74,6 +87,16 @@ void cudamock_fail(const char *fn, unsigned nth, int err, int async);
 
 /* Disarm failures and clear sticky errors. */
 void cudamock_reset(void);
+
+/* Mark `stream` (a cudaStream_t) as capturing a CUDA graph, or not. */
+void cudamock_set_capturing(void *stream, int on);
+
+/* A context of `device` that is not its primary one (a CUcontext), as the
+ * driver API's cuCtxCreate makes: set it current with cuCtxSetCurrent. */
+void *cudamock_ctx_create(int device);
+
+/* 1 when device's primary context has been created in this process. */
+int cudamock_has_primary(int device);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,71 @@
+/*
+ * plan_build.h - the planner's working state, shared by the three files
+ * that build a plan:
+ *   engine/plan_create.c  options and the order of the steps (trestle_plan_create);
+ *   engine/plan_ops.c     op list -> resolved ops: names, missing keys, dtypes and
+ *                         target dtypes, checked in TensorFlow's order;
+ *   engine/plan_pieces.c  resolved ops -> pieces and regions -> extents -> batches.
+ * Calls point one way: plan_create.c calls the other two, which call neither
+ * it nor each other; all three build the types of engine/plan.h. Nothing
+ * outside the planner includes this header.
+ */
+#ifndef TRESTLE_PLAN_BUILD_H
+#define TRESTLE_PLAN_BUILD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "checkpoint.h"
+#include "plan.h"
+#include "trestle.h"
+
+/* "Entry E feeds op O": one future piece, before extents are deduplicated. */
+typedef struct want {
+    int shard;              /* entry's shard, copied so sorting needs no context */
+    uint64_t offset, size;  /* entry's bytes in that shard */
+    size_t entry;           /* stored entry read */
+    size_t op;              /* op fed */
+    uint32_t region;        /* region index or TRESTLE__NO_REGION */
+    uint64_t dst_offset;    /* verbatim copies: offset in the destination */
+    size_t seq;             /* creation order: pieces of an extent stay in op order */
+} want;
+
+/* Planner state; only `p` escapes, and only on success. */
+typedef struct builder {
+    const trestle_checkpoint *c;
+    trestle_plan_options o;  /* caller's options over the defaults */
+    trestle_plan *p;
+    char **lookup;           /* per op: key after renames (malloc'd), NULL unless resolved */
+    want *wants;
+    size_t n_wants, cap_wants;
+    size_t cap_regions;
+} builder;
+
+/* ---- op resolution (engine/plan_ops.c) ---- */
+
+/* Copy each op's name and destination kind, apply exclusions and resolve
+ * the rest to listed entries; missing keys are only recorded. */
+int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *err);
+
+/* Every missing key at once: skipped with allow_missing, else the report. */
+int trestle__plan_ops_check_missing(builder *b, trestle_error *err);
+
+/* All dtype mismatches in one TRESTLE_E_DTYPE_MISMATCH, sorted by key. */
+int trestle__plan_ops_check_dtypes(builder *b, const trestle_op *ops, trestle_error *err);
+
+/* Record each op's target dtype; every unsupported one in one error. */
+int trestle__plan_ops_check_conversions(builder *b, const trestle_op *ops, trestle_error *err);
+
+/* ---- pieces, extents and batches (engine/plan_pieces.c) ---- */
+
+/* Plan resolved op i (shape, bytes, destination) and add its pieces;
+ * `given` is the caller's op, or NULL for "whole, allocate". */
+int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, trestle_error *err);
+
+/* Deduplicate the pieces' entries into sorted extents, pieces in op order. */
+int trestle__plan_pieces_extents(builder *b, trestle_error *err);
+
+/* Coalesce the sorted extents into batches (max_gap_bytes, max_batch_bytes). */
+int trestle__plan_pieces_batches(builder *b, trestle_error *err);
+
+#endif /* TRESTLE_PLAN_BUILD_H */

@@ -1,0 +1,130 @@
+/*
+ * plan_create.c - the restore planner: an op list (TensorFlow RestoreV2's
+ * names, shape_and_slices and dtypes, plus destinations) becomes a plan of
+ * resolved ops, deduplicated stored extents, the pieces that copy each
+ * extent into its ops, and the coalesced reads (batches) the pipeline
+ * issues.
+ *
+ * Sits between the checkpoint (engine/checkpoint.h, already validated, so
+ * stored numbers are trusted here) and the pipeline (engine/restore.c),
+ * which relies on the invariants listed in engine/plan.h. This file holds
+ * the options and the order of the steps; the steps live in
+ * engine/plan_ops.c (op list -> resolved ops) and engine/plan_pieces.c
+ * (resolved ops -> pieces -> extents -> batches), sharing the builder of
+ * engine/plan_build.h; names (renames, exclusions, the missing-key report)
+ * live in engine/plan_names.c. The built plan's accessors and destructor
+ * are engine/plan.c, the bottom of the planner, which calls none of these.
+ *
+ * Checks run in TensorFlow's order: every missing key, then every dtype
+ * mismatch, then (trestle's own) every target dtype the stored one cannot
+ * be converted to, then op by op (in the caller's order) whether the dtype
+ * can be restored at all, its shape_and_slices, the shape, the destination
+ * and the stored slices. Nothing is read from the shard files; the plan owns
+ * its arrays, op names, output shapes and any engine-allocated destinations.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "plan.h"
+#include "plan_build.h"
+#include "plan_names.h"
+
+#define DEFAULT_MAX_BATCH_BYTES (16ull << 20) /* one big read, still a small staging share */
+#define DEFAULT_MAX_GAP_BYTES (64ull << 10)   /* reading a hole is cheaper than a new request */
+
+void trestle_plan_options_init(trestle_plan_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->max_batch_bytes = DEFAULT_MAX_BATCH_BYTES;
+    opt->max_gap_bytes = DEFAULT_MAX_GAP_BYTES;
+}
+
+/* Options as the caller's `size` allows, over the defaults. */
+static int read_options(const trestle_plan_options *opt, trestle_plan_options *o,
+                        trestle_error *err)
+{
+    trestle_plan_options_init(o);
+    if (!opt)
+        return TRESTLE_OK;
+    if (opt->size < sizeof opt->size)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "plan options size %zu is too small; call "
+                                     "trestle_plan_options_init() first", opt->size);
+    /* A newer caller's struct may be larger: its extra fields are unknown here. */
+    memcpy(o, opt, opt->size < sizeof *o ? opt->size : sizeof *o);
+    o->size = sizeof *o;
+    for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+        if (o->reserved[i])
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "plan options reserved[%zu] is not zero", i);
+    return TRESTLE_OK;
+}
+
+static void fill_stats(trestle_plan *p)
+{
+    trestle_plan_stats *s = &p->stats;
+    memset(s, 0, sizeof *s);
+    s->ops = p->num_ops;
+    for (size_t i = 0; i < p->num_ops; i++) {
+        if (p->ops[i].skipped)
+            s->skipped++;
+        else
+            s->output_bytes += p->ops[i].bytes;
+    }
+    for (size_t i = 0; i < p->num_batches; i++)
+        s->read_bytes += p->batches[i].length;
+    s->extents = p->num_extents;
+    s->batches = p->num_batches;
+}
+
+int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                        const trestle_plan_options *opt, trestle_plan **out, trestle_error *err)
+{
+    builder b;
+    size_t count = 0;
+    int rc = TRESTLE_OK;
+
+    memset(&b, 0, sizeof b);
+    trestle_error_clear(err);
+    if (!out)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "NULL output pointer");
+    *out = NULL;
+    TR_FAIL_IF(!c, err, TRESTLE_E_INVALID_ARG, "NULL checkpoint");
+    TR_FAIL_IF(!ops && n > 0, err, TRESTLE_E_INVALID_ARG, "ops is NULL but n is %zu", n);
+    TR_FORWARD(read_options(opt, &b.o, err));
+    TR_FORWARD(trestle__plan_names_check(&b.o, err));
+    b.c = c;
+
+    count = ops ? n : c->num_listed;
+    b.p = calloc(1, sizeof *b.p);
+    TR_FAIL_IF(!b.p, err, TRESTLE_E_NOMEM, "out of memory");
+    b.p->ckpt = c;
+    atomic_init(&b.p->cancel, 0);
+    /* Zeroed ops free cleanly however far planning gets. */
+    b.p->ops = calloc(count ? count : 1, sizeof *b.p->ops);
+    b.lookup = calloc(count ? count : 1, sizeof *b.lookup);
+    TR_FAIL_IF(!b.p->ops || !b.lookup, err, TRESTLE_E_NOMEM, "out of memory");
+    b.p->num_ops = count;
+
+    TR_FORWARD(trestle__plan_ops_resolve(&b, ops, err));
+    TR_FORWARD(trestle__plan_ops_check_missing(&b, err));
+    TR_FORWARD(trestle__plan_ops_check_dtypes(&b, ops, err));
+    TR_FORWARD(trestle__plan_ops_check_conversions(&b, ops, err));
+    for (size_t i = 0; i < count; i++)
+        if (!b.p->ops[i].skipped)
+            TR_FORWARD(trestle__plan_pieces_add(&b, i, ops ? &ops[i] : NULL, err));
+    TR_FORWARD(trestle__plan_pieces_extents(&b, err));
+    TR_FORWARD(trestle__plan_pieces_batches(&b, err));
+    fill_stats(b.p);
+    *out = b.p;
+    b.p = NULL;
+fail:
+    for (size_t i = 0; b.lookup && i < count; i++)
+        free(b.lookup[i]);
+    free(b.lookup);
+    free(b.wants);
+    trestle_plan_free(b.p);
+    return rc;
+}

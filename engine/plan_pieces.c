@@ -1,0 +1,339 @@
+/*
+ * plan_pieces.c - the second half of planning: each resolved op's
+ * shape_and_slices is checked against the stored shape and becomes pieces
+ * (a verbatim copy of an extent, or an N-d region of it; partitioned
+ * tensors by TF's LookupSlice), then the pieces' entries are deduplicated
+ * into sorted extents and coalesced into the batches the pipeline reads.
+ *
+ * Called by engine/plan_create.c only, after engine/plan_ops.c; what it builds
+ * keeps the invariants listed in engine/plan.h. Nothing is read from the
+ * shard files: the stored numbers were validated at open.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checked.h"
+#include "error.h"
+#include "plan.h"
+#include "plan_build.h"
+
+/* TF's TensorShape::DebugString: "[4,5]", "[]" for a scalar. */
+static void shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
+{
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int d = 0; d < rank && n < cap; d++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%" PRId64, d ? "," : "", dims[d]);
+    if (n < cap)
+        snprintf(buf + n, cap - n, "]");
+}
+
+/* s with its full (-1) extents resolved against dims; unused dims zeroed. */
+static void concrete(const trestle__slice *s, const int64_t *dims, trestle__slice *out)
+{
+    memset(out, 0, sizeof *out);
+    out->rank = s->rank;
+    trestle__slice_resolve(s, dims, out->start, out->length);
+}
+
+/* ---- per-op slices and pieces ---- */
+
+static int add_want(builder *b, size_t entry, size_t op, uint32_t region, uint64_t dst_offset,
+                    trestle_error *err)
+{
+    if (b->n_wants == b->cap_wants) {
+        size_t cap = b->cap_wants ? b->cap_wants * 2 : 64;
+        uint64_t bytes;
+        if (cap < b->cap_wants || !tr_mul_u64(cap, sizeof *b->wants, &bytes) || bytes > SIZE_MAX)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        want *grown = realloc(b->wants, (size_t)bytes);
+        if (!grown)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        b->wants = grown;
+        b->cap_wants = cap;
+    }
+    const trestle__entry *e = &b->c->entries[entry];
+    b->wants[b->n_wants] = (want){ e->shard, e->offset, e->size, entry, op, region, dst_offset,
+                                   b->n_wants };
+    b->n_wants++;
+    return TRESTLE_OK;
+}
+
+/* Append a region (src, dst, cut of a tensor shaped like e) for op `op`,
+ * in its restored elements (see plan.h); *index receives it. */
+static int add_region(builder *b, const trestle__slice *src, const trestle__slice *dst,
+                      const trestle__slice *cut, const trestle__entry *e,
+                      const trestle__plan_op *op, uint32_t *index, trestle_error *err)
+{
+    trestle_plan *p = b->p;
+    if (p->num_regions >= TRESTLE__NO_REGION - 1)
+        return trestle__error_simple(err, TRESTLE_E_LIMIT, "more than %u sliced pieces in one plan",
+                                     TRESTLE__NO_REGION - 1);
+    if (p->num_regions == b->cap_regions) {
+        size_t cap = b->cap_regions ? b->cap_regions * 2 : 16;
+        uint64_t bytes;
+        if (!tr_mul_u64(cap, sizeof *p->regions, &bytes) || bytes > SIZE_MAX)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        trestle__region *grown = realloc(p->regions, (size_t)bytes);
+        if (!grown)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        p->regions = grown;
+        b->cap_regions = cap;
+    }
+    trestle__region *r = &p->regions[p->num_regions];
+    r->src = *src;
+    r->dst = *dst;
+    r->cut = *cut;
+    r->dims = e->dims;
+    r->elem_size = op->dst_es;
+    *index = (uint32_t)p->num_regions++;
+    return TRESTLE_OK;
+}
+
+/*
+ * Pieces of a partitioned tensor, by TF's LookupSlice (§5.3): a stored
+ * slice equal to the request is copied verbatim; otherwise every stored
+ * slice meeting the request gives a region piece, and together they must
+ * cover all of it. `req` is the request as given (for the message).
+ */
+static int plan_partitioned(builder *b, size_t i, const trestle__slice *req, trestle_error *err)
+{
+    trestle__plan_op *op = &b->p->ops[i];
+    const trestle__entry *e = &b->c->entries[op->entry];
+    trestle__slice dst, src, cut;
+    int64_t covered = 0, need = trestle__slice_num_elements(req, e->dims);
+    uint32_t region;
+    int rc;
+
+    for (int k = 0; k < e->num_slices; k++) {
+        if (!trestle__slice_equal(&e->slices[k], req, e->dims))
+            continue;
+        /* Open checked the part's shape, so its size is the request's
+         * stored bytes (elements x src_es: op->bytes counts dst_es). */
+        uint64_t size = b->c->entries[e->slice_entries[k]].size;
+        if (size / op->src_es != op->bytes / op->dst_es)
+            return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, op->key, b->c->index_path, -1,
+                                      -1, "partitioned tensor %s: stored slice %d holds %" PRIu64
+                                      " bytes, expected %" PRIu64, op->key, k, size,
+                                      op->bytes / op->dst_es * op->src_es);
+        return add_want(b, e->slice_entries[k], i, TRESTLE__NO_REGION, 0, err);
+    }
+    concrete(req, e->dims, &dst);
+    for (int k = 0; k < e->num_slices; k++) {
+        memset(&cut, 0, sizeof cut);
+        if (!trestle__slice_intersect(&e->slices[k], req, e->dims, &cut))
+            continue;
+        /* Stored slices do not overlap (checked at open), so counts add up. */
+        if (!tr_add_i64(covered, trestle__slice_num_elements(&cut, e->dims), &covered))
+            covered = INT64_MAX;
+        concrete(&e->slices[k], e->dims, &src);
+        if ((rc = add_region(b, &src, &dst, &cut, e, op, &region, err)) != TRESTLE_OK ||
+            (rc = add_want(b, e->slice_entries[k], i, region, 0, err)) != TRESTLE_OK)
+            return rc;
+    }
+    if (covered != need) {
+        char spec[1024];
+        trestle__slice_format(req, spec, sizeof spec);
+        return trestle__error_set(err, TRESTLE_E_INSUFFICIENT_SLICES, 0, op->key,
+                                  b->c->index_path, -1, -1,
+                                  "Does not have sufficient slices for partitioned tensor %s to "
+                                  "restore in slice_spec: %s", op->key, spec);
+    }
+    return TRESTLE_OK;
+}
+
+/*
+ * Plan one resolved op: parse its shape_and_slices, check it against the
+ * stored shape, fix the output shape and bytes, check the destination and
+ * add its pieces. `given` is the caller's op, or NULL for "whole, allocate".
+ */
+int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, trestle_error *err)
+{
+    trestle__plan_op *op = &b->p->ops[i];
+    const trestle__entry *e = &b->c->entries[op->entry];
+    size_t es = trestle_dtype_size(op->out_dtype);
+    bool fixed = es > 0;
+    trestle__spec spec;
+    trestle__slice req;
+    char want_shape[512], have_shape[512];
+    uint64_t bytes;
+    int rc;
+
+    if (e->dtype == TRESTLE_DT_VARIANT || e->dtype == TRESTLE_DT_RESOURCE)
+        return trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, op->key, NULL, -1, -1,
+                                  "tensor %s has dtype %s, which trestle cannot restore", op->key,
+                                  trestle_dtype_name(e->dtype));
+    rc = trestle__spec_parse(given ? given->shape_and_slices : NULL, &spec, err);
+    if (rc != TRESTLE_OK) {
+        trestle__error_set_key(err, op->key);
+        trestle__error_prefix(err, "tensor_name = %s", op->key);
+        return rc;
+    }
+    op->src_es = trestle_dtype_size(e->dtype);
+    op->dst_es = es;
+    op->whole = spec.whole;
+    if (!spec.whole) {
+        bool same = spec.rank == e->rank;
+        for (int d = 0; same && d < e->rank; d++)
+            same = spec.shape[d] == e->dims[d];
+        if (!same) {
+            shape_format(spec.rank, spec.shape, want_shape, sizeof want_shape);
+            shape_format(e->rank, e->dims, have_shape, sizeof have_shape);
+            return trestle__error_set(err, TRESTLE_E_SHAPE_MISMATCH, 0, op->key, NULL, -1, -1,
+                                      "tensor_name = %s; shape in shape_and_slice spec %s does "
+                                      "not match the shape stored in checkpoint: %s", op->key,
+                                      want_shape, have_shape);
+        }
+        /* A slice covering everything is the whole tensor, laid out as stored. */
+        op->whole = trestle__slice_covers_all(&spec.slice, e->dims);
+        req = spec.slice;
+    } else if (e->kind == TRESTLE__ENTRY_PARTITIONED) {
+        if (e->rank > TRESTLE_MAX_SLICE_RANK)
+            return trestle__error_set(err, TRESTLE_E_LIMIT, 0, op->key, NULL, -1, -1,
+                                      "partitioned tensor %s has rank %d, above %d", op->key,
+                                      e->rank, TRESTLE_MAX_SLICE_RANK);
+        trestle__slice_full(&req, e->rank);
+    }
+    /* Strings are variable-size: they can only move whole, byte for byte. */
+    if (!fixed && (!op->whole || e->kind == TRESTLE__ENTRY_PARTITIONED))
+        return trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, op->key, NULL, -1, -1,
+                                  "tensor %s: slices of %s tensors are not supported", op->key,
+                                  trestle_dtype_name(e->dtype));
+
+    op->rank = op->whole ? e->rank : spec.rank;
+    op->dims = malloc((op->rank ? (size_t)op->rank : 1) * sizeof *op->dims);
+    if (!op->dims)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    if (op->whole) {
+        memcpy(op->dims, e->dims, (size_t)op->rank * sizeof *op->dims);
+    } else {
+        trestle__slice out;
+        concrete(&req, e->dims, &out);
+        memcpy(op->dims, out.length, (size_t)op->rank * sizeof *op->dims);
+    }
+    int64_t elements = op->whole ? e->num_elements : trestle__slice_num_elements(&req, e->dims);
+    if (!fixed) {
+        bytes = e->size; /* strings restore as their stored encoding */
+    } else if (elements < 0 || !tr_mul_u64((uint64_t)elements, es, &bytes)) {
+        return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, op->key, NULL, -1, -1,
+                                  "tensor %s: %" PRId64 " elements of %zu bytes overflow",
+                                  op->key, elements, es);
+    }
+    op->bytes = bytes;
+
+    if (op->dest_kind == TRESTLE_DEST_HOST || op->dest_kind == TRESTLE_DEST_DEVICE) {
+        if ((!given->ptr && bytes > 0) || given->capacity < bytes)
+            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1,
+                                      (int64_t)bytes,
+                                      "tensor %s: destination %s%" PRIu64 " bytes, but the "
+                                      "restore needs %" PRIu64 " bytes", op->name,
+                                      given->ptr ? "holds " : "is NULL with capacity ",
+                                      given->capacity, bytes);
+        op->dest = given->ptr;
+        op->capacity = given->capacity;
+    }
+    if (bytes == 0)
+        return TRESTLE_OK; /* no pieces: ready at once */
+
+    if (e->kind == TRESTLE__ENTRY_PARTITIONED)
+        return plan_partitioned(b, i, &req, err);
+    if (op->whole)
+        return add_want(b, op->entry, i, TRESTLE__NO_REGION, 0, err);
+    /* A slice of a plain tensor: the stored extent is the full tensor. */
+    trestle__slice full, src, dst;
+    uint32_t region;
+    trestle__slice_full(&full, e->rank);
+    concrete(&full, e->dims, &src);
+    concrete(&req, e->dims, &dst);
+    if ((rc = add_region(b, &src, &dst, &dst, e, op, &region, err)) != TRESTLE_OK)
+        return rc;
+    return add_want(b, op->entry, i, region, 0, err);
+}
+
+/* ---- extents and batches ---- */
+
+static int compare_want(const void *a, const void *b)
+{
+    const want *x = a, *y = b;
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    if (x->offset != y->offset)
+        return x->offset < y->offset ? -1 : 1;
+    if (x->entry != y->entry)
+        return x->entry < y->entry ? -1 : 1;
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* One extent per stored entry, sorted by (shard, offset), its pieces after
+ * it in op order. Entries sharing bytes cannot be planned: TF's writer
+ * never makes them, and the pipeline checks one CRC per extent. */
+int trestle__plan_pieces_extents(builder *b, trestle_error *err)
+{
+    trestle_plan *p = b->p;
+    size_t n = b->n_wants ? b->n_wants : 1;
+
+    if (b->n_wants > 1) /* qsort wants a non-NULL base even for 0 elements */
+        qsort(b->wants, b->n_wants, sizeof *b->wants, compare_want);
+    p->pieces = malloc(n * sizeof *p->pieces);
+    p->extents = malloc(n * sizeof *p->extents);
+    if (!p->pieces || !p->extents)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < b->n_wants; i++) {
+        const want *w = &b->wants[i];
+        trestle__extent *x = p->num_extents ? &p->extents[p->num_extents - 1] : NULL;
+        if (!x || x->entry != w->entry) {
+            if (x && x->shard == w->shard && w->offset < x->offset + x->size) {
+                const trestle_checkpoint *c = b->c;
+                return trestle__error_set(
+                    err, TRESTLE_E_CORRUPT, 0, c->entries[w->entry].key,
+                    c->shard_paths ? c->shard_paths[w->shard] : NULL, (int64_t)w->offset,
+                    (int64_t)w->size, "tensors %s and %s share bytes at offset %" PRIu64
+                    " of data shard %d", c->entries[x->entry].key, c->entries[w->entry].key,
+                    w->offset, w->shard);
+            }
+            x = &p->extents[p->num_extents++];
+            *x = (trestle__extent){
+                .entry = w->entry,
+                .shard = w->shard,
+                .offset = w->offset,
+                .size = w->size,
+                .crc_masked = b->c->entries[w->entry].crc_masked,
+                .is_string = b->c->entries[w->entry].dtype == TRESTLE_DT_STRING,
+                .first_piece = p->num_pieces,
+            };
+        }
+        trestle__plan_op *op = &p->ops[w->op];
+        if (op->num_pieces == UINT32_MAX)
+            return trestle__error_set(err, TRESTLE_E_LIMIT, 0, op->name, NULL, -1, -1,
+                                      "tensor %s needs more than %u pieces", op->name, UINT32_MAX);
+        op->num_pieces++;
+        p->pieces[p->num_pieces++] = (trestle__piece){ w->op, w->region, w->dst_offset };
+        x->num_pieces++;
+    }
+    return TRESTLE_OK;
+}
+
+/* Coalesce sorted extents: a new batch at a shard change, a gap over
+ * max_gap_bytes, or when the batch would pass max_batch_bytes. */
+int trestle__plan_pieces_batches(builder *b, trestle_error *err)
+{
+    trestle_plan *p = b->p;
+    p->batches = malloc((p->num_extents ? p->num_extents : 1) * sizeof *p->batches);
+    if (!p->batches)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < p->num_extents; i++) {
+        const trestle__extent *x = &p->extents[i];
+        trestle__batch *t = p->num_batches ? &p->batches[p->num_batches - 1] : NULL;
+        /* Extents lie inside their shard (checked at open): ends cannot wrap. */
+        uint64_t end = x->offset + x->size;
+        if (t && t->shard == x->shard && x->offset - (t->offset + t->length) <= b->o.max_gap_bytes &&
+            end - t->offset <= b->o.max_batch_bytes) {
+            t->length = end - t->offset;
+            t->num_extents++;
+            continue;
+        }
+        p->batches[p->num_batches++] = (trestle__batch){ x->shard, x->offset, x->size, i, 1 };
+    }
+    return TRESTLE_OK;
+}

@@ -1,0 +1,123 @@
+/*
+ * restore_dest.c - where a restore's bytes go: which GPU it copies to (the
+ * device option, or the device of the caller's device pointers), and the
+ * engine memory (one arena per plan) for DEST_ALLOCATE ops.
+ */
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "checked.h"
+#include "error.h"
+#include "restore.h"
+
+/*
+ * Which GPU the restore copies to, or -1 for none: the device option (for
+ * DEST_ALLOCATE ops), else the device of the caller's DEST_DEVICE pointers.
+ * One device per restore (its copier has one set of streams); every device
+ * pointer must be device memory of that GPU. Host destinations may mix in.
+ */
+int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle_error *err)
+{
+    const trestle_plan *p = x->plan;
+    const trestle__plan_op *need = NULL, *first = NULL;
+    char why[160];
+    int dev = x->opt.device;
+
+    *device = -1;
+    for (size_t i = 0; i < p->num_ops && !need; i++) {
+        const trestle__plan_op *op = &p->ops[i];
+        if (!op->skipped && (op->dest_kind == TRESTLE_DEST_DEVICE ||
+                             (op->dest_kind == TRESTLE_DEST_ALLOCATE && dev >= 0)))
+            need = op;
+    }
+    if (!need)
+        return TRESTLE_OK;
+    if (trestle__cuda_device_count(why, sizeof why) <= 0)
+        return trestle__error_set(err, TRESTLE_E_NO_DEVICE, 0, need->key, NULL, -1, -1,
+                                  "tensor %s: restoring into CUDA device memory needs %s",
+                                  need->name, why);
+    for (size_t i = 0; i < p->num_ops; i++) {
+        const trestle__plan_op *op = &p->ops[i];
+        int d = -1;
+        if (op->skipped || op->dest_kind != TRESTLE_DEST_DEVICE || op->bytes == 0)
+            continue;
+        if (trestle__cuda_pointer_device(op->dest, &d) != 0)
+            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
+                                      "tensor %s: destination %p is not CUDA device memory",
+                                      op->name, op->dest);
+        if (dev < 0) {
+            dev = d;
+            first = op;
+        } else if (d != dev) {
+            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
+                                      "tensor %s: destination is on CUDA device %d, but this "
+                                      "restore copies to device %d (%s); restore each GPU's "
+                                      "tensors with its own plan", op->name, d, dev,
+                                      first ? first->name : "the device option");
+        }
+    }
+    *device = dev;
+    return TRESTLE_OK;
+}
+
+/*
+ * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/arena.c),
+ * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it. One
+ * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
+ * and on the host one region that transparent huge pages can back whatever
+ * the tensor sizes (first-touch faults on 4 KiB pages otherwise dominate a
+ * restore from the page cache). A plan restored again into the same kind
+ * of memory reuses its arena; after trestle_plan_adopt_arena() (the plan
+ * has none) or with another device, it gets a new one.
+ */
+/* Bytes op takes in the arena: its size (at least 1) rounded up to the
+ * tensor alignment, so never 0; 0 means it overflows. */
+static uint64_t arena_span(const trestle__plan_op *op)
+{
+    uint64_t n = op->bytes ? op->bytes : 1;
+    if (!tr_add_u64(n, TRESTLE__ARENA_ALIGN - 1, &n))
+        return 0;
+    return n & ~(uint64_t)(TRESTLE__ARENA_ALIGN - 1);
+}
+
+int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
+{
+    trestle_plan *p = x->plan;
+    uint64_t total = 0;
+    size_t first = SIZE_MAX;
+
+    if (p->arena && p->arena->device == x->opt.device)
+        return TRESTLE_OK;
+    trestle__arena_release(p->arena);
+    p->arena = NULL;
+    for (size_t i = 0; i < p->num_ops; i++) {
+        trestle__plan_op *op = &p->ops[i];
+        if (op->dest_kind != TRESTLE_DEST_ALLOCATE)
+            continue;
+        op->dest = NULL; /* memory of an adopted or released arena */
+        if (op->skipped)
+            continue;
+        uint64_t span = arena_span(op);
+        if (span == 0 || !tr_add_u64(total, span, &total))
+            return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
+                                      "destinations of %zu ops overflow", p->num_ops);
+        if (first == SIZE_MAX)
+            first = i;
+    }
+    if (first == SIZE_MAX)
+        return TRESTLE_OK;
+    trestle__copier *c = x->opt.device >= 0 ? &x->copier : &x->host;
+    int rc = c->ops->arena_alloc(c, total, &p->arena, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    uint8_t *at = p->arena->base;
+    for (size_t i = first; i < p->num_ops; i++) {
+        trestle__plan_op *op = &p->ops[i];
+        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE)
+            continue;
+        op->dest = at;
+        at += arena_span(op); /* no overflow: the first pass summed them */
+    }
+    return TRESTLE_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * staging.h - the host memory a plan's restores stage bytes through: the
+ * read buffers of the pool (engine/pool.c) and the dtype conversion
+ * buffers (engine/restore_convert.c), kept in the plan from one restore to
+ * the next.
+ *
+ * Why a cache: a device restore needs this memory pinned, and pinning
+ * 256 MiB costs milliseconds to tens of milliseconds (cudaHostRegister
+ * walks and locks every page): paid at every restore it would sit inside
+ * time-to-first-tensor. Kept in the plan, the first restore pins it and
+ * every later one, to any device (the pinning is portable), reuses it.
+ * trestle_plan_free() unpins and frees it.
+ *
+ * How it is pinned: ordinary pages registered with cudaHostRegister,
+ * which O_DIRECT and io_uring registered buffers take like any memory;
+ * where the host refuses to register ordinary pages (some sandboxes and
+ * kernels), memory from cudaHostAlloc instead, said in the stats.
+ */
+#ifndef TRESTLE_STAGING_H
+#define TRESTLE_STAGING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fault.h"
+#include "trestle.h"
+
+enum trestle__staging_area {
+    TRESTLE__STAGING_READS = 0,   /* the pool's read buffers */
+    TRESTLE__STAGING_CONVERT = 1, /* the workers' dtype conversion buffers */
+    TRESTLE__STAGING_AREAS = 2
+};
+
+typedef struct trestle__staging trestle__staging;
+
+/*
+ * Staging memory for `area`: `count` buffers of `each` bytes in one
+ * region, page-aligned, pinned for device copies when `device` >= 0, in
+ * *out: the cached area when it is large enough (and pinned, for a
+ * device), else a new one (the old one freed). *sp is created on first
+ * use. `faults` (tests only, else NULL) makes the reads area's allocation
+ * fail. TRESTLE_E_NOMEM ("cannot allocate COUNT staging buffers of EACH
+ * bytes", or the pinning's own message), TRESTLE_E_CUDA.
+ */
+int trestle__staging_get(trestle__staging **sp, int area, unsigned count, size_t each,
+                         int device, trestle__faults *faults, uint8_t **out, trestle_error *err);
+
+/* How the memory is pinned, for the stats: "" (host or registered pages)
+ * or why cudaHostAlloc memory is used instead. */
+const char *trestle__staging_note(const trestle__staging *s);
+
+/* Unpin and free everything; NULL is ignored. No restore may use it. */
+void trestle__staging_free(trestle__staging *s);
+
+#endif /* TRESTLE_STAGING_H */

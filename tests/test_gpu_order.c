@@ -1,0 +1,529 @@
+/*
+ * test_gpu_order.c - what a real GPU would expose that a lenient one
+ * hides: ordering with the caller's streams (the legacy default stream
+ * too), whose CUDA context is left current, errors that belong to the
+ * caller, callbacks that switch the device, pinned memory that cannot be
+ * registered, and how often a restore waits and pins (issue 12).
+ *
+ * These run on tests/cudamock only (-DTRESTLE_CUDA_MOCK=ON, as
+ * tools/check.sh asan builds): the mock defers all queued work, legacy
+ * stream included, until something waits for it, keeps per-thread
+ * contexts, and counts what a GPU cannot report. Elsewhere they skip.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "trestle.h"
+
+#if TRESTLE_CUDA_MOCK
+
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+
+#include "cudamock.h"
+
+#define CUDA_OK(call)                                                                              \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        cr_assert_eq(e_, cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                    \
+    } while (0)
+
+#define NTINY 3000 /* 16-byte tensors: many copies per staging buffer */
+
+typedef struct model {
+    char *dir, *prefix;
+    trestle_checkpoint *ckpt;
+    trestle_plan *host;    /* every tensor restored to host memory: the reference */
+} model;
+
+/* "w": 300 x 50 float, "cube": 6 x 40 x 33 float (to slice), "bf": 200 x
+ * 30 bfloat16 (to widen), and with `tiny` NTINY tiny int32 tensors. */
+static void model_open(model *m, int tiny)
+{
+    trestle_error err;
+    m->dir = tu_mkdtemp();
+    cr_assert(asprintf(&m->prefix, "%s/m", m->dir) > 0);
+    trestle_writer_options wo;
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    trestle_writer *w;
+    cr_assert_eq(trestle_writer_create(m->prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
+    static const int64_t wdims[2] = { 300, 50 }, cdims[3] = { 6, 40, 33 };
+    size_t wn = 300 * 50 * 4, cn = 6 * 40 * 33 * 4;
+    uint8_t *data = malloc(wn + cn);
+    tu_fill_random(data, wn + cn, 77);
+    cr_assert_eq(trestle_writer_add(w, "w", TRESTLE_DT_FLOAT, 2, wdims, data, wn, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add(w, "cube", TRESTLE_DT_FLOAT, 3, cdims, data + wn, cn, 1, &err),
+                 TRESTLE_OK, "%s", err.message);
+    static const int64_t bdims[2] = { 200, 30 };
+    uint16_t *bf = malloc(200 * 30 * 2);
+    for (int i = 0; i < 200 * 30; i++)
+        bf[i] = (uint16_t)(0x3f80 + (i % 251) - 125); /* finite values around 1.0 */
+    cr_assert_eq(trestle_writer_add(w, "bf", TRESTLE_DT_BFLOAT16, 2, bdims, bf, 200 * 30 * 2, 1,
+                                    &err), TRESTLE_OK, "%s", err.message);
+    free(bf);
+    for (int i = 0; tiny && i < NTINY; i++) {
+        char name[32];
+        int64_t dims[1] = { 4 };
+        snprintf(name, sizeof name, "tiny/%05d", i);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_INT32, 1, dims, data + 16 * i, 16,
+                                        i % 2, &err), TRESTLE_OK, "%s", err.message);
+    }
+    free(data);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    cr_assert_eq(trestle_open(m->prefix, NULL, &m->ckpt, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_create(m->ckpt, NULL, 0, NULL, &m->host, &err), TRESTLE_OK, "%s",
+                 err.message);
+    trestle_restore_options o;
+    trestle_restore_options_init(&o);
+    o.reader = TRESTLE_READER_PREAD;
+    cr_assert_eq(trestle_restore(m->host, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+}
+
+static void model_close(model *m)
+{
+    trestle_plan_free(m->host);
+    trestle_close(m->ckpt);
+    tu_rmtree(m->dir);
+    free(m->dir);
+    free(m->prefix);
+}
+
+/* The reference bytes of tensor `name`, sliced by `spec` ("" whole). */
+static void *reference(model *m, const char *name, const char *spec, uint64_t *bytes)
+{
+    trestle_op op = { .name = name, .shape_and_slices = spec };
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_restore_options_init(&o);
+    o.reader = TRESTLE_READER_PREAD;
+    cr_assert_eq(trestle_plan_create(m->ckpt, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_op_info info;
+    cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
+    void *copy = malloc(info.bytes ? info.bytes : 1);
+    memcpy(copy, info.data, info.bytes);
+    *bytes = info.bytes;
+    trestle_plan_free(p);
+    return copy;
+}
+
+/* Every op of plan d (restored onto a device) holds the bytes of the
+ * same op restored to host memory by plan h. */
+static void same_bytes(trestle_plan *h, trestle_plan *d)
+{
+    cr_assert_eq(trestle_plan_op_count(h), trestle_plan_op_count(d));
+    for (size_t i = 0; i < trestle_plan_op_count(d); i++) {
+        trestle_plan_op_info hi, di;
+        trestle_error err;
+        cr_assert_eq(trestle_plan_get_op(h, i, &hi), TRESTLE_OK);
+        cr_assert_eq(trestle_plan_get_op(d, i, &di), TRESTLE_OK);
+        uint8_t *back = malloc(di.bytes ? di.bytes : 1);
+        cr_assert_eq(trestle_plan_read_op(d, i, back, di.bytes, &err), TRESTLE_OK, "%s",
+                     err.message);
+        cr_assert_eq(memcmp(back, hi.data, di.bytes), 0, "op %zu (%s) differs", i, di.name);
+        free(back);
+    }
+}
+
+static void opts(trestle_restore_options *o, int device)
+{
+    trestle_restore_options_init(o);
+    o->reader = TRESTLE_READER_PREAD;
+    o->device = device;
+    o->chunk_bytes = 16 << 10;
+    o->staging_bytes = 256 << 10;
+    o->threads = 2;
+}
+
+/* cuCtxGetCurrent and cuCtxSetCurrent, as an embedding runtime reaches them. */
+static CUcontext ctx_current(void)
+{
+    void *fn = NULL;
+    CUcontext c = (CUcontext)(uintptr_t)1;
+    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault,
+                                             NULL));
+    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext *))fn)(&c), CUDA_SUCCESS);
+    return c;
+}
+
+static void ctx_set(CUcontext c)
+{
+    void *fn = NULL;
+    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxSetCurrent", &fn, 12000, cudaEnableDefault,
+                                             NULL));
+    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext))fn)(c), CUDA_SUCCESS);
+}
+
+/* ---- ordering ---- */
+
+Test(gpu_order, work_queued_on_the_legacy_stream_lands_before_the_copies)
+{
+    model m;
+    model_open(&m, 0);
+    uint64_t n;
+    void *want = reference(&m, "w", "", &n);
+    void *dst;
+    CUDA_OK(cudaMalloc(&dst, n));
+    /* A framework zero-fills the destination on the default stream and
+     * hands it over without a stream: the copies must come after. */
+    CUDA_OK(cudaMemsetAsync(dst, 0, n, 0));
+    trestle_op op = { .name = "w", .dest_kind = TRESTLE_DEST_DEVICE, .ptr = dst, .capacity = n };
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    uint8_t *back = malloc(n);
+    CUDA_OK(cudaMemcpy(back, dst, n, cudaMemcpyDeviceToHost));
+    cr_assert_eq(memcmp(back, want, n), 0, "the memset queued before the restore landed after it");
+    free(back);
+    free(want);
+    CUDA_OK(cudaFree(dst));
+    trestle_plan_free(p);
+    model_close(&m);
+}
+
+Test(gpu_order, a_caller_stream_of_another_device_is_waited_for)
+{
+    model m;
+    model_open(&m, 0);
+    cudaStream_t s1;
+    CUDA_OK(cudaSetDevice(1));
+    CUDA_OK(cudaStreamCreate(&s1));
+    CUDA_OK(cudaSetDevice(0));
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, 0);
+    o.cuda_stream = s1;
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    same_bytes(m.host, p);
+
+    cudamock_set_capturing(s1, 1);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "the cuda_stream of the restore options is capturing a CUDA "
+                                  "graph: a restore cannot be captured (its copies run on "
+                                  "trestle's own streams); restore before the capture or on "
+                                  "another stream");
+    cudamock_set_capturing(s1, 0);
+    CUDA_OK(cudaStreamDestroy(s1));
+    trestle_plan_free(p);
+    model_close(&m);
+}
+
+/* ---- contexts and errors that belong to the caller ---- */
+
+Test(gpu_order, a_thread_without_a_context_is_left_without_one)
+{
+    model m;
+    model_open(&m, 0); /* no CUDA call: the thread has no context yet */
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, 1);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_null(ctx_current(), "the restore left a context current in the caller's thread");
+    cr_assert_not(cudamock_has_primary(0), "the restore onto device 1 created a context on 0");
+    same_bytes(m.host, p);
+    trestle_plan_free(p);
+    model_close(&m);
+}
+
+Test(gpu_order, a_driver_api_context_stays_current)
+{
+    model m;
+    model_open(&m, 0);
+    CUcontext mine = (CUcontext)cudamock_ctx_create(1);
+    ctx_set(mine);
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, 0);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(ctx_current(), mine, "the caller's own context was replaced");
+    trestle_plan_free(p);
+    cr_assert_eq(ctx_current(), mine, "trestle_plan_free replaced the caller's context");
+    model_close(&m);
+}
+
+Test(gpu_order, the_callers_pending_error_is_neither_reported_nor_cleared)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_eq(cudaSetDevice(99), cudaErrorInvalidDevice); /* the caller's own mistake */
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
+    opts(&o, 0);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(&b);
+    cr_assert_eq(b.last_error_calls, a.last_error_calls, "the engine read the last error");
+    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidDevice, "the caller's error was cleared");
+    trestle_plan_free(p);
+    model_close(&m);
+}
+
+static int switch_device(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)user;
+    (void)i;
+    (void)op;
+    return cudaSetDevice(1) == cudaSuccess ? 0 : 1;
+}
+
+Test(gpu_order, a_ready_callback_that_switches_the_device_breaks_no_launch)
+{
+    model m;
+    model_open(&m, 0);
+    /* Columns of the cube: scatter kernels, launched on the worker's
+     * stream of device 0 after the callback moved the thread to 1. */
+    trestle_op ops[3] = {
+        { .name = "cube", .shape_and_slices = "6 40 33 0,3:-:1,7" },
+        { .name = "w", .shape_and_slices = "300 50 -:2,5" },
+        { .name = "cube", .shape_and_slices = "6 40 33 3,3:0,20:-" },
+    };
+    trestle_plan *h, *d;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, ops, 3, NULL, &h, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_eq(trestle_plan_create(m.ckpt, ops, 3, NULL, &d, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, 0);
+    o.threads = 1;
+    o.on_ready = switch_device;
+    cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    same_bytes(h, d);
+    trestle_plan_free(d);
+    trestle_plan_free(h);
+    model_close(&m);
+}
+
+/* ---- pinned memory ---- */
+
+Test(gpu_order, refused_registration_falls_back_to_cudaHostAlloc_staging)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_stats st;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, 0);
+    cudamock_fail("cudaHostRegister", 1, cudaErrorNotSupported, 0);
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_str_eq(st.staging_note, "cudaHostRegister refused (operation not supported): "
+                                      "staging is cudaHostAlloc memory");
+    same_bytes(m.host, p);
+    cudamock_stats s;
+    cudamock_get_stats(&s);
+    cr_assert_eq(s.host_allocs_live, 1);
+    cr_assert_eq(s.host_registered_live, 0);
+    trestle_plan_free(p);
+    cudamock_get_stats(&s);
+    cr_assert_eq(s.host_allocs_live, 0, "trestle_plan_free frees the cudaHostAlloc staging");
+    model_close(&m);
+}
+
+Test(gpu_order, staging_is_pinned_once_for_ten_restores)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, 0);
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
+    for (int i = 0; i < 10; i++) {
+        o.device = i % 2; /* pinned portably: good for either device */
+        cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    }
+    cudamock_get_stats(&b);
+    cr_assert_eq(b.host_registers - a.host_registers, 1, "%" PRIu64 " registrations",
+                 b.host_registers - a.host_registers);
+    same_bytes(m.host, p);
+    trestle_plan_free(p);
+    cudamock_get_stats(&b);
+    cr_assert_eq(b.host_registered_live, 0, "trestle_plan_free unpins the staging");
+    model_close(&m);
+}
+
+/* ---- where the bytes cross the bus ---- */
+
+static const trestle_op slice_ops[3] = {
+    { .name = "cube", .shape_and_slices = "6 40 33 0,3:-:1,7" },
+    { .name = "w", .shape_and_slices = "300 50 -:2,5" },
+    { .name = "cube", .shape_and_slices = "6 40 33 3,3:0,20:-" },
+};
+
+/* Restores slice_ops onto device 0 and compares them; the mock's
+ * counters before and after in *a and *b. */
+static void restore_slices(model *m, cudamock_stats *a, cudamock_stats *b)
+{
+    trestle_plan *h, *d;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m->ckpt, slice_ops, 3, NULL, &h, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_eq(trestle_plan_create(m->ckpt, slice_ops, 3, NULL, &d, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, 0);
+    cudamock_get_stats(a);
+    cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(b);
+    same_bytes(h, d);
+    trestle_plan_free(d);
+    trestle_plan_free(h);
+}
+
+Test(gpu_order, slices_are_scattered_from_device_memory)
+{
+    model m;
+    model_open(&m, 0);
+    cudamock_stats a, b;
+    restore_slices(&m, &a, &b);
+    cr_assert_gt(b.kernels, a.kernels, "no scatter kernel ran");
+    cr_assert_eq(b.kernel_host_reads, a.kernel_host_reads,
+                 "a kernel read staging over the bus instead of a device window");
+    model_close(&m);
+}
+
+Test(gpu_order, without_device_memory_for_a_window_slices_still_restore)
+{
+    model m;
+    model_open(&m, 0);
+    cudamock_stats a, b;
+    cudamock_fail("cudaMalloc", 2, cudaErrorMemoryAllocation, 0); /* 1: the arena; 2: a window */
+    restore_slices(&m, &a, &b);
+    cr_assert_gt(b.kernel_host_reads, a.kernel_host_reads, "the fallback was not taken");
+    model_close(&m);
+}
+
+Test(gpu_order, widening_conversions_run_on_the_device)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_op op = { .name = "bf", .target_dtype = TRESTLE_DT_FLOAT };
+    trestle_plan *h, *d;
+    trestle_error err;
+    trestle_restore_options o;
+    cr_assert_eq(trestle_plan_create(m.ckpt, &op, 1, NULL, &h, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_eq(trestle_plan_create(m.ckpt, &op, 1, NULL, &d, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, 0);
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
+    cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(&b);
+    same_bytes(h, d);
+    uint64_t stored = 200 * 30 * 2;
+    /* The stored bytes cross the bus once; seams (elements cut by chunk
+     * boundaries) go converted, a few bytes each. */
+    cr_assert_geq(b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored);
+    cr_assert_lt(b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored + 64,
+                 "%" PRIu64 " bytes crossed the bus for %" PRIu64 " stored",
+                 b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored);
+    cr_assert_gt(b.kernels, a.kernels, "no conversion kernel ran");
+    trestle_plan_free(d);
+    trestle_plan_free(h);
+    model_close(&m);
+}
+
+/* ---- waits ---- */
+
+Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
+{
+    model m;
+    model_open(&m, 1);
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_stats st;
+    trestle_plan_stats ps;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    trestle_plan_get_stats(p, &ps);
+    opts(&o, 0);
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(&b);
+    /* Reads: each batch's bytes in chunks, plus a partial one per batch. */
+    uint64_t reads = ps.read_bytes / o.chunk_bytes + ps.batches;
+    cr_assert_eq(b.stream_syncs, a.stream_syncs, "stream syncs spin a core");
+    cr_assert_eq(b.device_syncs, a.device_syncs);
+    cr_assert_eq(b.spinning_event_syncs, a.spinning_event_syncs, "waits on spinning events");
+    cr_assert_leq(b.event_syncs - a.event_syncs, reads, "%" PRIu64 " waits for %" PRIu64 " reads",
+                  b.event_syncs - a.event_syncs, reads);
+    uint64_t calls = b.memcpy_async_calls - a.memcpy_async_calls + b.batch_calls - a.batch_calls;
+    cr_assert_leq(calls, reads, "%" PRIu64 " copy calls for %d tiny tensors in %" PRIu64 " reads",
+                  calls, NTINY, reads);
+    cr_assert_gt(b.event_queries, a.event_queries, "no mark was polled");
+    cr_assert_gt(st.device_copy_seconds, 0.0);
+    cr_assert_leq(st.device_copy_seconds, st.wall_seconds);
+    same_bytes(m.host, p);
+    trestle_plan_free(p);
+    model_close(&m);
+}
+
+Test(gpu_order, a_host_restore_has_no_device_copy_time)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_plan *p;
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_stats st;
+    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.device_copy_seconds, 0.0);
+    cr_assert_eq(st.copy_wait_seconds, 0.0);
+    cr_assert_str_eq(st.staging_note, "");
+    trestle_plan_free(p);
+    model_close(&m);
+}
+
+#else
+
+Test(gpu_order, needs_the_cuda_mock)
+{
+    cr_skip_test("these cases run on tests/cudamock (-DTRESTLE_CUDA_MOCK=ON, tools/check.sh "
+                 "asan); a real GPU runs them through test_gpu_restore");
+}
+
+#endif
