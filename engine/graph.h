@@ -10,6 +10,8 @@
 #define TRESTLE_GRAPH_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
 
 #include "graph_wire.h"
 #include "trestle.h"
@@ -58,6 +60,25 @@ struct trestle_graph {
     trestle_op *ops;          /* the op list; names and specs owned here */
     size_t nops, cap;
 };
+
+/*
+ * Room for element n of a growing array of `elem`-byte items with *cap
+ * allocated (doubling, from `first`): returns the array, possibly moved,
+ * with *cap updated; or NULL when out of memory or the size would
+ * overflow, and then `arr` is unchanged and still the caller's.
+ */
+static inline void *tr_graph_grow(void *arr, size_t *cap, size_t n, size_t elem, size_t first)
+{
+    if (n < *cap)
+        return arr;
+    size_t c = *cap ? *cap * 2 : first;
+    if (c <= *cap || c > SIZE_MAX / elem)
+        return NULL;
+    void *grown = realloc(arr, c * elem);
+    if (grown)
+        *cap = c;
+    return grown;
+}
 
 /* Sort each scope's nodes and the functions by name (call once, after the
  * tables are filled). Returns TRESTLE_OK or TRESTLE_E_NOMEM. */

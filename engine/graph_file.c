@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -45,18 +46,14 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static char *join(const char *a, const char *b)
+/* dir/name, with dir's trailing slashes dropped; NULL when out of memory. */
+static char *join(const char *dir, const char *name)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 2);
-    if (!s)
-        return NULL;
-    memcpy(s, a, la);
-    size_t n = la;
-    if (la && a[la - 1] != '/')
-        s[n++] = '/';
-    memcpy(s + n, b, lb + 1);
-    return s;
+    char *s;
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/')
+        n--;
+    return asprintf(&s, "%.*s/%s", (int)n, dir, name) < 0 ? NULL : s;
 }
 
 /*
@@ -167,19 +164,16 @@ static int map_file(const char *path, const uint8_t **data, size_t *size, trestl
  * meta_graphs (2, bytes); a MetaGraphDef's field 1 is a message. */
 static int sniff(const char *path, tr_pb_span file, int *kind, trestle_error *err)
 {
-    tr_pb_iter it = tr_pb_begin(file);
-    tr_pb_field f;
-    size_t bad;
-    const char *why;
+    tr_pb_walk w = tr_pb_walk_begin(file);
     int rc, saved_model = 1, metas = 0;
-    while ((rc = trestle__pb_next(&it, &f, &bad, &why)) == 1) {
-        if (f.num == 2 && f.wire == TR_WIRE_LEN)
+    while ((rc = tr_pb_walk_next(&w)) == 1) {
+        if (w.f.num == 2 && w.f.wire == TR_WIRE_LEN)
             metas++;
-        else if (!(f.num == 1 && f.wire == TR_WIRE_VARINT))
+        else if (!(w.f.num == 1 && w.f.wire == TR_WIRE_VARINT))
             saved_model = 0;
     }
     if (rc < 0)
-        return malformed(err, path, "graph file", bad, why);
+        return malformed(err, path, "graph file", w.bad, w.why);
     *kind = saved_model && metas ? TRESTLE_GRAPH_SAVED_MODEL : TRESTLE_GRAPH_META;
     return TRESTLE_OK;
 }
@@ -194,23 +188,20 @@ static int has_tag(const Tensorflow__MetaInfoDef *info, const char *tag)
 
 static int meta_parts_of(const char *path, tr_pb_span meta, meta_parts *out, trestle_error *err)
 {
-    tr_pb_iter it = tr_pb_begin(meta);
-    tr_pb_field f;
-    size_t bad;
-    const char *why;
+    tr_pb_walk w = tr_pb_walk_begin(meta);
     int rc;
     memset(out, 0, sizeof *out);
-    while ((rc = trestle__pb_next(&it, &f, &bad, &why)) == 1) {
-        if (f.wire != TR_WIRE_LEN)
+    while ((rc = tr_pb_walk_next(&w)) == 1) {
+        if (w.f.wire != TR_WIRE_LEN)
             continue;
-        if (f.num == 1)
-            out->info = f.body;
-        else if (f.num == 3)
-            out->saver = f.body;
-        else if (f.num == 7)
+        if (w.f.num == 1)
+            out->info = w.f.body;
+        else if (w.f.num == 3)
+            out->saver = w.f.body;
+        else if (w.f.num == 7)
             out->object_based = 1;
     }
-    return rc < 0 ? malformed(err, path, "MetaGraphDef", bad, why) : TRESTLE_OK;
+    return rc < 0 ? malformed(err, path, "MetaGraphDef", w.bad, w.why) : TRESTLE_OK;
 }
 
 static Tensorflow__MetaInfoDef *unpack_info(tr_pb_span info)
@@ -230,20 +221,18 @@ static int choose_meta(const char *path, tr_pb_span file, int kind, const char *
         *out = file;
         return TRESTLE_OK;
     }
-    tr_pb_iter it = tr_pb_begin(file);
-    tr_pb_field f;
-    size_t bad, chosen = 0, n = 0;
-    const char *why;
+    tr_pb_walk w = tr_pb_walk_begin(file);
+    size_t chosen = 0, n = 0;
     int rc, serve = 0;
-    while ((rc = trestle__pb_next(&it, &f, &bad, &why)) == 1) {
-        if (f.num != 2 || f.wire != TR_WIRE_LEN)
+    while ((rc = tr_pb_walk_next(&w)) == 1) {
+        if (w.f.num != 2 || w.f.wire != TR_WIRE_LEN)
             continue;
         if (++n > TR_GRAPH_MAX_META_GRAPHS)
-            return trestle__error_set(err, TRESTLE_E_LIMIT, 0, NULL, path, (int64_t)f.offset, -1,
+            return trestle__error_set(err, TRESTLE_E_LIMIT, 0, NULL, path, (int64_t)w.f.offset, -1,
                                       "%s: more than %d meta graphs", path,
                                       TR_GRAPH_MAX_META_GRAPHS);
         meta_parts parts;
-        if ((rc = meta_parts_of(path, f.body, &parts, err)) != TRESTLE_OK)
+        if ((rc = meta_parts_of(path, w.f.body, &parts, err)) != TRESTLE_OK)
             return rc;
         Tensorflow__MetaInfoDef *info = unpack_info(parts.info);
         if (parts.info.len && !info)
@@ -254,12 +243,12 @@ static int choose_meta(const char *path, tr_pb_span file, int kind, const char *
             serve = 1;
         tensorflow__meta_info_def__free_unpacked(info, NULL);
         if (pick) {
-            *out = f.body;
+            *out = w.f.body;
             chosen = n;
         }
     }
     if (rc < 0)
-        return malformed(err, path, "SavedModel", bad, why);
+        return malformed(err, path, "SavedModel", w.bad, w.why);
     g->meta_graphs = n;
     if (n == 0)
         return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, path, 0, -1,
@@ -274,14 +263,10 @@ static int choose_meta(const char *path, tr_pb_span file, int kind, const char *
 
 static tr_graph_scope *new_scope(tr_graph_nodes *t)
 {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 16;
-        tr_graph_scope *grown = realloc(t->scopes, cap * sizeof *grown);
-        if (!grown)
-            return NULL;
-        t->scopes = grown;
-        t->cap = cap;
-    }
+    tr_graph_scope *grown = tr_graph_grow(t->scopes, &t->cap, t->n, sizeof *grown, 16);
+    if (!grown)
+        return NULL;
+    t->scopes = grown;
     tr_graph_scope *s = &t->scopes[t->n++];
     memset(s, 0, sizeof *s);
     return s;
@@ -295,15 +280,10 @@ static int add_node(tr_graph_nodes *t, tr_graph_scope *sc, tr_pb_span body, tres
     const char *why;
     if (trestle__pb_find(body, 1, &name, &bad, &why) < 0)
         return malformed(err, t->path, "NodeDef", bad, why);
-    if (sc->n == sc->cap) {
-        size_t cap = sc->cap ? sc->cap * 2 : 64;
-        tr_graph_node *grown = realloc(sc->nodes, cap * sizeof *grown);
-        if (!grown)
-            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory reading %s",
-                                         t->path);
-        sc->nodes = grown;
-        sc->cap = cap;
-    }
+    tr_graph_node *grown = tr_graph_grow(sc->nodes, &sc->cap, sc->n, sizeof *grown, 64);
+    if (!grown)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
+    sc->nodes = grown;
     tr_graph_node *nd = &sc->nodes[sc->n++];
     nd->name = name.p;
     nd->name_len = name.len;
@@ -317,28 +297,25 @@ static int add_function(tr_graph_nodes *t, tr_pb_span fn, trestle_error *err)
     tr_graph_scope *sc = new_scope(t);
     if (!sc)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
-    tr_pb_iter it = tr_pb_begin(fn);
-    tr_pb_field f;
-    size_t bad;
-    const char *why;
+    tr_pb_walk w = tr_pb_walk_begin(fn);
     int rc;
-    while ((rc = trestle__pb_next(&it, &f, &bad, &why)) == 1) {
-        if (f.wire != TR_WIRE_LEN)
+    while ((rc = tr_pb_walk_next(&w)) == 1) {
+        if (w.f.wire != TR_WIRE_LEN)
             continue;
-        if (f.num == 1) {
+        if (w.f.num == 1) {
             tr_pb_span name = { NULL, 0, 0 };
-            if (trestle__pb_find(f.body, 1, &name, &bad, &why) < 0)
-                return malformed(err, t->path, "function signature", bad, why);
+            if (trestle__pb_find(w.f.body, 1, &name, &w.bad, &w.why) < 0)
+                return malformed(err, t->path, "function signature", w.bad, w.why);
             sc = &t->scopes[t->n - 1];
             sc->fname = name.p ? name.p : (const uint8_t *)"";
             sc->fname_len = name.len;
-        } else if (f.num == 3) {
-            if ((rc = add_node(t, &t->scopes[t->n - 1], f.body, err)) != TRESTLE_OK)
+        } else if (w.f.num == 3) {
+            if ((rc = add_node(t, &t->scopes[t->n - 1], w.f.body, err)) != TRESTLE_OK)
                 return rc;
         }
     }
     if (rc < 0)
-        return malformed(err, t->path, "FunctionDef", bad, why);
+        return malformed(err, t->path, "FunctionDef", w.bad, w.why);
     if (!t->scopes[t->n - 1].fname)
         t->scopes[t->n - 1].fname = (const uint8_t *)"";
     return TRESTLE_OK;
@@ -347,29 +324,25 @@ static int add_function(tr_graph_nodes *t, tr_pb_span fn, trestle_error *err)
 /* GraphDef: node (1) into scope 0, library (2) -> function (1) into new scopes. */
 static int add_graph_def(tr_graph_nodes *t, tr_pb_span gd, trestle_error *err)
 {
-    tr_pb_iter it = tr_pb_begin(gd);
-    tr_pb_field f;
-    size_t bad;
-    const char *why;
+    tr_pb_walk w = tr_pb_walk_begin(gd);
     int rc;
-    while ((rc = trestle__pb_next(&it, &f, &bad, &why)) == 1) {
-        if (f.wire != TR_WIRE_LEN)
+    while ((rc = tr_pb_walk_next(&w)) == 1) {
+        if (w.f.wire != TR_WIRE_LEN)
             continue;
-        if (f.num == 1) {
-            if ((rc = add_node(t, &t->scopes[0], f.body, err)) != TRESTLE_OK)
+        if (w.f.num == 1) {
+            if ((rc = add_node(t, &t->scopes[0], w.f.body, err)) != TRESTLE_OK)
                 return rc;
-        } else if (f.num == 2) {
-            tr_pb_iter lib = tr_pb_begin(f.body);
-            tr_pb_field fn;
-            while ((rc = trestle__pb_next(&lib, &fn, &bad, &why)) == 1)
-                if (fn.num == 1 && fn.wire == TR_WIRE_LEN &&
-                    (rc = add_function(t, fn.body, err)) != TRESTLE_OK)
+        } else if (w.f.num == 2) {
+            tr_pb_walk lib = tr_pb_walk_begin(w.f.body);
+            while ((rc = tr_pb_walk_next(&lib)) == 1)
+                if (lib.f.num == 1 && lib.f.wire == TR_WIRE_LEN &&
+                    (rc = add_function(t, lib.f.body, err)) != TRESTLE_OK)
                     return rc;
             if (rc < 0)
-                return malformed(err, t->path, "function library", bad, why);
+                return malformed(err, t->path, "function library", lib.bad, lib.why);
         }
     }
-    return rc < 0 ? malformed(err, t->path, "GraphDef", bad, why) : TRESTLE_OK;
+    return rc < 0 ? malformed(err, t->path, "GraphDef", w.bad, w.why) : TRESTLE_OK;
 }
 
 /* Every graph_def (2) of the MetaGraphDef: repeated occurrences merge. */
@@ -377,16 +350,14 @@ static int build_nodes(tr_graph_nodes *t, tr_pb_span meta, trestle_error *err)
 {
     if (!new_scope(t))
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
-    tr_pb_iter it = tr_pb_begin(meta);
-    tr_pb_field f;
-    size_t bad;
-    const char *why;
+    tr_pb_walk w = tr_pb_walk_begin(meta);
     int rc;
-    while ((rc = trestle__pb_next(&it, &f, &bad, &why)) == 1)
-        if (f.num == 2 && f.wire == TR_WIRE_LEN && (rc = add_graph_def(t, f.body, err)) != TRESTLE_OK)
+    while ((rc = tr_pb_walk_next(&w)) == 1)
+        if (w.f.num == 2 && w.f.wire == TR_WIRE_LEN &&
+            (rc = add_graph_def(t, w.f.body, err)) != TRESTLE_OK)
             return rc;
     if (rc < 0)
-        return malformed(err, t->path, "MetaGraphDef", bad, why);
+        return malformed(err, t->path, "MetaGraphDef", w.bad, w.why);
     return trestle__graph_index(t, err);
 }
 

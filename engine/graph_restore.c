@@ -163,14 +163,10 @@ static int push(walk *w, size_t scope, size_t node)
     w->seen[scope][node] = 1;
     /* Each node is queued at most once, so the queue never outgrows the
      * node count; grow it geometrically up to that. */
-    if (w->tail == w->qcap) {
-        size_t cap = w->qcap ? w->qcap * 2 : 256;
-        void *grown = realloc(w->queue, cap * sizeof *w->queue);
-        if (!grown)
-            return -1;
-        w->queue = grown;
-        w->qcap = cap;
-    }
+    void *grown = tr_graph_grow(w->queue, &w->qcap, w->tail, sizeof *w->queue, 256);
+    if (!grown)
+        return -1;
+    w->queue = grown;
     w->queue[w->tail][0] = scope;
     w->queue[w->tail][1] = node;
     w->tail++;
@@ -333,14 +329,10 @@ static int valid_dtype(int dt)
 static int add_op(trestle_graph *g, ProtobufCBinaryData name, ProtobufCBinaryData spec,
                   int dtype)
 {
-    if (g->nops == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 64;
-        trestle_op *grown = realloc(g->ops, cap * sizeof *grown);
-        if (!grown)
-            return TRESTLE_E_NOMEM;
-        g->ops = grown;
-        g->cap = cap;
-    }
+    trestle_op *grown = tr_graph_grow(g->ops, &g->cap, g->nops, sizeof *grown, 64);
+    if (!grown)
+        return TRESTLE_E_NOMEM;
+    g->ops = grown;
     char *n = malloc(name.len + 1), *s = malloc(spec.len + 1);
     if (!n || !s) {
         free(n);
@@ -524,13 +516,9 @@ int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, tres
         tensorflow__node_def__free_unpacked(n, NULL);
         TR_FAIL_IF(bad, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
         if (restore) {
-            if (w.nfound == w.fcap) {
-                size_t cap = w.fcap ? w.fcap * 2 : 16;
-                void *grown = realloc(w.found, cap * sizeof *w.found);
-                TR_FAIL_IF(!grown, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
-                w.found = grown;
-                w.fcap = cap;
-            }
+            void *grown = tr_graph_grow(w.found, &w.fcap, w.nfound, sizeof *w.found, 16);
+            TR_FAIL_IF(!grown, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
+            w.found = grown;
             w.found[w.nfound][0] = scope;
             w.found[w.nfound][1] = idx;
             w.nfound++;

@@ -72,14 +72,15 @@ int trestle__pb_next(tr_pb_iter *it, tr_pb_field *f, size_t *bad, const char **w
 int trestle__pb_find(tr_pb_span msg, uint32_t num, tr_pb_span *out, size_t *bad,
                      const char **why)
 {
-    tr_pb_iter it = tr_pb_begin(msg);
-    tr_pb_field f;
+    tr_pb_walk w = tr_pb_walk_begin(msg);
     int found = 0, rc;
-    while ((rc = trestle__pb_next(&it, &f, bad, why)) == 1) {
-        if (f.num == num && f.wire == TR_WIRE_LEN) {
-            *out = f.body;
+    while ((rc = tr_pb_walk_next(&w)) == 1) {
+        if (w.f.num == num && w.f.wire == TR_WIRE_LEN) {
+            *out = w.f.body;
             found = 1;
         }
     }
+    *bad = w.bad;
+    *why = w.why;
     return rc < 0 ? -1 : found;
 }

@@ -55,6 +55,30 @@ static inline tr_pb_iter tr_pb_begin(tr_pb_span msg)
  */
 int trestle__pb_next(tr_pb_iter *it, tr_pb_field *f, size_t *bad, const char **why);
 
+/* A walk over one message: the iterator, the current field and, after a
+ * -1 from tr_pb_walk_next(), where and why the bytes went wrong. */
+typedef struct tr_pb_walk {
+    tr_pb_iter it;
+    tr_pb_field f;
+    size_t bad;         /* file offset of the malformed bytes */
+    const char *why;    /* static reason */
+} tr_pb_walk;
+
+static inline tr_pb_walk tr_pb_walk_begin(tr_pb_span msg)
+{
+    tr_pb_walk w;
+    w.it = tr_pb_begin(msg);
+    w.bad = 0;
+    w.why = "";
+    return w;
+}
+
+/* trestle__pb_next() on the walk: 1 field in w->f, 0 end, -1 malformed. */
+static inline int tr_pb_walk_next(tr_pb_walk *w)
+{
+    return trestle__pb_next(&w->it, &w->f, &w->bad, &w->why);
+}
+
 /*
  * The last occurrence of length-delimited field `num` in `msg` (protobuf's
  * rule for a singular field seen twice). Returns 1 and fills *out, 0 when

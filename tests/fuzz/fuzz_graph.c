@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_scratch.h"
 #include "trestle.h"
 
 static char dir[4096], meta_path[4200], pb_path[4200];
@@ -26,8 +27,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(dir, sizeof dir, "%s/trestle-fuzz-graph-%ld", base, (long)getpid());
+    fuzz_scratch_path(dir, sizeof dir, "graph");
     mkdir(dir, 0700);
     snprintf(meta_path, sizeof meta_path, "%s/g.meta", dir);
     snprintf(pb_path, sizeof pb_path, "%s/saved_model.pb", dir);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_scratch.h"
 #include "trestle.h"
 
 static char index_path[4096], prefix[4096];
@@ -24,8 +25,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(prefix, sizeof prefix, "%s/trestle-fuzz-%ld", base, (long)getpid());
+    fuzz_scratch_path(prefix, sizeof prefix, "index");
     snprintf(index_path, sizeof index_path, "%s.index", prefix);
     return 0;
 }

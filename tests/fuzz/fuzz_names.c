@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_scratch.h"
 #include "trestle.h"
 
 static char prefix[4096];
@@ -23,8 +24,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(prefix, sizeof prefix, "%s/trestle-fuzz-names-%ld", base, (long)getpid());
+    fuzz_scratch_path(prefix, sizeof prefix, "names");
     return 0;
 }
 
