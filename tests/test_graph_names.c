@@ -293,3 +293,36 @@ Test(graph_names_cli, restore_takes_graph_names_but_not_ambiguous_ones)
     tu_rmtree(dir);
     free(dir);
 }
+
+Test(graph_names_cli, ops_diff_and_check_take_graph_names)
+{
+    const char *ckpt = tu_fixture("tf-real/tfkeras_lso_ckpt_2shards/ckpt");
+    char *dir = tu_mkdtemp(), *ops;
+    cr_assert(asprintf(&ops, "%s/ops.txt", dir) > 0);
+    /* ops --names graph: the listing under graph names... */
+    tu_cli_result r = tu_cli("ops -q --names graph '%s' > '%s'", ckpt, ops);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    size_t len;
+    char *text = (char *)tu_read_file(ops, &len);
+    cr_expect(strstr(text, "\nsequential/dense/kernel\t\tdtype=float\n"), "%s", text);
+    cr_expect(strstr(text, "_CHECKPOINTABLE_OBJECT_GRAPH\t\tdtype=string\n"), "%s", text);
+    free(text);
+    /* ...which diff and check accept with --names graph, and not without. */
+    r = tu_cli("diff --names graph --ops '%s' '%s'", ops, ckpt);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    r = tu_cli("diff --ops '%s' '%s'", ops, ckpt);
+    cr_expect_eq(r.rc, 1, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    r = tu_cli("check --names graph '%s' '%s'", ops, ckpt);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    r = tu_cli("check '%s' '%s'", ops, ckpt);
+    cr_expect_eq(r.rc, 3, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "  flags: --names graph\n"), "%s", r.out);
+    tu_cli_free(&r);
+    free(ops);
+    tu_rmtree(dir);
+    free(dir);
+}

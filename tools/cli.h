@@ -264,6 +264,11 @@ typedef struct cli_names_rules {
 int cli_names_renames(const trestle_checkpoint *c, cli_names_rules *out);
 void cli_names_rules_free(cli_names_rules *r);
 
+/* Append `names`' rules to po's renames: po->renames becomes a new array
+ * (returned; free it after planning, and keep `names` until then). NULL,
+ * after printing the error, when out of memory. */
+const char **cli_names_merge(trestle_plan_options *po, const cli_names_rules *names);
+
 /* ---- per-tensor scan: read, verify, stats (cli_scan.c) ---- */
 
 typedef struct cli_scan_result {

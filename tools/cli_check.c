@@ -120,39 +120,40 @@ static int add_rule(verdict *v, const chk_op *o)
     return 0;
 }
 
-/* The plan options of the user plus every inferred rule; `owned`
- * receives the rename strings to free. */
-static int fixed_options(const check_args *a, const verdict *v, trestle_plan_options *po,
+/*
+ * po (the user's options) plus every inferred rule: the RNN flag, and the
+ * --rename rules appended to po->renames, which becomes a new array
+ * (*fixed, to free, with the rule strings in *owned). Object-graph name
+ * rules are added by the caller. Returns 0, or -1 when out of memory.
+ */
+static int fixed_options(const verdict *v, trestle_plan_options *po, const char ***fixed,
                          char ***owned, size_t *nowned)
 {
-    const char **all = calloc(a->nrenames + v->nrules + 1, sizeof *all);
+    const char **all = calloc(po->num_renames + v->nrules + 1, sizeof *all);
     char **mine = calloc(v->nrules + 1, sizeof *mine);
-    size_t n = a->nrenames, m = 0;
-    if (!all || !mine) {
-        free(all);
-        free(mine);
+    size_t n = po->num_renames, m = 0;
+    *fixed = all;
+    *owned = mine;
+    *nowned = 0;
+    if (!all || !mine)
         return -1;
-    }
-    memcpy(all, a->renames, a->nrenames * sizeof *all);
+    if (n)
+        memcpy(all, po->renames, n * sizeof *all);
     for (size_t r = 0; r < v->nrules; r++) {
         const char *t = v->rules[r].text;
-        if (v->rules[r].kind == CHK_RULE_RNN)
+        if (v->rules[r].kind == CHK_RULE_RNN) {
             po->tf1_rnn_renames = 1;
-        else if (v->rules[r].kind == CHK_RULE_NAMES)
-            continue; /* the name rules are already among the user's renames or added below */
-        else {
+        } else if (v->rules[r].kind != CHK_RULE_NAMES) {
             /* "--rename 'A=B'" -> "A=B" */
-            size_t len = strlen(t) - 11;
-            mine[m] = strndup(t + 10, len);
+            mine[m] = strndup(t + 10, strlen(t) - 11);
             if (!mine[m])
-                break;
+                return -1;
             all[n++] = mine[m++];
+            *nowned = m;
         }
     }
     po->renames = all;
     po->num_renames = n;
-    *owned = mine;
-    *nowned = m;
     return 0;
 }
 
@@ -187,27 +188,24 @@ static int decide(const check_args *a, chk_state *s, const trestle_plan_options 
         return 0;
     /* Prove it: plan again with the user's options and the inferred rules. */
     trestle_plan_options po = *user;
+    const char **fixed = NULL, **with_names = NULL;
     char **owned = NULL;
     size_t nowned = 0;
-    if (fixed_options(a, v, &po, &owned, &nowned) != 0)
-        return -1;
-    if (names_rule && !a->names) {
-        size_t n = po.num_renames;
-        const char **grown = realloc((void *)po.renames, (n + names->n + 1) * sizeof *grown);
-        if (!grown)
-            return -1;
-        for (size_t r = 0; r < names->n; r++)
-            grown[n++] = names->rules[r];
-        po.renames = grown;
-        po.num_renames = n;
-    }
+    int rc = -1;
+    if (fixed_options(v, &po, &fixed, &owned, &nowned) != 0)
+        goto done;
+    if (names_rule && !a->names && !(with_names = cli_names_merge(&po, names)))
+        goto done;
     v->plan = plan_with(s, &po, v->fail);
     v->fixable = v->plan != NULL;
+    rc = 0;
+done:
     for (size_t i = 0; i < nowned; i++)
         free(owned[i]);
     free(owned);
-    free((void *)po.renames);
-    return 0;
+    free(fixed);
+    free(with_names);
+    return rc;
 }
 
 /* ---- printing ---- */
@@ -427,16 +425,8 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
         cli_error("%s: --names graph needs a TF2 checkpoint with an object graph", a->ckpt);
         return CLI_EXIT_FAIL;
     }
-    if (a->names) {
-        renames = calloc(a->nrenames + names.n + 1, sizeof *renames);
-        if (!renames)
-            goto done;
-        memcpy(renames, a->renames, a->nrenames * sizeof *renames);
-        for (size_t i = 0; i < names.n; i++)
-            renames[a->nrenames + i] = names.rules[i];
-        user.renames = renames;
-        user.num_renames = a->nrenames + names.n;
-    }
+    if (a->names && !(renames = cli_names_merge(&user, &names)))
+        goto done;
     s.ops = calloc(ops->n ? ops->n : 1, sizeof *s.ops);
     if (!s.ops)
         goto done;

@@ -41,6 +41,8 @@ static const char diff_help[] =
     "      --rename A=B    with --ops: op name A is checkpoint key B (repeatable;\n"
     "                      'a/=b/' renames a prefix), as in 'trestle restore'\n"
     "      --rnn-renames   with --ops: also try TF 1.x RNN renames\n"
+    "      --names graph   with --ops: op names may be a TF2 checkpoint's\n"
+    "                      object-graph names, as in 'trestle restore'\n"
     "  -q, --quiet         print nothing; the exit status tells\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -60,6 +62,7 @@ typedef struct diff_args {
     const char **renames;  /* pointers into argv */
     size_t nrenames;
     int rnn, values, quiet;
+    int graph_names;       /* --names graph */
 } diff_args;
 
 typedef struct diff_counts {
@@ -240,6 +243,8 @@ static int diff_ops(const char *pa, const diff_args *args)
     trestle_checkpoint *a = NULL;
     trestle_plan *plan = NULL;
     cli_ops ops = { 0 };
+    cli_names_rules names = { 0 };
+    const char **renames = NULL; /* --names graph: the user's and the object graph's */
     trestle_plan_options popt;
     trestle_error err;
     int status = DIFF_TROUBLE;
@@ -253,6 +258,9 @@ static int diff_ops(const char *pa, const diff_args *args)
     popt.renames = args->renames;
     popt.num_renames = args->nrenames;
     popt.tf1_rnn_renames = args->rnn;
+    if (args->graph_names && (cli_names_renames(a, &names) != CLI_EXIT_OK ||
+                              !(renames = cli_names_merge(&popt, &names))))
+        goto done;
     /* Missing keys become skipped ops, so every one of them can be listed. */
     popt.allow_missing = 1;
     if (trestle_plan_create(a, ops.ops, ops.n, &popt, &plan, &err) != TRESTLE_OK) {
@@ -282,18 +290,21 @@ static int diff_ops(const char *pa, const diff_args *args)
 done:
     trestle_plan_free(plan);
     cli_ops_free(&ops);
+    free(renames);
+    cli_names_rules_free(&names);
     trestle_close(a);
     return status;
 }
 
 int cli_diff_main(int argc, char **argv)
 {
-    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN };
+    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_NAMES };
     static const struct option longopts[] = {
         { "values", no_argument, NULL, OPT_VALUES },
         { "ops", required_argument, NULL, OPT_OPS },
         { "rename", required_argument, NULL, OPT_RENAME },
         { "rnn-renames", no_argument, NULL, OPT_RNN },
+        { "names", required_argument, NULL, OPT_NAMES },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -320,6 +331,13 @@ int cli_diff_main(int argc, char **argv)
             args.renames[args.nrenames++] = optarg;
             break;
         case OPT_RNN: args.rnn = 1; break;
+        case OPT_NAMES:
+            if (strcmp(optarg, "graph") != 0 && strcmp(optarg, "key") != 0) {
+                status = cli_usage("diff", "--names is 'key' or 'graph', not '%s'", optarg);
+                goto out;
+            }
+            args.graph_names = strcmp(optarg, "graph") == 0;
+            break;
         case 'q': args.quiet = 1; break;
         case 'h':
             fputs(diff_help, stdout);

@@ -29,12 +29,15 @@ static const char ops_help[] =
     "that are not the saver's (warm starts, a second saver) are left out.\n"
     "GRAPH is a .meta file, a checkpoint prefix P with P.meta beside it, a\n"
     "saved_model.pb or a SavedModel directory. Without --graph, the ops are\n"
-    "every tensor a CHECKPOINT lists, whole.\n"
+    "every tensor a CHECKPOINT lists, whole; with --names graph, a TF2\n"
+    "checkpoint's tensors are named by their object-graph names (dense/kernel)\n"
+    "where one key has that name, for 'restore --names graph'.\n"
     "\n"
     "Options:\n"
     "      --graph GRAPH   read the op list from a graph file\n"
     "      --tag TAG       SavedModel: the meta graph tagged TAG (default: the\n"
     "                      only one, else the one tagged 'serve', else the first)\n"
+    "      --names MODE    with CHECKPOINT: 'key' (default) or 'graph'\n"
     "  -q, --quiet         no '#' comment lines\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -117,11 +120,30 @@ static int ops_from_graph(const char *path, const char *tag, int quiet)
     return status;
 }
 
-static int ops_from_checkpoint(const char *path, int quiet)
+/* The graph name rule "graph=key" gives `key`, or NULL. */
+static const char *graph_name_of(const cli_names_rules *r, const char *key, char *buf, size_t cap)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const char *eq = strchr(r->rules[i], '=');
+        if (eq && strcmp(eq + 1, key) == 0 && (size_t)(eq - r->rules[i]) < cap) {
+            snprintf(buf, cap, "%.*s", (int)(eq - r->rules[i]), r->rules[i]);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static int ops_from_checkpoint(const char *path, int quiet, int graph_names)
 {
     trestle_checkpoint *c = NULL;
+    cli_names_rules names = { 0 };
+    char name[4096];
     if (cli_open(path, &c) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
+    if (graph_names && cli_names_renames(c, &names) != CLI_EXIT_OK) {
+        trestle_close(c);
+        return CLI_EXIT_FAIL;
+    }
     trestle_checkpoint_info ci;
     trestle_checkpoint_get_info(c, &ci);
     if (!quiet)
@@ -131,32 +153,40 @@ static int ops_from_checkpoint(const char *path, int quiet)
         trestle_tensor_info t;
         if (trestle_tensor_get_info(c, i, &t) != TRESTLE_OK)
             continue;
-        trestle_op op = { .name = t.name, .dtype = t.dtype };
+        const char *as = graph_names ? graph_name_of(&names, t.name, name, sizeof name) : NULL;
+        trestle_op op = { .name = as ? as : t.name, .dtype = t.dtype };
         if (cli_ops_write_line(stdout, &op) != 0)
             status = CLI_EXIT_FAIL;
     }
+    cli_names_rules_free(&names);
     trestle_close(c);
     return status;
 }
 
-enum { OPT_GRAPH = 256, OPT_TAG };
+enum { OPT_GRAPH = 256, OPT_TAG, OPT_NAMES };
 
 int cli_ops_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "graph", required_argument, NULL, OPT_GRAPH },
         { "tag", required_argument, NULL, OPT_TAG },
+        { "names", required_argument, NULL, OPT_NAMES },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *graph = NULL, *tag = NULL;
-    int quiet = 0, c;
+    int quiet = 0, graph_names = 0, c;
     cli_getopt_reset();
     while ((c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_GRAPH: graph = optarg; break;
         case OPT_TAG: tag = optarg; break;
+        case OPT_NAMES:
+            if (strcmp(optarg, "graph") != 0 && strcmp(optarg, "key") != 0)
+                return cli_usage("ops", "--names is 'key' or 'graph', not '%s'", optarg);
+            graph_names = strcmp(optarg, "graph") == 0;
+            break;
         case 'q': quiet = 1; break;
         case 'h': fputs(ops_help, stdout); return CLI_EXIT_OK;
         default: return cli_bad_option("ops", argv, c);
@@ -171,7 +201,9 @@ int cli_ops_main(int argc, char **argv)
         return cli_usage("ops", "expected one CHECKPOINT, got %d arguments", rest);
     if (tag && !graph)
         return cli_usage("ops", "--tag goes with --graph");
-    return graph ? ops_from_graph(graph, tag, quiet) : ops_from_checkpoint(argv[optind], quiet);
+    if (graph_names && graph)
+        return cli_usage("ops", "--names graph goes with CHECKPOINT, not --graph");
+    return graph ? ops_from_graph(graph, tag, quiet) : ops_from_checkpoint(argv[optind], quiet, graph_names);
 }
 
 int cli_graph_ops(const char *path, int dest_kind, cli_ops *out)

@@ -145,6 +145,22 @@ nomem:
     return CLI_EXIT_FAIL;
 }
 
+const char **cli_names_merge(trestle_plan_options *po, const cli_names_rules *names)
+{
+    const char **all = calloc(po->num_renames + names->n + 1, sizeof *all);
+    if (!all) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    if (po->num_renames)
+        memcpy(all, po->renames, po->num_renames * sizeof *all);
+    for (size_t i = 0; i < names->n; i++)
+        all[po->num_renames + i] = names->rules[i];
+    po->renames = all;
+    po->num_renames += names->n;
+    return all;
+}
+
 void cli_names_rules_free(cli_names_rules *r)
 {
     for (size_t i = 0; i < r->n; i++)

@@ -343,26 +343,6 @@ static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *o
     return CLI_EXIT_OK;
 }
 
-/* --names graph: the user's renames, then one per object-graph name. */
-static int graph_name_renames(const restore_args *a, const trestle_checkpoint *ckpt,
-                              cli_names_rules *names, const char ***renames,
-                              trestle_plan_options *popt)
-{
-    if (cli_names_renames(ckpt, names) != CLI_EXIT_OK)
-        return CLI_EXIT_FAIL;
-    *renames = calloc(a->nrenames + names->n + 1, sizeof **renames);
-    if (!*renames) {
-        cli_error("out of memory");
-        return CLI_EXIT_FAIL;
-    }
-    memcpy(*renames, a->renames, a->nrenames * sizeof **renames);
-    for (size_t i = 0; i < names->n; i++)
-        (*renames)[a->nrenames + i] = names->rules[i];
-    popt->renames = *renames;
-    popt->num_renames = a->nrenames + names->n;
-    return CLI_EXIT_OK;
-}
-
 static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
 {
     cli_ops ops = { 0 };
@@ -385,7 +365,9 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         return CLI_EXIT_FAIL;
     popt.renames = a->renames;
     popt.num_renames = a->nrenames;
-    if (a->graph_names && graph_name_renames(a, ckpt, &names, &renames, &popt) != CLI_EXIT_OK)
+    /* --names graph: the user's renames, then one per object-graph name. */
+    if (a->graph_names && (cli_names_renames(ckpt, &names) != CLI_EXIT_OK ||
+                           !(renames = cli_names_merge(&popt, &names))))
         goto done;
     popt.excludes = a->excludes;
     popt.num_excludes = a->nexcludes;
