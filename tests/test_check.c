@@ -266,3 +266,28 @@ Test(check, a_dtype_mismatch_is_reported_and_not_fixable)
     tu_rmtree(dir);
     free(dir);
 }
+
+Test(check, a_failure_that_is_no_naming_problem_is_said_as_the_planner_says_it)
+{
+    char *dir = tu_mkdtemp(), *prefix;
+    trestle_writer *w;
+    trestle_error err;
+    float rows[12] = { 0 };
+    cr_assert(asprintf(&prefix, "%s/part", dir) > 0);
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    /* Only rows 2-3 of w are stored; the op asks for rows 0-1. */
+    cr_assert_eq(trestle_writer_add_slice(w, "w", TRESTLE_DT_FLOAT, "4 6 2,2:-", rows, 48, 0,
+                                          &err), TRESTLE_OK);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    char *ops = ops_file(dir, "w\t4 6 0,2:-\tdtype=float\n");
+    tu_cli_result r = tu_cli("check '%s' '%s'", ops, prefix);
+    cr_expect_eq(r.rc, 1, "%s", r.out);
+    cr_expect(strstr(r.out, ": 1 op, 1 ok, 0 missing, 0 mismatched, 0 unused keys\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "verdict: the restore fails: "), "%s", r.out);
+    tu_cli_free(&r);
+    free(ops);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -161,7 +161,7 @@ static int decide(const check_args *a, chk_state *s, const trestle_plan_options 
                   const cli_names_rules *names, verdict *v)
 {
     memset(v, 0, sizeof *v);
-    v->plan = plan_with(s, user, NULL);
+    v->plan = plan_with(s, user, v->fail);
     v->ok = v->plan != NULL;
     for (size_t t = 0; t < trestle_tensor_count(s->c); t++) {
         trestle_tensor_info ti;
@@ -303,7 +303,7 @@ static void print_text(const check_args *a, const chk_state *s, const verdict *v
         printf(" (%zu ambiguous, %zu with no candidate, %zu mismatched)", v->ambiguous,
                v->unresolved, s->nmismatch);
     else if (v->fail[0])
-        printf(" even with the inferred renames: %s", v->fail);
+        printf("%s: %s", v->nrules ? " even with the inferred renames" : "", v->fail);
     printf("\n");
 }
 

@@ -86,12 +86,38 @@ static int compatible(const chk_op *o, const trestle_tensor_info *t)
     return 1;
 }
 
+/*
+ * What op `o` resolves to, as the planner says: 1 excluded or unrestorable,
+ * 2 missing, else 0 with *key (owned by *plan, which the caller frees, or
+ * the op's name). Dtypes and slices are left open, so only names decide;
+ * when the whole tensor cannot be planned (a partitioned tensor stored in
+ * part), the op's own slice is tried, and when that fails too, the name
+ * stands for itself and the verdict's plan says what is wrong.
+ */
+static int resolve_one(const chk_state *s, const trestle_plan_options *po, const chk_op *o,
+                       trestle_plan **plan, const char **key)
+{
+    trestle_plan_op_info pi;
+    trestle_op op = { .name = o->op.name, .dest_kind = TRESTLE_DEST_DISCARD };
+    *plan = NULL;
+    if (trestle_plan_create(s->c, &op, 1, po, plan, NULL) != TRESTLE_OK) {
+        op.shape_and_slices = o->op.shape_and_slices;
+        if (trestle_plan_create(s->c, &op, 1, po, plan, NULL) != TRESTLE_OK) {
+            /* Neither plans: the name is what it is, the verdict says why. */
+            *key = o->op.name;
+            return 0;
+        }
+    }
+    trestle_plan_get_op(*plan, 0, &pi);
+    *key = pi.key;
+    return pi.skipped;
+}
+
 /* Resolve every op as the planner does, dtypes and slices left open. */
 static int resolve(chk_state *s, const trestle_plan_options *user)
 {
     trestle_op *open_ops = calloc(s->n ? s->n : 1, sizeof *open_ops);
-    trestle_plan *p = NULL;
-    trestle_error err;
+    trestle_plan *all = NULL;
     trestle_plan_options po = *user;
     if (!open_ops)
         return -1;
@@ -100,39 +126,42 @@ static int resolve(chk_state *s, const trestle_plan_options *user)
         open_ops[i].dest_kind = TRESTLE_DEST_DISCARD;
     }
     po.allow_missing = 1;
-    int rc = trestle_plan_create(s->c, open_ops, s->n, &po, &p, &err);
+    /* One plan answers for every op; op by op only when it fails. */
+    if (trestle_plan_create(s->c, open_ops, s->n, &po, &all, NULL) != TRESTLE_OK)
+        all = NULL;
     free(open_ops);
-    if (rc != TRESTLE_OK) {
-        cli_fail(&err);
-        return -1;
-    }
     for (size_t i = 0; i < s->n; i++) {
         chk_op *o = &s->ops[i];
+        trestle_plan *one = NULL;
         trestle_plan_op_info pi;
-        trestle_plan_get_op(p, i, &pi);
-        if (pi.skipped == 1) {
-            o->status = CHK_EXCLUDED;
-            continue;
-        }
-        if (pi.skipped == 2) {
-            o->status = CHK_MISSING;
-            s->nmissing++;
-            continue;
+        const char *key = NULL;
+        int skipped;
+        if (all) {
+            trestle_plan_get_op(all, i, &pi);
+            skipped = pi.skipped;
+            key = pi.key;
+        } else {
+            skipped = resolve_one(s, &po, o, &one, &key);
         }
         size_t at;
-        if (trestle_tensor_find(s->c, pi.key, &at, NULL) != TRESTLE_OK)
-            continue;
-        o->tensor = at;
-        s->used[at] = 1;
-        trestle_tensor_info t;
-        trestle_tensor_get_info(s->c, at, &t);
-        o->status = o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t.dtype ? CHK_DTYPE
-                    : !compatible(o, &t)                                      ? CHK_SHAPE
-                                                                              : CHK_OK;
-        if (o->status != CHK_OK)
-            s->nmismatch++;
+        if (skipped == 2) {
+            o->status = CHK_MISSING;
+            s->nmissing++;
+        } else if (skipped || trestle_tensor_find(s->c, key, &at, NULL) != TRESTLE_OK) {
+            o->status = CHK_EXCLUDED;
+        } else {
+            trestle_tensor_info t;
+            o->tensor = at;
+            s->used[at] = 1;
+            trestle_tensor_get_info(s->c, at, &t);
+            o->status = o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t.dtype ? CHK_DTYPE
+                        : !compatible(o, &t)                                      ? CHK_SHAPE
+                                                                                  : CHK_OK;
+            s->nmismatch += o->status != CHK_OK;
+        }
+        trestle_plan_free(one);
     }
-    trestle_plan_free(p);
+    trestle_plan_free(all);
     return 0;
 }
 
