@@ -304,7 +304,10 @@ Test(graph_names_cli, ops_diff_and_check_take_graph_names)
     cr_assert_eq(r.rc, 0, "%s", r.err);
     tu_cli_free(&r);
     size_t len;
-    char *text = (char *)tu_read_file(ops, &len);
+    uint8_t *bytes = tu_read_file(ops, &len);
+    cr_assert(bytes);
+    char *text = strndup((const char *)bytes, len);
+    free(bytes);
     cr_expect(strstr(text, "\nsequential/dense/kernel\t\tdtype=float\n"), "%s", text);
     cr_expect(strstr(text, "_CHECKPOINTABLE_OBJECT_GRAPH\t\tdtype=string\n"), "%s", text);
     free(text);
