@@ -275,7 +275,15 @@ static void print_text(const check_args *a, const chk_state *s, const verdict *v
         for (size_t t = 0; t < trestle_tensor_count(s->c); t++) {
             trestle_tensor_info ti;
             trestle_tensor_get_info(s->c, t, &ti);
-            if (!s->used[t] && ti.kind != TRESTLE_TENSOR_OBJECT_GRAPH)
+            if (s->used[t] || ti.kind == TRESTLE_TENSOR_OBJECT_GRAPH)
+                continue;
+            const chk_op *by = NULL;
+            for (size_t i = 0; i < s->n && !by; i++)
+                if (mapped(&s->ops[i]) && s->ops[i].cand[0] == t)
+                    by = &s->ops[i];
+            if (by)
+                printf("  %s  (for %s, once renamed)\n", ti.name, by->op.name);
+            else
                 printf("  %s\n", ti.name);
         }
     }
