@@ -330,6 +330,14 @@ Test(graph_cli, a_graph_given_as_the_checkpoint_gets_a_hint_naming_the_prefix)
              (int)(strlen(meta) - 5), meta);
     cr_expect(strstr(r.err, want), "%s", r.err);
     tu_cli_free(&r);
+
+    const char *pb = tu_fixture("tf-graphs/tfjs_int64_multiply/saved_model.pb");
+    r = tu_cli("inspect '%s'", pb);
+    cr_expect_eq(r.rc, 1);
+    snprintf(want, sizeof want, "is a SavedModel graph, not a checkpoint; its checkpoint is "
+             "usually %.*svariables/variables", (int)(strlen(pb) - 14), pb);
+    cr_expect(strstr(r.err, want), "%s", r.err);
+    tu_cli_free(&r);
 }
 
 Test(graph_cli, bad_graph_command_lines_and_files)
