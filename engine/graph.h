@@ -46,6 +46,12 @@ typedef struct tr_graph_nodes {
     size_t *fn_by_name;     /* indexes of scopes 1..n-1 sorted by function name */
 } tr_graph_nodes;
 
+/* A variable's shape as its graph declares it; rank -1 when unknown. */
+typedef struct tr_graph_shape {
+    int rank;
+    int64_t *dims;            /* owned */
+} tr_graph_shape;
+
 /* An opened graph: the restore op list and facts about where it came from. */
 struct trestle_graph {
     char *path;               /* the file read */
@@ -59,6 +65,7 @@ struct trestle_graph {
     size_t restore_nodes;     /* restore nodes the restore op reaches */
     trestle_op *ops;          /* the op list; names and specs owned here */
     size_t nops, cap;
+    tr_graph_shape *shapes;   /* per op, or NULL when no op has a known shape */
 };
 
 /*
@@ -95,5 +102,41 @@ int trestle__graph_index(tr_graph_nodes *t, trestle_error *err);
  */
 int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, trestle_graph *g,
                            trestle_error *err);
+
+/* ---- shared by graph_restore.c and graph_shapes.c ---- */
+
+struct Tensorflow__NodeDef;
+struct Tensorflow__AttrValue;
+
+/* Index of node `name` (len bytes) in scope `sc`, or -1. */
+ptrdiff_t trestle__graph_find_node(const tr_graph_scope *sc, const char *name, size_t len);
+
+/* Decode one node; TRESTLE_E_CORRUPT naming its offset when it does not. */
+int trestle__graph_unpack_node(const tr_graph_nodes *t, const tr_graph_node *nd,
+                               struct Tensorflow__NodeDef **out, trestle_error *err);
+
+/* The attr `key` of a node, or NULL. */
+const struct Tensorflow__AttrValue *trestle__graph_attr(const struct Tensorflow__NodeDef *n,
+                                                        const char *key);
+
+/* A restore node reached, and where its ops start in trestle_graph.ops. */
+typedef struct tr_graph_found {
+    size_t scope, node;       /* which node */
+    size_t first, count;      /* its ops: ops[first .. first + count) */
+} tr_graph_found;
+
+/*
+ * The shapes of the variables that restore ops feed: for every Assign or
+ * AssignVariableOp node in `assigns` (scope, node pairs the restore op
+ * reached) whose value is output k of a restore node in `found` (sorted by
+ * scope and node), possibly through Identity nodes, the declared "shape" of
+ * the variable it assigns becomes op first + k's shape. TF1 graphs have
+ * these; TF2 restore functions assign to resource arguments, whose shapes
+ * are not in the function. Best effort: anything unusual leaves the shape
+ * unknown. Returns TRESTLE_OK or TRESTLE_E_NOMEM.
+ */
+int trestle__graph_shapes(const tr_graph_nodes *t, const tr_graph_found *found, size_t nfound,
+                          const size_t (*assigns)[2], size_t nassigns, trestle_graph *g,
+                          trestle_error *err);
 
 #endif /* TRESTLE_GRAPH_H */

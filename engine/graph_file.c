@@ -478,7 +478,10 @@ void trestle_graph_close(trestle_graph *g)
     for (size_t i = 0; i < g->nops; i++) {
         free((char *)g->ops[i].name);
         free((char *)g->ops[i].shape_and_slices);
+        if (g->shapes)
+            free(g->shapes[i].dims);
     }
+    free(g->shapes);
     free(g->ops);
     free(g->path);
     free(g->checkpoint_prefix);

@@ -71,7 +71,7 @@ int trestle__graph_index(tr_graph_nodes *t, trestle_error *err)
 }
 
 /* Index of the node called `name` (len bytes) in scope `sc`, or -1. */
-static ptrdiff_t find_node(const tr_graph_scope *sc, const char *name, size_t len)
+ptrdiff_t trestle__graph_find_node(const tr_graph_scope *sc, const char *name, size_t len)
 {
     size_t lo = 0, hi = sc->n;
     while (lo < hi) {
@@ -124,8 +124,8 @@ static int is_restore_op(const char *op)
 
 /* ---- decoding one node ---- */
 
-static int unpack_node(const tr_graph_nodes *t, const tr_graph_node *nd,
-                       Tensorflow__NodeDef **out, trestle_error *err)
+int trestle__graph_unpack_node(const tr_graph_nodes *t, const tr_graph_node *nd,
+                               Tensorflow__NodeDef **out, trestle_error *err)
 {
     *out = tensorflow__node_def__unpack(NULL, nd->body.len, nd->body.p);
     if (!*out)
@@ -136,7 +136,7 @@ static int unpack_node(const tr_graph_nodes *t, const tr_graph_node *nd,
     return TRESTLE_OK;
 }
 
-static const Tensorflow__AttrValue *attr(const Tensorflow__NodeDef *n, const char *key)
+const Tensorflow__AttrValue *trestle__graph_attr(const Tensorflow__NodeDef *n, const char *key)
 {
     for (size_t i = 0; i < n->n_attr; i++)
         if (n->attr[i]->key && strcmp(n->attr[i]->key, key) == 0)
@@ -154,6 +154,8 @@ typedef struct walk {
     size_t head, tail, qcap;
     size_t (*found)[2];       /* restore nodes reached */
     size_t nfound, fcap;
+    size_t (*assigns)[2];     /* Assign/AssignVariableOp nodes reached, for shapes */
+    size_t nassigns, acap;
 } walk;
 
 static int push(walk *w, size_t scope, size_t node)
@@ -192,7 +194,7 @@ static int follow(walk *w, size_t scope, const Tensorflow__NodeDef *n)
     for (size_t i = 0; i < n->n_input; i++) {
         size_t len;
         const char *name = input_node(n->input[i], &len);
-        ptrdiff_t j = find_node(&w->t->scopes[scope], name, len);
+        ptrdiff_t j = trestle__graph_find_node(&w->t->scopes[scope], name, len);
         if (j >= 0 && push(w, scope, (size_t)j) != 0)
             return -1;
     }
@@ -265,12 +267,12 @@ static int const_strings(const tr_graph_nodes *t, size_t scope, const tr_graph_n
         return node_fail(t, rnd, rn->name, err, "missing input ", what);
     size_t len;
     const char *name = input_node(rn->input[which], &len);
-    ptrdiff_t j = find_node(sc, name, len);
+    ptrdiff_t j = trestle__graph_find_node(sc, name, len);
     for (int hop = 0; hop <= TR_GRAPH_MAX_HOPS; hop++) {
         if (j < 0)
             return node_fail(t, rnd, rn->name, err, "is not fed by a constant: ", what);
         Tensorflow__NodeDef *n;
-        int rc = unpack_node(t, &sc->nodes[j], &n, err);
+        int rc = trestle__graph_unpack_node(t, &sc->nodes[j], &n, err);
         if (rc != TRESTLE_OK)
             return rc;
         if (strcmp(n->op, "Identity") == 0) {
@@ -278,12 +280,12 @@ static int const_strings(const tr_graph_nodes *t, size_t scope, const tr_graph_n
             j = -1;
             if (n->n_input > 0 && n->input[0][0] != '^') {
                 name = input_node(n->input[0], &len);
-                j = find_node(sc, name, len);
+                j = trestle__graph_find_node(sc, name, len);
             }
             tensorflow__node_def__free_unpacked(n, NULL);
             continue;
         }
-        const Tensorflow__AttrValue *v = attr(n, "value");
+        const Tensorflow__AttrValue *v = trestle__graph_attr(n, "value");
         const Tensorflow__TensorProto *tp =
             v && v->value_case == TENSORFLOW__ATTR_VALUE__VALUE_TENSOR ? v->tensor : NULL;
         if (strcmp(n->op, "Const") != 0 || !tp || tp->dtype != TENSORFLOW__DATA_TYPE__DT_STRING) {
@@ -371,11 +373,11 @@ static int restore_node_ops(const tr_graph_nodes *t, size_t scope, size_t idx, t
     const tr_graph_node *nd = &t->scopes[scope].nodes[idx];
     Tensorflow__NodeDef *rn = NULL;
     strings names = { 0 }, specs = { 0 };
-    int rc = unpack_node(t, nd, &rn, err);
+    int rc = trestle__graph_unpack_node(t, nd, &rn, err);
     if (rc != TRESTLE_OK)
         return rc;
     int v2 = strcmp(rn->op, "RestoreV2") == 0, slice = strcmp(rn->op, "RestoreSlice") == 0;
-    const Tensorflow__AttrValue *types = attr(rn, v2 ? "dtypes" : "dt");
+    const Tensorflow__AttrValue *types = trestle__graph_attr(rn, v2 ? "dtypes" : "dt");
     const int *dts;
     uint64_t n;
     if (v2) {
@@ -471,9 +473,13 @@ static int dedupe(trestle_graph *g)
         if (drop[i]) {
             free((char *)g->ops[i].name);
             free((char *)g->ops[i].shape_and_slices);
-        } else {
-            g->ops[kept++] = g->ops[i];
+            if (g->shapes)
+                free(g->shapes[i].dims);
+            continue;
         }
+        if (g->shapes)
+            g->shapes[kept] = g->shapes[i];
+        g->ops[kept++] = g->ops[i];
     }
     g->nops = kept;
     free(order);
@@ -485,6 +491,7 @@ int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, tres
                            trestle_error *err)
 {
     walk w;
+    tr_graph_found *found = NULL;
     int rc = TRESTLE_OK;
     memset(&w, 0, sizeof w);
     w.t = t;
@@ -498,7 +505,7 @@ int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, tres
 
     size_t len;
     const char *start = input_node(restore_op, &len);
-    ptrdiff_t first = find_node(&t->scopes[0], start, len);
+    ptrdiff_t first = trestle__graph_find_node(&t->scopes[0], start, len);
     if (first < 0) {
         rc = trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, t->path, -1, -1,
                                 "%s: the saver's restore op '%s' is not a node of the graph",
@@ -510,8 +517,9 @@ int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, tres
         size_t scope = w.queue[w.head][0], idx = w.queue[w.head][1];
         w.head++;
         Tensorflow__NodeDef *n;
-        TR_FORWARD(unpack_node(t, &t->scopes[scope].nodes[idx], &n, err));
+        TR_FORWARD(trestle__graph_unpack_node(t, &t->scopes[scope].nodes[idx], &n, err));
         int restore = is_restore_op(n->op);
+        int assign = strcmp(n->op, "Assign") == 0 || strcmp(n->op, "AssignVariableOp") == 0;
         int bad = follow(&w, scope, n) != 0;
         tensorflow__node_def__free_unpacked(n, NULL);
         TR_FAIL_IF(bad, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
@@ -523,13 +531,28 @@ int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, tres
             w.found[w.nfound][1] = idx;
             w.nfound++;
         }
+        if (assign) {
+            void *grown = tr_graph_grow(w.assigns, &w.acap, w.nassigns, sizeof *w.assigns, 64);
+            TR_FAIL_IF(!grown, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
+            w.assigns = grown;
+            w.assigns[w.nassigns][0] = scope;
+            w.assigns[w.nassigns][1] = idx;
+            w.nassigns++;
+        }
     }
     /* File order: shard 0's node before shard 1's, the graph before functions. */
     if (w.nfound > 1)
         qsort(w.found, w.nfound, sizeof *w.found, cmp_found);
-    for (size_t i = 0; i < w.nfound; i++)
+    found = calloc(w.nfound ? w.nfound : 1, sizeof *found);
+    TR_FAIL_IF(!found, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
+    for (size_t i = 0; i < w.nfound; i++) {
+        found[i] = (tr_graph_found){ w.found[i][0], w.found[i][1], g->nops, 0 };
         TR_FORWARD(restore_node_ops(t, w.found[i][0], w.found[i][1], g, err));
+        found[i].count = g->nops - found[i].first;
+    }
     g->restore_nodes = w.nfound;
+    TR_FORWARD(trestle__graph_shapes(t, found, w.nfound, (const size_t(*)[2])w.assigns,
+                                     w.nassigns, g, err));
     TR_FAIL_IF(dedupe(g) != TRESTLE_OK, err, TRESTLE_E_NOMEM, "out of memory reading %s",
                t->path);
 fail:
@@ -539,5 +562,7 @@ fail:
     free(w.entered);
     free(w.queue);
     free(w.found);
+    free(w.assigns);
+    free(found);
     return rc;
 }

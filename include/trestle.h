@@ -1081,6 +1081,30 @@ TRESTLE_API size_t trestle_graph_op_count(const trestle_graph *g);
  */
 TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
 
+/**
+ * @brief The declared shape of the variable op `i` restores, when the graph
+ * says it.
+ *
+ * An op list carries no shapes, but a TF1 graph's saver assigns each
+ * restored tensor to a variable whose "shape" attr is known (Assign or
+ * AssignVariableOp into VariableV2 or VarHandleOp, possibly through
+ * Identity nodes). TF2 restore functions assign to resource arguments, so
+ * their ops have no known shape. For an op with a slice spec it is the
+ * shape of the partition variable, i.e. of the slice. Tools use it as
+ * evidence, e.g. to tell two renamed candidates apart; the planner does
+ * not need it.
+ *
+ * @param[in]  g     the graph.
+ * @param[in]  i     0 <= i < trestle_graph_op_count(g).
+ * @param[out] rank  the rank, or -1 when the shape is unknown.
+ * @param[out] dims  `rank` sizes owned by `g` (valid until
+ *                   trestle_graph_close(g)), or NULL when unknown.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *rank,
+                                       const int64_t **dims);
+
 /* ======================================================================= */
 /* Object-graph names: TF2 checkpoint keys beside their graph names         */
 /* ======================================================================= */

@@ -110,7 +110,7 @@ Test(check, a_scope_added_in_the_checkpoint_is_inferred_per_first_component)
     fixable(graph, ckpt, "--graph", "--rename 'dnn/=model/dnn/'  fixes ");
     tu_cli_result r = tu_cli("check '%s' '%s'", graph, ckpt);
     cr_expect(strstr(r.out, "--rename 'global_step=model/global_step'  fixes 1 key: the same "
-                            "path under another scope; dtypes agree, one op per key\n"),
+                            "path under another scope; dtypes and shapes agree, one op per key\n"),
               "%s", r.out);
     tu_cli_free(&r);
 
@@ -289,6 +289,63 @@ Test(check, a_failure_that_is_no_naming_problem_is_said_as_the_planner_says_it)
     tu_cli_free(&r);
     free(ops);
     free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static char *renumber_dense(const char *key)
+{
+    char *s;
+    if (strncmp(key, "Dense_1/", 8) == 0)
+        cr_assert(asprintf(&s, "Dense_2/%s", key + 8) > 0);
+    else if (strncmp(key, "Dense_4/", 8) == 0)
+        cr_assert(asprintf(&s, "Dense_5/%s", key + 8) > 0);
+    else
+        s = strdup(key);
+    return s;
+}
+
+static char *renumber_keras(const char *key)
+{
+    char *s;
+    if (strncmp(key, "dense/", 6) == 0)
+        cr_assert(asprintf(&s, "dense_7/%s", key + 6) > 0);
+    else if (strncmp(key, "dense_1/", 8) == 0)
+        cr_assert(asprintf(&s, "dense_8/%s", key + 8) > 0);
+    else
+        s = strdup(key);
+    return s;
+}
+
+Test(check, a_tf1_graphs_variable_shapes_tell_renumbered_layers_apart)
+{
+    /* Dense_1 is [256,1], Dense_4 [64,128]: the graph's shapes decide. */
+    char *dir = tu_mkdtemp(), *ckpt;
+    cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
+    rewrite(tu_fixture("tf-real/deepchem_qm7_graphconv/model-699"), ckpt, renumber_dense);
+    const char *graph = tu_fixture("tf-graphs/deepchem_qm7_graphconv/model-699.meta");
+    fixable(graph, ckpt, "--graph", "--rename 'Dense_1/=Dense_2/'  fixes 6 keys: a layer "
+                                    "renumbered (only the _N suffix differs); dtypes and shapes "
+                                    "agree, one op per key\n");
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(check, renumbered_layers_of_one_shape_are_ambiguous_on_a_real_graph)
+{
+    /* dense and dense_1 are both [784,10] and [10]. */
+    char *dir = tu_mkdtemp(), *ckpt;
+    cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
+    rewrite(tu_fixture("tf-real/tfdeploy_keras_1_13/variables"), ckpt, renumber_keras);
+    tu_cli_result r = tu_cli("check '%s' '%s'", tu_fixture("tf-graphs/tfdeploy_keras_1_13"), ckpt);
+    cr_expect_eq(r.rc, 1, "%s", r.out);
+    cr_expect(strstr(r.out, "  dense/kernel  (ambiguous: dense_7/kernel or dense_8/kernel)\n"),
+              "%s", r.out);
+    cr_expect(strstr(r.out, "verdict: the restore fails (4 ambiguous, 0 with no candidate"), "%s",
+              r.out);
+    tu_cli_free(&r);
+    free(ckpt);
     tu_rmtree(dir);
     free(dir);
 }

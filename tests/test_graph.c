@@ -117,6 +117,16 @@ Test(graph, every_fixture_asks_for_keys_its_checkpoint_has_with_the_index_dtypes
             cr_expect_eq(t.dtype, ops[i].dtype, "%s: %s is %s in the index, %s in the graph",
                          fx->graph, ops[i].name, trestle_dtype_name(t.dtype),
                          trestle_dtype_name(ops[i].dtype));
+            /* A shape the graph declares is the stored one. */
+            int rank;
+            const int64_t *dims;
+            cr_assert_eq(trestle_graph_op_shape(g, i, &rank, &dims), TRESTLE_OK);
+            if (rank >= 0) {
+                cr_expect_eq(rank, t.rank, "%s: %s rank", fx->graph, ops[i].name);
+                if (rank == t.rank)
+                    cr_expect_eq(memcmp(dims, t.dims, (size_t)rank * sizeof *dims), 0,
+                                 "%s: %s dims", fx->graph, ops[i].name);
+            }
         }
         trestle_close(c);
         trestle_graph_close(g);
@@ -227,6 +237,43 @@ Test(graph, single_partition_variables_ask_for_full_cover_slices)
     const trestle_op *k = find_op(g, "dnn/hiddenlayer_0/kernel");
     cr_assert(k);
     cr_expect_str_eq(k->shape_and_slices, "3 100 0,3:0,100");
+    trestle_graph_close(g);
+}
+
+Test(graph, tf1_graphs_declare_every_restored_variables_shape)
+{
+    /* Resource variables (AssignVariableOp into VarHandleOp) and ref
+     * variables (Assign into VariableV2) alike; TF2 restore functions
+     * assign to arguments, so their shapes stay unknown. */
+    static const char *const tf1[] = {
+        "tfdeploy_keras_1_13/saved_model.pb",
+        "deepchem_qm7_graphconv/model-699.meta",
+        "tfx_estimator_ckpt_2shards_2019/model.ckpt-10000.meta",
+        "serving_bad_half_plus_two_STATEFILEONLY/export.meta",
+    };
+    for (size_t f = 0; f < sizeof tf1 / sizeof tf1[0]; f++) {
+        trestle_graph *g = open_graph(tf1[f]);
+        for (size_t i = 0; i < trestle_graph_op_count(g); i++) {
+            int rank;
+            const int64_t *dims;
+            cr_assert_eq(trestle_graph_op_shape(g, i, &rank, &dims), TRESTLE_OK);
+            cr_expect_geq(rank, 0, "%s: op %zu has no shape", tf1[f], i);
+        }
+        trestle_graph_close(g);
+    }
+    trestle_graph *g = open_graph("tfdeploy_keras_1_13/saved_model.pb");
+    const trestle_op *k = find_op(g, "dense/kernel");
+    int rank;
+    const int64_t *dims;
+    cr_assert(k);
+    cr_assert_eq(trestle_graph_op_shape(g, (size_t)(k - trestle_graph_ops(g)), &rank, &dims), 0);
+    cr_expect(rank == 2 && dims[0] == 784 && dims[1] == 10);
+    cr_expect_eq(trestle_graph_op_shape(g, 99, &rank, &dims), TRESTLE_E_INVALID_ARG);
+    trestle_graph_close(g);
+    g = open_graph("tfjs_int64_multiply/saved_model.pb");
+    cr_assert_eq(trestle_graph_op_shape(g, 0, &rank, &dims), TRESTLE_OK);
+    cr_expect_eq(rank, -1);
+    cr_expect_null(dims);
     trestle_graph_close(g);
 }
 

@@ -105,7 +105,7 @@ static const chk_op *mapped(const chk_op *o)
 
 static int add_rule(verdict *v, const chk_op *o)
 {
-    int shaped = o->op.shape_and_slices && strchr(o->op.shape_and_slices, ' ');
+    int shaped = o->rank >= 0 || (o->op.shape_and_slices && strchr(o->op.shape_and_slices, ' '));
     for (size_t r = 0; r < v->nrules; r++)
         if (strcmp(v->rules[r].text, o->cand_rule[0]) == 0) {
             v->rules[r].fixes++;
@@ -409,6 +409,7 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
 {
     chk_state s = { .c = c, .n = ops->n };
     cli_names_rules names = { 0 };
+    trestle_graph *graph = NULL; /* kept open: its shapes back s.ops[].dims */
     verdict v;
     const char **renames = NULL;
     int status = CLI_EXIT_FAIL;
@@ -438,8 +439,15 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
     s.ops = calloc(ops->n ? ops->n : 1, sizeof *s.ops);
     if (!s.ops)
         goto done;
-    for (size_t i = 0; i < ops->n; i++)
+    /* A graph's ops come in graph order; its declared shapes are evidence. */
+    if (cli_graph_is_path(a->source) && trestle_graph_open(a->source, NULL, &graph, NULL) != 0)
+        graph = NULL;
+    for (size_t i = 0; i < ops->n; i++) {
         s.ops[i].op = ops->ops[i];
+        s.ops[i].rank = -1;
+        if (graph && trestle_graph_op_count(graph) == ops->n)
+            trestle_graph_op_shape(graph, i, &s.ops[i].rank, &s.ops[i].dims);
+    }
     if (cli_check_analyse(&s, &user, a->names ? NULL : &names) != 0 || decide(a, &s, &user, &names, &v) != 0)
         goto done;
     if (a->json)
@@ -457,6 +465,7 @@ done:
     free(renames);
     cli_names_rules_free(&names);
     cli_check_free(&s);
+    trestle_graph_close(graph);
     return status;
 }
 

@@ -17,6 +17,8 @@ enum { CHK_RULE_NAMES, CHK_RULE_RNN, CHK_RULE_RENUMBER, CHK_RULE_SCOPE };
 
 typedef struct chk_op {
     trestle_op op;                  /* the op as given (strings owned by the op list) */
+    int rank;                       /* the graph's shape for it (trestle_graph_op_shape), */
+    const int64_t *dims;            /*   or rank -1: unknown */
     int status;                     /* CHK_* */
     size_t tensor;                  /* the resolved listed tensor (not CHK_MISSING) */
     size_t cand[CHK_MAX_CAND];      /* missing: compatible unused keys (tensor indexes) */

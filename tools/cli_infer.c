@@ -74,16 +74,17 @@ static int compatible(const chk_op *o, const trestle_tensor_info *t)
 {
     if (o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t->dtype)
         return 0;
-    int64_t dims[32];
-    int rank = spec_shape(o->op.shape_and_slices, dims, 32);
+    int64_t spec[32];
+    int rank = spec_shape(o->op.shape_and_slices, spec, 32);
+    const int64_t *dims = spec;
+    if (rank < 0) {
+        /* A whole-tensor op: the graph's declared shape, when it has one. */
+        rank = o->rank;
+        dims = o->dims;
+    }
     if (rank < 0)
         return 1;
-    if (rank != t->rank)
-        return 0;
-    for (int d = 0; d < rank; d++)
-        if (dims[d] != t->dims[d])
-            return 0;
-    return 1;
+    return rank == t->rank && memcmp(dims, t->dims, (size_t)rank * sizeof *dims) == 0;
 }
 
 /*
