@@ -13,8 +13,9 @@
  *             (dense_3 <-> dense, Keras layer renumbering)
  *   scope     the same path under another scope (a prefix added, removed
  *             or replaced)
- * A candidate must agree with the op's dtype and, when the op has a
- * shape_and_slices, its full shape. One candidate key: a mapping; several:
+ * A candidate must agree with the op's dtype and with its shape where that
+ * is known: the full shape of a shape_and_slices, else the shape a TF1
+ * graph declares for the variable (trestle_graph_op_shape). One candidate key: a mapping; several:
  * ambiguous, never guessed; two ops on one key: both ambiguous.
  */
 #include <stdlib.h>
