@@ -146,16 +146,32 @@ const Tensorflow__AttrValue *trestle__graph_attr(const Tensorflow__NodeDef *n, c
 
 /* ---- the walk ---- */
 
+/* A growing list of (scope, node) pairs. */
+typedef struct node_list {
+    size_t (*at)[2];
+    size_t n, cap;
+} node_list;
+
+static int list_add(node_list *l, size_t scope, size_t node)
+{
+    void *grown = tr_graph_grow(l->at, &l->cap, l->n, sizeof *l->at, 16);
+    if (!grown)
+        return -1;
+    l->at = grown;
+    l->at[l->n][0] = scope;
+    l->at[l->n][1] = node;
+    l->n++;
+    return 0;
+}
+
 typedef struct walk {
     const tr_graph_nodes *t;
     unsigned char **seen;     /* per scope: node queued */
     unsigned char *entered;   /* per scope: function entered */
     size_t (*queue)[2];       /* (scope, node) to visit */
     size_t head, tail, qcap;
-    size_t (*found)[2];       /* restore nodes reached */
-    size_t nfound, fcap;
-    size_t (*assigns)[2];     /* Assign/AssignVariableOp nodes reached, for shapes */
-    size_t nassigns, acap;
+    node_list found;          /* restore nodes reached */
+    node_list assigns;        /* Assign/AssignVariableOp nodes reached, for shapes */
 } walk;
 
 static int push(walk *w, size_t scope, size_t node)
@@ -523,36 +539,23 @@ int trestle__graph_collect(const tr_graph_nodes *t, const char *restore_op, tres
         int bad = follow(&w, scope, n) != 0;
         tensorflow__node_def__free_unpacked(n, NULL);
         TR_FAIL_IF(bad, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
-        if (restore) {
-            void *grown = tr_graph_grow(w.found, &w.fcap, w.nfound, sizeof *w.found, 16);
-            TR_FAIL_IF(!grown, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
-            w.found = grown;
-            w.found[w.nfound][0] = scope;
-            w.found[w.nfound][1] = idx;
-            w.nfound++;
-        }
-        if (assign) {
-            void *grown = tr_graph_grow(w.assigns, &w.acap, w.nassigns, sizeof *w.assigns, 64);
-            TR_FAIL_IF(!grown, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
-            w.assigns = grown;
-            w.assigns[w.nassigns][0] = scope;
-            w.assigns[w.nassigns][1] = idx;
-            w.nassigns++;
-        }
+        TR_FAIL_IF((restore && list_add(&w.found, scope, idx) != 0) ||
+                       (assign && list_add(&w.assigns, scope, idx) != 0),
+                   err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
     }
     /* File order: shard 0's node before shard 1's, the graph before functions. */
-    if (w.nfound > 1)
-        qsort(w.found, w.nfound, sizeof *w.found, cmp_found);
-    found = calloc(w.nfound ? w.nfound : 1, sizeof *found);
+    if (w.found.n > 1)
+        qsort(w.found.at, w.found.n, sizeof *w.found.at, cmp_found);
+    found = calloc(w.found.n ? w.found.n : 1, sizeof *found);
     TR_FAIL_IF(!found, err, TRESTLE_E_NOMEM, "out of memory reading %s", t->path);
-    for (size_t i = 0; i < w.nfound; i++) {
-        found[i] = (tr_graph_found){ w.found[i][0], w.found[i][1], g->nops, 0 };
-        TR_FORWARD(restore_node_ops(t, w.found[i][0], w.found[i][1], g, err));
+    for (size_t i = 0; i < w.found.n; i++) {
+        found[i] = (tr_graph_found){ w.found.at[i][0], w.found.at[i][1], g->nops, 0 };
+        TR_FORWARD(restore_node_ops(t, w.found.at[i][0], w.found.at[i][1], g, err));
         found[i].count = g->nops - found[i].first;
     }
-    g->restore_nodes = w.nfound;
-    TR_FORWARD(trestle__graph_shapes(t, found, w.nfound, (const size_t(*)[2])w.assigns,
-                                     w.nassigns, g, err));
+    g->restore_nodes = w.found.n;
+    TR_FORWARD(trestle__graph_shapes(t, found, w.found.n, (const size_t(*)[2])w.assigns.at,
+                                     w.assigns.n, g, err));
     TR_FAIL_IF(dedupe(g) != TRESTLE_OK, err, TRESTLE_E_NOMEM, "out of memory reading %s",
                t->path);
 fail:
@@ -561,8 +564,8 @@ fail:
     free(w.seen);
     free(w.entered);
     free(w.queue);
-    free(w.found);
-    free(w.assigns);
+    free(w.found.at);
+    free(w.assigns.at);
     free(found);
     return rc;
 }

@@ -50,16 +50,25 @@ static void rewrite(const char *src, const char *dst, rename_fn fn)
     trestle_close(c);
 }
 
-static char *add_model_scope(const char *key)
+/* The drift of the next rewrite: pairs of key prefixes, from and to,
+ * ending in NULL; the first pair whose `from` starts a key applies. */
+static const char *const *drift;
+
+static char *apply_drift(const char *key)
 {
     char *s;
-    cr_assert(asprintf(&s, "model/%s", key) > 0);
-    return s;
+    for (const char *const *d = drift; *d; d += 2)
+        if (strncmp(key, d[0], strlen(d[0])) == 0) {
+            cr_assert(asprintf(&s, "%s%s", d[1], key + strlen(d[0])) > 0);
+            return s;
+        }
+    return strdup(key);
 }
 
-static char *drop_dnn_scope(const char *key)
+static void rewrite_drifted(const char *src, const char *dst, const char *const *pairs)
 {
-    return strdup(strncmp(key, "dnn/", 4) == 0 ? key + 4 : key);
+    drift = pairs;
+    rewrite(src, dst, apply_drift);
 }
 
 static const char *const estimator_graph =
@@ -105,7 +114,8 @@ Test(check, a_scope_added_in_the_checkpoint_is_inferred_per_first_component)
 {
     char *dir = tu_mkdtemp(), *ckpt;
     cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
-    rewrite(tu_fixture(estimator_ckpt), ckpt, add_model_scope);
+    static const char *const add_model[] = { "", "model/", NULL };
+    rewrite_drifted(tu_fixture(estimator_ckpt), ckpt, add_model);
     const char *graph = tu_fixture(estimator_graph);
     fixable(graph, ckpt, "--graph", "--rename 'dnn/=model/dnn/'  fixes ");
     tu_cli_result r = tu_cli("check '%s' '%s'", graph, ckpt);
@@ -133,7 +143,8 @@ Test(check, a_scope_removed_from_the_checkpoint_is_one_prefix_rule)
 {
     char *dir = tu_mkdtemp(), *ckpt;
     cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
-    rewrite(tu_fixture(estimator_ckpt), ckpt, drop_dnn_scope);
+    static const char *const drop_dnn[] = { "dnn/", "", NULL };
+    rewrite_drifted(tu_fixture(estimator_ckpt), ckpt, drop_dnn);
     fixable(tu_fixture(estimator_graph), ckpt, "--graph", "--rename 'dnn/='  fixes 20 keys");
     free(ckpt);
     tu_rmtree(dir);
@@ -293,36 +304,13 @@ Test(check, a_failure_that_is_no_naming_problem_is_said_as_the_planner_says_it)
     free(dir);
 }
 
-static char *renumber_dense(const char *key)
-{
-    char *s;
-    if (strncmp(key, "Dense_1/", 8) == 0)
-        cr_assert(asprintf(&s, "Dense_2/%s", key + 8) > 0);
-    else if (strncmp(key, "Dense_4/", 8) == 0)
-        cr_assert(asprintf(&s, "Dense_5/%s", key + 8) > 0);
-    else
-        s = strdup(key);
-    return s;
-}
-
-static char *renumber_keras(const char *key)
-{
-    char *s;
-    if (strncmp(key, "dense/", 6) == 0)
-        cr_assert(asprintf(&s, "dense_7/%s", key + 6) > 0);
-    else if (strncmp(key, "dense_1/", 8) == 0)
-        cr_assert(asprintf(&s, "dense_8/%s", key + 8) > 0);
-    else
-        s = strdup(key);
-    return s;
-}
-
 Test(check, a_tf1_graphs_variable_shapes_tell_renumbered_layers_apart)
 {
     /* Dense_1 is [256,1], Dense_4 [64,128]: the graph's shapes decide. */
     char *dir = tu_mkdtemp(), *ckpt;
     cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
-    rewrite(tu_fixture("tf-real/deepchem_qm7_graphconv/model-699"), ckpt, renumber_dense);
+    static const char *const renumber[] = { "Dense_1/", "Dense_2/", "Dense_4/", "Dense_5/", NULL };
+    rewrite_drifted(tu_fixture("tf-real/deepchem_qm7_graphconv/model-699"), ckpt, renumber);
     const char *graph = tu_fixture("tf-graphs/deepchem_qm7_graphconv/model-699.meta");
     fixable(graph, ckpt, "--graph", "--rename 'Dense_1/=Dense_2/'  fixes 6 keys: a layer "
                                     "renumbered (only the _N suffix differs); dtypes and shapes "
@@ -337,7 +325,8 @@ Test(check, renumbered_layers_of_one_shape_are_ambiguous_on_a_real_graph)
     /* dense and dense_1 are both [784,10] and [10]. */
     char *dir = tu_mkdtemp(), *ckpt;
     cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
-    rewrite(tu_fixture("tf-real/tfdeploy_keras_1_13/variables"), ckpt, renumber_keras);
+    static const char *const renumber[] = { "dense/", "dense_7/", "dense_1/", "dense_8/", NULL };
+    rewrite_drifted(tu_fixture("tf-real/tfdeploy_keras_1_13/variables"), ckpt, renumber);
     tu_cli_result r = tu_cli("check '%s' '%s'", tu_fixture("tf-graphs/tfdeploy_keras_1_13"), ckpt);
     cr_expect_eq(r.rc, 1, "%s", r.out);
     cr_expect(strstr(r.out, "  dense/kernel  (ambiguous: dense_7/kernel or dense_8/kernel)\n"),
