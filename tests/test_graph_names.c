@@ -306,7 +306,9 @@ Test(graph_names_cli, ops_diff_and_check_take_graph_names)
     size_t len;
     uint8_t *bytes = tu_read_file(ops, &len);
     cr_assert(bytes);
-    char *text = strndup((const char *)bytes, len);
+    char *text = malloc(len + 1); /* the bytes have no NUL of their own */
+    memcpy(text, bytes, len);
+    text[len] = '\0';
     free(bytes);
     cr_expect(strstr(text, "\nsequential/dense/kernel\t\tdtype=float\n"), "%s", text);
     cr_expect(strstr(text, "_CHECKPOINTABLE_OBJECT_GRAPH\t\tdtype=string\n"), "%s", text);
