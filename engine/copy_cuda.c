@@ -73,8 +73,9 @@
 
 #if TRESTLE_HAVE_CUDA
 
-#include <cuda.h> /* CUcontext, CUresult: types of the driver entry points only */
 #include <cuda_runtime_api.h>
+
+#include "cuda_ctx.h"
 
 #include "trestle_kernels.h"
 
@@ -82,90 +83,6 @@
 #define BATCH_MAX_BYTES (64u << 10) /* copies this small are batched */
 #define BATCH_MAX 1024        /* copies per cudaMemcpyBatchAsync */
 #define MAX_REGIONS 4         /* pinned regions copies read from */
-#define DRIVER_API_VERSION 12000
-
-/* ---- contexts ---- */
-
-typedef CUresult(CUDAAPI *ctx_get_fn)(CUcontext *);
-typedef CUresult(CUDAAPI *ctx_set_fn)(CUcontext);
-
-typedef struct ctx_api {
-    ctx_get_fn get;
-    ctx_set_fn set;
-} ctx_api;
-
-/* The driver's context calls, through the runtime: no link to libcuda. */
-static cudaError_t ctx_api_load(ctx_api *a)
-{
-    enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
-    void *get = NULL, *set = NULL;
-    cudaError_t e = cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &get, DRIVER_API_VERSION,
-                                                     cudaEnableDefault, &q);
-    if (e == cudaSuccess && q == cudaDriverEntryPointSuccess)
-        e = cudaGetDriverEntryPointByVersion("cuCtxSetCurrent", &set, DRIVER_API_VERSION,
-                                             cudaEnableDefault, &q);
-    if (e == cudaSuccess && (q != cudaDriverEntryPointSuccess || !get || !set))
-        e = cudaErrorSymbolNotFound;
-    a->get = (ctx_get_fn)get;
-    a->set = (ctx_set_fn)set;
-    return e;
-}
-
-typedef struct ctx_guard {
-    CUcontext saved;
-    bool have;
-} ctx_guard;
-
-/* Make `device` current in the calling thread, remembering its context. */
-static cudaError_t enter(const ctx_api *a, int device, ctx_guard *g)
-{
-    g->saved = NULL;
-    g->have = a->get(&g->saved) == CUDA_SUCCESS;
-    if (!g->have)
-        return cudaErrorDeviceUninitialized;
-    return cudaSetDevice(device);
-}
-
-/* Put the calling thread's context back, none if it had none. */
-static cudaError_t leave(const ctx_api *a, const ctx_guard *g)
-{
-    if (!g->have)
-        return cudaSuccess;
-    return a->set(g->saved) == CUDA_SUCCESS ? cudaSuccess : cudaErrorDeviceUninitialized;
-}
-
-/* Run `call` (which sets `e`) with `dev` current in the calling thread;
- * `e` also catches failures to switch there and back. */
-#define WITH_DEVICE(api, dev, e, call)                                         \
-    do {                                                                       \
-        ctx_guard g_;                                                          \
-        (e) = enter((api), (dev), &g_);                                        \
-        if ((e) == cudaSuccess) {                                              \
-            call;                                                              \
-        }                                                                      \
-        cudaError_t l_ = leave((api), &g_);                                    \
-        if ((e) == cudaSuccess)                                                \
-            (e) = l_;                                                          \
-    } while (0)
-
-static int cuda_fail(trestle_error *err, cudaError_t e, int device, const char *what)
-{
-    int code = e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ||
-                       e == cudaErrorInvalidDevice
-                   ? TRESTLE_E_NO_DEVICE
-                   : e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM : TRESTLE_E_CUDA;
-    return trestle__error_simple(err, code, "CUDA device %d: %s failed: %s (%s)", device, what,
-                                 cudaGetErrorString(e), cudaGetErrorName(e));
-}
-
-/* A context guard for the free functions below, which have no copier. */
-static int load_api(ctx_api *a, int device, trestle_error *err)
-{
-    cudaError_t e = ctx_api_load(a);
-    return e == cudaSuccess ? TRESTLE_OK
-                            : cuda_fail(err, e, device, "finding cuCtxGetCurrent/cuCtxSetCurrent "
-                                                        "(cudaGetDriverEntryPointByVersion)");
-}
 
 /* ---- state ---- */
 
@@ -197,7 +114,7 @@ typedef struct pinned_region {
 } pinned_region;
 
 typedef struct cuda_state {
-    ctx_api api;
+    trestle__ctx_api api;
     int device;
     const uint64_t *window_bytes; /* the copier's, set before the first copy */
     unsigned nworkers;
@@ -246,10 +163,10 @@ static cuda_worker *worker_get(cuda_state *s, unsigned w)
 
 static void cuda_arena_release(trestle_arena *a)
 {
-    ctx_api api;
+    trestle__ctx_api api;
     cudaError_t e;
-    if (ctx_api_load(&api) == cudaSuccess)
-        WITH_DEVICE(&api, a->device, e, e = cudaFree(a->base));
+    if (trestle__cuda_ctx_load(&api) == cudaSuccess)
+        TRESTLE__WITH_DEVICE(&api, a->device, e, e = cudaFree(a->base));
     (void)e; /* nothing to report to: a free that fails leaves a leak, not a wrong byte */
 }
 
@@ -263,7 +180,7 @@ static int cuda_arena_alloc(trestle__copier *c, uint64_t bytes, trestle_arena **
     if (!a)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     /* cudaMalloc aligns to at least 256 bytes, the arena's tensor alignment. */
-    WITH_DEVICE(&s->api, s->device, e, e = cudaMalloc(&p, (size_t)(bytes ? bytes : 1)));
+    TRESTLE__WITH_DEVICE(&s->api, s->device, e, e = cudaMalloc(&p, (size_t)(bytes ? bytes : 1)));
     if (e != cudaSuccess) {
         free(a);
         return trestle__error_set(err, e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM
@@ -290,9 +207,10 @@ static int cuda_staging_add(trestle__copier *c, void *base, size_t bytes, trestl
     if (s->nregions == MAX_REGIONS)
         return trestle__error_simple(err, TRESTLE_E_LIMIT, "CUDA device %d: more than %d "
                                      "staging regions", s->device, MAX_REGIONS);
-    WITH_DEVICE(&s->api, s->device, e, e = cudaHostGetDevicePointer(&dev, base, 0));
+    TRESTLE__WITH_DEVICE(&s->api, s->device, e, e = cudaHostGetDevicePointer(&dev, base, 0));
     if (e != cudaSuccess)
-        return cuda_fail(err, e, s->device, "mapping staging memory (cudaHostGetDevicePointer)");
+        return trestle__cuda_fail(err, e, s->device,
+                                  "mapping staging memory (cudaHostGetDevicePointer)");
     s->regions[s->nregions++] = (pinned_region){ base, bytes, dev };
     return TRESTLE_OK;
 }
@@ -416,7 +334,8 @@ static uint64_t cuda_copy_widen(trestle__copier *c, unsigned worker, void *dst, 
 {
     cuda_state *s = c->state;
     cuda_worker *cw = worker_get(s, worker);
-    uint64_t in = count * trestle_dtype_size(src_dtype), out = count * trestle_dtype_size(dst_dtype);
+    uint64_t in = count * trestle_dtype_size(src_dtype);
+    uint64_t out = count * trestle_dtype_size(dst_dtype);
     if (count == 0 || out <= in || !trestle__convert_supported(dst_dtype, src_dtype) ||
         cw->failed != cudaSuccess)
         return 0;
@@ -430,7 +349,9 @@ static uint64_t cuda_copy_widen(trestle__copier *c, unsigned worker, void *dst, 
 
 static int worker_error(cuda_state *s, cuda_worker *cw, trestle_error *err)
 {
-    return cw->failed == cudaSuccess ? TRESTLE_OK : cuda_fail(err, cw->failed, s->device, cw->what);
+    if (cw->failed == cudaSuccess)
+        return TRESTLE_OK;
+    return trestle__cuda_fail(err, cw->failed, s->device, cw->what);
 }
 
 /* The next event of the worker's ring, made on first use. */
@@ -530,7 +451,7 @@ static void cuda_close(trestle__copier *c)
     cudaError_t e;
     if (!s)
         return;
-    WITH_DEVICE(&s->api, s->device, e, {
+    TRESTLE__WITH_DEVICE(&s->api, s->device, e, {
         for (unsigned i = 0; i < s->nworkers; i++) {
             cuda_worker *cw = &s->w[i];
             c->wait_seconds += cw->wait_seconds;
@@ -580,13 +501,13 @@ static int record_start(cuda_state *s, cudaStream_t stream, trestle_error *err)
     cudaError_t e = cudaSuccess;
     if (stream) {
         enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-        WITH_DEVICE(&s->api, s->device, e, {
+        TRESTLE__WITH_DEVICE(&s->api, s->device, e, {
             e = cudaStreamGetDevice(stream, &sdev);
             if (e == cudaSuccess)
                 e = cudaStreamIsCapturing(stream, &cap);
         });
         if (e != cudaSuccess)
-            return cuda_fail(err, e, s->device, "inspecting the caller's stream "
+            return trestle__cuda_fail(err, e, s->device, "inspecting the caller's stream "
                                                 "(cudaStreamGetDevice)");
         if (cap != cudaStreamCaptureStatusNone)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
@@ -595,7 +516,7 @@ static int record_start(cuda_state *s, cudaStream_t stream, trestle_error *err)
                                          "run on trestle's own streams); restore before the "
                                          "capture or on another stream");
     }
-    WITH_DEVICE(&s->api, sdev, e, {
+    TRESTLE__WITH_DEVICE(&s->api, sdev, e, {
         e = cudaEventCreateWithFlags(&s->start, cudaEventDisableTiming);
         if (e == cudaSuccess) {
             s->have_start = true;
@@ -603,7 +524,7 @@ static int record_start(cuda_state *s, cudaStream_t stream, trestle_error *err)
         }
     });
     if (e != cudaSuccess)
-        return cuda_fail(err, e, s->device,
+        return trestle__cuda_fail(err, e, s->device,
                          stream ? "waiting on the caller's stream (cudaEventRecord)"
                                 : "waiting on the legacy default stream (cudaEventRecord)");
     return TRESTLE_OK;
@@ -652,114 +573,12 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
     c->host_dests = false;
     c->marks = MARKS;
     c->wait_seconds = 0;
-    int rc = load_api(&s->api, device, err);
+    int rc = trestle__cuda_load_api(&s->api, device, err);
     if (rc == TRESTLE_OK)
         rc = record_start(s, (cudaStream_t)stream, err);
     if (rc != TRESTLE_OK)
         cuda_close(c);
     return rc;
-}
-
-/* ---- pinned host memory (engine/staging.c) ---- */
-
-int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
-{
-    ctx_api api;
-    cudaError_t e;
-    *refused = false;
-    int rc = load_api(&api, device, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    WITH_DEVICE(&api, device, e, e = cudaHostRegister(p, bytes, cudaHostRegisterPortable |
-                                                                   cudaHostRegisterMapped));
-    if (e == cudaSuccess)
-        return TRESTLE_OK;
-    /* What a host that cannot pin ordinary pages answers (no IOMMU
-     * support for it, a sandbox, a kernel without the needed calls). */
-    *refused = e == cudaErrorNotSupported || e == cudaErrorNotPermitted ||
-               e == cudaErrorInvalidValue || e == cudaErrorHostMemoryAlreadyRegistered;
-    return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
-                              "cannot pin %zu bytes of staging memory for CUDA device %d "
-                              "(cudaHostRegister: %s); lower the staging size (--staging, "
-                              "staging_bytes) or free host memory", bytes, device,
-                              cudaGetErrorString(e));
-}
-
-void trestle__cuda_unpin(int device, void *p)
-{
-    ctx_api api;
-    cudaError_t e;
-    if (ctx_api_load(&api) == cudaSuccess)
-        WITH_DEVICE(&api, device, e, e = cudaHostUnregister(p));
-    (void)e;
-}
-
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
-{
-    ctx_api api;
-    cudaError_t e;
-    *p = NULL;
-    int rc = load_api(&api, device, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    WITH_DEVICE(&api, device, e, e = cudaHostAlloc(p, bytes, cudaHostAllocPortable |
-                                                                 cudaHostAllocMapped));
-    if (e == cudaSuccess)
-        return TRESTLE_OK;
-    return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
-                              "cannot allocate %zu bytes of pinned staging memory for CUDA "
-                              "device %d (cudaHostAlloc: %s); lower the staging size "
-                              "(--staging, staging_bytes) or free host memory", bytes, device,
-                              cudaGetErrorString(e));
-}
-
-void trestle__cuda_host_free(int device, void *p)
-{
-    ctx_api api;
-    cudaError_t e;
-    if (ctx_api_load(&api) == cudaSuccess)
-        WITH_DEVICE(&api, device, e, e = cudaFreeHost(p));
-    (void)e;
-}
-
-/* ---- queries ---- */
-
-int trestle__cuda_device_count(char *why, size_t n)
-{
-    int count = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess) {
-        snprintf(why, n, "a usable CUDA device (cudaGetDeviceCount: %s)", cudaGetErrorString(e));
-        return 0;
-    }
-    if (count == 0)
-        snprintf(why, n, "a CUDA device, and this host has none");
-    return count;
-}
-
-int trestle__cuda_pointer_device(const void *p, int *device)
-{
-    struct cudaPointerAttributes a;
-    cudaError_t e = cudaPointerGetAttributes(&a, p);
-    if (e != cudaSuccess)
-        return -1;
-    if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
-        return -1;
-    *device = a.device;
-    return 0;
-}
-
-int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
-{
-    ctx_api api;
-    cudaError_t e;
-    int rc = load_api(&api, device, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    WITH_DEVICE(&api, device, e, e = cudaMemcpy(dst, src, (size_t)n, cudaMemcpyDeviceToHost));
-    if (e != cudaSuccess)
-        return cuda_fail(err, e, device, "cudaMemcpy (device to host)");
-    return TRESTLE_OK;
 }
 
 #else /* !TRESTLE_HAVE_CUDA */
@@ -774,57 +593,6 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
                                  "restoring into CUDA device memory (device %d) needs a CUDA "
                                  "build of trestle; this one copies to host memory only",
                                  device);
-}
-
-int trestle__cuda_device_count(char *why, size_t n)
-{
-    snprintf(why, n, "a CUDA build of trestle; this one copies to host memory only");
-    return 0;
-}
-
-int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
-{
-    (void)p;
-    (void)bytes;
-    *refused = false;
-    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinning memory for CUDA device %d "
-                                 "needs a CUDA build of trestle", device);
-}
-
-void trestle__cuda_unpin(int device, void *p)
-{
-    (void)device;
-    (void)p;
-}
-
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
-{
-    (void)bytes;
-    *p = NULL;
-    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinned memory for CUDA device %d "
-                                 "needs a CUDA build of trestle", device);
-}
-
-void trestle__cuda_host_free(int device, void *p)
-{
-    (void)device;
-    (void)p;
-}
-
-int trestle__cuda_pointer_device(const void *p, int *device)
-{
-    (void)p;
-    (void)device;
-    return -1;
-}
-
-int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
-{
-    (void)dst;
-    (void)src;
-    (void)n;
-    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "reading CUDA device %d memory "
-                                 "needs a CUDA build of trestle", device);
 }
 
 #endif /* TRESTLE_HAVE_CUDA */

@@ -569,7 +569,8 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorHostMemoryNotRegistered:
         return "pointer does not correspond to a registered memory region";
     case cudaErrorNotSupported: return "operation not supported";
-    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing";
     default: return "unrecognized error code";
     }
 }
@@ -1101,7 +1102,8 @@ cudaError_t cudaMemset(void *p, int value, size_t n)
 {
     lock();
     dev_alloc *d = find_dev(p, n);
-    return unlock_ret(enqueue_memset("cudaMemset", &legacy[d ? d->device : need_ctx()], p, value, n));
+    struct CUstream_st *s = &legacy[d ? d->device : need_ctx()];
+    return unlock_ret(enqueue_memset("cudaMemset", s, p, value, n));
 }
 
 /* ---- the kernels of kernels/trestle_kernels.h ---- */
