@@ -65,10 +65,16 @@ static char *apply_drift(const char *key)
     return strdup(key);
 }
 
-static void rewrite_drifted(const char *src, const char *dst, const char *const *pairs)
+/* A copy of checkpoint `src` with `pairs` applied to its keys, at
+ * <*dir>/drift in a fresh directory (both malloc'd). */
+static char *drifted(const char *src, const char *const *pairs, char **dir)
 {
+    char *ckpt;
+    *dir = tu_mkdtemp();
+    cr_assert(asprintf(&ckpt, "%s/drift", *dir) > 0);
     drift = pairs;
-    rewrite(src, dst, apply_drift);
+    rewrite(src, ckpt, apply_drift);
+    return ckpt;
 }
 
 static const char *const estimator_graph =
@@ -112,10 +118,8 @@ Test(check, a_checkpoint_that_matches_its_graph_passes_as_is)
 
 Test(check, a_scope_added_in_the_checkpoint_is_inferred_per_first_component)
 {
-    char *dir = tu_mkdtemp(), *ckpt;
-    cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
     static const char *const add_model[] = { "", "model/", NULL };
-    rewrite_drifted(tu_fixture(estimator_ckpt), ckpt, add_model);
+    char *dir, *ckpt = drifted(tu_fixture(estimator_ckpt), add_model, &dir);
     const char *graph = tu_fixture(estimator_graph);
     fixable(graph, ckpt, "--graph", "--rename 'dnn/=model/dnn/'  fixes ");
     tu_cli_result r = tu_cli("check '%s' '%s'", graph, ckpt);
@@ -141,10 +145,8 @@ Test(check, a_scope_added_in_the_checkpoint_is_inferred_per_first_component)
 
 Test(check, a_scope_removed_from_the_checkpoint_is_one_prefix_rule)
 {
-    char *dir = tu_mkdtemp(), *ckpt;
-    cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
     static const char *const drop_dnn[] = { "dnn/", "", NULL };
-    rewrite_drifted(tu_fixture(estimator_ckpt), ckpt, drop_dnn);
+    char *dir, *ckpt = drifted(tu_fixture(estimator_ckpt), drop_dnn, &dir);
     fixable(tu_fixture(estimator_graph), ckpt, "--graph", "--rename 'dnn/='  fixes 20 keys");
     free(ckpt);
     tu_rmtree(dir);
@@ -307,10 +309,9 @@ Test(check, a_failure_that_is_no_naming_problem_is_said_as_the_planner_says_it)
 Test(check, a_tf1_graphs_variable_shapes_tell_renumbered_layers_apart)
 {
     /* Dense_1 is [256,1], Dense_4 [64,128]: the graph's shapes decide. */
-    char *dir = tu_mkdtemp(), *ckpt;
-    cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
     static const char *const renumber[] = { "Dense_1/", "Dense_2/", "Dense_4/", "Dense_5/", NULL };
-    rewrite_drifted(tu_fixture("tf-real/deepchem_qm7_graphconv/model-699"), ckpt, renumber);
+    char *dir,
+        *ckpt = drifted(tu_fixture("tf-real/deepchem_qm7_graphconv/model-699"), renumber, &dir);
     const char *graph = tu_fixture("tf-graphs/deepchem_qm7_graphconv/model-699.meta");
     fixable(graph, ckpt, "--graph", "--rename 'Dense_1/=Dense_2/'  fixes 6 keys: a layer "
                                     "renumbered (only the _N suffix differs); dtypes and shapes "
@@ -323,10 +324,9 @@ Test(check, a_tf1_graphs_variable_shapes_tell_renumbered_layers_apart)
 Test(check, renumbered_layers_of_one_shape_are_ambiguous_on_a_real_graph)
 {
     /* dense and dense_1 are both [784,10] and [10]. */
-    char *dir = tu_mkdtemp(), *ckpt;
-    cr_assert(asprintf(&ckpt, "%s/drift", dir) > 0);
     static const char *const renumber[] = { "dense/", "dense_7/", "dense_1/", "dense_8/", NULL };
-    rewrite_drifted(tu_fixture("tf-real/tfdeploy_keras_1_13/variables"), ckpt, renumber);
+    char *dir,
+        *ckpt = drifted(tu_fixture("tf-real/tfdeploy_keras_1_13/variables"), renumber, &dir);
     tu_cli_result r = tu_cli("check '%s' '%s'", tu_fixture("tf-graphs/tfdeploy_keras_1_13"), ckpt);
     cr_expect_eq(r.rc, 1, "%s", r.out);
     cr_expect(strstr(r.out, "  dense/kernel  (ambiguous: dense_7/kernel or dense_8/kernel)\n"),
