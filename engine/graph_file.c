@@ -397,7 +397,8 @@ static int read_facts(trestle_graph *g, const meta_parts *parts, char **restore_
     if (parts->info.len && !info)
         return malformed(err, g->path, "MetaInfoDef", parts->info.offset, "does not decode");
     g->tags = join_tags(info);
-    g->tensorflow_version = strdup(info && info->tensorflow_version ? info->tensorflow_version : "");
+    g->tensorflow_version =
+        strdup(info && info->tensorflow_version ? info->tensorflow_version : "");
     tensorflow__meta_info_def__free_unpacked(info, NULL);
     g->object_based = parts->object_based;
 

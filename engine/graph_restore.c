@@ -312,7 +312,8 @@ static int const_strings(const tr_graph_nodes *t, size_t scope, const tr_graph_n
         int bad = tp->tensor_shape == NULL ? 0 : tp->tensor_shape->unknown_rank;
         for (size_t d = 0; tp->tensor_shape && d < tp->tensor_shape->n_dim; d++) {
             int64_t sz = tp->tensor_shape->dim[d]->size;
-            if (sz < 0 || (uint64_t)sz > TR_GRAPH_MAX_OPS || elems * (uint64_t)sz > TR_GRAPH_MAX_OPS)
+            if (sz < 0 || (uint64_t)sz > TR_GRAPH_MAX_OPS ||
+                elems * (uint64_t)sz > TR_GRAPH_MAX_OPS)
                 bad = 1;
             else
                 elems *= (uint64_t)sz;
@@ -480,8 +481,8 @@ static int dedupe(trestle_graph *g)
     qsort_r(order, g->nops, sizeof *order, cmp_op_index, g->ops);
     for (size_t i = 1; i < g->nops; i++) {
         const trestle_op *a = &g->ops[order[i - 1]], *b = &g->ops[order[i]];
-        if (strcmp(a->name, b->name) == 0 && strcmp(a->shape_and_slices, b->shape_and_slices) == 0 &&
-            a->dtype == b->dtype)
+        if (strcmp(a->name, b->name) == 0 &&
+            strcmp(a->shape_and_slices, b->shape_and_slices) == 0 && a->dtype == b->dtype)
             drop[order[i]] = 1;
     }
     size_t kept = 0;

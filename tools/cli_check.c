@@ -449,7 +449,8 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
         if (graph && trestle_graph_op_count(graph) == ops->n)
             trestle_graph_op_shape(graph, i, &s.ops[i].rank, &s.ops[i].dims);
     }
-    if (cli_check_analyse(&s, &user, a->names ? NULL : &names) != 0 || decide(a, &s, &user, &names, &v) != 0)
+    if (cli_check_analyse(&s, &user, a->names ? NULL : &names) != 0 ||
+        decide(a, &s, &user, &names, &v) != 0)
         goto done;
     if (a->json)
         print_json(&s, &v);

@@ -203,7 +203,8 @@ int cli_ops_main(int argc, char **argv)
         return cli_usage("ops", "--tag goes with --graph");
     if (graph_names && graph)
         return cli_usage("ops", "--names graph goes with CHECKPOINT, not --graph");
-    return graph ? ops_from_graph(graph, tag, quiet) : ops_from_checkpoint(argv[optind], quiet, graph_names);
+    return graph ? ops_from_graph(graph, tag, quiet)
+                 : ops_from_checkpoint(argv[optind], quiet, graph_names);
 }
 
 int cli_graph_ops(const char *path, int dest_kind, cli_ops *out)

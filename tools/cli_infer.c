@@ -465,7 +465,8 @@ int cli_check_analyse(chk_state *s, const trestle_plan_options *user,
         chk_op *o = &s->ops[i];
         if (o->status != CHK_MISSING)
             continue;
-        if ((names && by_names(s, o, names) != 0) || by_rnn(s, o) != 0 || by_renumber(s, o, rv, nrv) != 0)
+        if ((names && by_names(s, o, names) != 0) || by_rnn(s, o) != 0 ||
+            by_renumber(s, o, rv, nrv) != 0)
             goto done;
         /* A scope move is the weakest evidence: only when nothing closer fits. */
         if (o->ncand == 0 && by_scope(s, o, sv, nsv) != 0)
