@@ -61,22 +61,24 @@ Test(numa, reads_the_node_of_a_pci_device)
     free(root);
 }
 
-Test(numa, finds_the_lowercase_sysfs_name_of_an_uppercase_bus_id)
-{
-    char *root = two_socket_tree();
-    cr_assert_eq(trestle__numa_pci_node("0000:3B:00.0", root), 1);
-    cr_assert_eq(trestle__numa_pci_node("0000:1B:00.0", root), 0);
-    tu_rmtree(root);
-    free(root);
-}
+/* cudaDeviceGetPCIBusId writes uppercase hex, nvidia-smi an 8-digit domain;
+ * sysfs names are the kernel's "%04x:%02x:%02x.%d". */
+static const struct {
+    const char *id;
+    int node;
+} spellings[] = {
+    { "0000:3B:00.0", 1 },     { "0000:1B:00.0", 0 },
+    { "00000000:3B:00.0", 1 }, { "00010000:01:1F.7", 1 }, /* a VMD domain: 5 digits in sysfs */
+    { "0:3b:0.0", 1 },         /* short fields padded as sysfs pads them */
+};
 
-Test(numa, accepts_the_eight_digit_domain_of_nvidia_smi_and_wide_domains)
+Test(numa, finds_the_sysfs_name_of_any_spelling_of_a_bus_id)
 {
     char *root = two_socket_tree();
-    put(root, "sys/bus/pci/devices/10000:01:1f.7/numa_node", "1\n"); /* a VMD domain */
-    cr_assert_eq(trestle__numa_pci_node("00000000:3B:00.0", root), 1);
-    cr_assert_eq(trestle__numa_pci_node("00010000:01:1F.7", root), 1);
-    cr_assert_eq(trestle__numa_pci_node("0:3b:0.0", root), 1, "short fields are padded as sysfs pads them");
+    put(root, "sys/bus/pci/devices/10000:01:1f.7/numa_node", "1\n");
+    for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++)
+        cr_expect_eq(trestle__numa_pci_node(spellings[i].id, root), spellings[i].node, "bus id %s",
+                     spellings[i].id);
     tu_rmtree(root);
     free(root);
 }
