@@ -274,8 +274,9 @@ int trestle__numa_bind(void *p, size_t len, int node)
     unsigned long mask[TRESTLE__NUMA_MAX_NODES / ULONG_BITS] = { 0 };
     mask[(size_t)node / ULONG_BITS] = 1UL << ((size_t)node % ULONG_BITS);
     /* The kernel reads maxnode - 1 bits, an off-by-one kept for its ABI
-     * (libnuma passes its bit count + 1 too); a mask as long as the words
-     * that hold `node` keeps it below any kernel's MAX_NUMNODES check. */
+     * (libnuma passes its bit count + 1 too). Bits past the kernel's own
+     * MAX_NUMNODES must be clear, so the mask ends with the word holding
+     * `node`: only a node this kernel cannot have is refused (EINVAL). */
     unsigned long maxnode = ((size_t)node / ULONG_BITS + 1) * ULONG_BITS + 1;
     if (syscall(SYS_mbind, p, len, MPOL_PREFERRED, mask, maxnode, 0UL) != 0)
         return errno;
