@@ -2,37 +2,50 @@
  * numa.c - find the GPU's NUMA node; put staging memory and workers there.
  *
  * Why. On a dual-socket host each GPU hangs off one socket's PCIe root.
- * A DMA out of staging memory on the other socket crosses the socket link
- * (UPI, Infinity Fabric) twice per byte's life: the reader's write and the
- * CRC worker's read land on the far memory controller, then the GPU pulls
- * the bytes back across the link. Staging on the GPU's own node keeps every
- * hop local: the read, the CRC32C pass and the DMA each touch one memory
- * controller, and the link, which is narrower than PCIe Gen5 x16 plus local
- * DRAM on some hosts, carries nothing. Workers on that node's CPUs read the
- * staging bytes from their own socket's caches and memory for the CRC and
- * any dtype conversion.
+ * Staging memory on the other socket makes every DMA a remote read: the
+ * GPU's requests cross the socket link (UPI, Infinity Fabric) to the far
+ * memory controller and the bytes cross back, sharing the link with all
+ * other cross-socket traffic; a CRC32C worker on the wrong socket adds a
+ * second remote pass over the same bytes. With staging on the GPU's node,
+ * the DMA, the CRC pass and any dtype conversion each touch one local
+ * memory controller: a staged byte goes memory -> root complex instead of
+ * memory -> link -> root complex, and a busy link no longer sets the rate.
  *
- * How the restore should use it (nothing here is wired in; engine/restore*
- * and engine/pool.c own the calls):
- *  1. At copier open, once per restore (or per cached staging handle):
- *     node = trestle__cuda_device_numa_node(device, ""); a host
- *     destination has no node to follow and skips all of this.
- *  2. When node >= 0, right after the staging region is allocated and
- *     before anything touches or registers it (the pool's memset, the first
- *     read, cudaHostRegister, io_uring buffer registration all fault the
- *     pages in): trestle__numa_bind(region, bytes, node). The region must
- *     be page-aligned and fresh; an mmap'd region is both (posix_memalign
- *     below glibc's mmap threshold may hand back heap pages touched
- *     earlier, which stay where they are). Same for the conversion buffers.
- *  3. trestle__numa_node_cpus(node, "", &cpus) once at open; each worker
- *     (and the reader thread) calls trestle__numa_pin_thread(&cpus) first
- *     thing, so the pages it touches first land on the node even where
- *     mbind is refused (first-touch placement), and its CRC reads stay local.
- *  4. Everything is best-effort: a -1 node, a refused mbind (EPERM under
- *     Docker's seccomp profile) or an empty CPU set changes nothing but the
- *     stats, e.g. `numa_node` (-1: unknown), `numa_bound` (mbind took) and
- *     `numa_pinned` (threads pinned), so a slow run on a two-socket host
- *     can be told apart from a misplaced one.
+ * How the restore should use it (nothing here is wired in; the calls
+ * belong in engine/staging.c and engine/restore*.c):
+ *  1. Once per device restore, before staging is allocated:
+ *     node = trestle__cuda_device_numa_node(device, "") and, when node >= 0,
+ *     trestle__numa_node_cpus(node, "", &cpus). A host destination has no
+ *     node to follow and skips all of this.
+ *  2. Bind each staging area (read buffers, conversion buffers) right after
+ *     it is allocated and before anything touches it:
+ *     trestle__numa_bind(region, bytes, node). cudaHostRegister faults
+ *     every page in when it pins them, and so do io_uring buffer
+ *     registration and the first read, so the bind must come first; pages
+ *     already present stay where they are, which is why a region from
+ *     posix_memalign below glibc's mmap threshold (heap pages perhaps
+ *     touched before) places less well than a fresh mmap. A cached area
+ *     (staging.c keeps them across restores) remembers its node, and a
+ *     restore to a device on another node re-makes it rather than DMA from
+ *     the far socket for the rest of the plan's life.
+ *  3. Where mbind is refused (EPERM under Docker's default seccomp profile,
+ *     ENOSYS without CONFIG_NUMA), placement falls back to first touch,
+ *     which is cudaHostRegister's, in the thread that calls
+ *     trestle_restore: pin that thread for the allocation and registration
+ *     only (trestle__numa_pin_thread(&cpus, &old) ... then
+ *     pthread_setaffinity_np(pthread_self(), sizeof old, &old)), never
+ *     for longer, since it is the caller's thread. cudaHostAlloc staging
+ *     (where registering is refused) is placed the same way: the driver
+ *     allocates the pages in the calling thread.
+ *  4. Each worker (and each pread reader thread) calls
+ *     trestle__numa_pin_thread(&cpus, NULL) first thing: its CRC32C and
+ *     conversion reads of staging then stay on the node, and so does the
+ *     memory it allocates for itself.
+ *  5. Everything is best-effort: a -1 node, a refused mbind or an empty CPU
+ *     set changes nothing but the stats, e.g. `numa_node` (-1: unknown),
+ *     `numa_bound` (mbind took for every area) and `numa_pinned` (threads
+ *     pinned), so a slow run on a two-socket host can be told apart from a
+ *     misplaced one.
  *
  * No libnuma: the two system calls and two sysfs files needed here are a
  * page of code, and libnuma would be one more runtime dependency for every
@@ -283,7 +296,7 @@ int trestle__numa_bind(void *p, size_t len, int node)
     return 0;
 }
 
-int trestle__numa_pin_thread(const cpu_set_t *cpus)
+int trestle__numa_pin_thread(const cpu_set_t *cpus, cpu_set_t *old)
 {
     cpu_set_t allowed, want;
     pthread_t self = pthread_self();
@@ -293,5 +306,8 @@ int trestle__numa_pin_thread(const cpu_set_t *cpus)
     CPU_AND(&want, &allowed, cpus);
     if (CPU_COUNT(&want) == 0)
         return EINVAL; /* the node's CPUs are all outside what this thread may use */
-    return pthread_setaffinity_np(self, sizeof want, &want);
+    rc = pthread_setaffinity_np(self, sizeof want, &want);
+    if (rc == 0 && old)
+        *old = allowed;
+    return rc;
 }

@@ -61,19 +61,21 @@ int trestle__numa_bind(void *p, size_t len, int node);
  * Pin the calling thread to `cpus` (the set from trestle__numa_node_cpus),
  * less any CPU the thread may not run on already (a container's cpuset, a
  * caller's taskset), so pinning never widens what the thread was given.
+ * When `old` is not NULL it receives the affinity before, so a thread that
+ * is not the engine's can be put back with
+ * pthread_setaffinity_np(pthread_self(), sizeof *old, old).
  * Returns 0, or an errno, the thread's affinity left as it was: EINVAL
- * when no CPU is left after that, or pthread_setaffinity_np's error.
+ * when no CPU is left after that, or pthread_{get,set}affinity_np's error.
  */
-int trestle__numa_pin_thread(const cpu_set_t *cpus);
+int trestle__numa_pin_thread(const cpu_set_t *cpus, cpu_set_t *old);
 
 /*
  * The NUMA node of CUDA device `device`: cudaDeviceGetPCIBusId, then
  * trestle__numa_pci_node. -1 when unknown, in a build without CUDA, or when
- * the CUDA call fails. A successful lookup leaves the thread's last CUDA
- * error as it was; a failed one clears its own error when none was
- * pending, and when one was, leaves the failure in its place (CUDA keeps
- * one last error a thread; the caller's cannot be put back). Needs no
- * current device and creates no context.
+ * the CUDA call fails. Never reads or clears the thread's last CUDA error,
+ * which is the caller's; a failed lookup leaves its own error there, as
+ * any failed runtime call does, so ask only for a device known to exist.
+ * Needs no current device and creates no context.
  */
 int trestle__cuda_device_numa_node(int device, const char *sysroot);
 

@@ -25,16 +25,10 @@ int trestle__cuda_device_numa_node(int device, const char *sysroot)
     /* Room for a domain of 8 hex digits ("00000000:00:00.0"), though the
      * runtime writes 4 ("0000:1B:00.0"): the domain can be wider. */
     char id[TRESTLE__PCI_ID_MAX];
-    /* A failure here is ours to clear, so a later cudaGetLastError in the
-     * caller's code does not report a lookup it never made. When an error
-     * was pending already, it is the caller's and is not cleared (though
-     * CUDA, which keeps one last error, has replaced it with ours). */
-    cudaError_t before = cudaPeekAtLastError();
-    if (cudaDeviceGetPCIBusId(id, (int)sizeof id, device) != cudaSuccess) {
-        if (before == cudaSuccess)
-            (void)cudaGetLastError();
+    /* The call's own result says whether it worked; the thread's last
+     * error is the caller's, never read or cleared here (issue 12 item 3). */
+    if (cudaDeviceGetPCIBusId(id, (int)sizeof id, device) != cudaSuccess)
         return -1;
-    }
     return trestle__numa_pci_node(id, sysroot);
 }
 

@@ -399,7 +399,7 @@ typedef struct pin_job {
 static void *pin_worker(void *arg)
 {
     pin_job *j = arg;
-    j->rc = trestle__numa_pin_thread(&j->cpus);
+    j->rc = trestle__numa_pin_thread(&j->cpus, NULL);
     pthread_getaffinity_np(pthread_self(), sizeof j->after, &j->after);
     j->ran_on = sched_getcpu();
     return NULL;
@@ -443,11 +443,30 @@ Test(numa, leaves_a_thread_alone_when_none_of_the_cpus_are_its_own)
         cr_skip_test("this thread may run on all %d CPUs a cpu_set_t can name", CPU_SETSIZE);
     CPU_ZERO(&none);
     CPU_SET(far, &none);
-    cr_assert_eq(trestle__numa_pin_thread(&none), EINVAL);
+    cpu_set_t old;
+    CPU_ZERO(&old);
+    cr_assert_eq(trestle__numa_pin_thread(&none, &old), EINVAL);
     CPU_ZERO(&none); /* a node with memory only */
-    cr_assert_eq(trestle__numa_pin_thread(&none), EINVAL);
+    cr_assert_eq(trestle__numa_pin_thread(&none, &old), EINVAL);
     affinity(&after);
     cr_assert(CPU_EQUAL(&before, &after), "affinity unchanged");
+    cr_assert_eq(CPU_COUNT(&old), 0, "and nothing to put back");
+}
+
+/* The caller's thread, pinned while staging is registered, goes back. */
+Test(numa, gives_back_the_affinity_a_borrowed_thread_had)
+{
+    cpu_set_t before, node, old, during, after;
+    affinity(&before);
+    CPU_ZERO(&node);
+    CPU_SET(first_cpu(&before), &node);
+    cr_assert_eq(trestle__numa_pin_thread(&node, &old), 0);
+    affinity(&during);
+    cr_assert(CPU_EQUAL(&during, &node));
+    cr_assert(CPU_EQUAL(&old, &before), "old is the affinity before");
+    cr_assert_eq(pthread_setaffinity_np(pthread_self(), sizeof old, &old), 0);
+    affinity(&after);
+    cr_assert(CPU_EQUAL(&after, &before));
 }
 
 /* ---- the CUDA device's node ---- */
@@ -499,45 +518,44 @@ Test(numa_cuda, follows_the_bus_ids_the_environment_gives)
     free(root);
 }
 
-Test(numa_cuda, a_failed_lookup_leaves_no_cuda_error_behind)
+Test(numa_cuda, a_lookup_creates_no_context)
 {
     char *root = two_socket_tree();
+    cr_assert_eq(trestle__cuda_device_numa_node(1, root), 1);
+    cr_assert_not(cudamock_has_primary(0));
+    cr_assert_not(cudamock_has_primary(1));
+    tu_rmtree(root);
+    free(root);
+}
+
+Test(numa_cuda, a_lookup_keeps_the_callers_pending_error_and_reads_none)
+{
+    char *root = two_socket_tree();
+    cr_assert_eq(cudaSetDevice(99), cudaErrorInvalidDevice); /* the caller's own mistake */
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
+    cr_assert_eq(trestle__cuda_device_numa_node(1, root), 1);
+    cudamock_get_stats(&b);
+    cr_assert_eq(b.last_error_calls, a.last_error_calls, "the lookup read the last error");
+    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidDevice, "the caller's error was cleared");
+    tu_rmtree(root);
+    free(root);
+}
+
+/* A failed CUDA call leaves its error as the thread's last, like any
+ * other; the lookup takes its result from the call and clears nothing. */
+Test(numa_cuda, a_failed_lookup_is_unknown_and_reads_no_error)
+{
+    char *root = two_socket_tree();
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
     cr_assert_eq(trestle__cuda_device_numa_node(2, root), -1, "the mock has two devices");
-    cr_assert_eq(cudaPeekAtLastError(), cudaSuccess);
     cudamock_fail("cudaDeviceGetPCIBusId", 1, cudaErrorUnknown, 0);
     cr_assert_eq(trestle__cuda_device_numa_node(0, root), -1);
-    cr_assert_eq(cudaPeekAtLastError(), cudaSuccess);
+    cudamock_get_stats(&b);
+    cr_assert_eq(b.last_error_calls, a.last_error_calls, "the lookup read the last error");
+    cr_assert_eq(cudaGetLastError(), cudaErrorUnknown);
     cr_assert_eq(trestle__cuda_device_numa_node(0, root), 0, "one failure was armed");
-    tu_rmtree(root);
-    free(root);
-}
-
-/* An error the caller has not read yet (here a failed cudaGetDeviceCount). */
-static void leave_a_pending_error(void)
-{
-    int n;
-    cudamock_fail("cudaGetDeviceCount", 1, cudaErrorLaunchFailure, 0);
-    cr_assert_eq(cudaGetDeviceCount(&n), cudaErrorLaunchFailure);
-}
-
-Test(numa_cuda, a_lookup_keeps_the_callers_pending_error)
-{
-    char *root = two_socket_tree();
-    leave_a_pending_error();
-    cr_assert_eq(trestle__cuda_device_numa_node(1, root), 1);
-    cr_assert_eq(cudaGetLastError(), cudaErrorLaunchFailure);
-    tu_rmtree(root);
-    free(root);
-}
-
-/* CUDA keeps one last error per thread, and a failing call overwrites it:
- * a lookup that fails can leave its own error, never clear the caller's. */
-Test(numa_cuda, a_failed_lookup_over_a_pending_error_leaves_an_error)
-{
-    char *root = two_socket_tree();
-    leave_a_pending_error();
-    cr_assert_eq(trestle__cuda_device_numa_node(7, root), -1);
-    cr_assert_eq(cudaGetLastError(), cudaErrorInvalidDevice);
     tu_rmtree(root);
     free(root);
 }
