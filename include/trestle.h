@@ -855,6 +855,10 @@ typedef struct trestle_restore_options {
                                    fresh memory, but the shard files must then not be truncated
                                    or rewritten in place while the tensors are used (a mapping
                                    of a truncated file raises SIGBUS). Default 0; since 0.1 */
+    int no_numa;              /**< device restores: 1 leaves staging memory and worker threads
+                                   where the system puts them. By default (0) staging is bound to
+                                   the GPU's NUMA node and workers are pinned to its CPUs, best
+                                   effort (see trestle_stats.numa_node); since 0.2 */
     void *reserved[6];        /**< must be zero */
 } trestle_restore_options;
 
@@ -886,6 +890,12 @@ typedef struct trestle_stats {
     double device_copy_seconds; /**< device restores: wall time during which some copy to the
                                    device was in flight (queued, not yet complete), the time to
                                    hold bytes_copied against the host-to-device ceiling; since 0.2 */
+    int numa_node;            /**< device restores: the GPU's NUMA node, -1 when unknown (no
+                                   NUMA, firmware that does not say, no_numa); since 0.2 */
+    int numa_bound;           /**< 1 when staging memory was bound to numa_node (mbind); 0 when
+                                   the kernel refused (e.g. a container without CAP_SYS_NICE)
+                                   and pages went where first touched; since 0.2 */
+    unsigned numa_pinned;     /**< worker threads pinned to numa_node's CPUs; since 0.2 */
     char staging_note[160];   /**< how staging memory is pinned when not as usual, e.g.
                                    "cudaHostRegister refused (...): staging is cudaHostAlloc
                                    memory"; "" otherwise; since 0.2 */

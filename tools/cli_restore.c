@@ -75,6 +75,9 @@ static const char restore_help[] =
     "                         of copying them (CRC still checked; no copy, no fresh\n"
     "                         memory); the files must not be rewritten meanwhile;\n"
     "                         not with --device\n"
+    "      --no-numa          with --device: leave staging memory and workers where\n"
+    "                         the system puts them (by default they go to the GPU's\n"
+    "                         NUMA node, when the host says which)\n"
     "\n"
     "Output:\n"
     "  -l, --list             print each op: name, checkpoint key (when renamed or\n"
@@ -128,7 +131,8 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES
+    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES,
+    OPT_NO_NUMA
 };
 
 static const struct option restore_longopts[] = {
@@ -153,6 +157,7 @@ static const struct option restore_longopts[] = {
     { "device", required_argument, NULL, OPT_DEVICE },
     { "host", no_argument, NULL, OPT_HOST },
     { "map", no_argument, NULL, OPT_MAP },
+    { "no-numa", no_argument, NULL, OPT_NO_NUMA },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -230,6 +235,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
         break;
     case OPT_HOST: a->run.device = -1; break;
     case OPT_MAP: a->run.host_map = 1; break;
+    case OPT_NO_NUMA: a->run.no_numa = 1; break;
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
     default: return CLI_EXIT_USAGE;
@@ -307,6 +313,10 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
     if (st->staging_note[0])
         printf("note: %s\n", st->staging_note);
+    if (st->numa_node >= 0)
+        printf("numa: GPU on node %d; staging %s, %u worker%s pinned there\n", st->numa_node,
+               st->numa_bound ? "bound there" : "not bound (the kernel refused mbind)",
+               st->numa_pinned, st->numa_pinned == 1 ? "" : "s");
 }
 
 /* A converted dtype as --as spells it: numpy's float32/float16 rather than
