@@ -109,6 +109,9 @@ struct Tensorflow__NodeDef;
 struct Tensorflow__AttrValue;
 
 /* Index of node `name` (len bytes) in scope `sc`, or -1. */
+/* The scope of the library function named `name`, or 0 (the graph) when none is. */
+size_t trestle__graph_find_function(const tr_graph_nodes *t, const char *name);
+
 ptrdiff_t trestle__graph_find_node(const tr_graph_scope *sc, const char *name, size_t len);
 
 /* Decode one node; TRESTLE_E_CORRUPT naming its offset when it does not. */

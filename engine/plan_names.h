@@ -1,5 +1,6 @@
 /*
- * plan_names.h - the name half of the planner (engine/plan_names.c): from
+ * plan_names.h - the name half of the planner (engine/plan_names.c and,
+ * for the report, engine/plan_suggest.c): from
  * an op's graph name to a listed checkpoint key through exclusions, rename
  * rules and the TF 1.x RNN table, and the all-missing-keys report with its
  * "did you mean" suggestions. Only the planner (engine/plan_create.c,
@@ -27,6 +28,14 @@ bool trestle__plan_excluded(const trestle_plan_options *o, const char *name);
 /* Entry index of the listed tensor keyed `key`, or TRESTLE__NOT_LISTED
  * (slice-part keys are never found). */
 size_t trestle__plan_lookup_listed(const trestle_checkpoint *c, const char *key);
+
+/* head followed by tail, as a new string; NULL when out of memory. */
+char *trestle__plan_join(const char *head, size_t head_len, const char *tail);
+
+/* Apply the first TF 1.x RNN rename rule whose source occurs in s (old to
+ * new, or new to old with `reverse`): 1 with *out the new name (malloc'd),
+ * 0 when no rule applies, -1 when out of memory. */
+int trestle__plan_rnn_rename(const char *s, bool reverse, char **out);
 
 /*
  * Resolve `name`: rename rules first (exact beats prefix, longest prefix

@@ -59,6 +59,11 @@ void cli_getopt_reset(void);
  * CLI_EXIT_FAIL on failure, CLI_EXIT_OK otherwise. */
 int cli_open(const char *path, trestle_checkpoint **out);
 
+/* cli_open's hint after a checkpoint failed to open: when `path` names a graph file (.meta,
+ * saved_model.pb), say where its checkpoint is and suggest --graph. */
+void cli_graph_hint(const char *path);
+
+
 /* ---- numbers and sizes (cli_util.c) ---- */
 
 /* "4 B", "1.50 KiB", "2.00 GiB" into buf. */
@@ -230,10 +235,6 @@ void cli_ops_free(cli_ops *ops);
  * with `dest_kind`. Prints the error and returns CLI_EXIT_FAIL when the
  * graph cannot be read or restores nothing; CLI_EXIT_OK otherwise. */
 int cli_graph_ops(const char *path, int dest_kind, cli_ops *out);
-
-/* After a checkpoint failed to open: when `path` names a graph file (.meta,
- * saved_model.pb), say where its checkpoint is and suggest --graph. */
-void cli_graph_hint(const char *path);
 
 /* 1 when `path` names a graph rather than an ops file or a checkpoint: a
  * .meta or .pb file, or a directory holding saved_model.pb. */

@@ -71,6 +71,19 @@ void cli_getopt_reset(void)
     opterr = 0;
 }
 
+/* Said here, below the graph commands, so that cli_open needs nothing of them. */
+void cli_graph_hint(const char *path)
+{
+    size_t n = strlen(path);
+    if (n > 5 && strcmp(path + n - 5, ".meta") == 0)
+        cli_error("%s is a graph, not a checkpoint; its checkpoint is the prefix %.*s: "
+                  "'trestle restore %.*s --graph %s' restores what the graph asks for",
+                  path, (int)(n - 5), path, (int)(n - 5), path, path);
+    else if (n >= 14 && strcmp(path + n - 14, "saved_model.pb") == 0)
+        cli_error("%s is a SavedModel graph, not a checkpoint; its checkpoint is usually "
+                  "%.*svariables/variables", path, (int)(n - 14), path);
+}
+
 int cli_open(const char *path, trestle_checkpoint **out)
 {
     trestle_error err;
