@@ -309,7 +309,9 @@ The middle half of the columns of every matrix of a $COLUMN_SIZE model
 (\`trestle synth ckpt --size $COLUMN_SIZE --shards 8\`; ops by \`gen_ops columns\` from
 \`trestle inspect --json\`), restored with \`trestle restore --ops cols.ops
 --device 0 ckpt\` three times (page cache warm, as synth left it), then with
-\`--host\`, then the whole model with \`--all --device 0\`.
+\`--host\`, then the whole model with \`--all --device 0\`, and again with
+\`--no-numa\` (staging and workers left where the system puts them: the
+\`numa:\` line of the first says what placement did).
 
 EOF
     if figure columns.txt 120 "$TRESTLE" synth "$cols/ckpt" --size "$COLUMN_SIZE" --shards 8 &&
@@ -319,7 +321,8 @@ EOF
         figure columns.txt 60 "$TRESTLE" restore --ops "$cols/cols.ops" --device 0 "$cols/ckpt" &&
         figure columns.txt 60 "$TRESTLE" restore --ops "$cols/cols.ops" --device 0 "$cols/ckpt" &&
         figure columns.txt 60 "$TRESTLE" restore --ops "$cols/cols.ops" --host "$cols/ckpt" &&
-        figure columns.txt 60 "$TRESTLE" restore --all --device 0 "$cols/ckpt"; then
+        figure columns.txt 60 "$TRESTLE" restore --all --device 0 "$cols/ckpt" &&
+        figure columns.txt 60 "$TRESTLE" restore --all --device 0 --no-numa "$cols/ckpt"; then
         results_block columns.txt
     else
         FAILED=1
