@@ -609,12 +609,26 @@ typedef struct trestle_plan_options {
     int allow_missing;           /**< skip missing keys (TF's expect_partial) */
     uint64_t max_batch_bytes;    /**< coalesce reads up to this (default 16 MiB) */
     uint64_t max_gap_bytes;      /**< read through holes up to this (default 64 KiB) */
-    void *reserved[8];           /**< must be zero */
+    /* Tensor-parallel shard rules, since 0.2 (they took three of the eight
+     * reserved slots, so the struct's size is unchanged on LP64). */
+    const char *const *shard_rules; /**< `num_shard_rules` rules "GLOB:DIM": an op whose
+                                      name (as given, before renames) matches GLOB (fnmatch,
+                                      no flags, as excludes) restores only part
+                                      `shard_rank` of `shard_world` of dimension DIM, as the
+                                      slice spec TensorFlow's partitioner would give it: a
+                                      dim of n splits into parts of n / W elements, the first
+                                      n % W parts one more. The first matching rule wins;
+                                      unmatched ops are restored as asked. An op with its own
+                                      shape_and_slices is split within its slice. */
+    size_t num_shard_rules;
+    int shard_rank;              /**< the part this plan restores, 0 <= shard_rank < shard_world */
+    int shard_world;             /**< parts each matched dim splits into (default 1; 0 reads as 1) */
+    void *reserved[5];           /**< must be zero */
 } trestle_plan_options;
 
 /**
- * @brief Fill `opt` with the defaults (no renames or exclusions, missing keys
- * are errors, 16 MiB batches, 64 KiB gaps) and set `opt->size`.
+ * @brief Fill `opt` with the defaults (no renames, exclusions or shard rules,
+ * missing keys are errors, 16 MiB batches, 64 KiB gaps) and set `opt->size`.
  * @param[out] opt  caller-owned options; must not be NULL.
  * Thread-safe. Since 0.1.
  */
@@ -635,6 +649,13 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * float32 -> bfloat16, float32 -> float16, float16 -> float32,
  * bfloat16 -> float32)` (on one line).
  *
+ * Shard rules (trestle_plan_options.shard_rules) turn each matching op into
+ * the slice spec of its part before anything else about its slice is
+ * planned, so a restore only ever sees ops. The restored shape is the
+ * part's (trestle_plan_op_info.dims). Because TensorFlow's CRC32C covers a
+ * whole stored tensor, a part of a plain tensor is still read and checked
+ * whole; a partitioned variable reads only the stored slices the part meets.
+ *
  * @param[in]  c    the checkpoint; must outlive the plan.
  * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole"
  *                  (DT_VARIANT tensors, which cannot be restored, are then skipped).
@@ -645,7 +666,11 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  *         (an op's `dtype` differs from the stored one, or its target_dtype
  *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
  *         TRESTLE_E_INSUFFICIENT_SLICES, TRESTLE_E_INVALID_ARG (capacity too
- *         small), TRESTLE_E_NOMEM. Thread-safe for distinct plans. Since 0.1.
+ *         small; a shard rule that is not GLOB:DIM or has an unclosed '[';
+ *         shard_rank outside [0, shard_world)), TRESTLE_E_BAD_SPEC (a rule
+ *         names a dimension the matched tensor lacks, or matches a scalar:
+ *         the message names the tensor and the rule), TRESTLE_E_NOMEM.
+ *         Thread-safe for distinct plans. Since 0.1.
  */
 TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops,
                                     size_t n, const trestle_plan_options *opt,
