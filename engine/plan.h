@@ -151,4 +151,7 @@ struct trestle_plan {
     struct trestle__faults *faults; /* tests only: injected I/O faults (engine/fault.h), else NULL */
 };
 
+/* Recompute p->stats from its ops and batches (engine/plan_create.c). */
+void trestle__plan_fill_stats(trestle_plan *p);
+
 #endif /* TRESTLE_PLAN_H */

@@ -773,6 +773,95 @@ typedef struct trestle_plan_stats {
 TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out);
 
 /* ======================================================================= */
+/* Parts of a plan (for groups of processes that share one restore)         */
+/* ======================================================================= */
+
+/*
+ * A plan reads its checkpoint as extents: stored runs of bytes, each read
+ * and CRC-checked as a unit, sorted by (shard, offset). A group of
+ * processes that restores one checkpoint once (trestle_mpi.h) gives each
+ * member a consecutive range of extents to read, then hands the verified
+ * destination bytes of each extent to the others. These three calls are
+ * all it needs from libtrestle, which knows nothing of groups.
+ */
+
+/** One extent of a plan (trestle_plan_get_extent()). */
+typedef struct trestle_plan_extent_info {
+    int shard;               /**< data shard it is read from */
+    uint64_t offset;         /**< byte offset in that shard */
+    uint64_t size;           /**< bytes read and checked */
+    const char *key;         /**< the tensor it belongs to, for messages; owned by the plan */
+} trestle_plan_extent_info;
+
+/**
+ * @brief Number of extents the plan reads, in (shard, offset) order.
+ * @param[in] p  the plan; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.2.
+ */
+TRESTLE_API size_t trestle_plan_extent_count(const trestle_plan *p);
+
+/**
+ * @brief Describe extent `i`.
+ * @param[in]  p    the plan.
+ * @param[in]  i    0 <= i < trestle_plan_extent_count(p).
+ * @param[out] out  caller-owned; `key` is owned by the plan and valid until
+ *                  trestle_plan_free(p).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_get_extent(const trestle_plan *p, size_t i,
+                                        trestle_plan_extent_info *out);
+
+/**
+ * @brief Destination bytes one extent produces (trestle_plan_extent_runs()):
+ * `length` bytes at byte `offset` of op `op`'s destination
+ * (trestle_plan_op_info.data once restored), in the op's restored dtype.
+ * @return 0 to go on; nonzero stops the walk, which returns that value.
+ */
+typedef int (*trestle_run_fn)(void *user, size_t op, uint64_t offset, uint64_t length);
+
+/**
+ * @brief Walk the destination byte runs that extent `i`'s verified bytes
+ * are copied to: one run per whole-tensor piece, one per contiguous row of
+ * a sliced or partitioned piece (adjacent rows merged), in op order, then
+ * destination order. Ops with a DISCARD destination give none.
+ *
+ * Once extent `i` is restored, exactly these bytes of these ops hold its
+ * data, so a process that restored it can send them to one that did not.
+ *
+ * @param[in] p     the plan (restored or not: offsets do not depend on where
+ *                  the destinations are).
+ * @param[in] i     0 <= i < trestle_plan_extent_count(p).
+ * @param[in] fn    called once per run, on the calling thread; not NULL.
+ * @param[in] user  passed to fn.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments, `i` out of
+ *         range), or fn's nonzero return. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_extent_runs(const trestle_plan *p, size_t i, trestle_run_fn fn,
+                                         void *user);
+
+/**
+ * @brief Restrict the plan to the extents [first, end): later restores read,
+ * check and copy only those, and the kept extents are renumbered from 0.
+ *
+ * Every op keeps its destination (engine memory is still allocated whole),
+ * but only the bytes the kept extents produce are written; an op is reported
+ * ready (trestle_ready_fn, trestle_stats.tensors) when its kept pieces have
+ * landed, at once when it has none. trestle_plan_get_stats() describes the
+ * restricted reads. There is no way back: plan again for the whole.
+ *
+ * @param[in,out] p      the plan; no restore of it may be running.
+ * @param[in]     first  first extent kept.
+ * @param[in]     end    one past the last kept; first <= end <= count.
+ * @param[out]    err    filled on failure; may be NULL.
+ * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG (bad range, NULL plan); the
+ *         plan is unchanged on failure. Not thread-safe against other use of
+ *         `p`. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end,
+                                          trestle_error *err);
+
+/* ======================================================================= */
 /* Restoring                                                                */
 /* ======================================================================= */
 
