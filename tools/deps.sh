@@ -7,7 +7,8 @@ set -euo pipefail
 PKGS=(build-essential cmake pkg-config
       liburing-dev libprotobuf-c-dev protobuf-c-compiler
       libisal-dev libsnappy-dev
-      libcriterion-dev libbenchmark-dev)
+      libcriterion-dev libbenchmark-dev
+      libopenmpi-dev openmpi-bin)   # libtrestle_mpi, trestle-mpi and the mpirun tests
 PKGS+=("$@")   # callers may ask for extras (e.g. clang for the fuzzers)
 
 missing=()
