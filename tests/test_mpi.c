@@ -32,11 +32,11 @@ static const char *tool(void)
     return TRESTLE_MPI_PATH;
 }
 
-/* Run `mpirun -np N trestle-mpi restore ARGS` with extra environment. */
-static int mpirun(int np, const char *env, const char *args, char **out, char **err)
+/* Run `mpirun -np N PROG restore ARGS` with extra environment. */
+static int mpirun_prog(const char *t, int np, const char *env, const char *args, char **out,
+                       char **err)
 {
     char *cmd;
-    const char *t = tool();
     cr_assert(asprintf(&cmd, "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
                              "OMPI_MCA_rmaps_base_oversubscribe=1 %s timeout 120 %s "
                              "--oversubscribe -np %d %s restore %s",
@@ -44,6 +44,12 @@ static int mpirun(int np, const char *env, const char *args, char **out, char **
     int rc = tu_run(cmd, out, err);
     free(cmd);
     return rc;
+}
+
+/* The same with trestle-mpi. */
+static int mpirun(int np, const char *env, const char *args, char **out, char **err)
+{
+    return mpirun_prog(tool(), np, env, args, out, err);
 }
 
 /* ---- references ---- */
@@ -426,4 +432,33 @@ Test(mpi, a_killed_rank_ends_the_others_within_30_s, .timeout = 300)
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+}
+
+/* ---- the trestle CLI under mpirun ---- */
+
+Test(mpi, trestle_restore_under_mpirun_hands_over_to_trestle_mpi, .timeout = 300)
+{
+    tool();
+    tp_fixture f;
+    make_tp(&f);
+    char *args, *out, *err;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --shard 'model/mlp/*:1'", f.prefix) > 0);
+    int rc = mpirun_prog(TRESTLE_CLI_PATH, 2, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert_eq(count(out, " checksum: whole "), 2, "%s", out);
+    cr_assert_eq(count(out, "group of 2: read "), 1, "%s", out);
+    free(args);
+    free(out);
+    /* --group none: each process restores alone, as without mpirun. */
+    cr_assert(asprintf(&args, "'%s' --all --group none", f.prefix) > 0);
+    rc = mpirun_prog(TRESTLE_CLI_PATH, 2, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert_eq(count(out, "restored 3 tensors"), 2, "%s", out);
+    cr_assert_eq(count(out, "group of"), 0, "%s", out);
+    free(args);
+    free(out);
+    free(err);
+    tu_rmtree(f.dir);
+    free(f.dir);
+    free(f.prefix);
 }

@@ -59,6 +59,10 @@ static const char restore_help[] =
     "                         of copying them (CRC still checked; no copy, no fresh\n"
     "                         memory); the files must not be rewritten meanwhile;\n"
     "                         not with --device\n"
+    "      --group mpi|none   mpi: restore once for a whole MPI job, each byte read\n"
+    "                         by one rank (runs trestle-mpi; the default when\n"
+    "                         launched by mpirun; see trestle-mpi restore --help\n"
+    "                         for --shard GLOB:DIM); none: this process alone\n"
     "\n"
     "Output:\n"
     "  -l, --list             print each op: name, checkpoint key (when renamed or\n"
@@ -110,7 +114,7 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP
+    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_GROUP
 };
 
 static const struct option restore_longopts[] = {
@@ -132,6 +136,7 @@ static const struct option restore_longopts[] = {
     { "device", required_argument, NULL, OPT_DEVICE },
     { "host", no_argument, NULL, OPT_HOST },
     { "map", no_argument, NULL, OPT_MAP },
+    { "group", required_argument, NULL, OPT_GROUP },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -202,6 +207,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
         break;
     case OPT_HOST: a->run.device = -1; break;
     case OPT_MAP: a->run.host_map = 1; break;
+    case OPT_GROUP: break; /* "none": cli_group_exec() took the others */
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
     default: return CLI_EXIT_USAGE;
@@ -387,6 +393,8 @@ int cli_restore_main(int argc, char **argv)
     restore_args a;
     int c, status;
 
+    if ((status = cli_group_exec(argc, argv)) >= 0)
+        return status; /* a group's restore: trestle-mpi could not start */
     memset(&a, 0, sizeof a);
     trestle_plan_options_init(&a.plan);
     trestle_restore_options_init(&a.run);
