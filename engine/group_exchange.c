@@ -78,63 +78,125 @@ static int mpi_fail(trestle_error *err, int mrc, const char *what, int root)
                                 text);
 }
 
-/* One round: runs from *at (byte *skip into it) of root r, as one hindexed
- * type over absolute addresses, broadcast from r. Advances the cursor. */
-static int round_bcast(MPI_Comm comm, int root, const trestle__group_runs *runs, uint8_t **data,
-                       size_t *at, uint64_t *skip, int *lens, MPI_Aint *disps, trestle_error *err)
+/* Where the next round of one root starts: run `at`, byte `skip` into it. */
+typedef struct cursor {
+    size_t at;
+    uint64_t skip;
+} cursor;
+
+/* The runs of the round that starts at c: it ends at *next, covers runs
+ * [c->at, *last_run] and `*bytes` bytes. Every rank computes the same. */
+static void round_extent(const trestle__group_runs *rs, const cursor *c, cursor *next,
+                         size_t *end_run, uint64_t *bytes)
 {
+    cursor k = *c;
+    uint64_t b = 0;
     int nb = 0;
-    uint64_t bytes = 0;
-    while (*at < runs->n && nb < ROUND_BLOCKS && bytes < ROUND_BYTES) {
-        const trestle__group_run *rn = &runs->v[*at];
-        uint64_t take = rn->length - *skip;
-        if (take > ROUND_BYTES - bytes)
-            take = ROUND_BYTES - bytes;
-        MPI_Get_address(data[rn->op] + rn->offset + *skip, &disps[nb]);
-        lens[nb++] = (int)take;
-        bytes += take;
-        *skip += take;
-        if (*skip == rn->length) {
-            (*at)++;
-            *skip = 0;
+    while (k.at < rs->n && nb < ROUND_BLOCKS - 1 && b < ROUND_BYTES) {
+        uint64_t take = rs->v[k.at].length - k.skip;
+        if (take > ROUND_BYTES - b)
+            take = ROUND_BYTES - b;
+        b += take;
+        nb++;
+        k.skip += take;
+        if (k.skip == rs->v[k.at].length) {
+            k.at++;
+            k.skip = 0;
         }
     }
+    *end_run = k.skip ? k.at + 1 : k.at;
+    *next = k;
+    *bytes = b;
+}
+
+/*
+ * One round of root r: a status word, then the round's runs, as one
+ * hindexed type over absolute addresses. `direct` false: this rank's
+ * restore failed before the ops had destinations, so the bytes go to (or
+ * come from) a scratch buffer of the same size instead, the type signature
+ * (4 + bytes MPI_BYTEs) unchanged. On return *status is the root's.
+ */
+static int round_bcast(MPI_Comm comm, int root, const trestle__group_runs *rs, const cursor *c,
+                       const cursor *next, uint64_t bytes, uint8_t *const *data, bool direct,
+                       int *status, uint8_t **scratch, int *lens, MPI_Aint *disps,
+                       trestle_error *err)
+{
     MPI_Datatype t;
-    int mrc = MPI_Type_create_hindexed(nb, lens, disps, MPI_BYTE, &t);
+    int mrc, nb = 0;
+    if (direct) {
+        MPI_Get_address(status, &disps[nb]);
+        lens[nb++] = (int)sizeof *status;
+        cursor k = *c;
+        while (k.at < next->at || (k.at == next->at && k.skip < next->skip)) {
+            const trestle__group_run *rn = &rs->v[k.at];
+            uint64_t stop = k.at == next->at ? next->skip : rn->length;
+            MPI_Get_address(data[rn->op] + rn->offset + k.skip, &disps[nb]);
+            lens[nb++] = (int)(stop - k.skip);
+            k.skip = stop;
+            if (k.skip == rn->length) {
+                k.at++;
+                k.skip = 0;
+            }
+        }
+        mrc = MPI_Type_create_hindexed(nb, lens, disps, MPI_BYTE, &t);
+    } else {
+        if (!*scratch && !(*scratch = malloc(ROUND_BYTES + sizeof *status))) {
+            /* Without it this rank cannot take its part in the collective:
+             * ending the job is the only way not to leave the others waiting. */
+            MPI_Abort(comm, 1);
+        }
+        memcpy(*scratch, status, sizeof *status);
+        mrc = MPI_Type_contiguous((int)(bytes + sizeof *status), MPI_BYTE, &t);
+    }
     if (mrc == MPI_SUCCESS && (mrc = MPI_Type_commit(&t)) == MPI_SUCCESS) {
-        mrc = MPI_Bcast(MPI_BOTTOM, 1, t, root, comm);
+        mrc = MPI_Bcast(direct ? MPI_BOTTOM : (void *)*scratch, 1, t, root, comm);
         MPI_Type_free(&t);
     }
+    if (!direct)
+        memcpy(status, *scratch, sizeof *status);
     return mrc == MPI_SUCCESS ? TRESTLE_OK : mpi_fail(err, mrc, "broadcast of restored bytes", root);
 }
 
-int trestle__group_exchange(MPI_Comm comm, int rank, int size, const trestle_plan *p,
-                            const trestle__group_runs *runs, trestle_error *err)
+int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_live *lv,
+                            const trestle__group_runs *runs, bool *stopped, trestle_error *err)
 {
-    size_t nops = trestle_plan_op_count(p);
-    uint8_t **data = calloc(nops ? nops : 1, sizeof *data);
+    cursor *cur = calloc((size_t)size, sizeof *cur);
     int *lens = malloc(ROUND_BLOCKS * sizeof *lens);
     MPI_Aint *disps = malloc(ROUND_BLOCKS * sizeof *disps);
+    uint8_t *scratch = NULL;
     int rc = TRESTLE_OK;
 
-    (void)rank;
-    if (!data || !lens || !disps) {
-        rc = trestle__group_error(err, TRESTLE_E_NOMEM, "out of memory for the exchange");
-        goto out;
+    *stopped = false;
+    if (!cur || !lens || !disps) {
+        /* Every rank allocates these before its first round; running out
+         * here leaves the others in their first broadcast. */
+        MPI_Abort(comm, 1);
     }
-    for (size_t i = 0; i < nops; i++) {
-        trestle_plan_op_info info;
-        trestle_plan_get_op(p, i, &info);
-        data[i] = info.data;
+    /* Roots take turns, one round each, so every part flows from the start. */
+    for (bool more = true; more && rc == TRESTLE_OK && !*stopped;) {
+        more = false;
+        for (int r = 0; r < size && rc == TRESTLE_OK && !*stopped; r++) {
+            if (cur[r].at >= runs[r].n)
+                continue;
+            cursor next;
+            size_t end_run;
+            uint64_t bytes;
+            round_extent(&runs[r], &cur[r], &next, &end_run, &bytes);
+            /* The root waits for its bytes to be in place, the others for
+             * their destinations to exist; both give up when the restore
+             * has returned (then with a failure). */
+            bool direct = trestle__group_live_wait(lv, &runs[r], cur[r].at, end_run);
+            int status = r == rank && !direct ? 1 : 0;
+            rc = round_bcast(comm, r, &runs[r], &cur[r], &next, bytes, lv->data, direct, &status,
+                             &scratch, lens, disps, err);
+            if (status != 0)
+                *stopped = true;
+            cur[r] = next;
+            more = more || cur[r].at < runs[r].n;
+        }
     }
-    for (int r = 0; r < size && rc == TRESTLE_OK; r++) {
-        size_t at = 0;
-        uint64_t skip = 0;
-        while (at < runs[r].n && rc == TRESTLE_OK)
-            rc = round_bcast(comm, r, &runs[r], data, &at, &skip, lens, disps, err);
-    }
-out:
-    free(data);
+    free(scratch);
+    free(cur);
     free(lens);
     free(disps);
     return rc;

@@ -7,13 +7,18 @@
  *   split    (local) this rank's consecutive, byte-balanced extent range;
  *   runs     (local) the destination runs of every rank's part, listed
  *            before the plan is kept to this rank's part;
- *   restore  (local) trestle_restore() of the kept plan;
- *   agree    (collective) the lowest failing rank's error becomes everyone's;
- *   exchange (collective, engine/group_exchange.c) only when all succeeded;
- *   agree    (collective) once more, over the exchange.
+ *   restore  (local, engine/group_live.c) trestle_restore() of the kept plan,
+ *            started on a thread of its own;
+ *   agree    (collective) did every rank get this far? If not, the lowest
+ *            failing rank's error becomes everyone's and nothing is exchanged;
+ *   exchange (collective, engine/group_exchange.c) each round of verified
+ *            bytes goes out as soon as it is in place at its root, while
+ *            the rest is still being read;
+ *   agree    (collective) once more, over the restores and the exchange.
  * Every rank takes every collective step whatever happened locally, so a
  * failure on one rank can never leave another waiting in a collective.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,25 +266,49 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     }
     if (rc == TRESTLE_OK)
         rc = trestle_plan_keep_extents(p, first, end, &mine);
-    t = MPI_Wtime();
-    if (rc == TRESTLE_OK) {
-        st.extents = end - first;
-        rc = trestle_restore(p, opt, &st.local, &mine);
-        st.bytes_read = st.local.bytes_read;
-    }
-    st.restore_seconds = MPI_Wtime() - t;
+    /* Which ops this rank's part writes: its caller hears of those. */
+    size_t nops = p ? trestle_plan_op_count(p) : 0;
+    bool *writes = calloc(nops ? nops : 1, sizeof *writes);
+    if (rc == TRESTLE_OK && !writes)
+        rc = trestle__group_error(&mine, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t k = 0; rc == TRESTLE_OK && k < runs[g->rank].n; k++)
+        writes[runs[g->rank].v[k].op] = true;
+    st.extents = end - first;
 
+    /* This rank's part restores on its own thread from here on. */
+    trestle__group_live lv;
+    bool live = false;
+    if (rc == TRESTLE_OK) {
+        rc = trestle__group_live_start(&lv, p, opt, writes, &mine);
+        live = true;
+    }
+    /* Whether every rank got this far decides whether any exchanges. */
     t = MPI_Wtime();
     rc = agree(g, rc, err, &mine);
     st.agree_seconds += MPI_Wtime() - t;
+    if (rc != TRESTLE_OK && live)
+        trestle_restore_cancel(p);
+    int xrc = TRESTLE_OK;
     if (rc == TRESTLE_OK && g->size > 1) {
+        bool stopped;
         t = MPI_Wtime();
-        rc = trestle__group_exchange(g->comm, g->rank, g->size, p, runs, &mine);
+        xrc = trestle__group_exchange(g->comm, g->rank, g->size, &lv, runs, &stopped, &mine);
         st.exchange_seconds = MPI_Wtime() - t;
-        t = MPI_Wtime();
-        rc = agree(g, rc, err, &mine);
-        st.agree_seconds += MPI_Wtime() - t;
     }
+    if (live) {
+        int lrc = trestle__group_live_join(&lv, &mine);
+        st.local = lv.stats;
+        st.bytes_read = lv.stats.bytes_read;
+        st.restore_seconds = lv.seconds;
+        if (rc == TRESTLE_OK) {
+            /* The restore's own failure first: a failed exchange follows from it. */
+            int mine_rc = lrc != TRESTLE_OK ? lrc : xrc;
+            t = MPI_Wtime();
+            rc = agree(g, mine_rc, err, &mine);
+            st.agree_seconds += MPI_Wtime() - t;
+        }
+    }
+    free(writes);
     if (runs) {
         for (int r = 0; r < g->size; r++) {
             if (r == g->rank)

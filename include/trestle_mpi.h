@@ -12,28 +12,33 @@
  *          rank, balanced by bytes (whole extents, in (shard, offset)
  *          order, so each rank reads sequentially within a shard);
  *       2. each rank restores only its part (read, CRC32C, copy), through
- *          trestle_plan_keep_extents();
- *       3. one collective agrees on the outcome: the first failing rank's
- *          error, prefixed "rank R of N: ", becomes every rank's error;
- *       4. each rank broadcasts the verified destination bytes of its part
- *          (trestle_plan_extent_runs()) straight between the destinations,
- *          with MPI derived datatypes, in rounds of bounded size;
- *       5. a last collective agrees again, so nothing counts as restored on
- *          any rank unless it is restored on all.
+ *          trestle_plan_keep_extents(), on a thread of its own;
+ *       3. one collective checks that every rank got that far;
+ *       4. meanwhile the calling thread exchanges: each rank broadcasts the
+ *          verified destination bytes of its part (trestle_plan_extent_runs())
+ *          straight between the destinations, with MPI derived datatypes,
+ *          in rounds of at most 64 MiB that go out as soon as their tensors
+ *          are in place at the root, so exchange overlaps reading; roots
+ *          take turns round by round;
+ *       5. a last collective agrees on the outcome: the first failing
+ *          rank's error, prefixed "rank R of N: ", becomes every rank's, so
+ *          nothing counts as restored on any rank unless it is on all.
  *     every rank now holds every planned tensor.
  *
- * This version exchanges after every rank has read its part (steps 2 and 4
- * do not yet overlap), into host memory only. Tensor-parallel parts
- * (trestle_plan_options.shard_rules) differ per rank and need no exchange:
- * plan those tensors separately and restore them with trestle_restore() on
- * each rank (tools/trestle_mpi.c does so).
+ * Each round carries its root's status, so a root whose restore failed
+ * stops the exchange for everyone at its next round. Host memory only for
+ * now: device ranks (NCCL, or pinned staging over MPI) are still to come.
+ * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
+ * and need no exchange: plan those tensors separately and restore them with
+ * trestle_restore() on each rank (tools/trestle_mpi.c does so).
  *
  * Rules of trestle.h hold here: one error type, 0 or a positive
  * trestle_code, `err` filled on failure, nothing printed. All calls on a
  * group are collective unless said otherwise: every rank of the
  * communicator makes them, in the same order, from one thread at a time.
- * MPI must be initialised (any thread level) before trestle_group_create()
- * and finalised after trestle_group_free().
+ * MPI must be initialised (MPI_THREAD_FUNNELED is enough: only the calling
+ * thread makes MPI calls; the restore's own threads never do) before
+ * trestle_group_create() and finalised after trestle_group_free().
  *
  * Failure of a process: MPI without fault tolerance cannot report a dead
  * peer to the survivors. With Open MPI, mpirun notices a rank that died and
@@ -119,7 +124,9 @@ typedef struct trestle_group_stats {
  *
  * `p` is kept to this rank's part (trestle_plan_keep_extents()) and cannot
  * be group-restored again: plan again for another restore. The ready
- * callback in `opt`, if any, sees this rank's own part only.
+ * callback in `opt`, if any, is called from this rank's restore for the
+ * ops its own part writes, when that part of them is in place (before the
+ * exchange has brought the rest).
  *
  * @param[in]     g      the group.
  * @param[in,out] p      the plan; not NULL.
