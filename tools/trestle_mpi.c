@@ -52,6 +52,7 @@ static const char help[] =
     "      --no-verify        skip the CRC32C check\n"
     "      --threads N        verify/copy workers per rank (default: cores, at most 8)\n"
     "      --reader KIND      auto (default), io_uring or pread\n"
+    "      --direct POLICY    O_DIRECT: auto (default), always or never\n"
     "      --checksum         also print each rank's FNV-1a checksums of its whole\n"
     "                         tensors and of its parts, and its bytes read (tests)\n"
     "  -h, --help             this text\n"
@@ -63,7 +64,7 @@ typedef struct args {
     const char *path, *ops_file;
     const char **renames, **excludes, **rules;
     size_t nrenames, nexcludes, nrules;
-    int verify, reader, checksum;
+    int verify, reader, direct, checksum;
     unsigned threads;
 } args;
 
@@ -86,6 +87,7 @@ static int parse(int argc, char **argv, int rank, args *a)
         { "shard", required_argument, NULL, 's' }, { "group", required_argument, NULL, 'g' },
         { "no-verify", no_argument, NULL, 'V' }, { "threads", required_argument, NULL, 't' },
         { "reader", required_argument, NULL, 'R' }, { "checksum", no_argument, NULL, 'c' },
+        { "direct", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
     };
     int c, all = 0;
@@ -122,6 +124,13 @@ static int parse(int argc, char **argv, int rank, args *a)
             else if (!strcmp(optarg, "pread")) a->reader = TRESTLE_READER_PREAD;
             else return rank ? CLI_EXIT_USAGE
                              : cli_usage("restore", "--reader is auto, io_uring or pread");
+            break;
+        case 'D':
+            if (!strcmp(optarg, "auto")) a->direct = TRESTLE_DIRECT_AUTO;
+            else if (!strcmp(optarg, "always")) a->direct = TRESTLE_DIRECT_ALWAYS;
+            else if (!strcmp(optarg, "never")) a->direct = TRESTLE_DIRECT_NEVER;
+            else return rank ? CLI_EXIT_USAGE
+                             : cli_usage("restore", "--direct is auto, always or never");
             break;
         case 'h':
             if (rank == 0)
@@ -295,6 +304,7 @@ static int restore(const args *a, trestle_group *g)
     trestle_restore_options_init(&ro);
     ro.verify = a->verify;
     ro.reader = a->reader;
+    ro.direct = a->direct;
     if (a->threads)
         ro.threads = a->threads;
     const char *kill_rank = getenv("TRESTLE_MPI_TEST_KILL_RANK");
