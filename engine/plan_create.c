@@ -40,6 +40,7 @@ void trestle_plan_options_init(trestle_plan_options *opt)
     opt->size = sizeof *opt;
     opt->max_batch_bytes = DEFAULT_MAX_BATCH_BYTES;
     opt->max_gap_bytes = DEFAULT_MAX_GAP_BYTES;
+    opt->shard_world = 1;
 }
 
 /* Options as the caller's `size` allows, over the defaults. */
