@@ -15,64 +15,31 @@
 #include "testutil.h"
 #include "trestle.h"
 
-/* A 3-shard checkpoint of assorted tensors at dir/c. */
+/* The suites' mixed checkpoint (testutil.h): 12 tensors over 3 shards. */
 static char *make_checkpoint(char **dir)
 {
-    trestle_writer_options wo;
-    trestle_writer *w;
-    trestle_error err;
-    char *prefix;
     *dir = tu_mkdtemp();
-    cr_assert(asprintf(&prefix, "%s/c", *dir) > 0);
-    trestle_writer_options_init(&wo);
-    wo.num_shards = 3;
-    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
-    for (int t = 0; t < 12; t++) {
-        int64_t dims[2] = { 3 + t * 7, 5 + t % 4 };
-        size_t n = (size_t)(dims[0] * dims[1]) * 4;
-        uint8_t *buf = malloc(n);
-        char name[32];
-        tu_fill_random(buf, n, (uint64_t)t + 1);
-        snprintf(name, sizeof name, "layer%02d/kernel", t);
-        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 2, dims, buf, n, t % 3, &err),
-                     TRESTLE_OK);
-        free(buf);
-    }
-    float emb[40 * 6];
-    tu_fill_random(emb, sizeof emb, 99);
-    static const char *parts[] = { "40 6 0,13:-", "40 6 13,13:-", "40 6 26,14:-" };
-    static const int rows[] = { 13, 13, 14 };
-    for (int k = 0, at = 0; k < 3; at += rows[k], k++)
-        cr_assert_eq(trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, parts[k], emb + at * 6,
-                                              (uint64_t)rows[k] * 6 * 4, (k + 1) % 3, &err),
-                     TRESTLE_OK);
-    trestle_bytes words[3] = { { (const uint8_t *)"read", 4 }, { (const uint8_t *)"once", 4 },
-                               { (const uint8_t *)"", 0 } };
-    static const int64_t three = 3;
-    cr_assert_eq(trestle_writer_add_strings(w, "vocab", 1, &three, words, 2, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
-    trestle_writer_free(w);
-    return prefix;
+    return tu_write_mixed(*dir, 12, 3);
 }
 
 /* The ops: everything whole, a slice of one kernel, the partitioned
  * variable in a slice that crosses its parts, one converted to bfloat16. */
 static const trestle_op OPS[] = {
-    { .name = "layer00/kernel" },
-    { .name = "layer01/kernel", .target_dtype = TRESTLE_DT_BFLOAT16 },
-    { .name = "layer02/kernel" },
-    { .name = "layer03/kernel", .shape_and_slices = "24 8 3,17:2,5" },
-    { .name = "layer04/kernel" },
-    { .name = "layer05/kernel" },
-    { .name = "layer06/kernel" },
-    { .name = "layer07/kernel" },
-    { .name = "layer08/kernel" },
-    { .name = "layer09/kernel" },
-    { .name = "layer10/kernel" },
-    { .name = "layer11/kernel" },
-    { .name = "emb", .shape_and_slices = "40 6 5,30:1,4" },
-    { .name = "emb" },
-    { .name = "vocab" },
+    { .name = "model/layer00/attn/kernel" },
+    { .name = "model/layer00/mlp/kernel", .target_dtype = TRESTLE_DT_BFLOAT16 },
+    { .name = "model/layer00/norm/kernel" },
+    { .name = "model/layer01/attn/kernel", .shape_and_slices = "127 67 3,17:2,5" },
+    { .name = "model/layer01/mlp/kernel" },
+    { .name = "model/layer01/norm/kernel" },
+    { .name = "model/layer02/attn/kernel" },
+    { .name = "model/layer02/mlp/kernel" },
+    { .name = "model/layer02/norm/kernel" },
+    { .name = "model/layer03/attn/kernel" },
+    { .name = "model/layer03/mlp/kernel" },
+    { .name = "model/layer03/norm/kernel" },
+    { .name = "model/emb", .shape_and_slices = "50 8 5,30:1,4" },
+    { .name = "model/emb" },
+    { .name = "model/vocab" },
 };
 #define NOPS (sizeof OPS / sizeof OPS[0])
 
@@ -197,7 +164,7 @@ Test(plan_part, a_run_callback_stops_the_walk_with_its_value)
     for (; e < nx; e++) {
         trestle_plan_extent_info xi;
         trestle_plan_get_extent(p, e, &xi);
-        if (strcmp(xi.key, "emb") == 0)
+        if (strcmp(xi.key, "model/emb") == 0)
             break;
     }
     cr_assert_lt(e, nx);

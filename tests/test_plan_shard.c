@@ -21,6 +21,7 @@
  * rows over both shards. The full bytes of each are kept for reference. */
 typedef struct fixture {
     char *dir, *prefix;
+    trestle_checkpoint *c;  /* the checkpoint, open */
     float q[70], wo[48], emb[65];
     int64_t step;
 } fixture;
@@ -54,10 +55,12 @@ static void make_fixture(fixture *f)
                      TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
     trestle_writer_free(w);
+    cr_assert_eq(trestle_open(f->prefix, NULL, &f->c, &err), TRESTLE_OK, "%s", err.message);
 }
 
 static void free_fixture(fixture *f)
 {
+    trestle_close(f->c);
     tu_rmtree(f->dir);
     free(f->dir);
     free(f->prefix);
@@ -77,6 +80,18 @@ static int plan_with(const trestle_checkpoint *c, const trestle_op *ops, size_t 
     po.renames = renames;
     po.num_renames = nrenames;
     return trestle_plan_create(c, ops, n, &po, p, err);
+}
+
+/* plan_with() on the fixture's checkpoint, which must succeed. */
+static trestle_plan *plan_ok(const fixture *f, const trestle_op *ops, size_t n,
+                             const char *const *rules, size_t nrules, const char *const *renames,
+                             size_t nrenames, int r, int w)
+{
+    trestle_plan *p;
+    trestle_error err;
+    cr_assert_eq(plan_with(f->c, ops, n, rules, nrules, renames, nrenames, r, w, &p, &err),
+                 TRESTLE_OK, "%s", err.message);
+    return p;
 }
 
 /* Restore p into host memory and return op `i`'s bytes (malloc'd), its info in *info. */
@@ -124,16 +139,11 @@ Test(plan_shard, partitioner_rule_gives_the_first_ranks_one_more)
 static void check_reassembles(fixture *f, const char *name, const char *rule, int dim, int world,
                               const float *whole, int64_t d0, int64_t d1)
 {
-    trestle_checkpoint *c;
-    trestle_error err;
-    cr_assert_eq(trestle_open(f->prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
     float *back = calloc((size_t)(d0 * d1), sizeof *back);
     int64_t at = 0;
     for (int r = 0; r < world; r++) {
-        trestle_plan *p;
         const char *rules[] = { rule };
-        cr_assert_eq(plan_with(c, NULL, 0, rules, 1, NULL, 0, r, world, &p, &err), TRESTLE_OK,
-                     "%s", err.message);
+        trestle_plan *p = plan_ok(f, NULL, 0, rules, 1, NULL, 0, r, world);
         trestle_plan_op_info info;
         size_t i = op_index(p, name);
         float *part = (float *)restore_op(p, i, &info);
@@ -156,7 +166,6 @@ static void check_reassembles(fixture *f, const char *name, const char *rule, in
     cr_assert_eq(at, dim ? d1 : d0);
     cr_assert_arr_eq(back, whole, (size_t)(d0 * d1) * sizeof *back);
     free(back);
-    trestle_close(c);
 }
 
 Test(plan_shard, even_dim_parts_reassemble_to_the_whole_tensor)
@@ -184,21 +193,16 @@ Test(plan_shard, partitioned_variable_parts_read_only_the_slices_they_meet)
     make_fixture(&f);
     check_reassembles(&f, "emb", "emb:0", 0, 2, f.emb, 13, 5);
     check_reassembles(&f, "emb", "emb:1", 1, 3, f.emb, 13, 5);
-    trestle_checkpoint *c;
-    trestle_error err;
     trestle_plan *p;
     trestle_plan_stats st;
     const char *rules[] = { "emb:0" };
     trestle_op op = { .name = "emb" };
-    cr_assert_eq(trestle_open(f.prefix, NULL, &c, &err), TRESTLE_OK);
     /* Rank 0 of 3 holds rows 0..4: exactly the first stored part. */
-    cr_assert_eq(plan_with(c, &op, 1, rules, 1, NULL, 0, 0, 3, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_ok(&f, &op, 1, rules, 1, NULL, 0, 0, 3);
     trestle_plan_get_stats(p, &st);
     cr_assert_eq(st.read_bytes, 5 * 5 * 4);
     cr_assert_eq(st.output_bytes, 5 * 5 * 4);
     trestle_plan_free(p);
-    trestle_close(c);
     free_fixture(&f);
 }
 
@@ -206,14 +210,10 @@ Test(plan_shard, unmatched_ops_are_restored_whole)
 {
     fixture f;
     make_fixture(&f);
-    trestle_checkpoint *c;
-    trestle_error err;
     trestle_plan *p;
     trestle_plan_op_info info;
     const char *rules[] = { "attn/*:0" };
-    cr_assert_eq(trestle_open(f.prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(plan_with(c, NULL, 0, rules, 1, NULL, 0, 1, 2, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_ok(&f, NULL, 0, rules, 1, NULL, 0, 1, 2);
     uint8_t *wo = restore_op(p, op_index(p, "mlp/wo/kernel"), &info);
     cr_assert_arr_eq(wo, f.wo, sizeof f.wo);
     uint8_t *step = restore_op(p, op_index(p, "step"), &info);
@@ -221,7 +221,6 @@ Test(plan_shard, unmatched_ops_are_restored_whole)
     free(wo);
     free(step);
     trestle_plan_free(p);
-    trestle_close(c);
     free_fixture(&f);
 }
 
@@ -229,18 +228,14 @@ Test(plan_shard, first_matching_rule_wins)
 {
     fixture f;
     make_fixture(&f);
-    trestle_checkpoint *c;
-    trestle_error err;
     trestle_plan *p;
     trestle_plan_op_info info;
     const char *rules[] = { "attn/q/*:1", "attn/*:0" };
     trestle_op op = { .name = "attn/q/kernel" };
-    cr_assert_eq(trestle_open(f.prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(plan_with(c, &op, 1, rules, 2, NULL, 0, 0, 2, &p, &err), TRESTLE_OK);
+    p = plan_ok(&f, &op, 1, rules, 2, NULL, 0, 0, 2);
     cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
     cr_assert(info.dims[0] == 10 && info.dims[1] == 4);
     trestle_plan_free(p);
-    trestle_close(c);
     free_fixture(&f);
 }
 
@@ -248,16 +243,12 @@ Test(plan_shard, rules_match_the_op_name_before_renames)
 {
     fixture f;
     make_fixture(&f);
-    trestle_checkpoint *c;
-    trestle_error err;
     trestle_plan *p;
     trestle_plan_op_info info;
     const char *renames[] = { "model/=attn/" };
     const char *rules[] = { "model/*/kernel:0" };
     trestle_op op = { .name = "model/q/kernel" };
-    cr_assert_eq(trestle_open(f.prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(plan_with(c, &op, 1, rules, 1, renames, 1, 2, 3, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_ok(&f, &op, 1, rules, 1, renames, 1, 2, 3);
     float *part = (float *)restore_op(p, 0, &info);
     cr_assert_str_eq(info.key, "attn/q/kernel");
     cr_assert(info.dims[0] == 3 && info.dims[1] == 7); /* rows 7..9 of 10 over 3 */
@@ -266,11 +257,10 @@ Test(plan_shard, rules_match_the_op_name_before_renames)
     trestle_plan_free(p);
     /* The checkpoint key does not match a rule written for the graph's names. */
     const char *key_rules[] = { "attn/*/kernel:0" };
-    cr_assert_eq(plan_with(c, &op, 1, key_rules, 1, renames, 1, 2, 3, &p, &err), TRESTLE_OK);
+    p = plan_ok(&f, &op, 1, key_rules, 1, renames, 1, 2, 3);
     cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
     cr_assert(info.dims[0] == 10 && info.dims[1] == 7);
     trestle_plan_free(p);
-    trestle_close(c);
     free_fixture(&f);
 }
 
@@ -278,16 +268,12 @@ Test(plan_shard, an_op_slice_is_split_within_itself)
 {
     fixture f;
     make_fixture(&f);
-    trestle_checkpoint *c;
-    trestle_error err;
     trestle_plan *p;
     trestle_plan_op_info info;
     const char *rules[] = { "attn/q/kernel:1" };
     /* Rows 2..7, columns 1..6 (6 of them); rank 1 of 2 gets columns 4..6. */
     trestle_op op = { .name = "attn/q/kernel", .shape_and_slices = "10 7 2,6:1,6" };
-    cr_assert_eq(trestle_open(f.prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(plan_with(c, &op, 1, rules, 1, NULL, 0, 1, 2, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_ok(&f, &op, 1, rules, 1, NULL, 0, 1, 2);
     uint8_t *part = restore_op(p, 0, &info);
     cr_assert(info.dims[0] == 6 && info.dims[1] == 3);
     uint8_t ref[6 * 3 * 4];
@@ -296,7 +282,6 @@ Test(plan_shard, an_op_slice_is_split_within_itself)
     cr_assert_arr_eq(part, ref, sizeof ref);
     free(part);
     trestle_plan_free(p);
-    trestle_close(c);
     free_fixture(&f);
 }
 
@@ -304,17 +289,14 @@ Test(plan_shard, an_op_slice_is_split_within_itself)
 static void expect_refused(fixture *f, const char *rule, int rank, int world, int code,
                            const char *want)
 {
-    trestle_checkpoint *c;
     trestle_error err;
     trestle_plan *p = (trestle_plan *)&err;
     const char *rules[] = { rule };
-    cr_assert_eq(trestle_open(f->prefix, NULL, &c, &err), TRESTLE_OK);
-    int rc = plan_with(c, NULL, 0, rules, 1, NULL, 0, rank, world, &p, &err);
+    int rc = plan_with(f->c, NULL, 0, rules, 1, NULL, 0, rank, world, &p, &err);
     cr_assert_eq(rc, code, "rule %s: %s (%d), expected %s", rule, trestle_code_name(rc), rc,
                  trestle_code_name(code));
     cr_assert_null(p);
     cr_assert(strstr(err.message, want), "rule %s: '%s' lacks '%s'", rule, err.message, want);
-    trestle_close(c);
 }
 
 Test(plan_shard, bad_rules_are_refused_naming_the_rule_or_the_tensor)
@@ -342,18 +324,13 @@ Test(plan_shard, a_well_formed_bracket_class_matches)
 {
     fixture f;
     make_fixture(&f);
-    trestle_checkpoint *c;
-    trestle_error err;
     trestle_plan *p;
     trestle_plan_op_info info;
     const char *rules[] = { "[]am]lp/w[!x]/kernel:0" };
     trestle_op op = { .name = "mlp/wo/kernel" };
-    cr_assert_eq(trestle_open(f.prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(plan_with(c, &op, 1, rules, 1, NULL, 0, 0, 2, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_ok(&f, &op, 1, rules, 1, NULL, 0, 0, 2);
     cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
     cr_assert(info.dims[0] == 4 && info.dims[1] == 6);
     trestle_plan_free(p);
-    trestle_close(c);
     free_fixture(&f);
 }
