@@ -4,8 +4,8 @@
  * `mpirun -np 8 trestle restore CKPT --all` restores once for the whole
  * job while `trestle` itself never needs an MPI library to start.
  *
- * Launched by mpirun means: Open MPI's OMPI_COMM_WORLD_SIZE, or PMIx's or
- * PMI's size variables (MPICH, Slurm), saying more than one process; or an
+ * Launched by mpirun means: Open MPI's OMPI_COMM_WORLD_SIZE, or the PMI
+ * size variable of MPICH's launcher and Slurm, saying more than one process; or an
  * explicit --group mpi. --group none restores alone even under mpirun.
  */
 #include <errno.h>
@@ -20,7 +20,7 @@
 /* The world size a launcher gave this process, or 1. */
 static long launcher_size(void)
 {
-    static const char *vars[] = { "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE" };
+    static const char *vars[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE" };
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
         const char *v = getenv(vars[i]);
         if (v && atol(v) > 0)
