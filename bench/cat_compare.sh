@@ -11,18 +11,8 @@ REPEAT=${REPEAT:-5}
 TRESTLE=${TRESTLE:-build/trestle}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/trestle-catcmp-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
-"$TRESTLE" synth "$dir/ckpt" --size "$SIZE" --shards "$SHARDS" --dtype bf16 >/dev/null
-# Page cache state as an operator has it: a checkpoint written earlier and
-# cached by reading it, not one this process just wrote (freshly written
-# files sit in the cache as small dirty 4 KiB folios; read back they come in
-# large folios, which both cat and trestle read faster). So: flush, drop
-# these files from the cache, and read them back in.
-sync
-for f in "$dir"/ckpt.data-*; do dd if="$f" iflag=nocache count=0 status=none; done
-cat "$dir"/ckpt.data-* >/dev/null   # warm the page cache
-
-best() { sort -g | head -1; }
-now() { date +%s.%N; }
+. bench/bench_lib.sh
+warm_sample "$TRESTLE" "$dir/ckpt" "$SIZE" "$SHARDS"
 cat_t=$(for _ in $(seq "$REPEAT"); do
     t0=$(now); cat "$dir"/ckpt.data-* >/dev/null; t1=$(now)
     awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}'; done | best)

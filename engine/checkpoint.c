@@ -1,11 +1,13 @@
 /*
  * checkpoint.c - open a checkpoint: resolve the prefix, read the whole
  * .index, parse the header and every BundleEntryProto, validate each number
- * against the format and the shard files, and keep the entries in key order.
+ * against the format, measure the shard files (ckpt_shard.c; they are
+ * opened later, when needed), and keep the entries in key order.
  *
  * This is the trust boundary: after trestle_open() succeeds, every entry's
- * dtype, shape, size and byte range are known to be consistent, so the
- * planner and the pipeline never re-check file numbers.
+ * dtype, shape and size are known to be consistent and every byte range is
+ * inside its shard as measured, or marked past_end (a truncated shard), so
+ * the planner and the pipeline never re-check file numbers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,8 @@
 #include "checkpoint.h"
 #include "ckpt_entry.h"
 #include "ckpt_path.h"
+#include "ckpt_shard.h"
+#include "ckpt_slices.h"
 #include "error.h"
 #include "sstable.h"
 
@@ -33,22 +37,40 @@ void trestle_open_options_init(trestle_open_options *opt)
     opt->verify_index = 1;
 }
 
-/* Read a whole file into memory (the index: small, read once). */
+/*
+ * Read the whole index into memory (small, read once). Refuses anything but
+ * a regular file before reading: open() uses O_NONBLOCK, so a FIFO cannot
+ * block, and fstat() on the descriptor tells what it really is. Every
+ * message carries the errno of the call that failed, or none.
+ */
 static int slurp(const char *path, uint8_t **out, size_t *len, trestle_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return trestle__error_set(err, errno == ENOENT ? TRESTLE_E_NOT_FOUND : TRESTLE_E_IO,
-                                  errno, NULL, path, -1, -1, "cannot open %s: %s", path,
-                                  strerror(errno));
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        return trestle__error_set(err, e == ENOENT ? TRESTLE_E_NOT_FOUND : TRESTLE_E_IO, e, NULL,
+                                  path, -1, -1, "cannot open %s: %s", path, strerror(e));
+    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > MAX_INDEX_BYTES) {
+    if (fstat(fd, &st) != 0) {
         int e = errno;
         close(fd);
-        return trestle__error_set(err, TRESTLE_E_IO, e, NULL, path, -1, -1,
-                                  "cannot use %s: %s", path,
-                                  e ? strerror(e) : "index larger than 4 GiB");
+        return trestle__error_set(err, TRESTLE_E_IO, e, NULL, path, -1, -1, "cannot stat %s: %s",
+                                  path, strerror(e));
     }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return trestle__error_set(err, TRESTLE_E_IO, 0, NULL, path, -1, -1,
+                                  "cannot use %s: it is %s; trestle reads only regular files",
+                                  path, trestle__file_kind(st.st_mode));
+    }
+    if ((uint64_t)st.st_size > MAX_INDEX_BYTES) {
+        close(fd);
+        return trestle__error_set(err, TRESTLE_E_LIMIT, 0, NULL, path, -1, (int64_t)st.st_size,
+                                  "cannot use %s: the index is %" PRIu64 " bytes; trestle reads "
+                                  "indexes up to 4 GiB", path, (uint64_t)st.st_size);
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     size_t n = (size_t)st.st_size, got = 0;
     uint8_t *buf = malloc(n ? n : 1);
     if (!buf) {
@@ -124,66 +146,24 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
 
 /* ---- shard files ---- */
 
-static int open_shards(trestle_checkpoint *c, bool require_all, trestle_error *err)
-{
-    size_t n = (size_t)c->num_shards;
-    c->shard_paths = calloc(n, sizeof *c->shard_paths);
-    c->shard_fds = malloc(n * sizeof *c->shard_fds);
-    c->shard_errno = calloc(n, sizeof *c->shard_errno);
-    c->shard_sizes = calloc(n, sizeof *c->shard_sizes);
-    if (!c->shard_paths || !c->shard_fds || !c->shard_errno || !c->shard_sizes)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++)
-        c->shard_fds[i] = -1;
-    for (size_t i = 0; i < n; i++) {
-        /* Names come from the header's num_shards, like TF's DataFilename. */
-        if (asprintf(&c->shard_paths[i], "%s.data-%05zu-of-%05d", c->prefix, i,
-                     c->num_shards) < 0) {
-            c->shard_paths[i] = NULL;
-            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        }
-        int fd = open(c->shard_paths[i], O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            c->shard_errno[i] = errno;
-            if (require_all)
-                return trestle__error_set(err, errno == ENOENT ? TRESTLE_E_NOT_FOUND
-                                                               : TRESTLE_E_IO,
-                                          errno, NULL, c->shard_paths[i], -1, -1,
-                                          "cannot open data shard %s: %s", c->shard_paths[i],
-                                          strerror(errno));
-            continue;
-        }
-        struct stat st;
-        if (fstat(fd, &st) != 0) {
-            int e = errno;
-            close(fd);
-            return trestle__error_set(err, TRESTLE_E_IO, e, NULL, c->shard_paths[i], -1, -1,
-                                      "cannot stat %s: %s", c->shard_paths[i], strerror(e));
-        }
-        c->shard_fds[i] = fd;
-        c->shard_sizes[i] = (uint64_t)st.st_size;
-    }
-    return TRESTLE_OK;
-}
-
-/* Every byte range must lie inside its (present) shard file. */
-static int check_ranges(const trestle_checkpoint *c, trestle_error *err)
+/*
+ * Mark every byte range that does not lie inside its shard file as it was
+ * at open. Such a checkpoint still opens and lists (a truncated copy is
+ * worth inspecting); reading those tensors fails, naming each. With
+ * require_all the first one fails the open.
+ */
+static int check_ranges(trestle_checkpoint *c, bool require_all, trestle_error *err)
 {
     for (size_t i = 0; i < c->num_entries; i++) {
-        const trestle__entry *e = &c->entries[i];
-        if (e->kind == TRESTLE__ENTRY_PARTITIONED || c->shard_fds[e->shard] < 0)
+        trestle__entry *e = &c->entries[i];
+        if (e->kind == TRESTLE__ENTRY_PARTITIONED ||
+            c->shard_state[e->shard] == TRESTLE__SHARD_MISSING ||
+            c->shard_state[e->shard] == TRESTLE__SHARD_IRREGULAR)
             continue;
         uint64_t end;
-        if (!tr_add_u64(e->offset, e->size, &end) || end > c->shard_sizes[e->shard])
-            return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key,
-                                      c->shard_paths[e->shard], (int64_t)e->offset,
-                                      (int64_t)e->size,
-                                      "tensor '%s': bytes [%" PRIu64 ", %" PRIu64 "+%" PRIu64
-                                      ") lie past the end of data shard %s (%" PRIu64 " bytes); "
-                                      "entry at offset %" PRIu64 " of %s",
-                                      e->key, e->offset, e->offset, e->size,
-                                      c->shard_paths[e->shard], c->shard_sizes[e->shard],
-                                      e->index_offset, c->index_path);
+        e->past_end = !tr_add_u64(e->offset, e->size, &end) || end > c->shard_sizes[e->shard];
+        if (e->past_end && require_all)
+            return trestle__entry_past_end(c, e, err);
     }
     return TRESTLE_OK;
 }
@@ -242,8 +222,8 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
     index = NULL;
 
     TR_FORWARD(trestle__entries_link_slices(c, err));
-    TR_FORWARD(open_shards(c, opt->require_all_shards != 0, err));
-    TR_FORWARD(check_ranges(c, err));
+    TR_FORWARD(trestle__shards_init(c, opt->require_all_shards != 0, err));
+    TR_FORWARD(check_ranges(c, opt->require_all_shards != 0, err));
     TR_FORWARD(build_listing(c, err));
     *out = c;
     return TRESTLE_OK;
@@ -267,15 +247,7 @@ void trestle_close(trestle_checkpoint *c)
         free(c->entries[i].slice_entries);
     }
     free(c->entries);
-    for (int i = 0; c->shard_paths && i < c->num_shards; i++) {
-        free(c->shard_paths[i]);
-        if (c->shard_fds && c->shard_fds[i] >= 0)
-            close(c->shard_fds[i]);
-    }
-    free(c->shard_paths);
-    free(c->shard_fds);
-    free(c->shard_errno);
-    free(c->shard_sizes);
+    trestle__shards_free(c);
     free(c->listed);
     free(c->prefix);
     free(c->index_path);

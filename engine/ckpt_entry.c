@@ -3,7 +3,8 @@
  * protobuf-c code generated from proto/ and then checked number by number:
  * dtype known and storable, shape valid (TF's limits), size consistent
  * with shape x dtype, shard id in range, slices inside the full shape and
- * not overlapping. Messages use TF's words where TF has them.
+ * not overlapping. Messages use TF's words where TF has them. Entries are
+ * kept in key order, so lookup by key is a binary search here too.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +18,23 @@
 #include "tensor_bundle.pb-c.h"
 
 #define TRESTLE_BUNDLE_VERSION 1 /* TF's kTensorBundleVersion */
+
+size_t trestle__checkpoint_lookup(const trestle_checkpoint *c, const char *key, size_t key_len)
+{
+    size_t lo = 0, hi = c->num_entries;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const trestle__entry *e = &c->entries[mid];
+        int cmp = trestle__key_cmp(e->key, e->key_len, key, key_len);
+        if (cmp == 0)
+            return mid;
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (size_t)-1;
+}
 
 void trestle__shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
 {
@@ -219,62 +237,4 @@ fail:
     }
     tensorflow__bundle_entry_proto__free_unpacked(m, NULL);
     return rc;
-}
-
-int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
-{
-    uint8_t stack_key[1024];
-
-    for (size_t i = 0; i < c->num_entries; i++) {
-        trestle__entry *e = &c->entries[i];
-        if (e->kind != TRESTLE__ENTRY_PARTITIONED)
-            continue;
-        for (int k = 0; k < e->num_slices; k++) {
-            const trestle__slice *s = &e->slices[k];
-            char spec[512];
-            trestle__slice_format(s, spec, sizeof spec);
-            for (int j = 0; j < k; j++) {
-                trestle__slice inter;
-                if (trestle__slice_intersect(s, &e->slices[j], e->dims, &inter))
-                    return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                              (int64_t)e->index_offset, -1,
-                                              "partitioned tensor '%s': stored slices %d and %d "
-                                              "overlap (%s)", e->key, j, k, spec);
-            }
-            size_t need = trestle__slice_key(e->key, e->key_len, s, stack_key, sizeof stack_key);
-            uint8_t *key = need <= sizeof stack_key ? stack_key : malloc(need);
-            if (!key)
-                return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-            if (key != stack_key)
-                trestle__slice_key(e->key, e->key_len, s, key, need);
-            size_t at = trestle__checkpoint_lookup(c, (const char *)key, need);
-            if (key != stack_key)
-                free(key);
-            if (at == (size_t)-1)
-                return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                          (int64_t)e->index_offset, -1,
-                                          "partitioned tensor '%s': no entry for its stored "
-                                          "slice %s", e->key, spec);
-            trestle__entry *part = &c->entries[at];
-            int64_t start[TRESTLE_MAX_SLICE_RANK], length[TRESTLE_MAX_SLICE_RANK];
-            trestle__slice_resolve(s, e->dims, start, length);
-            bool same_shape = part->rank == e->rank;
-            for (int d = 0; same_shape && d < e->rank; d++)
-                same_shape = part->dims[d] == length[d];
-            if (part->kind != TRESTLE__ENTRY_PLAIN || part->dtype != e->dtype || !same_shape)
-                return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                          (int64_t)part->index_offset, -1,
-                                          "partitioned tensor '%s': the entry of slice %s does "
-                                          "not match it (dtype %s, rank %d)", e->key, spec,
-                                          trestle_dtype_name(part->dtype), part->rank);
-            part->kind = TRESTLE__ENTRY_SLICE_PART;
-            e->slice_entries[k] = at;
-            e->size += part->size;
-        }
-    }
-    /* Keys that start with a NUL byte are slice keys; unreferenced ones stay hidden. */
-    for (size_t i = 0; i < c->num_entries; i++)
-        if (c->entries[i].key_len > 0 && c->entries[i].key[0] == '\0')
-            c->entries[i].kind = TRESTLE__ENTRY_SLICE_PART;
-    return TRESTLE_OK;
 }

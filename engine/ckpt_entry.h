@@ -5,7 +5,7 @@
 #ifndef TRESTLE_CKPT_ENTRY_H
 #define TRESTLE_CKPT_ENTRY_H
 
-#include "checkpoint.h"
+#include "ckpt_types.h"
 
 /* Parse the BundleHeaderProto value of key "" into c (num_shards, endianness,
  * version checks with TF's messages). */
@@ -16,9 +16,8 @@ int trestle__header_parse(trestle_checkpoint *c, const uint8_t *value, size_t le
 int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
                          size_t len, trestle_error *err);
 
-/* After all entries are in: resolve partitioned tensors' slice entries,
- * check their consistency, and hide slice-part keys. */
-int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err);
+/* Binary search by key bytes; returns the entry index or (size_t)-1. */
+size_t trestle__checkpoint_lookup(const trestle_checkpoint *c, const char *key, size_t key_len);
 
 /* "[2,3]" form of a shape, TF's TensorShape::DebugString without spaces. */
 void trestle__shape_format(int rank, const int64_t *dims, char *buf, size_t cap);

@@ -24,12 +24,20 @@ static bool is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Anything but a directory counts, so that trestle_open() can say what is
+ * wrong with a FIFO or device named P.index instead of "does not exist". */
+static bool exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
 static bool has_index(const char *prefix)
 {
     char *idx = NULL;
     if (asprintf(&idx, "%s.index", prefix) < 0)
         return false;
-    bool ok = is_file(idx);
+    bool ok = exists(idx);
     free(idx);
     return ok;
 }
@@ -57,11 +65,13 @@ static size_t data_file_prefix_len(const char *path)
     return (size_t)(t - path);
 }
 
+/* Read a small file whole: 0, or the errno that stopped it (EFBIG past 16 MiB). */
 static int read_small_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
+    int e = 0;
     if (!f)
-        return -1;
+        return errno;
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     size_t got;
@@ -69,22 +79,24 @@ static int read_small_file(const char *path, char **out, size_t *len)
         n += got;
         if (n == cap) {
             if (cap >= (1u << 24)) { /* a state file is tiny; refuse anything huge */
-                free(buf);
-                buf = NULL;
+                e = EFBIG;
                 break;
             }
             char *grown = realloc(buf, cap *= 2);
             if (!grown) {
-                free(buf);
-                buf = NULL;
+                e = ENOMEM;
                 break;
             }
             buf = grown;
         }
     }
+    if (!e && (!buf || ferror(f)))
+        e = buf ? errno : ENOMEM;
     fclose(f);
-    if (!buf)
-        return -1;
+    if (e) {
+        free(buf);
+        return e;
+    }
     *out = buf;
     *len = n;
     return 0;
@@ -139,9 +151,20 @@ static int resolve_dir(const char *dir, char **prefix, trestle_error *err)
 
     if (asprintf(&state_path, "%s/checkpoint", dir) < 0)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    if (!is_file(state_path) || read_small_file(state_path, &text, &len) != 0) {
+    struct stat st;
+    if (stat(state_path, &st) != 0 && errno == ENOENT) {
         free(state_path);
         return resolve_bare_dir(dir, prefix, err);
+    }
+    /* A state file that exists but cannot be read is reported as such
+     * (EACCES, EISDIR), not taken for "no state file". */
+    int e = S_ISDIR(st.st_mode) ? EISDIR : read_small_file(state_path, &text, &len);
+    if (e != 0) {
+        rc = trestle__error_set(err, e == ENOMEM ? TRESTLE_E_NOMEM : TRESTLE_E_IO, e, NULL,
+                                state_path, -1, -1, "cannot read the checkpoint state file %s: %s",
+                                state_path, strerror(e));
+        free(state_path);
+        return rc;
     }
     rc = trestle__state_parse(text, len, dir, state_path, &latest, NULL, NULL, err);
     if (rc == TRESTLE_OK && !has_index(latest)) {
@@ -155,6 +178,29 @@ static int resolve_dir(const char *dir, char **prefix, trestle_error *err)
     free(state_path);
     *prefix = latest;
     return rc;
+}
+
+/* PATH names no checkpoint: say so, and when it is a file that goes with
+ * one (a MetaGraph P.meta, the `checkpoint` state file) what to give instead. */
+static int not_a_prefix(const char *path, trestle_error *err)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char hint[4200] = "";
+    if (ends_with(path, ".meta")) {
+        char *p = strndup(path, strlen(path) - 5);
+        if (p && has_index(p))
+            snprintf(hint, sizeof hint, " (%s is a MetaGraph; its checkpoint prefix is %s)",
+                     path, p);
+        free(p);
+    } else if (strcmp(base, "checkpoint") == 0 && is_file(path)) {
+        snprintf(hint, sizeof hint, " (%s is the checkpoint state file: give its directory, "
+                 "%.*s, to open the latest checkpoint it names)", path,
+                 base == path ? 1 : (int)(base - path - (base - path > 1)),
+                 base == path ? "." : path);
+    }
+    return trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, path, -1, -1,
+                              "no checkpoint at %s: %s.index does not exist%s", path, path, hint);
 }
 
 int trestle__resolve_prefix(const char *path, char **prefix, trestle_error *err)
@@ -179,7 +225,7 @@ int trestle__resolve_prefix(const char *path, char **prefix, trestle_error *err)
     }
     if (has_index(path)) {
         *prefix = strdup(path);
-    } else if (ends_with(path, ".index") && is_file(path)) {
+    } else if (ends_with(path, ".index") && exists(path)) {
         *prefix = strndup(path, strlen(path) - 6);
     } else if ((n = data_file_prefix_len(path)) > 0 && is_file(path)) {
         *prefix = strndup(path, n);
@@ -191,8 +237,7 @@ int trestle__resolve_prefix(const char *path, char **prefix, trestle_error *err)
                                       (int)n, path);
         }
     } else {
-        return trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, path, -1, -1,
-                                  "no checkpoint at %s: %s.index does not exist", path, path);
+        return not_a_prefix(path, err);
     }
     if (!*prefix)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");

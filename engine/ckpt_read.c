@@ -12,29 +12,14 @@
 #include <unistd.h>
 
 #include "checked.h"
-#include "checkpoint.h"
+#include "ckpt_entry.h"
+#include "ckpt_shard.h"
+#include "ckpt_types.h"
 #include "crc32c.h"
 #include "cursor.h"
 #include "error.h"
 #include "sstable.h"
 #include "string_tensor.h"
-
-size_t trestle__checkpoint_lookup(const trestle_checkpoint *c, const char *key, size_t key_len)
-{
-    size_t lo = 0, hi = c->num_entries;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const trestle__entry *e = &c->entries[mid];
-        int cmp = trestle__key_cmp(e->key, e->key_len, key, key_len);
-        if (cmp == 0)
-            return mid;
-        if (cmp < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return (size_t)-1;
-}
 
 void trestle_checkpoint_get_info(const trestle_checkpoint *c, trestle_checkpoint_info *out)
 {
@@ -107,41 +92,12 @@ int trestle_tensor_find(const trestle_checkpoint *c, const char *name, size_t *i
                               "Key %s not found in checkpoint", name);
 }
 
-int trestle__shard_pread(const trestle_checkpoint *c, int shard, uint64_t offset, void *buf,
-                         uint64_t n, const char *key, trestle_error *err)
-{
-    const char *path = c->shard_paths[shard];
-    int fd = c->shard_fds[shard];
-    uint64_t got = 0;
-
-    if (fd < 0)
-        return trestle__error_set(err, c->shard_errno[shard] == ENOENT ? TRESTLE_E_NOT_FOUND
-                                                                       : TRESTLE_E_IO,
-                                  c->shard_errno[shard], key, path, (int64_t)offset, (int64_t)n,
-                                  "tensor '%s' needs data shard %s, which could not be opened: "
-                                  "%s", key, path, strerror(c->shard_errno[shard]));
-    while (got < n) {
-        size_t step = n - got > (1u << 30) ? (1u << 30) : (size_t)(n - got);
-        ssize_t r = pread(fd, (uint8_t *)buf + got, step, (off_t)(offset + got));
-        if (r < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r < 0)
-            return trestle__error_set(err, TRESTLE_E_IO, errno, key, path,
-                                      (int64_t)(offset + got), (int64_t)(n - got),
-                                      "reading tensor '%s' from %s at offset %" PRIu64 ": %s",
-                                      key, path, offset + got, strerror(errno));
-        if (r == 0)
-            return trestle__error_set(err, TRESTLE_E_SHORT_READ, 0, key, path,
-                                      (int64_t)(offset + got), (int64_t)(n - got),
-                                      "reading tensor '%s' from %s: unexpected end of file at "
-                                      "offset %" PRIu64 " (%" PRIu64 " bytes missing)",
-                                      key, path, offset + got, n - got);
-        got += (uint64_t)r;
-    }
-    return TRESTLE_OK;
-}
-
-int trestle__entry_check_crc(const trestle_checkpoint *c, const trestle__entry *e, uint32_t crc,
+/*
+ * Check the stored CRC of entry e against crc (the CRC32C of its bytes):
+ * TRESTLE_E_CRC_MISMATCH naming the tensor, shard file and offset, with TF's
+ * decimal numbers ("stored %u vs. calculated %u").
+ */
+static int trestle__entry_check_crc(const trestle_checkpoint *c, const trestle__entry *e, uint32_t crc,
                              trestle_error *err)
 {
     if (trestle__crc_mask(crc) == e->crc_masked)
@@ -155,40 +111,12 @@ int trestle__entry_check_crc(const trestle_checkpoint *c, const trestle__entry *
                               trestle__crc_unmask(e->crc_masked), crc);
 }
 
-/* DT_VARIANT (format doc §4.5): per element a varint64 length, the bytes,
- * then Mask(running CRC); lengths enter the CRC as 8-byte integers. */
-static int variant_crc(const uint8_t *buf, uint64_t size, uint64_t n, uint32_t *crc,
-                       trestle_error *err)
-{
-    trestle__cursor cur = tr_cursor(buf, (size_t)size);
-    uint32_t c = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        uint64_t len;
-        const uint8_t *bytes, *stored;
-        uint8_t le[8];
-        if (!tr_get_varint64(&cur, &len) || len > tr_left(&cur) ||
-            !tr_get_bytes(&cur, (size_t)len, &bytes) || !tr_get_bytes(&cur, 4, &stored))
-            return trestle__error_simple(err, TRESTLE_E_CORRUPT,
-                                         "variant element %" PRIu64 " overruns the tensor", i);
-        tr_store_le64(le, len);
-        c = trestle__crc32c_extend(c, le, 8);
-        c = trestle__crc32c_extend(c, bytes, (size_t)len);
-        if (trestle__crc_unmask(tr_load_le32(stored)) != c)
-            return trestle__error_simple(err, TRESTLE_E_CRC_MISMATCH,
-                                         "variant element %" PRIu64 " checksum mismatch", i);
-        c = trestle__crc32c_extend(c, stored, 4);
-    }
-    if (tr_left(&cur) != 0)
-        return trestle__error_simple(err, TRESTLE_E_CORRUPT, "%zu trailing bytes after variant "
-                                     "elements", tr_left(&cur));
-    *crc = c;
-    return TRESTLE_OK;
-}
-
 /* Read one stored entry's bytes (PLAIN, SLICE_PART, OBJECT_GRAPH) and verify. */
 static int read_entry(const trestle_checkpoint *c, const trestle__entry *e, void *buf,
                       int verify, trestle_error *err)
 {
+    if (e->past_end)
+        return trestle__entry_past_end(c, e, err);
     int rc = trestle__shard_pread(c, e->shard, e->offset, buf, e->size, e->key, err);
     if (rc != TRESTLE_OK || !verify)
         return rc;
@@ -196,7 +124,7 @@ static int read_entry(const trestle_checkpoint *c, const trestle__entry *e, void
     if (e->dtype == TRESTLE_DT_STRING || e->dtype == TRESTLE_DT_VARIANT) {
         rc = e->dtype == TRESTLE_DT_STRING
                  ? trestle__strings_walk(buf, e->size, (uint64_t)e->num_elements, NULL, &crc, err)
-                 : variant_crc(buf, e->size, (uint64_t)e->num_elements, &crc, err);
+                 : trestle__variants_walk(buf, e->size, (uint64_t)e->num_elements, &crc, err);
         if (rc != TRESTLE_OK) {
             trestle__error_prefix(err, "tensor '%s' (%s, offset %" PRIu64 ")", e->key,
                                   c->shard_paths[e->shard], e->offset);

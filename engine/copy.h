@@ -59,6 +59,13 @@ typedef struct trestle__copier_ops {
      * (and the mark retired) or false (only when `wait` is false). With
      * `wait` the thread sleeps until it is, without spinning. */
     int (*retire)(trestle__copier *c, unsigned worker, bool wait, bool *done, trestle_error *err);
+    /* Optional (NULL: the caller converts on the CPU): `count` elements at
+     * src, stored as src_dtype in staging, converted to dst_dtype on the
+     * device into dst (contiguous). For widening pairs, which halve the
+     * bytes that cross the bus. Returns the destination bytes written, or
+     * 0 when the copier cannot do it (then nothing was queued). */
+    uint64_t (*copy_widen)(trestle__copier *c, unsigned worker, void *dst, const void *src,
+                           int src_dtype, int dst_dtype, uint64_t count);
     /* Optional: the worker's thread ran caller code (a ready callback)
      * that may have switched its CUDA device; make the worker's current. */
     void (*reenter)(trestle__copier *c, unsigned worker);
@@ -70,6 +77,8 @@ struct trestle__copier {
     void *state;      /* backend state (NULL for the host copier) */
     bool host_dests;  /* destinations are host memory that workers can read back */
     unsigned marks;   /* unretired marks a worker may hold (0 without mark()) */
+    uint64_t window_bytes; /* the most bytes one copy_region() or copy_widen() is handed
+                              (set before the first copy) */
     double wait_seconds; /* time workers slept in retire() and fence(), all workers */
 };
 

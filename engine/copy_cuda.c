@@ -21,9 +21,19 @@
  *    stream or device synchronisation, ever.
  *  - One device allocation (the arena) for all DEST_ALLOCATE tensors of a
  *    restore: no cudaMalloc per tensor.
- *  - Slices that are not contiguous in the stored tensor go through the
- *    scatter kernel (kernels/); a slice that is one contiguous run is a
- *    plain DMA copy.
+ *  - Small copies (tensors of a few KiB, thousands to a staging buffer)
+ *    are batched into one cudaMemcpyBatchAsync per buffer instead of one
+ *    call each.
+ *  - A slice that is one contiguous run is a plain DMA copy. Other slices
+ *    DMA the part into a per-worker device window once (whole, at the
+ *    line rate) and the scatter kernel places the runs device-to-device at
+ *    memory speed, instead of reading pinned memory over PCIe in pieces of
+ *    an element or two. Widening conversions (bfloat16 or float16 to
+ *    float32) DMA the stored bytes into the window and convert there
+ *    (kernels/cast.cu): half the bytes cross the bus, and no CPU converts.
+ *    Without device memory for a window, slices fall back to the kernel
+ *    reading staging through its mapped device address, and conversions
+ *    to the CPU.
  *  - Ordering with the caller: every worker stream first waits for the
  *    work queued before the restore started on the caller's stream, or on
  *    the legacy default stream when none is given (the worker streams are
@@ -63,97 +73,16 @@
 
 #if TRESTLE_HAVE_CUDA
 
-#include <cuda.h> /* CUcontext, CUresult: types of the driver entry points only */
 #include <cuda_runtime_api.h>
+
+#include "cuda_ctx.h"
 
 #include "trestle_kernels.h"
 
 #define MARKS 8               /* unretired staging buffers per worker */
+#define BATCH_MAX_BYTES (64u << 10) /* copies this small are batched */
+#define BATCH_MAX 1024        /* copies per cudaMemcpyBatchAsync */
 #define MAX_REGIONS 4         /* pinned regions copies read from */
-#define DRIVER_API_VERSION 12000
-
-/* ---- contexts ---- */
-
-typedef CUresult(CUDAAPI *ctx_get_fn)(CUcontext *);
-typedef CUresult(CUDAAPI *ctx_set_fn)(CUcontext);
-
-typedef struct ctx_api {
-    ctx_get_fn get;
-    ctx_set_fn set;
-} ctx_api;
-
-/* The driver's context calls, through the runtime: no link to libcuda. */
-static cudaError_t ctx_api_load(ctx_api *a)
-{
-    enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
-    void *get = NULL, *set = NULL;
-    cudaError_t e = cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &get, DRIVER_API_VERSION,
-                                                     cudaEnableDefault, &q);
-    if (e == cudaSuccess && q == cudaDriverEntryPointSuccess)
-        e = cudaGetDriverEntryPointByVersion("cuCtxSetCurrent", &set, DRIVER_API_VERSION,
-                                             cudaEnableDefault, &q);
-    if (e == cudaSuccess && (q != cudaDriverEntryPointSuccess || !get || !set))
-        e = cudaErrorSymbolNotFound;
-    a->get = (ctx_get_fn)get;
-    a->set = (ctx_set_fn)set;
-    return e;
-}
-
-typedef struct ctx_guard {
-    CUcontext saved;
-    bool have;
-} ctx_guard;
-
-/* Make `device` current in the calling thread, remembering its context. */
-static cudaError_t enter(const ctx_api *a, int device, ctx_guard *g)
-{
-    g->saved = NULL;
-    g->have = a->get(&g->saved) == CUDA_SUCCESS;
-    if (!g->have)
-        return cudaErrorDeviceUninitialized;
-    return cudaSetDevice(device);
-}
-
-/* Put the calling thread's context back, none if it had none. */
-static cudaError_t leave(const ctx_api *a, const ctx_guard *g)
-{
-    if (!g->have)
-        return cudaSuccess;
-    return a->set(g->saved) == CUDA_SUCCESS ? cudaSuccess : cudaErrorDeviceUninitialized;
-}
-
-/* Run `call` (which sets `e`) with `dev` current in the calling thread;
- * `e` also catches failures to switch there and back. */
-#define WITH_DEVICE(api, dev, e, call)                                         \
-    do {                                                                       \
-        ctx_guard g_;                                                          \
-        (e) = enter((api), (dev), &g_);                                        \
-        if ((e) == cudaSuccess) {                                              \
-            call;                                                              \
-        }                                                                      \
-        cudaError_t l_ = leave((api), &g_);                                    \
-        if ((e) == cudaSuccess)                                                \
-            (e) = l_;                                                          \
-    } while (0)
-
-static int cuda_fail(trestle_error *err, cudaError_t e, int device, const char *what)
-{
-    int code = e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ||
-                       e == cudaErrorInvalidDevice
-                   ? TRESTLE_E_NO_DEVICE
-                   : e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM : TRESTLE_E_CUDA;
-    return trestle__error_simple(err, code, "CUDA device %d: %s failed: %s (%s)", device, what,
-                                 cudaGetErrorString(e), cudaGetErrorName(e));
-}
-
-/* A context guard for the free functions below, which have no copier. */
-static int load_api(ctx_api *a, int device, trestle_error *err)
-{
-    cudaError_t e = ctx_api_load(a);
-    return e == cudaSuccess ? TRESTLE_OK
-                            : cuda_fail(err, e, device, "finding cuCtxGetCurrent/cuCtxSetCurrent "
-                                                        "(cudaGetDriverEntryPointByVersion)");
-}
 
 /* ---- state ---- */
 
@@ -167,6 +96,14 @@ typedef struct cuda_worker {
     cudaError_t failed;      /* first failure, or cudaSuccess */
     const char *what;        /* the call that failed */
     double wait_seconds;     /* slept in retire() and fence() */
+    uint8_t *win;            /* device window (window_bytes), made on first use */
+    bool win_failed;         /* cudaMalloc refused it: copy without one */
+    const uint8_t *win_src;  /* the host bytes it holds, in stream order, or NULL */
+    uint64_t win_n;
+    void **bdst;             /* small copies not yet queued: BATCH_MAX slots each */
+    const void **bsrc;
+    size_t *bsize;
+    size_t bn;
     char pad[40];            /* workers do not share cache lines */
 } cuda_worker;
 
@@ -177,8 +114,9 @@ typedef struct pinned_region {
 } pinned_region;
 
 typedef struct cuda_state {
-    ctx_api api;
+    trestle__ctx_api api;
     int device;
+    const uint64_t *window_bytes; /* the copier's, set before the first copy */
     unsigned nworkers;
     cuda_worker *w;
     cudaEvent_t start;       /* recorded on the caller's (or the legacy) stream at open */
@@ -225,10 +163,10 @@ static cuda_worker *worker_get(cuda_state *s, unsigned w)
 
 static void cuda_arena_release(trestle_arena *a)
 {
-    ctx_api api;
+    trestle__ctx_api api;
     cudaError_t e;
-    if (ctx_api_load(&api) == cudaSuccess)
-        WITH_DEVICE(&api, a->device, e, e = cudaFree(a->base));
+    if (trestle__cuda_ctx_load(&api) == cudaSuccess)
+        TRESTLE__WITH_DEVICE(&api, a->device, e, e = cudaFree(a->base));
     (void)e; /* nothing to report to: a free that fails leaves a leak, not a wrong byte */
 }
 
@@ -242,7 +180,7 @@ static int cuda_arena_alloc(trestle__copier *c, uint64_t bytes, trestle_arena **
     if (!a)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     /* cudaMalloc aligns to at least 256 bytes, the arena's tensor alignment. */
-    WITH_DEVICE(&s->api, s->device, e, e = cudaMalloc(&p, (size_t)(bytes ? bytes : 1)));
+    TRESTLE__WITH_DEVICE(&s->api, s->device, e, e = cudaMalloc(&p, (size_t)(bytes ? bytes : 1)));
     if (e != cudaSuccess) {
         free(a);
         return trestle__error_set(err, e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM
@@ -269,9 +207,10 @@ static int cuda_staging_add(trestle__copier *c, void *base, size_t bytes, trestl
     if (s->nregions == MAX_REGIONS)
         return trestle__error_simple(err, TRESTLE_E_LIMIT, "CUDA device %d: more than %d "
                                      "staging regions", s->device, MAX_REGIONS);
-    WITH_DEVICE(&s->api, s->device, e, e = cudaHostGetDevicePointer(&dev, base, 0));
+    TRESTLE__WITH_DEVICE(&s->api, s->device, e, e = cudaHostGetDevicePointer(&dev, base, 0));
     if (e != cudaSuccess)
-        return cuda_fail(err, e, s->device, "mapping staging memory (cudaHostGetDevicePointer)");
+        return trestle__cuda_fail(err, e, s->device,
+                                  "mapping staging memory (cudaHostGetDevicePointer)");
     s->regions[s->nregions++] = (pinned_region){ base, bytes, dev };
     return TRESTLE_OK;
 }
@@ -288,14 +227,71 @@ static const void *device_address(const cuda_state *s, const void *p)
 
 /* ---- copies ---- */
 
+/* Queue the batched small copies, in one call. Everything else the
+ * worker queues comes after them. */
+static void flush(cuda_worker *cw)
+{
+    if (cw->bn == 0 || cw->failed != cudaSuccess) {
+        cw->bn = 0;
+        return;
+    }
+    if (cw->bn == 1) {
+        note(cw, cudaMemcpyAsync(cw->bdst[0], cw->bsrc[0], cw->bsize[0], cudaMemcpyHostToDevice,
+                                 cw->stream), "cudaMemcpyAsync (host to device)");
+    } else {
+        struct cudaMemcpyAttributes attr;
+        size_t first = 0;
+        memset(&attr, 0, sizeof attr);
+        attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream; /* staging, in stream order */
+        note(cw, cudaMemcpyBatchAsync(cw->bdst, cw->bsrc, cw->bsize, cw->bn, &attr, &first, 1,
+                                      cw->stream), "cudaMemcpyBatchAsync (host to device)");
+    }
+    cw->bn = 0;
+}
+
 static uint64_t cuda_copy(trestle__copier *c, unsigned worker, void *dst, const void *src,
                           uint64_t n)
 {
     cuda_worker *cw = worker_get(c->state, worker);
-    if (cw->failed == cudaSuccess)
-        note(cw, cudaMemcpyAsync(dst, src, (size_t)n, cudaMemcpyHostToDevice, cw->stream),
-             "cudaMemcpyAsync (host to device)");
+    if (cw->failed != cudaSuccess || n == 0)
+        return n;
+    if (n <= BATCH_MAX_BYTES && cw->bdst) {
+        cw->bdst[cw->bn] = dst;
+        cw->bsrc[cw->bn] = src;
+        cw->bsize[cw->bn] = (size_t)n;
+        if (++cw->bn == BATCH_MAX)
+            flush(cw);
+        return n;
+    }
+    flush(cw);
+    note(cw, cudaMemcpyAsync(dst, src, (size_t)n, cudaMemcpyHostToDevice, cw->stream),
+         "cudaMemcpyAsync (host to device)");
     return n;
+}
+
+/* The device address of host bytes [src, src + n) in the worker's device
+ * window, DMA'd there unless it holds them already; NULL without a window
+ * (none could be allocated, or n is larger than it). */
+static const uint8_t *window(cuda_state *s, cuda_worker *cw, const void *src, uint64_t n)
+{
+    const uint8_t *p = src;
+    if (cw->win_src && p >= cw->win_src && p + n <= cw->win_src + cw->win_n)
+        return cw->win + (p - cw->win_src);
+    if (cw->win_failed || n > *s->window_bytes)
+        return NULL;
+    if (!cw->win && cudaMalloc((void **)&cw->win, (size_t)*s->window_bytes) != cudaSuccess) {
+        /* Device memory is short: slices and conversions still work
+         * without the window, only slower. */
+        cw->win = NULL;
+        cw->win_failed = true;
+        return NULL;
+    }
+    flush(cw);
+    note(cw, cudaMemcpyAsync(cw->win, src, (size_t)n, cudaMemcpyHostToDevice, cw->stream),
+         "cudaMemcpyAsync (host to device window)");
+    cw->win_src = p;
+    cw->win_n = n;
+    return cw->win;
 }
 
 static uint64_t cuda_copy_region(trestle__copier *c, unsigned worker, void *dst,
@@ -324,15 +320,38 @@ static uint64_t cuda_copy_region(trestle__copier *c, unsigned worker, void *dst,
     }
     uint64_t bytes = trestle__region_count_range(&l, lo, n);
     if (bytes > 0 && cw->failed == cudaSuccess) {
-        int e = trestle__k_scatter(dst, device_address(s, src), &l, lo, n, cw->stream);
+        const void *from = window(s, cw, src, n);
+        flush(cw);
+        int e = trestle__k_scatter(dst, from ? from : device_address(s, src), &l, lo, n,
+                                   cw->stream);
         note(cw, (cudaError_t)e, "the slice scatter kernel");
     }
     return bytes;
 }
 
+static uint64_t cuda_copy_widen(trestle__copier *c, unsigned worker, void *dst, const void *src,
+                                int src_dtype, int dst_dtype, uint64_t count)
+{
+    cuda_state *s = c->state;
+    cuda_worker *cw = worker_get(s, worker);
+    uint64_t in = count * trestle_dtype_size(src_dtype);
+    uint64_t out = count * trestle_dtype_size(dst_dtype);
+    if (count == 0 || out <= in || !trestle__convert_supported(dst_dtype, src_dtype) ||
+        cw->failed != cudaSuccess)
+        return 0;
+    const void *from = window(s, cw, src, in);
+    if (!from)
+        return 0;
+    int e = trestle__k_convert(dst, dst_dtype, from, src_dtype, count, cw->stream);
+    note(cw, (cudaError_t)e, "the dtype conversion kernel");
+    return out;
+}
+
 static int worker_error(cuda_state *s, cuda_worker *cw, trestle_error *err)
 {
-    return cw->failed == cudaSuccess ? TRESTLE_OK : cuda_fail(err, cw->failed, s->device, cw->what);
+    if (cw->failed == cudaSuccess)
+        return TRESTLE_OK;
+    return trestle__cuda_fail(err, cw->failed, s->device, cw->what);
 }
 
 /* The next event of the worker's ring, made on first use. */
@@ -357,6 +376,8 @@ static int cuda_mark(trestle__copier *c, unsigned worker, trestle_error *err)
     if (cw->failed == cudaSuccess && cw->len == MARKS)
         return trestle__error_simple(err, TRESTLE_E_LIMIT, "internal error: CUDA device %d: "
                                      "more than %d copy marks in flight", s->device, MARKS);
+    flush(cw);
+    cw->win_src = NULL; /* the next staging buffer may sit at the same address */
     cudaEvent_t ev = cw->failed == cudaSuccess ? next_event(cw) : NULL;
     if (ev) {
         note(cw, cudaEventRecord(ev, cw->stream), "marking copies (cudaEventRecord)");
@@ -400,6 +421,8 @@ static int cuda_fence(trestle__copier *c, unsigned worker, trestle_error *err)
     cuda_worker *cw = worker_get(s, worker);
     if (!cw->ready || cw->failed != cudaSuccess)
         return worker_error(s, cw, err);
+    flush(cw);
+    cw->win_src = NULL; /* fenced memory gets rewritten: a conversion buffer, say */
     cudaEvent_t ev = cw->len < MARKS ? next_event(cw) : NULL;
     if (!ev && cw->failed == cudaSuccess)
         ev = cw->ev[(cw->head + cw->len - 1) % MARKS]; /* the newest mark ends the queue */
@@ -428,7 +451,7 @@ static void cuda_close(trestle__copier *c)
     cudaError_t e;
     if (!s)
         return;
-    WITH_DEVICE(&s->api, s->device, e, {
+    TRESTLE__WITH_DEVICE(&s->api, s->device, e, {
         for (unsigned i = 0; i < s->nworkers; i++) {
             cuda_worker *cw = &s->w[i];
             c->wait_seconds += cw->wait_seconds;
@@ -439,6 +462,11 @@ static void cuda_close(trestle__copier *c)
                 cudaStreamDestroy(cw->stream);
             for (unsigned k = 0; k < cw->nev; k++)
                 cudaEventDestroy(cw->ev[k]);
+            if (cw->win)
+                cudaFree(cw->win); /* waits for the streams' work, which reads it */
+            free(cw->bdst);
+            free(cw->bsrc);
+            free(cw->bsize);
         }
         if (s->have_start)
             cudaEventDestroy(s->start);
@@ -455,6 +483,7 @@ static const trestle__copier_ops cuda_ops = {
     .staging_add = cuda_staging_add,
     .copy = cuda_copy,
     .copy_region = cuda_copy_region,
+    .copy_widen = cuda_copy_widen,
     .fence = cuda_fence,
     .mark = cuda_mark,
     .retire = cuda_retire,
@@ -472,13 +501,13 @@ static int record_start(cuda_state *s, cudaStream_t stream, trestle_error *err)
     cudaError_t e = cudaSuccess;
     if (stream) {
         enum cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-        WITH_DEVICE(&s->api, s->device, e, {
+        TRESTLE__WITH_DEVICE(&s->api, s->device, e, {
             e = cudaStreamGetDevice(stream, &sdev);
             if (e == cudaSuccess)
                 e = cudaStreamIsCapturing(stream, &cap);
         });
         if (e != cudaSuccess)
-            return cuda_fail(err, e, s->device, "inspecting the caller's stream "
+            return trestle__cuda_fail(err, e, s->device, "inspecting the caller's stream "
                                                 "(cudaStreamGetDevice)");
         if (cap != cudaStreamCaptureStatusNone)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
@@ -487,7 +516,7 @@ static int record_start(cuda_state *s, cudaStream_t stream, trestle_error *err)
                                          "run on trestle's own streams); restore before the "
                                          "capture or on another stream");
     }
-    WITH_DEVICE(&s->api, sdev, e, {
+    TRESTLE__WITH_DEVICE(&s->api, sdev, e, {
         e = cudaEventCreateWithFlags(&s->start, cudaEventDisableTiming);
         if (e == cudaSuccess) {
             s->have_start = true;
@@ -495,7 +524,7 @@ static int record_start(cuda_state *s, cudaStream_t stream, trestle_error *err)
         }
     });
     if (e != cudaSuccess)
-        return cuda_fail(err, e, s->device,
+        return trestle__cuda_fail(err, e, s->device,
                          stream ? "waiting on the caller's stream (cudaEventRecord)"
                                 : "waiting on the legacy default stream (cudaEventRecord)");
     return TRESTLE_OK;
@@ -523,119 +552,33 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
     }
     s->device = device;
     s->nworkers = workers ? workers : 1;
+    s->window_bytes = &c->window_bytes;
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        cuda_worker *cw = &s->w[i];
+        cw->bdst = malloc(BATCH_MAX * sizeof *cw->bdst);
+        cw->bsrc = malloc(BATCH_MAX * sizeof *cw->bsrc);
+        cw->bsize = malloc(BATCH_MAX * sizeof *cw->bsize);
+        if (!cw->bdst || !cw->bsrc || !cw->bsize) {
+            /* Unbatched, then: every small copy is a call of its own. */
+            free(cw->bdst);
+            free(cw->bsrc);
+            free(cw->bsize);
+            cw->bdst = NULL;
+            cw->bsrc = NULL;
+            cw->bsize = NULL;
+        }
+    }
     c->ops = &cuda_ops;
     c->state = s;
     c->host_dests = false;
     c->marks = MARKS;
     c->wait_seconds = 0;
-    int rc = load_api(&s->api, device, err);
+    int rc = trestle__cuda_load_api(&s->api, device, err);
     if (rc == TRESTLE_OK)
         rc = record_start(s, (cudaStream_t)stream, err);
     if (rc != TRESTLE_OK)
         cuda_close(c);
     return rc;
-}
-
-/* ---- pinned host memory (engine/staging.c) ---- */
-
-int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
-{
-    ctx_api api;
-    cudaError_t e;
-    *refused = false;
-    int rc = load_api(&api, device, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    WITH_DEVICE(&api, device, e, e = cudaHostRegister(p, bytes, cudaHostRegisterPortable |
-                                                                   cudaHostRegisterMapped));
-    if (e == cudaSuccess)
-        return TRESTLE_OK;
-    /* What a host that cannot pin ordinary pages answers (no IOMMU
-     * support for it, a sandbox, a kernel without the needed calls). */
-    *refused = e == cudaErrorNotSupported || e == cudaErrorNotPermitted ||
-               e == cudaErrorInvalidValue || e == cudaErrorHostMemoryAlreadyRegistered;
-    return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
-                              "cannot pin %zu bytes of staging memory for CUDA device %d "
-                              "(cudaHostRegister: %s); lower the staging size (--staging, "
-                              "staging_bytes) or free host memory", bytes, device,
-                              cudaGetErrorString(e));
-}
-
-void trestle__cuda_unpin(int device, void *p)
-{
-    ctx_api api;
-    cudaError_t e;
-    if (ctx_api_load(&api) == cudaSuccess)
-        WITH_DEVICE(&api, device, e, e = cudaHostUnregister(p));
-    (void)e;
-}
-
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
-{
-    ctx_api api;
-    cudaError_t e;
-    *p = NULL;
-    int rc = load_api(&api, device, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    WITH_DEVICE(&api, device, e, e = cudaHostAlloc(p, bytes, cudaHostAllocPortable |
-                                                                 cudaHostAllocMapped));
-    if (e == cudaSuccess)
-        return TRESTLE_OK;
-    return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
-                              "cannot allocate %zu bytes of pinned staging memory for CUDA "
-                              "device %d (cudaHostAlloc: %s); lower the staging size "
-                              "(--staging, staging_bytes) or free host memory", bytes, device,
-                              cudaGetErrorString(e));
-}
-
-void trestle__cuda_host_free(int device, void *p)
-{
-    ctx_api api;
-    cudaError_t e;
-    if (ctx_api_load(&api) == cudaSuccess)
-        WITH_DEVICE(&api, device, e, e = cudaFreeHost(p));
-    (void)e;
-}
-
-/* ---- queries ---- */
-
-int trestle__cuda_device_count(char *why, size_t n)
-{
-    int count = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess) {
-        snprintf(why, n, "a usable CUDA device (cudaGetDeviceCount: %s)", cudaGetErrorString(e));
-        return 0;
-    }
-    if (count == 0)
-        snprintf(why, n, "a CUDA device, and this host has none");
-    return count;
-}
-
-int trestle__cuda_pointer_device(const void *p, int *device)
-{
-    struct cudaPointerAttributes a;
-    cudaError_t e = cudaPointerGetAttributes(&a, p);
-    if (e != cudaSuccess)
-        return -1;
-    if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
-        return -1;
-    *device = a.device;
-    return 0;
-}
-
-int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
-{
-    ctx_api api;
-    cudaError_t e;
-    int rc = load_api(&api, device, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    WITH_DEVICE(&api, device, e, e = cudaMemcpy(dst, src, (size_t)n, cudaMemcpyDeviceToHost));
-    if (e != cudaSuccess)
-        return cuda_fail(err, e, device, "cudaMemcpy (device to host)");
-    return TRESTLE_OK;
 }
 
 #else /* !TRESTLE_HAVE_CUDA */
@@ -650,57 +593,6 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
                                  "restoring into CUDA device memory (device %d) needs a CUDA "
                                  "build of trestle; this one copies to host memory only",
                                  device);
-}
-
-int trestle__cuda_device_count(char *why, size_t n)
-{
-    snprintf(why, n, "a CUDA build of trestle; this one copies to host memory only");
-    return 0;
-}
-
-int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
-{
-    (void)p;
-    (void)bytes;
-    *refused = false;
-    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinning memory for CUDA device %d "
-                                 "needs a CUDA build of trestle", device);
-}
-
-void trestle__cuda_unpin(int device, void *p)
-{
-    (void)device;
-    (void)p;
-}
-
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
-{
-    (void)bytes;
-    *p = NULL;
-    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinned memory for CUDA device %d "
-                                 "needs a CUDA build of trestle", device);
-}
-
-void trestle__cuda_host_free(int device, void *p)
-{
-    (void)device;
-    (void)p;
-}
-
-int trestle__cuda_pointer_device(const void *p, int *device)
-{
-    (void)p;
-    (void)device;
-    return -1;
-}
-
-int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
-{
-    (void)dst;
-    (void)src;
-    (void)n;
-    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "reading CUDA device %d memory "
-                                 "needs a CUDA build of trestle", device);
 }
 
 #endif /* TRESTLE_HAVE_CUDA */

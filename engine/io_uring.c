@@ -111,7 +111,10 @@ static void register_files(trestle__reader *r)
     int ret = -ENOMEM;
     if (fds) {
         for (int s = 0; s < n; s++) {
-            fds[s] = r->ckpt->shard_fds[s] >= 0 ? r->ckpt->shard_fds[s] : -1;
+            /* Shards open lazily (ckpt_shard.c): another plan may be opening
+             * one this restore does not read, hence the atomic load. */
+            int fd = __atomic_load_n(&r->ckpt->shard_fds[s], __ATOMIC_ACQUIRE);
+            fds[s] = fd >= 0 ? fd : -1;
             fds[n + s] = -1;
         }
         ret = n > 0 ? io_uring_register_files(&u->ring, fds, (unsigned)(2 * n)) : -EINVAL;

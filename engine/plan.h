@@ -151,6 +151,14 @@ struct trestle_plan {
     struct trestle__faults *faults; /* tests only: injected I/O faults (engine/fault.h), else NULL */
 };
 
+/*
+ * TRESTLE_E_UNSUPPORTED naming every op (not skipped) whose entry is a
+ * DT_VARIANT, which no restore can produce; TRESTLE_OK when there is none
+ * (engine/plan_unsupported.c).
+ */
+int trestle__plan_check_unsupported(const trestle_checkpoint *c, const trestle__plan_op *ops,
+                                    size_t n, trestle_error *err);
+
 /* Recompute p->stats from its ops and batches (engine/plan_create.c). */
 void trestle__plan_fill_stats(trestle_plan *p);
 

@@ -114,6 +114,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
 
     TR_FORWARD(trestle__plan_ops_resolve(&b, ops, err));
     TR_FORWARD(trestle__plan_ops_check_missing(&b, err));
+    TR_FORWARD(trestle__plan_check_unsupported(c, b.p->ops, count, err));
     TR_FORWARD(trestle__plan_ops_check_dtypes(&b, ops, err));
     TR_FORWARD(trestle__plan_ops_check_conversions(&b, ops, err));
     for (size_t i = 0; i < count; i++)
@@ -121,6 +122,9 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
             TR_FORWARD(trestle__plan_pieces_add(&b, i, ops ? &ops[i] : NULL, err));
     TR_FORWARD(trestle__plan_pieces_extents(&b, err));
     TR_FORWARD(trestle__plan_pieces_batches(&b, err));
+    /* Shards open when first needed: now, for the ones this plan reads. */
+    for (size_t k = 0; k < b.p->num_batches; k++)
+        TR_FORWARD(trestle__shard_open(c, b.p->batches[k].shard, NULL, err));
     trestle__plan_fill_stats(b.p);
     *out = b.p;
     b.p = NULL;

@@ -86,6 +86,29 @@ static const struct {
 
 /* ---- rules and lookups ---- */
 
+/* fnmatch() treats an unclosed '[' or a trailing '\\' as a literal, so a
+ * typo would silently exclude nothing: find them first. NULL when fine. */
+static const char *glob_problem(const char *g)
+{
+    for (const char *p = g; *p; p++) {
+        if (*p == '\\') {
+            if (!*++p)
+                return "ends in a lone '\\'";
+            continue;
+        }
+        if (*p != '[')
+            continue;
+        const char *q = p + 1;
+        q += *q == '!' || *q == '^';
+        q += *q == ']'; /* a ']' first in the set is a member */
+        q = strchr(q, ']');
+        if (!q)
+            return "has an unclosed '[' (write '\\[' for a literal one)";
+        p = q;
+    }
+    return NULL;
+}
+
 int trestle__plan_names_check(const trestle_plan_options *o, trestle_error *err)
 {
     if (o->num_renames > 0 && !o->renames)
@@ -101,11 +124,20 @@ int trestle__plan_names_check(const trestle_plan_options *o, trestle_error *err)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
                                          "rename rule %zu (%s) is not of the form graph=ckpt", i,
                                          r ? r : "NULL");
+        /* Only the first rule for a name would ever apply. */
+        for (size_t j = 0; j < i; j++)
+            if (strncmp(o->renames[j], r, (size_t)(eq - r) + 1) == 0)
+                return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                             "rename rules %zu (%s) and %zu (%s) both rename "
+                                             "'%.*s'", j, o->renames[j], i, r, (int)(eq - r), r);
     }
-    for (size_t i = 0; i < o->num_excludes; i++)
-        if (!o->excludes[i])
+    for (size_t i = 0; i < o->num_excludes; i++) {
+        const char *problem = o->excludes[i] ? glob_problem(o->excludes[i]) : "is NULL";
+        if (problem)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
-                                         "exclusion pattern %zu is NULL", i);
+                                         "exclusion pattern %zu ('%s') %s", i,
+                                         o->excludes[i] ? o->excludes[i] : "", problem);
+    }
     return TRESTLE_OK;
 }
 

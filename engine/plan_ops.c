@@ -60,17 +60,18 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
         }
         if (!ops) {
             op->entry = b->c->listed[i];
-            /* "Every tensor" means every restorable one: a DT_VARIANT (e.g. a
-             * tf.data iterator state) is skipped and counted, not fatal. */
-            if (b->c->entries[op->entry].dtype == TRESTLE_DT_VARIANT) {
-                op->skipped = 1;
-                op->entry = TRESTLE__NOT_LISTED;
-                continue;
-            }
         } else {
             int rc = trestle__plan_resolve(b->c, &b->o, name, &op->entry, &b->lookup[i], err);
             if (rc != TRESTLE_OK)
                 return rc;
+        }
+        /* A DT_VARIANT (e.g. a tf.data iterator state) is skipped only when
+         * asked: otherwise trestle__plan_check_unsupported() names every one. */
+        if (op->entry != TRESTLE__NOT_LISTED && b->o.skip_unsupported &&
+            b->c->entries[op->entry].dtype == TRESTLE_DT_VARIANT) {
+            op->skipped = TRESTLE_SKIP_UNSUPPORTED;
+            op->entry = TRESTLE__NOT_LISTED;
+            continue;
         }
         if (op->entry != TRESTLE__NOT_LISTED) {
             op->key = b->c->entries[op->entry].key;

@@ -307,9 +307,16 @@ static bool collect(trestle__restore *x, unsigned *inflight, int64_t *last_done,
     return true;
 }
 
+/* Read `seq` is a page-cache hit, which needs a shallower queue. */
+static bool cached(const trestle__restore *x, uint64_t seq)
+{
+    return x->batch_mode[x->segs[seq].batch] == TRESTLE__BATCH_CACHED;
+}
+
 /*
  * Keep up to queue_depth reads in flight, each into a staging buffer, and
- * queue every completed one for the workers. Returns when every read has
+ * queue every completed one for the workers, issuing them in `order`
+ * (across shards, engine/restore_layout.c). Returns when every read has
  * completed, or at the first error or cancellation.
  *
  * Completions are collected after every submission too, without waiting,
@@ -319,11 +326,11 @@ static bool collect(trestle__restore *x, unsigned *inflight, int64_t *last_done,
  * of the staging memory. With slow storage the backlog stays empty and
  * queue_depth reads stay in flight.
  */
-static void produce(trestle__restore *x, const size_t *order)
+static void produce(trestle__restore *x, const uint64_t *order)
 {
     const trestle_plan *p = x->plan;
     trestle__reader *r = &x->reader;
-    size_t oi = 0, si = 0, nsegs = 0;
+    uint64_t ri = 0;
     unsigned inflight = 0;
     unsigned depth = x->opt.queue_depth < x->pool.count ? x->opt.queue_depth : x->pool.count;
     /* Page-cache hits need no queue: one read per core in flight suffices. */
@@ -333,34 +340,26 @@ static void produce(trestle__restore *x, const size_t *order)
     int64_t first_submit = -1, last_done = -1;
 
     while (!trestle__restore_stopping(x)) {
-        while (oi < p->num_batches && queue_len(x) < backlog &&
-               inflight < (x->batch_mode[order[oi]] == TRESTLE__BATCH_CACHED ? cached_depth
-                                                                            : depth)) {
-            size_t b = order[oi];
-            if (si == 0)
-                nsegs = trestle__restore_segments(x, b, x->segs);
-            if (si == nsegs) { /* done with this batch (or it holds only empty extents) */
-                oi++;
-                si = 0;
-                continue;
-            }
+        while (ri < x->nreads && queue_len(x) < backlog &&
+               inflight < (cached(x, order[ri]) ? cached_depth : depth)) {
             /* A destination read takes a token too: it bounds reads and queue alike. */
             int bi = held >= 0 ? held : trestle__pool_acquire(&x->pool, 0);
             held = -1;
             if (bi < 0)
                 break;
-            const trestle__seg *sg = &x->segs[si];
+            uint64_t seq = order[ri];
+            const trestle__seg *sg = &x->segs[seq];
             trestle__read *rq = &x->reqs[bi];
-            rq->shard = p->batches[b].shard;
+            rq->shard = p->batches[sg->batch].shard;
             rq->offset = sg->offset;
             rq->length = sg->length;
             rq->buf_index = (unsigned)bi;
-            rq->seq = x->batch_seq[b] + si;
-            rq->batch = b;
+            rq->seq = seq;
+            rq->batch = sg->batch;
             rq->extent = sg->extent;
             if (sg->extent == TRESTLE__NO_EXTENT) {
                 rq->buf = x->pool.bufs[bi];
-                rq->want_direct = x->batch_mode[b] == TRESTLE__BATCH_DIRECT;
+                rq->want_direct = x->batch_mode[sg->batch] == TRESTLE__BATCH_DIRECT;
             } else {
                 const trestle__extent *ext = &p->extents[sg->extent];
                 rq->buf = x->ext[sg->extent].dest + (sg->offset - ext->offset);
@@ -373,7 +372,7 @@ static void produce(trestle__restore *x, const size_t *order)
                     rq->was_direct = false;
                     x->bytes_read += rq->length;
                     queue_push(x, rq);
-                    si++;
+                    ri++;
                     continue;
                 }
             }
@@ -385,15 +384,13 @@ static void produce(trestle__restore *x, const size_t *order)
                 goto out;
             }
             inflight++;
-            si++;
+            ri++;
             if (!collect(x, &inflight, &last_done, 0))
                 goto out;
         }
-        if (oi == p->num_batches && inflight == 0)
+        if (ri == x->nreads && inflight == 0)
             break;
-        bool more = oi < p->num_batches &&
-                    inflight < (x->batch_mode[order[oi]] == TRESTLE__BATCH_CACHED ? cached_depth
-                                                                                : depth);
+        bool more = ri < x->nreads && inflight < (cached(x, order[ri]) ? cached_depth : depth);
         if (more && queue_len(x) >= backlog) {
             /* The workers are behind: wait for one to finish a chunk. */
             trestle__pool_wait(&x->pool, WAIT_MS);
@@ -443,7 +440,7 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
 }
 
 /* Everything up to the first read. The error is returned, not recorded. */
-static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t **order,
+static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64_t **order,
                  trestle_error *err)
 {
     const trestle_plan *p = x->plan;
@@ -470,7 +467,7 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
                    : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
     }
     TR_FORWARD(trestle__restore_layout(x, err));
-    *order = trestle__restore_issue_order(p);
+    *order = trestle__restore_issue_order(x);
     TR_FAIL_IF(!*order, err, TRESTLE_E_NOMEM, "out of memory");
 
     /* Staging: as many buffers as staging_bytes holds (at least two, so
@@ -495,6 +492,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, size_t
                                               err));
     /* Conversion buffers are staging too. */
     TR_FORWARD(trestle__restore_convert_open(x, err));
+    /* The most one copy is handed: a part, or a conversion buffer's worth. */
+    x->copier.window_bytes = x->chunk > x->conv_bytes ? x->chunk : x->conv_bytes;
     TR_FORWARD(open_reader(x, err));
     x->reader_kind = x->reader.ops->kind;
     TR_FORWARD(start_workers(x, err));
@@ -506,7 +505,7 @@ int trestle_restore(trestle_plan *p, const trestle_restore_options *opt, trestle
                     trestle_error *err)
 {
     trestle__restore *x;
-    size_t *order = NULL;
+    uint64_t *order = NULL;
     int rc;
 
     trestle_error_clear(err);

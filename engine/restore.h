@@ -64,6 +64,7 @@ typedef struct trestle__seg {
     uint64_t offset;           /* in the batch's shard */
     uint64_t length;           /* <= chunk */
     size_t extent;             /* TRESTLE__NO_EXTENT: into staging; else the extent it lands in */
+    size_t batch;              /* the batch it belongs to */
 } trestle__seg;
 
 /* Per-extent state. */
@@ -128,7 +129,7 @@ struct trestle__restore {
     /* Chunk bookkeeping. */
     uint64_t *batch_seq;         /* per batch: sequence number of its first read */
     unsigned char *batch_mode;   /* per batch: TRESTLE__BATCH_* (policy and page-cache probe) */
-    trestle__seg *segs;          /* producer scratch: the reads of one batch */
+    trestle__seg *segs;          /* every read of the restore, indexed by sequence number */
     uint64_t nreads;             /* reads in the whole restore */
     trestle__ext_state *ext;     /* per extent */
     uint32_t *slots;             /* the CRC slots of all extents */
@@ -192,8 +193,9 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err);
  * NULL to count only). Returns how many. */
 size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__seg *out);
 
-/* The order to read batches in (malloc'd), or NULL when out of memory. */
-size_t *trestle__restore_issue_order(const trestle_plan *p);
+/* The order to issue the reads in, as sequence numbers (x->nreads of
+ * them, malloc'd), or NULL when out of memory. */
+uint64_t *trestle__restore_issue_order(const trestle__restore *x);
 
 /* Nanoseconds since the restore started. */
 int64_t trestle__restore_now_ns(const trestle__restore *x);

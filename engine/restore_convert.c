@@ -16,6 +16,10 @@
  * A worker's buffer is reused only once the device copies out of it are
  * done (fenced), since device copies complete after the worker moved on.
  *
+ * A copier that converts on the device (copy_widen: the CUDA copier, for
+ * widening pairs into whole-tensor destinations) gets the stored elements
+ * instead, and the CPU converts nothing.
+ *
  * Seams: an extent's parts end at file-offset chunk boundaries, so when the
  * extent starts at an odd offset an element can straddle two parts, which
  * different workers handle. Each part stores its bytes of such an element
@@ -267,6 +271,13 @@ uint64_t trestle__restore_copy_converted(trestle__restore *x, unsigned w, trestl
 
     if (b <= a)
         return 0; /* only parts of elements: they land through the seams */
+    if (pc->region == TRESTLE__NO_REGION && cp->ops->copy_widen) {
+        /* The device converts widening pairs: half the bytes cross the bus. */
+        uint64_t done = cp->ops->copy_widen(cp, w, (uint8_t *)op->dest + pc->dst_offset + a * des,
+                                            p + (a * es - pos), op->dtype, op->out_dtype, b - a);
+        if (done)
+            return done;
+    }
     const uint8_t *conv = converted(x, w, span, op, p + (a * es - pos), b - a);
     if (!conv)
         return 0;

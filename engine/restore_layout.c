@@ -90,11 +90,11 @@ static unsigned char batch_mode(trestle__restore *x, const trestle__batch *bt)
 
 /* Append [lo, hi) as chunk-sized reads into `target` (out may be NULL: count). */
 static size_t emit(trestle__seg *out, size_t n, uint64_t lo, uint64_t hi, uint64_t chunk,
-                   size_t target)
+                   size_t target, size_t batch)
 {
     for (uint64_t o = lo; o < hi; o += chunk, n++)
         if (out)
-            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target };
+            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target, batch };
     return n;
 }
 
@@ -112,9 +112,9 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
             continue; /* finished at start */
         if (x->ext[e].dest) {
             if (run)
-                n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT);
+                n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
             run = false;
-            n = emit(out, n, ext->offset, ext->offset + ext->size, x->chunk, e);
+            n = emit(out, n, ext->offset, ext->offset + ext->size, x->chunk, e, b);
             continue;
         }
         if (!run)
@@ -123,7 +123,7 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
         run_hi = ext->offset + ext->size;
     }
     if (run)
-        n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT);
+        n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
     return n;
 }
 
@@ -211,11 +211,13 @@ static void pick_destination(trestle__restore *x, size_t e)
     }
 }
 
-/* Count the parts of every extent in batch b's reads; `segs` is scratch. */
-static void count_parts(trestle__restore *x, size_t b, trestle__seg *segs)
+/* Count the parts of every extent in batch b's reads, which are x->segs
+ * from its first sequence number on. */
+static void count_parts(trestle__restore *x, size_t b)
 {
     const trestle_plan *p = x->plan;
     const trestle__batch *bt = &p->batches[b];
+    trestle__seg *segs = x->segs + x->batch_seq[b];
     size_t n = trestle__restore_segments(x, b, segs);
     size_t e = bt->first_extent, end = bt->first_extent + bt->num_extents;
 
@@ -252,7 +254,6 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
     trestle_plan *p = x->plan;
     size_t nb = p->num_batches ? p->num_batches : 1;
     uint64_t seq = 0, nslots = 0;
-    size_t max_segs = 1;
 
     x->batch_seq = malloc(nb * sizeof *x->batch_seq);
     x->batch_mode = calloc(nb, sizeof *x->batch_mode);
@@ -278,15 +279,15 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
         size_t n = trestle__restore_segments(x, b, NULL);
         x->batch_seq[b] = seq;
         seq += n;
-        if (n > max_segs)
-            max_segs = n;
     }
     x->nreads = seq;
-    x->segs = malloc(max_segs * sizeof *x->segs);
+    /* Every read, kept: the producer issues them across shards in an
+     * order of its own (a few dozen bytes per chunk of the checkpoint). */
+    x->segs = malloc((seq ? seq : 1) * sizeof *x->segs);
     if (!x->segs)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t b = 0; b < p->num_batches; b++)
-        count_parts(x, b, x->segs);
+        count_parts(x, b);
 
     for (size_t e = 0; e < p->num_extents; e++) {
         atomic_init(&x->ext[e].left, x->ext[e].parts);
@@ -311,31 +312,37 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
 /* ---- issue order ---- */
 
 /*
- * The order batches are read in: round-robin over shards (batches come
- * sorted by shard), so that shards on different devices are read at once.
+ * The order reads are issued in: round-robin over shards, one read at a
+ * time (batches come sorted by shard, so each shard's reads are one run of
+ * sequence numbers, in file order). Shards on different devices are read
+ * at once, and a tensor of many chunks in one shard does not hold the
+ * whole queue while the other shards wait.
  */
-size_t *trestle__restore_issue_order(const trestle_plan *p)
+uint64_t *trestle__restore_issue_order(const trestle__restore *x)
 {
-    size_t n = p->num_batches;
-    size_t *order = malloc((n ? n : 1) * sizeof *order);
-    size_t *cur = malloc((n ? n : 1) * sizeof *cur);
-    size_t *end = malloc((n ? n : 1) * sizeof *end);
-    size_t runs = 0, placed = 0;
+    const trestle_plan *p = x->plan;
+    size_t n = p->num_batches ? p->num_batches : 1;
+    uint64_t *order = malloc((x->nreads ? x->nreads : 1) * sizeof *order);
+    uint64_t *cur = malloc(n * sizeof *cur), *end = malloc(n * sizeof *end);
+    size_t runs = 0;
+    uint64_t placed = 0;
 
     if (!order || !cur || !end) {
         free(order);
         order = NULL;
         goto out;
     }
-    for (size_t b = 0; b < n; b++) {
+    for (size_t b = 0; b < p->num_batches; b++) {
+        uint64_t last = b + 1 < p->num_batches ? x->batch_seq[b + 1] : x->nreads;
         if (b == 0 || p->batches[b].shard != p->batches[b - 1].shard)
-            cur[runs++] = b;
-        end[runs - 1] = b + 1;
+            cur[runs++] = x->batch_seq[b];
+        end[runs - 1] = last;
     }
-    while (placed < n) {
+    while (placed < x->nreads) {
         size_t live = 0;
         for (size_t r = 0; r < runs; r++) {
-            order[placed++] = cur[r]++;
+            if (cur[r] < end[r])
+                order[placed++] = cur[r]++;
             if (cur[r] < end[r]) {
                 cur[live] = cur[r];
                 end[live++] = end[r];

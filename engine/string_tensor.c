@@ -110,3 +110,60 @@ int trestle_strings_decode(const void *buf, uint64_t size, uint64_t n, trestle_b
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "NULL element array");
     return trestle__strings_walk(buf, size, n, elems, &crc, err);
 }
+
+/* ---- DT_VARIANT (format doc §4.5) ---- */
+
+/* Per element: varint64 length L, L bytes, then the masked running CRC;
+ * the CRC takes each length as an 8-byte integer, then the bytes, then the
+ * 4 stored bytes. */
+int trestle__variants_walk(const uint8_t *buf, uint64_t size, uint64_t n, uint32_t *crc,
+                           trestle_error *err)
+{
+    trestle__cursor cur = tr_cursor(buf, (size_t)size);
+    uint32_t c = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t len;
+        const uint8_t *bytes, *stored;
+        uint8_t le[8];
+        size_t at = size - tr_left(&cur);
+        if (!tr_get_varint64(&cur, &len) || len > tr_left(&cur) ||
+            !tr_get_bytes(&cur, (size_t)len, &bytes) || !tr_get_bytes(&cur, 4, &stored))
+            return trestle__error_simple(err, TRESTLE_E_CORRUPT,
+                                         "variant element %" PRIu64 " at byte %zu overruns the "
+                                         "tensor", i, at);
+        tr_store_le64(le, len);
+        c = trestle__crc32c_extend(c, le, 8);
+        c = trestle__crc32c_extend(c, bytes, (size_t)len);
+        if (trestle__crc_unmask(tr_load_le32(stored)) != c)
+            return trestle__error_simple(err, TRESTLE_E_CRC_MISMATCH,
+                                         "variant element %" PRIu64 " at byte %zu: Checksum does "
+                                         "not match: stored %08u vs. calculated %08u", i, at,
+                                         trestle__crc_unmask(tr_load_le32(stored)), c);
+        c = trestle__crc32c_extend(c, stored, 4);
+    }
+    if (tr_left(&cur) != 0)
+        return trestle__error_simple(err, TRESTLE_E_CORRUPT, "%zu trailing bytes after variant "
+                                     "elements", tr_left(&cur));
+    *crc = c;
+    return TRESTLE_OK;
+}
+
+int trestle__variants_encode(const trestle_bytes *elems, uint64_t n, trestle__buf *out,
+                             uint32_t *crc, trestle_error *err)
+{
+    uint32_t c = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t le[8], stored[4];
+        tr_store_le64(le, elems[i].len);
+        c = trestle__crc32c_extend(c, le, 8);
+        c = trestle__crc32c_extend(c, elems[i].data, (size_t)elems[i].len);
+        tr_store_le32(stored, trestle__crc_mask(c));
+        if (!trestle__buf_append_varint(out, elems[i].len) ||
+            !trestle__buf_append(out, elems[i].data, (size_t)elems[i].len) ||
+            !trestle__buf_append(out, stored, 4))
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory encoding variants");
+        c = trestle__crc32c_extend(c, stored, 4);
+    }
+    *crc = c;
+    return TRESTLE_OK;
+}

@@ -90,11 +90,13 @@ static int write_all(trestle_writer *w, int shard, const void *p, uint64_t n, tr
         ssize_t r = write(w->fds[shard], b, step);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
-            return trestle__error_set(err, TRESTLE_E_IO, errno, NULL, w->paths[shard],
+        if (r <= 0) {
+            int e = r < 0 ? errno : 0; /* a write of 0 leaves errno stale */
+            return trestle__error_set(err, TRESTLE_E_IO, e, NULL, w->paths[shard],
                                       (int64_t)w->sizes[shard], (int64_t)n,
                                       "writing %s at offset %" PRIu64 ": %s", w->paths[shard],
-                                      w->sizes[shard], r < 0 ? strerror(errno) : "no progress");
+                                      w->sizes[shard], e ? strerror(e) : "no progress");
+        }
         b += r;
         n -= (uint64_t)r;
         w->sizes[shard] += (uint64_t)r;
@@ -230,9 +232,11 @@ int trestle_writer_add(trestle_writer *w, const char *name, int dtype, int rank,
                      trestle__crc32c(data, (size_t)size), shard, err);
 }
 
-int trestle_writer_add_strings(trestle_writer *w, const char *name, int rank,
-                               const int64_t *dims, const trestle_bytes *elems, int shard,
-                               trestle_error *err)
+/* Strings and variants: encode the elements (each dtype its own way), then
+ * append them as one entry whose CRC the encoder computed. */
+static int add_elements(trestle_writer *w, const char *name, int dtype, int rank,
+                        const int64_t *dims, const trestle_bytes *elems, int shard,
+                        trestle_error *err)
 {
     trestle__buf enc = { 0 };
     int64_t n;
@@ -244,13 +248,29 @@ int trestle_writer_add_strings(trestle_writer *w, const char *name, int rank,
     if ((rc = check_shape(name, rank, dims, &n, err)) != TRESTLE_OK)
         return rc;
     if (n > 0 && !elems)
-        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "NULL string elements");
-    rc = trestle__strings_encode(elems, (uint64_t)n, &enc, &crc, err);
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "NULL %s elements",
+                                     trestle_dtype_name(dtype));
+    rc = dtype == TRESTLE_DT_STRING ? trestle__strings_encode(elems, (uint64_t)n, &enc, &crc, err)
+                                    : trestle__variants_encode(elems, (uint64_t)n, &enc, &crc, err);
     if (rc == TRESTLE_OK)
-        rc = add_bytes(w, name, strlen(name), name, TRESTLE_DT_STRING, rank, dims, enc.data,
-                       enc.len, crc, shard, err);
+        rc = add_bytes(w, name, strlen(name), name, dtype, rank, dims, enc.data, enc.len, crc,
+                       shard, err);
     trestle__buf_free(&enc);
     return rc;
+}
+
+int trestle_writer_add_strings(trestle_writer *w, const char *name, int rank,
+                               const int64_t *dims, const trestle_bytes *elems, int shard,
+                               trestle_error *err)
+{
+    return add_elements(w, name, TRESTLE_DT_STRING, rank, dims, elems, shard, err);
+}
+
+int trestle_writer_add_variants(trestle_writer *w, const char *name, int rank,
+                                const int64_t *dims, const trestle_bytes *elems, int shard,
+                                trestle_error *err)
+{
+    return add_elements(w, name, TRESTLE_DT_VARIANT, rank, dims, elems, shard, err);
 }
 
 int trestle_writer_add_slice(trestle_writer *w, const char *name, int dtype, const char *spec,

@@ -111,8 +111,9 @@ static int write_file_atomic(const char *path, const uint8_t *data, size_t len,
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
-            rc = trestle__error_set(err, TRESTLE_E_IO, errno, NULL, tmp, (int64_t)done, -1,
-                                    "writing %s: %s", tmp, strerror(errno));
+            int e = r < 0 ? errno : 0; /* a write of 0 leaves errno stale */
+            rc = trestle__error_set(err, TRESTLE_E_IO, e, NULL, tmp, (int64_t)done, -1,
+                                    "writing %s: %s", tmp, e ? strerror(e) : "no progress");
             break;
         }
         done += (size_t)r;

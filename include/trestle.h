@@ -277,8 +277,10 @@ typedef struct trestle_checkpoint trestle_checkpoint;
 typedef struct trestle_open_options {
     size_t size;            /**< sizeof(trestle_open_options), set by init */
     int verify_index;       /**< verify index block CRCs (default 1; 0 only for forensics) */
-    int require_all_shards; /**< fail at open when a shard file is missing (default 0:
-                                 the index still opens and reads of the missing shard fail) */
+    int require_all_shards; /**< fail at open when a shard file is missing, not a regular
+                                 file, or shorter than its entries say, and open every shard
+                                 now (default 0: the index still opens, shards open when
+                                 needed, and reads of an unusable shard fail) */
     void *reserved[8];      /**< must be zero */
 } trestle_open_options;
 
@@ -302,7 +304,13 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * directory, resolved through its `checkpoint` state file (TensorFlow's
  * latest_checkpoint). Every number from the index is checked: block CRCs,
  * varints, dtype, shape rank/overflow, `size == elements x dtype size`,
- * `offset + size <= shard size`, duplicate and unordered keys.
+ * duplicate and unordered keys, and that a partitioned tensor's stored
+ * slices neither overlap nor leave a gap. The index must be a regular file
+ * of at most 4 GiB. Data shards are only stat()ed here and opened when
+ * their bytes are first needed (a plan or a read), so a checkpoint with a
+ * missing, truncated or non-regular shard still opens and lists: reads of
+ * the tensors it holds fail, naming the shard (and for a truncated shard
+ * the byte range), unless `require_all_shards` refuses it here.
  *
  * @param[in]  path  checkpoint location; not NULL; copied.
  * @param[in]  opt   options, or NULL for defaults.
@@ -312,7 +320,9 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such checkpoint),
  *         TRESTLE_E_CORRUPT (malformed index: the message names the file and
  *         byte offset), TRESTLE_E_BAD_VERSION, TRESTLE_E_UNSUPPORTED
- *         (e.g. a big-endian bundle), TRESTLE_E_IO, TRESTLE_E_NOMEM.
+ *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB),
+ *         TRESTLE_E_IO (e.g. the index or the state file is a FIFO or
+ *         unreadable: sys_errno tells), TRESTLE_E_NOMEM.
  * Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
@@ -531,6 +541,20 @@ TRESTLE_API int trestle_writer_add_strings(trestle_writer *w, const char *name, 
                                            int shard, trestle_error *err);
 
 /**
+ * @brief Append a DT_VARIANT tensor of `num_elements(dims)` elements, each
+ * an opaque serialized VariantTensorDataProto, with TF's per-element
+ * checksums (tf-checkpoint-format.md §4.5). For tests and tools: trestle
+ * verifies such tensors but cannot restore them.
+ * @param[in]  w, name, rank, dims, shard, err  as for trestle_writer_add().
+ * @param[in]  elems  one trestle_bytes per element, row-major (caller keeps
+ *                    ownership).
+ * @return as trestle_writer_add(). One thread at a time per writer. Since 0.2.
+ */
+TRESTLE_API int trestle_writer_add_variants(trestle_writer *w, const char *name, int rank,
+                                            const int64_t *dims, const trestle_bytes *elems,
+                                            int shard, trestle_error *err);
+
+/**
  * @brief Append one slice of a partitioned tensor, as SaveV2 with a non-empty
  * `shape_and_slices` does.
  *
@@ -611,7 +635,10 @@ typedef struct trestle_plan_options {
     int allow_missing;           /**< skip missing keys (TF's expect_partial) */
     uint64_t max_batch_bytes;    /**< coalesce reads up to this (default 16 MiB) */
     uint64_t max_gap_bytes;      /**< read through holes up to this (default 64 KiB) */
-    /* Tensor-parallel shard rules, since 0.2 (they took three of the eight
+    int skip_unsupported;        /**< skip (skipped = TRESTLE_SKIP_UNSUPPORTED) tensors whose
+                                      dtype trestle cannot restore (DT_VARIANT) instead of
+                                      failing; since 0.2 */
+    /* Tensor-parallel shard rules, since 0.2 (they took three of the
      * reserved slots, so the struct's size is unchanged on LP64). */
     const char *const *shard_rules; /**< `num_shard_rules` rules "GLOB:DIM": an op whose
                                       name (as given, before renames) matches GLOB (fnmatch,
@@ -625,8 +652,14 @@ typedef struct trestle_plan_options {
     size_t num_shard_rules;
     int shard_rank;              /**< the part this plan restores, 0 <= shard_rank < shard_world */
     int shard_world;             /**< parts each matched dim splits into (default 1; 0 reads as 1) */
-    void *reserved[5];           /**< must be zero */
+    void *reserved[4];           /**< must be zero */
 } trestle_plan_options;
+
+/** Why a plan op was skipped (trestle_plan_op_info.skipped). */
+#define TRESTLE_SKIP_EXCLUDED 1    /**< its name matched an exclusion glob */
+#define TRESTLE_SKIP_MISSING 2     /**< absent from the checkpoint, with allow_missing */
+#define TRESTLE_SKIP_UNSUPPORTED 3 /**< a dtype trestle cannot restore (DT_VARIANT: opaque
+                                        serialized objects), with skip_unsupported; since 0.2 */
 
 /**
  * @brief Fill `opt` with the defaults (no renames, exclusions or shard rules,
@@ -659,8 +692,13 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * whole; a partitioned variable reads only the stored slices the part meets.
  *
  * @param[in]  c    the checkpoint; must outlive the plan.
- * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole"
- *                  (DT_VARIANT tensors, which cannot be restored, are then skipped).
+ * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole".
+ *                  A DT_VARIANT tensor (e.g. a tf.data iterator state), which
+ *                  trestle cannot restore, fails the plan with
+ *                  TRESTLE_E_UNSUPPORTED naming every such tensor, unless it
+ *                  is excluded or `opt->skip_unsupported` is set (then it is
+ *                  skipped, as TRESTLE_SKIP_UNSUPPORTED). Since 0.2; 0.1
+ *                  skipped them silently in every-tensor mode.
  *                  Copied; the caller's destination buffers must stay valid
  *                  until the restore ends.
  * @param[out] out  the plan, or NULL on failure; free with trestle_plan_free().
@@ -671,7 +709,9 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  *         small; a shard rule that is not GLOB:DIM or has an unclosed '[';
  *         shard_rank outside [0, shard_world)), TRESTLE_E_BAD_SPEC (a rule
  *         names a dimension the matched tensor lacks, or matches a scalar:
- *         the message names the tensor and the rule), TRESTLE_E_NOMEM.
+ *         the message names the tensor and the rule), TRESTLE_E_UNSUPPORTED
+ *         (a DT_VARIANT tensor, see `ops`), TRESTLE_E_IO (a data shard the
+ *         plan reads is a directory, FIFO or device), TRESTLE_E_NOMEM.
  *         Thread-safe for distinct plans. Since 0.1.
  */
 TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops,
@@ -696,7 +736,8 @@ TRESTLE_API void trestle_plan_free(trestle_plan *p);
 typedef struct trestle_plan_op_info {
     const char *name;        /**< the op's name as given */
     const char *key;         /**< the checkpoint key it resolved to, or NULL if skipped */
-    int skipped;             /**< 1 = excluded (or a DT_VARIANT in every-tensor mode), 2 = missing and allowed */
+    int skipped;             /**< 0, or why it was skipped: TRESTLE_SKIP_EXCLUDED,
+                                  TRESTLE_SKIP_MISSING or TRESTLE_SKIP_UNSUPPORTED */
     int dtype;               /**< stored dtype */
     int rank;                /**< rank of the restored (possibly sliced) tensor */
     const int64_t *dims;     /**< its shape */
@@ -759,7 +800,7 @@ TRESTLE_API int trestle_plan_read_op(const trestle_plan *p, size_t i, void *dst,
 /** Totals of a plan. */
 typedef struct trestle_plan_stats {
     size_t ops;              /**< ops in the plan, skipped ones included */
-    size_t skipped;          /**< excluded or allowed-missing */
+    size_t skipped;          /**< excluded, allowed-missing or unsupported-and-skipped */
     uint64_t output_bytes;   /**< bytes that land in destinations */
     uint64_t read_bytes;     /**< bytes read from shards (>= output for slices) */
     size_t extents;          /**< distinct stored runs read */
@@ -1062,6 +1103,86 @@ TRESTLE_API void trestle_arena_get_info(const trestle_arena *a, trestle_arena_in
  *               restore may still be using its memory. Since 0.1.
  */
 TRESTLE_API void trestle_arena_free(trestle_arena *a);
+
+/* ======================================================================= */
+/* Converting to safetensors                                                */
+/* ======================================================================= */
+
+/** Options for trestle_convert_safetensors(). Fill with trestle_convert_options_init(). */
+typedef struct trestle_convert_options {
+    size_t size;              /**< sizeof(trestle_convert_options), set by init */
+    const trestle_plan_options *plan;       /**< renames, exclusions, allow_missing; NULL for
+                                                 the defaults */
+    const trestle_restore_options *restore; /**< reader, threads, staging; NULL for the
+                                                 defaults. `verify` is forced on, `device`
+                                                 to host and `host_map` off; `on_ready` is
+                                                 called per tensor written (its index is in
+                                                 the conversion's own plan: use op->name),
+                                                 and a nonzero return cancels */
+    int sync;                 /**< flush the file to disk before the rename (default 1); 0
+                                   leaves that to the kernel (benchmarks, scratch files) */
+    void *reserved[8];        /**< must be zero */
+} trestle_convert_options;
+
+/** What trestle_convert_safetensors() wrote. */
+typedef struct trestle_convert_stats {
+    size_t tensors;           /**< tensors in the file */
+    size_t skipped;           /**< ops left out: excluded, allowed-missing, and (every-tensor
+                                   mode) string and variant tensors, which safetensors cannot hold */
+    uint64_t header_bytes;    /**< JSON header, padding included */
+    uint64_t file_bytes;      /**< the whole file */
+    trestle_stats restore;    /**< the restore into the file */
+} trestle_convert_stats;
+
+/**
+ * @brief Fill `opt` with the defaults (no renames, verify on, sync on) and
+ * set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API void trestle_convert_options_init(trestle_convert_options *opt);
+
+/**
+ * @brief Restore tensors straight into a new safetensors file.
+ *
+ * The same plan as a restore (ops, shape_and_slices, renames, exclusions,
+ * allow_missing, target_dtype conversions) with the file as destination:
+ * the file is sized from the plan, mapped, and the pipeline's verified
+ * bytes land in it, every CRC32C checked on the way. The file is written
+ * atomically: a temporary `OUT.tmp-XXXXXX` beside `out_path` that is renamed
+ * over `out_path` only once complete (after an fdatasync when `sync`); on any
+ * failure it is removed and `out_path` is untouched.
+ *
+ * Layout (huggingface safetensors): an 8-byte little-endian header length,
+ * the JSON header `{"__metadata__":{"format":"pt"},"NAME":{"dtype":"F32",
+ * "shape":[...],"data_offsets":[BEGIN,END]},...}` padded with spaces to a
+ * multiple of 8, then the tensors back to back, ordered by element size
+ * (largest first) and then name, so every tensor is aligned to its element
+ * size. Tensors are named by their op names (the checkpoint keys when `ops`
+ * is NULL). Dtypes: float32/64, float16, bfloat16, float8 e4m3fn/e5m2,
+ * (u)int8/16/32/64, bool.
+ *
+ * @param[in]  c         the checkpoint; not NULL.
+ * @param[in]  ops       `n` ops as for trestle_plan_create() (their dest_kind,
+ *                       ptr and capacity are ignored), or NULL with n == 0
+ *                       for every tensor, string and variant ones left out.
+ * @param[in]  n         number of ops.
+ * @param[in]  opt       options, or NULL for defaults.
+ * @param[in]  out_path  the file to create or replace; not NULL.
+ * @param[out] stats     filled on success when not NULL.
+ * @param[out] err       filled on failure; may be NULL.
+ * @return TRESTLE_OK; the codes of trestle_plan_create() and
+ *         trestle_restore(); TRESTLE_E_UNSUPPORTED (an op's dtype has no
+ *         safetensors equivalent, e.g. a string tensor named in `ops`),
+ *         TRESTLE_E_INVALID_ARG (two ops of the same name, NULL arguments),
+ *         TRESTLE_E_IO (creating, sizing, mapping, syncing or renaming the
+ *         file; err names it and the errno).
+ * Thread-safe for distinct output files. Since 0.1.
+ */
+TRESTLE_API int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *ops,
+                                            size_t n, const trestle_convert_options *opt,
+                                            const char *out_path, trestle_convert_stats *stats,
+                                            trestle_error *err);
 
 #ifdef __cplusplus
 }

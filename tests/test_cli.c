@@ -40,13 +40,7 @@ static char *copy_fixture(const char *rel)
 /* XOR one byte of a file at `offset`. */
 static void flip_byte(const char *path, size_t offset)
 {
-    size_t len = 0;
-    uint8_t *data = tu_read_file(path, &len);
-    cr_assert_not_null(data, "cannot read %s", path);
-    cr_assert_lt(offset, len);
-    data[offset] ^= 0x01;
-    cr_assert_eq(tu_write_file(path, data, len), 0);
-    free(data);
+    tu_flip_byte(path, offset, 0x01);
 }
 
 /* Write a one-shard checkpoint through the public writer. */
@@ -411,7 +405,7 @@ Test(cli, inspect_json_has_every_field_and_escapes_names)
     cr_assert(strstr(r.out, "\"crc_ok\": true"), "%s", r.out);
     cr_assert(strstr(r.out, "\"stats\": {\"min\": 1.0, \"max\": 1.0, \"mean\": 1.0, \"nans\": 0}"),
               "%s", r.out);
-    cr_assert(strstr(r.out, "\"verify\": {\"checked\": 1, \"bad\": 0}"), "%s", r.out);
+    cr_assert(strstr(r.out, "\"verify\": {\"checked\": 1, \"bad\": 0, \"corrupt\": 0, \"unreadable\": 0}"), "%s", r.out);
     tu_cli_free(&r);
     tu_rmtree(dir);
     free(prefix);
@@ -504,7 +498,7 @@ Test(cli, verify_keeps_going_to_report_every_bad_tensor)
 
     r = tu_cli("inspect --json --verify '%s'", dir);
     cr_assert_eq(r.rc, 1);
-    cr_assert(strstr(r.out, "\"verify\": {\"checked\": 2, \"bad\": 2}"), "%s", r.out);
+    cr_assert(strstr(r.out, "\"verify\": {\"checked\": 2, \"bad\": 2, \"corrupt\": 2, \"unreadable\": 0}"), "%s", r.out);
     cr_assert(strstr(r.out, "\"crc_ok\": false, \"error\": \"CRC32C mismatch"), "%s", r.out);
     tu_cli_free(&r);
     tu_rmtree(dir);
@@ -677,7 +671,7 @@ Test(cli, restore_ops_file_with_missing_key_fails_with_library_report)
     r = tu_cli("restore --list --allow-missing --ops '%s' --rename weights=w '%s'", ops, ckpt);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(strstr(r.out, "bias_missing  (missing)"), "%s", r.out);
-    cr_assert(strstr(r.out, "restored 1 tensor (1 skipped), 4 B in "), "%s", r.out);
+    cr_assert(strstr(r.out, "restored 1 tensor (1 skipped: 1 missing), 4 B in "), "%s", r.out);
     tu_cli_free(&r);
     tu_rmtree(dir);
     free(ops);

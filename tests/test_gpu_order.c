@@ -40,8 +40,8 @@ typedef struct model {
     trestle_plan *host;    /* every tensor restored to host memory: the reference */
 } model;
 
-/* "w": 300 x 50 float, "cube": 6 x 40 x 33 float (to slice), and with
- * `tiny` NTINY tiny int32 tensors. */
+/* "w": 300 x 50 float, "cube": 6 x 40 x 33 float (to slice), "bf": 200 x
+ * 30 bfloat16 (to widen), and with `tiny` NTINY tiny int32 tensors. */
 static void model_open(model *m, int tiny)
 {
     trestle_error err;
@@ -60,6 +60,13 @@ static void model_open(model *m, int tiny)
                  TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_writer_add(w, "cube", TRESTLE_DT_FLOAT, 3, cdims, data + wn, cn, 1, &err),
                  TRESTLE_OK, "%s", err.message);
+    static const int64_t bdims[2] = { 200, 30 };
+    uint16_t *bf = malloc(200 * 30 * 2);
+    for (int i = 0; i < 200 * 30; i++)
+        bf[i] = (uint16_t)(0x3f80 + (i % 251) - 125); /* finite values around 1.0 */
+    cr_assert_eq(trestle_writer_add(w, "bf", TRESTLE_DT_BFLOAT16, 2, bdims, bf, 200 * 30 * 2, 1,
+                                    &err), TRESTLE_OK, "%s", err.message);
+    free(bf);
     for (int i = 0; tiny && i < NTINY; i++) {
         char name[32];
         int64_t dims[1] = { 4 };
@@ -88,6 +95,16 @@ static void model_close(model *m)
     free(m->prefix);
 }
 
+/* A plan of `n` ops (NULL, 0: every tensor) of m's checkpoint. */
+static trestle_plan *plan_of(model *m, const trestle_op *ops, size_t n)
+{
+    trestle_plan *p;
+    trestle_error err;
+    cr_assert_eq(trestle_plan_create(m->ckpt, ops, n, NULL, &p, &err), TRESTLE_OK, "%s",
+                 err.message);
+    return p;
+}
+
 /* The reference bytes of tensor `name`, sliced by `spec` ("" whole). */
 static void *reference(model *m, const char *name, const char *spec, uint64_t *bytes)
 {
@@ -97,8 +114,7 @@ static void *reference(model *m, const char *name, const char *spec, uint64_t *b
     trestle_restore_options o;
     trestle_restore_options_init(&o);
     o.reader = TRESTLE_READER_PREAD;
-    cr_assert_eq(trestle_plan_create(m->ckpt, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(m, &op, 1);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     trestle_plan_op_info info;
     cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
@@ -173,8 +189,7 @@ Test(gpu_order, work_queued_on_the_legacy_stream_lands_before_the_copies)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_plan_create(m.ckpt, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, &op, 1);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     uint8_t *back = malloc(n);
@@ -198,8 +213,7 @@ Test(gpu_order, a_caller_stream_of_another_device_is_waited_for)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     opts(&o, 0);
     o.cuda_stream = s1;
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
@@ -226,8 +240,7 @@ Test(gpu_order, a_thread_without_a_context_is_left_without_one)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     opts(&o, 1);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_null(ctx_current(), "the restore left a context current in the caller's thread");
@@ -246,8 +259,7 @@ Test(gpu_order, a_driver_api_context_stays_current)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     opts(&o, 0);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(ctx_current(), mine, "the caller's own context was replaced");
@@ -263,8 +275,7 @@ Test(gpu_order, the_callers_pending_error_is_neither_reported_nor_cleared)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     cr_assert_eq(cudaSetDevice(99), cudaErrorInvalidDevice); /* the caller's own mistake */
     cudamock_stats a, b;
     cudamock_get_stats(&a);
@@ -299,10 +310,8 @@ Test(gpu_order, a_ready_callback_that_switches_the_device_breaks_no_launch)
     trestle_plan *h, *d;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_plan_create(m.ckpt, ops, 3, NULL, &h, &err), TRESTLE_OK, "%s",
-                 err.message);
-    cr_assert_eq(trestle_plan_create(m.ckpt, ops, 3, NULL, &d, &err), TRESTLE_OK, "%s",
-                 err.message);
+    h = plan_of(&m, ops, 3);
+    d = plan_of(&m, ops, 3);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, 0);
@@ -325,8 +334,7 @@ Test(gpu_order, refused_registration_falls_back_to_cudaHostAlloc_staging)
     trestle_error err;
     trestle_restore_options o;
     trestle_stats st;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     opts(&o, 0);
     cudamock_fail("cudaHostRegister", 1, cudaErrorNotSupported, 0);
     cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
@@ -350,8 +358,7 @@ Test(gpu_order, staging_is_pinned_once_for_ten_restores)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     opts(&o, 0);
     cudamock_stats a, b;
     cudamock_get_stats(&a);
@@ -369,6 +376,88 @@ Test(gpu_order, staging_is_pinned_once_for_ten_restores)
     model_close(&m);
 }
 
+/* ---- where the bytes cross the bus ---- */
+
+static const trestle_op slice_ops[3] = {
+    { .name = "cube", .shape_and_slices = "6 40 33 0,3:-:1,7" },
+    { .name = "w", .shape_and_slices = "300 50 -:2,5" },
+    { .name = "cube", .shape_and_slices = "6 40 33 3,3:0,20:-" },
+};
+
+/* Restores slice_ops onto device 0 and compares them; the mock's
+ * counters before and after in *a and *b. */
+static void restore_slices(model *m, cudamock_stats *a, cudamock_stats *b)
+{
+    trestle_plan *h, *d;
+    trestle_error err;
+    trestle_restore_options o;
+    h = plan_of(m, slice_ops, 3);
+    d = plan_of(m, slice_ops, 3);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, 0);
+    cudamock_get_stats(a);
+    cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(b);
+    same_bytes(h, d);
+    trestle_plan_free(d);
+    trestle_plan_free(h);
+}
+
+Test(gpu_order, slices_are_scattered_from_device_memory)
+{
+    model m;
+    model_open(&m, 0);
+    cudamock_stats a, b;
+    restore_slices(&m, &a, &b);
+    cr_assert_gt(b.kernels, a.kernels, "no scatter kernel ran");
+    cr_assert_eq(b.kernel_host_reads, a.kernel_host_reads,
+                 "a kernel read staging over the bus instead of a device window");
+    model_close(&m);
+}
+
+Test(gpu_order, without_device_memory_for_a_window_slices_still_restore)
+{
+    model m;
+    model_open(&m, 0);
+    cudamock_stats a, b;
+    cudamock_fail("cudaMalloc", 2, cudaErrorMemoryAllocation, 0); /* 1: the arena; 2: a window */
+    restore_slices(&m, &a, &b);
+    cr_assert_gt(b.kernel_host_reads, a.kernel_host_reads, "the fallback was not taken");
+    model_close(&m);
+}
+
+Test(gpu_order, widening_conversions_run_on_the_device)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_op op = { .name = "bf", .target_dtype = TRESTLE_DT_FLOAT };
+    trestle_plan *h, *d;
+    trestle_error err;
+    trestle_restore_options o;
+    h = plan_of(&m, &op, 1);
+    d = plan_of(&m, &op, 1);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    opts(&o, 0);
+    cudamock_stats a, b;
+    cudamock_get_stats(&a);
+    cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cudamock_get_stats(&b);
+    same_bytes(h, d);
+    uint64_t stored = 200 * 30 * 2;
+    /* The stored bytes cross the bus once; seams (elements cut by chunk
+     * boundaries) go converted, a few bytes each. */
+    cr_assert_geq(b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored);
+    cr_assert_lt(b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored + 64,
+                 "%" PRIu64 " bytes crossed the bus for %" PRIu64 " stored",
+                 b.h2d_pinned_bytes - a.h2d_pinned_bytes, stored);
+    cr_assert_gt(b.kernels, a.kernels, "no conversion kernel ran");
+    trestle_plan_free(d);
+    trestle_plan_free(h);
+    model_close(&m);
+}
+
 /* ---- waits ---- */
 
 Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
@@ -380,8 +469,7 @@ Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
     trestle_restore_options o;
     trestle_stats st;
     trestle_plan_stats ps;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     trestle_plan_get_stats(p, &ps);
     opts(&o, 0);
     cudamock_stats a, b;
@@ -395,6 +483,9 @@ Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
     cr_assert_eq(b.spinning_event_syncs, a.spinning_event_syncs, "waits on spinning events");
     cr_assert_leq(b.event_syncs - a.event_syncs, reads, "%" PRIu64 " waits for %" PRIu64 " reads",
                   b.event_syncs - a.event_syncs, reads);
+    uint64_t calls = b.memcpy_async_calls - a.memcpy_async_calls + b.batch_calls - a.batch_calls;
+    cr_assert_leq(calls, reads, "%" PRIu64 " copy calls for %d tiny tensors in %" PRIu64 " reads",
+                  calls, NTINY, reads);
     cr_assert_gt(b.event_queries, a.event_queries, "no mark was polled");
     cr_assert_gt(st.device_copy_seconds, 0.0);
     cr_assert_leq(st.device_copy_seconds, st.wall_seconds);
@@ -411,8 +502,7 @@ Test(gpu_order, a_host_restore_has_no_device_copy_time)
     trestle_error err;
     trestle_restore_options o;
     trestle_stats st;
-    cr_assert_eq(trestle_plan_create(m.ckpt, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = plan_of(&m, NULL, 0);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.device_copy_seconds, 0.0);

@@ -232,7 +232,9 @@ Test(kernels_cpu, scatter_indexes_layouts_of_more_than_2_32_runs)
     check_huge(65536, 65538, 1, 65536ull * 65537 - 2000, 2000, &rng);
 }
 
-Test(kernels_cpu, scatter_of_an_empty_window_launches_nothing)
+/* Columns 2 and 3 of a 4 x 8 float32 tensor: the layout of a small
+ * scatter. */
+static void two_columns(trestle__k_layout *l)
 {
     static int64_t dims[2] = { 4, 8 };
     trestle__region r = { .src = { 2, { 0, 0 }, { 4, 8 } },
@@ -240,8 +242,13 @@ Test(kernels_cpu, scatter_of_an_empty_window_launches_nothing)
                           .cut = { 2, { 0, 2 }, { 4, 2 } },
                           .dims = dims,
                           .elem_size = 4 };
+    cr_assert(trestle__region_layout(&r, l));
+}
+
+Test(kernels_cpu, scatter_of_an_empty_window_launches_nothing)
+{
     trestle__k_layout l;
-    cr_assert(trestle__region_layout(&r, &l));
+    two_columns(&l);
     uint64_t launches = trestle__kcpu_launches();
     /* Bytes [16, 24) of row 0 hold columns 4 and 5: no run. NULL pointers
      * prove that nothing is dereferenced. */
@@ -385,14 +392,8 @@ Test(kernels_cpu, convert_rejects_an_unsupported_pair_and_launches_nothing)
  * launch's nor cleared. */
 Test(kernels_cpu, launches_report_their_own_result_and_leave_the_last_error)
 {
-    static int64_t dims[2] = { 4, 8 };
-    trestle__region r = { .src = { 2, { 0, 0 }, { 4, 8 } },
-                          .dst = { 2, { 0, 2 }, { 4, 2 } },
-                          .cut = { 2, { 0, 2 }, { 4, 2 } },
-                          .dims = dims,
-                          .elem_size = 4 };
     trestle__k_layout l;
-    cr_assert(trestle__region_layout(&r, &l));
+    two_columns(&l);
     uint8_t src[128], dst[32];
     float f[4] = { 1, 2, 3, 4 };
     uint16_t h[4];

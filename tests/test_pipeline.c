@@ -27,6 +27,8 @@
 #include "copy.h"
 #include "crc32c.h"
 #include "plan.h"
+#include "restore.h"
+#include "staging.h"
 #include "string_tensor.h"
 #include "testutil.h"
 #include "trestle.h"
@@ -232,6 +234,7 @@ static void fx_finish(fx *f, uint64_t max_batch)
 static void fx_free(fx *f)
 {
     trestle__arena_release(f->plan.arena);
+    trestle__staging_free(f->plan.staging); /* what trestle_plan_free would free */
     for (size_t i = 0; i < f->nops; i++) {
         free(f->ops[i].name);
         free(f->ops[i].dims);
@@ -921,4 +924,34 @@ Test(pipeline, auto_reader_reports_which_backend_ran)
     if (st.reader == TRESTLE_READER_PREAD)
         cr_assert(strstr(st.reader_note, "io_uring") != NULL, "%s", st.reader_note);
     fx_free(f);
+}
+
+/* Reads go out round-robin over shards, one read at a time: a tensor of
+ * many chunks in shard 0 must not hold the whole queue while shard 1
+ * waits (batch by batch, reads 5-9 would start only after 0-4). */
+Test(pipeline, reads_are_issued_round_robin_across_shards_one_read_at_a_time)
+{
+    trestle__batch batches[4];
+    memset(batches, 0, sizeof batches);
+    batches[0].shard = 0; /* reads 0-3 */
+    batches[1].shard = 0; /* read 4 */
+    batches[2].shard = 1; /* reads 5-9 */
+    batches[3].shard = 2; /* no reads: only empty extents */
+    trestle_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.batches = batches;
+    plan.num_batches = 4;
+    uint64_t first[4] = { 0, 4, 5, 10 };
+    trestle__restore x;
+    memset(&x, 0, sizeof x);
+    x.plan = &plan;
+    x.batch_seq = first;
+    x.nreads = 10;
+    uint64_t *order = trestle__restore_issue_order(&x);
+    cr_assert_not_null(order);
+    static const uint64_t want[10] = { 0, 5, 1, 6, 2, 7, 3, 8, 4, 9 };
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(order[i], want[i], "read %d: %llu, want %llu", i,
+                     (unsigned long long)order[i], (unsigned long long)want[i]);
+    free(order);
 }

@@ -308,10 +308,11 @@ Test(plan, options_init_sets_the_documented_defaults)
     cr_assert_eq(po.max_gap_bytes, 64u << 10);
     cr_assert_eq(po.num_renames, 0);
     cr_assert_eq(po.allow_missing, 0);
+    cr_assert_eq(po.skip_unsupported, 0);
     cr_assert_eq(po.num_shard_rules, 0);
     cr_assert_eq(po.shard_rank, 0);
     cr_assert_eq(po.shard_world, 1);
-    cr_assert_null(po.reserved[4]);
+    cr_assert_null(po.reserved[3]);
 }
 
 Test(plan, restores_whole_tensors_as_verbatim_pieces)

@@ -90,6 +90,17 @@ int tu_write_file(const char *path, const void *data, size_t len)
     return (fclose(f) == 0 && w == len) ? 0 : -1;
 }
 
+void tu_flip_byte(const char *path, size_t offset, uint8_t mask)
+{
+    size_t len = 0;
+    uint8_t *data = tu_read_file(path, &len);
+    cr_assert_not_null(data, "cannot read %s", path);
+    cr_assert_lt(offset, len);
+    data[offset] ^= mask;
+    cr_assert_eq(tu_write_file(path, data, len), 0);
+    free(data);
+}
+
 static char *slurp(FILE *f)
 {
     size_t cap = 4096, len = 0;

@@ -30,6 +30,10 @@ void tu_rmtree(const char *path);
 uint8_t *tu_read_file(const char *path, size_t *len);
 int tu_write_file(const char *path, const void *data, size_t len);
 
+/* XOR byte `offset` of the file at path with `mask` (fails the test when
+ * the file cannot be read or is too short). */
+void tu_flip_byte(const char *path, size_t offset, uint8_t mask);
+
 /* Run `cmd` with /bin/sh, capture stdout and stderr (malloc'd, NUL-terminated). Returns the exit status (or -1). */
 int tu_run(const char *cmd, char **out, char **errout);
 

@@ -9,7 +9,8 @@
 #   valgrind  the CLI under memcheck on a small multi-shard restore through
 #             the pread reader (memcheck cannot see io_uring fill buffers),
 #             plus inspect --stats and diff; any error or leak fails it
-#   fuzz      each libFuzzer target for FUZZ_SECONDS (tools/fuzz.sh)
+#   fuzz      each libFuzzer target (index, entry, spec, state, opsfile,
+#             plan) for FUZZ_SECONDS (tools/fuzz.sh), with its coverage
 #
 # `tools/check.sh` runs all three; `tools/check.sh asan fuzz` runs some.
 # Each step prints how long it took, so the CI budget stays visible.

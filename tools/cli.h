@@ -29,6 +29,7 @@ int cli_synth_main(int argc, char **argv);
 int cli_restore_main(int argc, char **argv);
 int cli_diff_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
+int cli_convert_main(int argc, char **argv);
 
 /* ---- process groups (cli_group.c) ---- */
 
@@ -220,8 +221,10 @@ typedef struct cli_ops {
  * Read an ops file: one op per line,
  * `NAME[\tSHAPE_AND_SLICES[\tdtype=DTYPE][\tas=DTYPE]]` (as= sets
  * target_dtype); blank lines and lines starting with '#' are ignored. Every op gets
- * `dest_kind`. Prints "trestle: FILE:LINE: ..." and returns CLI_EXIT_FAIL
- * on error; CLI_EXIT_OK otherwise.
+ * `dest_kind`. `path` "-" reads standard input. A file that lists no op,
+ * a line over 64 KiB, a file over 256 MiB, a NUL byte or a read error
+ * (with its errno) is an error. Prints "trestle: FILE:LINE: ..." and
+ * returns CLI_EXIT_FAIL on error (leaving *out empty); CLI_EXIT_OK otherwise.
  */
 int cli_ops_read(const char *path, int dest_kind, cli_ops *out);
 void cli_ops_free(cli_ops *ops);
@@ -231,17 +234,29 @@ void cli_ops_free(cli_ops *ops);
 typedef struct cli_scan_result {
     int code;           /* TRESTLE_OK or the read/verify failure */
     char *message;      /* malloc'd error message when code != 0 */
+    int unreadable;     /* 1 when its data shard could not be used at all (missing,
+                           unreadable, not a regular file): unreadable, not corrupt */
+    char *shard;        /* that shard's path (malloc'd) until the scan has reported it */
     cli_stats stats;    /* when stats were asked for and the read succeeded */
 } cli_scan_result;
 
+/* Counts of a scan: tensors whose bytes were wrong, and tensors whose
+ * shard could not be used (unreadable, not corrupt). */
+typedef struct cli_scan_counts {
+    size_t corrupt;
+    size_t unreadable;
+} cli_scan_counts;
+
 /*
- * Read every listed tensor once (verifying CRC32C when `verify`),
- * computing statistics when `stats`, and carrying on past failures so that
- * every bad tensor is reported. Each failure is printed to stderr as it
- * happens. Returns a malloc'd array of trestle_tensor_count() results (NULL
- * when out of memory) and sets *bad to the number of failures.
+ * Read every listed tensor once, verifying its CRC32C (every command that
+ * reads bytes checks them), computing statistics when `stats`, and
+ * carrying on past failures so that every bad tensor is reported. Each
+ * corrupt tensor is printed to stderr as it is found; a shard that cannot
+ * be used is reported once, after the scan, with the tensors it holds.
+ * Returns a malloc'd array of trestle_tensor_count() results (NULL when
+ * out of memory) and fills *counts.
  */
-cli_scan_result *cli_scan(const trestle_checkpoint *c, int verify, int stats, size_t *bad);
+cli_scan_result *cli_scan(const trestle_checkpoint *c, int stats, cli_scan_counts *counts);
 void cli_scan_free(cli_scan_result *r, size_t n);
 
 /* ---- restore progress and Ctrl-C (cli_progress.c) ---- */

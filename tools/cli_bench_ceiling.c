@@ -164,10 +164,13 @@ static int open_shards(const trestle_checkpoint *c, int direct, raw_file *files,
     for (int s = 0; s < info.num_shards && n < max; s++) {
         const char *path = trestle_shard_path(c, s);
         struct stat st;
+        /* The errno of the call that failed, taken at once: set_na and
+         * close must not stand in for it. */
         int fd = path ? open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)) : -1;
-        if (fd < 0 || fstat(fd, &st) != 0) {
+        int why = !path ? ENOENT : fd < 0 ? errno : fstat(fd, &st) != 0 ? errno : 0;
+        if (why != 0) {
             set_na(out, direct ? "cannot open shard with O_DIRECT" : "cannot open shard",
-                   strerror(errno));
+                   strerror(why));
             if (fd >= 0)
                 close(fd);
             for (int i = 0; i < n; i++)

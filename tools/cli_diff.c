@@ -38,6 +38,8 @@ static const char diff_help[] =
     "      --rename A=B    with --ops: op name A is checkpoint key B (repeatable;\n"
     "                      'a/=b/' renames a prefix), as in 'trestle restore'\n"
     "      --rnn-renames   with --ops: also try TF 1.x RNN renames\n"
+    "      --list-missing-all  with --ops: name every missing op (by default the\n"
+    "                      first 100, then a count of the rest)\n"
     "  -q, --quiet         print nothing; the exit status tells\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -56,8 +58,10 @@ typedef struct diff_args {
     const char *ops_file;
     const char **renames;  /* pointers into argv */
     size_t nrenames;
-    int rnn, values, quiet;
+    int rnn, values, quiet, all_missing;
 } diff_args;
+
+#define MISSING_SHOWN 100 /* missing ops named before the rest are counted */
 
 typedef struct diff_counts {
     size_t only_a, only_b, dtype, shape, values, common;
@@ -262,13 +266,17 @@ static int diff_ops(const char *pa, const diff_args *args)
     size_t missing = 0, count = trestle_plan_op_count(plan);
     for (size_t i = 0; i < count; i++) {
         trestle_plan_op_info op;
-        if (trestle_plan_get_op(plan, i, &op) == TRESTLE_OK && op.skipped == 2) {
+        if (trestle_plan_get_op(plan, i, &op) == TRESTLE_OK &&
+            op.skipped == TRESTLE_SKIP_MISSING) {
             missing++;
-            if (!args->quiet)
+            if (!args->quiet && (args->all_missing || missing <= MISSING_SHOWN))
                 printf("missing from A: %s\n", op.name);
         }
     }
     if (!args->quiet) {
+        if (missing > MISSING_SHOWN && !args->all_missing)
+            printf("... and %zu more missing from A (--list-missing-all names them all)\n",
+                   missing - MISSING_SHOWN);
         if (missing)
             printf("different: %zu of %zu op%s missing from A\n", missing, count,
                    count == 1 ? "" : "s");
@@ -285,12 +293,13 @@ done:
 
 int cli_diff_main(int argc, char **argv)
 {
-    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN };
+    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_ALL_MISSING };
     static const struct option longopts[] = {
         { "values", no_argument, NULL, OPT_VALUES },
         { "ops", required_argument, NULL, OPT_OPS },
         { "rename", required_argument, NULL, OPT_RENAME },
         { "rnn-renames", no_argument, NULL, OPT_RNN },
+        { "list-missing-all", no_argument, NULL, OPT_ALL_MISSING },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -317,6 +326,7 @@ int cli_diff_main(int argc, char **argv)
             args.renames[args.nrenames++] = optarg;
             break;
         case OPT_RNN: args.rnn = 1; break;
+        case OPT_ALL_MISSING: args.all_missing = 1; break;
         case 'q': args.quiet = 1; break;
         case 'h':
             fputs(diff_help, stdout);

@@ -32,9 +32,12 @@ static const char inspect_help[] =
     "                     '...'; strings as Python byte literals (b'...')\n"
     "  -a, --all          with --tensor: print every element, never summarise\n"
     "  -s, --stats        add min, max, mean and NaN count of every numeric tensor\n"
-    "                     (bfloat16, half and float8 are converted to float)\n"
+    "                     (bfloat16, half and float8 are converted to float); the\n"
+    "                     bytes are CRC-checked first: a bad tensor gets no stats,\n"
+    "                     is named on stderr, and the exit status is 1\n"
     "      --verify       check the CRC32C of every tensor and name the bad ones;\n"
-    "                     exits 1 if any is bad (all are checked regardless)\n"
+    "                     exits 1 if any is bad (all are checked regardless); a\n"
+    "                     tensor whose data shard is missing is UNREADABLE\n"
     "  -j, --json         print JSON instead of text (one object; names escaped)\n"
     "  -h, --help         show this help\n"
     "\n"
@@ -250,7 +253,7 @@ static int print_tensors(const trestle_checkpoint *c, const inspect_args *a)
 /* ---- the listing ---- */
 
 static void list_json(const trestle_checkpoint *c, const inspect_args *a,
-                      const cli_scan_result *res, size_t bad)
+                      const cli_scan_result *res, const cli_scan_counts *k)
 {
     size_t n = trestle_tensor_count(c);
     json_checkpoint_head(stdout, c);
@@ -259,12 +262,13 @@ static void list_json(const trestle_checkpoint *c, const inspect_args *a,
         trestle_tensor_get_info(c, i, &t);
         fputs("    ", stdout);
         json_info_fields(stdout, &t);
-        if (a->verify) {
+        if (a->verify)
             printf(", \"crc_ok\": %s", res[i].code == TRESTLE_OK ? "true" : "false");
-            if (res[i].code != TRESTLE_OK) {
-                fputs(", \"error\": ", stdout);
-                cli_json_cstr(stdout, res[i].message);
-            }
+        if (res && res[i].code != TRESTLE_OK) { /* --stats checks the bytes too */
+            fputs(", \"error\": ", stdout);
+            cli_json_cstr(stdout, res[i].message);
+            if (res[i].unreadable)
+                fputs(", \"unreadable\": true", stdout);
         }
         if (a->stats) {
             const cli_stats *st = &res[i].stats;
@@ -278,12 +282,13 @@ static void list_json(const trestle_checkpoint *c, const inspect_args *a,
     }
     fputs("  ]", stdout);
     if (a->verify)
-        printf(",\n  \"verify\": {\"checked\": %zu, \"bad\": %zu}", n, bad);
+        printf(",\n  \"verify\": {\"checked\": %zu, \"bad\": %zu, \"corrupt\": %zu, "
+               "\"unreadable\": %zu}", n, k->corrupt + k->unreadable, k->corrupt, k->unreadable);
     fputs("\n}\n", stdout);
 }
 
 static int list_text(const trestle_checkpoint *c, const inspect_args *a,
-                     const cli_scan_result *res, size_t bad)
+                     const cli_scan_result *res, const cli_scan_counts *k)
 {
     static const char *const headers[] = { "NAME", "DTYPE", "SHAPE", "SIZE", "SHARD", "OFFSET",
                                            "CRC32C", "MIN", "MAX", "MEAN", "NAN", "NOTE" };
@@ -315,7 +320,7 @@ static int list_text(const trestle_checkpoint *c, const inspect_args *a,
             snprintf(offset, sizeof offset, "%" PRIu64, t.offset);
         }
         if (a->verify)
-            crc = res[i].code == TRESTLE_OK ? "ok" : "BAD";
+            crc = res[i].code == TRESTLE_OK ? "ok" : res[i].unreadable ? "UNREADABLE" : "BAD";
         if (a->stats) {
             const cli_stats *st = &res[i].stats;
             mn = mx = mean = "-";
@@ -338,11 +343,19 @@ static int list_text(const trestle_checkpoint *c, const inspect_args *a,
     }
     cli_table_print(tab, stdout);
     cli_table_free(tab);
-    if (a->verify) {
-        if (bad == 0)
+    if (a->verify || k->corrupt + k->unreadable > 0) {
+        /* --stats reads (and checks) the bytes too, so it reports failures. */
+        char unreadable[48] = "";
+        if (k->unreadable)
+            snprintf(unreadable, sizeof unreadable, "%s%zu unreadable", k->corrupt ? ", " : "",
+                     k->unreadable);
+        if (k->corrupt + k->unreadable == 0)
             printf("verified %zu tensor%s: all CRC32C OK\n", n, n == 1 ? "" : "s");
+        else if (k->corrupt)
+            printf("verified %zu tensor%s: %zu BAD%s\n", n, n == 1 ? "" : "s", k->corrupt,
+                   unreadable);
         else
-            printf("verified %zu tensor%s: %zu BAD\n", n, n == 1 ? "" : "s", bad);
+            printf("verified %zu tensor%s: %s\n", n, n == 1 ? "" : "s", unreadable);
     }
     return CLI_EXIT_OK;
 }
@@ -350,17 +363,18 @@ static int list_text(const trestle_checkpoint *c, const inspect_args *a,
 static int list_tensors(const trestle_checkpoint *c, const inspect_args *a)
 {
     cli_scan_result *res = NULL;
-    size_t bad = 0, n = trestle_tensor_count(c);
+    cli_scan_counts k = { 0, 0 };
+    size_t n = trestle_tensor_count(c);
     if (a->verify || a->stats) {
-        res = cli_scan(c, a->verify, a->stats, &bad);
+        res = cli_scan(c, a->stats, &k);
         if (!res) {
             cli_error("out of memory");
             return CLI_EXIT_FAIL;
         }
     }
-    int status = a->json ? (list_json(c, a, res, bad), CLI_EXIT_OK) : list_text(c, a, res, bad);
+    int status = a->json ? (list_json(c, a, res, &k), CLI_EXIT_OK) : list_text(c, a, res, &k);
     cli_scan_free(res, n);
-    return bad ? CLI_EXIT_FAIL : status;
+    return k.corrupt + k.unreadable ? CLI_EXIT_FAIL : status;
 }
 
 /* ---- command ---- */

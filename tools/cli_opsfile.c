@@ -12,6 +12,9 @@
  * taken as such a field, not a spec.
  */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,22 +111,93 @@ static const char *parse_line(cli_ops *o, char *line, trestle_op *op)
     return NULL;
 }
 
-int cli_ops_read(const char *path, int dest_kind, cli_ops *out)
-{
-    FILE *f = fopen(path, "r");
-    char *line = NULL;
-    size_t cap = 0, lineno = 0, alloc = 0;
-    const char *problem = NULL;
+/* Bounds on what an ops file may hold: a line is one name and a spec (TF
+ * keys are short; 64 KiB is far past any real one), and the file a few
+ * million ops. /dev/zero or a binary file hits one of them at once. */
+#define MAX_LINE ((size_t)64 << 10)
+#define MAX_FILE ((uint64_t)256 << 20)
 
-    memset(out, 0, sizeof *out);
-    if (!f) {
-        cli_error("cannot open ops file %s: %s", path, strerror(errno));
-        return CLI_EXIT_FAIL;
+enum { LINE_OK, LINE_EOF, LINE_TOO_LONG, FILE_TOO_BIG, LINE_NOMEM, LINE_READ_ERROR };
+
+/*
+ * Read one line (without its newline) into *buf; tells the end of the file
+ * apart from a read error (errno kept in *sys_errno), an allocation failure
+ * and the bounds above. *total counts the bytes read so far.
+ */
+static int read_line(FILE *f, char **buf, size_t *cap, size_t *len_out, uint64_t *total,
+                     int *sys_errno)
+{
+    size_t len = 0;
+    int ch;
+    errno = 0;
+    while ((ch = getc(f)) != EOF) {
+        if (++*total > MAX_FILE)
+            return FILE_TOO_BIG;
+        if (ch == '\n')
+            break;
+        if (len + 1 >= MAX_LINE)
+            return LINE_TOO_LONG;
+        if (len + 1 >= *cap) {
+            size_t grown_cap = *cap ? *cap * 2 : 256;
+            char *grown = realloc(*buf, grown_cap);
+            if (!grown)
+                return LINE_NOMEM;
+            *buf = grown;
+            *cap = grown_cap;
+        }
+        (*buf)[len++] = (char)ch;
     }
-    while (!problem && getline(&line, &cap, f) != -1) {
-        lineno++;
-        size_t len = strlen(line);
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+    if (ch == EOF && ferror(f)) {
+        *sys_errno = errno;
+        return LINE_READ_ERROR;
+    }
+    if (ch == EOF && len == 0)
+        return LINE_EOF;
+    if (!*buf && !(*buf = malloc(*cap = 1)))
+        return LINE_NOMEM;
+    (*buf)[len] = '\0';
+    *len_out = len;
+    return LINE_OK;
+}
+
+/* Parse every line of f into out; NULL, or the problem (at line *lineno). */
+static const char *read_ops(FILE *f, int dest_kind, cli_ops *out, size_t *lineno, char *why,
+                            size_t why_cap)
+{
+    char *line = NULL;
+    size_t cap = 0, alloc = 0, len = 0;
+    uint64_t total = 0;
+    const char *problem = NULL;
+    int e = 0, got;
+
+    while (!problem && (got = read_line(f, &line, &cap, &len, &total, &e)) != LINE_EOF) {
+        ++*lineno;
+        if (got == LINE_TOO_LONG) {
+            snprintf(why, why_cap, "line longer than %zu bytes (is this an ops file?)",
+                     MAX_LINE);
+            problem = why;
+            break;
+        }
+        if (got == FILE_TOO_BIG) {
+            snprintf(why, why_cap, "file larger than %" PRIu64 " MiB (is this an ops file?)",
+                     MAX_FILE >> 20);
+            problem = why;
+            break;
+        }
+        if (got == LINE_NOMEM) {
+            problem = "out of memory";
+            break;
+        }
+        if (got == LINE_READ_ERROR) {
+            snprintf(why, why_cap, "read error: %s", strerror(e));
+            problem = why;
+            break;
+        }
+        if (memchr(line, '\0', len)) {
+            problem = "NUL byte in the line (is this an ops file?)";
+            break;
+        }
+        while (len && line[len - 1] == '\r')
             line[--len] = '\0';
         const char *first = line + strspn(line, " \t");
         if (!*first || *first == '#')
@@ -142,12 +216,35 @@ int cli_ops_read(const char *path, int dest_kind, cli_ops *out)
         if (!problem)
             out->ops[out->n++].dest_kind = dest_kind;
     }
-    if (!problem && ferror(f))
-        problem = "read error";
     free(line);
-    fclose(f);
+    return problem;
+}
+
+int cli_ops_read(const char *path, int dest_kind, cli_ops *out)
+{
+    bool use_stdin = strcmp(path, "-") == 0;
+    const char *shown = use_stdin ? "standard input" : path;
+    char why[160];
+    size_t lineno = 0;
+
+    memset(out, 0, sizeof *out);
+    FILE *f = use_stdin ? stdin : fopen(path, "r");
+    if (!f) {
+        cli_error("cannot open ops file %s: %s", path, strerror(errno));
+        return CLI_EXIT_FAIL;
+    }
+    const char *problem = read_ops(f, dest_kind, out, &lineno, why, sizeof why);
+    if (!use_stdin)
+        fclose(f);
     if (problem) {
-        cli_error("%s:%zu: %s", path, lineno, problem);
+        cli_error("%s:%zu: %s", shown, lineno, problem);
+        cli_ops_free(out);
+        return CLI_EXIT_FAIL;
+    }
+    if (out->n == 0) {
+        /* An empty list restoring everything would be a silent surprise. */
+        cli_error("%s lists no ops (only blank lines or comments); use --all to restore every "
+                  "tensor", shown);
         cli_ops_free(out);
         return CLI_EXIT_FAIL;
     }

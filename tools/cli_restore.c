@@ -27,17 +27,27 @@ static const char restore_help[] =
     "Read, verify and copy rates are per stage: bytes over that stage's busy time.\n"
     "\n"
     "What to restore:\n"
-    "      --all              every tensor, whole (the default without --ops)\n"
-    "      --ops FILE         the ops listed in FILE, as TensorFlow's RestoreV2 gets\n"
-    "                         them (format below)\n"
-    "      --rename A=B       restore op name A from checkpoint key B (repeatable);\n"
-    "                         'a/=b/' renames every name under prefix a/\n"
-    "      --rnn-renames      also try TF 1.x RNN renames (weights -> kernel, ...)\n"
-    "      --exclude GLOB     skip op names matching GLOB (fnmatch; repeatable)\n"
+    "      --all              every tensor, whole (the default without --ops); fails\n"
+    "                         on a variant tensor (e.g. a tf.data iterator state),\n"
+    "                         which trestle cannot restore, naming each, unless\n"
+    "                         --skip-unsupported or --exclude leaves it out\n"
+    "      --skip-unsupported restore the rest and report each variant tensor as\n"
+    "                         skipped ('variant: opaque to trestle')\n"
+    "      --ops FILE         the ops listed in FILE ('-': standard input), as\n"
+    "                         TensorFlow's RestoreV2 gets them (format below); an\n"
+    "                         empty list is an error\n"
+    "      --rename A=B       with --ops: restore op name A from checkpoint key B\n"
+    "                         (repeatable, each A once); 'a/=b/' renames every name\n"
+    "                         under prefix a/\n"
+    "      --rnn-renames      with --ops: also try TF 1.x RNN renames (weights ->\n"
+    "                         kernel, ...)\n"
+    "      --exclude GLOB     skip op names matching GLOB (fnmatch; repeatable; an\n"
+    "                         unclosed '[' is an error)\n"
     "      --allow-missing    skip keys absent from the checkpoint instead of failing\n"
     "                         (TensorFlow's expect_partial)\n"
     "      --as DTYPE         with --all: convert every tensor whose stored dtype\n"
     "                         converts to DTYPE on load, restore the others as stored\n"
+    "                         (an error when none converts)\n"
     "                         (float32 -> bfloat16/float16, bfloat16/float16 -> float32;\n"
     "                         round to nearest even, NaN stays NaN); with --ops, use\n"
     "                         as=DTYPE per op\n"
@@ -101,7 +111,7 @@ static const char restore_help[] =
 typedef struct restore_args {
     const char *path;
     const char *ops_file;
-    int all, list, quiet;
+    int all, list, quiet, skip_unsupported;
     int as;                 /* --as: target dtype for every convertible tensor, or 0 */
     const char **renames;   /* pointers into argv */
     size_t nrenames;
@@ -114,12 +124,13 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_GROUP
+    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GROUP
 };
 
 static const struct option restore_longopts[] = {
     { "all", no_argument, NULL, OPT_ALL },
     { "ops", required_argument, NULL, OPT_OPS },
+    { "skip-unsupported", no_argument, NULL, OPT_SKIP_UNSUPPORTED },
     { "rename", required_argument, NULL, OPT_RENAME },
     { "rnn-renames", no_argument, NULL, OPT_RNN },
     { "exclude", required_argument, NULL, OPT_EXCLUDE },
@@ -151,6 +162,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
     switch (c) {
     case OPT_ALL: a->all = 1; break;
     case OPT_OPS: a->ops_file = arg; break;
+    case OPT_SKIP_UNSUPPORTED: a->plan.skip_unsupported = 1; break;
     case OPT_RENAME:
         if (!strchr(arg, '=') || arg[0] == '=')
             return cli_usage("restore", "--rename wants GRAPH_NAME=CHECKPOINT_KEY, not '%s'", arg);
@@ -231,10 +243,40 @@ static const char *reader_name(int reader)
                                              : "auto";
 }
 
+/* Why a skipped op was skipped, as --list's KEY column says it. */
+static const char *skip_reason(int skipped)
+{
+    return skipped == TRESTLE_SKIP_EXCLUDED      ? "excluded"
+           : skipped == TRESTLE_SKIP_MISSING     ? "missing"
+           : skipped == TRESTLE_SKIP_UNSUPPORTED ? "variant: opaque to trestle"
+                                                 : "skipped";
+}
+
+/* " (3 skipped: 1 excluded, 2 variant: opaque to trestle)" */
+static void skip_summary(const trestle_plan *plan, size_t total, char *buf, size_t cap)
+{
+    size_t count[4] = { 0 }, len;
+    for (size_t i = 0; i < trestle_plan_op_count(plan); i++) {
+        trestle_plan_op_info op;
+        if (trestle_plan_get_op(plan, i, &op) == TRESTLE_OK && op.skipped > 0 && op.skipped < 4)
+            count[op.skipped]++;
+    }
+    const char *sep = ":";
+    len = (size_t)snprintf(buf, cap, " (%zu skipped", total);
+    for (int r = 1; r < 4 && len < cap; r++)
+        if (count[r]) {
+            len += (size_t)snprintf(buf + len, cap - len, "%s %zu %s", sep, count[r],
+                                    skip_reason(r));
+            sep = ",";
+        }
+    if (len < cap)
+        snprintf(buf + len, cap - len, ")");
+}
+
 static void print_summary(const trestle_plan *plan, const trestle_stats *st, int verify)
 {
     trestle_plan_stats ps;
-    char total[32], all[32], rd[32], vf[32], cp[32], skipped[48] = "";
+    char total[32], all[32], rd[32], vf[32], cp[32], skipped[128] = "";
     trestle_plan_get_stats(plan, &ps);
     cli_human_size(ps.output_bytes, total, sizeof total);
     rate(ps.output_bytes, st->wall_seconds, all, sizeof all);
@@ -247,7 +289,7 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
     if (!verify)
         snprintf(vf, sizeof vf, "off");
     if (ps.skipped)
-        snprintf(skipped, sizeof skipped, " (%zu skipped)", ps.skipped);
+        skip_summary(plan, ps.skipped, skipped, sizeof skipped);
     printf("restored %zu tensor%s%s, %s in %.3f s: %s (read %s, verify %s, copy %s; reader %s%s%s%s, "
            "O_DIRECT %s)\n",
            st->tensors, st->tensors == 1 ? "" : "s", skipped, total, st->wall_seconds, all, rd,
@@ -280,7 +322,8 @@ static int print_ops(const trestle_plan *plan)
         if (trestle_plan_get_op(plan, i, &op) != TRESTLE_OK)
             continue;
         if (op.skipped) {
-            key = op.skipped == 1 ? "(excluded)" : "(missing)";
+            snprintf(conv, sizeof conv, "(%s)", skip_reason(op.skipped));
+            key = conv;
         } else {
             /* Only renames say something: an unrenamed op leaves KEY blank. */
             key = strcmp(op.key, op.name) == 0 ? "" : op.key;
@@ -306,13 +349,14 @@ static int print_ops(const trestle_plan *plan)
 
 /*
  * --as without --ops: one op per listed tensor, whole, into engine memory,
- * with target_dtype set where the stored dtype converts to `as`. Tensors no
- * restore can hold (DT_VARIANT, DT_RESOURCE), which the every-tensor plan
- * skips, are left out. Names point into the checkpoint.
+ * with target_dtype set where the stored dtype converts to `as`. A variant
+ * tensor stays in the list: the planner refuses it, or skips it with
+ * --skip-unsupported, as for --all. None converting is an error: --as
+ * would silently do nothing. Names point into the checkpoint.
  */
 static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *out)
 {
-    size_t n = trestle_tensor_count(ckpt);
+    size_t n = trestle_tensor_count(ckpt), converting = 0;
     memset(out, 0, sizeof *out);
     out->ops = calloc(n ? n : 1, sizeof *out->ops);
     if (!out->ops) {
@@ -321,14 +365,23 @@ static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *o
     }
     for (size_t i = 0; i < n; i++) {
         trestle_tensor_info t;
-        if (trestle_tensor_get_info(ckpt, i, &t) != TRESTLE_OK || t.dtype == TRESTLE_DT_VARIANT ||
-            t.dtype == TRESTLE_DT_RESOURCE)
+        if (trestle_tensor_get_info(ckpt, i, &t) != TRESTLE_OK)
             continue;
         trestle_op *op = &out->ops[out->n++];
         op->name = t.name;
         op->dest_kind = TRESTLE_DEST_ALLOCATE;
-        if (trestle_dtype_can_convert(t.dtype, as))
+        if (trestle_dtype_can_convert(t.dtype, as)) {
             op->target_dtype = as;
+            converting++;
+        }
+    }
+    if (converting == 0) {
+        cli_error("--as %s: no tensor of this checkpoint converts to %s (supported: float32 -> "
+                  "bfloat16, float32 -> float16, float16 -> float32, bfloat16 -> float32)",
+                  trestle_dtype_name(as), trestle_dtype_name(as));
+        free(out->ops);
+        memset(out, 0, sizeof *out);
+        return CLI_EXIT_FAIL;
     }
     return CLI_EXIT_OK;
 }
@@ -355,6 +408,9 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     popt.num_excludes = a->nexcludes;
     if (trestle_plan_create(ckpt, ops.ops, ops.n, &popt, &plan, &err) != TRESTLE_OK) {
         cli_fail(&err);
+        if (err.code == TRESTLE_E_UNSUPPORTED && !popt.skip_unsupported)
+            cli_error("--skip-unsupported restores the rest and reports each as skipped; "
+                      "--exclude NAME leaves one out");
         goto done;
     }
 
@@ -434,6 +490,12 @@ int cli_restore_main(int argc, char **argv)
     if (a.run.host_map && a.run.device >= 0) {
         status = cli_usage("restore", "--map leaves tensors in host memory; it cannot go with "
                            "--device");
+        goto out;
+    }
+    if (!a.ops_file && (a.nrenames || a.plan.tf1_rnn_renames)) {
+        /* Every-tensor ops are named by their keys: a rename has nothing to map. */
+        status = cli_usage("restore", "--rename and --rnn-renames map the names of an ops file "
+                           "to checkpoint keys; they need --ops");
         goto out;
     }
     if (a.as && a.ops_file) {

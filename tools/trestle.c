@@ -25,6 +25,7 @@ static const command commands[] = {
                                    "JSON" },
     { "verify", cli_verify_main, "check every tensor's CRC32C and name the bad ones" },
     { "restore", cli_restore_main, "restore tensors (all, or an ops file) and report throughput" },
+    { "convert", cli_convert_main, "write tensors into a safetensors file, CRC-checked, atomically" },
     { "diff", cli_diff_main, "compare two checkpoints (or an ops file) key by key" },
     { "synth", cli_synth_main, "write a synthetic LLM-shaped checkpoint of a given size" },
     { "bench", cli_bench_main, "time each restore stage against this machine's read, CRC and "
@@ -51,7 +52,8 @@ static void print_usage(FILE *f)
             "Examples:\n"
             "  trestle inspect ./ckpt/model.ckpt-1000\n"
             "  trestle verify saved_model/variables\n"
-            "  trestle restore --ops ops.txt --allow-missing ckpt_dir\n",
+            "  trestle restore --ops ops.txt --allow-missing ckpt_dir\n"
+            "  trestle convert ckpt_dir model.safetensors\n",
             "help", "show this list, or a command's help", "version", "print the version");
 }
 

@@ -569,7 +569,8 @@ const char *cudaGetErrorString(cudaError_t e)
     case cudaErrorHostMemoryNotRegistered:
         return "pointer does not correspond to a registered memory region";
     case cudaErrorNotSupported: return "operation not supported";
-    case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+    case cudaErrorStreamCaptureUnsupported:
+        return "operation not permitted when stream is capturing";
     default: return "unrecognized error code";
     }
 }
@@ -1034,7 +1035,30 @@ cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, enum cudaMemcp
                             cudaStream_t stream)
 {
     lock();
+    stats.memcpy_async_calls++;
     return unlock_ret(enqueue_copy("cudaMemcpyAsync", resolve(stream), dst, src, n, kind));
+}
+
+/* As the runtime: attributes for every copy (the first index 0), stream
+ * order for sources the stream may still be writing, no legacy stream. */
+cudaError_t cudaMemcpyBatchAsync(void *const *dsts, const void *const *srcs, const size_t *sizes,
+                                 size_t count, struct cudaMemcpyAttributes *attrs,
+                                 size_t *attrs_idxs, size_t num_attrs, cudaStream_t stream)
+{
+    lock();
+    struct CUstream_st *s = resolve(stream);
+    stats.batch_calls++;
+    if (s->legacy || count == 0 || num_attrs == 0 || num_attrs > count || attrs_idxs[0] != 0)
+        return unlock_ret(cudaErrorInvalidValue);
+    for (size_t k = 0; k < num_attrs; k++)
+        if (attrs[k].srcAccessOrder != cudaMemcpySrcAccessOrderStream &&
+            attrs[k].srcAccessOrder != cudaMemcpySrcAccessOrderDuringApiCall &&
+            attrs[k].srcAccessOrder != cudaMemcpySrcAccessOrderAny)
+            return unlock_ret(cudaErrorInvalidValue);
+    cudaError_t e = cudaSuccess;
+    for (size_t i = 0; i < count && e == cudaSuccess; i++)
+        e = enqueue_copy("cudaMemcpyBatchAsync", s, dsts[i], srcs[i], sizes[i], cudaMemcpyDefault);
+    return unlock_ret(e);
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind kind)
@@ -1078,7 +1102,8 @@ cudaError_t cudaMemset(void *p, int value, size_t n)
 {
     lock();
     dev_alloc *d = find_dev(p, n);
-    return unlock_ret(enqueue_memset("cudaMemset", &legacy[d ? d->device : need_ctx()], p, value, n));
+    struct CUstream_st *s = &legacy[d ? d->device : need_ctx()];
+    return unlock_ret(enqueue_memset("cudaMemset", s, p, value, n));
 }
 
 /* ---- the kernels of kernels/trestle_kernels.h ---- */
@@ -1091,6 +1116,8 @@ static void check_kernel_src(const char *fn, struct CUstream_st *s, const void *
     host_range *h = d ? NULL : find_host_dev_view(src, n);
     if (d && d->device != s->device)
         die("%s reads memory of device %d on a stream of device %d", fn, d->device, s->device);
+    if (!d)
+        stats.kernel_host_reads++;
     if (!d && !h) {
         h = find_host(src, n);
         if (h && h->mapped)

@@ -61,6 +61,9 @@ typedef struct cudamock_stats {
     uint64_t primary_contexts;     /* primary contexts created */
     uint64_t host_registers;       /* successful cudaHostRegister calls */
     uint64_t host_allocs_live;     /* cudaHostAlloc'd blocks not freed */
+    uint64_t memcpy_async_calls;   /* cudaMemcpyAsync calls */
+    uint64_t batch_calls;          /* cudaMemcpyBatchAsync calls */
+    uint64_t kernel_host_reads;    /* kernels launched to read host (pinned) memory */
     uint64_t device_syncs;         /* cudaDeviceSynchronize calls */
     uint64_t streams_live;         /* created and not destroyed (legacy streams aside) */
     uint64_t events_live;

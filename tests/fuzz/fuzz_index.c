@@ -1,6 +1,7 @@
 /*
  * fuzz_index.c - libFuzzer target for the index parser: the input is a
- * whole .index file. It is written to a scratch directory and opened with
+ * whole .index file. In fuzzing builds block CRCs pass whatever they hold
+ * (engine/sstable.c), so mutations reach the entry parser behind them. It is written to a scratch directory and opened with
  * trestle_open, which scans the SSTable, decodes the header and every entry,
  * links partitioned tensors and checks ranges; when it opens, every tensor
  * is also read (their shard is absent, so reads must fail cleanly).
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
 #include "trestle.h"
 
 static char index_path[4096], prefix[4096];
@@ -24,22 +26,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(prefix, sizeof prefix, "%s/trestle-fuzz-%ld", base, (long)getpid());
+    fuzz_scratch_prefix(prefix, sizeof prefix, "index");
     snprintf(index_path, sizeof index_path, "%s.index", prefix);
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int fd = open(index_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0)
+    if (fuzz_write_file(index_path, data, size) != 0)
         return 0;
-    if (write(fd, data, size) != (ssize_t)size) {
-        close(fd);
-        return 0;
-    }
-    close(fd);
 
     trestle_checkpoint *c = NULL;
     trestle_error err;

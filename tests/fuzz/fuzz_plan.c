@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
 #include "trestle.h"
 
 static trestle_checkpoint *ckpt;
@@ -25,31 +26,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    char prefix[4096];
-    snprintf(prefix, sizeof prefix, "/tmp/trestle-fuzz-plan-%ld", (long)getpid());
-    trestle_writer_options wo;
-    trestle_writer_options_init(&wo);
-    wo.num_shards = 2;
-    trestle_writer *w;
-    if (trestle_writer_create(prefix, &wo, &w, NULL) != TRESTLE_OK)
-        abort();
-    float buf[10 * 6];
-    for (int i = 0; i < 60; i++)
-        buf[i] = (float)i;
-    int64_t d2[2] = { 10, 6 }, d1 = 6;
-    trestle_writer_add(w, "dense/kernel", TRESTLE_DT_FLOAT, 2, d2, buf, sizeof buf, 0, NULL);
-    trestle_writer_add(w, "dense/bias", TRESTLE_DT_FLOAT, 1, &d1, buf, 24, 1, NULL);
-    trestle_writer_add(w, "rnn/lstm_cell/kernel", TRESTLE_DT_FLOAT, 2, d2, buf, sizeof buf, 1, NULL);
-    trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, "10 6 0,3:-", buf, 72, 0, NULL);
-    trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, "10 6 3,7:-", buf + 18, 168, 1, NULL);
-    trestle_bytes s = { (const uint8_t *)"x", 1 };
-    int64_t one = 1;
-    trestle_writer_add_strings(w, "vocab", 1, &one, &s, 0, NULL);
-    if (trestle_writer_finish(w, NULL) != TRESTLE_OK)
-        abort();
-    trestle_writer_free(w);
-    if (trestle_open(prefix, NULL, &ckpt, NULL) != TRESTLE_OK)
-        abort();
+    ckpt = fuzz_small_checkpoint("plan");
     return 0;
 }
 

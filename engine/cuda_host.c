@@ -1,0 +1,177 @@
+/*
+ * cuda_host.c - the CUDA calls the engine makes outside a restore's
+ * copier: pinning and freeing staging memory (engine/staging.c), asking
+ * which devices there are and which device a pointer is on, and reading
+ * device memory back (trestle_plan_read_op). Each saves and puts back the
+ * caller's context (engine/cuda_ctx.h); none reads or clears the thread's
+ * last error. Without CUDA, stubs that say so.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "copy.h"
+#include "error.h"
+
+#if TRESTLE_HAVE_CUDA
+
+#include "cuda_ctx.h"
+
+/* ---- pinned host memory (engine/staging.c) ---- */
+
+int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    *refused = false;
+    int rc = trestle__cuda_load_api(&api, device, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    TRESTLE__WITH_DEVICE(&api, device, e, e = cudaHostRegister(p, bytes, cudaHostRegisterPortable |
+                                                                   cudaHostRegisterMapped));
+    if (e == cudaSuccess)
+        return TRESTLE_OK;
+    /* What a host that cannot pin ordinary pages answers (no IOMMU
+     * support for it, a sandbox, a kernel without the needed calls). */
+    *refused = e == cudaErrorNotSupported || e == cudaErrorNotPermitted ||
+               e == cudaErrorInvalidValue || e == cudaErrorHostMemoryAlreadyRegistered;
+    return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
+                              "cannot pin %zu bytes of staging memory for CUDA device %d "
+                              "(cudaHostRegister: %s); lower the staging size (--staging, "
+                              "staging_bytes) or free host memory", bytes, device,
+                              cudaGetErrorString(e));
+}
+
+void trestle__cuda_unpin(int device, void *p)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    if (trestle__cuda_ctx_load(&api) == cudaSuccess)
+        TRESTLE__WITH_DEVICE(&api, device, e, e = cudaHostUnregister(p));
+    (void)e;
+}
+
+int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    *p = NULL;
+    int rc = trestle__cuda_load_api(&api, device, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    TRESTLE__WITH_DEVICE(&api, device, e, e = cudaHostAlloc(p, bytes, cudaHostAllocPortable |
+                                                                 cudaHostAllocMapped));
+    if (e == cudaSuccess)
+        return TRESTLE_OK;
+    return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
+                              "cannot allocate %zu bytes of pinned staging memory for CUDA "
+                              "device %d (cudaHostAlloc: %s); lower the staging size "
+                              "(--staging, staging_bytes) or free host memory", bytes, device,
+                              cudaGetErrorString(e));
+}
+
+void trestle__cuda_host_free(int device, void *p)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    if (trestle__cuda_ctx_load(&api) == cudaSuccess)
+        TRESTLE__WITH_DEVICE(&api, device, e, e = cudaFreeHost(p));
+    (void)e;
+}
+
+/* ---- queries ---- */
+
+int trestle__cuda_device_count(char *why, size_t n)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess) {
+        snprintf(why, n, "a usable CUDA device (cudaGetDeviceCount: %s)", cudaGetErrorString(e));
+        return 0;
+    }
+    if (count == 0)
+        snprintf(why, n, "a CUDA device, and this host has none");
+    return count;
+}
+
+int trestle__cuda_pointer_device(const void *p, int *device)
+{
+    struct cudaPointerAttributes a;
+    cudaError_t e = cudaPointerGetAttributes(&a, p);
+    if (e != cudaSuccess)
+        return -1;
+    if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
+        return -1;
+    *device = a.device;
+    return 0;
+}
+
+int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    int rc = trestle__cuda_load_api(&api, device, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    TRESTLE__WITH_DEVICE(&api, device, e,
+                         e = cudaMemcpy(dst, src, (size_t)n, cudaMemcpyDeviceToHost));
+    if (e != cudaSuccess)
+        return trestle__cuda_fail(err, e, device, "cudaMemcpy (device to host)");
+    return TRESTLE_OK;
+}
+
+#else /* !TRESTLE_HAVE_CUDA */
+
+int trestle__cuda_device_count(char *why, size_t n)
+{
+    snprintf(why, n, "a CUDA build of trestle; this one copies to host memory only");
+    return 0;
+}
+
+int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
+{
+    (void)p;
+    (void)bytes;
+    *refused = false;
+    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinning memory for CUDA device %d "
+                                 "needs a CUDA build of trestle", device);
+}
+
+void trestle__cuda_unpin(int device, void *p)
+{
+    (void)device;
+    (void)p;
+}
+
+int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
+{
+    (void)bytes;
+    *p = NULL;
+    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinned memory for CUDA device %d "
+                                 "needs a CUDA build of trestle", device);
+}
+
+void trestle__cuda_host_free(int device, void *p)
+{
+    (void)device;
+    (void)p;
+}
+
+int trestle__cuda_pointer_device(const void *p, int *device)
+{
+    (void)p;
+    (void)device;
+    return -1;
+}
+
+int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
+{
+    (void)dst;
+    (void)src;
+    (void)n;
+    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "reading CUDA device %d memory "
+                                 "needs a CUDA build of trestle", device);
+}
+
+#endif /* TRESTLE_HAVE_CUDA */

@@ -1,0 +1,178 @@
+/*
+ * pymodule.c - the module `trestle._trestle`: its functions, its types,
+ * and how engine errors become Python exceptions.
+ *
+ * Errors: every failed engine call is turned into an exception by
+ * trestle.errors.from_engine(), so the classes (KeyError for missing keys,
+ * and so on) and their fields are decided in one Python place, not here.
+ */
+#include "pytrestle.h"
+
+/* 1 in a TRESTLE_CUDA_MOCK test build: "devices" are tests/cudamock, whose
+ * memory the host cannot touch, so the tests check device restores without
+ * reading the bytes back. */
+#ifdef TRESTLE_CUDA_MOCK
+#define CUDA_MOCK 1
+#else
+#define CUDA_MOCK 0
+#endif
+
+PyObject *pyt_str(const char *s)
+{
+    return PyUnicode_DecodeUTF8(s ? s : "", (Py_ssize_t)strlen(s ? s : ""), "surrogateescape");
+}
+
+PyObject *pyt_raise(int rc, const trestle_error *err)
+{
+    PyObject *mod = PyImport_ImportModule("trestle.errors");
+    if (!mod)
+        return NULL;
+    /* `err` may be NULL or blank when a call failed before filling it. */
+    trestle_error blank;
+    if (!err) {
+        trestle_error_clear(&blank);
+        err = &blank;
+    }
+    PyObject *exc = PyObject_CallMethod(mod, "from_engine", "isNNNLLi", rc, trestle_code_name(rc),
+                                        pyt_str(err->message[0] ? err->message
+                                                                : trestle_strerror(rc)),
+                                        pyt_str(err->key), pyt_str(err->path),
+                                        (long long)err->offset, (long long)err->length,
+                                        err->sys_errno);
+    Py_DECREF(mod);
+    if (exc) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+/* decode_strings(buffer, n) -> list of n bytes: a DT_STRING tensor's stored
+ * bytes (as read or restored) split into its elements. */
+static PyObject *decode_strings(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    unsigned long long n;
+    if (!PyArg_ParseTuple(args, "y*K", &view, &n))
+        return NULL;
+    PyObject *list = NULL;
+    trestle_bytes *elems = PyMem_Calloc(n ? (size_t)n : 1, sizeof *elems);
+    trestle_error err;
+    int rc;
+    if (!elems) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    rc = trestle_strings_decode(view.buf, (uint64_t)view.len, n, elems, &err);
+    if (rc != TRESTLE_OK) {
+        pyt_raise(rc, &err);
+        goto out;
+    }
+    if (!(list = PyList_New((Py_ssize_t)n)))
+        goto out;
+    for (unsigned long long i = 0; i < n; i++) {
+        PyObject *b = PyBytes_FromStringAndSize((const char *)elems[i].data,
+                                                (Py_ssize_t)elems[i].len);
+        if (!b) {
+            Py_CLEAR(list);
+            goto out;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, b);
+    }
+out:
+    PyMem_Free(elems);
+    PyBuffer_Release(&view);
+    return list;
+}
+
+/* The library's lookups by code or dtype number, each one line. */
+static int int_arg(PyObject *arg, int *out)
+{
+    long v = PyLong_AsLong(arg);
+    *out = (int)v;
+    return v == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *dtype_name(PyObject *self, PyObject *arg)
+{
+    int d;
+    return int_arg(arg, &d) < 0 ? NULL : PyUnicode_FromString(trestle_dtype_name(d));
+}
+
+static PyObject *dtype_size(PyObject *self, PyObject *arg)
+{
+    int d;
+    return int_arg(arg, &d) < 0 ? NULL : PyLong_FromSize_t(trestle_dtype_size(d));
+}
+
+static PyObject *code_name(PyObject *self, PyObject *arg)
+{
+    int c;
+    return int_arg(arg, &c) < 0 ? NULL : PyUnicode_FromString(trestle_code_name(c));
+}
+
+static PyObject *dtype_from_name(PyObject *self, PyObject *arg)
+{
+    const char *s = PyUnicode_AsUTF8(arg);
+    return s ? PyLong_FromLong(trestle_dtype_from_name(s)) : NULL;
+}
+
+static PyObject *dtype_can_convert(PyObject *self, PyObject *args)
+{
+    int a, b;
+    if (!PyArg_ParseTuple(args, "ii", &a, &b))
+        return NULL;
+    return PyBool_FromLong(trestle_dtype_can_convert(a, b));
+}
+
+static PyMethodDef module_methods[] = {
+    { "decode_strings", decode_strings, METH_VARARGS,
+      "decode_strings(buffer, n) -> list of bytes: split a DT_STRING tensor's stored bytes." },
+    { "dtype_name", dtype_name, METH_O, "TensorFlow's C++ spelling of a DataType value." },
+    { "dtype_from_name", dtype_from_name, METH_O, "DataType value of a name, 0 if unknown." },
+    { "dtype_size", dtype_size, METH_O, "Bytes per element, 0 for strings and unknown." },
+    { "dtype_can_convert", dtype_can_convert, METH_VARARGS,
+      "dtype_can_convert(stored, target): can a restore convert on load?" },
+    { "code_name", code_name, METH_O, "An error code's name, e.g. E_CRC_MISMATCH." },
+    { "convert_safetensors", (PyCFunction)(void (*)(void))pyt_convert_safetensors,
+      METH_VARARGS | METH_KEYWORDS,
+      "convert_safetensors(ckpt, out, ops, renames, excludes, allow_missing, threads, "
+      "sync) -> dict: stream tensors into a safetensors file." },
+    { NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "trestle._trestle",
+    "The C extension under the trestle package: libtrestle's public API as Python objects.",
+    -1, module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__trestle(void); /* the one exported symbol */
+
+PyMODINIT_FUNC PyInit__trestle(void)
+{
+    PyTypeObject *types[] = { &pyt_checkpoint_type, &pyt_plan_type, &pyt_arena_type,
+                              &pyt_buffer_type, &pyt_writer_type };
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (PyType_Ready(types[i]) < 0)
+            return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (!m)
+        return NULL;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        const char *dot = strrchr(types[i]->tp_name, '.');
+        Py_INCREF(types[i]);
+        if (PyModule_AddObject(m, dot + 1, (PyObject *)types[i]) < 0) {
+            Py_DECREF(types[i]);
+            Py_DECREF(m);
+            return NULL;
+        }
+    }
+    if (PyModule_AddStringConstant(m, "version", trestle_version_string()) < 0 ||
+        PyModule_AddIntConstant(m, "have_cuda", TRESTLE_HAVE_CUDA) < 0 ||
+        PyModule_AddIntConstant(m, "cuda_mock", CUDA_MOCK) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

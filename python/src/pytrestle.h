@@ -1,0 +1,72 @@
+/*
+ * pytrestle.h - what the files of the Python extension `trestle._trestle`
+ * share.
+ *
+ * The extension is a client of the public API only (include/trestle.h),
+ * like the CLI: it wraps an open checkpoint, a plan, an adopted arena and
+ * views into it as Python objects, and leaves every Python-level decision
+ * (dtypes, frameworks, argument checks) to the package in python/trestle/.
+ * Objects here keep what they point into alive: a Plan holds its
+ * Checkpoint, a Buffer holds its Arena, a DLPack capsule holds its Buffer.
+ */
+#ifndef PYTRESTLE_H
+#define PYTRESTLE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "trestle.h"
+
+/* Raise the trestle.errors exception for a failed call (`rc`, `err`);
+ * always returns NULL so callers can `return pyt_raise(...)`. */
+PyObject *pyt_raise(int rc, const trestle_error *err);
+
+/* A Python str from bytes the engine hands out (keys may be any bytes:
+ * invalid UTF-8 round-trips through surrogateescape, as os.fsdecode does). */
+PyObject *pyt_str(const char *s);
+
+/* The Checkpoint type (pyckpt.c) and its handle, for the Plan. */
+typedef struct pyt_checkpoint {
+    PyObject_HEAD
+    trestle_checkpoint *c;  /* open until dealloc; plans hold a reference */
+} pyt_checkpoint;
+extern PyTypeObject pyt_checkpoint_type;
+
+/* Plan, Arena and Buffer (pyplan.c); DLPack capsules (pydlpack.c). */
+extern PyTypeObject pyt_plan_type;
+extern PyTypeObject pyt_arena_type;
+extern PyTypeObject pyt_buffer_type;
+
+/* A bundle writer (pywriter.c), for tests and tools. */
+extern PyTypeObject pyt_writer_type;
+
+/* A view of `len` bytes at `ptr` inside an arena (host or device). */
+typedef struct pyt_buffer {
+    PyObject_HEAD
+    PyObject *arena;        /* the pyt_arena that owns the bytes */
+    void *ptr;              /* first byte (host or device address) */
+    Py_ssize_t len;         /* bytes */
+    int device;             /* CUDA ordinal, or -1 for host memory */
+} pyt_buffer;
+
+/* Strings handed to the engine, owned here until the call that copies
+ * them (trestle_plan_create) returns. */
+typedef struct pyt_held {
+    PyObject *list;         /* bytes objects; a new list */
+} pyt_held;
+
+/* A sequence of str (or None) as a PyMem array of C strings held by `h`. */
+int pyt_hold_strings(pyt_held *h, PyObject *seq, const char ***out, size_t *n);
+
+/* ops: None (every tensor: *out NULL) or a sequence of
+ * (name, shape_and_slices or None, dtype, target_dtype) as a PyMem array of
+ * DEST_ALLOCATE ops whose strings `h` holds. */
+int pyt_hold_ops(pyt_held *h, PyObject *seq, trestle_op **out, size_t *n);
+
+/* buffer.dlpack(code, bits, shape): a "dltensor" capsule over the buffer. */
+PyObject *pyt_buffer_dlpack(PyObject *self, PyObject *args);
+
+/* _trestle.convert_safetensors(...) (pyconvert.c). */
+PyObject *pyt_convert_safetensors(PyObject *module, PyObject *args, PyObject *kwargs);
+
+#endif /* PYTRESTLE_H */

@@ -1,0 +1,54 @@
+"""Packaging: `pip install --no-build-isolation ./python` into a venv and
+`cmake --install` both give an importable package, away from the source."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SOURCE_DIR
+
+BUILD_DIR = os.path.join(SOURCE_DIR, "build")
+
+# In a sanitizer build the extension only loads with ASan preloaded, and
+# these tests install the plain build/ one: they belong to tools/test.sh.
+pytestmark = pytest.mark.skipif(bool(os.environ.get("TRESTLE_UNDER_ASAN")),
+                                reason="installs build/, not the sanitizer build")
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    assert r.returncode == 0, f"{' '.join(cmd)}:\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+def check_import(python, env=None):
+    out = run([python, "-c", "import trestle; print(trestle.__file__, trestle.__version__)"],
+              cwd="/", env=env)
+    assert "site-packages" in out or "dist-packages" in out, out
+    return out
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(BUILD_DIR, "CMakeCache.txt")),
+                    reason="needs the build tree of tools/build.sh")
+def test_pip_install_into_a_venv(tmp_path):
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    pip_env = dict(os.environ, TRESTLE_BUILD_DIR=BUILD_DIR)
+    pip_env.pop("PYTHONPATH", None)
+    run([str(venv / "bin" / "pip"), "install", "--no-build-isolation", "--no-deps",
+         "--no-index", os.path.join(SOURCE_DIR, "python")], env=pip_env)
+    out = check_import(str(venv / "bin" / "python"), env=pip_env)
+    assert str(venv) in out
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(BUILD_DIR, "CMakeCache.txt")),
+                    reason="needs the build tree of tools/build.sh")
+def test_cmake_install_puts_the_package_in_site_packages(tmp_path):
+    prefix = tmp_path / "prefix"
+    run(["cmake", "--install", BUILD_DIR, "--prefix", str(prefix)])
+    site = [os.path.join(d, "trestle") for d, dirs, _ in os.walk(prefix) if "trestle" in dirs
+            and ("site-packages" in d or "dist-packages" in d)]
+    assert site, "no trestle package under the prefix"
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(site[0]))
+    check_import(sys.executable, env=env)

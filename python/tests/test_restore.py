@@ -1,0 +1,287 @@
+"""trestle.restore(): one pipeline pass into one engine arena, zero-copy
+numpy/torch views that keep the arena alive, DLPack export, and the
+restore options (renames, exclusions, allow_missing, as_dtype)."""
+import gc
+import os
+import weakref
+
+import numpy as np
+import pytest
+
+import trestle
+from conftest import BF16_BITS, fixture_params, has_cuda_device
+
+try:
+    import torch
+except ImportError:
+    torch = None
+needs_torch = pytest.mark.skipif(torch is None, reason="torch (python3-torch) is not installed")
+
+
+def arena_of(array):
+    """The engine arena behind a restored numpy array (through its base)."""
+    while not hasattr(array, "arena"):
+        array = array.base
+    return array.arena
+
+
+def as_numpy(value):
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.dtype == torch.bfloat16:
+            value = value.view(torch.int16)
+        return value.numpy()
+    return np.asarray(value)
+
+
+@pytest.mark.parametrize("fixture", fixture_params(only_complete=True))
+@pytest.mark.parametrize("framework", ["numpy", pytest.param("torch", marks=needs_torch)])
+def test_restore_equals_get_tensor_for_every_real_tensor(fixture, framework):
+    reader = trestle.load_checkpoint(fixture, bfloat16="uint16")
+    restored = trestle.restore(fixture, framework=framework, bfloat16="uint16", progress=False)
+    names = {n for n, dt in reader.get_variable_to_dtype_map().items() if dt.name != "variant"}
+    assert set(restored) == names
+    for name, value in restored.items():
+        want = reader.get_tensor(name)
+        got = as_numpy(value)
+        if isinstance(want, bytes):
+            assert got.shape == () and got[()] == want
+            continue
+        want = np.asarray(want)
+        assert got.shape == want.shape and got.dtype == want.dtype, name
+        if want.dtype == object:
+            assert got.tolist() == want.tolist(), name
+        else:
+            assert got.tobytes() == want.tobytes(), name  # NaNs included
+    assert restored.stats["tensors"] == len(names)
+
+
+def test_restore_mixed_dtypes_equals_get_tensor(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, bfloat16="uint16", progress=False)
+    assert set(restored) == set(values)
+    for name, want in values.items():
+        got = restored[name]
+        if isinstance(want, bytes):
+            assert got[()] == want
+        else:
+            assert got.dtype == want.dtype and np.array_equal(got, want), name
+
+
+@needs_torch
+def test_restore_torch_dtypes_including_bfloat16_and_bool(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, framework="torch", progress=False)
+    assert restored["emb/bf16"].dtype == torch.bfloat16
+    assert torch.equal(restored["emb/bf16"].view(torch.int16),
+                       torch.from_numpy(BF16_BITS.astype(np.int16).reshape(2, 3)))
+    assert restored["flags"].dtype == torch.bool
+    assert restored["flags"].tolist() == [True, False, True]
+    assert restored["dense/kernel"].dtype == torch.float32
+    assert torch.equal(restored["dense/kernel"], torch.from_numpy(values["dense/kernel"]))
+    assert isinstance(restored["vocab"], np.ndarray)  # torch has no strings
+
+
+def test_arrays_are_views_of_one_arena_not_copies(synth_ckpt):
+    restored = trestle.restore(synth_ckpt, progress=False)
+    assert {arena_of(v) for v in restored.values()} == {restored.arena()}
+    info = restored.arena().info()
+    for v in restored.values():
+        addr = v.__array_interface__["data"][0]
+        assert info["base"] <= addr < info["base"] + info["bytes"]
+        assert v.flags.writeable and not v.flags.owndata
+
+
+def test_views_outlive_the_reader_and_plan(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, progress=False)
+    kernel, arena = restored["dense/kernel"], restored.arena
+    del restored
+    gc.collect()
+    assert arena() is not None
+    assert np.array_equal(kernel, values["dense/kernel"])
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.parametrize("framework", ["numpy", pytest.param("torch", marks=needs_torch)])
+def test_arena_is_freed_after_the_last_view(synth_ckpt, framework):
+    gc.collect()
+    before = rss_bytes()
+    restored = trestle.restore(synth_ckpt, framework=framework, progress=False)
+    total = sum(as_numpy(v).nbytes for v in restored.values())
+    arena = restored.arena
+    under_asan = bool(os.environ.get("TRESTLE_UNDER_ASAN"))  # ASan reuses its quarantine
+    assert under_asan or rss_bytes() - before > total * 0.9
+    keep = restored[sorted(restored)[0]]
+    del restored
+    gc.collect()
+    assert arena() is not None  # one view left
+    del keep
+    gc.collect()
+    assert arena() is None
+    assert under_asan or rss_bytes() - before < total * 0.1
+
+
+def test_dlpack_round_trips_numpy_and_torch(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    arrays = trestle.restore(prefix, framework="dlpack", progress=False)
+    a = arrays["dense/kernel"]
+    assert a.__dlpack_device__() == (1, 0) and a.device == "cpu"
+    n = np.from_dlpack(a)
+    assert np.array_equal(n, values["dense/kernel"])
+    assert n.__array_interface__["data"][0] == a._buffer.address  # no copy
+    if torch is not None:
+        t = torch.from_dlpack(a)
+        assert t.data_ptr() == a._buffer.address
+        assert torch.from_dlpack(arrays["emb/bf16"]).dtype == torch.bfloat16
+        back = np.from_dlpack(t)  # torch -> numpy, still the same memory
+        assert back.__array_interface__["data"][0] == a._buffer.address
+    restored = trestle.restore(prefix, progress=False)
+    if torch is not None:
+        t = torch.from_dlpack(restored["int32"])
+        assert t.data_ptr() == restored["int32"].__array_interface__["data"][0]
+
+
+def test_dlpack_capsule_keeps_the_arena_alive(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    a = trestle.restore(prefix, framework="dlpack", progress=False)["int32"]
+    arena = weakref.ref(a._buffer.arena)
+    n = np.from_dlpack(a)
+    del a
+    gc.collect()
+    assert arena() is not None and np.array_equal(n, values["int32"])
+    del n
+    gc.collect()
+    assert arena() is None
+
+
+def test_unconsumed_dlpack_capsule_frees_its_reference(mixed_ckpt):
+    prefix, _ = mixed_ckpt
+    a = trestle.restore(prefix, framework="dlpack", progress=False)["int32"]
+    arena = weakref.ref(a._buffer.arena)
+    cap = a.__dlpack__()
+    del a
+    gc.collect()
+    assert arena() is not None
+    del cap
+    gc.collect()
+    assert arena() is None
+
+
+def test_ops_slices_and_dtype_checks(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, ["dense/bias", ("dense/kernel", "4 6 1,2:-"),
+                                        ("global_step", "", "int64")], progress=False)
+    assert list(restored) == ["dense/bias", "dense/kernel", "global_step"]
+    assert np.array_equal(restored["dense/kernel"], values["dense/kernel"][1:3])
+    assert restored["global_step"] == 1234
+
+
+def test_renames_map_graph_names_to_keys(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, ["model/dense/kernel", "b"],
+                               rename={"model/": "", "b": "dense/bias"}, progress=False)
+    assert np.array_equal(restored["model/dense/kernel"], values["dense/kernel"])
+    assert np.array_equal(restored["b"], values["dense/bias"])
+    again = trestle.restore(prefix, ["x"], rename=["x=dense/bias"], progress=False)
+    assert np.array_equal(again["x"], values["dense/bias"])
+
+
+def test_exclusions_and_allow_missing(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, exclude=["dense/*", "vocab"], progress=False)
+    assert set(restored) == set(values) - {"dense/kernel", "dense/bias", "vocab"}
+    partial = trestle.restore(prefix, ["dense/bias", "not/there"], allow_missing=True,
+                              progress=False)
+    assert list(partial) == ["dense/bias"] and partial.stats["tensors"] == 1
+
+
+def test_as_dtype_converts_what_converts(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, as_dtype="bfloat16", progress=False)
+    assert restored["dense/kernel"].dtype == np.uint16  # bfloat16 bits without ml_dtypes
+    want = values["dense/kernel"].view(np.uint32)
+    rounded = ((want + 0x7FFF + ((want >> 16) & 1)) >> 16).astype(np.uint16)
+    assert np.array_equal(restored["dense/kernel"].view(np.uint16), rounded)
+    assert restored["global_step"].dtype == np.int64  # int64 does not convert: as stored
+    widened = trestle.restore(prefix, ["emb/bf16", "half"], as_dtype="float32", progress=False)
+    assert widened["emb/bf16"].dtype == np.float32 and widened["half"].dtype == np.float32
+    assert np.array_equal(widened["half"], values["half"].astype(np.float32))
+
+
+def test_bfloat16_float32_converts_in_the_engine(mixed_ckpt):
+    prefix, _ = mixed_ckpt
+    restored = trestle.restore(prefix, ["emb/bf16"], bfloat16="float32", progress=False)
+    got = restored["emb/bf16"].reshape(-1)
+    assert got.dtype == np.float32 and got[0] == 1.0 and got[1] == -2.0
+
+
+def test_progress_callback_sees_every_byte(synth_ckpt):
+    seen = []
+    restored = trestle.restore(synth_ckpt, progress=lambda done, total: seen.append((done, total)))
+    total = sum(v.nbytes for v in restored.values())
+    assert seen and seen[-1] == (total, total)
+    assert all(a[0] <= b[0] for a, b in zip(seen, seen[1:]))
+
+
+def test_progress_bar_plain_or_tqdm_does_not_break(synth_ckpt, capsys):
+    restored = trestle.restore(synth_ckpt, progress=True)
+    assert restored
+
+
+def test_exception_in_progress_cancels_and_propagates(synth_ckpt):
+    class Stop(Exception):
+        pass
+
+    def stop(done, total):
+        raise Stop()
+
+    with pytest.raises(Stop):
+        trestle.restore(synth_ckpt, progress=stop, threads=1)
+
+
+@pytest.mark.skipif(not has_cuda_device(), reason="no CUDA device visible to torch")
+def test_cuda_restore_stays_on_the_device(mixed_ckpt):
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, device="cuda:0", framework="torch", progress=False)
+    t = restored["dense/kernel"]
+    assert t.is_cuda and t.device.index == 0
+    assert torch.equal(t.cpu(), torch.from_numpy(values["dense/kernel"]))
+    arrays = trestle.restore(prefix, device="cuda:0", framework="dlpack", progress=False)
+    assert arrays["dense/kernel"].__dlpack_device__() == (2, 0)
+    assert torch.equal(torch.from_dlpack(arrays["dense/kernel"]).cpu(),
+                       torch.from_numpy(values["dense/kernel"]))
+
+
+mock_only = pytest.mark.skipif(not trestle._trestle.cuda_mock,
+                               reason="needs a TRESTLE_CUDA_MOCK build (tools/check.sh asan)")
+
+
+@mock_only
+@pytest.mark.parametrize("device", [0, 1])
+def test_device_restore_on_the_cuda_mock(mixed_ckpt, device):
+    prefix, values = mixed_ckpt
+    arrays = trestle.restore(prefix, device=f"cuda:{device}", framework="dlpack", progress=False)
+    # String tensors have no device form: left out of an every-tensor restore.
+    assert set(arrays) == set(values) - {"vocab", "note"}
+    a = arrays["dense/kernel"]
+    assert a.__dlpack_device__() == (2, device) and a.device == f"cuda:{device}"
+    assert a.shape == (4, 6) and a.dtype.name == "float32" and a.nbytes == 96
+    assert arrays["emb/bf16"].dtype.name == "bfloat16"
+    assert type(a.__dlpack__()).__name__ == "PyCapsule"
+    with pytest.raises(TypeError):
+        a.numpy()        # device memory: no host view
+    with pytest.raises(BufferError):
+        memoryview(a._buffer)
+    arena = arrays.arena
+    assert arena().info()["device"] == device
+    cap = arrays["int32"].__dlpack__()
+    del a, arrays
+    gc.collect()
+    assert arena() is not None   # the capsule still holds it
+    del cap
+    gc.collect()
+    assert arena() is None       # freed with cudaFree on the mock, checked by it

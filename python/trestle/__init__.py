@@ -1,0 +1,33 @@
+"""trestle: read TensorFlow checkpoints without TensorFlow, fast.
+
+Drop-in for TensorFlow's checkpoint reading (same names and results)::
+
+    import trestle as tf_train     # instead of tf.train
+    tf_train.list_variables(path)             # [(name, shape)]
+    tf_train.load_variable(path, "dense/kernel")
+    reader = tf_train.load_checkpoint(path)   # get_tensor, has_tensor, ...
+
+Bulk loads at engine speed (one pipeline pass, zero-copy arrays)::
+
+    weights = trestle.restore(path, framework="torch", exclude="*/.OPTIMIZER_SLOT/*")
+
+And safetensors export: ``trestle.convert(path, "model.safetensors")``.
+"""
+
+from . import _trestle
+from ._bulk import Array, RestoreResult, convert, restore
+from ._dtypes import DType, as_dtype
+from ._reader import (CheckpointReader, latest_checkpoint, list_variables, load_checkpoint,
+                      load_variable)
+from .errors import (CheckpointNotFoundError, ChecksumError, CorruptCheckpointError,
+                     DTypeMismatchError, KeyNotFoundError, NoDeviceError, ShapeMismatchError,
+                     TrestleError)
+
+__version__ = _trestle.version
+
+__all__ = [
+    "Array", "CheckpointNotFoundError", "CheckpointReader", "ChecksumError",
+    "CorruptCheckpointError", "DType", "DTypeMismatchError", "KeyNotFoundError", "NoDeviceError",
+    "RestoreResult", "ShapeMismatchError", "TrestleError", "as_dtype", "convert",
+    "latest_checkpoint", "list_variables", "load_checkpoint", "load_variable", "restore",
+]

@@ -1,0 +1,368 @@
+"""Bulk loads at engine speed: trestle.restore() and trestle.convert().
+
+restore() plans every requested tensor at once and runs the engine's
+pipeline (io_uring reads, CRC32C on worker threads, copies) in one pass
+into one engine arena. The arrays it returns are views of that arena, not
+copies: the arena is adopted by a Python object that every array keeps
+alive, and it is freed when the last array goes.
+"""
+
+import os
+import sys
+import time
+import weakref
+
+import numpy as np
+
+from . import _dtypes, _trestle
+from ._reader import _fspath, open_checkpoint
+
+__all__ = ["Array", "RestoreResult", "convert", "restore"]
+
+# DLPack type codes (dlpack.h DLDataTypeCode).
+_DL_INT, _DL_UINT, _DL_FLOAT, _DL_BFLOAT, _DL_COMPLEX, _DL_BOOL = 0, 1, 2, 4, 5, 6
+_DL_CPU, _DL_CUDA = 1, 2
+_FRAMEWORKS = ("numpy", "torch", "dlpack")
+
+
+def _dlpack_type(dtype):
+    """(code, bits) of a restored DataType for DLPack."""
+    if dtype == _dtypes.BFLOAT16:
+        return _DL_BFLOAT, 16
+    np_dtype = _dtypes.numpy_dtype(dtype, "uint16")
+    code = {"i": _DL_INT, "u": _DL_UINT, "f": _DL_FLOAT, "c": _DL_COMPLEX, "b": _DL_BOOL}
+    if np_dtype.kind not in code:
+        raise TypeError(f"dtype {_dtypes.DType(dtype).name} has no DLPack equivalent")
+    return code[np_dtype.kind], np_dtype.itemsize * 8
+
+
+class Array:
+    """A restored tensor in engine memory, host or CUDA device, exported by
+    DLPack: ``torch.from_dlpack(a)``, ``numpy.from_dlpack(a)`` (host) and
+    other DLPack consumers take it without copying. ``framework='dlpack'``
+    returns these; they are also what device restores hand to torch.
+    """
+
+    __slots__ = ("_buffer", "dtype", "shape")
+
+    def __init__(self, buffer, dtype, shape):
+        self._buffer = buffer
+        self.dtype = _dtypes.DType(dtype)
+        self.shape = tuple(shape)
+
+    @property
+    def device(self):
+        """'cpu' or 'cuda:N'."""
+        d = self._buffer.device
+        return "cpu" if d < 0 else f"cuda:{d}"
+
+    @property
+    def nbytes(self):
+        return self._buffer.nbytes
+
+    def __dlpack_device__(self):
+        d = self._buffer.device
+        return (_DL_CPU, 0) if d < 0 else (_DL_CUDA, d)
+
+    def __dlpack__(self, stream=None):
+        # The restore finished every copy before returning, so there is no
+        # pending work for a consumer's stream to wait for.
+        code, bits = _dlpack_type(self.dtype.as_datatype_enum)
+        return self._buffer.dlpack(code, bits, self.shape)
+
+    def numpy(self, bfloat16="auto"):
+        """A numpy view of a host tensor (no copy)."""
+        if self._buffer.device >= 0:
+            raise TypeError(f"the tensor is on {self.device}; numpy arrays live in host memory")
+        return _numpy_view(self._buffer, self.dtype.as_datatype_enum, self.shape, bfloat16)
+
+    def __array__(self, dtype=None):
+        a = self.numpy()
+        return a if dtype is None else a.astype(dtype)
+
+    def __repr__(self):
+        return f"trestle.Array(shape={self.shape}, dtype={self.dtype.name}, device={self.device})"
+
+
+class RestoreResult(dict):
+    """{name: array} of a restore, plus ``stats``: the engine's figures
+    (bytes read and verified, per-stage seconds, reader used), and
+    ``arena``: a weak reference to the engine memory the arrays view (None
+    once the last of them is gone; ``arena().info()`` gives base, bytes and
+    device while it lives)."""
+
+    stats = None
+    arena = None
+
+
+def _numpy_view(buffer, dtype, shape, bfloat16):
+    if dtype == _dtypes.STRING:
+        n = int(np.prod(shape, dtype=np.int64))
+        value = np.empty(n, dtype=object)
+        value[:] = _trestle.decode_strings(buffer, n)
+        return value.reshape(shape)
+    np_dtype = _dtypes.numpy_dtype(dtype, bfloat16)
+    if buffer.nbytes == 0:
+        return np.empty(shape, dtype=np_dtype)
+    return np.frombuffer(buffer, dtype=np_dtype).reshape(shape)
+
+
+def _torch_view(torch, buffer, dtype, shape):
+    """A torch tensor over the buffer (no copy). Strings, and unsigned 16/32/
+    64-bit ints on a torch too old to have them (< 2.3), stay numpy views."""
+    if buffer.device >= 0:
+        if dtype == _dtypes.STRING:
+            raise TypeError("string tensors cannot be restored to a device; read them with "
+                            "load_checkpoint(path).get_tensor(name)")
+        if dtype == _dtypes.BOOL:   # older torch reads DLPack bools as uint8
+            return torch.from_dlpack(Array(buffer, 4, shape)).view(torch.bool)
+        return torch.from_dlpack(Array(buffer, dtype, shape))
+    array = _numpy_view(buffer, dtype, shape, "uint16")
+    if dtype == _dtypes.BFLOAT16:
+        return torch.from_numpy(array.view(np.int16)).view(torch.bfloat16)
+    name = _dtypes.DType(dtype).name
+    if name.startswith("float8") and hasattr(torch, name):
+        return torch.from_numpy(array).view(getattr(torch, name))
+    try:
+        return torch.from_numpy(array)
+    except TypeError:
+        return array
+
+
+def _parse_device(device):
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'cpu' or 'cuda:N', not {type(device).__name__}")
+    if device == "cpu":
+        return -1
+    if device == "cuda":
+        return 0
+    if device.startswith("cuda:") and device[5:].isdigit():
+        return int(device[5:])
+    raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', not {device!r}")
+
+
+def _str_list(value, what):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{what} must be a str or a list of str")
+    return list(value)
+
+
+def _renames(rename):
+    """rename: {graph_name: checkpoint_key} or ["graph=ckpt", ...] ('a/=b/'
+    renames a prefix) -> engine rules."""
+    if rename is None:
+        return []
+    if isinstance(rename, dict):
+        rules = []
+        for k, v in rename.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError("rename must map str to str")
+            if not k or "=" in k:
+                raise ValueError(f"rename: graph name {k!r} must be non-empty and without '='")
+            rules.append(f"{k}={v}")
+        return rules
+    rules = _str_list(rename, "rename")
+    for r in rules:
+        if "=" not in r or r.startswith("="):
+            raise ValueError(f"rename rule {r!r} is not GRAPH_NAME=CHECKPOINT_KEY")
+    return rules
+
+
+def _ops(ops):
+    """ops: None, or names, or (name, shape_and_slices[, dtype]) tuples."""
+    if ops is None:
+        return None
+    if isinstance(ops, (str, bytes)) or not hasattr(ops, "__iter__"):
+        raise TypeError("ops must be a list of names or (name, shape_and_slices[, dtype]) tuples")
+    out, seen = [], set()
+    for op in ops:
+        if isinstance(op, str):
+            op = (op,)
+        if not isinstance(op, (tuple, list)) or not 1 <= len(op) <= 3:
+            raise TypeError(f"op {op!r} is not a name or (name, shape_and_slices[, dtype])")
+        name, spec, dtype = (list(op) + [None, None])[:3]
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"op name must be a non-empty str, not {name!r}")
+        if spec is not None and not isinstance(spec, str):
+            raise TypeError(f"shape_and_slices of {name!r} must be a str")
+        if name in seen:
+            raise ValueError(f"op {name!r} is listed twice; restore returns one array per name")
+        seen.add(name)
+        out.append((name, spec or None,
+                    0 if dtype is None else _dtypes.as_dtype(dtype).as_datatype_enum, 0))
+    return out
+
+
+def _progress(progress, total):
+    """A callback for the engine's progress, or None."""
+    if progress is False or progress is None:
+        return None
+    if callable(progress) and progress is not True:
+        return lambda done: progress(done, total)
+    if progress is not True:
+        raise TypeError("progress must be True, False or a callable(done_bytes, total_bytes)")
+    return _Bar(total)
+
+
+class _Bar:
+    """tqdm when installed, else one line on stderr; shown only when the
+    restore has run for half a second, so small loads print nothing."""
+
+    def __init__(self, total):
+        self.total, self.start, self.bar, self.last = total, time.monotonic(), None, 0
+
+    def __call__(self, done):
+        if self.bar is None:
+            if time.monotonic() - self.start < 0.5:
+                return
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=self.total, unit="B", unit_scale=True, unit_divisor=1024,
+                                desc="trestle.restore", leave=False)
+            except ImportError:
+                self.bar = False
+        if self.bar:
+            self.bar.update(done - self.last)
+            if done >= self.total:
+                self.bar.close()
+        else:
+            pct = 100.0 * done / self.total if self.total else 100.0
+            end = "\n" if done >= self.total else ""
+            sys.stderr.write(f"\rtrestle.restore: {pct:5.1f}% of {self.total / 2**30:.2f} GiB"
+                             + end)
+            sys.stderr.flush()
+        self.last = done
+
+
+def _conversions(ckpt, ops, rules, exclude, allow_missing, rnn, as_dtype, bfloat16, strings):
+    """The op list with target dtypes: `as_dtype` for every op whose stored
+    dtype converts to it, float32 for bfloat16 ops when bfloat16='float32'.
+    Stored dtypes come from a first plan (no data read). `strings` False
+    leaves string tensors out of an every-tensor list (safetensors)."""
+    target = None if as_dtype is None else _dtypes.as_dtype(as_dtype).as_datatype_enum
+    if target is None and bfloat16 != "float32" and (strings or ops is not None):
+        return ops
+    probe = _trestle.Plan(ckpt, ops, rules, exclude, allow_missing, rnn).ops()
+    out = []
+    for i, (name, key, skipped, dtype, _, _, _) in enumerate(probe):
+        if skipped and ops is None:
+            continue
+        if ops is None and not strings and _trestle.dtype_size(dtype) == 0:
+            continue
+        base = ops[i] if ops is not None else (name, None, 0, 0)
+        want = 0
+        if target is not None and _trestle.dtype_can_convert(dtype, target):
+            want = target
+        elif bfloat16 == "float32" and dtype == _dtypes.BFLOAT16:
+            want = _dtypes.FLOAT32
+        out.append(base[:3] + (want,))
+    return out
+
+
+def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, as_dtype=None,
+            device="cpu", framework="numpy", bfloat16="auto", progress=True, threads=None,
+            verify=True, rnn_renames=False):
+    """Restore tensors in one pipeline pass; returns {name: array}.
+
+    path: a checkpoint prefix, file or directory (as load_checkpoint).
+    ops: None for every tensor, or a list of names or
+        (name, shape_and_slices[, dtype]) tuples, as TensorFlow's RestoreV2
+        takes them; `dtype` is checked against the stored one.
+    rename: {graph_name: checkpoint_key} or ["graph=ckpt", "a/=b/"]: op name
+        -> key (a rule ending in '/' renames a prefix).
+    exclude: glob pattern(s) of op names to leave out.
+    allow_missing: leave out ops whose key is not in the checkpoint (else a
+        KeyNotFoundError lists every missing key with suggestions).
+    as_dtype: convert every tensor whose stored dtype converts to it on load
+        (float32 -> bfloat16/float16, bfloat16/float16 -> float32).
+    device: 'cpu' or 'cuda:N' (engine-allocated device memory; string
+        tensors, which have no device form, are then left out).
+    framework: 'numpy' (host only), 'torch', or 'dlpack' (trestle.Array).
+    bfloat16: numpy's view of bfloat16 (see load_checkpoint); 'float32'
+        converts on load in the engine.
+    progress: True (a bar after half a second: tqdm if installed), False, or
+        a callable(done_bytes, total_bytes) called about ten times a second.
+    threads, verify: engine workers (default: cores, at most 8); CRC32C
+        checking (on by default).
+
+    The arrays are views of one engine allocation, kept alive by the arrays
+    themselves and freed when the last one is gone. Ctrl-C cancels cleanly.
+    """
+    path = _fspath(path)
+    ops = _ops(ops)
+    rules = _renames(rename)
+    exclude = _str_list(exclude, "exclude")
+    device_id = _parse_device(device)
+    if framework not in _FRAMEWORKS:
+        raise ValueError(f"framework must be one of {', '.join(map(repr, _FRAMEWORKS))}, "
+                         f"not {framework!r}")
+    if framework == "numpy" and device_id >= 0:
+        raise ValueError("numpy arrays live in host memory: use framework='torch' or 'dlpack' "
+                         "with device='cuda:N'")
+    _dtypes.check_bfloat16_mode(bfloat16)
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError("threads must be a positive int")
+    if as_dtype is not None:
+        _dtypes.as_dtype(as_dtype)
+    _progress(progress, 0)   # its type, before any I/O
+    torch = None
+    if framework == "torch":
+        import torch
+
+    ckpt = open_checkpoint(path)
+    # String tensors have no device form (and DLPack no string type): a
+    # device restore of every tensor leaves them out, as convert() does.
+    ops = _conversions(ckpt, ops, rules, exclude, allow_missing, rnn_renames, as_dtype, bfloat16,
+                       device_id < 0)
+    plan = _trestle.Plan(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames))
+    total = plan.stats()["output_bytes"]
+    stats = plan.restore(device=device_id, threads=threads or 0, verify=bool(verify),
+                         progress=_progress(progress, total))
+    arena, buffers = plan.take_arena()
+    result = RestoreResult()
+    result.stats = stats
+    result.arena = weakref.ref(arena)
+    del arena   # the arrays alone keep it alive
+    for (name, _, skipped, _, out_dtype, shape, _), buf in zip(plan.ops(), buffers):
+        if skipped:
+            continue
+        if framework == "numpy":
+            result[name] = _numpy_view(buf, out_dtype, shape, bfloat16)
+        elif framework == "torch":
+            result[name] = _torch_view(torch, buf, out_dtype, shape)
+        else:
+            result[name] = Array(buf, out_dtype, shape)
+    return result
+
+
+def convert(path, out, ops=None, *, rename=None, exclude=None, allow_missing=False,
+            as_dtype=None, threads=None, sync=True, rnn_renames=False):
+    """Write tensors into a safetensors file at `out` (trestle convert).
+
+    The same selection as restore() (ops, rename, exclude, allow_missing,
+    as_dtype); every CRC32C is checked and the file appears only when
+    complete (a temporary file renamed over `out`; nothing is left behind on
+    failure). Without ops, string tensors are left out (safetensors cannot
+    hold them). Returns {'tensors', 'skipped', 'header_bytes', 'file_bytes',
+    'wall_seconds'}.
+    """
+    path = _fspath(path)
+    out = _fspath(out, "out")
+    ops = _ops(ops)
+    rules = _renames(rename)
+    exclude = _str_list(exclude, "exclude")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError("threads must be a positive int")
+    if as_dtype is not None:
+        _dtypes.as_dtype(as_dtype)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise ValueError(f"the directory of {out!r} does not exist")
+    ckpt = open_checkpoint(path)
+    ops = _conversions(ckpt, ops, rules, exclude, allow_missing, rnn_renames, as_dtype, "auto",
+                       as_dtype is None)
+    return _trestle.convert_safetensors(ckpt, out, ops, rules, exclude, bool(allow_missing),
+                                        bool(rnn_renames), threads or 0, bool(sync))

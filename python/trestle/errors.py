@@ -1,0 +1,130 @@
+"""Exceptions raised by trestle.
+
+Every failure of the engine becomes a :class:`TrestleError` carrying the
+engine's structured facts, so code never parses messages:
+
+``code``
+    the engine's numeric error code (stable; see ``trestle_code`` in trestle.h)
+``code_name``
+    its name, e.g. ``"E_CRC_MISMATCH"``
+``key``
+    the tensor involved, or ``None``
+``path``
+    the file involved, or ``None``
+``offset``, ``length``
+    the byte offset in ``path`` and the byte count involved, or ``None``
+``errno``
+    the OS error number behind an I/O failure, or ``None``
+
+Subclasses say what kind of failure it is, and the missing-key one is also
+a :class:`KeyError`, as ``dict`` lookups and ``tf.train`` users expect.
+"""
+
+import re
+
+__all__ = [
+    "TrestleError", "KeyNotFoundError", "CheckpointNotFoundError", "CorruptCheckpointError",
+    "ChecksumError", "DTypeMismatchError", "ShapeMismatchError", "NoDeviceError",
+]
+
+
+class TrestleError(Exception):
+    """A failure reported by the trestle engine (see the module docstring)."""
+
+    def __init__(self, message, code=None, code_name=None, key=None, path=None, offset=None,
+                 length=None, errno=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.code_name = code_name
+        self.key = key or None
+        self.path = path or None
+        self.offset = offset if offset is not None and offset >= 0 else None
+        self.length = length if length is not None and length >= 0 else None
+        self.errno = errno or None
+
+    def __str__(self):
+        return self.message
+
+
+class KeyNotFoundError(TrestleError, KeyError):
+    """One or more keys are not in the checkpoint.
+
+    ``missing`` lists every missing name (all of them, not just the first);
+    ``suggestions`` maps a missing name to the closest existing keys, when
+    there are any. The message has one line per missing key, as the CLI
+    prints it: ``Key a/biases not found in checkpoint (did you mean a/bias?)``.
+    """
+
+    def __init__(self, message, missing=(), suggestions=None, **kw):
+        super().__init__(message, **kw)
+        self.missing = list(missing)
+        self.suggestions = dict(suggestions or {})
+
+    def __str__(self):  # KeyError would show repr(message)
+        return self.message
+
+
+class CheckpointNotFoundError(TrestleError, FileNotFoundError):
+    """No checkpoint at that path (no index, or a missing data shard)."""
+
+    def __str__(self):
+        return self.message
+
+
+class CorruptCheckpointError(TrestleError):
+    """Malformed index or data: the message names the file and byte offset."""
+
+
+class ChecksumError(CorruptCheckpointError):
+    """A tensor's bytes do not match their stored CRC32C."""
+
+
+class DTypeMismatchError(TrestleError, TypeError):
+    """An op's dtype differs from the stored one, or cannot be converted."""
+
+
+class ShapeMismatchError(TrestleError, ValueError):
+    """An op's shape or slice does not fit the stored tensor."""
+
+
+class NoDeviceError(TrestleError):
+    """A CUDA destination was asked for and no usable device (or CUDA build) exists."""
+
+
+_CLASSES = {
+    "E_KEY_NOT_FOUND": KeyNotFoundError,
+    "E_NOT_FOUND": CheckpointNotFoundError,
+    "E_CORRUPT": CorruptCheckpointError,
+    "E_CRC_MISMATCH": ChecksumError,
+    "E_DTYPE_MISMATCH": DTypeMismatchError,
+    "E_SHAPE_MISMATCH": ShapeMismatchError,
+    "E_NO_DEVICE": NoDeviceError,
+}
+
+_MISSING_LINE = re.compile(r"^Key (.*?) not found in checkpoint(?: \(did you mean (.*)\?\))?$")
+
+
+def parse_missing(message):
+    """The missing keys and suggestions of an engine KEY_NOT_FOUND message."""
+    missing, suggestions = [], {}
+    for line in message.splitlines():
+        m = _MISSING_LINE.match(line)
+        if not m:
+            continue
+        missing.append(m.group(1))
+        if m.group(2):
+            last = m.group(2).rsplit(" or ", 1)
+            suggestions[m.group(1)] = last[0].split(", ") + last[1:]
+    return missing, suggestions
+
+
+def from_engine(code, code_name, message, key, path, offset, length, errno):
+    """Called by the C extension: the exception for one engine error."""
+    cls = _CLASSES.get(code_name, TrestleError)
+    kw = dict(code=code, code_name=code_name, key=key, path=path, offset=offset, length=length,
+              errno=errno)
+    if cls is KeyNotFoundError:
+        missing, suggestions = parse_missing(message)
+        return cls(message, missing or ([key] if key else []), suggestions, **kw)
+    return cls(message, **kw)
