@@ -35,7 +35,10 @@ static const char help[] =
     "MPI, and print one summary line per rank and an aggregate on rank 0.\n"
     "\n"
     "What to restore:\n"
-    "      --all              every tensor, whole (the default without --ops)\n"
+    "      --all              every tensor, whole (the default without --ops); fails\n"
+    "                         on a variant tensor, naming each, unless\n"
+    "                         --skip-unsupported or --exclude leaves it out\n"
+    "      --skip-unsupported restore the rest and skip each variant tensor\n"
     "      --ops FILE         the ops listed in FILE (format: trestle restore --help)\n"
     "      --rename A=B       restore op name A from checkpoint key B (repeatable)\n"
     "      --exclude GLOB     skip op names matching GLOB (fnmatch; repeatable)\n"
@@ -64,7 +67,7 @@ typedef struct args {
     const char *path, *ops_file;
     const char **renames, **excludes, **rules;
     size_t nrenames, nexcludes, nrules;
-    int verify, reader, direct, checksum;
+    int verify, reader, direct, checksum, skip_unsupported;
     unsigned threads;
 } args;
 
@@ -88,6 +91,7 @@ static int parse(int argc, char **argv, int rank, args *a)
         { "no-verify", no_argument, NULL, 'V' }, { "threads", required_argument, NULL, 't' },
         { "reader", required_argument, NULL, 'R' }, { "checksum", no_argument, NULL, 'c' },
         { "direct", required_argument, NULL, 'D' },
+        { "skip-unsupported", no_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
     };
     int c, all = 0;
@@ -112,6 +116,7 @@ static int parse(int argc, char **argv, int rank, args *a)
             break;
         case 'V': a->verify = 0; break;
         case 'c': a->checksum = 1; break;
+        case 'U': a->skip_unsupported = 1; break;
         case 't':
             if (cli_parse_int(optarg, 1, 1024, &v))
                 return rank ? CLI_EXIT_USAGE
@@ -187,10 +192,10 @@ static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, 
         if (a->ops_file) {
             op = file->ops[i];
         } else {
+            /* Every tensor, variants included: the plan refuses them by
+             * name, or skips them with --skip-unsupported, as restore does. */
             trestle_tensor_info t;
             trestle_tensor_get_info(c, i, &t);
-            if (t.dtype == TRESTLE_DT_VARIANT)
-                continue; /* as trestle restore --all: not restorable, skipped */
             op.name = t.name;
         }
         if (matches(a->excludes, a->nexcludes, op.name, false))
@@ -321,6 +326,7 @@ static int restore(const args *a, trestle_group *g)
     trestle_plan_options_init(&po);
     po.renames = a->renames;
     po.num_renames = a->nrenames;
+    po.skip_unsupported = a->skip_unsupported;
     if (rc == TRESTLE_OK)
         rc = trestle_plan_create(c, wops, nw, &po, &whole, &mine);
     po.shard_rules = a->rules;
