@@ -36,9 +36,11 @@
  * trestle_code, `err` filled on failure, nothing printed. All calls on a
  * group are collective unless said otherwise: every rank of the
  * communicator makes them, in the same order, from one thread at a time.
- * MPI must be initialised (MPI_THREAD_FUNNELED is enough: only the calling
- * thread makes MPI calls; the restore's own threads never do) before
- * trestle_group_create() and finalised after trestle_group_free().
+ * MPI must be initialised before trestle_group_create() and finalised after
+ * trestle_group_free(). Only the thread that calls into the group makes
+ * MPI calls (the restore's own threads never do), so MPI_THREAD_FUNNELED
+ * is enough when that is the thread that initialised MPI, and
+ * MPI_THREAD_SERIALIZED otherwise.
  *
  * Failure of a process: MPI without fault tolerance cannot report a dead
  * peer to the survivors. With Open MPI, mpirun notices a rank that died and
