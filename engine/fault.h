@@ -14,7 +14,8 @@
  *     (reader.h: trestle__read_filter) before trestle__read_step();
  *   - trestle__reader_open_uring() fails with uring_setup_errno as a
  *     refused io_uring_setup(2) would;
- *   - trestle__staging_get() fails the read buffers' allocation when staging_nomem.
+ *   - trestle__staging_get() fails the read buffers' allocation when staging_nomem;
+ *   - a device restore reads the GPU's NUMA node under `sysroot` (engine/numa.h).
  */
 #ifndef TRESTLE_FAULT_H
 #define TRESTLE_FAULT_H
@@ -47,6 +48,7 @@ typedef struct trestle__faults {
     atomic_uint injected;     /* faults injected so far, of every kind (tests assert > 0) */
     bool staging_nomem;       /* the staging allocation fails (later: pinned memory) */
     int uring_setup_errno;    /* io_uring setup fails with this errno, e.g. EPERM; 0: no */
+    const char *sysroot;      /* NUMA lookups read sysfs under this fake root, not "/" */
 } trestle__faults;
 
 struct trestle_plan;

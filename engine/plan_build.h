@@ -48,7 +48,7 @@ typedef struct builder {
 int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *err);
 
 /* Every missing key at once: skipped with allow_missing, else the report. */
-int trestle__plan_ops_check_missing(builder *b, trestle_error *err);
+int trestle__plan_ops_check_missing(builder *b, const trestle_op *ops, trestle_error *err);
 
 /* All dtype mismatches in one TRESTLE_E_DTYPE_MISMATCH, sorted by key. */
 int trestle__plan_ops_check_dtypes(builder *b, const trestle_op *ops, trestle_error *err);

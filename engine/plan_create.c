@@ -113,7 +113,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     b.p->num_ops = count;
 
     TR_FORWARD(trestle__plan_ops_resolve(&b, ops, err));
-    TR_FORWARD(trestle__plan_ops_check_missing(&b, err));
+    TR_FORWARD(trestle__plan_ops_check_missing(&b, ops, err));
     TR_FORWARD(trestle__plan_check_unsupported(c, b.p->ops, count, err));
     TR_FORWARD(trestle__plan_ops_check_dtypes(&b, ops, err));
     TR_FORWARD(trestle__plan_ops_check_conversions(&b, ops, err));

@@ -26,6 +26,7 @@
 #include "checked.h"
 #include "error.h"
 #include "plan_names.h"
+#include "slice.h"
 
 #define MAX_SUGGESTIONS 3 /* "did you mean a, b or c?" at most */
 #define TF2_SUFFIX "/.ATTRIBUTES/VARIABLE_VALUE" /* object-based checkpoint keys */
@@ -281,6 +282,9 @@ typedef struct finder {
     uint32_t *row_min;           /* smallest in-band value of each row */
     const char *prev;            /* candidate whose prefix rows dp holds */
     size_t rows;                 /* rows 0 .. rows-1 are valid for prev */
+    int dtype;                   /* the op's dtype, or TRESTLE_DT_INVALID for any */
+    int rank;                    /* the op's full shape, or -1 when it names none */
+    int64_t dims[TRESTLE_MAX_SLICE_RANK];
     const char *pick[MAX_SUGGESTIONS]; /* suggestions, in the order shown */
     size_t n_pick;
     size_t best;                 /* distance of the near-key picks */
@@ -338,15 +342,25 @@ static size_t distance(finder *f, const char *b, size_t lb, size_t k)
     return d <= k ? d : k + 1;
 }
 
-/* Suggest `cand` when it is a listed key not yet picked. 0, or -1 on
- * ENOMEM (cand is NULL after a failed allocation). */
+/* Could entry e restore the op? Never suggest a key that cannot. */
+static bool fits(const finder *f, const trestle__entry *e)
+{
+    if (f->dtype != TRESTLE_DT_INVALID && e->dtype != f->dtype)
+        return false;
+    if (f->rank < 0)
+        return true;
+    return e->rank == f->rank && memcmp(e->dims, f->dims, (size_t)f->rank * sizeof *f->dims) == 0;
+}
+
+/* Suggest `cand` when it is a listed key that fits and is not yet picked.
+ * 0, or -1 on ENOMEM (cand is NULL after a failed allocation). */
 static int add_neighbour(finder *f, char *cand)
 {
     if (!cand)
         return -1;
     size_t at = trestle__plan_lookup_listed(f->c, cand);
     free(cand);
-    if (at == TRESTLE__NOT_LISTED || f->n_pick == MAX_SUGGESTIONS)
+    if (at == TRESTLE__NOT_LISTED || f->n_pick == MAX_SUGGESTIONS || !fits(f, &f->c->entries[at]))
         return 0;
     for (size_t i = 0; i < f->n_pick; i++)
         if (f->pick[i] == f->c->entries[at].key)
@@ -408,7 +422,7 @@ static void find_near(finder *f)
             break;
         const trestle__entry *e = trestle__listed(f->c, li);
         size_t gap = e->key_len > f->len ? e->key_len - f->len : f->len - e->key_len;
-        if (gap > k || histogram_bound(f, e->key, e->key_len) > k)
+        if (gap > k || !fits(f, e) || histogram_bound(f, e->key, e->key_len) > k)
             continue;
         size_t d = distance(f, e->key, e->key_len, k);
         if (d > k || d >= f->len)
@@ -418,6 +432,85 @@ static void find_near(finder *f)
             f->n_pick = 0;
         }
         f->pick[f->n_pick++] = e->key;
+    }
+}
+
+/* Edit distance of two short strings (a path component each), capped at 64. */
+static size_t small_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t row[65];
+    if (la > 64 || lb > 64)
+        return 64;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], v = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < v)
+                v = up + 1;
+            if (row[j - 1] + 1 < v)
+                v = row[j - 1] + 1;
+            diag = up;
+            row[j] = v;
+        }
+    }
+    return row[lb];
+}
+
+/*
+ * The distance between the one path component in which key `b` differs
+ * from the missing key `a`, or SIZE_MAX when they differ in none or in more
+ * than one, have different numbers of components, or the component
+ * changed beyond recognition (more than half of it, and more than 2 edits).
+ */
+static size_t one_component_apart(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t diff = SIZE_MAX, pa = 0, pb = 0;
+    for (;;) {
+        size_t ea = pa, eb = pb;
+        while (ea < la && a[ea] != '/')
+            ea++;
+        while (eb < lb && b[eb] != '/')
+            eb++;
+        if (ea - pa != eb - pb || memcmp(a + pa, b + pb, ea - pa) != 0) {
+            size_t d = small_distance(a + pa, ea - pa, b + pb, eb - pb);
+            size_t limit = (ea - pa) / 2 > 2 ? (ea - pa) / 2 : 2;
+            if (diff != SIZE_MAX || d > limit)
+                return SIZE_MAX;
+            diff = d;
+        }
+        if ((ea == la) != (eb == lb))
+            return SIZE_MAX;
+        if (ea == la)
+            return diff;
+        pa = ea + 1;
+        pb = eb + 1;
+    }
+}
+
+/* Keys on the same path with one component changed a little (dense_3/bias
+ * -> dense/bias, head/w -> head/w1), the nearest ones in key order; only
+ * for names with a path. */
+static void find_one_component(finder *f)
+{
+    size_t best = SIZE_MAX;
+    if (!memchr(f->key, '/', f->len))
+        return;
+    for (size_t li = 0; li < f->c->num_listed; li++) {
+        const trestle__entry *e = trestle__listed(f->c, li);
+        if (!fits(f, e))
+            continue;
+        size_t d = one_component_apart(f->key, f->len, e->key, e->key_len);
+        if (d == SIZE_MAX || d > best)
+            continue;
+        if (d < best) {
+            best = d;
+            f->n_pick = 0;
+        }
+        if (f->n_pick < MAX_SUGGESTIONS)
+            f->pick[f->n_pick++] = e->key;
     }
 }
 
@@ -440,18 +533,31 @@ __attribute__((format(printf, 2, 3))) static void text_add(text *t, const char *
 }
 
 /* One line, "Key K not found in checkpoint (did you mean A, B or C?)". */
-static int format_line(const trestle_checkpoint *c, const char *key, text *line)
+static int format_line(const trestle_checkpoint *c, const trestle__missing *m, text *line)
 {
+    const char *key = m->key;
     finder f;
+    trestle__spec spec;
     memset(&f, 0, sizeof f);
     f.c = c;
     f.key = key;
     f.len = strlen(key);
+    f.dtype = m->dtype;
+    f.rank = -1;
+    /* A sliced op names its full shape; a bad spec just constrains nothing. */
+    if (m->spec && *m->spec && trestle__spec_parse(m->spec, &spec, NULL) == TRESTLE_OK &&
+        !spec.whole) {
+        f.rank = spec.rank;
+        memcpy(f.dims, spec.shape, (size_t)spec.rank * sizeof *f.dims);
+    }
     f.limit = f.len / 4 > 2 ? f.len / 4 : 2;
     if (find_neighbours(&f) < 0)
         return TRESTLE_E_NOMEM;
-    /* A rename neighbour explains the miss; near spellings would only blur
-     * it. Keys too long to show twice in a message get no spelling search. */
+    /* A rename neighbour explains the miss; the same path with one part
+     * changed comes next, and near spellings only when neither found one.
+     * Keys too long to show twice in a message get no spelling search. */
+    if (f.n_pick == 0)
+        find_one_component(&f);
     if (f.n_pick == 0 && f.len <= MAX_SUGGEST_KEY) {
         size_t rows = f.len + f.limit + 1;
         f.dp = malloc(rows * (f.len + 1) * sizeof *f.dp);
@@ -480,26 +586,26 @@ static int format_line(const trestle_checkpoint *c, const char *key, text *line)
     return TRESTLE_OK;
 }
 
-static int compare_keys(const void *a, const void *b)
+static int compare_missing(const void *a, const void *b)
 {
     /* strcmp orders like memcmp, as TF sorts names and the index sorts keys. */
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const trestle__missing *)a)->key, ((const trestle__missing *)b)->key);
 }
 
-int trestle__plan_report_missing(const trestle_checkpoint *c, const char **keys, size_t n,
+int trestle__plan_report_missing(const trestle_checkpoint *c, trestle__missing *miss, size_t n,
                                  trestle_error *err)
 {
     char msg_buf[TRESTLE_ERROR_MESSAGE_MAX], line_buf[TRESTLE_ERROR_MESSAGE_MAX];
     text msg = { msg_buf, sizeof msg_buf, 0 }, line = { line_buf, sizeof line_buf, 0 };
     size_t m = 0;
 
-    qsort(keys, n, sizeof *keys, compare_keys);
+    qsort(miss, n, sizeof *miss, compare_missing);
     for (size_t i = 0; i < n; i++)
-        if (m == 0 || strcmp(keys[m - 1], keys[i]) != 0)
-            keys[m++] = keys[i];
+        if (m == 0 || strcmp(miss[m - 1].key, miss[i].key) != 0)
+            miss[m++] = miss[i];
     msg_buf[0] = '\0';
     for (size_t i = 0; i < m; i++) {
-        if (format_line(c, keys[i], &line) != TRESTLE_OK)
+        if (format_line(c, &miss[i], &line) != TRESTLE_OK)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         /* Suggestions are searched only for lines that fit; the rest are counted. */
         size_t reserve = i + 1 < m ? TRAILER_RESERVE : 0;
@@ -509,6 +615,6 @@ int trestle__plan_report_missing(const trestle_checkpoint *c, const char **keys,
         }
         text_add(&msg, "%s%s", i > 0 ? "\n" : "", line_buf);
     }
-    return trestle__error_set(err, TRESTLE_E_KEY_NOT_FOUND, 0, keys[0], c->index_path, -1, -1,
+    return trestle__error_set(err, TRESTLE_E_KEY_NOT_FOUND, 0, miss[0].key, c->index_path, -1, -1,
                               "%s", msg_buf);
 }

@@ -39,13 +39,23 @@ size_t trestle__plan_lookup_listed(const trestle_checkpoint *c, const char *key)
 int trestle__plan_resolve(const trestle_checkpoint *c, const trestle_plan_options *o,
                           const char *name, size_t *entry, char **lookup, trestle_error *err);
 
+/* One missing key and what the op asking for it can take. */
+typedef struct trestle__missing {
+    const char *key;        /* the key after renames */
+    int dtype;              /* the op's dtype, or TRESTLE_DT_INVALID for any */
+    const char *spec;       /* the op's shape_and_slices (NULL or "": no shape known) */
+} trestle__missing;
+
 /*
  * Fill `err` with TRESTLE_E_KEY_NOT_FOUND listing the `n` (>= 1) missing
- * `keys`, sorted and without repeats, one TF-worded line each with up to
- * three suggestions. `keys` is sorted in place. err->key is the first key
- * in sorted order. Returns TRESTLE_E_KEY_NOT_FOUND, or TRESTLE_E_NOMEM.
+ * keys, sorted and without repeats, one TF-worded line each with up to
+ * three suggestions. A suggestion always fits the op (its dtype, and the
+ * full shape of a sliced op); rename neighbours (RNN table, TF2 suffix)
+ * come first, then keys on the same path with one component changed, then
+ * near spellings. `miss` is sorted in place; err->key is the first key in
+ * sorted order. Returns TRESTLE_E_KEY_NOT_FOUND, or TRESTLE_E_NOMEM.
  */
-int trestle__plan_report_missing(const trestle_checkpoint *c, const char **keys, size_t n,
+int trestle__plan_report_missing(const trestle_checkpoint *c, trestle__missing *miss, size_t n,
                                  trestle_error *err);
 
 #endif /* TRESTLE_PLAN_NAMES_H */

@@ -83,7 +83,7 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
 }
 
 /* Every missing key at once: skipped with allow_missing, else the report. */
-int trestle__plan_ops_check_missing(builder *b, trestle_error *err)
+int trestle__plan_ops_check_missing(builder *b, const trestle_op *ops, trestle_error *err)
 {
     size_t m = 0;
     for (size_t i = 0; i < b->p->num_ops; i++)
@@ -97,15 +97,15 @@ int trestle__plan_ops_check_missing(builder *b, trestle_error *err)
                 b->p->ops[i].skipped = 2;
         return TRESTLE_OK;
     }
-    const char **keys = malloc(m * sizeof *keys);
-    if (!keys)
+    trestle__missing *miss = malloc(m * sizeof *miss);
+    if (!miss)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     m = 0;
     for (size_t i = 0; i < b->p->num_ops; i++)
         if (!b->p->ops[i].skipped && b->p->ops[i].entry == TRESTLE__NOT_LISTED)
-            keys[m++] = b->lookup[i];
-    int rc = trestle__plan_report_missing(b->c, keys, m, err);
-    free(keys);
+            miss[m++] = (trestle__missing){ b->lookup[i], ops[i].dtype, ops[i].shape_and_slices };
+    int rc = trestle__plan_report_missing(b->c, miss, m, err);
+    free(miss);
     return rc;
 }
 

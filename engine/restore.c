@@ -28,6 +28,7 @@
 
 #include "checked.h"
 #include "error.h"
+#include "numa.h"
 #include "restore.h"
 #include "staging.h"
 
@@ -217,6 +218,7 @@ static void free_context(trestle__restore *x)
     for (size_t e = 0; x->ext && e < x->plan->num_extents; e++)
         free(atomic_load(&x->ext[e].tmp));
     trestle__pool_destroy(&x->pool);
+    free(x->numa_cpus);
     free(x->batch_seq);
     free(x->batch_mode);
     free(x->segs);
@@ -437,6 +439,31 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
     st->device_copy_seconds = trestle__restore_device_copy_seconds(x);
     snprintf(st->staging_note, sizeof st->staging_note, "%s",
              trestle__staging_note(x->plan->staging));
+    st->numa_node = x->numa_node;
+    st->numa_bound = x->numa_node >= 0 && trestle__staging_bound(x->plan->staging, x->numa_node);
+    st->numa_pinned = atomic_load(&x->numa_pinned);
+}
+
+/*
+ * A device restore's NUMA placement (engine/numa.h), best effort: the GPU's
+ * node, where staging memory is bound (engine/staging.c) and whose CPUs
+ * the workers are pinned to, so that a staged byte is copied in and DMA'd
+ * out on the GPU's side of the socket link. Unknown (-1) without NUMA,
+ * for host restores and with no_numa.
+ */
+static void place_on_numa_node(trestle__restore *x)
+{
+    const trestle__faults *f = x->plan->faults;
+    const char *root = f && f->sysroot ? f->sysroot : "";
+    x->numa_node = -1;
+    if (x->device < 0 || x->opt.no_numa)
+        return;
+    x->numa_node = trestle__cuda_device_numa_node(x->device, root);
+    cpu_set_t *cpus = x->numa_node >= 0 ? malloc(sizeof *cpus) : NULL;
+    if (cpus && trestle__numa_node_cpus(x->numa_node, root, cpus) == 0 && CPU_COUNT(cpus) > 0)
+        x->numa_cpus = cpus;
+    else
+        free(cpus);
 }
 
 /* Everything up to the first read. The error is returned, not recorded. */
@@ -453,6 +480,7 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     TR_FORWARD(check_shards(x, err));
     TR_FORWARD(trestle__restore_pick_device(x, &device, err));
     x->device = device;
+    place_on_numa_node(x);
     trestle__copier_open_host(&x->host);
     if (device >= 0)
         TR_FORWARD(trestle__copier_open_cuda(&x->copier, device, x->opt.threads + 1,
@@ -484,8 +512,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
         count = 65536;
     uint8_t *region = NULL;
     TR_FORWARD(trestle__staging_get(&x->plan->staging, TRESTLE__STAGING_READS, (unsigned)count,
-                                    buf_bytes, x->copier.host_dests ? -1 : device, p->faults,
-                                    &region, err));
+                                    buf_bytes, x->copier.host_dests ? -1 : device, x->numa_node,
+                                    p->faults, &region, err));
     TR_FORWARD(trestle__pool_init(&x->pool, (unsigned)count, buf_bytes, region, err));
     if (x->copier.ops->staging_add)
         TR_FORWARD(x->copier.ops->staging_add(&x->copier, region, (size_t)count * buf_bytes,
@@ -524,6 +552,7 @@ int trestle_restore(trestle_plan *p, const trestle_restore_options *opt, trestle
     trestle_error_clear(&x->err);
     atomic_init(&x->stop, 0);
     atomic_init(&x->tensors, 0);
+    atomic_init(&x->numa_pinned, 0);
     atomic_init(&x->first_ready_ns, -1);
     pthread_mutex_init(&x->wq_mu, NULL);
     pthread_cond_init(&x->wq_cv, NULL);

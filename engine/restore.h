@@ -144,6 +144,9 @@ struct trestle__restore {
     trestle__copier copier;      /* to the restore's destinations: host, or CUDA */
     trestle__copier host;        /* host destinations of a restore whose copier is CUDA */
     int device;                  /* the CUDA device copied to, or -1 */
+    int numa_node;               /* that device's NUMA node, or -1 (engine/numa.h) */
+    void *numa_cpus;             /* a cpu_set_t: the node's CPUs, for the workers; or NULL */
+    atomic_uint numa_pinned;     /* workers pinned to them */
     bool copier_open;
     uint8_t *conv_region;        /* per-worker conversion buffers, one allocation registered like
                                     staging; NULL when no op converts */

@@ -104,7 +104,7 @@ int trestle__restore_convert_open(trestle__restore *x, trestle_error *err)
     uint8_t *region = NULL;
     int device = x->copier.host_dests ? -1 : x->device;
     int rc = trestle__staging_get(&x->plan->staging, TRESTLE__STAGING_CONVERT, x->opt.threads,
-                                  (size_t)per, device, NULL, &region, err);
+                                  (size_t)per, device, x->numa_node, NULL, &region, err);
     if (rc != TRESTLE_OK)
         return rc;
     x->conv_region = region;

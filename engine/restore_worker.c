@@ -24,6 +24,7 @@
 
 #include "crc32c.h"
 #include "error.h"
+#include "numa.h"
 #include "restore.h"
 #include "string_tensor.h"
 
@@ -424,6 +425,10 @@ void *trestle__restore_worker(void *arg)
     const trestle__worker_arg *a = arg;
     trestle__restore *x = a->x;
     trestle__worker_stats *ws = &x->wstats[a->index];
+
+    /* Near the GPU's staging memory (engine/numa.h), when that is known. */
+    if (x->numa_cpus && trestle__numa_pin_thread(x->numa_cpus, NULL) == 0)
+        atomic_fetch_add(&x->numa_pinned, 1);
 
     for (;;) {
         pthread_mutex_lock(&x->wq_mu);

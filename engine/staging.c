@@ -1,11 +1,14 @@
 /*
  * staging.c - a plan's staging memory, kept across restores (staging.h).
  *
- * Each area is one region: 2 MiB-aligned and advised into transparent huge
- * pages when large (a restore touches its staging memory fresh, and
- * first-touch faults on 4 KiB pages can cost more than the reads
- * themselves, on virtual machines especially), and one registration when
- * pinned.
+ * Each area is one region of fresh pages from mmap: 2 MiB-aligned and
+ * advised into transparent huge pages when large (a restore touches its
+ * staging memory fresh, and first-touch faults on 4 KiB pages can cost
+ * more than the reads themselves, on virtual machines especially), bound
+ * to the GPU's NUMA node before anything touches them (engine/numa.h:
+ * cudaHostRegister faults every page in, where the binding decides), and
+ * one registration when pinned. Fresh from mmap because heap memory may
+ * already have been touched, on whichever node that happened.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -18,6 +21,7 @@
 
 #include "copy.h"
 #include "error.h"
+#include "numa.h"
 #include "staging.h"
 
 #define HUGE_PAGE ((size_t)2 << 20) /* PMD size with 4 KiB base pages (x86-64, arm64) */
@@ -30,6 +34,8 @@ typedef struct area {
     size_t bytes;
     int how;        /* enum how */
     int device;     /* the device it was pinned through (for unpinning), or -1 */
+    int node;       /* the NUMA node it was placed for, or -1 */
+    bool bound;     /* the kernel took the binding to `node` */
 } area;
 
 struct trestle__staging {
@@ -50,14 +56,26 @@ static int nomem(trestle_error *err, int area_id, unsigned count, size_t each)
                               count, area_names[area_id], each);
 }
 
-static uint8_t *host_alloc(size_t bytes)
+/* `bytes` (whole pages) of untouched memory, 2 MiB-aligned when that
+ * large, bound to `node` when it is >= 0 (*bound says if the kernel took
+ * it); NULL when out of memory. */
+static uint8_t *host_alloc(size_t bytes, int node, bool *bound)
 {
-    void *p = NULL;
     size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : PAGE;
-    if (posix_memalign(&p, align, bytes) != 0)
+    size_t span = bytes + align - PAGE;
+    uint8_t *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    *bound = false;
+    if (m == MAP_FAILED)
         return NULL;
+    /* Keep the aligned part: unmap the head before it and the tail after. */
+    uint8_t *p = (uint8_t *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+    if (p > m)
+        munmap(m, (size_t)(p - m));
+    if (p + bytes < m + span)
+        munmap(p + bytes, (size_t)(m + span - (p + bytes)));
     if (align == HUGE_PAGE)
         madvise(p, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE); /* advice: failure is harmless */
+    *bound = node >= 0 && trestle__numa_bind(p, bytes, node) == 0;
     return p;
 }
 
@@ -67,28 +85,30 @@ static void area_free(area *a)
         trestle__cuda_unpin(a->device, a->base);
     if (a->how == HOW_HOSTALLOC)
         trestle__cuda_host_free(a->device, a->base);
-    else
-        free(a->base);
+    else if (a->base)
+        munmap(a->base, a->bytes);
     memset(a, 0, sizeof *a);
+    a->node = -1;
 }
 
 /* Pinned memory for `device`: registered pages, or cudaHostAlloc'd where
  * registering is refused. */
 static int pinned_alloc(trestle__staging *s, int area_id, unsigned count, size_t each,
-                        size_t bytes, int device, trestle_error *err)
+                        size_t bytes, int device, int node, trestle_error *err)
 {
     area *a = &s->a[area_id];
     if (!s->refused) {
-        uint8_t *p = host_alloc(bytes);
+        bool bound;
+        uint8_t *p = host_alloc(bytes, node, &bound);
         if (!p)
             return nomem(err, area_id, count, each);
         bool refused = false;
         trestle_error perr;
         if (trestle__cuda_pin(device, p, bytes, &refused, &perr) == TRESTLE_OK) {
-            *a = (area){ p, bytes, HOW_REGISTERED, device };
+            *a = (area){ p, bytes, HOW_REGISTERED, device, node, bound };
             return TRESTLE_OK;
         }
-        free(p);
+        munmap(p, bytes);
         if (!refused) {
             if (err)
                 *err = perr;
@@ -101,30 +121,38 @@ static int pinned_alloc(trestle__staging *s, int area_id, unsigned count, size_t
         snprintf(s->note, sizeof s->note, "cudaHostRegister refused (%.*s): staging is "
                  "cudaHostAlloc memory", (int)len, why ? why + 19 : "");
     }
+    /* The driver places these pages itself, where first touched: not
+     * bound. */
     void *p = NULL;
     int rc = trestle__cuda_host_alloc(device, bytes, &p, err);
     if (rc != TRESTLE_OK)
         return rc;
-    *a = (area){ p, bytes, HOW_HOSTALLOC, device };
+    *a = (area){ p, bytes, HOW_HOSTALLOC, device, node, false };
     return TRESTLE_OK;
 }
 
 int trestle__staging_get(trestle__staging **sp, int area_id, unsigned count, size_t each,
-                         int device, trestle__faults *faults, uint8_t **out, trestle_error *err)
+                         int device, int node, trestle__faults *faults, uint8_t **out,
+                         trestle_error *err)
 {
     size_t bytes;
     *out = NULL;
     if (count == 0 || each > SIZE_MAX / count - PAGE)
         return nomem(err, area_id, count, each);
     bytes = (size_t)count * each;
-    if (!*sp && !(*sp = calloc(1, sizeof **sp)))
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    if (!*sp) {
+        if (!(*sp = calloc(1, sizeof **sp)))
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        for (int i = 0; i < TRESTLE__STAGING_AREAS; i++)
+            (*sp)->a[i].node = -1;
+    }
     trestle__staging *s = *sp;
     area *a = &s->a[area_id];
     bool pinned = a->how == HOW_REGISTERED || a->how == HOW_HOSTALLOC;
 
     bytes = (bytes + PAGE - 1) & ~(size_t)(PAGE - 1);
-    if (a->how != HOW_NONE && a->bytes >= bytes && (device < 0 || pinned)) {
+    if (a->how != HOW_NONE && a->bytes >= bytes && (device < 0 || pinned) &&
+        (node < 0 || a->node == node)) {
         *out = a->base;
         return TRESTLE_OK;
     }
@@ -134,14 +162,15 @@ int trestle__staging_get(trestle__staging **sp, int area_id, unsigned count, siz
         return nomem(err, area_id, count, each);
     }
     if (device >= 0) {
-        int rc = pinned_alloc(s, area_id, count, each, bytes, device, err);
+        int rc = pinned_alloc(s, area_id, count, each, bytes, device, node, err);
         if (rc != TRESTLE_OK)
             return rc;
     } else {
-        uint8_t *p = host_alloc(bytes);
+        bool bound;
+        uint8_t *p = host_alloc(bytes, node, &bound);
         if (!p)
             return nomem(err, area_id, count, each);
-        *a = (area){ p, bytes, HOW_HOST, -1 };
+        *a = (area){ p, bytes, HOW_HOST, -1, node, bound };
     }
     *out = a->base;
     return TRESTLE_OK;
@@ -150,6 +179,19 @@ int trestle__staging_get(trestle__staging **sp, int area_id, unsigned count, siz
 const char *trestle__staging_note(const trestle__staging *s)
 {
     return s ? s->note : "";
+}
+
+bool trestle__staging_bound(const trestle__staging *s, int node)
+{
+    bool any = false;
+    for (int i = 0; s && i < TRESTLE__STAGING_AREAS; i++) {
+        if (s->a[i].how == HOW_NONE)
+            continue;
+        if (s->a[i].node != node || !s->a[i].bound)
+            return false;
+        any = true;
+    }
+    return any;
 }
 
 void trestle__staging_free(trestle__staging *s)

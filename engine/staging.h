@@ -36,15 +36,20 @@ typedef struct trestle__staging trestle__staging;
 
 /*
  * Staging memory for `area`: `count` buffers of `each` bytes in one
- * region, page-aligned, pinned for device copies when `device` >= 0, in
- * *out: the cached area when it is large enough (and pinned, for a
- * device), else a new one (the old one freed). *sp is created on first
+ * region, page-aligned, pinned for device copies when `device` >= 0 and
+ * placed on NUMA node `node` when it is >= 0 (best effort), in *out: the
+ * cached area when it is large enough (and pinned, for a device, and
+ * placed for `node`), else a new one (the old one freed). *sp is created on first
  * use. `faults` (tests only, else NULL) makes the reads area's allocation
  * fail. TRESTLE_E_NOMEM ("cannot allocate COUNT staging buffers of EACH
  * bytes", or the pinning's own message), TRESTLE_E_CUDA.
  */
 int trestle__staging_get(trestle__staging **sp, int area, unsigned count, size_t each,
-                         int device, trestle__faults *faults, uint8_t **out, trestle_error *err);
+                         int device, int node, trestle__faults *faults, uint8_t **out,
+                         trestle_error *err);
+
+/* Whether every area in use is bound to NUMA node `node` (engine/numa.h). */
+bool trestle__staging_bound(const trestle__staging *s, int node);
 
 /* How the memory is pinned, for the stats: "" (host or registered pages)
  * or why cudaHostAlloc memory is used instead. */

@@ -971,6 +971,10 @@ typedef struct trestle_restore_options {
                                    fresh memory, but the shard files must then not be truncated
                                    or rewritten in place while the tensors are used (a mapping
                                    of a truncated file raises SIGBUS). Default 0; since 0.1 */
+    int no_numa;              /**< device restores: 1 leaves staging memory and worker threads
+                                   where the system puts them. By default (0) staging is bound to
+                                   the GPU's NUMA node and workers are pinned to its CPUs, best
+                                   effort (see trestle_stats.numa_node); since 0.2 */
     void *reserved[6];        /**< must be zero */
 } trestle_restore_options;
 
@@ -1002,6 +1006,12 @@ typedef struct trestle_stats {
     double device_copy_seconds; /**< device restores: wall time during which some copy to the
                                    device was in flight (queued, not yet complete), the time to
                                    hold bytes_copied against the host-to-device ceiling; since 0.2 */
+    int numa_node;            /**< device restores: the GPU's NUMA node, -1 when unknown (no
+                                   NUMA, firmware that does not say, no_numa); since 0.2 */
+    int numa_bound;           /**< 1 when staging memory was bound to numa_node (mbind); 0 when
+                                   the kernel refused (e.g. a container without CAP_SYS_NICE)
+                                   and pages went where first touched; since 0.2 */
+    unsigned numa_pinned;     /**< worker threads pinned to numa_node's CPUs; since 0.2 */
     char staging_note[160];   /**< how staging memory is pinned when not as usual, e.g.
                                    "cudaHostRegister refused (...): staging is cudaHostAlloc
                                    memory"; "" otherwise; since 0.2 */
@@ -1183,6 +1193,245 @@ TRESTLE_API int trestle_convert_safetensors(const trestle_checkpoint *c, const t
                                             size_t n, const trestle_convert_options *opt,
                                             const char *out_path, trestle_convert_stats *stats,
                                             trestle_error *err);
+
+/* ======================================================================= */
+/* Graphs: the op list a TensorFlow graph's saver would restore             */
+/* ======================================================================= */
+
+/**
+ * An opened graph file reduced to what its saver restores: the op list of
+ * every RestoreV2 (or, in graphs from 2016, RestoreSlice/Restore) node that
+ * the SaverDef's restore op runs, in file order. Immutable once open;
+ * thread-safe to read. Graphs sit before planning: the ops go to
+ * trestle_plan_create() like any other op list, and the planner never sees
+ * a graph.
+ */
+typedef struct trestle_graph trestle_graph;
+
+/** What kind of file a graph came from. */
+typedef enum trestle_graph_kind {
+    TRESTLE_GRAPH_META = 1,        /**< a Saver's `.meta` (one MetaGraphDef) */
+    TRESTLE_GRAPH_SAVED_MODEL = 2  /**< a SavedModel's `saved_model.pb` */
+} trestle_graph_kind;
+
+/** Options for trestle_graph_open(). Fill with trestle_graph_options_init(). */
+typedef struct trestle_graph_options {
+    size_t size;            /**< sizeof(trestle_graph_options), set by init */
+    const char *tag;        /**< SavedModel: read the first meta graph with this tag
+                                 (e.g. "train"); NULL (default): the only one, else the
+                                 first tagged "serve", else the first */
+    void *reserved[8];      /**< must be zero */
+} trestle_graph_options;
+
+/**
+ * @brief Fill `opt` with the defaults (no tag) and set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API void trestle_graph_options_init(trestle_graph_options *opt);
+
+/**
+ * @brief Open a graph file and find the ops its saver restores.
+ *
+ * `path` may be (1) a `.meta` file (a MetaGraphDef, as tf.train.Saver
+ * writes beside checkpoint prefix P), (2) a checkpoint prefix P whose
+ * `P.meta` exists, (3) a `saved_model.pb` (a SavedModel; TF1 or TF2), or
+ * (4) a SavedModel directory. Other file names are recognised by content.
+ *
+ * The search starts at SaverDef.restore_op_name and follows inputs,
+ * control inputs and function calls (a TF2 SavedModel's restore op calls
+ * a library function holding its RestoreV2 nodes), so restore nodes that
+ * are not the saver's (an Estimator's warm-start `checkpoint_initializer`
+ * nodes, a second saver) are ignored. Each restore node's tensor names and
+ * shape_and_slices come from its DT_STRING Const inputs and its dtypes from
+ * its `dtypes` (or `dt`) attr. A meta graph without a SaverDef has nothing
+ * to restore and gives zero ops. Exact duplicate ops are dropped.
+ *
+ * Untrusted input: the file is walked field by field with every length
+ * checked against the bytes left, nothing recursive is decoded, and the
+ * sizes are bounded (2 GiB file, 4096 meta graphs, 2^24 ops).
+ *
+ * @param[in]  path  the graph; not NULL; copied.
+ * @param[in]  opt   options, or NULL for defaults.
+ * @param[out] out   receives the graph, or NULL on failure; free it with
+ *                   trestle_graph_close().
+ * @param[out] err   filled on failure; may be NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such file, a directory
+ *         without saved_model.pb, no meta graph with `opt->tag`),
+ *         TRESTLE_E_CORRUPT (malformed protobuf, a restore node whose
+ *         names are not string constants or disagree with its dtypes, a
+ *         restore op that is not in the graph: the message names the file,
+ *         the node and the byte offset, also in err.offset),
+ *         TRESTLE_E_UNSUPPORTED (a text-format saved_model.pbtxt),
+ *         TRESTLE_E_LIMIT, TRESTLE_E_IO, TRESTLE_E_NOMEM.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_graph_open(const char *path, const trestle_graph_options *opt,
+                                   trestle_graph **out, trestle_error *err);
+
+/**
+ * @brief Close a graph and free its op list.
+ *
+ * Op names and strings obtained from it become invalid; plans made from
+ * its ops are unaffected (trestle_plan_create() copies what it keeps).
+ *
+ * @param[in] g  the graph, or NULL (then nothing happens). Since 0.1.
+ */
+TRESTLE_API void trestle_graph_close(trestle_graph *g);
+
+/** Facts about an opened graph (strings owned by the graph). */
+typedef struct trestle_graph_info {
+    const char *path;               /**< the file read (saved_model.pb of a directory) */
+    const char *checkpoint_prefix;  /**< where its checkpoint normally is: P for P.meta,
+                                         DIR/variables/variables for DIR/saved_model.pb */
+    const char *tensorflow_version; /**< the writer's TF version, "" when not recorded */
+    const char *restore_op;         /**< SaverDef.restore_op_name, "" without a saver */
+    const char *tags;               /**< the meta graph's tags, comma-separated, or "" */
+    int kind;                       /**< trestle_graph_kind */
+    int object_based;               /**< 1: a TF2 SavedModel (object_graph_def present) */
+    size_t meta_graphs;             /**< meta graphs in the file */
+    size_t restore_nodes;           /**< restore nodes the restore op reaches */
+} trestle_graph_info;
+
+/**
+ * @brief Describe an opened graph.
+ * @param[in]  g    the graph; NULL gives all zeros.
+ * @param[out] out  caller-owned; NULL is ignored. Its strings are owned by
+ *                  `g` and valid until trestle_graph_close(g).
+ * Never fails. Thread-safe. Since 0.1.
+ */
+TRESTLE_API void trestle_graph_get_info(const trestle_graph *g, trestle_graph_info *out);
+
+/**
+ * @brief Number of ops the graph's saver restores (0 without a saver).
+ * @param[in] g  the graph; NULL gives 0.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API size_t trestle_graph_op_count(const trestle_graph *g);
+
+/**
+ * @brief The graph's op list, ready for trestle_plan_create().
+ *
+ * Each op has the checkpoint key TensorFlow would ask for as `name`, its
+ * `shape_and_slices` ("" for a whole tensor, e.g. "3 100 0,3:0,100" for a
+ * partition), the restore node's `dtype`, and `dest_kind`
+ * TRESTLE_DEST_ALLOCATE; nothing else is set. To restore into other
+ * destinations, copy the array and set `dest_kind`/`ptr`/`capacity`:
+ *
+ *     trestle_plan_create(ckpt, trestle_graph_ops(g), trestle_graph_op_count(g),
+ *                         NULL, &plan, &err);
+ *
+ * @param[in] g  the graph; NULL gives NULL.
+ * @return trestle_graph_op_count(g) ops owned by `g` (strings included),
+ *         valid until trestle_graph_close(g); NULL when there are none.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
+
+/**
+ * @brief The declared shape of the variable op `i` restores, when the graph
+ * says it.
+ *
+ * An op list carries no shapes, but a TF1 graph's saver assigns each
+ * restored tensor to a variable whose "shape" attr is known (Assign or
+ * AssignVariableOp into VariableV2 or VarHandleOp, possibly through
+ * Identity nodes). TF2 restore functions assign to resource arguments, so
+ * their ops have no known shape. For an op with a slice spec it is the
+ * shape of the partition variable, i.e. of the slice. Tools use it as
+ * evidence, e.g. to tell two renamed candidates apart; the planner does
+ * not need it.
+ *
+ * @param[in]  g     the graph.
+ * @param[in]  i     0 <= i < trestle_graph_op_count(g).
+ * @param[out] rank  the rank, or -1 when the shape is unknown.
+ * @param[out] dims  `rank` sizes owned by `g` (valid until
+ *                   trestle_graph_close(g)), or NULL when unknown.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *rank,
+                                       const int64_t **dims);
+
+/* ======================================================================= */
+/* Object-graph names: TF2 checkpoint keys beside their graph names         */
+/* ======================================================================= */
+
+/**
+ * The name map of a TF2 (object-based) checkpoint, decoded from its
+ * `_CHECKPOINTABLE_OBJECT_GRAPH` entry: for every saved tensor, its
+ * checkpoint key (an object path such as
+ * `layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`) and its graph
+ * name (`dense/kernel`), the bridge between TF1-style names and TF2 keys.
+ * Immutable once open; thread-safe to read; independent of the checkpoint
+ * once open.
+ */
+typedef struct trestle_names trestle_names;
+
+/** One saved tensor of the object graph (strings owned by the map). */
+typedef struct trestle_name_info {
+    const char *key;        /**< the checkpoint key */
+    const char *full_name;  /**< SerializedTensor.full_name as stored, or "" */
+    const char *graph_name; /**< the name a TF1-style restore would ask for: full_name, or
+                                 VAR/SLOT for an optimizer slot (e.g. dense/kernel/m, VAR
+                                 being the variable's full_name, else its key); "" when
+                                 the object graph records none */
+    const char *slot_name;  /**< the slot ("m", "v", "accumulator"...) for an optimizer
+                                 slot, else "" */
+    const char *slot_of;    /**< the checkpoint key of the slot's variable, else "" */
+} trestle_name_info;
+
+/**
+ * @brief Read and decode a checkpoint's object graph into a name map.
+ *
+ * Reads the `_CHECKPOINTABLE_OBJECT_GRAPH` string (CRC-checked) and decodes
+ * the TrackableObjectGraph in it. Node references are bounds-checked; a
+ * reference out of range is ignored, and a key listed twice is an error.
+ *
+ * @param[in]  c    an open checkpoint; not NULL. The map does not keep it.
+ * @param[out] out  the map, or NULL on failure; free with trestle_names_free().
+ * @param[out] err  filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND (no object graph: a TF1,
+ *         name-based checkpoint), TRESTLE_E_CORRUPT (the entry is not one
+ *         string, or not a TrackableObjectGraph), the read errors of
+ *         trestle_tensor_read(), TRESTLE_E_INVALID_ARG, TRESTLE_E_NOMEM.
+ * Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_names_open(const trestle_checkpoint *c, trestle_names **out,
+                                   trestle_error *err);
+
+/**
+ * @brief Free a name map.
+ * @param[in] m  the map, or NULL (then nothing happens). Since 0.1.
+ */
+TRESTLE_API void trestle_names_free(trestle_names *m);
+
+/**
+ * @brief Number of saved tensors in the map (the object graph entry itself
+ * is not one of them).
+ * @param[in] m  the map; NULL gives 0. Thread-safe. Since 0.1.
+ */
+TRESTLE_API size_t trestle_names_count(const trestle_names *m);
+
+/**
+ * @brief Describe entry `i`, in checkpoint-key order.
+ * @param[in]  m    the map.
+ * @param[in]  i    0 <= i < trestle_names_count(m).
+ * @param[out] out  caller-owned; its strings are owned by `m` and valid until
+ *                  trestle_names_free(m).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_names_get(const trestle_names *m, size_t i, trestle_name_info *out);
+
+/**
+ * @brief Find the entry of a checkpoint key (binary search).
+ * @param[in]  m      the map.
+ * @param[in]  key    the checkpoint key, NUL-terminated.
+ * @param[out] index  receives its position for trestle_names_get().
+ * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, or TRESTLE_E_INVALID_ARG for
+ *         a NULL argument. Thread-safe. Since 0.1.
+ */
+TRESTLE_API int trestle_names_find(const trestle_names *m, const char *key, size_t *index);
 
 #ifdef __cplusplus
 }

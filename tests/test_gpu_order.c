@@ -11,6 +11,9 @@
  * contexts, and counts what a GPU cannot report. Elsewhere they skip.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +28,8 @@
 #include <cuda_runtime_api.h>
 
 #include "cudamock.h"
+#include "fault.h"
+#include "numa.h"
 
 #define CUDA_OK(call)                                                                              \
     do {                                                                                           \
@@ -455,6 +460,102 @@ Test(gpu_order, widening_conversions_run_on_the_device)
     cr_assert_gt(b.kernels, a.kernels, "no conversion kernel ran");
     trestle_plan_free(d);
     trestle_plan_free(h);
+    model_close(&m);
+}
+
+/* ---- NUMA placement ---- */
+
+/* A fake sysfs under a fresh directory: mock device 0 (bus 0000:1B:00.0)
+ * on node 0, whose CPUs are this machine's own node 0 CPUs (so that
+ * pinning can take). Returns the root (malloc'd). */
+static char *fake_sysfs(void)
+{
+    char *root = tu_mkdtemp(), path[4096], cpus[256] = "0";
+    FILE *real = fopen("/sys/devices/system/node/node0/cpulist", "r");
+    if (real) {
+        if (!fgets(cpus, sizeof cpus, real))
+            snprintf(cpus, sizeof cpus, "0");
+        fclose(real);
+    }
+    static const char *const dirs[] = { "sys", "sys/bus", "sys/bus/pci", "sys/bus/pci/devices",
+                                        "sys/bus/pci/devices/0000:1b:00.0", "sys/devices",
+                                        "sys/devices/system", "sys/devices/system/node",
+                                        "sys/devices/system/node/node0" };
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        snprintf(path, sizeof path, "%s/%s", root, dirs[i]);
+        cr_assert_eq(mkdir(path, 0755), 0, "%s: %s", path, strerror(errno));
+    }
+    snprintf(path, sizeof path, "%s/sys/bus/pci/devices/0000:1b:00.0/numa_node", root);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("0\n", f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/sys/devices/system/node/node0/cpulist", root);
+    cr_assert_not_null(f = fopen(path, "w"));
+    fputs(cpus, f);
+    fclose(f);
+    return root;
+}
+
+/* Whether this kernel lets a process bind memory (containers may not). */
+static bool mbind_allowed(void)
+{
+    void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(p, MAP_FAILED);
+    bool ok = trestle__numa_bind(p, 4096, 0) == 0;
+    munmap(p, 4096);
+    return ok;
+}
+
+Test(gpu_order, staging_and_workers_go_to_the_gpus_numa_node)
+{
+    model m;
+    model_open(&m, 0);
+    char *root = fake_sysfs();
+    trestle__faults f;
+    memset(&f, 0, sizeof f);
+    f.sysroot = root;
+    trestle_plan *p = plan_of(&m, NULL, 0);
+    trestle__plan_set_faults(p, &f);
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_stats st;
+    opts(&o, 0);
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.numa_node, 0);
+    cr_assert_eq(st.numa_pinned, o.threads, "%u of %u workers pinned", st.numa_pinned, o.threads);
+    cr_assert_eq(st.numa_bound, mbind_allowed(), "staging bound: %d", st.numa_bound);
+    same_bytes(m.host, p);
+
+    /* Off when asked, and unknown for a host restore. */
+    o.no_numa = 1;
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.numa_node, -1);
+    cr_assert_eq(st.numa_pinned, 0);
+    cr_assert_eq(st.numa_bound, 0);
+    opts(&o, -1);
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.numa_node, -1);
+    trestle_plan_free(p);
+    tu_rmtree(root);
+    free(root);
+    model_close(&m);
+}
+
+Test(gpu_order, a_gpu_whose_node_is_unknown_is_left_where_the_system_puts_it)
+{
+    model m;
+    model_open(&m, 0);
+    trestle_plan *p = plan_of(&m, NULL, 0);
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_stats st;
+    opts(&o, 0); /* the mock's bus ids name no device of this host's sysfs */
+    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.numa_node, -1);
+    cr_assert_eq(st.numa_pinned, 0);
+    cr_assert_eq(st.numa_bound, 0);
+    trestle_plan_free(p);
     model_close(&m);
 }
 

@@ -30,6 +30,8 @@ int cli_restore_main(int argc, char **argv);
 int cli_diff_main(int argc, char **argv);
 int cli_bench_main(int argc, char **argv);
 int cli_convert_main(int argc, char **argv);
+int cli_ops_main(int argc, char **argv);
+int cli_check_main(int argc, char **argv);
 
 /* ---- process groups (cli_group.c) ---- */
 
@@ -228,6 +230,54 @@ typedef struct cli_ops {
  */
 int cli_ops_read(const char *path, int dest_kind, cli_ops *out);
 void cli_ops_free(cli_ops *ops);
+
+/* ---- graphs (cli_graph.c) ---- */
+
+/* The op list a graph file's saver restores (trestle_graph_open), every op
+ * with `dest_kind`. Prints the error and returns CLI_EXIT_FAIL when the
+ * graph cannot be read or restores nothing; CLI_EXIT_OK otherwise. */
+int cli_graph_ops(const char *path, int dest_kind, cli_ops *out);
+
+/* After a checkpoint failed to open: when `path` names a graph file (.meta,
+ * saved_model.pb), say where its checkpoint is and suggest --graph. */
+void cli_graph_hint(const char *path);
+
+/* 1 when `path` names a graph rather than an ops file or a checkpoint: a
+ * .meta or .pb file, or a directory holding saved_model.pb. */
+int cli_graph_is_path(const char *path);
+
+/* An op list from a graph (cli_graph_ops) or an ops file (cli_ops_read),
+ * whichever `path` is. Same contract as those. */
+int cli_op_list_read(const char *path, int dest_kind, cli_ops *out);
+
+/* Write `op` as one ops-file line (NAME<TAB>SPEC[<TAB>dtype=DTYPE]) that
+ * cli_ops_read() reads back unchanged. Returns 0, or -1 after printing an
+ * error when the name cannot be written so (a TAB, newline, leading '#'
+ * or edge space in it). */
+int cli_ops_write_line(FILE *f, const trestle_op *op);
+
+/* ---- object-graph names (cli_names.c) ---- */
+
+/* `inspect --names graph`: every key of a TF2 checkpoint beside its graph
+ * name (optimizer slots as VAR/SLOT), as a table or JSON. Prints the error
+ * and returns CLI_EXIT_FAIL when the checkpoint has no object graph. */
+int cli_names_list(const trestle_checkpoint *c, int json);
+
+typedef struct cli_names_rules {
+    char **rules;       /* "graph_name=checkpoint_key", owned */
+    size_t n;
+} cli_names_rules;
+
+/* `--names graph`: one exact rename rule per key whose graph name no other
+ * key shares (shared names are ambiguous and get none). Prints the error
+ * and returns CLI_EXIT_FAIL without an object graph; CLI_EXIT_OK otherwise. */
+int cli_names_renames(const trestle_checkpoint *c, cli_names_rules *out);
+void cli_names_rules_free(cli_names_rules *r);
+
+/* Append `names`' rules to po's renames: po->renames becomes a new array
+ * (returned; free it after planning, and keep `names` until then). NULL,
+ * after printing the error, when out of memory. */
+const char **cli_names_merge(trestle_plan_options *po, const cli_names_rules *names);
 
 /* ---- per-tensor scan: read, verify, stats (cli_scan.c) ---- */
 

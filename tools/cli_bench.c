@@ -41,6 +41,8 @@ static const char bench_help[] =
     "                       instead of copying them (as `trestle restore --map`);\n"
     "                       not with --device\n"
     "      --device N       restore into CUDA device N (needs a CUDA build and GPU)\n"
+    "      --no-numa        with --device: leave staging and workers off the GPU's\n"
+    "                       NUMA node (to measure what placement buys)\n"
     "      --cold           drop the page cache before each repeat and ceiling run\n"
     "                       (drop_caches when permitted, else fadvise; says which)\n"
     "      --repeat K       restores to run (default 3); best and median reported\n"
@@ -59,6 +61,7 @@ typedef struct bench_args {
     int device;             /* -1 host */
     int cold, json;
     int map;                /* --map: restore option host_map */
+    int no_numa;            /* --no-numa: restore option no_numa */
     int repeat;
 } bench_args;
 
@@ -187,6 +190,7 @@ static int run_repeats(const bench_args *a, bench_result *r)
         trestle_restore_options_init(&ro);
         ro.device = a->device;
         ro.host_map = a->map;
+        ro.no_numa = a->no_numa;
         int rc = trestle_plan_create(ckpt, NULL, 0, NULL, &plan, &err);
         if (rc == TRESTLE_OK)
             rc = trestle_restore(plan, &ro, &st, &err);
@@ -488,11 +492,13 @@ static int parse_synthetic(const char *arg, bench_args *a)
 
 static int parse_args(int argc, char **argv, bench_args *a)
 {
-    enum { OPT_SYNTH = 256, OPT_HOST, OPT_DEVICE, OPT_COLD, OPT_REPEAT, OPT_JSON, OPT_MAP };
+    enum { OPT_SYNTH = 256, OPT_HOST, OPT_DEVICE, OPT_COLD, OPT_REPEAT, OPT_JSON, OPT_MAP,
+           OPT_NO_NUMA };
     static const struct option longopts[] = {
         { "synthetic", required_argument, NULL, OPT_SYNTH },
         { "host", no_argument, NULL, OPT_HOST },
         { "map", no_argument, NULL, OPT_MAP },
+        { "no-numa", no_argument, NULL, OPT_NO_NUMA },
         { "device", required_argument, NULL, OPT_DEVICE },
         { "cold", no_argument, NULL, OPT_COLD },
         { "repeat", required_argument, NULL, OPT_REPEAT },
@@ -513,6 +519,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
             break;
         case OPT_HOST: a->device = -1; break;
         case OPT_MAP: a->map = 1; break;
+        case OPT_NO_NUMA: a->no_numa = 1; break;
         case OPT_DEVICE:
             if (cli_parse_int(optarg, 0, 1023, &v) != 0)
                 return cli_usage("bench", "--device wants a CUDA device number, not '%s'", optarg);

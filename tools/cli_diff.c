@@ -18,6 +18,7 @@
 static const char diff_help[] =
     "Usage: trestle diff [OPTIONS] A B\n"
     "       trestle diff [OPTIONS] --ops FILE A\n"
+    "       trestle diff [OPTIONS] GRAPH A    (or A GRAPH)\n"
     "\n"
     "Compare checkpoints A and B key by key and print one line per difference:\n"
     "  only in A: NAME  DTYPE SHAPE\n"
@@ -26,7 +27,9 @@ static const char diff_help[] =
     "  shape differs: NAME  [2,2] -> [2,3]\n"
     "  values differ: NAME              (with --values)\n"
     "then a summary line. With --ops, report instead which ops of FILE (the\n"
-    "format of 'trestle restore --ops') have no key in A.\n"
+    "format of 'trestle restore --ops') have no key in A. A graph on either\n"
+    "side (a .meta file, a saved_model.pb or a SavedModel directory) stands for\n"
+    "the ops its saver restores, as with --ops ('trestle ops --graph').\n"
     "\n"
     "A and B are checkpoint prefixes, .index files, data files or directories.\n"
     "\n"
@@ -40,6 +43,8 @@ static const char diff_help[] =
     "      --rnn-renames   with --ops: also try TF 1.x RNN renames\n"
     "      --list-missing-all  with --ops: name every missing op (by default the\n"
     "                      first 100, then a count of the rest)\n"
+    "      --names graph   with --ops: op names may be a TF2 checkpoint's\n"
+    "                      object-graph names, as in 'trestle restore'\n"
     "  -q, --quiet         print nothing; the exit status tells\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -59,6 +64,7 @@ typedef struct diff_args {
     const char **renames;  /* pointers into argv */
     size_t nrenames;
     int rnn, values, quiet, all_missing;
+    int graph_names;       /* --names graph */
 } diff_args;
 
 #define MISSING_SHOWN 100 /* missing ops named before the rest are counted */
@@ -241,6 +247,8 @@ static int diff_ops(const char *pa, const diff_args *args)
     trestle_checkpoint *a = NULL;
     trestle_plan *plan = NULL;
     cli_ops ops = { 0 };
+    cli_names_rules names = { 0 };
+    const char **renames = NULL; /* --names graph: the user's and the object graph's */
     trestle_plan_options popt;
     trestle_error err;
     int status = DIFF_TROUBLE;
@@ -248,12 +256,15 @@ static int diff_ops(const char *pa, const diff_args *args)
     trestle_error_clear(&err);
     if (cli_open(pa, &a) != CLI_EXIT_OK)
         return DIFF_TROUBLE;
-    if (cli_ops_read(args->ops_file, TRESTLE_DEST_DISCARD, &ops) != CLI_EXIT_OK)
+    if (cli_op_list_read(args->ops_file, TRESTLE_DEST_DISCARD, &ops) != CLI_EXIT_OK)
         goto done;
     trestle_plan_options_init(&popt);
     popt.renames = args->renames;
     popt.num_renames = args->nrenames;
     popt.tf1_rnn_renames = args->rnn;
+    if (args->graph_names && (cli_names_renames(a, &names) != CLI_EXIT_OK ||
+                              !(renames = cli_names_merge(&popt, &names))))
+        goto done;
     /* Missing keys become skipped ops, so every one of them can be listed. */
     popt.allow_missing = 1;
     if (trestle_plan_create(a, ops.ops, ops.n, &popt, &plan, &err) != TRESTLE_OK) {
@@ -287,19 +298,22 @@ static int diff_ops(const char *pa, const diff_args *args)
 done:
     trestle_plan_free(plan);
     cli_ops_free(&ops);
+    free(renames);
+    cli_names_rules_free(&names);
     trestle_close(a);
     return status;
 }
 
 int cli_diff_main(int argc, char **argv)
 {
-    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_ALL_MISSING };
+    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_ALL_MISSING, OPT_NAMES };
     static const struct option longopts[] = {
         { "values", no_argument, NULL, OPT_VALUES },
         { "ops", required_argument, NULL, OPT_OPS },
         { "rename", required_argument, NULL, OPT_RENAME },
         { "rnn-renames", no_argument, NULL, OPT_RNN },
         { "list-missing-all", no_argument, NULL, OPT_ALL_MISSING },
+        { "names", required_argument, NULL, OPT_NAMES },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -327,6 +341,13 @@ int cli_diff_main(int argc, char **argv)
             break;
         case OPT_RNN: args.rnn = 1; break;
         case OPT_ALL_MISSING: args.all_missing = 1; break;
+        case OPT_NAMES:
+            if (strcmp(optarg, "graph") != 0 && strcmp(optarg, "key") != 0) {
+                status = cli_usage("diff", "--names is 'key' or 'graph', not '%s'", optarg);
+                goto out;
+            }
+            args.graph_names = strcmp(optarg, "graph") == 0;
+            break;
         case 'q': args.quiet = 1; break;
         case 'h':
             fputs(diff_help, stdout);
@@ -336,6 +357,16 @@ int cli_diff_main(int argc, char **argv)
             status = cli_bad_option("diff", argv, c);
             goto out;
         }
+    }
+    /* A graph on either side is the op list its saver restores. */
+    if (!args.ops_file && argc - optind == 2) {
+        for (int side = 0; side < 2; side++)
+            if (cli_graph_is_path(argv[optind + side])) {
+                args.ops_file = argv[optind + side];
+                argv[optind + side] = argv[optind + 1 - side];
+                argc--;
+                break;
+            }
     }
     int want = args.ops_file ? 1 : 2;
     if (argc - optind != want) {

@@ -39,6 +39,9 @@ static const char inspect_help[] =
     "                     exits 1 if any is bad (all are checked regardless); a\n"
     "                     tensor whose data shard is missing is UNREADABLE\n"
     "  -j, --json         print JSON instead of text (one object; names escaped)\n"
+    "      --names MODE   'key' (default): the listing above; 'graph': each key of\n"
+    "                     a TF2 checkpoint beside its graph name from the object\n"
+    "                     graph (dense/kernel; optimizer slots as VAR/SLOT)\n"
     "  -h, --help         show this help\n"
     "\n"
     "Notes:\n"
@@ -58,6 +61,7 @@ typedef struct inspect_args {
     char **tensors;     /* --tensor names (pointers into argv) */
     size_t ntensors;
     int all, stats, verify, json;
+    int graph_names;    /* --names graph */
 } inspect_args;
 
 /* ---- helpers shared by text and JSON ---- */
@@ -381,13 +385,14 @@ static int list_tensors(const trestle_checkpoint *c, const inspect_args *a)
 
 int cli_inspect_main(int argc, char **argv)
 {
-    enum { OPT_VERIFY = 256 };
+    enum { OPT_VERIFY = 256, OPT_NAMES };
     static const struct option longopts[] = {
         { "tensor", required_argument, NULL, 't' },
         { "all", no_argument, NULL, 'a' },
         { "stats", no_argument, NULL, 's' },
         { "verify", no_argument, NULL, OPT_VERIFY },
         { "json", no_argument, NULL, 'j' },
+        { "names", required_argument, NULL, OPT_NAMES },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -407,6 +412,13 @@ int cli_inspect_main(int argc, char **argv)
         case 's': a.stats = 1; break;
         case 'j': a.json = 1; break;
         case OPT_VERIFY: a.verify = 1; break;
+        case OPT_NAMES:
+            if (strcmp(optarg, "graph") != 0 && strcmp(optarg, "key") != 0) {
+                free(a.tensors);
+                return cli_usage("inspect", "--names is 'key' or 'graph', not '%s'", optarg);
+            }
+            a.graph_names = strcmp(optarg, "graph") == 0;
+            break;
         case 'h':
             fputs(inspect_help, stdout);
             free(a.tensors);
@@ -427,7 +439,9 @@ int cli_inspect_main(int argc, char **argv)
     trestle_checkpoint *ckpt = NULL;
     int status = cli_open(a.path, &ckpt);
     if (status == CLI_EXIT_OK)
-        status = a.ntensors ? print_tensors(ckpt, &a) : list_tensors(ckpt, &a);
+        status = a.ntensors      ? print_tensors(ckpt, &a)
+                 : a.graph_names ? cli_names_list(ckpt, a.json)
+                                 : list_tensors(ckpt, &a);
     trestle_close(ckpt);
     free(a.tensors);
     return status;

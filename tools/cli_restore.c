@@ -36,11 +36,17 @@ static const char restore_help[] =
     "      --ops FILE         the ops listed in FILE ('-': standard input), as\n"
     "                         TensorFlow's RestoreV2 gets them (format below); an\n"
     "                         empty list is an error\n"
-    "      --rename A=B       with --ops: restore op name A from checkpoint key B\n"
-    "                         (repeatable, each A once); 'a/=b/' renames every name\n"
-    "                         under prefix a/\n"
-    "      --rnn-renames      with --ops: also try TF 1.x RNN renames (weights ->\n"
-    "                         kernel, ...)\n"
+    "      --graph GRAPH      the ops GRAPH's saver restores (a .meta file, a\n"
+    "                         saved_model.pb or a SavedModel directory; see\n"
+    "                         'trestle ops --graph')\n"
+    "      --rename A=B       with --ops or --graph: restore op name A from checkpoint\n"
+    "                         key B (repeatable, each A once); 'a/=b/' renames every\n"
+    "                         name under prefix a/\n"
+    "      --rnn-renames      with --ops or --graph: also try TF 1.x RNN renames\n"
+    "                         (weights -> kernel, ...)\n"
+    "      --names graph      op names may be graph names (dense/kernel) of a TF2\n"
+    "                         checkpoint's keys, from its object graph (names two\n"
+    "                         keys share are left alone)\n"
     "      --exclude GLOB     skip op names matching GLOB (fnmatch; repeatable; an\n"
     "                         unclosed '[' is an error)\n"
     "      --allow-missing    skip keys absent from the checkpoint instead of failing\n"
@@ -69,6 +75,9 @@ static const char restore_help[] =
     "                         of copying them (CRC still checked; no copy, no fresh\n"
     "                         memory); the files must not be rewritten meanwhile;\n"
     "                         not with --device\n"
+    "      --no-numa          with --device: leave staging memory and workers where\n"
+    "                         the system puts them (by default they go to the GPU's\n"
+    "                         NUMA node, when the host says which)\n"
     "      --group mpi|none   mpi: restore once for a whole MPI job, each byte read\n"
     "                         by one rank (runs trestle-mpi; the default when\n"
     "                         launched by mpirun; see trestle-mpi restore --help\n"
@@ -111,6 +120,8 @@ static const char restore_help[] =
 typedef struct restore_args {
     const char *path;
     const char *ops_file;
+    const char *graph;      /* --graph: a graph file whose saver's ops to restore */
+    int graph_names;        /* --names graph: object-graph names as renames */
     int all, list, quiet, skip_unsupported;
     int as;                 /* --as: target dtype for every convertible tensor, or 0 */
     const char **renames;   /* pointers into argv */
@@ -124,13 +135,16 @@ typedef struct restore_args {
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
-    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GROUP
+    OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES,
+    OPT_NO_NUMA, OPT_GROUP
 };
 
 static const struct option restore_longopts[] = {
     { "all", no_argument, NULL, OPT_ALL },
     { "ops", required_argument, NULL, OPT_OPS },
     { "skip-unsupported", no_argument, NULL, OPT_SKIP_UNSUPPORTED },
+    { "graph", required_argument, NULL, OPT_GRAPH },
+    { "names", required_argument, NULL, OPT_NAMES },
     { "rename", required_argument, NULL, OPT_RENAME },
     { "rnn-renames", no_argument, NULL, OPT_RNN },
     { "exclude", required_argument, NULL, OPT_EXCLUDE },
@@ -147,6 +161,7 @@ static const struct option restore_longopts[] = {
     { "device", required_argument, NULL, OPT_DEVICE },
     { "host", no_argument, NULL, OPT_HOST },
     { "map", no_argument, NULL, OPT_MAP },
+    { "no-numa", no_argument, NULL, OPT_NO_NUMA },
     { "group", required_argument, NULL, OPT_GROUP },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
@@ -163,6 +178,12 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_ALL: a->all = 1; break;
     case OPT_OPS: a->ops_file = arg; break;
     case OPT_SKIP_UNSUPPORTED: a->plan.skip_unsupported = 1; break;
+    case OPT_GRAPH: a->graph = arg; break;
+    case OPT_NAMES:
+        if (strcmp(arg, "graph") != 0 && strcmp(arg, "key") != 0)
+            return cli_usage("restore", "--names is 'key' or 'graph', not '%s'", arg);
+        a->graph_names = strcmp(arg, "graph") == 0;
+        break;
     case OPT_RENAME:
         if (!strchr(arg, '=') || arg[0] == '=')
             return cli_usage("restore", "--rename wants GRAPH_NAME=CHECKPOINT_KEY, not '%s'", arg);
@@ -219,6 +240,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
         break;
     case OPT_HOST: a->run.device = -1; break;
     case OPT_MAP: a->run.host_map = 1; break;
+    case OPT_NO_NUMA: a->run.no_numa = 1; break;
     case OPT_GROUP: break; /* "none": cli_group_exec() took the others */
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
@@ -297,6 +319,10 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
     if (st->staging_note[0])
         printf("note: %s\n", st->staging_note);
+    if (st->numa_node >= 0)
+        printf("numa: GPU on node %d; staging %s, %u worker%s pinned there\n", st->numa_node,
+               st->numa_bound ? "bound there" : "not bound (the kernel refused mbind)",
+               st->numa_pinned, st->numa_pinned == 1 ? "" : "s");
 }
 
 /* A converted dtype as --as spells it: numpy's float32/float16 rather than
@@ -395,6 +421,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     trestle_restore_options run = a->run;
     trestle_plan_options popt = a->plan;
     int status = CLI_EXIT_FAIL;
+    cli_names_rules names = { 0 };
+    const char **renames = NULL;
 
     trestle_error_clear(&err);
     memset(&st, 0, sizeof st);
@@ -402,8 +430,14 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         return CLI_EXIT_FAIL;
     if (a->as && ops_converting_all(ckpt, a->as, &ops) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
+    if (a->graph && cli_graph_ops(a->graph, TRESTLE_DEST_ALLOCATE, &ops) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
     popt.renames = a->renames;
     popt.num_renames = a->nrenames;
+    /* --names graph: the user's renames, then one per object-graph name. */
+    if (a->graph_names && (cli_names_renames(ckpt, &names) != CLI_EXIT_OK ||
+                           !(renames = cli_names_merge(&popt, &names))))
+        goto done;
     popt.excludes = a->excludes;
     popt.num_excludes = a->nexcludes;
     if (trestle_plan_create(ckpt, ops.ops, ops.n, &popt, &plan, &err) != TRESTLE_OK) {
@@ -441,6 +475,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
 done:
     trestle_plan_free(plan);
     cli_ops_free(&ops);
+    cli_names_rules_free(&names);
+    free(renames);
     return status;
 }
 
@@ -492,10 +528,15 @@ int cli_restore_main(int argc, char **argv)
                            "--device");
         goto out;
     }
-    if (!a.ops_file && (a.nrenames || a.plan.tf1_rnn_renames)) {
+    if (a.graph && (a.all || a.ops_file || a.as)) {
+        status = cli_usage("restore", "--graph gives the op list; it cannot go with --all, --ops "
+                           "or --as");
+        goto out;
+    }
+    if (!a.ops_file && !a.graph && (a.nrenames || a.plan.tf1_rnn_renames)) {
         /* Every-tensor ops are named by their keys: a rename has nothing to map. */
         status = cli_usage("restore", "--rename and --rnn-renames map the names of an ops file "
-                           "to checkpoint keys; they need --ops");
+                           "or a graph to checkpoint keys; they need --ops or --graph");
         goto out;
     }
     if (a.as && a.ops_file) {

@@ -75,8 +75,11 @@ int cli_open(const char *path, trestle_checkpoint **out)
 {
     trestle_error err;
     trestle_error_clear(&err);
-    if (trestle_open(path, NULL, out, &err) != TRESTLE_OK)
-        return cli_fail(&err);
+    if (trestle_open(path, NULL, out, &err) != TRESTLE_OK) {
+        cli_fail(&err);
+        cli_graph_hint(path);
+        return CLI_EXIT_FAIL;
+    }
     return CLI_EXIT_OK;
 }
 

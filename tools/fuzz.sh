@@ -7,14 +7,14 @@
 # on any crash, leak or sanitizer report, and prints each target's final
 # coverage (edges, features, corpus) for bench/RESULTS.md.
 #
-#   FUZZ_TARGETS="index entry"   run only these (default: all six)
+#   FUZZ_TARGETS="index entry"   run only these (default: all eight)
 #   FUZZ_CRC=1                   keep the index block CRC verdict (the
 #                                coverage before issue 13, for comparison)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh clang libclang-rt-14-dev
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-index entry spec state opsfile plan}
+TARGETS=${FUZZ_TARGETS:-index entry spec state opsfile plan graph names}
 build=build-fuzz
 crc=OFF
 if [ "${FUZZ_CRC:-0}" = 1 ]; then build=build-fuzz-crc; crc=ON; fi
@@ -41,6 +41,14 @@ if [ -d ../shared/fixtures ]; then
     find ../shared/fixtures -name checkpoint -type f -size -64k | while read -r f; do
         cp "$f" "$work/state/$(echo "$f" | tr '/' '_')"
     done
+fi
+# Seeds for the graph reader: the hand-encoded graphs in tests/fuzz/seeds/graph
+# (a sharded saver beside a RestoreSlice; a SavedModel whose restore op calls
+# a TF2 restore function) and the real .meta and saved_model.pb files that
+# fit -max_len.
+if [ -d "$work/graph" ] && [ -d ../shared/fixtures/tf-graphs ]; then
+    find ../shared/fixtures/tf-graphs -type f \( -name '*.meta' -o -name '*.pb' \) -size -64k |
+        while read -r f; do cp "$f" "$work/graph/$(echo "$f" | tr '/' '_')"; done
 fi
 # The plan seeds are op lists too.
 [ -d "$work/opsfile" ] && cp tests/fuzz/seeds/plan/* "$work/opsfile/" 2>/dev/null || true

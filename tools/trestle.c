@@ -26,6 +26,10 @@ static const command commands[] = {
     { "verify", cli_verify_main, "check every tensor's CRC32C and name the bad ones" },
     { "restore", cli_restore_main, "restore tensors (all, or an ops file) and report throughput" },
     { "convert", cli_convert_main, "write tensors into a safetensors file, CRC-checked, atomically" },
+    { "ops", cli_ops_main, "print the op list a graph's saver restores (or a checkpoint's) "
+                           "as an ops file" },
+    { "check", cli_check_main, "preflight a graph's or ops file's restore: missing keys, "
+                               "mismatches, inferred renames" },
     { "diff", cli_diff_main, "compare two checkpoints (or an ops file) key by key" },
     { "synth", cli_synth_main, "write a synthetic LLM-shaped checkpoint of a given size" },
     { "bench", cli_bench_main, "time each restore stage against this machine's read, CRC and "

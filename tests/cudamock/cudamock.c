@@ -1317,3 +1317,37 @@ void cudamock_reset(void)
     unlock();
     last_error = cudaSuccess;
 }
+
+/* ---- PCI identity ---- */
+
+/*
+ * Device d sits at "0000:%02X:00.0" with bus 0x1B + 0x20 * d (distinct,
+ * and in uppercase hex as the real runtime writes it, while sysfs names
+ * are lowercase), or at the d-th comma-separated entry of
+ * TRESTLE_CUDAMOCK_PCI_BUS_IDS, copied verbatim (garbage included) so a
+ * test can move devices around; a list too short for d gives the default.
+ * The variable is read at each call, so a test may set it at any time.
+ * Like the runtime, the id is cut to fit len bytes with its terminator.
+ */
+cudaError_t cudaDeviceGetPCIBusId(char *pciBusId, int len, int device)
+{
+    lock();
+    cudaError_t e = armed_for("cudaDeviceGetPCIBusId", NULL);
+    if (e == cudaSuccess && (device < 0 || device >= ndevices))
+        e = ndevices == 0 ? cudaErrorNoDevice : cudaErrorInvalidDevice;
+    if (e == cudaSuccess && (!pciBusId || len <= 0))
+        e = cudaErrorInvalidValue;
+    if (e == cudaSuccess) {
+        char id[64];
+        snprintf(id, sizeof id, "0000:%02X:00.0", 0x1b + 0x20 * device);
+        const char *list = getenv("TRESTLE_CUDAMOCK_PCI_BUS_IDS");
+        for (int d = 0; list && d < device; d++) {
+            list = strchr(list, ',');
+            list = list ? list + 1 : NULL;
+        }
+        if (list)
+            snprintf(id, sizeof id, "%.*s", (int)strcspn(list, ","), list);
+        snprintf(pciBusId, (size_t)len, "%s", id);
+    }
+    return unlock_ret(e);
+}

@@ -98,6 +98,12 @@ void *cudamock_ctx_create(int device);
 /* 1 when device's primary context has been created in this process. */
 int cudamock_has_primary(int device);
 
+/*
+ * cudaDeviceGetPCIBusId: device d is at "0000:%02X:00.0", bus 0x1B + 0x20 * d
+ * (uppercase, as the runtime writes it; sysfs names are lowercase), unless
+ * TRESTLE_CUDAMOCK_PCI_BUS_IDS ("id0,id1,...", read at each call) names it.
+ */
+
 #ifdef __cplusplus
 }
 #endif

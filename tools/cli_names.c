@@ -1,0 +1,170 @@
+/*
+ * cli_names.c - object-graph names on the command line: `trestle inspect
+ * --names graph` (each key of a TF2 checkpoint beside its graph name, and
+ * optimizer slots as VAR/SLOT), and the rename rules that let op names be
+ * graph names (`--names graph` on restore).
+ *
+ * The map comes from trestle_names_open(); this file only prints it and
+ * turns it into "graph=key" rules for the planner.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int open_names(const trestle_checkpoint *c, trestle_names **out)
+{
+    trestle_error err;
+    trestle_error_clear(&err);
+    if (trestle_names_open(c, out, &err) != TRESTLE_OK)
+        return cli_fail(&err);
+    return CLI_EXIT_OK;
+}
+
+int cli_names_list(const trestle_checkpoint *c, int json)
+{
+    static const char *const headers[] = { "KEY", "GRAPH NAME", "NOTE" };
+    trestle_names *m = NULL;
+    trestle_checkpoint_info ci;
+    if (open_names(c, &m) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    trestle_checkpoint_get_info(c, &ci);
+    size_t n = trestle_tensor_count(c);
+    cli_table *tab = json ? NULL : cli_table_new(3, headers, NULL);
+    if (!json && !tab) {
+        trestle_names_free(m);
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    if (json) {
+        fputs("{\n  \"prefix\": ", stdout);
+        cli_json_cstr(stdout, ci.prefix);
+        fputs(",\n  \"names\": [\n", stdout);
+    } else {
+        printf("checkpoint %s: %zu tensor%s, %zu in the object graph\n", ci.prefix, n,
+               n == 1 ? "" : "s", trestle_names_count(m));
+    }
+    int status = CLI_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        trestle_tensor_info t;
+        trestle_name_info ni = { "", "", "", "", "" };
+        size_t at;
+        char note[512] = "";
+        trestle_tensor_get_info(c, i, &t);
+        int known = trestle_names_find(m, t.name, &at) == TRESTLE_OK &&
+                    trestle_names_get(m, at, &ni) == TRESTLE_OK;
+        if (t.kind == TRESTLE_TENSOR_OBJECT_GRAPH)
+            snprintf(note, sizeof note, "(the object graph)");
+        else if (!known)
+            snprintf(note, sizeof note, "(not in the object graph)");
+        else if (ni.slot_name[0])
+            snprintf(note, sizeof note, "slot '%s' of %s", ni.slot_name, ni.slot_of);
+        if (json) {
+            fputs(i ? ",\n    {\"key\": " : "    {\"key\": ", stdout);
+            cli_json_cstr(stdout, t.name);
+            fputs(", \"graph_name\": ", stdout);
+            if (known && ni.graph_name[0])
+                cli_json_cstr(stdout, ni.graph_name);
+            else
+                fputs("null", stdout);
+            fputs(", \"full_name\": ", stdout);
+            cli_json_cstr(stdout, ni.full_name);
+            if (ni.slot_name[0]) {
+                fputs(", \"slot\": ", stdout);
+                cli_json_cstr(stdout, ni.slot_name);
+                fputs(", \"slot_of\": ", stdout);
+                cli_json_cstr(stdout, ni.slot_of);
+            }
+            fputc('}', stdout);
+            continue;
+        }
+        const char *row[] = { t.name, known && ni.graph_name[0] ? ni.graph_name : "-", note };
+        if (cli_table_add(tab, row) != 0) {
+            cli_error("out of memory");
+            status = CLI_EXIT_FAIL;
+            break;
+        }
+    }
+    if (json) {
+        fputs("\n  ]\n}\n", stdout);
+    } else if (status == CLI_EXIT_OK) {
+        cli_table_print(tab, stdout);
+    }
+    cli_table_free(tab);
+    trestle_names_free(m);
+    return status;
+}
+
+/*
+ * Rules "graph_name=key" for every entry whose graph name is its own
+ * (another key with the same graph name makes the name ambiguous, and such
+ * names get no rule: restoring them by graph name would be a guess).
+ */
+static int cmp_graph_name(const void *a, const void *b)
+{
+    return strcmp(((const trestle_name_info *)a)->graph_name,
+                  ((const trestle_name_info *)b)->graph_name);
+}
+
+int cli_names_renames(const trestle_checkpoint *c, cli_names_rules *out)
+{
+    trestle_names *m = NULL;
+    memset(out, 0, sizeof *out);
+    if (open_names(c, &m) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    size_t n = trestle_names_count(m);
+    trestle_name_info *all = calloc(n ? n : 1, sizeof *all);
+    out->rules = calloc(n ? n : 1, sizeof *out->rules);
+    if (!all || !out->rules)
+        goto nomem;
+    for (size_t i = 0; i < n; i++)
+        trestle_names_get(m, i, &all[i]);
+    /* Sorted by graph name, a name shared by several keys sits beside its twin. */
+    qsort(all, n, sizeof *all, cmp_graph_name);
+    for (size_t i = 0; i < n; i++) {
+        const char *g = all[i].graph_name;
+        if (!g[0] || strcmp(g, all[i].key) == 0 ||
+            (i > 0 && strcmp(g, all[i - 1].graph_name) == 0) ||
+            (i + 1 < n && strcmp(g, all[i + 1].graph_name) == 0))
+            continue;
+        size_t len = strlen(g) + strlen(all[i].key) + 2;
+        char *rule = malloc(len);
+        if (!rule)
+            goto nomem;
+        snprintf(rule, len, "%s=%s", g, all[i].key);
+        out->rules[out->n++] = rule;
+    }
+    free(all);
+    trestle_names_free(m);
+    return CLI_EXIT_OK;
+nomem:
+    free(all);
+    trestle_names_free(m);
+    cli_names_rules_free(out);
+    cli_error("out of memory");
+    return CLI_EXIT_FAIL;
+}
+
+const char **cli_names_merge(trestle_plan_options *po, const cli_names_rules *names)
+{
+    const char **all = calloc(po->num_renames + names->n + 1, sizeof *all);
+    if (!all) {
+        cli_error("out of memory");
+        return NULL;
+    }
+    if (po->num_renames)
+        memcpy(all, po->renames, po->num_renames * sizeof *all);
+    for (size_t i = 0; i < names->n; i++)
+        all[po->num_renames + i] = names->rules[i];
+    po->renames = all;
+    po->num_renames += names->n;
+    return all;
+}
+
+void cli_names_rules_free(cli_names_rules *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->rules[i]);
+    free(r->rules);
+    memset(r, 0, sizeof *r);
+}
