@@ -154,7 +154,9 @@ static int round_bcast(MPI_Comm comm, int root, const trestle__group_runs *rs, c
     }
     if (!direct)
         memcpy(status, *scratch, sizeof *status);
-    return mrc == MPI_SUCCESS ? TRESTLE_OK : mpi_fail(err, mrc, "broadcast of restored bytes", root);
+    if (mrc != MPI_SUCCESS)
+        return mpi_fail(err, mrc, "broadcast of restored bytes", root);
+    return TRESTLE_OK;
 }
 
 int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_live *lv,

@@ -42,7 +42,8 @@ static int mpirun_prog(const char *t, int np, const char *env, const char *args,
      * stay loaded so that the suppressions can name their frames. */
     cr_assert(asprintf(&cmd, "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
                              "OMPI_MCA_mca_base_component_disable_dlclose=1 "
-                             "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:print_suppressions=0 "
+                             "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:"
+                             "print_suppressions=0 "
                              "ASAN_OPTIONS=\"$ASAN_OPTIONS:fast_unwind_on_malloc=0\" "
                              "%s timeout 120 %s --oversubscribe -np %d %s restore %s",
                        TRESTLE_SOURCE_DIR, env ? env : "", TRESTLE_MPIEXEC, np, t, args) > 0);
