@@ -395,6 +395,31 @@ Test(mpi, a_missing_key_fails_every_rank_alike, .timeout = 300)
     free_tp(&f);
 }
 
+Test(mpi, a_bad_shard_rule_fails_every_rank_alike_even_matching_nothing, .timeout = 300)
+{
+    tool();
+    tp_fixture f;
+    make_tp(&f);
+    char *args, *out, *err;
+    cr_assert(asprintf(&args, "'%s' --all --shard 'model/attn/*:0' --shard 'x'", f.prefix) > 0);
+    int rc = mpirun(2, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(count(err, "trestle: rank 0 of 2: shard rule 1 (x) is not of the form GLOB:DIM"),
+                 2, "%s", err);
+    free(args);
+    free(out);
+    free(err);
+    cr_assert(asprintf(&args, "'%s' --all --shard 'model/norm/*:1'", f.prefix) > 0);
+    rc = mpirun(2, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(count(err, "trestle: rank 0 of 2: tensor 'model/norm/scale' has rank 1: shard "
+                            "rule 'model/norm/*:1' names dimension 1"), 2, "%s", err);
+    free(args);
+    free(out);
+    free(err);
+    free_tp(&f);
+}
+
 Test(mpi, a_killed_rank_ends_the_others_within_30_s, .timeout = 300)
 {
     tool();

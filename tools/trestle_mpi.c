@@ -333,10 +333,12 @@ static int restore(const args *a, trestle_group *g)
     po.num_shard_rules = a->nrules;
     po.shard_rank = rank;
     po.shard_world = size;
-    if (rc == TRESTLE_OK && np > 0)
+    /* Planned even when no op matches, so that a malformed rule is still
+     * refused by the library, naming it, rather than matching nothing. */
+    if (rc == TRESTLE_OK && a->nrules > 0)
         rc = trestle_plan_create(c, pops, np, &po, &part, &mine);
     /* Each rank's own tensor-parallel parts first, then the shared rest. */
-    if (rc == TRESTLE_OK && part)
+    if (rc == TRESTLE_OK && np > 0)
         rc = trestle_restore(part, &ro, &ps, &mine);
     rc = trestle_group_agree(g, rc, &mine, &err);
     if (rc == TRESTLE_OK)
