@@ -159,4 +159,7 @@ struct trestle_plan {
 int trestle__plan_check_unsupported(const trestle_checkpoint *c, const trestle__plan_op *ops,
                                     size_t n, trestle_error *err);
 
+/* Recompute p->stats from its ops and batches (engine/plan_create.c). */
+void trestle__plan_fill_stats(trestle_plan *p);
+
 #endif /* TRESTLE_PLAN_H */

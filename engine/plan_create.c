@@ -29,6 +29,7 @@
 #include "plan.h"
 #include "plan_build.h"
 #include "plan_names.h"
+#include "plan_shard.h"
 
 #define DEFAULT_MAX_BATCH_BYTES (16ull << 20) /* one big read, still a small staging share */
 #define DEFAULT_MAX_GAP_BYTES (64ull << 10)   /* reading a hole is cheaper than a new request */
@@ -39,6 +40,7 @@ void trestle_plan_options_init(trestle_plan_options *opt)
     opt->size = sizeof *opt;
     opt->max_batch_bytes = DEFAULT_MAX_BATCH_BYTES;
     opt->max_gap_bytes = DEFAULT_MAX_GAP_BYTES;
+    opt->shard_world = 1;
 }
 
 /* Options as the caller's `size` allows, over the defaults. */
@@ -62,7 +64,8 @@ static int read_options(const trestle_plan_options *opt, trestle_plan_options *o
     return TRESTLE_OK;
 }
 
-static void fill_stats(trestle_plan *p)
+/* Also used by engine/plan_part.c when a plan keeps only some extents. */
+void trestle__plan_fill_stats(trestle_plan *p)
 {
     trestle_plan_stats *s = &p->stats;
     memset(s, 0, sizeof *s);
@@ -95,6 +98,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     TR_FAIL_IF(!ops && n > 0, err, TRESTLE_E_INVALID_ARG, "ops is NULL but n is %zu", n);
     TR_FORWARD(read_options(opt, &b.o, err));
     TR_FORWARD(trestle__plan_names_check(&b.o, err));
+    TR_FORWARD(trestle__plan_shard_check(&b.o, err));
     b.c = c;
 
     count = ops ? n : c->num_listed;
@@ -121,7 +125,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     /* Shards open when first needed: now, for the ones this plan reads. */
     for (size_t k = 0; k < b.p->num_batches; k++)
         TR_FORWARD(trestle__shard_open(c, b.p->batches[k].shard, NULL, err));
-    fill_stats(b.p);
+    trestle__plan_fill_stats(b.p);
     *out = b.p;
     b.p = NULL;
 fail:

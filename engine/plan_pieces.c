@@ -18,6 +18,7 @@
 #include "error.h"
 #include "plan.h"
 #include "plan_build.h"
+#include "plan_shard.h"
 
 /* TF's TensorShape::DebugString: "[4,5]", "[]" for a scalar. */
 static void shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
@@ -170,6 +171,9 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
         trestle__error_prefix(err, "tensor_name = %s", op->key);
         return rc;
     }
+    /* A tensor-parallel rule is only a narrower spec from here on. */
+    if ((rc = trestle__plan_shard_apply(&b->o, op->name, op->key, e, &spec, err)) != TRESTLE_OK)
+        return rc;
     op->src_es = trestle_dtype_size(e->dtype);
     op->dst_es = es;
     op->whole = spec.whole;

@@ -96,7 +96,8 @@ TRESTLE_API const char *trestle_version_string(void);
 /**
  * The one table of error codes. Values are grouped by tens and are stable:
  * 0 success; 1x caller misuse and resources; 2x corrupt data; 3x I/O;
- * 4x key/dtype/shape resolution; 5x pipeline; 6x CUDA.
+ * 4x key/dtype/shape resolution; 5x pipeline; 6x CUDA; 7x process groups
+ * (libtrestle_mpi, since 0.2).
  * XX(name, value, text).
  */
 #define TRESTLE_ERROR_MAP(XX)                                                  \
@@ -119,7 +120,8 @@ TRESTLE_API const char *trestle_version_string(void);
     XX(E_CANCELLED, 50, "restore cancelled")                                   \
     XX(E_NO_IO_URING, 51, "io_uring unavailable")                              \
     XX(E_CUDA, 60, "CUDA error")                                               \
-    XX(E_NO_DEVICE, 61, "no CUDA device")
+    XX(E_NO_DEVICE, 61, "no CUDA device")                                     \
+    XX(E_GROUP, 70, "process group failure")
 
 /** Error codes; see TRESTLE_ERROR_MAP. */
 typedef enum trestle_code {
@@ -636,7 +638,21 @@ typedef struct trestle_plan_options {
     int skip_unsupported;        /**< skip (skipped = TRESTLE_SKIP_UNSUPPORTED) tensors whose
                                       dtype trestle cannot restore (DT_VARIANT) instead of
                                       failing; since 0.2 */
-    void *reserved[7];           /**< must be zero */
+    /* Tensor-parallel shard rules, since 0.2 (they took three of the
+     * reserved slots, so the struct's size is unchanged on LP64). */
+    const char *const *shard_rules; /**< `num_shard_rules` rules "GLOB:DIM": an op whose
+                                      name (as given, before renames) matches GLOB (fnmatch,
+                                      no flags, as excludes) restores only part
+                                      `shard_rank` of `shard_world` of dimension DIM, as the
+                                      slice spec TensorFlow's partitioner would give it: a
+                                      dim of n splits into parts of n / W elements, the first
+                                      n % W parts one more. The first matching rule wins;
+                                      unmatched ops are restored as asked. An op with its own
+                                      shape_and_slices is split within its slice. */
+    size_t num_shard_rules;
+    int shard_rank;              /**< the part this plan restores, 0 <= shard_rank < shard_world */
+    int shard_world;             /**< parts each matched dim splits into (default 1; 0 reads as 1) */
+    void *reserved[4];           /**< must be zero */
 } trestle_plan_options;
 
 /** Why a plan op was skipped (trestle_plan_op_info.skipped). */
@@ -646,8 +662,8 @@ typedef struct trestle_plan_options {
                                         serialized objects), with skip_unsupported; since 0.2 */
 
 /**
- * @brief Fill `opt` with the defaults (no renames or exclusions, missing keys
- * are errors, 16 MiB batches, 64 KiB gaps) and set `opt->size`.
+ * @brief Fill `opt` with the defaults (no renames, exclusions or shard rules,
+ * missing keys are errors, 16 MiB batches, 64 KiB gaps) and set `opt->size`.
  * @param[out] opt  caller-owned options; must not be NULL.
  * Thread-safe. Since 0.1.
  */
@@ -668,6 +684,13 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * float32 -> bfloat16, float32 -> float16, float16 -> float32,
  * bfloat16 -> float32)` (on one line).
  *
+ * Shard rules (trestle_plan_options.shard_rules) turn each matching op into
+ * the slice spec of its part before anything else about its slice is
+ * planned, so a restore only ever sees ops. The restored shape is the
+ * part's (trestle_plan_op_info.dims). Because TensorFlow's CRC32C covers a
+ * whole stored tensor, a part of a plain tensor is still read and checked
+ * whole; a partitioned variable reads only the stored slices the part meets.
+ *
  * @param[in]  c    the checkpoint; must outlive the plan.
  * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole".
  *                  A DT_VARIANT tensor (e.g. a tf.data iterator state), which
@@ -683,9 +706,13 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  *         (an op's `dtype` differs from the stored one, or its target_dtype
  *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
  *         TRESTLE_E_INSUFFICIENT_SLICES, TRESTLE_E_INVALID_ARG (capacity too
- *         small), TRESTLE_E_UNSUPPORTED (a DT_VARIANT tensor, see `ops`),
- *         TRESTLE_E_IO (a data shard the plan reads is a directory, FIFO or
- *         device), TRESTLE_E_NOMEM. Thread-safe for distinct plans. Since 0.1.
+ *         small; a shard rule that is not GLOB:DIM or has an unclosed '[';
+ *         shard_rank outside [0, shard_world)), TRESTLE_E_BAD_SPEC (a rule
+ *         names a dimension the matched tensor lacks, or matches a scalar:
+ *         the message names the tensor and the rule), TRESTLE_E_UNSUPPORTED
+ *         (a DT_VARIANT tensor, see `ops`), TRESTLE_E_IO (a data shard the
+ *         plan reads is a directory, FIFO or device), TRESTLE_E_NOMEM.
+ *         Thread-safe for distinct plans. Since 0.1.
  */
 TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops,
                                     size_t n, const trestle_plan_options *opt,
@@ -787,6 +814,95 @@ typedef struct trestle_plan_stats {
  * Never fails. Thread-safe. Since 0.1.
  */
 TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out);
+
+/* ======================================================================= */
+/* Parts of a plan (for groups of processes that share one restore)         */
+/* ======================================================================= */
+
+/*
+ * A plan reads its checkpoint as extents: stored runs of bytes, each read
+ * and CRC-checked as a unit, sorted by (shard, offset). A group of
+ * processes that restores one checkpoint once (trestle_mpi.h) gives each
+ * member a consecutive range of extents to read, then hands the verified
+ * destination bytes of each extent to the others. These three calls are
+ * all it needs from libtrestle, which knows nothing of groups.
+ */
+
+/** One extent of a plan (trestle_plan_get_extent()). */
+typedef struct trestle_plan_extent_info {
+    int shard;               /**< data shard it is read from */
+    uint64_t offset;         /**< byte offset in that shard */
+    uint64_t size;           /**< bytes read and checked */
+    const char *key;         /**< the tensor it belongs to, for messages; owned by the plan */
+} trestle_plan_extent_info;
+
+/**
+ * @brief Number of extents the plan reads, in (shard, offset) order.
+ * @param[in] p  the plan; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.2.
+ */
+TRESTLE_API size_t trestle_plan_extent_count(const trestle_plan *p);
+
+/**
+ * @brief Describe extent `i`.
+ * @param[in]  p    the plan.
+ * @param[in]  i    0 <= i < trestle_plan_extent_count(p).
+ * @param[out] out  caller-owned; `key` is owned by the plan and valid until
+ *                  trestle_plan_free(p).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_get_extent(const trestle_plan *p, size_t i,
+                                        trestle_plan_extent_info *out);
+
+/**
+ * @brief Destination bytes one extent produces (trestle_plan_extent_runs()):
+ * `length` bytes at byte `offset` of op `op`'s destination
+ * (trestle_plan_op_info.data once restored), in the op's restored dtype.
+ * @return 0 to go on; nonzero stops the walk, which returns that value.
+ */
+typedef int (*trestle_run_fn)(void *user, size_t op, uint64_t offset, uint64_t length);
+
+/**
+ * @brief Walk the destination byte runs that extent `i`'s verified bytes
+ * are copied to: one run per whole-tensor piece, one per contiguous row of
+ * a sliced or partitioned piece (adjacent rows merged), in op order, then
+ * destination order. Ops with a DISCARD destination give none.
+ *
+ * Once extent `i` is restored, exactly these bytes of these ops hold its
+ * data, so a process that restored it can send them to one that did not.
+ *
+ * @param[in] p     the plan (restored or not: offsets do not depend on where
+ *                  the destinations are).
+ * @param[in] i     0 <= i < trestle_plan_extent_count(p).
+ * @param[in] fn    called once per run, on the calling thread; not NULL.
+ * @param[in] user  passed to fn.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments, `i` out of
+ *         range), or fn's nonzero return. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_extent_runs(const trestle_plan *p, size_t i, trestle_run_fn fn,
+                                         void *user);
+
+/**
+ * @brief Restrict the plan to the extents [first, end): later restores read,
+ * check and copy only those, and the kept extents are renumbered from 0.
+ *
+ * Every op keeps its destination (engine memory is still allocated whole),
+ * but only the bytes the kept extents produce are written; an op is reported
+ * ready (trestle_ready_fn, trestle_stats.tensors) when its kept pieces have
+ * landed, at once when it has none. trestle_plan_get_stats() describes the
+ * restricted reads. There is no way back: plan again for the whole.
+ *
+ * @param[in,out] p      the plan; no restore of it may be running.
+ * @param[in]     first  first extent kept.
+ * @param[in]     end    one past the last kept; first <= end <= count.
+ * @param[out]    err    filled on failure; may be NULL.
+ * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG (bad range, NULL plan); the
+ *         plan is unchanged on failure. Not thread-safe against other use of
+ *         `p`. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end,
+                                          trestle_error *err);
 
 /* ======================================================================= */
 /* Restoring                                                                */

@@ -240,3 +240,42 @@ int tu_restore(trestle_plan *p, const trestle_restore_options *o, trestle_stats 
         cr_skip_test("io_uring unavailable here: %s", err ? err->message : "");
     return rc;
 }
+
+char *tu_write_mixed(const char *dir, int n, int shards)
+{
+    trestle_writer_options wo;
+    trestle_writer *w;
+    trestle_error err;
+    char *prefix;
+    cr_assert(asprintf(&prefix, "%s/c", dir) > 0);
+    trestle_writer_options_init(&wo);
+    wo.num_shards = shards;
+    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
+    for (int t = 0; t < n; t++) {
+        int64_t dims[2] = { 16 + (t * 37) % 300, 64 + t % 5 };
+        size_t bytes = (size_t)(dims[0] * dims[1]) * 4;
+        uint8_t *buf = malloc(bytes);
+        char name[48];
+        tu_fill_random(buf, bytes, (uint64_t)t + 7);
+        snprintf(name, sizeof name, "model/layer%02d/%s/kernel", t / 3,
+                 t % 3 == 0 ? "attn" : t % 3 == 1 ? "mlp" : "norm");
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 2, dims, buf, bytes,
+                                        t % shards, &err), TRESTLE_OK, "%s", err.message);
+        free(buf);
+    }
+    float emb[50 * 8];
+    tu_fill_random(emb, sizeof emb, 5);
+    static const char *parts[] = { "50 8 0,17:-", "50 8 17,17:-", "50 8 34,16:-" };
+    static const int rows[] = { 17, 17, 16 };
+    for (int k = 0, at = 0; k < 3; at += rows[k], k++)
+        cr_assert_eq(trestle_writer_add_slice(w, "model/emb", TRESTLE_DT_FLOAT, parts[k],
+                                              emb + at * 8, (uint64_t)rows[k] * 8 * 4,
+                                              k % shards, &err), TRESTLE_OK, "%s", err.message);
+    trestle_bytes words[2] = { { (const uint8_t *)"read", 4 }, { (const uint8_t *)"once", 4 } };
+    static const int64_t two = 2;
+    cr_assert_eq(trestle_writer_add_strings(w, "model/vocab", 1, &two, words, 1 % shards, &err),
+                 TRESTLE_OK);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    return prefix;
+}

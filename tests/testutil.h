@@ -80,4 +80,14 @@ int tu_restore(trestle_plan *p, const trestle_restore_options *o, trestle_stats 
 /* Deterministic pseudo-random bytes (xorshift), never all zeros. */
 void tu_fill_random(void *buf, size_t n, uint64_t seed);
 
+/*
+ * A writer-made checkpoint at DIR/c over `shards` shards (prefix returned,
+ * malloc'd): `n` float tensors "model/layerNN/{attn,mlp,norm}/kernel" (the
+ * t-th is [16 + (37 t) % 300, 64 + t % 5], filled with tu_fill_random seed
+ * t + 7, on shard t % shards), the partitioned variable "model/emb" [50,8]
+ * stored as rows 0-16, 17-33, 34-49, and the string tensor "model/vocab"
+ * {"read", "once"}. For suites that split one restore into parts.
+ */
+char *tu_write_mixed(const char *dir, int n, int shards);
+
 #endif /* TRESTLE_TESTUTIL_H */

@@ -33,6 +33,13 @@ int cli_convert_main(int argc, char **argv);
 int cli_ops_main(int argc, char **argv);
 int cli_check_main(int argc, char **argv);
 
+/* ---- process groups (cli_group.c) ---- */
+
+/* `trestle restore` under mpirun or with --group mpi: exec trestle-mpi with
+ * the same arguments. Returns -1 when the restore is not a group's (go on
+ * alone), else an exit code (it failed to start). */
+int cli_group_exec(int argc, char **argv);
+
 /* ---- errors and usage (cli_util.c) ---- */
 
 /* Print "trestle: <message>" and a newline to stderr. */

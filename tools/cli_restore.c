@@ -78,6 +78,10 @@ static const char restore_help[] =
     "      --no-numa          with --device: leave staging memory and workers where\n"
     "                         the system puts them (by default they go to the GPU's\n"
     "                         NUMA node, when the host says which)\n"
+    "      --group mpi|none   mpi: restore once for a whole MPI job, each byte read\n"
+    "                         by one rank (runs trestle-mpi; the default when\n"
+    "                         launched by mpirun; see trestle-mpi restore --help\n"
+    "                         for --shard GLOB:DIM); none: this process alone\n"
     "\n"
     "Output:\n"
     "  -l, --list             print each op: name, checkpoint key (when renamed or\n"
@@ -132,7 +136,7 @@ enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
     OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES,
-    OPT_NO_NUMA
+    OPT_NO_NUMA, OPT_GROUP
 };
 
 static const struct option restore_longopts[] = {
@@ -158,6 +162,7 @@ static const struct option restore_longopts[] = {
     { "host", no_argument, NULL, OPT_HOST },
     { "map", no_argument, NULL, OPT_MAP },
     { "no-numa", no_argument, NULL, OPT_NO_NUMA },
+    { "group", required_argument, NULL, OPT_GROUP },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -236,6 +241,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_HOST: a->run.device = -1; break;
     case OPT_MAP: a->run.host_map = 1; break;
     case OPT_NO_NUMA: a->run.no_numa = 1; break;
+    case OPT_GROUP: break; /* "none": cli_group_exec() took the others */
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
     default: return CLI_EXIT_USAGE;
@@ -479,6 +485,8 @@ int cli_restore_main(int argc, char **argv)
     restore_args a;
     int c, status;
 
+    if ((status = cli_group_exec(argc, argv)) >= 0)
+        return status; /* a group's restore: trestle-mpi could not start */
     memset(&a, 0, sizeof a);
     trestle_plan_options_init(&a.plan);
     trestle_restore_options_init(&a.run);

@@ -9,7 +9,8 @@ PKGS=(build-essential cmake pkg-config
       libisal-dev libsnappy-dev
       libcriterion-dev libbenchmark-dev
       python3-dev python3-numpy python3-pytest python3-torch python3-tqdm
-      python3-pip python3-venv python3-setuptools python3-wheel)
+      python3-pip python3-venv python3-setuptools python3-wheel
+      libopenmpi-dev openmpi-bin)   # libtrestle_mpi, trestle-mpi and the mpirun tests
 PKGS+=("$@")   # callers may ask for extras (e.g. clang for the fuzzers)
 
 missing=()

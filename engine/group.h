@@ -1,0 +1,96 @@
+/*
+ * group.h - what the files of libtrestle_mpi share (engine/group_mpi.c:
+ * the group, its collectives and the restore's order of steps;
+ * engine/group_exchange.c: the destination runs of each rank's part and
+ * the broadcasts that move them). libtrestle_mpi is a client of the public
+ * API (trestle.h) only, like the CLI: nothing here reaches into the
+ * engine's private headers, and libtrestle never sees MPI.
+ */
+#ifndef TRESTLE_GROUP_H
+#define TRESTLE_GROUP_H
+
+#include <mpi.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trestle.h"
+
+/* A destination run (trestle_run_fn): bytes [offset, offset + length) of op. */
+typedef struct trestle__group_run {
+    size_t op;
+    uint64_t offset, length;
+} trestle__group_run;
+
+/* The runs of one rank's part, in extent order. */
+typedef struct trestle__group_runs {
+    trestle__group_run *v;
+    size_t n, cap;
+    uint64_t bytes;             /* sum of the lengths */
+} trestle__group_runs;
+
+/* Fill err with code and a formatted message (no key, path or offset). */
+int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The runs of extents [first, end) of p, appended to out. TRESTLE_E_NOMEM. */
+int trestle__group_collect(const trestle_plan *p, size_t first, size_t end,
+                           trestle__group_runs *out, trestle_error *err);
+
+/* ---- this rank's restore, on a thread of its own (engine/group_live.c) ---- */
+
+/* A restore of this rank's part running while the calling thread (the one
+ * that makes every MPI call) exchanges: which ops are in place, and the
+ * outcome once it returns. */
+typedef struct trestle__group_live {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* signalled at every ready op and at the end */
+    uint8_t **data;             /* per op: its destination once reported ready, else NULL */
+    bool done;                  /* the restore returned */
+    int rc;                     /* its result, once done */
+    trestle_error err;          /* its error, once done */
+    trestle_stats stats;        /* its figures, once done */
+    double seconds;             /* its wall time */
+    trestle_plan *p;
+    trestle_restore_options opt; /* the caller's, on_ready chained through the group */
+    trestle_ready_fn user_fn;   /* the caller's callback, or NULL */
+    void *user;
+    const bool *mine;           /* per op: this rank's part writes some of it */
+    pthread_t thread;
+    bool started;
+} trestle__group_live;
+
+/* Start restoring p (kept to this rank's part) on a new thread. `mine`
+ * must outlive trestle__group_live_join(). TRESTLE_E_NOMEM when no thread. */
+int trestle__group_live_start(trestle__group_live *lv, trestle_plan *p,
+                              const trestle_restore_options *opt, const bool *mine,
+                              trestle_error *err);
+
+/* Wait until every op of runs [first, end) of rs has its destination, or
+ * the restore has returned. True when all of them have one. */
+bool trestle__group_live_wait(trestle__group_live *lv, const trestle__group_runs *rs,
+                              size_t first, size_t end);
+
+/* True when the restore has returned with an error. */
+bool trestle__group_live_failed(trestle__group_live *lv);
+
+/* Wait for the restore to return; its result. Safe after a failed start. */
+int trestle__group_live_join(trestle__group_live *lv, trestle_error *err);
+
+/* ---- the exchange (engine/group_exchange.c) ---- */
+
+/*
+ * Every rank broadcasts the bytes of its runs (runs[r] for rank r) from its
+ * destinations to the same places in everyone else's, while its own part
+ * is still being restored by lv: a round goes out as soon as the ops it
+ * touches are in place at the root (and have destinations at the
+ * receivers). Rounds take turns between the roots. Each carries the root's
+ * status first: once a root's restore has failed, every rank stops after
+ * that round (*stopped) and the outcome is left to the agreement.
+ * TRESTLE_E_NOMEM or TRESTLE_E_GROUP.
+ */
+int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_live *lv,
+                            const trestle__group_runs *runs, bool *stopped, trestle_error *err);
+
+#endif /* TRESTLE_GROUP_H */

@@ -1,0 +1,328 @@
+/*
+ * group_mpi.c - libtrestle_mpi: a group of MPI processes restoring one
+ * checkpoint, each extent read from storage by one rank (include/trestle_mpi.h).
+ *
+ * The order of a group restore, every step collective or local as marked:
+ *   check    (collective) all ranks planned the same extents and op sizes;
+ *   split    (local) this rank's consecutive, byte-balanced extent range;
+ *   runs     (local) the destination runs of every rank's part, listed
+ *            before the plan is kept to this rank's part;
+ *   restore  (local, engine/group_live.c) trestle_restore() of the kept plan,
+ *            started on a thread of its own;
+ *   agree    (collective) did every rank get this far? If not, the lowest
+ *            failing rank's error becomes everyone's and nothing is exchanged;
+ *   exchange (collective, engine/group_exchange.c) each round of verified
+ *            bytes goes out as soon as it is in place at its root, while
+ *            the rest is still being read;
+ *   agree    (collective) once more, over the restores and the exchange.
+ * Every rank takes every collective step whatever happened locally, so a
+ * failure on one rank can never leave another waiting in a collective.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "group.h"
+#include "trestle_mpi.h"
+
+struct trestle_group {
+    MPI_Comm comm;              /* our own duplicate, MPI_ERRORS_RETURN */
+    int rank, size;
+};
+
+int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err)
+{
+    int inited = 0, mrc;
+    trestle_error_clear(err);
+    if (!out)
+        return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL output pointer");
+    *out = NULL;
+    MPI_Initialized(&inited);
+    if (!inited)
+        return trestle__group_error(err, TRESTLE_E_INVALID_ARG,
+                                    "MPI is not initialised: call MPI_Init first");
+    trestle_group *g = calloc(1, sizeof *g);
+    if (!g)
+        return trestle__group_error(err, TRESTLE_E_NOMEM, "out of memory");
+    if ((mrc = MPI_Comm_dup(comm, &g->comm)) != MPI_SUCCESS) {
+        free(g);
+        return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Comm_dup failed (%d)", mrc);
+    }
+    MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(g->comm, &g->rank);
+    MPI_Comm_size(g->comm, &g->size);
+    *out = g;
+    return TRESTLE_OK;
+}
+
+void trestle_group_free(trestle_group *g)
+{
+    if (!g)
+        return;
+    MPI_Comm_free(&g->comm);
+    free(g);
+}
+
+int trestle_group_rank(const trestle_group *g) { return g ? g->rank : 0; }
+
+int trestle_group_size(const trestle_group *g) { return g ? g->size : 1; }
+
+/* ---- the split ---- */
+
+/* Where part k starts: the first extent whose middle lies past k/size of
+ * the bytes. Monotone in k, so parts are consecutive and cover everything. */
+static size_t boundary(const trestle_plan *p, size_t n, uint64_t total, int k, int size)
+{
+    if (k <= 0)
+        return 0;
+    if (k >= size)
+        return n;
+    if (total == 0)
+        return n * (size_t)k / (size_t)size;
+    unsigned __int128 target = (unsigned __int128)total * (unsigned)k / (unsigned)size;
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i < n; i++) {
+        trestle_plan_extent_info x;
+        trestle_plan_get_extent(p, i, &x);
+        if (acc + x.size / 2 >= target)
+            break;
+        acc += x.size;
+    }
+    return i;
+}
+
+void trestle_group_part(const trestle_plan *p, int rank, int size, size_t *first, size_t *end)
+{
+    size_t n = trestle_plan_extent_count(p);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_extent_info x;
+        trestle_plan_get_extent(p, i, &x);
+        total += x.size;
+    }
+    if (size < 1)
+        size = 1;
+    *first = boundary(p, n, total, rank, size);
+    *end = boundary(p, n, total, rank + 1, size);
+}
+
+/* ---- collectives ---- */
+
+/* FNV-1a over what must agree between ranks: every extent and op size. */
+static uint64_t fingerprint(const trestle_plan *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    size_t n = trestle_plan_extent_count(p), m = trestle_plan_op_count(p);
+    uint64_t words[3];
+    for (size_t i = 0; i < n + m; i++) {
+        if (i < n) {
+            trestle_plan_extent_info x;
+            trestle_plan_get_extent(p, i, &x);
+            words[0] = (uint64_t)x.shard;
+            words[1] = x.offset;
+            words[2] = x.size;
+        } else {
+            trestle_plan_op_info o;
+            trestle_plan_get_op(p, i - n, &o);
+            words[0] = o.bytes;
+            words[1] = (uint64_t)o.skipped;
+            words[2] = (uint64_t)o.out_dtype;
+        }
+        const uint8_t *b = (const uint8_t *)words;
+        for (size_t k = 0; k < sizeof words; k++)
+            h = (h ^ b[k]) * 1099511628211ull;
+    }
+    return h ^ n ^ (m << 32);
+}
+
+/* Do all ranks hold the same plan? One allreduce of (h, ~h) under MAX
+ * gives the largest and (inverted) smallest fingerprint. */
+static int check_same_plan(trestle_group *g, const trestle_plan *p, trestle_error *err)
+{
+    uint64_t h = fingerprint(p), mine[2] = { h, ~h }, all[2];
+    int mrc = MPI_Allreduce(mine, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
+    if (mrc != MPI_SUCCESS)
+        return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
+    if (all[0] != ~all[1])
+        return trestle__group_error(err, TRESTLE_E_INVALID_ARG,
+                                    "the ranks planned different restores (extents or op sizes "
+                                    "differ): every rank must plan the same ops of the same "
+                                    "checkpoint with the same options");
+    return TRESTLE_OK;
+}
+
+/*
+ * The one collective that decides an outcome: the lowest rank whose rc is
+ * not OK broadcasts its error, prefixed "rank R of N: ", and every rank
+ * returns it. All OK: returns TRESTLE_OK and leaves err alone.
+ */
+static int agree(trestle_group *g, int rc, trestle_error *err, const trestle_error *mine)
+{
+    int me = rc != TRESTLE_OK ? g->rank : g->size, first = g->size;
+    int mrc = MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, g->comm);
+    if (mrc != MPI_SUCCESS)
+        return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
+    if (first == g->size)
+        return TRESTLE_OK;
+    trestle_error out = *mine;
+    if (g->rank == first) {
+        /* The prefix goes first; the end of a long message gives way. */
+        char prefix[48];
+        size_t n = (size_t)snprintf(prefix, sizeof prefix, "rank %d of %d: ", first, g->size);
+        size_t len = strnlen(mine->message, sizeof out.message - 1);
+        if (len > sizeof out.message - 1 - n)
+            len = sizeof out.message - 1 - n;
+        memcpy(out.message + n, mine->message, len);
+        memcpy(out.message, prefix, n);
+        out.message[n + len] = '\0';
+    }
+    mrc = MPI_Bcast(&out, (int)sizeof out, MPI_BYTE, first, g->comm);
+    if (mrc != MPI_SUCCESS)
+        return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Bcast failed (%d)", mrc);
+    if (err)
+        *err = out;
+    return out.code;
+}
+
+int trestle_group_agree(trestle_group *g, int rc, const trestle_error *mine, trestle_error *err)
+{
+    trestle_error e;
+    if (!g)
+        return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL group");
+    if (mine && rc != TRESTLE_OK)
+        e = *mine;
+    else
+        trestle__group_error(&e, rc, "%s", trestle_strerror(rc));
+    if (rc != TRESTLE_OK && e.code == TRESTLE_OK)
+        e.code = rc;
+    return agree(g, rc, err, &e);
+}
+
+/* ---- the restore ---- */
+
+/* What this rank can check alone before anything collective happens. */
+static int check_local(const trestle_plan *p, const trestle_restore_options *opt,
+                       trestle_error *err)
+{
+    if (!p)
+        return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL plan");
+    if (opt && (opt->device >= 0 || opt->host_map))
+        return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
+                                    "group restores go to host memory only for now (device %d, "
+                                    "host_map %d)", opt->device, opt->host_map);
+    for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
+        trestle_plan_op_info o;
+        trestle_plan_get_op(p, i, &o);
+        if (o.device >= 0) /* a DEST_DEVICE op restored before */
+            return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
+                                        "op '%s' has a device destination: group restores go to "
+                                        "host memory only for now", o.name);
+    }
+    return TRESTLE_OK;
+}
+
+int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_restore_options *opt,
+                          trestle_group_stats *stats, trestle_error *err)
+{
+    trestle_group_stats st;
+    trestle_error mine;
+    trestle__group_runs *runs = NULL;
+    double t0 = MPI_Wtime(), t;
+    int rc;
+
+    memset(&st, 0, sizeof st);
+    trestle_error_clear(&mine);
+    trestle_error_clear(err);
+    if (!g)
+        return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL group");
+    st.rank = g->rank;
+    st.size = g->size;
+
+    rc = check_local(p, opt, &mine);
+    if (rc == TRESTLE_OK) {
+        rc = check_same_plan(g, p, &mine);
+    } else {
+        /* Still take part in the plan check, which every other rank makes,
+         * with values that cannot change its outcome. */
+        uint64_t dummy[2] = { 0, 0 }, all[2];
+        MPI_Allreduce(dummy, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
+    }
+    if (rc == TRESTLE_OK) {
+        runs = calloc((size_t)g->size, sizeof *runs);
+        if (!runs)
+            rc = trestle__group_error(&mine, TRESTLE_E_NOMEM, "out of memory");
+    }
+    size_t first = 0, end = 0;
+    for (int r = 0; rc == TRESTLE_OK && r < g->size; r++) {
+        size_t a, b;
+        trestle_group_part(p, r, g->size, &a, &b);
+        if (r == g->rank) {
+            first = a;
+            end = b;
+        }
+        rc = trestle__group_collect(p, a, b, &runs[r], &mine);
+    }
+    if (rc == TRESTLE_OK)
+        rc = trestle_plan_keep_extents(p, first, end, &mine);
+    /* Which ops this rank's part writes: its caller hears of those. */
+    size_t nops = p ? trestle_plan_op_count(p) : 0;
+    bool *writes = calloc(nops ? nops : 1, sizeof *writes);
+    if (rc == TRESTLE_OK && !writes)
+        rc = trestle__group_error(&mine, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t k = 0; rc == TRESTLE_OK && k < runs[g->rank].n; k++)
+        writes[runs[g->rank].v[k].op] = true;
+    st.extents = end - first;
+
+    /* This rank's part restores on its own thread from here on. */
+    trestle__group_live lv;
+    bool live = false;
+    if (rc == TRESTLE_OK) {
+        rc = trestle__group_live_start(&lv, p, opt, writes, &mine);
+        live = true;
+    }
+    /* Whether every rank got this far decides whether any exchanges. */
+    t = MPI_Wtime();
+    rc = agree(g, rc, err, &mine);
+    st.agree_seconds += MPI_Wtime() - t;
+    if (rc != TRESTLE_OK && live)
+        trestle_restore_cancel(p);
+    int xrc = TRESTLE_OK;
+    if (rc == TRESTLE_OK && g->size > 1) {
+        bool stopped;
+        t = MPI_Wtime();
+        xrc = trestle__group_exchange(g->comm, g->rank, g->size, &lv, runs, &stopped, &mine);
+        st.exchange_seconds = MPI_Wtime() - t;
+    }
+    if (live) {
+        int lrc = trestle__group_live_join(&lv, &mine);
+        st.local = lv.stats;
+        st.bytes_read = lv.stats.bytes_read;
+        st.restore_seconds = lv.seconds;
+        if (rc == TRESTLE_OK) {
+            /* The restore's own failure first: a failed exchange follows from it. */
+            int mine_rc = lrc != TRESTLE_OK ? lrc : xrc;
+            t = MPI_Wtime();
+            rc = agree(g, mine_rc, err, &mine);
+            st.agree_seconds += MPI_Wtime() - t;
+        }
+    }
+    free(writes);
+    if (runs) {
+        for (int r = 0; r < g->size; r++) {
+            if (r == g->rank)
+                st.bytes_sent = runs[r].bytes;
+            else
+                st.bytes_received += runs[r].bytes;
+            free(runs[r].v);
+        }
+        free(runs);
+    }
+    if (rc != TRESTLE_OK)
+        st.bytes_sent = st.bytes_received = 0;
+    st.wall_seconds = MPI_Wtime() - t0;
+    if (stats)
+        *stats = st;
+    return rc;
+}

@@ -1,0 +1,157 @@
+/*
+ * plan_shard.c - tensor-parallel shard rules. A rule "GLOB:DIM" gives rank
+ * r of W the r-th part of dimension DIM of every op whose name matches
+ * GLOB, as a slice spec, so that the rest of the planner (and the
+ * pipeline) sees nothing but an op with a shape_and_slices. Parts follow
+ * TensorFlow's partitioner (fixed_size_partitioner / the TF1 variable
+ * partitioner): a dim of n gives parts of n / W elements, the first n % W
+ * of them one element more, in rank order.
+ *
+ * Rules match the op's name as the caller gave it (the graph's name),
+ * before renames: a rule written against the model's names keeps working
+ * whatever checkpoint the names are mapped to. With "every tensor" plans
+ * the name is the key. Called by engine/plan_create.c (check) and
+ * engine/plan_pieces.c (apply); owns nothing.
+ */
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "plan_shard.h"
+
+/* One parsed rule: GLOB is rule[0 .. glob_len), DIM the number after the
+ * last ':'. False when the rule is not of that form. */
+static bool split_rule(const char *rule, size_t *glob_len, int *dim)
+{
+    const char *colon = rule ? strrchr(rule, ':') : NULL;
+    if (!colon || colon == rule || colon[1] == '\0')
+        return false;
+    long v = 0;
+    for (const char *d = colon + 1; *d; d++) {
+        if (*d < '0' || *d > '9')
+            return false;
+        v = v * 10 + (*d - '0');
+        if (v >= TRESTLE_MAX_SLICE_RANK)
+            return false; /* no sliceable tensor has this dimension */
+    }
+    *glob_len = (size_t)(colon - rule);
+    *dim = (int)v;
+    return true;
+}
+
+/* fnmatch(3) treats a malformed pattern as one that never matches, which
+ * would silently replicate tensors meant to be split: refuse an unclosed
+ * bracket class or a trailing backslash instead. */
+static bool glob_well_formed(const char *g, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (g[i] == '\\') {
+            if (++i == n)
+                return false;
+        } else if (g[i] == '[') {
+            size_t j = i + 1;
+            if (j < n && (g[j] == '!' || g[j] == '^'))
+                j++;
+            if (j < n && g[j] == ']') /* a leading ']' is a member, not the end */
+                j++;
+            while (j < n && g[j] != ']')
+                j++;
+            if (j == n)
+                return false;
+            i = j;
+        }
+    }
+    return true;
+}
+
+int trestle__plan_shard_check(const trestle_plan_options *o, trestle_error *err)
+{
+    int world = o->shard_world ? o->shard_world : 1;
+    if (o->num_shard_rules > 0 && !o->shard_rules)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "num_shard_rules is %zu but shard_rules is NULL",
+                                     o->num_shard_rules);
+    if (world < 0 || o->shard_rank < 0 || o->shard_rank >= world)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "shard_rank %d is not a part of shard_world %d",
+                                     o->shard_rank, o->shard_world);
+    for (size_t i = 0; i < o->num_shard_rules; i++) {
+        const char *r = o->shard_rules[i];
+        size_t glob_len;
+        int dim;
+        if (!split_rule(r, &glob_len, &dim))
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "shard rule %zu (%s) is not of the form GLOB:DIM "
+                                         "(DIM a dimension number below %d)", i,
+                                         r ? r : "NULL", TRESTLE_MAX_SLICE_RANK);
+        if (!glob_well_formed(r, glob_len))
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "shard rule %zu (%s): malformed glob (an unclosed '[' "
+                                         "or a trailing '\\')", i, r);
+    }
+    return TRESTLE_OK;
+}
+
+void trestle__plan_shard_part(int64_t n, int r, int w, int64_t *start, int64_t *len)
+{
+    int64_t base = n / w, extra = n % w;
+    *len = base + (r < extra ? 1 : 0);
+    *start = (int64_t)r * base + (r < extra ? r : extra);
+}
+
+/* The first rule whose glob matches name, or NULL; *dim receives its DIM. */
+static const char *match(const trestle_plan_options *o, const char *name, int *dim)
+{
+    char glob[1024];
+    for (size_t i = 0; i < o->num_shard_rules; i++) {
+        size_t glob_len;
+        split_rule(o->shard_rules[i], &glob_len, dim); /* checked at plan start */
+        if (glob_len >= sizeof glob)
+            glob_len = sizeof glob - 1;
+        memcpy(glob, o->shard_rules[i], glob_len);
+        glob[glob_len] = '\0';
+        if (fnmatch(glob, name, 0) == 0)
+            return o->shard_rules[i];
+    }
+    return NULL;
+}
+
+int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, const char *key,
+                              const trestle__entry *e, trestle__spec *spec, trestle_error *err)
+{
+    int dim = 0;
+    const char *rule = o->num_shard_rules ? match(o, name, &dim) : NULL;
+    if (!rule)
+        return TRESTLE_OK;
+    if (e->rank == 0)
+        return trestle__error_set(err, TRESTLE_E_BAD_SPEC, 0, key, NULL, -1, -1,
+                                  "tensor '%s' is a scalar: shard rule '%s' has no dimension "
+                                  "%d to split", key, rule, dim);
+    if (dim >= e->rank)
+        return trestle__error_set(err, TRESTLE_E_BAD_SPEC, 0, key, NULL, -1, -1,
+                                  "tensor '%s' has rank %d: shard rule '%s' names dimension %d",
+                                  key, e->rank, rule, dim);
+    if (e->rank > TRESTLE_MAX_SLICE_RANK)
+        return trestle__error_set(err, TRESTLE_E_LIMIT, 0, key, NULL, -1, -1,
+                                  "tensor '%s' has rank %d, above %d: shard rule '%s' cannot "
+                                  "slice it", key, e->rank, TRESTLE_MAX_SLICE_RANK, rule);
+    if (spec->whole) {
+        spec->whole = false;
+        spec->rank = e->rank;
+        memcpy(spec->shape, e->dims, (size_t)e->rank * sizeof *e->dims);
+        trestle__slice_full(&spec->slice, e->rank);
+    } else if (spec->rank != e->rank ||
+               memcmp(spec->shape, e->dims, (size_t)e->rank * sizeof *e->dims) != 0) {
+        return TRESTLE_OK; /* the planner's shape check names the mismatch */
+    }
+    int64_t start[TRESTLE_MAX_SLICE_RANK], length[TRESTLE_MAX_SLICE_RANK], s, n;
+    trestle__slice_resolve(&spec->slice, e->dims, start, length);
+    trestle__plan_shard_part(length[dim], o->shard_rank, o->shard_world ? o->shard_world : 1, &s,
+                             &n);
+    spec->slice.start[dim] = start[dim] + s;
+    spec->slice.length[dim] = n;
+    return TRESTLE_OK;
+}

@@ -1,0 +1,31 @@
+/*
+ * plan_shard.h - tensor-parallel shard rules (trestle_plan_options.shard_rules):
+ * "GLOB:DIM" turns every op whose name matches GLOB into the slice spec of
+ * part shard_rank of shard_world of dimension DIM. Used by the planner only:
+ * engine/plan_create.c checks the rules, engine/plan_pieces.c applies them
+ * to each op's parsed spec, so the pipeline only ever sees ops.
+ */
+#ifndef TRESTLE_PLAN_SHARD_H
+#define TRESTLE_PLAN_SHARD_H
+
+#include "checkpoint.h"
+#include "slice.h"
+#include "trestle.h"
+
+/* Check every rule's form (GLOB:DIM, a closed '[' class) and the rank and
+ * world. TRESTLE_E_INVALID_ARG naming the rule. */
+int trestle__plan_shard_check(const trestle_plan_options *o, trestle_error *err);
+
+/* If a rule matches op `name`, narrow *spec (as parsed from the op's
+ * shape_and_slices, `whole` or a slice of e's shape) to this rank's part of
+ * the rule's dimension of stored entry e. A spec whose shape is not e's is
+ * left alone for the planner's shape check to report. TRESTLE_E_BAD_SPEC
+ * naming the tensor and rule for a dimension e lacks or a scalar. */
+int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, const char *key,
+                              const trestle__entry *e, trestle__spec *spec, trestle_error *err);
+
+/* TensorFlow's partitioner rule: part r of W of a dim of n elements starts
+ * at *start and holds *len (the first n % W parts one element more). */
+void trestle__plan_shard_part(int64_t n, int r, int w, int64_t *start, int64_t *len);
+
+#endif /* TRESTLE_PLAN_SHARD_H */

@@ -1,0 +1,190 @@
+/*
+ * trestle_mpi.h - the public API of libtrestle_mpi: one checkpoint restored
+ * by a group of MPI processes, read from storage once.
+ *
+ * libtrestle itself never links MPI. This small library, built when CMake
+ * finds MPI, turns an MPI communicator into a trestle_group and restores a
+ * plan across it:
+ *
+ *     every rank plans the same ops        (trestle_plan_create, as usual)
+ *     trestle_group_restore():
+ *       1. the plan's extents are split into one consecutive part per
+ *          rank, balanced by bytes (whole extents, in (shard, offset)
+ *          order, so each rank reads sequentially within a shard);
+ *       2. each rank restores only its part (read, CRC32C, copy), through
+ *          trestle_plan_keep_extents(), on a thread of its own;
+ *       3. one collective checks that every rank got that far;
+ *       4. meanwhile the calling thread exchanges: each rank broadcasts the
+ *          verified destination bytes of its part (trestle_plan_extent_runs())
+ *          straight between the destinations, with MPI derived datatypes,
+ *          in rounds of at most 64 MiB that go out as soon as their tensors
+ *          are in place at the root, so exchange overlaps reading; roots
+ *          take turns round by round;
+ *       5. a last collective agrees on the outcome: the first failing
+ *          rank's error, prefixed "rank R of N: ", becomes every rank's, so
+ *          nothing counts as restored on any rank unless it is on all.
+ *     every rank now holds every planned tensor.
+ *
+ * Each round carries its root's status, so a root whose restore failed
+ * stops the exchange for everyone at its next round. Host memory only for
+ * now: device ranks (NCCL, or pinned staging over MPI) are still to come.
+ * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
+ * and need no exchange: plan those tensors separately and restore them with
+ * trestle_restore() on each rank (tools/trestle_mpi.c does so).
+ *
+ * Rules of trestle.h hold here: one error type, 0 or a positive
+ * trestle_code, `err` filled on failure, nothing printed. All calls on a
+ * group are collective unless said otherwise: every rank of the
+ * communicator makes them, in the same order, from one thread at a time.
+ * MPI must be initialised before trestle_group_create() and finalised after
+ * trestle_group_free(). Only the thread that calls into the group makes
+ * MPI calls (the restore's own threads never do), so MPI_THREAD_FUNNELED
+ * is enough when that is the thread that initialised MPI, and
+ * MPI_THREAD_SERIALIZED otherwise.
+ *
+ * Failure of a process: MPI without fault tolerance cannot report a dead
+ * peer to the survivors. With Open MPI, mpirun notices a rank that died and
+ * ends the others (non-zero exit) within about a second; the tests check
+ * that they end within 30 s.
+ */
+#ifndef TRESTLE_MPI_H
+#define TRESTLE_MPI_H
+
+#include <mpi.h>
+
+#include "trestle.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A group of processes that share restores; made from an MPI communicator. */
+typedef struct trestle_group trestle_group;
+
+/**
+ * @brief Make a group of the processes of `comm`.
+ *
+ * The communicator is duplicated (so the group's collectives never match
+ * the caller's) with MPI_ERRORS_RETURN on the copy, so an MPI failure
+ * comes back as an error instead of aborting the job.
+ *
+ * @param[in]  comm  an intracommunicator; every member calls this.
+ * @param[out] out   the group, or NULL on failure; free with trestle_group_free().
+ * @param[out] err   filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (MPI not initialised, NULL out),
+ *         TRESTLE_E_GROUP (an MPI call failed), TRESTLE_E_NOMEM.
+ * Collective. Since 0.2.
+ */
+TRESTLE_API int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err);
+
+/**
+ * @brief Free a group and its communicator.
+ * @param[in] g  the group, or NULL (then nothing happens).
+ * Collective (MPI_Comm_free). Since 0.2.
+ */
+TRESTLE_API void trestle_group_free(trestle_group *g);
+
+/**
+ * @brief This process's rank in the group, 0 <= rank < size.
+ * @param[in] g  the group; NULL gives 0. Local, thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_group_rank(const trestle_group *g);
+
+/**
+ * @brief Number of processes in the group.
+ * @param[in] g  the group; NULL gives 1. Local, thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_group_size(const trestle_group *g);
+
+/** What one rank did in a group restore. Bytes exchanged are destination
+ *  bytes (after any dtype conversion); bytes read are storage bytes. */
+typedef struct trestle_group_stats {
+    int rank;                  /**< this process's rank */
+    int size;                  /**< processes in the group */
+    size_t extents;            /**< extents this rank read and checked */
+    uint64_t bytes_read;       /**< bytes this rank read from storage */
+    uint64_t bytes_sent;       /**< destination bytes of its part it gave the others (counted
+                                    once, whatever the number of receivers) */
+    uint64_t bytes_received;   /**< destination bytes it received from the others */
+    double restore_seconds;    /**< wall time of its own part's restore (read, check, copy) */
+    double exchange_seconds;   /**< wall time of the exchange */
+    double agree_seconds;      /**< wall time in the collectives that agree on the outcome
+                                    (waiting for the slowest rank's part shows here) */
+    double wall_seconds;       /**< the whole call */
+    trestle_stats local;       /**< this rank's own restore, as trestle_restore() fills it */
+} trestle_group_stats;
+
+/**
+ * @brief Restore plan `p` on every rank of the group, reading each extent
+ * from storage on one rank only.
+ *
+ * Every rank must pass a plan of the same ops, options and checkpoint
+ * (checked: a fingerprint of the plans' extents and op sizes is compared,
+ * and a mismatch fails every rank). Destinations are host memory
+ * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST);
+ * ops with TRESTLE_DEST_DISCARD are checked by their reader only.
+ *
+ * `p` is kept to this rank's part (trestle_plan_keep_extents()) and cannot
+ * be group-restored again: plan again for another restore. The ready
+ * callback in `opt`, if any, is called from this rank's restore for the
+ * ops its own part writes, when that part of them is in place (before the
+ * exchange has brought the rest).
+ *
+ * @param[in]     g      the group.
+ * @param[in,out] p      the plan; not NULL.
+ * @param[in]     opt    restore options, or NULL for defaults; `device`
+ *                       must be -1 and `host_map` 0.
+ * @param[out]    stats  this rank's figures (also on failure); may be NULL.
+ * @param[out]    err    filled on failure; may be NULL. Every rank gets the
+ *                       same code and message, "rank R of N: <the error of
+ *                       the lowest failing rank R>".
+ * @return TRESTLE_OK or the failing rank's code (TRESTLE_E_CRC_MISMATCH,
+ *         TRESTLE_E_IO, ... as trestle_restore()), TRESTLE_E_UNSUPPORTED
+ *         (device destinations, host_map), TRESTLE_E_INVALID_ARG (plans differ
+ *         between ranks), TRESTLE_E_GROUP (an MPI call failed).
+ * Collective; blocks the calling thread, which makes every MPI call. Since 0.2.
+ */
+TRESTLE_API int trestle_group_restore(trestle_group *g, trestle_plan *p,
+                                      const trestle_restore_options *opt,
+                                      trestle_group_stats *stats, trestle_error *err);
+
+/**
+ * @brief Agree on an outcome: the one collective that makes a failure on
+ * any rank the failure of every rank.
+ *
+ * For work a caller does on each rank beside a group restore (e.g. the
+ * tensor-parallel parts each rank restores alone): every rank passes its
+ * own result, and all get the lowest failing rank's, the same code and
+ * message, "rank R of N: <its message>".
+ *
+ * @param[in]  g     the group.
+ * @param[in]  rc    this rank's result: TRESTLE_OK or a trestle_code.
+ * @param[in]  mine  this rank's error when rc is not OK; may be NULL then
+ *                   too (the code's text is used).
+ * @param[out] err   filled with the agreed error on failure; may be NULL.
+ * @return TRESTLE_OK when every rank passed TRESTLE_OK, else the agreed
+ *         code; TRESTLE_E_GROUP when an MPI call failed.
+ * Collective. Since 0.2.
+ */
+TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_error *mine,
+                                    trestle_error *err);
+
+/**
+ * @brief The consecutive extent range [*first, *end) that `rank` of `size`
+ * reads: parts balanced by bytes over the extents' sizes, whole extents.
+ *
+ * Exposed so tools and tests can tell which rank reads which bytes.
+ * @param[in]  p     the plan (not yet kept to a part).
+ * @param[in]  rank  0 <= rank < size.
+ * @param[in]  size  number of parts, >= 1.
+ * @param[out] first, end  the range; not NULL.
+ * Local, thread-safe. Since 0.2.
+ */
+TRESTLE_API void trestle_group_part(const trestle_plan *p, int rank, int size, size_t *first,
+                                    size_t *end);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TRESTLE_MPI_H */

@@ -1,0 +1,472 @@
+/*
+ * test_mpi.c - a checkpoint restored by a group of MPI processes
+ * (libtrestle_mpi through trestle-mpi), run as `mpirun --oversubscribe -np N`
+ * on this machine into host memory: every rank's tensors are byte-identical
+ * to a single-process restore, storage bytes are read once in all and about
+ * 1/N per rank, tensor-parallel parts equal reference slices, failures on
+ * one rank fail every rank alike, and a killed rank ends the job in bounded
+ * time. Skips with a reason when MPI was not found at build time.
+ *
+ * References are computed here, in this process, with libtrestle and
+ * element-by-element slices: each rank prints FNV-1a checksums of its
+ * whole tensors and of its parts (--checksum), and its bytes read.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plan_shard.h"
+#include "testutil.h"
+#include "trestle.h"
+
+static const char *tool(void)
+{
+    if (!TRESTLE_MPI_PATH[0] || access(TRESTLE_MPI_PATH, X_OK) != 0 || !TRESTLE_MPIEXEC[0])
+        cr_skip("MPI was not found at build time: libtrestle_mpi and trestle-mpi are not built "
+                "(install libopenmpi-dev openmpi-bin, tools/deps.sh does)");
+    return TRESTLE_MPI_PATH;
+}
+
+/* Run `mpirun -np N PROG restore ARGS` with extra environment. */
+static int mpirun_prog(const char *t, int np, const char *env, const char *args, char **out,
+                       char **err)
+{
+    char *cmd;
+    /* Under ASan (tools/check.sh asan) the ranks check leaks, except Open
+     * MPI's own, which it keeps past MPI_Finalize on purpose; its plugins
+     * stay loaded so that the suppressions can name their frames. */
+    cr_assert(asprintf(&cmd, "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                             "OMPI_MCA_mca_base_component_disable_dlclose=1 "
+                             "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:"
+                             "print_suppressions=0 "
+                             "ASAN_OPTIONS=\"$ASAN_OPTIONS:fast_unwind_on_malloc=0\" "
+                             "%s timeout 120 %s --oversubscribe -np %d %s restore %s",
+                       TRESTLE_SOURCE_DIR, env ? env : "", TRESTLE_MPIEXEC, np, t, args) > 0);
+    int rc = tu_run(cmd, out, err);
+    free(cmd);
+    return rc;
+}
+
+/* The same with trestle-mpi. */
+static int mpirun(int np, const char *env, const char *args, char **out, char **err)
+{
+    return mpirun_prog(tool(), np, env, args, out, err);
+}
+
+/* ---- references ---- */
+
+static uint64_t fnv(uint64_t h, const uint8_t *p, uint64_t n)
+{
+    for (uint64_t k = 0; k < n; k++)
+        h = (h ^ p[k]) * 1099511628211ull;
+    return h;
+}
+#define FNV0 1469598103934665603ull
+
+/* FNV of a single-process restore of `ops` (NULL: every tensor). */
+static uint64_t reference(const char *path, const trestle_op *ops, size_t n,
+                          const char *const *renames, size_t nrenames, uint64_t *extent_bytes,
+                          uint64_t *max_extent)
+{
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    trestle_error err;
+    trestle_plan_options po;
+    trestle_plan_options_init(&po);
+    po.renames = renames;
+    po.num_renames = nrenames;
+    cr_assert_eq(trestle_open(path, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_plan_create(c, ops, n, &po, &p, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_OK, "%s", err.message);
+    uint64_t h = FNV0;
+    for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
+        trestle_plan_op_info o;
+        trestle_plan_get_op(p, i, &o);
+        if (o.data)
+            h = fnv(h, o.data, o.bytes);
+    }
+    if (extent_bytes) {
+        *extent_bytes = *max_extent = 0;
+        for (size_t e = 0; e < trestle_plan_extent_count(p); e++) {
+            trestle_plan_extent_info x;
+            trestle_plan_get_extent(p, e, &x);
+            *extent_bytes += x.size;
+            if (x.size > *max_extent)
+                *max_extent = x.size;
+        }
+    }
+    trestle_plan_free(p);
+    trestle_close(c);
+    return h;
+}
+
+/* Each rank's "rank R/N checksum: whole H parts H read B" line. */
+typedef struct rank_line {
+    int seen;
+    uint64_t whole, parts, read;
+} rank_line;
+
+static void parse_ranks(const char *out, int np, rank_line *lines)
+{
+    memset(lines, 0, (size_t)np * sizeof *lines);
+    for (const char *s = out; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
+        int r, n;
+        uint64_t w, p, b;
+        if (sscanf(s, "rank %d/%d checksum: whole %" SCNx64 " parts %" SCNx64 " read %" SCNu64,
+                   &r, &n, &w, &p, &b) == 5) {
+            cr_assert(n == np && r >= 0 && r < np, "bad line: %.80s", s);
+            cr_assert(!lines[r].seen, "rank %d printed twice", r);
+            lines[r] = (rank_line){ 1, w, p, b };
+        }
+    }
+    for (int r = 0; r < np; r++)
+        cr_assert(lines[r].seen, "rank %d printed no checksum line in:\n%s", r, out);
+}
+
+/* ---- checkpoints ---- */
+
+/* The suites' mixed checkpoint (testutil.h): 30 tensors over 3 shards. */
+static char *make_multishard(char **dir)
+{
+    *dir = tu_mkdtemp();
+    return tu_write_mixed(*dir, 30, 3);
+}
+
+/* Replicated restore of every tensor on np ranks equals the reference,
+ * and storage bytes are read once in all, about 1/np per rank. */
+static void check_replicated(const char *path, int np)
+{
+    uint64_t total, maxx;
+    uint64_t want = reference(path, NULL, 0, NULL, 0, &total, &maxx);
+    char *args, *out, *err;
+    rank_line lines[8];
+    cr_assert(asprintf(&args, "'%s' --all --checksum", path) > 0);
+    int rc = mpirun(np, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "np %d: exit %d\n%s%s", np, rc, out, err);
+    parse_ranks(out, np, lines);
+    uint64_t sum = 0;
+    for (int r = 0; r < np; r++) {
+        cr_assert_eq(lines[r].whole, want, "%s: rank %d of %d differs from one process", path, r,
+                     np);
+        cr_assert_eq(lines[r].parts, FNV0, "no tensor-parallel parts without --shard");
+        /* Whole extents: a rank's share is 1/np give or take the largest. */
+        cr_assert_leq(lines[r].read, total / (uint64_t)np + maxx, "%s: rank %d read %" PRIu64
+                      " of %" PRIu64, path, r, lines[r].read, total);
+        cr_assert_geq(lines[r].read + maxx, total / (uint64_t)np, "%s: rank %d read only %"
+                      PRIu64 " of %" PRIu64, path, r, lines[r].read, total);
+        sum += lines[r].read;
+    }
+    cr_assert_eq(sum, total, "%s: the ranks read %" PRIu64 " bytes, the checkpoint's extents "
+                 "are %" PRIu64, path, sum, total);
+    char want_line[32];
+    snprintf(want_line, sizeof want_line, "group of %d: read ", np);
+    cr_assert(strstr(out, want_line), "no aggregate line:\n%s", out);
+    free(args);
+    free(out);
+    free(err);
+}
+
+Test(mpi, replicated_restore_is_byte_identical_on_2_3_and_4_ranks, .timeout = 300)
+{
+    tool();
+    char *dir, *prefix = make_multishard(&dir);
+    for (int np = 2; np <= 4; np++)
+        check_replicated(prefix, np);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+Test(mpi, real_tensorflow_checkpoints_restore_identically, .timeout = 300)
+{
+    tool();
+    /* Multi-shard ones first: their parts span shard boundaries. */
+    static const char *dirs[] = { "tf-real/t2t_transformer_test_ckpt",
+                                  "tf-real/tfx_estimator_ckpt_2shards_2019",
+                                  "tf-real/tfkeras_lso_ckpt_2shards",
+                                  "tf-real/tf2onnx_regression_ckpt",
+                                  "tf-real/deepchem_qm7_graphconv" };
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        const char *p = tu_fixture(dirs[d]); /* skips when ../shared is absent */
+        struct stat st;
+        if (stat(p, &st) == 0)
+            check_replicated(p, 2 + (int)(d % 3));
+    }
+}
+
+/* ---- tensor parallelism ---- */
+
+/* The checkpoint of the tensor-parallel tests: keys model/attn/q/kernel
+ * [10,7] (uneven over 3 and 4), model/mlp/wo/kernel [8,12] (even over 4),
+ * model/norm/scale [9]; each kept for the reference slices. */
+typedef struct tp_fixture {
+    char *dir, *prefix;
+    float q[70], wo[96], scale[9];
+} tp_fixture;
+
+static void free_tp(tp_fixture *f)
+{
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->prefix);
+}
+
+static void make_tp(tp_fixture *f)
+{
+    trestle_writer_options wo;
+    trestle_writer *w;
+    trestle_error err;
+    f->dir = tu_mkdtemp();
+    cr_assert(asprintf(&f->prefix, "%s/tp", f->dir) > 0);
+    tu_fill_random(f->q, sizeof f->q, 11);
+    tu_fill_random(f->wo, sizeof f->wo, 12);
+    tu_fill_random(f->scale, sizeof f->scale, 13);
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    cr_assert_eq(trestle_writer_create(f->prefix, &wo, &w, &err), TRESTLE_OK);
+    static const int64_t qd[] = { 10, 7 }, wd[] = { 8, 12 }, sd[] = { 9 };
+    cr_assert_eq(trestle_writer_add(w, "model/attn/q/kernel", TRESTLE_DT_FLOAT, 2, qd, f->q,
+                                    sizeof f->q, 0, &err), TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(w, "model/mlp/wo/kernel", TRESTLE_DT_FLOAT, 2, wd, f->wo,
+                                    sizeof f->wo, 1, &err), TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(w, "model/norm/scale", TRESTLE_DT_FLOAT, 1, sd, f->scale,
+                                    sizeof f->scale, 1, &err), TRESTLE_OK);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+}
+
+/* FNV of rank r's parts: q split along dim 0, wo along dim 1, in key order. */
+static uint64_t tp_parts(const tp_fixture *f, int r, int np)
+{
+    static const int64_t qd[] = { 10, 7 }, wd[] = { 8, 12 };
+    uint8_t buf[sizeof f->wo];
+    int64_t s, n;
+    uint64_t h = FNV0;
+    trestle__plan_shard_part(10, r, np, &s, &n);
+    int64_t qs[] = { s, 0 }, ql[] = { n, 7 };
+    tu_ref_slice((const uint8_t *)f->q, qd, 2, qs, ql, 4, buf);
+    h = fnv(h, buf, (uint64_t)(n * 7 * 4));
+    trestle__plan_shard_part(12, r, np, &s, &n);
+    int64_t ws[] = { 0, s }, wl[] = { 8, n };
+    tu_ref_slice((const uint8_t *)f->wo, wd, 2, ws, wl, 4, buf);
+    return fnv(h, buf, (uint64_t)(8 * n * 4));
+}
+
+static void check_tp(tp_fixture *f, int np, const char *args, uint64_t whole)
+{
+    char *out, *err;
+    rank_line lines[8];
+    int rc = mpirun(np, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "np %d: exit %d\n%s%s", np, rc, out, err);
+    parse_ranks(out, np, lines);
+    for (int r = 0; r < np; r++) {
+        cr_assert_eq(lines[r].parts, tp_parts(f, r, np), "rank %d of %d: parts differ from the "
+                     "reference slices", r, np);
+        cr_assert_eq(lines[r].whole, whole, "rank %d of %d: the replicated tensor differs", r, np);
+    }
+    free(out);
+    free(err);
+}
+
+Test(mpi, tensor_parallel_parts_equal_reference_slices_even_and_uneven, .timeout = 300)
+{
+    tool();
+    tp_fixture f;
+    make_tp(&f);
+    trestle_op norm = { .name = "model/norm/scale" };
+    uint64_t whole = reference(f.prefix, &norm, 1, NULL, 0, NULL, NULL);
+    char *args;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --shard 'model/attn/*:0' "
+                              "--shard 'model/mlp/*:1'", f.prefix) > 0);
+    check_tp(&f, 3, args, whole);
+    check_tp(&f, 4, args, whole);
+    free(args);
+    free_tp(&f);
+}
+
+Test(mpi, renames_and_shard_rules_together, .timeout = 300)
+{
+    tool();
+    tp_fixture f;
+    make_tp(&f);
+    /* The graph calls them net/...: rules are written against those names. */
+    char *ops, *args;
+    cr_assert(asprintf(&ops, "%s/ops.txt", f.dir) > 0);
+    static const char text[] = "net/attn/q/kernel\nnet/mlp/wo/kernel\nnet/norm/scale\n";
+    cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
+    const char *renames[] = { "net/=model/" };
+    trestle_op norm = { .name = "net/norm/scale" };
+    uint64_t whole = reference(f.prefix, &norm, 1, renames, 1, NULL, NULL);
+    cr_assert(asprintf(&args, "'%s' --ops '%s' --rename net/=model/ --checksum "
+                              "--shard 'net/attn/*:0' --shard 'net/mlp/*:1'", f.prefix, ops) > 0);
+    check_tp(&f, 2, args, whole);
+    check_tp(&f, 3, args, whole);
+    free(args);
+    free(ops);
+    free_tp(&f);
+}
+
+/* ---- failures ---- */
+
+/* Occurrences of needle in hay. */
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *s = hay; (s = strstr(s, needle)); s += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Flip a byte in the middle of extent `which` (-1: the last) of a fresh
+ * multi-shard checkpoint; restoring it on 3 ranks must fail every rank with
+ * rank `owner`'s CRC error, the same line three times. */
+static void check_corrupt(long which, int owner)
+{
+    char *dir, *prefix = make_multishard(&dir), *args, *out, *err, *shard;
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    trestle_error e;
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &e), TRESTLE_OK);
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &e), TRESTLE_OK);
+    size_t n = trestle_plan_extent_count(p);
+    trestle_plan_extent_info x;
+    trestle_plan_get_extent(p, which < 0 ? n - 1 : (size_t)which, &x);
+    char key[256];
+    snprintf(key, sizeof key, "%s", x.key);
+    cr_assert(asprintf(&shard, "%s", trestle_shard_path(c, x.shard)) > 0);
+    trestle_plan_free(p);
+    trestle_close(c);
+    FILE *fp = fopen(shard, "r+b");
+    cr_assert_not_null(fp);
+    fseek(fp, (long)(x.offset + x.size / 2), SEEK_SET);
+    int b = fgetc(fp);
+    fseek(fp, (long)(x.offset + x.size / 2), SEEK_SET);
+    fputc(b ^ 0x5a, fp);
+    fclose(fp);
+
+    cr_assert(asprintf(&args, "'%s' --all", prefix) > 0);
+    int rc = mpirun(3, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0, "a corrupt checkpoint restored:\n%s", out);
+    char want[512];
+    snprintf(want, sizeof want, "trestle: rank %d of 3: CRC32C mismatch in tensor '%s' (shard "
+             "%s, offset %" PRIu64 ",", owner, key, shard, x.offset);
+    cr_assert_eq(count(err, want), 3, "every rank reports rank %d's error; wanted 3 x '%s' in:\n%s",
+                 owner, want, err);
+    cr_assert(!strstr(out, "group of 3"), "no aggregate after a failure:\n%s", out);
+    free(args);
+    free(out);
+    free(err);
+    free(shard);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+Test(mpi, a_corrupt_byte_in_one_ranks_part_fails_every_rank_alike, .timeout = 300)
+{
+    tool();
+    check_corrupt(-1, 2); /* the last rank's part: found after most of the exchange */
+    check_corrupt(0, 0);  /* the first rank's first tensor: the exchange stops early */
+}
+
+Test(mpi, a_missing_key_fails_every_rank_alike, .timeout = 300)
+{
+    tool();
+    tp_fixture f;
+    make_tp(&f);
+    char *ops, *args, *out, *err;
+    cr_assert(asprintf(&ops, "%s/ops.txt", f.dir) > 0);
+    static const char text[] = "model/attn/q/kernel\nmodel/norm/scales\n";
+    cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
+    cr_assert(asprintf(&args, "'%s' --ops '%s'", f.prefix, ops) > 0);
+    int rc = mpirun(2, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(count(err, "trestle: rank 0 of 2: Key model/norm/scales not found in checkpoint "
+                            "(did you mean model/norm/scale?)"), 2, "%s", err);
+    free(ops);
+    free(args);
+    free(out);
+    free(err);
+    free_tp(&f);
+}
+
+Test(mpi, a_bad_shard_rule_fails_every_rank_alike_even_matching_nothing, .timeout = 300)
+{
+    tool();
+    tp_fixture f;
+    make_tp(&f);
+    char *args, *out, *err;
+    cr_assert(asprintf(&args, "'%s' --all --shard 'model/attn/*:0' --shard 'x'", f.prefix) > 0);
+    int rc = mpirun(2, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(count(err, "trestle: rank 0 of 2: shard rule 1 (x) is not of the form GLOB:DIM"),
+                 2, "%s", err);
+    free(args);
+    free(out);
+    free(err);
+    cr_assert(asprintf(&args, "'%s' --all --shard 'model/norm/*:1'", f.prefix) > 0);
+    rc = mpirun(2, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(count(err, "trestle: rank 0 of 2: tensor 'model/norm/scale' has rank 1: shard "
+                            "rule 'model/norm/*:1' names dimension 1"), 2, "%s", err);
+    free(args);
+    free(out);
+    free(err);
+    free_tp(&f);
+}
+
+Test(mpi, a_killed_rank_ends_the_others_within_30_s, .timeout = 300)
+{
+    tool();
+    char *dir, *prefix = make_multishard(&dir), *args, *out, *err;
+    struct timespec t0, t1;
+    cr_assert(asprintf(&args, "'%s' --all", prefix) > 0);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = mpirun(3, "TRESTLE_MPI_TEST_KILL_RANK=1", args, &out, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    cr_assert_neq(rc, 0, "the job succeeded with a dead rank:\n%s", out);
+    cr_assert_lt(s, 30.0, "the surviving ranks took %.1f s to end", s);
+    cr_assert(strstr(err, "rank 1") && strstr(err, "signal 9"), "mpirun names the dead rank:\n%s",
+              err);
+    cr_assert(!strstr(out, "group of 3"), "no aggregate after a failure:\n%s", out);
+    free(args);
+    free(out);
+    free(err);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+/* ---- the trestle CLI under mpirun ---- */
+
+Test(mpi, trestle_restore_under_mpirun_hands_over_to_trestle_mpi, .timeout = 300)
+{
+    tool();
+    tp_fixture f;
+    make_tp(&f);
+    char *args, *out, *err;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --shard 'model/mlp/*:1'", f.prefix) > 0);
+    int rc = mpirun_prog(TRESTLE_CLI_PATH, 2, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert_eq(count(out, " checksum: whole "), 2, "%s", out);
+    cr_assert_eq(count(out, "group of 2: read "), 1, "%s", out);
+    free(args);
+    free(out);
+    free(err);
+    /* --group none: each process restores alone, as without mpirun. */
+    cr_assert(asprintf(&args, "'%s' --all --group none", f.prefix) > 0);
+    rc = mpirun_prog(TRESTLE_CLI_PATH, 2, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert_eq(count(out, "restored 3 tensors"), 2, "%s", out);
+    cr_assert_eq(count(out, "group of"), 0, "%s", out);
+    free(args);
+    free(out);
+    free(err);
+    free_tp(&f);
+}

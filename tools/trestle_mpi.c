@@ -1,0 +1,395 @@
+/*
+ * trestle_mpi.c - `trestle-mpi restore`: one checkpoint restored by every
+ * rank of an MPI job, each byte read from storage once (libtrestle_mpi),
+ * with tensor-parallel parts per rank (--shard GLOB:DIM).
+ *
+ *     mpirun -np 8 trestle-mpi restore CKPT --all --shard '*_proj/kernel:1'
+ *
+ * A binary of its own, not a `trestle` command: `trestle` must run where
+ * no MPI is installed, and loading an MPI library at run time (dlopen) ties
+ * the binary to one MPI's ABI and plugin layout. `trestle restore` under
+ * mpirun (or with --group mpi) runs this program instead (tools/cli_restore.c).
+ *
+ * Ops matching a --shard rule's glob are planned with the rules and
+ * restored by each rank alone (its part); the others are planned without
+ * and restored by the group, read once. Each rank prints one summary line,
+ * rank 0 an aggregate. A client of trestle.h and trestle_mpi.h only.
+ */
+#include <fnmatch.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "trestle_mpi.h"
+
+static const char help[] =
+    "Usage: mpirun -np N trestle-mpi restore [OPTIONS] PATH\n"
+    "\n"
+    "Restore a checkpoint on every rank of an MPI job into host memory, reading\n"
+    "each byte from storage on one rank only and sharing the verified bytes over\n"
+    "MPI, and print one summary line per rank and an aggregate on rank 0.\n"
+    "\n"
+    "What to restore:\n"
+    "      --all              every tensor, whole (the default without --ops); fails\n"
+    "                         on a variant tensor, naming each, unless\n"
+    "                         --skip-unsupported or --exclude leaves it out\n"
+    "      --skip-unsupported restore the rest and skip each variant tensor\n"
+    "      --ops FILE         the ops listed in FILE (format: trestle restore --help)\n"
+    "      --rename A=B       restore op name A from checkpoint key B (repeatable)\n"
+    "      --exclude GLOB     skip op names matching GLOB (fnmatch; repeatable)\n"
+    "      --shard GLOB:DIM   tensor parallelism (repeatable): an op whose name (as\n"
+    "                         given, before --rename) matches GLOB gets on rank r of N\n"
+    "                         only part r of dimension DIM, TensorFlow's partitioner\n"
+    "                         rule: a dim of n splits into parts of n/N, the first\n"
+    "                         n %% N ranks one element more. The first matching rule\n"
+    "                         wins; unmatched tensors are restored whole on every rank\n"
+    "                         and read once by the group\n"
+    "      --group mpi        the process group (the default, and the only one)\n"
+    "\n"
+    "How:\n"
+    "      --no-verify        skip the CRC32C check\n"
+    "      --threads N        verify/copy workers per rank (default: cores, at most 8)\n"
+    "      --reader KIND      auto (default), io_uring or pread\n"
+    "      --direct POLICY    O_DIRECT: auto (default), always or never\n"
+    "      --checksum         also print each rank's FNV-1a checksums of its whole\n"
+    "                         tensors and of its parts, and its bytes read (tests)\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "Failure is collective: a CRC mismatch, I/O error or missing key on any rank\n"
+    "fails every rank with the same message, naming the rank that saw it.\n";
+
+typedef struct args {
+    const char *path, *ops_file;
+    const char **renames, **excludes, **rules;
+    size_t nrenames, nexcludes, nrules;
+    int verify, reader, direct, checksum, skip_unsupported;
+    unsigned threads;
+} args;
+
+static int push(const char ***v, size_t *n, const char *s)
+{
+    const char **g = realloc(*v, (*n + 1) * sizeof *g);
+    if (!g)
+        return -1;
+    g[(*n)++] = s;
+    *v = g;
+    return 0;
+}
+
+/* CLI_EXIT_OK, or a usage error (printed by rank 0 only, to keep one copy). */
+static int parse(int argc, char **argv, int rank, args *a)
+{
+    static const struct option longopts[] = {
+        { "all", no_argument, NULL, 'a' },       { "ops", required_argument, NULL, 'o' },
+        { "rename", required_argument, NULL, 'r' }, { "exclude", required_argument, NULL, 'x' },
+        { "shard", required_argument, NULL, 's' }, { "group", required_argument, NULL, 'g' },
+        { "no-verify", no_argument, NULL, 'V' }, { "threads", required_argument, NULL, 't' },
+        { "reader", required_argument, NULL, 'R' }, { "checksum", no_argument, NULL, 'c' },
+        { "direct", required_argument, NULL, 'D' },
+        { "skip-unsupported", no_argument, NULL, 'U' },
+        { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
+    };
+    int c, all = 0;
+    long long v;
+    a->verify = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a': all = 1; break;
+        case 'o': a->ops_file = optarg; break;
+        case 'r':
+            if (!strchr(optarg, '=') || push(&a->renames, &a->nrenames, optarg))
+                return rank ? CLI_EXIT_USAGE
+                            : cli_usage("restore", "--rename wants A=B, not '%s'", optarg);
+            break;
+        case 'x': push(&a->excludes, &a->nexcludes, optarg); break;
+        case 's': push(&a->rules, &a->nrules, optarg); break;
+        case 'g':
+            if (strcmp(optarg, "mpi") != 0)
+                return rank ? CLI_EXIT_USAGE
+                            : cli_usage("restore", "--group is mpi, not '%s'", optarg);
+            break;
+        case 'V': a->verify = 0; break;
+        case 'c': a->checksum = 1; break;
+        case 'U': a->skip_unsupported = 1; break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &v))
+                return rank ? CLI_EXIT_USAGE
+                            : cli_usage("restore", "--threads wants 1 to 1024, not '%s'", optarg);
+            a->threads = (unsigned)v;
+            break;
+        case 'R':
+            if (!strcmp(optarg, "auto")) a->reader = TRESTLE_READER_AUTO;
+            else if (!strcmp(optarg, "io_uring")) a->reader = TRESTLE_READER_IO_URING;
+            else if (!strcmp(optarg, "pread")) a->reader = TRESTLE_READER_PREAD;
+            else return rank ? CLI_EXIT_USAGE
+                             : cli_usage("restore", "--reader is auto, io_uring or pread");
+            break;
+        case 'D':
+            if (!strcmp(optarg, "auto")) a->direct = TRESTLE_DIRECT_AUTO;
+            else if (!strcmp(optarg, "always")) a->direct = TRESTLE_DIRECT_ALWAYS;
+            else if (!strcmp(optarg, "never")) a->direct = TRESTLE_DIRECT_NEVER;
+            else return rank ? CLI_EXIT_USAGE
+                             : cli_usage("restore", "--direct is auto, always or never");
+            break;
+        case 'h':
+            if (rank == 0)
+                fputs(help, stdout);
+            return -1;
+        default:
+            return rank ? CLI_EXIT_USAGE : cli_bad_option("restore", argv, c);
+        }
+    }
+    if (optind + 1 != argc)
+        return rank ? CLI_EXIT_USAGE : cli_usage("restore", "wants exactly one checkpoint PATH");
+    if (all && a->ops_file)
+        return rank ? CLI_EXIT_USAGE : cli_usage("restore", "--all and --ops exclude each other");
+    a->path = argv[optind];
+    return CLI_EXIT_OK;
+}
+
+/* ---- which ops go where ---- */
+
+static bool matches(const char *const *globs, size_t n, const char *name, bool rule)
+{
+    char glob[1024];
+    for (size_t i = 0; i < n; i++) {
+        const char *g = globs[i];
+        if (rule) { /* a rule's glob is what precedes its last ':' */
+            const char *colon = strrchr(g, ':');
+            size_t len = colon ? (size_t)(colon - g) : strlen(g);
+            snprintf(glob, sizeof glob, "%.*s", (int)len, g);
+            g = glob;
+        }
+        if (fnmatch(g, name, 0) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Split the requested ops (the ops file, or every restorable tensor) into
+ * those the group restores whole and those each rank restores a part of. */
+static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, trestle_op **whole,
+                     size_t *nwhole, trestle_op **part, size_t *npart)
+{
+    size_t n = trestle_tensor_count(c);
+    if (a->ops_file) {
+        if (cli_ops_read(a->ops_file, TRESTLE_DEST_ALLOCATE, file) != CLI_EXIT_OK)
+            return CLI_EXIT_FAIL;
+        n = file->n;
+    }
+    *whole = calloc(n + 1, sizeof **whole);
+    *part = calloc(n + 1, sizeof **part);
+    if (!*whole || !*part)
+        return CLI_EXIT_FAIL;
+    for (size_t i = 0; i < n; i++) {
+        trestle_op op = { .dest_kind = TRESTLE_DEST_ALLOCATE };
+        if (a->ops_file) {
+            op = file->ops[i];
+        } else {
+            /* Every tensor, variants included: the plan refuses them by
+             * name, or skips them with --skip-unsupported, as restore does. */
+            trestle_tensor_info t;
+            trestle_tensor_get_info(c, i, &t);
+            op.name = t.name;
+        }
+        if (matches(a->excludes, a->nexcludes, op.name, false))
+            continue;
+        if (matches(a->rules, a->nrules, op.name, true))
+            (*part)[(*npart)++] = op;
+        else
+            (*whole)[(*nwhole)++] = op;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* ---- output ---- */
+
+/* FNV-1a over every op's restored bytes, in op order. */
+static uint64_t checksum(const trestle_plan *p)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; p && i < trestle_plan_op_count(p); i++) {
+        trestle_plan_op_info o;
+        trestle_plan_get_op(p, i, &o);
+        for (uint64_t k = 0; o.data && k < o.bytes; k++)
+            h = (h ^ ((const uint8_t *)o.data)[k]) * 1099511628211ull;
+    }
+    return h;
+}
+
+/* What rank 0 needs from every rank for the aggregate line. */
+typedef struct figures {
+    uint64_t read, sent, received, landed;
+    double wall;
+} figures;
+
+static void report(const trestle_group_stats *gs,
+                   const trestle_stats *ps, size_t tensors, size_t parts, uint64_t landed,
+                   double wall, const trestle_plan *whole, const trestle_plan *part, int sums)
+{
+    char rd[32], sent[32], recv[32];
+    uint64_t read = gs->bytes_read + ps->bytes_read;
+    cli_human_size(read, rd, sizeof rd);
+    cli_human_size(gs->bytes_sent, sent, sizeof sent);
+    cli_human_size(gs->bytes_received, recv, sizeof recv);
+    printf("rank %d/%d: %zu tensors (%zu tensor-parallel parts); read %s from storage (%zu "
+           "extents) in %.3f s; sent %s, received %s in %.3f s; wall %.3f s\n",
+           gs->rank, gs->size, tensors, parts, rd, gs->extents, gs->restore_seconds +
+           ps->wall_seconds, sent, recv, gs->exchange_seconds, wall);
+    if (sums)
+        printf("rank %d/%d checksum: whole %016" PRIx64 " parts %016" PRIx64 " read %" PRIu64
+               "\n", gs->rank, gs->size, checksum(whole), checksum(part), read);
+    fflush(stdout);
+
+    figures mine = { read, gs->bytes_sent, gs->bytes_received, landed, wall }, *all = NULL;
+    if (gs->rank == 0)
+        all = calloc((size_t)gs->size, sizeof *all);
+    MPI_Gather(&mine, (int)sizeof mine, MPI_BYTE, all, (int)sizeof mine, MPI_BYTE, 0,
+               MPI_COMM_WORLD);
+    if (!all)
+        return;
+    figures sum = { 0 };
+    for (int r = 0; r < gs->size; r++) {
+        sum.read += all[r].read;
+        sum.sent += all[r].sent;
+        sum.received += all[r].received;
+        sum.landed += all[r].landed;
+        if (all[r].wall > sum.wall)
+            sum.wall = all[r].wall;
+    }
+    char landed_s[32], ex[32];
+    cli_human_size(sum.read, rd, sizeof rd);
+    cli_human_size(sum.received, ex, sizeof ex);
+    cli_human_size(sum.landed, landed_s, sizeof landed_s);
+    double s = sum.wall > 0 ? sum.wall : 1e-9;
+    printf("group of %d: read %s from storage in all, exchanged %s, %s landed in %.3f s: "
+           "aggregate %.2f GB/s (storage %.2f GB/s)\n", gs->size, rd, ex, landed_s, sum.wall,
+           (double)sum.landed / s / 1e9, (double)sum.read / s / 1e9);
+    free(all);
+}
+
+/* Tests only: TRESTLE_MPI_TEST_KILL_RANK=R kills rank R in the middle of
+ * its restore (at its first ready tensor), as a crashed node would. */
+static int die(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)user, (void)i, (void)op;
+    raise(SIGKILL);
+    return 0;
+}
+
+static uint64_t landed_bytes(const trestle_plan *p)
+{
+    trestle_plan_stats st;
+    trestle_plan_get_stats(p, &st);
+    return p ? st.output_bytes : 0;
+}
+
+static int restore(const args *a, trestle_group *g)
+{
+    int rank = trestle_group_rank(g), size = trestle_group_size(g), rc;
+    trestle_checkpoint *c = NULL;
+    trestle_plan *whole = NULL, *part = NULL;
+    trestle_op *wops = NULL, *pops = NULL;
+    size_t nw = 0, np = 0;
+    cli_ops file = { 0 };
+    trestle_error err, mine;
+    trestle_stats ps = { 0 };
+    trestle_group_stats gs = { 0 };
+    double t0 = MPI_Wtime();
+    trestle_restore_options ro;
+    trestle_plan_options po;
+
+    trestle_error_clear(&mine);
+    trestle_restore_options_init(&ro);
+    ro.verify = a->verify;
+    ro.reader = a->reader;
+    ro.direct = a->direct;
+    if (a->threads)
+        ro.threads = a->threads;
+    const char *kill_rank = getenv("TRESTLE_MPI_TEST_KILL_RANK");
+    if (kill_rank && atoi(kill_rank) == rank) {
+        ro.on_ready = die;
+    }
+
+    /* Planning is local, but its failure is everyone's. */
+    rc = trestle_open(a->path, NULL, &c, &mine);
+    if (rc == TRESTLE_OK && split_ops(a, c, &file, &wops, &nw, &pops, &np) != CLI_EXIT_OK) {
+        rc = TRESTLE_E_INVALID_ARG;
+        snprintf(mine.message, sizeof mine.message, "cannot read the op list");
+    }
+    trestle_plan_options_init(&po);
+    po.renames = a->renames;
+    po.num_renames = a->nrenames;
+    po.skip_unsupported = a->skip_unsupported;
+    if (rc == TRESTLE_OK)
+        rc = trestle_plan_create(c, wops, nw, &po, &whole, &mine);
+    po.shard_rules = a->rules;
+    po.num_shard_rules = a->nrules;
+    po.shard_rank = rank;
+    po.shard_world = size;
+    /* Planned even when no op matches, so that a malformed rule is still
+     * refused by the library, naming it, rather than matching nothing. */
+    if (rc == TRESTLE_OK && a->nrules > 0)
+        rc = trestle_plan_create(c, pops, np, &po, &part, &mine);
+    /* Each rank's own tensor-parallel parts first, then the shared rest. */
+    if (rc == TRESTLE_OK && np > 0)
+        rc = trestle_restore(part, &ro, &ps, &mine);
+    rc = trestle_group_agree(g, rc, &mine, &err);
+    if (rc == TRESTLE_OK)
+        rc = trestle_group_restore(g, whole, &ro, &gs, &err);
+    if (rc != TRESTLE_OK) {
+        /* One write per rank: the ranks share mpirun's stderr, and a line
+         * written in pieces interleaves with the others'. */
+        fprintf(stderr, "trestle: %s\n", err.message[0] ? err.message : trestle_strerror(rc));
+    } else {
+        report(&gs, &ps, nw + np, np, landed_bytes(whole) + landed_bytes(part),
+               MPI_Wtime() - t0, whole, part, a->checksum);
+    }
+    trestle_plan_free(whole);
+    trestle_plan_free(part);
+    trestle_close(c);
+    cli_ops_free(&file);
+    free(wops);
+    free(pops);
+    return rc == TRESTLE_OK ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+int main(int argc, char **argv)
+{
+    int provided, rank = 0, status;
+    args a = { 0 };
+    trestle_group *g = NULL;
+    trestle_error err;
+
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (argc < 2 || strcmp(argv[1], "restore") != 0) {
+        if (rank == 0)
+            fprintf(stderr, "%s", argc >= 2 && !strcmp(argv[1], "--help") ? help
+                    : "trestle: usage: mpirun -np N trestle-mpi restore [OPTIONS] PATH "
+                      "(--help for more)\n");
+        MPI_Finalize();
+        return argc >= 2 && !strcmp(argv[1], "--help") ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+    }
+    status = parse(argc - 1, argv + 1, rank, &a);
+    if (status == CLI_EXIT_OK) {
+        if (trestle_group_create(MPI_COMM_WORLD, &g, &err) != TRESTLE_OK)
+            status = cli_fail(&err);
+        else
+            status = restore(&a, g);
+    } else if (status < 0) {
+        status = CLI_EXIT_OK; /* --help */
+    }
+    trestle_group_free(g);
+    free(a.renames);
+    free(a.excludes);
+    free(a.rules);
+    MPI_Finalize();
+    return status;
+}
