@@ -13,7 +13,6 @@
  * lets MPI pipeline each one. Every rank derives the same rounds from the
  * same runs, so the collectives always match.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +21,6 @@
 
 #define ROUND_BYTES ((uint64_t)64 << 20) /* per broadcast: big enough for full bandwidth */
 #define ROUND_BLOCKS 65536               /* runs per broadcast: bounds the type's arrays */
-
-int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
-{
-    if (err) {
-        va_list ap;
-        trestle_error_clear(err);
-        err->code = code;
-        va_start(ap, fmt);
-        vsnprintf(err->message, sizeof err->message, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* ---- runs ---- */
 
