@@ -66,6 +66,9 @@ typedef struct trestle__copier_ops {
      * 0 when the copier cannot do it (then nothing was queued). */
     uint64_t (*copy_widen)(trestle__copier *c, unsigned worker, void *dst, const void *src,
                            int src_dtype, int dst_dtype, uint64_t count);
+    /* Optional (NULL: never waits): seconds the workers slept in retire()
+     * and fence(), all of them together. Call once the workers are done. */
+    double (*wait_seconds)(const trestle__copier *c);
     /* Optional: the worker's thread ran caller code (a ready callback)
      * that may have switched its CUDA device; make the worker's current. */
     void (*reenter)(trestle__copier *c, unsigned worker);
@@ -79,7 +82,6 @@ struct trestle__copier {
     unsigned marks;   /* unretired marks a worker may hold (0 without mark()) */
     uint64_t window_bytes; /* the most bytes one copy_region() or copy_widen() is handed
                               (set before the first copy) */
-    double wait_seconds; /* time workers slept in retire() and fence(), all workers */
 };
 
 /* The host copier. Never fails. */

@@ -445,6 +445,15 @@ static void cuda_reenter(trestle__copier *c, unsigned worker)
                                            "ready callback (cudaSetDevice)");
 }
 
+static double cuda_wait_seconds(const trestle__copier *c)
+{
+    const cuda_state *s = c->state;
+    double sum = 0;
+    for (unsigned i = 0; i < s->nworkers; i++)
+        sum += s->w[i].wait_seconds;
+    return sum;
+}
+
 static void cuda_close(trestle__copier *c)
 {
     cuda_state *s = c->state;
@@ -454,7 +463,6 @@ static void cuda_close(trestle__copier *c)
     TRESTLE__WITH_DEVICE(&s->api, s->device, e, {
         for (unsigned i = 0; i < s->nworkers; i++) {
             cuda_worker *cw = &s->w[i];
-            c->wait_seconds += cw->wait_seconds;
             /* Streams are idle unless the restore failed; destroying one
              * lets its work finish first, and the staging it reads stays
              * until the plan is freed. */
@@ -488,6 +496,7 @@ static const trestle__copier_ops cuda_ops = {
     .mark = cuda_mark,
     .retire = cuda_retire,
     .reenter = cuda_reenter,
+    .wait_seconds = cuda_wait_seconds,
     .close = cuda_close,
 };
 
@@ -572,7 +581,6 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
     c->state = s;
     c->host_dests = false;
     c->marks = MARKS;
-    c->wait_seconds = 0;
     int rc = trestle__cuda_load_api(&s->api, device, err);
     if (rc == TRESTLE_OK)
         rc = record_start(s, (cudaStream_t)stream, err);

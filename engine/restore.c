@@ -435,7 +435,9 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
     st->reader = x->reader_kind;
     st->direct_reads = x->reader.direct_reads > 0;
     snprintf(st->reader_note, sizeof st->reader_note, "%s", x->reader.note);
-    st->copy_wait_seconds = x->copier.wait_seconds;
+    /* Before free_context() closes the copier: its workers' figures go with it. */
+    if (x->copier_open && x->copier.ops->wait_seconds)
+        st->copy_wait_seconds = x->copier.ops->wait_seconds(&x->copier);
     st->device_copy_seconds = trestle__restore_device_copy_seconds(x);
     snprintf(st->staging_note, sizeof st->staging_note, "%s",
              trestle__staging_note(x->plan->staging));

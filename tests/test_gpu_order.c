@@ -588,6 +588,8 @@ Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
     cr_assert_leq(calls, reads, "%" PRIu64 " copy calls for %d tiny tensors in %" PRIu64 " reads",
                   calls, NTINY, reads);
     cr_assert_gt(b.event_queries, a.event_queries, "no mark was polled");
+    cr_assert_gt(b.event_syncs, a.event_syncs, "no worker waited for its copies");
+    cr_assert_gt(st.copy_wait_seconds, 0.0, "the workers' waits went untimed");
     cr_assert_gt(st.device_copy_seconds, 0.0);
     cr_assert_leq(st.device_copy_seconds, st.wall_seconds);
     same_bytes(m.host, p);
