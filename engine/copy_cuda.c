@@ -91,6 +91,8 @@ typedef struct cuda_worker {
     cudaStream_t stream;
     cudaEvent_t ev[MARKS];   /* marks, a ring: ev[head] is the oldest of `len` */
     unsigned nev;            /* events made so far */
+    cudaEvent_t fence_ev;    /* what fence() waits on, made on first use */
+    bool have_fence_ev;
     unsigned head, len;
     bool ready;              /* device set and stream made in this thread */
     cudaError_t failed;      /* first failure, or cudaSuccess */
@@ -116,7 +118,6 @@ typedef struct pinned_region {
 typedef struct cuda_state {
     trestle__ctx_api api;
     int device;
-    const uint64_t *window_bytes; /* the copier's, set before the first copy */
     unsigned nworkers;
     cuda_worker *w;
     cudaEvent_t start;       /* recorded on the caller's (or the legacy) stream at open */
@@ -272,14 +273,15 @@ static uint64_t cuda_copy(trestle__copier *c, unsigned worker, void *dst, const 
 /* The device address of host bytes [src, src + n) in the worker's device
  * window, DMA'd there unless it holds them already; NULL without a window
  * (none could be allocated, or n is larger than it). */
-static const uint8_t *window(cuda_state *s, cuda_worker *cw, const void *src, uint64_t n)
+static const uint8_t *window(const trestle__copier *c, cuda_worker *cw, const void *src,
+                             uint64_t n)
 {
     const uint8_t *p = src;
     if (cw->win_src && p >= cw->win_src && p + n <= cw->win_src + cw->win_n)
         return cw->win + (p - cw->win_src);
-    if (cw->win_failed || n > *s->window_bytes)
+    if (cw->win_failed || n > c->window_bytes)
         return NULL;
-    if (!cw->win && cudaMalloc((void **)&cw->win, (size_t)*s->window_bytes) != cudaSuccess) {
+    if (!cw->win && cudaMalloc((void **)&cw->win, (size_t)c->window_bytes) != cudaSuccess) {
         /* Device memory is short: slices and conversions still work
          * without the window, only slower. */
         cw->win = NULL;
@@ -320,8 +322,7 @@ static uint64_t cuda_copy_region(trestle__copier *c, unsigned worker, void *dst,
     }
     uint64_t bytes = trestle__region_count_range(&l, lo, n);
     if (bytes > 0 && cw->failed == cudaSuccess) {
-        const void *from = window(s, cw, src, n);
-        flush(cw);
+        const void *from = window(c, cw, src, n);
         int e = trestle__k_scatter(dst, from ? from : device_address(s, src), &l, lo, n,
                                    cw->stream);
         note(cw, (cudaError_t)e, "the slice scatter kernel");
@@ -339,7 +340,7 @@ static uint64_t cuda_copy_widen(trestle__copier *c, unsigned worker, void *dst, 
     if (count == 0 || out <= in || !trestle__convert_supported(dst_dtype, src_dtype) ||
         cw->failed != cudaSuccess)
         return 0;
-    const void *from = window(s, cw, src, in);
+    const void *from = window(c, cw, src, in);
     if (!from)
         return 0;
     int e = trestle__k_convert(dst, dst_dtype, from, src_dtype, count, cw->stream);
@@ -413,8 +414,9 @@ static int cuda_retire(trestle__copier *c, unsigned worker, bool wait, bool *don
     return worker_error(s, cw, err);
 }
 
-/* Everything the worker queued: one more mark, waited for. Older marks
- * are complete then too, and retire at once. */
+/* Everything the worker queued, waited for on an event of its own (the
+ * marks' ring is the pending reads'). Older marks are complete then too,
+ * and retire at once. */
 static int cuda_fence(trestle__copier *c, unsigned worker, trestle_error *err)
 {
     cuda_state *s = c->state;
@@ -423,14 +425,17 @@ static int cuda_fence(trestle__copier *c, unsigned worker, trestle_error *err)
         return worker_error(s, cw, err);
     flush(cw);
     cw->win_src = NULL; /* fenced memory gets rewritten: a conversion buffer, say */
-    cudaEvent_t ev = cw->len < MARKS ? next_event(cw) : NULL;
-    if (!ev && cw->failed == cudaSuccess)
-        ev = cw->ev[(cw->head + cw->len - 1) % MARKS]; /* the newest mark ends the queue */
-    else if (ev)
-        note(cw, cudaEventRecord(ev, cw->stream), "marking copies (cudaEventRecord)");
+    if (!cw->have_fence_ev) {
+        note(cw, cudaEventCreateWithFlags(&cw->fence_ev, cudaEventBlockingSync |
+                                                             cudaEventDisableTiming),
+             "creating a copy event (cudaEventCreateWithFlags)");
+        cw->have_fence_ev = cw->failed == cudaSuccess;
+    }
+    if (cw->failed == cudaSuccess)
+        note(cw, cudaEventRecord(cw->fence_ev, cw->stream), "marking copies (cudaEventRecord)");
     if (cw->failed == cudaSuccess) {
         double t = now_s();
-        note(cw, cudaEventSynchronize(ev), "waiting for copies (cudaEventSynchronize)");
+        note(cw, cudaEventSynchronize(cw->fence_ev), "waiting for copies (cudaEventSynchronize)");
         cw->wait_seconds += now_s() - t;
     }
     return worker_error(s, cw, err);
@@ -470,6 +475,8 @@ static void cuda_close(trestle__copier *c)
                 cudaStreamDestroy(cw->stream);
             for (unsigned k = 0; k < cw->nev; k++)
                 cudaEventDestroy(cw->ev[k]);
+            if (cw->have_fence_ev)
+                cudaEventDestroy(cw->fence_ev);
             if (cw->win)
                 cudaFree(cw->win); /* waits for the streams' work, which reads it */
             free(cw->bdst);
@@ -561,7 +568,6 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
     }
     s->device = device;
     s->nworkers = workers ? workers : 1;
-    s->window_bytes = &c->window_bytes;
     for (unsigned i = 0; i < s->nworkers; i++) {
         cuda_worker *cw = &s->w[i];
         cw->bdst = malloc(BATCH_MAX * sizeof *cw->bdst);
