@@ -101,11 +101,13 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
 /*
  * Pinned host memory for device copies (engine/staging.c): page-lock
  * `bytes` at p for every device (cudaHostRegister, portable and mapped).
- * TRESTLE_E_NOMEM with *refused set when the runtime refused to register
- * ordinary pages (sandboxes, some kernels), so that the caller can fall
- * back to trestle__cuda_host_alloc(); TRESTLE_E_NO_DEVICE without CUDA.
+ * TRESTLE_E_NOMEM with *refused set to the runtime's reason (a static
+ * string) when it refused to register ordinary pages (sandboxes, some
+ * kernels), so that the caller can fall back to trestle__cuda_host_alloc();
+ * *refused is NULL otherwise. TRESTLE_E_NO_DEVICE without CUDA.
  */
-int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err);
+int trestle__cuda_pin(int device, void *p, size_t bytes, const char **refused,
+                      trestle_error *err);
 void trestle__cuda_unpin(int device, void *p);
 /* `bytes` of pinned, mapped memory from the CUDA runtime (cudaHostAlloc). */
 int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err);

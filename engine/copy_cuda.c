@@ -5,7 +5,7 @@
  * it fast, and why each piece is there:
  *
  *  - Pinned staging. The staging pool and the conversion buffers are
- *    page-locked (engine/staging.c, through trestle__cuda_pin() here:
+ *    page-locked (engine/staging.c, through trestle__cuda_pin() in cuda_host.c:
  *    cudaHostRegister of ordinary pages, so they stay usable for O_DIRECT
  *    and io_uring registered buffers; cudaHostAlloc where registering is
  *    refused), once per plan rather than per restore. Copies out of them

@@ -20,11 +20,12 @@
 
 /* ---- pinned host memory (engine/staging.c) ---- */
 
-int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
+int trestle__cuda_pin(int device, void *p, size_t bytes, const char **refused,
+                      trestle_error *err)
 {
     trestle__ctx_api api;
     cudaError_t e;
-    *refused = false;
+    *refused = NULL;
     int rc = trestle__cuda_load_api(&api, device, err);
     if (rc != TRESTLE_OK)
         return rc;
@@ -34,8 +35,9 @@ int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_
         return TRESTLE_OK;
     /* What a host that cannot pin ordinary pages answers (no IOMMU
      * support for it, a sandbox, a kernel without the needed calls). */
-    *refused = e == cudaErrorNotSupported || e == cudaErrorNotPermitted ||
-               e == cudaErrorInvalidValue || e == cudaErrorHostMemoryAlreadyRegistered;
+    if (e == cudaErrorNotSupported || e == cudaErrorNotPermitted || e == cudaErrorInvalidValue ||
+        e == cudaErrorHostMemoryAlreadyRegistered)
+        *refused = cudaGetErrorString(e);
     return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
                               "cannot pin %zu bytes of staging memory for CUDA device %d "
                               "(cudaHostRegister: %s); lower the staging size (--staging, "
@@ -129,11 +131,12 @@ int trestle__cuda_device_count(char *why, size_t n)
     return 0;
 }
 
-int trestle__cuda_pin(int device, void *p, size_t bytes, bool *refused, trestle_error *err)
+int trestle__cuda_pin(int device, void *p, size_t bytes, const char **refused,
+                      trestle_error *err)
 {
     (void)p;
     (void)bytes;
-    *refused = false;
+    *refused = NULL;
     return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinning memory for CUDA device %d "
                                  "needs a CUDA build of trestle", device);
 }

@@ -102,7 +102,7 @@ static int pinned_alloc(trestle__staging *s, int area_id, unsigned count, size_t
         uint8_t *p = host_alloc(bytes, node, &bound);
         if (!p)
             return nomem(err, area_id, count, each);
-        bool refused = false;
+        const char *refused = NULL;
         trestle_error perr;
         if (trestle__cuda_pin(device, p, bytes, &refused, &perr) == TRESTLE_OK) {
             *a = (area){ p, bytes, HOW_REGISTERED, device, node, bound };
@@ -115,11 +115,8 @@ static int pinned_alloc(trestle__staging *s, int area_id, unsigned count, size_t
             return perr.code;
         }
         s->refused = true;
-        /* perr: "cannot pin N bytes ... (cudaHostRegister: REASON); ..." */
-        const char *why = strstr(perr.message, "(cudaHostRegister: ");
-        size_t len = why ? strcspn(why + 19, ")") : 0;
-        snprintf(s->note, sizeof s->note, "cudaHostRegister refused (%.*s): staging is "
-                 "cudaHostAlloc memory", (int)len, why ? why + 19 : "");
+        snprintf(s->note, sizeof s->note, "cudaHostRegister refused (%s): staging is "
+                 "cudaHostAlloc memory", refused);
     }
     /* The driver places these pages itself, where first touched: not
      * bound. */
