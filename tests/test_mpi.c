@@ -32,9 +32,9 @@ static const char *tool(void)
     return TRESTLE_MPI_PATH;
 }
 
-/* Run `mpirun -np N PROG restore ARGS` with extra environment. */
-static int mpirun_prog(const char *t, int np, const char *env, const char *args, char **out,
-                       char **err)
+/* Run `mpirun -np N PROG SUB ARGS` with extra environment. */
+static int mpirun_sub(const char *t, int np, const char *env, const char *sub, const char *args,
+                      char **out, char **err)
 {
     char *cmd;
     /* Under ASan (tools/check.sh asan) the ranks check leaks, except Open
@@ -45,11 +45,19 @@ static int mpirun_prog(const char *t, int np, const char *env, const char *args,
                              "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:"
                              "print_suppressions=0 "
                              "ASAN_OPTIONS=\"$ASAN_OPTIONS:fast_unwind_on_malloc=0\" "
-                             "%s timeout 120 %s --oversubscribe -np %d %s restore %s",
-                       TRESTLE_SOURCE_DIR, env ? env : "", TRESTLE_MPIEXEC, np, t, args) > 0);
+                             "%s timeout 120 %s --oversubscribe -np %d %s %s %s",
+                       TRESTLE_SOURCE_DIR, env ? env : "", TRESTLE_MPIEXEC, np, t, sub,
+                       args) > 0);
     int rc = tu_run(cmd, out, err);
     free(cmd);
     return rc;
+}
+
+/* Run `mpirun -np N PROG restore ARGS` with extra environment. */
+static int mpirun_prog(const char *t, int np, const char *env, const char *args, char **out,
+                       char **err)
+{
+    return mpirun_sub(t, np, env, "restore", args, out, err);
 }
 
 /* The same with trestle-mpi. */
@@ -469,4 +477,50 @@ Test(mpi, trestle_restore_under_mpirun_hands_over_to_trestle_mpi, .timeout = 300
     free(out);
     free(err);
     free_tp(&f);
+}
+
+/* ---- the group bench ---- */
+
+/* `trestle bench` under mpirun runs the group bench: the checkpoint is read
+ * once in all and each rank receives the (N-1)/N it did not read; figures
+ * come with both ceilings. Speeds are not asserted (benchmarks carry them). */
+Test(mpi, trestle_bench_under_mpirun_reads_once_and_gives_both_ceilings, .timeout = 300)
+{
+    tool();
+    for (int np = 2; np <= 3; np++) {
+        char *out, *err;
+        int rc = mpirun_sub(TRESTLE_CLI_PATH, np, NULL, "bench",
+                            "--synthetic 8M,3 --repeat 2 --json", &out, &err);
+        cr_assert_eq(rc, 0, "%s%s", out, err);
+        int ranks = 0;
+        uint64_t total = 0, read = 0, exchanged = 0;
+        double st = 0, ex = 0;
+        const char *j = strstr(out, "{\"ranks\"");
+        cr_assert(j, "no JSON line: %s", out);
+        cr_assert_eq(sscanf(j, "{\"ranks\": %d, \"checkpoint_bytes\": %" SCNu64, &ranks,
+                            &total), 2, "%s", j);
+        cr_assert_eq(sscanf(strstr(j, "\"bytes_read\""), "\"bytes_read\": %" SCNu64
+                            ", \"bytes_exchanged\": %" SCNu64, &read, &exchanged), 2, "%s", j);
+        cr_assert_eq(sscanf(strstr(j, "\"storage_ceiling_gbps\""),
+                            "\"storage_ceiling_gbps\": %lf, \"exchange_ceiling_gbps\": %lf",
+                            &st, &ex), 2, "%s", j);
+        cr_assert_eq(ranks, np);
+        cr_assert_gt(total, 0);
+        cr_assert_eq(read, total, "read once in all: %" PRIu64 " of %" PRIu64, read, total);
+        cr_assert_eq(exchanged, total * (uint64_t)(np - 1), "%s", j);
+        cr_assert_gt(st, 0, "%s", j);
+        cr_assert_gt(ex, 0, "%s", j);
+        cr_assert_eq(count(out, "{\"ranks\""), 1, "rank 0 alone prints: %s", out);
+        free(out);
+        free(err);
+    }
+    /* The table names both ceilings. */
+    char *out, *err;
+    cr_assert_eq(mpirun_sub(TRESTLE_CLI_PATH, 2, NULL, "bench", "--synthetic 4M,2 --repeat 1",
+                            &out, &err), 0, "%s%s", out, err);
+    cr_assert(strstr(out, "group restore of "), "%s", out);
+    cr_assert(strstr(out, "  storage "), "%s", out);
+    cr_assert(strstr(out, "  exchange "), "%s", out);
+    free(out);
+    free(err);
 }

@@ -35,10 +35,15 @@ int cli_check_main(int argc, char **argv);
 
 /* ---- process groups (cli_group.c) ---- */
 
-/* `trestle restore` under mpirun or with --group mpi: exec trestle-mpi with
- * the same arguments. Returns -1 when the restore is not a group's (go on
- * alone), else an exit code (it failed to start). */
-int cli_group_exec(int argc, char **argv);
+/* `trestle restore` or `trestle bench` (`cmd`) under mpirun or with
+ * --group mpi: exec `trestle-mpi CMD` with the same arguments. Returns -1
+ * when the command is not a group's (go on alone), else an exit code (it
+ * failed to start). */
+int cli_group_exec(const char *cmd, int argc, char **argv);
+
+/* `trestle-mpi bench` (tools/trestle_mpi_bench.c), in trestle-mpi only:
+ * called between MPI_Init and MPI_Finalize with argv[0] "bench". */
+int trestle_mpi_bench_main(int argc, char **argv);
 
 /* ---- errors and usage (cli_util.c) ---- */
 

@@ -52,7 +52,8 @@ static const char bench_help[] =
     "Examples:\n"
     "  trestle bench --synthetic 2G,4 --host\n"
     "  trestle bench /tmp/llm/ckpt --cold --repeat 5\n"
-    "  trestle bench /nvme/ckpt --device 0 --json > bench.json\n";
+    "  trestle bench /nvme/ckpt --device 0 --json > bench.json\n"
+    "  mpirun -np 4 trestle bench --synthetic 2G,8      # a group restore\n";
 
 typedef struct bench_args {
     const char *path;
@@ -493,7 +494,7 @@ static int parse_synthetic(const char *arg, bench_args *a)
 static int parse_args(int argc, char **argv, bench_args *a)
 {
     enum { OPT_SYNTH = 256, OPT_HOST, OPT_DEVICE, OPT_COLD, OPT_REPEAT, OPT_JSON, OPT_MAP,
-           OPT_NO_NUMA };
+           OPT_NO_NUMA, OPT_GROUP };
     static const struct option longopts[] = {
         { "synthetic", required_argument, NULL, OPT_SYNTH },
         { "host", no_argument, NULL, OPT_HOST },
@@ -503,6 +504,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         { "cold", no_argument, NULL, OPT_COLD },
         { "repeat", required_argument, NULL, OPT_REPEAT },
         { "json", no_argument, NULL, OPT_JSON },
+        { "group", required_argument, NULL, OPT_GROUP },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -533,6 +535,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
             a->repeat = (int)v;
             break;
         case OPT_JSON: a->json = 1; break;
+        case OPT_GROUP: break; /* "none": cli_group_exec() took the others */
         case 'h': fputs(bench_help, stdout); return -1;
         default: return cli_bad_option("bench", argv, c);
         }
@@ -555,8 +558,11 @@ int cli_bench_main(int argc, char **argv)
     bench_args a = { .device = -1, .repeat = 3 };
     bench_result *r = NULL;
     char dir[4096] = "", prefix[4200];
-    int status = parse_args(argc, argv, &a);
+    int status;
 
+    if ((status = cli_group_exec("bench", argc, argv)) >= 0)
+        return status;
+    status = parse_args(argc, argv, &a);
     if (status != CLI_EXIT_OK)
         return status < 0 ? CLI_EXIT_OK : status; /* -1: --help was printed */
     r = calloc(1, sizeof *r);

@@ -1,8 +1,9 @@
 /*
- * cli_group.c - `trestle restore` launched by mpirun: hand the command to
- * trestle-mpi, the binary that links MPI (tools/trestle_mpi.c), so that
- * `mpirun -np 8 trestle restore CKPT --all` restores once for the whole
- * job while `trestle` itself never needs an MPI library to start.
+ * cli_group.c - `trestle restore` or `trestle bench` launched by mpirun:
+ * hand the command to trestle-mpi, the binary that links MPI
+ * (tools/trestle_mpi.c), so that `mpirun -np 8 trestle restore CKPT --all`
+ * restores once for the whole job while `trestle` itself never needs an MPI
+ * library to start.
  *
  * Launched by mpirun means: Open MPI's OMPI_COMM_WORLD_SIZE, or the PMI
  * size variable of MPICH's launcher and Slurm, saying more than one process; or an
@@ -29,7 +30,7 @@ static long launcher_size(void)
     return 1;
 }
 
-int cli_group_exec(int argc, char **argv)
+int cli_group_exec(const char *cmd, int argc, char **argv)
 {
     const char *group = NULL;
     for (int i = 1; i < argc; i++) {
@@ -43,7 +44,7 @@ int cli_group_exec(int argc, char **argv)
     if (!group && launcher_size() <= 1)
         return -1;
     if (group && strcmp(group, "mpi") != 0)
-        return cli_usage("restore", "--group is mpi or none, not '%s'", group);
+        return cli_usage(cmd, "--group is mpi or none, not '%s'", group);
 
     /* trestle-mpi sits beside this binary (build tree and install alike). */
     char self[PATH_MAX], path[PATH_MAX + 16];
@@ -59,13 +60,13 @@ int cli_group_exec(int argc, char **argv)
     if (!args)
         return CLI_EXIT_FAIL;
     args[0] = path;
-    args[1] = "restore";
+    args[1] = (char *)cmd;
     for (int i = 1; i < argc; i++)
         args[i + 1] = argv[i];
     execv(path, args);
-    cli_error("restore with --group mpi (or under mpirun) needs %s, the MPI build of the "
-              "restore (built when CMake finds MPI): %s; --group none restores in this "
-              "process alone", path, strerror(errno));
+    cli_error("%s with --group mpi (or under mpirun) needs %s, the MPI build of the "
+              "command (built when CMake finds MPI): %s; --group none runs it in this "
+              "process alone", cmd, path, strerror(errno));
     free(args);
     return CLI_EXIT_FAIL;
 }

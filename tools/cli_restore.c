@@ -485,7 +485,7 @@ int cli_restore_main(int argc, char **argv)
     restore_args a;
     int c, status;
 
-    if ((status = cli_group_exec(argc, argv)) >= 0)
+    if ((status = cli_group_exec("restore", argc, argv)) >= 0)
         return status; /* a group's restore: trestle-mpi could not start */
     memset(&a, 0, sizeof a);
     trestle_plan_options_init(&a.plan);

@@ -369,10 +369,15 @@ int main(int argc, char **argv)
 
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (argc >= 2 && !strcmp(argv[1], "bench")) {
+        status = trestle_mpi_bench_main(argc - 1, argv + 1);
+        MPI_Finalize();
+        return status;
+    }
     if (argc < 2 || strcmp(argv[1], "restore") != 0) {
         if (rank == 0)
             fprintf(stderr, "%s", argc >= 2 && !strcmp(argv[1], "--help") ? help
-                    : "trestle: usage: mpirun -np N trestle-mpi restore [OPTIONS] PATH "
+                    : "trestle: usage: mpirun -np N trestle-mpi restore|bench [OPTIONS] PATH "
                       "(--help for more)\n");
         MPI_Finalize();
         return argc >= 2 && !strcmp(argv[1], "--help") ? CLI_EXIT_OK : CLI_EXIT_USAGE;
