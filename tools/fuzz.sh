@@ -56,10 +56,15 @@ fi
 status=0
 for t in $TARGETS; do
     echo "fuzz_$t: ${SECONDS_EACH}s"
+    # Crash inputs go beside the logs in $build, not into the checkout
+    # (libFuzzer writes them to the working directory by default).
+    mkdir -p "$build/fuzz-crashes"
     if ! "$build/tests/fuzz/fuzz_$t" "$work/$t" -max_total_time="$SECONDS_EACH" \
-            -max_len=65536 -print_final_stats=1 -detect_leaks=1 2>"$work/$t.log"; then
+            -max_len=65536 -print_final_stats=1 -detect_leaks=1 \
+            -artifact_prefix="$build/fuzz-crashes/$t-" 2>"$work/$t.log"; then
         status=1
         tail -60 "$work/$t.log"
+        echo "fuzz_$t: the failing input is in $build/fuzz-crashes/"
     fi
     # The last status line: "#N DONE cov: E ft: F corp: C/..." gives edges and corpus.
     grep -E "^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE)" "$work/$t.log" | tail -1 |
