@@ -48,7 +48,7 @@ static const char help[] =
     "                         given, before --rename) matches GLOB gets on rank r of N\n"
     "                         only part r of dimension DIM, TensorFlow's partitioner\n"
     "                         rule: a dim of n splits into parts of n/N, the first\n"
-    "                         n %% N ranks one element more. The first matching rule\n"
+    "                         n % N ranks one element more. The first matching rule\n"
     "                         wins; unmatched tensors are restored whole on every rank\n"
     "                         and read once by the group. Each rank reads only its\n"
     "                         part's bytes of a plain tensor (one run per row of the\n"
