@@ -21,6 +21,25 @@ uint32_t trestle__crc32c_extend(uint32_t crc, const void *p, size_t n);
 /* CRC of A||B from crc_a = CRC(A), crc_b = CRC(B) and len_b = |B|. */
 uint32_t trestle__crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
+/*
+ * The register form, for CRCs of tensors read in parts by different
+ * processes (tensor-parallel partial reads): raw(M) is the register after
+ * M from init 0 with no final xor, which is linear, so
+ *     crc32c(T) = (XOR over runs R of T: shift(raw(R), bytes of T after R))
+ *                 ^ zeros(|T|)
+ * for any split of T into runs, each run hashed by whoever read it.
+ */
+
+/* The register form of M: crc32c(M) ^ zeros(|M|). */
+uint32_t trestle__crc32c_raw(const void *p, size_t n);
+
+/* crc32c of n zero bytes, in O(log n): the affine constant of length n. */
+uint32_t trestle__crc32c_zeros(uint64_t n);
+
+/* reg * x^(8n) mod P: a register moved past n more bytes (any n; at most
+ * 64 multiplications, by a table of x^(8 * 2^k)). */
+uint32_t trestle__crc32c_shift(uint32_t reg, uint64_t n);
+
 /* TF stores CRCs masked, because a CRC of data that embeds CRCs is weak. */
 static inline uint32_t trestle__crc_mask(uint32_t crc)
 {

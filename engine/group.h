@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "trestle.h"
+#include "trestle_mpi.h"
 
 /* A destination run (trestle_run_fn): bytes [offset, offset + length) of op. */
 typedef struct trestle__group_run {
@@ -29,6 +30,10 @@ typedef struct trestle__group_runs {
     size_t n, cap;
     uint64_t bytes;             /* sum of the lengths */
 } trestle__group_runs;
+
+/* The group's own communicator (engine/group_mpi.c), for the group's other
+ * files: engine/group_crc.c. */
+MPI_Comm trestle__group_comm(const trestle_group *g);
 
 /* Fill err with code and a formatted message (no key, path or offset). */
 int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)

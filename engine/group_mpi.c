@@ -68,6 +68,8 @@ int trestle_group_rank(const trestle_group *g) { return g ? g->rank : 0; }
 
 int trestle_group_size(const trestle_group *g) { return g ? g->size : 1; }
 
+MPI_Comm trestle__group_comm(const trestle_group *g) { return g->comm; }
+
 /* ---- the split ---- */
 
 /* Where part k starts: the first extent whose middle lies past k/size of

@@ -29,6 +29,7 @@ void trestle_plan_free(trestle_plan *p)
     free(p->pieces);
     free(p->regions);
     free(p->batches);
+    free(p->shares);
     free(p);
 }
 

@@ -6,6 +6,8 @@
  *   op      one requested tensor (or slice of one), with its destination;
  *   extent  one stored entry's bytes [offset, offset+size) in one shard,
  *           read once even when several ops need it, CRC-checked whole;
+ *           or, with partial_reads, one run of an op's part of a stored
+ *           tensor, whose CRC only goes into the tensor's share;
  *   piece   "extent E feeds op O": either a verbatim copy of the extent's
  *           bytes to dest + dst_offset, or an N-d region copy;
  *   convert an op whose out_dtype differs from the stored dtype: its pieces
@@ -92,9 +94,22 @@ typedef struct trestle__extent {
     uint64_t size;
     uint32_t crc_masked;    /* stored CRC of the entry */
     bool is_string;         /* DT_STRING: CRC covers fixed-width lengths, see string_tensor.h */
+    bool partial;           /* one run of a part of its entry (partial_reads): its CRC goes into
+                               share `share` instead of being checked against crc_masked */
+    uint64_t after;         /* partial: bytes of the stored tensor after this run */
+    size_t share;           /* partial: index into plan->shares */
     size_t first_piece;
     size_t num_pieces;
 } trestle__extent;
+
+/* A stored tensor of which the plan reads only a part (partial_reads): the
+ * restore XORs shift(raw(run), after) of each of its runs into `share`
+ * (engine/crc32c.h), which only the combination of every part can check. */
+typedef struct trestle__share {
+    size_t op;              /* the op reading the part */
+    size_t entry;           /* the stored (PLAIN) entry */
+    _Atomic uint32_t share; /* XOR of this plan's runs' contributions */
+} trestle__share;
 
 #define TRESTLE__ARENA_ALIGN 256 /* every tensor in an arena starts on this boundary */
 
@@ -144,6 +159,9 @@ struct trestle_plan {
     size_t num_regions;
     trestle__batch *batches;
     size_t num_batches;
+    trestle__share *shares; /* partial_reads: deferred tensors, in op order */
+    size_t num_shares;
+    bool shares_ready;      /* the last restore succeeded with verify on: shares are its */
     trestle_plan_stats stats;
     trestle_arena *arena;   /* DEST_ALLOCATE memory of the last restore; NULL once adopted */
     struct trestle__staging *staging; /* staging memory kept across restores (engine/staging.h) */

@@ -28,6 +28,9 @@ typedef struct want {
     uint32_t region;        /* region index or TRESTLE__NO_REGION */
     uint64_t dst_offset;    /* verbatim copies: offset in the destination */
     size_t seq;             /* creation order: pieces of an extent stay in op order */
+    bool partial;           /* a run of a part (partial_reads): offset/size are the run's */
+    uint64_t after;         /* partial: bytes of the stored tensor after the run */
+    size_t share;           /* partial: its tensor's index in plan->shares */
 } want;
 
 /* Planner state; only `p` escapes, and only on success. */
@@ -39,6 +42,8 @@ typedef struct builder {
     want *wants;
     size_t n_wants, cap_wants;
     size_t cap_regions;
+    unsigned *entry_refs;    /* partial_reads with rules: per entry, the ops reading it */
+    size_t cap_shares;
 } builder;
 
 /* ---- op resolution (engine/plan_ops.c) ---- */

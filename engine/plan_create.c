@@ -117,6 +117,14 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     TR_FORWARD(trestle__plan_check_unsupported(c, b.p->ops, count, err));
     TR_FORWARD(trestle__plan_ops_check_dtypes(&b, ops, err));
     TR_FORWARD(trestle__plan_ops_check_conversions(&b, ops, err));
+    if (b.o.partial_reads && b.o.num_shard_rules > 0) {
+        /* A part is read alone only when no other op needs its tensor. */
+        b.entry_refs = calloc(c->num_entries ? c->num_entries : 1, sizeof *b.entry_refs);
+        TR_FAIL_IF(!b.entry_refs, err, TRESTLE_E_NOMEM, "out of memory");
+        for (size_t i = 0; i < count; i++)
+            if (!b.p->ops[i].skipped)
+                b.entry_refs[b.p->ops[i].entry]++;
+    }
     for (size_t i = 0; i < count; i++)
         if (!b.p->ops[i].skipped)
             TR_FORWARD(trestle__plan_pieces_add(&b, i, ops ? &ops[i] : NULL, err));
@@ -133,6 +141,7 @@ fail:
         free(b.lookup[i]);
     free(b.lookup);
     free(b.wants);
+    free(b.entry_refs);
     trestle_plan_free(b.p);
     return rc;
 }

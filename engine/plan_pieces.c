@@ -56,8 +56,105 @@ static int add_want(builder *b, size_t entry, size_t op, uint32_t region, uint64
     }
     const trestle__entry *e = &b->c->entries[entry];
     b->wants[b->n_wants] = (want){ e->shard, e->offset, e->size, entry, op, region, dst_offset,
-                                   b->n_wants };
+                                   b->n_wants, false, 0, 0 };
     b->n_wants++;
+    return TRESTLE_OK;
+}
+
+/* ---- partial reads: a part's runs of a plain tensor ---- */
+
+/* Largest number of runs one part may be read as; past it (a tall, thin
+ * tensor split along an inner dim) reading the whole is cheaper. */
+#define MAX_PART_RUNS (1u << 20)
+
+/*
+ * Whether op i (a whole op that rule dimension `dim` narrowed, of a plain
+ * entry) reads only its part. The answer must be the same for every
+ * shard_rank, since all parts list the same deferred tensors: it depends on
+ * the shapes, the world and the options, never on this rank's part.
+ * Parts whose runs the batches would coalesce anyway (the gap next to the
+ * largest part within max_gap_bytes) gain nothing and read whole.
+ */
+static bool reads_part(const builder *b, size_t i, const trestle__entry *e, int dim)
+{
+    int world = b->o.shard_world ? b->o.shard_world : 1;
+    size_t es = trestle_dtype_size(e->dtype);
+    if (!b->o.partial_reads || world < 2 || !b->entry_refs || b->entry_refs[b->p->ops[i].entry] != 1 ||
+        e->kind != TRESTLE__ENTRY_PLAIN || es == 0 || e->size == 0 || dim < 0)
+        return false;
+    uint64_t outer = 1, inner = es;
+    for (int d = 0; d < dim; d++)
+        outer *= (uint64_t)e->dims[d]; /* bounded: elements x es == size, checked at open */
+    for (int d = dim + 1; d < e->rank; d++)
+        inner *= (uint64_t)e->dims[d];
+    uint64_t n = (uint64_t)e->dims[dim], biggest = (n + (uint64_t)world - 1) / (uint64_t)world;
+    if (outer == 1)
+        return true;
+    return outer <= MAX_PART_RUNS && (n - biggest) * inner > b->o.max_gap_bytes;
+}
+
+/* Register op i's tensor as deferred: its share slot, in op order. */
+static int add_share(builder *b, size_t i, size_t *index, trestle_error *err)
+{
+    trestle_plan *p = b->p;
+    if (p->num_shares == b->cap_shares) {
+        size_t cap = b->cap_shares ? b->cap_shares * 2 : 16;
+        trestle__share *grown = realloc(p->shares, cap * sizeof *grown);
+        if (!grown)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        p->shares = grown;
+        b->cap_shares = cap;
+    }
+    trestle__share *sh = &p->shares[p->num_shares];
+    sh->op = i;
+    sh->entry = p->ops[i].entry;
+    atomic_init(&sh->share, 0);
+    *index = p->num_shares++;
+    return TRESTLE_OK;
+}
+
+/* One run of a part: bytes [pos, pos + len) of the stored tensor, which land
+ * at byte `packed` of the part as stored (the part's row-major layout is its
+ * runs end to end, so each run is a verbatim piece). */
+static int add_run(builder *b, size_t i, uint64_t pos, uint64_t len, uint64_t packed,
+                   size_t share, trestle_error *err)
+{
+    const trestle__plan_op *op = &b->p->ops[i];
+    int rc = add_want(b, op->entry, i, TRESTLE__NO_REGION, packed / op->src_es * op->dst_es, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    want *w = &b->wants[b->n_wants - 1];
+    w->offset += pos;
+    w->after = w->size - pos - len;
+    w->size = len;
+    w->partial = true;
+    w->share = share;
+    return TRESTLE_OK;
+}
+
+/* The runs of op i's part `req` (narrowed along `dim` only): one per index
+ * of the dims before `dim`, or one in all when the part spans whole rows. */
+static int plan_part_runs(builder *b, size_t i, const trestle__slice *req, int dim, size_t share,
+                          trestle_error *err)
+{
+    const trestle__plan_op *op = &b->p->ops[i];
+    const trestle__entry *e = &b->c->entries[op->entry];
+    int64_t start[TRESTLE_MAX_SLICE_RANK], length[TRESTLE_MAX_SLICE_RANK];
+    uint64_t outer = 1, inner = op->src_es;
+    int rc;
+
+    trestle__slice_resolve(req, e->dims, start, length);
+    for (int d = 0; d < dim; d++)
+        outer *= (uint64_t)e->dims[d];
+    for (int d = dim + 1; d < e->rank; d++)
+        inner *= (uint64_t)e->dims[d];
+    uint64_t row = (uint64_t)e->dims[dim] * inner, run = (uint64_t)length[dim] * inner;
+    uint64_t first = (uint64_t)start[dim] * inner;
+    if (run == row || outer == 1)
+        return add_run(b, i, first, outer * run, 0, share, err);
+    for (uint64_t k = 0; k < outer; k++)
+        if ((rc = add_run(b, i, k * row + first, run, k * run, share, err)) != TRESTLE_OK)
+            return rc;
     return TRESTLE_OK;
 }
 
@@ -172,7 +269,12 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
         return rc;
     }
     /* A tensor-parallel rule is only a narrower spec from here on. */
-    if ((rc = trestle__plan_shard_apply(&b->o, op->name, op->key, e, &spec, err)) != TRESTLE_OK)
+    bool was_whole = spec.whole || (spec.rank == e->rank && e->rank <= TRESTLE_MAX_SLICE_RANK &&
+                                    !memcmp(spec.shape, e->dims, (size_t)e->rank * sizeof *e->dims) &&
+                                    trestle__slice_covers_all(&spec.slice, e->dims));
+    int dim;
+    if ((rc = trestle__plan_shard_apply(&b->o, op->name, op->key, e, &spec, &dim, err)) !=
+        TRESTLE_OK)
         return rc;
     op->src_es = trestle_dtype_size(e->dtype);
     op->dst_es = es;
@@ -237,9 +339,16 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
         op->dest = given->ptr;
         op->capacity = given->capacity;
     }
+    /* Deferred whatever this part's size, so every part lists the tensor. */
+    size_t share = 0;
+    bool part = was_whole && reads_part(b, i, e, dim);
+    if (part && (rc = add_share(b, i, &share, err)) != TRESTLE_OK)
+        return rc;
     if (bytes == 0)
         return TRESTLE_OK; /* no pieces: ready at once */
 
+    if (part)
+        return plan_part_runs(b, i, &req, dim, share, err);
     if (e->kind == TRESTLE__ENTRY_PARTITIONED)
         return plan_partitioned(b, i, &req, err);
     if (op->whole)
@@ -286,7 +395,8 @@ int trestle__plan_pieces_extents(builder *b, trestle_error *err)
     for (size_t i = 0; i < b->n_wants; i++) {
         const want *w = &b->wants[i];
         trestle__extent *x = p->num_extents ? &p->extents[p->num_extents - 1] : NULL;
-        if (!x || x->entry != w->entry) {
+        /* A part's runs share their entry: each is an extent of its own. */
+        if (!x || x->entry != w->entry || x->offset != w->offset) {
             if (x && x->shard == w->shard && w->offset < x->offset + x->size) {
                 const trestle_checkpoint *c = b->c;
                 return trestle__error_set(
@@ -304,6 +414,9 @@ int trestle__plan_pieces_extents(builder *b, trestle_error *err)
                 .size = w->size,
                 .crc_masked = b->c->entries[w->entry].crc_masked,
                 .is_string = b->c->entries[w->entry].dtype == TRESTLE_DT_STRING,
+                .partial = w->partial,
+                .after = w->after,
+                .share = w->share,
                 .first_piece = p->num_pieces,
             };
         }

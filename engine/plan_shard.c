@@ -120,9 +120,11 @@ static const char *match(const trestle_plan_options *o, const char *name, int *d
 }
 
 int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, const char *key,
-                              const trestle__entry *e, trestle__spec *spec, trestle_error *err)
+                              const trestle__entry *e, trestle__spec *spec, int *dim_out,
+                              trestle_error *err)
 {
     int dim = 0;
+    *dim_out = -1;
     const char *rule = o->num_shard_rules ? match(o, name, &dim) : NULL;
     if (!rule)
         return TRESTLE_OK;
@@ -153,5 +155,6 @@ int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, c
                              &n);
     spec->slice.start[dim] = start[dim] + s;
     spec->slice.length[dim] = n;
+    *dim_out = dim;
     return TRESTLE_OK;
 }

@@ -19,10 +19,13 @@ int trestle__plan_shard_check(const trestle_plan_options *o, trestle_error *err)
 /* If a rule matches op `name`, narrow *spec (as parsed from the op's
  * shape_and_slices, `whole` or a slice of e's shape) to this rank's part of
  * the rule's dimension of stored entry e. A spec whose shape is not e's is
- * left alone for the planner's shape check to report. TRESTLE_E_BAD_SPEC
- * naming the tensor and rule for a dimension e lacks or a scalar. */
+ * left alone for the planner's shape check to report. *dim_out receives
+ * the rule's dimension when one narrowed the spec, else -1 (partial reads
+ * need it). TRESTLE_E_BAD_SPEC naming the tensor and rule for a dimension
+ * e lacks or a scalar. */
 int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, const char *key,
-                              const trestle__entry *e, trestle__spec *spec, trestle_error *err);
+                              const trestle__entry *e, trestle__spec *spec, int *dim_out,
+                              trestle_error *err);
 
 /* TensorFlow's partitioner rule: part r of W of a dim of n elements starts
  * at *start and holds *len (the first n % W parts one element more). */

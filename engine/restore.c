@@ -423,6 +423,7 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
     st->bytes_read = x->bytes_read;
     for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++) {
         st->bytes_verified += x->wstats[i].verified;
+        st->bytes_deferred += x->wstats[i].deferred;
         st->bytes_copied += x->wstats[i].copied;
         st->verify_seconds += x->wstats[i].verify_seconds;
         st->copy_seconds += x->wstats[i].copy_seconds;
@@ -584,6 +585,7 @@ int trestle_restore(trestle_plan *p, const trestle_restore_options *opt, trestle
                                        "internal error: %zu of %zu ops were restored",
                                        atomic_load(&x->tensors), x->ops_expected);
     }
+    p->shares_ready = rc == TRESTLE_OK && x->opt.verify; /* CRC shares (layout zeroed them) */
     if (stats)
         fill_stats(x, stats);
     free(order);

@@ -102,13 +102,14 @@ typedef struct trestle__worker_stats {
     double verify_seconds;
     double copy_seconds;
     uint64_t verified;
+    uint64_t deferred;         /* partial extents' bytes folded into CRC shares, not checked */
     uint64_t copied;
     trestle__pending *pend;    /* copier.marks slots: pend[phead] is the oldest of plen */
     unsigned phead, plen;
     bool conv_inflight;        /* device copies out of its conversion buffer not yet fenced */
     trestle__busy *busy;       /* device copy intervals, merged while in order */
     size_t nbusy, cap_busy;
-    char pad[32];
+    char pad[24];
 } trestle__worker_stats;
 
 typedef struct trestle__restore trestle__restore;

@@ -264,6 +264,9 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
 
     for (size_t e = 0; e < p->num_extents; e++)
         x->ext[e].primary = TRESTLE__NO_EXTENT;
+    /* Partial extents XOR their runs into these: start from nothing. */
+    for (size_t i = 0; i < p->num_shares; i++)
+        atomic_store(&p->shares[i].share, 0);
     for (size_t b = 0; b < p->num_batches; b++) {
         const trestle__batch *bt = &p->batches[b];
         x->batch_mode[b] = batch_mode(x, bt);

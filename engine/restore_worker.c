@@ -139,11 +139,21 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
         free(atomic_exchange(&st->tmp, NULL));
         if (!ok)
             return;
-        if (trestle__crc_mask(crc) != ext->crc_masked) {
+        if (ext->partial) {
+            /* A run of a part: only every part's runs together make the
+             * stored CRC, so fold this one into its tensor's share
+             * (engine/crc32c.h: the register form, moved past the bytes
+             * that follow it in the tensor). */
+            uint32_t reg = crc ^ trestle__crc32c_zeros(ext->size);
+            atomic_fetch_xor(&x->plan->shares[ext->share].share,
+                             trestle__crc32c_shift(reg, ext->after));
+            ws->deferred += ext->size;
+        } else if (trestle__crc_mask(crc) != ext->crc_masked) {
             fail_crc(x, e, crc);
             return;
+        } else {
+            ws->verified += ext->size;
         }
-        ws->verified += ext->size;
     }
     /* Elements cut by part boundaries land last: no op is ready before. */
     if (st->seam && !trestle__restore_convert_seams(x, worker, e))

@@ -652,7 +652,19 @@ typedef struct trestle_plan_options {
     size_t num_shard_rules;
     int shard_rank;              /**< the part this plan restores, 0 <= shard_rank < shard_world */
     int shard_world;             /**< parts each matched dim splits into (default 1; 0 reads as 1) */
-    void *reserved[4];           /**< must be zero */
+    int partial_reads;           /**< with shard rules: 1 reads only the part's bytes of a plain
+                                      (unsliced) stored tensor that a rule splits, instead of the
+                                      whole tensor. Its CRC32C covers the whole tensor, so this
+                                      plan alone cannot check it: the restore computes a CRC share
+                                      of the part (trestle_plan_get_crc_share()) that the parts'
+                                      shares must combine to (trestle_crc_shares_check(), or
+                                      trestle_group_check_shares() across MPI ranks). Applies to
+                                      an op restored whole before its rule split it, whose stored
+                                      tensor no other op of the plan reads; others read whole, as
+                                      with 0. Partitioned variables' stored slices are read per
+                                      slice and fully checked either way. Default 0; since 0.2
+                                      (it took one reserved slot) */
+    void *reserved[3];           /**< must be zero */
 } trestle_plan_options;
 
 /** Why a plan op was skipped (trestle_plan_op_info.skipped). */
@@ -688,8 +700,12 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * the slice spec of its part before anything else about its slice is
  * planned, so a restore only ever sees ops. The restored shape is the
  * part's (trestle_plan_op_info.dims). Because TensorFlow's CRC32C covers a
- * whole stored tensor, a part of a plain tensor is still read and checked
- * whole; a partitioned variable reads only the stored slices the part meets.
+ * whole stored tensor, a part of a plain tensor is read and checked whole
+ * by default; with `opt->partial_reads` only the part's byte runs are read
+ * (one run per row of the dims before DIM, coalesced within max_gap_bytes)
+ * and its check is deferred to the combination of every part's CRC share
+ * (trestle_plan_get_crc_share()). A partitioned variable reads only the
+ * stored slices the part meets, each checked in full.
  *
  * @param[in]  c    the checkpoint; must outlive the plan.
  * @param[in]  ops  `n` ops, or NULL with n == 0 for "every tensor, whole".
@@ -1015,6 +1031,12 @@ typedef struct trestle_stats {
     char staging_note[160];   /**< how staging memory is pinned when not as usual, e.g.
                                    "cudaHostRegister refused (...): staging is cudaHostAlloc
                                    memory"; "" otherwise; since 0.2 */
+    uint64_t bytes_deferred;  /**< bytes read under trestle_plan_options.partial_reads whose CRC32C
+                                   could not be checked here (a part of a tensor): they went into
+                                   CRC shares (trestle_plan_get_crc_share()) and are verified only
+                                   once every part's share is combined. Not in bytes_verified: a
+                                   restore with bytes_deferred > 0 is not fully verified by
+                                   itself; since 0.2 */
 } trestle_stats;
 
 /**
@@ -1026,6 +1048,13 @@ typedef struct trestle_stats {
  *
  * A plan may be restored again (e.g. after a cancellation or into freshly
  * refilled caller buffers); engine-allocated destinations are reused.
+ *
+ * A plan made with partial_reads that reads a part of some tensor
+ * (trestle_plan_crc_share_count() > 0) cannot check those tensors' CRC32C
+ * alone: TRESTLE_OK then means every other byte was verified, while the
+ * parts' bytes (trestle_stats.bytes_deferred) are verified only when the
+ * shares of all parts pass trestle_crc_shares_check() or
+ * trestle_group_check_shares(). Until then the restore is not verified.
  *
  * @param[in,out] p     the plan; not NULL; one restore at a time per plan.
  * @param[in]     opt   options, or NULL for defaults. Copied; `opt->user`
@@ -1047,6 +1076,84 @@ typedef struct trestle_stats {
  */
 TRESTLE_API int trestle_restore(trestle_plan *p, const trestle_restore_options *opt,
                                 trestle_stats *stats, trestle_error *err);
+
+/* ======================================================================= */
+/* CRC shares of tensors read in parts (partial_reads)                      */
+/* ======================================================================= */
+
+/*
+ * TensorFlow's CRC32C covers a whole stored tensor. With
+ * trestle_plan_options.partial_reads, each part of a tensor-parallel tensor
+ * is read by its own plan (on its own rank), so no plan sees the whole. The
+ * CRC is affine over GF(2), which lets each part be hashed alone: the
+ * restore folds the runs it read into one 32-bit share, and the XOR of the
+ * shares of all `shard_world` parts, combined with a constant of the
+ * tensor's length, must equal the stored CRC. A part that read a corrupt
+ * byte makes the combination fail; which part cannot be told.
+ */
+
+/** One tensor whose CRC32C check a plan defers to the combination of parts. */
+typedef struct trestle_crc_share {
+    size_t op;               /**< the op (index in the plan) that reads a part of it */
+    const char *key;         /**< its checkpoint key; owned by the plan's checkpoint */
+    const char *shard_path;  /**< the data shard file holding it; owned likewise */
+    uint64_t offset;         /**< the stored tensor's byte offset in that shard */
+    uint64_t tensor_bytes;   /**< the whole stored tensor's bytes (not the part's) */
+    uint32_t expected;       /**< the stored CRC32C, unmasked (plain CRC-32C of all its bytes) */
+    uint32_t share;          /**< this part's share; XOR the shares of every part into it
+                                  before trestle_crc_shares_check() */
+    int ready;               /**< 1 when `share` is this plan's: its last restore succeeded with
+                                  verify on; else 0 and `share` is 0 */
+} trestle_crc_share;
+
+/**
+ * @brief Number of tensors whose check the plan defers (one per op that
+ * reads a part under partial_reads, its part empty or not, in op order).
+ *
+ * Every part's plan of the same ops and rules lists the same tensors in the
+ * same order, whatever its shard_rank, so the shares of all parts can be
+ * combined element by element (e.g. one MPI_Allreduce with MPI_BXOR).
+ *
+ * @param[in] p  the plan; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.2.
+ */
+TRESTLE_API size_t trestle_plan_crc_share_count(const trestle_plan *p);
+
+/**
+ * @brief Describe deferred tensor `i` and this plan's CRC share of it.
+ * @param[in]  p    the plan.
+ * @param[in]  i    0 <= i < trestle_plan_crc_share_count(p).
+ * @param[out] out  caller-owned; its strings are owned by the checkpoint and
+ *                  valid until it is closed.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Not while `p` is being restored. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_get_crc_share(const trestle_plan *p, size_t i,
+                                           trestle_crc_share *out);
+
+/**
+ * @brief Check combined CRC shares: for each tensor, the XOR of every
+ * part's share (in `share`) against its stored CRC.
+ *
+ * For one process that restored all the parts itself (a plan per
+ * shard_rank), and for tests; trestle_group_check_shares() does the same
+ * across MPI ranks.
+ *
+ * @param[in]  shares  `n` entries from trestle_plan_get_crc_share() of one
+ *                     part's plan, each with `share` replaced by the XOR of
+ *                     all parts' shares; NULL only with n == 0.
+ * @param[in]  n       the count.
+ * @param[in]  parts   how many parts were combined (for the message), >= 1.
+ * @param[out] err     filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH for the first tensor that does
+ *         not match ("CRC32C of tensor 'X' (shard PATH, offset N) over the
+ *         3 ranks' parts does not match (stored CRC32C 0x..., the parts
+ *         combine to 0x...): some part read corrupt bytes", with key, file
+ *         and offset in `err`), TRESTLE_E_INVALID_ARG (NULL shares with
+ *         n > 0, a share not `ready`, parts < 1). Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_crc_shares_check(const trestle_crc_share *shares, size_t n, int parts,
+                                         trestle_error *err);
 
 /**
  * @brief Ask a running restore of `p` to stop.

@@ -30,7 +30,9 @@
  * now: device ranks (NCCL, or pinned staging over MPI) are still to come.
  * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
  * and need no exchange: plan those tensors separately and restore them with
- * trestle_restore() on each rank (tools/trestle_mpi.c does so).
+ * trestle_restore() on each rank (tools/trestle_mpi.c does so). With
+ * partial_reads each rank reads only its part's bytes, and
+ * trestle_group_check_shares() then checks the parts' CRC32C together.
  *
  * Rules of trestle.h hold here: one error type, 0 or a positive
  * trestle_code, `err` filled on failure, nothing printed. All calls on a
@@ -168,6 +170,36 @@ TRESTLE_API int trestle_group_restore(trestle_group *g, trestle_plan *p,
  */
 TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_error *mine,
                                     trestle_error *err);
+
+/**
+ * @brief Check the CRC32C of every tensor the ranks read in parts
+ * (trestle_plan_options.partial_reads): combine each rank's CRC shares with
+ * one MPI_Allreduce (MPI_BXOR) and compare every combination with the
+ * stored CRC.
+ *
+ * Call it on every rank after each has restored its part's plan (made with
+ * the same ops, rules and options, shard_rank = its rank, shard_world = the
+ * group's size) and before anything counts as restored: until it returns
+ * TRESTLE_OK those parts are read but not verified
+ * (trestle_stats.bytes_deferred). Which rank read a corrupt byte cannot be
+ * told, so no rank is named.
+ *
+ * @param[in]  g    the group.
+ * @param[in]  p    this rank's plan of its parts, restored with verify on.
+ * @param[out] err  filled on failure; may be NULL. Every rank gets the same
+ *                  code and message, e.g. "CRC32C of tensor 'X' (shard
+ *                  PATH, offset N) over the 4 ranks' parts does not match
+ *                  (stored CRC32C 0x..., the parts combine to 0x...): some
+ *                  part read corrupt bytes", with key, path and offset set.
+ * @return TRESTLE_OK (also when no tensor was read in parts),
+ *         TRESTLE_E_CRC_MISMATCH, TRESTLE_E_INVALID_ARG (the ranks' plans
+ *         defer different numbers of tensors; a rank's shares are not
+ *         computed: its restore failed or ran without verify, naming the
+ *         lowest such rank), TRESTLE_E_GROUP (an MPI call failed).
+ * Collective. Since 0.2.
+ */
+TRESTLE_API int trestle_group_check_shares(trestle_group *g, const trestle_plan *p,
+                                           trestle_error *err);
 
 /**
  * @brief The consecutive extent range [*first, *end) that `rank` of `size`

@@ -319,6 +319,12 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
     if (st->staging_note[0])
         printf("note: %s\n", st->staging_note);
+    if (st->bytes_deferred > 0) { /* partial_reads: never call those bytes verified */
+        char def[32];
+        cli_human_size(st->bytes_deferred, def, sizeof def);
+        printf("note: %s of tensor parts read but NOT verified: their CRC32C shares must be "
+               "combined with the other parts' (trestle_crc_shares_check)\n", def);
+    }
     if (st->numa_node >= 0)
         printf("numa: GPU on node %d; staging %s, %u worker%s pinned there\n", st->numa_node,
                st->numa_bound ? "bound there" : "not bound (the kernel refused mbind)",
