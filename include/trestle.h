@@ -623,6 +623,15 @@ typedef struct trestle_op {
                                  `dtype` is still checked against the stored dtype; since 0.1 */
 } trestle_op;
 
+/**
+ * A tensor shape known from outside the checkpoint, such as the shape a
+ * graph declares for the variable an op restores. Since 0.2.
+ */
+typedef struct trestle_shape {
+    int rank;               /**< the rank, or -1 when unknown (then `dims` is ignored) */
+    const int64_t *dims;    /**< `rank` sizes; may be NULL when rank is 0 or -1 */
+} trestle_shape;
+
 /** Options for trestle_plan_create(). Fill with trestle_plan_options_init(). */
 typedef struct trestle_plan_options {
     size_t size;                 /**< sizeof(trestle_plan_options), set by init */
@@ -652,7 +661,19 @@ typedef struct trestle_plan_options {
     size_t num_shard_rules;
     int shard_rank;              /**< the part this plan restores, 0 <= shard_rank < shard_world */
     int shard_world;             /**< parts each matched dim splits into (default 1; 0 reads as 1) */
-    void *reserved[4];           /**< must be zero */
+    const trestle_shape *op_shapes; /**< NULL (default), or one shape per op of
+                                      trestle_plan_create(), parallel to `ops`: the
+                                      declared shape of the variable a whole-tensor op
+                                      restores (rank -1: unknown), which an op itself
+                                      cannot carry. trestle_graph_op_shapes() gives a
+                                      graph's. Evidence only: a missing key's "did you
+                                      mean" then offers only keys of that shape (as it
+                                      does for a sliced op's full shape), and
+                                      trestle_infer_renames() maps only to them; found
+                                      keys are not checked against it. Read during the
+                                      call only; ignored with NULL ops. Since 0.2 (took
+                                      a reserved slot) */
+    void *reserved[3];           /**< must be zero */
 } trestle_plan_options;
 
 /** Why a plan op was skipped (trestle_plan_op_info.skipped). */
@@ -1214,6 +1235,14 @@ typedef enum trestle_graph_kind {
     TRESTLE_GRAPH_SAVED_MODEL = 2  /**< a SavedModel's `saved_model.pb` */
 } trestle_graph_kind;
 
+/** Where a graph's op list came from (trestle_graph_op_source()). Since 0.2. */
+typedef enum trestle_graph_ops_source {
+    TRESTLE_GRAPH_OPS_NONE = 0,      /**< nothing to restore: no saver, no variables */
+    TRESTLE_GRAPH_OPS_SAVER = 1,     /**< the restore nodes of the SaverDef's restore op */
+    TRESTLE_GRAPH_OPS_VARIABLES = 2  /**< no saver: the global variables of the meta graph's
+                                          collections, as a default Saver restores them */
+} trestle_graph_ops_source;
+
 /** Options for trestle_graph_open(). Fill with trestle_graph_options_init(). */
 typedef struct trestle_graph_options {
     size_t size;            /**< sizeof(trestle_graph_options), set by init */
@@ -1244,8 +1273,19 @@ TRESTLE_API void trestle_graph_options_init(trestle_graph_options *opt);
  * are not the saver's (an Estimator's warm-start `checkpoint_initializer`
  * nodes, a second saver) are ignored. Each restore node's tensor names and
  * shape_and_slices come from its DT_STRING Const inputs and its dtypes from
- * its `dtypes` (or `dt`) attr. A meta graph without a SaverDef has nothing
- * to restore and gives zero ops. Exact duplicate ops are dropped.
+ * its `dtypes` (or `dt`) attr. Exact duplicate ops are dropped.
+ *
+ * A meta graph without a SaverDef (or whose SaverDef names no restore op)
+ * gives what a default `tf.compat.v1.train.Saver()` built on it would
+ * restore: every VariableDef of its "variables" (global variables)
+ * collection, keyed by the variable's op name (`dense/kernel` for
+ * `dense/kernel:0`), or, for a partition (`save_slice_info_def`), by its
+ * full name with the partition's slice spec; the dtype and shape come from
+ * the variable's node. trestle_graph_op_source() tells which happened.
+ * Since 0.2; 0.1 gave zero ops. A graph with neither gives zero ops
+ * (TRESTLE_GRAPH_OPS_NONE), which is not an error here: a caller must not
+ * pass an empty op list to trestle_plan_create(), where it means "every
+ * tensor".
  *
  * Untrusted input: the file is walked field by field with every length
  * checked against the bytes left, nothing recursive is decoded, and the
@@ -1258,10 +1298,14 @@ TRESTLE_API void trestle_graph_options_init(trestle_graph_options *opt);
  * @param[out] err   filled on failure; may be NULL.
  * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such file, a directory
  *         without saved_model.pb, no meta graph with `opt->tag`),
+ *         TRESTLE_E_NOT_FOUND's message for an unknown tag lists the tag
+ *         sets present, e.g. `saved_model.pb: no meta graph is tagged
+ *         'serve' (its meta graphs are tagged: [train] [eval])`;
  *         TRESTLE_E_CORRUPT (malformed protobuf, a restore node whose
  *         names are not string constants or disagree with its dtypes, a
- *         restore op that is not in the graph: the message names the file,
- *         the node and the byte offset, also in err.offset),
+ *         restore op that is not in the graph, a collection's VariableDef
+ *         that does not decode: the message names the file, the node and
+ *         the byte offset, also in err.offset),
  *         TRESTLE_E_UNSUPPORTED (a text-format saved_model.pbtxt),
  *         TRESTLE_E_LIMIT, TRESTLE_E_IO, TRESTLE_E_NOMEM.
  * Thread-safe. Since 0.1.
@@ -1303,7 +1347,16 @@ typedef struct trestle_graph_info {
 TRESTLE_API void trestle_graph_get_info(const trestle_graph *g, trestle_graph_info *out);
 
 /**
- * @brief Number of ops the graph's saver restores (0 without a saver).
+ * @brief Where the graph's op list came from: its saver, or (without one)
+ * the variables of its collections, or nowhere (zero ops).
+ * @param[in] g  the graph; NULL gives TRESTLE_GRAPH_OPS_NONE.
+ * @return a trestle_graph_ops_source. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_graph_op_source(const trestle_graph *g);
+
+/**
+ * @brief Number of ops the graph's saver restores (without a saver, the
+ * variables a default Saver would restore; see trestle_graph_open()).
  * @param[in] g  the graph; NULL gives 0.
  * Thread-safe. Since 0.1.
  */
@@ -1351,6 +1404,31 @@ TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
  */
 TRESTLE_API int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *rank,
                                        const int64_t **dims);
+
+/**
+ * @brief Every op's declared shape at once, parallel to trestle_graph_ops(),
+ * ready for trestle_plan_options.op_shapes.
+ *
+ * Entry `i` is what trestle_graph_op_shape(g, i, ...) gives (rank -1 when
+ * unknown). Planning the graph's ops with these shapes makes the
+ * missing-key report offer only keys of each variable's shape, which tells
+ * renamed candidates apart that dtype and spelling cannot:
+ *
+ *     trestle_plan_options po;
+ *     trestle_plan_options_init(&po);
+ *     po.op_shapes = trestle_graph_op_shapes(g);
+ *     trestle_plan_create(ckpt, trestle_graph_ops(g), trestle_graph_op_count(g),
+ *                         &po, &plan, &err);
+ *
+ * Use it only with the graph's own op list (or a copy in the same order).
+ *
+ * @param[in] g  the graph; NULL gives NULL.
+ * @return trestle_graph_op_count(g) shapes owned by `g`, valid until
+ *         trestle_graph_close(g); NULL when no op's shape is known (as in
+ *         TF2 SavedModels), which the planner reads as "all unknown".
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API const trestle_shape *trestle_graph_op_shapes(const trestle_graph *g);
 
 /* ======================================================================= */
 /* Object-graph names: TF2 checkpoint keys beside their graph names         */

@@ -40,6 +40,8 @@ static const char check_help[] =
     "      --rnn-renames    as for restore\n"
     "      --exclude GLOB   as for restore (repeatable)\n"
     "      --names graph    as for restore: op names may be object-graph names\n"
+    "      --tag TAG        GRAPH is a SavedModel: read its meta graph tagged TAG\n"
+    "                       (default: the only one, else 'serve', else the first)\n"
     "      --write-ops FILE when the restore would succeed (as is or with the\n"
     "                       inferred renames), write its ops with checkpoint keys\n"
     "                       as names: 'restore --ops FILE' then needs no renames\n"
@@ -50,14 +52,16 @@ static const char check_help[] =
     "\n"
     "Exit status: 0 when the restore succeeds as is; 3 when it fails as is but\n"
     "succeeds with the inferred renames (printed as flags for 'trestle restore');\n"
-    "1 when it fails either way (or a file cannot be read); 2 for a bad command line.\n"
+    "1 when it fails either way (or a file cannot be read); 2 for a bad command line;\n"
+    "4 when GRAPH restores nothing (no saver and no variables).\n"
     "\n"
     "Examples:\n"
     "  trestle check model.ckpt-1000.meta model.ckpt-1000\n"
-    "  trestle check --write-ops fixed.txt saved_model_dir new_ckpt/\n";
+    "  trestle check --write-ops fixed.txt saved_model_dir new_ckpt/\n"
+    "  trestle check --tag train saved_model_dir saved_model_dir/variables\n";
 
 typedef struct check_args {
-    const char *source, *ckpt, *write_ops;
+    const char *source, *ckpt, *write_ops, *tag;
     const char **renames, **excludes;
     size_t nrenames, nexcludes;
     int rnn, names, json, list_all;
@@ -423,7 +427,6 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
 {
     chk_state s = { .c = c, .n = ops->n };
     cli_names_rules names = { 0 };
-    trestle_graph *graph = NULL; /* kept open: its shapes back s.ops[].dims */
     verdict v;
     const char **renames = NULL;
     int status = CLI_EXIT_FAIL;
@@ -436,6 +439,7 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
     user.excludes = a->excludes;
     user.num_excludes = a->nexcludes;
     user.tf1_rnn_renames = a->rnn;
+    user.op_shapes = ops->shapes; /* the verdict's missing keys get shape-ranked suggestions */
     trestle_checkpoint_info ci;
     trestle_checkpoint_get_info(c, &ci);
     trestle_names *m = NULL;
@@ -453,14 +457,11 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
     s.ops = calloc(ops->n ? ops->n : 1, sizeof *s.ops);
     if (!s.ops)
         goto done;
-    /* A graph's ops come in graph order; its declared shapes are evidence. */
-    if (cli_graph_is_path(a->source) && trestle_graph_open(a->source, NULL, &graph, NULL) != 0)
-        graph = NULL;
+    /* A graph's declared shapes are evidence. */
     for (size_t i = 0; i < ops->n; i++) {
         s.ops[i].op = ops->ops[i];
-        s.ops[i].rank = -1;
-        if (graph && trestle_graph_op_count(graph) == ops->n)
-            trestle_graph_op_shape(graph, i, &s.ops[i].rank, &s.ops[i].dims);
+        s.ops[i].rank = ops->shapes ? ops->shapes[i].rank : -1;
+        s.ops[i].dims = ops->shapes ? ops->shapes[i].dims : NULL;
     }
     if (cli_check_analyse(&s, &user, a->names ? NULL : &names) != 0 ||
         decide(a, &s, &user, &names, &v) != 0)
@@ -480,13 +481,12 @@ done:
     free(renames);
     cli_names_rules_free(&names);
     cli_check_free(&s);
-    trestle_graph_close(graph);
     return status;
 }
 
 int cli_check_main(int argc, char **argv)
 {
-    enum { OPT_RENAME = 256, OPT_RNN, OPT_EXCLUDE, OPT_NAMES, OPT_WRITE_OPS, OPT_LIST_ALL };
+    enum { OPT_RENAME = 256, OPT_RNN, OPT_EXCLUDE, OPT_NAMES, OPT_WRITE_OPS, OPT_LIST_ALL, OPT_TAG };
     static const struct option longopts[] = {
         { "rename", required_argument, NULL, OPT_RENAME },
         { "rnn-renames", no_argument, NULL, OPT_RNN },
@@ -494,6 +494,7 @@ int cli_check_main(int argc, char **argv)
         { "names", required_argument, NULL, OPT_NAMES },
         { "write-ops", required_argument, NULL, OPT_WRITE_OPS },
         { "list-all", no_argument, NULL, OPT_LIST_ALL },
+        { "tag", required_argument, NULL, OPT_TAG },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -530,6 +531,7 @@ int cli_check_main(int argc, char **argv)
             break;
         case OPT_WRITE_OPS: a.write_ops = optarg; break;
         case OPT_LIST_ALL: a.list_all = 1; break;
+        case OPT_TAG: a.tag = optarg; break;
         case 'j': a.json = 1; break;
         case 'h':
             fputs(check_help, stdout);
@@ -548,7 +550,7 @@ int cli_check_main(int argc, char **argv)
 
     cli_ops ops = { 0 };
     trestle_checkpoint *ckpt = NULL;
-    status = cli_op_list_read(a.source, TRESTLE_DEST_DISCARD, &ops);
+    status = cli_op_list_read(a.source, a.tag, TRESTLE_DEST_DISCARD, &ops);
     if (status == CLI_EXIT_OK)
         status = cli_open(a.ckpt, &ckpt);
     if (status == CLI_EXIT_OK)

@@ -101,6 +101,9 @@ static int resolve_one(const chk_state *s, const trestle_plan_options *po, const
 {
     trestle_plan_op_info pi;
     trestle_op op = { .name = o->op.name, .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan_options one = *po;
+    one.op_shapes = NULL; /* parallel to all ops, not to this one */
+    po = &one;
     *plan = NULL;
     if (trestle_plan_create(s->c, &op, 1, po, plan, NULL) != TRESTLE_OK) {
         op.shape_and_slices = o->op.shape_and_slices;
