@@ -139,6 +139,14 @@ int trestle__graph_shapes(const tr_graph_nodes *t, const tr_graph_found *found, 
         if (rc != 0)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     }
+    /* trestle_graph_op_shapes() promises NULL when nothing is known. */
+    int any = 0;
+    for (size_t i = 0; i < g->nops; i++)
+        any |= g->shapes[i].rank >= 0;
+    if (!any) {
+        free(g->shapes);
+        g->shapes = NULL;
+    }
     return TRESTLE_OK;
 }
 

@@ -1592,8 +1592,9 @@ typedef struct trestle_inference_info {
     int restores;           /**< 1: trestle_plan_create() with the caller's options succeeds */
     int fixable;            /**< 1: it fails as is and succeeds with the inferred rules
                                  (trestle_inference_fixed_options()): planned to prove it */
-    const char *failure;    /**< why the last plan tried failed: the fixed one when it was
-                                 tried, else the caller's; "" when `restores` */
+    const char *failure;    /**< "" when `restores`; else why the plan fails as is (the
+                                 planner's message), or, when the inferred rules were tried
+                                 and failed too, why the plan fails with them */
 } trestle_inference_info;
 
 /**

@@ -258,6 +258,10 @@ Test(graph, tf1_graphs_declare_every_restored_variables_shape)
             const int64_t *dims;
             cr_assert_eq(trestle_graph_op_shape(g, i, &rank, &dims), TRESTLE_OK);
             cr_expect_geq(rank, 0, "%s: op %zu has no shape", tf1[f], i);
+            /* The array for plan options says the same. */
+            const trestle_shape *all = trestle_graph_op_shapes(g);
+            cr_assert_not_null(all);
+            cr_expect(all[i].rank == rank && all[i].dims == dims, "%s: op %zu", tf1[f], i);
         }
         trestle_graph_close(g);
     }
@@ -274,7 +278,9 @@ Test(graph, tf1_graphs_declare_every_restored_variables_shape)
     cr_assert_eq(trestle_graph_op_shape(g, 0, &rank, &dims), TRESTLE_OK);
     cr_expect_eq(rank, -1);
     cr_expect_null(dims);
+    cr_expect_null(trestle_graph_op_shapes(g)); /* no op's shape is known */
     trestle_graph_close(g);
+    cr_expect_null(trestle_graph_op_shapes(NULL));
 }
 
 Test(graph, bfloat16_dtypes_come_from_the_dtypes_attr)
