@@ -312,7 +312,8 @@ Test(plan, options_init_sets_the_documented_defaults)
     cr_assert_eq(po.num_shard_rules, 0);
     cr_assert_eq(po.shard_rank, 0);
     cr_assert_eq(po.shard_world, 1);
-    cr_assert_null(po.reserved[3]);
+    cr_assert_null(po.op_shapes);
+    cr_assert_null(po.reserved[2]);
 }
 
 Test(plan, restores_whole_tensors_as_verbatim_pieces)
