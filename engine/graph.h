@@ -46,11 +46,10 @@ typedef struct tr_graph_nodes {
     size_t *fn_by_name;     /* indexes of scopes 1..n-1 sorted by function name */
 } tr_graph_nodes;
 
-/* A variable's shape as its graph declares it; rank -1 when unknown. */
-typedef struct tr_graph_shape {
-    int rank;
-    int64_t *dims;            /* owned */
-} tr_graph_shape;
+/* A variable's shape as its graph declares it; rank -1 when unknown. The
+ * public type, so that trestle_graph_op_shapes() can hand out the array;
+ * dims are owned by the graph (malloc'd). */
+typedef trestle_shape tr_graph_shape;
 
 /* An opened graph: the restore op list and facts about where it came from. */
 struct trestle_graph {
@@ -63,6 +62,7 @@ struct trestle_graph {
     int object_based;         /* the meta graph has an object_graph_def */
     size_t meta_graphs;       /* MetaGraphDefs in the file */
     size_t restore_nodes;     /* restore nodes the restore op reaches */
+    int ops_source;           /* trestle_graph_ops_source: saver, variables or none */
     trestle_op *ops;          /* the op list; names and specs owned here */
     size_t nops, cap;
     tr_graph_shape *shapes;   /* per op, or NULL when no op has a known shape */
@@ -141,5 +141,19 @@ typedef struct tr_graph_found {
 int trestle__graph_shapes(const tr_graph_nodes *t, const tr_graph_found *found, size_t nfound,
                           const size_t (*assigns)[2], size_t nassigns, trestle_graph *g,
                           trestle_error *err);
+
+/*
+ * No saver: append to `g` the op of every VariableDef in the "variables"
+ * collection of MetaGraphDef `meta` (graph_vars.c), keyed as a default
+ * tf.compat.v1.train.Saver() keys it (the variable's op name; a
+ * partition's full name and slice spec), with the dtype and declared shape
+ * of its node in scope 0 of `t` when there is one. Returns TRESTLE_OK (no
+ * collection: no ops), TRESTLE_E_CORRUPT (a collection or VariableDef that
+ * does not decode, a partition whose slice disagrees with its shape; the
+ * message names the file and byte offset), TRESTLE_E_LIMIT or
+ * TRESTLE_E_NOMEM.
+ */
+int trestle__graph_variables(const tr_graph_nodes *t, tr_pb_span meta, trestle_graph *g,
+                             trestle_error *err);
 
 #endif /* TRESTLE_GRAPH_H */

@@ -209,6 +209,24 @@ static Tensorflow__MetaInfoDef *unpack_info(tr_pb_span info)
     return info.len ? tensorflow__meta_info_def__unpack(NULL, info.len, info.p) : NULL;
 }
 
+/* Append " [a,b]" (or " []" for a meta graph without tags) to `buf`,
+ * ending in "..." once it is full. */
+static void add_tag_set(char *buf, size_t cap, const Tensorflow__MetaInfoDef *info)
+{
+    size_t len = strlen(buf);
+    if (len + 4 >= cap)
+        return;
+    char *p = buf + len;
+    size_t left = cap - len - 4; /* room kept for "..." */
+    int n = snprintf(p, left, "%s[", len ? " " : "");
+    for (size_t i = 0; info && i < info->n_tags && n > 0 && (size_t)n < left; i++)
+        n += snprintf(p + n, left - (size_t)n, "%s%s", i ? "," : "", info->tags[i]);
+    if (n > 0 && (size_t)n < left)
+        n += snprintf(p + n, left - (size_t)n, "]");
+    if (n < 0 || (size_t)n >= left)
+        strcpy(buf + cap - 4, "...");
+}
+
 /*
  * The MetaGraphDef to read: the one tagged `tag` when given; else the only
  * one, else the first tagged "serve" (what serving loads), else the first.
@@ -224,6 +242,7 @@ static int choose_meta(const char *path, tr_pb_span file, int kind, const char *
     tr_pb_walk w = tr_pb_walk_begin(file);
     size_t chosen = 0, n = 0;
     int rc, serve = 0;
+    char present[256] = ""; /* the tag sets seen, for an unknown tag's error */
     while ((rc = tr_pb_walk_next(&w)) == 1) {
         if (w.f.num != 2 || w.f.wire != TR_WIRE_LEN)
             continue;
@@ -241,6 +260,7 @@ static int choose_meta(const char *path, tr_pb_span file, int kind, const char *
                        : n == 1 || (!serve && has_tag(info, "serve"));
         if (!tag && pick && has_tag(info, "serve"))
             serve = 1;
+        add_tag_set(present, sizeof present, info);
         tensorflow__meta_info_def__free_unpacked(info, NULL);
         if (pick) {
             *out = w.f.body;
@@ -255,7 +275,8 @@ static int choose_meta(const char *path, tr_pb_span file, int kind, const char *
                                   "%s: a SavedModel without any meta graph", path);
     if (!chosen)
         return trestle__error_set(err, TRESTLE_E_NOT_FOUND, 0, NULL, path, -1, -1,
-                                  "%s: no meta graph is tagged '%s'", path, tag);
+                                  "%s: no meta graph is tagged '%s' (its meta graphs are "
+                                  "tagged: %s)", path, tag, present);
     return TRESTLE_OK;
 }
 
@@ -455,11 +476,16 @@ int trestle_graph_open(const char *path, const trestle_graph_options *opt, trest
     meta_parts parts;
     TR_FORWARD(meta_parts_of(g->path, meta, &parts, err));
     TR_FORWARD(read_facts(g, &parts, &restore_op, err));
-    /* No saver, nothing to restore (a SavedModel of assets or tables only). */
+    nodes.path = g->path;
+    TR_FORWARD(build_nodes(&nodes, meta, err));
     if (restore_op) {
-        nodes.path = g->path;
-        TR_FORWARD(build_nodes(&nodes, meta, err));
         TR_FORWARD(trestle__graph_collect(&nodes, restore_op, g, err));
+        g->ops_source = TRESTLE_GRAPH_OPS_SAVER;
+    } else {
+        /* No saver: what a default Saver would restore, if anything (a
+         * SavedModel of assets or tables only has nothing). */
+        TR_FORWARD(trestle__graph_variables(&nodes, meta, g, err));
+        g->ops_source = g->nops ? TRESTLE_GRAPH_OPS_VARIABLES : TRESTLE_GRAPH_OPS_NONE;
     }
     *out = g;
     g = NULL;
@@ -480,7 +506,7 @@ void trestle_graph_close(trestle_graph *g)
         free((char *)g->ops[i].name);
         free((char *)g->ops[i].shape_and_slices);
         if (g->shapes)
-            free(g->shapes[i].dims);
+            free((int64_t *)g->shapes[i].dims);
     }
     free(g->shapes);
     free(g->ops);
@@ -518,4 +544,9 @@ size_t trestle_graph_op_count(const trestle_graph *g)
 const trestle_op *trestle_graph_ops(const trestle_graph *g)
 {
     return g ? g->ops : NULL;
+}
+
+int trestle_graph_op_source(const trestle_graph *g)
+{
+    return g ? g->ops_source : TRESTLE_GRAPH_OPS_NONE;
 }

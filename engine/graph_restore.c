@@ -389,7 +389,7 @@ static int dedupe(trestle_graph *g)
             free((char *)g->ops[i].name);
             free((char *)g->ops[i].shape_and_slices);
             if (g->shapes)
-                free(g->shapes[i].dims);
+                free((int64_t *)g->shapes[i].dims);
             continue;
         }
         if (g->shapes)

@@ -98,12 +98,13 @@ static int variable_shape(const tr_graph_nodes *t, size_t scope, const char *inp
         for (size_t d = 0; d < sp->n_dim; d++)
             known &= sp->dim[d]->size >= 0;
         if (known) {
-            out->dims = malloc((sp->n_dim ? sp->n_dim : 1) * sizeof *out->dims);
-            if (!out->dims) {
+            int64_t *dims = malloc((sp->n_dim ? sp->n_dim : 1) * sizeof *dims);
+            if (!dims) {
                 rc = -1;
             } else {
                 for (size_t d = 0; d < sp->n_dim; d++)
-                    out->dims[d] = sp->dim[d]->size;
+                    dims[d] = sp->dim[d]->size;
+                out->dims = dims;
                 out->rank = (int)sp->n_dim;
             }
         }
@@ -138,6 +139,14 @@ int trestle__graph_shapes(const tr_graph_nodes *t, const tr_graph_found *found, 
         if (rc != 0)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     }
+    /* trestle_graph_op_shapes() promises NULL when nothing is known. */
+    int any = 0;
+    for (size_t i = 0; i < g->nops; i++)
+        any |= g->shapes[i].rank >= 0;
+    if (!any) {
+        free(g->shapes);
+        g->shapes = NULL;
+    }
     return TRESTLE_OK;
 }
 
@@ -148,4 +157,9 @@ int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *rank, const in
     *rank = g->shapes ? g->shapes[i].rank : -1;
     *dims = g->shapes ? g->shapes[i].dims : NULL;
     return TRESTLE_OK;
+}
+
+const trestle_shape *trestle_graph_op_shapes(const trestle_graph *g)
+{
+    return g ? g->shapes : NULL;
 }

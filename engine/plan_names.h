@@ -53,13 +53,15 @@ typedef struct trestle__missing {
     const char *key;        /* the key after renames */
     int dtype;              /* the op's dtype, or TRESTLE_DT_INVALID for any */
     const char *spec;       /* the op's shape_and_slices (NULL or "": no shape known) */
+    const trestle_shape *shape; /* a whole-tensor op's declared shape (plan option
+                                   op_shapes), or NULL */
 } trestle__missing;
 
 /*
  * Fill `err` with TRESTLE_E_KEY_NOT_FOUND listing the `n` (>= 1) missing
  * keys, sorted and without repeats, one TF-worded line each with up to
  * three suggestions. A suggestion always fits the op (its dtype, and the
- * full shape of a sliced op); rename neighbours (RNN table, TF2 suffix)
+ * full shape of a sliced op, else its declared shape when known); rename neighbours (RNN table, TF2 suffix)
  * come first, then keys on the same path with one component changed, then
  * near spellings. `miss` is sorted in place; err->key is the first key in
  * sorted order. Returns TRESTLE_E_KEY_NOT_FOUND, or TRESTLE_E_NOMEM.

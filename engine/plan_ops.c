@@ -103,7 +103,8 @@ int trestle__plan_ops_check_missing(builder *b, const trestle_op *ops, trestle_e
     m = 0;
     for (size_t i = 0; i < b->p->num_ops; i++)
         if (!b->p->ops[i].skipped && b->p->ops[i].entry == TRESTLE__NOT_LISTED)
-            miss[m++] = (trestle__missing){ b->lookup[i], ops[i].dtype, ops[i].shape_and_slices };
+            miss[m++] = (trestle__missing){ b->lookup[i], ops[i].dtype, ops[i].shape_and_slices,
+                                            b->o.op_shapes ? &b->o.op_shapes[i] : NULL };
     int rc = trestle__plan_report_missing(b->c, miss, m, err);
     free(miss);
     return rc;

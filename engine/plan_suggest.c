@@ -1,9 +1,10 @@
 /*
  * plan_suggest.c - what the planner says when keys stay missing: all of
  * them at once, in TensorFlow's words, with up to three suggestions each
- * that fit the op (its dtype, and the full shape of a sliced op): rename
- * neighbours first (the TF 1.x RNN table, the TF2 ".ATTRIBUTES/VARIABLE_VALUE"
- * suffix), then keys on the same path with one component changed, then
+ * that fit the op (its dtype, and the full shape of a sliced op, or the
+ * declared shape of a whole-tensor op's variable when the caller knows it):
+ * rename neighbours first (the TF 1.x RNN table, the TF2
+ * ".ATTRIBUTES/VARIABLE_VALUE" suffix), then keys on the same path with one component changed, then
  * listed keys a few edits away. The edit-distance search is bounded
  * (length and byte-histogram filters, a banded DP that stops early) so a
  * 100k-key checkpoint answers quickly, and it only runs for the lines that
@@ -309,6 +310,14 @@ static int format_line(const trestle_checkpoint *c, const trestle__missing *m, t
         !spec.whole) {
         f.rank = spec.rank;
         memcpy(f.dims, spec.shape, (size_t)spec.rank * sizeof *f.dims);
+    } else if ((!m->spec || !*m->spec) && m->shape && m->shape->rank >= 0 &&
+               m->shape->rank <= TRESTLE_MAX_SLICE_RANK &&
+               (m->shape->rank == 0 || m->shape->dims)) {
+        /* A whole-tensor op has no shape of its own; its variable's
+         * declared one (plan option op_shapes) tells candidates apart. */
+        f.rank = m->shape->rank;
+        if (f.rank > 0)
+            memcpy(f.dims, m->shape->dims, (size_t)f.rank * sizeof *f.dims);
     }
     f.limit = f.len / 4 > 2 ? f.len / 4 : 2;
     if (find_neighbours(&f) < 0)

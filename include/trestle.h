@@ -623,6 +623,15 @@ typedef struct trestle_op {
                                  `dtype` is still checked against the stored dtype; since 0.1 */
 } trestle_op;
 
+/**
+ * A tensor shape known from outside the checkpoint, such as the shape a
+ * graph declares for the variable an op restores. Since 0.2.
+ */
+typedef struct trestle_shape {
+    int rank;               /**< the rank, or -1 when unknown (then `dims` is ignored) */
+    const int64_t *dims;    /**< `rank` sizes; may be NULL when rank is 0 or -1 */
+} trestle_shape;
+
 /** Options for trestle_plan_create(). Fill with trestle_plan_options_init(). */
 typedef struct trestle_plan_options {
     size_t size;                 /**< sizeof(trestle_plan_options), set by init */
@@ -664,7 +673,19 @@ typedef struct trestle_plan_options {
                                       with 0. Partitioned variables' stored slices are read per
                                       slice and fully checked either way. Default 0; since 0.2
                                       (it took one reserved slot) */
-    void *reserved[3];           /**< must be zero */
+    const trestle_shape *op_shapes; /**< NULL (default), or one shape per op of
+                                      trestle_plan_create(), parallel to `ops`: the
+                                      declared shape of the variable a whole-tensor op
+                                      restores (rank -1: unknown), which an op itself
+                                      cannot carry. trestle_graph_op_shapes() gives a
+                                      graph's. Evidence only: a missing key's "did you
+                                      mean" then offers only keys of that shape (as it
+                                      does for a sliced op's full shape), and
+                                      trestle_infer_renames() maps only to them; found
+                                      keys are not checked against it. Read during the
+                                      call only; ignored with NULL ops. Since 0.2 (took
+                                      a reserved slot) */
+    void *reserved[2];           /**< must be zero */
 } trestle_plan_options;
 
 /** Why a plan op was skipped (trestle_plan_op_info.skipped). */
@@ -1321,6 +1342,14 @@ typedef enum trestle_graph_kind {
     TRESTLE_GRAPH_SAVED_MODEL = 2  /**< a SavedModel's `saved_model.pb` */
 } trestle_graph_kind;
 
+/** Where a graph's op list came from (trestle_graph_op_source()). Since 0.2. */
+typedef enum trestle_graph_ops_source {
+    TRESTLE_GRAPH_OPS_NONE = 0,      /**< nothing to restore: no saver, no variables */
+    TRESTLE_GRAPH_OPS_SAVER = 1,     /**< the restore nodes of the SaverDef's restore op */
+    TRESTLE_GRAPH_OPS_VARIABLES = 2  /**< no saver: the global variables of the meta graph's
+                                          collections, as a default Saver restores them */
+} trestle_graph_ops_source;
+
 /** Options for trestle_graph_open(). Fill with trestle_graph_options_init(). */
 typedef struct trestle_graph_options {
     size_t size;            /**< sizeof(trestle_graph_options), set by init */
@@ -1351,8 +1380,19 @@ TRESTLE_API void trestle_graph_options_init(trestle_graph_options *opt);
  * are not the saver's (an Estimator's warm-start `checkpoint_initializer`
  * nodes, a second saver) are ignored. Each restore node's tensor names and
  * shape_and_slices come from its DT_STRING Const inputs and its dtypes from
- * its `dtypes` (or `dt`) attr. A meta graph without a SaverDef has nothing
- * to restore and gives zero ops. Exact duplicate ops are dropped.
+ * its `dtypes` (or `dt`) attr. Exact duplicate ops are dropped.
+ *
+ * A meta graph without a SaverDef (or whose SaverDef names no restore op)
+ * gives what a default `tf.compat.v1.train.Saver()` built on it would
+ * restore: every VariableDef of its "variables" (global variables)
+ * collection, keyed by the variable's op name (`dense/kernel` for
+ * `dense/kernel:0`), or, for a partition (`save_slice_info_def`), by its
+ * full name with the partition's slice spec; the dtype and shape come from
+ * the variable's node. trestle_graph_op_source() tells which happened.
+ * Since 0.2; 0.1 gave zero ops. A graph with neither gives zero ops
+ * (TRESTLE_GRAPH_OPS_NONE), which is not an error here: a caller must not
+ * pass an empty op list to trestle_plan_create(), where it means "every
+ * tensor".
  *
  * Untrusted input: the file is walked field by field with every length
  * checked against the bytes left, nothing recursive is decoded, and the
@@ -1365,10 +1405,14 @@ TRESTLE_API void trestle_graph_options_init(trestle_graph_options *opt);
  * @param[out] err   filled on failure; may be NULL.
  * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such file, a directory
  *         without saved_model.pb, no meta graph with `opt->tag`),
+ *         TRESTLE_E_NOT_FOUND's message for an unknown tag lists the tag
+ *         sets present, e.g. `saved_model.pb: no meta graph is tagged
+ *         'serve' (its meta graphs are tagged: [train] [eval])`;
  *         TRESTLE_E_CORRUPT (malformed protobuf, a restore node whose
  *         names are not string constants or disagree with its dtypes, a
- *         restore op that is not in the graph: the message names the file,
- *         the node and the byte offset, also in err.offset),
+ *         restore op that is not in the graph, a collection's VariableDef
+ *         that does not decode: the message names the file, the node and
+ *         the byte offset, also in err.offset),
  *         TRESTLE_E_UNSUPPORTED (a text-format saved_model.pbtxt),
  *         TRESTLE_E_LIMIT, TRESTLE_E_IO, TRESTLE_E_NOMEM.
  * Thread-safe. Since 0.1.
@@ -1410,7 +1454,16 @@ typedef struct trestle_graph_info {
 TRESTLE_API void trestle_graph_get_info(const trestle_graph *g, trestle_graph_info *out);
 
 /**
- * @brief Number of ops the graph's saver restores (0 without a saver).
+ * @brief Where the graph's op list came from: its saver, or (without one)
+ * the variables of its collections, or nowhere (zero ops).
+ * @param[in] g  the graph; NULL gives TRESTLE_GRAPH_OPS_NONE.
+ * @return a trestle_graph_ops_source. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_graph_op_source(const trestle_graph *g);
+
+/**
+ * @brief Number of ops the graph's saver restores (without a saver, the
+ * variables a default Saver would restore; see trestle_graph_open()).
  * @param[in] g  the graph; NULL gives 0.
  * Thread-safe. Since 0.1.
  */
@@ -1458,6 +1511,31 @@ TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
  */
 TRESTLE_API int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *rank,
                                        const int64_t **dims);
+
+/**
+ * @brief Every op's declared shape at once, parallel to trestle_graph_ops(),
+ * ready for trestle_plan_options.op_shapes.
+ *
+ * Entry `i` is what trestle_graph_op_shape(g, i, ...) gives (rank -1 when
+ * unknown). Planning the graph's ops with these shapes makes the
+ * missing-key report offer only keys of each variable's shape, which tells
+ * renamed candidates apart that dtype and spelling cannot:
+ *
+ *     trestle_plan_options po;
+ *     trestle_plan_options_init(&po);
+ *     po.op_shapes = trestle_graph_op_shapes(g);
+ *     trestle_plan_create(ckpt, trestle_graph_ops(g), trestle_graph_op_count(g),
+ *                         &po, &plan, &err);
+ *
+ * Use it only with the graph's own op list (or a copy in the same order).
+ *
+ * @param[in] g  the graph; NULL gives NULL.
+ * @return trestle_graph_op_count(g) shapes owned by `g`, valid until
+ *         trestle_graph_close(g); NULL when no op's shape is known (as in
+ *         TF2 SavedModels), which the planner reads as "all unknown".
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API const trestle_shape *trestle_graph_op_shapes(const trestle_graph *g);
 
 /* ======================================================================= */
 /* Object-graph names: TF2 checkpoint keys beside their graph names         */
@@ -1539,6 +1617,215 @@ TRESTLE_API int trestle_names_get(const trestle_names *m, size_t i, trestle_name
  *         a NULL argument. Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_names_find(const trestle_names *m, const char *key, size_t *index);
+
+/* ======================================================================= */
+/* Rename inference: what a restore lacks, and the renames that fix it      */
+/* ======================================================================= */
+
+/**
+ * The answer to "would these ops restore from this checkpoint, and if not,
+ * which renames would make them?", computed without reading any tensor:
+ * what each op resolves to (found, missing, dtype or shape mismatch,
+ * excluded), the keys nothing restores, and renames inferred from that
+ * evidence, each offered only when it is unique. It is what
+ * `trestle check` prints. Immutable once made; thread-safe to read; keeps
+ * a pointer to the checkpoint, which must outlive it. Since 0.2.
+ */
+typedef struct trestle_inference trestle_inference;
+
+/** What became of one op (trestle_inferred_op.status). Since 0.2. */
+typedef enum trestle_infer_status {
+    TRESTLE_INFER_OK = 0,       /**< resolves to a key whose dtype (and known shape) fit */
+    TRESTLE_INFER_MISSING = 1,  /**< no key, after the caller's renames */
+    TRESTLE_INFER_DTYPE = 2,    /**< a key, of another dtype */
+    TRESTLE_INFER_SHAPE = 3,    /**< a key, of another shape than the op's slice spec or
+                                     declared shape (trestle_plan_options.op_shapes) */
+    TRESTLE_INFER_EXCLUDED = 4  /**< excluded, or skipped as unrestorable */
+} trestle_infer_status;
+
+/** The evidence behind an inferred rename, strongest first. Since 0.2. */
+typedef enum trestle_rule_kind {
+    TRESTLE_RULE_NAMES = 0,    /**< a TF2 checkpoint's object graph names the key so
+                                    (trestle_names_open(); `--names graph`) */
+    TRESTLE_RULE_RNN = 1,      /**< TF 1.x RNN cell names, weights/biases <-> kernel/bias
+                                    (trestle_plan_options.tf1_rnn_renames) */
+    TRESTLE_RULE_RENUMBER = 2, /**< one path component differs only in its _N suffix
+                                    (a Keras layer renumbered: dense_3 <-> dense) */
+    TRESTLE_RULE_SCOPE = 3     /**< the same path under another scope (a prefix added,
+                                    removed or replaced) */
+} trestle_rule_kind;
+
+/** Candidates kept per missing op; more still make it ambiguous. Since 0.2. */
+#define TRESTLE_INFER_MAX_CANDIDATES 4
+
+/** One op of an inference (strings owned by the inference). Since 0.2. */
+typedef struct trestle_inferred_op {
+    const char *name;       /**< the op's name as given */
+    int status;             /**< trestle_infer_status */
+    size_t tensor;          /**< OK, DTYPE, SHAPE: the tensor it resolves to; a mapped
+                                 MISSING op: the tensor its rule maps it to (index for
+                                 trestle_tensor_get_info()); else SIZE_MAX */
+    int rule;               /**< a mapped MISSING op: its rule, for
+                                 trestle_inference_rule(); else -1 */
+    size_t candidates;      /**< MISSING: unused keys that fit it (see
+                                 trestle_inference_candidate()); one and not shared: mapped;
+                                 several: ambiguous; none: unresolved */
+    int shared;             /**< MISSING with one candidate that another op's only
+                                 candidate is too: ambiguous, as neither mapping is safe */
+} trestle_inferred_op;
+
+/** One inferred rule (strings owned by the inference). Since 0.2. */
+typedef struct trestle_inferred_rule {
+    int kind;               /**< trestle_rule_kind */
+    const char *rename;     /**< RENUMBER, SCOPE: the rule, ready for
+                                 trestle_plan_options.renames and `trestle restore
+                                 --rename` ("dense_3/=dense/", "a=b"); NAMES, RNN: "" (they
+                                 are `--names graph` and `--rnn-renames`) */
+    size_t fixes;           /**< missing ops it maps */
+    int shapes_checked;     /**< 1 when every op it maps had a shape to compare (a slice
+                                 spec or a declared shape), 0 when dtypes alone agreed */
+    const char *why;        /**< why it is safe to apply, one phrase, e.g. "a layer
+                                 renumbered (only the _N suffix differs)" */
+} trestle_inferred_rule;
+
+/** The totals and the verdict of an inference. Since 0.2. */
+typedef struct trestle_inference_info {
+    size_t ops;             /**< ops given */
+    size_t ok, missing, mismatched; /**< ops by status (mismatched: DTYPE or SHAPE) */
+    size_t unused;          /**< tensors no op resolves to (the object graph not counted) */
+    size_t ambiguous;       /**< missing ops with several candidates, or a shared one */
+    size_t unresolved;      /**< missing ops with no candidate */
+    size_t rules;           /**< inferred rules (trestle_inference_rule()) */
+    int restores;           /**< 1: trestle_plan_create() with the caller's options succeeds */
+    int fixable;            /**< 1: it fails as is and succeeds with the inferred rules
+                                 (trestle_inference_fixed_options()): planned to prove it */
+    const char *failure;    /**< "" when `restores`; else why the plan fails as is (the
+                                 planner's message), or, when the inferred rules were tried
+                                 and failed too, why the plan fails with them */
+} trestle_inference_info;
+
+/**
+ * @brief Infer the renames that would make `ops` restore from `c`.
+ *
+ * Plans the ops with the caller's options (renames, RNN table, exclusions)
+ * and missing keys allowed, dtypes and slices left open, so every op gets
+ * an answer; then, for every missing op, collects the keys nothing
+ * restores that fit it, by four kinds of evidence (trestle_rule_kind). A
+ * key fits when its dtype is the op's and its shape the op's slice spec's
+ * full shape, or else the op's declared shape in `opt->op_shapes`, where
+ * either is known. Object-graph names come from the checkpoint's own
+ * object graph when it has a readable one. The first kinds that find a
+ * key win; a scope move is tried only when nothing closer fits. One
+ * candidate that no other op wants is a mapping; anything else is
+ * reported as ambiguous, never guessed. The mappings are grouped into
+ * rules, and when every missing op is mapped and nothing mismatches, the
+ * restore is planned again with the rules to prove them
+ * (trestle_inference_info.fixable).
+ *
+ * @param[in]  c    the checkpoint; not NULL; must outlive the inference.
+ * @param[in]  ops  `n` >= 1 ops (names, shape_and_slices, dtype are read;
+ *                  destinations are not); copied.
+ * @param[in]  n    number of ops, >= 1 (an empty list means "every tensor"
+ *                  to the planner and has nothing to infer).
+ * @param[in]  opt  the options the restore would use, or NULL for defaults;
+ *                  `op_shapes`, when set, is read during the call. The
+ *                  inference keeps a copy of the struct (not of the arrays
+ *                  it points to) for trestle_inference_fixed_options().
+ * @param[out] out  the inference, or NULL on failure; free with
+ *                  trestle_inference_free().
+ * @param[out] err  filled on failure; may be NULL.
+ * @return TRESTLE_OK (whatever the verdict: a restore that fails is an
+ *         answer, not an error), TRESTLE_E_INVALID_ARG (NULL arguments,
+ *         n == 0, options as trestle_plan_create() rejects them),
+ *         TRESTLE_E_NOMEM.
+ * Thread-safe for distinct inferences. Since 0.2.
+ */
+TRESTLE_API int trestle_infer_renames(const trestle_checkpoint *c, const trestle_op *ops,
+                                      size_t n, const trestle_plan_options *opt,
+                                      trestle_inference **out, trestle_error *err);
+
+/**
+ * @brief Free an inference.
+ * @param[in] inf  the inference, or NULL (then nothing happens). Since 0.2.
+ */
+TRESTLE_API void trestle_inference_free(trestle_inference *inf);
+
+/**
+ * @brief The totals and the verdict.
+ * @param[in]  inf  the inference; NULL gives all zeros.
+ * @param[out] out  caller-owned; NULL is ignored. Its strings are owned by
+ *                  `inf`. Never fails. Thread-safe. Since 0.2.
+ */
+TRESTLE_API void trestle_inference_get_info(const trestle_inference *inf,
+                                            trestle_inference_info *out);
+
+/**
+ * @brief What became of op `i` (in the order given).
+ * @param[in]  inf  the inference.
+ * @param[in]  i    0 <= i < trestle_inference_info.ops.
+ * @param[out] out  caller-owned; strings owned by `inf`.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_inference_op(const trestle_inference *inf, size_t i,
+                                     trestle_inferred_op *out);
+
+/**
+ * @brief Candidate `k` of missing op `i`: an unused key that fits it.
+ * @param[in]  inf     the inference.
+ * @param[in]  i       a MISSING op.
+ * @param[in]  k       0 <= k < trestle_inferred_op.candidates.
+ * @param[out] tensor  its tensor index (trestle_tensor_get_info()); may be NULL.
+ * @param[out] kind    the trestle_rule_kind that found it; may be NULL.
+ * @param[out] rename  the rename that maps the op there ("" for NAMES and
+ *                     RNN), owned by `inf`; may be NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for `inf` NULL or `i`, `k`
+ *         out of range. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_inference_candidate(const trestle_inference *inf, size_t i, size_t k,
+                                            size_t *tensor, int *kind, const char **rename);
+
+/**
+ * @brief Inferred rule `r`, in the order the ops first needed them.
+ * @param[in]  inf  the inference.
+ * @param[in]  r    0 <= r < trestle_inference_info.rules.
+ * @param[out] out  caller-owned; strings owned by `inf`.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_inference_rule(const trestle_inference *inf, size_t r,
+                                       trestle_inferred_rule *out);
+
+/**
+ * @brief Whether some op resolves to tensor `t` as the ops stand (keys a
+ * rule would map to are not counted: they are unused until renamed).
+ * @param[in] inf  the inference; NULL gives 0.
+ * @param[in] t    a tensor index of the checkpoint; out of range gives 0.
+ * @return 1 or 0. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_inference_tensor_used(const trestle_inference *inf, size_t t);
+
+/**
+ * @brief The caller's plan options with the inferred rules applied, ready
+ * for trestle_plan_create() on the same ops.
+ *
+ * `out` becomes the options given to trestle_infer_renames() with every
+ * rule added: RENUMBER and SCOPE renames appended to `renames`, the RNN
+ * table switched on for an RNN rule, and for a NAMES rule every
+ * unambiguous object-graph name as an exact rename (what `--names graph`
+ * does). The renames array is owned by `inf` (its first entries are still
+ * the caller's strings); the other arrays are the caller's, as given,
+ * except `op_shapes`, which was read during trestle_infer_renames() only
+ * and is NULL here (set it again to plan with it). With no rules, `out` is
+ * the caller's options. Rules are applied whatever the verdict; only
+ * trestle_inference_info.fixable says they make the restore succeed.
+ *
+ * @param[in]  inf  the inference.
+ * @param[out] out  caller-owned options; valid until trestle_inference_free(inf).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments.
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_inference_fixed_options(const trestle_inference *inf,
+                                                trestle_plan_options *out);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /*
  * test_check.c - `trestle check GRAPH|OPSFILE CHECKPOINT` (tools/cli_check.c,
- * tools/cli_infer.c) on drifted checkpoints made here by rewriting the keys
+ * engine/infer*.c) on drifted checkpoints made here by rewriting the keys
  * of real ones (or writing small ones): each drift kind is found, its rule
  * inferred and shown, and `trestle restore` with the printed flags
  * succeeds; an ambiguous drift is reported ambiguous and not guessed.
@@ -335,6 +335,45 @@ Test(check, renumbered_layers_of_one_shape_are_ambiguous_on_a_real_graph)
     cr_expect(strstr(r.out, "verdict: the restore fails (4 ambiguous, 0 with no candidate"), "%s",
               r.out);
     tu_cli_free(&r);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(check, restore_by_graph_ranks_suggestions_by_the_graphs_variable_shapes)
+{
+    /* Dense_1 became Dense_2 and Dense_4 Dense_5: for a missing whole
+     * tensor under Dense_1 both Dense_2 and Dense_5 are one component away
+     * with the same dtype; only the graph's variable shapes (Dense_1/weights
+     * is [256,1], Dense_4/weights [64,128]) tell them apart. */
+    static const char *const renumber[] = { "Dense_1/", "Dense_2/", "Dense_4/", "Dense_5/", NULL };
+    char *dir,
+        *ckpt = drifted(tu_fixture("tf-real/deepchem_qm7_graphconv/model-699"), renumber, &dir);
+    const char *graph = tu_fixture("tf-graphs/deepchem_qm7_graphconv/model-699.meta");
+    tu_cli_result r = tu_cli("restore -q '%s' --graph '%s'", ckpt, graph);
+    cr_expect_eq(r.rc, 1, "%s", r.err);
+    cr_expect(tu_starts_with(r.err, "trestle: Key Dense_1/biases not found in checkpoint (did you "
+                                    "mean Dense_2/biases?)\n"
+                                    "Key Dense_1/biases/Adam not found in checkpoint (did you mean "
+                                    "Dense_2/biases/Adam?)\n"),
+              "%s", r.err);
+    cr_expect(strstr(r.err, "\nKey Dense_4/weights not found in checkpoint (did you mean "
+                            "Dense_5/weights?)\n"),
+              "%s", r.err);
+    tu_cli_free(&r);
+    /* The same ops from an ops file carry no shapes: both candidates. */
+    char *ops;
+    cr_assert(asprintf(&ops, "%s/ops.txt", dir) > 0);
+    r = tu_cli("ops -q --graph '%s' > '%s'", graph, ops);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("restore -q '%s' --ops '%s'", ckpt, ops);
+    cr_expect_eq(r.rc, 1, "%s", r.err);
+    cr_expect(tu_starts_with(r.err, "trestle: Key Dense_1/biases not found in checkpoint (did you "
+                                    "mean Dense_2/biases or Dense_5/biases?)\n"),
+              "%s", r.err);
+    tu_cli_free(&r);
+    free(ops);
     free(ckpt);
     tu_rmtree(dir);
     free(dir);

@@ -258,6 +258,10 @@ Test(graph, tf1_graphs_declare_every_restored_variables_shape)
             const int64_t *dims;
             cr_assert_eq(trestle_graph_op_shape(g, i, &rank, &dims), TRESTLE_OK);
             cr_expect_geq(rank, 0, "%s: op %zu has no shape", tf1[f], i);
+            /* The array for plan options says the same. */
+            const trestle_shape *all = trestle_graph_op_shapes(g);
+            cr_assert_not_null(all);
+            cr_expect(all[i].rank == rank && all[i].dims == dims, "%s: op %zu", tf1[f], i);
         }
         trestle_graph_close(g);
     }
@@ -274,7 +278,9 @@ Test(graph, tf1_graphs_declare_every_restored_variables_shape)
     cr_assert_eq(trestle_graph_op_shape(g, 0, &rank, &dims), TRESTLE_OK);
     cr_expect_eq(rank, -1);
     cr_expect_null(dims);
+    cr_expect_null(trestle_graph_op_shapes(g)); /* no op's shape is known */
     trestle_graph_close(g);
+    cr_expect_null(trestle_graph_op_shapes(NULL));
 }
 
 Test(graph, bfloat16_dtypes_come_from_the_dtypes_attr)
@@ -409,8 +415,11 @@ Test(graph_cli, bad_graph_command_lines_and_files)
     tu_cli_free(&r);
     r = tu_cli("restore '%s' --graph '%s'", tu_fixture("tf-real/tfx_transform_fn/variables"),
                tu_fixture("tf-graphs/tfx_transform_fn"));
-    cr_expect_eq(r.rc, 1);
-    cr_expect(strstr(r.err, "restores nothing (it has no saver)"), "%s", r.err);
+    cr_expect_eq(r.rc, 4);
+    cr_expect(strstr(r.err, "/tfx_transform_fn: the graph restores nothing: it has no saver (no "
+                            "SaverDef) and no variables in its collections (meta graph tagged "
+                            "transform)\n"),
+              "%s", r.err);
     tu_cli_free(&r);
 }
 
@@ -439,4 +448,71 @@ Test(graph_cli, diff_takes_a_graph_on_either_side)
     cr_expect_eq(r.rc, 1, "%s%s", r.out, r.err);
     cr_expect(strstr(r.out, "missing from A: v1/.ATTRIBUTES/VARIABLE_VALUE\n"), "%s", r.out);
     tu_cli_free(&r);
+}
+
+Test(graph_cli, tag_picks_the_meta_graph_on_restore_check_and_diff)
+{
+    /* rust_regression_model holds one meta graph tagged train,serve;
+     * tfx_bench_tfma_savedmodel one tagged eval. */
+    const char *rg = tu_fixture("tf-graphs/rust_regression_model");
+    const char *rc = tu_fixture("tf-real/rust_regression_model/variables");
+    const char *eg = tu_fixture("tf-graphs/tfx_bench_tfma_savedmodel");
+    const char *ec = tu_fixture("tf-real/tfx_bench_tfma_savedmodel/variables");
+    char want[1024];
+
+    tu_cli_result r = tu_cli("restore -q '%s' --graph '%s' --tag train", rc, rg);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("restore -q '%s' --graph '%s' --tag eval", rc, rg);
+    cr_expect_eq(r.rc, 1);
+    snprintf(want, sizeof want, "trestle: %s/saved_model.pb: no meta graph is tagged 'eval' (its "
+             "meta graphs are tagged: [train,serve])\n", rg);
+    cr_expect_str_eq(r.err, want);
+    tu_cli_free(&r);
+
+    r = tu_cli("check --tag eval '%s' '%s'", eg, ec);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, ": 21 ops, 21 ok, 0 missing"), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("check --tag serve '%s' '%s'", eg, ec);
+    cr_expect_eq(r.rc, 1);
+    snprintf(want, sizeof want, "trestle: %s/saved_model.pb: no meta graph is tagged 'serve' (its "
+             "meta graphs are tagged: [eval])\n", eg);
+    cr_expect_str_eq(r.err, want);
+    tu_cli_free(&r);
+
+    r = tu_cli("diff --tag eval '%s' '%s'", ec, eg);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    cr_expect_str_eq(r.out, "identical: all 21 ops found in A\n");
+    tu_cli_free(&r);
+    r = tu_cli("diff --tag train '%s' '%s'", eg, ec);
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "no meta graph is tagged 'train' (its meta graphs are tagged: "
+                            "[eval])\n"), "%s", r.err);
+    tu_cli_free(&r);
+}
+
+Test(graph_cli, tag_without_a_graph_is_a_usage_error)
+{
+    const char *ckpt = tu_fixture("tf-real/rust_regression_model/variables");
+    tu_cli_result r = tu_cli("restore -q '%s' --tag serve", ckpt);
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "--tag picks the meta graph of --graph; it needs --graph"), "%s",
+              r.err);
+    tu_cli_free(&r);
+    r = tu_cli("diff --tag serve '%s' '%s'", ckpt, ckpt);
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "--tag picks a SavedModel's meta graph; it needs a graph"), "%s",
+              r.err);
+    tu_cli_free(&r);
+    char *dir = tu_mkdtemp(), *ops;
+    cr_assert(asprintf(&ops, "%s/ops.txt", dir) > 0);
+    cr_assert_eq(tu_write_file(ops, "w\t\tdtype=float\n", 15), 0);
+    r = tu_cli("check --tag serve '%s' '%s'", ops, ckpt);
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "--tag picks a SavedModel's meta graph, but"), "%s", r.err);
+    tu_cli_free(&r);
+    free(ops);
+    tu_rmtree(dir);
+    free(dir);
 }

@@ -3,7 +3,8 @@
  * real graph in the fixtures has: sharded savers with several RestoreV2
  * nodes, partitioned variables restored slice by slice, V1 RestoreSlice
  * and Restore nodes, TF2-style restore functions, SavedModels with several
- * meta graphs; and the hostile ones: truncated, cyclic, mislabelled,
+ * meta graphs, meta graphs without a saver (their variable collections, or
+ * nothing at all); and the hostile ones: truncated, cyclic, mislabelled,
  * oversized and nonsensical graphs must give clear errors (file, node,
  * byte offset), never a crash or a hang.
  */
@@ -722,6 +723,222 @@ Test(regress, graph_nameless_node_and_no_restore_node)
     cr_expect_eq(trestle_graph_op_count(g), 0);
     trestle_graph_close(g);
     free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- meta graphs without a saver ---- */
+
+/* A variable node (VariableV2, VarHandleOp) with "dtype" and "shape" attrs. */
+static void put_variable(trestle__buf *b, const char *name, const char *op, int dtype, int rank,
+                         const int64_t *dims)
+{
+    Tensorflow__NodeDef nd = TENSORFLOW__NODE_DEF__INIT;
+    Tensorflow__NodeDef__AttrEntry e[2] = { TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT,
+                                            TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT };
+    Tensorflow__NodeDef__AttrEntry *ep[2] = { &e[0], &e[1] };
+    Tensorflow__AttrValue v[2] = { TENSORFLOW__ATTR_VALUE__INIT, TENSORFLOW__ATTR_VALUE__INIT };
+    Tensorflow__TensorShapeProto shape = TENSORFLOW__TENSOR_SHAPE_PROTO__INIT;
+    Tensorflow__TensorShapeProto__Dim dim[4], *dimp[4];
+    for (int d = 0; d < rank; d++) {
+        dim[d] = (Tensorflow__TensorShapeProto__Dim)TENSORFLOW__TENSOR_SHAPE_PROTO__DIM__INIT;
+        dim[d].size = dims[d];
+        dimp[d] = &dim[d];
+    }
+    shape.n_dim = (size_t)rank;
+    shape.dim = dimp;
+    nd.name = (char *)name;
+    nd.op = (char *)op;
+    e[0].key = "dtype";
+    v[0].value_case = TENSORFLOW__ATTR_VALUE__VALUE_TYPE;
+    v[0].type = (Tensorflow__DataType)dtype;
+    e[0].value = &v[0];
+    e[1].key = "shape";
+    v[1].value_case = TENSORFLOW__ATTR_VALUE__VALUE_SHAPE;
+    v[1].shape = &shape;
+    e[1].value = &v[1];
+    nd.n_attr = 2;
+    nd.attr = ep;
+    put_packed(b, 1, &nd.base);
+}
+
+/* MetaGraphDef.collection_def["variables"]: `n` serialized VariableDefs
+ * (or raw bytes where `raw[i]` is set) as its bytes_list. */
+static void put_variables(trestle__buf *meta, const Tensorflow__VariableDef *const *defs,
+                          const char *const *raw, size_t n)
+{
+    trestle__buf list = { 0 }, col = { 0 }, entry = { 0 };
+    for (size_t i = 0; i < n; i++) {
+        if (raw && raw[i])
+            put_len(&list, 1, raw[i], strlen(raw[i]));
+        else
+            put_packed(&list, 1, &defs[i]->base);
+    }
+    put_len(&col, 2, list.data ? list.data : (const uint8_t *)"", list.len);
+    put_len(&entry, 1, "variables", 9);
+    put_len(&entry, 2, col.data, col.len);
+    put_len(meta, 4, entry.data, entry.len);
+    trestle__buf_free(&list);
+    trestle__buf_free(&col);
+    trestle__buf_free(&entry);
+}
+
+/* A .meta without a SaverDef: the graph's variable nodes and, unless
+ * `nvars` is 0, a "variables" collection. */
+static char *write_saverless(const char *dir, const Tensorflow__VariableDef *const *defs,
+                             const char *const *raw, size_t nvars)
+{
+    static const int64_t kdims[] = { 2, 3 }, pdims[] = { 4, 2 };
+    trestle__buf graph = { 0 }, meta = { 0 };
+    Tensorflow__MetaInfoDef info = TENSORFLOW__META_INFO_DEF__INIT;
+    info.tensorflow_version = "1.15.0";
+    put_packed(&meta, 1, &info.base);
+    put_variable(&graph, "dense/kernel", "VariableV2", TRESTLE_DT_FLOAT, 2, kdims);
+    put_variable(&graph, "global_step", "VarHandleOp", TRESTLE_DT_INT64, 0, NULL);
+    put_variable(&graph, "emb/part_0", "VariableV2", TRESTLE_DT_FLOAT, 2, pdims);
+    put_len(&meta, 2, graph.data, graph.len);
+    if (nvars)
+        put_variables(&meta, defs, raw, nvars);
+    char *path = path_in(dir, "m.meta");
+    write_buf(path, &meta);
+    trestle__buf_free(&graph);
+    trestle__buf_free(&meta);
+    return path;
+}
+
+Test(graph_made, no_saver_restores_the_global_variables_as_a_default_saver_would)
+{
+    char *dir = tu_mkdtemp();
+    int64_t full[] = { 4, 2 }, off[] = { 0, 0 };
+    Tensorflow__SaveSliceInfoDef si = TENSORFLOW__SAVE_SLICE_INFO_DEF__INIT;
+    si.full_name = "emb";
+    si.n_full_shape = si.n_var_offset = si.n_var_shape = 2;
+    si.full_shape = full;
+    si.var_offset = off;
+    si.var_shape = full;
+    Tensorflow__VariableDef v[3] = { TENSORFLOW__VARIABLE_DEF__INIT, TENSORFLOW__VARIABLE_DEF__INIT,
+                                     TENSORFLOW__VARIABLE_DEF__INIT };
+    v[0].variable_name = "dense/kernel:0";
+    v[1].variable_name = "global_step:0";
+    v[2].variable_name = "emb/part_0:0";
+    v[2].save_slice_info_def = &si;
+    const Tensorflow__VariableDef *defs[] = { &v[0], &v[1], &v[2] };
+    char *meta = write_saverless(dir, defs, NULL, 3);
+
+    trestle_graph *g = open_ok(meta, NULL);
+    cr_assert_eq(trestle_graph_op_count(g), 3);
+    cr_expect_eq(trestle_graph_op_source(g), TRESTLE_GRAPH_OPS_VARIABLES);
+    const trestle_op *ops = trestle_graph_ops(g);
+    cr_expect_str_eq(ops[0].name, "dense/kernel");
+    cr_expect_str_eq(ops[0].shape_and_slices, "");
+    cr_expect_eq(ops[0].dtype, TRESTLE_DT_FLOAT);
+    cr_expect_str_eq(ops[1].name, "global_step");
+    cr_expect_eq(ops[1].dtype, TRESTLE_DT_INT64);
+    cr_expect_str_eq(ops[2].name, "emb");
+    cr_expect_str_eq(ops[2].shape_and_slices, "4 2 0,4:0,2");
+    const trestle_shape *sh = trestle_graph_op_shapes(g);
+    cr_assert_not_null(sh);
+    cr_expect_eq(sh[0].rank, 2);
+    cr_expect_eq(sh[0].dims[0], 2);
+    cr_expect_eq(sh[0].dims[1], 3);
+    cr_expect_eq(sh[1].rank, 0);
+    trestle_graph_info gi;
+    trestle_graph_get_info(g, &gi);
+    cr_expect_str_eq(gi.restore_op, "");
+    trestle_graph_close(g);
+
+    /* The checkpoint a Saver would have written; restore says where the
+     * op list came from. */
+    char *prefix = path_in(dir, "m");
+    trestle_writer *w;
+    trestle_error err;
+    int64_t step = 7;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    write_float(w, "dense/kernel", 2, (int64_t[]){ 2, 3 }, 6, 1, 0);
+    write_float(w, "emb", 2, full, 8, 10, 0);
+    cr_assert_eq(trestle_writer_add(w, "global_step", TRESTLE_DT_INT64, 0, NULL, &step, 8, 0, &err),
+                 TRESTLE_OK);
+    write_float(w, "unrelated", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    tu_cli_result r = tu_cli("restore -q '%s' --graph '%s' --list", prefix, meta);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    char want[1024];
+    snprintf(want, sizeof want, "note: %s has no saver; restoring the 3 global variables of its "
+             "collections, as a default tf.compat.v1.train.Saver() would\n", meta);
+    cr_expect_str_eq(r.err, want);
+    cr_expect(strstr(r.out, "emb") && strstr(r.out, "global_step") && !strstr(r.out, "unrelated"),
+              "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("ops --graph '%s'", meta);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "# no saver: the 3 global variables of its collections, as a default "
+                            "Saver restores them\n"
+                            "# checkpoint: "), "%s", r.out);
+    cr_expect(strstr(r.out, "\nemb\t4 2 0,4:0,2\tdtype=float\n"), "%s", r.out);
+    tu_cli_free(&r);
+    free(prefix);
+    free(meta);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(graph_made, no_saver_and_no_variables_is_an_error_of_its_own)
+{
+    char *dir = tu_mkdtemp();
+    char *meta = write_saverless(dir, NULL, NULL, 0);
+    trestle_graph *g = open_ok(meta, NULL);
+    cr_expect_eq(trestle_graph_op_count(g), 0);
+    cr_expect_eq(trestle_graph_op_source(g), TRESTLE_GRAPH_OPS_NONE);
+    trestle_graph_close(g);
+    char *prefix = path_in(dir, "m");
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    write_float(w, "x", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    char want[1024];
+    snprintf(want, sizeof want, "trestle: %s: the graph restores nothing: it has no saver (no "
+             "SaverDef) and no variables in its collections\n", meta);
+    const char *cmds[] = { "restore -q '%s' --graph '%s'", "check '%s' '%s'", "ops --graph '%s'" };
+    for (int i = 0; i < 3; i++) {
+        tu_cli_result r = i == 0 ? tu_cli(cmds[0], prefix, meta)
+                          : i == 1 ? tu_cli(cmds[1], meta, prefix)
+                                   : tu_cli(cmds[2], meta);
+        cr_expect_eq(r.rc, 4, "%s: %d %s", cmds[i], r.rc, r.err);
+        cr_expect_str_eq(r.err, want, "%s", cmds[i]);
+        tu_cli_free(&r);
+    }
+    free(prefix);
+    free(meta);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(graph_made, a_variable_def_that_does_not_decode_is_named_with_its_offset)
+{
+    char *dir = tu_mkdtemp();
+    static const char *const raw[] = { "\x0a\x7f" }; /* a name running past the end */
+    char *meta = write_saverless(dir, NULL, raw, 1);
+    open_fails(meta, TRESTLE_E_CORRUPT, "malformed VariableDef at byte offset ");
+    /* A partition whose slice leaves its full shape. */
+    int64_t full[] = { 4 }, off[] = { 3 }, len[] = { 2 };
+    Tensorflow__SaveSliceInfoDef si = TENSORFLOW__SAVE_SLICE_INFO_DEF__INIT;
+    si.full_name = "emb";
+    si.n_full_shape = si.n_var_offset = si.n_var_shape = 1;
+    si.full_shape = full;
+    si.var_offset = off;
+    si.var_shape = len;
+    Tensorflow__VariableDef v = TENSORFLOW__VARIABLE_DEF__INIT;
+    v.variable_name = "emb/part_1:0";
+    v.save_slice_info_def = &si;
+    const Tensorflow__VariableDef *defs[] = { &v };
+    free(meta);
+    meta = write_saverless(dir, defs, NULL, 1);
+    open_fails(meta, TRESTLE_E_CORRUPT,
+               "a partition whose offsets and shape do not fit its full shape");
+    free(meta);
     tu_rmtree(dir);
     free(dir);
 }

@@ -130,3 +130,44 @@ Test(plan_suggest, rename_neighbours_must_fit_too)
     tu_rmtree(dir);
     free(dir);
 }
+
+Test(plan_suggest, a_whole_tensor_ops_declared_shape_tells_renamed_candidates_apart)
+{
+    /* Both keys are one component away and float: only the graph's
+     * declared shape (plan option op_shapes) picks dense_2/kernel. */
+    static const tensor t[] = {
+        { "dense_1/kernel", TRESTLE_DT_FLOAT, 2, { 6, 2 } },
+        { "dense_2/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } },
+    };
+    static const int64_t dims[] = { 4, 6 };
+    char *dir;
+    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_op op = { .name = "dense_3/kernel", .dtype = TRESTLE_DT_FLOAT,
+                      .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan_options po;
+    trestle_plan *p = NULL;
+    trestle_error err;
+    trestle_plan_options_init(&po);
+    cr_assert_eq(trestle_plan_create(c, &op, 1, &po, &p, &err), TRESTLE_E_KEY_NOT_FOUND);
+    cr_expect_str_eq(err.message, "Key dense_3/kernel not found in checkpoint (did you mean "
+                                  "dense_1/kernel or dense_2/kernel?)");
+    trestle_shape shape = { 2, dims };
+    po.op_shapes = &shape;
+    cr_assert_eq(trestle_plan_create(c, &op, 1, &po, &p, &err), TRESTLE_E_KEY_NOT_FOUND);
+    cr_expect_str_eq(err.message, "Key dense_3/kernel not found in checkpoint (did you mean "
+                                  "dense_2/kernel?)");
+    /* Unknown (rank -1) constrains nothing. */
+    shape.rank = -1;
+    cr_assert_eq(trestle_plan_create(c, &op, 1, &po, &p, &err), TRESTLE_E_KEY_NOT_FOUND);
+    cr_expect_str_eq(err.message, "Key dense_3/kernel not found in checkpoint (did you mean "
+                                  "dense_1/kernel or dense_2/kernel?)");
+    /* A shape no key has: no suggestion rather than a wrong one. */
+    static const int64_t other[] = { 3, 3 };
+    shape = (trestle_shape){ 2, other };
+    cr_assert_eq(trestle_plan_create(c, &op, 1, &po, &p, &err), TRESTLE_E_KEY_NOT_FOUND);
+    cr_expect_str_eq(err.message, "Key dense_3/kernel not found in checkpoint");
+    cr_expect_null(p);
+    trestle_close(c);
+    tu_rmtree(dir);
+    free(dir);
+}

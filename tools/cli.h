@@ -21,6 +21,8 @@
 #define CLI_EXIT_OK 0       /* success (diff: identical) */
 #define CLI_EXIT_FAIL 1     /* the operation failed (diff: different) */
 #define CLI_EXIT_USAGE 2    /* bad command line (diff: trouble) */
+#define CLI_EXIT_NOTHING 4  /* a graph with nothing to restore: no saver and no variables
+                               (restore, check, ops; diff says 2, trouble) */
 
 /* ---- commands (one file each) ---- */
 int cli_inspect_main(int argc, char **argv);
@@ -227,6 +229,9 @@ typedef struct cli_ops {
     size_t n;
     char **strings;     /* owned copies, freed by cli_ops_free */
     size_t nstrings;
+    trestle_shape *shapes; /* from a graph: n declared shapes for
+                              trestle_plan_options.op_shapes (owned), else NULL */
+    int64_t *shape_dims;   /* the dims they point into (owned) */
 } cli_ops;
 
 /*
@@ -243,18 +248,23 @@ void cli_ops_free(cli_ops *ops);
 
 /* ---- graphs (cli_graph.c) ---- */
 
-/* The op list a graph file's saver restores (trestle_graph_open), every op
- * with `dest_kind`. Prints the error and returns CLI_EXIT_FAIL when the
- * graph cannot be read or restores nothing; CLI_EXIT_OK otherwise. */
-int cli_graph_ops(const char *path, int dest_kind, cli_ops *out);
+/* The op list a graph file's saver restores (trestle_graph_open; `tag`
+ * picks a SavedModel's meta graph, NULL for the default), every op with
+ * `dest_kind`, and the variables' declared shapes in out->shapes. Prints
+ * a `note:` to stderr when the ops come from the variable collections
+ * (no saver). Prints the error and returns CLI_EXIT_FAIL when the graph
+ * cannot be read, CLI_EXIT_NOTHING when it restores nothing; CLI_EXIT_OK
+ * otherwise. */
+int cli_graph_ops(const char *path, const char *tag, int dest_kind, cli_ops *out);
 
 /* 1 when `path` names a graph rather than an ops file or a checkpoint: a
  * .meta or .pb file, or a directory holding saved_model.pb. */
 int cli_graph_is_path(const char *path);
 
-/* An op list from a graph (cli_graph_ops) or an ops file (cli_ops_read),
+/* An op list from a graph (cli_graph_ops, with `tag`) or an ops file
+ * (cli_ops_read; then a `tag` is a usage error, printed, CLI_EXIT_USAGE),
  * whichever `path` is. Same contract as those. */
-int cli_op_list_read(const char *path, int dest_kind, cli_ops *out);
+int cli_op_list_read(const char *path, const char *tag, int dest_kind, cli_ops *out);
 
 /* Write `op` as one ops-file line (NAME<TAB>SPEC[<TAB>dtype=DTYPE]) that
  * cli_ops_read() reads back unchanged. Returns 0, or -1 after printing an

@@ -3,16 +3,19 @@
  * restore, before anything is read. It plans the restore as given (the
  * verdict), then reports every key the op list asks for that the
  * checkpoint lacks, every dtype and shape mismatch, the keys nothing
- * restores, and the renames inferred from that evidence (cli_infer.c),
- * each with how many keys it fixes and why it is safe, ready to paste.
- * Inferred renames are proven, not trusted: the restore is planned again
- * with them, and only a plan that succeeds earns the "fixable" exit code.
+ * restores, and the renames inferred from that evidence, each with how
+ * many keys it fixes and why it is safe, ready to paste. The inference is
+ * the library's (trestle_infer_renames()); this file only reads the
+ * command line and prints. Inferred renames are proven, not trusted: the
+ * library plans the restore again with them, and only a plan that
+ * succeeds earns the "fixable" exit code.
  */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_check.h"
+#include "cli.h"
 
 #define CLI_EXIT_FIXABLE 3 /* fails as is; the inferred renames make it restore */
 
@@ -40,6 +43,8 @@ static const char check_help[] =
     "      --rnn-renames    as for restore\n"
     "      --exclude GLOB   as for restore (repeatable)\n"
     "      --names graph    as for restore: op names may be object-graph names\n"
+    "      --tag TAG        GRAPH is a SavedModel: read its meta graph tagged TAG\n"
+    "                       (default: the only one, else 'serve', else the first)\n"
     "      --write-ops FILE when the restore would succeed (as is or with the\n"
     "                       inferred renames), write its ops with checkpoint keys\n"
     "                       as names: 'restore --ops FILE' then needs no renames\n"
@@ -50,14 +55,17 @@ static const char check_help[] =
     "\n"
     "Exit status: 0 when the restore succeeds as is; 3 when it fails as is but\n"
     "succeeds with the inferred renames (printed as flags for 'trestle restore');\n"
-    "1 when it fails either way (or a file cannot be read); 2 for a bad command line.\n"
+    "1 when it fails either way (or a file cannot be read); 2 for a bad command line;\n"
+    "4 when GRAPH restores nothing (no saver and no variables).\n"
     "\n"
     "Examples:\n"
     "  trestle check model.ckpt-1000.meta model.ckpt-1000\n"
-    "  trestle check --write-ops fixed.txt saved_model_dir new_ckpt/\n";
+    "  trestle check --write-ops fixed.txt saved_model_dir new_ckpt/\n"
+    "  trestle check --tag train saved_model_dir saved_model_dir/variables\n";
 
 typedef struct check_args {
-    const char *source, *ckpt, *write_ops;
+    const char *source, *ckpt, *write_ops, *tag;
+    const cli_ops *ops;     /* the op list read from source */
     const char **renames, **excludes;
     size_t nrenames, nexcludes;
     int rnn, names, json, list_all;
@@ -65,348 +73,244 @@ typedef struct check_args {
 
 #define LIST_SHOWN 100 /* names a text list gives before it counts the rest */
 
-/* One inferred rule and what it fixes. */
-typedef struct rule {
-    const char *text;   /* "--rnn-renames", "--rename 'a/=b/'" (owned by a chk_op) */
-    int kind;           /* CHK_RULE_* */
-    size_t fixes;       /* ops it maps */
-    int shaped;         /* every op it maps had a shape to compare */
-} rule;
-
-typedef struct verdict {
-    int ok;              /* the restore plans as is */
-    int fixable;         /* ... or with the inferred rules */
-    rule *rules;
-    size_t nrules;
-    size_t ambiguous, unresolved, unused;
-    trestle_plan *plan;  /* the successful plan (as is or fixed), for --write-ops */
-    char fail[TRESTLE_ERROR_MESSAGE_MAX]; /* why the fixed plan failed */
-} verdict;
-
-/* ---- the verdict ---- */
-
-static trestle_plan *plan_with(const chk_state *s, const trestle_plan_options *po, char *why)
-{
-    trestle_op *ops = malloc((s->n ? s->n : 1) * sizeof *ops);
-    trestle_plan *p = NULL;
-    trestle_error err;
-    if (!ops)
-        return NULL;
-    for (size_t i = 0; i < s->n; i++) {
-        ops[i] = s->ops[i].op;
-        ops[i].dest_kind = TRESTLE_DEST_DISCARD;
-    }
-    if (trestle_plan_create(s->c, ops, s->n, po, &p, &err) != TRESTLE_OK && why)
-        snprintf(why, TRESTLE_ERROR_MESSAGE_MAX, "%s", err.message);
-    free(ops);
-    return p;
-}
-
-/* The mapping rule of op o, or NULL when it has none (0 or several keys). */
-static const chk_op *mapped(const chk_op *o)
-{
-    return o->status == CHK_MISSING && o->ncand == 1 && !o->shared ? o : NULL;
-}
-
-static int add_rule(verdict *v, const chk_op *o)
-{
-    int shaped = o->rank >= 0 || (o->op.shape_and_slices && strchr(o->op.shape_and_slices, ' '));
-    for (size_t r = 0; r < v->nrules; r++)
-        if (strcmp(v->rules[r].text, o->cand_rule[0]) == 0) {
-            v->rules[r].fixes++;
-            v->rules[r].shaped &= shaped;
-            return 0;
-        }
-    rule *grown = realloc(v->rules, (v->nrules + 1) * sizeof *grown);
-    if (!grown)
-        return -1;
-    v->rules = grown;
-    v->rules[v->nrules++] = (rule){ o->cand_rule[0], o->cand_kind[0], 1, shaped };
-    return 0;
-}
-
-/*
- * po (the user's options) plus every inferred rule: the RNN flag, and the
- * --rename rules appended to po->renames, which becomes a new array
- * (*fixed, to free, with the rule strings in *owned). Object-graph name
- * rules are added by the caller. Returns 0, or -1 when out of memory.
- */
-static int fixed_options(const verdict *v, trestle_plan_options *po, const char ***fixed,
-                         char ***owned, size_t *nowned)
-{
-    const char **all = calloc(po->num_renames + v->nrules + 1, sizeof *all);
-    char **mine = calloc(v->nrules + 1, sizeof *mine);
-    size_t n = po->num_renames, m = 0;
-    *fixed = all;
-    *owned = mine;
-    *nowned = 0;
-    if (!all || !mine)
-        return -1;
-    if (n)
-        memcpy(all, po->renames, n * sizeof *all);
-    for (size_t r = 0; r < v->nrules; r++) {
-        const char *t = v->rules[r].text;
-        if (v->rules[r].kind == CHK_RULE_RNN) {
-            po->tf1_rnn_renames = 1;
-        } else if (v->rules[r].kind != CHK_RULE_NAMES) {
-            /* "--rename 'A=B'" -> "A=B" */
-            mine[m] = strndup(t + 10, strlen(t) - 11);
-            if (!mine[m])
-                return -1;
-            all[n++] = mine[m++];
-            *nowned = m;
-        }
-    }
-    po->renames = all;
-    po->num_renames = n;
-    return 0;
-}
-
-static int decide(const check_args *a, chk_state *s, const trestle_plan_options *user,
-                  const cli_names_rules *names, verdict *v)
-{
-    memset(v, 0, sizeof *v);
-    v->plan = plan_with(s, user, v->fail);
-    v->ok = v->plan != NULL;
-    for (size_t t = 0; t < trestle_tensor_count(s->c); t++) {
-        trestle_tensor_info ti;
-        trestle_tensor_get_info(s->c, t, &ti);
-        v->unused += !s->used[t] && ti.kind != TRESTLE_TENSOR_OBJECT_GRAPH;
-    }
-    if (v->ok)
-        return 0;
-    int names_rule = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        const chk_op *o = &s->ops[i];
-        if (o->status != CHK_MISSING)
-            continue;
-        if (!mapped(o)) {
-            v->ambiguous += o->ncand > 1 || o->shared;
-            v->unresolved += o->ncand == 0;
-            continue;
-        }
-        names_rule |= o->cand_kind[0] == CHK_RULE_NAMES;
-        if (add_rule(v, o) != 0)
-            return -1;
-    }
-    if (v->nrules == 0 || v->ambiguous || v->unresolved || s->nmismatch)
-        return 0;
-    /* Prove it: plan again with the user's options and the inferred rules. */
-    trestle_plan_options po = *user;
-    const char **fixed = NULL, **with_names = NULL;
-    char **owned = NULL;
-    size_t nowned = 0;
-    int rc = -1;
-    if (fixed_options(v, &po, &fixed, &owned, &nowned) != 0)
-        goto done;
-    if (names_rule && !a->names && !(with_names = cli_names_merge(&po, names)))
-        goto done;
-    v->plan = plan_with(s, &po, v->fail);
-    v->fixable = v->plan != NULL;
-    rc = 0;
-done:
-    for (size_t i = 0; i < nowned; i++)
-        free(owned[i]);
-    free(owned);
-    free(fixed);
-    free(with_names);
-    return rc;
-}
-
 /* ---- printing ---- */
 
-static const char *why_kind(int kind)
+/* The flag that applies a rule or candidate on `trestle restore`'s
+ * command line: "--names graph", "--rnn-renames" or "--rename 'A=B'". */
+static void flag_text(int kind, const char *rename, char *buf, size_t cap)
 {
-    switch (kind) {
-    case CHK_RULE_NAMES: return "the checkpoint's object graph gives these keys these graph names";
-    case CHK_RULE_RNN: return "TF 1.x RNN cell names (weights/biases -> kernel/bias)";
-    case CHK_RULE_RENUMBER: return "a layer renumbered (only the _N suffix differs)";
-    default: return "the same path under another scope";
-    }
+    if (kind == TRESTLE_RULE_NAMES)
+        snprintf(buf, cap, "--names graph");
+    else if (kind == TRESTLE_RULE_RNN)
+        snprintf(buf, cap, "--rnn-renames");
+    else
+        snprintf(buf, cap, "--rename '%s'", rename);
 }
+
+static void rule_flag(const trestle_inference *inf, size_t r, char *buf, size_t cap)
+{
+    trestle_inferred_rule ru;
+    trestle_inference_rule(inf, r, &ru);
+    flag_text(ru.kind, ru.rename, buf, cap);
+}
+
+static int is_mapped(const trestle_inferred_op *o)
+{
+    return o->status == TRESTLE_INFER_MISSING && o->rule >= 0;
+}
+
+#define FLAG_MAX 8192 /* bytes of one printed flag */
 
 static void shape_text(const trestle_tensor_info *t, char *buf, size_t cap)
 {
     cli_shape_format(t->rank, t->dims, buf, cap);
 }
 
-static void print_text(const check_args *a, const chk_state *s, const verdict *v)
+static void print_text(const check_args *a, const trestle_checkpoint *c,
+                       const trestle_inference *inf)
 {
-    size_t ok = 0;
-    for (size_t i = 0; i < s->n; i++)
-        ok += s->ops[i].status == CHK_OK;
+    trestle_inference_info v;
+    trestle_inferred_op o;
+    trestle_tensor_info t;
+    char flag[FLAG_MAX];
+    trestle_inference_get_info(inf, &v);
     printf("check %s against %s: %zu op%s, %zu ok, %zu missing, %zu mismatched, %zu unused "
-           "key%s\n", a->source, a->ckpt, s->n, s->n == 1 ? "" : "s", ok, s->nmissing,
-           s->nmismatch, v->unused, v->unused == 1 ? "" : "s");
-    if (s->nmissing) {
+           "key%s\n", a->source, a->ckpt, v.ops, v.ops == 1 ? "" : "s", v.ok, v.missing,
+           v.mismatched, v.unused, v.unused == 1 ? "" : "s");
+    if (v.missing) {
         size_t shown = 0;
         printf("missing (the ops ask for them, the checkpoint lacks them):\n");
-        for (size_t i = 0; i < s->n; i++) {
-            const chk_op *o = &s->ops[i];
-            if (o->status != CHK_MISSING || (!a->list_all && shown++ >= LIST_SHOWN))
+        for (size_t i = 0; i < v.ops; i++) {
+            trestle_inference_op(inf, i, &o);
+            if (o.status != TRESTLE_INFER_MISSING || (!a->list_all && shown++ >= LIST_SHOWN))
                 continue;
-            trestle_tensor_info t;
-            if (mapped(o)) {
-                trestle_tensor_get_info(s->c, o->cand[0], &t);
-                printf("  %s -> %s  (%s)\n", o->op.name, t.name, o->cand_rule[0]);
-            } else if (o->ncand == 0) {
-                printf("  %s  (no unused key fits)\n", o->op.name);
+            if (is_mapped(&o)) {
+                trestle_tensor_get_info(c, o.tensor, &t);
+                rule_flag(inf, (size_t)o.rule, flag, sizeof flag);
+                printf("  %s -> %s  (%s)\n", o.name, t.name, flag);
+            } else if (o.candidates == 0) {
+                printf("  %s  (no unused key fits)\n", o.name);
             } else {
-                printf("  %s  (ambiguous: ", o->op.name);
-                for (int c = 0; c < o->ncand; c++) {
-                    trestle_tensor_get_info(s->c, o->cand[c], &t);
-                    printf("%s%s", c ? " or " : "", t.name);
+                printf("  %s  (ambiguous: ", o.name);
+                for (size_t k = 0; k < o.candidates; k++) {
+                    size_t at;
+                    trestle_inference_candidate(inf, i, k, &at, NULL, NULL);
+                    trestle_tensor_get_info(c, at, &t);
+                    printf("%s%s", k ? " or " : "", t.name);
                 }
-                printf("%s)\n", o->shared ? "; another op fits the same key" : "");
+                printf("%s)\n", o.shared ? "; another op fits the same key" : "");
             }
         }
         if (shown > LIST_SHOWN)
             printf("  ... and %zu more missing (--list-all or --json names them all)\n",
                    shown - LIST_SHOWN);
     }
-    for (size_t i = 0; i < s->n; i++) {
-        const chk_op *o = &s->ops[i];
-        if (o->status != CHK_DTYPE && o->status != CHK_SHAPE)
+    for (size_t i = 0; i < v.ops; i++) {
+        trestle_inference_op(inf, i, &o);
+        if (o.status != TRESTLE_INFER_DTYPE && o.status != TRESTLE_INFER_SHAPE)
             continue;
-        trestle_tensor_info t;
         char shape[256];
-        trestle_tensor_get_info(s->c, o->tensor, &t);
+        trestle_tensor_get_info(c, o.tensor, &t);
         shape_text(&t, shape, sizeof shape);
-        if (o->status == CHK_DTYPE)
-            printf("dtype mismatch: %s: the ops want %s, the checkpoint has %s\n", o->op.name,
-                   trestle_dtype_name(o->op.dtype), trestle_dtype_name(t.dtype));
+        if (o.status == TRESTLE_INFER_DTYPE)
+            printf("dtype mismatch: %s: the ops want %s, the checkpoint has %s\n", o.name,
+                   trestle_dtype_name(a->ops->ops[i].dtype), trestle_dtype_name(t.dtype));
         else
-            printf("shape mismatch: %s: the ops want '%s', the checkpoint has %s\n", o->op.name,
-                   o->op.shape_and_slices, shape);
+            printf("shape mismatch: %s: the ops want '%s', the checkpoint has %s\n", o.name,
+                   a->ops->ops[i].shape_and_slices, shape);
     }
-    if (v->unused) {
+    if (v.unused) {
         size_t shown = 0;
         printf("unused (the checkpoint has them, nothing restores them):\n");
-        for (size_t t = 0; t < trestle_tensor_count(s->c); t++) {
-            trestle_tensor_info ti;
-            trestle_tensor_get_info(s->c, t, &ti);
-            if (s->used[t] || ti.kind == TRESTLE_TENSOR_OBJECT_GRAPH ||
+        for (size_t k = 0; k < trestle_tensor_count(c); k++) {
+            trestle_tensor_get_info(c, k, &t);
+            if (trestle_inference_tensor_used(inf, k) || t.kind == TRESTLE_TENSOR_OBJECT_GRAPH ||
                 (!a->list_all && shown++ >= LIST_SHOWN))
                 continue;
-            const chk_op *by = NULL;
-            for (size_t i = 0; i < s->n && !by; i++)
-                if (mapped(&s->ops[i]) && s->ops[i].cand[0] == t)
-                    by = &s->ops[i];
+            const char *by = NULL;
+            for (size_t i = 0; i < v.ops && !by; i++)
+                if (trestle_inference_op(inf, i, &o) == TRESTLE_OK && is_mapped(&o) &&
+                    o.tensor == k)
+                    by = o.name;
             if (by)
-                printf("  %s  (for %s, once renamed)\n", ti.name, by->op.name);
+                printf("  %s  (for %s, once renamed)\n", t.name, by);
             else
-                printf("  %s\n", ti.name);
+                printf("  %s\n", t.name);
         }
         if (shown > LIST_SHOWN)
             printf("  ... and %zu more unused (--list-all or --json names them all)\n",
                    shown - LIST_SHOWN);
     }
-    if (v->nrules) {
+    if (v.rules) {
         printf("inferred renames:\n");
-        for (size_t r = 0; r < v->nrules; r++)
-            printf("  %s  fixes %zu key%s: %s; dtypes%s agree, one op per key\n",
-                   v->rules[r].text, v->rules[r].fixes, v->rules[r].fixes == 1 ? "" : "s",
-                   why_kind(v->rules[r].kind), v->rules[r].shaped ? " and shapes" : "");
+        for (size_t r = 0; r < v.rules; r++) {
+            trestle_inferred_rule ru;
+            trestle_inference_rule(inf, r, &ru);
+            rule_flag(inf, r, flag, sizeof flag);
+            printf("  %s  fixes %zu key%s: %s; dtypes%s agree, one op per key\n", flag, ru.fixes,
+                   ru.fixes == 1 ? "" : "s", ru.why, ru.shapes_checked ? " and shapes" : "");
+        }
     }
-    if (v->ok) {
+    if (v.restores) {
         printf("verdict: the restore succeeds as is\n");
         return;
     }
-    if (v->fixable) {
+    if (v.fixable) {
         printf("verdict: the restore fails as is and succeeds with the inferred renames:\n");
         printf("  flags:");
-        for (size_t r = 0; r < v->nrules; r++)
-            printf(" %s", v->rules[r].text);
+        for (size_t r = 0; r < v.rules; r++) {
+            rule_flag(inf, r, flag, sizeof flag);
+            printf(" %s", flag);
+        }
         printf("\n");
         return;
     }
     printf("verdict: the restore fails");
-    if (v->ambiguous || v->unresolved || s->nmismatch)
-        printf(" (%zu ambiguous, %zu with no candidate, %zu mismatched)", v->ambiguous,
-               v->unresolved, s->nmismatch);
-    else if (v->fail[0])
-        printf("%s: %s", v->nrules ? " even with the inferred renames" : "", v->fail);
+    if (v.ambiguous || v.unresolved || v.mismatched)
+        printf(" (%zu ambiguous, %zu with no candidate, %zu mismatched)", v.ambiguous,
+               v.unresolved, v.mismatched);
+    else if (v.failure[0])
+        printf("%s: %s", v.rules ? " even with the inferred renames" : "", v.failure);
     printf("\n");
 }
 
-static void json_key_list(const chk_state *s, const chk_op *o)
+static void json_key_list(const trestle_checkpoint *c, const trestle_inference *inf, size_t i,
+                          size_t n)
 {
     fputs("[", stdout);
-    for (int c = 0; c < o->ncand; c++) {
+    for (size_t k = 0; k < n; k++) {
         trestle_tensor_info t;
-        trestle_tensor_get_info(s->c, o->cand[c], &t);
-        fputs(c ? ", " : "", stdout);
+        size_t at;
+        trestle_inference_candidate(inf, i, k, &at, NULL, NULL);
+        trestle_tensor_get_info(c, at, &t);
+        fputs(k ? ", " : "", stdout);
         cli_json_cstr(stdout, t.name);
     }
     fputs("]", stdout);
 }
 
-static void print_json(const chk_state *s, const verdict *v)
+static void print_json(const trestle_checkpoint *c, const trestle_inference *inf)
 {
-    printf("{\n  \"ok\": %s,\n  \"fixable\": %s,\n  \"missing\": [", v->ok ? "true" : "false",
-           v->fixable ? "true" : "false");
+    trestle_inference_info v;
+    trestle_inferred_op o;
+    char flag[FLAG_MAX];
+    trestle_inference_get_info(inf, &v);
+    printf("{\n  \"ok\": %s,\n  \"fixable\": %s,\n  \"missing\": [", v.restores ? "true" : "false",
+           v.fixable ? "true" : "false");
     int first = 1;
-    for (size_t i = 0; i < s->n; i++) {
-        const chk_op *o = &s->ops[i];
-        if (o->status != CHK_MISSING)
+    for (size_t i = 0; i < v.ops; i++) {
+        trestle_inference_op(inf, i, &o);
+        if (o.status != TRESTLE_INFER_MISSING)
             continue;
         fputs(first ? "\n    {\"name\": " : ",\n    {\"name\": ", stdout);
         first = 0;
-        cli_json_cstr(stdout, o->op.name);
-        fputs(mapped(o) ? ", \"fix\": " : ", \"fix\": null", stdout);
-        if (mapped(o))
-            cli_json_cstr(stdout, o->cand_rule[0]);
+        cli_json_cstr(stdout, o.name);
+        fputs(is_mapped(&o) ? ", \"fix\": " : ", \"fix\": null", stdout);
+        if (is_mapped(&o)) {
+            rule_flag(inf, (size_t)o.rule, flag, sizeof flag);
+            cli_json_cstr(stdout, flag);
+        }
         fputs(", \"candidates\": ", stdout);
-        json_key_list(s, o);
+        json_key_list(c, inf, i, o.candidates);
         fputs("}", stdout);
     }
     fputs("],\n  \"mismatched\": [", stdout);
     first = 1;
-    for (size_t i = 0; i < s->n; i++) {
-        const chk_op *o = &s->ops[i];
-        if (o->status != CHK_DTYPE && o->status != CHK_SHAPE)
+    for (size_t i = 0; i < v.ops; i++) {
+        trestle_inference_op(inf, i, &o);
+        if (o.status != TRESTLE_INFER_DTYPE && o.status != TRESTLE_INFER_SHAPE)
             continue;
         fputs(first ? "\n    {\"name\": " : ",\n    {\"name\": ", stdout);
         first = 0;
-        cli_json_cstr(stdout, o->op.name);
-        printf(", \"what\": \"%s\"}", o->status == CHK_DTYPE ? "dtype" : "shape");
+        cli_json_cstr(stdout, o.name);
+        printf(", \"what\": \"%s\"}", o.status == TRESTLE_INFER_DTYPE ? "dtype" : "shape");
     }
     fputs("],\n  \"unused\": [", stdout);
     first = 1;
-    for (size_t t = 0; t < trestle_tensor_count(s->c); t++) {
+    for (size_t k = 0; k < trestle_tensor_count(c); k++) {
         trestle_tensor_info ti;
-        trestle_tensor_get_info(s->c, t, &ti);
-        if (s->used[t] || ti.kind == TRESTLE_TENSOR_OBJECT_GRAPH)
+        trestle_tensor_get_info(c, k, &ti);
+        if (trestle_inference_tensor_used(inf, k) || ti.kind == TRESTLE_TENSOR_OBJECT_GRAPH)
             continue;
         fputs(first ? "\n    " : ",\n    ", stdout);
         first = 0;
         cli_json_cstr(stdout, ti.name);
     }
     fputs("],\n  \"rules\": [", stdout);
-    for (size_t r = 0; r < v->nrules; r++) {
+    for (size_t r = 0; r < v.rules; r++) {
+        trestle_inferred_rule ru;
+        trestle_inference_rule(inf, r, &ru);
+        rule_flag(inf, r, flag, sizeof flag);
         fputs(r ? ",\n    {\"flag\": " : "\n    {\"flag\": ", stdout);
-        cli_json_cstr(stdout, v->rules[r].text);
-        printf(", \"fixes\": %zu, \"why\": ", v->rules[r].fixes);
-        cli_json_cstr(stdout, why_kind(v->rules[r].kind));
-        printf(", \"shapes_checked\": %s}", v->rules[r].shaped ? "true" : "false");
+        cli_json_cstr(stdout, flag);
+        printf(", \"fixes\": %zu, \"why\": ", ru.fixes);
+        cli_json_cstr(stdout, ru.why);
+        printf(", \"shapes_checked\": %s}", ru.shapes_checked ? "true" : "false");
     }
-    printf("],\n  \"ambiguous\": %zu,\n  \"unresolved\": %zu\n}\n", v->ambiguous, v->unresolved);
+    printf("],\n  \"ambiguous\": %zu,\n  \"unresolved\": %zu\n}\n", v.ambiguous, v.unresolved);
 }
 
-/* The restorable ops with checkpoint keys as names, from the plan that succeeded. */
-static int write_ops(const char *path, const chk_state *s, const trestle_plan *p)
+/* The restorable ops with checkpoint keys as names, planned with `po`
+ * (the caller's options, or the fixed ones). */
+static int write_ops(const char *path, const trestle_checkpoint *c, const cli_ops *ops,
+                     const trestle_plan_options *po)
 {
+    trestle_plan *p = NULL;
+    trestle_error err;
+    if (trestle_plan_create(c, ops->ops, ops->n, po, &p, &err) != TRESTLE_OK)
+        return cli_fail(&err), -1;
     FILE *f = fopen(path, "w");
     if (!f) {
         cli_error("cannot write %s", path);
+        trestle_plan_free(p);
         return -1;
     }
     int rc = 0;
-    for (size_t i = 0; i < s->n && rc == 0; i++) {
+    for (size_t i = 0; i < ops->n && rc == 0; i++) {
         trestle_plan_op_info pi;
         if (trestle_plan_get_op(p, i, &pi) != TRESTLE_OK || pi.skipped)
             continue;
-        trestle_op op = s->ops[i].op;
+        trestle_op op = ops->ops[i];
         op.name = pi.key;
         rc = cli_ops_write_line(f, &op);
     }
@@ -414,6 +318,7 @@ static int write_ops(const char *path, const chk_state *s, const trestle_plan *p
         cli_error("cannot write %s", path);
         rc = -1;
     }
+    trestle_plan_free(p);
     return rc;
 }
 
@@ -421,13 +326,11 @@ static int write_ops(const char *path, const chk_state *s, const trestle_plan *p
 
 static int run_check(const check_args *a, const cli_ops *ops, const trestle_checkpoint *c)
 {
-    chk_state s = { .c = c, .n = ops->n };
     cli_names_rules names = { 0 };
-    trestle_graph *graph = NULL; /* kept open: its shapes back s.ops[].dims */
-    verdict v;
+    trestle_inference *inf = NULL;
     const char **renames = NULL;
+    trestle_error err;
     int status = CLI_EXIT_FAIL;
-    memset(&v, 0, sizeof v);
 
     trestle_plan_options user;
     trestle_plan_options_init(&user);
@@ -436,57 +339,49 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
     user.excludes = a->excludes;
     user.num_excludes = a->nexcludes;
     user.tf1_rnn_renames = a->rnn;
-    trestle_checkpoint_info ci;
-    trestle_checkpoint_get_info(c, &ci);
-    trestle_names *m = NULL;
-    /* A TF2 checkpoint whose object graph does not read just offers no names. */
-    if (ci.object_based && trestle_names_open(c, &m, NULL) == TRESTLE_OK) {
-        trestle_names_free(m);
-        if (cli_names_renames(c, &names) != CLI_EXIT_OK)
+    /* A graph's declared shapes are evidence, and rank the verdict's suggestions. */
+    user.op_shapes = ops->shapes;
+    /* --names graph: op names are graph names, as on restore. */
+    if (a->names) {
+        trestle_checkpoint_info ci;
+        trestle_checkpoint_get_info(c, &ci);
+        if (!ci.object_based) {
+            cli_error("%s: --names graph needs a TF2 checkpoint with an object graph", a->ckpt);
             return CLI_EXIT_FAIL;
-    } else if (a->names) {
-        cli_error("%s: --names graph needs a TF2 checkpoint with an object graph", a->ckpt);
-        return CLI_EXIT_FAIL;
+        }
+        if (cli_names_renames(c, &names) != CLI_EXIT_OK ||
+            !(renames = cli_names_merge(&user, &names)))
+            goto done;
     }
-    if (a->names && !(renames = cli_names_merge(&user, &names)))
+    if (trestle_infer_renames(c, ops->ops, ops->n, &user, &inf, &err) != TRESTLE_OK) {
+        cli_fail(&err);
         goto done;
-    s.ops = calloc(ops->n ? ops->n : 1, sizeof *s.ops);
-    if (!s.ops)
-        goto done;
-    /* A graph's ops come in graph order; its declared shapes are evidence. */
-    if (cli_graph_is_path(a->source) && trestle_graph_open(a->source, NULL, &graph, NULL) != 0)
-        graph = NULL;
-    for (size_t i = 0; i < ops->n; i++) {
-        s.ops[i].op = ops->ops[i];
-        s.ops[i].rank = -1;
-        if (graph && trestle_graph_op_count(graph) == ops->n)
-            trestle_graph_op_shape(graph, i, &s.ops[i].rank, &s.ops[i].dims);
     }
-    if (cli_check_analyse(&s, &user, a->names ? NULL : &names) != 0 ||
-        decide(a, &s, &user, &names, &v) != 0)
-        goto done;
     if (a->json)
-        print_json(&s, &v);
+        print_json(c, inf);
     else
-        print_text(a, &s, &v);
-    if (a->write_ops && v.plan && write_ops(a->write_ops, &s, v.plan) != 0)
-        goto done;
-    status = v.ok ? CLI_EXIT_OK : v.fixable ? CLI_EXIT_FIXABLE : CLI_EXIT_FAIL;
+        print_text(a, c, inf);
+    trestle_inference_info v;
+    trestle_inference_get_info(inf, &v);
+    if (a->write_ops && (v.restores || v.fixable)) {
+        trestle_plan_options po = user;
+        if (!v.restores)
+            trestle_inference_fixed_options(inf, &po);
+        po.op_shapes = NULL;
+        if (write_ops(a->write_ops, c, ops, &po) != 0)
+            goto done;
+    }
+    status = v.restores ? CLI_EXIT_OK : v.fixable ? CLI_EXIT_FIXABLE : CLI_EXIT_FAIL;
 done:
-    if (status == CLI_EXIT_FAIL && !s.ops)
-        cli_error("out of memory");
-    trestle_plan_free(v.plan);
-    free(v.rules);
+    trestle_inference_free(inf);
     free(renames);
     cli_names_rules_free(&names);
-    cli_check_free(&s);
-    trestle_graph_close(graph);
     return status;
 }
 
 int cli_check_main(int argc, char **argv)
 {
-    enum { OPT_RENAME = 256, OPT_RNN, OPT_EXCLUDE, OPT_NAMES, OPT_WRITE_OPS, OPT_LIST_ALL };
+    enum { OPT_RENAME = 256, OPT_RNN, OPT_EXCLUDE, OPT_NAMES, OPT_WRITE_OPS, OPT_LIST_ALL, OPT_TAG };
     static const struct option longopts[] = {
         { "rename", required_argument, NULL, OPT_RENAME },
         { "rnn-renames", no_argument, NULL, OPT_RNN },
@@ -494,6 +389,7 @@ int cli_check_main(int argc, char **argv)
         { "names", required_argument, NULL, OPT_NAMES },
         { "write-ops", required_argument, NULL, OPT_WRITE_OPS },
         { "list-all", no_argument, NULL, OPT_LIST_ALL },
+        { "tag", required_argument, NULL, OPT_TAG },
         { "json", no_argument, NULL, 'j' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -530,6 +426,7 @@ int cli_check_main(int argc, char **argv)
             break;
         case OPT_WRITE_OPS: a.write_ops = optarg; break;
         case OPT_LIST_ALL: a.list_all = 1; break;
+        case OPT_TAG: a.tag = optarg; break;
         case 'j': a.json = 1; break;
         case 'h':
             fputs(check_help, stdout);
@@ -548,9 +445,10 @@ int cli_check_main(int argc, char **argv)
 
     cli_ops ops = { 0 };
     trestle_checkpoint *ckpt = NULL;
-    status = cli_op_list_read(a.source, TRESTLE_DEST_DISCARD, &ops);
+    status = cli_op_list_read(a.source, a.tag, TRESTLE_DEST_DISCARD, &ops);
     if (status == CLI_EXIT_OK)
         status = cli_open(a.ckpt, &ckpt);
+    a.ops = &ops;
     if (status == CLI_EXIT_OK)
         status = run_check(&a, &ops, ckpt);
     trestle_close(ckpt);

@@ -29,7 +29,8 @@ static const char diff_help[] =
     "then a summary line. With --ops, report instead which ops of FILE (the\n"
     "format of 'trestle restore --ops') have no key in A. A graph on either\n"
     "side (a .meta file, a saved_model.pb or a SavedModel directory) stands for\n"
-    "the ops its saver restores, as with --ops ('trestle ops --graph').\n"
+    "the ops its saver restores, as with --ops ('trestle ops --graph'); --tag\n"
+    "picks a SavedModel's meta graph.\n"
     "\n"
     "A and B are checkpoint prefixes, .index files, data files or directories.\n"
     "\n"
@@ -43,6 +44,8 @@ static const char diff_help[] =
     "      --rnn-renames   with --ops: also try TF 1.x RNN renames\n"
     "      --list-missing-all  with --ops: name every missing op (by default the\n"
     "                      first 100, then a count of the rest)\n"
+    "      --tag TAG       with a graph: the SavedModel meta graph tagged TAG\n"
+    "                      (default: the only one, else 'serve', else the first)\n"
     "      --names graph   with --ops: op names may be a TF2 checkpoint's\n"
     "                      object-graph names, as in 'trestle restore'\n"
     "  -q, --quiet         print nothing; the exit status tells\n"
@@ -50,17 +53,20 @@ static const char diff_help[] =
     "\n"
     "Exit status: 0 when identical (or every op is found), 1 when different\n"
     "(or an op is missing or mismatched), 2 on trouble (bad command line,\n"
-    "unreadable checkpoint, corrupt data), as diff(1) does.\n"
+    "unreadable checkpoint, corrupt data, a graph that restores nothing), as\n"
+    "diff(1) does.\n"
     "\n"
     "Examples:\n"
     "  trestle diff run1/ckpt-1000 run2/ckpt-1000\n"
     "  trestle diff --values original/ckpt copied/ckpt\n"
-    "  trestle diff --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n";
+    "  trestle diff --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n"
+    "  trestle diff --tag train saved_model_dir saved_model_dir/variables\n";
 
 #define DIFF_TROUBLE CLI_EXIT_USAGE /* diff(1)'s "trouble" status */
 
 typedef struct diff_args {
     const char *ops_file;
+    const char *tag;       /* --tag: the SavedModel meta graph of a graph side */
     const char **renames;  /* pointers into argv */
     size_t nrenames;
     int rnn, values, quiet, all_missing;
@@ -256,12 +262,13 @@ static int diff_ops(const char *pa, const diff_args *args)
     trestle_error_clear(&err);
     if (cli_open(pa, &a) != CLI_EXIT_OK)
         return DIFF_TROUBLE;
-    if (cli_op_list_read(args->ops_file, TRESTLE_DEST_DISCARD, &ops) != CLI_EXIT_OK)
+    if (cli_op_list_read(args->ops_file, args->tag, TRESTLE_DEST_DISCARD, &ops) != CLI_EXIT_OK)
         goto done;
     trestle_plan_options_init(&popt);
     popt.renames = args->renames;
     popt.num_renames = args->nrenames;
     popt.tf1_rnn_renames = args->rnn;
+    popt.op_shapes = ops.shapes;
     if (args->graph_names && (cli_names_renames(a, &names) != CLI_EXIT_OK ||
                               !(renames = cli_names_merge(&popt, &names))))
         goto done;
@@ -306,7 +313,7 @@ done:
 
 int cli_diff_main(int argc, char **argv)
 {
-    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_ALL_MISSING, OPT_NAMES };
+    enum { OPT_VALUES = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_ALL_MISSING, OPT_NAMES, OPT_TAG };
     static const struct option longopts[] = {
         { "values", no_argument, NULL, OPT_VALUES },
         { "ops", required_argument, NULL, OPT_OPS },
@@ -314,6 +321,7 @@ int cli_diff_main(int argc, char **argv)
         { "rnn-renames", no_argument, NULL, OPT_RNN },
         { "list-missing-all", no_argument, NULL, OPT_ALL_MISSING },
         { "names", required_argument, NULL, OPT_NAMES },
+        { "tag", required_argument, NULL, OPT_TAG },
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -331,6 +339,7 @@ int cli_diff_main(int argc, char **argv)
         switch (c) {
         case OPT_VALUES: args.values = 1; break;
         case OPT_OPS: args.ops_file = optarg; break;
+        case OPT_TAG: args.tag = optarg; break;
         case OPT_RENAME:
             if (!strchr(optarg, '=') || optarg[0] == '=') {
                 status = cli_usage("diff", "--rename wants GRAPH_NAME=CHECKPOINT_KEY, not '%s'",
@@ -373,6 +382,10 @@ int cli_diff_main(int argc, char **argv)
         status = cli_usage("diff", args.ops_file ? "with --ops, give one checkpoint A (got %d)"
                                                  : "give two checkpoints A and B (got %d)",
                            argc - optind);
+        goto out;
+    }
+    if (args.tag && !args.ops_file) {
+        status = cli_usage("diff", "--tag picks a SavedModel's meta graph; it needs a graph");
         goto out;
     }
     if (!args.ops_file && (args.nrenames || args.rnn)) {

@@ -26,7 +26,10 @@ static const char ops_help[] =
     "With --graph, the ops are what the graph's saver restores: every RestoreV2\n"
     "(or, in 2016 graphs, RestoreSlice) node its SaverDef's restore op reaches,\n"
     "including those inside a TF2 SavedModel's restore function; restore nodes\n"
-    "that are not the saver's (warm starts, a second saver) are left out.\n"
+    "that are not the saver's (warm starts, a second saver) are left out. A\n"
+    "graph without a saver gives the global variables of its collections, each\n"
+    "by its op name (with its slice when partitioned), as a default\n"
+    "tf.compat.v1.train.Saver() would restore them.\n"
     "GRAPH is a .meta file, a checkpoint prefix P with P.meta beside it, a\n"
     "saved_model.pb or a SavedModel directory. Without --graph, the ops are\n"
     "every tensor a CHECKPOINT lists, whole; with --names graph, a TF2\n"
@@ -42,11 +45,12 @@ static const char ops_help[] =
     "  -h, --help          show this help\n"
     "\n"
     "Exit status: 0 on success, 1 when the graph or checkpoint cannot be read\n"
-    "(the error names the file and byte offset), 2 for a bad command line.\n"
+    "(the error names the file and byte offset), 2 for a bad command line, 4\n"
+    "when the graph restores nothing (no saver and no variables).\n"
     "\n"
     "Examples:\n"
     "  trestle ops --graph ckpt/model.ckpt-1000.meta > ops.txt\n"
-    "  trestle ops --graph saved_model_dir\n"
+    "  trestle ops --graph saved_model_dir --tag train\n"
     "  trestle restore ckpt/model.ckpt-1000 --graph ckpt/model.ckpt-1000.meta\n";
 
 /* Would cli_ops_read() read `name` back unchanged as an op's NAME? */
@@ -75,6 +79,8 @@ int cli_ops_write_line(FILE *f, const trestle_op *op)
     return 0;
 }
 
+static int explain_source(const char *path, const trestle_graph *g);
+
 static int open_graph(const char *path, const char *tag, trestle_graph **out)
 {
     trestle_graph_options o;
@@ -99,8 +105,10 @@ static void print_graph_comments(const trestle_graph *g)
         printf("# restore op: %s, %zu restore node%s, %zu op%s\n", gi.restore_op,
                gi.restore_nodes, gi.restore_nodes == 1 ? "" : "s", trestle_graph_op_count(g),
                trestle_graph_op_count(g) == 1 ? "" : "s");
-    else
-        printf("# no saver: nothing to restore\n");
+    else if (trestle_graph_op_source(g) == TRESTLE_GRAPH_OPS_VARIABLES)
+        printf("# no saver: the %zu global variable%s of its collections, as a default "
+               "Saver restores them\n", trestle_graph_op_count(g),
+               trestle_graph_op_count(g) == 1 ? "" : "s");
     printf("# checkpoint: %s\n", gi.checkpoint_prefix);
 }
 
@@ -109,6 +117,11 @@ static int ops_from_graph(const char *path, const char *tag, int quiet)
     trestle_graph *g = NULL;
     if (open_graph(path, tag, &g) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
+    if (trestle_graph_op_count(g) == 0) {
+        int status = explain_source(path, g);
+        trestle_graph_close(g);
+        return status;
+    }
     if (!quiet)
         print_graph_comments(g);
     int status = CLI_EXIT_OK;
@@ -207,17 +220,67 @@ int cli_ops_main(int argc, char **argv)
                  : ops_from_checkpoint(argv[optind], quiet, graph_names);
 }
 
-int cli_graph_ops(const char *path, int dest_kind, cli_ops *out)
+/* Copy the graph's declared shapes (when it has any) into out->shapes. */
+static int copy_shapes(const trestle_graph *g, cli_ops *out)
+{
+    const trestle_shape *sh = trestle_graph_op_shapes(g);
+    size_t n = trestle_graph_op_count(g), total = 0;
+    if (!sh)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        total += sh[i].rank > 0 ? (size_t)sh[i].rank : 0;
+    out->shapes = calloc(n ? n : 1, sizeof *out->shapes);
+    out->shape_dims = calloc(total ? total : 1, sizeof *out->shape_dims);
+    if (!out->shapes || !out->shape_dims)
+        return -1;
+    for (size_t i = 0, at = 0; i < n; i++) {
+        out->shapes[i].rank = sh[i].rank;
+        if (sh[i].rank > 0) {
+            memcpy(out->shape_dims + at, sh[i].dims, (size_t)sh[i].rank * sizeof *sh[i].dims);
+            out->shapes[i].dims = out->shape_dims + at;
+            at += (size_t)sh[i].rank;
+        }
+    }
+    return 0;
+}
+
+/* Say why a graph gives no ops, or where ops that no saver names came from. */
+static int explain_source(const char *path, const trestle_graph *g)
+{
+    trestle_graph_info gi;
+    trestle_graph_get_info(g, &gi);
+    size_t n = trestle_graph_op_count(g);
+    if (trestle_graph_op_source(g) == TRESTLE_GRAPH_OPS_VARIABLES) {
+        fprintf(stderr, "note: %s has no saver; restoring the %zu global variable%s of its "
+                        "collections, as a default tf.compat.v1.train.Saver() would\n",
+                path, n, n == 1 ? "" : "s");
+        return CLI_EXIT_OK;
+    }
+    if (n > 0)
+        return CLI_EXIT_OK;
+    /* An empty op list would mean "every tensor" to the planner. */
+    cli_error("%s: the graph restores nothing: it has no saver (no SaverDef) and no variables "
+              "in its collections%s%s%s", path, gi.tags[0] ? " (meta graph tagged " : "",
+              gi.tags, gi.tags[0] ? ")" : "");
+    return CLI_EXIT_NOTHING;
+}
+
+int cli_graph_ops(const char *path, const char *tag, int dest_kind, cli_ops *out)
 {
     trestle_graph *g = NULL;
     memset(out, 0, sizeof *out);
-    if (open_graph(path, NULL, &g) != CLI_EXIT_OK)
+    if (open_graph(path, tag, &g) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
+    int status = explain_source(path, g);
+    if (status != CLI_EXIT_OK) {
+        trestle_graph_close(g);
+        return status;
+    }
     size_t n = trestle_graph_op_count(g);
     const trestle_op *ops = trestle_graph_ops(g);
     out->ops = calloc(n ? n : 1, sizeof *out->ops);
     out->strings = calloc(2 * n + 1, sizeof *out->strings);
-    if (!out->ops || !out->strings)
+    if (!out->ops || !out->strings || copy_shapes(g, out) != 0)
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         char *name = strdup(ops[i].name), *spec = strdup(ops[i].shape_and_slices);
@@ -232,13 +295,6 @@ int cli_graph_ops(const char *path, int dest_kind, cli_ops *out)
         out->ops[i].shape_and_slices = spec;
         out->ops[i].dest_kind = dest_kind;
         out->n++;
-    }
-    if (n == 0) {
-        /* An empty op list would mean "every tensor" to the planner. */
-        cli_error("%s: the graph restores nothing (it has no saver)", path);
-        cli_ops_free(out);
-        trestle_graph_close(g);
-        return CLI_EXIT_FAIL;
     }
     trestle_graph_close(g);
     return CLI_EXIT_OK;
@@ -268,8 +324,15 @@ int cli_graph_is_path(const char *path)
            (n >= 3 && strcmp(path + n - 3, ".pb") == 0);
 }
 
-int cli_op_list_read(const char *path, int dest_kind, cli_ops *out)
+int cli_op_list_read(const char *path, const char *tag, int dest_kind, cli_ops *out)
 {
-    return cli_graph_is_path(path) ? cli_graph_ops(path, dest_kind, out)
-                                   : cli_ops_read(path, dest_kind, out);
+    if (cli_graph_is_path(path))
+        return cli_graph_ops(path, tag, dest_kind, out);
+    if (tag) {
+        memset(out, 0, sizeof *out);
+        cli_error("--tag picks a SavedModel's meta graph, but %s is an ops file, not a graph",
+                  path);
+        return CLI_EXIT_USAGE;
+    }
+    return cli_ops_read(path, dest_kind, out);
 }

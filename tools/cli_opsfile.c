@@ -257,5 +257,7 @@ void cli_ops_free(cli_ops *ops)
         free(ops->strings[i]);
     free(ops->strings);
     free(ops->ops);
+    free(ops->shapes);
+    free(ops->shape_dims);
     memset(ops, 0, sizeof *ops);
 }

@@ -38,7 +38,10 @@ static const char restore_help[] =
     "                         empty list is an error\n"
     "      --graph GRAPH      the ops GRAPH's saver restores (a .meta file, a\n"
     "                         saved_model.pb or a SavedModel directory; see\n"
-    "                         'trestle ops --graph')\n"
+    "                         'trestle ops --graph'); its variables' declared\n"
+    "                         shapes rank the suggestions for missing keys\n"
+    "      --tag TAG          with --graph: the SavedModel meta graph tagged TAG\n"
+    "                         (default: the only one, else 'serve', else the first)\n"
     "      --rename A=B       with --ops or --graph: restore op name A from checkpoint\n"
     "                         key B (repeatable, each A once); 'a/=b/' renames every\n"
     "                         name under prefix a/\n"
@@ -108,19 +111,22 @@ static const char restore_help[] =
     "fail, naming the tensor). Blank lines and lines starting with '#' are ignored.\n"
     "\n"
     "Exit status: 0 on success, 1 when the restore fails (the error names every\n"
-    "missing key with the closest existing names), 2 for a bad command line.\n"
+    "missing key with the closest existing names), 2 for a bad command line, 4\n"
+    "when --graph restores nothing (no saver and no variables).\n"
     "\n"
     "Examples:\n"
     "  trestle restore ./ckpt/model.ckpt-1000\n"
     "  trestle restore --as bfloat16 --list ./ckpt/model.ckpt-1000\n"
     "  trestle restore --map ./ckpt/model.ckpt-1000   # leave cached tensors mapped\n"
     "  trestle restore --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n"
+    "  trestle restore saved_model_dir/variables/variables --graph saved_model_dir --tag train\n"
     "  trestle restore --reader pread --direct never --threads 4 --no-verify ckpt\n";
 
 typedef struct restore_args {
     const char *path;
     const char *ops_file;
     const char *graph;      /* --graph: a graph file whose saver's ops to restore */
+    const char *tag;        /* --tag: the SavedModel meta graph of --graph */
     int graph_names;        /* --names graph: object-graph names as renames */
     int all, list, quiet, skip_unsupported;
     int as;                 /* --as: target dtype for every convertible tensor, or 0 */
@@ -136,7 +142,7 @@ enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
     OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES,
-    OPT_NO_NUMA, OPT_GROUP
+    OPT_NO_NUMA, OPT_GROUP, OPT_TAG
 };
 
 static const struct option restore_longopts[] = {
@@ -144,6 +150,7 @@ static const struct option restore_longopts[] = {
     { "ops", required_argument, NULL, OPT_OPS },
     { "skip-unsupported", no_argument, NULL, OPT_SKIP_UNSUPPORTED },
     { "graph", required_argument, NULL, OPT_GRAPH },
+    { "tag", required_argument, NULL, OPT_TAG },
     { "names", required_argument, NULL, OPT_NAMES },
     { "rename", required_argument, NULL, OPT_RENAME },
     { "rnn-renames", no_argument, NULL, OPT_RNN },
@@ -179,6 +186,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_OPS: a->ops_file = arg; break;
     case OPT_SKIP_UNSUPPORTED: a->plan.skip_unsupported = 1; break;
     case OPT_GRAPH: a->graph = arg; break;
+    case OPT_TAG: a->tag = arg; break;
     case OPT_NAMES:
         if (strcmp(arg, "graph") != 0 && strcmp(arg, "key") != 0)
             return cli_usage("restore", "--names is 'key' or 'graph', not '%s'", arg);
@@ -436,8 +444,12 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         return CLI_EXIT_FAIL;
     if (a->as && ops_converting_all(ckpt, a->as, &ops) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
-    if (a->graph && cli_graph_ops(a->graph, TRESTLE_DEST_ALLOCATE, &ops) != CLI_EXIT_OK)
-        return CLI_EXIT_FAIL;
+    if (a->graph && (status = cli_graph_ops(a->graph, a->tag, TRESTLE_DEST_ALLOCATE, &ops)) !=
+                        CLI_EXIT_OK)
+        return status;
+    status = CLI_EXIT_FAIL;
+    /* The graph's variable shapes tell "did you mean" candidates apart. */
+    popt.op_shapes = ops.shapes;
     popt.renames = a->renames;
     popt.num_renames = a->nrenames;
     /* --names graph: the user's renames, then one per object-graph name. */
@@ -537,6 +549,10 @@ int cli_restore_main(int argc, char **argv)
     if (a.graph && (a.all || a.ops_file || a.as)) {
         status = cli_usage("restore", "--graph gives the op list; it cannot go with --all, --ops "
                            "or --as");
+        goto out;
+    }
+    if (a.tag && !a.graph) {
+        status = cli_usage("restore", "--tag picks the meta graph of --graph; it needs --graph");
         goto out;
     }
     if (!a.ops_file && !a.graph && (a.nrenames || a.plan.tf1_rnn_renames)) {

@@ -1,7 +1,10 @@
 /*
- * cli_infer.c - what `trestle check` knows: each op of a graph or ops file
+ * infer.c - rename inference, first half: each op of a graph or ops file
  * against a checkpoint (found, missing, dtype or shape mismatch), the keys
- * nothing restores, and renames inferred from that evidence.
+ * nothing restores, and the candidate keys of each missing op, with the
+ * rename that would map it there (engine/infer_rules.c groups them into
+ * rules, proves them and answers the public calls). `trestle check` prints
+ * what this finds.
  *
  * The planner decides what resolves (a plan with allow_missing, dtypes and
  * slices left open, so every op gets an answer); this file only compares
@@ -14,15 +17,20 @@
  *   scope     the same path under another scope (a prefix added, removed
  *             or replaced)
  * A candidate must agree with the op's dtype and with its shape where that
- * is known: the full shape of a shape_and_slices, else the shape a TF1
- * graph declares for the variable (trestle_graph_op_shape). One candidate key: a mapping; several:
- * ambiguous, never guessed; two ops on one key: both ambiguous.
+ * is known: the full shape of a shape_and_slices, else the shape the
+ * caller declares for it (plan option op_shapes, e.g. a TF1 graph's
+ * variable shapes). One candidate key: a mapping; several: ambiguous,
+ * never guessed; two ops on one key: both ambiguous.
+ *
+ * Inference sits above the planner and uses only its public calls: it
+ * plans (allow_missing, dtypes and slices open) and never reads a tensor.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "cli_check.h"
+#include "error.h"
+#include "infer.h"
 
 /* ---- small string helpers ---- */
 
@@ -71,7 +79,7 @@ static int spec_shape(const char *spec, int64_t *dims, int max)
 
 /* ---- resolution ---- */
 
-static int compatible(const chk_op *o, const trestle_tensor_info *t)
+static int compatible(const tr_infer_op *o, const trestle_tensor_info *t)
 {
     if (o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t->dtype)
         return 0;
@@ -96,11 +104,14 @@ static int compatible(const chk_op *o, const trestle_tensor_info *t)
  * part), the op's own slice is tried, and when that fails too, the name
  * stands for itself and the verdict's plan says what is wrong.
  */
-static int resolve_one(const chk_state *s, const trestle_plan_options *po, const chk_op *o,
+static int resolve_one(const trestle_inference *s, const trestle_plan_options *po, const tr_infer_op *o,
                        trestle_plan **plan, const char **key)
 {
     trestle_plan_op_info pi;
     trestle_op op = { .name = o->op.name, .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan_options one = *po;
+    one.op_shapes = NULL; /* parallel to all ops, not to this one */
+    po = &one;
     *plan = NULL;
     if (trestle_plan_create(s->c, &op, 1, po, plan, NULL) != TRESTLE_OK) {
         op.shape_and_slices = o->op.shape_and_slices;
@@ -116,8 +127,9 @@ static int resolve_one(const chk_state *s, const trestle_plan_options *po, const
 }
 
 /* Resolve every op as the planner does, dtypes and slices left open. */
-static int resolve(chk_state *s, const trestle_plan_options *user)
+static int resolve(trestle_inference *s)
 {
+    const trestle_plan_options *user = &s->user;
     trestle_op *open_ops = calloc(s->n ? s->n : 1, sizeof *open_ops);
     trestle_plan *all = NULL;
     trestle_plan_options po = *user;
@@ -133,7 +145,7 @@ static int resolve(chk_state *s, const trestle_plan_options *user)
         all = NULL;
     free(open_ops);
     for (size_t i = 0; i < s->n; i++) {
-        chk_op *o = &s->ops[i];
+        tr_infer_op *o = &s->ops[i];
         trestle_plan *one = NULL;
         trestle_plan_op_info pi;
         const char *key = NULL;
@@ -147,19 +159,19 @@ static int resolve(chk_state *s, const trestle_plan_options *user)
         }
         size_t at;
         if (skipped == 2) {
-            o->status = CHK_MISSING;
+            o->status = TRESTLE_INFER_MISSING;
             s->nmissing++;
         } else if (skipped || trestle_tensor_find(s->c, key, &at, NULL) != TRESTLE_OK) {
-            o->status = CHK_EXCLUDED;
+            o->status = TRESTLE_INFER_EXCLUDED;
         } else {
             trestle_tensor_info t;
             o->tensor = at;
             s->used[at] = 1;
             trestle_tensor_get_info(s->c, at, &t);
-            o->status = o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t.dtype ? CHK_DTYPE
-                        : !compatible(o, &t)                                      ? CHK_SHAPE
-                                                                                  : CHK_OK;
-            s->nmismatch += o->status != CHK_OK;
+            o->status = o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t.dtype ? TRESTLE_INFER_DTYPE
+                        : !compatible(o, &t)                                      ? TRESTLE_INFER_SHAPE
+                                                                                  : TRESTLE_INFER_OK;
+            s->nmismatch += o->status != TRESTLE_INFER_OK;
         }
         trestle_plan_free(one);
     }
@@ -170,7 +182,7 @@ static int resolve(chk_state *s, const trestle_plan_options *user)
 /* ---- candidates ---- */
 
 /* Offer tensor `at` for op `o` through `rule` (copied) of `kind`. */
-static int offer(chk_state *s, chk_op *o, size_t at, int kind, const char *rule)
+static int offer(trestle_inference *s, tr_infer_op *o, size_t at, int kind, const char *rule)
 {
     trestle_tensor_info t;
     if (!s->used || s->used[at] || trestle_tensor_get_info(s->c, at, &t) != TRESTLE_OK ||
@@ -179,7 +191,7 @@ static int offer(chk_state *s, chk_op *o, size_t at, int kind, const char *rule)
     for (int i = 0; i < o->ncand; i++)
         if (o->cand[i] == at)
             return 0; /* the same key by another route: the first rule stays */
-    if (o->ncand == CHK_MAX_CAND)
+    if (o->ncand == TRESTLE_INFER_MAX_CANDIDATES)
         return 0;
     char *copy = strdup(rule);
     if (!copy)
@@ -191,27 +203,27 @@ static int offer(chk_state *s, chk_op *o, size_t at, int kind, const char *rule)
     return 0;
 }
 
-static int find_unused(const chk_state *s, const char *key, size_t *at)
+static int find_unused(const trestle_inference *s, const char *key, size_t *at)
 {
     return trestle_tensor_find(s->c, key, at, NULL) == TRESTLE_OK && !s->used[*at];
 }
 
 /* names: the object graph's unambiguous graph-name rules. */
-static int by_names(chk_state *s, chk_op *o, const cli_names_rules *names)
+static int by_names(trestle_inference *s, tr_infer_op *o)
 {
     size_t len = strlen(o->op.name);
-    for (size_t r = 0; r < names->n; r++) {
-        const char *rule = names->rules[r];
+    for (size_t r = 0; r < s->nnames; r++) {
+        const char *rule = s->names[r];
         size_t at;
         if (strncmp(rule, o->op.name, len) == 0 && rule[len] == '=' &&
             find_unused(s, rule + len + 1, &at))
-            return offer(s, o, at, CHK_RULE_NAMES, "--names graph");
+            return offer(s, o, at, TRESTLE_RULE_NAMES, "");
     }
     return 0;
 }
 
 /* rnn: let the planner's RNN table try the one op. */
-static int by_rnn(chk_state *s, chk_op *o)
+static int by_rnn(trestle_inference *s, tr_infer_op *o)
 {
     trestle_op one = { .name = o->op.name, .dest_kind = TRESTLE_DEST_DISCARD };
     trestle_plan_options po;
@@ -225,20 +237,21 @@ static int by_rnn(chk_state *s, chk_op *o)
         return 0;
     int rc = 0;
     if (trestle_plan_get_op(p, 0, &pi) == TRESTLE_OK && !pi.skipped && find_unused(s, pi.key, &at))
-        rc = offer(s, o, at, CHK_RULE_RNN, "--rnn-renames");
+        rc = offer(s, o, at, TRESTLE_RULE_RNN, "");
     trestle_plan_free(p);
     return rc;
 }
 
 /*
- * Offer key `at` through a rename. With `exact`, the rule is "name=key".
+ * Offer key `at` through a rename (the text of a plan option rename, as
+ * `--rename` takes it). With `exact`, the rule is "name=key".
  * Otherwise the first `alen` bytes of the name (a scope ending in '/', or
  * nothing) become the first `blen` bytes of the key: 'A/=B/' moves a
  * scope (B may be empty: a scope removed); a scope added in front of a
  * name is written per first component, 'first/=B/first/', as rules match
  * prefixes only; a one-component name gets an exact rule.
  */
-static int offer_rename(chk_state *s, chk_op *o, size_t at, int kind, size_t alen, size_t blen,
+static int offer_rename(trestle_inference *s, tr_infer_op *o, size_t at, int kind, size_t alen, size_t blen,
                         int exact)
 {
     const char *name = o->op.name, *slash = strchr(name, '/');
@@ -246,16 +259,16 @@ static int offer_rename(chk_state *s, chk_op *o, size_t at, int kind, size_t ale
     trestle_tensor_get_info(s->c, at, &t);
     char *rule = NULL, *left = NULL, *mid = NULL;
     if (!exact && alen > 0) {
-        left = concat("--rename '", 10, name, alen, "=");
-        rule = left ? concat(left, strlen(left), t.name, blen, "'") : NULL;
+        left = concat(name, alen, "=", 1, NULL);
+        rule = left ? concat(left, strlen(left), t.name, blen, NULL) : NULL;
     } else if (!exact && slash) {
         size_t f = (size_t)(slash - name) + 1;
-        left = concat("--rename '", 10, name, f, "=");
+        left = concat(name, f, "=", 1, NULL);
         mid = left ? concat(left, strlen(left), t.name, blen, NULL) : NULL;
-        rule = mid ? concat(mid, strlen(mid), name, f, "'") : NULL;
+        rule = mid ? concat(mid, strlen(mid), name, f, NULL) : NULL;
     } else {
-        left = concat("--rename '", 10, name, strlen(name), "=");
-        rule = left ? concat(left, strlen(left), t.name, strlen(t.name), "'") : NULL;
+        left = concat(name, strlen(name), "=", 1, NULL);
+        rule = left ? concat(left, strlen(left), t.name, strlen(t.name), NULL) : NULL;
     }
     free(left);
     free(mid);
@@ -304,7 +317,7 @@ static size_t components(const char *s)
     return n;
 }
 
-static int build_views(const chk_state *s, int scope, view **out, size_t *nout)
+static int build_views(const trestle_inference *s, int scope, view **out, size_t *nout)
 {
     size_t n = 0, cap = 0;
     view *v = NULL;
@@ -369,7 +382,7 @@ static size_t lower_bound(const view *v, size_t n, const char *text)
 
 /* scope: the longest component suffix of the name that unused keys end
  * with; its keys are the candidates. */
-static int by_scope(chk_state *s, chk_op *o, const view *v, size_t n)
+static int by_scope(trestle_inference *s, tr_infer_op *o, const view *v, size_t n)
 {
     const char *name = o->op.name;
     for (const char *suffix = name; suffix; suffix = strchr(suffix, '/')) {
@@ -381,7 +394,7 @@ static int by_scope(chk_state *s, chk_op *o, const view *v, size_t n)
             if (alen == 0 && v[i].head == 0)
                 continue;
             found = 1;
-            if (offer_rename(s, o, v[i].at, CHK_RULE_SCOPE, alen, v[i].head, 0) != 0)
+            if (offer_rename(s, o, v[i].at, TRESTLE_RULE_SCOPE, alen, v[i].head, 0) != 0)
                 return -1;
         }
         if (found)
@@ -391,7 +404,7 @@ static int by_scope(chk_state *s, chk_op *o, const view *v, size_t n)
 }
 
 /* renumber: same path, one component differing only in its _N suffix. */
-static int by_renumber(chk_state *s, chk_op *o, const view *v, size_t n)
+static int by_renumber(trestle_inference *s, tr_infer_op *o, const view *v, size_t n)
 {
     const char *name = o->op.name;
     size_t parts = components(name);
@@ -407,10 +420,10 @@ static int by_renumber(chk_state *s, chk_op *o, const view *v, size_t n)
             /* The first component's rename is a scope rule; deeper ones exact. */
             const char *slash = strchr(name, '/'), *kslash = strchr(t.name, '/');
             int scope = c == 0 && slash && kslash && slash != name && kslash != t.name;
-            int rc = scope ? offer_rename(s, o, v[i].at, CHK_RULE_RENUMBER,
+            int rc = scope ? offer_rename(s, o, v[i].at, TRESTLE_RULE_RENUMBER,
                                           (size_t)(slash - name) + 1,
                                           (size_t)(kslash - t.name) + 1, 0)
-                           : offer_rename(s, o, v[i].at, CHK_RULE_RENUMBER, 0, 0, 1);
+                           : offer_rename(s, o, v[i].at, TRESTLE_RULE_RENUMBER, 0, 0, 1);
             if (rc != 0) {
                 free(pat);
                 return -1;
@@ -425,19 +438,19 @@ static int by_renumber(chk_state *s, chk_op *o, const view *v, size_t n)
 
 static int cmp_chosen(const void *a, const void *b, void *ctx)
 {
-    const chk_op *ops = ctx;
+    const tr_infer_op *ops = ctx;
     size_t x = ops[*(const size_t *)a].cand[0], y = ops[*(const size_t *)b].cand[0];
     return (x > y) - (x < y);
 }
 
 /* Two ops on one key: neither mapping is safe. */
-static int one_to_one(chk_state *s)
+static int one_to_one(trestle_inference *s)
 {
     size_t *idx = malloc((s->n ? s->n : 1) * sizeof *idx), m = 0;
     if (!idx)
         return -1;
     for (size_t i = 0; i < s->n; i++)
-        if (s->ops[i].status == CHK_MISSING && s->ops[i].ncand == 1)
+        if (s->ops[i].status == TRESTLE_INFER_MISSING && s->ops[i].ncand == 1)
             idx[m++] = i;
     qsort_r(idx, m, sizeof *idx, cmp_chosen, s->ops);
     for (size_t i = 0; i + 1 < m; i++)
@@ -447,25 +460,24 @@ static int one_to_one(chk_state *s)
     return 0;
 }
 
-int cli_check_analyse(chk_state *s, const trestle_plan_options *user,
-                      const cli_names_rules *names)
+int trestle__infer_analyse(trestle_inference *s, trestle_error *err)
 {
     size_t total = trestle_tensor_count(s->c);
     s->used = calloc(total ? total : 1, 1);
-    if (!s->used || resolve(s, user) != 0)
-        return -1;
+    if (!s->used || resolve(s) != 0)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     if (s->nmissing == 0)
-        return 0;
+        return TRESTLE_OK;
     view *sv = NULL, *rv = NULL;
     size_t nsv = 0, nrv = 0;
     int rc = -1;
     if (build_views(s, 1, &sv, &nsv) != 0 || build_views(s, 0, &rv, &nrv) != 0)
         goto done;
     for (size_t i = 0; i < s->n; i++) {
-        chk_op *o = &s->ops[i];
-        if (o->status != CHK_MISSING)
+        tr_infer_op *o = &s->ops[i];
+        if (o->status != TRESTLE_INFER_MISSING)
             continue;
-        if ((names && by_names(s, o, names) != 0) || by_rnn(s, o) != 0 ||
+        if (by_names(s, o) != 0 || by_rnn(s, o) != 0 ||
             by_renumber(s, o, rv, nrv) != 0)
             goto done;
         /* A scope move is the weakest evidence: only when nothing closer fits. */
@@ -476,15 +488,5 @@ int cli_check_analyse(chk_state *s, const trestle_plan_options *user,
 done:
     free_views(sv, nsv);
     free_views(rv, nrv);
-    return rc;
-}
-
-void cli_check_free(chk_state *s)
-{
-    for (size_t i = 0; s->ops && i < s->n; i++)
-        for (int c = 0; c < s->ops[i].ncand; c++)
-            free(s->ops[i].cand_rule[c]);
-    free(s->ops);
-    free(s->used);
-    memset(s, 0, sizeof *s);
+    return rc == 0 ? TRESTLE_OK : trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
 }

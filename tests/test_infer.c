@@ -1,0 +1,270 @@
+/*
+ * test_infer.c - the rename-inference API (engine/infer.c,
+ * engine/infer_rules.c): trestle_infer_renames() and its accessors on
+ * small checkpoints written here. `trestle check` prints the same
+ * inference; test_check.c covers it on drifted real checkpoints.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "trestle.h"
+
+typedef struct tensor {
+    const char *name;
+    int rank;
+    int64_t dims[2];
+} tensor;
+
+/* A float checkpoint of `n` zero tensors in a fresh directory. */
+static trestle_checkpoint *make(char **dir, const tensor *t, size_t n)
+{
+    static uint8_t zeros[1024];
+    char *prefix;
+    trestle_writer *w;
+    trestle_checkpoint *c;
+    trestle_error err;
+    *dir = tu_mkdtemp();
+    cr_assert(asprintf(&prefix, "%s/c", *dir) > 0);
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    for (size_t i = 0; i < n; i++) {
+        int64_t el = 1;
+        for (int d = 0; d < t[i].rank; d++)
+            el *= t[i].dims[d];
+        cr_assert_eq(trestle_writer_add(w, t[i].name, TRESTLE_DT_FLOAT, t[i].rank, t[i].dims,
+                                        zeros, (uint64_t)el * 4, 0, &err),
+                     TRESTLE_OK, "%s", err.message);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
+    free(prefix);
+    return c;
+}
+
+static void done(trestle_checkpoint *c, char *dir)
+{
+    trestle_close(c);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static trestle_inference *infer(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                                const trestle_plan_options *po)
+{
+    trestle_inference *inf = NULL;
+    trestle_error err;
+    cr_assert_eq(trestle_infer_renames(c, ops, n, po, &inf, &err), TRESTLE_OK, "%s",
+                 err.message);
+    cr_assert_not_null(inf);
+    return inf;
+}
+
+static const char *tensor_name(const trestle_checkpoint *c, size_t at)
+{
+    static trestle_tensor_info t;
+    cr_assert_eq(trestle_tensor_get_info(c, at, &t), TRESTLE_OK);
+    return t.name;
+}
+
+Test(infer, a_renumbered_layer_is_one_scope_rule_proven_by_planning)
+{
+    static const tensor t[] = { { "dense/bias", 1, { 6 } }, { "dense/kernel", 2, { 4, 6 } },
+                                { "global_step", 0, { 0 } } };
+    char *dir;
+    trestle_checkpoint *c = make(&dir, t, 3);
+    trestle_op ops[] = { { .name = "dense_3/kernel", .dtype = TRESTLE_DT_FLOAT },
+                         { .name = "dense_3/bias", .dtype = TRESTLE_DT_FLOAT } };
+    trestle_inference *inf = infer(c, ops, 2, NULL);
+
+    trestle_inference_info v;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.ops, 2);
+    cr_expect_eq(v.ok, 0);
+    cr_expect_eq(v.missing, 2);
+    cr_expect_eq(v.unused, 3);
+    cr_expect_eq(v.rules, 1);
+    cr_expect_eq(v.ambiguous + v.unresolved, 0);
+    cr_expect_eq(v.restores, 0);
+    cr_expect_eq(v.fixable, 1);
+    cr_expect_str_eq(v.failure, "Key dense_3/bias not found in checkpoint (did you mean "
+                                "dense/bias?)\nKey dense_3/kernel not found in checkpoint (did "
+                                "you mean dense/kernel?)");
+
+    trestle_inferred_rule r;
+    cr_assert_eq(trestle_inference_rule(inf, 0, &r), TRESTLE_OK);
+    cr_expect_eq(r.kind, TRESTLE_RULE_RENUMBER);
+    cr_expect_str_eq(r.rename, "dense_3/=dense/");
+    cr_expect_eq(r.fixes, 2);
+    cr_expect_eq(r.shapes_checked, 0); /* whole tensors, no declared shapes */
+    cr_expect_str_eq(r.why, "a layer renumbered (only the _N suffix differs)");
+    cr_expect_eq(trestle_inference_rule(inf, 1, &r), TRESTLE_E_INVALID_ARG);
+
+    trestle_inferred_op o;
+    cr_assert_eq(trestle_inference_op(inf, 0, &o), TRESTLE_OK);
+    cr_expect_str_eq(o.name, "dense_3/kernel");
+    cr_expect_eq(o.status, TRESTLE_INFER_MISSING);
+    cr_expect_eq(o.rule, 0);
+    cr_expect_eq(o.candidates, 1);
+    cr_expect_str_eq(tensor_name(c, o.tensor), "dense/kernel");
+    size_t at;
+    int kind;
+    const char *rename;
+    cr_assert_eq(trestle_inference_candidate(inf, 0, 0, &at, &kind, &rename), TRESTLE_OK);
+    cr_expect_eq(at, o.tensor);
+    cr_expect_eq(kind, TRESTLE_RULE_RENUMBER);
+    cr_expect_str_eq(rename, "dense_3/=dense/");
+    cr_expect_eq(trestle_inference_candidate(inf, 0, 1, &at, NULL, NULL), TRESTLE_E_INVALID_ARG);
+    cr_expect_eq(trestle_inference_op(inf, 2, &o), TRESTLE_E_INVALID_ARG);
+    /* Keys a rule maps to are still unused as the ops stand. */
+    cr_expect_eq(trestle_inference_tensor_used(inf, o.tensor), 0);
+
+    /* The fixed options restore the same ops. */
+    trestle_plan_options po;
+    trestle_plan *p = NULL;
+    trestle_error err;
+    cr_assert_eq(trestle_inference_fixed_options(inf, &po), TRESTLE_OK);
+    cr_expect_eq(po.num_renames, 1);
+    cr_expect_str_eq(po.renames[0], "dense_3/=dense/");
+    ops[0].dest_kind = ops[1].dest_kind = TRESTLE_DEST_DISCARD;
+    cr_expect_eq(trestle_plan_create(c, ops, 2, &po, &p, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_free(p);
+    trestle_inference_free(inf);
+    done(c, dir);
+}
+
+Test(infer, declared_shapes_turn_an_ambiguous_renumbering_into_a_mapping)
+{
+    static const tensor t[] = { { "dense_1/kernel", 2, { 6, 2 } },
+                                { "dense_2/kernel", 2, { 4, 6 } } };
+    static const int64_t dims[] = { 4, 6 };
+    char *dir;
+    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_op op = { .name = "dense/kernel", .dtype = TRESTLE_DT_FLOAT };
+
+    trestle_inference *inf = infer(c, &op, 1, NULL);
+    trestle_inference_info v;
+    trestle_inferred_op o;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.ambiguous, 1);
+    cr_expect_eq(v.rules, 0);
+    cr_expect_eq(v.fixable, 0);
+    trestle_inference_op(inf, 0, &o);
+    cr_expect_eq(o.candidates, 2);
+    cr_expect_eq(o.rule, -1);
+    cr_expect_eq(o.tensor, SIZE_MAX);
+    /* No rule: the fixed options are the caller's. */
+    trestle_plan_options po;
+    cr_assert_eq(trestle_inference_fixed_options(inf, &po), TRESTLE_OK);
+    cr_expect_eq(po.num_renames, 0);
+    trestle_inference_free(inf);
+
+    trestle_shape shape = { 2, dims };
+    trestle_plan_options_init(&po);
+    po.op_shapes = &shape;
+    inf = infer(c, &op, 1, &po);
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.ambiguous, 0);
+    cr_expect_eq(v.fixable, 1);
+    trestle_inference_op(inf, 0, &o);
+    cr_expect_eq(o.candidates, 1);
+    cr_expect_str_eq(tensor_name(c, o.tensor), "dense_2/kernel");
+    trestle_inferred_rule r;
+    trestle_inference_rule(inf, 0, &r);
+    cr_expect_str_eq(r.rename, "dense/=dense_2/");
+    cr_expect_eq(r.shapes_checked, 1);
+    /* op_shapes was read during the call only. */
+    trestle_inference_fixed_options(inf, &po);
+    cr_expect_null(po.op_shapes);
+    trestle_inference_free(inf);
+    done(c, dir);
+}
+
+Test(infer, rnn_names_are_a_flag_not_a_rename)
+{
+    static const tensor t[] = { { "rnn/lstm_cell/kernel", 2, { 4, 8 } },
+                                { "rnn/lstm_cell/bias", 1, { 8 } } };
+    char *dir;
+    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_op ops[] = { { .name = "rnn/lstm_cell/weights" }, { .name = "rnn/lstm_cell/biases" } };
+    trestle_inference *inf = infer(c, ops, 2, NULL);
+    trestle_inference_info v;
+    trestle_inferred_rule r;
+    trestle_plan_options po;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.fixable, 1);
+    cr_assert_eq(v.rules, 1);
+    trestle_inference_rule(inf, 0, &r);
+    cr_expect_eq(r.kind, TRESTLE_RULE_RNN);
+    cr_expect_str_eq(r.rename, "");
+    cr_expect_eq(r.fixes, 2);
+    trestle_inference_fixed_options(inf, &po);
+    cr_expect_eq(po.tf1_rnn_renames, 1);
+    cr_expect_eq(po.num_renames, 0);
+    trestle_inference_free(inf);
+    done(c, dir);
+}
+
+Test(infer, a_restore_that_succeeds_or_mismatches_needs_no_rule)
+{
+    static const tensor t[] = { { "w", 2, { 2, 3 } }, { "b", 1, { 3 } } };
+    char *dir;
+    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_op ok[] = { { .name = "w", .dtype = TRESTLE_DT_FLOAT } };
+    trestle_inference *inf = infer(c, ok, 1, NULL);
+    trestle_inference_info v;
+    trestle_inferred_op o;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.restores, 1);
+    cr_expect_eq(v.ok, 1);
+    cr_expect_eq(v.unused, 1);
+    cr_expect_str_eq(v.failure, "");
+    trestle_inference_op(inf, 0, &o);
+    cr_expect_eq(o.status, TRESTLE_INFER_OK);
+    cr_expect_str_eq(tensor_name(c, o.tensor), "w");
+    cr_expect_eq(trestle_inference_tensor_used(inf, o.tensor), 1);
+    trestle_inference_free(inf);
+
+    trestle_op bad[] = { { .name = "w", .dtype = TRESTLE_DT_INT64 },
+                         { .name = "b", .shape_and_slices = "4 0,4" } };
+    inf = infer(c, bad, 2, NULL);
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.restores, 0);
+    cr_expect_eq(v.fixable, 0);
+    cr_expect_eq(v.mismatched, 2);
+    cr_expect(strstr(v.failure, "w"), "%s", v.failure);
+    trestle_inference_op(inf, 0, &o);
+    cr_expect_eq(o.status, TRESTLE_INFER_DTYPE);
+    trestle_inference_op(inf, 1, &o);
+    cr_expect_eq(o.status, TRESTLE_INFER_SHAPE);
+    trestle_inference_free(inf);
+    done(c, dir);
+}
+
+Test(infer, bad_arguments_are_refused)
+{
+    static const tensor t[] = { { "w", 1, { 2 } } };
+    char *dir;
+    trestle_checkpoint *c = make(&dir, t, 1);
+    trestle_op op = { .name = "w" };
+    trestle_inference *inf = (trestle_inference *)1;
+    trestle_error err;
+    cr_expect_eq(trestle_infer_renames(c, &op, 0, NULL, &inf, &err), TRESTLE_E_INVALID_ARG);
+    cr_expect_null(inf);
+    cr_expect_str_eq(err.message, "trestle_infer_renames: no ops");
+    cr_expect_eq(trestle_infer_renames(NULL, &op, 1, NULL, &inf, &err), TRESTLE_E_INVALID_ARG);
+    trestle_plan_options po;
+    trestle_plan_options_init(&po);
+    po.reserved[0] = (void *)1;
+    cr_expect_eq(trestle_infer_renames(c, &op, 1, &po, &inf, &err), TRESTLE_E_INVALID_ARG);
+    cr_expect_null(inf);
+    trestle_inference_info v;
+    trestle_inference_get_info(NULL, &v);
+    cr_expect_eq(v.ops, 0);
+    cr_expect_eq(trestle_inference_tensor_used(NULL, 0), 0);
+    trestle_inference_free(NULL);
+    done(c, dir);
+}
