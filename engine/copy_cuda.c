@@ -124,6 +124,8 @@ typedef struct cuda_state {
     bool have_start;
     pinned_region regions[MAX_REGIONS];
     unsigned nregions;
+    int *current;            /* with other devices' copiers on the same workers (copy_multi.c):
+                                per worker, the device its thread has current; else NULL */
 } cuda_state;
 
 static double now_s(void)
@@ -144,9 +146,18 @@ static void note(cuda_worker *cw, cudaError_t e, const char *what)
 /* Make worker w's stream in its own thread on first use. */
 static cuda_worker *worker_get(cuda_state *s, unsigned w)
 {
-    cuda_worker *cw = &s->w[w < s->nworkers ? w : s->nworkers - 1];
+    unsigned i = w < s->nworkers ? w : s->nworkers - 1;
+    cuda_worker *cw = &s->w[i];
+    if (cw->ready && s->current && s->current[i] != s->device && cw->failed == cudaSuccess) {
+        /* Another device's copier ran on this thread last: kernels launch
+         * on the current device, which must be their stream's. */
+        note(cw, cudaSetDevice(s->device), "switching the copy device (cudaSetDevice)");
+        s->current[i] = s->device;
+    }
     if (cw->ready || cw->failed != cudaSuccess)
         return cw;
+    if (s->current)
+        s->current[i] = s->device;
     cudaError_t e = cudaSetDevice(s->device);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&cw->stream, cudaStreamNonBlocking);
@@ -595,7 +606,18 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
     return rc;
 }
 
+void trestle__copier_cuda_share(trestle__copier *c, int *current)
+{
+    ((cuda_state *)c->state)->current = current;
+}
+
 #else /* !TRESTLE_HAVE_CUDA */
+
+void trestle__copier_cuda_share(trestle__copier *c, int *current)
+{
+    (void)c;
+    (void)current;
+}
 
 int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
                               trestle_error *err)
