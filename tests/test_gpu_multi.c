@@ -545,6 +545,63 @@ Test(gpu_multi, each_devices_arena_is_adopted)
     model_close(&m);
 }
 
+/* ---- the CLI ---- */
+
+/* `trestle restore --device 0,1`: a line per device and the aggregate,
+ * which reads the checkpoint once and copies it twice. */
+Test(gpu_multi, cli_restores_onto_a_device_list)
+{
+    model m;
+    model_open(&m);
+    tu_cli_result r = tu_cli("restore '%s' --device 0,1 --reader pread", m.prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    char *l2 = strchr(r.out, '\n'), *l3 = l2 ? strchr(l2 + 1, '\n') : NULL;
+    cr_assert(l3, "%s", r.out);
+    cr_assert(tu_starts_with(r.out, "device 0: 603 tensors, "), "%s", r.out);
+    cr_assert(tu_starts_with(l2 + 1, "device 1: 603 tensors, "), "%s", r.out);
+    cr_assert(tu_starts_with(l3 + 1, "restored onto 2 devices: read "), "%s", r.out);
+    cr_assert(strstr(l3 + 1, " once ("), "%s", r.out);
+    cr_assert(strstr(l3 + 1, " aggregate\n"), "%s", r.out);
+    tu_cli_free(&r);
+    model_close(&m);
+}
+
+/* --device all --shard: parts per device; each device holds half of w. */
+Test(gpu_multi, cli_splits_by_shard_rules_over_every_device)
+{
+    model m;
+    model_open(&m);
+    tu_cli_result r = tu_cli("restore '%s' --device all --shard 'w:0' --shard 'c*:2' "
+                             "--exclude 'tiny/*' --list", m.prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    const char *w0 = strstr(r.out, "[150,50]   29.30 KiB\n");
+    cr_assert(w0 && strstr(w0 + 1, "[150,50]   29.30 KiB\n"), "two halves of w: %s", r.out);
+    cr_assert(strstr(r.out, "[6,40,17]  15.94 KiB\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "[6,40,16]  15.00 KiB\n"), "%s", r.out);
+    /* w's half, cube's part and bf whole (11.72 KiB) on each. */
+    cr_assert(strstr(r.out, "device 0: 3 tensors, 56.95 KiB in "), "%s", r.out);
+    cr_assert(strstr(r.out, "device 1: 3 tensors, 56.02 KiB in "), "%s", r.out);
+    cr_assert(strstr(r.out, "restored onto 2 devices: read 101.25 KiB once ("), "read once: %s",
+              r.out);
+    tu_cli_free(&r);
+
+    r = tu_cli("restore '%s' --device 0 --shard 'w:0'", m.prefix);
+    cr_assert_eq(r.rc, 2);
+    cr_assert(strstr(r.err, "--shard splits every tensor over a device list"), "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("restore '%s' --device 0,1 --shard 'w:2'", m.prefix);
+    cr_assert_eq(r.rc, 1);
+    cr_assert_str_eq(r.err, "trestle: tensor 'w' has rank 2: --shard 'w:2' names dimension 2, "
+                            "which it lacks\n");
+    tu_cli_free(&r);
+    r = tu_cli("restore '%s' --device 1,1", m.prefix);
+    cr_assert_eq(r.rc, 2);
+    cr_assert(tu_starts_with(r.err, "trestle: restore: --device lists device 1 twice in '1,1'\n"),
+              "%s", r.err);
+    tu_cli_free(&r);
+    model_close(&m);
+}
+
 #else /* !TRESTLE_CUDA_MOCK */
 
 Test(gpu_multi, needs_the_cuda_mock)
