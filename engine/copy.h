@@ -151,6 +151,13 @@ void trestle__cuda_unpin(int device, void *p);
 int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err);
 void trestle__cuda_host_free(int device, void *p);
 
+/* One device allocation of `bytes` on `device` as an arena that frees
+ * itself (cudaFree on its device): a CUDA copier's arena_alloc. The
+ * caller's current context is kept. TRESTLE_E_NOMEM naming the device and
+ * the bytes, TRESTLE_E_CUDA, TRESTLE_E_NO_DEVICE without CUDA. */
+int trestle__cuda_arena_alloc(int device, uint64_t bytes, trestle_arena **out,
+                              trestle_error *err);
+
 /* CUDA devices usable here: > 0, or 0 with `why` (n bytes) saying what is
  * missing, to follow "needs": "a CUDA build of trestle; ...", or "a usable
  * CUDA device (cudaGetDeviceCount: <the runtime's reason>)". */
