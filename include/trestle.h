@@ -1009,7 +1009,9 @@ TRESTLE_API void trestle_restore_options_init(trestle_restore_options *opt);
 typedef struct trestle_stats {
     uint64_t bytes_read;      /**< bytes read from shard files */
     uint64_t bytes_verified;  /**< bytes CRC-checked */
-    uint64_t bytes_copied;    /**< bytes written to destinations */
+    uint64_t bytes_copied;    /**< bytes written to destinations (with a device list, every
+                                   device's: twice the tensors' bytes on two devices; since
+                                   0.2) */
     double read_seconds;      /**< wall time with reads in flight */
     double verify_seconds;    /**< CRC busy time, summed over workers */
     double copy_seconds;      /**< copy busy time, summed over workers */
