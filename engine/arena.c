@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 
 #include "plan.h"
+#include "replica.h"
 
 void trestle__arena_release(trestle_arena *a)
 {
@@ -63,6 +64,8 @@ int trestle_plan_adopt_arena(trestle_plan *p, trestle_arena **out)
         return TRESTLE_E_INVALID_ARG;
     *out = p->arena;
     p->arena = NULL;
+    if (p->replicas)
+        p->replicas->stale = true; /* device 0 of a multi-device layout needs new memory */
     return TRESTLE_OK;
 }
 

@@ -98,6 +98,44 @@ void trestle__copier_open_host(trestle__copier *c);
 int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
                               trestle_error *err);
 
+/* Several CUDA copiers on the same workers (engine/copy_multi.c): each
+ * makes its device current in a worker's thread when current[worker]
+ * (shared, one slot per worker) says another one is. */
+void trestle__copier_cuda_share(trestle__copier *c, int *current);
+
+/*
+ * The multi-device copier (engine/copy_multi.c): one CUDA copier per device
+ * of `devices` (n >= 2, distinct), on the same `workers`. A copy goes to
+ * every device its destination is routed to (trestle__copier_multi_routes),
+ * from the same staging bytes; a mark covers every device's copies, and
+ * retires only when all of them are complete. Errors as
+ * trestle__copier_open_cuda(), naming the device.
+ */
+int trestle__copier_open_multi(trestle__copier *c, const int *devices, size_t n,
+                               unsigned workers, void *stream, trestle_error *err);
+
+/* One destination of a multi-device copier: copies to [lo, lo + bytes) go
+ * to to[k] + (dst - lo) on each device k in `mask`. */
+typedef struct trestle__route {
+    const uint8_t *lo;
+    uint64_t bytes;
+    uint64_t mask;            /* device indexes */
+    uint8_t *const *to;       /* n addresses, indexed by device (owned by the caller, which
+                                 keeps them until the copier is closed) */
+} trestle__route;
+
+/* Give the multi-device copier its destinations (copied, then sorted).
+ * TRESTLE_E_NOMEM. */
+int trestle__copier_multi_routes(trestle__copier *c, const trestle__route *r, size_t n,
+                                 trestle_error *err);
+
+/* The CUDA copier of device index k of a multi-device copier, or c itself
+ * for any other copier. */
+trestle__copier *trestle__copier_of_device(trestle__copier *c, size_t k);
+
+/* Set window_bytes (before the first copy), on every device's copier. */
+void trestle__copier_set_window(trestle__copier *c, uint64_t bytes);
+
 /*
  * Pinned host memory for device copies (engine/staging.c): page-lock
  * `bytes` at p for every device (cudaHostRegister, portable and mapped).
@@ -112,6 +150,13 @@ void trestle__cuda_unpin(int device, void *p);
 /* `bytes` of pinned, mapped memory from the CUDA runtime (cudaHostAlloc). */
 int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err);
 void trestle__cuda_host_free(int device, void *p);
+
+/* One device allocation of `bytes` on `device` as an arena that frees
+ * itself (cudaFree on its device): a CUDA copier's arena_alloc. The
+ * caller's current context is kept. TRESTLE_E_NOMEM naming the device and
+ * the bytes, TRESTLE_E_CUDA, TRESTLE_E_NO_DEVICE without CUDA. */
+int trestle__cuda_arena_alloc(int device, uint64_t bytes, trestle_arena **out,
+                              trestle_error *err);
 
 /* CUDA devices usable here: > 0, or 0 with `why` (n bytes) saying what is
  * missing, to follow "needs": "a CUDA build of trestle; ...", or "a usable

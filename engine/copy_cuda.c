@@ -124,6 +124,7 @@ typedef struct cuda_state {
     bool have_start;
     pinned_region regions[MAX_REGIONS];
     unsigned nregions;
+    int *current;            /* per worker, its thread's current device (copy_multi.c), or NULL */
 } cuda_state;
 
 static double now_s(void)
@@ -144,9 +145,17 @@ static void note(cuda_worker *cw, cudaError_t e, const char *what)
 /* Make worker w's stream in its own thread on first use. */
 static cuda_worker *worker_get(cuda_state *s, unsigned w)
 {
-    cuda_worker *cw = &s->w[w < s->nworkers ? w : s->nworkers - 1];
+    unsigned i = w < s->nworkers ? w : s->nworkers - 1;
+    cuda_worker *cw = &s->w[i];
+    if (cw->ready && s->current && s->current[i] != s->device && cw->failed == cudaSuccess) {
+        /* Another device's copier ran here last; kernels need their own. */
+        note(cw, cudaSetDevice(s->device), "switching the copy device (cudaSetDevice)");
+        s->current[i] = s->device;
+    }
     if (cw->ready || cw->failed != cudaSuccess)
         return cw;
+    if (s->current)
+        s->current[i] = s->device;
     cudaError_t e = cudaSetDevice(s->device);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&cw->stream, cudaStreamNonBlocking);
@@ -160,42 +169,12 @@ static cuda_worker *worker_get(cuda_state *s, unsigned w)
     return cw;
 }
 
-/* ---- the device arena ---- */
-
-static void cuda_arena_release(trestle_arena *a)
-{
-    trestle__ctx_api api;
-    cudaError_t e;
-    if (trestle__cuda_ctx_load(&api) == cudaSuccess)
-        TRESTLE__WITH_DEVICE(&api, a->device, e, e = cudaFree(a->base));
-    (void)e; /* nothing to report to: a free that fails leaves a leak, not a wrong byte */
-}
+/* ---- the device arena (made by engine/cuda_host.c) ---- */
 
 static int cuda_arena_alloc(trestle__copier *c, uint64_t bytes, trestle_arena **out,
                             trestle_error *err)
 {
-    cuda_state *s = c->state;
-    void *p = NULL;
-    cudaError_t e = cudaSuccess;
-    trestle_arena *a = calloc(1, sizeof *a);
-    if (!a)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    /* cudaMalloc aligns to at least 256 bytes, the arena's tensor alignment. */
-    TRESTLE__WITH_DEVICE(&s->api, s->device, e, e = cudaMalloc(&p, (size_t)(bytes ? bytes : 1)));
-    if (e != cudaSuccess) {
-        free(a);
-        return trestle__error_set(err, e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM
-                                                                      : TRESTLE_E_CUDA,
-                                  0, NULL, NULL, -1, (int64_t)bytes,
-                                  "cannot allocate %" PRIu64 " bytes of device memory on CUDA "
-                                  "device %d: %s", bytes, s->device, cudaGetErrorString(e));
-    }
-    a->base = p;
-    a->bytes = bytes;
-    a->device = s->device;
-    a->release = cuda_arena_release;
-    *out = a;
-    return TRESTLE_OK;
+    return trestle__cuda_arena_alloc(((cuda_state *)c->state)->device, bytes, out, err);
 }
 
 /* ---- staging ---- */
@@ -595,7 +574,14 @@ int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, 
     return rc;
 }
 
+void trestle__copier_cuda_share(trestle__copier *c, int *current)
+{
+    ((cuda_state *)c->state)->current = current;
+}
+
 #else /* !TRESTLE_HAVE_CUDA */
+
+void trestle__copier_cuda_share(trestle__copier *c, int *current) { (void)c, (void)current; }
 
 int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
                               trestle_error *err)

@@ -1,8 +1,9 @@
 /*
  * cuda_host.c - the CUDA calls the engine makes outside a restore's
  * copier: pinning and freeing staging memory (engine/staging.c), asking
- * which devices there are and which device a pointer is on, and reading
- * device memory back (trestle_plan_read_op). Each saves and puts back the
+ * which devices there are and which device a pointer is on, reading
+ * device memory back (trestle_plan_read_op), and the device arenas a CUDA
+ * copier allocates (one cudaMalloc per restore and device). Each saves and puts back the
  * caller's context (engine/cuda_ctx.h); none reads or clears the thread's
  * last error. Without CUDA, stubs that say so.
  */
@@ -10,9 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "copy.h"
 #include "error.h"
+#include "plan.h"
 
 #if TRESTLE_HAVE_CUDA
 
@@ -123,7 +126,57 @@ int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trest
     return TRESTLE_OK;
 }
 
+/* ---- device arenas ---- */
+
+static void cuda_arena_release(trestle_arena *a)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    if (trestle__cuda_ctx_load(&api) == cudaSuccess)
+        TRESTLE__WITH_DEVICE(&api, a->device, e, e = cudaFree(a->base));
+    (void)e; /* nothing to report to: a free that fails leaves a leak, not a wrong byte */
+}
+
+int trestle__cuda_arena_alloc(int device, uint64_t bytes, trestle_arena **out,
+                              trestle_error *err)
+{
+    trestle__ctx_api api;
+    void *p = NULL;
+    cudaError_t e = cudaSuccess;
+    int rc = trestle__cuda_load_api(&api, device, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    trestle_arena *a = calloc(1, sizeof *a);
+    if (!a)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    /* cudaMalloc aligns to at least 256 bytes, the arena's tensor alignment. */
+    TRESTLE__WITH_DEVICE(&api, device, e, e = cudaMalloc(&p, (size_t)(bytes ? bytes : 1)));
+    if (e != cudaSuccess) {
+        free(a);
+        return trestle__error_set(err, e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM
+                                                                      : TRESTLE_E_CUDA,
+                                  0, NULL, NULL, -1, (int64_t)bytes,
+                                  "cannot allocate %" PRIu64 " bytes of device memory on CUDA "
+                                  "device %d: %s", bytes, device, cudaGetErrorString(e));
+    }
+    a->base = p;
+    a->bytes = bytes;
+    a->device = device;
+    a->release = cuda_arena_release;
+    *out = a;
+    return TRESTLE_OK;
+}
+
 #else /* !TRESTLE_HAVE_CUDA */
+
+int trestle__cuda_arena_alloc(int device, uint64_t bytes, trestle_arena **out,
+                              trestle_error *err)
+{
+    (void)bytes;
+    *out = NULL;
+    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "device memory on CUDA device %d "
+                                 "needs a CUDA build of trestle", device);
+}
 
 int trestle__cuda_device_count(char *why, size_t n)
 {

@@ -11,6 +11,7 @@
 #include "copy.h"
 #include "error.h"
 #include "plan.h"
+#include "replica.h"
 #include "staging.h"
 
 void trestle_plan_free(trestle_plan *p)
@@ -23,6 +24,7 @@ void trestle_plan_free(trestle_plan *p)
         free(op->dims);
     }
     trestle__arena_release(p->arena);
+    trestle__replicas_free(p->replicas);
     trestle__staging_free(p->staging);
     free(p->ops);
     free(p->extents);

@@ -167,6 +167,7 @@ struct trestle_plan {
     struct trestle__staging *staging; /* staging memory kept across restores (engine/staging.h) */
     atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
     struct trestle__faults *faults; /* tests only: injected I/O faults (engine/fault.h), else NULL */
+    struct trestle__replicas *replicas; /* copies on several GPUs (engine/replica.h), or NULL */
 };
 
 /*

@@ -98,7 +98,7 @@ static int read_options(const trestle_restore_options *in, trestle_restore_optio
     o->chunk_bytes = (o->chunk_bytes + TRESTLE__DIO_ALIGN - 1) & ~(uint64_t)(TRESTLE__DIO_ALIGN - 1);
     if (o->staging_bytes == 0)
         o->staging_bytes = DEFAULT_STAGING;
-    return TRESTLE_OK;
+    return trestle__restore_check_devices(o, err);
 }
 
 /* ---- checks before anything is allocated ---- */
@@ -459,8 +459,8 @@ static void place_on_numa_node(trestle__restore *x)
     const trestle__faults *f = x->plan->faults;
     const char *root = f && f->sysroot ? f->sysroot : "";
     x->numa_node = -1;
-    if (x->device < 0 || x->opt.no_numa)
-        return;
+    if (x->device < 0 || x->opt.no_numa || x->opt.num_devices >= 2)
+        return; /* several GPUs may sit on several nodes */
     x->numa_node = trestle__cuda_device_numa_node(x->device, root);
     cpu_set_t *cpus = x->numa_node >= 0 ? malloc(sizeof *cpus) : NULL;
     if (cpus && trestle__numa_node_cpus(x->numa_node, root, cpus) == 0 && CPU_COUNT(cpus) > 0)
@@ -485,18 +485,16 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     x->device = device;
     place_on_numa_node(x);
     trestle__copier_open_host(&x->host);
-    if (device >= 0)
+    if (x->opt.num_devices >= 2)
+        TR_FORWARD(trestle__copier_open_multi(&x->copier, x->opt.devices, x->opt.num_devices,
+                                              x->opt.threads + 1, x->opt.cuda_stream, err));
+    else if (device >= 0)
         TR_FORWARD(trestle__copier_open_cuda(&x->copier, device, x->opt.threads + 1,
                                              x->opt.cuda_stream, err));
     else
         trestle__copier_open_host(&x->copier);
     x->copier_open = true;
-    TR_FORWARD(trestle__restore_allocate(x, err));
-    for (size_t i = 0; i < p->num_ops; i++) {
-        trestle__plan_op *op = &x->plan->ops[i];
-        op->device = op->dest_kind == TRESTLE_DEST_DEVICE ? device
-                   : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
-    }
+    TR_FORWARD(trestle__restore_allocate(x, err)); /* and each op's device */
     TR_FORWARD(trestle__restore_layout(x, err));
     *order = trestle__restore_issue_order(x);
     TR_FAIL_IF(!*order, err, TRESTLE_E_NOMEM, "out of memory");
@@ -524,7 +522,7 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     /* Conversion buffers are staging too. */
     TR_FORWARD(trestle__restore_convert_open(x, err));
     /* The most one copy is handed: a part, or a conversion buffer's worth. */
-    x->copier.window_bytes = x->chunk > x->conv_bytes ? x->chunk : x->conv_bytes;
+    trestle__copier_set_window(&x->copier, x->chunk > x->conv_bytes ? x->chunk : x->conv_bytes);
     TR_FORWARD(open_reader(x, err));
     x->reader_kind = x->reader.ops->kind;
     TR_FORWARD(start_workers(x, err));

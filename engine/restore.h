@@ -185,8 +185,27 @@ struct trestle__restore {
 int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle_error *err);
 
 /* Engine memory for DEST_ALLOCATE ops: the plan's arena, reused when it
- * is of the restore's kind (engine/restore_dest.c). */
+ * is of the restore's kind (engine/restore_dest.c), or one per device of
+ * a device list; then each op's device. */
 int trestle__restore_allocate(trestle__restore *x, trestle_error *err);
+
+/* Bytes op takes in an arena: its size (at least 1) rounded up to the
+ * tensor alignment; 0 when that overflows. */
+uint64_t trestle__arena_span(const trestle__plan_op *op);
+
+/* ---- several GPUs (engine/restore_multi.c) ---- */
+
+/* Check o's device list (distinct ordinals, device -1 or devices[0]); make
+ * o->device devices[0], and a list of one just that device. */
+int trestle__restore_check_devices(trestle_restore_options *o, trestle_error *err);
+
+/* The device picker for a device list: every listed device exists, every
+ * DEST_DEVICE pointer is on one of them; *device is devices[0]. */
+int trestle__restore_multi_pick(const trestle__restore *x, int *device, trestle_error *err);
+
+/* One arena per listed device (kept from the last restore when it fits),
+ * each op's device, and the multi-device copier's routes. */
+int trestle__restore_multi_allocate(trestle__restore *x, trestle_error *err);
 
 /* Chunk bookkeeping (engine/restore_layout.c): probe the page cache per
  * batch, pick extents read straight into their destination, number the

@@ -9,6 +9,7 @@
 
 #include "checked.h"
 #include "error.h"
+#include "replica.h"
 #include "restore.h"
 
 /*
@@ -24,6 +25,8 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
     char why[160];
     int dev = x->opt.device;
 
+    if (x->opt.num_devices >= 2)
+        return trestle__restore_multi_pick(x, device, err);
     *device = -1;
     for (size_t i = 0; i < p->num_ops && !need; i++) {
         const trestle__plan_op *op = &p->ops[i];
@@ -73,7 +76,7 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
  */
 /* Bytes op takes in the arena: its size (at least 1) rounded up to the
  * tensor alignment, so never 0; 0 means it overflows. */
-static uint64_t arena_span(const trestle__plan_op *op)
+uint64_t trestle__arena_span(const trestle__plan_op *op)
 {
     uint64_t n = op->bytes ? op->bytes : 1;
     if (!tr_add_u64(n, TRESTLE__ARENA_ALIGN - 1, &n))
@@ -81,12 +84,18 @@ static uint64_t arena_span(const trestle__plan_op *op)
     return n & ~(uint64_t)(TRESTLE__ARENA_ALIGN - 1);
 }
 
-int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
+static int allocate_one(trestle__restore *x, trestle_error *err)
 {
     trestle_plan *p = x->plan;
     uint64_t total = 0;
     size_t first = SIZE_MAX;
 
+    if (p->replicas && p->replicas->ndev) {
+        /* The last restore went to several devices: start afresh. */
+        trestle__arena_release(p->arena);
+        p->arena = NULL;
+        trestle__replicas_drop(p->replicas);
+    }
     if (p->arena && p->arena->device == x->opt.device)
         return TRESTLE_OK;
     trestle__arena_release(p->arena);
@@ -98,7 +107,7 @@ int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
         op->dest = NULL; /* memory of an adopted or released arena */
         if (op->skipped)
             continue;
-        uint64_t span = arena_span(op);
+        uint64_t span = trestle__arena_span(op);
         if (span == 0 || !tr_add_u64(total, span, &total))
             return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
                                       "destinations of %zu ops overflow", p->num_ops);
@@ -117,7 +126,20 @@ int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
         if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE)
             continue;
         op->dest = at;
-        at += arena_span(op); /* no overflow: the first pass summed them */
+        at += trestle__arena_span(op); /* no overflow: the first pass summed them */
     }
     return TRESTLE_OK;
+}
+
+int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
+{
+    if (x->opt.num_devices >= 2)
+        return trestle__restore_multi_allocate(x, err); /* sets each op's device */
+    int rc = allocate_one(x, err);
+    for (size_t i = 0; rc == TRESTLE_OK && i < x->plan->num_ops; i++) {
+        trestle__plan_op *op = &x->plan->ops[i];
+        op->device = op->dest_kind == TRESTLE_DEST_DEVICE ? x->device
+                   : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
+    }
+    return rc;
 }

@@ -1012,7 +1012,25 @@ typedef struct trestle_restore_options {
                                    where the system puts them. By default (0) staging is bound to
                                    the GPU's NUMA node and workers are pinned to its CPUs, best
                                    effort (see trestle_stats.numa_node); since 0.2 */
-    void *reserved[6];        /**< must be zero */
+    /* Several GPUs in one restore, since 0.2 (two of the reserved slots,
+     * so the struct's size is unchanged on LP64). */
+    const int *devices;       /**< `num_devices` distinct CUDA ordinals, or NULL. With
+                                   num_devices >= 2 every DEST_ALLOCATE op is restored onto
+                                   each listed device (one engine arena per device), unless
+                                   trestle_plan_place_op() put it on one of them: each byte is
+                                   read from storage once and CRC-checked once, and the same
+                                   pinned staging buffer is DMA'd to every device. `device` must
+                                   then be -1 or devices[0]; trestle_plan_get_op() describes an
+                                   op's copy on devices[0] (on its own device for a placed op),
+                                   trestle_plan_op_replica() the others. A DEST_DEVICE op is
+                                   copied once, to its pointer, which must be memory of a listed
+                                   device (so one plan can hold each device's part of a tensor);
+                                   a DEST_HOST op once, to its buffer. Staging memory is not
+                                   bound to a NUMA node (the GPUs may sit on different ones).
+                                   num_devices == 1 is `device` = devices[0]. Copied during
+                                   the call only; at most 64 devices. Since 0.2 */
+    size_t num_devices;       /**< entries of `devices`; 0 (default): `device` alone; since 0.2 */
+    void *reserved[4];        /**< must be zero */
 } trestle_restore_options;
 
 /**
@@ -1028,7 +1046,9 @@ TRESTLE_API void trestle_restore_options_init(trestle_restore_options *opt);
 typedef struct trestle_stats {
     uint64_t bytes_read;      /**< bytes read from shard files */
     uint64_t bytes_verified;  /**< bytes CRC-checked */
-    uint64_t bytes_copied;    /**< bytes written to destinations */
+    uint64_t bytes_copied;    /**< bytes written to destinations (with a device list, every
+                                   device's: twice the tensors' bytes on two devices; since
+                                   0.2) */
     double read_seconds;      /**< wall time with reads in flight */
     double verify_seconds;    /**< CRC busy time, summed over workers */
     double copy_seconds;      /**< copy busy time, summed over workers */
@@ -1241,6 +1261,91 @@ TRESTLE_API void trestle_arena_get_info(const trestle_arena *a, trestle_arena_in
  *               restore may still be using its memory. Since 0.1.
  */
 TRESTLE_API void trestle_arena_free(trestle_arena *a);
+
+/* ======================================================================= */
+/* Several GPUs in one process (trestle_restore_options.devices)           */
+/* ======================================================================= */
+
+/** trestle_plan_place_op(): restore the op onto every listed device. */
+#define TRESTLE_EVERY_DEVICE (-1)
+
+/**
+ * @brief Put a DEST_ALLOCATE op on one device of a multi-device restore
+ * instead of every device.
+ *
+ * With trestle_restore_options.num_devices >= 2, an engine-allocated op
+ * is replicated onto each listed device by default. A placed op is
+ * restored onto devices[device_index] only, into that device's arena. This
+ * is how one plan splits a tensor over the GPUs of one process: W ops of
+ * the same key, op d asking for part d as its shape_and_slices and placed
+ * on device d; the stored tensor is read from storage and CRC-checked once
+ * for all of them (`trestle restore --device 0,1 --shard GLOB:DIM`).
+ *
+ * Restores with one device (or host memory) ignore placement.
+ *
+ * @param[in,out] p             the plan; no restore of it may be running.
+ * @param[in]     i             0 <= i < trestle_plan_op_count(p).
+ * @param[in]     device_index  an index into the devices list (not an
+ *                              ordinal): 0 .. 63, or TRESTLE_EVERY_DEVICE
+ *                              (the default) to replicate again. An index
+ *                              at or past the next restore's num_devices
+ *                              fails that restore (TRESTLE_E_INVALID_ARG).
+ * @param[out]    err           filled on failure; may be NULL.
+ * @return TRESTLE_OK; TRESTLE_E_INVALID_ARG for a NULL plan, `i` out of
+ *         range, an op that is not DEST_ALLOCATE, or an index out of
+ *         range; TRESTLE_E_NOMEM. The next multi-device restore lays the
+ *         arenas out anew. Not thread-safe against other use of `p`.
+ *         Since 0.2.
+ */
+TRESTLE_API int trestle_plan_place_op(trestle_plan *p, size_t i, int device_index,
+                                      trestle_error *err);
+
+/**
+ * @brief Where op `i`'s copy on devices[device_index] of the last
+ * multi-device restore is.
+ *
+ * @param[in]  p             the plan, restored with num_devices >= 2.
+ * @param[in]  i             0 <= i < trestle_plan_op_count(p).
+ * @param[in]  device_index  an index into that restore's devices list.
+ * @param[out] data          the device address (owned by the plan, or by
+ *                           the arena once adopted), or NULL when the op
+ *                           has no copy there (placed on another device,
+ *                           skipped, or a DEST_HOST/DEST_DEVICE op on
+ *                           another device). A DEST_DEVICE op's copy is
+ *                           its caller pointer, on its own device.
+ * @return TRESTLE_OK; TRESTLE_E_INVALID_ARG for NULL arguments, `i` out of
+ *         range, or a device_index past the devices of the last restore
+ *         (also when it had fewer than two devices). Same threading rule
+ *         as trestle_plan_get_op(). Since 0.2.
+ */
+TRESTLE_API int trestle_plan_op_replica(const trestle_plan *p, size_t i, size_t device_index,
+                                        void **data);
+
+/**
+ * @brief Take over the engine memory of one device of a multi-device
+ * restore, as trestle_plan_adopt_arena() does for one device.
+ *
+ * Each listed device has an arena of its own; adopt each you keep (index
+ * 0 is the arena trestle_plan_adopt_arena() gives). Adopting any of them
+ * makes the next restore of the plan lay every device out anew.
+ *
+ * @param[in,out] p             the plan; no restore of it may be running.
+ * @param[in]     device_index  an index into the last restore's devices.
+ * @param[out]    out           the arena, or NULL when that device holds no
+ *                              engine memory of the plan (or was adopted).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or an
+ *         index past the devices of the last multi-device restore.
+ *         Not thread-safe against a restore of the same plan. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_adopt_arena_of(trestle_plan *p, size_t device_index,
+                                            trestle_arena **out);
+
+/**
+ * @brief How many CUDA devices this process can use (for "every GPU").
+ * @return the count, or 0 in a build without CUDA or without a usable
+ *         device. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_cuda_device_count(void);
 
 /* ======================================================================= */
 /* Converting to safetensors                                                */

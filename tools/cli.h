@@ -246,6 +246,31 @@ typedef struct cli_ops {
 int cli_ops_read(const char *path, int dest_kind, cli_ops *out);
 void cli_ops_free(cli_ops *ops);
 
+/* ---- several GPUs in one process (cli_devices.c) ---- */
+
+#define CLI_MAX_DEVICES 64 /* as the engine's device list */
+
+/* --device ARG: "N", "N,M,..." (distinct) or "all" (every usable GPU),
+ * into out (cap entries), *n of them. CLI_EXIT_OK, CLI_EXIT_USAGE or
+ * CLI_EXIT_FAIL, reported. */
+int cli_devices_parse(const char *arg, int *out, size_t cap, size_t *n);
+
+/* A --shard rule's form, GLOB:DIM; CLI_EXIT_USAGE (reported) when bad. */
+int cli_devices_check_rule(const char *rule);
+
+/* Every tensor of ckpt, whole, for `w` devices: one op per part of those
+ * a rule matches (part d, by TensorFlow's partitioner rule, placed on
+ * device index d in (*place)[i], malloc'd), the others once
+ * (TRESTLE_EVERY_DEVICE: replicated). Reports and returns CLI_EXIT_FAIL
+ * for a rule naming a dimension a tensor lacks. */
+int cli_devices_split_ops(const trestle_checkpoint *ckpt, const char *const *rules,
+                          size_t nrules, size_t w, cli_ops *out, int **place);
+
+/* One line per device (tensors and bytes it holds) and the aggregate
+ * (bytes read once, bytes copied to all devices, GiB/s). */
+void cli_devices_summary(const trestle_plan *plan, const trestle_stats *st, const int *devices,
+                         size_t ndev);
+
 /* ---- graphs (cli_graph.c) ---- */
 
 /* The op list a graph file's saver restores (trestle_graph_open; `tag`

@@ -72,6 +72,16 @@ static const char restore_help[] =
     "      --chunk SIZE       staging buffer size (default 8M)\n"
     "      --staging SIZE     total staging memory (default 256M)\n"
     "      --device N         restore into CUDA device N (needs a CUDA build and GPU)\n"
+    "      --device N,M,...   restore onto each listed GPU ('all': every GPU): every\n"
+    "                         byte is read and CRC-checked once and DMA'd from the\n"
+    "                         same staging to each; one summary line per device,\n"
+    "                         then the aggregate (read once, copied, GiB/s)\n"
+    "      --shard GLOB:DIM   with --device N,M,...: split every tensor whose name\n"
+    "                         matches GLOB (fnmatch) along dimension DIM, part d on\n"
+    "                         the d-th listed device, each tensor still read once;\n"
+    "                         others are replicated (repeatable; the first matching\n"
+    "                         rule wins). A dim of n splits as TensorFlow's\n"
+    "                         partitioner does: n / W each, the first n % W one more\n"
     "      --host             restore into host memory (default)\n"
     "      --map              host memory: point tensors whose bytes are in the page\n"
     "                         cache into private mappings of the shard files instead\n"
@@ -120,7 +130,10 @@ static const char restore_help[] =
     "  trestle restore --map ./ckpt/model.ckpt-1000   # leave cached tensors mapped\n"
     "  trestle restore --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n"
     "  trestle restore saved_model_dir/variables/variables --graph saved_model_dir --tag train\n"
-    "  trestle restore --reader pread --direct never --threads 4 --no-verify ckpt\n";
+    "  trestle restore --reader pread --direct never --threads 4 --no-verify ckpt\n"
+    "  trestle restore --device 0,1,2,3 ckpt        # every tensor on four GPUs\n"
+    "  trestle restore --device all --shard '*/attention/*/kernel:1' \\\n"
+    "      --shard '*/mlp/wo/kernel:0' ckpt           # tensor-parallel parts per GPU\n";
 
 typedef struct restore_args {
     const char *path;
@@ -136,13 +149,17 @@ typedef struct restore_args {
     size_t nexcludes;
     trestle_plan_options plan;
     trestle_restore_options run;
+    int devices[CLI_MAX_DEVICES]; /* --device N,M,...: the list (ndevices >= 2) */
+    size_t ndevices;
+    const char **shards;    /* --shard rules, pointers into argv */
+    size_t nshards;
 } restore_args;
 
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
     OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES,
-    OPT_NO_NUMA, OPT_GROUP, OPT_TAG
+    OPT_NO_NUMA, OPT_GROUP, OPT_TAG, OPT_SHARD
 };
 
 static const struct option restore_longopts[] = {
@@ -170,6 +187,7 @@ static const struct option restore_longopts[] = {
     { "map", no_argument, NULL, OPT_MAP },
     { "no-numa", no_argument, NULL, OPT_NO_NUMA },
     { "group", required_argument, NULL, OPT_GROUP },
+    { "shard", required_argument, NULL, OPT_SHARD },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -241,12 +259,19 @@ static int apply_option(restore_args *a, int c, const char *arg)
         else
             a->run.staging_bytes = size;
         break;
-    case OPT_DEVICE:
-        if (cli_parse_int(arg, 0, 1023, &v) != 0)
-            return cli_usage("restore", "--device wants a CUDA device number, not '%s'", arg);
-        a->run.device = (int)v;
+    case OPT_DEVICE: {
+        int rc = cli_devices_parse(arg, a->devices, CLI_MAX_DEVICES, &a->ndevices);
+        if (rc != CLI_EXIT_OK)
+            return rc;
+        a->run.device = a->ndevices == 1 ? a->devices[0] : -1;
         break;
-    case OPT_HOST: a->run.device = -1; break;
+    }
+    case OPT_SHARD:
+        if (cli_devices_check_rule(arg) != CLI_EXIT_OK)
+            return CLI_EXIT_USAGE;
+        a->shards[a->nshards++] = arg;
+        break;
+    case OPT_HOST: a->run.device = -1; a->ndevices = 0; break;
     case OPT_MAP: a->run.host_map = 1; break;
     case OPT_NO_NUMA: a->run.no_numa = 1; break;
     case OPT_GROUP: break; /* "none": cli_group_exec() took the others */
@@ -450,6 +475,14 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     status = CLI_EXIT_FAIL;
     /* The graph's variable shapes tell "did you mean" candidates apart. */
     popt.op_shapes = ops.shapes;
+    int *place = NULL;
+    if (a->nshards && cli_devices_split_ops(ckpt, a->shards, a->nshards, a->ndevices, &ops,
+                                            &place) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
+    if (a->ndevices >= 2) {
+        run.devices = a->devices;
+        run.num_devices = a->ndevices;
+    }
     popt.renames = a->renames;
     popt.num_renames = a->nrenames;
     /* --names graph: the user's renames, then one per object-graph name. */
@@ -465,6 +498,11 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
                       "--exclude NAME leaves one out");
         goto done;
     }
+    for (size_t i = 0; place && i < ops.n; i++)
+        if (trestle_plan_place_op(plan, i, place[i], &err) != TRESTLE_OK) {
+            cli_fail(&err);
+            goto done;
+        }
 
     trestle_plan_stats ps;
     trestle_plan_get_stats(plan, &ps);
@@ -479,7 +517,7 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         cli_fail(&err);
         /* The engine's message says why (no CUDA in this build, no such
          * device); the hint says what works instead. */
-        if (rc == TRESTLE_E_NO_DEVICE && run.device >= 0)
+        if (rc == TRESTLE_E_NO_DEVICE && (run.device >= 0 || run.num_devices))
             cli_error("--host restores to host memory instead");
         goto done;
     }
@@ -487,7 +525,9 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         cli_error("out of memory");
         goto done;
     }
-    if (!a->quiet)
+    if (!a->quiet && a->ndevices >= 2)
+        cli_devices_summary(plan, &st, a->devices, a->ndevices);
+    else if (!a->quiet)
         print_summary(plan, &st, run.verify);
     status = CLI_EXIT_OK;
 done:
@@ -495,6 +535,7 @@ done:
     cli_ops_free(&ops);
     cli_names_rules_free(&names);
     free(renames);
+    free(place);
     return status;
 }
 
@@ -510,7 +551,8 @@ int cli_restore_main(int argc, char **argv)
     trestle_restore_options_init(&a.run);
     a.renames = calloc((size_t)argc, sizeof *a.renames);
     a.excludes = calloc((size_t)argc, sizeof *a.excludes);
-    if (!a.renames || !a.excludes) {
+    a.shards = calloc((size_t)argc, sizeof *a.shards);
+    if (!a.renames || !a.excludes || !a.shards) {
         status = CLI_EXIT_FAIL;
         cli_error("out of memory");
         goto out;
@@ -541,7 +583,13 @@ int cli_restore_main(int argc, char **argv)
         status = cli_usage("restore", "--all and --ops exclude each other");
         goto out;
     }
-    if (a.run.host_map && a.run.device >= 0) {
+    if (a.nshards && (a.ndevices < 2 || a.ops_file || a.graph || a.as)) {
+        status = cli_usage("restore", "--shard splits every tensor over a device list: it "
+                           "needs --device N,M,... (or all, with two or more GPUs) and no "
+                           "--ops, --graph or --as; across processes, run under mpirun");
+        goto out;
+    }
+    if (a.run.host_map && (a.run.device >= 0 || a.ndevices)) {
         status = cli_usage("restore", "--map leaves tensors in host memory; it cannot go with "
                            "--device");
         goto out;
@@ -576,5 +624,6 @@ int cli_restore_main(int argc, char **argv)
 out:
     free(a.renames);
     free(a.excludes);
+    free(a.shards);
     return status;
 }
