@@ -30,6 +30,22 @@ typedef struct trestle__group_runs {
     uint64_t bytes;             /* sum of the lengths */
 } trestle__group_runs;
 
+/* A group (include/trestle_mpi.h). Two communicators: `comm` spans the
+ * whole group, and every collective that decides an outcome runs on it;
+ * `xcomm` is the one a restore reads once over and exchanges within: comm
+ * itself (scope GROUP) or this rank's node (scope NODE). */
+struct trestle_group {
+    MPI_Comm comm;              /* our own duplicate, MPI_ERRORS_RETURN */
+    int rank, size;
+    MPI_Comm node_comm;         /* the ranks of this rank's node (MPI_COMM_NULL: none made) */
+    int node_rank, node_size;   /* this rank in it, and its size */
+    int nodes, node;            /* nodes in the group, and this rank's, 0 <= node < nodes */
+    int scope;                  /* the resolved scope: TRESTLE_GROUP_SCOPE_GROUP or _NODE */
+    char scope_note[160];       /* why that scope, for summaries */
+    MPI_Comm xcomm;             /* comm or node_comm, as scope says (not owned) */
+    int xrank, xsize;           /* this rank in xcomm, and its size */
+};
+
 /* Fill err with code and a formatted message (no key, path or offset). */
 int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -37,6 +53,16 @@ int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
 /* The runs of extents [first, end) of p, appended to out. TRESTLE_E_NOMEM. */
 int trestle__group_collect(const trestle_plan *p, size_t first, size_t end,
                            trestle__group_runs *out, trestle_error *err);
+
+/* ---- read-once scope (engine/group_scope.c) ---- */
+
+/* Find g's nodes (MPI_Comm_split_type SHARED, or the colours node_id when
+ * every rank gives one) and resolve opt's scope into g->scope, g->xcomm
+ * and g->scope_note. Collective over g->comm, which must be set, as must
+ * rank and size. TRESTLE_E_INVALID_ARG (node_id given by some ranks only,
+ * an unknown scope) or TRESTLE_E_GROUP; the same on every rank. */
+int trestle__group_scope_init(struct trestle_group *g, int scope, int node_id, const char *path,
+                              trestle_error *err);
 
 /* ---- this rank's restore, on a thread of its own (engine/group_live.c) ---- */
 

@@ -4,14 +4,16 @@
  *
  * The order of a group restore, every step collective or local as marked:
  *   check    (collective) all ranks planned the same extents and op sizes;
- *   split    (local) this rank's consecutive, byte-balanced extent range;
+ *   split    (local) this rank's consecutive, byte-balanced extent range,
+ *            among the ranks of the read-once scope (g->xcomm: the whole
+ *            group, or this rank's node; engine/group_scope.c);
  *   runs     (local) the destination runs of every rank's part, listed
  *            before the plan is kept to this rank's part;
  *   restore  (local, engine/group_live.c) trestle_restore() of the kept plan,
  *            started on a thread of its own;
  *   agree    (collective) did every rank get this far? If not, the lowest
  *            failing rank's error becomes everyone's and nothing is exchanged;
- *   exchange (collective, engine/group_exchange.c) each round of verified
+ *   exchange (collective over the scope, engine/group_exchange.c) each round of verified
  *            bytes goes out as soon as it is in place at its root, while
  *            the rest is still being read;
  *   agree    (collective) once more, over the restores and the exchange.
@@ -26,14 +28,26 @@
 #include "group.h"
 #include "trestle_mpi.h"
 
-struct trestle_group {
-    MPI_Comm comm;              /* our own duplicate, MPI_ERRORS_RETURN */
-    int rank, size;
-};
+/* struct trestle_group is in group.h: engine/group_scope.c fills its nodes. */
 
-int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err)
+void trestle_group_options_init(trestle_group_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->scope = TRESTLE_GROUP_SCOPE_AUTO;
+    opt->node_id = -1;
+}
+
+int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
+                              trestle_group **out, trestle_error *err)
 {
     int inited = 0, mrc;
+    trestle_group_options o;
+    trestle_group_options_init(&o);
+    /* A caller built against an older header knows only `size` bytes. */
+    if (opt)
+        memcpy(&o, opt, opt->size < sizeof o ? opt->size : sizeof o);
+    o.size = sizeof o;
     trestle_error_clear(err);
     if (!out)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL output pointer");
@@ -52,14 +66,26 @@ int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err)
     MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(g->comm, &g->rank);
     MPI_Comm_size(g->comm, &g->size);
+    int rc = trestle__group_scope_init(g, o.scope, o.node_id, o.path, err);
+    if (rc != TRESTLE_OK) {
+        trestle_group_free(g);
+        return rc;
+    }
     *out = g;
     return TRESTLE_OK;
+}
+
+int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err)
+{
+    return trestle_group_create_with(comm, NULL, out, err);
 }
 
 void trestle_group_free(trestle_group *g)
 {
     if (!g)
         return;
+    if (g->node_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&g->node_comm);
     MPI_Comm_free(&g->comm);
     free(g);
 }
@@ -239,6 +265,11 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL group");
     st.rank = g->rank;
     st.size = g->size;
+    st.scope = g->scope;
+    st.nodes = g->nodes;
+    st.node = g->node;
+    st.node_size = g->node_size;
+    snprintf(st.scope_note, sizeof st.scope_note, "%s", g->scope_note);
 
     rc = check_local(p, opt, &mine);
     if (rc == TRESTLE_OK) {
@@ -250,15 +281,15 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
         MPI_Allreduce(dummy, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
     }
     if (rc == TRESTLE_OK) {
-        runs = calloc((size_t)g->size, sizeof *runs);
+        runs = calloc((size_t)g->xsize, sizeof *runs);
         if (!runs)
             rc = trestle__group_error(&mine, TRESTLE_E_NOMEM, "out of memory");
     }
     size_t first = 0, end = 0;
-    for (int r = 0; rc == TRESTLE_OK && r < g->size; r++) {
+    for (int r = 0; rc == TRESTLE_OK && r < g->xsize; r++) {
         size_t a, b;
-        trestle_group_part(p, r, g->size, &a, &b);
-        if (r == g->rank) {
+        trestle_group_part(p, r, g->xsize, &a, &b);
+        if (r == g->xrank) {
             first = a;
             end = b;
         }
@@ -271,8 +302,8 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     bool *writes = calloc(nops ? nops : 1, sizeof *writes);
     if (rc == TRESTLE_OK && !writes)
         rc = trestle__group_error(&mine, TRESTLE_E_NOMEM, "out of memory");
-    for (size_t k = 0; rc == TRESTLE_OK && k < runs[g->rank].n; k++)
-        writes[runs[g->rank].v[k].op] = true;
+    for (size_t k = 0; rc == TRESTLE_OK && k < runs[g->xrank].n; k++)
+        writes[runs[g->xrank].v[k].op] = true;
     st.extents = end - first;
 
     /* This rank's part restores on its own thread from here on. */
@@ -289,10 +320,10 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     if (rc != TRESTLE_OK && live)
         trestle_restore_cancel(p);
     int xrc = TRESTLE_OK;
-    if (rc == TRESTLE_OK && g->size > 1) {
+    if (rc == TRESTLE_OK && g->xsize > 1) {
         bool stopped;
         t = MPI_Wtime();
-        xrc = trestle__group_exchange(g->comm, g->rank, g->size, &lv, runs, &stopped, &mine);
+        xrc = trestle__group_exchange(g->xcomm, g->xrank, g->xsize, &lv, runs, &stopped, &mine);
         st.exchange_seconds = MPI_Wtime() - t;
     }
     if (live) {
@@ -310,8 +341,8 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     }
     free(writes);
     if (runs) {
-        for (int r = 0; r < g->size; r++) {
-            if (r == g->rank)
+        for (int r = 0; r < g->xsize; r++) {
+            if (r == g->xrank)
                 st.bytes_sent = runs[r].bytes;
             else
                 st.bytes_received += runs[r].bytes;

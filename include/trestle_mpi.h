@@ -26,7 +26,13 @@
  *     every rank now holds every planned tensor.
  *
  * Each round carries its root's status, so a root whose restore failed
- * stops the exchange for everyone at its next round. Host memory only for
+ * stops the exchange for everyone at its next round.
+ *
+ * Read-once scope (trestle_group_create_with()): the whole group, as
+ * above, or each node on its own: steps 1, 2 and 4 then run among the
+ * ranks of each node, so every node reads the checkpoint once from its own
+ * disks or page cache and nothing crosses between nodes, while steps 3 and
+ * 5 still span the whole group. Host memory only for
  * now: device ranks (NCCL, or pinned staging over MPI) are still to come.
  * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
  * and need no exchange: plan those tensors separately and restore them with
@@ -62,9 +68,10 @@ extern "C" {
 typedef struct trestle_group trestle_group;
 
 /**
- * @brief Make a group of the processes of `comm`.
+ * @brief Make a group of the processes of `comm`, scope AUTO.
  *
- * The communicator is duplicated (so the group's collectives never match
+ * The same as trestle_group_create_with() with default options and no
+ * path, so across nodes the scope is NODE. The communicator is duplicated (so the group's collectives never match
  * the caller's) with MPI_ERRORS_RETURN on the copy, so an MPI failure
  * comes back as an error instead of aborting the job.
  *
@@ -76,6 +83,74 @@ typedef struct trestle_group trestle_group;
  * Collective. Since 0.2.
  */
 TRESTLE_API int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err);
+
+/** Where a group restore reads each byte once (trestle_group_options.scope). */
+typedef enum trestle_group_scope {
+    TRESTLE_GROUP_SCOPE_AUTO = 0,  /**< choose from locality (the rule below); the default */
+    TRESTLE_GROUP_SCOPE_GROUP = 1, /**< once for the whole group: ranks split the extents and
+                                        exchange across nodes (shared storage: NFS, Lustre, ...) */
+    TRESTLE_GROUP_SCOPE_NODE = 2   /**< once per node: the ranks of each node split the extents
+                                        and exchange within the node only (node-local disks, or
+                                        a page cache each node fills for itself) */
+} trestle_group_scope;
+
+/**
+ * Options for trestle_group_create_with(). Fill with
+ * trestle_group_options_init(). Every rank passes the same scope, and
+ * node_id either on every rank or on none. Since 0.2.
+ *
+ * The AUTO rule: when every rank is on one node, both scopes are the same
+ * and GROUP is reported. Across nodes, GROUP when every rank finds `path`
+ * on a shared file system (statfs f_type: NFS, Lustre, CIFS/SMB, GPFS,
+ * CephFS, BeeGFS, AFS, 9P, OrangeFS, Panasas or FUSE, which network file
+ * systems such as GlusterFS, JuiceFS and cloud buckets mount through), so
+ * that the slowest part of the system, the shared storage, serves each
+ * byte once; NODE otherwise (a local file system on any rank, or no `path`),
+ * so that no byte crosses the fabric that a node's own disk or page cache
+ * can serve. Rank 0 of trestle-mpi prints the choice and the reason.
+ */
+typedef struct trestle_group_options {
+    size_t size;        /**< sizeof(trestle_group_options), set by init */
+    int scope;          /**< a trestle_group_scope (default AUTO) */
+    int node_id;        /**< -1 (default): nodes are the ranks that share memory
+                             (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED). >= 0: this rank's
+                             node, the colour of an MPI_Comm_split, so that tests on one
+                             machine can simulate several nodes (trestle-mpi --simulate-nodes) */
+    const char *path;   /**< the checkpoint (prefix, .index file or directory) the AUTO rule
+                             looks at, or NULL; read during the call only */
+    void *reserved[6];  /**< must be zero */
+} trestle_group_options;
+
+/**
+ * @brief Fill `opt` with the defaults (scope AUTO, node_id -1, no path)
+ * and set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API void trestle_group_options_init(trestle_group_options *opt);
+
+/**
+ * @brief Make a group of the processes of `comm`, with a read-once scope.
+ *
+ * As trestle_group_create(), and: finds each rank's node (see
+ * trestle_group_options.node_id) and resolves the scope (the AUTO rule
+ * above) once for every restore of the group. With scope NODE each
+ * restore splits the extents among the ranks of each node and exchanges
+ * within the node, so storage serves the checkpoint once per node; the
+ * collectives that agree on an outcome still span the whole group, so a
+ * failure on any node fails every rank alike.
+ *
+ * @param[in]  comm  an intracommunicator; every member calls this.
+ * @param[in]  opt   options, or NULL for the defaults.
+ * @param[out] out   the group, or NULL on failure; free with trestle_group_free().
+ * @param[out] err   filled on failure (the same on every rank); may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (MPI not initialised, NULL out,
+ *         an unknown scope, node_id given on some ranks only),
+ *         TRESTLE_E_GROUP (an MPI call failed), TRESTLE_E_NOMEM.
+ * Collective. Since 0.2.
+ */
+TRESTLE_API int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
+                                          trestle_group **out, trestle_error *err);
 
 /**
  * @brief Free a group and its communicator.
@@ -112,6 +187,13 @@ typedef struct trestle_group_stats {
                                     (waiting for the slowest rank's part shows here) */
     double wall_seconds;       /**< the whole call */
     trestle_stats local;       /**< this rank's own restore, as trestle_restore() fills it */
+    int scope;                 /**< the scope it read once over: TRESTLE_GROUP_SCOPE_GROUP or
+                                    _NODE (AUTO resolved); since 0.2 */
+    int nodes;                 /**< nodes in the group; since 0.2 */
+    int node;                  /**< this rank's node, 0 <= node < nodes; since 0.2 */
+    int node_size;             /**< ranks on this rank's node; since 0.2 */
+    char scope_note[160];      /**< why that scope, e.g. "2 nodes; the checkpoint is on ext4, not
+                                    a shared file system: read once per node"; since 0.2 */
 } trestle_group_stats;
 
 /**

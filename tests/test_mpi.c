@@ -109,19 +109,20 @@ static uint64_t reference(const char *path, const trestle_op *ops, size_t n,
 typedef struct rank_line {
     int seen;
     uint64_t whole, parts, read;
+    int node;                   /* the node it says it is on */
 } rank_line;
 
 static void parse_ranks(const char *out, int np, rank_line *lines)
 {
     memset(lines, 0, (size_t)np * sizeof *lines);
     for (const char *s = out; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
-        int r, n;
+        int r, n, node = -1;
         uint64_t w, p, b;
-        if (sscanf(s, "rank %d/%d checksum: whole %" SCNx64 " parts %" SCNx64 " read %" SCNu64,
-                   &r, &n, &w, &p, &b) == 5) {
+        if (sscanf(s, "rank %d/%d checksum: whole %" SCNx64 " parts %" SCNx64 " read %" SCNu64
+                   " node %d", &r, &n, &w, &p, &b, &node) >= 5) {
             cr_assert(n == np && r >= 0 && r < np, "bad line: %.80s", s);
             cr_assert(!lines[r].seen, "rank %d printed twice", r);
-            lines[r] = (rank_line){ 1, w, p, b };
+            lines[r] = (rank_line){ 1, w, p, b, node };
         }
     }
     for (int r = 0; r < np; r++)
@@ -323,9 +324,10 @@ static int count(const char *hay, const char *needle)
 }
 
 /* Flip a byte in the middle of extent `which` (-1: the last) of a fresh
- * multi-shard checkpoint; restoring it on 3 ranks must fail every rank with
- * rank `owner`'s CRC error, the same line three times. */
-static void check_corrupt(long which, int owner)
+ * multi-shard checkpoint; restoring it on np ranks (with `extra` options)
+ * must fail every rank with rank `owner`'s CRC error, the same line np
+ * times. */
+static void check_corrupt_on(long which, int owner, int np, const char *extra)
 {
     char *dir, *prefix = make_multishard(&dir), *args, *out, *err, *shard;
     trestle_checkpoint *c;
@@ -349,15 +351,15 @@ static void check_corrupt(long which, int owner)
     fputc(b ^ 0x5a, fp);
     fclose(fp);
 
-    cr_assert(asprintf(&args, "'%s' --all", prefix) > 0);
-    int rc = mpirun(3, NULL, args, &out, &err);
+    cr_assert(asprintf(&args, "'%s' --all %s", prefix, extra) > 0);
+    int rc = mpirun(np, NULL, args, &out, &err);
     cr_assert_neq(rc, 0, "a corrupt checkpoint restored:\n%s", out);
     char want[512];
-    snprintf(want, sizeof want, "trestle: rank %d of 3: CRC32C mismatch in tensor '%s' (shard "
-             "%s, offset %" PRIu64 ",", owner, key, shard, x.offset);
-    cr_assert_eq(count(err, want), 3, "every rank reports rank %d's error; wanted 3 x '%s' in:\n%s",
-                 owner, want, err);
-    cr_assert(!strstr(out, "group of 3"), "no aggregate after a failure:\n%s", out);
+    snprintf(want, sizeof want, "trestle: rank %d of %d: CRC32C mismatch in tensor '%s' (shard "
+             "%s, offset %" PRIu64 ",", owner, np, key, shard, x.offset);
+    cr_assert_eq(count(err, want), np, "every rank reports rank %d's error; wanted %d x '%s' "
+                 "in:\n%s", owner, np, want, err);
+    cr_assert(!strstr(out, "group of "), "no aggregate after a failure:\n%s", out);
     free(args);
     free(out);
     free(err);
@@ -365,6 +367,11 @@ static void check_corrupt(long which, int owner)
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+}
+
+static void check_corrupt(long which, int owner)
+{
+    check_corrupt_on(which, owner, 3, "");
 }
 
 Test(mpi, a_corrupt_byte_in_one_ranks_part_fails_every_rank_alike, .timeout = 300)
@@ -469,4 +476,103 @@ Test(mpi, trestle_restore_under_mpirun_hands_over_to_trestle_mpi, .timeout = 300
     free(out);
     free(err);
     free_tp(&f);
+}
+
+/* ---- read-once scope ---- */
+
+/* np ranks on `nodes` simulated nodes with `extra` options: every rank's
+ * tensors equal the reference, rank 0 says which scope and why, and the
+ * ranks of each node read `per_node` times the checkpoint's extents
+ * together (1: once per node; 0: the node's share of reading once for the
+ * whole group). Returns the bytes all ranks read. */
+static uint64_t check_scope(const char *path, int np, int nodes, const char *extra,
+                            const char *scope_line, uint64_t *total)
+{
+    uint64_t maxx, want = reference(path, NULL, 0, NULL, 0, total, &maxx);
+    char *args, *out, *err;
+    rank_line lines[8];
+    uint64_t node_read[8] = { 0 }, sum = 0;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --simulate-nodes %d %s", path, nodes,
+                       extra) > 0);
+    int rc = mpirun(np, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    parse_ranks(out, np, lines);
+    for (int r = 0; r < np; r++) {
+        cr_assert_eq(lines[r].whole, want, "rank %d of %d differs from one process", r, np);
+        /* mpirun's by-slot placement: consecutive ranks share a node. */
+        cr_assert_eq(lines[r].node, r * nodes / np, "rank %d says node %d", r, lines[r].node);
+        node_read[lines[r].node] += lines[r].read;
+        sum += lines[r].read;
+    }
+    cr_assert_eq(count(out, scope_line), 1, "wanted '%s' once in:\n%s", scope_line, out);
+    if (strstr(scope_line, "scope node"))
+        for (int k = 0; k < nodes; k++)
+            cr_assert_eq(node_read[k], *total, "node %d read %" PRIu64 " bytes, the checkpoint's "
+                         "extents are %" PRIu64, k, node_read[k], *total);
+    free(args);
+    free(out);
+    free(err);
+    return sum;
+}
+
+Test(mpi, node_scope_reads_the_checkpoint_once_per_simulated_node, .timeout = 300)
+{
+    tool();
+    char *dir, *prefix = make_multishard(&dir);
+    uint64_t total;
+    /* A temporary directory is on a local file system: AUTO picks node. */
+    uint64_t sum = check_scope(prefix, 4, 2, "", "scope node: 2 nodes and the checkpoint is on ",
+                               &total);
+    cr_assert_eq(sum, 2 * total, "4 ranks on 2 nodes read %" PRIu64 ", not twice %" PRIu64, sum,
+                 total);
+    sum = check_scope(prefix, 4, 2, "--scope node", "scope node: asked for: each byte read once "
+                      "on each of 2 nodes\n", &total);
+    cr_assert_eq(sum, 2 * total);
+    /* group: once for the job, exchanged across the simulated nodes. */
+    sum = check_scope(prefix, 4, 2, "--scope group", "scope group: asked for: each byte read "
+                      "once by the group of 4 ranks on 2 nodes\n", &total);
+    cr_assert_eq(sum, total);
+    /* Uneven nodes: 3 ranks on 2 nodes (2 + 1), and the lone rank reads all. */
+    sum = check_scope(prefix, 3, 2, "", "scope node: 2 nodes", &total);
+    cr_assert_eq(sum, 2 * total);
+    /* One node: both scopes are the same. */
+    sum = check_scope(prefix, 2, 1, "", "scope group: all 2 ranks are on one node, where both "
+                      "scopes are the same\n", &total);
+    cr_assert_eq(sum, total);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+Test(mpi, node_scope_real_tensorflow_checkpoint_restores_identically, .timeout = 300)
+{
+    tool();
+    const char *p = tu_fixture("tf-real/tfx_estimator_ckpt_2shards_2019");
+    struct stat st;
+    uint64_t total;
+    if (stat(p, &st) != 0)
+        cr_skip("fixture %s is absent", p);
+    uint64_t sum = check_scope(p, 4, 2, "--scope node", "scope node: ", &total);
+    cr_assert_eq(sum, 2 * total);
+}
+
+Test(mpi, a_corrupt_byte_on_one_node_fails_every_rank_of_every_node_alike, .timeout = 300)
+{
+    tool();
+    /* Each simulated node reads the checkpoint once: node rank 1 of each
+     * (ranks 1 and 3) meets the last extent, and the lowest, 1, speaks for
+     * all; the first extent is node rank 0's (ranks 0 and 2). */
+    check_corrupt_on(-1, 1, 4, "--simulate-nodes 2 --scope node");
+    check_corrupt_on(0, 0, 4, "--simulate-nodes 2 --scope node");
+}
+
+Test(mpi, a_bad_scope_is_a_usage_error, .timeout = 60)
+{
+    tool();
+    char *out, *err;
+    int rc = mpirun(2, NULL, "x --scope rack", &out, &err);
+    cr_assert_eq(rc, 2, "exit %d\n%s%s", rc, out, err);
+    cr_assert_eq(count(err, "--scope is auto, group or node, not 'rack'"), 1, "%s", err);
+    free(out);
+    free(err);
 }

@@ -51,6 +51,23 @@ static const char help[] =
     "                         and read once by the group\n"
     "      --group mpi        the process group (the default, and the only one)\n"
     "\n"
+    "Where each byte is read once:\n"
+    "      --scope auto|group|node\n"
+    "                         group: once for the whole job, the ranks of all nodes\n"
+    "                         sharing the reading and exchanging across nodes (for\n"
+    "                         shared storage: NFS, Lustre, GPFS, CephFS, SMB, FUSE);\n"
+    "                         node: once per node, exchanged within the node only\n"
+    "                         (node-local disks or page cache). auto (the default):\n"
+    "                         on one node both are the same; on several, group when\n"
+    "                         every rank finds PATH on a shared file system (statfs),\n"
+    "                         else node. Rank 0 prints the choice and why, e.g.\n"
+    "                           scope node: 2 nodes and the checkpoint is on ext4,\n"
+    "                           not a shared file system: each byte read once per node\n"
+    "      --simulate-nodes N for tests on one machine: pretend the ranks are on N\n"
+    "                         nodes, rank r of W on node r*N/W (as mpirun places\n"
+    "                         them by slot), instead of asking MPI which ranks share\n"
+    "                         memory\n"
+    "\n"
     "How:\n"
     "      --no-verify        skip the CRC32C check\n"
     "      --threads N        verify/copy workers per rank (default: cores, at most 8)\n"
@@ -67,7 +84,7 @@ typedef struct args {
     const char *path, *ops_file;
     const char **renames, **excludes, **rules;
     size_t nrenames, nexcludes, nrules;
-    int verify, reader, direct, checksum, skip_unsupported;
+    int verify, reader, direct, checksum, skip_unsupported, scope, simulate_nodes;
     unsigned threads;
 } args;
 
@@ -92,6 +109,8 @@ static int parse(int argc, char **argv, int rank, args *a)
         { "reader", required_argument, NULL, 'R' }, { "checksum", no_argument, NULL, 'c' },
         { "direct", required_argument, NULL, 'D' },
         { "skip-unsupported", no_argument, NULL, 'U' },
+        { "scope", required_argument, NULL, 'S' },
+        { "simulate-nodes", required_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
     };
     int c, all = 0;
@@ -113,6 +132,21 @@ static int parse(int argc, char **argv, int rank, args *a)
             if (strcmp(optarg, "mpi") != 0)
                 return rank ? CLI_EXIT_USAGE
                             : cli_usage("restore", "--group is mpi, not '%s'", optarg);
+            break;
+        case 'S':
+            if (!strcmp(optarg, "auto")) a->scope = TRESTLE_GROUP_SCOPE_AUTO;
+            else if (!strcmp(optarg, "group")) a->scope = TRESTLE_GROUP_SCOPE_GROUP;
+            else if (!strcmp(optarg, "node")) a->scope = TRESTLE_GROUP_SCOPE_NODE;
+            else return rank ? CLI_EXIT_USAGE
+                             : cli_usage("restore", "--scope is auto, group or node, not '%s'",
+                                         optarg);
+            break;
+        case 'N':
+            if (cli_parse_int(optarg, 1, 1 << 20, &v))
+                return rank ? CLI_EXIT_USAGE
+                            : cli_usage("restore", "--simulate-nodes wants a count of nodes, "
+                                        "not '%s'", optarg);
+            a->simulate_nodes = (int)v;
             break;
         case 'V': a->verify = 0; break;
         case 'c': a->checksum = 1; break;
@@ -244,7 +278,7 @@ static void report(const trestle_group_stats *gs,
            ps->wall_seconds, sent, recv, gs->exchange_seconds, wall);
     if (sums)
         printf("rank %d/%d checksum: whole %016" PRIx64 " parts %016" PRIx64 " read %" PRIu64
-               "\n", gs->rank, gs->size, checksum(whole), checksum(part), read);
+               " node %d\n", gs->rank, gs->size, checksum(whole), checksum(part), read, gs->node);
     fflush(stdout);
 
     figures mine = { read, gs->bytes_sent, gs->bytes_received, landed, wall }, *all = NULL;
@@ -271,6 +305,8 @@ static void report(const trestle_group_stats *gs,
     printf("group of %d: read %s from storage in all, exchanged %s, %s landed in %.3f s: "
            "aggregate %.2f GB/s (storage %.2f GB/s)\n", gs->size, rd, ex, landed_s, sum.wall,
            (double)sum.landed / s / 1e9, (double)sum.read / s / 1e9);
+    printf("scope %s: %s\n", gs->scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group",
+           gs->scope_note);
     free(all);
 }
 
@@ -379,7 +415,16 @@ int main(int argc, char **argv)
     }
     status = parse(argc - 1, argv + 1, rank, &a);
     if (status == CLI_EXIT_OK) {
-        if (trestle_group_create(MPI_COMM_WORLD, &g, &err) != TRESTLE_OK)
+        trestle_group_options go;
+        trestle_group_options_init(&go);
+        go.scope = a.scope;
+        go.path = a.path;
+        if (a.simulate_nodes > 0) {
+            int world = 1;
+            MPI_Comm_size(MPI_COMM_WORLD, &world);
+            go.node_id = (int)((long long)rank * a.simulate_nodes / world);
+        }
+        if (trestle_group_create_with(MPI_COMM_WORLD, &go, &g, &err) != TRESTLE_OK)
             status = cli_fail(&err);
         else
             status = restore(&a, g);
