@@ -66,7 +66,15 @@ int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
     MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(g->comm, &g->rank);
     MPI_Comm_size(g->comm, &g->size);
-    int rc = trestle__group_scope_init(g, o.scope, o.node_id, o.path, err);
+    g->exchange = o.exchange;
+    int rc = o.exchange == TRESTLE_GROUP_EXCHANGE_AUTO ||
+                     o.exchange == TRESTLE_GROUP_EXCHANGE_STAGED
+                 ? TRESTLE_OK
+                 : trestle__group_error(err, TRESTLE_E_INVALID_ARG, "exchange %d: only AUTO (0) "
+                                        "or STAGED (2) can be asked for", o.exchange);
+    /* The scope's collectives run whatever rc is, so every rank fails alike. */
+    int src = trestle__group_scope_init(g, o.scope, o.node_id, o.path, rc ? NULL : err);
+    rc = rc ? rc : src;
     if (rc != TRESTLE_OK) {
         trestle_group_free(g);
         return rc;
@@ -234,17 +242,19 @@ static int check_local(const trestle_plan *p, const trestle_restore_options *opt
 {
     if (!p)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL plan");
-    if (opt && (opt->device >= 0 || opt->host_map))
+    /* host_map destinations are mappings of this rank's shard files: the
+     * bytes other ranks read would have nowhere to go. */
+    if (opt && opt->host_map)
         return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
-                                    "group restores go to host memory only for now (device %d, "
-                                    "host_map %d)", opt->device, opt->host_map);
+                                    "group restores cannot map shard files (host_map %d)",
+                                    opt->host_map);
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
         trestle_plan_op_info o;
         trestle_plan_get_op(p, i, &o);
-        if (o.device >= 0) /* a DEST_DEVICE op restored before */
+        if (o.device >= 0) /* set only once restored */
             return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
-                                        "op '%s' has a device destination: group restores go to "
-                                        "host memory only for now", o.name);
+                                        "op '%s' was restored before: plan again for a group "
+                                        "restore", o.name);
     }
     return TRESTLE_OK;
 }
@@ -319,12 +329,40 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     st.agree_seconds += MPI_Wtime() - t;
     if (rc != TRESTLE_OK && live)
         trestle_restore_cancel(p);
+    /* Device destinations on some rank: choose how they travel (NCCL, a
+     * CUDA-aware MPI, pinned staging), and agree that every rank could. */
+    trestle__group_dev *dx = NULL;
+    st.exchange = TRESTLE_GROUP_EXCHANGE_MPI_HOST;
+    snprintf(st.exchange_note, sizeof st.exchange_note, "nothing to exchange: one rank reads "
+             "all");
+    if (rc == TRESTLE_OK) {
+        int orc = TRESTLE_OK;
+        if (g->xsize > 1)
+            orc = trestle__group_dev_open(&dx, g->xcomm, g->xrank, g->xsize,
+                                          opt ? opt->device : -1, g->exchange, &st.exchange,
+                                          st.exchange_note, sizeof st.exchange_note, &mine);
+        t = MPI_Wtime();
+        rc = agree(g, orc, err, &mine);
+        st.agree_seconds += MPI_Wtime() - t;
+        if (rc != TRESTLE_OK)
+            trestle_restore_cancel(p);
+    }
     int xrc = TRESTLE_OK;
     if (rc == TRESTLE_OK && g->xsize > 1) {
         bool stopped;
         t = MPI_Wtime();
-        xrc = trestle__group_exchange(g->xcomm, g->xrank, g->xsize, &lv, runs, &stopped, &mine);
+        xrc = trestle__group_exchange(g->xcomm, g->xrank, g->xsize, &lv, runs, dx, &stopped,
+                                      &mine);
+        /* The last copies into this rank's devices finish here. */
+        trestle_error derr;
+        int drc = trestle__group_dev_close(dx, &derr);
+        if (xrc == TRESTLE_OK && drc != TRESTLE_OK) {
+            xrc = drc;
+            mine = derr;
+        }
         st.exchange_seconds = MPI_Wtime() - t;
+    } else {
+        trestle__group_dev_close(dx, NULL);
     }
     if (live) {
         int lrc = trestle__group_live_join(&lv, &mine);

@@ -32,8 +32,20 @@
  * above, or each node on its own: steps 1, 2 and 4 then run among the
  * ranks of each node, so every node reads the checkpoint once from its own
  * disks or page cache and nothing crosses between nodes, while steps 3 and
- * 5 still span the whole group. Host memory only for
- * now: device ranks (NCCL, or pinned staging over MPI) are still to come.
+ * 5 still span the whole group.
+ *
+ * Device ranks: with `opt->device` set, each rank restores its part
+ * straight to its GPU (trestle_group_local_device() picks one by
+ * node-local rank) and the rounds travel between GPUs by the best way
+ * every rank of the exchange has (trestle_group_exchange_kind): NCCL when
+ * libnccl.so.2 loads at run time (libtrestle_mpi neither links nor
+ * requires it; its absence, or a failed ncclCommInitRank, falls back
+ * quietly), else MPI on device memory when the MPI says it is CUDA-aware
+ * (Open MPI's MPIX_Query_cuda_support()), else pinned host staging over
+ * MPI. trestle_group_stats.exchange and exchange_note say which ran and
+ * why. The staged path is tested on the CUDA mock; NCCL and CUDA-aware MPI
+ * need real GPUs and are not tested in CI.
+ *
  * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
  * and need no exchange: plan those tensors separately and restore them with
  * trestle_restore() on each rank (tools/trestle_mpi.c does so).
@@ -94,6 +106,23 @@ typedef enum trestle_group_scope {
                                         a page cache each node fills for itself) */
 } trestle_group_scope;
 
+/** How a group restore moves verified bytes between ranks
+ *  (trestle_group_options.exchange, trestle_group_stats.exchange). */
+typedef enum trestle_group_exchange_kind {
+    TRESTLE_GROUP_EXCHANGE_AUTO = 0,     /**< options: the best one available (below) */
+    TRESTLE_GROUP_EXCHANGE_MPI_HOST = 1, /**< host destinations on every rank: MPI broadcasts
+                                              straight between them (hindexed datatypes) */
+    TRESTLE_GROUP_EXCHANGE_STAGED = 2,   /**< device destinations: the round's root copies its
+                                              bytes device-to-host into a pinned bounce buffer
+                                              (2 x 64 MiB, used in turn), MPI broadcasts it, the
+                                              others copy host-to-device */
+    TRESTLE_GROUP_EXCHANGE_MPI_CUDA = 3, /**< device destinations, CUDA-aware MPI: MPI
+                                              broadcasts a device bounce buffer */
+    TRESTLE_GROUP_EXCHANGE_NCCL = 4      /**< device destinations, NCCL (libnccl.so.2, loaded
+                                              at run time): ncclBroadcast of a device bounce
+                                              buffer on a stream, no host copy */
+} trestle_group_exchange_kind;
+
 /**
  * Options for trestle_group_create_with(). Fill with
  * trestle_group_options_init(). Every rank passes the same scope, and
@@ -118,7 +147,11 @@ typedef struct trestle_group_options {
                              machine can simulate several nodes (trestle-mpi --simulate-nodes) */
     const char *path;   /**< the checkpoint (prefix, .index file or directory) the AUTO rule
                              looks at, or NULL; read during the call only */
-    void *reserved[6];  /**< must be zero */
+    int exchange;       /**< a trestle_group_exchange_kind for device restores: AUTO (default)
+                             or STAGED, to compare with or rule out the others; a kind that is
+                             not available falls back to STAGED, never an error */
+    int reserved_int;   /**< must be zero */
+    void *reserved[5];  /**< must be zero */
 } trestle_group_options;
 
 /**
@@ -171,6 +204,22 @@ TRESTLE_API int trestle_group_rank(const trestle_group *g);
  */
 TRESTLE_API int trestle_group_size(const trestle_group *g);
 
+/**
+ * @brief The CUDA device of this rank by node-local rank: the rank's index
+ * among the group's ranks on its node, modulo the node's device count
+ * (`--device local`). One process per GPU, as inference servers run, gets
+ * GPU 0, 1, ... on every node.
+ *
+ * @param[in]  g       the group.
+ * @param[out] device  the ordinal, or -1 on failure; not NULL.
+ * @param[out] err     filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments),
+ *         TRESTLE_E_NO_DEVICE (no device, or a build without CUDA).
+ * Local; thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_group_local_device(const trestle_group *g, int *device,
+                                           trestle_error *err);
+
 /** What one rank did in a group restore. Bytes exchanged are destination
  *  bytes (after any dtype conversion); bytes read are storage bytes. */
 typedef struct trestle_group_stats {
@@ -192,8 +241,13 @@ typedef struct trestle_group_stats {
     int nodes;                 /**< nodes in the group; since 0.2 */
     int node;                  /**< this rank's node, 0 <= node < nodes; since 0.2 */
     int node_size;             /**< ranks on this rank's node; since 0.2 */
-    char scope_note[160];      /**< why that scope, e.g. "2 nodes; the checkpoint is on ext4, not
-                                    a shared file system: read once per node"; since 0.2 */
+    char scope_note[160];      /**< why that scope, e.g. "2 nodes and the checkpoint is on ext4,
+                                    not a shared file system: each byte read once per node";
+                                    since 0.2 */
+    int exchange;              /**< the trestle_group_exchange_kind that ran; MPI_HOST also when
+                                    nothing was exchanged; since 0.2 */
+    char exchange_note[160];   /**< why that exchange, e.g. "libnccl.so.2 not loaded (...); MPI is
+                                    not CUDA-aware: pinned host staging"; since 0.2 */
 } trestle_group_stats;
 
 /**
@@ -203,8 +257,13 @@ typedef struct trestle_group_stats {
  * Every rank must pass a plan of the same ops, options and checkpoint
  * (checked: a fingerprint of the plans' extents and op sizes is compared,
  * and a mismatch fails every rank). Destinations are host memory
- * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST);
- * ops with TRESTLE_DEST_DISCARD are checked by their reader only.
+ * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST) or,
+ * since 0.2, device memory (TRESTLE_DEST_ALLOCATE with `opt->device` >= 0,
+ * or TRESTLE_DEST_DEVICE), which ranks may mix; ops with
+ * TRESTLE_DEST_DISCARD are checked by their reader only. Device
+ * destinations are complete when the call returns: the exchange's copies
+ * run on a stream of its own, synchronised before the last agreement. The
+ * calling thread's current CUDA device is left as it was.
  *
  * `p` is kept to this rank's part (trestle_plan_keep_extents()) and cannot
  * be group-restored again: plan again for another restore. The ready
@@ -214,16 +273,19 @@ typedef struct trestle_group_stats {
  *
  * @param[in]     g      the group.
  * @param[in,out] p      the plan; not NULL.
- * @param[in]     opt    restore options, or NULL for defaults; `device`
- *                       must be -1 and `host_map` 0.
+ * @param[in]     opt    restore options, or NULL for defaults; `host_map`
+ *                       must be 0 (a mapping of this rank's shard files
+ *                       has no room for bytes other ranks read).
  * @param[out]    stats  this rank's figures (also on failure); may be NULL.
  * @param[out]    err    filled on failure; may be NULL. Every rank gets the
  *                       same code and message, "rank R of N: <the error of
  *                       the lowest failing rank R>".
  * @return TRESTLE_OK or the failing rank's code (TRESTLE_E_CRC_MISMATCH,
  *         TRESTLE_E_IO, ... as trestle_restore()), TRESTLE_E_UNSUPPORTED
- *         (device destinations, host_map), TRESTLE_E_INVALID_ARG (plans differ
- *         between ranks), TRESTLE_E_GROUP (an MPI call failed).
+ *         (host_map, a plan restored before), TRESTLE_E_INVALID_ARG (plans
+ *         differ between ranks), TRESTLE_E_GROUP (an MPI or NCCL call
+ *         failed), TRESTLE_E_CUDA (a copy of the exchange failed),
+ *         TRESTLE_E_NO_DEVICE (device destinations in a build without CUDA).
  * Collective; blocks the calling thread, which makes every MPI call. Since 0.2.
  */
 TRESTLE_API int trestle_group_restore(trestle_group *g, trestle_plan *p,

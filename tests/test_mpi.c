@@ -110,19 +110,20 @@ typedef struct rank_line {
     int seen;
     uint64_t whole, parts, read;
     int node;                   /* the node it says it is on */
+    int device;                 /* the GPU it restored to, -1 for host memory */
 } rank_line;
 
 static void parse_ranks(const char *out, int np, rank_line *lines)
 {
     memset(lines, 0, (size_t)np * sizeof *lines);
     for (const char *s = out; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
-        int r, n, node = -1;
+        int r, n, node = -1, device = -1;
         uint64_t w, p, b;
         if (sscanf(s, "rank %d/%d checksum: whole %" SCNx64 " parts %" SCNx64 " read %" SCNu64
-                   " node %d", &r, &n, &w, &p, &b, &node) >= 5) {
+                   " node %d device %d", &r, &n, &w, &p, &b, &node, &device) >= 5) {
             cr_assert(n == np && r >= 0 && r < np, "bad line: %.80s", s);
             cr_assert(!lines[r].seen, "rank %d printed twice", r);
-            lines[r] = (rank_line){ 1, w, p, b, node };
+            lines[r] = (rank_line){ 1, w, p, b, node, device };
         }
     }
     for (int r = 0; r < np; r++)
@@ -258,11 +259,12 @@ static uint64_t tp_parts(const tp_fixture *f, int r, int np)
     return fnv(h, buf, (uint64_t)(8 * n * 4));
 }
 
-static void check_tp(tp_fixture *f, int np, const char *args, uint64_t whole)
+static void check_tp_env(tp_fixture *f, int np, const char *env, const char *args,
+                         uint64_t whole)
 {
     char *out, *err;
     rank_line lines[8];
-    int rc = mpirun(np, NULL, args, &out, &err);
+    int rc = mpirun(np, env, args, &out, &err);
     cr_assert_eq(rc, 0, "np %d: exit %d\n%s%s", np, rc, out, err);
     parse_ranks(out, np, lines);
     for (int r = 0; r < np; r++) {
@@ -272,6 +274,11 @@ static void check_tp(tp_fixture *f, int np, const char *args, uint64_t whole)
     }
     free(out);
     free(err);
+}
+
+static void check_tp(tp_fixture *f, int np, const char *args, uint64_t whole)
+{
+    check_tp_env(f, np, NULL, args, whole);
 }
 
 Test(mpi, tensor_parallel_parts_equal_reference_slices_even_and_uneven, .timeout = 300)
@@ -327,7 +334,8 @@ static int count(const char *hay, const char *needle)
  * multi-shard checkpoint; restoring it on np ranks (with `extra` options)
  * must fail every rank with rank `owner`'s CRC error, the same line np
  * times. */
-static void check_corrupt_on(long which, int owner, int np, const char *extra)
+static void check_corrupt_env(long which, int owner, int np, const char *env,
+                              const char *extra)
 {
     char *dir, *prefix = make_multishard(&dir), *args, *out, *err, *shard;
     trestle_checkpoint *c;
@@ -352,7 +360,7 @@ static void check_corrupt_on(long which, int owner, int np, const char *extra)
     fclose(fp);
 
     cr_assert(asprintf(&args, "'%s' --all %s", prefix, extra) > 0);
-    int rc = mpirun(np, NULL, args, &out, &err);
+    int rc = mpirun(np, env, args, &out, &err);
     cr_assert_neq(rc, 0, "a corrupt checkpoint restored:\n%s", out);
     char want[512];
     snprintf(want, sizeof want, "trestle: rank %d of %d: CRC32C mismatch in tensor '%s' (shard "
@@ -367,6 +375,11 @@ static void check_corrupt_on(long which, int owner, int np, const char *extra)
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+}
+
+static void check_corrupt_on(long which, int owner, int np, const char *extra)
+{
+    check_corrupt_env(which, owner, np, NULL, extra);
 }
 
 static void check_corrupt(long which, int owner)
@@ -575,4 +588,116 @@ Test(mpi, a_bad_scope_is_a_usage_error, .timeout = 60)
     cr_assert_eq(count(err, "--scope is auto, group or node, not 'rack'"), 1, "%s", err);
     free(out);
     free(err);
+}
+
+/* ---- device ranks (the CUDA mock: two devices, in each rank's process) ---- */
+
+#define MOCK_ENV "TRESTLE_CUDAMOCK_DEVICES=2"
+
+/* Device ranks need the mock build (tools/check.sh cudamock); a CUDA build
+ * on a machine without a GPU has nothing to run them on. */
+static void need_mock(void)
+{
+#if !TRESTLE_HAVE_CUDA || !defined(TRESTLE_CUDA_MOCK)
+    cr_skip("device ranks run on the CUDA mock (-DTRESTLE_CUDA_MOCK=ON), and this build has none");
+#endif
+}
+
+/* np ranks restore `path` with `extra` onto their mock devices: each rank's
+ * tensors, read back from device memory, equal a single-process host
+ * restore, and they read the checkpoint `copies` times in all; rank r is
+ * on device r % 2; rank 0 says the exchange was staged
+ * through host memory, and why. */
+static void check_device_ranks(const char *path, int np, uint64_t copies, const char *extra)
+{
+    uint64_t total, maxx, want = reference(path, NULL, 0, NULL, 0, &total, &maxx);
+    char *args, *out, *err;
+    rank_line lines[8];
+    uint64_t sum = 0;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --device local %s", path, extra) > 0);
+    int rc = mpirun(np, MOCK_ENV, args, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    parse_ranks(out, np, lines);
+    for (int r = 0; r < np; r++) {
+        cr_assert_eq(lines[r].whole, want, "%s: rank %d of %d (device %d) differs from a host "
+                     "restore", path, r, np, lines[r].device);
+        cr_assert_eq(lines[r].device, r % 2, "rank %d restored to device %d", r, lines[r].device);
+        sum += lines[r].read;
+    }
+    cr_assert_eq(sum, copies * total, "the ranks read %" PRIu64 ", not %" PRIu64 " x %" PRIu64,
+                 sum, copies, total);
+    /* NCCL may even be installed here: on the mock's memory it is declined. */
+    cr_assert(strstr(out, "exchange staged: device destinations: ") &&
+              strstr(out, "pinned host staging over MPI\n"), "no staged exchange:\n%s", out);
+    free(args);
+    free(out);
+    free(err);
+}
+
+Test(mpi, device_ranks_restore_onto_their_own_mock_devices_like_a_host_restore, .timeout = 300)
+{
+    tool();
+    need_mock();
+    char *dir, *prefix = make_multishard(&dir);
+    check_device_ranks(prefix, 2, 1, "");
+    check_device_ranks(prefix, 3, 1, "");            /* ranks 0 and 2 share device 0 */
+    check_device_ranks(prefix, 2, 1, "--exchange staged");
+    const char *p = tu_fixture("tf-real/tfkeras_lso_ckpt_2shards");
+    struct stat st;
+    if (stat(p, &st) == 0)
+        check_device_ranks(p, 2, 1, "");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+Test(mpi, device_ranks_with_node_scope_and_tensor_parallel_parts, .timeout = 300)
+{
+    tool();
+    need_mock();
+    char *dir, *prefix = make_multishard(&dir);
+    /* Two simulated nodes of two: each node's ranks on devices 0 and 1. */
+    check_device_ranks(prefix, 4, 2, "--simulate-nodes 2 --scope node");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+    tp_fixture f;
+    make_tp(&f);
+    trestle_op norm = { .name = "model/norm/scale" };
+    uint64_t whole = reference(f.prefix, &norm, 1, NULL, 0, NULL, NULL);
+    char *args;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --device local --shard 'model/attn/*:0' "
+                              "--shard 'model/mlp/*:1'", f.prefix) > 0);
+    check_tp_env(&f, 3, MOCK_ENV, args, whole);
+    free(args);
+    free_tp(&f);
+}
+
+Test(mpi, a_corrupt_byte_fails_both_device_ranks_alike, .timeout = 300)
+{
+    tool();
+    need_mock();
+    check_corrupt_env(-1, 1, 2, MOCK_ENV, "--device local");
+    check_corrupt_env(0, 0, 2, MOCK_ENV, "--device local");
+}
+
+Test(mpi, device_ranks_without_cuda_fail_every_rank_alike, .timeout = 120)
+{
+    tool();
+#if TRESTLE_HAVE_CUDA
+    cr_skip("this build has CUDA (or its mock): --device local is tested on the mock");
+#else
+    char *dir, *prefix = make_multishard(&dir), *args, *out, *err;
+    cr_assert(asprintf(&args, "'%s' --all --device local", prefix) > 0);
+    int rc = mpirun(2, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(count(err, "trestle: rank 0 of 2: this build of trestle has no CUDA support: "
+                            "--device local needs one"), 2, "%s", err);
+    free(args);
+    free(out);
+    free(err);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+#endif
 }
