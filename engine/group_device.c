@@ -23,8 +23,8 @@
  * first, in the host bounce buffer or by a small MPI_Bcast.
  *
  * NCCL and CUDA-aware MPI need real device memory: with the CUDA mock
- * (TRESTLE_CUDA_MOCK, tests) both are probed as usual and then declined,
- * so the tests run the staged path and the fallbacks.
+ * (TRESTLE_CUDA_MOCK, tests) neither is tried, so the tests run the staged
+ * path, the one every fallback ends in.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -61,6 +61,7 @@ typedef struct nccl_api {
 
 /* Load libnccl.so.2 and the five calls the exchange makes; false (and why,
  * in note) when it is not there, which is no error. */
+#if !TRESTLE_CUDA_MOCK
 static bool nccl_load(nccl_api *n, char *note, size_t cap)
 {
     memset(n, 0, sizeof *n);
@@ -84,6 +85,7 @@ static bool nccl_load(nccl_api *n, char *note, size_t cap)
     }
     return true;
 }
+#endif /* !TRESTLE_CUDA_MOCK */
 #endif /* TRESTLE_HAVE_CUDA */
 
 /* Whether the MPI library says it can take device pointers. */
@@ -263,7 +265,14 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
     *out = NULL;
     *kind = TRESTLE_GROUP_EXCHANGE_MPI_HOST;
     snprintf(note, cap, "host destinations: MPI moves the bytes straight between them");
-#if TRESTLE_HAVE_CUDA
+#if TRESTLE_HAVE_CUDA && TRESTLE_CUDA_MOCK
+    /* The mock's device memory is host memory behind PROT_NONE: neither
+     * NCCL nor a CUDA-aware MPI can reach it, and loading NCCL (and the
+     * real CUDA runtime it pulls in) into a test process only costs. */
+    nccl_api nccl = { 0 };
+    bool have_nccl = false;
+    snprintf(why, sizeof why, "NCCL is not tried on the CUDA mock");
+#elif TRESTLE_HAVE_CUDA
     nccl_api nccl;
     bool have_nccl = device >= 0 && want == TRESTLE_GROUP_EXCHANGE_AUTO &&
                      nccl_load(&nccl, why, sizeof why);
@@ -275,14 +284,7 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
 #endif
     bool aware = device >= 0 && want == TRESTLE_GROUP_EXCHANGE_AUTO && mpi_cuda_aware();
 #if TRESTLE_CUDA_MOCK
-    /* The mock's device memory is host memory behind PROT_NONE: neither
-     * NCCL nor a CUDA-aware MPI can reach it. */
-    if (have_nccl || aware)
-        snprintf(why, sizeof why, "the CUDA mock has no real device memory for %s",
-                 have_nccl ? "NCCL" : "a CUDA-aware MPI");
-    if (have_nccl)
-        dlclose(nccl.lib);
-    have_nccl = aware = false;
+    aware = false;
 #endif
     /* One reduction decides for all: any device at all, and whether every
      * rank can do NCCL or CUDA-aware MPI. */

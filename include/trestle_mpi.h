@@ -83,9 +83,10 @@ typedef struct trestle_group trestle_group;
  * @brief Make a group of the processes of `comm`, scope AUTO.
  *
  * The same as trestle_group_create_with() with default options and no
- * path, so across nodes the scope is NODE. The communicator is duplicated (so the group's collectives never match
- * the caller's) with MPI_ERRORS_RETURN on the copy, so an MPI failure
- * comes back as an error instead of aborting the job.
+ * path, so across nodes the scope is NODE. The communicator is duplicated
+ * (so the group's collectives never match the caller's) with
+ * MPI_ERRORS_RETURN on the copy, so an MPI failure comes back as an error
+ * instead of aborting the job.
  *
  * @param[in]  comm  an intracommunicator; every member calls this.
  * @param[out] out   the group, or NULL on failure; free with trestle_group_free().
