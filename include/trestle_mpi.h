@@ -259,8 +259,9 @@ typedef struct trestle_group_stats {
  * (checked: a fingerprint of the plans' extents and op sizes is compared,
  * and a mismatch fails every rank). Destinations are host memory
  * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST) or,
- * since 0.2, device memory (TRESTLE_DEST_ALLOCATE with `opt->device` >= 0,
- * or TRESTLE_DEST_DEVICE), which ranks may mix; ops with
+ * since 0.2, device memory (TRESTLE_DEST_ALLOCATE or TRESTLE_DEST_DEVICE,
+ * with `opt->device` >= 0 naming this rank's GPU, which the exchange uses
+ * too), which ranks may mix; ops with
  * TRESTLE_DEST_DISCARD are checked by their reader only. Device
  * destinations are complete when the call returns: the exchange's copies
  * run on a stream of its own, synchronised before the last agreement. The

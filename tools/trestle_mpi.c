@@ -68,7 +68,7 @@ static const char help[] =
     "                         nodes, rank r of W on node r*N/W (as mpirun places\n"
     "                         them by slot), instead of asking MPI which ranks share\n"
     "                         memory\n"
-    "\n"    "\n"
+    "\n"
     "Where the tensors go:\n"
     "      --device local|K   restore onto a GPU instead of host memory: local is this\n"
     "                         rank's GPU by node-local rank (rank i of a node gets GPU\n"
@@ -83,7 +83,7 @@ static const char help[] =
     "      --exchange auto|staged\n"
     "                         device ranks: staged always takes pinned host memory,\n"
     "                         to compare with NCCL or rule it out (default auto)\n"
-
+    "\n"
     "How:\n"
     "      --no-verify        skip the CRC32C check\n"
     "      --threads N        verify/copy workers per rank (default: cores, at most 8)\n"
