@@ -18,6 +18,11 @@
 #include "trestle.h"
 #include "trestle_mpi.h"
 
+/* Bytes per exchange round: big enough for full bandwidth, small enough
+ * that the first rounds go out while the rest is still being read, and
+ * the size of each device exchange's bounce buffers. */
+#define TRESTLE__GROUP_ROUND_BYTES ((uint64_t)64 << 20)
+
 /* A destination run (trestle_run_fn): bytes [offset, offset + length) of op. */
 typedef struct trestle__group_run {
     size_t op;
@@ -31,6 +36,23 @@ typedef struct trestle__group_runs {
     uint64_t bytes;             /* sum of the lengths */
 } trestle__group_runs;
 
+/* A group (include/trestle_mpi.h). Two communicators: `comm` spans the
+ * whole group, and every collective that decides an outcome runs on it;
+ * `xcomm` is the one a restore reads once over and exchanges within: comm
+ * itself (scope GROUP) or this rank's node (scope NODE). */
+struct trestle_group {
+    MPI_Comm comm;              /* our own duplicate, MPI_ERRORS_RETURN */
+    int rank, size;
+    MPI_Comm node_comm;         /* the ranks of this rank's node (MPI_COMM_NULL: none made) */
+    int node_rank, node_size;   /* this rank in it, and its size */
+    int nodes, node;            /* nodes in the group, and this rank's, 0 <= node < nodes */
+    int scope;                  /* the resolved scope: TRESTLE_GROUP_SCOPE_GROUP or _NODE */
+    char scope_note[160];       /* why that scope, for summaries */
+    MPI_Comm xcomm;             /* comm or node_comm, as scope says (not owned) */
+    int xrank, xsize;           /* this rank in xcomm, and its size */
+    int exchange;               /* the caller's trestle_group_exchange_kind: AUTO or STAGED */
+};
+
 /* The group's own communicator (engine/group_mpi.c), for the group's other
  * files: engine/group_crc.c. */
 MPI_Comm trestle__group_comm(const trestle_group *g);
@@ -43,6 +65,16 @@ int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
 int trestle__group_collect(const trestle_plan *p, size_t first, size_t end,
                            trestle__group_runs *out, trestle_error *err);
 
+/* ---- read-once scope (engine/group_scope.c) ---- */
+
+/* Find g's nodes (MPI_Comm_split_type SHARED, or the colours node_id when
+ * every rank gives one) and resolve opt's scope into g->scope, g->xcomm
+ * and g->scope_note. Collective over g->comm, which must be set, as must
+ * rank and size. TRESTLE_E_INVALID_ARG (node_id given by some ranks only,
+ * an unknown scope) or TRESTLE_E_GROUP; the same on every rank. */
+int trestle__group_scope_init(struct trestle_group *g, int scope, int node_id, const char *path,
+                              trestle_error *err);
+
 /* ---- this rank's restore, on a thread of its own (engine/group_live.c) ---- */
 
 /* A restore of this rank's part running while the calling thread (the one
@@ -52,6 +84,7 @@ typedef struct trestle__group_live {
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* signalled at every ready op and at the end */
     uint8_t **data;             /* per op: its destination once reported ready, else NULL */
+    int *device;                /* per op: the CUDA device of data, or -1 for host memory */
     bool done;                  /* the restore returned */
     int rc;                     /* its result, once done */
     trestle_error err;          /* its error, once done */
@@ -83,6 +116,39 @@ bool trestle__group_live_failed(trestle__group_live *lv);
 /* Wait for the restore to return; its result. Safe after a failed start. */
 int trestle__group_live_join(trestle__group_live *lv, trestle_error *err);
 
+/* ---- device exchange (engine/group_device.c) ---- */
+
+/* How a device restore's rounds travel (trestle_group_exchange_kind), and
+ * the streams, bounce buffers and NCCL communicator that do it. */
+typedef struct trestle__group_dev trestle__group_dev;
+
+/*
+ * Choose and set up the exchange of a restore whose destinations may be in
+ * device memory: `device` is this rank's restore device (-1: host only).
+ * Collective over comm; every rank ends with the same kind, or with *out
+ * NULL and kind MPI_HOST when no rank has a device. `want` is a
+ * trestle_group_exchange_kind (AUTO: the best available). The kind and
+ * the reason go to *kind and note. TRESTLE_E_NOMEM, TRESTLE_E_CUDA; on
+ * failure *out is NULL and the caller agrees on the error.
+ */
+int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, int size,
+                            int device, int want, int *kind, char *note, size_t note_cap,
+                            trestle_error *err);
+
+/* One round of root's runs: `n` pieces (addr[k], len[k] bytes, on device
+ * dev[k] or -1 for host), `bytes` in all, then *status is the root's.
+ * `direct` false: this rank has no destinations (its restore failed), so
+ * it takes part without copying. A CUDA failure is kept for
+ * trestle__group_dev_close() and turns later rounds indirect, so the
+ * collectives still match. TRESTLE_E_GROUP when MPI or NCCL fails. */
+int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, int rank,
+                             uint8_t *const *addr, const uint64_t *len, const int *dev, int n,
+                             uint64_t bytes, bool direct, int *status, trestle_error *err);
+
+/* Wait for the last copies, free everything, give the caller's device
+ * back; the first CUDA failure of the exchange, if any. NULL: OK. */
+int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err);
+
 /* ---- the exchange (engine/group_exchange.c) ---- */
 
 /*
@@ -92,10 +158,13 @@ int trestle__group_live_join(trestle__group_live *lv, trestle_error *err);
  * touches are in place at the root (and have destinations at the
  * receivers). Rounds take turns between the roots. Each carries the root's
  * status first: once a root's restore has failed, every rank stops after
- * that round (*stopped) and the outcome is left to the agreement.
+ * that round (*stopped) and the outcome is left to the agreement. dx NULL:
+ * host destinations, moved by MPI straight between them; else the rounds
+ * go through trestle__group_dev_round().
  * TRESTLE_E_NOMEM or TRESTLE_E_GROUP.
  */
 int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_live *lv,
-                            const trestle__group_runs *runs, bool *stopped, trestle_error *err);
+                            const trestle__group_runs *runs, trestle__group_dev *dx,
+                            bool *stopped, trestle_error *err);
 
 #endif /* TRESTLE_GROUP_H */

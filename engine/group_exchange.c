@@ -19,7 +19,7 @@
 
 #include "group.h"
 
-#define ROUND_BYTES ((uint64_t)64 << 20) /* per broadcast: big enough for full bandwidth */
+#define ROUND_BYTES TRESTLE__GROUP_ROUND_BYTES /* per broadcast (group.h) */
 #define ROUND_BLOCKS 65536               /* runs per broadcast: bounds the type's arrays */
 
 /* ---- runs ---- */
@@ -95,36 +95,59 @@ static void round_extent(const trestle__group_runs *rs, const cursor *c, cursor 
     *bytes = b;
 }
 
+/* The pieces of the round [c, next) at this rank: where each run's bytes
+ * are in its destinations, and on which device. Their count. */
+static int round_pieces(const trestle__group_runs *rs, const cursor *c, const cursor *next,
+                        uint8_t *const *data, const int *device, uint8_t **addr, uint64_t *len,
+                        int *dev)
+{
+    int nb = 0;
+    cursor k = *c;
+    while (k.at < next->at || (k.at == next->at && k.skip < next->skip)) {
+        const trestle__group_run *rn = &rs->v[k.at];
+        uint64_t stop = k.at == next->at ? next->skip : rn->length;
+        addr[nb] = data[rn->op] + rn->offset + k.skip;
+        len[nb] = stop - k.skip;
+        dev[nb++] = device[rn->op];
+        k.skip = stop;
+        if (k.skip == rn->length) {
+            k.at++;
+            k.skip = 0;
+        }
+    }
+    return nb;
+}
+
+/* Arrays of one round's pieces, ROUND_BLOCKS long each. */
+typedef struct pieces {
+    uint8_t **addr;
+    uint64_t *len;
+    int *dev;
+    int *lens;
+    MPI_Aint *disps;
+} pieces;
+
 /*
- * One round of root r: a status word, then the round's runs, as one
- * hindexed type over absolute addresses. `direct` false: this rank's
- * restore failed before the ops had destinations, so the bytes go to (or
- * come from) a scratch buffer of the same size instead, the type signature
- * (4 + bytes MPI_BYTEs) unchanged. On return *status is the root's.
+ * One round of root r between host destinations: a status word, then the
+ * round's pieces, as one hindexed type over absolute addresses. `direct`
+ * false: this rank's restore failed before the ops had destinations, so
+ * the bytes go to (or come from) a scratch buffer of the same size
+ * instead, the type signature (4 + bytes MPI_BYTEs) unchanged. On return
+ * *status is the root's.
  */
-static int round_bcast(MPI_Comm comm, int root, const trestle__group_runs *rs, const cursor *c,
-                       const cursor *next, uint64_t bytes, uint8_t *const *data, bool direct,
-                       int *status, uint8_t **scratch, int *lens, MPI_Aint *disps,
-                       trestle_error *err)
+static int round_bcast(MPI_Comm comm, int root, const pieces *pc, int n, uint64_t bytes,
+                       bool direct, int *status, uint8_t **scratch, trestle_error *err)
 {
     MPI_Datatype t;
     int mrc, nb = 0;
     if (direct) {
-        MPI_Get_address(status, &disps[nb]);
-        lens[nb++] = (int)sizeof *status;
-        cursor k = *c;
-        while (k.at < next->at || (k.at == next->at && k.skip < next->skip)) {
-            const trestle__group_run *rn = &rs->v[k.at];
-            uint64_t stop = k.at == next->at ? next->skip : rn->length;
-            MPI_Get_address(data[rn->op] + rn->offset + k.skip, &disps[nb]);
-            lens[nb++] = (int)(stop - k.skip);
-            k.skip = stop;
-            if (k.skip == rn->length) {
-                k.at++;
-                k.skip = 0;
-            }
+        MPI_Get_address(status, &pc->disps[nb]);
+        pc->lens[nb++] = (int)sizeof *status;
+        for (int k = 0; k < n; k++) {
+            MPI_Get_address(pc->addr[k], &pc->disps[nb]);
+            pc->lens[nb++] = (int)pc->len[k];
         }
-        mrc = MPI_Type_create_hindexed(nb, lens, disps, MPI_BYTE, &t);
+        mrc = MPI_Type_create_hindexed(nb, pc->lens, pc->disps, MPI_BYTE, &t);
     } else {
         if (!*scratch && !(*scratch = malloc(ROUND_BYTES + sizeof *status))) {
             /* Without it this rank cannot take its part in the collective:
@@ -146,16 +169,18 @@ static int round_bcast(MPI_Comm comm, int root, const trestle__group_runs *rs, c
 }
 
 int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_live *lv,
-                            const trestle__group_runs *runs, bool *stopped, trestle_error *err)
+                            const trestle__group_runs *runs, trestle__group_dev *dx,
+                            bool *stopped, trestle_error *err)
 {
     cursor *cur = calloc((size_t)size, sizeof *cur);
-    int *lens = malloc(ROUND_BLOCKS * sizeof *lens);
-    MPI_Aint *disps = malloc(ROUND_BLOCKS * sizeof *disps);
+    pieces pc = { malloc(ROUND_BLOCKS * sizeof *pc.addr), malloc(ROUND_BLOCKS * sizeof *pc.len),
+                  malloc(ROUND_BLOCKS * sizeof *pc.dev), malloc(ROUND_BLOCKS * sizeof *pc.lens),
+                  malloc(ROUND_BLOCKS * sizeof *pc.disps) };
     uint8_t *scratch = NULL;
     int rc = TRESTLE_OK;
 
     *stopped = false;
-    if (!cur || !lens || !disps) {
+    if (!cur || !pc.addr || !pc.len || !pc.dev || !pc.lens || !pc.disps) {
         /* Every rank allocates these before its first round; running out
          * here leaves the others in their first broadcast. */
         MPI_Abort(comm, 1);
@@ -175,8 +200,13 @@ int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_li
              * has returned (then with a failure). */
             bool direct = trestle__group_live_wait(lv, &runs[r], cur[r].at, end_run);
             int status = r == rank && !direct ? 1 : 0;
-            rc = round_bcast(comm, r, &runs[r], &cur[r], &next, bytes, lv->data, direct, &status,
-                             &scratch, lens, disps, err);
+            int n = direct ? round_pieces(&runs[r], &cur[r], &next, lv->data, lv->device,
+                                          pc.addr, pc.len, pc.dev) : 0;
+            if (dx)
+                rc = trestle__group_dev_round(dx, comm, r, rank, pc.addr, pc.len, pc.dev, n,
+                                              bytes, direct, &status, err);
+            else
+                rc = round_bcast(comm, r, &pc, n, bytes, direct, &status, &scratch, err);
             if (status != 0)
                 *stopped = true;
             cur[r] = next;
@@ -185,7 +215,10 @@ int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_li
     }
     free(scratch);
     free(cur);
-    free(lens);
-    free(disps);
+    free(pc.addr);
+    free(pc.len);
+    free(pc.dev);
+    free(pc.lens);
+    free(pc.disps);
     return rc;
 }

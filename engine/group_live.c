@@ -16,6 +16,7 @@ static int on_ready(void *user, size_t i, const trestle_plan_op_info *op)
     trestle__group_live *lv = user;
     pthread_mutex_lock(&lv->mu);
     lv->data[i] = op->data ? op->data : (uint8_t *)lv; /* zero bytes: any address */
+    lv->device[i] = op->data ? op->device : -1;
     pthread_cond_broadcast(&lv->cv);
     pthread_mutex_unlock(&lv->mu);
     /* The caller hears of ops this rank writes; the others are in place
@@ -60,7 +61,8 @@ int trestle__group_live_start(trestle__group_live *lv, trestle_plan *p,
     lv->opt.user = lv;
     size_t n = trestle_plan_op_count(p);
     lv->data = calloc(n ? n : 1, sizeof *lv->data);
-    if (!lv->data)
+    lv->device = calloc(n ? n : 1, sizeof *lv->device);
+    if (!lv->data || !lv->device)
         return trestle__group_error(err, TRESTLE_E_NOMEM, "out of memory");
     int ret = pthread_create(&lv->thread, NULL, run, lv);
     if (ret != 0)
@@ -105,7 +107,9 @@ int trestle__group_live_join(trestle__group_live *lv, trestle_error *err)
         *err = lv->err;
     int rc = lv->done ? lv->rc : TRESTLE_E_INVALID_ARG;
     free(lv->data);
+    free(lv->device);
     lv->data = NULL;
+    lv->device = NULL;
     pthread_mutex_destroy(&lv->mu);
     pthread_cond_destroy(&lv->cv);
     return rc;

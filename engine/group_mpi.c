@@ -4,14 +4,16 @@
  *
  * The order of a group restore, every step collective or local as marked:
  *   check    (collective) all ranks planned the same extents and op sizes;
- *   split    (local) this rank's consecutive, byte-balanced extent range;
+ *   split    (local) this rank's consecutive, byte-balanced extent range,
+ *            among the ranks of the read-once scope (g->xcomm: the whole
+ *            group, or this rank's node; engine/group_scope.c);
  *   runs     (local) the destination runs of every rank's part, listed
  *            before the plan is kept to this rank's part;
  *   restore  (local, engine/group_live.c) trestle_restore() of the kept plan,
  *            started on a thread of its own;
  *   agree    (collective) did every rank get this far? If not, the lowest
  *            failing rank's error becomes everyone's and nothing is exchanged;
- *   exchange (collective, engine/group_exchange.c) each round of verified
+ *   exchange (collective over the scope, engine/group_exchange.c) each round of verified
  *            bytes goes out as soon as it is in place at its root, while
  *            the rest is still being read;
  *   agree    (collective) once more, over the restores and the exchange.
@@ -26,14 +28,26 @@
 #include "group.h"
 #include "trestle_mpi.h"
 
-struct trestle_group {
-    MPI_Comm comm;              /* our own duplicate, MPI_ERRORS_RETURN */
-    int rank, size;
-};
+/* struct trestle_group is in group.h: engine/group_scope.c fills its nodes. */
 
-int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err)
+void trestle_group_options_init(trestle_group_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->scope = TRESTLE_GROUP_SCOPE_AUTO;
+    opt->node_id = -1;
+}
+
+int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
+                              trestle_group **out, trestle_error *err)
 {
     int inited = 0, mrc;
+    trestle_group_options o;
+    trestle_group_options_init(&o);
+    /* A caller built against an older header knows only `size` bytes. */
+    if (opt)
+        memcpy(&o, opt, opt->size < sizeof o ? opt->size : sizeof o);
+    o.size = sizeof o;
     trestle_error_clear(err);
     if (!out)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL output pointer");
@@ -52,14 +66,34 @@ int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err)
     MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
     MPI_Comm_rank(g->comm, &g->rank);
     MPI_Comm_size(g->comm, &g->size);
+    g->exchange = o.exchange;
+    int rc = o.exchange == TRESTLE_GROUP_EXCHANGE_AUTO ||
+                     o.exchange == TRESTLE_GROUP_EXCHANGE_STAGED
+                 ? TRESTLE_OK
+                 : trestle__group_error(err, TRESTLE_E_INVALID_ARG, "exchange %d: only AUTO (0) "
+                                        "or STAGED (2) can be asked for", o.exchange);
+    /* The scope's collectives run whatever rc is, so every rank fails alike. */
+    int src = trestle__group_scope_init(g, o.scope, o.node_id, o.path, rc ? NULL : err);
+    rc = rc ? rc : src;
+    if (rc != TRESTLE_OK) {
+        trestle_group_free(g);
+        return rc;
+    }
     *out = g;
     return TRESTLE_OK;
+}
+
+int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err)
+{
+    return trestle_group_create_with(comm, NULL, out, err);
 }
 
 void trestle_group_free(trestle_group *g)
 {
     if (!g)
         return;
+    if (g->node_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&g->node_comm);
     MPI_Comm_free(&g->comm);
     free(g);
 }
@@ -210,17 +244,19 @@ static int check_local(const trestle_plan *p, const trestle_restore_options *opt
 {
     if (!p)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL plan");
-    if (opt && (opt->device >= 0 || opt->host_map))
+    /* host_map destinations are mappings of this rank's shard files: the
+     * bytes other ranks read would have nowhere to go. */
+    if (opt && opt->host_map)
         return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
-                                    "group restores go to host memory only for now (device %d, "
-                                    "host_map %d)", opt->device, opt->host_map);
+                                    "group restores cannot map shard files (host_map %d)",
+                                    opt->host_map);
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
         trestle_plan_op_info o;
         trestle_plan_get_op(p, i, &o);
-        if (o.device >= 0) /* a DEST_DEVICE op restored before */
+        if (o.device >= 0) /* set only once restored */
             return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
-                                        "op '%s' has a device destination: group restores go to "
-                                        "host memory only for now", o.name);
+                                        "op '%s' was restored before: plan again for a group "
+                                        "restore", o.name);
     }
     return TRESTLE_OK;
 }
@@ -241,6 +277,11 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL group");
     st.rank = g->rank;
     st.size = g->size;
+    st.scope = g->scope;
+    st.nodes = g->nodes;
+    st.node = g->node;
+    st.node_size = g->node_size;
+    snprintf(st.scope_note, sizeof st.scope_note, "%s", g->scope_note);
 
     rc = check_local(p, opt, &mine);
     if (rc == TRESTLE_OK) {
@@ -252,15 +293,15 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
         MPI_Allreduce(dummy, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
     }
     if (rc == TRESTLE_OK) {
-        runs = calloc((size_t)g->size, sizeof *runs);
+        runs = calloc((size_t)g->xsize, sizeof *runs);
         if (!runs)
             rc = trestle__group_error(&mine, TRESTLE_E_NOMEM, "out of memory");
     }
     size_t first = 0, end = 0;
-    for (int r = 0; rc == TRESTLE_OK && r < g->size; r++) {
+    for (int r = 0; rc == TRESTLE_OK && r < g->xsize; r++) {
         size_t a, b;
-        trestle_group_part(p, r, g->size, &a, &b);
-        if (r == g->rank) {
+        trestle_group_part(p, r, g->xsize, &a, &b);
+        if (r == g->xrank) {
             first = a;
             end = b;
         }
@@ -273,8 +314,8 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     bool *writes = calloc(nops ? nops : 1, sizeof *writes);
     if (rc == TRESTLE_OK && !writes)
         rc = trestle__group_error(&mine, TRESTLE_E_NOMEM, "out of memory");
-    for (size_t k = 0; rc == TRESTLE_OK && k < runs[g->rank].n; k++)
-        writes[runs[g->rank].v[k].op] = true;
+    for (size_t k = 0; rc == TRESTLE_OK && k < runs[g->xrank].n; k++)
+        writes[runs[g->xrank].v[k].op] = true;
     st.extents = end - first;
 
     /* This rank's part restores on its own thread from here on. */
@@ -290,12 +331,40 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     st.agree_seconds += MPI_Wtime() - t;
     if (rc != TRESTLE_OK && live)
         trestle_restore_cancel(p);
+    /* Device destinations on some rank: choose how they travel (NCCL, a
+     * CUDA-aware MPI, pinned staging), and agree that every rank could. */
+    trestle__group_dev *dx = NULL;
+    st.exchange = TRESTLE_GROUP_EXCHANGE_MPI_HOST;
+    snprintf(st.exchange_note, sizeof st.exchange_note, "nothing to exchange: one rank reads "
+             "all");
+    if (rc == TRESTLE_OK) {
+        int orc = TRESTLE_OK;
+        if (g->xsize > 1)
+            orc = trestle__group_dev_open(&dx, g->xcomm, g->xrank, g->xsize,
+                                          opt ? opt->device : -1, g->exchange, &st.exchange,
+                                          st.exchange_note, sizeof st.exchange_note, &mine);
+        t = MPI_Wtime();
+        rc = agree(g, orc, err, &mine);
+        st.agree_seconds += MPI_Wtime() - t;
+        if (rc != TRESTLE_OK)
+            trestle_restore_cancel(p);
+    }
     int xrc = TRESTLE_OK;
-    if (rc == TRESTLE_OK && g->size > 1) {
+    if (rc == TRESTLE_OK && g->xsize > 1) {
         bool stopped;
         t = MPI_Wtime();
-        xrc = trestle__group_exchange(g->comm, g->rank, g->size, &lv, runs, &stopped, &mine);
+        xrc = trestle__group_exchange(g->xcomm, g->xrank, g->xsize, &lv, runs, dx, &stopped,
+                                      &mine);
+        /* The last copies into this rank's devices finish here. */
+        trestle_error derr;
+        int drc = trestle__group_dev_close(dx, &derr);
+        if (xrc == TRESTLE_OK && drc != TRESTLE_OK) {
+            xrc = drc;
+            mine = derr;
+        }
         st.exchange_seconds = MPI_Wtime() - t;
+    } else {
+        trestle__group_dev_close(dx, NULL);
     }
     if (live) {
         int lrc = trestle__group_live_join(&lv, &mine);
@@ -312,8 +381,8 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     }
     free(writes);
     if (runs) {
-        for (int r = 0; r < g->size; r++) {
-            if (r == g->rank)
+        for (int r = 0; r < g->xsize; r++) {
+            if (r == g->xrank)
                 st.bytes_sent = runs[r].bytes;
             else
                 st.bytes_received += runs[r].bytes;

@@ -53,6 +53,7 @@ void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i)
         .bytes = op->bytes,
         .data = op->dest,
         .out_dtype = op->out_dtype,
+        .device = op->device, /* 0 would say device 0 for host memory too */
     };
     int stop = x->opt.on_ready(x->opt.user, i, &info);
     /* The callback is the caller's code on our thread: it may have

@@ -26,8 +26,26 @@
  *     every rank now holds every planned tensor.
  *
  * Each round carries its root's status, so a root whose restore failed
- * stops the exchange for everyone at its next round. Host memory only for
- * now: device ranks (NCCL, or pinned staging over MPI) are still to come.
+ * stops the exchange for everyone at its next round.
+ *
+ * Read-once scope (trestle_group_create_with()): the whole group, as
+ * above, or each node on its own: steps 1, 2 and 4 then run among the
+ * ranks of each node, so every node reads the checkpoint once from its own
+ * disks or page cache and nothing crosses between nodes, while steps 3 and
+ * 5 still span the whole group.
+ *
+ * Device ranks: with `opt->device` set, each rank restores its part
+ * straight to its GPU (trestle_group_local_device() picks one by
+ * node-local rank) and the rounds travel between GPUs by the best way
+ * every rank of the exchange has (trestle_group_exchange_kind): NCCL when
+ * libnccl.so.2 loads at run time (libtrestle_mpi neither links nor
+ * requires it; its absence, or a failed ncclCommInitRank, falls back
+ * quietly), else MPI on device memory when the MPI says it is CUDA-aware
+ * (Open MPI's MPIX_Query_cuda_support()), else pinned host staging over
+ * MPI. trestle_group_stats.exchange and exchange_note say which ran and
+ * why. The staged path is tested on the CUDA mock; NCCL and CUDA-aware MPI
+ * need real GPUs and are not tested in CI.
+ *
  * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
  * and need no exchange: plan those tensors separately and restore them with
  * trestle_restore() on each rank (tools/trestle_mpi.c does so). With
@@ -64,11 +82,13 @@ extern "C" {
 typedef struct trestle_group trestle_group;
 
 /**
- * @brief Make a group of the processes of `comm`.
+ * @brief Make a group of the processes of `comm`, scope AUTO.
  *
- * The communicator is duplicated (so the group's collectives never match
- * the caller's) with MPI_ERRORS_RETURN on the copy, so an MPI failure
- * comes back as an error instead of aborting the job.
+ * The same as trestle_group_create_with() with default options and no
+ * path, so across nodes the scope is NODE. The communicator is duplicated
+ * (so the group's collectives never match the caller's) with
+ * MPI_ERRORS_RETURN on the copy, so an MPI failure comes back as an error
+ * instead of aborting the job.
  *
  * @param[in]  comm  an intracommunicator; every member calls this.
  * @param[out] out   the group, or NULL on failure; free with trestle_group_free().
@@ -78,6 +98,95 @@ typedef struct trestle_group trestle_group;
  * Collective. Since 0.2.
  */
 TRESTLE_API int trestle_group_create(MPI_Comm comm, trestle_group **out, trestle_error *err);
+
+/** Where a group restore reads each byte once (trestle_group_options.scope). */
+typedef enum trestle_group_scope {
+    TRESTLE_GROUP_SCOPE_AUTO = 0,  /**< choose from locality (the rule below); the default */
+    TRESTLE_GROUP_SCOPE_GROUP = 1, /**< once for the whole group: ranks split the extents and
+                                        exchange across nodes (shared storage: NFS, Lustre, ...) */
+    TRESTLE_GROUP_SCOPE_NODE = 2   /**< once per node: the ranks of each node split the extents
+                                        and exchange within the node only (node-local disks, or
+                                        a page cache each node fills for itself) */
+} trestle_group_scope;
+
+/** How a group restore moves verified bytes between ranks
+ *  (trestle_group_options.exchange, trestle_group_stats.exchange). */
+typedef enum trestle_group_exchange_kind {
+    TRESTLE_GROUP_EXCHANGE_AUTO = 0,     /**< options: the best one available (below) */
+    TRESTLE_GROUP_EXCHANGE_MPI_HOST = 1, /**< host destinations on every rank: MPI broadcasts
+                                              straight between them (hindexed datatypes) */
+    TRESTLE_GROUP_EXCHANGE_STAGED = 2,   /**< device destinations: the round's root copies its
+                                              bytes device-to-host into a pinned bounce buffer
+                                              (2 x 64 MiB, used in turn), MPI broadcasts it, the
+                                              others copy host-to-device */
+    TRESTLE_GROUP_EXCHANGE_MPI_CUDA = 3, /**< device destinations, CUDA-aware MPI: MPI
+                                              broadcasts a device bounce buffer */
+    TRESTLE_GROUP_EXCHANGE_NCCL = 4      /**< device destinations, NCCL (libnccl.so.2, loaded
+                                              at run time): ncclBroadcast of a device bounce
+                                              buffer on a stream, no host copy */
+} trestle_group_exchange_kind;
+
+/**
+ * Options for trestle_group_create_with(). Fill with
+ * trestle_group_options_init(). Every rank passes the same scope, and
+ * node_id either on every rank or on none. Since 0.2.
+ *
+ * The AUTO rule: when every rank is on one node, both scopes are the same
+ * and GROUP is reported. Across nodes, GROUP when every rank finds `path`
+ * on a shared file system (statfs f_type: NFS, Lustre, CIFS/SMB, GPFS,
+ * CephFS, BeeGFS, AFS, 9P, OrangeFS, Panasas or FUSE, which network file
+ * systems such as GlusterFS, JuiceFS and cloud buckets mount through), so
+ * that the slowest part of the system, the shared storage, serves each
+ * byte once; NODE otherwise (a local file system on any rank, or no `path`),
+ * so that no byte crosses the fabric that a node's own disk or page cache
+ * can serve. Rank 0 of trestle-mpi prints the choice and the reason.
+ */
+typedef struct trestle_group_options {
+    size_t size;        /**< sizeof(trestle_group_options), set by init */
+    int scope;          /**< a trestle_group_scope (default AUTO) */
+    int node_id;        /**< -1 (default): nodes are the ranks that share memory
+                             (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED). >= 0: this rank's
+                             node, the colour of an MPI_Comm_split, so that tests on one
+                             machine can simulate several nodes (trestle-mpi --simulate-nodes) */
+    const char *path;   /**< the checkpoint (prefix, .index file or directory) the AUTO rule
+                             looks at, or NULL; read during the call only */
+    int exchange;       /**< a trestle_group_exchange_kind for device restores: AUTO (default)
+                             or STAGED, to compare with or rule out the others; a kind that is
+                             not available falls back to STAGED, never an error */
+    int reserved_int;   /**< must be zero */
+    void *reserved[5];  /**< must be zero */
+} trestle_group_options;
+
+/**
+ * @brief Fill `opt` with the defaults (scope AUTO, node_id -1, no path)
+ * and set `opt->size`.
+ * @param[out] opt  caller-owned options; must not be NULL.
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API void trestle_group_options_init(trestle_group_options *opt);
+
+/**
+ * @brief Make a group of the processes of `comm`, with a read-once scope.
+ *
+ * As trestle_group_create(), and: finds each rank's node (see
+ * trestle_group_options.node_id) and resolves the scope (the AUTO rule
+ * above) once for every restore of the group. With scope NODE each
+ * restore splits the extents among the ranks of each node and exchanges
+ * within the node, so storage serves the checkpoint once per node; the
+ * collectives that agree on an outcome still span the whole group, so a
+ * failure on any node fails every rank alike.
+ *
+ * @param[in]  comm  an intracommunicator; every member calls this.
+ * @param[in]  opt   options, or NULL for the defaults.
+ * @param[out] out   the group, or NULL on failure; free with trestle_group_free().
+ * @param[out] err   filled on failure (the same on every rank); may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (MPI not initialised, NULL out,
+ *         an unknown scope, node_id given on some ranks only),
+ *         TRESTLE_E_GROUP (an MPI call failed), TRESTLE_E_NOMEM.
+ * Collective. Since 0.2.
+ */
+TRESTLE_API int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
+                                          trestle_group **out, trestle_error *err);
 
 /**
  * @brief Free a group and its communicator.
@@ -98,6 +207,22 @@ TRESTLE_API int trestle_group_rank(const trestle_group *g);
  */
 TRESTLE_API int trestle_group_size(const trestle_group *g);
 
+/**
+ * @brief The CUDA device of this rank by node-local rank: the rank's index
+ * among the group's ranks on its node, modulo the node's device count
+ * (`--device local`). One process per GPU, as inference servers run, gets
+ * GPU 0, 1, ... on every node.
+ *
+ * @param[in]  g       the group.
+ * @param[out] device  the ordinal, or -1 on failure; not NULL.
+ * @param[out] err     filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments),
+ *         TRESTLE_E_NO_DEVICE (no device, or a build without CUDA).
+ * Local; thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_group_local_device(const trestle_group *g, int *device,
+                                           trestle_error *err);
+
 /** What one rank did in a group restore. Bytes exchanged are destination
  *  bytes (after any dtype conversion); bytes read are storage bytes. */
 typedef struct trestle_group_stats {
@@ -114,6 +239,18 @@ typedef struct trestle_group_stats {
                                     (waiting for the slowest rank's part shows here) */
     double wall_seconds;       /**< the whole call */
     trestle_stats local;       /**< this rank's own restore, as trestle_restore() fills it */
+    int scope;                 /**< the scope it read once over: TRESTLE_GROUP_SCOPE_GROUP or
+                                    _NODE (AUTO resolved); since 0.2 */
+    int nodes;                 /**< nodes in the group; since 0.2 */
+    int node;                  /**< this rank's node, 0 <= node < nodes; since 0.2 */
+    int node_size;             /**< ranks on this rank's node; since 0.2 */
+    char scope_note[160];      /**< why that scope, e.g. "2 nodes and the checkpoint is on ext4,
+                                    not a shared file system: each byte read once per node";
+                                    since 0.2 */
+    int exchange;              /**< the trestle_group_exchange_kind that ran; MPI_HOST also when
+                                    nothing was exchanged; since 0.2 */
+    char exchange_note[160];   /**< why that exchange, e.g. "libnccl.so.2 not loaded (...); MPI is
+                                    not CUDA-aware: pinned host staging"; since 0.2 */
 } trestle_group_stats;
 
 /**
@@ -123,8 +260,14 @@ typedef struct trestle_group_stats {
  * Every rank must pass a plan of the same ops, options and checkpoint
  * (checked: a fingerprint of the plans' extents and op sizes is compared,
  * and a mismatch fails every rank). Destinations are host memory
- * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST);
- * ops with TRESTLE_DEST_DISCARD are checked by their reader only.
+ * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST) or,
+ * since 0.2, device memory (TRESTLE_DEST_ALLOCATE or TRESTLE_DEST_DEVICE,
+ * with `opt->device` >= 0 naming this rank's GPU, which the exchange uses
+ * too), which ranks may mix; ops with
+ * TRESTLE_DEST_DISCARD are checked by their reader only. Device
+ * destinations are complete when the call returns: the exchange's copies
+ * run on a stream of its own, synchronised before the last agreement. The
+ * calling thread's current CUDA device is left as it was.
  *
  * `p` is kept to this rank's part (trestle_plan_keep_extents()) and cannot
  * be group-restored again: plan again for another restore. The ready
@@ -134,16 +277,19 @@ typedef struct trestle_group_stats {
  *
  * @param[in]     g      the group.
  * @param[in,out] p      the plan; not NULL.
- * @param[in]     opt    restore options, or NULL for defaults; `device`
- *                       must be -1 and `host_map` 0.
+ * @param[in]     opt    restore options, or NULL for defaults; `host_map`
+ *                       must be 0 (a mapping of this rank's shard files
+ *                       has no room for bytes other ranks read).
  * @param[out]    stats  this rank's figures (also on failure); may be NULL.
  * @param[out]    err    filled on failure; may be NULL. Every rank gets the
  *                       same code and message, "rank R of N: <the error of
  *                       the lowest failing rank R>".
  * @return TRESTLE_OK or the failing rank's code (TRESTLE_E_CRC_MISMATCH,
  *         TRESTLE_E_IO, ... as trestle_restore()), TRESTLE_E_UNSUPPORTED
- *         (device destinations, host_map), TRESTLE_E_INVALID_ARG (plans differ
- *         between ranks), TRESTLE_E_GROUP (an MPI call failed).
+ *         (host_map, a plan restored before), TRESTLE_E_INVALID_ARG (plans
+ *         differ between ranks), TRESTLE_E_GROUP (an MPI or NCCL call
+ *         failed), TRESTLE_E_CUDA (a copy of the exchange failed),
+ *         TRESTLE_E_NO_DEVICE (device destinations in a build without CUDA).
  * Collective; blocks the calling thread, which makes every MPI call. Since 0.2.
  */
 TRESTLE_API int trestle_group_restore(trestle_group *g, trestle_plan *p,

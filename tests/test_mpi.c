@@ -117,19 +117,21 @@ static uint64_t reference(const char *path, const trestle_op *ops, size_t n,
 typedef struct rank_line {
     int seen;
     uint64_t whole, parts, read;
+    int node;                   /* the node it says it is on */
+    int device;                 /* the GPU it restored to, -1 for host memory */
 } rank_line;
 
 static void parse_ranks(const char *out, int np, rank_line *lines)
 {
     memset(lines, 0, (size_t)np * sizeof *lines);
     for (const char *s = out; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
-        int r, n;
+        int r, n, node = -1, device = -1;
         uint64_t w, p, b;
-        if (sscanf(s, "rank %d/%d checksum: whole %" SCNx64 " parts %" SCNx64 " read %" SCNu64,
-                   &r, &n, &w, &p, &b) == 5) {
+        if (sscanf(s, "rank %d/%d checksum: whole %" SCNx64 " parts %" SCNx64 " read %" SCNu64
+                   " node %d device %d", &r, &n, &w, &p, &b, &node, &device) >= 5) {
             cr_assert(n == np && r >= 0 && r < np, "bad line: %.80s", s);
             cr_assert(!lines[r].seen, "rank %d printed twice", r);
-            lines[r] = (rank_line){ 1, w, p, b };
+            lines[r] = (rank_line){ 1, w, p, b, node, device };
         }
     }
     for (int r = 0; r < np; r++)
@@ -265,11 +267,12 @@ static uint64_t tp_parts(const tp_fixture *f, int r, int np)
     return fnv(h, buf, (uint64_t)(8 * n * 4));
 }
 
-static void check_tp(tp_fixture *f, int np, const char *args, uint64_t whole)
+static void check_tp_env(tp_fixture *f, int np, const char *env, const char *args,
+                         uint64_t whole)
 {
     char *out, *err;
     rank_line lines[8];
-    int rc = mpirun(np, NULL, args, &out, &err);
+    int rc = mpirun(np, env, args, &out, &err);
     cr_assert_eq(rc, 0, "np %d: exit %d\n%s%s", np, rc, out, err);
     parse_ranks(out, np, lines);
     for (int r = 0; r < np; r++) {
@@ -279,6 +282,11 @@ static void check_tp(tp_fixture *f, int np, const char *args, uint64_t whole)
     }
     free(out);
     free(err);
+}
+
+static void check_tp(tp_fixture *f, int np, const char *args, uint64_t whole)
+{
+    check_tp_env(f, np, NULL, args, whole);
 }
 
 Test(mpi, tensor_parallel_parts_equal_reference_slices_even_and_uneven, .timeout = 300)
@@ -331,9 +339,11 @@ static int count(const char *hay, const char *needle)
 }
 
 /* Flip a byte in the middle of extent `which` (-1: the last) of a fresh
- * multi-shard checkpoint; restoring it on 3 ranks must fail every rank with
- * rank `owner`'s CRC error, the same line three times. */
-static void check_corrupt(long which, int owner)
+ * multi-shard checkpoint; restoring it on np ranks (with `extra` options)
+ * must fail every rank with rank `owner`'s CRC error, the same line np
+ * times. */
+static void check_corrupt_env(long which, int owner, int np, const char *env,
+                              const char *extra)
 {
     char *dir, *prefix = make_multishard(&dir), *args, *out, *err, *shard;
     trestle_checkpoint *c;
@@ -357,15 +367,15 @@ static void check_corrupt(long which, int owner)
     fputc(b ^ 0x5a, fp);
     fclose(fp);
 
-    cr_assert(asprintf(&args, "'%s' --all", prefix) > 0);
-    int rc = mpirun(3, NULL, args, &out, &err);
+    cr_assert(asprintf(&args, "'%s' --all %s", prefix, extra) > 0);
+    int rc = mpirun(np, env, args, &out, &err);
     cr_assert_neq(rc, 0, "a corrupt checkpoint restored:\n%s", out);
     char want[512];
-    snprintf(want, sizeof want, "trestle: rank %d of 3: CRC32C mismatch in tensor '%s' (shard "
-             "%s, offset %" PRIu64 ",", owner, key, shard, x.offset);
-    cr_assert_eq(count(err, want), 3, "every rank reports rank %d's error; wanted 3 x '%s' in:\n%s",
-                 owner, want, err);
-    cr_assert(!strstr(out, "group of 3"), "no aggregate after a failure:\n%s", out);
+    snprintf(want, sizeof want, "trestle: rank %d of %d: CRC32C mismatch in tensor '%s' (shard "
+             "%s, offset %" PRIu64 ",", owner, np, key, shard, x.offset);
+    cr_assert_eq(count(err, want), np, "every rank reports rank %d's error; wanted %d x '%s' "
+                 "in:\n%s", owner, np, want, err);
+    cr_assert(!strstr(out, "group of "), "no aggregate after a failure:\n%s", out);
     free(args);
     free(out);
     free(err);
@@ -373,6 +383,16 @@ static void check_corrupt(long which, int owner)
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+}
+
+static void check_corrupt_on(long which, int owner, int np, const char *extra)
+{
+    check_corrupt_env(which, owner, np, NULL, extra);
+}
+
+static void check_corrupt(long which, int owner)
+{
+    check_corrupt_on(which, owner, 3, "");
 }
 
 Test(mpi, a_corrupt_byte_in_one_ranks_part_fails_every_rank_alike, .timeout = 300)
@@ -525,6 +545,105 @@ Test(mpi, trestle_bench_under_mpirun_reads_once_and_gives_both_ceilings, .timeou
     free(err);
 }
 
+/* ---- read-once scope ---- */
+
+/* np ranks on `nodes` simulated nodes with `extra` options: every rank's
+ * tensors equal the reference, rank 0 says which scope and why, and the
+ * ranks of each node read `per_node` times the checkpoint's extents
+ * together (1: once per node; 0: the node's share of reading once for the
+ * whole group). Returns the bytes all ranks read. */
+static uint64_t check_scope(const char *path, int np, int nodes, const char *extra,
+                            const char *scope_line, uint64_t *total)
+{
+    uint64_t maxx, want = reference(path, NULL, 0, NULL, 0, total, &maxx);
+    char *args, *out, *err;
+    rank_line lines[8];
+    uint64_t node_read[8] = { 0 }, sum = 0;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --simulate-nodes %d %s", path, nodes,
+                       extra) > 0);
+    int rc = mpirun(np, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    parse_ranks(out, np, lines);
+    for (int r = 0; r < np; r++) {
+        cr_assert_eq(lines[r].whole, want, "rank %d of %d differs from one process", r, np);
+        /* mpirun's by-slot placement: consecutive ranks share a node. */
+        cr_assert_eq(lines[r].node, r * nodes / np, "rank %d says node %d", r, lines[r].node);
+        node_read[lines[r].node] += lines[r].read;
+        sum += lines[r].read;
+    }
+    cr_assert_eq(count(out, scope_line), 1, "wanted '%s' once in:\n%s", scope_line, out);
+    if (strstr(scope_line, "scope node"))
+        for (int k = 0; k < nodes; k++)
+            cr_assert_eq(node_read[k], *total, "node %d read %" PRIu64 " bytes, the checkpoint's "
+                         "extents are %" PRIu64, k, node_read[k], *total);
+    free(args);
+    free(out);
+    free(err);
+    return sum;
+}
+
+Test(mpi, node_scope_reads_the_checkpoint_once_per_simulated_node, .timeout = 300)
+{
+    tool();
+    char *dir, *prefix = make_multishard(&dir);
+    uint64_t total;
+    /* A temporary directory is on a local file system: AUTO picks node. */
+    uint64_t sum = check_scope(prefix, 4, 2, "", "scope node: 2 nodes and the checkpoint is on ",
+                               &total);
+    cr_assert_eq(sum, 2 * total, "4 ranks on 2 nodes read %" PRIu64 ", not twice %" PRIu64, sum,
+                 total);
+    sum = check_scope(prefix, 4, 2, "--scope node", "scope node: asked for: each byte read once "
+                      "on each of 2 nodes\n", &total);
+    cr_assert_eq(sum, 2 * total);
+    /* group: once for the job, exchanged across the simulated nodes. */
+    sum = check_scope(prefix, 4, 2, "--scope group", "scope group: asked for: each byte read "
+                      "once by the group of 4 ranks on 2 nodes\n", &total);
+    cr_assert_eq(sum, total);
+    /* Uneven nodes: 3 ranks on 2 nodes (2 + 1), and the lone rank reads all. */
+    sum = check_scope(prefix, 3, 2, "", "scope node: 2 nodes", &total);
+    cr_assert_eq(sum, 2 * total);
+    /* One node: both scopes are the same. */
+    sum = check_scope(prefix, 2, 1, "", "scope group: all 2 ranks are on one node, where both "
+                      "scopes are the same\n", &total);
+    cr_assert_eq(sum, total);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+Test(mpi, node_scope_real_tensorflow_checkpoint_restores_identically, .timeout = 300)
+{
+    tool();
+    const char *p = tu_fixture("tf-real/tfx_estimator_ckpt_2shards_2019");
+    struct stat st;
+    uint64_t total;
+    if (stat(p, &st) != 0)
+        cr_skip("fixture %s is absent", p);
+    uint64_t sum = check_scope(p, 4, 2, "--scope node", "scope node: ", &total);
+    cr_assert_eq(sum, 2 * total);
+}
+
+Test(mpi, a_corrupt_byte_on_one_node_fails_every_rank_of_every_node_alike, .timeout = 300)
+{
+    tool();
+    /* Each simulated node reads the checkpoint once: node rank 1 of each
+     * (ranks 1 and 3) meets the last extent, and the lowest, 1, speaks for
+     * all; the first extent is node rank 0's (ranks 0 and 2). */
+    check_corrupt_on(-1, 1, 4, "--simulate-nodes 2 --scope node");
+    check_corrupt_on(0, 0, 4, "--simulate-nodes 2 --scope node");
+}
+
+Test(mpi, a_bad_scope_is_a_usage_error, .timeout = 60)
+{
+    tool();
+    char *out, *err;
+    int rc = mpirun(2, NULL, "x --scope rack", &out, &err);
+    cr_assert_eq(rc, 2, "exit %d\n%s%s", rc, out, err);
+    cr_assert_eq(count(err, "--scope is auto, group or node, not 'rack'"), 1, "%s", err);
+    free(out);
+    free(err);
+}
+
 /* ---- tensor-parallel parts read only their bytes ---- */
 
 /* Two tensors split across ranks, big enough that reading whole shows:
@@ -613,6 +732,67 @@ Test(mpi, tensor_parallel_ranks_read_about_1_over_n_of_the_parts_bytes, .timeout
     free(prefix);
 }
 
+/* ---- device ranks (the CUDA mock: two devices, in each rank's process) ---- */
+
+#define MOCK_ENV "TRESTLE_CUDAMOCK_DEVICES=2"
+
+/* Device ranks need the mock build (tools/check.sh cudamock); a CUDA build
+ * on a machine without a GPU has nothing to run them on. */
+static void need_mock(void)
+{
+#if !TRESTLE_HAVE_CUDA || !defined(TRESTLE_CUDA_MOCK)
+    cr_skip("device ranks run on the CUDA mock (-DTRESTLE_CUDA_MOCK=ON), and this build has none");
+#endif
+}
+
+/* np ranks restore `path` with `extra` onto their mock devices: each rank's
+ * tensors, read back from device memory, equal a single-process host
+ * restore, and they read the checkpoint `copies` times in all; rank r is
+ * on device r % 2; rank 0 says the exchange was staged
+ * through host memory, and why. */
+static void check_device_ranks(const char *path, int np, uint64_t copies, const char *extra)
+{
+    uint64_t total, maxx, want = reference(path, NULL, 0, NULL, 0, &total, &maxx);
+    char *args, *out, *err;
+    rank_line lines[8];
+    uint64_t sum = 0;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --device local %s", path, extra) > 0);
+    int rc = mpirun(np, MOCK_ENV, args, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    parse_ranks(out, np, lines);
+    for (int r = 0; r < np; r++) {
+        cr_assert_eq(lines[r].whole, want, "%s: rank %d of %d (device %d) differs from a host "
+                     "restore", path, r, np, lines[r].device);
+        cr_assert_eq(lines[r].device, r % 2, "rank %d restored to device %d", r, lines[r].device);
+        sum += lines[r].read;
+    }
+    cr_assert_eq(sum, copies * total, "the ranks read %" PRIu64 ", not %" PRIu64 " x %" PRIu64,
+                 sum, copies, total);
+    /* NCCL may even be installed here: on the mock's memory it is declined. */
+    cr_assert(strstr(out, "exchange staged: device destinations: ") &&
+              strstr(out, "pinned host staging over MPI\n"), "no staged exchange:\n%s", out);
+    free(args);
+    free(out);
+    free(err);
+}
+
+Test(mpi, device_ranks_restore_onto_their_own_mock_devices_like_a_host_restore, .timeout = 300)
+{
+    tool();
+    need_mock();
+    char *dir, *prefix = make_multishard(&dir);
+    check_device_ranks(prefix, 2, 1, "");
+    check_device_ranks(prefix, 3, 1, "");            /* ranks 0 and 2 share device 0 */
+    check_device_ranks(prefix, 2, 1, "--exchange staged");
+    const char *p = tu_fixture("tf-real/tfkeras_lso_ckpt_2shards");
+    struct stat st;
+    if (stat(p, &st) == 0)
+        check_device_ranks(p, 2, 1, "");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
 Test(mpi, a_corrupt_byte_in_a_tensor_parallel_part_fails_every_rank_alike, .timeout = 300)
 {
     tool();
@@ -646,4 +826,55 @@ Test(mpi, a_corrupt_byte_in_a_tensor_parallel_part_fails_every_rank_alike, .time
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+}
+
+Test(mpi, device_ranks_with_node_scope_and_tensor_parallel_parts, .timeout = 300)
+{
+    tool();
+    need_mock();
+    char *dir, *prefix = make_multishard(&dir);
+    /* Two simulated nodes of two: each node's ranks on devices 0 and 1. */
+    check_device_ranks(prefix, 4, 2, "--simulate-nodes 2 --scope node");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+    tp_fixture f;
+    make_tp(&f);
+    trestle_op norm = { .name = "model/norm/scale" };
+    uint64_t whole = reference(f.prefix, &norm, 1, NULL, 0, NULL, NULL);
+    char *args;
+    cr_assert(asprintf(&args, "'%s' --all --checksum --device local --shard 'model/attn/*:0' "
+                              "--shard 'model/mlp/*:1'", f.prefix) > 0);
+    check_tp_env(&f, 3, MOCK_ENV, args, whole);
+    free(args);
+    free_tp(&f);
+}
+
+Test(mpi, a_corrupt_byte_fails_both_device_ranks_alike, .timeout = 300)
+{
+    tool();
+    need_mock();
+    check_corrupt_env(-1, 1, 2, MOCK_ENV, "--device local");
+    check_corrupt_env(0, 0, 2, MOCK_ENV, "--device local");
+}
+
+Test(mpi, device_ranks_without_cuda_fail_every_rank_alike, .timeout = 120)
+{
+    tool();
+#if TRESTLE_HAVE_CUDA
+    cr_skip("this build has CUDA (or its mock): --device local is tested on the mock");
+#else
+    char *dir, *prefix = make_multishard(&dir), *args, *out, *err;
+    cr_assert(asprintf(&args, "'%s' --all --device local", prefix) > 0);
+    int rc = mpirun(2, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0);
+    cr_assert_eq(count(err, "trestle: rank 0 of 2: this build of trestle has no CUDA support: "
+                            "--device local needs one"), 2, "%s", err);
+    free(args);
+    free(out);
+    free(err);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+#endif
 }

@@ -32,9 +32,10 @@
 static const char help[] =
     "Usage: mpirun -np N trestle-mpi restore [OPTIONS] PATH\n"
     "\n"
-    "Restore a checkpoint on every rank of an MPI job into host memory, reading\n"
-    "each byte from storage on one rank only and sharing the verified bytes over\n"
-    "MPI, and print one summary line per rank and an aggregate on rank 0.\n"
+    "Restore a checkpoint on every rank of an MPI job into host or GPU memory,\n"
+    "reading each byte from storage on one rank only (or once per node, --scope)\n"
+    "and sharing the verified bytes over MPI or NCCL, and print one summary line\n"
+    "per rank and an aggregate on rank 0.\n"
     "\n"
     "What to restore:\n"
     "      --all              every tensor, whole (the default without --ops); fails\n"
@@ -61,6 +62,38 @@ static const char help[] =
     "                           --shard '*/mlp/wo/kernel:0'       (rows)\n"
     "      --group mpi        the process group (the default, and the only one)\n"
     "\n"
+    "Where each byte is read once:\n"
+    "      --scope auto|group|node\n"
+    "                         group: once for the whole job, the ranks of all nodes\n"
+    "                         sharing the reading and exchanging across nodes (for\n"
+    "                         shared storage: NFS, Lustre, GPFS, CephFS, SMB, FUSE);\n"
+    "                         node: once per node, exchanged within the node only\n"
+    "                         (node-local disks or page cache). auto (the default):\n"
+    "                         on one node both are the same; on several, group when\n"
+    "                         every rank finds PATH on a shared file system (statfs),\n"
+    "                         else node. Rank 0 prints the choice and why, e.g.\n"
+    "                           scope node: 2 nodes and the checkpoint is on ext4,\n"
+    "                           not a shared file system: each byte read once per node\n"
+    "      --simulate-nodes N for tests on one machine: pretend the ranks are on N\n"
+    "                         nodes, rank r of W on node r*N/W (as mpirun places\n"
+    "                         them by slot), instead of asking MPI which ranks share\n"
+    "                         memory\n"
+    "\n"
+    "Where the tensors go:\n"
+    "      --device local|K   restore onto a GPU instead of host memory: local is this\n"
+    "                         rank's GPU by node-local rank (rank i of a node gets GPU\n"
+    "                         i modulo the node's GPU count: one process per GPU, as\n"
+    "                         inference servers run), K is GPU K on every rank. Each\n"
+    "                         rank copies its own part straight to its GPU, then the\n"
+    "                         parts travel between GPUs with NCCL when libnccl.so.2\n"
+    "                         loads, else with MPI on device memory when the MPI is\n"
+    "                         CUDA-aware, else through pinned host memory over MPI\n"
+    "                         (2 x 64 MiB bounce buffers). Rank 0 prints which ran:\n"
+    "                           mpirun -np 8 trestle restore CKPT --all --device local\n"
+    "      --exchange auto|staged\n"
+    "                         device ranks: staged always takes pinned host memory,\n"
+    "                         to compare with NCCL or rule it out (default auto)\n"
+    "\n"
     "How:\n"
     "      --no-verify        skip the CRC32C check\n"
     "      --threads N        verify/copy workers per rank (default: cores, at most 8)\n"
@@ -77,7 +110,8 @@ typedef struct args {
     const char *path, *ops_file;
     const char **renames, **excludes, **rules;
     size_t nrenames, nexcludes, nrules;
-    int verify, reader, direct, checksum, skip_unsupported;
+    int verify, reader, direct, checksum, skip_unsupported, scope, simulate_nodes, exchange;
+    int device;                 /* -1 host, -2 local, else an ordinal */
     unsigned threads;
 } args;
 
@@ -102,11 +136,16 @@ static int parse(int argc, char **argv, int rank, args *a)
         { "reader", required_argument, NULL, 'R' }, { "checksum", no_argument, NULL, 'c' },
         { "direct", required_argument, NULL, 'D' },
         { "skip-unsupported", no_argument, NULL, 'U' },
+        { "scope", required_argument, NULL, 'S' },
+        { "simulate-nodes", required_argument, NULL, 'N' },
+        { "device", required_argument, NULL, 'd' },
+        { "exchange", required_argument, NULL, 'X' },
         { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
     };
     int c, all = 0;
     long long v;
     a->verify = 1;
+    a->device = -1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
         switch (c) {
@@ -123,6 +162,38 @@ static int parse(int argc, char **argv, int rank, args *a)
             if (strcmp(optarg, "mpi") != 0)
                 return rank ? CLI_EXIT_USAGE
                             : cli_usage("restore", "--group is mpi, not '%s'", optarg);
+            break;
+        case 'S':
+            if (!strcmp(optarg, "auto")) a->scope = TRESTLE_GROUP_SCOPE_AUTO;
+            else if (!strcmp(optarg, "group")) a->scope = TRESTLE_GROUP_SCOPE_GROUP;
+            else if (!strcmp(optarg, "node")) a->scope = TRESTLE_GROUP_SCOPE_NODE;
+            else return rank ? CLI_EXIT_USAGE
+                             : cli_usage("restore", "--scope is auto, group or node, not '%s'",
+                                         optarg);
+            break;
+        case 'N':
+            if (cli_parse_int(optarg, 1, 1 << 20, &v))
+                return rank ? CLI_EXIT_USAGE
+                            : cli_usage("restore", "--simulate-nodes wants a count of nodes, "
+                                        "not '%s'", optarg);
+            a->simulate_nodes = (int)v;
+            break;
+        case 'd':
+            if (!strcmp(optarg, "local"))
+                a->device = -2;
+            else if (cli_parse_int(optarg, 0, 1023, &v))
+                return rank ? CLI_EXIT_USAGE
+                            : cli_usage("restore", "--device is local or a GPU ordinal, not "
+                                        "'%s'", optarg);
+            else
+                a->device = (int)v;
+            break;
+        case 'X':
+            if (!strcmp(optarg, "auto")) a->exchange = TRESTLE_GROUP_EXCHANGE_AUTO;
+            else if (!strcmp(optarg, "staged")) a->exchange = TRESTLE_GROUP_EXCHANGE_STAGED;
+            else return rank ? CLI_EXIT_USAGE
+                             : cli_usage("restore", "--exchange is auto or staged, not '%s'",
+                                         optarg);
             break;
         case 'V': a->verify = 0; break;
         case 'c': a->checksum = 1; break;
@@ -220,15 +291,27 @@ static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, 
 
 /* ---- output ---- */
 
-/* FNV-1a over every op's restored bytes, in op order. */
+/* FNV-1a over every op's restored bytes, in op order; device bytes are
+ * read back first (trestle_plan_read_op). 0 when they cannot be. */
 static uint64_t checksum(const trestle_plan *p)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; p && i < trestle_plan_op_count(p); i++) {
         trestle_plan_op_info o;
         trestle_plan_get_op(p, i, &o);
-        for (uint64_t k = 0; o.data && k < o.bytes; k++)
-            h = (h ^ ((const uint8_t *)o.data)[k]) * 1099511628211ull;
+        const uint8_t *b = o.data;
+        uint8_t *copy = NULL;
+        if (o.data && o.device >= 0) {
+            copy = malloc(o.bytes ? o.bytes : 1);
+            if (!copy || trestle_plan_read_op(p, i, copy, o.bytes, NULL) != TRESTLE_OK) {
+                free(copy);
+                return 0;
+            }
+            b = copy;
+        }
+        for (uint64_t k = 0; b && k < o.bytes; k++)
+            h = (h ^ b[k]) * 1099511628211ull;
+        free(copy);
     }
     return h;
 }
@@ -251,7 +334,7 @@ static void print_per_rank(const figures *all, int size)
     printf("%s\n", line);
 }
 
-static void report(const trestle_group_stats *gs,
+static void report(const trestle_group_stats *gs, int device,
                    const trestle_stats *ps, size_t tensors, size_t parts, uint64_t landed,
                    double wall, const trestle_plan *whole, const trestle_plan *part, int sums)
 {
@@ -274,7 +357,8 @@ static void report(const trestle_group_stats *gs,
            gs->restore_seconds + ps->wall_seconds, sent, recv, gs->exchange_seconds, wall);
     if (sums)
         printf("rank %d/%d checksum: whole %016" PRIx64 " parts %016" PRIx64 " read %" PRIu64
-               "\n", gs->rank, gs->size, checksum(whole), checksum(part), read);
+               " node %d device %d\n", gs->rank, gs->size, checksum(whole), checksum(part), read,
+               gs->node, device);
     fflush(stdout);
 
     figures mine = { read, gs->bytes_sent, gs->bytes_received, landed, ps->bytes_deferred, wall };
@@ -304,6 +388,11 @@ static void report(const trestle_group_stats *gs,
            "aggregate %.2f GB/s (storage %.2f GB/s)\n", gs->size, rd, ex, landed_s, sum.wall,
            (double)sum.landed / s / 1e9, (double)sum.read / s / 1e9);
     print_per_rank(all, gs->size);
+    printf("scope %s: %s\n", gs->scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group",
+           gs->scope_note);
+    static const char *const kinds[] = { "auto", "mpi", "staged", "mpi-cuda", "nccl" };
+    printf("exchange %s: %s\n", kinds[gs->exchange >= 0 && gs->exchange <= 4 ? gs->exchange : 0],
+           gs->exchange_note);
     free(all);
 }
 
@@ -345,13 +434,18 @@ static int restore(const args *a, trestle_group *g)
     ro.direct = a->direct;
     if (a->threads)
         ro.threads = a->threads;
+    rc = TRESTLE_OK;
+    ro.device = a->device;
+    if (a->device == -2)
+        rc = trestle_group_local_device(g, &ro.device, &mine);
     const char *kill_rank = getenv("TRESTLE_MPI_TEST_KILL_RANK");
     if (kill_rank && atoi(kill_rank) == rank) {
         ro.on_ready = die;
     }
 
     /* Planning is local, but its failure is everyone's. */
-    rc = trestle_open(a->path, NULL, &c, &mine);
+    if (rc == TRESTLE_OK)
+        rc = trestle_open(a->path, NULL, &c, &mine);
     if (rc == TRESTLE_OK && split_ops(a, c, &file, &wops, &nw, &pops, &np) != CLI_EXIT_OK) {
         rc = TRESTLE_E_INVALID_ARG;
         snprintf(mine.message, sizeof mine.message, "cannot read the op list");
@@ -388,7 +482,7 @@ static int restore(const args *a, trestle_group *g)
          * written in pieces interleaves with the others'. */
         fprintf(stderr, "trestle: %s\n", err.message[0] ? err.message : trestle_strerror(rc));
     } else {
-        report(&gs, &ps, nw + np, np, landed_bytes(whole) + landed_bytes(part),
+        report(&gs, ro.device, &ps, nw + np, np, landed_bytes(whole) + landed_bytes(part),
                MPI_Wtime() - t0, whole, part, a->checksum);
     }
     trestle_plan_free(whole);
@@ -424,7 +518,17 @@ int main(int argc, char **argv)
     }
     status = parse(argc - 1, argv + 1, rank, &a);
     if (status == CLI_EXIT_OK) {
-        if (trestle_group_create(MPI_COMM_WORLD, &g, &err) != TRESTLE_OK)
+        trestle_group_options go;
+        trestle_group_options_init(&go);
+        go.scope = a.scope;
+        go.exchange = a.exchange;
+        go.path = a.path;
+        if (a.simulate_nodes > 0) {
+            int world = 1;
+            MPI_Comm_size(MPI_COMM_WORLD, &world);
+            go.node_id = (int)((long long)rank * a.simulate_nodes / world);
+        }
+        if (trestle_group_create_with(MPI_COMM_WORLD, &go, &g, &err) != TRESTLE_OK)
             status = cli_fail(&err);
         else
             status = restore(&a, g);
