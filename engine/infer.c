@@ -93,7 +93,9 @@ static int compatible(const tr_infer_op *o, const trestle_tensor_info *t)
     }
     if (rank < 0)
         return 1;
-    return rank == t->rank && memcmp(dims, t->dims, (size_t)rank * sizeof *dims) == 0;
+    /* A scalar's dims may be NULL: memcmp must not see them. */
+    return rank == t->rank &&
+           (rank == 0 || memcmp(dims, t->dims, (size_t)rank * sizeof *dims) == 0);
 }
 
 /*

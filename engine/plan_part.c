@@ -137,6 +137,13 @@ int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end, trestle
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
                                      "extents [%zu, %zu) are not a range of the plan's %zu",
                                      first, end, p->num_extents);
+    /* A part's CRC share is the XOR over all of its runs: a plan that kept
+     * some of them would hand out shares that can never combine. */
+    if (p->num_shares > 0)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "a plan with partial reads (%zu tensors whose CRC32C the "
+                                     "parts check together) cannot be kept to a range of "
+                                     "extents: restore it whole on each rank", p->num_shares);
     /* Pieces are grouped by extent in extent order (plan.h), so the kept
      * extents' pieces are one run of the array. */
     size_t pfirst = first < end ? p->extents[first].first_piece : 0;

@@ -22,6 +22,8 @@
 #include "error.h"
 #include "plan_shard.h"
 
+#define MAX_GLOB 1024 /* bytes of a rule's GLOB, with its NUL */
+
 /* One parsed rule: GLOB is rule[0 .. glob_len), DIM the number after the
  * last ':'. False when the rule is not of that form. */
 static bool split_rule(const char *rule, size_t *glob_len, int *dim)
@@ -67,19 +69,14 @@ static bool glob_well_formed(const char *g, size_t n)
     return true;
 }
 
-int trestle__plan_shard_check(const trestle_plan_options *o, trestle_error *err)
+int trestle_shard_rules_check(const char *const *rules, size_t n, trestle_error *err)
 {
-    int world = o->shard_world ? o->shard_world : 1;
-    if (o->num_shard_rules > 0 && !o->shard_rules)
+    trestle_error_clear(err);
+    if (n > 0 && !rules)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
-                                     "num_shard_rules is %zu but shard_rules is NULL",
-                                     o->num_shard_rules);
-    if (world < 0 || o->shard_rank < 0 || o->shard_rank >= world)
-        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
-                                     "shard_rank %d is not a part of shard_world %d",
-                                     o->shard_rank, o->shard_world);
-    for (size_t i = 0; i < o->num_shard_rules; i++) {
-        const char *r = o->shard_rules[i];
+                                     "num_shard_rules is %zu but shard_rules is NULL", n);
+    for (size_t i = 0; i < n; i++) {
+        const char *r = rules[i];
         size_t glob_len;
         int dim;
         if (!split_rule(r, &glob_len, &dim))
@@ -91,32 +88,49 @@ int trestle__plan_shard_check(const trestle_plan_options *o, trestle_error *err)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
                                          "shard rule %zu (%s): malformed glob (an unclosed '[' "
                                          "or a trailing '\\')", i, r);
+        if (glob_len >= MAX_GLOB)
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "shard rule %zu: its glob is %zu characters long, more "
+                                         "than %d", i, glob_len, MAX_GLOB - 1);
     }
     return TRESTLE_OK;
 }
 
-void trestle__plan_shard_part(int64_t n, int r, int w, int64_t *start, int64_t *len)
+int trestle__plan_shard_check(const trestle_plan_options *o, trestle_error *err)
 {
-    int64_t base = n / w, extra = n % w;
-    *len = base + (r < extra ? 1 : 0);
-    *start = (int64_t)r * base + (r < extra ? r : extra);
+    int world = o->shard_world ? o->shard_world : 1;
+    if (world < 0 || o->shard_rank < 0 || o->shard_rank >= world)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "shard_rank %d is not a part of shard_world %d",
+                                     o->shard_rank, o->shard_world);
+    return trestle_shard_rules_check(o->shard_rules, o->num_shard_rules, err);
 }
 
-/* The first rule whose glob matches name, or NULL; *dim receives its DIM. */
-static const char *match(const trestle_plan_options *o, const char *name, int *dim)
+void trestle_shard_part(int64_t n, int rank, int world, int64_t *start, int64_t *len)
 {
-    char glob[1024];
-    for (size_t i = 0; i < o->num_shard_rules; i++) {
+    int64_t base = world > 0 ? n / world : n, extra = world > 0 ? n % world : 0;
+    *len = base + (rank < extra ? 1 : 0);
+    *start = (int64_t)rank * base + (rank < extra ? rank : extra);
+}
+
+long trestle_shard_rule_match(const char *const *rules, size_t n, const char *name, int *dim)
+{
+    char glob[MAX_GLOB];
+    for (size_t i = 0; rules && name && i < n; i++) {
         size_t glob_len;
-        split_rule(o->shard_rules[i], &glob_len, dim); /* checked at plan start */
-        if (glob_len >= sizeof glob)
-            glob_len = sizeof glob - 1;
-        memcpy(glob, o->shard_rules[i], glob_len);
+        int d;
+        if (!split_rule(rules[i], &glob_len, &d) || glob_len >= sizeof glob ||
+            !glob_well_formed(rules[i], glob_len))
+            continue; /* trestle_shard_rules_check() refuses it */
+        memcpy(glob, rules[i], glob_len);
         glob[glob_len] = '\0';
-        if (fnmatch(glob, name, 0) == 0)
-            return o->shard_rules[i];
+        if (fnmatch(glob, name, 0) == 0) {
+            if (dim)
+                *dim = d;
+            return (long)i;
+        }
     }
-    return NULL;
+    return -1;
 }
 
 int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, const char *key,
@@ -125,7 +139,8 @@ int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, c
 {
     int dim = 0;
     *dim_out = -1;
-    const char *rule = o->num_shard_rules ? match(o, name, &dim) : NULL;
+    long which = trestle_shard_rule_match(o->shard_rules, o->num_shard_rules, name, &dim);
+    const char *rule = which >= 0 ? o->shard_rules[which] : NULL;
     if (!rule)
         return TRESTLE_OK;
     if (e->rank == 0)
@@ -151,7 +166,7 @@ int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, c
     }
     int64_t start[TRESTLE_MAX_SLICE_RANK], length[TRESTLE_MAX_SLICE_RANK], s, n;
     trestle__slice_resolve(&spec->slice, e->dims, start, length);
-    trestle__plan_shard_part(length[dim], o->shard_rank, o->shard_world ? o->shard_world : 1, &s,
+    trestle_shard_part(length[dim], o->shard_rank, o->shard_world ? o->shard_world : 1, &s,
                              &n);
     spec->slice.start[dim] = start[dim] + s;
     spec->slice.length[dim] = n;

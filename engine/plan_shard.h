@@ -27,8 +27,4 @@ int trestle__plan_shard_apply(const trestle_plan_options *o, const char *name, c
                               const trestle__entry *e, trestle__spec *spec, int *dim_out,
                               trestle_error *err);
 
-/* TensorFlow's partitioner rule: part r of W of a dim of n elements starts
- * at *start and holds *len (the first n % W parts one element more). */
-void trestle__plan_shard_part(int64_t n, int r, int w, int64_t *start, int64_t *len);
-
 #endif /* TRESTLE_PLAN_SHARD_H */

@@ -853,6 +853,57 @@ typedef struct trestle_plan_stats {
 TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out);
 
 /* ======================================================================= */
+/* Tensor-parallel shard rules (trestle_plan_options.shard_rules)           */
+/* ======================================================================= */
+
+/*
+ * The planner applies shard rules itself; these calls let a caller that
+ * builds its own per-part ops (one process placing each part on its own
+ * GPU, a tool listing who gets what) decide exactly as the planner does.
+ */
+
+/**
+ * @brief Check the form of shard rules: "GLOB:DIM", DIM a number below
+ * TRESTLE_MAX_SLICE_RANK, GLOB an fnmatch pattern with no unclosed '['
+ * class or trailing '\' (which fnmatch would treat as never matching,
+ * silently replicating tensors meant to be split).
+ * @param[in]  rules  `n` rules; may be NULL when n is 0.
+ * @param[in]  n      number of rules.
+ * @param[out] err    filled on failure, naming the rule; may be NULL.
+ * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_shard_rules_check(const char *const *rules, size_t n,
+                                          trestle_error *err);
+
+/**
+ * @brief The rule that applies to an op name: the first whose GLOB matches
+ * it (fnmatch, no flags), as trestle_plan_create() picks it.
+ * @param[in]  rules  `n` rules, checked by trestle_shard_rules_check()
+ *                    (a malformed one never matches here).
+ * @param[in]  n      number of rules.
+ * @param[in]  name   the op's name as given (before renames).
+ * @param[out] dim    receives the rule's DIM when one matches; may be NULL.
+ * @return the rule's index, or -1 when none matches. Thread-safe. Since 0.2.
+ */
+TRESTLE_API long trestle_shard_rule_match(const char *const *rules, size_t n, const char *name,
+                                          int *dim);
+
+/**
+ * @brief TensorFlow's partitioner rule: part `rank` of `world` of a
+ * dimension of `n` elements. Parts hold n / world elements, the first
+ * n % world of them one more, in rank order; a part past the elements is
+ * empty (*len 0).
+ * @param[in]  n      elements in the dimension, >= 0.
+ * @param[in]  rank   0 <= rank < world.
+ * @param[in]  world  parts, >= 1.
+ * @param[out] start  first element of the part; not NULL.
+ * @param[out] len    elements in it; not NULL.
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API void trestle_shard_part(int64_t n, int rank, int world, int64_t *start,
+                                    int64_t *len);
+
+/* ======================================================================= */
 /* Parts of a plan (for groups of processes that share one restore)         */
 /* ======================================================================= */
 
@@ -934,7 +985,8 @@ TRESTLE_API int trestle_plan_extent_runs(const trestle_plan *p, size_t i, trestl
  * @param[in]     first  first extent kept.
  * @param[in]     end    one past the last kept; first <= end <= count.
  * @param[out]    err    filled on failure; may be NULL.
- * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG (bad range, NULL plan); the
+ * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG (bad range, NULL plan, a plan
+ *         with partial reads, whose CRC shares need all of its runs); the
  *         plan is unchanged on failure. Not thread-safe against other use of
  *         `p`. Since 0.2.
  */

@@ -257,11 +257,11 @@ static uint64_t tp_parts(const tp_fixture *f, int r, int np)
     uint8_t buf[sizeof f->wo];
     int64_t s, n;
     uint64_t h = FNV0;
-    trestle__plan_shard_part(10, r, np, &s, &n);
+    trestle_shard_part(10, r, np, &s, &n);
     int64_t qs[] = { s, 0 }, ql[] = { n, 7 };
     tu_ref_slice((const uint8_t *)f->q, qd, 2, qs, ql, 4, buf);
     h = fnv(h, buf, (uint64_t)(n * 7 * 4));
-    trestle__plan_shard_part(12, r, np, &s, &n);
+    trestle_shard_part(12, r, np, &s, &n);
     int64_t ws[] = { 0, s }, wl[] = { 8, n };
     tu_ref_slice((const uint8_t *)f->wo, wd, 2, ws, wl, 4, buf);
     return fnv(h, buf, (uint64_t)(8 * n * 4));
@@ -711,8 +711,8 @@ Test(mpi, tensor_parallel_ranks_read_about_1_over_n_of_the_parts_bytes, .timeout
         uint64_t sum = 0;
         for (int r = 0; r < np; r++) {
             int64_t s, n, s2, n2;
-            trestle__plan_shard_part(TPQ_ROWS, r, np, &s, &n);
-            trestle__plan_shard_part(TPW_COLS, r, np, &s2, &n2);
+            trestle_shard_part(TPQ_ROWS, r, np, &s, &n);
+            trestle_shard_part(TPW_COLS, r, np, &s2, &n2);
             uint64_t part = (uint64_t)(n * TPQ_COLS + TPW_ROWS * n2) * 4;
             cr_assert_eq(lines[r].read, part, "np %d rank %d read %" PRIu64 " bytes, its parts "
                          "are %" PRIu64 " of %" PRIu64, np, r, lines[r].read, part, total);

@@ -119,7 +119,7 @@ static uint8_t *ref_part(const tensor *x, int dim, int r, int w, uint64_t *bytes
     int64_t start[3] = { 0 }, len[3];
     for (int d = 0; d < x->rank; d++)
         len[d] = x->dims[d];
-    trestle__plan_shard_part(x->dims[dim], r, w, &start[dim], &len[dim]);
+    trestle_shard_part(x->dims[dim], r, w, &start[dim], &len[dim]);
     *bytes = sizeof(float);
     for (int d = 0; d < x->rank; d++)
         *bytes *= (uint64_t)len[d];
@@ -391,4 +391,19 @@ Test(partial_reads, parts_restore_onto_a_device_alike)
     }
     trestle_error err;
     cr_assert_eq(trestle_crc_shares_check(&total, 1, 3, &err), TRESTLE_OK, "%s", err.message);
+}
+
+/* A part's share needs every one of its runs: keeping some extents is refused. */
+Test(partial_reads, a_plan_with_partial_reads_cannot_be_kept_to_some_extents)
+{
+    trestle_plan *p = plan_part("a", 0, 0, 2, 0, 1);
+    trestle_error err;
+    cr_assert_eq(trestle_plan_crc_share_count(p), 1);
+    size_t n = trestle_plan_extent_count(p);
+    cr_assert_eq(trestle_plan_keep_extents(p, 0, n, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "a plan with partial reads (1 tensors whose CRC32C the parts "
+                                  "check together) cannot be kept to a range of extents: restore "
+                                  "it whole on each rank");
+    cr_assert_eq(trestle_plan_extent_count(p), n, "the plan is unchanged");
+    trestle_plan_free(p);
 }

@@ -125,13 +125,13 @@ Test(plan_shard, partitioner_rule_gives_the_first_ranks_one_more)
     int64_t s, n;
     static const int64_t want[][2] = { { 0, 4 }, { 4, 3 }, { 7, 3 } }; /* 10 over 3 */
     for (int r = 0; r < 3; r++) {
-        trestle__plan_shard_part(10, r, 3, &s, &n);
+        trestle_shard_part(10, r, 3, &s, &n);
         cr_assert_eq(s, want[r][0]);
         cr_assert_eq(n, want[r][1]);
     }
-    trestle__plan_shard_part(8, 3, 4, &s, &n);
+    trestle_shard_part(8, 3, 4, &s, &n);
     cr_assert(s == 6 && n == 2);
-    trestle__plan_shard_part(2, 3, 4, &s, &n); /* more ranks than rows: empty parts last */
+    trestle_shard_part(2, 3, 4, &s, &n); /* more ranks than rows: empty parts last */
     cr_assert(s == 2 && n == 0);
 }
 
@@ -148,7 +148,7 @@ static void check_reassembles(fixture *f, const char *name, const char *rule, in
         size_t i = op_index(p, name);
         float *part = (float *)restore_op(p, i, &info);
         int64_t s, n;
-        trestle__plan_shard_part(dim ? d1 : d0, r, world, &s, &n);
+        trestle_shard_part(dim ? d1 : d0, r, world, &s, &n);
         cr_assert_eq(s, at, "rank %d starts at %lld", r, (long long)s);
         cr_assert_eq(info.rank, 2);
         cr_assert_eq(info.dims[dim], n, "rank %d of %d: dim %d is %lld, expected %lld", r, world,
@@ -333,4 +333,41 @@ Test(plan_shard, a_well_formed_bracket_class_matches)
     cr_assert(info.dims[0] == 4 && info.dims[1] == 6);
     trestle_plan_free(p);
     free_fixture(&f);
+}
+
+/* The public rule calls decide as the planner does: tools that build their
+ * own per-part ops (trestle restore --device 0,1 --shard) rely on it. */
+Test(plan_shard, public_rule_calls_check_and_match_as_the_planner)
+{
+    trestle_error err;
+    const char *ok[] = { "*/mlp/*:1", "x:0", "*:2" };
+    cr_assert_eq(trestle_shard_rules_check(ok, 3, &err), TRESTLE_OK);
+    cr_assert_eq(trestle_shard_rules_check(NULL, 0, &err), TRESTLE_OK);
+    cr_assert_eq(trestle_shard_rules_check(NULL, 1, &err), TRESTLE_E_INVALID_ARG);
+    const char *bad_dim[] = { "x:0", "y:z" };
+    cr_assert_eq(trestle_shard_rules_check(bad_dim, 2, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert(strstr(err.message, "shard rule 1 (y:z) is not of the form GLOB:DIM"), "%s",
+              err.message);
+    const char *bad_glob[] = { "[ab:1" };
+    cr_assert_eq(trestle_shard_rules_check(bad_glob, 1, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert(strstr(err.message, "malformed glob"), "%s", err.message);
+    /* A glob too long to match is refused, not silently never matched. */
+    char *long_rule = malloc(1100);
+    memset(long_rule, 'a', 1096);
+    strcpy(long_rule + 1096, ":0");
+    const char *lr[] = { long_rule };
+    cr_assert_eq(trestle_shard_rules_check(lr, 1, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "shard rule 0: its glob is 1096 characters long, more than "
+                                  "1023");
+    free(long_rule);
+
+    int dim = -1;
+    cr_assert_eq(trestle_shard_rule_match(ok, 3, "model/mlp/kernel", &dim), 0);
+    cr_assert_eq(dim, 1);
+    cr_assert_eq(trestle_shard_rule_match(ok, 3, "x", &dim), 1, "first matching rule wins");
+    cr_assert_eq(dim, 0);
+    cr_assert_eq(trestle_shard_rule_match(ok, 2, "y", NULL), -1);
+    cr_assert_eq(trestle_shard_rule_match(bad_glob, 1, "[ab", &dim), -1,
+                 "a malformed rule never matches");
+    cr_assert_eq(trestle_shard_rule_match(NULL, 0, "x", &dim), -1);
 }

@@ -7,7 +7,6 @@
  * reads and checks each stored byte once whatever the device count
  * (trestle_restore_options.devices).
  */
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,32 +52,12 @@ int cli_devices_parse(const char *arg, int *out, size_t cap, size_t *n)
     }
 }
 
-/* The rule (GLOB:DIM) matching name, its DIM in *dim; NULL for none. */
-static const char *match(const char *const *rules, size_t nrules, const char *name, long *dim)
-{
-    for (size_t i = 0; i < nrules; i++) {
-        const char *colon = strrchr(rules[i], ':');
-        char glob[512];
-        size_t len = (size_t)(colon - rules[i]);
-        if (len >= sizeof glob)
-            continue;
-        memcpy(glob, rules[i], len);
-        glob[len] = '\0';
-        if (fnmatch(glob, name, 0) == 0) {
-            *dim = strtol(colon + 1, NULL, 10);
-            return rules[i];
-        }
-    }
-    return NULL;
-}
-
 int cli_devices_check_rule(const char *rule)
 {
-    const char *colon = strrchr(rule, ':');
-    long long v;
-    if (!colon || colon == rule || cli_parse_int(colon + 1, 0, 63, &v) != 0)
-        return cli_usage("restore", "--shard wants GLOB:DIM (e.g. '*/attention/*/kernel:1'), "
-                         "not '%s'", rule);
+    trestle_error err;
+    if (trestle_shard_rules_check(&rule, 1, &err) != TRESTLE_OK)
+        return cli_usage("restore", "--shard wants GLOB:DIM (e.g. '*/attention/*/kernel:1'): "
+                         "%s", err.message);
     return CLI_EXIT_OK;
 }
 
@@ -96,8 +75,8 @@ static char *keep(cli_ops *ops, char *s)
 }
 
 /* "d0 d1 ... " then "-" or "start,len" per dim: part r of w of `dim`, by
- * TensorFlow's partitioner rule (the first n % w parts one more). */
-static char *part_spec(const trestle_tensor_info *t, long dim, size_t r, size_t w)
+ * the planner's own rule (trestle_shard_part()). */
+static char *part_spec(const trestle_tensor_info *t, int dim, size_t r, size_t w)
 {
     size_t cap = (size_t)t->rank * 48 + 1, at = 0;
     char *s = malloc(cap);
@@ -106,9 +85,8 @@ static char *part_spec(const trestle_tensor_info *t, long dim, size_t r, size_t 
     for (int i = 0; i < t->rank; i++)
         at += (size_t)snprintf(s + at, cap - at, "%" PRId64 " ", t->dims[i]);
     for (int i = 0; i < t->rank; i++) {
-        int64_t n = t->dims[i], base = n / (int64_t)w, extra = n % (int64_t)w;
-        int64_t start = (int64_t)r * base + ((int64_t)r < extra ? (int64_t)r : extra);
-        int64_t len = base + ((int64_t)r < extra ? 1 : 0);
+        int64_t start, len;
+        trestle_shard_part(t->dims[i], (int)r, (int)w, &start, &len);
         if (i == dim)
             at += (size_t)snprintf(s + at, cap - at, "%" PRId64 ",%" PRId64, start, len);
         else
@@ -131,10 +109,11 @@ int cli_devices_split_ops(const trestle_checkpoint *ckpt, const char *const *rul
         goto nomem;
     for (size_t i = 0; i < n; i++) {
         trestle_tensor_info t;
-        long dim = 0;
+        int dim = 0;
         if (trestle_tensor_get_info(ckpt, i, &t) != TRESTLE_OK)
             continue;
-        const char *rule = match(rules, nrules, t.name, &dim);
+        long which = trestle_shard_rule_match(rules, nrules, t.name, &dim);
+        const char *rule = which >= 0 ? rules[which] : NULL;
         if (!rule) {
             pl[out->n] = TRESTLE_EVERY_DEVICE;
             out->ops[out->n++] = (trestle_op){ .name = t.name,
@@ -142,14 +121,16 @@ int cli_devices_split_ops(const trestle_checkpoint *ckpt, const char *const *rul
             continue;
         }
         if (dim >= t.rank) {
-            cli_error("tensor '%s' has rank %d: --shard '%s' names dimension %ld, which it "
+            cli_error("tensor '%s' has rank %d: --shard '%s' names dimension %d, which it "
                       "lacks", t.name, t.rank, rule, dim);
             cli_ops_free(out);
             free(pl);
             return CLI_EXIT_FAIL;
         }
         for (size_t r = 0; r < w; r++) {
-            if (t.dims[dim] / (int64_t)w == 0 && (int64_t)r >= t.dims[dim] % (int64_t)w)
+            int64_t start, len;
+            trestle_shard_part(t.dims[dim], (int)r, (int)w, &start, &len);
+            if (len == 0)
                 continue; /* fewer elements than devices: this device gets none */
             char *spec = keep(out, part_spec(&t, dim, r, w));
             if (!spec)

@@ -236,20 +236,11 @@ static int parse(int argc, char **argv, int rank, args *a)
 
 /* ---- which ops go where ---- */
 
-static bool matches(const char *const *globs, size_t n, const char *name, bool rule)
+static bool excluded(const char *const *globs, size_t n, const char *name)
 {
-    char glob[1024];
-    for (size_t i = 0; i < n; i++) {
-        const char *g = globs[i];
-        if (rule) { /* a rule's glob is what precedes its last ':' */
-            const char *colon = strrchr(g, ':');
-            size_t len = colon ? (size_t)(colon - g) : strlen(g);
-            snprintf(glob, sizeof glob, "%.*s", (int)len, g);
-            g = glob;
-        }
-        if (fnmatch(g, name, 0) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, 0) == 0)
             return true;
-    }
     return false;
 }
 
@@ -279,9 +270,11 @@ static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, 
             trestle_tensor_get_info(c, i, &t);
             op.name = t.name;
         }
-        if (matches(a->excludes, a->nexcludes, op.name, false))
+        if (excluded(a->excludes, a->nexcludes, op.name))
             continue;
-        if (matches(a->rules, a->nrules, op.name, true))
+        /* The planner's own choice of rule: a malformed rule matches
+         * nothing here, and the plan of the parts refuses it by name. */
+        if (trestle_shard_rule_match(a->rules, a->nrules, op.name, NULL) >= 0)
             (*part)[(*npart)++] = op;
         else
             (*whole)[(*nwhole)++] = op;
