@@ -602,6 +602,39 @@ Test(gpu_multi, cli_splits_by_shard_rules_over_every_device)
     model_close(&m);
 }
 
+/* trestle bench --device 0,1: every tensor on both, read once, and the
+ * copy stage held against both devices' links. */
+Test(gpu_multi, bench_restores_onto_a_device_list)
+{
+    tu_cli_result r = tu_cli("bench --synthetic 8M,2 --device 0,1 --repeat 1 --json");
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "\"devices\": [0, 1],"), "%s", r.out);
+    cr_assert(strstr(r.out, "\"ceiling\": \"pinned host-to-device x devices\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"h2d_pinned_all_devices\": {"), "%s", r.out);
+    uint64_t bytes = 0, read = 0, copied = 0;
+    const char *b = strstr(r.out, "\n  \"bytes\": ");
+    const char *rd = strstr(r.out, "\"read\": {\"bytes\": ");
+    const char *cp = strstr(r.out, "\"copy\": {\"bytes\": ");
+    cr_assert(b && rd && cp, "%s", r.out);
+    sscanf(b, "\n  \"bytes\": %" SCNu64, &bytes);
+    sscanf(rd, "\"read\": {\"bytes\": %" SCNu64, &read);
+    sscanf(cp, "\"copy\": {\"bytes\": %" SCNu64, &copied);
+    cr_assert_gt(bytes, 0);
+    cr_assert_eq(copied, 2 * bytes, "each device's copy counts: %" PRIu64, copied);
+    cr_assert_leq(read, bytes + bytes / 8, "read once, not twice: %" PRIu64, read);
+    tu_cli_free(&r);
+    r = tu_cli("bench --synthetic 8M,2 --device 0,1 --repeat 1");
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "destination: CUDA devices 0,1 (every tensor on each, read and "
+                            "checked once)\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "host-to-device, all GPUs"), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("bench --synthetic 8M,2 --device 0,0");
+    cr_assert_eq(r.rc, 2, "%s", r.err);
+    cr_assert(strstr(r.err, "bench: --device lists device 0 twice in '0,0'"), "%s", r.err);
+    tu_cli_free(&r);
+}
+
 #else /* !TRESTLE_CUDA_MOCK */
 
 Test(gpu_multi, needs_the_cuda_mock)

@@ -253,7 +253,7 @@ void cli_ops_free(cli_ops *ops);
 /* --device ARG: "N", "N,M,..." (distinct) or "all" (every usable GPU),
  * into out (cap entries), *n of them. CLI_EXIT_OK, CLI_EXIT_USAGE or
  * CLI_EXIT_FAIL, reported. */
-int cli_devices_parse(const char *arg, int *out, size_t cap, size_t *n);
+int cli_devices_parse(const char *cmd, const char *arg, int *out, size_t cap, size_t *n);
 
 /* A --shard rule's form, GLOB:DIM; CLI_EXIT_USAGE (reported) when bad. */
 int cli_devices_check_rule(const char *rule);

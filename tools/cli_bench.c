@@ -41,6 +41,9 @@ static const char bench_help[] =
     "                       instead of copying them (as `trestle restore --map`);\n"
     "                       not with --device\n"
     "      --device N       restore into CUDA device N (needs a CUDA build and GPU)\n"
+    "      --device N,M,... every tensor onto each listed GPU ('all': every GPU),\n"
+    "                       read and checked once; the copy stage is held against\n"
+    "                       the first GPU's pinned copy times the number of GPUs\n"
     "      --no-numa        with --device: leave staging and workers off the GPU's\n"
     "                       NUMA node (to measure what placement buys)\n"
     "      --cold           drop the page cache before each repeat and ceiling run\n"
@@ -53,13 +56,16 @@ static const char bench_help[] =
     "  trestle bench --synthetic 2G,4 --host\n"
     "  trestle bench /tmp/llm/ckpt --cold --repeat 5\n"
     "  trestle bench /nvme/ckpt --device 0 --json > bench.json\n"
+    "  trestle bench --synthetic 8G,8 --device all   # one process onto every GPU\n"
     "  mpirun -np 4 trestle bench --synthetic 2G,8      # a group restore\n";
 
 typedef struct bench_args {
     const char *path;
     uint64_t synth_size;    /* 0 unless --synthetic */
     int synth_shards;
-    int device;             /* -1 host */
+    int device;             /* -1 host, else the (first) device */
+    int devices[CLI_MAX_DEVICES]; /* --device N,M,...: the list (ndevices >= 2) */
+    size_t ndevices;
     int cold, json;
     int map;                /* --map: restore option host_map */
     int no_numa;            /* --no-numa: restore option no_numa */
@@ -88,6 +94,7 @@ typedef struct bench_result {
     double device_startup;  /* seconds of the warm-up device restore, or -1 */
     uint64_t peak_rss;      /* bytes */
     cli_ceiling raw_buffered, raw_direct, crc, mem, h2d_pinned, h2d_pageable;
+    cli_ceiling h2d_all;    /* several devices: pinned h2d of the first, times their number */
 } bench_result;
 
 /* ---- helpers ---- */
@@ -190,6 +197,10 @@ static int run_repeats(const bench_args *a, bench_result *r)
             cli_bench_drop_cache(ckpt, r->cache, sizeof r->cache);
         trestle_restore_options_init(&ro);
         ro.device = a->device;
+        if (a->ndevices >= 2) {
+            ro.devices = a->devices;
+            ro.num_devices = a->ndevices;
+        }
         ro.host_map = a->map;
         ro.no_numa = a->no_numa;
         int rc = trestle_plan_create(ckpt, NULL, 0, NULL, &plan, &err);
@@ -306,6 +317,19 @@ static int measure_ceilings(const bench_args *a, bench_result *r)
     r->st[1].ceiling_name = "CRC32C per core";
     r->st[2].ceiling = a->device >= 0 ? &r->h2d_pinned : &r->mem;
     r->st[2].ceiling_name = a->device >= 0 ? "pinned host-to-device" : "memcpy per core";
+    if (a->ndevices >= 2) {
+        /* Each GPU has its own link: the copies to all of them can run at
+         * once, so the ceiling is one link's times their number (assumed
+         * alike; measured on the first). */
+        r->h2d_all = r->h2d_pinned;
+        r->h2d_all.gbps *= (double)a->ndevices;
+        r->h2d_all.bytes *= a->ndevices;
+        if (r->h2d_pinned.valid)
+            snprintf(r->h2d_all.note, sizeof r->h2d_all.note, "device %d's pinned copy x %zu "
+                     "devices, each with its own link", a->devices[0], a->ndevices);
+        r->st[2].ceiling = &r->h2d_all;
+        r->st[2].ceiling_name = "pinned host-to-device x devices";
+    }
     r->st[3].ceiling = rd;
     r->st[3].ceiling_name = rd_name;
     return CLI_EXIT_OK;
@@ -341,8 +365,14 @@ static void print_text(const bench_args *a, const bench_result *r)
            r->tensors, size, a->device >= 0 ? "device" : "host memory", a->repeat,
            a->repeat == 1 ? "" : "s", reader_name(r->reader), r->reader_note[0] ? " (" : "",
            r->reader_note, r->reader_note[0] ? ")" : "", r->direct_reads ? "yes" : "no");
-    if (a->device >= 0)
+    if (a->ndevices >= 2) {
+        printf("destination: CUDA devices");
+        for (size_t k = 0; k < a->ndevices; k++)
+            printf("%s%d", k ? "," : " ", a->devices[k]);
+        printf(" (every tensor on each, read and checked once)\n");
+    } else if (a->device >= 0) {
         printf("destination: CUDA device %d\n", a->device);
+    }
     printf("cache: %s\n\n", r->cache);
 
     cli_table *tab = cli_table_new(7, headers, right);
@@ -390,8 +420,11 @@ static void print_text(const bench_args *a, const bench_result *r)
         { "memcpy per core", &r->mem },
         { "host-to-device, pinned", &r->h2d_pinned },
         { "host-to-device, pageable", &r->h2d_pageable },
+        { "host-to-device, all GPUs", &r->h2d_all },
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        if (rows[i].c == &r->h2d_all && a->ndevices < 2)
+            continue;
         if (rows[i].c->valid)
             printf("  %-26s %7.2f GB/s  (%s)\n", rows[i].label, rows[i].c->gbps, rows[i].c->note);
         else
@@ -432,7 +465,10 @@ static void print_json(const bench_args *a, const bench_result *r)
     fprintf(f, ",\n  \"destination\": \"%s\",\n  \"device\": %d,\n  \"host_map\": %s,\n"
             "  \"cold\": %s,\n", a->device >= 0 ? "device" : "host", a->device,
             a->map ? "true" : "false", a->cold ? "true" : "false");
-    fputs("  \"cache\": ", f);
+    fputs("  \"devices\": [", f);
+    for (size_t k = 0; k < a->ndevices; k++)
+        fprintf(f, "%s%d", k ? ", " : "", a->devices[k]);
+    fputs("],\n  \"cache\": ", f);
     cli_json_cstr(f, r->cache);
     fprintf(f, ",\n  \"repeats\": %d,\n  \"tensors\": %zu,\n  \"bytes\": %" PRIu64 ",\n",
             a->repeat, r->tensors, r->output_bytes);
@@ -467,7 +503,9 @@ static void print_json(const bench_args *a, const bench_result *r)
     json_ceiling(f, "crc32c_per_core", &r->crc, 0);
     json_ceiling(f, "memcpy_per_core", &r->mem, 0);
     json_ceiling(f, "h2d_pinned", &r->h2d_pinned, 0);
-    json_ceiling(f, "h2d_pageable", &r->h2d_pageable, 1);
+    json_ceiling(f, "h2d_pageable", &r->h2d_pageable, a->ndevices < 2);
+    if (a->ndevices >= 2)
+        json_ceiling(f, "h2d_pinned_all_devices", &r->h2d_all, 1);
     fputs("  }\n}\n", f);
 }
 
@@ -519,14 +557,17 @@ static int parse_args(int argc, char **argv, bench_args *a)
                 return cli_usage("bench", "--synthetic wants SIZE[,SHARDS] such as 2G,4, not "
                                  "'%s'", optarg);
             break;
-        case OPT_HOST: a->device = -1; break;
+        case OPT_HOST: a->device = -1, a->ndevices = 0; break;
         case OPT_MAP: a->map = 1; break;
         case OPT_NO_NUMA: a->no_numa = 1; break;
-        case OPT_DEVICE:
-            if (cli_parse_int(optarg, 0, 1023, &v) != 0)
-                return cli_usage("bench", "--device wants a CUDA device number, not '%s'", optarg);
-            a->device = (int)v;
+        case OPT_DEVICE: {
+            int rc = cli_devices_parse("bench", optarg, a->devices, CLI_MAX_DEVICES,
+                                       &a->ndevices);
+            if (rc != CLI_EXIT_OK)
+                return rc;
+            a->device = a->devices[0];
             break;
+        }
         case OPT_COLD: a->cold = 1; break;
         case OPT_REPEAT:
             if (cli_parse_int(optarg, 1, 1000, &v) != 0)

@@ -14,7 +14,7 @@
 
 #include "cli.h"
 
-int cli_devices_parse(const char *arg, int *out, size_t cap, size_t *n)
+int cli_devices_parse(const char *cmd, const char *arg, int *out, size_t cap, size_t *n)
 {
     *n = 0;
     if (strcmp(arg, "all") == 0) {
@@ -35,16 +35,16 @@ int cli_devices_parse(const char *arg, int *out, size_t cap, size_t *n)
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         long long v;
         if (len == 0 || len >= sizeof num || *n == cap)
-            return cli_usage("restore", "--device wants N, a list N,M,... of distinct CUDA "
+            return cli_usage(cmd, "--device wants N, a list N,M,... of distinct CUDA "
                              "devices (at most %zu) or 'all', not '%s'", cap, arg);
         memcpy(num, p, len);
         num[len] = '\0';
         if (cli_parse_int(num, 0, 1023, &v) != 0)
-            return cli_usage("restore", "--device wants N, a list N,M,... of distinct CUDA "
+            return cli_usage(cmd, "--device wants N, a list N,M,... of distinct CUDA "
                              "devices (at most %zu) or 'all', not '%s'", cap, arg);
         for (size_t k = 0; k < *n; k++)
             if (out[k] == (int)v)
-                return cli_usage("restore", "--device lists device %lld twice in '%s'", v, arg);
+                return cli_usage(cmd, "--device lists device %lld twice in '%s'", v, arg);
         out[(*n)++] = (int)v;
         if (!comma)
             return CLI_EXIT_OK;

@@ -266,7 +266,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
             a->run.staging_bytes = size;
         break;
     case OPT_DEVICE: {
-        int rc = cli_devices_parse(arg, a->devices, CLI_MAX_DEVICES, &a->ndevices);
+        int rc = cli_devices_parse("restore", arg, a->devices, CLI_MAX_DEVICES, &a->ndevices);
         if (rc != CLI_EXIT_OK)
             return rc;
         a->run.device = a->ndevices == 1 ? a->devices[0] : -1;
