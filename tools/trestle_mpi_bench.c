@@ -57,7 +57,14 @@ static const char help[] =
     "      --repeat K       restores to time (default 3); best and median reported\n"
     "      --threads N      verify/copy workers per rank\n"
     "      --json           one JSON object on rank 0 instead of the table\n"
-    "      --host           host memory (the default and, for now, the only choice)\n"
+    "      --host           restore into host memory (the default)\n"
+    "      --device local|K each rank onto its GPU (local: by node-local rank) or\n"
+    "                       GPU K; the exchange ceiling stays MPI on host memory\n"
+    "      --exchange auto|staged  device ranks: as trestle-mpi restore --help says\n"
+    "      --scope auto|group|node each byte read once per job or once per node, as\n"
+    "                       trestle-mpi restore --help says; both ceilings are\n"
+    "                       measured over the same scope (node: every node at once)\n"
+    "      --simulate-nodes N  tests on one machine: ranks on N pretend nodes\n"
     "      --group mpi      the process group (the default, and the only one)\n"
     "  -h, --help           this text\n"
     "\n"
@@ -69,6 +76,8 @@ typedef struct bench_args {
     const char *path;
     uint64_t synth_size;
     int synth_shards, cold, repeat, json;
+    int scope, simulate_nodes, exchange;
+    int device;             /* -1 host, -2 local, else the GPU on every rank */
     unsigned threads;
 } bench_args;
 
@@ -89,10 +98,15 @@ static int parse(int argc, char **argv, int rank, bench_args *a)
         { "repeat", required_argument, NULL, 'r' },    { "threads", required_argument, NULL, 't' },
         { "json", no_argument, NULL, 'j' },            { "help", no_argument, NULL, 'h' },
         { "group", required_argument, NULL, 'g' },     { "host", no_argument, NULL, 'H' },
+        { "scope", required_argument, NULL, 'S' },     { "device", required_argument, NULL, 'd' },
+        { "exchange", required_argument, NULL, 'X' },
+        { "simulate-nodes", required_argument, NULL, 'N' },
         { NULL, 0, NULL, 0 }
     };
     a->repeat = 3;
     a->synth_shards = 4;
+    a->device = -1;
+    long long v;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
@@ -123,7 +137,31 @@ static int parse(int argc, char **argv, int rank, bench_args *a)
                 return USAGE("--threads takes 1 to 256, not '%s'", optarg);
             break;
         case 'j': a->json = 1; break;
-        case 'H': break; /* host memory is the only destination here */
+        case 'H': a->device = -1; break;
+        case 'd':
+            if (!strcmp(optarg, "local"))
+                a->device = -2;
+            else if (cli_parse_int(optarg, 0, 1023, &v) == 0)
+                a->device = (int)v;
+            else
+                return USAGE("--device is local or a GPU ordinal, not '%s'", optarg);
+            break;
+        case 'S':
+            if (!strcmp(optarg, "auto")) a->scope = TRESTLE_GROUP_SCOPE_AUTO;
+            else if (!strcmp(optarg, "group")) a->scope = TRESTLE_GROUP_SCOPE_GROUP;
+            else if (!strcmp(optarg, "node")) a->scope = TRESTLE_GROUP_SCOPE_NODE;
+            else return USAGE("--scope is auto, group or node, not '%s'", optarg);
+            break;
+        case 'X':
+            if (!strcmp(optarg, "auto")) a->exchange = TRESTLE_GROUP_EXCHANGE_AUTO;
+            else if (!strcmp(optarg, "staged")) a->exchange = TRESTLE_GROUP_EXCHANGE_STAGED;
+            else return USAGE("--exchange is auto or staged, not '%s'", optarg);
+            break;
+        case 'N':
+            if (cli_parse_int(optarg, 1, 1 << 20, &v) != 0)
+                return USAGE("--simulate-nodes wants a count of nodes, not '%s'", optarg);
+            a->simulate_nodes = (int)v;
+            break;
         case 'g':
             if (strcmp(optarg, "mpi") != 0)
                 return USAGE("--group is mpi here, not '%s'", optarg);
@@ -200,12 +238,15 @@ static void drop_cache(const trestle_checkpoint *c, MPI_Comm node)
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* Every rank reads its 1/N of the shard bytes, N the ranks of its read-once
+ * scope (`scope`: the world, or its node), all scopes at once; `copies` is
+ * how many scopes read the checkpoint, so the rate is per copy. */
 static void storage_ceiling(const trestle_checkpoint *c, const bench_args *a, MPI_Comm node,
-                            cli_ceiling *out)
+                            MPI_Comm scope, int copies, cli_ceiling *out)
 {
     int rank, n;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    MPI_Comm_rank(scope, &rank);
+    MPI_Comm_size(scope, &n);
     trestle_checkpoint_info ci;
     trestle_checkpoint_get_info(c, &ci);
     uint64_t total = 0;
@@ -239,6 +280,7 @@ static void storage_ceiling(const trestle_checkpoint *c, const bench_args *a, MP
             out->valid = 0;
             break;
         }
+        all /= (uint64_t)copies;
         if (wall > 0 && (!out->valid || all / wall > out->bytes / out->seconds)) {
             out->valid = 1;
             out->bytes = all;
@@ -246,17 +288,23 @@ static void storage_ceiling(const trestle_checkpoint *c, const bench_args *a, MP
             out->gbps = (double)all / wall / 1e9;
         }
     }
-    if (out->valid)
+    if (out->valid && copies > 1)
+        snprintf(out->note, sizeof out->note, "on each of %d nodes at once, its ranks each "
+                 "read() 1/%d of the shard bytes%s, best of 3", copies, n,
+                 a->cold ? " (cache dropped)" : "");
+    else if (out->valid)
         snprintf(out->note, sizeof out->note, "%d ranks each read() 1/%d of the shard bytes at "
                  "once%s, best of 3", n, n, a->cold ? " (cache dropped)" : "");
     free(buf);
 }
 
-static void exchange_ceiling(uint64_t total, cli_ceiling *out)
+/* The broadcasts of a restore's exchange, within each read-once scope
+ * (`scope`), all scopes at once. */
+static void exchange_ceiling(uint64_t total, MPI_Comm scope, cli_ceiling *out)
 {
     int rank, n;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &n);
+    MPI_Comm_rank(scope, &rank);
+    MPI_Comm_size(scope, &n);
     memset(out, 0, sizeof *out);
     char *buf = total ? malloc(total) : NULL;
     int ok = buf != NULL, all_ok;
@@ -276,7 +324,7 @@ static void exchange_ceiling(uint64_t total, cli_ceiling *out)
             size_t hi = root + 1 == n ? total : total / (size_t)n * (size_t)(root + 1);
             for (size_t at = lo; at < hi; at += ROUND) {
                 size_t len = hi - at < ROUND ? hi - at : ROUND;
-                MPI_Bcast(buf + at, (int)len, MPI_BYTE, root, MPI_COMM_WORLD);
+                MPI_Bcast(buf + at, (int)len, MPI_BYTE, root, scope);
             }
         }
         double mine = MPI_Wtime() - t0, wall;
@@ -290,26 +338,30 @@ static void exchange_ceiling(uint64_t total, cli_ceiling *out)
             out->gbps = (double)total / wall / 1e9;
         }
     }
-    snprintf(out->note, sizeof out->note, "%d roots broadcast 1/%d each in 64 MiB rounds, "
-             "best of 3", n, n);
+    snprintf(out->note, sizeof out->note, "%d roots broadcast 1/%d each in 64 MiB rounds%s, "
+             "host memory, best of 3", n, n, scope == MPI_COMM_WORLD ? "" : " within each node");
     free(buf);
 }
 
 /* ---- the timed restores ---- */
 
 static int one_restore(const bench_args *a, trestle_group *g, MPI_Comm node, timed_run *out,
-                       uint64_t *total, trestle_error *err)
+                       uint64_t *total, trestle_group_stats *gs, trestle_error *err)
 {
     trestle_checkpoint *c = NULL;
     trestle_plan *p = NULL;
-    trestle_group_stats gs = { 0 };
     trestle_error mine;
     trestle_error_clear(&mine);
     trestle_restore_options ro;
     trestle_restore_options_init(&ro);
     if (a->threads)
         ro.threads = a->threads;
-    int rc = trestle_open(a->path, NULL, &c, &mine);
+    int rc = TRESTLE_OK;
+    ro.device = a->device;
+    if (a->device == -2)
+        rc = trestle_group_local_device(g, &ro.device, &mine);
+    if (rc == TRESTLE_OK)
+        rc = trestle_open(a->path, NULL, &c, &mine);
     if (rc == TRESTLE_OK && a->cold)
         drop_cache(c, node);
     else if (a->cold)
@@ -322,12 +374,12 @@ static int one_restore(const bench_args *a, trestle_group *g, MPI_Comm node, tim
         trestle_plan_get_stats(p, &ps);
         *total = ps.output_bytes;
         MPI_Barrier(MPI_COMM_WORLD);
-        rc = trestle_group_restore(g, p, &ro, &gs, err);
+        rc = trestle_group_restore(g, p, &ro, gs, err);
     }
     if (rc == TRESTLE_OK) {
-        MPI_Allreduce(&gs.wall_seconds, &out->wall, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        MPI_Allreduce(&gs.bytes_read, &out->read, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-        MPI_Allreduce(&gs.bytes_received, &out->exchanged, 1, MPI_UINT64_T, MPI_SUM,
+        MPI_Allreduce(&gs->wall_seconds, &out->wall, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(&gs->bytes_read, &out->read, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(&gs->bytes_received, &out->exchanged, 1, MPI_UINT64_T, MPI_SUM,
                       MPI_COMM_WORLD);
     }
     trestle_plan_free(p);
@@ -349,15 +401,18 @@ static void print_ceiling(const char *name, const cli_ceiling *c)
         printf("  %-9s %8s       %s\n", name, "n/a", c->note);
 }
 
-static void print_json(int n, uint64_t total, const timed_run *best, double median,
-                       const cli_ceiling *st, const cli_ceiling *ex, double bound)
+static void print_json(int n, const trestle_group_stats *gs, uint64_t total,
+                       const timed_run *best, double median, const cli_ceiling *st,
+                       const cli_ceiling *ex, double bound)
 {
-    printf("{\"ranks\": %d, \"checkpoint_bytes\": %" PRIu64 ", \"best_wall_seconds\": %.6f, "
+    printf("{\"ranks\": %d, \"nodes\": %d, \"scope\": \"%s\", \"checkpoint_bytes\": %" PRIu64
+           ", \"best_wall_seconds\": %.6f, "
            "\"median_wall_seconds\": %.6f, \"bytes_read\": %" PRIu64 ", \"bytes_exchanged\": %"
            PRIu64 ", \"delivered_gbps\": %.4f, \"aggregate_gbps\": %.4f, "
            "\"storage_ceiling_gbps\": %.4f, \"exchange_ceiling_gbps\": %.4f, "
            "\"ratio_to_ceiling\": %.4f}\n",
-           n, total, best->wall, median, best->read, best->exchanged,
+           n, gs->nodes, gs->scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group", total,
+           best->wall, median, best->read, best->exchanged,
            (double)total / best->wall / 1e9, (double)total * n / best->wall / 1e9,
            st->valid ? st->gbps : -1.0, ex->valid ? ex->gbps : -1.0,
            bound > 0 ? (double)total / best->wall / 1e9 / bound : -1.0);
@@ -370,6 +425,7 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
     timed_run *runs = calloc((size_t)a->repeat, sizeof *runs);
     double *walls = calloc((size_t)a->repeat, sizeof *walls);
     uint64_t total = 0;
+    trestle_group_stats gs = { 0 };
     if (!runs || !walls) {
         free(runs);
         free(walls);
@@ -377,7 +433,7 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
         return CLI_EXIT_FAIL;
     }
     for (int k = 0; k < a->repeat && rc == TRESTLE_OK; k++) {
-        rc = one_restore(a, g, node, &runs[k], &total, &err);
+        rc = one_restore(a, g, node, &runs[k], &total, &gs, &err);
         walls[k] = runs[k].wall;
     }
     if (rc != TRESTLE_OK) {
@@ -398,22 +454,25 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
     rc = trestle_open(a->path, NULL, &c, &err);
     int ok = rc == TRESTLE_OK, all_ok;
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    /* Both ceilings over the restore's own read-once scope. */
+    int per_node = gs.scope == TRESTLE_GROUP_SCOPE_NODE && gs.nodes > 1;
+    MPI_Comm scope = per_node ? node : MPI_COMM_WORLD;
     if (all_ok)
-        storage_ceiling(c, a, node, &st);
+        storage_ceiling(c, a, node, scope, per_node ? gs.nodes : 1, &st);
     else
         memset(&st, 0, sizeof st), snprintf(st.note, sizeof st.note, "n/a: cannot reopen");
     trestle_close(c);
-    exchange_ceiling(total, &ex);
+    exchange_ceiling(total, scope, &ex);
 
     double bound = 0;
     if (st.valid)
         bound = st.gbps;
-    if (ex.valid && n > 1 && (bound == 0 || ex.gbps < bound))
+    if (ex.valid && (per_node ? gs.node_size : n) > 1 && (bound == 0 || ex.gbps < bound))
         bound = ex.gbps;
     if (rank == 0) {
         const timed_run *r = &runs[b];
         if (a->json) {
-            print_json(n, total, r, median, &st, &ex, bound);
+            print_json(n, &gs, total, r, median, &st, &ex, bound);
         } else {
             char sz[32], rd[32], xc[32];
             cli_human_size(total, sz, sizeof sz);
@@ -430,6 +489,10 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
                        100.0 * (double)total / r->wall / 1e9 / bound);
             else
                 printf("\n");
+            printf("scope %s: %s\n", gs.scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group",
+                   gs.scope_note);
+            if (a->device != -1)
+                printf("exchange: %s\n", gs.exchange_note);
             printf("ceilings (checkpoint bytes per second to every rank):\n");
             print_ceiling("storage", &st);
             print_ceiling("exchange", &ex);
@@ -517,10 +580,23 @@ int trestle_mpi_bench_main(int argc, char **argv)
             return CLI_EXIT_FAIL;
         a.path = prefix;
     }
-    /* The node's ranks, for dropping each node's page cache once. */
+    /* The node's ranks: each node's page cache is dropped once, and with
+     * scope node the ceilings are measured within each. */
+    trestle_group_options go;
+    trestle_group_options_init(&go);
+    go.scope = a.scope;
+    go.exchange = a.exchange;
+    go.path = a.path;
     MPI_Comm node;
-    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
-    if (trestle_group_create(MPI_COMM_WORLD, &g, &err) != TRESTLE_OK)
+    if (a.simulate_nodes > 0) {
+        int world = 1;
+        MPI_Comm_size(MPI_COMM_WORLD, &world);
+        go.node_id = (int)((long long)rank * a.simulate_nodes / world);
+        MPI_Comm_split(MPI_COMM_WORLD, go.node_id, rank, &node);
+    } else {
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
+    }
+    if (trestle_group_create_with(MPI_COMM_WORLD, &go, &g, &err) != TRESTLE_OK)
         status = cli_fail(&err);
     else
         status = bench(&a, g, node);
