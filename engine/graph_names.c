@@ -12,6 +12,7 @@
  * as TF1's slot variables were named. The map sits beside planning, like
  * graphs: it turns names into renames, the planner never sees it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,8 @@ typedef struct name_row {
 struct trestle_names {
     name_row *rows;     /* sorted by key */
     size_t n;
+    char **renames;     /* trestle_names_renames(): "graph_name=key", by graph name */
+    size_t nrenames;
 };
 
 void trestle_names_free(trestle_names *m)
@@ -41,6 +44,9 @@ void trestle_names_free(trestle_names *m)
         free(m->rows[i].slot_name);
         free(m->rows[i].slot_of);
     }
+    for (size_t i = 0; i < m->nrenames; i++)
+        free(m->renames[i]);
+    free(m->renames);
     free(m->rows);
     free(m);
 }
@@ -177,6 +183,48 @@ static int build_rows(const Tensorflow__TrackableObjectGraph *og, trestle_names 
     return TRESTLE_OK;
 }
 
+static int cmp_graph_name(const void *a, const void *b)
+{
+    const name_row *x = *(const name_row *const *)a, *y = *(const name_row *const *)b;
+    return strcmp(x->graph_name, y->graph_name);
+}
+
+/* The renames of trestle_names_renames(), made once at open so that the map
+ * stays immutable (and thread-safe) after. */
+static int build_renames(trestle_names *m, trestle_error *err)
+{
+    int rc = TRESTLE_OK;
+    const name_row **by = calloc(m->n ? m->n : 1, sizeof *by);
+    m->renames = calloc(m->n ? m->n : 1, sizeof *m->renames);
+    TR_FAIL_IF(!by || !m->renames, err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < m->n; i++)
+        by[i] = &m->rows[i];
+    /* Sorted by graph name, a name shared by several keys sits beside its twin. */
+    qsort(by, m->n, sizeof *by, cmp_graph_name);
+    for (size_t i = 0; i < m->n; i++) {
+        const char *g = by[i]->graph_name;
+        if (!g[0] || strcmp(g, by[i]->key) == 0 ||
+            (i > 0 && strcmp(g, by[i - 1]->graph_name) == 0) ||
+            (i + 1 < m->n && strcmp(g, by[i + 1]->graph_name) == 0))
+            continue;
+        size_t len = strlen(g) + strlen(by[i]->key) + 2;
+        char *rule = malloc(len);
+        TR_FAIL_IF(!rule, err, TRESTLE_E_NOMEM, "out of memory");
+        snprintf(rule, len, "%s=%s", g, by[i]->key);
+        m->renames[m->nrenames++] = rule;
+    }
+fail:
+    free(by);
+    return rc;
+}
+
+size_t trestle_names_renames(const trestle_names *m, const char *const **rules)
+{
+    if (rules)
+        *rules = m ? (const char *const *)m->renames : NULL;
+    return m ? m->nrenames : 0;
+}
+
 int trestle_names_open(const trestle_checkpoint *c, trestle_names **out, trestle_error *err)
 {
     uint8_t *buf = NULL;
@@ -196,6 +244,7 @@ int trestle_names_open(const trestle_checkpoint *c, trestle_names **out, trestle
     m = calloc(1, sizeof *m);
     TR_FAIL_IF(!m, err, TRESTLE_E_NOMEM, "out of memory");
     TR_FORWARD(build_rows(og, m, err));
+    TR_FORWARD(build_renames(m, err));
     *out = m;
     m = NULL;
 fail:

@@ -16,17 +16,8 @@
 
 /* ---- object-graph names ---- */
 
-static int cmp_graph_name(const void *a, const void *b)
-{
-    return strcmp(((const trestle_name_info *)a)->graph_name,
-                  ((const trestle_name_info *)b)->graph_name);
-}
-
-/*
- * Rules "graph_name=key" for every key whose graph name is its own (a name
- * several keys share gets none: restoring it by that name would be a
- * guess), as `--names graph` makes them.
- */
+/* The graph-name renames of trestle_names_renames(), as `--names graph`
+ * makes them, copied (the map is freed at once). */
 int trestle__infer_names(trestle_inference *inf, trestle_error *err)
 {
     trestle_checkpoint_info ci;
@@ -35,38 +26,19 @@ int trestle__infer_names(trestle_inference *inf, trestle_error *err)
     /* A checkpoint whose object graph does not read just offers no names. */
     if (!ci.object_based || trestle_names_open(inf->c, &m, NULL) != TRESTLE_OK)
         return TRESTLE_OK;
-    size_t n = trestle_names_count(m);
-    trestle_name_info *all = calloc(n ? n : 1, sizeof *all);
-    inf->names = calloc(n ? n : 1, sizeof *inf->names);
+    const char *const *rules;
+    size_t n = trestle_names_renames(m, &rules);
     int rc = TRESTLE_OK;
-    if (!all || !inf->names)
-        goto nomem;
-    for (size_t i = 0; i < n; i++)
-        trestle_names_get(m, i, &all[i]);
-    /* Sorted by graph name, a name shared by several keys sits beside its twin. */
-    qsort(all, n, sizeof *all, cmp_graph_name);
-    for (size_t i = 0; i < n; i++) {
-        const char *g = all[i].graph_name;
-        if (!g[0] || strcmp(g, all[i].key) == 0 ||
-            (i > 0 && strcmp(g, all[i - 1].graph_name) == 0) ||
-            (i + 1 < n && strcmp(g, all[i + 1].graph_name) == 0))
-            continue;
-        size_t len = strlen(g) + strlen(all[i].key) + 2;
-        char *rule = malloc(len);
-        if (!rule)
-            goto nomem;
-        memcpy(rule, g, strlen(g));
-        rule[strlen(g)] = '=';
-        memcpy(rule + strlen(g) + 1, all[i].key, strlen(all[i].key) + 1);
-        inf->names[inf->nnames++] = rule;
+    inf->names = calloc(n ? n : 1, sizeof *inf->names);
+    for (size_t i = 0; inf->names && i < n; i++) {
+        if (!(inf->names[inf->nnames] = strdup(rules[i])))
+            break;
+        inf->nnames++;
     }
-done:
-    free(all);
+    if (!inf->names || inf->nnames < n)
+        rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     trestle_names_free(m);
     return rc;
-nomem:
-    rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    goto done;
 }
 
 /* ---- rules and the verdict ---- */

@@ -1775,6 +1775,19 @@ TRESTLE_API int trestle_names_get(const trestle_names *m, size_t i, trestle_name
  */
 TRESTLE_API int trestle_names_find(const trestle_names *m, const char *key, size_t *index);
 
+/**
+ * @brief The renames that let ops be named by graph names: one rule
+ * "GRAPH_NAME=KEY" per key whose graph name is its own and differs from the
+ * key. A graph name several keys share gets no rule (restoring by it would
+ * be a guess). Ready for trestle_plan_options.renames, as
+ * `--names graph` uses them.
+ * @param[in]  m      the map.
+ * @param[out] rules  receives the rules, sorted by graph name, owned by `m`
+ *                    and valid until trestle_names_free(m); may be NULL.
+ * @return the number of rules (0 for a NULL map). Thread-safe. Since 0.2.
+ */
+TRESTLE_API size_t trestle_names_renames(const trestle_names *m, const char *const **rules);
+
 /* ======================================================================= */
 /* Rename inference: what a restore lacks, and the renames that fix it      */
 /* ======================================================================= */

@@ -331,3 +331,40 @@ Test(graph_names_cli, ops_diff_and_check_take_graph_names)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* trestle_names_renames: one "graph=key" rule per graph name of its own,
+ * none for a name two keys share (v1 and v2 are both "Variable"). */
+Test(graph_names, renames_give_one_rule_per_unshared_graph_name)
+{
+    trestle_checkpoint *c = open_ckpt(tu_fixture("tf-real/tfkeras_lso_ckpt_2shards/ckpt"));
+    trestle_names *m = open_names(c);
+    const char *const *rules;
+    size_t n = trestle_names_renames(m, &rules);
+    cr_assert_gt(n, 0);
+    int found = 0;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(strchr(rules[i], '='), "%s", rules[i]);
+        if (i > 0) {
+            /* Sorted by graph name: the part before '='. */
+            size_t a = (size_t)(strchr(rules[i - 1], '=') - rules[i - 1]);
+            size_t b = (size_t)(strchr(rules[i], '=') - rules[i]);
+            int cmp = strncmp(rules[i - 1], rules[i], a < b ? a : b);
+            cr_assert(cmp < 0 || (cmp == 0 && a < b), "%s before %s", rules[i - 1], rules[i]);
+        }
+        found |= strcmp(rules[i], "sequential/dense/bias=layer_with_weights-0/bias/.ATTRIBUTES/"
+                                  "VARIABLE_VALUE") == 0;
+    }
+    cr_assert(found, "the dense bias rule is missing");
+    trestle_names_free(m);
+    trestle_close(c);
+
+    c = open_ckpt(tu_fixture("tf-real/tfjs_int64_multiply/variables"));
+    m = open_names(c);
+    n = trestle_names_renames(m, &rules);
+    for (size_t i = 0; i < n; i++)
+        cr_assert(strncmp(rules[i], "Variable=", 9) != 0, "ambiguous: %s", rules[i]);
+    trestle_names_free(m);
+    trestle_close(c);
+    cr_assert_eq(trestle_names_renames(NULL, &rules), 0);
+    cr_assert_null(rules);
+}

@@ -95,54 +95,28 @@ int cli_names_list(const trestle_checkpoint *c, int json)
     return status;
 }
 
-/*
- * Rules "graph_name=key" for every entry whose graph name is its own
- * (another key with the same graph name makes the name ambiguous, and such
- * names get no rule: restoring them by graph name would be a guess).
- */
-static int cmp_graph_name(const void *a, const void *b)
-{
-    return strcmp(((const trestle_name_info *)a)->graph_name,
-                  ((const trestle_name_info *)b)->graph_name);
-}
-
+/* The rules "graph_name=key" of trestle_names_renames(), copied. */
 int cli_names_renames(const trestle_checkpoint *c, cli_names_rules *out)
 {
     trestle_names *m = NULL;
     memset(out, 0, sizeof *out);
     if (open_names(c, &m) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
-    size_t n = trestle_names_count(m);
-    trestle_name_info *all = calloc(n ? n : 1, sizeof *all);
+    const char *const *rules;
+    size_t n = trestle_names_renames(m, &rules);
     out->rules = calloc(n ? n : 1, sizeof *out->rules);
-    if (!all || !out->rules)
-        goto nomem;
-    for (size_t i = 0; i < n; i++)
-        trestle_names_get(m, i, &all[i]);
-    /* Sorted by graph name, a name shared by several keys sits beside its twin. */
-    qsort(all, n, sizeof *all, cmp_graph_name);
-    for (size_t i = 0; i < n; i++) {
-        const char *g = all[i].graph_name;
-        if (!g[0] || strcmp(g, all[i].key) == 0 ||
-            (i > 0 && strcmp(g, all[i - 1].graph_name) == 0) ||
-            (i + 1 < n && strcmp(g, all[i + 1].graph_name) == 0))
-            continue;
-        size_t len = strlen(g) + strlen(all[i].key) + 2;
-        char *rule = malloc(len);
-        if (!rule)
-            goto nomem;
-        snprintf(rule, len, "%s=%s", g, all[i].key);
-        out->rules[out->n++] = rule;
+    for (size_t i = 0; out->rules && i < n; i++) {
+        if (!(out->rules[out->n] = strdup(rules[i])))
+            break;
+        out->n++;
     }
-    free(all);
     trestle_names_free(m);
+    if (!out->rules || out->n < n) {
+        cli_names_rules_free(out);
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
     return CLI_EXIT_OK;
-nomem:
-    free(all);
-    trestle_names_free(m);
-    cli_names_rules_free(out);
-    cli_error("out of memory");
-    return CLI_EXIT_FAIL;
 }
 
 const char **cli_names_merge(trestle_plan_options *po, const cli_names_rules *names)
