@@ -184,6 +184,10 @@ struct trestle__restore {
 /* Which GPU the restore copies to, or -1 (engine/restore_dest.c). */
 int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle_error *err);
 
+/* The CUDA device of op's DEST_DEVICE pointer in *device, or
+ * TRESTLE_E_INVALID_ARG naming the tensor when it is not device memory. */
+int trestle__restore_dest_device(const trestle__plan_op *op, int *device, trestle_error *err);
+
 /* Engine memory for DEST_ALLOCATE ops: the plan's arena, reused when it
  * is of the restore's kind (engine/restore_dest.c), or one per device of
  * a device list; then each op's device. */

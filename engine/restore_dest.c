@@ -12,6 +12,15 @@
 #include "replica.h"
 #include "restore.h"
 
+int trestle__restore_dest_device(const trestle__plan_op *op, int *device, trestle_error *err)
+{
+    if (trestle__cuda_pointer_device(op->dest, device) != 0)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
+                                  "tensor %s: destination %p is not CUDA device memory",
+                                  op->name, op->dest);
+    return TRESTLE_OK;
+}
+
 /*
  * Which GPU the restore copies to, or -1 for none: the device option (for
  * DEST_ALLOCATE ops), else the device of the caller's DEST_DEVICE pointers.
@@ -45,10 +54,9 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
         int d = -1;
         if (op->skipped || op->dest_kind != TRESTLE_DEST_DEVICE || op->bytes == 0)
             continue;
-        if (trestle__cuda_pointer_device(op->dest, &d) != 0)
-            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
-                                      "tensor %s: destination %p is not CUDA device memory",
-                                      op->name, op->dest);
+        int rc = trestle__restore_dest_device(op, &d, err);
+        if (rc != TRESTLE_OK)
+            return rc;
         if (dev < 0) {
             dev = d;
             first = op;

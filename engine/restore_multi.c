@@ -82,10 +82,9 @@ int trestle__restore_multi_pick(const trestle__restore *x, int *device, trestle_
         int d = -1;
         if (op->skipped || op->dest_kind != TRESTLE_DEST_DEVICE || op->bytes == 0)
             continue;
-        if (trestle__cuda_pointer_device(op->dest, &d) != 0)
-            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
-                                      "tensor %s: destination %p is not CUDA device memory",
-                                      op->name, op->dest);
+        int rc = trestle__restore_dest_device(op, &d, err);
+        if (rc != TRESTLE_OK)
+            return rc;
         if (index_of(x, d) < 0)
             return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->key, NULL, -1, -1,
                                       "tensor %s: destination is on CUDA device %d, which is "

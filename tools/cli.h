@@ -83,6 +83,9 @@ void cli_graph_hint(const char *path);
 /* "4 B", "1.50 KiB", "2.00 GiB" into buf. */
 void cli_human_size(uint64_t bytes, char *buf, size_t cap);
 
+/* "4.10 GiB/s" into buf, or "-" when nothing moved or no time passed. */
+void cli_rate(uint64_t bytes, double seconds, char *buf, size_t cap);
+
 /* Parse "4096", "64K", "1.5G", "8MiB" (binary suffixes K M G T, optional
  * "B"/"iB"). Returns 0 on success, -1 when malformed or overflowing. */
 int cli_parse_size(const char *s, uint64_t *out);

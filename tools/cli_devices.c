@@ -149,15 +149,6 @@ nomem:
     return CLI_EXIT_FAIL;
 }
 
-/* "4.10 GiB/s" into buf, or "-". */
-static void gibps(uint64_t bytes, double seconds, char *buf, size_t cap)
-{
-    if (seconds <= 0 || bytes == 0)
-        snprintf(buf, cap, "-");
-    else
-        snprintf(buf, cap, "%.2f GiB/s", (double)bytes / seconds / (1024.0 * 1024 * 1024));
-}
-
 void cli_devices_summary(const trestle_plan *plan, const trestle_stats *st, const int *devices,
                          size_t ndev)
 {
@@ -175,14 +166,14 @@ void cli_devices_summary(const trestle_plan *plan, const trestle_stats *st, cons
             tensors++;
         }
         cli_human_size(bytes, size, sizeof size);
-        gibps(bytes, st->wall_seconds, rate, sizeof rate);
+        cli_rate(bytes, st->wall_seconds, rate, sizeof rate);
         printf("device %d: %zu tensor%s, %s in %.3f s: %s\n", devices[k], tensors,
                tensors == 1 ? "" : "s", size, st->wall_seconds, rate);
     }
     cli_human_size(st->bytes_read, read, sizeof read);
     cli_human_size(st->bytes_copied, copied, sizeof copied);
-    gibps(st->bytes_copied, st->wall_seconds, rate, sizeof rate);
-    gibps(st->bytes_read, st->read_seconds, rd, sizeof rd);
+    cli_rate(st->bytes_copied, st->wall_seconds, rate, sizeof rate);
+    cli_rate(st->bytes_read, st->read_seconds, rd, sizeof rd);
     printf("restored onto %zu devices: read %s once (%s), copied %s in %.3f s: %s aggregate\n",
            ndev, read, rd, copied, st->wall_seconds, rate);
 }

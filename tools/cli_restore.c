@@ -288,15 +288,6 @@ static int apply_option(restore_args *a, int c, const char *arg)
     return CLI_EXIT_OK;
 }
 
-/* "4.10 GiB/s", or "-" when the stage did not run. */
-static void rate(uint64_t bytes, double seconds, char *buf, size_t cap)
-{
-    if (seconds <= 0 || bytes == 0)
-        snprintf(buf, cap, "-");
-    else
-        snprintf(buf, cap, "%.2f GiB/s", (double)bytes / seconds / (1024.0 * 1024 * 1024));
-}
-
 static const char *reader_name(int reader)
 {
     return reader == TRESTLE_READER_IO_URING ? "io_uring"
@@ -340,12 +331,12 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
     char total[32], all[32], rd[32], vf[32], cp[32], skipped[128] = "";
     trestle_plan_get_stats(plan, &ps);
     cli_human_size(ps.output_bytes, total, sizeof total);
-    rate(ps.output_bytes, st->wall_seconds, all, sizeof all);
-    rate(st->bytes_read, st->read_seconds, rd, sizeof rd);
-    rate(st->bytes_verified, st->verify_seconds, vf, sizeof vf);
+    cli_rate(ps.output_bytes, st->wall_seconds, all, sizeof all);
+    cli_rate(st->bytes_read, st->read_seconds, rd, sizeof rd);
+    cli_rate(st->bytes_verified, st->verify_seconds, vf, sizeof vf);
     /* Device copies: the wall time they were in flight, held against the
      * link; host copies: busy time, as verify. */
-    rate(st->bytes_copied, st->device_copy_seconds > 0 ? st->device_copy_seconds
+    cli_rate(st->bytes_copied, st->device_copy_seconds > 0 ? st->device_copy_seconds
                                                        : st->copy_seconds, cp, sizeof cp);
     if (!verify)
         snprintf(vf, sizeof vf, "off");

@@ -115,6 +115,14 @@ void cli_human_size(uint64_t bytes, char *buf, size_t cap)
     snprintf(buf, cap, "%.2f %s", v, units[u]);
 }
 
+void cli_rate(uint64_t bytes, double seconds, char *buf, size_t cap)
+{
+    if (seconds <= 0 || bytes == 0)
+        snprintf(buf, cap, "-");
+    else
+        snprintf(buf, cap, "%.2f GiB/s", (double)bytes / seconds / (1024.0 * 1024 * 1024));
+}
+
 int cli_parse_size(const char *s, uint64_t *out)
 {
     if (!s || !*s || *s == '-' || *s == '+')
