@@ -26,12 +26,8 @@
 #include <cuda_runtime_api.h>
 
 #include "cudamock.h"
+#include "testcuda.h"
 
-#define CUDA_OK(call)                                                                              \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        cr_assert_eq(e_, cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                    \
-    } while (0)
 
 #define NTINY 600 /* 16-byte tensors: many copies per staging buffer */
 
@@ -40,43 +36,13 @@ typedef struct model {
     trestle_checkpoint *ckpt;
 } model;
 
-/* "w": 300 x 50 float (even split by 2 on dim 0), "cube": 6 x 40 x 33
- * float (uneven on dims 1 and 2), "bf": 200 x 30 bfloat16 (to widen), and
- * NTINY tiny int32 tensors, over two shards. */
+/* tu_write_gpu_model's checkpoint: "w" splits evenly by 2 on dim 0, "cube"
+ * unevenly on dims 1 and 2, "bf" widens, NTINY tiny tensors. */
 static void model_open(model *m)
 {
     trestle_error err;
     m->dir = tu_mkdtemp();
-    cr_assert(asprintf(&m->prefix, "%s/m", m->dir) > 0);
-    trestle_writer_options wo;
-    trestle_writer_options_init(&wo);
-    wo.num_shards = 2;
-    trestle_writer *w;
-    cr_assert_eq(trestle_writer_create(m->prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
-    static const int64_t wdims[2] = { 300, 50 }, cdims[3] = { 6, 40, 33 }, bdims[2] = { 200, 30 };
-    size_t wn = 300 * 50 * 4, cn = 6 * 40 * 33 * 4;
-    uint8_t *data = malloc(wn + cn);
-    tu_fill_random(data, wn + cn, 1414);
-    cr_assert_eq(trestle_writer_add(w, "w", TRESTLE_DT_FLOAT, 2, wdims, data, wn, 0, &err),
-                 TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_writer_add(w, "cube", TRESTLE_DT_FLOAT, 3, cdims, data + wn, cn, 1, &err),
-                 TRESTLE_OK, "%s", err.message);
-    uint16_t *bf = malloc(200 * 30 * 2);
-    for (int i = 0; i < 200 * 30; i++)
-        bf[i] = (uint16_t)(0x3f80 + (i % 251) - 125);
-    cr_assert_eq(trestle_writer_add(w, "bf", TRESTLE_DT_BFLOAT16, 2, bdims, bf, 200 * 30 * 2, 1,
-                                    &err), TRESTLE_OK, "%s", err.message);
-    free(bf);
-    for (int i = 0; i < NTINY; i++) {
-        char name[32];
-        int64_t dims[1] = { 4 };
-        snprintf(name, sizeof name, "tiny/%05d", i);
-        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_INT32, 1, dims, data + 16 * i, 16,
-                                        i % 2, &err), TRESTLE_OK, "%s", err.message);
-    }
-    free(data);
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
-    trestle_writer_free(w);
+    m->prefix = tu_write_gpu_model(m->dir, NTINY, 1414);
     cr_assert_eq(trestle_open(m->prefix, NULL, &m->ckpt, &err), TRESTLE_OK, "%s", err.message);
 }
 

@@ -29,6 +29,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "testcuda.h"
+
 static int gpu_count(void)
 {
     int n = 0;
@@ -40,11 +42,6 @@ static int gpu_count(void)
     return n;
 }
 
-#define CUDA_OK(call)                                                                              \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        cr_assert_eq(e_, cudaSuccess, "%s: %s", #call, cudaGetErrorString(e_));                    \
-    } while (0)
 
 static const int readers[] = { TRESTLE_READER_IO_URING, TRESTLE_READER_PREAD };
 

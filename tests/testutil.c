@@ -279,3 +279,40 @@ char *tu_write_mixed(const char *dir, int n, int shards)
     trestle_writer_free(w);
     return prefix;
 }
+
+char *tu_write_gpu_model(const char *dir, int ntiny, uint64_t seed)
+{
+    trestle_error err;
+    char *prefix;
+    cr_assert(asprintf(&prefix, "%s/m", dir) > 0);
+    trestle_writer_options wo;
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    trestle_writer *w;
+    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
+    static const int64_t wdims[2] = { 300, 50 }, cdims[3] = { 6, 40, 33 }, bdims[2] = { 200, 30 };
+    size_t wn = 300 * 50 * 4, cn = 6 * 40 * 33 * 4, tn = (size_t)ntiny * 16;
+    uint8_t *data = malloc(wn + (cn > tn ? cn : tn));
+    tu_fill_random(data, wn + (cn > tn ? cn : tn), seed);
+    cr_assert_eq(trestle_writer_add(w, "w", TRESTLE_DT_FLOAT, 2, wdims, data, wn, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add(w, "cube", TRESTLE_DT_FLOAT, 3, cdims, data + wn, cn, 1, &err),
+                 TRESTLE_OK, "%s", err.message);
+    uint16_t *bf = malloc(200 * 30 * 2);
+    for (int i = 0; i < 200 * 30; i++)
+        bf[i] = (uint16_t)(0x3f80 + (i % 251) - 125); /* finite values around 1.0 */
+    cr_assert_eq(trestle_writer_add(w, "bf", TRESTLE_DT_BFLOAT16, 2, bdims, bf, 200 * 30 * 2, 1,
+                                    &err), TRESTLE_OK, "%s", err.message);
+    free(bf);
+    for (int i = 0; i < ntiny; i++) {
+        char name[32];
+        int64_t dims[1] = { 4 };
+        snprintf(name, sizeof name, "tiny/%05d", i);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_INT32, 1, dims, data + 16 * i, 16,
+                                        i % 2, &err), TRESTLE_OK, "%s", err.message);
+    }
+    free(data);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    return prefix;
+}

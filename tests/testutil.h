@@ -90,4 +90,13 @@ void tu_fill_random(void *buf, size_t n, uint64_t seed);
  */
 char *tu_write_mixed(const char *dir, int n, int shards);
 
+/*
+ * The device suites' checkpoint at DIR/m over two shards (prefix returned,
+ * malloc'd): "w" [300,50] float (shard 0), "cube" [6,40,33] float and "bf"
+ * [200,30] bfloat16 around 1.0 (shard 1), and `ntiny` int32 [4] tensors
+ * "tiny/NNNNN" alternating shards; float bytes from tu_fill_random(seed).
+ * Slices, uneven splits, widening casts and many small copies.
+ */
+char *tu_write_gpu_model(const char *dir, int ntiny, uint64_t seed);
+
 #endif /* TRESTLE_TESTUTIL_H */
