@@ -22,9 +22,16 @@
  * runtime. Each round's status word (the root's restore failed) travels
  * first, in the host bounce buffer or by a small MPI_Bcast.
  *
- * NCCL and CUDA-aware MPI need real device memory: with the CUDA mock
- * (TRESTLE_CUDA_MOCK, tests) neither is tried, so the tests run the staged
- * path, the one every fallback ends in.
+ * On the CUDA mock (TRESTLE_CUDA_MOCK, tests) neither the real NCCL nor a
+ * CUDA-aware MPI can reach device memory (the host's, behind PROT_NONE), so
+ * by default only staging runs there. TRESTLE_CUDAMOCK_NCCL=path makes a
+ * mock build load that library in place of libnccl.so.2: the tests name
+ * the mock NCCL (tests/cudamock/ncclmock.c), which moves the bytes between
+ * the ranks' processes through shared memory with the mock's own CUDA
+ * calls, so the NCCL path, its fallback when ncclCommInitRank fails on
+ * some rank, and a failed broadcast run in CI. What the mock cannot show
+ * (a broadcast queued on the stream, NCCL's transports, its own failures
+ * and speed) waits for real GPUs.
  */
 #include <dlfcn.h>
 #include <stdio.h>
