@@ -22,9 +22,16 @@
  * runtime. Each round's status word (the root's restore failed) travels
  * first, in the host bounce buffer or by a small MPI_Bcast.
  *
- * NCCL and CUDA-aware MPI need real device memory: with the CUDA mock
- * (TRESTLE_CUDA_MOCK, tests) neither is tried, so the tests run the staged
- * path, the one every fallback ends in.
+ * On the CUDA mock (TRESTLE_CUDA_MOCK, tests) neither the real NCCL nor a
+ * CUDA-aware MPI can reach device memory (the host's, behind PROT_NONE), so
+ * by default only staging runs there. TRESTLE_CUDAMOCK_NCCL=path makes a
+ * mock build load that library in place of libnccl.so.2: the tests name
+ * the mock NCCL (tests/cudamock/ncclmock.c), which moves the bytes between
+ * the ranks' processes through shared memory with the mock's own CUDA
+ * calls, so the NCCL path, its fallback when ncclCommInitRank fails on
+ * some rank, and a failed broadcast run in CI. What the mock cannot show
+ * (a broadcast queued on the stream, NCCL's transports, its own failures
+ * and speed) waits for real GPUs.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -56,16 +63,16 @@ typedef struct nccl_api {
     int (*broadcast)(const void *send, void *recv, size_t count, int dtype, int root,
                      nccl_comm_t comm, cudaStream_t stream);
     int (*comm_destroy)(nccl_comm_t comm);
+    int (*comm_abort)(nccl_comm_t comm); /* NCCL >= 2.4; else NULL */
     const char *(*error_string)(int result);
 } nccl_api;
 
-/* Load libnccl.so.2 and the five calls the exchange makes; false (and why,
- * in note) when it is not there, which is no error. */
-#if !TRESTLE_CUDA_MOCK
-static bool nccl_load(nccl_api *n, char *note, size_t cap)
+/* Load `path` (libnccl.so.2) and the five calls the exchange makes; false
+ * (and why, in note) when it is not there, which is no error. */
+static bool nccl_load(nccl_api *n, const char *path, char *note, size_t cap)
 {
     memset(n, 0, sizeof *n);
-    n->lib = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+    n->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!n->lib) {
         const char *why = dlerror();
         snprintf(note, cap, "libnccl.so.2 not loaded (%.60s)", why ? why : "not found");
@@ -75,6 +82,7 @@ static bool nccl_load(nccl_api *n, char *note, size_t cap)
     *(void **)&n->comm_init_rank = dlsym(n->lib, "ncclCommInitRank");
     *(void **)&n->broadcast = dlsym(n->lib, "ncclBroadcast");
     *(void **)&n->comm_destroy = dlsym(n->lib, "ncclCommDestroy");
+    *(void **)&n->comm_abort = dlsym(n->lib, "ncclCommAbort");
     *(void **)&n->error_string = dlsym(n->lib, "ncclGetErrorString");
     if (!n->get_unique_id || !n->comm_init_rank || !n->broadcast || !n->comm_destroy ||
         !n->error_string) {
@@ -85,7 +93,6 @@ static bool nccl_load(nccl_api *n, char *note, size_t cap)
     }
     return true;
 }
-#endif /* !TRESTLE_CUDA_MOCK */
 #endif /* TRESTLE_HAVE_CUDA */
 
 /* Whether the MPI library says it can take device pointers. */
@@ -113,6 +120,7 @@ struct trestle__group_dev {
     uint8_t *d_bounce[2];       /* MPI_CUDA, NCCL: device memory, ROUND_BYTES */
     nccl_api nccl;
     nccl_comm_t nccl_comm;
+    bool nccl_failed;           /* a broadcast failed: abort, do not wait, at close */
 #endif
 };
 
@@ -207,7 +215,6 @@ static int dev_alloc(trestle__group_dev *dx, int kind)
                                             "exchange's bounce buffers");
         return TRESTLE_OK;
     }
-    CU(dx, cudaGetDevice(&dx->caller_device));
     CU(dx, cudaSetDevice(dx->device));
     CU(dx, cudaStreamCreateWithFlags(&dx->stream, cudaStreamNonBlocking));
     for (int k = 0; k < 2 && !dx->failed; k++) {
@@ -245,8 +252,17 @@ static bool nccl_init(trestle__group_dev *dx, MPI_Comm comm, int rank, int size,
         dx->nccl_comm = NULL;
     MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
     if (!all) {
-        snprintf(note, cap, "ncclCommInitRank failed on some rank (here: %.40s)",
-                 ok ? "no error" : dx->nccl.error_string(nrc));
+        /* The first failing rank's reason, the same note on every rank. */
+        int me = ok ? size : rank, first = 0;
+        MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, comm);
+        MPI_Bcast(&nrc, 1, MPI_INT, first, comm);
+        /* NCCL's texts end in "(run with NCCL_DEBUG=...)": the note has no room. */
+        const char *text = dx->nccl.error_string(nrc);
+        int len = (int)strcspn(text, "(");
+        while (len > 0 && text[len - 1] == ' ')
+            len--;
+        snprintf(note, cap, "ncclCommInitRank failed on rank %d: %.*s", first,
+                 len < 48 ? len : 48, text);
         if (dx->nccl_comm)
             dx->nccl.comm_destroy(dx->nccl_comm);
         dx->nccl_comm = NULL;
@@ -265,19 +281,25 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
     *out = NULL;
     *kind = TRESTLE_GROUP_EXCHANGE_MPI_HOST;
     snprintf(note, cap, "host destinations: MPI moves the bytes straight between them");
-#if TRESTLE_HAVE_CUDA && TRESTLE_CUDA_MOCK
+#if TRESTLE_HAVE_CUDA
+#if TRESTLE_CUDA_MOCK
     /* The mock's device memory is host memory behind PROT_NONE: neither
-     * NCCL nor a CUDA-aware MPI can reach it, and loading NCCL (and the
-     * real CUDA runtime it pulls in) into a test process only costs. */
+     * the real NCCL nor a CUDA-aware MPI can reach it. A test that runs
+     * the NCCL path names the mock NCCL (tests/cudamock/ncclmock.c), which
+     * reaches it through the mock's own CUDA calls. */
+    const char *nccl_path = getenv("TRESTLE_CUDAMOCK_NCCL");
+    if (nccl_path && !*nccl_path)
+        nccl_path = NULL;
+#else
+    const char *nccl_path = "libnccl.so.2";
+#endif
     nccl_api nccl = { 0 };
-    bool have_nccl = false;
-    snprintf(why, sizeof why, "NCCL is not tried on the CUDA mock");
-#elif TRESTLE_HAVE_CUDA
-    nccl_api nccl;
-    bool have_nccl = device >= 0 && want == TRESTLE_GROUP_EXCHANGE_AUTO &&
-                     nccl_load(&nccl, why, sizeof why);
+    bool have_nccl = device >= 0 && want == TRESTLE_GROUP_EXCHANGE_AUTO && nccl_path &&
+                     nccl_load(&nccl, nccl_path, why, sizeof why);
     if (want != TRESTLE_GROUP_EXCHANGE_AUTO)
         snprintf(why, sizeof why, "staging asked for");
+    else if (!nccl_path)
+        snprintf(why, sizeof why, "NCCL is not tried on the CUDA mock");
 #else
     bool have_nccl = false;
     snprintf(why, sizeof why, "no CUDA in this build");
@@ -323,6 +345,9 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
     }
     dx->device = device;
     dx->caller_device = -1;
+    /* Before nccl_init(), which sets the exchange's device. */
+    if (device >= 0)
+        CU(dx, cudaGetDevice(&dx->caller_device));
     int k = TRESTLE_GROUP_EXCHANGE_STAGED;
     const char *host_only = all[0] ? "some rank restores to host memory" : NULL;
     if (have_nccl)
@@ -410,9 +435,11 @@ int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, in
     }
     if (dx->kind == TRESTLE_GROUP_EXCHANGE_NCCL) {
         int nrc = dx->nccl.broadcast(b, b, bytes, NCCL_UINT8, root, dx->nccl_comm, dx->stream);
-        if (nrc != NCCL_SUCCESS)
+        if (nrc != NCCL_SUCCESS) {
+            dx->nccl_failed = true; /* close() aborts the comm */
             return trestle__group_error(err, TRESTLE_E_GROUP, "ncclBroadcast from rank %d "
                                         "failed: %s", root, dx->nccl.error_string(nrc));
+        }
     } else {
         void *buf = on_device ? (void *)b : (void *)dx->h_bounce[slot];
         int count = (int)(bytes + (on_device ? 0 : HEADER));
@@ -439,6 +466,15 @@ int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err)
 {
     if (!dx)
         return TRESTLE_OK;
+    if (dx->nccl_failed && dx->nccl_comm) {
+        /* After a failed collective NCCL's queued work may wait forever for
+         * a peer: abort it before the stream is waited for. */
+        if (dx->nccl.comm_abort)
+            dx->nccl.comm_abort(dx->nccl_comm);
+        else
+            dx->nccl.comm_destroy(dx->nccl_comm);
+        dx->nccl_comm = NULL;
+    }
     if (dx->device >= 0 && dx->stream)
         CU(dx, cudaStreamSynchronize(dx->stream));
     int rc = dx->failed;

@@ -43,8 +43,9 @@
  * quietly), else MPI on device memory when the MPI says it is CUDA-aware
  * (Open MPI's MPIX_Query_cuda_support()), else pinned host staging over
  * MPI. trestle_group_stats.exchange and exchange_note say which ran and
- * why. The staged path is tested on the CUDA mock; NCCL and CUDA-aware MPI
- * need real GPUs and are not tested in CI.
+ * why. The staged path is tested on the CUDA mock, the NCCL path on the
+ * CUDA mock with a mock NCCL (tests/cudamock/ncclmock.c); CUDA-aware MPI,
+ * and NCCL on real GPUs, are not tested in CI.
  *
  * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
  * and need no exchange: plan those tensors separately and restore them with
