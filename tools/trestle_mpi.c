@@ -28,6 +28,7 @@
 
 #include "cli.h"
 #include "trestle_mpi.h"
+#include "trestle_mpi_tool.h"
 
 static const char help[] =
     "Usage: mpirun -np N trestle-mpi restore [OPTIONS] PATH\n"
@@ -110,8 +111,8 @@ typedef struct args {
     const char *path, *ops_file;
     const char **renames, **excludes, **rules;
     size_t nrenames, nexcludes, nrules;
-    int verify, reader, direct, checksum, skip_unsupported, scope, simulate_nodes, exchange;
-    int device;                 /* -1 host, -2 local, else an ordinal */
+    int verify, reader, direct, checksum, skip_unsupported;
+    mpi_group_args group;       /* --group, --scope, --simulate-nodes, --device, --exchange */
     unsigned threads;
 } args;
 
@@ -131,23 +132,25 @@ static int parse(int argc, char **argv, int rank, args *a)
     static const struct option longopts[] = {
         { "all", no_argument, NULL, 'a' },       { "ops", required_argument, NULL, 'o' },
         { "rename", required_argument, NULL, 'r' }, { "exclude", required_argument, NULL, 'x' },
-        { "shard", required_argument, NULL, 's' }, { "group", required_argument, NULL, 'g' },
+        { "shard", required_argument, NULL, 's' }, TRESTLE_MPI_GROUP_LONGOPTS,
         { "no-verify", no_argument, NULL, 'V' }, { "threads", required_argument, NULL, 't' },
         { "reader", required_argument, NULL, 'R' }, { "checksum", no_argument, NULL, 'c' },
         { "direct", required_argument, NULL, 'D' },
         { "skip-unsupported", no_argument, NULL, 'U' },
-        { "scope", required_argument, NULL, 'S' },
-        { "simulate-nodes", required_argument, NULL, 'N' },
-        { "device", required_argument, NULL, 'd' },
-        { "exchange", required_argument, NULL, 'X' },
         { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
     };
     int c, all = 0;
     long long v;
     a->verify = 1;
-    a->device = -1;
+    mpi_group_args_init(&a->group);
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+        int grc = mpi_group_option("restore", c, optarg, rank, &a->group);
+        if (grc >= 0) {
+            if (grc != CLI_EXIT_OK)
+                return grc;
+            continue;
+        }
         switch (c) {
         case 'a': all = 1; break;
         case 'o': a->ops_file = optarg; break;
@@ -158,43 +161,6 @@ static int parse(int argc, char **argv, int rank, args *a)
             break;
         case 'x': push(&a->excludes, &a->nexcludes, optarg); break;
         case 's': push(&a->rules, &a->nrules, optarg); break;
-        case 'g':
-            if (strcmp(optarg, "mpi") != 0)
-                return rank ? CLI_EXIT_USAGE
-                            : cli_usage("restore", "--group is mpi, not '%s'", optarg);
-            break;
-        case 'S':
-            if (!strcmp(optarg, "auto")) a->scope = TRESTLE_GROUP_SCOPE_AUTO;
-            else if (!strcmp(optarg, "group")) a->scope = TRESTLE_GROUP_SCOPE_GROUP;
-            else if (!strcmp(optarg, "node")) a->scope = TRESTLE_GROUP_SCOPE_NODE;
-            else return rank ? CLI_EXIT_USAGE
-                             : cli_usage("restore", "--scope is auto, group or node, not '%s'",
-                                         optarg);
-            break;
-        case 'N':
-            if (cli_parse_int(optarg, 1, 1 << 20, &v))
-                return rank ? CLI_EXIT_USAGE
-                            : cli_usage("restore", "--simulate-nodes wants a count of nodes, "
-                                        "not '%s'", optarg);
-            a->simulate_nodes = (int)v;
-            break;
-        case 'd':
-            if (!strcmp(optarg, "local"))
-                a->device = -2;
-            else if (cli_parse_int(optarg, 0, 1023, &v))
-                return rank ? CLI_EXIT_USAGE
-                            : cli_usage("restore", "--device is local or a GPU ordinal, not "
-                                        "'%s'", optarg);
-            else
-                a->device = (int)v;
-            break;
-        case 'X':
-            if (!strcmp(optarg, "auto")) a->exchange = TRESTLE_GROUP_EXCHANGE_AUTO;
-            else if (!strcmp(optarg, "staged")) a->exchange = TRESTLE_GROUP_EXCHANGE_STAGED;
-            else return rank ? CLI_EXIT_USAGE
-                             : cli_usage("restore", "--exchange is auto or staged, not '%s'",
-                                         optarg);
-            break;
         case 'V': a->verify = 0; break;
         case 'c': a->checksum = 1; break;
         case 'U': a->skip_unsupported = 1; break;
@@ -427,10 +393,7 @@ static int restore(const args *a, trestle_group *g)
     ro.direct = a->direct;
     if (a->threads)
         ro.threads = a->threads;
-    rc = TRESTLE_OK;
-    ro.device = a->device;
-    if (a->device == -2)
-        rc = trestle_group_local_device(g, &ro.device, &mine);
+    rc = mpi_group_device(&a->group, g, &ro.device, &mine);
     const char *kill_rank = getenv("TRESTLE_MPI_TEST_KILL_RANK");
     if (kill_rank && atoi(kill_rank) == rank) {
         ro.on_ready = die;
@@ -511,17 +474,7 @@ int main(int argc, char **argv)
     }
     status = parse(argc - 1, argv + 1, rank, &a);
     if (status == CLI_EXIT_OK) {
-        trestle_group_options go;
-        trestle_group_options_init(&go);
-        go.scope = a.scope;
-        go.exchange = a.exchange;
-        go.path = a.path;
-        if (a.simulate_nodes > 0) {
-            int world = 1;
-            MPI_Comm_size(MPI_COMM_WORLD, &world);
-            go.node_id = (int)((long long)rank * a.simulate_nodes / world);
-        }
-        if (trestle_group_create_with(MPI_COMM_WORLD, &go, &g, &err) != TRESTLE_OK)
+        if (mpi_group_create(&a.group, a.path, &g, NULL, &err) != TRESTLE_OK)
             status = cli_fail(&err);
         else
             status = restore(&a, g);

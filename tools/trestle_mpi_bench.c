@@ -31,6 +31,7 @@
 
 #include "cli.h"
 #include "trestle_mpi.h"
+#include "trestle_mpi_tool.h"
 
 #define ROUND ((size_t)64 << 20) /* as engine/group_exchange.c */
 #define READ_BLOCK ((size_t)1 << 20)
@@ -76,8 +77,7 @@ typedef struct bench_args {
     const char *path;
     uint64_t synth_size;
     int synth_shards, cold, repeat, json;
-    int scope, simulate_nodes, exchange;
-    int device;             /* -1 host, -2 local, else the GPU on every rank */
+    mpi_group_args group;   /* --group, --scope, --simulate-nodes, --device, --exchange */
     unsigned threads;
 } bench_args;
 
@@ -97,20 +97,22 @@ static int parse(int argc, char **argv, int rank, bench_args *a)
         { "synthetic", required_argument, NULL, 's' }, { "cold", no_argument, NULL, 'c' },
         { "repeat", required_argument, NULL, 'r' },    { "threads", required_argument, NULL, 't' },
         { "json", no_argument, NULL, 'j' },            { "help", no_argument, NULL, 'h' },
-        { "group", required_argument, NULL, 'g' },     { "host", no_argument, NULL, 'H' },
-        { "scope", required_argument, NULL, 'S' },     { "device", required_argument, NULL, 'd' },
-        { "exchange", required_argument, NULL, 'X' },
-        { "simulate-nodes", required_argument, NULL, 'N' },
+        { "host", no_argument, NULL, 'H' },            TRESTLE_MPI_GROUP_LONGOPTS,
         { NULL, 0, NULL, 0 }
     };
     a->repeat = 3;
     a->synth_shards = 4;
-    a->device = -1;
-    long long v;
+    mpi_group_args_init(&a->group);
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
         char *end;
+        int grc = mpi_group_option("bench", c, optarg, rank, &a->group);
+        if (grc >= 0) {
+            if (grc != CLI_EXIT_OK)
+                return grc;
+            continue;
+        }
         switch (c) {
         case 's': {
             char *comma = strchr(optarg, ',');
@@ -137,35 +139,7 @@ static int parse(int argc, char **argv, int rank, bench_args *a)
                 return USAGE("--threads takes 1 to 256, not '%s'", optarg);
             break;
         case 'j': a->json = 1; break;
-        case 'H': a->device = -1; break;
-        case 'd':
-            if (!strcmp(optarg, "local"))
-                a->device = -2;
-            else if (cli_parse_int(optarg, 0, 1023, &v) == 0)
-                a->device = (int)v;
-            else
-                return USAGE("--device is local or a GPU ordinal, not '%s'", optarg);
-            break;
-        case 'S':
-            if (!strcmp(optarg, "auto")) a->scope = TRESTLE_GROUP_SCOPE_AUTO;
-            else if (!strcmp(optarg, "group")) a->scope = TRESTLE_GROUP_SCOPE_GROUP;
-            else if (!strcmp(optarg, "node")) a->scope = TRESTLE_GROUP_SCOPE_NODE;
-            else return USAGE("--scope is auto, group or node, not '%s'", optarg);
-            break;
-        case 'X':
-            if (!strcmp(optarg, "auto")) a->exchange = TRESTLE_GROUP_EXCHANGE_AUTO;
-            else if (!strcmp(optarg, "staged")) a->exchange = TRESTLE_GROUP_EXCHANGE_STAGED;
-            else return USAGE("--exchange is auto or staged, not '%s'", optarg);
-            break;
-        case 'N':
-            if (cli_parse_int(optarg, 1, 1 << 20, &v) != 0)
-                return USAGE("--simulate-nodes wants a count of nodes, not '%s'", optarg);
-            a->simulate_nodes = (int)v;
-            break;
-        case 'g':
-            if (strcmp(optarg, "mpi") != 0)
-                return USAGE("--group is mpi here, not '%s'", optarg);
-            break;
+        case 'H': a->group.device = -1; break;
         case 'h':
             if (rank == 0)
                 fputs(help, stdout);
@@ -356,10 +330,7 @@ static int one_restore(const bench_args *a, trestle_group *g, MPI_Comm node, tim
     trestle_restore_options_init(&ro);
     if (a->threads)
         ro.threads = a->threads;
-    int rc = TRESTLE_OK;
-    ro.device = a->device;
-    if (a->device == -2)
-        rc = trestle_group_local_device(g, &ro.device, &mine);
+    int rc = mpi_group_device(&a->group, g, &ro.device, &mine);
     if (rc == TRESTLE_OK)
         rc = trestle_open(a->path, NULL, &c, &mine);
     if (rc == TRESTLE_OK && a->cold)
@@ -491,7 +462,7 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
                 printf("\n");
             printf("scope %s: %s\n", gs.scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group",
                    gs.scope_note);
-            if (a->device != -1)
+            if (a->group.device != -1)
                 printf("exchange: %s\n", gs.exchange_note);
             printf("ceilings (checkpoint bytes per second to every rank):\n");
             print_ceiling("storage", &st);
@@ -582,21 +553,8 @@ int trestle_mpi_bench_main(int argc, char **argv)
     }
     /* The node's ranks: each node's page cache is dropped once, and with
      * scope node the ceilings are measured within each. */
-    trestle_group_options go;
-    trestle_group_options_init(&go);
-    go.scope = a.scope;
-    go.exchange = a.exchange;
-    go.path = a.path;
     MPI_Comm node;
-    if (a.simulate_nodes > 0) {
-        int world = 1;
-        MPI_Comm_size(MPI_COMM_WORLD, &world);
-        go.node_id = (int)((long long)rank * a.simulate_nodes / world);
-        MPI_Comm_split(MPI_COMM_WORLD, go.node_id, rank, &node);
-    } else {
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node);
-    }
-    if (trestle_group_create_with(MPI_COMM_WORLD, &go, &g, &err) != TRESTLE_OK)
+    if (mpi_group_create(&a.group, a.path, &g, &node, &err) != TRESTLE_OK)
         status = cli_fail(&err);
     else
         status = bench(&a, g, node);
