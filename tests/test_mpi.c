@@ -361,13 +361,7 @@ static void check_corrupt_env(long which, int owner, int np, const char *env,
     cr_assert(asprintf(&shard, "%s", trestle_shard_path(c, x.shard)) > 0);
     trestle_plan_free(p);
     trestle_close(c);
-    FILE *fp = fopen(shard, "r+b");
-    cr_assert_not_null(fp);
-    fseek(fp, (long)(x.offset + x.size / 2), SEEK_SET);
-    int b = fgetc(fp);
-    fseek(fp, (long)(x.offset + x.size / 2), SEEK_SET);
-    fputc(b ^ 0x5a, fp);
-    fclose(fp);
+    tu_flip_byte(shard, (size_t)(x.offset + x.size / 2), 0x5a);
 
     cr_assert(asprintf(&args, "'%s' --all %s", prefix, extra) > 0);
     int rc = mpirun(np, env, args, &out, &err);
@@ -803,14 +797,7 @@ Test(mpi, a_corrupt_byte_in_a_tensor_parallel_part_fails_every_rank_alike, .time
     char *dir, *qs, *prefix = make_tp_big(&dir, &qo, &wo, &qs), *args;
     /* Row 40 of tp/q: rank 1's part with 2 ranks, rank 2's with 3. No
      * rank can see it alone: only the shares' combination. */
-    FILE *fp = fopen(qs, "r+b");
-    cr_assert_not_null(fp);
-    long at = (long)(qo + (40 * TPQ_COLS + 3) * 4);
-    fseek(fp, at, SEEK_SET);
-    int b = fgetc(fp);
-    fseek(fp, at, SEEK_SET);
-    fputc(b ^ 0x5a, fp);
-    fclose(fp);
+    tu_flip_byte(qs, (size_t)(qo + (40 * TPQ_COLS + 3) * 4), 0x5a);
     cr_assert(asprintf(&args, "'%s' --all --shard 'tp/q:0' --shard 'tp/w:1'", prefix) > 0);
     for (int np = 2; np <= 3; np++) {
         char *out, *err, want[512];
