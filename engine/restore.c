@@ -474,18 +474,19 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
                  trestle_error *err)
 {
     const trestle_plan *p = x->plan;
-    int device = -1;
-    int rc;
+    int device = -1, rc;
 
     TR_FORWARD(read_options(opt, &x->opt, err));
     x->chunk = x->opt.chunk_bytes;
     x->reader_kind = x->opt.reader;
     TR_FORWARD(check_shards(x, err));
-    TR_FORWARD(trestle__restore_pick_device(x, &device, err));
+    bool multi = x->opt.num_devices >= 2; /* engine/restore_multi.c, else restore_dest.c */
+    TR_FORWARD(multi ? trestle__restore_multi_pick(x, &device, err)
+                     : trestle__restore_pick_device(x, &device, err));
     x->device = device;
     place_on_numa_node(x);
     trestle__copier_open_host(&x->host);
-    if (x->opt.num_devices >= 2)
+    if (multi)
         TR_FORWARD(trestle__copier_open_multi(&x->copier, x->opt.devices, x->opt.num_devices,
                                               x->opt.threads + 1, x->opt.cuda_stream, err));
     else if (device >= 0)
@@ -494,7 +495,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     else
         trestle__copier_open_host(&x->copier);
     x->copier_open = true;
-    TR_FORWARD(trestle__restore_allocate(x, err)); /* and each op's device */
+    TR_FORWARD(multi ? trestle__restore_multi_allocate(x, err)    /* and each op's device */
+                     : trestle__restore_allocate(x, err));
     TR_FORWARD(trestle__restore_layout(x, err));
     *order = trestle__restore_issue_order(x);
     TR_FAIL_IF(!*order, err, TRESTLE_E_NOMEM, "out of memory");

@@ -181,7 +181,8 @@ struct trestle__restore {
     bool no_cachestat;           /* calling thread: cachestat(2) refused, probe with mincore */
 };
 
-/* Which GPU the restore copies to, or -1 (engine/restore_dest.c). */
+/* Which GPU the restore copies to, or -1 (engine/restore_dest.c); a
+ * device list's restore asks trestle__restore_multi_pick instead. */
 int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle_error *err);
 
 /* The CUDA device of op's DEST_DEVICE pointer in *device, or
@@ -189,8 +190,8 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
 int trestle__restore_dest_device(const trestle__plan_op *op, int *device, trestle_error *err);
 
 /* Engine memory for DEST_ALLOCATE ops: the plan's arena, reused when it
- * is of the restore's kind (engine/restore_dest.c), or one per device of
- * a device list; then each op's device. */
+ * is of the restore's kind (engine/restore_dest.c); then each op's device.
+ * A device list's restore asks trestle__restore_multi_allocate instead. */
 int trestle__restore_allocate(trestle__restore *x, trestle_error *err);
 
 /* Bytes op takes in an arena: its size (at least 1) rounded up to the

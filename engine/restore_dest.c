@@ -34,8 +34,6 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
     char why[160];
     int dev = x->opt.device;
 
-    if (x->opt.num_devices >= 2)
-        return trestle__restore_multi_pick(x, device, err);
     *device = -1;
     for (size_t i = 0; i < p->num_ops && !need; i++) {
         const trestle__plan_op *op = &p->ops[i];
@@ -141,8 +139,6 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
 
 int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
 {
-    if (x->opt.num_devices >= 2)
-        return trestle__restore_multi_allocate(x, err); /* sets each op's device */
     int rc = allocate_one(x, err);
     for (size_t i = 0; rc == TRESTLE_OK && i < x->plan->num_ops; i++) {
         trestle__plan_op *op = &x->plan->ops[i];
