@@ -49,9 +49,11 @@ int trestle_group_check_shares(trestle_group *g, const trestle_plan *p, trestle_
     int rank = trestle_group_rank(g), size = trestle_group_size(g);
     size_t n = trestle_plan_crc_share_count(p);
 
-    /* Every rank must list as many tensors, each with its share computed:
-     * [n, -n, not ready] reduced with MAX gives the largest and smallest n. */
-    long long mine_v[3] = { (long long)n, -(long long)n, 0 }, all[3];
+    /* Every rank must list as many tensors, each with its share computed
+     * and planned as part `rank` of `size` (else the XOR would count some
+     * parts twice or not at all): [n, -n, not ready, other part] reduced
+     * with MAX gives the largest and smallest n and any rank's trouble. */
+    long long mine_v[4] = { (long long)n, -(long long)n, 0, 0 }, all[4];
     shares = calloc(n ? n : 1, sizeof *shares);
     v = calloc(n ? n : 1, sizeof *v);
     if (!p || !shares || !v)
@@ -60,9 +62,11 @@ int trestle_group_check_shares(trestle_group *g, const trestle_plan *p, trestle_
         trestle_plan_get_crc_share(p, i, &shares[i]);
         if (!shares[i].ready)
             mine_v[2] = 1;
+        if (shares[i].part != rank || shares[i].parts != size)
+            mine_v[3] = 1;
         v[i] = shares[i].share;
     }
-    mrc = MPI_Allreduce(mine_v, all, 3, MPI_LONG_LONG, MPI_MAX, comm);
+    mrc = MPI_Allreduce(mine_v, all, 4, MPI_LONG_LONG, MPI_MAX, comm);
     if (mrc != MPI_SUCCESS) {
         rc = trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
         goto out;
@@ -71,6 +75,19 @@ int trestle_group_check_shares(trestle_group *g, const trestle_plan *p, trestle_
         rc = trestle__group_error(err, TRESTLE_E_INVALID_ARG,
                                   "CRC shares: the ranks' plans defer %lld to %lld tensors: plan "
                                   "the same ops, rules and options on every rank", -all[1], all[0]);
+        goto out;
+    }
+    if (all[3] && !all[2]) {
+        size_t i = 0;
+        while (i < n && shares[i].part == rank && shares[i].parts == size)
+            i++;
+        rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG,
+                                  "CRC shares: rank %d of %d planned tensor '%s' as part %d of "
+                                  "%d; each rank must plan part `rank` of the group's size "
+                                  "(shard_rank, shard_world)", rank, size,
+                                  i < n ? shares[i].key : "?", i < n ? shares[i].part : -1,
+                                  i < n ? shares[i].parts : -1);
+        rc = agree_plain(comm, rank, size, mine_v[3] ? rc : TRESTLE_OK, &mine, err);
         goto out;
     }
     if (all[2]) {

@@ -276,7 +276,7 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
                             int device, int want, int *kind, char *note, size_t cap,
                             trestle_error *err)
 {
-    int mine[3], all[3], mrc;
+    int mine[4], all[4], mrc;
     char why[128] = "";
     *out = NULL;
     *kind = TRESTLE_GROUP_EXCHANGE_MPI_HOST;
@@ -308,27 +308,34 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
 #if TRESTLE_CUDA_MOCK
     aware = false;
 #endif
+#if TRESTLE_HAVE_CUDA
+    /* Allocated before the decision, so that a rank without memory says so
+     * in it and no rank is left alone in nccl_init()'s collectives. */
+    trestle__group_dev *dx = calloc(1, sizeof *dx);
+#else
+    void *dx = NULL;
+#endif
     /* One reduction decides for all: any device at all, and whether every
      * rank can do NCCL or CUDA-aware MPI. */
     mine[0] = device >= 0 ? 0 : 1; /* MIN: 0 when some rank has a device */
     mine[1] = have_nccl ? 0 : 1;   /* MAX: 1 when some rank cannot */
     mine[2] = aware ? 0 : 1;
-    mrc = MPI_Allreduce(mine, all, 3, MPI_INT, MPI_MAX, comm);
+    mine[3] = TRESTLE_HAVE_CUDA && !dx ? 1 : 0; /* MAX: some rank is out of memory */
+    mrc = MPI_Allreduce(mine, all, 4, MPI_INT, MPI_MAX, comm);
     int some = 0;
     if (mrc == MPI_SUCCESS)
         mrc = MPI_Allreduce(&mine[0], &some, 1, MPI_INT, MPI_MIN, comm);
-    if (mrc != MPI_SUCCESS) {
+    if (mrc != MPI_SUCCESS || some == 1 || all[3]) {
 #if TRESTLE_HAVE_CUDA
         if (have_nccl)
             dlclose(nccl.lib);
 #endif
-        return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
-    }
-    if (some == 1) {
-#if TRESTLE_HAVE_CUDA
-        if (have_nccl)
-            dlclose(nccl.lib);
-#endif
+        free(dx);
+        if (mrc != MPI_SUCCESS)
+            return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
+        if (all[3] && some == 0)
+            return trestle__group_error(err, TRESTLE_E_NOMEM, "out of memory on %s for the "
+                                        "device exchange", mine[3] ? "this rank" : "a rank");
         return TRESTLE_OK; /* no rank has a device: the host exchange */
     }
 #if !TRESTLE_HAVE_CUDA
@@ -338,11 +345,6 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
                                 "destinations, and this build of trestle has no CUDA support");
 #else
     /* all[0] == 1: some rank is host only, so the bytes cannot stay on devices. */
-    trestle__group_dev *dx = calloc(1, sizeof *dx);
-    if (!dx) {
-        /* Every rank must still agree: the caller does, with this error. */
-        return trestle__group_error(err, TRESTLE_E_NOMEM, "out of memory");
-    }
     dx->device = device;
     dx->caller_device = -1;
     /* Before nccl_init(), which sets the exchange's device. */
@@ -396,8 +398,13 @@ static void copy_piece(trestle__group_dev *dx, uint8_t *b, bool b_dev, uint8_t *
         memcpy(dst, src, n);
     else if (p_dev < 0 || p_dev == dx->device)
         CU(dx, cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, dx->stream));
-    else
+    else {
+        /* cudaMemcpy runs on the legacy stream, which does not wait for our
+         * non-blocking one: let the broadcasts queued there (that fill or
+         * still read the bounce buffer) finish first. */
+        CU(dx, cudaStreamSynchronize(dx->stream));
         CU(dx, cudaMemcpy(dst, src, n, cudaMemcpyDefault));
+    }
 }
 
 int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, int rank,
@@ -435,10 +442,19 @@ int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, in
     }
     if (dx->kind == TRESTLE_GROUP_EXCHANGE_NCCL) {
         int nrc = dx->nccl.broadcast(b, b, bytes, NCCL_UINT8, root, dx->nccl_comm, dx->stream);
-        if (nrc != NCCL_SUCCESS) {
+        /* A rank whose enqueue failed must not leave alone: the others would
+         * wait in the next round's collective, and on a broadcast that never
+         * completes. Every rank learns of it and all leave together. */
+        int bad = nrc != NCCL_SUCCESS, any = 0;
+        mrc = MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm);
+        if (mrc != MPI_SUCCESS || any) {
             dx->nccl_failed = true; /* close() aborts the comm */
+            if (mrc != MPI_SUCCESS)
+                return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce after a round "
+                                            "from rank %d failed (%d)", root, mrc);
             return trestle__group_error(err, TRESTLE_E_GROUP, "ncclBroadcast from rank %d "
-                                        "failed: %s", root, dx->nccl.error_string(nrc));
+                                        "failed%s%s", root, bad ? ": " : " on another rank",
+                                        bad ? dx->nccl.error_string(nrc) : "");
         }
     } else {
         void *buf = on_device ? (void *)b : (void *)dx->h_bounce[slot];

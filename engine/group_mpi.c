@@ -21,6 +21,7 @@
  * failure on one rank can never leave another waiting in a collective.
  */
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ void trestle_group_options_init(trestle_group_options *opt)
     opt->scope = TRESTLE_GROUP_SCOPE_AUTO;
     opt->node_id = -1;
 }
+
+static int agree(trestle_group *g, int rc, trestle_error *err, const trestle_error *mine);
 
 int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
                               trestle_group **out, trestle_error *err)
@@ -64,17 +67,25 @@ int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
         return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Comm_dup failed (%d)", mrc);
     }
     MPI_Comm_set_errhandler(g->comm, MPI_ERRORS_RETURN);
+    g->node_comm = MPI_COMM_NULL; /* what trestle_group_free() looks at, until the scope is made */
     MPI_Comm_rank(g->comm, &g->rank);
     MPI_Comm_size(g->comm, &g->size);
     g->exchange = o.exchange;
-    int rc = o.exchange == TRESTLE_GROUP_EXCHANGE_AUTO ||
-                     o.exchange == TRESTLE_GROUP_EXCHANGE_STAGED
-                 ? TRESTLE_OK
-                 : trestle__group_error(err, TRESTLE_E_INVALID_ARG, "exchange %d: only AUTO (0) "
-                                        "or STAGED (2) can be asked for", o.exchange);
-    /* The scope's collectives run whatever rc is, so every rank fails alike. */
-    int src = trestle__group_scope_init(g, o.scope, o.node_id, o.path, rc ? NULL : err);
-    rc = rc ? rc : src;
+    trestle_error mine;
+    trestle_error_clear(&mine);
+    int rc = TRESTLE_OK;
+    if (o.exchange != TRESTLE_GROUP_EXCHANGE_AUTO && o.exchange != TRESTLE_GROUP_EXCHANGE_STAGED)
+        rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG, "exchange %d: only AUTO (0) or "
+                                  "STAGED (2) can be asked for", o.exchange);
+    else if (o.scope < TRESTLE_GROUP_SCOPE_AUTO || o.scope > TRESTLE_GROUP_SCOPE_NODE)
+        rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG, "unknown group scope %d (AUTO "
+                                  "0, GROUP 1 or NODE 2)", o.scope);
+    /* Options may differ between ranks: all agree on them before the
+     * scope's collectives, so that no rank is left alone in those, and
+     * every rank fails with the lowest bad rank's message. */
+    rc = agree(g, rc, err, &mine);
+    if (rc == TRESTLE_OK)
+        rc = trestle__group_scope_init(g, o.scope, o.node_id, o.path, err);
     if (rc != TRESTLE_OK) {
         trestle_group_free(g);
         return rc;
@@ -250,6 +261,14 @@ static int check_local(const trestle_plan *p, const trestle_restore_options *opt
         return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
                                     "group restores cannot map shard files (host_map %d)",
                                     opt->host_map);
+    /* The exchange writes each op's bytes to one destination: the copies a
+     * device list makes on its other devices would stay unwritten. */
+    if (opt && opt->size >= offsetof(trestle_restore_options, num_devices) +
+                                sizeof opt->num_devices && opt->num_devices >= 2)
+        return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
+                                    "group restores take one device per rank, not a list of "
+                                    "%zu (run one rank per GPU: --device local)",
+                                    opt->num_devices);
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
         trestle_plan_op_info o;
         trestle_plan_get_op(p, i, &o);

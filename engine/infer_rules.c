@@ -182,10 +182,14 @@ int trestle_infer_renames(const trestle_checkpoint *c, const trestle_op *ops, si
     inf->c = c;
     trestle_plan_options_init(&inf->user);
     if (opt) {
+        /* A caller built against an older header knows only `size` bytes:
+         * the rest keeps its default. */
+        memcpy(&inf->user, opt, opt->size < sizeof inf->user ? opt->size : sizeof inf->user);
+        inf->user.size = sizeof inf->user;
         /* The planner checks the struct itself; a bad one fails here. */
         trestle_plan *p = NULL;
         trestle_op probe = { .name = ops[0].name, .dest_kind = TRESTLE_DEST_DISCARD };
-        trestle_plan_options o = *opt;
+        trestle_plan_options o = inf->user;
         o.op_shapes = NULL;
         o.allow_missing = 1;
         rc = trestle_plan_create(c, &probe, 1, &o, &p, err);
@@ -193,8 +197,6 @@ int trestle_infer_renames(const trestle_checkpoint *c, const trestle_op *ops, si
         if (rc == TRESTLE_E_INVALID_ARG || rc == TRESTLE_E_NOMEM)
             goto fail;
         rc = TRESTLE_OK;
-        memcpy(&inf->user, opt, opt->size < sizeof inf->user ? opt->size : sizeof inf->user);
-        inf->user.size = sizeof inf->user;
     }
     inf->ops = calloc(n, sizeof *inf->ops);
     inf->n = n;

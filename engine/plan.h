@@ -108,6 +108,7 @@ typedef struct trestle__extent {
 typedef struct trestle__share {
     size_t op;              /* the op reading the part */
     size_t entry;           /* the stored (PLAIN) entry */
+    int part, parts;        /* the shard_rank and shard_world it was planned as */
     _Atomic uint32_t share; /* XOR of this plan's runs' contributions */
 } trestle__share;
 

@@ -108,6 +108,8 @@ static int add_share(builder *b, size_t i, size_t *index, trestle_error *err)
     trestle__share *sh = &p->shares[p->num_shares];
     sh->op = i;
     sh->entry = p->ops[i].entry;
+    sh->part = b->o.shard_rank;
+    sh->parts = b->o.shard_world ? b->o.shard_world : 1;
     atomic_init(&sh->share, 0);
     *index = p->num_shares++;
     return TRESTLE_OK;

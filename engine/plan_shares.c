@@ -32,6 +32,8 @@ int trestle_plan_get_crc_share(const trestle_plan *p, size_t i, trestle_crc_shar
     out->offset = e->offset;
     out->tensor_bytes = e->size;
     out->expected = trestle__crc_unmask(e->crc_masked);
+    out->part = sh->part;
+    out->parts = sh->parts;
     out->ready = p->shares_ready;
     out->share = p->shares_ready ? atomic_load(&sh->share) : 0;
     return TRESTLE_OK;

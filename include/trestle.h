@@ -1197,6 +1197,9 @@ typedef struct trestle_crc_share {
                                   before trestle_crc_shares_check() */
     int ready;               /**< 1 when `share` is this plan's: its last restore succeeded with
                                   verify on; else 0 and `share` is 0 */
+    int part;                /**< the part this plan read (its shard_rank) */
+    int parts;               /**< of how many (its shard_world): the shares of exactly these
+                                  parts, each once, combine to the stored CRC */
 } trestle_crc_share;
 
 /**

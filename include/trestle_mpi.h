@@ -287,9 +287,10 @@ typedef struct trestle_group_stats {
  *                       the lowest failing rank R>".
  * @return TRESTLE_OK or the failing rank's code (TRESTLE_E_CRC_MISMATCH,
  *         TRESTLE_E_IO, ... as trestle_restore()), TRESTLE_E_UNSUPPORTED
- *         (host_map, a plan restored before), TRESTLE_E_INVALID_ARG (plans
- *         differ between ranks), TRESTLE_E_GROUP (an MPI or NCCL call
- *         failed), TRESTLE_E_CUDA (a copy of the exchange failed),
+ *         (host_map, a device list in `opt->devices`, a plan restored
+ *         before), TRESTLE_E_INVALID_ARG (plans differ between ranks),
+ *         TRESTLE_E_GROUP (an MPI or NCCL call failed), TRESTLE_E_CUDA (a
+ *         copy of the exchange failed),
  *         TRESTLE_E_NO_DEVICE (device destinations in a build without CUDA).
  * Collective; blocks the calling thread, which makes every MPI call. Since 0.2.
  */
@@ -340,9 +341,12 @@ TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_erro
  *                  part read corrupt bytes", with key, path and offset set.
  * @return TRESTLE_OK (also when no tensor was read in parts),
  *         TRESTLE_E_CRC_MISMATCH, TRESTLE_E_INVALID_ARG (the ranks' plans
- *         defer different numbers of tensors; a rank's shares are not
- *         computed: its restore failed or ran without verify, naming the
- *         lowest such rank), TRESTLE_E_GROUP (an MPI call failed).
+ *         defer different numbers of tensors; a rank planned another part
+ *         than its rank of the group's size, as with one tensor-parallel
+ *         group per node of a larger job: check within each such group;
+ *         a rank's shares are not computed: its restore failed or ran
+ *         without verify, naming the lowest such rank), TRESTLE_E_GROUP (an
+ *         MPI call failed).
  * Collective. Since 0.2.
  */
 TRESTLE_API int trestle_group_check_shares(trestle_group *g, const trestle_plan *p,

@@ -162,6 +162,8 @@ static void restore_all_parts(const tensor *x, int dim, int w, trestle_crc_share
         cr_assert_str_eq(s.key, x->name);
         cr_assert_eq(s.tensor_bytes, x->bytes);
         cr_assert_eq(s.op, 0);
+        cr_assert_eq(s.part, r, "the share says which part it is");
+        cr_assert_eq(s.parts, w);
         if (want == 0)
             cr_assert_eq(s.share, 0, "an empty part adds nothing");
         uint32_t acc = combined->share ^ s.share;
