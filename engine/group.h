@@ -105,6 +105,13 @@ int trestle__group_live_start(trestle__group_live *lv, trestle_plan *p,
                               const trestle_restore_options *opt, const bool *mine,
                               trestle_error *err);
 
+/* A restore that has already returned OK with its n ops in place at
+ * data[k], on CUDA device device[k] (-1: host memory): what the exchange
+ * moves when it is timed alone (engine/group_ceiling.c). Free it with
+ * trestle__group_live_join(), also after a failure. TRESTLE_E_NOMEM. */
+int trestle__group_live_ready(trestle__group_live *lv, uint8_t *const *data, const int *device,
+                              size_t n, trestle_error *err);
+
 /* Wait until every op of runs [first, end) of rs has its destination, or
  * the restore has returned. True when all of them have one. */
 bool trestle__group_live_wait(trestle__group_live *lv, const trestle__group_runs *rs,
@@ -144,6 +151,12 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
 int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, int rank,
                              uint8_t *const *addr, const uint64_t *len, const int *dev, int n,
                              uint64_t bytes, bool direct, int *status, trestle_error *err);
+
+/* Wait for the copies queued so far (a receiver's unpack of the last
+ * round runs on the exchange's stream), so that an exchange can be timed
+ * to the end; the first CUDA failure of the exchange, which close() will
+ * report too. NULL: OK. */
+int trestle__group_dev_drain(trestle__group_dev *dx, trestle_error *err);
 
 /* Wait for the last copies, free everything, give the caller's device
  * back; the first CUDA failure of the exchange, if any. NULL: OK. */

@@ -478,6 +478,19 @@ int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, in
     return TRESTLE_OK;
 }
 
+int trestle__group_dev_drain(trestle__group_dev *dx, trestle_error *err)
+{
+    if (!dx)
+        return TRESTLE_OK;
+    /* After a failed NCCL broadcast the stream may never drain: close()
+     * aborts the comm first. */
+    if (dx->device >= 0 && dx->stream && !dx->nccl_failed)
+        CU(dx, cudaStreamSynchronize(dx->stream));
+    if (dx->failed && err)
+        *err = dx->fail;
+    return dx->failed;
+}
+
 int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err)
 {
     if (!dx)
@@ -509,6 +522,12 @@ int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, in
     (void)dx, (void)comm, (void)root, (void)rank, (void)addr, (void)len, (void)dev, (void)n;
     (void)bytes, (void)direct, (void)status;
     return trestle__group_error(err, TRESTLE_E_UNSUPPORTED, "no CUDA in this build");
+}
+
+int trestle__group_dev_drain(trestle__group_dev *dx, trestle_error *err)
+{
+    (void)dx, (void)err;
+    return TRESTLE_OK;
 }
 
 int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err)

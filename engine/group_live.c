@@ -4,7 +4,9 @@
  * MPI_THREAD_FUNNELED suffices), can exchange the bytes already in place
  * while the rest is still being read. The ready callback is the only
  * window into a running restore (trestle.h): it records each op's
- * destination as it lands, and the exchange waits on that.
+ * destination as it lands, and the exchange waits on that. The exchange
+ * ceiling (engine/group_ceiling.c) hands the exchange a restore that has
+ * already returned, its destinations given (trestle__group_live_ready()).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,24 @@ int trestle__group_live_start(trestle__group_live *lv, trestle_plan *p,
         return trestle__group_error(err, TRESTLE_E_NOMEM, "cannot start the restore thread (%d)",
                                     ret);
     lv->started = true;
+    return TRESTLE_OK;
+}
+
+int trestle__group_live_ready(trestle__group_live *lv, uint8_t *const *data, const int *device,
+                              size_t n, trestle_error *err)
+{
+    memset(lv, 0, sizeof *lv);
+    pthread_mutex_init(&lv->mu, NULL);
+    pthread_cond_init(&lv->cv, NULL);
+    lv->data = calloc(n ? n : 1, sizeof *lv->data);
+    lv->device = calloc(n ? n : 1, sizeof *lv->device);
+    /* Returned, and OK: trestle__group_live_wait() never waits on it, and
+     * trestle__group_live_join() has no thread to join. */
+    lv->done = true;
+    if (!lv->data || !lv->device)
+        return trestle__group_error(err, TRESTLE_E_NOMEM, "out of memory");
+    memcpy(lv->data, data, n * sizeof *data);
+    memcpy(lv->device, device, n * sizeof *device);
     return TRESTLE_OK;
 }
 

@@ -298,6 +298,65 @@ TRESTLE_API int trestle_group_restore(trestle_group *g, trestle_plan *p,
                                       const trestle_restore_options *opt,
                                       trestle_group_stats *stats, trestle_error *err);
 
+/** The exchange ceiling of a group: its restore's exchange alone
+ *  (trestle_group_exchange_ceiling()). Since 0.2. */
+typedef struct trestle_group_ceiling {
+    uint64_t bytes;            /**< bytes every rank ended each run with: the `bytes` asked for */
+    double seconds;            /**< the best run's wall time, the slowest rank's (0: no rank
+                                    exchanged anything: one rank in every scope, or no bytes) */
+    double gbps;               /**< bytes / seconds / 1e9: bytes delivered to every rank per
+                                    second, the unit of a restore's delivery (0 with seconds 0) */
+    int runs;                  /**< runs timed; the best one counts */
+    int ranks;                 /**< ranks that took turns as roots: this rank's read-once scope
+                                    (the group, or its node) */
+    int exchange;              /**< the trestle_group_exchange_kind that ran (MPI_HOST also when
+                                    nothing was exchanged) */
+    char exchange_note[160];   /**< why that exchange, as trestle_group_stats.exchange_note */
+    uint64_t reserved[4];      /**< zero; room to grow */
+} trestle_group_ceiling;
+
+/**
+ * @brief Time the exchange of a group restore alone: the most bytes per
+ * second a restore of this group can deliver to every rank, whatever its
+ * storage (the fabric's ceiling, beside the storage's).
+ *
+ * Every rank takes a buffer of `bytes`, in host memory (`device` -1) or on
+ * CUDA device `device` (as a restore's destinations with
+ * trestle_restore_options.device), and broadcasts its 1/N of it to the
+ * other ranks of its read-once scope (the whole group, or its node under
+ * scope NODE, every node at once), by exactly the path
+ * trestle_group_restore() takes: the same 64 MiB rounds, roots taking
+ * turns, each with its status word; MPI broadcasts between host buffers,
+ * or for device buffers the exchange the group would choose
+ * (trestle_group_exchange_kind: NCCL, CUDA-aware MPI or pinned staging,
+ * honouring trestle_group_options.exchange). Setting the exchange up (e.g.
+ * ncclCommInitRank) is not timed, as in trestle_group_stats.exchange_seconds;
+ * a run ends when every rank's last copy into its buffer is done. The
+ * best of three runs counts. The bytes are not a checkpoint's: what
+ * arrives is not checked.
+ *
+ * @param[in]  g       the group.
+ * @param[in]  bytes   bytes each rank ends with (e.g. a plan's
+ *                     trestle_plan_stats.output_bytes); the same on every
+ *                     rank (checked). 0: nothing is exchanged.
+ * @param[in]  device  this rank's CUDA device, or -1 for host memory; ranks
+ *                     may differ, as in a restore.
+ * @param[out] out     the figures (also on failure, zero then); not NULL.
+ * @param[out] err     filled on failure; may be NULL. Every rank gets the
+ *                     same code and message, "rank R of N: <the error of
+ *                     the lowest failing rank R>".
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL out, `bytes` differing
+ *         between ranks, a device below -1), TRESTLE_E_NOMEM (the buffer
+ *         cannot be had, in host or device memory), TRESTLE_E_CUDA (a CUDA
+ *         call or a copy of the exchange failed), TRESTLE_E_GROUP (an MPI
+ *         or NCCL call failed), TRESTLE_E_NO_DEVICE (a device in a build
+ *         without CUDA).
+ * Collective; blocks the calling thread, which makes every MPI call; the
+ * calling thread's current CUDA device is left as it was. Since 0.2.
+ */
+TRESTLE_API int trestle_group_exchange_ceiling(trestle_group *g, uint64_t bytes, int device,
+                                               trestle_group_ceiling *out, trestle_error *err);
+
 /**
  * @brief Agree on an outcome: the one collective that makes a failure on
  * any rank the failure of every rank.
