@@ -7,10 +7,12 @@
  *             at once (1 MiB read()s through the page cache, or with
  *             --cold after dropping it), nothing else: the most the group
  *             can read per second;
- *   exchange  the exchange of a group restore alone: each rank broadcasts
- *             its 1/N of the restored bytes to all the others in 64 MiB
- *             rounds, as engine/group_exchange.c does, from and into
- *             touched memory.
+ *   exchange  the exchange of a group restore alone, measured by the
+ *             library (trestle_group_exchange_ceiling()): each rank
+ *             broadcasts its 1/N of the same bytes to all the others by
+ *             the restore's own rounds and path, between host buffers or,
+ *             with --device, buffers on each rank's device (NCCL, CUDA-aware
+ *             MPI or pinned staging, as the restore chooses).
  *
  * A rank of a group restore ends with every byte, so its delivery rate is
  * bounded by both: the checkpoint must be read once (storage) and each
@@ -33,7 +35,6 @@
 #include "trestle_mpi.h"
 #include "trestle_mpi_tool.h"
 
-#define ROUND ((size_t)64 << 20) /* as engine/group_exchange.c */
 #define READ_BLOCK ((size_t)1 << 20)
 
 static const char help[] =
@@ -43,8 +44,10 @@ static const char help[] =
     "each byte read from storage once and shared over MPI) K times, and hold it\n"
     "against the group's own ceilings, measured in the same job:\n"
     "  storage   every rank reads its 1/N of the shard bytes at once, nothing else\n"
-    "  exchange  every rank broadcasts its 1/N of the restored bytes to the\n"
-    "            others in 64 MiB rounds, as the restore does, nothing else\n"
+    "  exchange  every rank broadcasts its 1/N of the same bytes to the others,\n"
+    "            nothing else, by the restore's own exchange: 64 MiB rounds of MPI\n"
+    "            broadcasts between host buffers, or for --device the one the\n"
+    "            restore picks (nccl, mpi-cuda or staged), between device buffers\n"
     "A rank's delivery (checkpoint bytes / wall) is bounded by both, so the\n"
     "restore is given as a ratio to the lower. GB/s is 1e9 bytes/s.\n"
     "\n"
@@ -60,7 +63,7 @@ static const char help[] =
     "      --json           one JSON object on rank 0 instead of the table\n"
     "      --host           restore into host memory (the default)\n"
     "      --device local|K each rank onto its GPU (local: by node-local rank) or\n"
-    "                       GPU K; the exchange ceiling stays MPI on host memory\n"
+    "                       GPU K; the exchange ceiling runs between buffers there\n"
     "      --exchange auto|staged  device ranks: as trestle-mpi restore --help says\n"
     "      --scope auto|group|node each byte read once per job or once per node, as\n"
     "                       trestle-mpi restore --help says; both ceilings are\n"
@@ -71,7 +74,9 @@ static const char help[] =
     "\n"
     "Examples:\n"
     "  mpirun -np 4 trestle bench --synthetic 2G,8\n"
-    "  mpirun -np 8 --map-by node trestle bench /lustre/ckpt/model.ckpt-1000 --cold\n";
+    "  mpirun -np 8 --map-by node trestle bench /lustre/ckpt/model.ckpt-1000 --cold\n"
+    "  mpirun -np 8 trestle bench --synthetic 8G,8 --device local   # NCCL where it loads\n"
+    "  mpirun -np 8 trestle bench --synthetic 8G,8 --device local --exchange staged\n";
 
 typedef struct bench_args {
     const char *path;
@@ -272,49 +277,44 @@ static void storage_ceiling(const trestle_checkpoint *c, const bench_args *a, MP
     free(buf);
 }
 
-/* The broadcasts of a restore's exchange, within each read-once scope
- * (`scope`), all scopes at once. */
-static void exchange_ceiling(uint64_t total, MPI_Comm scope, cli_ceiling *out)
+/* The kinds of trestle_group_exchange_kind, as trestle-mpi restore names them. */
+static const char *kind_name(int kind)
 {
-    int rank, n;
-    MPI_Comm_rank(scope, &rank);
-    MPI_Comm_size(scope, &n);
+    static const char *const kinds[] = { "auto", "mpi", "staged", "mpi-cuda", "nccl" };
+    return kinds[kind >= 0 && kind <= 4 ? kind : 0];
+}
+
+/* The exchange of a restore alone, between buffers where this rank's
+ * restore puts its tensors (`device`, -1: host memory), by the path the
+ * restore takes, within each read-once scope, all scopes at once
+ * (trestle_group_exchange_ceiling()). */
+static void exchange_ceiling(trestle_group *g, uint64_t total, int device, int per_node,
+                             cli_ceiling *out, trestle_group_ceiling *gc)
+{
+    trestle_error err;
     memset(out, 0, sizeof *out);
-    char *buf = total ? malloc(total) : NULL;
-    int ok = buf != NULL, all_ok;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (!all_ok) {
-        snprintf(out->note, sizeof out->note, "n/a: a rank could not allocate %" PRIu64
-                 " bytes", total);
-        free(buf);
+    int rc = trestle_group_exchange_ceiling(g, total, device, gc, &err);
+    if (rc != TRESTLE_OK) {
+        snprintf(out->note, sizeof out->note, "n/a: %.180s", err.message);
         return;
     }
-    memset(buf, rank + 1, total); /* touched, as restored tensors are */
-    for (int run = 0; run < 3; run++) {
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = MPI_Wtime();
-        for (int root = 0; root < n; root++) {
-            size_t lo = total / (size_t)n * (size_t)root;
-            size_t hi = root + 1 == n ? total : total / (size_t)n * (size_t)(root + 1);
-            for (size_t at = lo; at < hi; at += ROUND) {
-                size_t len = hi - at < ROUND ? hi - at : ROUND;
-                MPI_Bcast(buf + at, (int)len, MPI_BYTE, root, scope);
-            }
-        }
-        double mine = MPI_Wtime() - t0, wall;
-        MPI_Allreduce(&mine, &wall, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        /* As a rate of the restore's own unit: checkpoint bytes delivered
-         * to every rank per second (each rank receives (N-1)/N of them). */
-        if (wall > 0 && (!out->valid || wall < out->seconds)) {
-            out->valid = 1;
-            out->bytes = total;
-            out->seconds = wall;
-            out->gbps = (double)total / wall / 1e9;
-        }
+    if (gc->seconds <= 0) {
+        snprintf(out->note, sizeof out->note, "n/a: %s", gc->exchange_note);
+        return;
     }
-    snprintf(out->note, sizeof out->note, "%d roots broadcast 1/%d each in 64 MiB rounds%s, "
-             "host memory, best of 3", n, n, scope == MPI_COMM_WORLD ? "" : " within each node");
-    free(buf);
+    out->valid = 1;
+    out->bytes = gc->bytes;
+    out->seconds = gc->seconds;
+    out->gbps = gc->gbps;
+    /* Which exchange ran first: the note is cut at its end. */
+    const char *how = gc->exchange == TRESTLE_GROUP_EXCHANGE_STAGED ? "pinned host staging over MPI"
+                      : gc->exchange == TRESTLE_GROUP_EXCHANGE_MPI_CUDA
+                          ? "CUDA-aware MPI broadcasts device memory"
+                      : gc->exchange == TRESTLE_GROUP_EXCHANGE_NCCL ? "ncclBroadcast between the devices"
+                                                                    : "MPI broadcasts host memory";
+    snprintf(out->note, sizeof out->note, "%s: %s; %d roots broadcast 1/%d each in 64 MiB "
+             "rounds%s, as the restore does, best of %d", kind_name(gc->exchange), how,
+             gc->ranks, gc->ranks, per_node ? " within each node" : "", gc->runs);
 }
 
 /* ---- the timed restores ---- */
@@ -374,19 +374,27 @@ static void print_ceiling(const char *name, const cli_ceiling *c)
 
 static void print_json(int n, const trestle_group_stats *gs, uint64_t total,
                        const timed_run *best, double median, const cli_ceiling *st,
-                       const cli_ceiling *ex, double bound)
+                       const cli_ceiling *ex, const trestle_group_ceiling *gc, double bound)
 {
     printf("{\"ranks\": %d, \"nodes\": %d, \"scope\": \"%s\", \"checkpoint_bytes\": %" PRIu64
            ", \"best_wall_seconds\": %.6f, "
            "\"median_wall_seconds\": %.6f, \"bytes_read\": %" PRIu64 ", \"bytes_exchanged\": %"
            PRIu64 ", \"delivered_gbps\": %.4f, \"aggregate_gbps\": %.4f, "
            "\"storage_ceiling_gbps\": %.4f, \"exchange_ceiling_gbps\": %.4f, "
-           "\"ratio_to_ceiling\": %.4f}\n",
+           "\"ratio_to_ceiling\": %.4f, \"exchange\": \"%s\", \"exchange_note\": ",
            n, gs->nodes, gs->scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group", total,
            best->wall, median, best->read, best->exchanged,
            (double)total / best->wall / 1e9, (double)total * n / best->wall / 1e9,
            st->valid ? st->gbps : -1.0, ex->valid ? ex->gbps : -1.0,
-           bound > 0 ? (double)total / best->wall / 1e9 / bound : -1.0);
+           bound > 0 ? (double)total / best->wall / 1e9 / bound : -1.0,
+           kind_name(gs->exchange));
+    cli_json_cstr(stdout, gs->exchange_note);
+    /* The ceiling's own exchange: the same kind as the restore's, unless
+     * something differs between the two (e.g. NCCL failed to start once). */
+    printf(", \"exchange_ceiling_kind\": \"%s\", \"exchange_ceiling_note\": ",
+           kind_name(gc->exchange));
+    cli_json_cstr(stdout, ex->note);
+    printf("}\n");
 }
 
 static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
@@ -433,7 +441,18 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
     else
         memset(&st, 0, sizeof st), snprintf(st.note, sizeof st.note, "n/a: cannot reopen");
     trestle_close(c);
-    exchange_ceiling(total, scope, &ex);
+    /* Between buffers where the restore put the tensors: this rank's device. */
+    int device = -1;
+    trestle_group_ceiling gc;
+    memset(&gc, 0, sizeof gc);
+    if (mpi_group_device(&a->group, g, &device, &err) != TRESTLE_OK)
+        device = -1; /* the restores above had it: cannot happen */
+    /* Tests only: TRESTLE_MPI_TEST_CEILING_BYTES=N times the exchange over
+     * N bytes, not the checkpoint's: a size some device cannot hold, in
+     * the test of a ceiling that fails on one rank. */
+    const char *test_bytes = getenv("TRESTLE_MPI_TEST_CEILING_BYTES");
+    uint64_t xbytes = test_bytes && *test_bytes ? strtoull(test_bytes, NULL, 10) : total;
+    exchange_ceiling(g, xbytes, device, per_node, &ex, &gc);
 
     double bound = 0;
     if (st.valid)
@@ -443,7 +462,7 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
     if (rank == 0) {
         const timed_run *r = &runs[b];
         if (a->json) {
-            print_json(n, &gs, total, r, median, &st, &ex, bound);
+            print_json(n, &gs, total, r, median, &st, &ex, &gc, bound);
         } else {
             char sz[32], rd[32], xc[32];
             cli_human_size(total, sz, sizeof sz);
