@@ -527,6 +527,16 @@ Test(mpi, trestle_bench_under_mpirun_reads_once_and_gives_both_ceilings, .timeou
         cr_assert_eq(exchanged, total * (uint64_t)(np - 1), "%s", j);
         cr_assert_gt(st, 0, "%s", j);
         cr_assert_gt(ex, 0, "%s", j);
+        /* The library's ceiling (trestle_group_exchange_ceiling()), by the
+         * host restore's own exchange. */
+        char note[160];
+        snprintf(note, sizeof note, "\"exchange_ceiling_kind\": \"mpi\", "
+                 "\"exchange_ceiling_note\": \"mpi: MPI broadcasts host memory; %d roots "
+                 "broadcast 1/%d each in 64 MiB rounds, as the restore does, best of 3\"}",
+                 np, np);
+        cr_assert(strstr(j, note), "wanted %s in %s", note, j);
+        cr_assert(strstr(j, "\"exchange\": \"mpi\", \"exchange_note\": \"host destinations: "),
+                  "%s", j);
         cr_assert_eq(count(out, "{\"ranks\""), 1, "rank 0 alone prints: %s", out);
         free(out);
         free(err);
@@ -1103,7 +1113,22 @@ Test(mpi, trestle_bench_with_node_scope_reads_once_per_node, .timeout = 300)
     free(err);
 }
 
-/* Device ranks on the mock: the bench restores onto each rank's device. */
+/* One JSON field of the group bench's line, as a number. */
+static double json_double(const char *j, const char *key)
+{
+    char pat[64];
+    double v = 0;
+    snprintf(pat, sizeof pat, "\"%s\": ", key);
+    const char *at = strstr(j, pat);
+    cr_assert(at, "no %s in %s", key, j);
+    cr_assert_eq(sscanf(at + strlen(pat), "%lf", &v), 1, "%s", j);
+    return v;
+}
+
+/* Device ranks on the mock: the bench restores onto each rank's device,
+ * and its exchange ceiling runs between buffers on those devices by the
+ * restore's own staged exchange (2 and 3 ranks; ranks 0 and 2 share
+ * device 0). */
 Test(mpi, trestle_bench_onto_device_ranks, .timeout = 300)
 {
     tool();
@@ -1115,6 +1140,106 @@ Test(mpi, trestle_bench_onto_device_ranks, .timeout = 300)
     cr_assert(strstr(out, "group restore of "), "%s", out);
     cr_assert(strstr(out, "exchange: device destinations: "), "%s", out);
     cr_assert(strstr(out, "pinned host staging over MPI"), "%s", out);
+    cr_assert(strstr(out, " GB/s  staged: pinned host staging over MPI; 2 roots broadcast 1/2 "
+                          "each in 64 MiB rounds, as the restore does, best of 3\n"),
+              "the exchange ceiling is the staged one:\n%s", out);
+    free(out);
+    free(err);
+    for (int np = 2; np <= 3; np++) {
+        rc = mpirun_sub(TRESTLE_CLI_PATH, np, MOCK_ENV, "bench",
+                        "--synthetic 4M,2 --repeat 1 --device local --exchange staged --json",
+                        &out, &err);
+        cr_assert_eq(rc, 0, "%s%s", out, err);
+        const char *j = strstr(out, "{\"ranks\"");
+        cr_assert(j, "%s", out);
+        cr_assert(strstr(j, "\"exchange\": \"staged\", \"exchange_note\": \"device "
+                            "destinations: staging asked for; "), "%s", j);
+        cr_assert(strstr(j, "\"exchange_ceiling_kind\": \"staged\""), "%s", j);
+        cr_assert_gt(json_double(j, "exchange_ceiling_gbps"), 0, "%s", j);
+        free(out);
+        free(err);
+    }
+}
+
+/* The exchange ceiling through the mock NCCL: the bench says so, and every
+ * rank's mock NCCL counters show the ceiling's own comm (made after the
+ * restore's, so printed after it): three runs of one broadcast per root,
+ * each rank sending its 1/N of the checkpoint's bytes each run and
+ * receiving the rest. */
+Test(mpi, trestle_bench_exchange_ceiling_goes_through_the_mock_nccl, .timeout = 300)
+{
+    const char *nccl = need_ncclmock();
+    for (int np = 2; np <= 3; np++) {
+        char *env, *out, *err;
+        cr_assert(asprintf(&env, "TRESTLE_CUDAMOCK_DEVICES=%d TRESTLE_CUDAMOCK_NCCL='%s' "
+                                 "TRESTLE_NCCLMOCK_STATS=1", np, nccl) > 0);
+        int rc = mpirun_sub(TRESTLE_CLI_PATH, np, env, "bench",
+                            "--synthetic 4M,2 --repeat 1 --device local --json", &out, &err);
+        cr_assert_eq(rc, 0, "%s%s", out, err);
+        const char *j = strstr(out, "{\"ranks\"");
+        cr_assert(j, "%s", out);
+        cr_assert(strstr(j, "\"exchange\": \"nccl\""), "the restore's: %s", j);
+        cr_assert(strstr(j, "\"exchange_ceiling_kind\": \"nccl\", \"exchange_ceiling_note\": "
+                            "\"nccl: ncclBroadcast between the devices; "), "%s", j);
+        cr_assert_gt(json_double(j, "exchange_ceiling_gbps"), 0, "%s", j);
+        uint64_t total = json_u64(j, "checkpoint_bytes");
+        /* Each rank's last counters line is the ceiling's comm. */
+        nccl_line last[8];
+        memset(last, 0, sizeof last);
+        for (const char *s = err; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
+            int r, n, d;
+            uint64_t b, snt, rcv;
+            if (sscanf(s, "ncclmock: rank %d of %d on device %d: %" SCNu64 " broadcasts, %"
+                       SCNu64 " bytes sent, %" SCNu64 " bytes received", &r, &n, &d, &b, &snt,
+                       &rcv) == 6 && n == np && r >= 0 && r < np)
+                last[r] = (nccl_line){ last[r].seen + 1, d, b, snt, rcv };
+        }
+        for (int r = 0; r < np; r++) {
+            uint64_t lo = total / (uint64_t)np * (uint64_t)r;
+            uint64_t hi = r + 1 == np ? total : total / (uint64_t)np * (uint64_t)(r + 1);
+            cr_assert_eq(last[r].seen, 2, "np %d: rank %d: a comm for the restore and one for "
+                         "the ceiling, not %d:\n%s", np, r, last[r].seen, err);
+            cr_assert_eq(last[r].device, r, "rank %d's ceiling on device %d", r, last[r].device);
+            cr_assert_eq(last[r].broadcasts, 3 * (uint64_t)np, "np %d rank %d: %" PRIu64
+                         " broadcasts", np, r, last[r].broadcasts);
+            cr_assert_eq(last[r].sent, 3 * (hi - lo), "np %d rank %d sent %" PRIu64, np, r,
+                         last[r].sent);
+            cr_assert_eq(last[r].received, 3 * (total - (hi - lo)), "np %d rank %d received %"
+                         PRIu64, np, r, last[r].received);
+        }
+        free(env);
+        free(out);
+        free(err);
+    }
+}
+
+/* A ceiling buffer that one rank's device cannot hold (the mock's device 1
+ * given 16 MB, the ceiling asked over 20 MB): the ceiling fails on every
+ * rank alike, so rank 0 reports rank 1's error, and the restore's figures
+ * stand (the bench still succeeds). */
+Test(mpi, an_exchange_ceiling_one_device_cannot_hold_fails_every_rank_alike, .timeout = 300)
+{
+    tool();
+    need_mock();
+    char *out, *err;
+    const char *env = MOCK_ENV " TRESTLE_CUDAMOCK_DEVICE_BYTES=0,16000000 "
+                      "TRESTLE_MPI_TEST_CEILING_BYTES=20000000";
+    int rc = mpirun_sub(TRESTLE_CLI_PATH, 2, env, "bench",
+                        "--synthetic 4M,2 --repeat 1 --device local", &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert(strstr(out, "group restore of "), "%s", out);
+    cr_assert(strstr(out, "\n  exchange       n/a       n/a: rank 1 of 2: cannot allocate "
+                          "20000000 bytes on CUDA device 1 for the exchange ceiling: out of "
+                          "memory\n"), "%s", out);
+    free(out);
+    free(err);
+    rc = mpirun_sub(TRESTLE_CLI_PATH, 2, env, "bench",
+                    "--synthetic 4M,2 --repeat 1 --device local --json", &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    const char *j = strstr(out, "{\"ranks\"");
+    cr_assert(j, "%s", out);
+    cr_assert_eq(json_double(j, "exchange_ceiling_gbps"), -1.0, "%s", j);
+    cr_assert_gt(json_double(j, "delivered_gbps"), 0, "%s", j);
     free(out);
     free(err);
 }

@@ -577,11 +577,32 @@ const char *cudaGetErrorString(cudaError_t e)
 
 /* ---- device memory ---- */
 
+/* The memory of `device` (TRESTLE_CUDAMOCK_DEVICE_BYTES="B0,B1,...", read at
+ * each call; a device not listed, or 0, is unbounded). */
+static uint64_t device_capacity(int device)
+{
+    const char *e = getenv("TRESTLE_CUDAMOCK_DEVICE_BYTES");
+    for (int d = 0; e && *e; d++) {
+        char *end;
+        unsigned long long v = strtoull(e, &end, 10);
+        if (d == device)
+            return v;
+        e = *end == ',' ? end + 1 : NULL;
+    }
+    return 0;
+}
+
 static cudaError_t dev_alloc_new(void **p, size_t size, int device)
 {
     *p = NULL;
     if (size == 0)
         return cudaSuccess;
+    uint64_t cap = device_capacity(device), used = 0;
+    for (size_t i = 0; cap && i < nallocs; i++)
+        if (allocs[i].device == device)
+            used += allocs[i].size;
+    if (cap && (size > cap || used > cap - size))
+        return cudaErrorMemoryAllocation; /* a full GPU: no memory is touched */
     size_t page = (size_t)sysconf(_SC_PAGESIZE), mapped = (size + page - 1) / page * page;
     int fd = memfd_create("cudamock", MFD_CLOEXEC);
     if (fd < 0)

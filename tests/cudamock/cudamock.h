@@ -33,7 +33,10 @@
  *
  * State is process-wide (a test double, not library code): Criterion runs
  * each test in its own process. TRESTLE_CUDAMOCK_DEVICES (default 2, at
- * most 8) sets how many devices the host appears to have.
+ * most 8) sets how many devices the host appears to have, and
+ * TRESTLE_CUDAMOCK_DEVICE_BYTES ("B0,B1,...", read at each cudaMalloc;
+ * default, or 0, unbounded) how much memory each: an allocation past it
+ * fails with cudaErrorMemoryAllocation, as on a full GPU.
  */
 #ifndef TRESTLE_CUDAMOCK_H
 #define TRESTLE_CUDAMOCK_H
