@@ -43,7 +43,8 @@
  * quietly), else MPI on device memory when the MPI says it is CUDA-aware
  * (Open MPI's MPIX_Query_cuda_support()), else pinned host staging over
  * MPI. trestle_group_stats.exchange and exchange_note say which ran and
- * why. The staged path is tested on the CUDA mock, the NCCL path on the
+ * why. trestle_group_exchange_ceiling() times that same exchange alone,
+ * between buffers of a given size, for benchmarks (`trestle bench`). The staged path is tested on the CUDA mock, the NCCL path on the
  * CUDA mock with a mock NCCL (tests/cudamock/ncclmock.c); CUDA-aware MPI,
  * and NCCL on real GPUs, are not tested in CI.
  *
