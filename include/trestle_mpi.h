@@ -342,7 +342,8 @@ typedef struct trestle_group_ceiling {
  *                     rank (checked). 0: nothing is exchanged.
  * @param[in]  device  this rank's CUDA device, or -1 for host memory; ranks
  *                     may differ, as in a restore.
- * @param[out] out     the figures (also on failure, zero then); not NULL.
+ * @param[out] out     the figures; also on failure, with seconds and gbps 0;
+ *                     not NULL.
  * @param[out] err     filled on failure; may be NULL. Every rank gets the
  *                     same code and message, "rank R of N: <the error of
  *                     the lowest failing rank R>".
