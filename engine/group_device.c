@@ -245,7 +245,17 @@ static bool nccl_init(trestle__group_dev *dx, MPI_Comm comm, int rank, int size,
         return false;
     }
     MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm);
-    cudaSetDevice(dx->device);
+    /* ncclCommInitRank is collective and blocking: a rank that could not
+     * even enter it would leave the others waiting in it. What can fail
+     * before it (the device) is agreed first, and every rank then stages. */
+    ok = cudaSetDevice(dx->device) == cudaSuccess;
+    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
+    if (!all) {
+        if (!ok)
+            cudaGetLastError(); /* ours, not sticky: leave no error for the caller */
+        snprintf(note, cap, "cudaSetDevice failed on some rank before ncclCommInitRank");
+        return false;
+    }
     int nrc = dx->nccl.comm_init_rank(&dx->nccl_comm, size, id, rank);
     ok = nrc == NCCL_SUCCESS;
     if (!ok)
