@@ -13,38 +13,6 @@
 #include "testutil.h"
 #include "trestle.h"
 
-typedef struct tensor {
-    const char *name;
-    int rank;
-    int64_t dims[2];
-} tensor;
-
-/* A float checkpoint of `n` zero tensors in a fresh directory. */
-static trestle_checkpoint *make(char **dir, const tensor *t, size_t n)
-{
-    static uint8_t zeros[1024];
-    char *prefix;
-    trestle_writer *w;
-    trestle_checkpoint *c;
-    trestle_error err;
-    *dir = tu_mkdtemp();
-    cr_assert(asprintf(&prefix, "%s/c", *dir) > 0);
-    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
-    for (size_t i = 0; i < n; i++) {
-        int64_t el = 1;
-        for (int d = 0; d < t[i].rank; d++)
-            el *= t[i].dims[d];
-        cr_assert_eq(trestle_writer_add(w, t[i].name, TRESTLE_DT_FLOAT, t[i].rank, t[i].dims,
-                                        zeros, (uint64_t)el * 4, 0, &err),
-                     TRESTLE_OK, "%s", err.message);
-    }
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
-    trestle_writer_free(w);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
-    free(prefix);
-    return c;
-}
-
 static void done(trestle_checkpoint *c, char *dir)
 {
     trestle_close(c);
@@ -72,10 +40,11 @@ static const char *tensor_name(const trestle_checkpoint *c, size_t at)
 
 Test(infer, a_renumbered_layer_is_one_scope_rule_proven_by_planning)
 {
-    static const tensor t[] = { { "dense/bias", 1, { 6 } }, { "dense/kernel", 2, { 4, 6 } },
-                                { "global_step", 0, { 0 } } };
+    static const tu_tensor t[] = { { "dense/bias", TRESTLE_DT_FLOAT, 1, { 6 } },
+                                   { "dense/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } },
+                                   { "global_step", TRESTLE_DT_FLOAT, 0, { 0 } } };
     char *dir;
-    trestle_checkpoint *c = make(&dir, t, 3);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 3);
     trestle_op ops[] = { { .name = "dense_3/kernel", .dtype = TRESTLE_DT_FLOAT },
                          { .name = "dense_3/bias", .dtype = TRESTLE_DT_FLOAT } };
     trestle_inference *inf = infer(c, ops, 2, NULL);
@@ -138,11 +107,11 @@ Test(infer, a_renumbered_layer_is_one_scope_rule_proven_by_planning)
 
 Test(infer, declared_shapes_turn_an_ambiguous_renumbering_into_a_mapping)
 {
-    static const tensor t[] = { { "dense_1/kernel", 2, { 6, 2 } },
-                                { "dense_2/kernel", 2, { 4, 6 } } };
+    static const tu_tensor t[] = { { "dense_1/kernel", TRESTLE_DT_FLOAT, 2, { 6, 2 } },
+                                   { "dense_2/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } } };
     static const int64_t dims[] = { 4, 6 };
     char *dir;
-    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 2);
     trestle_op op = { .name = "dense/kernel", .dtype = TRESTLE_DT_FLOAT };
 
     trestle_inference *inf = infer(c, &op, 1, NULL);
@@ -185,10 +154,10 @@ Test(infer, declared_shapes_turn_an_ambiguous_renumbering_into_a_mapping)
 
 Test(infer, rnn_names_are_a_flag_not_a_rename)
 {
-    static const tensor t[] = { { "rnn/lstm_cell/kernel", 2, { 4, 8 } },
-                                { "rnn/lstm_cell/bias", 1, { 8 } } };
+    static const tu_tensor t[] = { { "rnn/lstm_cell/kernel", TRESTLE_DT_FLOAT, 2, { 4, 8 } },
+                                   { "rnn/lstm_cell/bias", TRESTLE_DT_FLOAT, 1, { 8 } } };
     char *dir;
-    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 2);
     trestle_op ops[] = { { .name = "rnn/lstm_cell/weights" }, { .name = "rnn/lstm_cell/biases" } };
     trestle_inference *inf = infer(c, ops, 2, NULL);
     trestle_inference_info v;
@@ -210,9 +179,10 @@ Test(infer, rnn_names_are_a_flag_not_a_rename)
 
 Test(infer, a_restore_that_succeeds_or_mismatches_needs_no_rule)
 {
-    static const tensor t[] = { { "w", 2, { 2, 3 } }, { "b", 1, { 3 } } };
+    static const tu_tensor t[] = { { "w", TRESTLE_DT_FLOAT, 2, { 2, 3 } },
+                                   { "b", TRESTLE_DT_FLOAT, 1, { 3 } } };
     char *dir;
-    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 2);
     trestle_op ok[] = { { .name = "w", .dtype = TRESTLE_DT_FLOAT } };
     trestle_inference *inf = infer(c, ok, 1, NULL);
     trestle_inference_info v;
@@ -246,9 +216,9 @@ Test(infer, a_restore_that_succeeds_or_mismatches_needs_no_rule)
 
 Test(infer, bad_arguments_are_refused)
 {
-    static const tensor t[] = { { "w", 1, { 2 } } };
+    static const tu_tensor t[] = { { "w", TRESTLE_DT_FLOAT, 1, { 2 } } };
     char *dir;
-    trestle_checkpoint *c = make(&dir, t, 1);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 1);
     trestle_op op = { .name = "w" };
     trestle_inference *inf = (trestle_inference *)1;
     trestle_error err;

@@ -13,35 +13,6 @@
 #include "testutil.h"
 #include "trestle.h"
 
-typedef struct tensor {
-    const char *name;
-    int dtype, rank;
-    int64_t dims[2];
-} tensor;
-
-static trestle_checkpoint *make(char **dir, const tensor *t, size_t n)
-{
-    char *prefix;
-    trestle_writer *w;
-    trestle_checkpoint *c;
-    trestle_error err;
-    static uint8_t zeros[256];
-    *dir = tu_mkdtemp();
-    cr_assert(asprintf(&prefix, "%s/c", *dir) > 0);
-    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
-    for (size_t i = 0; i < n; i++) {
-        int64_t el = t[i].rank == 0 ? 1 : t[i].dims[0] * (t[i].rank == 2 ? t[i].dims[1] : 1);
-        cr_assert_eq(trestle_writer_add(w, t[i].name, t[i].dtype, t[i].rank, t[i].dims, zeros,
-                                        (uint64_t)el * trestle_dtype_size(t[i].dtype), 0, &err),
-                     TRESTLE_OK, "%s", err.message);
-    }
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
-    trestle_writer_free(w);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
-    free(prefix);
-    return c;
-}
-
 /* The missing-key report for one op. */
 static void report(const trestle_checkpoint *c, trestle_op op, char *msg, size_t cap)
 {
@@ -54,12 +25,12 @@ static void report(const trestle_checkpoint *c, trestle_op op, char *msg, size_t
 
 Test(plan_suggest, never_offers_a_key_of_another_dtype)
 {
-    static const tensor t[] = {
+    static const tu_tensor t[] = {
         { "training/Ftrl/iter_1", TRESTLE_DT_FLOAT, 0, { 0 } },
         { "training/Ftrl/itr", TRESTLE_DT_INT64, 0, { 0 } },
     };
     char *dir, msg[1024];
-    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 2);
     report(c, (trestle_op){ .name = "training/Ftrl/iter", .dtype = TRESTLE_DT_INT64 }, msg,
            sizeof msg);
     cr_expect_str_eq(msg, "Key training/Ftrl/iter not found in checkpoint (did you mean "
@@ -75,12 +46,12 @@ Test(plan_suggest, never_offers_a_key_of_another_dtype)
 
 Test(plan_suggest, a_renumbered_layer_is_told_apart_by_shape)
 {
-    static const tensor t[] = {
+    static const tu_tensor t[] = {
         { "dense/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } },
         { "dense_1/kernel", TRESTLE_DT_FLOAT, 2, { 6, 2 } },
     };
     char *dir, msg[1024];
-    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 2);
     report(c, (trestle_op){ .name = "dense_3/kernel", .shape_and_slices = "6 2 0,6:0,2" }, msg,
            sizeof msg);
     cr_expect_str_eq(msg, "Key dense_3/kernel not found in checkpoint (did you mean "
@@ -100,13 +71,13 @@ Test(plan_suggest, a_renumbered_layer_is_told_apart_by_shape)
 
 Test(plan_suggest, the_same_path_with_one_component_changed_comes_before_spelling)
 {
-    static const tensor t[] = {
+    static const tu_tensor t[] = {
         { "encoder/block_3/bias", TRESTLE_DT_FLOAT, 1, { 4 } },
         { "encoder/block_12/bias", TRESTLE_DT_FLOAT, 1, { 4 } },
         { "encoder/blocks/bias_", TRESTLE_DT_FLOAT, 1, { 4 } },
     };
     char *dir, msg[1024];
-    trestle_checkpoint *c = make(&dir, t, 3);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 3);
     /* blocks/bias_ is as near in spelling, but two components away. */
     report(c, (trestle_op){ .name = "encoder/block_1/bias" }, msg, sizeof msg);
     cr_expect_str_eq(msg, "Key encoder/block_1/bias not found in checkpoint (did you mean "
@@ -118,11 +89,11 @@ Test(plan_suggest, the_same_path_with_one_component_changed_comes_before_spellin
 
 Test(plan_suggest, rename_neighbours_must_fit_too)
 {
-    static const tensor t[] = {
+    static const tu_tensor t[] = {
         { "rnn/lstm_cell/bias", TRESTLE_DT_INT32, 1, { 4 } },
     };
     char *dir, msg[1024];
-    trestle_checkpoint *c = make(&dir, t, 1);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 1);
     report(c, (trestle_op){ .name = "rnn/lstm_cell/biases", .dtype = TRESTLE_DT_FLOAT }, msg,
            sizeof msg);
     cr_expect_str_eq(msg, "Key rnn/lstm_cell/biases not found in checkpoint");
@@ -135,13 +106,13 @@ Test(plan_suggest, a_whole_tensor_ops_declared_shape_tells_renamed_candidates_ap
 {
     /* Both keys are one component away and float: only the graph's
      * declared shape (plan option op_shapes) picks dense_2/kernel. */
-    static const tensor t[] = {
+    static const tu_tensor t[] = {
         { "dense_1/kernel", TRESTLE_DT_FLOAT, 2, { 6, 2 } },
         { "dense_2/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } },
     };
     static const int64_t dims[] = { 4, 6 };
     char *dir;
-    trestle_checkpoint *c = make(&dir, t, 2);
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 2);
     trestle_op op = { .name = "dense_3/kernel", .dtype = TRESTLE_DT_FLOAT,
                       .dest_kind = TRESTLE_DEST_DISCARD };
     trestle_plan_options po;

@@ -316,3 +316,28 @@ char *tu_write_gpu_model(const char *dir, int ntiny, uint64_t seed)
     trestle_writer_free(w);
     return prefix;
 }
+
+trestle_checkpoint *tu_zero_checkpoint(char **dir, const tu_tensor *t, size_t n)
+{
+    char *prefix;
+    trestle_writer *w;
+    trestle_checkpoint *c;
+    trestle_error err;
+    *dir = tu_mkdtemp();
+    cr_assert(asprintf(&prefix, "%s/c", *dir) > 0);
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t bytes = trestle_dtype_size(t[i].dtype);
+        for (int d = 0; d < t[i].rank; d++)
+            bytes *= (uint64_t)t[i].dims[d];
+        void *zeros = calloc(1, bytes ? bytes : 1);
+        cr_assert_eq(trestle_writer_add(w, t[i].name, t[i].dtype, t[i].rank, t[i].dims, zeros,
+                                        bytes, 0, &err), TRESTLE_OK, "%s", err.message);
+        free(zeros);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
+    free(prefix);
+    return c;
+}

@@ -99,4 +99,16 @@ char *tu_write_mixed(const char *dir, int n, int shards);
  */
 char *tu_write_gpu_model(const char *dir, int ntiny, uint64_t seed);
 
+/* One tensor of tu_zero_checkpoint(): rank 0 to 2. */
+typedef struct tu_tensor {
+    const char *name;
+    int dtype, rank;
+    int64_t dims[2];
+} tu_tensor;
+
+/* A one-shard checkpoint of `n` all-zero tensors at DIR/c, DIR a fresh
+ * directory (returned in *dir, malloc'd), opened. For suites that need
+ * only names, dtypes and shapes (suggestions, rename inference). */
+trestle_checkpoint *tu_zero_checkpoint(char **dir, const tu_tensor *t, size_t n);
+
 #endif /* TRESTLE_TESTUTIL_H */
