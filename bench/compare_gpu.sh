@@ -6,7 +6,7 @@
 #   - bench/compare_safetensors.py saves random tensors of the same names,
 #     shapes and dtypes as model.safetensors / model.pt and times
 #     safetensors.load_file(device="cuda") and torch.load(map_location="cuda").
-# Needs a CUDA build (tools/build.sh finds nvcc) and python3 with torch and
+# Needs a CUDA build (scripts/build.sh finds nvcc) and python3 with torch and
 # safetensors. Usage:
 #   bench/compare_gpu.sh [SIZE] [SHARDS]        (default 4G 8)
 #   DEVICE=1 REPEAT=5 DIR=/nvme/tmp bench/compare_gpu.sh 8G 16
@@ -19,7 +19,7 @@ REPEAT=${REPEAT:-3}
 TRESTLE=${TRESTLE:-build/trestle}
 
 if [ ! -x "$TRESTLE" ]; then
-    tools/build.sh
+    scripts/build.sh
 fi
 python3 -c 'import torch, safetensors' 2>/dev/null ||
     { echo "compare_gpu.sh: needs python3 with torch and safetensors" >&2; exit 1; }

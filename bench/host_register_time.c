@@ -7,7 +7,7 @@
  * call pays. Issue 12 (item 10) asks whether registering once per restore
  * is worth keeping out of time to first tensor; this is the figure.
  *
- * A standalone helper for the GPU runbook (tools/gpu_session.sh 3), not
+ * A standalone helper for the GPU runbook (scripts/gpu_session.sh 3), not
  * part of the build: it needs only the CUDA runtime.
  *   nvcc -O2 -o host_register_time bench/host_register_time.c
  *   ./host_register_time [SIZE_MIB] [REPEATS]

@@ -16,7 +16,7 @@ RESULTS=bench/RESULTS.md
 BEGIN='<!-- run.sh:begin -->'
 END='<!-- run.sh:end -->'
 
-tools/build.sh
+scripts/build.sh
 micro_cmd=(build/bench/trestle_bench --benchmark_format=console)
 # shellcheck disable=SC2206 # BENCH_ARGS is a list of words on purpose
 bench_cmd=(build/trestle bench --synthetic "$SYNTH" --host $BENCH_ARGS)

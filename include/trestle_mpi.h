@@ -50,7 +50,7 @@
  *
  * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
  * and need no exchange: plan those tensors separately and restore them with
- * trestle_restore() on each rank (tools/trestle_mpi.c does so). With
+ * trestle_restore() on each rank (tools/mpicli_main.c does so). With
  * partial_reads each rank reads only its part's bytes, and
  * trestle_group_check_shares() then checks the parts' CRC32C together.
  *

@@ -3,10 +3,10 @@
 `pip install --no-build-isolation ./python` (or `python3 setup.py
 bdist_wheel`) runs here. The extension is the CMake target trestle_python,
 built for the interpreter running this script (TRESTLE_PYTHON), so its
-sources, flags and link line are exactly those of tools/build.sh:
+sources, flags and link line are exactly those of scripts/build.sh:
 
 - when the checkout's build/ (or TRESTLE_BUILD_DIR) was configured for this
-  same interpreter, a venv of it included (tools/build.sh), that build is
+  same interpreter, a venv of it included (scripts/build.sh), that build is
   reused and only brought up to date;
 - otherwise a fresh CMake build of the library and the extension goes into
   setuptools' build_temp (TRESTLE_CMAKE_ARGS adds options, e.g.

@@ -601,7 +601,7 @@ Test(cli, synth_rejects_a_size_too_small_for_any_model)
 
 /* --layers fixes the layer count, hence the tensor count (9 a layer plus
  * the embedding and the final norm), and the hidden size shrinks to fit:
- * the many-small-tensors model of the GPU runbook (tools/gpu_session.sh). */
+ * the many-small-tensors model of the GPU runbook (scripts/gpu_session.sh). */
 Test(cli, synth_layers_fixes_the_tensor_count)
 {
     char *dir = tu_mkdtemp(), *a = path_join(dir, "a");

@@ -6,7 +6,7 @@
  * registered, and how often a restore waits and pins (issue 12).
  *
  * These run on tests/cudamock only (-DTRESTLE_CUDA_MOCK=ON, as
- * tools/check.sh asan builds): the mock defers all queued work, legacy
+ * scripts/check.sh asan builds): the mock defers all queued work, legacy
  * stream included, until something waits for it, keeps per-thread
  * contexts, and counts what a GPU cannot report. Elsewhere they skip.
  */
@@ -585,7 +585,7 @@ Test(gpu_order, a_host_restore_has_no_device_copy_time)
 
 Test(gpu_order, needs_the_cuda_mock)
 {
-    cr_skip_test("these cases run on tests/cudamock (-DTRESTLE_CUDA_MOCK=ON, tools/check.sh "
+    cr_skip_test("these cases run on tests/cudamock (-DTRESTLE_CUDA_MOCK=ON, scripts/check.sh "
                  "asan); a real GPU runs them through test_gpu_restore");
 }
 

@@ -14,7 +14,7 @@
  * has: timing, coalescing, real concurrency between threads.
  *
  * Every buffer is allocated at exactly the size used, at every alignment,
- * so ASan (tools/check.sh asan) catches a kernel touching a byte outside
+ * so ASan (scripts/check.sh asan) catches a kernel touching a byte outside
  * its window or destination, and UBSan a vector access at an address that
  * would fault on the GPU.
  */

@@ -30,7 +30,7 @@ static const char *tool(void)
 {
     if (!TRESTLE_MPI_PATH[0] || access(TRESTLE_MPI_PATH, X_OK) != 0 || !TRESTLE_MPIEXEC[0])
         cr_skip("MPI was not found at build time: libtrestle_mpi and trestle-mpi are not built "
-                "(install libopenmpi-dev openmpi-bin, tools/deps.sh does)");
+                "(install libopenmpi-dev openmpi-bin, scripts/deps.sh does)");
     return TRESTLE_MPI_PATH;
 }
 
@@ -39,7 +39,7 @@ static int mpirun_sub(const char *t, int np, const char *env, const char *sub, c
                       char **out, char **err)
 {
     char *cmd;
-    /* Under ASan (tools/check.sh asan) the ranks check leaks, except Open
+    /* Under ASan (scripts/check.sh asan) the ranks check leaks, except Open
      * MPI's own, which it keeps past MPI_Finalize on purpose; its plugins
      * stay loaded so that the suppressions can name their frames. */
     cr_assert(asprintf(&cmd, "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
@@ -743,7 +743,7 @@ Test(mpi, tensor_parallel_ranks_read_about_1_over_n_of_the_parts_bytes, .timeout
 
 #define MOCK_ENV "TRESTLE_CUDAMOCK_DEVICES=2"
 
-/* Device ranks need the mock build (tools/check.sh cudamock); a CUDA build
+/* Device ranks need the mock build (scripts/check.sh cudamock); a CUDA build
  * on a machine without a GPU has nothing to run them on. */
 static void need_mock(void)
 {

@@ -43,9 +43,9 @@ int cli_check_main(int argc, char **argv);
  * failed to start). */
 int cli_group_exec(const char *cmd, int argc, char **argv);
 
-/* `trestle-mpi bench` (tools/trestle_mpi_bench.c), in trestle-mpi only:
+/* `trestle-mpi bench` (tools/mpicli_bench.c), in trestle-mpi only:
  * called between MPI_Init and MPI_Finalize with argv[0] "bench". */
-int trestle_mpi_bench_main(int argc, char **argv);
+int mpicli_bench_main(int argc, char **argv);
 
 /* ---- errors and usage (cli_util.c) ---- */
 

@@ -1,7 +1,7 @@
 /*
  * cli_group.c - `trestle restore` or `trestle bench` launched by mpirun:
  * hand the command to trestle-mpi, the binary that links MPI
- * (tools/trestle_mpi.c), so that `mpirun -np 8 trestle restore CKPT --all`
+ * (tools/mpicli_main.c), so that `mpirun -np 8 trestle restore CKPT --all`
  * restores once for the whole job while `trestle` itself never needs an MPI
  * library to start.
  *

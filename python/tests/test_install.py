@@ -11,7 +11,7 @@ from conftest import SOURCE_DIR
 BUILD_DIR = os.path.join(SOURCE_DIR, "build")
 
 # In a sanitizer build the extension only loads with ASan preloaded, and
-# these tests install the plain build/ one: they belong to tools/test.sh.
+# these tests install the plain build/ one: they belong to scripts/test.sh.
 pytestmark = pytest.mark.skipif(bool(os.environ.get("TRESTLE_UNDER_ASAN")),
                                 reason="installs build/, not the sanitizer build")
 
@@ -30,7 +30,7 @@ def check_import(python, env=None):
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(BUILD_DIR, "CMakeCache.txt")),
-                    reason="needs the build tree of tools/build.sh")
+                    reason="needs the build tree of scripts/build.sh")
 def test_pip_install_into_a_venv(tmp_path):
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
@@ -43,7 +43,7 @@ def test_pip_install_into_a_venv(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(BUILD_DIR, "CMakeCache.txt")),
-                    reason="needs the build tree of tools/build.sh")
+                    reason="needs the build tree of scripts/build.sh")
 def test_cmake_install_puts_the_package_in_site_packages(tmp_path):
     prefix = tmp_path / "prefix"
     run(["cmake", "--install", BUILD_DIR, "--prefix", str(prefix)])

@@ -257,7 +257,7 @@ def test_cuda_restore_stays_on_the_device(mixed_ckpt):
 
 
 mock_only = pytest.mark.skipif(not trestle._trestle.cuda_mock,
-                               reason="needs a TRESTLE_CUDA_MOCK build (tools/check.sh asan)")
+                               reason="needs a TRESTLE_CUDA_MOCK build (scripts/check.sh asan)")
 
 
 @mock_only

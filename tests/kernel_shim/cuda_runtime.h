@@ -20,7 +20,7 @@
  *
  * Types keep their device alignment (uint4 is 16-byte aligned), so a
  * vector access at an address the GPU would fault on is misaligned here
- * too, which UBSan reports in the tools/check.sh asan build.
+ * too, which UBSan reports in the scripts/check.sh asan build.
  */
 #ifndef TRESTLE_KERNEL_SHIM_CUDA_RUNTIME_H
 #define TRESTLE_KERNEL_SHIM_CUDA_RUNTIME_H

@@ -1,10 +1,10 @@
 /*
- * trestle_mpi_tool.h - what the two commands of trestle-mpi (restore in
- * tools/trestle_mpi.c, bench in tools/trestle_mpi_bench.c) share: the
+ * mpicli.h - what the two commands of trestle-mpi (restore in
+ * tools/mpicli_main.c, bench in tools/mpicli_bench.c) share: the
  * options that shape the group, parsed once and turned into one group.
  */
-#ifndef TRESTLE_MPI_TOOL_H
-#define TRESTLE_MPI_TOOL_H
+#ifndef TRESTLE_MPICLI_H
+#define TRESTLE_MPICLI_H
 
 #include "trestle_mpi.h"
 
@@ -42,4 +42,4 @@ int mpi_group_create(const mpi_group_args *g, const char *path, trestle_group **
 int mpi_group_device(const mpi_group_args *g, const trestle_group *group, int *device,
                      trestle_error *err);
 
-#endif /* TRESTLE_MPI_TOOL_H */
+#endif /* TRESTLE_MPICLI_H */

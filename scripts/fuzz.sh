@@ -12,7 +12,7 @@
 #                                coverage before issue 13, for comparison)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/deps.sh clang libclang-rt-14-dev
+scripts/deps.sh clang libclang-rt-14-dev
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGETS=${FUZZ_TARGETS:-index entry spec state opsfile plan graph names}
 build=build-fuzz

@@ -6,7 +6,7 @@
 # interpreter it used) is always in the output, not only on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/build.sh
+scripts/build.sh
 cd build
 ctest --output-on-failure -j"$(nproc 2>/dev/null || echo 2)" -E '^python$'
 if ctest -N -R '^python$' | grep -q 'Total Tests: 1'; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hardening checks CI runs after the test suite (tools/test.sh):
+# The hardening checks CI runs after the test suite (scripts/test.sh):
 #
 #   asan      the whole suite again, built with AddressSanitizer +
 #             UndefinedBehaviorSanitizer (build-asan/) and, where the CUDA
@@ -10,9 +10,9 @@
 #             the pread reader (memcheck cannot see io_uring fill buffers),
 #             plus inspect --stats and diff; any error or leak fails it
 #   fuzz      each libFuzzer target (index, entry, spec, state, opsfile,
-#             plan) for FUZZ_SECONDS (tools/fuzz.sh), with its coverage
+#             plan) for FUZZ_SECONDS (scripts/fuzz.sh), with its coverage
 #
-# `tools/check.sh` runs all three; `tools/check.sh asan fuzz` runs some.
+# `scripts/check.sh` runs all three; `scripts/check.sh asan fuzz` runs some.
 # Each step prints how long it took, so the CI budget stays visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +22,7 @@ steps=("$@")
 jobs=$(nproc 2>/dev/null || echo 2)
 
 step_asan() {
-    tools/deps.sh
+    scripts/deps.sh
     # Bench off: Google Benchmark is not built with the sanitizers. The
     # soak test notices ASan and leaves out its RSS check (ASan's shadow
     # memory and quarantine grow on their own); file descriptors still count.
@@ -49,8 +49,8 @@ step_asan() {
 }
 
 step_valgrind() {
-    tools/deps.sh valgrind
-    [ -x build/trestle ] || tools/build.sh
+    scripts/deps.sh valgrind
+    [ -x build/trestle ] || scripts/build.sh
     local work
     work=$(mktemp -d "${TMPDIR:-/tmp}/trestle-vg-XXXXXX")
     # Memcheck cannot see the kernel fill io_uring buffers (it would report
@@ -72,7 +72,7 @@ step_valgrind() {
 }
 
 step_fuzz() {
-    FUZZ_SECONDS=${FUZZ_SECONDS:-60} tools/fuzz.sh
+    FUZZ_SECONDS=${FUZZ_SECONDS:-60} scripts/fuzz.sh
 }
 
 for s in "${steps[@]}"; do

@@ -1,5 +1,5 @@
 /*
- * trestle_mpi.c - `trestle-mpi restore`: one checkpoint restored by every
+ * mpicli_main.c - `trestle-mpi restore`: one checkpoint restored by every
  * rank of an MPI job, each byte read from storage once (libtrestle_mpi),
  * with tensor-parallel parts per rank (--shard GLOB:DIM).
  *
@@ -28,7 +28,7 @@
 
 #include "cli.h"
 #include "trestle_mpi.h"
-#include "trestle_mpi_tool.h"
+#include "mpicli.h"
 
 static const char help[] =
     "Usage: mpirun -np N trestle-mpi restore [OPTIONS] PATH\n"
@@ -460,7 +460,7 @@ int main(int argc, char **argv)
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (argc >= 2 && !strcmp(argv[1], "bench")) {
-        status = trestle_mpi_bench_main(argc - 1, argv + 1);
+        status = mpicli_bench_main(argc - 1, argv + 1);
         MPI_Finalize();
         return status;
     }

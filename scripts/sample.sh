@@ -5,7 +5,7 @@
 # and print the throughput. SIZE and SHARDS may be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/build.sh
+scripts/build.sh
 SIZE=${SIZE:-1G}
 SHARDS=${SHARDS:-4}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/trestle-sample-XXXXXX")

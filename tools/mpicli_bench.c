@@ -1,5 +1,5 @@
 /*
- * trestle_mpi_bench.c - `trestle-mpi bench`: a group restore (read once,
+ * mpicli_bench.c - `trestle-mpi bench`: a group restore (read once,
  * exchange over MPI) timed K times, beside the group's own two ceilings,
  * measured in the same job:
  *
@@ -33,7 +33,7 @@
 
 #include "cli.h"
 #include "trestle_mpi.h"
-#include "trestle_mpi_tool.h"
+#include "mpicli.h"
 
 #define READ_BLOCK ((size_t)1 << 20)
 
@@ -551,7 +551,7 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
-int trestle_mpi_bench_main(int argc, char **argv)
+int mpicli_bench_main(int argc, char **argv)
 {
     bench_args a = { 0 };
     int rank, status;

@@ -27,9 +27,9 @@
 # because `carry` names them (with the tree, under 64 MiB in all).
 #
 # ---- The calls, in order, each once the previous one came back green ----
-#   run(command="tools/gpu_session.sh 1", carry=[".debs", ".device"], timeout_s=480)
-#   run(command="tools/gpu_session.sh 2", carry=[".debs", ".device"], timeout_s=540)
-#   run(command="tools/gpu_session.sh 3", carry=[".debs", ".device"], timeout_s=600)
+#   run(command="scripts/gpu_session.sh 1", carry=[".debs", ".device"], timeout_s=480)
+#   run(command="scripts/gpu_session.sh 2", carry=[".debs", ".device"], timeout_s=540)
+#   run(command="scripts/gpu_session.sh 3", carry=[".debs", ".device"], timeout_s=600)
 # Expected: call 1 about 3 minutes (most of it the build), call 2 about 4,
 # call 3 about 8. Every call builds what build-gpu/ lacks: a call made
 # while the machine is still warm (the tool keeps it 30 s) reuses the
@@ -38,9 +38,9 @@
 # machine's disk, not /tmp, which may be memory), each model deleted when
 # its step is done; call 3 needs 28 GiB free there at its peak.
 #
-# Without a GPU, `OUT=/tmp/x tools/gpu_session.sh 1` writes env.txt and
+# Without a GPU, `OUT=/tmp/x scripts/gpu_session.sh 1` writes env.txt and
 # stops at "nvidia-smi sees no GPU", as it must; sourcing the file instead
-# (`source tools/gpu_session.sh`) defines the steps without running any, so
+# (`source scripts/gpu_session.sh`) defines the steps without running any, so
 # that the parts a GPU does not need (build, gen_ops) can be tried alone.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -82,7 +82,7 @@ unpack_debs() {
         source .device/unpack-debs.sh
     elif ! pkg-config --exists liburing libprotobuf-c 2>/dev/null; then
         fail "no .debs/ or .device/unpack-debs.sh in the tree and no liburing here: prepare them" \
-             "(see the top of tools/gpu_session.sh) and name them in carry"
+             "(see the top of scripts/gpu_session.sh) and name them in carry"
     fi
 }
 
@@ -272,7 +272,7 @@ call_3() {
 
 Machine: $gpu; $(nproc) CPUs ($(grep -m1 -o 'model name.*' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')),
 $(uname -sr); data under build-gpu/work on $(df --output=fstype "$WORK" | tail -1).
-Build: \`tools/gpu_session.sh 3\` (RelWithDebInfo, CUDA arch 90), $(git rev-parse --short HEAD 2>/dev/null || echo "tree without .git").
+Build: \`scripts/gpu_session.sh 3\` (RelWithDebInfo, CUDA arch 90), $(git rev-parse --short HEAD 2>/dev/null || echo "tree without .git").
 Date: $(date -u +%F).
 EOF
 
@@ -354,5 +354,5 @@ case "$CALL" in
 1) call_1 ;;
 2) call_2 ;;
 3) call_3 ;;
-*) echo "usage: tools/gpu_session.sh 1|2|3   (see the top of this file)" >&2; exit 2 ;;
+*) echo "usage: scripts/gpu_session.sh 1|2|3   (see the top of this file)" >&2; exit 2 ;;
 esac

@@ -1,13 +1,13 @@
 /*
- * trestle_mpi_group.c - the group options both trestle-mpi commands take
- * (tools/trestle_mpi_tool.h): parsed once, made into one group, so that
+ * mpicli_group.c - the group options both trestle-mpi commands take
+ * (tools/mpicli.h): parsed once, made into one group, so that
  * `restore` and `bench` read each byte once the same way.
  */
 #include <getopt.h>
 #include <string.h>
 
 #include "cli.h"
-#include "trestle_mpi_tool.h"
+#include "mpicli.h"
 
 void mpi_group_args_init(mpi_group_args *g)
 {
