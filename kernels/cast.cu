@@ -1,7 +1,7 @@
 /*
  * cast.cu - dtype conversion on load, on the device: float32 ->
  * bfloat16, float32 -> float16, float16 -> float32, bfloat16 -> float32.
- * The device twin of engine/convert.c.
+ * The device twin of engine/common/convert.c.
  *
  * The CUDA copier lands a stored tensor's bytes in device memory (or
  * reads them from pinned staging) and converts them here when the caller

@@ -1,8 +1,8 @@
 /*
  * scatter.cu - the slice scatter kernel: the device twin of
- * trestle__region_copy_range() (engine/copy_host.c).
+ * trestle__region_copy_range() (engine/restore/copy_host.c).
  *
- * The CUDA copier (engine/copy_cuda.c) calls trestle__k_scatter() for a
+ * The CUDA copier (engine/restore/copy_cuda.c) calls trestle__k_scatter() for a
  * region piece, one staging chunk holding source bytes [lo, hi) of a
  * stored extent, whose cut must land at strided places in a device
  * destination. The region's byte layout (trestle__k_layout: `nruns` runs

@@ -9,14 +9,14 @@
  * under nvcc (the kernels/ .cu files).
  *
  * Two kernel families sit behind it, one per .cu file:
- *   - kernels/scatter.cu: the N-d region copy of engine/copy_host.c
+ *   - kernels/scatter.cu: the N-d region copy of engine/restore/copy_host.c
  *     (trestle__region_copy_range) on the device, out of device or pinned
  *     host staging memory;
  *   - kernels/cast.cu: dtype conversion on load (float32 <-> bfloat16,
- *     float32 <-> float16), whose CPU twin is engine/convert.c.
+ *     float32 <-> float16), whose CPU twin is engine/common/convert.c.
  *
  * The scalar conversions at the end of this header are the single
- * definition of the rounding rules: engine/convert.c and kernels/cast.cu
+ * definition of the rounding rules: engine/common/convert.c and kernels/cast.cu
  * both inline them, so the CPU and GPU results are bit-identical by
  * construction rather than by testing alone.
  *
@@ -33,15 +33,15 @@
 extern "C" {
 #endif
 
-#define TRESTLE__K_MAX_RANK 32 /* == TRESTLE_MAX_SLICE_RANK (engine/slice.h), checked in copy_host.c */
+#define TRESTLE__K_MAX_RANK 32 /* == TRESTLE_MAX_SLICE_RANK (engine/format/slice.h), checked in copy_host.c */
 
 /*
- * Byte layout of a region copy (engine/plan.h trestle__region): the cut
+ * Byte layout of a region copy (engine/plan/plan.h trestle__region): the cut
  * seen as `nruns` contiguous runs of `run` bytes, the outer `k` dims
  * indexing them row-major, with the byte strides of those dims in the
  * source block and in the destination block. Runs lie in increasing
  * source (and destination) order. Built on the CPU by
- * trestle__region_layout() (engine/copy.h); plain data, so it can be
+ * trestle__region_layout() (engine/restore/copy.h); plain data, so it can be
  * passed to a kernel by value.
  */
 typedef struct trestle__k_layout {
@@ -89,7 +89,7 @@ int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, u
 int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,
                        uint64_t count, void *stream);
 
-/* ---- CPU twins (engine/convert.c, every build) ---- */
+/* ---- CPU twins (engine/common/convert.c, every build) ---- */
 
 /*
  * 1 when trestle__convert() and trestle__k_convert() convert `src_dtype`
@@ -132,7 +132,7 @@ void trestle__convert(void *dst, int dst_dtype, const void *src, int src_dtype, 
  *
  * Narrowing conversions return the 16-bit result in a uint32_t: gcc's
  * vectoriser gives up on a loop that mixes 32-bit work with a 16-bit
- * result, so engine/convert.c narrows in a separate pass.
+ * result, so engine/common/convert.c narrows in a separate pass.
  */
 #if defined(__CUDACC__)
 #define TRESTLE__K_INLINE static __host__ __device__ __forceinline__
@@ -152,7 +152,7 @@ TRESTLE__K_INLINE uint32_t trestle__k_f32_to_bf16(uint32_t u)
 
 /*
  * float32 -> float16, round to nearest even, in two parts so that the CPU
- * loop can skip the expensive one for whole blocks (engine/convert.c):
+ * loop can skip the expensive one for whole blocks (engine/common/convert.c):
  *
  * trestle__k_f32_to_f16_easy() is exact for every input except those
  * trestle__k_f32_to_f16_hard() flags, |x| in (2^-25, 2^-14):

@@ -1,6 +1,6 @@
 /*
  * test_check.c - `trestle check GRAPH|OPSFILE CHECKPOINT` (tools/cli_check.c,
- * engine/infer*.c) on drifted checkpoints made here by rewriting the keys
+ * engine/graph/infer*.c) on drifted checkpoints made here by rewriting the keys
  * of real ones (or writing small ones): each drift kind is found, its rule
  * inferred and shown, and `trestle restore` with the printed flags
  * succeeds; an ambiguous drift is reported ambiguous and not guessed.

@@ -1,8 +1,8 @@
 /*
- * test_convert.c - the CPU dtype conversions (engine/convert.c, the twins
+ * test_convert.c - the CPU dtype conversions (engine/common/convert.c, the twins
  * of kernels/cast.cu) against independent references, and the region
  * layout behind both the host copier and the scatter kernel
- * (trestle__region_layout, engine/copy_host.c).
+ * (trestle__region_layout, engine/restore/copy_host.c).
  *
  * The references share nothing with the code under test: widening decodes
  * sign, exponent and mantissa with ldexp() in double; narrowing looks the
@@ -386,7 +386,7 @@ Test(convert, leaves_the_destination_alone_for_an_unsupported_pair)
     cr_assert_eq(memcmp(dst, want, sizeof dst), 0);
 }
 
-/* ---- region layout (engine/copy_host.c) ---- */
+/* ---- region layout (engine/restore/copy_host.c) ---- */
 
 Test(region_layout, runs_cover_the_cut_in_increasing_source_order)
 {

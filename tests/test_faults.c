@@ -7,7 +7,7 @@
  * fields) or is retried to bytes identical to the writer's input; after
  * every failure the same plan restores correctly once the fault is gone.
  *
- * Faults come through the internal seam in engine/fault.h: a fault plan
+ * Faults come through the internal seam in engine/common/fault.h: a fault plan
  * attached to the restore plan, which both readers apply to every raw read
  * result. Every read case runs with both readers and with O_DIRECT NEVER
  * and ALWAYS (on a filesystem that refuses O_DIRECT, ALWAYS reads buffered).

@@ -1,5 +1,5 @@
 /*
- * test_graph.c - graph files to op lists (engine/graph*.c), on the real
+ * test_graph.c - graph files to op lists (engine/graph/), on the real
  * TensorFlow graphs of ../shared/fixtures/tf-graphs: every graph's op list
  * names keys its checkpoint has, with the index's dtypes, and restores
  * exactly those. The traps of the real files each get a named test: restore

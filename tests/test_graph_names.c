@@ -1,5 +1,5 @@
 /*
- * test_graph_names.c - object-graph names (engine/graph_names.c): a TF2
+ * test_graph_names.c - object-graph names (engine/graph/graph_names.c): a TF2
  * checkpoint's _CHECKPOINTABLE_OBJECT_GRAPH decoded into key -> graph name,
  * optimizer slots as VAR/SLOT; on the real TF2 checkpoints of
  * ../shared/fixtures/tf-real (LISTING.md's TF2 table), on object graphs

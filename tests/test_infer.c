@@ -1,6 +1,6 @@
 /*
- * test_infer.c - the rename-inference API (engine/infer.c,
- * engine/infer_rules.c): trestle_infer_renames() and its accessors on
+ * test_infer.c - the rename-inference API (engine/graph/infer.c,
+ * engine/graph/infer_rules.c): trestle_infer_renames() and its accessors on
  * small checkpoints written here. `trestle check` prints the same
  * inference; test_check.c covers it on drifted real checkpoints.
  */

@@ -1,6 +1,6 @@
 /*
  * test_numa.c - finding the GPU's NUMA node, and placing memory and
- * threads on it (engine/numa.c, engine/numa_cuda.c).
+ * threads on it (engine/memory/numa.c, engine/memory/numa_cuda.c).
  *
  * The sysfs lookups run against fake trees in a scratch directory, so every
  * case (two sockets, no NUMA, missing or mangled files) runs on any host.

@@ -1,5 +1,5 @@
 /*
- * test_pipeline.c - the restore pipeline (engine/restore*.c, the readers,
+ * test_pipeline.c - the restore pipeline (engine/restore/, the readers,
  * the staging pool and the host copier) driven directly: each test writes
  * shard files of random bytes, builds a struct trestle_checkpoint and a
  * struct trestle_plan by hand (with the planner's invariants, plan.h), and

@@ -1,5 +1,5 @@
 /*
- * test_plan.c - the restore planner (engine/plan.c, engine/plan_names.c)
+ * test_plan.c - the restore planner (engine/plan/plan.c, engine/plan/plan_names.c)
  * against checkpoints built in memory: entries filled in by hand, kept in
  * key order, no files. Checks name resolution (renames, RNN table,
  * exclusions, allow_missing), TensorFlow's error texts, slices of plain

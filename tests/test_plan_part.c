@@ -1,6 +1,6 @@
 /*
  * test_plan_part.c - the parts of a plan that a group of processes shares
- * (engine/plan_part.c): extents, the destination runs each produces, and
+ * (engine/plan/plan_part.c): extents, the destination runs each produces, and
  * plans kept to a range of extents. A group is played here in one process:
  * N plans of the same ops, each kept to its range and restored, whose runs
  * are then copied into one result, must give exactly the bytes of one

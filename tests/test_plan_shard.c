@@ -1,6 +1,6 @@
 /*
  * test_plan_shard.c - tensor-parallel shard rules (trestle_plan_options
- * shard_rules / shard_rank / shard_world, engine/plan_shard.c): each rank's
+ * shard_rules / shard_rank / shard_world, engine/plan/plan_shard.c): each rank's
  * part follows TensorFlow's partitioner rule, the parts of all ranks put
  * back together are the whole tensor, unmatched ops stay whole, rules
  * compose with renames and with an op's own slice, and bad rules are

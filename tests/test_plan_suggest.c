@@ -1,6 +1,6 @@
 /*
  * test_plan_suggest.c - the "did you mean" of the missing-key report
- * (engine/plan_names.c) ranks by evidence: a suggestion must fit the op
+ * (engine/plan/plan_names.c) ranks by evidence: a suggestion must fit the op
  * (its dtype, and the full shape of a sliced op), the same path with one
  * component changed comes before near spellings, and a key of the wrong
  * dtype or shape is never offered, however close its spelling.

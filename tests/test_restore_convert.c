@@ -2,13 +2,13 @@
  * test_restore_convert.c - dtype conversion on load (trestle_op.target_dtype)
  * end to end: checkpoints made by the writer, restored with conversion
  * into engine memory and caller buffers, and compared byte for byte with
- * trestle__convert() (engine/convert.c, itself checked against independent
+ * trestle__convert() (engine/common/convert.c, itself checked against independent
  * references in test_convert.c) of the writer's input.
  *
  * The tensors start at odd file offsets (small bool/int8 tensors are
  * written before them in the same shard) and span many chunks, so their
  * elements straddle the chunk boundaries where parts are cut: the seam
- * path (engine/restore_convert.c) runs in every case. Values are random,
+ * path (engine/restore/restore_convert.c) runs in every case. Values are random,
  * never zero, with NaNs, infinities, subnormals, rounding ties and
  * near-overflow values mixed in. Both readers, O_DIRECT never and always.
  */

@@ -56,7 +56,7 @@ int tu_starts_with(const char *s, const char *prefix);
 uint64_t tu_rng_next(uint64_t *x);
 
 /*
- * A random region (engine/plan.h) of `rank` dims, each 1..maxdim long,
+ * A random region (engine/plan/plan.h) of `rank` dims, each 1..maxdim long,
  * into dims[rank]: a stored block `src` and a destination block `dst`,
  * each often whole along a dim (so runs merge as in real slices), that
  * overlap in `cut`. r->dims points at dims.

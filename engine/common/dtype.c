@@ -1,7 +1,7 @@
 /*
  * dtype.c - the DataType table: TensorFlow's names and on-disk element sizes
  * (tf-checkpoint-format.md §3.4). One table, so name and size cannot drift.
- * Which dtypes convert into which on load is engine/convert.c's answer,
+ * Which dtypes convert into which on load is engine/common/convert.c's answer,
  * published here with the other dtype facts.
  */
 #include <string.h>

@@ -15,7 +15,7 @@
  *   - trestle__reader_open_uring() fails with uring_setup_errno as a
  *     refused io_uring_setup(2) would;
  *   - trestle__staging_get() fails the read buffers' allocation when staging_nomem;
- *   - a device restore reads the GPU's NUMA node under `sysroot` (engine/numa.h).
+ *   - a device restore reads the GPU's NUMA node under `sysroot` (engine/memory/numa.h).
  */
 #ifndef TRESTLE_FAULT_H
 #define TRESTLE_FAULT_H

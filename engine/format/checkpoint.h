@@ -13,7 +13,7 @@
 #include "ckpt_shard.h"
 #include "ckpt_types.h"
 
-/* ---- the `checkpoint` state file (engine/state_file.c) ---- */
+/* ---- the `checkpoint` state file (engine/format/state_file.c) ---- */
 
 /*
  * Parse the text-format CheckpointState in `text` and return, in *out

@@ -1,6 +1,6 @@
 /*
  * ckpt_entry.h - decoding and validating the header and entry protos of an
- * index (engine/ckpt_entry.c), used by engine/checkpoint.c while scanning.
+ * index (engine/format/ckpt_entry.c), used by engine/format/checkpoint.c while scanning.
  */
 #ifndef TRESTLE_CKPT_ENTRY_H
 #define TRESTLE_CKPT_ENTRY_H

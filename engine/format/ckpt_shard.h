@@ -1,5 +1,5 @@
 /*
- * ckpt_shard.h - the data files of an open checkpoint (engine/ckpt_shard.c):
+ * ckpt_shard.h - the data files of an open checkpoint (engine/format/ckpt_shard.c):
  * found and measured at open, opened only when their bytes are needed.
  */
 #ifndef TRESTLE_CKPT_SHARD_H

@@ -1,5 +1,5 @@
 /*
- * ckpt_slices.h - partitioned tensors of an index (engine/ckpt_slices.c),
+ * ckpt_slices.h - partitioned tensors of an index (engine/format/ckpt_slices.c),
  * checked once every entry has been read.
  */
 #ifndef TRESTLE_CKPT_SLICES_H

@@ -2,8 +2,8 @@
  * graph_nodes.c - finding and decoding the nodes of a graph file's
  * GraphDef and function library: the name index, lookups by name in a
  * scope (the graph or one function), and a node's attrs. Beneath both the
- * saver walk (engine/graph_restore.c) and the variable shapes
- * (engine/graph_shapes.c).
+ * saver walk (engine/graph/graph_restore.c) and the variable shapes
+ * (engine/graph/graph_shapes.c).
  */
 #include <stdio.h>
 #include <stdlib.h>

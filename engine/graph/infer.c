@@ -2,7 +2,7 @@
  * infer.c - rename inference, first half: each op of a graph or ops file
  * against a checkpoint (found, missing, dtype or shape mismatch), the keys
  * nothing restores, and the candidate keys of each missing op, with the
- * rename that would map it there (engine/infer_rules.c groups them into
+ * rename that would map it there (engine/graph/infer_rules.c groups them into
  * rules, proves them and answers the public calls). `trestle check` prints
  * what this finds.
  *

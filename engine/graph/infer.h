@@ -1,6 +1,6 @@
 /*
- * infer.h - what engine/infer.c (resolution and candidates) and
- * engine/infer_rules.c (rules, proof and the public trestle_inference
+ * infer.h - what engine/graph/infer.c (resolution and candidates) and
+ * engine/graph/infer_rules.c (rules, proof and the public trestle_inference
  * calls) share.
  *
  * Place in the data flow: beside the planner, above it. Inference plans

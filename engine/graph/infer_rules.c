@@ -1,6 +1,6 @@
 /*
  * infer_rules.c - rename inference, second half: the public
- * trestle_infer_renames() and its accessors. engine/infer.c finds what each
+ * trestle_infer_renames() and its accessors. engine/graph/infer.c finds what each
  * op resolves to and its candidate keys; this file groups the unique
  * mappings into rules (one per rename text, RNN flag or object-graph
  * names), counts what stays ambiguous or unresolved, and proves the rules

@@ -1,7 +1,7 @@
 /*
- * group.h - what the files of libtrestle_mpi share (engine/group_mpi.c:
+ * group.h - what the files of libtrestle_mpi share (engine/group/group_mpi.c:
  * the group, its collectives and the restore's order of steps;
- * engine/group_exchange.c: the destination runs of each rank's part and
+ * engine/group/group_exchange.c: the destination runs of each rank's part and
  * the broadcasts that move them). libtrestle_mpi is a client of the public
  * API (trestle.h) only, like the CLI: nothing here reaches into the
  * engine's private headers, and libtrestle never sees MPI.
@@ -53,8 +53,8 @@ struct trestle_group {
     int exchange;               /* the caller's trestle_group_exchange_kind: AUTO or STAGED */
 };
 
-/* The group's own communicator (engine/group_mpi.c), for the group's other
- * files: engine/group_crc.c. */
+/* The group's own communicator (engine/group/group_mpi.c), for the group's other
+ * files: engine/group/group_crc.c. */
 MPI_Comm trestle__group_comm(const trestle_group *g);
 
 /* Fill err with code and a formatted message (no key, path or offset). */
@@ -65,7 +65,7 @@ int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
 int trestle__group_collect(const trestle_plan *p, size_t first, size_t end,
                            trestle__group_runs *out, trestle_error *err);
 
-/* ---- read-once scope (engine/group_scope.c) ---- */
+/* ---- read-once scope (engine/group/group_scope.c) ---- */
 
 /* Find g's nodes (MPI_Comm_split_type SHARED, or the colours node_id when
  * every rank gives one) and resolve opt's scope into g->scope, g->xcomm
@@ -75,7 +75,7 @@ int trestle__group_collect(const trestle_plan *p, size_t first, size_t end,
 int trestle__group_scope_init(struct trestle_group *g, int scope, int node_id, const char *path,
                               trestle_error *err);
 
-/* ---- this rank's restore, on a thread of its own (engine/group_live.c) ---- */
+/* ---- this rank's restore, on a thread of its own (engine/group/group_live.c) ---- */
 
 /* A restore of this rank's part running while the calling thread (the one
  * that makes every MPI call) exchanges: which ops are in place, and the
@@ -107,7 +107,7 @@ int trestle__group_live_start(trestle__group_live *lv, trestle_plan *p,
 
 /* A restore that has already returned OK with its n ops in place at
  * data[k], on CUDA device device[k] (-1: host memory): what the exchange
- * moves when it is timed alone (engine/group_ceiling.c). Free it with
+ * moves when it is timed alone (engine/group/group_ceiling.c). Free it with
  * trestle__group_live_join(), also after a failure. TRESTLE_E_NOMEM. */
 int trestle__group_live_ready(trestle__group_live *lv, uint8_t *const *data, const int *device,
                               size_t n, trestle_error *err);
@@ -123,7 +123,7 @@ bool trestle__group_live_failed(trestle__group_live *lv);
 /* Wait for the restore to return; its result. Safe after a failed start. */
 int trestle__group_live_join(trestle__group_live *lv, trestle_error *err);
 
-/* ---- device exchange (engine/group_device.c) ---- */
+/* ---- device exchange (engine/group/group_device.c) ---- */
 
 /* How a device restore's rounds travel (trestle_group_exchange_kind), and
  * the streams, bounce buffers and NCCL communicator that do it. */
@@ -162,7 +162,7 @@ int trestle__group_dev_drain(trestle__group_dev *dx, trestle_error *err);
  * back; the first CUDA failure of the exchange, if any. NULL: OK. */
 int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err);
 
-/* ---- the exchange (engine/group_exchange.c) ---- */
+/* ---- the exchange (engine/group/group_exchange.c) ---- */
 
 /*
  * Every rank broadcasts the bytes of its runs (runs[r] for rank r) from its

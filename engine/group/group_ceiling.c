@@ -5,10 +5,10 @@
  * against what the fabric gives.
  *
  * Nothing here broadcasts: each rank's buffer is handed to
- * trestle__group_exchange() (engine/group_exchange.c) as the one op of a
+ * trestle__group_exchange() (engine/group/group_exchange.c) as the one op of a
  * restore that has already returned (trestle__group_live_ready()), each
  * rank's 1/N of it as that rank's one run, so the rounds, their status
- * words, the roots' turns and the device path (engine/group_device.c:
+ * words, the roots' turns and the device path (engine/group/group_device.c:
  * NCCL, CUDA-aware MPI or pinned staging, chosen as for a restore) are the
  * restore's own. Only contiguous runs differ from a restore's, whose runs
  * are as scattered as its tensors: the ceiling is the fabric's, not the

@@ -7,7 +7,7 @@
  * of them at once, and every rank then checks the same combined shares.
  *
  * A client of the public API (trestle.h) like the rest of the group; sits
- * beside engine/group_mpi.c, which owns the communicator.
+ * beside engine/group/group_mpi.c, which owns the communicator.
  */
 #include <stdint.h>
 #include <stdlib.h>

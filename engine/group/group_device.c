@@ -1,7 +1,7 @@
 /*
  * group_device.c - the exchange of a group restore whose destinations are
  * in device memory (include/trestle_mpi.h, trestle_group_exchange_kind).
- * engine/group_exchange.c decides the rounds and hands each one here as
+ * engine/group/group_exchange.c decides the rounds and hands each one here as
  * pieces (address, length, device); this file moves them, by the best way
  * every rank of the exchange can use:
  *

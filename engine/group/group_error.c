@@ -1,7 +1,7 @@
 /*
  * group_error.c - the one error formatter of libtrestle_mpi, beneath the
  * group's other files. libtrestle_mpi links only libtrestle's public API,
- * so it cannot use the engine's own (engine/error.c).
+ * so it cannot use the engine's own (engine/common/error.c).
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * while the rest is still being read. The ready callback is the only
  * window into a running restore (trestle.h): it records each op's
  * destination as it lands, and the exchange waits on that. The exchange
- * ceiling (engine/group_ceiling.c) hands the exchange a restore that has
+ * ceiling (engine/group/group_ceiling.c) hands the exchange a restore that has
  * already returned, its destinations given (trestle__group_live_ready()).
  */
 #include <stdlib.h>

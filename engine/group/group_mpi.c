@@ -6,14 +6,14 @@
  *   check    (collective) all ranks planned the same extents and op sizes;
  *   split    (local) this rank's consecutive, byte-balanced extent range,
  *            among the ranks of the read-once scope (g->xcomm: the whole
- *            group, or this rank's node; engine/group_scope.c);
+ *            group, or this rank's node; engine/group/group_scope.c);
  *   runs     (local) the destination runs of every rank's part, listed
  *            before the plan is kept to this rank's part;
- *   restore  (local, engine/group_live.c) trestle_restore() of the kept plan,
+ *   restore  (local, engine/group/group_live.c) trestle_restore() of the kept plan,
  *            started on a thread of its own;
  *   agree    (collective) did every rank get this far? If not, the lowest
  *            failing rank's error becomes everyone's and nothing is exchanged;
- *   exchange (collective over the scope, engine/group_exchange.c) each round of verified
+ *   exchange (collective over the scope, engine/group/group_exchange.c) each round of verified
  *            bytes goes out as soon as it is in place at its root, while
  *            the rest is still being read;
  *   agree    (collective) once more, over the restores and the exchange.
@@ -29,7 +29,7 @@
 #include "group.h"
 #include "trestle_mpi.h"
 
-/* struct trestle_group is in group.h: engine/group_scope.c fills its nodes. */
+/* struct trestle_group is in group.h: engine/group/group_scope.c fills its nodes. */
 
 void trestle_group_options_init(trestle_group_options *opt)
 {

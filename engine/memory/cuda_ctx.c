@@ -1,6 +1,6 @@
 /*
  * cuda_ctx.c - the calling thread's CUDA context, saved and put back
- * (engine/cuda_ctx.h).
+ * (engine/memory/cuda_ctx.h).
  */
 #include "trestle_version.h"
 

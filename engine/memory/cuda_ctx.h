@@ -1,6 +1,6 @@
 /*
  * cuda_ctx.h - the calling thread's CUDA context, saved and put back
- * around the engine's CUDA calls (CUDA builds only; engine/cuda_ctx.c).
+ * around the engine's CUDA calls (CUDA builds only; engine/memory/cuda_ctx.c).
  *
  * cudaSetDevice alone would leave a thread that had no context with a
  * fresh primary context (hundreds of MiB of device memory on that GPU),

@@ -1,10 +1,10 @@
 /*
  * cuda_host.c - the CUDA calls the engine makes outside a restore's
- * copier: pinning and freeing staging memory (engine/staging.c), asking
+ * copier: pinning and freeing staging memory (engine/memory/staging.c), asking
  * which devices there are and which device a pointer is on, reading
  * device memory back (trestle_plan_read_op), and the device arenas a CUDA
  * copier allocates (one cudaMalloc per restore and device). Each saves and puts back the
- * caller's context (engine/cuda_ctx.h); none reads or clears the thread's
+ * caller's context (engine/memory/cuda_ctx.h); none reads or clears the thread's
  * last error. Without CUDA, stubs that say so.
  */
 #include <inttypes.h>
@@ -21,7 +21,7 @@
 
 #include "cuda_ctx.h"
 
-/* ---- pinned host memory (engine/staging.c) ---- */
+/* ---- pinned host memory (engine/memory/staging.c) ---- */
 
 int trestle__cuda_pin(int device, void *p, size_t bytes, const char **refused,
                       trestle_error *err)

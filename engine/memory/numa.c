@@ -12,7 +12,7 @@
  * memory -> link -> root complex, and a busy link no longer sets the rate.
  *
  * How the restore should use it (nothing here is wired in; the calls
- * belong in engine/staging.c and engine/restore*.c):
+ * belong in engine/memory/staging.c and engine/restore/):
  *  1. Once per device restore, before staging is allocated:
  *     node = trestle__cuda_device_numa_node(device, "") and, when node >= 0,
  *     trestle__numa_node_cpus(node, "", &cpus). A host destination has no
@@ -50,7 +50,7 @@
  * No libnuma: the two system calls and two sysfs files needed here are a
  * page of code, and libnuma would be one more runtime dependency for every
  * consumer of libtrestle.a (and its numa_available() probe reads the same
- * files). The CUDA half (the bus id) is engine/numa_cuda.c.
+ * files). The CUDA half (the bus id) is engine/memory/numa_cuda.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

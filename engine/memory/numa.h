@@ -1,6 +1,6 @@
 /*
  * numa.h - where the GPU sits on a multi-socket host, and putting staging
- * memory and worker threads there (engine/numa.c, engine/numa_cuda.c).
+ * memory and worker threads there (engine/memory/numa.c, engine/memory/numa_cuda.c).
  *
  * Every call is best-effort: a host without NUMA, a container that refuses
  * mbind or a CPU set, or a sysfs without the file all give "unknown" or an

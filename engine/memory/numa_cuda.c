@@ -1,7 +1,7 @@
 /*
  * numa_cuda.c - the NUMA node of a CUDA device (see numa.h).
  *
- * The CUDA half of engine/numa.c, kept apart so numa.c builds and tests
+ * The CUDA half of engine/memory/numa.c, kept apart so numa.c builds and tests
  * without the toolkit: the runtime names the device's PCI address, sysfs
  * names its node. cudaDeviceGetPCIBusId is a device query: it needs no
  * current device and creates no context, so it runs in any thread, before

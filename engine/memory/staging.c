@@ -5,7 +5,7 @@
  * advised into transparent huge pages when large (a restore touches its
  * staging memory fresh, and first-touch faults on 4 KiB pages can cost
  * more than the reads themselves, on virtual machines especially), bound
- * to the GPU's NUMA node before anything touches them (engine/numa.h:
+ * to the GPU's NUMA node before anything touches them (engine/memory/numa.h:
  * cudaHostRegister faults every page in, where the binding decides), and
  * one registration when pinned. Fresh from mmap because heap memory may
  * already have been touched, on whichever node that happened.

@@ -1,7 +1,7 @@
 /*
  * staging.h - the host memory a plan's restores stage bytes through: the
- * read buffers of the pool (engine/pool.c) and the dtype conversion
- * buffers (engine/restore_convert.c), kept in the plan from one restore to
+ * read buffers of the pool (engine/restore/pool.c) and the dtype conversion
+ * buffers (engine/restore/restore_convert.c), kept in the plan from one restore to
  * the next.
  *
  * Why a cache: a device restore needs this memory pinned, and pinning
@@ -48,7 +48,7 @@ int trestle__staging_get(trestle__staging **sp, int area, unsigned count, size_t
                          int device, int node, trestle__faults *faults, uint8_t **out,
                          trestle_error *err);
 
-/* Whether every area in use is bound to NUMA node `node` (engine/numa.h). */
+/* Whether every area in use is bound to NUMA node `node` (engine/memory/numa.h). */
 bool trestle__staging_bound(const trestle__staging *s, int node);
 
 /* How the memory is pinned, for the stats: "" (host or registered pages)

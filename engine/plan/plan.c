@@ -1,6 +1,6 @@
 /*
- * plan.c - a built plan (engine/plan.h): its accessors, the read-back of a
- * restored op, and its destructor. engine/plan_create.c builds plans; this
+ * plan.c - a built plan (engine/plan/plan.h): its accessors, the read-back of a
+ * restored op, and its destructor. engine/plan/plan_create.c builds plans; this
  * file is the planner's bottom and calls none of the building steps, so the
  * pipeline and the builders both depend on it and it on neither.
  */

@@ -1,6 +1,6 @@
 /*
- * plan.h - the resolved form of a restore, produced by engine/plan*.c and
- * consumed by the pipeline (engine/restore.c and the readers/copiers).
+ * plan.h - the resolved form of a restore, produced by engine/plan/ and
+ * consumed by the pipeline (engine/restore/restore.c and the readers/copiers).
  *
  * Vocabulary:
  *   op      one requested tensor (or slice of one), with its destination;
@@ -11,7 +11,7 @@
  *   piece   "extent E feeds op O": either a verbatim copy of the extent's
  *           bytes to dest + dst_offset, or an N-d region copy;
  *   convert an op whose out_dtype differs from the stored dtype: its pieces
- *           convert the extent's elements on the way (engine/convert.c).
+ *           convert the extent's elements on the way (engine/common/convert.c).
  *   batch   one coalesced read: consecutive extents of one shard whose
  *           gaps are small, up to max_batch_bytes (a single extent larger
  *           than that is a batch of its own; the pipeline splits batches
@@ -35,7 +35,7 @@
  *     first converts the whole elements of a stored byte range [lo, hi)
  *     into a buffer; those bytes are [lo / src_es * dst_es, ...) of the
  *     extent as it would be stored in out_dtype, which is what the piece
- *     and its region then copy, unchanged (engine/restore_convert.c). Ops
+ *     and its region then copy, unchanged (engine/restore/restore_convert.c). Ops
  *     that convert nothing have src_es == dst_es, so both readings agree.
  *     Regions are never shared between ops.
  */
@@ -104,7 +104,7 @@ typedef struct trestle__extent {
 
 /* A stored tensor of which the plan reads only a part (partial_reads): the
  * restore XORs shift(raw(run), after) of each of its runs into `share`
- * (engine/crc32c.h), which only the combination of every part can check. */
+ * (engine/common/crc32c.h), which only the combination of every part can check. */
 typedef struct trestle__share {
     size_t op;              /* the op reading the part */
     size_t entry;           /* the stored (PLAIN) entry */
@@ -114,7 +114,7 @@ typedef struct trestle__share {
 
 #define TRESTLE__ARENA_ALIGN 256 /* every tensor in an arena starts on this boundary */
 
-/* Engine memory for DEST_ALLOCATE ops (engine/arena.c): one allocation
+/* Engine memory for DEST_ALLOCATE ops (engine/memory/arena.c): one allocation
  * per restore, made and released by the copier that restores into it. */
 struct trestle_arena {
     uint8_t *base;
@@ -165,21 +165,21 @@ struct trestle_plan {
     bool shares_ready;      /* the last restore succeeded with verify on: shares are its */
     trestle_plan_stats stats;
     trestle_arena *arena;   /* DEST_ALLOCATE memory of the last restore; NULL once adopted */
-    struct trestle__staging *staging; /* staging memory kept across restores (engine/staging.h) */
+    struct trestle__staging *staging; /* staging memory kept across restores (engine/memory/staging.h) */
     atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
-    struct trestle__faults *faults; /* tests only: injected I/O faults (engine/fault.h), else NULL */
-    struct trestle__replicas *replicas; /* copies on several GPUs (engine/replica.h), or NULL */
+    struct trestle__faults *faults; /* tests only: injected I/O faults (engine/common/fault.h), else NULL */
+    struct trestle__replicas *replicas; /* copies on several GPUs (engine/plan/replica.h), or NULL */
 };
 
 /*
  * TRESTLE_E_UNSUPPORTED naming every op (not skipped) whose entry is a
  * DT_VARIANT, which no restore can produce; TRESTLE_OK when there is none
- * (engine/plan_unsupported.c).
+ * (engine/plan/plan_unsupported.c).
  */
 int trestle__plan_check_unsupported(const trestle_checkpoint *c, const trestle__plan_op *ops,
                                     size_t n, trestle_error *err);
 
-/* Recompute p->stats from its ops and batches (engine/plan_create.c). */
+/* Recompute p->stats from its ops and batches (engine/plan/plan_create.c). */
 void trestle__plan_fill_stats(trestle_plan *p);
 
 #endif /* TRESTLE_PLAN_H */

@@ -1,12 +1,12 @@
 /*
  * plan_build.h - the planner's working state, shared by the three files
  * that build a plan:
- *   engine/plan_create.c  options and the order of the steps (trestle_plan_create);
- *   engine/plan_ops.c     op list -> resolved ops: names, missing keys, dtypes and
+ *   engine/plan/plan_create.c  options and the order of the steps (trestle_plan_create);
+ *   engine/plan/plan_ops.c     op list -> resolved ops: names, missing keys, dtypes and
  *                         target dtypes, checked in TensorFlow's order;
- *   engine/plan_pieces.c  resolved ops -> pieces and regions -> extents -> batches.
+ *   engine/plan/plan_pieces.c  resolved ops -> pieces and regions -> extents -> batches.
  * Calls point one way: plan_create.c calls the other two, which call neither
- * it nor each other; all three build the types of engine/plan.h. Nothing
+ * it nor each other; all three build the types of engine/plan/plan.h. Nothing
  * outside the planner includes this header.
  */
 #ifndef TRESTLE_PLAN_BUILD_H
@@ -46,7 +46,7 @@ typedef struct builder {
     size_t cap_shares;
 } builder;
 
-/* ---- op resolution (engine/plan_ops.c) ---- */
+/* ---- op resolution (engine/plan/plan_ops.c) ---- */
 
 /* Copy each op's name and destination kind, apply exclusions and resolve
  * the rest to listed entries; missing keys are only recorded. */
@@ -61,7 +61,7 @@ int trestle__plan_ops_check_dtypes(builder *b, const trestle_op *ops, trestle_er
 /* Record each op's target dtype; every unsupported one in one error. */
 int trestle__plan_ops_check_conversions(builder *b, const trestle_op *ops, trestle_error *err);
 
-/* ---- pieces, extents and batches (engine/plan_pieces.c) ---- */
+/* ---- pieces, extents and batches (engine/plan/plan_pieces.c) ---- */
 
 /* Plan resolved op i (shape, bytes, destination) and add its pieces;
  * `given` is the caller's op, or NULL for "whole, allocate". */

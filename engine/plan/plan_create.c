@@ -5,15 +5,15 @@
  * extent into its ops, and the coalesced reads (batches) the pipeline
  * issues.
  *
- * Sits between the checkpoint (engine/checkpoint.h, already validated, so
- * stored numbers are trusted here) and the pipeline (engine/restore.c),
- * which relies on the invariants listed in engine/plan.h. This file holds
+ * Sits between the checkpoint (engine/format/checkpoint.h, already validated, so
+ * stored numbers are trusted here) and the pipeline (engine/restore/restore.c),
+ * which relies on the invariants listed in engine/plan/plan.h. This file holds
  * the options and the order of the steps; the steps live in
- * engine/plan_ops.c (op list -> resolved ops) and engine/plan_pieces.c
+ * engine/plan/plan_ops.c (op list -> resolved ops) and engine/plan/plan_pieces.c
  * (resolved ops -> pieces -> extents -> batches), sharing the builder of
- * engine/plan_build.h; names (renames, exclusions, the missing-key report)
- * live in engine/plan_names.c. The built plan's accessors and destructor
- * are engine/plan.c, the bottom of the planner, which calls none of these.
+ * engine/plan/plan_build.h; names (renames, exclusions, the missing-key report)
+ * live in engine/plan/plan_names.c. The built plan's accessors and destructor
+ * are engine/plan/plan.c, the bottom of the planner, which calls none of these.
  *
  * Checks run in TensorFlow's order: every missing key, then every dtype
  * mismatch, then (trestle's own) every target dtype the stored one cannot
@@ -64,7 +64,7 @@ static int read_options(const trestle_plan_options *opt, trestle_plan_options *o
     return TRESTLE_OK;
 }
 
-/* Also used by engine/plan_part.c when a plan keeps only some extents. */
+/* Also used by engine/plan/plan_part.c when a plan keeps only some extents. */
 void trestle__plan_fill_stats(trestle_plan *p)
 {
     trestle_plan_stats *s = &p->stats;

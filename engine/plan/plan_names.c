@@ -6,7 +6,7 @@
  * ("graph=ckpt" exact, "prefix/=ckpt_prefix/" by prefix), then, when that
  * key is absent, the TF 1.x RNN rename table (tf-checkpoint-format.md
  * Appendix C) in both directions, so an old graph loads a new checkpoint
- * and a new graph an old one. When keys stay missing, engine/plan_suggest.c
+ * and a new graph an old one. When keys stay missing, engine/plan/plan_suggest.c
  * reports them.
  *
  * Everything here is a pure function of its arguments; nothing is kept.

@@ -1,10 +1,10 @@
 /*
- * plan_names.h - the name half of the planner (engine/plan_names.c and,
- * for the report, engine/plan_suggest.c): from
+ * plan_names.h - the name half of the planner (engine/plan/plan_names.c and,
+ * for the report, engine/plan/plan_suggest.c): from
  * an op's graph name to a listed checkpoint key through exclusions, rename
  * rules and the TF 1.x RNN table, and the all-missing-keys report with its
- * "did you mean" suggestions. Only the planner (engine/plan_create.c,
- * engine/plan_ops.c) uses it.
+ * "did you mean" suggestions. Only the planner (engine/plan/plan_create.c,
+ * engine/plan/plan_ops.c) uses it.
  */
 #ifndef TRESTLE_PLAN_NAMES_H
 #define TRESTLE_PLAN_NAMES_H

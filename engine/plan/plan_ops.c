@@ -1,11 +1,11 @@
 /*
  * plan_ops.c - the first half of planning: the caller's op list becomes
  * resolved ops. Each op gets its name, destination kind and listed entry
- * (through the exclusions and renames of engine/plan_names.c); then, in
+ * (through the exclusions and renames of engine/plan/plan_names.c); then, in
  * TensorFlow's order, every missing key, every dtype mismatch and every
  * target dtype that cannot be converted is reported at once.
  *
- * Called by engine/plan_create.c only; engine/plan_pieces.c takes the resolved
+ * Called by engine/plan/plan_create.c only; engine/plan/plan_pieces.c takes the resolved
  * ops from here. Owns nothing beyond the op names it copies into the plan.
  */
 #include <stdio.h>

@@ -1,11 +1,11 @@
 /*
  * plan_part.c - parts of a built plan, for groups of processes that share
- * one restore (include/trestle_mpi.h, engine/group*.c): the extents a plan
+ * one restore (include/trestle_mpi.h, engine/group/): the extents a plan
  * reads, the destination byte runs each one produces, and restricting a
  * plan to a consecutive range of extents so that a process reads, checks
  * and copies only its part.
  *
- * Sits beside engine/plan.c (accessors of a built plan) and knows nothing
+ * Sits beside engine/plan/plan.c (accessors of a built plan) and knows nothing
  * of groups or MPI: a group splits extents by rank with these calls before
  * the pipeline starts, and moves the runs' bytes itself afterwards. The
  * pipeline sees an ordinary plan that happens to read less.

@@ -5,8 +5,8 @@
  * tensors by TF's LookupSlice), then the pieces' entries are deduplicated
  * into sorted extents and coalesced into the batches the pipeline reads.
  *
- * Called by engine/plan_create.c only, after engine/plan_ops.c; what it builds
- * keeps the invariants listed in engine/plan.h. Nothing is read from the
+ * Called by engine/plan/plan_create.c only, after engine/plan/plan_ops.c; what it builds
+ * keeps the invariants listed in engine/plan/plan.h. Nothing is read from the
  * shard files: the stored numbers were validated at open.
  */
 #include <inttypes.h>

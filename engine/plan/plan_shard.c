@@ -10,8 +10,8 @@
  * Rules match the op's name as the caller gave it (the graph's name),
  * before renames: a rule written against the model's names keeps working
  * whatever checkpoint the names are mapped to. With "every tensor" plans
- * the name is the key. Called by engine/plan_create.c (check) and
- * engine/plan_pieces.c (apply); owns nothing.
+ * the name is the key. Called by engine/plan/plan_create.c (check) and
+ * engine/plan/plan_pieces.c (apply); owns nothing.
  */
 #include <fnmatch.h>
 #include <inttypes.h>

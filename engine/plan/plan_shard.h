@@ -2,7 +2,7 @@
  * plan_shard.h - tensor-parallel shard rules (trestle_plan_options.shard_rules):
  * "GLOB:DIM" turns every op whose name matches GLOB into the slice spec of
  * part shard_rank of shard_world of dimension DIM. Used by the planner only:
- * engine/plan_create.c checks the rules, engine/plan_pieces.c applies them
+ * engine/plan/plan_create.c checks the rules, engine/plan/plan_pieces.c applies them
  * to each op's parsed spec, so the pipeline only ever sees ops.
  */
 #ifndef TRESTLE_PLAN_SHARD_H

@@ -4,9 +4,9 @@
  * about each deferred tensor, and the check of shares combined over every
  * part.
  *
- * The planner (engine/plan_pieces.c) lists the deferred tensors; the
- * restore's workers (engine/restore_worker.c) fold each run they read into
- * its tensor's share. This file sits beside engine/plan.c, below both, and
+ * The planner (engine/plan/plan_pieces.c) lists the deferred tensors; the
+ * restore's workers (engine/restore/restore_worker.c) fold each run they read into
+ * its tensor's share. This file sits beside engine/plan/plan.c, below both, and
  * owns nothing: the shares live in the plan.
  */
 #include <inttypes.h>
@@ -56,7 +56,7 @@ int trestle_crc_shares_check(const trestle_crc_share *shares, size_t n, int part
                                       "last restore failed or ran without verify",
                                       s->key ? s->key : "?");
         /* The shares sum the register form; the stored CRC adds the
-         * constant of the tensor's length (engine/crc32c.h). */
+         * constant of the tensor's length (engine/common/crc32c.h). */
         uint32_t got = s->share ^ trestle__crc32c_zeros(s->tensor_bytes);
         if (got != s->expected)
             return trestle__error_set(err, TRESTLE_E_CRC_MISMATCH, 0, s->key, s->shard_path,

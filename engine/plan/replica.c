@@ -3,7 +3,7 @@
  * on one device (trestle_plan_place_op), finding each device's copy of an
  * op (trestle_plan_op_replica) and handing a device's arena to the caller
  * (trestle_plan_adopt_arena_of). The layout itself is made by the restore
- * (engine/restore_multi.c); this file only keeps and frees it.
+ * (engine/restore/restore_multi.c); this file only keeps and frees it.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -1,8 +1,8 @@
 /*
- * replica.h - a plan's copies on several GPUs (engine/replica.c): the
+ * replica.h - a plan's copies on several GPUs (engine/plan/replica.c): the
  * arenas and per-op addresses of its last multi-device restore
  * (trestle_restore_options.devices), and where placed ops go
- * (trestle_plan_place_op). engine/restore_multi.c lays them out and
+ * (trestle_plan_place_op). engine/restore/restore_multi.c lays them out and
  * fills them; plan.h only holds a pointer, so single-device plans pay
  * nothing.
  */

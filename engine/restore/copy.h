@@ -1,7 +1,7 @@
 /*
  * copy.h - the internal copier interface: how verified staging bytes reach
- * their destinations. The host copier (engine/copy_host.c) uses memcpy and
- * a range-restricted N-d copy; a CUDA copier (engine/copy_cuda.c, later)
+ * their destinations. The host copier (engine/restore/copy_host.c) uses memcpy and
+ * a range-restricted N-d copy; a CUDA copier (engine/restore/copy_cuda.c, later)
  * will issue asynchronous copies and scatter kernels on per-worker streams
  * out of pinned staging memory, behind the same table.
  *
@@ -37,7 +37,7 @@ typedef struct trestle__copier_ops {
                        trestle_error *err);
     /* Optional (NULL for host): tell the copier about a pinned host region
      * that copies read from (the staging pool, the dtype conversion
-     * buffers; engine/staging.c pins them), before the first copy out of
+     * buffers; engine/memory/staging.c pins them), before the first copy out of
      * it, so that kernels can read it through its device address. */
     int (*staging_add)(trestle__copier *c, void *base, size_t bytes, trestle_error *err);
     /* Copy n staging bytes verbatim to dst. Returns n. */
@@ -88,7 +88,7 @@ struct trestle__copier {
 void trestle__copier_open_host(trestle__copier *c);
 
 /*
- * The CUDA copier (engine/copy_cuda.c) for `device`, with one stream per
+ * The CUDA copier (engine/restore/copy_cuda.c) for `device`, with one stream per
  * worker (`workers` slots). Every copy waits for the work queued so far on
  * `stream`, the caller's cudaStream_t, or on the legacy default stream
  * when `stream` is NULL. TRESTLE_E_NO_DEVICE without a usable device or
@@ -98,13 +98,13 @@ void trestle__copier_open_host(trestle__copier *c);
 int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
                               trestle_error *err);
 
-/* Several CUDA copiers on the same workers (engine/copy_multi.c): each
+/* Several CUDA copiers on the same workers (engine/restore/copy_multi.c): each
  * makes its device current in a worker's thread when current[worker]
  * (shared, one slot per worker) says another one is. */
 void trestle__copier_cuda_share(trestle__copier *c, int *current);
 
 /*
- * The multi-device copier (engine/copy_multi.c): one CUDA copier per device
+ * The multi-device copier (engine/restore/copy_multi.c): one CUDA copier per device
  * of `devices` (n >= 2, distinct), on the same `workers`. A copy goes to
  * every device its destination is routed to (trestle__copier_multi_routes),
  * from the same staging bytes; a mark covers every device's copies, and
@@ -137,7 +137,7 @@ trestle__copier *trestle__copier_of_device(trestle__copier *c, size_t k);
 void trestle__copier_set_window(trestle__copier *c, uint64_t bytes);
 
 /*
- * Pinned host memory for device copies (engine/staging.c): page-lock
+ * Pinned host memory for device copies (engine/memory/staging.c): page-lock
  * `bytes` at p for every device (cudaHostRegister, portable and mapped).
  * TRESTLE_E_NOMEM with *refused set to the runtime's reason (a static
  * string) when it refused to register ordinary pages (sandboxes, some

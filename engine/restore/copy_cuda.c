@@ -1,11 +1,11 @@
 /*
  * copy_cuda.c - the CUDA copier: verified staging bytes to device memory.
  *
- * Sits under engine/restore.c behind copy.h, like copy_host.c. What makes
+ * Sits under engine/restore/restore.c behind copy.h, like copy_host.c. What makes
  * it fast, and why each piece is there:
  *
  *  - Pinned staging. The staging pool and the conversion buffers are
- *    page-locked (engine/staging.c, through trestle__cuda_pin() in cuda_host.c:
+ *    page-locked (engine/memory/staging.c, through trestle__cuda_pin() in cuda_host.c:
  *    cudaHostRegister of ordinary pages, so they stay usable for O_DIRECT
  *    and io_uring registered buffers; cudaHostAlloc where registering is
  *    refused), once per plan rather than per restore. Copies out of them
@@ -169,7 +169,7 @@ static cuda_worker *worker_get(cuda_state *s, unsigned w)
     return cw;
 }
 
-/* ---- the device arena (made by engine/cuda_host.c) ---- */
+/* ---- the device arena (made by engine/memory/cuda_host.c) ---- */
 
 static int cuda_arena_alloc(trestle__copier *c, uint64_t bytes, trestle_arena **out,
                             trestle_error *err)

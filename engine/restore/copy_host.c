@@ -2,7 +2,7 @@
  * copy_host.c - the host copier: staging bytes to host destinations with
  * memcpy, and region pieces (slices of a stored tensor, stored slices of a
  * partitioned one) with an N-d copy restricted to the bytes one chunk
- * holds. Sits under engine/restore.c behind copy.h; synchronous, so
+ * holds. Sits under engine/restore/restore.c behind copy.h; synchronous, so
  * fence() has nothing to wait for.
  *
  * Engine-allocated destinations (the host arena) come from posix_memalign

@@ -1,13 +1,13 @@
 /*
  * copy_multi.c - the multi-device copier: one restore onto several GPUs of
  * this process (trestle_restore_options.devices), behind copy.h like the
- * host and CUDA copiers, so the workers (engine/restore_worker.c) and the
- * conversions (engine/restore_convert.c) do not know there are several.
+ * host and CUDA copiers, so the workers (engine/restore/restore_worker.c) and the
+ * conversions (engine/restore/restore_convert.c) do not know there are several.
  *
- * It holds one CUDA copier per device (engine/copy_cuda.c), all on the
+ * It holds one CUDA copier per device (engine/restore/copy_cuda.c), all on the
  * same workers: a worker has a stream on each device. A copy is handed a
  * destination address; a table of routes (one per op, made by
- * engine/restore_multi.c) says which devices want those bytes and where,
+ * engine/restore/restore_multi.c) says which devices want those bytes and where,
  * and the copy is queued from the same pinned staging bytes to each of
  * them: the bytes were read and CRC-checked once. A mark is one mark per
  * device, and it retires only when every device's copies are complete,

@@ -4,7 +4,7 @@
  * (IORING_OP_READ_FIXED skips the per-read page pinning) and shard fds
  * registered as fixed files.
  *
- * Sits under engine/restore.c behind the interface in reader.h. The ring
+ * Sits under engine/restore/restore.c behind the interface in reader.h. The ring
  * is used by one thread only (the restore's producer), so it is created
  * SINGLE_ISSUER with deferred task work where the kernel allows: completions
  * are then processed only when that thread waits for them.

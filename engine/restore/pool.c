@@ -3,7 +3,7 @@
  *
  * Sits between the readers and the copiers: the producer takes a buffer
  * before it submits a read, the worker that has verified and copied the
- * bytes gives it back. The memory is the plan's (engine/staging.c: kept
+ * bytes gives it back. The memory is the plan's (engine/memory/staging.c: kept
  * across restores, pinned for device copies); the pool only hands it out.
  */
 #ifndef _GNU_SOURCE

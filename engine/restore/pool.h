@@ -2,7 +2,7 @@
  * pool.h - the bounded staging memory of one restore: a fixed set of
  * equally sized, 4096-aligned buffers that reads land in and workers
  * verify and copy out of, carved out of one region of the plan's staging
- * memory (engine/staging.h), so host memory stays bounded by
+ * memory (engine/memory/staging.h), so host memory stays bounded by
  * staging_bytes whatever the checkpoint size.
  *
  * A buffer is owned by exactly one stage at a time: free -> in flight at

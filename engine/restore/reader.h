@@ -1,6 +1,6 @@
 /*
  * reader.h - the internal reader interface shared by the io_uring reader
- * (engine/io_uring.c) and the pread thread-pool fallback (engine/io_pread.c).
+ * (engine/restore/io_uring.c) and the pread thread-pool fallback (engine/restore/io_pread.c).
  *
  * Modelled on Redis's rio: a small table of function pointers, a union of
  * backend state, and a sticky error. The contract is "complete or error":

@@ -4,11 +4,11 @@
  * (shards present, destinations supported), allocates engine-owned
  * destinations, lays out the chunk bookkeeping, opens the staging pool,
  * the reader (io_uring, or pread when io_uring is forbidden) and the
- * copier, starts the workers (engine/restore_worker.c), then keeps up to
+ * copier, starts the workers (engine/restore/restore_worker.c), then keeps up to
  * queue_depth reads in flight from the calling thread and hands each
  * completed one to the work queue. Teardown waits out every read and joins
  * every thread on success, failure and cancellation alike, then fills the
- * stats. How batches split into reads is engine/restore_layout.c.
+ * stats. How batches split into reads is engine/restore/restore_layout.c.
  *
  *     batches ──split──► reads ──reader──► staging buffer ──queue──► workers
  *        (plan.h)         (chunk bytes)      (pool.c)                 (CRC, copy, ready)
@@ -318,7 +318,7 @@ static bool cached(const trestle__restore *x, uint64_t seq)
 /*
  * Keep up to queue_depth reads in flight, each into a staging buffer, and
  * queue every completed one for the workers, issuing them in `order`
- * (across shards, engine/restore_layout.c). Returns when every read has
+ * (across shards, engine/restore/restore_layout.c). Returns when every read has
  * completed, or at the first error or cancellation.
  *
  * Completions are collected after every submission too, without waiting,
@@ -448,8 +448,8 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
 }
 
 /*
- * A device restore's NUMA placement (engine/numa.h), best effort: the GPU's
- * node, where staging memory is bound (engine/staging.c) and whose CPUs
+ * A device restore's NUMA placement (engine/memory/numa.h), best effort: the GPU's
+ * node, where staging memory is bound (engine/memory/staging.c) and whose CPUs
  * the workers are pinned to, so that a staged byte is copied in and DMA'd
  * out on the GPU's side of the socket link. Unknown (-1) without NUMA,
  * for host restores and with no_numa.
@@ -480,7 +480,7 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     x->chunk = x->opt.chunk_bytes;
     x->reader_kind = x->opt.reader;
     TR_FORWARD(check_shards(x, err));
-    bool multi = x->opt.num_devices >= 2; /* engine/restore_multi.c, else restore_dest.c */
+    bool multi = x->opt.num_devices >= 2; /* engine/restore/restore_multi.c, else restore_dest.c */
     TR_FORWARD(multi ? trestle__restore_multi_pick(x, &device, err)
                      : trestle__restore_pick_device(x, &device, err));
     x->device = device;

@@ -1,12 +1,12 @@
 /*
  * restore.h - the per-restore context shared by the parts of the pipeline:
- * engine/restore.c (options, setup, the producer that keeps reads in
- * flight, teardown, stats), engine/restore_dest.c (which device, engine
- * memory for the destinations), engine/restore_layout.c (how batches split
- * into reads, O_DIRECT choice), engine/restore_worker.c (the workers that
+ * engine/restore/restore.c (options, setup, the producer that keeps reads in
+ * flight, teardown, stats), engine/restore/restore_dest.c (which device, engine
+ * memory for the destinations), engine/restore/restore_layout.c (how batches split
+ * into reads, O_DIRECT choice), engine/restore/restore_worker.c (the workers that
  * verify and copy each completed chunk, finish extents and report ops),
- * engine/restore_convert.c (dtype conversion on load) and, beneath them
- * all, engine/restore_state.c (clock, first error, names).
+ * engine/restore/restore_convert.c (dtype conversion on load) and, beneath them
+ * all, engine/restore/restore_state.c (clock, first error, names).
  *
  * Device copies complete asynchronously: a worker queues a staging
  * buffer's copies, marks them (copy.h) and keeps the buffer, with the
@@ -25,7 +25,7 @@
  * and the worker that processes the last part combines the slots in order
  * and checks the stored CRC.
  *
- * Dtype conversion (engine/restore_convert.c): a piece whose op converts
+ * Dtype conversion (engine/restore/restore_convert.c): a piece whose op converts
  * gets the whole elements of each span it is handed, converted in the
  * worker's conversion buffer. Part boundaries fall at file-offset chunk
  * boundaries, so with an odd extent offset an element can straddle two
@@ -145,7 +145,7 @@ struct trestle__restore {
     trestle__copier copier;      /* to the restore's destinations: host, or CUDA */
     trestle__copier host;        /* host destinations of a restore whose copier is CUDA */
     int device;                  /* the CUDA device copied to, or -1 */
-    int numa_node;               /* that device's NUMA node, or -1 (engine/numa.h) */
+    int numa_node;               /* that device's NUMA node, or -1 (engine/memory/numa.h) */
     void *numa_cpus;             /* a cpu_set_t: the node's CPUs, for the workers; or NULL */
     atomic_uint numa_pinned;     /* workers pinned to them */
     bool copier_open;
@@ -181,7 +181,7 @@ struct trestle__restore {
     bool no_cachestat;           /* calling thread: cachestat(2) refused, probe with mincore */
 };
 
-/* Which GPU the restore copies to, or -1 (engine/restore_dest.c); a
+/* Which GPU the restore copies to, or -1 (engine/restore/restore_dest.c); a
  * device list's restore asks trestle__restore_multi_pick instead. */
 int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle_error *err);
 
@@ -190,7 +190,7 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
 int trestle__restore_dest_device(const trestle__plan_op *op, int *device, trestle_error *err);
 
 /* Engine memory for DEST_ALLOCATE ops: the plan's arena, reused when it
- * is of the restore's kind (engine/restore_dest.c); then each op's device.
+ * is of the restore's kind (engine/restore/restore_dest.c); then each op's device.
  * A device list's restore asks trestle__restore_multi_allocate instead. */
 int trestle__restore_allocate(trestle__restore *x, trestle_error *err);
 
@@ -198,7 +198,7 @@ int trestle__restore_allocate(trestle__restore *x, trestle_error *err);
  * tensor alignment; 0 when that overflows. */
 uint64_t trestle__arena_span(const trestle__plan_op *op);
 
-/* ---- several GPUs (engine/restore_multi.c) ---- */
+/* ---- several GPUs (engine/restore/restore_multi.c) ---- */
 
 /* Check o's device list (distinct ordinals, device -1 or devices[0]); make
  * o->device devices[0], and a list of one just that device. */
@@ -212,7 +212,7 @@ int trestle__restore_multi_pick(const trestle__restore *x, int *device, trestle_
  * each op's device, and the multi-device copier's routes. */
 int trestle__restore_multi_allocate(trestle__restore *x, trestle_error *err);
 
-/* Chunk bookkeeping (engine/restore_layout.c): probe the page cache per
+/* Chunk bookkeeping (engine/restore/restore_layout.c): probe the page cache per
  * batch, pick extents read straight into their destination, number the
  * reads, give each extent its parts and CRC slots, count op pieces. */
 int trestle__restore_layout(trestle__restore *x, trestle_error *err);
@@ -264,7 +264,7 @@ double trestle__restore_device_copy_seconds(const trestle__restore *x);
  * device memory, else the host copier. */
 trestle__copier *trestle__restore_copier_for(trestle__restore *x, const trestle__plan_op *op);
 
-/* ---- dtype conversion on load (engine/restore_convert.c) ---- */
+/* ---- dtype conversion on load (engine/restore/restore_convert.c) ---- */
 
 /* The conversions one copy_pieces() call has made in the worker's buffer:
  * pieces that want the same target dtype of the same span share them. */

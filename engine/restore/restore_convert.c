@@ -2,16 +2,16 @@
  * restore_convert.c - dtype conversion on load inside the restore pipeline:
  * an op whose target dtype differs from the stored one (float32 weights
  * restored as bfloat16, say) gets its elements converted by the worker
- * that copies them, with engine/convert.c's CPU twins, between the CRC
+ * that copies them, with engine/common/convert.c's CPU twins, between the CRC
  * check (always over the stored bytes) and the copy.
  *
  * The piece and region of a converting op describe its destination layout
- * (engine/plan.h): whole elements [a, b) of a stored span are converted
+ * (engine/plan/plan.h): whole elements [a, b) of a stored span are converted
  * into the worker's conversion buffer, where they are bytes
  * [a x dst_es, b x dst_es) of the extent as if it were stored in the target
  * dtype, and go through the copier's ordinary copy or copy_region from
  * there. The buffers are one region of the plan's staging memory
- * (engine/staging.c), taken only when some op converts, and pinned for a
+ * (engine/memory/staging.c), taken only when some op converts, and pinned for a
  * device restore like the staging pool: device copies DMA out of them.
  * A worker's buffer is reused only once the device copies out of it are
  * done (fenced), since device copies complete after the worker moved on.

@@ -71,7 +71,7 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
 }
 
 /*
- * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/arena.c),
+ * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/memory/arena.c),
  * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it. One
  * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
  * and on the host one region that transparent huge pages can back whatever

@@ -134,7 +134,7 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
 /*
  * host_map: a whole tensor bound for the host arena, in a batch the page
  * cache holds, is not read at all: its op points into a private mapping of
- * the shard (engine/arena.c) and the workers CRC it there. Only a plain
+ * the shard (engine/memory/arena.c) and the workers CRC it there. Only a plain
  * verbatim whole-tensor piece qualifies (no conversion, no region), and
  * only at a MAP_ALIGN-aligned file offset, so mapped tensors stay aligned
  * for vector code. Anything else is read and copied as usual.

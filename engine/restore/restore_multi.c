@@ -4,7 +4,7 @@
  * checking that every caller device pointer is on a listed device, one
  * engine arena per device for the DEST_ALLOCATE ops (replicated, or placed
  * on one device), and the routes that tell the multi-device copier
- * (engine/copy_multi.c) where each destination's bytes go on each device.
+ * (engine/restore/copy_multi.c) where each destination's bytes go on each device.
  *
  * Nothing here reads or copies: the pipeline is the single-device one,
  * with the multi-device copier in place of the CUDA copier.

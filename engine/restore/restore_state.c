@@ -1,7 +1,7 @@
 /*
  * restore_state.c - what every part of a running restore shares, beneath
- * the producer (engine/restore.c), the workers (engine/restore_worker.c)
- * and the dtype conversion (engine/restore_convert.c): its clock, its
+ * the producer (engine/restore/restore.c), the workers (engine/restore/restore_worker.c)
+ * and the dtype conversion (engine/restore/restore_convert.c): its clock, its
  * first error and cancellation, the names its messages give, and which
  * copier writes an op's destination.
  */

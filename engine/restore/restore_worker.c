@@ -11,7 +11,7 @@
  *
  * CRC and copy walk each chunk in cache-sized steps, so the bytes the CRC
  * pulls into the cache are still there for the copy. Pieces whose op
- * converts the dtype go through engine/restore_convert.c on the way.
+ * converts the dtype go through engine/restore/restore_convert.c on the way.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -143,7 +143,7 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
         if (ext->partial) {
             /* A run of a part: only every part's runs together make the
              * stored CRC, so fold this one into its tensor's share
-             * (engine/crc32c.h: the register form, moved past the bytes
+             * (engine/common/crc32c.h: the register form, moved past the bytes
              * that follow it in the tensor). */
             uint32_t reg = crc ^ trestle__crc32c_zeros(ext->size);
             atomic_fetch_xor(&x->plan->shares[ext->share].share,
@@ -437,7 +437,7 @@ void *trestle__restore_worker(void *arg)
     trestle__restore *x = a->x;
     trestle__worker_stats *ws = &x->wstats[a->index];
 
-    /* Near the GPU's staging memory (engine/numa.h), when that is known. */
+    /* Near the GPU's staging memory (engine/memory/numa.h), when that is known. */
     if (x->numa_cpus && trestle__numa_pin_thread(x->numa_cpus, NULL) == 0)
         atomic_fetch_add(&x->numa_pinned, 1);
 

@@ -2,7 +2,7 @@
  * cudamock.h - a CUDA runtime on the CPU, for tests (never installed).
  *
  * A build configured with -DTRESTLE_CUDA_MOCK=ON compiles the CUDA copier
- * (engine/copy_cuda.c) exactly as a CUDA build does, against the toolkit's
+ * (engine/restore/copy_cuda.c) exactly as a CUDA build does, against the toolkit's
  * own cuda_runtime_api.h, but links tests/cudamock/cudamock.c in place of
  * libcudart and the kernels/ .cu files. The engine's GPU path then runs on any
  * machine, CI included, and the mock is stricter than a GPU about the

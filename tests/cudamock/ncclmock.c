@@ -1,5 +1,5 @@
 /*
- * ncclmock.c - the part of NCCL that engine/group_device.c uses, across
+ * ncclmock.c - the part of NCCL that engine/group/group_device.c uses, across
  * the processes of one machine, on the CUDA mock (tests only, never
  * installed). Built in TRESTLE_CUDA_MOCK builds with MPI as
  * <build>/tests/ncclmock/libnccl.so.2; a test points

@@ -1,7 +1,7 @@
 /*
  * fuzz_index.c - libFuzzer target for the index parser: the input is a
  * whole .index file. In fuzzing builds block CRCs pass whatever they hold
- * (engine/sstable.c), so mutations reach the entry parser behind them. It is written to a scratch directory and opened with
+ * (engine/format/sstable.c), so mutations reach the entry parser behind them. It is written to a scratch directory and opened with
  * trestle_open, which scans the SSTable, decodes the header and every entry,
  * links partitioned tensors and checks ranges; when it opens, every tensor
  * is also read (their shard is absent, so reads must fail cleanly).
