@@ -593,6 +593,13 @@ TRESTLE_API void trestle_writer_free(trestle_writer *w);
 /** A resolved restore: ops, extents and batches. Independent of other plans. */
 typedef struct trestle_plan trestle_plan;
 
+/**
+ * The highest rank a slice in `shape_and_slices` (and a shard rule's DIM)
+ * may have. Whole tensors have no such limit (TensorFlow's own slice copy
+ * stops at rank 8).
+ */
+#define TRESTLE_MAX_SLICE_RANK 32
+
 /** Where a restored tensor goes. */
 typedef enum trestle_dest_kind {
     TRESTLE_DEST_ALLOCATE = 0, /**< engine-owned memory, host or device per restore options */

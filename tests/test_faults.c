@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fault.h"
+#include "plan.h"
 #include "reader.h"
 #include "testutil.h"
 #include "trestle.h"

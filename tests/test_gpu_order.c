@@ -31,6 +31,7 @@
 #include "testcuda.h"
 #include "fault.h"
 #include "numa.h"
+#include "plan.h"
 
 
 #define NTINY 3000 /* 16-byte tensors: many copies per staging buffer */

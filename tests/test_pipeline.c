@@ -26,6 +26,7 @@
 #include "checkpoint.h"
 #include "copy.h"
 #include "crc32c.h"
+#include "cuda_host.h"
 #include "plan.h"
 #include "restore.h"
 #include "staging.h"

@@ -1,6 +1,6 @@
 /*
- * fault.c - the fault-injection seam for tests (see fault.h): attaching a
- * fault plan to a restore plan, and rewriting read results by it.
+ * fault.c - the fault-injection seam for tests (see fault.h): rewriting
+ * read results by a fault plan (plan/plan.c attaches one to a restore plan).
  *
  * Nothing here runs unless a test attached a fault plan: the readers call
  * trestle__fault_read() only when the reader's fault pointer is not NULL.
@@ -8,13 +8,6 @@
 #include <errno.h>
 
 #include "fault.h"
-#include "plan.h"
-
-void trestle__plan_set_faults(struct trestle_plan *p, trestle__faults *f)
-{
-    if (p)
-        p->faults = f;
-}
 
 bool trestle__fault_take(trestle__faults *f)
 {

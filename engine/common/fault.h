@@ -6,7 +6,7 @@
  * and nothing hung.
  *
  * A fault plan is one small caller-owned struct attached to a plan with
- * trestle__plan_set_faults(); it is internal (not in trestle.h, not
+ * trestle__plan_set_faults() (engine/plan/plan.h); it is internal (not in trestle.h, not
  * exported) and NULL by default, so a restore without one pays a single
  * NULL test per read result. There is no global state: each plan carries
  * its own. The hooks:
@@ -46,16 +46,10 @@ typedef struct trestle__faults {
     unsigned times;           /* results to corrupt at most (EINTR/EAGAIN/SHORT are
                                  transient: the restore must still succeed) */
     atomic_uint injected;     /* faults injected so far, of every kind (tests assert > 0) */
-    bool staging_nomem;       /* the staging allocation fails (later: pinned memory) */
+    bool staging_nomem;       /* the read buffers' allocation fails, host or pinned alike */
     int uring_setup_errno;    /* io_uring setup fails with this errno, e.g. EPERM; 0: no */
     const char *sysroot;      /* NUMA lookups read sysfs under this fake root, not "/" */
 } trestle__faults;
-
-struct trestle_plan;
-
-/* Attach `f` (caller-owned, must outlive every restore of `p`) to plan `p`,
- * or detach with NULL. Not while `p` is being restored. */
-void trestle__plan_set_faults(struct trestle_plan *p, trestle__faults *f);
 
 /* Count one injection if fewer than `times` were; false when the budget is spent. */
 bool trestle__fault_take(trestle__faults *f);

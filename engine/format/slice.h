@@ -15,9 +15,7 @@
 
 #include "trestle.h"
 
-/* Slicing works up to this rank; whole-tensor restores have no such limit
- * (TF itself limits its slice copy to rank 8). */
-#define TRESTLE_MAX_SLICE_RANK 32
+/* Slices go up to TRESTLE_MAX_SLICE_RANK dims (trestle.h). */
 
 /* One slice: for each dim, start and length; length -1 = the whole dim
  * (TF's kFullExtent, then start is 0). */

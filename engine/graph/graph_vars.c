@@ -25,7 +25,6 @@
 #include "error.h"
 #include "graph.h"
 #include "graph.pb-c.h"
-#include "slice.h"
 
 #define GLOBAL_VARIABLES "variables" /* tf.compat.v1.GraphKeys.GLOBAL_VARIABLES */
 

@@ -14,8 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "plan.h"
-#include "replica.h"
+#include "arena.h"
 
 void trestle__arena_release(trestle_arena *a)
 {
@@ -54,19 +53,6 @@ uint8_t *trestle__arena_map(trestle_arena *a, int shard, int fd, uint64_t bytes)
         return NULL;
     a->maps[a->nmaps++] = (trestle__map){ shard, m, bytes };
     return m;
-}
-
-int trestle_plan_adopt_arena(trestle_plan *p, trestle_arena **out)
-{
-    if (out)
-        *out = NULL;
-    if (!p || !out)
-        return TRESTLE_E_INVALID_ARG;
-    *out = p->arena;
-    p->arena = NULL;
-    if (p->replicas)
-        p->replicas->stale = true; /* device 0 of a multi-device layout needs new memory */
-    return TRESTLE_OK;
 }
 
 void trestle_arena_get_info(const trestle_arena *a, trestle_arena_info *out)

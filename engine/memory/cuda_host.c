@@ -13,9 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "copy.h"
+#include "cuda_host.h"
 #include "error.h"
-#include "plan.h"
 
 #if TRESTLE_HAVE_CUDA
 

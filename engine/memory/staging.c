@@ -19,7 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "copy.h"
+#include "cuda_host.h"
 #include "error.h"
 #include "numa.h"
 #include "staging.h"

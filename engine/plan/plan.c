@@ -1,6 +1,6 @@
 /*
  * plan.c - a built plan (engine/plan/plan.h): its accessors, the read-back of a
- * restored op, and its destructor. engine/plan/plan_create.c builds plans; this
+ * restored op, a test's fault plan, and its destructor. engine/plan/plan_create.c builds plans; this
  * file is the planner's bottom and calls none of the building steps, so the
  * pipeline and the builders both depend on it and it on neither.
  */
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "copy.h"
+#include "cuda_host.h"
 #include "error.h"
 #include "plan.h"
 #include "replica.h"
@@ -99,4 +99,10 @@ void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out)
         return;
     }
     *out = p->stats;
+}
+
+void trestle__plan_set_faults(trestle_plan *p, struct trestle__faults *f)
+{
+    if (p)
+        p->faults = f;
 }

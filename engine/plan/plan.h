@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "checkpoint.h"
 #include "slice.h"
 #include "trestle.h"
@@ -112,34 +113,6 @@ typedef struct trestle__share {
     _Atomic uint32_t share; /* XOR of this plan's runs' contributions */
 } trestle__share;
 
-#define TRESTLE__ARENA_ALIGN 256 /* every tensor in an arena starts on this boundary */
-
-/* Engine memory for DEST_ALLOCATE ops (engine/memory/arena.c): one allocation
- * per restore, made and released by the copier that restores into it. */
-struct trestle_arena {
-    uint8_t *base;
-    uint64_t bytes;
-    int device;                            /* CUDA ordinal, or -1 for host memory */
-    void (*release)(struct trestle_arena *a); /* frees base (not the struct) */
-    void *ctx;                             /* the releasing backend's, if it needs one */
-    struct trestle__map *maps;             /* shard files mapped by host_map restores */
-    size_t nmaps;
-};
-
-/* One shard file mapped private (copy-on-write) for a host_map restore. */
-typedef struct trestle__map {
-    int shard;
-    uint8_t *base;
-    uint64_t bytes;
-} trestle__map;
-
-/* Free an arena, its memory and its mappings; NULL is fine. */
-void trestle__arena_release(trestle_arena *a);
-
-/* Shard `shard` (open as fd, `bytes` long) mapped into arena a, mapping it
- * on first use; NULL when it cannot be mapped (the caller copies instead). */
-uint8_t *trestle__arena_map(trestle_arena *a, int shard, int fd, uint64_t bytes);
-
 typedef struct trestle__batch {
     int shard;
     uint64_t offset;        /* == extents[first_extent].offset */
@@ -181,5 +154,11 @@ int trestle__plan_check_unsupported(const trestle_checkpoint *c, const trestle__
 
 /* Recompute p->stats from its ops and batches (engine/plan/plan_create.c). */
 void trestle__plan_fill_stats(trestle_plan *p);
+
+/* Tests only: attach fault plan `f` (engine/common/fault.h; caller-owned,
+ * it must outlive every restore of `p`) to plan `p`, or detach it with
+ * NULL. Not while `p` is being restored (engine/plan/plan.c). */
+struct trestle__faults;
+void trestle__plan_set_faults(trestle_plan *p, struct trestle__faults *f);
 
 #endif /* TRESTLE_PLAN_H */

@@ -1,14 +1,14 @@
 /*
  * replica.c - the plan side of restoring onto several GPUs: placing ops
- * on one device (trestle_plan_place_op), finding each device's copy of an
- * op (trestle_plan_op_replica) and handing a device's arena to the caller
- * (trestle_plan_adopt_arena_of). The layout itself is made by the restore
+ * on one device (trestle_plan_place_op) and finding each device's copy of
+ * an op (trestle_plan_op_replica); plan_arena.c hands a device's arena to
+ * the caller. The layout itself is made by the restore
  * (engine/restore/restore_multi.c); this file only keeps and frees it.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "copy.h"
+#include "cuda_host.h"
 #include "error.h"
 #include "replica.h"
 
@@ -83,23 +83,6 @@ int trestle_plan_op_replica(const trestle_plan *p, size_t i, size_t device_index
     if (!p || !data || i >= p->num_ops || !p->replicas || device_index >= p->replicas->ndev)
         return TRESTLE_E_INVALID_ARG;
     *data = p->replicas->dest[i * p->replicas->ndev + device_index];
-    return TRESTLE_OK;
-}
-
-int trestle_plan_adopt_arena_of(trestle_plan *p, size_t device_index, trestle_arena **out)
-{
-    if (out)
-        *out = NULL;
-    if (!p || !out)
-        return TRESTLE_E_INVALID_ARG;
-    if (device_index == 0)
-        return trestle_plan_adopt_arena(p, out);
-    trestle__replicas *r = p->replicas;
-    if (!r || device_index >= r->ndev)
-        return TRESTLE_E_INVALID_ARG;
-    *out = r->arenas[device_index];
-    r->arenas[device_index] = NULL;
-    r->stale = true; /* the addresses stay readable, but the next restore needs new memory */
     return TRESTLE_OK;
 }
 

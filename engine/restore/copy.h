@@ -1,9 +1,12 @@
 /*
  * copy.h - the internal copier interface: how verified staging bytes reach
- * their destinations. The host copier (engine/restore/copy_host.c) uses memcpy and
- * a range-restricted N-d copy; a CUDA copier (engine/restore/copy_cuda.c, later)
- * will issue asynchronous copies and scatter kernels on per-worker streams
- * out of pinned staging memory, behind the same table.
+ * their destinations. The host copier (engine/restore/copy_host.c) uses
+ * memcpy and a range-restricted N-d copy; the CUDA copier
+ * (engine/restore/copy_cuda.c) issues asynchronous copies and scatter
+ * kernels on per-worker streams out of pinned staging memory, and the
+ * multi-device copier (engine/restore/copy_multi.c) fans one staging
+ * buffer out to several GPUs, all behind the same table. The CUDA calls
+ * made outside a copier (pinning, device arenas) are engine/memory/cuda_host.h.
  *
  * Calls come from the restore's worker threads; `worker` (0..workers-1)
  * lets a backend keep per-worker state (a CUDA stream) without locks.
@@ -135,42 +138,6 @@ trestle__copier *trestle__copier_of_device(trestle__copier *c, size_t k);
 
 /* Set window_bytes (before the first copy), on every device's copier. */
 void trestle__copier_set_window(trestle__copier *c, uint64_t bytes);
-
-/*
- * Pinned host memory for device copies (engine/memory/staging.c): page-lock
- * `bytes` at p for every device (cudaHostRegister, portable and mapped).
- * TRESTLE_E_NOMEM with *refused set to the runtime's reason (a static
- * string) when it refused to register ordinary pages (sandboxes, some
- * kernels), so that the caller can fall back to trestle__cuda_host_alloc();
- * *refused is NULL otherwise. TRESTLE_E_NO_DEVICE without CUDA.
- */
-int trestle__cuda_pin(int device, void *p, size_t bytes, const char **refused,
-                      trestle_error *err);
-void trestle__cuda_unpin(int device, void *p);
-/* `bytes` of pinned, mapped memory from the CUDA runtime (cudaHostAlloc). */
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err);
-void trestle__cuda_host_free(int device, void *p);
-
-/* One device allocation of `bytes` on `device` as an arena that frees
- * itself (cudaFree on its device): a CUDA copier's arena_alloc. The
- * caller's current context is kept. TRESTLE_E_NOMEM naming the device and
- * the bytes, TRESTLE_E_CUDA, TRESTLE_E_NO_DEVICE without CUDA. */
-int trestle__cuda_arena_alloc(int device, uint64_t bytes, trestle_arena **out,
-                              trestle_error *err);
-
-/* CUDA devices usable here: > 0, or 0 with `why` (n bytes) saying what is
- * missing, to follow "needs": "a CUDA build of trestle; ...", or "a usable
- * CUDA device (cudaGetDeviceCount: <the runtime's reason>)". */
-int trestle__cuda_device_count(char *why, size_t n);
-
-/* The device ordinal of CUDA device (or managed) memory at p: 0, or -1
- * when p is not device memory or the build has no CUDA. */
-int trestle__cuda_pointer_device(const void *p, int *device);
-
-/* Copy n bytes of device memory at src on `device` into host memory at
- * dst, synchronously (cudaMemcpy), keeping the caller's current device.
- * TRESTLE_E_NO_DEVICE in a build without CUDA. */
-int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err);
 
 /*
  * The range-restricted region copy behind the host copier, exposed for

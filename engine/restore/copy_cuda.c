@@ -69,6 +69,7 @@
 #include <time.h>
 
 #include "copy.h"
+#include "cuda_host.h"
 #include "error.h"
 
 #if TRESTLE_HAVE_CUDA

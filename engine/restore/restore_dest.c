@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "checked.h"
+#include "cuda_host.h"
 #include "error.h"
 #include "replica.h"
 #include "restore.h"

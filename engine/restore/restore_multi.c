@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "checked.h"
+#include "cuda_host.h"
 #include "error.h"
 #include "replica.h"
 #include "restore.h"
