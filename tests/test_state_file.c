@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "checkpoint.h"
+#include "state_file.h"
 #include "testutil.h"
 
 static char *parse_ok(const char *text, const char *dir)

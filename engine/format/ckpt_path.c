@@ -9,14 +9,15 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "checkpoint.h"
 #include "ckpt_path.h"
 #include "error.h"
+#include "state_file.h"
 
 static bool is_file(const char *p)
 {

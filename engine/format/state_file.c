@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "checkpoint.h"
+#include "state_file.h"
 #include "error.h"
 
 typedef struct lexer {
