@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "error.h"
 #include "reader.h"
 
 #define MAX_THREADS 16 /* more threads than this only add contention on the page cache */

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include "error.h"
 #include "reader.h"
 
 #define SUBMIT_RETRIES 10000 /* EAGAIN from io_uring_submit: the kernel is short of memory */

@@ -27,22 +27,11 @@
 #ifndef TRESTLE_READER_H
 #define TRESTLE_READER_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "checkpoint.h"
-#include "error.h"
 #include "fault.h"
 #include "trestle.h"
 
@@ -131,90 +120,27 @@ int trestle__reader_open_uring(trestle__reader *r, const trestle__reader_config 
 int trestle__reader_open_pread(trestle__reader *r, const trestle__reader_config *cfg,
                                trestle_error *err);
 
-/* ---- helpers shared by the two backends ---- */
-
-/* Set up the reader fields common to both backends. false: out of memory. */
-static inline bool trestle__reader_base_init(trestle__reader *r, const trestle__reader_config *cfg)
-{
-    const trestle_checkpoint *c = cfg->ckpt;
-    size_t n = c->num_shards > 0 ? (size_t)c->num_shards : 1;
-    memset(r, 0, sizeof *r);
-    r->ckpt = c;
-    r->faults = cfg->faults;
-    trestle_error_clear(&r->err);
-    r->direct_fds = malloc(n * sizeof *r->direct_fds);
-    r->direct_off = calloc(n, 1);
-    if (!r->direct_fds || !r->direct_off)
-        return false;
-    for (size_t s = 0; s < n; s++)
-        r->direct_fds[s] = TRESTLE__DIRECT_UNTRIED;
-    return true;
-}
-
-static inline void trestle__reader_base_free(trestle__reader *r)
-{
-    for (int s = 0; r->direct_fds && s < r->ckpt->num_shards; s++)
-        if (r->direct_fds[s] >= 0)
-            close(r->direct_fds[s]);
-    free(r->direct_fds);
-    free(r->direct_off);
-    r->direct_fds = NULL;
-    r->direct_off = NULL;
-}
+/* ---- helpers shared by the two backends (engine/restore/reader.c) ---- */
 
 /* The start of every backend's open(): the common fields plus the
  * backend's zeroed state of `bytes`, or NULL (TRESTLE_E_NOMEM in err) with
  * nothing left allocated. */
-static inline void *trestle__reader_base_open(trestle__reader *r,
-                                              const trestle__reader_config *cfg, size_t bytes,
-                                              trestle_error *err)
-{
-    bool base_ok = trestle__reader_base_init(r, cfg);
-    void *state = calloc(1, bytes);
-    if (!state || !base_ok) {
-        free(state);
-        trestle__reader_base_free(r);
-        trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        return NULL;
-    }
-    return state;
-}
+void *trestle__reader_base_open(trestle__reader *r, const trestle__reader_config *cfg,
+                                size_t bytes, trestle_error *err);
+
+/* Free what trestle__reader_base_open() set up (the O_DIRECT fds). */
+void trestle__reader_base_free(trestle__reader *r);
 
 /*
  * Open shard `s` for O_DIRECT on first use. Any failure (EINVAL from tmpfs
  * and friends, or anything else) marks the shard refused, so it is read
  * buffered. Returns true when it opened a new fd (io_uring registers it).
  */
-static inline bool trestle__direct_open(trestle__reader *r, int s)
-{
-    if (r->direct_fds[s] != TRESTLE__DIRECT_UNTRIED)
-        return false;
-    int fd = open(r->ckpt->shard_paths[s], O_RDONLY | O_DIRECT | O_CLOEXEC);
-    r->direct_fds[s] = fd >= 0 ? fd : TRESTLE__DIRECT_REFUSED;
-    return fd >= 0;
-}
+bool trestle__direct_open(trestle__reader *r, int s);
 
 /* Fix the I/O range of a fresh read: the aligned enclosing range for
  * O_DIRECT, exactly the requested bytes otherwise. */
-static inline void trestle__read_prepare(trestle__read *rq, bool direct)
-{
-    rq->direct = direct;
-    rq->was_direct = direct;
-    rq->done = 0;
-    rq->retries = 0;
-    rq->status = TRESTLE_OK;
-    rq->sys_errno = 0;
-    if (direct) {
-        rq->skip = rq->offset % TRESTLE__DIO_ALIGN;
-        rq->io_offset = rq->offset - rq->skip;
-        rq->io_length = (rq->skip + rq->length + TRESTLE__DIO_ALIGN - 1) &
-                        ~(uint64_t)(TRESTLE__DIO_ALIGN - 1);
-    } else {
-        rq->skip = 0;
-        rq->io_offset = rq->offset;
-        rq->io_length = rq->length;
-    }
-}
+void trestle__read_prepare(trestle__read *rq, bool direct);
 
 /* What a backend does after one read(2)-like result. */
 enum trestle__read_step {
@@ -226,14 +152,7 @@ enum trestle__read_step {
 
 /* The raw result `res` of one read(2)-like call for rq, as the reader's
  * fault plan (tests only) rewrites it; unchanged without one. */
-static inline int64_t trestle__read_filter(const trestle__reader *r, const trestle__read *rq,
-                                           int64_t res)
-{
-    if (__builtin_expect(r->faults != NULL, 0))
-        res = trestle__fault_read(r->faults, rq->shard, rq->offset, rq->offset + rq->length,
-                                  rq->io_offset + rq->done, res);
-    return res;
-}
+int64_t trestle__read_filter(const trestle__reader *r, const trestle__read *rq, int64_t res);
 
 /*
  * Account one result: `res` bytes read, or -errno. Retries EINTR/EAGAIN (up
@@ -243,39 +162,7 @@ static inline int64_t trestle__read_filter(const trestle__reader *r, const trest
  * is fine once the requested bytes are in, which matters only inside
  * O_DIRECT padding.
  */
-static inline enum trestle__read_step trestle__read_step(trestle__read *rq, int64_t res)
-{
-    if (res == -EINTR || res == -EAGAIN) {
-        if (++rq->retries <= TRESTLE__READ_RETRIES)
-            return TRESTLE__READ_AGAIN;
-        rq->status = TRESTLE_E_IO;
-        rq->sys_errno = (int)-res;
-        return TRESTLE__READ_FAILED;
-    }
-    if (res == -EINVAL && rq->direct) {
-        if (rq->done == 0)
-            trestle__read_prepare(rq, false);
-        else
-            rq->direct = false;
-        return TRESTLE__READ_NO_DIRECT;
-    }
-    if (res < 0) {
-        rq->status = TRESTLE_E_IO;
-        rq->sys_errno = (int)-res;
-        return TRESTLE__READ_FAILED;
-    }
-    if (res == 0) {
-        rq->status = TRESTLE_E_SHORT_READ;
-        return TRESTLE__READ_FAILED;
-    }
-    rq->done += (uint64_t)res;
-    rq->retries = 0;
-    if (rq->done >= rq->skip + rq->length)
-        return TRESTLE__READ_DONE;
-    if (rq->direct && rq->done % TRESTLE__DIO_ALIGN != 0)
-        rq->direct = false;
-    return TRESTLE__READ_AGAIN;
-}
+enum trestle__read_step trestle__read_step(trestle__read *rq, int64_t res);
 
 /*
  * Record the failure of rq as the reader's sticky error; returns its code.
@@ -286,37 +173,6 @@ static inline enum trestle__read_step trestle__read_step(trestle__read *rq, int6
  * flight, the first to fail may lie past the point where a truncated file
  * stops, and the report should name that point.
  */
-static inline int trestle__reader_fail(trestle__reader *r, const trestle__read *rq)
-{
-    const char *path = r->ckpt->shard_paths[rq->shard];
-    uint64_t at = rq->io_offset + rq->done;
-    struct stat st;
-    char why[64] = "";
-
-    if (at < rq->offset)
-        at = rq->offset;
-
-    if (r->status != TRESTLE_OK)
-        return r->status;
-    if (rq->status == TRESTLE_E_SHORT_READ) {
-        int fd = r->ckpt->shard_fds[rq->shard];
-        if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= 0 && (uint64_t)st.st_size < at)
-            at = (uint64_t)st.st_size;
-        trestle__error_set(&r->err, TRESTLE_E_SHORT_READ, 0, NULL, path, (int64_t)at,
-                           (int64_t)(rq->offset + rq->length - at),
-                           "unexpected end of file in %s at offset %" PRIu64 " (the file was "
-                           "shorter than the index says; was it truncated?)", path, at);
-    } else {
-        if (rq->retries > TRESTLE__READ_RETRIES)
-            snprintf(why, sizeof why, " (still failing after %u retries)", TRESTLE__READ_RETRIES);
-        trestle__error_set(&r->err, rq->status, rq->sys_errno, NULL, path, (int64_t)at,
-                           (int64_t)(rq->offset + rq->length - at),
-                           "reading %s at offset %" PRIu64 ": %s%s", path, at,
-                           rq->sys_errno ? strerror(rq->sys_errno) : "failed", why);
-    }
-    r->status = rq->status;
-    r->failed = rq;
-    return r->status;
-}
+int trestle__reader_fail(trestle__reader *r, const trestle__read *rq);
 
 #endif /* TRESTLE_READER_H */
