@@ -11,8 +11,9 @@
  * the options and the order of the steps; the steps live in
  * engine/plan/plan_ops.c (op list -> resolved ops) and engine/plan/plan_pieces.c
  * (resolved ops -> pieces -> extents -> batches), sharing the builder of
- * engine/plan/plan_build.h; names (renames, exclusions, the missing-key report)
- * live in engine/plan/plan_names.c. The built plan's accessors and destructor
+ * engine/plan/plan_build.h; names (renames, exclusions) live in
+ * engine/plan/plan_names.c, and the missing-key report with its suggestions
+ * in engine/plan/plan_suggest.c. The built plan's accessors and destructor
  * are engine/plan/plan.c, the bottom of the planner, which calls none of these.
  *
  * Checks run in TensorFlow's order: every missing key, then every dtype
