@@ -99,7 +99,7 @@ build() {
     run_logged build.txt 400 cmake --build build-gpu -j"$(nproc)"
     if ! { grep -q '^TRESTLE_CUDA:BOOL=ON$' build-gpu/CMakeCache.txt &&
            grep -q '^#define TRESTLE_HAVE_CUDA 1$' build-gpu/include/trestle_version.h &&
-           [ -f build-gpu/CMakeFiles/trestle_obj.dir/kernels/scatter.cu.o ]; }; then
+           [ -f build-gpu/CMakeFiles/trestle_kernels.dir/kernels/scatter.cu.o ]; }; then
         fail "build-gpu is not a CUDA build (TRESTLE_CUDA off or kernels not compiled); see build.txt"
     fi
 }
