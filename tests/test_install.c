@@ -151,8 +151,9 @@ Test(install, installs_library_header_and_package_files)
     require_tool(TRESTLE_CMAKE_COMMAND);
     char *prefix = install_into_temp(), *cmd;
     static const char *const files[] = {
-        "include/trestle.h", "include/trestle_version.h", "lib/libtrestle.a",
-        "lib/libtrestle.so", "lib/pkgconfig/trestle.pc", "lib/cmake/trestle/trestleConfig.cmake",
+        "include/trestle.h", "include/trestle_graph.h", "include/trestle_version.h",
+        "lib/libtrestle.a", "lib/libtrestle.so", "lib/pkgconfig/trestle.pc",
+        "lib/cmake/trestle/trestleConfig.cmake",
         "lib/cmake/trestle/trestleConfigVersion.cmake", "lib/cmake/trestle/trestleTargets.cmake",
         "bin/trestle",
     };

@@ -26,6 +26,7 @@
 #include "graph.h"
 #include "graph.pb-c.h"
 #include "slice.h"
+#include "trestle_graph.h"
 
 #define GLOBAL_VARIABLES "variables" /* tf.compat.v1.GraphKeys.GLOBAL_VARIABLES */
 
