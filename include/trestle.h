@@ -463,6 +463,7 @@ TRESTLE_API int trestle_tensor_find(const trestle_checkpoint *c, const char *nam
  *                     when partitioned); caller-owned.
  * @param[in]  cap     capacity of `buf`.
  * @param[in]  verify  1 to check CRC32C (and the string length checksum).
+ * @param[out] err     filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH (names tensor, file, offset),
  *         TRESTLE_E_IO, TRESTLE_E_SHORT_READ, TRESTLE_E_NOT_FOUND (missing
  *         shard), TRESTLE_E_INVALID_ARG (cap too small). Thread-safe. Since 0.1.
@@ -482,6 +483,7 @@ typedef struct trestle_bytes {
  * @param[in]  buf, size  the stored bytes, e.g. from trestle_tensor_read().
  * @param[in]  n          number of elements (the tensor's num_elements).
  * @param[out] elems      array of `n` caller-owned slots.
+ * @param[out] err        filled on failure; may be NULL.
  * @return TRESTLE_OK or TRESTLE_E_CORRUPT (lengths overrun, checksum
  *         mismatch, trailing bytes). Thread-safe. Since 0.1.
  */
@@ -584,6 +586,8 @@ TRESTLE_API int trestle_writer_add_variants(trestle_writer *w, const char *name,
  * @param[in] spec  "d0 d1 ... start,len:-:..." naming the full shape and
  *                  this slice; not NULL.
  * @param[in] data  the slice's elements, row-major; `size` bytes.
+ * @param[in] size  bytes at `data`: the slice's elements times the dtype's
+ *                  size.
  * @param[in] w, name, dtype, shard, err  as for trestle_writer_add().
  * @return as trestle_writer_add(), plus TRESTLE_E_BAD_SPEC.
  * One thread at a time per writer. Since 0.1.
@@ -660,10 +664,10 @@ typedef struct trestle_plan_options {
     size_t size;                 /**< sizeof(trestle_plan_options), set by init */
     const char *const *renames;  /**< `num_renames` rules "graph=ckpt" (exact) or
                                       "prefix/=ckpt_prefix/" (prefix rules end in '/') */
-    size_t num_renames;
+    size_t num_renames;          /**< entries of `renames` */
     int tf1_rnn_renames;         /**< also try TF 1.x RNN renames (weights->kernel...) */
     const char *const *excludes; /**< glob patterns (fnmatch) of names to skip */
-    size_t num_excludes;
+    size_t num_excludes;         /**< entries of `excludes` */
     int allow_missing;           /**< skip missing keys (TF's expect_partial) */
     uint64_t max_batch_bytes;    /**< coalesce reads up to this (default 16 MiB) */
     uint64_t max_gap_bytes;      /**< read through holes up to this (default 64 KiB) */
@@ -681,7 +685,7 @@ typedef struct trestle_plan_options {
                                       n % W parts one more. The first matching rule wins;
                                       unmatched ops are restored as asked. An op with its own
                                       shape_and_slices is split within its slice. */
-    size_t num_shard_rules;
+    size_t num_shard_rules;      /**< entries of `shard_rules` */
     int shard_rank;              /**< the part this plan restores, 0 <= shard_rank < shard_world */
     int shard_world;             /**< parts each matched dim splits into (default 1; 0 reads as 1) */
     int partial_reads;           /**< with shard rules: 1 reads only the part's bytes of a plain
@@ -761,7 +765,11 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  *                  skipped them silently in every-tensor mode.
  *                  Copied; the caller's destination buffers must stay valid
  *                  until the restore ends.
+ * @param[in]  n    number of ops.
+ * @param[in]  opt  options, or NULL for the defaults; read during the call
+ *                  only.
  * @param[out] out  the plan, or NULL on failure; free with trestle_plan_free().
+ * @param[out] err  filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, TRESTLE_E_DTYPE_MISMATCH
  *         (an op's `dtype` differs from the stored one, or its target_dtype
  *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,

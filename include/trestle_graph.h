@@ -182,7 +182,7 @@ TRESTLE_API int trestle_graph_op_source(const trestle_graph *g);
  * @brief Number of ops the graph's saver restores (without a saver, the
  * variables a default Saver would restore; see trestle_graph_open()).
  * @param[in] g  the graph; NULL gives 0.
- * Thread-safe. Since 0.1.
+ * @return the count. Thread-safe. Since 0.1.
  */
 TRESTLE_API size_t trestle_graph_op_count(const trestle_graph *g);
 
@@ -310,7 +310,8 @@ TRESTLE_API void trestle_names_free(trestle_names *m);
 /**
  * @brief Number of saved tensors in the map (the object graph entry itself
  * is not one of them).
- * @param[in] m  the map; NULL gives 0. Thread-safe. Since 0.1.
+ * @param[in] m  the map; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.1.
  */
 TRESTLE_API size_t trestle_names_count(const trestle_names *m);
 
@@ -421,7 +422,9 @@ typedef struct trestle_inferred_rule {
 /** The totals and the verdict of an inference. Since 0.2. */
 typedef struct trestle_inference_info {
     size_t ops;             /**< ops given */
-    size_t ok, missing, mismatched; /**< ops by status (mismatched: DTYPE or SHAPE) */
+    size_t ok;              /**< ops that resolve as they are (TRESTLE_INFER_OK) */
+    size_t missing;         /**< ops without a key (TRESTLE_INFER_MISSING) */
+    size_t mismatched;      /**< ops whose key has another dtype or shape (DTYPE, SHAPE) */
     size_t unused;          /**< tensors no op resolves to (the object graph not counted) */
     size_t ambiguous;       /**< missing ops with several candidates, or a shared one */
     size_t unresolved;      /**< missing ops with no candidate */
