@@ -1,6 +1,23 @@
-/*
- * trestle.h - the whole public API of libtrestle.
+/**
+ * @file trestle.h
+ * @brief The core public API of libtrestle: open a checkpoint, plan a
+ * restore, restore it into host or GPU memory, keep the memory (arenas),
+ * restore onto several GPUs, write checkpoints, convert to safetensors.
  *
+ * This is the header an inference runtime or a training job includes. Two
+ * others serve narrower audiences and include this one:
+ * - trestle_graph.h: graphs (`.meta`, SavedModel), a TF2 checkpoint's
+ *   object-graph names, and rename inference, for tools that start from
+ *   what a graph asks for rather than from an op list (also libtrestle);
+ * - trestle_mpi.h: process groups that restore one checkpoint once across
+ *   MPI ranks (libtrestle_mpi).
+ *
+ * The last section of this header, "Advanced", holds the plumbing that
+ * libtrestle_mpi and programs splitting a restore themselves build on:
+ * shard rules, a plan's extents (parts), CRC shares.
+ */
+
+/**
  * @mainpage trestle
  *
  * libtrestle restores TensorFlow V2 checkpoints ("tensor bundles": a
@@ -40,9 +57,15 @@
  *   TRESTLE_VERSION_* (trestle_version.h) describe the header,
  *   trestle_version_number() the library actually loaded.
  *
+ * Headers: trestle.h is the core (this page's data flow), ending in an
+ * "Advanced" section for libraries built on it; trestle_graph.h adds graphs,
+ * names and rename inference; trestle_mpi.h adds process groups
+ * (libtrestle_mpi). Each includes trestle.h, and these rules hold in all.
+ *
  * Linking: `cmake --install` provides `pkg-config --cflags --libs trestle`
  * and `find_package(trestle)` with targets trestle::trestle (shared) and
- * trestle::trestle_static. Only trestle_* symbols are exported.
+ * trestle::trestle_static, for trestle.h and trestle_graph.h alike. Only
+ * trestle_* symbols are exported.
  */
 #ifndef TRESTLE_H
 #define TRESTLE_H
@@ -77,7 +100,7 @@ extern "C" {
  *     if (trestle_version_number() / 100 != TRESTLE_VERSION_NUMBER / 100)
  *         ... header and library differ in MAJOR.MINOR ...
  *
- * @return the version number, e.g. 100 for 0.1.0. Never fails.
+ * @return the version number, e.g. 200 for 0.2.0. Never fails.
  * Thread-safe; callable before any other function. Since 0.1.
  */
 TRESTLE_API unsigned trestle_version_number(void);
@@ -440,6 +463,7 @@ TRESTLE_API int trestle_tensor_find(const trestle_checkpoint *c, const char *nam
  *                     when partitioned); caller-owned.
  * @param[in]  cap     capacity of `buf`.
  * @param[in]  verify  1 to check CRC32C (and the string length checksum).
+ * @param[out] err     filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH (names tensor, file, offset),
  *         TRESTLE_E_IO, TRESTLE_E_SHORT_READ, TRESTLE_E_NOT_FOUND (missing
  *         shard), TRESTLE_E_INVALID_ARG (cap too small). Thread-safe. Since 0.1.
@@ -459,6 +483,7 @@ typedef struct trestle_bytes {
  * @param[in]  buf, size  the stored bytes, e.g. from trestle_tensor_read().
  * @param[in]  n          number of elements (the tensor's num_elements).
  * @param[out] elems      array of `n` caller-owned slots.
+ * @param[out] err        filled on failure; may be NULL.
  * @return TRESTLE_OK or TRESTLE_E_CORRUPT (lengths overrun, checksum
  *         mismatch, trailing bytes). Thread-safe. Since 0.1.
  */
@@ -561,6 +586,8 @@ TRESTLE_API int trestle_writer_add_variants(trestle_writer *w, const char *name,
  * @param[in] spec  "d0 d1 ... start,len:-:..." naming the full shape and
  *                  this slice; not NULL.
  * @param[in] data  the slice's elements, row-major; `size` bytes.
+ * @param[in] size  bytes at `data`: the slice's elements times the dtype's
+ *                  size.
  * @param[in] w, name, dtype, shard, err  as for trestle_writer_add().
  * @return as trestle_writer_add(), plus TRESTLE_E_BAD_SPEC.
  * One thread at a time per writer. Since 0.1.
@@ -644,10 +671,10 @@ typedef struct trestle_plan_options {
     size_t size;                 /**< sizeof(trestle_plan_options), set by init */
     const char *const *renames;  /**< `num_renames` rules "graph=ckpt" (exact) or
                                       "prefix/=ckpt_prefix/" (prefix rules end in '/') */
-    size_t num_renames;
+    size_t num_renames;          /**< entries of `renames` */
     int tf1_rnn_renames;         /**< also try TF 1.x RNN renames (weights->kernel...) */
     const char *const *excludes; /**< glob patterns (fnmatch) of names to skip */
-    size_t num_excludes;
+    size_t num_excludes;         /**< entries of `excludes` */
     int allow_missing;           /**< skip missing keys (TF's expect_partial) */
     uint64_t max_batch_bytes;    /**< coalesce reads up to this (default 16 MiB) */
     uint64_t max_gap_bytes;      /**< read through holes up to this (default 64 KiB) */
@@ -665,7 +692,7 @@ typedef struct trestle_plan_options {
                                       n % W parts one more. The first matching rule wins;
                                       unmatched ops are restored as asked. An op with its own
                                       shape_and_slices is split within its slice. */
-    size_t num_shard_rules;
+    size_t num_shard_rules;      /**< entries of `shard_rules` */
     int shard_rank;              /**< the part this plan restores, 0 <= shard_rank < shard_world */
     int shard_world;             /**< parts each matched dim splits into (default 1; 0 reads as 1) */
     int partial_reads;           /**< with shard rules: 1 reads only the part's bytes of a plain
@@ -745,7 +772,11 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  *                  skipped them silently in every-tensor mode.
  *                  Copied; the caller's destination buffers must stay valid
  *                  until the restore ends.
+ * @param[in]  n    number of ops.
+ * @param[in]  opt  options, or NULL for the defaults; read during the call
+ *                  only.
  * @param[out] out  the plan, or NULL on failure; free with trestle_plan_free().
+ * @param[out] err  filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, TRESTLE_E_DTYPE_MISMATCH
  *         (an op's `dtype` differs from the stored one, or its target_dtype
  *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
@@ -858,147 +889,6 @@ typedef struct trestle_plan_stats {
  * Never fails. Thread-safe. Since 0.1.
  */
 TRESTLE_API void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out);
-
-/* ======================================================================= */
-/* Tensor-parallel shard rules (trestle_plan_options.shard_rules)           */
-/* ======================================================================= */
-
-/*
- * The planner applies shard rules itself; these calls let a caller that
- * builds its own per-part ops (one process placing each part on its own
- * GPU, a tool listing who gets what) decide exactly as the planner does.
- */
-
-/**
- * @brief Check the form of shard rules: "GLOB:DIM", DIM a number below
- * TRESTLE_MAX_SLICE_RANK, GLOB an fnmatch pattern with no unclosed '['
- * class or trailing '\' (which fnmatch would treat as never matching,
- * silently replicating tensors meant to be split).
- * @param[in]  rules  `n` rules; may be NULL when n is 0.
- * @param[in]  n      number of rules.
- * @param[out] err    filled on failure, naming the rule; may be NULL.
- * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG. Thread-safe. Since 0.2.
- */
-TRESTLE_API int trestle_shard_rules_check(const char *const *rules, size_t n,
-                                          trestle_error *err);
-
-/**
- * @brief The rule that applies to an op name: the first whose GLOB matches
- * it (fnmatch, no flags), as trestle_plan_create() picks it.
- * @param[in]  rules  `n` rules, checked by trestle_shard_rules_check()
- *                    (a malformed one never matches here).
- * @param[in]  n      number of rules.
- * @param[in]  name   the op's name as given (before renames).
- * @param[out] dim    receives the rule's DIM when one matches; may be NULL.
- * @return the rule's index, or -1 when none matches. Thread-safe. Since 0.2.
- */
-TRESTLE_API long trestle_shard_rule_match(const char *const *rules, size_t n, const char *name,
-                                          int *dim);
-
-/**
- * @brief TensorFlow's partitioner rule: part `rank` of `world` of a
- * dimension of `n` elements. Parts hold n / world elements, the first
- * n % world of them one more, in rank order; a part past the elements is
- * empty (*len 0).
- * @param[in]  n      elements in the dimension, >= 0.
- * @param[in]  rank   0 <= rank < world.
- * @param[in]  world  parts, >= 1.
- * @param[out] start  first element of the part; not NULL.
- * @param[out] len    elements in it; not NULL.
- * Thread-safe. Since 0.2.
- */
-TRESTLE_API void trestle_shard_part(int64_t n, int rank, int world, int64_t *start,
-                                    int64_t *len);
-
-/* ======================================================================= */
-/* Parts of a plan (for groups of processes that share one restore)         */
-/* ======================================================================= */
-
-/*
- * A plan reads its checkpoint as extents: stored runs of bytes, each read
- * and CRC-checked as a unit, sorted by (shard, offset). A group of
- * processes that restores one checkpoint once (trestle_mpi.h) gives each
- * member a consecutive range of extents to read, then hands the verified
- * destination bytes of each extent to the others. These three calls are
- * all it needs from libtrestle, which knows nothing of groups.
- */
-
-/** One extent of a plan (trestle_plan_get_extent()). */
-typedef struct trestle_plan_extent_info {
-    int shard;               /**< data shard it is read from */
-    uint64_t offset;         /**< byte offset in that shard */
-    uint64_t size;           /**< bytes read and checked */
-    const char *key;         /**< the tensor it belongs to, for messages; owned by the plan */
-} trestle_plan_extent_info;
-
-/**
- * @brief Number of extents the plan reads, in (shard, offset) order.
- * @param[in] p  the plan; NULL gives 0.
- * @return the count. Thread-safe. Since 0.2.
- */
-TRESTLE_API size_t trestle_plan_extent_count(const trestle_plan *p);
-
-/**
- * @brief Describe extent `i`.
- * @param[in]  p    the plan.
- * @param[in]  i    0 <= i < trestle_plan_extent_count(p).
- * @param[out] out  caller-owned; `key` is owned by the plan and valid until
- *                  trestle_plan_free(p).
- * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
- *         out of range. Thread-safe. Since 0.2.
- */
-TRESTLE_API int trestle_plan_get_extent(const trestle_plan *p, size_t i,
-                                        trestle_plan_extent_info *out);
-
-/**
- * @brief Destination bytes one extent produces (trestle_plan_extent_runs()):
- * `length` bytes at byte `offset` of op `op`'s destination
- * (trestle_plan_op_info.data once restored), in the op's restored dtype.
- * @return 0 to go on; nonzero stops the walk, which returns that value.
- */
-typedef int (*trestle_run_fn)(void *user, size_t op, uint64_t offset, uint64_t length);
-
-/**
- * @brief Walk the destination byte runs that extent `i`'s verified bytes
- * are copied to: one run per whole-tensor piece, one per contiguous row of
- * a sliced or partitioned piece (adjacent rows merged), in op order, then
- * destination order. Ops with a DISCARD destination give none.
- *
- * Once extent `i` is restored, exactly these bytes of these ops hold its
- * data, so a process that restored it can send them to one that did not.
- *
- * @param[in] p     the plan (restored or not: offsets do not depend on where
- *                  the destinations are).
- * @param[in] i     0 <= i < trestle_plan_extent_count(p).
- * @param[in] fn    called once per run, on the calling thread; not NULL.
- * @param[in] user  passed to fn.
- * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments, `i` out of
- *         range), or fn's nonzero return. Thread-safe. Since 0.2.
- */
-TRESTLE_API int trestle_plan_extent_runs(const trestle_plan *p, size_t i, trestle_run_fn fn,
-                                         void *user);
-
-/**
- * @brief Restrict the plan to the extents [first, end): later restores read,
- * check and copy only those, and the kept extents are renumbered from 0.
- *
- * Every op keeps its destination (engine memory is still allocated whole),
- * but only the bytes the kept extents produce are written; an op is reported
- * ready (trestle_ready_fn, trestle_stats.tensors) when its kept pieces have
- * landed, at once when it has none. trestle_plan_get_stats() describes the
- * restricted reads. There is no way back: plan again for the whole.
- *
- * @param[in,out] p      the plan; no restore of it may be running.
- * @param[in]     first  first extent kept.
- * @param[in]     end    one past the last kept; first <= end <= count.
- * @param[out]    err    filled on failure; may be NULL.
- * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG (bad range, NULL plan, a plan
- *         with partial reads, whose CRC shares need all of its runs); the
- *         plan is unchanged on failure. Not thread-safe against other use of
- *         `p`. Since 0.2.
- */
-TRESTLE_API int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end,
-                                          trestle_error *err);
 
 /* ======================================================================= */
 /* Restoring                                                                */
@@ -1176,87 +1066,6 @@ typedef struct trestle_stats {
  */
 TRESTLE_API int trestle_restore(trestle_plan *p, const trestle_restore_options *opt,
                                 trestle_stats *stats, trestle_error *err);
-
-/* ======================================================================= */
-/* CRC shares of tensors read in parts (partial_reads)                      */
-/* ======================================================================= */
-
-/*
- * TensorFlow's CRC32C covers a whole stored tensor. With
- * trestle_plan_options.partial_reads, each part of a tensor-parallel tensor
- * is read by its own plan (on its own rank), so no plan sees the whole. The
- * CRC is affine over GF(2), which lets each part be hashed alone: the
- * restore folds the runs it read into one 32-bit share, and the XOR of the
- * shares of all `shard_world` parts, combined with a constant of the
- * tensor's length, must equal the stored CRC. A part that read a corrupt
- * byte makes the combination fail; which part cannot be told.
- */
-
-/** One tensor whose CRC32C check a plan defers to the combination of parts. */
-typedef struct trestle_crc_share {
-    size_t op;               /**< the op (index in the plan) that reads a part of it */
-    const char *key;         /**< its checkpoint key; owned by the plan's checkpoint */
-    const char *shard_path;  /**< the data shard file holding it; owned likewise */
-    uint64_t offset;         /**< the stored tensor's byte offset in that shard */
-    uint64_t tensor_bytes;   /**< the whole stored tensor's bytes (not the part's) */
-    uint32_t expected;       /**< the stored CRC32C, unmasked (plain CRC-32C of all its bytes) */
-    uint32_t share;          /**< this part's share; XOR the shares of every part into it
-                                  before trestle_crc_shares_check() */
-    int ready;               /**< 1 when `share` is this plan's: its last restore succeeded with
-                                  verify on; else 0 and `share` is 0 */
-    int part;                /**< the part this plan read (its shard_rank) */
-    int parts;               /**< of how many (its shard_world): the shares of exactly these
-                                  parts, each once, combine to the stored CRC */
-} trestle_crc_share;
-
-/**
- * @brief Number of tensors whose check the plan defers (one per op that
- * reads a part under partial_reads, its part empty or not, in op order).
- *
- * Every part's plan of the same ops and rules lists the same tensors in the
- * same order, whatever its shard_rank, so the shares of all parts can be
- * combined element by element (e.g. one MPI_Allreduce with MPI_BXOR).
- *
- * @param[in] p  the plan; NULL gives 0.
- * @return the count. Thread-safe. Since 0.2.
- */
-TRESTLE_API size_t trestle_plan_crc_share_count(const trestle_plan *p);
-
-/**
- * @brief Describe deferred tensor `i` and this plan's CRC share of it.
- * @param[in]  p    the plan.
- * @param[in]  i    0 <= i < trestle_plan_crc_share_count(p).
- * @param[out] out  caller-owned; its strings are owned by the checkpoint and
- *                  valid until it is closed.
- * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
- *         out of range. Not while `p` is being restored. Since 0.2.
- */
-TRESTLE_API int trestle_plan_get_crc_share(const trestle_plan *p, size_t i,
-                                           trestle_crc_share *out);
-
-/**
- * @brief Check combined CRC shares: for each tensor, the XOR of every
- * part's share (in `share`) against its stored CRC.
- *
- * For one process that restored all the parts itself (a plan per
- * shard_rank), and for tests; trestle_group_check_shares() does the same
- * across MPI ranks.
- *
- * @param[in]  shares  `n` entries from trestle_plan_get_crc_share() of one
- *                     part's plan, each with `share` replaced by the XOR of
- *                     all parts' shares; NULL only with n == 0.
- * @param[in]  n       the count.
- * @param[in]  parts   how many parts were combined (for the message), >= 1.
- * @param[out] err     filled on failure; may be NULL.
- * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH for the first tensor that does
- *         not match ("CRC32C of tensor 'X' (shard PATH, offset N) over the
- *         3 ranks' parts does not match (stored CRC32C 0x..., the parts
- *         combine to 0x...): some part read corrupt bytes", with key, file
- *         and offset in `err`), TRESTLE_E_INVALID_ARG (NULL shares with
- *         n > 0, a share not `ready`, parts < 1). Thread-safe. Since 0.2.
- */
-TRESTLE_API int trestle_crc_shares_check(const trestle_crc_share *shares, size_t n, int parts,
-                                         trestle_error *err);
 
 /**
  * @brief Ask a running restore of `p` to stop.
@@ -1490,522 +1299,248 @@ TRESTLE_API int trestle_convert_safetensors(const trestle_checkpoint *c, const t
                                             trestle_error *err);
 
 /* ======================================================================= */
-/* Graphs: the op list a TensorFlow graph's saver would restore             */
+/* Advanced: plumbing for restores split across processes and devices       */
 /* ======================================================================= */
 
 /**
- * An opened graph file reduced to what its saver restores: the op list of
- * every RestoreV2 (or, in graphs from 2016, RestoreSlice/Restore) node that
- * the SaverDef's restore op runs, in file order. Immutable once open;
- * thread-safe to read. Graphs sit before planning: the ops go to
- * trestle_plan_create() like any other op list, and the planner never sees
- * a graph.
+ * @defgroup advanced Advanced: parts, shard rules and CRC shares
+ *
+ * For libraries built on libtrestle rather than for applications:
+ * libtrestle_mpi (trestle_mpi.h) uses every call here, and a program that
+ * splits a restore itself (one process placing each part of a tensor on its
+ * own GPU, a tool listing who reads what) uses some. An application that
+ * only restores needs none of them: shard rules and partial reads are plan
+ * options (trestle_plan_options.shard_rules, .partial_reads), and
+ * trestle_restore() and trestle_group_restore() make these calls for it.
+ *
+ * Unlike zstd's ZSTD_STATIC_LINKING_ONLY section, this one is not behind a
+ * macro. zstd gates prototypes it may still change, which a program must
+ * therefore not use through its shared library. These calls are used
+ * through libtrestle.so by design (libtrestle_mpi.so, a separate shared
+ * library, links them), so they carry the same promise as the rest of this
+ * header: a 0.x release keeps its MAJOR.MINOR's API, and "Since X.Y" holds.
+ * The section says who they are for, not that they are less stable.
+ * @{
  */
-typedef struct trestle_graph trestle_graph;
 
-/** What kind of file a graph came from. */
-typedef enum trestle_graph_kind {
-    TRESTLE_GRAPH_META = 1,        /**< a Saver's `.meta` (one MetaGraphDef) */
-    TRESTLE_GRAPH_SAVED_MODEL = 2  /**< a SavedModel's `saved_model.pb` */
-} trestle_graph_kind;
+/* ---- Tensor-parallel shard rules (trestle_plan_options.shard_rules) ---- */
 
-/** Where a graph's op list came from (trestle_graph_op_source()). Since 0.2. */
-typedef enum trestle_graph_ops_source {
-    TRESTLE_GRAPH_OPS_NONE = 0,      /**< nothing to restore: no saver, no variables */
-    TRESTLE_GRAPH_OPS_SAVER = 1,     /**< the restore nodes of the SaverDef's restore op */
-    TRESTLE_GRAPH_OPS_VARIABLES = 2  /**< no saver: the global variables of the meta graph's
-                                          collections, as a default Saver restores them */
-} trestle_graph_ops_source;
-
-/** Options for trestle_graph_open(). Fill with trestle_graph_options_init(). */
-typedef struct trestle_graph_options {
-    size_t size;            /**< sizeof(trestle_graph_options), set by init */
-    const char *tag;        /**< SavedModel: read the first meta graph with this tag
-                                 (e.g. "train"); NULL (default): the only one, else the
-                                 first tagged "serve", else the first */
-    void *reserved[8];      /**< must be zero */
-} trestle_graph_options;
+/*
+ * The planner applies shard rules itself; these calls let a caller that
+ * builds its own per-part ops (one process placing each part on its own
+ * GPU, a tool listing who gets what) decide exactly as the planner does.
+ */
 
 /**
- * @brief Fill `opt` with the defaults (no tag) and set `opt->size`.
- * @param[out] opt  caller-owned options; must not be NULL.
- * Thread-safe. Since 0.1.
+ * @brief Check the form of shard rules: "GLOB:DIM", DIM a number below
+ * TRESTLE_MAX_SLICE_RANK, GLOB an fnmatch pattern with no unclosed '['
+ * class or trailing '\' (which fnmatch would treat as never matching,
+ * silently replicating tensors meant to be split).
+ * @param[in]  rules  `n` rules; may be NULL when n is 0.
+ * @param[in]  n      number of rules.
+ * @param[out] err    filled on failure, naming the rule; may be NULL.
+ * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG. Thread-safe. Since 0.2.
  */
-TRESTLE_API void trestle_graph_options_init(trestle_graph_options *opt);
+TRESTLE_API int trestle_shard_rules_check(const char *const *rules, size_t n,
+                                          trestle_error *err);
 
 /**
- * @brief Open a graph file and find the ops its saver restores.
- *
- * `path` may be (1) a `.meta` file (a MetaGraphDef, as tf.train.Saver
- * writes beside checkpoint prefix P), (2) a checkpoint prefix P whose
- * `P.meta` exists, (3) a `saved_model.pb` (a SavedModel; TF1 or TF2), or
- * (4) a SavedModel directory. Other file names are recognised by content.
- *
- * The search starts at SaverDef.restore_op_name and follows inputs,
- * control inputs and function calls (a TF2 SavedModel's restore op calls
- * a library function holding its RestoreV2 nodes), so restore nodes that
- * are not the saver's (an Estimator's warm-start `checkpoint_initializer`
- * nodes, a second saver) are ignored. Each restore node's tensor names and
- * shape_and_slices come from its DT_STRING Const inputs and its dtypes from
- * its `dtypes` (or `dt`) attr. Exact duplicate ops are dropped.
- *
- * A meta graph without a SaverDef (or whose SaverDef names no restore op)
- * gives what a default `tf.compat.v1.train.Saver()` built on it would
- * restore: every VariableDef of its "variables" (global variables)
- * collection, keyed by the variable's op name (`dense/kernel` for
- * `dense/kernel:0`), or, for a partition (`save_slice_info_def`), by its
- * full name with the partition's slice spec; the dtype and shape come from
- * the variable's node. trestle_graph_op_source() tells which happened.
- * Since 0.2; 0.1 gave zero ops. A graph with neither gives zero ops
- * (TRESTLE_GRAPH_OPS_NONE), which is not an error here: a caller must not
- * pass an empty op list to trestle_plan_create(), where it means "every
- * tensor".
- *
- * Untrusted input: the file is walked field by field with every length
- * checked against the bytes left, nothing recursive is decoded, and the
- * sizes are bounded (2 GiB file, 4096 meta graphs, 2^24 ops).
- *
- * @param[in]  path  the graph; not NULL; copied.
- * @param[in]  opt   options, or NULL for defaults.
- * @param[out] out   receives the graph, or NULL on failure; free it with
- *                   trestle_graph_close().
- * @param[out] err   filled on failure; may be NULL.
- * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such file, a directory
- *         without saved_model.pb, no meta graph with `opt->tag`),
- *         TRESTLE_E_NOT_FOUND's message for an unknown tag lists the tag
- *         sets present, e.g. `saved_model.pb: no meta graph is tagged
- *         'serve' (its meta graphs are tagged: [train] [eval])`;
- *         TRESTLE_E_CORRUPT (malformed protobuf, a restore node whose
- *         names are not string constants or disagree with its dtypes, a
- *         restore op that is not in the graph, a collection's VariableDef
- *         that does not decode: the message names the file, the node and
- *         the byte offset, also in err.offset),
- *         TRESTLE_E_UNSUPPORTED (a text-format saved_model.pbtxt),
- *         TRESTLE_E_LIMIT, TRESTLE_E_IO, TRESTLE_E_NOMEM.
- * Thread-safe. Since 0.1.
+ * @brief The rule that applies to an op name: the first whose GLOB matches
+ * it (fnmatch, no flags), as trestle_plan_create() picks it.
+ * @param[in]  rules  `n` rules, checked by trestle_shard_rules_check()
+ *                    (a malformed one never matches here).
+ * @param[in]  n      number of rules.
+ * @param[in]  name   the op's name as given (before renames).
+ * @param[out] dim    receives the rule's DIM when one matches; may be NULL.
+ * @return the rule's index, or -1 when none matches. Thread-safe. Since 0.2.
  */
-TRESTLE_API int trestle_graph_open(const char *path, const trestle_graph_options *opt,
-                                   trestle_graph **out, trestle_error *err);
+TRESTLE_API long trestle_shard_rule_match(const char *const *rules, size_t n, const char *name,
+                                          int *dim);
 
 /**
- * @brief Close a graph and free its op list.
- *
- * Op names and strings obtained from it become invalid; plans made from
- * its ops are unaffected (trestle_plan_create() copies what it keeps).
- *
- * @param[in] g  the graph, or NULL (then nothing happens). Since 0.1.
- */
-TRESTLE_API void trestle_graph_close(trestle_graph *g);
-
-/** Facts about an opened graph (strings owned by the graph). */
-typedef struct trestle_graph_info {
-    const char *path;               /**< the file read (saved_model.pb of a directory) */
-    const char *checkpoint_prefix;  /**< where its checkpoint normally is: P for P.meta,
-                                         DIR/variables/variables for DIR/saved_model.pb */
-    const char *tensorflow_version; /**< the writer's TF version, "" when not recorded */
-    const char *restore_op;         /**< SaverDef.restore_op_name, "" without a saver */
-    const char *tags;               /**< the meta graph's tags, comma-separated, or "" */
-    int kind;                       /**< trestle_graph_kind */
-    int object_based;               /**< 1: a TF2 SavedModel (object_graph_def present) */
-    size_t meta_graphs;             /**< meta graphs in the file */
-    size_t restore_nodes;           /**< restore nodes the restore op reaches */
-} trestle_graph_info;
-
-/**
- * @brief Describe an opened graph.
- * @param[in]  g    the graph; NULL gives all zeros.
- * @param[out] out  caller-owned; NULL is ignored. Its strings are owned by
- *                  `g` and valid until trestle_graph_close(g).
- * Never fails. Thread-safe. Since 0.1.
- */
-TRESTLE_API void trestle_graph_get_info(const trestle_graph *g, trestle_graph_info *out);
-
-/**
- * @brief Where the graph's op list came from: its saver, or (without one)
- * the variables of its collections, or nowhere (zero ops).
- * @param[in] g  the graph; NULL gives TRESTLE_GRAPH_OPS_NONE.
- * @return a trestle_graph_ops_source. Thread-safe. Since 0.2.
- */
-TRESTLE_API int trestle_graph_op_source(const trestle_graph *g);
-
-/**
- * @brief Number of ops the graph's saver restores (without a saver, the
- * variables a default Saver would restore; see trestle_graph_open()).
- * @param[in] g  the graph; NULL gives 0.
- * Thread-safe. Since 0.1.
- */
-TRESTLE_API size_t trestle_graph_op_count(const trestle_graph *g);
-
-/**
- * @brief The graph's op list, ready for trestle_plan_create().
- *
- * Each op has the checkpoint key TensorFlow would ask for as `name`, its
- * `shape_and_slices` ("" for a whole tensor, e.g. "3 100 0,3:0,100" for a
- * partition), the restore node's `dtype`, and `dest_kind`
- * TRESTLE_DEST_ALLOCATE; nothing else is set. To restore into other
- * destinations, copy the array and set `dest_kind`/`ptr`/`capacity`:
- *
- *     trestle_plan_create(ckpt, trestle_graph_ops(g), trestle_graph_op_count(g),
- *                         NULL, &plan, &err);
- *
- * @param[in] g  the graph; NULL gives NULL.
- * @return trestle_graph_op_count(g) ops owned by `g` (strings included),
- *         valid until trestle_graph_close(g); NULL when there are none.
- * Thread-safe. Since 0.1.
- */
-TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
-
-/**
- * @brief The declared shape of the variable op `i` restores, when the graph
- * says it.
- *
- * An op list carries no shapes, but a TF1 graph's saver assigns each
- * restored tensor to a variable whose "shape" attr is known (Assign or
- * AssignVariableOp into VariableV2 or VarHandleOp, possibly through
- * Identity nodes). TF2 restore functions assign to resource arguments, so
- * their ops have no known shape. For an op with a slice spec it is the
- * shape of the partition variable, i.e. of the slice. Tools use it as
- * evidence, e.g. to tell two renamed candidates apart; the planner does
- * not need it.
- *
- * @param[in]  g     the graph.
- * @param[in]  i     0 <= i < trestle_graph_op_count(g).
- * @param[out] rank  the rank, or -1 when the shape is unknown.
- * @param[out] dims  `rank` sizes owned by `g` (valid until
- *                   trestle_graph_close(g)), or NULL when unknown.
- * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
- *         out of range. Thread-safe. Since 0.1.
- */
-TRESTLE_API int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *rank,
-                                       const int64_t **dims);
-
-/**
- * @brief Every op's declared shape at once, parallel to trestle_graph_ops(),
- * ready for trestle_plan_options.op_shapes.
- *
- * Entry `i` is what trestle_graph_op_shape(g, i, ...) gives (rank -1 when
- * unknown). Planning the graph's ops with these shapes makes the
- * missing-key report offer only keys of each variable's shape, which tells
- * renamed candidates apart that dtype and spelling cannot:
- *
- *     trestle_plan_options po;
- *     trestle_plan_options_init(&po);
- *     po.op_shapes = trestle_graph_op_shapes(g);
- *     trestle_plan_create(ckpt, trestle_graph_ops(g), trestle_graph_op_count(g),
- *                         &po, &plan, &err);
- *
- * Use it only with the graph's own op list (or a copy in the same order).
- *
- * @param[in] g  the graph; NULL gives NULL.
- * @return trestle_graph_op_count(g) shapes owned by `g`, valid until
- *         trestle_graph_close(g); NULL when no op's shape is known (as in
- *         TF2 SavedModels), which the planner reads as "all unknown".
+ * @brief TensorFlow's partitioner rule: part `rank` of `world` of a
+ * dimension of `n` elements. Parts hold n / world elements, the first
+ * n % world of them one more, in rank order; a part past the elements is
+ * empty (*len 0).
+ * @param[in]  n      elements in the dimension, >= 0.
+ * @param[in]  rank   0 <= rank < world.
+ * @param[in]  world  parts, >= 1.
+ * @param[out] start  first element of the part; not NULL.
+ * @param[out] len    elements in it; not NULL.
  * Thread-safe. Since 0.2.
  */
-TRESTLE_API const trestle_shape *trestle_graph_op_shapes(const trestle_graph *g);
+TRESTLE_API void trestle_shard_part(int64_t n, int rank, int world, int64_t *start,
+                                    int64_t *len);
 
-/* ======================================================================= */
-/* Object-graph names: TF2 checkpoint keys beside their graph names         */
-/* ======================================================================= */
+/* ---- Parts of a plan (for groups of processes that share one restore) ---- */
 
-/**
- * The name map of a TF2 (object-based) checkpoint, decoded from its
- * `_CHECKPOINTABLE_OBJECT_GRAPH` entry: for every saved tensor, its
- * checkpoint key (an object path such as
- * `layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE`) and its graph
- * name (`dense/kernel`), the bridge between TF1-style names and TF2 keys.
- * Immutable once open; thread-safe to read; independent of the checkpoint
- * once open.
+/*
+ * A plan reads its checkpoint as extents: stored runs of bytes, each read
+ * and CRC-checked as a unit, sorted by (shard, offset). A group of
+ * processes that restores one checkpoint once (trestle_mpi.h) gives each
+ * member a consecutive range of extents to read, then hands the verified
+ * destination bytes of each extent to the others. These four calls are
+ * all it needs from libtrestle to split a plan; libtrestle knows nothing
+ * of groups.
  */
-typedef struct trestle_names trestle_names;
 
-/** One saved tensor of the object graph (strings owned by the map). */
-typedef struct trestle_name_info {
-    const char *key;        /**< the checkpoint key */
-    const char *full_name;  /**< SerializedTensor.full_name as stored, or "" */
-    const char *graph_name; /**< the name a TF1-style restore would ask for: full_name, or
-                                 VAR/SLOT for an optimizer slot (e.g. dense/kernel/m, VAR
-                                 being the variable's full_name, else its key); "" when
-                                 the object graph records none */
-    const char *slot_name;  /**< the slot ("m", "v", "accumulator"...) for an optimizer
-                                 slot, else "" */
-    const char *slot_of;    /**< the checkpoint key of the slot's variable, else "" */
-} trestle_name_info;
+/** One extent of a plan (trestle_plan_get_extent()). */
+typedef struct trestle_plan_extent_info {
+    int shard;               /**< data shard it is read from */
+    uint64_t offset;         /**< byte offset in that shard */
+    uint64_t size;           /**< bytes read and checked */
+    const char *key;         /**< the tensor it belongs to, for messages; owned by the plan */
+} trestle_plan_extent_info;
 
 /**
- * @brief Read and decode a checkpoint's object graph into a name map.
- *
- * Reads the `_CHECKPOINTABLE_OBJECT_GRAPH` string (CRC-checked) and decodes
- * the TrackableObjectGraph in it. Node references are bounds-checked; a
- * reference out of range is ignored, and a key listed twice is an error.
- *
- * @param[in]  c    an open checkpoint; not NULL. The map does not keep it.
- * @param[out] out  the map, or NULL on failure; free with trestle_names_free().
- * @param[out] err  filled on failure; may be NULL.
- * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND (no object graph: a TF1,
- *         name-based checkpoint), TRESTLE_E_CORRUPT (the entry is not one
- *         string, or not a TrackableObjectGraph), the read errors of
- *         trestle_tensor_read(), TRESTLE_E_INVALID_ARG, TRESTLE_E_NOMEM.
- * Thread-safe. Since 0.1.
+ * @brief Number of extents the plan reads, in (shard, offset) order.
+ * @param[in] p  the plan; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.2.
  */
-TRESTLE_API int trestle_names_open(const trestle_checkpoint *c, trestle_names **out,
-                                   trestle_error *err);
+TRESTLE_API size_t trestle_plan_extent_count(const trestle_plan *p);
 
 /**
- * @brief Free a name map.
- * @param[in] m  the map, or NULL (then nothing happens). Since 0.1.
- */
-TRESTLE_API void trestle_names_free(trestle_names *m);
-
-/**
- * @brief Number of saved tensors in the map (the object graph entry itself
- * is not one of them).
- * @param[in] m  the map; NULL gives 0. Thread-safe. Since 0.1.
- */
-TRESTLE_API size_t trestle_names_count(const trestle_names *m);
-
-/**
- * @brief Describe entry `i`, in checkpoint-key order.
- * @param[in]  m    the map.
- * @param[in]  i    0 <= i < trestle_names_count(m).
- * @param[out] out  caller-owned; its strings are owned by `m` and valid until
- *                  trestle_names_free(m).
- * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
- *         out of range. Thread-safe. Since 0.1.
- */
-TRESTLE_API int trestle_names_get(const trestle_names *m, size_t i, trestle_name_info *out);
-
-/**
- * @brief Find the entry of a checkpoint key (binary search).
- * @param[in]  m      the map.
- * @param[in]  key    the checkpoint key, NUL-terminated.
- * @param[out] index  receives its position for trestle_names_get().
- * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, or TRESTLE_E_INVALID_ARG for
- *         a NULL argument. Thread-safe. Since 0.1.
- */
-TRESTLE_API int trestle_names_find(const trestle_names *m, const char *key, size_t *index);
-
-/**
- * @brief The renames that let ops be named by graph names: one rule
- * "GRAPH_NAME=KEY" per key whose graph name is its own and differs from the
- * key. A graph name several keys share gets no rule (restoring by it would
- * be a guess). Ready for trestle_plan_options.renames, as
- * `--names graph` uses them.
- * @param[in]  m      the map.
- * @param[out] rules  receives the rules, sorted by graph name, owned by `m`
- *                    and valid until trestle_names_free(m); may be NULL.
- * @return the number of rules (0 for a NULL map). Thread-safe. Since 0.2.
- */
-TRESTLE_API size_t trestle_names_renames(const trestle_names *m, const char *const **rules);
-
-/* ======================================================================= */
-/* Rename inference: what a restore lacks, and the renames that fix it      */
-/* ======================================================================= */
-
-/**
- * The answer to "would these ops restore from this checkpoint, and if not,
- * which renames would make them?", computed without reading any tensor:
- * what each op resolves to (found, missing, dtype or shape mismatch,
- * excluded), the keys nothing restores, and renames inferred from that
- * evidence, each offered only when it is unique. It is what
- * `trestle check` prints. Immutable once made; thread-safe to read; keeps
- * a pointer to the checkpoint, which must outlive it. Since 0.2.
- */
-typedef struct trestle_inference trestle_inference;
-
-/** What became of one op (trestle_inferred_op.status). Since 0.2. */
-typedef enum trestle_infer_status {
-    TRESTLE_INFER_OK = 0,       /**< resolves to a key whose dtype (and known shape) fit */
-    TRESTLE_INFER_MISSING = 1,  /**< no key, after the caller's renames */
-    TRESTLE_INFER_DTYPE = 2,    /**< a key, of another dtype */
-    TRESTLE_INFER_SHAPE = 3,    /**< a key, of another shape than the op's slice spec or
-                                     declared shape (trestle_plan_options.op_shapes) */
-    TRESTLE_INFER_EXCLUDED = 4  /**< excluded, or skipped as unrestorable */
-} trestle_infer_status;
-
-/** The evidence behind an inferred rename, strongest first. Since 0.2. */
-typedef enum trestle_rule_kind {
-    TRESTLE_RULE_NAMES = 0,    /**< a TF2 checkpoint's object graph names the key so
-                                    (trestle_names_open(); `--names graph`) */
-    TRESTLE_RULE_RNN = 1,      /**< TF 1.x RNN cell names, weights/biases <-> kernel/bias
-                                    (trestle_plan_options.tf1_rnn_renames) */
-    TRESTLE_RULE_RENUMBER = 2, /**< one path component differs only in its _N suffix
-                                    (a Keras layer renumbered: dense_3 <-> dense) */
-    TRESTLE_RULE_SCOPE = 3     /**< the same path under another scope (a prefix added,
-                                    removed or replaced) */
-} trestle_rule_kind;
-
-/** Candidates kept per missing op; more still make it ambiguous. Since 0.2. */
-#define TRESTLE_INFER_MAX_CANDIDATES 4
-
-/** One op of an inference (strings owned by the inference). Since 0.2. */
-typedef struct trestle_inferred_op {
-    const char *name;       /**< the op's name as given */
-    int status;             /**< trestle_infer_status */
-    size_t tensor;          /**< OK, DTYPE, SHAPE: the tensor it resolves to; a mapped
-                                 MISSING op: the tensor its rule maps it to (index for
-                                 trestle_tensor_get_info()); else SIZE_MAX */
-    int rule;               /**< a mapped MISSING op: its rule, for
-                                 trestle_inference_rule(); else -1 */
-    size_t candidates;      /**< MISSING: unused keys that fit it (see
-                                 trestle_inference_candidate()); one and not shared: mapped;
-                                 several: ambiguous; none: unresolved */
-    int shared;             /**< MISSING with one candidate that another op's only
-                                 candidate is too: ambiguous, as neither mapping is safe */
-} trestle_inferred_op;
-
-/** One inferred rule (strings owned by the inference). Since 0.2. */
-typedef struct trestle_inferred_rule {
-    int kind;               /**< trestle_rule_kind */
-    const char *rename;     /**< RENUMBER, SCOPE: the rule, ready for
-                                 trestle_plan_options.renames and `trestle restore
-                                 --rename` ("dense_3/=dense/", "a=b"); NAMES, RNN: "" (they
-                                 are `--names graph` and `--rnn-renames`) */
-    size_t fixes;           /**< missing ops it maps */
-    int shapes_checked;     /**< 1 when every op it maps had a shape to compare (a slice
-                                 spec or a declared shape), 0 when dtypes alone agreed */
-    const char *why;        /**< why it is safe to apply, one phrase, e.g. "a layer
-                                 renumbered (only the _N suffix differs)" */
-} trestle_inferred_rule;
-
-/** The totals and the verdict of an inference. Since 0.2. */
-typedef struct trestle_inference_info {
-    size_t ops;             /**< ops given */
-    size_t ok, missing, mismatched; /**< ops by status (mismatched: DTYPE or SHAPE) */
-    size_t unused;          /**< tensors no op resolves to (the object graph not counted) */
-    size_t ambiguous;       /**< missing ops with several candidates, or a shared one */
-    size_t unresolved;      /**< missing ops with no candidate */
-    size_t rules;           /**< inferred rules (trestle_inference_rule()) */
-    int restores;           /**< 1: trestle_plan_create() with the caller's options succeeds */
-    int fixable;            /**< 1: it fails as is and succeeds with the inferred rules
-                                 (trestle_inference_fixed_options()): planned to prove it */
-    const char *failure;    /**< "" when `restores`; else why the plan fails as is (the
-                                 planner's message), or, when the inferred rules were tried
-                                 and failed too, why the plan fails with them */
-} trestle_inference_info;
-
-/**
- * @brief Infer the renames that would make `ops` restore from `c`.
- *
- * Plans the ops with the caller's options (renames, RNN table, exclusions)
- * and missing keys allowed, dtypes and slices left open, so every op gets
- * an answer; then, for every missing op, collects the keys nothing
- * restores that fit it, by four kinds of evidence (trestle_rule_kind). A
- * key fits when its dtype is the op's and its shape the op's slice spec's
- * full shape, or else the op's declared shape in `opt->op_shapes`, where
- * either is known. Object-graph names come from the checkpoint's own
- * object graph when it has a readable one. The first kinds that find a
- * key win; a scope move is tried only when nothing closer fits. One
- * candidate that no other op wants is a mapping; anything else is
- * reported as ambiguous, never guessed. The mappings are grouped into
- * rules, and when every missing op is mapped and nothing mismatches, the
- * restore is planned again with the rules to prove them
- * (trestle_inference_info.fixable).
- *
- * @param[in]  c    the checkpoint; not NULL; must outlive the inference.
- * @param[in]  ops  `n` >= 1 ops (names, shape_and_slices, dtype are read;
- *                  destinations are not); copied.
- * @param[in]  n    number of ops, >= 1 (an empty list means "every tensor"
- *                  to the planner and has nothing to infer).
- * @param[in]  opt  the options the restore would use, or NULL for defaults;
- *                  `op_shapes`, when set, is read during the call. The
- *                  inference keeps a copy of the struct (not of the arrays
- *                  it points to) for trestle_inference_fixed_options().
- * @param[out] out  the inference, or NULL on failure; free with
- *                  trestle_inference_free().
- * @param[out] err  filled on failure; may be NULL.
- * @return TRESTLE_OK (whatever the verdict: a restore that fails is an
- *         answer, not an error), TRESTLE_E_INVALID_ARG (NULL arguments,
- *         n == 0, options as trestle_plan_create() rejects them),
- *         TRESTLE_E_NOMEM.
- * Thread-safe for distinct inferences. Since 0.2.
- */
-TRESTLE_API int trestle_infer_renames(const trestle_checkpoint *c, const trestle_op *ops,
-                                      size_t n, const trestle_plan_options *opt,
-                                      trestle_inference **out, trestle_error *err);
-
-/**
- * @brief Free an inference.
- * @param[in] inf  the inference, or NULL (then nothing happens). Since 0.2.
- */
-TRESTLE_API void trestle_inference_free(trestle_inference *inf);
-
-/**
- * @brief The totals and the verdict.
- * @param[in]  inf  the inference; NULL gives all zeros.
- * @param[out] out  caller-owned; NULL is ignored. Its strings are owned by
- *                  `inf`. Never fails. Thread-safe. Since 0.2.
- */
-TRESTLE_API void trestle_inference_get_info(const trestle_inference *inf,
-                                            trestle_inference_info *out);
-
-/**
- * @brief What became of op `i` (in the order given).
- * @param[in]  inf  the inference.
- * @param[in]  i    0 <= i < trestle_inference_info.ops.
- * @param[out] out  caller-owned; strings owned by `inf`.
+ * @brief Describe extent `i`.
+ * @param[in]  p    the plan.
+ * @param[in]  i    0 <= i < trestle_plan_extent_count(p).
+ * @param[out] out  caller-owned; `key` is owned by the plan and valid until
+ *                  trestle_plan_free(p).
  * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
  *         out of range. Thread-safe. Since 0.2.
  */
-TRESTLE_API int trestle_inference_op(const trestle_inference *inf, size_t i,
-                                     trestle_inferred_op *out);
+TRESTLE_API int trestle_plan_get_extent(const trestle_plan *p, size_t i,
+                                        trestle_plan_extent_info *out);
 
 /**
- * @brief Candidate `k` of missing op `i`: an unused key that fits it.
- * @param[in]  inf     the inference.
- * @param[in]  i       a MISSING op.
- * @param[in]  k       0 <= k < trestle_inferred_op.candidates.
- * @param[out] tensor  its tensor index (trestle_tensor_get_info()); may be NULL.
- * @param[out] kind    the trestle_rule_kind that found it; may be NULL.
- * @param[out] rename  the rename that maps the op there ("" for NAMES and
- *                     RNN), owned by `inf`; may be NULL.
- * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for `inf` NULL or `i`, `k`
- *         out of range. Thread-safe. Since 0.2.
+ * @brief Destination bytes one extent produces (trestle_plan_extent_runs()):
+ * `length` bytes at byte `offset` of op `op`'s destination
+ * (trestle_plan_op_info.data once restored), in the op's restored dtype.
+ * @return 0 to go on; nonzero stops the walk, which returns that value.
  */
-TRESTLE_API int trestle_inference_candidate(const trestle_inference *inf, size_t i, size_t k,
-                                            size_t *tensor, int *kind, const char **rename);
+typedef int (*trestle_run_fn)(void *user, size_t op, uint64_t offset, uint64_t length);
 
 /**
- * @brief Inferred rule `r`, in the order the ops first needed them.
- * @param[in]  inf  the inference.
- * @param[in]  r    0 <= r < trestle_inference_info.rules.
- * @param[out] out  caller-owned; strings owned by `inf`.
- * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG. Thread-safe. Since 0.2.
- */
-TRESTLE_API int trestle_inference_rule(const trestle_inference *inf, size_t r,
-                                       trestle_inferred_rule *out);
-
-/**
- * @brief Whether some op resolves to tensor `t` as the ops stand (keys a
- * rule would map to are not counted: they are unused until renamed).
- * @param[in] inf  the inference; NULL gives 0.
- * @param[in] t    a tensor index of the checkpoint; out of range gives 0.
- * @return 1 or 0. Thread-safe. Since 0.2.
- */
-TRESTLE_API int trestle_inference_tensor_used(const trestle_inference *inf, size_t t);
-
-/**
- * @brief The caller's plan options with the inferred rules applied, ready
- * for trestle_plan_create() on the same ops.
+ * @brief Walk the destination byte runs that extent `i`'s verified bytes
+ * are copied to: one run per whole-tensor piece, one per contiguous row of
+ * a sliced or partitioned piece (adjacent rows merged), in op order, then
+ * destination order. Ops with a DISCARD destination give none.
  *
- * `out` becomes the options given to trestle_infer_renames() with every
- * rule added: RENUMBER and SCOPE renames appended to `renames`, the RNN
- * table switched on for an RNN rule, and for a NAMES rule every
- * unambiguous object-graph name as an exact rename (what `--names graph`
- * does). The renames array is owned by `inf` (its first entries are still
- * the caller's strings); the other arrays are the caller's, as given,
- * except `op_shapes`, which was read during trestle_infer_renames() only
- * and is NULL here (set it again to plan with it). With no rules, `out` is
- * the caller's options. Rules are applied whatever the verdict; only
- * trestle_inference_info.fixable says they make the restore succeed.
+ * Once extent `i` is restored, exactly these bytes of these ops hold its
+ * data, so a process that restored it can send them to one that did not.
  *
- * @param[in]  inf  the inference.
- * @param[out] out  caller-owned options; valid until trestle_inference_free(inf).
- * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments.
- * Thread-safe. Since 0.2.
+ * @param[in] p     the plan (restored or not: offsets do not depend on where
+ *                  the destinations are).
+ * @param[in] i     0 <= i < trestle_plan_extent_count(p).
+ * @param[in] fn    called once per run, on the calling thread; not NULL.
+ * @param[in] user  passed to fn.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments, `i` out of
+ *         range), or fn's nonzero return. Thread-safe. Since 0.2.
  */
-TRESTLE_API int trestle_inference_fixed_options(const trestle_inference *inf,
-                                                trestle_plan_options *out);
+TRESTLE_API int trestle_plan_extent_runs(const trestle_plan *p, size_t i, trestle_run_fn fn,
+                                         void *user);
+
+/**
+ * @brief Restrict the plan to the extents [first, end): later restores read,
+ * check and copy only those, and the kept extents are renumbered from 0.
+ *
+ * Every op keeps its destination (engine memory is still allocated whole),
+ * but only the bytes the kept extents produce are written; an op is reported
+ * ready (trestle_ready_fn, trestle_stats.tensors) when its kept pieces have
+ * landed, at once when it has none. trestle_plan_get_stats() describes the
+ * restricted reads. There is no way back: plan again for the whole.
+ *
+ * @param[in,out] p      the plan; no restore of it may be running.
+ * @param[in]     first  first extent kept.
+ * @param[in]     end    one past the last kept; first <= end <= count.
+ * @param[out]    err    filled on failure; may be NULL.
+ * @return TRESTLE_OK or TRESTLE_E_INVALID_ARG (bad range, NULL plan, a plan
+ *         with partial reads, whose CRC shares need all of its runs); the
+ *         plan is unchanged on failure. Not thread-safe against other use of
+ *         `p`. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end,
+                                          trestle_error *err);
+
+/* ---- CRC shares of tensors read in parts (partial_reads) ---- */
+
+/*
+ * TensorFlow's CRC32C covers a whole stored tensor. With
+ * trestle_plan_options.partial_reads, each part of a tensor-parallel tensor
+ * is read by its own plan (on its own rank), so no plan sees the whole. The
+ * CRC is affine over GF(2), which lets each part be hashed alone: the
+ * restore folds the runs it read into one 32-bit share, and the XOR of the
+ * shares of all `shard_world` parts, combined with a constant of the
+ * tensor's length, must equal the stored CRC. A part that read a corrupt
+ * byte makes the combination fail; which part cannot be told.
+ */
+
+/** One tensor whose CRC32C check a plan defers to the combination of parts. */
+typedef struct trestle_crc_share {
+    size_t op;               /**< the op (index in the plan) that reads a part of it */
+    const char *key;         /**< its checkpoint key; owned by the plan's checkpoint */
+    const char *shard_path;  /**< the data shard file holding it; owned likewise */
+    uint64_t offset;         /**< the stored tensor's byte offset in that shard */
+    uint64_t tensor_bytes;   /**< the whole stored tensor's bytes (not the part's) */
+    uint32_t expected;       /**< the stored CRC32C, unmasked (plain CRC-32C of all its bytes) */
+    uint32_t share;          /**< this part's share; XOR the shares of every part into it
+                                  before trestle_crc_shares_check() */
+    int ready;               /**< 1 when `share` is this plan's: its last restore succeeded with
+                                  verify on; else 0 and `share` is 0 */
+    int part;                /**< the part this plan read (its shard_rank) */
+    int parts;               /**< of how many (its shard_world): the shares of exactly these
+                                  parts, each once, combine to the stored CRC */
+} trestle_crc_share;
+
+/**
+ * @brief Number of tensors whose check the plan defers (one per op that
+ * reads a part under partial_reads, its part empty or not, in op order).
+ *
+ * Every part's plan of the same ops and rules lists the same tensors in the
+ * same order, whatever its shard_rank, so the shares of all parts can be
+ * combined element by element (e.g. one MPI_Allreduce with MPI_BXOR).
+ *
+ * @param[in] p  the plan; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.2.
+ */
+TRESTLE_API size_t trestle_plan_crc_share_count(const trestle_plan *p);
+
+/**
+ * @brief Describe deferred tensor `i` and this plan's CRC share of it.
+ * @param[in]  p    the plan.
+ * @param[in]  i    0 <= i < trestle_plan_crc_share_count(p).
+ * @param[out] out  caller-owned; its strings are owned by the checkpoint and
+ *                  valid until it is closed.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Not while `p` is being restored. Since 0.2.
+ */
+TRESTLE_API int trestle_plan_get_crc_share(const trestle_plan *p, size_t i,
+                                           trestle_crc_share *out);
+
+/**
+ * @brief Check combined CRC shares: for each tensor, the XOR of every
+ * part's share (in `share`) against its stored CRC.
+ *
+ * For one process that restored all the parts itself (a plan per
+ * shard_rank), and for tests; trestle_group_check_shares() does the same
+ * across MPI ranks.
+ *
+ * @param[in]  shares  `n` entries from trestle_plan_get_crc_share() of one
+ *                     part's plan, each with `share` replaced by the XOR of
+ *                     all parts' shares; NULL only with n == 0.
+ * @param[in]  n       the count.
+ * @param[in]  parts   how many parts were combined (for the message), >= 1.
+ * @param[out] err     filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_CRC_MISMATCH for the first tensor that does
+ *         not match ("CRC32C of tensor 'X' (shard PATH, offset N) over the
+ *         3 ranks' parts does not match (stored CRC32C 0x..., the parts
+ *         combine to 0x...): some part read corrupt bytes", with key, file
+ *         and offset in `err`), TRESTLE_E_INVALID_ARG (NULL shares with
+ *         n > 0, a share not `ready`, parts < 1). Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_crc_shares_check(const trestle_crc_share *shares, size_t n, int parts,
+                                         trestle_error *err);
+
+/** @} */
 
 #ifdef __cplusplus
 }

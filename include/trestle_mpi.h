@@ -1,6 +1,7 @@
-/*
- * trestle_mpi.h - the public API of libtrestle_mpi: one checkpoint restored
- * by a group of MPI processes, read from storage once.
+/**
+ * @file trestle_mpi.h
+ * @brief The public API of libtrestle_mpi: one checkpoint restored by a
+ * group of MPI processes, read from storage once.
  *
  * libtrestle itself never links MPI. This small library, built when CMake
  * finds MPI, turns an MPI communicator into a trestle_group and restores a
@@ -44,9 +45,10 @@
  * (Open MPI's MPIX_Query_cuda_support()), else pinned host staging over
  * MPI. trestle_group_stats.exchange and exchange_note say which ran and
  * why. trestle_group_exchange_ceiling() times that same exchange alone,
- * between buffers of a given size, for benchmarks (`trestle bench`). The staged path is tested on the CUDA mock, the NCCL path on the
- * CUDA mock with a mock NCCL (tests/cudamock/ncclmock.c); CUDA-aware MPI,
- * and NCCL on real GPUs, are not tested in CI.
+ * between buffers of a given size, for benchmarks (`trestle bench`). The
+ * staged path is tested on the CUDA mock, the NCCL path on the CUDA mock
+ * with a mock NCCL (tests/cudamock/ncclmock.c); CUDA-aware MPI, and NCCL
+ * on real GPUs, are not tested in CI.
  *
  * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
  * and need no exchange: plan those tensors separately and restore them with
@@ -199,13 +201,15 @@ TRESTLE_API void trestle_group_free(trestle_group *g);
 
 /**
  * @brief This process's rank in the group, 0 <= rank < size.
- * @param[in] g  the group; NULL gives 0. Local, thread-safe. Since 0.2.
+ * @param[in] g  the group; NULL gives 0.
+ * @return the rank. Local, thread-safe. Since 0.2.
  */
 TRESTLE_API int trestle_group_rank(const trestle_group *g);
 
 /**
  * @brief Number of processes in the group.
- * @param[in] g  the group; NULL gives 1. Local, thread-safe. Since 0.2.
+ * @param[in] g  the group; NULL gives 1.
+ * @return the count. Local, thread-safe. Since 0.2.
  */
 TRESTLE_API int trestle_group_size(const trestle_group *g);
 

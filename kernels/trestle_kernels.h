@@ -10,8 +10,9 @@
  *
  * Two kernel families sit behind it, one per .cu file:
  *   - kernels/scatter.cu: the N-d region copy of engine/restore/copy_host.c
- *     (trestle__region_copy_range) on the device, out of device or pinned
- *     host staging memory;
+ *     (trestle__region_copy_range) on the device, out of the copier's
+ *     device window (or, without one, pinned staging by its device
+ *     address);
  *   - kernels/cast.cu: dtype conversion on load (float32 <-> bfloat16,
  *     float32 <-> float16), whose CPU twin is engine/common/convert.c.
  *
@@ -61,18 +62,22 @@ typedef struct trestle__k_layout {
  * The device twin of trestle__region_copy_range(dst, r, src, lo, n): `src`
  * holds bytes [lo, lo + n) of the source block described by `l`; copy
  * those of them that belong to runs to their places in `dst`, the
- * destination block. `src` is device memory or pinned host memory
- * (cudaHostAlloc'd or cudaHostRegister'ed, which the kernel reads over
- * PCIe at its host address through unified addressing); `dst` is device
- * memory.
+ * destination block (device memory). `src` is a device address. The CUDA
+ * copier (engine/restore/copy_cuda.c) passes its per-worker device window,
+ * into which it has DMA'd the staging bytes. Only when no window can be
+ * allocated does it pass pinned staging memory, by the device address
+ * cudaHostGetDevicePointer() gives for it (the host address only where the
+ * device says so), which the kernel then reads over PCIe.
  * Any alignment and any run size work; 16-byte copies are used whenever
  * the source and destination addresses agree modulo 16.
  *
  * `l` is read on the CPU before the call returns (the caller may reuse it
  * at once); `src` and `dst` must stay valid until the work on `stream`
  * (a cudaStream_t, NULL for the legacy default stream) is done. Enqueues
- * at most one kernel; never synchronises. Returns 0, or the cudaError_t
- * value of a failed launch (cudaGetLastError()).
+ * at most one kernel; never synchronises. Returns 0, or the cudaError_t of
+ * a failed launch, taken from the launch's own cudaLaunchKernelEx() result
+ * (kernels/kernel_launch.cuh): cudaGetLastError() is never called, so an
+ * earlier error of the calling thread is neither reported nor cleared.
  */
 int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, uint64_t lo,
                        uint64_t n, void *stream);
@@ -80,11 +85,11 @@ int trestle__k_scatter(void *dst, const void *src, const trestle__k_layout *l, u
 /*
  * The device twin of trestle__convert(): convert `count` elements of
  * TensorFlow dtype `src_dtype` at `src` into `dst_dtype` at `dst`, both
- * device memory (or pinned host memory for src), any alignment, not
- * overlapping. Asynchronous on `stream` as above. Returns 0, the
- * cudaError_t value of a failed launch, or cudaErrorInvalidValue when
- * trestle__convert_supported(dst_dtype, src_dtype) is 0 (nothing is
- * enqueued then).
+ * device addresses (the copier's `src` is its device window), any
+ * alignment, not overlapping. Asynchronous on `stream` as above. Returns 0,
+ * the cudaError_t of a failed launch (its own result, as above), or
+ * cudaErrorInvalidValue when trestle__convert_supported(dst_dtype,
+ * src_dtype) is 0 (nothing is enqueued then).
  */
 int trestle__k_convert(void *dst, int dst_dtype, const void *src, int src_dtype,
                        uint64_t count, void *stream);

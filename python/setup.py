@@ -11,9 +11,15 @@ sources, flags and link line are exactly those of scripts/build.sh:
 - otherwise a fresh CMake build of the library and the extension goes into
   setuptools' build_temp (TRESTLE_CMAKE_ARGS adds options, e.g.
   -DTRESTLE_CUDA=OFF).
+
+The package's version is the CMake project's, read from the project() line
+of ../CMakeLists.txt, the one place it is set: the extension reports the
+same one as trestle.__version__ (trestle_version_string()), so the wheel's
+metadata and the library it carries cannot disagree.
 """
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +41,21 @@ def cache_value(build_dir, name):
     except OSError:
         pass
     return None
+
+
+def project_version():
+    """MAJOR.MINOR.PATCH of `project(trestle VERSION ...)` in ../CMakeLists.txt."""
+    path = os.path.join(ROOT, "CMakeLists.txt")
+    try:
+        with open(path) as f:
+            m = re.search(r"^project\(\s*trestle\s+VERSION\s+(\d+\.\d+\.\d+)\b", f.read(),
+                          re.MULTILINE)
+    except OSError:
+        m = None
+    if not m:
+        sys.exit(f"trestle: no `project(trestle VERSION X.Y.Z` line in {path}: setup.py must "
+                 "run from python/ inside a trestle checkout")
+    return m.group(1)
 
 
 class CMakeBuild(build_ext):
@@ -63,5 +84,6 @@ class CMakeBuild(build_ext):
         shutil.copyfile(built[0], target)
 
 
-setup(ext_modules=[Extension("trestle._trestle", sources=[])],
+setup(version=project_version(),
+      ext_modules=[Extension("trestle._trestle", sources=[])],
       cmdclass={"build_ext": CMakeBuild})

@@ -10,7 +10,8 @@ PKGS=(build-essential cmake pkg-config
       libcriterion-dev libbenchmark-dev
       python3-dev python3-numpy python3-pytest python3-torch python3-tqdm
       python3-pip python3-venv python3-setuptools python3-wheel
-      libopenmpi-dev openmpi-bin)   # libtrestle_mpi, trestle-mpi and the mpirun tests
+      libopenmpi-dev openmpi-bin    # libtrestle_mpi, trestle-mpi and the mpirun tests
+      doxygen)                      # the API reference, and its warning-free ctest
 PKGS+=("$@")   # callers may ask for extras (e.g. clang for the fuzzers)
 
 missing=()

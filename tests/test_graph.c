@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 typedef struct fixture {
     const char *graph;      /* under tf-graphs/ */

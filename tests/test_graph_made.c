@@ -18,7 +18,7 @@
 #include "cursor.h"
 #include "graph.pb-c.h"
 #include "testutil.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 /* ---- a tiny graph writer ---- */
 

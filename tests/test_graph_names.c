@@ -13,7 +13,7 @@
 
 #include "testutil.h"
 #include "trackable_object_graph.pb-c.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 static trestle_checkpoint *open_ckpt(const char *path)
 {

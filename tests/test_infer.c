@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 static void done(trestle_checkpoint *c, char *dir)
 {

@@ -1,9 +1,10 @@
 /*
  * test_install.c - libtrestle as an outside program sees it: the example
  * consumer in tools/, `cmake --install` followed by out-of-tree builds that
- * find the package with find_package(trestle) and with pkg-config, and,
- * through the public API only, concurrent restores and cancellation from
- * another thread.
+ * find the package with find_package(trestle 0.2) and with pkg-config (a
+ * trestle.h and a trestle_graph.h program each), one version everywhere,
+ * and, through the public API only, concurrent restores and cancellation
+ * from another thread.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -88,6 +89,19 @@ static char *write_small_checkpoint(char **dir)
     return prefix;
 }
 
+/*
+ * What tests/consumer/consumer_graph.c prints for `CKPT c_bias nope` on the
+ * small checkpoint: the installed library's version and its header's, both
+ * this build's (project() in CMakeLists.txt), then rename inference's verdict.
+ */
+static char *graph_consumer_expected(void)
+{
+    char *s;
+    cr_assert(asprintf(&s, "library %s, header %s\nc_bias: ok\nnope: missing\nrestores: no\n",
+                       TRESTLE_VERSION_STRING, TRESTLE_VERSION_STRING) > 0);
+    return s;
+}
+
 /* `cmake --install` of this build tree into a fresh prefix; returns the prefix. */
 static char *install_into_temp(void)
 {
@@ -151,8 +165,9 @@ Test(install, installs_library_header_and_package_files)
     require_tool(TRESTLE_CMAKE_COMMAND);
     char *prefix = install_into_temp(), *cmd;
     static const char *const files[] = {
-        "include/trestle.h", "include/trestle_version.h", "lib/libtrestle.a",
-        "lib/libtrestle.so", "lib/pkgconfig/trestle.pc", "lib/cmake/trestle/trestleConfig.cmake",
+        "include/trestle.h", "include/trestle_graph.h", "include/trestle_version.h",
+        "lib/libtrestle.a", "lib/libtrestle.so", "lib/pkgconfig/trestle.pc",
+        "lib/cmake/trestle/trestleConfig.cmake",
         "lib/cmake/trestle/trestleConfigVersion.cmake", "lib/cmake/trestle/trestleTargets.cmake",
         "bin/trestle",
     };
@@ -166,17 +181,23 @@ Test(install, installs_library_header_and_package_files)
     free(prefix);
 }
 
+/* find_package(trestle 0.2 REQUIRED) finds the install, as this build's
+ * version; trestle.h and trestle_graph.h programs build and run against it. */
 Test(install, find_package_consumer_builds_and_restores)
 {
     require_tool(TRESTLE_CMAKE_COMMAND);
     char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
-    char *bdir = tu_mkdtemp(), *cmd, *out;
+    char *bdir = tu_mkdtemp(), *cmd, *out, *found, *graph = graph_consumer_expected();
     cr_assert(asprintf(&cmd,
                        "'%s' -S '%s/tests/consumer' -B '%s' -DCMAKE_BUILD_TYPE=Release "
                        "-DCMAKE_PREFIX_PATH='%s' -DCONSUMER_STATIC=ON && '%s' --build '%s'",
                        TRESTLE_CMAKE_COMMAND, TRESTLE_SOURCE_DIR, bdir, prefix,
                        TRESTLE_CMAKE_COMMAND, bdir) > 0);
-    free(run_ok(cmd));
+    out = run_ok(cmd);
+    cr_assert(asprintf(&found, "-- consumer: found trestle %s\n", TRESTLE_VERSION_STRING) > 0);
+    cr_assert(strstr(out, found) != NULL, "no `%s` in the configure output:\n%s", found, out);
+    free(found);
+    free(out);
     free(cmd);
     static const char *const exes[] = { "consumer", "consumer_static" };
     for (int i = 0; i < 2; i++) {
@@ -187,6 +208,15 @@ Test(install, find_package_consumer_builds_and_restores)
         free(out);
         free(cmd);
     }
+    static const char *const graph_exes[] = { "consumer_graph", "consumer_graph_static" };
+    for (int i = 0; i < 2; i++) {
+        cr_assert(asprintf(&cmd, "'%s/%s' '%s' c_bias nope", bdir, graph_exes[i], ckpt) > 0);
+        out = run_ok(cmd);
+        cr_assert_str_eq(out, graph, "%s", graph_exes[i]);
+        free(out);
+        free(cmd);
+    }
+    free(graph);
     /* The shared consumer runs the installed library, found through its rpath. */
     cr_assert(asprintf(&cmd, "ldd '%s/consumer' | grep -qF 'libtrestle.so.0 => %s/'", bdir,
                        prefix) > 0);
@@ -200,25 +230,34 @@ Test(install, find_package_consumer_builds_and_restores)
     free(ckpt);
 }
 
+/* pkg-config finds the install at this build's version (--modversion), and
+ * trestle.h and trestle_graph.h programs build and run against it. */
 Test(install, pkg_config_consumer_builds_and_restores)
 {
     require_tool("pkg-config");
     require_tool("make");
     require_tool(TRESTLE_CMAKE_COMMAND);
     char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
-    char *bdir = tu_mkdtemp(), *cmd, *out;
+    char *bdir = tu_mkdtemp(), *cmd, *out, *expected, *graph = graph_consumer_expected();
     /* The package's lib dir is found through pkg-config itself, so lib64 works too. */
     cr_assert(asprintf(&cmd,
                        "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
                        "libdir=$(pkg-config --variable=libdir trestle) && "
                        "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
-                       "OUT='%s/consumer' && LD_LIBRARY_PATH=\"$libdir\" '%s/consumer' '%s' && "
+                       "OUT='%s/consumer' OUT_GRAPH='%s/consumer_graph' && "
+                       "pkg-config --modversion trestle && "
+                       "LD_LIBRARY_PATH=\"$libdir\" '%s/consumer' '%s' && "
+                       "LD_LIBRARY_PATH=\"$libdir\" '%s/consumer_graph' '%s' c_bias nope && "
                        "LD_LIBRARY_PATH=\"$libdir\" ldd '%s/consumer' | "
                        "grep -qF 'libtrestle.so.0 => %s/'",
-                       prefix, prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, bdir, bdir, ckpt,
-                       bdir, prefix) > 0);
+                       prefix, prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, bdir, bdir, bdir,
+                       ckpt, bdir, ckpt, bdir, prefix) > 0);
     out = run_ok(cmd);
-    cr_assert_str_eq(out, "restored 3 tensors\n");
+    cr_assert(asprintf(&expected, "%s\nrestored 3 tensors\n%s", TRESTLE_VERSION_STRING,
+                       graph) > 0);
+    cr_assert_str_eq(out, expected);
+    free(expected);
+    free(graph);
     free(out);
     free(cmd);
     tu_rmtree(bdir);
@@ -227,6 +266,49 @@ Test(install, pkg_config_consumer_builds_and_restores)
     free(bdir);
     free(prefix);
     free(ckpt);
+}
+
+/* ---- the version ---- */
+
+/* Each "Since X.Y" in the public headers names a release that has the call:
+ * the version (project() in CMakeLists.txt) is at least the newest of them.
+ * 0.1.0 with 0.2 calls documented made find_package(trestle 0.2) fail. */
+Test(version, is_at_least_every_since_in_the_public_headers)
+{
+    static const char *const headers[] = { "trestle.h", "trestle_graph.h", "trestle_mpi.h" };
+    int newest = 0, found = 0;
+    for (size_t h = 0; h < sizeof headers / sizeof headers[0]; h++) {
+        char *path, line[4096];
+        cr_assert(asprintf(&path, "%s/include/%s", TRESTLE_SOURCE_DIR, headers[h]) > 0);
+        FILE *f = fopen(path, "r");
+        cr_assert_not_null(f, "%s", path);
+        while (fgets(line, sizeof line, f))
+            for (char *s = line; (s = strcasestr(s, "since ")) != NULL; s++) {
+                int major, minor;
+                if (sscanf(s + 6, "%d.%d", &major, &minor) == 2) {
+                    found++;
+                    if (major * 100 + minor > newest)
+                        newest = major * 100 + minor;
+                }
+            }
+        fclose(f);
+        free(path);
+    }
+    cr_assert_gt(found, 0, "no \"Since X.Y\" in the public headers");
+    cr_assert_geq(TRESTLE_VERSION_MAJOR * 100 + TRESTLE_VERSION_MINOR, newest,
+                  "the headers document calls since %d.%d, the version is %s", newest / 100,
+                  newest % 100, TRESTLE_VERSION_STRING);
+}
+
+/* The library reports the version its header was generated with. */
+Test(version, library_and_header_agree)
+{
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", TRESTLE_VERSION_MAJOR, TRESTLE_VERSION_MINOR,
+             TRESTLE_VERSION_PATCH);
+    cr_assert_str_eq(TRESTLE_VERSION_STRING, want);
+    cr_assert_str_eq(trestle_version_string(), TRESTLE_VERSION_STRING);
+    cr_assert_eq(trestle_version_number(), TRESTLE_VERSION_NUMBER);
 }
 
 /* ---- concurrent restores of one checkpoint ---- */

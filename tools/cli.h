@@ -3,8 +3,9 @@
  * entry points, exit codes, error and usage reporting, human sizes, value
  * formatting, tables, JSON, the ops-file parser and the per-tensor scan.
  *
- * The CLI is a client of the public API only (include/trestle.h); nothing
- * here may reach into engine/. Every command is `int cli_<name>_main(argc,
+ * The CLI is a client of the public API only (include/trestle.h; the graph
+ * commands also include/trestle_graph.h); nothing here may reach into
+ * engine/. Every command is `int cli_<name>_main(argc,
  * argv)` with argv[0] the command's name, and returns an exit code.
  */
 #ifndef TRESTLE_CLI_H

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "trestle_graph.h"
 
 #define CLI_EXIT_FIXABLE 3 /* fails as is; the inferred renames make it restore */
 

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "trestle_graph.h"
 
 static const char ops_help[] =
     "Usage: trestle ops [OPTIONS] --graph GRAPH\n"

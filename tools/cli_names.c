@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "trestle_graph.h"
 
 static int open_names(const trestle_checkpoint *c, trestle_names **out)
 {

@@ -4,7 +4,8 @@
  *
  * Each command lives in its own tools/cli_<command>.c and is called with
  * argv starting at the command's name. The CLI uses only the public API
- * (include/trestle.h), like any other client of libtrestle.
+ * (include/trestle.h, and include/trestle_graph.h for graphs), like any
+ * other client of libtrestle.
  *
  * Exit status everywhere: 0 success, 1 failure (the message on stderr
  * starts with "trestle: "), 2 bad command line.

@@ -6,15 +6,16 @@
  * Place in the data flow: before planning. A graph file becomes an op list;
  * the planner never sees a graph.
  */
-#ifndef TRESTLE_GRAPH_H
-#define TRESTLE_GRAPH_H
+/* Not TRESTLE_GRAPH_H: that guard is the public trestle_graph.h's. */
+#ifndef TRESTLE_ENGINE_GRAPH_H
+#define TRESTLE_ENGINE_GRAPH_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "graph_wire.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 /* Built-in bounds on hostile graph files. */
 #define TR_GRAPH_MAX_FILE (1ull << 31)   /* protobuf's own 2 GiB message limit */
@@ -156,4 +157,4 @@ int trestle__graph_shapes(const tr_graph_nodes *t, const tr_graph_found *found, 
 int trestle__graph_variables(const tr_graph_nodes *t, tr_pb_span meta, trestle_graph *g,
                              trestle_error *err);
 
-#endif /* TRESTLE_GRAPH_H */
+#endif /* TRESTLE_ENGINE_GRAPH_H */

@@ -22,6 +22,7 @@
 #include "error.h"
 #include "graph.h"
 #include "graph.pb-c.h"
+#include "trestle_graph.h"
 
 /* ---- the chosen meta graph's parts ---- */
 

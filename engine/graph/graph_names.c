@@ -18,7 +18,7 @@
 
 #include "error.h"
 #include "trackable_object_graph.pb-c.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 #define OBJECT_GRAPH_KEY "_CHECKPOINTABLE_OBJECT_GRAPH"
 

@@ -25,6 +25,7 @@
 #include "error.h"
 #include "graph.h"
 #include "graph.pb-c.h"
+#include "trestle_graph.h"
 
 /* The node an input names: "^ctl", "node", "node:1" and, inside functions,
  * "node:output:0" all name `node`. Sets *len to the name's length. */

@@ -16,6 +16,7 @@
 #include "error.h"
 #include "graph.h"
 #include "graph.pb-c.h"
+#include "trestle_graph.h"
 
 #define MAX_IDENTITY_HOPS 8 /* Identity nodes between a restore output and its Assign */
 

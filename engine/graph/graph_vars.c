@@ -25,6 +25,7 @@
 #include "error.h"
 #include "graph.h"
 #include "graph.pb-c.h"
+#include "trestle_graph.h"
 
 #define GLOBAL_VARIABLES "variables" /* tf.compat.v1.GraphKeys.GLOBAL_VARIABLES */
 

@@ -31,6 +31,7 @@
 
 #include "error.h"
 #include "infer.h"
+#include "trestle_graph.h"
 
 /* ---- small string helpers ---- */
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "trestle.h"
+#include "trestle_graph.h"
 
 /* One op of the inference. */
 typedef struct tr_infer_op {

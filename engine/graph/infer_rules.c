@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "infer.h"
+#include "trestle_graph.h"
 
 /* ---- object-graph names ---- */
 

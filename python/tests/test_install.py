@@ -1,5 +1,7 @@
 """Packaging: `pip install --no-build-isolation ./python` into a venv and
-`cmake --install` both give an importable package, away from the source."""
+`cmake --install` both give an importable package, away from the source,
+whose version (trestle.__version__, and the pip metadata) is the CMake
+project's."""
 import os
 import subprocess
 import sys
@@ -22,10 +24,28 @@ def run(cmd, **kw):
     return r.stdout
 
 
-def check_import(python, env=None):
-    out = run([python, "-c", "import trestle; print(trestle.__file__, trestle.__version__)"],
-              cwd="/", env=env)
+def project_version():
+    """The version build/ was configured with: project() in CMakeLists.txt."""
+    with open(os.path.join(BUILD_DIR, "CMakeCache.txt")) as f:
+        for line in f:
+            if line.startswith("CMAKE_PROJECT_VERSION:"):
+                return line.split("=", 1)[1].strip()
+    raise AssertionError("no CMAKE_PROJECT_VERSION in build/CMakeCache.txt")
+
+
+def check_import(python, env=None, metadata=False):
+    """Imports the installed package with `python`; checks that it is not the
+    source tree's and that it says the project's version (with `metadata`,
+    also the installed distribution's, as pip records it)."""
+    code = "import trestle; print(trestle.__file__, trestle.__version__)"
+    if metadata:
+        code += "; import importlib.metadata as m; print(m.version('trestle'))"
+    out = run([python, "-c", code], cwd="/", env=env)
     assert "site-packages" in out or "dist-packages" in out, out
+    lines = out.split("\n")
+    assert lines[0].endswith(" " + project_version()), out
+    if metadata:
+        assert lines[1] == project_version(), out
     return out
 
 
@@ -38,7 +58,7 @@ def test_pip_install_into_a_venv(tmp_path):
     pip_env.pop("PYTHONPATH", None)
     run([str(venv / "bin" / "pip"), "install", "--no-build-isolation", "--no-deps",
          "--no-index", os.path.join(SOURCE_DIR, "python")], env=pip_env)
-    out = check_import(str(venv / "bin" / "python"), env=pip_env)
+    out = check_import(str(venv / "bin" / "python"), env=pip_env, metadata=True)
     assert str(venv) in out
 
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 static char dir[4096], meta_path[4200], pb_path[4200];
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "fuzz_util.h"
-#include "trestle.h"
+#include "trestle_graph.h"
 
 static char prefix[4096];
 
