@@ -49,9 +49,24 @@
  *   NULL. The error is never stored on a handle. On failure an out-pointer
  *   is set to NULL and nothing half-built escapes.
  * - Options: option structs are plain data with a leading `size` field and
- *   trailing reserved space. Always fill them with the matching
- *   `*_options_init()` first; the library reads only the fields that `size`
- *   says the caller knows about, so the structs can grow without an ABI break.
+ *   trailing reserved fields, so that they grow without an ABI break. Fill
+ *   one with its `*_options_init()`, then set fields; NULL for a struct
+ *   means all defaults. Every function reads every options struct by one
+ *   rule (trestle_options_read()), and refuses it with TRESTLE_E_INVALID_ARG,
+ *   in a message that names the struct and the field, when:
+ *   - `size` is smaller than the struct's first release or larger than
+ *     4096 bytes (the struct was not filled by its init);
+ *   - `size` is larger than the struct this library knows (a caller built
+ *     against a newer header) and a byte beyond it is not zero: a newer
+ *     option this library cannot honour;
+ *   - a reserved field that `size` covers is not zero.
+ *   Otherwise the library reads the first `size` bytes, and the fields past
+ *   them (a caller built against an older header) keep their defaults. A
+ *   field added after a struct's first release has zero as its default
+ *   (e.g. trestle_plan_options.shard_world's 0 reads as 1), so a newer
+ *   caller that leaves it alone also runs on an older library. Each
+ *   struct's first release is the size of today's struct: every field
+ *   added since took a reserved slot.
  * - The library never prints, never exits and never aborts on bad input.
  * - Versions: "Since X.Y" on each function is the release that added it.
  *   TRESTLE_VERSION_* (trestle_version.h) describe the header,
@@ -296,7 +311,10 @@ TRESTLE_API int trestle_dtype_can_convert(int stored, int target);
 /** An open checkpoint: immutable once open; thread-safe to read. */
 typedef struct trestle_checkpoint trestle_checkpoint;
 
-/** Options for trestle_open(). Fill with trestle_open_options_init(). */
+/**
+ * Options for trestle_open(). Fill with trestle_open_options_init().
+ * Read by the options rule (the overview's "Options").
+ */
 typedef struct trestle_open_options {
     size_t size;            /**< sizeof(trestle_open_options), set by init */
     int verify_index;       /**< verify index block CRCs (default 1; 0 only for forensics) */
@@ -345,7 +363,8 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  *         byte offset), TRESTLE_E_BAD_VERSION, TRESTLE_E_UNSUPPORTED
  *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB),
  *         TRESTLE_E_IO (e.g. the index or the state file is a FIFO or
- *         unreadable: sys_errno tells), TRESTLE_E_NOMEM.
+ *         unreadable: sys_errno tells), TRESTLE_E_NOMEM, TRESTLE_E_INVALID_ARG
+ *         (NULL `out`, or `opt` refused by the options rule).
  * Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
@@ -497,7 +516,10 @@ TRESTLE_API int trestle_strings_decode(const void *buf, uint64_t size, uint64_t 
 /** A bundle writer: TensorFlow-identical bytes, any number of shards. */
 typedef struct trestle_writer trestle_writer;
 
-/** Options for trestle_writer_create(). Fill with trestle_writer_options_init(). */
+/**
+ * Options for trestle_writer_create(). Fill with trestle_writer_options_init().
+ * Read by the options rule (the overview's "Options").
+ */
 typedef struct trestle_writer_options {
     size_t size;           /**< sizeof(trestle_writer_options), set by init */
     int num_shards;        /**< data files to write (default 1) */
@@ -524,7 +546,8 @@ TRESTLE_API void trestle_writer_options_init(trestle_writer_options *opt);
  * @param[out] out     the writer, or NULL on failure; free with trestle_writer_free().
  * @param[out] err     filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_IO (err has the path and errno),
- *         TRESTLE_E_INVALID_ARG, TRESTLE_E_NOMEM.
+ *         TRESTLE_E_INVALID_ARG (`opt` refused by the options rule, or
+ *         num_shards outside 1..99999), TRESTLE_E_NOMEM.
  * A writer is used by one thread at a time; distinct writers are
  * independent. Since 0.1.
  */
@@ -666,7 +689,10 @@ typedef struct trestle_shape {
     const int64_t *dims;    /**< `rank` sizes; may be NULL when rank is 0 or -1 */
 } trestle_shape;
 
-/** Options for trestle_plan_create(). Fill with trestle_plan_options_init(). */
+/**
+ * Options for trestle_plan_create(). Fill with trestle_plan_options_init().
+ * Read by the options rule (the overview's "Options").
+ */
 typedef struct trestle_plan_options {
     size_t size;                 /**< sizeof(trestle_plan_options), set by init */
     const char *const *renames;  /**< `num_renames` rules "graph=ckpt" (exact) or
@@ -928,7 +954,10 @@ typedef enum trestle_direct_policy {
     TRESTLE_DIRECT_ALWAYS = 2
 } trestle_direct_policy;
 
-/** Options for trestle_restore(). Fill with trestle_restore_options_init(). */
+/**
+ * Options for trestle_restore(). Fill with trestle_restore_options_init().
+ * Read by the options rule (the overview's "Options").
+ */
 typedef struct trestle_restore_options {
     size_t size;              /**< sizeof(trestle_restore_options), set by init */
     int verify;               /**< check CRC32C (default 1) */
@@ -1056,10 +1085,12 @@ typedef struct trestle_stats {
  *         (trestle_restore_cancel() or a nonzero callback return),
  *         TRESTLE_E_NO_IO_URING (READER_IO_URING only), TRESTLE_E_NOMEM,
  *         TRESTLE_E_CUDA, TRESTLE_E_NO_DEVICE (device destinations without a
- *         usable GPU or CUDA build). After a failure, destinations hold
- *         unspecified bytes: device copies are queued before a tensor's CRC is
- *         known, so a tensor that fails its check may already be partly or
- *         wholly overwritten. Nothing the failed restore wrote may be used.
+ *         usable GPU or CUDA build), TRESTLE_E_INVALID_ARG (`opt` refused by
+ *         the options rule, or a field out of range). After a failure,
+ *         destinations hold unspecified bytes: device copies are queued
+ *         before a tensor's CRC is known, so a tensor that fails its check
+ *         may already be partly or wholly overwritten. Nothing the failed
+ *         restore wrote may be used.
  * Threads: blocks the calling thread and runs its own worker threads.
  * Distinct plans, even of one checkpoint, may be restored at the same time
  * from different threads. Since 0.1.
@@ -1222,7 +1253,10 @@ TRESTLE_API int trestle_cuda_device_count(void);
 /* Converting to safetensors                                                */
 /* ======================================================================= */
 
-/** Options for trestle_convert_safetensors(). Fill with trestle_convert_options_init(). */
+/**
+ * Options for trestle_convert_safetensors(). Fill with trestle_convert_options_init().
+ * Read by the options rule (the overview's "Options").
+ */
 typedef struct trestle_convert_options {
     size_t size;              /**< sizeof(trestle_convert_options), set by init */
     const trestle_plan_options *plan;       /**< renames, exclusions, allow_missing; NULL for
@@ -1303,7 +1337,7 @@ TRESTLE_API int trestle_convert_safetensors(const trestle_checkpoint *c, const t
 /* ======================================================================= */
 
 /**
- * @defgroup advanced Advanced: parts, shard rules and CRC shares
+ * @defgroup advanced Advanced: parts, shard rules, CRC shares and the options rule
  *
  * For libraries built on libtrestle rather than for applications:
  * libtrestle_mpi (trestle_mpi.h) uses every call here, and a program that
@@ -1539,6 +1573,41 @@ TRESTLE_API int trestle_plan_get_crc_share(const trestle_plan *p, size_t i,
  */
 TRESTLE_API int trestle_crc_shares_check(const trestle_crc_share *shares, size_t n, int parts,
                                          trestle_error *err);
+
+/* ---- The options rule, for libraries built on trestle ---- */
+
+/**
+ * @brief Copy a caller's options struct over the defaults by the options
+ * rule (the overview's "Options"), the one every trestle function applies.
+ *
+ * For libraries built on libtrestle whose own options structs follow the
+ * same contract (libtrestle_mpi's trestle_group_options), or that copy a
+ * caller's trestle struct before passing it on (trestle_group_restore()).
+ * The struct must begin with `size_t size` and end in an array of
+ * `void *` reserved fields.
+ *
+ * @param[in,out] dst         `size` bytes holding the defaults (from the
+ *                            struct's init); on success it holds the
+ *                            caller's fields and dst->size is `size`; on
+ *                            failure it is untouched. Not NULL.
+ * @param[in]     src         the caller's struct, or NULL (then `dst` keeps
+ *                            the defaults and the call succeeds).
+ * @param[in]     size        sizeof the struct as the calling library knows it.
+ * @param[in]     first_size  the size of the struct's first release.
+ * @param[in]     reserved    offsetof its reserved array, which runs to `size`.
+ * @param[in]     name        the struct's name, for messages
+ *                            ("trestle_group_options"); not NULL.
+ * @param[out]    err         filled on failure; may be NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG: the message names the
+ *         struct and the field, e.g. "trestle_restore_options.size is 12:
+ *         smaller than the 128 bytes of its first release; fill it with
+ *         trestle_restore_options_init()", "trestle_plan_options.reserved[1]
+ *         is not zero"; also for a layout no struct has (`size` smaller
+ *         than a size_t, `first_size` above `size`, ...).
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_options_read(void *dst, const void *src, size_t size, size_t first_size,
+                                     size_t reserved, const char *name, trestle_error *err);
 
 /** @} */
 

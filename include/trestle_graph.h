@@ -67,7 +67,10 @@ typedef enum trestle_graph_ops_source {
                                           collections, as a default Saver restores them */
 } trestle_graph_ops_source;
 
-/** Options for trestle_graph_open(). Fill with trestle_graph_options_init(). */
+/**
+ * Options for trestle_graph_open(). Fill with trestle_graph_options_init().
+ * Read by the options rule (trestle.h's overview, "Options").
+ */
 typedef struct trestle_graph_options {
     size_t size;            /**< sizeof(trestle_graph_options), set by init */
     const char *tag;        /**< SavedModel: read the first meta graph with this tag

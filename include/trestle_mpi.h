@@ -132,8 +132,10 @@ typedef enum trestle_group_exchange_kind {
 
 /**
  * Options for trestle_group_create_with(). Fill with
- * trestle_group_options_init(). Every rank passes the same scope, and
- * node_id either on every rank or on none. Since 0.2.
+ * trestle_group_options_init(); read by the options rule of trestle.h
+ * (its overview's "Options"), the struct's first release being 0.2's.
+ * Every rank passes the same scope, and node_id either on every rank or
+ * on none. Since 0.2.
  *
  * The AUTO rule: when every rank is on one node, both scopes are the same
  * and GROUP is reported. Across nodes, GROUP when every rank finds `path`
@@ -185,7 +187,8 @@ TRESTLE_API void trestle_group_options_init(trestle_group_options *opt);
  * @param[out] out   the group, or NULL on failure; free with trestle_group_free().
  * @param[out] err   filled on failure (the same on every rank); may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (MPI not initialised, NULL out,
- *         an unknown scope, node_id given on some ranks only),
+ *         `opt` refused by the options rule, an unknown scope, node_id
+ *         given on some ranks only),
  *         TRESTLE_E_GROUP (an MPI call failed), TRESTLE_E_NOMEM.
  * Collective. Since 0.2.
  */
@@ -293,7 +296,8 @@ typedef struct trestle_group_stats {
  * @return TRESTLE_OK or the failing rank's code (TRESTLE_E_CRC_MISMATCH,
  *         TRESTLE_E_IO, ... as trestle_restore()), TRESTLE_E_UNSUPPORTED
  *         (host_map, a device list in `opt->devices`, a plan restored
- *         before), TRESTLE_E_INVALID_ARG (plans differ between ranks),
+ *         before), TRESTLE_E_INVALID_ARG (plans differ between ranks,
+ *         `opt` refused by the options rule),
  *         TRESTLE_E_GROUP (an MPI or NCCL call failed), TRESTLE_E_CUDA (a
  *         copy of the exchange failed),
  *         TRESTLE_E_NO_DEVICE (device destinations in a build without CUDA).

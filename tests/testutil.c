@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <ftw.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,4 +341,78 @@ trestle_checkpoint *tu_zero_checkpoint(char **dir, const tu_tensor *t, size_t n)
     cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
     free(prefix);
     return c;
+}
+
+/* ---- the options rule (include/trestle.h, "Options") ---- */
+
+/* err's message is `prefix` then what snprintf makes of fmt. */
+static void expect_message(const trestle_error *err, const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void expect_message(const trestle_error *err, const char *prefix, const char *fmt, ...)
+{
+    char want[TRESTLE_ERROR_MESSAGE_MAX];
+    size_t n = (size_t)snprintf(want, sizeof want, "%s", prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want + n, sizeof want - n, fmt, ap);
+    va_end(ap);
+    cr_expect_eq(err->code, TRESTLE_E_INVALID_ARG);
+    cr_expect_str_eq(err->message, want);
+}
+
+void tu_check_options_rule(const tu_options_kind *k)
+{
+    union {
+        max_align_t align;
+        unsigned char b[512]; /* room for a newer caller's struct */
+    } buf;
+    trestle_error err;
+    size_t *size = (size_t *)buf.b;
+
+    cr_assert_eq(k->call(NULL, &err), k->accepted, "%s via %s: %s", k->name, k->via,
+                 err.message);
+    memset(&buf, 0, sizeof buf);
+    k->init(buf.b);
+    cr_expect_eq(*size, k->size);
+    cr_assert_eq(k->call(buf.b, &err), k->accepted, "%s via %s: %s", k->name, k->via,
+                 err.message);
+
+    /* Every struct's first release is today's size (tests/test_options.c). */
+    size_t smalls[] = { 0, sizeof(size_t), k->size - 1 };
+    for (size_t i = 0; i < sizeof smalls / sizeof smalls[0]; i++) {
+        *size = smalls[i];
+        cr_assert_eq(k->call(buf.b, &err), TRESTLE_E_INVALID_ARG, "%s via %s: size %zu",
+                     k->name, k->via, smalls[i]);
+        expect_message(&err, k->prefix, "%s.size is %zu: smaller than the %zu bytes of its "
+                       "first release; fill it with %s_init()", k->name, smalls[i], k->size,
+                       k->name);
+    }
+    *size = 100000;
+    cr_assert_eq(k->call(buf.b, &err), TRESTLE_E_INVALID_ARG, "%s via %s", k->name, k->via);
+    expect_message(&err, k->prefix, "%s.size is 100000: larger than any options struct (4096 "
+                   "bytes); fill it with %s_init()", k->name, k->name);
+
+    /* A caller built against a newer header, leaving its new fields alone. */
+    *size = k->size + 24;
+    cr_assert_eq(k->call(buf.b, &err), k->accepted, "%s via %s: %s", k->name, k->via,
+                 err.message);
+    buf.b[k->size + 17] = 1;
+    cr_assert_eq(k->call(buf.b, &err), TRESTLE_E_INVALID_ARG, "%s via %s", k->name, k->via);
+    expect_message(&err, k->prefix, "%s.size is %zu and its byte %zu is not zero: an option "
+                   "newer than the %zu bytes this library (trestle %s) knows", k->name,
+                   k->size + 24, k->size + 17, k->size, TRESTLE_VERSION_STRING);
+    buf.b[k->size + 17] = 0;
+    *size = k->size;
+
+    size_t slots = (k->size - k->reserved) / sizeof(void *);
+    size_t first_last[] = { 0, slots - 1 };
+    for (size_t j = 0; j < 2; j++) {
+        void **slot = (void **)(buf.b + k->reserved) + first_last[j];
+        *slot = &buf;
+        cr_assert_eq(k->call(buf.b, &err), TRESTLE_E_INVALID_ARG, "%s via %s", k->name,
+                     k->via);
+        expect_message(&err, k->prefix, "%s.reserved[%zu] is not zero", k->name,
+                       first_last[j]);
+        *slot = NULL;
+    }
 }

@@ -111,4 +111,24 @@ typedef struct tu_tensor {
  * only names, dtypes and shapes (suggestions, rename inference). */
 trestle_checkpoint *tu_zero_checkpoint(char **dir, const tu_tensor *t, size_t n);
 
+/* One options struct and a public call that reads it, for tu_check_options_rule(). */
+typedef struct tu_options_kind {
+    const char *name;         /* the struct's name, as messages give it */
+    size_t size, reserved;    /* sizeof, offsetof(reserved) */
+    void (*init)(void *opt);  /* its _init() */
+    int (*call)(const void *opt, trestle_error *err); /* reads it (opt NULL: the defaults) */
+    const char *via;          /* call's name, for failures */
+    int accepted;             /* call's code for options the rule accepts */
+    const char *prefix;       /* what call's messages start with ("", "rank 0 of 1: ") */
+} tu_options_kind;
+
+/*
+ * The options rule through k's call: NULL and an init'd struct are
+ * accepted, and a newer caller's zero tail; a size below the first
+ * release, an absurd size, a nonzero byte beyond the struct and a nonzero
+ * reserved field (the first and the last) are refused with their exact
+ * messages.
+ */
+void tu_check_options_rule(const tu_options_kind *k);
+
 #endif /* TRESTLE_TESTUTIL_H */

@@ -25,6 +25,7 @@
 #include "ckpt_shard.h"
 #include "ckpt_slices.h"
 #include "error.h"
+#include "options.h"
 #include "sstable.h"
 
 #define MAX_INDEX_BYTES (4ull << 30) /* a 4 GiB index is already absurd */
@@ -188,7 +189,7 @@ static int build_listing(trestle_checkpoint *c, trestle_error *err)
 int trestle_open(const char *path, const trestle_open_options *opt, trestle_checkpoint **out,
                  trestle_error *err)
 {
-    trestle_open_options defaults;
+    trestle_open_options o;
     trestle_checkpoint *c = NULL;
     uint8_t *index = NULL;
     size_t index_len = 0;
@@ -199,10 +200,9 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
     if (!out)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "NULL output pointer");
     *out = NULL;
-    if (!opt) {
-        trestle_open_options_init(&defaults);
-        opt = &defaults;
-    }
+    trestle_open_options_init(&o);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_open_options, &o, opt,
+                                     TRESTLE__OPEN_OPTIONS_FIRST_SIZE, err));
     c = calloc(1, sizeof *c);
     TR_FAIL_IF(!c, err, TRESTLE_E_NOMEM, "out of memory");
     TR_FORWARD(trestle__resolve_prefix(path, &c->prefix, err));
@@ -211,7 +211,7 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
     TR_FORWARD(slurp(c->index_path, &index, &index_len, err));
 
     scan_ctx s = { .c = c };
-    TR_FORWARD(trestle__table_scan(index, index_len, c->index_path, opt->verify_index != 0, visit,
+    TR_FORWARD(trestle__table_scan(index, index_len, c->index_path, o.verify_index != 0, visit,
                                    &s, &ts, err));
     TR_FAIL_IF(!s.have_header, err, TRESTLE_E_CORRUPT,
                "Unable to read file (%s). Perhaps the file is corrupt or was produced by a newer "
@@ -222,8 +222,8 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
     index = NULL;
 
     TR_FORWARD(trestle__entries_link_slices(c, err));
-    TR_FORWARD(trestle__shards_init(c, opt->require_all_shards != 0, err));
-    TR_FORWARD(check_ranges(c, opt->require_all_shards != 0, err));
+    TR_FORWARD(trestle__shards_init(c, o.require_all_shards != 0, err));
+    TR_FORWARD(check_ranges(c, o.require_all_shards != 0, err));
     TR_FORWARD(build_listing(c, err));
     *out = c;
     return TRESTLE_OK;

@@ -15,7 +15,13 @@
 #include <stdlib.h>
 
 #include "graph_wire.h"
+#include "options.h"
 #include "trestle_graph.h"
+
+/* The size of trestle_graph_options' first release (engine/common/options.h
+ * says how these constants change). */
+#define TRESTLE__GRAPH_OPTIONS_FIRST_SIZE sizeof(trestle_graph_options) /* 0.1 */
+TRESTLE__ENDS_IN_RESERVED(trestle_graph_options);
 
 /* Built-in bounds on hostile graph files. */
 #define TR_GRAPH_MAX_FILE (1ull << 31)   /* protobuf's own 2 GiB message limit */

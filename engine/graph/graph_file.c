@@ -22,6 +22,7 @@
 #include "error.h"
 #include "graph.h"
 #include "graph.pb-c.h"
+#include "options.h"
 #include "trestle_graph.h"
 
 /* ---- the chosen meta graph's parts ---- */
@@ -456,15 +457,16 @@ int trestle_graph_open(const char *path, const trestle_graph_options *opt, trest
     const uint8_t *data = NULL;
     size_t size = 0;
     char *restore_op = NULL;
-    const char *tag = NULL;
+    trestle_graph_options o;
     int rc = TRESTLE_OK;
 
     memset(&nodes, 0, sizeof nodes);
     if (out)
         *out = NULL;
     TR_FAIL_IF(!path || !out, err, TRESTLE_E_INVALID_ARG, "trestle_graph_open: NULL argument");
-    if (opt && opt->size >= offsetof(trestle_graph_options, tag) + sizeof opt->tag)
-        tag = opt->tag;
+    trestle_graph_options_init(&o);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_graph_options, &o, opt,
+                                     TRESTLE__GRAPH_OPTIONS_FIRST_SIZE, err));
     g = calloc(1, sizeof *g);
     TR_FAIL_IF(!g, err, TRESTLE_E_NOMEM, "out of memory");
     TR_FORWARD(resolve(path, g, err));
@@ -473,7 +475,7 @@ int trestle_graph_open(const char *path, const trestle_graph_options *opt, trest
     tr_pb_span file = { data, size, 0 }, meta;
     if (!g->kind)
         TR_FORWARD(sniff(g->path, file, &g->kind, err));
-    TR_FORWARD(choose_meta(g->path, file, g->kind, tag, g, &meta, err));
+    TR_FORWARD(choose_meta(g->path, file, g->kind, o.tag, g, &meta, err));
     meta_parts parts;
     TR_FORWARD(meta_parts_of(g->path, meta, &parts, err));
     TR_FORWARD(read_facts(g, &parts, &restore_op, err));

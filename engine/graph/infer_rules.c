@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "infer.h"
+#include "options.h"
 #include "trestle_graph.h"
 
 /* ---- object-graph names ---- */
@@ -182,12 +183,10 @@ int trestle_infer_renames(const trestle_checkpoint *c, const trestle_op *ops, si
     TR_FAIL_IF(!inf, err, TRESTLE_E_NOMEM, "out of memory");
     inf->c = c;
     trestle_plan_options_init(&inf->user);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_plan_options, &inf->user, opt,
+                                     TRESTLE__PLAN_OPTIONS_FIRST_SIZE, err));
     if (opt) {
-        /* A caller built against an older header knows only `size` bytes:
-         * the rest keeps its default. */
-        memcpy(&inf->user, opt, opt->size < sizeof inf->user ? opt->size : sizeof inf->user);
-        inf->user.size = sizeof inf->user;
-        /* The planner checks the struct itself; a bad one fails here. */
+        /* The planner checks the fields (renames, shard rules); a bad one fails here. */
         trestle_plan *p = NULL;
         trestle_op probe = { .name = ops[0].name, .dest_kind = TRESTLE_DEST_DISCARD };
         trestle_plan_options o = inf->user;

@@ -31,6 +31,32 @@
 
 /* struct trestle_group is in group.h: engine/group/group_scope.c fills its nodes. */
 
+/*
+ * The first release's size of each options struct the group reads, for
+ * the options rule (trestle_options_read(): libtrestle_mpi cannot use the
+ * engine's TRESTLE__OPTIONS_READ). trestle_group_options: 0.2's.
+ * trestle_restore_options: 0.1's, as TRESTLE__RESTORE_OPTIONS_FIRST_SIZE
+ * in engine/common/options.h says (tests/test_options.c pins both equal to
+ * sizeof): change them together.
+ */
+#define GROUP_OPTIONS_FIRST_SIZE sizeof(trestle_group_options)
+#define RESTORE_OPTIONS_FIRST_SIZE sizeof(trestle_restore_options)
+
+/* `opt` by the options rule over the defaults in `o` (meaningful only on
+ * success); reserved_int too, which the rule's reserved array does not
+ * cover, and which the rule has checked that `size` covers. */
+static int read_group_options(trestle_group_options *o, const trestle_group_options *opt,
+                              trestle_error *err)
+{
+    int rc = trestle_options_read(o, opt, sizeof *o, GROUP_OPTIONS_FIRST_SIZE,
+                                  offsetof(trestle_group_options, reserved),
+                                  "trestle_group_options", err);
+    if (rc == TRESTLE_OK && o->reserved_int)
+        rc = trestle__group_error(err, TRESTLE_E_INVALID_ARG,
+                                  "trestle_group_options.reserved_int is not zero");
+    return rc;
+}
+
 void trestle_group_options_init(trestle_group_options *opt)
 {
     memset(opt, 0, sizeof *opt);
@@ -46,12 +72,12 @@ int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
 {
     int inited = 0, mrc;
     trestle_group_options o;
-    trestle_group_options_init(&o);
-    /* A caller built against an older header knows only `size` bytes. */
-    if (opt)
-        memcpy(&o, opt, opt->size < sizeof o ? opt->size : sizeof o);
-    o.size = sizeof o;
+    trestle_error mine;
     trestle_error_clear(err);
+    trestle_error_clear(&mine);
+    trestle_group_options_init(&o);
+    /* A refused struct fails every rank alike, below. */
+    int rc = read_group_options(&o, opt, &mine);
     if (!out)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL output pointer");
     *out = NULL;
@@ -71,13 +97,12 @@ int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
     MPI_Comm_rank(g->comm, &g->rank);
     MPI_Comm_size(g->comm, &g->size);
     g->exchange = o.exchange;
-    trestle_error mine;
-    trestle_error_clear(&mine);
-    int rc = TRESTLE_OK;
-    if (o.exchange != TRESTLE_GROUP_EXCHANGE_AUTO && o.exchange != TRESTLE_GROUP_EXCHANGE_STAGED)
+    if (rc == TRESTLE_OK && o.exchange != TRESTLE_GROUP_EXCHANGE_AUTO &&
+        o.exchange != TRESTLE_GROUP_EXCHANGE_STAGED)
         rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG, "exchange %d: only AUTO (0) or "
                                   "STAGED (2) can be asked for", o.exchange);
-    else if (o.scope < TRESTLE_GROUP_SCOPE_AUTO || o.scope > TRESTLE_GROUP_SCOPE_NODE)
+    else if (rc == TRESTLE_OK &&
+             (o.scope < TRESTLE_GROUP_SCOPE_AUTO || o.scope > TRESTLE_GROUP_SCOPE_NODE))
         rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG, "unknown group scope %d (AUTO "
                                   "0, GROUP 1 or NODE 2)", o.scope);
     /* Options may differ between ranks: all agree on them before the
@@ -249,26 +274,32 @@ int trestle_group_agree(trestle_group *g, int rc, const trestle_error *mine, tre
 
 /* ---- the restore ---- */
 
-/* What this rank can check alone before anything collective happens. */
+/* What this rank can check alone before anything collective happens:
+ * the caller's `opt` by the options rule into `ro` (over the defaults
+ * there), then what a group restore cannot do. */
 static int check_local(const trestle_plan *p, const trestle_restore_options *opt,
-                       trestle_error *err)
+                       trestle_restore_options *ro, trestle_error *err)
 {
     if (!p)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL plan");
+    int rc = trestle_options_read(ro, opt, sizeof *ro, RESTORE_OPTIONS_FIRST_SIZE,
+                                  offsetof(trestle_restore_options, reserved),
+                                  "trestle_restore_options", err);
+    if (rc != TRESTLE_OK)
+        return rc;
     /* host_map destinations are mappings of this rank's shard files: the
      * bytes other ranks read would have nowhere to go. */
-    if (opt && opt->host_map)
+    if (ro->host_map)
         return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
                                     "group restores cannot map shard files (host_map %d)",
-                                    opt->host_map);
+                                    ro->host_map);
     /* The exchange writes each op's bytes to one destination: the copies a
      * device list makes on its other devices would stay unwritten. */
-    if (opt && opt->size >= offsetof(trestle_restore_options, num_devices) +
-                                sizeof opt->num_devices && opt->num_devices >= 2)
+    if (ro->num_devices >= 2)
         return trestle__group_error(err, TRESTLE_E_UNSUPPORTED,
                                     "group restores take one device per rank, not a list of "
                                     "%zu (run one rank per GPU: --device local)",
-                                    opt->num_devices);
+                                    ro->num_devices);
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
         trestle_plan_op_info o;
         trestle_plan_get_op(p, i, &o);
@@ -284,6 +315,7 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
                           trestle_group_stats *stats, trestle_error *err)
 {
     trestle_group_stats st;
+    trestle_restore_options ro;
     trestle_error mine;
     trestle__group_runs *runs = NULL;
     double t0 = MPI_Wtime(), t;
@@ -302,7 +334,8 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     st.node_size = g->node_size;
     snprintf(st.scope_note, sizeof st.scope_note, "%s", g->scope_note);
 
-    rc = check_local(p, opt, &mine);
+    trestle_restore_options_init(&ro);
+    rc = check_local(p, opt, &ro, &mine);
     if (rc == TRESTLE_OK) {
         rc = check_same_plan(g, p, &mine);
     } else {
@@ -341,7 +374,7 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     trestle__group_live lv;
     bool live = false;
     if (rc == TRESTLE_OK) {
-        rc = trestle__group_live_start(&lv, p, opt, writes, &mine);
+        rc = trestle__group_live_start(&lv, p, &ro, writes, &mine);
         live = true;
     }
     /* Whether every rank got this far decides whether any exchanges. */
@@ -360,7 +393,7 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
         int orc = TRESTLE_OK;
         if (g->xsize > 1)
             orc = trestle__group_dev_open(&dx, g->xcomm, g->xrank, g->xsize,
-                                          opt ? opt->device : -1, g->exchange, &st.exchange,
+                                          ro.device, g->exchange, &st.exchange,
                                           st.exchange_note, sizeof st.exchange_note, &mine);
         t = MPI_Wtime();
         rc = agree(g, orc, err, &mine);

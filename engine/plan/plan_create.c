@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "options.h"
 #include "plan.h"
 #include "plan_build.h"
 #include "plan_names.h"
@@ -42,27 +43,6 @@ void trestle_plan_options_init(trestle_plan_options *opt)
     opt->max_batch_bytes = DEFAULT_MAX_BATCH_BYTES;
     opt->max_gap_bytes = DEFAULT_MAX_GAP_BYTES;
     opt->shard_world = 1;
-}
-
-/* Options as the caller's `size` allows, over the defaults. */
-static int read_options(const trestle_plan_options *opt, trestle_plan_options *o,
-                        trestle_error *err)
-{
-    trestle_plan_options_init(o);
-    if (!opt)
-        return TRESTLE_OK;
-    if (opt->size < sizeof opt->size)
-        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
-                                     "plan options size %zu is too small; call "
-                                     "trestle_plan_options_init() first", opt->size);
-    /* A newer caller's struct may be larger: its extra fields are unknown here. */
-    memcpy(o, opt, opt->size < sizeof *o ? opt->size : sizeof *o);
-    o->size = sizeof *o;
-    for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
-        if (o->reserved[i])
-            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
-                                         "plan options reserved[%zu] is not zero", i);
-    return TRESTLE_OK;
 }
 
 /* Also used by engine/plan/plan_part.c when a plan keeps only some extents. */
@@ -97,7 +77,9 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     *out = NULL;
     TR_FAIL_IF(!c, err, TRESTLE_E_INVALID_ARG, "NULL checkpoint");
     TR_FAIL_IF(!ops && n > 0, err, TRESTLE_E_INVALID_ARG, "ops is NULL but n is %zu", n);
-    TR_FORWARD(read_options(opt, &b.o, err));
+    trestle_plan_options_init(&b.o);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_plan_options, &b.o, opt,
+                                     TRESTLE__PLAN_OPTIONS_FIRST_SIZE, err));
     TR_FORWARD(trestle__plan_names_check(&b.o, err));
     TR_FORWARD(trestle__plan_shard_check(&b.o, err));
     b.c = c;

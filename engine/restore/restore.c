@@ -29,6 +29,7 @@
 #include "checked.h"
 #include "error.h"
 #include "numa.h"
+#include "options.h"
 #include "restore.h"
 #include "staging.h"
 
@@ -59,20 +60,17 @@ void trestle_restore_options_init(trestle_restore_options *opt)
     opt->staging_bytes = DEFAULT_STAGING;
 }
 
-/* Copy the fields the caller knows about over the defaults, fill zeros
- * with defaults and clamp to what the pipeline supports. */
+/* Copy the fields the caller knows about over the defaults (by the
+ * options rule, engine/common/options.c), fill zeros with defaults and
+ * clamp to what the pipeline supports. */
 static int read_options(const trestle_restore_options *in, trestle_restore_options *o,
                         trestle_error *err)
 {
     trestle_restore_options_init(o);
-    if (in) {
-        if (in->size < offsetof(trestle_restore_options, verify))
-            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
-                                         "restore options have size %zu: fill them with "
-                                         "trestle_restore_options_init()", in->size);
-        memcpy(o, in, in->size < sizeof *o ? in->size : sizeof *o);
-        o->size = sizeof *o;
-    }
+    int rc = TRESTLE__OPTIONS_READ(trestle_restore_options, o, in,
+                                   TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err);
+    if (rc != TRESTLE_OK)
+        return rc;
     if (o->reader < TRESTLE_READER_AUTO || o->reader > TRESTLE_READER_PREAD)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "unknown reader kind %d",
                                      o->reader);

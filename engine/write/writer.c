@@ -20,6 +20,7 @@
 #include "checkpoint.h"
 #include "crc32c.h"
 #include "error.h"
+#include "options.h"
 #include "slice.h"
 #include "sstable.h"
 #include "string_tensor.h"
@@ -36,7 +37,7 @@ void trestle_writer_options_init(trestle_writer_options *opt)
 int trestle_writer_create(const char *prefix, const trestle_writer_options *opt,
                           trestle_writer **out, trestle_error *err)
 {
-    trestle_writer_options defaults;
+    trestle_writer_options o;
     trestle_writer *w = NULL;
     int rc;
 
@@ -44,18 +45,17 @@ int trestle_writer_create(const char *prefix, const trestle_writer_options *opt,
     if (!out)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "NULL output pointer");
     *out = NULL;
-    if (!opt) {
-        trestle_writer_options_init(&defaults);
-        opt = &defaults;
-    }
+    trestle_writer_options_init(&o);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_writer_options, &o, opt,
+                                     TRESTLE__WRITER_OPTIONS_FIRST_SIZE, err));
     TR_FAIL_IF(!prefix || !*prefix, err, TRESTLE_E_INVALID_ARG, "empty checkpoint prefix");
-    TR_FAIL_IF(opt->num_shards < 1 || opt->num_shards > 99999, err, TRESTLE_E_INVALID_ARG,
-               "num_shards must be 1..99999, not %d", opt->num_shards);
+    TR_FAIL_IF(o.num_shards < 1 || o.num_shards > 99999, err, TRESTLE_E_INVALID_ARG,
+               "num_shards must be 1..99999, not %d", o.num_shards);
     w = calloc(1, sizeof *w);
     TR_FAIL_IF(!w, err, TRESTLE_E_NOMEM, "out of memory");
-    w->num_shards = opt->num_shards;
-    w->alignment = opt->alignment ? opt->alignment : 1;
-    w->snappy = opt->snappy_index;
+    w->num_shards = o.num_shards;
+    w->alignment = o.alignment ? o.alignment : 1;
+    w->snappy = o.snappy_index;
     w->prefix = strdup(prefix);
     w->fds = malloc((size_t)w->num_shards * sizeof *w->fds);
     w->paths = calloc((size_t)w->num_shards, sizeof *w->paths);

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "error.h"
+#include "options.h"
 
 #define HEADER_ALIGN 8 /* the header is padded so tensor data starts 8-aligned */
 
@@ -263,19 +264,14 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
     TR_FAIL_IF(!c || !out_path || (!ops && n), err, TRESTLE_E_INVALID_ARG,
                "trestle_convert_safetensors needs a checkpoint, an output path, and ops or n = 0");
     trestle_convert_options_init(&o);
-    if (opt) {
-        TR_FAIL_IF(opt->size < offsetof(trestle_convert_options, plan), err,
-                   TRESTLE_E_INVALID_ARG, "convert options have size %zu: fill them with "
-                   "trestle_convert_options_init()", opt->size);
-        memcpy(&o, opt, opt->size < sizeof o ? opt->size : sizeof o);
-    }
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_convert_options, &o, opt,
+                                     TRESTLE__CONVERT_OPTIONS_FIRST_SIZE, err));
     trestle_plan_options_init(&popt);
-    if (o.plan)
-        memcpy(&popt, o.plan, o.plan->size < sizeof popt ? o.plan->size : sizeof popt);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_plan_options, &popt, o.plan,
+                                     TRESTLE__PLAN_OPTIONS_FIRST_SIZE, err));
     trestle_restore_options_init(&ropt);
-    if (o.restore)
-        memcpy(&ropt, o.restore, o.restore->size < sizeof ropt ? o.restore->size : sizeof ropt);
-    ropt.size = sizeof ropt;
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_restore_options, &ropt, o.restore,
+                                     TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err));
     ropt.verify = 1;
     ropt.device = -1;
     ropt.host_map = 0;
