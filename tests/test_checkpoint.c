@@ -19,16 +19,6 @@
 #include "tensor_bundle.pb-c.h"
 #include "testutil.h"
 
-/* A fixture under ../shared/fixtures, skipping when that one is absent. */
-static const char *fixture_or_skip(const char *rel)
-{
-    const char *p = tu_fixture(rel);
-    struct stat st;
-    if (stat(p, &st) != 0)
-        cr_skip_test("fixture %s is absent", p);
-    return p;
-}
-
 static trestle_checkpoint *open_ok(const char *path)
 {
     trestle_checkpoint *c = NULL;
@@ -51,7 +41,7 @@ static void read_f32(trestle_checkpoint *c, const char *name, float *out, size_t
 
 Test(checkpoint, reads_the_smallest_real_checkpoint)
 {
-    trestle_checkpoint *c = open_ok(fixture_or_skip("tf-checkpoints/rust_regression_model/variables"));
+    trestle_checkpoint *c = open_ok(tu_fixture_present("tf-checkpoints/rust_regression_model/variables"));
     trestle_checkpoint_info info;
     trestle_checkpoint_get_info(c, &info);
     cr_assert_eq(info.num_shards, 1);
@@ -77,7 +67,7 @@ Test(checkpoint, reads_the_smallest_real_checkpoint)
 Test(checkpoint, reads_a_snappy_compressed_index)
 {
     trestle_checkpoint *c =
-        open_ok(fixture_or_skip("tf-checkpoints/serving_half_plus_two_cpu_snappy/variables.index"));
+        open_ok(tu_fixture_present("tf-checkpoints/serving_half_plus_two_cpu_snappy/variables.index"));
     trestle_checkpoint_info info;
     trestle_checkpoint_get_info(c, &info);
     cr_assert_eq(info.index_snappy_blocks, 1);
@@ -94,7 +84,7 @@ Test(checkpoint, reads_a_snappy_compressed_index)
 
 Test(checkpoint, resolves_a_directory_through_its_state_file_and_reads_two_shards)
 {
-    trestle_checkpoint *c = open_ok(fixture_or_skip("tf-checkpoints/tfkeras_lso_ckpt_2shards"));
+    trestle_checkpoint *c = open_ok(tu_fixture_present("tf-checkpoints/tfkeras_lso_ckpt_2shards"));
     trestle_checkpoint_info info;
     trestle_checkpoint_get_info(c, &info);
     cr_assert_eq(info.num_shards, 2);
@@ -120,7 +110,7 @@ Test(checkpoint, resolves_a_directory_through_its_state_file_and_reads_two_shard
 
 Test(checkpoint, decodes_string_tensors_and_int64_scalars)
 {
-    trestle_checkpoint *c = open_ok(fixture_or_skip("tf-checkpoints/rust_regression_savedmodel"));
+    trestle_checkpoint *c = open_ok(tu_fixture_present("tf-checkpoints/rust_regression_savedmodel"));
     size_t i;
     trestle_tensor_info t;
     trestle_error err;
@@ -188,7 +178,7 @@ Test(checkpoint, every_real_tensor_passes_its_crc)
 
 Test(checkpoint, opens_index_only_checkpoints_and_fails_reads_of_the_missing_shard)
 {
-    trestle_checkpoint *c = open_ok(fixture_or_skip("tf-real/t5x_mtf_tiny_t5_bf16_INDEXONLY"));
+    trestle_checkpoint *c = open_ok(tu_fixture_present("tf-real/t5x_mtf_tiny_t5_bf16_INDEXONLY"));
     trestle_checkpoint_info info;
     trestle_checkpoint_get_info(c, &info);
     cr_assert_eq(info.num_shards, 2);
@@ -219,7 +209,7 @@ Test(checkpoint, opens_index_only_checkpoints_and_fails_reads_of_the_missing_sha
     trestle_open_options opt;
     trestle_open_options_init(&opt);
     opt.require_all_shards = 1;
-    cr_assert_eq(trestle_open(fixture_or_skip("tf-real/t5x_mtf_tiny_t5_bf16_INDEXONLY"), &opt, &c,
+    cr_assert_eq(trestle_open(tu_fixture_present("tf-real/t5x_mtf_tiny_t5_bf16_INDEXONLY"), &opt, &c,
                               &err), TRESTLE_E_NOT_FOUND);
     cr_assert_null(c);
 }
@@ -228,7 +218,7 @@ Test(checkpoint, refuses_a_state_file_that_points_nowhere)
 {
     trestle_checkpoint *c = (trestle_checkpoint *)1;
     trestle_error err;
-    int rc = trestle_open(fixture_or_skip("tf-checkpoints/serving_bad_half_plus_two_state"), NULL,
+    int rc = trestle_open(tu_fixture_present("tf-checkpoints/serving_bad_half_plus_two_state"), NULL,
                           &c, &err);
     cr_assert_eq(rc, TRESTLE_E_NOT_FOUND);
     cr_assert_null(c);
@@ -239,10 +229,10 @@ Test(checkpoint, refuses_a_state_file_that_points_nowhere)
 
 Test(checkpoint, resolves_a_prefix_named_checkpoint_and_data_file_paths)
 {
-    trestle_checkpoint *c = open_ok(fixture_or_skip("tf-real/tfx_kerastuner_prefix_named_checkpoint"));
+    trestle_checkpoint *c = open_ok(tu_fixture_present("tf-real/tfx_kerastuner_prefix_named_checkpoint"));
     cr_assert_eq(trestle_tensor_count(c), 30);
     trestle_close(c);
-    c = open_ok(fixture_or_skip("tf-checkpoints/rust_regression_model/variables.data-00000-of-00001"));
+    c = open_ok(tu_fixture_present("tf-checkpoints/rust_regression_model/variables.data-00000-of-00001"));
     cr_assert_eq(trestle_tensor_count(c), 2);
     trestle_close(c);
 }
@@ -531,7 +521,7 @@ Test(corrupt, rejects_a_table_without_a_header_entry)
 Test(checkpoint, a_directory_with_a_trailing_slash_resolves_without_double_slashes)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s//", fixture_or_skip("tf-checkpoints/tfkeras_lso_ckpt_2shards"));
+    snprintf(path, sizeof path, "%s//", tu_fixture_present("tf-checkpoints/tfkeras_lso_ckpt_2shards"));
     trestle_checkpoint *c = open_ok(path);
     trestle_checkpoint_info info;
     trestle_checkpoint_get_info(c, &info);

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -203,12 +202,9 @@ Test(mpi, real_tensorflow_checkpoints_restore_identically, .timeout = 300)
                                   "tf-real/tfkeras_lso_ckpt_2shards",
                                   "tf-real/tf2onnx_regression_ckpt",
                                   "tf-real/deepchem_qm7_graphconv" };
-    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
-        const char *p = tu_fixture(dirs[d]); /* skips when ../shared is absent */
-        struct stat st;
-        if (stat(p, &st) == 0)
-            check_replicated(p, 2 + (int)(d % 3));
-    }
+    /* Each must be there: a missing one skips, or fails under CI=true. */
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++)
+        check_replicated(tu_fixture_present(dirs[d]), 2 + (int)(d % 3));
 }
 
 /* ---- tensor parallelism ---- */
@@ -621,11 +617,8 @@ Test(mpi, node_scope_reads_the_checkpoint_once_per_simulated_node, .timeout = 30
 Test(mpi, node_scope_real_tensorflow_checkpoint_restores_identically, .timeout = 300)
 {
     tool();
-    const char *p = tu_fixture("tf-real/tfx_estimator_ckpt_2shards_2019");
-    struct stat st;
+    const char *p = tu_fixture_present("tf-real/tfx_estimator_ckpt_2shards_2019");
     uint64_t total;
-    if (stat(p, &st) != 0)
-        cr_skip("fixture %s is absent", p);
     uint64_t sum = check_scope(p, 4, 2, "--scope node", "scope node: ", &total);
     cr_assert_eq(sum, 2 * total);
 }
@@ -802,13 +795,11 @@ Test(mpi, device_ranks_restore_onto_their_own_mock_devices_like_a_host_restore, 
     check_device_ranks(prefix, 2, 1, "");
     check_device_ranks(prefix, 3, 1, "");            /* ranks 0 and 2 share device 0 */
     check_device_ranks(prefix, 2, 1, "--exchange staged");
-    const char *p = tu_fixture("tf-real/tfkeras_lso_ckpt_2shards");
-    struct stat st;
-    if (stat(p, &st) == 0)
-        check_device_ranks(p, 2, 1, "");
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+    /* A real two-shard checkpoint: a skip without ../shared, a failure in CI. */
+    check_device_ranks(tu_fixture_present("tf-real/tfkeras_lso_ckpt_2shards"), 2, 1, "");
 }
 
 Test(mpi, a_corrupt_byte_in_a_tensor_parallel_part_fails_every_rank_alike, .timeout = 300)
@@ -956,13 +947,11 @@ Test(mpi, device_ranks_exchange_through_the_mock_nccl_like_a_host_restore, .time
     char *dir, *prefix = make_multishard(&dir);
     check_nccl_ranks(prefix, 2);
     check_nccl_ranks(prefix, 3);
-    const char *p = tu_fixture("tf-real/tfkeras_lso_ckpt_2shards");
-    struct stat st;
-    if (stat(p, &st) == 0)
-        check_nccl_ranks(p, 2);
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+    /* A real two-shard checkpoint: a skip without ../shared, a failure in CI. */
+    check_nccl_ranks(tu_fixture_present("tf-real/tfkeras_lso_ckpt_2shards"), 2);
 }
 
 /* np ranks on `devices` mock devices, with the mock NCCL and `extra`

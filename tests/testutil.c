@@ -25,15 +25,45 @@ const char *tu_shared_dir(void)
     return NULL;
 }
 
+int tu_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci && strcmp(ci, "true") == 0;
+}
+
+void tu_missing(const char *fmt, ...)
+{
+    char why[4400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (tu_ci())
+        cr_assert_fail("%s, and CI=true promises it (.ci/run: ../shared beside the checkout)",
+                       why);
+    cr_skip_test("%s: skipping", why);
+}
+
 const char *tu_fixture(const char *rel)
 {
     static char ring[8][4096];
     static int next;
     const char *dir = tu_shared_dir();
     if (!dir)
-        cr_skip_test("../shared is absent: skipping the real TensorFlow fixture %s", rel);
+        tu_missing("../shared is absent (the real TensorFlow fixture %s)", rel);
     char *p = ring[next++ % 8];
     snprintf(p, sizeof ring[0], "%s/fixtures/%s", dir, rel);
+    return p;
+}
+
+const char *tu_fixture_present(const char *rel)
+{
+    const char *p = tu_fixture(rel);
+    char index[4200];
+    struct stat st;
+    snprintf(index, sizeof index, "%s.index", p);
+    if (stat(p, &st) != 0 && stat(index, &st) != 0)
+        tu_missing("fixture %s is absent", p);
     return p;
 }
 

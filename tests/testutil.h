@@ -15,12 +15,27 @@
 /* ../shared (or $TRESTLE_SHARED) when it exists, else NULL. */
 const char *tu_shared_dir(void);
 
+/* 1 when the environment says CI=true (.ci/run), which promises ../shared. */
+int tu_ci(void);
+
+/*
+ * A prerequisite CI promises is missing: skip the current test with the
+ * printf-formatted reason, or, under CI=true, fail it with that reason,
+ * so that a fixture lost in CI cannot pass as a skip.
+ */
+void tu_missing(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 /*
  * Path of a real fixture under ../shared/fixtures/<rel> in a static
- * per-call buffer ring (valid for a few calls). Skips the current test with
- * a message when ../shared is absent.
+ * per-call buffer ring (valid for a few calls). When ../shared is absent,
+ * tu_missing: a skip with a message, a failure under CI=true. `rel` may be
+ * a checkpoint prefix that is no file of its own.
  */
 const char *tu_fixture(const char *rel);
+
+/* tu_fixture() for a file, a directory or a checkpoint prefix (PATH.index)
+ * that must exist: tu_missing when ../shared is there but it is not. */
+const char *tu_fixture_present(const char *rel);
 
 /* A fresh directory under $TMPDIR (malloc'd path; removed by tu_rmtree). */
 char *tu_mkdtemp(void);
