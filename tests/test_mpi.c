@@ -89,8 +89,8 @@ static uint64_t reference(const char *path, const trestle_op *ops, size_t n,
     trestle_plan_options_init(&po);
     po.renames = renames;
     po.num_renames = nrenames;
-    cr_assert_eq(trestle_open(path, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, ops, n, &po, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(path, NULL);
+    p = tu_plan(c, ops, n, &po);
     cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_OK, "%s", err.message);
     uint64_t h = FNV0;
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
@@ -346,9 +346,8 @@ static void check_corrupt_env(long which, int owner, int np, const char *env,
     char *dir, *prefix = make_multishard(&dir), *args, *out, *err, *shard;
     trestle_checkpoint *c;
     trestle_plan *p;
-    trestle_error e;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &e), TRESTLE_OK);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &e), TRESTLE_OK);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
     size_t n = trestle_plan_extent_count(p);
     trestle_plan_extent_info x;
     trestle_plan_get_extent(p, which < 0 ? n - 1 : (size_t)which, &x);
@@ -678,7 +677,7 @@ static char *make_tp_big(char **dir, uint64_t *q_offset, uint64_t *w_offset, cha
                  TRESTLE_OK);
     cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
     trestle_writer_free(w);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     trestle_tensor_info ti;
     size_t i;
     cr_assert_eq(trestle_tensor_find(c, "tp/q", &i, NULL), TRESTLE_OK);

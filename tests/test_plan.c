@@ -186,17 +186,6 @@ static void fk_free(fake *f)
     free(f->c.listed);
 }
 
-static trestle_plan *plan_ok(const fake *f, const trestle_op *ops, size_t n,
-                             const trestle_plan_options *po)
-{
-    trestle_plan *p = NULL;
-    trestle_error err;
-    int rc = trestle_plan_create(&f->c, ops, n, po, &p, &err);
-    cr_assert_eq(rc, TRESTLE_OK, "%s: %s", trestle_code_name(rc), err.message);
-    cr_assert_not_null(p);
-    return p;
-}
-
 /* Expect failure with `code`; returns the error for further checks. */
 static trestle_error plan_fails(const fake *f, const trestle_op *ops, size_t n,
                                 const trestle_plan_options *po, int code)
@@ -330,7 +319,7 @@ Test(plan, restores_whole_tensors_as_verbatim_pieces)
           .capacity = sizeof a },
         { .name = "b/int", .dest_kind = TRESTLE_DEST_ALLOCATE },
     };
-    trestle_plan *p = plan_ok(&f, ops, 2, NULL);
+    trestle_plan *p = tu_plan(&f.c, ops, 2, NULL);
     assert_invariants(p);
     cr_assert_eq(trestle_plan_op_count(p), 2);
 
@@ -384,7 +373,7 @@ Test(plan, plans_every_listed_tensor_when_ops_is_null)
     fk_partitioned(&f, "emb", TRESTLE_DT_FLOAT, 3, 2, 2, starts, lens, shards, offs);
     fk_finish(&f);
 
-    trestle_plan *p = plan_ok(&f, NULL, 0, NULL);
+    trestle_plan *p = tu_plan(&f.c, NULL, 0, NULL);
     assert_invariants(p);
     cr_assert_eq(trestle_plan_op_count(p), 4, "slice parts are not listed");
     const char *want[] = { TRESTLE_OBJECT_GRAPH_KEY, "emb", "vocab", "w" };
@@ -418,7 +407,7 @@ Test(plan, zero_byte_tensors_have_no_extents_or_pieces)
     fk_tensor(&f, "empty", TRESTLE_DT_FLOAT, 2, d, 0, 0);
     fk_finish(&f);
     trestle_op op = { .name = "empty", .dest_kind = TRESTLE_DEST_HOST, .ptr = NULL };
-    trestle_plan *p = plan_ok(&f, &op, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &op, 1, NULL);
     assert_invariants(p);
     cr_assert_eq(p->num_extents, 0);
     cr_assert_eq(p->num_batches, 0);
@@ -462,7 +451,7 @@ Test(plan, exact_rename_maps_the_whole_name)
     po.renames = renames;
     po.num_renames = 1;
     trestle_op ops[] = { { .name = "graph/w" } };
-    trestle_plan *p = plan_ok(&f, ops, 1, &po);
+    trestle_plan *p = tu_plan(&f.c, ops, 1, &po);
     cr_assert_str_eq(key_of(p, 0), "exact/w");
     trestle_plan_op_info info;
     trestle_plan_get_op(p, 0, &info);
@@ -480,7 +469,7 @@ Test(plan, prefix_renames_take_the_longest_prefix_and_exact_rules_win)
     po.renames = renames;
     po.num_renames = 3;
     trestle_op ops[] = { { .name = "init/w" }, { .name = "init/deep/w" }, { .name = "init/x" } };
-    trestle_plan *p = plan_ok(&f, ops, 3, &po);
+    trestle_plan *p = tu_plan(&f.c, ops, 3, &po);
     cr_assert_str_eq(key_of(p, 0), "input/w");
     cr_assert_str_eq(key_of(p, 1), "input/deep/w");
     cr_assert_str_eq(key_of(p, 2), "exact/w");
@@ -512,7 +501,7 @@ Test(plan, rnn_renames_load_old_names_from_a_new_checkpoint)
     po.num_renames = 1;
     po.tf1_rnn_renames = 1;
     trestle_op ops[] = { { .name = "old/lstm_cell/weights" }, { .name = "rnn/lstm_cell/biases" } };
-    trestle_plan *p = plan_ok(&f, ops, 2, &po);
+    trestle_plan *p = tu_plan(&f.c, ops, 2, &po);
     cr_assert_str_eq(key_of(p, 0), "rnn/lstm_cell/kernel");
     cr_assert_str_eq(key_of(p, 1), "rnn/lstm_cell/bias");
     trestle_plan_free(p);
@@ -526,7 +515,7 @@ Test(plan, rnn_renames_load_new_names_from_an_old_checkpoint)
     trestle_plan_options_init(&po);
     po.tf1_rnn_renames = 1;
     trestle_op ops[] = { { .name = "old/gru_cell/kernel" } };
-    trestle_plan *p = plan_ok(&f, ops, 1, &po);
+    trestle_plan *p = tu_plan(&f.c, ops, 1, &po);
     cr_assert_str_eq(key_of(p, 0), "old/gru_cell/weights");
     trestle_plan_free(p);
     fk_free(&f);
@@ -552,7 +541,7 @@ Test(plan, exclusions_skip_matching_ops_at_any_depth)
     po.num_excludes = 2;
     trestle_op ops[] = { { .name = "input/deep/w" }, { .name = "rnn/lstm_cell/bias" },
                          { .name = "absent/w" } };
-    trestle_plan *p = plan_ok(&f, ops, 3, &po);
+    trestle_plan *p = tu_plan(&f.c, ops, 3, &po);
     assert_invariants(p);
     trestle_plan_op_info info;
     trestle_plan_get_op(p, 0, &info);
@@ -578,7 +567,7 @@ Test(plan, allow_missing_skips_absent_keys)
     trestle_plan_options_init(&po);
     po.allow_missing = 1;
     trestle_op ops[] = { { .name = "gone" }, { .name = "exact/w", .dtype = TRESTLE_DT_FLOAT } };
-    trestle_plan *p = plan_ok(&f, ops, 2, &po);
+    trestle_plan *p = tu_plan(&f.c, ops, 2, &po);
     assert_invariants(p);
     trestle_plan_op_info info;
     trestle_plan_get_op(p, 0, &info);
@@ -785,7 +774,7 @@ Test(plan, refuses_slices_of_strings_and_any_variant)
     trestle_error err = plan_fails(&f, &slice, 1, NULL, TRESTLE_E_UNSUPPORTED);
     cr_assert_str_eq(err.key, "s");
     trestle_op whole = { .name = "s", .shape_and_slices = "4 0,4" };
-    trestle_plan *p = plan_ok(&f, &whole, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &whole, 1, NULL);
     cr_assert_eq(p->ops[0].bytes, 20, "a covering spec is whole, so strings are fine");
     trestle_plan_free(p);
     trestle_op variant = { .name = "v" };
@@ -806,7 +795,7 @@ Test(plan, slices_a_plain_tensor_with_one_region_piece)
     float out[12];
     trestle_op op = { .name = "m", .shape_and_slices = "4 6 1,2:-", .dtype = TRESTLE_DT_FLOAT,
                       .dest_kind = TRESTLE_DEST_HOST, .ptr = out, .capacity = sizeof out };
-    trestle_plan *p = plan_ok(&f, &op, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &op, 1, NULL);
     assert_invariants(p);
     trestle_plan_op_info info;
     trestle_plan_get_op(p, 0, &info);
@@ -843,7 +832,7 @@ Test(plan, a_spec_covering_everything_is_a_whole_restore)
     fk_tensor(&f, "m", TRESTLE_DT_FLOAT, 2, d, 0, 0);
     fk_finish(&f);
     trestle_op op = { .name = "m", .shape_and_slices = "4 6 0,4:-" };
-    trestle_plan *p = plan_ok(&f, &op, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &op, 1, NULL);
     cr_assert(p->ops[0].whole);
     cr_assert_eq(p->num_regions, 0);
     cr_assert_eq(p->pieces[0].region, TRESTLE__NO_REGION);
@@ -873,7 +862,7 @@ Test(plan, a_request_spanning_two_partitions_reads_both)
     fake f;
     partitioned_model(&f);
     trestle_op op = { .name = "emb", .shape_and_slices = "10 4 2,3:-", .dtype = TRESTLE_DT_FLOAT };
-    trestle_plan *p = plan_ok(&f, &op, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &op, 1, NULL);
     assert_invariants(p);
     cr_assert_eq(p->ops[0].rank, 2);
     cr_assert_eq(p->ops[0].dims[0], 3);
@@ -909,7 +898,7 @@ Test(plan, a_request_equal_to_a_stored_slice_is_copied_verbatim)
     fake f;
     partitioned_model(&f);
     trestle_op op = { .name = "emb", .shape_and_slices = "10 4 3,5:-" };
-    trestle_plan *p = plan_ok(&f, &op, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &op, 1, NULL);
     assert_invariants(p);
     cr_assert_eq(p->num_extents, 1);
     cr_assert_eq(p->extents[0].entry, part_of(&f, "emb", 1));
@@ -927,7 +916,7 @@ Test(plan, a_whole_partitioned_tensor_gathers_every_part)
     fake f;
     partitioned_model(&f);
     trestle_op op = { .name = "emb" };
-    trestle_plan *p = plan_ok(&f, &op, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &op, 1, NULL);
     assert_invariants(p);
     cr_assert(p->ops[0].whole);
     cr_assert_eq(p->ops[0].bytes, 160);
@@ -957,7 +946,7 @@ Test(plan, reports_insufficient_slices_in_tf_words)
     cr_assert_str_eq(err.message, "Does not have sufficient slices for partitioned tensor gap to "
                                   "restore in slice_spec: 2,2:-");
     trestle_op covered = { .name = "gap", .shape_and_slices = "10 4 5,5:1,2" };
-    trestle_plan *p = plan_ok(&f, &covered, 1, NULL);
+    trestle_plan *p = tu_plan(&f.c, &covered, 1, NULL);
     cr_assert_eq(p->num_extents, 1);
     assert_slice(&p->regions[0].cut, 5, 5, 1, 2);
     trestle_plan_free(p);
@@ -974,7 +963,7 @@ Test(plan, one_extent_feeds_every_op_that_needs_the_same_entry)
         { .name = "a/float" }, { .name = "c/float" },
         { .name = "a/float", .shape_and_slices = "2 3 1,1:-" }, { .name = "a/float" },
     };
-    trestle_plan *p = plan_ok(&f, ops, 4, NULL);
+    trestle_plan *p = tu_plan(&f.c, ops, 4, NULL);
     assert_invariants(p);
     cr_assert_eq(p->num_extents, 2);
     const trestle__extent *x = extent_of(p, entry_of(&f, "a/float"));
@@ -1008,7 +997,7 @@ Test(plan, coalesces_extents_by_gap_size_and_shard)
     trestle_plan_options_init(&po);
     po.max_gap_bytes = 100;
     po.max_batch_bytes = 1000;
-    trestle_plan *p = plan_ok(&f, NULL, 0, &po);
+    trestle_plan *p = tu_plan(&f.c, NULL, 0, &po);
     assert_invariants(p);
     static const struct { int shard; uint64_t offset, length; size_t first, n; } want[] = {
         { 0, 0, 250, 0, 2 },     /* t0 + t1: a 50-byte hole is read through */
@@ -1065,7 +1054,7 @@ Test(plan, stats_add_up_and_null_is_accepted)
     small_model(&f);
     trestle_op ops[] = { { .name = "b/int" }, { .name = "a/float", .shape_and_slices = "2 3 -:0,1" },
                          { .name = "c/float", .dest_kind = TRESTLE_DEST_DISCARD } };
-    trestle_plan *p = plan_ok(&f, ops, 3, NULL);
+    trestle_plan *p = tu_plan(&f.c, ops, 3, NULL);
     assert_invariants(p);
     trestle_plan_get_stats(p, &st);
     cr_assert_eq(st.ops, 3);

@@ -42,8 +42,8 @@ static void check_reported(int device)
     for (int k = 0; k < MAX_OPS; k++)
         s.device[k] = -7;
     s.calls = 0;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
     trestle_restore_options_init(&ro);
     ro.device = device;
     ro.on_ready = record;

@@ -67,6 +67,37 @@ const char *tu_fixture_present(const char *rel)
     return p;
 }
 
+trestle_checkpoint *tu_open(const char *path, const trestle_open_options *opt)
+{
+    trestle_checkpoint *c = NULL;
+    trestle_error err;
+    int rc = trestle_open(path, opt, &c, &err);
+    cr_assert_eq(rc, TRESTLE_OK, "open %s: %s: %s", path, trestle_code_name(rc), err.message);
+    cr_assert_not_null(c);
+    return c;
+}
+
+trestle_plan *tu_plan(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                      const trestle_plan_options *opt)
+{
+    trestle_plan *p = NULL;
+    trestle_error err;
+    int rc = trestle_plan_create(c, ops, n, opt, &p, &err);
+    if (rc != TRESTLE_OK) {
+        char first[512] = "every tensor";
+        trestle_checkpoint_info ci;
+        if (ops && n)
+            snprintf(first, sizeof first, "%zu ops, the first '%s' '%s'", n,
+                     ops[0].name ? ops[0].name : "(null)",
+                     ops[0].shape_and_slices ? ops[0].shape_and_slices : "");
+        trestle_checkpoint_get_info(c, &ci);
+        cr_assert_fail("plan of %s in %s: %s: %s", first, ci.prefix, trestle_code_name(rc),
+                       err.message);
+    }
+    cr_assert_not_null(p);
+    return p;
+}
+
 char *tu_mkdtemp(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -367,7 +398,7 @@ trestle_checkpoint *tu_zero_checkpoint(char **dir, const tu_tensor *t, size_t n)
     }
     cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
     trestle_writer_free(w);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
+    c = tu_open(prefix, NULL);
     free(prefix);
     return c;
 }

@@ -37,6 +37,15 @@ const char *tu_fixture(const char *rel);
  * that must exist: tu_missing when ../shared is there but it is not. */
 const char *tu_fixture_present(const char *rel);
 
+/* trestle_open(), failing the current test with the code and message
+ * unless it succeeds. Tests that expect a failure call trestle_open(). */
+trestle_checkpoint *tu_open(const char *path, const trestle_open_options *opt);
+
+/* trestle_plan_create() likewise: the plan, or the test fails naming the
+ * first op, the checkpoint, the code and the message. */
+trestle_plan *tu_plan(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                      const trestle_plan_options *opt);
+
 /* A fresh directory under $TMPDIR (malloc'd path; removed by tu_rmtree). */
 char *tu_mkdtemp(void);
 void tu_rmtree(const char *path);
