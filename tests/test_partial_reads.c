@@ -5,7 +5,7 @@
  * CRC32C check to a share, and the shares of all parts combine to the
  * stored CRC (trestle_crc_shares_check()); a corrupt byte in one part's
  * bytes fails the combination, naming the tensor, shard file and offset.
- * One process restores every part here, so no MPI is needed (test_mpi.c
+ * One process restores every part here, so no MPI is needed (test_mpi_parts.c
  * does the same across ranks).
  */
 #include <criterion/criterion.h>
