@@ -2,7 +2,6 @@
  * testutil.c - see testutil.h.
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "scratch_dir.h"
 #include "slice.h"
 #include "testutil.h"
 
@@ -100,27 +100,12 @@ trestle_plan *tu_plan(const trestle_checkpoint *c, const trestle_op *ops, size_t
 
 char *tu_mkdtemp(void)
 {
-    const char *tmp = getenv("TMPDIR");
-    char *path = NULL;
-    if (asprintf(&path, "%s/trestle-test-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
-        return NULL;
-    if (!mkdtemp(path)) {
-        free(path);
-        return NULL;
-    }
-    return path;
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
+    return scratch_dir_create("test");
 }
 
 void tu_rmtree(const char *path)
 {
-    if (path)
-        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_dir_remove(path);
 }
 
 uint8_t *tu_read_file(const char *path, size_t *len)

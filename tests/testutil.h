@@ -46,7 +46,8 @@ trestle_checkpoint *tu_open(const char *path, const trestle_open_options *opt);
 trestle_plan *tu_plan(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
                       const trestle_plan_options *opt);
 
-/* A fresh directory under $TMPDIR (malloc'd path; removed by tu_rmtree). */
+/* A fresh directory $TMPDIR/trestle-test-XXXXXX (malloc'd path; NULL on
+ * failure; removed by tu_rmtree), by scratch_dir.h, which bench/ shares. */
 char *tu_mkdtemp(void);
 void tu_rmtree(const char *path);
 
