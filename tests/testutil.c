@@ -25,7 +25,8 @@ const char *tu_shared_dir(void)
     return NULL;
 }
 
-int tu_ci(void)
+/* 1 when the environment says CI=true. */
+static int tu_ci(void)
 {
     const char *ci = getenv("CI");
     return ci && strcmp(ci, "true") == 0;

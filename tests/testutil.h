@@ -1,8 +1,9 @@
 /*
  * testutil.h - helpers shared by the Criterion suites: where the real
- * TensorFlow fixtures are, scratch directories, whole-file reads, running
- * the CLI with captured output, seeded random data and regions, and a
- * reference slice copy.
+ * TensorFlow fixtures are (a skip without them, a failure in CI), opening
+ * and planning that must succeed, scratch directories, whole-file reads,
+ * running the CLI with captured output, seeded random data and regions,
+ * and a reference slice copy.
  */
 #ifndef TRESTLE_TESTUTIL_H
 #define TRESTLE_TESTUTIL_H
@@ -15,13 +16,11 @@
 /* ../shared (or $TRESTLE_SHARED) when it exists, else NULL. */
 const char *tu_shared_dir(void);
 
-/* 1 when the environment says CI=true (.ci/run), which promises ../shared. */
-int tu_ci(void);
-
 /*
  * A prerequisite CI promises is missing: skip the current test with the
- * printf-formatted reason, or, under CI=true, fail it with that reason,
- * so that a fixture lost in CI cannot pass as a skip.
+ * printf-formatted reason, or, when the environment says CI=true (.ci/run,
+ * which promises ../shared), fail it with that reason, so that a fixture
+ * lost in CI cannot pass as a skip.
  */
 void tu_missing(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
