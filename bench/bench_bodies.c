@@ -3,7 +3,6 @@
  * Checkpoints are made with trestle's writer in a temporary directory and
  * removed at teardown.
  */
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 
 #include "bench_bodies.h"
 #include "crc32c.h"
+#include "scratch_dir.h"
 #include "trestle.h"
 
 /* ---- helpers ---- */
@@ -24,31 +24,6 @@ static void fill(void *buf, size_t n, uint64_t seed)
         x ^= x << 17;
         p[i] = x;
     }
-}
-
-static char *temp_dir(void)
-{
-    const char *tmp = getenv("TMPDIR");
-    char *path = NULL;
-    if (asprintf(&path, "%s/trestle-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
-        return NULL;
-    if (!mkdtemp(path)) {
-        free(path);
-        return NULL;
-    }
-    return path;
-}
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
-}
-
-static void remove_tree(const char *dir)
-{
-    if (dir)
-        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Write N float tensors of `elems` elements each over `shards` shards. */
@@ -144,7 +119,8 @@ typedef struct table_ctx {
 void *tb_table_setup(size_t tensors)
 {
     table_ctx *t = calloc(1, sizeof *t);
-    if (!t || !(t->dir = temp_dir()) || !(t->prefix = write_ckpt(t->dir, tensors, 16, 1))) {
+    if (!t || !(t->dir = scratch_dir_create("bench")) ||
+        !(t->prefix = write_ckpt(t->dir, tensors, 16, 1))) {
         tb_table_teardown(t);
         return NULL;
     }
@@ -167,7 +143,7 @@ void tb_table_teardown(void *ctx)
     table_ctx *t = ctx;
     if (!t)
         return;
-    remove_tree(t->dir);
+    scratch_dir_remove(t->dir);
     free(t->dir);
     free(t->prefix);
     free(t);
@@ -189,7 +165,7 @@ void *tb_plan_setup(size_t n)
     if (!p)
         return NULL;
     p->n = n;
-    p->t.dir = temp_dir();
+    p->t.dir = scratch_dir_create("bench");
     p->t.prefix = p->t.dir ? write_ckpt(p->t.dir, n, 64, 4) : NULL;
     p->ops = calloc(n, sizeof *p->ops);
     p->names = calloc(n, sizeof *p->names);
@@ -228,7 +204,7 @@ void tb_plan_teardown(void *ctx)
     if (!p)
         return;
     trestle_close(p->c);
-    remove_tree(p->t.dir);
+    scratch_dir_remove(p->t.dir);
     free(p->t.dir);
     free(p->t.prefix);
     free(p->ops);
@@ -250,7 +226,7 @@ void *tb_reader_setup(int reader, size_t chunk_bytes, unsigned queue_depth)
     reader_ctx *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    r->t.dir = temp_dir();
+    r->t.dir = scratch_dir_create("bench");
     /* 64 tensors x 4 MiB over 4 shards. */
     r->t.prefix = r->t.dir ? write_ckpt(r->t.dir, 64, 1u << 20, 4) : NULL;
     if (!r->t.prefix || trestle_open(r->t.prefix, NULL, &r->c, NULL) != TRESTLE_OK) {
@@ -295,7 +271,7 @@ void tb_reader_teardown(void *ctx)
         return;
     trestle_plan_free(r->plan);
     trestle_close(r->c);
-    remove_tree(r->t.dir);
+    scratch_dir_remove(r->t.dir);
     free(r->t.dir);
     free(r->t.prefix);
     free(r);

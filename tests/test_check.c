@@ -21,7 +21,7 @@ static void rewrite(const char *src, const char *dst, rename_fn fn)
     trestle_checkpoint *c;
     trestle_writer *w;
     trestle_error err;
-    cr_assert_eq(trestle_open(src, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(src, NULL);
     cr_assert_eq(trestle_writer_create(dst, NULL, &w, &err), TRESTLE_OK, "%s", err.message);
     for (size_t i = 0; i < trestle_tensor_count(c); i++) {
         trestle_tensor_info t;

@@ -120,9 +120,8 @@ static fixture setup_model(void)
     cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
     trestle_writer_free(w);
 
-    cr_assert_eq(trestle_open(f.prefix, NULL, &f.ckpt, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(f.ckpt, NULL, 0, NULL, &f.plan, &err), TRESTLE_OK, "%s",
-                 err.message);
+    f.ckpt = tu_open(f.prefix, NULL);
+    f.plan = tu_plan(f.ckpt, NULL, 0, NULL);
     cr_assert_eq(trestle_plan_op_count(f.plan), NTENSORS);
     return f;
 }

@@ -40,10 +40,9 @@ typedef struct model {
  * unevenly on dims 1 and 2, "bf" widens, NTINY tiny tensors. */
 static void model_open(model *m)
 {
-    trestle_error err;
     m->dir = tu_mkdtemp();
     m->prefix = tu_write_gpu_model(m->dir, NTINY, 1414);
-    cr_assert_eq(trestle_open(m->prefix, NULL, &m->ckpt, &err), TRESTLE_OK, "%s", err.message);
+    m->ckpt = tu_open(m->prefix, NULL);
 }
 
 static void model_close(model *m)
@@ -52,15 +51,6 @@ static void model_close(model *m)
     tu_rmtree(m->dir);
     free(m->dir);
     free(m->prefix);
-}
-
-static trestle_plan *plan_of(model *m, const trestle_op *ops, size_t n)
-{
-    trestle_plan *p;
-    trestle_error err;
-    cr_assert_eq(trestle_plan_create(m->ckpt, ops, n, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
-    return p;
 }
 
 /* Small chunks and staging: many staging buffers go round the ring. */
@@ -78,7 +68,7 @@ static void opts(trestle_restore_options *o, const int *devices, size_t n)
 /* The same ops restored to host memory: the reference, and its stats. */
 static trestle_plan *host_restore(model *m, const trestle_op *ops, size_t n, trestle_stats *st)
 {
-    trestle_plan *h = plan_of(m, ops, n);
+    trestle_plan *h = tu_plan(m->ckpt, ops, n, NULL);
     trestle_restore_options o;
     trestle_error err;
     opts(&o, NULL, 0);
@@ -132,7 +122,7 @@ Test(gpu_multi, replicates_every_tensor_onto_two_devices_reading_each_byte_once)
     model_open(&m);
     trestle_stats hs, st;
     trestle_plan *h = host_restore(&m, NULL, 0, &hs);
-    trestle_plan *d = plan_of(&m, NULL, 0);
+    trestle_plan *d = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle_restore_options o;
     trestle_error err;
     static const int devs[2] = { 0, 1 };
@@ -163,7 +153,7 @@ Test(gpu_multi, replicates_onto_three_devices, .init = three_devices)
     model_open(&m);
     trestle_stats hs, st;
     trestle_plan *h = host_restore(&m, NULL, 0, &hs);
-    trestle_plan *d = plan_of(&m, NULL, 0);
+    trestle_plan *d = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle_restore_options o;
     trestle_error err;
     static const int devs[3] = { 2, 0, 1 }; /* any order: index k is devices[k] */
@@ -206,7 +196,7 @@ Test(gpu_multi, replicates_slices_and_conversions)
     size_t n = sizeof ops / sizeof ops[0];
     trestle_stats hs, st;
     trestle_plan *h = host_restore(&m, ops, n, &hs);
-    trestle_plan *d = plan_of(&m, ops, n);
+    trestle_plan *d = tu_plan(m.ckpt, ops, n, NULL);
     trestle_restore_options o;
     trestle_error err;
     static const int devs[2] = { 1, 0 };
@@ -239,7 +229,7 @@ Test(gpu_multi, staging_is_not_reused_before_every_devices_copies_complete)
     model_open(&m);
     trestle_stats hs;
     trestle_plan *h = host_restore(&m, NULL, 0, &hs);
-    trestle_plan *d = plan_of(&m, NULL, 0);
+    trestle_plan *d = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle_restore_options o;
     trestle_error err;
     static const int devs[2] = { 0, 1 };
@@ -313,7 +303,7 @@ static void split_over(int w)
     trestle_plan *h = host_restore(&m, ops, n, &hs);
     const trestle_op all[] = { { .name = "w" }, { .name = "cube" }, { .name = "bf" } };
     trestle_plan_free(host_restore(&m, all, 3, &whole));
-    trestle_plan *d = plan_of(&m, ops, n);
+    trestle_plan *d = tu_plan(m.ckpt, ops, n, NULL);
     trestle_error err;
     for (size_t i = 0; i + 1 < n; i++)
         cr_assert_eq(trestle_plan_place_op(d, i, (int)(i / 2), &err), TRESTLE_OK, "%s",
@@ -361,7 +351,7 @@ Test(gpu_multi, an_allocation_failure_on_device_1_names_it_and_frees_device_0)
 {
     model m;
     model_open(&m);
-    trestle_plan *d = plan_of(&m, NULL, 0);
+    trestle_plan *d = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle_restore_options o;
     trestle_error err;
     static const int devs[2] = { 0, 1 };
@@ -388,7 +378,7 @@ Test(gpu_multi, refuses_bad_device_lists)
 {
     model m;
     model_open(&m);
-    trestle_plan *d = plan_of(&m, NULL, 0);
+    trestle_plan *d = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle_restore_options o;
     trestle_error err;
     static const int twice[2] = { 1, 1 }, devs[2] = { 0, 1 }, missing[2] = { 0, 5 };
@@ -434,7 +424,7 @@ Test(gpu_multi, device_pointers_are_copied_once_to_their_own_device, .init = thr
         { .name = "w", .dest_kind = TRESTLE_DEST_DEVICE, .ptr = on1, .capacity = wi.bytes },
         { .name = "bf" },
     };
-    trestle_plan *d = plan_of(&m, ops, 2);
+    trestle_plan *d = tu_plan(m.ckpt, ops, 2, NULL);
     trestle_restore_options o;
     trestle_error err;
     trestle_stats st;
@@ -457,7 +447,7 @@ Test(gpu_multi, device_pointers_are_copied_once_to_their_own_device, .init = thr
     trestle_plan_free(d);
 
     ops[0].ptr = on2;
-    d = plan_of(&m, ops, 2);
+    d = tu_plan(m.ckpt, ops, 2, NULL);
     cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_E_INVALID_ARG);
     cr_assert_str_eq(err.message, "tensor w: destination is on CUDA device 2, which is not in "
                                   "the restore's device list");
@@ -476,7 +466,7 @@ Test(gpu_multi, each_devices_arena_is_adopted)
     trestle_stats hs;
     const trestle_op ops[] = { { .name = "w" }, { .name = "cube" } };
     trestle_plan *h = host_restore(&m, ops, 2, &hs);
-    trestle_plan *d = plan_of(&m, ops, 2);
+    trestle_plan *d = tu_plan(m.ckpt, ops, 2, NULL);
     trestle_restore_options o;
     trestle_error err;
     static const int devs[2] = { 0, 1 };

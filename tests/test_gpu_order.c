@@ -49,9 +49,8 @@ static void model_open(model *m, int tiny)
     trestle_error err;
     m->dir = tu_mkdtemp();
     m->prefix = tu_write_gpu_model(m->dir, tiny ? NTINY : 0, 77);
-    cr_assert_eq(trestle_open(m->prefix, NULL, &m->ckpt, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(m->ckpt, NULL, 0, NULL, &m->host, &err), TRESTLE_OK, "%s",
-                 err.message);
+    m->ckpt = tu_open(m->prefix, NULL);
+    m->host = tu_plan(m->ckpt, NULL, 0, NULL);
     trestle_restore_options o;
     trestle_restore_options_init(&o);
     o.reader = TRESTLE_READER_PREAD;
@@ -68,15 +67,6 @@ static void model_close(model *m)
 }
 
 /* A plan of `n` ops (NULL, 0: every tensor) of m's checkpoint. */
-static trestle_plan *plan_of(model *m, const trestle_op *ops, size_t n)
-{
-    trestle_plan *p;
-    trestle_error err;
-    cr_assert_eq(trestle_plan_create(m->ckpt, ops, n, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
-    return p;
-}
-
 /* The reference bytes of tensor `name`, sliced by `spec` ("" whole). */
 static void *reference(model *m, const char *name, const char *spec, uint64_t *bytes)
 {
@@ -86,7 +76,7 @@ static void *reference(model *m, const char *name, const char *spec, uint64_t *b
     trestle_restore_options o;
     trestle_restore_options_init(&o);
     o.reader = TRESTLE_READER_PREAD;
-    p = plan_of(m, &op, 1);
+    p = tu_plan(m->ckpt, &op, 1, NULL);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     trestle_plan_op_info info;
     cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
@@ -161,7 +151,7 @@ Test(gpu_order, work_queued_on_the_legacy_stream_lands_before_the_copies)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    p = plan_of(&m, &op, 1);
+    p = tu_plan(m.ckpt, &op, 1, NULL);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     uint8_t *back = malloc(n);
@@ -185,7 +175,7 @@ Test(gpu_order, a_caller_stream_of_another_device_is_waited_for)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, 0);
     o.cuda_stream = s1;
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
@@ -212,7 +202,7 @@ Test(gpu_order, a_thread_without_a_context_is_left_without_one)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, 1);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_null(ctx_current(), "the restore left a context current in the caller's thread");
@@ -231,7 +221,7 @@ Test(gpu_order, a_driver_api_context_stays_current)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, 0);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(ctx_current(), mine, "the caller's own context was replaced");
@@ -247,7 +237,7 @@ Test(gpu_order, the_callers_pending_error_is_neither_reported_nor_cleared)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     cr_assert_eq(cudaSetDevice(99), cudaErrorInvalidDevice); /* the caller's own mistake */
     cudamock_stats a, b;
     cudamock_get_stats(&a);
@@ -282,8 +272,8 @@ Test(gpu_order, a_ready_callback_that_switches_the_device_breaks_no_launch)
     trestle_plan *h, *d;
     trestle_error err;
     trestle_restore_options o;
-    h = plan_of(&m, ops, 3);
-    d = plan_of(&m, ops, 3);
+    h = tu_plan(m.ckpt, ops, 3, NULL);
+    d = tu_plan(m.ckpt, ops, 3, NULL);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, 0);
@@ -306,7 +296,7 @@ Test(gpu_order, refused_registration_falls_back_to_cudaHostAlloc_staging)
     trestle_error err;
     trestle_restore_options o;
     trestle_stats st;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, 0);
     cudamock_fail("cudaHostRegister", 1, cudaErrorNotSupported, 0);
     cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
@@ -330,7 +320,7 @@ Test(gpu_order, staging_is_pinned_once_for_ten_restores)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, 0);
     cudamock_stats a, b;
     cudamock_get_stats(&a);
@@ -363,8 +353,8 @@ static void restore_slices(model *m, cudamock_stats *a, cudamock_stats *b)
     trestle_plan *h, *d;
     trestle_error err;
     trestle_restore_options o;
-    h = plan_of(m, slice_ops, 3);
-    d = plan_of(m, slice_ops, 3);
+    h = tu_plan(m->ckpt, slice_ops, 3, NULL);
+    d = tu_plan(m->ckpt, slice_ops, 3, NULL);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, 0);
@@ -407,8 +397,8 @@ Test(gpu_order, widening_conversions_run_on_the_device)
     trestle_plan *h, *d;
     trestle_error err;
     trestle_restore_options o;
-    h = plan_of(&m, &op, 1);
-    d = plan_of(&m, &op, 1);
+    h = tu_plan(m.ckpt, &op, 1, NULL);
+    d = tu_plan(m.ckpt, &op, 1, NULL);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(h, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, 0);
@@ -482,7 +472,7 @@ Test(gpu_order, staging_and_workers_go_to_the_gpus_numa_node)
     trestle__faults f;
     memset(&f, 0, sizeof f);
     f.sysroot = root;
-    trestle_plan *p = plan_of(&m, NULL, 0);
+    trestle_plan *p = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle__plan_set_faults(p, &f);
     trestle_error err;
     trestle_restore_options o;
@@ -513,7 +503,7 @@ Test(gpu_order, a_gpu_whose_node_is_unknown_is_left_where_the_system_puts_it)
 {
     model m;
     model_open(&m, 0);
-    trestle_plan *p = plan_of(&m, NULL, 0);
+    trestle_plan *p = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle_error err;
     trestle_restore_options o;
     trestle_stats st;
@@ -537,7 +527,7 @@ Test(gpu_order, tiny_tensors_wait_once_per_staging_buffer_and_never_spin)
     trestle_restore_options o;
     trestle_stats st;
     trestle_plan_stats ps;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     trestle_plan_get_stats(p, &ps);
     opts(&o, 0);
     cudamock_stats a, b;
@@ -572,7 +562,7 @@ Test(gpu_order, a_host_restore_has_no_device_copy_time)
     trestle_error err;
     trestle_restore_options o;
     trestle_stats st;
-    p = plan_of(&m, NULL, 0);
+    p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, -1);
     cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.device_copy_seconds, 0.0);

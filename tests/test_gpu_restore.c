@@ -192,9 +192,9 @@ ParameterizedTest(matrix_case *mc, gpu, restores_every_tensor_into_device_memory
     trestle_error err;
     trestle_restore_options o;
     trestle_stats st;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &pd, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    ph = tu_plan(c, NULL, 0, NULL);
+    pd = tu_plan(c, NULL, 0, NULL);
     opts(&o, mc->reader, -1);
     cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, mc->reader, 0);
@@ -237,13 +237,12 @@ ParameterizedTest(int *reader, gpu, scatters_slices_into_caller_device_buffers)
     trestle_plan *ph, *pd;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
 
     trestle_op hops[NSLICES], dops[NSLICES];
     for (size_t i = 0; i < NSLICES; i++)
         hops[i] = (trestle_op){ .name = slice_names[i], .shape_and_slices = slice_specs[i] };
-    cr_assert_eq(trestle_plan_create(c, hops, NSLICES, NULL, &ph, &err), TRESTLE_OK, "%s",
-                 err.message);
+    ph = tu_plan(c, hops, NSLICES, NULL);
     opts(&o, *reader, -1);
     cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
 
@@ -262,8 +261,7 @@ ParameterizedTest(int *reader, gpu, scatters_slices_into_caller_device_buffers)
         dops[i].ptr = bufs[i];
         dops[i].capacity = h.bytes;
     }
-    cr_assert_eq(trestle_plan_create(c, dops, NSLICES, NULL, &pd, &err), TRESTLE_OK, "%s",
-                 err.message);
+    pd = tu_plan(c, dops, NSLICES, NULL);
     opts(&o, *reader, -1); /* the device comes from the pointers */
     o.cuda_stream = s;
     cr_assert_eq(tu_restore(pd, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
@@ -298,8 +296,8 @@ Test(gpu, mixes_host_and_device_destinations)
     trestle_plan *ph, *pm;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    ph = tu_plan(c, NULL, 0, NULL);
     opts(&o, TRESTLE_READER_PREAD, -1);
     cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
 
@@ -322,7 +320,7 @@ Test(gpu, mixes_host_and_device_destinations)
         }
         ops[i].ptr = bufs[i];
     }
-    cr_assert_eq(trestle_plan_create(c, ops, n, NULL, &pm, &err), TRESTLE_OK, "%s", err.message);
+    pm = tu_plan(c, ops, n, NULL);
     opts(&o, TRESTLE_READER_PREAD, -1);
     o.on_ready = ready_on_device;
     o.user = &on_device;
@@ -365,13 +363,13 @@ Test(gpu, names_the_tensor_on_errors)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
 
     /* A host pointer passed as device memory. */
     static uint8_t host_buf[4000];
     trestle_op op = { .name = "nd1", .dest_kind = TRESTLE_DEST_DEVICE, .ptr = host_buf,
                       .capacity = sizeof host_buf };
-    cr_assert_eq(trestle_plan_create(c, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, &op, 1, NULL);
     opts(&o, TRESTLE_READER_PREAD, -1);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_E_INVALID_ARG);
     char want[128];
@@ -382,7 +380,7 @@ Test(gpu, names_the_tensor_on_errors)
     trestle_plan_free(p);
 
     /* A device that does not exist. */
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, NULL, 0, NULL);
     opts(&o, TRESTLE_READER_PREAD, count);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_E_NO_DEVICE);
     snprintf(want, sizeof want, "CUDA device %d does not exist (this host has %d)", count, count);
@@ -558,7 +556,7 @@ Test(gpu, converts_dtypes_into_device_memory)
     trestle_plan *ph, *pd;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     /* layer00 is bfloat16, layer01 float32, layer03 float16 (write_model);
      * nd2 is float32, sliced so its rows land through the scatter path. */
     static const trestle_op ops[] = {
@@ -570,8 +568,8 @@ Test(gpu, converts_dtypes_into_device_memory)
           .target_dtype = TRESTLE_DT_BFLOAT16 },
     };
     size_t n = sizeof ops / sizeof *ops;
-    cr_assert_eq(trestle_plan_create(c, ops, n, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, ops, n, NULL, &pd, &err), TRESTLE_OK, "%s", err.message);
+    ph = tu_plan(c, ops, n, NULL);
+    pd = tu_plan(c, ops, n, NULL);
     opts(&o, TRESTLE_READER_PREAD, -1);
     cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     opts(&o, TRESTLE_READER_PREAD, 0);
@@ -622,8 +620,8 @@ Test(gpu_mock, allocates_once_never_syncs_the_device_and_leaves_the_callers_devi
     trestle_error err;
     trestle_restore_options o;
     cudamock_stats a, b;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
     uint64_t want = 0;
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
         trestle_plan_op_info op;
@@ -691,9 +689,9 @@ Test(gpu_mock, an_op_is_on_the_device_when_reported_ready)
     trestle_plan *ph, *pd;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &ph, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &pd, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    ph = tu_plan(c, NULL, 0, NULL);
+    pd = tu_plan(c, NULL, 0, NULL);
     opts(&o, TRESTLE_READER_PREAD, -1);
     cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     ready_check rc = { .host = ph };
@@ -719,9 +717,9 @@ Test(gpu_mock, read_op_names_the_tensor_when_the_device_copy_fails)
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     trestle_op op = { .name = "nd2" };
-    cr_assert_eq(trestle_plan_create(c, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, &op, 1, NULL);
     opts(&o, TRESTLE_READER_PREAD, 1);
     cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     trestle_plan_op_info info;
@@ -792,15 +790,13 @@ ParameterizedTest(cuda_fault *f, gpu_mock, reports_every_cuda_failure_and_recove
     trestle_plan *ph, *pd;
     trestle_error err;
     trestle_restore_options o;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     trestle_op ops[NSLICES];
     for (size_t i = 0; i < NSLICES; i++)
         ops[i] = (trestle_op){ .name = slice_names[i], .shape_and_slices = slice_specs[i] };
     size_t nops = f->sliced ? NSLICES : 0;
-    cr_assert_eq(trestle_plan_create(c, f->sliced ? ops : NULL, nops, NULL, &ph, &err),
-                 TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, f->sliced ? ops : NULL, nops, NULL, &pd, &err),
-                 TRESTLE_OK, "%s", err.message);
+    ph = tu_plan(c, f->sliced ? ops : NULL, nops, NULL);
+    pd = tu_plan(c, f->sliced ? ops : NULL, nops, NULL);
     opts(&o, TRESTLE_READER_PREAD, -1);
     cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
 

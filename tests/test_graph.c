@@ -73,12 +73,8 @@ static trestle_graph *open_graph(const char *rel)
 static trestle_checkpoint *open_ckpt(const char *rel)
 {
     char path[1024];
-    trestle_checkpoint *c = NULL;
-    trestle_error err;
     snprintf(path, sizeof path, "tf-real/%s", rel);
-    int rc = trestle_open(tu_fixture(path), NULL, &c, &err);
-    cr_assert_eq(rc, TRESTLE_OK, "%s: %s", rel, err.message);
-    return c;
+    return tu_open(tu_fixture(path), NULL);
 }
 
 static const trestle_op *find_op(const trestle_graph *g, const char *name)
@@ -141,7 +137,6 @@ Test(graph, every_fixture_restores_its_op_list_and_nothing_else)
             continue;
         trestle_graph *g = open_graph(fx->graph);
         trestle_checkpoint *c = open_ckpt(fx->ckpt);
-        trestle_plan *p = NULL;
         trestle_error err;
         size_t n = trestle_graph_op_count(g);
         if (n == 0) { /* nothing to restore: the planner's n == 0 means "everything" */
@@ -149,14 +144,13 @@ Test(graph, every_fixture_restores_its_op_list_and_nothing_else)
             trestle_graph_close(g);
             continue;
         }
-        int rc = trestle_plan_create(c, trestle_graph_ops(g), n, NULL, &p, &err);
-        cr_assert_eq(rc, TRESTLE_OK, "%s: %s", fx->graph, err.message);
+        trestle_plan *p = tu_plan(c, trestle_graph_ops(g), n, NULL);
         cr_expect_eq(trestle_plan_op_count(p), n);
         trestle_restore_options o;
         trestle_restore_options_init(&o);
         o.reader = TRESTLE_READER_PREAD;
         trestle_stats st;
-        rc = trestle_restore(p, &o, &st, &err);
+        int rc = trestle_restore(p, &o, &st, &err);
         if (fx->index_only) {
             /* The plan is fine; the read must fail on the absent shard. */
             cr_expect_neq(rc, TRESTLE_OK, "%s: restored from a missing shard", fx->graph);

@@ -300,8 +300,8 @@ Test(graph_made, a_sharded_saver_restores_every_shard_and_not_a_warm_start)
     trestle_checkpoint *c;
     trestle_plan *p;
     trestle_stats st;
-    cr_assert_eq(trestle_open(gi.checkpoint_prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_plan_create(c, ops, 3, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(gi.checkpoint_prefix, NULL);
+    p = tu_plan(c, ops, 3, NULL);
     trestle_restore_options ro;
     trestle_restore_options_init(&ro);
     ro.reader = TRESTLE_READER_PREAD;
@@ -351,8 +351,8 @@ Test(graph_made, a_partitioned_variable_restores_slice_by_slice)
     cr_expect_str_eq(ops[1].shape_and_slices, "4 6 2,2:-");
     trestle_checkpoint *c;
     trestle_plan *p;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_plan_create(c, ops, 2, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, ops, 2, NULL);
     trestle_restore_options ro;
     trestle_restore_options_init(&ro);
     ro.reader = TRESTLE_READER_PREAD;

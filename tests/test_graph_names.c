@@ -15,14 +15,6 @@
 #include "trackable_object_graph.pb-c.h"
 #include "trestle_graph.h"
 
-static trestle_checkpoint *open_ckpt(const char *path)
-{
-    trestle_checkpoint *c = NULL;
-    trestle_error err;
-    cr_assert_eq(trestle_open(path, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    return c;
-}
-
 static trestle_names *open_names(const trestle_checkpoint *c)
 {
     trestle_names *m = NULL;
@@ -68,7 +60,7 @@ Test(graph_names, every_tf2_fixture_maps_its_keys_to_their_full_names)
     for (size_t i = 0; i < sizeof tf2 / sizeof tf2[0]; i++) {
         char rel[512];
         snprintf(rel, sizeof rel, "tf-real/%s", tf2[i].ckpt);
-        trestle_checkpoint *c = open_ckpt(tu_fixture(rel));
+        trestle_checkpoint *c = tu_open(tu_fixture(rel), NULL);
         trestle_names *m = open_names(c);
         cr_expect_eq(trestle_names_count(m), tf2[i].tensors, "%s: %zu", tf2[i].ckpt,
                      trestle_names_count(m));
@@ -93,7 +85,7 @@ Test(graph_names, every_tf2_fixture_maps_its_keys_to_their_full_names)
 Test(graph_names, optimizer_slots_are_named_var_slash_slot)
 {
     trestle_checkpoint *c =
-        open_ckpt(tu_fixture("tf-real/tfkeras_lso_savedmodel_2shards/variables"));
+        tu_open(tu_fixture("tf-real/tfkeras_lso_savedmodel_2shards/variables"), NULL);
     trestle_names *m = open_names(c);
     const char *slot = "layer_with_weights-0/kernel/.OPTIMIZER_SLOT/optimizer/base_optimizer/"
                        "momentum/.ATTRIBUTES/VARIABLE_VALUE";
@@ -114,7 +106,7 @@ Test(graph_names, optimizer_slots_are_named_var_slash_slot)
 
 Test(graph_names, a_tf1_checkpoint_has_no_name_map)
 {
-    trestle_checkpoint *c = open_ckpt(tu_fixture("tf-real/tf2onnx_regression_ckpt/model"));
+    trestle_checkpoint *c = tu_open(tu_fixture("tf-real/tf2onnx_regression_ckpt/model"), NULL);
     trestle_names *m = (trestle_names *)1;
     trestle_error err;
     cr_expect_eq(trestle_names_open(c, &m, &err), TRESTLE_E_KEY_NOT_FOUND);
@@ -196,7 +188,7 @@ Test(graph_names, a_written_object_graph_names_its_slot_and_ignores_bad_referenc
         /* bad: the slot reference points past the last node. */
         uint8_t *og = pack_graph(bad ? 77 : 1, keys[1], &len);
         char *prefix = write_ckpt(dir, keys, 2, og, len);
-        trestle_checkpoint *c = open_ckpt(prefix);
+        trestle_checkpoint *c = tu_open(prefix, NULL);
         trestle_names *m = open_names(c);
         cr_expect_eq(trestle_names_count(m), 2);
         cr_expect_str_eq(graph_name(m, keys[0]), "dense/kernel");
@@ -218,7 +210,7 @@ Test(graph_names, damaged_object_graphs_are_corrupt)
     /* The same key twice. */
     uint8_t *og = pack_graph(1, keys[0], &len);
     char *prefix = write_ckpt(dir, keys, 1, og, len);
-    trestle_checkpoint *c = open_ckpt(prefix);
+    trestle_checkpoint *c = tu_open(prefix, NULL);
     trestle_names *m = (trestle_names *)1;
     trestle_error err;
     cr_expect_eq(trestle_names_open(c, &m, &err), TRESTLE_E_CORRUPT);
@@ -229,7 +221,7 @@ Test(graph_names, damaged_object_graphs_are_corrupt)
     free(prefix);
     /* Bytes that are no protobuf. */
     prefix = write_ckpt(dir, keys, 1, "\x0a\xff\xff\xff\x0f", 5);
-    c = open_ckpt(prefix);
+    c = tu_open(prefix, NULL);
     cr_expect_eq(trestle_names_open(c, &m, &err), TRESTLE_E_CORRUPT);
     cr_expect(strstr(err.message, "is not a TrackableObjectGraph protobuf"), "%s", err.message);
     trestle_close(c);
@@ -336,7 +328,7 @@ Test(graph_names_cli, ops_diff_and_check_take_graph_names)
  * none for a name two keys share (v1 and v2 are both "Variable"). */
 Test(graph_names, renames_give_one_rule_per_unshared_graph_name)
 {
-    trestle_checkpoint *c = open_ckpt(tu_fixture("tf-real/tfkeras_lso_ckpt_2shards/ckpt"));
+    trestle_checkpoint *c = tu_open(tu_fixture("tf-real/tfkeras_lso_ckpt_2shards/ckpt"), NULL);
     trestle_names *m = open_names(c);
     const char *const *rules;
     size_t n = trestle_names_renames(m, &rules);
@@ -358,7 +350,7 @@ Test(graph_names, renames_give_one_rule_per_unshared_graph_name)
     trestle_names_free(m);
     trestle_close(c);
 
-    c = open_ckpt(tu_fixture("tf-real/tfjs_int64_multiply/variables"));
+    c = tu_open(tu_fixture("tf-real/tfjs_int64_multiply/variables"), NULL);
     m = open_names(c);
     n = trestle_names_renames(m, &rules);
     for (size_t i = 0; i < n; i++)

@@ -93,14 +93,11 @@ Test(infer, a_renumbered_layer_is_one_scope_rule_proven_by_planning)
 
     /* The fixed options restore the same ops. */
     trestle_plan_options po;
-    trestle_plan *p = NULL;
-    trestle_error err;
     cr_assert_eq(trestle_inference_fixed_options(inf, &po), TRESTLE_OK);
     cr_expect_eq(po.num_renames, 1);
     cr_expect_str_eq(po.renames[0], "dense_3/=dense/");
     ops[0].dest_kind = ops[1].dest_kind = TRESTLE_DEST_DISCARD;
-    cr_expect_eq(trestle_plan_create(c, ops, 2, &po, &p, &err), TRESTLE_OK, "%s", err.message);
-    trestle_plan_free(p);
+    trestle_plan_free(tu_plan(c, ops, 2, &po));
     trestle_inference_free(inf);
     done(c, dir);
 }

@@ -381,8 +381,7 @@ Test(concurrency, two_plans_restore_one_checkpoint_at_once)
 {
     char *dir, *prefix = write_big_checkpoint(&dir, NT, 2);
     trestle_checkpoint *c;
-    trestle_error err;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, 2);
     restorer r[2];
@@ -444,8 +443,8 @@ Test(cancel, cancel_from_another_thread_stops_a_running_restore)
     trestle_checkpoint *c;
     trestle_plan *p;
     trestle_error err;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
 
     cancel_state s = { .plan = p };
     trestle_restore_options o;

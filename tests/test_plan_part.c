@@ -67,9 +67,8 @@ static void play_group(const char *prefix, int world)
     trestle_checkpoint *c;
     trestle_error err;
     trestle_plan *whole;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, OPS, NOPS, NULL, &whole, &err), TRESTLE_OK, "%s",
-                 err.message);
+    c = tu_open(prefix, NULL);
+    whole = tu_plan(c, OPS, NOPS, NULL);
     cr_assert_eq(trestle_restore(whole, NULL, NULL, &err), TRESTLE_OK, "%s", err.message);
     size_t nx = trestle_plan_extent_count(whole);
     trestle_plan_stats ws;
@@ -92,7 +91,7 @@ static void play_group(const char *prefix, int world)
     for (int r = 0; r < world; r++) {
         size_t first = nx * (size_t)r / (size_t)world, end = nx * (size_t)(r + 1) / (size_t)world;
         trestle_plan *p;
-        cr_assert_eq(trestle_plan_create(c, OPS, NOPS, NULL, &p, &err), TRESTLE_OK);
+        p = tu_plan(c, OPS, NOPS, NULL);
         /* Runs come from the whole plan: keeping renumbers the extents. */
         trestle_plan_extent_info *keep = calloc(end - first + 1, sizeof *keep);
         for (size_t e = first; e < end; e++)
@@ -156,9 +155,8 @@ Test(plan_part, a_run_callback_stops_the_walk_with_its_value)
     char *dir, *prefix = make_checkpoint(&dir);
     trestle_checkpoint *c;
     trestle_plan *p;
-    trestle_error err;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_plan_create(c, OPS, NOPS, NULL, &p, &err), TRESTLE_OK);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, OPS, NOPS, NULL);
     /* The partitioned slice gives one run per row. */
     size_t nx = trestle_plan_extent_count(p), e = 0;
     for (; e < nx; e++) {
@@ -185,8 +183,8 @@ Test(plan_part, keep_refuses_a_range_outside_the_plan)
     trestle_checkpoint *c;
     trestle_plan *p;
     trestle_error err;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
     size_t nx = trestle_plan_extent_count(p);
     cr_assert_eq(trestle_plan_keep_extents(p, 2, 1, &err), TRESTLE_E_INVALID_ARG);
     cr_assert_eq(trestle_plan_keep_extents(p, 0, nx + 1, &err), TRESTLE_E_INVALID_ARG);

@@ -55,7 +55,7 @@ static void make_fixture(fixture *f)
                      TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
     trestle_writer_free(w);
-    cr_assert_eq(trestle_open(f->prefix, NULL, &f->c, &err), TRESTLE_OK, "%s", err.message);
+    f->c = tu_open(f->prefix, NULL);
 }
 
 static void free_fixture(fixture *f)
@@ -66,19 +66,26 @@ static void free_fixture(fixture *f)
     free(f->prefix);
 }
 
+/* Plan options with `rules` (and `renames`) as rank r of world w. */
+static void shard_options(trestle_plan_options *po, const char *const *rules, size_t nrules,
+                          const char *const *renames, size_t nrenames, int r, int w)
+{
+    trestle_plan_options_init(po);
+    po->shard_rules = rules;
+    po->num_shard_rules = nrules;
+    po->shard_rank = r;
+    po->shard_world = w;
+    po->renames = renames;
+    po->num_renames = nrenames;
+}
+
 /* Plan `n` ops (NULL: every tensor) with `rules` as rank r of world w. */
 static int plan_with(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
                      const char *const *rules, size_t nrules, const char *const *renames,
                      size_t nrenames, int r, int w, trestle_plan **p, trestle_error *err)
 {
     trestle_plan_options po;
-    trestle_plan_options_init(&po);
-    po.shard_rules = rules;
-    po.num_shard_rules = nrules;
-    po.shard_rank = r;
-    po.shard_world = w;
-    po.renames = renames;
-    po.num_renames = nrenames;
+    shard_options(&po, rules, nrules, renames, nrenames, r, w);
     return trestle_plan_create(c, ops, n, &po, p, err);
 }
 
@@ -87,11 +94,9 @@ static trestle_plan *plan_ok(const fixture *f, const trestle_op *ops, size_t n,
                              const char *const *rules, size_t nrules, const char *const *renames,
                              size_t nrenames, int r, int w)
 {
-    trestle_plan *p;
-    trestle_error err;
-    cr_assert_eq(plan_with(f->c, ops, n, rules, nrules, renames, nrenames, r, w, &p, &err),
-                 TRESTLE_OK, "%s", err.message);
-    return p;
+    trestle_plan_options po;
+    shard_options(&po, rules, nrules, renames, nrenames, r, w);
+    return tu_plan(f->c, ops, n, &po);
 }
 
 /* Restore p into host memory and return op `i`'s bytes (malloc'd), its info in *info. */

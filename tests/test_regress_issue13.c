@@ -120,7 +120,7 @@ static uint64_t tensor_offset(const char *prefix, const char *name, uint64_t *si
     trestle_error err;
     size_t i;
     trestle_tensor_info t;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     cr_assert_eq(trestle_tensor_find(c, name, &i, &err), TRESTLE_OK, "%s", err.message);
     trestle_tensor_get_info(c, i, &t);
     trestle_close(c);
@@ -191,7 +191,7 @@ Test(regress, issue_13_every_tensor_plan_names_the_variant_or_skips_it_when_aske
     trestle_checkpoint *c;
     trestle_plan *p = (trestle_plan *)1;
     trestle_error err;
-    cr_assert_eq(trestle_open(k.prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(k.prefix, NULL);
     cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_E_UNSUPPORTED);
     cr_assert_null(p);
     cr_assert_str_eq(err.key, ITERATOR);
@@ -199,7 +199,7 @@ Test(regress, issue_13_every_tensor_plan_names_the_variant_or_skips_it_when_aske
     trestle_plan_options o;
     trestle_plan_options_init(&o);
     o.skip_unsupported = 1;
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, &o, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, NULL, 0, &o);
     size_t skipped = 0;
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
         trestle_plan_op_info op;
@@ -370,7 +370,7 @@ Test(regress, issue_13_a_fifo_shard_lists_and_fails_reads_without_blocking, .tim
     trestle_checkpoint *c;
     trestle_plan *p = (trestle_plan *)1;
     trestle_error err;
-    cr_assert_eq(trestle_open(k.prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(k.prefix, NULL);
     cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_E_IO);
     cr_assert_null(p);
     cr_assert(strstr(err.message, "a FIFO"), "%s", err.message);

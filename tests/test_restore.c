@@ -81,8 +81,8 @@ ParameterizedTest(many_case *mc, restore, restores_many_tensors_across_shards)
 
     trestle_checkpoint *c;
     trestle_plan *p;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
     trestle_restore_options o;
     restore_opts(&o, mc->reader);
     trestle_stats st;
@@ -156,8 +156,8 @@ ParameterizedTest(int *reader, restore, restores_every_dtype_and_strings_into_ca
 
     trestle_checkpoint *c;
     trestle_plan *p;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_plan_create(c, ops, n, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, ops, n, NULL);
     trestle_restore_options o;
     restore_opts(&o, *reader);
     cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
@@ -216,8 +216,8 @@ Test(restore, adopted_arena_outlives_the_plan)
     trestle_checkpoint *c;
     trestle_plan *p;
     trestle_arena *a = (trestle_arena *)&err; /* must be reset to NULL */
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
     cr_assert_eq(trestle_plan_adopt_arena(p, &a), TRESTLE_OK);
     cr_assert_null(a, "nothing restored yet: no arena");
     cr_assert_eq(trestle_plan_adopt_arena(NULL, &a), TRESTLE_E_INVALID_ARG);
@@ -312,7 +312,7 @@ Test(restore, host_map_maps_cached_aligned_tensors_and_copies_the_rest)
     trestle_writer_free(w);
 
     trestle_checkpoint *c;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     for (int pass = 0; pass < 2; pass++) {
         /* pass 0: page cache warm (just written); pass 1: dropped, so read. */
         if (pass == 1) {
@@ -325,8 +325,7 @@ Test(restore, host_map_maps_cached_aligned_tensors_and_copies_the_rest)
             }
         }
         trestle_plan *p;
-        cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s",
-                     err.message);
+        p = tu_plan(c, NULL, 0, NULL);
         trestle_restore_options o;
         restore_opts(&o, TRESTLE_READER_PREAD);
         o.host_map = 1;
@@ -425,13 +424,13 @@ Test(restore, read_op_copies_an_ops_bytes_and_names_what_is_wrong)
 
     trestle_checkpoint *c;
     trestle_plan *p;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     trestle_op ops[2] = { { .name = "m", .shape_and_slices = "2 3 1,1:-" },
                           { .name = "gone" } };
     trestle_plan_options po;
     trestle_plan_options_init(&po);
     po.allow_missing = 1;
-    cr_assert_eq(trestle_plan_create(c, ops, 2, &po, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, ops, 2, &po);
     float got[3] = { 0 };
 
     cr_assert_eq(trestle_plan_read_op(p, 0, got, sizeof got, &err), TRESTLE_E_INVALID_ARG);

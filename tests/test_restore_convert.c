@@ -266,8 +266,8 @@ ParameterizedTest(pair_case *pc, convert, restores_every_pair_from_odd_offsets_a
 
     trestle_checkpoint *c;
     trestle_plan *p;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, ops, nops, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, ops, nops, NULL);
     trestle_restore_options o;
     restore_opts(&o, pc->reader, pc->direct, CHUNK);
     o.on_ready = check_on_ready;
@@ -346,8 +346,8 @@ ParameterizedTest(int *reader, convert, large_chunks_convert_in_element_aligned_
     };
     trestle_checkpoint *c;
     trestle_plan *p;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, ops, 3, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, ops, 3, NULL);
     trestle_restore_options o;
     restore_opts(&o, *reader, TRESTLE_DIRECT_AUTO, 1 << 20);
     cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
@@ -405,8 +405,8 @@ ParameterizedTest(int *reader, convert, same_tensor_converted_and_not_in_one_pla
     };
     trestle_checkpoint *c;
     trestle_plan *p;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, ops, 3, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, ops, 3, NULL);
     trestle_plan_stats ps;
     trestle_plan_get_stats(p, &ps);
     cr_assert_eq(ps.extents, 1, "one read feeds all three");
@@ -472,9 +472,7 @@ static void check_slice(trestle_checkpoint *c, int reader, const slice_tensor *t
           .target_dtype = t->dst },
         { .name = t->lead, .dest_kind = TRESTLE_DEST_DISCARD },
     };
-    trestle_plan *p;
-    cr_assert_eq(trestle_plan_create(c, ops, 2, NULL, &p, &err), TRESTLE_OK, "%s: %s", spec,
-                 err.message);
+    trestle_plan *p = tu_plan(c, ops, 2, NULL);
     trestle_restore_options o;
     restore_opts(&o, reader, TRESTLE_DIRECT_AUTO, 4096); /* many parts per stored tensor */
     cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s: %s", spec, err.message);
@@ -540,7 +538,7 @@ ParameterizedTest(int *reader, convert, restores_converted_slices_of_1d_to_4d_an
     trestle_writer_free(w);
 
     trestle_checkpoint *c;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     for (int k = 0; k < 5; k++) {
         const slice_tensor *t = &ts[k];
         /* A slice along each dimension, then one cut in every dimension. */
@@ -569,7 +567,7 @@ ParameterizedTest(int *reader, convert, restores_converted_slices_of_1d_to_4d_an
                               .target_dtype = TRESTLE_DT_FLOAT },
                             { .name = "ppad0", .dest_kind = TRESTLE_DEST_DISCARD } };
     trestle_plan *p;
-    cr_assert_eq(trestle_plan_create(c, whole, 2, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, whole, 2, NULL);
     trestle_restore_options o;
     restore_opts(&o, *reader, TRESTLE_DIRECT_ALWAYS, 4096);
     cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
@@ -613,7 +611,7 @@ static trestle_checkpoint *small_checkpoint(char **dir, char **prefix)
                  TRESTLE_OK, "%s", err.message);
     cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
     trestle_writer_free(w);
-    cr_assert_eq(trestle_open(*prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(*prefix, NULL);
     return c;
 }
 
@@ -677,7 +675,7 @@ Test(convert, expected_dtype_is_still_checked_against_the_stored_dtype)
                                   "original dtype float");
     trestle_op good = { .name = "w", .dtype = TRESTLE_DT_FLOAT,
                         .target_dtype = TRESTLE_DT_BFLOAT16 };
-    cr_assert_eq(trestle_plan_create(c, &good, 1, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, &good, 1, NULL);
     trestle_plan_op_info info;
     cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
     cr_assert_eq(info.dtype, TRESTLE_DT_FLOAT);
@@ -692,10 +690,9 @@ Test(convert, a_target_equal_to_the_stored_dtype_converts_nothing)
     char *dir, *prefix;
     trestle_checkpoint *c = small_checkpoint(&dir, &prefix);
     trestle_plan *p;
-    trestle_error err;
     trestle_op ops[2] = { { .name = "w", .target_dtype = TRESTLE_DT_FLOAT },
                           { .name = "x" } };
-    cr_assert_eq(trestle_plan_create(c, ops, 2, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, ops, 2, NULL);
     trestle_plan_op_info info;
     cr_assert_eq(trestle_plan_get_op(p, 0, &info), TRESTLE_OK);
     cr_assert_eq(info.out_dtype, TRESTLE_DT_FLOAT);
@@ -705,7 +702,7 @@ Test(convert, a_target_equal_to_the_stored_dtype_converts_nothing)
     cr_assert_eq(info.out_dtype, TRESTLE_DT_INT32);
     trestle_plan_free(p);
     /* Every-tensor plans convert nothing either. */
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, NULL, 0, NULL);
     for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
         cr_assert_eq(trestle_plan_get_op(p, i, &info), TRESTLE_OK);
         cr_assert_eq(info.out_dtype, info.dtype, "%s", info.name);
@@ -724,7 +721,7 @@ Test(convert, pieces_and_regions_describe_the_destination_layout)
     trestle_op ops[2] = { { .name = "h", .shape_and_slices = "3 1,2",
                             .target_dtype = TRESTLE_DT_FLOAT },
                           { .name = "w", .target_dtype = TRESTLE_DT_HALF } };
-    cr_assert_eq(trestle_plan_create(c, ops, 2, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, ops, 2, NULL);
     cr_assert_eq(p->num_regions, 1);
     cr_assert_eq(p->regions[0].elem_size, 4);
     cr_assert_eq(p->ops[0].src_es, 2);
@@ -764,7 +761,7 @@ Test(convert, caller_buffers_are_sized_in_the_target_dtype)
     cr_assert_str_eq(err.message, "tensor h: destination holds 6 bytes, but the restore needs "
                                   "12 bytes");
     op.capacity = sizeof out;
-    cr_assert_eq(trestle_plan_create(c, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, &op, 1, NULL);
     trestle_restore_options o;
     restore_opts(&o, TRESTLE_READER_PREAD, TRESTLE_DIRECT_AUTO, 4096);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
@@ -774,8 +771,7 @@ Test(convert, caller_buffers_are_sized_in_the_target_dtype)
 
     /* A zero-element tensor converts to zero bytes, ready at once. */
     trestle_op empty = { .name = "empty", .target_dtype = TRESTLE_DT_BFLOAT16 };
-    cr_assert_eq(trestle_plan_create(c, &empty, 1, NULL, &p, &err), TRESTLE_OK, "%s",
-                 err.message);
+    p = tu_plan(c, &empty, 1, NULL);
     trestle_stats st;
     cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_eq(st.tensors, 1);

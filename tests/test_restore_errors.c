@@ -62,14 +62,6 @@ static void drop(fixture *f)
     free(f->prefix);
 }
 
-static trestle_checkpoint *open_model(const fixture *f)
-{
-    trestle_checkpoint *c;
-    trestle_error err;
-    cr_assert_eq(trestle_open(f->prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    return c;
-}
-
 static void opts(trestle_restore_options *o, int reader)
 {
     trestle_restore_options_init(o);
@@ -80,12 +72,10 @@ static void opts(trestle_restore_options *o, int reader)
 
 static int restore_all(trestle_checkpoint *c, int reader, trestle_error *err)
 {
-    trestle_plan *p;
-    int rc = trestle_plan_create(c, NULL, 0, NULL, &p, err);
-    cr_assert_eq(rc, TRESTLE_OK, "%s", err->message);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
     trestle_restore_options o;
     opts(&o, reader);
-    rc = trestle_restore(p, &o, NULL, err);
+    int rc = trestle_restore(p, &o, NULL, err);
     trestle_plan_free(p);
     if (rc == TRESTLE_E_NO_IO_URING)
         cr_skip_test("io_uring unavailable: %s", err->message);
@@ -101,7 +91,7 @@ ParameterizedTestParameters(errors, names_the_tensor_on_a_crc_mismatch_mid_tenso
 ParameterizedTest(int *reader, errors, names_the_tensor_on_a_crc_mismatch_mid_tensor)
 {
     fixture f = make_model();
-    trestle_checkpoint *c = open_model(&f);
+    trestle_checkpoint *c = tu_open(f.prefix, NULL);
     size_t i;
     trestle_tensor_info t;
     trestle_error err;
@@ -133,7 +123,7 @@ ParameterizedTestParameters(errors, reports_a_truncated_shard_with_file_and_offs
 ParameterizedTest(int *reader, errors, reports_a_truncated_shard_with_file_and_offset)
 {
     fixture f = make_model();
-    trestle_checkpoint *c = open_model(&f); /* opened whole, truncated after */
+    trestle_checkpoint *c = tu_open(f.prefix, NULL); /* opened whole, truncated after */
     size_t i;
     trestle_tensor_info t;
     trestle_error err;
@@ -154,7 +144,7 @@ Test(errors, opens_a_truncated_shard_and_fails_its_restore)
     char path[4096];
     snprintf(path, sizeof path, "%s.data-00001-of-00002", f.prefix);
     cr_assert_eq(truncate(path, 100), 0);
-    trestle_checkpoint *c = open_model(&f);
+    trestle_checkpoint *c = tu_open(f.prefix, NULL);
     trestle_error err;
     int rc = restore_all(c, TRESTLE_READER_PREAD, &err);
     cr_assert_eq(rc, TRESTLE_E_SHORT_READ, "%s: %s", trestle_code_name(rc), err.message);
@@ -169,7 +159,7 @@ Test(errors, reports_a_missing_shard_naming_file_and_tensor)
     char path[4096];
     snprintf(path, sizeof path, "%s.data-00001-of-00002", f.prefix);
     cr_assert_eq(unlink(path), 0);
-    trestle_checkpoint *c = open_model(&f);
+    trestle_checkpoint *c = tu_open(f.prefix, NULL);
     trestle_error err;
     cr_assert_eq(restore_all(c, TRESTLE_READER_PREAD, &err), TRESTLE_E_NOT_FOUND);
     cr_assert(strstr(err.message, "model.data-00001-of-00002") != NULL, "%s", err.message);
@@ -181,7 +171,7 @@ Test(errors, reports_a_missing_shard_naming_file_and_tensor)
 Test(errors, lists_every_missing_key_with_suggestions)
 {
     fixture f = make_model();
-    trestle_checkpoint *c = open_model(&f);
+    trestle_checkpoint *c = tu_open(f.prefix, NULL);
     trestle_op ops[] = {
         { .name = "rnn/lstm_cell/biases" }, { .name = "dense/kernel" },
         { .name = "dense/bais" }, { .name = "totally/unrelated/name" },
@@ -202,7 +192,7 @@ Test(errors, lists_every_missing_key_with_suggestions)
 Test(errors, renames_exclusions_and_allow_missing_restore_the_rest)
 {
     fixture f = make_model();
-    trestle_checkpoint *c = open_model(&f);
+    trestle_checkpoint *c = tu_open(f.prefix, NULL);
     float kernel[8 * 16], bias[16];
     trestle_op ops[] = {
         { .name = "old/lstm_cell/weights", .dest_kind = TRESTLE_DEST_HOST, .ptr = kernel,
@@ -223,7 +213,7 @@ Test(errors, renames_exclusions_and_allow_missing_restore_the_rest)
     po.allow_missing = 1;
     trestle_plan *p;
     trestle_error err;
-    cr_assert_eq(trestle_plan_create(c, ops, 4, &po, &p, &err), TRESTLE_OK, "%s", err.message);
+    p = tu_plan(c, ops, 4, &po);
     trestle_plan_stats ps;
     trestle_plan_get_stats(p, &ps);
     cr_assert_eq(ps.skipped, 2);
@@ -265,10 +255,10 @@ static int count_ready(void *user, size_t i, const trestle_plan_op_info *op)
 Test(errors, a_ready_callback_can_cancel_and_is_called_once_per_op)
 {
     fixture f = make_model();
-    trestle_checkpoint *c = open_model(&f);
+    trestle_checkpoint *c = tu_open(f.prefix, NULL);
     trestle_plan *p;
     trestle_error err;
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK);
+    p = tu_plan(c, NULL, 0, NULL);
     trestle_restore_options o;
     opts(&o, TRESTLE_READER_PREAD);
     atomic_int calls = 0;
@@ -294,14 +284,14 @@ Test(errors, a_ready_callback_can_cancel_and_is_called_once_per_op)
 Test(errors, verify_off_restores_corrupt_bytes_without_complaint)
 {
     fixture f = make_model();
-    trestle_checkpoint *c = open_model(&f);
+    trestle_checkpoint *c = tu_open(f.prefix, NULL);
     int fd = open(trestle_shard_path(c, 0), O_RDWR);
     uint8_t b = 0x5a;
     cr_assert_eq(pwrite(fd, &b, 1, 10), 1);
     close(fd);
     trestle_plan *p;
     trestle_error err;
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK);
+    p = tu_plan(c, NULL, 0, NULL);
     trestle_restore_options o;
     opts(&o, TRESTLE_READER_PREAD);
     o.verify = 0;

@@ -94,7 +94,7 @@ ParameterizedTest(slice_case *sc, slices, restore_any_slice_of_1d_to_5d_tensors)
     trestle_writer_free(w);
 
     trestle_checkpoint *c;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     /* For each rank, a slice along each dimension plus one cut in every dimension. */
     for (int r = 1; r <= 5; r++) {
         const int64_t *dims = shapes[r - 1];
@@ -118,9 +118,7 @@ ParameterizedTest(slice_case *sc, slices, restore_any_slice_of_1d_to_5d_tensors)
             trestle_op op = { .name = name, .shape_and_slices = spec, .dtype = TRESTLE_DT_FLOAT,
                               .dest_kind = TRESTLE_DEST_HOST, .ptr = got,
                               .capacity = (uint64_t)n * es };
-            trestle_plan *p;
-            cr_assert_eq(trestle_plan_create(c, &op, 1, NULL, &p, &err), TRESTLE_OK, "%s: %s", spec,
-                         err.message);
+            trestle_plan *p = tu_plan(c, &op, 1, NULL);
             trestle_restore_options o;
             trestle_restore_options_init(&o);
             o.reader = sc->reader;

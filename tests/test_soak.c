@@ -41,8 +41,8 @@ static void one_restore(const char *prefix, int reader, int i)
     trestle_checkpoint *c;
     trestle_plan *p;
     trestle_error err;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
+    p = tu_plan(c, NULL, 0, NULL);
     trestle_restore_options o;
     trestle_restore_options_init(&o);
     o.reader = reader;

@@ -50,7 +50,7 @@ static void rewrite_and_compare(const char *rel, int snappy)
         cr_skip_test("fixture %s is absent", src);
     trestle_checkpoint *c;
     trestle_error err;
-    cr_assert_eq(trestle_open(src, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(src, NULL);
     trestle_checkpoint_info info;
     trestle_checkpoint_get_info(c, &info);
 
@@ -124,8 +124,7 @@ Test(writer, rewrites_a_snappy_index_byte_for_byte) { rewrite_and_compare("tf-ch
 static trestle_checkpoint *reopen(const char *prefix)
 {
     trestle_checkpoint *c;
-    trestle_error err;
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    c = tu_open(prefix, NULL);
     return c;
 }
 

@@ -71,7 +71,7 @@ Test(writer_safetensors, writes_header_and_aligned_bytes_and_skips_strings)
     trestle_convert_stats st;
     trestle_error err;
     cr_assert(asprintf(&out, "%s/m.safetensors", dir) > 0);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, NULL), 0);
+    c = tu_open(prefix, NULL);
     cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, NULL, out, &st, &err), 0, "%s",
                  err.message);
     cr_assert_eq(st.tensors, 3);
@@ -118,7 +118,7 @@ Test(writer_safetensors, converts_on_load_and_names_ops)
     co.plan = &po;
     co.sync = 0;
     cr_assert(asprintf(&out, "%s/c.safetensors", dir) > 0);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, NULL), 0);
+    c = tu_open(prefix, NULL);
     cr_assert_eq(trestle_convert_safetensors(c, ops, 2, &co, out, NULL, &err), 0, "%s",
                  err.message);
     size_t len;
@@ -139,7 +139,7 @@ Test(writer_safetensors, failure_leaves_no_file_and_keeps_the_old_one)
     cr_assert_eq(mkdir(out, 0755), 0);
     free(out);
     cr_assert(asprintf(&out, "%s/out/m.safetensors", dir) > 0);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, NULL), 0);
+    c = tu_open(prefix, NULL);
 
     trestle_op str = { .name = "s" };
     cr_assert_eq(trestle_convert_safetensors(c, &str, 1, NULL, out, NULL, &err),
@@ -159,7 +159,7 @@ Test(writer_safetensors, failure_leaves_no_file_and_keeps_the_old_one)
     bytes[5] ^= 0x10;
     cr_assert_eq(tu_write_file(shard, bytes, len), 0);
     cr_assert_eq(tu_write_file(out, "old", 3), 0);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, NULL), 0);
+    c = tu_open(prefix, NULL);
     cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, NULL, out, NULL, &err),
                  TRESTLE_E_CRC_MISMATCH);
     cr_assert_str_eq(err.key, "w");

@@ -2,7 +2,6 @@
  * testutil.c - see testutil.h.
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -13,6 +12,7 @@
 #include <unistd.h>
 
 #include "plan.h"
+#include "scratch_dir.h"
 #include "slice.h"
 #include "testutil.h"
 
@@ -26,41 +26,88 @@ const char *tu_shared_dir(void)
     return NULL;
 }
 
+/* 1 when the environment says CI=true. */
+static int tu_ci(void)
+{
+    const char *ci = getenv("CI");
+    return ci && strcmp(ci, "true") == 0;
+}
+
+void tu_missing(const char *fmt, ...)
+{
+    char why[4400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    if (tu_ci())
+        cr_assert_fail("%s, and CI=true promises it (.ci/run: ../shared beside the checkout)",
+                       why);
+    cr_skip_test("%s: skipping", why);
+}
+
 const char *tu_fixture(const char *rel)
 {
     static char ring[8][4096];
     static int next;
     const char *dir = tu_shared_dir();
     if (!dir)
-        cr_skip_test("../shared is absent: skipping the real TensorFlow fixture %s", rel);
+        tu_missing("../shared is absent (the real TensorFlow fixture %s)", rel);
     char *p = ring[next++ % 8];
     snprintf(p, sizeof ring[0], "%s/fixtures/%s", dir, rel);
     return p;
 }
 
-char *tu_mkdtemp(void)
+const char *tu_fixture_present(const char *rel)
 {
-    const char *tmp = getenv("TMPDIR");
-    char *path = NULL;
-    if (asprintf(&path, "%s/trestle-test-XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0)
-        return NULL;
-    if (!mkdtemp(path)) {
-        free(path);
-        return NULL;
-    }
-    return path;
+    const char *p = tu_fixture(rel);
+    char index[4200];
+    struct stat st;
+    snprintf(index, sizeof index, "%s.index", p);
+    if (stat(p, &st) != 0 && stat(index, &st) != 0)
+        tu_missing("fixture %s is absent", p);
+    return p;
 }
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+trestle_checkpoint *tu_open(const char *path, const trestle_open_options *opt)
 {
-    (void)st; (void)flag; (void)ftw;
-    return remove(p);
+    trestle_checkpoint *c = NULL;
+    trestle_error err;
+    int rc = trestle_open(path, opt, &c, &err);
+    cr_assert_eq(rc, TRESTLE_OK, "open %s: %s: %s", path, trestle_code_name(rc), err.message);
+    cr_assert_not_null(c);
+    return c;
+}
+
+trestle_plan *tu_plan(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                      const trestle_plan_options *opt)
+{
+    trestle_plan *p = NULL;
+    trestle_error err;
+    int rc = trestle_plan_create(c, ops, n, opt, &p, &err);
+    if (rc != TRESTLE_OK) {
+        char first[512] = "every tensor";
+        trestle_checkpoint_info ci;
+        if (ops && n)
+            snprintf(first, sizeof first, "%zu ops, the first '%s' '%s'", n,
+                     ops[0].name ? ops[0].name : "(null)",
+                     ops[0].shape_and_slices ? ops[0].shape_and_slices : "");
+        trestle_checkpoint_get_info(c, &ci);
+        cr_assert_fail("plan of %s in %s: %s: %s", first, ci.prefix, trestle_code_name(rc),
+                       err.message);
+    }
+    cr_assert_not_null(p);
+    return p;
+}
+
+char *tu_mkdtemp(void)
+{
+    return scratch_dir_create("test");
 }
 
 void tu_rmtree(const char *path)
 {
-    if (path)
-        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    scratch_dir_remove(path);
 }
 
 uint8_t *tu_read_file(const char *path, size_t *len)
@@ -338,7 +385,7 @@ trestle_checkpoint *tu_zero_checkpoint(char **dir, const tu_tensor *t, size_t n)
     }
     cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
     trestle_writer_free(w);
-    cr_assert_eq(trestle_open(prefix, NULL, &c, &err), TRESTLE_OK);
+    c = tu_open(prefix, NULL);
     free(prefix);
     return c;
 }

@@ -1,8 +1,9 @@
 /*
  * testutil.h - helpers shared by the Criterion suites: where the real
- * TensorFlow fixtures are, scratch directories, whole-file reads, running
- * the CLI with captured output, seeded random data and regions, and a
- * reference slice copy.
+ * TensorFlow fixtures are (a skip without them, a failure in CI), opening
+ * and planning that must succeed, scratch directories, whole-file reads,
+ * running the CLI with captured output, seeded random data and regions,
+ * and a reference slice copy.
  */
 #ifndef TRESTLE_TESTUTIL_H
 #define TRESTLE_TESTUTIL_H
@@ -16,13 +17,36 @@
 const char *tu_shared_dir(void);
 
 /*
+ * A prerequisite CI promises is missing: skip the current test with the
+ * printf-formatted reason, or, when the environment says CI=true (.ci/run,
+ * which promises ../shared), fail it with that reason, so that a fixture
+ * lost in CI cannot pass as a skip.
+ */
+void tu_missing(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/*
  * Path of a real fixture under ../shared/fixtures/<rel> in a static
- * per-call buffer ring (valid for a few calls). Skips the current test with
- * a message when ../shared is absent.
+ * per-call buffer ring (valid for a few calls). When ../shared is absent,
+ * tu_missing: a skip with a message, a failure under CI=true. `rel` may be
+ * a checkpoint prefix that is no file of its own.
  */
 const char *tu_fixture(const char *rel);
 
-/* A fresh directory under $TMPDIR (malloc'd path; removed by tu_rmtree). */
+/* tu_fixture() for a file, a directory or a checkpoint prefix (PATH.index)
+ * that must exist: tu_missing when ../shared is there but it is not. */
+const char *tu_fixture_present(const char *rel);
+
+/* trestle_open(), failing the current test with the code and message
+ * unless it succeeds. Tests that expect a failure call trestle_open(). */
+trestle_checkpoint *tu_open(const char *path, const trestle_open_options *opt);
+
+/* trestle_plan_create() likewise: the plan, or the test fails naming the
+ * first op, the checkpoint, the code and the message. */
+trestle_plan *tu_plan(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                      const trestle_plan_options *opt);
+
+/* A fresh directory $TMPDIR/trestle-test-XXXXXX (malloc'd path; NULL on
+ * failure; removed by tu_rmtree), by scratch_dir.h, which bench/ shares. */
 char *tu_mkdtemp(void);
 void tu_rmtree(const char *path);
 

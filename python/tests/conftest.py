@@ -2,7 +2,8 @@
 
 Real TensorFlow checkpoints come from ../shared/fixtures beside the
 checkout (TRESTLE_SHARED overrides); tests that need them skip with a
-message when that directory is absent. Everything else is written by
+message when that directory is absent, and fail under CI=true, whose
+.ci/run promises it (as tests/testutil.c does). Everything else is written by
 libtrestle's own bundle writer (TensorFlow-identical bytes) into tmp_path.
 The `trestle` CLI is TRESTLE_CLI (set by ctest), else build/trestle.
 """
@@ -35,13 +36,43 @@ def complete(d):
     return not any(tag in os.path.basename(d) for tag in ("INDEXONLY", "STATEFILEONLY"))
 
 
+def absent_params():
+    """The one parameter of a test whose real fixtures are absent: a skip,
+    or under CI=true (which promises ../shared) a failure."""
+    reason = f"real TensorFlow fixtures not found at {TF_REAL} (../shared absent)"
+    if os.environ.get("CI") == "true":
+        return [pytest.param(None, marks=pytest.mark.shared_absent(reason))]
+    return [pytest.param(None, marks=pytest.mark.skip(reason=reason))]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "shared_absent(reason): the real fixtures are absent "
+                                       "under CI=true: the test fails")
+
+
+def pytest_runtest_setup(item):
+    mark = item.get_closest_marker("shared_absent")
+    if mark:
+        pytest.fail(f"{mark.args[0]}, and CI=true promises it (.ci/run)", pytrace=False)
+
+
 def fixture_params(only_complete=False, only_incomplete=False):
     dirs = [d for d in real_fixture_dirs()
             if (complete(d) or not only_complete) and (not complete(d) or not only_incomplete)]
     if not dirs:
-        return [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"real TensorFlow fixtures not found at {TF_REAL} (../shared absent)"))]
+        return absent_params()
     return [pytest.param(d, id=os.path.basename(d)) for d in dirs]
+
+
+def index_only_params():
+    """Each checkpoint prefix (PREFIX.index) in the fixtures that lack data
+    shards: a directory with two indexes gives two, one with only a state
+    file none (it has no checkpoint to list)."""
+    prefixes = [i[:-len(".index")] for d in real_fixture_dirs() if not complete(d)
+                for i in sorted(glob.glob(os.path.join(d, "*.index")))]
+    if not prefixes:
+        return absent_params()
+    return [pytest.param(p, id=os.path.relpath(p, TF_REAL)) for p in prefixes]
 
 
 def cli(*args, check=True):
