@@ -217,9 +217,10 @@ TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
  * AssignVariableOp into VariableV2 or VarHandleOp, possibly through
  * Identity nodes). TF2 restore functions assign to resource arguments, so
  * their ops have no known shape. For an op with a slice spec it is the
- * shape of the partition variable, i.e. of the slice. Tools use it as
- * evidence, e.g. to tell two renamed candidates apart; the planner does
- * not need it.
+ * shape of the partition variable, i.e. of the slice. Given to the planner
+ * (trestle_plan_options.op_shapes, see trestle_graph_op_shapes()), it makes
+ * a restore of a tensor of another shape fail, as TensorFlow's Assign
+ * would, and tells two renamed candidates apart.
  *
  * @param[in]  g     the graph.
  * @param[in]  i     0 <= i < trestle_graph_op_count(g).
@@ -237,7 +238,9 @@ TRESTLE_API int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *ra
  * ready for trestle_plan_options.op_shapes.
  *
  * Entry `i` is what trestle_graph_op_shape(g, i, ...) gives (rank -1 when
- * unknown). Planning the graph's ops with these shapes makes the
+ * unknown). Planning the graph's ops with these shapes refuses a key whose
+ * shape is not its variable's (TRESTLE_E_SHAPE_MISMATCH naming the tensor
+ * and both shapes, where TensorFlow's Assign would fail), and makes the
  * missing-key report offer only keys of each variable's shape, which tells
  * renamed candidates apart that dtype and spelling cannot:
  *

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cursor.h"
 #include "graph.pb-c.h"
 #include "graphmake.h"
 #include "testutil.h"

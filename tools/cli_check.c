@@ -28,7 +28,9 @@ static const char check_help[] =
     "an ops file lists (OPSFILE, as for 'restore --ops') against CHECKPOINT, and\n"
     "report:\n"
     "  - every key the ops ask for that the checkpoint lacks,\n"
-    "  - every dtype mismatch, and shape mismatch of sliced ops,\n"
+    "  - every dtype mismatch, and every shape mismatch: against a sliced op's\n"
+    "    full shape, and against the shape a graph declares for the variable an op\n"
+    "    restores (TensorFlow's Assign would fail on it),\n"
     "  - the keys the checkpoint has that nothing restores,\n"
     "  - renames inferred from that evidence which would make the restore succeed:\n"
     "    TF2 object-graph names (--names graph), TF 1.x RNN names (--rnn-renames),\n"
@@ -107,6 +109,40 @@ static void shape_text(const trestle_tensor_info *t, char *buf, size_t cap)
     cli_shape_format(t->rank, t->dims, buf, cap);
 }
 
+/* A whole-tensor op's shape as its graph declares it ("[5,5,1,6]"): 1, or
+ * 0 when the op has a slice spec (whose full shape is what it wants) or
+ * no declared shape. */
+static int declared_text(const cli_ops *ops, size_t i, char *buf, size_t cap)
+{
+    const char *spec = ops->ops[i].shape_and_slices;
+    if ((spec && *spec) || !ops->shapes || ops->shapes[i].rank < 0)
+        return 0;
+    cli_shape_format(ops->shapes[i].rank, ops->shapes[i].dims, buf, cap);
+    return 1;
+}
+
+/* The shape the op asks for, as a JSON array: its slice spec's full shape,
+ * else its declared shape; "null" when it names none. */
+static void json_want_shape(const cli_ops *ops, size_t i)
+{
+    char buf[256];
+    const char *spec = ops->ops[i].shape_and_slices;
+    if (declared_text(ops, i, buf, sizeof buf)) {
+        fputs(buf, stdout);
+        return;
+    }
+    /* "d0 d1 ... slice": every token but the last is a dimension. */
+    const char *last = spec ? strrchr(spec, ' ') : NULL;
+    if (!last || strspn(spec, "0123456789 ") < (size_t)(last - spec)) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('[');
+    for (const char *p = spec; p < last; p++)
+        putchar(*p == ' ' ? ',' : *p);
+    putchar(']');
+}
+
 static void print_text(const check_args *a, const trestle_checkpoint *c,
                        const trestle_inference *inf)
 {
@@ -150,12 +186,15 @@ static void print_text(const check_args *a, const trestle_checkpoint *c,
         trestle_inference_op(inf, i, &o);
         if (o.status != TRESTLE_INFER_DTYPE && o.status != TRESTLE_INFER_SHAPE)
             continue;
-        char shape[256];
+        char shape[256], want[256];
         trestle_tensor_get_info(c, o.tensor, &t);
         shape_text(&t, shape, sizeof shape);
         if (o.status == TRESTLE_INFER_DTYPE)
             printf("dtype mismatch: %s: the ops want %s, the checkpoint has %s\n", o.name,
                    trestle_dtype_name(a->ops->ops[i].dtype), trestle_dtype_name(t.dtype));
+        else if (declared_text(a->ops, i, want, sizeof want))
+            printf("shape mismatch: %s: the graph declares %s, the checkpoint has %s\n", o.name,
+                   want, shape);
         else
             printf("shape mismatch: %s: the ops want '%s', the checkpoint has %s\n", o.name,
                    a->ops->ops[i].shape_and_slices, shape);
@@ -230,7 +269,8 @@ static void json_key_list(const trestle_checkpoint *c, const trestle_inference *
     fputs("]", stdout);
 }
 
-static void print_json(const trestle_checkpoint *c, const trestle_inference *inf)
+static void print_json(const cli_ops *ops, const trestle_checkpoint *c,
+                       const trestle_inference *inf)
 {
     trestle_inference_info v;
     trestle_inferred_op o;
@@ -264,7 +304,18 @@ static void print_json(const trestle_checkpoint *c, const trestle_inference *inf
         fputs(first ? "\n    {\"name\": " : ",\n    {\"name\": ", stdout);
         first = 0;
         cli_json_cstr(stdout, o.name);
-        printf(", \"what\": \"%s\"}", o.status == TRESTLE_INFER_DTYPE ? "dtype" : "shape");
+        trestle_tensor_info t;
+        trestle_tensor_get_info(c, o.tensor, &t);
+        if (o.status == TRESTLE_INFER_DTYPE) {
+            printf(", \"what\": \"dtype\", \"want\": \"%s\", \"have\": \"%s\"}",
+                   trestle_dtype_name(ops->ops[i].dtype), trestle_dtype_name(t.dtype));
+            continue;
+        }
+        char have[256];
+        shape_text(&t, have, sizeof have);
+        fputs(", \"what\": \"shape\", \"want\": ", stdout);
+        json_want_shape(ops, i);
+        printf(", \"have\": %s}", have);
     }
     fputs("],\n  \"unused\": [", stdout);
     first = 1;
@@ -359,7 +410,7 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
         goto done;
     }
     if (a->json)
-        print_json(c, inf);
+        print_json(ops, c, inf);
     else
         print_text(a, c, inf);
     trestle_inference_info v;

@@ -143,6 +143,8 @@ static int resolve(trestle_inference *s)
         open_ops[i].dest_kind = TRESTLE_DEST_DISCARD;
     }
     po.allow_missing = 1;
+    /* Names decide here; compatible() compares the declared shapes. */
+    po.op_shapes = NULL;
     /* One plan answers for every op; op by op only when it fails. */
     if (trestle_plan_create(s->c, open_ops, s->n, &po, &all, NULL) != TRESTLE_OK)
         all = NULL;
