@@ -378,3 +378,68 @@ Test(check, restore_by_graph_ranks_suggestions_by_the_graphs_variable_shapes)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* Issue 22, case (a): the scope rule 'dense/=model/dense/' that fixes
+ * dense/bias would also move dense/kernel, which resolves as is. */
+Test(check, a_rule_is_checked_against_the_ops_that_already_resolve)
+{
+    static const char *const names[] = { "dense/kernel", "model/dense/kernel", "model/dense/bias" };
+    static const int64_t dims[][2] = { { 4, 6 }, { 4, 6 }, { 6, 0 } };
+    static const int ranks[] = { 2, 2, 1 };
+    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 3);
+    char *ops = ops_file(dir, "dense/kernel\ndense/bias\n");
+    fixable(ops, ckpt, "--ops", "  --rename 'dense/bias=model/dense/bias'  fixes 1 key: the same "
+                               "path under another scope; dtypes agree, one op per key\n");
+    tu_cli_result r = tu_cli("check '%s' '%s'", ops, ckpt);
+    cr_expect(strstr(r.out, "  dense/bias -> model/dense/bias  (--rename "
+                            "'dense/bias=model/dense/bias')\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "  refused --rename 'dense/=model/dense/': it would also change "
+                            "dense/kernel (dense/kernel -> model/dense/kernel)\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "  flags: --rename 'dense/bias=model/dense/bias'\n"), "%s", r.out);
+    tu_cli_free(&r);
+
+    /* --write-ops keeps dense/kernel where it was. */
+    char *fixed;
+    cr_assert(asprintf(&fixed, "%s/fixed.txt", dir) > 0);
+    r = tu_cli("check --write-ops '%s' '%s' '%s'", fixed, ops, ckpt);
+    cr_expect_eq(r.rc, 3);
+    tu_cli_free(&r);
+    size_t len;
+    char *text = (char *)tu_read_file(fixed, &len);
+    cr_assert_not_null(text);
+    cr_expect_eq(len, strlen("dense/kernel\t\nmodel/dense/bias\t\n"));
+    cr_expect_eq(memcmp(text, "dense/kernel\t\nmodel/dense/bias\t\n", len), 0, "%.*s", (int)len,
+                 text);
+    free(text);
+
+    r = tu_cli("check --json '%s' '%s'", ops, ckpt);
+    cr_expect(strstr(r.out, "\"refused\": [\n    {\"flag\": \"--rename 'dense/=model/dense/'\", "
+                            "\"changes\": [{\"op\": \"dense/kernel\", \"from\": \"dense/kernel\", "
+                            "\"to\": \"model/dense/kernel\"}]}]"), "%s", r.out);
+    tu_cli_free(&r);
+    free(fixed);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 22, case (b): the same rule would break dense/kernel, and check
+ * said the restore could not be fixed. */
+Test(check, a_rule_that_would_break_a_resolved_op_gives_way_to_an_exact_one)
+{
+    static const char *const names[] = { "dense/kernel", "model/dense/bias" };
+    static const int64_t dims[][2] = { { 4, 6 }, { 6, 0 } };
+    static const int ranks[] = { 2, 1 };
+    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 2);
+    char *ops = ops_file(dir, "dense/kernel\ndense/bias\n");
+    fixable(ops, ckpt, "--ops", "  --rename 'dense/bias=model/dense/bias'  fixes 1 key");
+    tu_cli_result r = tu_cli("check '%s' '%s'", ops, ckpt);
+    cr_expect(strstr(r.out, "  refused --rename 'dense/=model/dense/': it would also change "
+                            "dense/kernel (dense/kernel -> missing)\n"), "%s", r.out);
+    tu_cli_free(&r);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -39,7 +39,11 @@ static const char check_help[] =
     "    where known, shapes agree: a slice spec, or a TF1 graph's variable\n"
     "    shapes; one key per op and one op per key). A\n"
     "    missing key with several fitting candidates is listed as ambiguous, never\n"
-    "    guessed. The rules are proven by planning again with them.\n"
+    "    guessed. Every rule is checked against every op, those that resolve as\n"
+    "    they are included: a rule changes exactly the ops listed with it. A wider\n"
+    "    rule that would also change others ('dense/=model/dense/' moving\n"
+    "    dense/kernel) is shown as refused, naming them, and replaced by one exact\n"
+    "    rename per op. The rules are proven by planning again with them.\n"
     "\n"
     "Options:\n"
     "      --rename A=B     as for restore: apply before checking (repeatable)\n"
@@ -82,12 +86,12 @@ typedef struct check_args {
  * command line: "--names graph", "--rnn-renames" or "--rename 'A=B'". */
 static void flag_text(int kind, const char *rename, char *buf, size_t cap)
 {
-    if (kind == TRESTLE_RULE_NAMES)
-        snprintf(buf, cap, "--names graph");
-    else if (kind == TRESTLE_RULE_RNN)
-        snprintf(buf, cap, "--rnn-renames");
-    else
+    if (rename && rename[0])
         snprintf(buf, cap, "--rename '%s'", rename);
+    else if (kind == TRESTLE_RULE_NAMES)
+        snprintf(buf, cap, "--names graph");
+    else
+        snprintf(buf, cap, "--rnn-renames");
 }
 
 static void rule_flag(const trestle_inference *inf, size_t r, char *buf, size_t cap)
@@ -141,6 +145,52 @@ static void json_want_shape(const cli_ops *ops, size_t i)
     for (const char *p = spec; p < last; p++)
         putchar(*p == ' ' ? ',' : *p);
     putchar(']');
+}
+
+#define CHANGES_SHOWN 3 /* ops a refused rule would change, named before a count */
+
+/* The key op i resolves to as the ops stand (or "missing"), and tensor t's
+ * name (or "missing" for SIZE_MAX). */
+static const char *key_now(const trestle_checkpoint *c, const trestle_inference *inf, size_t i)
+{
+    trestle_inferred_op o;
+    trestle_tensor_info t;
+    trestle_inference_op(inf, i, &o);
+    if (o.status == TRESTLE_INFER_MISSING || o.status == TRESTLE_INFER_EXCLUDED ||
+        trestle_tensor_get_info(c, o.tensor, &t) != TRESTLE_OK)
+        return NULL;
+    return t.name;
+}
+
+static const char *key_of(const trestle_checkpoint *c, size_t tensor)
+{
+    trestle_tensor_info t;
+    return trestle_tensor_get_info(c, tensor, &t) == TRESTLE_OK ? t.name : NULL;
+}
+
+/* Each wider rule refused, with the ops it would also have changed. */
+static void print_refused(const trestle_checkpoint *c, const trestle_inference *inf)
+{
+    char flag[FLAG_MAX];
+    for (size_t k = 0; k < trestle_inference_refused_count(inf); k++) {
+        trestle_inferred_rule ru;
+        size_t n = 0;
+        trestle_inference_refused(inf, k, &ru, &n);
+        flag_text(ru.kind, ru.rename, flag, sizeof flag);
+        printf("  refused %s: it would also change ", flag);
+        for (size_t j = 0; j < n && j < CHANGES_SHOWN; j++) {
+            size_t op, to;
+            trestle_inferred_op o;
+            trestle_inference_refused_change(inf, k, j, &op, &to);
+            trestle_inference_op(inf, op, &o);
+            const char *from = key_now(c, inf, op), *dest = key_of(c, to);
+            printf("%s%s (%s -> %s)", j ? ", " : "", o.name, from ? from : "missing",
+                   dest ? dest : "missing");
+        }
+        if (n > CHANGES_SHOWN)
+            printf(" and %zu more op%s", n - CHANGES_SHOWN, n - CHANGES_SHOWN == 1 ? "" : "s");
+        printf("\n");
+    }
 }
 
 static void print_text(const check_args *a, const trestle_checkpoint *c,
@@ -231,6 +281,7 @@ static void print_text(const check_args *a, const trestle_checkpoint *c,
                    ru.fixes == 1 ? "" : "s", ru.why, ru.shapes_checked ? " and shapes" : "");
         }
     }
+    print_refused(c, inf);
     if (v.restores) {
         printf("verdict: the restore succeeds as is\n");
         return;
@@ -338,6 +389,30 @@ static void print_json(const cli_ops *ops, const trestle_checkpoint *c,
         printf(", \"fixes\": %zu, \"why\": ", ru.fixes);
         cli_json_cstr(stdout, ru.why);
         printf(", \"shapes_checked\": %s}", ru.shapes_checked ? "true" : "false");
+    }
+    fputs("],\n  \"refused\": [", stdout);
+    for (size_t k = 0; k < trestle_inference_refused_count(inf); k++) {
+        trestle_inferred_rule ru;
+        size_t n = 0;
+        trestle_inference_refused(inf, k, &ru, &n);
+        flag_text(ru.kind, ru.rename, flag, sizeof flag);
+        fputs(k ? ",\n    {\"flag\": " : "\n    {\"flag\": ", stdout);
+        cli_json_cstr(stdout, flag);
+        fputs(", \"changes\": [", stdout);
+        for (size_t j = 0; j < n; j++) {
+            size_t op, to;
+            trestle_inference_refused_change(inf, k, j, &op, &to);
+            trestle_inference_op(inf, op, &o);
+            const char *from = key_now(c, inf, op), *dest = key_of(c, to);
+            fputs(j ? ", {\"op\": " : "{\"op\": ", stdout);
+            cli_json_cstr(stdout, o.name);
+            fputs(", \"from\": ", stdout);
+            from ? cli_json_cstr(stdout, from) : (void)fputs("null", stdout);
+            fputs(", \"to\": ", stdout);
+            dest ? cli_json_cstr(stdout, dest) : (void)fputs("null", stdout);
+            fputs("}", stdout);
+        }
+        fputs("]}", stdout);
     }
     printf("],\n  \"ambiguous\": %zu,\n  \"unresolved\": %zu\n}\n", v.ambiguous, v.unresolved);
 }

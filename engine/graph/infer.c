@@ -129,13 +129,12 @@ static int resolve_one(const trestle_inference *s, const trestle_plan_options *p
     return pi.skipped;
 }
 
-/* Resolve every op as the planner does, dtypes and slices left open. */
-static int resolve(trestle_inference *s)
+int trestle__infer_keys(const trestle_inference *s, const trestle_plan_options *given,
+                        size_t *keys)
 {
-    const trestle_plan_options *user = &s->user;
     trestle_op *open_ops = calloc(s->n ? s->n : 1, sizeof *open_ops);
     trestle_plan *all = NULL;
-    trestle_plan_options po = *user;
+    trestle_plan_options po = *given;
     if (!open_ops)
         return -1;
     for (size_t i = 0; i < s->n; i++) {
@@ -150,37 +149,55 @@ static int resolve(trestle_inference *s)
         all = NULL;
     free(open_ops);
     for (size_t i = 0; i < s->n; i++) {
-        tr_infer_op *o = &s->ops[i];
         trestle_plan *one = NULL;
         trestle_plan_op_info pi;
         const char *key = NULL;
         int skipped;
+        size_t at;
         if (all) {
             trestle_plan_get_op(all, i, &pi);
             skipped = pi.skipped;
             key = pi.key;
         } else {
-            skipped = resolve_one(s, &po, o, &one, &key);
+            skipped = resolve_one(s, &po, &s->ops[i], &one, &key);
         }
-        size_t at;
-        if (skipped == 2) {
+        keys[i] = skipped == TRESTLE_SKIP_MISSING ? TR_INFER_NO_KEY
+                  : skipped || trestle_tensor_find(s->c, key, &at, NULL) != TRESTLE_OK
+                      ? TR_INFER_EXCLUDED
+                      : at;
+        trestle_plan_free(one);
+    }
+    trestle_plan_free(all);
+    return 0;
+}
+
+/* Resolve every op as the planner does, dtypes and slices left open. */
+static int resolve(trestle_inference *s)
+{
+    size_t *keys = malloc((s->n ? s->n : 1) * sizeof *keys);
+    if (!keys || trestle__infer_keys(s, &s->user, keys) != 0) {
+        free(keys);
+        return -1;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        tr_infer_op *o = &s->ops[i];
+        if (keys[i] == TR_INFER_NO_KEY) {
             o->status = TRESTLE_INFER_MISSING;
             s->nmissing++;
-        } else if (skipped || trestle_tensor_find(s->c, key, &at, NULL) != TRESTLE_OK) {
+        } else if (keys[i] == TR_INFER_EXCLUDED) {
             o->status = TRESTLE_INFER_EXCLUDED;
         } else {
             trestle_tensor_info t;
-            o->tensor = at;
-            s->used[at] = 1;
-            trestle_tensor_get_info(s->c, at, &t);
+            o->tensor = keys[i];
+            s->used[keys[i]] = 1;
+            trestle_tensor_get_info(s->c, keys[i], &t);
             o->status = o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t.dtype ? TRESTLE_INFER_DTYPE
                         : !compatible(o, &t)                                      ? TRESTLE_INFER_SHAPE
                                                                                   : TRESTLE_INFER_OK;
             s->nmismatch += o->status != TRESTLE_INFER_OK;
         }
-        trestle_plan_free(one);
     }
-    trestle_plan_free(all);
+    free(keys);
     return 0;
 }
 
