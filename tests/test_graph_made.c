@@ -427,6 +427,125 @@ Test(graph_made, cycles_through_inputs_and_function_calls_end)
     free(dir);
 }
 
+/* A SavedModel saved as x.meta, or a MetaGraphDef as saved_model.pb: the
+ * name and the content disagree, and the error says which kind it is. */
+Test(graph_made, a_graph_file_of_the_other_kind_is_named_as_such)
+{
+    char *dir = tu_mkdtemp(), *sm_dir = path_in(dir, "sm");
+    char *as_meta = path_in(dir, "model.meta"), *as_pb = path_in(sm_dir, "saved_model.pb");
+    cr_assert_eq(mkdir(sm_dir, 0755), 0);
+    write_tf2_saved_model(as_meta);
+    open_fails(as_meta, TRESTLE_E_CORRUPT, ": this file is a SavedModel (a saved_model.pb), not "
+                                          "a MetaGraphDef (.meta): give its directory, with the "
+                                          "file named saved_model.pb");
+    nspec n[5];
+    base_graph(n);
+    free(write_graph(sm_dir, "saved_model.pb", n, 5, "save/restore_all"));
+    open_fails(sm_dir, TRESTLE_E_CORRUPT, ": this file is a MetaGraphDef (a Saver's .meta), not "
+                                          "a SavedModel: give it named PREFIX.meta, beside its "
+                                          "checkpoint PREFIX");
+    tu_cli_result r = tu_cli("ops --graph '%s'", as_pb);
+    cr_expect_eq(r.rc, 1);
+    cr_expect(strstr(r.err, "this file is a MetaGraphDef"), "%s", r.err);
+    tu_cli_free(&r);
+    /* Named for what they are, both read. */
+    char *meta = path_in(dir, "moved.meta");
+    cr_assert_eq(rename(as_pb, meta), 0);
+    trestle_graph_close(open_ok(meta, NULL));
+    cr_assert_eq(rename(as_meta, as_pb), 0);
+    trestle_graph_close(open_ok(sm_dir, NULL));
+    free(meta);
+    free(as_meta);
+    free(as_pb);
+    free(sm_dir);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A SaverDef whose restore op reaches no restore node restores nothing,
+ * and says that, not "no saver". */
+Test(graph_made, a_saver_that_restores_nothing_is_not_called_missing)
+{
+    char *dir = tu_mkdtemp(), *pb = path_in(dir, "saved_model.pb");
+    write_tf2_saved_model(pb);
+    char want[1024];
+    snprintf(want, sizeof want, "trestle: %s: the graph restores nothing: its saver's restore op "
+             "'save/restore_all' reaches no restore node (RestoreV2, RestoreSlice or Restore) "
+             "(meta graph tagged train)\n", pb);
+    tu_cli_result r = tu_cli("ops --graph '%s' --tag train", pb);
+    cr_expect_eq(r.rc, 4, "%s", r.err);
+    cr_expect_str_eq(r.err, want);
+    tu_cli_free(&r);
+    free(pb);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ops --graph says where the checkpoint is, and when it is not there. */
+Test(graph_made, ops_says_when_the_graphs_checkpoint_is_absent)
+{
+    char *dir = tu_mkdtemp(), *pb = path_in(dir, "saved_model.pb");
+    write_tf2_saved_model(pb);
+    char want[1024];
+    snprintf(want, sizeof want, "# checkpoint: %s/variables/variables (absent: no "
+             "%s/variables/variables.index)\n", dir, dir);
+    tu_cli_result r = tu_cli("ops --graph '%s'", dir);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+    /* With the checkpoint there, just its path. */
+    char *vars = path_in(dir, "variables"), *prefix = path_in(dir, "variables/variables");
+    cr_assert_eq(mkdir(vars, 0755), 0);
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    write_float(w, "x/.ATTRIBUTES/VARIABLE_VALUE", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    snprintf(want, sizeof want, "# checkpoint: %s/variables/variables\n", dir);
+    r = tu_cli("ops --graph '%s'", dir);
+    cr_expect(strstr(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+    free(vars);
+    free(prefix);
+    free(pb);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* diff --values compares two checkpoints' bytes; with a graph there is one. */
+Test(graph_made, diff_values_with_a_graph_is_refused)
+{
+    char *dir = tu_mkdtemp();
+    nspec n[5];
+    base_graph(n);
+    char *meta = write_graph(dir, "m.meta", n, 5, "save/restore_all");
+    char *prefix = path_in(dir, "m");
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    write_float(w, "a", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    write_float(w, "b", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    const char *forms[] = { "diff --values '%s' '%s'", "diff --values --ops '%s' '%s'" };
+    for (int i = 0; i < 2; i++) {
+        tu_cli_result r = tu_cli(forms[i], meta, prefix);
+        cr_expect_eq(r.rc, 2, "%s: %s%s", forms[i], r.out, r.err);
+        cr_expect(tu_starts_with(r.err, "trestle: diff: --values compares the tensor bytes of "
+                                        "two checkpoints; a graph or --ops FILE checks names "
+                                        "against one\n"), "%s", r.err);
+        tu_cli_free(&r);
+    }
+    tu_cli_result r = tu_cli("diff '%s' '%s'", meta, prefix);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    free(meta);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 Test(graph_made, deeply_nested_unknown_fields_are_skipped_not_recursed)
 {
     char *dir = tu_mkdtemp();
