@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "trestle.h"
@@ -438,6 +439,73 @@ Test(check, a_rule_that_would_break_a_resolved_op_gives_way_to_an_exact_one)
     cr_expect(strstr(r.out, "  refused --rename 'dense/=model/dense/': it would also change "
                             "dense/kernel (dense/kernel -> missing)\n"), "%s", r.out);
     tu_cli_free(&r);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 22: `check CHECKPOINT GRAPH` read the checkpoint directory as an
+ * ops file ("read error: Is a directory"). */
+Test(check, swapped_arguments_say_which_comes_first)
+{
+    static const char *const names[] = { "w" };
+    static const int64_t dims[][2] = { { 2, 0 } };
+    static const int ranks[] = { 1 };
+    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 1);
+    char *ops = ops_file(dir, "w\n");
+    const char *firsts[] = { dir, ckpt };
+    for (int i = 0; i < 2; i++) {
+        tu_cli_result r = tu_cli("check '%s' '%s'", firsts[i], ops);
+        char want[2048];
+        snprintf(want, sizeof want, "trestle: check: the graph or ops file comes first, then the "
+                 "checkpoint: '%s' is a checkpoint (swapped? try: trestle check '%s' '%s')\n",
+                 firsts[i], ops, firsts[i]);
+        cr_expect_eq(r.rc, 2, "%s", r.err);
+        cr_expect(tu_starts_with(r.err, want), "%s", r.err);
+        tu_cli_free(&r);
+    }
+    tu_cli_result r = tu_cli("check '%s' '%s'", ckpt, ckpt);
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "is a checkpoint\n"), "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("check '%s' '%s'", ops, dir);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(check, write_ops_failures_give_the_errno_and_leave_no_file)
+{
+    static const char *const names[] = { "w" };
+    static const int64_t dims[][2] = { { 2, 0 } };
+    static const int ranks[] = { 1 };
+    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 1);
+    char *ops = ops_file(dir, "w\n"), *out;
+    cr_assert(asprintf(&out, "%s/no/such/dir/fixed.txt", dir) > 0);
+    tu_cli_result r = tu_cli("check --write-ops '%s' '%s' '%s'", out, ops, ckpt);
+    cr_expect_eq(r.rc, 1);
+    char want[1024];
+    snprintf(want, sizeof want, "trestle: --write-ops: cannot write %s: No such file or "
+             "directory\n", out);
+    cr_expect_str_eq(r.err, want);
+    tu_cli_free(&r);
+    /* A restore that fails gets no file, and says so. */
+    free(out);
+    cr_assert(asprintf(&out, "%s/fixed.txt", dir) > 0);
+    char *bad = ops_file(dir, "nope\n");
+    r = tu_cli("check --write-ops '%s' '%s' '%s'", out, bad, ckpt);
+    cr_expect_eq(r.rc, 1);
+    snprintf(want, sizeof want, "trestle: --write-ops: nothing written to %s: the restore "
+             "fails\n", out);
+    cr_expect_str_eq(r.err, want);
+    cr_expect_eq(access(out, F_OK), -1);
+    tu_cli_free(&r);
+    free(bad);
+    free(out);
     free(ops);
     free(ckpt);
     tu_rmtree(dir);

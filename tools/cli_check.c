@@ -10,10 +10,13 @@
  * library plans the restore again with them, and only a plan that
  * succeeds earns the "fixable" exit code.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "cli_check.h"
@@ -55,11 +58,16 @@ static const char check_help[] =
     "                       (default: the only one, else 'serve', else the first)\n"
     "      --write-ops FILE when the restore would succeed (as is or with the\n"
     "                       inferred renames), write its ops with checkpoint keys\n"
-    "                       as names: 'restore --ops FILE' then needs no renames\n"
+    "                       as names: 'restore --ops FILE' then needs no renames;\n"
+    "                       otherwise nothing is written, and it says so\n"
     "      --list-all       name every missing op and unused key (text lists\n"
     "                       stop at 100 of each, then give a count)\n"
     "  -j, --json           print JSON instead of text (always every name)\n"
     "  -h, --help           show this help\n"
+    "\n"
+    "GRAPH|OPSFILE comes first: a checkpoint there (a directory that is no\n"
+    "SavedModel, an .index or data file, a prefix) is a usage error that shows\n"
+    "the arguments the other way round.\n"
     "\n"
     "Exit status: 0 when the restore succeeds as is; 3 when it fails as is but\n"
     "succeeds with the inferred renames (printed as flags for 'trestle restore');\n"
@@ -82,7 +90,7 @@ static int write_ops(const char *path, const trestle_checkpoint *c, const cli_op
         return cli_fail(&err), -1;
     FILE *f = fopen(path, "w");
     if (!f) {
-        cli_error("cannot write %s", path);
+        cli_error("--write-ops: cannot write %s: %s", path, strerror(errno));
         trestle_plan_free(p);
         return -1;
     }
@@ -95,12 +103,35 @@ static int write_ops(const char *path, const trestle_checkpoint *c, const cli_op
         op.name = pi.key;
         rc = cli_ops_write_line(f, &op);
     }
-    if (fclose(f) != 0 && rc == 0) {
-        cli_error("cannot write %s", path);
+    /* fclose flushes: a full disk shows here, with its errno. */
+    if ((ferror(f) | fclose(f)) != 0 && rc == 0) {
+        cli_error("--write-ops: cannot write %s: %s", path, strerror(errno));
         rc = -1;
     }
+    /* Half an op list would restore half the model: leave none. */
+    if (rc != 0)
+        unlink(path);
     trestle_plan_free(p);
     return rc;
+}
+
+/* The first argument names a checkpoint, not a graph or ops file: a
+ * directory other than a SavedModel's, an .index or data file, or a
+ * prefix with an .index beside it. */
+static int is_checkpoint(const char *path)
+{
+    struct stat st;
+    char *index = NULL;
+    if (cli_graph_is_path(path))
+        return 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 1;
+    size_t n = strlen(path);
+    if ((n > 6 && strcmp(path + n - 6, ".index") == 0) || strstr(path, ".data-"))
+        return 1;
+    int found = asprintf(&index, "%s.index", path) > 0 && stat(index, &st) == 0;
+    free(index);
+    return found;
 }
 
 /* ---- command ---- */
@@ -144,6 +175,9 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
         cli_check_print_text(a, c, inf);
     trestle_inference_info v;
     trestle_inference_get_info(inf, &v);
+    if (a->write_ops && !v.restores && !v.fixable)
+        cli_error("--write-ops: nothing written to %s: the restore fails%s", a->write_ops,
+                  v.rules ? " even with the inferred renames" : "");
     if (a->write_ops && (v.restores || v.fixable)) {
         trestle_plan_options po = user;
         if (!v.restores)
@@ -223,6 +257,16 @@ int cli_check_main(int argc, char **argv)
     }
     a.source = argv[optind];
     a.ckpt = argv[optind + 1];
+    if (is_checkpoint(a.source)) {
+        if (cli_graph_is_path(a.ckpt) || !is_checkpoint(a.ckpt))
+            status = cli_usage("check", "the graph or ops file comes first, then the checkpoint: "
+                                        "'%s' is a checkpoint (swapped? try: trestle check '%s' "
+                                        "'%s')", a.source, a.ckpt, a.source);
+        else
+            status = cli_usage("check", "the graph or ops file comes first, then the checkpoint: "
+                                        "'%s' is a checkpoint", a.source);
+        goto out;
+    }
 
     cli_ops ops = { 0 };
     trestle_checkpoint *ckpt = NULL;
