@@ -521,8 +521,10 @@ TRESTLE_API int trestle_inference_op(const trestle_inference *inf, size_t i,
  * @param[in]  k       0 <= k < trestle_inferred_op.candidates.
  * @param[out] tensor  its tensor index (trestle_tensor_get_info()); may be NULL.
  * @param[out] kind    the trestle_rule_kind that found it; may be NULL.
- * @param[out] rename  the rename that maps the op there ("" for NAMES and
- *                     RNN), owned by `inf`; may be NULL.
+ * @param[out] rename  the rename that maps the op there, owned by `inf`; "" for
+ *                     RNN and for NAMES (`--names graph` maps it), except a
+ *                     graph name several keys share, whose keys are each
+ *                     offered by an exact rename "NAME=KEY"; may be NULL.
  * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for `inf` NULL or `i`, `k`
  *         out of range. Thread-safe. Since 0.2.
  */

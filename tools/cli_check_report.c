@@ -154,13 +154,21 @@ void cli_check_print_text(const check_args *a, const trestle_checkpoint *c,
             } else if (o.candidates == 0) {
                 printf("  %s  (no unused key fits)\n", o.name);
             } else {
+                int by_name = 1;
                 printf("  %s  (ambiguous: ", o.name);
                 for (size_t k = 0; k < o.candidates; k++) {
                     size_t at;
-                    trestle_inference_candidate(inf, i, k, &at, NULL, NULL);
+                    int kind;
+                    trestle_inference_candidate(inf, i, k, &at, &kind, NULL);
                     trestle_tensor_get_info(c, at, &t);
                     printf("%s%s", k ? " or " : "", t.name);
+                    by_name &= kind == TRESTLE_RULE_NAMES;
                 }
+                /* A graph name two keys share: TF's name-based restore
+                 * could take either; --rename picks one. */
+                if (by_name && o.candidates > 1)
+                    printf("; the object graph gives each this graph name, --rename '%s=KEY' "
+                           "picks one", o.name);
                 printf("%s)\n", o.shared ? "; another op fits the same key" : "");
             }
         }

@@ -296,6 +296,8 @@ static int diff_ops(const char *pa, const diff_args *args)
         if (missing > MISSING_SHOWN && !args->all_missing)
             printf("... and %zu more missing from A (--list-missing-all names them all)\n",
                    missing - MISSING_SHOWN);
+        if (missing && args->graph_names)
+            cli_names_note_shared(a, ops.ops, ops.n);
         if (missing)
             printf("different: %zu of %zu op%s missing from A\n", missing, count,
                    count == 1 ? "" : "s");

@@ -230,7 +230,10 @@ static int find_unused(const trestle_inference *s, const char *key, size_t *at)
     return trestle_tensor_find(s->c, key, at, NULL) == TRESTLE_OK && !s->used[*at];
 }
 
-/* names: the object graph's unambiguous graph-name rules. */
+/* names: the object graph's unambiguous graph-name rules (`--names graph`
+ * maps them); a graph name several keys share offers each of its unused
+ * keys that fits, by an exact rename, so that two of them are reported as
+ * ambiguous, naming both, and one alone that fits can be proven. */
 static int by_names(trestle_inference *s, tr_infer_op *o)
 {
     size_t len = strlen(o->op.name);
@@ -240,6 +243,14 @@ static int by_names(trestle_inference *s, tr_infer_op *o)
         if (strncmp(rule, o->op.name, len) == 0 && rule[len] == '=' &&
             find_unused(s, rule + len + 1, &at))
             return offer(s, o, at, TRESTLE_RULE_NAMES, "");
+    }
+    for (size_t r = 0; r < s->nshared; r++) {
+        const char *rule = s->shared[r];
+        size_t at;
+        if (strncmp(rule, o->op.name, len) == 0 && rule[len] == '=' &&
+            find_unused(s, rule + len + 1, &at) &&
+            offer(s, o, at, TRESTLE_RULE_NAMES, rule) != 0)
+            return -1;
     }
     return 0;
 }

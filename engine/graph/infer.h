@@ -60,6 +60,9 @@ struct trestle_inference {
     size_t nmissing, nmismatch;
     char **names;                   /* "graph_name=key" of the object graph, unambiguous */
     size_t nnames;
+    char **shared;                  /* "graph_name=key" for each key of a graph name that
+                                       several keys share, sorted by graph name */
+    size_t nshared;
     /* the verdict (infer_rules.c) */
     int ok, fixable;
     tr_infer_rule *rules;
@@ -129,9 +132,10 @@ int trestle__infer_options(const trestle_inference *inf, long only, trestle_plan
  */
 int trestle__infer_narrow(trestle_inference *inf, trestle_error *err);
 
-/* The object graph's unambiguous "graph_name=key" rules into inf->names;
- * nothing for a checkpoint without a readable object graph. Returns
- * TRESTLE_OK or TRESTLE_E_NOMEM. */
+/* The object graph's unambiguous "graph_name=key" rules into inf->names,
+ * and those of graph names several keys share into inf->shared; nothing
+ * for a checkpoint without a readable object graph. Returns TRESTLE_OK or
+ * TRESTLE_E_NOMEM. */
 int trestle__infer_names(trestle_inference *inf, trestle_error *err);
 
 #endif /* TRESTLE_INFER_H */

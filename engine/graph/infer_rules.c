@@ -8,6 +8,7 @@
  * inference "fixable".
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +19,59 @@
 
 /* ---- object-graph names ---- */
 
+/* By graph name, the text before '=' (a graph name may be a prefix of
+ * another, so whole strings do not sort the same way). */
+static int cmp_by_name(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    size_t n = strcspn(x, "="), m = strcspn(y, "=");
+    int c = strncmp(x, y, n < m ? n : m);
+    return c ? c : (n > m) - (n < m);
+}
+
+/* "graph_name=key" for every key whose graph name another key has too, into
+ * inf->shared, sorted by graph name. Returns 0, or -1 when out of memory. */
+static int shared_names(trestle_inference *inf, const trestle_names *m)
+{
+    size_t n = trestle_names_count(m), k = 0;
+    char **all = calloc(n ? n : 1, sizeof *all);
+    if (!all)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        trestle_name_info ni;
+        if (trestle_names_get(m, i, &ni) != TRESTLE_OK || !ni.graph_name[0])
+            continue;
+        if (asprintf(&all[k], "%s=%s", ni.graph_name, ni.key) < 0) {
+            all[k] = NULL;
+            goto nomem;
+        }
+        k++;
+    }
+    qsort(all, k, sizeof *all, cmp_by_name);
+    inf->shared = calloc(k ? k : 1, sizeof *inf->shared);
+    if (!inf->shared)
+        goto nomem;
+    /* all[i] joins a run of one graph name when it equals a neighbour. */
+    int twin_before = 0;
+    for (size_t i = 0; i < k; i++) {
+        int twin_after = i + 1 < k && cmp_by_name(&all[i], &all[i + 1]) == 0;
+        if (twin_before || twin_after)
+            inf->shared[inf->nshared++] = all[i];
+        else
+            free(all[i]);
+        twin_before = twin_after;
+    }
+    free(all);
+    return 0;
+nomem:
+    for (size_t i = 0; i < k; i++)
+        free(all[i]);
+    free(all);
+    return -1;
+}
+
 /* The graph-name renames of trestle_names_renames(), as `--names graph`
- * makes them, copied (the map is freed at once). */
+ * makes them, copied (the map is freed at once), and the shared ones. */
 int trestle__infer_names(trestle_inference *inf, trestle_error *err)
 {
     trestle_checkpoint_info ci;
@@ -37,7 +89,7 @@ int trestle__infer_names(trestle_inference *inf, trestle_error *err)
             break;
         inf->nnames++;
     }
-    if (!inf->names || inf->nnames < n)
+    if (!inf->names || inf->nnames < n || shared_names(inf, m) != 0)
         rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     trestle_names_free(m);
     return rc;
@@ -266,6 +318,9 @@ void trestle_inference_free(trestle_inference *inf)
     for (size_t i = 0; i < inf->nnames; i++)
         free(inf->names[i]);
     free(inf->names);
+    for (size_t i = 0; i < inf->nshared; i++)
+        free(inf->shared[i]);
+    free(inf->shared);
     for (size_t r = 0; r < inf->nrules; r++)
         free(inf->rules[r].own);
     for (size_t k = 0; k < inf->nrefused; k++) {
