@@ -445,15 +445,21 @@ Test(check, a_rule_that_would_break_a_resolved_op_gives_way_to_an_exact_one)
     free(dir);
 }
 
-/* Issue 22: `check CHECKPOINT GRAPH` read the checkpoint directory as an
- * ops file ("read error: Is a directory"). */
-Test(check, swapped_arguments_say_which_comes_first)
+/* A checkpoint of one float tensor w [2] in `dir`, and ops file "w". */
+static char *w_ckpt(const char *dir, char **ops)
 {
     static const char *const names[] = { "w" };
     static const int64_t dims[][2] = { { 2, 0 } };
     static const int ranks[] = { 1 };
-    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 1);
-    char *ops = ops_file(dir, "w\n");
+    *ops = ops_file(dir, "w\n");
+    return small_ckpt(dir, names, dims, ranks, 1);
+}
+
+/* Issue 22: `check CHECKPOINT GRAPH` read the checkpoint directory as an
+ * ops file ("read error: Is a directory"). */
+Test(check, swapped_arguments_say_which_comes_first)
+{
+    char *dir = tu_mkdtemp(), *ops, *ckpt = w_ckpt(dir, &ops);
     const char *firsts[] = { dir, ckpt };
     for (int i = 0; i < 2; i++) {
         tu_cli_result r = tu_cli("check '%s' '%s'", firsts[i], ops);
@@ -480,11 +486,7 @@ Test(check, swapped_arguments_say_which_comes_first)
 
 Test(check, write_ops_failures_give_the_errno_and_leave_no_file)
 {
-    static const char *const names[] = { "w" };
-    static const int64_t dims[][2] = { { 2, 0 } };
-    static const int ranks[] = { 1 };
-    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 1);
-    char *ops = ops_file(dir, "w\n"), *out;
+    char *dir = tu_mkdtemp(), *ops, *ckpt = w_ckpt(dir, &ops), *out;
     cr_assert(asprintf(&out, "%s/no/such/dir/fixed.txt", dir) > 0);
     tu_cli_result r = tu_cli("check --write-ops '%s' '%s' '%s'", out, ops, ckpt);
     cr_expect_eq(r.rc, 1);

@@ -209,16 +209,10 @@ Test(graph_shapes, a_sliced_ops_declared_shape_is_its_slices)
 {
     /* A partition variable declares the slice's shape: [2,6] of a [4,6]
      * tensor. A declared [3,6] cannot take it; [2,6] can. */
-    char *dir = tu_mkdtemp(), *prefix = path_in(dir, "part");
-    float full[24] = { 0 };
-    trestle_writer *w;
+    static const tu_tensor t[] = { { "w", TRESTLE_DT_FLOAT, 2, { 4, 6 } } };
+    char *dir;
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 1);
     trestle_error err;
-    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_writer_add(w, "w", TRESTLE_DT_FLOAT, 2, (int64_t[]){ 4, 6 }, full,
-                                    sizeof full, 0, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
-    trestle_writer_free(w);
-    trestle_checkpoint *c = tu_open(prefix, NULL);
     trestle_op op = { .name = "w", .shape_and_slices = "4 6 2,2:-" };
     trestle_shape wrong = { 2, (const int64_t[]){ 3, 6 } }, right = { 2, (const int64_t[]){ 2, 6 } };
     trestle_plan_options po;
@@ -236,23 +230,16 @@ Test(graph_shapes, a_sliced_ops_declared_shape_is_its_slices)
     po.op_shapes = &unknown;
     trestle_plan_free(tu_plan(c, &op, 1, &po));
     trestle_close(c);
-    free(prefix);
     tu_rmtree(dir);
     free(dir);
 }
 
 Test(graph_shapes, a_renamed_op_is_named_beside_its_key)
 {
-    char *dir = tu_mkdtemp(), *prefix = path_in(dir, "r");
-    float v[6] = { 0 };
-    trestle_writer *w;
+    static const tu_tensor t[] = { { "model/b", TRESTLE_DT_FLOAT, 1, { 6 } } };
+    char *dir;
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 1);
     trestle_error err;
-    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_writer_add(w, "model/b", TRESTLE_DT_FLOAT, 1, (int64_t[]){ 6 }, v,
-                                    sizeof v, 0, &err), TRESTLE_OK);
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
-    trestle_writer_free(w);
-    trestle_checkpoint *c = tu_open(prefix, NULL);
     static const char *const renames[] = { "b=model/b" };
     trestle_op op = { .name = "b" };
     trestle_shape scalar = { 0, NULL };
@@ -267,7 +254,6 @@ Test(graph_shapes, a_renamed_op_is_named_beside_its_key)
                                   "match the declared shape [] of its variable (Assign requires "
                                   "shapes of both tensors to match)");
     trestle_close(c);
-    free(prefix);
     tu_rmtree(dir);
     free(dir);
 }
