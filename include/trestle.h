@@ -737,14 +737,21 @@ typedef struct trestle_plan_options {
                                       trestle_plan_create(), parallel to `ops`: the
                                       declared shape of the variable a whole-tensor op
                                       restores (rank -1: unknown), which an op itself
-                                      cannot carry. trestle_graph_op_shapes() gives a
-                                      graph's. Evidence only: a missing key's "did you
-                                      mean" then offers only keys of that shape (as it
-                                      does for a sliced op's full shape), and
-                                      trestle_infer_renames() maps only to them; found
-                                      keys are not checked against it. Read during the
-                                      call only; ignored with NULL ops. Since 0.2 (took
-                                      a reserved slot) */
+                                      cannot carry; for an op with a slice spec, the
+                                      slice's shape (a partition variable's).
+                                      trestle_graph_op_shapes() gives a graph's. A found
+                                      key must restore exactly that shape, as
+                                      TensorFlow's Assign into the variable requires:
+                                      every op whose stored shape (or slice) differs
+                                      fails the plan at once with
+                                      TRESTLE_E_SHAPE_MISMATCH, one line each naming the
+                                      key and both shapes (0.2.0 took it as evidence
+                                      only). A missing key's "did you mean"
+                                      offers only keys of that shape (as it does for a
+                                      sliced op's full shape), and
+                                      trestle_infer_renames() maps only to them. Read
+                                      during the call only; ignored with NULL ops.
+                                      Since 0.2 (took a reserved slot) */
     void *reserved[2];           /**< must be zero */
 } trestle_plan_options;
 
@@ -805,7 +812,12 @@ TRESTLE_API void trestle_plan_options_init(trestle_plan_options *opt);
  * @param[out] err  filled on failure; may be NULL.
  * @return TRESTLE_OK, TRESTLE_E_KEY_NOT_FOUND, TRESTLE_E_DTYPE_MISMATCH
  *         (an op's `dtype` differs from the stored one, or its target_dtype
- *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH, TRESTLE_E_BAD_SPEC,
+ *         is not a supported conversion), TRESTLE_E_SHAPE_MISMATCH (a slice
+ *         spec's full shape is not the stored one; or, with `opt->op_shapes`,
+ *         a restored shape is not the declared one: `tensor_name = KEY; shape
+ *         in checkpoint [5,5,3,6] does not match the declared shape [5,5,1,6]
+ *         of its variable (Assign requires shapes of both tensors to match)`,
+ *         one line per op), TRESTLE_E_BAD_SPEC,
  *         TRESTLE_E_INSUFFICIENT_SLICES, TRESTLE_E_INVALID_ARG (capacity too
  *         small; a shard rule that is not GLOB:DIM or has an unclosed '[';
  *         shard_rank outside [0, shard_world)), TRESTLE_E_BAD_SPEC (a rule

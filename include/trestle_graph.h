@@ -217,9 +217,10 @@ TRESTLE_API const trestle_op *trestle_graph_ops(const trestle_graph *g);
  * AssignVariableOp into VariableV2 or VarHandleOp, possibly through
  * Identity nodes). TF2 restore functions assign to resource arguments, so
  * their ops have no known shape. For an op with a slice spec it is the
- * shape of the partition variable, i.e. of the slice. Tools use it as
- * evidence, e.g. to tell two renamed candidates apart; the planner does
- * not need it.
+ * shape of the partition variable, i.e. of the slice. Given to the planner
+ * (trestle_plan_options.op_shapes, see trestle_graph_op_shapes()), it makes
+ * a restore of a tensor of another shape fail, as TensorFlow's Assign
+ * would, and tells two renamed candidates apart.
  *
  * @param[in]  g     the graph.
  * @param[in]  i     0 <= i < trestle_graph_op_count(g).
@@ -237,7 +238,9 @@ TRESTLE_API int trestle_graph_op_shape(const trestle_graph *g, size_t i, int *ra
  * ready for trestle_plan_options.op_shapes.
  *
  * Entry `i` is what trestle_graph_op_shape(g, i, ...) gives (rank -1 when
- * unknown). Planning the graph's ops with these shapes makes the
+ * unknown). Planning the graph's ops with these shapes refuses a key whose
+ * shape is not its variable's (TRESTLE_E_SHAPE_MISMATCH naming the tensor
+ * and both shapes, where TensorFlow's Assign would fail), and makes the
  * missing-key report offer only keys of each variable's shape, which tells
  * renamed candidates apart that dtype and spelling cannot:
  *
@@ -411,11 +414,13 @@ typedef struct trestle_inferred_op {
 /** One inferred rule (strings owned by the inference). Since 0.2. */
 typedef struct trestle_inferred_rule {
     int kind;               /**< trestle_rule_kind */
-    const char *rename;     /**< RENUMBER, SCOPE: the rule, ready for
-                                 trestle_plan_options.renames and `trestle restore
-                                 --rename` ("dense_3/=dense/", "a=b"); NAMES, RNN: "" (they
-                                 are `--names graph` and `--rnn-renames`) */
-    size_t fixes;           /**< missing ops it maps */
+    const char *rename;     /**< the rule, ready for trestle_plan_options.renames and
+                                 `trestle restore --rename` ("dense_3/=dense/", "a=b"); ""
+                                 for the NAMES and RNN flags (`--names graph`,
+                                 `--rnn-renames`), unless they were narrowed to one exact
+                                 rename per op (trestle_inference_refused_count()) */
+    size_t fixes;           /**< missing ops it maps, which are the only ops it changes
+                                 (trestle_inferred_op.rule names them) */
     int shapes_checked;     /**< 1 when every op it maps had a shape to compare (a slice
                                  spec or a declared shape), 0 when dtypes alone agreed */
     const char *why;        /**< why it is safe to apply, one phrase, e.g. "a layer
@@ -454,9 +459,12 @@ typedef struct trestle_inference_info {
  * key win; a scope move is tried only when nothing closer fits. One
  * candidate that no other op wants is a mapping; anything else is
  * reported as ambiguous, never guessed. The mappings are grouped into
- * rules, and when every missing op is mapped and nothing mismatches, the
- * restore is planned again with the rules to prove them
- * (trestle_inference_info.fixable).
+ * rules, and every rule is checked against every op, including those that
+ * already resolve: a rule that would change an op it does not map is
+ * refused and narrowed to exact renames (trestle_inference_refused_count()),
+ * so each rule changes exactly the ops it maps. When every missing op is
+ * mapped and nothing mismatches, the restore is planned again with the
+ * rules to prove them (trestle_inference_info.fixable).
  *
  * @param[in]  c    the checkpoint; not NULL; must outlive the inference.
  * @param[in]  ops  `n` >= 1 ops (names, shape_and_slices, dtype are read;
@@ -513,8 +521,10 @@ TRESTLE_API int trestle_inference_op(const trestle_inference *inf, size_t i,
  * @param[in]  k       0 <= k < trestle_inferred_op.candidates.
  * @param[out] tensor  its tensor index (trestle_tensor_get_info()); may be NULL.
  * @param[out] kind    the trestle_rule_kind that found it; may be NULL.
- * @param[out] rename  the rename that maps the op there ("" for NAMES and
- *                     RNN), owned by `inf`; may be NULL.
+ * @param[out] rename  the rename that maps the op there, owned by `inf`; "" for
+ *                     RNN and for NAMES (`--names graph` maps it), except a
+ *                     graph name several keys share, whose keys are each
+ *                     offered by an exact rename "NAME=KEY"; may be NULL.
  * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for `inf` NULL or `i`, `k`
  *         out of range. Thread-safe. Since 0.2.
  */
@@ -532,6 +542,55 @@ TRESTLE_API int trestle_inference_rule(const trestle_inference *inf, size_t r,
                                        trestle_inferred_rule *out);
 
 /**
+ * @brief Number of wider rules the inference refused because they would
+ * change ops they do not fix.
+ *
+ * Every rule is checked against every op, including those that resolve as
+ * they are: a rule may only move the ops it maps, each onto its candidate.
+ * A prefix rule that fixes `dense/bias` as 'dense/=model/dense/' would also
+ * move `dense/kernel`, which resolves as is, onto `model/dense/kernel` (or
+ * leave it without a key); `--rnn-renames` and `--names graph` apply to
+ * every op. Such a rule is refused and replaced by the narrowest rules
+ * there are, one exact rename "NAME=KEY" per op it fixes (of the same
+ * trestle_rule_kind, so a refused RNN or NAMES flag becomes renames too).
+ * What the refused rule would have changed is kept for the report
+ * (trestle_inference_refused_change()).
+ *
+ * @param[in] inf  the inference; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.2.
+ */
+TRESTLE_API size_t trestle_inference_refused_count(const trestle_inference *inf);
+
+/**
+ * @brief Refused rule `k`, as trestle_inference_rule() describes a rule.
+ * @param[in]  inf      the inference.
+ * @param[in]  k        0 <= k < trestle_inference_refused_count(inf).
+ * @param[out] out      caller-owned; its `rename` ("" for a flag) and `why`
+ *                      are owned by `inf`; `fixes` counts the ops it would
+ *                      have fixed. May be NULL.
+ * @param[out] changes  the number of other ops it would change; may be NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for `inf` NULL or `k` out of
+ *         range. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_inference_refused(const trestle_inference *inf, size_t k,
+                                          trestle_inferred_rule *out, size_t *changes);
+
+/**
+ * @brief Change `j` of refused rule `k`: an op it does not fix, and where
+ * it would have moved it.
+ * @param[in]  inf     the inference.
+ * @param[in]  k       a refused rule.
+ * @param[in]  j       0 <= j < its `changes`.
+ * @param[out] op      the op's index (trestle_inference_op()); may be NULL.
+ * @param[out] tensor  the tensor the rule would resolve it to, or SIZE_MAX
+ *                     when it would leave it without a key; may be NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for `inf` NULL or `k`, `j`
+ *         out of range. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_inference_refused_change(const trestle_inference *inf, size_t k,
+                                                 size_t j, size_t *op, size_t *tensor);
+
+/**
  * @brief Whether some op resolves to tensor `t` as the ops stand (keys a
  * rule would map to are not counted: they are unused until renamed).
  * @param[in] inf  the inference; NULL gives 0.
@@ -545,10 +604,9 @@ TRESTLE_API int trestle_inference_tensor_used(const trestle_inference *inf, size
  * for trestle_plan_create() on the same ops.
  *
  * `out` becomes the options given to trestle_infer_renames() with every
- * rule added: RENUMBER and SCOPE renames appended to `renames`, the RNN
- * table switched on for an RNN rule, and for a NAMES rule every
- * unambiguous object-graph name as an exact rename (what `--names graph`
- * does). The renames array is owned by `inf` (its first entries are still
+ * rule added: each rule's rename appended to `renames`, the RNN table
+ * switched on for an RNN flag, and for a NAMES flag every unambiguous
+ * object-graph name as an exact rename (what `--names graph` does). The renames array is owned by `inf` (its first entries are still
  * the caller's strings); the other arrays are the caller's, as given,
  * except `op_shapes`, which was read during trestle_infer_renames() only
  * and is NULL here (set it again to plan with it). With no rules, `out` is

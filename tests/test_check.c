@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "trestle.h"
@@ -373,6 +374,140 @@ Test(check, restore_by_graph_ranks_suggestions_by_the_graphs_variable_shapes)
                                     "mean Dense_2/biases or Dense_5/biases?)\n"),
               "%s", r.err);
     tu_cli_free(&r);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 22, case (a): the scope rule 'dense/=model/dense/' that fixes
+ * dense/bias would also move dense/kernel, which resolves as is. */
+Test(check, a_rule_is_checked_against_the_ops_that_already_resolve)
+{
+    static const char *const names[] = { "dense/kernel", "model/dense/kernel", "model/dense/bias" };
+    static const int64_t dims[][2] = { { 4, 6 }, { 4, 6 }, { 6, 0 } };
+    static const int ranks[] = { 2, 2, 1 };
+    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 3);
+    char *ops = ops_file(dir, "dense/kernel\ndense/bias\n");
+    fixable(ops, ckpt, "--ops", "  --rename 'dense/bias=model/dense/bias'  fixes 1 key: the same "
+                               "path under another scope; dtypes agree, one op per key\n");
+    tu_cli_result r = tu_cli("check '%s' '%s'", ops, ckpt);
+    cr_expect(strstr(r.out, "  dense/bias -> model/dense/bias  (--rename "
+                            "'dense/bias=model/dense/bias')\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "  refused --rename 'dense/=model/dense/': it would also change "
+                            "dense/kernel (dense/kernel -> model/dense/kernel)\n"), "%s", r.out);
+    cr_expect(strstr(r.out, "  flags: --rename 'dense/bias=model/dense/bias'\n"), "%s", r.out);
+    tu_cli_free(&r);
+
+    /* --write-ops keeps dense/kernel where it was. */
+    char *fixed;
+    cr_assert(asprintf(&fixed, "%s/fixed.txt", dir) > 0);
+    r = tu_cli("check --write-ops '%s' '%s' '%s'", fixed, ops, ckpt);
+    cr_expect_eq(r.rc, 3);
+    tu_cli_free(&r);
+    size_t len;
+    char *text = (char *)tu_read_file(fixed, &len);
+    cr_assert_not_null(text);
+    cr_expect_eq(len, strlen("dense/kernel\t\nmodel/dense/bias\t\n"));
+    cr_expect_eq(memcmp(text, "dense/kernel\t\nmodel/dense/bias\t\n", len), 0, "%.*s", (int)len,
+                 text);
+    free(text);
+
+    r = tu_cli("check --json '%s' '%s'", ops, ckpt);
+    cr_expect(strstr(r.out, "\"refused\": [\n    {\"flag\": \"--rename 'dense/=model/dense/'\", "
+                            "\"changes\": [{\"op\": \"dense/kernel\", \"from\": \"dense/kernel\", "
+                            "\"to\": \"model/dense/kernel\"}]}]"), "%s", r.out);
+    tu_cli_free(&r);
+    free(fixed);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 22, case (b): the same rule would break dense/kernel, and check
+ * said the restore could not be fixed. */
+Test(check, a_rule_that_would_break_a_resolved_op_gives_way_to_an_exact_one)
+{
+    static const char *const names[] = { "dense/kernel", "model/dense/bias" };
+    static const int64_t dims[][2] = { { 4, 6 }, { 6, 0 } };
+    static const int ranks[] = { 2, 1 };
+    char *dir = tu_mkdtemp(), *ckpt = small_ckpt(dir, names, dims, ranks, 2);
+    char *ops = ops_file(dir, "dense/kernel\ndense/bias\n");
+    fixable(ops, ckpt, "--ops", "  --rename 'dense/bias=model/dense/bias'  fixes 1 key");
+    tu_cli_result r = tu_cli("check '%s' '%s'", ops, ckpt);
+    cr_expect(strstr(r.out, "  refused --rename 'dense/=model/dense/': it would also change "
+                            "dense/kernel (dense/kernel -> missing)\n"), "%s", r.out);
+    tu_cli_free(&r);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A checkpoint of one float tensor w [2] in `dir`, and ops file "w". */
+static char *w_ckpt(const char *dir, char **ops)
+{
+    static const char *const names[] = { "w" };
+    static const int64_t dims[][2] = { { 2, 0 } };
+    static const int ranks[] = { 1 };
+    *ops = ops_file(dir, "w\n");
+    return small_ckpt(dir, names, dims, ranks, 1);
+}
+
+/* Issue 22: `check CHECKPOINT GRAPH` read the checkpoint directory as an
+ * ops file ("read error: Is a directory"). */
+Test(check, swapped_arguments_say_which_comes_first)
+{
+    char *dir = tu_mkdtemp(), *ops, *ckpt = w_ckpt(dir, &ops);
+    const char *firsts[] = { dir, ckpt };
+    for (int i = 0; i < 2; i++) {
+        tu_cli_result r = tu_cli("check '%s' '%s'", firsts[i], ops);
+        char want[2048];
+        snprintf(want, sizeof want, "trestle: check: the graph or ops file comes first, then the "
+                 "checkpoint: '%s' is a checkpoint (swapped? try: trestle check '%s' '%s')\n",
+                 firsts[i], ops, firsts[i]);
+        cr_expect_eq(r.rc, 2, "%s", r.err);
+        cr_expect(tu_starts_with(r.err, want), "%s", r.err);
+        tu_cli_free(&r);
+    }
+    tu_cli_result r = tu_cli("check '%s' '%s'", ckpt, ckpt);
+    cr_expect_eq(r.rc, 2);
+    cr_expect(strstr(r.err, "is a checkpoint\n"), "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("check '%s' '%s'", ops, dir);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    free(ops);
+    free(ckpt);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(check, write_ops_failures_give_the_errno_and_leave_no_file)
+{
+    char *dir = tu_mkdtemp(), *ops, *ckpt = w_ckpt(dir, &ops), *out;
+    cr_assert(asprintf(&out, "%s/no/such/dir/fixed.txt", dir) > 0);
+    tu_cli_result r = tu_cli("check --write-ops '%s' '%s' '%s'", out, ops, ckpt);
+    cr_expect_eq(r.rc, 1);
+    char want[1024];
+    snprintf(want, sizeof want, "trestle: --write-ops: cannot write %s: No such file or "
+             "directory\n", out);
+    cr_expect_str_eq(r.err, want);
+    tu_cli_free(&r);
+    /* A restore that fails gets no file, and says so. */
+    free(out);
+    cr_assert(asprintf(&out, "%s/fixed.txt", dir) > 0);
+    char *bad = ops_file(dir, "nope\n");
+    r = tu_cli("check --write-ops '%s' '%s' '%s'", out, bad, ckpt);
+    cr_expect_eq(r.rc, 1);
+    snprintf(want, sizeof want, "trestle: --write-ops: nothing written to %s: the restore "
+             "fails\n", out);
+    cr_expect_str_eq(r.err, want);
+    cr_expect_eq(access(out, F_OK), -1);
+    tu_cli_free(&r);
+    free(bad);
+    free(out);
     free(ops);
     free(ckpt);
     tu_rmtree(dir);

@@ -14,229 +14,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "buf.h"
 #include "cursor.h"
 #include "graph.pb-c.h"
+#include "graphmake.h"
 #include "testutil.h"
 #include "trestle_graph.h"
-
-/* ---- a tiny graph writer ---- */
-
-/* One NodeDef, described flatly. */
-typedef struct nspec {
-    const char *name, *op;
-    const char *in[8];           /* inputs, NULL-terminated */
-    const char *strs[8];         /* Const: DT_STRING values */
-    int nstrs;
-    int64_t dim;                 /* Const: shape [dim]; -1 = scalar */
-    int types[8], ntypes;        /* attr dtypes (list) */
-    int dt;                      /* attr dt (type), 0 = none */
-    const char *func;            /* attr f (a function call) */
-} nspec;
-
-static void put_len(trestle__buf *b, uint32_t field, const void *p, size_t n)
-{
-    cr_assert(trestle__buf_append_varint(b, (uint64_t)field << 3 | 2));
-    cr_assert(trestle__buf_append_varint(b, n));
-    cr_assert(trestle__buf_append(b, p, n));
-}
-
-static void put_packed(trestle__buf *b, uint32_t field, const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *tmp = malloc(n ? n : 1);
-    protobuf_c_message_pack(m, tmp);
-    put_len(b, field, tmp, n);
-    free(tmp);
-}
-
-/* Append node `s` as field `field` of `b` (GraphDef 1, FunctionDef 3). */
-static void put_node(trestle__buf *b, uint32_t field, const nspec *s)
-{
-    Tensorflow__NodeDef nd = TENSORFLOW__NODE_DEF__INIT;
-    Tensorflow__NodeDef__AttrEntry e[3] = { TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT,
-                                            TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT,
-                                            TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT };
-    Tensorflow__NodeDef__AttrEntry *ep[3];
-    Tensorflow__AttrValue v[3] = { TENSORFLOW__ATTR_VALUE__INIT, TENSORFLOW__ATTR_VALUE__INIT,
-                                   TENSORFLOW__ATTR_VALUE__INIT };
-    Tensorflow__AttrValue__ListValue list = TENSORFLOW__ATTR_VALUE__LIST_VALUE__INIT;
-    Tensorflow__TensorProto tp = TENSORFLOW__TENSOR_PROTO__INIT;
-    Tensorflow__TensorShapeProto shape = TENSORFLOW__TENSOR_SHAPE_PROTO__INIT;
-    Tensorflow__TensorShapeProto__Dim dim = TENSORFLOW__TENSOR_SHAPE_PROTO__DIM__INIT;
-    Tensorflow__TensorShapeProto__Dim *dimp = &dim;
-    Tensorflow__NameAttrList fn = TENSORFLOW__NAME_ATTR_LIST__INIT;
-    ProtobufCBinaryData sv[8];
-    size_t ne = 0, nin = 0;
-
-    nd.name = (char *)s->name;
-    nd.op = (char *)s->op;
-    while (nin < 8 && s->in[nin])
-        nin++;
-    nd.n_input = nin;
-    nd.input = (char **)s->in;
-    if (strcmp(s->op, "Const") == 0) {
-        for (int i = 0; i < s->nstrs; i++)
-            sv[i] = (ProtobufCBinaryData){ strlen(s->strs[i]), (uint8_t *)s->strs[i] };
-        tp.dtype = TENSORFLOW__DATA_TYPE__DT_STRING;
-        tp.n_string_val = (size_t)s->nstrs;
-        tp.string_val = sv;
-        if (s->dim >= 0) {
-            dim.size = s->dim;
-            shape.n_dim = 1;
-            shape.dim = &dimp;
-        }
-        tp.tensor_shape = &shape;
-        v[ne].value_case = TENSORFLOW__ATTR_VALUE__VALUE_TENSOR;
-        v[ne].tensor = &tp;
-        e[ne].key = "value";
-        ne++;
-    }
-    if (s->ntypes) {
-        list.n_type = (size_t)s->ntypes;
-        list.type = (Tensorflow__DataType *)s->types;
-        v[ne].value_case = TENSORFLOW__ATTR_VALUE__VALUE_LIST;
-        v[ne].list = &list;
-        e[ne].key = "dtypes";
-        ne++;
-    }
-    if (s->dt) {
-        v[ne].value_case = TENSORFLOW__ATTR_VALUE__VALUE_TYPE;
-        v[ne].type = (Tensorflow__DataType)s->dt;
-        e[ne].key = "dt";
-        ne++;
-    }
-    if (s->func) {
-        fn.name = (char *)s->func;
-        v[ne].value_case = TENSORFLOW__ATTR_VALUE__VALUE_FUNC;
-        v[ne].func = &fn;
-        e[ne].key = "f";
-        ne++;
-    }
-    for (size_t i = 0; i < ne; i++) {
-        e[i].value = &v[i];
-        ep[i] = &e[i];
-    }
-    nd.n_attr = ne;
-    nd.attr = ep;
-    put_packed(b, field, &nd.base);
-}
-
-static void put_nodes(trestle__buf *b, uint32_t field, const nspec *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        put_node(b, field, &s[i]);
-}
-
-/* Append a FunctionDef named `name` holding `nodes` to library body `lib`. */
-static void put_function(trestle__buf *lib, const char *name, const nspec *nodes, size_t n)
-{
-    trestle__buf fn = { 0 }, sig = { 0 };
-    put_len(&sig, 1, name, strlen(name));
-    put_len(&fn, 1, sig.data, sig.len);
-    put_nodes(&fn, 3, nodes, n);
-    put_len(lib, 1, fn.data, fn.len);
-    trestle__buf_free(&fn);
-    trestle__buf_free(&sig);
-}
-
-/* A MetaGraphDef: tags, the graph's nodes, a library, the saver. */
-static void put_meta(trestle__buf *out, const char *tag, const nspec *nodes, size_t n,
-                     const trestle__buf *lib, const char *restore_op)
-{
-    trestle__buf graph = { 0 };
-    Tensorflow__MetaInfoDef info = TENSORFLOW__META_INFO_DEF__INIT;
-    char *tags[1] = { (char *)tag };
-    Tensorflow__SaverDef saver = TENSORFLOW__SAVER_DEF__INIT;
-    info.tensorflow_version = "1.15.0";
-    info.n_tags = tag ? 1 : 0;
-    info.tags = tags;
-    put_packed(out, 1, &info.base);
-    put_nodes(&graph, 1, nodes, n);
-    if (lib && lib->len)
-        put_len(&graph, 2, lib->data, lib->len);
-    put_len(out, 2, graph.data ? graph.data : (const uint8_t *)"", graph.len);
-    if (restore_op) {
-        saver.restore_op_name = (char *)restore_op;
-        put_packed(out, 3, &saver.base);
-    }
-    trestle__buf_free(&graph);
-}
-
-static void write_buf(const char *path, const trestle__buf *b)
-{
-    cr_assert_eq(tu_write_file(path, b->data, b->len), 0);
-}
-
-static char *path_in(const char *dir, const char *name)
-{
-    char *p;
-    cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
-    return p;
-}
-
-/* The three nodes of one RestoreV2: names and specs constants, the restore. */
-static void fill_v2(nspec out[3], const char *node, int n, const char *const *names,
-                    const char *const *specs, const int *types)
-{
-    static char buf[3][3][128];
-    static int round;
-    char (*b)[128] = buf[round++ % 3];
-    snprintf(b[0], 128, "%s/tensor_names", node);
-    snprintf(b[1], 128, "%s/shape_and_slices", node);
-    snprintf(b[2], 128, "%s", node);
-    memset(out, 0, 3 * sizeof *out);
-    out[0] = (nspec){ .name = b[0], .op = "Const", .nstrs = n, .dim = n };
-    out[1] = (nspec){ .name = b[1], .op = "Const", .nstrs = n, .dim = n };
-    for (int i = 0; i < n; i++) {
-        out[0].strs[i] = names[i];
-        out[1].strs[i] = specs[i];
-        out[2].types[i] = types[i];
-    }
-    out[2].name = b[2];
-    out[2].op = "RestoreV2";
-    out[2].in[0] = "save/Const";
-    out[2].in[1] = b[0];
-    out[2].in[2] = b[1];
-    out[2].ntypes = n;
-}
-
-static trestle_graph *open_ok(const char *path, const char *tag)
-{
-    trestle_graph *g = NULL;
-    trestle_graph_options o;
-    trestle_error err;
-    trestle_graph_options_init(&o);
-    o.tag = tag;
-    int rc = trestle_graph_open(path, &o, &g, &err);
-    cr_assert_eq(rc, TRESTLE_OK, "%s", err.message);
-    return g;
-}
-
-/* Open must fail with `code`, a message naming the file and containing `needle`. */
-static void open_fails(const char *path, int code, const char *needle)
-{
-    trestle_graph *g = (trestle_graph *)1;
-    trestle_error err;
-    int rc = trestle_graph_open(path, NULL, &g, &err);
-    cr_assert_eq(rc, code, "expected %s, got %s: %s", trestle_code_name(code),
-                 trestle_code_name(rc), rc ? err.message : "");
-    cr_expect_null(g);
-    cr_expect(strstr(err.message, needle), "'%s' not in: %s", needle, err.message);
-    cr_expect(strstr(err.message, path) || strstr(err.path, path) || strstr(path, err.path),
-              "the error names no file: %s", err.message);
-}
-
-static void write_float(trestle_writer *w, const char *name, int rank, const int64_t *dims,
-                        int n, float base, int shard)
-{
-    float v[64];
-    trestle_error err;
-    for (int i = 0; i < n; i++)
-        v[i] = base + (float)i;
-    cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, rank, dims, v,
-                                    (uint64_t)n * 4, shard, &err), TRESTLE_OK, "%s", err.message);
-}
 
 /* ---- savers TensorFlow writes ---- */
 
@@ -645,6 +427,125 @@ Test(graph_made, cycles_through_inputs_and_function_calls_end)
     free(dir);
 }
 
+/* A SavedModel saved as x.meta, or a MetaGraphDef as saved_model.pb: the
+ * name and the content disagree, and the error says which kind it is. */
+Test(graph_made, a_graph_file_of_the_other_kind_is_named_as_such)
+{
+    char *dir = tu_mkdtemp(), *sm_dir = path_in(dir, "sm");
+    char *as_meta = path_in(dir, "model.meta"), *as_pb = path_in(sm_dir, "saved_model.pb");
+    cr_assert_eq(mkdir(sm_dir, 0755), 0);
+    write_tf2_saved_model(as_meta);
+    open_fails(as_meta, TRESTLE_E_CORRUPT, ": this file is a SavedModel (a saved_model.pb), not "
+                                          "a MetaGraphDef (.meta): give its directory, with the "
+                                          "file named saved_model.pb");
+    nspec n[5];
+    base_graph(n);
+    free(write_graph(sm_dir, "saved_model.pb", n, 5, "save/restore_all"));
+    open_fails(sm_dir, TRESTLE_E_CORRUPT, ": this file is a MetaGraphDef (a Saver's .meta), not "
+                                          "a SavedModel: give it named PREFIX.meta, beside its "
+                                          "checkpoint PREFIX");
+    tu_cli_result r = tu_cli("ops --graph '%s'", as_pb);
+    cr_expect_eq(r.rc, 1);
+    cr_expect(strstr(r.err, "this file is a MetaGraphDef"), "%s", r.err);
+    tu_cli_free(&r);
+    /* Named for what they are, both read. */
+    char *meta = path_in(dir, "moved.meta");
+    cr_assert_eq(rename(as_pb, meta), 0);
+    trestle_graph_close(open_ok(meta, NULL));
+    cr_assert_eq(rename(as_meta, as_pb), 0);
+    trestle_graph_close(open_ok(sm_dir, NULL));
+    free(meta);
+    free(as_meta);
+    free(as_pb);
+    free(sm_dir);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A SaverDef whose restore op reaches no restore node restores nothing,
+ * and says that, not "no saver". */
+Test(graph_made, a_saver_that_restores_nothing_is_not_called_missing)
+{
+    char *dir = tu_mkdtemp(), *pb = path_in(dir, "saved_model.pb");
+    write_tf2_saved_model(pb);
+    char want[1024];
+    snprintf(want, sizeof want, "trestle: %s: the graph restores nothing: its saver's restore op "
+             "'save/restore_all' reaches no restore node (RestoreV2, RestoreSlice or Restore) "
+             "(meta graph tagged train)\n", pb);
+    tu_cli_result r = tu_cli("ops --graph '%s' --tag train", pb);
+    cr_expect_eq(r.rc, 4, "%s", r.err);
+    cr_expect_str_eq(r.err, want);
+    tu_cli_free(&r);
+    free(pb);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ops --graph says where the checkpoint is, and when it is not there. */
+Test(graph_made, ops_says_when_the_graphs_checkpoint_is_absent)
+{
+    char *dir = tu_mkdtemp(), *pb = path_in(dir, "saved_model.pb");
+    write_tf2_saved_model(pb);
+    char want[1024];
+    snprintf(want, sizeof want, "# checkpoint: %s/variables/variables (absent: no "
+             "%s/variables/variables.index)\n", dir, dir);
+    tu_cli_result r = tu_cli("ops --graph '%s'", dir);
+    cr_expect_eq(r.rc, 0, "%s", r.err);
+    cr_expect(strstr(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+    /* With the checkpoint there, just its path. */
+    char *vars = path_in(dir, "variables"), *prefix = path_in(dir, "variables/variables");
+    cr_assert_eq(mkdir(vars, 0755), 0);
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    write_float(w, "x/.ATTRIBUTES/VARIABLE_VALUE", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    snprintf(want, sizeof want, "# checkpoint: %s/variables/variables\n", dir);
+    r = tu_cli("ops --graph '%s'", dir);
+    cr_expect(strstr(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+    free(vars);
+    free(prefix);
+    free(pb);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* diff --values compares two checkpoints' bytes; with a graph there is one. */
+Test(graph_made, diff_values_with_a_graph_is_refused)
+{
+    char *dir = tu_mkdtemp();
+    nspec n[5];
+    base_graph(n);
+    char *meta = write_graph(dir, "m.meta", n, 5, "save/restore_all");
+    char *prefix = path_in(dir, "m");
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    write_float(w, "a", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    write_float(w, "b", 1, (int64_t[]){ 1 }, 1, 0, 0);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+    const char *forms[] = { "diff --values '%s' '%s'", "diff --values --ops '%s' '%s'" };
+    for (int i = 0; i < 2; i++) {
+        tu_cli_result r = tu_cli(forms[i], meta, prefix);
+        cr_expect_eq(r.rc, 2, "%s: %s%s", forms[i], r.out, r.err);
+        cr_expect(tu_starts_with(r.err, "trestle: diff: --values compares the tensor bytes of "
+                                        "two checkpoints; a graph or --ops FILE checks names "
+                                        "against one\n"), "%s", r.err);
+        tu_cli_free(&r);
+    }
+    tu_cli_result r = tu_cli("diff '%s' '%s'", meta, prefix);
+    cr_expect_eq(r.rc, 0, "%s%s", r.out, r.err);
+    tu_cli_free(&r);
+    free(meta);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 Test(graph_made, deeply_nested_unknown_fields_are_skipped_not_recursed)
 {
     char *dir = tu_mkdtemp();
@@ -728,39 +629,6 @@ Test(regress, graph_nameless_node_and_no_restore_node)
 }
 
 /* ---- meta graphs without a saver ---- */
-
-/* A variable node (VariableV2, VarHandleOp) with "dtype" and "shape" attrs. */
-static void put_variable(trestle__buf *b, const char *name, const char *op, int dtype, int rank,
-                         const int64_t *dims)
-{
-    Tensorflow__NodeDef nd = TENSORFLOW__NODE_DEF__INIT;
-    Tensorflow__NodeDef__AttrEntry e[2] = { TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT,
-                                            TENSORFLOW__NODE_DEF__ATTR_ENTRY__INIT };
-    Tensorflow__NodeDef__AttrEntry *ep[2] = { &e[0], &e[1] };
-    Tensorflow__AttrValue v[2] = { TENSORFLOW__ATTR_VALUE__INIT, TENSORFLOW__ATTR_VALUE__INIT };
-    Tensorflow__TensorShapeProto shape = TENSORFLOW__TENSOR_SHAPE_PROTO__INIT;
-    Tensorflow__TensorShapeProto__Dim dim[4], *dimp[4];
-    for (int d = 0; d < rank; d++) {
-        dim[d] = (Tensorflow__TensorShapeProto__Dim)TENSORFLOW__TENSOR_SHAPE_PROTO__DIM__INIT;
-        dim[d].size = dims[d];
-        dimp[d] = &dim[d];
-    }
-    shape.n_dim = (size_t)rank;
-    shape.dim = dimp;
-    nd.name = (char *)name;
-    nd.op = (char *)op;
-    e[0].key = "dtype";
-    v[0].value_case = TENSORFLOW__ATTR_VALUE__VALUE_TYPE;
-    v[0].type = (Tensorflow__DataType)dtype;
-    e[0].value = &v[0];
-    e[1].key = "shape";
-    v[1].value_case = TENSORFLOW__ATTR_VALUE__VALUE_SHAPE;
-    v[1].shape = &shape;
-    e[1].value = &v[1];
-    nd.n_attr = 2;
-    nd.attr = ep;
-    put_packed(b, 1, &nd.base);
-}
 
 /* MetaGraphDef.collection_def["variables"]: `n` serialized VariableDefs
  * (or raw bytes where `raw[i]` is set) as its bytes_list. */

@@ -360,3 +360,41 @@ Test(graph_names, renames_give_one_rule_per_unshared_graph_name)
     cr_assert_eq(trestle_names_renames(NULL, &rules), 0);
     cr_assert_null(rules);
 }
+
+/* Issue 22: a graph name two keys share ("Variable" for v1 and v2) gave
+ * only "Key Variable not found"; check and restore now name both keys. */
+Test(graph_names_cli, a_graph_name_two_keys_share_names_both)
+{
+    const char *ckpt = tu_fixture("tf-real/tfjs_int64_multiply/variables");
+    char *dir = tu_mkdtemp(), *ops;
+    cr_assert(asprintf(&ops, "%s/ops.txt", dir) > 0);
+    cr_assert_eq(tu_write_file(ops, "Variable\n", 9), 0);
+    tu_cli_result r = tu_cli("check '%s' '%s'", ops, ckpt);
+    cr_expect_eq(r.rc, 1, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "  Variable  (ambiguous: v1/.ATTRIBUTES/VARIABLE_VALUE or "
+                            "v2/.ATTRIBUTES/VARIABLE_VALUE; the object graph gives each this "
+                            "graph name, --rename 'Variable=KEY' picks one)\n"), "%s", r.out);
+    tu_cli_free(&r);
+    const char *cmds[] = { "restore -q --names graph --ops '%s' '%s'",
+                           "diff --names graph --ops '%s' '%s'" };
+    for (int i = 0; i < 2; i++) {
+        r = tu_cli(cmds[i], ops, ckpt);
+        cr_expect_eq(r.rc, 1, "%s", r.err);
+        cr_expect(strstr(r.err, "trestle: graph name 'Variable' is shared by 2 keys: "
+                                "v1/.ATTRIBUTES/VARIABLE_VALUE and v2/.ATTRIBUTES/VARIABLE_VALUE; "
+                                "name one by its key, or --rename 'Variable=KEY'\n"),
+                  "%s: %s", cmds[i], r.err);
+        tu_cli_free(&r);
+    }
+    /* With v1 restored by its key, v2 is the one key left with that name. */
+    const char *text = "v1/.ATTRIBUTES/VARIABLE_VALUE\nVariable\n";
+    cr_assert_eq(tu_write_file(ops, text, strlen(text)), 0);
+    r = tu_cli("check '%s' '%s'", ops, ckpt);
+    cr_expect_eq(r.rc, 3, "%s%s", r.out, r.err);
+    cr_expect(strstr(r.out, "  flags: --rename 'Variable=v2/.ATTRIBUTES/VARIABLE_VALUE'\n"), "%s",
+              r.out);
+    tu_cli_free(&r);
+    free(ops);
+    tu_rmtree(dir);
+    free(dir);
+}

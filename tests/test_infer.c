@@ -235,3 +235,157 @@ Test(infer, bad_arguments_are_refused)
     trestle_inference_free(NULL);
     done(c, dir);
 }
+
+/* ---- a rule is checked against every op, not just the ones it fixes ---- */
+
+/* The ops a prefix rule would move are named; a narrower rule is inferred. */
+static void expect_refused(const trestle_inference *inf, const trestle_checkpoint *c,
+                           const char *rename, size_t op, const char *to)
+{
+    cr_assert_eq(trestle_inference_refused_count(inf), 1);
+    trestle_inferred_rule r;
+    size_t changes = 0, at = 0, tensor = 0;
+    cr_assert_eq(trestle_inference_refused(inf, 0, &r, &changes), TRESTLE_OK);
+    cr_expect_str_eq(r.rename, rename);
+    cr_expect_eq(r.kind, TRESTLE_RULE_SCOPE);
+    cr_expect_eq(r.fixes, 1);
+    cr_assert_eq(changes, 1);
+    cr_assert_eq(trestle_inference_refused_change(inf, 0, 0, &at, &tensor), TRESTLE_OK);
+    cr_expect_eq(at, op);
+    if (to)
+        cr_expect_str_eq(tensor_name(c, tensor), to);
+    else
+        cr_expect_eq(tensor, SIZE_MAX);
+    cr_expect_eq(trestle_inference_refused_change(inf, 0, 1, &at, &tensor), TRESTLE_E_INVALID_ARG);
+    cr_expect_eq(trestle_inference_refused(inf, 1, &r, &changes), TRESTLE_E_INVALID_ARG);
+}
+
+/* Issue 22 case (a): the scope rule that fixes dense/bias would also move
+ * dense/kernel, which resolves as is, onto model/dense/kernel. */
+Test(infer, a_scope_rule_that_would_move_a_resolved_op_is_narrowed)
+{
+    static const tu_tensor t[] = { { "dense/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } },
+                                   { "model/dense/bias", TRESTLE_DT_FLOAT, 1, { 6 } },
+                                   { "model/dense/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } } };
+    char *dir;
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 3);
+    trestle_op ops[] = { { .name = "dense/kernel", .dest_kind = TRESTLE_DEST_DISCARD },
+                         { .name = "dense/bias", .dest_kind = TRESTLE_DEST_DISCARD } };
+    trestle_inference *inf = infer(c, ops, 2, NULL);
+    trestle_inference_info v;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.ok, 1);
+    cr_expect_eq(v.missing, 1);
+    cr_expect_eq(v.fixable, 1);
+    cr_assert_eq(v.rules, 1);
+    trestle_inferred_rule r;
+    trestle_inference_rule(inf, 0, &r);
+    cr_expect_str_eq(r.rename, "dense/bias=model/dense/bias");
+    cr_expect_eq(r.kind, TRESTLE_RULE_SCOPE);
+    cr_expect_eq(r.fixes, 1);
+    trestle_inferred_op o;
+    trestle_inference_op(inf, 1, &o);
+    cr_expect_eq(o.rule, 0);
+    expect_refused(inf, c, "dense/=model/dense/", 0, "model/dense/kernel");
+
+    /* The fixed options leave dense/kernel where it was. */
+    trestle_plan_options po;
+    trestle_inference_fixed_options(inf, &po);
+    cr_assert_eq(po.num_renames, 1);
+    cr_expect_str_eq(po.renames[0], "dense/bias=model/dense/bias");
+    trestle_plan *p = tu_plan(c, ops, 2, &po);
+    trestle_plan_op_info pi;
+    trestle_plan_get_op(p, 0, &pi);
+    cr_expect_str_eq(pi.key, "dense/kernel");
+    trestle_plan_get_op(p, 1, &pi);
+    cr_expect_str_eq(pi.key, "model/dense/bias");
+    trestle_plan_free(p);
+    trestle_inference_free(inf);
+    done(c, dir);
+}
+
+/* Issue 22 case (b): the same rule would break the op that resolves, and
+ * the restore was called unfixable; the exact rename fixes it. */
+Test(infer, a_scope_rule_that_would_break_a_resolved_op_is_narrowed)
+{
+    static const tu_tensor t[] = { { "dense/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } },
+                                   { "model/dense/bias", TRESTLE_DT_FLOAT, 1, { 6 } } };
+    char *dir;
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 2);
+    trestle_op ops[] = { { .name = "dense/kernel" }, { .name = "dense/bias" } };
+    trestle_inference *inf = infer(c, ops, 2, NULL);
+    trestle_inference_info v;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.fixable, 1, "%s", v.failure);
+    cr_assert_eq(v.rules, 1);
+    trestle_inferred_rule r;
+    trestle_inference_rule(inf, 0, &r);
+    cr_expect_str_eq(r.rename, "dense/bias=model/dense/bias");
+    expect_refused(inf, c, "dense/=model/dense/", 0, NULL);
+    trestle_inference_free(inf);
+    done(c, dir);
+}
+
+Test(infer, a_prefix_rule_that_changes_only_what_it_fixes_is_kept)
+{
+    static const tu_tensor t[] = { { "model/dense/bias", TRESTLE_DT_FLOAT, 1, { 6 } },
+                                   { "model/dense/kernel", TRESTLE_DT_FLOAT, 2, { 4, 6 } },
+                                   { "other/w", TRESTLE_DT_FLOAT, 1, { 2 } } };
+    char *dir;
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 3);
+    trestle_op ops[] = { { .name = "dense/kernel" }, { .name = "dense/bias" },
+                         { .name = "other/w" } };
+    trestle_inference *inf = infer(c, ops, 3, NULL);
+    trestle_inference_info v;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.fixable, 1);
+    cr_assert_eq(v.rules, 1);
+    trestle_inferred_rule r;
+    trestle_inference_rule(inf, 0, &r);
+    cr_expect_str_eq(r.rename, "dense/=model/dense/");
+    cr_expect_eq(r.fixes, 2);
+    cr_expect_eq(trestle_inference_refused_count(inf), 0);
+    trestle_inference_free(inf);
+    done(c, dir);
+}
+
+Test(infer, the_rnn_flag_that_would_also_move_an_unmapped_op_becomes_exact_renames)
+{
+    /* --rnn-renames fixes rnn/lstm_cell/{weights,biases}, but would also put
+     * x/lstm_cell/weights onto x/lstm_cell/kernel, which another op restores. */
+    static const tu_tensor t[] = { { "rnn/lstm_cell/bias", TRESTLE_DT_FLOAT, 1, { 8 } },
+                                   { "rnn/lstm_cell/kernel", TRESTLE_DT_FLOAT, 2, { 4, 8 } },
+                                   { "x/lstm_cell/kernel", TRESTLE_DT_FLOAT, 2, { 4, 8 } } };
+    char *dir;
+    trestle_checkpoint *c = tu_zero_checkpoint(&dir, t, 3);
+    trestle_op ops[] = { { .name = "rnn/lstm_cell/weights" }, { .name = "rnn/lstm_cell/biases" },
+                         { .name = "x/lstm_cell/kernel" }, { .name = "x/lstm_cell/weights" } };
+    trestle_inference *inf = infer(c, ops, 4, NULL);
+    trestle_inference_info v;
+    trestle_inference_get_info(inf, &v);
+    cr_expect_eq(v.unresolved, 1);
+    cr_expect_eq(v.fixable, 0);
+    cr_assert_eq(v.rules, 2);
+    trestle_inferred_rule r;
+    trestle_inference_rule(inf, 0, &r);
+    cr_expect_eq(r.kind, TRESTLE_RULE_RNN);
+    cr_expect_str_eq(r.rename, "rnn/lstm_cell/weights=rnn/lstm_cell/kernel");
+    trestle_inference_rule(inf, 1, &r);
+    cr_expect_str_eq(r.rename, "rnn/lstm_cell/biases=rnn/lstm_cell/bias");
+    cr_assert_eq(trestle_inference_refused_count(inf), 1);
+    size_t changes, at, tensor;
+    cr_assert_eq(trestle_inference_refused(inf, 0, &r, &changes), TRESTLE_OK);
+    cr_expect_eq(r.kind, TRESTLE_RULE_RNN);
+    cr_expect_str_eq(r.rename, "");
+    cr_expect_eq(r.fixes, 2);
+    cr_assert_eq(changes, 1);
+    trestle_inference_refused_change(inf, 0, 0, &at, &tensor);
+    cr_expect_eq(at, 3);
+    cr_expect_str_eq(tensor_name(c, tensor), "x/lstm_cell/kernel");
+    trestle_plan_options po;
+    trestle_inference_fixed_options(inf, &po);
+    cr_expect_eq(po.tf1_rnn_renames, 0);
+    cr_expect_eq(po.num_renames, 2);
+    trestle_inference_free(inf);
+    done(c, dir);
+}

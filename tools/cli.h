@@ -319,6 +319,11 @@ typedef struct cli_names_rules {
 int cli_names_renames(const trestle_checkpoint *c, cli_names_rules *out);
 void cli_names_rules_free(cli_names_rules *r);
 
+/* After a restore of `ops` with --names graph found keys missing: for each
+ * op named by a graph name that several keys share (and by no key), print
+ * "graph name 'X' is shared by N keys: A and B; ..." to stderr. */
+void cli_names_note_shared(const trestle_checkpoint *c, const trestle_op *ops, size_t n);
+
 /* Append `names`' rules to po's renames: po->renames becomes a new array
  * (returned; free it after planning, and keep `names` until then). NULL,
  * after printing the error, when out of memory. */

@@ -6,16 +6,20 @@
  * restores, and the renames inferred from that evidence, each with how
  * many keys it fixes and why it is safe, ready to paste. The inference is
  * the library's (trestle_infer_renames()); this file only reads the
- * command line and prints. Inferred renames are proven, not trusted: the
+ * command line, and tools/cli_check_report.c prints. Inferred renames are proven, not trusted: the
  * library plans the restore again with them, and only a plan that
  * succeeds earns the "fixable" exit code.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "cli_check.h"
 #include "trestle_graph.h"
 
 #define CLI_EXIT_FIXABLE 3 /* fails as is; the inferred renames make it restore */
@@ -28,7 +32,9 @@ static const char check_help[] =
     "an ops file lists (OPSFILE, as for 'restore --ops') against CHECKPOINT, and\n"
     "report:\n"
     "  - every key the ops ask for that the checkpoint lacks,\n"
-    "  - every dtype mismatch, and shape mismatch of sliced ops,\n"
+    "  - every dtype mismatch, and every shape mismatch: against a sliced op's\n"
+    "    full shape, and against the shape a graph declares for the variable an op\n"
+    "    restores (TensorFlow's Assign would fail on it),\n"
     "  - the keys the checkpoint has that nothing restores,\n"
     "  - renames inferred from that evidence which would make the restore succeed:\n"
     "    TF2 object-graph names (--names graph), TF 1.x RNN names (--rnn-renames),\n"
@@ -37,7 +43,11 @@ static const char check_help[] =
     "    where known, shapes agree: a slice spec, or a TF1 graph's variable\n"
     "    shapes; one key per op and one op per key). A\n"
     "    missing key with several fitting candidates is listed as ambiguous, never\n"
-    "    guessed. The rules are proven by planning again with them.\n"
+    "    guessed. Every rule is checked against every op, those that resolve as\n"
+    "    they are included: a rule changes exactly the ops listed with it. A wider\n"
+    "    rule that would also change others ('dense/=model/dense/' moving\n"
+    "    dense/kernel) is shown as refused, naming them, and replaced by one exact\n"
+    "    rename per op. The rules are proven by planning again with them.\n"
     "\n"
     "Options:\n"
     "      --rename A=B     as for restore: apply before checking (repeatable)\n"
@@ -48,11 +58,16 @@ static const char check_help[] =
     "                       (default: the only one, else 'serve', else the first)\n"
     "      --write-ops FILE when the restore would succeed (as is or with the\n"
     "                       inferred renames), write its ops with checkpoint keys\n"
-    "                       as names: 'restore --ops FILE' then needs no renames\n"
+    "                       as names: 'restore --ops FILE' then needs no renames;\n"
+    "                       otherwise nothing is written, and it says so\n"
     "      --list-all       name every missing op and unused key (text lists\n"
     "                       stop at 100 of each, then give a count)\n"
     "  -j, --json           print JSON instead of text (always every name)\n"
     "  -h, --help           show this help\n"
+    "\n"
+    "GRAPH|OPSFILE comes first: a checkpoint there (a directory that is no\n"
+    "SavedModel, an .index or data file, a prefix) is a usage error that shows\n"
+    "the arguments the other way round.\n"
     "\n"
     "Exit status: 0 when the restore succeeds as is; 3 when it fails as is but\n"
     "succeeds with the inferred renames (printed as flags for 'trestle restore');\n"
@@ -63,233 +78,6 @@ static const char check_help[] =
     "  trestle check model.ckpt-1000.meta model.ckpt-1000\n"
     "  trestle check --write-ops fixed.txt saved_model_dir new_ckpt/\n"
     "  trestle check --tag train saved_model_dir saved_model_dir/variables\n";
-
-typedef struct check_args {
-    const char *source, *ckpt, *write_ops, *tag;
-    const cli_ops *ops;     /* the op list read from source */
-    const char **renames, **excludes;
-    size_t nrenames, nexcludes;
-    int rnn, names, json, list_all;
-} check_args;
-
-#define LIST_SHOWN 100 /* names a text list gives before it counts the rest */
-
-/* ---- printing ---- */
-
-/* The flag that applies a rule or candidate on `trestle restore`'s
- * command line: "--names graph", "--rnn-renames" or "--rename 'A=B'". */
-static void flag_text(int kind, const char *rename, char *buf, size_t cap)
-{
-    if (kind == TRESTLE_RULE_NAMES)
-        snprintf(buf, cap, "--names graph");
-    else if (kind == TRESTLE_RULE_RNN)
-        snprintf(buf, cap, "--rnn-renames");
-    else
-        snprintf(buf, cap, "--rename '%s'", rename);
-}
-
-static void rule_flag(const trestle_inference *inf, size_t r, char *buf, size_t cap)
-{
-    trestle_inferred_rule ru;
-    trestle_inference_rule(inf, r, &ru);
-    flag_text(ru.kind, ru.rename, buf, cap);
-}
-
-static int is_mapped(const trestle_inferred_op *o)
-{
-    return o->status == TRESTLE_INFER_MISSING && o->rule >= 0;
-}
-
-#define FLAG_MAX 8192 /* bytes of one printed flag */
-
-static void shape_text(const trestle_tensor_info *t, char *buf, size_t cap)
-{
-    cli_shape_format(t->rank, t->dims, buf, cap);
-}
-
-static void print_text(const check_args *a, const trestle_checkpoint *c,
-                       const trestle_inference *inf)
-{
-    trestle_inference_info v;
-    trestle_inferred_op o;
-    trestle_tensor_info t;
-    char flag[FLAG_MAX];
-    trestle_inference_get_info(inf, &v);
-    printf("check %s against %s: %zu op%s, %zu ok, %zu missing, %zu mismatched, %zu unused "
-           "key%s\n", a->source, a->ckpt, v.ops, v.ops == 1 ? "" : "s", v.ok, v.missing,
-           v.mismatched, v.unused, v.unused == 1 ? "" : "s");
-    if (v.missing) {
-        size_t shown = 0;
-        printf("missing (the ops ask for them, the checkpoint lacks them):\n");
-        for (size_t i = 0; i < v.ops; i++) {
-            trestle_inference_op(inf, i, &o);
-            if (o.status != TRESTLE_INFER_MISSING || (!a->list_all && shown++ >= LIST_SHOWN))
-                continue;
-            if (is_mapped(&o)) {
-                trestle_tensor_get_info(c, o.tensor, &t);
-                rule_flag(inf, (size_t)o.rule, flag, sizeof flag);
-                printf("  %s -> %s  (%s)\n", o.name, t.name, flag);
-            } else if (o.candidates == 0) {
-                printf("  %s  (no unused key fits)\n", o.name);
-            } else {
-                printf("  %s  (ambiguous: ", o.name);
-                for (size_t k = 0; k < o.candidates; k++) {
-                    size_t at;
-                    trestle_inference_candidate(inf, i, k, &at, NULL, NULL);
-                    trestle_tensor_get_info(c, at, &t);
-                    printf("%s%s", k ? " or " : "", t.name);
-                }
-                printf("%s)\n", o.shared ? "; another op fits the same key" : "");
-            }
-        }
-        if (shown > LIST_SHOWN)
-            printf("  ... and %zu more missing (--list-all or --json names them all)\n",
-                   shown - LIST_SHOWN);
-    }
-    for (size_t i = 0; i < v.ops; i++) {
-        trestle_inference_op(inf, i, &o);
-        if (o.status != TRESTLE_INFER_DTYPE && o.status != TRESTLE_INFER_SHAPE)
-            continue;
-        char shape[256];
-        trestle_tensor_get_info(c, o.tensor, &t);
-        shape_text(&t, shape, sizeof shape);
-        if (o.status == TRESTLE_INFER_DTYPE)
-            printf("dtype mismatch: %s: the ops want %s, the checkpoint has %s\n", o.name,
-                   trestle_dtype_name(a->ops->ops[i].dtype), trestle_dtype_name(t.dtype));
-        else
-            printf("shape mismatch: %s: the ops want '%s', the checkpoint has %s\n", o.name,
-                   a->ops->ops[i].shape_and_slices, shape);
-    }
-    if (v.unused) {
-        size_t shown = 0;
-        printf("unused (the checkpoint has them, nothing restores them):\n");
-        for (size_t k = 0; k < trestle_tensor_count(c); k++) {
-            trestle_tensor_get_info(c, k, &t);
-            if (trestle_inference_tensor_used(inf, k) || t.kind == TRESTLE_TENSOR_OBJECT_GRAPH ||
-                (!a->list_all && shown++ >= LIST_SHOWN))
-                continue;
-            const char *by = NULL;
-            for (size_t i = 0; i < v.ops && !by; i++)
-                if (trestle_inference_op(inf, i, &o) == TRESTLE_OK && is_mapped(&o) &&
-                    o.tensor == k)
-                    by = o.name;
-            if (by)
-                printf("  %s  (for %s, once renamed)\n", t.name, by);
-            else
-                printf("  %s\n", t.name);
-        }
-        if (shown > LIST_SHOWN)
-            printf("  ... and %zu more unused (--list-all or --json names them all)\n",
-                   shown - LIST_SHOWN);
-    }
-    if (v.rules) {
-        printf("inferred renames:\n");
-        for (size_t r = 0; r < v.rules; r++) {
-            trestle_inferred_rule ru;
-            trestle_inference_rule(inf, r, &ru);
-            rule_flag(inf, r, flag, sizeof flag);
-            printf("  %s  fixes %zu key%s: %s; dtypes%s agree, one op per key\n", flag, ru.fixes,
-                   ru.fixes == 1 ? "" : "s", ru.why, ru.shapes_checked ? " and shapes" : "");
-        }
-    }
-    if (v.restores) {
-        printf("verdict: the restore succeeds as is\n");
-        return;
-    }
-    if (v.fixable) {
-        printf("verdict: the restore fails as is and succeeds with the inferred renames:\n");
-        printf("  flags:");
-        for (size_t r = 0; r < v.rules; r++) {
-            rule_flag(inf, r, flag, sizeof flag);
-            printf(" %s", flag);
-        }
-        printf("\n");
-        return;
-    }
-    printf("verdict: the restore fails");
-    if (v.ambiguous || v.unresolved || v.mismatched)
-        printf(" (%zu ambiguous, %zu with no candidate, %zu mismatched)", v.ambiguous,
-               v.unresolved, v.mismatched);
-    else if (v.failure[0])
-        printf("%s: %s", v.rules ? " even with the inferred renames" : "", v.failure);
-    printf("\n");
-}
-
-static void json_key_list(const trestle_checkpoint *c, const trestle_inference *inf, size_t i,
-                          size_t n)
-{
-    fputs("[", stdout);
-    for (size_t k = 0; k < n; k++) {
-        trestle_tensor_info t;
-        size_t at;
-        trestle_inference_candidate(inf, i, k, &at, NULL, NULL);
-        trestle_tensor_get_info(c, at, &t);
-        fputs(k ? ", " : "", stdout);
-        cli_json_cstr(stdout, t.name);
-    }
-    fputs("]", stdout);
-}
-
-static void print_json(const trestle_checkpoint *c, const trestle_inference *inf)
-{
-    trestle_inference_info v;
-    trestle_inferred_op o;
-    char flag[FLAG_MAX];
-    trestle_inference_get_info(inf, &v);
-    printf("{\n  \"ok\": %s,\n  \"fixable\": %s,\n  \"missing\": [", v.restores ? "true" : "false",
-           v.fixable ? "true" : "false");
-    int first = 1;
-    for (size_t i = 0; i < v.ops; i++) {
-        trestle_inference_op(inf, i, &o);
-        if (o.status != TRESTLE_INFER_MISSING)
-            continue;
-        fputs(first ? "\n    {\"name\": " : ",\n    {\"name\": ", stdout);
-        first = 0;
-        cli_json_cstr(stdout, o.name);
-        fputs(is_mapped(&o) ? ", \"fix\": " : ", \"fix\": null", stdout);
-        if (is_mapped(&o)) {
-            rule_flag(inf, (size_t)o.rule, flag, sizeof flag);
-            cli_json_cstr(stdout, flag);
-        }
-        fputs(", \"candidates\": ", stdout);
-        json_key_list(c, inf, i, o.candidates);
-        fputs("}", stdout);
-    }
-    fputs("],\n  \"mismatched\": [", stdout);
-    first = 1;
-    for (size_t i = 0; i < v.ops; i++) {
-        trestle_inference_op(inf, i, &o);
-        if (o.status != TRESTLE_INFER_DTYPE && o.status != TRESTLE_INFER_SHAPE)
-            continue;
-        fputs(first ? "\n    {\"name\": " : ",\n    {\"name\": ", stdout);
-        first = 0;
-        cli_json_cstr(stdout, o.name);
-        printf(", \"what\": \"%s\"}", o.status == TRESTLE_INFER_DTYPE ? "dtype" : "shape");
-    }
-    fputs("],\n  \"unused\": [", stdout);
-    first = 1;
-    for (size_t k = 0; k < trestle_tensor_count(c); k++) {
-        trestle_tensor_info ti;
-        trestle_tensor_get_info(c, k, &ti);
-        if (trestle_inference_tensor_used(inf, k) || ti.kind == TRESTLE_TENSOR_OBJECT_GRAPH)
-            continue;
-        fputs(first ? "\n    " : ",\n    ", stdout);
-        first = 0;
-        cli_json_cstr(stdout, ti.name);
-    }
-    fputs("],\n  \"rules\": [", stdout);
-    for (size_t r = 0; r < v.rules; r++) {
-        trestle_inferred_rule ru;
-        trestle_inference_rule(inf, r, &ru);
-        rule_flag(inf, r, flag, sizeof flag);
-        fputs(r ? ",\n    {\"flag\": " : "\n    {\"flag\": ", stdout);
-        cli_json_cstr(stdout, flag);
-        printf(", \"fixes\": %zu, \"why\": ", ru.fixes);
-        cli_json_cstr(stdout, ru.why);
-        printf(", \"shapes_checked\": %s}", ru.shapes_checked ? "true" : "false");
-    }
-    printf("],\n  \"ambiguous\": %zu,\n  \"unresolved\": %zu\n}\n", v.ambiguous, v.unresolved);
-}
 
 /* The restorable ops with checkpoint keys as names, planned with `po`
  * (the caller's options, or the fixed ones). */
@@ -302,7 +90,7 @@ static int write_ops(const char *path, const trestle_checkpoint *c, const cli_op
         return cli_fail(&err), -1;
     FILE *f = fopen(path, "w");
     if (!f) {
-        cli_error("cannot write %s", path);
+        cli_error("--write-ops: cannot write %s: %s", path, strerror(errno));
         trestle_plan_free(p);
         return -1;
     }
@@ -315,12 +103,35 @@ static int write_ops(const char *path, const trestle_checkpoint *c, const cli_op
         op.name = pi.key;
         rc = cli_ops_write_line(f, &op);
     }
-    if (fclose(f) != 0 && rc == 0) {
-        cli_error("cannot write %s", path);
+    /* fclose flushes: a full disk shows here, with its errno. */
+    if ((ferror(f) | fclose(f)) != 0 && rc == 0) {
+        cli_error("--write-ops: cannot write %s: %s", path, strerror(errno));
         rc = -1;
     }
+    /* Half an op list would restore half the model: leave none. */
+    if (rc != 0)
+        unlink(path);
     trestle_plan_free(p);
     return rc;
+}
+
+/* The first argument names a checkpoint, not a graph or ops file: a
+ * directory other than a SavedModel's, an .index or data file, or a
+ * prefix with an .index beside it. */
+static int is_checkpoint(const char *path)
+{
+    struct stat st;
+    char *index = NULL;
+    if (cli_graph_is_path(path))
+        return 0;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 1;
+    size_t n = strlen(path);
+    if ((n > 6 && strcmp(path + n - 6, ".index") == 0) || strstr(path, ".data-"))
+        return 1;
+    int found = asprintf(&index, "%s.index", path) > 0 && stat(index, &st) == 0;
+    free(index);
+    return found;
 }
 
 /* ---- command ---- */
@@ -359,11 +170,14 @@ static int run_check(const check_args *a, const cli_ops *ops, const trestle_chec
         goto done;
     }
     if (a->json)
-        print_json(c, inf);
+        cli_check_print_json(ops, c, inf);
     else
-        print_text(a, c, inf);
+        cli_check_print_text(a, c, inf);
     trestle_inference_info v;
     trestle_inference_get_info(inf, &v);
+    if (a->write_ops && !v.restores && !v.fixable)
+        cli_error("--write-ops: nothing written to %s: the restore fails%s", a->write_ops,
+                  v.rules ? " even with the inferred renames" : "");
     if (a->write_ops && (v.restores || v.fixable)) {
         trestle_plan_options po = user;
         if (!v.restores)
@@ -443,6 +257,16 @@ int cli_check_main(int argc, char **argv)
     }
     a.source = argv[optind];
     a.ckpt = argv[optind + 1];
+    if (is_checkpoint(a.source)) {
+        if (cli_graph_is_path(a.ckpt) || !is_checkpoint(a.ckpt))
+            status = cli_usage("check", "the graph or ops file comes first, then the checkpoint: "
+                                        "'%s' is a checkpoint (swapped? try: trestle check '%s' "
+                                        "'%s')", a.source, a.ckpt, a.source);
+        else
+            status = cli_usage("check", "the graph or ops file comes first, then the checkpoint: "
+                                        "'%s' is a checkpoint", a.source);
+        goto out;
+    }
 
     cli_ops ops = { 0 };
     trestle_checkpoint *ckpt = NULL;

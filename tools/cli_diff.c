@@ -36,7 +36,8 @@ static const char diff_help[] =
     "\n"
     "Options:\n"
     "      --values        also read every common tensor from both sides\n"
-    "                      (CRC-verified) and compare the bytes\n"
+    "                      (CRC-verified) and compare the bytes (two checkpoints\n"
+    "                      only: not with --ops or a graph)\n"
     "      --ops FILE      check the op names of FILE against A instead of\n"
     "                      comparing with B\n"
     "      --rename A=B    with --ops: op name A is checkpoint key B (repeatable;\n"
@@ -295,6 +296,8 @@ static int diff_ops(const char *pa, const diff_args *args)
         if (missing > MISSING_SHOWN && !args->all_missing)
             printf("... and %zu more missing from A (--list-missing-all names them all)\n",
                    missing - MISSING_SHOWN);
+        if (missing && args->graph_names)
+            cli_names_note_shared(a, ops.ops, ops.n);
         if (missing)
             printf("different: %zu of %zu op%s missing from A\n", missing, count,
                    count == 1 ? "" : "s");
@@ -382,6 +385,11 @@ int cli_diff_main(int argc, char **argv)
         status = cli_usage("diff", args.ops_file ? "with --ops, give one checkpoint A (got %d)"
                                                  : "give two checkpoints A and B (got %d)",
                            argc - optind);
+        goto out;
+    }
+    if (args.values && args.ops_file) {
+        status = cli_usage("diff", "--values compares the tensor bytes of two checkpoints; a "
+                                   "graph or --ops FILE checks names against one");
         goto out;
     }
     if (args.tag && !args.ops_file) {

@@ -110,7 +110,15 @@ static void print_graph_comments(const trestle_graph *g)
         printf("# no saver: the %zu global variable%s of its collections, as a default "
                "Saver restores them\n", trestle_graph_op_count(g),
                trestle_graph_op_count(g) == 1 ? "" : "s");
-    printf("# checkpoint: %s\n", gi.checkpoint_prefix);
+    /* Where the checkpoint normally is, which need not exist: a SavedModel
+     * exported without its variables/ has none. */
+    struct stat st;
+    char *index = NULL;
+    if (asprintf(&index, "%s.index", gi.checkpoint_prefix) > 0 && stat(index, &st) != 0)
+        printf("# checkpoint: %s (absent: no %s)\n", gi.checkpoint_prefix, index);
+    else
+        printf("# checkpoint: %s\n", gi.checkpoint_prefix);
+    free(index);
 }
 
 static int ops_from_graph(const char *path, const char *tag, int quiet)
@@ -259,10 +267,17 @@ static int explain_source(const char *path, const trestle_graph *g)
     }
     if (n > 0)
         return CLI_EXIT_OK;
-    /* An empty op list would mean "every tensor" to the planner. */
-    cli_error("%s: the graph restores nothing: it has no saver (no SaverDef) and no variables "
-              "in its collections%s%s%s", path, gi.tags[0] ? " (meta graph tagged " : "",
-              gi.tags, gi.tags[0] ? ")" : "");
+    /* An empty op list would mean "every tensor" to the planner. A saver
+     * whose restore op runs no restore node is a saver all the same. */
+    char why[512];
+    if (gi.restore_op[0])
+        snprintf(why, sizeof why, "its saver's restore op '%s' reaches no restore node "
+                 "(RestoreV2, RestoreSlice or Restore)", gi.restore_op);
+    else
+        snprintf(why, sizeof why, "it has no saver (no SaverDef) and no variables in its "
+                 "collections");
+    cli_error("%s: the graph restores nothing: %s%s%s%s", path, why,
+              gi.tags[0] ? " (meta graph tagged " : "", gi.tags, gi.tags[0] ? ")" : "");
     return CLI_EXIT_NOTHING;
 }
 

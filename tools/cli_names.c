@@ -143,3 +143,58 @@ void cli_names_rules_free(cli_names_rules *r)
     free(r->rules);
     memset(r, 0, sizeof *r);
 }
+
+/* ---- graph names several keys share ---- */
+
+typedef struct named_key {
+    const char *graph_name, *key; /* owned by the map */
+} named_key;
+
+static int cmp_named(const void *a, const void *b)
+{
+    return strcmp(((const named_key *)a)->graph_name, ((const named_key *)b)->graph_name);
+}
+
+void cli_names_note_shared(const trestle_checkpoint *c, const trestle_op *ops, size_t n)
+{
+    trestle_names *m = NULL;
+    if (trestle_names_open(c, &m, NULL) != TRESTLE_OK)
+        return;
+    size_t rows = trestle_names_count(m), k = 0;
+    named_key *all = calloc(rows ? rows : 1, sizeof *all);
+    for (size_t i = 0; all && i < rows; i++) {
+        trestle_name_info ni;
+        if (trestle_names_get(m, i, &ni) == TRESTLE_OK && ni.graph_name[0])
+            all[k++] = (named_key){ ni.graph_name, ni.key };
+    }
+    if (all)
+        qsort(all, k, sizeof *all, cmp_named);
+    for (size_t i = 0; all && i < n; i++) {
+        size_t at;
+        named_key want = { ops[i].name, NULL };
+        const named_key *hit = bsearch(&want, all, k, sizeof *all, cmp_named);
+        /* An op named by a key of its own is no missing graph name; one
+         * named twice is noted once. */
+        if (!hit || trestle_tensor_find(c, ops[i].name, &at, NULL) == TRESTLE_OK)
+            continue;
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(ops[j].name, ops[i].name) == 0;
+        const named_key *lo = hit, *hi = hit;
+        while (lo > all && strcmp(lo[-1].graph_name, hit->graph_name) == 0)
+            lo--;
+        while (hi + 1 < all + k && strcmp(hi[1].graph_name, hit->graph_name) == 0)
+            hi++;
+        if (seen || lo == hi)
+            continue;
+        char keys[2048] = "";
+        size_t len = 0, count = (size_t)(hi - lo) + 1;
+        for (const named_key *e = lo; e <= hi && len < sizeof keys; e++)
+            len += (size_t)snprintf(keys + len, sizeof keys - len, "%s%s",
+                                    e == lo ? "" : e == hi ? " and " : ", ", e->key);
+        cli_error("graph name '%s' is shared by %zu keys: %s; name one by its key, or "
+                  "--rename '%s=KEY'", ops[i].name, count, keys, ops[i].name);
+    }
+    free(all);
+    trestle_names_free(m);
+}

@@ -490,6 +490,8 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     popt.num_excludes = a->nexcludes;
     if (trestle_plan_create(ckpt, ops.ops, ops.n, &popt, &plan, &err) != TRESTLE_OK) {
         cli_fail(&err);
+        if (err.code == TRESTLE_E_KEY_NOT_FOUND && a->graph_names)
+            cli_names_note_shared(ckpt, ops.ops, ops.n);
         if (err.code == TRESTLE_E_UNSUPPORTED && !popt.skip_unsupported)
             cli_error("--skip-unsupported restores the rest and reports each as skipped; "
                       "--exclude NAME leaves one out");

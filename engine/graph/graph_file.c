@@ -162,21 +162,45 @@ static int map_file(const char *path, const uint8_t **data, size_t *size, trestl
 
 /* ---- SavedModel or MetaGraphDef ---- */
 
-/* A SavedModel holds only saved_model_schema_version (1, varint) and
- * meta_graphs (2, bytes); a MetaGraphDef's field 1 is a message. */
-static int sniff(const char *path, tr_pb_span file, int *kind, trestle_error *err)
+/*
+ * What the file's top-level fields say it is. A SavedModel holds only
+ * saved_model_schema_version (1, a varint TensorFlow always writes) and
+ * meta_graphs (2, messages); a MetaGraphDef's field 1 is a message
+ * (meta_info_def) and fields 3 to 7 (saver_def, collection_def,
+ * signature_def, asset_file_def, object_graph_def) are its own. A file of
+ * field 2s alone could be either: its name decides (`named`, 0 when the
+ * name says nothing), else a SavedModel. A name the content contradicts is
+ * an error that says what the file is: a `.meta` holding a SavedModel
+ * would otherwise read as a graph without a saver, and a MetaGraphDef
+ * named saved_model.pb fail on a wire type deep inside.
+ */
+static int sniff(const char *path, tr_pb_span file, int named, int *kind, trestle_error *err)
 {
     tr_pb_walk w = tr_pb_walk_begin(file);
-    int rc, saved_model = 1, metas = 0;
+    int rc, saved_model = 0, meta = 0, metas = 0;
     while ((rc = tr_pb_walk_next(&w)) == 1) {
         if (w.f.num == 2 && w.f.wire == TR_WIRE_LEN)
             metas++;
-        else if (!(w.f.num == 1 && w.f.wire == TR_WIRE_VARINT))
-            saved_model = 0;
+        else if (w.f.num == 1 && w.f.wire == TR_WIRE_VARINT)
+            saved_model = 1;
+        else
+            meta = 1;
     }
-    if (rc < 0)
+    /* A named file's own walk says where it is malformed, and as what. */
+    if (rc < 0 && !named)
         return malformed(err, path, "graph file", w.bad, w.why);
-    *kind = saved_model && metas ? TRESTLE_GRAPH_SAVED_MODEL : TRESTLE_GRAPH_META;
+    int content = meta ? TRESTLE_GRAPH_META : saved_model && metas ? TRESTLE_GRAPH_SAVED_MODEL : 0;
+    if (named && content && named != content)
+        return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, path, 0, -1, "%s: %s", path,
+                                  content == TRESTLE_GRAPH_SAVED_MODEL
+                                      ? "this file is a SavedModel (a saved_model.pb), not a "
+                                        "MetaGraphDef (.meta): give its directory, with the "
+                                        "file named saved_model.pb"
+                                      : "this file is a MetaGraphDef (a Saver's .meta), not a "
+                                        "SavedModel: give it named PREFIX.meta, beside its "
+                                        "checkpoint PREFIX");
+    *kind = content ? content : named ? named : metas ? TRESTLE_GRAPH_SAVED_MODEL
+                                                      : TRESTLE_GRAPH_META;
     return TRESTLE_OK;
 }
 
@@ -473,8 +497,7 @@ int trestle_graph_open(const char *path, const trestle_graph_options *opt, trest
     TR_FORWARD(map_file(g->path, &data, &size, err));
 
     tr_pb_span file = { data, size, 0 }, meta;
-    if (!g->kind)
-        TR_FORWARD(sniff(g->path, file, &g->kind, err));
+    TR_FORWARD(sniff(g->path, file, g->kind, &g->kind, err));
     TR_FORWARD(choose_meta(g->path, file, g->kind, o.tag, g, &meta, err));
     meta_parts parts;
     TR_FORWARD(meta_parts_of(g->path, meta, &parts, err));

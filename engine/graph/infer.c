@@ -129,13 +129,12 @@ static int resolve_one(const trestle_inference *s, const trestle_plan_options *p
     return pi.skipped;
 }
 
-/* Resolve every op as the planner does, dtypes and slices left open. */
-static int resolve(trestle_inference *s)
+int trestle__infer_keys(const trestle_inference *s, const trestle_plan_options *given,
+                        size_t *keys)
 {
-    const trestle_plan_options *user = &s->user;
     trestle_op *open_ops = calloc(s->n ? s->n : 1, sizeof *open_ops);
     trestle_plan *all = NULL;
-    trestle_plan_options po = *user;
+    trestle_plan_options po = *given;
     if (!open_ops)
         return -1;
     for (size_t i = 0; i < s->n; i++) {
@@ -143,42 +142,62 @@ static int resolve(trestle_inference *s)
         open_ops[i].dest_kind = TRESTLE_DEST_DISCARD;
     }
     po.allow_missing = 1;
+    /* Names decide here; compatible() compares the declared shapes. */
+    po.op_shapes = NULL;
     /* One plan answers for every op; op by op only when it fails. */
     if (trestle_plan_create(s->c, open_ops, s->n, &po, &all, NULL) != TRESTLE_OK)
         all = NULL;
     free(open_ops);
     for (size_t i = 0; i < s->n; i++) {
-        tr_infer_op *o = &s->ops[i];
         trestle_plan *one = NULL;
         trestle_plan_op_info pi;
         const char *key = NULL;
         int skipped;
+        size_t at;
         if (all) {
             trestle_plan_get_op(all, i, &pi);
             skipped = pi.skipped;
             key = pi.key;
         } else {
-            skipped = resolve_one(s, &po, o, &one, &key);
+            skipped = resolve_one(s, &po, &s->ops[i], &one, &key);
         }
-        size_t at;
-        if (skipped == 2) {
+        keys[i] = skipped == TRESTLE_SKIP_MISSING ? TR_INFER_NO_KEY
+                  : skipped || trestle_tensor_find(s->c, key, &at, NULL) != TRESTLE_OK
+                      ? TR_INFER_EXCLUDED
+                      : at;
+        trestle_plan_free(one);
+    }
+    trestle_plan_free(all);
+    return 0;
+}
+
+/* Resolve every op as the planner does, dtypes and slices left open. */
+static int resolve(trestle_inference *s)
+{
+    size_t *keys = malloc((s->n ? s->n : 1) * sizeof *keys);
+    if (!keys || trestle__infer_keys(s, &s->user, keys) != 0) {
+        free(keys);
+        return -1;
+    }
+    for (size_t i = 0; i < s->n; i++) {
+        tr_infer_op *o = &s->ops[i];
+        if (keys[i] == TR_INFER_NO_KEY) {
             o->status = TRESTLE_INFER_MISSING;
             s->nmissing++;
-        } else if (skipped || trestle_tensor_find(s->c, key, &at, NULL) != TRESTLE_OK) {
+        } else if (keys[i] == TR_INFER_EXCLUDED) {
             o->status = TRESTLE_INFER_EXCLUDED;
         } else {
             trestle_tensor_info t;
-            o->tensor = at;
-            s->used[at] = 1;
-            trestle_tensor_get_info(s->c, at, &t);
+            o->tensor = keys[i];
+            s->used[keys[i]] = 1;
+            trestle_tensor_get_info(s->c, keys[i], &t);
             o->status = o->op.dtype != TRESTLE_DT_INVALID && o->op.dtype != t.dtype ? TRESTLE_INFER_DTYPE
                         : !compatible(o, &t)                                      ? TRESTLE_INFER_SHAPE
                                                                                   : TRESTLE_INFER_OK;
             s->nmismatch += o->status != TRESTLE_INFER_OK;
         }
-        trestle_plan_free(one);
     }
-    trestle_plan_free(all);
+    free(keys);
     return 0;
 }
 
@@ -211,7 +230,10 @@ static int find_unused(const trestle_inference *s, const char *key, size_t *at)
     return trestle_tensor_find(s->c, key, at, NULL) == TRESTLE_OK && !s->used[*at];
 }
 
-/* names: the object graph's unambiguous graph-name rules. */
+/* names: the object graph's unambiguous graph-name rules (`--names graph`
+ * maps them); a graph name several keys share offers each of its unused
+ * keys that fits, by an exact rename, so that two of them are reported as
+ * ambiguous, naming both, and one alone that fits can be proven. */
 static int by_names(trestle_inference *s, tr_infer_op *o)
 {
     size_t len = strlen(o->op.name);
@@ -221,6 +243,14 @@ static int by_names(trestle_inference *s, tr_infer_op *o)
         if (strncmp(rule, o->op.name, len) == 0 && rule[len] == '=' &&
             find_unused(s, rule + len + 1, &at))
             return offer(s, o, at, TRESTLE_RULE_NAMES, "");
+    }
+    for (size_t r = 0; r < s->nshared; r++) {
+        const char *rule = s->shared[r];
+        size_t at;
+        if (strncmp(rule, o->op.name, len) == 0 && rule[len] == '=' &&
+            find_unused(s, rule + len + 1, &at) &&
+            offer(s, o, at, TRESTLE_RULE_NAMES, rule) != 0)
+            return -1;
     }
     return 0;
 }

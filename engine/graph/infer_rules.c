@@ -8,6 +8,7 @@
  * inference "fixable".
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +19,59 @@
 
 /* ---- object-graph names ---- */
 
+/* By graph name, the text before '=' (a graph name may be a prefix of
+ * another, so whole strings do not sort the same way). */
+static int cmp_by_name(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    size_t n = strcspn(x, "="), m = strcspn(y, "=");
+    int c = strncmp(x, y, n < m ? n : m);
+    return c ? c : (n > m) - (n < m);
+}
+
+/* "graph_name=key" for every key whose graph name another key has too, into
+ * inf->shared, sorted by graph name. Returns 0, or -1 when out of memory. */
+static int shared_names(trestle_inference *inf, const trestle_names *m)
+{
+    size_t n = trestle_names_count(m), k = 0;
+    char **all = calloc(n ? n : 1, sizeof *all);
+    if (!all)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        trestle_name_info ni;
+        if (trestle_names_get(m, i, &ni) != TRESTLE_OK || !ni.graph_name[0])
+            continue;
+        if (asprintf(&all[k], "%s=%s", ni.graph_name, ni.key) < 0) {
+            all[k] = NULL;
+            goto nomem;
+        }
+        k++;
+    }
+    qsort(all, k, sizeof *all, cmp_by_name);
+    inf->shared = calloc(k ? k : 1, sizeof *inf->shared);
+    if (!inf->shared)
+        goto nomem;
+    /* all[i] joins a run of one graph name when it equals a neighbour. */
+    int twin_before = 0;
+    for (size_t i = 0; i < k; i++) {
+        int twin_after = i + 1 < k && cmp_by_name(&all[i], &all[i + 1]) == 0;
+        if (twin_before || twin_after)
+            inf->shared[inf->nshared++] = all[i];
+        else
+            free(all[i]);
+        twin_before = twin_after;
+    }
+    free(all);
+    return 0;
+nomem:
+    for (size_t i = 0; i < k; i++)
+        free(all[i]);
+    free(all);
+    return -1;
+}
+
 /* The graph-name renames of trestle_names_renames(), as `--names graph`
- * makes them, copied (the map is freed at once). */
+ * makes them, copied (the map is freed at once), and the shared ones. */
 int trestle__infer_names(trestle_inference *inf, trestle_error *err)
 {
     trestle_checkpoint_info ci;
@@ -37,7 +89,7 @@ int trestle__infer_names(trestle_inference *inf, trestle_error *err)
             break;
         inf->nnames++;
     }
-    if (!inf->names || inf->nnames < n)
+    if (!inf->names || inf->nnames < n || shared_names(inf, m) != 0)
         rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     trestle_names_free(m);
     return rc;
@@ -51,23 +103,32 @@ static int mapped(const tr_infer_op *o)
     return o->status == TRESTLE_INFER_MISSING && o->ncand == 1 && !o->shared;
 }
 
-static int add_rule(trestle_inference *inf, tr_infer_op *o)
+int trestle__infer_op_shaped(const tr_infer_op *o)
 {
-    int shaped = o->rank >= 0 || (o->op.shape_and_slices && strchr(o->op.shape_and_slices, ' '));
+    return o->rank >= 0 || (o->op.shape_and_slices && strchr(o->op.shape_and_slices, ' '));
+}
+
+int trestle__infer_add_rule(trestle_inference *inf, tr_infer_op *o, int kind, const char *rename,
+                            char *own)
+{
+    int shaped = trestle__infer_op_shaped(o);
     for (size_t r = 0; r < inf->nrules; r++)
-        if (inf->rules[r].kind == o->cand_kind[0] &&
-            strcmp(inf->rules[r].rename, o->cand_rule[0]) == 0) {
+        if (inf->rules[r].fixes && inf->rules[r].kind == kind &&
+            strcmp(inf->rules[r].rename, rename) == 0) {
             inf->rules[r].fixes++;
             inf->rules[r].shaped &= shaped;
             o->rule = (int)r;
+            free(own);
             return 0;
         }
     tr_infer_rule *grown = realloc(inf->rules, (inf->nrules + 1) * sizeof *grown);
-    if (!grown)
+    if (!grown) {
+        free(own);
         return -1;
+    }
     inf->rules = grown;
     o->rule = (int)inf->nrules;
-    inf->rules[inf->nrules++] = (tr_infer_rule){ o->cand_rule[0], o->cand_kind[0], 1, shaped };
+    inf->rules[inf->nrules++] = (tr_infer_rule){ own ? own : rename, own, kind, 1, shaped };
     return 0;
 }
 
@@ -92,32 +153,46 @@ static int plans(const trestle_inference *inf, const trestle_plan_options *po, c
     return rc == TRESTLE_E_NOMEM ? -1 : rc == TRESTLE_OK;
 }
 
-/* The caller's options plus every rule: the renames in inf->fixed
- * (inf->nfixed of them), the RNN table in inf->fixed_rnn. */
-static int fix_options(trestle_inference *inf, trestle_plan_options *po)
+int trestle__infer_options(const trestle_inference *inf, long only, trestle_plan_options *po,
+                           const char ***renames)
 {
     *po = inf->user;
     int names = 0;
     size_t n = po->num_renames;
-    for (size_t r = 0; r < inf->nrules; r++)
-        names |= inf->rules[r].kind == TRESTLE_RULE_NAMES;
-    inf->fixed = calloc(n + inf->nrules + (names ? inf->nnames : 0) + 1, sizeof *inf->fixed);
-    if (!inf->fixed)
+    const char **all = calloc(n + inf->nrules + inf->nnames + 1, sizeof *all);
+    if (!all)
         return -1;
     if (n)
-        memcpy(inf->fixed, po->renames, n * sizeof *inf->fixed);
+        memcpy(all, po->renames, n * sizeof *all);
     for (size_t r = 0; r < inf->nrules; r++) {
-        if (inf->rules[r].kind == TRESTLE_RULE_RNN)
+        const tr_infer_rule *ru = &inf->rules[r];
+        if (ru->fixes == 0 || (only >= 0 && (size_t)only != r))
+            continue;
+        if (ru->rename[0])
+            all[n++] = ru->rename;
+        else if (ru->kind == TRESTLE_RULE_RNN)
             po->tf1_rnn_renames = 1;
-        else if (inf->rules[r].kind != TRESTLE_RULE_NAMES)
-            inf->fixed[n++] = inf->rules[r].rename;
+        else
+            names = 1;
     }
     /* As `--names graph`: the user's renames, then one per object-graph name. */
     for (size_t i = 0; names && i < inf->nnames; i++)
-        inf->fixed[n++] = inf->names[i];
-    po->renames = inf->fixed;
+        all[n++] = inf->names[i];
+    po->renames = all;
     po->num_renames = n;
-    inf->nfixed = n;
+    *renames = all;
+    return 0;
+}
+
+/* The caller's options plus every rule, kept for
+ * trestle_inference_fixed_options(). */
+static int fix_options(trestle_inference *inf, trestle_plan_options *po)
+{
+    free(inf->fixed);
+    inf->fixed = NULL;
+    if (trestle__infer_options(inf, -1, po, &inf->fixed) != 0)
+        return -1;
+    inf->nfixed = po->num_renames;
     inf->fixed_rnn = po->tf1_rnn_renames;
     return 0;
 }
@@ -148,9 +223,12 @@ static int decide(trestle_inference *inf, trestle_error *err)
             inf->unresolved += o->ncand == 0;
             continue;
         }
-        if (add_rule(inf, o) != 0)
+        if (trestle__infer_add_rule(inf, o, o->cand_kind[0], o->cand_rule[0], NULL) != 0)
             goto nomem;
     }
+    /* A rule must change nothing but the ops it maps. */
+    if (trestle__infer_narrow(inf, err) != TRESTLE_OK)
+        return TRESTLE_E_NOMEM;
     trestle_plan_options po;
     if (inf->nrules == 0)
         return TRESTLE_OK;
@@ -240,6 +318,16 @@ void trestle_inference_free(trestle_inference *inf)
     for (size_t i = 0; i < inf->nnames; i++)
         free(inf->names[i]);
     free(inf->names);
+    for (size_t i = 0; i < inf->nshared; i++)
+        free(inf->shared[i]);
+    free(inf->shared);
+    for (size_t r = 0; r < inf->nrules; r++)
+        free(inf->rules[r].own);
+    for (size_t k = 0; k < inf->nrefused; k++) {
+        free(inf->refused[k].rename);
+        free(inf->refused[k].change);
+    }
+    free(inf->refused);
     free(inf->ops);
     free(inf->used);
     free(inf->rules);
@@ -322,6 +410,41 @@ int trestle_inference_rule(const trestle_inference *inf, size_t r, trestle_infer
     out->fixes = inf->rules[r].fixes;
     out->shapes_checked = inf->rules[r].shaped;
     out->why = why_kind(inf->rules[r].kind);
+    return TRESTLE_OK;
+}
+
+size_t trestle_inference_refused_count(const trestle_inference *inf)
+{
+    return inf ? inf->nrefused : 0;
+}
+
+int trestle_inference_refused(const trestle_inference *inf, size_t k, trestle_inferred_rule *out,
+                              size_t *changes)
+{
+    if (!inf || k >= inf->nrefused)
+        return TRESTLE_E_INVALID_ARG;
+    const tr_infer_refused *f = &inf->refused[k];
+    if (out) {
+        out->kind = f->kind;
+        out->rename = f->rename;
+        out->fixes = f->fixes;
+        out->shapes_checked = f->shaped;
+        out->why = why_kind(f->kind);
+    }
+    if (changes)
+        *changes = f->nchange;
+    return TRESTLE_OK;
+}
+
+int trestle_inference_refused_change(const trestle_inference *inf, size_t k, size_t j, size_t *op,
+                                     size_t *tensor)
+{
+    if (!inf || k >= inf->nrefused || j >= inf->refused[k].nchange)
+        return TRESTLE_E_INVALID_ARG;
+    if (op)
+        *op = inf->refused[k].change[j][0];
+    if (tensor)
+        *tensor = inf->refused[k].change[j][1];
     return TRESTLE_OK;
 }
 

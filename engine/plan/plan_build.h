@@ -61,6 +61,10 @@ int trestle__plan_ops_check_dtypes(builder *b, const trestle_op *ops, trestle_er
 /* Record each op's target dtype; every unsupported one in one error. */
 int trestle__plan_ops_check_conversions(builder *b, const trestle_op *ops, trestle_error *err);
 
+/* Every op whose restored shape is not the declared one (plan option
+ * op_shapes) in one TRESTLE_E_SHAPE_MISMATCH, in op order; after pieces. */
+int trestle__plan_ops_check_declared(builder *b, const trestle_op *ops, trestle_error *err);
+
 /* ---- pieces, extents and batches (engine/plan/plan_pieces.c) ---- */
 
 /* Plan resolved op i (shape, bytes, destination) and add its pieces;

@@ -20,7 +20,8 @@
  * mismatch, then (trestle's own) every target dtype the stored one cannot
  * be converted to, then op by op (in the caller's order) whether the dtype
  * can be restored at all, its shape_and_slices, the shape, the destination
- * and the stored slices. Nothing is read from the shard files; the plan owns
+ * and the stored slices; last, as TensorFlow's Assign after its restore,
+ * every restored shape against the declared one (plan option op_shapes). Nothing is read from the shard files; the plan owns
  * its arrays, op names, output shapes and any engine-allocated destinations.
  */
 #include <stdlib.h>
@@ -111,6 +112,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     for (size_t i = 0; i < count; i++)
         if (!b.p->ops[i].skipped)
             TR_FORWARD(trestle__plan_pieces_add(&b, i, ops ? &ops[i] : NULL, err));
+    TR_FORWARD(trestle__plan_ops_check_declared(&b, ops, err));
     TR_FORWARD(trestle__plan_pieces_extents(&b, err));
     TR_FORWARD(trestle__plan_pieces_batches(&b, err));
     /* Shards open when first needed: now, for the ones this plan reads. */

@@ -12,10 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ckpt_entry.h"
 #include "error.h"
 #include "plan.h"
 #include "plan_build.h"
 #include "plan_names.h"
+#include "slice.h"
 #include "trestle_kernels.h"
 
 #define TRAILER_RESERVE 48                    /* room for "\n... and N more ..." */
@@ -110,6 +112,27 @@ int trestle__plan_ops_check_missing(builder *b, const trestle_op *ops, trestle_e
     return rc;
 }
 
+/*
+ * Append line `j` of `m` to the report in msg (*len bytes used), one line
+ * each, so that "\n... and N more <what>" still fits after it. Returns 1
+ * when the line did not fit and the trailer was written instead (stop),
+ * else 0.
+ */
+static int report_add(char *msg, size_t cap, size_t *len, const char *line, size_t j, size_t m,
+                      const char *what)
+{
+    size_t n = strlen(line);
+    size_t reserve = j + 1 < m ? TRAILER_RESERVE : 0;
+    if (j > 0 && *len + 1 + n + reserve >= cap) {
+        snprintf(msg + *len, cap - *len, "\n... and %zu more %s", m - j, what);
+        return 1;
+    }
+    *len += (size_t)snprintf(msg + *len, cap - *len, "%s%s", j ? "\n" : "", line);
+    if (*len >= cap)
+        *len = cap - 1;
+    return 0;
+}
+
 typedef struct mismatch {
     const char *key; /* checkpoint key, the name TF's message uses */
     size_t op;
@@ -146,19 +169,12 @@ int trestle__plan_ops_check_dtypes(builder *b, const trestle_op *ops, trestle_er
     qsort(bad, m, sizeof *bad, compare_mismatch);
     msg[0] = '\0';
     for (size_t j = 0; j < m; j++) {
-        size_t n = (size_t)snprintf(line, sizeof line,
-                                    "tensor_name = %s; expected dtype %s does not equal original "
-                                    "dtype %s", bad[j].key,
-                                    trestle_dtype_name(ops[bad[j].op].dtype),
-                                    trestle_dtype_name(b->p->ops[bad[j].op].dtype));
-        size_t reserve = j + 1 < m ? TRAILER_RESERVE : 0;
-        if (j > 0 && len + 1 + n + reserve >= sizeof msg) {
-            snprintf(msg + len, sizeof msg - len, "\n... and %zu more dtype mismatches", m - j);
+        snprintf(line, sizeof line,
+                 "tensor_name = %s; expected dtype %s does not equal original dtype %s",
+                 bad[j].key, trestle_dtype_name(ops[bad[j].op].dtype),
+                 trestle_dtype_name(b->p->ops[bad[j].op].dtype));
+        if (report_add(msg, sizeof msg, &len, line, j, m, "dtype mismatches"))
             break;
-        }
-        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", j ? "\n" : "", line);
-        if (len >= sizeof msg)
-            len = sizeof msg - 1;
     }
     int rc = trestle__error_set(err, TRESTLE_E_DTYPE_MISMATCH, 0, bad[0].key, b->c->index_path,
                                 -1, -1, "%s", msg);
@@ -221,21 +237,96 @@ int trestle__plan_ops_check_conversions(builder *b, const trestle_op *ops, trest
         int target = ops[i].target_dtype;
         if (op->skipped || target == TRESTLE_DT_INVALID || target == op->dtype || op->convert)
             continue;
-        size_t k = (size_t)snprintf(line, sizeof line,
-                                    "tensor '%s': cannot convert %s to %s on load (supported: %s)",
-                                    op->key, conversion_name(op->dtype), conversion_name(target),
-                                    supported);
-        size_t reserve = j + 1 < m ? TRAILER_RESERVE : 0;
-        if (j > 0 && len + 1 + k + reserve >= sizeof msg) {
-            snprintf(msg + len, sizeof msg - len, "\n... and %zu more unsupported conversions",
-                     m - j);
+        snprintf(line, sizeof line,
+                 "tensor '%s': cannot convert %s to %s on load (supported: %s)", op->key,
+                 conversion_name(op->dtype), conversion_name(target), supported);
+        if (report_add(msg, sizeof msg, &len, line, j, m, "unsupported conversions"))
             break;
-        }
-        len += (size_t)snprintf(msg + len, sizeof msg - len, "%s%s", j ? "\n" : "", line);
-        if (len >= sizeof msg)
-            len = sizeof msg - 1;
         j++;
     }
     return trestle__error_set(err, TRESTLE_E_DTYPE_MISMATCH, 0, b->p->ops[first].key, NULL, -1,
                               -1, "%s", msg);
+}
+
+/* The shape op `i` restores before any shard rule splits it: the whole
+ * stored tensor's, or its slice's. 0 with *rank and dims filled, or -1
+ * when its spec does not parse (trestle__plan_pieces_add() said why). */
+static int restored_shape(const builder *b, size_t i, const trestle_op *given, int *rank,
+                          const int64_t **dims, int64_t *buf, char *slice, size_t cap)
+{
+    const trestle__entry *e = &b->c->entries[b->p->ops[i].entry];
+    trestle__spec spec;
+    int64_t start[TRESTLE_MAX_SLICE_RANK];
+    slice[0] = '\0';
+    if (trestle__spec_parse(given->shape_and_slices, &spec, NULL) != TRESTLE_OK)
+        return -1;
+    if (spec.whole) {
+        *rank = e->rank;
+        *dims = e->dims;
+        return 0;
+    }
+    trestle__slice_resolve(&spec.slice, spec.shape, start, buf);
+    trestle__slice_format(&spec.slice, slice, cap);
+    *rank = spec.rank;
+    *dims = buf;
+    return 0;
+}
+
+/*
+ * TensorFlow restores a variable by assigning it the restored tensor, and
+ * Assign requires both shapes to match. Given the variables' declared
+ * shapes (plan option op_shapes: a graph's, known only to the caller),
+ * every op whose restored shape differs is reported at once, in op order,
+ * one line each naming the key (and the op, when renamed), the shape the
+ * checkpoint gives and the declared one. Runs after the RestoreV2-level
+ * checks, as the Assign runs after the restore.
+ */
+int trestle__plan_ops_check_declared(builder *b, const trestle_op *ops, trestle_error *err)
+{
+    char msg[TRESTLE_ERROR_MESSAGE_MAX], line[TRESTLE_ERROR_MESSAGE_MAX];
+    char have[512], declared[512], slice[256], where[320], named[300];
+    int64_t buf[TRESTLE_MAX_SLICE_RANK];
+    size_t m = 0, len = 0, first = 0;
+
+    if (!ops || !b->o.op_shapes)
+        return TRESTLE_OK;
+    msg[0] = '\0';
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0, j = 0; i < b->p->num_ops; i++) {
+            const trestle__plan_op *op = &b->p->ops[i];
+            const trestle_shape *sh = &b->o.op_shapes[i];
+            const int64_t *dims;
+            int rank;
+            if (op->skipped || sh->rank < 0 || (sh->rank > 0 && !sh->dims) ||
+                restored_shape(b, i, &ops[i], &rank, &dims, buf, slice, sizeof slice) != 0 ||
+                (rank == sh->rank &&
+                 (rank == 0 || memcmp(dims, sh->dims, (size_t)rank * sizeof *dims) == 0)))
+                continue;
+            if (pass == 0) {
+                first = m++ == 0 ? i : first;
+                continue;
+            }
+            trestle__shape_format(rank, dims, have, sizeof have);
+            trestle__shape_format(sh->rank, sh->dims, declared, sizeof declared);
+            if (slice[0])
+                snprintf(where, sizeof where, "shape of slice %s", slice);
+            else
+                snprintf(where, sizeof where, "shape in checkpoint");
+            named[0] = '\0';
+            if (strcmp(op->name, op->key) != 0)
+                snprintf(named, sizeof named, " (op %s)", op->name);
+            /* A line cut short still names the tensor first. */
+            if (snprintf(line, sizeof line,
+                         "tensor_name = %s%s; %s %s does not match the declared shape %s of its "
+                         "variable (Assign requires shapes of both tensors to match)",
+                         op->key, named, where, have, declared) < 0)
+                line[0] = '\0';
+            if (report_add(msg, sizeof msg, &len, line, j++, m, "declared-shape mismatches"))
+                break;
+        }
+        if (m == 0)
+            return TRESTLE_OK;
+    }
+    return trestle__error_set(err, TRESTLE_E_SHAPE_MISMATCH, 0, b->p->ops[first].key,
+                              b->c->index_path, -1, -1, "%s", msg);
 }
