@@ -112,6 +112,15 @@ static int by_alignment_then_name(const void *a, const void *b, void *conversion
     return strcmp(x->out_name, y->out_name);
 }
 
+/* By name, then entry, so that two of one name are adjacent, in op order. */
+static int by_name(const void *a, const void *b, void *conversion)
+{
+    const trestle_conversion *cv = conversion;
+    size_t i = ((const st_slot *)a)->entry, j = ((const st_slot *)b)->entry;
+    int c = strcmp(cv->e[i].out_name, cv->e[j].out_name);
+    return c ? c : i < j ? -1 : i > j;
+}
+
 /* Two adjacent slots of one name: refused, saying where the names came from. */
 static int check_distinct(const cv_entry *a, const cv_entry *b, trestle_error *err)
 {
@@ -200,13 +209,13 @@ int trestle__safetensors_layout(const trestle_conversion *cv, st_slot **slots, s
             TR_FORWARD(check_name(&cv->e[i], err));
             s[m++].entry = i;
         }
+    qsort_r(s, m, sizeof *s, by_name, (void *)cv);
+    for (size_t i = 1; i < m; i++)
+        TR_FORWARD(check_distinct(&cv->e[s[i - 1].entry], &cv->e[s[i].entry], err));
     qsort_r(s, m, sizeof *s, by_alignment_then_name, (void *)cv);
     for (size_t i = 0; i < m; i++) {
-        const cv_entry *e = &cv->e[s[i].entry];
-        if (i > 0)
-            TR_FORWARD(check_distinct(&cv->e[s[i - 1].entry], e, err));
         s[i].offset = at;
-        at += e->bytes;
+        at += cv->e[s[i].entry].bytes;
     }
     TR_FAIL_IF(!build_header(header, cv, s, m), err, TRESTLE_E_NOMEM, "out of memory");
     *slots = s;
