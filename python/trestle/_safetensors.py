@@ -53,7 +53,9 @@ def _as_bytes_and_dtype(name, value):
         bits = t.view(torch.int16) if t.dtype == torch.bfloat16 else \
             t.view(torch.uint8) if st.startswith("F8") else t
         return bits.numpy().reshape(-1).view(np.uint8), st, tuple(t.shape)
-    a = np.ascontiguousarray(value)
+    a = np.asarray(value)   # not ascontiguousarray: it makes scalars 1-D
+    if not a.flags.c_contiguous:
+        a = a.copy(order="C")
     st = _ST_DTYPES.get(a.dtype.name)
     if st is None:
         raise TypeError(f"tensor {name!r}: numpy dtype {a.dtype} has no safetensors dtype")
