@@ -1269,9 +1269,11 @@ typedef struct trestle_convert_options {
     const trestle_restore_options *restore; /**< reader, threads, staging; NULL for the
                                                  defaults. `verify` is forced on, `device`
                                                  to host and `host_map` off; `on_ready` is
-                                                 called per tensor written (its index is in
-                                                 the conversion's own plan: use op->name;
-                                                 op->bytes are the bytes written to the
+                                                 called per tensor written, once it is in
+                                                 the file in its final layout (its index is
+                                                 in the conversion's own plan; op->name is
+                                                 the checkpoint key it was read from, since
+                                                 0.2; op->bytes are the bytes written to the
                                                  file), and a nonzero return cancels */
     int sync;                 /**< flush the file to disk before the rename (default 1); 0
                                    leaves that to the kernel (benchmarks, scratch files) */
