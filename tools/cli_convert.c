@@ -156,7 +156,8 @@ static int print_entries(const trestle_conversion *cv)
     cli_table *tab = cli_table_new(5, headers, right);
     if (!tab)
         return -1;
-    for (size_t i = 0; i < trestle_conversion_count(cv); i++) {
+    int ok = 1;
+    for (size_t i = 0; ok && i < trestle_conversion_count(cv); i++) {
         trestle_conversion_entry e;
         char shape[256] = "-", size[32] = "-", note[80], dtype[64] = "-";
         const char *name = "";
@@ -176,14 +177,12 @@ static int print_entries(const trestle_conversion *cv)
             cli_human_size(e.bytes, size, sizeof size);
         }
         const char *row[] = { e.name, name, dtype, shape, size };
-        if (cli_table_add(tab, row) != 0) {
-            cli_table_free(tab);
-            return -1;
-        }
+        ok = cli_table_add(tab, row) == 0;
     }
-    cli_table_print(tab, stdout);
+    if (ok)
+        cli_table_print(tab, stdout);
     cli_table_free(tab);
-    return 0;
+    return ok ? 0 : -1;
 }
 
 #define SKIPPED_NAMED 10 /* names printed per reason; --list gives them all */
