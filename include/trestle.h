@@ -1266,29 +1266,68 @@ TRESTLE_API int trestle_cuda_device_count(void);
 /* ======================================================================= */
 
 /**
- * Options for trestle_convert_safetensors(). Fill with trestle_convert_options_init().
- * Read by the options rule (the overview's "Options").
+ * Options for trestle_convert_safetensors() and trestle_conversion_create().
+ * Fill with trestle_convert_options_init(). Read by the options rule (the
+ * overview's "Options").
  */
 typedef struct trestle_convert_options {
     size_t size;              /**< sizeof(trestle_convert_options), set by init */
-    const trestle_plan_options *plan;       /**< renames, exclusions, allow_missing; NULL for
-                                                 the defaults */
+    const trestle_plan_options *plan;       /**< renames, exclusions, allow_missing,
+                                                 skip_unsupported; NULL for the defaults.
+                                                 Renames map op names to checkpoint keys, so
+                                                 they need `ops` (with NULL ops they are
+                                                 refused: use `key_rules` to name the
+                                                 file's tensors) */
     const trestle_restore_options *restore; /**< reader, threads, staging; NULL for the
                                                  defaults. `verify` is forced on, `device`
                                                  to host and `host_map` off; `on_ready` is
-                                                 called per tensor written (its index is in
-                                                 the conversion's own plan: use op->name),
-                                                 and a nonzero return cancels */
+                                                 called per tensor written, once it is in
+                                                 the file in its final layout (its index is
+                                                 in the conversion's own plan; op->name is
+                                                 the checkpoint key it was read from, since
+                                                 0.2; op->bytes are the bytes written to the
+                                                 file), and a nonzero return cancels */
     int sync;                 /**< flush the file to disk before the rename (default 1); 0
                                    leaves that to the kernel (benchmarks, scratch files) */
-    void *reserved[8];        /**< must be zero */
+    /* Naming, converting and transposing what goes into the file, since 0.2
+     * (they took five of the reserved slots, so the struct's size is
+     * unchanged on LP64). */
+    const char *const *key_rules; /**< `num_key_rules` rules that name the file's tensors,
+                                      applied in order, each to the name the previous ones
+                                      left (as a sed script), starting from the op name (the
+                                      checkpoint key without ops): "FROM=TO" renames the name
+                                      FROM; "FROM/=TO" (FROM ends in '/') replaces the prefix
+                                      FROM/ with TO; "re:PATTERN=REPLACEMENT" replaces every
+                                      match of the POSIX extended regular expression PATTERN
+                                      (which cannot hold a bare '=': write [=]) with
+                                      REPLACEMENT, where \\1..\\9 are its groups, \\0 the
+                                      match and \\\\ a backslash. A rule that matches no
+                                      tensor is an error, as is a malformed one. Since 0.2 */
+    size_t num_key_rules;     /**< entries of `key_rules`; since 0.2 */
+    const char *const *transpose; /**< `num_transpose` glob patterns (fnmatch, no flags, as
+                                      excludes) of op names (checkpoint keys without ops)
+                                      whose tensors are written transposed: a 2-D [a, b]
+                                      tensor becomes [b, a] in the file (TF's Dense kernels
+                                      are [in, out], torch's Linear weights [out, in]). Each
+                                      tensor is transposed as its bytes land, after its
+                                      CRC32C is checked, never in a second pass over the
+                                      file. A pattern that matches no tensor, or matches one
+                                      that is not 2-D, is an error. Since 0.2 */
+    size_t num_transpose;     /**< entries of `transpose`; since 0.2 */
+    int as_dtype;             /**< TRESTLE_DT_INVALID (0, default), or a dtype every tensor
+                                   whose stored dtype converts to it
+                                   (trestle_dtype_can_convert()) is converted to, unless its
+                                   op sets its own target_dtype; the rest go in as stored.
+                                   None converting is an error. Since 0.2 */
+    void *reserved[3];        /**< must be zero */
 } trestle_convert_options;
 
 /** What trestle_convert_safetensors() wrote. */
 typedef struct trestle_convert_stats {
     size_t tensors;           /**< tensors in the file */
-    size_t skipped;           /**< ops left out: excluded, allowed-missing, and (every-tensor
-                                   mode) string and variant tensors, which safetensors cannot hold */
+    size_t skipped;           /**< ops left out: excluded, allowed-missing, skipped as unsupported,
+                                   and (every-tensor mode) string tensors, which safetensors
+                                   cannot hold; trestle_conversion_get() names each */
     uint64_t header_bytes;    /**< JSON header, padding included */
     uint64_t file_bytes;      /**< the whole file */
     trestle_stats restore;    /**< the restore into the file */
@@ -1311,7 +1350,9 @@ TRESTLE_API void trestle_convert_options_init(trestle_convert_options *opt);
  * bytes land in it, every CRC32C checked on the way. The file is written
  * atomically: a temporary `OUT.tmp-XXXXXX` beside `out_path` that is renamed
  * over `out_path` only once complete (after an fdatasync when `sync`); on any
- * failure it is removed and `out_path` is untouched.
+ * failure it is removed and `out_path` is untouched. It is
+ * trestle_conversion_create(), trestle_conversion_write() and
+ * trestle_conversion_free() in one call.
  *
  * Layout (huggingface safetensors): an 8-byte little-endian header length,
  * the JSON header `{"__metadata__":{"format":"pt"},"NAME":{"dtype":"F32",
@@ -1319,13 +1360,28 @@ TRESTLE_API void trestle_convert_options_init(trestle_convert_options *opt);
  * multiple of 8, then the tensors back to back, ordered by element size
  * (largest first) and then name, so every tensor is aligned to its element
  * size. Tensors are named by their op names (the checkpoint keys when `ops`
- * is NULL). Dtypes: float32/64, float16, bfloat16, float8 e4m3fn/e5m2,
- * (u)int8/16/32/64, bool.
+ * is NULL), then by `opt->key_rules`. Dtypes: float32/64, float16,
+ * bfloat16, float8 e4m3fn/e5m2, (u)int8/16/32/64, bool.
+ *
+ * Names the JSON header cannot hold as they are are refused, naming the
+ * tensor: `__metadata__` (the header's own key) and bytes that are not
+ * valid UTF-8 (JSON text is UTF-8; a checkpoint key may be any bytes).
+ * Rename them with `key_rules`, or leave them out with an exclusion.
+ *
+ * `out_path` must not be a file the checkpoint is made of (its index or a
+ * data shard, compared by device and inode, so another name or a link to
+ * one of them counts): the rename would destroy the checkpoint. Nor may it
+ * be anything but a regular file when it exists (a device node, a FIFO, a
+ * directory): the rename would replace it with a regular file.
  *
  * @param[in]  c         the checkpoint; not NULL.
  * @param[in]  ops       `n` ops as for trestle_plan_create() (their dest_kind,
  *                       ptr and capacity are ignored), or NULL with n == 0
- *                       for every tensor, string and variant ones left out.
+ *                       for every tensor, string ones left out (counted as
+ *                       skipped). A DT_VARIANT tensor is refused as by
+ *                       trestle_plan_create(), with or without `as_dtype`,
+ *                       unless excluded or skipped by the plan options'
+ *                       `skip_unsupported`.
  * @param[in]  n         number of ops.
  * @param[in]  opt       options, or NULL for defaults.
  * @param[in]  out_path  the file to create or replace; not NULL.
@@ -1334,7 +1390,11 @@ TRESTLE_API void trestle_convert_options_init(trestle_convert_options *opt);
  * @return TRESTLE_OK; the codes of trestle_plan_create() and
  *         trestle_restore(); TRESTLE_E_UNSUPPORTED (an op's dtype has no
  *         safetensors equivalent, e.g. a string tensor named in `ops`),
- *         TRESTLE_E_INVALID_ARG (two ops of the same name, NULL arguments),
+ *         TRESTLE_E_INVALID_ARG (two tensors of the same name in the file,
+ *         a name the header cannot hold, `out_path` one of the
+ *         checkpoint's files or not a regular file, a bad key rule or
+ *         transpose pattern, renames without ops, NULL arguments),
+ *         TRESTLE_E_DTYPE_MISMATCH (`as_dtype` that no tensor converts to),
  *         TRESTLE_E_IO (creating, sizing, mapping, syncing or renaming the
  *         file; err names it and the errno).
  * Thread-safe for distinct output files. Since 0.1.
@@ -1343,6 +1403,125 @@ TRESTLE_API int trestle_convert_safetensors(const trestle_checkpoint *c, const t
                                             size_t n, const trestle_convert_options *opt,
                                             const char *out_path, trestle_convert_stats *stats,
                                             trestle_error *err);
+
+/**
+ * A conversion planned but not yet written: what each op becomes in the
+ * file (name, dtype, shape) and what is left out, so a program can show it,
+ * name the tensors itself, and then write it. Since 0.2.
+ */
+typedef struct trestle_conversion trestle_conversion;
+
+/** Why an entry of a conversion is left out of the file: the plan's reasons
+ *  (TRESTLE_SKIP_EXCLUDED, TRESTLE_SKIP_MISSING, TRESTLE_SKIP_UNSUPPORTED)
+ *  or this one. Since 0.2. */
+#define TRESTLE_SKIP_NO_SAFETENSORS 4 /**< a string tensor in every-tensor mode:
+                                           safetensors has no string dtype */
+
+/** One op of a conversion (pointers owned by the conversion). Since 0.2. */
+typedef struct trestle_conversion_entry {
+    const char *name;        /**< the op's name as given (the checkpoint key without ops) */
+    const char *key;         /**< the checkpoint key it reads, or NULL when the plan skipped it */
+    const char *out_name;    /**< its name in the file (after key rules and
+                                  trestle_conversion_set_name()), or NULL when skipped */
+    int skipped;             /**< 0, or why it is left out: TRESTLE_SKIP_EXCLUDED,
+                                  TRESTLE_SKIP_MISSING, TRESTLE_SKIP_UNSUPPORTED,
+                                  TRESTLE_SKIP_NO_SAFETENSORS */
+    int dtype;               /**< stored dtype (0 when the key is missing) */
+    int out_dtype;           /**< dtype in the file (after target_dtype or as_dtype) */
+    int transposed;          /**< 1 when written transposed (`transpose` matched it) */
+    int rank;                /**< rank in the file */
+    const int64_t *dims;     /**< shape in the file (transposed when `transposed`) */
+    uint64_t bytes;          /**< bytes in the file */
+} trestle_conversion_entry;
+
+/**
+ * @brief Plan a conversion to safetensors without writing anything.
+ *
+ * Plans `ops` as trestle_convert_safetensors() does, applies `as_dtype`,
+ * the key rules and the transpose patterns, and checks them: a rule or
+ * pattern that matches nothing, a transposed tensor that is not 2-D,
+ * renames without ops, `as_dtype` that nothing converts to. Names the
+ * header cannot hold and two tensors of one name are checked by
+ * trestle_conversion_write(), after any trestle_conversion_set_name().
+ *
+ * @param[in]  c    the checkpoint; must outlive the conversion.
+ * @param[in]  ops  as for trestle_convert_safetensors(); copied.
+ * @param[in]  n    number of ops.
+ * @param[in]  opt  options, or NULL for the defaults; copied (the restore
+ *                  options' `on_ready` and `user` are kept for the write).
+ * @param[out] out  the conversion, or NULL on failure; free with
+ *                  trestle_conversion_free().
+ * @param[out] err  filled on failure; may be NULL.
+ * @return TRESTLE_OK, the codes of trestle_plan_create(), TRESTLE_E_INVALID_ARG
+ *         (a malformed or unused key rule or transpose pattern, a
+ *         transposed tensor that is not 2-D, renames without ops, NULL
+ *         arguments), TRESTLE_E_DTYPE_MISMATCH (as_dtype), TRESTLE_E_UNSUPPORTED
+ *         (an explicit op of a dtype safetensors lacks), TRESTLE_E_NOMEM.
+ *         Thread-safe for distinct conversions. Since 0.2.
+ */
+TRESTLE_API int trestle_conversion_create(const trestle_checkpoint *c, const trestle_op *ops,
+                                          size_t n, const trestle_convert_options *opt,
+                                          trestle_conversion **out, trestle_error *err);
+
+/**
+ * @brief Number of entries: one per op, skipped ones included (without ops,
+ * one per listed tensor).
+ * @param[in] cv  the conversion; NULL gives 0.
+ * @return the count. Thread-safe. Since 0.2.
+ */
+TRESTLE_API size_t trestle_conversion_count(const trestle_conversion *cv);
+
+/**
+ * @brief Describe entry `i`.
+ * @param[in]  cv   the conversion.
+ * @param[in]  i    0 <= i < trestle_conversion_count(cv).
+ * @param[out] out  caller-owned; its pointers are owned by the conversion
+ *                  and valid until it is freed (`out_name` until the next
+ *                  trestle_conversion_set_name() of entry `i`).
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for NULL arguments or `i`
+ *         out of range. Not during a trestle_conversion_write() of `cv`.
+ *         Since 0.2.
+ */
+TRESTLE_API int trestle_conversion_get(const trestle_conversion *cv, size_t i,
+                                       trestle_conversion_entry *out);
+
+/**
+ * @brief Name entry `i` in the file, replacing what the key rules gave it
+ * (for names a program computes itself, such as Python's `keys=`).
+ * @param[in]  cv    the conversion.
+ * @param[in]  i     an entry that is not skipped.
+ * @param[in]  name  the new name; copied. Checked when written.
+ * @param[out] err   filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL arguments, `i` out of
+ *         range or skipped), TRESTLE_E_NOMEM. Not during a write of `cv`.
+ *         Since 0.2.
+ */
+TRESTLE_API int trestle_conversion_set_name(trestle_conversion *cv, size_t i, const char *name,
+                                            trestle_error *err);
+
+/**
+ * @brief Write the conversion's file, as trestle_convert_safetensors()
+ * describes (names checked, the file's own checks, atomic, CRC-checked,
+ * transposed as the bytes land).
+ *
+ * May be called again (to write another file); a failed write leaves the
+ * conversion as it was.
+ *
+ * @param[in]  cv        the conversion.
+ * @param[in]  out_path  the file to create or replace; not NULL.
+ * @param[out] stats     filled on success when not NULL.
+ * @param[out] err       filled on failure; may be NULL.
+ * @return as trestle_convert_safetensors(). Not thread-safe for one
+ *         conversion. Since 0.2.
+ */
+TRESTLE_API int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
+                                         trestle_convert_stats *stats, trestle_error *err);
+
+/**
+ * @brief Free a conversion (its names, shapes and plan).
+ * @param[in] cv  the conversion, or NULL (then nothing happens). Since 0.2.
+ */
+TRESTLE_API void trestle_conversion_free(trestle_conversion *cv);
 
 /* ======================================================================= */
 /* Advanced: plumbing for restores split across processes and devices       */

@@ -6,10 +6,13 @@
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "trestle.h"
@@ -180,4 +183,183 @@ Test(writer_safetensors, rejects_null_arguments)
     trestle_error err;
     cr_assert_eq(trestle_convert_safetensors(NULL, NULL, 0, NULL, "x", NULL, &err),
                  TRESTLE_E_INVALID_ARG);
+}
+
+/* ---- issue 22: outputs that used to succeed wrongly ---- */
+
+static char *path_in(const char *dir, const char *name)
+{
+    char *p;
+    cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+    return p;
+}
+
+/* A one-shard checkpoint at DIR/c of float [2] tensors with the given names. */
+static char *write_named(const char *dir, const char *const *names, size_t n)
+{
+    static const float v[2] = { 1.5f, -2.0f };
+    int64_t two = 2;
+    trestle_writer *wr;
+    trestle_error err;
+    char *prefix = path_in(dir, "c");
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &wr, &err), 0, "%s", err.message);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(trestle_writer_add(wr, names[i], TRESTLE_DT_FLOAT, 1, &two, v, sizeof v, 0,
+                                        &err), 0, "%s", err.message);
+    cr_assert_eq(trestle_writer_finish(wr, &err), 0, "%s", err.message);
+    trestle_writer_free(wr);
+    return prefix;
+}
+
+/* Item 3: the rename put the safetensors file in place of the index or a
+ * shard and exited 0. Any name of the same file counts (a hard link). */
+Test(writer_safetensors, refuses_to_write_over_the_checkpoints_own_files)
+{
+    char *dir, *prefix = write_ckpt(&dir);
+    char *index = NULL, *shard0 = NULL, *shard1 = NULL, *hard = path_in(dir, "shard-link");
+    cr_assert(asprintf(&index, "%s.index", prefix) > 0);
+    cr_assert(asprintf(&shard0, "%s.data-00000-of-00002", prefix) > 0);
+    cr_assert(asprintf(&shard1, "%s.data-00001-of-00002", prefix) > 0);
+    cr_assert_eq(link(shard1, hard), 0);
+    struct { const char *out, *what, *path; } cases[] = {
+        { index, "index", index }, { shard0, "data file", shard0 },
+        { shard1, "data file", shard1 }, { hard, "data file", shard1 },
+    };
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    int before = entries(dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len0, len1;
+        uint8_t *was = tu_read_file(cases[i].out, &len0);
+        trestle_error err;
+        char *want;
+        cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, NULL, cases[i].out, NULL, &err),
+                     TRESTLE_E_INVALID_ARG, "%s", cases[i].out);
+        cr_assert(asprintf(&want, "cannot write to %s: it is the same file as the checkpoint's "
+                           "%s %s, and replacing it would destroy the checkpoint being "
+                           "converted; write the file elsewhere", cases[i].out, cases[i].what,
+                           cases[i].path) > 0);
+        cr_assert_str_eq(err.message, want);
+        cr_assert_str_eq(err.path, cases[i].out);
+        uint8_t *is = tu_read_file(cases[i].out, &len1);
+        cr_assert(len0 == len1 && memcmp(was, is, len0) == 0, "%s changed", cases[i].out);
+        free(want);
+        free(was);
+        free(is);
+    }
+    cr_assert_eq(entries(dir), before, "a temporary file was left behind");
+    trestle_close(c);
+    /* The checkpoint is whole: it opens and restores every tensor. */
+    c = tu_open(prefix, NULL);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    trestle_error err;
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), 0, "%s", err.message);
+    trestle_plan_free(p);
+    free(index);
+    free(shard0);
+    free(shard1);
+    free(hard);
+    cleanup(c, dir, NULL, prefix);
+}
+
+/* Item 4: the rename replaced a device node (as root: /dev/null for the
+ * whole machine) or a FIFO with a regular file. Nodes made here only. */
+Test(writer_safetensors, refuses_a_device_node_fifo_or_directory_and_leaves_it)
+{
+    char *dir, *prefix = write_ckpt(&dir);
+    char *dev = path_in(dir, "null"), *fifo = path_in(dir, "fifo"), *sub = path_in(dir, "sub");
+    if (mknod(dev, S_IFCHR | 0666, makedev(1, 3)) != 0)
+        cr_skip_test("mknod needs CAP_MKNOD (%s)", strerror(errno));
+    cr_assert_eq(mkfifo(fifo, 0666), 0);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    struct { const char *out, *kind; mode_t type; } cases[] = {
+        { dev, "a character device", S_IFCHR }, { fifo, "a FIFO", S_IFIFO },
+        { sub, "a directory", S_IFDIR },
+    };
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    int before = entries(dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        trestle_error err;
+        char *want;
+        struct stat st;
+        cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, NULL, cases[i].out, NULL, &err),
+                     TRESTLE_E_INVALID_ARG, "%s", cases[i].out);
+        cr_assert(asprintf(&want, "cannot write to %s: it is %s, not a regular file; a "
+                           "conversion writes a new file and renames it into place, which "
+                           "would replace it", cases[i].out, cases[i].kind) > 0);
+        cr_assert_str_eq(err.message, want);
+        cr_assert_eq(stat(cases[i].out, &st), 0);
+        cr_assert_eq(st.st_mode & S_IFMT, cases[i].type, "%s was replaced", cases[i].out);
+        free(want);
+    }
+    struct stat st;
+    cr_assert_eq(stat(dev, &st), 0);
+    cr_assert_eq(st.st_rdev, makedev(1, 3));
+    cr_assert_eq(entries(dir), before, "a temporary file was left behind");
+    free(dev);
+    free(fifo);
+    free(sub);
+    cleanup(c, dir, NULL, prefix);
+}
+
+/* Item 6: a tensor named __metadata__ gave a header with that key twice,
+ * and a key that is not UTF-8 went into the JSON raw. Both are refused,
+ * naming the tensor; valid UTF-8 goes in as it is. */
+Test(writer_safetensors, refuses_a_metadata_or_non_utf8_name_naming_the_tensor)
+{
+    static const struct { const char *name, *message; } bad[] = {
+        { "__metadata__", "tensor '__metadata__': __metadata__ is the safetensors header's own "
+                          "key, and no tensor can have that name; name it with a key rule, or "
+                          "exclude it" },
+        { "bad\xff\xfe", "tensor 'bad\\xff\\xfe': its name is not valid UTF-8 (byte 3), and a "
+                         "safetensors header (JSON text) cannot hold it; name it with a key "
+                         "rule, or exclude it" },
+        { "overlong/\xc0\xaf", "tensor 'overlong/\\xc0\\xaf': its name is not valid UTF-8 (byte "
+                               "9), and a safetensors header (JSON text) cannot hold it; name "
+                               "it with a key rule, or exclude it" },
+        { "surrogate/\xed\xa0\x80", "tensor 'surrogate/\\xed\\xa0\\x80': its name is not valid "
+                                    "UTF-8 (byte 10), and a safetensors header (JSON text) "
+                                    "cannot hold it; name it with a key rule, or exclude it" },
+        { "cut/\xe2\x82", "tensor 'cut/\\xe2\\x82': its name is not valid UTF-8 (byte 4), and a "
+                          "safetensors header (JSON text) cannot hold it; name it with a key "
+                          "rule, or exclude it" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *dir = tu_mkdtemp();
+        const char *names[] = { "ok", bad[i].name };
+        char *prefix = write_named(dir, names, 2), *out = path_in(dir, "o.safetensors");
+        trestle_checkpoint *c = tu_open(prefix, NULL);
+        trestle_error err;
+        cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, NULL, out, NULL, &err),
+                     TRESTLE_E_INVALID_ARG, "%s was accepted", bad[i].message);
+        cr_assert_str_eq(err.message, bad[i].message);
+        cr_assert_str_eq(err.key, bad[i].name);
+        cr_assert_eq(access(out, F_OK), -1, "a file was written");
+        cr_assert_eq(entries(dir), 2, "a temporary file was left behind");
+        /* Excluded, the rest converts. */
+        const char *ex[] = { bad[i].name };
+        trestle_plan_options po;
+        trestle_convert_options co;
+        trestle_plan_options_init(&po);
+        po.excludes = ex;
+        po.num_excludes = 1;
+        trestle_convert_options_init(&co);
+        co.plan = &po;
+        cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, &co, out, NULL, &err), 0, "%s",
+                     err.message);
+        cleanup(c, dir, out, prefix);
+    }
+    /* Valid UTF-8 beyond ASCII (a 2-, 3- and 4-byte character) is kept as is. */
+    char *dir = tu_mkdtemp();
+    const char *names[] = { "na\xc3\xafve/\xe2\x82\xac/\xf0\x9f\x98\x80" };
+    char *prefix = write_named(dir, names, 1), *out = path_in(dir, "o.safetensors");
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    trestle_error err;
+    cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, NULL, out, NULL, &err), 0, "%s",
+                 err.message);
+    size_t len;
+    uint8_t *f = tu_read_file(out, &len);
+    const char *key = "\"na\xc3\xafve/\xe2\x82\xac/\xf0\x9f\x98\x80\":{";
+    cr_assert(memmem(f, len, key, strlen(key)));
+    free(f);
+    cleanup(c, dir, out, prefix);
 }

@@ -250,6 +250,21 @@ typedef struct cli_ops {
 int cli_ops_read(const char *path, int dest_kind, cli_ops *out);
 void cli_ops_free(cli_ops *ops);
 
+/* ---- --as and skipped ops, as restore says them (cli_restore.c) ---- */
+
+/* At least one tensor of ckpt converts to `as` on load: CLI_EXIT_OK; else
+ * the "--as DTYPE: no tensor of this checkpoint converts" error is printed
+ * and CLI_EXIT_FAIL returned (restore and convert say it alike). */
+int cli_as_check(const trestle_checkpoint *ckpt, int as);
+
+/* A converted dtype as --as spells it: numpy's float32/float16 rather than
+ * TensorFlow's float/half. */
+const char *cli_conversion_name(int dtype);
+
+/* Why an op was skipped (TRESTLE_SKIP_*), as restore and convert say it:
+ * "excluded", "missing", "variant: opaque to trestle", ... */
+const char *cli_skip_reason(int skipped);
+
 /* ---- several GPUs in one process (cli_devices.c) ---- */
 
 #define CLI_MAX_DEVICES 64 /* as the engine's device list */
@@ -367,8 +382,10 @@ typedef struct cli_progress cli_progress;
  * Watch a running restore of `p`: a thread that draws a progress bar on
  * stderr (when `bar` is set, at most 10 times a second, once the restore
  * has run for half a second) and turns SIGINT into trestle_restore_cancel().
- * `total` is the plan's output bytes. Returns NULL when no thread could be
- * started (the restore then simply runs unwatched).
+ * `total` is the plan's output bytes. With `p` NULL it only draws the bar
+ * (a conversion, whose plan is the library's: the caller cancels it from
+ * its ready callback) and leaves SIGINT alone. Returns NULL when no thread
+ * could be started (the restore then simply runs unwatched).
  */
 cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar);
 

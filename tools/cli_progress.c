@@ -91,7 +91,7 @@ static void *watch(void *arg)
         pthread_cond_timedwait(&pg->wake, &pg->lock, &next);
         if (pg->stop)
             break;
-        if (interrupted && !cancelled) {
+        if (pg->plan && interrupted && !cancelled) {
             trestle_restore_cancel(pg->plan);
             cancelled = 1;
         }
@@ -129,9 +129,11 @@ cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar)
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
     interrupted = 0;
-    sigaction(SIGINT, &sa, &pg->old_int);
+    if (p)
+        sigaction(SIGINT, &sa, &pg->old_int);
     if (pthread_create(&pg->thread, NULL, watch, pg) != 0) {
-        sigaction(SIGINT, &pg->old_int, NULL);
+        if (p)
+            sigaction(SIGINT, &pg->old_int, NULL);
         pthread_cond_destroy(&pg->wake);
         pthread_mutex_destroy(&pg->lock);
         free(pg);
@@ -157,7 +159,8 @@ void cli_progress_stop(cli_progress *pg)
     pthread_cond_signal(&pg->wake);
     pthread_mutex_unlock(&pg->lock);
     pthread_join(pg->thread, NULL);
-    sigaction(SIGINT, &pg->old_int, NULL);
+    if (pg->plan)
+        sigaction(SIGINT, &pg->old_int, NULL);
     pthread_cond_destroy(&pg->wake);
     pthread_mutex_destroy(&pg->lock);
     free(pg);

@@ -295,13 +295,13 @@ static const char *reader_name(int reader)
                                              : "auto";
 }
 
-/* Why a skipped op was skipped, as --list's KEY column says it. */
-static const char *skip_reason(int skipped)
+const char *cli_skip_reason(int skipped)
 {
-    return skipped == TRESTLE_SKIP_EXCLUDED      ? "excluded"
-           : skipped == TRESTLE_SKIP_MISSING     ? "missing"
-           : skipped == TRESTLE_SKIP_UNSUPPORTED ? "variant: opaque to trestle"
-                                                 : "skipped";
+    return skipped == TRESTLE_SKIP_EXCLUDED          ? "excluded"
+           : skipped == TRESTLE_SKIP_MISSING         ? "missing"
+           : skipped == TRESTLE_SKIP_UNSUPPORTED     ? "variant: opaque to trestle"
+           : skipped == TRESTLE_SKIP_NO_SAFETENSORS ? "string: safetensors has no strings"
+                                                     : "skipped";
 }
 
 /* " (3 skipped: 1 excluded, 2 variant: opaque to trestle)" */
@@ -318,7 +318,7 @@ static void skip_summary(const trestle_plan *plan, size_t total, char *buf, size
     for (int r = 1; r < 4 && len < cap; r++)
         if (count[r]) {
             len += (size_t)snprintf(buf + len, cap - len, "%s %zu %s", sep, count[r],
-                                    skip_reason(r));
+                                    cli_skip_reason(r));
             sep = ",";
         }
     if (len < cap)
@@ -361,9 +361,7 @@ static void print_summary(const trestle_plan *plan, const trestle_stats *st, int
                st->numa_pinned, st->numa_pinned == 1 ? "" : "s");
 }
 
-/* A converted dtype as --as spells it: numpy's float32/float16 rather than
- * TensorFlow's float/half. */
-static const char *conversion_name(int dtype)
+const char *cli_conversion_name(int dtype)
 {
     return dtype == TRESTLE_DT_FLOAT ? "float32"
            : dtype == TRESTLE_DT_HALF ? "float16"
@@ -384,15 +382,15 @@ static int print_ops(const trestle_plan *plan)
         if (trestle_plan_get_op(plan, i, &op) != TRESTLE_OK)
             continue;
         if (op.skipped) {
-            snprintf(conv, sizeof conv, "(%s)", skip_reason(op.skipped));
+            snprintf(conv, sizeof conv, "(%s)", cli_skip_reason(op.skipped));
             key = conv;
         } else {
             /* Only renames say something: an unrenamed op leaves KEY blank. */
             key = strcmp(op.key, op.name) == 0 ? "" : op.key;
             dtype = trestle_dtype_name(op.dtype);
             if (op.out_dtype != op.dtype) {
-                snprintf(conv, sizeof conv, "%s->%s", conversion_name(op.dtype),
-                         conversion_name(op.out_dtype));
+                snprintf(conv, sizeof conv, "%s->%s", cli_conversion_name(op.dtype),
+                         cli_conversion_name(op.out_dtype));
                 dtype = conv;
             }
             cli_shape_format(op.rank, op.dims, shape, sizeof shape);
@@ -409,6 +407,21 @@ static int print_ops(const trestle_plan *plan)
     return 0;
 }
 
+int cli_as_check(const trestle_checkpoint *ckpt, int as)
+{
+    size_t n = trestle_tensor_count(ckpt);
+    for (size_t i = 0; i < n; i++) {
+        trestle_tensor_info t;
+        if (trestle_tensor_get_info(ckpt, i, &t) == TRESTLE_OK &&
+            trestle_dtype_can_convert(t.dtype, as))
+            return CLI_EXIT_OK;
+    }
+    cli_error("--as %s: no tensor of this checkpoint converts to %s (supported: float32 -> "
+              "bfloat16, float32 -> float16, float16 -> float32, bfloat16 -> float32)",
+              trestle_dtype_name(as), trestle_dtype_name(as));
+    return CLI_EXIT_FAIL;
+}
+
 /*
  * --as without --ops: one op per listed tensor, whole, into engine memory,
  * with target_dtype set where the stored dtype converts to `as`. A variant
@@ -418,8 +431,10 @@ static int print_ops(const trestle_plan *plan)
  */
 static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *out)
 {
-    size_t n = trestle_tensor_count(ckpt), converting = 0;
+    size_t n = trestle_tensor_count(ckpt);
     memset(out, 0, sizeof *out);
+    if (cli_as_check(ckpt, as) != CLI_EXIT_OK)
+        return CLI_EXIT_FAIL;
     out->ops = calloc(n ? n : 1, sizeof *out->ops);
     if (!out->ops) {
         cli_error("out of memory");
@@ -432,18 +447,8 @@ static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *o
         trestle_op *op = &out->ops[out->n++];
         op->name = t.name;
         op->dest_kind = TRESTLE_DEST_ALLOCATE;
-        if (trestle_dtype_can_convert(t.dtype, as)) {
+        if (trestle_dtype_can_convert(t.dtype, as))
             op->target_dtype = as;
-            converting++;
-        }
-    }
-    if (converting == 0) {
-        cli_error("--as %s: no tensor of this checkpoint converts to %s (supported: float32 -> "
-                  "bfloat16, float32 -> float16, float16 -> float32, bfloat16 -> float32)",
-                  trestle_dtype_name(as), trestle_dtype_name(as));
-        free(out->ops);
-        memset(out, 0, sizeof *out);
-        return CLI_EXIT_FAIL;
     }
     return CLI_EXIT_OK;
 }

@@ -1,182 +1,93 @@
 /*
- * writer_safetensors.c - trestle_convert_safetensors(): a restore whose
- * destination happens to be a safetensors file.
+ * writer_safetensors.c - trestle_conversion_write() and
+ * trestle_convert_safetensors(): a restore whose destination happens to be
+ * a safetensors file.
  *
- * Where it sits: around the pipeline, never inside it. The op list is
- * planned once to learn what each op will restore (name, dtype after any
- * conversion, shape, bytes); the file is laid out from that, created under a
- * temporary name, sized and mapped; the same ops are planned again with
- * caller-owned host destinations pointing into the mapping, and restored.
- * So the bytes in the file are the pipeline's verified bytes, read once,
- * with no staging copy of the whole checkpoint in memory: the page cache
- * holds the file as it is written. Only public API is used, as by any
- * client; the file name and the rename make the write atomic.
+ * Where it sits: around the pipeline, never inside it. conversion.c has
+ * planned what each op becomes; here the file is laid out from that
+ * (safetensors_header.c), created under a temporary name, sized and
+ * mapped; the same tensors are planned again with caller-owned host
+ * destinations pointing into the mapping, and restored. So the bytes in
+ * the file are the pipeline's verified bytes, read once, with no staging
+ * copy of the whole checkpoint in memory: the page cache holds the file as
+ * it is written. A tensor to transpose is transposed in its ready
+ * callback, as soon as its bytes are in place and checked, while the
+ * pipeline goes on with the others. Only public API drives the restore, as
+ * for any client; the file name and the rename make the write atomic, and
+ * the output path is checked first so that the rename can never replace
+ * the checkpoint's own files or a device node.
  */
 #include <fcntl.h>
-#include <inttypes.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "buf.h"
+#include "ckpt_types.h"
+#include "conversion.h"
 #include "error.h"
-#include "options.h"
+#include "safetensors_header.h"
+#include "transpose.h"
 
-#define HEADER_ALIGN 8 /* the header is padded so tensor data starts 8-aligned */
+/* ---- the output path ---- */
 
-/* One tensor of the output file. */
-typedef struct st_tensor {
-    size_t op;              /* index in the first plan (and in the caller's ops) */
-    const char *name;       /* the op's name, owned by the first plan */
-    const char *dtype;      /* safetensors spelling, e.g. "BF16" */
-    size_t esize;           /* element size, for the alignment order */
-    int rank;
-    const int64_t *dims;    /* owned by the first plan */
-    uint64_t bytes;
-    uint64_t offset;        /* from the start of the data section */
-} st_tensor;
-
-/* safetensors' dtype for a restored TensorFlow dtype, or NULL. */
-static const char *st_dtype(int dtype)
+static const char *file_kind(mode_t m)
 {
-    switch (dtype) {
-    case TRESTLE_DT_FLOAT: return "F32";
-    case TRESTLE_DT_DOUBLE: return "F64";
-    case TRESTLE_DT_HALF: return "F16";
-    case TRESTLE_DT_BFLOAT16: return "BF16";
-    case TRESTLE_DT_FLOAT8_E4M3FN: return "F8_E4M3";
-    case TRESTLE_DT_FLOAT8_E5M2: return "F8_E5M2";
-    case TRESTLE_DT_INT8: return "I8";
-    case TRESTLE_DT_UINT8: return "U8";
-    case TRESTLE_DT_INT16: return "I16";
-    case TRESTLE_DT_UINT16: return "U16";
-    case TRESTLE_DT_INT32: return "I32";
-    case TRESTLE_DT_UINT32: return "U32";
-    case TRESTLE_DT_INT64: return "I64";
-    case TRESTLE_DT_UINT64: return "U64";
-    case TRESTLE_DT_BOOL: return "BOOL";
-    default: return NULL;
-    }
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
 }
 
-/* Largest element first, then by name: every tensor starts at a multiple
- * of its element size, as the reference writer arranges it. */
-static int by_alignment_then_name(const void *a, const void *b)
+static bool same_file(const struct stat *a, const char *path)
 {
-    const st_tensor *x = a, *y = b;
-    if (x->esize != y->esize)
-        return x->esize > y->esize ? -1 : 1;
-    return strcmp(x->name, y->name);
+    struct stat b;
+    return stat(path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
 }
 
-static bool add_str(trestle__buf *b, const char *s)
+static int refuse_input(const char *out, const char *what, const char *path, trestle_error *err)
 {
-    return trestle__buf_append(b, s, strlen(s));
-}
-
-static bool add_u64(trestle__buf *b, uint64_t v)
-{
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
-    return trestle__buf_append(b, tmp, (size_t)n);
-}
-
-/* A JSON string literal: quotes, backslashes and control bytes escaped. */
-static bool add_json_string(trestle__buf *b, const char *s)
-{
-    bool ok = trestle__buf_append(b, "\"", 1);
-    for (; ok && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            char esc[2] = { '\\', (char)ch };
-            ok = trestle__buf_append(b, esc, 2);
-        } else if (ch < 0x20) {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\u%04x", ch);
-            ok = trestle__buf_append(b, esc, 6);
-        } else {
-            ok = trestle__buf_append(b, s, 1);
-        }
-    }
-    return ok && trestle__buf_append(b, "\"", 1);
-}
-
-/* The 8-byte length and the JSON header, padded with spaces. */
-static bool build_header(trestle__buf *h, const st_tensor *t, size_t n)
-{
-    bool ok = trestle__buf_append(h, "\0\0\0\0\0\0\0\0", 8) &&
-              add_str(h, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (size_t i = 0; ok && i < n; i++) {
-        ok = add_str(h, ",") && add_json_string(h, t[i].name) && add_str(h, ":{\"dtype\":\"") &&
-             add_str(h, t[i].dtype) && add_str(h, "\",\"shape\":[");
-        for (int d = 0; ok && d < t[i].rank; d++)
-            ok = (d == 0 || add_str(h, ",")) && add_u64(h, (uint64_t)t[i].dims[d]);
-        ok = ok && add_str(h, "],\"data_offsets\":[") && add_u64(h, t[i].offset) &&
-             add_str(h, ",") && add_u64(h, t[i].offset + t[i].bytes) && add_str(h, "]}");
-    }
-    ok = ok && add_str(h, "}");
-    while (ok && h->len % HEADER_ALIGN)
-        ok = trestle__buf_append(h, " ", 1);
-    if (ok)
-        for (int i = 0; i < 8; i++)
-            h->data[i] = (uint8_t)((uint64_t)(h->len - 8) >> (8 * i));
-    return ok;
+    return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, NULL, out, -1, -1,
+                              "cannot write to %s: it is the same file as the checkpoint's %s "
+                              "%s, and replacing it would destroy the checkpoint being "
+                              "converted; write the file elsewhere", out, what, path);
 }
 
 /*
- * From the first plan, the tensors that go into the file, laid out. In
- * every-tensor mode (`explicit_ops` 0) strings are left out and counted;
- * an explicit op of a dtype safetensors lacks is an error naming it.
+ * The finished file is renamed over `out`: refuse an `out` that exists and
+ * is not a regular file (a rename would put a regular file in place of a
+ * device node or FIFO) or is one of the checkpoint's own files (by device
+ * and inode, so any name or hard link counts). Run before the file is
+ * created and again just before the rename.
  */
-static int lay_out(const trestle_plan *p, int explicit_ops, st_tensor **out, size_t *count,
-                   size_t *skipped, uint64_t *data_bytes, trestle_error *err)
+static int check_out_path(const trestle_checkpoint *c, const char *out, trestle_error *err)
 {
-    size_t n = trestle_plan_op_count(p), m = 0;
-    st_tensor *t = calloc(n ? n : 1, sizeof *t);
-    int rc = TRESTLE_OK;
-    *skipped = 0;
-    TR_FAIL_IF(!t, err, TRESTLE_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        trestle_plan_op_info op;
-        trestle_plan_get_op(p, i, &op);
-        const char *dt = op.skipped ? NULL : st_dtype(op.out_dtype);
-        if (op.skipped || (!dt && !explicit_ops && op.out_dtype == TRESTLE_DT_STRING)) {
-            (*skipped)++;
-            continue;
-        }
-        if (!dt) {
-            rc = trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, op.name, NULL, -1, -1,
-                                    "tensor %s has dtype %s, which safetensors cannot hold",
-                                    op.name, trestle_dtype_name(op.out_dtype));
-            goto fail;
-        }
-        t[m++] = (st_tensor){ i, op.name, dt, trestle_dtype_size(op.out_dtype), op.rank,
-                              op.dims, op.bytes, 0 };
-    }
-    qsort(t, m, sizeof *t, by_alignment_then_name);
-    uint64_t at = 0;
-    for (size_t i = 0; i < m; i++) {
-        if (i > 0 && strcmp(t[i - 1].name, t[i].name) == 0) {
-            rc = trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, t[i].name, NULL, -1, -1,
-                                    "two ops are named %s; a safetensors file holds one tensor "
-                                    "per name", t[i].name);
-            goto fail;
-        }
-        t[i].offset = at;
-        at += t[i].bytes;
-    }
-    *out = t;
-    *count = m;
-    *data_bytes = at;
+    struct stat o;
+    if (stat(out, &o) != 0)
+        return TRESTLE_OK; /* nothing there yet (creating the file reports other errors) */
+    if (!S_ISREG(o.st_mode))
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, NULL, out, -1, -1,
+                                  "cannot write to %s: it is %s, not a regular file; a "
+                                  "conversion writes a new file and renames it into place, "
+                                  "which would replace it", out, file_kind(o.st_mode));
+    if (same_file(&o, c->index_path))
+        return refuse_input(out, "index", c->index_path, err);
+    for (int i = 0; i < c->num_shards; i++)
+        if (same_file(&o, c->shard_paths[i]))
+            return refuse_input(out, "data file", c->shard_paths[i], err);
     return TRESTLE_OK;
-fail:
-    free(t);
-    *out = NULL;
-    return rc;
 }
 
 /* A file error that names the file and keeps errno. */
@@ -237,63 +148,83 @@ static void sync_parent(const char *path)
     free(copy);
 }
 
-void trestle_convert_options_init(trestle_convert_options *opt)
+/* ---- the restore into the file ---- */
+
+/* What the ready callback needs: op i of the write's plan is slot i. */
+typedef struct write_ctx {
+    const trestle_conversion *cv;
+    const st_slot *slots;
+    uint8_t *data;              /* the mapped data section */
+    trestle_ready_fn user_fn;   /* the caller's on_ready, or NULL */
+    void *user;
+    atomic_size_t nomem;        /* 1 + the slot a transpose found no memory for, or 0 */
+} write_ctx;
+
+/* Transpose a tensor in place in the file as soon as it is verified there
+ * (through a copy: the two layouts overlap), then tell the caller. */
+static int on_written(void *user, size_t i, const trestle_plan_op_info *op)
 {
-    memset(opt, 0, sizeof *opt);
-    opt->size = sizeof *opt;
-    opt->sync = 1;
+    write_ctx *x = user;
+    const cv_entry *e = &x->cv->e[x->slots[i].entry];
+    if (e->transposed && e->bytes) {
+        uint8_t *at = x->data + x->slots[i].offset;
+        void *copy = malloc(e->bytes);
+        if (!copy) {
+            atomic_store(&x->nomem, i + 1);
+            return 1;
+        }
+        memcpy(copy, at, e->bytes);
+        /* The file's shape is [b, a]; the bytes landed as [a, b]. */
+        trestle__transpose2d(at, copy, (uint64_t)e->dims[1], (uint64_t)e->dims[0],
+                             trestle_dtype_size(e->out_dtype));
+        free(copy);
+    }
+    return x->user_fn ? x->user_fn(x->user, i, op) : 0;
 }
 
-int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
-                                const trestle_convert_options *opt, const char *out_path,
-                                trestle_convert_stats *stats, trestle_error *err)
+/* The write's plan: each slot's tensor, by key, into its place in the file. */
+static int plan_into(const trestle_conversion *cv, const st_slot *s, size_t m, uint8_t *data,
+                     trestle_plan **out, trestle_error *err)
 {
-    trestle_convert_options o;
-    trestle_plan_options popt, popt2;
+    trestle_plan_options po;
+    trestle_op *ops = calloc(m, sizeof *ops);
+    if (!ops)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < m; i++) {
+        const cv_entry *e = &cv->e[s[i].entry];
+        ops[i] = (trestle_op){ .name = e->key, .shape_and_slices = e->spec,
+                               .dest_kind = TRESTLE_DEST_HOST, .ptr = data + s[i].offset,
+                               .capacity = e->bytes,
+                               .target_dtype = e->out_dtype != e->dtype ? e->out_dtype : 0 };
+    }
+    /* Renames, exclusions and misses were settled by the first plan: the
+     * ops are keys now. */
+    trestle_plan_options_init(&po);
+    po.max_batch_bytes = cv->max_batch_bytes;
+    po.max_gap_bytes = cv->max_gap_bytes;
+    int rc = trestle_plan_create(cv->c, ops, m, &po, out, err);
+    free(ops);
+    return rc;
+}
+
+int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
+                             trestle_convert_stats *stats, trestle_error *err)
+{
     trestle_restore_options ropt;
-    trestle_plan *first = NULL, *second = NULL;
-    trestle_op *dest_ops = NULL;
-    st_tensor *t = NULL;
+    trestle_plan *plan = NULL;
+    st_slot *slots = NULL;
     trestle__buf header = { 0 };
-    size_t count = 0, skipped = 0;
+    size_t count = 0;
     uint64_t data_bytes = 0, file_bytes = 0;
     char *tmp = NULL;
     int fd = -1, rc = TRESTLE_OK;
     uint8_t *map = NULL;
 
-    TR_FAIL_IF(!c || !out_path || (!ops && n), err, TRESTLE_E_INVALID_ARG,
-               "trestle_convert_safetensors needs a checkpoint, an output path, and ops or n = 0");
-    trestle_convert_options_init(&o);
-    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_convert_options, &o, opt,
-                                     TRESTLE__CONVERT_OPTIONS_FIRST_SIZE, err));
-    trestle_plan_options_init(&popt);
-    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_plan_options, &popt, o.plan,
-                                     TRESTLE__PLAN_OPTIONS_FIRST_SIZE, err));
-    trestle_restore_options_init(&ropt);
-    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_restore_options, &ropt, o.restore,
-                                     TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err));
-    ropt.verify = 1;
-    ropt.device = -1;
-    ropt.host_map = 0;
-
-    /* Plan 1: what each op restores to, into engine memory it never
-     * allocates (the plan is not restored), whatever the caller's dest_kind. */
-    if (ops) {
-        dest_ops = calloc(n ? n : 1, sizeof *dest_ops);
-        TR_FAIL_IF(!dest_ops, err, TRESTLE_E_NOMEM, "out of memory");
-        for (size_t i = 0; i < n; i++) {
-            dest_ops[i] = ops[i];
-            dest_ops[i].dest_kind = TRESTLE_DEST_ALLOCATE;
-            dest_ops[i].ptr = NULL;
-            dest_ops[i].capacity = 0;
-        }
-    }
-    TR_FORWARD(trestle_plan_create(c, dest_ops, n, &popt, &first, err));
-    free(dest_ops);
-    dest_ops = NULL;
-    TR_FORWARD(lay_out(first, ops != NULL, &t, &count, &skipped, &data_bytes, err));
-    TR_FAIL_IF(!build_header(&header, t, count), err, TRESTLE_E_NOMEM, "out of memory");
+    TR_FAIL_IF(!cv || !out_path, err, TRESTLE_E_INVALID_ARG,
+               "trestle_conversion_write needs a conversion and an output path");
+    TR_FORWARD(trestle__safetensors_layout(cv, &slots, &count, &header, &data_bytes, err));
     file_bytes = header.len + data_bytes;
+    TR_FORWARD(check_out_path(cv->c, out_path, err));
 
     /* The temporary file beside the output, so the rename stays in one
      * file system and is atomic. */
@@ -312,7 +243,6 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
         rc = file_error(err, tmp, "write the header of");
         goto fail;
     }
-
     if (count > 0) {
         map = mmap(NULL, (size_t)file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
                    fd, 0);
@@ -321,54 +251,47 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
             rc = file_error(err, tmp, "map");
             goto fail;
         }
-        /* Plan 2: the same ops, each into its place in the file. */
-        dest_ops = calloc(count, sizeof *dest_ops);
-        TR_FAIL_IF(!dest_ops, err, TRESTLE_E_NOMEM, "out of memory");
-        for (size_t i = 0; i < count; i++) {
-            trestle_op *d = &dest_ops[i];
-            if (ops) {
-                *d = ops[t[i].op];
-            } else {
-                trestle_plan_op_info op;
-                trestle_plan_get_op(first, t[i].op, &op);
-                d->name = op.key;
-            }
-            d->dest_kind = TRESTLE_DEST_HOST;
-            d->ptr = map + header.len + t[i].offset;
-            d->capacity = t[i].bytes;
+        write_ctx x = { cv, slots, map + header.len, cv->ropt.on_ready, cv->ropt.user, 0 };
+        TR_FORWARD(plan_into(cv, slots, count, x.data, &plan, err));
+        ropt = cv->ropt;
+        ropt.verify = 1;
+        ropt.device = -1;
+        ropt.devices = NULL;
+        ropt.num_devices = 0;
+        ropt.host_map = 0;
+        ropt.on_ready = on_written;
+        ropt.user = &x;
+        rc = trestle_restore(plan, &ropt, stats ? &stats->restore : NULL, err);
+        size_t nomem = atomic_load(&x.nomem);
+        if (rc != TRESTLE_OK && nomem) {
+            const char *name = cv->e[slots[nomem - 1].entry].name;
+            rc = trestle__error_set(err, TRESTLE_E_NOMEM, 0, name, NULL, -1, -1,
+                                    "out of memory transposing tensor %s", name);
         }
-        /* Exclusions and misses were settled by plan 1; renames still map
-         * explicit op names to keys. Every-tensor ops are keys already. */
-        trestle_plan_options_init(&popt2);
-        if (ops) {
-            popt2.renames = popt.renames;
-            popt2.num_renames = popt.num_renames;
-            popt2.tf1_rnn_renames = popt.tf1_rnn_renames;
-        }
-        popt2.max_batch_bytes = popt.max_batch_bytes;
-        popt2.max_gap_bytes = popt.max_gap_bytes;
-        TR_FORWARD(trestle_plan_create(c, dest_ops, count, &popt2, &second, err));
-        TR_FORWARD(trestle_restore(second, &ropt, stats ? &stats->restore : NULL, err));
-        if (o.sync && msync(map, (size_t)file_bytes, MS_SYNC) != 0) {
+        if (rc != TRESTLE_OK)
+            goto fail;
+        if (cv->sync && msync(map, (size_t)file_bytes, MS_SYNC) != 0) {
             rc = file_error(err, tmp, "flush");
             goto fail;
         }
     }
-    if (o.sync && fdatasync(fd) != 0) {
+    if (cv->sync && fdatasync(fd) != 0) {
         rc = file_error(err, tmp, "flush");
         goto fail;
     }
+    /* Again: the path may have changed while the tensors were written. */
+    TR_FORWARD(check_out_path(cv->c, out_path, err));
     if (rename(tmp, out_path) != 0) {
         rc = file_error(err, out_path, "rename the finished file to");
         goto fail;
     }
-    if (o.sync)
+    if (cv->sync)
         sync_parent(out_path);
     free(tmp);
     tmp = NULL;
     if (stats) {
         stats->tensors = count;
-        stats->skipped = skipped;
+        stats->skipped = cv->n - count;
         stats->header_bytes = header.len;
         stats->file_bytes = file_bytes;
     }
@@ -381,10 +304,30 @@ fail:
         unlink(tmp);
         free(tmp);
     }
-    trestle_plan_free(second);
-    trestle_plan_free(first);
-    free(dest_ops);
-    free(t);
+    trestle_plan_free(plan);
+    free(slots);
     trestle__buf_free(&header);
+    return rc;
+}
+
+void trestle_convert_options_init(trestle_convert_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->sync = 1;
+}
+
+int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                                const trestle_convert_options *opt, const char *out_path,
+                                trestle_convert_stats *stats, trestle_error *err)
+{
+    trestle_conversion *cv;
+    if (!out_path)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "trestle_convert_safetensors needs an output path");
+    int rc = trestle_conversion_create(c, ops, n, opt, &cv, err);
+    if (rc == TRESTLE_OK)
+        rc = trestle_conversion_write(cv, out_path, stats, err);
+    trestle_conversion_free(cv);
     return rc;
 }

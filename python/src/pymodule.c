@@ -134,10 +134,6 @@ static PyMethodDef module_methods[] = {
     { "dtype_can_convert", dtype_can_convert, METH_VARARGS,
       "dtype_can_convert(stored, target): can a restore convert on load?" },
     { "code_name", code_name, METH_O, "An error code's name, e.g. E_CRC_MISMATCH." },
-    { "convert_safetensors", (PyCFunction)(void (*)(void))pyt_convert_safetensors,
-      METH_VARARGS | METH_KEYWORDS,
-      "convert_safetensors(ckpt, out, ops, renames, excludes, allow_missing, threads, "
-      "sync) -> dict: stream tensors into a safetensors file." },
     { NULL, NULL, 0, NULL },
 };
 
@@ -152,7 +148,7 @@ PyMODINIT_FUNC PyInit__trestle(void); /* the one exported symbol */
 PyMODINIT_FUNC PyInit__trestle(void)
 {
     PyTypeObject *types[] = { &pyt_checkpoint_type, &pyt_plan_type, &pyt_arena_type,
-                              &pyt_buffer_type, &pyt_writer_type };
+                              &pyt_buffer_type, &pyt_writer_type, &pyt_conversion_type };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;

@@ -12,12 +12,8 @@
  *
  * A restore runs on its own thread while the calling thread, GIL released,
  * wakes every 100 ms to draw progress and to turn Ctrl-C (or an exception
- * from the progress callback) into trestle_restore_cancel().
+ * from the progress callback) into trestle_restore_cancel() (pywatch.c).
  */
-#include <pthread.h>
-#include <stdatomic.h>
-#include <time.h>
-
 #include "pytrestle.h"
 
 /* ---- Arena ---- */
@@ -329,9 +325,6 @@ typedef struct restore_run {
     trestle_error err;
     int rc;
     _Atomic uint64_t done_bytes;  /* summed by the ready callback */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int finished;
 } restore_run;
 
 static int count_ready(void *user, size_t i, const trestle_plan_op_info *op)
@@ -340,33 +333,20 @@ static int count_ready(void *user, size_t i, const trestle_plan_op_info *op)
     return 0;
 }
 
-static void *restore_thread(void *arg)
+static void restore_work(void *arg)
 {
     restore_run *r = arg;
     r->rc = trestle_restore(r->p, &r->opt, &r->stats, &r->err);
-    pthread_mutex_lock(&r->lock);
-    r->finished = 1;
-    pthread_cond_signal(&r->cond);
-    pthread_mutex_unlock(&r->lock);
-    return NULL;
 }
 
-/* Wait up to 100 ms for the restore to finish; 1 when it has. */
-static int wait_a_while(restore_run *r)
+static void restore_cancel(void *arg)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += 100 * 1000 * 1000;
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
-    pthread_mutex_lock(&r->lock);
-    if (!r->finished)
-        pthread_cond_timedwait(&r->cond, &r->lock, &ts);
-    int done = r->finished;
-    pthread_mutex_unlock(&r->lock);
-    return done;
+    trestle_restore_cancel(((restore_run *)arg)->p);
+}
+
+static int restore_succeeded(void *arg)
+{
+    return ((restore_run *)arg)->rc == TRESTLE_OK;
 }
 
 static PyObject *stats_dict(const trestle_stats *s)
@@ -409,57 +389,15 @@ static PyObject *plan_restore(PyObject *self, PyObject *args, PyObject *kwargs)
         r->opt.threads = threads;
     r->opt.on_ready = count_ready;
     r->opt.user = r;
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->cond, NULL);
-
-    pthread_t tid;
-    int started;
-    Py_BEGIN_ALLOW_THREADS
-    started = pthread_create(&tid, NULL, restore_thread, r) == 0;
-    if (!started)   /* no thread to spare: restore here, unwatched */
-        restore_thread(r);
-    Py_END_ALLOW_THREADS
-    int failed = 0;   /* a Python exception is pending */
-    while (started) {
-        int done;
-        Py_BEGIN_ALLOW_THREADS
-        done = wait_a_while(r);
-        Py_END_ALLOW_THREADS
-        if (done)
-            break;
-        if (failed)
-            continue;
-        if (progress != Py_None) {
-            PyObject *res = PyObject_CallFunction(progress, "K",
-                                                  (unsigned long long)atomic_load(&r->done_bytes));
-            Py_XDECREF(res);
-            failed = res == NULL;
-        }
-        if (!failed)
-            failed = PyErr_CheckSignals() < 0;
-        if (failed)
-            trestle_restore_cancel(pl->p);
-    }
-    if (started) {
-        Py_BEGIN_ALLOW_THREADS
-        pthread_join(tid, NULL);
-        Py_END_ALLOW_THREADS
-    }
+    pyt_watch w = { restore_work, restore_cancel, restore_succeeded, r, &r->done_bytes,
+                    progress };
     PyObject *result = NULL;
-    if (!failed && progress != Py_None && r->rc == TRESTLE_OK) {
-        PyObject *res = PyObject_CallFunction(progress, "K",
-                                              (unsigned long long)atomic_load(&r->done_bytes));
-        Py_XDECREF(res);
-        failed = res == NULL;
-    }
-    if (!failed) {
+    if (pyt_watch_run(&w) == 0) {
         if (r->rc != TRESTLE_OK)
             pyt_raise(r->rc, &r->err);
         else
             result = stats_dict(&r->stats);
     }
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->cond);
     PyMem_Free(r);
     return result;
 }

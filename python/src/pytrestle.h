@@ -15,6 +15,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdatomic.h>
+
 #include "trestle.h"
 
 /* Raise the trestle.errors exception for a failed call (`rc`, `err`);
@@ -66,7 +68,26 @@ int pyt_hold_ops(pyt_held *h, PyObject *seq, trestle_op **out, size_t *n);
 /* buffer.dlpack(code, bits, shape): a "dltensor" capsule over the buffer. */
 PyObject *pyt_buffer_dlpack(PyObject *self, PyObject *args);
 
-/* _trestle.convert_safetensors(...) (pyconvert.c). */
-PyObject *pyt_convert_safetensors(PyObject *module, PyObject *args, PyObject *kwargs);
+/* _trestle.Conversion (pyconvert.c): trestle_conversion_create/write. */
+extern PyTypeObject pyt_conversion_type;
+
+/* A long engine call watched from the calling thread (pywatch.c). */
+typedef struct pyt_watch {
+    void (*work)(void *arg);      /* the call, run on a thread of its own without the GIL */
+    void (*cancel)(void *arg);    /* asks it to stop (GIL held; may run while it works) */
+    int (*succeeded)(void *arg);  /* after it returned: 1 when it succeeded */
+    void *arg;                    /* passed to all three */
+    _Atomic uint64_t *done;       /* bytes done so far, summed by the call's ready callback */
+    PyObject *progress;           /* callable(done_bytes), or Py_None */
+} pyt_watch;
+
+/*
+ * Run w->work on its own thread; every 100 ms call w->progress with the
+ * bytes done and check for signals. A Ctrl-C or an exception from the
+ * callback calls w->cancel and, once the work has stopped, is left
+ * pending: -1. Otherwise 0 (after a last progress call if the work
+ * succeeded), whatever the work's own result, which the caller reads.
+ */
+int pyt_watch_run(const pyt_watch *w);
 
 #endif /* PYTRESTLE_H */

@@ -19,6 +19,12 @@ ST_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np
              "F8_E4M3": np.uint8, "F8_E5M2": np.uint8}
 
 
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), f"duplicate header keys: {keys}"
+    return dict(pairs)
+
+
 def read_safetensors(path):
     """{name: (dtype string, numpy array)} plus the metadata, validating the
     layout the way the reference loader does: header JSON within the file,
@@ -27,7 +33,7 @@ def read_safetensors(path):
     data = open(path, "rb").read()
     (n,) = struct.unpack("<Q", data[:8])
     assert 8 + n <= len(data) and n % 8 == 0
-    header = json.loads(data[8:8 + n].decode("utf-8"))
+    header = json.loads(data[8:8 + n].decode("utf-8"), object_pairs_hook=_no_duplicates)
     meta = header.pop("__metadata__", None)
     body = data[8 + n:]
     spans = sorted((v["data_offsets"][0], v["data_offsets"][1], k) for k, v in header.items())
@@ -181,3 +187,108 @@ def test_safetensors_package_reads_it_when_installed(mixed_ckpt, tmp_path):
     trestle.convert(prefix, out)
     loaded = st.load_file(out)
     assert np.array_equal(loaded["dense/kernel"], values["dense/kernel"])
+
+
+# ---- issue 22: outputs that destroyed or replaced what they named ----
+
+def test_convert_onto_the_checkpoints_own_files_is_refused(mixed_ckpt, tmp_path):
+    prefix, _ = mixed_ckpt
+    index, shard = prefix + ".index", prefix + ".data-00001-of-00002"
+    before = {p: open(p, "rb").read() for p in (index, shard)}
+    for out, what in ((index, "index"), (shard, "data file")):
+        with pytest.raises(trestle.TrestleError) as e:
+            trestle.convert(prefix, out)
+        assert str(e.value) == (f"cannot write to {out}: it is the same file as the "
+                                f"checkpoint's {what} {out}, and replacing it would destroy the "
+                                "checkpoint being converted; write the file elsewhere")
+        r = cli("convert", prefix, out, check=False)
+        assert r.returncode == 1 and r.stderr == f"trestle: {e.value}\n"
+    assert before == {p: open(p, "rb").read() for p in (index, shard)}
+    assert trestle.restore(prefix, progress=False)["dense/kernel"].shape == (4, 6)
+
+
+def test_convert_onto_a_fifo_leaves_it(mixed_ckpt, tmp_path):
+    prefix, _ = mixed_ckpt
+    fifo = str(tmp_path / "fifo")
+    os.mkfifo(fifo)
+    with pytest.raises(trestle.TrestleError, match="it is a FIFO, not a regular file"):
+        trestle.convert(prefix, fifo)
+    import stat
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_tensor_named_metadata_is_refused_and_keys_can_rename_it(tmp_path):
+    from trestle import _trestle
+    prefix = str(tmp_path / "m")
+    w = _trestle.Writer(prefix)
+    w.add("__metadata__", 1, (2,), np.array([1, 2], np.float32).tobytes())
+    w.finish()
+    out = str(tmp_path / "o.safetensors")
+    with pytest.raises(trestle.TrestleError, match="__metadata__ is the safetensors header's own "
+                                                   "key"):
+        trestle.convert(prefix, out)
+    trestle.convert(prefix, out, keys={"__metadata__": "metadata"})
+    st, meta = read_safetensors(out)
+    assert meta == {"format": "pt"} and list(st) == ["metadata"]
+
+
+# ---- issue 25: names, transposes, progress, what was skipped ----
+
+def test_keys_name_the_file_and_transpose_lands_transposed(mixed_ckpt, tmp_path):
+    import re
+    prefix, values = mixed_ckpt
+    out = str(tmp_path / "t.safetensors")
+    stats = trestle.convert(prefix, out, ["dense/kernel", "dense/bias", "int32"],
+                            keys={"dense/": "fc.", re.compile(r"kernel$"): "weight"},
+                            transpose=["dense/kernel", "int32"])
+    st, _ = read_safetensors(out)
+    assert set(st) == {"fc.weight", "fc.bias", "int32"} and stats["skipped_tensors"] == {}
+    assert np.array_equal(st["fc.weight"][1], values["dense/kernel"].T)
+    assert np.array_equal(st["int32"][1], values["int32"].T)
+    assert np.array_equal(st["fc.bias"][1], values["dense/bias"])
+    # A callable gets each name; the CLI's rules give the same file.
+    trestle.convert(prefix, out, ["dense/kernel", "dense/bias", "int32"], transpose="*/kernel",
+                    keys=lambda n: n.replace("dense/", "fc.").replace("kernel", "weight"))
+    cli_out = str(tmp_path / "cli.safetensors")
+    ops = tmp_path / "ops.txt"
+    ops.write_text("dense/kernel\ndense/bias\nint32\n")
+    cli("convert", "--ops", str(ops), "--key", "dense/=fc.", "--key-regex", "kernel$=weight",
+        "--transpose", "*/kernel", prefix, cli_out)
+    assert open(out, "rb").read() == open(cli_out, "rb").read()
+
+
+def test_keys_and_transpose_that_match_nothing_are_refused(mixed_ckpt, tmp_path):
+    prefix, _ = mixed_ckpt
+    out = str(tmp_path / "x.safetensors")
+    with pytest.raises(ValueError, match="keys: 'nothing/' matches no tensor"):
+        trestle.convert(prefix, out, keys={"nothing/": "x/"})
+    with pytest.raises(trestle.TrestleError, match="transpose 'zz' matches no tensor"):
+        trestle.convert(prefix, out, transpose="zz")
+    with pytest.raises(trestle.TrestleError, match="only 2-D tensors transpose"):
+        trestle.convert(prefix, out, transpose="dense/*")
+    with pytest.raises(ValueError, match="would both be named x"):
+        trestle.convert(prefix, out, keys=lambda n: "x")
+    assert leftovers(tmp_path) == ["mixed"]
+
+
+def test_convert_reports_progress_and_names_what_it_skipped(mixed_ckpt, tmp_path):
+    prefix, _ = mixed_ckpt
+    calls = []
+    stats = trestle.convert(prefix, str(tmp_path / "p.safetensors"), exclude="half",
+                            progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1] == stats["file_bytes"] - stats["header_bytes"]
+    assert stats["skipped_tensors"] == {"half": "excluded",
+                                        "note": "string: safetensors has no strings",
+                                        "vocab": "string: safetensors has no strings"}
+    r = cli("convert", "--exclude", "half", prefix, str(tmp_path / "c.safetensors"))
+    assert r.stdout.split("\n")[1:] == ["skipped (excluded): half",
+                                        "skipped (string: safetensors has no strings): note, vocab",
+                                        ""]
+
+
+def test_convert_as_dtype_counts_strings_as_without_it(mixed_ckpt, tmp_path):
+    prefix, _ = mixed_ckpt
+    a = trestle.convert(prefix, str(tmp_path / "a.safetensors"))
+    b = trestle.convert(prefix, str(tmp_path / "b.safetensors"), as_dtype="bfloat16")
+    assert a["skipped"] == b["skipped"] == 2
+    assert a["skipped_tensors"] == b["skipped_tensors"]

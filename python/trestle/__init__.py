@@ -11,12 +11,16 @@ Bulk loads at engine speed (one pipeline pass, zero-copy arrays)::
 
     weights = trestle.restore(path, framework="torch", exclude="*/.OPTIMIZER_SLOT/*")
 
-And safetensors export: ``trestle.convert(path, "model.safetensors")``.
+And safetensors export: ``trestle.convert(path, "model.safetensors")``, with
+the names and layout another framework wants (``keys=``, ``transpose=``);
+``trestle.save_safetensors(dict, path)`` and ``trestle.load_safetensors(path)``
+for arrays in between.
 """
 
 from . import _trestle
 from ._bulk import Array, RestoreResult, convert, restore
 from ._dtypes import DType, as_dtype
+from ._safetensors import load_safetensors, save_safetensors
 from ._reader import (CheckpointReader, latest_checkpoint, list_variables, load_checkpoint,
                       load_variable)
 from .errors import (CheckpointNotFoundError, ChecksumError, CorruptCheckpointError,
@@ -29,5 +33,6 @@ __all__ = [
     "Array", "CheckpointNotFoundError", "CheckpointReader", "ChecksumError",
     "CorruptCheckpointError", "DType", "DTypeMismatchError", "KeyNotFoundError", "NoDeviceError",
     "RestoreResult", "ShapeMismatchError", "TrestleError", "as_dtype", "convert",
-    "latest_checkpoint", "list_variables", "load_checkpoint", "load_variable", "restore",
+    "latest_checkpoint", "list_variables", "load_checkpoint", "load_safetensors", "load_variable",
+    "restore", "save_safetensors",
 ]

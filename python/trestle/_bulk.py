@@ -15,9 +15,14 @@ import weakref
 import numpy as np
 
 from . import _dtypes, _trestle
+from ._keys import apply_keys, check_keys
 from ._reader import _fspath, open_checkpoint
 
 __all__ = ["Array", "RestoreResult", "convert", "restore"]
+
+_MAX_THREADS = 1024   # as the CLI's --threads
+_SKIP_REASONS = {1: "excluded", 2: "missing", 3: "variant: opaque to trestle",
+                 4: "string: safetensors has no strings"}   # as the CLI says them
 
 # DLPack type codes (dlpack.h DLDataTypeCode).
 _DL_INT, _DL_UINT, _DL_FLOAT, _DL_BFLOAT, _DL_COMPLEX, _DL_BOOL = 0, 1, 2, 4, 5, 6
@@ -197,23 +202,27 @@ def _ops(ops):
     return out
 
 
-def _progress(progress, total):
-    """A callback for the engine's progress, or None."""
+def _progress(progress, total, what="trestle.restore"):
+    """A callback for the engine's progress, or None. The default bar is
+    drawn only on a terminal, as the CLI's: logs get no carriage returns."""
     if progress is False or progress is None:
         return None
     if callable(progress) and progress is not True:
         return lambda done: progress(done, total)
     if progress is not True:
         raise TypeError("progress must be True, False or a callable(done_bytes, total_bytes)")
-    return _Bar(total)
+    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    return _Bar(total, what)
 
 
 class _Bar:
     """tqdm when installed, else one line on stderr; shown only when the
-    restore has run for half a second, so small loads print nothing."""
+    work has run for half a second, so small loads print nothing."""
 
-    def __init__(self, total):
-        self.total, self.start, self.bar, self.last = total, time.monotonic(), None, 0
+    def __init__(self, total, what):
+        self.total, self.what, self.start, self.bar, self.last = (total, what, time.monotonic(),
+                                                                  None, 0)
 
     def __call__(self, done):
         if self.bar is None:
@@ -222,7 +231,7 @@ class _Bar:
             try:
                 from tqdm import tqdm
                 self.bar = tqdm(total=self.total, unit="B", unit_scale=True, unit_divisor=1024,
-                                desc="trestle.restore", leave=False)
+                                desc=self.what, leave=False)
             except ImportError:
                 self.bar = False
         if self.bar:
@@ -232,10 +241,42 @@ class _Bar:
         else:
             pct = 100.0 * done / self.total if self.total else 100.0
             end = "\n" if done >= self.total else ""
-            sys.stderr.write(f"\rtrestle.restore: {pct:5.1f}% of {self.total / 2**30:.2f} GiB"
-                             + end)
+            sys.stderr.write(f"\r{self.what}: {pct:5.1f}% of {self.total / 2**30:.2f} GiB" + end)
             sys.stderr.flush()
         self.last = done
+
+
+def _check_threads(threads):
+    """threads as the CLI's --threads takes it: 1 to 1024, or None."""
+    if threads is None:
+        return 0
+    message = f"threads wants a number from 1 to {_MAX_THREADS}, not {threads!r}"
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(message)
+    if not 1 <= threads <= _MAX_THREADS:
+        raise ValueError(message)
+    return threads
+
+
+def _check_renames(ops, rename, rnn_renames):
+    """rename= maps op names to keys: without ops, as the CLI's --rename
+    without --ops, it would do nothing and is refused."""
+    if ops is None and (rename or rnn_renames):
+        raise ValueError("rename and rnn_renames map the names of ops to checkpoint keys; they "
+                         "need ops (to name the tensors of the result or the file, use keys=)")
+
+
+def _check_as_dtype(ckpt, as_dtype):
+    """The target dtype, or 0; as the CLI's --as, one that no tensor of the
+    checkpoint converts to is refused."""
+    if as_dtype is None:
+        return 0
+    target = _dtypes.as_dtype(as_dtype)
+    if not any(_trestle.dtype_can_convert(t[1], target.as_datatype_enum) for t in ckpt.tensors()):
+        raise ValueError(f"as_dtype {target.name}: no tensor of this checkpoint converts to "
+                         f"{target.name} (supported: float32 -> bfloat16, float32 -> float16, "
+                         "float16 -> float32, bfloat16 -> float32)")
+    return target.as_datatype_enum
 
 
 def _conversions(ckpt, ops, rules, exclude, allow_missing, rnn, as_dtype, bfloat16, strings):
@@ -263,17 +304,23 @@ def _conversions(ckpt, ops, rules, exclude, allow_missing, rnn, as_dtype, bfloat
     return out
 
 
-def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, as_dtype=None,
-            device="cpu", framework="numpy", bfloat16="auto", progress=True, threads=None,
-            verify=True, rnn_renames=False):
+def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missing=False,
+            as_dtype=None, device="cpu", framework="numpy", bfloat16="auto", progress=True,
+            threads=None, verify=True, rnn_renames=False):
     """Restore tensors in one pipeline pass; returns {name: array}.
 
     path: a checkpoint prefix, file or directory (as load_checkpoint).
     ops: None for every tensor, or a list of names or
         (name, shape_and_slices[, dtype]) tuples, as TensorFlow's RestoreV2
         takes them; `dtype` is checked against the stored one.
-    rename: {graph_name: checkpoint_key} or ["graph=ckpt", "a/=b/"]: op name
-        -> key (a rule ending in '/' renames a prefix).
+    rename: with ops, {op_name: checkpoint_key} or ["op=key", "a/=b/"]:
+        where each op is read from (a rule ending in '/' renames a prefix), as
+        the CLI's --rename. Refused without ops.
+    keys: the names of the result: a callable(name) -> name, or a mapping
+        applied in order, each entry to the name the entries before it left:
+        {"model/": ""} drops a prefix (str keys ending in '/'), other str
+        keys rename one name, compiled re.Pattern keys replace every match
+        (re.sub). See trestle._keys.
     exclude: glob pattern(s) of op names to leave out.
     allow_missing: leave out ops whose key is not in the checkpoint (else a
         KeyNotFoundError lists every missing key with suggestions).
@@ -284,10 +331,11 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
     framework: 'numpy' (host only), 'torch', or 'dlpack' (trestle.Array).
     bfloat16: numpy's view of bfloat16 (see load_checkpoint); 'float32'
         converts on load in the engine.
-    progress: True (a bar after half a second: tqdm if installed), False, or
-        a callable(done_bytes, total_bytes) called about ten times a second.
-    threads, verify: engine workers (default: cores, at most 8); CRC32C
-        checking (on by default).
+    progress: True (on a terminal, a bar after half a second: tqdm if
+        installed), False, or a callable(done_bytes, total_bytes) called
+        about ten times a second.
+    threads, verify: engine workers, 1 to 1024 (default: cores, at most 8);
+        CRC32C checking (on by default).
 
     The arrays are views of one engine allocation, kept alive by the arrays
     themselves and freed when the last one is gone. Ctrl-C cancels cleanly.
@@ -295,6 +343,8 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
     path = _fspath(path)
     ops = _ops(ops)
     rules = _renames(rename)
+    _check_renames(ops, rules, rnn_renames)
+    check_keys(keys)
     exclude = _str_list(exclude, "exclude")
     device_id = _parse_device(device)
     if framework not in _FRAMEWORKS:
@@ -304,8 +354,7 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
         raise ValueError("numpy arrays live in host memory: use framework='torch' or 'dlpack' "
                          "with device='cuda:N'")
     _dtypes.check_bfloat16_mode(bfloat16)
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError("threads must be a positive int")
+    threads = _check_threads(threads)
     if as_dtype is not None:
         _dtypes.as_dtype(as_dtype)
     _progress(progress, 0)   # its type, before any I/O
@@ -314,22 +363,23 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
         import torch
 
     ckpt = open_checkpoint(path)
+    _check_as_dtype(ckpt, as_dtype)
     # String tensors have no device form (and DLPack no string type): a
     # device restore of every tensor leaves them out, as convert() does.
     ops = _conversions(ckpt, ops, rules, exclude, allow_missing, rnn_renames, as_dtype, bfloat16,
                        device_id < 0)
     plan = _trestle.Plan(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames))
     total = plan.stats()["output_bytes"]
-    stats = plan.restore(device=device_id, threads=threads or 0, verify=bool(verify),
+    stats = plan.restore(device=device_id, threads=threads, verify=bool(verify),
                          progress=_progress(progress, total))
     arena, buffers = plan.take_arena()
     result = RestoreResult()
     result.stats = stats
     result.arena = weakref.ref(arena)
     del arena   # the arrays alone keep it alive
-    for (name, _, skipped, _, out_dtype, shape, _), buf in zip(plan.ops(), buffers):
-        if skipped:
-            continue
+    kept = [(op, buf) for op, buf in zip(plan.ops(), buffers) if not op[2]]
+    names = apply_keys(keys, [op[0] for op, _ in kept])
+    for name, ((_, _, _, _, out_dtype, shape, _), buf) in zip(names, kept):
         if framework == "numpy":
             result[name] = _numpy_view(buf, out_dtype, shape, bfloat16)
         elif framework == "torch":
@@ -339,30 +389,57 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
     return result
 
 
-def convert(path, out, ops=None, *, rename=None, exclude=None, allow_missing=False,
-            as_dtype=None, threads=None, sync=True, rnn_renames=False):
+def convert(path, out, ops=None, *, rename=None, keys=None, transpose=None, exclude=None,
+            allow_missing=False, skip_unsupported=False, as_dtype=None, threads=None, sync=True,
+            rnn_renames=False, progress=True):
     """Write tensors into a safetensors file at `out` (trestle convert).
 
-    The same selection as restore() (ops, rename, exclude, allow_missing,
-    as_dtype); every CRC32C is checked and the file appears only when
-    complete (a temporary file renamed over `out`; nothing is left behind on
-    failure). Without ops, string tensors are left out (safetensors cannot
-    hold them). Returns {'tensors', 'skipped', 'header_bytes', 'file_bytes',
-    'wall_seconds'}.
+    The same selection as restore() (ops, rename, keys, exclude,
+    allow_missing, as_dtype); every CRC32C is checked and the file appears
+    only when complete (a temporary file renamed over `out`; nothing is left
+    behind on failure). Without ops, string tensors are left out
+    (safetensors cannot hold them); variant tensors are refused unless
+    excluded or `skip_unsupported`.
+
+    keys: the tensors' names in the file, as for restore() (a callable or a
+        mapping of names, '/'-ended prefixes and re.Pattern substitutions).
+    transpose: glob pattern(s) of op names (checkpoint keys without ops)
+        whose 2-D tensors are written transposed, [a, b] -> [b, a] (TF's
+        Dense kernels are [in, out], torch's Linear weights [out, in]); each
+        is transposed as its bytes land. A pattern that matches nothing, or
+        a tensor that is not 2-D, is an error.
+    progress: as for restore().
+
+    `out` may not be one of the checkpoint's own files, nor a device node,
+    FIFO or directory. Returns {'tensors', 'skipped', 'skipped_tensors'
+    ({name: why}), 'header_bytes', 'file_bytes', 'wall_seconds'}.
     """
     path = _fspath(path)
     out = _fspath(out, "out")
     ops = _ops(ops)
     rules = _renames(rename)
+    _check_renames(ops, rules, rnn_renames)
+    check_keys(keys)
     exclude = _str_list(exclude, "exclude")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ValueError("threads must be a positive int")
+    transpose = _str_list(transpose, "transpose")
+    threads = _check_threads(threads)
     if as_dtype is not None:
         _dtypes.as_dtype(as_dtype)
+    _progress(progress, 0)
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise ValueError(f"the directory of {out!r} does not exist")
     ckpt = open_checkpoint(path)
-    ops = _conversions(ckpt, ops, rules, exclude, allow_missing, rnn_renames, as_dtype, "auto",
-                       as_dtype is None)
-    return _trestle.convert_safetensors(ckpt, out, ops, rules, exclude, bool(allow_missing),
-                                        bool(rnn_renames), threads or 0, bool(sync))
+    conv = _trestle.Conversion(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames),
+                               bool(skip_unsupported), transpose=transpose,
+                               as_dtype=_check_as_dtype(ckpt, as_dtype), threads=threads,
+                               sync=bool(sync))
+    entries = conv.entries()
+    kept = [i for i, e in enumerate(entries) if not e[3]]
+    if keys is not None:
+        for i, name in zip(kept, apply_keys(keys, [entries[i][0] for i in kept])):
+            conv.set_name(i, name)
+    total = sum(entries[i][8] for i in kept)
+    stats = conv.write(out, progress=_progress(progress, total, "trestle.convert"))
+    stats["skipped_tensors"] = {e[0]: _SKIP_REASONS.get(e[3], "skipped") for e in entries
+                                if e[3]}
+    return stats

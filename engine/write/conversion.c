@@ -1,0 +1,282 @@
+/*
+ * conversion.c - planning a conversion to safetensors: trestle_conversion_
+ * create(), and the calls that show and rename what it planned.
+ *
+ * Where it sits: before writer_safetensors.c. The op list is planned once
+ * (no bytes read) to learn what each op restores: its key, stored dtype,
+ * shape and bytes, or why it is skipped. On top of that plan go the
+ * conversion's own choices, each checked here so that nothing is silently
+ * ignored: a blanket target dtype (as_dtype), the tensors to transpose
+ * (2-D only), and the names in the file (key rules). Names the file cannot
+ * hold are checked when it is written, after any name a program set.
+ */
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conversion.h"
+#include "error.h"
+#include "key_rules.h"
+#include "options.h"
+
+const char *trestle__safetensors_dtype(int dtype)
+{
+    switch (dtype) {
+    case TRESTLE_DT_FLOAT: return "F32";
+    case TRESTLE_DT_DOUBLE: return "F64";
+    case TRESTLE_DT_HALF: return "F16";
+    case TRESTLE_DT_BFLOAT16: return "BF16";
+    case TRESTLE_DT_FLOAT8_E4M3FN: return "F8_E4M3";
+    case TRESTLE_DT_FLOAT8_E5M2: return "F8_E5M2";
+    case TRESTLE_DT_INT8: return "I8";
+    case TRESTLE_DT_UINT8: return "U8";
+    case TRESTLE_DT_INT16: return "I16";
+    case TRESTLE_DT_UINT16: return "U16";
+    case TRESTLE_DT_INT32: return "I32";
+    case TRESTLE_DT_UINT32: return "U32";
+    case TRESTLE_DT_INT64: return "I64";
+    case TRESTLE_DT_UINT64: return "U64";
+    case TRESTLE_DT_BOOL: return "BOOL";
+    default: return NULL;
+    }
+}
+
+void trestle_conversion_free(trestle_conversion *cv)
+{
+    if (!cv)
+        return;
+    for (size_t i = 0; i < cv->n; i++) {
+        free(cv->e[i].name);
+        free(cv->e[i].key);
+        free(cv->e[i].out_name);
+        free(cv->e[i].spec);
+        free(cv->e[i].dims);
+    }
+    free(cv->e);
+    free(cv);
+}
+
+/* Entry i from op i of the first plan: names, dtypes, shape, bytes. */
+static int take_op(const trestle_plan *p, size_t i, const trestle_op *op, cv_entry *e,
+                   trestle_error *err)
+{
+    trestle_plan_op_info info;
+    trestle_plan_get_op(p, i, &info);
+    e->skipped = info.skipped;
+    e->dtype = info.dtype;
+    e->out_dtype = info.out_dtype;
+    e->rank = info.rank;
+    e->bytes = info.bytes;
+    if (!(e->name = strdup(info.name)) || (info.key && !(e->key = strdup(info.key))) ||
+        (op && op->shape_and_slices && op->shape_and_slices[0] &&
+         !(e->spec = strdup(op->shape_and_slices))) ||
+        !(e->dims = calloc(info.rank > 0 ? (size_t)info.rank : 1, sizeof *e->dims)))
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    if (info.rank > 0)
+        memcpy(e->dims, info.dims, (size_t)info.rank * sizeof *e->dims);
+    return TRESTLE_OK;
+}
+
+/*
+ * What goes in and in which dtype: string tensors of every-tensor mode
+ * are left out (counted); any other dtype safetensors lacks is an error;
+ * as_dtype converts what converts, unless the op chose its own target.
+ */
+static int choose_dtype(cv_entry *e, const trestle_op *op, int as_dtype, size_t *converting,
+                        trestle_error *err)
+{
+    if (e->skipped)
+        return TRESTLE_OK;
+    if (!op && e->dtype == TRESTLE_DT_STRING) {
+        e->skipped = TRESTLE_SKIP_NO_SAFETENSORS;
+        return TRESTLE_OK;
+    }
+    if (as_dtype && !(op && op->target_dtype) && trestle_dtype_can_convert(e->dtype, as_dtype)) {
+        e->bytes = e->bytes / trestle_dtype_size(e->out_dtype) * trestle_dtype_size(as_dtype);
+        e->out_dtype = as_dtype;
+        (*converting)++;
+    }
+    if (!trestle__safetensors_dtype(e->out_dtype))
+        return trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, e->name, NULL, -1, -1,
+                                  "tensor %s has dtype %s, which safetensors cannot hold",
+                                  e->name, trestle_dtype_name(e->out_dtype));
+    return TRESTLE_OK;
+}
+
+/* A glob with an unclosed '[' would match nothing, silently: refused. */
+static int check_glob(const char *what, const char *glob, trestle_error *err)
+{
+    const char *open = strchr(glob, '[');
+    if (open && !strchr(open + 1, ']'))
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "%s '%s' has an unclosed '['", what, glob);
+    return TRESTLE_OK;
+}
+
+/* Mark the entries the transpose patterns match; each pattern must match
+ * something, and only 2-D tensors transpose. */
+static int mark_transposed(trestle_conversion *cv, const char *const *globs, size_t n,
+                           trestle_error *err)
+{
+    if (n && !globs)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "transpose is NULL with num_transpose %zu", n);
+    for (size_t g = 0; g < n; g++) {
+        size_t matched = 0;
+        int rc = globs[g] ? check_glob("transpose", globs[g], err)
+                          : trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                                  "transpose pattern %zu is NULL", g);
+        if (rc != TRESTLE_OK)
+            return rc;
+        for (size_t i = 0; i < cv->n; i++) {
+            cv_entry *e = &cv->e[i];
+            if (e->skipped || fnmatch(globs[g], e->name, 0) != 0)
+                continue;
+            matched++;
+            if (e->transposed)
+                continue;
+            if (e->rank != 2)
+                return trestle__error_set(
+                    err, TRESTLE_E_INVALID_ARG, 0, e->name, NULL, -1, -1,
+                    "transpose '%s' matches tensor %s of rank %d; only 2-D tensors transpose "
+                    "(narrow the pattern, e.g. '*/kernel')", globs[g], e->name, e->rank);
+            int64_t d0 = e->dims[0];
+            e->dims[0] = e->dims[1];
+            e->dims[1] = d0;
+            e->transposed = 1;
+        }
+        if (!matched)
+            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                         "transpose '%s' matches no tensor of the conversion",
+                                         globs[g]);
+    }
+    return TRESTLE_OK;
+}
+
+/* Every kept entry's name in the file, by the key rules. */
+static int name_entries(trestle_conversion *cv, const char *const *rules, size_t n,
+                        trestle_error *err)
+{
+    trestle__key_rules *kr = NULL;
+    int rc = trestle__key_rules_parse(rules, n, &kr, err);
+    for (size_t i = 0; rc == TRESTLE_OK && i < cv->n; i++)
+        if (!cv->e[i].skipped)
+            rc = trestle__key_rules_apply(kr, cv->e[i].name, &cv->e[i].out_name, err);
+    if (rc == TRESTLE_OK)
+        rc = trestle__key_rules_check_used(kr, err);
+    trestle__key_rules_free(kr);
+    return rc;
+}
+
+int trestle_conversion_create(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
+                              const trestle_convert_options *opt, trestle_conversion **out,
+                              trestle_error *err)
+{
+    trestle_convert_options o;
+    trestle_plan_options popt;
+    trestle_plan *p = NULL;
+    trestle_op *plan_ops = NULL;
+    trestle_conversion *cv = NULL;
+    size_t converting = 0;
+    int rc = TRESTLE_OK;
+
+    if (out)
+        *out = NULL;
+    TR_FAIL_IF(!c || !out || (!ops && n), err, TRESTLE_E_INVALID_ARG,
+               "trestle_conversion_create needs a checkpoint, ops or n = 0, and somewhere to "
+               "put the conversion");
+    trestle_convert_options_init(&o);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_convert_options, &o, opt,
+                                     TRESTLE__CONVERT_OPTIONS_FIRST_SIZE, err));
+    trestle_plan_options_init(&popt);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_plan_options, &popt, o.plan,
+                                     TRESTLE__PLAN_OPTIONS_FIRST_SIZE, err));
+    TR_FAIL_IF(!ops && (popt.num_renames || popt.tf1_rnn_renames), err, TRESTLE_E_INVALID_ARG,
+               "renames map op names to checkpoint keys, and without ops every tensor is named "
+               "by its key, so they would do nothing; to name the tensors in the file, use "
+               "key_rules");
+    TR_FAIL_IF(!(cv = calloc(1, sizeof *cv)), err, TRESTLE_E_NOMEM, "out of memory");
+    cv->c = c;
+    cv->sync = o.sync;
+    cv->max_batch_bytes = popt.max_batch_bytes;
+    cv->max_gap_bytes = popt.max_gap_bytes;
+    trestle_restore_options_init(&cv->ropt);
+    TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_restore_options, &cv->ropt, o.restore,
+                                     TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err));
+
+    /* The first plan: what each op restores to, into engine memory it never
+     * allocates (the plan is not restored), whatever the caller's dest_kind. */
+    if (ops) {
+        TR_FAIL_IF(!(plan_ops = calloc(n ? n : 1, sizeof *plan_ops)), err, TRESTLE_E_NOMEM,
+                   "out of memory");
+        for (size_t i = 0; i < n; i++) {
+            plan_ops[i] = ops[i];
+            plan_ops[i].dest_kind = TRESTLE_DEST_ALLOCATE;
+            plan_ops[i].ptr = NULL;
+            plan_ops[i].capacity = 0;
+        }
+    }
+    TR_FORWARD(trestle_plan_create(c, plan_ops, n, &popt, &p, err));
+    cv->n = trestle_plan_op_count(p);
+    TR_FAIL_IF(!(cv->e = calloc(cv->n ? cv->n : 1, sizeof *cv->e)), err, TRESTLE_E_NOMEM,
+               "out of memory");
+    for (size_t i = 0; i < cv->n; i++) {
+        TR_FORWARD(take_op(p, i, ops ? &ops[i] : NULL, &cv->e[i], err));
+        TR_FORWARD(choose_dtype(&cv->e[i], ops ? &ops[i] : NULL, o.as_dtype, &converting, err));
+    }
+    if (o.as_dtype && !converting) {
+        rc = trestle__error_simple(
+            err, TRESTLE_E_DTYPE_MISMATCH,
+            "as_dtype %s: no tensor of this conversion converts to %s (supported: float32 -> "
+            "bfloat16, float32 -> float16, float16 -> float32, bfloat16 -> float32)",
+            trestle_dtype_name(o.as_dtype), trestle_dtype_name(o.as_dtype));
+        goto fail;
+    }
+    TR_FORWARD(mark_transposed(cv, o.transpose, o.num_transpose, err));
+    TR_FORWARD(name_entries(cv, o.key_rules, o.num_key_rules, err));
+    trestle_plan_free(p);
+    free(plan_ops);
+    *out = cv;
+    return TRESTLE_OK;
+fail:
+    trestle_plan_free(p);
+    free(plan_ops);
+    trestle_conversion_free(cv);
+    return rc;
+}
+
+size_t trestle_conversion_count(const trestle_conversion *cv)
+{
+    return cv ? cv->n : 0;
+}
+
+int trestle_conversion_get(const trestle_conversion *cv, size_t i, trestle_conversion_entry *out)
+{
+    if (!cv || !out || i >= cv->n)
+        return trestle__error_simple(NULL, TRESTLE_E_INVALID_ARG, "bad conversion entry");
+    const cv_entry *e = &cv->e[i];
+    *out = (trestle_conversion_entry){ e->name, e->key, e->skipped ? NULL : e->out_name,
+                                       e->skipped, e->dtype, e->out_dtype, e->transposed,
+                                       e->rank, e->dims, e->bytes };
+    return TRESTLE_OK;
+}
+
+int trestle_conversion_set_name(trestle_conversion *cv, size_t i, const char *name,
+                                trestle_error *err)
+{
+    if (!cv || !name || i >= cv->n)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "trestle_conversion_set_name needs a conversion, an entry "
+                                     "below its count and a name");
+    cv_entry *e = &cv->e[i];
+    if (e->skipped)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, e->name, NULL, -1, -1,
+                                  "tensor %s is left out of the file; it has no name to set",
+                                  e->name);
+    char *copy = strdup(name);
+    if (!copy)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    free(e->out_name);
+    e->out_name = copy;
+    return TRESTLE_OK;
+}

@@ -1,0 +1,228 @@
+/*
+ * safetensors_header.c - the layout and JSON header of a conversion's
+ * file, and what the header cannot hold.
+ *
+ * The header is a JSON object keyed by tensor name beside one reserved key,
+ * "__metadata__". A checkpoint key is any bytes, so two kinds of name
+ * would make a file that readers reject or misread: "__metadata__" itself
+ * (a duplicate JSON key: one of the two is silently lost) and bytes that
+ * are not UTF-8 (JSON text is UTF-8). Both are refused here, naming the
+ * tensor, before the file is created; key rules or an exclusion deal with
+ * them. Two tensors of one name are refused for the same reason.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "safetensors_header.h"
+
+#define HEADER_ALIGN 8                 /* tensor data starts 8-aligned */
+#define METADATA_KEY "__metadata__"    /* the header's own key */
+#define NAME_TEXT 256                  /* bytes of a name quoted in a message */
+
+/* ---- names ---- */
+
+/* Offset of the first byte of `s` that breaks UTF-8 (RFC 3629: no
+ * overlong forms, surrogates or code points past U+10FFFF), or -1. */
+static long utf8_error_at(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; p[i];) {
+        unsigned char c = p[i];
+        int more;
+        unsigned char lo = 0x80, hi = 0xBF; /* bounds of the first continuation byte */
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            more = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            more = 2;
+            lo = c == 0xE0 ? 0xA0 : 0x80;
+            hi = c == 0xED ? 0x9F : 0xBF;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            more = 3;
+            lo = c == 0xF0 ? 0x90 : 0x80;
+            hi = c == 0xF4 ? 0x8F : 0xBF;
+        } else {
+            return (long)i;
+        }
+        for (int k = 1; k <= more; k++) {
+            unsigned char b = p[i + (size_t)k];
+            if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF))
+                return (long)i;
+        }
+        i += (size_t)more + 1;
+    }
+    return -1;
+}
+
+/* `s` for a message: printable ASCII as is, other bytes as \xNN. */
+static void quote_name(const char *s, char *buf, size_t cap)
+{
+    size_t at = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && at + 5 < cap; p++) {
+        if (*p >= 0x20 && *p < 0x7F)
+            buf[at++] = (char)*p;
+        else
+            at += (size_t)snprintf(buf + at, cap - at, "\\x%02x", *p);
+    }
+    buf[at] = '\0';
+}
+
+/* Refuse a name the header cannot hold, naming the tensor and, when key
+ * rules or a program renamed it, the name it was given. */
+static int check_name(const cv_entry *e, trestle_error *err)
+{
+    char name[NAME_TEXT], given[NAME_TEXT + 32] = "";
+    long bad = utf8_error_at(e->out_name);
+    if (bad < 0 && strcmp(e->out_name, METADATA_KEY) != 0)
+        return TRESTLE_OK;
+    quote_name(e->name, name, sizeof name);
+    if (strcmp(e->name, e->out_name) != 0) {
+        char out[NAME_TEXT];
+        quote_name(e->out_name, out, sizeof out);
+        snprintf(given, sizeof given, " (named '%s' in the file)", out);
+    }
+    if (bad >= 0)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, e->name, NULL, -1, -1,
+                                  "tensor '%s'%s: its name is not valid UTF-8 (byte %ld), "
+                                  "and a safetensors header (JSON text) cannot hold it; name it "
+                                  "with a key rule, or exclude it", name, given, bad);
+    return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, e->name, NULL, -1, -1,
+                              "tensor '%s'%s: " METADATA_KEY " is the safetensors header's "
+                              "own key, and no tensor can have that name; name it with a key "
+                              "rule, or exclude it", name, given);
+}
+
+/* ---- layout ---- */
+
+/* Largest element first, then by name: every tensor starts at a multiple
+ * of its element size, as the reference writer arranges it. */
+static int by_alignment_then_name(const void *a, const void *b, void *conversion)
+{
+    const trestle_conversion *cv = conversion;
+    const cv_entry *x = &cv->e[((const st_slot *)a)->entry];
+    const cv_entry *y = &cv->e[((const st_slot *)b)->entry];
+    size_t xs = trestle_dtype_size(x->out_dtype), ys = trestle_dtype_size(y->out_dtype);
+    if (xs != ys)
+        return xs > ys ? -1 : 1;
+    return strcmp(x->out_name, y->out_name);
+}
+
+/* By name, then entry, so that two of one name are adjacent, in op order. */
+static int by_name(const void *a, const void *b, void *conversion)
+{
+    const trestle_conversion *cv = conversion;
+    size_t i = ((const st_slot *)a)->entry, j = ((const st_slot *)b)->entry;
+    int c = strcmp(cv->e[i].out_name, cv->e[j].out_name);
+    return c ? c : i < j ? -1 : i > j;
+}
+
+/* Two adjacent slots of one name: refused, saying where the names came from. */
+static int check_distinct(const cv_entry *a, const cv_entry *b, trestle_error *err)
+{
+    if (strcmp(a->out_name, b->out_name) != 0)
+        return TRESTLE_OK;
+    if (strcmp(a->name, b->name) == 0)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, b->name, NULL, -1, -1,
+                                  "two ops are named %s; a safetensors file holds one tensor "
+                                  "per name", b->name);
+    return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, b->name, NULL, -1, -1,
+                              "tensors %s and %s would both be named %s in the file; a "
+                              "safetensors file holds one tensor per name", a->name, b->name,
+                              b->out_name);
+}
+
+/* ---- JSON ---- */
+
+static bool add_str(trestle__buf *b, const char *s)
+{
+    return trestle__buf_append(b, s, strlen(s));
+}
+
+static bool add_u64(trestle__buf *b, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%" PRIu64, v);
+    return trestle__buf_append(b, tmp, (size_t)n);
+}
+
+/* A JSON string literal: quotes, backslashes and control bytes escaped
+ * (the name is valid UTF-8, checked before). */
+static bool add_json_string(trestle__buf *b, const char *s)
+{
+    bool ok = trestle__buf_append(b, "\"", 1);
+    for (; ok && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            char esc[2] = { '\\', (char)ch };
+            ok = trestle__buf_append(b, esc, 2);
+        } else if (ch < 0x20) {
+            char esc[8];
+            snprintf(esc, sizeof esc, "\\u%04x", ch);
+            ok = trestle__buf_append(b, esc, 6);
+        } else {
+            ok = trestle__buf_append(b, s, 1);
+        }
+    }
+    return ok && trestle__buf_append(b, "\"", 1);
+}
+
+/* The 8-byte length and the JSON header, padded with spaces. */
+static bool build_header(trestle__buf *h, const trestle_conversion *cv, const st_slot *s,
+                         size_t n)
+{
+    bool ok = trestle__buf_append(h, "\0\0\0\0\0\0\0\0", 8) &&
+              add_str(h, "{\"" METADATA_KEY "\":{\"format\":\"pt\"}");
+    for (size_t i = 0; ok && i < n; i++) {
+        const cv_entry *e = &cv->e[s[i].entry];
+        ok = add_str(h, ",") && add_json_string(h, e->out_name) && add_str(h, ":{\"dtype\":\"") &&
+             add_str(h, trestle__safetensors_dtype(e->out_dtype)) && add_str(h, "\",\"shape\":[");
+        for (int d = 0; ok && d < e->rank; d++)
+            ok = (d == 0 || add_str(h, ",")) && add_u64(h, (uint64_t)e->dims[d]);
+        ok = ok && add_str(h, "],\"data_offsets\":[") && add_u64(h, s[i].offset) &&
+             add_str(h, ",") && add_u64(h, s[i].offset + e->bytes) && add_str(h, "]}");
+    }
+    ok = ok && add_str(h, "}");
+    while (ok && h->len % HEADER_ALIGN)
+        ok = trestle__buf_append(h, " ", 1);
+    if (ok)
+        for (int i = 0; i < 8; i++)
+            h->data[i] = (uint8_t)((uint64_t)(h->len - 8) >> (8 * i));
+    return ok;
+}
+
+int trestle__safetensors_layout(const trestle_conversion *cv, st_slot **slots, size_t *count,
+                                trestle__buf *header, uint64_t *data_bytes, trestle_error *err)
+{
+    st_slot *s = calloc(cv->n ? cv->n : 1, sizeof *s);
+    size_t m = 0;
+    uint64_t at = 0;
+    int rc = TRESTLE_OK;
+    *slots = NULL;
+    TR_FAIL_IF(!s, err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < cv->n; i++)
+        if (!cv->e[i].skipped) {
+            TR_FORWARD(check_name(&cv->e[i], err));
+            s[m++].entry = i;
+        }
+    qsort_r(s, m, sizeof *s, by_name, (void *)cv);
+    for (size_t i = 1; i < m; i++)
+        TR_FORWARD(check_distinct(&cv->e[s[i - 1].entry], &cv->e[s[i].entry], err));
+    qsort_r(s, m, sizeof *s, by_alignment_then_name, (void *)cv);
+    for (size_t i = 0; i < m; i++) {
+        s[i].offset = at;
+        at += cv->e[s[i].entry].bytes;
+    }
+    TR_FAIL_IF(!build_header(header, cv, s, m), err, TRESTLE_E_NOMEM, "out of memory");
+    *slots = s;
+    *count = m;
+    *data_bytes = at;
+    return TRESTLE_OK;
+fail:
+    free(s);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/*
+ * safetensors_header.h - the layout and JSON header of a conversion's
+ * safetensors file, and the checks on the names it holds.
+ */
+#ifndef TRESTLE_SAFETENSORS_HEADER_H
+#define TRESTLE_SAFETENSORS_HEADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "conversion.h"
+
+/* One tensor of the file, in file order. */
+typedef struct st_slot {
+    size_t entry;     /* index into the conversion's entries */
+    uint64_t offset;  /* from the start of the data section */
+} st_slot;
+
+/*
+ * Lay out the conversion's kept entries: largest element first, then by
+ * name, so each tensor starts at a multiple of its element size. First
+ * every name is checked (valid UTF-8, not "__metadata__", no two alike),
+ * so a refused name is reported before any file exists. On success
+ * *slots (malloc'd, *count of them), the header (8-byte length, JSON,
+ * space padding to a multiple of 8) and the data bytes are set.
+ * TRESTLE_E_INVALID_ARG names the tensor whose name is refused.
+ */
+int trestle__safetensors_layout(const trestle_conversion *cv, st_slot **slots, size_t *count,
+                                trestle__buf *header, uint64_t *data_bytes, trestle_error *err);
+
+#endif /* TRESTLE_SAFETENSORS_HEADER_H */
