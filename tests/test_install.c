@@ -169,12 +169,22 @@ Test(install, installs_library_header_and_package_files)
         "lib/libtrestle.a", "lib/libtrestle.so", "lib/pkgconfig/trestle.pc",
         "lib/cmake/trestle/trestleConfig.cmake",
         "lib/cmake/trestle/trestleConfigVersion.cmake", "lib/cmake/trestle/trestleTargets.cmake",
-        "bin/trestle",
+        "bin/trestle", "lib/trestle-static/libtrestle.a", "lib/pkgconfig/trestle-libdir.pc",
+    };
+    static const char *const mpi_files[] = {
+        "include/trestle_mpi.h", "lib/libtrestle_mpi.so", "lib/pkgconfig/trestle_mpi.pc",
+        "lib/cmake/trestle/trestleMpiTargets.cmake", "bin/trestle-mpi",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         cr_assert(asprintf(&cmd, "test -e '%s/%s' || test -e '%s/lib64/%s'", prefix, files[i],
                            prefix, files[i] + 4) > 0);
         cr_expect_eq(tu_run(cmd, NULL, NULL), 0, "not installed: %s", files[i]);
+        free(cmd);
+    }
+    for (size_t i = 0; TRESTLE_MPIEXEC[0] && i < sizeof mpi_files / sizeof mpi_files[0]; i++) {
+        cr_assert(asprintf(&cmd, "test -e '%s/%s' || test -e '%s/lib64/%s'", prefix,
+                           mpi_files[i], prefix, mpi_files[i] + 4) > 0);
+        cr_expect_eq(tu_run(cmd, NULL, NULL), 0, "not installed: %s", mpi_files[i]);
         free(cmd);
     }
     tu_rmtree(prefix);
@@ -260,6 +270,150 @@ Test(install, pkg_config_consumer_builds_and_restores)
     free(graph);
     free(out);
     free(cmd);
+    tu_rmtree(bdir);
+    tu_rmtree(prefix);
+    tu_rmtree(dir);
+    free(bdir);
+    free(prefix);
+    free(ckpt);
+}
+
+/* `pkg-config --static` links libtrestle.a (issue 25: the linker took
+ * libtrestle.so from the same directory): the program needs no
+ * libtrestle.so at run time, checked with ldd, and restores. */
+Test(install, pkg_config_static_links_the_archive)
+{
+    require_tool("pkg-config");
+    require_tool("make");
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
+    char *bdir = tu_mkdtemp(), *cmd, *out;
+    cr_assert(asprintf(&cmd,
+                       "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
+                       "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
+                       "PC_FLAGS=--static OUT='%s/consumer' OUT_GRAPH='%s/consumer_graph' && "
+                       "'%s/consumer' '%s' && '%s/consumer_graph' '%s' c_bias nope && "
+                       "ldd '%s/consumer' '%s/consumer_graph' | grep -c 'libtrestle'; true",
+                       prefix, prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, bdir, bdir, bdir,
+                       ckpt, bdir, ckpt, bdir, bdir) > 0);
+    out = run_ok(cmd);
+    char *graph = graph_consumer_expected(), *expected;
+    cr_assert(asprintf(&expected, "restored 3 tensors\n%s0\n", graph) > 0);
+    cr_assert_str_eq(out, expected, "the static consumers still need a libtrestle*.so");
+    free(expected);
+    free(graph);
+    free(out);
+    free(cmd);
+    tu_rmtree(bdir);
+    tu_rmtree(prefix);
+    tu_rmtree(dir);
+    free(bdir);
+    free(prefix);
+    free(ckpt);
+}
+
+/* ---- libtrestle_mpi, as an MPI program sees it ---- */
+
+/* What tests/consumer/consumer_mpi.c prints on `np` ranks for the small
+ * checkpoint: per rank, every tensor and the FNV-1a of their bytes in key
+ * order, the same on every rank; lines sorted by rank. */
+static char *mpi_consumer_expected(int np)
+{
+    uint64_t h = 14695981039346656037ULL;
+    const unsigned char *parts[] = { (const unsigned char *)&step_value,
+                                     (const unsigned char *)kernel_values,
+                                     (const unsigned char *)bias_values };
+    const size_t sizes[] = { sizeof step_value, sizeof kernel_values, sizeof bias_values };
+    for (int i = 0; i < 3; i++)
+        for (size_t b = 0; b < sizes[i]; b++)
+            h = (h ^ parts[i][b]) * 1099511628211ULL;
+    char *s = strdup(""), *next;
+    for (int r = 0; r < np; r++) {
+        cr_assert(asprintf(&next, "%srank %d of %d: restored 3 tensors, fnv1a64 %016" PRIx64
+                                  "\n", s, r, np, h) > 0);
+        free(s);
+        s = next;
+    }
+    return s;
+}
+
+/* mpirun -np 2 of an installed MPI consumer; its lines, sorted. */
+static char *run_mpi_consumer(const char *exe, const char *libdir, const char *ckpt)
+{
+    char *cmd;
+    cr_assert(asprintf(&cmd, "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                             "LD_LIBRARY_PATH='%s' timeout 120 '%s' --oversubscribe -np 2 "
+                             "'%s' '%s' | sort", libdir, TRESTLE_MPIEXEC, exe, ckpt) > 0);
+    char *out = run_ok(cmd);
+    free(cmd);
+    return out;
+}
+
+static void require_mpi(void)
+{
+    if (!TRESTLE_MPIEXEC[0])
+        cr_skip_test("MPI was not found at build time: libtrestle_mpi is not built");
+}
+
+/* trestle_mpi.pc brings libtrestle_mpi, libtrestle and MPI's own flags. */
+Test(install, mpi_consumer_builds_through_pkg_config)
+{
+    require_mpi();
+    require_tool("pkg-config");
+    require_tool("make");
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
+    char *bdir = tu_mkdtemp(), *cmd, *exe, *libdir, *out, *want = mpi_consumer_expected(2);
+    cr_assert(asprintf(&cmd,
+                       "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
+                       "pkg-config --modversion trestle_mpi && "
+                       "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
+                       "OUT_MPI='%s/consumer_mpi' mpi",
+                       prefix, prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, bdir) > 0);
+    out = run_ok(cmd);
+    char *version;
+    cr_assert(asprintf(&version, "%s\n", TRESTLE_VERSION_STRING) > 0);
+    cr_assert_str_eq(out, version);
+    free(version);
+    free(out);
+    free(cmd);
+    cr_assert(asprintf(&exe, "%s/consumer_mpi", bdir) > 0);
+    cr_assert(asprintf(&libdir, "%s/lib:%s/lib64", prefix, prefix) > 0);
+    out = run_mpi_consumer(exe, libdir, ckpt);
+    cr_assert_str_eq(out, want);
+    free(out);
+    free(want);
+    free(exe);
+    free(libdir);
+    tu_rmtree(bdir);
+    tu_rmtree(prefix);
+    tu_rmtree(dir);
+    free(bdir);
+    free(prefix);
+    free(ckpt);
+}
+
+/* find_package(trestle 0.2 COMPONENTS mpi) gives trestle::trestle_mpi. */
+Test(install, mpi_consumer_builds_through_find_package)
+{
+    require_mpi();
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
+    char *bdir = tu_mkdtemp(), *cmd, *exe, *out, *want = mpi_consumer_expected(2);
+    cr_assert(asprintf(&cmd,
+                       "'%s' -S '%s/tests/consumer' -B '%s' -DCMAKE_BUILD_TYPE=Release "
+                       "-DCMAKE_PREFIX_PATH='%s' -DCONSUMER_MPI=ON && '%s' --build '%s' "
+                       "--target consumer_mpi",
+                       TRESTLE_CMAKE_COMMAND, TRESTLE_SOURCE_DIR, bdir, prefix,
+                       TRESTLE_CMAKE_COMMAND, bdir) > 0);
+    free(run_ok(cmd));
+    free(cmd);
+    cr_assert(asprintf(&exe, "%s/consumer_mpi", bdir) > 0);
+    out = run_mpi_consumer(exe, "", ckpt);   /* its rpath finds the install */
+    cr_assert_str_eq(out, want);
+    free(out);
+    free(want);
+    free(exe);
     tu_rmtree(bdir);
     tu_rmtree(prefix);
     tu_rmtree(dir);
