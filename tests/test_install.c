@@ -113,6 +113,35 @@ static char *install_into_temp(void)
     return prefix;
 }
 
+/* A fresh install, the small checkpoint and a build directory for one
+ * consumer test; consumer_done() removes all three. */
+typedef struct consumer_env {
+    char *prefix;   /* the install */
+    char *dir;      /* the checkpoint's directory */
+    char *ckpt;     /* its prefix */
+    char *bdir;     /* where the consumer is built */
+} consumer_env;
+
+static consumer_env consumer_begin(void)
+{
+    consumer_env e;
+    e.prefix = install_into_temp();
+    e.ckpt = write_small_checkpoint(&e.dir);
+    e.bdir = tu_mkdtemp();
+    return e;
+}
+
+static void consumer_done(consumer_env *e)
+{
+    tu_rmtree(e->bdir);
+    tu_rmtree(e->prefix);
+    tu_rmtree(e->dir);
+    free(e->bdir);
+    free(e->prefix);
+    free(e->dir);
+    free(e->ckpt);
+}
+
 /* ---- the example program ---- */
 
 Test(install, example_restore_prints_renamed_slice_and_checksums)
@@ -286,30 +315,24 @@ Test(install, pkg_config_static_links_the_archive)
     require_tool("pkg-config");
     require_tool("make");
     require_tool(TRESTLE_CMAKE_COMMAND);
-    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
-    char *bdir = tu_mkdtemp(), *cmd, *out;
+    consumer_env e = consumer_begin();
+    char *cmd, *out, *graph = graph_consumer_expected(), *expected;
     cr_assert(asprintf(&cmd,
                        "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
                        "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
                        "PC_FLAGS=--static OUT='%s/consumer' OUT_GRAPH='%s/consumer_graph' && "
                        "'%s/consumer' '%s' && '%s/consumer_graph' '%s' c_bias nope && "
                        "ldd '%s/consumer' '%s/consumer_graph' | grep -c 'libtrestle'; true",
-                       prefix, prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, bdir, bdir, bdir,
-                       ckpt, bdir, ckpt, bdir, bdir) > 0);
+                       e.prefix, e.prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, e.bdir, e.bdir,
+                       e.bdir, e.ckpt, e.bdir, e.ckpt, e.bdir, e.bdir) > 0);
     out = run_ok(cmd);
-    char *graph = graph_consumer_expected(), *expected;
     cr_assert(asprintf(&expected, "restored 3 tensors\n%s0\n", graph) > 0);
     cr_assert_str_eq(out, expected, "the static consumers still need a libtrestle*.so");
     free(expected);
     free(graph);
     free(out);
     free(cmd);
-    tu_rmtree(bdir);
-    tu_rmtree(prefix);
-    tu_rmtree(dir);
-    free(bdir);
-    free(prefix);
-    free(ckpt);
+    consumer_done(&e);
 }
 
 /* ---- libtrestle_mpi, as an MPI program sees it ---- */
@@ -362,35 +385,29 @@ Test(install, mpi_consumer_builds_through_pkg_config)
     require_tool("pkg-config");
     require_tool("make");
     require_tool(TRESTLE_CMAKE_COMMAND);
-    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
-    char *bdir = tu_mkdtemp(), *cmd, *exe, *libdir, *out, *want = mpi_consumer_expected(2);
+    consumer_env e = consumer_begin();
+    char *cmd, *exe, *libdir, *out, *version, *want = mpi_consumer_expected(2);
     cr_assert(asprintf(&cmd,
                        "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
                        "pkg-config --modversion trestle_mpi && "
                        "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
                        "OUT_MPI='%s/consumer_mpi' mpi",
-                       prefix, prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, bdir) > 0);
+                       e.prefix, e.prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, e.bdir) > 0);
     out = run_ok(cmd);
-    char *version;
     cr_assert(asprintf(&version, "%s\n", TRESTLE_VERSION_STRING) > 0);
     cr_assert_str_eq(out, version);
     free(version);
     free(out);
     free(cmd);
-    cr_assert(asprintf(&exe, "%s/consumer_mpi", bdir) > 0);
-    cr_assert(asprintf(&libdir, "%s/lib:%s/lib64", prefix, prefix) > 0);
-    out = run_mpi_consumer(exe, libdir, ckpt);
+    cr_assert(asprintf(&exe, "%s/consumer_mpi", e.bdir) > 0);
+    cr_assert(asprintf(&libdir, "%s/lib:%s/lib64", e.prefix, e.prefix) > 0);
+    out = run_mpi_consumer(exe, libdir, e.ckpt);
     cr_assert_str_eq(out, want);
     free(out);
     free(want);
     free(exe);
     free(libdir);
-    tu_rmtree(bdir);
-    tu_rmtree(prefix);
-    tu_rmtree(dir);
-    free(bdir);
-    free(prefix);
-    free(ckpt);
+    consumer_done(&e);
 }
 
 /* find_package(trestle 0.2 COMPONENTS mpi) gives trestle::trestle_mpi. */
@@ -398,28 +415,23 @@ Test(install, mpi_consumer_builds_through_find_package)
 {
     require_mpi();
     require_tool(TRESTLE_CMAKE_COMMAND);
-    char *prefix = install_into_temp(), *dir, *ckpt = write_small_checkpoint(&dir);
-    char *bdir = tu_mkdtemp(), *cmd, *exe, *out, *want = mpi_consumer_expected(2);
+    consumer_env e = consumer_begin();
+    char *cmd, *exe, *out, *want = mpi_consumer_expected(2);
     cr_assert(asprintf(&cmd,
                        "'%s' -S '%s/tests/consumer' -B '%s' -DCMAKE_BUILD_TYPE=Release "
                        "-DCMAKE_PREFIX_PATH='%s' -DCONSUMER_MPI=ON && '%s' --build '%s' "
                        "--target consumer_mpi",
-                       TRESTLE_CMAKE_COMMAND, TRESTLE_SOURCE_DIR, bdir, prefix,
-                       TRESTLE_CMAKE_COMMAND, bdir) > 0);
+                       TRESTLE_CMAKE_COMMAND, TRESTLE_SOURCE_DIR, e.bdir, e.prefix,
+                       TRESTLE_CMAKE_COMMAND, e.bdir) > 0);
     free(run_ok(cmd));
     free(cmd);
-    cr_assert(asprintf(&exe, "%s/consumer_mpi", bdir) > 0);
-    out = run_mpi_consumer(exe, "", ckpt);   /* its rpath finds the install */
+    cr_assert(asprintf(&exe, "%s/consumer_mpi", e.bdir) > 0);
+    out = run_mpi_consumer(exe, "", e.ckpt);   /* its rpath finds the install */
     cr_assert_str_eq(out, want);
     free(out);
     free(want);
     free(exe);
-    tu_rmtree(bdir);
-    tu_rmtree(prefix);
-    tu_rmtree(dir);
-    free(bdir);
-    free(prefix);
-    free(ckpt);
+    consumer_done(&e);
 }
 
 /* ---- the version ---- */
