@@ -361,7 +361,8 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such checkpoint),
  *         TRESTLE_E_CORRUPT (malformed index: the message names the file and
  *         byte offset), TRESTLE_E_BAD_VERSION, TRESTLE_E_UNSUPPORTED
- *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB),
+ *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB,
+ *         a `checkpoint` state file over 16 MiB),
  *         TRESTLE_E_IO (e.g. the index or the state file is a FIFO or
  *         unreadable: sys_errno tells), TRESTLE_E_NOMEM, TRESTLE_E_INVALID_ARG
  *         (NULL `out`, or `opt` refused by the options rule).

@@ -229,6 +229,9 @@ cli_table *cli_table_new(int ncols, const char *const *headers, const int *right
 
 /* Append a row of `ncols` cells (copied; NULL or "" for empty). Returns 0/-1. */
 int cli_table_add(cli_table *t, const char *const *cells);
+/* cli_table_add() with every cell through cli_escape_text(): for rows that
+ * show bytes from a file (keys, graph names). */
+int cli_table_add_escaped(cli_table *t, const char *const *cells);
 
 /* Print with each column as wide as its widest cell, two spaces apart,
  * columns empty in every row left out, no trailing spaces. Frees nothing. */

@@ -351,12 +351,9 @@ static int list_text(const trestle_checkpoint *c, const inspect_args *a,
         tensor_note(&t, note, sizeof note);
         /* Keys are bytes from the file: escaped, so that a newline or an
          * escape sequence in one cannot forge rows or drive the terminal. */
-        char *name = cli_escape_text(t.name);
-        const char *row[] = { name, trestle_dtype_name(t.dtype), shape, size, shard, offset,
+        const char *row[] = { t.name, trestle_dtype_name(t.dtype), shape, size, shard, offset,
                               crc, mn, mx, mean, nans, note };
-        int added = name ? cli_table_add(tab, row) : -1;
-        free(name);
-        if (added != 0) {
+        if (cli_table_add_escaped(tab, row) != 0) {
             cli_table_free(tab);
             cli_error("out of memory");
             return CLI_EXIT_FAIL;

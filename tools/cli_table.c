@@ -75,6 +75,21 @@ int cli_table_add(cli_table *t, const char *const *cells)
     return 0;
 }
 
+int cli_table_add_escaped(cli_table *t, const char *const *cells)
+{
+    char **esc = calloc((size_t)t->ncols, sizeof *esc);
+    int rc = esc ? 0 : -1;
+    for (int c = 0; rc == 0 && c < t->ncols; c++)
+        if (!(esc[c] = cli_escape_text(cells[c])))
+            rc = -1;
+    if (rc == 0)
+        rc = cli_table_add(t, (const char *const *)esc);
+    for (int c = 0; esc && c < t->ncols; c++)
+        free(esc[c]);
+    free(esc);
+    return rc;
+}
+
 static void print_row(const cli_table *t, FILE *f, char *const *row, const size_t *width,
                       const int *shown)
 {
