@@ -361,7 +361,8 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * @return TRESTLE_OK, or TRESTLE_E_NOT_FOUND (no such checkpoint),
  *         TRESTLE_E_CORRUPT (malformed index: the message names the file and
  *         byte offset), TRESTLE_E_BAD_VERSION, TRESTLE_E_UNSUPPORTED
- *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB),
+ *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB,
+ *         a `checkpoint` state file over 16 MiB),
  *         TRESTLE_E_IO (e.g. the index or the state file is a FIFO or
  *         unreadable: sys_errno tells), TRESTLE_E_NOMEM, TRESTLE_E_INVALID_ARG
  *         (NULL `out`, or `opt` refused by the options rule).
@@ -369,6 +370,44 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  */
 TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
                              trestle_checkpoint **out, trestle_error *err);
+
+/**
+ * @brief The latest checkpoint of a directory, as tf.train.latest_checkpoint
+ * finds it: the prefix its `checkpoint` state file names.
+ *
+ * The state file is a text-format CheckpointState; this is the parser
+ * trestle_open() uses for a directory (and Python's
+ * trestle.latest_checkpoint()), so every way in gives one answer: C
+ * escapes in strings, octal ones included (TensorFlow writes a non-ASCII
+ * path as `m\303\266del`), the last of repeated `model_checkpoint_path`
+ * lines, `#` comments, unknown fields skipped. A relative path is joined
+ * to `dir` as os.path.join does. The file is read only if it is a regular
+ * file of at most 16 MiB: a FIFO, device or directory is refused without
+ * blocking, naming what it is.
+ *
+ * @param[in]  dir         the directory; not NULL. Not opened itself.
+ * @param[in]  state_name  the state file's name inside `dir`, or NULL for
+ *                         "checkpoint" (TensorFlow's `latest_filename`).
+ * @param[out] out         receives the prefix (malloc'd: free it with
+ *                         free()), or NULL: on failure, and with TRESTLE_OK
+ *                         when `dir` has no state file (or is not a
+ *                         directory), where TensorFlow returns None. Not
+ *                         NULL.
+ * @param[out] err         filled on failure, naming the state file; may be
+ *                         NULL.
+ * @return TRESTLE_OK; TRESTLE_E_NOT_FOUND when the named checkpoint has no
+ *         index (`Couldn't match files for checkpoint P (named by F)`, as
+ *         TensorFlow logs it); TRESTLE_E_CORRUPT for a file that does not
+ *         parse (the message and `offset` give the byte) or whose
+ *         model_checkpoint_path is empty (`Invalid checkpoint state loaded
+ *         from DIR`, TensorFlow's ValueError); TRESTLE_E_IO for one that
+ *         cannot be read or is not a regular file (`sys_errno` tells);
+ *         TRESTLE_E_LIMIT over 16 MiB; TRESTLE_E_NOMEM;
+ *         TRESTLE_E_INVALID_ARG (NULL `dir` or `out`).
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_latest_checkpoint(const char *dir, const char *state_name, char **out,
+                                          trestle_error *err);
 
 /**
  * @brief Close a checkpoint: its shard files and every string it returned.
@@ -1560,7 +1599,11 @@ TRESTLE_API void trestle_conversion_free(trestle_conversion *cv);
  * @brief Check the form of shard rules: "GLOB:DIM", DIM a number below
  * TRESTLE_MAX_SLICE_RANK, GLOB an fnmatch pattern with no unclosed '['
  * class or trailing '\' (which fnmatch would treat as never matching,
- * silently replicating tensors meant to be split).
+ * silently replicating tensors meant to be split), and no ':' outside a
+ * class: "*:1:2" is refused rather than read as GLOB "*:1", DIM 2
+ * (TensorFlow names hold no ':'; "\\:" matches one in another tool's key).
+ * Whether a rule matches any tensor is the caller's to tell:
+ * trestle_shard_rule_match() over its op names.
  * @param[in]  rules  `n` rules; may be NULL when n is 0.
  * @param[in]  n      number of rules.
  * @param[out] err    filled on failure, naming the rule; may be NULL.

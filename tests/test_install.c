@@ -2,18 +2,16 @@
  * test_install.c - libtrestle as an outside program sees it: the example
  * consumer in tools/, `cmake --install` followed by out-of-tree builds that
  * find the package with find_package(trestle 0.2) and with pkg-config (a
- * trestle.h and a trestle_graph.h program each), one version everywhere,
- * and, through the public API only, concurrent restores and cancellation
- * from another thread.
+ * trestle.h and a trestle_graph.h program each, and statically through
+ * `pkg-config --static`), an MPI program through trestle_mpi.pc and
+ * trestle::trestle_mpi, and one version everywhere. (Concurrent restores
+ * and cancellation from another thread: test_concurrency.c.)
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "testutil.h"
 #include "trestle.h"
@@ -27,12 +25,6 @@ static uint64_t fnv1a64(const void *data, uint64_t n)
     for (uint64_t i = 0; i < n; i++)
         h = (h ^ p[i]) * 1099511628211ULL;
     return h;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    nanosleep(&ts, NULL);
 }
 
 /* Skips the test unless `tool` runs. */
@@ -113,6 +105,35 @@ static char *install_into_temp(void)
     return prefix;
 }
 
+/* A fresh install, the small checkpoint and a build directory for one
+ * consumer test; consumer_done() removes all three. */
+typedef struct consumer_env {
+    char *prefix;   /* the install */
+    char *dir;      /* the checkpoint's directory */
+    char *ckpt;     /* its prefix */
+    char *bdir;     /* where the consumer is built */
+} consumer_env;
+
+static consumer_env consumer_begin(void)
+{
+    consumer_env e;
+    e.prefix = install_into_temp();
+    e.ckpt = write_small_checkpoint(&e.dir);
+    e.bdir = tu_mkdtemp();
+    return e;
+}
+
+static void consumer_done(consumer_env *e)
+{
+    tu_rmtree(e->bdir);
+    tu_rmtree(e->prefix);
+    tu_rmtree(e->dir);
+    free(e->bdir);
+    free(e->prefix);
+    free(e->dir);
+    free(e->ckpt);
+}
+
 /* ---- the example program ---- */
 
 Test(install, example_restore_prints_renamed_slice_and_checksums)
@@ -169,12 +190,22 @@ Test(install, installs_library_header_and_package_files)
         "lib/libtrestle.a", "lib/libtrestle.so", "lib/pkgconfig/trestle.pc",
         "lib/cmake/trestle/trestleConfig.cmake",
         "lib/cmake/trestle/trestleConfigVersion.cmake", "lib/cmake/trestle/trestleTargets.cmake",
-        "bin/trestle",
+        "bin/trestle", "lib/trestle-static/libtrestle.a", "lib/pkgconfig/trestle-libdir.pc",
+    };
+    static const char *const mpi_files[] = {
+        "include/trestle_mpi.h", "lib/libtrestle_mpi.so", "lib/pkgconfig/trestle_mpi.pc",
+        "lib/cmake/trestle/trestleMpiTargets.cmake", "bin/trestle-mpi",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         cr_assert(asprintf(&cmd, "test -e '%s/%s' || test -e '%s/lib64/%s'", prefix, files[i],
                            prefix, files[i] + 4) > 0);
         cr_expect_eq(tu_run(cmd, NULL, NULL), 0, "not installed: %s", files[i]);
+        free(cmd);
+    }
+    for (size_t i = 0; TRESTLE_MPIEXEC[0] && i < sizeof mpi_files / sizeof mpi_files[0]; i++) {
+        cr_assert(asprintf(&cmd, "test -e '%s/%s' || test -e '%s/lib64/%s'", prefix,
+                           mpi_files[i], prefix, mpi_files[i] + 4) > 0);
+        cr_expect_eq(tu_run(cmd, NULL, NULL), 0, "not installed: %s", mpi_files[i]);
         free(cmd);
     }
     tu_rmtree(prefix);
@@ -268,6 +299,133 @@ Test(install, pkg_config_consumer_builds_and_restores)
     free(ckpt);
 }
 
+/* `pkg-config --static` links libtrestle.a (issue 25: the linker took
+ * libtrestle.so from the same directory): the program needs no
+ * libtrestle.so at run time, checked with ldd, and restores. */
+Test(install, pkg_config_static_links_the_archive)
+{
+    require_tool("pkg-config");
+    require_tool("make");
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    consumer_env e = consumer_begin();
+    char *cmd, *out, *graph = graph_consumer_expected(), *expected;
+    cr_assert(asprintf(&cmd,
+                       "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
+                       "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
+                       "PC_FLAGS=--static OUT='%s/consumer' OUT_GRAPH='%s/consumer_graph' && "
+                       "'%s/consumer' '%s' && '%s/consumer_graph' '%s' c_bias nope && "
+                       "ldd '%s/consumer' '%s/consumer_graph' | grep -c 'libtrestle'; true",
+                       e.prefix, e.prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, e.bdir, e.bdir,
+                       e.bdir, e.ckpt, e.bdir, e.ckpt, e.bdir, e.bdir) > 0);
+    out = run_ok(cmd);
+    cr_assert(asprintf(&expected, "restored 3 tensors\n%s0\n", graph) > 0);
+    cr_assert_str_eq(out, expected, "the static consumers still need a libtrestle*.so");
+    free(expected);
+    free(graph);
+    free(out);
+    free(cmd);
+    consumer_done(&e);
+}
+
+/* ---- libtrestle_mpi, as an MPI program sees it ---- */
+
+/* What tests/consumer/consumer_mpi.c prints on `np` ranks for the small
+ * checkpoint: per rank, every tensor and the FNV-1a of their bytes in key
+ * order, the same on every rank; lines sorted by rank. */
+static char *mpi_consumer_expected(int np)
+{
+    uint64_t h = 14695981039346656037ULL;
+    const unsigned char *parts[] = { (const unsigned char *)&step_value,
+                                     (const unsigned char *)kernel_values,
+                                     (const unsigned char *)bias_values };
+    const size_t sizes[] = { sizeof step_value, sizeof kernel_values, sizeof bias_values };
+    for (int i = 0; i < 3; i++)
+        for (size_t b = 0; b < sizes[i]; b++)
+            h = (h ^ parts[i][b]) * 1099511628211ULL;
+    char *s = strdup(""), *next;
+    for (int r = 0; r < np; r++) {
+        cr_assert(asprintf(&next, "%srank %d of %d: restored 3 tensors, fnv1a64 %016" PRIx64
+                                  "\n", s, r, np, h) > 0);
+        free(s);
+        s = next;
+    }
+    return s;
+}
+
+/* mpirun -np 2 of an installed MPI consumer; its lines, sorted. */
+static char *run_mpi_consumer(const char *exe, const char *libdir, const char *ckpt)
+{
+    char *cmd;
+    cr_assert(asprintf(&cmd, "env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                             "LD_LIBRARY_PATH='%s' timeout 120 '%s' --oversubscribe -np 2 "
+                             "'%s' '%s' | sort", libdir, TRESTLE_MPIEXEC, exe, ckpt) > 0);
+    char *out = run_ok(cmd);
+    free(cmd);
+    return out;
+}
+
+static void require_mpi(void)
+{
+    if (!TRESTLE_MPIEXEC[0])
+        cr_skip_test("MPI was not found at build time: libtrestle_mpi is not built");
+}
+
+/* trestle_mpi.pc brings libtrestle_mpi, libtrestle and MPI's own flags. */
+Test(install, mpi_consumer_builds_through_pkg_config)
+{
+    require_mpi();
+    require_tool("pkg-config");
+    require_tool("make");
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    consumer_env e = consumer_begin();
+    char *cmd, *exe, *libdir, *out, *version, *want = mpi_consumer_expected(2);
+    cr_assert(asprintf(&cmd,
+                       "export PKG_CONFIG_PATH='%s/lib/pkgconfig:%s/lib64/pkgconfig'; "
+                       "pkg-config --modversion trestle_mpi && "
+                       "make -s -f '%s/tests/consumer/Makefile' SRCDIR='%s/tests/consumer' "
+                       "OUT_MPI='%s/consumer_mpi' mpi",
+                       e.prefix, e.prefix, TRESTLE_SOURCE_DIR, TRESTLE_SOURCE_DIR, e.bdir) > 0);
+    out = run_ok(cmd);
+    cr_assert(asprintf(&version, "%s\n", TRESTLE_VERSION_STRING) > 0);
+    cr_assert_str_eq(out, version);
+    free(version);
+    free(out);
+    free(cmd);
+    cr_assert(asprintf(&exe, "%s/consumer_mpi", e.bdir) > 0);
+    cr_assert(asprintf(&libdir, "%s/lib:%s/lib64", e.prefix, e.prefix) > 0);
+    out = run_mpi_consumer(exe, libdir, e.ckpt);
+    cr_assert_str_eq(out, want);
+    free(out);
+    free(want);
+    free(exe);
+    free(libdir);
+    consumer_done(&e);
+}
+
+/* find_package(trestle 0.2 COMPONENTS mpi) gives trestle::trestle_mpi. */
+Test(install, mpi_consumer_builds_through_find_package)
+{
+    require_mpi();
+    require_tool(TRESTLE_CMAKE_COMMAND);
+    consumer_env e = consumer_begin();
+    char *cmd, *exe, *out, *want = mpi_consumer_expected(2);
+    cr_assert(asprintf(&cmd,
+                       "'%s' -S '%s/tests/consumer' -B '%s' -DCMAKE_BUILD_TYPE=Release "
+                       "-DCMAKE_PREFIX_PATH='%s' -DCONSUMER_MPI=ON && '%s' --build '%s' "
+                       "--target consumer_mpi",
+                       TRESTLE_CMAKE_COMMAND, TRESTLE_SOURCE_DIR, e.bdir, e.prefix,
+                       TRESTLE_CMAKE_COMMAND, e.bdir) > 0);
+    free(run_ok(cmd));
+    free(cmd);
+    cr_assert(asprintf(&exe, "%s/consumer_mpi", e.bdir) > 0);
+    out = run_mpi_consumer(exe, "", e.ckpt);   /* its rpath finds the install */
+    cr_assert_str_eq(out, want);
+    free(out);
+    free(want);
+    free(exe);
+    consumer_done(&e);
+}
+
 /* ---- the version ---- */
 
 /* Each "Since X.Y" in the public headers names a release that has the call:
@@ -309,175 +467,4 @@ Test(version, library_and_header_agree)
     cr_assert_str_eq(TRESTLE_VERSION_STRING, want);
     cr_assert_str_eq(trestle_version_string(), TRESTLE_VERSION_STRING);
     cr_assert_eq(trestle_version_number(), TRESTLE_VERSION_NUMBER);
-}
-
-/* ---- concurrent restores of one checkpoint ---- */
-
-enum { NT = 8, TENSOR_BYTES = 1 << 20 };
-
-static uint8_t *expected_bytes; /* NT * TENSOR_BYTES, tensor t at t * TENSOR_BYTES */
-
-static char *write_big_checkpoint(char **dir, int ntensors, int shards)
-{
-    trestle_writer *w;
-    trestle_writer_options wo;
-    trestle_error err;
-    char *prefix, name[32];
-    *dir = tu_mkdtemp();
-    cr_assert(asprintf(&prefix, "%s/big", *dir) > 0);
-    expected_bytes = malloc((size_t)ntensors * TENSOR_BYTES);
-    cr_assert_not_null(expected_bytes);
-    tu_fill_random(expected_bytes, (size_t)ntensors * TENSOR_BYTES, 42);
-    trestle_writer_options_init(&wo);
-    wo.num_shards = shards;
-    cr_assert_eq(trestle_writer_create(prefix, &wo, &w, &err), TRESTLE_OK, "%s", err.message);
-    const int64_t dims[1] = { TENSOR_BYTES / 4 };
-    for (int t = 0; t < ntensors; t++) {
-        snprintf(name, sizeof name, "layer_%03d/w", t);
-        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 1, dims,
-                                        expected_bytes + (size_t)t * TENSOR_BYTES, TENSOR_BYTES,
-                                        t % shards, &err), TRESTLE_OK, "%s", err.message);
-    }
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
-    trestle_writer_free(w);
-    return prefix;
-}
-
-typedef struct restorer {
-    const trestle_checkpoint *ckpt;
-    pthread_barrier_t *start;
-    uint8_t *buf;      /* NT * TENSOR_BYTES, caller-owned destination */
-    int rc;
-    trestle_error err;
-} restorer;
-
-static void *restore_thread(void *arg)
-{
-    restorer *r = arg;
-    trestle_op ops[NT];
-    char names[NT][32];
-    trestle_plan *p = NULL;
-    for (int t = 0; t < NT; t++) {
-        snprintf(names[t], sizeof names[t], "layer_%03d/w", t);
-        ops[t] = (trestle_op){ .name = names[t], .dest_kind = TRESTLE_DEST_HOST,
-                               .ptr = r->buf + (size_t)t * TENSOR_BYTES,
-                               .capacity = TENSOR_BYTES };
-    }
-    r->rc = trestle_plan_create(r->ckpt, ops, NT, NULL, &p, &r->err);
-    pthread_barrier_wait(r->start);
-    if (r->rc == TRESTLE_OK) {
-        trestle_restore_options o;
-        trestle_restore_options_init(&o);
-        o.reader = TRESTLE_READER_PREAD;
-        o.chunk_bytes = 64 << 10;
-        o.threads = 2;
-        r->rc = trestle_restore(p, &o, NULL, &r->err);
-    }
-    trestle_plan_free(p);
-    return NULL;
-}
-
-Test(concurrency, two_plans_restore_one_checkpoint_at_once)
-{
-    char *dir, *prefix = write_big_checkpoint(&dir, NT, 2);
-    trestle_checkpoint *c;
-    c = tu_open(prefix, NULL);
-    pthread_barrier_t start;
-    pthread_barrier_init(&start, NULL, 2);
-    restorer r[2];
-    pthread_t th[2];
-    for (int i = 0; i < 2; i++) {
-        r[i] = (restorer){ .ckpt = c, .start = &start, .buf = malloc((size_t)NT * TENSOR_BYTES) };
-        cr_assert_not_null(r[i].buf);
-        memset(r[i].buf, 0xEE, (size_t)NT * TENSOR_BYTES);
-        cr_assert_eq(pthread_create(&th[i], NULL, restore_thread, &r[i]), 0);
-    }
-    for (int i = 0; i < 2; i++) {
-        pthread_join(th[i], NULL);
-        cr_assert_eq(r[i].rc, TRESTLE_OK, "restore %d: %s", i, r[i].err.message);
-        cr_assert(memcmp(r[i].buf, expected_bytes, (size_t)NT * TENSOR_BYTES) == 0,
-                  "restore %d is not byte-exact", i);
-        free(r[i].buf);
-    }
-    pthread_barrier_destroy(&start);
-    trestle_close(c);
-    free(expected_bytes);
-    free(prefix);
-    tu_rmtree(dir);
-}
-
-/* ---- cancellation from another thread ---- */
-
-enum { CANCEL_TENSORS = 64 }; /* 64 MiB in all */
-
-typedef struct cancel_state {
-    trestle_plan *plan;
-    atomic_int started;     /* a tensor has landed: the restore is running */
-    atomic_int cancel_sent; /* trestle_restore_cancel() has returned */
-} cancel_state;
-
-/* Holds every landing until the other thread has cancelled, so the cancel
- * is sure to arrive while the restore runs (bounded at 10 s). */
-static int hold_until_cancelled(void *user, size_t i, const trestle_plan_op_info *op)
-{
-    cancel_state *s = user;
-    atomic_store(&s->started, 1);
-    for (int waited = 0; !atomic_load(&s->cancel_sent) && waited < 10000; waited++)
-        sleep_ms(1);
-    return 0;
-}
-
-static void *canceller(void *arg)
-{
-    cancel_state *s = arg;
-    while (!atomic_load(&s->started))
-        sleep_ms(1);
-    trestle_restore_cancel(s->plan);
-    atomic_store(&s->cancel_sent, 1);
-    return NULL;
-}
-
-Test(cancel, cancel_from_another_thread_stops_a_running_restore)
-{
-    char *dir, *prefix = write_big_checkpoint(&dir, CANCEL_TENSORS, 4);
-    trestle_checkpoint *c;
-    trestle_plan *p;
-    trestle_error err;
-    c = tu_open(prefix, NULL);
-    p = tu_plan(c, NULL, 0, NULL);
-
-    cancel_state s = { .plan = p };
-    trestle_restore_options o;
-    trestle_restore_options_init(&o);
-    o.reader = TRESTLE_READER_PREAD;
-    o.chunk_bytes = 64 << 10;
-    o.threads = 2;
-    o.on_ready = hold_until_cancelled;
-    o.user = &s;
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, canceller, &s), 0);
-    int rc = trestle_restore(p, &o, NULL, &err);
-    pthread_join(th, NULL);
-    cr_assert_eq(rc, TRESTLE_E_CANCELLED, "restore returned %s: %s", trestle_code_name(rc),
-                 err.message);
-    cr_assert_eq(err.code, TRESTLE_E_CANCELLED);
-
-    /* The plan is reusable: the next restore resets the flag and completes. */
-    o.on_ready = NULL;
-    o.user = NULL;
-    trestle_stats st;
-    cr_assert_eq(trestle_restore(p, &o, &st, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(st.tensors, CANCEL_TENSORS);
-    for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
-        trestle_plan_op_info op;
-        cr_assert_eq(trestle_plan_get_op(p, i, &op), TRESTLE_OK);
-        cr_assert_eq(op.bytes, TENSOR_BYTES);
-        cr_assert(memcmp(op.data, expected_bytes + i * TENSOR_BYTES, TENSOR_BYTES) == 0,
-                  "tensor %zu (%s) differs after the second restore", i, op.name);
-    }
-    trestle_plan_free(p);
-    trestle_close(c);
-    free(expected_bytes);
-    free(prefix);
-    tu_rmtree(dir);
 }

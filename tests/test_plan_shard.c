@@ -376,3 +376,58 @@ Test(plan_shard, public_rule_calls_check_and_match_as_the_planner)
                  "a malformed rule never matches");
     cr_assert_eq(trestle_shard_rule_match(NULL, 0, "x", &dim), -1);
 }
+
+/* Issue 22: '*:1:2' was read as GLOB '*:1', DIM 2, and silently matched
+ * nothing; a rule has one ':' (TensorFlow names hold none). */
+Test(plan_shard, a_rule_with_two_colons_is_refused)
+{
+    fixture f;
+    make_fixture(&f);
+    expect_refused(&f, "*:1:2", 0, 2, TRESTLE_E_INVALID_ARG,
+                   "shard rule 0 (*:1:2): malformed glob: more than one ':' (a rule is "
+                   "GLOB:DIM; write '\\:' for a ':' in a name)");
+    trestle_error err;
+    const char *bad[] = { "mlp/*:0", "attn/*:1:0" };
+    cr_assert_eq(trestle_shard_rules_check(bad, 2, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "shard rule 1 (attn/*:1:0): malformed glob: more than one "
+                                  "':' (a rule is GLOB:DIM; write '\\:' for a ':' in a name)");
+    /* Never matched by the public call either, as the planner refuses it. */
+    cr_assert_eq(trestle_shard_rule_match(bad + 1, 1, "attn/*:1", NULL), -1);
+    free_fixture(&f);
+}
+
+/* A ':' inside a bracket class, or escaped, is part of the glob. */
+Test(plan_shard, an_escaped_or_bracketed_colon_matches_a_colon)
+{
+    trestle_error err;
+    const char *ok[] = { "w\\:1/*:0", "v[:]2:1" };
+    cr_assert_eq(trestle_shard_rules_check(ok, 2, &err), TRESTLE_OK, "%s", err.message);
+    int dim = -1;
+    cr_assert_eq(trestle_shard_rule_match(ok, 2, "w:1/kernel", &dim), 0);
+    cr_assert_eq(dim, 0);
+    cr_assert_eq(trestle_shard_rule_match(ok, 2, "v:2", &dim), 1);
+    cr_assert_eq(dim, 1);
+}
+
+/* `trestle restore --device 0,1 --shard`: a rule that splits nothing is
+ * said on stderr (before any device is needed), not silently replicated. */
+Test(plan_shard, the_cli_notes_rules_that_split_nothing)
+{
+    fixture f;
+    make_fixture(&f);
+    tu_cli_result r = tu_cli("restore '%s' --device 0,1 --shard 'nomatch/*:1' --shard "
+                             "'*/kernel:0' --shard 'mlp/*:1'", f.prefix);
+    cr_assert(strstr(r.err, "note: --shard 'nomatch/*:1' matches no tensor: it splits "
+                            "nothing\n"), "%s", r.err);
+    cr_assert(strstr(r.err, "note: --shard 'mlp/*:1' splits nothing: an earlier --shard rule "
+                            "takes the 1 tensor it matches (the first matching rule "
+                            "wins)\n"), "%s", r.err);
+    cr_assert_null(strstr(r.err, "'*/kernel:0'"), "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("restore '%s' --device 0,1 --shard '*:1:2'", f.prefix);
+    cr_assert_eq(r.rc, 2);
+    cr_assert(strstr(r.err, "--shard wants GLOB:DIM (e.g. '*/attention/*/kernel:1'): shard rule "
+                            "0 (*:1:2): malformed glob: more than one ':'"), "%s", r.err);
+    tu_cli_free(&r);
+    free_fixture(&f);
+}

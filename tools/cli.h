@@ -74,6 +74,22 @@ void cli_getopt_reset(void);
  * CLI_EXIT_FAIL on failure, CLI_EXIT_OK otherwise. */
 int cli_open(const char *path, trestle_checkpoint **out);
 
+/* open(path, O_RDONLY | O_CLOEXEC | extra_flags) that cannot block and
+ * keeps only a regular file (as the library opens the files a user
+ * names): O_NONBLOCK for the open, fstat() of the descriptor, O_NONBLOCK
+ * cleared again. -1 with errno set on failure, ENXIO for a FIFO, device or
+ * socket, EISDIR for a directory. For the tools that read shard bytes
+ * themselves (the bench ceilings). */
+int cli_open_regular(const char *path, int extra_flags);
+
+/* `s` as one safe line for a terminal (malloc'd; NULL out of memory):
+ * control characters as \n \t \r \e or \xNN, a backslash as \\,
+ * bytes that are not UTF-8 as \xNN, and C1 controls and bidirectional
+ * overrides as \uNNNN, so a key cannot move the cursor, recolour the
+ * terminal or hide its own text; other UTF-8 text as is. Human output
+ * prints keys through it (JSON has its own escapes). */
+char *cli_escape_text(const char *s);
+
 /* cli_open's hint after a checkpoint failed to open: when `path` names a graph file (.meta,
  * saved_model.pb), say where its checkpoint is and suggest --graph. */
 void cli_graph_hint(const char *path);
@@ -213,6 +229,9 @@ cli_table *cli_table_new(int ncols, const char *const *headers, const int *right
 
 /* Append a row of `ncols` cells (copied; NULL or "" for empty). Returns 0/-1. */
 int cli_table_add(cli_table *t, const char *const *cells);
+/* cli_table_add() with every cell through cli_escape_text(): for rows that
+ * show bytes from a file (keys, graph names). */
+int cli_table_add_escaped(cli_table *t, const char *const *cells);
 
 /* Print with each column as wide as its widest cell, two spaces apart,
  * columns empty in every row left out, no trailing spaces. Frees nothing. */
@@ -276,6 +295,24 @@ int cli_devices_parse(const char *cmd, const char *arg, int *out, size_t cap, si
 
 /* A --shard rule's form, GLOB:DIM; CLI_EXIT_USAGE (reported) when bad. */
 int cli_devices_check_rule(const char *rule);
+
+/* What each --shard rule did to the op names of a restore: the names its
+ * glob matches, and those it takes (the first matching rule wins, as in
+ * the planner), so that a rule that splits nothing is said, not silent. */
+typedef struct cli_shard_tally {
+    size_t nrules;
+    size_t *matched;        /* per rule: names its glob matches */
+    size_t *taken;          /* per rule: names it splits */
+} cli_shard_tally;
+
+/* Start a tally of `nrules` rules; CLI_EXIT_FAIL (reported) out of memory. */
+int cli_shard_tally_init(cli_shard_tally *t, size_t nrules);
+/* Count one op name against the rules. */
+void cli_shard_tally_add(cli_shard_tally *t, const char *const *rules, const char *name);
+/* With `print`, one "note:" line on stderr per rule that splits nothing
+ * (saying whether its glob matches no name or an earlier rule takes every
+ * name it matches); then free the tally. */
+void cli_shard_tally_done(cli_shard_tally *t, const char *const *rules, int print);
 
 /* Every tensor of ckpt, whole, for `w` devices: one op per part of those
  * a rule matches (part d, by TensorFlow's partitioner rule, placed on

@@ -68,7 +68,7 @@ static uint64_t cached_bytes(const char *path, uint64_t *size)
 {
     uint64_t resident = 0;
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = cli_open_regular(path, 0);
     *size = 0;
     if (fd < 0)
         return 0;
@@ -111,7 +111,7 @@ int cli_bench_drop_cache(const trestle_checkpoint *c, char *what, size_t cap)
         how = 1;
         for (int s = -1; s < info.num_shards; s++) {
             const char *path = s < 0 ? info.index_path : trestle_shard_path(c, s);
-            int f = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+            int f = path ? cli_open_regular(path, 0) : -1;
             int rc = -1;
             if (f >= 0) {
                 fdatasync(f);
@@ -166,7 +166,7 @@ static int open_shards(const trestle_checkpoint *c, int direct, raw_file *files,
         struct stat st;
         /* The errno of the call that failed, taken at once: set_na and
          * close must not stand in for it. */
-        int fd = path ? open(path, O_RDONLY | O_CLOEXEC | (direct ? O_DIRECT : 0)) : -1;
+        int fd = path ? cli_open_regular(path, direct ? O_DIRECT : 0) : -1;
         int why = !path ? ENOENT : fd < 0 ? errno : fstat(fd, &st) != 0 ? errno : 0;
         if (why != 0) {
             set_na(out, direct ? "cannot open shard with O_DIRECT" : "cannot open shard",

@@ -61,6 +61,48 @@ int cli_devices_check_rule(const char *rule)
     return CLI_EXIT_OK;
 }
 
+int cli_shard_tally_init(cli_shard_tally *t, size_t nrules)
+{
+    t->nrules = nrules;
+    t->matched = calloc(nrules + 1, sizeof *t->matched);
+    t->taken = calloc(nrules + 1, sizeof *t->taken);
+    if (t->matched && t->taken)
+        return CLI_EXIT_OK;
+    cli_shard_tally_done(t, NULL, 0);
+    cli_error("out of memory");
+    return CLI_EXIT_FAIL;
+}
+
+void cli_shard_tally_add(cli_shard_tally *t, const char *const *rules, const char *name)
+{
+    for (size_t i = 0; i < t->nrules; i++)
+        if (trestle_shard_rule_match(rules + i, 1, name, NULL) == 0)
+            t->matched[i]++;
+    long which = trestle_shard_rule_match(rules, t->nrules, name, NULL);
+    if (which >= 0)
+        t->taken[which]++;
+}
+
+void cli_shard_tally_done(cli_shard_tally *t, const char *const *rules, int print)
+{
+    for (size_t i = 0; print && i < t->nrules; i++) {
+        /* A malformed rule is refused by name where it is checked. */
+        if (t->taken[i] > 0 || trestle_shard_rules_check(rules + i, 1, NULL) != TRESTLE_OK)
+            continue;
+        if (t->matched[i] == 0)
+            fprintf(stderr, "note: --shard '%s' matches no tensor: it splits nothing\n",
+                    rules[i]);
+        else
+            fprintf(stderr, "note: --shard '%s' splits nothing: an earlier --shard rule takes "
+                    "%s %zu tensor%s it matches (the first matching rule wins)\n", rules[i],
+                    t->matched[i] == 1 ? "the" : "all", t->matched[i],
+                    t->matched[i] == 1 ? "" : "s");
+    }
+    free(t->matched);
+    free(t->taken);
+    t->matched = t->taken = NULL;
+}
+
 /* Keep s (malloc'd) in ops->strings; NULL when out of memory. */
 static char *keep(cli_ops *ops, char *s)
 {
@@ -105,8 +147,20 @@ int cli_devices_split_ops(const trestle_checkpoint *ckpt, const char *const *rul
     *place = NULL;
     out->ops = calloc(n * w + 1, sizeof *out->ops);
     int *pl = calloc(n * w + 1, sizeof *pl);
+    cli_shard_tally tally;
     if (!out->ops || !pl)
         goto nomem;
+    if (cli_shard_tally_init(&tally, nrules) != CLI_EXIT_OK) {
+        free(pl);
+        cli_ops_free(out);
+        return CLI_EXIT_FAIL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        trestle_tensor_info t;
+        if (trestle_tensor_get_info(ckpt, i, &t) == TRESTLE_OK)
+            cli_shard_tally_add(&tally, rules, t.name);
+    }
+    cli_shard_tally_done(&tally, rules, 1);
     for (size_t i = 0; i < n; i++) {
         trestle_tensor_info t;
         int dim = 0;

@@ -169,9 +169,15 @@ static int print_one_text(const trestle_checkpoint *c, size_t i, const inspect_a
     trestle_tensor_get_info(c, i, &t);
     cli_shape_format(t.rank, t.dims, shape, sizeof shape);
     tensor_note(&t, note, sizeof note);
-    printf("%s: %s %s%s%s\n", t.name, trestle_dtype_name(t.dtype), shape,
+    char *name = cli_escape_text(t.name);
+    if (!name) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    printf("%s: %s %s%s%s\n", name, trestle_dtype_name(t.dtype), shape,
            t.kind == TRESTLE_TENSOR_PARTITIONED ? " " : "",
            t.kind == TRESTLE_TENSOR_PARTITIONED ? note : "");
+    free(name);
     if (t.kind == TRESTLE_TENSOR_OBJECT_GRAPH) {
         /* A serialized TrackableObjectGraph proto: bytes, not something to read. */
         printf("%s\n", note);
@@ -303,9 +309,15 @@ static int list_text(const trestle_checkpoint *c, const inspect_args *a,
 
     trestle_checkpoint_get_info(c, &ci);
     cli_human_size(ci.data_bytes, total, sizeof total);
-    printf("checkpoint %s: %zu tensor%s, %s in %d shard%s%s\n", ci.prefix, ci.num_tensors,
+    char *prefix = cli_escape_text(ci.prefix);
+    if (!prefix) {
+        cli_error("out of memory");
+        return CLI_EXIT_FAIL;
+    }
+    printf("checkpoint %s: %zu tensor%s, %s in %d shard%s%s\n", prefix, ci.num_tensors,
            ci.num_tensors == 1 ? "" : "s", total, ci.num_shards, ci.num_shards == 1 ? "" : "s",
            ci.object_based ? ", object-based (TF2)" : "");
+    free(prefix);
 
     cli_table *tab = cli_table_new(12, headers, right);
     if (!tab) {
@@ -337,9 +349,11 @@ static int list_text(const trestle_checkpoint *c, const inspect_args *a,
             }
         }
         tensor_note(&t, note, sizeof note);
+        /* Keys are bytes from the file: escaped, so that a newline or an
+         * escape sequence in one cannot forge rows or drive the terminal. */
         const char *row[] = { t.name, trestle_dtype_name(t.dtype), shape, size, shard, offset,
                               crc, mn, mx, mean, nans, note };
-        if (cli_table_add(tab, row) != 0) {
+        if (cli_table_add_escaped(tab, row) != 0) {
             cli_table_free(tab);
             cli_error("out of memory");
             return CLI_EXIT_FAIL;

@@ -42,8 +42,10 @@ int cli_names_list(const trestle_checkpoint *c, int json)
         cli_json_cstr(stdout, ci.prefix);
         fputs(",\n  \"names\": [\n", stdout);
     } else {
-        printf("checkpoint %s: %zu tensor%s, %zu in the object graph\n", ci.prefix, n,
-               n == 1 ? "" : "s", trestle_names_count(m));
+        char *prefix = cli_escape_text(ci.prefix);
+        printf("checkpoint %s: %zu tensor%s, %zu in the object graph\n",
+               prefix ? prefix : ci.prefix, n, n == 1 ? "" : "s", trestle_names_count(m));
+        free(prefix);
     }
     int status = CLI_EXIT_OK;
     for (size_t i = 0; i < n; i++) {
@@ -80,7 +82,7 @@ int cli_names_list(const trestle_checkpoint *c, int json)
             continue;
         }
         const char *row[] = { t.name, known && ni.graph_name[0] ? ni.graph_name : "-", note };
-        if (cli_table_add(tab, row) != 0) {
+        if (cli_table_add_escaped(tab, row) != 0) {  /* keys and names as inspect shows them */
             cli_error("out of memory");
             status = CLI_EXIT_FAIL;
             break;

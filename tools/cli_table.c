@@ -19,6 +19,16 @@ struct cli_table {
 
 static char *dup_cell(const char *s) { return strdup(s ? s : ""); }
 
+/* Terminal columns of a cell: one per UTF-8 character, not per byte, so a
+ * key such as "m\u00f6del" lines up (inspect escapes everything else). */
+static size_t columns(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 cli_table *cli_table_new(int ncols, const char *const *headers, const int *right)
 {
     cli_table *t = calloc(1, sizeof *t);
@@ -65,6 +75,21 @@ int cli_table_add(cli_table *t, const char *const *cells)
     return 0;
 }
 
+int cli_table_add_escaped(cli_table *t, const char *const *cells)
+{
+    char **esc = calloc((size_t)t->ncols, sizeof *esc);
+    int rc = esc ? 0 : -1;
+    for (int c = 0; rc == 0 && c < t->ncols; c++)
+        if (!(esc[c] = cli_escape_text(cells[c])))
+            rc = -1;
+    if (rc == 0)
+        rc = cli_table_add(t, (const char *const *)esc);
+    for (int c = 0; esc && c < t->ncols; c++)
+        free(esc[c]);
+    free(esc);
+    return rc;
+}
+
 static void print_row(const cli_table *t, FILE *f, char *const *row, const size_t *width,
                       const int *shown)
 {
@@ -76,7 +101,7 @@ static void print_row(const cli_table *t, FILE *f, char *const *row, const size_
     for (int c = 0; c <= last; c++) {
         if (!shown[c])
             continue;
-        size_t len = strlen(row[c]);
+        size_t len = columns(row[c]);
         size_t pad = width[c] > len ? width[c] - len : 0;
         if (!first)
             fputs("  ", f);
@@ -101,10 +126,10 @@ void cli_table_print(const cli_table *t, FILE *f)
         return;
     }
     for (int c = 0; c < t->ncols; c++) {
-        width[c] = strlen(t->headers[c]);
+        width[c] = columns(t->headers[c]);
         for (size_t r = 0; r < t->rows; r++) {
             const char *cell = t->cells[r * (size_t)t->ncols + (size_t)c];
-            size_t len = strlen(cell);
+            size_t len = columns(cell);
             if (len)
                 shown[c] = 1;
             if (len > width[c])

@@ -4,12 +4,15 @@
  * a checkpoint, human sizes and strict number parsing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -72,6 +75,85 @@ void cli_getopt_reset(void)
 }
 
 /* Said here, below the graph commands, so that cli_open needs nothing of them. */
+int cli_open_regular(const char *path, int extra_flags)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | extra_flags);
+    struct stat st;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        errno = S_ISDIR(st.st_mode) ? EISDIR : ENXIO;
+        return -1;
+    }
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+/* Length of the UTF-8 sequence at p (1-4) and its code point, or 0 when
+ * the bytes are not well-formed UTF-8 (overlong, surrogate, > U+10FFFF). */
+static int utf8_seq(const unsigned char *p, unsigned *cp)
+{
+    unsigned c = p[0];
+    int n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                                                : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (n <= 1) {
+        *cp = c;
+        return n;
+    }
+    unsigned v = c & (0x7Fu >> n);
+    for (int i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    static const unsigned min[] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (v < min[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    *cp = v;
+    return n;
+}
+
+char *cli_escape_text(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t cap = strlen((const char *)p) * 6 + 1, at = 0; /* \uNNNN for 2-3 bytes at most */
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    while (*p) {
+        unsigned cp;
+        int n = utf8_seq(p, &cp);
+        const char *short_form = cp == '\n' ? "\\n" : cp == '\t' ? "\\t" : cp == '\r' ? "\\r"
+                               : cp == 0x1B ? "\\e" : cp == '\\' ? "\\\\" : NULL;
+        if (n == 0) {
+            at += (size_t)snprintf(out + at, cap - at, "\\x%02x", *p);
+            p++;
+            continue;
+        }
+        if (n == 1 && short_form) {
+            at += (size_t)snprintf(out + at, cap - at, "%s", short_form);
+        } else if (n == 1 && (cp < 0x20 || cp == 0x7F)) {
+            at += (size_t)snprintf(out + at, cap - at, "\\x%02x", cp);
+        } else if ((cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
+                   (cp >= 0x2066 && cp <= 0x2069)) {
+            at += (size_t)snprintf(out + at, cap - at, "\\u%04x", cp);
+        } else {
+            memcpy(out + at, p, (size_t)n);
+            at += (size_t)n;
+        }
+        p += n;
+    }
+    out[at] = '\0';
+    return out;
+}
+
 void cli_graph_hint(const char *path)
 {
     size_t n = strlen(path);

@@ -180,7 +180,7 @@ static int read_share(const trestle_checkpoint *c, uint64_t lo, uint64_t hi, cha
         }
         uint64_t end = base + (uint64_t)st.st_size;
         if (end > lo) {
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            int fd = cli_open_regular(path, 0);
             if (fd < 0) {
                 snprintf(why, cap, "%s: %s", path, strerror(errno));
                 return -1;

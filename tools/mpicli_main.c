@@ -211,10 +211,12 @@ static bool excluded(const char *const *globs, size_t n, const char *name)
 }
 
 /* Split the requested ops (the ops file, or every restorable tensor) into
- * those the group restores whole and those each rank restores a part of. */
+ * those the group restores whole and those each rank restores a part of.
+ * With `notes` (rank 0), say which --shard rules split nothing. */
 static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, trestle_op **whole,
-                     size_t *nwhole, trestle_op **part, size_t *npart)
+                     size_t *nwhole, trestle_op **part, size_t *npart, int notes)
 {
+    cli_shard_tally tally;
     size_t n = trestle_tensor_count(c);
     if (a->ops_file) {
         if (cli_ops_read(a->ops_file, TRESTLE_DEST_ALLOCATE, file) != CLI_EXIT_OK)
@@ -223,7 +225,7 @@ static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, 
     }
     *whole = calloc(n + 1, sizeof **whole);
     *part = calloc(n + 1, sizeof **part);
-    if (!*whole || !*part)
+    if (!*whole || !*part || cli_shard_tally_init(&tally, a->nrules) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
     for (size_t i = 0; i < n; i++) {
         trestle_op op = { .dest_kind = TRESTLE_DEST_ALLOCATE };
@@ -238,6 +240,7 @@ static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, 
         }
         if (excluded(a->excludes, a->nexcludes, op.name))
             continue;
+        cli_shard_tally_add(&tally, a->rules, op.name);
         /* The planner's own choice of rule: a malformed rule matches
          * nothing here, and the plan of the parts refuses it by name. */
         if (trestle_shard_rule_match(a->rules, a->nrules, op.name, NULL) >= 0)
@@ -245,6 +248,7 @@ static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, 
         else
             (*whole)[(*nwhole)++] = op;
     }
+    cli_shard_tally_done(&tally, a->rules, notes);
     return CLI_EXIT_OK;
 }
 
@@ -402,7 +406,7 @@ static int restore(const args *a, trestle_group *g)
     /* Planning is local, but its failure is everyone's. */
     if (rc == TRESTLE_OK)
         rc = trestle_open(a->path, NULL, &c, &mine);
-    if (rc == TRESTLE_OK && split_ops(a, c, &file, &wops, &nw, &pops, &np) != CLI_EXIT_OK) {
+    if (rc == TRESTLE_OK && split_ops(a, c, &file, &wops, &nw, &pops, &np, rank == 0) != CLI_EXIT_OK) {
         rc = TRESTLE_E_INVALID_ARG;
         snprintf(mine.message, sizeof mine.message, "cannot read the op list");
     }

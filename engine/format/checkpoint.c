@@ -10,13 +10,10 @@
  * the planner and the pipeline never re-check file numbers.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "checked.h"
 #include "checkpoint.h"
@@ -26,6 +23,7 @@
 #include "ckpt_slices.h"
 #include "error.h"
 #include "options.h"
+#include "regular_file.h"
 #include "sstable.h"
 
 #define MAX_INDEX_BYTES (4ull << 30) /* a 4 GiB index is already absurd */
@@ -39,63 +37,20 @@ void trestle_open_options_init(trestle_open_options *opt)
 }
 
 /*
- * Read the whole index into memory (small, read once). Refuses anything but
- * a regular file before reading: open() uses O_NONBLOCK, so a FIFO cannot
- * block, and fstat() on the descriptor tells what it really is. Every
- * message carries the errno of the call that failed, or none.
+ * Read the whole index into memory (small, read once), by the one rule for
+ * files a user names (regular_file.h): a FIFO, device or directory is
+ * refused, naming what it is, without blocking, and so is an index over
+ * 4 GiB. Every message carries the errno of the call that failed, or none.
  */
 static int slurp(const char *path, uint8_t **out, size_t *len, trestle_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        int e = errno;
-        return trestle__error_set(err, e == ENOENT ? TRESTLE_E_NOT_FOUND : TRESTLE_E_IO, e, NULL,
-                                  path, -1, -1, "cannot open %s: %s", path, strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return trestle__error_set(err, TRESTLE_E_IO, e, NULL, path, -1, -1, "cannot stat %s: %s",
-                                  path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return trestle__error_set(err, TRESTLE_E_IO, 0, NULL, path, -1, -1,
-                                  "cannot use %s: it is %s; trestle reads only regular files",
-                                  path, trestle__file_kind(st.st_mode));
-    }
-    if ((uint64_t)st.st_size > MAX_INDEX_BYTES) {
-        close(fd);
-        return trestle__error_set(err, TRESTLE_E_LIMIT, 0, NULL, path, -1, (int64_t)st.st_size,
-                                  "cannot use %s: the index is %" PRIu64 " bytes; trestle reads "
-                                  "indexes up to 4 GiB", path, (uint64_t)st.st_size);
-    }
-    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    size_t n = (size_t)st.st_size, got = 0;
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
-        close(fd);
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory reading %s", path);
-    }
-    while (got < n) {
-        ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : 0;
-            free(buf);
-            close(fd);
-            return trestle__error_set(err, r < 0 ? TRESTLE_E_IO : TRESTLE_E_SHORT_READ, e, NULL,
-                                      path, (int64_t)got, -1, "%s: read failed at offset %zu: %s",
-                                      path, got, r < 0 ? strerror(e) : "unexpected end of file");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    *out = buf;
-    *len = n;
-    return TRESTLE_OK;
+    static const trestle__file_rule index_rule = {
+        .what = NULL, .max_bytes = MAX_INDEX_BYTES, .limit = "trestle reads indexes up to 4 GiB"
+    };
+    char *buf;
+    int rc = trestle__file_read_regular(path, &index_rule, &buf, len, err);
+    *out = (uint8_t *)buf;
+    return rc;
 }
 
 /* ---- scanning: header first, then entries ---- */

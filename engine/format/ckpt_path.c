@@ -66,43 +66,6 @@ static size_t data_file_prefix_len(const char *path)
     return (size_t)(t - path);
 }
 
-/* Read a small file whole: 0, or the errno that stopped it (EFBIG past 16 MiB). */
-static int read_small_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    int e = 0;
-    if (!f)
-        return errno;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            if (cap >= (1u << 24)) { /* a state file is tiny; refuse anything huge */
-                e = EFBIG;
-                break;
-            }
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown) {
-                e = ENOMEM;
-                break;
-            }
-            buf = grown;
-        }
-    }
-    if (!e && (!buf || ferror(f)))
-        e = buf ? errno : ENOMEM;
-    fclose(f);
-    if (e) {
-        free(buf);
-        return e;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
 /* A directory without a state file: SavedModel layout, or exactly one index. */
 static int resolve_bare_dir(const char *dir, char **prefix, trestle_error *err)
 {
@@ -144,40 +107,42 @@ static int resolve_bare_dir(const char *dir, char **prefix, trestle_error *err)
                               "file: name the prefix to open", dir, count);
 }
 
-static int resolve_dir(const char *dir, char **prefix, trestle_error *err)
+int trestle_latest_checkpoint(const char *dir, const char *state_name, char **out,
+                              trestle_error *err)
 {
-    char *state_path = NULL, *text = NULL, *latest = NULL;
-    size_t len = 0;
-    int rc;
-
-    if (asprintf(&state_path, "%s/checkpoint", dir) < 0)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    struct stat st;
-    if (stat(state_path, &st) != 0 && errno == ENOENT) {
-        free(state_path);
-        return resolve_bare_dir(dir, prefix, err);
-    }
-    /* A state file that exists but cannot be read is reported as such
-     * (EACCES, EISDIR), not taken for "no state file". */
-    int e = S_ISDIR(st.st_mode) ? EISDIR : read_small_file(state_path, &text, &len);
-    if (e != 0) {
-        rc = trestle__error_set(err, e == ENOMEM ? TRESTLE_E_NOMEM : TRESTLE_E_IO, e, NULL,
-                                state_path, -1, -1, "cannot read the checkpoint state file %s: %s",
-                                state_path, strerror(e));
-        free(state_path);
+    char *latest = NULL;
+    trestle_error_clear(err);
+    if (out)
+        *out = NULL;
+    if (!dir || !out)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
+                                     "trestle_latest_checkpoint: NULL %s", dir ? "out" : "dir");
+    int rc = trestle__state_read(dir, state_name, &latest, err);
+    if (rc != TRESTLE_OK || !latest)
+        return rc;
+    if (!has_index(latest)) {
+        char *state = NULL;
+        if (asprintf(&state, "%s%s%s", dir, dir[0] && dir[strlen(dir) - 1] != '/' ? "/" : "",
+                     state_name ? state_name : "checkpoint") < 0)
+            state = NULL;
+        rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, state ? state : dir, -1,
+                                -1, "Couldn't match files for checkpoint %s (named by %s)",
+                                latest, state ? state : dir);
+        free(state);
+        free(latest);
         return rc;
     }
-    rc = trestle__state_parse(text, len, dir, state_path, &latest, NULL, NULL, err);
-    if (rc == TRESTLE_OK && !has_index(latest)) {
-        rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, state_path, -1, -1,
-                                "Couldn't match files for checkpoint %s (named by %s)", latest,
-                                state_path);
-        free(latest);
-        latest = NULL;
-    }
-    free(text);
-    free(state_path);
-    *prefix = latest;
+    *out = latest;
+    return TRESTLE_OK;
+}
+
+/* A directory: the checkpoint its state file names, else (no state file)
+ * a SavedModel's variables or its one index. */
+static int resolve_dir(const char *dir, char **prefix, trestle_error *err)
+{
+    int rc = trestle_latest_checkpoint(dir, NULL, prefix, err);
+    if (rc == TRESTLE_OK && !*prefix)
+        return resolve_bare_dir(dir, prefix, err);
     return rc;
 }
 

@@ -22,19 +22,7 @@
 
 #include "ckpt_shard.h"
 #include "error.h"
-
-const char *trestle__file_kind(unsigned mode)
-{
-    switch (mode & S_IFMT) {
-    case S_IFREG: return "a regular file";
-    case S_IFDIR: return "a directory";
-    case S_IFIFO: return "a FIFO";
-    case S_IFSOCK: return "a socket";
-    case S_IFCHR: return "a character device";
-    case S_IFBLK: return "a block device";
-    default: return "not a regular file";
-    }
-}
+#include "regular_file.h"
 
 /* Record what stat() says about shard i; 0, or the errno it failed with. */
 static void probe(trestle_checkpoint *c, size_t i)

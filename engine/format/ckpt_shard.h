@@ -55,7 +55,4 @@ int trestle__entry_past_end(const trestle_checkpoint *c, const trestle__entry *e
 /* Close every opened shard and free the shard arrays. */
 void trestle__shards_free(trestle_checkpoint *c);
 
-/* "a directory", "a FIFO", ... for st_mode (the type of an irregular file). */
-const char *trestle__file_kind(unsigned mode);
-
 #endif /* TRESTLE_CKPT_SHARD_H */

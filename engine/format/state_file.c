@@ -8,13 +8,15 @@
  * `#` comments. Unknown fields are skipped, as newer TF adds some.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
-#include "state_file.h"
 #include "error.h"
+#include "regular_file.h"
+#include "state_file.h"
 
 typedef struct lexer {
     const char *p, *end;
@@ -107,6 +109,16 @@ static char *join_dir(const char *dir, const char *path)
     return s;
 }
 
+/* Fail with TRESTLE_E_CORRUPT naming the state file and the byte at `at`. */
+#define STATE_FAIL_IF(cond, at, ...)                                                   \
+    do {                                                                               \
+        if (cond) {                                                                    \
+            rc = trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, file_path,        \
+                                    (int64_t)((at) - text), -1, __VA_ARGS__);          \
+            goto fail;                                                                 \
+        }                                                                              \
+    } while (0)
+
 int trestle__state_parse(const char *text, size_t len, const char *dir, const char *file_path,
                          char **out, char ***all_out, size_t *n_all, trestle_error *err)
 {
@@ -125,20 +137,19 @@ int trestle__state_parse(const char *text, size_t len, const char *dir, const ch
         while (lx.p < lx.end && (isalnum((unsigned char)*lx.p) || *lx.p == '_'))
             lx.p++;
         size_t name_len = (size_t)(lx.p - name);
-        TR_FAIL_IF(name_len == 0, err, TRESTLE_E_CORRUPT,
-                   "%s: unparseable checkpoint state at byte %zu", file_path,
-                   (size_t)(lx.p - text));
+        STATE_FAIL_IF(name_len == 0, lx.p, "%s: unparseable checkpoint state at byte %zu",
+                      file_path, (size_t)(lx.p - text));
         skip_space(&lx);
         if (lx.p < lx.end && *lx.p == ':')
             lx.p++;
         skip_space(&lx);
-        TR_FAIL_IF(lx.p >= lx.end, err, TRESTLE_E_CORRUPT,
-                   "%s: field without a value at byte %zu", file_path, (size_t)(lx.p - text));
+        STATE_FAIL_IF(lx.p >= lx.end, lx.p, "%s: field without a value at byte %zu", file_path,
+                      (size_t)(lx.p - text));
         if (*lx.p == '"' || *lx.p == '\'') {
             const char *quote = lx.p;
             str.len = 0;
-            TR_FAIL_IF(!parse_string(&lx, &str), err, TRESTLE_E_CORRUPT,
-                       "%s: bad string at byte %zu", file_path, (size_t)(quote - text));
+            STATE_FAIL_IF(!parse_string(&lx, &str), quote, "%s: bad string at byte %zu",
+                          file_path, (size_t)(quote - text));
             if (name_len == 21 && memcmp(name, "model_checkpoint_path", 21) == 0) {
                 latest.len = 0;
                 TR_FAIL_IF(!trestle__buf_append(&latest, str.data, str.len), err,
@@ -157,12 +168,19 @@ int trestle__state_parse(const char *text, size_t len, const char *dir, const ch
             const char *v = lx.p;
             while (lx.p < lx.end && !isspace((unsigned char)*lx.p))
                 lx.p++;
-            TR_FAIL_IF(lx.p == v, err, TRESTLE_E_CORRUPT, "%s: bad value at byte %zu",
-                       file_path, (size_t)(v - text));
+            STATE_FAIL_IF(lx.p == v, v, "%s: bad value at byte %zu", file_path,
+                          (size_t)(v - text));
         }
     }
-    TR_FAIL_IF(latest.len <= 1, err, TRESTLE_E_CORRUPT,
-               "Invalid checkpoint state loaded from %s", dir);
+    /* TensorFlow's own words (a ValueError in get_checkpoint_state). */
+    if (latest.len <= 1) {
+        rc = trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, file_path, -1, -1,
+                                "Invalid checkpoint state loaded from %s", dir);
+        goto fail;
+    }
+    /* A NUL would cut the path short: the file names another one than it says. */
+    STATE_FAIL_IF(memchr(latest.data, 0, latest.len - 1) != NULL, text,
+                  "%s: model_checkpoint_path holds a NUL byte", file_path);
     *out = join_dir(dir, (const char *)latest.data);
     TR_FAIL_IF(!*out, err, TRESTLE_E_NOMEM, "out of memory");
     trestle__buf_free(&latest);
@@ -179,5 +197,32 @@ fail:
     for (size_t i = 0; i < nall; i++)
         free(all[i]);
     free(all);
+    return rc;
+}
+
+int trestle__state_read(const char *dir, const char *name, char **out, trestle_error *err)
+{
+    static const trestle__file_rule state_rule = {
+        .what = "the checkpoint state file",
+        .max_bytes = TRESTLE__STATE_MAX_BYTES,
+        .limit = "a checkpoint state file is a few lines, and trestle reads at most 16 MiB",
+    };
+    char *path = join_dir(dir, name ? name : "checkpoint"), *text = NULL;
+    size_t len = 0;
+    trestle_error why;
+    *out = NULL;
+    if (!path)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    int rc = trestle__file_read_regular(path, &state_rule, &text, &len, &why);
+    if (rc != TRESTLE_OK && (why.sys_errno == ENOENT || why.sys_errno == ENOTDIR)) {
+        rc = TRESTLE_OK; /* no state file: TensorFlow's None, not an error */
+    } else if (rc != TRESTLE_OK) {
+        if (err)
+            *err = why;
+    } else {
+        rc = trestle__state_parse(text, len, dir, path, out, NULL, NULL, err);
+    }
+    free(text);
+    free(path);
     return rc;
 }

@@ -23,6 +23,7 @@
 #include "graph.h"
 #include "graph.pb-c.h"
 #include "options.h"
+#include "regular_file.h"
 #include "trestle_graph.h"
 
 /* ---- the chosen meta graph's parts ---- */
@@ -121,42 +122,35 @@ static int resolve(const char *path, trestle_graph *g, trestle_error *err)
     return TRESTLE_OK;
 }
 
-/* Map the whole file read-only. */
+/* Map the whole file read-only. It is opened by the rule for files a user
+ * names (regular_file.h): a FIFO, device or directory given as the graph
+ * is refused without blocking, as an index or shard is. */
 static int map_file(const char *path, const uint8_t **data, size_t *size, trestle_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0)
-        return trestle__error_set(err, errno == ENOENT ? TRESTLE_E_NOT_FOUND : TRESTLE_E_IO,
-                                  errno, NULL, path, -1, -1, "%s: cannot open: %s", path,
-                                  strerror(errno));
-    if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return trestle__error_set(err, TRESTLE_E_IO, e, NULL, path, -1, -1, "%s: cannot stat: %s",
-                                  path, strerror(e));
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size == 0) {
+    int fd;
+    uint64_t n;
+    int rc = trestle__file_open_regular(path, NULL, &fd, &n, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    if (n == 0) {
         close(fd);
         return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, path, 0, 0,
-                                  "%s: %s", path,
-                                  S_ISREG(st.st_mode) ? "empty file: no graph in it"
-                                                      : "not a regular file");
+                                  "%s: empty file: no graph in it", path);
     }
-    if ((uint64_t)st.st_size >= TR_GRAPH_MAX_FILE) {
+    if (n >= TR_GRAPH_MAX_FILE) {
         close(fd);
-        return trestle__error_set(err, TRESTLE_E_LIMIT, 0, NULL, path, -1, (int64_t)st.st_size,
-                                  "%s: %lld bytes; a graph is a protobuf message, at most 2 GiB",
-                                  path, (long long)st.st_size);
+        return trestle__error_set(err, TRESTLE_E_LIMIT, 0, NULL, path, -1, (int64_t)n,
+                                  "%s: %llu bytes; a graph is a protobuf message, at most 2 GiB",
+                                  path, (unsigned long long)n);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *p = mmap(NULL, (size_t)n, PROT_READ, MAP_PRIVATE, fd, 0);
     int e = errno;
     close(fd);
     if (p == MAP_FAILED)
         return trestle__error_set(err, TRESTLE_E_IO, e, NULL, path, -1, -1, "%s: cannot map: %s",
                                   path, strerror(e));
     *data = p;
-    *size = (size_t)st.st_size;
+    *size = (size_t)n;
     return TRESTLE_OK;
 }
 

@@ -44,15 +44,23 @@ static bool split_rule(const char *rule, size_t *glob_len, int *dim)
     return true;
 }
 
-/* fnmatch(3) treats a malformed pattern as one that never matches, which
- * would silently replicate tensors meant to be split: refuse an unclosed
- * bracket class or a trailing backslash instead. */
-static bool glob_well_formed(const char *g, size_t n)
+/*
+ * What is wrong with GLOB (g[0 .. n)), or NULL when nothing is.
+ * fnmatch(3) treats a malformed pattern as one that never matches, which
+ * would silently replicate tensors meant to be split: an unclosed bracket
+ * class or a trailing backslash is refused instead. So is a ':' outside a
+ * class: a rule has one ':', before DIM, and '*:1:2' (read as GLOB '*:1',
+ * DIM 2) is a typo, not a request to split keys that contain ":1" (TF names
+ * hold no ':'); "\:" matches a ':' of a key written by another tool.
+ */
+static const char *glob_problem(const char *g, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (g[i] == '\\') {
             if (++i == n)
-                return false;
+                return "a trailing '\\'";
+        } else if (g[i] == ':') {
+            return "more than one ':' (a rule is GLOB:DIM; write '\\:' for a ':' in a name)";
         } else if (g[i] == '[') {
             size_t j = i + 1;
             if (j < n && (g[j] == '!' || g[j] == '^'))
@@ -62,11 +70,11 @@ static bool glob_well_formed(const char *g, size_t n)
             while (j < n && g[j] != ']')
                 j++;
             if (j == n)
-                return false;
+                return "an unclosed '['";
             i = j;
         }
     }
-    return true;
+    return NULL;
 }
 
 int trestle_shard_rules_check(const char *const *rules, size_t n, trestle_error *err)
@@ -79,15 +87,15 @@ int trestle_shard_rules_check(const char *const *rules, size_t n, trestle_error 
         const char *r = rules[i];
         size_t glob_len;
         int dim;
+        const char *why;
         if (!split_rule(r, &glob_len, &dim))
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
                                          "shard rule %zu (%s) is not of the form GLOB:DIM "
                                          "(DIM a dimension number below %d)", i,
                                          r ? r : "NULL", TRESTLE_MAX_SLICE_RANK);
-        if (!glob_well_formed(r, glob_len))
+        if ((why = glob_problem(r, glob_len)) != NULL)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
-                                         "shard rule %zu (%s): malformed glob (an unclosed '[' "
-                                         "or a trailing '\\')", i, r);
+                                         "shard rule %zu (%s): malformed glob: %s", i, r, why);
         if (glob_len >= MAX_GLOB)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
                                          "shard rule %zu: its glob is %zu characters long, more "
@@ -120,7 +128,7 @@ long trestle_shard_rule_match(const char *const *rules, size_t n, const char *na
         size_t glob_len;
         int d;
         if (!split_rule(rules[i], &glob_len, &d) || glob_len >= sizeof glob ||
-            !glob_well_formed(rules[i], glob_len))
+            glob_problem(rules[i], glob_len))
             continue; /* trestle_shard_rules_check() refuses it */
         memcpy(glob, rules[i], glob_len);
         glob[glob_len] = '\0';

@@ -64,7 +64,21 @@ bool trestle__direct_open(trestle__reader *r, int s)
 {
     if (r->direct_fds[s] != TRESTLE__DIRECT_UNTRIED)
         return false;
-    int fd = open(r->ckpt->shard_paths[s], O_RDONLY | O_DIRECT | O_CLOEXEC);
+    /* The name is opened again (O_DIRECT is per open file): O_NONBLOCK so
+     * that a FIFO put there since the plan opened the shard cannot block,
+     * and only the very file the plan opened is used; anything else reads
+     * buffered through the plan's own descriptor. */
+    int fd = open(r->ckpt->shard_paths[s], O_RDONLY | O_DIRECT | O_CLOEXEC | O_NONBLOCK);
+    int plan_fd = __atomic_load_n(&r->ckpt->shard_fds[s], __ATOMIC_ACQUIRE);
+    struct stat st, orig;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || plan_fd < 0 ||
+                    fstat(plan_fd, &orig) != 0 || st.st_dev != orig.st_dev ||
+                    st.st_ino != orig.st_ino)) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd >= 0) /* io_uring would fail reads of an O_NONBLOCK file with EAGAIN */
+        (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     r->direct_fds[s] = fd >= 0 ? fd : TRESTLE__DIRECT_REFUSED;
     return fd >= 0;
 }

@@ -125,7 +125,43 @@ static PyObject *dtype_can_convert(PyObject *self, PyObject *args)
     return PyBool_FromLong(trestle_dtype_can_convert(a, b));
 }
 
+/* latest_checkpoint(dir, state_name=None) -> str or None: the engine's own
+ * reading of a directory's `checkpoint` state file
+ * (trestle_latest_checkpoint), so Python and trestle_open() agree. None
+ * when there is no state file; every other failure raises. */
+static PyObject *latest_checkpoint(PyObject *self, PyObject *args)
+{
+    PyObject *dir_obj, *name_arg = Py_None, *name_obj = NULL, *result = NULL;
+    char *latest = NULL;
+    trestle_error err;
+    int rc;
+    if (!PyArg_ParseTuple(args, "O&|O", PyUnicode_FSConverter, &dir_obj, &name_arg))
+        return NULL;
+    if (name_arg != Py_None && !PyUnicode_FSConverter(name_arg, &name_obj)) {
+        Py_DECREF(dir_obj);
+        return NULL;
+    }
+    const char *dir = PyBytes_AS_STRING(dir_obj);
+    const char *name = name_obj ? PyBytes_AS_STRING(name_obj) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = trestle_latest_checkpoint(dir, name, &latest, &err);
+    Py_END_ALLOW_THREADS
+    if (rc != TRESTLE_OK)
+        pyt_raise(rc, &err);
+    else if (!latest)
+        result = Py_None, Py_INCREF(Py_None);
+    else
+        result = PyUnicode_DecodeFSDefault(latest);
+    free(latest);
+    Py_DECREF(dir_obj);
+    Py_XDECREF(name_obj);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
+    { "latest_checkpoint", latest_checkpoint, METH_VARARGS,
+      "latest_checkpoint(dir, state_name=None) -> str or None: the prefix the directory's "
+      "checkpoint state file names (trestle_latest_checkpoint)." },
     { "decode_strings", decode_strings, METH_VARARGS,
       "decode_strings(buffer, n) -> list of bytes: split a DT_STRING tensor's stored bytes." },
     { "dtype_name", dtype_name, METH_O, "TensorFlow's C++ spelling of a DataType value." },

@@ -144,10 +144,18 @@ def test_bad_arguments_fail_before_any_io(call, exc):
     assert not isinstance(e.value, trestle.CheckpointNotFoundError)
 
 
-def test_get_tensor_rejects_a_non_str_name(mixed_ckpt):
-    prefix, _ = mixed_ckpt
-    with pytest.raises(TypeError):
-        trestle.load_checkpoint(prefix).get_tensor(b"dense/bias")
+def test_get_tensor_takes_str_or_bytes_names_as_tensorflow(mixed_ckpt):
+    """TensorFlow's reader takes bytes names too (issue 25); anything else
+    is still a TypeError, before any read."""
+    prefix, values = mixed_ckpt
+    reader = trestle.load_checkpoint(prefix)
+    assert np.array_equal(reader.get_tensor(b"dense/bias"), values["dense/bias"])
+    assert reader.has_tensor(b"dense/bias") and not reader.has_tensor(b"dense/nope")
+    assert np.array_equal(trestle.load_variable(prefix, b"dense/bias:0"), values["dense/bias"])
+    with pytest.raises(TypeError, match="tensor name must be a str or bytes, not int"):
+        reader.get_tensor(7)
+    with pytest.raises(trestle.errors.NotFoundError):
+        reader.get_tensor(b"dense/nope")
 
 
 @pytest.mark.skipif(has_cuda_device() or trestle._trestle.cuda_mock,

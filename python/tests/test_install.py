@@ -1,7 +1,10 @@
 """Packaging: `pip install --no-build-isolation ./python` into a venv and
 `cmake --install` both give an importable package, away from the source,
 whose version (trestle.__version__, and the pip metadata) is the CMake
-project's."""
+project's. `cmake --install --prefix /usr/local` (into a temporary DESTDIR,
+never the real /usr/local) must put it where a fresh interpreter imports
+packages from /usr/local: Debian's sysconfig once sent it to
+/usr/local/local/lib/python3.X/dist-packages (issue 25)."""
 import os
 import subprocess
 import sys
@@ -72,3 +75,35 @@ def test_cmake_install_puts_the_package_in_site_packages(tmp_path):
     assert site, "no trestle package under the prefix"
     env = dict(os.environ, PYTHONPATH=os.path.dirname(site[0]))
     check_import(sys.executable, env=env)
+
+
+def site_dirs(python, prefix):
+    """The directories a fresh `python` (no environment, no user site)
+    imports packages from that lie under `prefix`."""
+    code = ("import site, sys; print('\\n'.join(site.getsitepackages() + sys.path))")
+    out = run([python, "-E", "-s", "-c", code], cwd="/")
+    under = prefix.rstrip("/") + "/"
+    return list(dict.fromkeys(d for d in out.split("\n") if d.startswith(under)
+                              and os.path.basename(d) in ("site-packages", "dist-packages")))
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(BUILD_DIR, "CMakeCache.txt")),
+                    reason="needs the build tree of scripts/build.sh")
+@pytest.mark.parametrize("prefix", ["/usr/local", "/usr"])
+def test_cmake_install_to_a_system_prefix_is_importable(tmp_path, prefix):
+    """DESTDIR=T cmake --install build --prefix P puts the package in a
+    directory the interpreter imports for P (one of its own site
+    directories under P), and it imports from there in a fresh interpreter."""
+    wanted = site_dirs(sys.executable, prefix)
+    if not wanted:
+        pytest.skip(f"{sys.executable} imports no site directory under {prefix}")
+    destdir = str(tmp_path / "destdir")
+    env = dict(os.environ, DESTDIR=destdir)
+    out = run(["cmake", "--install", BUILD_DIR, "--prefix", prefix], env=env)
+    found = [d for d in wanted if os.path.exists(os.path.join(destdir + d, "trestle",
+                                                              "__init__.py"))]
+    assert found, (f"the package is not in any of {wanted} (under DESTDIR); installed: "
+                   + "".join(line for line in out.splitlines(True) if "__init__.py" in line))
+    env = dict(os.environ, PYTHONPATH=destdir + found[0])
+    out = check_import(sys.executable, env=env)
+    assert out.startswith(os.path.join(destdir + found[0], "trestle", "__init__.py")), out

@@ -24,14 +24,15 @@ from ._safetensors import load_safetensors, save_safetensors
 from ._reader import (CheckpointReader, latest_checkpoint, list_variables, load_checkpoint,
                       load_variable)
 from .errors import (CheckpointNotFoundError, ChecksumError, CorruptCheckpointError,
-                     DTypeMismatchError, KeyNotFoundError, NoDeviceError, ShapeMismatchError,
-                     TrestleError)
+                     DTypeMismatchError, InvalidCheckpointStateError, KeyNotFoundError,
+                     NoDeviceError, RawBitsWarning, ShapeMismatchError, TrestleError)
 
 __version__ = _trestle.version
 
 __all__ = [
     "Array", "CheckpointNotFoundError", "CheckpointReader", "ChecksumError",
-    "CorruptCheckpointError", "DType", "DTypeMismatchError", "KeyNotFoundError", "NoDeviceError",
+    "CorruptCheckpointError", "DType", "DTypeMismatchError", "InvalidCheckpointStateError",
+    "KeyNotFoundError", "NoDeviceError", "RawBitsWarning",
     "RestoreResult", "ShapeMismatchError", "TrestleError", "as_dtype", "convert",
     "latest_checkpoint", "list_variables", "load_checkpoint", "load_safetensors", "load_variable",
     "restore", "save_safetensors",

@@ -88,6 +88,15 @@ class Array:
     def __repr__(self):
         return f"trestle.Array(shape={self.shape}, dtype={self.dtype.name}, device={self.device})"
 
+    def __reduce__(self):
+        # Pickled as what it stands for: a host tensor's values as a numpy
+        # array (engine memory cannot travel); a device tensor must be
+        # brought to the host by its framework first.
+        if self._buffer.device >= 0:
+            raise TypeError(f"a trestle.Array on {self.device} cannot be pickled: copy it to "
+                            "the host first, e.g. torch.from_dlpack(a).cpu()")
+        return (np.asarray, (self.numpy(),))
+
 
 class RestoreResult(dict):
     """{name: array} of a restore, plus ``stats``: the engine's figures
@@ -99,6 +108,11 @@ class RestoreResult(dict):
     stats = None
     arena = None
 
+    def __reduce__(self):
+        # pickle.dumps() and torch.save() get the plain dict of arrays the
+        # result stands for; `stats` and the weak `arena` stay behind.
+        return (dict, (dict(self),))
+
 
 def _numpy_view(buffer, dtype, shape, bfloat16):
     if dtype == _dtypes.STRING:
@@ -106,7 +120,7 @@ def _numpy_view(buffer, dtype, shape, bfloat16):
         value = np.empty(n, dtype=object)
         value[:] = _trestle.decode_strings(buffer, n)
         return value.reshape(shape)
-    np_dtype = _dtypes.numpy_dtype(dtype, bfloat16)
+    np_dtype = _dtypes.returned_dtype(dtype, bfloat16)
     if buffer.nbytes == 0:
         return np.empty(shape, dtype=np_dtype)
     return np.frombuffer(buffer, dtype=np_dtype).reshape(shape)
@@ -211,9 +225,21 @@ def _progress(progress, total, what="trestle.restore"):
         return lambda done: progress(done, total)
     if progress is not True:
         raise TypeError("progress must be True, False or a callable(done_bytes, total_bytes)")
-    if not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+    # As the CLI: a bar on a terminal (or a notebook), never drawn into a log file.
+    if not _interactive(sys.stderr):
         return None
     return _Bar(total, what)
+
+
+def _interactive(stream):
+    """True when `stream` shows a progress bar to a person: a terminal, or
+    a Jupyter kernel's stream (which tqdm draws as a widget)."""
+    if type(stream).__module__.startswith("ipykernel"):
+        return True
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 class _Bar:

@@ -6,9 +6,14 @@ in for ``tf.DType``: ``.name`` is TensorFlow's Python name (``"float32"``,
 and they compare equal to each other, to those names, and to numpy dtypes.
 """
 
+import os
+import sys
+import warnings
+
 import numpy as np
 
 from . import _trestle
+from .errors import RawBitsWarning
 
 # DataType value -> (TensorFlow's Python name, numpy dtype or None). A few
 # have no numpy type of their own: bfloat16 and float8 depend on ml_dtypes
@@ -47,14 +52,19 @@ def _ml_dtypes():
 
 
 class DType:
-    """A TensorFlow dtype, as ``tf.DType`` presents it (name, enum, size)."""
+    """A TensorFlow dtype, as ``tf.DType`` presents it (name, enum, size).
 
-    __slots__ = ("_value",)
+    ``bfloat16`` is the reading mode of the reader that listed it (see
+    ``load_checkpoint``), so that ``as_numpy_dtype`` is the type of the
+    arrays that reader's ``get_tensor`` returns."""
 
-    def __init__(self, value):
+    __slots__ = ("_value", "_bfloat16")
+
+    def __init__(self, value, bfloat16="auto"):
         if value not in _TABLE:
             raise ValueError(f"unknown TensorFlow DataType {value}")
         self._value = value
+        self._bfloat16 = bfloat16
 
     @property
     def name(self):
@@ -68,8 +78,10 @@ class DType:
 
     @property
     def as_numpy_dtype(self):
-        """The numpy type get_tensor() returns for it (bfloat16: see numpy_dtype)."""
-        return numpy_dtype(self._value).type
+        """The numpy type of the arrays get_tensor() returns for it: bfloat16
+        is ml_dtypes.bfloat16, numpy.uint16 (raw bits, without ml_dtypes or
+        with bfloat16='uint16') or numpy.float32 (bfloat16='float32')."""
+        return array_dtype(self._value, self._bfloat16).type
 
     @property
     def size(self):
@@ -82,7 +94,7 @@ class DType:
         if isinstance(other, str):
             return _BY_NAME.get(other) == self._value
         try:
-            return np.dtype(other) == numpy_dtype(self._value)
+            return np.dtype(other) == array_dtype(self._value, self._bfloat16)
         except TypeError:
             return NotImplemented
 
@@ -143,6 +155,53 @@ def numpy_dtype(value, bfloat16="auto"):
             return np.dtype(getattr(ml, name))
         return np.dtype(np.uint16 if value == BFLOAT16 else np.uint8)
     raise TypeError(f"tensors of dtype {name} cannot be read into memory")
+
+
+def array_dtype(value, bfloat16="auto"):
+    """The numpy dtype of the arrays get_tensor() and restore() return for a
+    stored DataType under a bfloat16 mode: numpy_dtype(), except that
+    'float32' widens bfloat16."""
+    if value == BFLOAT16 and bfloat16 == "float32":
+        return np.dtype(np.float32)
+    return numpy_dtype(value, bfloat16)
+
+
+# DataType names already warned about by returned_dtype(): once each per
+# process, so a checkpoint of 300 bfloat16 tensors says it once.
+_warned_raw = set()
+
+
+def returned_dtype(value, bfloat16="auto"):
+    """numpy_dtype() for an array about to be handed to the user: when
+    'auto' falls back to raw bits (no ml_dtypes), say so once, naming what
+    gives real values."""
+    dt = numpy_dtype(value, bfloat16)
+    name = _TABLE[value][0]
+    if (bfloat16 == "auto" and dt.kind == "u" and _TABLE[value][1] is None
+            and name not in _warned_raw):
+        _warned_raw.add(name)
+        bits = f"uint{dt.itemsize * 8}"
+        warnings.warn(
+            f"{name} tensors come back as {bits} arrays of their raw bits: numpy has no "
+            f"{name} and ml_dtypes is not installed. For real values: "
+            f"trestle.restore(..., framework='torch') gives torch.{name} tensors"
+            + ("; " if value == BFLOAT16 else " (torch 2.1 and later); ") +
+            f"`pip install ml_dtypes` gives numpy {name} arrays"
+            + ("; bfloat16='float32' widens them exactly. " if value == BFLOAT16 else ". ")
+            + f"bfloat16='uint16' asks for the raw bits without this warning.",
+            RawBitsWarning, stacklevel=_caller_level())
+    return dt
+
+
+def _caller_level():
+    """The warnings stacklevel of the first frame outside this package, so a
+    warning points at the user's line whichever call led here."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 def bfloat16_to_float32(bits):

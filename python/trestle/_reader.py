@@ -14,12 +14,12 @@ bfloat16 as described in :func:`load_checkpoint`.
 """
 
 import os
-import re
+import warnings
 
 import numpy as np
 
 from . import _dtypes, _trestle
-from .errors import KeyNotFoundError
+from .errors import InvalidCheckpointStateError, KeyNotFoundError, TrestleError
 
 __all__ = ["CheckpointReader", "latest_checkpoint", "list_variables", "load_checkpoint",
            "load_variable"]
@@ -32,6 +32,16 @@ def _fspath(path, what="path"):
         return os.fspath(path)
     except TypeError:
         raise TypeError(f"{what} must be a str or os.PathLike, not {type(path).__name__}") from None
+
+
+def _tensor_name(name, what="tensor name"):
+    """A tensor name as str: TensorFlow also takes bytes (decoded as file
+    names are, so any key round-trips)."""
+    if isinstance(name, bytes):
+        return os.fsdecode(name)
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str or bytes, not {type(name).__name__}")
+    return name
 
 
 def open_checkpoint(path):
@@ -73,12 +83,13 @@ class CheckpointReader:
         return {name: list(t[3]) for name, (_, t) in self._tensors.items()}
 
     def get_variable_to_dtype_map(self):
-        """{name: trestle.DType}; ``.name`` is TensorFlow's ('float32', 'bfloat16', ...)."""
-        return {name: _dtypes.DType(t[1]) for name, (_, t) in self._tensors.items()}
+        """{name: trestle.DType}; ``.name`` is TensorFlow's ('float32', 'bfloat16', ...),
+        ``.as_numpy_dtype`` the type of the arrays ``get_tensor`` returns for it."""
+        return {name: _dtypes.DType(t[1], self._bfloat16) for name, (_, t) in self._tensors.items()}
 
     def has_tensor(self, name):
-        """True when the checkpoint lists `name`."""
-        return name in self._tensors
+        """True when the checkpoint lists `name` (str or bytes)."""
+        return _tensor_name(name) in self._tensors
 
     def get_tensor(self, name, *, bfloat16=None):
         """The value of tensor `name` as numpy (a numpy scalar or bytes for
@@ -88,25 +99,24 @@ class CheckpointReader:
         Raises :class:`trestle.KeyNotFoundError` (a KeyError) naming the
         closest keys when `name` is not in the checkpoint.
         """
-        if not isinstance(name, str):
-            raise TypeError(f"tensor name must be a str, not {type(name).__name__}")
+        name = _tensor_name(name)
         mode = self._bfloat16 if bfloat16 is None else bfloat16
         _dtypes.check_bfloat16_mode(mode)
         if name not in self._tensors:
             raise_missing(self._ckpt, [name])
         index, (_, dtype, _, shape, _, _, _, read_size) = self._tensors[name]
-        if dtype != _dtypes.STRING:
-            np_dtype = _dtypes.numpy_dtype(dtype, mode)   # TypeError for variant/resource
+        if dtype != _dtypes.STRING and not (dtype == _dtypes.BFLOAT16 and mode == "float32"):
+            np_dtype = _dtypes.returned_dtype(dtype, mode)   # TypeError for variant/resource
         raw = np.empty(read_size, dtype=np.uint8)
         self._ckpt.read(index, raw)
         if dtype == _dtypes.STRING:
             value = np.empty(int(np.prod(shape, dtype=np.int64)), dtype=object)
             value[:] = _trestle.decode_strings(raw, value.size)
             value = value.reshape(shape)
+        elif dtype == _dtypes.BFLOAT16 and mode == "float32":
+            value = _dtypes.bfloat16_to_float32(raw.view(np.uint16)).reshape(shape)
         else:
             value = raw.view(np_dtype).reshape(shape)
-            if dtype == _dtypes.BFLOAT16 and mode == "float32":
-                value = _dtypes.bfloat16_to_float32(raw.view(np.uint16)).reshape(shape)
         return value[()] if value.ndim == 0 else value
 
     def debug_string(self):
@@ -140,31 +150,35 @@ def list_variables(ckpt_dir_or_file):
 
 def load_variable(ckpt_dir_or_file, name, *, bfloat16="auto"):
     """``tf.train.load_variable``: one tensor's value (a trailing ':0' is dropped)."""
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
+    name = _tensor_name(name, "name")
     if name.endswith(":0"):
         name = name[:-2]
     return load_checkpoint(ckpt_dir_or_file, bfloat16=bfloat16).get_tensor(name)
 
 
-_STATE_LINE = re.compile(r'^\s*model_checkpoint_path\s*:\s*"((?:[^"\\]|\\.)*)"\s*$', re.M)
-
-
 def latest_checkpoint(checkpoint_dir, latest_filename=None):
     """``tf.train.latest_checkpoint``: the prefix the directory's
     ``checkpoint`` state file names (joined to the directory when relative),
-    or None when there is no state file or its checkpoint is gone."""
+    or None when there is no state file.
+
+    The file is read and parsed by the engine, as ``load_checkpoint`` of the
+    directory reads it (``trestle_latest_checkpoint``), so both give one
+    answer: escapes (TensorFlow writes non-ASCII paths in octal), the last
+    ``model_checkpoint_path`` line, ``#`` comments. Where TensorFlow logs a
+    warning and returns None (a state file it cannot read or parse, or one
+    naming a checkpoint whose files are gone), this warns with the engine's
+    message and returns None; a FIFO, device or file over 16 MiB is such an
+    unreadable file, refused without blocking. An empty
+    model_checkpoint_path raises :class:`trestle.InvalidCheckpointStateError`,
+    a ValueError, as TensorFlow's does.
+    """
     checkpoint_dir = _fspath(checkpoint_dir, "checkpoint_dir")
-    state = os.path.join(checkpoint_dir, latest_filename or "checkpoint")
+    if latest_filename is not None:
+        latest_filename = _fspath(latest_filename, "latest_filename")
     try:
-        with open(state, "rb") as f:
-            text = f.read().decode("utf-8", "surrogateescape")
-    except OSError:
+        return _trestle.latest_checkpoint(checkpoint_dir, latest_filename)
+    except InvalidCheckpointStateError:
+        raise
+    except TrestleError as e:
+        warnings.warn(f"{e.message}; checkpoint ignored", RuntimeWarning, stacklevel=2)
         return None
-    m = _STATE_LINE.search(text)
-    if not m:
-        return None
-    prefix = m.group(1).encode("latin-1", "backslashreplace").decode("unicode_escape")
-    if not os.path.isabs(prefix):
-        prefix = os.path.join(checkpoint_dir, prefix)
-    return prefix if os.path.exists(prefix + ".index") else None

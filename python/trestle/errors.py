@@ -16,8 +16,28 @@ engine's structured facts, so code never parses messages:
 ``errno``
     the OS error number behind an I/O failure, or ``None``
 
-Subclasses say what kind of failure it is, and the missing-key one is also
-a :class:`KeyError`, as ``dict`` lookups and ``tf.train`` users expect.
+Subclasses say what kind of failure it is, and are also what code written
+for TensorFlow catches, so a port keeps its ``except`` clauses:
+
+=============================  ==============================================
+trestle class                  also an instance of
+=============================  ==============================================
+:class:`KeyNotFoundError`      :class:`NotFoundError` (``tf.errors.NotFoundError``),
+                               ``KeyError``
+:class:`CheckpointNotFoundError`  :class:`NotFoundError`, ``FileNotFoundError``,
+                               ``ValueError`` (``tf.train.load_checkpoint`` of a
+                               directory without a checkpoint)
+:class:`CorruptCheckpointError`,  :class:`DataLossError` (``tf.errors.DataLossError``)
+:class:`ChecksumError`
+:class:`InvalidCheckpointStateError`  :class:`CorruptCheckpointError`, ``ValueError``
+                               (``Invalid checkpoint state loaded from DIR``)
+:class:`DTypeMismatchError`    :class:`InvalidArgumentError`, ``TypeError``
+:class:`ShapeMismatchError`    :class:`InvalidArgumentError`, ``ValueError``
+=============================  ==============================================
+
+``NotFoundError``, ``DataLossError``, ``InvalidArgumentError`` and ``OpError``
+(every engine error: :class:`TrestleError`) stand in for the ``tf.errors``
+classes of those names: replace ``tf.errors`` with ``trestle.errors``.
 """
 
 import re
@@ -25,6 +45,8 @@ import re
 __all__ = [
     "TrestleError", "KeyNotFoundError", "CheckpointNotFoundError", "CorruptCheckpointError",
     "ChecksumError", "DTypeMismatchError", "ShapeMismatchError", "NoDeviceError",
+    "InvalidCheckpointStateError", "OpError", "NotFoundError", "DataLossError",
+    "InvalidArgumentError", "RawBitsWarning",
 ]
 
 
@@ -47,7 +69,24 @@ class TrestleError(Exception):
         return self.message
 
 
-class KeyNotFoundError(TrestleError, KeyError):
+OpError = TrestleError
+"""``tf.errors.OpError``'s name: every failure the engine reports."""
+
+
+class NotFoundError(TrestleError):
+    """A key or file that is not there: ``tf.errors.NotFoundError``'s stand-in."""
+
+
+class DataLossError(TrestleError):
+    """Corrupt or unreadable data: ``tf.errors.DataLossError``'s stand-in."""
+
+
+class InvalidArgumentError(TrestleError):
+    """An op that does not fit the stored tensor: ``tf.errors.InvalidArgumentError``'s
+    stand-in (TensorFlow's restore fails with it on a dtype or shape mismatch)."""
+
+
+class KeyNotFoundError(NotFoundError, KeyError):
     """One or more keys are not in the checkpoint.
 
     ``missing`` lists every missing name (all of them, not just the first);
@@ -65,14 +104,18 @@ class KeyNotFoundError(TrestleError, KeyError):
         return self.message
 
 
-class CheckpointNotFoundError(TrestleError, FileNotFoundError):
-    """No checkpoint at that path (no index, or a missing data shard)."""
+class CheckpointNotFoundError(NotFoundError, FileNotFoundError, ValueError):
+    """No checkpoint at that path (no index, or a missing data shard).
+
+    Also a ``ValueError``, which ``tf.train.load_checkpoint`` raises for a
+    directory without a checkpoint, and a :class:`NotFoundError`, which it
+    raises for a prefix without files."""
 
     def __str__(self):
         return self.message
 
 
-class CorruptCheckpointError(TrestleError):
+class CorruptCheckpointError(DataLossError):
     """Malformed index or data: the message names the file and byte offset."""
 
 
@@ -80,11 +123,16 @@ class ChecksumError(CorruptCheckpointError):
     """A tensor's bytes do not match their stored CRC32C."""
 
 
-class DTypeMismatchError(TrestleError, TypeError):
+class InvalidCheckpointStateError(CorruptCheckpointError, ValueError):
+    """A ``checkpoint`` state file whose model_checkpoint_path is empty:
+    ``Invalid checkpoint state loaded from DIR``, a ValueError in TensorFlow."""
+
+
+class DTypeMismatchError(InvalidArgumentError, TypeError):
     """An op's dtype differs from the stored one, or cannot be converted."""
 
 
-class ShapeMismatchError(TrestleError, ValueError):
+class ShapeMismatchError(InvalidArgumentError, ValueError):
     """An op's shape or slice does not fit the stored tensor."""
 
 
@@ -101,6 +149,9 @@ _CLASSES = {
     "E_SHAPE_MISMATCH": ShapeMismatchError,
     "E_NO_DEVICE": NoDeviceError,
 }
+
+# TensorFlow's words for an empty model_checkpoint_path (a ValueError there).
+_INVALID_STATE = "Invalid checkpoint state loaded from "
 
 _MISSING_LINE = re.compile(r"^Key (.*?) not found in checkpoint(?: \(did you mean (.*)\?\))?$")
 
@@ -122,9 +173,18 @@ def parse_missing(message):
 def from_engine(code, code_name, message, key, path, offset, length, errno):
     """Called by the C extension: the exception for one engine error."""
     cls = _CLASSES.get(code_name, TrestleError)
+    if cls is CorruptCheckpointError and message.startswith(_INVALID_STATE):
+        cls = InvalidCheckpointStateError
     kw = dict(code=code, code_name=code_name, key=key, path=path, offset=offset, length=length,
               errno=errno)
     if cls is KeyNotFoundError:
         missing, suggestions = parse_missing(message)
         return cls(message, missing or ([key] if key else []), suggestions, **kw)
     return cls(message, **kw)
+
+
+class RawBitsWarning(UserWarning):
+    """A tensor came back as its raw bits (bfloat16 as uint16, float8 as
+    uint8) because numpy has no such type and ml_dtypes is not installed.
+    Issued once per dtype; ``bfloat16='uint16'`` asks for the bits and is
+    never warned about."""
