@@ -4,11 +4,11 @@
  *
  * Takes what `trestle restore` takes to choose tensors (an ops file,
  * renames, exclusions, --allow-missing, --as) so a conversion is exactly a
- * restore written down. Ctrl-C cancels at the next finished tensor and,
- * like any failure, leaves no output file behind.
+ * restore written down. Ctrl-C, SIGTERM and SIGHUP (cli_signal.c) cancel
+ * at the next finished tensor, or remove the temporary file when flushing,
+ * and, like any failure, leave no output file behind.
  */
 #include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,7 +24,8 @@ static const char convert_help[] =
     "fast as the checkpoint can be read. It is a restore into the file: the same\n"
     "reads, every CRC32C checked, each byte read once. The file appears only when\n"
     "complete (written as OUT.safetensors.tmp-XXXXXX, flushed, then renamed); a\n"
-    "failure or Ctrl-C leaves nothing behind.\n"
+    "failure, Ctrl-C, SIGTERM or SIGHUP leaves nothing behind. Sizes are binary\n"
+    "(MiB, GiB), rates GB/s (1e9 bytes per second).\n"
     "\n"
     "What goes in (as for 'trestle restore'):\n"
     "      --ops FILE         the ops listed in FILE (NAME<TAB>SHAPE_AND_SLICES<TAB>\n"
@@ -50,7 +51,8 @@ static const char convert_help[] =
     "  -h, --help             show this help\n"
     "\n"
     "Exit status: 0 on success, 1 when the conversion fails (nothing written),\n"
-    "2 for a bad command line.\n"
+    "2 for a bad command line; interrupted, it says so and ends by the signal\n"
+    "(the shell shows 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP).\n"
     "\n"
     "Examples:\n"
     "  trestle convert ckpt_dir model.safetensors\n"
@@ -74,21 +76,6 @@ static const struct option convert_longopts[] = {
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
 };
-
-/* Set by SIGINT; the ready callback turns it into a cancellation. */
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
-static int cancel_if_interrupted(void *user, size_t i, const trestle_plan_op_info *op)
-{
-    (void)user, (void)i, (void)op;
-    return interrupted;
-}
 
 /*
  * --as without --ops: one op per tensor safetensors can hold, with
@@ -122,7 +109,6 @@ static int run_convert(trestle_checkpoint *ckpt, const char *ops_file, int as,
     cli_ops ops = { 0 };
     trestle_convert_stats st;
     trestle_error err;
-    struct sigaction sa, old;
     int status = CLI_EXIT_FAIL;
 
     if (ops_file && cli_ops_read(ops_file, TRESTLE_DEST_ALLOCATE, &ops) != CLI_EXIT_OK)
@@ -134,18 +120,23 @@ static int run_convert(trestle_checkpoint *ckpt, const char *ops_file, int as,
         cli_ops_free(&ops);
         return CLI_EXIT_FAIL;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    cli_signals_test_pause("before-restore");
+    if (cli_interrupted())
+        goto done;
+    cli_signals_guard_temp(out); /* a signal while flushing removes the temporary file */
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = trestle_convert_safetensors(ckpt, ops_file || as ? ops.ops : NULL, ops.n, copt, out,
                                          &st, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    sigaction(SIGINT, &old, NULL);
+    cli_signals_pop_cleanup();
     if (rc != TRESTLE_OK) {
-        cli_fail(&err);
+        if (!cli_interrupted()) /* else the library's cancel message is no news */
+            cli_fail(&err);
+        goto done;
+    }
+    if (cli_interrupted()) { /* the signal came in the last moments of the flush */
+        cli_error("%s was complete before the signal could stop it; it is kept", out);
         goto done;
     }
     if (!quiet) {
@@ -159,7 +150,7 @@ static int run_convert(trestle_checkpoint *ckpt, const char *ops_file, int as,
         printf("wrote %s: %zu tensor%s%s, %s in %.3f s", out, st.tensors,
                st.tensors == 1 ? "" : "s", skipped, size, secs);
         if (secs > 0)
-            printf(": %.2f GiB/s", (double)st.file_bytes / secs / (1024.0 * 1024 * 1024));
+            printf(": %.2f GB/s", (double)st.file_bytes / secs / 1e9);
         printf(" (CRC32C verified)\n");
     }
     status = CLI_EXIT_OK;
@@ -234,7 +225,7 @@ int cli_convert_main(int argc, char **argv)
                            "on each op to convert");
         goto out;
     }
-    ropt.on_ready = cancel_if_interrupted;
+    ropt.on_ready = cli_signals_ready;
     copt.plan = &popt;
     copt.restore = &ropt;
     trestle_checkpoint *ckpt = NULL;
