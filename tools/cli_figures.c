@@ -230,7 +230,10 @@ int cli_json_stats(FILE *f, const cli_run *runs, size_t n, const char *indent)
         fputs("{\"min\": null, \"median\": null, \"max\": null, \"each\": [", f);
     for (size_t k = 0; k < n; k++) {
         double v = runs[k].raw.first_ready_seconds;
-        fprintf(f, v >= 0 ? "%s%.6g" : "%snull", k ? ", " : "", v);
+        if (v >= 0)
+            fprintf(f, "%s%.6g", k ? ", " : "", v);
+        else
+            fprintf(f, "%snull", k ? ", " : "");
     }
     fprintf(f, "]}\n%s}", indent);
     free(first);
