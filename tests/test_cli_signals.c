@@ -254,6 +254,35 @@ Test(cli_signals, an_ignored_sigint_stays_ignored)
     free(prefix);
 }
 
+/* A phase no hook cancels (here: reading the op list from a pipe that
+ * never ends) is cut short half a second after the signal. */
+Test(cli_signals, a_phase_nothing_cancels_is_cut_short)
+{
+    char *dir = tu_mkdtemp(), *run = tu_mkdtemp(), *prefix = make_ckpt(dir);
+    char *argv[] = { "trestle", "restore", prefix, "--ops", "-", NULL };
+    int in[2];
+    cr_assert_eq(pipe(in), 0);
+    int saved = dup(STDIN_FILENO);
+    dup2(in[0], STDIN_FILENO); /* the child reads the pipe, which stays open */
+    child c;
+    start(&c, run, NULL, NULL, 0, argv);
+    dup2(saved, STDIN_FILENO);
+    close(saved);
+    close(in[0]);
+    sleep(1); /* well past its start: the signals are its own by then */
+    double t0 = now();
+    kill(c.pid, SIGINT);
+    int status = finish(&c, 10);
+    cr_assert_lt(now() - t0, 5);
+    expect_ended_by(&c, status, SIGINT, "trestle: interrupted (SIGINT)\n");
+    close(in[1]);
+    tu_rmtree(dir);
+    tu_rmtree(run);
+    free(dir);
+    free(run);
+    free(prefix);
+}
+
 /* ---- bench --synthetic: its temporary checkpoint goes, whatever the phase ---- */
 
 static void bench_interrupted_at(const char *phase, int sig)
