@@ -101,6 +101,19 @@ void bench_print_text(const bench_args *a, const bench_result *r)
     if (tab)
         cli_table_print(tab, stdout);
     cli_table_free(tab);
+    /* Bytes that bypassed a stage that did run are in none of its figures. */
+    static const int bypassable[] = { CLI_STAGE_READ, CLI_STAGE_COPY };
+    for (size_t i = 0; i < sizeof bypassable / sizeof bypassable[0]; i++) {
+        int s = bypassable[i];
+        cli_stage_sum sum;
+        char size[32];
+        if (cli_stage_summarize(r->runs, r->nruns, s, &sum) != 0 || !sum.runs || !sum.bypassed)
+            continue;
+        cli_human_size(sum.bypassed, size, sizeof size);
+        printf("%s: %s more %s, in none of its figures\n", cli_stage_name(s), size,
+               s == CLI_STAGE_READ ? "mapped from the page cache, not read"
+                                   : "read straight into place, not copied");
+    }
 
     printf("\neach repeat, total seconds:");
     for (size_t k = 0; k < r->nruns; k++)
