@@ -102,14 +102,14 @@ def trestle_rows(paths):
     for p in paths:
         with open(p) as f:
             j = json.load(f)
-        total = j["stages"]["total"]
+        total = j["stats"]["stages"]["total"]["seconds"]  # min, median, max, each
         dest = f"device {j['device']}" if j["destination"] == "device" else "host"
         rows.append({
             "what": f"trestle bench ({dest}, verify on)",
             "cache": "cold" if j["cold"] else "warm",
-            "bytes": j["bytes"],
-            "best": total["best_seconds"],
-            "median": total["median_seconds"],
+            "bytes": j["stats"]["bytes"],
+            "best": total["min"],
+            "median": total["median"],
             "note": j["cache"],
         })
     return rows

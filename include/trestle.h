@@ -1107,6 +1107,15 @@ typedef struct trestle_stats {
                                    once every part's share is combined. Not in bytes_verified: a
                                    restore with bytes_deferred > 0 is not fully verified by
                                    itself; since 0.2 */
+    uint64_t bytes_placed;    /**< of bytes_copied: bytes that reached their destination with no
+                                   copy, read straight into it or (host_map) mapped there. Only
+                                   bytes_copied - bytes_placed went through a copier in
+                                   copy_seconds or device_copy_seconds, so a copy rate is that
+                                   difference over those seconds; since 0.2 */
+    uint64_t bytes_mapped;    /**< of bytes_read: host_map tensors' bytes, left in the page cache
+                                   and mapped (CRC-checked, not read by any read call). Only
+                                   bytes_read - bytes_mapped were read in read_seconds; since
+                                   0.2 */
 } trestle_stats;
 
 /**

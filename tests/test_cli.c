@@ -8,6 +8,7 @@
  * inputs are written with the library's own writer.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -548,7 +549,7 @@ Test(cli, synth_inspect_restore_diff_round_trip)
     r = tu_cli("restore '%s'", a);
     cr_assert_eq(r.rc, 0, "stderr: %s", r.err);
     cr_assert(tu_starts_with(r.out, "restored 65 tensors, 980.38 KiB in "), "%s", r.out);
-    cr_assert(strstr(r.out, " GiB/s (read "), "%s", r.out);
+    cr_assert(strstr(r.out, " GB/s (read "), "%s", r.out);
     cr_assert(strstr(r.out, ", O_DIRECT "), "%s", r.out);
     cr_assert_str_empty(r.err, "no progress bar when stderr is not a TTY: %s", r.err);
     tu_cli_free(&r);
@@ -794,6 +795,130 @@ Test(cli, every_command_has_help_with_synopsis_options_and_examples)
     tu_cli_result r = tu_cli("restore --help");
     cr_assert(strstr(r.out, "NAME<TAB>SHAPE_AND_SLICES<TAB>dtype=DTYPE"), "ops format documented");
     tu_cli_free(&r);
+}
+
+/* One rate convention in every command, stated where users look. */
+Test(cli, every_command_that_prints_rates_states_the_units)
+{
+    const char *cmds[] = { "restore", "convert", "bench" };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        tu_cli_result r = tu_cli("%s --help", cmds[i]);
+        cr_assert_eq(r.rc, 0);
+        cr_assert(strstr(r.out, "GB/s (1e9 bytes per second)"), "%s --help:\n%s", cmds[i], r.out);
+        cr_assert(strstr(r.out, "GiB/s") == NULL, "%s --help:\n%s", cmds[i], r.out);
+        tu_cli_free(&r);
+    }
+}
+
+/* ---- restore --json and --checksum ---- */
+
+/* FNV-1a 64 of n bytes, carried on from h: the reference for --checksum. */
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, uint64_t n)
+{
+    for (uint64_t k = 0; k < n; k++)
+        h = (h ^ p[k]) * 1099511628211ull;
+    return h;
+}
+
+/* --checksum prints every restored tensor's FNV-1a of its bytes and the
+ * whole model's (every tensor's bytes in op order, as trestle-mpi's
+ * "whole"), computed here from a restore by the library. */
+Test(cli, restore_checksum_hashes_each_tensor_and_the_model)
+{
+    char *dir = tu_mkdtemp(), *prefix = tu_write_mixed(dir, 6, 2);
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    trestle_error err;
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_OK, "%s", err.message);
+    char want[16384];
+    size_t len = 0, n = 0;
+    uint64_t model = 1469598103934665603ull;
+    for (size_t i = 0; i < trestle_plan_op_count(p); i++) {
+        trestle_plan_op_info o;
+        trestle_plan_get_op(p, i, &o);
+        if (o.skipped)
+            continue;
+        uint64_t one = fnv1a(1469598103934665603ull, o.data, o.bytes);
+        model = fnv1a(model, o.data, o.bytes);
+        len += (size_t)snprintf(want + len, sizeof want - len, "fnv1a64 %016" PRIx64 "  %s\n", one,
+                                o.name);
+        n++;
+    }
+    snprintf(want + len, sizeof want - len,
+             "fnv1a64 %016" PRIx64 "  (whole model: %zu tensors in op order)\n", model, n);
+    tu_cli_result r = tu_cli("restore -q --checksum '%s'", prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, want);
+    tu_cli_free(&r);
+
+    /* The same values in --json. */
+    char key[96];
+    r = tu_cli("restore --json --checksum '%s'", prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    snprintf(key, sizeof key, "\n  ], \"model\": \"%016" PRIx64 "\"}", model);
+    cr_assert(strstr(r.out, key), "%s in:\n%s", key, r.out);
+    cr_assert(strstr(r.out, "\"checksums\": {\"algorithm\": \"fnv1a64\", \"tensors\": ["),
+              "%s", r.out);
+    tu_cli_free(&r);
+    trestle_plan_free(p);
+    trestle_close(c);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+/*
+ * restore --json prints, under "stats", the object `bench --json` prints:
+ * the same members at every depth (checked by Python's json module), with
+ * one repeat; and the machine and build beside it.
+ */
+Test(cli, restore_json_has_the_stats_object_of_bench)
+{
+    char *dir = tu_mkdtemp(), *prefix = path_join(dir, "m"), *jr = path_join(dir, "r.json");
+    char *jb = path_join(dir, "b.json"), *py = path_join(dir, "same.py");
+    tu_cli_result r = tu_cli("synth '%s' --size 4M --shards 2", prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("restore --json '%s' > '%s'", prefix, jr);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    r = tu_cli("bench '%s' --repeat 2 --json > '%s'", prefix, jb);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    static const char check[] =
+        "import json, sys\n"
+        "r, b = (json.load(open(f)) for f in sys.argv[1:3])\n"
+        "def shape(v):\n"
+        "    if isinstance(v, dict):\n"
+        "        return {k: shape(x) for k, x in v.items()}\n"
+        "    return 'list' if isinstance(v, list) else 'value'\n"
+        "assert shape(r['stats']) == shape(b['stats']), (shape(r['stats']), shape(b['stats']))\n"
+        "assert r['stats']['repeats'] == 1 and b['stats']['repeats'] == 2\n"
+        "assert r['command'] == 'restore' and r['ops'] == r['stats']['tensors'] > 0\n"
+        "assert r['skipped'] == {'excluded': 0, 'missing': 0, 'unsupported': 0}\n"
+        "for k in ('trestle', 'machine'):\n"
+        "    assert shape(r[k]) == shape(b[k]), k\n"
+        "t = r['stats']['stages']['total']\n"
+        "assert t['ran'] and t['bytes'] == r['stats']['bytes'] and len(t['seconds']['each']) == 1\n";
+    cr_assert_eq(tu_write_file(py, check, strlen(check)), 0);
+    char cmd[16384], *out, *err;
+    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' '%s'", py, jr, jb);
+    cr_assert_eq(tu_run(cmd, &out, &err), 0, "%s%s", out, err);
+    free(out);
+    free(err);
+    /* --json is one object: no table beside it. */
+    r = tu_cli("restore --json --list '%s'", prefix);
+    cr_assert_eq(r.rc, 2, "%s", r.err);
+    cr_assert_str_eq(r.err, "trestle: restore: --list prints a table and --json one JSON object; "
+                            "--json --checksum lists every tensor\n"
+                            "Try 'trestle restore --help' for more information.\n");
+    tu_cli_free(&r);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+    free(jr);
+    free(jb);
+    free(py);
 }
 
 Test(cli, top_level_help_lists_commands)

@@ -61,6 +61,21 @@ Test(mpi, trestle_bench_under_mpirun_reads_once_and_gives_both_ceilings, .timeou
         cr_assert(strstr(j, "\"exchange\": \"mpi\", \"exchange_note\": \"host destinations: "),
                   "%s", j);
         cr_assert_eq(tm_count(out, "{\"ranks\""), 1, "rank 0 alone prints: %s", out);
+        /* Beside it, the same restore by every rank alone (--group none):
+         * each reads every byte; and the group's ratio to its ceiling is
+         * at most 1 (issue 24). */
+        uint64_t alone = 0;
+        double ratio = 0;
+        const char *ind = strstr(j, "\"independent\": {\"wall_seconds\": {\"min\": ");
+        cr_assert(ind, "%s", j);
+        cr_assert_eq(sscanf(strstr(ind, "\"bytes_read\""), "\"bytes_read\": %" SCNu64, &alone), 1,
+                     "%s", j);
+        cr_assert_eq(alone, total * (uint64_t)np, "each rank reads it all: %s", j);
+        cr_assert(strstr(j, "\"group_vs_independent\": "), "%s", j);
+        cr_assert_eq(sscanf(strstr(j, "\"ratio_to_ceiling\""), "\"ratio_to_ceiling\": %lf", &ratio),
+                     1, "%s", j);
+        cr_assert(ratio > 0 && ratio <= 1, "%s", j);
+        cr_assert(strstr(j, "\"machine\": {\"cpu\": "), "%s", j);
         free(out);
         free(err);
     }
@@ -69,6 +84,10 @@ Test(mpi, trestle_bench_under_mpirun_reads_once_and_gives_both_ceilings, .timeou
     cr_assert_eq(tm_mpirun_sub(TRESTLE_CLI_PATH, 2, NULL, "bench", "--synthetic 4M,2 --repeat 1",
                                &out, &err), 0, "%s%s", out, err);
     cr_assert(strstr(out, "group restore of "), "%s", out);
+    cr_assert(strstr(out, "\nindependent restores (as --group none: each rank reads every byte), "
+                          "1 repeat: wall "), "%s", out);
+    cr_assert(strstr(out, "\n  read once pays here: ") ||
+              strstr(out, "\n  read once does not pay here: "), "%s", out);
     cr_assert(strstr(out, "  storage "), "%s", out);
     cr_assert(strstr(out, "  exchange "), "%s", out);
     free(out);

@@ -100,7 +100,8 @@ void cli_graph_hint(const char *path);
 /* "4 B", "1.50 KiB", "2.00 GiB" into buf. */
 void cli_human_size(uint64_t bytes, char *buf, size_t cap);
 
-/* "4.10 GiB/s" into buf, or "-" when nothing moved or no time passed. */
+/* "4.40 GB/s" (1e9 bytes per second) into buf, or "-" when nothing moved or
+ * no time passed. */
 void cli_rate(uint64_t bytes, double seconds, char *buf, size_t cap);
 
 /* Parse "4096", "64K", "1.5G", "8MiB" (binary suffixes K M G T, optional
@@ -323,7 +324,7 @@ int cli_devices_split_ops(const trestle_checkpoint *ckpt, const char *const *rul
                           size_t nrules, size_t w, cli_ops *out, int **place);
 
 /* One line per device (tensors and bytes it holds) and the aggregate
- * (bytes read once, bytes copied to all devices, GiB/s). */
+ * (bytes read once, bytes copied to all devices, GB/s). */
 void cli_devices_summary(const trestle_plan *plan, const trestle_stats *st, const int *devices,
                          size_t ndev);
 
@@ -416,33 +417,252 @@ void cli_scan_free(cli_scan_result *r, size_t n);
 typedef struct cli_progress cli_progress;
 
 /*
- * Watch a running restore of `p`: a thread that draws a progress bar on
- * stderr (when `bar` is set, at most 10 times a second, once the restore
- * has run for half a second) and turns SIGINT into trestle_restore_cancel().
- * `total` is the plan's output bytes. With `p` NULL it only draws the bar
- * (a conversion, whose plan is the library's: the caller cancels it from
- * its ready callback) and leaves SIGINT alone. Returns NULL when no thread
- * could be started (the restore then simply runs unwatched).
+ * Watch a running restore of `p`: make trestle_restore_cancel(p) the
+ * signals' cancel hook (cli_signals_on_cancel) and, when `bar` is set, start
+ * a thread that draws a progress bar on stderr (at most 10 times a second,
+ * once the restore has run for half a second). `total` is the plan's
+ * output bytes. With `p` NULL (a conversion, whose plan is the library's:
+ * its ready callback returns cli_interrupted() to cancel it) there is no
+ * hook, only the bar. Returns NULL when out of memory (the restore then
+ * runs unwatched, its ready callback unset); without a thread to spare, no
+ * bar.
  */
 cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar);
 
 /* The trestle_ready_fn to pass in trestle_restore_options.on_ready, with
- * the cli_progress as `user`. */
+ * the cli_progress as `user`: counts the bytes, and cancels once a signal
+ * was taken (cli_interrupted). */
 int cli_progress_on_ready(void *user, size_t i, const trestle_plan_op_info *op);
 
-/* Stop the thread, erase the bar, restore SIGINT's old handler. Accepts NULL. */
+/* Clear the cancel hook, stop the thread, erase the bar. Accepts NULL. */
 void cli_progress_stop(cli_progress *pg);
 
-/* ---- benchmark ceilings (cli_bench_ceiling.c) ---- */
+/* ---- a restore's figures: stages, spread, JSON (cli_figures.c) ---- */
 
-/* One machine ceiling measured by `trestle bench`, best of its runs. */
+/* Units everywhere in the CLI: rates in GB/s (1e9 bytes per second), sizes
+ * binary (KiB, MiB, GiB: 2^10, 2^20, 2^30 bytes). */
+
+enum { CLI_STAGE_READ, CLI_STAGE_VERIFY, CLI_STAGE_COPY, CLI_STAGE_TOTAL, CLI_STAGES };
+
+/* What one stage of one restore really moved. */
+typedef struct cli_stage_run {
+    uint64_t bytes;     /* through the stage: read by read calls, CRC-checked, copied by a
+                           copier; total: the plan's output bytes */
+    uint64_t bypassed;  /* read: mapped, never read (host_map); copy: read straight into
+                           place or mapped, never copied */
+    double seconds;     /* read, total: wall; verify, copy: busy time summed over workers
+                           (a device copy: wall time with a copy in flight) */
+} cli_stage_run;
+
+/* The figures of one restore. */
+typedef struct cli_run {
+    trestle_stats raw;              /* as the library gave them */
+    cli_stage_run stage[CLI_STAGES];
+    int verify;                     /* verification was on */
+    int device_copy;                /* the copy stage is a device's */
+} cli_run;
+
+/* Min, median and max of some values. */
+typedef struct cli_spread {
+    double min, median, max;
+} cli_spread;
+
+/* One stage over the runs that moved bytes through it. */
+typedef struct cli_stage_sum {
+    size_t runs;        /* runs with a rate; 0: the stage never ran */
+    uint64_t bytes, bypassed; /* of the last run */
+    cli_spread seconds, gbps;
+} cli_stage_sum;
+
+/* "read", "verify", "copy", "total". */
+const char *cli_stage_name(int stage);
+
+/* The figures of a restore of a plan of `output_bytes`; `device_copy` when
+ * its copies went to a GPU (timed by device_copy_seconds). */
+void cli_run_from_stats(const trestle_stats *st, uint64_t output_bytes, int device_copy,
+                        int verify, cli_run *out);
+
+/* The stage's GB/s, or 0 when it moved nothing in measurable time. */
+double cli_stage_gbps(const cli_stage_run *r);
+
+/* Spread of v[0..n) (0s for n = 0). 0, or -1 when out of memory. */
+int cli_spread_of(const double *v, size_t n, cli_spread *out);
+int cli_stage_summarize(const cli_run *runs, size_t n, int stage, cli_stage_sum *out);
+
+/* A stage's rate for a summary line: "9.61 GB/s", "6.90 GB/s, 1.00 GiB more
+ * read in place", or why it has none: "none: all 1.00 GiB read straight
+ * into place", "none: all 1.00 GiB mapped from the page cache", "off". */
+void cli_stage_text(const cli_run *run, int stage, char *buf, size_t cap);
+
+/*
+ * The "stats" object `trestle bench` and `trestle restore --json` print
+ * for n >= 1 runs: tensors, bytes, reader, and per stage its bytes, the
+ * bytes that bypassed it, how it is timed, seconds and GB/s as min,
+ * median, max and each run's value, and a note when it never ran; time
+ * to the first tensor likewise. `indent` prefixes every line after the
+ * first. 0, or -1 when out of memory.
+ */
+int cli_json_stats(FILE *f, const cli_run *runs, size_t n, const char *indent);
+
+/* ---- the machine a figure was measured on (cli_machine.c) ---- */
+
+typedef struct cli_machine {
+    char cpu[128];          /* /proc/cpuinfo's model name, or "unknown" */
+    long cores;             /* online CPUs */
+    uint64_t memory;        /* bytes of RAM */
+    char kernel[400];       /* "Linux 6.1.0-18-amd64 x86_64" */
+    char fs[64];            /* file system type of the shards, e.g. "ext4", "tmpfs" */
+    char fs_source[256];    /* its source, e.g. "/dev/nvme0n1p2" */
+    char mount[1024];       /* its mount point */
+} cli_machine;
+
+/* Probe this machine, and the file system holding `path` (a shard; NULL: unknown). */
+void cli_machine_probe(const char *path, cli_machine *m);
+
+/* CMAKE_BUILD_TYPE of this program ("Release", "RelWithDebInfo", ...), or "unknown". */
+const char *cli_build_type(void);
+
+/* "machine: ..." and "trestle 0.2.0, Release build" lines. */
+void cli_machine_text(FILE *f, const cli_machine *m);
+
+/* The members "trestle": {version, build_type} and "machine": {cpu, cores,
+ * memory_bytes, kernel, filesystem, filesystem_source, mount_point}, the
+ * first line after `indent`, no trailing comma. */
+void cli_machine_json(FILE *f, const cli_machine *m, const char *indent);
+
+/* ---- checksums of restored bytes (cli_checksum.c) ---- */
+
+#define CLI_FNV1A_BASIS 1469598103934665603ull /* FNV-1a 64-bit offset basis */
+
+/* FNV-1a 64 of n bytes, carried on from h. */
+uint64_t cli_fnv1a(uint64_t h, const void *data, uint64_t n);
+
+/* Op i's restored bytes (a device's read back): their FNV-1a into *op_hash,
+ * and carried on into *chain. 0, or -1 when they cannot be read back. */
+int cli_checksum_op(const trestle_plan *p, size_t i, uint64_t *op_hash, uint64_t *chain);
+
+/* Every op's bytes in op order, carried on from the basis: the whole
+ * model's checksum (0 when some op cannot be read back). */
+uint64_t cli_checksum_plan(const trestle_plan *p);
+
+/* ---- what `trestle restore` prints (cli_restore_report.c) ---- */
+
+/* The summary line ("restored N tensors, ... GB/s (read ..., verify ..., copy
+ * ...; reader ...)") and its notes. */
+void cli_restore_summary(const trestle_plan *plan, const cli_run *run);
+
+/* --list: one row per op (name, key when renamed or skipped, dtype, shape,
+ * size). 0, or -1 when out of memory. */
+int cli_restore_list(const trestle_plan *plan);
+
+/* --checksum: "fnv1a64 HASH  NAME" per restored op, then the whole model's
+ * (cli_checksum.c). CLI_EXIT_OK, or CLI_EXIT_FAIL (reported). */
+int cli_restore_checksums(const trestle_plan *plan);
+
+/* --json: path, trestle and machine (the file system of ckpt's shards),
+ * devices, ops and skipped counts, the "stats" object (cli_json_stats),
+ * notes, and with `checksum` every op's and the model's checksum.
+ * CLI_EXIT_OK or CLI_EXIT_FAIL (reported). */
+int cli_restore_json(const char *path, const trestle_checkpoint *ckpt, const trestle_plan *plan,
+                     const cli_run *run, const int *devices, size_t ndev, int checksum);
+
+/* ---- SIGINT, SIGTERM, SIGHUP (cli_signal.c) ---- */
+
+/*
+ * In main(), before anything else: block SIGINT, SIGTERM and SIGHUP in
+ * every thread (those the engine starts inherit it) and take them in one
+ * watcher thread. On a signal the watcher calls the cancel hook; when the
+ * command has not returned within half a second (a phase nothing cancels,
+ * such as flushing a file) or at a second signal, it calls the cleanup
+ * hook, prints "trestle: interrupted (SIGINT)" and ends the process by the
+ * signal. Signals ignored at start (nohup) stay ignored.
+ */
+void cli_signals_install(void);
+
+/* Before exec: give the new program the signal mask this process started with. */
+void cli_signals_release(void);
+
+/* The signal taken (SIGINT, SIGTERM, SIGHUP), or 0: commands poll it to wind down. */
+int cli_interrupted(void);
+
+/* What stops the work in progress at a signal (e.g. trestle_restore_cancel
+ * of the running plan), called from the watcher thread; NULL clears it.
+ * Clearing waits out a call in progress, so the argument may be freed
+ * after. A restore started after the signal is not cancelled by it: its
+ * ready callback must return cli_interrupted(). */
+void cli_signals_on_cancel(void (*fn)(void *), void *arg);
+
+/* What the process must remove if it is ended before the command returns
+ * (a temporary checkpoint, a partial file): a stack of 4, run last pushed
+ * first, from the watcher thread while the command's threads still run.
+ * Pop it once the command has removed or kept those itself. */
+void cli_signals_push_cleanup(void (*fn)(void *), void *arg);
+void cli_signals_pop_cleanup(void);
+
+/* Push the cleanup of trestle_convert_safetensors(..., out, ...): unlink
+ * the library's temporary `out.tmp-XXXXXX` that this process holds open. */
+void cli_signals_guard_temp(const char *out);
+
+/* In main(), with the command's exit status: when a signal was taken,
+ * print "trestle: interrupted (SIGNAME)" and end the process by it (the
+ * shell sees 128 + its number); else return status. */
+int cli_signals_finish(int status);
+
+/* A trestle_ready_fn that cancels the restore once a signal is taken. */
+int cli_signals_ready(void *user, size_t i, const trestle_plan_op_info *op);
+
+/* Tests only: when TRESTLE_CLI_TEST_PAUSE names `phase`, print "trestle:
+ * test pause at PHASE" to stderr and wait (60 s at most) for a signal, so
+ * that a test can interrupt a command at a known point. */
+void cli_signals_test_pause(const char *phase);
+
+/* ---- the temporary checkpoint of bench --synthetic (cli_bench_synth.c) ---- */
+
+/*
+ * Make $TMPDIR/trestle-bench-XXXXXX (into dir) and write `size` bytes of
+ * bfloat16 tensors in `shards` files there through `trestle synth` (its
+ * line goes to stderr), prefix DIR/ckpt into `prefix`. A signal's cleanup
+ * (cli_signals_push_cleanup) removes the directory until
+ * cli_bench_synth_remove(). CLI_EXIT_OK, or the failure (reported; nothing
+ * left behind, dir set to "").
+ */
+int cli_bench_synth_make(uint64_t size, int shards, char *dir, size_t dcap, char *prefix,
+                         size_t pcap);
+
+/* Remove the directory and its files, and pop its cleanup; "" does nothing. */
+void cli_bench_synth_remove(char *dir);
+
+/* ---- benchmark yardsticks (cli_bench_ceiling.c) ---- */
+
+#define CLI_YARDSTICK_RUNS 8 /* at most this many runs of one yardstick */
+
+/* What a yardstick is, and so what a ratio to it means. */
+enum {
+    CLI_REFERENCE = 0, /* what a plain program gets (a reader like dd or cat): a stage may beat
+                          it, and its ratio then says by how much; its figure is the median */
+    CLI_CEILING = 1    /* the most this machine gives (a CRC32C or memcpy core, a PCIe
+                          link): a stage at or above it is reported at 1.00, capped, with a
+                          note; its figure is the best run */
+};
+
+/* One yardstick measured by `trestle bench` in the same run as the restores. */
 typedef struct cli_ceiling {
     int valid;         /* 1 when measured; 0: n/a, `note` says why */
-    double gbps;       /* GB/s (1e9 bytes per second) */
-    uint64_t bytes;    /* bytes moved in the best run */
-    double seconds;    /* seconds of the best run */
-    char note[192];    /* how it was measured, or why it is n/a */
+    int kind;          /* CLI_REFERENCE or CLI_CEILING */
+    double gbps;       /* GB/s (1e9 bytes per second): the median run of a reference, the
+                          best of a ceiling */
+    uint64_t bytes;    /* bytes moved in one run */
+    double seconds;    /* seconds of the run `gbps` is (the median run, or the best) */
+    int runs;          /* runs measured */
+    double each[CLI_YARDSTICK_RUNS]; /* GB/s of every run, in order */
+    char note[256];    /* how it was measured, or why it is n/a */
 } cli_ceiling;
+
+/* Record one run of `bytes` in `seconds` (ignored when either is 0). */
+void cli_ceiling_add(cli_ceiling *c, uint64_t bytes, double seconds);
+
+/* Set gbps, bytes, seconds and valid from the runs: median or best, by kind. */
+void cli_ceiling_finish(cli_ceiling *c);
 
 /*
  * Drop the page cache of a checkpoint's shards and index: sync, then
@@ -453,23 +673,30 @@ typedef struct cli_ceiling {
  */
 int cli_bench_drop_cache(const trestle_checkpoint *c, char *what, size_t cap);
 
-/* Raw read of every shard byte: `direct` 0 is read() of 1 MiB blocks, one
- * thread, through the page cache (as cat/dd); 1 is O_DIRECT with a deep
- * io_uring queue (a 16-thread pread pool when io_uring is unavailable).
- * When `cold`, the cache is dropped before each run. Best of `runs`. */
-void cli_bench_raw_read(const trestle_checkpoint *c, int direct, int cold, int runs,
-                        cli_ceiling *out);
+/*
+ * What a plain reader of every shard gets (CLI_REFERENCE): one thread
+ * opens each shard in turn, read()s it in 1 MiB blocks into one
+ * page-aligned buffer and closes it, as dd bs=1M and cat do, timed from
+ * the first open to the last close; `runs` runs (the cache dropped before
+ * each when `cold`), median. Stops early at a signal.
+ */
+void cli_bench_plain_read(const trestle_checkpoint *c, int cold, int runs, cli_ceiling *out);
 
-/* CRC32C throughput of one core: a DISCARD restore with one worker and
- * verification on; bytes_verified / verify_seconds. */
-void cli_bench_crc(const trestle_checkpoint *c, cli_ceiling *out);
+/* Every shard byte read with O_DIRECT through a deep io_uring queue (a
+ * 16-thread pread pool when io_uring is unavailable), the cache dropped
+ * before each run when `cold` (CLI_REFERENCE, median of `runs`). */
+void cli_bench_direct_read(const trestle_checkpoint *c, int cold, int runs, cli_ceiling *out);
 
-/* memcpy throughput of one core between two touched 256 MiB buffers. */
+/* CRC32C throughput of one core (CLI_CEILING): ISA-L's crc32_iscsi, the
+ * engine's CRC32C, over a buffer in cache, best of 5. */
+void cli_bench_crc(cli_ceiling *out);
+
+/* memcpy throughput of one core between two touched buffers (CLI_CEILING). */
 void cli_bench_memcpy(cli_ceiling *out);
 
 /* Host-to-device copy into CUDA device `device` from pinned (`pinned` 1)
  * or pageable memory, via the CUDA runtime loaded with dlopen; n/a with
- * the reason when there is no runtime or no device. */
+ * the reason when there is no runtime or no device (CLI_CEILING). */
 void cli_bench_h2d(int device, int pinned, cli_ceiling *out);
 
 #endif /* TRESTLE_CLI_H */

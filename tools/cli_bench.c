@@ -1,16 +1,17 @@
 /*
  * cli_bench.c - `trestle bench`: restore a checkpoint K times and report
- * each stage (read, verify, copy) beside the machine's own ceilings,
- * measured in the same run (cli_bench_ceiling.c), as ratios.
+ * each stage (read, verify, copy, total) beside the machine's own
+ * yardsticks, measured in the same run (cli_bench_ceiling.c); the report
+ * itself is cli_bench_report.c.
  *
  * Each repeat is what a client does: trestle_open, trestle_plan_create
  * for every tensor, trestle_restore into engine-allocated memory (host, or
- * --device N), free. Figures come from trestle_stats; the best and the
- * median repeat are reported. --synthetic writes a temporary LLM-shaped
- * checkpoint with `trestle synth` first and removes it at exit.
+ * --device N), free. Figures come from trestle_stats through cli_figures.c:
+ * every repeat is kept, and min, median and max reported, since the first
+ * restore after a pause can take ten times the others. --synthetic writes a
+ * temporary LLM-shaped checkpoint with `trestle synth` first and removes
+ * it at exit, at a failure, or at Ctrl-C, SIGTERM or SIGHUP.
  */
-#include <dirent.h>
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -18,24 +19,40 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli_bench.h"
 
 static const char bench_help[] =
     "Usage: trestle bench (PATH | --synthetic SIZE[,SHARDS]) [OPTIONS]\n"
     "\n"
-    "Restore every tensor of a checkpoint K times and print, per stage, bytes,\n"
-    "seconds and GB/s (read, verify, copy), time to first tensor and peak RSS,\n"
-    "beside the machine's own ceilings measured in the same run: raw read of the\n"
-    "same shard bytes (buffered, and O_DIRECT with a deep io_uring queue), CRC32C\n"
-    "per core, memcpy per core, and pinned and pageable host-to-device copies.\n"
-    "Each result is also given as a ratio to its ceiling. GB/s is 1e9 bytes/s.\n"
-    "Read is bytes over the wall time with reads in flight; verify and copy are\n"
-    "bytes over busy time summed over workers, i.e. per core.\n"
+    "Restore every tensor of a checkpoint K times and print, per stage (read,\n"
+    "verify, copy, total), bytes, seconds (min, median, max) and the median GB/s,\n"
+    "time to first tensor and peak RSS, each beside a yardstick measured in the\n"
+    "same run, on the same shards:\n"
+    "  plain read        what a plain reader gets: 1 thread opens each shard in\n"
+    "                    turn and read()s it in 1 MiB blocks into a page-aligned\n"
+    "                    buffer (as dd bs=1M or cat), median of 5 (of 3 with --cold,\n"
+    "                    where the faster of it and an O_DIRECT deep-queue read is\n"
+    "                    used); read and total are given as 'N x plain read', and\n"
+    "                    may beat it: the engine keeps many reads in flight\n"
+    "  CRC32C per core   ISA-L's crc32_iscsi (the engine's) on a buffer in cache\n"
+    "  memcpy per core   into touched memory; or, for --device, a pinned\n"
+    "                    host-to-device copy\n"
+    "Those three are ceilings (the best of their runs): a stage is given as the\n"
+    "fraction of its ceiling it reached, at most 1.00 (a stage measured above it\n"
+    "says so, and by how much). A stage that moved nothing says why instead of\n"
+    "giving a rate: with every tensor read straight into its destination there is\n"
+    "no copy, and with --map no read. Read is bytes over the wall time with reads\n"
+    "in flight; verify and copy are bytes over busy time summed over workers, i.e.\n"
+    "per core; total is the plan's bytes over the restore's wall time.\n"
+    "\n"
+    "Rates are GB/s (1e9 bytes per second), sizes binary (1 GiB = 2^30 bytes), in\n"
+    "every trestle command. The report names the machine (CPU, cores, memory,\n"
+    "kernel, the shards' file system) and this trestle's version and build type.\n"
     "\n"
     "Options:\n"
     "      --synthetic SIZE[,SHARDS]  benchmark a temporary `trestle synth`\n"
     "                       checkpoint of SIZE (bf16) in SHARDS files (default 4),\n"
-    "                       removed at exit\n"
+    "                       under $TMPDIR, removed at exit (also when interrupted)\n"
     "      --host           restore into host memory (default)\n"
     "      --map            host memory: leave cached tensors mapped from the shards\n"
     "                       instead of copying them (as `trestle restore --map`);\n"
@@ -46,11 +63,18 @@ static const char bench_help[] =
     "                       the first GPU's pinned copy times the number of GPUs\n"
     "      --no-numa        with --device: leave staging and workers off the GPU's\n"
     "                       NUMA node (to measure what placement buys)\n"
-    "      --cold           drop the page cache before each repeat and ceiling run\n"
+    "      --cold           drop the page cache before each repeat and reader run\n"
     "                       (drop_caches when permitted, else fadvise; says which)\n"
-    "      --repeat K       restores to run (default 3); best and median reported\n"
-    "      --json           print one JSON object instead of the tables\n"
+    "      --repeat K       restores to run (default 3); every one is reported\n"
+    "      --json           print one JSON object instead of the tables: each\n"
+    "                       repeat's seconds and GB/s per stage, every yardstick run\n"
     "  -h, --help           show this help\n"
+    "\n"
+    "Under mpirun, `trestle bench` times a group restore (each byte read once) and\n"
+    "beside it the same restore by every rank alone (--group none): see\n"
+    "`mpirun -np 2 trestle bench --help`. Ctrl-C, SIGTERM or SIGHUP stop the bench,\n"
+    "remove --synthetic's checkpoint, say 'interrupted' and end by the signal (the\n"
+    "shell sees 130, 143 or 129).\n"
     "\n"
     "Examples:\n"
     "  trestle bench --synthetic 2G,4 --host\n"
@@ -59,127 +83,14 @@ static const char bench_help[] =
     "  trestle bench --synthetic 8G,8 --device all   # one process onto every GPU\n"
     "  mpirun -np 4 trestle bench --synthetic 2G,8      # a group restore\n";
 
-typedef struct bench_args {
-    const char *path;
-    uint64_t synth_size;    /* 0 unless --synthetic */
-    int synth_shards;
-    int device;             /* -1 host, else the (first) device */
-    int devices[CLI_MAX_DEVICES]; /* --device N,M,...: the list (ndevices >= 2) */
-    size_t ndevices;
-    int cold, json;
-    int map;                /* --map: restore option host_map */
-    int no_numa;            /* --no-numa: restore option no_numa */
-    int repeat;
-} bench_args;
-
-/* One stage over the repeats. */
-typedef struct stage {
-    const char *name;
-    uint64_t bytes;         /* of the last repeat (the same every repeat) */
-    double best, median;    /* seconds */
-    const cli_ceiling *ceiling;
-    const char *ceiling_name;
-} stage;
-
-/* Everything measured, so that text and JSON print the same numbers. */
-typedef struct bench_result {
-    char path[4200];
-    size_t tensors;
-    uint64_t output_bytes;
-    int reader, direct_reads;
-    char reader_note[128];
-    char cache[320];        /* what cold mode did, or "warm" */
-    stage st[4];            /* read, verify, copy, total */
-    double first_best, first_median;
-    double device_startup;  /* seconds of the warm-up device restore, or -1 */
-    uint64_t peak_rss;      /* bytes */
-    cli_ceiling raw_buffered, raw_direct, crc, mem, h2d_pinned, h2d_pageable;
-    cli_ceiling h2d_all;    /* several devices: pinned h2d of the first, times their number */
-} bench_result;
-
-/* ---- helpers ---- */
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Best (smallest) and median of v[0..n). */
-static void best_median(double *v, int n, double *best, double *median)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    *best = v[0];
-    *median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static double gbps(uint64_t bytes, double seconds)
-{
-    return seconds > 0 && bytes ? (double)bytes / seconds / 1e9 : 0;
-}
-
-static const char *reader_name(int reader)
-{
-    return reader == TRESTLE_READER_IO_URING ? "io_uring"
-           : reader == TRESTLE_READER_PREAD  ? "pread"
-                                             : "auto";
-}
-
-/* Remove a flat directory of files (the synthetic checkpoint). */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[4096];
-    if (d) {
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
-/*
- * Write the synthetic checkpoint through `trestle synth` (cli_synth.c), so
- * that its tensors are exactly what `trestle synth` writes. Its summary line
- * goes to stderr, keeping stdout for the results (and --json clean).
- */
-static int write_synthetic(const bench_args *a, const char *prefix)
-{
-    char size[32], shards[16];
-    snprintf(size, sizeof size, "%" PRIu64, a->synth_size);
-    snprintf(shards, sizeof shards, "%d", a->synth_shards);
-    char *argv[] = { "synth", (char *)prefix, "--size", size, "--shards", shards, "--dtype",
-                     "bf16", NULL };
-    fflush(stdout);
-    int saved = dup(STDOUT_FILENO);
-    if (saved >= 0)
-        dup2(STDERR_FILENO, STDOUT_FILENO);
-    int rc = cli_synth_main(8, argv);
-    fflush(stdout);
-    if (saved >= 0) {
-        dup2(saved, STDOUT_FILENO);
-        close(saved);
-    }
-    cli_getopt_reset();
-    return rc;
-}
-
 /* ---- the restores ---- */
 
 static int run_repeats(const bench_args *a, bench_result *r)
 {
-    double *sec[5];
-    int status = CLI_EXIT_FAIL;
-    for (int s = 0; s < 5; s++)
-        sec[s] = calloc((size_t)a->repeat, sizeof(double));
-    if (!sec[0] || !sec[1] || !sec[2] || !sec[3] || !sec[4]) {
+    r->runs = calloc((size_t)a->repeat, sizeof *r->runs);
+    if (!r->runs) {
         cli_error("out of memory");
-        goto done;
+        return CLI_EXIT_FAIL;
     }
     for (int k = 0; k < a->repeat; k++) {
         trestle_checkpoint *ckpt = NULL;
@@ -192,7 +103,7 @@ static int run_repeats(const bench_args *a, bench_result *r)
         trestle_error_clear(&err);
         memset(&st, 0, sizeof st);
         if (cli_open(a->path, &ckpt) != CLI_EXIT_OK)
-            goto done;
+            return CLI_EXIT_FAIL;
         if (a->cold)
             cli_bench_drop_cache(ckpt, r->cache, sizeof r->cache);
         trestle_restore_options_init(&ro);
@@ -204,48 +115,38 @@ static int run_repeats(const bench_args *a, bench_result *r)
         ro.host_map = a->map;
         ro.no_numa = a->no_numa;
         int rc = trestle_plan_create(ckpt, NULL, 0, NULL, &plan, &err);
-        if (rc == TRESTLE_OK)
+        cli_progress *pg = NULL;
+        if (rc == TRESTLE_OK) {
+            trestle_plan_get_stats(plan, &ps);
+            /* No bar: it is the cancel hook, and the ready callback that
+             * stops at a signal. */
+            pg = cli_progress_start(plan, ps.output_bytes, 0);
+            ro.on_ready = pg ? cli_progress_on_ready : cli_signals_ready;
+            ro.user = pg;
             rc = trestle_restore(plan, &ro, &st, &err);
+            cli_progress_stop(pg);
+        }
         if (rc != TRESTLE_OK) {
-            cli_fail(&err);
+            if (!cli_interrupted())
+                cli_fail(&err);
             if (rc == TRESTLE_E_NO_DEVICE && a->device >= 0)
                 cli_error("--host benchmarks host memory instead");
             trestle_plan_free(plan);
             trestle_close(ckpt);
-            goto done;
+            return CLI_EXIT_FAIL;
         }
-        trestle_plan_get_stats(plan, &ps);
         r->output_bytes = ps.output_bytes;
-        r->tensors = st.tensors;
-        r->reader = st.reader;
-        r->direct_reads = st.direct_reads;
-        snprintf(r->reader_note, sizeof r->reader_note, "%s", st.reader_note);
-        r->st[0].bytes = st.bytes_read;
-        r->st[1].bytes = st.bytes_verified;
-        r->st[2].bytes = st.bytes_copied;
-        r->st[3].bytes = ps.output_bytes;
-        sec[0][k] = st.read_seconds;
-        sec[1][k] = st.verify_seconds;
-        /* A device's copy stage is the time its DMA was in flight (the
-         * enqueue time alone would make the rate absurd); a host's is
-         * the workers' memcpy time. */
-        sec[2][k] = a->device >= 0 ? st.device_copy_seconds : st.copy_seconds;
-        sec[3][k] = st.wall_seconds;
-        sec[4][k] = st.first_ready_seconds;
+        cli_run_from_stats(&st, ps.output_bytes, a->device >= 0, 1, &r->runs[k]);
+        r->nruns = (size_t)k + 1;
         trestle_plan_free(plan);
         trestle_close(ckpt);
+        if (cli_interrupted())
+            return CLI_EXIT_FAIL;
     }
-    for (int s = 0; s < 4; s++)
-        best_median(sec[s], a->repeat, &r->st[s].best, &r->st[s].median);
-    best_median(sec[4], a->repeat, &r->first_best, &r->first_median);
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         r->peak_rss = (uint64_t)ru.ru_maxrss * 1024;
-    status = CLI_EXIT_OK;
-done:
-    for (int s = 0; s < 5; s++)
-        free(sec[s]);
-    return status;
+    return CLI_EXIT_OK;
 }
 
 /*
@@ -282,41 +183,46 @@ static int library_has_device(trestle_checkpoint *ckpt, int device, double *seco
     return ok;
 }
 
-/* Every ceiling, after the restores so that they do not count in peak RSS. */
-static int measure_ceilings(const bench_args *a, bench_result *r)
+/* Every yardstick, after the restores so that they do not count in peak RSS. */
+static int measure_yardsticks(const bench_args *a, bench_result *r)
 {
     trestle_checkpoint *ckpt = NULL;
     if (cli_open(a->path, &ckpt) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
-    cli_bench_raw_read(ckpt, 0, a->cold, a->cold ? 2 : 3, &r->raw_buffered);
-    cli_bench_raw_read(ckpt, 1, a->cold, 2, &r->raw_direct);
-    cli_bench_crc(ckpt, &r->crc);
+    cli_machine_probe(trestle_shard_path(ckpt, 0), &r->machine);
+    cli_bench_plain_read(ckpt, a->cold, a->cold ? 3 : 5, &r->plain);
+    cli_bench_direct_read(ckpt, a->cold, 3, &r->direct);
+    cli_bench_crc(&r->crc);
     cli_bench_memcpy(&r->mem);
     /* A device bench has already restored onto its device (the start-up
      * warm-up); a host bench probes device 0. */
     int dev = a->device >= 0 ? a->device : 0;
-    if (a->device >= 0 ? r->device_startup >= 0 : library_has_device(ckpt, dev, NULL)) {
+    if (!cli_interrupted() &&
+        (a->device >= 0 ? r->device_startup >= 0 : library_has_device(ckpt, dev, NULL))) {
         cli_bench_h2d(dev, 1, &r->h2d_pinned);
         cli_bench_h2d(dev, 0, &r->h2d_pageable);
     } else {
+        r->h2d_pinned.kind = r->h2d_pageable.kind = CLI_CEILING;
         snprintf(r->h2d_pinned.note, sizeof r->h2d_pinned.note, "no CUDA device");
         snprintf(r->h2d_pageable.note, sizeof r->h2d_pageable.note, "no CUDA device");
     }
     trestle_close(ckpt);
+    if (cli_interrupted())
+        return CLI_EXIT_FAIL;
 
-    /* Which ceiling each stage is held against. */
-    const cli_ceiling *rd = &r->raw_buffered;
-    const char *rd_name = "raw buffered read";
-    if (a->cold && r->raw_direct.valid && r->raw_direct.gbps > r->raw_buffered.gbps) {
-        rd = &r->raw_direct;
-        rd_name = "raw O_DIRECT read";
-    }
-    r->st[0].ceiling = rd;
-    r->st[0].ceiling_name = rd_name;
-    r->st[1].ceiling = &r->crc;
-    r->st[1].ceiling_name = "CRC32C per core";
-    r->st[2].ceiling = a->device >= 0 ? &r->h2d_pinned : &r->mem;
-    r->st[2].ceiling_name = a->device >= 0 ? "pinned host-to-device" : "memcpy per core";
+    /* What each stage is held against. Cold, the faster of the two readers. */
+    bench_against rd = { &r->plain, "plain read", "plain_read" };
+    if (a->cold && r->direct.valid && (!r->plain.valid || r->direct.gbps > r->plain.gbps))
+        rd = (bench_against){ &r->direct, "O_DIRECT read", "direct_read" };
+    r->against[CLI_STAGE_READ] = rd;
+    r->against[CLI_STAGE_TOTAL] = rd;
+    r->against[CLI_STAGE_VERIFY] = (bench_against){ &r->crc, "CRC32C per core", "crc32c_per_core" };
+    if (a->device < 0)
+        r->against[CLI_STAGE_COPY] =
+            (bench_against){ &r->mem, "memcpy per core", "memcpy_per_core" };
+    else
+        r->against[CLI_STAGE_COPY] =
+            (bench_against){ &r->h2d_pinned, "pinned host-to-device", "h2d_pinned" };
     if (a->ndevices >= 2) {
         /* Each GPU has its own link: the copies to all of them can run at
          * once, so the ceiling is one link's times their number (assumed
@@ -324,189 +230,34 @@ static int measure_ceilings(const bench_args *a, bench_result *r)
         r->h2d_all = r->h2d_pinned;
         r->h2d_all.gbps *= (double)a->ndevices;
         r->h2d_all.bytes *= a->ndevices;
+        for (int k = 0; k < r->h2d_all.runs; k++)
+            r->h2d_all.each[k] *= (double)a->ndevices;
         if (r->h2d_pinned.valid)
             snprintf(r->h2d_all.note, sizeof r->h2d_all.note, "device %d's pinned copy x %zu "
                      "devices, each with its own link", a->devices[0], a->ndevices);
-        r->st[2].ceiling = &r->h2d_all;
-        r->st[2].ceiling_name = "pinned host-to-device x devices";
+        r->against[CLI_STAGE_COPY] = (bench_against){ &r->h2d_all,
+            "pinned host-to-device x devices", "h2d_pinned_all_devices" };
     }
-    r->st[3].ceiling = rd;
-    r->st[3].ceiling_name = rd_name;
     return CLI_EXIT_OK;
 }
 
-/* ---- output ---- */
-
-static double stage_ratio(const stage *s)
+double bench_ratio(const bench_result *r, int stage, int *capped, double *over)
 {
-    double g = gbps(s->bytes, s->best);
-    return s->ceiling && s->ceiling->valid && g > 0 ? g / s->ceiling->gbps : 0;
-}
-
-/* 1 when the copy figure cannot be a real copy rate: large extents are
- * read straight into their destination and count as copied bytes with
- * (almost) no copy time, so the rate beats a memcpy of the same machine. */
-static int copy_is_direct(const bench_result *r)
-{
-    return r->mem.valid && gbps(r->st[2].bytes, r->st[2].best) > 1.5 * r->mem.gbps &&
-           r->st[2].ceiling == &r->mem;
-}
-
-static void print_text(const bench_args *a, const bench_result *r)
-{
-    static const char *const headers[] = { "STAGE", "BYTES", "BEST S", "BEST GB/S",
-                                           "MEDIAN S", "MEDIAN GB/S", "VS CEILING" };
-    static const int right[] = { 0, 1, 1, 1, 1, 1, 0 };
-    char size[32], rss[32];
-
-    cli_human_size(r->output_bytes, size, sizeof size);
-    printf("trestle bench: %s\n", r->path);
-    printf("%zu tensors, %s; %s, %d repeat%s, verify on, reader %s%s%s%s, O_DIRECT %s\n",
-           r->tensors, size, a->device >= 0 ? "device" : "host memory", a->repeat,
-           a->repeat == 1 ? "" : "s", reader_name(r->reader), r->reader_note[0] ? " (" : "",
-           r->reader_note, r->reader_note[0] ? ")" : "", r->direct_reads ? "yes" : "no");
-    if (a->ndevices >= 2) {
-        printf("destination: CUDA devices");
-        for (size_t k = 0; k < a->ndevices; k++)
-            printf("%s%d", k ? "," : " ", a->devices[k]);
-        printf(" (every tensor on each, read and checked once)\n");
-    } else if (a->device >= 0) {
-        printf("destination: CUDA device %d\n", a->device);
+    const cli_ceiling *y = r->against[stage].by;
+    cli_stage_sum sum;
+    *capped = 0;
+    *over = 0;
+    if (!y || !y->valid || y->gbps <= 0 ||
+        cli_stage_summarize(r->runs, r->nruns, stage, &sum) != 0 || sum.runs == 0)
+        return 0;
+    double ratio = sum.gbps.median / y->gbps;
+    if (y->kind == CLI_CEILING && ratio > 1) {
+        /* Nothing beats a ceiling: its runs were disturbed (a shared machine). */
+        *capped = 1;
+        *over = ratio - 1;
+        ratio = 1;
     }
-    printf("cache: %s\n\n", r->cache);
-
-    cli_table *tab = cli_table_new(7, headers, right);
-    for (int s = 0; tab && s < 4; s++) {
-        const stage *st = &r->st[s];
-        char b[32], bs[32], bg[32], ms[32], mg[32], vs[96];
-        cli_human_size(st->bytes, b, sizeof b);
-        snprintf(bs, sizeof bs, "%.3f", st->best);
-        snprintf(ms, sizeof ms, "%.3f", st->median);
-        double g = gbps(st->bytes, st->best), gm = gbps(st->bytes, st->median);
-        snprintf(bg, sizeof bg, "%.2f", g);
-        snprintf(mg, sizeof mg, "%.2f", gm);
-        if (g <= 0)
-            snprintf(bg, sizeof bg, "-");
-        if (gm <= 0)
-            snprintf(mg, sizeof mg, "-");
-        double ratio = stage_ratio(st);
-        if (ratio > 0)
-            snprintf(vs, sizeof vs, "%.2f x %s", ratio, st->ceiling_name);
-        else
-            snprintf(vs, sizeof vs, "n/a (%s: %s)", st->ceiling_name,
-                     g > 0 ? "not measured" : "stage idle");
-        const char *row[] = { st->name, b, bs, bg, ms, mg, vs };
-        cli_table_add(tab, row);
-    }
-    if (tab)
-        cli_table_print(tab, stdout);
-    cli_table_free(tab);
-    cli_human_size(r->peak_rss, rss, sizeof rss);
-    printf("\nfirst tensor: %.4f s best, %.4f s median\n", r->first_best, r->first_median);
-    if (r->device_startup >= 0)
-        printf("device start-up: %.4f s (first CUDA use in this process, paid by a one-tensor\n"
-               "      restore before the repeats, as a server has paid it before it restores)\n",
-               r->device_startup);
-    printf("peak RSS: %s\n", rss);
-    if (copy_is_direct(r))
-        printf("copy: most bytes were read straight into their destination, so the copy\n"
-               "      stage's GB/s is bytes over a near-zero busy time, not a memcpy rate\n");
-
-    printf("\nceilings (same run):\n");
-    const struct { const char *label; const cli_ceiling *c; } rows[] = {
-        { "raw read, buffered", &r->raw_buffered },
-        { "raw read, O_DIRECT", &r->raw_direct },
-        { "CRC32C per core", &r->crc },
-        { "memcpy per core", &r->mem },
-        { "host-to-device, pinned", &r->h2d_pinned },
-        { "host-to-device, pageable", &r->h2d_pageable },
-        { "host-to-device, all GPUs", &r->h2d_all },
-    };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        if (rows[i].c == &r->h2d_all && a->ndevices < 2)
-            continue;
-        if (rows[i].c->valid)
-            printf("  %-26s %7.2f GB/s  (%s)\n", rows[i].label, rows[i].c->gbps, rows[i].c->note);
-        else
-            printf("  %-26s n/a (%s)\n", rows[i].label, rows[i].c->note);
-    }
-}
-
-static void json_num(FILE *f, double v, int valid)
-{
-    if (valid)
-        fprintf(f, "%.6g", v);
-    else
-        fputs("null", f);
-}
-
-static void json_ceiling(FILE *f, const char *key, const cli_ceiling *c, int last)
-{
-    fprintf(f, "    \"%s\": {\"gbps\": ", key);
-    json_num(f, c->gbps, c->valid);
-    fprintf(f, ", \"bytes\": %" PRIu64 ", \"seconds\": ", c->bytes);
-    json_num(f, c->seconds, c->valid);
-    fputs(", \"note\": ", f);
-    cli_json_cstr(f, c->note);
-    fprintf(f, "}%s\n", last ? "" : ",");
-}
-
-static void print_json(const bench_args *a, const bench_result *r)
-{
-    FILE *f = stdout;
-    fputs("{\n  \"path\": ", f);
-    cli_json_cstr(f, r->path);
-    fputs(",\n  \"synthetic\": ", f);
-    if (a->synth_size)
-        fprintf(f, "{\"size\": %" PRIu64 ", \"shards\": %d, \"dtype\": \"bfloat16\"}",
-                a->synth_size, a->synth_shards);
-    else
-        fputs("null", f);
-    fprintf(f, ",\n  \"destination\": \"%s\",\n  \"device\": %d,\n  \"host_map\": %s,\n"
-            "  \"cold\": %s,\n", a->device >= 0 ? "device" : "host", a->device,
-            a->map ? "true" : "false", a->cold ? "true" : "false");
-    fputs("  \"devices\": [", f);
-    for (size_t k = 0; k < a->ndevices; k++)
-        fprintf(f, "%s%d", k ? ", " : "", a->devices[k]);
-    fputs("],\n  \"cache\": ", f);
-    cli_json_cstr(f, r->cache);
-    fprintf(f, ",\n  \"repeats\": %d,\n  \"tensors\": %zu,\n  \"bytes\": %" PRIu64 ",\n",
-            a->repeat, r->tensors, r->output_bytes);
-    fprintf(f, "  \"reader\": \"%s\",\n  \"reader_note\": ", reader_name(r->reader));
-    cli_json_cstr(f, r->reader_note);
-    fprintf(f, ",\n  \"direct_reads\": %s,\n  \"stages\": {\n", r->direct_reads ? "true" : "false");
-    for (int s = 0; s < 4; s++) {
-        const stage *st = &r->st[s];
-        double g = gbps(st->bytes, st->best), gm = gbps(st->bytes, st->median);
-        double ratio = stage_ratio(st);
-        fprintf(f, "    \"%s\": {\"bytes\": %" PRIu64 ", \"best_seconds\": %.6g, "
-                "\"median_seconds\": %.6g, \"best_gbps\": ", st->name, st->bytes, st->best,
-                st->median);
-        json_num(f, g, g > 0);
-        fputs(", \"median_gbps\": ", f);
-        json_num(f, gm, gm > 0);
-        fprintf(f, ", \"ceiling\": \"%s\", \"ratio\": ", st->ceiling_name);
-        json_num(f, ratio, ratio > 0);
-        if (s == 2)
-            fprintf(f, ", \"mostly_read_in_place\": %s", copy_is_direct(r) ? "true" : "false");
-        fprintf(f, "}%s\n", s == 3 ? "" : ",");
-    }
-    fputs("  },\n  \"first_tensor_seconds\": {\"best\": ", f);
-    json_num(f, r->first_best, r->first_best >= 0);
-    fputs(", \"median\": ", f);
-    json_num(f, r->first_median, r->first_median >= 0);
-    fputs("},\n  \"device_startup_seconds\": ", f);
-    json_num(f, r->device_startup, r->device_startup >= 0);
-    fprintf(f, ",\n  \"peak_rss_bytes\": %" PRIu64 ",\n  \"ceilings\": {\n", r->peak_rss);
-    json_ceiling(f, "raw_read_buffered", &r->raw_buffered, 0);
-    json_ceiling(f, "raw_read_direct", &r->raw_direct, 0);
-    json_ceiling(f, "crc32c_per_core", &r->crc, 0);
-    json_ceiling(f, "memcpy_per_core", &r->mem, 0);
-    json_ceiling(f, "h2d_pinned", &r->h2d_pinned, 0);
-    json_ceiling(f, "h2d_pageable", &r->h2d_pageable, a->ndevices < 2);
-    if (a->ndevices >= 2)
-        json_ceiling(f, "h2d_pinned_all_devices", &r->h2d_all, 1);
-    fputs("  }\n}\n", f);
+    return ratio;
 }
 
 /* ---- command line ---- */
@@ -612,33 +363,23 @@ int cli_bench_main(int argc, char **argv)
         return CLI_EXIT_FAIL;
     }
     if (a.synth_size) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/trestle-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(dir)) {
-            cli_error("cannot create a directory for --synthetic under %s: %s",
-                      tmp && *tmp ? tmp : "/tmp", strerror(errno));
-            dir[0] = '\0';
-            status = CLI_EXIT_FAIL;
-            goto done;
-        }
-        snprintf(prefix, sizeof prefix, "%s/ckpt", dir);
-        if ((status = write_synthetic(&a, prefix)) != CLI_EXIT_OK)
+        status = cli_bench_synth_make(a.synth_size, a.synth_shards, dir, sizeof dir, prefix,
+                                      sizeof prefix);
+        if (status != CLI_EXIT_OK)
             goto done;
         a.path = prefix;
     }
     snprintf(r->path, sizeof r->path, "%s", a.path);
     snprintf(r->cache, sizeof r->cache, "warm (not dropped; pass --cold to drop it)");
-    static const char *const names[] = { "read", "verify", "copy", "total" };
-    for (int s = 0; s < 4; s++)
-        r->st[s].name = names[s];
 
+    status = CLI_EXIT_FAIL;
     if (!a.cold) {
         /* Warm the cache so that the first repeat is like the others. */
         trestle_checkpoint *ckpt = NULL;
         cli_ceiling warm;
-        if ((status = cli_open(a.path, &ckpt)) != CLI_EXIT_OK)
+        if (cli_open(a.path, &ckpt) != CLI_EXIT_OK)
             goto done;
-        cli_bench_raw_read(ckpt, 0, 0, 1, &warm);
+        cli_bench_plain_read(ckpt, 0, 1, &warm);
         trestle_close(ckpt);
     }
     r->device_startup = -1;
@@ -649,21 +390,26 @@ int cli_bench_main(int argc, char **argv)
          * reported apart, so each repeat's time to first tensor is the
          * restore's own. A failure shows in the first repeat's error. */
         trestle_checkpoint *ckpt = NULL;
-        if ((status = cli_open(a.path, &ckpt)) != CLI_EXIT_OK)
+        if (cli_open(a.path, &ckpt) != CLI_EXIT_OK)
             goto done;
         library_has_device(ckpt, a.device, &r->device_startup);
         trestle_close(ckpt);
     }
-    if ((status = run_repeats(&a, r)) != CLI_EXIT_OK ||
-        (status = measure_ceilings(&a, r)) != CLI_EXIT_OK)
+    cli_signals_test_pause("before-restore");
+    if (cli_interrupted() || run_repeats(&a, r) != CLI_EXIT_OK)
         goto done;
+    cli_signals_test_pause("after-restore");
+    if (cli_interrupted() || measure_yardsticks(&a, r) != CLI_EXIT_OK)
+        goto done;
+    status = CLI_EXIT_OK;
     if (a.json)
-        print_json(&a, r);
+        status = bench_print_json(&a, r);
     else
-        print_text(&a, r);
+        bench_print_text(&a, r);
 done:
-    if (dir[0])
-        remove_dir(dir);
+    cli_bench_synth_remove(dir);
+    if (r)
+        free(r->runs);
     free(r);
     return status;
 }

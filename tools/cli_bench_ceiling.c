@@ -1,19 +1,22 @@
 /*
- * cli_bench_ceiling.c - the machine's own ceilings for `trestle bench`,
- * measured in the same run as the restores they are compared with: raw
- * reads of the same shard bytes (buffered, and O_DIRECT with a deep
- * io_uring queue), CRC32C per core, memcpy per core, and pinned/pageable
- * host-to-device copies. Also dropping the page cache for cold runs.
+ * cli_bench_ceiling.c - the yardsticks of `trestle bench`, measured in the
+ * same run as the restores they are compared with: what a plain reader of
+ * the same shards gets (one thread, read() of 1 MiB blocks, as dd and cat),
+ * an O_DIRECT deep-queue read of them, CRC32C per core, memcpy per core,
+ * and pinned/pageable host-to-device copies. Also dropping the page cache
+ * for cold runs.
  *
- * The raw reads are the CLI's own code (libc and liburing), not the
- * engine's, so they show what the hardware gives without trestle. The CRC
- * ceiling goes through the public API (a DISCARD restore), since the API
- * has no CRC function. The CUDA runtime is loaded with dlopen, so the CLI
- * builds and runs without CUDA and reports "n/a" instead.
+ * Two kinds (cli.h): a reference is what a plain program gets, so a stage
+ * may beat it (the engine keeps many reads in flight) and its median run
+ * is the figure, as the restores' medians are; a ceiling is the most a core
+ * or a link gives, its best run the figure, and nothing can honestly beat
+ * it. The reads and copies are the CLI's own code (libc, liburing, ISA-L),
+ * not the engine's, so they show what the machine gives without trestle.
+ * The host-to-device ceilings are cli_bench_h2d.c's.
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <isa-l/crc.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,8 +33,9 @@
 #define RAW_QUEUE_DEPTH 64u    /* io_uring reads in flight */
 #define RAW_THREADS 16         /* pread pool size when io_uring is unavailable */
 #define DIRECT_ALIGN 4096u     /* O_DIRECT buffer/length alignment */
-#define COPY_BYTES (256u << 20) /* memcpy and host-to-device buffer size */
+#define COPY_BYTES (256u << 20) /* bytes of one per-core ceiling run */
 #define STAGE_BYTES (8u << 20)  /* the engine's default staging chunk */
+#define CRC_STEP (256u << 10)   /* the engine's CRC-then-copy step, which fits in L2 */
 
 static double now_seconds(void)
 {
@@ -40,24 +44,28 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Keep the best (shortest) run of `bytes` in `out`. */
-static void keep_best(cli_ceiling *out, uint64_t bytes, double seconds)
+void cli_ceiling_add(cli_ceiling *c, uint64_t bytes, double seconds)
 {
-    if (seconds <= 0 || bytes == 0)
+    if (seconds <= 0 || bytes == 0 || c->runs >= CLI_YARDSTICK_RUNS)
         return;
-    double gbps = (double)bytes / seconds / 1e9;
-    if (!out->valid || gbps > out->gbps) {
-        out->valid = 1;
-        out->gbps = gbps;
-        out->bytes = bytes;
-        out->seconds = seconds;
-    }
+    c->each[c->runs++] = (double)bytes / seconds / 1e9;
+    c->bytes = bytes;
+}
+
+void cli_ceiling_finish(cli_ceiling *c)
+{
+    cli_spread sp;
+    c->valid = c->runs > 0 && cli_spread_of(c->each, (size_t)c->runs, &sp) == 0;
+    if (!c->valid)
+        return;
+    c->gbps = c->kind == CLI_CEILING ? sp.max : sp.median;
+    c->seconds = c->gbps > 0 ? (double)c->bytes / c->gbps / 1e9 : 0;
 }
 
 static void set_na(cli_ceiling *out, const char *what, const char *detail)
 {
     out->valid = 0;
-    snprintf(out->note, sizeof out->note, "%.64s%s%.120s", what, detail ? ": " : "",
+    snprintf(out->note, sizeof out->note, "%.120s%s%.120s", what, detail ? ": " : "",
              detail ? detail : "");
 }
 
@@ -153,60 +161,81 @@ typedef struct raw_file {
     uint64_t size;
 } raw_file;
 
-/* Open every shard (O_DIRECT when asked). Returns the count, or -1 with
- * `out->note` set. */
-static int open_shards(const trestle_checkpoint *c, int direct, raw_file *files, int max,
-                       cli_ceiling *out)
+/* Open every shard with O_DIRECT into *files (malloc'd). Returns the
+ * count, or -1 with `out->note` set. */
+static int open_shards(const trestle_checkpoint *c, raw_file **files, cli_ceiling *out)
 {
     trestle_checkpoint_info info;
     trestle_checkpoint_get_info(c, &info);
     int n = 0;
-    for (int s = 0; s < info.num_shards && n < max; s++) {
+    *files = calloc(info.num_shards > 0 ? (size_t)info.num_shards : 1, sizeof **files);
+    if (!*files) {
+        set_na(out, "out of memory", NULL);
+        return -1;
+    }
+    for (int s = 0; s < info.num_shards; s++) {
         const char *path = trestle_shard_path(c, s);
         struct stat st;
         /* The errno of the call that failed, taken at once: set_na and
          * close must not stand in for it. */
-        int fd = path ? cli_open_regular(path, direct ? O_DIRECT : 0) : -1;
+        int fd = path ? cli_open_regular(path, O_DIRECT) : -1;
         int why = !path ? ENOENT : fd < 0 ? errno : fstat(fd, &st) != 0 ? errno : 0;
         if (why != 0) {
-            set_na(out, direct ? "cannot open shard with O_DIRECT" : "cannot open shard",
-                   strerror(why));
+            set_na(out, "cannot open shard with O_DIRECT", strerror(why));
             if (fd >= 0)
                 close(fd);
             for (int i = 0; i < n; i++)
-                close(files[i].fd);
+                close((*files)[i].fd);
+            free(*files);
+            *files = NULL;
             return -1;
         }
-        files[n].fd = fd;
-        files[n].size = (uint64_t)st.st_size;
+        (*files)[n].fd = fd;
+        (*files)[n].size = (uint64_t)st.st_size;
         n++;
     }
     return n;
 }
 
-/* One thread, read() of RAW_BLOCK at a time, file after file: what cat does. */
-static int read_buffered(const raw_file *files, int n, uint64_t *bytes, char *note, size_t cap)
+/*
+ * One run of the plain reader: each shard opened in turn, read() to its
+ * end in RAW_BLOCK blocks into `buf`, closed. 0 with *bytes, else -1 with
+ * `note` set (a signal stops it too, with note "").
+ */
+static int read_plain(const trestle_checkpoint *c, char *buf, uint64_t *bytes, char *note,
+                      size_t cap)
 {
-    char *buf = malloc(RAW_BLOCK);
-    if (!buf)
-        return -1;
+    trestle_checkpoint_info info;
+    trestle_checkpoint_get_info(c, &info);
     *bytes = 0;
-    for (int i = 0; i < n; i++) {
-        off_t off = 0;
+    for (int s = 0; s < info.num_shards; s++) {
+        const char *path = trestle_shard_path(c, s);
+        int fd = path ? cli_open_regular(path, 0) : -1;
+        if (fd < 0) {
+            snprintf(note, cap, "cannot open %s: %s", path ? path : "a shard",
+                     strerror(path ? errno : ENOENT));
+            return -1;
+        }
         for (;;) {
-            ssize_t r = pread(files[i].fd, buf, RAW_BLOCK, off);
+            ssize_t r = read(fd, buf, RAW_BLOCK);
+            if (r < 0 && errno == EINTR)
+                continue;
             if (r < 0) {
-                snprintf(note, cap, "read failed: %s", strerror(errno));
-                free(buf);
+                snprintf(note, cap, "read of %s failed: %s", path, strerror(errno));
+                close(fd);
                 return -1;
             }
             if (r == 0)
                 break;
-            off += r;
             *bytes += (uint64_t)r;
+            if (cli_interrupted()) {
+                note[0] = '\0';
+                close(fd);
+                return -1;
+            }
         }
+        close(fd);
     }
-    free(buf);
     return 0;
 }
 
@@ -330,213 +359,159 @@ done:
     return rc;
 }
 
-void cli_bench_raw_read(const trestle_checkpoint *c, int direct, int cold, int runs,
-                        cli_ceiling *out)
+void cli_bench_plain_read(const trestle_checkpoint *c, int cold, int runs, cli_ceiling *out)
 {
-    raw_file files[256];
-    char what[256], note[128] = "";
-    int used_pool = 0;
+    char what[256], note[192] = "";
+    void *buf = NULL;
 
     memset(out, 0, sizeof *out);
-    int n = open_shards(c, direct, files, (int)(sizeof files / sizeof files[0]), out);
-    if (n < 0)
+    out->kind = CLI_REFERENCE;
+    /* Page-aligned, as dd's and cat's buffers are: an unaligned destination
+     * makes the kernel's copy out of the page cache up to twice as slow. */
+    if (posix_memalign(&buf, DIRECT_ALIGN, RAW_BLOCK) != 0) {
+        set_na(out, "out of memory", NULL);
         return;
-    for (int run = 0; run < runs; run++) {
+    }
+    for (int run = 0; run < runs && !cli_interrupted(); run++) {
         uint64_t bytes = 0;
         if (cold)
             cli_bench_drop_cache(c, what, sizeof what);
         double t0 = now_seconds();
-        if (!direct) {
-            if (read_buffered(files, n, &bytes, note, sizeof note) != 0) {
-                set_na(out, note[0] ? note : "out of memory", NULL);
-                goto done;
-            }
-        } else {
-            raw_work w = { .files = files, .nfiles = n };
-            int rc = used_pool ? -1 : read_uring(&w);
-            if (rc < 0) {
-                /* io_uring refused (old kernel, seccomp): the pread pool instead. */
-                used_pool = 1;
-                atomic_store(&w.next, 0);
-                atomic_store(&w.bytes, 0);
-                t0 = now_seconds();
-                if (read_pool(&w) != 0)
-                    rc = EAGAIN;
-                else
-                    rc = atomic_load(&w.failed);
-            }
-            if (rc > 0) {
-                set_na(out, "O_DIRECT read failed", strerror(rc));
-                goto done;
-            }
-            bytes = atomic_load(&w.bytes);
+        if (read_plain(c, buf, &bytes, note, sizeof note) != 0) {
+            if (note[0])
+                set_na(out, note, NULL);
+            free(buf);
+            return;
         }
-        keep_best(out, bytes, now_seconds() - t0);
+        cli_ceiling_add(out, bytes, now_seconds() - t0);
     }
-    if (!direct)
-        snprintf(out->note, sizeof out->note, "read() of 1 MiB blocks, 1 thread, %s page cache",
-                 cold ? "cold" : "warm");
-    else if (used_pool)
+    free(buf);
+    cli_ceiling_finish(out);
+    snprintf(out->note, sizeof out->note, "1 thread opens each shard in turn and read()s it in "
+             "1 MiB blocks into a page-aligned buffer, as dd bs=1M; %s page cache, median of "
+             "%d", cold ? "cold" : "warm", out->runs);
+}
+
+void cli_bench_direct_read(const trestle_checkpoint *c, int cold, int runs, cli_ceiling *out)
+{
+    raw_file *files = NULL;
+    char what[256];
+    int used_pool = 0;
+
+    memset(out, 0, sizeof *out);
+    out->kind = CLI_REFERENCE;
+    int n = open_shards(c, &files, out);
+    if (n < 0)
+        return;
+    for (int run = 0; run < runs && !cli_interrupted(); run++) {
+        if (cold)
+            cli_bench_drop_cache(c, what, sizeof what);
+        double t0 = now_seconds();
+        raw_work w = { .files = files, .nfiles = n };
+        int rc = used_pool ? -1 : read_uring(&w);
+        if (rc < 0) {
+            /* io_uring refused (old kernel, seccomp): the pread pool instead. */
+            used_pool = 1;
+            atomic_store(&w.next, 0);
+            atomic_store(&w.bytes, 0);
+            t0 = now_seconds();
+            if (read_pool(&w) != 0)
+                rc = EAGAIN;
+            else
+                rc = atomic_load(&w.failed);
+        }
+        if (rc > 0) {
+            set_na(out, "O_DIRECT read failed", strerror(rc));
+            goto done;
+        }
+        cli_ceiling_add(out, atomic_load(&w.bytes), now_seconds() - t0);
+    }
+    cli_ceiling_finish(out);
+    if (used_pool)
         snprintf(out->note, sizeof out->note, "O_DIRECT, pread pool of %d threads, 1 MiB blocks "
-                 "(io_uring unavailable)", RAW_THREADS);
+                 "(io_uring unavailable), median of %d", RAW_THREADS, out->runs);
     else
-        snprintf(out->note, sizeof out->note, "O_DIRECT, io_uring queue depth %u, 1 MiB blocks",
-                 RAW_QUEUE_DEPTH);
+        snprintf(out->note, sizeof out->note, "O_DIRECT, io_uring queue depth %u, 1 MiB blocks, "
+                 "median of %d", RAW_QUEUE_DEPTH, out->runs);
 done:
     for (int i = 0; i < n; i++)
         close(files[i].fd);
+    free(files);
 }
 
 /* ---- CRC32C and memcpy per core ---- */
 
-void cli_bench_crc(const trestle_checkpoint *c, cli_ceiling *out)
-{
-    size_t n = trestle_tensor_count(c), nops = 0;
-    trestle_op *ops = calloc(n ? n : 1, sizeof *ops);
-    trestle_error err;
+/*
+ * The per-core ceilings are timed the way the engine's workers time their
+ * stages: a staging buffer is filled (as a read fills it), then checked or
+ * copied out in 256 KiB steps, and only the steps' own time counts, summed
+ * ("busy time"). Timed any other way (one long loop) the same CRC runs at
+ * half the rate on a shared VM, and a stage would beat its "ceiling".
+ */
+typedef struct step_bench {
+    unsigned char *src;   /* COPY_BYTES of data, as the shard bytes */
+    unsigned char *stage; /* STAGE_BYTES: a staging buffer */
+    unsigned char *dst;   /* COPY_BYTES of touched memory, the destinations (memcpy only) */
+} step_bench;
 
-    memset(out, 0, sizeof *out);
-    if (!ops) {
-        set_na(out, "out of memory", NULL);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        trestle_tensor_info t;
-        if (trestle_tensor_get_info(c, i, &t) != TRESTLE_OK || t.dtype == TRESTLE_DT_VARIANT ||
-            t.dtype == TRESTLE_DT_RESOURCE)
-            continue;
-        ops[nops].name = t.name;
-        ops[nops].dest_kind = TRESTLE_DEST_DISCARD;
-        nops++;
-    }
-    for (int run = 0; run < 2; run++) {
-        trestle_plan *plan = NULL;
-        trestle_restore_options ro;
-        trestle_stats st;
-        trestle_restore_options_init(&ro);
-        ro.threads = 1;
-        ro.verify = 1;
-        memset(&st, 0, sizeof st);
-        if (trestle_plan_create(c, ops, nops, NULL, &plan, &err) != TRESTLE_OK ||
-            trestle_restore(plan, &ro, &st, &err) != TRESTLE_OK) {
-            set_na(out, "DISCARD restore failed", err.message);
-            trestle_plan_free(plan);
-            break;
+/* One run: busy seconds of CRC32C (`crc` 1) or memcpy (0) over COPY_BYTES. */
+static double step_run(const step_bench *b, int crc, uint32_t *reg)
+{
+    double busy = 0;
+    for (size_t off = 0; off < COPY_BYTES; off += STAGE_BYTES) {
+        memcpy(b->stage, b->src + off, STAGE_BYTES); /* the read that fills staging */
+        for (size_t o = 0; o < STAGE_BYTES; o += CRC_STEP) {
+            double t0 = now_seconds();
+            if (crc)
+                *reg = crc32_iscsi(b->stage + o, (int)CRC_STEP, *reg);
+            else
+                memcpy(b->dst + off + o, b->stage + o, CRC_STEP);
+            busy += now_seconds() - t0;
         }
-        trestle_plan_free(plan);
-        keep_best(out, st.bytes_verified, st.verify_seconds);
     }
-    if (out->valid)
-        snprintf(out->note, sizeof out->note, "DISCARD restore, 1 worker: CRC busy time");
-    free(ops);
+    __asm__ __volatile__("" : : "r"(b->dst), "r"(*reg) : "memory"); /* keep the work */
+    return busy;
+}
+
+static void step_ceiling(int crc, cli_ceiling *out)
+{
+    step_bench b = { malloc(COPY_BYTES), malloc(STAGE_BYTES), crc ? NULL : malloc(COPY_BYTES) };
+    uint32_t reg = 0;
+    memset(out, 0, sizeof *out);
+    out->kind = CLI_CEILING;
+    if (!b.src || !b.stage || (!crc && !b.dst)) {
+        set_na(out, "out of memory", NULL);
+        goto done;
+    }
+    /* Touch everything first so that page faults are not part of the figure. */
+    for (size_t i = 0; i < COPY_BYTES; i++)
+        b.src[i] = (unsigned char)(i * 131 + 7);
+    memset(b.stage, 0, STAGE_BYTES);
+    if (b.dst)
+        memset(b.dst, 0, COPY_BYTES);
+    for (int run = 0; run < 5 && !cli_interrupted(); run++)
+        cli_ceiling_add(out, COPY_BYTES, step_run(&b, crc, &reg));
+    cli_ceiling_finish(out);
+    if (crc)
+        snprintf(out->note, sizeof out->note, "crc32_iscsi (ISA-L, the engine's CRC32C) of 8 "
+                 "MiB staging buffers in 256 KiB steps, timed per step as the workers are, 1 "
+                 "thread, best of %d", out->runs);
+    else
+        snprintf(out->note, sizeof out->note, "memcpy of 8 MiB staging buffers in 256 KiB steps "
+                 "into 256 MiB of touched memory, timed per step as the workers are, 1 thread, "
+                 "best of %d", out->runs);
+done:
+    free(b.src);
+    free(b.stage);
+    free(b.dst);
+}
+
+void cli_bench_crc(cli_ceiling *out)
+{
+    step_ceiling(1, out);
 }
 
 void cli_bench_memcpy(cli_ceiling *out)
 {
-    /* Like the engine's copies: from one staging-sized buffer that CRC32C
-     * has just read (so it is cache-hot) into a large destination. */
-    char *src = malloc(STAGE_BYTES), *dst = malloc(COPY_BYTES);
-    memset(out, 0, sizeof *out);
-    if (!src || !dst) {
-        set_na(out, "out of memory", NULL);
-        goto done;
-    }
-    /* Touch both first so that page faults are not part of the figure. */
-    memset(src, 0x5a, STAGE_BYTES);
-    memset(dst, 0, COPY_BYTES);
-    for (int run = 0; run < 3; run++) {
-        double t0 = now_seconds();
-        for (size_t off = 0; off < COPY_BYTES; off += STAGE_BYTES)
-            memcpy(dst + off, src, STAGE_BYTES);
-        __asm__ __volatile__("" : : "r"(dst) : "memory"); /* keep the copies */
-        keep_best(out, COPY_BYTES, now_seconds() - t0);
-    }
-    snprintf(out->note, sizeof out->note, "memcpy of an 8 MiB buffer into 256 MiB of touched "
-             "memory, 1 thread");
-done:
-    free(src);
-    free(dst);
-}
-
-/* ---- host-to-device copies (CUDA runtime via dlopen) ---- */
-
-typedef struct cudart {
-    void *lib;
-    int (*set_device)(int);
-    int (*malloc_dev)(void **, size_t);
-    int (*free_dev)(void *);
-    int (*malloc_host)(void **, size_t);
-    int (*free_host)(void *);
-    int (*memcpy_fn)(void *, const void *, size_t, int);
-    int (*synchronize)(void);
-} cudart;
-
-#define CUDA_MEMCPY_H2D 1 /* cudaMemcpyHostToDevice */
-
-/* dlsym into a function pointer without a data-to-function cast warning. */
-static int sym(void *lib, const char *name, void *fnp)
-{
-    void *p = dlsym(lib, name);
-    memcpy(fnp, &p, sizeof p);
-    return p ? 0 : -1;
-}
-
-static int cudart_load(cudart *rt)
-{
-    static const char *const names[] = { "libcudart.so", "libcudart.so.13", "libcudart.so.12",
-                                         "libcudart.so.11.0" };
-    memset(rt, 0, sizeof *rt);
-    for (size_t i = 0; i < sizeof names / sizeof names[0] && !rt->lib; i++)
-        rt->lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
-    if (!rt->lib)
-        return -1;
-    if (sym(rt->lib, "cudaSetDevice", &rt->set_device) ||
-        sym(rt->lib, "cudaMalloc", &rt->malloc_dev) || sym(rt->lib, "cudaFree", &rt->free_dev) ||
-        sym(rt->lib, "cudaMallocHost", &rt->malloc_host) ||
-        sym(rt->lib, "cudaFreeHost", &rt->free_host) ||
-        sym(rt->lib, "cudaMemcpy", &rt->memcpy_fn) ||
-        sym(rt->lib, "cudaDeviceSynchronize", &rt->synchronize)) {
-        dlclose(rt->lib);
-        rt->lib = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-void cli_bench_h2d(int device, int pinned, cli_ceiling *out)
-{
-    cudart rt;
-    void *d_buf = NULL, *h_buf = NULL;
-
-    memset(out, 0, sizeof *out);
-    if (cudart_load(&rt) != 0) {
-        set_na(out, "no CUDA runtime: libcudart.so not loadable", NULL);
-        return;
-    }
-    if (rt.set_device(device) != 0 || rt.malloc_dev(&d_buf, COPY_BYTES) != 0) {
-        set_na(out, "no CUDA device", NULL);
-        goto done;
-    }
-    if (pinned ? rt.malloc_host(&h_buf, COPY_BYTES) != 0 : !(h_buf = malloc(COPY_BYTES))) {
-        set_na(out, "host allocation failed", NULL);
-        goto done;
-    }
-    memset(h_buf, 0x5a, COPY_BYTES);
-    for (int run = 0; run < 4; run++) {
-        double t0 = now_seconds();
-        if (rt.memcpy_fn(d_buf, h_buf, COPY_BYTES, CUDA_MEMCPY_H2D) != 0 || rt.synchronize() != 0) {
-            set_na(out, "cudaMemcpy failed", NULL);
-            goto done;
-        }
-        if (run > 0) /* the first copy pays for context and mapping setup */
-            keep_best(out, COPY_BYTES, now_seconds() - t0);
-    }
-    snprintf(out->note, sizeof out->note, "cudaMemcpy of 256 MiB from %s memory to device %d",
-             pinned ? "pinned" : "pageable", device);
-done:
-    if (h_buf)
-        pinned ? (void)rt.free_host(h_buf) : free(h_buf);
-    if (d_buf)
-        rt.free_dev(d_buf);
-    dlclose(rt.lib);
+    step_ceiling(0, out);
 }

@@ -6,8 +6,10 @@
  * renames, exclusions, --allow-missing, --as) so a conversion is exactly a
  * restore written down, plus what a file for another framework needs: the
  * names it wants (--key, --key-regex) and 2-D kernels transposed
- * (--transpose). --list shows the plan without writing. Ctrl-C cancels at
- * the next finished tensor and, like any failure, leaves no output file.
+ * (--transpose). --list shows the plan without writing. Ctrl-C, SIGTERM
+ * and SIGHUP (cli_signal.c) cancel at the next finished tensor, or remove
+ * the temporary file when flushing, and, like any failure, leave no
+ * output file behind.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -29,8 +31,9 @@ static const char convert_help[] =
     "fast as the checkpoint can be read. It is a restore into the file: the same\n"
     "reads, every CRC32C checked, each byte read once. The file appears only when\n"
     "complete (written as OUT.safetensors.tmp-XXXXXX, flushed, then renamed); a\n"
-    "failure or Ctrl-C leaves nothing behind. OUT may not be one of the\n"
-    "checkpoint's own files, nor a device, FIFO or directory.\n"
+    "failure, Ctrl-C, SIGTERM or SIGHUP leaves nothing behind. OUT may not be\n"
+    "one of the checkpoint's own files, nor a device, FIFO or directory. Sizes\n"
+    "are binary (MiB, GiB), rates GB/s (1e9 bytes per second).\n"
     "\n"
     "What goes in (as for 'trestle restore'):\n"
     "      --ops FILE         the ops listed in FILE (NAME<TAB>SHAPE_AND_SLICES<TAB>\n"
@@ -125,27 +128,17 @@ typedef struct convert_args {
     size_t nowned;
 } convert_args;
 
-/* Set by SIGINT; the ready callback turns it into a cancellation. */
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 /* The ready callback's `user`: the bar, which starts after planning. */
 typedef struct convert_watch {
     cli_progress *bar;  /* NULL without one */
 } convert_watch;
 
-/* Per tensor written: count it for the bar, and stop on Ctrl-C. */
+/* Per tensor written: count it for the bar, and stop once a signal is
+ * taken (cli_signal.c). */
 static int on_written(void *user, size_t i, const trestle_plan_op_info *op)
 {
     convert_watch *w = user;
-    if (w->bar)
-        cli_progress_on_ready(w->bar, i, op);
-    return interrupted;
+    return w->bar ? cli_progress_on_ready(w->bar, i, op) : cli_signals_ready(NULL, i, op);
 }
 
 /* --list: every entry, its name and shape in the file, or why it is out. */
@@ -214,7 +207,6 @@ static int write_file(trestle_conversion *cv, const convert_args *a, convert_wat
 {
     trestle_convert_stats st;
     trestle_error err;
-    struct sigaction sa, old;
     uint64_t total = 0;
     struct timespec t0, t1;
 
@@ -223,19 +215,26 @@ static int write_file(trestle_conversion *cv, const convert_args *a, convert_wat
         trestle_conversion_get(cv, i, &e);
         total += e.skipped ? 0 : e.bytes;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old);
+    cli_signals_test_pause("before-restore");
+    if (cli_interrupted())
+        return CLI_EXIT_FAIL;
+    cli_signals_guard_temp(a->out); /* a signal while flushing removes the temporary file */
     clock_gettime(CLOCK_MONOTONIC, &t0);
     w->bar = cli_progress_start(NULL, total, !a->quiet && isatty(STDERR_FILENO));
     int rc = trestle_conversion_write(cv, a->out, &st, &err);
     cli_progress_stop(w->bar);
     w->bar = NULL;
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    sigaction(SIGINT, &old, NULL);
-    if (rc != TRESTLE_OK)
-        return cli_fail(&err);
+    cli_signals_pop_cleanup();
+    if (rc != TRESTLE_OK) {
+        if (!cli_interrupted()) /* else the library's cancel message is no news */
+            cli_fail(&err);
+        return CLI_EXIT_FAIL;
+    }
+    if (cli_interrupted()) { /* the signal came in the last moments of the flush */
+        cli_error("%s was complete before the signal could stop it; it is kept", a->out);
+        return CLI_EXIT_FAIL;
+    }
     if (!a->quiet) {
         char size[32], skipped[48] = "";
         /* The whole conversion: planning, allocating and flushing the file
@@ -247,7 +246,7 @@ static int write_file(trestle_conversion *cv, const convert_args *a, convert_wat
         printf("wrote %s: %zu tensor%s%s, %s in %.3f s", a->out, st.tensors,
                st.tensors == 1 ? "" : "s", skipped, size, secs);
         if (secs > 0)
-            printf(": %.2f GiB/s", (double)st.file_bytes / secs / (1024.0 * 1024 * 1024));
+            printf(": %.2f GB/s", (double)st.file_bytes / secs / 1e9);
         printf(" (CRC32C verified)\n");
         print_skipped(cv);
     }

@@ -63,6 +63,7 @@ int cli_group_exec(const char *cmd, int argc, char **argv)
     args[1] = (char *)cmd;
     for (int i = 1; i < argc; i++)
         args[i + 1] = argv[i];
+    cli_signals_release(); /* an exec keeps the blocked mask: trestle-mpi takes its own signals */
     execv(path, args);
     cli_error("%s with --group mpi (or under mpirun) needs %s, the MPI build of the "
               "command (built when CMake finds MPI): %s; --group none runs it in this "

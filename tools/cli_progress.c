@@ -1,15 +1,16 @@
 /*
- * cli_progress.c - a watcher thread beside a running restore: it draws a
- * progress bar on stderr and turns Ctrl-C into trestle_restore_cancel().
+ * cli_progress.c - a thread beside a running restore that draws a progress
+ * bar on stderr, and the restore's hook for Ctrl-C, SIGTERM and SIGHUP
+ * (cli_signal.c): trestle_restore_cancel() at the signal, and a ready
+ * callback that refuses to go on once one was taken.
  *
  * Bytes are counted in the on_ready callback (pipeline threads, so only an
- * atomic add); the bar itself is drawn by the watcher at most 10 times a
+ * atomic add); the bar itself is drawn by the thread at most 10 times a
  * second, and only once the restore has run for half a second, so short
- * restores and pipes never see it. The SIGINT flag is the one piece of
- * process-wide state: a signal handler can reach nothing else.
+ * restores and pipes never see it. Rates are GB/s (1e9 bytes per second),
+ * sizes binary (MiB, GiB), as everywhere in the CLI.
  */
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,14 +23,6 @@
 #define PROGRESS_PERIOD_NS 100000000L /* redraw at most 10x a second */
 #define PROGRESS_DELAY_S 0.5          /* restores shorter than this draw nothing */
 
-static volatile sig_atomic_t interrupted; /* set by on_sigint, read by the watcher */
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 struct cli_progress {
     trestle_plan *plan;
     uint64_t total;             /* the plan's output bytes */
@@ -41,7 +34,6 @@ struct cli_progress {
     int stop;                   /* under lock */
     int drawn;                  /* a bar is on screen (watcher thread only) */
     struct timespec start;
-    struct sigaction old_int;
 };
 
 static double since(const struct timespec *t0)
@@ -62,8 +54,8 @@ static void draw(cli_progress *pg, double elapsed)
         frac = 1;
     cli_human_size(done, a, sizeof a);
     cli_human_size(pg->total, b, sizeof b);
-    snprintf(text, sizeof text, " %3d%%  %s / %s  %.2f GiB/s", (int)(frac * 100), a, b,
-             elapsed > 0 ? (double)done / elapsed / (1024.0 * 1024 * 1024) : 0.0);
+    snprintf(text, sizeof text, " %3d%%  %s / %s  %.2f GB/s", (int)(frac * 100), a, b,
+             elapsed > 0 ? (double)done / elapsed / 1e9 : 0.0);
     int width = cols - (int)strlen(text) - 3;
     if (width > 50)
         width = 50;
@@ -78,7 +70,6 @@ static void draw(cli_progress *pg, double elapsed)
 static void *watch(void *arg)
 {
     cli_progress *pg = arg;
-    int cancelled = 0;
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
     pthread_mutex_lock(&pg->lock);
@@ -89,12 +80,8 @@ static void *watch(void *arg)
             next.tv_sec++;
         }
         pthread_cond_timedwait(&pg->wake, &pg->lock, &next);
-        if (pg->stop)
+        if (pg->stop || cli_interrupted())
             break;
-        if (pg->plan && interrupted && !cancelled) {
-            trestle_restore_cancel(pg->plan);
-            cancelled = 1;
-        }
         double elapsed = since(&pg->start);
         if (pg->bar && elapsed >= PROGRESS_DELAY_S)
             draw(pg, elapsed);
@@ -105,6 +92,11 @@ static void *watch(void *arg)
         fflush(stderr);
     }
     return NULL;
+}
+
+static void cancel_restore(void *plan)
+{
+    trestle_restore_cancel(plan);
 }
 
 cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar)
@@ -123,22 +115,13 @@ cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&pg->wake, &attr);
     pthread_condattr_destroy(&attr);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    interrupted = 0;
+    /* A conversion (p NULL) runs the library's own plan: its ready
+     * callback returns cli_interrupted() to cancel it instead. */
     if (p)
-        sigaction(SIGINT, &sa, &pg->old_int);
-    if (pthread_create(&pg->thread, NULL, watch, pg) != 0) {
-        if (p)
-            sigaction(SIGINT, &pg->old_int, NULL);
-        pthread_cond_destroy(&pg->wake);
-        pthread_mutex_destroy(&pg->lock);
-        free(pg);
-        return NULL;
-    }
+        cli_signals_on_cancel(cancel_restore, p);
+    /* No thread to spare: no bar, still counted and cancellable. */
+    if (bar && pthread_create(&pg->thread, NULL, watch, pg) != 0)
+        pg->bar = 0;
     return pg;
 }
 
@@ -147,20 +130,24 @@ int cli_progress_on_ready(void *user, size_t i, const trestle_plan_op_info *op)
     (void)i;
     cli_progress *pg = user;
     atomic_fetch_add(&pg->done, op->bytes);
-    return 0;
+    cli_signals_test_pause("restore");
+    /* A signal taken before the restore started did not cancel it. */
+    return cli_interrupted() != 0;
 }
 
 void cli_progress_stop(cli_progress *pg)
 {
     if (!pg)
         return;
-    pthread_mutex_lock(&pg->lock);
-    pg->stop = 1;
-    pthread_cond_signal(&pg->wake);
-    pthread_mutex_unlock(&pg->lock);
-    pthread_join(pg->thread, NULL);
     if (pg->plan)
-        sigaction(SIGINT, &pg->old_int, NULL);
+        cli_signals_on_cancel(NULL, NULL);
+    if (pg->bar) {
+        pthread_mutex_lock(&pg->lock);
+        pg->stop = 1;
+        pthread_cond_signal(&pg->wake);
+        pthread_mutex_unlock(&pg->lock);
+        pthread_join(pg->thread, NULL);
+    }
     pthread_cond_destroy(&pg->wake);
     pthread_mutex_destroy(&pg->lock);
     free(pg);

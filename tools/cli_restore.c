@@ -22,9 +22,14 @@ static const char restore_help[] =
     "\n"
     "Restore tensors of a checkpoint into memory the engine allocates (host\n"
     "memory unless --device), verifying CRC32C, and print one summary line:\n"
-    "  restored 42 tensors, 2.00 GiB in 0.512 s: 3.91 GiB/s (read 4.10 GiB/s,\n"
-    "  verify 9.80 GiB/s, copy 12.10 GiB/s; reader io_uring, O_DIRECT no)\n"
-    "Read, verify and copy rates are per stage: bytes over that stage's busy time.\n"
+    "  restored 42 tensors, 2.00 GiB in 0.512 s: 4.19 GB/s (read 4.40 GB/s,\n"
+    "  verify 10.52 GB/s, copy 12.99 GB/s; reader io_uring, O_DIRECT no)\n"
+    "Rates are GB/s (1e9 bytes per second), sizes binary (1 GiB = 2^30 bytes).\n"
+    "Each stage's rate counts only the bytes that went through it: read is over the\n"
+    "wall time with reads in flight, verify and copy over their busy time summed\n"
+    "over workers (per core). Bytes read straight into their destination skip the\n"
+    "copy, and --map's bytes skip the read: the stage says so ('copy none: all\n"
+    "2.00 GiB read straight into place') instead of giving a rate.\n"
     "\n"
     "What to restore:\n"
     "      --all              every tensor, whole (the default without --ops); fails\n"
@@ -75,7 +80,7 @@ static const char restore_help[] =
     "      --device N,M,...   restore onto each listed GPU ('all': every GPU): every\n"
     "                         byte is read and CRC-checked once and DMA'd from the\n"
     "                         same staging to each; one summary line per device,\n"
-    "                         then the aggregate (read once, copied, GiB/s)\n"
+    "                         then the aggregate (read once, copied, GB/s)\n"
     "      --shard GLOB:DIM   with --device N,M,...: split every tensor whose name\n"
     "                         matches GLOB (fnmatch) along dimension DIM, part d on\n"
     "                         the d-th listed device, each tensor still read once;\n"
@@ -107,9 +112,17 @@ static const char restore_help[] =
     "                         skipped), dtype (float32->bfloat16 when converted),\n"
     "                         shape, size as restored\n"
     "  -q, --quiet            print nothing but errors (no summary, no progress bar)\n"
+    "      --json             print one JSON object instead of the summary: the machine,\n"
+    "                         trestle's version and build, and the same \"stats\" object\n"
+    "                         as 'trestle bench --json' (per stage bytes, seconds, GB/s)\n"
+    "      --checksum         also print each restored tensor's FNV-1a 64 checksum\n"
+    "                         (of the bytes as restored, read back from a GPU) and the\n"
+    "                         whole model's (every tensor's bytes in op order, as\n"
+    "                         trestle-mpi --checksum prints it); in --json too\n"
     "  -h, --help             show this help\n"
     "A progress bar is drawn on stderr when it is a terminal and the restore takes\n"
-    "longer than half a second. Ctrl-C cancels the restore cleanly.\n"
+    "longer than half a second. Ctrl-C, SIGTERM or SIGHUP cancels the restore: it\n"
+    "says 'interrupted' and ends by that signal.\n"
     "\n"
     "SIZE takes K, M, G suffixes (binary: 8M = 8 MiB).\n"
     "\n"
@@ -128,12 +141,14 @@ static const char restore_help[] =
     "\n"
     "Exit status: 0 on success, 1 when the restore fails (the error names every\n"
     "missing key with the closest existing names), 2 for a bad command line, 4\n"
-    "when --graph restores nothing (no saver and no variables).\n"
+    "when --graph restores nothing (no saver and no variables); interrupted, the\n"
+    "shell sees 130 (Ctrl-C), 143 (SIGTERM) or 129 (SIGHUP).\n"
     "\n"
     "Examples:\n"
     "  trestle restore ./ckpt/model.ckpt-1000\n"
     "  trestle restore --as bfloat16 --list ./ckpt/model.ckpt-1000\n"
     "  trestle restore --map ./ckpt/model.ckpt-1000   # leave cached tensors mapped\n"
+    "  trestle restore --json --checksum ckpt > restore.json\n"
     "  trestle restore --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n"
     "  trestle restore saved_model_dir/variables/variables --graph saved_model_dir --tag train\n"
     "  trestle restore --reader pread --direct never --threads 4 --no-verify ckpt\n"
@@ -148,6 +163,8 @@ typedef struct restore_args {
     const char *tag;        /* --tag: the SavedModel meta graph of --graph */
     int graph_names;        /* --names graph: object-graph names as renames */
     int all, list, quiet, skip_unsupported;
+    int json;               /* --json: one JSON object instead of the summary */
+    int checksum;           /* --checksum: FNV-1a of each restored tensor and the model */
     int as;                 /* --as: target dtype for every convertible tensor, or 0 */
     const char **renames;   /* pointers into argv */
     size_t nrenames;
@@ -165,7 +182,7 @@ enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
     OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES,
-    OPT_NO_NUMA, OPT_GROUP, OPT_TAG, OPT_SHARD
+    OPT_NO_NUMA, OPT_GROUP, OPT_TAG, OPT_SHARD, OPT_JSON, OPT_CHECKSUM
 };
 
 static const struct option restore_longopts[] = {
@@ -194,6 +211,8 @@ static const struct option restore_longopts[] = {
     { "no-numa", no_argument, NULL, OPT_NO_NUMA },
     { "group", required_argument, NULL, OPT_GROUP },
     { "shard", required_argument, NULL, OPT_SHARD },
+    { "json", no_argument, NULL, OPT_JSON },
+    { "checksum", no_argument, NULL, OPT_CHECKSUM },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -281,130 +300,13 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_MAP: a->run.host_map = 1; break;
     case OPT_NO_NUMA: a->run.no_numa = 1; break;
     case OPT_GROUP: break; /* "none": cli_group_exec() took the others */
+    case OPT_JSON: a->json = 1; break;
+    case OPT_CHECKSUM: a->checksum = 1; break;
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
     default: return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;
-}
-
-static const char *reader_name(int reader)
-{
-    return reader == TRESTLE_READER_IO_URING ? "io_uring"
-           : reader == TRESTLE_READER_PREAD  ? "pread"
-                                             : "auto";
-}
-
-const char *cli_skip_reason(int skipped)
-{
-    return skipped == TRESTLE_SKIP_EXCLUDED          ? "excluded"
-           : skipped == TRESTLE_SKIP_MISSING         ? "missing"
-           : skipped == TRESTLE_SKIP_UNSUPPORTED     ? "variant: opaque to trestle"
-           : skipped == TRESTLE_SKIP_NO_SAFETENSORS ? "string: safetensors has no strings"
-                                                     : "skipped";
-}
-
-/* " (3 skipped: 1 excluded, 2 variant: opaque to trestle)" */
-static void skip_summary(const trestle_plan *plan, size_t total, char *buf, size_t cap)
-{
-    size_t count[4] = { 0 }, len;
-    for (size_t i = 0; i < trestle_plan_op_count(plan); i++) {
-        trestle_plan_op_info op;
-        if (trestle_plan_get_op(plan, i, &op) == TRESTLE_OK && op.skipped > 0 && op.skipped < 4)
-            count[op.skipped]++;
-    }
-    const char *sep = ":";
-    len = (size_t)snprintf(buf, cap, " (%zu skipped", total);
-    for (int r = 1; r < 4 && len < cap; r++)
-        if (count[r]) {
-            len += (size_t)snprintf(buf + len, cap - len, "%s %zu %s", sep, count[r],
-                                    cli_skip_reason(r));
-            sep = ",";
-        }
-    if (len < cap)
-        snprintf(buf + len, cap - len, ")");
-}
-
-static void print_summary(const trestle_plan *plan, const trestle_stats *st, int verify)
-{
-    trestle_plan_stats ps;
-    char total[32], all[32], rd[32], vf[32], cp[32], skipped[128] = "";
-    trestle_plan_get_stats(plan, &ps);
-    cli_human_size(ps.output_bytes, total, sizeof total);
-    cli_rate(ps.output_bytes, st->wall_seconds, all, sizeof all);
-    cli_rate(st->bytes_read, st->read_seconds, rd, sizeof rd);
-    cli_rate(st->bytes_verified, st->verify_seconds, vf, sizeof vf);
-    /* Device copies: the wall time they were in flight, held against the
-     * link; host copies: busy time, as verify. */
-    cli_rate(st->bytes_copied, st->device_copy_seconds > 0 ? st->device_copy_seconds
-                                                       : st->copy_seconds, cp, sizeof cp);
-    if (!verify)
-        snprintf(vf, sizeof vf, "off");
-    if (ps.skipped)
-        skip_summary(plan, ps.skipped, skipped, sizeof skipped);
-    printf("restored %zu tensor%s%s, %s in %.3f s: %s (read %s, verify %s, copy %s; reader %s%s%s%s, "
-           "O_DIRECT %s)\n",
-           st->tensors, st->tensors == 1 ? "" : "s", skipped, total, st->wall_seconds, all, rd,
-           vf, cp, reader_name(st->reader), st->reader_note[0] ? " (" : "", st->reader_note,
-           st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
-    if (st->staging_note[0])
-        printf("note: %s\n", st->staging_note);
-    if (st->bytes_deferred > 0) { /* partial_reads: never call those bytes verified */
-        char def[32];
-        cli_human_size(st->bytes_deferred, def, sizeof def);
-        printf("note: %s of tensor parts read but NOT verified: their CRC32C shares must be "
-               "combined with the other parts' (trestle_crc_shares_check)\n", def);
-    }
-    if (st->numa_node >= 0)
-        printf("numa: GPU on node %d; staging %s, %u worker%s pinned there\n", st->numa_node,
-               st->numa_bound ? "bound there" : "not bound (the kernel refused mbind)",
-               st->numa_pinned, st->numa_pinned == 1 ? "" : "s");
-}
-
-const char *cli_conversion_name(int dtype)
-{
-    return dtype == TRESTLE_DT_FLOAT ? "float32"
-           : dtype == TRESTLE_DT_HALF ? "float16"
-                                      : trestle_dtype_name(dtype);
-}
-
-static int print_ops(const trestle_plan *plan)
-{
-    static const char *const headers[] = { "OP", "KEY", "DTYPE", "SHAPE", "SIZE" };
-    static const int right[] = { 0, 0, 0, 0, 1 };
-    cli_table *tab = cli_table_new(5, headers, right);
-    if (!tab)
-        return -1;
-    for (size_t i = 0; i < trestle_plan_op_count(plan); i++) {
-        trestle_plan_op_info op;
-        char shape[256] = "-", size[32] = "-", conv[64];
-        const char *key, *dtype = "-";
-        if (trestle_plan_get_op(plan, i, &op) != TRESTLE_OK)
-            continue;
-        if (op.skipped) {
-            snprintf(conv, sizeof conv, "(%s)", cli_skip_reason(op.skipped));
-            key = conv;
-        } else {
-            /* Only renames say something: an unrenamed op leaves KEY blank. */
-            key = strcmp(op.key, op.name) == 0 ? "" : op.key;
-            dtype = trestle_dtype_name(op.dtype);
-            if (op.out_dtype != op.dtype) {
-                snprintf(conv, sizeof conv, "%s->%s", cli_conversion_name(op.dtype),
-                         cli_conversion_name(op.out_dtype));
-                dtype = conv;
-            }
-            cli_shape_format(op.rank, op.dims, shape, sizeof shape);
-            cli_human_size(op.bytes, size, sizeof size);
-        }
-        const char *row[] = { op.name, key, dtype, shape, size };
-        if (cli_table_add(tab, row) != 0) {
-            cli_table_free(tab);
-            return -1;
-        }
-    }
-    cli_table_print(tab, stdout);
-    cli_table_free(tab);
-    return 0;
 }
 
 int cli_as_check(const trestle_checkpoint *ckpt, int as)
@@ -510,13 +412,17 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
 
     trestle_plan_stats ps;
     trestle_plan_get_stats(plan, &ps);
-    cli_progress *pg = cli_progress_start(plan, ps.output_bytes, !a->quiet && isatty(STDERR_FILENO));
-    if (pg) {
-        run.on_ready = cli_progress_on_ready;
-        run.user = pg;
-    }
+    cli_signals_test_pause("before-restore");
+    if (cli_interrupted())
+        goto done;
+    cli_progress *pg = cli_progress_start(plan, ps.output_bytes,
+                                          !a->quiet && !a->json && isatty(STDERR_FILENO));
+    run.on_ready = pg ? cli_progress_on_ready : cli_signals_ready;
+    run.user = pg;
     int rc = trestle_restore(plan, &run, &st, &err);
     cli_progress_stop(pg);
+    if (rc != TRESTLE_OK && cli_interrupted())
+        goto done; /* main() says "interrupted"; the cancel message is no news */
     if (rc != TRESTLE_OK) {
         cli_fail(&err);
         /* The engine's message says why (no CUDA in this build, no such
@@ -525,14 +431,28 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
             cli_error("--host restores to host memory instead");
         goto done;
     }
-    if (a->list && print_ops(plan) != 0) {
+    cli_signals_test_pause("after-restore");
+    if (cli_interrupted())
+        goto done;
+    cli_run fig;
+    cli_run_from_stats(&st, ps.output_bytes, run.device >= 0 || run.num_devices > 0, run.verify,
+                       &fig);
+    if (a->json) {
+        int one = run.device;
+        status = cli_restore_json(a->path, ckpt, plan, &fig, a->ndevices >= 2 ? a->devices : &one,
+                                  a->ndevices >= 2 ? a->ndevices : run.device >= 0, a->checksum);
+        goto done;
+    }
+    if (a->list && cli_restore_list(plan) != 0) {
         cli_error("out of memory");
         goto done;
     }
     if (!a->quiet && a->ndevices >= 2)
         cli_devices_summary(plan, &st, a->devices, a->ndevices);
     else if (!a->quiet)
-        print_summary(plan, &st, run.verify);
+        cli_restore_summary(plan, &fig);
+    if (a->checksum && cli_restore_checksums(plan) != CLI_EXIT_OK)
+        goto done;
     status = CLI_EXIT_OK;
 done:
     trestle_plan_free(plan);
@@ -596,6 +516,11 @@ int cli_restore_main(int argc, char **argv)
     if (a.run.host_map && (a.run.device >= 0 || a.ndevices)) {
         status = cli_usage("restore", "--map leaves tensors in host memory; it cannot go with "
                            "--device");
+        goto out;
+    }
+    if (a.json && a.list) {
+        status = cli_usage("restore", "--list prints a table and --json one JSON object; "
+                           "--json --checksum lists every tensor");
         goto out;
     }
     if (a.graph && (a.all || a.ops_file || a.as)) {

@@ -12,6 +12,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -112,6 +113,19 @@ typedef struct synth_args {
     int layers;        /* --layers, or 0: as SIZE allows */
 } synth_args;
 
+/* Interrupted: a half-written checkpoint is no checkpoint; remove its files. */
+static void remove_partial(void *arg)
+{
+    const synth_args *a = arg;
+    char path[4200];
+    for (int s = 0; s < a->shards; s++) {
+        snprintf(path, sizeof path, "%s.data-%05d-of-%05d", a->prefix, s, a->shards);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s.index", a->prefix);
+    unlink(path);
+}
+
 static int write_model(const synth_args *a, const cli_synth_model *m, uint64_t *written)
 {
     size_t es = trestle_dtype_size(a->dtype);
@@ -130,8 +144,13 @@ static int write_model(const synth_args *a, const cli_synth_model *m, uint64_t *
     if (trestle_writer_create(a->prefix, &wo, &w, &err) != TRESTLE_OK)
         return cli_fail(&err);
     *written = 0;
+    cli_signals_push_cleanup(remove_partial, (void *)a);
     for (size_t i = 0; i < n; i++) {
         cli_synth_tensor t;
+        if (i == 1)
+            cli_signals_test_pause("synth");
+        if (cli_interrupted())
+            goto done;
         cli_synth_model_tensor(m, i, &t);
         uint64_t elems = 1;
         for (int d = 0; d < t.rank; d++)
@@ -163,6 +182,9 @@ static int write_model(const synth_args *a, const cli_synth_model *m, uint64_t *
 done:
     trestle_writer_free(w);
     free(buf);
+    if (status != CLI_EXIT_OK && cli_interrupted())
+        remove_partial((void *)a);
+    cli_signals_pop_cleanup();
     return status;
 }
 

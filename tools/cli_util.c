@@ -202,7 +202,7 @@ void cli_rate(uint64_t bytes, double seconds, char *buf, size_t cap)
     if (seconds <= 0 || bytes == 0)
         snprintf(buf, cap, "-");
     else
-        snprintf(buf, cap, "%.2f GiB/s", (double)bytes / seconds / (1024.0 * 1024 * 1024));
+        snprintf(buf, cap, "%.2f GB/s", (double)bytes / seconds / 1e9);
 }
 
 int cli_parse_size(const char *s, uint64_t *out)

@@ -42,4 +42,24 @@ int mpi_group_create(const mpi_group_args *g, const char *path, trestle_group **
 int mpi_group_device(const mpi_group_args *g, const trestle_group *group, int *device,
                      trestle_error *err);
 
+/* ---- the group bench's ceilings (mpicli_bench_ceiling.c) ---- */
+
+/* Rank 0 of each node drops the page cache of the checkpoint, then all wait. */
+void mpi_bench_drop_cache(const trestle_checkpoint *c, MPI_Comm node);
+
+/* Storage: every rank of `scope` (the world, or its node) reads its 1/N of
+ * the shard bytes, all scopes at once; `copies` scopes read the checkpoint,
+ * so the rate is per copy. Collective over MPI_COMM_WORLD. A ceiling. */
+void mpi_bench_storage_ceiling(const trestle_checkpoint *c, int cold, MPI_Comm node,
+                               MPI_Comm scope, int copies, cli_ceiling *out);
+
+/* Exchange: the restore's exchange alone, over `total` bytes, between
+ * buffers on `device` (-1: host), within each node when `per_node`
+ * (trestle_group_exchange_ceiling()). Collective. A ceiling. */
+void mpi_bench_exchange_ceiling(trestle_group *g, uint64_t total, int device, int per_node,
+                                cli_ceiling *out, trestle_group_ceiling *gc);
+
+/* "auto", "mpi", "staged", "mpi-cuda", "nccl": trestle_group_exchange_kind's names. */
+const char *mpi_exchange_kind_name(int kind);
+
 #endif /* TRESTLE_MPICLI_H */

@@ -1,26 +1,20 @@
 /*
  * mpicli_bench.c - `trestle-mpi bench`: a group restore (read once,
- * exchange over MPI) timed K times, beside the group's own two ceilings,
- * measured in the same job:
- *
- *   storage   every rank reads its byte-balanced share of the shard files
- *             at once (1 MiB read()s through the page cache, or with
- *             --cold after dropping it), nothing else: the most the group
- *             can read per second;
- *   exchange  the exchange of a group restore alone, measured by the
- *             library (trestle_group_exchange_ceiling()): each rank
- *             broadcasts its 1/N of the same bytes to all the others by
- *             the restore's own rounds and path, between host buffers or,
- *             with --device, buffers on each rank's device (NCCL, CUDA-aware
- *             MPI or pinned staging, as the restore chooses).
+ * exchange over MPI) timed K times, beside the same restore by every rank
+ * alone (--group none: each rank reads every byte itself) and the group's
+ * own two ceilings, storage and exchange (mpicli_bench_ceiling.c),
+ * measured in the same job.
  *
  * A rank of a group restore ends with every byte, so its delivery rate is
- * bounded by both: the checkpoint must be read once (storage) and each
- * rank must receive (N-1)/N of it (exchange). The result is given as a
- * ratio to min(storage, exchange), the issue's "aggregate restore >= 90%
- * of min(storage, fabric)". `trestle bench` under mpirun runs this.
+ * bounded by both ceilings: the checkpoint must be read once (storage) and
+ * each rank must receive (N-1)/N of it (exchange). The result is given as
+ * a fraction of min(storage, exchange), at most 1. Read-once pays when the
+ * storage is the slow part; on one node whose page cache holds the
+ * checkpoint, every rank reads it from memory at once, and the exchange is
+ * only extra copies: the independent baseline shows which holds, and by
+ * how much. The two kinds of restore alternate, so that a noisy machine
+ * treats both alike. `trestle bench` under mpirun runs this.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -35,8 +29,6 @@
 #include "trestle_mpi.h"
 #include "mpicli.h"
 
-#define READ_BLOCK ((size_t)1 << 20)
-
 static const char help[] =
     "Usage: mpirun -np N trestle bench (PATH | --synthetic SIZE[,SHARDS]) [OPTIONS]\n"
     "\n"
@@ -49,16 +41,21 @@ static const char help[] =
     "            broadcasts between host buffers, or for --device the one the\n"
     "            restore picks (nccl, mpi-cuda or staged), between device buffers\n"
     "A rank's delivery (checkpoint bytes / wall) is bounded by both, so the\n"
-    "restore is given as a ratio to the lower. GB/s is 1e9 bytes/s.\n"
+    "restore is given as a fraction of the lower, at most 1. Beside it, the same\n"
+    "restore by every rank alone (as --group none: each reads every byte), timed\n"
+    "in turn with the group's, shows whether reading once pays on this machine:\n"
+    "on one node with the checkpoint in its page cache it usually does not.\n"
+    "Wall times are given as min, median and max of the repeats (each in --json);\n"
+    "rates are GB/s (1e9 bytes per second), sizes binary (MiB, GiB).\n"
     "\n"
     "Options:\n"
     "      --synthetic SIZE[,SHARDS]  benchmark a temporary `trestle synth`\n"
     "                       checkpoint of SIZE (bf16) in SHARDS files (default 4),\n"
     "                       written by rank 0 under $TMPDIR (which every rank\n"
-    "                       must see) and removed at exit\n"
+    "                       must see) and removed at exit (also at a signal)\n"
     "      --cold           drop the page cache before each run (rank 0 of each\n"
     "                       node; drop_caches when permitted, else fadvise)\n"
-    "      --repeat K       restores to time (default 3); best and median reported\n"
+    "      --repeat K       restores of each kind to time (default 3), all reported\n"
     "      --threads N      verify/copy workers per rank\n"
     "      --json           one JSON object on rank 0 instead of the table\n"
     "      --host           restore into host memory (the default)\n"
@@ -162,165 +159,16 @@ static int parse(int argc, char **argv, int rank, bench_args *a)
     return CLI_EXIT_OK;
 }
 
-/* ---- ceilings ---- */
-
-/* Read bytes [lo, hi) of the shard files taken end to end, 1 MiB at a time. */
-static int read_share(const trestle_checkpoint *c, uint64_t lo, uint64_t hi, char *buf,
-                      uint64_t *done, char *why, size_t cap)
-{
-    trestle_checkpoint_info ci;
-    trestle_checkpoint_get_info(c, &ci);
-    uint64_t base = 0;
-    for (int s = 0; s < ci.num_shards && base < hi; s++) {
-        const char *path = trestle_shard_path(c, s);
-        struct stat st;
-        if (!path || stat(path, &st) != 0) {
-            snprintf(why, cap, "%s: %s", path ? path : "shard", strerror(errno));
-            return -1;
-        }
-        uint64_t end = base + (uint64_t)st.st_size;
-        if (end > lo) {
-            int fd = cli_open_regular(path, 0);
-            if (fd < 0) {
-                snprintf(why, cap, "%s: %s", path, strerror(errno));
-                return -1;
-            }
-            uint64_t off = lo > base ? lo - base : 0, stop = (hi < end ? hi : end) - base;
-            while (off < stop) {
-                size_t want = stop - off < READ_BLOCK ? (size_t)(stop - off) : READ_BLOCK;
-                ssize_t n = pread(fd, buf, want, (off_t)off);
-                if (n <= 0) {
-                    snprintf(why, cap, "%s at offset %" PRIu64 ": %s", path, off,
-                             n < 0 ? strerror(errno) : "unexpected end of file");
-                    close(fd);
-                    return -1;
-                }
-                off += (uint64_t)n;
-                *done += (uint64_t)n;
-            }
-            close(fd);
-        }
-        base = end;
-    }
-    return 0;
-}
-
-/* Rank 0 of each node drops the page cache of the checkpoint, then all wait. */
-static void drop_cache(const trestle_checkpoint *c, MPI_Comm node)
-{
-    int local;
-    MPI_Comm_rank(node, &local);
-    if (local == 0) {
-        char what[256];
-        cli_bench_drop_cache(c, what, sizeof what);
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
-}
-
-/* Every rank reads its 1/N of the shard bytes, N the ranks of its read-once
- * scope (`scope`: the world, or its node), all scopes at once; `copies` is
- * how many scopes read the checkpoint, so the rate is per copy. */
-static void storage_ceiling(const trestle_checkpoint *c, const bench_args *a, MPI_Comm node,
-                            MPI_Comm scope, int copies, cli_ceiling *out)
-{
-    int rank, n;
-    MPI_Comm_rank(scope, &rank);
-    MPI_Comm_size(scope, &n);
-    trestle_checkpoint_info ci;
-    trestle_checkpoint_get_info(c, &ci);
-    uint64_t total = 0;
-    for (int s = 0; s < ci.num_shards; s++) {
-        struct stat st;
-        if (trestle_shard_path(c, s) && stat(trestle_shard_path(c, s), &st) == 0)
-            total += (uint64_t)st.st_size;
-    }
-    uint64_t lo = total / (uint64_t)n * (uint64_t)rank;
-    uint64_t hi = rank + 1 == n ? total : total / (uint64_t)n * (uint64_t)(rank + 1);
-    char *buf = malloc(READ_BLOCK);
-    memset(out, 0, sizeof *out);
-    for (int run = 0; run < 3; run++) {
-        if (a->cold)
-            drop_cache(c, node);
-        char why[160] = "";
-        uint64_t done = 0;
-        MPI_Barrier(MPI_COMM_WORLD);
-        double t0 = MPI_Wtime();
-        int bad = !buf ? (snprintf(why, sizeof why, "out of memory"), 1)
-                       : read_share(c, lo, hi, buf, &done, why, sizeof why) != 0;
-        double mine = MPI_Wtime() - t0, wall;
-        int any_bad;
-        uint64_t all = 0;
-        MPI_Allreduce(&mine, &wall, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        MPI_Allreduce(&bad, &any_bad, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-        MPI_Allreduce(&done, &all, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-        if (any_bad) {
-            snprintf(out->note, sizeof out->note, "n/a: a rank could not read%s%s",
-                     bad ? ": " : "", bad ? why : "");
-            out->valid = 0;
-            break;
-        }
-        all /= (uint64_t)copies;
-        if (wall > 0 && (!out->valid || all / wall > out->bytes / out->seconds)) {
-            out->valid = 1;
-            out->bytes = all;
-            out->seconds = wall;
-            out->gbps = (double)all / wall / 1e9;
-        }
-    }
-    if (out->valid && copies > 1)
-        snprintf(out->note, sizeof out->note, "on each of %d nodes at once, its ranks each "
-                 "read() 1/%d of the shard bytes%s, best of 3", copies, n,
-                 a->cold ? " (cache dropped)" : "");
-    else if (out->valid)
-        snprintf(out->note, sizeof out->note, "%d ranks each read() 1/%d of the shard bytes at "
-                 "once%s, best of 3", n, n, a->cold ? " (cache dropped)" : "");
-    free(buf);
-}
-
-/* The kinds of trestle_group_exchange_kind, as trestle-mpi restore names them. */
-static const char *kind_name(int kind)
-{
-    static const char *const kinds[] = { "auto", "mpi", "staged", "mpi-cuda", "nccl" };
-    return kinds[kind >= 0 && kind <= 4 ? kind : 0];
-}
-
-/* The exchange of a restore alone, between buffers where this rank's
- * restore puts its tensors (`device`, -1: host memory), by the path the
- * restore takes, within each read-once scope, all scopes at once
- * (trestle_group_exchange_ceiling()). */
-static void exchange_ceiling(trestle_group *g, uint64_t total, int device, int per_node,
-                             cli_ceiling *out, trestle_group_ceiling *gc)
-{
-    trestle_error err;
-    memset(out, 0, sizeof *out);
-    int rc = trestle_group_exchange_ceiling(g, total, device, gc, &err);
-    if (rc != TRESTLE_OK) {
-        snprintf(out->note, sizeof out->note, "n/a: %.180s", err.message);
-        return;
-    }
-    if (gc->seconds <= 0) {
-        snprintf(out->note, sizeof out->note, "n/a: %s", gc->exchange_note);
-        return;
-    }
-    out->valid = 1;
-    out->bytes = gc->bytes;
-    out->seconds = gc->seconds;
-    out->gbps = gc->gbps;
-    /* Which exchange ran first: the note is cut at its end. */
-    const char *how = gc->exchange == TRESTLE_GROUP_EXCHANGE_STAGED ? "pinned host staging over MPI"
-                      : gc->exchange == TRESTLE_GROUP_EXCHANGE_MPI_CUDA
-                          ? "CUDA-aware MPI broadcasts device memory"
-                      : gc->exchange == TRESTLE_GROUP_EXCHANGE_NCCL ? "ncclBroadcast between the devices"
-                                                                    : "MPI broadcasts host memory";
-    snprintf(out->note, sizeof out->note, "%s: %s; %d roots broadcast 1/%d each in 64 MiB "
-             "rounds%s, as the restore does, best of %d", kind_name(gc->exchange), how,
-             gc->ranks, gc->ranks, per_node ? " within each node" : "", gc->runs);
-}
-
 /* ---- the timed restores ---- */
 
-static int one_restore(const bench_args *a, trestle_group *g, MPI_Comm node, timed_run *out,
-                       uint64_t *total, trestle_group_stats *gs, trestle_error *err)
+/*
+ * One restore of every tensor, timed on every rank: the group's (read
+ * once, exchanged) or, with `alone`, each rank's own trestle_restore of
+ * the whole checkpoint (--group none). *total: the checkpoint's bytes.
+ */
+static int one_restore(const bench_args *a, trestle_group *g, MPI_Comm node, int alone,
+                       timed_run *out, uint64_t *total, trestle_group_stats *gs,
+                       trestle_error *err)
 {
     trestle_checkpoint *c = NULL;
     trestle_plan *p = NULL;
@@ -334,34 +182,50 @@ static int one_restore(const bench_args *a, trestle_group *g, MPI_Comm node, tim
     if (rc == TRESTLE_OK)
         rc = trestle_open(a->path, NULL, &c, &mine);
     if (rc == TRESTLE_OK && a->cold)
-        drop_cache(c, node);
+        mpi_bench_drop_cache(c, node);
     else if (a->cold)
         MPI_Barrier(MPI_COMM_WORLD); /* keep step with the ranks that dropped */
     if (rc == TRESTLE_OK)
         rc = trestle_plan_create(c, NULL, 0, NULL, &p, &mine);
     rc = trestle_group_agree(g, rc, &mine, err);
+    double wall = 0;
+    uint64_t read = 0, received = 0;
     if (rc == TRESTLE_OK) {
         trestle_plan_stats ps;
         trestle_plan_get_stats(p, &ps);
         *total = ps.output_bytes;
         MPI_Barrier(MPI_COMM_WORLD);
-        rc = trestle_group_restore(g, p, &ro, gs, err);
+        if (alone) {
+            trestle_stats st;
+            trestle_error_clear(&mine);
+            rc = trestle_restore(p, &ro, &st, &mine);
+            rc = trestle_group_agree(g, rc, &mine, err);
+            wall = st.wall_seconds;
+            read = st.bytes_read;
+        } else {
+            rc = trestle_group_restore(g, p, &ro, gs, err);
+            wall = gs->wall_seconds;
+            read = gs->bytes_read;
+            received = gs->bytes_received;
+        }
     }
     if (rc == TRESTLE_OK) {
-        MPI_Allreduce(&gs->wall_seconds, &out->wall, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-        MPI_Allreduce(&gs->bytes_read, &out->read, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-        MPI_Allreduce(&gs->bytes_received, &out->exchanged, 1, MPI_UINT64_T, MPI_SUM,
-                      MPI_COMM_WORLD);
+        MPI_Allreduce(&wall, &out->wall, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(&read, &out->read, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(&received, &out->exchanged, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
     }
     trestle_plan_free(p);
     trestle_close(c);
     return rc;
 }
 
-static int cmp_double(const void *x, const void *y)
+/* The walls of K runs, spread. */
+static void wall_spread(const timed_run *runs, int k, cli_spread *out)
 {
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
+    double w[1000];
+    for (int i = 0; i < k; i++)
+        w[i] = runs[i].wall;
+    cli_spread_of(w, (size_t)k, out);
 }
 
 static void print_ceiling(const char *name, const cli_ceiling *c)
@@ -372,183 +236,200 @@ static void print_ceiling(const char *name, const cli_ceiling *c)
         printf("  %-9s %8s       %s\n", name, "n/a", c->note);
 }
 
-static void print_json(int n, const trestle_group_stats *gs, uint64_t total,
-                       const timed_run *best, double median, const cli_ceiling *st,
-                       const cli_ceiling *ex, const trestle_group_ceiling *gc, double bound)
+/* What both reports print, worked out once. */
+typedef struct bench_outcome {
+    int n;                        /* ranks */
+    uint64_t total;               /* checkpoint bytes */
+    const timed_run *grp, *alone; /* a->repeat runs each */
+    int best;                     /* the group's fastest run */
+    cli_spread gw, aw;            /* walls: group, alone */
+    double bound;                 /* the lower ceiling, GB/s, or 0 */
+    double ratio;                 /* the group's median delivery over it, at most 1; 0: none */
+    int capped;                   /* it measured above and was capped */
+    cli_ceiling st, ex;
+    trestle_group_ceiling gc;
+    cli_machine machine;          /* rank 0's */
+} bench_outcome;
+
+static void json_walls(const char *key, const cli_spread *s, const timed_run *runs, int k)
 {
+    printf("\"%s\": {\"min\": %.6f, \"median\": %.6f, \"max\": %.6f, \"each\": [", key, s->min,
+           s->median, s->max);
+    for (int i = 0; i < k; i++)
+        printf("%s%.6f", i ? ", " : "", runs[i].wall);
+    printf("]}");
+}
+
+static void print_json(const bench_args *a, const trestle_group_stats *gs, const bench_outcome *o)
+{
+    const timed_run *best = &o->grp[o->best];
     printf("{\"ranks\": %d, \"nodes\": %d, \"scope\": \"%s\", \"checkpoint_bytes\": %" PRIu64
            ", \"best_wall_seconds\": %.6f, "
            "\"median_wall_seconds\": %.6f, \"bytes_read\": %" PRIu64 ", \"bytes_exchanged\": %"
            PRIu64 ", \"delivered_gbps\": %.4f, \"aggregate_gbps\": %.4f, "
            "\"storage_ceiling_gbps\": %.4f, \"exchange_ceiling_gbps\": %.4f, "
            "\"ratio_to_ceiling\": %.4f, \"exchange\": \"%s\", \"exchange_note\": ",
-           n, gs->nodes, gs->scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group", total,
-           best->wall, median, best->read, best->exchanged,
-           (double)total / best->wall / 1e9, (double)total * n / best->wall / 1e9,
-           st->valid ? st->gbps : -1.0, ex->valid ? ex->gbps : -1.0,
-           bound > 0 ? (double)total / best->wall / 1e9 / bound : -1.0,
-           kind_name(gs->exchange));
+           o->n, gs->nodes, gs->scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group", o->total,
+           best->wall, o->gw.median, best->read, best->exchanged,
+           (double)o->total / o->gw.median / 1e9, (double)o->total * o->n / o->gw.median / 1e9,
+           o->st.valid ? o->st.gbps : -1.0, o->ex.valid ? o->ex.gbps : -1.0,
+           o->ratio > 0 ? o->ratio : -1.0, mpi_exchange_kind_name(gs->exchange));
     cli_json_cstr(stdout, gs->exchange_note);
     /* The ceiling's own exchange: the same kind as the restore's, unless
      * something differs between the two (e.g. NCCL failed to start once). */
     printf(", \"exchange_ceiling_kind\": \"%s\", \"exchange_ceiling_note\": ",
-           kind_name(gc->exchange));
-    cli_json_cstr(stdout, ex->note);
+           mpi_exchange_kind_name(o->gc.exchange));
+    cli_json_cstr(stdout, o->ex.note);
+    printf(", \"ratio_capped\": %s, ", o->capped ? "true" : "false");
+    json_walls("wall_seconds", &o->gw, o->grp, a->repeat);
+    printf(", \"independent\": {");
+    json_walls("wall_seconds", &o->aw, o->alone, a->repeat);
+    printf(", \"bytes_read\": %" PRIu64 ", \"delivered_gbps\": %.4f}, "
+           "\"group_vs_independent\": %.4f, ", o->alone[0].read,
+           (double)o->total / o->aw.median / 1e9, o->gw.median / o->aw.median);
+    cli_machine_json(stdout, &o->machine, "");
     printf("}\n");
+}
+
+static void print_text(const bench_args *a, const trestle_group_stats *gs, const bench_outcome *o)
+{
+    char sz[32], rd[32], xc[32];
+    const timed_run *r = &o->grp[o->best];
+    cli_human_size(o->total, sz, sizeof sz);
+    cli_human_size(r->read, rd, sizeof rd);
+    cli_human_size(r->exchanged, xc, sizeof xc);
+    printf("group restore of %s on %d ranks, %d repeat%s: wall %.3f s min, %.3f s median, "
+           "%.3f s max\n", sz, o->n, a->repeat, a->repeat == 1 ? "" : "s", o->gw.min,
+           o->gw.median, o->gw.max);
+    printf("  read %s from storage in all, exchanged %s in all\n", rd, xc);
+    printf("  delivered %.2f GB/s to every rank (%.2f GB/s aggregate), median",
+           (double)o->total / o->gw.median / 1e9, (double)o->total * o->n / o->gw.median / 1e9);
+    if (o->ratio > 0)
+        printf(": %.2f of the lower ceiling%s\n", o->ratio,
+               o->capped ? " (capped: it measured above it, so the ceiling's runs were "
+                           "disturbed)" : "");
+    else
+        printf("\n");
+    cli_human_size(o->alone[0].read, rd, sizeof rd);
+    printf("independent restores (as --group none: each rank reads every byte), %d repeat%s: "
+           "wall %.3f s min, %.3f s median, %.3f s max\n", a->repeat, a->repeat == 1 ? "" : "s",
+           o->aw.min, o->aw.median, o->aw.max);
+    printf("  read %s from storage in all; delivered %.2f GB/s to every rank, median\n", rd,
+           (double)o->total / o->aw.median / 1e9);
+    double x = o->gw.median / o->aw.median;
+    if (x <= 1)
+        printf("  read once pays here: the group restore's median wall is %.2fx the "
+               "independent restores'\n", x);
+    else
+        printf("  read once does not pay here: the group restore's median wall is %.2fx the "
+               "independent restores' (--group none restores alone)\n", x);
+    printf("each repeat, wall seconds: group");
+    for (int k = 0; k < a->repeat; k++)
+        printf(" %.3f", o->grp[k].wall);
+    printf("; independent");
+    for (int k = 0; k < a->repeat; k++)
+        printf(" %.3f", o->alone[k].wall);
+    printf("\nscope %s: %s\n", gs->scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group",
+           gs->scope_note);
+    if (a->group.device != -1)
+        printf("exchange: %s\n", gs->exchange_note);
+    printf("ceilings (checkpoint bytes per second to every rank):\n");
+    print_ceiling("storage", &o->st);
+    print_ceiling("exchange", &o->ex);
 }
 
 static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
 {
     int rank = trestle_group_rank(g), n = trestle_group_size(g), rc = TRESTLE_OK;
     trestle_error err;
-    timed_run *runs = calloc((size_t)a->repeat, sizeof *runs);
-    double *walls = calloc((size_t)a->repeat, sizeof *walls);
-    uint64_t total = 0;
+    timed_run *grp = calloc((size_t)a->repeat, sizeof *grp);
+    timed_run *alone = calloc((size_t)a->repeat, sizeof *alone);
+    bench_outcome o = { .n = n, .grp = grp, .alone = alone };
     trestle_group_stats gs = { 0 };
-    if (!runs || !walls) {
-        free(runs);
-        free(walls);
+    if (!grp || !alone) {
+        free(grp);
+        free(alone);
         cli_error("out of memory");
         return CLI_EXIT_FAIL;
     }
+    /* Group and independent in turn, so that both see the same machine. */
     for (int k = 0; k < a->repeat && rc == TRESTLE_OK; k++) {
-        rc = one_restore(a, g, node, &runs[k], &total, &gs, &err);
-        walls[k] = runs[k].wall;
+        rc = one_restore(a, g, node, 0, &grp[k], &o.total, &gs, &err);
+        if (rc == TRESTLE_OK)
+            rc = one_restore(a, g, node, 1, &alone[k], &o.total, NULL, &err);
     }
     if (rc != TRESTLE_OK) {
         fprintf(stderr, "trestle: %s\n", err.message[0] ? err.message : trestle_strerror(rc));
-        free(runs);
-        free(walls);
+        free(grp);
+        free(alone);
         return CLI_EXIT_FAIL;
     }
-    int b = 0;
     for (int k = 1; k < a->repeat; k++)
-        if (runs[k].wall < runs[b].wall)
-            b = k;
-    qsort(walls, (size_t)a->repeat, sizeof *walls, cmp_double);
-    double median = walls[a->repeat / 2];
+        if (grp[k].wall < grp[o.best].wall)
+            o.best = k;
+    wall_spread(grp, a->repeat, &o.gw);
+    wall_spread(alone, a->repeat, &o.aw);
 
-    cli_ceiling st, ex;
     trestle_checkpoint *c = NULL;
     rc = trestle_open(a->path, NULL, &c, &err);
     int ok = rc == TRESTLE_OK, all_ok;
+    if (ok && rank == 0)
+        cli_machine_probe(trestle_shard_path(c, 0), &o.machine);
     MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     /* Both ceilings over the restore's own read-once scope. */
     int per_node = gs.scope == TRESTLE_GROUP_SCOPE_NODE && gs.nodes > 1;
     MPI_Comm scope = per_node ? node : MPI_COMM_WORLD;
     if (all_ok)
-        storage_ceiling(c, a, node, scope, per_node ? gs.nodes : 1, &st);
+        mpi_bench_storage_ceiling(c, a->cold, node, scope, per_node ? gs.nodes : 1, &o.st);
     else
-        memset(&st, 0, sizeof st), snprintf(st.note, sizeof st.note, "n/a: cannot reopen");
+        memset(&o.st, 0, sizeof o.st), snprintf(o.st.note, sizeof o.st.note, "n/a: cannot reopen");
     trestle_close(c);
     /* Between buffers where the restore put the tensors: this rank's device. */
     int device = -1;
-    trestle_group_ceiling gc;
-    memset(&gc, 0, sizeof gc);
     if (mpi_group_device(&a->group, g, &device, &err) != TRESTLE_OK)
         device = -1; /* the restores above had it: cannot happen */
     /* Tests only: TRESTLE_MPI_TEST_CEILING_BYTES=N times the exchange over
      * N bytes, not the checkpoint's: a size some device cannot hold, in
      * the test of a ceiling that fails on one rank. */
     const char *test_bytes = getenv("TRESTLE_MPI_TEST_CEILING_BYTES");
-    uint64_t xbytes = test_bytes && *test_bytes ? strtoull(test_bytes, NULL, 10) : total;
-    exchange_ceiling(g, xbytes, device, per_node, &ex, &gc);
+    uint64_t xbytes = test_bytes && *test_bytes ? strtoull(test_bytes, NULL, 10) : o.total;
+    mpi_bench_exchange_ceiling(g, xbytes, device, per_node, &o.ex, &o.gc);
 
-    double bound = 0;
-    if (st.valid)
-        bound = st.gbps;
-    if (ex.valid && (per_node ? gs.node_size : n) > 1 && (bound == 0 || ex.gbps < bound))
-        bound = ex.gbps;
+    if (o.st.valid)
+        o.bound = o.st.gbps;
+    if (o.ex.valid && (per_node ? gs.node_size : n) > 1 && (o.bound == 0 || o.ex.gbps < o.bound))
+        o.bound = o.ex.gbps;
+    if (o.bound > 0) {
+        /* Nothing beats its ceiling: above it, the ceiling's runs were disturbed. */
+        o.ratio = (double)o.total / o.gw.median / 1e9 / o.bound;
+        o.capped = o.ratio > 1;
+        if (o.capped)
+            o.ratio = 1;
+    }
     if (rank == 0) {
-        const timed_run *r = &runs[b];
-        if (a->json) {
-            print_json(n, &gs, total, r, median, &st, &ex, &gc, bound);
-        } else {
-            char sz[32], rd[32], xc[32];
-            cli_human_size(total, sz, sizeof sz);
-            cli_human_size(r->read, rd, sizeof rd);
-            cli_human_size(r->exchanged, xc, sizeof xc);
-            printf("group restore of %s on %d ranks, best of %d (median %.3f s):\n", sz, n,
-                   a->repeat, median);
-            printf("  read %s from storage in all, exchanged %s in all, wall %.3f s\n", rd, xc,
-                   r->wall);
-            printf("  delivered %.2f GB/s to every rank (%.2f GB/s aggregate)", 
-                   (double)total / r->wall / 1e9, (double)total * n / r->wall / 1e9);
-            if (bound > 0)
-                printf(": %.0f%% of the lower ceiling\n",
-                       100.0 * (double)total / r->wall / 1e9 / bound);
-            else
-                printf("\n");
-            printf("scope %s: %s\n", gs.scope == TRESTLE_GROUP_SCOPE_NODE ? "node" : "group",
-                   gs.scope_note);
-            if (a->group.device != -1)
-                printf("exchange: %s\n", gs.exchange_note);
-            printf("ceilings (checkpoint bytes per second to every rank):\n");
-            print_ceiling("storage", &st);
-            print_ceiling("exchange", &ex);
-        }
+        if (a->json)
+            print_json(a, &gs, &o);
+        else
+            print_text(a, &gs, &o);
         fflush(stdout);
     }
-    free(runs);
-    free(walls);
+    free(grp);
+    free(alone);
     return CLI_EXIT_OK;
 }
 
 /* ---- the synthetic checkpoint ---- */
 
-/* Rank 0 writes it (synth's own output to stderr), everyone learns the
- * prefix; "" on failure. */
+/* Rank 0 writes it (cli_bench_synth.c), everyone learns the prefix; "" on failure. */
 static int make_synthetic(const bench_args *a, char *dir, size_t dcap, char *prefix, size_t cap)
 {
-    int rank, rc = 0;
+    int rank;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (rank == 0) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(dir, dcap, "%s/trestle-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(dir)) {
-            cli_error("cannot make a directory %s: %s", dir, strerror(errno));
-            rc = CLI_EXIT_FAIL;
-        } else {
-            snprintf(prefix, cap, "%s/synthetic", dir);
-            char size[32], shards[16];
-            snprintf(size, sizeof size, "%" PRIu64, a->synth_size);
-            snprintf(shards, sizeof shards, "%d", a->synth_shards);
-            char *argv[] = { "synth", prefix, "--size", size, "--shards", shards, "--dtype",
-                             "bf16", NULL };
-            fflush(stdout);
-            int saved = dup(STDOUT_FILENO);
-            if (saved >= 0)
-                dup2(STDERR_FILENO, STDOUT_FILENO);
-            rc = cli_synth_main(8, argv);
-            fflush(stdout);
-            if (saved >= 0) {
-                dup2(saved, STDOUT_FILENO);
-                close(saved);
-            }
-            cli_getopt_reset();
-        }
-        if (rc != CLI_EXIT_OK)
-            prefix[0] = '\0';
-    }
+    if (rank == 0 && cli_bench_synth_make(a->synth_size, a->synth_shards, dir, dcap, prefix,
+                                          cap) != CLI_EXIT_OK)
+        prefix[0] = '\0';
     MPI_Bcast(prefix, (int)cap, MPI_CHAR, 0, MPI_COMM_WORLD);
     return prefix[0] ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-}
-
-/* The synthetic checkpoint's directory holds only its files. */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[4352];
-    while (d && (e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    }
-    if (d)
-        closedir(d);
-    rmdir(dir);
 }
 
 int mpicli_bench_main(int argc, char **argv)
@@ -580,7 +461,7 @@ int mpicli_bench_main(int argc, char **argv)
     trestle_group_free(g);
     MPI_Comm_free(&node);
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == 0 && dir[0])
-        remove_dir(dir);
+    if (rank == 0)
+        cli_bench_synth_remove(dir);
     return status;
 }

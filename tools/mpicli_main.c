@@ -100,12 +100,15 @@ static const char help[] =
     "      --threads N        verify/copy workers per rank (default: cores, at most 8)\n"
     "      --reader KIND      auto (default), io_uring or pread\n"
     "      --direct POLICY    O_DIRECT: auto (default), always or never\n"
-    "      --checksum         also print each rank's FNV-1a checksums of its whole\n"
-    "                         tensors and of its parts, and its bytes read (tests)\n"
+    "      --checksum         also print each rank's FNV-1a 64 checksums of its whole\n"
+    "                         tensors (every op's bytes in op order: without --shard,\n"
+    "                         what `trestle restore --checksum` prints as the whole\n"
+    "                         model's) and of its parts, and its bytes read\n"
     "  -h, --help             this text\n"
     "\n"
     "Failure is collective: a CRC mismatch, I/O error or missing key on any rank\n"
-    "fails every rank with the same message, naming the rank that saw it.\n";
+    "fails every rank with the same message, naming the rank that saw it.\n"
+    "Rates are GB/s (1e9 bytes per second), sizes binary (MiB, GiB).\n";
 
 typedef struct args {
     const char *path, *ops_file;
@@ -254,31 +257,6 @@ static int split_ops(const args *a, const trestle_checkpoint *c, cli_ops *file, 
 
 /* ---- output ---- */
 
-/* FNV-1a over every op's restored bytes, in op order; device bytes are
- * read back first (trestle_plan_read_op). 0 when they cannot be. */
-static uint64_t checksum(const trestle_plan *p)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; p && i < trestle_plan_op_count(p); i++) {
-        trestle_plan_op_info o;
-        trestle_plan_get_op(p, i, &o);
-        const uint8_t *b = o.data;
-        uint8_t *copy = NULL;
-        if (o.data && o.device >= 0) {
-            copy = malloc(o.bytes ? o.bytes : 1);
-            if (!copy || trestle_plan_read_op(p, i, copy, o.bytes, NULL) != TRESTLE_OK) {
-                free(copy);
-                return 0;
-            }
-            b = copy;
-        }
-        for (uint64_t k = 0; b && k < o.bytes; k++)
-            h = (h ^ b[k]) * 1099511628211ull;
-        free(copy);
-    }
-    return h;
-}
-
 /* What rank 0 needs from every rank for the aggregate line. */
 typedef struct figures {
     uint64_t read, sent, received, landed, deferred;
@@ -320,7 +298,8 @@ static void report(const trestle_group_stats *gs, int device,
            gs->restore_seconds + ps->wall_seconds, sent, recv, gs->exchange_seconds, wall);
     if (sums)
         printf("rank %d/%d checksum: whole %016" PRIx64 " parts %016" PRIx64 " read %" PRIu64
-               " node %d device %d\n", gs->rank, gs->size, checksum(whole), checksum(part), read,
+               " node %d device %d\n", gs->rank, gs->size, cli_checksum_plan(whole),
+               cli_checksum_plan(part), read,
                gs->node, device);
     fflush(stdout);
 

@@ -8,7 +8,9 @@
  * other client of libtrestle.
  *
  * Exit status everywhere: 0 success, 1 failure (the message on stderr
- * starts with "trestle: "), 2 bad command line.
+ * starts with "trestle: "), 2 bad command line; interrupted by SIGINT,
+ * SIGTERM or SIGHUP, the process ends by that signal after cleaning up
+ * (cli_signal.c), which the shell shows as 130, 143 or 129.
  */
 #include <stdio.h>
 #include <string.h>
@@ -101,6 +103,7 @@ static int run_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cli_signals_install();
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;
@@ -120,6 +123,8 @@ int main(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     int status = cmd->run(argc - 1, argv + 1);
+    /* Interrupted: say so and end by the signal, whatever the command returned. */
+    status = cli_signals_finish(status);
     /* A write error on stdout (full disk, closed pipe) must not pass as success. */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("error writing output");

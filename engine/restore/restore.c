@@ -371,6 +371,7 @@ static void produce(trestle__restore *x, const uint64_t *order)
                     rq->skip = 0;
                     rq->was_direct = false;
                     x->bytes_read += rq->length;
+                    x->bytes_mapped += rq->length;
                     queue_push(x, rq);
                     ri++;
                     continue;
@@ -419,10 +420,12 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
 {
     memset(st, 0, sizeof *st);
     st->bytes_read = x->bytes_read;
+    st->bytes_mapped = x->bytes_mapped;
     for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++) {
         st->bytes_verified += x->wstats[i].verified;
         st->bytes_deferred += x->wstats[i].deferred;
         st->bytes_copied += x->wstats[i].copied;
+        st->bytes_placed += x->wstats[i].placed;
         st->verify_seconds += x->wstats[i].verify_seconds;
         st->copy_seconds += x->wstats[i].copy_seconds;
     }

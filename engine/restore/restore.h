@@ -104,12 +104,13 @@ typedef struct trestle__worker_stats {
     uint64_t verified;
     uint64_t deferred;         /* partial extents' bytes folded into CRC shares, not checked */
     uint64_t copied;
+    uint64_t placed;           /* of copied: read straight into their destination (or mapped) */
     trestle__pending *pend;    /* copier.marks slots: pend[phead] is the oldest of plen */
     unsigned phead, plen;
     bool conv_inflight;        /* device copies out of its conversion buffer not yet fenced */
     trestle__busy *busy;       /* device copy intervals, merged while in order */
     size_t nbusy, cap_busy;
-    char pad[24];
+    char pad[16];
 } trestle__worker_stats;
 
 typedef struct trestle__restore trestle__restore;
@@ -176,6 +177,7 @@ struct trestle__restore {
     atomic_size_t tensors;       /* ops made ready */
     atomic_llong first_ready_ns; /* ns from t0 to the first ready op, or -1 */
     uint64_t bytes_read;         /* calling thread (the producer) only */
+    uint64_t bytes_mapped;       /* of bytes_read: host_map tensors, mapped, not read */
     double read_seconds;         /* calling thread only */
     int reader_kind;             /* backend in use (trestle_reader_kind) */
     bool no_cachestat;           /* calling thread: cachestat(2) refused, probe with mincore */

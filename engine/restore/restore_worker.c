@@ -208,8 +208,10 @@ static uint64_t copy_pieces(trestle__restore *x, unsigned w, size_t e, const uin
         if (op->dest_kind == TRESTLE_DEST_DISCARD)
             continue;
         trestle__copier *cp = trestle__restore_copier_for(x, op);
-        if (ext->first_piece + k == x->ext[e].primary) /* read straight into place */
+        if (ext->first_piece + k == x->ext[e].primary) { /* read straight into place */
             copied += n;
+            x->wstats[w].placed += n;
+        }
         else if (op->convert)
             copied += trestle__restore_copy_converted(x, w, cp, pc, p, pos, n, &span);
         else if (pc->region == TRESTLE__NO_REGION)

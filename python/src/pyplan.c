@@ -351,10 +351,14 @@ static int restore_succeeded(void *arg)
 
 static PyObject *stats_dict(const trestle_stats *s)
 {
-    return Py_BuildValue("{s:K,s:K,s:K,s:d,s:d,s:d,s:d,s:d,s:n,s:s,s:O,s:s}", "bytes_read",
-                         (unsigned long long)s->bytes_read, "bytes_verified",
+    /* bytes_placed and bytes_mapped bypassed the copy and the read: a
+     * stage's rate is over the other bytes (trestle_stats). */
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:d,s:d,s:d,s:d,s:d,s:n,s:s,s:O,s:s}",
+                         "bytes_read", (unsigned long long)s->bytes_read, "bytes_mapped",
+                         (unsigned long long)s->bytes_mapped, "bytes_verified",
                          (unsigned long long)s->bytes_verified, "bytes_copied",
-                         (unsigned long long)s->bytes_copied, "read_seconds", s->read_seconds,
+                         (unsigned long long)s->bytes_copied, "bytes_placed",
+                         (unsigned long long)s->bytes_placed, "read_seconds", s->read_seconds,
                          "verify_seconds", s->verify_seconds, "copy_seconds", s->copy_seconds,
                          "wall_seconds", s->wall_seconds, "first_ready_seconds",
                          s->first_ready_seconds, "tensors", (Py_ssize_t)s->tensors, "reader",

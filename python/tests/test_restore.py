@@ -53,6 +53,10 @@ def test_restore_equals_get_tensor_for_every_real_tensor(fixture, framework):
         else:
             assert got.tobytes() == want.tobytes(), name  # NaNs included
     assert restored.stats["tensors"] == len(names)
+    # The bytes no copy and no read moved, so that rates count the others only.
+    st = restored.stats
+    assert 0 <= st["bytes_placed"] <= st["bytes_copied"]
+    assert st["bytes_mapped"] == 0 and st["bytes_read"] > 0   # no host_map from Python
 
 
 def test_restore_mixed_dtypes_equals_get_tensor(mixed_ckpt):

@@ -256,7 +256,8 @@ class _Bar:
                 return
             try:
                 from tqdm import tqdm
-                self.bar = tqdm(total=self.total, unit="B", unit_scale=True, unit_divisor=1024,
+                # GB/s (1e9 bytes per second), as every trestle command prints rates.
+                self.bar = tqdm(total=self.total, unit="B", unit_scale=True, unit_divisor=1000,
                                 desc=self.what, leave=False)
             except ImportError:
                 self.bar = False
