@@ -596,9 +596,22 @@ Test(gpu, converts_dtypes_into_device_memory)
 
 #include "cudamock.h"
 
-/* Nothing the copier made outlives its restore (the test's own streams
- * aside); `pinned` ranges stay pinned: the plans' staging memory, kept
- * until trestle_plan_free() (-1: any number). */
+/* Nothing a restore queued is still queued when it returns, failed or
+ * not, and no stream went with work on it: the caller may free the
+ * destinations, and a retry refill the staging, at once. */
+static void assert_nothing_queued(void)
+{
+    cudamock_stats st;
+    cudamock_get_stats(&st);
+    cr_assert_eq(cudamock_pending_ops(), 0, "%" PRIu64 " copies still queued after the restore",
+                 cudamock_pending_ops());
+    cr_assert_eq(st.ops_pending_at_destroy, 0, "%" PRIu64 " copies were queued on streams when "
+                 "they were destroyed", st.ops_pending_at_destroy);
+}
+
+/* Nothing the copier made outlives the plan that keeps it for the next
+ * restore (the test's own streams aside); `pinned` ranges stay pinned: the
+ * plans' staging memory, kept until trestle_plan_free() (-1: any number). */
 static void assert_no_cuda_leftovers(uint64_t own_streams, int pinned)
 {
     cudamock_stats st;
@@ -644,12 +657,16 @@ Test(gpu_mock, allocates_once_never_syncs_the_device_and_leaves_the_callers_devi
                  "%" PRIu64 " of %" PRIu64 " bytes went by DMA from pinned staging",
                  b.h2d_pinned_bytes - a.h2d_pinned_bytes, want);
     cr_assert_eq(b.ops_run[1], a.ops_run[1], "nothing ran on device 1");
-    assert_no_cuda_leftovers(0, 1);
+    assert_nothing_queued();
+    cr_assert_eq(b.host_registered_live + b.host_allocs_live, 1, "the plan's staging stays pinned");
 
-    /* Restored again: the arena is reused, not reallocated. */
+    /* Restored again: the arena is reused, not reallocated, and the
+     * streams and events the plan kept are used again. */
     cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cudamock_get_stats(&a);
     cr_assert_eq(a.mallocs, b.mallocs);
+    cr_assert_eq(a.streams_created, b.streams_created, "new streams for the second restore");
+    cr_assert_eq(a.events_created, b.events_created, "new events for the second restore");
     trestle_plan_free(p);
     cudamock_get_stats(&a);
     cr_assert_eq(a.device_bytes_live, 0, "trestle_plan_free releases the device arena");
@@ -748,6 +765,7 @@ typedef struct cuda_fault {
     unsigned nth;
     int err;         /* cudaError_t */
     int async;       /* fails when the queued work runs */
+    char also[32];   /* a second call that fails the same way ("": none) */
     int sliced;      /* restore the slice ops (scatter kernel) */
     int stream;      /* pass a caller stream */
     int code;        /* trestle code */
@@ -757,26 +775,29 @@ typedef struct cuda_fault {
 ParameterizedTestParameters(gpu_mock, reports_every_cuda_failure_and_recovers)
 {
     static cuda_fault cases[] = {
-        { "cudaHostRegister", 1, cudaErrorMemoryAllocation, 0, 0, 0, TRESTLE_E_NOMEM,
+        /* A refused registration falls back to cudaHostAlloc: both must fail. */
+        { "cudaHostRegister", 1, cudaErrorMemoryAllocation, 0, "cudaHostAlloc", 0, 0,
+          TRESTLE_E_NOMEM,
           "cannot pin 1032192 bytes of staging memory for CUDA device 0 (cudaHostRegister: out "
-          "of memory); lower the staging size (--staging, staging_bytes) or free host memory" },
-        { "cudaMalloc", 1, cudaErrorMemoryAllocation, 0, 0, 0, TRESTLE_E_NOMEM, "" },
-        { "cudaEventRecord", 1, cudaErrorInvalidResourceHandle, 0, 0, 1, TRESTLE_E_CUDA,
+          "of memory; cudaHostAlloc: out of memory); lower the staging size (--staging, "
+          "staging_bytes) or free host memory" },
+        { "cudaMalloc", 1, cudaErrorMemoryAllocation, 0, "", 0, 0, TRESTLE_E_NOMEM, "" },
+        { "cudaEventRecord", 1, cudaErrorInvalidResourceHandle, 0, "", 0, 1, TRESTLE_E_CUDA,
           "CUDA device 0: waiting on the caller's stream (cudaEventRecord) failed: invalid "
           "resource handle (cudaErrorInvalidResourceHandle)" },
-        { "cudaStreamCreateWithFlags", 1, cudaErrorLaunchFailure, 0, 0, 0, TRESTLE_E_CUDA,
+        { "cudaStreamCreateWithFlags", 1, cudaErrorLaunchFailure, 0, "", 0, 0, TRESTLE_E_CUDA,
           "CUDA device 0: creating a copy stream failed: unspecified launch failure "
           "(cudaErrorLaunchFailure)" },
-        { "cudaMemcpyAsync", 5, cudaErrorInvalidValue, 0, 0, 0, TRESTLE_E_CUDA,
+        { "cudaMemcpyAsync", 5, cudaErrorInvalidValue, 0, "", 0, 0, TRESTLE_E_CUDA,
           "CUDA device 0: cudaMemcpyAsync (host to device) failed: invalid argument "
           "(cudaErrorInvalidValue)" },
-        { "cudaMemcpyAsync", 9, cudaErrorIllegalAddress, 1, 0, 0, TRESTLE_E_CUDA,
+        { "cudaMemcpyAsync", 9, cudaErrorIllegalAddress, 1, "", 0, 0, TRESTLE_E_CUDA,
           "CUDA device 0: waiting for copies (cudaEvent*) failed: an illegal memory access was "
           "encountered (cudaErrorIllegalAddress)" },
-        { "trestle__k_scatter", 2, cudaErrorLaunchFailure, 0, 1, 0, TRESTLE_E_CUDA,
+        { "trestle__k_scatter", 2, cudaErrorLaunchFailure, 0, "", 1, 0, TRESTLE_E_CUDA,
           "CUDA device 0: the slice scatter kernel failed: unspecified launch failure "
           "(cudaErrorLaunchFailure)" },
-        { "trestle__k_scatter", 3, cudaErrorIllegalAddress, 1, 1, 1, TRESTLE_E_CUDA,
+        { "trestle__k_scatter", 3, cudaErrorIllegalAddress, 1, "", 1, 1, TRESTLE_E_CUDA,
           "CUDA device 0: waiting for copies (cudaEvent*) failed: an illegal memory access was "
           "encountered (cudaErrorIllegalAddress)" },
     };
@@ -807,6 +828,8 @@ ParameterizedTest(cuda_fault *f, gpu_mock, reports_every_cuda_failure_and_recove
     o.threads = 1; /* one worker: the failing copy belongs to a known tensor */
     o.cuda_stream = s;
     cudamock_fail(f->fn, f->nth, f->err, f->async);
+    if (f->also[0])
+        cudamock_fail_more(f->also, 1, f->err, f->async);
     int rc = trestle_restore(pd, &o, NULL, &err);
     cr_assert_eq(rc, f->code, "%s: got %d (%s)", f->fn, rc, err.message);
     if (!f->msg[0]) {
@@ -825,7 +848,7 @@ ParameterizedTest(cuda_fault *f, gpu_mock, reports_every_cuda_failure_and_recove
     } else {
         cr_assert_str_eq(err.message, f->msg);
     }
-    assert_no_cuda_leftovers(s != NULL, -1);
+    assert_nothing_queued();
 
     /* Healthy again, the same plan restores every byte. */
     cudamock_reset();

@@ -1,6 +1,6 @@
 /*
  * cuda_ctx.h - the calling thread's CUDA context, saved and put back
- * around the engine's CUDA calls (CUDA builds only; engine/memory/cuda_ctx.c).
+ * around the engine's CUDA calls (CUDA builds only; engine/context/cuda_ctx.c).
  *
  * cudaSetDevice alone would leave a thread that had no context with a
  * fresh primary context (hundreds of MiB of device memory on that GPU),
@@ -8,6 +8,14 @@
  * the engine takes the driver's cuCtxGetCurrent/cuCtxSetCurrent through
  * cudaGetDriverEntryPointByVersion (no link to libcuda), remembers the
  * caller's context (none too) before it switches, and puts it back after.
+ *
+ * Why a layer of its own: libtrestle (engine/memory/, engine/restore/) and
+ * libtrestle_mpi (engine/group/, which may use only the public API) both
+ * make CUDA calls on their caller's thread and need the same guard. It
+ * uses nothing but the CUDA runtime and the driver's entry points, keeps
+ * no state, and is compiled into both libraries, so neither calls a
+ * hidden symbol of the other. Errors are plain cudaError_t: each library
+ * words them its own way.
  */
 #ifndef TRESTLE_CUDA_CTX_H
 #define TRESTLE_CUDA_CTX_H
@@ -17,14 +25,14 @@
 #include <cuda.h> /* CUcontext, CUresult: types of the driver entry points only */
 #include <cuda_runtime_api.h>
 
-#include "trestle.h"
-
 typedef CUresult(CUDAAPI *trestle__ctx_get_fn)(CUcontext *);
 typedef CUresult(CUDAAPI *trestle__ctx_set_fn)(CUcontext);
+typedef CUresult(CUDAAPI *trestle__ptr_attr_fn)(void *, CUpointer_attribute, CUdeviceptr);
 
 typedef struct trestle__ctx_api {
-    trestle__ctx_get_fn get;
-    trestle__ctx_set_fn set;
+    trestle__ctx_get_fn get;       /* cuCtxGetCurrent */
+    trestle__ctx_set_fn set;       /* cuCtxSetCurrent */
+    trestle__ptr_attr_fn ptr_attr; /* cuPointerGetAttribute */
 } trestle__ctx_api;
 
 typedef struct trestle__ctx_guard {
@@ -32,17 +40,23 @@ typedef struct trestle__ctx_guard {
     bool have;
 } trestle__ctx_guard;
 
-/* The driver's two context calls. */
+/* The driver's context and pointer calls. */
 cudaError_t trestle__cuda_ctx_load(trestle__ctx_api *a);
-
-/* The same, a failure reported as an error of `device`. */
-int trestle__cuda_load_api(trestle__ctx_api *a, int device, trestle_error *err);
 
 /* Make `device` current in the calling thread, remembering its context. */
 cudaError_t trestle__cuda_enter(const trestle__ctx_api *a, int device, trestle__ctx_guard *g);
 
+/* Remember the calling thread's context (none too) without switching:
+ * for runtime calls that name no device but may make one current. */
+cudaError_t trestle__cuda_save(const trestle__ctx_api *a, trestle__ctx_guard *g);
+
 /* Put the calling thread's context back, none if it had none. */
 cudaError_t trestle__cuda_leave(const trestle__ctx_api *a, const trestle__ctx_guard *g);
+
+/* The device ordinal of device (or managed) memory at p in *device, by the
+ * driver, which needs no context and makes none: 0, or -1 when p is not
+ * device memory. */
+int trestle__cuda_pointer_ordinal(const trestle__ctx_api *a, const void *p, int *device);
 
 /* Run `call` (which sets `e`) with `dev` current in the calling thread;
  * `e` also catches failures to switch there and back. */
@@ -58,8 +72,18 @@ cudaError_t trestle__cuda_leave(const trestle__ctx_api *a, const trestle__ctx_gu
             (e) = l_;                                                          \
     } while (0)
 
-/* Fill err with "CUDA device D: WHAT failed: <string> (<name>)", coded
- * NO_DEVICE, NOMEM or CUDA by e. Returns the code. */
-int trestle__cuda_fail(trestle_error *err, cudaError_t e, int device, const char *what);
+/* Run `call` (which sets `e`) and leave the calling thread's context as
+ * it was before, whatever the call made current. */
+#define TRESTLE__KEEPING_CONTEXT(api, e, call)                                 \
+    do {                                                                       \
+        trestle__ctx_guard g_;                                                 \
+        (e) = trestle__cuda_save((api), &g_);                                  \
+        if ((e) == cudaSuccess) {                                              \
+            call;                                                              \
+        }                                                                      \
+        cudaError_t l_ = trestle__cuda_leave((api), &g_);                      \
+        if ((e) == cudaSuccess)                                                \
+            (e) = l_;                                                          \
+    } while (0)
 
 #endif /* TRESTLE_CUDA_CTX_H */
