@@ -278,8 +278,11 @@ static const uint8_t *converted(trestle__restore *x, unsigned w, trestle__conv_s
                                 const trestle__plan_op *op, const uint8_t *src, uint64_t count)
 {
     const unsigned slots = sizeof span->dtype / sizeof span->dtype[0];
-    /* Each conversion starts on a cache line. */
-    uint64_t need = (count * op->dst_es + CONV_ALIGN - 1) & ~(uint64_t)(CONV_ALIGN - 1);
+    /* Each conversion starts on a cache line; a small one (a tensor of a
+     * few elements) on 16 bytes, so that thousands of them in one read
+     * fill no more of the ring than their bytes. */
+    uint64_t bytes = count * op->dst_es, align = bytes < 1024 ? 16 : CONV_ALIGN;
+    uint64_t need = (bytes + align - 1) & ~(align - 1);
 
     for (unsigned i = 0; i < span->n; i++)
         if (span->dtype[i] == op->out_dtype)
