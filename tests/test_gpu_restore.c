@@ -27,7 +27,9 @@
 
 #if TRESTLE_HAVE_CUDA
 
+#include <cuda.h> /* CUcontext: cuCtxGetCurrent, reached through the runtime */
 #include <cuda_runtime_api.h>
+#include <time.h>
 
 #include "testcuda.h"
 
@@ -583,6 +585,235 @@ Test(gpu, converts_dtypes_into_device_memory)
     free(dir);
 }
 
+/* ---- what a real GPU can prove wrong (issue 23): plain CUDA ----
+ *
+ * Ports of mock-only cases (test_gpu_order, test_gpu_waits) to the CUDA
+ * runtime alone, so that a GPU machine runs them as they are: on the mock
+ * they run too (the cancellation case in its "late" mode, where work left
+ * queued lands after whatever the caller waited for, as on a GPU). */
+
+#if TRESTLE_CUDA_MOCK
+#include "cudamock.h"
+#define LEGACY_BUSY_BYTES ((size_t)8 << 20) /* the mock copies with memcpy: keep it small */
+#else
+#define LEGACY_BUSY_BYTES ((size_t)512 << 20) /* twice: about 1 GiB, a few ms on an H100 */
+#endif
+
+/* Device buffers for every op of host plan h (capacity its bytes), and
+ * the same ops as DEST_DEVICE into them in *dops (free with free_bufs). */
+static void **device_bufs(trestle_plan *h, trestle_op **dops)
+{
+    size_t n = trestle_plan_op_count(h);
+    void **bufs = calloc(n, sizeof *bufs);
+    *dops = calloc(n, sizeof **dops);
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info o;
+        cr_assert_eq(trestle_plan_get_op(h, i, &o), TRESTLE_OK);
+        CUDA_OK(cudaMalloc(&bufs[i], o.bytes ? o.bytes : 1));
+        (*dops)[i] = (trestle_op){ .name = o.name, .dest_kind = TRESTLE_DEST_DEVICE,
+                                   .ptr = bufs[i], .capacity = o.bytes };
+    }
+    return bufs;
+}
+
+static void free_bufs(void **bufs, trestle_op *dops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        CUDA_OK(cudaFree(bufs[i]));
+    free(bufs);
+    free(dops);
+}
+
+/* The tensors of write_model(2) that are not strings (no device copy). */
+static trestle_plan *plan_plain(trestle_checkpoint *c)
+{
+    size_t n = trestle_tensor_count(c), k = 0;
+    trestle_op *ops = calloc(n, sizeof *ops);
+    for (size_t i = 0; i < n; i++) {
+        trestle_tensor_info t;
+        cr_assert_eq(trestle_tensor_get_info(c, i, &t), TRESTLE_OK);
+        if (t.dtype != TRESTLE_DT_STRING)
+            ops[k++] = (trestle_op){ .name = t.name };
+    }
+    trestle_plan *p = tu_plan(c, ops, k, NULL);
+    free(ops);
+    return p;
+}
+
+Test(gpu, work_queued_on_the_legacy_stream_lands_before_the_restore)
+{
+    gpu_count();
+    char *dir, *prefix = write_model(2, &dir);
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    trestle_plan *ph = plan_plain(c), *pd;
+    trestle_error err;
+    trestle_restore_options o;
+    opts(&o, TRESTLE_READER_PREAD, -1);
+    cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    CUDA_OK(cudaSetDevice(0));
+    trestle_op *dops;
+    void **bufs = device_bufs(ph, &dops);
+    size_t n = trestle_plan_op_count(ph);
+    /* Stream 0 busy with about 1 GiB of device-to-device copies, then a
+     * memset of every destination: a restore that did not wait for the
+     * legacy stream would finish before the memset and lose its bytes. */
+    void *a, *b;
+    CUDA_OK(cudaMalloc(&a, LEGACY_BUSY_BYTES));
+    CUDA_OK(cudaMalloc(&b, LEGACY_BUSY_BYTES));
+    CUDA_OK(cudaMemsetAsync(a, 0x5a, LEGACY_BUSY_BYTES, 0));
+    for (int k = 0; k < 2; k++)
+        CUDA_OK(cudaMemcpyAsync(b, a, LEGACY_BUSY_BYTES, cudaMemcpyDeviceToDevice, 0));
+    for (size_t i = 0; i < n; i++)
+        CUDA_OK(cudaMemsetAsync(bufs[i], 0, dops[i].capacity, 0));
+    pd = tu_plan(c, dops, n, NULL);
+    opts(&o, TRESTLE_READER_PREAD, -1); /* no stream: the legacy stream's work comes first */
+    cr_assert_eq(tu_restore(pd, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    compare_plans(ph, pd);
+    CUDA_OK(cudaFree(a));
+    CUDA_OK(cudaFree(b));
+    trestle_plan_free(pd);
+    free_bufs(bufs, dops, n);
+    trestle_plan_free(ph);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* cuCtxGetCurrent, as an embedding runtime reaches it. */
+static CUcontext ctx_now(void)
+{
+    void *fn = NULL;
+    CUcontext ctx = (CUcontext)(uintptr_t)1;
+    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault,
+                                             NULL));
+    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext *))fn)(&ctx), CUDA_SUCCESS);
+    return ctx;
+}
+
+typedef struct ctx_case {
+    trestle_checkpoint *c;
+    trestle_plan *host;
+    void **bufs;
+    trestle_op *dops;
+    int before, after_restore, after_read, after_free; /* 1: a context was current */
+    int rc;
+    char msg[TRESTLE_ERROR_MESSAGE_MAX];
+} ctx_case;
+
+/* A thread of its own, which has no CUDA context: a restore onto device 0
+ * (engine memory and the caller's buffers), a read back, a free. */
+static void *restore_without_context(void *arg)
+{
+    ctx_case *k = arg;
+    trestle_error err;
+    trestle_restore_options o;
+    k->before = ctx_now() != NULL;
+    size_t n = trestle_plan_op_count(k->host);
+    trestle_plan *pd = tu_plan(k->c, k->dops, n, NULL), *pa = plan_plain(k->c);
+    opts(&o, TRESTLE_READER_PREAD, 0);
+    k->rc = trestle_restore(pd, &o, NULL, &err);
+    if (k->rc == TRESTLE_OK)
+        k->rc = trestle_restore(pa, &o, NULL, &err);
+    snprintf(k->msg, sizeof k->msg, "%s", k->rc ? err.message : "");
+    k->after_restore = ctx_now() != NULL;
+    trestle_plan_op_info op;
+    trestle_plan_get_op(pa, 0, &op);
+    uint8_t *back = malloc(op.bytes ? op.bytes : 1);
+    if (k->rc == TRESTLE_OK)
+        k->rc = trestle_plan_read_op(pa, 0, back, op.bytes, &err);
+    free(back);
+    k->after_read = ctx_now() != NULL;
+    trestle_plan_free(pd);
+    trestle_plan_free(pa);
+    k->after_free = ctx_now() != NULL;
+    return NULL;
+}
+
+Test(gpu, a_thread_without_a_context_stays_without_one)
+{
+    gpu_count();
+    char *dir, *prefix = write_model(2, &dir);
+    ctx_case k = { .c = tu_open(prefix, NULL) };
+    k.host = plan_plain(k.c);
+    trestle_error err;
+    trestle_restore_options o;
+    opts(&o, TRESTLE_READER_PREAD, -1);
+    cr_assert_eq(tu_restore(k.host, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    CUDA_OK(cudaSetDevice(0));
+    k.bufs = device_bufs(k.host, &k.dops); /* this thread's context; the other has none */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, restore_without_context, &k), 0);
+    pthread_join(t, NULL);
+    cr_assert_eq(k.rc, TRESTLE_OK, "%s", k.msg);
+    cr_assert_not(k.before, "a new thread had a context to begin with");
+    cr_assert_not(k.after_restore, "the restores left a context current in a thread that had "
+                  "none");
+    cr_assert_not(k.after_read, "trestle_plan_read_op left a context current");
+    cr_assert_not(k.after_free, "trestle_plan_free left a context current");
+    free_bufs(k.bufs, k.dops, trestle_plan_op_count(k.host));
+    trestle_plan_free(k.host);
+    trestle_close(k.c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static int cancel_at_once(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)user, (void)i, (void)op;
+    return 1;
+}
+
+Test(gpu, a_cancelled_restore_writes_nothing_after_it_returns)
+{
+    gpu_count();
+    char *dir, *prefix = write_model(8, &dir);
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    trestle_plan *ph = plan_plain(c), *pd;
+    trestle_error err;
+    trestle_restore_options o;
+    opts(&o, TRESTLE_READER_PREAD, -1);
+    cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    CUDA_OK(cudaSetDevice(0));
+    trestle_op *dops;
+    void **bufs = device_bufs(ph, &dops);
+    size_t n = trestle_plan_op_count(ph);
+    pd = tu_plan(c, dops, n, NULL);
+#if TRESTLE_CUDA_MOCK
+    cudamock_set_late(1); /* work left queued runs after the caller's waits, as on a GPU */
+#endif
+    opts(&o, TRESTLE_READER_PREAD, 0);
+    o.on_ready = cancel_at_once;
+    cr_assert_eq(tu_restore(pd, &o, NULL, &err), TRESTLE_E_CANCELLED, "%s", err.message);
+    /* The caller takes its buffers back at once: zeroes them on its
+     * stream and waits. A copy of the restore still in flight would land
+     * on the zeros. */
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreate(&s));
+    for (size_t i = 0; i < n; i++)
+        CUDA_OK(cudaMemsetAsync(bufs[i], 0, dops[i].capacity, s));
+    CUDA_OK(cudaStreamSynchronize(s));
+    struct timespec pause = { 0, 50 * 1000 * 1000 }; /* stray DMAs have time to land */
+    nanosleep(&pause, NULL);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *back = malloc(dops[i].capacity ? dops[i].capacity : 1);
+        CUDA_OK(cudaMemcpy(back, bufs[i], dops[i].capacity, cudaMemcpyDeviceToHost));
+        for (uint64_t j = 0; j < dops[i].capacity; j++)
+            cr_assert_eq(back[j], 0, "%s: byte %" PRIu64 " written after the cancelled restore "
+                         "returned", dops[i].name, j);
+        free(back);
+    }
+    CUDA_OK(cudaStreamDestroy(s));
+    trestle_plan_free(pd);
+    free_bufs(bufs, dops, n);
+    trestle_plan_free(ph);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
 #if TRESTLE_CUDA_MOCK
 
 /* ---- what only the mock runtime can see (tests/cudamock) ----
@@ -593,8 +824,6 @@ Test(gpu, converts_dtypes_into_device_memory)
  * prove the fencing; these check what a GPU would not report at all:
  * allocation counts, device-wide syncs, pageable copies, leaked streams,
  * the caller's current device, and every CUDA failure path. */
-
-#include "cudamock.h"
 
 /* Nothing a restore queued is still queued when it returns, failed or
  * not, and no stream went with work on it: the caller may free the
