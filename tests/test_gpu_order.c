@@ -115,25 +115,6 @@ static void opts(trestle_restore_options *o, int device)
     o->threads = 2;
 }
 
-/* cuCtxGetCurrent and cuCtxSetCurrent, as an embedding runtime reaches them. */
-static CUcontext ctx_current(void)
-{
-    void *fn = NULL;
-    CUcontext c = (CUcontext)(uintptr_t)1;
-    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault,
-                                             NULL));
-    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext *))fn)(&c), CUDA_SUCCESS);
-    return c;
-}
-
-static void ctx_set(CUcontext c)
-{
-    void *fn = NULL;
-    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxSetCurrent", &fn, 12000, cudaEnableDefault,
-                                             NULL));
-    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext))fn)(c), CUDA_SUCCESS);
-}
-
 /* ---- ordering ---- */
 
 Test(gpu_order, work_queued_on_the_legacy_stream_lands_before_the_copies)
@@ -205,7 +186,7 @@ Test(gpu_order, a_thread_without_a_context_is_left_without_one)
     p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, 1);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_null(ctx_current(), "the restore left a context current in the caller's thread");
+    cr_assert_null(tc_ctx_current(), "the restore left a context current in the caller's thread");
     cr_assert_not(cudamock_has_primary(0), "the restore onto device 1 created a context on 0");
     same_bytes(m.host, p);
     trestle_plan_free(p);
@@ -217,16 +198,16 @@ Test(gpu_order, a_driver_api_context_stays_current)
     model m;
     model_open(&m, 0);
     CUcontext mine = (CUcontext)cudamock_ctx_create(1);
-    ctx_set(mine);
+    tc_ctx_set(mine);
     trestle_plan *p;
     trestle_error err;
     trestle_restore_options o;
     p = tu_plan(m.ckpt, NULL, 0, NULL);
     opts(&o, 0);
     cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(ctx_current(), mine, "the caller's own context was replaced");
+    cr_assert_eq(tc_ctx_current(), mine, "the caller's own context was replaced");
     trestle_plan_free(p);
-    cr_assert_eq(ctx_current(), mine, "trestle_plan_free replaced the caller's context");
+    cr_assert_eq(tc_ctx_current(), mine, "trestle_plan_free replaced the caller's context");
     model_close(&m);
 }
 

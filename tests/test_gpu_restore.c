@@ -27,7 +27,6 @@
 
 #if TRESTLE_HAVE_CUDA
 
-#include <cuda.h> /* CUcontext: cuCtxGetCurrent, reached through the runtime */
 #include <cuda_runtime_api.h>
 #include <time.h>
 
@@ -599,32 +598,19 @@ Test(gpu, converts_dtypes_into_device_memory)
 #define LEGACY_BUSY_BYTES ((size_t)512 << 20) /* twice: about 1 GiB, a few ms on an H100 */
 #endif
 
-/* Device buffers for every op of host plan h (capacity its bytes), and
- * the same ops as DEST_DEVICE into them in *dops (free with free_bufs). */
-static void **device_bufs(trestle_plan *h, trestle_op **dops)
-{
-    size_t n = trestle_plan_op_count(h);
-    void **bufs = calloc(n, sizeof *bufs);
-    *dops = calloc(n, sizeof **dops);
-    for (size_t i = 0; i < n; i++) {
-        trestle_plan_op_info o;
-        cr_assert_eq(trestle_plan_get_op(h, i, &o), TRESTLE_OK);
-        CUDA_OK(cudaMalloc(&bufs[i], o.bytes ? o.bytes : 1));
-        (*dops)[i] = (trestle_op){ .name = o.name, .dest_kind = TRESTLE_DEST_DEVICE,
-                                   .ptr = bufs[i], .capacity = o.bytes };
-    }
-    return bufs;
-}
+/* The fixture of the cases below: write_model(shards)'s tensors but the
+ * string one, restored to host memory (`host`), a device buffer on device
+ * 0 for each (`bufs`), and the same ops into them (`dops`, DEST_DEVICE). */
+typedef struct dev_case {
+    char *dir, *prefix;
+    trestle_checkpoint *c;
+    trestle_plan *host;
+    size_t n;
+    void **bufs;
+    trestle_op *dops;
+} dev_case;
 
-static void free_bufs(void **bufs, trestle_op *dops, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        CUDA_OK(cudaFree(bufs[i]));
-    free(bufs);
-    free(dops);
-}
-
-/* The tensors of write_model(2) that are not strings (no device copy). */
+/* The non-string tensors of c (strings have no device copy). */
 static trestle_plan *plan_plain(trestle_checkpoint *c)
 {
     size_t n = trestle_tensor_count(c), k = 0;
@@ -640,20 +626,48 @@ static trestle_plan *plan_plain(trestle_checkpoint *c)
     return p;
 }
 
-Test(gpu, work_queued_on_the_legacy_stream_lands_before_the_restore)
+static void dev_case_open(dev_case *k, int shards)
 {
-    gpu_count();
-    char *dir, *prefix = write_model(2, &dir);
-    trestle_checkpoint *c = tu_open(prefix, NULL);
-    trestle_plan *ph = plan_plain(c), *pd;
     trestle_error err;
     trestle_restore_options o;
+    gpu_count();
+    k->prefix = write_model(shards, &k->dir);
+    k->c = tu_open(k->prefix, NULL);
+    k->host = plan_plain(k->c);
     opts(&o, TRESTLE_READER_PREAD, -1);
-    cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(tu_restore(k->host, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     CUDA_OK(cudaSetDevice(0));
-    trestle_op *dops;
-    void **bufs = device_bufs(ph, &dops);
-    size_t n = trestle_plan_op_count(ph);
+    k->n = trestle_plan_op_count(k->host);
+    k->bufs = calloc(k->n, sizeof *k->bufs);
+    k->dops = calloc(k->n, sizeof *k->dops);
+    for (size_t i = 0; i < k->n; i++) {
+        trestle_plan_op_info op;
+        cr_assert_eq(trestle_plan_get_op(k->host, i, &op), TRESTLE_OK);
+        CUDA_OK(cudaMalloc(&k->bufs[i], op.bytes ? op.bytes : 1));
+        k->dops[i] = (trestle_op){ .name = op.name, .dest_kind = TRESTLE_DEST_DEVICE,
+                                   .ptr = k->bufs[i], .capacity = op.bytes };
+    }
+}
+
+static void dev_case_close(dev_case *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        CUDA_OK(cudaFree(k->bufs[i]));
+    free(k->bufs);
+    free(k->dops);
+    trestle_plan_free(k->host);
+    trestle_close(k->c);
+    free(k->prefix);
+    tu_rmtree(k->dir);
+    free(k->dir);
+}
+
+Test(gpu, work_queued_on_the_legacy_stream_lands_before_the_restore)
+{
+    dev_case k;
+    dev_case_open(&k, 2);
+    trestle_error err;
+    trestle_restore_options o;
     /* Stream 0 busy with about 1 GiB of device-to-device copies, then a
      * memset of every destination: a restore that did not wait for the
      * legacy stream would finish before the memset and lose its bytes. */
@@ -661,102 +675,70 @@ Test(gpu, work_queued_on_the_legacy_stream_lands_before_the_restore)
     CUDA_OK(cudaMalloc(&a, LEGACY_BUSY_BYTES));
     CUDA_OK(cudaMalloc(&b, LEGACY_BUSY_BYTES));
     CUDA_OK(cudaMemsetAsync(a, 0x5a, LEGACY_BUSY_BYTES, 0));
-    for (int k = 0; k < 2; k++)
+    for (int r = 0; r < 2; r++)
         CUDA_OK(cudaMemcpyAsync(b, a, LEGACY_BUSY_BYTES, cudaMemcpyDeviceToDevice, 0));
-    for (size_t i = 0; i < n; i++)
-        CUDA_OK(cudaMemsetAsync(bufs[i], 0, dops[i].capacity, 0));
-    pd = tu_plan(c, dops, n, NULL);
+    for (size_t i = 0; i < k.n; i++)
+        CUDA_OK(cudaMemsetAsync(k.bufs[i], 0, k.dops[i].capacity, 0));
+    trestle_plan *pd = tu_plan(k.c, k.dops, k.n, NULL);
     opts(&o, TRESTLE_READER_PREAD, -1); /* no stream: the legacy stream's work comes first */
     cr_assert_eq(tu_restore(pd, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
-    compare_plans(ph, pd);
+    compare_plans(k.host, pd);
     CUDA_OK(cudaFree(a));
     CUDA_OK(cudaFree(b));
     trestle_plan_free(pd);
-    free_bufs(bufs, dops, n);
-    trestle_plan_free(ph);
-    trestle_close(c);
-    free(prefix);
-    tu_rmtree(dir);
-    free(dir);
-}
-
-/* cuCtxGetCurrent, as an embedding runtime reaches it. */
-static CUcontext ctx_now(void)
-{
-    void *fn = NULL;
-    CUcontext ctx = (CUcontext)(uintptr_t)1;
-    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault,
-                                             NULL));
-    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext *))fn)(&ctx), CUDA_SUCCESS);
-    return ctx;
+    dev_case_close(&k);
 }
 
 typedef struct ctx_case {
-    trestle_checkpoint *c;
-    trestle_plan *host;
-    void **bufs;
-    trestle_op *dops;
+    dev_case *k;
     int before, after_restore, after_read, after_free; /* 1: a context was current */
     int rc;
     char msg[TRESTLE_ERROR_MESSAGE_MAX];
 } ctx_case;
 
 /* A thread of its own, which has no CUDA context: a restore onto device 0
- * (engine memory and the caller's buffers), a read back, a free. */
+ * (the caller's buffers, then engine memory), a read back, a free. */
 static void *restore_without_context(void *arg)
 {
-    ctx_case *k = arg;
+    ctx_case *t = arg;
     trestle_error err;
     trestle_restore_options o;
-    k->before = ctx_now() != NULL;
-    size_t n = trestle_plan_op_count(k->host);
-    trestle_plan *pd = tu_plan(k->c, k->dops, n, NULL), *pa = plan_plain(k->c);
+    t->before = tc_ctx_current() != NULL;
+    trestle_plan *pd = tu_plan(t->k->c, t->k->dops, t->k->n, NULL), *pa = plan_plain(t->k->c);
     opts(&o, TRESTLE_READER_PREAD, 0);
-    k->rc = trestle_restore(pd, &o, NULL, &err);
-    if (k->rc == TRESTLE_OK)
-        k->rc = trestle_restore(pa, &o, NULL, &err);
-    snprintf(k->msg, sizeof k->msg, "%s", k->rc ? err.message : "");
-    k->after_restore = ctx_now() != NULL;
+    t->rc = trestle_restore(pd, &o, NULL, &err);
+    if (t->rc == TRESTLE_OK)
+        t->rc = trestle_restore(pa, &o, NULL, &err);
+    snprintf(t->msg, sizeof t->msg, "%s", t->rc ? err.message : "");
+    t->after_restore = tc_ctx_current() != NULL;
     trestle_plan_op_info op;
     trestle_plan_get_op(pa, 0, &op);
     uint8_t *back = malloc(op.bytes ? op.bytes : 1);
-    if (k->rc == TRESTLE_OK)
-        k->rc = trestle_plan_read_op(pa, 0, back, op.bytes, &err);
+    if (t->rc == TRESTLE_OK)
+        t->rc = trestle_plan_read_op(pa, 0, back, op.bytes, &err);
     free(back);
-    k->after_read = ctx_now() != NULL;
+    t->after_read = tc_ctx_current() != NULL;
     trestle_plan_free(pd);
     trestle_plan_free(pa);
-    k->after_free = ctx_now() != NULL;
+    t->after_free = tc_ctx_current() != NULL;
     return NULL;
 }
 
 Test(gpu, a_thread_without_a_context_stays_without_one)
 {
-    gpu_count();
-    char *dir, *prefix = write_model(2, &dir);
-    ctx_case k = { .c = tu_open(prefix, NULL) };
-    k.host = plan_plain(k.c);
-    trestle_error err;
-    trestle_restore_options o;
-    opts(&o, TRESTLE_READER_PREAD, -1);
-    cr_assert_eq(tu_restore(k.host, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
-    CUDA_OK(cudaSetDevice(0));
-    k.bufs = device_bufs(k.host, &k.dops); /* this thread's context; the other has none */
-    pthread_t t;
-    cr_assert_eq(pthread_create(&t, NULL, restore_without_context, &k), 0);
-    pthread_join(t, NULL);
-    cr_assert_eq(k.rc, TRESTLE_OK, "%s", k.msg);
-    cr_assert_not(k.before, "a new thread had a context to begin with");
-    cr_assert_not(k.after_restore, "the restores left a context current in a thread that had "
+    dev_case k;
+    dev_case_open(&k, 2); /* this thread's context; the other's has none */
+    ctx_case t = { .k = &k };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, restore_without_context, &t), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(t.rc, TRESTLE_OK, "%s", t.msg);
+    cr_assert_not(t.before, "a new thread had a context to begin with");
+    cr_assert_not(t.after_restore, "the restores left a context current in a thread that had "
                   "none");
-    cr_assert_not(k.after_read, "trestle_plan_read_op left a context current");
-    cr_assert_not(k.after_free, "trestle_plan_free left a context current");
-    free_bufs(k.bufs, k.dops, trestle_plan_op_count(k.host));
-    trestle_plan_free(k.host);
-    trestle_close(k.c);
-    free(prefix);
-    tu_rmtree(dir);
-    free(dir);
+    cr_assert_not(t.after_read, "trestle_plan_read_op left a context current");
+    cr_assert_not(t.after_free, "trestle_plan_free left a context current");
+    dev_case_close(&k);
 }
 
 static int cancel_at_once(void *user, size_t i, const trestle_plan_op_info *op)
@@ -767,19 +749,11 @@ static int cancel_at_once(void *user, size_t i, const trestle_plan_op_info *op)
 
 Test(gpu, a_cancelled_restore_writes_nothing_after_it_returns)
 {
-    gpu_count();
-    char *dir, *prefix = write_model(8, &dir);
-    trestle_checkpoint *c = tu_open(prefix, NULL);
-    trestle_plan *ph = plan_plain(c), *pd;
+    dev_case k;
+    dev_case_open(&k, 8);
     trestle_error err;
     trestle_restore_options o;
-    opts(&o, TRESTLE_READER_PREAD, -1);
-    cr_assert_eq(tu_restore(ph, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
-    CUDA_OK(cudaSetDevice(0));
-    trestle_op *dops;
-    void **bufs = device_bufs(ph, &dops);
-    size_t n = trestle_plan_op_count(ph);
-    pd = tu_plan(c, dops, n, NULL);
+    trestle_plan *pd = tu_plan(k.c, k.dops, k.n, NULL);
 #if TRESTLE_CUDA_MOCK
     cudamock_set_late(1); /* work left queued runs after the caller's waits, as on a GPU */
 #endif
@@ -791,27 +765,22 @@ Test(gpu, a_cancelled_restore_writes_nothing_after_it_returns)
      * on the zeros. */
     cudaStream_t s;
     CUDA_OK(cudaStreamCreate(&s));
-    for (size_t i = 0; i < n; i++)
-        CUDA_OK(cudaMemsetAsync(bufs[i], 0, dops[i].capacity, s));
+    for (size_t i = 0; i < k.n; i++)
+        CUDA_OK(cudaMemsetAsync(k.bufs[i], 0, k.dops[i].capacity, s));
     CUDA_OK(cudaStreamSynchronize(s));
     struct timespec pause = { 0, 50 * 1000 * 1000 }; /* stray DMAs have time to land */
     nanosleep(&pause, NULL);
-    for (size_t i = 0; i < n; i++) {
-        uint8_t *back = malloc(dops[i].capacity ? dops[i].capacity : 1);
-        CUDA_OK(cudaMemcpy(back, bufs[i], dops[i].capacity, cudaMemcpyDeviceToHost));
-        for (uint64_t j = 0; j < dops[i].capacity; j++)
+    for (size_t i = 0; i < k.n; i++) {
+        uint8_t *back = malloc(k.dops[i].capacity ? k.dops[i].capacity : 1);
+        CUDA_OK(cudaMemcpy(back, k.bufs[i], k.dops[i].capacity, cudaMemcpyDeviceToHost));
+        for (uint64_t j = 0; j < k.dops[i].capacity; j++)
             cr_assert_eq(back[j], 0, "%s: byte %" PRIu64 " written after the cancelled restore "
-                         "returned", dops[i].name, j);
+                         "returned", k.dops[i].name, j);
         free(back);
     }
     CUDA_OK(cudaStreamDestroy(s));
     trestle_plan_free(pd);
-    free_bufs(bufs, dops, n);
-    trestle_plan_free(ph);
-    trestle_close(c);
-    free(prefix);
-    tu_rmtree(dir);
-    free(dir);
+    dev_case_close(&k);
 }
 
 #if TRESTLE_CUDA_MOCK

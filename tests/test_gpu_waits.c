@@ -448,24 +448,6 @@ Test(gpu_waits, an_idle_worker_waits_for_its_oldest_copies_only)
 
 /* ---- the caller's thread keeps its lack of a context ---- */
 
-static CUcontext ctx_current(void)
-{
-    void *fn = NULL;
-    CUcontext c = (CUcontext)(uintptr_t)1;
-    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxGetCurrent", &fn, 12000, cudaEnableDefault,
-                                             NULL));
-    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext *))fn)(&c), CUDA_SUCCESS);
-    return c;
-}
-
-static void ctx_set(CUcontext c)
-{
-    void *fn = NULL;
-    CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxSetCurrent", &fn, 12000, cudaEnableDefault,
-                                             NULL));
-    cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext))fn)(c), CUDA_SUCCESS);
-}
-
 Test(gpu_waits, a_thread_without_a_context_keeps_none_with_caller_device_pointers)
 {
     model m;
@@ -481,16 +463,16 @@ Test(gpu_waits, a_thread_without_a_context_keeps_none_with_caller_device_pointer
     CUDA_OK(cudaSetDevice(1));
     void *buf;
     CUDA_OK(cudaMalloc(&buf, hi.bytes));
-    ctx_set(NULL); /* the thread's context goes: the caller works through another thread */
+    tc_ctx_set(NULL); /* the thread's context goes: the caller works through another thread */
     op.dest_kind = TRESTLE_DEST_DEVICE;
     op.ptr = buf;
     op.capacity = hi.bytes;
     trestle_plan *d = tu_plan(m.ckpt, &op, 1, NULL);
     opts(&o, -1); /* the device comes from the pointer: asked of the runtime */
     cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_null(ctx_current(), "the restore left a context current in the caller's thread");
+    cr_assert_null(tc_ctx_current(), "the restore left a context current in the caller's thread");
     trestle_plan_free(d);
-    cr_assert_null(ctx_current(), "trestle_plan_free left a context current");
+    cr_assert_null(tc_ctx_current(), "trestle_plan_free left a context current");
     CUDA_OK(cudaFree(buf));
     trestle_plan_free(h);
     model_close(&m);

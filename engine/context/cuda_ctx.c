@@ -55,6 +55,23 @@ cudaError_t trestle__cuda_leave(const trestle__ctx_api *a, const trestle__ctx_gu
     return a->set(g->saved) == CUDA_SUCCESS ? cudaSuccess : cudaErrorDeviceUninitialized;
 }
 
+cudaError_t trestle__cuda_record_on(cudaEvent_t *ev, bool *have, int *ev_device, int device,
+                                    cudaStream_t stream)
+{
+    if (*have && *ev_device != device) {
+        cudaEventDestroy(*ev);
+        *have = false;
+    }
+    if (!*have) {
+        cudaError_t e = cudaEventCreateWithFlags(ev, cudaEventDisableTiming);
+        if (e != cudaSuccess)
+            return e;
+        *have = true;
+        *ev_device = device;
+    }
+    return cudaEventRecord(*ev, stream);
+}
+
 int trestle__cuda_pointer_ordinal(const trestle__ctx_api *a, const void *p, int *device)
 {
     unsigned int type = 0, managed = 0;

@@ -58,12 +58,21 @@ cudaError_t trestle__cuda_leave(const trestle__ctx_api *a, const trestle__ctx_gu
  * device memory. */
 int trestle__cuda_pointer_ordinal(const trestle__ctx_api *a, const void *p, int *device);
 
-/* Run `call` (which sets `e`) with `dev` current in the calling thread;
- * `e` also catches failures to switch there and back. */
-#define TRESTLE__WITH_DEVICE(api, dev, e, call)                                \
+/* Record *ev on `stream`, which belongs to `device`, current in the calling
+ * thread: the event later work waits for, to come after what the stream
+ * holds now. *ev (timing off) is made on first use (*have) and made again
+ * when it was made on another device (*ev_device), since an event and the
+ * stream that records it share a device. */
+cudaError_t trestle__cuda_record_on(cudaEvent_t *ev, bool *have, int *ev_device, int device,
+                                    cudaStream_t stream);
+
+/* Run `call` (which sets `e`) after `enter` (which fills the guard g_),
+ * and put the thread's context back after it; `e` also catches failures
+ * to enter and to leave. */
+#define TRESTLE__GUARDED(api, enter, e, call)                                  \
     do {                                                                       \
         trestle__ctx_guard g_;                                                 \
-        (e) = trestle__cuda_enter((api), (dev), &g_);                          \
+        (e) = (enter);                                                         \
         if ((e) == cudaSuccess) {                                              \
             call;                                                              \
         }                                                                      \
@@ -72,18 +81,13 @@ int trestle__cuda_pointer_ordinal(const trestle__ctx_api *a, const void *p, int 
             (e) = l_;                                                          \
     } while (0)
 
-/* Run `call` (which sets `e`) and leave the calling thread's context as
- * it was before, whatever the call made current. */
+/* Run `call` with `dev` current in the calling thread. */
+#define TRESTLE__WITH_DEVICE(api, dev, e, call)                                \
+    TRESTLE__GUARDED(api, trestle__cuda_enter((api), (dev), &g_), e, call)
+
+/* Run `call` and leave the calling thread's context as it was before,
+ * whatever the call made current. */
 #define TRESTLE__KEEPING_CONTEXT(api, e, call)                                 \
-    do {                                                                       \
-        trestle__ctx_guard g_;                                                 \
-        (e) = trestle__cuda_save((api), &g_);                                  \
-        if ((e) == cudaSuccess) {                                              \
-            call;                                                              \
-        }                                                                      \
-        cudaError_t l_ = trestle__cuda_leave((api), &g_);                      \
-        if ((e) == cudaSuccess)                                                \
-            (e) = l_;                                                          \
-    } while (0)
+    TRESTLE__GUARDED(api, trestle__cuda_save((api), &g_), e, call)
 
 #endif /* TRESTLE_CUDA_CTX_H */

@@ -202,19 +202,9 @@ static void record_start(trestle__group_dev *dx, void *stream)
     if (dx->failed)
         return;
     cudaError_t e;
-    TRESTLE__WITH_DEVICE(&dx->api, sdev, e, {
-        if (dx->have_start && dx->start_device != sdev) {
-            cudaEventDestroy(dx->start);
-            dx->have_start = false;
-        }
-        if (!dx->have_start) {
-            e = cudaEventCreateWithFlags(&dx->start, cudaEventDisableTiming);
-            dx->have_start = e == cudaSuccess;
-            dx->start_device = sdev;
-        }
-        if (e == cudaSuccess)
-            e = cudaEventRecord(dx->start, s);
-    });
+    TRESTLE__WITH_DEVICE(&dx->api, sdev, e,
+                         e = trestle__cuda_record_on(&dx->start, &dx->have_start,
+                                                     &dx->start_device, sdev, s));
     if (e != cudaSuccess)
         trestle__group_dev_failed(dx, e, stream ? "waiting on the caller's stream (cudaEventRecord)"
                                   : "waiting on the legacy default stream (cudaEventRecord)");

@@ -452,19 +452,9 @@ static int record_start(trestle__cuda_state *s, cudaStream_t stream, trestle_err
                                          "run on trestle's own streams); restore before the "
                                          "capture or on another stream");
     }
-    TRESTLE__WITH_DEVICE(&s->api, sdev, e, {
-        if (s->have_start && s->start_device != sdev) {
-            cudaEventDestroy(s->start);
-            s->have_start = false;
-        }
-        if (!s->have_start) {
-            e = cudaEventCreateWithFlags(&s->start, cudaEventDisableTiming);
-            s->have_start = e == cudaSuccess;
-            s->start_device = sdev;
-        }
-        if (e == cudaSuccess)
-            e = cudaEventRecord(s->start, stream ? stream : cudaStreamLegacy);
-    });
+    TRESTLE__WITH_DEVICE(&s->api, sdev, e,
+                         e = trestle__cuda_record_on(&s->start, &s->have_start, &s->start_device,
+                                                     sdev, stream ? stream : cudaStreamLegacy));
     if (e != cudaSuccess)
         return trestle__cuda_fail(err, e, s->device,
                                   stream ? "waiting on the caller's stream (cudaEventRecord)"
