@@ -253,11 +253,12 @@ static cudaError_t drain(trestle__cuda_worker *cw)
     return e == cudaSuccess ? wait_event(cw, cw->fence_ev, true) : e;
 }
 
+/* Also after a failure: what was queued before it may still be running. */
 static int cuda_fence(trestle__copier *c, unsigned worker, trestle_error *err)
 {
     trestle__cuda_state *s = c->state;
     trestle__cuda_worker *cw = trestle__cuda_worker_get(s, worker);
-    if (!cw->started || cw->failed != cudaSuccess)
+    if (!cw->have_stream || !cw->started)
         return trestle__cuda_worker_error(s, cw, err);
     trestle__cuda_flush(cw);
     cw->win_src = NULL; /* fenced memory gets rewritten: a conversion buffer, say */

@@ -191,12 +191,21 @@ static int multi_wait_mark(trestle__copier *c, unsigned w, unsigned k, trestle_e
     return lost_error(s, w, err);
 }
 
+/* Every device fences, also after one failed; the first failure is returned. */
 static int multi_fence(trestle__copier *c, unsigned w, trestle_error *err)
 {
     multi_state *s = c->state;
-    for (size_t k = 0; k < s->n; k++)
-        RETURN_IF_FAILED(s->dev[k].ops->fence(&s->dev[k], w, err));
-    return lost_error(s, w, err);
+    int rc = TRESTLE_OK;
+    for (size_t k = 0; k < s->n; k++) {
+        trestle_error e;
+        int r = s->dev[k].ops->fence(&s->dev[k], w, &e);
+        if (r != TRESTLE_OK && rc == TRESTLE_OK) {
+            rc = r;
+            if (err)
+                *err = e;
+        }
+    }
+    return rc != TRESTLE_OK ? rc : lost_error(s, w, err);
 }
 
 /* ---- the rest: every device, or the first ---- */

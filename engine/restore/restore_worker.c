@@ -419,10 +419,12 @@ static void handle_read(trestle__restore *x, unsigned w, trestle__read *rq)
      * buffer goes back only once they are done (retire()). */
     trestle_error le;
     if (cp->ops->mark(cp, w, &le) != TRESTLE_OK) {
-        /* No mark: close() waits for these copies before the restore
-         * returns, and nothing reads into the buffer meanwhile. */
         le.length = (int64_t)rq->length;
         trestle__restore_fail_at(x, pd.first, rq->offset, &le);
+        /* No mark covers the copies queued before the failure: wait for
+         * them all before the buffer goes back to be read into. */
+        trestle_error fe;
+        cp->ops->fence(cp, w, &fe);
         land_read(x, w, &pd);
         return;
     }
