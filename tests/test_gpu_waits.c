@@ -93,24 +93,6 @@ static void opts(trestle_restore_options *o, int device)
     o->threads = 2;
 }
 
-/* Every op of plan d (restored onto a device) holds the bytes of the same
- * op of plan h (restored to host memory). */
-static void same_bytes(trestle_plan *h, trestle_plan *d)
-{
-    cr_assert_eq(trestle_plan_op_count(h), trestle_plan_op_count(d));
-    for (size_t i = 0; i < trestle_plan_op_count(d); i++) {
-        trestle_plan_op_info hi, di;
-        trestle_error err;
-        cr_assert_eq(trestle_plan_get_op(h, i, &hi), TRESTLE_OK);
-        cr_assert_eq(trestle_plan_get_op(d, i, &di), TRESTLE_OK);
-        uint8_t *back = malloc(di.bytes ? di.bytes : 1);
-        cr_assert_eq(trestle_plan_read_op(d, i, back, di.bytes, &err), TRESTLE_OK, "%s",
-                     err.message);
-        cr_assert_eq(memcmp(back, hi.data, di.bytes), 0, "op %zu (%s) differs", i, di.name);
-        free(back);
-    }
-}
-
 /* Every tensor of m, float32 ones restored as bfloat16 when `narrow`. */
 static trestle_plan *plan_all(model *m, int narrow)
 {
@@ -216,7 +198,7 @@ Test(gpu_waits, narrowing_conversions_wait_at_most_once_per_read)
     cudamock_get_stats(&a);
     cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cudamock_get_stats(&b);
-    same_bytes(h, d);
+    tc_same_bytes(h, d);
     /* As for plain copies: a conversion buffer is reused once the mark of
      * the read that filled it is done, not after the whole stream. */
     cr_assert_leq(b.event_syncs - a.event_syncs, reads, "%" PRIu64 " waits for %" PRIu64
@@ -262,7 +244,7 @@ Test(gpu_waits, a_restore_makes_no_implicit_device_sync)
     cudamock_get_stats(&a);
     cr_assert_eq(trestle_restore(d, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cudamock_get_stats(&b);
-    same_bytes(h, d);
+    tc_same_bytes(h, d);
     cr_assert_gt(b.kernels, a.kernels, "no kernel ran: the window was not used");
     /* The first restore pins the plan's staging (reads, conversions), nothing else. */
     cr_assert_leq(b.implicit_syncs - a.implicit_syncs, 2, "%" PRIu64 " implicit device syncs",
@@ -273,7 +255,7 @@ Test(gpu_waits, a_restore_makes_no_implicit_device_sync)
     cudamock_get_stats(&c);
     cr_assert_eq(c.implicit_syncs, b.implicit_syncs, "%" PRIu64 " implicit device syncs in a "
                  "second restore", c.implicit_syncs - b.implicit_syncs);
-    same_bytes(h, d);
+    tc_same_bytes(h, d);
     trestle_plan_free(d);
     cudamock_get_stats(&a);
     cr_assert_eq(a.implicit_syncs - c.implicit_syncs, c.host_registered_live,
@@ -409,7 +391,7 @@ Test(gpu_waits, any_refusal_to_register_falls_back_to_cudaHostAlloc)
     cr_assert_eq(trestle_restore(d, &o, &st, &err), TRESTLE_OK, "%s", err.message);
     cr_assert_str_eq(st.staging_note, "cudaHostRegister refused (out of memory): staging is "
                                       "cudaHostAlloc memory");
-    same_bytes(h, d);
+    tc_same_bytes(h, d);
     trestle_plan_free(d);
     trestle_plan_free(h);
     model_close(&m);

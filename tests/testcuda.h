@@ -4,7 +4,8 @@
  * naming the call and the runtime's text for its error; tc_ctx_current()
  * and tc_ctx_set() are the driver's cuCtxGetCurrent and cuCtxSetCurrent,
  * reached through the runtime as an embedding runtime reaches them, so
- * that a suite sees whose context (or none) a thread is left with.
+ * that a suite sees whose context (or none) a thread is left with;
+ * tc_same_bytes() compares a device restore with a host one, op by op.
  */
 #ifndef TRESTLE_TESTCUDA_H
 #define TRESTLE_TESTCUDA_H
@@ -13,6 +14,10 @@
 #include <cuda.h> /* CUcontext, CUresult: types of the driver entry points only */
 #include <cuda_runtime_api.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trestle.h"
 
 #define CUDA_OK(call)                                                                              \
     do {                                                                                           \
@@ -36,6 +41,24 @@ static inline void tc_ctx_set(CUcontext c)
     CUDA_OK(cudaGetDriverEntryPointByVersion("cuCtxSetCurrent", &fn, 12000, cudaEnableDefault,
                                              NULL));
     cr_assert_eq(((CUresult(CUDAAPI *)(CUcontext))fn)(c), CUDA_SUCCESS);
+}
+
+/* Every op of plan d (restored onto a device) holds the bytes of the same
+ * op of plan h (restored to host memory), read back through the API. */
+static inline void tc_same_bytes(trestle_plan *h, trestle_plan *d)
+{
+    cr_assert_eq(trestle_plan_op_count(h), trestle_plan_op_count(d));
+    for (size_t i = 0; i < trestle_plan_op_count(d); i++) {
+        trestle_plan_op_info hi, di;
+        trestle_error err;
+        cr_assert_eq(trestle_plan_get_op(h, i, &hi), TRESTLE_OK);
+        cr_assert_eq(trestle_plan_get_op(d, i, &di), TRESTLE_OK);
+        uint8_t *back = malloc(di.bytes ? di.bytes : 1);
+        cr_assert_eq(trestle_plan_read_op(d, i, back, di.bytes, &err), TRESTLE_OK, "%s",
+                     err.message);
+        cr_assert_eq(memcmp(back, hi.data, di.bytes), 0, "op %zu (%s) differs", i, di.name);
+        free(back);
+    }
 }
 
 #endif /* TRESTLE_TESTCUDA_H */
