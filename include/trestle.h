@@ -872,9 +872,11 @@ TRESTLE_API int trestle_plan_create(const trestle_checkpoint *c, const trestle_o
 
 /**
  * @brief Free a plan and the engine-allocated (TRESTLE_DEST_ALLOCATE)
- * destinations it owns, host or device, and the staging memory its
- * restores kept (pinned once for device restores, reused by every later
- * restore of the plan).
+ * destinations it owns, host or device, and what its restores kept for
+ * the next one: the staging memory (pinned once for device restores,
+ * reused by every later restore of the plan) and, per device, the copy
+ * streams, events and device windows (freed in stream order: no
+ * device-wide synchronisation).
  *
  * Pointers obtained from the plan (op names, dims, `data` of engine memory)
  * become invalid; caller-owned destinations are untouched.
@@ -1089,9 +1091,12 @@ typedef struct trestle_stats {
     char reader_note[128];    /**< e.g. why io_uring was not used */
     double copy_wait_seconds; /**< device restores: time workers slept waiting for their copies to
                                    complete, summed over workers; since 0.2 */
-    double device_copy_seconds; /**< device restores: wall time during which some copy to the
-                                   device was in flight (queued, not yet complete), the time to
-                                   hold bytes_copied against the host-to-device ceiling; since 0.2 */
+    double device_copy_seconds; /**< device restores: time during which some copy to the
+                                   device ran, timed on the device by CUDA events around each
+                                   staging buffer's copies (the union of those intervals over
+                                   the workers; with several devices, the busiest device's): the
+                                   time to hold bytes_copied against the host-to-device
+                                   ceiling; since 0.2 */
     int numa_node;            /**< device restores: the GPU's NUMA node, -1 when unknown (no
                                    NUMA, firmware that does not say, no_numa); since 0.2 */
     int numa_bound;           /**< 1 when staging memory was bound to numa_node (mbind); 0 when
@@ -1150,7 +1155,9 @@ typedef struct trestle_stats {
  *         destinations hold unspecified bytes: device copies are queued
  *         before a tensor's CRC is known, so a tensor that fails its check
  *         may already be partly or wholly overwritten. Nothing the failed
- *         restore wrote may be used.
+ *         restore wrote may be used; but when the call returns, failed,
+ *         cancelled or not, no copy it queued is still running, so the
+ *         caller may free or reuse the destinations at once.
  * Threads: blocks the calling thread and runs its own worker threads.
  * Distinct plans, even of one checkpoint, may be restored at the same time
  * from different threads. Since 0.1.

@@ -39,12 +39,19 @@
  * straight to its GPU (trestle_group_local_device() picks one by
  * node-local rank) and the rounds travel between GPUs by the best way
  * every rank of the exchange has (trestle_group_exchange_kind): NCCL when
- * libnccl.so.2 loads at run time (libtrestle_mpi neither links nor
- * requires it; its absence, or a failed ncclCommInitRank, falls back
- * quietly), else MPI on device memory when the MPI says it is CUDA-aware
- * (Open MPI's MPIX_Query_cuda_support()), else pinned host staging over
- * MPI. trestle_group_stats.exchange and exchange_note say which ran and
- * why. trestle_group_exchange_ceiling() times that same exchange alone,
+ * libnccl.so.2 (2.14 or later) loads at run time (libtrestle_mpi neither
+ * links nor requires it; its absence, or a failed or slow
+ * ncclCommInitRankConfig, falls back quietly: the init is non-blocking and
+ * given TRESTLE_NCCL_TIMEOUT seconds, default 120), else pinned host
+ * staging over MPI; MPI on device memory only when asked for
+ * (trestle_group_options.exchange MPI_CUDA) and every rank's MPI says it
+ * is CUDA-aware (Open MPI's MPIX_Query_cuda_support()).
+ * trestle_group_stats.exchange and exchange_note say which ran and why.
+ * The exchange's copies wait for the work queued on `opt->cuda_stream`
+ * (or the legacy default stream) before the call, as the restore's own
+ * do; the calling thread's CUDA context is left as it was. The NCCL
+ * communicator, stream and bounce buffers are made by a group's first
+ * device exchange and kept for the next, until trestle_group_free(). trestle_group_exchange_ceiling() times that same exchange alone,
  * between buffers of a given size, for benchmarks (`trestle bench`). The
  * staged path is tested on the CUDA mock, the NCCL path on the CUDA mock
  * with a mock NCCL (tests/cudamock/ncclmock.c); CUDA-aware MPI, and NCCL
@@ -156,9 +163,13 @@ typedef struct trestle_group_options {
                              machine can simulate several nodes (trestle-mpi --simulate-nodes) */
     const char *path;   /**< the checkpoint (prefix, .index file or directory) the AUTO rule
                              looks at, or NULL; read during the call only */
-    int exchange;       /**< a trestle_group_exchange_kind for device restores: AUTO (default)
-                             or STAGED, to compare with or rule out the others; a kind that is
-                             not available falls back to STAGED, never an error */
+    int exchange;       /**< a trestle_group_exchange_kind for device restores: AUTO (default:
+                             NCCL, else STAGED), STAGED, to compare with or rule out the
+                             others, or MPI_CUDA (since 0.2: CUDA-aware MPI when every rank's
+                             MPI says it is, which AUTO never trusts, since the answer is how
+                             the MPI was built, not whether its transport takes device
+                             pointers); a kind that is not available falls back to STAGED,
+                             never an error */
     int reserved_int;   /**< must be zero */
     void *reserved[5];  /**< must be zero */
 } trestle_group_options;
@@ -196,7 +207,9 @@ TRESTLE_API int trestle_group_create_with(MPI_Comm comm, const trestle_group_opt
                                           trestle_group **out, trestle_error *err);
 
 /**
- * @brief Free a group and its communicator.
+ * @brief Free a group, its communicator and the device exchange its
+ * restores kept (an NCCL communicator, destroyed together when every
+ * rank's is healthy, else aborted; the stream and bounce buffers).
  * @param[in] g  the group, or NULL (then nothing happens).
  * Collective (MPI_Comm_free). Since 0.2.
  */

@@ -28,6 +28,7 @@
 #if TRESTLE_HAVE_CUDA
 
 #include <cuda_runtime_api.h>
+#include <time.h>
 
 #include "testcuda.h"
 
@@ -583,6 +584,205 @@ Test(gpu, converts_dtypes_into_device_memory)
     free(dir);
 }
 
+/* ---- what a real GPU can prove wrong (issue 23): plain CUDA ----
+ *
+ * Ports of mock-only cases (test_gpu_order, test_gpu_waits) to the CUDA
+ * runtime alone, so that a GPU machine runs them as they are: on the mock
+ * they run too (the cancellation case in its "late" mode, where work left
+ * queued lands after whatever the caller waited for, as on a GPU). */
+
+#if TRESTLE_CUDA_MOCK
+#include "cudamock.h"
+#define LEGACY_BUSY_BYTES ((size_t)8 << 20) /* the mock copies with memcpy: keep it small */
+#else
+#define LEGACY_BUSY_BYTES ((size_t)512 << 20) /* twice: about 1 GiB, a few ms on an H100 */
+#endif
+
+/* The fixture of the cases below: write_model(shards)'s tensors but the
+ * string one, restored to host memory (`host`), a device buffer on device
+ * 0 for each (`bufs`), and the same ops into them (`dops`, DEST_DEVICE). */
+typedef struct dev_case {
+    char *dir, *prefix;
+    trestle_checkpoint *c;
+    trestle_plan *host;
+    size_t n;
+    void **bufs;
+    trestle_op *dops;
+} dev_case;
+
+/* The non-string tensors of c (strings have no device copy). */
+static trestle_plan *plan_plain(trestle_checkpoint *c)
+{
+    size_t n = trestle_tensor_count(c), k = 0;
+    trestle_op *ops = calloc(n, sizeof *ops);
+    for (size_t i = 0; i < n; i++) {
+        trestle_tensor_info t;
+        cr_assert_eq(trestle_tensor_get_info(c, i, &t), TRESTLE_OK);
+        if (t.dtype != TRESTLE_DT_STRING)
+            ops[k++] = (trestle_op){ .name = t.name };
+    }
+    trestle_plan *p = tu_plan(c, ops, k, NULL);
+    free(ops);
+    return p;
+}
+
+static void dev_case_open(dev_case *k, int shards)
+{
+    trestle_error err;
+    trestle_restore_options o;
+    gpu_count();
+    k->prefix = write_model(shards, &k->dir);
+    k->c = tu_open(k->prefix, NULL);
+    k->host = plan_plain(k->c);
+    opts(&o, TRESTLE_READER_PREAD, -1);
+    cr_assert_eq(tu_restore(k->host, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    CUDA_OK(cudaSetDevice(0));
+    k->n = trestle_plan_op_count(k->host);
+    k->bufs = calloc(k->n, sizeof *k->bufs);
+    k->dops = calloc(k->n, sizeof *k->dops);
+    for (size_t i = 0; i < k->n; i++) {
+        trestle_plan_op_info op;
+        cr_assert_eq(trestle_plan_get_op(k->host, i, &op), TRESTLE_OK);
+        CUDA_OK(cudaMalloc(&k->bufs[i], op.bytes ? op.bytes : 1));
+        k->dops[i] = (trestle_op){ .name = op.name, .dest_kind = TRESTLE_DEST_DEVICE,
+                                   .ptr = k->bufs[i], .capacity = op.bytes };
+    }
+}
+
+static void dev_case_close(dev_case *k)
+{
+    for (size_t i = 0; i < k->n; i++)
+        CUDA_OK(cudaFree(k->bufs[i]));
+    free(k->bufs);
+    free(k->dops);
+    trestle_plan_free(k->host);
+    trestle_close(k->c);
+    free(k->prefix);
+    tu_rmtree(k->dir);
+    free(k->dir);
+}
+
+Test(gpu, work_queued_on_the_legacy_stream_lands_before_the_restore)
+{
+    dev_case k;
+    dev_case_open(&k, 2);
+    trestle_error err;
+    trestle_restore_options o;
+    /* Stream 0 busy with about 1 GiB of device-to-device copies, then a
+     * memset of every destination: a restore that did not wait for the
+     * legacy stream would finish before the memset and lose its bytes. */
+    void *a, *b;
+    CUDA_OK(cudaMalloc(&a, LEGACY_BUSY_BYTES));
+    CUDA_OK(cudaMalloc(&b, LEGACY_BUSY_BYTES));
+    CUDA_OK(cudaMemsetAsync(a, 0x5a, LEGACY_BUSY_BYTES, 0));
+    for (int r = 0; r < 2; r++)
+        CUDA_OK(cudaMemcpyAsync(b, a, LEGACY_BUSY_BYTES, cudaMemcpyDeviceToDevice, 0));
+    for (size_t i = 0; i < k.n; i++)
+        CUDA_OK(cudaMemsetAsync(k.bufs[i], 0, k.dops[i].capacity, 0));
+    trestle_plan *pd = tu_plan(k.c, k.dops, k.n, NULL);
+    opts(&o, TRESTLE_READER_PREAD, -1); /* no stream: the legacy stream's work comes first */
+    cr_assert_eq(tu_restore(pd, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    compare_plans(k.host, pd);
+    CUDA_OK(cudaFree(a));
+    CUDA_OK(cudaFree(b));
+    trestle_plan_free(pd);
+    dev_case_close(&k);
+}
+
+typedef struct ctx_case {
+    dev_case *k;
+    int before, after_restore, after_read, after_free; /* 1: a context was current */
+    int rc;
+    char msg[TRESTLE_ERROR_MESSAGE_MAX];
+} ctx_case;
+
+/* A thread of its own, which has no CUDA context: a restore onto device 0
+ * (the caller's buffers, then engine memory), a read back, a free. */
+static void *restore_without_context(void *arg)
+{
+    ctx_case *t = arg;
+    trestle_error err;
+    trestle_restore_options o;
+    t->before = tc_ctx_current() != NULL;
+    trestle_plan *pd = tu_plan(t->k->c, t->k->dops, t->k->n, NULL), *pa = plan_plain(t->k->c);
+    opts(&o, TRESTLE_READER_PREAD, 0);
+    t->rc = trestle_restore(pd, &o, NULL, &err);
+    if (t->rc == TRESTLE_OK)
+        t->rc = trestle_restore(pa, &o, NULL, &err);
+    snprintf(t->msg, sizeof t->msg, "%s", t->rc ? err.message : "");
+    t->after_restore = tc_ctx_current() != NULL;
+    trestle_plan_op_info op;
+    trestle_plan_get_op(pa, 0, &op);
+    uint8_t *back = malloc(op.bytes ? op.bytes : 1);
+    if (t->rc == TRESTLE_OK)
+        t->rc = trestle_plan_read_op(pa, 0, back, op.bytes, &err);
+    free(back);
+    t->after_read = tc_ctx_current() != NULL;
+    trestle_plan_free(pd);
+    trestle_plan_free(pa);
+    t->after_free = tc_ctx_current() != NULL;
+    return NULL;
+}
+
+Test(gpu, a_thread_without_a_context_stays_without_one)
+{
+    dev_case k;
+    dev_case_open(&k, 2); /* this thread's context; the other's has none */
+    ctx_case t = { .k = &k };
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, restore_without_context, &t), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(t.rc, TRESTLE_OK, "%s", t.msg);
+    cr_assert_not(t.before, "a new thread had a context to begin with");
+    cr_assert_not(t.after_restore, "the restores left a context current in a thread that had "
+                  "none");
+    cr_assert_not(t.after_read, "trestle_plan_read_op left a context current");
+    cr_assert_not(t.after_free, "trestle_plan_free left a context current");
+    dev_case_close(&k);
+}
+
+static int cancel_at_once(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)user, (void)i, (void)op;
+    return 1;
+}
+
+Test(gpu, a_cancelled_restore_writes_nothing_after_it_returns)
+{
+    dev_case k;
+    dev_case_open(&k, 8);
+    trestle_error err;
+    trestle_restore_options o;
+    trestle_plan *pd = tu_plan(k.c, k.dops, k.n, NULL);
+#if TRESTLE_CUDA_MOCK
+    cudamock_set_late(1); /* work left queued runs after the caller's waits, as on a GPU */
+#endif
+    opts(&o, TRESTLE_READER_PREAD, 0);
+    o.on_ready = cancel_at_once;
+    cr_assert_eq(tu_restore(pd, &o, NULL, &err), TRESTLE_E_CANCELLED, "%s", err.message);
+    /* The caller takes its buffers back at once: zeroes them on its
+     * stream and waits. A copy of the restore still in flight would land
+     * on the zeros. */
+    cudaStream_t s;
+    CUDA_OK(cudaStreamCreate(&s));
+    for (size_t i = 0; i < k.n; i++)
+        CUDA_OK(cudaMemsetAsync(k.bufs[i], 0, k.dops[i].capacity, s));
+    CUDA_OK(cudaStreamSynchronize(s));
+    struct timespec pause = { 0, 50 * 1000 * 1000 }; /* stray DMAs have time to land */
+    nanosleep(&pause, NULL);
+    for (size_t i = 0; i < k.n; i++) {
+        uint8_t *back = malloc(k.dops[i].capacity ? k.dops[i].capacity : 1);
+        CUDA_OK(cudaMemcpy(back, k.bufs[i], k.dops[i].capacity, cudaMemcpyDeviceToHost));
+        for (uint64_t j = 0; j < k.dops[i].capacity; j++)
+            cr_assert_eq(back[j], 0, "%s: byte %" PRIu64 " written after the cancelled restore "
+                         "returned", k.dops[i].name, j);
+        free(back);
+    }
+    CUDA_OK(cudaStreamDestroy(s));
+    trestle_plan_free(pd);
+    dev_case_close(&k);
+}
+
 #if TRESTLE_CUDA_MOCK
 
 /* ---- what only the mock runtime can see (tests/cudamock) ----
@@ -594,11 +794,22 @@ Test(gpu, converts_dtypes_into_device_memory)
  * allocation counts, device-wide syncs, pageable copies, leaked streams,
  * the caller's current device, and every CUDA failure path. */
 
-#include "cudamock.h"
+/* Nothing a restore queued is still queued when it returns, failed or
+ * not, and no stream went with work on it: the caller may free the
+ * destinations, and a retry refill the staging, at once. */
+static void assert_nothing_queued(void)
+{
+    cudamock_stats st;
+    cudamock_get_stats(&st);
+    cr_assert_eq(cudamock_pending_ops(), 0, "%" PRIu64 " copies still queued after the restore",
+                 cudamock_pending_ops());
+    cr_assert_eq(st.ops_pending_at_destroy, 0, "%" PRIu64 " copies were queued on streams when "
+                 "they were destroyed", st.ops_pending_at_destroy);
+}
 
-/* Nothing the copier made outlives its restore (the test's own streams
- * aside); `pinned` ranges stay pinned: the plans' staging memory, kept
- * until trestle_plan_free() (-1: any number). */
+/* Nothing the copier made outlives the plan that keeps it for the next
+ * restore (the test's own streams aside); `pinned` ranges stay pinned: the
+ * plans' staging memory, kept until trestle_plan_free() (-1: any number). */
 static void assert_no_cuda_leftovers(uint64_t own_streams, int pinned)
 {
     cudamock_stats st;
@@ -644,12 +855,16 @@ Test(gpu_mock, allocates_once_never_syncs_the_device_and_leaves_the_callers_devi
                  "%" PRIu64 " of %" PRIu64 " bytes went by DMA from pinned staging",
                  b.h2d_pinned_bytes - a.h2d_pinned_bytes, want);
     cr_assert_eq(b.ops_run[1], a.ops_run[1], "nothing ran on device 1");
-    assert_no_cuda_leftovers(0, 1);
+    assert_nothing_queued();
+    cr_assert_eq(b.host_registered_live + b.host_allocs_live, 1, "the plan's staging stays pinned");
 
-    /* Restored again: the arena is reused, not reallocated. */
+    /* Restored again: the arena is reused, not reallocated, and the
+     * streams and events the plan kept are used again. */
     cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
     cudamock_get_stats(&a);
     cr_assert_eq(a.mallocs, b.mallocs);
+    cr_assert_eq(a.streams_created, b.streams_created, "new streams for the second restore");
+    cr_assert_eq(a.events_created, b.events_created, "new events for the second restore");
     trestle_plan_free(p);
     cudamock_get_stats(&a);
     cr_assert_eq(a.device_bytes_live, 0, "trestle_plan_free releases the device arena");
@@ -748,6 +963,7 @@ typedef struct cuda_fault {
     unsigned nth;
     int err;         /* cudaError_t */
     int async;       /* fails when the queued work runs */
+    char also[32];   /* a second call that fails the same way ("": none) */
     int sliced;      /* restore the slice ops (scatter kernel) */
     int stream;      /* pass a caller stream */
     int code;        /* trestle code */
@@ -757,26 +973,29 @@ typedef struct cuda_fault {
 ParameterizedTestParameters(gpu_mock, reports_every_cuda_failure_and_recovers)
 {
     static cuda_fault cases[] = {
-        { "cudaHostRegister", 1, cudaErrorMemoryAllocation, 0, 0, 0, TRESTLE_E_NOMEM,
+        /* A refused registration falls back to cudaHostAlloc: both must fail. */
+        { "cudaHostRegister", 1, cudaErrorMemoryAllocation, 0, "cudaHostAlloc", 0, 0,
+          TRESTLE_E_NOMEM,
           "cannot pin 1032192 bytes of staging memory for CUDA device 0 (cudaHostRegister: out "
-          "of memory); lower the staging size (--staging, staging_bytes) or free host memory" },
-        { "cudaMalloc", 1, cudaErrorMemoryAllocation, 0, 0, 0, TRESTLE_E_NOMEM, "" },
-        { "cudaEventRecord", 1, cudaErrorInvalidResourceHandle, 0, 0, 1, TRESTLE_E_CUDA,
+          "of memory; cudaHostAlloc: out of memory); lower the staging size (--staging, "
+          "staging_bytes) or free host memory" },
+        { "cudaMalloc", 1, cudaErrorMemoryAllocation, 0, "", 0, 0, TRESTLE_E_NOMEM, "" },
+        { "cudaEventRecord", 1, cudaErrorInvalidResourceHandle, 0, "", 0, 1, TRESTLE_E_CUDA,
           "CUDA device 0: waiting on the caller's stream (cudaEventRecord) failed: invalid "
           "resource handle (cudaErrorInvalidResourceHandle)" },
-        { "cudaStreamCreateWithFlags", 1, cudaErrorLaunchFailure, 0, 0, 0, TRESTLE_E_CUDA,
+        { "cudaStreamCreateWithFlags", 1, cudaErrorLaunchFailure, 0, "", 0, 0, TRESTLE_E_CUDA,
           "CUDA device 0: creating a copy stream failed: unspecified launch failure "
           "(cudaErrorLaunchFailure)" },
-        { "cudaMemcpyAsync", 5, cudaErrorInvalidValue, 0, 0, 0, TRESTLE_E_CUDA,
+        { "cudaMemcpyAsync", 5, cudaErrorInvalidValue, 0, "", 0, 0, TRESTLE_E_CUDA,
           "CUDA device 0: cudaMemcpyAsync (host to device) failed: invalid argument "
           "(cudaErrorInvalidValue)" },
-        { "cudaMemcpyAsync", 9, cudaErrorIllegalAddress, 1, 0, 0, TRESTLE_E_CUDA,
+        { "cudaMemcpyAsync", 9, cudaErrorIllegalAddress, 1, "", 0, 0, TRESTLE_E_CUDA,
           "CUDA device 0: waiting for copies (cudaEvent*) failed: an illegal memory access was "
           "encountered (cudaErrorIllegalAddress)" },
-        { "trestle__k_scatter", 2, cudaErrorLaunchFailure, 0, 1, 0, TRESTLE_E_CUDA,
+        { "trestle__k_scatter", 2, cudaErrorLaunchFailure, 0, "", 1, 0, TRESTLE_E_CUDA,
           "CUDA device 0: the slice scatter kernel failed: unspecified launch failure "
           "(cudaErrorLaunchFailure)" },
-        { "trestle__k_scatter", 3, cudaErrorIllegalAddress, 1, 1, 1, TRESTLE_E_CUDA,
+        { "trestle__k_scatter", 3, cudaErrorIllegalAddress, 1, "", 1, 1, TRESTLE_E_CUDA,
           "CUDA device 0: waiting for copies (cudaEvent*) failed: an illegal memory access was "
           "encountered (cudaErrorIllegalAddress)" },
     };
@@ -807,6 +1026,8 @@ ParameterizedTest(cuda_fault *f, gpu_mock, reports_every_cuda_failure_and_recove
     o.threads = 1; /* one worker: the failing copy belongs to a known tensor */
     o.cuda_stream = s;
     cudamock_fail(f->fn, f->nth, f->err, f->async);
+    if (f->also[0])
+        cudamock_fail_more(f->also, 1, f->err, f->async);
     int rc = trestle_restore(pd, &o, NULL, &err);
     cr_assert_eq(rc, f->code, "%s: got %d (%s)", f->fn, rc, err.message);
     if (!f->msg[0]) {
@@ -825,7 +1046,7 @@ ParameterizedTest(cuda_fault *f, gpu_mock, reports_every_cuda_failure_and_recove
     } else {
         cr_assert_str_eq(err.message, f->msg);
     }
-    assert_no_cuda_leftovers(s != NULL, -1);
+    assert_nothing_queued();
 
     /* Healthy again, the same plan restores every byte. */
     cudamock_reset();

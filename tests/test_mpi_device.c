@@ -3,10 +3,14 @@
  * local) on the CUDA mock's two devices, in each rank's process: each
  * rank's tensors, read back from its device, equal a host restore, with
  * the exchange staged through pinned host memory or, with the mock NCCL
- * (tests/cudamock/ncclmock.c), through ncclBroadcast; a failed NCCL init
- * on one rank stages on every rank, a failed broadcast fails every rank
- * alike, and a corrupt byte fails both device ranks. Without the mock
- * (a build without CUDA) --device local fails every rank alike.
+ * (tests/cudamock/ncclmock.c), through ncclBroadcast; a failed or stalled
+ * NCCL init on one rank stages on every rank without a hang (the mock's
+ * destroy waits for its peers, as NCCL's does), a failed broadcast fails
+ * every rank alike, the communicator is made once per group, a CUDA-aware
+ * MPI is used only when asked for, the exchange's copies land after the
+ * caller's pending work and leave a thread without a context without one,
+ * and a corrupt byte fails both device ranks. Without the mock (a build
+ * without CUDA) --device local fails every rank alike.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -39,6 +43,20 @@ static void run_device_ranks(const char *path, int np, const char *env, const ch
         cr_assert_eq(lines[r].whole, want, "%s: rank %d of %d (device %d) differs from a host "
                      "restore", path, r, np, lines[r].device);
     free(args);
+}
+
+/* np ranks restore `path` with `env` and `extra` options onto their mock
+ * devices, like a host restore, and rank 0 prints `line`. */
+static void check_device_ranks_env(const char *path, int np, const char *env, const char *extra,
+                                   const char *line)
+{
+    uint64_t total;
+    char *out, *err;
+    tm_rank_line lines[8];
+    run_device_ranks(path, np, env, extra, lines, &total, &out, &err);
+    cr_assert(strstr(out, line), "wanted '%s' in:\n%s", line, out);
+    free(out);
+    free(err);
 }
 
 /* run_device_ranks on two mock devices: rank r is on device r % 2, the
@@ -188,21 +206,32 @@ Test(mpi, device_ranks_exchange_through_the_mock_nccl_like_a_host_restore, .time
 /* np ranks on `devices` mock devices, with the mock NCCL and `extra`
  * environment, fall back to staging, every rank alike (the collectives of
  * two exchanges would not match): rank 0 says why (`note`), each rank's
- * tensors equal a host restore, and no rank broadcast through NCCL. */
+ * tensors equal a host restore, and no rank broadcast through NCCL, all
+ * within 30 s: the mock's waits are bounded by 60 s, and a rank left in
+ * a blocking init or in a destroy that waits for peers would sit them out. */
 static void check_nccl_fallback(const char *path, int np, int devices, const char *extra,
                                 const char *note)
 {
     uint64_t total;
-    char *env = nccl_env(devices, extra), *out, *err, line[256];
+    char *more, *env, *out, *err, line[256];
+    cr_assert(asprintf(&more, "TRESTLE_NCCLMOCK_TIMEOUT_MS=60000 %s", extra ? extra : "") > 0);
+    env = nccl_env(devices, more);
     tm_rank_line lines[8];
     tm_nccl_line nl[8];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     run_device_ranks(path, np, env, NULL, lines, &total, &out, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_lt(t1.tv_sec - t0.tv_sec, 30, "the ranks took %ld s to fall back: someone waited "
+                 "in NCCL\n%s", (long)(t1.tv_sec - t0.tv_sec), err);
+    cr_assert(!strstr(err, "would hang"), "%s", err);
     snprintf(line, sizeof line, "exchange staged: device destinations: %s; MPI is not "
              "CUDA-aware: pinned host staging over MPI\n", note);
     cr_assert(strstr(out, line), "wanted '%s' in:\n%s", line, out);
     parse_nccl(err, np, nl);
     for (int r = 0; r < np; r++)
         cr_assert_eq(nl[r].broadcasts, 0, "rank %d broadcast through NCCL", r);
+    free(more);
     free(env);
     free(out);
     free(err);
@@ -212,13 +241,140 @@ Test(mpi, a_failed_nccl_init_on_one_rank_stages_on_every_rank, .timeout = 300)
 {
     tm_need_ncclmock();
     char *dir, *prefix = tm_make_multishard(&dir);
-    /* Ranks 0 and 2 hold working comms: they must give them up too. */
+    /* Ranks 0 and 2 hold working comms: they must give them up too, and
+     * not with ncclCommDestroy, which would wait for rank 1 forever. */
     check_nccl_fallback(prefix, 3, 3, "TRESTLE_NCCLMOCK_FAIL_INIT=1",
-                        "ncclCommInitRank failed on rank 1: unhandled system error");
+                        "ncclCommInitRankConfig failed on rank 1: unhandled system error");
     check_nccl_fallback(prefix, 2, 2, "TRESTLE_NCCLMOCK_FAIL_INIT=0",
-                        "ncclCommInitRank failed on rank 0: unhandled system error");
+                        "ncclCommInitRankConfig failed on rank 0: unhandled system error");
     /* Three ranks on two GPUs: NCCL refuses two ranks on one device. */
-    check_nccl_fallback(prefix, 3, 2, NULL, "ncclCommInitRank failed on rank 0: invalid usage");
+    check_nccl_fallback(prefix, 3, 2, NULL,
+                        "ncclCommInitRankConfig failed on rank 0: invalid usage");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+Test(mpi, a_stalled_nccl_init_stages_on_every_rank_by_its_deadline, .timeout = 300)
+{
+    tm_need_ncclmock();
+    char *dir, *prefix = tm_make_multishard(&dir);
+    /* Rank 1 never arrives: a blocking init would keep the others in it
+     * for the mock's 60 s; the non-blocking one gives up after 2. */
+    check_nccl_fallback(prefix, 3, 3, "TRESTLE_NCCLMOCK_STALL_INIT=1 TRESTLE_NCCL_TIMEOUT=2",
+                        "ncclCommInitRankConfig failed on rank 0: did not finish within 2 s");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+Test(mpi, the_nccl_communicator_is_made_once_per_group, .timeout = 300)
+{
+    tm_need_ncclmock();
+    char *dir, *prefix = tm_make_multishard(&dir), *env = nccl_env(2, NULL), *args, *out, *err;
+    /* Three timed restores and the exchange ceiling: one group, one comm. */
+    cr_assert(asprintf(&args, "'%s' --device local --repeat 3", prefix) > 0);
+    int rc = tm_mpirun_sub(tm_tool(), 2, env, "bench", args, &out, &err);
+    cr_assert_eq(rc, 0, "%s\n%s", out, err);
+    cr_assert(strstr(out, "nccl"), "the bench did not exchange through NCCL:\n%s", out);
+    /* The mock prints one line per communicator, when it goes. */
+    for (int r = 0; r < 2; r++) {
+        char head[64];
+        snprintf(head, sizeof head, "ncclmock: rank %d of 2 on device %d: ", r, r);
+        cr_assert_eq(tm_count(err, head), 1, "rank %d made %d communicators:\n%s", r,
+                     tm_count(err, head), err);
+    }
+    free(args);
+    free(env);
+    free(out);
+    free(err);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+/* ---- CUDA-aware MPI: only when asked for ---- */
+
+Test(mpi, a_cuda_aware_mpi_is_used_only_when_asked_for, .timeout = 300)
+{
+    tm_tool();
+    tm_need_mock();
+    char *dir, *prefix = tm_make_multishard(&dir);
+    /* The mock's MPI says it is CUDA-aware, and its device memory is
+     * PROT_NONE to the host, as a transport without CUDA support finds a
+     * GPU's: an MPI_Bcast of it would crash. AUTO must not believe it. */
+    check_device_ranks_env(prefix, 2, TM_MOCK_ENV " TRESTLE_CUDAMOCK_MPI_CUDA_AWARE=1", "",
+                           "exchange staged: device destinations: NCCL is not tried on the CUDA "
+                           "mock; MPI says CUDA-aware, used only if asked (--exchange "
+                           "mpi-cuda): pinned host staging over MPI\n");
+    /* Asked for, where the MPI does not say so: staging, and why. */
+    check_device_ranks_env(prefix, 2, TM_MOCK_ENV, "--exchange mpi-cuda",
+                           "exchange staged: device destinations: CUDA-aware MPI asked for, but "
+                           "some rank's MPI does not say it is CUDA-aware: pinned host staging "
+                           "over MPI\n");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}
+
+/* ---- the caller's stream and context ---- */
+
+/* mpi_device_order (tests/mpi_device_order.c) on np ranks in `mode`. */
+static void check_order(const char *path, int np, const char *mode)
+{
+    const char *prog = TRESTLE_MPI_ORDER_PATH;
+    if (!*prog)
+        cr_skip_test("needs the CUDA mock build with MPI (mpi_device_order)");
+    char *out, *err, want[64];
+    int rc = tm_mpirun_sub(prog, np, TM_MOCK_ENV, mode, path, &out, &err);
+    cr_assert_eq(rc, 0, "%s: exit %d\n%s%s", mode, rc, out, err);
+    for (int r = 0; r < np; r++) {
+        snprintf(want, sizeof want, "rank %d/%d: ", r, np);
+        cr_assert(strstr(out, want) && strstr(strstr(out, want), " tensors ok ("),
+                  "%s: rank %d:\n%s%s", mode, r, out, err);
+    }
+    free(out);
+    free(err);
+}
+
+/* Two float32 tensors of 64 KiB: over three ranks, one rank reads none of
+ * them and restores everything it holds through the exchange, so no copy
+ * of its own restore waits for (and runs) the caller's stream first. */
+static char *write_two(char **dir)
+{
+    char *prefix;
+    trestle_error err;
+    trestle_writer *w;
+    *dir = tu_mkdtemp();
+    cr_assert(asprintf(&prefix, "%s/two", *dir) > 0);
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK, "%s", err.message);
+    static const int64_t dims[1] = { 16384 };
+    float *v = malloc(16384 * sizeof *v);
+    for (int t = 0; t < 2; t++) {
+        for (int i = 0; i < 16384; i++)
+            v[i] = (float)(t * 16384 + i) + 0.5f;
+        cr_assert_eq(trestle_writer_add(w, t ? "b" : "a", TRESTLE_DT_FLOAT, 1, dims, v,
+                                        16384 * sizeof *v, 0, &err), TRESTLE_OK, "%s",
+                     err.message);
+    }
+    free(v);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    return prefix;
+}
+
+Test(mpi, received_bytes_land_after_the_callers_pending_work, .timeout = 300)
+{
+    tm_tool();
+    tm_need_mock();
+    char *dir, *prefix = write_two(&dir);
+    check_order(prefix, 3, "legacy");
+    check_order(prefix, 3, "stream");
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+    prefix = tm_make_multishard(&dir);
+    check_order(prefix, 2, "legacy");
     tu_rmtree(dir);
     free(dir);
     free(prefix);

@@ -61,7 +61,7 @@ static const char help[] =
     "      --host           restore into host memory (the default)\n"
     "      --device local|K each rank onto its GPU (local: by node-local rank) or\n"
     "                       GPU K; the exchange ceiling runs between buffers there\n"
-    "      --exchange auto|staged  device ranks: as trestle-mpi restore --help says\n"
+    "      --exchange auto|staged|mpi-cuda  device ranks: as trestle-mpi restore --help says\n"
     "      --scope auto|group|node each byte read once per job or once per node, as\n"
     "                       trestle-mpi restore --help says; both ceilings are\n"
     "                       measured over the same scope (node: every node at once)\n"

@@ -47,7 +47,8 @@ int mpi_group_option(const char *cmd, int c, const char *arg, int rank, mpi_grou
     case 'X':
         if (!strcmp(arg, "auto")) g->exchange = TRESTLE_GROUP_EXCHANGE_AUTO;
         else if (!strcmp(arg, "staged")) g->exchange = TRESTLE_GROUP_EXCHANGE_STAGED;
-        else return USAGE("--exchange is auto or staged, not '%s'", arg);
+        else if (!strcmp(arg, "mpi-cuda")) g->exchange = TRESTLE_GROUP_EXCHANGE_MPI_CUDA;
+        else return USAGE("--exchange is auto, staged or mpi-cuda, not '%s'", arg);
         return CLI_EXIT_OK;
     default:
         return -1;

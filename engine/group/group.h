@@ -17,6 +17,7 @@
 
 #include "trestle.h"
 #include "trestle_mpi.h"
+#include "trestle_version.h"
 
 /* Bytes per exchange round: big enough for full bandwidth, small enough
  * that the first rounds go out while the rest is still being read, and
@@ -50,7 +51,10 @@ struct trestle_group {
     char scope_note[160];       /* why that scope, for summaries */
     MPI_Comm xcomm;             /* comm or node_comm, as scope says (not owned) */
     int xrank, xsize;           /* this rank in xcomm, and its size */
-    int exchange;               /* the caller's trestle_group_exchange_kind: AUTO or STAGED */
+    int exchange;               /* the caller's trestle_group_exchange_kind: AUTO, STAGED or
+                                   MPI_CUDA */
+    struct trestle__group_dev *dev; /* the device exchange kept for the next restore, or NULL
+                                       (engine/group/group_device.c) */
 };
 
 /* The group's own communicator (engine/group/group_mpi.c), for the group's other
@@ -126,21 +130,37 @@ int trestle__group_live_join(trestle__group_live *lv, trestle_error *err);
 /* ---- device exchange (engine/group/group_device.c) ---- */
 
 /* How a device restore's rounds travel (trestle_group_exchange_kind), and
- * the streams, bounce buffers and NCCL communicator that do it. */
+ * the stream, bounce buffers and NCCL communicator that do it: made by the
+ * first device exchange of a group and kept in it (trestle_group.dev) for
+ * the next, since an NCCL communicator takes 0.3 to 2 s to make and the
+ * bounce buffers are 128 MiB of pinned or device memory. */
 typedef struct trestle__group_dev trestle__group_dev;
 
 /*
- * Choose and set up the exchange of a restore whose destinations may be in
- * device memory: `device` is this rank's restore device (-1: host only).
- * Collective over comm; every rank ends with the same kind, or with *out
- * NULL and kind MPI_HOST when no rank has a device. `want` is a
- * trestle_group_exchange_kind (AUTO: the best available). The kind and
- * the reason go to *kind and note. TRESTLE_E_NOMEM, TRESTLE_E_CUDA; on
- * failure *out is NULL and the caller agrees on the error.
+ * Set up the exchange of a restore (or ceiling) whose destinations may be
+ * in device memory: `device` is this rank's restore device (-1: host
+ * only), `stream` the caller's cudaStream_t (NULL: the legacy default
+ * stream), which the exchange's copies into this rank's destinations wait
+ * for, as the restore's own copies do. `*kept` is the group's kept
+ * exchange: reused when every rank's fits (same device and `want`, no
+ * failure), else let go of on every rank and made anew; on return it is
+ * the exchange to use (and keep), or NULL when no rank has a device (kind
+ * MPI_HOST). Collective over comm; every rank ends with the same kind.
+ * `want` is a trestle_group_exchange_kind (AUTO: NCCL when every rank has
+ * it, else staging; MPI_CUDA: CUDA-aware MPI when every rank's MPI says
+ * so; STAGED). The kind and the reason go to *kind and note.
+ * TRESTLE_E_NOMEM, TRESTLE_E_CUDA; on failure *kept is NULL and the caller
+ * agrees on the error.
  */
-int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, int size,
-                            int device, int want, int *kind, char *note, size_t note_cap,
-                            trestle_error *err);
+int trestle__group_dev_open(trestle__group_dev **kept, MPI_Comm comm, int rank, int size,
+                            int device, int want, void *stream, int *kind, char *note,
+                            size_t note_cap, trestle_error *err);
+
+/* Free a kept exchange. With comm (the one it was made over, at the
+ * group's end) collective on every rank that holds one, which is every
+ * rank or none: an NCCL communicator is then destroyed together when all
+ * are healthy. MPI_COMM_NULL: this rank alone, an NCCL comm aborted. */
+void trestle__group_dev_free(trestle__group_dev *dx, MPI_Comm comm);
 
 /* One round of root's runs: `n` pieces (addr[k], len[k] bytes, on device
  * dev[k] or -1 for host), `bytes` in all, then *status is the root's.
@@ -158,9 +178,61 @@ int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, in
  * report too. NULL: OK. */
 int trestle__group_dev_drain(trestle__group_dev *dx, trestle_error *err);
 
-/* Wait for the last copies, free everything, give the caller's device
- * back; the first CUDA failure of the exchange, if any. NULL: OK. */
-int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err);
+/* The exchange is over: wait for its last copies; the first CUDA failure
+ * of the exchange, if any (the exchange is then not reused). Everything
+ * stays for the next exchange. NULL: OK. */
+int trestle__group_dev_end(trestle__group_dev *dx, trestle_error *err);
+
+/* ---- NCCL, loaded at run time (engine/group/group_nccl.c) ---- */
+
+#if TRESTLE_HAVE_CUDA
+typedef struct trestle__nccl_comm *trestle__nccl_comm_t;     /* ncclComm_t */
+typedef struct { char internal[128]; } trestle__nccl_id;    /* ncclUniqueId */
+#define TRESTLE__NCCL_UINT8 1                               /* ncclUint8 */
+
+typedef struct trestle__nccl {
+    void *lib;
+    int (*get_unique_id)(trestle__nccl_id *id);
+    int (*init_config)(trestle__nccl_comm_t *comm, int nranks, trestle__nccl_id id, int rank,
+                       void *config);
+    int (*get_async_error)(trestle__nccl_comm_t comm, int *state);
+    int (*broadcast)(const void *send, void *recv, size_t count, int dtype, int root,
+                     trestle__nccl_comm_t comm, void *stream);
+    int (*finalize)(trestle__nccl_comm_t comm);
+    int (*destroy)(trestle__nccl_comm_t comm);
+    int (*abort)(trestle__nccl_comm_t comm);
+    const char *(*error_string)(int result);
+    trestle__nccl_comm_t comm; /* NULL until initialised, and once aborted */
+    bool failed;               /* a broadcast failed: the comm is aborted, not destroyed */
+} trestle__nccl;
+
+/* Load `path` (libnccl.so.2, 2.14 or later); false (and why, in note) when
+ * it is not there or too old, which is no error. */
+bool trestle__nccl_load(trestle__nccl *n, const char *path, char *note, size_t cap);
+
+/* Make the communicator over comm, on the calling thread's current
+ * device, without blocking past TRESTLE_NCCL_TIMEOUT; collective, and
+ * agreed: true on every rank, or false on every rank with the first
+ * failing rank's reason in note and no rank holding a comm. */
+bool trestle__nccl_init(trestle__nccl *n, MPI_Comm comm, int rank, int size, char *note,
+                        size_t cap);
+
+/* ncclBroadcast of `bytes` at buf in place from root on stream; NCCL's
+ * result (7, in progress, when it did not finish in time). */
+int trestle__nccl_broadcast(trestle__nccl *n, void *buf, size_t bytes, int root, void *stream);
+
+/* The text of a result of trestle__nccl_broadcast(). */
+const char *trestle__nccl_error(const trestle__nccl *n, int r);
+
+/* Abort the comm (after a failed broadcast: its queued work may wait for
+ * a peer forever); the comm is then gone. */
+void trestle__nccl_abort(trestle__nccl *n);
+
+/* Let go of the comm and the library: finalised and destroyed when
+ * `together` (every rank of the comm is closing its healthy comm now:
+ * agreed by the caller), else aborted. */
+void trestle__nccl_close(trestle__nccl *n, bool together);
+#endif
 
 /* ---- the exchange (engine/group/group_exchange.c) ---- */
 

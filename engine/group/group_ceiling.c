@@ -28,6 +28,8 @@
 
 #if TRESTLE_HAVE_CUDA
 #include <cuda_runtime_api.h>
+
+#include "cuda_ctx.h"
 #endif
 
 #define RUNS 3 /* timed runs; the best counts */
@@ -36,8 +38,8 @@
 
 /* `bytes` on `device` (-1: host memory, touched as restored tensors are,
  * so that no page fault is timed). TRESTLE_E_NOMEM, TRESTLE_E_CUDA,
- * TRESTLE_E_NO_DEVICE; *out NULL on failure. The calling thread's device is
- * left as it was. */
+ * TRESTLE_E_NO_DEVICE; *out NULL on failure. The calling thread's context
+ * (or its lack of one) is left as it was (engine/context/cuda_ctx.h). */
 static int buffer_alloc(uint64_t bytes, int device, int fill, uint8_t **out, trestle_error *err)
 {
     *out = NULL;
@@ -53,20 +55,17 @@ static int buffer_alloc(uint64_t bytes, int device, int fill, uint8_t **out, tre
         return TRESTLE_OK;
     }
 #if TRESTLE_HAVE_CUDA
-    int caller = -1;
+    trestle__ctx_api api;
     void *d_buf = NULL;
-    cudaError_t e = cudaGetDevice(&caller);
+    cudaError_t e = trestle__cuda_ctx_load(&api);
     if (e == cudaSuccess)
-        e = cudaSetDevice(device);
-    if (e == cudaSuccess)
-        e = cudaMalloc(&d_buf, (size_t)bytes);
-    if (caller >= 0)
-        cudaSetDevice(caller);
+        TRESTLE__WITH_DEVICE(&api, device, e, e = cudaMalloc(&d_buf, (size_t)bytes));
     if (e == cudaSuccess) {
         *out = d_buf;
         return TRESTLE_OK;
     }
-    cudaGetLastError(); /* not sticky: clear it for the caller's next call */
+    /* The thread's last error is the caller's business: not read, not
+     * cleared (a failed allocation is not sticky anyway). */
     return trestle__group_error(err, e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM :
                                 TRESTLE_E_CUDA, "cannot allocate %" PRIu64 " bytes on CUDA "
                                 "device %d for the exchange ceiling: %s", bytes, device,
@@ -79,11 +78,18 @@ static int buffer_alloc(uint64_t bytes, int device, int fill, uint8_t **out, tre
 
 static void buffer_free(uint8_t *buf, int device)
 {
-    if (device < 0)
+    if (device < 0) {
         free(buf);
+        return;
+    }
 #if TRESTLE_HAVE_CUDA
-    else if (buf)
-        cudaFree(buf); /* any current device will do: the pointer names its own */
+    /* On its device, in the guard: a cudaFree in a thread without a
+     * context would make device 0's primary context current there. */
+    trestle__ctx_api api;
+    cudaError_t e = cudaSuccess;
+    if (buf && trestle__cuda_ctx_load(&api) == cudaSuccess)
+        TRESTLE__WITH_DEVICE(&api, device, e, e = cudaFree(buf));
+    (void)e;
 #endif
 }
 
@@ -200,10 +206,12 @@ int trestle_group_exchange_ceiling(trestle_group *g, uint64_t bytes, int device,
     trestle__group_dev *dx = NULL;
     if (rc == TRESTLE_OK) {
         int orc = TRESTLE_OK;
-        if (moves)
-            orc = trestle__group_dev_open(&dx, g->xcomm, g->xrank, g->xsize, device,
-                                          g->exchange, &c.exchange, c.exchange_note,
+        if (moves) {
+            orc = trestle__group_dev_open(&g->dev, g->xcomm, g->xrank, g->xsize, device,
+                                          g->exchange, NULL, &c.exchange, c.exchange_note,
                                           sizeof c.exchange_note, &mine);
+            dx = g->dev;
+        }
         rc = trestle_group_agree(g, orc, &mine, err);
     }
     for (int k = 0; rc == TRESTLE_OK && k < RUNS; k++) {
@@ -212,9 +220,10 @@ int trestle_group_exchange_ceiling(trestle_group *g, uint64_t bytes, int device,
         if (rc == TRESTLE_OK && wall > 0 && (c.seconds == 0 || wall < c.seconds))
             c.seconds = wall;
     }
-    /* A CUDA failure left for close (none after a drained run) is agreed
-     * too, so no rank reports a ceiling another could not measure. */
-    int drc = trestle__group_dev_close(dx, &mine);
+    /* A CUDA failure left for the end (none after a drained run) is agreed
+     * too, so no rank reports a ceiling another could not measure. The
+     * exchange itself stays with the group for its restores. */
+    int drc = trestle__group_dev_end(dx, &mine);
     if (rc == TRESTLE_OK)
         rc = trestle_group_agree(g, drc, &mine, err);
     if (live)

@@ -6,12 +6,16 @@
  * every rank of the exchange can use:
  *
  *   NCCL      libnccl.so.2 loaded at run time (never linked, never
- *             required): the root packs its pieces into a device bounce
- *             buffer, ncclBroadcast sends it on a stream, the others unpack;
- *             no host memory on the way.
- *   MPI_CUDA  an MPI that says it is CUDA-aware (Open MPI's
- *             MPIX_Query_cuda_support()): the same, with MPI_Bcast of the
- *             device buffer.
+ *             required; engine/group/group_nccl.c): the root packs its
+ *             pieces into a device bounce buffer, ncclBroadcast sends it
+ *             on a stream, the others unpack; no host memory on the way.
+ *   MPI_CUDA  only when asked for (trestle_group_options.exchange): the
+ *             same, with MPI_Bcast of the device buffer, when every rank's
+ *             MPI says it is CUDA-aware. Open MPI's
+ *             MPIX_Query_cuda_support() tells how the library was built,
+ *             not whether the transport that runs (UCX without its CUDA
+ *             transports, say) takes device pointers, and the usual
+ *             outcome of trusting it wrongly is a segfault in MPI_Bcast.
  *   STAGED    anything else: the root copies its pieces device-to-host
  *             into a pinned bounce buffer, MPI broadcasts it, the others
  *             copy host-to-device. Two buffers are used in turn, so a
@@ -22,23 +26,32 @@
  * runtime. Each round's status word (the root's restore failed) travels
  * first, in the host bounce buffer or by a small MPI_Bcast.
  *
+ * The exchange's copies into this rank's destinations run on a stream of
+ * its own, which first waits for what the caller queued before the restore
+ * on its stream (or the legacy default stream): as the restore's own
+ * copies do, so that a caller's pending memset of a destination cannot
+ * land on received bytes. Every CUDA call runs inside the context guard
+ * (engine/context/cuda_ctx.h): the caller's thread keeps its context, or
+ * its lack of one. The stream, events, bounce buffers and NCCL
+ * communicator are kept in the group from one restore to the next.
+ *
  * On the CUDA mock (TRESTLE_CUDA_MOCK, tests) neither the real NCCL nor a
  * CUDA-aware MPI can reach device memory (the host's, behind PROT_NONE), so
  * by default only staging runs there. TRESTLE_CUDAMOCK_NCCL=path makes a
  * mock build load that library in place of libnccl.so.2: the tests name
  * the mock NCCL (tests/cudamock/ncclmock.c), which moves the bytes between
  * the ranks' processes through shared memory with the mock's own CUDA
- * calls, so the NCCL path, its fallback when ncclCommInitRank fails on
- * some rank, and a failed broadcast run in CI. What the mock cannot show
- * (a broadcast queued on the stream, NCCL's transports, its own failures
- * and speed) waits for real GPUs.
+ * calls. TRESTLE_CUDAMOCK_MPI_CUDA_AWARE=1 makes the mock build's MPI say
+ * it is CUDA-aware, which only an exchange that asked for it may believe.
+ *
+ * This file chooses, sets up and frees the exchange; each round is
+ * engine/group/group_rounds.c (the state they share: group_dev.h).
  */
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "group.h"
+#include "group_dev.h"
 #include "trestle_mpi.h"
 
 #if defined(OPEN_MPI) && OPEN_MPI && defined(__has_include)
@@ -47,84 +60,18 @@
 #endif
 #endif
 
-#if TRESTLE_HAVE_CUDA
-#include <cuda_runtime_api.h>
-
-/* ---- NCCL, declared here: its header need not be installed ---- */
-
-typedef struct nccl_comm *nccl_comm_t;               /* ncclComm_t */
-typedef struct { char internal[128]; } nccl_unique_id; /* ncclUniqueId (NCCL_UNIQUE_ID_BYTES) */
-enum { NCCL_SUCCESS = 0, NCCL_UINT8 = 1 };           /* ncclSuccess, ncclUint8 */
-
-typedef struct nccl_api {
-    void *lib;
-    int (*get_unique_id)(nccl_unique_id *id);
-    int (*comm_init_rank)(nccl_comm_t *comm, int nranks, nccl_unique_id id, int rank);
-    int (*broadcast)(const void *send, void *recv, size_t count, int dtype, int root,
-                     nccl_comm_t comm, cudaStream_t stream);
-    int (*comm_destroy)(nccl_comm_t comm);
-    int (*comm_abort)(nccl_comm_t comm); /* NCCL >= 2.4; else NULL */
-    const char *(*error_string)(int result);
-} nccl_api;
-
-/* Load `path` (libnccl.so.2) and the five calls the exchange makes; false
- * (and why, in note) when it is not there, which is no error. */
-static bool nccl_load(nccl_api *n, const char *path, char *note, size_t cap)
-{
-    memset(n, 0, sizeof *n);
-    n->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!n->lib) {
-        const char *why = dlerror();
-        snprintf(note, cap, "libnccl.so.2 not loaded (%.60s)", why ? why : "not found");
-        return false;
-    }
-    *(void **)&n->get_unique_id = dlsym(n->lib, "ncclGetUniqueId");
-    *(void **)&n->comm_init_rank = dlsym(n->lib, "ncclCommInitRank");
-    *(void **)&n->broadcast = dlsym(n->lib, "ncclBroadcast");
-    *(void **)&n->comm_destroy = dlsym(n->lib, "ncclCommDestroy");
-    *(void **)&n->comm_abort = dlsym(n->lib, "ncclCommAbort");
-    *(void **)&n->error_string = dlsym(n->lib, "ncclGetErrorString");
-    if (!n->get_unique_id || !n->comm_init_rank || !n->broadcast || !n->comm_destroy ||
-        !n->error_string) {
-        snprintf(note, cap, "libnccl.so.2 lacks ncclBroadcast or its kin (too old)");
-        dlclose(n->lib);
-        n->lib = NULL;
-        return false;
-    }
-    return true;
-}
-#endif /* TRESTLE_HAVE_CUDA */
-
 /* Whether the MPI library says it can take device pointers. */
 static bool mpi_cuda_aware(void)
 {
-#if defined(OMPI_HAVE_MPI_EXT_CUDA) && OMPI_HAVE_MPI_EXT_CUDA
+#if TRESTLE_CUDA_MOCK
+    const char *v = getenv("TRESTLE_CUDAMOCK_MPI_CUDA_AWARE");
+    return v && atoi(v) == 1;
+#elif defined(OMPI_HAVE_MPI_EXT_CUDA) && OMPI_HAVE_MPI_EXT_CUDA
     return MPIX_Query_cuda_support() == 1;
 #else
     return false;
 #endif
 }
-
-struct trestle__group_dev {
-    int kind;                   /* STAGED, MPI_CUDA or NCCL */
-    int device;                 /* this rank's exchange device, or -1 (host only) */
-    int caller_device;          /* the calling thread's device, given back at close */
-    unsigned round;             /* rounds so far: which bounce buffer is next */
-    int failed;                 /* the first CUDA failure, kept for close */
-    trestle_error fail;
-#if TRESTLE_HAVE_CUDA
-    cudaStream_t stream;        /* every copy of the exchange, on `device` */
-    cudaEvent_t ev[2];          /* the last copies out of each bounce buffer */
-    bool ev_armed[2];
-    uint8_t *h_bounce[2];       /* STAGED: pinned, header + ROUND_BYTES */
-    uint8_t *d_bounce[2];       /* MPI_CUDA, NCCL: device memory, ROUND_BYTES */
-    nccl_api nccl;
-    nccl_comm_t nccl_comm;
-    bool nccl_failed;           /* a broadcast failed: abort, do not wait, at close */
-#endif
-};
-
-#define HEADER 64 /* the status word, padded so the payload stays aligned */
 
 int trestle_group_local_device(const trestle_group *g, int *device, trestle_error *err)
 {
@@ -133,12 +80,17 @@ int trestle_group_local_device(const trestle_group *g, int *device, trestle_erro
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL group or device");
     *device = -1;
 #if TRESTLE_HAVE_CUDA
+    trestle__ctx_api api;
     int count = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess)
+    cudaError_t e = trestle__cuda_ctx_load(&api), ce = cudaSuccess;
+    if (e == cudaSuccess)
+        TRESTLE__KEEPING_CONTEXT(&api, e, ce = cudaGetDeviceCount(&count));
+    else
+        ce = cudaGetDeviceCount(&count);
+    if (ce != cudaSuccess)
         return trestle__group_error(err, TRESTLE_E_NO_DEVICE, "no usable CUDA device for "
                                     "--device local (cudaGetDeviceCount: %s)",
-                                    cudaGetErrorString(e));
+                                    cudaGetErrorString(ce));
     if (count < 1)
         return trestle__group_error(err, TRESTLE_E_NO_DEVICE, "no CUDA device on this host "
                                     "for --device local");
@@ -154,9 +106,7 @@ int trestle_group_local_device(const trestle_group *g, int *device, trestle_erro
 
 /* ---- failures ---- */
 
-/* Keep the first CUDA failure; the exchange goes on without copies so the
- * collectives still match, and close() reports it. */
-static void cuda_failed(trestle__group_dev *dx, cudaError_t e, const char *what)
+void trestle__group_dev_failed(trestle__group_dev *dx, cudaError_t e, const char *what)
 {
     if (dx->failed)
         return;
@@ -165,48 +115,51 @@ static void cuda_failed(trestle__group_dev *dx, cudaError_t e, const char *what)
                          dx->device, what, cudaGetErrorString(e));
 }
 
-#define CU(dx, stmt)                                                                           \
-    do {                                                                                       \
-        cudaError_t e_ = (stmt);                                                               \
-        if (e_ != cudaSuccess)                                                                 \
-            cuda_failed((dx), e_, #stmt);                                                      \
-    } while (0)
-
 /* ---- setup ---- */
 
-static void dev_free(trestle__group_dev *dx)
+static void dev_free_now(trestle__group_dev *dx, MPI_Comm comm)
 {
+    if (dx->kind == TRESTLE_GROUP_EXCHANGE_NCCL) {
+        /* The kind was agreed: every rank holding one is here. */
+        int mine = dx->nccl.comm && !dx->nccl.failed, all = 0;
+        if (comm == MPI_COMM_NULL ||
+            MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+            all = 0;
+        ON_DEVICE(dx, trestle__nccl_close(&dx->nccl, all != 0));
+    } else if (dx->nccl.lib) {
+        trestle__nccl_close(&dx->nccl, false);
+    }
     if (dx->device >= 0) {
-        cudaSetDevice(dx->device);
-        if (dx->stream)
-            cudaStreamSynchronize(dx->stream);
-        for (int k = 0; k < 2; k++) {
-            if (dx->ev[k])
-                cudaEventDestroy(dx->ev[k]);
-            if (dx->h_bounce[k])
-                cudaFreeHost(dx->h_bounce[k]);
-            if (dx->d_bounce[k])
-                cudaFree(dx->d_bounce[k]);
-        }
-        if (dx->nccl_comm)
-            dx->nccl.comm_destroy(dx->nccl_comm);
-        if (dx->stream)
-            cudaStreamDestroy(dx->stream);
-        if (dx->caller_device >= 0)
-            cudaSetDevice(dx->caller_device);
+        ON_DEVICE(dx, {
+            for (int k = 0; k < 2; k++) {
+                if (dx->ev[k])
+                    cudaEventDestroy(dx->ev[k]);
+                if (dx->h_bounce[k])
+                    cudaFreeHost(dx->h_bounce[k]);
+                /* In stream order: cudaFree would wait for the whole device. */
+                if (dx->d_bounce[k] && dx->d_async)
+                    cudaFreeAsync(dx->d_bounce[k], dx->stream);
+                else if (dx->d_bounce[k])
+                    cudaFree(dx->d_bounce[k]);
+            }
+            if (dx->have_start)
+                cudaEventDestroy(dx->start);
+            if (dx->stream) {
+                cudaStreamSynchronize(dx->stream); /* the frees above */
+                cudaStreamDestroy(dx->stream);
+            }
+        });
     } else {
         for (int k = 0; k < 2; k++)
             free(dx->h_bounce[k]);
     }
-    if (dx->nccl.lib)
-        dlclose(dx->nccl.lib);
     free(dx);
 }
 
 /* The buffers and stream of `kind`: 0 or a CUDA failure (kept in dx). */
 static int dev_alloc(trestle__group_dev *dx, int kind)
 {
-    size_t hbytes = HEADER + TRESTLE__GROUP_ROUND_BYTES;
+    size_t hbytes = TRESTLE__GROUP_HEADER + TRESTLE__GROUP_ROUND_BYTES;
     if (dx->device < 0) {
         /* A host-only rank in a device exchange: plain memory will do. */
         for (int k = 0; k < 2; k++)
@@ -215,82 +168,115 @@ static int dev_alloc(trestle__group_dev *dx, int kind)
                                             "exchange's bounce buffers");
         return TRESTLE_OK;
     }
-    CU(dx, cudaSetDevice(dx->device));
-    CU(dx, cudaStreamCreateWithFlags(&dx->stream, cudaStreamNonBlocking));
-    for (int k = 0; k < 2 && !dx->failed; k++) {
-        CU(dx, cudaEventCreateWithFlags(&dx->ev[k], cudaEventDisableTiming |
-                                                    cudaEventBlockingSync));
-        if (kind == TRESTLE_GROUP_EXCHANGE_STAGED)
-            CU(dx, cudaHostAlloc((void **)&dx->h_bounce[k], hbytes, cudaHostAllocPortable));
-        else
-            CU(dx, cudaMalloc((void **)&dx->d_bounce[k], TRESTLE__GROUP_ROUND_BYTES));
-    }
+    ON_DEVICE(dx, {
+        CU(dx, cudaStreamCreateWithFlags(&dx->stream, cudaStreamNonBlocking));
+        for (int k = 0; k < 2 && !dx->failed; k++) {
+            CU(dx, cudaEventCreateWithFlags(&dx->ev[k], cudaEventDisableTiming |
+                                                        cudaEventBlockingSync));
+            if (kind == TRESTLE_GROUP_EXCHANGE_STAGED) {
+                CU(dx, cudaHostAlloc((void **)&dx->h_bounce[k], hbytes, cudaHostAllocPortable));
+                continue;
+            }
+            cudaError_t e = cudaMallocAsync((void **)&dx->d_bounce[k],
+                                            TRESTLE__GROUP_ROUND_BYTES, dx->stream);
+            dx->d_async = e == cudaSuccess;
+            if (e == cudaErrorNotSupported)
+                e = cudaMalloc((void **)&dx->d_bounce[k], TRESTLE__GROUP_ROUND_BYTES);
+            CU(dx, e);
+        }
+    });
     return dx->failed;
 }
 
-/* NCCL's communicator over comm: rank 0 makes the id, MPI carries it. An
- * id that rank 0 could not make reaches everyone as all zeros, and every
- * rank then declines NCCL alike. */
-static bool nccl_init(trestle__group_dev *dx, MPI_Comm comm, int rank, int size, char *note,
-                      size_t cap)
+/* The exchange's copies come after what the caller queued before the
+ * restore on its stream (NULL: the legacy default stream). */
+static void record_start(trestle__group_dev *dx, void *stream)
 {
-    nccl_unique_id id;
-    memset(&id, 0, sizeof id);
-    int ok = 1, all = 0;
-    if (rank == 0 && dx->nccl.get_unique_id(&id) != NCCL_SUCCESS)
-        ok = 0;
-    MPI_Bcast(&ok, 1, MPI_INT, 0, comm);
-    if (!ok) {
-        snprintf(note, cap, "ncclGetUniqueId failed on the exchange's first rank");
-        return false;
+    cudaStream_t s = stream ? (cudaStream_t)stream : cudaStreamLegacy;
+    int sdev = dx->device;
+    dx->start_waited = false;
+    ON_DEVICE(dx, {
+        if (stream)
+            CU(dx, cudaStreamGetDevice(s, &sdev));
+    });
+    if (dx->failed)
+        return;
+    cudaError_t e;
+    TRESTLE__WITH_DEVICE(&dx->api, sdev, e,
+                         e = trestle__cuda_record_on(&dx->start, &dx->have_start,
+                                                     &dx->start_device, sdev, s));
+    if (e != cudaSuccess)
+        trestle__group_dev_failed(dx, e, stream ? "waiting on the caller's stream (cudaEventRecord)"
+                                  : "waiting on the legacy default stream (cudaEventRecord)");
+    else
+        ON_DEVICE(dx, CU(dx, cudaStreamWaitEvent(dx->stream, dx->start, 0)));
+}
+
+/* A new exchange of `kind` for this rank, or NULL (out of memory). */
+static trestle__group_dev *dev_new(int device, int want)
+{
+    trestle__group_dev *dx = calloc(1, sizeof *dx);
+    if (!dx)
+        return NULL;
+    dx->device = device;
+    dx->want = want;
+    dx->kind = TRESTLE_GROUP_EXCHANGE_STAGED;
+    if (device >= 0 && trestle__cuda_ctx_load(&dx->api) != cudaSuccess) {
+        free(dx);
+        return NULL;
     }
-    MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm);
-    /* ncclCommInitRank is collective and blocking: a rank that could not
-     * even enter it would leave the others waiting in it. What can fail
-     * before it (the device) is agreed first, and every rank then stages. */
-    ok = cudaSetDevice(dx->device) == cudaSuccess;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
-    if (!all) {
-        if (!ok)
-            cudaGetLastError(); /* ours, not sticky: leave no error for the caller */
-        snprintf(note, cap, "cudaSetDevice failed on some rank before ncclCommInitRank");
-        return false;
-    }
-    int nrc = dx->nccl.comm_init_rank(&dx->nccl_comm, size, id, rank);
-    ok = nrc == NCCL_SUCCESS;
-    if (!ok)
-        dx->nccl_comm = NULL;
-    MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, comm);
-    if (!all) {
-        /* The first failing rank's reason, the same note on every rank. */
-        int me = ok ? size : rank, first = 0;
-        MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, comm);
-        MPI_Bcast(&nrc, 1, MPI_INT, first, comm);
-        /* NCCL's texts end in "(run with NCCL_DEBUG=...)": the note has no room. */
-        const char *text = dx->nccl.error_string(nrc);
-        int len = (int)strcspn(text, "(");
-        while (len > 0 && text[len - 1] == ' ')
-            len--;
-        snprintf(note, cap, "ncclCommInitRank failed on rank %d: %.*s", first,
-                 len < 48 ? len : 48, text);
-        if (dx->nccl_comm)
-            dx->nccl.comm_destroy(dx->nccl_comm);
-        dx->nccl_comm = NULL;
-    }
-    return all != 0;
+    return dx;
 }
 
 #endif /* TRESTLE_HAVE_CUDA */
 
-int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, int size,
-                            int device, int want, int *kind, char *note, size_t cap,
-                            trestle_error *err)
+/* Every rank's kept exchange fits this exchange: reuse them all. Each rank
+ * whose does not fit drops it, and so does every rank when any one cannot
+ * reuse (a communicator is all ranks' or none's). Collective. */
+static bool reuse_kept(trestle__group_dev **kept, MPI_Comm comm, int device, int want)
+{
+    trestle__group_dev *dx = *kept;
+    int mine = dx && dx->device == device && dx->want == want && !dx->failed, all = 0;
+#if TRESTLE_HAVE_CUDA
+    mine = mine && !dx->nccl.failed;
+#endif
+    if (MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS)
+        all = 0;
+    if (all)
+        return true;
+    /* Not collectively: an NCCL comm is aborted, which waits for no one. */
+    if (dx)
+        trestle__group_dev_free(dx, MPI_COMM_NULL);
+    *kept = NULL;
+    return false;
+}
+
+int trestle__group_dev_open(trestle__group_dev **kept, MPI_Comm comm, int rank, int size,
+                            int device, int want, void *stream, int *kind, char *note,
+                            size_t cap, trestle_error *err)
 {
     int mine[4], all[4], mrc;
-    char why[128] = "";
-    *out = NULL;
+    char why[160] = "";
     *kind = TRESTLE_GROUP_EXCHANGE_MPI_HOST;
     snprintf(note, cap, "host destinations: MPI moves the bytes straight between them");
+    if (reuse_kept(kept, comm, device, want)) {
+        trestle__group_dev *dx = *kept;
+        dx->round = 0;
+        dx->failed = 0;
+        *kind = dx->kind;
+        snprintf(note, cap, "%s", dx->note);
+#if TRESTLE_HAVE_CUDA
+        dx->ev_armed[0] = dx->ev_armed[1] = false;
+        if (device >= 0)
+            record_start(dx, stream);
+        if (dx->failed) {
+            if (err)
+                *err = dx->fail;
+            return dx->failed;
+        }
+#endif
+        return TRESTLE_OK;
+    }
 #if TRESTLE_HAVE_CUDA
 #if TRESTLE_CUDA_MOCK
     /* The mock's device memory is host memory behind PROT_NONE: neither
@@ -303,30 +289,26 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
 #else
     const char *nccl_path = "libnccl.so.2";
 #endif
-    nccl_api nccl = { 0 };
+    trestle__nccl nccl = { 0 };
     bool have_nccl = device >= 0 && want == TRESTLE_GROUP_EXCHANGE_AUTO && nccl_path &&
-                     nccl_load(&nccl, nccl_path, why, sizeof why);
-    if (want != TRESTLE_GROUP_EXCHANGE_AUTO)
+                     trestle__nccl_load(&nccl, nccl_path, why, sizeof why);
+    if (want == TRESTLE_GROUP_EXCHANGE_STAGED)
         snprintf(why, sizeof why, "staging asked for");
+    else if (want == TRESTLE_GROUP_EXCHANGE_MPI_CUDA)
+        snprintf(why, sizeof why, "CUDA-aware MPI asked for");
     else if (!nccl_path)
         snprintf(why, sizeof why, "NCCL is not tried on the CUDA mock");
+    /* Allocated before the decision, so that a rank without memory says so
+     * in it and no rank is left alone in the NCCL init's collectives. */
+    trestle__group_dev *dx = dev_new(device, want);
 #else
     bool have_nccl = false;
     snprintf(why, sizeof why, "no CUDA in this build");
-#endif
-    bool aware = device >= 0 && want == TRESTLE_GROUP_EXCHANGE_AUTO && mpi_cuda_aware();
-#if TRESTLE_CUDA_MOCK
-    aware = false;
-#endif
-#if TRESTLE_HAVE_CUDA
-    /* Allocated before the decision, so that a rank without memory says so
-     * in it and no rank is left alone in nccl_init()'s collectives. */
-    trestle__group_dev *dx = calloc(1, sizeof *dx);
-#else
     void *dx = NULL;
 #endif
-    /* One reduction decides for all: any device at all, and whether every
-     * rank can do NCCL or CUDA-aware MPI. */
+    bool aware = device >= 0 && mpi_cuda_aware();
+    /* One reduction decides for all: any device at all, whether every rank
+     * can do NCCL, and whether every rank's MPI says it is CUDA-aware. */
     mine[0] = device >= 0 ? 0 : 1; /* MIN: 0 when some rank has a device */
     mine[1] = have_nccl ? 0 : 1;   /* MAX: 1 when some rank cannot */
     mine[2] = aware ? 0 : 1;
@@ -338,7 +320,7 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
     if (mrc != MPI_SUCCESS || some == 1 || all[3]) {
 #if TRESTLE_HAVE_CUDA
         if (have_nccl)
-            dlclose(nccl.lib);
+            trestle__nccl_close(&nccl, false);
 #endif
         free(dx);
         if (mrc != MPI_SUCCESS)
@@ -349,202 +331,65 @@ int trestle__group_dev_open(trestle__group_dev **out, MPI_Comm comm, int rank, i
         return TRESTLE_OK; /* no rank has a device: the host exchange */
     }
 #if !TRESTLE_HAVE_CUDA
-    (void)rank, (void)size, (void)have_nccl;
+    (void)rank, (void)size, (void)have_nccl, (void)stream, (void)aware;
     /* The restore of the rank with a device fails too; this says why on all. */
     return trestle__group_error(err, TRESTLE_E_NO_DEVICE, "a rank asked for device "
                                 "destinations, and this build of trestle has no CUDA support");
 #else
     /* all[0] == 1: some rank is host only, so the bytes cannot stay on devices. */
-    dx->device = device;
-    dx->caller_device = -1;
-    /* Before nccl_init(), which sets the exchange's device. */
-    if (device >= 0)
-        CU(dx, cudaGetDevice(&dx->caller_device));
     int k = TRESTLE_GROUP_EXCHANGE_STAGED;
     const char *host_only = all[0] ? "some rank restores to host memory" : NULL;
     if (have_nccl)
-        dx->nccl = nccl; /* dev_free closes it */
-    if (!all[0] && !all[1] && nccl_init(dx, comm, rank, size, why, sizeof why))
+        dx->nccl = nccl; /* freed with dx */
+    bool nccl_ok = false;
+    if (!all[0] && !all[1])
+        ON_DEVICE(dx, nccl_ok = trestle__nccl_init(&dx->nccl, comm, rank, size, why,
+                                                   sizeof why));
+    if (nccl_ok)
         k = TRESTLE_GROUP_EXCHANGE_NCCL;
-    else if (!all[0] && !all[2])
+    else if (!all[0] && !all[2] && want == TRESTLE_GROUP_EXCHANGE_MPI_CUDA)
         k = TRESTLE_GROUP_EXCHANGE_MPI_CUDA;
-    int arc = dev_alloc(dx, k);
     dx->kind = k;
     *kind = k;
     if (k == TRESTLE_GROUP_EXCHANGE_NCCL)
         snprintf(note, cap, "device destinations: NCCL broadcasts between the devices");
     else if (k == TRESTLE_GROUP_EXCHANGE_MPI_CUDA)
-        snprintf(note, cap, "device destinations: %s; MPI is CUDA-aware and broadcasts device "
-                 "memory", all[1] && why[0] ? why : "NCCL not on every rank");
+        snprintf(note, cap, "device destinations: %s; every rank's MPI says it is CUDA-aware "
+                 "and broadcasts device memory", why);
+    else if (want == TRESTLE_GROUP_EXCHANGE_MPI_CUDA && !host_only)
+        snprintf(note, cap, "device destinations: %s, but some rank's MPI does not say it is "
+                 "CUDA-aware: pinned host staging over MPI", why);
     else
         snprintf(note, cap, "device destinations: %s; %s: pinned host staging over MPI",
                  host_only ? host_only : why[0] ? why : "NCCL not on every rank",
-                 host_only ? "so" : "MPI is not CUDA-aware");
-    if (arc != TRESTLE_OK) {
+                 host_only ? "so"
+                 : all[2] ? "MPI is not CUDA-aware"
+                          : "MPI says CUDA-aware, used only if asked (--exchange mpi-cuda)");
+    snprintf(dx->note, sizeof dx->note, "%s", note);
+    int arc = dev_alloc(dx, k);
+    if (arc == TRESTLE_OK && device >= 0)
+        record_start(dx, stream);
+    /* Kept even when this rank's setup failed (the caller agrees on the
+     * error): every rank then holds one, so that the group's end frees
+     * them together; failed, it is not reused. */
+    *kept = dx;
+    if (dx->failed || arc != TRESTLE_OK) {
         if (err)
             *err = dx->fail;
-        dev_free(dx);
-        return arc;
+        dx->failed = dx->failed ? dx->failed : arc;
+        return dx->failed;
     }
-    *out = dx;
     return TRESTLE_OK;
 #endif /* TRESTLE_HAVE_CUDA */
 }
 
-/* ---- rounds ---- */
-
+void trestle__group_dev_free(trestle__group_dev *dx, MPI_Comm comm)
+{
 #if TRESTLE_HAVE_CUDA
-
-/* Copy piece k between its destination and the bounce buffer at `b`
- * (to_bounce: pack at the root; else unpack at a receiver). Host pieces
- * beside host buffers: memcpy. Pieces of this device: on the stream.
- * Pieces of another device (a caller's buffer there): synchronously. */
-static void copy_piece(trestle__group_dev *dx, uint8_t *b, bool b_dev, uint8_t *p, int p_dev,
-                       uint64_t n, bool to_bounce)
-{
-    void *dst = to_bounce ? (void *)b : (void *)p;
-    const void *src = to_bounce ? (const void *)p : (const void *)b;
-    if (p_dev < 0 && !b_dev)
-        memcpy(dst, src, n);
-    else if (p_dev < 0 || p_dev == dx->device)
-        CU(dx, cudaMemcpyAsync(dst, src, n, cudaMemcpyDefault, dx->stream));
-    else {
-        /* cudaMemcpy runs on the legacy stream, which does not wait for our
-         * non-blocking one: let the broadcasts queued there (that fill or
-         * still read the bounce buffer) finish first. */
-        CU(dx, cudaStreamSynchronize(dx->stream));
-        CU(dx, cudaMemcpy(dst, src, n, cudaMemcpyDefault));
-    }
-}
-
-int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, int rank,
-                             uint8_t *const *addr, const uint64_t *len, const int *dev, int n,
-                             uint64_t bytes, bool direct, int *status, trestle_error *err)
-{
-    int slot = (int)(dx->round++ % 2), mrc;
-    bool on_device = dx->kind != TRESTLE_GROUP_EXCHANGE_STAGED;
-    uint8_t *b = on_device ? dx->d_bounce[slot] : dx->h_bounce[slot] + HEADER;
-    bool copy = direct && !dx->failed;
-    /* The buffer's last unpack must be done before it is filled again. */
-    if (dx->ev_armed[slot]) {
-        CU(dx, cudaEventSynchronize(dx->ev[slot]));
-        dx->ev_armed[slot] = false;
-    }
-    if (rank == root) {
-        if (!copy)
-            *status = 1; /* no bytes to give: everyone stops after this round */
-        if (copy && *status == 0) {
-            for (int k = 0; k < n; k++) {
-                copy_piece(dx, b, on_device, addr[k], dev[k], len[k], true);
-                b += len[k];
-            }
-            b -= bytes;
-            if (dx->device >= 0 && dx->kind != TRESTLE_GROUP_EXCHANGE_NCCL)
-                CU(dx, cudaStreamSynchronize(dx->stream)); /* MPI reads it next */
-        }
-    }
-    if (on_device) {
-        if ((mrc = MPI_Bcast(status, 1, MPI_INT, root, comm)) != MPI_SUCCESS)
-            return trestle__group_error(err, TRESTLE_E_GROUP, "broadcast of a round's status "
-                                        "from rank %d failed (%d)", root, mrc);
-    } else {
-        memcpy(dx->h_bounce[slot], status, sizeof *status);
-    }
-    if (dx->kind == TRESTLE_GROUP_EXCHANGE_NCCL) {
-        int nrc = dx->nccl.broadcast(b, b, bytes, NCCL_UINT8, root, dx->nccl_comm, dx->stream);
-        /* A rank whose enqueue failed must not leave alone: the others would
-         * wait in the next round's collective, and on a broadcast that never
-         * completes. Every rank learns of it and all leave together. */
-        int bad = nrc != NCCL_SUCCESS, any = 0;
-        mrc = MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, comm);
-        if (mrc != MPI_SUCCESS || any) {
-            dx->nccl_failed = true; /* close() aborts the comm */
-            if (mrc != MPI_SUCCESS)
-                return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce after a round "
-                                            "from rank %d failed (%d)", root, mrc);
-            return trestle__group_error(err, TRESTLE_E_GROUP, "ncclBroadcast from rank %d "
-                                        "failed%s%s", root, bad ? ": " : " on another rank",
-                                        bad ? dx->nccl.error_string(nrc) : "");
-        }
-    } else {
-        void *buf = on_device ? (void *)b : (void *)dx->h_bounce[slot];
-        int count = (int)(bytes + (on_device ? 0 : HEADER));
-        if ((mrc = MPI_Bcast(buf, count, MPI_BYTE, root, comm)) != MPI_SUCCESS)
-            return trestle__group_error(err, TRESTLE_E_GROUP, "broadcast of restored bytes from "
-                                        "rank %d failed (%d)", root, mrc);
-        if (!on_device)
-            memcpy(status, dx->h_bounce[slot], sizeof *status);
-    }
-    if (rank != root && copy && *status == 0) {
-        for (int k = 0; k < n; k++) {
-            copy_piece(dx, b, on_device, addr[k], dev[k], len[k], false);
-            b += len[k];
-        }
-        if (dx->device >= 0) {
-            CU(dx, cudaEventRecord(dx->ev[slot], dx->stream));
-            dx->ev_armed[slot] = !dx->failed;
-        }
-    }
-    return TRESTLE_OK;
-}
-
-int trestle__group_dev_drain(trestle__group_dev *dx, trestle_error *err)
-{
-    if (!dx)
-        return TRESTLE_OK;
-    /* After a failed NCCL broadcast the stream may never drain: close()
-     * aborts the comm first. */
-    if (dx->device >= 0 && dx->stream && !dx->nccl_failed)
-        CU(dx, cudaStreamSynchronize(dx->stream));
-    if (dx->failed && err)
-        *err = dx->fail;
-    return dx->failed;
-}
-
-int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err)
-{
-    if (!dx)
-        return TRESTLE_OK;
-    if (dx->nccl_failed && dx->nccl_comm) {
-        /* After a failed collective NCCL's queued work may wait forever for
-         * a peer: abort it before the stream is waited for. */
-        if (dx->nccl.comm_abort)
-            dx->nccl.comm_abort(dx->nccl_comm);
-        else
-            dx->nccl.comm_destroy(dx->nccl_comm);
-        dx->nccl_comm = NULL;
-    }
-    if (dx->device >= 0 && dx->stream)
-        CU(dx, cudaStreamSynchronize(dx->stream));
-    int rc = dx->failed;
-    if (rc && err)
-        *err = dx->fail;
-    dev_free(dx);
-    return rc;
-}
-
-#else /* !TRESTLE_HAVE_CUDA: trestle__group_dev_open() never makes one. */
-
-int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, int rank,
-                             uint8_t *const *addr, const uint64_t *len, const int *dev, int n,
-                             uint64_t bytes, bool direct, int *status, trestle_error *err)
-{
-    (void)dx, (void)comm, (void)root, (void)rank, (void)addr, (void)len, (void)dev, (void)n;
-    (void)bytes, (void)direct, (void)status;
-    return trestle__group_error(err, TRESTLE_E_UNSUPPORTED, "no CUDA in this build");
-}
-
-int trestle__group_dev_drain(trestle__group_dev *dx, trestle_error *err)
-{
-    (void)dx, (void)err;
-    return TRESTLE_OK;
-}
-
-int trestle__group_dev_close(trestle__group_dev *dx, trestle_error *err)
-{
-    (void)err;
+    if (dx)
+        dev_free_now(dx, comm);
+#else
+    (void)comm;
     free(dx);
-    return TRESTLE_OK;
+#endif
 }
-
-#endif /* TRESTLE_HAVE_CUDA */

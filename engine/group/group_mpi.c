@@ -98,9 +98,10 @@ int trestle_group_create_with(MPI_Comm comm, const trestle_group_options *opt,
     MPI_Comm_size(g->comm, &g->size);
     g->exchange = o.exchange;
     if (rc == TRESTLE_OK && o.exchange != TRESTLE_GROUP_EXCHANGE_AUTO &&
-        o.exchange != TRESTLE_GROUP_EXCHANGE_STAGED)
-        rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG, "exchange %d: only AUTO (0) or "
-                                  "STAGED (2) can be asked for", o.exchange);
+        o.exchange != TRESTLE_GROUP_EXCHANGE_STAGED &&
+        o.exchange != TRESTLE_GROUP_EXCHANGE_MPI_CUDA)
+        rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG, "exchange %d: only AUTO (0), "
+                                  "STAGED (2) or MPI_CUDA (3) can be asked for", o.exchange);
     else if (rc == TRESTLE_OK &&
              (o.scope < TRESTLE_GROUP_SCOPE_AUTO || o.scope > TRESTLE_GROUP_SCOPE_NODE))
         rc = trestle__group_error(&mine, TRESTLE_E_INVALID_ARG, "unknown group scope %d (AUTO "
@@ -128,6 +129,9 @@ void trestle_group_free(trestle_group *g)
 {
     if (!g)
         return;
+    /* Every rank holds a kept device exchange or none: freed together. */
+    if (g->dev)
+        trestle__group_dev_free(g->dev, g->xcomm);
     if (g->node_comm != MPI_COMM_NULL)
         MPI_Comm_free(&g->node_comm);
     MPI_Comm_free(&g->comm);
@@ -391,10 +395,12 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
              "all");
     if (rc == TRESTLE_OK) {
         int orc = TRESTLE_OK;
-        if (g->xsize > 1)
-            orc = trestle__group_dev_open(&dx, g->xcomm, g->xrank, g->xsize,
-                                          ro.device, g->exchange, &st.exchange,
+        if (g->xsize > 1) {
+            orc = trestle__group_dev_open(&g->dev, g->xcomm, g->xrank, g->xsize, ro.device,
+                                          g->exchange, ro.cuda_stream, &st.exchange,
                                           st.exchange_note, sizeof st.exchange_note, &mine);
+            dx = g->dev;
+        }
         t = MPI_Wtime();
         rc = agree(g, orc, err, &mine);
         st.agree_seconds += MPI_Wtime() - t;
@@ -409,14 +415,14 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
                                       &mine);
         /* The last copies into this rank's devices finish here. */
         trestle_error derr;
-        int drc = trestle__group_dev_close(dx, &derr);
+        int drc = trestle__group_dev_end(dx, &derr);
         if (xrc == TRESTLE_OK && drc != TRESTLE_OK) {
             xrc = drc;
             mine = derr;
         }
         st.exchange_seconds = MPI_Wtime() - t;
     } else {
-        trestle__group_dev_close(dx, NULL);
+        trestle__group_dev_end(dx, NULL);
     }
     if (live) {
         int lrc = trestle__group_live_join(&lv, &mine);

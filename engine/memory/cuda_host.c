@@ -3,8 +3,8 @@
  * copier: pinning and freeing staging memory (engine/memory/staging.c), asking
  * which devices there are and which device a pointer is on, reading
  * device memory back (trestle_plan_read_op), and the device arenas a CUDA
- * copier allocates (one cudaMalloc per restore and device). Each saves and puts back the
- * caller's context (engine/memory/cuda_ctx.h); none reads or clears the thread's
+ * copier allocates (one cudaMalloc per plan and device). Each saves and puts back the
+ * caller's context (engine/context/cuda_ctx.h); none reads or clears the thread's
  * last error. Without CUDA, stubs that say so.
  */
 #include <inttypes.h>
@@ -18,7 +18,29 @@
 
 #if TRESTLE_HAVE_CUDA
 
-#include "cuda_ctx.h"
+#include "cuda_error.h"
+
+/* ---- errors ---- */
+
+int trestle__cuda_fail(trestle_error *err, cudaError_t e, int device, const char *what)
+{
+    int code = e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver ||
+                       e == cudaErrorInvalidDevice
+                   ? TRESTLE_E_NO_DEVICE
+                   : e == cudaErrorMemoryAllocation ? TRESTLE_E_NOMEM : TRESTLE_E_CUDA;
+    return trestle__error_simple(err, code, "CUDA device %d: %s failed: %s (%s)", device, what,
+                                 cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+int trestle__cuda_load_api(trestle__ctx_api *a, int device, trestle_error *err)
+{
+    cudaError_t e = trestle__cuda_ctx_load(a);
+    if (e == cudaSuccess)
+        return TRESTLE_OK;
+    return trestle__cuda_fail(err, e, device, "finding cuCtxGetCurrent/cuCtxSetCurrent/"
+                                              "cuPointerGetAttribute "
+                                              "(cudaGetDriverEntryPointByVersion)");
+}
 
 /* ---- pinned host memory (engine/memory/staging.c) ---- */
 
@@ -35,11 +57,12 @@ int trestle__cuda_pin(int device, void *p, size_t bytes, const char **refused,
                                                                    cudaHostRegisterMapped));
     if (e == cudaSuccess)
         return TRESTLE_OK;
-    /* What a host that cannot pin ordinary pages answers (no IOMMU
-     * support for it, a sandbox, a kernel without the needed calls). */
-    if (e == cudaErrorNotSupported || e == cudaErrorNotPermitted || e == cudaErrorInvalidValue ||
-        e == cudaErrorHostMemoryAlreadyRegistered)
-        *refused = cudaGetErrorString(e);
+    /* Any refusal: a host that cannot pin ordinary pages at all (no IOMMU
+     * support for it, a sandbox, a kernel without the needed calls) has
+     * many ways to say so, and a locked-memory limit or a fragmented
+     * IOMMU space say it as "out of memory", where cudaHostAlloc's own
+     * pool may still have room. The caller tries that next. */
+    *refused = cudaGetErrorString(e);
     return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
                               "cannot pin %zu bytes of staging memory for CUDA device %d "
                               "(cudaHostRegister: %s); lower the staging size (--staging, "
@@ -56,11 +79,13 @@ void trestle__cuda_unpin(int device, void *p)
     (void)e;
 }
 
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
+int trestle__cuda_host_alloc(int device, size_t bytes, void **p, const char **why,
+                             trestle_error *err)
 {
     trestle__ctx_api api;
     cudaError_t e;
     *p = NULL;
+    *why = NULL;
     int rc = trestle__cuda_load_api(&api, device, err);
     if (rc != TRESTLE_OK)
         return rc;
@@ -68,6 +93,7 @@ int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *
                                                                  cudaHostAllocMapped));
     if (e == cudaSuccess)
         return TRESTLE_OK;
+    *why = cudaGetErrorString(e);
     return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, NULL, -1, (int64_t)bytes,
                               "cannot allocate %zu bytes of pinned staging memory for CUDA "
                               "device %d (cudaHostAlloc: %s); lower the staging size "
@@ -88,8 +114,13 @@ void trestle__cuda_host_free(int device, void *p)
 
 int trestle__cuda_device_count(char *why, size_t n)
 {
+    trestle__ctx_api api;
     int count = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
+    cudaError_t e = trestle__cuda_ctx_load(&api);
+    /* A device query, run so that it leaves the caller's context as it was
+     * whatever the runtime does inside (cuda_ctx.h). */
+    if (e == cudaSuccess)
+        TRESTLE__KEEPING_CONTEXT(&api, e, e = cudaGetDeviceCount(&count));
     if (e != cudaSuccess) {
         snprintf(why, n, "a usable CUDA device (cudaGetDeviceCount: %s)", cudaGetErrorString(e));
         return 0;
@@ -99,16 +130,15 @@ int trestle__cuda_device_count(char *why, size_t n)
     return count;
 }
 
+/* By the driver (cuPointerGetAttribute): cudaPointerGetAttributes would
+ * make the primary context of the thread's device current in a thread that
+ * had none. */
 int trestle__cuda_pointer_device(const void *p, int *device)
 {
-    struct cudaPointerAttributes a;
-    cudaError_t e = cudaPointerGetAttributes(&a, p);
-    if (e != cudaSuccess)
+    trestle__ctx_api api;
+    if (trestle__cuda_ctx_load(&api) != cudaSuccess)
         return -1;
-    if (a.type != cudaMemoryTypeDevice && a.type != cudaMemoryTypeManaged)
-        return -1;
-    *device = a.device;
-    return 0;
+    return trestle__cuda_pointer_ordinal(&api, p, device);
 }
 
 int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err)
@@ -199,10 +229,12 @@ void trestle__cuda_unpin(int device, void *p)
     (void)p;
 }
 
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err)
+int trestle__cuda_host_alloc(int device, size_t bytes, void **p, const char **why,
+                             trestle_error *err)
 {
     (void)bytes;
     *p = NULL;
+    *why = NULL;
     return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "pinned memory for CUDA device %d "
                                  "needs a CUDA build of trestle", device);
 }

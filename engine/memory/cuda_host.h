@@ -2,9 +2,10 @@
  * cuda_host.h - the CUDA calls the engine makes outside a restore's copier
  * (engine/memory/cuda_host.c): pinning staging memory, device arenas,
  * which devices there are and where a pointer lives, reading device
- * memory back. Each keeps the caller's current context (cuda_ctx.h). In a
- * build without CUDA they are stubs that say so (TRESTLE_E_NO_DEVICE), so
- * the planner and the staging pool call them unconditionally.
+ * memory back. Each keeps the caller's current context
+ * (engine/context/cuda_ctx.h). In a build without CUDA they are stubs that
+ * say so (TRESTLE_E_NO_DEVICE), so the planner and the staging pool call
+ * them unconditionally.
  */
 #ifndef TRESTLE_CUDA_HOST_H
 #define TRESTLE_CUDA_HOST_H
@@ -19,15 +20,20 @@
  * Pinned host memory for device copies (engine/memory/staging.c): page-lock
  * `bytes` at p for every device (cudaHostRegister, portable and mapped).
  * TRESTLE_E_NOMEM with *refused set to the runtime's reason (a static
- * string) when it refused to register ordinary pages (sandboxes, some
- * kernels), so that the caller can fall back to trestle__cuda_host_alloc();
- * *refused is NULL otherwise. TRESTLE_E_NO_DEVICE without CUDA.
+ * string) whenever the runtime refused (sandboxes and some kernels cannot
+ * register ordinary pages at all; the locked-memory limit or a full
+ * IOMMU refuse them with other codes), so that the caller can fall back to
+ * trestle__cuda_host_alloc(); *refused is NULL when the runtime itself
+ * could not be reached. TRESTLE_E_NO_DEVICE without CUDA.
  */
 int trestle__cuda_pin(int device, void *p, size_t bytes, const char **refused,
                       trestle_error *err);
 void trestle__cuda_unpin(int device, void *p);
-/* `bytes` of pinned, mapped memory from the CUDA runtime (cudaHostAlloc). */
-int trestle__cuda_host_alloc(int device, size_t bytes, void **p, trestle_error *err);
+/* `bytes` of pinned, mapped memory from the CUDA runtime (cudaHostAlloc).
+ * TRESTLE_E_NOMEM with *why set to the runtime's reason (a static string)
+ * when it refused; *why is NULL otherwise. */
+int trestle__cuda_host_alloc(int device, size_t bytes, void **p, const char **why,
+                             trestle_error *err);
 void trestle__cuda_host_free(int device, void *p);
 
 /* One device allocation of `bytes` on `device` as an arena that frees

@@ -40,7 +40,9 @@ typedef struct area {
 
 struct trestle__staging {
     area a[TRESTLE__STAGING_AREAS];
-    bool refused;   /* the host refused to register ordinary pages: use cudaHostAlloc */
+    trestle__kept *kept;  /* what copiers keep for the next restore, one per device */
+    const char *refused; /* why the host refused to register ordinary pages (the
+                            runtime's static string): use cudaHostAlloc; or NULL */
     char note[160];
 };
 
@@ -54,6 +56,15 @@ static int nomem(trestle_error *err, int area_id, unsigned count, size_t each)
     return trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, NULL, -1,
                               (int64_t)count * (int64_t)each, "cannot allocate %u %s of %zu bytes",
                               count, area_names[area_id], each);
+}
+
+/* A new staging object with nothing in it, or NULL. */
+static trestle__staging *staging_new(void)
+{
+    trestle__staging *s = calloc(1, sizeof *s);
+    for (int i = 0; s && i < TRESTLE__STAGING_AREAS; i++)
+        s->a[i].node = -1;
+    return s;
 }
 
 /* `bytes` (whole pages) of untouched memory, 2 MiB-aligned when that
@@ -114,14 +125,24 @@ static int pinned_alloc(trestle__staging *s, int area_id, unsigned count, size_t
                 *err = perr;
             return perr.code;
         }
-        s->refused = true;
+        /* Whatever the reason, the runtime's own pinned allocator may
+         * still succeed: try it before giving up (and for every later
+         * area of this plan, which would be refused alike). */
+        s->refused = refused;
         snprintf(s->note, sizeof s->note, "cudaHostRegister refused (%s): staging is "
                  "cudaHostAlloc memory", refused);
     }
     /* The driver places these pages itself, where first touched: not
      * bound. */
     void *p = NULL;
-    int rc = trestle__cuda_host_alloc(device, bytes, &p, err);
+    const char *why = NULL;
+    int rc = trestle__cuda_host_alloc(device, bytes, &p, &why, err);
+    if (rc != TRESTLE_OK && why)
+        return trestle__error_set(err, rc, 0, NULL, NULL, -1, (int64_t)bytes,
+                                  "cannot pin %zu bytes of staging memory for CUDA device %d "
+                                  "(cudaHostRegister: %s; cudaHostAlloc: %s); lower the "
+                                  "staging size (--staging, staging_bytes) or free host memory",
+                                  bytes, device, s->refused, why);
     if (rc != TRESTLE_OK)
         return rc;
     *a = (area){ p, bytes, HOW_HOSTALLOC, device, node, false };
@@ -137,12 +158,8 @@ int trestle__staging_get(trestle__staging **sp, int area_id, unsigned count, siz
     if (count == 0 || each > SIZE_MAX / count - PAGE)
         return nomem(err, area_id, count, each);
     bytes = (size_t)count * each;
-    if (!*sp) {
-        if (!(*sp = calloc(1, sizeof **sp)))
-            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        for (int i = 0; i < TRESTLE__STAGING_AREAS; i++)
-            (*sp)->a[i].node = -1;
-    }
+    if (!*sp && !(*sp = staging_new()))
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     trestle__staging *s = *sp;
     area *a = &s->a[area_id];
     bool pinned = a->how == HOW_REGISTERED || a->how == HOW_HOSTALLOC;
@@ -191,10 +208,43 @@ bool trestle__staging_bound(const trestle__staging *s, int node)
     return any;
 }
 
+trestle__kept *trestle__staging_take(trestle__staging *s, int device)
+{
+    for (trestle__kept **pp = s ? &s->kept : NULL; pp && *pp; pp = &(*pp)->next) {
+        trestle__kept *k = *pp;
+        if (k->device == device) {
+            *pp = k->next;
+            k->next = NULL;
+            return k;
+        }
+    }
+    return NULL;
+}
+
+void trestle__staging_keep(trestle__staging **sp, trestle__kept *k)
+{
+    if (!*sp && !(*sp = staging_new())) {
+        k->release(k);
+        return;
+    }
+    trestle__kept *old = trestle__staging_take(*sp, k->device);
+    if (old)
+        old->release(old);
+    k->next = (*sp)->kept;
+    (*sp)->kept = k;
+}
+
 void trestle__staging_free(trestle__staging *s)
 {
     if (!s)
         return;
+    /* First: a kept stream's copies read the areas (it is idle by now, and
+     * its release makes sure). */
+    while (s->kept) {
+        trestle__kept *k = s->kept;
+        s->kept = k->next;
+        k->release(k);
+    }
     for (int i = 0; i < TRESTLE__STAGING_AREAS; i++)
         area_free(&s->a[i]);
     free(s);

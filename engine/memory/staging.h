@@ -15,6 +15,12 @@
  * which O_DIRECT and io_uring registered buffers take like any memory;
  * where the host refuses to register ordinary pages (some sandboxes and
  * kernels), memory from cudaHostAlloc instead, said in the stats.
+ *
+ * The plan keeps more than memory from one restore to the next: a CUDA
+ * copier leaves its streams, events and device windows here (a kept
+ * object per device, trestle__staging_keep), since making them costs
+ * calls, and freeing a device window with cudaFree would synchronise the
+ * whole device, in every restore.
  */
 #ifndef TRESTLE_STAGING_H
 #define TRESTLE_STAGING_H
@@ -55,7 +61,28 @@ bool trestle__staging_bound(const trestle__staging *s, int node);
  * or why cudaHostAlloc memory is used instead. */
 const char *trestle__staging_note(const trestle__staging *s);
 
-/* Unpin and free everything; NULL is ignored. No restore may use it. */
+/* What a copier keeps in the plan for the next restore onto the same
+ * device (engine/restore/copy_cuda.c: streams, events, device windows),
+ * as the copier's own struct that starts with this one. It carries its
+ * own release, as an arena does (arena.h), so that trestle_plan_free()
+ * need not know what it holds. */
+typedef struct trestle__kept trestle__kept;
+struct trestle__kept {
+    void (*release)(trestle__kept *k); /* frees k and everything it holds */
+    int device;                        /* the CUDA device it belongs to */
+    trestle__kept *next;               /* the staging's list (its own) */
+};
+
+/* Take back what was kept for `device`: NULL when nothing (or s is NULL);
+ * it is no longer kept. */
+trestle__kept *trestle__staging_take(trestle__staging *s, int device);
+
+/* Keep k for the next restore (in *sp, made on first use). What was kept
+ * for the same device is released; when *sp cannot be made, k is. */
+void trestle__staging_keep(trestle__staging **sp, trestle__kept *k);
+
+/* Release everything kept, unpin and free everything; NULL is ignored.
+ * No restore may use it. */
 void trestle__staging_free(trestle__staging *s);
 
 #endif /* TRESTLE_STAGING_H */

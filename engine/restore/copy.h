@@ -13,8 +13,10 @@
  * Copies may complete asynchronously. A worker marks the end of each
  * staging buffer's copies (mark()) and retires the marks in order
  * (retire()): only then is the buffer reused and its ops reported ready.
- * fence() waits for everything the worker has queued (before a conversion
- * buffer is reused). The host copier copies synchronously: it has no
+ * wait_mark() waits for a later mark without retiring it (a conversion
+ * buffer filled under it is then free); fence() waits for everything the
+ * worker has queued. close() returns only when nothing queued still runs,
+ * also after a failure. The host copier copies synchronously: it has no
  * marks, and its fence does nothing.
  */
 #ifndef TRESTLE_COPY_H
@@ -29,6 +31,7 @@
 #include "trestle_kernels.h"
 
 typedef struct trestle__copier trestle__copier;
+struct trestle__staging; /* engine/memory/staging.h */
 
 typedef struct trestle__copier_ops {
     const char *name; /* "host", "cuda" */
@@ -60,8 +63,12 @@ typedef struct trestle__copier_ops {
     int (*mark)(trestle__copier *c, unsigned worker, trestle_error *err);
     /* Whether the worker's oldest unretired mark is complete: *done true
      * (and the mark retired) or false (only when `wait` is false). With
-     * `wait` the thread sleeps until it is, without spinning. */
+     * `wait` the thread sleeps until it is, without spinning. After a
+     * failure it still waits for the mark's copies, then reports it. */
     int (*retire)(trestle__copier *c, unsigned worker, bool wait, bool *done, trestle_error *err);
+    /* Optional (with mark()): wait until the worker's k-th oldest
+     * unretired mark (0: the oldest) is complete, without retiring it. */
+    int (*wait_mark)(trestle__copier *c, unsigned worker, unsigned k, trestle_error *err);
     /* Optional (NULL: the caller converts on the CPU): `count` elements at
      * src, stored as src_dtype in staging, converted to dst_dtype on the
      * device into dst (contiguous). For widening pairs, which halve the
@@ -72,6 +79,10 @@ typedef struct trestle__copier_ops {
     /* Optional (NULL: never waits): seconds the workers slept in retire()
      * and fence(), all of them together. Call once the workers are done. */
     double (*wait_seconds)(const trestle__copier *c);
+    /* Optional (NULL: copies take no device time): seconds during which
+     * some mark's copies ran on the device, timed by the device. Call once
+     * the workers are done, before close(). */
+    double (*device_seconds)(const trestle__copier *c);
     /* Optional: the worker's thread ran caller code (a ready callback)
      * that may have switched its CUDA device; make the worker's current. */
     void (*reenter)(trestle__copier *c, unsigned worker);
@@ -94,12 +105,15 @@ void trestle__copier_open_host(trestle__copier *c);
  * The CUDA copier (engine/restore/copy_cuda.c) for `device`, with one stream per
  * worker (`workers` slots). Every copy waits for the work queued so far on
  * `stream`, the caller's cudaStream_t, or on the legacy default stream
- * when `stream` is NULL. TRESTLE_E_NO_DEVICE without a usable device or
- * in a build without CUDA; TRESTLE_E_INVALID_ARG for a stream that is
- * capturing a graph; TRESTLE_E_CUDA, TRESTLE_E_NOMEM.
+ * when `stream` is NULL. Streams, events and device windows come from
+ * `keep_in` (the plan's staging, where close() leaves them for the next
+ * restore) when it holds some for `device`; NULL: made for this restore
+ * alone. TRESTLE_E_NO_DEVICE without a usable device or in a build without
+ * CUDA; TRESTLE_E_INVALID_ARG for a stream that is capturing a graph;
+ * TRESTLE_E_CUDA, TRESTLE_E_NOMEM.
  */
 int trestle__copier_open_cuda(trestle__copier *c, int device, unsigned workers, void *stream,
-                              trestle_error *err);
+                              struct trestle__staging **keep_in, trestle_error *err);
 
 /* Several CUDA copiers on the same workers (engine/restore/copy_multi.c): each
  * makes its device current in a worker's thread when current[worker]
@@ -115,7 +129,8 @@ void trestle__copier_cuda_share(trestle__copier *c, int *current);
  * trestle__copier_open_cuda(), naming the device.
  */
 int trestle__copier_open_multi(trestle__copier *c, const int *devices, size_t n,
-                               unsigned workers, void *stream, trestle_error *err);
+                               unsigned workers, void *stream, struct trestle__staging **keep_in,
+                               trestle_error *err);
 
 /* One destination of a multi-device copier: copies to [lo, lo + bytes) go
  * to to[k] + (dst - lo) on each device k in `mask`. */

@@ -145,19 +145,30 @@ static int multi_mark(trestle__copier *c, unsigned w, trestle_error *err)
     return lost_error(s, w, err);
 }
 
+/* Every device is asked, also after one failed: with `wait`, each still
+ * waits for its copies; the first failure is returned. */
 static int multi_retire(trestle__copier *c, unsigned w, bool wait, bool *done, trestle_error *err)
 {
     multi_state *s = c->state;
     multi_worker *mw = worker(s, w);
+    int rc = TRESTLE_OK;
     *done = false;
     for (size_t k = 0; k < s->n; k++) {
         bool d = false;
         if (mw->retired >> k & 1)
             continue;
-        RETURN_IF_FAILED(s->dev[k].ops->retire(&s->dev[k], w, wait, &d, err));
+        trestle_error e;
+        int r = s->dev[k].ops->retire(&s->dev[k], w, wait, &d, &e);
+        if (r != TRESTLE_OK && rc == TRESTLE_OK) {
+            rc = r;
+            if (err)
+                *err = e;
+        }
         if (d)
             mw->retired |= (uint64_t)1 << k;
     }
+    if (rc != TRESTLE_OK)
+        return rc;
     uint64_t all = s->n == MAX_DEVICES ? ~(uint64_t)0 : ((uint64_t)1 << s->n) - 1;
     if (mw->retired == all) {
         mw->retired = 0;
@@ -166,12 +177,35 @@ static int multi_retire(trestle__copier *c, unsigned w, bool wait, bool *done, t
     return lost_error(s, w, err);
 }
 
+/* The k-th oldest mark of the multi copier is each device's k-th, less
+ * one where that device has retired the oldest already. */
+static int multi_wait_mark(trestle__copier *c, unsigned w, unsigned k, trestle_error *err)
+{
+    multi_state *s = c->state;
+    multi_worker *mw = worker(s, w);
+    for (size_t d = 0; d < s->n; d++) {
+        unsigned behind = (unsigned)(mw->retired >> d & 1);
+        if (k >= behind)
+            RETURN_IF_FAILED(s->dev[d].ops->wait_mark(&s->dev[d], w, k - behind, err));
+    }
+    return lost_error(s, w, err);
+}
+
+/* Every device fences, also after one failed; the first failure is returned. */
 static int multi_fence(trestle__copier *c, unsigned w, trestle_error *err)
 {
     multi_state *s = c->state;
-    for (size_t k = 0; k < s->n; k++)
-        RETURN_IF_FAILED(s->dev[k].ops->fence(&s->dev[k], w, err));
-    return lost_error(s, w, err);
+    int rc = TRESTLE_OK;
+    for (size_t k = 0; k < s->n; k++) {
+        trestle_error e;
+        int r = s->dev[k].ops->fence(&s->dev[k], w, &e);
+        if (r != TRESTLE_OK && rc == TRESTLE_OK) {
+            rc = r;
+            if (err)
+                *err = e;
+        }
+    }
+    return rc != TRESTLE_OK ? rc : lost_error(s, w, err);
 }
 
 /* ---- the rest: every device, or the first ---- */
@@ -198,6 +232,20 @@ static double multi_wait_seconds(const trestle__copier *c)
     for (size_t k = 0; k < s->n; k++)
         sum += s->dev[k].ops->wait_seconds(&s->dev[k]);
     return sum;
+}
+
+/* Devices keep clocks of their own: their events cannot be compared, so
+ * the figure is the busiest device's (the devices copy side by side). */
+static double multi_device_seconds(const trestle__copier *c)
+{
+    const multi_state *s = c->state;
+    double most = 0;
+    for (size_t k = 0; k < s->n; k++) {
+        double t = s->dev[k].ops->device_seconds(&s->dev[k]);
+        if (t > most)
+            most = t;
+    }
+    return most;
 }
 
 /* The callback may have switched the thread's device: let the next copier
@@ -233,13 +281,16 @@ static const trestle__copier_ops multi_ops = {
     .fence = multi_fence,
     .mark = multi_mark,
     .retire = multi_retire,
+    .wait_mark = multi_wait_mark,
     .reenter = multi_reenter,
     .wait_seconds = multi_wait_seconds,
+    .device_seconds = multi_device_seconds,
     .close = multi_close,
 };
 
 int trestle__copier_open_multi(trestle__copier *c, const int *devices, size_t n,
-                               unsigned workers, void *stream, trestle_error *err)
+                               unsigned workers, void *stream, struct trestle__staging **keep_in,
+                               trestle_error *err)
 {
     if (n < 2 || n > MAX_DEVICES)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "a multi-device restore "
@@ -264,7 +315,8 @@ int trestle__copier_open_multi(trestle__copier *c, const int *devices, size_t n,
     for (unsigned i = 0; i < workers; i++)
         s->current[i] = -1;
     for (size_t k = 0; k < n; k++) {
-        int rc = trestle__copier_open_cuda(&s->dev[k], devices[k], workers, stream, err);
+        int rc = trestle__copier_open_cuda(&s->dev[k], devices[k], workers, stream, keep_in,
+                                           err);
         if (rc != TRESTLE_OK) {
             multi_close(c);
             return rc;

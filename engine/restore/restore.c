@@ -227,10 +227,8 @@ static void free_context(trestle__restore *x)
     free(x->wq);
     free(x->threads);
     free(x->args);
-    for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++) {
+    for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++)
         free(x->wstats[i].pend);
-        free(x->wstats[i].busy);
-    }
     free(x->wstats);
     if (x->sync_ready) {
         pthread_mutex_destroy(&x->wq_mu);
@@ -489,10 +487,11 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     trestle__copier_open_host(&x->host);
     if (multi)
         TR_FORWARD(trestle__copier_open_multi(&x->copier, x->opt.devices, x->opt.num_devices,
-                                              x->opt.threads + 1, x->opt.cuda_stream, err));
+                                              x->opt.threads + 1, x->opt.cuda_stream,
+                                              &x->plan->staging, err));
     else if (device >= 0)
         TR_FORWARD(trestle__copier_open_cuda(&x->copier, device, x->opt.threads + 1,
-                                             x->opt.cuda_stream, err));
+                                             x->opt.cuda_stream, &x->plan->staging, err));
     else
         trestle__copier_open_host(&x->copier);
     x->copier_open = true;

@@ -88,13 +88,9 @@ typedef struct trestle__ext_state {
 typedef struct trestle__pending {
     struct trestle__read *rq;  /* its buffer goes back to the pool when the mark retires */
     size_t first, end;         /* the extents [first, end) it holds parts of */
-    int64_t start_ns;          /* when its copies started */
+    uint64_t conv_end;         /* the worker's conv_head when it was marked: the conversion
+                                  space its copies read is free once the mark retires */
 } trestle__pending;
-
-/* An interval during which a worker's device copies were in flight. */
-typedef struct trestle__busy {
-    int64_t from_ns, to_ns;
-} trestle__busy;
 
 /* One worker's own state: busy time and byte counts, its pending ring;
  * padded so workers don't share lines. */
@@ -107,10 +103,11 @@ typedef struct trestle__worker_stats {
     uint64_t placed;           /* of copied: read straight into their destination (or mapped) */
     trestle__pending *pend;    /* copier.marks slots: pend[phead] is the oldest of plen */
     unsigned phead, plen;
-    bool conv_inflight;        /* device copies out of its conversion buffer not yet fenced */
-    trestle__busy *busy;       /* device copy intervals, merged while in order */
-    size_t nbusy, cap_busy;
-    char pad[16];
+    uint64_t conv_head;        /* bytes of its conversion ring handed out so far (a count that
+                                  only grows: position conv_head % ring is the next free byte) */
+    uint64_t conv_free;        /* ... of which the first conv_free are free again: the copies
+                                  out of them are done (engine/restore/restore_convert.c) */
+    char pad[24];
 } trestle__worker_stats;
 
 typedef struct trestle__restore trestle__restore;
@@ -258,8 +255,9 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
  * stops, then retire every pending read. */
 void *trestle__restore_worker(void *arg);
 
-/* Wall time during which some device copy was in flight: the union of
- * every worker's busy intervals. */
+/* Time during which some device copy was running, timed by the device
+ * (the copier's device_seconds: every mark's DMA interval, in union); 0
+ * for a host restore. Before the copier is closed. */
 double trestle__restore_device_copy_seconds(const trestle__restore *x);
 
 /* The copier that writes op's destination: the restore's (CUDA) copier for
@@ -272,7 +270,6 @@ trestle__copier *trestle__restore_copier_for(trestle__restore *x, const trestle_
  * pieces that want the same target dtype of the same span share them. */
 typedef struct trestle__conv_span {
     unsigned n;                /* conversions made */
-    uint64_t used;             /* bytes of the worker's buffer they take */
     int dtype[4];              /* target dtype of each */
     const uint8_t *at[4];      /* its converted elements */
 } trestle__conv_span;

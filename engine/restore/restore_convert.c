@@ -13,8 +13,15 @@
  * there. The buffers are one region of the plan's staging memory
  * (engine/memory/staging.c), taken only when some op converts, and pinned for a
  * device restore like the staging pool: device copies DMA out of them.
- * A worker's buffer is reused only once the device copies out of it are
- * done (fenced), since device copies complete after the worker moved on.
+ *
+ * Each worker's buffer is a ring: conversions take the next free bytes,
+ * and the bytes a read's conversions took are free again once that
+ * read's mark retires (its copies are done; restore_worker.c notes it),
+ * or, when the ring comes round to them first, once the worker has waited
+ * for that one mark (copy.h, wait_mark). So a narrowing conversion (float32
+ * restored as bfloat16, the common inference case) never waits for the
+ * worker's whole stream: the ring holds about four reads' conversions,
+ * and by the time it comes round, their marks are usually done.
  *
  * A copier that converts on the device (copy_widen: the CUDA copier, for
  * widening pairs into whole-tensor destinations) gets the stored elements
@@ -152,31 +159,69 @@ void trestle__restore_seam_store(trestle__restore *x, size_t e, const uint8_t *p
         seam_put(x, e, end, p, pos, tail > pos ? tail : pos, end);
 }
 
-/* Wait for the copies out of worker w's buffer before it is reused. */
+/* ---- the conversion ring ---- */
+
+/* Wait for everything worker w queued: its whole ring is free then. */
 static bool fence(trestle__restore *x, unsigned w)
 {
     trestle_error le;
-    x->wstats[w].conv_inflight = false;
-    if (x->copier.ops->fence(&x->copier, w, &le) == TRESTLE_OK)
+    if (x->copier.ops->fence(&x->copier, w, &le) != TRESTLE_OK) {
+        trestle__restore_fail(x, &le);
+        return false;
+    }
+    x->wstats[w].conv_free = x->wstats[w].conv_head;
+    return true;
+}
+
+/* Wait until the first `upto` bytes handed out of w's ring are free: for
+ * the marks of the pending reads that used them, oldest first, one at a
+ * time; for bytes this read took itself (no mark yet), everything. */
+static bool wait_free(trestle__restore *x, unsigned w, uint64_t upto)
+{
+    trestle__worker_stats *ws = &x->wstats[w];
+    trestle__copier *cp = &x->copier;
+    if (upto <= ws->conv_free)
         return true;
-    trestle__restore_fail(x, &le);
-    return false;
+    if (!cp->ops->mark) { /* copies are done when the call returns */
+        ws->conv_free = ws->conv_head;
+        return true;
+    }
+    for (unsigned k = 0; k < ws->plen && upto > ws->conv_free; k++) {
+        const trestle__pending *pd = &ws->pend[(ws->phead + k) % cp->marks];
+        if (pd->conv_end <= ws->conv_free)
+            continue;
+        trestle_error le;
+        if (cp->ops->wait_mark(cp, w, k, &le) != TRESTLE_OK) {
+            trestle__restore_fail(x, &le);
+            return false;
+        }
+        ws->conv_free = pd->conv_end;
+    }
+    return upto <= ws->conv_free || fence(x, w);
 }
 
-/* Worker w is about to write its buffer from the start: the device copies
- * of earlier spans out of it may still be reading it. */
-static bool reuse(trestle__restore *x, unsigned w)
+/* `need` free bytes of worker w's ring, or NULL with the failure recorded.
+ * A take that would run past the ring's end starts at its beginning. */
+static uint8_t *ring_take(trestle__restore *x, unsigned w, uint64_t need, const char *key)
 {
-    return !x->wstats[w].conv_inflight || fence(x, w);
-}
-
-/* A copy out of worker w's buffer was queued by cp. */
-static uint64_t copied_out(trestle__restore *x, unsigned w, const trestle__copier *cp,
-                           uint64_t bytes)
-{
-    if (bytes > 0 && !cp->host_dests)
-        x->wstats[w].conv_inflight = true;
-    return bytes;
+    trestle__worker_stats *ws = &x->wstats[w];
+    uint64_t size = x->conv_bytes, pos = ws->conv_head;
+    if (need > size) { /* a span longer than convert_open planned for */
+        trestle_error le;
+        trestle__error_set(&le, TRESTLE_E_LIMIT, 0, key, NULL, -1, (int64_t)need,
+                           "internal error: converting tensor '%s' needs %" PRIu64 " bytes at "
+                           "once, the conversion buffer holds %" PRIu64, key, need, size);
+        trestle__restore_fail(x, &le);
+        return NULL;
+    }
+    if (pos % size + need > size)
+        pos += size - pos % size;
+    /* Those bytes were last handed out at positions below pos + need - size. */
+    uint64_t reused = pos + need > size ? pos + need - size : 0;
+    if (!wait_free(x, w, reused < ws->conv_head ? reused : ws->conv_head))
+        return NULL;
+    ws->conv_head = pos + need;
+    return x->conv_region + (size_t)w * size + pos % size;
 }
 
 bool trestle__restore_convert_seams(trestle__restore *x, unsigned w, size_t e)
@@ -184,21 +229,23 @@ bool trestle__restore_convert_seams(trestle__restore *x, unsigned w, size_t e)
     const trestle_plan *plan = x->plan;
     const trestle__extent *ext = &plan->extents[e];
     const trestle__ext_state *st = &x->ext[e];
-    uint8_t *buf = x->conv_region + (size_t)w * x->conv_bytes;
     uint64_t es = st->convert_es, copied = 0, nb = st->parts - 1;
 
-    if (!reuse(x, w))
-        return false;
     for (size_t k = 0; k < ext->num_pieces; k++) {
         const trestle__piece *pc = &plan->pieces[ext->first_piece + k];
         const trestle__plan_op *op = &plan->ops[pc->op];
         if (!op->convert || op->dest_kind == TRESTLE_DEST_DISCARD)
             continue;
         trestle__copier *cp = trestle__restore_copier_for(x, op);
-        uint64_t des = op->dst_es, room = x->conv_bytes / des;
-        /* Slots are consecutive elements: convert them in buffer-sized runs. */
+        uint64_t des = op->dst_es, room = x->conv_bytes / 2 / des;
+        /* Slots are consecutive elements: convert them in runs of half the
+         * ring. The op is reported ready only once these copies are done,
+         * so each run is fenced: the one wait a seam costs. */
         for (uint64_t j0 = 0; j0 < nb; j0 += room) {
-            uint64_t cnt = nb - j0 < room ? nb - j0 : room;
+            uint64_t cnt = nb - j0 < room ? nb - j0 : room, run = 0;
+            uint8_t *buf = ring_take(x, w, cnt * des, op->key);
+            if (!buf)
+                return false;
             trestle__convert(buf, op->out_dtype, st->seam + j0 * es, op->dtype, cnt);
             for (uint64_t j = j0; j < j0 + cnt; j++) {
                 uint64_t at = boundary(x, e, j);
@@ -207,14 +254,16 @@ bool trestle__restore_convert_seams(trestle__restore *x, unsigned w, size_t e)
                 uint64_t lo = at / es * des;
                 const uint8_t *src = buf + (size_t)(j - j0) * des;
                 if (pc->region == TRESTLE__NO_REGION)
-                    copied += cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset + lo, src,
-                                            des);
+                    run += cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset + lo, src,
+                                         des);
                 else
-                    copied += cp->ops->copy_region(cp, w, op->dest, &plan->regions[pc->region],
-                                                   src, lo, des);
+                    run += cp->ops->copy_region(cp, w, op->dest, &plan->regions[pc->region], src,
+                                                lo, des);
             }
-            if (!fence(x, w))
+            /* No seam element in this run (boundaries on element edges): no wait. */
+            if (run > 0 && !fence(x, w))
                 return false;
+            copied += run;
         }
     }
     x->wstats[w].copied += copied;
@@ -224,41 +273,29 @@ bool trestle__restore_convert_seams(trestle__restore *x, unsigned w, size_t e)
 /* ---- spans ---- */
 
 /* `count` elements at src converted to op's target dtype in worker w's
- * buffer, made once per span and target; NULL when a fence failed. */
+ * ring, made once per span and target; NULL when a wait failed. */
 static const uint8_t *converted(trestle__restore *x, unsigned w, trestle__conv_span *span,
                                 const trestle__plan_op *op, const uint8_t *src, uint64_t count)
 {
     const unsigned slots = sizeof span->dtype / sizeof span->dtype[0];
-    uint8_t *buf = x->conv_region + (size_t)w * x->conv_bytes;
-    uint64_t need = (count * op->dst_es + CONV_ALIGN - 1) & ~(uint64_t)(CONV_ALIGN - 1);
+    /* Each conversion starts on a cache line; a small one (a tensor of a
+     * few elements) on 16 bytes, so that thousands of them in one read
+     * fill no more of the ring than their bytes. */
+    uint64_t bytes = count * op->dst_es, align = bytes < 1024 ? 16 : CONV_ALIGN;
+    uint64_t need = (bytes + align - 1) & ~(align - 1);
 
     for (unsigned i = 0; i < span->n; i++)
         if (span->dtype[i] == op->out_dtype)
             return span->at[i];
-    if (span->n == 0 && !reuse(x, w))
+    uint8_t *buf = ring_take(x, w, need, op->key);
+    if (!buf)
         return NULL;
-    if (span->n == slots || span->used + need > x->conv_bytes) {
-        /* Not with today's pairs (see the sizing in convert_open), but a
-         * full buffer is still correct: wait for its copies, start over. */
-        if (!fence(x, w))
-            return NULL;
-        span->n = 0;
-        span->used = 0;
+    trestle__convert(buf, op->out_dtype, src, op->dtype, count);
+    if (span->n < slots) {
+        span->dtype[span->n] = op->out_dtype;
+        span->at[span->n++] = buf;
     }
-    if (need > x->conv_bytes) { /* a span longer than convert_open planned for */
-        trestle_error le;
-        trestle__error_set(&le, TRESTLE_E_LIMIT, 0, op->key, NULL, -1, (int64_t)need,
-                           "internal error: converting %" PRIu64 " elements of tensor '%s' "
-                           "needs %" PRIu64 " bytes, the conversion buffer holds %zu", count,
-                           op->key, need, x->conv_bytes);
-        trestle__restore_fail(x, &le);
-        return NULL;
-    }
-    trestle__convert(buf + span->used, op->out_dtype, src, op->dtype, count);
-    span->dtype[span->n] = op->out_dtype;
-    span->at[span->n++] = buf + span->used;
-    span->used += need;
-    return buf + span->used - need;
+    return buf;
 }
 
 uint64_t trestle__restore_copy_converted(trestle__restore *x, unsigned w, trestle__copier *cp,
@@ -282,9 +319,8 @@ uint64_t trestle__restore_copy_converted(trestle__restore *x, unsigned w, trestl
     if (!conv)
         return 0;
     if (pc->region == TRESTLE__NO_REGION)
-        return copied_out(x, w, cp, cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset +
-                                                              a * des, conv, (b - a) * des));
-    return copied_out(x, w, cp, cp->ops->copy_region(cp, w, op->dest,
-                                                     &x->plan->regions[pc->region], conv,
-                                                     a * des, (b - a) * des));
+        return cp->ops->copy(cp, w, (uint8_t *)op->dest + pc->dst_offset + a * des, conv,
+                             (b - a) * des);
+    return cp->ops->copy_region(cp, w, op->dest, &x->plan->regions[pc->region], conv, a * des,
+                                (b - a) * des);
 }

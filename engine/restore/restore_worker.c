@@ -346,9 +346,13 @@ static void process_read(trestle__restore *x, unsigned w, const trestle__read *r
 }
 
 /* The read's copies are done: its parts land (an extent whose last part
- * this was is finished), and its buffer goes back to the pool. */
+ * this was is finished), and its buffer goes back to the pool, as does
+ * the conversion space its mark covers (engine/restore/restore_convert.c). */
 static void land_read(trestle__restore *x, unsigned w, const trestle__pending *pd)
 {
+    trestle__worker_stats *ws = &x->wstats[w];
+    if (pd->conv_end > ws->conv_free)
+        ws->conv_free = pd->conv_end;
     for (size_t e = pd->first; e < pd->end && !trestle__restore_stopping(x); e++) {
         uint64_t s, t;
         /* acq_rel: the last worker must see every other part's CRC slot and bytes. */
@@ -359,49 +363,39 @@ static void land_read(trestle__restore *x, unsigned w, const trestle__pending *p
     trestle__pool_release(&x->pool, pd->rq->buf_index);
 }
 
-/* Device copies of worker w were in flight over [from, to). */
-static void note_busy(trestle__worker_stats *ws, int64_t from, int64_t to)
-{
-    if (ws->nbusy > 0 && from <= ws->busy[ws->nbusy - 1].to_ns) {
-        if (to > ws->busy[ws->nbusy - 1].to_ns)
-            ws->busy[ws->nbusy - 1].to_ns = to;
-        return;
-    }
-    if (ws->nbusy == ws->cap_busy) {
-        size_t cap = ws->cap_busy ? 2 * ws->cap_busy : 64;
-        trestle__busy *b = realloc(ws->busy, cap * sizeof *b);
-        if (!b)
-            return; /* the figure only: it comes out a little low */
-        ws->busy = b;
-        ws->cap_busy = cap;
-    }
-    ws->busy[ws->nbusy++] = (trestle__busy){ from, to };
-}
+/* How retire() waits. */
+enum retire_wait {
+    RETIRE_DONE,   /* only marks already complete; the oldest too when the ring is full */
+    RETIRE_OLDEST, /* the oldest, waiting for it, then those already complete */
+    RETIRE_ALL     /* every one, waiting for each */
+};
 
-/* Retire worker w's pending reads in order while their copies are done:
- * all of them with `all`, waiting as needed; else those already done, and
- * with the ring full, the oldest, waiting for it. After a failure the
- * buffers only go back. */
-static void retire(trestle__restore *x, unsigned w, bool all)
+/* Retire worker w's pending reads in order while their copies are done,
+ * waiting as `how` says. After a failure or a cancellation the buffers
+ * still go back only once their copies are done: a DMA still in flight
+ * would read a buffer the next read (of this restore, or of a retry)
+ * fills, and write into destinations the caller may free as soon as the
+ * restore returns. */
+static void retire(trestle__restore *x, unsigned w, enum retire_wait how)
 {
     trestle__worker_stats *ws = &x->wstats[w];
     trestle__copier *cp = &x->copier;
+    bool waited = false;
     while (ws->plen > 0) {
         trestle__pending cur = ws->pend[ws->phead], *pd = &cur;
-        bool wait = all || ws->plen == cp->marks, done = false;
+        bool stopping = trestle__restore_stopping(x);
+        bool wait = stopping || how == RETIRE_ALL || (how == RETIRE_OLDEST && !waited) ||
+                    ws->plen == cp->marks;
+        bool done = false;
         trestle_error le;
-        if (trestle__restore_stopping(x)) {
-            done = true;
-        } else if (cp->ops->retire(cp, w, wait, &done, &le) != TRESTLE_OK) {
+        if (cp->ops->retire(cp, w, wait, &done, &le) != TRESTLE_OK && !stopping) {
             /* The mark covers this read's copies: name its first tensor. */
             le.length = (int64_t)pd->rq->length;
             trestle__restore_fail_at(x, pd->first, pd->rq->offset, &le);
-            done = true;
-        } else if (done) {
-            note_busy(ws, pd->start_ns, trestle__restore_now_ns(x));
         }
-        if (!done)
+        if (!done && !wait)
             return;
+        waited = true;
         ws->phead = (ws->phead + 1) % cp->marks;
         ws->plen--;
         land_read(x, w, pd);
@@ -414,23 +408,31 @@ static void handle_read(trestle__restore *x, unsigned w, trestle__read *rq)
 {
     trestle__worker_stats *ws = &x->wstats[w];
     trestle__copier *cp = &x->copier;
-    trestle__pending pd = { .rq = rq, .start_ns = trestle__restore_now_ns(x) };
+    trestle__pending pd = { .rq = rq };
     read_extents(x, rq, &pd.first, &pd.end);
     process_read(x, w, rq, pd.first, pd.end);
-    if (!cp->ops->mark || trestle__restore_stopping(x)) {
+    /* The conversions queued for this read are done when its mark is. */
+    pd.conv_end = ws->conv_head;
+    if (!cp->ops->mark) {
         land_read(x, w, &pd);
         return;
     }
+    /* Marked even when stopping: copies may have been queued, and the
+     * buffer goes back only once they are done (retire()). */
     trestle_error le;
     if (cp->ops->mark(cp, w, &le) != TRESTLE_OK) {
         le.length = (int64_t)rq->length;
         trestle__restore_fail_at(x, pd.first, rq->offset, &le);
+        /* No mark covers the copies queued before the failure: wait for
+         * them all before the buffer goes back to be read into. */
+        trestle_error fe;
+        cp->ops->fence(cp, w, &fe);
         land_read(x, w, &pd);
         return;
     }
     ws->pend[(ws->phead + ws->plen) % cp->marks] = pd;
     ws->plen++;
-    retire(x, w, false);
+    retire(x, w, RETIRE_DONE);
 }
 
 void *trestle__restore_worker(void *arg)
@@ -447,10 +449,11 @@ void *trestle__restore_worker(void *arg)
         pthread_mutex_lock(&x->wq_mu);
         while (x->wq_len == 0 && !x->wq_closed && !atomic_load(&x->stop)) {
             if (ws->plen > 0) {
-                /* Nothing to check: land what is in flight rather than sit
-                 * on buffers the producer needs. */
+                /* Nothing to check: land the oldest read in flight rather
+                 * than sit on buffers the producer needs, then look at the
+                 * queue again (its buffer may bring the next read). */
                 pthread_mutex_unlock(&x->wq_mu);
-                retire(x, a->index, true);
+                retire(x, a->index, RETIRE_OLDEST);
                 pthread_mutex_lock(&x->wq_mu);
                 continue;
             }
@@ -470,40 +473,15 @@ void *trestle__restore_worker(void *arg)
         else
             trestle__pool_release(&x->pool, rq->buf_index);
     }
-    retire(x, a->index, true);
+    retire(x, a->index, RETIRE_ALL);
     return NULL;
 }
 
 /* ---- figures ---- */
 
-static int busy_cmp(const void *a, const void *b)
-{
-    const trestle__busy *p = a, *q = b;
-    return p->from_ns < q->from_ns ? -1 : p->from_ns > q->from_ns;
-}
-
 double trestle__restore_device_copy_seconds(const trestle__restore *x)
 {
-    size_t n = 0, k = 0;
-    for (unsigned i = 0; x->wstats && i <= x->opt.threads; i++)
-        n += x->wstats[i].nbusy;
-    trestle__busy *all = n ? malloc(n * sizeof *all) : NULL;
-    if (!all)
+    if (!x->copier_open || !x->copier.ops->device_seconds)
         return 0;
-    for (unsigned i = 0; i <= x->opt.threads; i++)
-        for (size_t j = 0; j < x->wstats[i].nbusy; j++)
-            all[k++] = x->wstats[i].busy[j];
-    qsort(all, n, sizeof *all, busy_cmp);
-    int64_t total = 0, from = all[0].from_ns, to = all[0].to_ns;
-    for (size_t j = 1; j < n; j++) {
-        if (all[j].from_ns > to) {
-            total += to - from;
-            from = all[j].from_ns;
-        }
-        if (all[j].to_ns > to)
-            to = all[j].to_ns;
-    }
-    total += to - from;
-    free(all);
-    return (double)total * 1e-9;
+    return x->copier.ops->device_seconds(&x->copier);
 }

@@ -28,6 +28,14 @@
  *  - Device memory is a memfd mapped twice: a PROT_NONE view whose address
  *    is the "device pointer", and a read-write alias the mock copies
  *    through.
+ *  - cudaStreamDestroy does not wait, as on a GPU: a destroyed stream that
+ *    still holds work becomes a zombie whose work runs only at a
+ *    device-wide wait (cudaDeviceSynchronize, cudaFree) or, in "late"
+ *    mode, after whatever the next wait waited for; its copies still read
+ *    their pinned sources, which may not be unpinned meanwhile.
+ *  - Events carry timestamps: an event's stamp is taken when its stream
+ *    runs past it, so cudaEventElapsedTime measures the queued work
+ *    between two events, not when the host noticed.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -41,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cuda.h> /* CUcontext and CUresult for the driver entry points: types only */
@@ -53,11 +62,12 @@
 #define MAGIC_STREAM 0x5354524dU /* "STRM" */
 #define MAGIC_EVENT 0x4556544eU  /* "EVTN" */
 #define MAGIC_CTX 0x43545854U    /* "CTXT" */
+#define MAGIC_ZOMBIE 0x5a4f4d42U /* "ZOMB": a destroyed stream whose work has not run */
 /* Where the device view of mapped pinned memory lies: above any user
  * address of x86-64 or arm64, so it is never a host pointer by accident. */
 #define DEV_VIEW_OFFSET ((uintptr_t)1 << 48)
 
-typedef enum { OP_COPY, OP_MEMSET, OP_SCATTER, OP_CONVERT, OP_WAIT } op_kind;
+typedef enum { OP_COPY, OP_MEMSET, OP_SCATTER, OP_CONVERT, OP_WAIT, OP_STAMP, OP_FREE } op_kind;
 
 typedef struct mop {
     op_kind kind;
@@ -72,6 +82,8 @@ typedef struct mop {
     uint64_t count;
     struct CUstream_st *wait_s; /* WAIT: run wait_s up to wait_seq */
     uint64_t wait_seq;
+    struct CUevent_st *ev;      /* STAMP: the event whose timestamp this takes, */
+    uint64_t gen;               /* ... if it was not recorded again since */
     void *snapshot;             /* pinned source bytes at enqueue, checked when run */
     cudaError_t fail;           /* an armed asynchronous failure */
     const char *what;           /* the call that queued it, for messages */
@@ -86,7 +98,8 @@ struct CUstream_st {
     mop *q;                     /* ring of queued ops: q[done % cap] .. q[(enq - 1) % cap] */
     size_t cap;
     uint64_t enq, done;
-    struct CUstream_st *next;   /* all created streams */
+    bool zombie;                /* destroyed while it held work: runs at device-wide waits */
+    struct CUstream_st *next;   /* all created streams (zombies: the zombie list) */
 };
 
 struct CUevent_st {
@@ -96,6 +109,9 @@ struct CUevent_st {
     unsigned queries;           /* cudaEventQuery calls while incomplete */
     struct CUstream_st *s;      /* NULL: complete */
     uint64_t seq;
+    bool recorded;              /* recorded at least once */
+    uint64_t gen;               /* records so far: a stale STAMP op leaves ts alone */
+    int64_t ts_ns;              /* when its stream ran past it (CLOCK_MONOTONIC) */
     struct CUevent_st *next;
 };
 
@@ -129,18 +145,22 @@ static __thread cudaError_t last_error = cudaSuccess;
 static cudaError_t sticky[CUDAMOCK_MAX_DEVICES];
 static struct CUstream_st legacy[CUDAMOCK_MAX_DEVICES];
 static struct CUstream_st *streams;
+static struct CUstream_st *zombies;  /* destroyed with work still queued */
+static bool late;                    /* cudamock_set_late */
+static __thread uint64_t syncs_since_enqueue; /* this thread's waits since it last queued work */
 static struct CUevent_st *events;
 static dev_alloc *allocs;
 static size_t nallocs, cap_allocs;
 static host_range *hosts;
 static size_t nhosts, cap_hosts;
 static cudamock_stats stats;
+#define ARMED_MAX 4
 static struct {
     char fn[64];
     unsigned nth;
     cudaError_t err;
     bool async;
-} armed;
+} armed[ARMED_MAX];
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -153,6 +173,8 @@ static void die(const char *fmt, ...)
     va_end(ap);
     abort();
 }
+
+static void print_stats(void);
 
 static void lock(void)
 {
@@ -172,6 +194,9 @@ static void lock(void)
             legacy[d].legacy = true;
             primary[d].device = d;
         }
+        const char *st = getenv("TRESTLE_CUDAMOCK_STATS");
+        if (st && atoi(st) == 1)
+            atexit(print_stats);
     }
 }
 
@@ -219,13 +244,23 @@ static cudaError_t armed_for(const char *fn, bool *async)
 {
     if (async)
         *async = false;
-    if (armed.nth == 0 || strcmp(armed.fn, fn) != 0)
-        return cudaSuccess;
-    if (--armed.nth > 0)
-        return cudaSuccess;
-    if (async)
-        *async = armed.async;
-    return armed.err;
+    for (int k = 0; k < ARMED_MAX; k++) {
+        if (armed[k].nth == 0 || strcmp(armed[k].fn, fn) != 0)
+            continue;
+        if (--armed[k].nth > 0)
+            return cudaSuccess;
+        if (async)
+            *async = armed[k].async;
+        return armed[k].err;
+    }
+    return cudaSuccess;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 /* ---- memory lookup ---- */
@@ -338,11 +373,28 @@ static uint64_t scatter_runs(const mop *o, bool copy)
     return bytes;
 }
 
+static void free_alloc(size_t i);
+
 static void run_op(struct CUstream_st *s, mop *o)
 {
     if (o->kind == OP_WAIT) {
         if (o->wait_s)
             run_stream(o->wait_s, o->wait_seq);
+        return;
+    }
+    if (o->kind == OP_STAMP) {
+        if (o->ev && o->ev->gen == o->gen)
+            o->ev->ts_ns = now_ns();
+        return;
+    }
+    if (o->kind == OP_FREE) {
+        size_t i = 0;
+        while (i < nallocs && allocs[i].dev != o->dst)
+            i++;
+        if (i == nallocs)
+            die("cudaFreeAsync(%p) on stream %p: no such allocation when it ran", o->dst,
+                (void *)s);
+        free_alloc(i);
         return;
     }
     stats.ops_run[s->device]++;
@@ -376,6 +428,8 @@ static void run_op(struct CUstream_st *s, mop *o)
         break;
     }
     case OP_WAIT:
+    case OP_STAMP:
+    case OP_FREE:
         break;
     }
 }
@@ -393,6 +447,8 @@ static void run_stream(struct CUstream_st *s, uint64_t upto)
     }
 }
 
+static void reap_zombies(void);
+
 static void run_all(int device, bool blocking_only)
 {
     for (struct CUstream_st *s = streams; s; s = s->next)
@@ -402,6 +458,46 @@ static void run_all(int device, bool blocking_only)
     for (int d = 0; d < CUDAMOCK_MAX_DEVICES; d++)
         if (device < 0 || d == device)
             run_stream(&legacy[d], legacy[d].enq);
+    /* A device-wide wait waits for the work of destroyed streams too. */
+    for (struct CUstream_st *z = zombies; z; z = z->next)
+        if (device < 0 || z->device == device)
+            run_stream(z, z->enq);
+    reap_zombies();
+}
+
+/* Late mode (cudamock_set_late): after a wait, the work nobody waited for
+ * runs too, as a GPU may run it at any later moment: the work of streams
+ * the engine left behind lands after whatever the caller did meanwhile. */
+static void run_late(void)
+{
+    if (late)
+        run_all(-1, false);
+}
+
+/* The ops of every queue that refer to stream z or event ev (one of them
+ * NULL) stop referring to it: it is about to be freed. */
+static void forget(const struct CUstream_st *z, const struct CUevent_st *ev);
+
+/* Free the zombies whose work has all run. */
+static void reap_zombies(void)
+{
+    for (struct CUstream_st **pp = &zombies; *pp;) {
+        struct CUstream_st *z = *pp;
+        if (z->done < z->enq) {
+            pp = &z->next;
+            continue;
+        }
+        *pp = z->next;
+        forget(z, NULL);
+        free(z->q);
+        free(z);
+    }
+}
+
+static bool memory_op(const mop *o)
+{
+    return o->kind == OP_COPY || o->kind == OP_MEMSET || o->kind == OP_SCATTER ||
+           o->kind == OP_CONVERT;
 }
 
 static void push_raw(struct CUstream_st *s, const mop *o)
@@ -441,6 +537,12 @@ static void push(struct CUstream_st *s, const mop *o)
             push_raw(s, &w);
         }
     }
+    if (memory_op(o)) {
+        /* How long this thread waited before it queued work again. */
+        if (syncs_since_enqueue > stats.max_syncs_before_enqueue)
+            stats.max_syncs_before_enqueue = syncs_since_enqueue;
+        syncs_since_enqueue = 0;
+    }
     push_raw(s, o);
 }
 
@@ -450,8 +552,8 @@ static bool stream_uses(const struct CUstream_st *s, const void *p, size_t n)
     for (uint64_t i = s->done; i < s->enq; i++) {
         const mop *o = &s->q[i % s->cap];
         size_t dn = o->kind == OP_COPY || o->kind == OP_MEMSET ? o->n : 1;
-        if (o->kind != OP_WAIT && (overlaps(host_view(o->src, 1), o->n, p, n) ||
-                                   overlaps(o->dst, dn, p, n)))
+        if (memory_op(o) && (overlaps(host_view(o->src, 1), o->n, p, n) ||
+                             overlaps(o->dst, dn, p, n)))
             return true;
     }
     return false;
@@ -465,7 +567,44 @@ static bool queued_uses(const void *p, size_t n)
     for (int d = 0; d < CUDAMOCK_MAX_DEVICES; d++)
         if (stream_uses(&legacy[d], p, n))
             return true;
+    for (struct CUstream_st *z = zombies; z; z = z->next)
+        if (stream_uses(z, p, n))
+            return true;
     return false;
+}
+
+/* Unrun copies, memsets and kernels queued on s. */
+static uint64_t pending_on(const struct CUstream_st *s)
+{
+    uint64_t n = 0;
+    for (uint64_t i = s->done; i < s->enq; i++)
+        n += memory_op(&s->q[i % s->cap]);
+    return n;
+}
+
+static void forget_in(struct CUstream_st *s, const struct CUstream_st *z,
+                      const struct CUevent_st *ev)
+{
+    for (uint64_t i = s->done; i < s->enq; i++) {
+        mop *o = &s->q[i % s->cap];
+        if (z && o->kind == OP_WAIT && o->wait_s == z)
+            o->wait_s = NULL; /* z's work has all run: the wait is met */
+        if (ev && o->kind == OP_STAMP && o->ev == ev)
+            o->ev = NULL;
+    }
+}
+
+static void forget(const struct CUstream_st *z, const struct CUevent_st *ev)
+{
+    for (struct CUstream_st *s = streams; s; s = s->next)
+        forget_in(s, z, ev);
+    for (struct CUstream_st *s = zombies; s; s = s->next)
+        forget_in(s, z, ev);
+    for (int d = 0; d < CUDAMOCK_MAX_DEVICES; d++)
+        forget_in(&legacy[d], z, ev);
+    for (struct CUevent_st *e = events; z && e; e = e->next)
+        if (e->s == z)
+            e->s = NULL;
 }
 
 /* ---- devices ---- */
@@ -641,6 +780,7 @@ cudaError_t cudaMalloc(void **p, size_t size)
 {
     lock();
     int d = need_ctx();
+    stats.implicit_syncs++; /* a device allocation between two streams' work orders them */
     cudaError_t e = armed_for("cudaMalloc", NULL);
     if (e == cudaSuccess)
         e = sticky[d];
@@ -661,6 +801,14 @@ cudaError_t cudaMallocAsync(void **p, size_t size, cudaStream_t stream)
     return unlock_ret(e);
 }
 
+static void free_alloc(size_t i)
+{
+    munmap(allocs[i].dev, allocs[i].mapped);
+    munmap(allocs[i].alias, allocs[i].mapped);
+    stats.device_bytes_live -= allocs[i].size;
+    allocs[i] = allocs[--nallocs];
+}
+
 cudaError_t cudaFree(void *p)
 {
     if (!p)
@@ -671,12 +819,31 @@ cudaError_t cudaFree(void *p)
         i++;
     if (i == nallocs)
         return unlock_ret(cudaErrorInvalidValue);
-    /* cudaFree synchronises: queued work finishes first. */
+    /* cudaFree synchronises the whole device: queued work finishes first,
+     * the caller's unrelated kernels too. */
+    stats.implicit_syncs++;
     run_all(-1, false);
-    munmap(allocs[i].dev, allocs[i].mapped);
-    munmap(allocs[i].alias, allocs[i].mapped);
-    stats.device_bytes_live -= allocs[i].size;
-    allocs[i] = allocs[--nallocs];
+    free_alloc(i);
+    return unlock_ret(cudaSuccess);
+}
+
+/* Stream-ordered: the memory goes when the stream reaches the free. */
+cudaError_t cudaFreeAsync(void *p, cudaStream_t stream)
+{
+    if (!p)
+        return cudaSuccess;
+    lock();
+    struct CUstream_st *s = resolve(stream);
+    cudaError_t e = armed_for("cudaFreeAsync", NULL);
+    size_t i = 0;
+    while (e == cudaSuccess && i < nallocs && allocs[i].dev != p)
+        i++;
+    if (e == cudaSuccess && i == nallocs)
+        e = cudaErrorInvalidValue;
+    if (e != cudaSuccess)
+        return unlock_ret(e);
+    mop o = { .kind = OP_FREE, .dst = p, .what = "cudaFreeAsync" };
+    push(s, &o);
     return unlock_ret(cudaSuccess);
 }
 
@@ -720,6 +887,7 @@ cudaError_t cudaHostRegister(void *p, size_t size, unsigned int flags)
 {
     lock();
     need_ctx();
+    stats.implicit_syncs++; /* page-locking host memory orders the streams' work */
     cudaError_t e = armed_for("cudaHostRegister", NULL);
     if (e == cudaSuccess && (!p || size == 0))
         e = cudaErrorInvalidValue;
@@ -736,6 +904,7 @@ cudaError_t cudaHostUnregister(void *p)
 {
     lock();
     need_ctx();
+    stats.implicit_syncs++;
     cudaError_t e = host_remove(p, false);
     if (e == cudaSuccess)
         stats.host_registered_live--;
@@ -747,6 +916,7 @@ cudaError_t cudaHostAlloc(void **p, size_t size, unsigned int flags)
     (void)flags; /* unified addressing: every cudaHostAlloc block is mapped */
     lock();
     need_ctx();
+    stats.implicit_syncs++;
     cudaError_t e = armed_for("cudaHostAlloc", NULL);
     *p = NULL;
     if (e == cudaSuccess && !(*p = aligned_alloc(4096, (size + 4095) / 4096 * 4096 + 4096)))
@@ -768,6 +938,8 @@ cudaError_t cudaFreeHost(void *p)
     if (!p)
         return cudaSuccess;
     lock();
+    stats.implicit_syncs++; /* cudaFreeHost synchronises the device */
+    run_all(-1, false);
     cudaError_t e = host_remove(p, true);
     if (e == cudaSuccess)
         stats.host_allocs_live--;
@@ -777,6 +949,9 @@ cudaError_t cudaFreeHost(void *p)
 cudaError_t cudaPointerGetAttributes(struct cudaPointerAttributes *a, const void *p)
 {
     lock();
+    /* A runtime call, and the runtime makes a context current for it in a
+     * thread that has none (the driver's cuPointerGetAttribute does not). */
+    need_ctx();
     memset(a, 0, sizeof *a);
     dev_alloc *d = find_dev(p, 1);
     host_range *h = d ? NULL : find_host(p, 1);
@@ -817,6 +992,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t *out, unsigned int flags)
     s->next = streams;
     streams = s;
     stats.streams_live++;
+    stats.streams_created++;
     *out = s;
     return unlock_ret(cudaSuccess);
 }
@@ -832,20 +1008,26 @@ cudaError_t cudaStreamDestroy(cudaStream_t stream)
     struct CUstream_st *s = resolve(stream);
     if (s->legacy)
         return unlock_ret(cudaErrorInvalidResourceHandle);
-    /* Queued work still completes after a destroy. */
-    run_stream(s, s->enq);
     for (struct CUstream_st **pp = &streams; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
             break;
         }
-    for (struct CUevent_st *ev = events; ev; ev = ev->next)
-        if (ev->s == s)
-            ev->s = NULL;
+    stats.streams_live--;
+    if (s->done < s->enq) {
+        /* As on a GPU, the call does not wait: queued work still runs,
+         * later, and still reads and writes its memory. */
+        stats.ops_pending_at_destroy += pending_on(s);
+        s->magic = MAGIC_ZOMBIE;
+        s->zombie = true;
+        s->next = zombies;
+        zombies = s;
+        return unlock_ret(cudaSuccess);
+    }
+    forget(s, NULL);
     s->magic = 0;
     free(s->q);
     free(s);
-    stats.streams_live--;
     return unlock_ret(cudaSuccess);
 }
 
@@ -856,6 +1038,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
     cudaError_t e = armed_for("cudaStreamSynchronize", NULL);
     stats.stream_syncs++;
     run_stream(s, s->enq);
+    run_late();
     if (e == cudaSuccess)
         e = sticky[s->device];
     return unlock_ret(e);
@@ -877,6 +1060,7 @@ cudaError_t cudaEventCreateWithFlags(cudaEvent_t *out, unsigned int flags)
     ev->next = events;
     events = ev;
     stats.events_live++;
+    stats.events_created++;
     *out = ev;
     return unlock_ret(cudaSuccess);
 }
@@ -896,6 +1080,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t ev)
             *pp = ev->next;
             break;
         }
+    forget(NULL, ev); /* a record still queued stamps nothing now */
     ev->magic = 0;
     free(ev);
     stats.events_live--;
@@ -921,6 +1106,14 @@ cudaError_t cudaEventRecord(cudaEvent_t ev, cudaStream_t stream)
         mop w = { .kind = OP_WAIT, .what = "cudaEventRecord" };
         push(s, &w);
     }
+    ev->gen++;
+    ev->recorded = true;
+    if (s->done == s->enq) {
+        ev->ts_ns = now_ns(); /* nothing queued before it: complete now */
+    } else {
+        mop st = { .kind = OP_STAMP, .ev = ev, .gen = ev->gen, .what = "cudaEventRecord" };
+        push_raw(s, &st);
+    }
     ev->s = s;
     ev->seq = s->enq;
     ev->queries = 0;
@@ -936,17 +1129,49 @@ cudaError_t cudaEventSynchronize(cudaEvent_t ev)
         die("cudaEventSynchronize(%p): not a live event", (void *)ev);
     cudaError_t e = armed_for("cudaEventSynchronize", NULL);
     stats.event_syncs++;
+    syncs_since_enqueue++;
     if (!(ev->flags & cudaEventBlockingSync))
         stats.spinning_event_syncs++;
     if (ev->s)
         run_stream(ev->s, ev->seq);
+    run_late();
     if (e == cudaSuccess)
         e = sticky[ev->device];
+    unlock();
+    /* TRESTLE_CUDAMOCK_SYNC_DELAY_US: a wait that takes a while, as a DMA
+     * of a few MiB does, during which other threads go on. */
+    const char *d = getenv("TRESTLE_CUDAMOCK_SYNC_DELAY_US");
+    if (d && atol(d) > 0) {
+        struct timespec t = { atol(d) / 1000000, atol(d) % 1000000 * 1000 };
+        nanosleep(&t, NULL);
+    }
+    return ret(e);
+}
+
+/* The time between two completed events, each stamped when its stream ran
+ * past it; both must have been made with timing on. */
+cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t start, cudaEvent_t end)
+{
+    lock();
+    if (!start || start->magic != MAGIC_EVENT || !end || end->magic != MAGIC_EVENT)
+        die("cudaEventElapsedTime(%p, %p): not live events", (void *)start, (void *)end);
+    cudaError_t e = armed_for("cudaEventElapsedTime", NULL);
+    if (e == cudaSuccess && ((start->flags | end->flags) & cudaEventDisableTiming))
+        e = cudaErrorInvalidResourceHandle;
+    if (e == cudaSuccess && (!start->recorded || !end->recorded))
+        e = cudaErrorInvalidResourceHandle;
+    if (e == cudaSuccess && start->device != end->device)
+        e = cudaErrorInvalidResourceHandle;
+    if (e == cudaSuccess && ((start->s && start->s->done < start->seq) ||
+                             (end->s && end->s->done < end->seq)))
+        e = cudaErrorNotReady;
+    if (e == cudaSuccess)
+        *ms = (float)((double)(end->ts_ns - start->ts_ns) / 1e6);
     return unlock_ret(e);
 }
 
 /* Not ready until something ran the work, except that every third query
- * of an incomplete event finds it done: the copies finished while the host
+ * (TRESTLE_CUDAMOCK_QUERY_DONE) of an incomplete event finds it done: the copies finished while the host
  * did other work. Both answers get exercised, and so does a wait after
  * "not ready" (the engine polls, then waits on a later, second query). */
 cudaError_t cudaEventQuery(cudaEvent_t ev)
@@ -959,7 +1184,11 @@ cudaError_t cudaEventQuery(cudaEvent_t ev)
     if (e != cudaSuccess)
         return unlock_ret(e);
     if (ev->s && ev->s->done < ev->seq) {
-        if (++ev->queries % 3 != 0)
+        /* TRESTLE_CUDAMOCK_QUERY_DONE=N: every N-th query finds it done
+         * (default 3; 0: only a wait completes an event). */
+        const char *every = getenv("TRESTLE_CUDAMOCK_QUERY_DONE");
+        unsigned n = every ? (unsigned)atoi(every) : 3;
+        if (n == 0 || ++ev->queries % n != 0)
             return unlock_ret(cudaErrorNotReady);
         run_stream(ev->s, ev->seq);
     }
@@ -1090,6 +1319,7 @@ cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, enum cudaMemcpyKind
     dev_alloc *d = find_dev(kind == cudaMemcpyDeviceToHost ? src : dst, n);
     struct CUstream_st *s = &legacy[d ? d->device : need_ctx()];
     cudaError_t e = enqueue_copy("cudaMemcpy", s, dst, src, n, kind);
+    run_late();
     if (e == cudaSuccess)
         e = sticky[s->device];
     return unlock_ret(e);
@@ -1232,6 +1462,34 @@ static CUresult CUDAAPI mock_ctx_set_current(CUcontext c)
     return CUDA_SUCCESS;
 }
 
+/* The driver's view of a pointer: no context needed, none made. */
+static CUresult CUDAAPI mock_pointer_get_attribute(void *data, CUpointer_attribute attr,
+                                                   CUdeviceptr ptr)
+{
+    lock();
+    const void *p = (const void *)(uintptr_t)ptr;
+    dev_alloc *d = find_dev(p, 1);
+    host_range *h = d ? NULL : find_host(p, 1);
+    CUresult r = d || h ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+    if (r == CUDA_SUCCESS) {
+        switch (attr) {
+        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+            *(unsigned int *)data = d ? CU_MEMORYTYPE_DEVICE : CU_MEMORYTYPE_HOST;
+            break;
+        case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL:
+            *(int *)data = d ? d->device : cur_dev();
+            break;
+        case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+            *(unsigned int *)data = 0;
+            break;
+        default:
+            r = CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    unlock();
+    return r;
+}
+
 cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsigned int version,
                                              unsigned long long flags,
                                              enum cudaDriverEntryPointQueryResult *status)
@@ -1246,6 +1504,8 @@ cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsi
         *fn = (void *)mock_ctx_get_current;
     else if (e == cudaSuccess && strcmp(symbol, "cuCtxSetCurrent") == 0)
         *fn = (void *)mock_ctx_set_current;
+    else if (e == cudaSuccess && strcmp(symbol, "cuPointerGetAttribute") == 0)
+        *fn = (void *)mock_pointer_get_attribute;
     if (status)
         *status = *fn ? cudaDriverEntryPointSuccess : cudaDriverEntryPointSymbolNotFound;
     return ret(e);
@@ -1321,23 +1581,73 @@ void cudamock_get_stats(cudamock_stats *out)
     unlock();
 }
 
+static void arm(int k, const char *fn, unsigned nth, int err, int async)
+{
+    snprintf(armed[k].fn, sizeof armed[k].fn, "%s", fn);
+    armed[k].nth = nth;
+    armed[k].err = (cudaError_t)err;
+    armed[k].async = async != 0;
+}
+
 void cudamock_fail(const char *fn, unsigned nth, int err, int async)
 {
     lock();
-    snprintf(armed.fn, sizeof armed.fn, "%s", fn);
-    armed.nth = nth;
-    armed.err = (cudaError_t)err;
-    armed.async = async != 0;
+    memset(armed, 0, sizeof armed);
+    arm(0, fn, nth, err, async);
+    unlock();
+}
+
+void cudamock_fail_more(const char *fn, unsigned nth, int err, int async)
+{
+    lock();
+    int k = 0;
+    while (k < ARMED_MAX && armed[k].nth != 0)
+        k++;
+    if (k == ARMED_MAX)
+        die("cudamock_fail_more: %d failures are armed already", ARMED_MAX);
+    arm(k, fn, nth, err, async);
     unlock();
 }
 
 void cudamock_reset(void)
 {
     lock();
-    armed.nth = 0;
+    memset(armed, 0, sizeof armed);
     memset(sticky, 0, sizeof sticky);
     unlock();
     last_error = cudaSuccess;
+}
+
+void cudamock_set_late(int on)
+{
+    lock();
+    late = on != 0;
+    unlock();
+}
+
+uint64_t cudamock_pending_ops(void)
+{
+    lock();
+    uint64_t n = 0;
+    for (struct CUstream_st *s = streams; s; s = s->next)
+        n += pending_on(s);
+    for (struct CUstream_st *z = zombies; z; z = z->next)
+        n += pending_on(z);
+    unlock();
+    return n;
+}
+
+/* TRESTLE_CUDAMOCK_STATS=1: the counters a test of another process (the
+ * CLI) reads, on stderr at exit. */
+static void print_stats(void)
+{
+    cudamock_stats st;
+    cudamock_get_stats(&st);
+    fprintf(stderr, "cudamock: streams_created %" PRIu64 ", events_created %" PRIu64
+            ", host_registers %" PRIu64 ", implicit_syncs %" PRIu64 ", mallocs %" PRIu64
+            ", ops_pending_at_destroy %" PRIu64 ", event_syncs %" PRIu64 "\n",
+            st.streams_created, st.events_created, st.host_registers, st.implicit_syncs,
+            st.mallocs, st.ops_pending_at_destroy, st.event_syncs);
 }
 
 /* ---- PCI identity ---- */

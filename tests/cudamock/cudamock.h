@@ -30,6 +30,14 @@
  *  - Every call can be made to fail (cudamock_fail), synchronously or, for
  *    queued work, when it runs (the device's sticky error, as a GPU fault
  *    leaves it).
+ *  - cudaStreamDestroy does not wait for the stream's work, as on a GPU: the
+ *    work stays queued (counted in ops_pending_at_destroy) and runs at the
+ *    next device-wide wait or, in late mode (cudamock_set_late), after any
+ *    wait, where it lands after whatever the caller did since.
+ *  - The calls that order every stream's work (device allocations and
+ *    frees, page-locking) are counted as implicit synchronisations.
+ *  - Events are stamped when their stream runs past them, so
+ *    cudaEventElapsedTime measures the work between two events.
  *
  * State is process-wide (a test double, not library code): Criterion runs
  * each test in its own process. TRESTLE_CUDAMOCK_DEVICES (default 2, at
@@ -37,6 +45,12 @@
  * TRESTLE_CUDAMOCK_DEVICE_BYTES ("B0,B1,...", read at each cudaMalloc;
  * default, or 0, unbounded) how much memory each: an allocation past it
  * fails with cudaErrorMemoryAllocation, as on a full GPU.
+ * TRESTLE_CUDAMOCK_SYNC_DELAY_US=N makes every cudaEventSynchronize take N
+ * microseconds more, out of the lock (a DMA that takes a while);
+ * TRESTLE_CUDAMOCK_QUERY_DONE=N makes every N-th cudaEventQuery of an
+ * incomplete event find it done (default 3; 0: never, only waits);
+ * TRESTLE_CUDAMOCK_STATS=1 prints some counters on stderr at exit, for
+ * tests of other processes ("cudamock: streams_created N, ...").
  */
 #ifndef TRESTLE_CUDAMOCK_H
 #define TRESTLE_CUDAMOCK_H
@@ -72,6 +86,15 @@ typedef struct cudamock_stats {
     uint64_t events_live;
     uint64_t host_registered_live; /* cudaHostRegister'ed ranges not unregistered */
     uint64_t ops_run[CUDAMOCK_MAX_DEVICES]; /* queued copies/kernels run, per device */
+    uint64_t streams_created;      /* cudaStreamCreate* calls that made a stream */
+    uint64_t events_created;       /* cudaEventCreate* calls that made an event */
+    uint64_t implicit_syncs;       /* calls that synchronise the device or order every stream's
+                                      work: cudaMalloc, cudaFree, cudaHostRegister,
+                                      cudaHostUnregister, cudaHostAlloc, cudaFreeHost */
+    uint64_t ops_pending_at_destroy; /* copies/kernels still queued when their stream was
+                                        destroyed (they run later: see the zombies above) */
+    uint64_t max_syncs_before_enqueue; /* the most cudaEventSynchronize calls one thread made
+                                          between queueing work and queueing work again */
 } cudamock_stats;
 
 /* A snapshot of the counters. */
@@ -88,8 +111,21 @@ void cudamock_get_stats(cudamock_stats *s);
  */
 void cudamock_fail(const char *fn, unsigned nth, int err, int async);
 
+/* Arm one more failure beside those armed (at most four in all). */
+void cudamock_fail_more(const char *fn, unsigned nth, int err, int async);
+
 /* Disarm failures and clear sticky errors. */
 void cudamock_reset(void);
+
+/* Late mode: every wait (stream, event, device, cudaMemcpy) also runs the
+ * work of every other stream after the work it waited for, as a GPU may
+ * run it at any later moment. Work a restore leaves queued when it returns
+ * then lands after the caller's own. */
+void cudamock_set_late(int on);
+
+/* Copies, memsets and kernels queued and not run on every stream but the
+ * legacy ones, destroyed streams included. */
+uint64_t cudamock_pending_ops(void);
 
 /* Mark `stream` (a cudaStream_t) as capturing a CUDA graph, or not. */
 void cudamock_set_capturing(void *stream, int on);

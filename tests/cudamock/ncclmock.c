@@ -28,8 +28,16 @@
  *                     only way to its bytes; they are the mock's, exported
  *                     by the process that loads this library (libtrestle.so,
  *                     or trestle-mpi in a mock build).
- *   ncclCommDestroy,  unmap; ncclCommAbort also tells the other ranks.
- *   ncclCommAbort
+ *   ncclCommInitRankConfig  the same; with config->blocking = 0 it
+ *                     returns ncclInProgress at once and the init goes on
+ *                     in a thread of its own, polled with
+ *                     ncclCommGetAsyncError and cancelled by ncclCommAbort.
+ *   ncclCommFinalize, a collective, as NCCL documents it: each waits until
+ *   ncclCommDestroy   every rank of the comm has finalized or destroyed its
+ *                     own (ranks that aborted do not count), then unmaps.
+ *                     A real NCCL waits forever; the mock waits out its
+ *                     bound and says so ("would hang").
+ *   ncclCommAbort     unmaps at once, waiting for no one; tells the others.
  *
  * Stricter than NCCL where NCCL would hang or corrupt quietly: a buffer
  * that is not device memory of the comm's device (the device current at
@@ -48,6 +56,9 @@
  *   TRESTLE_NCCLMOCK_TIMEOUT_MS=N      bound of every wait
  *   TRESTLE_NCCLMOCK_FAIL_INIT=R       ncclCommInitRank fails on rank R (after
  *                                      the others have met it: they succeed)
+ *   TRESTLE_NCCLMOCK_STALL_INIT=R      rank R's init never arrives (until
+ *                                      aborted, or the bound): the others wait
+ *                                      for it, as on a network that never connects
  *   TRESTLE_NCCLMOCK_FAIL_BROADCAST=R[:K]  the K-th (default first)
  *                                      ncclBroadcast of rank R fails with
  *                                      ncclUnhandledCudaError
@@ -94,6 +105,21 @@ typedef int ncclDataType_t; /* ncclInt8 = 0 ... ncclFloat8e5m2 = 11 */
 
 API ncclResult_t ncclGetUniqueId(ncclUniqueId *id);
 API ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank);
+/* ncclConfig_t: the 2.14 layout, which every later release begins with. */
+typedef struct ncclConfig_v21400 {
+    size_t size;
+    unsigned int magic;
+    unsigned int version;
+    int blocking;
+    int cgaClusterSize;
+    int minCTAs;
+    int maxCTAs;
+    const char *netName;
+} ncclConfig_t;
+API ncclResult_t ncclCommInitRankConfig(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank,
+                                        ncclConfig_t *config);
+API ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t *state);
+API ncclResult_t ncclCommFinalize(ncclComm_t comm);
 API ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclDataType_t type,
                                int root, ncclComm_t comm, cudaStream_t stream);
 API ncclResult_t ncclCommDestroy(ncclComm_t comm);
@@ -128,6 +154,7 @@ typedef struct seg_hdr {
     _Atomic int bar_count;      /* ranks in the barrier now */
     _Atomic unsigned bar_gen;   /* barriers passed */
     _Atomic int seen[MAX_RANKS];
+    _Atomic int departed;       /* ranks that have finalized or destroyed their comm */
     char bus[MAX_RANKS][16];    /* each rank's device (PCI bus id), before it arrives */
     op_desc desc[MAX_RANKS];    /* each rank's current broadcast */
 } seg_hdr;
@@ -139,6 +166,12 @@ struct ncclComm {
     size_t seg_bytes;
     int rank, nranks, device;
     uint64_t broadcasts, sent, received;
+    _Atomic int state;          /* ncclSuccess, ncclInProgress (a non-blocking init), or why not */
+    _Atomic int cancel;         /* ncclCommAbort of an init in progress */
+    pthread_t thread;           /* the non-blocking init */
+    bool has_thread, finalized;
+    ncclUniqueId id;            /* for the non-blocking init */
+    char bus[16];
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -300,21 +333,22 @@ API ncclResult_t ncclGetUniqueId(ncclUniqueId *id)
     return ncclSuccess;
 }
 
-API ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int rank)
+/* Join the comm's segment: c's rank, nranks, device, bus and id are set;
+ * on success c->seg is mapped. Waits for every rank (bounded; an abort of
+ * c, c->cancel, ends the wait too). */
+static ncclResult_t init_core(struct ncclComm *c)
 {
     id_body b;
-    memcpy(&b, id.internal, sizeof b);
-    if (!out || nranks < 1 || nranks > MAX_RANKS || rank < 0 || rank >= nranks ||
-        memcmp(b.magic, ID_MAGIC, sizeof b.magic) || !memchr(b.name, 0, sizeof b.name)) {
-        warn("ncclCommInitRank: invalid comm, nranks %d, rank %d or id", nranks, rank);
-        return ncclInvalidArgument;
+    int rank = c->rank, nranks = c->nranks;
+    memcpy(&b, c->id.internal, sizeof b);
+    double end = deadline();
+    if (env_long("TRESTLE_NCCLMOCK_STALL_INIT", -1) == rank) {
+        /* This rank never arrives: the others wait for it. */
+        warn("rank %d: init stalls (TRESTLE_NCCLMOCK_STALL_INIT)", rank);
+        for (unsigned spins = 0; !atomic_load(&c->cancel) && now_s() < end;)
+            backoff(&spins);
+        return ncclSystemError;
     }
-    *out = NULL;
-    int device;
-    char bus[16];
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetPCIBusId(bus, (int)sizeof bus, device) != cudaSuccess)
-        return ncclUnhandledCudaError;
     int fd = shm_open(b.name, O_RDWR, 0);
     if (fd < 0) {
         /* Used already by nranks ranks, or given up on after a timeout. */
@@ -342,28 +376,27 @@ API ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, 
         munmap(s, bytes);
         return r;
     }
-    memcpy(s->bus[rank], bus, sizeof bus);
+    memcpy(s->bus[rank], c->bus, sizeof c->bus);
     if (atomic_fetch_add(&s->arrived, 1) == nranks - 1)
         shm_unlink(b.name); /* every rank has it mapped */
-    double end = deadline();
     for (unsigned spins = 0; atomic_load(&s->arrived) < nranks;) {
-        int ab = atomic_load(&s->aborted);
-        if (ab || now_s() > end) {
-            warn("rank %d: %s waiting for %d ranks", rank, ab ? "a rank failed" : "timed out",
-                 nranks);
+        int ab = atomic_load(&s->aborted), cancel = atomic_load(&c->cancel);
+        if (ab || cancel || now_s() > end) {
+            warn("rank %d: %s waiting for %d ranks", rank,
+                 cancel ? "aborted" : ab ? "a rank failed" : "timed out", nranks);
             abort_seg(s, rank);
             shm_unlink(b.name); /* no one will come for it now */
             munmap(s, bytes);
-            return ab ? ncclRemoteError : ncclSystemError;
+            return ab || cancel ? ncclRemoteError : ncclSystemError;
         }
         backoff(&spins);
     }
     /* As NCCL: one GPU per rank. Every rank sees the same table, so all
      * fail alike, and none needs to tell the others. */
     for (int k = 0; k < nranks; k++)
-        if (k != rank && !strcmp(s->bus[k], bus)) {
+        if (k != rank && !strcmp(s->bus[k], c->bus)) {
             warn("Duplicate GPU detected : rank %d and rank %d both on CUDA device %s", rank, k,
-                 bus);
+                 c->bus);
             munmap(s, bytes);
             return ncclInvalidUsage;
         }
@@ -374,20 +407,95 @@ API ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, 
         munmap(s, bytes);
         return ncclSystemError;
     }
-    struct ncclComm *c = calloc(1, sizeof *c);
-    if (!c) {
-        abort_seg(s, rank);
-        munmap(s, bytes);
-        return ncclSystemError;
-    }
-    *c = (struct ncclComm){ .seg = s, .seg_bytes = bytes, .rank = rank, .nranks = nranks,
-                            .device = device };
+    c->seg = s;
+    c->seg_bytes = bytes;
+    return ncclSuccess;
+}
+
+static void registry_add(struct ncclComm *c)
+{
     pthread_mutex_lock(&reg_lock);
     c->next = live;
     live = c;
     pthread_mutex_unlock(&reg_lock);
+}
+
+static void *init_thread(void *arg)
+{
+    struct ncclComm *c = arg;
+    atomic_store(&c->state, init_core(c));
+    return NULL;
+}
+
+/* A comm for rank of nranks on the calling thread's device, or an error. */
+static ncclResult_t comm_new(struct ncclComm **out, int nranks, ncclUniqueId id, int rank)
+{
+    id_body b;
+    memcpy(&b, id.internal, sizeof b);
+    *out = NULL;
+    if (nranks < 1 || nranks > MAX_RANKS || rank < 0 || rank >= nranks ||
+        memcmp(b.magic, ID_MAGIC, sizeof b.magic) || !memchr(b.name, 0, sizeof b.name)) {
+        warn("ncclCommInitRank: invalid comm, nranks %d, rank %d or id", nranks, rank);
+        return ncclInvalidArgument;
+    }
+    struct ncclComm *c = calloc(1, sizeof *c);
+    if (!c)
+        return ncclSystemError;
+    c->rank = rank;
+    c->nranks = nranks;
+    c->id = id;
+    /* The comm's device is the one current when it is made, as in NCCL. */
+    if (cudaGetDevice(&c->device) != cudaSuccess ||
+        cudaDeviceGetPCIBusId(c->bus, (int)sizeof c->bus, c->device) != cudaSuccess) {
+        free(c);
+        return ncclUnhandledCudaError;
+    }
     *out = c;
     return ncclSuccess;
+}
+
+/* Blocking: returns when every rank has arrived (or the bound has passed). */
+API ncclResult_t ncclCommInitRank(ncclComm_t *out, int nranks, ncclUniqueId id, int rank)
+{
+    struct ncclComm *c;
+    if (!out)
+        return ncclInvalidArgument;
+    *out = NULL;
+    ncclResult_t r = comm_new(&c, nranks, id, rank);
+    if (r == ncclSuccess && (r = init_core(c)) != ncclSuccess)
+        free(c);
+    if (r != ncclSuccess)
+        return r;
+    atomic_store(&c->state, ncclSuccess);
+    registry_add(c);
+    *out = c;
+    return ncclSuccess;
+}
+
+API ncclResult_t ncclCommInitRankConfig(ncclComm_t *out, int nranks, ncclUniqueId id, int rank,
+                                        ncclConfig_t *config)
+{
+    if (!out || (config && (config->magic != 0xcafebeef || config->size < sizeof *config))) {
+        warn("ncclCommInitRankConfig: no comm pointer, or a config not made by "
+             "NCCL_CONFIG_INITIALIZER");
+        return ncclInvalidArgument;
+    }
+    if (!config || config->blocking != 0)
+        return ncclCommInitRank(out, nranks, id, rank);
+    struct ncclComm *c;
+    *out = NULL;
+    ncclResult_t r = comm_new(&c, nranks, id, rank);
+    if (r != ncclSuccess)
+        return r;
+    atomic_store(&c->state, ncclInProgress);
+    if (pthread_create(&c->thread, NULL, init_thread, c) != 0) {
+        free(c);
+        return ncclSystemError;
+    }
+    c->has_thread = true;
+    registry_add(c);
+    *out = c;
+    return ncclInProgress;
 }
 
 /* Whether p is device memory of `device` (NULL is not). */
@@ -425,6 +533,10 @@ API ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclD
     if (!c || !is_live(c)) {
         warn("ncclBroadcast: comm %p is not a live communicator (destroyed?)", (void *)c);
         return ncclInvalidArgument;
+    }
+    if (atomic_load(&c->state) != ncclSuccess) {
+        warn("ncclBroadcast: comm %p is not ready (%d)", (void *)c, atomic_load(&c->state));
+        return ncclInvalidUsage;
     }
     seg_hdr *s = c->seg;
     if (atomic_load(&s->aborted))
@@ -501,6 +613,48 @@ API ncclResult_t ncclBroadcast(const void *send, void *recv, size_t count, ncclD
     return ncclSuccess;
 }
 
+API ncclResult_t ncclCommGetAsyncError(ncclComm_t c, ncclResult_t *state)
+{
+    if (!c || !state || !is_live(c))
+        return ncclInvalidArgument;
+    *state = (ncclResult_t)atomic_load(&c->state);
+    if (*state == ncclSuccess && atomic_load(&c->seg->aborted))
+        *state = ncclRemoteError;
+    return ncclSuccess;
+}
+
+/* A collective: wait until every rank of c has finalized or destroyed its
+ * comm. Aborted ranks never come: a real NCCL waits for them forever. */
+static ncclResult_t depart(struct ncclComm *c, const char *what)
+{
+    if (c->finalized)
+        return ncclSuccess;
+    c->finalized = true;
+    seg_hdr *s = c->seg;
+    atomic_fetch_add(&s->departed, 1);
+    double end = deadline();
+    for (unsigned spins = 0; atomic_load(&s->departed) < c->nranks;) {
+        if (now_s() > end) {
+            /* Always said, NCCL_DEBUG or not: a test's reason to fail. */
+            fprintf(stderr, "ncclmock %d: rank %d: %s waited %ld ms for the other ranks of its "
+                    "comm, which never came (a real NCCL would hang here)\n", (int)getpid(),
+                    c->rank, what, env_long("TRESTLE_NCCLMOCK_TIMEOUT_MS", 30000));
+            return ncclSystemError;
+        }
+        backoff(&spins);
+    }
+    return ncclSuccess;
+}
+
+API ncclResult_t ncclCommFinalize(ncclComm_t c)
+{
+    if (!c || !is_live(c) || atomic_load(&c->state) != ncclSuccess) {
+        warn("ncclCommFinalize: comm %p is not a live, ready communicator", (void *)c);
+        return ncclInvalidArgument;
+    }
+    return depart(c, "ncclCommFinalize");
+}
+
 /* Take c out of the registry: false when it was not in it. */
 static bool unregister(struct ncclComm *c)
 {
@@ -523,15 +677,28 @@ static ncclResult_t finish(ncclComm_t c, bool abort)
              abort ? "ncclCommAbort" : "ncclCommDestroy", (void *)c);
         return ncclInvalidArgument;
     }
+    if (c->has_thread) {
+        /* An init in progress: abort cancels it; a destroy waits for it. */
+        if (abort)
+            atomic_store(&c->cancel, 1);
+        pthread_join(c->thread, NULL);
+    }
+    ncclResult_t r = ncclSuccess;
+    if (!c->seg) { /* its init never completed: nothing to leave */
+        free(c);
+        return r;
+    }
     if (abort)
         abort_seg(c->seg, c->rank);
+    else
+        r = depart(c, "ncclCommDestroy");
     if (getenv("TRESTLE_NCCLMOCK_STATS"))
         fprintf(stderr, "ncclmock: rank %d of %d on device %d: %" PRIu64 " broadcasts, %" PRIu64
                 " bytes sent, %" PRIu64 " bytes received\n", c->rank, c->nranks, c->device,
                 c->broadcasts, c->sent, c->received);
     munmap(c->seg, c->seg_bytes);
     free(c);
-    return ncclSuccess;
+    return r;
 }
 
 API ncclResult_t ncclCommDestroy(ncclComm_t c)
