@@ -407,6 +407,28 @@ TRESTLE_API void trestle_checkpoint_get_info(const trestle_checkpoint *c,
                                              trestle_checkpoint_info *out);
 
 /**
+ * @brief Which version of a checkpoint this is: the size and CRC-32C of
+ * its `.index` file, as trestle_open() read it.
+ *
+ * The index holds every tensor's shape, offset and CRC32C, so two copies of
+ * one checkpoint whose tensors differ in any byte have different indexes,
+ * even when names, shapes and layout agree (unless their CRC-32Cs collide,
+ * a 1 in 2^32 chance). Processes that each restore "the same" checkpoint
+ * from a copy of their own (node-local disks) compare these to be sure they
+ * read one version: trestle_group_restore() does so across MPI ranks.
+ *
+ * @param[in]  c             an open checkpoint.
+ * @param[out] index_bytes   the index's size in bytes; not NULL.
+ * @param[out] index_crc32c  the CRC-32C (Castagnoli, unmasked: the plain
+ *                           checksum, as `crc32c` tools print it) of all of
+ *                           its bytes; not NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for a NULL argument (then
+ *         nothing is written). Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_checkpoint_identity(const trestle_checkpoint *c, uint64_t *index_bytes,
+                                            uint32_t *index_crc32c);
+
+/**
  * @brief Path of data shard `shard`, e.g. "P.data-00003-of-00008".
  * @param[in] c      an open checkpoint; NULL gives NULL.
  * @param[in] shard  0 <= shard < trestle_checkpoint_info.num_shards.
@@ -1425,6 +1447,16 @@ typedef struct trestle_plan_extent_info {
     uint64_t size;           /**< bytes read and checked */
     const char *key;         /**< the tensor it belongs to, for messages; owned by the plan */
 } trestle_plan_extent_info;
+
+/**
+ * @brief The checkpoint a plan was made from, so that a library handed only
+ * a plan can tell which checkpoint it reads (libtrestle_mpi compares the
+ * ranks' trestle_checkpoint_identity()).
+ * @param[in] p  the plan; NULL gives NULL.
+ * @return the checkpoint given to trestle_plan_create(), which the caller
+ *         owns and keeps open while the plan lives. Thread-safe. Since 0.2.
+ */
+TRESTLE_API const trestle_checkpoint *trestle_plan_checkpoint(const trestle_plan *p);
 
 /**
  * @brief Number of extents the plan reads, in (shard, offset) order.

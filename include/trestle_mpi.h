@@ -268,8 +268,17 @@ typedef struct trestle_group_stats {
  *
  * Every rank must pass a plan of the same ops, options and checkpoint
  * (checked: a fingerprint of the plans' extents and op sizes is compared,
- * and a mismatch fails every rank). Destinations are host memory
- * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST) or,
+ * and a mismatch fails every rank). "The same checkpoint" means the same
+ * version, wherever each rank finds it: since 0.2 the ranks compare their
+ * checkpoints' trestle_checkpoint_identity() (the .index file's size and
+ * CRC-32C) before anything is read, so node-local copies of two versions
+ * with one layout fail every rank alike instead of mixing, naming each
+ * version and its ranks: "the ranks read 2 different versions of the
+ * checkpoint (their .index files differ): 153 bytes with CRC32C 0xa90ee093
+ * on ranks 0, 1; 153 bytes with CRC32C 0x8ce0ff44 on ranks 2, 3. Every rank
+ * must read the same files: ...".
+ *
+ * Destinations are host memory (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST) or,
  * since 0.2, device memory (TRESTLE_DEST_ALLOCATE or TRESTLE_DEST_DEVICE,
  * with `opt->device` >= 0 naming this rank's GPU, which the exchange uses
  * too), which ranks may mix; ops with
@@ -296,8 +305,8 @@ typedef struct trestle_group_stats {
  * @return TRESTLE_OK or the failing rank's code (TRESTLE_E_CRC_MISMATCH,
  *         TRESTLE_E_IO, ... as trestle_restore()), TRESTLE_E_UNSUPPORTED
  *         (host_map, a device list in `opt->devices`, a plan restored
- *         before), TRESTLE_E_INVALID_ARG (plans differ between ranks,
- *         `opt` refused by the options rule),
+ *         before), TRESTLE_E_INVALID_ARG (plans or checkpoint versions
+ *         differ between ranks, `opt` refused by the options rule),
  *         TRESTLE_E_GROUP (an MPI or NCCL call failed), TRESTLE_E_CUDA (a
  *         copy of the exchange failed),
  *         TRESTLE_E_NO_DEVICE (device destinations in a build without CUDA).
@@ -399,7 +408,9 @@ TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_erro
  * group's size) and before anything counts as restored: until it returns
  * TRESTLE_OK those parts are read but not verified
  * (trestle_stats.bytes_deferred). Which rank read a corrupt byte cannot be
- * told, so no rank is named.
+ * told, so no rank is named. Parts of two versions of the checkpoint would
+ * not combine either: the ranks' checkpoint versions are compared first,
+ * as trestle_group_restore() does, and named when they differ.
  *
  * @param[in]  g    the group.
  * @param[in]  p    this rank's plan of its parts, restored with verify on.
@@ -409,8 +420,9 @@ TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_erro
  *                  (stored CRC32C 0x..., the parts combine to 0x...): some
  *                  part read corrupt bytes", with key, path and offset set.
  * @return TRESTLE_OK (also when no tensor was read in parts),
- *         TRESTLE_E_CRC_MISMATCH, TRESTLE_E_INVALID_ARG (the ranks' plans
- *         defer different numbers of tensors; a rank planned another part
+ *         TRESTLE_E_CRC_MISMATCH, TRESTLE_E_INVALID_ARG (the ranks read
+ *         different versions of the checkpoint; their plans defer
+ *         different numbers of tensors; a rank planned another part
  *         than its rank of the group's size, as with one tensor-parallel
  *         group per node of a larger job: check within each such group;
  *         a rank's shares are not computed: its restore failed or ran

@@ -57,6 +57,13 @@ struct trestle_group {
  * files: engine/group/group_crc.c. */
 MPI_Comm trestle__group_comm(const trestle_group *g);
 
+/* Do all ranks read one version of the checkpoint? Compares every rank's
+ * trestle_checkpoint_identity() of p's checkpoint (engine/group/group_same.c).
+ * p NULL: this rank takes part without being judged. Collective over
+ * g->comm; the same verdict on every rank: TRESTLE_OK, TRESTLE_E_INVALID_ARG
+ * naming each version's size, CRC and ranks, or TRESTLE_E_GROUP. */
+int trestle__group_same_checkpoint(trestle_group *g, const trestle_plan *p, trestle_error *err);
+
 /* Fill err with code and a formatted message (no key, path or offset). */
 int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

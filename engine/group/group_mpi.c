@@ -3,7 +3,8 @@
  * checkpoint, each extent read from storage by one rank (include/trestle_mpi.h).
  *
  * The order of a group restore, every step collective or local as marked:
- *   check    (collective) all ranks planned the same extents and op sizes;
+ *   check    (collective) all ranks read one version of the checkpoint
+ *            (engine/group/group_same.c) and planned the same extents and op sizes;
  *   split    (local) this rank's consecutive, byte-balanced extent range,
  *            among the ranks of the read-once scope (g->xcomm: the whole
  *            group, or this rank's node; engine/group/group_scope.c);
@@ -210,14 +211,15 @@ static uint64_t fingerprint(const trestle_plan *p)
 }
 
 /* Do all ranks hold the same plan? One allreduce of (h, ~h) under MAX
- * gives the largest and (inverted) smallest fingerprint. */
+ * gives the largest and (inverted) smallest fingerprint. p NULL: this rank
+ * takes part with (0, 0), which changes neither. */
 static int check_same_plan(trestle_group *g, const trestle_plan *p, trestle_error *err)
 {
-    uint64_t h = fingerprint(p), mine[2] = { h, ~h }, all[2];
+    uint64_t h = p ? fingerprint(p) : 0, mine[2] = { h, p ? ~h : 0 }, all[2];
     int mrc = MPI_Allreduce(mine, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
     if (mrc != MPI_SUCCESS)
         return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
-    if (all[0] != ~all[1])
+    if (p && all[0] != ~all[1])
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG,
                                     "the ranks planned different restores (extents or op sizes "
                                     "differ): every rank must plan the same ops of the same "
@@ -336,14 +338,25 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
 
     trestle_restore_options_init(&ro);
     rc = check_local(p, opt, &ro, &mine);
-    if (rc == TRESTLE_OK) {
-        rc = check_same_plan(g, p, &mine);
-    } else {
-        /* Still take part in the plan check, which every other rank makes,
-         * with values that cannot change its outcome. */
-        uint64_t dummy[2] = { 0, 0 }, all[2];
-        MPI_Allreduce(dummy, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
+    /* Versions first: two versions of one layout also plan alike. A rank
+     * whose local check failed still takes part in both collectives, with
+     * values that cannot change their outcome; agree() below reports it. */
+    trestle_error serr;
+    int src = trestle__group_same_checkpoint(g, rc == TRESTLE_OK ? p : NULL, &serr);
+    if (src != TRESTLE_OK) {
+        /* Every rank has this verdict, so all stop here alike, with the
+         * message as it is: it is the group's finding, not one rank's. */
+        if (err)
+            *err = serr;
+        st.wall_seconds = MPI_Wtime() - t0;
+        if (stats)
+            *stats = st;
+        return src;
     }
+    if (rc == TRESTLE_OK)
+        rc = check_same_plan(g, p, &mine);
+    else
+        check_same_plan(g, NULL, NULL);
     if (rc == TRESTLE_OK) {
         runs = calloc((size_t)g->xsize, sizeof *runs);
         if (!runs)

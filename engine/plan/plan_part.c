@@ -16,6 +16,11 @@
 #include "error.h"
 #include "plan.h"
 
+const trestle_checkpoint *trestle_plan_checkpoint(const trestle_plan *p)
+{
+    return p ? p->ckpt : NULL;
+}
+
 size_t trestle_plan_extent_count(const trestle_plan *p) { return p ? p->num_extents : 0; }
 
 int trestle_plan_get_extent(const trestle_plan *p, size_t i, trestle_plan_extent_info *out)
