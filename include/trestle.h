@@ -1527,6 +1527,32 @@ TRESTLE_API int trestle_plan_extent_runs(const trestle_plan *p, size_t i, trestl
 TRESTLE_API int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end,
                                           trestle_error *err);
 
+/**
+ * @brief Leave op `i`'s bytes to the caller: later restores read none of
+ * them, and the op keeps its destination.
+ *
+ * For a process that gets the op's bytes from elsewhere, such as another
+ * process that read the stored tensor once for several (libtrestle_mpi's
+ * trestle_group_restore_parts() does so when a tensor-parallel part lies in
+ * rows too close together to read alone). The op's pieces are dropped, and
+ * so are the extents no other op needs; a batch that held such an extent is
+ * split there, so its bytes are not read as a gap either. The op is then
+ * reported ready at once, as a zero-byte op is, with its destination
+ * allocated (TRESTLE_DEST_ALLOCATE) but not written: the caller fills it
+ * after the restore. trestle_plan_get_stats() describes the reads left.
+ *
+ * @param[in,out] p    the plan; no restore of it may be running.
+ * @param[in]     i    0 <= i < trestle_plan_op_count(p), an op that is not
+ *                     skipped.
+ * @param[out]    err  filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL plan, `i` out of range, a
+ *         skipped op, an op that reads a part under partial_reads, whose CRC
+ *         share needs all of its runs), TRESTLE_E_NOMEM; the plan is
+ *         unchanged on failure. Not thread-safe against other use of `p`.
+ *         Since 0.2.
+ */
+TRESTLE_API int trestle_plan_drop_op_reads(trestle_plan *p, size_t i, trestle_error *err);
+
 /* ---- CRC shares of tensors read in parts (partial_reads) ---- */
 
 /*

@@ -50,11 +50,15 @@
  * with a mock NCCL (tests/cudamock/ncclmock.c); CUDA-aware MPI, and NCCL
  * on real GPUs, are not tested in CI.
  *
- * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
- * and need no exchange: plan those tensors separately and restore them with
- * trestle_restore() on each rank (tools/mpicli_main.c does so). With
- * partial_reads each rank reads only its part's bytes, and
- * trestle_group_check_shares() then checks the parts' CRC32C together.
+ * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank:
+ * plan those tensors separately. trestle_group_restore_parts() restores
+ * them reading each stored byte once (tools/mpicli_main.c uses it): each
+ * rank reads its own part's bytes where they can be read alone
+ * (partial_reads, the parts' CRC32C checked together by
+ * trestle_group_check_shares()), and one rank reads a tensor whole for the
+ * others where they cannot (narrow tensors split by columns), sending each
+ * its part. The lower-level path stays: trestle_restore() of a plan with
+ * partial_reads on each rank, then trestle_group_check_shares().
  *
  * Rules of trestle.h hold here: one error type, 0 or a positive
  * trestle_code, `err` filled on failure, nothing printed. All calls on a
@@ -432,6 +436,76 @@ TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_erro
  */
 TRESTLE_API int trestle_group_check_shares(trestle_group *g, const trestle_plan *p,
                                            trestle_error *err);
+
+/**
+ * @brief Restore this rank's tensor-parallel parts of `ops`, reading every
+ * stored byte once in the read-once scope, and check their CRC32C.
+ *
+ * Plans `ops` with the caller's options as part `rank` of the group's size
+ * (trestle_plan_options.shard_rules; shard_rank, shard_world and
+ * partial_reads are set here), then:
+ *   - a part its rank can read alone (one run, or runs more than
+ *     max_gap_bytes apart) is read so, and the parts' CRC32C shares are
+ *     checked together (trestle_group_check_shares()) when `opt->verify`;
+ *   - a tensor whose parts no rank can read alone (column splits of narrow
+ *     tensors, whose rows lie closer than max_gap_bytes; stored slices that
+ *     several parts share) is read once, whole and CRC-checked, by one rank
+ *     of the read-once scope, chosen to even out the bytes; it sends every
+ *     other rank of the scope its part (MPI, point to point, no packing
+ *     copy), and the others read none of it (trestle_plan_drop_op_reads()).
+ *     Parts are sent into host memory only: when any rank restores to a
+ *     device, every rank reads such tensors whole itself, as
+ *     trestle_restore() would, and `stats->exchange_note` says so.
+ * So the ranks of a scope read the parts' stored bytes once between them,
+ * whatever the rules, instead of up to N times. Ops that no rule matches are
+ * restored whole by every rank (plan them for trestle_group_restore() to
+ * read them once instead).
+ *
+ * The ready callback in `opt` is called for the ops this rank's own reads
+ * write; an op whose part another rank sends is in place when the call
+ * returns, and is not reported to it.
+ *
+ * @param[in]  g      the group.
+ * @param[in]  c      this rank's open checkpoint: the same version on every
+ *                    rank (compared first, as trestle_group_restore() does).
+ * @param[in]  ops    the ops, the same on every rank, or NULL for every
+ *                    tensor (n 0); as for trestle_plan_create().
+ * @param[in]  n      the count.
+ * @param[in]  po     plan options (renames, exclusions, shard rules,
+ *                    max_gap_bytes, ...), or NULL for defaults; the same on
+ *                    every rank.
+ * @param[in]  opt    restore options, or NULL for defaults; as for
+ *                    trestle_group_restore().
+ * @param[out] out    this rank's plan of its parts, restored: its ops hold
+ *                    the parts (trestle_plan_get_op()); NULL on failure.
+ *                    Free with trestle_plan_free().
+ * @param[out] stats  this rank's figures (also on failure); may be NULL.
+ *                    bytes_read counts every byte this rank read, its own
+ *                    parts and whole tensors read for others; bytes_sent
+ *                    and bytes_received the parts sent between ranks;
+ *                    `local` the restore of its parts plus, in its byte and
+ *                    busy-time counts, the whole tensors it read; exchange
+ *                    is MPI_HOST and exchange_note says which tensors were
+ *                    read whole for others (e.g. "96 tensors (42.00 MiB)
+ *                    whose parts no rank reads alone: each read whole by one
+ *                    rank, its parts sent over MPI"), or why not.
+ * @param[out] err    filled on failure; may be NULL. Every rank gets the
+ *                    same code and message: "rank R of N: <the error of the
+ *                    lowest failing rank R>", or the group's own finding
+ *                    (versions differ, shares do not combine) as it is.
+ * @return TRESTLE_OK, or any code of trestle_plan_create(),
+ *         trestle_restore() and trestle_group_check_shares();
+ *         TRESTLE_E_INVALID_ARG also for NULL arguments and checkpoint
+ *         versions that differ between ranks; TRESTLE_E_GROUP when an MPI
+ *         call failed.
+ * Collective; blocks the calling thread, which makes every MPI call. Since 0.2.
+ */
+TRESTLE_API int trestle_group_restore_parts(trestle_group *g, const trestle_checkpoint *c,
+                                            const trestle_op *ops, size_t n,
+                                            const trestle_plan_options *po,
+                                            const trestle_restore_options *opt,
+                                            trestle_plan **out, trestle_group_stats *stats,
+                                            trestle_error *err);
 
 /**
  * @brief The consecutive extent range [*first, *end) that `rank` of `size`

@@ -64,17 +64,24 @@ static void identity_text(const char *dir, int k, char *buf, size_t cap)
 }
 
 /* np ranks, rank r reading copy r (written from seeds[r]) with `extra`
- * options: every rank fails with `want`, the same line np times. */
-static void check_versions_fail(int np, const uint64_t *seeds, const char *extra,
-                                const char *(*expect)(const char *dir, char *buf, size_t cap))
+ * options: every rank fails alike, the same line np times, naming two
+ * versions: copy `a`'s on ranks `a_ranks`, copy `b`'s on `b_ranks` (as the
+ * message lists them). */
+static void check_versions_fail(int np, const uint64_t *seeds, const char *extra, int a,
+                                const char *a_ranks, int b, const char *b_ranks)
 {
-    char *dir = tu_mkdtemp(), head[4200], *out, *err, want[2048], line[2200];
+    char *dir = tu_mkdtemp(), head[4200], *out, *err, line[2200], ia[128], ib[128];
     for (int r = 0; r < np; r++)
         write_copy(dir, r, seeds[r]);
     snprintf(head, sizeof head, "%s/r", dir);
     int rc = tm_mpirun_per_rank(np, head, "/ckpt", extra, &out, &err);
     cr_assert_eq(rc, 1, "two versions restored (exit %d):\n%s%s", rc, out, err);
-    snprintf(line, sizeof line, "trestle: %s\n", expect(dir, want, sizeof want));
+    identity_text(dir, a, ia, sizeof ia);
+    identity_text(dir, b, ib, sizeof ib);
+    snprintf(line, sizeof line, "trestle: the ranks read 2 different versions of the checkpoint "
+             "(their .index files differ): %s on %s; %s on %s. Every rank must read the same "
+             "files: a node-local copy that differs from the others mixes two versions\n", ia,
+             a_ranks, ib, b_ranks);
     cr_assert_eq(tm_count(err, line), np, "every rank names the versions; wanted %d x '%s' "
                  "in:\n%s", np, line, err);
     cr_assert(!strstr(out, "group of"), "no aggregate after a failure:\n%s", out);
@@ -85,52 +92,32 @@ static void check_versions_fail(int np, const uint64_t *seeds, const char *extra
 }
 
 /* Ranks 0 and 1 hold one save, ranks 2 and 3 another: two nodes, two versions. */
-static const char *two_nodes(const char *dir, char *buf, size_t cap)
-{
-    char a[128], b[128];
-    identity_text(dir, 0, a, sizeof a);
-    identity_text(dir, 2, b, sizeof b);
-    snprintf(buf, cap, "the ranks read 2 different versions of the checkpoint (their .index "
-             "files differ): %s on ranks 0, 1; %s on ranks 2, 3. Every rank must read the same "
-             "files: a node-local copy that differs from the others mixes two versions", a, b);
-    return buf;
-}
+static const uint64_t two_nodes[] = { 1, 1, 2, 2 };
 
 Test(mpi, ranks_reading_two_versions_of_a_checkpoint_fail_alike_naming_them, .timeout = 300)
 {
     tm_tool();
-    static const uint64_t seeds[] = { 1, 1, 2, 2 };
-    check_versions_fail(4, seeds, "--all --checksum", two_nodes);
+    check_versions_fail(4, two_nodes, "--all --checksum", 0, "ranks 0, 1", 2, "ranks 2, 3");
 }
 
 Test(mpi, tensor_parallel_parts_of_two_versions_fail_alike_naming_them, .timeout = 300)
 {
     tm_tool();
-    static const uint64_t seeds[] = { 1, 1, 2, 2 };
     /* Column parts of model/w, read by each rank from its own copy: their
      * shares would combine to neither version's CRC32C. */
-    check_versions_fail(4, seeds, "--all --checksum --shard 'model/w:1'", two_nodes);
+    check_versions_fail(4, two_nodes, "--all --checksum --shard 'model/w:1'", 0, "ranks 0, 1", 2,
+                        "ranks 2, 3");
     /* Row parts too, whose every byte a rank reads itself. */
-    check_versions_fail(4, seeds, "--all --checksum --shard 'model/w:0' --no-verify", two_nodes);
-}
-
-/* Rank 1 alone holds another save than ranks 0 and 2. */
-static const char *odd_one_out(const char *dir, char *buf, size_t cap)
-{
-    char a[128], b[128];
-    identity_text(dir, 0, a, sizeof a);
-    identity_text(dir, 1, b, sizeof b);
-    snprintf(buf, cap, "the ranks read 2 different versions of the checkpoint (their .index "
-             "files differ): %s on ranks 0, 2; %s on rank 1. Every rank must read the same "
-             "files: a node-local copy that differs from the others mixes two versions", a, b);
-    return buf;
+    check_versions_fail(4, two_nodes, "--all --checksum --shard 'model/w:0' --no-verify", 0,
+                        "ranks 0, 1", 2, "ranks 2, 3");
 }
 
 Test(mpi, one_rank_with_another_version_is_named, .timeout = 300)
 {
     tm_tool();
+    /* Rank 1 alone holds another save than ranks 0 and 2. */
     static const uint64_t seeds[] = { 5, 6, 5 };
-    check_versions_fail(3, seeds, "--all", odd_one_out);
+    check_versions_fail(3, seeds, "--all", 0, "ranks 0, 2", 1, "rank 1");
 }
 
 Test(mpi, identical_copies_at_different_paths_restore_as_one, .timeout = 300)

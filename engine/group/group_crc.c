@@ -53,7 +53,7 @@ int trestle_group_check_shares(trestle_group *g, const trestle_plan *p, trestle_
 
     /* Parts of two versions would combine to neither's CRC: say so, rather
      * than blame a corrupt byte. The verdict is every rank's. */
-    rc = trestle__group_same_checkpoint(g, p, err);
+    rc = trestle__group_same_checkpoint(g, trestle_plan_checkpoint(p), err);
     if (rc != TRESTLE_OK)
         return rc;
 

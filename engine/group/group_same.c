@@ -56,10 +56,10 @@ static size_t list_ranks(char *buf, size_t cap, size_t at, const identity *all, 
     return at < cap ? at : cap - 1;
 }
 
-int trestle__group_same_checkpoint(trestle_group *g, const trestle_plan *p, trestle_error *err)
+int trestle__group_same_checkpoint(trestle_group *g, const trestle_checkpoint *c,
+                                   trestle_error *err)
 {
     identity mine = { NO_IDENTITY, NO_IDENTITY }, *all = malloc((size_t)g->size * sizeof *all);
-    const trestle_checkpoint *c = trestle_plan_checkpoint(p);
     uint32_t crc;
     if (c && trestle_checkpoint_identity(c, &mine.bytes, &crc) == TRESTLE_OK)
         mine.crc = crc;
