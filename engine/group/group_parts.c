@@ -16,9 +16,10 @@
  * bytes), which sends every other rank of the scope its part
  * (engine/group/group_scatter.c); the others leave those ops unread
  * (trestle_plan_drop_op_reads()). Measured on issue 22's case before this
- * was chosen: reading each rank's runs without the whole rows read 1/N as
- * counted but took 2-4x as long (thousands of sub-page reads, each widened
- * to whole pages by O_DIRECT and the page cache anyway).
+ * was chosen (bench/RESULTS.md): reading each rank's runs without the
+ * whole rows read 1/N as counted but took 10-19x as long as this (thousands
+ * of sub-page reads, each widened to whole pages by O_DIRECT and the page
+ * cache anyway, so the device still served every page to every rank).
  *
  * The steps, collective or local as marked:
  *   same     (collective) one version of the checkpoint (group_same.c);
