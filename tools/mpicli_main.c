@@ -334,7 +334,8 @@ static uint64_t stored_bytes(const trestle_checkpoint *c, const trestle_plan *wh
 typedef struct reading {
     uint64_t needed;            /* stored bytes of the tensors restored, once */
     const char *both;           /* a tensor restored whole and in parts, or NULL */
-    int parts;                  /* tensor-parallel rules were given */
+    int device_parts;           /* tensor-parallel rules onto devices: parts are not sent
+                                   there, so each rank reads what it cannot read alone */
     const char *parts_note;     /* how the parts were read (trestle_group_stats.exchange_note) */
 } reading;
 
@@ -351,7 +352,7 @@ static void print_reading(const reading *rd, const trestle_group_stats *gs, uint
     if (rd->both)
         snprintf(why, sizeof why, "tensor '%.120s' is restored both whole and in parts, and each "
                  "is read on its own", rd->both);
-    else if (rd->parts && strstr(rd->parts_note, "every rank"))
+    else if (rd->device_parts)
         snprintf(why, sizeof why, "%s", rd->parts_note);
     else
         snprintf(why, sizeof why, "the ranks' reads overlap");
@@ -422,7 +423,7 @@ static void report(const trestle_group_stats *gs, int device, const trestle_grou
     static const char *const kinds[] = { "auto", "mpi", "staged", "mpi-cuda", "nccl" };
     printf("exchange %s: %s\n", kinds[gs->exchange >= 0 && gs->exchange <= 4 ? gs->exchange : 0],
            gs->exchange_note);
-    if (rdg->parts)
+    if (part)
         printf("parts: %s\n", ps->exchange_note);
     print_reading(rdg, gs, sum.read);
     free(all);
@@ -502,7 +503,7 @@ static int restore(const args *a, trestle_group *g)
          * written in pieces interleaves with the others'. */
         fprintf(stderr, "trestle: %s\n", err.message[0] ? err.message : trestle_strerror(rc));
     } else {
-        reading rd = { 0, NULL, a->nrules > 0, ps.exchange_note };
+        reading rd = { 0, NULL, a->nrules > 0 && ro.device >= 0, ps.exchange_note };
         rd.needed = stored_bytes(c, whole, part, &rd.both);
         report(&gs, ro.device, &ps, nw + np, np, landed_bytes(whole) + landed_bytes(part),
                MPI_Wtime() - t0, whole, part, a->checksum, &rd);
