@@ -127,16 +127,28 @@ static int candidates(const job *j, uint8_t *cand, trestle_error *err)
 static int find_shared(job *j, trestle_error *err)
 {
     size_t n = trestle_plan_op_count(j->parts);
+    /* The op lists must agree before a table of them is reduced: the same
+     * verdict on every rank, from the largest and smallest count. */
+    long long counts[2] = { (long long)n, -(long long)n };
+    int mrc = MPI_Allreduce(MPI_IN_PLACE, counts, 2, MPI_LONG_LONG, MPI_MAX, j->g->comm);
+    if (mrc != MPI_SUCCESS)
+        return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
+    if (counts[0] != -counts[1])
+        return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "the ranks planned %lld to %lld "
+                                    "tensor-parallel ops: every rank must plan the same ops",
+                                    -counts[1], counts[0]);
     uint8_t *v = calloc(n + 1, 1);
-    if (!v)
-        return trestle__group_error(err, TRESTLE_E_NOMEM, "out of memory");
+    if (!v) {
+        /* Every other rank is about to reduce its table with this one's. */
+        MPI_Abort(j->g->comm, 1);
+    }
     int rc = candidates(j, v, err);
     bool device = j->ro.device >= 0;
     for (size_t i = 0; j->ops && i < n; i++)
         device = device || j->ops[i].dest_kind == TRESTLE_DEST_DEVICE;
     v[n] = device;
     /* A failed count still takes part: it adds nothing and agrees after. */
-    int mrc = MPI_Allreduce(MPI_IN_PLACE, v, (int)(n + 1), MPI_UNSIGNED_CHAR, MPI_BOR,
+    mrc = MPI_Allreduce(MPI_IN_PLACE, v, (int)(n + 1), MPI_UNSIGNED_CHAR, MPI_BOR,
                             j->g->comm);
     if (rc == TRESTLE_OK && mrc != MPI_SUCCESS)
         rc = trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
