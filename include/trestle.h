@@ -446,6 +446,28 @@ TRESTLE_API void trestle_checkpoint_get_info(const trestle_checkpoint *c,
                                              trestle_checkpoint_info *out);
 
 /**
+ * @brief Which version of a checkpoint this is: the size and CRC-32C of
+ * its `.index` file, as trestle_open() read it.
+ *
+ * The index holds every tensor's shape, offset and CRC32C, so two copies of
+ * one checkpoint whose tensors differ in any byte have different indexes,
+ * even when names, shapes and layout agree (unless their CRC-32Cs collide,
+ * a 1 in 2^32 chance). Processes that each restore "the same" checkpoint
+ * from a copy of their own (node-local disks) compare these to be sure they
+ * read one version: trestle_group_restore() does so across MPI ranks.
+ *
+ * @param[in]  c             an open checkpoint.
+ * @param[out] index_bytes   the index's size in bytes; not NULL.
+ * @param[out] index_crc32c  the CRC-32C (Castagnoli, unmasked: the plain
+ *                           checksum, as `crc32c` tools print it) of all of
+ *                           its bytes; not NULL.
+ * @return TRESTLE_OK, or TRESTLE_E_INVALID_ARG for a NULL argument (then
+ *         nothing is written). Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_checkpoint_identity(const trestle_checkpoint *c, uint64_t *index_bytes,
+                                            uint32_t *index_crc32c);
+
+/**
  * @brief Path of data shard `shard`, e.g. "P.data-00003-of-00008".
  * @param[in] c      an open checkpoint; NULL gives NULL.
  * @param[in] shard  0 <= shard < trestle_checkpoint_info.num_shards.
@@ -1677,6 +1699,16 @@ typedef struct trestle_plan_extent_info {
 } trestle_plan_extent_info;
 
 /**
+ * @brief The checkpoint a plan was made from, so that a library handed only
+ * a plan can tell which checkpoint it reads (libtrestle_mpi compares the
+ * ranks' trestle_checkpoint_identity()).
+ * @param[in] p  the plan; NULL gives NULL.
+ * @return the checkpoint given to trestle_plan_create(), which the caller
+ *         owns and keeps open while the plan lives. Thread-safe. Since 0.2.
+ */
+TRESTLE_API const trestle_checkpoint *trestle_plan_checkpoint(const trestle_plan *p);
+
+/**
  * @brief Number of extents the plan reads, in (shard, offset) order.
  * @param[in] p  the plan; NULL gives 0.
  * @return the count. Thread-safe. Since 0.2.
@@ -1744,6 +1776,32 @@ TRESTLE_API int trestle_plan_extent_runs(const trestle_plan *p, size_t i, trestl
  */
 TRESTLE_API int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end,
                                           trestle_error *err);
+
+/**
+ * @brief Leave op `i`'s bytes to the caller: later restores read none of
+ * them, and the op keeps its destination.
+ *
+ * For a process that gets the op's bytes from elsewhere, such as another
+ * process that read the stored tensor once for several (libtrestle_mpi's
+ * trestle_group_restore_parts() does so when a tensor-parallel part lies in
+ * rows too close together to read alone). The op's pieces are dropped, and
+ * so are the extents no other op needs; a batch that held such an extent is
+ * split there, so its bytes are not read as a gap either. The op is then
+ * reported ready at once, as a zero-byte op is, with its destination
+ * allocated (TRESTLE_DEST_ALLOCATE) but not written: the caller fills it
+ * after the restore. trestle_plan_get_stats() describes the reads left.
+ *
+ * @param[in,out] p    the plan; no restore of it may be running.
+ * @param[in]     i    0 <= i < trestle_plan_op_count(p), an op that is not
+ *                     skipped.
+ * @param[out]    err  filled on failure; may be NULL.
+ * @return TRESTLE_OK, TRESTLE_E_INVALID_ARG (NULL plan, `i` out of range, a
+ *         skipped op, an op that reads a part under partial_reads, whose CRC
+ *         share needs all of its runs), TRESTLE_E_NOMEM; the plan is
+ *         unchanged on failure. Not thread-safe against other use of `p`.
+ *         Since 0.2.
+ */
+TRESTLE_API int trestle_plan_drop_op_reads(trestle_plan *p, size_t i, trestle_error *err);
 
 /* ---- CRC shares of tensors read in parts (partial_reads) ---- */
 

@@ -57,11 +57,15 @@
  * with a mock NCCL (tests/cudamock/ncclmock.c); CUDA-aware MPI, and NCCL
  * on real GPUs, are not tested in CI.
  *
- * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank
- * and need no exchange: plan those tensors separately and restore them with
- * trestle_restore() on each rank (tools/mpicli_main.c does so). With
- * partial_reads each rank reads only its part's bytes, and
- * trestle_group_check_shares() then checks the parts' CRC32C together.
+ * Tensor-parallel parts (trestle_plan_options.shard_rules) differ per rank:
+ * plan those tensors separately. trestle_group_restore_parts() restores
+ * them reading each stored byte once (tools/mpicli_main.c uses it): each
+ * rank reads its own part's bytes where they can be read alone
+ * (partial_reads, the parts' CRC32C checked together by
+ * trestle_group_check_shares()), and one rank reads a tensor whole for the
+ * others where they cannot (narrow tensors split by columns), sending each
+ * its part. The lower-level path stays: trestle_restore() of a plan with
+ * partial_reads on each rank, then trestle_group_check_shares().
  *
  * Rules of trestle.h hold here: one error type, 0 or a positive
  * trestle_code, `err` filled on failure, nothing printed. All calls on a
@@ -281,8 +285,17 @@ typedef struct trestle_group_stats {
  *
  * Every rank must pass a plan of the same ops, options and checkpoint
  * (checked: a fingerprint of the plans' extents and op sizes is compared,
- * and a mismatch fails every rank). Destinations are host memory
- * (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST) or,
+ * and a mismatch fails every rank). "The same checkpoint" means the same
+ * version, wherever each rank finds it: since 0.2 the ranks compare their
+ * checkpoints' trestle_checkpoint_identity() (the .index file's size and
+ * CRC-32C) before anything is read, so node-local copies of two versions
+ * with one layout fail every rank alike instead of mixing, naming each
+ * version and its ranks: "the ranks read 2 different versions of the
+ * checkpoint (their .index files differ): 153 bytes with CRC32C 0xa90ee093
+ * on ranks 0, 1; 153 bytes with CRC32C 0x8ce0ff44 on ranks 2, 3. Every rank
+ * must read the same files: ...".
+ *
+ * Destinations are host memory (TRESTLE_DEST_ALLOCATE with `opt->device` -1, or TRESTLE_DEST_HOST) or,
  * since 0.2, device memory (TRESTLE_DEST_ALLOCATE or TRESTLE_DEST_DEVICE,
  * with `opt->device` >= 0 naming this rank's GPU, which the exchange uses
  * too), which ranks may mix; ops with
@@ -309,8 +322,8 @@ typedef struct trestle_group_stats {
  * @return TRESTLE_OK or the failing rank's code (TRESTLE_E_CRC_MISMATCH,
  *         TRESTLE_E_IO, ... as trestle_restore()), TRESTLE_E_UNSUPPORTED
  *         (host_map, a device list in `opt->devices`, a plan restored
- *         before), TRESTLE_E_INVALID_ARG (plans differ between ranks,
- *         `opt` refused by the options rule),
+ *         before), TRESTLE_E_INVALID_ARG (plans or checkpoint versions
+ *         differ between ranks, `opt` refused by the options rule),
  *         TRESTLE_E_GROUP (an MPI or NCCL call failed), TRESTLE_E_CUDA (a
  *         copy of the exchange failed),
  *         TRESTLE_E_NO_DEVICE (device destinations in a build without CUDA).
@@ -412,7 +425,9 @@ TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_erro
  * group's size) and before anything counts as restored: until it returns
  * TRESTLE_OK those parts are read but not verified
  * (trestle_stats.bytes_deferred). Which rank read a corrupt byte cannot be
- * told, so no rank is named.
+ * told, so no rank is named. Parts of two versions of the checkpoint would
+ * not combine either: the ranks' checkpoint versions are compared first,
+ * as trestle_group_restore() does, and named when they differ.
  *
  * @param[in]  g    the group.
  * @param[in]  p    this rank's plan of its parts, restored with verify on.
@@ -422,8 +437,9 @@ TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_erro
  *                  (stored CRC32C 0x..., the parts combine to 0x...): some
  *                  part read corrupt bytes", with key, path and offset set.
  * @return TRESTLE_OK (also when no tensor was read in parts),
- *         TRESTLE_E_CRC_MISMATCH, TRESTLE_E_INVALID_ARG (the ranks' plans
- *         defer different numbers of tensors; a rank planned another part
+ *         TRESTLE_E_CRC_MISMATCH, TRESTLE_E_INVALID_ARG (the ranks read
+ *         different versions of the checkpoint; their plans defer
+ *         different numbers of tensors; a rank planned another part
  *         than its rank of the group's size, as with one tensor-parallel
  *         group per node of a larger job: check within each such group;
  *         a rank's shares are not computed: its restore failed or ran
@@ -433,6 +449,76 @@ TRESTLE_API int trestle_group_agree(trestle_group *g, int rc, const trestle_erro
  */
 TRESTLE_API int trestle_group_check_shares(trestle_group *g, const trestle_plan *p,
                                            trestle_error *err);
+
+/**
+ * @brief Restore this rank's tensor-parallel parts of `ops`, reading every
+ * stored byte once in the read-once scope, and check their CRC32C.
+ *
+ * Plans `ops` with the caller's options as part `rank` of the group's size
+ * (trestle_plan_options.shard_rules; shard_rank, shard_world and
+ * partial_reads are set here), then:
+ *   - a part its rank can read alone (one run, or runs more than
+ *     max_gap_bytes apart) is read so, and the parts' CRC32C shares are
+ *     checked together (trestle_group_check_shares()) when `opt->verify`;
+ *   - a tensor whose parts no rank can read alone (column splits of narrow
+ *     tensors, whose rows lie closer than max_gap_bytes; stored slices that
+ *     several parts share) is read once, whole and CRC-checked, by one rank
+ *     of the read-once scope, chosen to even out the bytes; it sends every
+ *     other rank of the scope its part (MPI, point to point, no packing
+ *     copy), and the others read none of it (trestle_plan_drop_op_reads()).
+ *     Parts are sent into host memory only: when any rank restores to a
+ *     device, every rank reads such tensors whole itself, as
+ *     trestle_restore() would, and `stats->exchange_note` says so.
+ * So the ranks of a scope read the parts' stored bytes once between them,
+ * whatever the rules, instead of up to N times. Ops that no rule matches are
+ * restored whole by every rank (plan them for trestle_group_restore() to
+ * read them once instead).
+ *
+ * The ready callback in `opt` is called for the ops this rank's own reads
+ * write; an op whose part another rank sends is in place when the call
+ * returns, and is not reported to it.
+ *
+ * @param[in]  g      the group.
+ * @param[in]  c      this rank's open checkpoint: the same version on every
+ *                    rank (compared first, as trestle_group_restore() does).
+ * @param[in]  ops    the ops, the same on every rank, or NULL for every
+ *                    tensor (n 0); as for trestle_plan_create().
+ * @param[in]  n      the count.
+ * @param[in]  po     plan options (renames, exclusions, shard rules,
+ *                    max_gap_bytes, ...), or NULL for defaults; the same on
+ *                    every rank.
+ * @param[in]  opt    restore options, or NULL for defaults; as for
+ *                    trestle_group_restore().
+ * @param[out] out    this rank's plan of its parts, restored: its ops hold
+ *                    the parts (trestle_plan_get_op()); NULL on failure.
+ *                    Free with trestle_plan_free().
+ * @param[out] stats  this rank's figures (also on failure); may be NULL.
+ *                    bytes_read counts every byte this rank read, its own
+ *                    parts and whole tensors read for others; bytes_sent
+ *                    and bytes_received the parts sent between ranks;
+ *                    `local` the restore of its parts plus, in its byte and
+ *                    busy-time counts, the whole tensors it read; exchange
+ *                    is MPI_HOST and exchange_note says which tensors were
+ *                    read whole for others (e.g. "96 tensors (42.00 MiB)
+ *                    whose parts no rank reads alone: each read whole by one
+ *                    rank, its parts sent over MPI"), or why not.
+ * @param[out] err    filled on failure; may be NULL. Every rank gets the
+ *                    same code and message: "rank R of N: <the error of the
+ *                    lowest failing rank R>", or the group's own finding
+ *                    (versions differ, shares do not combine) as it is.
+ * @return TRESTLE_OK, or any code of trestle_plan_create(),
+ *         trestle_restore() and trestle_group_check_shares();
+ *         TRESTLE_E_INVALID_ARG also for NULL arguments and checkpoint
+ *         versions that differ between ranks; TRESTLE_E_GROUP when an MPI
+ *         call failed.
+ * Collective; blocks the calling thread, which makes every MPI call. Since 0.2.
+ */
+TRESTLE_API int trestle_group_restore_parts(trestle_group *g, const trestle_checkpoint *c,
+                                            const trestle_op *ops, size_t n,
+                                            const trestle_plan_options *po,
+                                            const trestle_restore_options *opt,
+                                            trestle_plan **out, trestle_group_stats *stats,
+                                            trestle_error *err);
 
 /**
  * @brief The consecutive extent range [*first, *end) that `rank` of `size`

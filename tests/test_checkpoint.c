@@ -527,3 +527,69 @@ Test(checkpoint, a_directory_with_a_trailing_slash_resolves_without_double_slash
     cr_assert(strstr(info.prefix, "tfkeras_lso_ckpt_2shards/ckpt") != NULL, "%s", info.prefix);
     trestle_close(c);
 }
+
+/* ---- which version: trestle_checkpoint_identity() ---- */
+
+/* CRC-32C bit by bit (reflected Castagnoli polynomial), independent of the
+ * engine's table-driven and ISA-L code. */
+static uint32_t crc32c_bitwise(const uint8_t *p, size_t n)
+{
+    uint32_t crc = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+/* dir/NAME: one float tensor "w" [32,4] of values from `seed`. */
+static char *write_version(const char *dir, const char *name, uint64_t seed)
+{
+    char *prefix;
+    float w[128];
+    trestle_writer *wr;
+    static const int64_t d[] = { 32, 4 };
+    cr_assert(asprintf(&prefix, "%s/%s", dir, name) > 0);
+    tu_fill_random(w, sizeof w, seed);
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &wr, NULL), TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(wr, "w", TRESTLE_DT_FLOAT, 2, d, w, sizeof w, 0, NULL),
+                 TRESTLE_OK);
+    cr_assert_eq(trestle_writer_finish(wr, NULL), TRESTLE_OK);
+    trestle_writer_free(wr);
+    return prefix;
+}
+
+Test(checkpoint, identity_is_the_index_size_and_crc32c_and_tells_versions_apart)
+{
+    char *dir = tu_mkdtemp(), *a = write_version(dir, "a", 1), *b = write_version(dir, "b", 2);
+    char path[4200];
+    size_t len;
+    snprintf(path, sizeof path, "%s.index", a);
+    uint8_t *bytes = tu_read_file(path, &len);
+    trestle_checkpoint *ca = tu_open(a, NULL), *cb = tu_open(b, NULL);
+    uint64_t na, nb;
+    uint32_t crca, crcb;
+    cr_assert_eq(trestle_checkpoint_identity(ca, &na, &crca), TRESTLE_OK);
+    cr_assert_eq(na, len);
+    cr_assert_eq(crca, crc32c_bitwise(bytes, len), "0x%08x", crca);
+    /* Same name, shape and layout, other values: only the stored CRC differs. */
+    cr_assert_eq(trestle_checkpoint_identity(cb, &nb, &crcb), TRESTLE_OK);
+    cr_assert_eq(nb, na);
+    cr_assert_neq(crcb, crca);
+    /* A library handed a plan finds its checkpoint. */
+    trestle_plan *p = tu_plan(ca, NULL, 0, NULL);
+    cr_assert_eq(trestle_plan_checkpoint(p), ca);
+    cr_assert_null(trestle_plan_checkpoint(NULL));
+    cr_assert_eq(trestle_checkpoint_identity(NULL, &na, &crca), TRESTLE_E_INVALID_ARG);
+    cr_assert_eq(trestle_checkpoint_identity(ca, NULL, &crca), TRESTLE_E_INVALID_ARG);
+    cr_assert_eq(trestle_checkpoint_identity(ca, &na, NULL), TRESTLE_E_INVALID_ARG);
+    trestle_plan_free(p);
+    trestle_close(ca);
+    trestle_close(cb);
+    free(bytes);
+    free(a);
+    free(b);
+    tu_rmtree(dir);
+    free(dir);
+}

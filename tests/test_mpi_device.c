@@ -118,6 +118,34 @@ Test(mpi, device_ranks_with_node_scope_and_tensor_parallel_parts, .timeout = 300
     tm_free_tp(&f);
 }
 
+Test(mpi, device_ranks_read_narrow_parts_themselves_and_say_so, .timeout = 300)
+{
+    tm_tool();
+    tm_need_mock();
+    tm_tp_fixture f;
+    tm_make_tp(&f);
+    char *args, *out, *err;
+    /* model/mlp/wo/kernel [8,12] split by columns over 3 ranks: 16-byte
+     * runs, which no rank reads alone. Parts are not sent to devices, so
+     * each device rank reads all 384 bytes itself, and rank 0 says why the
+     * job read twice what its tensors take. */
+    cr_assert(asprintf(&args, "'%s' --all --device local --shard 'model/attn/*:0' "
+                              "--shard 'model/mlp/*:1'", f.prefix) > 0);
+    int rc = tm_mpirun(3, TM_MOCK_ENV, args, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    cr_assert_eq(tm_count(out, "parts: 1 tensor (384 B) whose parts no rank reads alone: read "
+                               "whole by every rank (no parts are sent to devices)\n"), 1, "%s",
+                 out);
+    cr_assert_eq(tm_count(out, "note: read 1.43 KiB from storage in all, 2.10x the 700 B the "
+                               "tensors take: 1 tensor (384 B) whose parts no rank reads alone: "
+                               "read whole by every rank (no parts are sent to devices)\n"), 1,
+                 "%s", out);
+    free(args);
+    free(out);
+    free(err);
+    tm_free_tp(&f);
+}
+
 Test(mpi, a_corrupt_byte_fails_both_device_ranks_alike, .timeout = 300)
 {
     tm_tool();

@@ -3,7 +3,10 @@
  * GLOB:DIM under mpirun): each rank's parts equal reference slices, even
  * and uneven, also through renames; each rank reads only about 1/N of the
  * parts' bytes; and a corrupt byte that no rank can see alone, only the
- * combination of the ranks' CRC32C shares, fails every rank alike.
+ * combination of the ranks' CRC32C shares, fails every rank alike. Parts
+ * no rank can read alone (a narrow tensor split by columns, a partitioned
+ * variable split across its slices) are read once by one rank, exact bytes
+ * per rank, and rank 0 notes a job that reads more than 1.1x.
  */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -174,4 +177,200 @@ Test(mpi, a_corrupt_byte_in_a_tensor_parallel_part_fails_every_rank_alike, .time
     tu_rmtree(dir);
     free(dir);
     free(prefix);
+}
+
+/* ---- parts that no rank can read alone: read once, whole, by one rank ---- */
+
+/* "tp/n" [64,32] float, split along dim 1: each rank's columns are a few
+ * dozen bytes of every row, far under trestle-mpi's 4 KiB gap, so reading a
+ * part alone would read the whole tensor on every rank. "tp/q" [48,256]
+ * along dim 0 is one run per rank. "tp/emb" [12,8] is a partitioned
+ * variable stored as two row slices (0-5, 6-11): a column part meets both.
+ * "tp/cols" [12,9] is stored as three column slices that match the
+ * partitioner over 3 ranks, so each rank's part is one stored slice. */
+#define TPN_ROWS 64
+#define TPN_COLS 32
+
+typedef struct narrow_fixture {
+    char *dir, *prefix;
+    float n[TPN_ROWS * TPN_COLS], q[TPQ_ROWS * TPQ_COLS], emb[12 * 8], cols[12 * 9];
+} narrow_fixture;
+
+static void make_narrow(narrow_fixture *f)
+{
+    trestle_writer_options wo;
+    trestle_writer *w;
+    trestle_error err;
+    f->dir = tu_mkdtemp();
+    cr_assert(asprintf(&f->prefix, "%s/narrow", f->dir) > 0);
+    tu_fill_random(f->n, sizeof f->n, 31);
+    tu_fill_random(f->q, sizeof f->q, 32);
+    tu_fill_random(f->emb, sizeof f->emb, 33);
+    tu_fill_random(f->cols, sizeof f->cols, 34);
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    cr_assert_eq(trestle_writer_create(f->prefix, &wo, &w, &err), TRESTLE_OK);
+    static const int64_t nd[] = { TPN_ROWS, TPN_COLS }, qd[] = { TPQ_ROWS, TPQ_COLS };
+    cr_assert_eq(trestle_writer_add(w, "tp/n", TRESTLE_DT_FLOAT, 2, nd, f->n, sizeof f->n, 0,
+                                    &err), TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(w, "tp/q", TRESTLE_DT_FLOAT, 2, qd, f->q, sizeof f->q, 1,
+                                    &err), TRESTLE_OK);
+    /* Slices are stored row-major in their own shape: rows 0-5, rows 6-11. */
+    cr_assert_eq(trestle_writer_add_slice(w, "tp/emb", TRESTLE_DT_FLOAT, "12 8 0,6:-", f->emb,
+                                          6 * 8 * 4, 0, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add_slice(w, "tp/emb", TRESTLE_DT_FLOAT, "12 8 6,6:-",
+                                          f->emb + 48, 6 * 8 * 4, 1, &err), TRESTLE_OK);
+    for (int k = 0; k < 3; k++) {
+        float part[12 * 3];
+        char spec[32];
+        int64_t start[] = { 0, 3 * k }, len[] = { 12, 3 };
+        static const int64_t cd[] = { 12, 9 };
+        tu_ref_slice((const uint8_t *)f->cols, cd, 2, start, len, 4, (uint8_t *)part);
+        snprintf(spec, sizeof spec, "12 9 -:%d,3", 3 * k);
+        cr_assert_eq(trestle_writer_add_slice(w, "tp/cols", TRESTLE_DT_FLOAT, spec, part,
+                                              sizeof part, k % 2, &err), TRESTLE_OK, "%s",
+                     err.message);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+}
+
+/* An ops file of `text` in f's directory (mpirun gives stdin to rank 0 only). */
+static char *ops_file(const narrow_fixture *f, const char *text)
+{
+    char *path;
+    cr_assert(asprintf(&path, "%s/ops.txt", f->dir) > 0);
+    cr_assert_eq(tu_write_file(path, text, strlen(text)), 0);
+    return path;
+}
+
+static void free_narrow(narrow_fixture *f)
+{
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->prefix);
+}
+
+/* FNV of part r of np along `dim` of a [rows,cols] float tensor, from h. */
+static uint64_t fnv_part(uint64_t h, const float *data, int64_t rows, int64_t cols, int dim,
+                         int r, int np)
+{
+    uint8_t buf[TPN_ROWS * TPN_COLS * 4 + TPQ_ROWS * TPQ_COLS * 4];
+    const int64_t d[] = { rows, cols };
+    int64_t start[2] = { 0, 0 }, len[2] = { rows, cols };
+    trestle_shard_part(d[dim], r, np, &start[dim], &len[dim]);
+    tu_ref_slice((const uint8_t *)data, d, 2, start, len, 4, buf);
+    return tm_fnv(h, buf, (uint64_t)(len[0] * len[1] * 4));
+}
+
+/* Run np ranks with `args`; each rank's parts FNV must be want[r] and its
+ * bytes read read[r]; returns rank 0's output (malloc'd). */
+static char *run_parts(int np, const char *args, const uint64_t *want, const uint64_t *read)
+{
+    char *out, *err;
+    tm_rank_line lines[4];
+    int rc = tm_mpirun(np, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "np %d: exit %d\n%s%s", np, rc, out, err);
+    tm_parse_ranks(out, np, lines);
+    for (int r = 0; r < np; r++) {
+        cr_assert_eq(lines[r].parts, want[r], "rank %d of %d: parts differ from the reference "
+                     "slices\n%s", r, np, out);
+        cr_assert_eq(lines[r].read, read[r], "rank %d of %d read %" PRIu64 " bytes, not %" PRIu64
+                     "\n%s", r, np, lines[r].read, read[r], out);
+    }
+    cr_assert(!strstr(out, "note: read"), "the parts are read once, no note:\n%s", out);
+    free(err);
+    return out;
+}
+
+Test(mpi, a_narrow_column_split_is_read_once_by_one_rank_that_sends_the_parts, .timeout = 300)
+{
+    tm_tool();
+    narrow_fixture f;
+    make_narrow(&f);
+    char *args, *ops = ops_file(&f, "tp/n\ntp/q\n");
+    cr_assert(asprintf(&args, "'%s' --ops '%s' --checksum --shard 'tp/n:1' --shard 'tp/q:0'",
+                       f.prefix, ops) > 0);
+    for (int np = 2; np <= 4; np++) {
+        uint64_t want[4], read[4];
+        for (int r = 0; r < np; r++) {
+            int64_t s, qn;
+            trestle_shard_part(TPQ_ROWS, r, np, &s, &qn);
+            want[r] = fnv_part(fnv_part(TM_FNV0, f.n, TPN_ROWS, TPN_COLS, 1, r, np), f.q,
+                               TPQ_ROWS, TPQ_COLS, 0, r, np);
+            /* Its own rows of q; rank 0 owns n, the only shared tensor,
+             * and reads it whole, once for all. */
+            read[r] = (uint64_t)qn * TPQ_COLS * 4 + (r == 0 ? sizeof f.n : 0);
+        }
+        char *out = run_parts(np, args, want, read);
+        char line[256];
+        snprintf(line, sizeof line, "parts: 1 tensor (8.00 KiB) whose parts no rank reads alone: "
+                 "each read whole by one rank, its parts sent over MPI\n");
+        cr_assert(strstr(out, line), "np %d: wanted '%s' in:\n%s", np, line, out);
+        free(out);
+    }
+    /* Two ranks alone on their nodes, reading once per node: each owns n in
+     * its scope and takes its own part of it, sending nothing. */
+    char *alone;
+    cr_assert(asprintf(&alone, "%s --simulate-nodes 2 --scope node", args) > 0);
+    uint64_t want[2], read[2];
+    for (int r = 0; r < 2; r++) {
+        int64_t s, qn;
+        trestle_shard_part(TPQ_ROWS, r, 2, &s, &qn);
+        want[r] = fnv_part(fnv_part(TM_FNV0, f.n, TPN_ROWS, TPN_COLS, 1, r, 2), f.q, TPQ_ROWS,
+                           TPQ_COLS, 0, r, 2);
+        read[r] = (uint64_t)qn * TPQ_COLS * 4 + sizeof f.n;
+    }
+    free(run_parts(2, alone, want, read));
+    free(alone);
+    free(args);
+    free(ops);
+    free_narrow(&f);
+}
+
+Test(mpi, partitioned_variables_are_read_once_whatever_the_split, .timeout = 300)
+{
+    tm_tool();
+    narrow_fixture f;
+    make_narrow(&f);
+    char *args, *ops = ops_file(&f, "tp/emb\ntp/cols\n");
+    /* tp/emb's row slices split by columns: every part meets both slices,
+     * so rank 0 reads both, once, and sends the parts. tp/cols's column
+     * slices split by columns over 3 ranks: each rank reads its own slice
+     * and nothing travels. */
+    cr_assert(asprintf(&args, "'%s' --ops '%s' --checksum --shard 'tp/*:1'", f.prefix, ops) > 0);
+    uint64_t want[3], read[3];
+    for (int r = 0; r < 3; r++) {
+        want[r] = fnv_part(fnv_part(TM_FNV0, f.emb, 12, 8, 1, r, 3), f.cols, 12, 9, 1, r, 3);
+        read[r] = 12 * 3 * 4 + (r == 0 ? sizeof f.emb : 0);
+    }
+    char *out = run_parts(3, args, want, read);
+    cr_assert(strstr(out, "parts: 1 tensor (384 B) whose parts no rank reads alone"), "%s", out);
+    free(out);
+    free(args);
+    free(ops);
+    free_narrow(&f);
+}
+
+Test(mpi, a_tensor_restored_both_whole_and_in_parts_gets_a_note, .timeout = 300)
+{
+    tm_tool();
+    narrow_fixture f;
+    make_narrow(&f);
+    char *args, *out, *err, *ops = ops_file(&f, "tp/n\nnet/n\n");
+    /* tp/n is asked for twice, whole (as net/n, which no rule matches) and
+     * in parts: the group reads it once for the first, its owner once more
+     * for the second. */
+    cr_assert(asprintf(&args, "'%s' --ops '%s' --rename net/n=tp/n --shard 'tp/n:1'", f.prefix,
+                       ops) > 0);
+    int rc = tm_mpirun(2, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
+    cr_assert_eq(tm_count(out, "note: read 16.00 KiB from storage in all, 2.00x the 8.00 KiB "
+                               "the tensors take: tensor 'tp/n' is restored both whole and in "
+                               "parts, and each is read on its own\n"), 1, "%s", out);
+    free(out);
+    free(err);
+    free(args);
+    free(ops);
+    free_narrow(&f);
 }

@@ -6,7 +6,9 @@
  * stored CRC (trestle_crc_shares_check()); a corrupt byte in one part's
  * bytes fails the combination, naming the tensor, shard file and offset.
  * One process restores every part here, so no MPI is needed (test_mpi_parts.c
- * does the same across ranks).
+ * does the same across ranks). Also trestle_plan_drop_op_reads(), with which
+ * a rank leaves to another the reading of a tensor whose part it cannot read
+ * alone: exactly the bytes left are read, batches split around the gap.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -403,5 +405,115 @@ Test(partial_reads, a_plan_with_partial_reads_cannot_be_kept_to_some_extents)
                                   "check together) cannot be kept to a range of extents: restore "
                                   "it whole on each rank");
     cr_assert_eq(trestle_plan_extent_count(p), n, "the plan is unchanged");
+    trestle_plan_free(p);
+}
+
+/* ---- leaving an op's bytes to another process: trestle_plan_drop_op_reads() ---- */
+
+static int count_ready(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)op;
+    ((int *)user)[i]++;
+    return 0;
+}
+
+Test(partial_reads, a_dropped_op_reads_nothing_and_splits_its_batch)
+{
+    /* Shard 0 holds a, c and big end to end: one batch with the default
+     * 64 KiB gap. Dropping c (the middle) leaves a and big, as two batches,
+     * so c's bytes are not read through as a gap. */
+    trestle_op ops[] = {
+        { .name = "a", .dest_kind = TRESTLE_DEST_ALLOCATE },
+        { .name = "b", .dest_kind = TRESTLE_DEST_ALLOCATE },
+        { .name = "c", .dest_kind = TRESTLE_DEST_ALLOCATE },
+        { .name = "big", .dest_kind = TRESTLE_DEST_ALLOCATE },
+    };
+    const tensor *a = &tensors[0], *b = &tensors[1], *c = &tensors[2], *big = &tensors[4];
+    trestle_plan *p = tu_plan(ckpt, ops, 4, NULL);
+    trestle_plan_stats ps;
+    trestle_error err;
+    trestle_plan_get_stats(p, &ps);
+    cr_assert_eq(ps.batches, 2, "shard 0 in one batch, shard 1 in another");
+    cr_assert_eq(trestle_plan_drop_op_reads(p, 2, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_get_stats(p, &ps);
+    cr_assert_eq(ps.batches, 3);
+    cr_assert_eq(ps.extents, 3);
+    cr_assert_eq(ps.read_bytes, a->bytes + b->bytes + big->bytes);
+    cr_assert_eq(ps.output_bytes, a->bytes + b->bytes + c->bytes + big->bytes,
+                 "c still lands: its bytes come from elsewhere");
+    int ready[4] = { 0 };
+    trestle_restore_options ro;
+    trestle_stats st;
+    trestle_restore_options_init(&ro);
+    ro.direct = TRESTLE_DIRECT_NEVER;
+    ro.on_ready = count_ready;
+    ro.user = ready;
+    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.bytes_read, a->bytes + b->bytes + big->bytes);
+    cr_assert_eq(st.bytes_verified, st.bytes_read);
+    cr_assert_eq(st.tensors, 4);
+    const tensor *want[] = { a, b, c, big };
+    for (size_t i = 0; i < 4; i++) {
+        trestle_plan_op_info o;
+        trestle_plan_get_op(p, i, &o);
+        cr_assert_eq(ready[i], 1, "op %zu reported ready once", i);
+        cr_assert_not_null(o.data, "op %zu has its destination", i);
+        cr_assert_eq(o.bytes, want[i]->bytes);
+        if (i != 2)
+            cr_assert_eq(memcmp(o.data, want[i]->data, o.bytes), 0, "op %zu", i);
+    }
+    trestle_plan_free(p);
+}
+
+Test(partial_reads, a_dropped_op_leaves_an_extent_another_op_needs)
+{
+    const char *renames[] = { "part_of_a=a" };
+    trestle_op ops[] = {
+        { .name = "a", .dest_kind = TRESTLE_DEST_ALLOCATE },
+        { .name = "part_of_a", .shape_and_slices = "12 10 0,4:-",
+          .dest_kind = TRESTLE_DEST_ALLOCATE },
+    };
+    trestle_plan_options po;
+    trestle_plan_options_init(&po);
+    po.renames = renames;
+    po.num_renames = 1;
+    trestle_plan *p = tu_plan(ckpt, ops, 2, &po);
+    trestle_error err;
+    cr_assert_eq(trestle_plan_drop_op_reads(p, 0, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_stats ps;
+    trestle_plan_get_stats(p, &ps);
+    cr_assert_eq(ps.extents, 1);
+    cr_assert_eq(ps.read_bytes, tensors[0].bytes, "the slice still reads a");
+    trestle_stats st = restore_ok(p, 1);
+    cr_assert_eq(st.bytes_read, tensors[0].bytes);
+    trestle_plan_op_info o;
+    trestle_plan_get_op(p, 1, &o);
+    cr_assert_eq(memcmp(o.data, tensors[0].data, o.bytes), 0, "rows 0-3 of a");
+    trestle_plan_free(p);
+}
+
+Test(partial_reads, dropping_reads_is_refused_for_parts_skipped_ops_and_bad_indexes)
+{
+    trestle_error err;
+    trestle_plan *p = plan_part("a", 0, 0, 2, 0, 1);
+    size_t extents = trestle_plan_extent_count(p);
+    cr_assert_eq(trestle_plan_drop_op_reads(p, 0, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op 'a' reads a part of its tensor under partial_reads: its "
+                                  "CRC share needs every one of its runs");
+    cr_assert_eq(trestle_plan_extent_count(p), extents, "the plan is unchanged");
+    cr_assert_eq(trestle_plan_drop_op_reads(p, 1, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op index out of range");
+    cr_assert_eq(trestle_plan_drop_op_reads(NULL, 0, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "NULL plan");
+    trestle_plan_free(p);
+    const char *excludes[] = { "b" };
+    trestle_op ops[] = { { .name = "b", .dest_kind = TRESTLE_DEST_ALLOCATE } };
+    trestle_plan_options po;
+    trestle_plan_options_init(&po);
+    po.excludes = excludes;
+    po.num_excludes = 1;
+    p = tu_plan(ckpt, ops, 1, &po);
+    cr_assert_eq(trestle_plan_drop_op_reads(p, 0, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op 'b' is skipped: it reads nothing");
     trestle_plan_free(p);
 }

@@ -50,6 +50,22 @@ int tm_mpirun(int np, const char *env, const char *args, char **out, char **err)
     return tm_mpirun_prog(tm_tool(), np, env, args, out, err);
 }
 
+int tm_mpirun_per_rank(int np, const char *head, const char *tail, const char *args, char **out,
+                       char **err)
+{
+    /* A shell per rank puts its rank into the path, then becomes trestle-mpi:
+     * $0 the program, $1 and $2 the path around the rank, the rest ARGS. */
+    char *prog, *sub;
+    cr_assert(asprintf(&prog, "sh -c 'p=$0 h=$1 t=$2; shift 2; exec \"$p\" restore "
+                              "\"$h${OMPI_COMM_WORLD_RANK:-$PMI_RANK}$t\" \"$@\"' '%s'",
+                       tm_tool()) > 0);
+    cr_assert(asprintf(&sub, "'%s' '%s'", head, tail) > 0);
+    int rc = tm_mpirun_sub(prog, np, NULL, sub, args, out, err);
+    free(prog);
+    free(sub);
+    return rc;
+}
+
 uint64_t tm_fnv(uint64_t h, const uint8_t *p, uint64_t n)
 {
     for (uint64_t k = 0; k < n; k++)

@@ -35,6 +35,13 @@ int tm_mpirun_prog(const char *t, int np, const char *env, const char *args, cha
 /* The same with trestle-mpi. */
 int tm_mpirun(int np, const char *env, const char *args, char **out, char **err);
 
+/* Run `mpirun -np N trestle-mpi restore HEAD<rank>TAIL ARGS`: each rank
+ * names its own checkpoint path, as node-local copies of "one" checkpoint
+ * would be on a real cluster (Open MPI's OMPI_COMM_WORLD_RANK, set in each
+ * rank, picks it). */
+int tm_mpirun_per_rank(int np, const char *head, const char *tail, const char *args, char **out,
+                       char **err);
+
 /* Occurrences of needle in hay. */
 int tm_count(const char *hay, const char *needle);
 

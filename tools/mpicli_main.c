@@ -10,12 +10,14 @@
  * the binary to one MPI's ABI and plugin layout. `trestle restore` under
  * mpirun (or with --group mpi) runs this program instead (tools/cli_restore.c).
  *
- * Ops matching a --shard rule's glob are planned with the rules and
- * restored by each rank alone (its part, reading only the part's bytes:
- * partial_reads, the parts' CRC32C checked together by
- * trestle_group_check_shares()); the others are planned without and
- * restored by the group, read once. Each rank prints one summary line,
- * rank 0 an aggregate. A client of trestle.h and trestle_mpi.h only.
+ * Ops matching a --shard rule's glob are restored as parts
+ * (trestle_group_restore_parts(): each rank reads its part's bytes where
+ * they can be read alone, their CRC32C checked together, and one rank reads
+ * a tensor whole and sends the others their parts where they cannot); the
+ * others are planned without rules and restored by the group, read once.
+ * Each rank prints one summary line, rank 0 an aggregate, and a note when
+ * the ranks read more than about once what the tensors take. A client of
+ * trestle.h and trestle_mpi.h only.
  */
 #include <fnmatch.h>
 #include <getopt.h>
@@ -54,11 +56,14 @@ static const char help[] =
     "                         wins; unmatched tensors are restored whole on every rank\n"
     "                         and read once by the group. Each rank reads only its\n"
     "                         part's bytes of a plain tensor (one run per row of the\n"
-    "                         dims before DIM; runs less than 4 KiB apart are read\n"
-    "                         whole instead). TensorFlow's CRC32C covers the whole\n"
+    "                         dims before DIM); TensorFlow's CRC32C covers the whole\n"
     "                         tensor, so each rank hashes its part into a share and\n"
     "                         the shares of all ranks are checked together before\n"
-    "                         anything is reported restored. E.g. with N = 4:\n"
+    "                         anything is reported restored. A tensor whose parts'\n"
+    "                         runs lie less than 4 KiB apart (a narrow one split by\n"
+    "                         columns) is read whole, and checked, by one rank,\n"
+    "                         which sends every other rank its part: the parts are\n"
+    "                         read once in all either way. E.g. with N = 4:\n"
     "                           --shard '*/attention/*/kernel:1'  (columns)\n"
     "                           --shard '*/mlp/wo/kernel:0'       (rows)\n"
     "      --group mpi        the process group (the default, and the only one)\n"
@@ -278,27 +283,91 @@ static void print_per_rank(const figures *all, int size)
     printf("%s\n", line);
 }
 
-static void report(const trestle_group_stats *gs, int device,
-                   const trestle_stats *ps, size_t tensors, size_t parts, uint64_t landed,
-                   double wall, const trestle_plan *whole, const trestle_plan *part, int sums)
+/* The stored bytes of the distinct tensors the plans restore: what the
+ * job reads in all when every byte is read once. *both: a tensor that is
+ * restored both whole and in parts (two op names, one key), which then is
+ * read by both. */
+static uint64_t stored_bytes(const trestle_checkpoint *c, const trestle_plan *whole,
+                             const trestle_plan *part, const char **both)
+{
+    size_t n = trestle_tensor_count(c);
+    uint8_t *seen = calloc(n ? n : 1, 1);
+    uint64_t sum = 0;
+    *both = NULL;
+    const trestle_plan *plans[] = { whole, part };
+    for (int k = 0; seen && k < 2; k++)
+        for (size_t i = 0; plans[k] && i < trestle_plan_op_count(plans[k]); i++) {
+            trestle_plan_op_info o;
+            size_t at;
+            trestle_plan_get_op(plans[k], i, &o);
+            if (o.skipped || trestle_tensor_find(c, o.key, &at, NULL) != TRESTLE_OK)
+                continue;
+            if (seen[at] && seen[at] != k + 1 && !*both)
+                *both = o.key;
+            if (!seen[at]) {
+                trestle_tensor_info t;
+                trestle_tensor_get_info(c, at, &t);
+                sum += t.size;
+            }
+            seen[at] |= (uint8_t)(k + 1);
+        }
+    free(seen);
+    return sum;
+}
+
+/* What rank 0 says about the storage bytes beside the job's tensors. */
+typedef struct reading {
+    uint64_t needed;            /* stored bytes of the tensors restored, once */
+    const char *both;           /* a tensor restored whole and in parts, or NULL */
+    int device_parts;           /* tensor-parallel rules onto devices: parts are not sent
+                                   there, so each rank reads what it cannot read alone */
+    const char *parts_note;     /* how the parts were read (trestle_group_stats.exchange_note) */
+} reading;
+
+/* Rank 0: "note: ..." when the ranks read more than about once (10%) what
+ * the tensors take, each read-once scope counted once, and why. */
+static void print_reading(const reading *rd, const trestle_group_stats *gs, uint64_t read)
+{
+    int copies = gs->scope == TRESTLE_GROUP_SCOPE_NODE ? gs->nodes : 1;
+    if (rd->needed == 0 || (double)read <= 1.1 * (double)rd->needed * copies)
+        return;
+    char all[32], need[32], why[256];
+    cli_human_size(read, all, sizeof all);
+    cli_human_size(rd->needed, need, sizeof need);
+    if (rd->both)
+        snprintf(why, sizeof why, "tensor '%.120s' is restored both whole and in parts, and each "
+                 "is read on its own", rd->both);
+    else if (rd->device_parts)
+        snprintf(why, sizeof why, "%s", rd->parts_note);
+    else
+        snprintf(why, sizeof why, "the ranks' reads overlap");
+    printf("note: read %s from storage in all, %.2fx the %s the tensors take%s: %s\n", all,
+           (double)read / (double)rd->needed, need, copies > 1 ? " on each node" : "", why);
+}
+
+static void report(const trestle_group_stats *gs, int device, const trestle_group_stats *ps,
+                   size_t tensors, size_t parts, uint64_t landed, double wall,
+                   const trestle_plan *whole, const trestle_plan *part, int sums,
+                   const reading *rdg)
 {
     char rd[32], sent[32], recv[32];
     uint64_t read = gs->bytes_read + ps->bytes_read;
     cli_human_size(read, rd, sizeof rd);
-    cli_human_size(gs->bytes_sent, sent, sizeof sent);
-    cli_human_size(gs->bytes_received, recv, sizeof recv);
+    cli_human_size(gs->bytes_sent + ps->bytes_sent, sent, sizeof sent);
+    cli_human_size(gs->bytes_received + ps->bytes_received, recv, sizeof recv);
     char parts_note[96] = "";
-    if (ps->bytes_deferred > 0) {
+    if (ps->local.bytes_deferred > 0) {
         /* Only the group's check of the shares verified these bytes. */
         char def[32];
-        cli_human_size(ps->bytes_deferred, def, sizeof def);
+        cli_human_size(ps->local.bytes_deferred, def, sizeof def);
         snprintf(parts_note, sizeof parts_note, " (%s of parts, CRC32C checked across the %d "
                  "ranks)", def, gs->size);
     }
     printf("rank %d/%d: %zu tensors (%zu tensor-parallel parts); read %s from storage%s (%zu "
            "extents) in %.3f s; sent %s, received %s in %.3f s; wall %.3f s\n",
-           gs->rank, gs->size, tensors, parts, rd, parts_note, gs->extents,
-           gs->restore_seconds + ps->wall_seconds, sent, recv, gs->exchange_seconds, wall);
+           gs->rank, gs->size, tensors, parts, rd, parts_note, gs->extents + ps->extents,
+           gs->restore_seconds + ps->restore_seconds, sent, recv,
+           gs->exchange_seconds + ps->exchange_seconds, wall);
     if (sums)
         printf("rank %d/%d checksum: whole %016" PRIx64 " parts %016" PRIx64 " read %" PRIu64
                " node %d device %d\n", gs->rank, gs->size, cli_checksum_plan(whole),
@@ -306,7 +375,9 @@ static void report(const trestle_group_stats *gs, int device,
                gs->node, device);
     fflush(stdout);
 
-    figures mine = { read, gs->bytes_sent, gs->bytes_received, landed, ps->bytes_deferred, wall };
+    figures mine = { read, gs->bytes_sent + ps->bytes_sent,
+                     gs->bytes_received + ps->bytes_received, landed, ps->local.bytes_deferred,
+                     wall };
     figures *all = NULL;
     if (gs->rank == 0)
         all = calloc((size_t)gs->size, sizeof *all);
@@ -338,6 +409,9 @@ static void report(const trestle_group_stats *gs, int device,
     static const char *const kinds[] = { "auto", "mpi", "staged", "mpi-cuda", "nccl" };
     printf("exchange %s: %s\n", kinds[gs->exchange >= 0 && gs->exchange <= 4 ? gs->exchange : 0],
            gs->exchange_note);
+    if (part)
+        printf("parts: %s\n", ps->exchange_note);
+    print_reading(rdg, gs, sum.read);
     free(all);
 }
 
@@ -359,15 +433,14 @@ static uint64_t landed_bytes(const trestle_plan *p)
 
 static int restore(const args *a, trestle_group *g)
 {
-    int rank = trestle_group_rank(g), size = trestle_group_size(g), rc;
+    int rank = trestle_group_rank(g), rc;
     trestle_checkpoint *c = NULL;
     trestle_plan *whole = NULL, *part = NULL;
     trestle_op *wops = NULL, *pops = NULL;
     size_t nw = 0, np = 0;
     cli_ops file = { 0 };
     trestle_error err, mine;
-    trestle_stats ps = { 0 };
-    trestle_group_stats gs = { 0 };
+    trestle_group_stats ps = { 0 }, gs = { 0 };
     double t0 = MPI_Wtime();
     trestle_restore_options ro;
     trestle_plan_options po;
@@ -398,25 +471,17 @@ static int restore(const args *a, trestle_group *g)
     po.skip_unsupported = a->skip_unsupported;
     if (rc == TRESTLE_OK)
         rc = trestle_plan_create(c, wops, nw, &po, &whole, &mine);
+    rc = trestle_group_agree(g, rc, &mine, &err);
     po.shard_rules = a->rules;
     po.num_shard_rules = a->nrules;
-    po.shard_rank = rank;
-    po.shard_world = size;
-    /* Each rank reads only its part's bytes; rows closer than a page are
-     * read through (one request), which makes that tensor read whole. */
-    po.partial_reads = 1;
+    /* A part whose runs lie less than a page apart is not read in runs: one
+     * rank reads its tensor whole for all and sends each rank its part. */
     po.max_gap_bytes = 4096;
-    /* Planned even when no op matches, so that a malformed rule is still
+    /* Each rank's own tensor-parallel parts first, then the shared rest.
+     * Planned even when no op matches, so that a malformed rule is still
      * refused by the library, naming it, rather than matching nothing. */
     if (rc == TRESTLE_OK && a->nrules > 0)
-        rc = trestle_plan_create(c, pops, np, &po, &part, &mine);
-    /* Each rank's own tensor-parallel parts first, then the shared rest. */
-    if (rc == TRESTLE_OK && np > 0)
-        rc = trestle_restore(part, &ro, &ps, &mine);
-    rc = trestle_group_agree(g, rc, &mine, &err);
-    /* The parts are not verified until their CRC shares combine. */
-    if (rc == TRESTLE_OK && a->verify && a->nrules > 0)
-        rc = trestle_group_check_shares(g, part, &err);
+        rc = trestle_group_restore_parts(g, c, pops, np, &po, &ro, &part, &ps, &err);
     if (rc == TRESTLE_OK)
         rc = trestle_group_restore(g, whole, &ro, &gs, &err);
     if (rc != TRESTLE_OK) {
@@ -424,8 +489,10 @@ static int restore(const args *a, trestle_group *g)
          * written in pieces interleaves with the others'. */
         fprintf(stderr, "trestle: %s\n", err.message[0] ? err.message : trestle_strerror(rc));
     } else {
+        reading rd = { 0, NULL, a->nrules > 0 && ro.device >= 0, ps.exchange_note };
+        rd.needed = stored_bytes(c, whole, part, &rd.both);
         report(&gs, ro.device, &ps, nw + np, np, landed_bytes(whole) + landed_bytes(part),
-               MPI_Wtime() - t0, whole, part, a->checksum);
+               MPI_Wtime() - t0, whole, part, a->checksum, &rd);
     }
     trestle_plan_free(whole);
     trestle_plan_free(part);

@@ -21,6 +21,7 @@
 #include "ckpt_path.h"
 #include "ckpt_shard.h"
 #include "ckpt_slices.h"
+#include "crc32c.h"
 #include "error.h"
 #include "options.h"
 #include "regular_file.h"
@@ -164,6 +165,11 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
     TR_FAIL_IF(asprintf(&c->index_path, "%s.index", c->prefix) < 0, err, TRESTLE_E_NOMEM,
                "out of memory");
     TR_FORWARD(slurp(c->index_path, &index, &index_len, err));
+    /* Every entry's CRC and offset is in these bytes, so two copies that
+     * differ in any tensor differ here: what lets the ranks of a group
+     * tell versions of one checkpoint apart (trestle_checkpoint_identity()). */
+    c->index_bytes = index_len;
+    c->index_crc32c = trestle__crc32c(index, index_len);
 
     scan_ctx s = { .c = c };
     TR_FORWARD(trestle__table_scan(index, index_len, c->index_path, o.verify_index != 0, visit,

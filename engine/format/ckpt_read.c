@@ -37,6 +37,16 @@ void trestle_checkpoint_get_info(const trestle_checkpoint *c, trestle_checkpoint
     out->index_snappy_blocks = c->snappy_blocks;
 }
 
+int trestle_checkpoint_identity(const trestle_checkpoint *c, uint64_t *index_bytes,
+                                uint32_t *index_crc32c)
+{
+    if (!c || !index_bytes || !index_crc32c)
+        return TRESTLE_E_INVALID_ARG;
+    *index_bytes = c->index_bytes;
+    *index_crc32c = c->index_crc32c;
+    return TRESTLE_OK;
+}
+
 const char *trestle_shard_path(const trestle_checkpoint *c, int shard)
 {
     if (!c || shard < 0 || shard >= c->num_shards)

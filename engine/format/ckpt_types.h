@@ -66,6 +66,9 @@ struct trestle_checkpoint {
     uint64_t data_bytes;     /* sum of listed sizes */
     bool object_based;
     int snappy_blocks;
+    uint64_t index_bytes;    /* size of the .index as read at open */
+    uint32_t index_crc32c;   /* CRC-32C of those bytes: with index_bytes, which version this
+                                is (trestle_checkpoint_identity()) */
 };
 
 /* What trestle_open() found out about a shard file (shard_state). */

@@ -61,6 +61,30 @@ struct trestle_group {
  * files: engine/group/group_crc.c. */
 MPI_Comm trestle__group_comm(const trestle_group *g);
 
+/* Do all ranks read one version of the checkpoint? Compares every rank's
+ * trestle_checkpoint_identity() of c (engine/group/group_same.c). c NULL:
+ * this rank takes part without being judged. Collective over g->comm; the
+ * same verdict on every rank: TRESTLE_OK, TRESTLE_E_INVALID_ARG naming each
+ * version's size, CRC and ranks, or TRESTLE_E_GROUP. */
+int trestle__group_same_checkpoint(trestle_group *g, const trestle_checkpoint *c,
+                                   trestle_error *err);
+
+/* What this rank can check alone before anything collective happens:
+ * the caller's `opt` by the options rule into `ro` (over the defaults
+ * there), then what a group restore cannot do (map shard files, a device
+ * list, a plan restored before). TRESTLE_E_INVALID_ARG or _UNSUPPORTED
+ * (engine/group/group_mpi.c). */
+int trestle__group_check_local(const trestle_plan *p, const trestle_restore_options *opt,
+                               trestle_restore_options *ro, trestle_error *err);
+
+/* A group call's early end, the same on every rank: `e` into err (NULL: err
+ * untouched), st's wall time since t0, st into *stats (if not NULL); rc. */
+int trestle__group_end(int rc, const trestle_error *e, trestle_error *err, trestle_group_stats *st,
+                       double t0, trestle_group_stats *stats);
+
+/* Zero *st and fill in who this rank is in g: rank, size, scope, nodes. */
+void trestle__group_stats_init(const trestle_group *g, trestle_group_stats *st);
+
 /* Fill err with code and a formatted message (no key, path or offset). */
 int trestle__group_error(trestle_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -251,5 +275,36 @@ void trestle__nccl_close(trestle__nccl *n, bool together);
 int trestle__group_exchange(MPI_Comm comm, int rank, int size, trestle__group_live *lv,
                             const trestle__group_runs *runs, trestle__group_dev *dx,
                             bool *stopped, trestle_error *err);
+
+/* ---- tensor-parallel parts read once (engine/group/group_parts.c) ---- */
+
+/* A tensor-parallel op whose part no rank can read alone: one rank of the
+ * read-once scope (its owner) reads the op whole, without the shard rule,
+ * and sends every other rank of the scope its part of dimension `dim`. */
+typedef struct trestle__group_shared {
+    size_t op;          /* the op, the same index in every rank's plan of its parts */
+    int dim;            /* the shard rule's dimension */
+    int owner;          /* the rank in g->xcomm that reads it */
+    size_t whole;       /* on the owner: its op in the owner's plan of whole ops */
+} trestle__group_shared;
+
+/*
+ * Move the parts (engine/group/group_scatter.c): for each of the n shared
+ * ops, in order, its owner copies its own part out of `whole` (its restored
+ * plan of whole ops; NULL on a rank that owns none) into op sh->op of
+ * `parts`, and sends every other rank of the scope its part (the rows of
+ * part `global[q]` of g->size along sh->dim, for scope rank q), which lands
+ * in that rank's op sh->op of `parts`, restored, in host memory. Messages
+ * are at most TRESTLE__GROUP_ROUND_BYTES, described on the sending side by
+ * hindexed datatypes over the rows, so nothing is packed. Point to point
+ * over g->xcomm; every rank of the scope takes part. Bytes sent and
+ * received are added to *sent and *received. TRESTLE_E_GROUP (an MPI call
+ * failed), TRESTLE_E_INVALID_ARG (a part whose size is not the op's: the
+ * plans differ).
+ */
+int trestle__group_send_parts(const trestle_group *g, const int *global,
+                              const trestle__group_shared *sh, size_t n, trestle_plan *parts,
+                              const trestle_plan *whole, uint64_t *sent, uint64_t *received,
+                              trestle_error *err);
 
 #endif /* TRESTLE_GROUP_H */

@@ -6,8 +6,10 @@
  * the same order on every rank. One MPI_Allreduce with MPI_BXOR combines all
  * of them at once, and every rank then checks the same combined shares.
  *
- * A client of the public API (trestle.h) like the rest of the group; sits
- * beside engine/group/group_mpi.c, which owns the communicator.
+ * The ranks' parts must come from one version of the checkpoint, checked
+ * first (engine/group/group_same.c). A client of the public API (trestle.h)
+ * like the rest of the group; sits beside engine/group/group_mpi.c, which
+ * owns the communicator.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,6 +50,12 @@ int trestle_group_check_shares(trestle_group *g, const trestle_plan *p, trestle_
     MPI_Comm comm = trestle__group_comm(g);
     int rank = trestle_group_rank(g), size = trestle_group_size(g);
     size_t n = trestle_plan_crc_share_count(p);
+
+    /* Parts of two versions would combine to neither's CRC: say so, rather
+     * than blame a corrupt byte. The verdict is every rank's. */
+    rc = trestle__group_same_checkpoint(g, trestle_plan_checkpoint(p), err);
+    if (rc != TRESTLE_OK)
+        return rc;
 
     /* Every rank must list as many tensors, each with its share computed
      * and planned as part `rank` of `size` (else the XOR would count some

@@ -3,7 +3,8 @@
  * checkpoint, each extent read from storage by one rank (include/trestle_mpi.h).
  *
  * The order of a group restore, every step collective or local as marked:
- *   check    (collective) all ranks planned the same extents and op sizes;
+ *   check    (collective) all ranks read one version of the checkpoint
+ *            (engine/group/group_same.c) and planned the same extents and op sizes;
  *   split    (local) this rank's consecutive, byte-balanced extent range,
  *            among the ranks of the read-once scope (g->xcomm: the whole
  *            group, or this rank's node; engine/group/group_scope.c);
@@ -144,6 +145,29 @@ int trestle_group_size(const trestle_group *g) { return g ? g->size : 1; }
 
 MPI_Comm trestle__group_comm(const trestle_group *g) { return g->comm; }
 
+int trestle__group_end(int rc, const trestle_error *e, trestle_error *err, trestle_group_stats *st,
+                       double t0, trestle_group_stats *stats)
+{
+    if (err && e)
+        *err = *e;
+    st->wall_seconds = MPI_Wtime() - t0;
+    if (stats)
+        *stats = *st;
+    return rc;
+}
+
+void trestle__group_stats_init(const trestle_group *g, trestle_group_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->rank = g->rank;
+    st->size = g->size;
+    st->scope = g->scope;
+    st->nodes = g->nodes;
+    st->node = g->node;
+    st->node_size = g->node_size;
+    snprintf(st->scope_note, sizeof st->scope_note, "%s", g->scope_note);
+}
+
 /* ---- the split ---- */
 
 /* Where part k starts: the first extent whose middle lies past k/size of
@@ -214,14 +238,15 @@ static uint64_t fingerprint(const trestle_plan *p)
 }
 
 /* Do all ranks hold the same plan? One allreduce of (h, ~h) under MAX
- * gives the largest and (inverted) smallest fingerprint. */
+ * gives the largest and (inverted) smallest fingerprint. p NULL: this rank
+ * takes part with (0, 0), which changes neither. */
 static int check_same_plan(trestle_group *g, const trestle_plan *p, trestle_error *err)
 {
-    uint64_t h = fingerprint(p), mine[2] = { h, ~h }, all[2];
+    uint64_t h = p ? fingerprint(p) : 0, mine[2] = { h, p ? ~h : 0 }, all[2];
     int mrc = MPI_Allreduce(mine, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
     if (mrc != MPI_SUCCESS)
         return trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
-    if (all[0] != ~all[1])
+    if (p && all[0] != ~all[1])
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG,
                                     "the ranks planned different restores (extents or op sizes "
                                     "differ): every rank must plan the same ops of the same "
@@ -278,11 +303,9 @@ int trestle_group_agree(trestle_group *g, int rc, const trestle_error *mine, tre
 
 /* ---- the restore ---- */
 
-/* What this rank can check alone before anything collective happens:
- * the caller's `opt` by the options rule into `ro` (over the defaults
- * there), then what a group restore cannot do. */
-static int check_local(const trestle_plan *p, const trestle_restore_options *opt,
-                       trestle_restore_options *ro, trestle_error *err)
+/* group.h: what a group restore cannot do, checked by each rank alone. */
+int trestle__group_check_local(const trestle_plan *p, const trestle_restore_options *opt,
+                               trestle_restore_options *ro, trestle_error *err)
 {
     if (!p)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL plan");
@@ -325,29 +348,28 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     double t0 = MPI_Wtime(), t;
     int rc;
 
-    memset(&st, 0, sizeof st);
     trestle_error_clear(&mine);
     trestle_error_clear(err);
     if (!g)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "NULL group");
-    st.rank = g->rank;
-    st.size = g->size;
-    st.scope = g->scope;
-    st.nodes = g->nodes;
-    st.node = g->node;
-    st.node_size = g->node_size;
-    snprintf(st.scope_note, sizeof st.scope_note, "%s", g->scope_note);
+    trestle__group_stats_init(g, &st);
 
     trestle_restore_options_init(&ro);
-    rc = check_local(p, opt, &ro, &mine);
-    if (rc == TRESTLE_OK) {
+    rc = trestle__group_check_local(p, opt, &ro, &mine);
+    /* Versions first: two versions of one layout also plan alike. A rank
+     * whose local check failed still takes part in both collectives, with
+     * values that cannot change their outcome; agree() below reports it. */
+    trestle_error serr;
+    const trestle_checkpoint *c = rc == TRESTLE_OK ? trestle_plan_checkpoint(p) : NULL;
+    int src = trestle__group_same_checkpoint(g, c, &serr);
+    /* Every rank has this verdict, so all stop here alike, with the message
+     * as it is: it is the group's finding, not one rank's. */
+    if (src != TRESTLE_OK)
+        return trestle__group_end(src, &serr, err, &st, t0, stats);
+    if (rc == TRESTLE_OK)
         rc = check_same_plan(g, p, &mine);
-    } else {
-        /* Still take part in the plan check, which every other rank makes,
-         * with values that cannot change its outcome. */
-        uint64_t dummy[2] = { 0, 0 }, all[2];
-        MPI_Allreduce(dummy, all, 2, MPI_UINT64_T, MPI_MAX, g->comm);
-    }
+    else
+        check_same_plan(g, NULL, NULL);
     if (rc == TRESTLE_OK) {
         runs = calloc((size_t)g->xsize, sizeof *runs);
         if (!runs)
@@ -450,8 +472,5 @@ int trestle_group_restore(trestle_group *g, trestle_plan *p, const trestle_resto
     }
     if (rc != TRESTLE_OK)
         st.bytes_sent = st.bytes_received = 0;
-    st.wall_seconds = MPI_Wtime() - t0;
-    if (stats)
-        *stats = st;
-    return rc;
+    return trestle__group_end(rc, NULL, NULL, &st, t0, stats);
 }

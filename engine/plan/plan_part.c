@@ -1,9 +1,10 @@
 /*
  * plan_part.c - parts of a built plan, for groups of processes that share
  * one restore (include/trestle_mpi.h, engine/group/): the extents a plan
- * reads, the destination byte runs each one produces, and restricting a
- * plan to a consecutive range of extents so that a process reads, checks
- * and copies only its part.
+ * reads, the destination byte runs each one produces, restricting a plan
+ * to a consecutive range of extents so that a process reads, checks and
+ * copies only its part, and leaving an op's bytes to the caller
+ * (trestle_plan_drop_op_reads()) when another process reads them.
  *
  * Sits beside engine/plan/plan.c (accessors of a built plan) and knows nothing
  * of groups or MPI: a group splits extents by rank with these calls before
@@ -15,6 +16,11 @@
 
 #include "error.h"
 #include "plan.h"
+
+const trestle_checkpoint *trestle_plan_checkpoint(const trestle_plan *p)
+{
+    return p ? p->ckpt : NULL;
+}
 
 size_t trestle_plan_extent_count(const trestle_plan *p) { return p ? p->num_extents : 0; }
 
@@ -173,6 +179,81 @@ int trestle_plan_keep_extents(trestle_plan *p, size_t first, size_t end, trestle
                                              lo - first, hi - lo };
     }
     p->num_batches = nb;
+    trestle__plan_fill_stats(p);
+    return TRESTLE_OK;
+}
+
+/* ---- leaving an op's bytes to someone else ---- */
+
+int trestle_plan_drop_op_reads(trestle_plan *p, size_t i, trestle_error *err)
+{
+    trestle_error_clear(err);
+    if (!p || i >= p->num_ops)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "%s",
+                                     p ? "op index out of range" : "NULL plan");
+    const trestle__plan_op *op = &p->ops[i];
+    if (op->skipped)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1, -1,
+                                  "op '%s' is skipped: it reads nothing", op->name);
+    /* Its runs fold into a CRC share that the other parts' shares expect. */
+    for (size_t s = 0; s < p->num_shares; s++)
+        if (p->shares[s].op == i)
+            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1, -1,
+                                      "op '%s' reads a part of its tensor under partial_reads: "
+                                      "its CRC share needs every one of its runs", op->name);
+    /* Drop its pieces, then the extents nothing else needs; pieces stay
+     * grouped by extent in extent order (plan.h). */
+    size_t np = 0, nx = 0, *renumber = malloc((p->num_extents ? p->num_extents : 1) *
+                                              sizeof *renumber);
+    if (!renumber)
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    for (size_t e = 0; e < p->num_extents; e++) {
+        trestle__extent x = p->extents[e];
+        size_t first = np;
+        for (size_t k = 0; k < x.num_pieces; k++)
+            if (p->pieces[x.first_piece + k].op != i)
+                p->pieces[np++] = p->pieces[x.first_piece + k];
+        renumber[e] = SIZE_MAX;
+        if (np == first && x.num_pieces > 0)
+            continue; /* only op i read it */
+        x.first_piece = first;
+        x.num_pieces = np - first;
+        renumber[e] = nx;
+        p->extents[nx++] = x;
+    }
+    p->num_pieces = np;
+    /* A batch loses the extents dropped from it and splits where they were,
+     * so their bytes are not read through as a gap. The pieces left keep
+     * every gap they had, so each part still meets the batching rules. */
+    size_t nb = 0, cap = p->num_batches + p->num_extents;
+    trestle__batch *batches = malloc((cap ? cap : 1) * sizeof *batches);
+    if (!batches) {
+        free(renumber);
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    }
+    for (size_t b = 0; b < p->num_batches; b++) {
+        const trestle__batch *t = &p->batches[b];
+        trestle__batch *cur = NULL;
+        for (size_t e = t->first_extent; e < t->first_extent + t->num_extents; e++) {
+            if (renumber[e] == SIZE_MAX) {
+                cur = NULL;
+                continue;
+            }
+            const trestle__extent *x = &p->extents[renumber[e]];
+            if (!cur) {
+                cur = &batches[nb++];
+                *cur = (trestle__batch){ t->shard, x->offset, 0, renumber[e], 0 };
+            }
+            cur->length = x->offset + x->size - cur->offset;
+            cur->num_extents++;
+        }
+    }
+    free(renumber);
+    free(p->batches);
+    p->batches = batches;
+    p->num_batches = nb;
+    p->num_extents = nx;
+    p->ops[i].num_pieces = 0;
     trestle__plan_fill_stats(p);
     return TRESTLE_OK;
 }
