@@ -134,11 +134,9 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
     }
     trestle__entry *e = &c->entries[c->num_entries];
     memset(e, 0, sizeof *e);
-    e->key = malloc(key_len + 1);
+    e->key = trestle__slab_strndup(&c->slab, key, key_len);
     if (!e->key)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    memcpy(e->key, key, key_len);
-    e->key[key_len] = '\0';
     e->key_len = key_len;
     e->index_offset = value_offset;
     c->num_entries++; /* counted now so a failure below still frees it */
@@ -240,12 +238,11 @@ void trestle_close(trestle_checkpoint *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->num_entries; i++) {
-        free(c->entries[i].key);
-        free(c->entries[i].dims);
+    for (size_t i = 0; c->num_partitioned && i < c->num_entries; i++) {
         free(c->entries[i].slices);
         free(c->entries[i].slice_entries);
     }
+    trestle__slab_free(&c->slab);
     free(c->entries);
     trestle__shards_free(c);
     free(c->listed);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slab.h"
 #include "slice.h"
 #include "trestle.h"
 
@@ -27,12 +28,13 @@ enum trestle__entry_kind {
 };
 
 typedef struct trestle__entry {
-    char *key;              /* NUL-terminated copy (slice keys contain NULs: use key_len) */
+    char *key;              /* NUL-terminated copy in the checkpoint's slab (slice keys
+                               contain NULs: use key_len) */
     size_t key_len;
     int kind;               /* trestle__entry_kind */
     int dtype;              /* validated: known, storable */
     int rank;
-    int64_t *dims;          /* rank sizes (owned) */
+    int64_t *dims;          /* rank sizes (in the checkpoint's slab) */
     int64_t num_elements;
     int shard;              /* validated 0 <= shard < num_shards */
     uint64_t offset;        /* offset + size <= shard size, unless past_end */
@@ -66,6 +68,8 @@ struct trestle_checkpoint {
     uint64_t data_bytes;     /* sum of listed sizes */
     bool object_based;
     int snappy_blocks;
+    size_t num_partitioned;  /* PARTITIONED entries (they own their slice arrays) */
+    trestle__slab slab;      /* every entry's key and dims: one free at close */
 };
 
 /* What trestle_open() found out about a shard file (shard_state). */
