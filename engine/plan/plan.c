@@ -18,11 +18,6 @@ void trestle_plan_free(trestle_plan *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->num_ops; i++) {
-        trestle__plan_op *op = &p->ops[i];
-        free(op->name);
-        free(op->dims);
-    }
     trestle__arena_release(p->arena);
     trestle__replicas_free(p->replicas);
     trestle__staging_free(p->staging);
@@ -32,6 +27,7 @@ void trestle_plan_free(trestle_plan *p)
     free(p->regions);
     free(p->batches);
     free(p->shares);
+    trestle__slab_free(&p->slab);
     free(p);
 }
 

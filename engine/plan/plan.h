@@ -55,7 +55,8 @@
 #define TRESTLE__NO_REGION UINT32_MAX
 
 typedef struct trestle__plan_op {
-    char *name;             /* as given by the caller (owned) */
+    char *name;             /* as given by the caller (in the plan's slab), or for a plan of
+                               every tensor its key (the checkpoint's) */
     const char *key;        /* resolved checkpoint key (owned by the checkpoint), NULL if skipped */
     int skipped;            /* 0; 1 excluded; 2 missing and allowed */
     size_t entry;           /* listed entry index in ckpt->entries (PLAIN/PARTITIONED/OBJECT_GRAPH) */
@@ -64,7 +65,8 @@ typedef struct trestle__plan_op {
     bool convert;           /* out_dtype != dtype: pieces convert on load */
     size_t src_es, dst_es;  /* element bytes of dtype and out_dtype (0 for strings) */
     int rank;               /* output rank */
-    int64_t *dims;          /* output shape (owned) */
+    int64_t *dims;          /* output shape: the stored one (the checkpoint's) for a whole
+                               tensor, else in the plan's slab */
     uint64_t bytes;         /* output bytes = elements x dst_es (stored size for strings) */
     bool whole;             /* the whole stored tensor, laid out as stored */
     int dest_kind;          /* trestle_dest_kind as given */
@@ -142,6 +144,7 @@ struct trestle_plan {
     atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
     struct trestle__faults *faults; /* tests only: injected I/O faults (engine/common/fault.h), else NULL */
     struct trestle__replicas *replicas; /* copies on several GPUs (engine/plan/replica.h), or NULL */
+    trestle__slab slab;     /* op names and sliced shapes: freed with the plan */
 };
 
 /*

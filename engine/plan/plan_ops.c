@@ -48,13 +48,13 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             name_len = e->key_len;
             op->dest_kind = TRESTLE_DEST_ALLOCATE;
         }
-        op->name = malloc(name_len + 1);
+        /* Every tensor's op is named by its key, which the checkpoint
+         * keeps for as long as the plan lives: no copy. */
+        op->name = ops ? trestle__slab_strndup(&b->p->slab, name, name_len) : (char *)name;
         if (!op->name)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        memcpy(op->name, name, name_len);
-        op->name[name_len] = '\0';
         op->entry = TRESTLE__NOT_LISTED;
-        if (trestle__plan_excluded(&b->o, op->name)) {
+        if (b->o.num_excludes && trestle__plan_excluded(&b->o, op->name)) {
             op->skipped = 1;
             continue;
         }
@@ -77,6 +77,9 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             op->key = b->c->entries[op->entry].key;
             op->dtype = b->c->entries[op->entry].dtype;
             op->out_dtype = op->dtype; /* trestle__plan_ops_check_conversions() may change it */
+            b->variants += op->dtype == TRESTLE_DT_VARIANT;
+        } else {
+            b->missing++;
         }
     }
     return TRESTLE_OK;
@@ -86,6 +89,8 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
 int trestle__plan_ops_check_missing(builder *b, const trestle_op *ops, trestle_error *err)
 {
     size_t m = 0;
+    if (b->missing == 0)
+        return TRESTLE_OK;
     for (size_t i = 0; i < b->p->num_ops; i++)
         if (!b->p->ops[i].skipped && b->p->ops[i].entry == TRESTLE__NOT_LISTED)
             m++;
