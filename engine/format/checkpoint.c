@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "checked.h"
 #include "checkpoint.h"
 #include "ckpt_entry.h"
@@ -126,7 +127,7 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
     }
     if (c->num_entries == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
-        trestle__entry *grown = realloc(c->entries, cap * sizeof *grown);
+        trestle__entry *grown = trestle__bulk_realloc(c->entries, cap, sizeof *grown);
         if (!grown)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         c->entries = grown;
@@ -169,7 +170,7 @@ static int check_ranges(trestle_checkpoint *c, bool require_all, trestle_error *
 
 static int build_listing(trestle_checkpoint *c, trestle_error *err)
 {
-    c->listed = malloc((c->num_entries ? c->num_entries : 1) * sizeof *c->listed);
+    c->listed = trestle__bulk_calloc(c->num_entries ? c->num_entries : 1, sizeof *c->listed);
     if (!c->listed)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < c->num_entries; i++) {
@@ -243,9 +244,9 @@ void trestle_close(trestle_checkpoint *c)
         free(c->entries[i].slice_entries);
     }
     trestle__slab_free(&c->slab);
-    free(c->entries);
+    trestle__bulk_free(c->entries);
     trestle__shards_free(c);
-    free(c->listed);
+    trestle__bulk_free(c->listed);
     free(c->prefix);
     free(c->index_path);
     free(c);

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "error.h"
 #include "options.h"
 #include "plan.h"
@@ -91,7 +92,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     b.p->ckpt = c;
     atomic_init(&b.p->cancel, 0);
     /* Zeroed ops free cleanly however far planning gets. */
-    b.p->ops = calloc(count ? count : 1, sizeof *b.p->ops);
+    b.p->ops = trestle__bulk_calloc(count ? count : 1, sizeof *b.p->ops);
     /* Keys after renames exist only for a caller's op list. */
     b.lookup = ops ? calloc(count ? count : 1, sizeof *b.lookup) : NULL;
     TR_FAIL_IF(!b.p->ops || (ops && !b.lookup), err, TRESTLE_E_NOMEM, "out of memory");
@@ -112,7 +113,7 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
                 b.entry_refs[b.p->ops[i].entry]++;
     }
     /* Most ops want one entry: room for that many wants at once. */
-    b.wants = malloc((count ? count : 1) * sizeof *b.wants);
+    b.wants = trestle__bulk_calloc(count ? count : 1, sizeof *b.wants);
     TR_FAIL_IF(!b.wants, err, TRESTLE_E_NOMEM, "out of memory");
     b.cap_wants = count ? count : 1;
     for (size_t i = 0; i < count; i++)
@@ -130,7 +131,7 @@ fail:
     for (size_t i = 0; b.lookup && i < count; i++)
         free(b.lookup[i]);
     free(b.lookup);
-    free(b.wants);
+    trestle__bulk_free(b.wants);
     free(b.order);
     free(b.entry_refs);
     trestle_plan_free(b.p);

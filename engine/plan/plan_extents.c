@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "error.h"
 #include "plan.h"
 #include "plan_build.h"
@@ -156,8 +157,8 @@ int trestle__plan_pieces_extents(builder *b, trestle_error *err)
 
     if (rc != TRESTLE_OK)
         return rc;
-    p->pieces = malloc(n * sizeof *p->pieces);
-    p->extents = malloc(n * sizeof *p->extents);
+    p->pieces = trestle__bulk_calloc(n, sizeof *p->pieces);
+    p->extents = trestle__bulk_calloc(n, sizeof *p->extents);
     if (!p->pieces || !p->extents)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < b->n_wants; i++) {

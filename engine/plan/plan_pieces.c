@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "checked.h"
 #include "error.h"
 #include "plan.h"
@@ -48,7 +49,7 @@ static int add_want(builder *b, size_t entry, size_t op, uint32_t region, uint64
         uint64_t bytes;
         if (cap < b->cap_wants || !tr_mul_u64(cap, sizeof *b->wants, &bytes) || bytes > SIZE_MAX)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        want *grown = realloc(b->wants, (size_t)bytes);
+        want *grown = trestle__bulk_realloc(b->wants, cap, sizeof *grown);
         if (!grown)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         b->wants = grown;
