@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "checked.h"
 #include "error.h"
 #include "numa.h"
@@ -167,6 +168,9 @@ static int start_workers(trestle__restore *x, trestle_error *err)
     x->wq_cap = x->pool.count;
     x->wq = calloc(x->wq_cap, sizeof *x->wq);
     x->reqs = calloc(x->pool.count, sizeof *x->reqs);
+    if (x->vruns && !(x->iovs = malloc((size_t)x->pool.count * TRESTLE__READ_MAX_IOV *
+                                       sizeof *x->iovs)))
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     x->threads = calloc(n, sizeof *x->threads);
     x->args = calloc(n, sizeof *x->args);
     x->wstats = calloc(n + 1, sizeof *x->wstats);
@@ -213,17 +217,19 @@ static void free_context(trestle__restore *x)
     if (x->copier_open)
         x->copier.ops->close(&x->copier);
     trestle__restore_convert_close(x); /* after close() unregistered its buffers */
-    for (size_t e = 0; x->ext && e < x->plan->num_extents; e++)
-        free(atomic_load(&x->ext[e].tmp));
+    for (size_t e = 0; x->ext && x->strings && e < x->plan->num_extents; e++)
+        free(atomic_load(&x->ext[e].tmp)); /* string extents' private copies */
     trestle__pool_destroy(&x->pool);
     free(x->numa_cpus);
     free(x->batch_seq);
     free(x->batch_mode);
     free(x->segs);
-    free(x->ext);
+    trestle__bulk_free(x->ext);
     free(x->slots);
-    free(x->op_left);
+    trestle__bulk_free(x->op_left);
     free(x->reqs);
+    free(x->iovs);
+    free(x->gap_sink);
     free(x->wq);
     free(x->threads);
     free(x->args);
@@ -313,6 +319,24 @@ static bool cached(const trestle__restore *x, uint64_t seq)
     return x->batch_mode[x->segs[seq].batch] == TRESTLE__BATCH_CACHED;
 }
 
+/* The iovecs of read sg, which lands whole in its extents' destinations
+ * (the gaps between them in the sink); returns how many. */
+static unsigned scatter(const trestle__restore *x, const trestle__seg *sg, struct iovec *iov)
+{
+    const trestle__extent *ext = &x->plan->extents[sg->extent];
+    uint64_t at = sg->offset;
+    unsigned n = 0;
+    for (size_t e = sg->extent; e < sg->extent + sg->span; e++, ext++) {
+        if (ext->size == 0)
+            continue;
+        if (ext->offset > at)
+            iov[n++] = (struct iovec){ x->gap_sink, (size_t)(ext->offset - at) };
+        iov[n++] = (struct iovec){ x->ext[e].dest, (size_t)ext->size };
+        at = ext->offset + ext->size;
+    }
+    return n;
+}
+
 /*
  * Keep up to queue_depth reads in flight, each into a staging buffer, and
  * queue every completed one for the workers, issuing them in `order`
@@ -357,6 +381,9 @@ static void produce(trestle__restore *x, const uint64_t *order)
             rq->seq = seq;
             rq->batch = sg->batch;
             rq->extent = sg->extent;
+            rq->span = sg->span;
+            rq->iov = NULL;
+            rq->niov = 0;
             if (sg->extent == TRESTLE__NO_EXTENT) {
                 rq->buf = x->pool.bufs[bi];
                 rq->want_direct = x->batch_mode[sg->batch] == TRESTLE__BATCH_DIRECT;
@@ -364,6 +391,10 @@ static void produce(trestle__restore *x, const uint64_t *order)
                 const trestle__extent *ext = &p->extents[sg->extent];
                 rq->buf = x->ext[sg->extent].dest + (sg->offset - ext->offset);
                 rq->want_direct = false;
+                if (sg->span > 1) {
+                    rq->iov = x->iovs + (size_t)bi * TRESTLE__READ_MAX_IOV;
+                    rq->niov = scatter(x, sg, rq->iov);
+                }
                 if (x->ext[sg->extent].mapped) {
                     /* host_map: the bytes are already in place in the
                      * shard's mapping; the workers only check them. The
@@ -479,8 +510,19 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     x->reader_kind = x->opt.reader;
     TR_FORWARD(check_shards(x, err));
     bool multi = x->opt.num_devices >= 2; /* engine/restore/restore_multi.c, else restore_dest.c */
-    TR_FORWARD(multi ? trestle__restore_multi_pick(x, &device, err)
-                     : trestle__restore_pick_device(x, &device, err));
+    /* What the ops need, in one pass: a host restore of a plan without
+     * device pointers or conversions skips those steps (each is a walk
+     * over every op, and a model may have 100,000). */
+    bool device_ops = false, converts = false;
+    for (size_t i = 0; i < p->num_ops; i++) {
+        const trestle__plan_op *op = &p->ops[i];
+        device_ops |= op->dest_kind == TRESTLE_DEST_DEVICE && !op->skipped;
+        converts |= op->convert && !op->skipped;
+    }
+    if (multi)
+        TR_FORWARD(trestle__restore_multi_pick(x, &device, err));
+    else if (x->opt.device >= 0 || device_ops)
+        TR_FORWARD(trestle__restore_pick_device(x, &device, err));
     x->device = device;
     place_on_numa_node(x);
     trestle__copier_open_host(&x->host);
@@ -520,7 +562,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
         TR_FORWARD(x->copier.ops->staging_add(&x->copier, region, (size_t)count * buf_bytes,
                                               err));
     /* Conversion buffers are staging too. */
-    TR_FORWARD(trestle__restore_convert_open(x, err));
+    if (converts)
+        TR_FORWARD(trestle__restore_convert_open(x, err));
     /* The most one copy is handed: a part, or a conversion buffer's worth. */
     trestle__copier_set_window(&x->copier, x->chunk > x->conv_bytes ? x->chunk : x->conv_bytes);
     TR_FORWARD(open_reader(x, err));
@@ -565,10 +608,10 @@ int trestle_restore(trestle_plan *p, const trestle_restore_options *opt, trestle
     if (rc == TRESTLE_OK) {
         /* Zero-byte tensors and empty extents have nothing to wait for. The
          * calling thread uses the extra stats slot after the workers'. */
-        for (size_t e = 0; e < p->num_extents; e++)
+        for (size_t e = 0; x->empty_extents && e < p->num_extents; e++)
             if (x->ext[e].parts == 0)
                 trestle__restore_finish_extent(x, x->opt.threads, e);
-        for (size_t i = 0; i < p->num_ops; i++)
+        for (size_t i = 0; x->ready_at_once && i < p->num_ops; i++)
             if (!p->ops[i].skipped && p->ops[i].num_pieces == 0)
                 trestle__restore_op_ready(x, x->opt.threads, i);
         produce(x, order);

@@ -49,6 +49,7 @@
 
 #define TRESTLE__NO_EXTENT SIZE_MAX
 #define TRESTLE__COPY_STEP ((uint64_t)256 << 10) /* host CRC-then-copy step: fits in L2 */
+#define TRESTLE__GAP_SINK ((uint64_t)64 << 10)   /* the largest gap a scattering read skips */
 
 /* How a batch is read. */
 enum trestle__batch_mode {
@@ -58,13 +59,18 @@ enum trestle__batch_mode {
 };
 
 /* One read of a batch: staging reads cover runs of small extents (gaps
- * included); a large extent read buffered into host memory is read straight
- * into its primary destination, skipping the staging copy. */
+ * included); in a batch read buffered, extents with a verbatim host
+ * destination are read straight into it, skipping the staging copy: a
+ * large one alone, in chunks, and runs of small ones whole, in one
+ * scattering read each (the gaps between them into a sink). */
 typedef struct trestle__seg {
     uint64_t offset;           /* in the batch's shard */
     uint64_t length;           /* <= chunk */
-    size_t extent;             /* TRESTLE__NO_EXTENT: into staging; else the extent it lands in */
+    size_t extent;             /* TRESTLE__NO_EXTENT: into staging; else the (first) extent it
+                                  lands in */
     size_t batch;              /* the batch it belongs to */
+    size_t span;               /* in place: it lands in extents [extent, extent + span) (whole
+                                  ones when span > 1; empty ones among them take nothing) */
 } trestle__seg;
 
 /* Per-extent state. */
@@ -134,12 +140,21 @@ struct trestle__restore {
     uint64_t nreads;             /* reads in the whole restore */
     trestle__ext_state *ext;     /* per extent */
     uint32_t *slots;             /* the CRC slots of all extents */
+    size_t nslots;               /* slots handed out (extents + reads bound them) */
     atomic_uint *op_left;        /* per op: pieces not yet landed and verified */
     size_t ops_expected;         /* ops that must become ready (not skipped) */
+    size_t ready_at_once;        /* of them, those with no pieces (zero bytes) */
+    size_t empty_extents;        /* extents with no parts (zero bytes) */
+    bool strings;                /* some extent is a DT_STRING (may get a private copy) */
 
     /* Stages. */
     trestle__pool pool;
     trestle__read *reqs;         /* one read descriptor per staging buffer */
+    struct iovec *iovs;          /* TRESTLE__READ_MAX_IOV per read descriptor, for reads that
+                                    scatter a run of small extents; NULL when there are none */
+    uint8_t *gap_sink;           /* where the gaps inside such runs are read to, or NULL */
+    bool vruns;                  /* some read scatters a run of small extents */
+    bool vrun_gaps;              /* and some such run has gaps: gap_sink is allocated */
     trestle__reader reader;
     bool reader_open;
     trestle__copier copier;      /* to the restore's destinations: host, or CUDA */
@@ -248,6 +263,12 @@ void trestle__restore_fail_at(trestle__restore *x, size_t e, uint64_t offset, tr
 /* Op `i` has all its bytes in place and verified: count it, call on_ready
  * (from worker `worker`'s thread, or the calling thread's slot). */
 void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i);
+
+/* The same for the n ops of `ops`, in that order, with one clock read and
+ * (without on_ready) one count for them all; after a callback stops the
+ * restore, the rest are not reported. */
+void trestle__restore_ops_ready(trestle__restore *x, unsigned worker, const size_t *ops,
+                                size_t n);
 
 /* Verify, check and release extent `e` once all its parts are in. */
 void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t e);

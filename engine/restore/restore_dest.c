@@ -91,11 +91,21 @@ uint64_t trestle__arena_span(const trestle__plan_op *op)
     return n & ~(uint64_t)(TRESTLE__ARENA_ALIGN - 1);
 }
 
+/* Each op's device as of this restore: its pointer's, the option's for
+ * engine memory, -1 for host memory. */
+static int op_device(const trestle__restore *x, const trestle__plan_op *op)
+{
+    return op->dest_kind == TRESTLE_DEST_DEVICE ? x->device
+           : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
+}
+
+/* One arena for the DEST_ALLOCATE ops, and every op's device, in two
+ * passes over the ops (sizes, then places and devices). */
 static int allocate_one(trestle__restore *x, trestle_error *err)
 {
     trestle_plan *p = x->plan;
     uint64_t total = 0;
-    size_t first = SIZE_MAX;
+    bool any = false;
 
     if (p->replicas && p->replicas->ndev) {
         /* The last restore went to several devices: start afresh. */
@@ -103,34 +113,35 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
         p->arena = NULL;
         trestle__replicas_drop(p->replicas);
     }
-    if (p->arena && p->arena->device == x->opt.device)
-        return TRESTLE_OK;
-    trestle__arena_release(p->arena);
-    p->arena = NULL;
+    bool keep = p->arena && p->arena->device == x->opt.device;
+    if (!keep) {
+        trestle__arena_release(p->arena);
+        p->arena = NULL;
+        for (size_t i = 0; i < p->num_ops; i++) {
+            trestle__plan_op *op = &p->ops[i];
+            if (op->dest_kind != TRESTLE_DEST_ALLOCATE)
+                continue;
+            op->dest = NULL; /* memory of an adopted or released arena */
+            if (op->skipped)
+                continue;
+            uint64_t span = trestle__arena_span(op);
+            if (span == 0 || !tr_add_u64(total, span, &total))
+                return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
+                                          "destinations of %zu ops overflow", p->num_ops);
+            any = true;
+        }
+        if (any) {
+            trestle__copier *c = x->opt.device >= 0 ? &x->copier : &x->host;
+            int rc = c->ops->arena_alloc(c, total, &p->arena, err);
+            if (rc != TRESTLE_OK)
+                return rc;
+        }
+    }
+    uint8_t *at = p->arena ? p->arena->base : NULL;
     for (size_t i = 0; i < p->num_ops; i++) {
         trestle__plan_op *op = &p->ops[i];
-        if (op->dest_kind != TRESTLE_DEST_ALLOCATE)
-            continue;
-        op->dest = NULL; /* memory of an adopted or released arena */
-        if (op->skipped)
-            continue;
-        uint64_t span = trestle__arena_span(op);
-        if (span == 0 || !tr_add_u64(total, span, &total))
-            return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
-                                      "destinations of %zu ops overflow", p->num_ops);
-        if (first == SIZE_MAX)
-            first = i;
-    }
-    if (first == SIZE_MAX)
-        return TRESTLE_OK;
-    trestle__copier *c = x->opt.device >= 0 ? &x->copier : &x->host;
-    int rc = c->ops->arena_alloc(c, total, &p->arena, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    uint8_t *at = p->arena->base;
-    for (size_t i = first; i < p->num_ops; i++) {
-        trestle__plan_op *op = &p->ops[i];
-        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE)
+        op->device = op_device(x, op);
+        if (keep || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || !at)
             continue;
         op->dest = at;
         at += trestle__arena_span(op); /* no overflow: the first pass summed them */
@@ -140,11 +151,5 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
 
 int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
 {
-    int rc = allocate_one(x, err);
-    for (size_t i = 0; rc == TRESTLE_OK && i < x->plan->num_ops; i++) {
-        trestle__plan_op *op = &x->plan->ops[i];
-        op->device = op->dest_kind == TRESTLE_DEST_DEVICE ? x->device
-                   : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
-    }
-    return rc;
+    return allocate_one(x, err);
 }

@@ -22,10 +22,12 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "error.h"
 #include "restore.h"
 
 #define DEST_READ_MIN ((uint64_t)256 << 10) /* below this, coalesced staging reads win */
+#define RUN_MAX ((uint64_t)1 << 20)         /* bytes of small extents one read scatters */
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux >= 5.14; older kernels refuse the advice, which is fine */
@@ -94,7 +96,65 @@ static size_t emit(trestle__seg *out, size_t n, uint64_t lo, uint64_t hi, uint64
 {
     for (uint64_t o = lo; o < hi; o += chunk, n++)
         if (out)
-            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target, batch };
+            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target, batch, 1 };
+    return n;
+}
+
+/* Extent e is read whole with others of its kind, in one scattering read
+ * straight into their destinations: small (one read holds it), and not
+ * mapped (host_map: nothing is read at all). */
+static bool small_in_place(const trestle__restore *x, size_t e)
+{
+    const trestle__ext_state *st = &x->ext[e];
+    uint64_t size = x->plan->extents[e].size;
+    return st->dest && !st->mapped && size > 0 && size < DEST_READ_MIN && size <= x->chunk;
+}
+
+/* The most bytes one scattering read covers: a chunk, but no more than
+ * RUN_MAX, so that the workers find the bytes they check still in cache
+ * (in-place bytes are checked after the read, not while copied). */
+static uint64_t run_max(const trestle__restore *x)
+{
+    return x->chunk < RUN_MAX ? x->chunk : RUN_MAX;
+}
+
+/* A run of small extents read in place: [first, last] and their bytes. */
+typedef struct vrun {
+    bool open;
+    size_t first, last;
+    uint64_t lo, hi;
+    unsigned niov;             /* iovecs it takes: one per extent, one per gap */
+} vrun;
+
+static size_t vrun_flush(vrun *v, trestle__seg *out, size_t n, size_t b)
+{
+    if (v->open && out)
+        out[n] = (trestle__seg){ v->lo, v->hi - v->lo, v->first, b, v->last - v->first + 1 };
+    n += v->open;
+    v->open = false;
+    return n;
+}
+
+/* Add small extent e (of size bytes at offset) to run v, or start a new
+ * one when it does not fit: past a chunk, past the iovecs one read takes,
+ * or after a gap larger than the sink. */
+static size_t vrun_add(vrun *v, const trestle__restore *x, trestle__seg *out, size_t n,
+                       size_t b, size_t e)
+{
+    const trestle__extent *ext = &x->plan->extents[e];
+    if (v->open) {
+        uint64_t gap = ext->offset - v->hi;
+        unsigned need = v->niov + 1 + (gap > 0);
+        if (ext->offset >= v->hi && gap <= TRESTLE__GAP_SINK && need <= TRESTLE__READ_MAX_IOV &&
+            ext->offset + ext->size - v->lo <= run_max(x)) {
+            v->last = e;
+            v->hi = ext->offset + ext->size;
+            v->niov = need;
+            return n;
+        }
+        n = vrun_flush(v, out, n, b);
+    }
+    *v = (vrun){ true, e, e, ext->offset, ext->offset + ext->size, 1 };
     return n;
 }
 
@@ -104,6 +164,7 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
     const trestle__batch *bt = &p->batches[b];
     uint64_t run_lo = 0, run_hi = 0;
     bool run = false;
+    vrun v = { 0 };
     size_t n = 0;
 
     for (size_t e = bt->first_extent; e < bt->first_extent + bt->num_extents; e++) {
@@ -114,9 +175,15 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
             if (run)
                 n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
             run = false;
+            if (small_in_place(x, e)) {
+                n = vrun_add(&v, x, out, n, b, e);
+                continue;
+            }
+            n = vrun_flush(&v, out, n, b);
             n = emit(out, n, ext->offset, ext->offset + ext->size, x->chunk, e, b);
             continue;
         }
+        n = vrun_flush(&v, out, n, b);
         if (!run)
             run_lo = ext->offset;
         run = true;
@@ -124,7 +191,7 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
     }
     if (run)
         n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
-    return n;
+    return vrun_flush(&v, out, n, b);
 }
 
 /* ---- bookkeeping ---- */
@@ -187,8 +254,9 @@ static bool host_memory(const trestle__restore *x, const trestle__plan_op *op)
 }
 
 /* Extent e of a buffered batch: read it straight into a host destination?
- * Never into one whose op converts: the stored bytes would not fit its
- * layout, and the other pieces read the stored bytes from there. */
+ * Large ones alone, small ones (not strings, which are walked whole) in
+ * runs. Never into one whose op converts: the stored bytes would not fit
+ * its layout, and the other pieces read the stored bytes from there. */
 static void pick_destination(trestle__restore *x, size_t e)
 {
     const trestle_plan *p = x->plan;
@@ -203,12 +271,30 @@ static void pick_destination(trestle__restore *x, size_t e)
             /* Strings are walked where a host destination holds them all. */
             if (ext->is_string && !st->walk_buf)
                 st->walk_buf = (uint8_t *)op->dest + pc->dst_offset;
-            if (!st->dest && ext->size >= DEST_READ_MIN) {
+            if (!st->dest && (ext->size >= DEST_READ_MIN ||
+                              (!ext->is_string && ext->size <= x->chunk))) {
                 st->dest = (uint8_t *)op->dest + pc->dst_offset;
                 st->primary = ext->first_piece + k;
             }
         }
     }
+}
+
+/* Read `seq` holds part of extent e, `len` bytes of it: count the part and
+ * give it a CRC slot. An extent's parts come in consecutive reads, and no
+ * other extent starts between them, so handing out slots in the order
+ * parts are found keeps each extent's slots together. */
+static void add_part(trestle__restore *x, size_t e, uint64_t seq, uint64_t len)
+{
+    trestle__ext_state *st = &x->ext[e];
+    if (st->parts == 0) {
+        st->first_seq = seq;
+        st->first_len = len;
+        st->crcs = x->slots + x->nslots;
+    }
+    st->parts++;
+    x->nslots++;
+    atomic_init(&st->left, st->parts);
 }
 
 /* Count the parts of every extent in batch b's reads, which are x->segs
@@ -223,12 +309,20 @@ static void count_parts(trestle__restore *x, size_t b)
 
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = x->batch_seq[b] + i, lo = segs[i].offset, hi = lo + segs[i].length;
-        if (segs[i].extent != TRESTLE__NO_EXTENT) {
-            trestle__ext_state *st = &x->ext[segs[i].extent];
-            if (st->parts++ == 0) {
-                st->first_seq = seq;
-                st->first_len = segs[i].length;
+        if (segs[i].extent != TRESTLE__NO_EXTENT && segs[i].span > 1) {
+            uint64_t bytes = 0;
+            for (size_t k = segs[i].extent; k < segs[i].extent + segs[i].span; k++) {
+                if (p->extents[k].size == 0)
+                    continue;
+                add_part(x, k, seq, p->extents[k].size);
+                bytes += p->extents[k].size;
             }
+            x->vruns = true;
+            x->vrun_gaps |= bytes != segs[i].length;
+            continue;
+        }
+        if (segs[i].extent != TRESTLE__NO_EXTENT) {
+            add_part(x, segs[i].extent, seq, segs[i].length);
             continue;
         }
         /* Staging reads come in file order: extents before lo are done. */
@@ -241,10 +335,7 @@ static void count_parts(trestle__restore *x, size_t b)
             uint64_t t = ext->offset + ext->size < hi ? ext->offset + ext->size : hi;
             if (st->dest || s >= t)
                 continue;
-            if (st->parts++ == 0) {
-                st->first_seq = seq;
-                st->first_len = t - s;
-            }
+            add_part(x, k, seq, t - s);
         }
     }
 }
@@ -253,16 +344,21 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
 {
     trestle_plan *p = x->plan;
     size_t nb = p->num_batches ? p->num_batches : 1;
-    uint64_t seq = 0, nslots = 0;
+    uint64_t seq = 0;
+    size_t covered = 0;
 
     x->batch_seq = malloc(nb * sizeof *x->batch_seq);
     x->batch_mode = calloc(nb, sizeof *x->batch_mode);
-    x->ext = calloc(p->num_extents ? p->num_extents : 1, sizeof *x->ext);
-    x->op_left = calloc(p->num_ops ? p->num_ops : 1, sizeof *x->op_left);
+    x->ext = trestle__bulk_calloc(p->num_extents ? p->num_extents : 1, sizeof *x->ext);
+    x->op_left = trestle__bulk_calloc(p->num_ops ? p->num_ops : 1, sizeof *x->op_left);
     if (!x->batch_seq || !x->batch_mode || !x->ext || !x->op_left)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
 
-    for (size_t e = 0; e < p->num_extents; e++)
+    /* pick_destination() sets each batch's extents; any other (none, in a
+     * plan as built) has no primary piece. */
+    for (size_t b = 0; b < p->num_batches; b++)
+        covered += p->batches[b].num_extents;
+    for (size_t e = 0; covered != p->num_extents && e < p->num_extents; e++)
         x->ext[e].primary = TRESTLE__NO_EXTENT;
     /* Partial extents XOR their runs into these: start from nothing. */
     for (size_t i = 0; i < p->num_shares; i++)
@@ -278,6 +374,8 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
                 x->ext[e].dest = NULL;
                 x->ext[e].primary = TRESTLE__NO_EXTENT;
             }
+            x->empty_extents += p->extents[e].size == 0;
+            x->strings |= p->extents[e].is_string;
         }
         size_t n = trestle__restore_segments(x, b, NULL);
         x->batch_seq[b] = seq;
@@ -285,29 +383,21 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
     }
     x->nreads = seq;
     /* Every read, kept: the producer issues them across shards in an
-     * order of its own (a few dozen bytes per chunk of the checkpoint). */
+     * order of its own (a few dozen bytes per chunk of the checkpoint).
+     * Each read adds at most one part to the extents it starts in, so
+     * extents + reads bounds the CRC slots. */
     x->segs = malloc((seq ? seq : 1) * sizeof *x->segs);
-    if (!x->segs)
+    x->slots = malloc((p->num_extents + seq + 1) * sizeof *x->slots);
+    if (!x->segs || !x->slots)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t b = 0; b < p->num_batches; b++)
         count_parts(x, b);
-
-    for (size_t e = 0; e < p->num_extents; e++) {
-        atomic_init(&x->ext[e].left, x->ext[e].parts);
-        atomic_init(&x->ext[e].tmp, NULL);
-        nslots += x->ext[e].parts;
-    }
-    x->slots = malloc((nslots ? nslots : 1) * sizeof *x->slots);
-    if (!x->slots)
+    if (x->vrun_gaps && !(x->gap_sink = malloc(TRESTLE__GAP_SINK)))
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    nslots = 0;
-    for (size_t e = 0; e < p->num_extents; e++) {
-        x->ext[e].crcs = x->slots + nslots;
-        nslots += x->ext[e].parts;
-    }
     for (size_t i = 0; i < p->num_ops; i++) {
         atomic_init(&x->op_left[i], p->ops[i].num_pieces);
         x->ops_expected += !p->ops[i].skipped;
+        x->ready_at_once += !p->ops[i].skipped && p->ops[i].num_pieces == 0;
     }
     return TRESTLE_OK;
 }
