@@ -3,9 +3,10 @@
  * (trestle__restore_segments, engine/restore/restore_layout.c), on a
  * batch laid out by hand: runs of small extents with host destinations are
  * read whole and in place, one scattering read per run (issue 24), broken
- * at a large extent, at an extent that goes through staging, at a gap the
- * sink cannot take, past the iovecs one readv takes and past a run's byte
- * bound; large extents are read alone in chunks, the rest through staging.
+ * at a large extent, at an extent that goes through staging, past the
+ * iovecs one readv takes and past a run's byte bound; large extents are
+ * read alone in chunks, the rest through staging; and between large
+ * extents a batch still reads every byte it read before (gaps included).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -62,37 +63,70 @@ static size_t segments(layout *l, trestle__seg *out, size_t cap)
 }
 
 static void expect(const trestle__seg *s, uint64_t offset, uint64_t length, size_t extent,
-                   size_t span, const char *what)
+                   size_t span, bool scatter, const char *what)
 {
     cr_assert_eq(s->offset, offset, "%s: offset", what);
     cr_assert_eq(s->length, length, "%s: length", what);
     cr_assert_eq(s->extent, extent, "%s: extent", what);
     cr_assert_eq(s->span, span, "%s: span", what);
+    cr_assert_eq(s->scatter, scatter, "%s: scatter", what);
 }
 
 Test(restore_layout, reads_runs_of_small_extents_in_place_and_breaks_them_where_it_must)
 {
     layout *l = layout_new(8 << 20);
-    add(l, 0, 1000, true);          /* 0 \                          */
-    add(l, 0, 3000, true);          /* 1  } one scattering read      */
-    add(l, 100, 2000, true);        /* 2 /  (a 100-byte gap: sink)   */
-    add(l, 0, 1 << 20, true);       /* 3: large, alone               */
-    add(l, 0, 500, true);           /* 4 \ a run again               */
-    add(l, 0, 0, true);             /* 5  (empty: in the span)       */
-    add(l, 0, 700, true);           /* 6 /                           */
-    add(l, 0, 300, false);          /* 7 \ staging                   */
-    add(l, 10, 400, false);         /* 8 /                           */
-    add(l, 0, 600, true);           /* 9: a run of one               */
-    add(l, (64 << 10) + 1, 800, true); /* 10: past the sink: a new run */
+    add(l, 0, 1000, true);             /* 0 \                                 */
+    add(l, 0, 3000, true);             /* 1  } one scattering read            */
+    add(l, 100, 2000, true);           /* 2 /  (a 100-byte gap: the sink)     */
+    add(l, 0, 1 << 20, true);          /* 3: large, alone                     */
+    add(l, 0, 500, true);              /* 4 \ a run again                     */
+    add(l, 0, 0, true);                /* 5  (empty: in the span, nothing)    */
+    add(l, 0, 700, true);              /* 6 /                                 */
+    add(l, 0, 300, false);             /* 7 \ staging                         */
+    add(l, 10, 400, false);            /* 8 /                                 */
+    add(l, 20, 600, true);             /* 9 \ from where staging ended: the   */
+    add(l, (64 << 10) + 1, 800, true); /* 10 / gaps (one past the sink) too   */
+    const trestle__extent *x = l->ext;
+    uint64_t end3 = x[3].offset + x[3].size, end8 = x[8].offset + x[8].size;
     trestle__seg s[16];
     size_t n = segments(l, s, 16);
+    cr_assert_eq(n, 5);
+    expect(&s[0], 0, 6100, 0, 3, true, "small 0-2");
+    expect(&s[1], 6100, 1 << 20, 3, 1, false, "large 3");
+    expect(&s[2], end3, 1200, 4, 3, true, "small 4-6");
+    expect(&s[3], end3 + 1200, 710, TRESTLE__NO_EXTENT, 1, false, "staging 7-8");
+    expect(&s[4], end8, x[10].offset + 800 - end8, 9, 2, true, "small 9-10, gaps included");
+    free(l);
+}
+
+/* What a batch reads is what it read before runs went in place: between
+ * large extents, every byte from the first extent to the last. */
+Test(restore_layout, reads_every_byte_a_batch_read_through_staging)
+{
+    layout *l = layout_new(64 << 10);
+    add(l, 0, 100, false);           /* 0: staging               */
+    add(l, 70000, 500, true);        /* 1: small, after a gap larger than a chunk */
+    add(l, 30, 200, false);          /* 2: staging again         */
+    add(l, 5, 300, true);            /* 3: small                 */
+    trestle__seg s[16];
+    size_t n = segments(l, s, 16);
+    uint64_t covered = s[0].offset, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(s[i].offset, covered, "read %zu starts where read %zu ended", i, i - 1);
+        cr_assert_leq(s[i].length, 64 << 10, "read %zu is one chunk at most", i);
+        covered += s[i].length;
+        total += s[i].length;
+    }
+    cr_assert_eq(s[0].offset, 0);
+    cr_assert_eq(total, l->at, "every byte from the first extent to the last");
     cr_assert_eq(n, 6);
-    expect(&s[0], 0, 6100, 0, 3, "small 0-2");
-    expect(&s[1], 6100, 1 << 20, 3, 1, "large 3");
-    expect(&s[2], 6100 + (1 << 20), 1200, 4, 3, "small 4-6");
-    expect(&s[3], 6100 + (1 << 20) + 1200, 710, TRESTLE__NO_EXTENT, 1, "staging 7-8");
-    expect(&s[4], 6100 + (1 << 20) + 1910, 600, 9, 1, "small 9");
-    expect(&s[5], 6100 + (1 << 20) + 2510 + (64 << 10) + 1, 800, 10, 1, "small 10");
+    expect(&s[0], 0, 100, TRESTLE__NO_EXTENT, 1, false, "staging 0");
+    expect(&s[1], 100, 64 << 10, TRESTLE__NO_EXTENT, 1, false, "the gap, through staging");
+    expect(&s[2], 100 + (64 << 10), 70000 - (64 << 10), TRESTLE__NO_EXTENT, 1, false,
+           "the rest of the gap");
+    expect(&s[3], 70100, 500, 1, 1, true, "small 1");
+    expect(&s[4], 70600, 230, TRESTLE__NO_EXTENT, 1, false, "staging 2");
+    expect(&s[5], 70830, 305, 3, 1, true, "small 3 with the gap before it");
     free(l);
 }
 
@@ -112,7 +146,9 @@ Test(restore_layout, a_run_takes_at_most_the_iovecs_one_read_takes)
     cr_assert_eq(s[1].span, per);
     cr_assert_eq(s[2].extent, 2 * per);
     cr_assert_eq(s[2].span, 10);
-    cr_assert_eq(s[1].offset, s[0].offset + s[0].length + 8, "the gap between runs is skipped");
+    cr_assert_eq(s[1].offset, s[0].offset + s[0].length, "the next run reads the gap before it");
+    for (size_t i = 0; i < n; i++)
+        cr_assert(s[i].scatter);
     free(l);
 }
 
@@ -125,10 +161,10 @@ Test(restore_layout, a_run_holds_at_most_a_chunk_and_the_run_bound)
     trestle__seg s[8];
     size_t n = segments(l, s, 8);
     cr_assert_eq(n, 4);
-    expect(&s[0], 0, 65000, 0, 65, "first run");
-    expect(&s[1], 65000, 35000, 65, 35, "second run");
-    expect(&s[2], 100000, 64 << 10, 100, 1, "large, chunk 1");
-    expect(&s[3], 100000 + (64 << 10), 36 << 10, 100, 1, "large, chunk 2");
+    expect(&s[0], 0, 65000, 0, 65, true, "first run");
+    expect(&s[1], 65000, 35000, 65, 35, true, "second run");
+    expect(&s[2], 100000, 64 << 10, 100, 1, false, "large, chunk 1");
+    expect(&s[3], 100000 + (64 << 10), 36 << 10, 100, 1, false, "large, chunk 2");
     free(l);
 
     l = layout_new(8 << 20);

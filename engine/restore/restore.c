@@ -329,8 +329,10 @@ static unsigned scatter(const trestle__restore *x, const trestle__seg *sg, struc
     for (size_t e = sg->extent; e < sg->extent + sg->span; e++, ext++) {
         if (ext->size == 0)
             continue;
-        if (ext->offset > at)
-            iov[n++] = (struct iovec){ x->gap_sink, (size_t)(ext->offset - at) };
+        for (; at < ext->offset; at += TRESTLE__GAP_SINK) /* the sink is this large */
+            iov[n++] = (struct iovec){ x->gap_sink, (size_t)(ext->offset - at < TRESTLE__GAP_SINK
+                                                              ? ext->offset - at
+                                                              : TRESTLE__GAP_SINK) };
         iov[n++] = (struct iovec){ x->ext[e].dest, (size_t)ext->size };
         at = ext->offset + ext->size;
     }
@@ -389,11 +391,13 @@ static void produce(trestle__restore *x, const uint64_t *order)
                 rq->want_direct = x->batch_mode[sg->batch] == TRESTLE__BATCH_DIRECT;
             } else {
                 const trestle__extent *ext = &p->extents[sg->extent];
-                rq->buf = x->ext[sg->extent].dest + (sg->offset - ext->offset);
                 rq->want_direct = false;
-                if (sg->span > 1) {
+                if (sg->scatter) {
+                    rq->buf = x->ext[sg->extent].dest; /* unused: the iovecs say where */
                     rq->iov = x->iovs + (size_t)bi * TRESTLE__READ_MAX_IOV;
                     rq->niov = scatter(x, sg, rq->iov);
+                } else {
+                    rq->buf = x->ext[sg->extent].dest + (sg->offset - ext->offset);
                 }
                 if (x->ext[sg->extent].mapped) {
                     /* host_map: the bytes are already in place in the

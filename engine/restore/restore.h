@@ -5,7 +5,8 @@
  * memory for the destinations), engine/restore/restore_layout.c (how batches split
  * into reads, O_DIRECT choice), engine/restore/restore_worker.c (the workers that
  * verify and copy each completed chunk, finish extents and report ops),
- * engine/restore/restore_convert.c (dtype conversion on load) and, beneath them
+ * engine/restore/restore_convert.c (dtype conversion on load),
+ * engine/restore/restore_ready.c (ops reported ready) and, beneath them
  * all, engine/restore/restore_state.c (clock, first error, names).
  *
  * Device copies complete asynchronously: a worker queues a staging
@@ -69,8 +70,10 @@ typedef struct trestle__seg {
     size_t extent;             /* TRESTLE__NO_EXTENT: into staging; else the (first) extent it
                                   lands in */
     size_t batch;              /* the batch it belongs to */
-    size_t span;               /* in place: it lands in extents [extent, extent + span) (whole
-                                  ones when span > 1; empty ones among them take nothing) */
+    size_t span;               /* in place: it lands in extents [extent, extent + span) */
+    bool scatter;              /* a run of small extents, each read whole into its destination
+                                  (empty ones among them take nothing), the gaps before and
+                                  between them into the sink */
 } trestle__seg;
 
 /* Per-extent state. */
@@ -266,9 +269,21 @@ void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i);
 
 /* The same for the n ops of `ops`, in that order, with one clock read and
  * (without on_ready) one count for them all; after a callback stops the
- * restore, the rest are not reported. */
+ * restore, the rest are not reported (engine/restore/restore_ready.c). */
 void trestle__restore_ops_ready(trestle__restore *x, unsigned worker, const size_t *ops,
                                 size_t n);
+
+/* Ops that became ready while one read landed, not yet reported. */
+typedef struct trestle__ready_batch {
+    size_t n;
+    size_t op[64];
+} trestle__ready_batch;
+
+/* Add op to rb, reporting rb's ops when it is full; report the rest with
+ * trestle__restore_ready_flush() (which empties rb). */
+void trestle__restore_ready_add(trestle__restore *x, unsigned worker, trestle__ready_batch *rb,
+                                size_t op);
+void trestle__restore_ready_flush(trestle__restore *x, unsigned worker, trestle__ready_batch *rb);
 
 /* Verify, check and release extent `e` once all its parts are in. */
 void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t e);

@@ -96,7 +96,7 @@ static size_t emit(trestle__seg *out, size_t n, uint64_t lo, uint64_t hi, uint64
 {
     for (uint64_t o = lo; o < hi; o += chunk, n++)
         if (out)
-            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target, batch, 1 };
+            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target, batch, 1, false };
     return n;
 }
 
@@ -118,52 +118,73 @@ static uint64_t run_max(const trestle__restore *x)
     return x->chunk < RUN_MAX ? x->chunk : RUN_MAX;
 }
 
-/* A run of small extents read in place: [first, last] and their bytes. */
+/* Iovecs a gap of `g` bytes takes: the sink holds TRESTLE__GAP_SINK. */
+static unsigned gap_iovs(uint64_t g)
+{
+    return (unsigned)((g + TRESTLE__GAP_SINK - 1) / TRESTLE__GAP_SINK);
+}
+
+/* A run of small extents read in place: [first, last], the bytes it reads
+ * (from the end of the read before it in the batch, so that the bytes a
+ * batch reads are the ones they always were), and its iovecs. */
 typedef struct vrun {
     bool open;
     size_t first, last;
     uint64_t lo, hi;
-    unsigned niov;             /* iovecs it takes: one per extent, one per gap */
+    unsigned niov;
 } vrun;
 
 static size_t vrun_flush(vrun *v, trestle__seg *out, size_t n, size_t b)
 {
     if (v->open && out)
-        out[n] = (trestle__seg){ v->lo, v->hi - v->lo, v->first, b, v->last - v->first + 1 };
+        out[n] = (trestle__seg){ v->lo, v->hi - v->lo, v->first, b, v->last - v->first + 1, true };
     n += v->open;
     v->open = false;
     return n;
 }
 
-/* Add small extent e (of size bytes at offset) to run v, or start a new
- * one when it does not fit: past a chunk, past the iovecs one read takes,
- * or after a gap larger than the sink. */
+/* Add small extent e to run v, whose bytes start at `lead` (the end of the
+ * read before it, or its own offset), or start a new run when it does not
+ * fit: past the run bound or the iovecs one read takes. A leading gap too
+ * large for one read goes through staging on its own. */
 static size_t vrun_add(vrun *v, const trestle__restore *x, trestle__seg *out, size_t n,
-                       size_t b, size_t e)
+                       size_t b, size_t e, uint64_t lead)
 {
     const trestle__extent *ext = &x->plan->extents[e];
+    uint64_t end = ext->offset + ext->size;
     if (v->open) {
-        uint64_t gap = ext->offset - v->hi;
-        unsigned need = v->niov + 1 + (gap > 0);
-        if (ext->offset >= v->hi && gap <= TRESTLE__GAP_SINK && need <= TRESTLE__READ_MAX_IOV &&
-            ext->offset + ext->size - v->lo <= run_max(x)) {
+        unsigned need = v->niov + gap_iovs(ext->offset - v->hi) + 1;
+        if (need <= TRESTLE__READ_MAX_IOV && end - v->lo <= run_max(x)) {
             v->last = e;
-            v->hi = ext->offset + ext->size;
+            v->hi = end;
             v->niov = need;
             return n;
         }
         n = vrun_flush(v, out, n, b);
     }
-    *v = (vrun){ true, e, e, ext->offset, ext->offset + ext->size, 1 };
+    if (end - lead > x->chunk || gap_iovs(ext->offset - lead) + 1 > TRESTLE__READ_MAX_IOV) {
+        n = emit(out, n, lead, ext->offset, x->chunk, TRESTLE__NO_EXTENT, b);
+        lead = ext->offset;
+    }
+    *v = (vrun){ true, e, e, lead, end, gap_iovs(ext->offset - lead) + 1 };
     return n;
 }
 
+/*
+ * The reads of batch b. Every byte a batch read before small extents were
+ * read in place is read still: a run of extents without a large
+ * destination between them was one staging read through the gaps, and is
+ * now staging reads and scattering reads end to end (each starting where
+ * the one before ended), so bytes_read, and what a read-once group shares,
+ * do not change. Large extents with a destination are read alone, as
+ * before, without the gaps around them.
+ */
 size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__seg *out)
 {
     const trestle_plan *p = x->plan;
     const trestle__batch *bt = &p->batches[b];
-    uint64_t run_lo = 0, run_hi = 0;
-    bool run = false;
+    uint64_t run_lo = 0, run_hi = 0, cover = 0;
+    bool run = false, region = false; /* region: cover is where the next read starts */
     vrun v = { 0 };
     size_t n = 0;
 
@@ -171,23 +192,30 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
         const trestle__extent *ext = &p->extents[e];
         if (ext->size == 0)
             continue; /* finished at start */
-        if (x->ext[e].dest) {
+        bool small = small_in_place(x, e);
+        if (x->ext[e].dest && !small) {
             if (run)
                 n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
-            run = false;
-            if (small_in_place(x, e)) {
-                n = vrun_add(&v, x, out, n, b, e);
-                continue;
-            }
+            run = region = false;
             n = vrun_flush(&v, out, n, b);
             n = emit(out, n, ext->offset, ext->offset + ext->size, x->chunk, e, b);
             continue;
         }
-        n = vrun_flush(&v, out, n, b);
-        if (!run)
-            run_lo = ext->offset;
-        run = true;
-        run_hi = ext->offset + ext->size;
+        uint64_t lead = region ? cover : ext->offset;
+        if (small) {
+            if (run)
+                n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
+            run = false;
+            n = vrun_add(&v, x, out, n, b, e, lead);
+        } else {
+            n = vrun_flush(&v, out, n, b);
+            if (!run)
+                run_lo = lead;
+            run = true;
+            run_hi = ext->offset + ext->size;
+        }
+        region = true;
+        cover = ext->offset + ext->size;
     }
     if (run)
         n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
@@ -309,7 +337,7 @@ static void count_parts(trestle__restore *x, size_t b)
 
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = x->batch_seq[b] + i, lo = segs[i].offset, hi = lo + segs[i].length;
-        if (segs[i].extent != TRESTLE__NO_EXTENT && segs[i].span > 1) {
+        if (segs[i].scatter) {
             uint64_t bytes = 0;
             for (size_t k = segs[i].extent; k < segs[i].extent + segs[i].span; k++) {
                 if (p->extents[k].size == 0)
