@@ -16,6 +16,7 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <time.h>
 
 #include "pytrestle.h"
@@ -464,20 +465,40 @@ static PyObject *plan_restore(PyObject *self, PyObject *args, PyObject *kwargs)
     return result;
 }
 
-/*
- * take_arena() -> (Arena or None, [Buffer or None per op]): adopt the
- * restored plan's engine memory. Skipped ops give None. The plan may be
- * dropped afterwards; the Buffers keep the Arena alive.
- */
-static PyObject *plan_take_arena(PyObject *self, PyObject *unused)
+/* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds). */
+static PyObject *new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device)
 {
+    pyt_buffer *b = PyObject_New(pyt_buffer, &pyt_buffer_type);
+    if (!b)
+        return NULL;
+    Py_INCREF(ar);
+    b->arena = (PyObject *)ar;
+    b->ptr = ptr;
+    b->len = len;
+    b->device = device;
+    return (PyObject *)b;
+}
+
+/*
+ * take_arena(per_op=True) -> (Arena or None, [Buffer or None per op]):
+ * adopt the restored plan's engine memory. Skipped ops give None. The plan
+ * may be dropped afterwards; the Buffers keep the Arena alive. With
+ * per_op=False, (Arena or None, one Buffer over the whole arena or None):
+ * a model of 100,000 tensors then makes one Buffer, not 100,000, and
+ * host_arrays() views it.
+ */
+static PyObject *plan_take_arena(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = { "per_op", NULL };
     pyt_plan *pl = (pyt_plan *)self;
-    if (plan_check(pl) < 0)
+    int per_op = 1;
+    if (plan_check(pl) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kwargs, "|p", kwlist, &per_op))
         return NULL;
     size_t n = trestle_plan_op_count(pl->p);
-    PyObject *bufs = PyList_New((Py_ssize_t)n);
+    PyObject *bufs = per_op ? PyList_New((Py_ssize_t)n) : NULL;
     pyt_arena *ar = PyObject_New(pyt_arena, &pyt_arena_type);
-    if (!bufs || !ar) {
+    if ((per_op && !bufs) || !ar) {
         Py_XDECREF(bufs);
         if (ar) {
             ar->a = NULL;
@@ -489,30 +510,126 @@ static PyObject *plan_take_arena(PyObject *self, PyObject *unused)
     ar->a = NULL;
     ar->weakrefs = NULL;
     /* Pointers first: they stay valid through the adoption. */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; per_op && i < n; i++) {
         trestle_plan_op_info op;
         PyObject *item = Py_None;
         trestle_plan_get_op(pl->p, i, &op);
         if (!op.skipped) {
-            pyt_buffer *b = PyObject_New(pyt_buffer, &pyt_buffer_type);
-            if (!b) {
+            if (!(item = new_buffer(ar, op.data, (Py_ssize_t)op.bytes, op.device))) {
                 Py_DECREF(bufs);
                 Py_DECREF(ar);
                 return NULL;
             }
-            Py_INCREF(ar);
-            b->arena = (PyObject *)ar;
-            b->ptr = op.data;
-            b->len = (Py_ssize_t)op.bytes;
-            b->device = op.device;
-            item = (PyObject *)b;
         } else {
             Py_INCREF(Py_None);
         }
         PyList_SET_ITEM(bufs, (Py_ssize_t)i, item);
     }
     trestle_plan_adopt_arena(pl->p, &ar->a);
+    if (!per_op) {
+        trestle_arena_info in = { 0 };
+        if (ar->a)
+            trestle_arena_get_info(ar->a, &in);
+        if (!(bufs = ar->a ? new_buffer(ar, in.base, (Py_ssize_t)in.bytes, in.device)
+                           : (Py_INCREF(Py_None), Py_None))) {
+            Py_DECREF(ar);
+            return NULL;
+        }
+    }
     return Py_BuildValue("(NN)", ar, bufs);
+}
+
+/* numpy's ndarray type, looked up once per call of host_arrays(). */
+static PyObject *ndarray_type(void)
+{
+    PyObject *np = PyImport_ImportModule("numpy");
+    PyObject *t = np ? PyObject_GetAttrString(np, "ndarray") : NULL;
+    Py_XDECREF(np);
+    return t;
+}
+
+/*
+ * host_arrays(whole, dtypes, result) -> [(name, out_dtype, shape, Buffer)]:
+ * after take_arena(per_op=False), a numpy array over `whole` (the arena's
+ * Buffer, host memory) for every op that is not skipped and whose restored
+ * dtype is a key of `dtypes` ({DataType: numpy dtype}), put into the dict
+ * `result` under the op's name, in op order. The ops it leaves to the
+ * caller (strings, dtypes it was not given) get None there, so that the
+ * caller's values keep the order, and come back with a Buffer of their
+ * bytes. One ndarray(shape, dtype, buffer, offset) call per tensor, made
+ * here: the Python loop it replaces cost more than the restore of a model
+ * of 100,000 small tensors.
+ */
+static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
+{
+    pyt_plan *pl = (pyt_plan *)self;
+    PyObject *whole, *dtypes, *result, *ndarray = NULL, *left = NULL;
+    if (plan_check(pl) < 0 || !PyArg_ParseTuple(args, "OO!O!", &whole, &PyDict_Type, &dtypes,
+                                                &PyDict_Type, &result))
+        return NULL;
+    const pyt_buffer *wb = whole != Py_None && Py_TYPE(whole) == &pyt_buffer_type
+                               ? (const pyt_buffer *)whole : NULL;
+    if (wb && wb->device >= 0) {
+        PyErr_SetString(PyExc_ValueError, "host_arrays: the arena is in CUDA device memory");
+        return NULL;
+    }
+    if (!(ndarray = ndarray_type()) || !(left = PyList_New(0)))
+        goto fail;
+    size_t n = trestle_plan_op_count(pl->p);
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info op;
+        trestle_plan_get_op(pl->p, i, &op);
+        if (op.skipped)
+            continue;
+        PyObject *code = PyLong_FromLong(op.out_dtype), *name = pyt_str(op.name);
+        PyObject *dt = code ? PyDict_GetItemWithError(dtypes, code) : NULL;
+        PyObject *arr = NULL, *shape = NULL;
+        int rc = -1;
+        Py_XDECREF(code);
+        if (!name || PyErr_Occurred())
+            goto next;
+        uintptr_t at = (uintptr_t)op.data, lo = wb ? (uintptr_t)wb->ptr : 0;
+        bool inside = op.bytes == 0 || (wb && at >= lo && op.bytes <= (uint64_t)wb->len &&
+                                        at - lo <= (uint64_t)wb->len - op.bytes);
+        if (!(shape = PyTuple_New(op.rank)))
+            goto next;
+        for (int d = 0; d < op.rank; d++) {
+            PyObject *v = PyLong_FromLongLong(op.dims[d]);
+            if (!v)
+                goto next;
+            PyTuple_SET_ITEM(shape, d, v);
+        }
+        if (!dt || !inside) {
+            /* Without an arena every op has zero bytes: no Buffer then. */
+            PyObject *b = wb ? new_buffer((pyt_arena *)wb->arena, op.data, (Py_ssize_t)op.bytes,
+                                          -1)
+                             : (Py_INCREF(Py_None), Py_None);
+            PyObject *item = b ? Py_BuildValue("(OiON)", name, op.out_dtype, shape, b) : NULL;
+            rc = item ? PyList_Append(left, item) : -1;
+            Py_XDECREF(item);
+            if (rc == 0)
+                rc = PyDict_SetItem(result, name, Py_None);
+            goto next;
+        }
+        /* A zero-byte tensor views nothing: numpy makes it as np.empty does. */
+        arr = op.bytes == 0 ? PyObject_CallFunctionObjArgs(ndarray, shape, dt, NULL)
+                            : PyObject_CallFunction(ndarray, "OOOK", shape, dt, whole,
+                                                    (unsigned long long)(at - lo));
+        if (arr)
+            rc = PyDict_SetItem(result, name, arr);
+next:
+        Py_XDECREF(arr);
+        Py_XDECREF(shape);
+        Py_XDECREF(name);
+        if (rc != 0)
+            goto fail;
+    }
+    Py_DECREF(ndarray);
+    return left;
+fail:
+    Py_XDECREF(ndarray);
+    Py_XDECREF(left);
+    return NULL;
 }
 
 static PyMethodDef plan_methods[] = {
@@ -521,8 +638,12 @@ static PyMethodDef plan_methods[] = {
     { "stats", plan_stats, METH_NOARGS, "stats() -> plan totals." },
     { "restore", (PyCFunction)(void (*)(void))plan_restore, METH_VARARGS | METH_KEYWORDS,
       "restore(device=-1, threads=0, verify=True, progress=None) -> stats dict." },
-    { "take_arena", plan_take_arena, METH_NOARGS,
-      "take_arena() -> (Arena, [Buffer or None]): adopt the restored tensors." },
+    { "take_arena", (PyCFunction)(void (*)(void))plan_take_arena, METH_VARARGS | METH_KEYWORDS,
+      "take_arena(per_op=True) -> (Arena, [Buffer or None]) or, per_op=False, (Arena, Buffer "
+      "over the whole arena): adopt the restored tensors." },
+    { "host_arrays", plan_host_arrays, METH_VARARGS,
+      "host_arrays(whole, dtypes, result) -> [op index]: numpy views of the restored host "
+      "tensors into the dict result, by name; the indexes of the ops left to the caller." },
     { NULL, NULL, 0, NULL },
 };
 

@@ -322,21 +322,44 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
     total = plan.stats()["output_bytes"]
     stats = plan.restore(device=device_id, threads=threads or 0, verify=bool(verify),
                          progress=_progress(progress, total))
-    arena, buffers = plan.take_arena()
     result = RestoreResult()
     result.stats = stats
+    if framework == "numpy":
+        # The engine makes the arrays, one ndarray() call each over one
+        # Buffer of the whole arena; strings (object arrays) are left here.
+        arena, whole = plan.take_arena(per_op=False)
+        result.arena = weakref.ref(arena)
+        del arena   # the arrays alone keep it alive
+        for name, out_dtype, shape, buf in plan.host_arrays(whole, _host_dtypes(bfloat16),
+                                                             result):
+            result[name] = (_numpy_view(buf, out_dtype, shape, bfloat16) if buf is not None
+                            else np.empty(shape, _dtypes.numpy_dtype(out_dtype, bfloat16)))
+        return result
+    arena, buffers = plan.take_arena()
     result.arena = weakref.ref(arena)
     del arena   # the arrays alone keep it alive
     for (name, _, skipped, _, out_dtype, shape, _), buf in zip(plan.ops(), buffers):
         if skipped:
             continue
-        if framework == "numpy":
-            result[name] = _numpy_view(buf, out_dtype, shape, bfloat16)
-        elif framework == "torch":
+        if framework == "torch":
             result[name] = _torch_view(torch, buf, out_dtype, shape)
         else:
             result[name] = Array(buf, out_dtype, shape)
     return result
+
+
+def _host_dtypes(bfloat16):
+    """{DataType: numpy dtype} of every dtype whose restored bytes are a
+    plain numpy array (not strings, not the ones that cannot be read)."""
+    out = {}
+    for value in _dtypes.values():
+        if value == _dtypes.STRING:
+            continue
+        try:
+            out[value] = _dtypes.numpy_dtype(value, bfloat16)
+        except TypeError:
+            pass    # left to _numpy_view, which raises it
+    return out
 
 
 def convert(path, out, ops=None, *, rename=None, exclude=None, allow_missing=False,

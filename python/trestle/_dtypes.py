@@ -6,6 +6,8 @@ in for ``tf.DType``: ``.name`` is TensorFlow's Python name (``"float32"``,
 and they compare equal to each other, to those names, and to numpy dtypes.
 """
 
+import sys
+
 import numpy as np
 
 from . import _trestle
@@ -38,10 +40,21 @@ FLOAT32, BFLOAT16, STRING, FLOAT16, BOOL = 1, 14, 7, 19, 10
 BFLOAT16_MODES = ("auto", "uint16", "float32", "ml_dtypes")
 
 
+_ML_DTYPES_MISSING = []   # [True] once an import of ml_dtypes has failed
+
+
 def _ml_dtypes():
+    # Python does not remember a failed import: searching sys.path again
+    # for every bfloat16 tensor took ~150 us each, 15 s for a model of
+    # 100,000 tensors (issue 24). So a failure is remembered here; a module
+    # put in sys.modules later (a test's stand-in) is still found.
+    module = sys.modules.get("ml_dtypes")
+    if module is not None or _ML_DTYPES_MISSING:
+        return module
     try:
         import ml_dtypes
     except ImportError:
+        _ML_DTYPES_MISSING.append(True)
         return None
     return ml_dtypes
 
@@ -124,6 +137,11 @@ def check_bfloat16_mode(mode):
     if mode == "ml_dtypes" and _ml_dtypes() is None:
         raise ValueError("bfloat16='ml_dtypes' needs the ml_dtypes package, which is not "
                          "importable; use 'uint16' or 'float32'")
+
+
+def values():
+    """Every DataType number this table knows."""
+    return list(_TABLE)
 
 
 def numpy_dtype(value, bfloat16="auto"):
