@@ -138,7 +138,7 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
     e->key = trestle__slab_strndup(&c->slab, key, key_len);
     if (!e->key)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    e->key_len = key_len;
+    e->key_len = (uint32_t)key_len; /* the index is below 4 GiB, and so is any key */
     e->index_offset = value_offset;
     c->num_entries++; /* counted now so a failure below still frees it */
     return trestle__entry_parse(c, e, value, value_len, err);

@@ -191,16 +191,16 @@ static int check_entry(trestle_checkpoint *c, trestle__entry *e, const entry_fie
 
 #define SHOWN() trestle__key_display(e->key, e->key_len, shown, sizeof shown)
 #define SHAPE() (trestle__shape_format(e->rank, e->dims, shape, sizeof shape), shape)
-    e->dtype = f->dtype;
     e->shard = f->shard_id;
-    TR_FAIL_IF(!storable(e->dtype), err, TRESTLE_E_CORRUPT,
+    TR_FAIL_IF(!storable(f->dtype), err, TRESTLE_E_CORRUPT,
                "tensor '%s' has unknown or unstorable dtype %d (entry at offset %" PRIu64
-               " of %s)", SHOWN(), e->dtype, e->index_offset, c->index_path);
+               " of %s)", SHOWN(), f->dtype, e->index_offset, c->index_path);
+    e->dtype = (uint8_t)f->dtype;
     TR_FAIL_IF(f->unknown_rank || f->rank > TRESTLE_MAX_RANK, err, TRESTLE_E_CORRUPT,
                "Invalid tensor shape: %s (%s rank; entry at offset %" PRIu64 " of %s)", SHOWN(),
                f->rank > TRESTLE_MAX_RANK ? "more than 254 dims of" : "unknown", e->index_offset,
                c->index_path);
-    e->rank = (int)f->rank;
+    e->rank = (uint8_t)f->rank;
     int64_t *dims = trestle__slab_alloc(&c->slab, (f->rank ? f->rank : 1) * sizeof *dims,
                                         sizeof *dims);
     TR_FAIL_IF(!dims, err, TRESTLE_E_NOMEM, "out of memory");

@@ -27,25 +27,31 @@ enum trestle__entry_kind {
     TRESTLE__ENTRY_OBJECT_GRAPH = 3 /* the TF2 object graph string */
 };
 
+/* One entry of the index. A model of 100,000 tensors keeps 100,000 of
+ * these for as long as the checkpoint is open: the fields are ordered and
+ * sized so that one takes 88 bytes. */
 typedef struct trestle__entry {
     char *key;              /* NUL-terminated copy in the checkpoint's slab (slice keys
                                contain NULs: use key_len) */
-    size_t key_len;
-    int kind;               /* trestle__entry_kind */
-    int dtype;              /* validated: known, storable */
-    int rank;
     int64_t *dims;          /* rank sizes (in the checkpoint's slab) */
     int64_t num_elements;
-    int shard;              /* validated 0 <= shard < num_shards */
     uint64_t offset;        /* offset + size <= shard size, unless past_end */
     uint64_t size;
-    uint32_t crc_masked;
-    int num_slices;         /* PARTITIONED: stored slices */
+    uint64_t index_offset;  /* where the entry's value sits in the .index (errors) */
     trestle__slice *slices; /* PARTITIONED: their extents (owned) */
     size_t *slice_entries;  /* PARTITIONED: index of each slice's SLICE_PART entry */
-    uint64_t index_offset;  /* where the entry's value sits in the .index (errors) */
+    uint32_t key_len;       /* a key is shorter than its index (at most 4 GiB) */
+    uint32_t crc_masked;
+    int32_t shard;          /* validated 0 <= shard < num_shards */
+    int32_t num_slices;     /* PARTITIONED: stored slices */
+    uint8_t kind;           /* trestle__entry_kind */
+    uint8_t dtype;          /* validated: known and storable, so below TRESTLE_DT_COUNT_ */
+    uint8_t rank;           /* at most TRESTLE_MAX_RANK */
     bool past_end;          /* bytes lie (partly) past the end of its shard file at open */
 } trestle__entry;
+
+_Static_assert(TRESTLE_DT_COUNT_ <= 256 && TRESTLE_MAX_RANK <= 255,
+               "trestle__entry keeps dtype and rank in a byte");
 
 struct trestle_checkpoint {
     char *prefix;            /* resolved prefix P */

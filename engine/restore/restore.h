@@ -76,21 +76,21 @@ typedef struct trestle__seg {
                                   between them into the sink */
 } trestle__seg;
 
-/* Per-extent state. */
+/* Per-extent state: 72 bytes, one per tensor read. */
 typedef struct trestle__ext_state {
-    uint64_t first_seq;        /* read sequence number of the extent's first part */
-    uint64_t first_len;        /* bytes of the extent in that first read */
-    uint32_t parts;            /* reads the extent spans (0 for an empty extent) */
     uint8_t *dest;             /* read straight into this host destination, or NULL */
-    bool mapped;               /* host_map: dest lies in a mapping of the shard, nothing to read */
-    size_t primary;            /* with dest: the piece (index in plan->pieces) it belongs to */
-    atomic_uint left;          /* parts not yet verified and copied */
     uint32_t *crcs;            /* `parts` CRC slots, one per read, in file order */
     uint8_t *walk_buf;         /* DT_STRING: host destination holding the whole bytes, or NULL */
     _Atomic(uint8_t *) tmp;    /* DT_STRING without walk_buf: a private copy (malloc'd lazily) */
-    uint32_t convert_es;       /* stored element bytes when a piece converts the extent, else 0 */
     uint8_t *seam;             /* with convert_es and parts > 1: slot j (convert_es bytes) holds
                                   the element cut by the boundary after part j, else NULL */
+    uint64_t first_seq;        /* read sequence number of the extent's first part */
+    size_t primary;            /* with dest: the piece (index in plan->pieces) it belongs to */
+    uint32_t first_len;        /* bytes of the extent in that first read (at most a chunk) */
+    uint32_t parts;            /* reads the extent spans (0 for an empty extent) */
+    atomic_uint left;          /* parts not yet verified and copied */
+    uint8_t convert_es;        /* stored element bytes when a piece converts the extent, else 0 */
+    bool mapped;               /* host_map: dest lies in a mapping of the shard, nothing to read */
 } trestle__ext_state;
 
 /* A completed read whose device copies are queued but not yet known done. */

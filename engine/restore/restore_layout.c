@@ -317,7 +317,7 @@ static void add_part(trestle__restore *x, size_t e, uint64_t seq, uint64_t len)
     trestle__ext_state *st = &x->ext[e];
     if (st->parts == 0) {
         st->first_seq = seq;
-        st->first_len = len;
+        st->first_len = (uint32_t)len; /* a part is at most a chunk (MAX_CHUNK: 1 GiB) */
         st->crcs = x->slots + x->nslots;
     }
     st->parts++;
