@@ -6,6 +6,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +16,13 @@
 
 #define HUGE_PAGE ((size_t)2 << 20) /* PMD size with 4 KiB base pages (x86-64, arm64) */
 #define HEADER 64                   /* keeps the data 64-byte aligned */
-#define MAP_MIN ((size_t)8 << 20)   /* below this, malloc: a huge page half used would cost
-                                       more memory than its faults cost time */
+#define MAP_MIN ((size_t)256 << 10) /* from here on, a mapping of its own */
+#define HUGE_MIN ((size_t)8 << 20)  /* from here on, in huge pages: below, a huge page half
+                                       used would cost more memory than its faults cost time */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23      /* Linux >= 5.14; older kernels refuse it, which is fine */
+#endif
 
 typedef struct header {
     size_t bytes;  /* data bytes asked for */
@@ -28,19 +34,26 @@ static header *head_of(void *p)
     return (header *)((uint8_t *)p - HEADER);
 }
 
-/* A mapping of `span` bytes advised into huge pages (advice: the kernel
- * may decline; it backs only the 2 MiB-aligned parts). The whole mapping
- * is advised, so that it stays one VMA, which mremap() needs. */
-static void *map(size_t span)
+/*
+ * A mapping of `span` bytes; from HUGE_MIN up advised into huge pages
+ * (advice: the kernel may decline; it backs only the 2 MiB-aligned parts;
+ * the whole mapping is advised, so that it stays one VMA, which mremap()
+ * needs). With `populate` its pages are made now, in one call: an array
+ * about to be filled pays one system call instead of a fault per page.
+ */
+static void *map(size_t span, bool populate)
 {
     void *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    madvise(m, span, MADV_HUGEPAGE);
+    if (span >= HUGE_MIN)
+        madvise(m, span, MADV_HUGEPAGE);
+    if (populate)
+        madvise(m, span, MADV_POPULATE_WRITE);
     return m;
 }
 
-static void *make(size_t bytes)
+static void *make(size_t bytes, bool populate)
 {
     header *h;
     if (bytes > SIZE_MAX - HUGE_PAGE)
@@ -51,7 +64,7 @@ static void *make(size_t bytes)
         h->span = 0;
     } else {
         size_t span = (bytes + HEADER + 4095) & ~(size_t)4095;
-        if (!(h = map(span)))
+        if (!(h = map(span, populate)))
             return NULL;
         h->span = span;
     }
@@ -64,7 +77,7 @@ void *trestle__bulk_calloc(size_t n, size_t size)
     size_t bytes;
     if (__builtin_mul_overflow(n, size, &bytes))
         return NULL;
-    return make(bytes);
+    return make(bytes, true);
 }
 
 void *trestle__bulk_realloc(void *p, size_t n, size_t size)
@@ -73,7 +86,7 @@ void *trestle__bulk_realloc(void *p, size_t n, size_t size)
     if (__builtin_mul_overflow(n, size, &bytes) || bytes > SIZE_MAX - HUGE_PAGE)
         return NULL;
     if (!p)
-        return make(bytes);
+        return make(bytes, false); /* growing: the capacity is not used yet */
     header *h = head_of(p);
     if (h->span && bytes + HEADER >= MAP_MIN) {
         /* Mapped both before and after: move the pages, copy nothing. */
@@ -85,7 +98,7 @@ void *trestle__bulk_realloc(void *p, size_t n, size_t size)
         m->bytes = bytes;
         return (uint8_t *)m + HEADER;
     }
-    void *q = make(bytes);
+    void *q = make(bytes, false);
     if (!q)
         return NULL;
     memcpy(q, p, h->bytes < bytes ? h->bytes : bytes);

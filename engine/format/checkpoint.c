@@ -139,7 +139,7 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
     if (!e->key)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     e->key_len = (uint32_t)key_len; /* the index is below 4 GiB, and so is any key */
-    e->index_offset = value_offset;
+    e->index_offset = (uint32_t)value_offset; /* inside an index of at most 4 GiB */
     c->num_entries++; /* counted now so a failure below still frees it */
     return trestle__entry_parse(c, e, value, value_len, err);
 }
@@ -168,16 +168,26 @@ static int check_ranges(trestle_checkpoint *c, bool require_all, trestle_error *
     return TRESTLE_OK;
 }
 
+/* The listed entries (all but slice parts), their bytes and whether the
+ * checkpoint is object-based. Without slice parts the listing is every
+ * entry, and no index array is kept (listed NULL: 8 bytes a tensor). */
 static int build_listing(trestle_checkpoint *c, trestle_error *err)
 {
-    c->listed = trestle__bulk_calloc(c->num_entries ? c->num_entries : 1, sizeof *c->listed);
-    if (!c->listed)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < c->num_entries; i++) {
         const trestle__entry *e = &c->entries[i];
-        if (e->kind == TRESTLE__ENTRY_SLICE_PART)
+        if (e->kind == TRESTLE__ENTRY_SLICE_PART) {
+            if (!c->listed) {
+                c->listed = trestle__bulk_calloc(c->num_entries, sizeof *c->listed);
+                if (!c->listed)
+                    return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+                for (size_t k = 0; k < i; k++)
+                    c->listed[k] = k;
+            }
             continue;
-        c->listed[c->num_listed++] = i;
+        }
+        if (c->listed)
+            c->listed[c->num_listed] = i;
+        c->num_listed++;
         c->data_bytes += e->size;
         if (e->kind == TRESTLE__ENTRY_OBJECT_GRAPH)
             c->object_based = true;

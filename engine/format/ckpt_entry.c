@@ -109,7 +109,7 @@ static int parse_slices(const trestle_checkpoint *c, trestle__entry *e,
 {
     if (e->rank > TRESTLE_MAX_SLICE_RANK)
         return trestle__error_set(err, TRESTLE_E_LIMIT, 0, e->key, c->index_path,
-                                  (int64_t)e->index_offset, -1,
+                                  (int64_t)(uint64_t)e->index_offset, -1,
                                   "partitioned tensor '%s' has rank %d; trestle slices up to "
                                   "rank %d", shown, e->rank, TRESTLE_MAX_SLICE_RANK);
     if (m->n_slices > (1u << 20))
@@ -125,10 +125,10 @@ static int parse_slices(const trestle_checkpoint *c, trestle__entry *e,
         trestle__slice *s = &e->slices[i];
         if (sp->n_extent != (size_t)e->rank)
             return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                      (int64_t)e->index_offset, -1,
+                                      (int64_t)(uint64_t)e->index_offset, -1,
                                       "tensor '%s': stored slice %zu has %zu extents for rank %d "
                                       "(entry at offset %" PRIu64 " of %s)", shown, i,
-                                      sp->n_extent, e->rank, e->index_offset, c->index_path);
+                                      sp->n_extent, e->rank, (uint64_t)e->index_offset, c->index_path);
         s->rank = e->rank;
         for (int d = 0; d < e->rank; d++) {
             const Tensorflow__TensorSliceProto__Extent *x = sp->extent[d];
@@ -142,12 +142,12 @@ static int parse_slices(const trestle_checkpoint *c, trestle__entry *e,
                 !tr_add_i64(x->start, has_len ? x->length : e->dims[d], &end) ||
                 end > e->dims[d])
                 return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                          (int64_t)e->index_offset, -1,
+                                          (int64_t)(uint64_t)e->index_offset, -1,
                                           "tensor '%s': stored slice %zu dimension %d "
                                           "(start %" PRId64 ", length %" PRId64 ") is outside "
                                           "the shape (entry at offset %" PRIu64 " of %s)",
                                           shown, i, d, x->start, has_len ? x->length : -1,
-                                          e->index_offset, c->index_path);
+                                          (uint64_t)e->index_offset, c->index_path);
         }
     }
     return TRESTLE_OK;
@@ -173,7 +173,7 @@ static int located(const trestle_checkpoint *c, const trestle__entry *e, const c
     if (rc != TRESTLE_OK && err) {
         snprintf(err->key, sizeof err->key, "%s", shown);
         snprintf(err->path, sizeof err->path, "%s", c->index_path);
-        err->offset = (int64_t)e->index_offset;
+        err->offset = (int64_t)(uint64_t)e->index_offset;
     }
     return rc;
 }
@@ -194,11 +194,11 @@ static int check_entry(trestle_checkpoint *c, trestle__entry *e, const entry_fie
     e->shard = f->shard_id;
     TR_FAIL_IF(!storable(f->dtype), err, TRESTLE_E_CORRUPT,
                "tensor '%s' has unknown or unstorable dtype %d (entry at offset %" PRIu64
-               " of %s)", SHOWN(), f->dtype, e->index_offset, c->index_path);
+               " of %s)", SHOWN(), f->dtype, (uint64_t)e->index_offset, c->index_path);
     e->dtype = (uint8_t)f->dtype;
     TR_FAIL_IF(f->unknown_rank || f->rank > TRESTLE_MAX_RANK, err, TRESTLE_E_CORRUPT,
                "Invalid tensor shape: %s (%s rank; entry at offset %" PRIu64 " of %s)", SHOWN(),
-               f->rank > TRESTLE_MAX_RANK ? "more than 254 dims of" : "unknown", e->index_offset,
+               f->rank > TRESTLE_MAX_RANK ? "more than 254 dims of" : "unknown", (uint64_t)e->index_offset,
                c->index_path);
     e->rank = (uint8_t)f->rank;
     int64_t *dims = trestle__slab_alloc(&c->slab, (f->rank ? f->rank : 1) * sizeof *dims,
@@ -209,7 +209,7 @@ static int check_entry(trestle_checkpoint *c, trestle__entry *e, const entry_fie
     e->dims = dims;
     TR_FAIL_IF(!tr_num_elements(e->rank, e->dims, &e->num_elements), err, TRESTLE_E_CORRUPT,
                "Invalid tensor shape: %s %s (negative or overflowing; entry at offset %" PRIu64
-               " of %s)", SHOWN(), SHAPE(), e->index_offset, c->index_path);
+               " of %s)", SHOWN(), SHAPE(), (uint64_t)e->index_offset, c->index_path);
 
     if (f->m && f->m->n_slices > 0) {
         e->kind = TRESTLE__ENTRY_PARTITIONED;
@@ -220,10 +220,10 @@ static int check_entry(trestle_checkpoint *c, trestle__entry *e, const entry_fie
     }
     TR_FAIL_IF(f->shard_id < 0 || f->shard_id >= c->num_shards, err, TRESTLE_E_CORRUPT,
                "tensor '%s' names shard %d of %d (entry at offset %" PRIu64 " of %s)", SHOWN(),
-               f->shard_id, c->num_shards, e->index_offset, c->index_path);
+               f->shard_id, c->num_shards, (uint64_t)e->index_offset, c->index_path);
     TR_FAIL_IF(f->offset < 0 || f->size < 0, err, TRESTLE_E_CORRUPT,
                "tensor '%s' has offset %" PRId64 ", size %" PRId64 " (entry at offset %" PRIu64
-               " of %s)", SHOWN(), f->offset, f->size, e->index_offset, c->index_path);
+               " of %s)", SHOWN(), f->offset, f->size, (uint64_t)e->index_offset, c->index_path);
     e->offset = (uint64_t)f->offset;
     e->size = (uint64_t)f->size;
     e->crc_masked = f->crc32c;
@@ -236,7 +236,7 @@ static int check_entry(trestle_checkpoint *c, trestle__entry *e, const entry_fie
                    "Invalid size in bundle entry: key %s; stored size %" PRIu64
                    "; expected size %" PRIu64 " (%s %s; entry at offset %" PRIu64 " of %s)",
                    SHOWN(), e->size, (uint64_t)e->num_elements * esize,
-                   trestle_dtype_name(e->dtype), SHAPE(), e->index_offset, c->index_path);
+                   trestle_dtype_name(e->dtype), SHAPE(), (uint64_t)e->index_offset, c->index_path);
     } else {
         /* Strings: a length byte per element plus the 4-byte length checksum;
          * variants: a length byte and a 4-byte checksum per element. */
@@ -246,7 +246,7 @@ static int check_entry(trestle_checkpoint *c, trestle__entry *e, const entry_fie
                    "Invalid size in bundle entry: key %s; stored size %" PRIu64 " is too small "
                    "for %" PRId64 " %s elements (entry at offset %" PRIu64 " of %s)",
                    SHOWN(), e->size, e->num_elements, trestle_dtype_name(e->dtype),
-                   e->index_offset, c->index_path);
+                   (uint64_t)e->index_offset, c->index_path);
     }
     if (e->key_len == sizeof TRESTLE_OBJECT_GRAPH_KEY - 1 &&
         memcmp(e->key, TRESTLE_OBJECT_GRAPH_KEY, e->key_len) == 0 &&
@@ -269,9 +269,9 @@ static int parse_with_protobuf_c(trestle_checkpoint *c, trestle__entry *e, const
         char shown[512];
         trestle__key_display(e->key, e->key_len, shown, sizeof shown);
         return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, shown, c->index_path,
-                                  (int64_t)e->index_offset, (int64_t)len,
+                                  (int64_t)(uint64_t)e->index_offset, (int64_t)len,
                                   "Entry for key %s not parseable (offset %" PRIu64 " of %s)",
-                                  shown, e->index_offset, c->index_path);
+                                  shown, (uint64_t)e->index_offset, c->index_path);
     }
     const Tensorflow__TensorShapeProto *sp = m->shape;
     size_t rank = sp ? sp->n_dim : 0;

@@ -29,7 +29,7 @@ enum trestle__entry_kind {
 
 /* One entry of the index. A model of 100,000 tensors keeps 100,000 of
  * these for as long as the checkpoint is open: the fields are ordered and
- * sized so that one takes 88 bytes. */
+ * sized so that one takes 80 bytes. */
 typedef struct trestle__entry {
     char *key;              /* NUL-terminated copy in the checkpoint's slab (slice keys
                                contain NULs: use key_len) */
@@ -37,10 +37,11 @@ typedef struct trestle__entry {
     int64_t num_elements;
     uint64_t offset;        /* offset + size <= shard size, unless past_end */
     uint64_t size;
-    uint64_t index_offset;  /* where the entry's value sits in the .index (errors) */
     trestle__slice *slices; /* PARTITIONED: their extents (owned) */
     size_t *slice_entries;  /* PARTITIONED: index of each slice's SLICE_PART entry */
-    uint32_t key_len;       /* a key is shorter than its index (at most 4 GiB) */
+    uint32_t index_offset;  /* where the entry's value sits in the .index, which is at most
+                               4 GiB (errors) */
+    uint32_t key_len;       /* a key is shorter than its index */
     uint32_t crc_masked;
     int32_t shard;          /* validated 0 <= shard < num_shards */
     int32_t num_slices;     /* PARTITIONED: stored slices */
@@ -69,7 +70,8 @@ struct trestle_checkpoint {
     int shard_lock;          /* spin lock for the lazy opens (0 = free) */
     trestle__entry *entries; /* every entry but the header, in key order */
     size_t num_entries;
-    size_t *listed;          /* indexes of listed entries (not SLICE_PART), key order */
+    size_t *listed;          /* indexes of listed entries (not SLICE_PART), key order; NULL
+                                when every entry is listed (trestle__listed_index) */
     size_t num_listed;
     uint64_t data_bytes;     /* sum of listed sizes */
     bool object_based;
@@ -86,10 +88,16 @@ enum trestle__shard_state {
     TRESTLE__SHARD_IRREGULAR = 3 /* a directory, FIFO, socket or device: never opened */
 };
 
+/* The entry index of listed tensor i. */
+static inline size_t trestle__listed_index(const trestle_checkpoint *c, size_t i)
+{
+    return c->listed ? c->listed[i] : i;
+}
+
 /* The entry of listed tensor i. */
 static inline const trestle__entry *trestle__listed(const trestle_checkpoint *c, size_t i)
 {
-    return &c->entries[c->listed[i]];
+    return &c->entries[trestle__listed_index(c, i)];
 }
 
 #endif /* TRESTLE_CKPT_TYPES_H */

@@ -132,7 +132,7 @@ fail:
         free(b.lookup[i]);
     free(b.lookup);
     trestle__bulk_free(b.wants);
-    free(b.order);
+    trestle__bulk_free(b.order);
     free(b.entry_refs);
     trestle_plan_free(b.p);
     return rc;

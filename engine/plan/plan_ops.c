@@ -59,7 +59,7 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             continue;
         }
         if (!ops) {
-            op->entry = b->c->listed[i];
+            op->entry = trestle__listed_index(b->c, i);
         } else {
             int rc = trestle__plan_resolve(b->c, &b->o, name, &op->entry, &b->lookup[i], err);
             if (rc != TRESTLE_OK)
