@@ -548,6 +548,66 @@ static PyObject *ndarray_type(void)
     return t;
 }
 
+/* What host_arrays() keeps of an op once the plan is gone. */
+typedef struct view_spec {
+    size_t name;             /* its name: from here in the names buffer, NUL-terminated */
+    PyObject *dt;            /* its numpy dtype (borrowed from `dtypes`), or NULL: the caller's */
+    void *data;              /* its bytes */
+    uint64_t bytes;
+    size_t dims;             /* its shape: rank values from here in the dims array */
+    int rank;
+    int out_dtype;
+} view_spec;
+
+/* A tuple of the n dims at d. */
+static PyObject *shape_tuple(const int64_t *d, int n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (int i = 0; t && i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(d[i]);
+        if (!v) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+/* One op's value in host_arrays()'s result: its array over `whole`, or
+ * None with (name, out_dtype, shape, Buffer) appended to `left`. */
+static int put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObject *result,
+                    PyObject *left, const view_spec *v, const char *name_bytes,
+                    const int64_t *dims)
+{
+    PyObject *name = pyt_str(name_bytes), *shape = name ? shape_tuple(dims, v->rank) : NULL;
+    PyObject *value = NULL;
+    int rc = -1;
+    if (!shape)
+        goto out;
+    if (!v->dt) {
+        /* Without an arena every op has zero bytes: no Buffer then. */
+        PyObject *b = wb ? new_buffer((pyt_arena *)wb->arena, v->data, (Py_ssize_t)v->bytes, -1)
+                         : (Py_INCREF(Py_None), Py_None);
+        PyObject *item = b ? Py_BuildValue("(OiON)", name, v->out_dtype, shape, b) : NULL;
+        if (item && PyList_Append(left, item) == 0)
+            value = (Py_INCREF(Py_None), Py_None);
+        Py_XDECREF(item);
+    } else if (v->bytes == 0) {
+        /* A zero-byte tensor views nothing: numpy makes it as np.empty does. */
+        value = PyObject_CallFunctionObjArgs(ndarray, shape, v->dt, NULL);
+    } else {
+        value = PyObject_CallFunction(ndarray, "OOOK", shape, v->dt, whole,
+                                      (unsigned long long)((uint8_t *)v->data - (uint8_t *)wb->ptr));
+    }
+    rc = value ? PyDict_SetItem(result, name, value) : -1;
+out:
+    Py_XDECREF(value);
+    Py_XDECREF(shape);
+    Py_XDECREF(name);
+    return rc;
+}
+
 /*
  * host_arrays(whole, dtypes, result) -> [(name, out_dtype, shape, Buffer)]:
  * after take_arena(per_op=False), a numpy array over `whole` (the arena's
@@ -556,14 +616,24 @@ static PyObject *ndarray_type(void)
  * `result` under the op's name, in op order. The ops it leaves to the
  * caller (strings, dtypes it was not given) get None there, so that the
  * caller's values keep the order, and come back with a Buffer of their
- * bytes. One ndarray(shape, dtype, buffer, offset) call per tensor, made
- * here: the Python loop it replaces cost more than the restore of a model
- * of 100,000 small tensors.
+ * bytes.
+ *
+ * It uses the plan up: what each array needs is copied out of the plan
+ * (names and shapes, some 60 bytes a tensor), then the plan is freed, and
+ * the checkpoint with it when the caller no longer holds it; only then
+ * are the Python objects made. A model of 100,000 tensors so never holds
+ * the engine's per-tensor state and 100,000 numpy arrays at once. One
+ * ndarray(shape, dtype, buffer, offset) call per tensor, made here: the
+ * Python loop it replaces cost more than the restore.
  */
 static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
 {
     pyt_plan *pl = (pyt_plan *)self;
     PyObject *whole, *dtypes, *result, *ndarray = NULL, *left = NULL;
+    view_spec *spec = NULL;
+    int64_t *dims = NULL;
+    char *names = NULL;
+    size_t nspec = 0, ndims = 0, nnames = 0;
     if (plan_check(pl) < 0 || !PyArg_ParseTuple(args, "OO!O!", &whole, &PyDict_Type, &dtypes,
                                                 &PyDict_Type, &result))
         return NULL;
@@ -573,60 +643,65 @@ static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "host_arrays: the arena is in CUDA device memory");
         return NULL;
     }
+    size_t n = trestle_plan_op_count(pl->p), rank_sum = 0, name_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info op;
+        trestle_plan_get_op(pl->p, i, &op);
+        if (!op.skipped) {
+            rank_sum += (size_t)op.rank;
+            name_sum += strlen(op.name) + 1;
+        }
+    }
     if (!(ndarray = ndarray_type()) || !(left = PyList_New(0)))
         goto fail;
-    size_t n = trestle_plan_op_count(pl->p);
+    spec = PyMem_Malloc((n ? n : 1) * sizeof *spec);
+    dims = PyMem_Malloc((rank_sum ? rank_sum : 1) * sizeof *dims);
+    names = PyMem_Malloc(name_sum ? name_sum : 1);
+    if (!spec || !dims || !names) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* Pass 1, plan in hand: copy out names, shapes, places and dtypes. */
     for (size_t i = 0; i < n; i++) {
         trestle_plan_op_info op;
         trestle_plan_get_op(pl->p, i, &op);
         if (op.skipped)
             continue;
-        PyObject *code = PyLong_FromLong(op.out_dtype), *name = pyt_str(op.name);
+        PyObject *code = PyLong_FromLong(op.out_dtype);
         PyObject *dt = code ? PyDict_GetItemWithError(dtypes, code) : NULL;
-        PyObject *arr = NULL, *shape = NULL;
-        int rc = -1;
         Py_XDECREF(code);
-        if (!name || PyErr_Occurred())
-            goto next;
+        if (PyErr_Occurred())
+            goto fail;
         uintptr_t at = (uintptr_t)op.data, lo = wb ? (uintptr_t)wb->ptr : 0;
         bool inside = op.bytes == 0 || (wb && at >= lo && op.bytes <= (uint64_t)wb->len &&
                                         at - lo <= (uint64_t)wb->len - op.bytes);
-        if (!(shape = PyTuple_New(op.rank)))
-            goto next;
-        for (int d = 0; d < op.rank; d++) {
-            PyObject *v = PyLong_FromLongLong(op.dims[d]);
-            if (!v)
-                goto next;
-            PyTuple_SET_ITEM(shape, d, v);
-        }
-        if (!dt || !inside) {
-            /* Without an arena every op has zero bytes: no Buffer then. */
-            PyObject *b = wb ? new_buffer((pyt_arena *)wb->arena, op.data, (Py_ssize_t)op.bytes,
-                                          -1)
-                             : (Py_INCREF(Py_None), Py_None);
-            PyObject *item = b ? Py_BuildValue("(OiON)", name, op.out_dtype, shape, b) : NULL;
-            rc = item ? PyList_Append(left, item) : -1;
-            Py_XDECREF(item);
-            if (rc == 0)
-                rc = PyDict_SetItem(result, name, Py_None);
-            goto next;
-        }
-        /* A zero-byte tensor views nothing: numpy makes it as np.empty does. */
-        arr = op.bytes == 0 ? PyObject_CallFunctionObjArgs(ndarray, shape, dt, NULL)
-                            : PyObject_CallFunction(ndarray, "OOOK", shape, dt, whole,
-                                                    (unsigned long long)(at - lo));
-        if (arr)
-            rc = PyDict_SetItem(result, name, arr);
-next:
-        Py_XDECREF(arr);
-        Py_XDECREF(shape);
-        Py_XDECREF(name);
-        if (rc != 0)
-            goto fail;
+        size_t len = strlen(op.name) + 1;
+        spec[nspec++] = (view_spec){ nnames, inside ? dt : NULL, op.data, op.bytes, ndims,
+                                     op.rank, op.out_dtype };
+        memcpy(names + nnames, op.name, len);
+        nnames += len;
+        memcpy(dims + ndims, op.dims, (size_t)op.rank * sizeof *dims);
+        ndims += (size_t)op.rank;
     }
+    /* The plan is spent: free it, and with it the checkpoint when the
+     * caller holds no other reference. */
+    trestle_plan_free(pl->p);
+    pl->p = NULL;
+    Py_CLEAR(pl->ckpt);
+    /* Pass 2: the values, in op order. */
+    for (size_t k = 0; k < nspec; k++)
+        if (put_view(ndarray, wb, whole, result, left, &spec[k], names + spec[k].name,
+                     dims + spec[k].dims) != 0)
+            goto fail;
+    PyMem_Free(spec);
+    PyMem_Free(dims);
+    PyMem_Free(names);
     Py_DECREF(ndarray);
     return left;
 fail:
+    PyMem_Free(spec);
+    PyMem_Free(dims);
+    PyMem_Free(names);
     Py_XDECREF(ndarray);
     Py_XDECREF(left);
     return NULL;
@@ -642,8 +717,9 @@ static PyMethodDef plan_methods[] = {
       "take_arena(per_op=True) -> (Arena, [Buffer or None]) or, per_op=False, (Arena, Buffer "
       "over the whole arena): adopt the restored tensors." },
     { "host_arrays", plan_host_arrays, METH_VARARGS,
-      "host_arrays(whole, dtypes, result) -> [op index]: numpy views of the restored host "
-      "tensors into the dict result, by name; the indexes of the ops left to the caller." },
+      "host_arrays(whole, dtypes, result) -> [(name, out_dtype, shape, Buffer)]: numpy views "
+      "of the restored host tensors into the dict result, by name, and the ops left to the "
+      "caller; uses the plan up (it is freed)." },
     { NULL, NULL, 0, NULL },
 };
 

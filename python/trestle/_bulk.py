@@ -327,9 +327,11 @@ def restore(path, ops=None, *, rename=None, exclude=None, allow_missing=False, a
     if framework == "numpy":
         # The engine makes the arrays, one ndarray() call each over one
         # Buffer of the whole arena; strings (object arrays) are left here.
+        # host_arrays() frees the plan, and the checkpoint once this
+        # function no longer holds it, before it makes the arrays.
         arena, whole = plan.take_arena(per_op=False)
         result.arena = weakref.ref(arena)
-        del arena   # the arrays alone keep it alive
+        del arena, ckpt   # the arrays alone keep the arena alive
         for name, out_dtype, shape, buf in plan.host_arrays(whole, _host_dtypes(bfloat16),
                                                              result):
             result[name] = (_numpy_view(buf, out_dtype, shape, bfloat16) if buf is not None
