@@ -48,23 +48,31 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             name_len = e->key_len;
             op->dest_kind = TRESTLE_DEST_ALLOCATE;
         }
-        /* Every tensor's op is named by its key, which the checkpoint
-         * keeps for as long as the plan lives: no copy. */
-        op->name = ops ? trestle__slab_strndup(&b->p->slab, name, name_len) : (char *)name;
-        if (!op->name)
-            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         op->entry = TRESTLE__NOT_LISTED;
-        if (b->o.num_excludes && trestle__plan_excluded(&b->o, op->name)) {
+        if (b->o.num_excludes && trestle__plan_excluded(&b->o, name)) {
             op->skipped = 1;
-            continue;
-        }
-        if (!ops) {
+        } else if (!ops) {
             op->entry = trestle__listed_index(b->c, i);
         } else {
             int rc = trestle__plan_resolve(b->c, &b->o, name, &op->entry, &b->lookup[i], err);
             if (rc != TRESTLE_OK)
                 return rc;
+            /* The key after renames matters only to the missing-key report. */
+            if (op->entry != TRESTLE__NOT_LISTED) {
+                free(b->lookup[i]);
+                b->lookup[i] = NULL;
+            }
         }
+        /* An op named by a key of the checkpoint, that very string (every
+         * tensor's ops; a caller such as convert that passes the keys it
+         * listed), keeps pointing at it: the checkpoint outlives the plan.
+         * Any other name is copied. */
+        if (!ops || (op->entry != TRESTLE__NOT_LISTED && name == b->c->entries[op->entry].key))
+            op->name = (char *)name;
+        else if (!(op->name = trestle__slab_strndup(&b->p->slab, name, name_len)))
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        if (op->skipped)
+            continue;
         /* A DT_VARIANT (e.g. a tf.data iterator state) is skipped only when
          * asked: otherwise trestle__plan_check_unsupported() names every one. */
         if (op->entry != TRESTLE__NOT_LISTED && b->o.skip_unsupported &&
