@@ -256,7 +256,7 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
     st_tensor *t = NULL;
     trestle__buf header = { 0 };
     size_t count = 0, skipped = 0;
-    uint64_t data_bytes = 0, file_bytes = 0;
+    uint64_t data_bytes = 0, file_bytes = 0, map_from = 0, map_bytes = 0, header_len = 0;
     char *tmp = NULL;
     int fd = -1, rc = TRESTLE_OK;
     uint8_t *map = NULL;
@@ -293,7 +293,8 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
     dest_ops = NULL;
     TR_FORWARD(lay_out(first, ops != NULL, &t, &count, &skipped, &data_bytes, err));
     TR_FAIL_IF(!build_header(&header, t, count), err, TRESTLE_E_NOMEM, "out of memory");
-    file_bytes = header.len + data_bytes;
+    header_len = header.len;
+    file_bytes = header_len + data_bytes;
 
     /* The temporary file beside the output, so the rename stays in one
      * file system and is atomic. */
@@ -312,10 +313,16 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
         rc = file_error(err, tmp, "write the header of");
         goto fail;
     }
+    trestle__buf_free(&header); /* written: 11 MiB for 100,000 tensors, not kept (issue 24) */
 
     if (count > 0) {
-        map = mmap(NULL, (size_t)file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                   fd, 0);
+        /* The data only, from the page the header ends in: the header is
+         * written already, and a model of 100,000 tensors has a header of
+         * 11 MiB that mapped pages would keep resident (issue 24). */
+        map_from = header_len & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+        map_bytes = file_bytes - map_from;
+        map = mmap(NULL, (size_t)map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                   fd, (off_t)map_from);
         if (map == MAP_FAILED) {
             map = NULL;
             rc = file_error(err, tmp, "map");
@@ -334,7 +341,7 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
                 d->name = op.key;
             }
             d->dest_kind = TRESTLE_DEST_HOST;
-            d->ptr = map + header.len + t[i].offset;
+            d->ptr = map + (header_len - map_from) + t[i].offset;
             d->capacity = t[i].bytes;
         }
         /* Exclusions and misses were settled by plan 1; renames still map
@@ -347,9 +354,18 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
         }
         popt2.max_batch_bytes = popt.max_batch_bytes;
         popt2.max_gap_bytes = popt.max_gap_bytes;
+        /* Plan 1 and the layout have done their part (the ops' names are
+         * the caller's or the checkpoint's keys): a model of 100,000
+         * tensors should not hold two plans at once (issue 24). */
+        trestle_plan_free(first);
+        first = NULL;
+        free(t);
+        t = NULL;
         TR_FORWARD(trestle_plan_create(c, dest_ops, count, &popt2, &second, err));
+        free(dest_ops);
+        dest_ops = NULL;
         TR_FORWARD(trestle_restore(second, &ropt, stats ? &stats->restore : NULL, err));
-        if (o.sync && msync(map, (size_t)file_bytes, MS_SYNC) != 0) {
+        if (o.sync && msync(map, (size_t)map_bytes, MS_SYNC) != 0) {
             rc = file_error(err, tmp, "flush");
             goto fail;
         }
@@ -369,12 +385,12 @@ int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *o
     if (stats) {
         stats->tensors = count;
         stats->skipped = skipped;
-        stats->header_bytes = header.len;
+        stats->header_bytes = header_len;
         stats->file_bytes = file_bytes;
     }
 fail:
     if (map)
-        munmap(map, (size_t)file_bytes);
+        munmap(map, (size_t)map_bytes);
     if (fd >= 0)
         close(fd);
     if (tmp) {
