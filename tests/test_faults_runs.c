@@ -252,3 +252,56 @@ Test(faults_runs, every_op_is_ready_once_and_a_stop_is_the_last_call, .timeout =
     free(c);
     free_model(&m);
 }
+
+/* Engine memory is laid out in file order (issue 24): a run of small
+ * tensors read in one scattering read lands in one stretch of memory, so
+ * that tensors whose sizes are multiples of the arena's alignment are one
+ * destination range for the kernel. The files here hold the tensors in the
+ * reverse of their keys' order, which is the order of the ops. */
+Test(faults_runs, engine_memory_follows_the_files, .timeout = TIMEOUT)
+{
+    enum { M = 200 };
+    char *dir = tu_mkdtemp(), *prefix;
+    trestle_error err;
+    trestle_writer *w;
+    cr_assert(asprintf(&prefix, "%s/rev", dir) > 0);
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK, "%s", err.message);
+    float data[64 * 3];
+    for (int i = M - 1; i >= 0; i--) {
+        char name[16];
+        int64_t dims[1] = { 64 * (1 + i % 3) }; /* 256, 512, 768 bytes */
+        tu_fill_random(data, sizeof data, (uint64_t)i);
+        snprintf(name, sizeof name, "k%03d", i);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 1, dims, data,
+                                        (size_t)dims[0] * 4, 0, &err), TRESTLE_OK);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    trestle_restore_options o;
+    trestle_restore_options_init(&o);
+    cr_assert_eq(trestle_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+    for (size_t i = 1; i < M; i++) {
+        trestle_plan_op_info a, b;
+        trestle_tensor_info ta, tb;
+        cr_assert_eq(trestle_plan_get_op(p, i - 1, &a), TRESTLE_OK);
+        cr_assert_eq(trestle_plan_get_op(p, i, &b), TRESTLE_OK);
+        cr_assert_eq(trestle_tensor_get_info(c, i - 1, &ta), TRESTLE_OK);
+        cr_assert_eq(trestle_tensor_get_info(c, i, &tb), TRESTLE_OK);
+        cr_assert_gt(ta.offset, tb.offset, "keys in the reverse of file order");
+        cr_assert_eq((const uint8_t *)b.data + tb.size, (const uint8_t *)a.data,
+                     "%s does not end where %s begins", b.name, a.name);
+    }
+    for (size_t i = 0; i < M; i++) {
+        trestle_plan_op_info op;
+        cr_assert_eq(trestle_plan_get_op(p, i, &op), TRESTLE_OK);
+        tu_fill_random(data, sizeof data, (uint64_t)atoi(op.name + 1));
+        cr_assert(memcmp(op.data, data, op.bytes) == 0, "%s differs", op.name);
+    }
+    trestle_plan_free(p);
+    trestle_close(c);
+    tu_rmtree(dir);
+    free(dir);
+    free(prefix);
+}

@@ -329,11 +329,18 @@ static unsigned scatter(const trestle__restore *x, const trestle__seg *sg, struc
     for (size_t e = sg->extent; e < sg->extent + sg->span; e++, ext++) {
         if (ext->size == 0)
             continue;
+        bool gap = at < ext->offset;
         for (; at < ext->offset; at += TRESTLE__GAP_SINK) /* the sink is this large */
             iov[n++] = (struct iovec){ x->gap_sink, (size_t)(ext->offset - at < TRESTLE__GAP_SINK
                                                               ? ext->offset - at
                                                               : TRESTLE__GAP_SINK) };
-        iov[n++] = (struct iovec){ x->ext[e].dest, (size_t)ext->size };
+        /* Destinations end to end (the arena lies in file order, so small
+         * tensors whose sizes are multiples of its alignment do) are one. */
+        if (!gap && n > 0 &&
+            (uint8_t *)iov[n - 1].iov_base + iov[n - 1].iov_len == x->ext[e].dest)
+            iov[n - 1].iov_len += (size_t)ext->size;
+        else
+            iov[n++] = (struct iovec){ x->ext[e].dest, (size_t)ext->size };
         at = ext->offset + ext->size;
     }
     return n;

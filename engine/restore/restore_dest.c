@@ -73,7 +73,8 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
 
 /*
  * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/memory/arena.c),
- * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it. One
+ * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it,
+ * in file order. One
  * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
  * and on the host one region that transparent huge pages can back whatever
  * the tensor sizes (first-touch faults on 4 KiB pages otherwise dominate a
@@ -137,14 +138,29 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
                 return rc;
         }
     }
-    uint8_t *at = p->arena ? p->arena->base : NULL;
+    /* Places in the order the bytes lie in the files (extents are sorted):
+     * small tensors read in one scattering read then lie end to end, and
+     * a run of them whose sizes are multiples of the alignment is one
+     * destination range, which the kernel copies as one (restore.c joins
+     * their iovecs). Ops that no extent feeds (zero bytes) come last. */
+    uint8_t *at = p->arena && !keep ? p->arena->base : NULL;
+    for (size_t e = 0; at && e < p->num_extents; e++) {
+        const trestle__extent *ext = &p->extents[e];
+        for (size_t k = 0; k < ext->num_pieces; k++) {
+            trestle__plan_op *op = &p->ops[p->pieces[ext->first_piece + k].op];
+            if (op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || op->dest)
+                continue;
+            op->dest = at;
+            at += trestle__arena_span(op); /* no overflow: the first pass summed them */
+        }
+    }
     for (size_t i = 0; i < p->num_ops; i++) {
         trestle__plan_op *op = &p->ops[i];
         op->device = op_device(x, op);
-        if (keep || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || !at)
+        if (!at || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || op->dest)
             continue;
         op->dest = at;
-        at += trestle__arena_span(op); /* no overflow: the first pass summed them */
+        at += trestle__arena_span(op);
     }
     return TRESTLE_OK;
 }
