@@ -152,7 +152,7 @@ Test(restore_layout, a_run_takes_at_most_the_iovecs_one_read_takes)
     free(l);
 }
 
-Test(restore_layout, a_run_holds_at_most_a_chunk_and_the_run_bound)
+Test(restore_layout, a_run_holds_at_most_a_chunk_and_the_iovecs_of_one_read)
 {
     layout *l = layout_new(64 << 10);
     for (size_t i = 0; i < 100; i++)
@@ -167,12 +167,30 @@ Test(restore_layout, a_run_holds_at_most_a_chunk_and_the_run_bound)
     expect(&s[3], 100000 + (64 << 10), 36 << 10, 100, 1, false, "large, chunk 2");
     free(l);
 
+    /* Destinations apart: one iovec each, 1,024 a read. */
     l = layout_new(8 << 20);
     for (size_t i = 0; i < 3000; i++)
         add(l, 0, 1000, true); /* 3,000,000 bytes */
     n = segments(l, s, 8);
-    cr_assert_geq(n, 3, "runs are bounded below a chunk");
-    for (size_t i = 0; i < n; i++)
-        cr_assert_leq(s[i].length, 1 << 20);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(s[0].span, TRESTLE__READ_MAX_IOV);
+    cr_assert_eq(s[1].span, TRESTLE__READ_MAX_IOV);
+    cr_assert_eq(s[2].span, 3000 - 2 * TRESTLE__READ_MAX_IOV);
+    free(l);
+
+    /* Destinations end to end (engine memory in file order): their iovecs
+     * join, and a run is bounded by the chunk. */
+    l = layout_new(1 << 20);
+    uint8_t *mem = malloc(3000 * 1024);
+    for (size_t i = 0; i < 3000; i++) {
+        add(l, 0, 1024, true);
+        l->st[i].dest = mem + i * 1024;
+    }
+    n = segments(l, s, 8);
+    cr_assert_eq(n, 3, "%zu reads", n);
+    cr_assert_eq(s[0].span, 1024, "a chunk of 1 MiB");
+    cr_assert_eq(s[0].length, 1 << 20);
+    cr_assert_eq(s[2].span, 3000 - 2048);
+    free(mem);
     free(l);
 }

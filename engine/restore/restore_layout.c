@@ -27,7 +27,6 @@
 #include "restore.h"
 
 #define DEST_READ_MIN ((uint64_t)256 << 10) /* below this, coalesced staging reads win */
-#define RUN_MAX ((uint64_t)1 << 20)         /* bytes of small extents one read scatters */
 
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ 22 /* Linux >= 5.14; older kernels refuse the advice, which is fine */
@@ -110,13 +109,6 @@ static bool small_in_place(const trestle__restore *x, size_t e)
     return st->dest && !st->mapped && size > 0 && size < DEST_READ_MIN && size <= x->chunk;
 }
 
-/* The most bytes one scattering read covers: a chunk, but no more than
- * RUN_MAX, so that the workers find the bytes they check still in cache
- * (in-place bytes are checked after the read, not while copied). */
-static uint64_t run_max(const trestle__restore *x)
-{
-    return x->chunk < RUN_MAX ? x->chunk : RUN_MAX;
-}
 
 /* Iovecs a gap of `g` bytes takes: the sink holds TRESTLE__GAP_SINK. */
 static unsigned gap_iovs(uint64_t g)
@@ -126,12 +118,15 @@ static unsigned gap_iovs(uint64_t g)
 
 /* A run of small extents read in place: [first, last], the bytes it reads
  * (from the end of the read before it in the batch, so that the bytes a
- * batch reads are the ones they always were), and its iovecs. */
+ * batch reads are the ones they always were), its iovecs, and where its
+ * last destination ends (the next one starting there joins its iovec, as
+ * restore.c's scatter() joins them). */
 typedef struct vrun {
     bool open;
     size_t first, last;
     uint64_t lo, hi;
     unsigned niov;
+    const uint8_t *dest_end;
 } vrun;
 
 static size_t vrun_flush(vrun *v, trestle__seg *out, size_t n, size_t b)
@@ -145,19 +140,24 @@ static size_t vrun_flush(vrun *v, trestle__seg *out, size_t n, size_t b)
 
 /* Add small extent e to run v, whose bytes start at `lead` (the end of the
  * read before it, or its own offset), or start a new run when it does not
- * fit: past the run bound or the iovecs one read takes. A leading gap too
- * large for one read goes through staging on its own. */
+ * fit: past a chunk or the iovecs one read takes. A leading gap too large
+ * for one read goes through staging on its own. (Runs as long as a chunk
+ * measured fastest once engine memory lay in file order: fewer reads,
+ * and the workers' checks walk memory in order.) */
 static size_t vrun_add(vrun *v, const trestle__restore *x, trestle__seg *out, size_t n,
                        size_t b, size_t e, uint64_t lead)
 {
     const trestle__extent *ext = &x->plan->extents[e];
+    const uint8_t *dest = x->ext[e].dest;
     uint64_t end = ext->offset + ext->size;
     if (v->open) {
-        unsigned need = v->niov + gap_iovs(ext->offset - v->hi) + 1;
-        if (need <= TRESTLE__READ_MAX_IOV && end - v->lo <= run_max(x)) {
+        unsigned gaps = gap_iovs(ext->offset - v->hi);
+        unsigned need = v->niov + gaps + (gaps == 0 && dest == v->dest_end ? 0 : 1);
+        if (need <= TRESTLE__READ_MAX_IOV && end - v->lo <= x->chunk) {
             v->last = e;
             v->hi = end;
             v->niov = need;
+            v->dest_end = dest + ext->size;
             return n;
         }
         n = vrun_flush(v, out, n, b);
@@ -166,7 +166,7 @@ static size_t vrun_add(vrun *v, const trestle__restore *x, trestle__seg *out, si
         n = emit(out, n, lead, ext->offset, x->chunk, TRESTLE__NO_EXTENT, b);
         lead = ext->offset;
     }
-    *v = (vrun){ true, e, e, lead, end, gap_iovs(ext->offset - lead) + 1 };
+    *v = (vrun){ true, e, e, lead, end, gap_iovs(ext->offset - lead) + 1, dest + ext->size };
     return n;
 }
 
