@@ -126,7 +126,7 @@ int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
 {
     uint8_t stack_key[1024];
 
-    for (size_t i = 0; i < c->num_entries; i++) {
+    for (size_t i = 0; c->num_partitioned && i < c->num_entries; i++) {
         trestle__entry *e = &c->entries[i];
         if (e->kind != TRESTLE__ENTRY_PARTITIONED)
             continue;
@@ -176,9 +176,11 @@ int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
         if (rc != TRESTLE_OK)
             return rc;
     }
-    /* Keys that start with a NUL byte are slice keys; unreferenced ones stay hidden. */
-    for (size_t i = 0; i < c->num_entries; i++)
-        if (c->entries[i].key_len > 0 && c->entries[i].key[0] == '\0')
-            c->entries[i].kind = TRESTLE__ENTRY_SLICE_PART;
+    /* Keys that start with a NUL byte are slice keys; unreferenced ones stay
+     * hidden. Entries are in key order and no key is empty (that is the
+     * header's), so they are the first entries, if any. */
+    for (size_t i = 0; i < c->num_entries && c->entries[i].key_len > 0 &&
+                       c->entries[i].key[0] == '\0'; i++)
+        c->entries[i].kind = TRESTLE__ENTRY_SLICE_PART;
     return TRESTLE_OK;
 }

@@ -163,6 +163,9 @@ int trestle__plan_pieces_extents(builder *b, trestle_error *err)
     if (!p->pieces || !p->extents)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < b->n_wants; i++) {
+        /* A permutation walks the wants out of order: fetch ahead. */
+        if (b->order && i + 16 < b->n_wants)
+            __builtin_prefetch(&b->wants[b->order[i + 16]]);
         const want *w = &b->wants[b->order ? b->order[i] : i];
         trestle__extent *x = p->num_extents ? &p->extents[p->num_extents - 1] : NULL;
         /* A part's runs share their entry: each is an extent of its own. */
