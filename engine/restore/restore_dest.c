@@ -146,6 +146,8 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
     uint8_t *at = p->arena && !keep ? p->arena->base : NULL;
     for (size_t e = 0; at && e < p->num_extents; e++) {
         const trestle__extent *ext = &p->extents[e];
+        if (e + 16 < p->num_extents && p->extents[e + 16].num_pieces) /* ops out of order */
+            __builtin_prefetch(&p->ops[p->pieces[p->extents[e + 16].first_piece].op]);
         for (size_t k = 0; k < ext->num_pieces; k++) {
             trestle__plan_op *op = &p->ops[p->pieces[ext->first_piece + k].op];
             if (op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || op->dest)

@@ -395,6 +395,9 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
         const trestle__batch *bt = &p->batches[b];
         x->batch_mode[b] = batch_mode(x, bt);
         for (size_t e = bt->first_extent; e < bt->first_extent + bt->num_extents; e++) {
+            /* Ops come in file order, which need not be theirs: fetch ahead. */
+            if (e + 16 < p->num_extents && p->extents[e + 16].num_pieces)
+                __builtin_prefetch(&p->ops[p->pieces[p->extents[e + 16].first_piece].op]);
             pick_destination(x, e);
             if (x->opt.host_map && x->batch_mode[b] == TRESTLE__BATCH_CACHED)
                 map_extent(x, e);
