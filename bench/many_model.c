@@ -1,15 +1,15 @@
 /*
- * many_model.c - write a bfloat16 checkpoint of about N tensors and exactly
- * BYTES bytes of tensor data, shaped like `trestle synth` models (a
- * Llama-style decoder: 9 tensors a layer, an embedding and a final norm),
- * for bench/many_tensors.sh: models of 300, 20,000 and 100,000 tensors of
- * the same bytes, so that what a tensor costs shows apart from what a byte
- * costs (issue 24).
+ * many_model.c - write a bfloat16 checkpoint of N tensors and exactly
+ * BYTES bytes of tensor data, for bench/many_tensors.sh: models of 300,
+ * 20,000 and 100,000 tensors of the same bytes, so that what a tensor
+ * costs shows apart from what a byte costs (issue 24). Every tensor has
+ * the same size (a multiple of 64 bytes; the last one takes the rest), so
+ * the tensor count is the only thing that differs; they are named like
+ * `trestle synth`'s layers (model/layers.L/..., nine a layer), so that key
+ * order and file order differ as they do there.
  *
  *   build/bench/trestle_many_model OUT_PREFIX N BYTES
  *
- * The layers are as wide as fit (a hidden size that is a multiple of 16);
- * the embedding takes the bytes left, and the final norm the last few.
  * Public API only.
  */
 #include <inttypes.h>
@@ -18,13 +18,6 @@
 #include <string.h>
 
 #include "trestle.h"
-
-/* Elements of one layer of hidden size h: two norms, q and o (h x h), k
- * and v (h x h/4), gate, up and down (h x 7h/2). */
-static uint64_t layer_elements(uint64_t h)
-{
-    return 2 * h + 2 * h * h + 2 * h * (h / 4) + 3 * h * (h * 7 / 2);
-}
 
 static void fill(uint16_t *p, uint64_t n, uint64_t seed)
 {
@@ -55,56 +48,37 @@ static int add(trestle_writer *w, const char *name, int rank, const int64_t *dim
 
 int main(int argc, char **argv)
 {
+    static const char *const part[9] = {
+        "input_layernorm/scale", "self_attn/q_proj/kernel", "self_attn/k_proj/kernel",
+        "self_attn/v_proj/kernel", "self_attn/o_proj/kernel", "post_attention_layernorm/scale",
+        "mlp/gate_proj/kernel", "mlp/up_proj/kernel", "mlp/down_proj/kernel",
+    };
     if (argc != 4) {
         fprintf(stderr, "usage: %s OUT_PREFIX N BYTES\n", argv[0]);
         return 2;
     }
     uint64_t n = strtoull(argv[2], NULL, 10), total = strtoull(argv[3], NULL, 10) / 2;
-    uint64_t layers = n > 2 ? (n - 2) / 9 : 0, h = 0;
-    for (uint64_t c = 16; layers * layer_elements(c) + c <= total; c += 16)
-        h = c;
-    if (layers == 0 || h == 0) {
-        fprintf(stderr, "trestle_many_model: %" PRIu64 " tensors do not fit in %s bytes\n", n,
+    uint64_t each = n ? total / n / 32 * 32 : 0; /* elements: a multiple of 64 bytes */
+    if (n == 0 || each == 0) {
+        fprintf(stderr, "trestle_many_model: %s tensors do not fit in %s bytes\n", argv[2],
                 argv[3]);
         return 2;
     }
-    uint64_t left = total - layers * layer_elements(h) - h, vocab = left / h;
-    uint64_t norm = h + left % h; /* the final norm takes what the embedding cannot */
-    uint64_t biggest = vocab * h > h * h * 7 / 2 ? vocab * h : h * h * 7 / 2;
-    uint16_t *buf = malloc((biggest > norm ? biggest : norm) * 2 + 2);
-    trestle_writer_options wo;
+    uint64_t last = total - each * (n - 1);
+    uint16_t *buf = malloc(last * 2 + 2);
     trestle_writer *w;
     trestle_error err;
-    trestle_writer_options_init(&wo);
-    if (!buf || trestle_writer_create(argv[1], &wo, &w, &err) != TRESTLE_OK) {
+    if (!buf || trestle_writer_create(argv[1], NULL, &w, &err) != TRESTLE_OK) {
         fprintf(stderr, "trestle_many_model: %s\n", buf ? err.message : "out of memory");
         return 1;
     }
-    static const struct {
-        const char *path;
-        int rows, cols; /* 1: h, 2: h/4, 3: 7h/2, 0: none */
-    } layer[9] = {
-        { "input_layernorm/scale", 1, 0 },     { "self_attn/q_proj/kernel", 1, 1 },
-        { "self_attn/k_proj/kernel", 1, 2 },   { "self_attn/v_proj/kernel", 1, 2 },
-        { "self_attn/o_proj/kernel", 1, 1 },   { "post_attention_layernorm/scale", 1, 0 },
-        { "mlp/gate_proj/kernel", 1, 3 },      { "mlp/up_proj/kernel", 1, 3 },
-        { "mlp/down_proj/kernel", 3, 1 },
-    };
-    int64_t size_of[4] = { 0, (int64_t)h, (int64_t)(h / 4), (int64_t)(h * 7 / 2) };
-    int64_t emb[2] = { (int64_t)vocab, (int64_t)h }, fin[1] = { (int64_t)norm };
-    int rc = vocab ? add(w, "model/embed_tokens/embedding", 2, emb, buf, 1) : 0;
-    uint64_t count = vocab ? 1 : 0;
-    for (uint64_t l = 0; rc == 0 && l < layers; l++)
-        for (int k = 0; rc == 0 && k < 9; k++) {
-            char name[96];
-            int64_t dims[2] = { size_of[layer[k].rows], size_of[layer[k].cols] };
-            snprintf(name, sizeof name, "model/layers.%" PRIu64 "/%s", l, layer[k].path);
-            rc = add(w, name, layer[k].cols ? 2 : 1, dims, buf, l * 9 + (uint64_t)k + 2);
-            count++;
-        }
-    if (rc == 0)
-        rc = add(w, "model/norm/scale", 1, fin, buf, 7);
-    count++;
+    int rc = 0;
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        char name[96];
+        int64_t dims[1] = { (int64_t)(i + 1 < n ? each : last) };
+        snprintf(name, sizeof name, "model/layers.%" PRIu64 "/%s", i / 9, part[i % 9]);
+        rc = add(w, name, 1, dims, buf, i + 1);
+    }
     if (rc == 0 && trestle_writer_finish(w, &err) != TRESTLE_OK) {
         fprintf(stderr, "trestle_many_model: %s\n", err.message);
         rc = -1;
@@ -112,7 +86,7 @@ int main(int argc, char **argv)
     trestle_writer_free(w);
     free(buf);
     if (rc == 0)
-        printf("wrote %" PRIu64 " tensors, %" PRIu64 " bytes (hidden %" PRIu64 ", %" PRIu64
-               " layers) to %s\n", count, total * 2, h, layers, argv[1]);
+        printf("wrote %" PRIu64 " tensors of %" PRIu64 " bytes, %" PRIu64 " bytes in all, to %s\n",
+               n, each * 2, total * 2, argv[1]);
     return rc == 0 ? 0 : 1;
 }
