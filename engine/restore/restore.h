@@ -243,6 +243,11 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
  * them, malloc'd), or NULL when out of memory. */
 uint64_t *trestle__restore_issue_order(const trestle__restore *x);
 
+/* Keep reads in flight and queue each completed one for the workers, in
+ * `order` (sequence numbers), until all are done or the restore stops
+ * (engine/restore/restore_produce.c). Calling thread only. */
+void trestle__restore_produce(trestle__restore *x, const uint64_t *order);
+
 /* Nanoseconds since the restore started. */
 int64_t trestle__restore_now_ns(const trestle__restore *x);
 

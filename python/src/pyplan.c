@@ -1,14 +1,14 @@
 /*
- * pyplan.c - _trestle.Plan (trestle_plan_create/restore), _trestle.Arena
- * (an adopted trestle_arena) and _trestle.Buffer (one tensor's bytes in an
- * arena).
+ * pyplan.c - _trestle.Plan (trestle_plan_create/restore), and handing its
+ * engine memory over as an Arena with Buffers and numpy views (pyarena.c).
  *
  * Zero copy: a restore writes every tensor into one engine arena; the plan
  * hands that arena over (trestle_plan_adopt_arena) to an Arena object, and
  * each tensor becomes a Buffer that holds the Arena and exports its bytes
- * through the buffer protocol (host) or DLPack (host or device). numpy
- * arrays and torch tensors made from a Buffer keep it, and so the arena,
- * alive; the arena is freed when the last of them goes.
+ * through the buffer protocol (host) or DLPack (host or device), or, for
+ * numpy on the host, an array over one Buffer of the whole arena
+ * (host_arrays). numpy arrays and torch tensors keep their Buffer, and so
+ * the arena, alive; the arena is freed when the last of them goes.
  *
  * A restore runs on its own thread while the calling thread, GIL released,
  * wakes every 100 ms to draw progress and to turn Ctrl-C (or an exception
@@ -20,115 +20,6 @@
 #include <time.h>
 
 #include "pytrestle.h"
-
-/* ---- Arena ---- */
-
-typedef struct pyt_arena {
-    PyObject_HEAD
-    trestle_arena *a;
-    PyObject *weakrefs;     /* tests watch the arena's death with weakref */
-} pyt_arena;
-
-static void arena_dealloc(PyObject *self)
-{
-    pyt_arena *ar = (pyt_arena *)self;
-    if (ar->weakrefs)
-        PyObject_ClearWeakRefs(self);
-    trestle_arena_free(ar->a);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static PyObject *arena_info(PyObject *self, PyObject *unused)
-{
-    trestle_arena_info in;
-    trestle_arena_get_info(((pyt_arena *)self)->a, &in);
-    return Py_BuildValue("{s:K,s:K,s:i}", "base", (unsigned long long)(uintptr_t)in.base, "bytes",
-                         (unsigned long long)in.bytes, "device", in.device);
-}
-
-static PyMethodDef arena_methods[] = {
-    { "info", arena_info, METH_NOARGS, "info() -> {'base', 'bytes', 'device'}." },
-    { NULL, NULL, 0, NULL },
-};
-
-PyTypeObject pyt_arena_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "trestle._trestle.Arena",
-    .tp_doc = "Engine memory adopted from a restored plan; freed when the object dies.",
-    .tp_basicsize = sizeof(pyt_arena),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_dealloc = arena_dealloc,
-    .tp_weaklistoffset = offsetof(pyt_arena, weakrefs),
-    .tp_methods = arena_methods,
-};
-
-/* ---- Buffer ---- */
-
-static void buffer_dealloc(PyObject *self)
-{
-    Py_XDECREF(((pyt_buffer *)self)->arena);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static int buffer_get(PyObject *self, Py_buffer *view, int flags)
-{
-    pyt_buffer *b = (pyt_buffer *)self;
-    if (b->device >= 0) {
-        PyErr_SetString(PyExc_BufferError, "the tensor is in CUDA device memory; use DLPack");
-        return -1;
-    }
-    return PyBuffer_FillInfo(view, self, b->ptr, b->len, 0, flags);
-}
-
-static PyBufferProcs buffer_procs = { .bf_getbuffer = buffer_get };
-
-static PyObject *buffer_get_arena(PyObject *self, void *c)
-{
-    PyObject *a = ((pyt_buffer *)self)->arena;
-    Py_INCREF(a);
-    return a;
-}
-
-static PyObject *buffer_get_nbytes(PyObject *self, void *c)
-{
-    return PyLong_FromSsize_t(((pyt_buffer *)self)->len);
-}
-
-static PyObject *buffer_get_device(PyObject *self, void *c)
-{
-    return PyLong_FromLong(((pyt_buffer *)self)->device);
-}
-
-static PyObject *buffer_get_address(PyObject *self, void *c)
-{
-    return PyLong_FromVoidPtr(((pyt_buffer *)self)->ptr);
-}
-
-static PyGetSetDef buffer_getset[] = {
-    { "arena", buffer_get_arena, NULL, "the Arena that owns the bytes", NULL },
-    { "nbytes", buffer_get_nbytes, NULL, "size in bytes", NULL },
-    { "device", buffer_get_device, NULL, "CUDA ordinal, or -1 for host memory", NULL },
-    { "address", buffer_get_address, NULL, "address of the first byte", NULL },
-    { NULL, NULL, NULL, NULL, NULL },
-};
-
-static PyMethodDef buffer_methods[] = {
-    { "dlpack", pyt_buffer_dlpack, METH_VARARGS,
-      "dlpack(code, bits, shape) -> 'dltensor' capsule over these bytes." },
-    { NULL, NULL, 0, NULL },
-};
-
-PyTypeObject pyt_buffer_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "trestle._trestle.Buffer",
-    .tp_doc = "One restored tensor's bytes inside an Arena (buffer protocol when on the host).",
-    .tp_basicsize = sizeof(pyt_buffer),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_dealloc = buffer_dealloc,
-    .tp_as_buffer = &buffer_procs,
-    .tp_getset = buffer_getset,
-    .tp_methods = buffer_methods,
-};
 
 /* ---- Plan ---- */
 
@@ -465,20 +356,6 @@ static PyObject *plan_restore(PyObject *self, PyObject *args, PyObject *kwargs)
     return result;
 }
 
-/* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds). */
-static PyObject *new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device)
-{
-    pyt_buffer *b = PyObject_New(pyt_buffer, &pyt_buffer_type);
-    if (!b)
-        return NULL;
-    Py_INCREF(ar);
-    b->arena = (PyObject *)ar;
-    b->ptr = ptr;
-    b->len = len;
-    b->device = device;
-    return (PyObject *)b;
-}
-
 /*
  * take_arena(per_op=True) -> (Arena or None, [Buffer or None per op]):
  * adopt the restored plan's engine memory. Skipped ops give None. The plan
@@ -515,7 +392,7 @@ static PyObject *plan_take_arena(PyObject *self, PyObject *args, PyObject *kwarg
         PyObject *item = Py_None;
         trestle_plan_get_op(pl->p, i, &op);
         if (!op.skipped) {
-            if (!(item = new_buffer(ar, op.data, (Py_ssize_t)op.bytes, op.device))) {
+            if (!(item = pyt_new_buffer(ar, op.data, (Py_ssize_t)op.bytes, op.device))) {
                 Py_DECREF(bufs);
                 Py_DECREF(ar);
                 return NULL;
@@ -530,82 +407,13 @@ static PyObject *plan_take_arena(PyObject *self, PyObject *args, PyObject *kwarg
         trestle_arena_info in = { 0 };
         if (ar->a)
             trestle_arena_get_info(ar->a, &in);
-        if (!(bufs = ar->a ? new_buffer(ar, in.base, (Py_ssize_t)in.bytes, in.device)
+        if (!(bufs = ar->a ? pyt_new_buffer(ar, in.base, (Py_ssize_t)in.bytes, in.device)
                            : (Py_INCREF(Py_None), Py_None))) {
             Py_DECREF(ar);
             return NULL;
         }
     }
     return Py_BuildValue("(NN)", ar, bufs);
-}
-
-/* numpy's ndarray type, looked up once per call of host_arrays(). */
-static PyObject *ndarray_type(void)
-{
-    PyObject *np = PyImport_ImportModule("numpy");
-    PyObject *t = np ? PyObject_GetAttrString(np, "ndarray") : NULL;
-    Py_XDECREF(np);
-    return t;
-}
-
-/* What host_arrays() keeps of an op once the plan is gone. */
-typedef struct view_spec {
-    size_t name;             /* its name: from here in the names buffer, NUL-terminated */
-    PyObject *dt;            /* its numpy dtype (borrowed from `dtypes`), or NULL: the caller's */
-    void *data;              /* its bytes */
-    uint64_t bytes;
-    size_t dims;             /* its shape: rank values from here in the dims array */
-    int rank;
-    int out_dtype;
-} view_spec;
-
-/* A tuple of the n dims at d. */
-static PyObject *shape_tuple(const int64_t *d, int n)
-{
-    PyObject *t = PyTuple_New(n);
-    for (int i = 0; t && i < n; i++) {
-        PyObject *v = PyLong_FromLongLong(d[i]);
-        if (!v) {
-            Py_CLEAR(t);
-            break;
-        }
-        PyTuple_SET_ITEM(t, i, v);
-    }
-    return t;
-}
-
-/* One op's value in host_arrays()'s result: its array over `whole`, or
- * None with (name, out_dtype, shape, Buffer) appended to `left`. */
-static int put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObject *result,
-                    PyObject *left, const view_spec *v, const char *name_bytes,
-                    const int64_t *dims)
-{
-    PyObject *name = pyt_str(name_bytes), *shape = name ? shape_tuple(dims, v->rank) : NULL;
-    PyObject *value = NULL;
-    int rc = -1;
-    if (!shape)
-        goto out;
-    if (!v->dt) {
-        /* Without an arena every op has zero bytes: no Buffer then. */
-        PyObject *b = wb ? new_buffer((pyt_arena *)wb->arena, v->data, (Py_ssize_t)v->bytes, -1)
-                         : (Py_INCREF(Py_None), Py_None);
-        PyObject *item = b ? Py_BuildValue("(OiON)", name, v->out_dtype, shape, b) : NULL;
-        if (item && PyList_Append(left, item) == 0)
-            value = (Py_INCREF(Py_None), Py_None);
-        Py_XDECREF(item);
-    } else if (v->bytes == 0) {
-        /* A zero-byte tensor views nothing: numpy makes it as np.empty does. */
-        value = PyObject_CallFunctionObjArgs(ndarray, shape, v->dt, NULL);
-    } else {
-        value = PyObject_CallFunction(ndarray, "OOOK", shape, v->dt, whole,
-                                      (unsigned long long)((uint8_t *)v->data - (uint8_t *)wb->ptr));
-    }
-    rc = value ? PyDict_SetItem(result, name, value) : -1;
-out:
-    Py_XDECREF(value);
-    Py_XDECREF(shape);
-    Py_XDECREF(name);
-    return rc;
 }
 
 /*
@@ -652,7 +460,7 @@ static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
             name_sum += strlen(op.name) + 1;
         }
     }
-    if (!(ndarray = ndarray_type()) || !(left = PyList_New(0)))
+    if (!(ndarray = pyt_ndarray_type()) || !(left = PyList_New(0)))
         goto fail;
     spec = PyMem_Malloc((n ? n : 1) * sizeof *spec);
     dims = PyMem_Malloc((rank_sum ? rank_sum : 1) * sizeof *dims);
@@ -690,7 +498,7 @@ static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
     Py_CLEAR(pl->ckpt);
     /* Pass 2: the values, in op order. */
     for (size_t k = 0; k < nspec; k++)
-        if (put_view(ndarray, wb, whole, result, left, &spec[k], names + spec[k].name,
+        if (pyt_put_view(ndarray, wb, whole, result, left, &spec[k], names + spec[k].name,
                      dims + spec[k].dims) != 0)
             goto fail;
     PyMem_Free(spec);
