@@ -1,4 +1,4 @@
-# bench_lib.sh - what the bench/*_compare.sh scripts share; source it.
+# bench_lib.sh - what the bench/*.sh scripts share; source it.
 
 # Write a SIZE, SHARDS-shard bfloat16 sample at PREFIX with `trestle synth`
 # and leave it in the page cache as an operator has it: a checkpoint written
@@ -21,4 +21,24 @@ timeit() {
     for _ in $(seq "$REPEAT"); do
         t0=$(now); "$@" >/dev/null; t1=$(now); awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}'
     done | best
+}
+
+# Put SECTION_FILE (which starts with the line BEGIN and ends with END) into
+# RESULTS_FILE: in place of the old section between those marker lines,
+# keeping everything around it, or appended when there is none.
+replace_section() {  # RESULTS_FILE BEGIN END SECTION_FILE
+    local out
+    out=$(mktemp "${TMPDIR:-/tmp}/trestle-results-XXXXXX")
+    touch "$1"
+    if grep -qF "$2" "$1" && grep -qF "$3" "$1"; then
+        awk -v begin="$2" -v end="$3" -v section="$4" '
+            $0 == begin { while ((getline line < section) > 0) print line; skip = 1; next }
+            $0 == end   { skip = 0; next }
+            !skip       { print }' "$1" > "$out"
+    else
+        { cat "$1"; echo; cat "$4"; } > "$out"
+    fi
+    cp "$out" "$1"
+    rm -f "$out"
+    echo "updated $1" >&2
 }

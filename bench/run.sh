@@ -62,15 +62,5 @@ if [ -n "${NO_RESULTS:-}" ]; then
     cat "$tmp/section.md"
     exit 0
 fi
-touch "$RESULTS"
-if grep -qF "$BEGIN" "$RESULTS" && grep -qF "$END" "$RESULTS"; then
-    # Replace the old section in place, keeping everything around it.
-    awk -v begin="$BEGIN" -v end="$END" -v section="$tmp/section.md" '
-        $0 == begin { while ((getline line < section) > 0) print line; skip = 1; next }
-        $0 == end   { skip = 0; next }
-        !skip       { print }' "$RESULTS" > "$tmp/results.md"
-else
-    { cat "$RESULTS"; echo; cat "$tmp/section.md"; } > "$tmp/results.md"
-fi
-cp "$tmp/results.md" "$RESULTS"
-echo "updated $RESULTS" >&2
+. bench/bench_lib.sh
+replace_section "$RESULTS" "$BEGIN" "$END" "$tmp/section.md"

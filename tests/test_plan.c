@@ -6,6 +6,7 @@
  * are in test_plan_names.c, slices in test_plan_slices.c.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "checkpoint.h"
@@ -278,6 +279,54 @@ Test(plan, coalesces_extents_by_gap_size_and_shard)
     cr_assert_eq(st.batches, 5);
     cr_assert_eq(st.output_bytes, 3310);
     cr_assert_eq(st.read_bytes, 250 + 700 + 400 + 2000 + 10);
+    trestle_plan_free(p);
+    fk_free(&f);
+}
+
+/*
+ * Many tensors whose file order is not their key order, over every shard,
+ * at offsets up to 2^42, some read by several ops and some as slices: the
+ * extents come out sorted by shard and offset, each extent's pieces in op
+ * order, as the one sort of every want used to give them (planning sorts
+ * by shard and radix now, issue 24).
+ */
+Test(plan, orders_many_wants_by_place_and_op_as_one_sort_would)
+{
+    enum { N = 3000, OPS = N + N / 4 };
+    fake f;
+    uint64_t rng = 24, at[FK_SHARDS] = { 0 };
+    static trestle_op ops[OPS];
+    static char names[N][24];
+    fk_init(&f, N);
+    int64_t dims[2] = { 4, 2 };
+    for (int i = 0; i < N; i++) {
+        /* Keys in one order, bytes laid out in another (the reverse). */
+        snprintf(names[i], sizeof names[i], "layer.%d/w", i);
+        int shard = (int)(tu_rng_next(&rng) % FK_SHARDS);
+        uint64_t off = ((uint64_t)(N - i) << 30) + at[shard];
+        at[shard] += 32 + tu_rng_next(&rng) % 100;
+        fk_tensor(&f, names[i], TRESTLE_DT_FLOAT, 2, dims, shard, off);
+    }
+    fk_finish(&f);
+    for (int i = 0; i < OPS; i++) {
+        int t = i < N ? (i * 7919) % N : (int)(tu_rng_next(&rng) % N);
+        ops[i] = (trestle_op){ .name = names[t] };
+        if (i >= N && i % 2)
+            ops[i].shape_and_slices = "4 2 1,2:-";
+    }
+    trestle_plan *p = tu_plan(&f.c, ops, OPS, NULL);
+    fk_assert_invariants(p);
+    cr_assert_eq(p->num_extents, N);
+    cr_assert_eq(p->num_pieces, OPS);
+    for (size_t e = 0; e < p->num_extents; e++) {
+        const trestle__extent *x = &p->extents[e];
+        for (size_t k = 0; k < x->num_pieces; k++) {
+            const trestle__piece *pc = &p->pieces[x->first_piece + k];
+            cr_assert_eq(p->ops[pc->op].entry, x->entry);
+            if (k > 0)
+                cr_assert_lt(p->pieces[x->first_piece + k - 1].op, pc->op, "op order");
+        }
+    }
     trestle_plan_free(p);
     fk_free(&f);
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "checked.h"
 #include "checkpoint.h"
 #include "ckpt_entry.h"
@@ -82,7 +83,7 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
     }
     if (c->num_entries == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
-        trestle__entry *grown = realloc(c->entries, cap * sizeof *grown);
+        trestle__entry *grown = trestle__bulk_realloc(c->entries, cap, sizeof *grown);
         if (!grown)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         c->entries = grown;
@@ -90,13 +91,11 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
     }
     trestle__entry *e = &c->entries[c->num_entries];
     memset(e, 0, sizeof *e);
-    e->key = malloc(key_len + 1);
+    e->key = trestle__slab_strndup(&c->slab, key, key_len);
     if (!e->key)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    memcpy(e->key, key, key_len);
-    e->key[key_len] = '\0';
-    e->key_len = key_len;
-    e->index_offset = value_offset;
+    e->key_len = (uint32_t)key_len; /* the index is below 4 GiB, and so is any key */
+    e->index_offset = (uint32_t)value_offset; /* inside an index of at most 4 GiB */
     c->num_entries++; /* counted now so a failure below still frees it */
     return trestle__entry_parse(c, e, value, value_len, err);
 }
@@ -125,16 +124,26 @@ static int check_ranges(trestle_checkpoint *c, bool require_all, trestle_error *
     return TRESTLE_OK;
 }
 
+/* The listed entries (all but slice parts), their bytes and whether the
+ * checkpoint is object-based. Without slice parts the listing is every
+ * entry, and no index array is kept (listed NULL: 8 bytes a tensor). */
 static int build_listing(trestle_checkpoint *c, trestle_error *err)
 {
-    c->listed = malloc((c->num_entries ? c->num_entries : 1) * sizeof *c->listed);
-    if (!c->listed)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < c->num_entries; i++) {
         const trestle__entry *e = &c->entries[i];
-        if (e->kind == TRESTLE__ENTRY_SLICE_PART)
+        if (e->kind == TRESTLE__ENTRY_SLICE_PART) {
+            if (!c->listed) {
+                c->listed = trestle__bulk_calloc(c->num_entries, sizeof *c->listed);
+                if (!c->listed)
+                    return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+                for (size_t k = 0; k < i; k++)
+                    c->listed[k] = k;
+            }
             continue;
-        c->listed[c->num_listed++] = i;
+        }
+        if (c->listed)
+            c->listed[c->num_listed] = i;
+        c->num_listed++;
         c->data_bytes += e->size;
         if (e->kind == TRESTLE__ENTRY_OBJECT_GRAPH)
             c->object_based = true;
@@ -201,15 +210,14 @@ void trestle_close(trestle_checkpoint *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->num_entries; i++) {
-        free(c->entries[i].key);
-        free(c->entries[i].dims);
+    for (size_t i = 0; c->num_partitioned && i < c->num_entries; i++) {
         free(c->entries[i].slices);
         free(c->entries[i].slice_entries);
     }
-    free(c->entries);
+    trestle__slab_free(&c->slab);
+    trestle__bulk_free(c->entries);
     trestle__shards_free(c);
-    free(c->listed);
+    trestle__bulk_free(c->listed);
     free(c->prefix);
     free(c->index_path);
     free(c);

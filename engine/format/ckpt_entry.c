@@ -15,6 +15,7 @@
 #include "ckpt_entry.h"
 #include "error.h"
 #include "sstable.h"
+#include "slab.h"
 #include "tensor_bundle.pb-c.h"
 
 #define TRESTLE_BUNDLE_VERSION 1 /* TF's kTensorBundleVersion */
@@ -108,7 +109,7 @@ static int parse_slices(const trestle_checkpoint *c, trestle__entry *e,
 {
     if (e->rank > TRESTLE_MAX_SLICE_RANK)
         return trestle__error_set(err, TRESTLE_E_LIMIT, 0, e->key, c->index_path,
-                                  (int64_t)e->index_offset, -1,
+                                  (int64_t)(uint64_t)e->index_offset, -1,
                                   "partitioned tensor '%s' has rank %d; trestle slices up to "
                                   "rank %d", shown, e->rank, TRESTLE_MAX_SLICE_RANK);
     if (m->n_slices > (1u << 20))
@@ -124,10 +125,10 @@ static int parse_slices(const trestle_checkpoint *c, trestle__entry *e,
         trestle__slice *s = &e->slices[i];
         if (sp->n_extent != (size_t)e->rank)
             return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                      (int64_t)e->index_offset, -1,
+                                      (int64_t)(uint64_t)e->index_offset, -1,
                                       "tensor '%s': stored slice %zu has %zu extents for rank %d "
                                       "(entry at offset %" PRIu64 " of %s)", shown, i,
-                                      sp->n_extent, e->rank, e->index_offset, c->index_path);
+                                      sp->n_extent, e->rank, (uint64_t)e->index_offset, c->index_path);
         s->rank = e->rank;
         for (int d = 0; d < e->rank; d++) {
             const Tensorflow__TensorSliceProto__Extent *x = sp->extent[d];
@@ -141,68 +142,91 @@ static int parse_slices(const trestle_checkpoint *c, trestle__entry *e,
                 !tr_add_i64(x->start, has_len ? x->length : e->dims[d], &end) ||
                 end > e->dims[d])
                 return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                          (int64_t)e->index_offset, -1,
+                                          (int64_t)(uint64_t)e->index_offset, -1,
                                           "tensor '%s': stored slice %zu dimension %d "
                                           "(start %" PRId64 ", length %" PRId64 ") is outside "
                                           "the shape (entry at offset %" PRIu64 " of %s)",
                                           shown, i, d, x->start, has_len ? x->length : -1,
-                                          e->index_offset, c->index_path);
+                                          (uint64_t)e->index_offset, c->index_path);
         }
     }
     return TRESTLE_OK;
 }
 
-int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
-                         size_t len, trestle_error *err)
+/* What one entry says, from either decoder. */
+typedef struct entry_fields {
+    int dtype;
+    int shard_id;
+    int64_t offset, size;
+    uint32_t crc32c;
+    bool unknown_rank;
+    size_t rank;
+    const int64_t *dims;                          /* rank sizes (not yet copied) */
+    const Tensorflow__BundleEntryProto *m;        /* protobuf-c's message, for stored
+                                                     slices; NULL from the hand decoder */
+} entry_fields;
+
+/* The error's key, path and offset: those of entry e. */
+static int located(const trestle_checkpoint *c, const trestle__entry *e, const char *shown,
+                   int rc, trestle_error *err)
+{
+    if (rc != TRESTLE_OK && err) {
+        snprintf(err->key, sizeof err->key, "%s", shown);
+        snprintf(err->path, sizeof err->path, "%s", c->index_path);
+        err->offset = (int64_t)(uint64_t)e->index_offset;
+    }
+    return rc;
+}
+
+/*
+ * Check the decoded fields f of entry e number by number and fill e. The
+ * key as messages show it, and the shape, are formatted only for an
+ * error: an index of 100,000 tensors has no time to print each one.
+ */
+static int check_entry(trestle_checkpoint *c, trestle__entry *e, const entry_fields *f,
+                       trestle_error *err)
 {
     char shown[512], shape[256];
-    Tensorflow__BundleEntryProto *m;
     int rc = TRESTLE_OK;
 
-    trestle__key_display(e->key, e->key_len, shown, sizeof shown);
-    m = tensorflow__bundle_entry_proto__unpack(NULL, len, value);
-    if (!m)
-        return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, shown, c->index_path,
-                                  (int64_t)e->index_offset, (int64_t)len,
-                                  "Entry for key %s not parseable (offset %" PRIu64 " of %s)",
-                                  shown, e->index_offset, c->index_path);
-    e->dtype = (int)m->dtype;
-    e->shard = m->shard_id;
-    const Tensorflow__TensorShapeProto *sp = m->shape;
-    size_t rank = sp ? sp->n_dim : 0;
-
-    TR_FAIL_IF(!storable(e->dtype), err, TRESTLE_E_CORRUPT,
+#define SHOWN() trestle__key_display(e->key, e->key_len, shown, sizeof shown)
+#define SHAPE() (trestle__shape_format(e->rank, e->dims, shape, sizeof shape), shape)
+    e->shard = f->shard_id;
+    TR_FAIL_IF(!storable(f->dtype), err, TRESTLE_E_CORRUPT,
                "tensor '%s' has unknown or unstorable dtype %d (entry at offset %" PRIu64
-               " of %s)", shown, e->dtype, e->index_offset, c->index_path);
-    TR_FAIL_IF((sp && sp->unknown_rank) || rank > TRESTLE_MAX_RANK, err, TRESTLE_E_CORRUPT,
-               "Invalid tensor shape: %s (%s rank; entry at offset %" PRIu64 " of %s)", shown,
-               rank > TRESTLE_MAX_RANK ? "more than 254 dims of" : "unknown", e->index_offset,
+               " of %s)", SHOWN(), f->dtype, (uint64_t)e->index_offset, c->index_path);
+    e->dtype = (uint8_t)f->dtype;
+    TR_FAIL_IF(f->unknown_rank || f->rank > TRESTLE_MAX_RANK, err, TRESTLE_E_CORRUPT,
+               "Invalid tensor shape: %s (%s rank; entry at offset %" PRIu64 " of %s)", SHOWN(),
+               f->rank > TRESTLE_MAX_RANK ? "more than 254 dims of" : "unknown", (uint64_t)e->index_offset,
                c->index_path);
-    e->rank = (int)rank;
-    e->dims = malloc((rank ? rank : 1) * sizeof *e->dims);
-    TR_FAIL_IF(!e->dims, err, TRESTLE_E_NOMEM, "out of memory");
-    for (size_t d = 0; d < rank; d++)
-        e->dims[d] = sp->dim[d]->size;
-    trestle__shape_format(e->rank, e->dims, shape, sizeof shape);
+    e->rank = (uint8_t)f->rank;
+    int64_t *dims = trestle__slab_alloc(&c->slab, (f->rank ? f->rank : 1) * sizeof *dims,
+                                        sizeof *dims);
+    TR_FAIL_IF(!dims, err, TRESTLE_E_NOMEM, "out of memory");
+    if (f->rank)
+        memcpy(dims, f->dims, f->rank * sizeof *dims);
+    e->dims = dims;
     TR_FAIL_IF(!tr_num_elements(e->rank, e->dims, &e->num_elements), err, TRESTLE_E_CORRUPT,
                "Invalid tensor shape: %s %s (negative or overflowing; entry at offset %" PRIu64
-               " of %s)", shown, shape, e->index_offset, c->index_path);
+               " of %s)", SHOWN(), SHAPE(), (uint64_t)e->index_offset, c->index_path);
 
-    if (m->n_slices > 0) {
+    if (f->m && f->m->n_slices > 0) {
         e->kind = TRESTLE__ENTRY_PARTITIONED;
         e->shard = -1;
-        TR_FORWARD(parse_slices(c, e, m, shown, err));
+        c->num_partitioned++;
+        TR_FORWARD(parse_slices(c, e, f->m, SHOWN(), err));
         goto done;
     }
-    TR_FAIL_IF(m->shard_id < 0 || m->shard_id >= c->num_shards, err, TRESTLE_E_CORRUPT,
-               "tensor '%s' names shard %d of %d (entry at offset %" PRIu64 " of %s)", shown,
-               m->shard_id, c->num_shards, e->index_offset, c->index_path);
-    TR_FAIL_IF(m->offset < 0 || m->size < 0, err, TRESTLE_E_CORRUPT,
+    TR_FAIL_IF(f->shard_id < 0 || f->shard_id >= c->num_shards, err, TRESTLE_E_CORRUPT,
+               "tensor '%s' names shard %d of %d (entry at offset %" PRIu64 " of %s)", SHOWN(),
+               f->shard_id, c->num_shards, (uint64_t)e->index_offset, c->index_path);
+    TR_FAIL_IF(f->offset < 0 || f->size < 0, err, TRESTLE_E_CORRUPT,
                "tensor '%s' has offset %" PRId64 ", size %" PRId64 " (entry at offset %" PRIu64
-               " of %s)", shown, m->offset, m->size, e->index_offset, c->index_path);
-    e->offset = (uint64_t)m->offset;
-    e->size = (uint64_t)m->size;
-    e->crc_masked = m->crc32c;
+               " of %s)", SHOWN(), f->offset, f->size, (uint64_t)e->index_offset, c->index_path);
+    e->offset = (uint64_t)f->offset;
+    e->size = (uint64_t)f->size;
+    e->crc_masked = f->crc32c;
 
     size_t esize = trestle_dtype_size(e->dtype);
     if (esize > 0) {
@@ -211,8 +235,8 @@ int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const u
                    TRESTLE_E_CORRUPT,
                    "Invalid size in bundle entry: key %s; stored size %" PRIu64
                    "; expected size %" PRIu64 " (%s %s; entry at offset %" PRIu64 " of %s)",
-                   shown, e->size, (uint64_t)e->num_elements * esize,
-                   trestle_dtype_name(e->dtype), shape, e->index_offset, c->index_path);
+                   SHOWN(), e->size, (uint64_t)e->num_elements * esize,
+                   trestle_dtype_name(e->dtype), SHAPE(), (uint64_t)e->index_offset, c->index_path);
     } else {
         /* Strings: a length byte per element plus the 4-byte length checksum;
          * variants: a length byte and a 4-byte checksum per element. */
@@ -221,8 +245,8 @@ int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const u
         TR_FAIL_IF((uint64_t)e->num_elements > e->size || e->size < min, err, TRESTLE_E_CORRUPT,
                    "Invalid size in bundle entry: key %s; stored size %" PRIu64 " is too small "
                    "for %" PRId64 " %s elements (entry at offset %" PRIu64 " of %s)",
-                   shown, e->size, e->num_elements, trestle_dtype_name(e->dtype),
-                   e->index_offset, c->index_path);
+                   SHOWN(), e->size, e->num_elements, trestle_dtype_name(e->dtype),
+                   (uint64_t)e->index_offset, c->index_path);
     }
     if (e->key_len == sizeof TRESTLE_OBJECT_GRAPH_KEY - 1 &&
         memcmp(e->key, TRESTLE_OBJECT_GRAPH_KEY, e->key_len) == 0 &&
@@ -230,11 +254,53 @@ int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const u
         e->kind = TRESTLE__ENTRY_OBJECT_GRAPH;
 done:
 fail:
-    if (rc != TRESTLE_OK && err) {
-        snprintf(err->key, sizeof err->key, "%s", shown);
-        snprintf(err->path, sizeof err->path, "%s", c->index_path);
-        err->offset = (int64_t)e->index_offset;
+    return rc == TRESTLE_OK ? rc : located(c, e, SHOWN(), rc, err);
+#undef SHOWN
+#undef SHAPE
+}
+
+/* Anything the hand decoder leaves: protobuf-c's unpack, as every entry
+ * was read before it. */
+static int parse_with_protobuf_c(trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
+                                 size_t len, trestle_error *err)
+{
+    Tensorflow__BundleEntryProto *m = tensorflow__bundle_entry_proto__unpack(NULL, len, value);
+    if (!m) {
+        char shown[512];
+        trestle__key_display(e->key, e->key_len, shown, sizeof shown);
+        return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, shown, c->index_path,
+                                  (int64_t)(uint64_t)e->index_offset, (int64_t)len,
+                                  "Entry for key %s not parseable (offset %" PRIu64 " of %s)",
+                                  shown, (uint64_t)e->index_offset, c->index_path);
     }
+    const Tensorflow__TensorShapeProto *sp = m->shape;
+    size_t rank = sp ? sp->n_dim : 0;
+    int64_t *dims = NULL;
+    int rc;
+    if (rank > 0 && rank <= TRESTLE_MAX_RANK) {
+        dims = malloc(rank * sizeof *dims);
+        if (!dims) {
+            tensorflow__bundle_entry_proto__free_unpacked(m, NULL);
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        }
+        for (size_t d = 0; d < rank; d++)
+            dims[d] = sp->dim[d]->size;
+    }
+    entry_fields f = { (int)m->dtype, m->shard_id, m->offset, m->size, m->crc32c,
+                       sp && sp->unknown_rank, rank, dims, m };
+    rc = check_entry(c, e, &f, err);
+    free(dims);
     tensorflow__bundle_entry_proto__free_unpacked(m, NULL);
     return rc;
+}
+
+int trestle__entry_parse(trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
+                         size_t len, trestle_error *err)
+{
+    trestle__entry_wire w;
+    if (!trestle__entry_wire_decode(value, len, &w))
+        return parse_with_protobuf_c(c, e, value, len, err);
+    entry_fields f = { w.dtype, w.shard_id, w.offset, w.size, w.crc32c, w.unknown_rank, w.rank,
+                       w.dims, NULL };
+    return check_entry(c, e, &f, err);
 }

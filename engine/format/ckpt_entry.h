@@ -12,9 +12,32 @@
 int trestle__header_parse(trestle_checkpoint *c, const uint8_t *value, size_t len,
                           uint64_t value_offset, trestle_error *err);
 
-/* Parse and validate one BundleEntryProto into e (key already set). */
-int trestle__entry_parse(const trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
+/* Parse and validate one BundleEntryProto into e (key already set); its
+ * shape goes into c's slab. */
+int trestle__entry_parse(trestle_checkpoint *c, trestle__entry *e, const uint8_t *value,
                          size_t len, trestle_error *err);
+
+#define TRESTLE__WIRE_MAX_DIMS 16 /* more dims take protobuf-c's path */
+
+/* A plain tensor's BundleEntryProto as the hand decoder (ckpt_wire.c) reads
+ * it: the fields protobuf-c would give, absent ones 0. */
+typedef struct trestle__entry_wire {
+    int32_t dtype;
+    int32_t shard_id;
+    int64_t offset, size;
+    uint32_t crc32c;
+    bool unknown_rank;
+    size_t rank;                            /* dims in the shape */
+    int64_t dims[TRESTLE__WIRE_MAX_DIMS];
+} trestle__entry_wire;
+
+/*
+ * Decode the common encoding of a BundleEntryProto without allocating:
+ * true when `value` is in it, and then *w holds exactly what protobuf-c's
+ * unpack would; false (nothing decided) for anything else, which the
+ * caller hands to protobuf-c.
+ */
+bool trestle__entry_wire_decode(const uint8_t *value, size_t len, trestle__entry_wire *w);
 
 /* Binary search by key bytes; returns the entry index or (size_t)-1. */
 size_t trestle__checkpoint_lookup(const trestle_checkpoint *c, const char *key, size_t key_len);

@@ -89,7 +89,7 @@ int trestle_tensor_find(const trestle_checkpoint *c, const char *name, size_t *i
         size_t lo = 0, hi = c->num_listed;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
-            if (c->listed[mid] < at)
+            if (trestle__listed_index(c, mid) < at)
                 lo = mid + 1;
             else
                 hi = mid;

@@ -202,5 +202,5 @@ int trestle__entry_past_end(const trestle_checkpoint *c, const trestle__entry *e
                               "tensor '%s': bytes [%" PRIu64 ", %" PRIu64 "+%" PRIu64 ") lie past "
                               "the end of data shard %s (%" PRIu64 " bytes); entry at offset "
                               "%" PRIu64 " of %s", e->key, e->offset, e->offset, e->size, path,
-                              c->shard_sizes[e->shard], e->index_offset, c->index_path);
+                              c->shard_sizes[e->shard], (uint64_t)e->index_offset, c->index_path);
 }

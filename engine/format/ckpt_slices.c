@@ -115,10 +115,10 @@ static int check_coverage(const trestle_checkpoint *c, const trestle__entry *e,
         snprintf(where, sizeof where, "; nothing stores %s", spec);
     }
     return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                              (int64_t)e->index_offset, -1,
+                              (int64_t)(uint64_t)e->index_offset, -1,
                               "partitioned tensor '%s': its stored slices cover %" PRIu64 " of "
                               "%" PRId64 " elements%s (entry at offset %" PRIu64 " of %s)",
-                              e->key, stored, e->num_elements, where, e->index_offset,
+                              e->key, stored, e->num_elements, where, (uint64_t)e->index_offset,
                               c->index_path);
 }
 
@@ -126,7 +126,7 @@ int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
 {
     uint8_t stack_key[1024];
 
-    for (size_t i = 0; i < c->num_entries; i++) {
+    for (size_t i = 0; c->num_partitioned && i < c->num_entries; i++) {
         trestle__entry *e = &c->entries[i];
         if (e->kind != TRESTLE__ENTRY_PARTITIONED)
             continue;
@@ -138,7 +138,7 @@ int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
                 trestle__slice inter;
                 if (trestle__slice_intersect(s, &e->slices[j], e->dims, &inter))
                     return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                              (int64_t)e->index_offset, -1,
+                                              (int64_t)(uint64_t)e->index_offset, -1,
                                               "partitioned tensor '%s': stored slices %d and %d "
                                               "overlap (%s)", e->key, j, k, spec);
             }
@@ -153,7 +153,7 @@ int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
                 free(key);
             if (at == (size_t)-1)
                 return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                          (int64_t)e->index_offset, -1,
+                                          (int64_t)(uint64_t)e->index_offset, -1,
                                           "partitioned tensor '%s': no entry for its stored "
                                           "slice %s", e->key, spec);
             trestle__entry *part = &c->entries[at];
@@ -164,7 +164,7 @@ int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
                 same_shape = part->dims[d] == length[d];
             if (part->kind != TRESTLE__ENTRY_PLAIN || part->dtype != e->dtype || !same_shape)
                 return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, e->key, c->index_path,
-                                          (int64_t)part->index_offset, -1,
+                                          (int64_t)(uint64_t)part->index_offset, -1,
                                           "partitioned tensor '%s': the entry of slice %s does "
                                           "not match it (dtype %s, rank %d)", e->key, spec,
                                           trestle_dtype_name(part->dtype), part->rank);
@@ -176,9 +176,11 @@ int trestle__entries_link_slices(trestle_checkpoint *c, trestle_error *err)
         if (rc != TRESTLE_OK)
             return rc;
     }
-    /* Keys that start with a NUL byte are slice keys; unreferenced ones stay hidden. */
-    for (size_t i = 0; i < c->num_entries; i++)
-        if (c->entries[i].key_len > 0 && c->entries[i].key[0] == '\0')
-            c->entries[i].kind = TRESTLE__ENTRY_SLICE_PART;
+    /* Keys that start with a NUL byte are slice keys; unreferenced ones stay
+     * hidden. Entries are in key order and no key is empty (that is the
+     * header's), so they are the first entries, if any. */
+    for (size_t i = 0; i < c->num_entries && c->entries[i].key_len > 0 &&
+                       c->entries[i].key[0] == '\0'; i++)
+        c->entries[i].kind = TRESTLE__ENTRY_SLICE_PART;
     return TRESTLE_OK;
 }

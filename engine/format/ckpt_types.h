@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "slab.h"
 #include "slice.h"
 #include "trestle.h"
 
@@ -26,24 +27,32 @@ enum trestle__entry_kind {
     TRESTLE__ENTRY_OBJECT_GRAPH = 3 /* the TF2 object graph string */
 };
 
+/* One entry of the index. A model of 100,000 tensors keeps 100,000 of
+ * these for as long as the checkpoint is open: the fields are ordered and
+ * sized so that one takes 80 bytes. */
 typedef struct trestle__entry {
-    char *key;              /* NUL-terminated copy (slice keys contain NULs: use key_len) */
-    size_t key_len;
-    int kind;               /* trestle__entry_kind */
-    int dtype;              /* validated: known, storable */
-    int rank;
-    int64_t *dims;          /* rank sizes (owned) */
+    char *key;              /* NUL-terminated copy in the checkpoint's slab (slice keys
+                               contain NULs: use key_len) */
+    int64_t *dims;          /* rank sizes (in the checkpoint's slab) */
     int64_t num_elements;
-    int shard;              /* validated 0 <= shard < num_shards */
     uint64_t offset;        /* offset + size <= shard size, unless past_end */
     uint64_t size;
-    uint32_t crc_masked;
-    int num_slices;         /* PARTITIONED: stored slices */
     trestle__slice *slices; /* PARTITIONED: their extents (owned) */
     size_t *slice_entries;  /* PARTITIONED: index of each slice's SLICE_PART entry */
-    uint64_t index_offset;  /* where the entry's value sits in the .index (errors) */
+    uint32_t index_offset;  /* where the entry's value sits in the .index, which is at most
+                               4 GiB (errors) */
+    uint32_t key_len;       /* a key is shorter than its index */
+    uint32_t crc_masked;
+    int32_t shard;          /* validated 0 <= shard < num_shards */
+    int32_t num_slices;     /* PARTITIONED: stored slices */
+    uint8_t kind;           /* trestle__entry_kind */
+    uint8_t dtype;          /* validated: known and storable, so below TRESTLE_DT_COUNT_ */
+    uint8_t rank;           /* at most TRESTLE_MAX_RANK */
     bool past_end;          /* bytes lie (partly) past the end of its shard file at open */
 } trestle__entry;
+
+_Static_assert(TRESTLE_DT_COUNT_ <= 256 && TRESTLE_MAX_RANK <= 255,
+               "trestle__entry keeps dtype and rank in a byte");
 
 struct trestle_checkpoint {
     char *prefix;            /* resolved prefix P */
@@ -61,7 +70,8 @@ struct trestle_checkpoint {
     int shard_lock;          /* spin lock for the lazy opens (0 = free) */
     trestle__entry *entries; /* every entry but the header, in key order */
     size_t num_entries;
-    size_t *listed;          /* indexes of listed entries (not SLICE_PART), key order */
+    size_t *listed;          /* indexes of listed entries (not SLICE_PART), key order; NULL
+                                when every entry is listed (trestle__listed_index) */
     size_t num_listed;
     uint64_t data_bytes;     /* sum of listed sizes */
     bool object_based;
@@ -69,6 +79,8 @@ struct trestle_checkpoint {
     uint64_t index_bytes;    /* size of the .index as read at open */
     uint32_t index_crc32c;   /* CRC-32C of those bytes: with index_bytes, which version this
                                 is (trestle_checkpoint_identity()) */
+    size_t num_partitioned;  /* PARTITIONED entries (they own their slice arrays) */
+    trestle__slab slab;      /* every entry's key and dims: one free at close */
 };
 
 /* What trestle_open() found out about a shard file (shard_state). */
@@ -79,10 +91,16 @@ enum trestle__shard_state {
     TRESTLE__SHARD_IRREGULAR = 3 /* a directory, FIFO, socket or device: never opened */
 };
 
+/* The entry index of listed tensor i. */
+static inline size_t trestle__listed_index(const trestle_checkpoint *c, size_t i)
+{
+    return c->listed ? c->listed[i] : i;
+}
+
 /* The entry of listed tensor i. */
 static inline const trestle__entry *trestle__listed(const trestle_checkpoint *c, size_t i)
 {
-    return &c->entries[c->listed[i]];
+    return &c->entries[trestle__listed_index(c, i)];
 }
 
 #endif /* TRESTLE_CKPT_TYPES_H */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "cuda_host.h"
 #include "error.h"
 #include "plan.h"
@@ -18,20 +19,16 @@ void trestle_plan_free(trestle_plan *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->num_ops; i++) {
-        trestle__plan_op *op = &p->ops[i];
-        free(op->name);
-        free(op->dims);
-    }
     trestle__arena_release(p->arena);
     trestle__replicas_free(p->replicas);
     trestle__staging_free(p->staging);
-    free(p->ops);
-    free(p->extents);
-    free(p->pieces);
+    trestle__bulk_free(p->ops);
+    trestle__bulk_free(p->extents);
+    trestle__bulk_free(p->pieces);
     free(p->regions);
     free(p->batches);
     free(p->shares);
+    trestle__slab_free(&p->slab);
     free(p);
 }
 

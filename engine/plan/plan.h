@@ -54,24 +54,29 @@
 
 #define TRESTLE__NO_REGION UINT32_MAX
 
+/* One op of a plan: 80 bytes, of which a model of 100,000 tensors keeps
+ * 100,000 (small fields are bytes: dtypes, ranks and element sizes are
+ * validated below 256 before they are stored). */
 typedef struct trestle__plan_op {
-    char *name;             /* as given by the caller (owned) */
+    char *name;             /* as given by the caller (in the plan's slab), or for a plan of
+                               every tensor its key (the checkpoint's) */
     const char *key;        /* resolved checkpoint key (owned by the checkpoint), NULL if skipped */
-    int skipped;            /* 0; 1 excluded; 2 missing and allowed */
     size_t entry;           /* listed entry index in ckpt->entries (PLAIN/PARTITIONED/OBJECT_GRAPH) */
-    int dtype;              /* stored dtype */
-    int out_dtype;          /* dtype of the restored bytes: the target dtype, or `dtype` */
-    bool convert;           /* out_dtype != dtype: pieces convert on load */
-    size_t src_es, dst_es;  /* element bytes of dtype and out_dtype (0 for strings) */
-    int rank;               /* output rank */
-    int64_t *dims;          /* output shape (owned) */
+    int64_t *dims;          /* output shape: the stored one (the checkpoint's) for a whole
+                               tensor, else in the plan's slab */
     uint64_t bytes;         /* output bytes = elements x dst_es (stored size for strings) */
-    bool whole;             /* the whole stored tensor, laid out as stored */
-    int dest_kind;          /* trestle_dest_kind as given */
     void *dest;             /* caller pointer, or engine memory once allocated */
-    int device;             /* CUDA device of dest as of the last restore, or -1: host */
     uint64_t capacity;      /* bytes at dest (caller's) */
     uint32_t num_pieces;    /* pieces that must land before the op is ready */
+    int32_t device;         /* CUDA device of dest as of the last restore, or -1: host */
+    uint8_t skipped;        /* 0; 1 excluded; 2 missing and allowed; 3 unsupported dtype */
+    uint8_t dtype;          /* stored dtype */
+    uint8_t out_dtype;      /* dtype of the restored bytes: the target dtype, or `dtype` */
+    uint8_t rank;           /* output rank */
+    uint8_t dest_kind;      /* trestle_dest_kind as given */
+    uint8_t src_es, dst_es; /* element bytes of dtype and out_dtype (0 for strings) */
+    bool convert;           /* out_dtype != dtype: pieces convert on load */
+    bool whole;             /* the whole stored tensor, laid out as stored */
 } trestle__plan_op;
 
 typedef struct trestle__region {
@@ -142,6 +147,7 @@ struct trestle_plan {
     atomic_int cancel;      /* set by trestle_restore_cancel, cleared when a restore starts */
     struct trestle__faults *faults; /* tests only: injected I/O faults (engine/common/fault.h), else NULL */
     struct trestle__replicas *replicas; /* copies on several GPUs (engine/plan/replica.h), or NULL */
+    trestle__slab slab;     /* op names and sliced shapes: freed with the plan */
 };
 
 /*

@@ -4,8 +4,9 @@
  *   engine/plan/plan_create.c  options and the order of the steps (trestle_plan_create);
  *   engine/plan/plan_ops.c     op list -> resolved ops: names, missing keys, dtypes and
  *                         target dtypes, checked in TensorFlow's order;
- *   engine/plan/plan_pieces.c  resolved ops -> pieces and regions -> extents -> batches.
- * Calls point one way: plan_create.c calls the other two, which call neither
+ *   engine/plan/plan_pieces.c  resolved ops -> wants (future pieces) and regions;
+ *   engine/plan/plan_extents.c wants -> sorted extents with their pieces -> batches.
+ * Calls point one way: plan_create.c calls the others, which call neither
  * it nor each other; all three build the types of engine/plan/plan.h. Nothing
  * outside the planner includes this header.
  */
@@ -23,6 +24,8 @@
 typedef struct want {
     int shard;              /* entry's shard, copied so sorting needs no context */
     uint64_t offset, size;  /* entry's bytes in that shard */
+    uint32_t crc_masked;    /* entry's stored CRC and whether it is a string tensor, */
+    bool is_string;         /* copied so building extents needs no entry lookups */
     size_t entry;           /* stored entry read */
     size_t op;              /* op fed */
     uint32_t region;        /* region index or TRESTLE__NO_REGION */
@@ -41,9 +44,12 @@ typedef struct builder {
     char **lookup;           /* per op: key after renames (malloc'd), NULL unless resolved */
     want *wants;
     size_t n_wants, cap_wants;
+    size_t *order;           /* the wants in extent order (indexes), or NULL: as they are */
     size_t cap_regions;
     unsigned *entry_refs;    /* partial_reads with rules: per entry, the ops reading it */
     size_t cap_shares;
+    size_t missing;          /* ops that resolved to no listed entry */
+    size_t variants;         /* ops (not skipped) of a DT_VARIANT entry */
 } builder;
 
 /* ---- op resolution (engine/plan/plan_ops.c) ---- */
@@ -65,11 +71,13 @@ int trestle__plan_ops_check_conversions(builder *b, const trestle_op *ops, trest
  * op_shapes) in one TRESTLE_E_SHAPE_MISMATCH, in op order; after pieces. */
 int trestle__plan_ops_check_declared(builder *b, const trestle_op *ops, trestle_error *err);
 
-/* ---- pieces, extents and batches (engine/plan/plan_pieces.c) ---- */
+/* ---- pieces (engine/plan/plan_pieces.c) ---- */
 
 /* Plan resolved op i (shape, bytes, destination) and add its pieces;
  * `given` is the caller's op, or NULL for "whole, allocate". */
 int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, trestle_error *err);
+
+/* ---- extents and batches (engine/plan/plan_extents.c) ---- */
 
 /* Deduplicate the pieces' entries into sorted extents, pieces in op order. */
 int trestle__plan_pieces_extents(builder *b, trestle_error *err);

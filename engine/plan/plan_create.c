@@ -10,7 +10,8 @@
  * which relies on the invariants listed in engine/plan/plan.h. This file holds
  * the options and the order of the steps; the steps live in
  * engine/plan/plan_ops.c (op list -> resolved ops) and engine/plan/plan_pieces.c
- * (resolved ops -> pieces -> extents -> batches), sharing the builder of
+ * (resolved ops -> pieces) and engine/plan/plan_extents.c (pieces -> extents ->
+ * batches), sharing the builder of
  * engine/plan/plan_build.h; names (renames, exclusions) live in
  * engine/plan/plan_names.c, and the missing-key report with its suggestions
  * in engine/plan/plan_suggest.c. The built plan's accessors and destructor
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "error.h"
 #include "options.h"
 #include "plan.h"
@@ -91,14 +93,16 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     b.p->ckpt = c;
     atomic_init(&b.p->cancel, 0);
     /* Zeroed ops free cleanly however far planning gets. */
-    b.p->ops = calloc(count ? count : 1, sizeof *b.p->ops);
-    b.lookup = calloc(count ? count : 1, sizeof *b.lookup);
-    TR_FAIL_IF(!b.p->ops || !b.lookup, err, TRESTLE_E_NOMEM, "out of memory");
+    b.p->ops = trestle__bulk_calloc(count ? count : 1, sizeof *b.p->ops);
+    /* Keys after renames exist only for a caller's op list. */
+    b.lookup = ops ? calloc(count ? count : 1, sizeof *b.lookup) : NULL;
+    TR_FAIL_IF(!b.p->ops || (ops && !b.lookup), err, TRESTLE_E_NOMEM, "out of memory");
     b.p->num_ops = count;
 
     TR_FORWARD(trestle__plan_ops_resolve(&b, ops, err));
     TR_FORWARD(trestle__plan_ops_check_missing(&b, ops, err));
-    TR_FORWARD(trestle__plan_check_unsupported(c, b.p->ops, count, err));
+    if (b.variants > 0)
+        TR_FORWARD(trestle__plan_check_unsupported(c, b.p->ops, count, err));
     TR_FORWARD(trestle__plan_ops_check_dtypes(&b, ops, err));
     TR_FORWARD(trestle__plan_ops_check_conversions(&b, ops, err));
     if (b.o.partial_reads && b.o.num_shard_rules > 0) {
@@ -109,6 +113,10 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
             if (!b.p->ops[i].skipped)
                 b.entry_refs[b.p->ops[i].entry]++;
     }
+    /* Most ops want one entry: room for that many wants at once. */
+    b.wants = trestle__bulk_calloc(count ? count : 1, sizeof *b.wants);
+    TR_FAIL_IF(!b.wants, err, TRESTLE_E_NOMEM, "out of memory");
+    b.cap_wants = count ? count : 1;
     for (size_t i = 0; i < count; i++)
         if (!b.p->ops[i].skipped)
             TR_FORWARD(trestle__plan_pieces_add(&b, i, ops ? &ops[i] : NULL, err));
@@ -125,7 +133,8 @@ fail:
     for (size_t i = 0; b.lookup && i < count; i++)
         free(b.lookup[i]);
     free(b.lookup);
-    free(b.wants);
+    trestle__bulk_free(b.wants);
+    trestle__bulk_free(b.order);
     free(b.entry_refs);
     trestle_plan_free(b.p);
     return rc;

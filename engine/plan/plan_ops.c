@@ -50,23 +50,31 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             name_len = e->key_len;
             op->dest_kind = TRESTLE_DEST_ALLOCATE;
         }
-        op->name = malloc(name_len + 1);
-        if (!op->name)
-            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        memcpy(op->name, name, name_len);
-        op->name[name_len] = '\0';
         op->entry = TRESTLE__NOT_LISTED;
-        if (trestle__plan_excluded(&b->o, op->name)) {
+        if (b->o.num_excludes && trestle__plan_excluded(&b->o, name)) {
             op->skipped = 1;
-            continue;
-        }
-        if (!ops) {
-            op->entry = b->c->listed[i];
+        } else if (!ops) {
+            op->entry = trestle__listed_index(b->c, i);
         } else {
             int rc = trestle__plan_resolve(b->c, &b->o, name, &op->entry, &b->lookup[i], err);
             if (rc != TRESTLE_OK)
                 return rc;
+            /* The key after renames matters only to the missing-key report. */
+            if (op->entry != TRESTLE__NOT_LISTED) {
+                free(b->lookup[i]);
+                b->lookup[i] = NULL;
+            }
         }
+        /* An op named by a key of the checkpoint, that very string (every
+         * tensor's ops; a caller such as convert that passes the keys it
+         * listed), keeps pointing at it: the checkpoint outlives the plan.
+         * Any other name is copied. */
+        if (!ops || (op->entry != TRESTLE__NOT_LISTED && name == b->c->entries[op->entry].key))
+            op->name = (char *)name;
+        else if (!(op->name = trestle__slab_strndup(&b->p->slab, name, name_len)))
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        if (op->skipped)
+            continue;
         /* A DT_VARIANT (e.g. a tf.data iterator state) is skipped only when
          * asked: otherwise trestle__plan_check_unsupported() names every one. */
         if (op->entry != TRESTLE__NOT_LISTED && b->o.skip_unsupported &&
@@ -79,6 +87,9 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             op->key = b->c->entries[op->entry].key;
             op->dtype = b->c->entries[op->entry].dtype;
             op->out_dtype = op->dtype; /* trestle__plan_ops_check_conversions() may change it */
+            b->variants += op->dtype == TRESTLE_DT_VARIANT;
+        } else {
+            b->missing++;
         }
     }
     return TRESTLE_OK;
@@ -88,6 +99,8 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
 int trestle__plan_ops_check_missing(builder *b, const trestle_op *ops, trestle_error *err)
 {
     size_t m = 0;
+    if (b->missing == 0)
+        return TRESTLE_OK;
     for (size_t i = 0; i < b->p->num_ops; i++)
         if (!b->p->ops[i].skipped && b->p->ops[i].entry == TRESTLE__NOT_LISTED)
             m++;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "checked.h"
 #include "error.h"
 #include "plan.h"
@@ -48,14 +49,20 @@ static int add_want(builder *b, size_t entry, size_t op, uint32_t region, uint64
         uint64_t bytes;
         if (cap < b->cap_wants || !tr_mul_u64(cap, sizeof *b->wants, &bytes) || bytes > SIZE_MAX)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        want *grown = realloc(b->wants, (size_t)bytes);
+        want *grown = trestle__bulk_realloc(b->wants, cap, sizeof *grown);
         if (!grown)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         b->wants = grown;
         b->cap_wants = cap;
     }
     const trestle__entry *e = &b->c->entries[entry];
-    b->wants[b->n_wants] = (want){ e->shard, e->offset, e->size, entry, op, region, dst_offset,
+    trestle__plan_op *o = &b->p->ops[op];
+    if (o->num_pieces == UINT32_MAX)
+        return trestle__error_set(err, TRESTLE_E_LIMIT, 0, o->name, NULL, -1, -1,
+                                  "tensor %s needs more than %u pieces", o->name, UINT32_MAX);
+    o->num_pieces++;
+    b->wants[b->n_wants] = (want){ e->shard, e->offset, e->size, e->crc_masked,
+                                   e->dtype == TRESTLE_DT_STRING, entry, op, region, dst_offset,
                                    b->n_wants, false, 0, 0 };
     b->n_wants++;
     return TRESTLE_OK;
@@ -264,20 +271,29 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
         return trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, op->key, NULL, -1, -1,
                                   "tensor %s has dtype %s, which trestle cannot restore", op->key,
                                   trestle_dtype_name(e->dtype));
-    rc = trestle__spec_parse(given ? given->shape_and_slices : NULL, &spec, err);
-    if (rc != TRESTLE_OK) {
-        trestle__error_set_key(err, op->key);
-        trestle__error_prefix(err, "tensor_name = %s", op->key);
-        return rc;
+    /* The common case, every tensor whole and no shard rule: nothing to
+     * parse (a spec is some 800 bytes to clear, per op). */
+    bool was_whole = true;
+    int dim = -1;
+    if ((given && given->shape_and_slices && given->shape_and_slices[0]) ||
+        b->o.num_shard_rules > 0) {
+        rc = trestle__spec_parse(given ? given->shape_and_slices : NULL, &spec, err);
+        if (rc != TRESTLE_OK) {
+            trestle__error_set_key(err, op->key);
+            trestle__error_prefix(err, "tensor_name = %s", op->key);
+            return rc;
+        }
+        /* A tensor-parallel rule is only a narrower spec from here on. */
+        was_whole = spec.whole ||
+                    (spec.rank == e->rank && e->rank <= TRESTLE_MAX_SLICE_RANK &&
+                     !memcmp(spec.shape, e->dims, (size_t)e->rank * sizeof *e->dims) &&
+                     trestle__slice_covers_all(&spec.slice, e->dims));
+        if ((rc = trestle__plan_shard_apply(&b->o, op->name, op->key, e, &spec, &dim, err)) !=
+            TRESTLE_OK)
+            return rc;
+    } else {
+        spec.whole = true;
     }
-    /* A tensor-parallel rule is only a narrower spec from here on. */
-    bool was_whole = spec.whole || (spec.rank == e->rank && e->rank <= TRESTLE_MAX_SLICE_RANK &&
-                                    !memcmp(spec.shape, e->dims, (size_t)e->rank * sizeof *e->dims) &&
-                                    trestle__slice_covers_all(&spec.slice, e->dims));
-    int dim;
-    if ((rc = trestle__plan_shard_apply(&b->o, op->name, op->key, e, &spec, &dim, err)) !=
-        TRESTLE_OK)
-        return rc;
     op->src_es = trestle_dtype_size(e->dtype);
     op->dst_es = es;
     op->whole = spec.whole;
@@ -310,13 +326,14 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
                                   trestle_dtype_name(e->dtype));
 
     op->rank = op->whole ? e->rank : spec.rank;
-    op->dims = malloc((op->rank ? (size_t)op->rank : 1) * sizeof *op->dims);
-    if (!op->dims)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     if (op->whole) {
-        memcpy(op->dims, e->dims, (size_t)op->rank * sizeof *op->dims);
+        op->dims = e->dims; /* the checkpoint outlives the plan */
     } else {
         trestle__slice out;
+        op->dims = trestle__slab_alloc(&b->p->slab, (size_t)op->rank * sizeof *op->dims + 1,
+                                       sizeof *op->dims);
+        if (!op->dims)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         concrete(&req, e->dims, &out);
         memcpy(op->dims, out.length, (size_t)op->rank * sizeof *op->dims);
     }
@@ -364,95 +381,4 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
     if ((rc = add_region(b, &src, &dst, &dst, e, op, &region, err)) != TRESTLE_OK)
         return rc;
     return add_want(b, op->entry, i, region, 0, err);
-}
-
-/* ---- extents and batches ---- */
-
-static int compare_want(const void *a, const void *b)
-{
-    const want *x = a, *y = b;
-    if (x->shard != y->shard)
-        return x->shard < y->shard ? -1 : 1;
-    if (x->offset != y->offset)
-        return x->offset < y->offset ? -1 : 1;
-    if (x->entry != y->entry)
-        return x->entry < y->entry ? -1 : 1;
-    return (x->seq > y->seq) - (x->seq < y->seq);
-}
-
-/* One extent per stored entry, sorted by (shard, offset), its pieces after
- * it in op order. Entries sharing bytes cannot be planned: TF's writer
- * never makes them, and the pipeline checks one CRC per extent. */
-int trestle__plan_pieces_extents(builder *b, trestle_error *err)
-{
-    trestle_plan *p = b->p;
-    size_t n = b->n_wants ? b->n_wants : 1;
-
-    if (b->n_wants > 1) /* qsort wants a non-NULL base even for 0 elements */
-        qsort(b->wants, b->n_wants, sizeof *b->wants, compare_want);
-    p->pieces = malloc(n * sizeof *p->pieces);
-    p->extents = malloc(n * sizeof *p->extents);
-    if (!p->pieces || !p->extents)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < b->n_wants; i++) {
-        const want *w = &b->wants[i];
-        trestle__extent *x = p->num_extents ? &p->extents[p->num_extents - 1] : NULL;
-        /* A part's runs share their entry: each is an extent of its own. */
-        if (!x || x->entry != w->entry || x->offset != w->offset) {
-            if (x && x->shard == w->shard && w->offset < x->offset + x->size) {
-                const trestle_checkpoint *c = b->c;
-                return trestle__error_set(
-                    err, TRESTLE_E_CORRUPT, 0, c->entries[w->entry].key,
-                    c->shard_paths ? c->shard_paths[w->shard] : NULL, (int64_t)w->offset,
-                    (int64_t)w->size, "tensors %s and %s share bytes at offset %" PRIu64
-                    " of data shard %d", c->entries[x->entry].key, c->entries[w->entry].key,
-                    w->offset, w->shard);
-            }
-            x = &p->extents[p->num_extents++];
-            *x = (trestle__extent){
-                .entry = w->entry,
-                .shard = w->shard,
-                .offset = w->offset,
-                .size = w->size,
-                .crc_masked = b->c->entries[w->entry].crc_masked,
-                .is_string = b->c->entries[w->entry].dtype == TRESTLE_DT_STRING,
-                .partial = w->partial,
-                .after = w->after,
-                .share = w->share,
-                .first_piece = p->num_pieces,
-            };
-        }
-        trestle__plan_op *op = &p->ops[w->op];
-        if (op->num_pieces == UINT32_MAX)
-            return trestle__error_set(err, TRESTLE_E_LIMIT, 0, op->name, NULL, -1, -1,
-                                      "tensor %s needs more than %u pieces", op->name, UINT32_MAX);
-        op->num_pieces++;
-        p->pieces[p->num_pieces++] = (trestle__piece){ w->op, w->region, w->dst_offset };
-        x->num_pieces++;
-    }
-    return TRESTLE_OK;
-}
-
-/* Coalesce sorted extents: a new batch at a shard change, a gap over
- * max_gap_bytes, or when the batch would pass max_batch_bytes. */
-int trestle__plan_pieces_batches(builder *b, trestle_error *err)
-{
-    trestle_plan *p = b->p;
-    p->batches = malloc((p->num_extents ? p->num_extents : 1) * sizeof *p->batches);
-    if (!p->batches)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    for (size_t i = 0; i < p->num_extents; i++) {
-        const trestle__extent *x = &p->extents[i];
-        trestle__batch *t = p->num_batches ? &p->batches[p->num_batches - 1] : NULL;
-        /* Extents lie inside their shard (checked at open): ends cannot wrap. */
-        uint64_t end = x->offset + x->size;
-        if (t && t->shard == x->shard && x->offset - (t->offset + t->length) <= b->o.max_gap_bytes &&
-            end - t->offset <= b->o.max_batch_bytes) {
-            t->length = end - t->offset;
-            t->num_extents++;
-            continue;
-        }
-        p->batches[p->num_batches++] = (trestle__batch){ x->shard, x->offset, x->size, i, 1 };
-    }
-    return TRESTLE_OK;
 }

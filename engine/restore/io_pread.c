@@ -67,7 +67,9 @@ static void read_fully(struct trestle__preader *p, trestle__read *rq)
     for (;;) {
         int fd = rq->direct ? r->direct_fds[s] : r->ckpt->shard_fds[s];
         size_t len = (size_t)(rq->io_length - rq->done);
-        ssize_t got = pread(fd, rq->buf + rq->done, len, (off_t)(rq->io_offset + rq->done));
+        off_t at = (off_t)(rq->io_offset + rq->done);
+        ssize_t got = rq->iov ? preadv(fd, rq->iov + rq->iov_at, (int)(rq->niov - rq->iov_at), at)
+                              : pread(fd, rq->buf + rq->done, len, at);
         int64_t res = trestle__read_filter(r, rq, got < 0 ? -(int64_t)errno : (int64_t)got);
         switch (trestle__read_step(rq, res)) {
         case TRESTLE__READ_DONE:

@@ -160,7 +160,9 @@ static int issue(trestle__reader *r, trestle__read *rq)
     uint8_t *dst = rq->buf + rq->done;
     unsigned len = (unsigned)(rq->io_length - rq->done);
     uint64_t off = rq->io_offset + rq->done;
-    if (rq->direct && buffer_fixed(r, rq))
+    if (rq->iov)
+        io_uring_prep_readv(sqe, fd, rq->iov + rq->iov_at, rq->niov - rq->iov_at, off);
+    else if (rq->direct && buffer_fixed(r, rq))
         io_uring_prep_read_fixed(sqe, fd, dst, len, off, (int)rq->buf_index);
     else
         io_uring_prep_read(sqe, fd, dst, len, off);

@@ -88,6 +88,7 @@ void trestle__read_prepare(trestle__read *rq, bool direct)
     rq->direct = direct;
     rq->was_direct = direct;
     rq->done = 0;
+    rq->iov_at = 0;
     rq->retries = 0;
     rq->status = TRESTLE_OK;
     rq->sys_errno = 0;
@@ -139,6 +140,18 @@ enum trestle__read_step trestle__read_step(trestle__read *rq, int64_t res)
     }
     rq->done += (uint64_t)res;
     rq->retries = 0;
+    /* Scattered: move the iovecs on past the bytes that arrived, so that
+     * the rest can be asked for again after a short read. */
+    for (uint64_t left = (uint64_t)res; rq->iov && left > 0 && rq->iov_at < rq->niov;) {
+        struct iovec *v = &rq->iov[rq->iov_at];
+        if (left < v->iov_len) {
+            v->iov_base = (uint8_t *)v->iov_base + left;
+            v->iov_len -= left;
+            break;
+        }
+        left -= v->iov_len;
+        rq->iov_at++;
+    }
     if (rq->done >= rq->skip + rq->length)
         return TRESTLE__READ_DONE;
     if (rq->direct && rq->done % TRESTLE__DIO_ALIGN != 0)

@@ -13,6 +13,9 @@
  * ran out. Once a reader has failed it stays failed: every later call
  * returns the same code.
  *
+ * A buffered read may scatter its bytes over an iovec array (readv(2)),
+ * e.g. a run of small tensors straight into their destinations.
+ *
  * Reads may ask for O_DIRECT. The backend then reads the enclosing
  * 4096-aligned range into the (4096-aligned) staging buffer and reports
  * where the requested bytes start (`skip`); end of file inside the
@@ -31,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/uio.h>
+
 #include "checkpoint.h"
 #include "fault.h"
 #include "trestle.h"
@@ -39,6 +44,7 @@
 #define TRESTLE__READ_SLACK (2 * (uint64_t)TRESTLE__DIO_ALIGN) /* extra staging bytes an aligned read may need */
 #define TRESTLE__DIRECT_UNTRIED (-1)                     /* direct_fds[]: not opened yet */
 #define TRESTLE__DIRECT_REFUSED (-2)                     /* direct_fds[]: O_DIRECT unusable, read buffered */
+#define TRESTLE__READ_MAX_IOV 1024u /* UIO_MAXIOV: the most iovecs one readv(2) takes */
 #define TRESTLE__READ_RETRIES 10000u /* EINTR/EAGAIN results in a row, without a byte read, before giving up */
 
 /* One read: at most one staging buffer's worth of one shard file. */
@@ -53,7 +59,12 @@ typedef struct trestle__read {
     bool want_direct;       /* ask for O_DIRECT; the backend may read buffered instead */
     uint64_t seq;           /* submitter's tag: global read sequence number */
     size_t batch;           /* submitter's tag: plan batch the read belongs to */
-    size_t extent;          /* submitter's tag: the extent a destination read lands in */
+    size_t extent;          /* submitter's tag: the (first) extent a destination read lands in */
+    size_t span;            /* submitter's tag: extents [extent, extent + span) it lands in */
+    struct iovec *iov;      /* buffered reads only, or NULL: the requested bytes land in these
+                               one after another (their lengths add up to `length`) instead
+                               of at buf; the backend advances them as bytes arrive */
+    unsigned niov;          /* entries of iov (at most TRESTLE__READ_MAX_IOV) */
     /* Set by the backend; valid once reap() hands the read back. */
     uint64_t skip;          /* the requested bytes start at buf + skip */
     bool was_direct;        /* at least part of the data came through O_DIRECT */
@@ -61,7 +72,8 @@ typedef struct trestle__read {
     bool direct;            /* the next chunk of I/O goes through the O_DIRECT fd */
     uint64_t io_offset;     /* file offset of buf[0] */
     uint64_t io_length;     /* bytes to read from io_offset */
-    uint64_t done;          /* buf[0..done) holds data */
+    uint64_t done;          /* buf[0..done) holds data (or the first `done` bytes of iov) */
+    unsigned iov_at;        /* iov[iov_at] is where byte `done` goes (base and length moved on) */
     unsigned retries;       /* EINTR/EAGAIN results since the last byte arrived */
     int status;             /* TRESTLE_OK, or the code it failed with */
     int sys_errno;          /* errno of a failed read */

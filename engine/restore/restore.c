@@ -6,7 +6,7 @@
  * the reader (io_uring, or pread when io_uring is forbidden) and the
  * copier, starts the workers (engine/restore/restore_worker.c), then keeps up to
  * queue_depth reads in flight from the calling thread and hands each
- * completed one to the work queue. Teardown waits out every read and joins
+ * completed one to the work queue (engine/restore/restore_produce.c). Teardown waits out every read and joins
  * every thread on success, failure and cancellation alike, then fills the
  * stats. How batches split into reads is engine/restore/restore_layout.c.
  *
@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "checked.h"
 #include "error.h"
 #include "numa.h"
@@ -40,8 +41,6 @@
 #define MAX_QUEUE_DEPTH 4096
 #define MAX_THREADS 256
 #define MAX_DEFAULT_THREADS 8
-#define WAIT_MS 50                     /* longest sleep before re-checking cancellation */
-#define REAP_BATCH 64                  /* completions taken per reap */
 
 /* ---- options ---- */
 
@@ -167,6 +166,9 @@ static int start_workers(trestle__restore *x, trestle_error *err)
     x->wq_cap = x->pool.count;
     x->wq = calloc(x->wq_cap, sizeof *x->wq);
     x->reqs = calloc(x->pool.count, sizeof *x->reqs);
+    if (x->vruns && !(x->iovs = malloc((size_t)x->pool.count * TRESTLE__READ_MAX_IOV *
+                                       sizeof *x->iovs)))
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     x->threads = calloc(n, sizeof *x->threads);
     x->args = calloc(n, sizeof *x->args);
     x->wstats = calloc(n + 1, sizeof *x->wstats);
@@ -213,17 +215,19 @@ static void free_context(trestle__restore *x)
     if (x->copier_open)
         x->copier.ops->close(&x->copier);
     trestle__restore_convert_close(x); /* after close() unregistered its buffers */
-    for (size_t e = 0; x->ext && e < x->plan->num_extents; e++)
-        free(atomic_load(&x->ext[e].tmp));
+    for (size_t e = 0; x->ext && x->strings && e < x->plan->num_extents; e++)
+        free(atomic_load(&x->ext[e].tmp)); /* string extents' private copies */
     trestle__pool_destroy(&x->pool);
     free(x->numa_cpus);
     free(x->batch_seq);
     free(x->batch_mode);
     free(x->segs);
-    free(x->ext);
+    trestle__bulk_free(x->ext);
     free(x->slots);
-    free(x->op_left);
+    trestle__bulk_free(x->op_left);
     free(x->reqs);
+    free(x->iovs);
+    free(x->gap_sink);
     free(x->wq);
     free(x->threads);
     free(x->args);
@@ -236,180 +240,6 @@ static void free_context(trestle__restore *x)
         pthread_mutex_destroy(&x->err_mu);
     }
     free(x);
-}
-
-/* ---- the producer ---- */
-
-/* A read failed: the reader's error, prefixed with "tensor 'NAME'" for the
- * tensor whose bytes were at the failing offset (the first of that shard to
- * end after it), e.g. "tensor 'w': reading PATH at offset N: Input/output
- * error". */
-static void fail_read(trestle__restore *x)
-{
-    const trestle_plan *p = x->plan;
-    const trestle__read *rq = x->reader.failed;
-    trestle_error e = x->reader.err;
-
-    if (rq && p->num_extents > 0) {
-        uint64_t at = e.offset >= 0 ? (uint64_t)e.offset : rq->offset;
-        size_t pick = p->batches[rq->batch].first_extent;
-        for (size_t i = 0; i < p->num_extents; i++) {
-            const trestle__extent *ext = &p->extents[i];
-            if (ext->shard == rq->shard && ext->offset + ext->size > at) {
-                pick = i;
-                break;
-            }
-        }
-        const char *name = trestle__restore_tensor_name(x, pick);
-        trestle__error_prefix(&e, "tensor '%s'", name);
-        trestle__error_set_key(&e, name);
-    }
-    trestle__restore_fail(x, &e);
-}
-
-static void queue_push(trestle__restore *x, trestle__read *rq)
-{
-    pthread_mutex_lock(&x->wq_mu);
-    x->wq[(x->wq_head + x->wq_len) % x->wq_cap] = rq; /* one slot per buffer: never full */
-    x->wq_len++;
-    pthread_cond_signal(&x->wq_cv);
-    pthread_mutex_unlock(&x->wq_mu);
-}
-
-/* Completed reads waiting for a worker. */
-static unsigned queue_len(trestle__restore *x)
-{
-    pthread_mutex_lock(&x->wq_mu);
-    unsigned n = x->wq_len;
-    pthread_mutex_unlock(&x->wq_mu);
-    return n;
-}
-
-/* Hand completed reads to the workers, waiting up to timeout_ms for the
- * first. False after a read failed (the error is recorded). */
-static bool collect(trestle__restore *x, unsigned *inflight, int64_t *last_done, int timeout_ms)
-{
-    trestle__read *done[REAP_BATCH];
-    unsigned n = 0;
-    if (x->reader.ops->reap(&x->reader, done, REAP_BATCH, &n, timeout_ms) != TRESTLE_OK) {
-        fail_read(x);
-        return false;
-    }
-    if (n > 0)
-        *last_done = trestle__restore_now_ns(x);
-    for (unsigned i = 0; i < n; i++) {
-        x->bytes_read += done[i]->length;
-        queue_push(x, done[i]);
-    }
-    *inflight -= n;
-    return true;
-}
-
-/* Read `seq` is a page-cache hit, which needs a shallower queue. */
-static bool cached(const trestle__restore *x, uint64_t seq)
-{
-    return x->batch_mode[x->segs[seq].batch] == TRESTLE__BATCH_CACHED;
-}
-
-/*
- * Keep up to queue_depth reads in flight, each into a staging buffer, and
- * queue every completed one for the workers, issuing them in `order`
- * (across shards, engine/restore/restore_layout.c). Returns when every read has
- * completed, or at the first error or cancellation.
- *
- * Completions are collected after every submission too, without waiting,
- * and no read is started while the workers already have a backlog: reads
- * served from the page cache finish at once, faster than they can be
- * checked, and without the brake they would only fill (and fault in) all
- * of the staging memory. With slow storage the backlog stays empty and
- * queue_depth reads stay in flight.
- */
-static void produce(trestle__restore *x, const uint64_t *order)
-{
-    const trestle_plan *p = x->plan;
-    trestle__reader *r = &x->reader;
-    uint64_t ri = 0;
-    unsigned inflight = 0;
-    unsigned depth = x->opt.queue_depth < x->pool.count ? x->opt.queue_depth : x->pool.count;
-    /* Page-cache hits need no queue: one read per core in flight suffices. */
-    unsigned cached_depth = x->nthreads + 2 < depth ? x->nthreads + 2 : depth;
-    unsigned backlog = 2 * x->nthreads;
-    int held = -1;
-    int64_t first_submit = -1, last_done = -1;
-
-    while (!trestle__restore_stopping(x)) {
-        while (ri < x->nreads && queue_len(x) < backlog &&
-               inflight < (cached(x, order[ri]) ? cached_depth : depth)) {
-            /* A destination read takes a token too: it bounds reads and queue alike. */
-            int bi = held >= 0 ? held : trestle__pool_acquire(&x->pool, 0);
-            held = -1;
-            if (bi < 0)
-                break;
-            uint64_t seq = order[ri];
-            const trestle__seg *sg = &x->segs[seq];
-            trestle__read *rq = &x->reqs[bi];
-            rq->shard = p->batches[sg->batch].shard;
-            rq->offset = sg->offset;
-            rq->length = sg->length;
-            rq->buf_index = (unsigned)bi;
-            rq->seq = seq;
-            rq->batch = sg->batch;
-            rq->extent = sg->extent;
-            if (sg->extent == TRESTLE__NO_EXTENT) {
-                rq->buf = x->pool.bufs[bi];
-                rq->want_direct = x->batch_mode[sg->batch] == TRESTLE__BATCH_DIRECT;
-            } else {
-                const trestle__extent *ext = &p->extents[sg->extent];
-                rq->buf = x->ext[sg->extent].dest + (sg->offset - ext->offset);
-                rq->want_direct = false;
-                if (x->ext[sg->extent].mapped) {
-                    /* host_map: the bytes are already in place in the
-                     * shard's mapping; the workers only check them. The
-                     * pool token still bounds the queue. */
-                    rq->skip = 0;
-                    rq->was_direct = false;
-                    x->bytes_read += rq->length;
-                    x->bytes_mapped += rq->length;
-                    queue_push(x, rq);
-                    ri++;
-                    continue;
-                }
-            }
-            if (first_submit < 0)
-                first_submit = trestle__restore_now_ns(x);
-            if (r->ops->submit(r, rq) != TRESTLE_OK) {
-                trestle__pool_release(&x->pool, (unsigned)bi);
-                fail_read(x);
-                goto out;
-            }
-            inflight++;
-            ri++;
-            if (!collect(x, &inflight, &last_done, 0))
-                goto out;
-        }
-        if (ri == x->nreads && inflight == 0)
-            break;
-        bool more = ri < x->nreads && inflight < (cached(x, order[ri]) ? cached_depth : depth);
-        if (more && queue_len(x) >= backlog) {
-            /* The workers are behind: wait for one to finish a chunk. */
-            trestle__pool_wait(&x->pool, WAIT_MS);
-            if (!collect(x, &inflight, &last_done, 0))
-                break;
-            continue;
-        }
-        if (inflight == 0) {
-            /* Every buffer is with the workers: wait for one to come back. */
-            held = trestle__pool_acquire(&x->pool, WAIT_MS);
-            continue;
-        }
-        if (!collect(x, &inflight, &last_done, WAIT_MS))
-            break;
-    }
-out:
-    if (held >= 0)
-        trestle__pool_release(&x->pool, (unsigned)held);
-    if (first_submit >= 0 && last_done >= first_submit)
-        x->read_seconds = (double)(last_done - first_submit) * 1e-9;
 }
 
 /* ---- public API ---- */
@@ -480,8 +310,19 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
     x->reader_kind = x->opt.reader;
     TR_FORWARD(check_shards(x, err));
     bool multi = x->opt.num_devices >= 2; /* engine/restore/restore_multi.c, else restore_dest.c */
-    TR_FORWARD(multi ? trestle__restore_multi_pick(x, &device, err)
-                     : trestle__restore_pick_device(x, &device, err));
+    /* What the ops need, in one pass: a host restore of a plan without
+     * device pointers or conversions skips those steps (each is a walk
+     * over every op, and a model may have 100,000). */
+    bool device_ops = false, converts = false;
+    for (size_t i = 0; i < p->num_ops; i++) {
+        const trestle__plan_op *op = &p->ops[i];
+        device_ops |= op->dest_kind == TRESTLE_DEST_DEVICE && !op->skipped;
+        converts |= op->convert && !op->skipped;
+    }
+    if (multi)
+        TR_FORWARD(trestle__restore_multi_pick(x, &device, err));
+    else if (x->opt.device >= 0 || device_ops)
+        TR_FORWARD(trestle__restore_pick_device(x, &device, err));
     x->device = device;
     place_on_numa_node(x);
     trestle__copier_open_host(&x->host);
@@ -522,7 +363,8 @@ static int setup(trestle__restore *x, const trestle_restore_options *opt, uint64
         TR_FORWARD(x->copier.ops->staging_add(&x->copier, region, (size_t)count * buf_bytes,
                                               err));
     /* Conversion buffers are staging too. */
-    TR_FORWARD(trestle__restore_convert_open(x, err));
+    if (converts)
+        TR_FORWARD(trestle__restore_convert_open(x, err));
     /* The most one copy is handed: a part, or a conversion buffer's worth. */
     trestle__copier_set_window(&x->copier, x->chunk > x->conv_bytes ? x->chunk : x->conv_bytes);
     TR_FORWARD(open_reader(x, err));
@@ -567,13 +409,13 @@ int trestle_restore(trestle_plan *p, const trestle_restore_options *opt, trestle
     if (rc == TRESTLE_OK) {
         /* Zero-byte tensors and empty extents have nothing to wait for. The
          * calling thread uses the extra stats slot after the workers'. */
-        for (size_t e = 0; e < p->num_extents; e++)
+        for (size_t e = 0; x->empty_extents && e < p->num_extents; e++)
             if (x->ext[e].parts == 0)
                 trestle__restore_finish_extent(x, x->opt.threads, e);
-        for (size_t i = 0; i < p->num_ops; i++)
+        for (size_t i = 0; x->ready_at_once && i < p->num_ops; i++)
             if (!p->ops[i].skipped && p->ops[i].num_pieces == 0)
                 trestle__restore_op_ready(x, x->opt.threads, i);
-        produce(x, order);
+        trestle__restore_produce(x, order);
     }
     stop_pipeline(x);
     if (rc == TRESTLE_OK) {

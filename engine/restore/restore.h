@@ -5,7 +5,8 @@
  * memory for the destinations), engine/restore/restore_layout.c (how batches split
  * into reads, O_DIRECT choice), engine/restore/restore_worker.c (the workers that
  * verify and copy each completed chunk, finish extents and report ops),
- * engine/restore/restore_convert.c (dtype conversion on load) and, beneath them
+ * engine/restore/restore_convert.c (dtype conversion on load),
+ * engine/restore/restore_ready.c (ops reported ready) and, beneath them
  * all, engine/restore/restore_state.c (clock, first error, names).
  *
  * Device copies complete asynchronously: a worker queues a staging
@@ -49,6 +50,7 @@
 
 #define TRESTLE__NO_EXTENT SIZE_MAX
 #define TRESTLE__COPY_STEP ((uint64_t)256 << 10) /* host CRC-then-copy step: fits in L2 */
+#define TRESTLE__GAP_SINK ((uint64_t)64 << 10)   /* the largest gap a scattering read skips */
 
 /* How a batch is read. */
 enum trestle__batch_mode {
@@ -58,30 +60,37 @@ enum trestle__batch_mode {
 };
 
 /* One read of a batch: staging reads cover runs of small extents (gaps
- * included); a large extent read buffered into host memory is read straight
- * into its primary destination, skipping the staging copy. */
+ * included); in a batch read buffered, extents with a verbatim host
+ * destination are read straight into it, skipping the staging copy: a
+ * large one alone, in chunks, and runs of small ones whole, in one
+ * scattering read each (the gaps between them into a sink). */
 typedef struct trestle__seg {
     uint64_t offset;           /* in the batch's shard */
     uint64_t length;           /* <= chunk */
-    size_t extent;             /* TRESTLE__NO_EXTENT: into staging; else the extent it lands in */
+    size_t extent;             /* TRESTLE__NO_EXTENT: into staging; else the (first) extent it
+                                  lands in */
     size_t batch;              /* the batch it belongs to */
+    size_t span;               /* in place: it lands in extents [extent, extent + span) */
+    bool scatter;              /* a run of small extents, each read whole into its destination
+                                  (empty ones among them take nothing), the gaps before and
+                                  between them into the sink */
 } trestle__seg;
 
-/* Per-extent state. */
+/* Per-extent state: 72 bytes, one per tensor read. */
 typedef struct trestle__ext_state {
-    uint64_t first_seq;        /* read sequence number of the extent's first part */
-    uint64_t first_len;        /* bytes of the extent in that first read */
-    uint32_t parts;            /* reads the extent spans (0 for an empty extent) */
     uint8_t *dest;             /* read straight into this host destination, or NULL */
-    bool mapped;               /* host_map: dest lies in a mapping of the shard, nothing to read */
-    size_t primary;            /* with dest: the piece (index in plan->pieces) it belongs to */
-    atomic_uint left;          /* parts not yet verified and copied */
     uint32_t *crcs;            /* `parts` CRC slots, one per read, in file order */
     uint8_t *walk_buf;         /* DT_STRING: host destination holding the whole bytes, or NULL */
     _Atomic(uint8_t *) tmp;    /* DT_STRING without walk_buf: a private copy (malloc'd lazily) */
-    uint32_t convert_es;       /* stored element bytes when a piece converts the extent, else 0 */
     uint8_t *seam;             /* with convert_es and parts > 1: slot j (convert_es bytes) holds
                                   the element cut by the boundary after part j, else NULL */
+    uint64_t first_seq;        /* read sequence number of the extent's first part */
+    size_t primary;            /* with dest: the piece (index in plan->pieces) it belongs to */
+    uint32_t first_len;        /* bytes of the extent in that first read (at most a chunk) */
+    uint32_t parts;            /* reads the extent spans (0 for an empty extent) */
+    atomic_uint left;          /* parts not yet verified and copied */
+    uint8_t convert_es;        /* stored element bytes when a piece converts the extent, else 0 */
+    bool mapped;               /* host_map: dest lies in a mapping of the shard, nothing to read */
 } trestle__ext_state;
 
 /* A completed read whose device copies are queued but not yet known done. */
@@ -132,12 +141,21 @@ struct trestle__restore {
     uint64_t nreads;             /* reads in the whole restore */
     trestle__ext_state *ext;     /* per extent */
     uint32_t *slots;             /* the CRC slots of all extents */
+    size_t nslots;               /* slots handed out (extents + reads bound them) */
     atomic_uint *op_left;        /* per op: pieces not yet landed and verified */
     size_t ops_expected;         /* ops that must become ready (not skipped) */
+    size_t ready_at_once;        /* of them, those with no pieces (zero bytes) */
+    size_t empty_extents;        /* extents with no parts (zero bytes) */
+    bool strings;                /* some extent is a DT_STRING (may get a private copy) */
 
     /* Stages. */
     trestle__pool pool;
     trestle__read *reqs;         /* one read descriptor per staging buffer */
+    struct iovec *iovs;          /* TRESTLE__READ_MAX_IOV per read descriptor, for reads that
+                                    scatter a run of small extents; NULL when there are none */
+    uint8_t *gap_sink;           /* where the gaps inside such runs are read to, or NULL */
+    bool vruns;                  /* some read scatters a run of small extents */
+    bool vrun_gaps;              /* and some such run has gaps: gap_sink is allocated */
     trestle__reader reader;
     bool reader_open;
     trestle__copier copier;      /* to the restore's destinations: host, or CUDA */
@@ -224,6 +242,11 @@ size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__s
  * them, malloc'd), or NULL when out of memory. */
 uint64_t *trestle__restore_issue_order(const trestle__restore *x);
 
+/* Keep reads in flight and queue each completed one for the workers, in
+ * `order` (sequence numbers), until all are done or the restore stops
+ * (engine/restore/restore_produce.c). Calling thread only. */
+void trestle__restore_produce(trestle__restore *x, const uint64_t *order);
+
 /* Nanoseconds since the restore started. */
 int64_t trestle__restore_now_ns(const trestle__restore *x);
 
@@ -247,6 +270,24 @@ void trestle__restore_fail_at(trestle__restore *x, size_t e, uint64_t offset, tr
 /* Op `i` has all its bytes in place and verified: count it, call on_ready
  * (from worker `worker`'s thread, or the calling thread's slot). */
 void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i);
+
+/* The same for the n ops of `ops`, in that order, with one clock read and
+ * (without on_ready) one count for them all; after a callback stops the
+ * restore, the rest are not reported (engine/restore/restore_ready.c). */
+void trestle__restore_ops_ready(trestle__restore *x, unsigned worker, const size_t *ops,
+                                size_t n);
+
+/* Ops that became ready while one read landed, not yet reported. */
+typedef struct trestle__ready_batch {
+    size_t n;
+    size_t op[64];
+} trestle__ready_batch;
+
+/* Add op to rb, reporting rb's ops when it is full; report the rest with
+ * trestle__restore_ready_flush() (which empties rb). */
+void trestle__restore_ready_add(trestle__restore *x, unsigned worker, trestle__ready_batch *rb,
+                                size_t op);
+void trestle__restore_ready_flush(trestle__restore *x, unsigned worker, trestle__ready_batch *rb);
 
 /* Verify, check and release extent `e` once all its parts are in. */
 void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t e);

@@ -73,7 +73,8 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
 
 /*
  * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/memory/arena.c),
- * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it. One
+ * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it,
+ * in file order. One
  * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
  * and on the host one region that transparent huge pages can back whatever
  * the tensor sizes (first-touch faults on 4 KiB pages otherwise dominate a
@@ -91,11 +92,21 @@ uint64_t trestle__arena_span(const trestle__plan_op *op)
     return n & ~(uint64_t)(TRESTLE__ARENA_ALIGN - 1);
 }
 
+/* Each op's device as of this restore: its pointer's, the option's for
+ * engine memory, -1 for host memory. */
+static int op_device(const trestle__restore *x, const trestle__plan_op *op)
+{
+    return op->dest_kind == TRESTLE_DEST_DEVICE ? x->device
+           : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
+}
+
+/* One arena for the DEST_ALLOCATE ops, and every op's device, in two
+ * passes over the ops (sizes, then places and devices). */
 static int allocate_one(trestle__restore *x, trestle_error *err)
 {
     trestle_plan *p = x->plan;
     uint64_t total = 0;
-    size_t first = SIZE_MAX;
+    bool any = false;
 
     if (p->replicas && p->replicas->ndev) {
         /* The last restore went to several devices: start afresh. */
@@ -103,48 +114,60 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
         p->arena = NULL;
         trestle__replicas_drop(p->replicas);
     }
-    if (p->arena && p->arena->device == x->opt.device)
-        return TRESTLE_OK;
-    trestle__arena_release(p->arena);
-    p->arena = NULL;
+    bool keep = p->arena && p->arena->device == x->opt.device;
+    if (!keep) {
+        trestle__arena_release(p->arena);
+        p->arena = NULL;
+        for (size_t i = 0; i < p->num_ops; i++) {
+            trestle__plan_op *op = &p->ops[i];
+            if (op->dest_kind != TRESTLE_DEST_ALLOCATE)
+                continue;
+            op->dest = NULL; /* memory of an adopted or released arena */
+            if (op->skipped)
+                continue;
+            uint64_t span = trestle__arena_span(op);
+            if (span == 0 || !tr_add_u64(total, span, &total))
+                return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
+                                          "destinations of %zu ops overflow", p->num_ops);
+            any = true;
+        }
+        if (any) {
+            trestle__copier *c = x->opt.device >= 0 ? &x->copier : &x->host;
+            int rc = c->ops->arena_alloc(c, total, &p->arena, err);
+            if (rc != TRESTLE_OK)
+                return rc;
+        }
+    }
+    /* Places in the order the bytes lie in the files (extents are sorted):
+     * small tensors read in one scattering read then lie end to end, and
+     * a run of them whose sizes are multiples of the alignment is one
+     * destination range, which the kernel copies as one (restore.c joins
+     * their iovecs). Ops that no extent feeds (zero bytes) come last. */
+    uint8_t *at = p->arena && !keep ? p->arena->base : NULL;
+    for (size_t e = 0; at && e < p->num_extents; e++) {
+        const trestle__extent *ext = &p->extents[e];
+        if (e + 16 < p->num_extents && p->extents[e + 16].num_pieces) /* ops out of order */
+            __builtin_prefetch(&p->ops[p->pieces[p->extents[e + 16].first_piece].op]);
+        for (size_t k = 0; k < ext->num_pieces; k++) {
+            trestle__plan_op *op = &p->ops[p->pieces[ext->first_piece + k].op];
+            if (op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || op->dest)
+                continue;
+            op->dest = at;
+            at += trestle__arena_span(op); /* no overflow: the first pass summed them */
+        }
+    }
     for (size_t i = 0; i < p->num_ops; i++) {
         trestle__plan_op *op = &p->ops[i];
-        if (op->dest_kind != TRESTLE_DEST_ALLOCATE)
-            continue;
-        op->dest = NULL; /* memory of an adopted or released arena */
-        if (op->skipped)
-            continue;
-        uint64_t span = trestle__arena_span(op);
-        if (span == 0 || !tr_add_u64(total, span, &total))
-            return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
-                                      "destinations of %zu ops overflow", p->num_ops);
-        if (first == SIZE_MAX)
-            first = i;
-    }
-    if (first == SIZE_MAX)
-        return TRESTLE_OK;
-    trestle__copier *c = x->opt.device >= 0 ? &x->copier : &x->host;
-    int rc = c->ops->arena_alloc(c, total, &p->arena, err);
-    if (rc != TRESTLE_OK)
-        return rc;
-    uint8_t *at = p->arena->base;
-    for (size_t i = first; i < p->num_ops; i++) {
-        trestle__plan_op *op = &p->ops[i];
-        if (op->skipped || op->dest_kind != TRESTLE_DEST_ALLOCATE)
+        op->device = op_device(x, op);
+        if (!at || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || op->dest)
             continue;
         op->dest = at;
-        at += trestle__arena_span(op); /* no overflow: the first pass summed them */
+        at += trestle__arena_span(op);
     }
     return TRESTLE_OK;
 }
 
 int trestle__restore_allocate(trestle__restore *x, trestle_error *err)
 {
-    int rc = allocate_one(x, err);
-    for (size_t i = 0; rc == TRESTLE_OK && i < x->plan->num_ops; i++) {
-        trestle__plan_op *op = &x->plan->ops[i];
-        op->device = op->dest_kind == TRESTLE_DEST_DEVICE ? x->device
-                   : op->dest_kind == TRESTLE_DEST_ALLOCATE ? x->opt.device : -1;
-    }
-    return rc;
+    return allocate_one(x, err);
 }

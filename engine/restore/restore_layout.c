@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "error.h"
 #include "restore.h"
 
@@ -94,37 +95,131 @@ static size_t emit(trestle__seg *out, size_t n, uint64_t lo, uint64_t hi, uint64
 {
     for (uint64_t o = lo; o < hi; o += chunk, n++)
         if (out)
-            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target, batch };
+            out[n] = (trestle__seg){ o, hi - o < chunk ? hi - o : chunk, target, batch, 1, false };
     return n;
 }
 
+/* Extent e is read whole with others of its kind, in one scattering read
+ * straight into their destinations: small (one read holds it), and not
+ * mapped (host_map: nothing is read at all). */
+static bool small_in_place(const trestle__restore *x, size_t e)
+{
+    const trestle__ext_state *st = &x->ext[e];
+    uint64_t size = x->plan->extents[e].size;
+    return st->dest && !st->mapped && size > 0 && size < DEST_READ_MIN && size <= x->chunk;
+}
+
+
+/* Iovecs a gap of `g` bytes takes: the sink holds TRESTLE__GAP_SINK. */
+static unsigned gap_iovs(uint64_t g)
+{
+    return (unsigned)((g + TRESTLE__GAP_SINK - 1) / TRESTLE__GAP_SINK);
+}
+
+/* A run of small extents read in place: [first, last], the bytes it reads
+ * (from the end of the read before it in the batch, so that the bytes a
+ * batch reads are the ones they always were), its iovecs, and where its
+ * last destination ends (the next one starting there joins its iovec, as
+ * restore.c's scatter() joins them). */
+typedef struct vrun {
+    bool open;
+    size_t first, last;
+    uint64_t lo, hi;
+    unsigned niov;
+    const uint8_t *dest_end;
+} vrun;
+
+static size_t vrun_flush(vrun *v, trestle__seg *out, size_t n, size_t b)
+{
+    if (v->open && out)
+        out[n] = (trestle__seg){ v->lo, v->hi - v->lo, v->first, b, v->last - v->first + 1, true };
+    n += v->open;
+    v->open = false;
+    return n;
+}
+
+/* Add small extent e to run v, whose bytes start at `lead` (the end of the
+ * read before it, or its own offset), or start a new run when it does not
+ * fit: past a chunk or the iovecs one read takes. A leading gap too large
+ * for one read goes through staging on its own. (Runs as long as a chunk
+ * measured fastest once engine memory lay in file order: fewer reads,
+ * and the workers' checks walk memory in order.) */
+static size_t vrun_add(vrun *v, const trestle__restore *x, trestle__seg *out, size_t n,
+                       size_t b, size_t e, uint64_t lead)
+{
+    const trestle__extent *ext = &x->plan->extents[e];
+    const uint8_t *dest = x->ext[e].dest;
+    uint64_t end = ext->offset + ext->size;
+    if (v->open) {
+        unsigned gaps = gap_iovs(ext->offset - v->hi);
+        unsigned need = v->niov + gaps + (gaps == 0 && dest == v->dest_end ? 0 : 1);
+        if (need <= TRESTLE__READ_MAX_IOV && end - v->lo <= x->chunk) {
+            v->last = e;
+            v->hi = end;
+            v->niov = need;
+            v->dest_end = dest + ext->size;
+            return n;
+        }
+        n = vrun_flush(v, out, n, b);
+    }
+    if (end - lead > x->chunk || gap_iovs(ext->offset - lead) + 1 > TRESTLE__READ_MAX_IOV) {
+        n = emit(out, n, lead, ext->offset, x->chunk, TRESTLE__NO_EXTENT, b);
+        lead = ext->offset;
+    }
+    *v = (vrun){ true, e, e, lead, end, gap_iovs(ext->offset - lead) + 1, dest + ext->size };
+    return n;
+}
+
+/*
+ * The reads of batch b. Every byte a batch read before small extents were
+ * read in place is read still: a run of extents without a large
+ * destination between them was one staging read through the gaps, and is
+ * now staging reads and scattering reads end to end (each starting where
+ * the one before ended), so bytes_read, and what a read-once group shares,
+ * do not change. Large extents with a destination are read alone, as
+ * before, without the gaps around them.
+ */
 size_t trestle__restore_segments(const trestle__restore *x, size_t b, trestle__seg *out)
 {
     const trestle_plan *p = x->plan;
     const trestle__batch *bt = &p->batches[b];
-    uint64_t run_lo = 0, run_hi = 0;
-    bool run = false;
+    uint64_t run_lo = 0, run_hi = 0, cover = 0;
+    bool run = false, region = false; /* region: cover is where the next read starts */
+    vrun v = { 0 };
     size_t n = 0;
 
     for (size_t e = bt->first_extent; e < bt->first_extent + bt->num_extents; e++) {
         const trestle__extent *ext = &p->extents[e];
         if (ext->size == 0)
             continue; /* finished at start */
-        if (x->ext[e].dest) {
+        bool small = small_in_place(x, e);
+        if (x->ext[e].dest && !small) {
             if (run)
                 n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
-            run = false;
+            run = region = false;
+            n = vrun_flush(&v, out, n, b);
             n = emit(out, n, ext->offset, ext->offset + ext->size, x->chunk, e, b);
             continue;
         }
-        if (!run)
-            run_lo = ext->offset;
-        run = true;
-        run_hi = ext->offset + ext->size;
+        uint64_t lead = region ? cover : ext->offset;
+        if (small) {
+            if (run)
+                n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
+            run = false;
+            n = vrun_add(&v, x, out, n, b, e, lead);
+        } else {
+            n = vrun_flush(&v, out, n, b);
+            if (!run)
+                run_lo = lead;
+            run = true;
+            run_hi = ext->offset + ext->size;
+        }
+        region = true;
+        cover = ext->offset + ext->size;
     }
     if (run)
         n = emit(out, n, run_lo, run_hi, x->chunk, TRESTLE__NO_EXTENT, b);
-    return n;
+    return vrun_flush(&v, out, n, b);
 }
 
 /* ---- bookkeeping ---- */
@@ -187,8 +282,9 @@ static bool host_memory(const trestle__restore *x, const trestle__plan_op *op)
 }
 
 /* Extent e of a buffered batch: read it straight into a host destination?
- * Never into one whose op converts: the stored bytes would not fit its
- * layout, and the other pieces read the stored bytes from there. */
+ * Large ones alone, small ones (not strings, which are walked whole) in
+ * runs. Never into one whose op converts: the stored bytes would not fit
+ * its layout, and the other pieces read the stored bytes from there. */
 static void pick_destination(trestle__restore *x, size_t e)
 {
     const trestle_plan *p = x->plan;
@@ -203,12 +299,30 @@ static void pick_destination(trestle__restore *x, size_t e)
             /* Strings are walked where a host destination holds them all. */
             if (ext->is_string && !st->walk_buf)
                 st->walk_buf = (uint8_t *)op->dest + pc->dst_offset;
-            if (!st->dest && ext->size >= DEST_READ_MIN) {
+            if (!st->dest && (ext->size >= DEST_READ_MIN ||
+                              (!ext->is_string && ext->size <= x->chunk))) {
                 st->dest = (uint8_t *)op->dest + pc->dst_offset;
                 st->primary = ext->first_piece + k;
             }
         }
     }
+}
+
+/* Read `seq` holds part of extent e, `len` bytes of it: count the part and
+ * give it a CRC slot. An extent's parts come in consecutive reads, and no
+ * other extent starts between them, so handing out slots in the order
+ * parts are found keeps each extent's slots together. */
+static void add_part(trestle__restore *x, size_t e, uint64_t seq, uint64_t len)
+{
+    trestle__ext_state *st = &x->ext[e];
+    if (st->parts == 0) {
+        st->first_seq = seq;
+        st->first_len = (uint32_t)len; /* a part is at most a chunk (MAX_CHUNK: 1 GiB) */
+        st->crcs = x->slots + x->nslots;
+    }
+    st->parts++;
+    x->nslots++;
+    atomic_init(&st->left, st->parts);
 }
 
 /* Count the parts of every extent in batch b's reads, which are x->segs
@@ -223,12 +337,20 @@ static void count_parts(trestle__restore *x, size_t b)
 
     for (size_t i = 0; i < n; i++) {
         uint64_t seq = x->batch_seq[b] + i, lo = segs[i].offset, hi = lo + segs[i].length;
-        if (segs[i].extent != TRESTLE__NO_EXTENT) {
-            trestle__ext_state *st = &x->ext[segs[i].extent];
-            if (st->parts++ == 0) {
-                st->first_seq = seq;
-                st->first_len = segs[i].length;
+        if (segs[i].scatter) {
+            uint64_t bytes = 0;
+            for (size_t k = segs[i].extent; k < segs[i].extent + segs[i].span; k++) {
+                if (p->extents[k].size == 0)
+                    continue;
+                add_part(x, k, seq, p->extents[k].size);
+                bytes += p->extents[k].size;
             }
+            x->vruns = true;
+            x->vrun_gaps |= bytes != segs[i].length;
+            continue;
+        }
+        if (segs[i].extent != TRESTLE__NO_EXTENT) {
+            add_part(x, segs[i].extent, seq, segs[i].length);
             continue;
         }
         /* Staging reads come in file order: extents before lo are done. */
@@ -241,10 +363,7 @@ static void count_parts(trestle__restore *x, size_t b)
             uint64_t t = ext->offset + ext->size < hi ? ext->offset + ext->size : hi;
             if (st->dest || s >= t)
                 continue;
-            if (st->parts++ == 0) {
-                st->first_seq = seq;
-                st->first_len = t - s;
-            }
+            add_part(x, k, seq, t - s);
         }
     }
 }
@@ -253,16 +372,21 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
 {
     trestle_plan *p = x->plan;
     size_t nb = p->num_batches ? p->num_batches : 1;
-    uint64_t seq = 0, nslots = 0;
+    uint64_t seq = 0;
+    size_t covered = 0;
 
     x->batch_seq = malloc(nb * sizeof *x->batch_seq);
     x->batch_mode = calloc(nb, sizeof *x->batch_mode);
-    x->ext = calloc(p->num_extents ? p->num_extents : 1, sizeof *x->ext);
-    x->op_left = calloc(p->num_ops ? p->num_ops : 1, sizeof *x->op_left);
+    x->ext = trestle__bulk_calloc(p->num_extents ? p->num_extents : 1, sizeof *x->ext);
+    x->op_left = trestle__bulk_calloc(p->num_ops ? p->num_ops : 1, sizeof *x->op_left);
     if (!x->batch_seq || !x->batch_mode || !x->ext || !x->op_left)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
 
-    for (size_t e = 0; e < p->num_extents; e++)
+    /* pick_destination() sets each batch's extents; any other (none, in a
+     * plan as built) has no primary piece. */
+    for (size_t b = 0; b < p->num_batches; b++)
+        covered += p->batches[b].num_extents;
+    for (size_t e = 0; covered != p->num_extents && e < p->num_extents; e++)
         x->ext[e].primary = TRESTLE__NO_EXTENT;
     /* Partial extents XOR their runs into these: start from nothing. */
     for (size_t i = 0; i < p->num_shares; i++)
@@ -271,6 +395,9 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
         const trestle__batch *bt = &p->batches[b];
         x->batch_mode[b] = batch_mode(x, bt);
         for (size_t e = bt->first_extent; e < bt->first_extent + bt->num_extents; e++) {
+            /* Ops come in file order, which need not be theirs: fetch ahead. */
+            if (e + 16 < p->num_extents && p->extents[e + 16].num_pieces)
+                __builtin_prefetch(&p->ops[p->pieces[p->extents[e + 16].first_piece].op]);
             pick_destination(x, e);
             if (x->opt.host_map && x->batch_mode[b] == TRESTLE__BATCH_CACHED)
                 map_extent(x, e);
@@ -278,6 +405,8 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
                 x->ext[e].dest = NULL;
                 x->ext[e].primary = TRESTLE__NO_EXTENT;
             }
+            x->empty_extents += p->extents[e].size == 0;
+            x->strings |= p->extents[e].is_string;
         }
         size_t n = trestle__restore_segments(x, b, NULL);
         x->batch_seq[b] = seq;
@@ -285,29 +414,21 @@ int trestle__restore_layout(trestle__restore *x, trestle_error *err)
     }
     x->nreads = seq;
     /* Every read, kept: the producer issues them across shards in an
-     * order of its own (a few dozen bytes per chunk of the checkpoint). */
+     * order of its own (a few dozen bytes per chunk of the checkpoint).
+     * Each read adds at most one part to the extents it starts in, so
+     * extents + reads bounds the CRC slots. */
     x->segs = malloc((seq ? seq : 1) * sizeof *x->segs);
-    if (!x->segs)
+    x->slots = malloc((p->num_extents + seq + 1) * sizeof *x->slots);
+    if (!x->segs || !x->slots)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t b = 0; b < p->num_batches; b++)
         count_parts(x, b);
-
-    for (size_t e = 0; e < p->num_extents; e++) {
-        atomic_init(&x->ext[e].left, x->ext[e].parts);
-        atomic_init(&x->ext[e].tmp, NULL);
-        nslots += x->ext[e].parts;
-    }
-    x->slots = malloc((nslots ? nslots : 1) * sizeof *x->slots);
-    if (!x->slots)
+    if (x->vrun_gaps && !(x->gap_sink = malloc(TRESTLE__GAP_SINK)))
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    nslots = 0;
-    for (size_t e = 0; e < p->num_extents; e++) {
-        x->ext[e].crcs = x->slots + nslots;
-        nslots += x->ext[e].parts;
-    }
     for (size_t i = 0; i < p->num_ops; i++) {
         atomic_init(&x->op_left[i], p->ops[i].num_pieces);
         x->ops_expected += !p->ops[i].skipped;
+        x->ready_at_once += !p->ops[i].skipped && p->ops[i].num_pieces == 0;
     }
     return TRESTLE_OK;
 }

@@ -7,7 +7,8 @@
  * retires, while the worker already checks the next chunk), its parts
  * count as landed and the staging buffer goes back. The worker that lands
  * an extent's last part combines the partial CRCs and checks the stored
- * one; the worker that lands an op's last piece reports the op ready.
+ * one; the worker that lands an op's last piece reports the op ready
+ * (engine/restore/restore_ready.c).
  *
  * CRC and copy walk each chunk in cache-sized steps, so the bytes the CRC
  * pulls into the cache are still there for the copy. Pieces whose op
@@ -27,48 +28,6 @@
 #include "numa.h"
 #include "restore.h"
 #include "string_tensor.h"
-
-/* ---- ops ---- */
-
-void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i)
-{
-    const trestle__plan_op *op = &x->plan->ops[i];
-
-    /* After a failure nothing more is reported: the restore as a whole failed. */
-    if (trestle__restore_stopping(x))
-        return;
-    atomic_fetch_add(&x->tensors, 1);
-    long long none = -1;
-    atomic_compare_exchange_strong(&x->first_ready_ns, &none,
-                                   (long long)trestle__restore_now_ns(x));
-    if (!x->opt.on_ready)
-        return;
-    trestle_plan_op_info info = {
-        .name = op->name,
-        .key = op->skipped ? NULL : op->key,
-        .skipped = op->skipped,
-        .dtype = op->dtype,
-        .rank = op->rank,
-        .dims = op->dims,
-        .bytes = op->bytes,
-        .data = op->dest,
-        .out_dtype = op->out_dtype,
-        .device = op->device, /* 0 would say device 0 for host memory too */
-    };
-    int stop = x->opt.on_ready(x->opt.user, i, &info);
-    /* The callback is the caller's code on our thread: it may have
-     * switched the thread's CUDA device, which later kernel launches on
-     * the worker's stream would fail on. */
-    if (worker < x->opt.threads && x->copier.ops->reenter)
-        x->copier.ops->reenter(&x->copier, worker);
-    if (stop != 0) {
-        trestle_error e;
-        trestle__error_set(&e, TRESTLE_E_CANCELLED, 0, op->key, NULL, -1, -1,
-                           "restore cancelled by the ready callback (it returned %d for op %zu, "
-                           "'%s')", stop, i, op->name);
-        trestle__restore_fail(x, &e);
-    }
-}
 
 /* ---- extents ---- */
 
@@ -119,14 +78,18 @@ static bool string_crc(trestle__restore *x, size_t e, uint32_t *crc)
     return false;
 }
 
-void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t e)
+/* Extent e is in: check it, then count its pieces landed, adding the ops
+ * that are now complete to rb (reported when it fills, and by the caller). */
+static void finish_extent(trestle__restore *x, unsigned worker, size_t e, trestle__ready_batch *rb)
 {
     const trestle__extent *ext = &x->plan->extents[e];
     trestle__ext_state *st = &x->ext[e];
     trestle__worker_stats *ws = &x->wstats[worker];
 
     if (x->opt.verify) {
-        int64_t t = trestle__restore_now_ns(x);
+        /* Timed only when there is work: a one-part extent's CRC is done. */
+        bool timed = ext->is_string || st->parts > 1;
+        int64_t t = timed ? trestle__restore_now_ns(x) : 0;
         uint32_t crc = 0;
         bool ok = true;
         if (ext->is_string) {
@@ -136,8 +99,10 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
                 crc = i == 0 ? st->crcs[0]
                              : trestle__crc32c_combine(crc, st->crcs[i], part_length(x, e, i));
         }
-        ws->verify_seconds += (double)(trestle__restore_now_ns(x) - t) * 1e-9;
-        free(atomic_exchange(&st->tmp, NULL));
+        if (timed)
+            ws->verify_seconds += (double)(trestle__restore_now_ns(x) - t) * 1e-9;
+        if (ext->is_string)
+            free(atomic_exchange(&st->tmp, NULL));
         if (!ok)
             return;
         if (ext->partial) {
@@ -162,8 +127,15 @@ void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t
     for (size_t k = 0; k < ext->num_pieces; k++) {
         size_t op = x->plan->pieces[ext->first_piece + k].op;
         if (atomic_fetch_sub_explicit(&x->op_left[op], 1, memory_order_acq_rel) == 1)
-            trestle__restore_op_ready(x, worker, op);
+            trestle__restore_ready_add(x, worker, rb, op);
     }
+}
+
+void trestle__restore_finish_extent(trestle__restore *x, unsigned worker, size_t e)
+{
+    trestle__ready_batch rb = { 0 };
+    finish_extent(x, worker, e, &rb);
+    trestle__restore_ready_flush(x, worker, &rb);
 }
 
 /* ---- chunks ---- */
@@ -293,7 +265,7 @@ static void read_extents(const trestle__restore *x, const trestle__read *rq, siz
 
     if (rq->extent != TRESTLE__NO_EXTENT) {
         *first = rq->extent;
-        *end = rq->extent + 1;
+        *end = rq->extent + rq->span;
         return;
     }
     /* The first extent of the batch that ends after lo. */
@@ -314,12 +286,18 @@ static void read_extents(const trestle__restore *x, const trestle__read *rq, siz
 }
 
 /* Part of extent e that read rq holds: its extent positions [*s, *t), or
- * false when it holds none (in-place extents never share a staging read). */
+ * false when it holds none (in-place extents never share a staging read;
+ * a read scattered over small extents holds each whole). */
 static bool read_part(const trestle__restore *x, const trestle__read *rq, size_t e, uint64_t *s,
                       uint64_t *t)
 {
     const trestle__extent *ext = &x->plan->extents[e];
     uint64_t lo = rq->offset, hi = rq->offset + rq->length;
+    if (rq->iov) { /* scattered: every extent whole */
+        *s = 0;
+        *t = ext->size;
+        return ext->size > 0;
+    }
     if (rq->extent != TRESTLE__NO_EXTENT) {
         *s = lo - ext->offset;
         *t = *s + rq->length;
@@ -332,17 +310,94 @@ static bool read_part(const trestle__restore *x, const trestle__read *rq, size_t
     return a < b && !x->ext[e].dest;
 }
 
-/* CRC and copy every extent part a completed read holds, in file order. */
+/*
+ * Small parts of a staging read (extents [first, end), none a string or
+ * cut by a conversion's seam), at most TRESTLE__COPY_STEP bytes together:
+ * CRC them all and copy them all, in the order the copier wants (host:
+ * CRC first, while the step is in cache; device: DMAs queued first), with
+ * two clock reads for the group instead of three for each tiny tensor.
+ */
+static void process_group(trestle__restore *x, unsigned w, const trestle__read *rq, size_t first,
+                          size_t end)
+{
+    const trestle_plan *p = x->plan;
+    trestle__worker_stats *ws = &x->wstats[w];
+    const uint8_t *data = rq->buf + rq->skip;
+    bool host = x->copier.host_dests;
+    int64_t t0 = trestle__restore_now_ns(x), t1 = t0;
+
+    for (int pass = 0; pass < 2; pass++) {
+        bool crc = host == (pass == 0);
+        for (size_t e = first; e < end; e++) {
+            const trestle__extent *ext = &p->extents[e];
+            trestle__ext_state *st = &x->ext[e];
+            uint64_t s, t;
+            if (!read_part(x, rq, e, &s, &t))
+                continue;
+            const uint8_t *at = data + (ext->offset + s - rq->offset);
+            if (crc && x->opt.verify)
+                st->crcs[rq->seq - st->first_seq] = trestle__crc32c(at, (size_t)(t - s));
+            else if (!crc)
+                ws->copied += copy_pieces(x, w, e, at, s, t - s);
+        }
+        if (pass == 0)
+            t1 = trestle__restore_now_ns(x);
+    }
+    int64_t t2 = trestle__restore_now_ns(x);
+    ws->verify_seconds += (double)(host ? t1 - t0 : t2 - t1) * 1e-9;
+    ws->copy_seconds += (double)(host ? t2 - t1 : t1 - t0) * 1e-9;
+}
+
+/* Part [s, t) of extent e in read rq goes into a group of small parts. */
+static bool groups(const trestle__restore *x, size_t e, uint64_t s, uint64_t t)
+{
+    return t - s < TRESTLE__COPY_STEP && !x->ext[e].seam && !x->plan->extents[e].is_string;
+}
+
+/*
+ * CRC and copy every extent part a completed read holds, in file order.
+ * The extents of a scattered read are whole and in place already: one that
+ * no other piece wants only needs its CRC, taken here in a tight loop and
+ * timed once for the read (a clock read per tiny tensor would cost more
+ * than its CRC). Small parts of a staging read go in groups.
+ */
 static void process_read(trestle__restore *x, unsigned w, const trestle__read *rq, size_t first,
                          size_t end)
 {
     const uint8_t *data = rq->buf + rq->skip;
+    const trestle_plan *p = x->plan;
+    int64_t t0 = rq->iov ? trestle__restore_now_ns(x) : 0;
+    bool quick = false;
     for (size_t e = first; e < end && !trestle__restore_stopping(x); e++) {
+        const trestle__extent *ext = &p->extents[e];
+        trestle__ext_state *st = &x->ext[e];
         uint64_t s, t;
-        if (read_part(x, rq, e, &s, &t))
-            process_part(x, w, e, rq->seq, data + (x->plan->extents[e].offset + s - rq->offset),
-                         s, t - s);
+        if (!read_part(x, rq, e, &s, &t))
+            continue;
+        if (rq->iov && ext->num_pieces == 1 && !st->seam) {
+            if (x->opt.verify)
+                st->crcs[0] = trestle__crc32c(st->dest, (size_t)ext->size);
+            x->wstats[w].copied += ext->size; /* its primary piece, read in place */
+            quick = true;
+            continue;
+        }
+        if (rq->extent == TRESTLE__NO_EXTENT && groups(x, e, s, t)) {
+            uint64_t bytes = t - s;
+            size_t g = e + 1;
+            for (uint64_t s2, t2; g < end && read_part(x, rq, g, &s2, &t2) && groups(x, g, s2, t2) &&
+                                  bytes + (t2 - s2) <= TRESTLE__COPY_STEP; g++)
+                bytes += t2 - s2;
+            process_group(x, w, rq, e, g);
+            e = g - 1;
+            continue;
+        }
+        process_part(x, w, e, rq->seq,
+                     rq->extent != TRESTLE__NO_EXTENT ? st->dest + s
+                                                      : data + (ext->offset + s - rq->offset),
+                     s, t - s);
     }
+    if (quick)
+        x->wstats[w].verify_seconds += (double)(trestle__restore_now_ns(x) - t0) * 1e-9;
 }
 
 /* The read's copies are done: its parts land (an extent whose last part
@@ -353,13 +408,15 @@ static void land_read(trestle__restore *x, unsigned w, const trestle__pending *p
     trestle__worker_stats *ws = &x->wstats[w];
     if (pd->conv_end > ws->conv_free)
         ws->conv_free = pd->conv_end;
+    trestle__ready_batch rb = { 0 };
     for (size_t e = pd->first; e < pd->end && !trestle__restore_stopping(x); e++) {
         uint64_t s, t;
         /* acq_rel: the last worker must see every other part's CRC slot and bytes. */
         if (read_part(x, pd->rq, e, &s, &t) &&
             atomic_fetch_sub_explicit(&x->ext[e].left, 1, memory_order_acq_rel) == 1)
-            trestle__restore_finish_extent(x, w, e);
+            finish_extent(x, w, e, &rb);
     }
+    trestle__restore_ready_flush(x, w, &rb);
     trestle__pool_release(&x->pool, pd->rq->buf_index);
 }
 

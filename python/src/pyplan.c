@@ -1,129 +1,25 @@
 /*
- * pyplan.c - _trestle.Plan (trestle_plan_create/restore), _trestle.Arena
- * (an adopted trestle_arena) and _trestle.Buffer (one tensor's bytes in an
- * arena).
+ * pyplan.c - _trestle.Plan (trestle_plan_create/restore), and handing its
+ * engine memory over as an Arena with Buffers and numpy views (pyarena.c).
  *
  * Zero copy: a restore writes every tensor into one engine arena; the plan
  * hands that arena over (trestle_plan_adopt_arena) to an Arena object, and
  * each tensor becomes a Buffer that holds the Arena and exports its bytes
- * through the buffer protocol (host) or DLPack (host or device). numpy
- * arrays and torch tensors made from a Buffer keep it, and so the arena,
- * alive; the arena is freed when the last of them goes.
+ * through the buffer protocol (host) or DLPack (host or device), or, for
+ * numpy on the host, an array over one Buffer of the whole arena
+ * (host_arrays). numpy arrays and torch tensors keep their Buffer, and so
+ * the arena, alive; the arena is freed when the last of them goes.
  *
  * A restore runs on its own thread while the calling thread, GIL released,
  * wakes every 100 ms to draw progress and to turn Ctrl-C (or an exception
  * from the progress callback) into trestle_restore_cancel() (pywatch.c).
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
 #include "pytrestle.h"
-
-/* ---- Arena ---- */
-
-typedef struct pyt_arena {
-    PyObject_HEAD
-    trestle_arena *a;
-    PyObject *weakrefs;     /* tests watch the arena's death with weakref */
-} pyt_arena;
-
-static void arena_dealloc(PyObject *self)
-{
-    pyt_arena *ar = (pyt_arena *)self;
-    if (ar->weakrefs)
-        PyObject_ClearWeakRefs(self);
-    trestle_arena_free(ar->a);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static PyObject *arena_info(PyObject *self, PyObject *unused)
-{
-    trestle_arena_info in;
-    trestle_arena_get_info(((pyt_arena *)self)->a, &in);
-    return Py_BuildValue("{s:K,s:K,s:i}", "base", (unsigned long long)(uintptr_t)in.base, "bytes",
-                         (unsigned long long)in.bytes, "device", in.device);
-}
-
-static PyMethodDef arena_methods[] = {
-    { "info", arena_info, METH_NOARGS, "info() -> {'base', 'bytes', 'device'}." },
-    { NULL, NULL, 0, NULL },
-};
-
-PyTypeObject pyt_arena_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "trestle._trestle.Arena",
-    .tp_doc = "Engine memory adopted from a restored plan; freed when the object dies.",
-    .tp_basicsize = sizeof(pyt_arena),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_dealloc = arena_dealloc,
-    .tp_weaklistoffset = offsetof(pyt_arena, weakrefs),
-    .tp_methods = arena_methods,
-};
-
-/* ---- Buffer ---- */
-
-static void buffer_dealloc(PyObject *self)
-{
-    Py_XDECREF(((pyt_buffer *)self)->arena);
-    Py_TYPE(self)->tp_free(self);
-}
-
-static int buffer_get(PyObject *self, Py_buffer *view, int flags)
-{
-    pyt_buffer *b = (pyt_buffer *)self;
-    if (b->device >= 0) {
-        PyErr_SetString(PyExc_BufferError, "the tensor is in CUDA device memory; use DLPack");
-        return -1;
-    }
-    return PyBuffer_FillInfo(view, self, b->ptr, b->len, 0, flags);
-}
-
-static PyBufferProcs buffer_procs = { .bf_getbuffer = buffer_get };
-
-static PyObject *buffer_get_arena(PyObject *self, void *c)
-{
-    PyObject *a = ((pyt_buffer *)self)->arena;
-    Py_INCREF(a);
-    return a;
-}
-
-static PyObject *buffer_get_nbytes(PyObject *self, void *c)
-{
-    return PyLong_FromSsize_t(((pyt_buffer *)self)->len);
-}
-
-static PyObject *buffer_get_device(PyObject *self, void *c)
-{
-    return PyLong_FromLong(((pyt_buffer *)self)->device);
-}
-
-static PyObject *buffer_get_address(PyObject *self, void *c)
-{
-    return PyLong_FromVoidPtr(((pyt_buffer *)self)->ptr);
-}
-
-static PyGetSetDef buffer_getset[] = {
-    { "arena", buffer_get_arena, NULL, "the Arena that owns the bytes", NULL },
-    { "nbytes", buffer_get_nbytes, NULL, "size in bytes", NULL },
-    { "device", buffer_get_device, NULL, "CUDA ordinal, or -1 for host memory", NULL },
-    { "address", buffer_get_address, NULL, "address of the first byte", NULL },
-    { NULL, NULL, NULL, NULL, NULL },
-};
-
-static PyMethodDef buffer_methods[] = {
-    { "dlpack", pyt_buffer_dlpack, METH_VARARGS,
-      "dlpack(code, bits, shape) -> 'dltensor' capsule over these bytes." },
-    { NULL, NULL, 0, NULL },
-};
-
-PyTypeObject pyt_buffer_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "trestle._trestle.Buffer",
-    .tp_doc = "One restored tensor's bytes inside an Arena (buffer protocol when on the host).",
-    .tp_basicsize = sizeof(pyt_buffer),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_dealloc = buffer_dealloc,
-    .tp_as_buffer = &buffer_procs,
-    .tp_getset = buffer_getset,
-    .tp_methods = buffer_methods,
-};
 
 /* ---- Plan ---- */
 
@@ -407,19 +303,25 @@ static PyObject *plan_restore(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 /*
- * take_arena() -> (Arena or None, [Buffer or None per op]): adopt the
- * restored plan's engine memory. Skipped ops give None. The plan may be
- * dropped afterwards; the Buffers keep the Arena alive.
+ * take_arena(per_op=True) -> (Arena or None, [Buffer or None per op]):
+ * adopt the restored plan's engine memory. Skipped ops give None. The plan
+ * may be dropped afterwards; the Buffers keep the Arena alive. With
+ * per_op=False, (Arena or None, one Buffer over the whole arena or None):
+ * a model of 100,000 tensors then makes one Buffer, not 100,000, and
+ * host_arrays() views it.
  */
-static PyObject *plan_take_arena(PyObject *self, PyObject *unused)
+static PyObject *plan_take_arena(PyObject *self, PyObject *args, PyObject *kwargs)
 {
+    static char *kwlist[] = { "per_op", NULL };
     pyt_plan *pl = (pyt_plan *)self;
-    if (plan_check(pl) < 0)
+    int per_op = 1;
+    if (plan_check(pl) < 0 ||
+        !PyArg_ParseTupleAndKeywords(args, kwargs, "|p", kwlist, &per_op))
         return NULL;
     size_t n = trestle_plan_op_count(pl->p);
-    PyObject *bufs = PyList_New((Py_ssize_t)n);
+    PyObject *bufs = per_op ? PyList_New((Py_ssize_t)n) : NULL;
     pyt_arena *ar = PyObject_New(pyt_arena, &pyt_arena_type);
-    if (!bufs || !ar) {
+    if ((per_op && !bufs) || !ar) {
         Py_XDECREF(bufs);
         if (ar) {
             ar->a = NULL;
@@ -431,30 +333,132 @@ static PyObject *plan_take_arena(PyObject *self, PyObject *unused)
     ar->a = NULL;
     ar->weakrefs = NULL;
     /* Pointers first: they stay valid through the adoption. */
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; per_op && i < n; i++) {
         trestle_plan_op_info op;
         PyObject *item = Py_None;
         trestle_plan_get_op(pl->p, i, &op);
         if (!op.skipped) {
-            pyt_buffer *b = PyObject_New(pyt_buffer, &pyt_buffer_type);
-            if (!b) {
+            if (!(item = pyt_new_buffer(ar, op.data, (Py_ssize_t)op.bytes, op.device))) {
                 Py_DECREF(bufs);
                 Py_DECREF(ar);
                 return NULL;
             }
-            Py_INCREF(ar);
-            b->arena = (PyObject *)ar;
-            b->ptr = op.data;
-            b->len = (Py_ssize_t)op.bytes;
-            b->device = op.device;
-            item = (PyObject *)b;
         } else {
             Py_INCREF(Py_None);
         }
         PyList_SET_ITEM(bufs, (Py_ssize_t)i, item);
     }
     trestle_plan_adopt_arena(pl->p, &ar->a);
+    if (!per_op) {
+        trestle_arena_info in = { 0 };
+        if (ar->a)
+            trestle_arena_get_info(ar->a, &in);
+        if (!(bufs = ar->a ? pyt_new_buffer(ar, in.base, (Py_ssize_t)in.bytes, in.device)
+                           : (Py_INCREF(Py_None), Py_None))) {
+            Py_DECREF(ar);
+            return NULL;
+        }
+    }
     return Py_BuildValue("(NN)", ar, bufs);
+}
+
+/*
+ * host_arrays(whole, dtypes, result) -> [(name, out_dtype, shape, Buffer)]:
+ * after take_arena(per_op=False), a numpy array over `whole` (the arena's
+ * Buffer, host memory) for every op that is not skipped and whose restored
+ * dtype is a key of `dtypes` ({DataType: numpy dtype}), put into the dict
+ * `result` under the op's name, in op order. The ops it leaves to the
+ * caller (strings, dtypes it was not given) get None there, so that the
+ * caller's values keep the order, and come back with a Buffer of their
+ * bytes.
+ *
+ * It uses the plan up: what each array needs is copied out of the plan
+ * (names and shapes, some 60 bytes a tensor), then the plan is freed, and
+ * the checkpoint with it when the caller no longer holds it; only then
+ * are the Python objects made. A model of 100,000 tensors so never holds
+ * the engine's per-tensor state and 100,000 numpy arrays at once. One
+ * ndarray(shape, dtype, buffer, offset) call per tensor, made here: the
+ * Python loop it replaces cost more than the restore.
+ */
+static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
+{
+    pyt_plan *pl = (pyt_plan *)self;
+    PyObject *whole, *dtypes, *result, *ndarray = NULL, *left = NULL;
+    view_spec *spec = NULL;
+    int64_t *dims = NULL;
+    char *names = NULL;
+    size_t nspec = 0, ndims = 0, nnames = 0;
+    if (plan_check(pl) < 0 || !PyArg_ParseTuple(args, "OO!O!", &whole, &PyDict_Type, &dtypes,
+                                                &PyDict_Type, &result))
+        return NULL;
+    const pyt_buffer *wb = whole != Py_None && Py_TYPE(whole) == &pyt_buffer_type
+                               ? (const pyt_buffer *)whole : NULL;
+    if (wb && wb->device >= 0) {
+        PyErr_SetString(PyExc_ValueError, "host_arrays: the arena is in CUDA device memory");
+        return NULL;
+    }
+    size_t n = trestle_plan_op_count(pl->p), rank_sum = 0, name_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info op;
+        trestle_plan_get_op(pl->p, i, &op);
+        if (!op.skipped) {
+            rank_sum += (size_t)op.rank;
+            name_sum += strlen(op.name) + 1;
+        }
+    }
+    if (!(ndarray = pyt_ndarray_type()) || !(left = PyList_New(0)))
+        goto fail;
+    spec = PyMem_Malloc((n ? n : 1) * sizeof *spec);
+    dims = PyMem_Malloc((rank_sum ? rank_sum : 1) * sizeof *dims);
+    names = PyMem_Malloc(name_sum ? name_sum : 1);
+    if (!spec || !dims || !names) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    /* Pass 1, plan in hand: copy out names, shapes, places and dtypes. */
+    for (size_t i = 0; i < n; i++) {
+        trestle_plan_op_info op;
+        trestle_plan_get_op(pl->p, i, &op);
+        if (op.skipped)
+            continue;
+        PyObject *code = PyLong_FromLong(op.out_dtype);
+        PyObject *dt = code ? PyDict_GetItemWithError(dtypes, code) : NULL;
+        Py_XDECREF(code);
+        if (PyErr_Occurred())
+            goto fail;
+        uintptr_t at = (uintptr_t)op.data, lo = wb ? (uintptr_t)wb->ptr : 0;
+        bool inside = op.bytes == 0 || (wb && at >= lo && op.bytes <= (uint64_t)wb->len &&
+                                        at - lo <= (uint64_t)wb->len - op.bytes);
+        size_t len = strlen(op.name) + 1;
+        spec[nspec++] = (view_spec){ nnames, inside ? dt : NULL, op.data, op.bytes, ndims,
+                                     op.rank, op.out_dtype };
+        memcpy(names + nnames, op.name, len);
+        nnames += len;
+        memcpy(dims + ndims, op.dims, (size_t)op.rank * sizeof *dims);
+        ndims += (size_t)op.rank;
+    }
+    /* The plan is spent: free it, and with it the checkpoint when the
+     * caller holds no other reference. */
+    trestle_plan_free(pl->p);
+    pl->p = NULL;
+    Py_CLEAR(pl->ckpt);
+    /* Pass 2: the values, in op order. */
+    for (size_t k = 0; k < nspec; k++)
+        if (pyt_put_view(ndarray, wb, whole, result, left, &spec[k], names + spec[k].name,
+                     dims + spec[k].dims) != 0)
+            goto fail;
+    PyMem_Free(spec);
+    PyMem_Free(dims);
+    PyMem_Free(names);
+    Py_DECREF(ndarray);
+    return left;
+fail:
+    PyMem_Free(spec);
+    PyMem_Free(dims);
+    PyMem_Free(names);
+    Py_XDECREF(ndarray);
+    Py_XDECREF(left);
+    return NULL;
 }
 
 static PyMethodDef plan_methods[] = {
@@ -463,8 +467,13 @@ static PyMethodDef plan_methods[] = {
     { "stats", plan_stats, METH_NOARGS, "stats() -> plan totals." },
     { "restore", (PyCFunction)(void (*)(void))plan_restore, METH_VARARGS | METH_KEYWORDS,
       "restore(device=-1, threads=0, verify=True, progress=None) -> stats dict." },
-    { "take_arena", plan_take_arena, METH_NOARGS,
-      "take_arena() -> (Arena, [Buffer or None]): adopt the restored tensors." },
+    { "take_arena", (PyCFunction)(void (*)(void))plan_take_arena, METH_VARARGS | METH_KEYWORDS,
+      "take_arena(per_op=True) -> (Arena, [Buffer or None]) or, per_op=False, (Arena, Buffer "
+      "over the whole arena): adopt the restored tensors." },
+    { "host_arrays", plan_host_arrays, METH_VARARGS,
+      "host_arrays(whole, dtypes, result) -> [(name, out_dtype, shape, Buffer)]: numpy views "
+      "of the restored host tensors into the dict result, by name, and the ops left to the "
+      "caller; uses the plan up (it is freed)." },
     { NULL, NULL, 0, NULL },
 };
 

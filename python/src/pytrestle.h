@@ -34,13 +34,20 @@ typedef struct pyt_checkpoint {
 } pyt_checkpoint;
 extern PyTypeObject pyt_checkpoint_type;
 
-/* Plan, Arena and Buffer (pyplan.c); DLPack capsules (pydlpack.c). */
+/* Plan (pyplan.c), Arena and Buffer (pyarena.c); DLPack capsules (pydlpack.c). */
 extern PyTypeObject pyt_plan_type;
 extern PyTypeObject pyt_arena_type;
 extern PyTypeObject pyt_buffer_type;
 
 /* A bundle writer (pywriter.c), for tests and tools. */
 extern PyTypeObject pyt_writer_type;
+
+/* An adopted arena (pyarena.c). */
+typedef struct pyt_arena {
+    PyObject_HEAD
+    trestle_arena *a;
+    PyObject *weakrefs;     /* tests watch the arena's death with weakref */
+} pyt_arena;
 
 /* A view of `len` bytes at `ptr` inside an arena (host or device). */
 typedef struct pyt_buffer {
@@ -50,6 +57,30 @@ typedef struct pyt_buffer {
     Py_ssize_t len;         /* bytes */
     int device;             /* CUDA ordinal, or -1 for host memory */
 } pyt_buffer;
+
+/* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds), or NULL. */
+PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device);
+
+/* numpy's ndarray type (a new reference), or NULL. */
+PyObject *pyt_ndarray_type(void);
+
+/* What host_arrays() keeps of an op once the plan is gone. */
+typedef struct view_spec {
+    size_t name;             /* its name: from here in the names buffer, NUL-terminated */
+    PyObject *dt;            /* its numpy dtype (borrowed from `dtypes`), or NULL: the caller's */
+    void *data;              /* its bytes */
+    uint64_t bytes;
+    size_t dims;             /* its shape: rank values from here in the dims array */
+    int rank;
+    int out_dtype;
+} view_spec;
+
+/* One op's value in host_arrays()'s result (pyplan.c): its array over
+ * `whole`, or None with (name, out_dtype, shape, Buffer) appended to
+ * `left`. 0, or -1 with a Python error set. */
+int pyt_put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObject *result,
+                 PyObject *left, const view_spec *v, const char *name_bytes,
+                 const int64_t *dims);
 
 /* Strings handed to the engine, owned here until the call that copies
  * them (trestle_plan_create) returns. */

@@ -289,3 +289,49 @@ def test_device_restore_on_the_cuda_mock(mixed_ckpt, device):
     del cap
     gc.collect()
     assert arena() is None       # freed with cudaFree on the mock, checked by it
+
+
+def test_restore_keeps_op_order_with_strings_and_empty_tensors_among_arrays(mixed_ckpt):
+    """The engine makes the numpy views and leaves strings to Python: the
+    result still lists every tensor in the checkpoint's order, with the
+    string, the scalar and the empty tensor in their places (issue 24)."""
+    prefix, values = mixed_ckpt
+    restored = trestle.restore(prefix, bfloat16="uint16", progress=False)
+    order = [name for name, _ in trestle.list_variables(prefix)]
+    assert list(restored) == [n for n in order if n in values]
+    assert restored["empty"].shape == (0, 3) and restored["empty"].dtype == np.float32
+    assert restored["global_step"].shape == () and restored["global_step"] == 1234
+    for name, value in restored.items():
+        if isinstance(values[name], np.ndarray) and values[name].dtype != object:
+            assert value.flags.writeable and value.flags.c_contiguous, name
+
+
+def test_a_missing_ml_dtypes_is_looked_for_once(tmp_path, monkeypatch):
+    """Python does not remember a failed import: restoring many bfloat16
+    tensors without ml_dtypes searched sys.path once per tensor (15 s for
+    100,000 of them). It is looked for once now (issue 24)."""
+    import builtins
+    import sys
+    from trestle import _dtypes, _trestle
+    prefix = str(tmp_path / "bf" / "ckpt")
+    os.makedirs(os.path.dirname(prefix))
+    w = _trestle.Writer(prefix)
+    for i in range(200):
+        w.add(f"t{i:03d}", 14, (2,), BF16_BITS[:2].tobytes())
+    w.finish()
+    monkeypatch.delitem(sys.modules, "ml_dtypes", raising=False)
+    monkeypatch.setattr(_dtypes, "_ML_DTYPES_MISSING", [])
+    tries = []
+    real_import = builtins.__import__
+
+    def no_ml_dtypes(name, *args, **kwargs):
+        if name == "ml_dtypes":
+            tries.append(name)
+            raise ImportError("no ml_dtypes here")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ml_dtypes)
+    restored = trestle.restore(prefix, progress=False)
+    assert len(restored) == 200 and restored["t007"].dtype == np.uint16
+    assert trestle.load_variable(prefix, "t150").dtype == np.uint16
+    assert len(tries) == 1, f"ml_dtypes was looked for {len(tries)} times"

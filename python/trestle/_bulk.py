@@ -399,21 +399,54 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
     total = plan.stats()["output_bytes"]
     stats = plan.restore(device=device_id, threads=threads, verify=bool(verify),
                          progress=_progress(progress, total))
-    arena, buffers = plan.take_arena()
     result = RestoreResult()
     result.stats = stats
+    if framework == "numpy":
+        # The engine makes the arrays, one ndarray() call each over one
+        # Buffer of the whole arena; strings (object arrays) are left here.
+        # host_arrays() frees the plan, and the checkpoint once this
+        # function no longer holds it, before it makes the arrays.
+        arena, whole = plan.take_arena(per_op=False)
+        result.arena = weakref.ref(arena)
+        del arena, ckpt   # the arrays alone keep the arena alive
+        names = [op[0] for op in plan.ops() if not op[2]] if keys is not None else None
+        for name, out_dtype, shape, buf in plan.host_arrays(whole, _host_dtypes(bfloat16),
+                                                             result):
+            result[name] = (_numpy_view(buf, out_dtype, shape, bfloat16) if buf is not None
+                            else np.empty(shape, _dtypes.returned_dtype(out_dtype, bfloat16)))
+        if names is not None:
+            # The result's names (keys=), applied to the ops in op order.
+            values = [result.pop(name) for name in names]
+            for name, value in zip(apply_keys(keys, names), values):
+                result[name] = value
+        return result
+    arena, buffers = plan.take_arena()
     result.arena = weakref.ref(arena)
     del arena   # the arrays alone keep it alive
     kept = [(op, buf) for op, buf in zip(plan.ops(), buffers) if not op[2]]
     names = apply_keys(keys, [op[0] for op, _ in kept])
     for name, ((_, _, _, _, out_dtype, shape, _), buf) in zip(names, kept):
-        if framework == "numpy":
-            result[name] = _numpy_view(buf, out_dtype, shape, bfloat16)
-        elif framework == "torch":
+        if framework == "torch":
             result[name] = _torch_view(torch, buf, out_dtype, shape)
         else:
             result[name] = Array(buf, out_dtype, shape)
     return result
+
+
+def _host_dtypes(bfloat16):
+    """{DataType: numpy dtype} of every dtype whose restored bytes are a
+    plain numpy array (not strings, not the ones that cannot be read)."""
+    out = {}
+    for value in _dtypes.values():
+        # bfloat16 and float8 without ml_dtypes go through _numpy_view(),
+        # which says once that they come back as raw bits.
+        if not _dtypes.native(value):
+            continue
+        try:
+            out[value] = _dtypes.numpy_dtype(value, bfloat16)
+        except TypeError:
+            pass    # left to _numpy_view, which raises it
+    return out
 
 
 def convert(path, out, ops=None, *, rename=None, keys=None, transpose=None, exclude=None,

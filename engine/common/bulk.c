@@ -1,0 +1,118 @@
+/*
+ * bulk.c - zeroed arrays of per-tensor state, in huge pages when large
+ * (bulk.h). Each block starts with a header saying how it was made and how
+ * big it is, so that realloc and free need nothing from the caller.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "bulk.h"
+
+#define HUGE_PAGE ((size_t)2 << 20) /* PMD size with 4 KiB base pages (x86-64, arm64) */
+#define HEADER 64                   /* keeps the data 64-byte aligned */
+#define MAP_MIN ((size_t)256 << 10) /* from here on, a mapping of its own */
+#define HUGE_MIN ((size_t)8 << 20)  /* from here on, in huge pages: below, a huge page half
+                                       used would cost more memory than its faults cost time */
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23      /* Linux >= 5.14; older kernels refuse it, which is fine */
+#endif
+
+typedef struct header {
+    size_t bytes;  /* data bytes asked for */
+    size_t span;   /* mapped bytes (header included), or 0: malloc'd */
+} header;
+
+static header *head_of(void *p)
+{
+    return (header *)((uint8_t *)p - HEADER);
+}
+
+/*
+ * A mapping of `span` bytes; from HUGE_MIN up advised into huge pages
+ * (advice: the kernel may decline; it backs only the 2 MiB-aligned parts;
+ * the whole mapping is advised, so that it stays one VMA, which mremap()
+ * needs). With `populate` its pages are made now, in one call: an array
+ * about to be filled pays one system call instead of a fault per page.
+ */
+static void *map(size_t span, bool populate)
+{
+    void *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    if (span >= HUGE_MIN)
+        madvise(m, span, MADV_HUGEPAGE);
+    if (populate)
+        madvise(m, span, MADV_POPULATE_WRITE);
+    return m;
+}
+
+static void *make(size_t bytes, bool populate)
+{
+    header *h;
+    if (bytes > SIZE_MAX - HUGE_PAGE)
+        return NULL;
+    if (bytes + HEADER < MAP_MIN) {
+        if (!(h = calloc(1, bytes + HEADER)))
+            return NULL;
+        h->span = 0;
+    } else {
+        size_t span = (bytes + HEADER + 4095) & ~(size_t)4095;
+        if (!(h = map(span, populate)))
+            return NULL;
+        h->span = span;
+    }
+    h->bytes = bytes;
+    return (uint8_t *)h + HEADER;
+}
+
+void *trestle__bulk_calloc(size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes))
+        return NULL;
+    return make(bytes, true);
+}
+
+void *trestle__bulk_realloc(void *p, size_t n, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(n, size, &bytes) || bytes > SIZE_MAX - HUGE_PAGE)
+        return NULL;
+    if (!p)
+        return make(bytes, false); /* growing: the capacity is not used yet */
+    header *h = head_of(p);
+    if (h->span && bytes + HEADER >= MAP_MIN) {
+        /* Mapped both before and after: move the pages, copy nothing. */
+        size_t span = (bytes + HEADER + 4095) & ~(size_t)4095;
+        header *m = mremap(h, h->span, span, MREMAP_MAYMOVE); /* keeps the advice */
+        if (m == MAP_FAILED)
+            return NULL;
+        m->span = span;
+        m->bytes = bytes;
+        return (uint8_t *)m + HEADER;
+    }
+    void *q = make(bytes, false);
+    if (!q)
+        return NULL;
+    memcpy(q, p, h->bytes < bytes ? h->bytes : bytes);
+    trestle__bulk_free(p);
+    return q;
+}
+
+void trestle__bulk_free(void *p)
+{
+    if (!p)
+        return;
+    header *h = head_of(p);
+    if (h->span)
+        munmap(h, h->span);
+    else
+        free(h);
+}

@@ -1,0 +1,30 @@
+/*
+ * bulk.h - zeroed arrays of per-tensor state (engine/common/bulk.c): an
+ * open checkpoint's entries, a plan's ops, extents and pieces, a restore's
+ * per-extent state. Small ones come from malloc; from 256 KiB up they are
+ * their own mapping, made whole at once (an array that is about to be
+ * filled), and from 8 MiB up advised into transparent huge pages. A model
+ * of 100,000 tensors keeps some 40 MiB of such arrays, and first-touch
+ * page faults (one per 4 KiB, each zeroing its page and charging it) cost
+ * as much as everything planning computes. Pointers must go back through
+ * trestle__bulk_free().
+ */
+#ifndef TRESTLE_BULK_H
+#define TRESTLE_BULK_H
+
+#include <stddef.h>
+
+/* n * size zeroed bytes, all of them made resident now, or NULL (also when
+ * n * size overflows). */
+void *trestle__bulk_calloc(size_t n, size_t size);
+
+/* Grow or shrink p (from this allocator, or NULL) to n * size bytes,
+ * keeping the contents (bytes past the old size are unspecified). A large
+ * block moves its pages rather than copying them. NULL (p untouched) when
+ * out of memory. */
+void *trestle__bulk_realloc(void *p, size_t n, size_t size);
+
+/* Free p (NULL is fine). */
+void trestle__bulk_free(void *p);
+
+#endif /* TRESTLE_BULK_H */

@@ -1,0 +1,185 @@
+/*
+ * pyarena.c - the objects restored tensors live in: _trestle.Arena (an
+ * adopted trestle_arena) and _trestle.Buffer (bytes inside one, through
+ * the buffer protocol on the host), and the numpy views host_arrays()
+ * (pyplan.c) makes over a Buffer of a whole arena.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "pytrestle.h"
+
+/* ---- Arena ---- */
+
+static void arena_dealloc(PyObject *self)
+{
+    pyt_arena *ar = (pyt_arena *)self;
+    if (ar->weakrefs)
+        PyObject_ClearWeakRefs(self);
+    trestle_arena_free(ar->a);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyObject *arena_info(PyObject *self, PyObject *unused)
+{
+    trestle_arena_info in;
+    trestle_arena_get_info(((pyt_arena *)self)->a, &in);
+    return Py_BuildValue("{s:K,s:K,s:i}", "base", (unsigned long long)(uintptr_t)in.base, "bytes",
+                         (unsigned long long)in.bytes, "device", in.device);
+}
+
+static PyMethodDef arena_methods[] = {
+    { "info", arena_info, METH_NOARGS, "info() -> {'base', 'bytes', 'device'}." },
+    { NULL, NULL, 0, NULL },
+};
+
+PyTypeObject pyt_arena_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "trestle._trestle.Arena",
+    .tp_doc = "Engine memory adopted from a restored plan; freed when the object dies.",
+    .tp_basicsize = sizeof(pyt_arena),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = arena_dealloc,
+    .tp_weaklistoffset = offsetof(pyt_arena, weakrefs),
+    .tp_methods = arena_methods,
+};
+
+/* ---- Buffer ---- */
+
+static void buffer_dealloc(PyObject *self)
+{
+    Py_XDECREF(((pyt_buffer *)self)->arena);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static int buffer_get(PyObject *self, Py_buffer *view, int flags)
+{
+    pyt_buffer *b = (pyt_buffer *)self;
+    if (b->device >= 0) {
+        PyErr_SetString(PyExc_BufferError, "the tensor is in CUDA device memory; use DLPack");
+        return -1;
+    }
+    return PyBuffer_FillInfo(view, self, b->ptr, b->len, 0, flags);
+}
+
+static PyBufferProcs buffer_procs = { .bf_getbuffer = buffer_get };
+
+static PyObject *buffer_get_arena(PyObject *self, void *c)
+{
+    PyObject *a = ((pyt_buffer *)self)->arena;
+    Py_INCREF(a);
+    return a;
+}
+
+static PyObject *buffer_get_nbytes(PyObject *self, void *c)
+{
+    return PyLong_FromSsize_t(((pyt_buffer *)self)->len);
+}
+
+static PyObject *buffer_get_device(PyObject *self, void *c)
+{
+    return PyLong_FromLong(((pyt_buffer *)self)->device);
+}
+
+static PyObject *buffer_get_address(PyObject *self, void *c)
+{
+    return PyLong_FromVoidPtr(((pyt_buffer *)self)->ptr);
+}
+
+static PyGetSetDef buffer_getset[] = {
+    { "arena", buffer_get_arena, NULL, "the Arena that owns the bytes", NULL },
+    { "nbytes", buffer_get_nbytes, NULL, "size in bytes", NULL },
+    { "device", buffer_get_device, NULL, "CUDA ordinal, or -1 for host memory", NULL },
+    { "address", buffer_get_address, NULL, "address of the first byte", NULL },
+    { NULL, NULL, NULL, NULL, NULL },
+};
+
+static PyMethodDef buffer_methods[] = {
+    { "dlpack", pyt_buffer_dlpack, METH_VARARGS,
+      "dlpack(code, bits, shape) -> 'dltensor' capsule over these bytes." },
+    { NULL, NULL, 0, NULL },
+};
+
+PyTypeObject pyt_buffer_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "trestle._trestle.Buffer",
+    .tp_doc = "One restored tensor's bytes inside an Arena (buffer protocol when on the host).",
+    .tp_basicsize = sizeof(pyt_buffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = buffer_dealloc,
+    .tp_as_buffer = &buffer_procs,
+    .tp_getset = buffer_getset,
+    .tp_methods = buffer_methods,
+};
+
+/* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds). */
+PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device)
+{
+    pyt_buffer *b = PyObject_New(pyt_buffer, &pyt_buffer_type);
+    if (!b)
+        return NULL;
+    Py_INCREF(ar);
+    b->arena = (PyObject *)ar;
+    b->ptr = ptr;
+    b->len = len;
+    b->device = device;
+    return (PyObject *)b;
+}
+
+/* numpy's ndarray type, looked up once per call of host_arrays(). */
+PyObject *pyt_ndarray_type(void)
+{
+    PyObject *np = PyImport_ImportModule("numpy");
+    PyObject *t = np ? PyObject_GetAttrString(np, "ndarray") : NULL;
+    Py_XDECREF(np);
+    return t;
+}
+
+/* A tuple of the n dims at d. */
+static PyObject *shape_tuple(const int64_t *d, int n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (int i = 0; t && i < n; i++) {
+        PyObject *v = PyLong_FromLongLong(d[i]);
+        if (!v) {
+            Py_CLEAR(t);
+            break;
+        }
+        PyTuple_SET_ITEM(t, i, v);
+    }
+    return t;
+}
+
+/* One op's value in host_arrays()'s result: its array over `whole`, or
+ * None with (name, out_dtype, shape, Buffer) appended to `left`. */
+int pyt_put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObject *result,
+                    PyObject *left, const view_spec *v, const char *name_bytes,
+                    const int64_t *dims)
+{
+    PyObject *name = pyt_str(name_bytes), *shape = name ? shape_tuple(dims, v->rank) : NULL;
+    PyObject *value = NULL;
+    int rc = -1;
+    if (!shape)
+        goto out;
+    if (!v->dt) {
+        /* Without an arena every op has zero bytes: no Buffer then. */
+        PyObject *b = wb ? pyt_new_buffer((pyt_arena *)wb->arena, v->data, (Py_ssize_t)v->bytes, -1)
+                         : (Py_INCREF(Py_None), Py_None);
+        PyObject *item = b ? Py_BuildValue("(OiON)", name, v->out_dtype, shape, b) : NULL;
+        if (item && PyList_Append(left, item) == 0)
+            value = (Py_INCREF(Py_None), Py_None);
+        Py_XDECREF(item);
+    } else if (v->bytes == 0) {
+        /* A zero-byte tensor views nothing: numpy makes it as np.empty does. */
+        value = PyObject_CallFunctionObjArgs(ndarray, shape, v->dt, NULL);
+    } else {
+        value = PyObject_CallFunction(ndarray, "OOOK", shape, v->dt, whole,
+                                      (unsigned long long)((uint8_t *)v->data - (uint8_t *)wb->ptr));
+    }
+    rc = value ? PyDict_SetItem(result, name, value) : -1;
+out:
+    Py_XDECREF(value);
+    Py_XDECREF(shape);
+    Py_XDECREF(name);
+    return rc;
+}
