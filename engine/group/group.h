@@ -196,6 +196,22 @@ int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, in
                              uint8_t *const *addr, const uint64_t *len, const int *dev, int n,
                              uint64_t bytes, bool direct, int *status, trestle_error *err);
 
+/* Write `len` bytes at buf: bytes [at, at + len) of a part round's payload. */
+typedef void (*trestle__group_fill_fn)(void *user, uint8_t *buf, uint64_t at, uint64_t len);
+
+/* One round of a payload the root holds in host memory (the parts of a
+ * tensor it read whole, engine/group/group_scatter.c): at the root, fill()
+ * writes its bytes [at, at + bytes) into the exchange's host side (NULL:
+ * the root has nothing to give, and no rank copies this round); they are
+ * broadcast as a round of dev_round() is, status word included; then every
+ * rank, the root too, copies bytes [from, from + len) of the round to dst,
+ * on device dst_dev or -1 for host memory (len 0: nothing), on the
+ * exchange's stream. Failures as for trestle__group_dev_round(). */
+int trestle__group_dev_part_round(trestle__group_dev *dx, MPI_Comm comm, int root, int rank,
+                                  trestle__group_fill_fn fill, void *user, uint64_t at,
+                                  uint64_t bytes, uint8_t *dst, int dst_dev, uint64_t from,
+                                  uint64_t len, trestle_error *err);
+
 /* Wait for the copies queued so far (a receiver's unpack of the last
  * round runs on the exchange's stream), so that an exchange can be timed
  * to the end; the first CUDA failure of the exchange, which close() will
