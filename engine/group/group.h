@@ -323,4 +323,22 @@ int trestle__group_send_parts(const trestle_group *g, const int *global,
                               const trestle_plan *whole, uint64_t *sent, uint64_t *received,
                               trestle_error *err);
 
+/*
+ * The same through the device exchange dx (engine/group/group_device.c),
+ * for a scope where some rank's destinations are in device memory: for
+ * each shared op the owner broadcasts the scope's parts end to end, in
+ * rounds of at most TRESTLE__GROUP_ROUND_BYTES (trestle__group_dev_part_round()),
+ * and every rank copies its own part out of them, onto its device or into
+ * host memory, on the exchange's stream (trestle__group_dev_end() waits for
+ * the last copies). Collective over g->xcomm: an MPI_Allgather of the
+ * parts' sizes, then one round after another. *sent: the payload bytes
+ * this rank broadcast; *received: those the others broadcast to it (all of
+ * each payload, of which it keeps its part). Errors as
+ * trestle__group_send_parts().
+ */
+int trestle__group_send_parts_dev(const trestle_group *g, trestle__group_dev *dx,
+                                  const int *global, const trestle__group_shared *sh, size_t n,
+                                  trestle_plan *parts, const trestle_plan *whole, uint64_t *sent,
+                                  uint64_t *received, trestle_error *err);
+
 #endif /* TRESTLE_GROUP_H */
