@@ -64,7 +64,7 @@
  * (partial_reads, the parts' CRC32C checked together by
  * trestle_group_check_shares()), and one rank reads a tensor whole for the
  * others where they cannot (narrow tensors split by columns), sending each
- * its part. The lower-level path stays: trestle_restore() of a plan with
+ * its part, into host memory or onto its device. The lower-level path stays: trestle_restore() of a plan with
  * partial_reads on each rank, then trestle_group_check_shares().
  *
  * Rules of trestle.h hold here: one error type, 0 or a positive
@@ -466,11 +466,19 @@ TRESTLE_API int trestle_group_check_shares(trestle_group *g, const trestle_plan 
  *     of the read-once scope, chosen to even out the bytes; it sends every
  *     other rank of the scope its part (MPI, point to point, no packing
  *     copy), and the others read none of it (trestle_plan_drop_op_reads()).
- *     Parts are sent into host memory only: when any rank restores to a
- *     device, every rank reads such tensors whole itself, as
- *     trestle_restore() would, and `stats->exchange_note` says so.
+ *     When some rank of the scope restores to a device (`opt->device`),
+ *     the parts travel by the group's device exchange instead, the one
+ *     trestle_group_restore() chooses and keeps (NCCL, CUDA-aware MPI
+ *     only when asked for, or pinned host staging): the owner broadcasts
+ *     the scope's parts end to end, in rounds of at most 64 MiB, and each
+ *     rank copies its own part out of every round on the exchange's
+ *     stream, after the work queued on `opt->cuda_stream` before the call
+ *     (the fabric so carries every part to every rank of the scope, where
+ *     point to point between host destinations carries each once). A rank
+ *     alone in its read-once scope reads such a tensor whole itself, which
+ *     is reading it once there.
  * So the ranks of a scope read the parts' stored bytes once between them,
- * whatever the rules, instead of up to N times. Ops that no rule matches are
+ * whatever the rules and destinations, instead of up to N times. Ops that no rule matches are
  * restored whole by every rank (plan them for trestle_group_restore() to
  * read them once instead).
  *
@@ -495,13 +503,20 @@ TRESTLE_API int trestle_group_check_shares(trestle_group *g, const trestle_plan 
  * @param[out] stats  this rank's figures (also on failure); may be NULL.
  *                    bytes_read counts every byte this rank read, its own
  *                    parts and whole tensors read for others; bytes_sent
- *                    and bytes_received the parts sent between ranks;
- *                    `local` the restore of its parts plus, in its byte and
- *                    busy-time counts, the whole tensors it read; exchange
- *                    is MPI_HOST and exchange_note says which tensors were
- *                    read whole for others (e.g. "96 tensors (42.00 MiB)
- *                    whose parts no rank reads alone: each read whole by one
- *                    rank, its parts sent over MPI"), or why not.
+ *                    and bytes_received the parts' bytes that went between
+ *                    ranks (between host destinations each part once, to
+ *                    its rank; by the device exchange the owner's payload
+ *                    of the scope's parts, which every other rank of the
+ *                    scope receives whole); `local` the restore of its
+ *                    parts plus, in its byte and busy-time counts, the
+ *                    whole tensors it read;
+ *                    exchange is the kind that moved the parts (MPI_HOST
+ *                    between host destinations, else the device exchange's
+ *                    NCCL, MPI_CUDA or STAGED) and exchange_note says which
+ *                    tensors were read whole for others and how their parts
+ *                    went (e.g. "96 tensors (42.00 MiB) whose parts no rank
+ *                    reads alone: each read whole by one rank, its parts
+ *                    broadcast by NCCL"), or why nothing was sent.
  * @param[out] err    filled on failure; may be NULL. Every rank gets the
  *                    same code and message: "rank R of N: <the error of the
  *                    lowest failing rank R>", or the group's own finding
@@ -510,8 +525,10 @@ TRESTLE_API int trestle_group_check_shares(trestle_group *g, const trestle_plan 
  *         trestle_restore() and trestle_group_check_shares();
  *         TRESTLE_E_INVALID_ARG also for NULL arguments and checkpoint
  *         versions that differ between ranks; TRESTLE_E_GROUP when an MPI
- *         call failed.
- * Collective; blocks the calling thread, which makes every MPI call. Since 0.2.
+ *         or NCCL call failed; TRESTLE_E_CUDA (a copy of the device
+ *         exchange failed), TRESTLE_E_NOMEM (its buffers).
+ * Collective; blocks the calling thread, which makes every MPI call; the
+ * calling thread's current CUDA device is left as it was. Since 0.2.
  */
 TRESTLE_API int trestle_group_restore_parts(trestle_group *g, const trestle_checkpoint *c,
                                             const trestle_op *ops, size_t n,

@@ -118,34 +118,6 @@ Test(mpi, device_ranks_with_node_scope_and_tensor_parallel_parts, .timeout = 300
     tm_free_tp(&f);
 }
 
-Test(mpi, device_ranks_read_narrow_parts_themselves_and_say_so, .timeout = 300)
-{
-    tm_tool();
-    tm_need_mock();
-    tm_tp_fixture f;
-    tm_make_tp(&f);
-    char *args, *out, *err;
-    /* model/mlp/wo/kernel [8,12] split by columns over 3 ranks: 16-byte
-     * runs, which no rank reads alone. Parts are not sent to devices, so
-     * each device rank reads all 384 bytes itself, and rank 0 says why the
-     * job read twice what its tensors take. */
-    cr_assert(asprintf(&args, "'%s' --all --device local --shard 'model/attn/*:0' "
-                              "--shard 'model/mlp/*:1'", f.prefix) > 0);
-    int rc = tm_mpirun(3, TM_MOCK_ENV, args, &out, &err);
-    cr_assert_eq(rc, 0, "exit %d\n%s%s", rc, out, err);
-    cr_assert_eq(tm_count(out, "parts: 1 tensor (384 B) whose parts no rank reads alone: read "
-                               "whole by every rank (no parts are sent to devices)\n"), 1, "%s",
-                 out);
-    cr_assert_eq(tm_count(out, "note: read 1.43 KiB from storage in all, 2.10x the 700 B the "
-                               "tensors take: 1 tensor (384 B) whose parts no rank reads alone: "
-                               "read whole by every rank (no parts are sent to devices)\n"), 1,
-                 "%s", out);
-    free(args);
-    free(out);
-    free(err);
-    tm_free_tp(&f);
-}
-
 Test(mpi, a_corrupt_byte_fails_both_device_ranks_alike, .timeout = 300)
 {
     tm_tool();
@@ -156,32 +128,6 @@ Test(mpi, a_corrupt_byte_fails_both_device_ranks_alike, .timeout = 300)
 
 /* ---- device ranks over NCCL: the mock NCCL (tests/cudamock/ncclmock.c) ---- */
 
-/* The environment of ranks that exchange through the mock NCCL on
- * `devices` mock devices: windows of 4000 bytes, so that every broadcast
- * goes in many chunks, one partial; counters printed; then `extra`. */
-static char *nccl_env(int devices, const char *extra)
-{
-    char *env;
-    cr_assert(asprintf(&env, "TRESTLE_CUDAMOCK_DEVICES=%d TRESTLE_CUDAMOCK_NCCL='%s' "
-                             "TRESTLE_NCCLMOCK_CHUNK=4000 TRESTLE_NCCLMOCK_STATS=1 %s",
-                       devices, tm_need_ncclmock(), extra ? extra : "") > 0);
-    return env;
-}
-
-static void parse_nccl(const char *err, int np, tm_nccl_line *v)
-{
-    memset(v, 0, (size_t)np * sizeof *v);
-    for (const char *s = err; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
-        int r, n, d;
-        uint64_t b, snt, rcv;
-        if (sscanf(s, "ncclmock: rank %d of %d on device %d: %" SCNu64 " broadcasts, %" SCNu64
-                   " bytes sent, %" SCNu64 " bytes received", &r, &n, &d, &b, &snt, &rcv) == 6) {
-            cr_assert(n == np && r >= 0 && r < np && !v[r].seen, "bad line: %.100s", s);
-            v[r] = (tm_nccl_line){ 1, d, b, snt, rcv };
-        }
-    }
-}
-
 /* np ranks on np mock devices restore `path` through the mock NCCL: rank
  * 0 says the exchange was NCCL's; each rank's tensors, read back from its
  * device, equal a host restore; and the bytes went through ncclBroadcast:
@@ -190,13 +136,13 @@ static void parse_nccl(const char *err, int np, tm_nccl_line *v)
 static void check_nccl_ranks(const char *path, int np)
 {
     uint64_t total;
-    char *env = nccl_env(np, NULL), *out, *err;
+    char *env = tm_nccl_env(np, NULL), *out, *err;
     tm_rank_line lines[8];
     tm_nccl_line nl[8];
     run_device_ranks(path, np, env, NULL, lines, &total, &out, &err);
     cr_assert(strstr(out, "exchange nccl: device destinations: NCCL broadcasts between the "
                           "devices\n"), "np %d: no NCCL exchange:\n%s", np, out);
-    parse_nccl(err, np, nl);
+    tm_parse_nccl(err, np, nl);
     uint64_t sent = 0;
     for (int r = 0; r < np; r++) {
         cr_assert_eq(lines[r].device, r, "rank %d restored to device %d", r, lines[r].device);
@@ -243,7 +189,7 @@ static void check_nccl_fallback(const char *path, int np, int devices, const cha
     uint64_t total;
     char *more, *env, *out, *err, line[256];
     cr_assert(asprintf(&more, "TRESTLE_NCCLMOCK_TIMEOUT_MS=60000 %s", extra ? extra : "") > 0);
-    env = nccl_env(devices, more);
+    env = tm_nccl_env(devices, more);
     tm_rank_line lines[8];
     tm_nccl_line nl[8];
     struct timespec t0, t1;
@@ -256,7 +202,7 @@ static void check_nccl_fallback(const char *path, int np, int devices, const cha
     snprintf(line, sizeof line, "exchange staged: device destinations: %s; MPI is not "
              "CUDA-aware: pinned host staging over MPI\n", note);
     cr_assert(strstr(out, line), "wanted '%s' in:\n%s", line, out);
-    parse_nccl(err, np, nl);
+    tm_parse_nccl(err, np, nl);
     for (int r = 0; r < np; r++)
         cr_assert_eq(nl[r].broadcasts, 0, "rank %d broadcast through NCCL", r);
     free(more);
@@ -299,7 +245,7 @@ Test(mpi, a_stalled_nccl_init_stages_on_every_rank_by_its_deadline, .timeout = 3
 Test(mpi, the_nccl_communicator_is_made_once_per_group, .timeout = 300)
 {
     tm_need_ncclmock();
-    char *dir, *prefix = tm_make_multishard(&dir), *env = nccl_env(2, NULL), *args, *out, *err;
+    char *dir, *prefix = tm_make_multishard(&dir), *env = tm_nccl_env(2, NULL), *args, *out, *err;
     /* Three timed restores and the exchange ceiling: one group, one comm. */
     cr_assert(asprintf(&args, "'%s' --device local --repeat 3", prefix) > 0);
     int rc = tm_mpirun_sub(tm_tool(), 2, env, "bench", args, &out, &err);
@@ -347,24 +293,6 @@ Test(mpi, a_cuda_aware_mpi_is_used_only_when_asked_for, .timeout = 300)
 
 /* ---- the caller's stream and context ---- */
 
-/* mpi_device_order (tests/mpi_device_order.c) on np ranks in `mode`. */
-static void check_order(const char *path, int np, const char *mode)
-{
-    const char *prog = TRESTLE_MPI_ORDER_PATH;
-    if (!*prog)
-        cr_skip_test("needs the CUDA mock build with MPI (mpi_device_order)");
-    char *out, *err, want[64];
-    int rc = tm_mpirun_sub(prog, np, TM_MOCK_ENV, mode, path, &out, &err);
-    cr_assert_eq(rc, 0, "%s: exit %d\n%s%s", mode, rc, out, err);
-    for (int r = 0; r < np; r++) {
-        snprintf(want, sizeof want, "rank %d/%d: ", r, np);
-        cr_assert(strstr(out, want) && strstr(strstr(out, want), " tensors ok ("),
-                  "%s: rank %d:\n%s%s", mode, r, out, err);
-    }
-    free(out);
-    free(err);
-}
-
 /* Two float32 tensors of 64 KiB: over three ranks, one rank reads none of
  * them and restores everything it holds through the exchange, so no copy
  * of its own restore waits for (and runs) the caller's stream first. */
@@ -396,13 +324,13 @@ Test(mpi, received_bytes_land_after_the_callers_pending_work, .timeout = 300)
     tm_tool();
     tm_need_mock();
     char *dir, *prefix = write_two(&dir);
-    check_order(prefix, 3, "legacy");
-    check_order(prefix, 3, "stream");
+    tm_check_order(prefix, 3, "legacy", NULL, NULL);
+    tm_check_order(prefix, 3, "stream", NULL, NULL);
     tu_rmtree(dir);
     free(dir);
     free(prefix);
     prefix = tm_make_multishard(&dir);
-    check_order(prefix, 2, "legacy");
+    tm_check_order(prefix, 2, "legacy", NULL, NULL);
     tu_rmtree(dir);
     free(dir);
     free(prefix);
@@ -417,7 +345,7 @@ static void check_nccl_broadcast_fails(const char *path, int np, const char *fai
     char *extra, *env, *args, *out, *err;
     cr_assert(asprintf(&extra, "TRESTLE_NCCLMOCK_TIMEOUT_MS=60000 "
                                "TRESTLE_NCCLMOCK_FAIL_BROADCAST=%s", fail) > 0);
-    env = nccl_env(np, extra);
+    env = tm_nccl_env(np, extra);
     cr_assert(asprintf(&args, "'%s' --all --device local", path) > 0);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

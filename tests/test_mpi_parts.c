@@ -69,8 +69,8 @@ Test(mpi, renames_and_shard_rules_together, .timeout = 300)
  * "tp/q" [48,256] float along dim 0 (one run per rank) and "tp/w"
  * [24,4096] float along dim 1 (one 16 KiB-row run per row per rank, rows
  * far more than trestle-mpi's 4 KiB gap apart). */
-#define TPQ_ROWS 48
-#define TPQ_COLS 256
+#define TPQ_ROWS TM_Q_ROWS /* the narrow fixture's tp/q too */
+#define TPQ_COLS TM_Q_COLS
 #define TPW_ROWS 24
 #define TPW_COLS 4096
 
@@ -181,88 +181,6 @@ Test(mpi, a_corrupt_byte_in_a_tensor_parallel_part_fails_every_rank_alike, .time
 
 /* ---- parts that no rank can read alone: read once, whole, by one rank ---- */
 
-/* "tp/n" [64,32] float, split along dim 1: each rank's columns are a few
- * dozen bytes of every row, far under trestle-mpi's 4 KiB gap, so reading a
- * part alone would read the whole tensor on every rank. "tp/q" [48,256]
- * along dim 0 is one run per rank. "tp/emb" [12,8] is a partitioned
- * variable stored as two row slices (0-5, 6-11): a column part meets both.
- * "tp/cols" [12,9] is stored as three column slices that match the
- * partitioner over 3 ranks, so each rank's part is one stored slice. */
-#define TPN_ROWS 64
-#define TPN_COLS 32
-
-typedef struct narrow_fixture {
-    char *dir, *prefix;
-    float n[TPN_ROWS * TPN_COLS], q[TPQ_ROWS * TPQ_COLS], emb[12 * 8], cols[12 * 9];
-} narrow_fixture;
-
-static void make_narrow(narrow_fixture *f)
-{
-    trestle_writer_options wo;
-    trestle_writer *w;
-    trestle_error err;
-    f->dir = tu_mkdtemp();
-    cr_assert(asprintf(&f->prefix, "%s/narrow", f->dir) > 0);
-    tu_fill_random(f->n, sizeof f->n, 31);
-    tu_fill_random(f->q, sizeof f->q, 32);
-    tu_fill_random(f->emb, sizeof f->emb, 33);
-    tu_fill_random(f->cols, sizeof f->cols, 34);
-    trestle_writer_options_init(&wo);
-    wo.num_shards = 2;
-    cr_assert_eq(trestle_writer_create(f->prefix, &wo, &w, &err), TRESTLE_OK);
-    static const int64_t nd[] = { TPN_ROWS, TPN_COLS }, qd[] = { TPQ_ROWS, TPQ_COLS };
-    cr_assert_eq(trestle_writer_add(w, "tp/n", TRESTLE_DT_FLOAT, 2, nd, f->n, sizeof f->n, 0,
-                                    &err), TRESTLE_OK);
-    cr_assert_eq(trestle_writer_add(w, "tp/q", TRESTLE_DT_FLOAT, 2, qd, f->q, sizeof f->q, 1,
-                                    &err), TRESTLE_OK);
-    /* Slices are stored row-major in their own shape: rows 0-5, rows 6-11. */
-    cr_assert_eq(trestle_writer_add_slice(w, "tp/emb", TRESTLE_DT_FLOAT, "12 8 0,6:-", f->emb,
-                                          6 * 8 * 4, 0, &err), TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(trestle_writer_add_slice(w, "tp/emb", TRESTLE_DT_FLOAT, "12 8 6,6:-",
-                                          f->emb + 48, 6 * 8 * 4, 1, &err), TRESTLE_OK);
-    for (int k = 0; k < 3; k++) {
-        float part[12 * 3];
-        char spec[32];
-        int64_t start[] = { 0, 3 * k }, len[] = { 12, 3 };
-        static const int64_t cd[] = { 12, 9 };
-        tu_ref_slice((const uint8_t *)f->cols, cd, 2, start, len, 4, (uint8_t *)part);
-        snprintf(spec, sizeof spec, "12 9 -:%d,3", 3 * k);
-        cr_assert_eq(trestle_writer_add_slice(w, "tp/cols", TRESTLE_DT_FLOAT, spec, part,
-                                              sizeof part, k % 2, &err), TRESTLE_OK, "%s",
-                     err.message);
-    }
-    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
-    trestle_writer_free(w);
-}
-
-/* An ops file of `text` in f's directory (mpirun gives stdin to rank 0 only). */
-static char *ops_file(const narrow_fixture *f, const char *text)
-{
-    char *path;
-    cr_assert(asprintf(&path, "%s/ops.txt", f->dir) > 0);
-    cr_assert_eq(tu_write_file(path, text, strlen(text)), 0);
-    return path;
-}
-
-static void free_narrow(narrow_fixture *f)
-{
-    tu_rmtree(f->dir);
-    free(f->dir);
-    free(f->prefix);
-}
-
-/* FNV of part r of np along `dim` of a [rows,cols] float tensor, from h. */
-static uint64_t fnv_part(uint64_t h, const float *data, int64_t rows, int64_t cols, int dim,
-                         int r, int np)
-{
-    uint8_t buf[TPN_ROWS * TPN_COLS * 4 + TPQ_ROWS * TPQ_COLS * 4];
-    const int64_t d[] = { rows, cols };
-    int64_t start[2] = { 0, 0 }, len[2] = { rows, cols };
-    trestle_shard_part(d[dim], r, np, &start[dim], &len[dim]);
-    tu_ref_slice((const uint8_t *)data, d, 2, start, len, 4, buf);
-    return tm_fnv(h, buf, (uint64_t)(len[0] * len[1] * 4));
-}
-
 /* Run np ranks with `args`; each rank's parts FNV must be want[r] and its
  * bytes read read[r]; returns rank 0's output (malloc'd). */
 static char *run_parts(int np, const char *args, const uint64_t *want, const uint64_t *read)
@@ -286,9 +204,9 @@ static char *run_parts(int np, const char *args, const uint64_t *want, const uin
 Test(mpi, a_narrow_column_split_is_read_once_by_one_rank_that_sends_the_parts, .timeout = 300)
 {
     tm_tool();
-    narrow_fixture f;
-    make_narrow(&f);
-    char *args, *ops = ops_file(&f, "tp/n\ntp/q\n");
+    tm_narrow f;
+    tm_make_narrow(&f);
+    char *args, *ops = tm_ops_file(f.dir, "tp/n\ntp/q\n");
     cr_assert(asprintf(&args, "'%s' --ops '%s' --checksum --shard 'tp/n:1' --shard 'tp/q:0'",
                        f.prefix, ops) > 0);
     for (int np = 2; np <= 4; np++) {
@@ -296,8 +214,8 @@ Test(mpi, a_narrow_column_split_is_read_once_by_one_rank_that_sends_the_parts, .
         for (int r = 0; r < np; r++) {
             int64_t s, qn;
             trestle_shard_part(TPQ_ROWS, r, np, &s, &qn);
-            want[r] = fnv_part(fnv_part(TM_FNV0, f.n, TPN_ROWS, TPN_COLS, 1, r, np), f.q,
-                               TPQ_ROWS, TPQ_COLS, 0, r, np);
+            want[r] = tm_fnv_part(tm_fnv_part(TM_FNV0, f.n, TM_N_ROWS, TM_N_COLS, 1, r, np), f.q,
+                                  TPQ_ROWS, TPQ_COLS, 0, r, np);
             /* Its own rows of q; rank 0 owns n, the only shared tensor,
              * and reads it whole, once for all. */
             read[r] = (uint64_t)qn * TPQ_COLS * 4 + (r == 0 ? sizeof f.n : 0);
@@ -317,23 +235,23 @@ Test(mpi, a_narrow_column_split_is_read_once_by_one_rank_that_sends_the_parts, .
     for (int r = 0; r < 2; r++) {
         int64_t s, qn;
         trestle_shard_part(TPQ_ROWS, r, 2, &s, &qn);
-        want[r] = fnv_part(fnv_part(TM_FNV0, f.n, TPN_ROWS, TPN_COLS, 1, r, 2), f.q, TPQ_ROWS,
-                           TPQ_COLS, 0, r, 2);
+        want[r] = tm_fnv_part(tm_fnv_part(TM_FNV0, f.n, TM_N_ROWS, TM_N_COLS, 1, r, 2), f.q,
+                              TPQ_ROWS, TPQ_COLS, 0, r, 2);
         read[r] = (uint64_t)qn * TPQ_COLS * 4 + sizeof f.n;
     }
     free(run_parts(2, alone, want, read));
     free(alone);
     free(args);
     free(ops);
-    free_narrow(&f);
+    tm_free_narrow(&f);
 }
 
 Test(mpi, partitioned_variables_are_read_once_whatever_the_split, .timeout = 300)
 {
     tm_tool();
-    narrow_fixture f;
-    make_narrow(&f);
-    char *args, *ops = ops_file(&f, "tp/emb\ntp/cols\n");
+    tm_narrow f;
+    tm_make_narrow(&f);
+    char *args, *ops = tm_ops_file(f.dir, "tp/emb\ntp/cols\n");
     /* tp/emb's row slices split by columns: every part meets both slices,
      * so rank 0 reads both, once, and sends the parts. tp/cols's column
      * slices split by columns over 3 ranks: each rank reads its own slice
@@ -341,7 +259,7 @@ Test(mpi, partitioned_variables_are_read_once_whatever_the_split, .timeout = 300
     cr_assert(asprintf(&args, "'%s' --ops '%s' --checksum --shard 'tp/*:1'", f.prefix, ops) > 0);
     uint64_t want[3], read[3];
     for (int r = 0; r < 3; r++) {
-        want[r] = fnv_part(fnv_part(TM_FNV0, f.emb, 12, 8, 1, r, 3), f.cols, 12, 9, 1, r, 3);
+        want[r] = tm_fnv_part(tm_fnv_part(TM_FNV0, f.emb, 12, 8, 1, r, 3), f.cols, 12, 9, 1, r, 3);
         read[r] = 12 * 3 * 4 + (r == 0 ? sizeof f.emb : 0);
     }
     char *out = run_parts(3, args, want, read);
@@ -349,15 +267,15 @@ Test(mpi, partitioned_variables_are_read_once_whatever_the_split, .timeout = 300
     free(out);
     free(args);
     free(ops);
-    free_narrow(&f);
+    tm_free_narrow(&f);
 }
 
 Test(mpi, a_tensor_restored_both_whole_and_in_parts_gets_a_note, .timeout = 300)
 {
     tm_tool();
-    narrow_fixture f;
-    make_narrow(&f);
-    char *args, *out, *err, *ops = ops_file(&f, "tp/n\nnet/n\n");
+    tm_narrow f;
+    tm_make_narrow(&f);
+    char *args, *out, *err, *ops = tm_ops_file(f.dir, "tp/n\nnet/n\n");
     /* tp/n is asked for twice, whole (as net/n, which no rule matches) and
      * in parts: the group reads it once for the first, its owner once more
      * for the second. */
@@ -372,5 +290,5 @@ Test(mpi, a_tensor_restored_both_whole_and_in_parts_gets_a_note, .timeout = 300)
     free(err);
     free(args);
     free(ops);
-    free_narrow(&f);
+    tm_free_narrow(&f);
 }

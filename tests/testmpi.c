@@ -196,6 +196,71 @@ void tm_check_tp_env(tm_tp_fixture *f, int np, const char *env, const char *args
     free(err);
 }
 
+void tm_make_narrow(tm_narrow *f)
+{
+    trestle_writer_options wo;
+    trestle_writer *w;
+    trestle_error err;
+    f->dir = tu_mkdtemp();
+    cr_assert(asprintf(&f->prefix, "%s/narrow", f->dir) > 0);
+    tu_fill_random(f->n, sizeof f->n, 31);
+    tu_fill_random(f->q, sizeof f->q, 32);
+    tu_fill_random(f->emb, sizeof f->emb, 33);
+    tu_fill_random(f->cols, sizeof f->cols, 34);
+    trestle_writer_options_init(&wo);
+    wo.num_shards = 2;
+    cr_assert_eq(trestle_writer_create(f->prefix, &wo, &w, &err), TRESTLE_OK);
+    static const int64_t nd[] = { TM_N_ROWS, TM_N_COLS }, qd[] = { TM_Q_ROWS, TM_Q_COLS };
+    cr_assert_eq(trestle_writer_add(w, "tp/n", TRESTLE_DT_FLOAT, 2, nd, f->n, sizeof f->n, 0,
+                                    &err), TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(w, "tp/q", TRESTLE_DT_FLOAT, 2, qd, f->q, sizeof f->q, 1,
+                                    &err), TRESTLE_OK);
+    /* Slices are stored row-major in their own shape: rows 0-5, rows 6-11. */
+    cr_assert_eq(trestle_writer_add_slice(w, "tp/emb", TRESTLE_DT_FLOAT, "12 8 0,6:-", f->emb,
+                                          6 * 8 * 4, 0, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add_slice(w, "tp/emb", TRESTLE_DT_FLOAT, "12 8 6,6:-",
+                                          f->emb + 48, 6 * 8 * 4, 1, &err), TRESTLE_OK);
+    for (int k = 0; k < 3; k++) {
+        float part[12 * 3];
+        char spec[32];
+        int64_t start[] = { 0, 3 * k }, len[] = { 12, 3 };
+        static const int64_t cd[] = { 12, 9 };
+        tu_ref_slice((const uint8_t *)f->cols, cd, 2, start, len, 4, (uint8_t *)part);
+        snprintf(spec, sizeof spec, "12 9 -:%d,3", 3 * k);
+        cr_assert_eq(trestle_writer_add_slice(w, "tp/cols", TRESTLE_DT_FLOAT, spec, part,
+                                              sizeof part, k % 2, &err), TRESTLE_OK, "%s",
+                     err.message);
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+}
+
+char *tm_ops_file(const char *dir, const char *text)
+{
+    char *path;
+    cr_assert(asprintf(&path, "%s/ops.txt", dir) > 0);
+    cr_assert_eq(tu_write_file(path, text, strlen(text)), 0);
+    return path;
+}
+
+void tm_free_narrow(tm_narrow *f)
+{
+    tu_rmtree(f->dir);
+    free(f->dir);
+    free(f->prefix);
+}
+
+uint64_t tm_fnv_part(uint64_t h, const float *data, int64_t rows, int64_t cols, int dim, int r,
+                     int np)
+{
+    uint8_t buf[TM_N_ROWS * TM_N_COLS * 4 + TM_Q_ROWS * TM_Q_COLS * 4];
+    const int64_t d[] = { rows, cols };
+    int64_t start[2] = { 0, 0 }, len[2] = { rows, cols };
+    trestle_shard_part(d[dim], r, np, &start[dim], &len[dim]);
+    tu_ref_slice((const uint8_t *)data, d, 2, start, len, 4, buf);
+    return tm_fnv(h, buf, (uint64_t)(len[0] * len[1] * 4));
+}
+
 int tm_count(const char *hay, const char *needle)
 {
     int n = 0;
@@ -259,4 +324,52 @@ const char *tm_need_ncclmock(void)
     if (!TRESTLE_NCCLMOCK_PATH[0] || access(TRESTLE_NCCLMOCK_PATH, R_OK) != 0)
         cr_skip("the mock NCCL is built only in CUDA mock builds with MPI");
     return TRESTLE_NCCLMOCK_PATH;
+}
+
+char *tm_nccl_env(int devices, const char *extra)
+{
+    char *env;
+    cr_assert(asprintf(&env, "TRESTLE_CUDAMOCK_DEVICES=%d TRESTLE_CUDAMOCK_NCCL='%s' "
+                             "TRESTLE_NCCLMOCK_CHUNK=4000 TRESTLE_NCCLMOCK_STATS=1 %s",
+                       devices, tm_need_ncclmock(), extra ? extra : "") > 0);
+    return env;
+}
+
+void tm_parse_nccl(const char *err, int np, tm_nccl_line *v)
+{
+    memset(v, 0, (size_t)np * sizeof *v);
+    for (const char *s = err; s && *s; s = strchr(s, '\n') ? strchr(s, '\n') + 1 : NULL) {
+        int r, n, d;
+        uint64_t b, snt, rcv;
+        if (sscanf(s, "ncclmock: rank %d of %d on device %d: %" SCNu64 " broadcasts, %" SCNu64
+                   " bytes sent, %" SCNu64 " bytes received", &r, &n, &d, &b, &snt, &rcv) == 6) {
+            cr_assert(n == np && r >= 0 && r < np && !v[r].seen, "bad line: %.100s", s);
+            v[r] = (tm_nccl_line){ 1, d, b, snt, rcv };
+        }
+    }
+}
+
+void tm_check_order(const char *path, int np, const char *mode, const char *rule,
+                    uint64_t *received)
+{
+    const char *prog = TRESTLE_MPI_ORDER_PATH;
+    if (!*prog)
+        cr_skip_test("needs the CUDA mock build with MPI (mpi_device_order)");
+    char *out, *err, *args, want[64];
+    cr_assert(asprintf(&args, "'%s' %s%s%s", path, rule ? "'" : "", rule ? rule : "",
+                       rule ? "'" : "") > 0);
+    int rc = tm_mpirun_sub(prog, np, TM_MOCK_ENV, mode, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s: exit %d\n%s%s", mode, rc, out, err);
+    for (int r = 0; r < np; r++) {
+        snprintf(want, sizeof want, "rank %d/%d: ", r, np);
+        const char *line = strstr(out, want), *end = line ? strchr(line, '\n') : NULL;
+        const char *got = line ? strstr(line, " received ") : NULL;
+        cr_assert(line && strstr(line, " tensors ok (") && got && got < end,
+                  "%s: rank %d:\n%s%s", mode, r, out, err);
+        if (received)
+            received[r] = strtoull(got + strlen(" received "), NULL, 10);
+    }
+    free(args);
+    free(out);
+    free(err);
 }

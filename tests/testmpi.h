@@ -97,6 +97,34 @@ uint64_t tm_tp_parts(const tm_tp_fixture *f, int r, int np);
 void tm_check_tp_env(tm_tp_fixture *f, int np, const char *env, const char *args,
                      uint64_t whole);
 
+/* The checkpoint of the parts no rank reads alone: "tp/n" [64,32] float,
+ * whose parts along dim 1 are a few dozen bytes of every row, far under
+ * trestle-mpi's 4 KiB gap, so reading a part alone would read the whole
+ * tensor on every rank; "tp/q" [48,256], one run per rank along dim 0;
+ * "tp/emb" [12,8], a partitioned variable stored as two row slices (0-5,
+ * 6-11), which a column part meets both of; "tp/cols" [12,9], stored as
+ * three column slices that match the partitioner over 3 ranks, so each
+ * rank's part is one stored slice. Each kept for the reference slices. */
+#define TM_N_ROWS 64
+#define TM_N_COLS 32
+#define TM_Q_ROWS 48
+#define TM_Q_COLS 256
+
+typedef struct tm_narrow {
+    char *dir, *prefix;
+    float n[TM_N_ROWS * TM_N_COLS], q[TM_Q_ROWS * TM_Q_COLS], emb[12 * 8], cols[12 * 9];
+} tm_narrow;
+
+void tm_make_narrow(tm_narrow *f);
+void tm_free_narrow(tm_narrow *f);
+
+/* An ops file of `text` in dir (mpirun gives stdin to rank 0 only); malloc'd path. */
+char *tm_ops_file(const char *dir, const char *text);
+
+/* FNV of part r of np along `dim` of a [rows,cols] float tensor, from h. */
+uint64_t tm_fnv_part(uint64_t h, const float *data, int64_t rows, int64_t cols, int dim, int r,
+                     int np);
+
 /* ---- failures ---- */
 
 /* Flip a byte in the middle of extent `which` (-1: the last) of a fresh
@@ -125,5 +153,22 @@ typedef struct tm_nccl_line {
     int seen, device;
     uint64_t broadcasts, sent, received;
 } tm_nccl_line;
+
+/* The environment of ranks that exchange through the mock NCCL on
+ * `devices` mock devices: windows of 4000 bytes, so that every broadcast
+ * goes in many chunks, one partial; counters printed; then `extra`
+ * (malloc'd). Skips where the mock NCCL is absent. */
+char *tm_nccl_env(int devices, const char *extra);
+
+/* Fill v[np] from the ranks' mock NCCL lines in `err` (those missing: seen 0). */
+void tm_parse_nccl(const char *err, int np, tm_nccl_line *v);
+
+/* mpi_device_order (tests/mpi_device_order.c) on np ranks of the mock's
+ * two devices in `mode` (legacy or stream), restoring every tensor of
+ * `path`, or with `rule` (GLOB:DIM, or NULL) each rank's parts: every rank
+ * must say its tensors are ok. received: NULL, or each rank's bytes
+ * received from others. Skips outside the mock build with MPI. */
+void tm_check_order(const char *path, int np, const char *mode, const char *rule,
+                    uint64_t *received);
 
 #endif /* TRESTLE_TESTMPI_H */

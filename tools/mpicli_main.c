@@ -62,8 +62,9 @@ static const char help[] =
     "                         anything is reported restored. A tensor whose parts'\n"
     "                         runs lie less than 4 KiB apart (a narrow one split by\n"
     "                         columns) is read whole, and checked, by one rank,\n"
-    "                         which sends every other rank its part: the parts are\n"
-    "                         read once in all either way. E.g. with N = 4:\n"
+    "                         which sends every other rank its part, onto GPUs too\n"
+    "                         (--device, by the exchange below): the parts are read\n"
+    "                         once in all either way. E.g. with N = 4:\n"
     "                           --shard '*/attention/*/kernel:1'  (columns)\n"
     "                           --shard '*/mlp/wo/kernel:0'       (rows)\n"
     "      --group mpi        the process group (the default, and the only one)\n"
@@ -319,9 +320,6 @@ static uint64_t stored_bytes(const trestle_checkpoint *c, const trestle_plan *wh
 typedef struct reading {
     uint64_t needed;            /* stored bytes of the tensors restored, once */
     const char *both;           /* a tensor restored whole and in parts, or NULL */
-    int device_parts;           /* tensor-parallel rules onto devices: parts are not sent
-                                   there, so each rank reads what it cannot read alone */
-    const char *parts_note;     /* how the parts were read (trestle_group_stats.exchange_note) */
 } reading;
 
 /* Rank 0: "note: ..." when the ranks read more than about once (10%) what
@@ -337,8 +335,6 @@ static void print_reading(const reading *rd, const trestle_group_stats *gs, uint
     if (rd->both)
         snprintf(why, sizeof why, "tensor '%.120s' is restored both whole and in parts, and each "
                  "is read on its own", rd->both);
-    else if (rd->device_parts)
-        snprintf(why, sizeof why, "%s", rd->parts_note);
     else
         snprintf(why, sizeof why, "the ranks' reads overlap");
     printf("note: read %s from storage in all, %.2fx the %s the tensors take%s: %s\n", all,
@@ -489,7 +485,7 @@ static int restore(const args *a, trestle_group *g)
          * written in pieces interleaves with the others'. */
         fprintf(stderr, "trestle: %s\n", err.message[0] ? err.message : trestle_strerror(rc));
     } else {
-        reading rd = { 0, NULL, a->nrules > 0 && ro.device >= 0, ps.exchange_note };
+        reading rd = { 0, NULL };
         rd.needed = stored_bytes(c, whole, part, &rd.both);
         report(&gs, ro.device, &ps, nw + np, np, landed_bytes(whole) + landed_bytes(part),
                MPI_Wtime() - t0, whole, part, a->checksum, &rd);

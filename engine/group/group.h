@@ -196,6 +196,22 @@ int trestle__group_dev_round(trestle__group_dev *dx, MPI_Comm comm, int root, in
                              uint8_t *const *addr, const uint64_t *len, const int *dev, int n,
                              uint64_t bytes, bool direct, int *status, trestle_error *err);
 
+/* Write `len` bytes at buf: bytes [at, at + len) of a part round's payload. */
+typedef void (*trestle__group_fill_fn)(void *user, uint8_t *buf, uint64_t at, uint64_t len);
+
+/* One round of a payload the root holds in host memory (the parts of a
+ * tensor it read whole, engine/group/group_scatter.c): at the root, fill()
+ * writes its bytes [at, at + bytes) into the exchange's host side (NULL:
+ * the root has nothing to give, and no rank copies this round); they are
+ * broadcast as a round of dev_round() is, status word included; then every
+ * rank, the root too, copies bytes [from, from + len) of the round to dst,
+ * on device dst_dev or -1 for host memory (len 0: nothing), on the
+ * exchange's stream. Failures as for trestle__group_dev_round(). */
+int trestle__group_dev_part_round(trestle__group_dev *dx, MPI_Comm comm, int root, int rank,
+                                  trestle__group_fill_fn fill, void *user, uint64_t at,
+                                  uint64_t bytes, uint8_t *dst, int dst_dev, uint64_t from,
+                                  uint64_t len, trestle_error *err);
+
 /* Wait for the copies queued so far (a receiver's unpack of the last
  * round runs on the exchange's stream), so that an exchange can be timed
  * to the end; the first CUDA failure of the exchange, which close() will
@@ -306,5 +322,23 @@ int trestle__group_send_parts(const trestle_group *g, const int *global,
                               const trestle__group_shared *sh, size_t n, trestle_plan *parts,
                               const trestle_plan *whole, uint64_t *sent, uint64_t *received,
                               trestle_error *err);
+
+/*
+ * The same through the device exchange dx (engine/group/group_device.c),
+ * for a scope where some rank's destinations are in device memory: for
+ * each shared op the owner broadcasts the scope's parts end to end, in
+ * rounds of at most TRESTLE__GROUP_ROUND_BYTES (trestle__group_dev_part_round()),
+ * and every rank copies its own part out of them, onto its device or into
+ * host memory, on the exchange's stream (trestle__group_dev_end() waits for
+ * the last copies). Collective over g->xcomm: an MPI_Allgather of the
+ * parts' sizes, then one round after another. *sent: the payload bytes
+ * this rank broadcast; *received: those the others broadcast to it (all of
+ * each payload, of which it keeps its part). Errors as
+ * trestle__group_send_parts().
+ */
+int trestle__group_send_parts_dev(const trestle_group *g, trestle__group_dev *dx,
+                                  const int *global, const trestle__group_shared *sh, size_t n,
+                                  trestle_plan *parts, const trestle_plan *whole, uint64_t *sent,
+                                  uint64_t *received, trestle_error *err);
 
 #endif /* TRESTLE_GROUP_H */

@@ -34,6 +34,8 @@ struct trestle__group_dev {
     bool start_waited;          /* the host waited for it (copies on another device) */
     uint8_t *h_bounce[2];       /* STAGED: pinned, header + ROUND_BYTES */
     uint8_t *d_bounce[2];       /* MPI_CUDA, NCCL: device memory, ROUND_BYTES */
+    uint8_t *h_pack;            /* MPI_CUDA, NCCL: where a part round's root gathers its
+                                   host payload (pageable, ROUND_BYTES; made when first used) */
     bool d_async;               /* the device buffers came from cudaMallocAsync on `stream` */
     trestle__nccl nccl;
 #else

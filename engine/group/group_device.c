@@ -142,6 +142,7 @@ static void dev_free_now(trestle__group_dev *dx, MPI_Comm comm)
                 else if (dx->d_bounce[k])
                     cudaFree(dx->d_bounce[k]);
             }
+            free(dx->h_pack);
             if (dx->have_start)
                 cudaEventDestroy(dx->start);
             if (dx->stream) {

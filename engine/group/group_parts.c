@@ -25,15 +25,21 @@
  *   same     (collective) one version of the checkpoint (group_same.c);
  *   plan     (local) this rank's parts; then agree;
  *   shared   (collective) the ops that read more than their part on some
- *            rank (MPI_BOR), and whether every rank's destinations are in
- *            host memory, which the parts are sent to (else each rank
- *            reads them itself, and the note says so);
+ *            rank (MPI_BOR); a rank alone in its scope reads them itself
+ *            (once in its scope), as its plan of the parts has them;
  *   owners   (local, the same on every rank of a scope) greedy by bytes;
  *   plans    (local) drop the shared ops' reads; the owner plans its
  *            shared ops whole (no rules) into host memory;
  *   restore  (local) the owner's whole ops, then the parts; then agree;
  *   shares   (collective) trestle_group_check_shares();
- *   send     (point to point within the scope), then agree.
+ *   exchange (collective within the scope) host destinations only: none;
+ *            else the group's device exchange (group_device.c), made or
+ *            reused as a group restore does; then agree;
+ *   send     within the scope: point to point between host destinations
+ *            (group_scatter.c), else rounds of the device exchange that
+ *            broadcast the scope's parts, each rank keeping its own, on
+ *            the exchange's stream after the caller's pending work; then
+ *            agree.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,11 +62,10 @@ typedef struct job {
     trestle_plan *whole;          /* the shared ops this rank owns, whole (NULL: none) */
     trestle__group_shared *sh;    /* the shared ops, in op order */
     size_t nsh;
-    size_t found;                 /* shared ops found, also when they are not sent (fallback) */
+    size_t found;                 /* shared ops found in the group (also where nsh is 0) */
     uint64_t shared_bytes;        /* their stored bytes */
     bool *hidden;                 /* per op of parts: shared, so not reported ready by the restore */
     int *global;                  /* scope rank -> group rank (its part) */
-    bool fallback;                /* shared ops exist but some rank restores to a device */
 } job;
 
 /* ---- which ops are shared ---- */
@@ -137,19 +142,14 @@ static int find_shared(job *j, trestle_error *err)
         return trestle__group_error(err, TRESTLE_E_INVALID_ARG, "the ranks planned %lld to %lld "
                                     "tensor-parallel ops: every rank must plan the same ops",
                                     -counts[1], counts[0]);
-    uint8_t *v = calloc(n + 1, 1);
+    uint8_t *v = calloc(n ? n : 1, 1);
     if (!v) {
         /* Every other rank is about to reduce its table with this one's. */
         MPI_Abort(j->g->comm, 1);
     }
     int rc = candidates(j, v, err);
-    bool device = j->ro.device >= 0;
-    for (size_t i = 0; j->ops && i < n; i++)
-        device = device || j->ops[i].dest_kind == TRESTLE_DEST_DEVICE;
-    v[n] = device;
     /* A failed count still takes part: it adds nothing and agrees after. */
-    mrc = MPI_Allreduce(MPI_IN_PLACE, v, (int)(n + 1), MPI_UNSIGNED_CHAR, MPI_BOR,
-                            j->g->comm);
+    mrc = MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_UNSIGNED_CHAR, MPI_BOR, j->g->comm);
     if (rc == TRESTLE_OK && mrc != MPI_SUCCESS)
         rc = trestle__group_error(err, TRESTLE_E_GROUP, "MPI_Allreduce failed (%d)", mrc);
     for (size_t i = 0; i < n; i++)
@@ -174,9 +174,11 @@ static int find_shared(job *j, trestle_error *err)
         k++;
     }
     j->found = j->nsh;
-    j->fallback = j->nsh > 0 && v[n];
-    if (j->fallback || rc != TRESTLE_OK)
-        j->nsh = 0; /* device destinations: parts cannot be sent there; each rank reads */
+    /* Alone in its read-once scope, a rank reads such a tensor whole for
+     * its own part: that is reading it once in the scope, with nothing to
+     * send, so its plan of the parts reads it as it is. */
+    if (rc != TRESTLE_OK || j->g->xsize == 1)
+        j->nsh = 0;
     free(v);
     return rc;
 }
@@ -320,23 +322,95 @@ static void human(uint64_t b, char *buf, size_t cap)
 }
 
 /* trestle_group_stats.exchange_note of a parts restore: the shared ops and
- * how they travelled, or why they did not. */
+ * how their parts travelled (st->exchange), or why nothing did. */
 static void note(const job *j, trestle_group_stats *st)
 {
+    static const char *const how[] = {
+        [TRESTLE_GROUP_EXCHANGE_MPI_HOST] = "its parts sent over MPI",
+        [TRESTLE_GROUP_EXCHANGE_STAGED] = "its parts broadcast through pinned host staging "
+                                          "over MPI",
+        [TRESTLE_GROUP_EXCHANGE_MPI_CUDA] = "its parts broadcast by CUDA-aware MPI",
+        [TRESTLE_GROUP_EXCHANGE_NCCL] = "its parts broadcast by NCCL",
+    };
     size_t shared = j->found;
     char size[32];
     human(j->shared_bytes, size, sizeof size);
+    int k = st->exchange >= 0 && st->exchange <= TRESTLE_GROUP_EXCHANGE_NCCL && how[st->exchange]
+                ? st->exchange : TRESTLE_GROUP_EXCHANGE_MPI_HOST;
     if (shared == 0)
         snprintf(st->exchange_note, sizeof st->exchange_note, "every rank reads its parts "
                  "alone: nothing to send");
-    else if (j->fallback)
+    else if (j->g->xsize == 1)
         snprintf(st->exchange_note, sizeof st->exchange_note, "%zu tensor%s (%s) whose parts no "
-                 "rank reads alone: read whole by every rank (no parts are sent to devices)",
+                 "rank reads alone: each read whole by this rank, alone in its read-once scope",
                  shared, shared == 1 ? "" : "s", size);
     else
         snprintf(st->exchange_note, sizeof st->exchange_note, "%zu tensor%s (%s) whose parts no "
-                 "rank reads alone: each read whole by one rank, its parts sent over MPI",
-                 shared, shared == 1 ? "" : "s", size);
+                 "rank reads alone: each read whole by one rank, %s", shared,
+                 shared == 1 ? "" : "s", size, how[k]);
+}
+
+/* The device this rank's parts land on, for the device exchange: the
+ * restore's, else that of a shared op's destination (a caller's device
+ * pointer), else -1 (host memory). */
+static int exchange_device(const job *j)
+{
+    for (size_t k = 0; j->ro.device < 0 && k < j->nsh; k++) {
+        trestle_plan_op_info o;
+        trestle_plan_get_op(j->parts, j->sh[k].op, &o);
+        if (o.device >= 0)
+            return o.device;
+    }
+    return j->ro.device;
+}
+
+/* Send the shared ops' parts within each scope: straight over MPI between
+ * host destinations, else through the group's device exchange (made here
+ * or kept from before, and kept for the next restore). Every rank of the
+ * group takes part in both agreements, also one alone in its scope, which
+ * has nothing to send. */
+static int send_shared(job *j, trestle_group_stats *st, trestle_error *err)
+{
+    trestle_group *g = j->g;
+    trestle__group_dev *dx = NULL;
+    trestle_error mine;
+    double t0, t;
+    int orc = TRESTLE_OK, xrc = TRESTLE_OK;
+    trestle_error_clear(&mine);
+    if (j->nsh > 0) {
+        orc = trestle__group_dev_open(&g->dev, g->xcomm, g->xrank, g->xsize, exchange_device(j),
+                                      g->exchange, j->ro.cuda_stream, &st->exchange,
+                                      st->exchange_note, sizeof st->exchange_note, &mine);
+        dx = st->exchange == TRESTLE_GROUP_EXCHANGE_MPI_HOST ? NULL : g->dev;
+    }
+    t = MPI_Wtime();
+    int rc = trestle_group_agree(g, orc, &mine, err);
+    st->agree_seconds += MPI_Wtime() - t;
+    /* Setting the exchange up is not timed, as in a group restore. */
+    t0 = MPI_Wtime();
+    if (rc == TRESTLE_OK && j->nsh > 0) {
+        if (dx)
+            xrc = trestle__group_send_parts_dev(g, dx, j->global, j->sh, j->nsh, j->parts,
+                                                j->whole, &st->bytes_sent, &st->bytes_received,
+                                                &mine);
+        else
+            xrc = trestle__group_send_parts(g, j->global, j->sh, j->nsh, j->parts, j->whole,
+                                            &st->bytes_sent, &st->bytes_received, &mine);
+    }
+    /* The last copies onto this rank's devices finish here. */
+    trestle_error derr;
+    int drc = trestle__group_dev_end(dx, &derr);
+    if (xrc == TRESTLE_OK && drc != TRESTLE_OK) {
+        xrc = drc;
+        mine = derr;
+    }
+    st->exchange_seconds = MPI_Wtime() - t0;
+    if (rc == TRESTLE_OK) {
+        t = MPI_Wtime();
+        rc = trestle_group_agree(g, xrc, &mine, err);
+        st->agree_seconds += MPI_Wtime() - t;
+    }
+    return rc;
 }
 
 /* ---- the call ---- */
@@ -408,21 +482,14 @@ int trestle_group_restore_parts(trestle_group *g, const trestle_checkpoint *c,
         t = MPI_Wtime();
         rc = trestle_group_agree(g, lrc, &mine, err);
         st.agree_seconds += MPI_Wtime() - t;
-        note(&j, &st);
     }
     /* The parts read in runs are verified only when their shares combine. */
     if (rc == TRESTLE_OK && j.ro.verify)
         rc = trestle_group_check_shares(g, j.parts, err);
-    /* Also alone in its scope: the owner then only copies its own part. */
-    if (rc == TRESTLE_OK && j.nsh > 0) {
-        t = MPI_Wtime();
-        int xrc = trestle__group_send_parts(g, j.global, j.sh, j.nsh, j.parts, j.whole,
-                                            &st.bytes_sent, &st.bytes_received, &mine);
-        st.exchange_seconds = MPI_Wtime() - t;
-        t = MPI_Wtime();
-        rc = trestle_group_agree(g, xrc, &mine, err);
-        st.agree_seconds += MPI_Wtime() - t;
-    }
+    /* Found on every rank alike, so every rank takes this step. */
+    if (rc == TRESTLE_OK && j.found > 0)
+        rc = send_shared(&j, &st, err);
+    note(&j, &st);
     if (rc != TRESTLE_OK)
         st.bytes_sent = st.bytes_received = 0;
     trestle__group_end(rc, NULL, NULL, &st, t0, stats);

@@ -15,6 +15,18 @@
  * MPI keeps the order of messages between two ranks on one tag, so each
  * receive meets its send as long as every rank walks the shared ops in the
  * same order.
+ *
+ * Destinations in device memory on some rank of the scope take the device
+ * exchange instead (engine/group/group_device.c: NCCL, CUDA-aware MPI or
+ * pinned host staging), which broadcasts: the owner gathers the scope's
+ * parts end to end in host memory (each in its destination's layout, so
+ * every rank's part is one contiguous piece of the payload), the rounds
+ * carry the payload to every rank, and each copies its own piece of each
+ * round on the exchange's stream, after the caller's pending work. The
+ * fabric carries every part to every rank of the scope (each keeps its
+ * own), where point to point would carry each part once; one collective
+ * per round is what NCCL, the staging buffers and the rounds' failure
+ * handling already give, and these tensors are the narrow ones.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -245,5 +257,142 @@ int trestle__group_send_parts(const trestle_group *g, const int *global,
     }
     free(f.lens);
     free(f.disps);
+    return rc != TRESTLE_OK ? rc : local;
+}
+
+/* ---- through the device exchange ---- */
+
+/* The payload of one shared op's part rounds: the parts of the scope's
+ * ranks end to end, in scope-rank order, each in its destination's
+ * layout, gathered by the owner from its whole copy. */
+typedef struct payload {
+    const uint8_t *whole;       /* the owner's whole copy, in host memory */
+    const geometry *gm;         /* per scope rank: where its part lies in the whole */
+    const uint64_t *off;        /* per scope rank: where its part starts in the payload;
+                                   off[scope size] is the payload's size */
+} payload;
+
+/* trestle__group_fill_fn: payload bytes [at, at + len), run by run. */
+static void fill_payload(void *user, uint8_t *buf, uint64_t at, uint64_t len)
+{
+    const payload *pl = user;
+    int q = 0;
+    while (len > 0) {
+        while (at >= pl->off[q + 1])
+            q++;
+        const geometry *gm = &pl->gm[q];
+        uint64_t p = at - pl->off[q], k = p / gm->run, skip = p % gm->run;
+        uint64_t take = gm->run - skip < len ? gm->run - skip : len;
+        memcpy(buf, pl->whole + k * gm->row + gm->first + skip, take);
+        buf += take;
+        at += take;
+        len -= take;
+    }
+}
+
+/* Bytes per part round: ROUND_BYTES, the bounce buffers' size. A mock
+ * build takes fewer from TRESTLE_CUDAMOCK_PART_ROUND (tests), so that small
+ * tensors go in many rounds, cut inside rows and between parts. */
+static uint64_t part_round_bytes(void)
+{
+#if TRESTLE_CUDA_MOCK
+    const char *v = getenv("TRESTLE_CUDAMOCK_PART_ROUND");
+    long long n = v ? atoll(v) : 0;
+    if (n > 0 && (uint64_t)n < ROUND_BYTES)
+        return (uint64_t)n;
+#endif
+    return ROUND_BYTES;
+}
+
+/* One shared op, through the device exchange: its payload in rounds of at
+ * most part_round_bytes() from the owner, each rank taking the piece of every
+ * round that is its part. `bytes[q]`: scope rank q's part; gm and off have
+ * room for the scope. The round count comes from `bytes`, the same on
+ * every rank. An owner whose parts do not match `bytes` (plans that differ)
+ * gives nothing, notes it in *local, and the rounds go on. */
+static int move_one_dev(const trestle_group *g, trestle__group_dev *dx, const int *global,
+                        const trestle__group_shared *s, const uint64_t *bytes, geometry *gm,
+                        uint64_t *off, trestle_plan *parts, const trestle_plan *whole,
+                        uint64_t *sent, uint64_t *received, int *local, trestle_error *err)
+{
+    trestle_plan_op_info mine;
+    trestle_plan_get_op(parts, s->op, &mine);
+    off[0] = 0;
+    for (int q = 0; q < g->xsize; q++)
+        off[q + 1] = off[q] + bytes[q];
+    bool owner = g->xrank == s->owner, give = owner;
+    payload pl = { NULL, gm, off };
+    if (owner) {
+        trestle_plan_op_info w;
+        trestle_plan_get_op(whole, s->whole, &w);
+        size_t es = trestle_dtype_size(mine.out_dtype);
+        pl.whole = w.data;
+        for (int q = 0; q < g->xsize && give; q++) {
+            part_geometry(w.rank, w.dims, s->dim, es, global[q], g->size, &gm[q]);
+            if (gm[q].outer * gm[q].run == bytes[q])
+                continue;
+            give = false;
+            if (*local == TRESTLE_OK)
+                *local = trestle__group_error(err, TRESTLE_E_INVALID_ARG, "tensor '%s': part %d "
+                                              "of %d holds %llu bytes, the plan of the parts "
+                                              "%llu", mine.name, global[q], g->size,
+                                              (unsigned long long)(gm[q].outer * gm[q].run),
+                                              (unsigned long long)bytes[q]);
+        }
+    }
+    uint64_t lo = off[g->xrank], hi = off[g->xrank + 1], round = part_round_bytes();
+    for (uint64_t c0 = 0; c0 < off[g->xsize]; c0 += round) {
+        uint64_t c1 = off[g->xsize] - c0 < round ? off[g->xsize] : c0 + round;
+        uint64_t a = lo > c0 ? lo : c0, b = hi < c1 ? hi : c1, len = b > a ? b - a : 0;
+        int rc = trestle__group_dev_part_round(dx, g->xcomm, s->owner, g->xrank,
+                                               give ? fill_payload : NULL, &pl, c0, c1 - c0,
+                                               len ? (uint8_t *)mine.data + (a - lo) : NULL,
+                                               mine.device, a - c0, len, err);
+        if (rc != TRESTLE_OK)
+            return rc;
+        /* What crossed between ranks: each round, from its owner to all. */
+        if (owner)
+            *sent += c1 - c0;
+        else
+            *received += c1 - c0;
+    }
+    return TRESTLE_OK;
+}
+
+int trestle__group_send_parts_dev(const trestle_group *g, trestle__group_dev *dx,
+                                  const int *global, const trestle__group_shared *sh, size_t n,
+                                  trestle_plan *parts, const trestle_plan *whole, uint64_t *sent,
+                                  uint64_t *received, trestle_error *err)
+{
+    size_t q = (size_t)g->xsize;
+    uint64_t *mine = malloc((n ? n : 1) * sizeof *mine), *table = malloc(q * n * sizeof *table);
+    uint64_t *bytes = malloc(q * sizeof *bytes), *off = malloc((q + 1) * sizeof *off);
+    geometry *gm = malloc(q * sizeof *gm);
+    if (!mine || !table || !bytes || !off || !gm) {
+        /* The others are about to gather the parts' sizes with this rank. */
+        MPI_Abort(g->xcomm, 1);
+    }
+    for (size_t k = 0; k < n; k++) {
+        trestle_plan_op_info o;
+        trestle_plan_get_op(parts, sh[k].op, &o);
+        mine[k] = o.bytes;
+    }
+    /* Every rank's part of every shared op: where each lies in the rounds. */
+    int rc = TRESTLE_OK, local = TRESTLE_OK;
+    int mrc = MPI_Allgather(mine, (int)n, MPI_UINT64_T, table, (int)n, MPI_UINT64_T, g->xcomm);
+    if (mrc != MPI_SUCCESS)
+        rc = trestle__group_error(err, TRESTLE_E_GROUP, "gathering the sizes of the "
+                                  "tensor-parallel parts: MPI_Allgather failed (%d)", mrc);
+    for (size_t k = 0; k < n && rc == TRESTLE_OK; k++) {
+        for (size_t r = 0; r < q; r++)
+            bytes[r] = table[r * n + k];
+        rc = move_one_dev(g, dx, global, &sh[k], bytes, gm, off, parts, whole, sent, received,
+                          &local, err);
+    }
+    free(mine);
+    free(table);
+    free(bytes);
+    free(off);
+    free(gm);
     return rc != TRESTLE_OK ? rc : local;
 }
