@@ -28,12 +28,12 @@
 #     NUMA node, ulimit -l; LD_LIBRARY_PATH gets the toolkit's libcudart.so,
 #     which bench's host-to-device ceiling loads at run time.
 #   2 a CUDA build for sm_90 with bench, Python and MPI off: the CLI and
-#     example_restore first, then test_kernels and test_gpu_restore (if those
-#     fail to link, the call goes on without them and says so); fails unless
-#     CUDA is really on.
-#   3 correctness: test_kernels and test_gpu_restore, verbose (a skip for
-#     want of a device is a failure); example_restore's checksums from host
-#     memory and from the device; one compute-sanitizer memcheck run of a
+#     example_restore first, then test_kernels, test_gpu_restore and
+#     test_gpu_caller (if those fail to link, the call goes on without them
+#     and says so); fails unless CUDA is really on.
+#   3 correctness: test_kernels, test_gpu_restore and test_gpu_caller,
+#     verbose (a skip for want of a device is a failure); example_restore's
+#     checksums from host memory and from the device; one compute-sanitizer memcheck run of a
 #     restore with whole tensors, slices and conversions.
 #   4 figures, each with its host baseline in the same call: a 4 GiB,
 #     8-shard model (bench --device 0, bench --host), a 20,000-tensor model,
@@ -188,7 +188,8 @@ build() {
     fi
     SUITES=1
     step build.txt 150 cmake --build build-gpu -j"$(nproc)" --target test_kernels \
-        test_gpu_restore || { SUITES=0; say "  the GPU suites did not build: going on without"; }
+        test_gpu_restore test_gpu_caller ||
+        { SUITES=0; say "  the GPU suites did not build: going on without"; }
 }
 SUITES=1
 
@@ -269,7 +270,7 @@ environment() {
 correctness() {
     local t dir=$WORK/check skips
     if [ "$SUITES" = 1 ]; then
-        for t in test_kernels test_gpu_restore; do
+        for t in test_kernels test_gpu_restore test_gpu_caller; do
             gpu_step suites.txt 120 "build-gpu/tests/$t" --verbose --jobs 8 || continue
             [ "$DRY" = 1 ] && continue
             skips=$(grep '^\[SKIP\]' "$OUT/suites.txt" | grep -v 'needs two CUDA devices' || true)
