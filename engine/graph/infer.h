@@ -97,7 +97,7 @@ int trestle__infer_keys(const trestle_inference *inf, const trestle_plan_options
  */
 int trestle__infer_analyse(trestle_inference *inf, trestle_error *err);
 
-/* ---- infer_rules.c, for infer_narrow.c ---- */
+/* ---- infer_ruleset.c, for infer_rules.c and infer_narrow.c ---- */
 
 /* Whether op `o` has a shape to compare (a slice spec, a declared shape). */
 int trestle__infer_op_shaped(const tr_infer_op *o);

@@ -103,35 +103,6 @@ static int mapped(const tr_infer_op *o)
     return o->status == TRESTLE_INFER_MISSING && o->ncand == 1 && !o->shared;
 }
 
-int trestle__infer_op_shaped(const tr_infer_op *o)
-{
-    return o->rank >= 0 || (o->op.shape_and_slices && strchr(o->op.shape_and_slices, ' '));
-}
-
-int trestle__infer_add_rule(trestle_inference *inf, tr_infer_op *o, int kind, const char *rename,
-                            char *own)
-{
-    int shaped = trestle__infer_op_shaped(o);
-    for (size_t r = 0; r < inf->nrules; r++)
-        if (inf->rules[r].fixes && inf->rules[r].kind == kind &&
-            strcmp(inf->rules[r].rename, rename) == 0) {
-            inf->rules[r].fixes++;
-            inf->rules[r].shaped &= shaped;
-            o->rule = (int)r;
-            free(own);
-            return 0;
-        }
-    tr_infer_rule *grown = realloc(inf->rules, (inf->nrules + 1) * sizeof *grown);
-    if (!grown) {
-        free(own);
-        return -1;
-    }
-    inf->rules = grown;
-    o->rule = (int)inf->nrules;
-    inf->rules[inf->nrules++] = (tr_infer_rule){ own ? own : rename, own, kind, 1, shaped };
-    return 0;
-}
-
 /* Plan the ops with `po`, DISCARD destinations; 1 when it plans. `why`
  * (may be NULL) receives the failure. */
 static int plans(const trestle_inference *inf, const trestle_plan_options *po, char *why)
@@ -151,37 +122,6 @@ static int plans(const trestle_inference *inf, const trestle_plan_options *po, c
     trestle_plan_free(p);
     free(ops);
     return rc == TRESTLE_E_NOMEM ? -1 : rc == TRESTLE_OK;
-}
-
-int trestle__infer_options(const trestle_inference *inf, long only, trestle_plan_options *po,
-                           const char ***renames)
-{
-    *po = inf->user;
-    int names = 0;
-    size_t n = po->num_renames;
-    const char **all = calloc(n + inf->nrules + inf->nnames + 1, sizeof *all);
-    if (!all)
-        return -1;
-    if (n)
-        memcpy(all, po->renames, n * sizeof *all);
-    for (size_t r = 0; r < inf->nrules; r++) {
-        const tr_infer_rule *ru = &inf->rules[r];
-        if (ru->fixes == 0 || (only >= 0 && (size_t)only != r))
-            continue;
-        if (ru->rename[0])
-            all[n++] = ru->rename;
-        else if (ru->kind == TRESTLE_RULE_RNN)
-            po->tf1_rnn_renames = 1;
-        else
-            names = 1;
-    }
-    /* As `--names graph`: the user's renames, then one per object-graph name. */
-    for (size_t i = 0; names && i < inf->nnames; i++)
-        all[n++] = inf->names[i];
-    po->renames = all;
-    po->num_renames = n;
-    *renames = all;
-    return 0;
 }
 
 /* The caller's options plus every rule, kept for
