@@ -65,8 +65,10 @@
  * cudaGetLastError() is never called, so the caller's pending errors are
  * neither reported as ours nor cleared.
  *
- * This file queues the copies; copy_cuda_marks.c owns the streams and
- * events (copy_cuda.h). In a build without CUDA (TRESTLE_HAVE_CUDA is 0 in
+ * This file queues the copies; copy_cuda_worker.c holds each worker's
+ * stream, events, batch and window (copy_cuda_worker.h), and
+ * copy_cuda_marks.c its marks, their retirement and the copier's
+ * lifetime. In a build without CUDA (TRESTLE_HAVE_CUDA is 0 in
  * trestle_version.h) it compiles to stubs that say so.
  */
 #ifndef _GNU_SOURCE
@@ -88,7 +90,6 @@
 #include "trestle_kernels.h"
 
 #define BATCH_MAX_BYTES (64u << 10) /* copies this small are batched */
-#define BATCH_MAX 1024        /* copies per cudaMemcpyBatchAsync */
 
 /* ---- the device arena (made by engine/memory/cuda_host.c) ---- */
 
@@ -129,47 +130,6 @@ static const void *device_address(const trestle__cuda_state *s, const void *p)
 
 /* ---- copies ---- */
 
-void trestle__cuda_batch_alloc(trestle__cuda_worker *cw)
-{
-    cw->bdst = malloc(BATCH_MAX * sizeof *cw->bdst);
-    cw->bsrc = malloc(BATCH_MAX * sizeof *cw->bsrc);
-    cw->bsize = malloc(BATCH_MAX * sizeof *cw->bsize);
-    if (!cw->bdst || !cw->bsrc || !cw->bsize) {
-        /* Unbatched, then: every small copy is a call of its own. */
-        free(cw->bdst);
-        free(cw->bsrc);
-        free(cw->bsize);
-        cw->bdst = NULL;
-        cw->bsrc = NULL;
-        cw->bsize = NULL;
-    }
-}
-
-/* Queue the batched small copies, in one call. Everything else the
- * worker queues comes after them. */
-void trestle__cuda_flush(trestle__cuda_worker *cw)
-{
-    if (cw->bn == 0 || cw->failed != cudaSuccess) {
-        cw->bn = 0;
-        return;
-    }
-    trestle__cuda_begin(cw);
-    if (cw->bn == 1) {
-        trestle__cuda_note(cw, cudaMemcpyAsync(cw->bdst[0], cw->bsrc[0], cw->bsize[0],
-                                               cudaMemcpyHostToDevice, cw->stream),
-                           "cudaMemcpyAsync (host to device)");
-    } else {
-        struct cudaMemcpyAttributes attr;
-        size_t first = 0;
-        memset(&attr, 0, sizeof attr);
-        attr.srcAccessOrder = cudaMemcpySrcAccessOrderStream; /* staging, in stream order */
-        trestle__cuda_note(cw, cudaMemcpyBatchAsync(cw->bdst, cw->bsrc, cw->bsize, cw->bn, &attr,
-                                                    &first, 1, cw->stream),
-                           "cudaMemcpyBatchAsync (host to device)");
-    }
-    cw->bn = 0;
-}
-
 /* One host-to-device DMA on cw's stream, after the batched ones. */
 static void dma(trestle__cuda_worker *cw, void *dst, const void *src, uint64_t n,
                 const char *what)
@@ -190,7 +150,7 @@ uint64_t trestle__cuda_copy(trestle__copier *c, unsigned worker, void *dst, cons
         cw->bdst[cw->bn] = dst;
         cw->bsrc[cw->bn] = src;
         cw->bsize[cw->bn] = (size_t)n;
-        if (++cw->bn == BATCH_MAX)
+        if (++cw->bn == TRESTLE__CUDA_BATCH_MAX)
             trestle__cuda_flush(cw);
         return n;
     }
@@ -199,19 +159,6 @@ uint64_t trestle__cuda_copy(trestle__copier *c, unsigned worker, void *dst, cons
 }
 
 /* ---- the device window ---- */
-
-void trestle__cuda_window_free(trestle__cuda_worker *cw)
-{
-    if (!cw->win)
-        return;
-    /* cudaFree would wait for the whole device; the window is the stream's. */
-    if (cw->win_async)
-        cudaFreeAsync(cw->win, cw->stream);
-    else
-        cudaFree(cw->win);
-    cw->win = NULL;
-    cw->win_bytes = 0;
-}
 
 /* A window of at least `bytes` for cw, kept with the plan: from the
  * stream-ordered allocator, which neither waits for the device nor makes

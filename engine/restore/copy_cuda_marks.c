@@ -52,102 +52,6 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
-void trestle__cuda_note(trestle__cuda_worker *cw, cudaError_t e, const char *what)
-{
-    if (e != cudaSuccess && cw->failed == cudaSuccess) {
-        cw->failed = e;
-        cw->what = what;
-    }
-}
-
-int trestle__cuda_worker_error(const trestle__cuda_state *s, const trestle__cuda_worker *cw,
-                               trestle_error *err)
-{
-    if (cw->failed == cudaSuccess)
-        return TRESTLE_OK;
-    return trestle__cuda_fail(err, cw->failed, s->device, cw->what);
-}
-
-/* An event of the worker's: timing on for the marks and the reference. */
-static bool event_new(trestle__cuda_worker *cw, cudaEvent_t *ev, bool timing)
-{
-    unsigned flags = cudaEventBlockingSync | (timing ? 0 : cudaEventDisableTiming);
-    trestle__cuda_note(cw, cudaEventCreateWithFlags(ev, flags),
-                       "creating a copy event (cudaEventCreateWithFlags)");
-    return cw->failed == cudaSuccess;
-}
-
-/* ---- workers ---- */
-
-static bool slot_events(trestle__cuda_worker *cw, unsigned slot);
-
-trestle__cuda_worker *trestle__cuda_worker_get(trestle__cuda_state *s, unsigned w)
-{
-    unsigned i = w < s->nworkers ? w : s->nworkers - 1;
-    trestle__cuda_worker *cw = &s->w[i];
-    if (cw->started && s->current && s->current[i] != s->device && cw->failed == cudaSuccess) {
-        /* Another device's copier ran here last; kernels need their own. */
-        trestle__cuda_note(cw, cudaSetDevice(s->device), "switching the copy device "
-                                                         "(cudaSetDevice)");
-        s->current[i] = s->device;
-    }
-    if (cw->started || cw->failed != cudaSuccess)
-        return cw;
-    if (s->current)
-        s->current[i] = s->device;
-    cudaError_t e = cudaSetDevice(s->device);
-    if (e == cudaSuccess && !cw->have_stream) {
-        e = cudaStreamCreateWithFlags(&cw->stream, cudaStreamNonBlocking);
-        cw->have_stream = e == cudaSuccess;
-        /* Every mark's events at once: a later restore that holds more
-         * marks in flight makes none. */
-        if (cw->have_stream && !slot_events(cw, MARKS - 1))
-            return cw;
-    }
-    /* Every restore's copies come after the work the caller queued before it. */
-    if (e == cudaSuccess && s->have_start)
-        e = cudaStreamWaitEvent(cw->stream, s->start, 0);
-    if (e != cudaSuccess) {
-        trestle__cuda_note(cw, e, "creating a copy stream");
-        return cw;
-    }
-    if (!cw->have_ref)
-        cw->have_ref = event_new(cw, &cw->ref, true);
-    if (cw->have_ref)
-        trestle__cuda_note(cw, cudaEventRecord(cw->ref, cw->stream),
-                           "marking copies (cudaEventRecord)");
-    cw->started = cw->failed == cudaSuccess;
-    return cw;
-}
-
-/* The event pair of the next mark's slot, made on first use. */
-static bool slot_events(trestle__cuda_worker *cw, unsigned slot)
-{
-    while (cw->nev <= slot && cw->failed == cudaSuccess) {
-        if (!event_new(cw, &cw->ev[cw->nev], true))
-            return false;
-        if (!event_new(cw, &cw->from[cw->nev], true)) {
-            cudaEventDestroy(cw->ev[cw->nev]);
-            return false;
-        }
-        cw->nev++;
-    }
-    return cw->failed == cudaSuccess;
-}
-
-void trestle__cuda_begin(trestle__cuda_worker *cw)
-{
-    unsigned slot = (cw->head + cw->len) % MARKS;
-    if (cw->open || cw->failed != cudaSuccess || cw->len == MARKS)
-        return;
-    cw->open = true; /* copies follow, whether or not they get a start */
-    if (slot_events(cw, slot)) {
-        trestle__cuda_note(cw, cudaEventRecord(cw->from[slot], cw->stream),
-                           "marking copies (cudaEventRecord)");
-        cw->timed[slot] = cw->failed == cudaSuccess;
-    }
-}
-
 /* ---- marks ---- */
 
 static int cuda_mark(trestle__copier *c, unsigned worker, trestle_error *err)
@@ -162,7 +66,7 @@ static int cuda_mark(trestle__copier *c, unsigned worker, trestle_error *err)
     unsigned slot = (cw->head + cw->len) % MARKS;
     if (!cw->open)
         cw->timed[slot] = false; /* nothing was copied: no interval */
-    if (cw->failed == cudaSuccess && slot_events(cw, slot)) {
+    if (cw->failed == cudaSuccess && trestle__cuda_slot_events(cw, slot)) {
         trestle__cuda_note(cw, cudaEventRecord(cw->ev[slot], cw->stream),
                            "marking copies (cudaEventRecord)");
         if (cw->failed == cudaSuccess) {
