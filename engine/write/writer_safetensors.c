@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "ckpt_types.h"
 #include "conversion.h"
 #include "error.h"
@@ -186,7 +187,7 @@ static int plan_into(const trestle_conversion *cv, const st_slot *s, size_t m, u
                      trestle_plan **out, trestle_error *err)
 {
     trestle_plan_options po;
-    trestle_op *ops = calloc(m, sizeof *ops);
+    trestle_op *ops = trestle__bulk_calloc(m ? m : 1, sizeof *ops);
     if (!ops)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < m; i++) {
@@ -202,7 +203,7 @@ static int plan_into(const trestle_conversion *cv, const st_slot *s, size_t m, u
     po.max_batch_bytes = cv->max_batch_bytes;
     po.max_gap_bytes = cv->max_gap_bytes;
     int rc = trestle_plan_create(cv->c, ops, m, &po, out, err);
-    free(ops);
+    trestle__bulk_free(ops);
     return rc;
 }
 
@@ -269,7 +270,7 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
         /* The slots were the plan's destinations; from here only a
          * transpose needs them, to find its entry. */
         if (!cv->transposed) {
-            free(slots);
+            trestle__bulk_free(slots);
             slots = NULL;
         }
         write_ctx x = { cv, slots, cv->ropt.on_ready, cv->ropt.user, 0 };
@@ -325,7 +326,7 @@ fail:
         free(tmp);
     }
     trestle_plan_free(plan);
-    free(slots);
+    trestle__bulk_free(slots);
     trestle__buf_free(&header);
     return rc;
 }
