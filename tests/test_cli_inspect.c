@@ -91,3 +91,75 @@ Test(cli_inspect, a_tensor_header_escapes_its_key)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* Writer index of the keys of many_keys(), for sorting them by byte order. */
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * A listing of thousands of rows (issue 24: its cells share one growing
+ * buffer, and each column's width is taken as rows arrive): every row is
+ * the one a table of that width prints, the widest key and offset set
+ * their columns, and an escaped key late in the listing still lines up.
+ */
+Test(cli_inspect, a_long_listing_lines_up_every_row)
+{
+    enum { N = 3000 };
+    char *dir = tu_mkdtemp(), *prefix = NULL, *keys_at[N];
+    cr_assert_geq(asprintf(&prefix, "%s/many", dir), 0);
+    trestle_writer *w;
+    trestle_error err;
+    float v = 0;
+    int64_t one = 1;
+    size_t name_w = 4, off_w = 6;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK, "%s", err.message);
+    for (int i = 0; i < N; i++) {
+        /* Lengths vary, one key is far the longest, and one needs escaping. */
+        if (i == 2500)
+            cr_assert_geq(asprintf(&keys_at[i], "z/%0120d", i), 0);
+        else if (i == 2999)
+            cr_assert_geq(asprintf(&keys_at[i], "zz\n%d", i), 0);
+        else
+            cr_assert_geq(asprintf(&keys_at[i], "layer_%d/%.*s", i, i % 17, "kernel_and_bias__"), 0);
+        cr_assert_eq(trestle_writer_add(w, keys_at[i], TRESTLE_DT_FLOAT, 1, &one, &v, 4, 0, &err),
+                     TRESTLE_OK, "%s", err.message);
+        size_t shown = strlen(keys_at[i]) + (strchr(keys_at[i], '\n') ? 1 : 0);
+        name_w = shown > name_w ? shown : name_w;
+    }
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+
+    char *sorted[N], *want = NULL, *line = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&want, &len);
+    memcpy(sorted, keys_at, sizeof sorted);
+    qsort(sorted, N, sizeof *sorted, by_key);
+    fprintf(f, "checkpoint %s: %d tensors, 11.72 KiB in 1 shard\n", prefix, N);
+    fprintf(f, "%-*s  DTYPE  SHAPE  SIZE  SHARD  %*s\n", (int)name_w, "NAME", (int)off_w, "OFFSET");
+    for (int k = 0; k < N; k++) {
+        int i = 0;
+        while (keys_at[i] != sorted[k])
+            i++;
+        free(line);
+        line = NULL;
+        if (strchr(sorted[k], '\n'))
+            cr_assert_geq(asprintf(&line, "zz\\n%d", i), 0);
+        else
+            line = strdup(sorted[k]);
+        fprintf(f, "%-*s  float  [1]     4 B      0  %*d\n", (int)name_w, line, (int)off_w, 4 * i);
+    }
+    fclose(f);
+    tu_cli_result r = tu_cli("inspect '%s'", prefix);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, want);
+    tu_cli_free(&r);
+    for (int i = 0; i < N; i++)
+        free(keys_at[i]);
+    free(line);
+    free(want);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}

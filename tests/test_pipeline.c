@@ -139,7 +139,6 @@ static size_t fx_op(fx *f, size_t entry, int dest_kind, void *dest, uint64_t byt
     op->whole = true;
     op->dest_kind = dest_kind;
     op->dest = dest;
-    op->capacity = dest ? bytes : 0;
     return i;
 }
 

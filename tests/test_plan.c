@@ -209,6 +209,24 @@ Test(plan, rejects_bad_arguments)
     fk_free(&f);
 }
 
+/* A piece names its op in 32 bits (16-byte pieces: one per tensor read,
+ * issue 24), so more ops than that are refused before any is looked at. */
+Test(plan, refuses_more_ops_than_a_piece_can_name)
+{
+    fake f;
+    small_model(&f);
+    trestle_op op = { .name = "a/float" };
+    trestle_plan *p = (trestle_plan *)1;
+    trestle_error err;
+    if (sizeof(size_t) <= 4)
+        cr_skip_test("size_t cannot count past 32 bits here");
+    size_t n = (size_t)UINT32_MAX + 1;
+    cr_assert_eq(trestle_plan_create(&f.c, &op, n, NULL, &p, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "4294967296 ops: a plan holds at most 4294967295");
+    cr_assert_null(p);
+    fk_free(&f);
+}
+
 /* ---- extents and batches ---- */
 
 Test(plan, one_extent_feeds_every_op_that_needs_the_same_entry)

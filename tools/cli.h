@@ -89,6 +89,11 @@ int cli_open_regular(const char *path, int extra_flags);
  * terminal or hide its own text; other UTF-8 text as is. Human output
  * prints keys through it (JSON has its own escapes). */
 char *cli_escape_text(const char *s);
+/* The same into `out`, which holds CLI_ESCAPED_MAX(strlen(s)) bytes (each
+ * byte becomes at most \xNN, each 2-3 byte character at most \uNNNN);
+ * returns the length written (a NUL follows). */
+#define CLI_ESCAPED_MAX(len) ((len) * 6 + 1)
+size_t cli_escape_into(char *out, const char *s);
 
 /* cli_open's hint after a checkpoint failed to open: when `path` names a graph file (.meta,
  * saved_model.pb), say where its checkpoint is and suggest --graph. */

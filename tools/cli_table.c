@@ -3,6 +3,11 @@
  * `restore --list`): each column as wide as its widest cell, two spaces
  * between columns, no trailing blanks, and columns that are empty in every
  * row left out, so optional facts (notes, stats) cost nothing when absent.
+ *
+ * A listing of a model of 100,000 tensors is 1.2 million cells (issue 24):
+ * they go back to back into one text buffer, each row a line of offsets
+ * into it, and each column's width is taken as its cells arrive. No cell
+ * is a malloc of its own, and printing reads each cell once, in order.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,11 +18,13 @@ struct cli_table {
     int ncols;
     char **headers;   /* ncols copies */
     int *right;       /* ncols flags: right-align */
-    char **cells;     /* rows x ncols copies, row-major */
+    size_t *width;    /* ncols: terminal columns of the widest cell, header included */
+    int *shown;       /* ncols flags: some cell of the column is not empty */
+    size_t *cells;    /* rows x ncols offsets into text, row-major */
     size_t rows, cap;
+    char *text;       /* every cell, NUL-terminated, back to back; text[0] is "" */
+    size_t len, text_cap;
 };
-
-static char *dup_cell(const char *s) { return strdup(s ? s : ""); }
 
 /* Terminal columns of a cell: one per UTF-8 character, not per byte, so a
  * key such as "m\u00f6del" lines up (inspect escapes everything else). */
@@ -29,6 +36,22 @@ static size_t columns(const char *s)
     return n;
 }
 
+/* Room for `more` bytes of text; 0, or -1 when out of memory. */
+static int reserve_text(cli_table *t, size_t more)
+{
+    if (t->text_cap - t->len >= more)
+        return 0;
+    size_t cap = t->text_cap ? t->text_cap : 4096;
+    while (cap - t->len < more)
+        cap *= 2;
+    char *grown = realloc(t->text, cap);
+    if (!grown)
+        return -1;
+    t->text = grown;
+    t->text_cap = cap;
+    return 0;
+}
+
 cli_table *cli_table_new(int ncols, const char *const *headers, const int *right)
 {
     cli_table *t = calloc(1, sizeof *t);
@@ -37,123 +60,129 @@ cli_table *cli_table_new(int ncols, const char *const *headers, const int *right
     t->ncols = ncols;
     t->headers = calloc((size_t)ncols, sizeof *t->headers);
     t->right = calloc((size_t)ncols, sizeof *t->right);
-    if (!t->headers || !t->right) {
+    t->width = calloc((size_t)ncols, sizeof *t->width);
+    t->shown = calloc((size_t)ncols, sizeof *t->shown);
+    if (!t->headers || !t->right || !t->width || !t->shown || reserve_text(t, 1) != 0) {
         cli_table_free(t);
         return NULL;
     }
+    t->text[t->len++] = '\0'; /* offset 0: the empty cell */
     for (int c = 0; c < ncols; c++) {
-        t->headers[c] = dup_cell(headers[c]);
+        t->headers[c] = strdup(headers[c] ? headers[c] : "");
         t->right[c] = right ? right[c] : 0;
         if (!t->headers[c]) {
             cli_table_free(t);
             return NULL;
         }
+        t->width[c] = columns(t->headers[c]);
     }
     return t;
 }
 
-int cli_table_add(cli_table *t, const char *const *cells)
+/* Append a row, each cell copied as is or escaped. */
+static int add_row(cli_table *t, const char *const *cells, int escaped)
 {
     if (t->rows == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
-        char **grown = realloc(t->cells, cap * (size_t)t->ncols * sizeof *grown);
+        size_t *grown = realloc(t->cells, cap * (size_t)t->ncols * sizeof *grown);
         if (!grown)
             return -1;
         t->cells = grown;
         t->cap = cap;
     }
-    char **row = t->cells + t->rows * (size_t)t->ncols;
+    size_t *row = t->cells + t->rows * (size_t)t->ncols, start = t->len;
     for (int c = 0; c < t->ncols; c++) {
-        row[c] = dup_cell(cells[c]);
-        if (!row[c]) {
-            while (c-- > 0)
-                free(row[c]);
+        const char *s = cells[c] ? cells[c] : "";
+        size_t n = strlen(s);
+        if (n == 0) {
+            row[c] = 0;
+            continue;
+        }
+        if (reserve_text(t, escaped ? CLI_ESCAPED_MAX(n) : n + 1) != 0) {
+            t->len = start; /* the row is not added */
             return -1;
         }
+        row[c] = t->len;
+        if (escaped) {
+            n = cli_escape_into(t->text + t->len, s);
+        } else {
+            memcpy(t->text + t->len, s, n + 1);
+        }
+        t->len += n + 1;
+    }
+    /* Widths once the row is whole: the text may have moved while it grew. */
+    for (int c = 0; c < t->ncols; c++) {
+        if (!row[c])
+            continue;
+        size_t w = columns(t->text + row[c]);
+        t->shown[c] = 1;
+        if (w > t->width[c])
+            t->width[c] = w;
     }
     t->rows++;
     return 0;
 }
 
-int cli_table_add_escaped(cli_table *t, const char *const *cells)
+int cli_table_add(cli_table *t, const char *const *cells) { return add_row(t, cells, 0); }
+
+int cli_table_add_escaped(cli_table *t, const char *const *cells) { return add_row(t, cells, 1); }
+
+static void pad(FILE *f, size_t n)
 {
-    char **esc = calloc((size_t)t->ncols, sizeof *esc);
-    int rc = esc ? 0 : -1;
-    for (int c = 0; rc == 0 && c < t->ncols; c++)
-        if (!(esc[c] = cli_escape_text(cells[c])))
-            rc = -1;
-    if (rc == 0)
-        rc = cli_table_add(t, (const char *const *)esc);
-    for (int c = 0; esc && c < t->ncols; c++)
-        free(esc[c]);
-    free(esc);
-    return rc;
+    static const char spaces[] = "                                                                ";
+    for (; n >= sizeof spaces - 1; n -= sizeof spaces - 1)
+        fwrite(spaces, 1, sizeof spaces - 1, f);
+    fwrite(spaces, 1, n, f);
 }
 
-static void print_row(const cli_table *t, FILE *f, char *const *row, const size_t *width,
-                      const int *shown)
+/* One line: the header's cells (row NULL) or those of `row`. */
+static void print_row(const cli_table *t, FILE *f, const size_t *row)
 {
     int last = -1;
-    for (int c = 0; c < t->ncols; c++)
-        if (shown[c] && row[c][0])
+    for (int c = 0; c < t->ncols; c++) {
+        const char *cell = row ? t->text + row[c] : t->headers[c];
+        if (t->shown[c] && cell[0])
             last = c;
+    }
     int first = 1;
     for (int c = 0; c <= last; c++) {
-        if (!shown[c])
+        if (!t->shown[c])
             continue;
-        size_t len = columns(row[c]);
-        size_t pad = width[c] > len ? width[c] - len : 0;
+        const char *cell = row ? t->text + row[c] : t->headers[c];
+        size_t len = columns(cell);
+        size_t gap = t->width[c] > len ? t->width[c] - len : 0;
         if (!first)
             fputs("  ", f);
         first = 0;
         if (t->right[c])
-            fprintf(f, "%*s", (int)pad, "");
-        fputs(row[c], f);
+            pad(f, gap);
+        fputs(cell, f);
         /* Left-aligned cells are padded only when something follows them. */
         if (!t->right[c] && c < last)
-            fprintf(f, "%*s", (int)pad, "");
+            pad(f, gap);
     }
     fputc('\n', f);
 }
 
 void cli_table_print(const cli_table *t, FILE *f)
 {
-    size_t *width = calloc((size_t)t->ncols, sizeof *width);
-    int *shown = calloc((size_t)t->ncols, sizeof *shown);
-    if (!width || !shown) {
-        free(width);
-        free(shown);
-        return;
-    }
-    for (int c = 0; c < t->ncols; c++) {
-        width[c] = columns(t->headers[c]);
-        for (size_t r = 0; r < t->rows; r++) {
-            const char *cell = t->cells[r * (size_t)t->ncols + (size_t)c];
-            size_t len = columns(cell);
-            if (len)
-                shown[c] = 1;
-            if (len > width[c])
-                width[c] = len;
-        }
-    }
-    print_row(t, f, t->headers, width, shown);
+    print_row(t, f, NULL);
     for (size_t r = 0; r < t->rows; r++)
-        print_row(t, f, t->cells + r * (size_t)t->ncols, width, shown);
-    free(width);
-    free(shown);
+        print_row(t, f, t->cells + r * (size_t)t->ncols);
 }
 
 void cli_table_free(cli_table *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
-        free(t->cells[i]);
-    free(t->cells);
     if (t->headers)
         for (int c = 0; c < t->ncols; c++)
             free(t->headers[c]);
     free(t->headers);
     free(t->right);
+    free(t->width);
+    free(t->shown);
+    free(t->cells);
+    free(t->text);
     free(t);
 }

@@ -120,30 +120,33 @@ static int utf8_seq(const unsigned char *p, unsigned *cp)
     return n;
 }
 
-char *cli_escape_text(const char *s)
+size_t cli_escape_into(char *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t cap = strlen((const char *)p) * 6 + 1, at = 0; /* \uNNNN for 2-3 bytes at most */
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
+    size_t at = 0;
     while (*p) {
+        /* Printable ASCII, nearly every byte of a key, is itself. */
+        if (*p >= 0x20 && *p < 0x7F && *p != '\\') {
+            out[at++] = (char)*p++;
+            continue;
+        }
         unsigned cp;
         int n = utf8_seq(p, &cp);
         const char *short_form = cp == '\n' ? "\\n" : cp == '\t' ? "\\t" : cp == '\r' ? "\\r"
                                : cp == 0x1B ? "\\e" : cp == '\\' ? "\\\\" : NULL;
         if (n == 0) {
-            at += (size_t)snprintf(out + at, cap - at, "\\x%02x", *p);
+            at += (size_t)sprintf(out + at, "\\x%02x", *p);
             p++;
             continue;
         }
         if (n == 1 && short_form) {
-            at += (size_t)snprintf(out + at, cap - at, "%s", short_form);
+            memcpy(out + at, short_form, 2);
+            at += 2;
         } else if (n == 1 && (cp < 0x20 || cp == 0x7F)) {
-            at += (size_t)snprintf(out + at, cap - at, "\\x%02x", cp);
+            at += (size_t)sprintf(out + at, "\\x%02x", cp);
         } else if ((cp >= 0x80 && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
                    (cp >= 0x2066 && cp <= 0x2069)) {
-            at += (size_t)snprintf(out + at, cap - at, "\\u%04x", cp);
+            at += (size_t)sprintf(out + at, "\\u%04x", cp);
         } else {
             memcpy(out + at, p, (size_t)n);
             at += (size_t)n;
@@ -151,6 +154,14 @@ char *cli_escape_text(const char *s)
         p += n;
     }
     out[at] = '\0';
+    return at;
+}
+
+char *cli_escape_text(const char *s)
+{
+    char *out = malloc(CLI_ESCAPED_MAX(strlen(s ? s : "")));
+    if (out)
+        cli_escape_into(out, s);
     return out;
 }
 

@@ -35,18 +35,35 @@ static header *head_of(void *p)
 }
 
 /*
- * A mapping of `span` bytes; from HUGE_MIN up advised into huge pages
- * (advice: the kernel may decline; it backs only the 2 MiB-aligned parts;
- * the whole mapping is advised, so that it stays one VMA, which mremap()
- * needs). With `populate` its pages are made now, in one call: an array
- * about to be filled pays one system call instead of a fault per page.
+ * A mapping of `span` bytes, in huge pages where it pays (advice: the
+ * kernel may decline; the whole mapping is advised, so that it stays one
+ * VMA, which mremap() needs). With `populate` its pages are made now, in
+ * one call: an array about to be filled pays one system call instead of a
+ * fault per page. A populated array uses every page it has, so from one
+ * huge page up it starts on a huge-page boundary and is advised whole:
+ * 512 times fewer faults, charges and LRU insertions, which at 100,000
+ * tensors cost more than zeroing the pages (issue 24); one that grows is
+ * advised only from HUGE_MIN, where a half-used last huge page is small
+ * beside it.
  */
 static void *map(size_t span, bool populate)
 {
-    void *m = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    bool huge = span >= (populate ? HUGE_PAGE : HUGE_MIN);
+    size_t extra = huge && populate ? HUGE_PAGE - 4096 : 0;
+    uint8_t *m = mmap(NULL, span + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
     if (m == MAP_FAILED)
         return NULL;
-    if (span >= HUGE_MIN)
+    if (extra) {
+        /* Keep the aligned part: unmap the head before it and the tail after. */
+        uint8_t *p = (uint8_t *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+        if (p > m)
+            munmap(m, (size_t)(p - m));
+        if (p + span < m + span + extra)
+            munmap(p + span, (size_t)(m + span + extra - (p + span)));
+        m = p;
+    }
+    if (huge)
         madvise(m, span, MADV_HUGEPAGE);
     if (populate)
         madvise(m, span, MADV_POPULATE_WRITE);

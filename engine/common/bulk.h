@@ -3,7 +3,8 @@
  * open checkpoint's entries, a plan's ops, extents and pieces, a restore's
  * per-extent state. Small ones come from malloc; from 256 KiB up they are
  * their own mapping, made whole at once (an array that is about to be
- * filled), and from 8 MiB up advised into transparent huge pages. A model
+ * filled); a zeroed one from 2 MiB up starts on a huge-page boundary and
+ * is advised into transparent huge pages, a growing one from 8 MiB. A model
  * of 100,000 tensors keeps some 40 MiB of such arrays, and first-touch
  * page faults (one per 4 KiB, each zeroing its page and charging it) cost
  * as much as everything planning computes. Pointers must go back through

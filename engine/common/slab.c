@@ -57,6 +57,23 @@ char *trestle__slab_strndup(trestle__slab *s, const void *p, size_t n)
     return out;
 }
 
+void trestle__slab_adopt(trestle__slab *dst, trestle__slab *src)
+{
+    if (!src->head)
+        return;
+    if (!dst->head) {
+        *dst = *src;
+    } else {
+        /* Behind dst's newest block, which keeps serving allocations. */
+        trestle__slab_block *oldest = src->head;
+        while (oldest->prev)
+            oldest = oldest->prev;
+        oldest->prev = dst->head->prev;
+        dst->head->prev = src->head;
+    }
+    memset(src, 0, sizeof *src);
+}
+
 void trestle__slab_free(trestle__slab *s)
 {
     if (!s)

@@ -31,6 +31,11 @@ void *trestle__slab_alloc(trestle__slab *s, size_t bytes, size_t align);
 /* A copy of `n` bytes of `p` with a NUL after them, or NULL. */
 char *trestle__slab_strndup(trestle__slab *s, const void *p, size_t n);
 
+/* Move every block of `src` into `dst` (what was allocated from either
+ * stays where it is, now freed with `dst`); `src` is left empty. Slabs
+ * filled by two threads become one. */
+void trestle__slab_adopt(trestle__slab *dst, trestle__slab *src);
+
 /* Free every block; the slab is empty (and reusable) afterwards. NULL-safe. */
 void trestle__slab_free(trestle__slab *s);
 

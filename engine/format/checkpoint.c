@@ -20,6 +20,7 @@
 #include "checkpoint.h"
 #include "ckpt_entry.h"
 #include "ckpt_path.h"
+#include "ckpt_scan.h"
 #include "ckpt_shard.h"
 #include "ckpt_slices.h"
 #include "crc32c.h"
@@ -53,51 +54,6 @@ static int slurp(const char *path, uint8_t **out, size_t *len, trestle_error *er
     int rc = trestle__file_read_regular(path, &index_rule, &buf, len, err);
     *out = (uint8_t *)buf;
     return rc;
-}
-
-/* ---- scanning: header first, then entries ---- */
-
-typedef struct scan_ctx {
-    trestle_checkpoint *c;
-    size_t cap;          /* allocated entries */
-    bool have_header;
-} scan_ctx;
-
-static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *value,
-                 size_t value_len, uint64_t value_offset, trestle_error *err)
-{
-    scan_ctx *s = user;
-    trestle_checkpoint *c = s->c;
-
-    if (!s->have_header) {
-        /* TF seeks to "" and takes what it finds; we insist it is the header. */
-        if (key_len != 0)
-            return trestle__error_set(err, TRESTLE_E_CORRUPT, 0, NULL, c->index_path,
-                                      (int64_t)value_offset, -1,
-                                      "Unable to read file (%s). Perhaps the file is corrupt or "
-                                      "was produced by a newer version of TensorFlow with format "
-                                      "changes (failed to seek to header entry)",
-                                      c->index_path);
-        s->have_header = true;
-        return trestle__header_parse(c, value, value_len, value_offset, err);
-    }
-    if (c->num_entries == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
-        trestle__entry *grown = trestle__bulk_realloc(c->entries, cap, sizeof *grown);
-        if (!grown)
-            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-        c->entries = grown;
-        s->cap = cap;
-    }
-    trestle__entry *e = &c->entries[c->num_entries];
-    memset(e, 0, sizeof *e);
-    e->key = trestle__slab_strndup(&c->slab, key, key_len);
-    if (!e->key)
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    e->key_len = (uint32_t)key_len; /* the index is below 4 GiB, and so is any key */
-    e->index_offset = (uint32_t)value_offset; /* inside an index of at most 4 GiB */
-    c->num_entries++; /* counted now so a failure below still frees it */
-    return trestle__entry_parse(c, e, value, value_len, err);
 }
 
 /* ---- shard files ---- */
@@ -180,13 +136,7 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
     c->index_bytes = index_len;
     c->index_crc32c = trestle__crc32c(index, index_len);
 
-    scan_ctx s = { .c = c };
-    TR_FORWARD(trestle__table_scan(index, index_len, c->index_path, o.verify_index != 0, visit,
-                                   &s, &ts, err));
-    TR_FAIL_IF(!s.have_header, err, TRESTLE_E_CORRUPT,
-               "Unable to read file (%s). Perhaps the file is corrupt or was produced by a newer "
-               "version of TensorFlow with format changes (failed to seek to header entry)",
-               c->index_path);
+    TR_FORWARD(trestle__checkpoint_scan(c, index, index_len, o.verify_index != 0, &ts, err));
     c->snappy_blocks = (int)ts.snappy_blocks;
     free(index);
     index = NULL;

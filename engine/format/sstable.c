@@ -322,13 +322,35 @@ bad_restart:
 
 /* ---- the scan ---- */
 
+/* One data block of the table: its handle and the index separator that
+ * bounds it (a copy: the index block may be a decompressed buffer). */
+typedef struct table_block {
+    uint64_t off, len;
+    size_t sep_at, sep_len;  /* the separator: seps[sep_at .. + sep_len) */
+    uint64_t where;          /* file offset of its index entry, for messages */
+} table_block;
+
+struct trestle__table {
+    const uint8_t *file;
+    size_t size;
+    uint64_t blocks_end;
+    const char *path;
+    int verify_crc;
+    table_block *blocks;     /* every data block whose index entry checked out, in order */
+    size_t n;
+    uint8_t *seps;           /* the separators, back to back */
+    int deferred;            /* the error of the index entry after blocks[n - 1], or OK: */
+    trestle_error deferred_err; /* reported after those blocks, as a sequential walk would */
+    size_t index_snappy;     /* the index block was snappy-compressed */
+};
+
 /* State carried across data blocks. */
 typedef struct walk {
     trestle__buf last;       /* last key visited (ordering across blocks) */
     bool have_last;          /* any key visited yet */
-    trestle__buf prev_sep;   /* previous index separator */
+    const uint8_t *prev_sep; /* previous index separator, when have_sep */
+    size_t prev_sep_len;
     bool have_sep;           /* any separator seen yet */
-    uint64_t data_end;       /* end (with trailer) of the previous data block */
     trestle__table_visit_fn fn;
     void *user;
 } walk;
@@ -360,12 +382,12 @@ static int scan_data_block(const scan_ctx *s, walk *w, const block *b, const uin
                          trestle__key_display(w->last.data, w->last.len, k2, sizeof k2));
             break;
         }
-        if (w->have_sep && trestle__key_cmp(k, kn, w->prev_sep.data, w->prev_sep.len) <= 0) {
+        if (w->have_sep && trestle__key_cmp(k, kn, w->prev_sep, w->prev_sep_len) <= 0) {
             trestle__key_display(k, kn, k1, sizeof k1);
             rc = corrupt(s, eoff, k1,
                          "key '%s' at offset %llu is not above the previous index separator '%s'",
                          k1, (unsigned long long)eoff,
-                         trestle__key_display(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
+                         trestle__key_display(w->prev_sep, w->prev_sep_len, k2, sizeof k2));
             break;
         }
         if (trestle__key_cmp(k, kn, sep, sep_len) > 0) {
@@ -390,64 +412,76 @@ static int scan_data_block(const scan_ctx *s, walk *w, const block *b, const uin
 }
 
 /*
- * Handle one index entry: decode the data block handle from its value, read
- * the block and walk it against the entry's separator key.
+ * Check one index entry against the previous separator (`prev`, when
+ * `have_prev`) and the previous data block's end, and record its block.
  */
-static int visit_index_entry(const scan_ctx *s, walk *w, const block *ib, const block_iter *ix)
+static int add_block(const scan_ctx *s, trestle__table *t, trestle__buf *seps,
+                     const block *ib, const block_iter *ix, uint64_t *data_end)
 {
     char k1[KEY_SHOWN_MAX * 4 + 8], k2[KEY_SHOWN_MAX * 4 + 8];
     const uint8_t *sep = ix->key.data ? ix->key.data : (const uint8_t *)"";
     uint64_t where = at(ib, ix->entry_pos), off, len;
-    block db;
-    int rc;
 
-    if (w->have_sep && trestle__key_cmp(sep, ix->key.len, w->prev_sep.data, w->prev_sep.len) <= 0)
-        return corrupt(s, where, NULL,
-                       "index separator '%s' at offset %llu does not follow the previous one '%s'",
-                       trestle__key_display(sep, ix->key.len, k1, sizeof k1), (unsigned long long)where,
-                       trestle__key_display(w->prev_sep.data, w->prev_sep.len, k2, sizeof k2));
+    if (t->n > 0) {
+        const table_block *p = &t->blocks[t->n - 1];
+        const uint8_t *prev = seps->data ? seps->data + p->sep_at : (const uint8_t *)"";
+        if (trestle__key_cmp(sep, ix->key.len, prev, p->sep_len) <= 0)
+            return corrupt(s, where, NULL,
+                           "index separator '%s' at offset %llu does not follow the previous one "
+                           "'%s'", trestle__key_display(sep, ix->key.len, k1, sizeof k1),
+                           (unsigned long long)where,
+                           trestle__key_display(prev, p->sep_len, k2, sizeof k2));
+    }
     trestle__cursor c = tr_cursor(ix->value, ix->value_len);
-    rc = get_handle(s, &c, at(ib, ix->value_pos), "data", &off, &len);
+    int rc = get_handle(s, &c, at(ib, ix->value_pos), "data", &off, &len);
     if (rc != TRESTLE_OK)
         return rc;
     /* TF writes data blocks back to back; overlap would let a small file
      * make the scan re-read (and re-check) the same bytes without bound. */
-    if (off < w->data_end)
+    if (off < *data_end)
         return corrupt(s, at(ib, ix->value_pos), NULL,
                        "data block at offset %llu overlaps or precedes the previous data block "
                        "(which ends at offset %llu)", (unsigned long long)off,
-                       (unsigned long long)w->data_end);
-    w->data_end = off + len + TRESTLE_SSTABLE_TRAILER_SIZE;
-    rc = read_block(s, off, len, &db);
-    if (rc != TRESTLE_OK)
-        return rc;
-    s->st->data_blocks++;
-    rc = scan_data_block(s, w, &db, sep, ix->key.len);
-    free(db.owned);
-    if (rc != TRESTLE_OK)
-        return rc;
-    w->prev_sep.len = 0;
-    if (!trestle__buf_append(&w->prev_sep, sep, ix->key.len))
+                       (unsigned long long)*data_end);
+    *data_end = off + len + TRESTLE_SSTABLE_TRAILER_SIZE;
+    if (t->n % 64 == 0) {
+        table_block *grown = realloc(t->blocks, (t->n + 64) * sizeof *grown);
+        if (!grown)
+            return trestle__error_set(s->err, TRESTLE_E_NOMEM, 0, NULL, s->path, -1, -1,
+                                      "%s: out of memory", s->path);
+        t->blocks = grown;
+    }
+    t->blocks[t->n] = (table_block){ off, len, seps->len, ix->key.len, where };
+    if (!trestle__buf_append(seps, sep, ix->key.len))
         return trestle__error_set(s->err, TRESTLE_E_NOMEM, 0, NULL, s->path, -1, -1,
                                   "%s: out of memory", s->path);
-    w->have_sep = true;
+    t->n++;
     return TRESTLE_OK;
 }
 
-int trestle__table_scan(const uint8_t *file, size_t size, const char *path, int verify_crc,
-                        trestle__table_visit_fn fn, void *user, trestle__table_stats *stats,
-                        trestle_error *err)
+void trestle__table_free(trestle__table *t)
 {
-    trestle__table_stats local = { 0 };
-    scan_ctx s = { file, size, 0, path ? path : "", verify_crc, stats ? stats : &local, err };
-    walk w = { .fn = fn, .user = user };
+    if (!t)
+        return;
+    free(t->blocks);
+    free(t->seps);
+    free(t);
+}
+
+int trestle__table_open(const uint8_t *file, size_t size, const char *path, int verify_crc,
+                        trestle__table **out, trestle_error *err)
+{
+    trestle__table_stats st = { 0 };
+    scan_ctx s = { file, size, 0, path ? path : "", verify_crc, &st, err };
+    trestle__table *t = NULL;
+    trestle__buf seps = { 0 };
     block ib = { 0 };
     block_iter ix = { 0 };
-    uint64_t meta_off, meta_len, idx_off, idx_len;
+    uint64_t meta_off, meta_len, idx_off, idx_len, data_end = 0;
     bool done = false;
     int rc;
 
-    memset(s.st, 0, sizeof *s.st);
+    *out = NULL;
     if (!file || size < TRESTLE_SSTABLE_FOOTER_SIZE)
         return corrupt(&s, 0, NULL, "file is too short to be an sstable (%zu bytes, the footer "
                        "alone is %d)", file ? size : 0, TRESTLE_SSTABLE_FOOTER_SIZE);
@@ -463,20 +497,149 @@ int trestle__table_scan(const uint8_t *file, size_t size, const char *path, int 
                         &idx_off, &idx_len);
     if (rc != TRESTLE_OK)
         return rc;
+    if (!(t = calloc(1, sizeof *t)))
+        return trestle__error_set(err, TRESTLE_E_NOMEM, 0, NULL, s.path, -1, -1,
+                                  "%s: out of memory", s.path);
+    *t = (trestle__table){ .file = file, .size = size, .blocks_end = s.blocks_end,
+                           .path = s.path, .verify_crc = verify_crc };
     /* TF never reads the metaindex block (always empty), so neither do we. */
     rc = read_block(&s, idx_off, idx_len, &ib);
-    if (rc != TRESTLE_OK)
+    if (rc != TRESTLE_OK) {
+        trestle__table_free(t);
         return rc;
+    }
+    t->index_snappy = st.snappy_blocks;
+    /* An index entry that does not check out ends the blocks; its error
+     * comes after theirs, where a walk block by block would find it. */
+    s.err = &t->deferred_err;
     rc = iter_init(&s, &ib, &ix);
     while (rc == TRESTLE_OK) {
         rc = iter_next(&s, &ix, &done);
         if (rc != TRESTLE_OK || done)
             break;
-        rc = visit_index_entry(&s, &w, &ib, &ix);
+        rc = add_block(&s, t, &seps, &ib, &ix, &data_end);
     }
+    t->deferred = rc;
+    t->seps = seps.data;
     trestle__buf_free(&ix.key);
-    trestle__buf_free(&w.last);
-    trestle__buf_free(&w.prev_sep);
     free(ib.owned);
+    if (rc == TRESTLE_E_NOMEM) {
+        if (err)
+            *err = t->deferred_err;
+        trestle__table_free(t);
+        return rc;
+    }
+    *out = t;
+    return TRESTLE_OK;
+}
+
+size_t trestle__table_blocks(const trestle__table *t) { return t->n; }
+
+uint64_t trestle__table_block_bytes(const trestle__table *t, size_t i) { return t->blocks[i].len; }
+
+/*
+ * The last key of the last block before `end` that has any (empty blocks
+ * hold none), into *last; false when there is none or it does not decode
+ * (then an earlier walk fails on that block and its error comes first).
+ */
+static bool last_key_before(const scan_ctx *s, const trestle__table *t, size_t end,
+                            trestle__buf *last)
+{
+    for (size_t i = end; i-- > 0;) {
+        block b;
+        block_iter it;
+        bool done = false, any = false;
+        if (read_block(s, t->blocks[i].off, t->blocks[i].len, &b) != TRESTLE_OK)
+            return false;
+        int rc = iter_init(s, &b, &it);
+        /* From the last restart point that starts an entry (one may sit
+         * at the end of the entries), where no key is shared. */
+        uint32_t r = rc == TRESTLE_OK ? it.num_restarts : 0;
+        while (r > 0 && restart_at(&it, r - 1) >= it.limit)
+            r--;
+        if (r > 0) {
+            it.pos = restart_at(&it, r - 1);
+            it.next_restart = r - 1;
+        }
+        while (rc == TRESTLE_OK) {
+            rc = iter_next(s, &it, &done);
+            if (rc != TRESTLE_OK || done)
+                break;
+            last->len = 0;
+            any = trestle__buf_append(last, it.key.data ? it.key.data : (const uint8_t *)"",
+                                      it.key.len);
+            rc = any ? TRESTLE_OK : TRESTLE_E_NOMEM;
+        }
+        trestle__buf_free(&it.key);
+        free(b.owned);
+        if (rc != TRESTLE_OK)
+            return false;
+        if (any)
+            return true;
+    }
+    return false;
+}
+
+int trestle__table_scan_blocks(const trestle__table *t, size_t first, size_t end,
+                               trestle__table_visit_fn fn, void *user,
+                               trestle__table_stats *stats, trestle_error *err)
+{
+    trestle__table_stats local = { 0 };
+    scan_ctx s = { t->file, t->size, t->blocks_end, t->path, t->verify_crc,
+                   stats ? stats : &local, err };
+    walk w = { .fn = fn, .user = user };
+    int rc = TRESTLE_OK;
+
+    memset(s.st, 0, sizeof *s.st);
+    if (first == 0)
+        s.st->snappy_blocks = t->index_snappy;
+    /* Starting past the first block: as a walk from the first would stand
+     * there, when the blocks before are sound (else their walk fails first). */
+    if (first > 0) {
+        trestle_error ignored;
+        scan_ctx quiet = s;
+        trestle__table_stats none = { 0 };
+        quiet.err = &ignored;
+        quiet.st = &none;
+        w.have_last = last_key_before(&quiet, t, first, &w.last);
+        w.prev_sep = t->seps ? t->seps + t->blocks[first - 1].sep_at : (const uint8_t *)"";
+        w.prev_sep_len = t->blocks[first - 1].sep_len;
+        w.have_sep = true;
+    }
+    for (size_t i = first; rc == TRESTLE_OK && i < end; i++) {
+        const table_block *tb = &t->blocks[i];
+        const uint8_t *sep = t->seps ? t->seps + tb->sep_at : (const uint8_t *)"";
+        block db;
+        rc = read_block(&s, tb->off, tb->len, &db);
+        if (rc != TRESTLE_OK)
+            break;
+        s.st->data_blocks++;
+        rc = scan_data_block(&s, &w, &db, sep, tb->sep_len);
+        free(db.owned);
+        w.prev_sep = sep;
+        w.prev_sep_len = tb->sep_len;
+        w.have_sep = true;
+    }
+    if (rc == TRESTLE_OK && end == t->n && t->deferred != TRESTLE_OK) {
+        rc = t->deferred;
+        if (err)
+            *err = t->deferred_err;
+    }
+    trestle__buf_free(&w.last);
+    return rc;
+}
+
+int trestle__table_scan(const uint8_t *file, size_t size, const char *path, int verify_crc,
+                        trestle__table_visit_fn fn, void *user, trestle__table_stats *stats,
+                        trestle_error *err)
+{
+    trestle__table *t;
+    if (stats)
+        memset(stats, 0, sizeof *stats);
+    int rc = trestle__table_open(file, size, path, verify_crc, &t, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    rc = trestle__table_scan_blocks(t, 0, t->n, fn, user, stats, err);
+    trestle__table_free(t);
     return rc;
 }

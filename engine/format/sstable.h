@@ -72,6 +72,28 @@ int trestle__table_scan(const uint8_t *file, size_t size, const char *path, int 
                         trestle__table_visit_fn fn, void *user, trestle__table_stats *stats,
                         trestle_error *err);
 
+/*
+ * The same walk in parts, for two threads (ckpt_scan.c): the table's
+ * footer and index block are read and checked once, then any range of its
+ * data blocks can be walked on its own, as the whole walk would walk it
+ * (key order and separators checked against the blocks before the range).
+ * An error in the index block after the last good data block is reported
+ * by the walk of the last range, after that range, as the whole walk
+ * would find it. trestle__table_open fails only on the footer, the index
+ * block itself, or memory.
+ */
+typedef struct trestle__table trestle__table;
+int trestle__table_open(const uint8_t *file, size_t size, const char *path, int verify_crc,
+                        trestle__table **out, trestle_error *err);
+size_t trestle__table_blocks(const trestle__table *t);
+uint64_t trestle__table_block_bytes(const trestle__table *t, size_t i);
+/* Walk data blocks [first, end); `stats` counts this walk only (the index
+ * block's compression with first == 0). */
+int trestle__table_scan_blocks(const trestle__table *t, size_t first, size_t end,
+                               trestle__table_visit_fn fn, void *user,
+                               trestle__table_stats *stats, trestle_error *err);
+void trestle__table_free(trestle__table *t);
+
 /* ---- builder ---- */
 
 typedef struct trestle__table_builder trestle__table_builder;

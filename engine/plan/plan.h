@@ -53,10 +53,13 @@
 #include "trestle.h"
 
 #define TRESTLE__NO_REGION UINT32_MAX
+/* Ops of one plan: a piece names its op in 32 bits. */
+#define TRESTLE__MAX_OPS ((size_t)UINT32_MAX)
 
-/* One op of a plan: 80 bytes, of which a model of 100,000 tensors keeps
+/* One op of a plan: 72 bytes, of which a model of 100,000 tensors keeps
  * 100,000 (small fields are bytes: dtypes, ranks and element sizes are
- * validated below 256 before they are stored). */
+ * validated below 256 before they are stored; the caller's capacity is
+ * checked when planned and not kept). */
 typedef struct trestle__plan_op {
     char *name;             /* as given by the caller (in the plan's slab), or for a plan of
                                every tensor its key (the checkpoint's) */
@@ -66,7 +69,6 @@ typedef struct trestle__plan_op {
                                tensor, else in the plan's slab */
     uint64_t bytes;         /* output bytes = elements x dst_es (stored size for strings) */
     void *dest;             /* caller pointer, or engine memory once allocated */
-    uint64_t capacity;      /* bytes at dest (caller's) */
     uint32_t num_pieces;    /* pieces that must land before the op is ready */
     int32_t device;         /* CUDA device of dest as of the last restore, or -1: host */
     uint8_t skipped;        /* 0; 1 excluded; 2 missing and allowed; 3 unsupported dtype */
@@ -79,6 +81,9 @@ typedef struct trestle__plan_op {
     bool whole;             /* the whole stored tensor, laid out as stored */
 } trestle__plan_op;
 
+_Static_assert(sizeof(void *) != 8 || sizeof(trestle__plan_op) == 72,
+               "a plan op is 72 bytes on LP64 (issue 24: 100,000 of them per plan)");
+
 typedef struct trestle__region {
     trestle__slice src;     /* what the stored extent covers, full-tensor coords, concrete */
     trestle__slice dst;     /* what the op's destination covers, concrete */
@@ -87,26 +92,32 @@ typedef struct trestle__region {
     size_t elem_size;       /* bytes per element as restored (the op's dst_es) */
 } trestle__region;
 
+/* 16 bytes: a plan holds at most TRESTLE__MAX_OPS ops (plan_create.c). */
 typedef struct trestle__piece {
-    size_t op;              /* index into plan->ops */
+    uint32_t op;            /* index into plan->ops */
     uint32_t region;        /* TRESTLE__NO_REGION for a verbatim copy, else index into plan->regions */
     uint64_t dst_offset;    /* verbatim copies: offset in the op's destination, out_dtype bytes */
 } trestle__piece;
 
+/* 64 bytes, one per tensor read. */
 typedef struct trestle__extent {
     size_t entry;           /* stored entry (PLAIN, SLICE_PART or OBJECT_GRAPH) */
-    int shard;
     uint64_t offset;        /* in the shard file */
     uint64_t size;
-    uint32_t crc_masked;    /* stored CRC of the entry */
-    bool is_string;         /* DT_STRING: CRC covers fixed-width lengths, see string_tensor.h */
-    bool partial;           /* one run of a part of its entry (partial_reads): its CRC goes into
-                               share `share` instead of being checked against crc_masked */
     uint64_t after;         /* partial: bytes of the stored tensor after this run */
     size_t share;           /* partial: index into plan->shares */
     size_t first_piece;
-    size_t num_pieces;
+    int shard;
+    uint32_t crc_masked;    /* stored CRC of the entry */
+    uint32_t num_pieces;    /* at most one per op: below TRESTLE__MAX_OPS */
+    bool is_string;         /* DT_STRING: CRC covers fixed-width lengths, see string_tensor.h */
+    bool partial;           /* one run of a part of its entry (partial_reads): its CRC goes into
+                               share `share` instead of being checked against crc_masked */
 } trestle__extent;
+
+_Static_assert(sizeof(void *) != 8 || (sizeof(trestle__extent) == 64 &&
+                                       sizeof(trestle__piece) == 16),
+               "an extent is 64 bytes and a piece 16 on LP64 (one each per tensor read)");
 
 /* A stored tensor of which the plan reads only a part (partial_reads): the
  * restore XORs shift(raw(run), after) of each of its runs into `share`

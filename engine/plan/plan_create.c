@@ -88,6 +88,8 @@ int trestle_plan_create(const trestle_checkpoint *c, const trestle_op *ops, size
     b.c = c;
 
     count = ops ? n : c->num_listed;
+    TR_FAIL_IF(count > TRESTLE__MAX_OPS, err, TRESTLE_E_INVALID_ARG,
+               "%zu ops: a plan holds at most %zu", count, TRESTLE__MAX_OPS);
     b.p = calloc(1, sizeof *b.p);
     TR_FAIL_IF(!b.p, err, TRESTLE_E_NOMEM, "out of memory");
     b.p->ckpt = c;

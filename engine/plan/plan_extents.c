@@ -193,7 +193,7 @@ int trestle__plan_pieces_extents(builder *b, trestle_error *err)
                 .first_piece = p->num_pieces,
             };
         }
-        p->pieces[p->num_pieces++] = (trestle__piece){ w->op, w->region, w->dst_offset };
+        p->pieces[p->num_pieces++] = (trestle__piece){ (uint32_t)w->op, w->region, w->dst_offset };
         x->num_pieces++;
     }
     return TRESTLE_OK;

@@ -356,7 +356,6 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
                                       given->ptr ? "holds " : "is NULL with capacity ",
                                       given->capacity, bytes);
         op->dest = given->ptr;
-        op->capacity = given->capacity;
     }
     /* Deferred whatever this part's size, so every part lists the tensor. */
     size_t share = 0;

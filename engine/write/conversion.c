@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "conversion.h"
 #include "error.h"
 #include "key_rules.h"
@@ -45,35 +46,63 @@ void trestle_conversion_free(trestle_conversion *cv)
 {
     if (!cv)
         return;
-    for (size_t i = 0; i < cv->n; i++) {
-        free(cv->e[i].name);
-        free(cv->e[i].key);
-        free(cv->e[i].out_name);
-        free(cv->e[i].spec);
-        free(cv->e[i].dims);
-    }
+    for (size_t i = 0; i < cv->n; i++)
+        if (cv->e[i].out_owned)
+            free((char *)cv->e[i].out_name);
     free(cv->e);
+    trestle__slab_free(&cv->slab);
     free(cv);
 }
 
-/* Entry i from op i of the first plan: names, dtypes, shape, bytes. */
-static int take_op(const trestle_plan *p, size_t i, const trestle_op *op, cv_entry *e,
-                   trestle_error *err)
+/* A string kept in the conversion's slab, or NULL when out of memory. */
+static const char *keep(trestle_conversion *cv, const char *s)
+{
+    return trestle__slab_strndup(&cv->slab, s, strlen(s));
+}
+
+/* A shape kept in the conversion's slab, or NULL when out of memory. */
+static int64_t *keep_dims(trestle_conversion *cv, const int64_t *dims, int rank)
+{
+    int64_t *d = trestle__slab_alloc(&cv->slab, (rank > 0 ? (size_t)rank : 1) * sizeof *d,
+                                     sizeof *d);
+    if (d && rank > 0)
+        memcpy(d, dims, (size_t)rank * sizeof *d);
+    return d;
+}
+
+/*
+ * Entry i from op i of the first plan: names, dtypes, shape, bytes. The
+ * key is the checkpoint's own string, and so is the name when the op named
+ * the tensor by it (every tensor without ops); every tensor's op i is
+ * listed tensor i, whose stored shape is the one in the file. The rest is
+ * copied.
+ */
+static int take_op(trestle_conversion *cv, const trestle_plan *p, size_t i, const trestle_op *op,
+                   cv_entry *e, trestle_error *err)
 {
     trestle_plan_op_info info;
     trestle_plan_get_op(p, i, &info);
-    e->skipped = info.skipped;
-    e->dtype = info.dtype;
-    e->out_dtype = info.out_dtype;
-    e->rank = info.rank;
+    e->skipped = (uint8_t)info.skipped;
+    e->dtype = (uint8_t)info.dtype;
+    e->out_dtype = (uint8_t)info.out_dtype;
+    e->rank = (uint8_t)info.rank;
     e->bytes = info.bytes;
-    if (!(e->name = strdup(info.name)) || (info.key && !(e->key = strdup(info.key))) ||
-        (op && op->shape_and_slices && op->shape_and_slices[0] &&
-         !(e->spec = strdup(op->shape_and_slices))) ||
-        !(e->dims = calloc(info.rank > 0 ? (size_t)info.rank : 1, sizeof *e->dims)))
+    e->key = info.key;
+    e->name = info.key && (info.name == info.key || strcmp(info.name, info.key) == 0)
+                  ? info.key
+                  : keep(cv, info.name);
+    if (op && op->shape_and_slices && op->shape_and_slices[0])
+        e->spec = keep(cv, op->shape_and_slices);
+    const trestle__entry *stored = op ? NULL : trestle__listed(cv->c, i);
+    if (stored && stored->key == info.key && stored->rank == info.rank &&
+        (info.rank == 0 ||
+         memcmp(stored->dims, info.dims, (size_t)info.rank * sizeof *info.dims) == 0))
+        e->dims = stored->dims;
+    else
+        e->dims = keep_dims(cv, info.dims, info.rank);
+    if (!e->name || (op && op->shape_and_slices && op->shape_and_slices[0] && !e->spec) ||
+        !e->dims)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    if (info.rank > 0)
-        memcpy(e->dims, info.dims, (size_t)info.rank * sizeof *e->dims);
     return TRESTLE_OK;
 }
 
@@ -140,10 +169,11 @@ static int mark_transposed(trestle_conversion *cv, const char *const *globs, siz
                     err, TRESTLE_E_INVALID_ARG, 0, e->name, NULL, -1, -1,
                     "transpose '%s' matches tensor %s of rank %d; only 2-D tensors transpose "
                     "(narrow the pattern, e.g. '*/kernel')", globs[g], e->name, e->rank);
-            int64_t d0 = e->dims[0];
-            e->dims[0] = e->dims[1];
-            e->dims[1] = d0;
+            const int64_t swapped[2] = { e->dims[1], e->dims[0] };
+            if (!(e->dims = keep_dims(cv, swapped, 2)))
+                return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
             e->transposed = 1;
+            cv->transposed++;
         }
         if (!matched)
             return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
@@ -153,15 +183,30 @@ static int mark_transposed(trestle_conversion *cv, const char *const *globs, siz
     return TRESTLE_OK;
 }
 
-/* Every kept entry's name in the file, by the key rules. */
+/* Every kept entry's name in the file, by the key rules: the op's name
+ * itself (not a copy) where no rule changes it. */
 static int name_entries(trestle_conversion *cv, const char *const *rules, size_t n,
                         trestle_error *err)
 {
     trestle__key_rules *kr = NULL;
     int rc = trestle__key_rules_parse(rules, n, &kr, err);
-    for (size_t i = 0; rc == TRESTLE_OK && i < cv->n; i++)
-        if (!cv->e[i].skipped)
-            rc = trestle__key_rules_apply(kr, cv->e[i].name, &cv->e[i].out_name, err);
+    for (size_t i = 0; rc == TRESTLE_OK && i < cv->n; i++) {
+        cv_entry *e = &cv->e[i];
+        char *named = NULL;
+        if (e->skipped)
+            continue;
+        if (!kr) {
+            e->out_name = e->name;
+            continue;
+        }
+        rc = trestle__key_rules_apply(kr, e->name, &named, err);
+        if (rc == TRESTLE_OK) {
+            e->out_name = strcmp(named, e->name) == 0 ? e->name : keep(cv, named);
+            if (!e->out_name)
+                rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        }
+        free(named);
+    }
     if (rc == TRESTLE_OK)
         rc = trestle__key_rules_check_used(kr, err);
     trestle__key_rules_free(kr);
@@ -221,7 +266,7 @@ int trestle_conversion_create(const trestle_checkpoint *c, const trestle_op *ops
     TR_FAIL_IF(!(cv->e = calloc(cv->n ? cv->n : 1, sizeof *cv->e)), err, TRESTLE_E_NOMEM,
                "out of memory");
     for (size_t i = 0; i < cv->n; i++) {
-        TR_FORWARD(take_op(p, i, ops ? &ops[i] : NULL, &cv->e[i], err));
+        TR_FORWARD(take_op(cv, p, i, ops ? &ops[i] : NULL, &cv->e[i], err));
         TR_FORWARD(choose_dtype(&cv->e[i], ops ? &ops[i] : NULL, o.as_dtype, &converting, err));
     }
     if (o.as_dtype && !converting) {
@@ -276,7 +321,9 @@ int trestle_conversion_set_name(trestle_conversion *cv, size_t i, const char *na
     char *copy = strdup(name);
     if (!copy)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    free(e->out_name);
+    if (e->out_owned)
+        free((char *)e->out_name);
     e->out_name = copy;
+    e->out_owned = 1;
     return TRESTLE_OK;
 }

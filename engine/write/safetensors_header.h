@@ -22,7 +22,9 @@ typedef struct st_slot {
  * name, so each tensor starts at a multiple of its element size. First
  * every name is checked (valid UTF-8, not "__metadata__", no two alike),
  * so a refused name is reported before any file exists. On success
- * *slots (malloc'd, *count of them), the header (8-byte length, JSON,
+ * *slots (*count of them; free with trestle__bulk_free: a mapping of
+ * its own from 256 KiB, so that none of it stays resident once freed),
+ * the header (8-byte length, JSON,
  * space padding to a multiple of 8) and the data bytes are set.
  * TRESTLE_E_INVALID_ARG names the tensor whose name is refused.
  */

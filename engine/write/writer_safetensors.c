@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bulk.h"
 #include "ckpt_types.h"
 #include "conversion.h"
 #include "error.h"
@@ -153,8 +154,7 @@ static void sync_parent(const char *path)
 /* What the ready callback needs: op i of the write's plan is slot i. */
 typedef struct write_ctx {
     const trestle_conversion *cv;
-    const st_slot *slots;
-    uint8_t *data;              /* the mapped data section */
+    const st_slot *slots;       /* NULL when no entry is transposed */
     trestle_ready_fn user_fn;   /* the caller's on_ready, or NULL */
     void *user;
     atomic_size_t nomem;        /* 1 + the slot a transpose found no memory for, or 0 */
@@ -165,9 +165,9 @@ typedef struct write_ctx {
 static int on_written(void *user, size_t i, const trestle_plan_op_info *op)
 {
     write_ctx *x = user;
-    const cv_entry *e = &x->cv->e[x->slots[i].entry];
-    if (e->transposed && e->bytes) {
-        uint8_t *at = x->data + x->slots[i].offset;
+    const cv_entry *e = x->slots ? &x->cv->e[x->slots[i].entry] : NULL;
+    if (e && e->transposed && e->bytes) {
+        uint8_t *at = op->data;
         void *copy = malloc(e->bytes);
         if (!copy) {
             atomic_store(&x->nomem, i + 1);
@@ -187,7 +187,7 @@ static int plan_into(const trestle_conversion *cv, const st_slot *s, size_t m, u
                      trestle_plan **out, trestle_error *err)
 {
     trestle_plan_options po;
-    trestle_op *ops = calloc(m, sizeof *ops);
+    trestle_op *ops = trestle__bulk_calloc(m ? m : 1, sizeof *ops);
     if (!ops)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < m; i++) {
@@ -203,7 +203,7 @@ static int plan_into(const trestle_conversion *cv, const st_slot *s, size_t m, u
     po.max_batch_bytes = cv->max_batch_bytes;
     po.max_gap_bytes = cv->max_gap_bytes;
     int rc = trestle_plan_create(cv->c, ops, m, &po, out, err);
-    free(ops);
+    trestle__bulk_free(ops);
     return rc;
 }
 
@@ -215,7 +215,7 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
     st_slot *slots = NULL;
     trestle__buf header = { 0 };
     size_t count = 0;
-    uint64_t data_bytes = 0, file_bytes = 0;
+    uint64_t data_bytes = 0, file_bytes = 0, header_bytes = 0, map_from = 0, map_bytes = 0;
     char *tmp = NULL;
     int fd = -1, rc = TRESTLE_OK;
     uint8_t *map = NULL;
@@ -223,7 +223,8 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
     TR_FAIL_IF(!cv || !out_path, err, TRESTLE_E_INVALID_ARG,
                "trestle_conversion_write needs a conversion and an output path");
     TR_FORWARD(trestle__safetensors_layout(cv, &slots, &count, &header, &data_bytes, err));
-    file_bytes = header.len + data_bytes;
+    header_bytes = header.len;
+    file_bytes = header_bytes + data_bytes;
     TR_FORWARD(check_out_path(cv->c, out_path, err));
 
     /* The temporary file beside the output, so the rename stays in one
@@ -243,16 +244,36 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
         rc = file_error(err, tmp, "write the header of");
         goto fail;
     }
+    /* Written: a model of 100,000 tensors has a header of 11 MiB, which
+     * the restore into the file need not hold (issue 24). */
+    trestle__buf_free(&header);
     if (count > 0) {
-        map = mmap(NULL, (size_t)file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                   fd, 0);
+        /* The data only, from the page the header ends in: the header's
+         * pages, once mapped, would stay resident with the data. */
+        map_from = header_bytes & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+        map_bytes = file_bytes - map_from;
+        map = mmap(NULL, (size_t)map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                   (off_t)map_from);
         if (map == MAP_FAILED) {
             map = NULL;
             rc = file_error(err, tmp, "map");
             goto fail;
         }
-        write_ctx x = { cv, slots, map + header.len, cv->ropt.on_ready, cv->ropt.user, 0 };
-        TR_FORWARD(plan_into(cv, slots, count, x.data, &plan, err));
+        TR_FORWARD(plan_into(cv, slots, count, map + (header_bytes - map_from), &plan, err));
+        /* Populated only now, over the same addresses: the planner's
+         * working memory is gone before the data's pages are resident. */
+        if (mmap(map, (size_t)map_bytes, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, (off_t)map_from) == MAP_FAILED) {
+            rc = file_error(err, tmp, "map");
+            goto fail;
+        }
+        /* The slots were the plan's destinations; from here only a
+         * transpose needs them, to find its entry. */
+        if (!cv->transposed) {
+            trestle__bulk_free(slots);
+            slots = NULL;
+        }
+        write_ctx x = { cv, slots, cv->ropt.on_ready, cv->ropt.user, 0 };
         ropt = cv->ropt;
         ropt.verify = 1;
         ropt.device = -1;
@@ -270,7 +291,7 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
         }
         if (rc != TRESTLE_OK)
             goto fail;
-        if (cv->sync && msync(map, (size_t)file_bytes, MS_SYNC) != 0) {
+        if (cv->sync && msync(map, (size_t)map_bytes, MS_SYNC) != 0) {
             rc = file_error(err, tmp, "flush");
             goto fail;
         }
@@ -292,12 +313,12 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
     if (stats) {
         stats->tensors = count;
         stats->skipped = cv->n - count;
-        stats->header_bytes = header.len;
+        stats->header_bytes = header_bytes;
         stats->file_bytes = file_bytes;
     }
 fail:
     if (map)
-        munmap(map, (size_t)file_bytes);
+        munmap(map, (size_t)map_bytes);
     if (fd >= 0)
         close(fd);
     if (tmp) {
@@ -305,7 +326,7 @@ fail:
         free(tmp);
     }
     trestle_plan_free(plan);
-    free(slots);
+    trestle__bulk_free(slots);
     trestle__buf_free(&header);
     return rc;
 }

@@ -363,14 +363,16 @@ static PyObject *plan_take_arena(PyObject *self, PyObject *args, PyObject *kwarg
 }
 
 /*
- * host_arrays(whole, dtypes, result) -> [(name, out_dtype, shape, Buffer)]:
+ * host_arrays(whole, dtypes, result, used=None) -> [(name, out_dtype, shape, Buffer)]:
  * after take_arena(per_op=False), a numpy array over `whole` (the arena's
  * Buffer, host memory) for every op that is not skipped and whose restored
  * dtype is a key of `dtypes` ({DataType: numpy dtype}), put into the dict
  * `result` under the op's name, in op order. The ops it leaves to the
  * caller (strings, dtypes it was not given) get None there, so that the
  * caller's values keep the order, and come back with a Buffer of their
- * bytes.
+ * bytes. `used`, a set, gets the out_dtype of every op given an array here
+ * (so that the caller can say what raw-bits dtypes came back without a
+ * Python loop over the ops).
  *
  * It uses the plan up: what each array needs is copied out of the plan
  * (names and shapes, some 60 bytes a tensor), then the plan is freed, and
@@ -383,13 +385,13 @@ static PyObject *plan_take_arena(PyObject *self, PyObject *args, PyObject *kwarg
 static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
 {
     pyt_plan *pl = (pyt_plan *)self;
-    PyObject *whole, *dtypes, *result, *ndarray = NULL, *left = NULL;
+    PyObject *whole, *dtypes, *result, *used = NULL, *ndarray = NULL, *left = NULL;
     view_spec *spec = NULL;
     int64_t *dims = NULL;
     char *names = NULL;
     size_t nspec = 0, ndims = 0, nnames = 0;
-    if (plan_check(pl) < 0 || !PyArg_ParseTuple(args, "OO!O!", &whole, &PyDict_Type, &dtypes,
-                                                &PyDict_Type, &result))
+    if (plan_check(pl) < 0 || !PyArg_ParseTuple(args, "OO!O!|O!", &whole, &PyDict_Type, &dtypes,
+                                                &PyDict_Type, &result, &PySet_Type, &used))
         return NULL;
     const pyt_buffer *wb = whole != Py_None && Py_TYPE(whole) == &pyt_buffer_type
                                ? (const pyt_buffer *)whole : NULL;
@@ -423,6 +425,8 @@ static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
             continue;
         PyObject *code = PyLong_FromLong(op.out_dtype);
         PyObject *dt = code ? PyDict_GetItemWithError(dtypes, code) : NULL;
+        if (dt && used && PySet_Add(used, code) != 0)
+            dt = NULL;
         Py_XDECREF(code);
         if (PyErr_Occurred())
             goto fail;
@@ -471,7 +475,7 @@ static PyMethodDef plan_methods[] = {
       "take_arena(per_op=True) -> (Arena, [Buffer or None]) or, per_op=False, (Arena, Buffer "
       "over the whole arena): adopt the restored tensors." },
     { "host_arrays", plan_host_arrays, METH_VARARGS,
-      "host_arrays(whole, dtypes, result) -> [(name, out_dtype, shape, Buffer)]: numpy views "
+      "host_arrays(whole, dtypes, result, used=None) -> [(name, out_dtype, shape, Buffer)]: numpy views "
       "of the restored host tensors into the dict result, by name, and the ops left to the "
       "caller; uses the plan up (it is freed)." },
     { NULL, NULL, 0, NULL },

@@ -203,6 +203,17 @@ def test_exclusions_and_allow_missing(mixed_ckpt):
     assert list(partial) == ["dense/bias"] and partial.stats["tensors"] == 1
 
 
+def test_bfloat16_arrays_are_one_view_each_of_the_arena(mixed_ckpt):
+    """bfloat16 tensors come back as one ndarray over the arena each, made in
+    C as every other dtype's (issue 24: a view of a view and a Buffer per
+    tensor cost 100,000-tensor models ~300 bytes a tensor more)."""
+    prefix, values = mixed_ckpt
+    got = trestle.restore(prefix, progress=False, bfloat16="uint16")
+    a = got["emb/bf16"]
+    assert a.dtype == np.uint16 and np.array_equal(a, values["emb/bf16"])
+    assert not isinstance(a.base, np.ndarray), type(a.base)
+
+
 def test_as_dtype_converts_what_converts(mixed_ckpt):
     prefix, values = mixed_ckpt
     restored = trestle.restore(prefix, as_dtype="bfloat16", progress=False)

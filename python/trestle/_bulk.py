@@ -410,10 +410,14 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
         result.arena = weakref.ref(arena)
         del arena, ckpt   # the arrays alone keep the arena alive
         names = [op[0] for op in plan.ops() if not op[2]] if keys is not None else None
+        used = set()
         for name, out_dtype, shape, buf in plan.host_arrays(whole, _host_dtypes(bfloat16),
-                                                             result):
+                                                             result, used):
             result[name] = (_numpy_view(buf, out_dtype, shape, bfloat16) if buf is not None
                             else np.empty(shape, _dtypes.returned_dtype(out_dtype, bfloat16)))
+        for value in sorted(used):
+            if not _dtypes.native(value):
+                _dtypes.returned_dtype(value, bfloat16)   # says once that they are raw bits
         if names is not None:
             # The result's names (keys=), applied to the ops in op order.
             values = [result.pop(name) for name in names]
@@ -435,12 +439,13 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
 
 def _host_dtypes(bfloat16):
     """{DataType: numpy dtype} of every dtype whose restored bytes are a
-    plain numpy array (not strings, not the ones that cannot be read)."""
+    plain numpy array (not strings, not the ones that cannot be read):
+    bfloat16 and float8 too, as ml_dtypes' types or their raw bits, so that
+    100,000 bfloat16 tensors are one ndarray each, not two and a Buffer
+    (issue 24); restore() says afterwards when raw bits came back."""
     out = {}
     for value in _dtypes.values():
-        # bfloat16 and float8 without ml_dtypes go through _numpy_view(),
-        # which says once that they come back as raw bits.
-        if not _dtypes.native(value):
+        if value == _dtypes.STRING:
             continue
         try:
             out[value] = _dtypes.numpy_dtype(value, bfloat16)
