@@ -69,6 +69,11 @@ struct trestle_checkpoint {
     uint64_t index_bytes;    /* size of the .index as read at open */
     uint32_t index_crc32c;   /* CRC-32C of those bytes: with index_bytes, which version this
                                 is (trestle_checkpoint_identity()) */
+    /* A remote checkpoint (gs://, s3://, http(s)://; ckpt_remote.c), else both NULL: its
+     * names above are display URLs (no secret in them), shard_fds stay -1, and a shard
+     * whose HEAD succeeded is TRESTLE__SHARD_OPEN. */
+    struct trestle__store *store;          /* where its objects live (engine/remote/) */
+    struct trestle__object *remote_shards; /* num_shards: size, validators, CRC32C */
 };
 
 /* What trestle_open() found out about a shard file (shard_state). */

@@ -79,6 +79,8 @@ static bool mostly_cached(trestle__restore *x, int fd, uint64_t off, uint64_t le
 /* The O_DIRECT policy for one batch: cold data skips the page cache. */
 static unsigned char batch_mode(trestle__restore *x, const trestle__batch *bt)
 {
+    if (x->ckpt->store)
+        return TRESTLE__BATCH_BUFFERED; /* remote objects: no page cache, no O_DIRECT */
     if (x->opt.direct == TRESTLE_DIRECT_ALWAYS)
         return TRESTLE__BATCH_DIRECT;
     if (bt->length > 0 && mostly_cached(x, x->ckpt->shard_fds[bt->shard], bt->offset, bt->length))

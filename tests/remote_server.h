@@ -1,0 +1,83 @@
+/*
+ * remote_server.h - a real nginx (Debian's nginx-light) on 127.0.0.1 for
+ * the remote-checkpoint suites: started by the test with a config the
+ * test writes (HTTP, and HTTPS with HTTP/2 and a self-signed certificate
+ * made on the spot), stopped by its PID, and killed with the test process
+ * should that die first. Its access log records what every request asked
+ * for and got, one line each, so tests count requests, bytes and retries
+ * exactly.
+ */
+#ifndef TRESTLE_REMOTE_SERVER_H
+#define TRESTLE_REMOTE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "trestle.h"
+
+typedef struct tu_nginx {
+    pid_t pid;          /* the master process */
+    char *dir;          /* scratch: config, logs, certificate (removed by stop) */
+    const char *root;   /* the document root (the caller's) */
+    int port;           /* plain HTTP */
+    int tls_port;       /* HTTPS (HTTP/2 offered), or 0 */
+    char *ca_file;      /* the self-signed certificate to trust (CURL_CA_BUNDLE), or NULL */
+    char *base;         /* "http://127.0.0.1:PORT" */
+    char *tls_base;     /* "https://127.0.0.1:TLS_PORT", or NULL */
+} tu_nginx;
+
+/*
+ * Start nginx serving `root` (a directory) on a free port of 127.0.0.1,
+ * and with `tls` on a second port over HTTPS. `extra` is inserted into the
+ * server block (locations that inject faults, headers). Skips the test
+ * (tu_missing) when nginx or openssl is not installed; fails it when
+ * nginx does not come up within 10 s, with its error log.
+ *
+ * Access-log lines are:
+ *   METHOD URI "ARGS" STATUS BODY_BYTES "RANGE" PROTOCOL "AUTHORIZATION"
+ *   "X-AMZ-DATE" "X-AMZ-CONTENT-SHA256" "X-AMZ-SECURITY-TOKEN" "IF-MATCH" "HOST"
+ */
+void tu_nginx_start(tu_nginx *n, const char *root, bool tls, const char *extra);
+
+/* Stop it (SIGTERM to the master, then wait) and remove its scratch. */
+void tu_nginx_stop(tu_nginx *n);
+
+/* The access log so far (malloc'd, NUL-terminated; "" when empty). nginx
+ * writes each line when its request ends. */
+char *tu_nginx_log(const tu_nginx *n);
+
+/* Lines of the log with `needle` in them. */
+size_t tu_nginx_count(const tu_nginx *n, const char *needle);
+
+/* The CRC32C of a file's bytes as GCS's x-goog-hash spells it:
+ * "crc32c=" + base64 of the big-endian value, into buf (>= 20 bytes). */
+void tu_goog_hash(const char *path, char *buf, size_t cap);
+
+/* ---- what the remote suites serve ---- */
+
+#define TU_REMOTE_SHARDS 4
+#define TU_REMOTE_BIG_ROWS 1200 /* "big/kernel" is [1200, 1024] float: 4.7 MiB */
+
+/*
+ * The remote suites' checkpoint at ROOT/REL/ckpt (prefix returned,
+ * malloc'd; REL's folders are made): every fixed-size dtype "dt/NAME"
+ * [7, 300 + dtype] on shard dtype % 4, "big/kernel" [1200, 1024] float on
+ * shard 1, the partitioned variable "part/emb" [50, 8] float stored as
+ * rows 0-16, 17-33, 34-49 on shards 0, 2, 3, and the strings "vocab" on
+ * shard 3. Bytes from tu_fill_random.
+ */
+char *tu_remote_model(const char *root, const char *rel);
+
+/*
+ * Restore the model from `local` (a path) and from `url` with the same
+ * ops: every tensor whole, plus rows 10-39 of "part/emb" and rows 100-899
+ * of "big/kernel" as slices; assert that every op's bytes are equal. The
+ * URL's open options `oo` (may be NULL) and restore chunk `chunk` (0: the
+ * default); *st (may be NULL) receives the remote restore's stats.
+ */
+void tu_remote_compare(const char *local, const char *url, const trestle_open_options *oo,
+                       uint64_t chunk, trestle_stats *st);
+
+#endif /* TRESTLE_REMOTE_SERVER_H */

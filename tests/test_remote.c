@@ -1,0 +1,426 @@
+/*
+ * test_remote.c - checkpoints restored straight from object stores, served
+ * by a real nginx on 127.0.0.1 (remote_server.c): the same bytes as a
+ * local restore over http://, https:// (HTTP/2, a self-signed certificate
+ * trusted through CURL_CA_BUNDLE), s3:// (path style under
+ * AWS_ENDPOINT_URL, SigV4-signed) and gs:// (XML API under
+ * STORAGE_EMULATOR_HOST, with x-goog-hash CRC32Cs that verify whole
+ * objects); the index in one GET; what is named when a byte is flipped, a
+ * shard is missing or a store's CRC32C disagrees; how URLs resolve (state
+ * file, SavedModel, listing, and the http(s) server that cannot list).
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "remote_server.h"
+#include "testutil.h"
+
+typedef struct served {
+    char *root;     /* the document root (scratch) */
+    char *local;    /* ROOT/bucket/m/ckpt */
+    tu_nginx srv;
+} served;
+
+static void serve(served *s, bool tls, const char *extra)
+{
+    s->root = tu_mkdtemp();
+    s->local = tu_remote_model(s->root, "bucket/m");
+    tu_nginx_start(&s->srv, s->root, tls, extra);
+}
+
+static void unserve(served *s)
+{
+    tu_nginx_stop(&s->srv);
+    tu_rmtree(s->root);
+    free(s->root);
+    free(s->local);
+}
+
+/* Options that keep a failing test short. */
+static trestle_open_options quick(void)
+{
+    trestle_open_options o;
+    trestle_open_options_init(&o);
+    o.attempts = 3;
+    o.backoff_ms = 10;
+    return o;
+}
+
+/* ---- the same bytes as a local restore, over every scheme ---- */
+
+Test(remote, http_restore_equals_local_restore_index_in_one_get)
+{
+    served s;
+    serve(&s, false, NULL);
+    char *url;
+    cr_assert(asprintf(&url, "%s/bucket/m/ckpt", s.srv.base) > 0);
+    trestle_stats st;
+    tu_remote_compare(s.local, url, NULL, 256 << 10, &st);
+    /* The open is one GET of the index and a HEAD per shard, no more. */
+    cr_assert_eq(tu_nginx_count(&s.srv, "GET /bucket/m/ckpt.index "), 1);
+    cr_assert_eq(tu_nginx_count(&s.srv, "HEAD /bucket/m/ckpt.data-"), TU_REMOTE_SHARDS);
+    cr_assert_eq(tu_nginx_count(&s.srv, " 206 "), st.remote_requests);
+    cr_assert_eq(st.remote_retries, 0);
+    cr_assert_eq(st.bytes_fetched, st.bytes_read, "nothing fetched twice");
+    cr_assert_eq(st.objects_whole, TU_REMOTE_SHARDS);
+    cr_assert_eq(st.objects_verified, 0, "nginx reports no CRC32C");
+    free(url);
+    unserve(&s);
+}
+
+Test(remote, https_over_http2_with_a_self_signed_ca_equals_local)
+{
+    served s;
+    serve(&s, true, NULL);
+    setenv("CURL_CA_BUNDLE", s.srv.ca_file, 1);
+    char *url;
+    cr_assert(asprintf(&url, "%s/bucket/m/ckpt.index", s.srv.tls_base) > 0);
+    tu_remote_compare(s.local, url, NULL, 256 << 10, NULL);
+    cr_assert_gt(tu_nginx_count(&s.srv, "HTTP/2.0"), 0, "HTTP/2 was offered and not used");
+    cr_assert_eq(tu_nginx_count(&s.srv, "HTTP/1.1"), 0);
+
+    /* Without the CA, the certificate is refused, not retried. */
+    unsetenv("CURL_CA_BUNDLE");
+    trestle_checkpoint *c;
+    trestle_error err;
+    trestle_open_options o = quick();
+    cr_assert_eq(trestle_open(url, &o, &c, &err), TRESTLE_E_IO);
+    cr_assert(tu_starts_with(err.message, "GET "), "%s", err.message);
+    cr_assert(strstr(err.message, "/bucket/m/ckpt.index: SSL certificate problem"), "%s",
+              err.message);
+    cr_assert_null(strstr(err.message, "attempt"), "%s", err.message);
+    free(url);
+    unserve(&s);
+}
+
+Test(remote, s3_path_style_under_aws_endpoint_url_equals_local_and_is_signed)
+{
+    served s;
+    serve(&s, false, NULL);
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTRESTLETEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret", 1);
+    setenv("AWS_REGION", "eu-west-3", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    tu_remote_compare(s.local, "s3://bucket/m/ckpt", NULL, 0, NULL);
+    size_t lines = tu_nginx_count(&s.srv, "/bucket/m/ckpt");
+    cr_assert_gt(lines, TU_REMOTE_SHARDS);
+    cr_assert_eq(tu_nginx_count(&s.srv, "\"AWS4-HMAC-SHA256 Credential=AKIDTRESTLETEST/"), lines,
+                 "every request is signed");
+    cr_assert_eq(tu_nginx_count(&s.srv, "/eu-west-3/s3/aws4_request, SignedHeaders="), lines);
+    cr_assert_eq(tu_nginx_count(&s.srv, "\"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991"
+                                        "b7852b855\""), lines);
+    unserve(&s);
+}
+
+/* A location per shard that adds GCS's headers: its CRC32C (wrong for
+ * shard `bad` when >= 0) and a generation. */
+static char *gcs_locations(const char *local, int bad)
+{
+    char *out = strdup("");
+    for (int i = 0; i < TU_REMOTE_SHARDS; i++) {
+        char *path, hash[32], *next;
+        cr_assert(asprintf(&path, "%s.data-%05d-of-%05d", local, i, TU_REMOTE_SHARDS) > 0);
+        tu_goog_hash(path, hash, sizeof hash);
+        if (i == bad)
+            memcpy(hash + 7, "AAAAAA", 6); /* the CRC32C of nothing that is here */
+        cr_assert(asprintf(&next, "%s    location = /bucket/m/ckpt.data-%05d-of-%05d {\n"
+                                  "      add_header x-goog-hash \"%s,md5=x\";\n"
+                                  "      add_header x-goog-generation 170000000000%d;\n    }\n",
+                           out, i, TU_REMOTE_SHARDS, hash, i) > 0);
+        free(out);
+        free(path);
+        out = next;
+    }
+    return out;
+}
+
+/* The model's local prefix before the server starts: its locations need it. */
+static void serve_gcs(served *s, int bad)
+{
+    s->root = tu_mkdtemp();
+    s->local = tu_remote_model(s->root, "bucket/m");
+    char *locs = gcs_locations(s->local, bad);
+    tu_nginx_start(&s->srv, s->root, false, locs);
+    free(locs);
+    setenv("STORAGE_EMULATOR_HOST", s->srv.base, 1);
+    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test-token", 1);
+}
+
+Test(remote, gs_xml_api_equals_local_and_verifies_every_object_crc32c)
+{
+    served s;
+    serve_gcs(&s, -1);
+    trestle_stats st;
+    tu_remote_compare(s.local, "gs://bucket/m/ckpt", NULL, 256 << 10, &st);
+    cr_assert_eq(st.objects_whole, TU_REMOTE_SHARDS);
+    cr_assert_eq(st.objects_verified, TU_REMOTE_SHARDS,
+                 "every shard read whole is verified against x-goog-hash");
+    cr_assert_eq(tu_nginx_count(&s.srv, "\"Bearer ya29.test-token\""),
+                 tu_nginx_count(&s.srv, "/bucket/m/ckpt"));
+    /* Each range was pinned to the version the HEAD saw: If-Match, whose
+     * quotes nginx logs as \x22, is on every ranged GET and nothing else. */
+    cr_assert_eq(tu_nginx_count(&s.srv, "\"\\x22"), tu_nginx_count(&s.srv, "GET /bucket/m/ckpt.data-"));
+    unserve(&s);
+}
+
+Test(remote, gs_object_whose_crc32c_disagrees_with_its_ranges_fails_naming_it)
+{
+    served s;
+    serve_gcs(&s, 2);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open("gs://bucket/m/ckpt", NULL, &c, &err), TRESTLE_OK, "%s",
+                 err.message);
+    trestle_op op = { .name = "part/emb", .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    trestle_plan *one = tu_plan(c, &op, 1, NULL);
+    /* A part of shard 2 is checked tensor by tensor only: it passes. */
+    trestle_stats st;
+    cr_assert_eq(trestle_restore(one, NULL, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.objects_verified, 0);
+    /* All of it: the combined CRC32C of its ranges meets the store's, which is wrong. */
+    cr_assert_eq(trestle_restore(p, NULL, &st, &err), TRESTLE_E_CRC_MISMATCH, "%s", err.message);
+    cr_assert(tu_starts_with(err.message, "object gs://bucket/m/ckpt.data-00002-of-00004: the "
+                                          "CRC32C of the "), "%s", err.message);
+    cr_assert(strstr(err.message, "but the store's x-goog-hash says "), "%s", err.message);
+    cr_assert_str_eq(err.path, "gs://bucket/m/ckpt.data-00002-of-00004");
+    trestle_plan_free(one);
+    trestle_plan_free(p);
+    trestle_close(c);
+    unserve(&s);
+}
+
+/* ---- what a failure names ---- */
+
+Test(remote, flipped_byte_names_the_tensor_the_url_and_the_offset)
+{
+    served s;
+    serve(&s, false, NULL);
+    trestle_checkpoint *lc = tu_open(s.local, NULL);
+    size_t i;
+    trestle_tensor_info t;
+    cr_assert_eq(trestle_tensor_find(lc, "big/kernel", &i, NULL), TRESTLE_OK);
+    cr_assert_eq(trestle_tensor_get_info(lc, i, &t), TRESTLE_OK);
+    char *shard;
+    cr_assert(asprintf(&shard, "%s.data-00001-of-00004", s.local) > 0);
+    tu_flip_byte(shard, (size_t)t.offset + 12345, 0x10);
+    char *url, *want;
+    cr_assert(asprintf(&url, "%s/bucket/m/ckpt", s.srv.base) > 0);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(url, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_E_CRC_MISMATCH, "%s",
+                 err.message);
+    cr_assert(asprintf(&want, "CRC32C mismatch in tensor 'big/kernel' (shard %s.data-00001-of-00004, "
+                              "offset %" PRIu64 ", %" PRIu64 " bytes)", url, t.offset,
+                       t.size) > 0);
+    cr_assert(tu_starts_with(err.message, want), "%s", err.message);
+    cr_assert_str_eq(err.key, "big/kernel");
+    cr_assert_eq(err.offset, (int64_t)t.offset);
+    trestle_plan_free(p);
+    trestle_close(c);
+    trestle_close(lc);
+    free(want);
+    free(url);
+    free(shard);
+    unserve(&s);
+}
+
+Test(remote, missing_shard_404_names_the_shard_and_a_tensor_in_it)
+{
+    served s;
+    serve(&s, false, NULL);
+    char *shard, *url, *want;
+    cr_assert(asprintf(&shard, "%s.data-00002-of-00004", s.local) > 0);
+    cr_assert_eq(unlink(shard), 0);
+    cr_assert(asprintf(&url, "%s/bucket/m/ckpt", s.srv.base) > 0);
+    trestle_checkpoint *c;
+    trestle_error err;
+    /* It still opens and lists, as a local checkpoint with a shard gone does. */
+    cr_assert_eq(trestle_open(url, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_E_NOT_FOUND, "%s", err.message);
+    cr_assert(asprintf(&want, "needs data shard %s.data-00002-of-00004, which could not be "
+                              "fetched: HTTP 404 Not Found", url) > 0);
+    cr_assert(tu_starts_with(err.message, "tensor '"), "%s", err.message);
+    cr_assert(strstr(err.message, want), "%s", err.message);
+    trestle_plan_free(p);
+    trestle_close(c);
+
+    trestle_open_options o = quick();
+    o.require_all_shards = 1;
+    cr_assert_eq(trestle_open(url, &o, &c, &err), TRESTLE_E_NOT_FOUND);
+    free(want);
+    cr_assert(asprintf(&want, "cannot fetch data shard %s.data-00002-of-00004: HTTP 404 Not "
+                              "Found", url) > 0);
+    cr_assert_str_eq(err.message, want);
+    free(want);
+    free(url);
+    free(shard);
+    unserve(&s);
+}
+
+Test(remote, truncated_object_names_the_tensor_past_its_end)
+{
+    served s;
+    serve(&s, false, NULL);
+    char *shard, *url;
+    cr_assert(asprintf(&shard, "%s.data-00001-of-00004", s.local) > 0);
+    cr_assert_eq(truncate(shard, 1000000), 0);
+    cr_assert(asprintf(&url, "%s/bucket/m/ckpt", s.srv.base) > 0);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(url, NULL, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op op = { .name = "big/kernel", .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan *p = tu_plan(c, &op, 1, NULL);
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_E_SHORT_READ, "%s", err.message);
+    char *want;
+    trestle_tensor_info t;
+    size_t i;
+    cr_assert_eq(trestle_tensor_find(c, "big/kernel", &i, NULL), TRESTLE_OK);
+    cr_assert_eq(trestle_tensor_get_info(c, i, &t), TRESTLE_OK);
+    cr_assert(asprintf(&want, "tensor 'big/kernel': GET %s.data-00001-of-00004 bytes %" PRIu64
+                              "-%" PRIu64 ": the object ends at byte 1000000, inside the range "
+                              "(the index says its bytes go further: was it truncated?)", url,
+                       t.offset, t.offset + t.size - 1) > 0);
+    cr_assert_str_eq(err.message, want);
+    free(want);
+    trestle_plan_free(p);
+    trestle_close(c);
+    free(url);
+    free(shard);
+    unserve(&s);
+}
+
+/* ---- resolving a URL as a path ---- */
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char *p;
+    cr_assert(asprintf(&p, "%s/%s", dir, name) > 0);
+    cr_assert_eq(tu_write_file(p, text, strlen(text)), 0);
+    free(p);
+}
+
+static void opens_as(const char *url, const char *prefix)
+{
+    trestle_checkpoint *c;
+    trestle_error err;
+    trestle_open_options o = quick();
+    cr_assert_eq(trestle_open(url, &o, &c, &err), TRESTLE_OK, "%s: %s", url, err.message);
+    trestle_checkpoint_info ci;
+    trestle_checkpoint_get_info(c, &ci);
+    cr_assert_str_eq(ci.prefix, prefix, "%s", url);
+    trestle_close(c);
+}
+
+Test(remote, a_directory_resolves_through_its_state_file_as_tensorflow_does)
+{
+    served s;
+    serve(&s, false, NULL);
+    char *dir, *url, *prefix, *got;
+    cr_assert(asprintf(&dir, "%s/bucket/m", s.root) > 0);
+    write_text(dir, "checkpoint", "model_checkpoint_path: \"ckpt\"\n"
+                                  "all_model_checkpoint_paths: \"ckpt\"\n");
+    cr_assert(asprintf(&url, "%s/bucket/m/", s.srv.base) > 0);
+    cr_assert(asprintf(&prefix, "%s/bucket/m/ckpt", s.srv.base) > 0);
+    opens_as(url, prefix);
+    url[strlen(url) - 1] = '\0'; /* "m": no m.index, so a directory */
+    opens_as(url, prefix);
+    trestle_error err;
+    cr_assert_eq(trestle_latest_checkpoint(url, NULL, &got, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_str_eq(got, prefix);
+    free(got);
+
+    /* A state file naming a checkpoint that is not there: TensorFlow's words. */
+    write_text(dir, "checkpoint", "model_checkpoint_path: \"ckpt-7\"\n");
+    trestle_checkpoint *c;
+    trestle_open_options o = quick();
+    cr_assert_eq(trestle_open(url, &o, &c, &err), TRESTLE_E_NOT_FOUND);
+    char *want;
+    cr_assert(asprintf(&want, "Couldn't match files for checkpoint %s-7 (named by %s/checkpoint)",
+                       prefix, url) > 0);
+    cr_assert_str_eq(err.message, want);
+    free(want);
+    free(dir);
+    free(url);
+    free(prefix);
+    unserve(&s);
+}
+
+Test(remote, a_saved_model_resolves_to_its_variables_and_http_cannot_list)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "sm/variables");
+    char *cmd;
+    cr_assert(asprintf(&cmd, "cd '%s/sm/variables' && for f in ckpt.*; do mv \"$f\" "
+                             "\"variables${f#ckpt}\"; done", s.root) > 0);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    tu_nginx_start(&s.srv, s.root, false, NULL);
+    char *url, *prefix;
+    cr_assert(asprintf(&url, "%s/sm", s.srv.base) > 0);
+    cr_assert(asprintf(&prefix, "%s/sm/variables/variables", s.srv.base) > 0);
+    opens_as(url, prefix);
+
+    /* A folder with neither: an http server has no listing to give. */
+    trestle_checkpoint *c;
+    trestle_error err;
+    trestle_open_options o = quick();
+    char *none, *want;
+    cr_assert(asprintf(&none, "%s/elsewhere/", s.srv.base) > 0);
+    cr_assert_eq(trestle_open(none, &o, &c, &err), TRESTLE_E_NOT_FOUND);
+    cr_assert(asprintf(&want, "no checkpoint at %s/elsewhere: no %s/elsewhere.index, no "
+                              "`checkpoint` state file and no variables/variables.index under "
+                              "it, and an http(s) server cannot be asked for a listing: give "
+                              "the checkpoint prefix (its .index URL without \".index\")",
+                       s.srv.base, s.srv.base) > 0);
+    cr_assert_str_eq(err.message, want);
+    free(want);
+    free(none);
+    free(url);
+    free(prefix);
+    unserve(&s);
+}
+
+Test(remote, an_s3_folder_without_a_state_file_is_listed_for_its_one_index)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/run7");
+    /* S3's answer to ListObjectsV2 of prefix run7/, as the test's nginx gives it. */
+    const char *xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>"
+                      "<Name>bucket</Name><Prefix>run7/</Prefix><KeyCount>5</KeyCount>"
+                      "<Contents><Key>run7/ckpt.data-00000-of-00004</Key></Contents>"
+                      "<Contents><Key>run7/ckpt.index</Key></Contents>"
+                      "<Contents><Key>run7/events.out</Key></Contents></ListBucketResult>";
+    char *lists;
+    cr_assert(asprintf(&lists, "%s/lists", s.root) > 0);
+    cr_assert_eq(mkdir(lists, 0755), 0);
+    write_text(lists, "run7.xml", xml);
+    tu_nginx_start(&s.srv, s.root, false,
+                   "    location = /bucket {\n"
+                   "      if ($args = \"delimiter=%2F&list-type=2&prefix=run7%2F\") {\n"
+                   "        rewrite ^ /lists/run7.xml last;\n      }\n"
+                   "      return 404;\n    }\n");
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+    unsetenv("AWS_PROFILE");
+    opens_as("s3://bucket/run7", "s3://bucket/run7/ckpt");
+    cr_assert_eq(tu_nginx_count(&s.srv, "GET /lists/run7.xml \"delimiter=%2F&list-type=2&"
+                                        "prefix=run7%2F\" 200"), 1);
+    free(lists);
+    unserve(&s);
+}
