@@ -17,13 +17,6 @@
 
 #include "cli_bench.h"
 
-static const char *reader_name(int reader)
-{
-    return reader == TRESTLE_READER_IO_URING ? "io_uring"
-           : reader == TRESTLE_READER_PREAD  ? "pread"
-                                             : "auto";
-}
-
 /* The AGAINST cell of `stage`, and a note line when it was capped. */
 static void against_text(const bench_result *r, int stage, char *cell, size_t cap, char *note,
                          size_t ncap)
@@ -59,7 +52,7 @@ static void print_header(const bench_args *a, const bench_result *r)
     printf("trestle bench: %s\n", r->path);
     printf("%zu tensors, %s; %s, %zu repeat%s, verify on, reader %s%s%s%s, O_DIRECT %s\n",
            st->tensors, size, a->device >= 0 ? "device" : "host memory", r->nruns,
-           r->nruns == 1 ? "" : "s", reader_name(st->reader), st->reader_note[0] ? " (" : "",
+           r->nruns == 1 ? "" : "s", cli_reader_name(st->reader), st->reader_note[0] ? " (" : "",
            st->reader_note, st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
     if (a->ndevices >= 2) {
         printf("destination: CUDA devices");

@@ -14,13 +14,6 @@
 
 #include "cli.h"
 
-static const char *reader_name(int reader)
-{
-    return reader == TRESTLE_READER_IO_URING ? "io_uring"
-           : reader == TRESTLE_READER_PREAD  ? "pread"
-                                             : "auto";
-}
-
 /* Why a skipped op was skipped, as --list's KEY column says it. */
 const char *cli_skip_reason(int skipped)
 {
@@ -68,7 +61,7 @@ void cli_restore_summary(const trestle_plan *plan, const cli_run *run)
     printf("restored %zu tensor%s%s, %s in %.3f s: %s (read %s, verify %s, copy %s; reader %s%s%s%s, "
            "O_DIRECT %s)\n",
            st->tensors, st->tensors == 1 ? "" : "s", skipped, total, st->wall_seconds, all, rd,
-           vf, cp, reader_name(st->reader), st->reader_note[0] ? " (" : "", st->reader_note,
+           vf, cp, cli_reader_name(st->reader), st->reader_note[0] ? " (" : "", st->reader_note,
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
     if (st->staging_note[0])
         printf("note: %s\n", st->staging_note);

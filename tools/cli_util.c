@@ -166,11 +166,19 @@ void cli_graph_hint(const char *path)
                   "%.*svariables/variables", path, (int)(n - 14), path);
 }
 
+const char *cli_reader_name(int reader)
+{
+    return reader == TRESTLE_READER_IO_URING ? "io_uring"
+           : reader == TRESTLE_READER_PREAD  ? "pread"
+           : reader == TRESTLE_READER_REMOTE ? "remote"
+                                             : "auto";
+}
+
 int cli_open(const char *path, trestle_checkpoint **out)
 {
     trestle_error err;
     trestle_error_clear(&err);
-    if (trestle_open(path, NULL, out, &err) != TRESTLE_OK) {
+    if (trestle_open(path, cli_open_options(), out, &err) != TRESTLE_OK) {
         cli_fail(&err);
         cli_graph_hint(path);
         return CLI_EXIT_FAIL;

@@ -25,11 +25,14 @@ static const char verify_help[] =
     "Exits 0 when all are intact, 1 otherwise.\n"
     "This is 'trestle inspect --verify' without the listing.\n"
     "\n"
-    "PATH is a checkpoint prefix, its .index file, a data file or a directory.\n"
+    "PATH is a checkpoint prefix, its .index file, a data file or a directory, or\n"
+    "a gs://, s3://, https:// or http:// URL of one; where the store reports each\n"
+    "shard's own CRC32C (GCS, S3 uploads with one), the whole objects are checked too.\n"
     "\n"
     "Options:\n"
     "  -q, --quiet  print nothing on stdout; the exit code tells\n"
     "  -h, --help   show this help\n"
+    CLI_REMOTE_HELP
     "\n"
     "Examples:\n"
     "  trestle verify ./ckpt/model.ckpt-1000\n"
@@ -115,6 +118,7 @@ int cli_verify_main(int argc, char **argv)
     static const struct option longopts[] = {
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
+        CLI_REMOTE_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
     int quiet = 0, c;
@@ -124,6 +128,12 @@ int cli_verify_main(int argc, char **argv)
         switch (c) {
         case 'q': quiet = 1; break;
         case 'h': fputs(verify_help, stdout); return CLI_EXIT_OK;
+        case CLI_OPT_CONNECTIONS:
+        case CLI_OPT_ATTEMPTS:
+        case CLI_OPT_BACKOFF:
+            if (cli_remote_option("verify", c, optarg) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
+            break;
         default: return cli_bad_option("verify", argv, c);
         }
     }

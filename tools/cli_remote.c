@@ -1,0 +1,66 @@
+/*
+ * cli_remote.c - the options every data-reading command takes for a
+ * checkpoint given as a URL (gs://, s3://, https://, http://):
+ * --connections, --attempts and --backoff, kept for the process and
+ * handed to trestle_open() by cli_open(), so that each command only lists
+ * them in its option table (CLI_REMOTE_LONGOPTS) and its help
+ * (CLI_REMOTE_HELP).
+ */
+#include <string.h>
+
+#include "cli.h"
+
+/* The CLI's one open-options struct: set while the command line is parsed. */
+static trestle_open_options open_opts;
+static int open_opts_ready;
+
+const trestle_open_options *cli_open_options(void)
+{
+    if (!open_opts_ready) {
+        trestle_open_options_init(&open_opts);
+        open_opts_ready = 1;
+    }
+    return &open_opts;
+}
+
+int cli_remote_option(const char *cmd, int c, const char *arg)
+{
+    trestle_open_options *o = (trestle_open_options *)cli_open_options();
+    long long v;
+    switch (c) {
+    case CLI_OPT_CONNECTIONS:
+        if (cli_parse_int(arg, 1, 1024, &v) != 0)
+            return cli_usage(cmd, "--connections wants a number from 1 to 1024, not '%s'", arg);
+        o->connections = (unsigned)v;
+        return CLI_EXIT_OK;
+    case CLI_OPT_ATTEMPTS:
+        if (cli_parse_int(arg, 1, 100, &v) != 0)
+            return cli_usage(cmd, "--attempts wants a number from 1 to 100, not '%s'", arg);
+        o->attempts = (unsigned)v;
+        return CLI_EXIT_OK;
+    case CLI_OPT_BACKOFF:
+        if (cli_parse_int(arg, 1, 600000, &v) != 0)
+            return cli_usage(cmd, "--backoff wants milliseconds from 1 to 600000, not '%s'", arg);
+        o->backoff_ms = (unsigned)v;
+        return CLI_EXIT_OK;
+    default:
+        return CLI_EXIT_USAGE;
+    }
+}
+
+void cli_remote_fit(trestle_restore_options *run)
+{
+    trestle_restore_options d;
+    unsigned n = cli_open_options()->connections;
+    trestle_restore_options_init(&d);
+    if (n == 0)
+        return;
+    /* As many reads in flight as connections, each holding a staging
+     * buffer: raise what the user left at its default, never what was set. */
+    if (run->queue_depth == d.queue_depth && run->queue_depth < n)
+        run->queue_depth = n;
+    uint64_t chunk = run->chunk_bytes ? run->chunk_bytes : d.chunk_bytes;
+    uint64_t want = (uint64_t)(n + 1) * (chunk + (64u << 10));
+    if (run->staging_bytes == d.staging_bytes && run->staging_bytes < want)
+        run->staging_bytes = want;
+}
