@@ -183,19 +183,41 @@ char *tu_nginx_log(const tu_nginx *n)
     return s;
 }
 
-size_t tu_nginx_count(const tu_nginx *n, const char *needle)
+/* Walk the lines with `needle`: their count, and the sum of their fifth field. */
+static size_t scan_log(const tu_nginx *n, const char *needle, uint64_t *bytes)
 {
     char *log = tu_nginx_log(n), *line = log;
     size_t count = 0;
+    *bytes = 0;
     while (line && *line) {
         char *end = strchr(line, '\n');
         if (end)
             *end = '\0';
-        count += strstr(line, needle) != NULL;
+        if (strstr(line, needle)) {
+            char method[16], uri[4096], args[4096];
+            int status;
+            unsigned long long body = 0;
+            count++;
+            if (sscanf(line, "%15s %4095s %4095s %d %llu", method, uri, args, &status, &body) == 5)
+                *bytes += body;
+        }
         line = end ? end + 1 : NULL;
     }
     free(log);
     return count;
+}
+
+size_t tu_nginx_count(const tu_nginx *n, const char *needle)
+{
+    uint64_t bytes;
+    return scan_log(n, needle, &bytes);
+}
+
+uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle)
+{
+    uint64_t bytes;
+    scan_log(n, needle, &bytes);
+    return bytes;
 }
 
 void tu_goog_hash(const char *path, char *buf, size_t cap)

@@ -51,6 +51,9 @@ char *tu_nginx_log(const tu_nginx *n);
 /* Lines of the log with `needle` in them. */
 size_t tu_nginx_count(const tu_nginx *n, const char *needle);
 
+/* The body bytes (the fifth field) of the lines with `needle` in them. */
+uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle);
+
 /* The CRC32C of a file's bytes as GCS's x-goog-hash spells it:
  * "crc32c=" + base64 of the big-endian value, into buf (>= 20 bytes). */
 void tu_goog_hash(const char *path, char *buf, size_t cap);

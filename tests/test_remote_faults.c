@@ -1,0 +1,356 @@
+/*
+ * test_remote_faults.c - faults object stores are known for, injected by
+ * the locations of a real nginx on 127.0.0.1 (remote_server.c): 503 on
+ * the first requests (a marker file that the test removes once the log
+ * shows them), 503 for good, 403 with an S3 error body, a slow body
+ * (limit_rate), an object replaced between requests, a server gone.
+ * Retries are counted exactly against the access log; failures give one
+ * message with the URL, range, HTTP status and attempts; a slow restore
+ * makes tensors ready as it goes and stops at once when cancelled.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "remote_server.h"
+#include "testutil.h"
+
+/* GETs of data shards answer 503 while ROOT/fail.marker exists; HEADs and
+ * the index never do. */
+static const char flaky[] =
+    "    location /bucket/ {\n"
+    "      set $fail \"\";\n"
+    "      if (-f $document_root/fail.marker) { set $fail \"1\"; }\n"
+    "      if ($request_method != GET) { set $fail \"\"; }\n"
+    "      if ($uri !~ \"\\.data-\") { set $fail \"\"; }\n"
+    "      if ($fail) { return 503; }\n"
+    "    }\n";
+
+typedef struct served {
+    char *root, *local, *url;
+    tu_nginx srv;
+} served;
+
+static void serve(served *s, const char *extra, const char *path)
+{
+    s->root = tu_mkdtemp();
+    s->local = tu_remote_model(s->root, "bucket/m");
+    tu_nginx_start(&s->srv, s->root, false, extra);
+    cr_assert(asprintf(&s->url, "%s%s", s->srv.base, path) > 0);
+}
+
+static void unserve(served *s)
+{
+    tu_nginx_stop(&s->srv);
+    tu_rmtree(s->root);
+    free(s->root);
+    free(s->local);
+    free(s->url);
+}
+
+static trestle_open_options opts(unsigned attempts, unsigned backoff_ms, unsigned connections)
+{
+    trestle_open_options o;
+    trestle_open_options_init(&o);
+    o.attempts = attempts;
+    o.backoff_ms = backoff_ms;
+    o.connections = connections;
+    return o;
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* ---- retried until it works ---- */
+
+typedef struct watcher {
+    served *s;
+    size_t after;       /* remove the marker once the log shows this many 503s */
+    atomic_int stop;
+} watcher;
+
+static void *remove_marker(void *arg)
+{
+    watcher *w = arg;
+    char *marker;
+    cr_assert(asprintf(&marker, "%s/fail.marker", w->s->root) > 0);
+    while (!atomic_load(&w->stop) && tu_nginx_count(&w->s->srv, "\" 503 ") < w->after)
+        usleep(1000);
+    unlink(marker);
+    free(marker);
+    return NULL;
+}
+
+Test(remote_faults, five_hundred_threes_then_success_restores_and_counts_each_retry)
+{
+    served s;
+    serve(&s, flaky, "/bucket/m/ckpt");
+    char *marker;
+    cr_assert(asprintf(&marker, "%s/fail.marker", s.root) > 0);
+    cr_assert_eq(tu_write_file(marker, "", 0), 0);
+    watcher w = { .s = &s, .after = 3 };
+    atomic_init(&w.stop, 0);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, remove_marker, &w), 0);
+    trestle_open_options o = opts(8, 60, 4);
+    trestle_stats st;
+    tu_remote_compare(s.local, s.url, &o, 256 << 10, &st);
+    atomic_store(&w.stop, 1);
+    pthread_join(t, NULL);
+    size_t failed = tu_nginx_count(&s.srv, "\" 503 ");
+    cr_assert_geq(failed, 3);
+    cr_assert_eq(st.remote_retries, failed, "every 503 was retried, and nothing else");
+    cr_assert_eq(st.remote_requests, tu_nginx_count(&s.srv, "GET /bucket/m/ckpt.data-"));
+    /* The bytes fetched are the data plus the 503 pages nginx sent. */
+    cr_assert_eq(st.bytes_fetched, st.bytes_read + tu_nginx_bytes(&s.srv, "\" 503 "));
+    free(marker);
+    unserve(&s);
+}
+
+Test(remote_faults, persistent_503_fails_after_the_bound_naming_url_range_status_attempts)
+{
+    served s;
+    serve(&s, flaky, "/bucket/m/ckpt");
+    char *marker;
+    cr_assert(asprintf(&marker, "%s/fail.marker", s.root) > 0);
+    cr_assert_eq(tu_write_file(marker, "", 0), 0);
+    /* One read in flight: the first is the one that fails. */
+    trestle_open_options o = opts(3, 10, 1);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op op = { .name = "big/kernel", .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan *p = tu_plan(c, &op, 1, NULL);
+    size_t i;
+    trestle_tensor_info t;
+    cr_assert_eq(trestle_tensor_find(c, "big/kernel", &i, NULL), TRESTLE_OK);
+    cr_assert_eq(trestle_tensor_get_info(c, i, &t), TRESTLE_OK);
+    trestle_restore_options ro;
+    trestle_restore_options_init(&ro);
+    ro.chunk_bytes = 1 << 20;
+    ro.queue_depth = 1;
+    trestle_stats st;
+    double t0 = now_s();
+    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_E_IO);
+    double took = now_s() - t0;
+    char *want;
+    cr_assert(asprintf(&want, "tensor 'big/kernel': GET %s.data-00001-of-00004 bytes %" PRIu64
+                              "-%" PRIu64 ": HTTP 503 Service Unavailable, after 3 attempts",
+                       s.url, t.offset, t.offset + (1 << 20) - 1) > 0);
+    cr_assert_str_eq(err.message, want);
+    cr_assert_eq(err.offset, (int64_t)t.offset);
+    cr_assert_eq(tu_nginx_count(&s.srv, "\" 503 "), 3, "three attempts, no more");
+    cr_assert_eq(st.remote_retries, 2);
+    cr_assert_lt(took, 2.0, "3 attempts 10-40 ms apart took %.2f s", took);
+    trestle_plan_free(p);
+    trestle_close(c);
+    free(want);
+    free(marker);
+    unserve(&s);
+}
+
+Test(remote_faults, forbidden_answer_is_not_retried_and_names_where_credentials_came_from)
+{
+    served s;
+    serve(&s, "    location ~ \\.data- {\n"
+              "      if ($request_method = GET) {\n"
+              "        return 403 '<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code>"
+              "<Message>Access Denied</Message><AWSAccessKeyId>AKIDTRESTLETEST</AWSAccessKeyId>"
+              "</Error>';\n      }\n    }\n", "");
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTRESTLETEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-never-printed", 1);
+    unsetenv("AWS_REGION");
+    unsetenv("AWS_DEFAULT_REGION");
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+    trestle_open_options o = opts(3, 10, 1);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open("s3://bucket/m/ckpt", &o, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op op = { .name = "vocab", .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan *p = tu_plan(c, &op, 1, NULL);
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_E_IO);
+    cr_assert(strstr(err.message, ": GET s3://bucket/m/ckpt.data-00003-of-00004 bytes "), "%s",
+              err.message);
+    cr_assert(strstr(err.message, ": HTTP 403 Forbidden (AccessDenied: Access Denied); "
+                                  "credentials used: AWS_ACCESS_KEY_ID (SigV4, us-east-1)"),
+              "%s", err.message);
+    cr_assert_null(strstr(err.message, "AKIDTRESTLETEST"), "the key id stays out: %s",
+                   err.message);
+    cr_assert_eq(tu_nginx_count(&s.srv, "\" 403 "), 1, "a 403 is not retried");
+    trestle_plan_free(p);
+    trestle_close(c);
+    unserve(&s);
+}
+
+Test(remote_faults, server_gone_after_open_fails_after_the_bound)
+{
+    served s;
+    serve(&s, NULL, "/bucket/m/ckpt");
+    trestle_open_options o = opts(3, 10, 2);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    pid_t pid = s.srv.pid;
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    s.srv.pid = 0;
+    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_E_IO);
+    cr_assert(strstr(err.message, ": Failed to connect to 127.0.0.1 port "), "%s", err.message);
+    cr_assert(strstr(err.message, ", after 3 attempts"), "%s", err.message);
+    cr_assert(strstr(err.message, s.url), "%s", err.message);
+    trestle_plan_free(p);
+    trestle_close(c);
+    unserve(&s);
+}
+
+/* ---- slow, changing, cancelled ---- */
+
+static const char slow[] =
+    "    location /slow/ {\n      alias %s/bucket/;\n      limit_rate 1m;\n    }\n";
+
+static void serve_slow(served *s)
+{
+    s->root = tu_mkdtemp();
+    s->local = tu_remote_model(s->root, "bucket/m");
+    char *extra;
+    cr_assert(asprintf(&extra, slow, s->root) > 0);
+    tu_nginx_start(&s->srv, s->root, false, extra);
+    free(extra);
+    cr_assert(asprintf(&s->url, "%s/slow/m/ckpt", s->srv.base) > 0);
+}
+
+typedef struct progress {
+    double t0;
+    atomic_int ready;
+    double first, last;   /* seconds after t0 of the first and last ready op */
+    trestle_plan *plan;
+    double cancel_after;  /* > 0: cancel at the first ready op after this */
+    double cancelled_at;
+} progress;
+
+static int on_ready(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    progress *pg = user;
+    double t = now_s() - pg->t0;
+    if (atomic_fetch_add(&pg->ready, 1) == 0)
+        pg->first = t;
+    pg->last = t;
+    return 0;
+}
+
+static void *canceller(void *arg)
+{
+    progress *pg = arg;
+    while (now_s() - pg->t0 < pg->cancel_after)
+        usleep(1000);
+    pg->cancelled_at = now_s();
+    trestle_restore_cancel(pg->plan);
+    return NULL;
+}
+
+Test(remote_faults, slow_server_makes_tensors_ready_as_it_goes_and_cancels_at_once)
+{
+    served s;
+    serve_slow(&s);
+    trestle_open_options o = opts(3, 10, 4);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    trestle_restore_options ro;
+    trestle_restore_options_init(&ro);
+    ro.chunk_bytes = 256 << 10;
+    progress pg = { .t0 = now_s(), .plan = p };
+    atomic_init(&pg.ready, 0);
+    ro.on_ready = on_ready;
+    ro.user = &pg;
+    trestle_stats st;
+    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_OK, "%s", err.message);
+    /* About 5 MiB at 1 MB/s per connection, 4 connections: over a second. */
+    cr_assert_gt(st.wall_seconds, 1.0);
+    cr_assert_lt(pg.first, st.wall_seconds / 4, "first tensor at %.2f s of %.2f", pg.first,
+                 st.wall_seconds);
+    cr_assert_eq(atomic_load(&pg.ready), (int)st.tensors);
+
+    /* Again, cancelled half a second in: it returns at once, nothing left running. */
+    progress again = { .t0 = now_s(), .plan = p, .cancel_after = 0.5 };
+    atomic_init(&again.ready, 0);
+    ro.user = &again;
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, canceller, &again), 0);
+    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_E_CANCELLED, "%s", err.message);
+    double late = now_s() - again.cancelled_at;
+    pthread_join(t, NULL);
+    cr_assert_lt(late, 0.3, "the restore returned %.3f s after the cancel", late);
+    trestle_plan_free(p);
+    trestle_close(c);
+    unserve(&s);
+}
+
+/* Replace shard 1 by other bytes of the same size (another ETag), once
+ * the restore's first ranges are under way. */
+static void *replace_shard_later(void *arg)
+{
+    usleep(300000);
+    const served *s = arg;
+    char *path, *tmp;
+    cr_assert(asprintf(&path, "%s.data-00001-of-00004", s->local) > 0);
+    cr_assert(asprintf(&tmp, "%s.new", path) > 0);
+    size_t len;
+    uint8_t *bytes = tu_read_file(path, &len);
+    bytes[len / 2] ^= 1;
+    cr_assert_eq(tu_write_file(tmp, bytes, len), 0);
+    struct timespec times[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+    cr_assert_eq(utimensat(AT_FDCWD, tmp, times, 0), 0);
+    cr_assert_eq(rename(tmp, path), 0);
+    free(bytes);
+    free(tmp);
+    free(path);
+    return NULL;
+}
+
+Test(remote_faults, object_replaced_between_requests_fails_instead_of_mixing_versions)
+{
+    served s;
+    serve_slow(&s);
+    trestle_open_options o = opts(3, 10, 2);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op op = { .name = "big/kernel", .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan *p = tu_plan(c, &op, 1, NULL);
+    trestle_restore_options ro;
+    trestle_restore_options_init(&ro);
+    ro.chunk_bytes = 256 << 10;
+    ro.queue_depth = 2;
+    trestle_stats st;
+    /* The first chunks arrive from one version; the file changes under the rest. */
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, replace_shard_later, &s), 0);
+    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_E_IO, "%s", err.message);
+    pthread_join(t, NULL);
+    cr_assert(tu_starts_with(err.message, "tensor 'big/kernel': GET "), "%s", err.message);
+    cr_assert(strstr(err.message, "/slow/m/ckpt.data-00001-of-00004 bytes "), "%s", err.message);
+    cr_assert(strstr(err.message, ": HTTP 412 Precondition Failed: the object changed during "
+                                  "the restore"), "%s", err.message);
+    cr_assert_gt(tu_nginx_count(&s.srv, "\" 206 "), 0, "some ranges came from the old version");
+    trestle_plan_free(p);
+    trestle_close(c);
+    unserve(&s);
+}
