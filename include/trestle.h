@@ -452,6 +452,20 @@ TRESTLE_API int trestle_latest_checkpoint(const char *dir, const char *state_nam
 TRESTLE_API int trestle_is_url(const char *path);
 
 /**
+ * @brief `path` as a message may show it: a URL without its secrets (its
+ * query, e.g. a presigned URL's signature, becomes `?<redacted>`, and
+ * user:password@ is left out); any other path as it is. The form the
+ * library's own messages and names use for a URL.
+ *
+ * @param[in]  path  any string; not NULL.
+ * @param[out] buf   receives the text, NUL-terminated and cut to fit; not
+ *                   NULL.
+ * @param[in]  cap   bytes at `buf` (at least 1).
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API void trestle_url_redact(const char *path, char *buf, size_t cap);
+
+/**
  * @brief Fetch one object of a store whole: what a program needs to read a
  * file beside a remote checkpoint (a graph, a `.meta`) as trestle_open()
  * reads the index, with the same credentials, retries and redaction.
@@ -1961,6 +1975,37 @@ TRESTLE_API int trestle_plan_get_crc_share(const trestle_plan *p, size_t i,
  */
 TRESTLE_API int trestle_crc_shares_check(const trestle_crc_share *shares, size_t n, int parts,
                                          trestle_error *err);
+
+/** What plain parallel ranged GETs of a plan's bytes achieved (trestle_remote_ceiling()). */
+typedef struct trestle_remote_ceiling_result {
+    uint64_t bytes;    /**< bytes fetched: every batch of the plan, gaps included */
+    uint64_t requests; /**< ranged GETs made, retries included */
+    double seconds;    /**< wall time from the first GET to the last byte */
+} trestle_remote_ceiling_result;
+
+/**
+ * @brief The yardstick of a remote restore's read stage: fetch the bytes a
+ * plan reads with plain parallel ranged GETs, and nothing else (no CRC, no
+ * copy, no staging pool), through the same store, credentials and
+ * connection count (trestle_open_options.connections) as a restore of it.
+ *
+ * Each batch of the plan is cut into `chunk_bytes` ranges, as a restore
+ * with that chunk cuts it, and the ranges are fetched, `connections` at
+ * once, into as many scratch buffers (connections x chunk_bytes of memory,
+ * freed before returning). `trestle bench URL` runs it in the same run as
+ * the restores it reports.
+ *
+ * @param[in]  p            a plan of a checkpoint opened from a URL; not NULL.
+ * @param[in]  chunk_bytes  bytes per GET; 0 for the restore default (8 MiB).
+ * @param[out] out          the figures; not NULL.
+ * @param[out] err          filled on failure; may be NULL.
+ * @return TRESTLE_OK; TRESTLE_E_INVALID_ARG (NULL argument, a local
+ *         checkpoint); TRESTLE_E_NOMEM; the first GET's failure after its
+ *         retries (TRESTLE_E_IO, TRESTLE_E_NOT_FOUND, ...).
+ * Blocks the calling thread; runs one thread of its own. Since 0.2.
+ */
+TRESTLE_API int trestle_remote_ceiling(const trestle_plan *p, uint64_t chunk_bytes,
+                                       trestle_remote_ceiling_result *out, trestle_error *err);
 
 /* ---- The options rule, for libraries built on trestle ---- */
 

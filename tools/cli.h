@@ -103,6 +103,13 @@ const trestle_open_options *cli_open_options(void);
  * their defaults, so that N reads can be in flight. */
 void cli_remote_fit(trestle_restore_options *run);
 
+/* After a restore's summary: one line of what a remote restore fetched
+ * (requests, retries, bytes fetched vs read, objects verified whole). */
+void cli_remote_summary(const trestle_stats *st);
+
+/* The same as a `"remote": {...}` member (after a ",\n"), for --json. */
+void cli_remote_json(FILE *f, const trestle_stats *st, const char *indent);
+
 /* "io_uring", "pread", "remote" (a trestle_reader_kind as stats report
  * it), "auto" for anything else. */
 const char *cli_reader_name(int reader);
@@ -723,6 +730,12 @@ void cli_bench_plain_read(const trestle_checkpoint *c, int cold, int runs, cli_c
  * 16-thread pread pool when io_uring is unavailable), the cache dropped
  * before each run when `cold` (CLI_REFERENCE, median of `runs`). */
 void cli_bench_direct_read(const trestle_checkpoint *c, int cold, int runs, cli_ceiling *out);
+
+/* A checkpoint opened from a URL: plain parallel ranged GETs of every
+ * tensor's bytes, 8 MiB at a time, with the connections the checkpoint was
+ * opened with (trestle_remote_ceiling()), `runs` times (CLI_CEILING: the
+ * best). Stops early at a signal. */
+void cli_bench_gets(const trestle_checkpoint *c, int runs, cli_ceiling *out);
 
 /* CRC32C throughput of one core (CLI_CEILING): ISA-L's crc32_iscsi, the
  * engine's CRC32C, over a buffer in cache, best of 5. */

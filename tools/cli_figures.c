@@ -235,7 +235,9 @@ int cli_json_stats(FILE *f, const cli_run *runs, size_t n, const char *indent)
         else
             fprintf(f, "%snull", k ? ", " : "");
     }
-    fprintf(f, "]}\n%s}", indent);
+    fputs("]}", f);
+    cli_remote_json(f, st, indent);
+    fprintf(f, "\n%s}", indent);
     free(first);
     return 0;
 }

@@ -6,6 +6,8 @@
  * them in its option table (CLI_REMOTE_LONGOPTS) and its help
  * (CLI_REMOTE_HELP).
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
@@ -63,4 +65,37 @@ void cli_remote_fit(trestle_restore_options *run)
     uint64_t want = (uint64_t)(n + 1) * (chunk + (64u << 10));
     if (run->staging_bytes == d.staging_bytes && run->staging_bytes < want)
         run->staging_bytes = want;
+}
+
+/* ---- what a remote restore did ---- */
+
+void cli_remote_summary(const trestle_stats *st)
+{
+    char fetched[32], needed[32];
+    if (st->reader != TRESTLE_READER_REMOTE)
+        return;
+    cli_human_size(st->bytes_fetched, fetched, sizeof fetched);
+    cli_human_size(st->bytes_read, needed, sizeof needed);
+    printf("remote: %" PRIu64 " request%s (%" PRIu64 " retried), %s fetched for %s read; %u "
+           "shard object%s read whole, ", st->remote_requests,
+           st->remote_requests == 1 ? "" : "s", st->remote_retries, fetched, needed,
+           st->objects_whole, st->objects_whole == 1 ? "" : "s");
+    if (st->objects_verified)
+        printf("%u verified whole against the store's CRC32C\n", st->objects_verified);
+    else if (st->objects_whole)
+        printf("none verified whole (the store reports no CRC32C; every tensor's own was "
+               "checked)\n");
+    else
+        printf("so the store's CRC32C could check none (every tensor's own was checked)\n");
+}
+
+void cli_remote_json(FILE *f, const trestle_stats *st, const char *indent)
+{
+    if (st->reader != TRESTLE_READER_REMOTE)
+        return;
+    fprintf(f, ",\n%s  \"remote\": {\"requests\": %" PRIu64 ", \"retries\": %" PRIu64
+               ", \"bytes_fetched\": %" PRIu64 ", \"bytes_needed\": %" PRIu64
+               ", \"objects_whole\": %u, \"objects_verified\": %u}",
+            indent, st->remote_requests, st->remote_retries, st->bytes_fetched, st->bytes_read,
+            st->objects_whole, st->objects_verified);
 }

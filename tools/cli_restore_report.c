@@ -63,6 +63,7 @@ void cli_restore_summary(const trestle_plan *plan, const cli_run *run)
            st->tensors, st->tensors == 1 ? "" : "s", skipped, total, st->wall_seconds, all, rd,
            vf, cp, cli_reader_name(st->reader), st->reader_note[0] ? " (" : "", st->reader_note,
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
+    cli_remote_summary(st);
     if (st->staging_note[0])
         printf("note: %s\n", st->staging_note);
     if (st->bytes_deferred > 0) { /* partial_reads: never call those bytes verified */
@@ -185,8 +186,10 @@ int cli_restore_json(const char *path, const trestle_checkpoint *ckpt, const tre
             count[op.skipped]++;
     }
     cli_machine_probe(trestle_shard_path(ckpt, 0), &m);
+    char shown[4200];
+    trestle_url_redact(path, shown, sizeof shown); /* a presigned URL's query stays secret */
     fputs("{\n  \"command\": \"restore\",\n  \"path\": ", f);
-    cli_json_cstr(f, path);
+    cli_json_cstr(f, shown);
     fputs(",\n", f);
     cli_machine_json(f, &m, "  ");
     fprintf(f, ",\n  \"devices\": [");

@@ -154,8 +154,10 @@ char *cli_escape_text(const char *s)
     return out;
 }
 
-void cli_graph_hint(const char *path)
+void cli_graph_hint(const char *given)
 {
+    char path[4200];
+    trestle_url_redact(given, path, sizeof path);
     size_t n = strlen(path);
     if (n > 5 && strcmp(path + n - 5, ".meta") == 0)
         cli_error("%s is a graph, not a checkpoint; its checkpoint is the prefix %.*s: "

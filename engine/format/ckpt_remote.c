@@ -456,6 +456,14 @@ fail:
 
 int trestle_is_url(const char *path) { return trestle__is_url(path); }
 
+void trestle_url_redact(const char *path, char *buf, size_t cap)
+{
+    if (trestle__is_url(path))
+        trestle__url_redact(path, buf, cap);
+    else
+        snprintf(buf, cap, "%s", path);
+}
+
 int trestle_url_read(const char *url, uint64_t max_bytes, void **data, size_t *len,
                      trestle_error *err)
 {

@@ -205,7 +205,9 @@ static void pick_destination(trestle__restore *x, size_t e)
             /* Strings are walked where a host destination holds them all. */
             if (ext->is_string && !st->walk_buf)
                 st->walk_buf = (uint8_t *)op->dest + pc->dst_offset;
-            if (!st->dest && ext->size >= DEST_READ_MIN) {
+            /* A remote GET costs a round trip: only extents of a whole
+             * chunk or more get one of their own. */
+            if (!st->dest && ext->size >= (x->ckpt->store ? x->chunk : DEST_READ_MIN)) {
                 st->dest = (uint8_t *)op->dest + pc->dst_offset;
                 st->primary = ext->first_piece + k;
             }
