@@ -105,7 +105,7 @@ void tu_nginx_start(tu_nginx *n, const char *root, bool tls, const char *extra)
         "  log_format t '$request_method $uri \"$args\" $status $body_bytes_sent "
         "\"$http_range\" $server_protocol \"$http_authorization\" \"$http_x_amz_date\" "
         "\"$http_x_amz_content_sha256\" \"$http_x_amz_security_token\" \"$http_if_match\" "
-        "\"$http_host\"';\n"
+        "\"$http_host\" \"$http_x_amz_checksum_mode\"';\n"
         "  access_log %s/access.log t;\n"
         "  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n"
         "  fastcgi_temp_path %s/fcgi;\n  uwsgi_temp_path %s/uwsgi;\n  scgi_temp_path %s/scgi;\n"

@@ -38,6 +38,8 @@ typedef struct tu_nginx {
  * Access-log lines are:
  *   METHOD URI "ARGS" STATUS BODY_BYTES "RANGE" PROTOCOL "AUTHORIZATION"
  *   "X-AMZ-DATE" "X-AMZ-CONTENT-SHA256" "X-AMZ-SECURITY-TOKEN" "IF-MATCH" "HOST"
+ *   "X-AMZ-CHECKSUM-MODE"
+ * (nginx writes a '"' inside a value as \x22).
  */
 void tu_nginx_start(tu_nginx *n, const char *root, bool tls, const char *extra);
 

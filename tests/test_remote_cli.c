@@ -1,0 +1,291 @@
+/*
+ * test_remote_cli.c - the CLI and the signatures on remote checkpoints
+ * served by a real nginx on 127.0.0.1 (remote_server.c): no credential is
+ * ever printed, on success or failure, in text or --json; Ctrl-C stops a
+ * slow remote restore at once; a slow server shows the progress bar on a
+ * terminal; every S3 request is signed as botocore's S3SigV4Auth (Debian's
+ * python3-botocore, an independent signer) signs it, byte for byte;
+ * `trestle bench URL` reports the read against plain parallel GETs; and
+ * verify checks whole objects where the store has their CRC32C.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "remote_server.h"
+#include "testutil.h"
+
+#define PY "/usr/bin/python3" /* Debian's, with python3-botocore */
+
+typedef struct served {
+    char *root, *local;
+    tu_nginx srv;
+} served;
+
+static void serve(served *s, const char *extra_fmt)
+{
+    char *extra = NULL;
+    s->root = tu_mkdtemp();
+    s->local = tu_remote_model(s->root, "bucket/m");
+    if (extra_fmt)
+        cr_assert(asprintf(&extra, extra_fmt, s->root) > 0);
+    tu_nginx_start(&s->srv, s->root, false, extra);
+    free(extra);
+}
+
+static void unserve(served *s)
+{
+    tu_nginx_stop(&s->srv);
+    tu_rmtree(s->root);
+    free(s->root);
+    free(s->local);
+}
+
+/* ---- secrets ---- */
+
+static const char *const secrets[] = {
+    "wJalrXUtnFEMI-secret-access-key", "FwoGZXIvYXdzEXAMPLEsessiontoken", "ya29.google-oauth-token",
+    "bearer-token-for-https", "pa55word", "sig0123456789abcdef", "AKIDTRESTLECLITEST",
+};
+
+static void assert_no_secret(const tu_cli_result *r, const char *what)
+{
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
+        cr_assert_null(strstr(r->out, secrets[i]), "%s printed '%s' on stdout:\n%s", what,
+                       secrets[i], r->out);
+        cr_assert_null(strstr(r->err, secrets[i]), "%s printed '%s' on stderr:\n%s", what,
+                       secrets[i], r->err);
+    }
+}
+
+/* Data GETs (not HEADs) answer 503 under /down/, and 403 with an S3 error body that
+ * echoes the key id under /deny/. */
+static const char faults[] =
+    "    location /down/ { alias %1$s/bucket/;\n      set $f \"\";\n"
+    "      if ($uri ~ \"\\.data-\") { set $f 1; }\n"
+    "      if ($request_method = HEAD) { set $f \"\"; }\n"
+    "      if ($f) { return 503; }\n    }\n"
+    "    location /deny/ { alias %1$s/bucket/;\n"
+    "      if ($uri ~ \"\\.data-\") { return 403 '<Error><Code>SignatureDoesNotMatch</Code>"
+    "<AWSAccessKeyId>AKIDTRESTLECLITEST</AWSAccessKeyId></Error>'; }\n    }\n";
+
+Test(remote_cli, no_credential_is_ever_printed_in_text_json_or_errors)
+{
+    served s;
+    serve(&s, faults);
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTRESTLECLITEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret-access-key", 1);
+    setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLEsessiontoken", 1);
+    setenv("STORAGE_EMULATOR_HOST", s.srv.base, 1);
+    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.google-oauth-token", 1);
+    setenv("TRESTLE_HTTP_BEARER_TOKEN", "bearer-token-for-https", 1);
+    char *presigned;
+    cr_assert(asprintf(&presigned, "http://reader:pa55word@127.0.0.1:%d", s.srv.port) > 0);
+    const char *q = "?X-Amz-Signature=sig0123456789abcdef&X-Amz-Expires=60";
+    struct { const char *fmt; int rc; } runs[] = {
+        { "restore s3://bucket/m/ckpt --all --json", 0 },
+        { "restore s3://bucket/m/ckpt --all", 0 },
+        { "verify gs://bucket/m/ckpt", 0 },
+        { "inspect s3://bucket/absent/ckpt --json", 1 },
+        { "restore 's3://deny/m/ckpt' --all --json --attempts 2 --backoff 1", 1 },
+        { "restore '%s/down/m/ckpt%s' --all --attempts 2 --backoff 1", 1 },
+        { "restore '%s/bucket/m/ckpt%s' --all --json", 0 },
+        { "inspect '%s/bucket/absent%s'", 1 },
+        { "bench '%s/bucket/m/ckpt%s' --repeat 1 --json", 0 },
+    };
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        char args[1024];
+        snprintf(args, sizeof args, runs[i].fmt, presigned, q);
+        tu_cli_result r = tu_cli("%s", args);
+        cr_assert_eq(r.rc, runs[i].rc, "trestle %s: %d\n%s%s", args, r.rc, r.out, r.err);
+        assert_no_secret(&r, args);
+        if (strstr(args, "pa55word"))
+            cr_assert(strstr(r.out, "?<redacted>") || strstr(r.err, "?<redacted>"),
+                      "trestle %s names the URL redacted:\n%s%s", args, r.out, r.err);
+        tu_cli_free(&r);
+    }
+    /* The failures say what failed, with the URL as the user may see it. */
+    tu_cli_result r = tu_cli("restore '%s/down/m/ckpt%s' --attempts 2 --backoff 1", presigned, q);
+    cr_assert(strstr(r.err, "': GET http://127.0.0.1:") && strstr(r.err, "/down/m/ckpt.data-"),
+              "%s", r.err);
+    cr_assert(strstr(r.err, "-of-00004?<redacted> bytes "), "%s", r.err);
+    cr_assert(strstr(r.err, ": HTTP 503 Service Unavailable, after 2 attempts\n"), "%s", r.err);
+    tu_cli_free(&r);
+    free(presigned);
+    unserve(&s);
+}
+
+/* ---- Ctrl-C and progress ---- */
+
+/* nginx sends a second's worth at once, then limit_rate per second: 256 KiB
+ * ranges take about 1.6 s each. */
+static const char slow[] =
+    "    location /slow/ {\n      alias %s/bucket/;\n      limit_rate 100k;\n    }\n";
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+Test(remote_cli, ctrl_c_stops_a_slow_remote_restore_at_once)
+{
+    served s;
+    serve(&s, slow);
+    char *url, *errpath;
+    cr_assert(asprintf(&url, "%s/slow/m/ckpt", s.srv.base) > 0);
+    cr_assert(asprintf(&errpath, "%s/stderr", s.root) > 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int e = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int o = open("/dev/null", O_WRONLY);
+        dup2(o, STDOUT_FILENO);
+        dup2(e, STDERR_FILENO);
+        signal(SIGINT, SIG_DFL);
+        execl(TRESTLE_CLI_PATH, "trestle", "restore", url, "--all", "--chunk", "256K",
+              (char *)NULL);
+        _exit(127);
+    }
+    /* Wait until the restore is fetching (some ranges done), then interrupt. */
+    double until = now() + 20;
+    while (tu_nginx_count(&s.srv, "\" 206 ") < 2 && now() < until)
+        usleep(10000);
+    cr_assert_geq(tu_nginx_count(&s.srv, "\" 206 "), 2, "the restore never got going");
+    double sent = now();
+    kill(pid, SIGINT);
+    int status;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (now() - sent > 5) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            cr_assert_fail("still running 5 s after Ctrl-C");
+        }
+        usleep(5000);
+    }
+    double took = now() - sent;
+    size_t len;
+    char *err = (char *)tu_read_file(errpath, &len);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT, "status %#x: %.*s", status,
+              (int)len, err);
+    cr_assert_lt(took, 0.5, "ended %.3f s after Ctrl-C", took);
+    cr_assert(err && len >= 30 && memcmp(err, "trestle: interrupted (SIGINT)\n", 30) == 0,
+              "%.*s", (int)len, err ? err : "");
+    free(err);
+    free(errpath);
+    free(url);
+    unserve(&s);
+}
+
+Test(remote_cli, a_slow_server_shows_the_progress_bar_on_a_terminal)
+{
+    served s;
+    serve(&s, slow);
+    char *out = NULL, *err = NULL, *cmd;
+    /* script(1) gives the CLI a terminal, where it draws its bar. */
+    cr_assert(asprintf(&cmd, "script -qfec \"'%s' restore '%s/slow/m/ckpt' --all --chunk 256K\" "
+                             "/dev/null", TRESTLE_CLI_PATH, s.srv.base) > 0);
+    int rc = tu_run(cmd, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    /* Frames are redrawn with \r: one short of done, then the summary. */
+    const char *frame = strstr(out, "%  ");
+    cr_assert(frame, "no progress bar in:\n%s", out);
+    int partial = 0;
+    for (const char *p = out; (p = strstr(p, "%  ")) != NULL; p++)
+        if (p >= out + 3 && strncmp(p - 3, "100", 3) != 0)
+            partial++;
+    cr_assert_gt(partial, 0, "the bar never showed a restore part way:\n%s", out);
+    cr_assert(strstr(out, "restored "), "%s", out);
+    cr_assert(strstr(out, "remote: "), "%s", out);
+    free(cmd);
+    free(out);
+    free(err);
+    unserve(&s);
+}
+
+/* ---- SigV4, checked by an independent signer ---- */
+
+Test(remote_cli, s3_requests_are_signed_as_botocore_signs_them_byte_for_byte)
+{
+    if (access(PY, X_OK) != 0 || system(PY " -c 'import botocore' 2>/dev/null") != 0)
+        tu_missing("python3-botocore is not installed (scripts/deps.sh installs it)");
+    served s;
+    serve(&s, NULL);
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTRESTLESIGV4", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "sigv4/secret+key=with/odd+chars", 1);
+    setenv("AWS_SESSION_TOKEN", "session-token-value", 1);
+    setenv("AWS_REGION", "ap-southeast-2", 1);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open("s3://bucket/m/ckpt", NULL, &c, &err), TRESTLE_OK, "%s",
+                 err.message);
+    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
+    trestle_restore_options ro;
+    trestle_restore_options_init(&ro);
+    ro.chunk_bytes = 1 << 20;
+    cr_assert_eq(trestle_restore(p, &ro, NULL, &err), TRESTLE_OK, "%s", err.message);
+    trestle_plan_free(p);
+    trestle_close(c);
+    size_t lines = tu_nginx_count(&s.srv, "\"AWS4-HMAC-SHA256 ");
+    cr_assert_gt(lines, 10);
+    char *cmd, *out = NULL, *errout = NULL, *want;
+    cr_assert(asprintf(&cmd, PY " '%s/tests/sigv4_check.py' '%s/access.log' AKIDTRESTLESIGV4 "
+                             "'sigv4/secret+key=with/odd+chars' session-token-value "
+                             "ap-southeast-2", TRESTLE_SOURCE_DIR, s.srv.dir) > 0);
+    int rc = tu_run(cmd, &out, &errout);
+    cr_assert(asprintf(&want, "%zu requests signed as botocore signs them\n", lines) > 0);
+    cr_assert_eq(rc, 0, "%s%s", out, errout);
+    cr_assert_str_eq(out, want);
+    /* The check can fail: with another secret, botocore signs otherwise. */
+    free(cmd);
+    free(out);
+    free(errout);
+    cr_assert(asprintf(&cmd, PY " '%s/tests/sigv4_check.py' '%s/access.log' AKIDTRESTLESIGV4 "
+                             "other-secret session-token-value ap-southeast-2",
+                       TRESTLE_SOURCE_DIR, s.srv.dir) > 0);
+    cr_assert_eq(tu_run(cmd, &out, &errout), 1, "%s%s", out, errout);
+    cr_assert(strstr(out, "botocore signs\n"), "%s", out);
+    /* HEADs (x-amz-checksum-mode), the index GET and ranged GETs (If-Match) all signed. */
+    cr_assert_gt(tu_nginx_count(&s.srv, "HEAD "), 0);
+    cr_assert_gt(tu_nginx_count(&s.srv, "\"ENABLED\""), 0);
+    free(want);
+    free(cmd);
+    free(out);
+    free(errout);
+    unserve(&s);
+}
+
+/* ---- bench and verify ---- */
+
+Test(remote_cli, bench_url_holds_the_read_against_parallel_gets_and_counts_bytes_fetched)
+{
+    served s;
+    serve(&s, NULL);
+    tu_cli_result r = tu_cli("bench '%s/bucket/m/ckpt' --repeat 2 --connections 4 --json",
+                             s.srv.base);
+    cr_assert_eq(r.rc, 0, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.out, "\"read\": {\"yardstick\": \"parallel_gets\", \"kind\": \"ceiling\""),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "\"parallel_gets\": {\"kind\": \"ceiling\", \"gbps\": "), "%s", r.out);
+    cr_assert(strstr(r.out, "\"note\": \"4 connections, "), "%s", r.out);
+    cr_assert(strstr(r.out, "\"remote\": {\"requests\": "), "%s", r.out);
+    cr_assert(strstr(r.out, "\"first_tensor_seconds\": {\"min\": "), "%s", r.out);
+    cr_assert(strstr(r.out, "\"reader\": \"remote\""), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("bench '%s/bucket/m/ckpt' --repeat 1", s.srv.base);
+    cr_assert_eq(r.rc, 0, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.out, "of parallel GETs"), "%s", r.out);
+    cr_assert(strstr(r.out, "fetched for "), "%s", r.out);
+    cr_assert(strstr(r.out, "  parallel ranged GETs "), "%s", r.out);
+    tu_cli_free(&r);
+    unserve(&s);
+}
