@@ -157,12 +157,14 @@ static int resolve_bare_dir(const trestle__store *s, const char *dir, char **pre
                             uint8_t **index, size_t *len, trestle_error *err)
 {
     bool missing;
-    char *shown = trestle__store_display(s, dir);
+    char *shown = trestle__store_display(s, dir), *index_key = cat(dir, ".index");
+    char *index_shown = index_key ? trestle__store_display(s, index_key) : NULL;
     char **keys = NULL;
     size_t n = 0;
     int rc;
 
-    TR_FAIL_IF(!shown || asprintf(prefix, "%s%svariables/variables", dir, *dir ? "/" : "") < 0,
+    TR_FAIL_IF(!shown || !index_shown ||
+                   asprintf(prefix, "%s%svariables/variables", dir, *dir ? "/" : "") < 0,
                err, TRESTLE_E_NOMEM, "out of memory");
     rc = get_index(s, *prefix, true, index, len, &missing, err);
     if (rc == TRESTLE_OK || !missing)
@@ -176,10 +178,22 @@ static int resolve_bare_dir(const trestle__store *s, const char *dir, char **pre
     free(list_prefix);
     if (rc == TRESTLE_E_UNSUPPORTED) {
         rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, 0, NULL, shown, -1, -1,
-                                "no checkpoint at %s: no %s.index, no `checkpoint` state file "
-                                "and no variables/variables.index under it, and an http(s) "
-                                "server cannot be asked for a listing: give the checkpoint "
-                                "prefix (its .index URL without \".index\")", shown, shown);
+                                "no checkpoint at %s: no %s, no `checkpoint` state file and no "
+                                "variables/variables.index under it, and an http(s) server "
+                                "cannot be asked for a listing: give the checkpoint prefix (its "
+                                ".index URL without \".index\")", shown, index_shown);
+        goto fail;
+    }
+    if (rc != TRESTLE_OK && rc != TRESTLE_E_NOMEM) {
+        /* Stores often grant reads but not listings (S3's ListBucket): what
+         * is missing is still the checkpoint, and the prefix is the cure. */
+        char why[TRESTLE_ERROR_MESSAGE_MAX];
+        snprintf(why, sizeof why, "%s", err ? err->message : "");
+        rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, 0, NULL, shown, -1, -1,
+                                "no checkpoint at %s: no %s, no `checkpoint` state file and no "
+                                "variables/variables.index under it, and it could not be listed "
+                                "(%.400s): give the checkpoint prefix (its .index URL without "
+                                "\".index\")", shown, index_shown, why);
         goto fail;
     }
     if (rc != TRESTLE_OK)
@@ -201,6 +215,8 @@ fail:
         free(keys[i]);
     free(keys);
     free(shown);
+    free(index_shown);
+    free(index_key);
     if (rc != TRESTLE_OK) {
         free(*prefix);
         *prefix = NULL;
@@ -211,10 +227,14 @@ fail:
 /* `key` names no checkpoint and no directory: say what was tried. */
 static int not_a_prefix(const trestle__store *s, const char *key, trestle_error *err)
 {
-    char *shown = trestle__store_display(s, key);
+    char *shown = trestle__store_display(s, key), *index_key = cat(key, ".index");
+    char *index_shown = index_key ? trestle__store_display(s, index_key) : NULL;
     int rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, shown, -1, -1,
-                                "no checkpoint at %s: %s.index does not exist, and it is no "
-                                "directory with a `checkpoint` state file", shown, shown);
+                                "no checkpoint at %s: %s does not exist, and it is no directory "
+                                "with a `checkpoint` state file", shown ? shown : key,
+                                index_shown ? index_shown : key);
+    free(index_shown);
+    free(index_key);
     free(shown);
     return rc;
 }
