@@ -289,3 +289,75 @@ Test(remote_cli, bench_url_holds_the_read_against_parallel_gets_and_counts_bytes
     tu_cli_free(&r);
     unserve(&s);
 }
+
+/* ---- graphs in a bucket ---- */
+
+/* `text` with every `from` replaced by `to` (malloc'd). */
+static char *replace_all(const char *text, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to), n = 0;
+    for (const char *p = text; (p = strstr(p, from)) != NULL; p += fl)
+        n++;
+    char *out = malloc(strlen(text) + n * (tl > fl ? tl - fl : 0) + 1), *o = out;
+    for (const char *p = text;;) {
+        const char *q = strstr(p, from);
+        if (!q) {
+            strcpy(o, p);
+            break;
+        }
+        memcpy(o, p, (size_t)(q - p));
+        o += q - p;
+        memcpy(o, to, tl);
+        o += tl;
+        p = q + fl;
+    }
+    return out;
+}
+
+Test(remote_cli, ops_graph_reads_a_meta_and_a_saved_model_from_a_bucket)
+{
+    const char *sm = tu_fixture_present("tf-graphs/serving_saved_model_half_plus_two_cpu");
+    const char *meta = tu_fixture_present("tf-graphs/deepchem_qm7_graphconv/model-699.meta");
+    served s;
+    serve(&s, NULL);
+    char *cmd;
+    cr_assert(asprintf(&cmd, "mkdir -p '%s/bucket/g/sm' && cp '%s/saved_model.pb' "
+                             "'%s/bucket/g/sm/' && cp '%s' '%s/bucket/g/'", s.root, sm, s.root,
+                       meta, s.root) > 0);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    struct { const char *local, *url; } cases[] = {
+        { sm, "s3://bucket/g/sm" },
+        { meta, "s3://bucket/g/model-699.meta" },
+    };
+    char local_dir[4096];
+    for (size_t i = 0; i < 2; i++) {
+        tu_cli_result l = tu_cli("ops --graph '%s'", cases[i].local);
+        tu_cli_result r = tu_cli("ops --graph '%s'", cases[i].url);
+        cr_assert_eq(l.rc, 0, "%s", l.err);
+        cr_assert_eq(r.rc, 0, "%s", r.err);
+        /* The same ops; the names are the URL's, with no local "absent" check. */
+        snprintf(local_dir, sizeof local_dir, "%s", cases[i].local);
+        if (i == 1)
+            *strrchr(local_dir, '/') = '\0';
+        char *mapped = replace_all(l.out, local_dir, i == 0 ? "s3://bucket/g/sm"
+                                                            : "s3://bucket/g");
+        char *absent = strstr(mapped, " (absent: ");
+        if (absent)
+            strcpy(absent, strchr(absent, '\n'));
+        if (i == 0) {
+            char *pb = replace_all(mapped, "s3://bucket/g/sm\n", "s3://bucket/g/sm/saved_model.pb\n");
+            free(mapped);
+            mapped = pb;
+        }
+        cr_assert_str_eq(r.out, mapped);
+        free(mapped);
+        tu_cli_free(&l);
+        tu_cli_free(&r);
+    }
+    unserve(&s);
+}

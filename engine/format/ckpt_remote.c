@@ -70,19 +70,31 @@ static trestle__remote_config config_of(const trestle_open_options *o)
     return cfg;
 }
 
-/* GET PREFIX.index: TRESTLE_OK with the bytes, TRESTLE_E_NOT_FOUND quietly
- * (*missing set, err untouched) when there is none and `quiet`. */
+/*
+ * GET PREFIX.index: TRESTLE_OK with the bytes, TRESTLE_E_NOT_FOUND quietly
+ * (*missing set, err untouched) when there is none and `quiet`. A 403 is
+ * "missing" too when quiet (S3 answers 403 for an absent key to a user who
+ * may not list the bucket), its error kept in *forbidden (may be NULL) for
+ * when nothing else is found.
+ */
 static int get_index(const trestle__store *s, const char *prefix, bool quiet, uint8_t **data,
-                     size_t *len, bool *missing, trestle_error *err)
+                     size_t *len, bool *missing, trestle_error *err, trestle_error *forbidden)
 {
     char *key = cat(prefix, ".index");
+    trestle__object o = { .generation = -1 };
     trestle_error why;
     if (!key)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     *missing = false;
     int rc = trestle__remote_get(s, key, MAX_INDEX_BYTES, "trestle reads indexes up to 4 GiB",
-                                 data, len, NULL, &why);
+                                 data, len, &o, &why);
     free(key);
+    trestle__object_clear(&o);
+    if (rc == TRESTLE_E_IO && o.http_status == 403 && quiet) {
+        if (forbidden)
+            *forbidden = why;
+        rc = TRESTLE_E_NOT_FOUND;
+    }
     if (rc == TRESTLE_E_NOT_FOUND)
         *missing = true;
     if (rc != TRESTLE_OK && !(quiet && *missing) && err)
@@ -112,6 +124,7 @@ static int read_state(const trestle__store *s, const char *dir, const char *name
     uint8_t *text = NULL;
     size_t len = 0;
     trestle_error why;
+    trestle__object state = { .generation = -1 };
     int rc;
 
     *prefix_key = NULL;
@@ -122,9 +135,10 @@ static int read_state(const trestle__store *s, const char *dir, const char *name
                TRESTLE_E_NOMEM, "out of memory");
     rc = trestle__remote_get(s, key, TRESTLE__STATE_MAX_BYTES,
                              "a checkpoint state file is a few lines, and trestle reads at most "
-                             "16 MiB", &text, &len, NULL, &why);
-    if (rc == TRESTLE_E_NOT_FOUND) {
-        rc = TRESTLE_OK; /* no state file: TensorFlow's None */
+                             "16 MiB", &text, &len, &state, &why);
+    trestle__object_clear(&state);
+    if (rc == TRESTLE_E_NOT_FOUND || (rc == TRESTLE_E_IO && state.http_status == 403)) {
+        rc = TRESTLE_OK; /* no state file (or none we may see): TensorFlow's None */
         goto fail;
     }
     if (rc != TRESTLE_OK) {
@@ -166,7 +180,7 @@ static int resolve_bare_dir(const trestle__store *s, const char *dir, char **pre
     TR_FAIL_IF(!shown || !index_shown ||
                    asprintf(prefix, "%s%svariables/variables", dir, *dir ? "/" : "") < 0,
                err, TRESTLE_E_NOMEM, "out of memory");
-    rc = get_index(s, *prefix, true, index, len, &missing, err);
+    rc = get_index(s, *prefix, true, index, len, &missing, err, NULL);
     if (rc == TRESTLE_OK || !missing)
         goto fail;
     free(*prefix);
@@ -209,7 +223,7 @@ static int resolve_bare_dir(const trestle__store *s, const char *dir, char **pre
     }
     TR_FAIL_IF(!(*prefix = strndup(keys[0], strlen(keys[0]) - 6)), err, TRESTLE_E_NOMEM,
                "out of memory");
-    rc = get_index(s, *prefix, false, index, len, &missing, err);
+    rc = get_index(s, *prefix, false, index, len, &missing, err, NULL);
 fail:
     for (size_t i = 0; i < n; i++)
         free(keys[i]);
@@ -246,9 +260,11 @@ static int resolve(const trestle__store *s, const char *key, char **prefix, uint
     bool missing = false;
     size_t n;
     char *dir = NULL, *state_shown = NULL;
+    trestle_error forbidden;
     int rc;
 
     *prefix = NULL;
+    forbidden.code = TRESTLE_OK;
     if (ends_with(key, ".index") && strlen(key) > 6) {
         *prefix = strndup(key, strlen(key) - 6);
     } else if ((n = data_key_prefix_len(key)) > 0) {
@@ -260,7 +276,7 @@ static int resolve(const trestle__store *s, const char *key, char **prefix, uint
         bool dir_only = k < strlen(key) || k == 0; /* "gs://b/dir/" or the bucket */
         TR_FAIL_IF(!(dir = strndup(key, k)), err, TRESTLE_E_NOMEM, "out of memory");
         if (!dir_only) {
-            rc = get_index(s, dir, true, index, len, &missing, err);
+            rc = get_index(s, dir, true, index, len, &missing, err, &forbidden);
             if (rc == TRESTLE_OK)
                 *prefix = dir, dir = NULL;
             if (rc == TRESTLE_OK || !missing)
@@ -270,11 +286,17 @@ static int resolve(const trestle__store *s, const char *key, char **prefix, uint
         TR_FORWARD(read_state(s, dir, NULL, prefix, &state_shown, err));
         if (!*prefix) {
             rc = resolve_bare_dir(s, dir, prefix, index, len, err);
-            if (rc == TRESTLE_E_NOT_FOUND && !dir_only && err && err->sys_errno == ENOENT)
+            if (rc == TRESTLE_E_NOT_FOUND && forbidden.code != TRESTLE_OK) {
+                rc = forbidden.code; /* nothing else found: the refusal was the answer */
+                if (err)
+                    *err = forbidden;
+            } else if (rc == TRESTLE_E_NOT_FOUND && !dir_only && err &&
+                       err->sys_errno == ENOENT) {
                 rc = not_a_prefix(s, dir, err);
+            }
             goto fail;
         }
-        rc = get_index(s, *prefix, true, index, len, &missing, err);
+        rc = get_index(s, *prefix, true, index, len, &missing, err, NULL);
         if (rc != TRESTLE_OK && missing) {
             char *shown = trestle__store_display(s, *prefix);
             rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, ENOENT, NULL, state_shown, -1, -1,
@@ -285,7 +307,7 @@ static int resolve(const trestle__store *s, const char *key, char **prefix, uint
         goto fail;
     }
     TR_FAIL_IF(!*prefix, err, TRESTLE_E_NOMEM, "out of memory");
-    rc = get_index(s, *prefix, false, index, len, &missing, err);
+    rc = get_index(s, *prefix, false, index, len, &missing, err, NULL);
 fail:
     if (rc != TRESTLE_OK) {
         free(*prefix);

@@ -119,8 +119,8 @@ typedef struct trestle__object {
     uint32_t crc32c;        /* the store's whole-object CRC32C, when has_crc32c */
     bool has_crc32c;
     char crc_source[32];    /* the header it came from: "x-goog-hash", "x-amz-checksum-crc32c" */
-    int code;               /* how the HEAD ended: TRESTLE_OK, _NOT_FOUND, _IO, ... */
-    int http_status;        /* its HTTP status, or 0 when none came */
+    int code;               /* how the HEAD or whole GET ended: TRESTLE_OK, _NOT_FOUND, ... */
+    int http_status;        /* its last HTTP status, or 0 when none came */
     char why[400];          /* when code != OK: what failed, without the URL */
 } trestle__object;
 

@@ -79,9 +79,6 @@ int trestle__remote_get(const trestle__store *s, const char *key, uint64_t max_b
     if (rc == TRESTLE_OK) {
         *data = x.data;
         *len = x.data_len;
-    } else {
-        o->code = rc;
-        o->http_status = 0;
     }
     trestle__object_clear(&mine);
     return rc;

@@ -361,6 +361,10 @@ static enum trestle__verdict fail(const trestle__store *s, trestle__xfer *x, int
                        x->kind == TRESTLE__XFER_RANGE ? (int64_t)x->length : -1,
                        "%s %s%s: %s%s%s", method, o->display, range, x->st->why, tail, hint);
     x->status = code;
+    if (x->kind != TRESTLE__XFER_RANGE) { /* a range's object is shared: left alone */
+        x->obj->code = code;
+        x->obj->http_status = x->st->http_status;
+    }
     return TRESTLE__XFER_FAILED;
 }
 
