@@ -1,0 +1,144 @@
+/*
+ * test_mpi_remote.c - read-once across MPI ranks for a checkpoint in an
+ * object store: `mpirun -np 3 trestle-mpi restore URL` fetches each byte
+ * of the shards once in all (every ranged GET nginx logged, summed and
+ * checked for overlaps), the ranks' tensors equal a single process's, and
+ * with --scope node each (simulated) node fetches its own copy; AUTO
+ * takes an object store for shared storage, read once by the group.
+ */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "remote_server.h"
+#include "testmpi.h"
+#include "testutil.h"
+
+/* One ranged GET of a shard, from the access log. */
+typedef struct span {
+    int shard;
+    uint64_t first, last;
+} span;
+
+static int span_cmp(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    if (x->shard != y->shard)
+        return x->shard - y->shard;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Every 206 of a shard in the log; the number in *n. */
+static span *ranges(const tu_nginx *srv, size_t *n)
+{
+    char *log = tu_nginx_log(srv), *line = log, *save = NULL;
+    span *out = calloc(4096, sizeof *out);
+    *n = 0;
+    for (line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        int shard, status;
+        unsigned long long first, last, body;
+        const char *uri = strstr(line, "GET /bucket/m/ckpt.data-");
+        if (!uri)
+            continue;
+        cr_assert(sscanf(uri, "GET /bucket/m/ckpt.data-%5d-of-%*5d \"%*[^\"]\" %d %llu "
+                               "\"bytes=%llu-%llu\"", &shard, &status, &body, &first,
+                         &last) == 5, "%s", line);
+        cr_assert_eq(status, 206, "%s", line);
+        cr_assert_eq(body, last - first + 1, "%s", line);
+        cr_assert_lt(*n, 4096);
+        out[(*n)++] = (span){ shard, first, last };
+    }
+    free(log);
+    qsort(out, *n, sizeof *out, span_cmp);
+    return out;
+}
+
+static uint64_t shard_bytes(const char *local)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < TU_REMOTE_SHARDS; i++) {
+        char *path;
+        size_t len;
+        cr_assert(asprintf(&path, "%s.data-%05d-of-%05d", local, i, TU_REMOTE_SHARDS) > 0);
+        free(tu_read_file(path, &len));
+        total += len;
+        free(path);
+    }
+    return total;
+}
+
+Test(mpi_remote, three_ranks_fetch_each_byte_once_in_all, .timeout = 300)
+{
+    tm_tool();
+    char *root = tu_mkdtemp(), *local = tu_remote_model(root, "bucket/m");
+    tu_nginx srv;
+    tu_nginx_start(&srv, root, false, NULL);
+    uint64_t total, maxx, want = tm_reference(local, NULL, 0, NULL, 0, &total, &maxx);
+    char *args, *out, *err;
+    cr_assert(asprintf(&args, "'%s/bucket/m/ckpt' --all --checksum",
+                       srv.base) > 0);
+    int rc = tm_mpirun(3, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    tm_rank_line lines[3];
+    tm_parse_ranks(out, 3, lines);
+    uint64_t read = 0;
+    for (int r = 0; r < 3; r++) {
+        cr_assert_eq(lines[r].whole, want, "rank %d differs from one process", r);
+        read += lines[r].read;
+    }
+    cr_assert_eq(read, total);
+
+    /* The store saw every shard byte exactly once: ranges that cover the
+     * shards, no two overlapping, summing to their size. */
+    size_t n;
+    span *s = ranges(&srv, &n);
+    uint64_t fetched = 0;
+    for (size_t i = 0; i < n; i++) {
+        fetched += s[i].last - s[i].first + 1;
+        if (i > 0 && s[i].shard == s[i - 1].shard)
+            cr_assert_gt(s[i].first, s[i - 1].last, "shard %d: bytes %" PRIu64 "-%" PRIu64
+                         " fetched twice", s[i].shard, s[i].first, s[i - 1].last);
+    }
+    cr_assert_eq(fetched, shard_bytes(local), "fetched %" PRIu64 " bytes in %zu GETs", fetched,
+                 n);
+    cr_assert_eq(fetched, tu_nginx_bytes(&srv, "GET /bucket/m/ckpt.data-"));
+    /* Each rank opens the checkpoint: the index is fetched once per rank. */
+    cr_assert_eq(tu_nginx_count(&srv, "GET /bucket/m/ckpt.index "), 3);
+    cr_assert(strstr(out, "scope group: all 3 ranks are on one node"), "%s", out);
+    free(s);
+    free(out);
+    free(err);
+    free(args);
+
+    /* --scope node on 3 simulated nodes: once per node, three times in all. */
+    tu_nginx_stop(&srv);
+    tu_nginx_start(&srv, root, false, NULL);
+    cr_assert(asprintf(&args, "'%s/bucket/m/ckpt' --all --checksum --simulate-nodes 3 "
+                              "--scope node", srv.base) > 0);
+    rc = tm_mpirun(3, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert_eq(tu_nginx_bytes(&srv, "GET /bucket/m/ckpt.data-"), 3 * shard_bytes(local));
+    free(out);
+    free(err);
+    free(args);
+
+    /* AUTO on 3 nodes: an object store is shared storage, read once by the group. */
+    tu_nginx_stop(&srv);
+    tu_nginx_start(&srv, root, false, NULL);
+    cr_assert(asprintf(&args, "'%s/bucket/m/ckpt' --all --checksum --simulate-nodes 3",
+                       srv.base) > 0);
+    rc = tm_mpirun(3, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert(strstr(out, "the checkpoint is on an object store (http), a shared file system: "
+                          "each byte read once by the group"), "%s", out);
+    cr_assert_eq(tu_nginx_bytes(&srv, "GET /bucket/m/ckpt.data-"), shard_bytes(local));
+    free(out);
+    free(err);
+    free(args);
+    tu_nginx_stop(&srv);
+    tu_rmtree(root);
+    free(root);
+    free(local);
+}
