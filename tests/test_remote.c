@@ -162,6 +162,11 @@ Test(remote, gs_xml_api_equals_local_and_verifies_every_object_crc32c)
     cr_assert_eq(st.objects_whole, TU_REMOTE_SHARDS);
     cr_assert_eq(st.objects_verified, TU_REMOTE_SHARDS,
                  "every shard read whole is verified against x-goog-hash");
+    tu_cli_result r = tu_cli("verify gs://bucket/m/ckpt");
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.out, " verified; 4 of 4 shard objects also whole, against the store's "
+                            "CRC32C\n"), "%s", r.out);
+    tu_cli_free(&r);
     cr_assert_eq(tu_nginx_count(&s.srv, "\"Bearer ya29.test-token\""),
                  tu_nginx_count(&s.srv, "/bucket/m/ckpt"));
     /* Each range was pinned to the version the HEAD saw: If-Match, whose

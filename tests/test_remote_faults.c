@@ -354,3 +354,51 @@ Test(remote_faults, object_replaced_between_requests_fails_instead_of_mixing_ver
     trestle_close(c);
     unserve(&s);
 }
+
+/* Bodies cut short: /cut/ proxies to a slow copy of the files, and gives up
+ * on it (closing the client's connection mid-body) after 300 ms without a
+ * byte, as a load balancer in front of a stalled server does. */
+static const char cut[] =
+    "    location /cut/ {\n"
+    "      rewrite ^/cut/(.*)$ /slowsrc/$1 break;\n"
+    "      proxy_pass http://127.0.0.1:$server_port;\n"
+    "      proxy_read_timeout 300ms;\n    }\n"
+    "    location /slowsrc/ {\n      alias %s/bucket/;\n      limit_rate 50k;\n    }\n";
+
+Test(remote_faults, short_bodies_are_retried_then_fail_after_the_bound)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/m");
+    char *extra;
+    cr_assert(asprintf(&extra, cut, s.root) > 0);
+    tu_nginx_start(&s.srv, s.root, false, extra);
+    free(extra);
+    cr_assert(asprintf(&s.url, "%s/cut/m/ckpt", s.srv.base) > 0);
+    trestle_open_options o = opts(3, 10, 1);
+    trestle_checkpoint *c;
+    trestle_error err;
+    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op op = { .name = "big/kernel", .dest_kind = TRESTLE_DEST_DISCARD };
+    trestle_plan *p = tu_plan(c, &op, 1, NULL);
+    trestle_restore_options ro;
+    trestle_restore_options_init(&ro);
+    ro.chunk_bytes = 256 << 10;
+    ro.queue_depth = 1;
+    trestle_stats st;
+    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_E_SHORT_READ, "%s", err.message);
+    cr_assert(tu_starts_with(err.message, "tensor 'big/kernel': GET "), "%s", err.message);
+    cr_assert(strstr(err.message, "/cut/m/ckpt.data-00001-of-00004 bytes "), "%s", err.message);
+    cr_assert(strstr(err.message, ": short body: "), "%s", err.message);
+    cr_assert(strstr(err.message, " of 262144 bytes ("), "%s", err.message);
+    cr_assert(strstr(err.message, "), after 3 attempts"), "%s", err.message);
+    cr_assert_eq(st.remote_retries, 2);
+    /* Each attempt is logged twice, by the rewritten URI: the client's
+     * request and the proxy's to the slow copy. */
+    cr_assert_eq(tu_nginx_count(&s.srv, "GET /slowsrc/m/ckpt.data-"), 2 * 3,
+                 "three attempts, no more");
+    cr_assert_gt(st.bytes_fetched, 0, "the cut bodies' bytes count as fetched");
+    trestle_plan_free(p);
+    trestle_close(c);
+    unserve(&s);
+}
