@@ -183,6 +183,22 @@ char *tu_nginx_log(const tu_nginx *n)
     return s;
 }
 
+void tu_nginx_settle(const tu_nginx *n)
+{
+    char *path;
+    cr_assert(asprintf(&path, "%s/access.log", n->dir) > 0);
+    off_t last = -1;
+    int stable = 0;
+    for (int i = 0; i < 300 && stable < 10; i++) {
+        struct stat st;
+        off_t size = stat(path, &st) == 0 ? st.st_size : 0;
+        stable = size == last ? stable + 1 : 0;
+        last = size;
+        usleep(10000);
+    }
+    free(path);
+}
+
 /* Walk the lines with `needle`: their count, and the sum of their fifth field. */
 static size_t scan_log(const tu_nginx *n, const char *needle, uint64_t *bytes)
 {

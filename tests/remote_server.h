@@ -50,6 +50,11 @@ void tu_nginx_stop(tu_nginx *n);
  * writes each line when its request ends. */
 char *tu_nginx_log(const tu_nginx *n);
 
+/* Wait until the access log has not grown for 100 ms (3 s at most): nginx
+ * writes a request's line after sending its answer, so a client can have
+ * its answer before the line is there. Call before counting. */
+void tu_nginx_settle(const tu_nginx *n);
+
 /* Lines of the log with `needle` in them. */
 size_t tu_nginx_count(const tu_nginx *n, const char *needle);
 

@@ -33,6 +33,7 @@ static int span_cmp(const void *a, const void *b)
 /* Every 206 of a shard in the log; the number in *n. */
 static span *ranges(const tu_nginx *srv, size_t *n)
 {
+    tu_nginx_settle(srv);
     char *log = tu_nginx_log(srv), *line = log, *save = NULL;
     span *out = calloc(4096, sizeof *out);
     *n = 0;
@@ -119,6 +120,7 @@ Test(mpi_remote, three_ranks_fetch_each_byte_once_in_all, .timeout = 300)
                               "--scope node", srv.base) > 0);
     rc = tm_mpirun(3, NULL, args, &out, &err);
     cr_assert_eq(rc, 0, "%s%s", out, err);
+    tu_nginx_settle(&srv);
     cr_assert_eq(tu_nginx_bytes(&srv, "GET /bucket/m/ckpt.data-"), 3 * shard_bytes(local));
     free(out);
     free(err);
@@ -133,6 +135,7 @@ Test(mpi_remote, three_ranks_fetch_each_byte_once_in_all, .timeout = 300)
     cr_assert_eq(rc, 0, "%s%s", out, err);
     cr_assert(strstr(out, "the checkpoint is on an object store (http), a shared file system: "
                           "each byte read once by the group"), "%s", out);
+    tu_nginx_settle(&srv);
     cr_assert_eq(tu_nginx_bytes(&srv, "GET /bucket/m/ckpt.data-"), shard_bytes(local));
     free(out);
     free(err);

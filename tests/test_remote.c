@@ -62,6 +62,7 @@ Test(remote, http_restore_equals_local_restore_index_in_one_get)
     trestle_stats st;
     tu_remote_compare(s.local, url, NULL, 256 << 10, &st);
     /* The open is one GET of the index and a HEAD per shard, no more. */
+    tu_nginx_settle(&s.srv);
     cr_assert_eq(tu_nginx_count(&s.srv, "GET /bucket/m/ckpt.index "), 1);
     cr_assert_eq(tu_nginx_count(&s.srv, "HEAD /bucket/m/ckpt.data-"), TU_REMOTE_SHARDS);
     cr_assert_eq(tu_nginx_count(&s.srv, " 206 "), st.remote_requests);
@@ -81,6 +82,7 @@ Test(remote, https_over_http2_with_a_self_signed_ca_equals_local)
     char *url;
     cr_assert(asprintf(&url, "%s/bucket/m/ckpt.index", s.srv.tls_base) > 0);
     tu_remote_compare(s.local, url, NULL, 256 << 10, NULL);
+    tu_nginx_settle(&s.srv);
     cr_assert_gt(tu_nginx_count(&s.srv, "HTTP/2.0"), 0, "HTTP/2 was offered and not used");
     cr_assert_eq(tu_nginx_count(&s.srv, "HTTP/1.1"), 0);
 
@@ -109,6 +111,7 @@ Test(remote, s3_path_style_under_aws_endpoint_url_equals_local_and_is_signed)
     unsetenv("AWS_SESSION_TOKEN");
     unsetenv("AWS_PROFILE");
     tu_remote_compare(s.local, "s3://bucket/m/ckpt", NULL, 0, NULL);
+    tu_nginx_settle(&s.srv);
     size_t lines = tu_nginx_count(&s.srv, "/bucket/m/ckpt");
     cr_assert_gt(lines, TU_REMOTE_SHARDS);
     cr_assert_eq(tu_nginx_count(&s.srv, "\"AWS4-HMAC-SHA256 Credential=AKIDTRESTLETEST/"), lines,
@@ -167,6 +170,7 @@ Test(remote, gs_xml_api_equals_local_and_verifies_every_object_crc32c)
     cr_assert(strstr(r.out, " verified; 4 of 4 shard objects also whole, against the store's "
                             "CRC32C\n"), "%s", r.out);
     tu_cli_free(&r);
+    tu_nginx_settle(&s.srv);
     cr_assert_eq(tu_nginx_count(&s.srv, "\"Bearer ya29.test-token\""),
                  tu_nginx_count(&s.srv, "/bucket/m/ckpt"));
     /* Each range was pinned to the version the HEAD saw: If-Match, whose
@@ -424,6 +428,7 @@ Test(remote, an_s3_folder_without_a_state_file_is_listed_for_its_one_index)
     setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
     unsetenv("AWS_PROFILE");
     opens_as("s3://bucket/run7", "s3://bucket/run7/ckpt");
+    tu_nginx_settle(&s.srv);
     cr_assert_eq(tu_nginx_count(&s.srv, "GET /lists/run7.xml \"delimiter=%2F&list-type=2&"
                                         "prefix=run7%2F\" 200"), 1);
     free(lists);

@@ -235,6 +235,7 @@ Test(remote_cli, s3_requests_are_signed_as_botocore_signs_them_byte_for_byte)
     cr_assert_eq(trestle_restore(p, &ro, NULL, &err), TRESTLE_OK, "%s", err.message);
     trestle_plan_free(p);
     trestle_close(c);
+    tu_nginx_settle(&s.srv);
     size_t lines = tu_nginx_count(&s.srv, "\"AWS4-HMAC-SHA256 ");
     cr_assert_gt(lines, 10);
     char *cmd, *out = NULL, *errout = NULL, *want;

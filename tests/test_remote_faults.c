@@ -68,6 +68,36 @@ static trestle_open_options opts(unsigned attempts, unsigned backoff_ms, unsigne
     return o;
 }
 
+/* A checkpoint opened from s->url with `o`, and a plan of tensor `name`
+ * into nowhere (NULL: every tensor, into engine memory) with restore
+ * options of `chunk` bytes a read (0: the default) and `depth` reads in
+ * flight (0: the default). */
+typedef struct run {
+    trestle_checkpoint *c;
+    trestle_plan *p;
+    trestle_restore_options ro;
+} run;
+
+static void run_start(run *r, const served *s, trestle_open_options o, const char *name,
+                      uint64_t chunk, unsigned depth)
+{
+    trestle_error err;
+    cr_assert_eq(trestle_open(s->url, &o, &r->c, &err), TRESTLE_OK, "%s", err.message);
+    trestle_op op = { .name = name, .dest_kind = TRESTLE_DEST_DISCARD };
+    r->p = tu_plan(r->c, name ? &op : NULL, name ? 1 : 0, NULL);
+    trestle_restore_options_init(&r->ro);
+    if (chunk)
+        r->ro.chunk_bytes = chunk;
+    if (depth)
+        r->ro.queue_depth = depth;
+}
+
+static void run_end(run *r)
+{
+    trestle_plan_free(r->p);
+    trestle_close(r->c);
+}
+
 static double now_s(void)
 {
     struct timespec t;
@@ -111,6 +141,7 @@ Test(remote_faults, five_hundred_threes_then_success_restores_and_counts_each_re
     tu_remote_compare(s.local, s.url, &o, 256 << 10, &st);
     atomic_store(&w.stop, 1);
     pthread_join(t, NULL);
+    tu_nginx_settle(&s.srv);
     size_t failed = tu_nginx_count(&s.srv, "\" 503 ");
     cr_assert_geq(failed, 3);
     cr_assert_eq(st.remote_retries, failed, "every 503 was retried, and nothing else");
@@ -129,23 +160,16 @@ Test(remote_faults, persistent_503_fails_after_the_bound_naming_url_range_status
     cr_assert(asprintf(&marker, "%s/fail.marker", s.root) > 0);
     cr_assert_eq(tu_write_file(marker, "", 0), 0);
     /* One read in flight: the first is the one that fails. */
-    trestle_open_options o = opts(3, 10, 1);
-    trestle_checkpoint *c;
-    trestle_error err;
-    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
-    trestle_op op = { .name = "big/kernel", .dest_kind = TRESTLE_DEST_DISCARD };
-    trestle_plan *p = tu_plan(c, &op, 1, NULL);
+    run r;
+    run_start(&r, &s, opts(3, 10, 1), "big/kernel", 1 << 20, 1);
     size_t i;
     trestle_tensor_info t;
-    cr_assert_eq(trestle_tensor_find(c, "big/kernel", &i, NULL), TRESTLE_OK);
-    cr_assert_eq(trestle_tensor_get_info(c, i, &t), TRESTLE_OK);
-    trestle_restore_options ro;
-    trestle_restore_options_init(&ro);
-    ro.chunk_bytes = 1 << 20;
-    ro.queue_depth = 1;
+    cr_assert_eq(trestle_tensor_find(r.c, "big/kernel", &i, NULL), TRESTLE_OK);
+    cr_assert_eq(trestle_tensor_get_info(r.c, i, &t), TRESTLE_OK);
     trestle_stats st;
+    trestle_error err;
     double t0 = now_s();
-    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_E_IO);
+    cr_assert_eq(trestle_restore(r.p, &r.ro, &st, &err), TRESTLE_E_IO);
     double took = now_s() - t0;
     char *want;
     cr_assert(asprintf(&want, "tensor 'big/kernel': GET %s.data-00001-of-00004 bytes %" PRIu64
@@ -153,11 +177,11 @@ Test(remote_faults, persistent_503_fails_after_the_bound_naming_url_range_status
                        s.url, t.offset, t.offset + (1 << 20) - 1) > 0);
     cr_assert_str_eq(err.message, want);
     cr_assert_eq(err.offset, (int64_t)t.offset);
+    tu_nginx_settle(&s.srv);
     cr_assert_eq(tu_nginx_count(&s.srv, "\" 503 "), 3, "three attempts, no more");
     cr_assert_eq(st.remote_retries, 2);
     cr_assert_lt(took, 2.0, "3 attempts 10-40 ms apart took %.2f s", took);
-    trestle_plan_free(p);
-    trestle_close(c);
+    run_end(&r);
     free(want);
     free(marker);
     unserve(&s);
@@ -177,13 +201,12 @@ Test(remote_faults, forbidden_answer_is_not_retried_and_names_where_credentials_
     unsetenv("AWS_REGION");
     unsetenv("AWS_DEFAULT_REGION");
     setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
-    trestle_open_options o = opts(3, 10, 1);
-    trestle_checkpoint *c;
+    free(s.url);
+    s.url = strdup("s3://bucket/m/ckpt");
+    run r;
+    run_start(&r, &s, opts(3, 10, 1), "vocab", 0, 0);
     trestle_error err;
-    cr_assert_eq(trestle_open("s3://bucket/m/ckpt", &o, &c, &err), TRESTLE_OK, "%s", err.message);
-    trestle_op op = { .name = "vocab", .dest_kind = TRESTLE_DEST_DISCARD };
-    trestle_plan *p = tu_plan(c, &op, 1, NULL);
-    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_E_IO);
+    cr_assert_eq(trestle_restore(r.p, NULL, NULL, &err), TRESTLE_E_IO);
     cr_assert(strstr(err.message, ": GET s3://bucket/m/ckpt.data-00003-of-00004 bytes "), "%s",
               err.message);
     cr_assert(strstr(err.message, ": HTTP 403 Forbidden (AccessDenied: Access Denied); "
@@ -191,9 +214,9 @@ Test(remote_faults, forbidden_answer_is_not_retried_and_names_where_credentials_
               "%s", err.message);
     cr_assert_null(strstr(err.message, "AKIDTRESTLETEST"), "the key id stays out: %s",
                    err.message);
+    tu_nginx_settle(&s.srv);
     cr_assert_eq(tu_nginx_count(&s.srv, "\" 403 "), 1, "a 403 is not retried");
-    trestle_plan_free(p);
-    trestle_close(c);
+    run_end(&r);
     unserve(&s);
 }
 
@@ -201,21 +224,18 @@ Test(remote_faults, server_gone_after_open_fails_after_the_bound)
 {
     served s;
     serve(&s, NULL, "/bucket/m/ckpt");
-    trestle_open_options o = opts(3, 10, 2);
-    trestle_checkpoint *c;
+    run r;
+    run_start(&r, &s, opts(3, 10, 2), NULL, 0, 0);
     trestle_error err;
-    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
-    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
     pid_t pid = s.srv.pid;
     kill(pid, SIGTERM);
     waitpid(pid, NULL, 0);
     s.srv.pid = 0;
-    cr_assert_eq(trestle_restore(p, NULL, NULL, &err), TRESTLE_E_IO);
+    cr_assert_eq(trestle_restore(r.p, NULL, NULL, &err), TRESTLE_E_IO);
     cr_assert(strstr(err.message, ": Failed to connect to 127.0.0.1 port "), "%s", err.message);
     cr_assert(strstr(err.message, ", after 3 attempts"), "%s", err.message);
     cr_assert(strstr(err.message, s.url), "%s", err.message);
-    trestle_plan_free(p);
-    trestle_close(c);
+    run_end(&r);
     unserve(&s);
 }
 
@@ -268,14 +288,11 @@ Test(remote_faults, slow_server_makes_tensors_ready_as_it_goes_and_cancels_at_on
 {
     served s;
     serve_slow(&s);
-    trestle_open_options o = opts(3, 10, 4);
-    trestle_checkpoint *c;
+    run r;
+    run_start(&r, &s, opts(3, 10, 4), NULL, 256 << 10, 0);
+    trestle_plan *p = r.p;
+    trestle_restore_options ro = r.ro;
     trestle_error err;
-    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
-    trestle_plan *p = tu_plan(c, NULL, 0, NULL);
-    trestle_restore_options ro;
-    trestle_restore_options_init(&ro);
-    ro.chunk_bytes = 256 << 10;
     progress pg = { .t0 = now_s(), .plan = p };
     atomic_init(&pg.ready, 0);
     ro.on_ready = on_ready;
@@ -298,8 +315,7 @@ Test(remote_faults, slow_server_makes_tensors_ready_as_it_goes_and_cancels_at_on
     double late = now_s() - again.cancelled_at;
     pthread_join(t, NULL);
     cr_assert_lt(late, 0.3, "the restore returned %.3f s after the cancel", late);
-    trestle_plan_free(p);
-    trestle_close(c);
+    run_end(&r);
     unserve(&s);
 }
 
@@ -329,29 +345,21 @@ Test(remote_faults, object_replaced_between_requests_fails_instead_of_mixing_ver
 {
     served s;
     serve_slow(&s);
-    trestle_open_options o = opts(3, 10, 2);
-    trestle_checkpoint *c;
+    run r;
+    run_start(&r, &s, opts(3, 10, 2), "big/kernel", 256 << 10, 2);
     trestle_error err;
-    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
-    trestle_op op = { .name = "big/kernel", .dest_kind = TRESTLE_DEST_DISCARD };
-    trestle_plan *p = tu_plan(c, &op, 1, NULL);
-    trestle_restore_options ro;
-    trestle_restore_options_init(&ro);
-    ro.chunk_bytes = 256 << 10;
-    ro.queue_depth = 2;
-    trestle_stats st;
     /* The first chunks arrive from one version; the file changes under the rest. */
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, replace_shard_later, &s), 0);
-    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_E_IO, "%s", err.message);
+    cr_assert_eq(trestle_restore(r.p, &r.ro, NULL, &err), TRESTLE_E_IO, "%s", err.message);
     pthread_join(t, NULL);
     cr_assert(tu_starts_with(err.message, "tensor 'big/kernel': GET "), "%s", err.message);
     cr_assert(strstr(err.message, "/slow/m/ckpt.data-00001-of-00004 bytes "), "%s", err.message);
     cr_assert(strstr(err.message, ": HTTP 412 Precondition Failed: the object changed during "
                                   "the restore"), "%s", err.message);
+    tu_nginx_settle(&s.srv);
     cr_assert_gt(tu_nginx_count(&s.srv, "\" 206 "), 0, "some ranges came from the old version");
-    trestle_plan_free(p);
-    trestle_close(c);
+    run_end(&r);
     unserve(&s);
 }
 
@@ -375,18 +383,12 @@ Test(remote_faults, short_bodies_are_retried_then_fail_after_the_bound)
     tu_nginx_start(&s.srv, s.root, false, extra);
     free(extra);
     cr_assert(asprintf(&s.url, "%s/cut/m/ckpt", s.srv.base) > 0);
-    trestle_open_options o = opts(3, 10, 1);
-    trestle_checkpoint *c;
-    trestle_error err;
-    cr_assert_eq(trestle_open(s.url, &o, &c, &err), TRESTLE_OK, "%s", err.message);
-    trestle_op op = { .name = "big/kernel", .dest_kind = TRESTLE_DEST_DISCARD };
-    trestle_plan *p = tu_plan(c, &op, 1, NULL);
-    trestle_restore_options ro;
-    trestle_restore_options_init(&ro);
-    ro.chunk_bytes = 256 << 10;
-    ro.queue_depth = 1;
+    run r;
+    run_start(&r, &s, opts(3, 10, 1), "big/kernel", 256 << 10, 1);
     trestle_stats st;
-    cr_assert_eq(trestle_restore(p, &ro, &st, &err), TRESTLE_E_SHORT_READ, "%s", err.message);
+    trestle_error err;
+    cr_assert_eq(trestle_restore(r.p, &r.ro, &st, &err), TRESTLE_E_SHORT_READ, "%s",
+                 err.message);
     cr_assert(tu_starts_with(err.message, "tensor 'big/kernel': GET "), "%s", err.message);
     cr_assert(strstr(err.message, "/cut/m/ckpt.data-00001-of-00004 bytes "), "%s", err.message);
     cr_assert(strstr(err.message, ": short body: "), "%s", err.message);
@@ -395,10 +397,10 @@ Test(remote_faults, short_bodies_are_retried_then_fail_after_the_bound)
     cr_assert_eq(st.remote_retries, 2);
     /* Each attempt is logged twice, by the rewritten URI: the client's
      * request and the proxy's to the slow copy. */
+    tu_nginx_settle(&s.srv);
     cr_assert_eq(tu_nginx_count(&s.srv, "GET /slowsrc/m/ckpt.data-"), 2 * 3,
                  "three attempts, no more");
     cr_assert_gt(st.bytes_fetched, 0, "the cut bodies' bytes count as fetched");
-    trestle_plan_free(p);
-    trestle_close(c);
+    run_end(&r);
     unserve(&s);
 }

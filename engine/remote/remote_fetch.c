@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "deadline.h"
 #include "error.h"
 #include "remote_xfer.h"
 
@@ -299,13 +300,7 @@ unsigned trestle__fetcher_reap(trestle__fetcher *f, trestle__xfer **done, unsign
     pthread_mutex_lock(&f->mu);
     if (!f->done_head && timeout_ms > 0) {
         struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        trestle__deadline_after(&deadline, timeout_ms);
         while (!f->done_head)
             if (pthread_cond_timedwait(&f->done_cv, &f->mu, &deadline) == ETIMEDOUT)
                 break;
