@@ -206,6 +206,43 @@ Test(remote, gs_object_whose_crc32c_disagrees_with_its_ranges_fails_naming_it)
     unserve(&s);
 }
 
+Test(remote, gs_token_from_the_metadata_server_gce_metadata_host_names)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/m");
+    /* The metadata server's answer, only to a request that says Metadata-Flavor: Google. */
+    tu_nginx_start(&s.srv, s.root, false,
+                   "    location = /computeMetadata/v1/instance/service-accounts/default/token {\n"
+                   "      if ($http_metadata_flavor != \"Google\") { return 403; }\n"
+                   "      default_type application/json;\n"
+                   "      return 200 '{\"access_token\": \"ya29.from-metadata\", "
+                   "\"expires_in\": 3599, \"token_type\": \"Bearer\"}';\n    }\n");
+    char host[64];
+    snprintf(host, sizeof host, "127.0.0.1:%d", s.srv.port);
+    setenv("GCE_METADATA_HOST", host, 1);
+    setenv("STORAGE_EMULATOR_HOST", s.srv.base, 1);
+    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
+    tu_remote_compare(s.local, "gs://bucket/m/ckpt", NULL, 0, NULL);
+    tu_nginx_settle(&s.srv);
+    cr_assert_eq(tu_nginx_count(&s.srv, "GET /computeMetadata/v1/instance/service-accounts/"
+                                        "default/token \"-\" 200 "), 1, "%s", tu_nginx_log(&s.srv));
+    cr_assert_eq(tu_nginx_count(&s.srv, "\"Bearer ya29.from-metadata\""),
+                 tu_nginx_count(&s.srv, "/bucket/m/ckpt"), "every request carries its token");
+
+    /* A metadata server that gives no token fails the open, naming it. */
+    unsetenv("GCE_METADATA_HOST");
+    setenv("GCE_METADATA_HOST", "127.0.0.1:1", 1);
+    trestle_checkpoint *c;
+    trestle_error err;
+    trestle_open_options o = quick();
+    cr_assert_eq(trestle_open("gs://bucket/m/ckpt", &o, &c, &err), TRESTLE_E_IO);
+    cr_assert(tu_starts_with(err.message, "gs:// credentials from the metadata server: GET "
+                                          "http://127.0.0.1:1/computeMetadata/v1/"), "%s",
+              err.message);
+    unserve(&s);
+}
+
 /* ---- what a failure names ---- */
 
 Test(remote, flipped_byte_names_the_tensor_the_url_and_the_offset)

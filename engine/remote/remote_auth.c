@@ -10,10 +10,11 @@
  *           Region: AWS_REGION, AWS_DEFAULT_REGION, the profile's region,
  *           us-east-1. Requests are signed with SigV4 by libcurl
  *           (CURLOPT_AWS_SIGV4).
- *   gs://   GOOGLE_OAUTH_ACCESS_TOKEN as a bearer token; else, with
- *           STORAGE_EMULATOR_HOST, none (an emulator); else on GCE/GKE (or
- *           wherever GCE_METADATA_HOST points) the metadata server's token
- *           of the default service account; else none (public buckets).
+ *   gs://   GOOGLE_OAUTH_ACCESS_TOKEN as a bearer token; else the token of
+ *           the metadata server GCE_METADATA_HOST names (as google-auth
+ *           reads it); else, with STORAGE_EMULATOR_HOST, none (an
+ *           emulator); else on GCE/GKE the metadata server's token of the
+ *           default service account; else none (public buckets).
  *   http(s) TRESTLE_HTTP_BEARER_TOKEN as a bearer token, USER:PASSWORD@ in
  *           the URL as basic auth, a presigned URL's query as it is.
  *
@@ -250,12 +251,15 @@ static int gcs_auth(trestle__store *s, trestle_error *err)
         snprintf(s->auth_note, sizeof s->auth_note, "GOOGLE_OAUTH_ACCESS_TOKEN");
         return TRESTLE_OK;
     }
+    /* A metadata server named outright is asked even beside an emulator. */
+    if (md)
+        return metadata_token(s, md, err);
     if (trestle__env("STORAGE_EMULATOR_HOST")) {
         snprintf(s->auth_note, sizeof s->auth_note, "none (STORAGE_EMULATOR_HOST)");
         return TRESTLE_OK;
     }
-    if (md || on_gce())
-        return metadata_token(s, md ? md : "metadata.google.internal", err);
+    if (on_gce())
+        return metadata_token(s, "metadata.google.internal", err);
     snprintf(s->auth_note, sizeof s->auth_note, "anonymous (no Google credentials)");
     return TRESTLE_OK;
 }
