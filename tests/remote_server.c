@@ -105,7 +105,7 @@ void tu_nginx_start(tu_nginx *n, const char *root, bool tls, const char *extra)
         "  log_format t '$request_method $uri \"$args\" $status $body_bytes_sent "
         "\"$http_range\" $server_protocol \"$http_authorization\" \"$http_x_amz_date\" "
         "\"$http_x_amz_content_sha256\" \"$http_x_amz_security_token\" \"$http_if_match\" "
-        "\"$http_host\" \"$http_x_amz_checksum_mode\"';\n"
+        "\"$http_host\" \"$http_x_amz_checksum_mode\" $connection';\n"
         "  access_log %s/access.log t;\n"
         "  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n"
         "  fastcgi_temp_path %s/fcgi;\n  uwsgi_temp_path %s/uwsgi;\n  scgi_temp_path %s/scgi;\n"
@@ -227,6 +227,26 @@ size_t tu_nginx_count(const tu_nginx *n, const char *needle)
 {
     uint64_t bytes;
     return scan_log(n, needle, &bytes);
+}
+
+size_t tu_nginx_connections(const tu_nginx *n, const char *needle)
+{
+    char *log = tu_nginx_log(n), *save = NULL;
+    unsigned long seen[4096];
+    size_t count = 0;
+    for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        const char *last = strrchr(line, ' ');
+        if (!strstr(line, needle) || !last)
+            continue;
+        unsigned long c = strtoul(last + 1, NULL, 10);
+        size_t i = 0;
+        while (i < count && seen[i] != c)
+            i++;
+        if (i == count && count < sizeof seen / sizeof seen[0])
+            seen[count++] = c;
+    }
+    free(log);
+    return count;
 }
 
 uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle)

@@ -38,7 +38,7 @@ typedef struct tu_nginx {
  * Access-log lines are:
  *   METHOD URI "ARGS" STATUS BODY_BYTES "RANGE" PROTOCOL "AUTHORIZATION"
  *   "X-AMZ-DATE" "X-AMZ-CONTENT-SHA256" "X-AMZ-SECURITY-TOKEN" "IF-MATCH" "HOST"
- *   "X-AMZ-CHECKSUM-MODE"
+ *   "X-AMZ-CHECKSUM-MODE" CONNECTION
  * (nginx writes a '"' inside a value as \x22).
  */
 void tu_nginx_start(tu_nginx *n, const char *root, bool tls, const char *extra);
@@ -57,6 +57,9 @@ void tu_nginx_settle(const tu_nginx *n);
 
 /* Lines of the log with `needle` in them. */
 size_t tu_nginx_count(const tu_nginx *n, const char *needle);
+
+/* How many distinct connections (the last field) the lines with `needle` came on. */
+size_t tu_nginx_connections(const tu_nginx *n, const char *needle);
 
 /* The body bytes (the fifth field) of the lines with `needle` in them. */
 uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle);

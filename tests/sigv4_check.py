@@ -17,7 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 LINE = re.compile(r'^(\S+) (\S+) "(.*?)" (\d+) (\d+) "(.*?)" (\S+) "(.*?)" "(.*?)" "(.*?)" '
-                  r'"(.*?)" "(.*?)" "(.*?)" "(.*?)"$')
+                  r'"(.*?)" "(.*?)" "(.*?)" "(.*?)" \d+$')
 
 
 def unescape(value):

@@ -60,7 +60,10 @@ Test(remote, http_restore_equals_local_restore_index_in_one_get)
     char *url;
     cr_assert(asprintf(&url, "%s/bucket/m/ckpt", s.srv.base) > 0);
     trestle_stats st;
-    tu_remote_compare(s.local, url, NULL, 256 << 10, &st);
+    trestle_open_options o;
+    trestle_open_options_init(&o);
+    o.connections = 4;
+    tu_remote_compare(s.local, url, &o, 256 << 10, &st);
     /* The open is one GET of the index and a HEAD per shard, no more. */
     tu_nginx_settle(&s.srv);
     cr_assert_eq(tu_nginx_count(&s.srv, "GET /bucket/m/ckpt.index "), 1);
@@ -70,6 +73,9 @@ Test(remote, http_restore_equals_local_restore_index_in_one_get)
     cr_assert_eq(st.bytes_fetched, st.bytes_read, "nothing fetched twice");
     cr_assert_eq(st.objects_whole, TU_REMOTE_SHARDS);
     cr_assert_eq(st.objects_verified, 0, "nginx reports no CRC32C");
+    /* Connections are reused: the ranges came over at most 4 of them. */
+    cr_assert_gt(st.remote_requests, 8);
+    cr_assert_leq(tu_nginx_connections(&s.srv, " 206 "), 4);
     free(url);
     unserve(&s);
 }
