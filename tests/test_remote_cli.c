@@ -362,3 +362,94 @@ Test(remote_cli, ops_graph_reads_a_meta_and_a_saved_model_from_a_bucket)
     }
     unserve(&s);
 }
+
+/* ---- every command on a URL ---- */
+
+/* `trestle ARGS` run once with the local copy and once with its URL in place
+ * of each %1$s (and the graph's, %2$s): the exit status `want_rc` both times, and the same
+ * output once the local paths read as the URLs. */
+static void same_as_local(int want_rc, const char *fmt, const char *local, const char *url,
+                          const char *local_graph, const char *url_graph)
+{
+    char largs[2048], rargs[2048];
+    snprintf(largs, sizeof largs, fmt, local, local_graph ? local_graph : "");
+    snprintf(rargs, sizeof rargs, fmt, url, url_graph ? url_graph : "");
+    tu_cli_result l = tu_cli("%s", largs), r = tu_cli("%s", rargs);
+    cr_assert_eq(l.rc, want_rc, "trestle %s: %d\n%s%s", largs, l.rc, l.out, l.err);
+    cr_assert_eq(r.rc, want_rc, "trestle %s: %d\n%s%s", rargs, r.rc, r.out, r.err);
+    char *mapped = replace_all(l.out, local, url);
+    if (local_graph) {
+        char *g = replace_all(mapped, local_graph, url_graph);
+        free(mapped);
+        mapped = g;
+    }
+    cr_assert_str_eq(r.out, mapped, "trestle %s\nlocally: trestle %s\n%s", rargs, largs, r.err);
+    free(mapped);
+    tu_cli_free(&l);
+    tu_cli_free(&r);
+}
+
+Test(remote_cli, every_command_prints_for_a_url_what_it_prints_for_the_local_copy)
+{
+    const char *meta = tu_fixture_present("tf-graphs/deepchem_qm7_graphconv/model-699.meta");
+    const char *ckpt = tu_fixture_present("tf-real/deepchem_qm7_graphconv/model-699");
+    served s;
+    serve(&s, NULL);
+    char *cmd, *url, *gurl, *curl_, *lgraph, *lckpt, *ops, *lst, *rst;
+    /* The graph and its checkpoint copied beside each other into the bucket. */
+    cr_assert(asprintf(&cmd, "mkdir -p '%1$s/bucket/g' && cp '%2$s' '%3$s.index' "
+                             "'%3$s.data-00000-of-00001' '%1$s/bucket/g/'", s.root, meta,
+                       ckpt) > 0);
+    cr_assert_eq(system(cmd), 0);
+    free(cmd);
+    cr_assert(asprintf(&lgraph, "%s/bucket/g/model-699.meta", s.root) > 0);
+    cr_assert(asprintf(&lckpt, "%s/bucket/g/model-699", s.root) > 0);
+    cr_assert(asprintf(&url, "%s/bucket/m/ckpt", s.srv.base) > 0);
+    cr_assert(asprintf(&gurl, "%s/bucket/g/model-699.meta", s.srv.base) > 0);
+    cr_assert(asprintf(&curl_, "%s/bucket/g/model-699", s.srv.base) > 0);
+    cr_assert(asprintf(&ops, "%s/ops.txt", s.root) > 0);
+    cr_assert(asprintf(&lst, "%s/local.safetensors", s.root) > 0);
+    cr_assert(asprintf(&rst, "%s/remote.safetensors", s.root) > 0);
+
+    same_as_local(0, "inspect '%1$s'", s.local, url, NULL, NULL);
+    same_as_local(0, "inspect '%1$s' --json", s.local, url, NULL, NULL);
+    same_as_local(0, "inspect '%1$s' --stats --verify --json", s.local, url, NULL, NULL);
+    same_as_local(0, "inspect '%1$s' -t vocab -t part/emb -t dt/bfloat16", s.local, url, NULL, NULL);
+    same_as_local(0, "verify '%1$s'", s.local, url, NULL, NULL);
+    same_as_local(0, "diff --values '%1$s' '%2$s'", s.local, url, s.local, s.local);
+    same_as_local(1, "diff '%1$s' '%2$s'", s.local, url, lckpt, curl_);
+    same_as_local(0, "ops '%1$s'", s.local, url, NULL, NULL);
+    /* A graph and its checkpoint both in the bucket: the ops, the preflight. */
+    same_as_local(0, "ops --graph '%2$s'", lckpt, curl_, lgraph, gurl);
+    same_as_local(0, "check '%2$s' '%1$s'", lckpt, curl_, lgraph, gurl);
+    same_as_local(0, "diff '%2$s' '%1$s'", lckpt, curl_, lgraph, gurl);
+
+    /* restore --graph and --ops restore what the local copy restores. */
+    tu_cli_result r = tu_cli("restore --graph '%s' '%s'", gurl, curl_);
+    cr_assert_eq(r.rc, 0, "%s%s", r.out, r.err);
+    cr_assert(tu_starts_with(r.out, "restored 291 tensors, "), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("ops '%s'", url);
+    cr_assert_eq(tu_write_file(ops, r.out, strlen(r.out)), 0);
+    tu_cli_free(&r);
+    same_as_local(0, "check '%2$s' '%1$s'", s.local, url, ops, ops);
+    r = tu_cli("restore --ops '%s' '%s'", ops, url);
+    cr_assert_eq(r.rc, 0, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.out, "remote: "), "%s", r.out);
+    tu_cli_free(&r);
+
+    /* convert writes the same file from either (a model safetensors can hold). */
+    tu_cli_result l = tu_cli("convert '%s' '%s'", lckpt, lst);
+    r = tu_cli("convert '%s' '%s'", curl_, rst);
+    cr_assert_eq(l.rc, 0, "%s", l.err);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    size_t ln, rn;
+    uint8_t *lb = tu_read_file(lst, &ln), *rb = tu_read_file(rst, &rn);
+    cr_assert(lb && rb && ln == rn && memcmp(lb, rb, ln) == 0, "the safetensors files differ");
+    free(lb);
+    free(rb);
+    tu_cli_free(&l);
+    tu_cli_free(&r);
+    free(lgraph), free(lckpt), free(url), free(gurl), free(curl_), free(ops), free(lst), free(rst);
+    unserve(&s);
+}
