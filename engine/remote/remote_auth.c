@@ -10,7 +10,9 @@
  *           Region: AWS_REGION, AWS_DEFAULT_REGION, the profile's region,
  *           us-east-1. Requests are signed with SigV4 by libcurl
  *           (CURLOPT_AWS_SIGV4).
- *   gs://   GOOGLE_OAUTH_ACCESS_TOKEN as a bearer token; else the token of
+ *   gs://   GOOGLE_OAUTH_ACCESS_TOKEN as a bearer token; else HMAC keys
+ *           GS_ACCESS_KEY_ID + GS_SECRET_ACCESS_KEY (boto's names), signing
+ *           the XML API's requests with SigV4; else the token of
  *           the metadata server GCE_METADATA_HOST names (as google-auth
  *           reads it); else, with STORAGE_EMULATOR_HOST, none (an
  *           emulator); else on GCE/GKE the metadata server's token of the
@@ -249,6 +251,19 @@ static int gcs_auth(trestle__store *s, trestle_error *err)
         if (asprintf(&s->auth_header, "Authorization: Bearer %s", token) < 0)
             return s->auth_header = NULL, trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         snprintf(s->auth_note, sizeof s->auth_note, "GOOGLE_OAUTH_ACCESS_TOKEN");
+        return TRESTLE_OK;
+    }
+    /* HMAC keys, under the names boto and gsutil read them: the XML API takes
+     * SigV4 (AWS4-HMAC-SHA256, region "auto", service "s3") signed with them,
+     * as it takes S3's own requests, so libcurl signs as for S3. */
+    const char *hmac_id = trestle__env("GS_ACCESS_KEY_ID");
+    const char *hmac_secret = trestle__env("GS_SECRET_ACCESS_KEY");
+    if (hmac_id && hmac_secret) {
+        if (asprintf(&s->userpwd, "%s:%s", hmac_id, hmac_secret) < 0)
+            return s->userpwd = NULL, trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        if (!(s->sigv4 = strdup("aws:amz:auto:s3")))
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        snprintf(s->auth_note, sizeof s->auth_note, "GS_ACCESS_KEY_ID (HMAC, SigV4)");
         return TRESTLE_OK;
     }
     /* A metadata server named outright is asked even beside an emulator. */

@@ -209,7 +209,8 @@ int trestle__xfer_prepare(const trestle__store *s, trestle__xfer *x, CURL *easy)
         ok = ok && add_header(&st->headers, s->token_header);
     if (s->sigv4)
         ok = ok && add_header(&st->headers, "x-amz-content-sha256: " EMPTY_SHA256);
-    if (s->sigv4 && x->kind == TRESTLE__XFER_HEAD)
+    /* S3 reports a CRC32C only when asked; GCS always sends x-goog-hash. */
+    if (s->sigv4 && s->kind == TRESTLE__STORE_S3 && x->kind == TRESTLE__XFER_HEAD)
         ok = ok && add_header(&st->headers, "x-amz-checksum-mode: ENABLED");
     if (x->kind == TRESTLE__XFER_RANGE && o->etag[0]) {
         snprintf(line, sizeof line, "If-Match: %s", o->etag);
