@@ -212,6 +212,61 @@ Test(remote, gs_object_whose_crc32c_disagrees_with_its_ranges_fails_naming_it)
     unserve(&s);
 }
 
+/* A location per shard that answers S3's x-amz-checksum-crc32c when asked
+ * (x-amz-checksum-mode: ENABLED): the object's own CRC32C with type
+ * FULL_OBJECT, its type header first on even shards and last on odd ones;
+ * for shard `composite` a CRC32C of parts (type COMPOSITE), which is not the
+ * object's and must not be held against it. */
+static char *s3_checksum_locations(const char *local, int composite)
+{
+    char *out = strdup("");
+    for (int i = 0; i < TU_REMOTE_SHARDS; i++) {
+        char *path, hash[32], *next;
+        cr_assert(asprintf(&path, "%s.data-%05d-of-%05d", local, i, TU_REMOTE_SHARDS) > 0);
+        tu_goog_hash(path, hash, sizeof hash);
+        const char *type = "FULL_OBJECT";
+        if (i == composite)
+            memcpy(hash + 7, "AAAAAA", 6), type = "COMPOSITE";
+        char crc[64], kind[64];
+        snprintf(crc, sizeof crc, "add_header x-amz-checksum-crc32c \"%s\";", hash + 7);
+        snprintf(kind, sizeof kind, "add_header x-amz-checksum-type %s;", type);
+        cr_assert(asprintf(&next, "%s    location = /bucket/m/ckpt.data-%05d-of-%05d {\n"
+                                  "      if ($http_x_amz_checksum_mode = ENABLED) { %s %s }\n"
+                                  "    }\n",
+                           out, i, TU_REMOTE_SHARDS, i % 2 ? crc : kind, i % 2 ? kind : crc) > 0);
+        free(out);
+        free(path);
+        out = next;
+    }
+    return out;
+}
+
+Test(remote, s3_full_object_crc32c_verifies_each_object_and_a_composite_one_is_left_alone)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/m");
+    char *locs = s3_checksum_locations(s.local, 2);
+    tu_nginx_start(&s.srv, s.root, false, locs);
+    free(locs);
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDTRESTLETEST", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret", 1);
+    unsetenv("AWS_SESSION_TOKEN");
+    unsetenv("AWS_PROFILE");
+    trestle_stats st;
+    tu_remote_compare(s.local, "s3://bucket/m/ckpt", NULL, 256 << 10, &st);
+    cr_assert_eq(st.objects_whole, TU_REMOTE_SHARDS);
+    cr_assert_eq(st.objects_verified, TU_REMOTE_SHARDS - 1,
+                 "each FULL_OBJECT CRC32C is checked, the COMPOSITE one is not");
+    tu_cli_result r = tu_cli("verify s3://bucket/m/ckpt");
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.out, " verified; 3 of 4 shard objects also whole, against the store's "
+                            "CRC32C\n"), "%s", r.out);
+    tu_cli_free(&r);
+    unserve(&s);
+}
+
 Test(remote, gs_token_from_the_metadata_server_gce_metadata_host_names)
 {
     served s;

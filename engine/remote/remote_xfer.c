@@ -96,7 +96,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *user)
         st->http_status = sp ? atoi(sp + 1) : 0;
         st->etag[0] = st->last_modified[0] = st->crc_source[0] = '\0';
         st->generation = -1;
-        st->has_length = st->has_range = st->has_crc32c = false;
+        st->has_length = st->has_range = st->has_crc32c = st->crc_not_full = false;
     } else if (is_header(line, n, "ETag", &v, &vn)) {
         copy_value(st->etag, sizeof st->etag, v, vn);
     } else if (is_header(line, n, "Last-Modified", &v, &vn)) {
@@ -125,8 +125,9 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *user)
             snprintf(st->crc_source, sizeof st->crc_source, "x-amz-checksum-crc32c");
         }
     } else if (is_header(line, n, "x-amz-checksum-type", &v, &vn)) {
+        /* A COMPOSITE CRC32C (of parts) is not the object's, whichever header came first. */
         if (!(vn == 11 && strncasecmp(v, "FULL_OBJECT", 11) == 0))
-            st->has_crc32c = false;
+            st->crc_not_full = true;
     }
     return n;
 }
@@ -198,7 +199,7 @@ int trestle__xfer_prepare(const trestle__store *s, trestle__xfer *x, CURL *easy)
     st->body.len = 0;
     st->errbuf[0] = '\0';
     st->generation = -1;
-    st->has_length = st->has_range = st->has_crc32c = false;
+    st->has_length = st->has_range = st->has_crc32c = st->crc_not_full = false;
     curl_slist_free_all(st->headers);
     st->headers = NULL;
 
@@ -396,7 +397,7 @@ static void fill_object(trestle__xfer *x, uint64_t size)
     snprintf(o->etag, sizeof o->etag, "%s", st->etag);
     snprintf(o->last_modified, sizeof o->last_modified, "%s", st->last_modified);
     o->generation = st->generation;
-    o->has_crc32c = st->has_crc32c;
+    o->has_crc32c = st->has_crc32c && !st->crc_not_full;
     o->crc32c = st->crc32c;
     snprintf(o->crc_source, sizeof o->crc_source, "%s", st->crc_source);
     o->code = TRESTLE_OK;

@@ -40,6 +40,7 @@ struct trestle__xfer_state {
     bool has_range;
     uint64_t range_first, range_last, range_total; /* Content-Range (total 0: '*') */
     bool has_crc32c;
+    bool crc_not_full;          /* x-amz-checksum-type other than FULL_OBJECT, in any order */
     uint32_t crc32c;
     char crc_source[32];
     char errbuf[CURL_ERROR_SIZE];
