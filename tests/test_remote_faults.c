@@ -109,7 +109,8 @@ static double now_s(void)
 
 typedef struct watcher {
     served *s;
-    size_t after;       /* remove the marker once the log shows this many 503s */
+    const char *needle;  /* the failed requests' log lines */
+    size_t after;       /* remove the marker once the log shows this many of them */
     atomic_int stop;
 } watcher;
 
@@ -118,21 +119,24 @@ static void *remove_marker(void *arg)
     watcher *w = arg;
     char *marker;
     cr_assert(asprintf(&marker, "%s/fail.marker", w->s->root) > 0);
-    while (!atomic_load(&w->stop) && tu_nginx_count(&w->s->srv, "\" 503 ") < w->after)
+    while (!atomic_load(&w->stop) && tu_nginx_count(&w->s->srv, w->needle) < w->after)
         usleep(1000);
     unlink(marker);
     free(marker);
     return NULL;
 }
 
-Test(remote_faults, five_hundred_threes_then_success_restores_and_counts_each_retry)
+/* Serve with `extra` failing data GETs while the marker exists, remove it
+ * after three failures (log lines with `needle`), and restore: the bytes
+ * of a local restore, every failure retried and counted. */
+static void retried_until_it_works(const char *extra, const char *needle)
 {
     served s;
-    serve(&s, flaky, "/bucket/m/ckpt");
+    serve(&s, extra, "/bucket/m/ckpt");
     char *marker;
     cr_assert(asprintf(&marker, "%s/fail.marker", s.root) > 0);
     cr_assert_eq(tu_write_file(marker, "", 0), 0);
-    watcher w = { .s = &s, .after = 3 };
+    watcher w = { .s = &s, .needle = needle, .after = 3 };
     atomic_init(&w.stop, 0);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, remove_marker, &w), 0);
@@ -142,14 +146,35 @@ Test(remote_faults, five_hundred_threes_then_success_restores_and_counts_each_re
     atomic_store(&w.stop, 1);
     pthread_join(t, NULL);
     tu_nginx_settle(&s.srv);
-    size_t failed = tu_nginx_count(&s.srv, "\" 503 ");
+    size_t failed = tu_nginx_count(&s.srv, needle);
     cr_assert_geq(failed, 3);
-    cr_assert_eq(st.remote_retries, failed, "every 503 was retried, and nothing else");
+    cr_assert_eq(st.remote_retries, failed, "every failure was retried, and nothing else");
     cr_assert_eq(st.remote_requests, tu_nginx_count(&s.srv, "GET /bucket/m/ckpt.data-"));
-    /* The bytes fetched are the data plus the 503 pages nginx sent. */
-    cr_assert_eq(st.bytes_fetched, st.bytes_read + tu_nginx_bytes(&s.srv, "\" 503 "));
+    /* The bytes fetched are the data plus the error pages nginx sent. */
+    cr_assert_eq(st.bytes_fetched, st.bytes_read + tu_nginx_bytes(&s.srv, needle));
     free(marker);
     unserve(&s);
+}
+
+Test(remote_faults, five_hundred_threes_then_success_restores_and_counts_each_retry)
+{
+    retried_until_it_works(flaky, "\" 503 ");
+}
+
+/* S3's throttling answer: 503 SlowDown is above; 429 (and its body) here. */
+static const char throttled[] =
+    "    location /bucket/ {\n"
+    "      set $fail \"\";\n"
+    "      if (-f $document_root/fail.marker) { set $fail \"1\"; }\n"
+    "      if ($request_method != GET) { set $fail \"\"; }\n"
+    "      if ($uri !~ \"\\.data-\") { set $fail \"\"; }\n"
+    "      if ($fail) { return 429 '<Error><Code>SlowDown</Code>"
+    "<Message>Please reduce your request rate.</Message></Error>'; }\n"
+    "    }\n";
+
+Test(remote_faults, too_many_requests_429_then_success_restores_and_counts_each_retry)
+{
+    retried_until_it_works(throttled, "\" 429 ");
 }
 
 Test(remote_faults, persistent_503_fails_after_the_bound_naming_url_range_status_attempts)
@@ -360,6 +385,49 @@ Test(remote_faults, object_replaced_between_requests_fails_instead_of_mixing_ver
     tu_nginx_settle(&s.srv);
     cr_assert_gt(tu_nginx_count(&s.srv, "\" 206 "), 0, "some ranges came from the old version");
     run_end(&r);
+    unserve(&s);
+}
+
+/* GCS pins a version by generation: shard 1 reports generation ...1, or ...2
+ * once ROOT/replaced.marker exists, and answers 412 to a GET whose
+ * x-goog-if-generation-match is not the current one (as GCS does; its
+ * bytes, and so nginx's ETag, are unchanged: only the generation tells). */
+static const char generations[] =
+    "    location = /bucket/m/ckpt.data-00001-of-00004 {\n"
+    "      set $g 1700000000001;\n"
+    "      if (-f $document_root/replaced.marker) { set $g 1700000000002; }\n"
+    "      set $stale \"\";\n"
+    "      if ($http_x_goog_if_generation_match != $g) { set $stale 1; }\n"
+    "      if ($http_x_goog_if_generation_match = \"\") { set $stale \"\"; }\n"
+    "      if ($stale) { return 412 '<Error><Code>ConditionNotMet</Code></Error>'; }\n"
+    "      add_header x-goog-generation $g;\n"
+    "    }\n";
+
+Test(remote_faults, gs_generation_changed_after_the_open_fails_instead_of_mixing_versions)
+{
+    served s;
+    serve(&s, generations, "");
+    setenv("STORAGE_EMULATOR_HOST", s.srv.base, 1);
+    setenv("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.test-token", 1);
+    free(s.url);
+    s.url = strdup("gs://bucket/m/ckpt");
+    /* Unchanged, the pinned generation is asked for and matches. */
+    tu_remote_compare(s.local, s.url, NULL, 0, NULL);
+    run r;
+    run_start(&r, &s, opts(3, 10, 1), "big/kernel", 0, 0);
+    char *marker;
+    cr_assert(asprintf(&marker, "%s/replaced.marker", s.root) > 0);
+    cr_assert_eq(tu_write_file(marker, "", 0), 0);
+    trestle_error err;
+    cr_assert_eq(trestle_restore(r.p, NULL, NULL, &err), TRESTLE_E_IO, "%s", err.message);
+    cr_assert(tu_starts_with(err.message, "tensor 'big/kernel': GET gs://bucket/m/ckpt."
+                                          "data-00001-of-00004 bytes "), "%s", err.message);
+    cr_assert(strstr(err.message, ": HTTP 412 Precondition Failed (ConditionNotMet): the object "
+                                  "changed during the restore"), "%s", err.message);
+    tu_nginx_settle(&s.srv);
+    cr_assert_eq(tu_nginx_count(&s.srv, "\" 412 "), 1, "a changed object is not retried");
+    run_end(&r);
+    free(marker);
     unserve(&s);
 }
 
