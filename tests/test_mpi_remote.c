@@ -145,3 +145,57 @@ Test(mpi_remote, three_ranks_fetch_each_byte_once_in_all, .timeout = 300)
     free(root);
     free(local);
 }
+
+/* Data GETs under /down/ answer 503; everything else is served. */
+static const char down[] =
+    "    location /down/ { alias %s/bucket/;\n      set $f \"\";\n"
+    "      if ($uri ~ \"\\.data-\") { set $f 1; }\n"
+    "      if ($request_method = HEAD) { set $f \"\"; }\n"
+    "      if ($f) { return 503; }\n    }\n";
+
+static size_t occurrences(const char *text, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+Test(mpi_remote, connections_attempts_and_backoff_reach_every_rank, .timeout = 300)
+{
+    tm_tool();
+    char *root = tu_mkdtemp(), *local = tu_remote_model(root, "bucket/m"), *extra;
+    cr_assert(asprintf(&extra, down, root) > 0);
+    tu_nginx srv;
+    tu_nginx_start(&srv, root, false, extra);
+    char *args, *out, *err;
+
+    /* --connections 1: each rank fetches its ranges over one connection. */
+    cr_assert(asprintf(&args, "'%s/bucket/m/ckpt' --all --connections 1", srv.base) > 0);
+    int rc = tm_mpirun(3, NULL, args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    tu_nginx_settle(&srv);
+    cr_assert_geq(tu_nginx_count(&srv, "\" 206 "), TU_REMOTE_SHARDS);
+    cr_assert_leq(tu_nginx_connections(&srv, "\" 206 "), 3, "%s", tu_nginx_log(&srv));
+    free(args), free(out), free(err);
+
+    /* --attempts 2 --backoff 1: a store that keeps failing fails the job after two tries. */
+    cr_assert(asprintf(&args, "'%s/down/m/ckpt' --all --attempts 2 --backoff 1", srv.base) > 0);
+    rc = tm_mpirun(3, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0, "%s%s", out, err);
+    cr_assert(strstr(err, ": HTTP 503 Service Unavailable, after 2 attempts"), "%s%s", out, err);
+    free(args), free(out), free(err);
+
+    /* A bad value is one usage error, from rank 0 alone. */
+    cr_assert(asprintf(&args, "'%s/bucket/m/ckpt' --all --connections 0", srv.base) > 0);
+    rc = tm_mpirun(3, NULL, args, &out, &err);
+    cr_assert_neq(rc, 0, "%s%s", out, err);
+    cr_assert_eq(occurrences(err, "trestle: restore: --connections wants a number from 1 to "
+                                  "1024, not '0'\n"), 1, "%s", err);
+    free(args), free(out), free(err);
+    tu_nginx_stop(&srv);
+    tu_rmtree(root);
+    free(root);
+    free(local);
+    free(extra);
+}

@@ -95,6 +95,8 @@ void cli_getopt_reset(void);
 /* Apply one of them (c a CLI_OPT_ code); CLI_EXIT_OK, or CLI_EXIT_USAGE
  * after reporting. */
 int cli_remote_option(const char *cmd, int c, const char *arg);
+/* The same, reporting nothing when `quiet` (trestle-mpi's ranks but 0). */
+int cli_remote_option_quiet(const char *cmd, int c, const char *arg, int quiet);
 
 /* The open options those set (the defaults otherwise); cli_open() uses them. */
 const trestle_open_options *cli_open_options(void);

@@ -25,29 +25,41 @@ const trestle_open_options *cli_open_options(void)
     return &open_opts;
 }
 
-int cli_remote_option(const char *cmd, int c, const char *arg)
+/* A usage error: printed unless `quiet` (an MPI rank other than 0, whose
+ * copy of the same message would only repeat rank 0's). */
+#define REMOTE_USAGE(quiet, cmd, ...) ((quiet) ? CLI_EXIT_USAGE : cli_usage(cmd, __VA_ARGS__))
+
+int cli_remote_option_quiet(const char *cmd, int c, const char *arg, int quiet)
 {
     trestle_open_options *o = (trestle_open_options *)cli_open_options();
     long long v;
     switch (c) {
     case CLI_OPT_CONNECTIONS:
         if (cli_parse_int(arg, 1, 1024, &v) != 0)
-            return cli_usage(cmd, "--connections wants a number from 1 to 1024, not '%s'", arg);
+            return REMOTE_USAGE(quiet, cmd, "--connections wants a number from 1 to 1024, "
+                                            "not '%s'", arg);
         o->connections = (unsigned)v;
         return CLI_EXIT_OK;
     case CLI_OPT_ATTEMPTS:
         if (cli_parse_int(arg, 1, 100, &v) != 0)
-            return cli_usage(cmd, "--attempts wants a number from 1 to 100, not '%s'", arg);
+            return REMOTE_USAGE(quiet, cmd, "--attempts wants a number from 1 to 100, not '%s'",
+                                arg);
         o->attempts = (unsigned)v;
         return CLI_EXIT_OK;
     case CLI_OPT_BACKOFF:
         if (cli_parse_int(arg, 1, 600000, &v) != 0)
-            return cli_usage(cmd, "--backoff wants milliseconds from 1 to 600000, not '%s'", arg);
+            return REMOTE_USAGE(quiet, cmd, "--backoff wants milliseconds from 1 to 600000, "
+                                            "not '%s'", arg);
         o->backoff_ms = (unsigned)v;
         return CLI_EXIT_OK;
     default:
         return CLI_EXIT_USAGE;
     }
+}
+
+int cli_remote_option(const char *cmd, int c, const char *arg)
+{
+    return cli_remote_option_quiet(cmd, c, arg, 0);
 }
 
 void cli_remote_fit(trestle_restore_options *run)
