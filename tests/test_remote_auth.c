@@ -188,3 +188,46 @@ Test(remote_auth, https_bearer_token_and_presigned_query_go_with_every_request)
     free(url);
     unserve(&s);
 }
+
+/* S3 to a user who may read objects but not list the bucket: a listing,
+ * and a GET or HEAD of an absent key, answer 403 AccessDenied. */
+static const char no_list[] =
+    "    location = /bucket { return 403 '<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error>"
+    "<Code>AccessDenied</Code><Message>Access Denied</Message></Error>'; }\n"
+    "    location /bucket/ { try_files $uri @denied; }\n"
+    "    location @denied { return 403 '<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error>"
+    "<Code>AccessDenied</Code><Message>Access Denied</Message></Error>'; }\n";
+
+Test(remote_auth, s3_without_list_permission_opens_a_prefix_and_asks_for_one_otherwise)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/m");
+    tu_nginx_start(&s.srv, s.root, false, no_list);
+    no_credentials();
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    setenv("AWS_ACCESS_KEY_ID", "AKIDREADONLY", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "read-only-secret", 1);
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+    /* The prefix needs no listing. */
+    tu_remote_compare(s.local, "s3://bucket/m/ckpt", NULL, 0, NULL);
+    /* A folder does: the error says the listing was refused and asks for the prefix. */
+    trestle_checkpoint *c;
+    trestle_error err;
+    int rc = trestle_open("s3://bucket/m", NULL, &c, &err);
+    cr_assert_eq(rc, TRESTLE_E_NOT_FOUND, "%d %s", rc, err.message);
+    cr_assert_str_eq(err.message,
+                     "no checkpoint at s3://bucket/m: no s3://bucket/m.index, no `checkpoint` "
+                     "state file and no variables/variables.index under it, and it could not "
+                     "be listed (GET s3://bucket/m/: HTTP 403 Forbidden (AccessDenied: Access "
+                     "Denied); credentials used: AWS_ACCESS_KEY_ID (SigV4, us-east-1)): give the "
+                     "checkpoint prefix (its .index URL without \".index\")");
+    /* A prefix that is not there is a 403 too, and says so with the credentials used. */
+    rc = trestle_open("s3://bucket/m/ckpt-9.index", NULL, &c, &err);
+    cr_assert_eq(rc, TRESTLE_E_IO, "%d %s", rc, err.message);
+    cr_assert_str_eq(err.message, "GET s3://bucket/m/ckpt-9.index: HTTP 403 Forbidden "
+                                  "(AccessDenied: Access Denied); credentials used: "
+                                  "AWS_ACCESS_KEY_ID (SigV4, us-east-1)");
+    unserve(&s);
+}

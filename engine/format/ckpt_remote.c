@@ -166,11 +166,14 @@ fail:
 }
 
 /* A "directory" without a state file: a SavedModel's variables, else the
- * one index a listing finds. */
+ * one index a listing finds. *list_refused: the store would not list it
+ * (the error then says so, why, and asks for the prefix). */
 static int resolve_bare_dir(const trestle__store *s, const char *dir, char **prefix,
-                            uint8_t **index, size_t *len, trestle_error *err)
+                            uint8_t **index, size_t *len, bool *list_refused,
+                            trestle_error *err)
 {
     bool missing;
+    *list_refused = false;
     char *shown = trestle__store_display(s, dir), *index_key = cat(dir, ".index");
     char *index_shown = index_key ? trestle__store_display(s, index_key) : NULL;
     char **keys = NULL;
@@ -203,6 +206,7 @@ static int resolve_bare_dir(const trestle__store *s, const char *dir, char **pre
          * is missing is still the checkpoint, and the prefix is the cure. */
         char why[TRESTLE_ERROR_MESSAGE_MAX];
         snprintf(why, sizeof why, "%s", err ? err->message : "");
+        *list_refused = true;
         rc = trestle__error_set(err, TRESTLE_E_NOT_FOUND, 0, NULL, shown, -1, -1,
                                 "no checkpoint at %s: no %s, no `checkpoint` state file and no "
                                 "variables/variables.index under it, and it could not be listed "
@@ -285,8 +289,12 @@ static int resolve(const trestle__store *s, const char *key, char **prefix, uint
         /* A directory: the state file, as tf.train.latest_checkpoint. */
         TR_FORWARD(read_state(s, dir, NULL, prefix, &state_shown, err));
         if (!*prefix) {
-            rc = resolve_bare_dir(s, dir, prefix, index, len, err);
-            if (rc == TRESTLE_E_NOT_FOUND && forbidden.code != TRESTLE_OK) {
+            bool list_refused;
+            rc = resolve_bare_dir(s, dir, prefix, index, len, &list_refused, err);
+            /* A 403 for DIR.index is the answer when nothing else was found,
+             * unless the listing was refused too: then that message, which
+             * names the refusal and asks for the prefix, says more. */
+            if (rc == TRESTLE_E_NOT_FOUND && forbidden.code != TRESTLE_OK && !list_refused) {
                 rc = forbidden.code; /* nothing else found: the refusal was the answer */
                 if (err)
                     *err = forbidden;
