@@ -52,6 +52,7 @@ static void unserve(served *s)
 static const char *const secrets[] = {
     "wJalrXUtnFEMI-secret-access-key", "FwoGZXIvYXdzEXAMPLEsessiontoken", "ya29.google-oauth-token",
     "bearer-token-for-https", "pa55word", "sig0123456789abcdef", "AKIDTRESTLECLITEST",
+    "gs-hmac-secret-never-shown",
 };
 
 static void assert_no_secret(const tu_cli_result *r, const char *what)
@@ -110,6 +111,25 @@ Test(remote_cli, no_credential_is_ever_printed_in_text_json_or_errors)
             cr_assert(strstr(r.out, "?<redacted>") || strstr(r.err, "?<redacted>"),
                       "trestle %s names the URL redacted:\n%s%s", args, r.out, r.err);
         tu_cli_free(&r);
+    }
+    /* GCS HMAC keys: the secret never shows, succeeding or refused. */
+    unsetenv("GOOGLE_OAUTH_ACCESS_TOKEN");
+    setenv("GS_ACCESS_KEY_ID", "GOOG1EHMACCLITEST", 1);
+    setenv("GS_SECRET_ACCESS_KEY", "gs-hmac-secret-never-shown", 1);
+    static const char *const hmac_runs[] = {
+        "restore gs://bucket/m/ckpt --all --json",
+        "restore gs://deny/m/ckpt --all --json --attempts 2 --backoff 1",
+        "inspect gs://bucket/absent/ckpt",
+    };
+    for (size_t i = 0; i < sizeof hmac_runs / sizeof hmac_runs[0]; i++) {
+        tu_cli_result h = tu_cli("%s", hmac_runs[i]);
+        cr_assert_eq(h.rc, i == 0 ? 0 : 1, "trestle %s: %d\n%s%s", hmac_runs[i], h.rc, h.out,
+                     h.err);
+        assert_no_secret(&h, hmac_runs[i]);
+        if (i == 1)
+            cr_assert(strstr(h.err, "credentials used: GS_ACCESS_KEY_ID (HMAC, SigV4)"), "%s",
+                      h.err);
+        tu_cli_free(&h);
     }
     /* The failures say what failed, with the URL as the user may see it. */
     tu_cli_result r = tu_cli("restore '%s/down/m/ckpt%s' --attempts 2 --backoff 1", presigned, q);
