@@ -392,3 +392,27 @@ void tu_remote_compare(const char *local, const char *url, const trestle_open_op
     free(ops);
     free(rops);
 }
+
+/* ---- SigV4 checked by an independent signer ---- */
+
+#define PY "/usr/bin/python3" /* Debian's, with python3-botocore */
+
+void tu_need_botocore(void)
+{
+    if (access(PY, X_OK) != 0 || system(PY " -c 'import botocore' 2>/dev/null") != 0)
+        tu_missing("python3-botocore is not installed (scripts/deps.sh installs it)");
+}
+
+int tu_sigv4_check(const tu_nginx *n, const char *key, const char *secret, const char *token,
+                   const char *region, char **out)
+{
+    char *cmd, *err = NULL;
+    cr_assert(asprintf(&cmd, PY " '%s/tests/sigv4_check.py' '%s/access.log' '%s' '%s' '%s' '%s'",
+                       TRESTLE_SOURCE_DIR, n->dir, key, secret, token, region) > 0);
+    *out = NULL;
+    int rc = tu_run(cmd, out, &err);
+    cr_assert_geq(rc, 0, "%s: %s", cmd, err ? err : "");
+    free(err);
+    free(cmd);
+    return rc;
+}

@@ -68,6 +68,17 @@ uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle);
  * "crc32c=" + base64 of the big-endian value, into buf (>= 20 bytes). */
 void tu_goog_hash(const char *path, char *buf, size_t cap);
 
+/* ---- SigV4 checked by an independent signer ---- */
+
+/* Skip the test (tu_missing) unless Debian's python3-botocore imports. */
+void tu_need_botocore(void);
+
+/* Sign every SigV4 request of n's access log again with botocore
+ * (tests/sigv4_check.py) under these credentials (token "" for none):
+ * the script's exit status, its stdout in *out (malloc'd). */
+int tu_sigv4_check(const tu_nginx *n, const char *key, const char *secret, const char *token,
+                   const char *region, char **out);
+
 /* ---- what the remote suites serve ---- */
 
 #define TU_REMOTE_SHARDS 4

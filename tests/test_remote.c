@@ -128,26 +128,41 @@ Test(remote, s3_path_style_under_aws_endpoint_url_equals_local_and_is_signed)
     unserve(&s);
 }
 
-/* A location per shard that adds GCS's headers: its CRC32C (wrong for
- * shard `bad` when >= 0) and a generation. */
-static char *gcs_locations(const char *local, int bad)
+/* One nginx location per shard of the model at `local`, holding what
+ * `lines` writes for shard i (into out, cap bytes) given the shard's CRC32C
+ * as x-goog-hash spells it ("crc32c=BASE64"); `arg` is passed through. */
+typedef void shard_lines_fn(int i, char *hash, char *out, size_t cap, int arg);
+
+static char *shard_locations(const char *local, shard_lines_fn *lines, int arg)
 {
     char *out = strdup("");
     for (int i = 0; i < TU_REMOTE_SHARDS; i++) {
-        char *path, hash[32], *next;
+        char *path, hash[32], body[400], *next;
         cr_assert(asprintf(&path, "%s.data-%05d-of-%05d", local, i, TU_REMOTE_SHARDS) > 0);
         tu_goog_hash(path, hash, sizeof hash);
-        if (i == bad)
-            memcpy(hash + 7, "AAAAAA", 6); /* the CRC32C of nothing that is here */
-        cr_assert(asprintf(&next, "%s    location = /bucket/m/ckpt.data-%05d-of-%05d {\n"
-                                  "      add_header x-goog-hash \"%s,md5=x\";\n"
-                                  "      add_header x-goog-generation 170000000000%d;\n    }\n",
-                           out, i, TU_REMOTE_SHARDS, hash, i) > 0);
+        lines(i, hash, body, sizeof body, arg);
+        cr_assert(asprintf(&next, "%s    location = /bucket/m/ckpt.data-%05d-of-%05d {\n%s"
+                                  "    }\n", out, i, TU_REMOTE_SHARDS, body) > 0);
         free(out);
         free(path);
         out = next;
     }
     return out;
+}
+
+/* GCS's headers: the shard's CRC32C (wrong for shard `bad` when >= 0) and a
+ * generation. */
+static void gcs_lines(int i, char *hash, char *out, size_t cap, int bad)
+{
+    if (i == bad)
+        memcpy(hash + 7, "AAAAAA", 6); /* the CRC32C of nothing that is here */
+    snprintf(out, cap, "      add_header x-goog-hash \"%s,md5=x\";\n"
+                       "      add_header x-goog-generation 170000000000%d;\n", hash, i);
+}
+
+static char *gcs_locations(const char *local, int bad)
+{
+    return shard_locations(local, gcs_lines, bad);
 }
 
 /* The model's local prefix before the server starts: its locations need it. */
@@ -212,33 +227,21 @@ Test(remote, gs_object_whose_crc32c_disagrees_with_its_ranges_fails_naming_it)
     unserve(&s);
 }
 
-/* A location per shard that answers S3's x-amz-checksum-crc32c when asked
- * (x-amz-checksum-mode: ENABLED): the object's own CRC32C with type
- * FULL_OBJECT, its type header first on even shards and last on odd ones;
- * for shard `composite` a CRC32C of parts (type COMPOSITE), which is not the
- * object's and must not be held against it. */
-static char *s3_checksum_locations(const char *local, int composite)
+/* S3's x-amz-checksum-crc32c, answered when asked (x-amz-checksum-mode:
+ * ENABLED): the object's own CRC32C with type FULL_OBJECT, the type header
+ * first on even shards and last on odd ones; for shard `composite` a CRC32C
+ * of parts (type COMPOSITE), which is not the object's and must not be held
+ * against it. */
+static void s3_checksum_lines(int i, char *hash, char *out, size_t cap, int composite)
 {
-    char *out = strdup("");
-    for (int i = 0; i < TU_REMOTE_SHARDS; i++) {
-        char *path, hash[32], *next;
-        cr_assert(asprintf(&path, "%s.data-%05d-of-%05d", local, i, TU_REMOTE_SHARDS) > 0);
-        tu_goog_hash(path, hash, sizeof hash);
-        const char *type = "FULL_OBJECT";
-        if (i == composite)
-            memcpy(hash + 7, "AAAAAA", 6), type = "COMPOSITE";
-        char crc[64], kind[64];
-        snprintf(crc, sizeof crc, "add_header x-amz-checksum-crc32c \"%s\";", hash + 7);
-        snprintf(kind, sizeof kind, "add_header x-amz-checksum-type %s;", type);
-        cr_assert(asprintf(&next, "%s    location = /bucket/m/ckpt.data-%05d-of-%05d {\n"
-                                  "      if ($http_x_amz_checksum_mode = ENABLED) { %s %s }\n"
-                                  "    }\n",
-                           out, i, TU_REMOTE_SHARDS, i % 2 ? crc : kind, i % 2 ? kind : crc) > 0);
-        free(out);
-        free(path);
-        out = next;
-    }
-    return out;
+    const char *type = "FULL_OBJECT";
+    if (i == composite)
+        memcpy(hash + 7, "AAAAAA", 6), type = "COMPOSITE";
+    char crc[64], kind[64];
+    snprintf(crc, sizeof crc, "add_header x-amz-checksum-crc32c \"%s\";", hash + 7);
+    snprintf(kind, sizeof kind, "add_header x-amz-checksum-type %s;", type);
+    snprintf(out, cap, "      if ($http_x_amz_checksum_mode = ENABLED) { %s %s }\n",
+             i % 2 ? crc : kind, i % 2 ? kind : crc);
 }
 
 Test(remote, s3_full_object_crc32c_verifies_each_object_and_a_composite_one_is_left_alone)
@@ -246,7 +249,7 @@ Test(remote, s3_full_object_crc32c_verifies_each_object_and_a_composite_one_is_l
     served s;
     s.root = tu_mkdtemp();
     s.local = tu_remote_model(s.root, "bucket/m");
-    char *locs = s3_checksum_locations(s.local, 2);
+    char *locs = shard_locations(s.local, s3_checksum_lines, 2);
     tu_nginx_start(&s.srv, s.root, false, locs);
     free(locs);
     setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
