@@ -10,13 +10,16 @@
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -471,4 +474,50 @@ Test(remote_faults, short_bodies_are_retried_then_fail_after_the_bound)
     cr_assert_gt(st.bytes_fetched, 0, "the cut bodies' bytes count as fetched");
     run_end(&r);
     unserve(&s);
+}
+
+/* A stalled store: /stall/ sends data GETs through nginx's proxy to a port
+ * of the test's that accepts connections (the kernel's backlog) and never
+ * answers, with no byte for longer than the client waits. */
+static const char stall[] =
+    "    location /stall/ {\n      alias %1$s/bucket/;\n      set $f \"\";\n"
+    "      if ($uri ~ \"\\.data-\") { set $f 1; }\n"
+    "      if ($request_method = HEAD) { set $f \"\"; }\n"
+    "      if ($f) { rewrite ^ /blackhole last; }\n    }\n"
+    "    location = /blackhole {\n      internal;\n"
+    "      proxy_pass http://127.0.0.1:%2$d;\n      proxy_read_timeout 60s;\n    }\n";
+
+Test(remote_faults, a_stalled_body_times_out_is_retried_then_fails_after_the_bound)
+{
+    int hole = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    cr_assert(hole >= 0 && bind(hole, (struct sockaddr *)&a, sizeof a) == 0 &&
+              listen(hole, 64) == 0 && getsockname(hole, (struct sockaddr *)&a, &alen) == 0);
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/m");
+    char *extra;
+    cr_assert(asprintf(&extra, stall, s.root, ntohs(a.sin_port)) > 0);
+    tu_nginx_start(&s.srv, s.root, false, extra);
+    free(extra);
+    cr_assert(asprintf(&s.url, "%s/stall/m/ckpt", s.srv.base) > 0);
+    /* No byte for 1 s is a timeout (TRESTLE_REMOTE_STALL_SECONDS; 60 s by default). */
+    setenv("TRESTLE_REMOTE_STALL_SECONDS", "1", 1);
+    run r;
+    run_start(&r, &s, opts(2, 10, 1), "vocab", 0, 0);
+    trestle_stats st;
+    trestle_error err;
+    double t0 = now_s();
+    cr_assert_eq(trestle_restore(r.p, &r.ro, &st, &err), TRESTLE_E_IO, "%s", err.message);
+    double took = now_s() - t0;
+    cr_assert(tu_starts_with(err.message, "tensor 'vocab': GET "), "%s", err.message);
+    cr_assert(strstr(err.message, "/stall/m/ckpt.data-00003-of-00004 bytes "), "%s", err.message);
+    cr_assert(strstr(err.message, ": Operation too slow. Less than 1 bytes/sec transferred the "
+                                  "last 1 seconds, after 2 attempts"), "%s", err.message);
+    cr_assert_eq(st.remote_retries, 1);
+    cr_assert(took > 1.9 && took < 10, "two 1 s stalls took %.2f s", took);
+    run_end(&r);
+    unserve(&s);
+    close(hole);
 }

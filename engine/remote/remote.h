@@ -37,6 +37,7 @@
 #define TRESTLE__REMOTE_ATTEMPTS 8        /* default tries per request, the first included */
 #define TRESTLE__REMOTE_BACKOFF_MS 200    /* default first retry delay (jittered) */
 #define TRESTLE__REMOTE_BACKOFF_MAX_MS 10000 /* default longest retry delay */
+#define TRESTLE__REMOTE_STALL_S 60           /* default: no byte this long is a timeout */
 
 /* How hard to try; zeros mean the defaults above. */
 typedef struct trestle__remote_config {
@@ -44,6 +45,8 @@ typedef struct trestle__remote_config {
     unsigned attempts;       /* tries per request, first included */
     unsigned backoff_ms;     /* the first retry waits between half and all of this */
     unsigned backoff_max_ms; /* no retry waits longer */
+    unsigned stall_s;        /* no byte for this long: a timeout, retried (default:
+                                TRESTLE_REMOTE_STALL_SECONDS, else 60) */
 } trestle__remote_config;
 
 /* Store kinds, by URL scheme. */

@@ -160,6 +160,12 @@ int trestle__store_open(const char *url, const trestle__remote_config *cfg,
         s->cfg.backoff_max_ms = TRESTLE__REMOTE_BACKOFF_MAX_MS;
     if (s->cfg.backoff_max_ms < s->cfg.backoff_ms)
         s->cfg.backoff_max_ms = s->cfg.backoff_ms;
+    if (!s->cfg.stall_s) {
+        /* A network that pauses longer than a minute is rare; a test's is not. */
+        const char *v = trestle__env("TRESTLE_REMOTE_STALL_SECONDS");
+        long stall = v ? strtol(v, NULL, 10) : 0;
+        s->cfg.stall_s = stall > 0 && stall <= 3600 ? (unsigned)stall : TRESTLE__REMOTE_STALL_S;
+    }
 
     if (!trestle__is_url(url)) {
         rc = bad_url(url ? url : "", "not a gs://, s3://, https:// or http:// URL", err);

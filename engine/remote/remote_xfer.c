@@ -26,7 +26,6 @@
 
 #define ERROR_BODY_MAX 2048            /* enough of an error answer for its <Code> */
 #define CONNECT_TIMEOUT_S 15L
-#define STALL_SECONDS 60L              /* no byte for this long: a timeout, retried */
 #define RECV_BUFFER (512L << 10)       /* curl's receive buffer: fewer callbacks */
 /* SHA-256 of an empty body: S3 wants the payload hash of every SigV4 request. */
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -239,7 +238,7 @@ int trestle__xfer_prepare(const trestle__store *s, trestle__xfer *x, CURL *easy)
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, st->errbuf);
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
     curl_easy_setopt(easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
+    curl_easy_setopt(easy, CURLOPT_LOW_SPEED_TIME, (long)s->cfg.stall_s);
     curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECV_BUFFER);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
