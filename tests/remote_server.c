@@ -107,12 +107,14 @@ void tu_nginx_start(tu_nginx *n, const char *root, bool tls, const char *extra)
         "\"$http_x_amz_content_sha256\" \"$http_x_amz_security_token\" \"$http_if_match\" "
         "\"$http_host\" \"$http_x_amz_checksum_mode\" $connection';\n"
         "  access_log %s/access.log t;\n"
+        "  log_format times '$status $msec $request_time';\n"
+        "  access_log %s/times.log times;\n"
         "  client_body_temp_path %s/body;\n  proxy_temp_path %s/proxy;\n"
         "  fastcgi_temp_path %s/fcgi;\n  uwsgi_temp_path %s/uwsgi;\n  scgi_temp_path %s/scgi;\n"
         "  keepalive_requests 1000000;\n"
         "  server {\n    listen 127.0.0.1:%d;\n%s    root %s;\n%s\n  }\n"
         "}\n",
-        user, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->port,
+        user, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->dir, n->port,
         tls_lines, root, extra ? extra : "") > 0);
     cr_assert(asprintf(&path, "%s/nginx.conf", n->dir) > 0);
     cr_assert_eq(tu_write_file(path, conf, strlen(conf)), 0);
@@ -247,6 +249,55 @@ size_t tu_nginx_connections(const tu_nginx *n, const char *needle)
     }
     free(log);
     return count;
+}
+
+/* An interval's edge, for the sweep: ends sort before starts at one time,
+ * so that a request that began as another ended does not count as both. */
+typedef struct edge {
+    double t;
+    int delta;
+} edge;
+
+static int edge_cmp(const void *a, const void *b)
+{
+    const edge *x = a, *y = b;
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    return x->delta - y->delta;
+}
+
+size_t tu_nginx_most_at_once(const tu_nginx *n, int status)
+{
+    char *path, *text;
+    size_t len, count = 0, cap = 1024;
+    long most = 0, now = 0; /* a request of 0 ms ends as it starts: now may dip below 0 */
+    cr_assert(asprintf(&path, "%s/times.log", n->dir) > 0);
+    text = (char *)tu_read_file(path, &len);
+    free(path);
+    edge *e = malloc(cap * sizeof *e);
+    cr_assert(e);
+    for (char *line = text, *next; text && line < text + len; line = next + 1) {
+        next = memchr(line, '\n', (size_t)(text + len - line));
+        if (!next)
+            break;
+        int st;
+        double end, took;
+        if (sscanf(line, "%d %lf %lf", &st, &end, &took) != 3 || st != status)
+            continue;
+        if (count + 2 > cap)
+            cr_assert(e = realloc(e, (cap *= 2) * sizeof *e));
+        e[count++] = (edge){ end - took, +1 };
+        e[count++] = (edge){ end, -1 };
+    }
+    qsort(e, count, sizeof *e, edge_cmp);
+    for (size_t i = 0; i < count; i++) {
+        now += e[i].delta;
+        if (now > most)
+            most = now;
+    }
+    free(e);
+    free(text);
+    return (size_t)most;
 }
 
 uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle)

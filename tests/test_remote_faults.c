@@ -521,3 +521,50 @@ Test(remote_faults, a_stalled_body_times_out_is_retried_then_fails_after_the_bou
     unserve(&s);
     close(hole);
 }
+
+/* ---- the bytes in flight ---- */
+
+/* Each 8 KiB range takes about a second at 4 KiB/s (nginx sends the first
+ * second's worth at once), long enough to see which overlap. */
+static const char paced[] =
+    "    location /paced/ {\n      alias %s/bucket/;\n      limit_rate 4k;\n    }\n";
+
+/* dt/complex128 ([7, 318], 34.8 KiB: five 8 KiB ranges) into nowhere, with
+ * 16 connections and reads in flight and `staging` bytes of staging (0:
+ * the default): the most ranged GETs nginx served at once. */
+static size_t most_at_once(uint64_t staging)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/m");
+    char *extra;
+    cr_assert(asprintf(&extra, paced, s.root) > 0);
+    tu_nginx_start(&s.srv, s.root, false, extra);
+    free(extra);
+    cr_assert(asprintf(&s.url, "%s/paced/m/ckpt", s.srv.base) > 0);
+    run r;
+    run_start(&r, &s, opts(3, 10, 16), "dt/complex128", 8 << 10, 16);
+    if (staging)
+        r.ro.staging_bytes = staging;
+    trestle_stats st;
+    trestle_error err;
+    cr_assert_eq(trestle_restore(r.p, &r.ro, &st, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(st.remote_requests, 5, "%" PRIu64 " requests", st.remote_requests);
+    run_end(&r);
+    tu_nginx_settle(&s.srv);
+    size_t most = tu_nginx_most_at_once(&s.srv, 206);
+    unserve(&s);
+    return most;
+}
+
+Test(remote_faults, the_staging_pool_bounds_the_ranges_in_flight)
+{
+    /* Staging for two chunks: never more than two ranges at once, though
+     * 16 connections and 16 reads in flight would allow all five. */
+    size_t bounded = most_at_once(2 * (8 << 10));
+    cr_assert_eq(bounded, 2, "%zu at once", bounded);
+    /* With room for all, they go at once (the last, 2848 bytes, is sent in
+     * about no time and may overlap nothing): the pool was the bound. */
+    size_t free_run = most_at_once(0);
+    cr_assert_geq(free_run, 4, "%zu at once", free_run);
+}
