@@ -161,7 +161,8 @@ static size_t occurrences(const char *text, const char *needle)
     return n;
 }
 
-Test(mpi_remote, connections_attempts_and_backoff_reach_every_rank, .timeout = 300)
+Test(mpi_remote, connections_attempts_and_backoff_reach_every_rank_restore_and_bench,
+     .timeout = 300)
 {
     tm_tool();
     char *root = tu_mkdtemp(), *local = tu_remote_model(root, "bucket/m"), *extra;
@@ -184,6 +185,17 @@ Test(mpi_remote, connections_attempts_and_backoff_reach_every_rank, .timeout = 3
     rc = tm_mpirun(3, NULL, args, &out, &err);
     cr_assert_neq(rc, 0, "%s%s", out, err);
     cr_assert(strstr(err, ": HTTP 503 Service Unavailable, after 2 attempts"), "%s%s", out, err);
+    free(args), free(out), free(err);
+
+    /* mpirun trestle bench takes them too, and says its file-reading storage
+     * ceiling does not apply to a URL rather than give a rate of nothing. */
+    cr_assert(asprintf(&args, "'%s/bucket/m/ckpt' --repeat 1 --connections 1", srv.base) > 0);
+    rc = tm_mpirun_sub(tm_tool(), 2, NULL, "bench", args, &out, &err);
+    cr_assert_eq(rc, 0, "%s%s", out, err);
+    cr_assert(strstr(out, "  storage        n/a       n/a: a URL, whose objects this ceiling "
+                          "cannot read() (`trestle bench URL` holds one process against "
+                          "parallel ranged GETs)\n"), "%s", out);
+    cr_assert_null(strstr(out, "0.00 GB/s"), "%s", out);
     free(args), free(out), free(err);
 
     /* A bad value is one usage error, from rank 0 alone. */
