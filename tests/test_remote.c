@@ -535,3 +535,44 @@ Test(remote, an_s3_folder_without_a_state_file_is_listed_for_its_one_index)
     free(lists);
     unserve(&s);
 }
+
+Test(remote, an_s3_listing_is_read_page_after_page_for_an_index_past_the_first)
+{
+    served s;
+    s.root = tu_mkdtemp();
+    s.local = tu_remote_model(s.root, "bucket/run8");
+    /* A checkpoint of many shards lists its data files first ("data-" sorts
+     * before "index"): the .index comes on a later page. */
+    const char *page1 = "<ListBucketResult><Name>bucket</Name><Prefix>run8/</Prefix>"
+                        "<Contents><Key>run8/ckpt.data-00000-of-00004</Key></Contents>"
+                        "<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/"
+                        "XYExHnhb+YLgveDs2J=</NextContinuationToken></ListBucketResult>";
+    const char *page2 = "<ListBucketResult><Name>bucket</Name><Prefix>run8/</Prefix>"
+                        "<Contents><Key>run8/ckpt.index</Key></Contents>"
+                        "<IsTruncated>false</IsTruncated></ListBucketResult>";
+    char *lists;
+    cr_assert(asprintf(&lists, "%s/lists", s.root) > 0);
+    cr_assert_eq(mkdir(lists, 0755), 0);
+    write_text(lists, "p1.xml", page1);
+    write_text(lists, "p2.xml", page2);
+    tu_nginx_start(&s.srv, s.root, false,
+                   "    location = /bucket {\n"
+                   "      if ($args = \"delimiter=%2F&list-type=2&prefix=run8%2F\") {\n"
+                   "        rewrite ^ /lists/p1.xml last;\n      }\n"
+                   "      if ($args = \"continuation-token=1ueGcxLPRx1Tr%2FXYExHnhb%2BYLgveDs2J%3D"
+                   "&delimiter=%2F&list-type=2&prefix=run8%2F\") {\n"
+                   "        rewrite ^ /lists/p2.xml last;\n      }\n"
+                   "      return 404;\n    }\n");
+    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
+    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
+    unsetenv("AWS_PROFILE");
+    opens_as("s3://bucket/run8/", "s3://bucket/run8/ckpt");
+    tu_nginx_settle(&s.srv);
+    cr_assert_eq(tu_nginx_count(&s.srv, "GET /lists/p1.xml "), 1, "%s", tu_nginx_log(&s.srv));
+    cr_assert_eq(tu_nginx_count(&s.srv, "GET /lists/p2.xml "), 1, "%s", tu_nginx_log(&s.srv));
+    free(lists);
+    unserve(&s);
+}

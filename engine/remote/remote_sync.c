@@ -15,6 +15,7 @@
 
 #define REAP_MAX 64
 #define LIST_MAX_BYTES (64u << 20) /* one page of a listing is at most 1000 keys */
+#define LIST_MAX_PAGES 1000u       /* a million keys under one folder */
 
 void trestle__object_clear(trestle__object *o)
 {
@@ -143,34 +144,71 @@ static int keys_of(const char *xml, const char *suffix, char ***keys, size_t *n)
     return TRESTLE_OK;
 }
 
+/* The <NextContinuationToken> of a truncated ListObjectsV2 page (malloc'd),
+ * or NULL on its last page. */
+static char *next_token(const char *xml)
+{
+    const char *t = strstr(xml, "<IsTruncated>true</IsTruncated>") ?
+                    strstr(xml, "<NextContinuationToken>") : NULL;
+    if (!t)
+        return NULL;
+    t += strlen("<NextContinuationToken>");
+    const char *e = strstr(t, "</NextContinuationToken>");
+    return e && e > t ? strndup(t, (size_t)(e - t)) : NULL;
+}
+
 int trestle__remote_list(const trestle__store *s, const char *prefix, const char *suffix,
                          char ***keys, size_t *n, trestle_error *err)
 {
-    char query[2048] = "?delimiter=%2F&list-type=2&prefix=";
     trestle__object dir = { 0 };
-    trestle__xfer x = { .kind = TRESTLE__XFER_WHOLE, .obj = &dir, .max_bytes = LIST_MAX_BYTES,
-                        .limit = "a listing page is at most 1000 keys", .query = query };
+    char *token = NULL;
+    int rc = TRESTLE_OK;
     *keys = NULL;
     *n = 0;
     if (s->kind == TRESTLE__STORE_HTTP) {
         char *shown = trestle__store_display(s, prefix);
-        int rc = trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, NULL, shown, -1, -1,
-                                    "cannot list %s: an http(s) server has no listing to ask; "
-                                    "give the checkpoint prefix (the path of its .index "
-                                    "without \".index\")", shown ? shown : prefix);
+        rc = trestle__error_set(err, TRESTLE_E_UNSUPPORTED, 0, NULL, shown, -1, -1,
+                                "cannot list %s: an http(s) server has no listing to ask; "
+                                "give the checkpoint prefix (the path of its .index "
+                                "without \".index\")", shown ? shown : prefix);
         free(shown);
         return rc;
     }
-    query_encode(query, sizeof query, prefix);
     dir.key = strdup("");
     dir.display = trestle__store_display(s, prefix);
     if (!dir.key || !dir.display) {
         trestle__object_clear(&dir);
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
     }
-    int rc = fetch_one(s, &x, err);
-    if (rc == TRESTLE_OK && keys_of((const char *)x.data, suffix, keys, n) != TRESTLE_OK)
-        rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    /* Page after page: a folder of a checkpoint with 1000 data shards has
+     * its .index (after "data-" in key order) on the second. */
+    for (unsigned page = 0; page < LIST_MAX_PAGES && rc == TRESTLE_OK; page++) {
+        /* Parameters in SigV4's canonical (sorted) order, which is how they are sent. */
+        char query[4096] = "?";
+        if (token) {
+            strcat(query, "continuation-token=");
+            query_encode(query, sizeof query, token);
+            strcat(query, "&");
+        }
+        strcat(query, "delimiter=%2F&list-type=2&prefix=");
+        query_encode(query, sizeof query, prefix);
+        trestle__xfer x = { .kind = TRESTLE__XFER_WHOLE, .obj = &dir,
+                            .max_bytes = LIST_MAX_BYTES,
+                            .limit = "a listing page is at most 1000 keys", .query = query };
+        rc = fetch_one(s, &x, err);
+        if (rc == TRESTLE_OK && keys_of((const char *)x.data, suffix, keys, n) != TRESTLE_OK)
+            rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        free(token);
+        token = rc == TRESTLE_OK ? next_token((const char *)x.data) : NULL;
+        free(x.data);
+        if (!token)
+            break;
+    }
+    if (rc == TRESTLE_OK && token)
+        rc = trestle__error_set(err, TRESTLE_E_IO, 0, NULL, dir.display, -1, -1,
+                                "listing %s: more than %u pages of keys", dir.display,
+                                LIST_MAX_PAGES);
+    free(token);
     if (rc != TRESTLE_OK) {
         for (size_t i = 0; i < *n; i++)
             free((*keys)[i]);
@@ -178,7 +216,6 @@ int trestle__remote_list(const trestle__store *s, const char *prefix, const char
         *keys = NULL;
         *n = 0;
     }
-    free(x.data);
     trestle__object_clear(&dir);
     return rc;
 }
