@@ -502,77 +502,80 @@ Test(remote, a_saved_model_resolves_to_its_variables_and_http_cannot_list)
     unserve(&s);
 }
 
-Test(remote, an_s3_folder_without_a_state_file_is_listed_for_its_one_index)
+/* The model at ROOT/bucket/`folder`/ckpt served with S3 listings: each page
+ * (pages[i], XML) answers the query args[i] of ListObjectsV2 on the bucket,
+ * as nginx rewrites to ROOT/lists/pI.xml; anonymous S3 under AWS_ENDPOINT_URL.
+ * Then `url` opens as `prefix` and each page was asked for once. */
+static void listed(const char *folder, size_t n, const char *const *pages,
+                   const char *const *args, const char *url, const char *prefix)
 {
     served s;
+    char *rel, *lists, *locs = strdup("    location = /bucket {\n"), *next;
     s.root = tu_mkdtemp();
-    s.local = tu_remote_model(s.root, "bucket/run7");
-    /* S3's answer to ListObjectsV2 of prefix run7/, as the test's nginx gives it. */
-    const char *xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>"
-                      "<Name>bucket</Name><Prefix>run7/</Prefix><KeyCount>5</KeyCount>"
-                      "<Contents><Key>run7/ckpt.data-00000-of-00004</Key></Contents>"
-                      "<Contents><Key>run7/ckpt.index</Key></Contents>"
-                      "<Contents><Key>run7/events.out</Key></Contents></ListBucketResult>";
-    char *lists;
+    cr_assert(asprintf(&rel, "bucket/%s", folder) > 0);
+    s.local = tu_remote_model(s.root, rel);
     cr_assert(asprintf(&lists, "%s/lists", s.root) > 0);
     cr_assert_eq(mkdir(lists, 0755), 0);
-    write_text(lists, "run7.xml", xml);
-    tu_nginx_start(&s.srv, s.root, false,
-                   "    location = /bucket {\n"
-                   "      if ($args = \"delimiter=%2F&list-type=2&prefix=run7%2F\") {\n"
-                   "        rewrite ^ /lists/run7.xml last;\n      }\n"
-                   "      return 404;\n    }\n");
+    for (size_t i = 0; i < n; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "p%zu.xml", i);
+        write_text(lists, name, pages[i]);
+        cr_assert(asprintf(&next, "%s      if ($args = \"%s\") { rewrite ^ /lists/%s last; }\n",
+                           locs, args[i], name) > 0);
+        free(locs);
+        locs = next;
+    }
+    cr_assert(asprintf(&next, "%s      return 404;\n    }\n", locs) > 0);
+    free(locs);
+    tu_nginx_start(&s.srv, s.root, false, next);
+    free(next);
     setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
     unsetenv("AWS_ACCESS_KEY_ID");
     unsetenv("AWS_SECRET_ACCESS_KEY");
     setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
     setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
     unsetenv("AWS_PROFILE");
-    opens_as("s3://bucket/run7", "s3://bucket/run7/ckpt");
+    opens_as(url, prefix);
     tu_nginx_settle(&s.srv);
-    cr_assert_eq(tu_nginx_count(&s.srv, "GET /lists/run7.xml \"delimiter=%2F&list-type=2&"
-                                        "prefix=run7%2F\" 200"), 1);
+    for (size_t i = 0; i < n; i++) {
+        char needle[512];
+        snprintf(needle, sizeof needle, "GET /lists/p%zu.xml \"%s\" 200 ", i, args[i]);
+        cr_assert_eq(tu_nginx_count(&s.srv, needle), 1, "%s", tu_nginx_log(&s.srv));
+    }
+    free(rel);
     free(lists);
     unserve(&s);
 }
 
+Test(remote, an_s3_folder_without_a_state_file_is_listed_for_its_one_index)
+{
+    /* S3's answer to ListObjectsV2 of prefix run7/. */
+    const char *page = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListBucketResult>"
+                       "<Name>bucket</Name><Prefix>run7/</Prefix><KeyCount>5</KeyCount>"
+                       "<Contents><Key>run7/ckpt.data-00000-of-00004</Key></Contents>"
+                       "<Contents><Key>run7/ckpt.index</Key></Contents>"
+                       "<Contents><Key>run7/events.out</Key></Contents></ListBucketResult>";
+    const char *args = "delimiter=%2F&list-type=2&prefix=run7%2F";
+    listed("run7", 1, &page, &args, "s3://bucket/run7", "s3://bucket/run7/ckpt");
+}
+
 Test(remote, an_s3_listing_is_read_page_after_page_for_an_index_past_the_first)
 {
-    served s;
-    s.root = tu_mkdtemp();
-    s.local = tu_remote_model(s.root, "bucket/run8");
     /* A checkpoint of many shards lists its data files first ("data-" sorts
      * before "index"): the .index comes on a later page. */
-    const char *page1 = "<ListBucketResult><Name>bucket</Name><Prefix>run8/</Prefix>"
-                        "<Contents><Key>run8/ckpt.data-00000-of-00004</Key></Contents>"
-                        "<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/"
-                        "XYExHnhb+YLgveDs2J=</NextContinuationToken></ListBucketResult>";
-    const char *page2 = "<ListBucketResult><Name>bucket</Name><Prefix>run8/</Prefix>"
-                        "<Contents><Key>run8/ckpt.index</Key></Contents>"
-                        "<IsTruncated>false</IsTruncated></ListBucketResult>";
-    char *lists;
-    cr_assert(asprintf(&lists, "%s/lists", s.root) > 0);
-    cr_assert_eq(mkdir(lists, 0755), 0);
-    write_text(lists, "p1.xml", page1);
-    write_text(lists, "p2.xml", page2);
-    tu_nginx_start(&s.srv, s.root, false,
-                   "    location = /bucket {\n"
-                   "      if ($args = \"delimiter=%2F&list-type=2&prefix=run8%2F\") {\n"
-                   "        rewrite ^ /lists/p1.xml last;\n      }\n"
-                   "      if ($args = \"continuation-token=1ueGcxLPRx1Tr%2FXYExHnhb%2BYLgveDs2J%3D"
-                   "&delimiter=%2F&list-type=2&prefix=run8%2F\") {\n"
-                   "        rewrite ^ /lists/p2.xml last;\n      }\n"
-                   "      return 404;\n    }\n");
-    setenv("AWS_ENDPOINT_URL", s.srv.base, 1);
-    unsetenv("AWS_ACCESS_KEY_ID");
-    unsetenv("AWS_SECRET_ACCESS_KEY");
-    setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
-    setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
-    unsetenv("AWS_PROFILE");
-    opens_as("s3://bucket/run8/", "s3://bucket/run8/ckpt");
-    tu_nginx_settle(&s.srv);
-    cr_assert_eq(tu_nginx_count(&s.srv, "GET /lists/p1.xml "), 1, "%s", tu_nginx_log(&s.srv));
-    cr_assert_eq(tu_nginx_count(&s.srv, "GET /lists/p2.xml "), 1, "%s", tu_nginx_log(&s.srv));
-    free(lists);
-    unserve(&s);
+    const char *pages[] = {
+        "<ListBucketResult><Name>bucket</Name><Prefix>run8/</Prefix>"
+        "<Contents><Key>run8/ckpt.data-00000-of-00004</Key></Contents>"
+        "<IsTruncated>true</IsTruncated><NextContinuationToken>1ueGcxLPRx1Tr/"
+        "XYExHnhb+YLgveDs2J=</NextContinuationToken></ListBucketResult>",
+        "<ListBucketResult><Name>bucket</Name><Prefix>run8/</Prefix>"
+        "<Contents><Key>run8/ckpt.index</Key></Contents>"
+        "<IsTruncated>false</IsTruncated></ListBucketResult>",
+    };
+    const char *args[] = {
+        "delimiter=%2F&list-type=2&prefix=run8%2F",
+        "continuation-token=1ueGcxLPRx1Tr%2FXYExHnhb%2BYLgveDs2J%3D&delimiter=%2F&list-type=2&"
+        "prefix=run8%2F",
+    };
+    listed("run8", 2, pages, args, "s3://bucket/run8/", "s3://bucket/run8/ckpt");
 }
