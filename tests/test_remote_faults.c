@@ -272,15 +272,23 @@ Test(remote_faults, server_gone_after_open_fails_after_the_bound)
 static const char slow[] =
     "    location /slow/ {\n      alias %s/bucket/;\n      limit_rate 1m;\n    }\n";
 
-static void serve_slow(served *s)
+/* Serve with locations `fmt` made for the scratch root (its first
+ * argument, a string) and `port` (its second, an int, where it has one);
+ * s->url is the server's base and `path`. */
+static void serve_with(served *s, const char *fmt, int port, const char *path)
 {
     s->root = tu_mkdtemp();
     s->local = tu_remote_model(s->root, "bucket/m");
     char *extra;
-    cr_assert(asprintf(&extra, slow, s->root) > 0);
+    cr_assert(asprintf(&extra, fmt, s->root, port) > 0);
     tu_nginx_start(&s->srv, s->root, false, extra);
     free(extra);
-    cr_assert(asprintf(&s->url, "%s/slow/m/ckpt", s->srv.base) > 0);
+    cr_assert(asprintf(&s->url, "%s%s", s->srv.base, path) > 0);
+}
+
+static void serve_slow(served *s)
+{
+    serve_with(s, slow, 0, "/slow/m/ckpt");
 }
 
 typedef struct progress {
@@ -447,13 +455,7 @@ static const char cut[] =
 Test(remote_faults, short_bodies_are_retried_then_fail_after_the_bound)
 {
     served s;
-    s.root = tu_mkdtemp();
-    s.local = tu_remote_model(s.root, "bucket/m");
-    char *extra;
-    cr_assert(asprintf(&extra, cut, s.root) > 0);
-    tu_nginx_start(&s.srv, s.root, false, extra);
-    free(extra);
-    cr_assert(asprintf(&s.url, "%s/cut/m/ckpt", s.srv.base) > 0);
+    serve_with(&s, cut, 0, "/cut/m/ckpt");
     run r;
     run_start(&r, &s, opts(3, 10, 1), "big/kernel", 256 << 10, 1);
     trestle_stats st;
@@ -495,13 +497,7 @@ Test(remote_faults, a_stalled_body_times_out_is_retried_then_fails_after_the_bou
     cr_assert(hole >= 0 && bind(hole, (struct sockaddr *)&a, sizeof a) == 0 &&
               listen(hole, 64) == 0 && getsockname(hole, (struct sockaddr *)&a, &alen) == 0);
     served s;
-    s.root = tu_mkdtemp();
-    s.local = tu_remote_model(s.root, "bucket/m");
-    char *extra;
-    cr_assert(asprintf(&extra, stall, s.root, ntohs(a.sin_port)) > 0);
-    tu_nginx_start(&s.srv, s.root, false, extra);
-    free(extra);
-    cr_assert(asprintf(&s.url, "%s/stall/m/ckpt", s.srv.base) > 0);
+    serve_with(&s, stall, ntohs(a.sin_port), "/stall/m/ckpt");
     /* No byte for 1 s is a timeout (TRESTLE_REMOTE_STALL_SECONDS; 60 s by default). */
     setenv("TRESTLE_REMOTE_STALL_SECONDS", "1", 1);
     run r;
@@ -535,13 +531,7 @@ static const char paced[] =
 static size_t most_at_once(uint64_t staging)
 {
     served s;
-    s.root = tu_mkdtemp();
-    s.local = tu_remote_model(s.root, "bucket/m");
-    char *extra;
-    cr_assert(asprintf(&extra, paced, s.root) > 0);
-    tu_nginx_start(&s.srv, s.root, false, extra);
-    free(extra);
-    cr_assert(asprintf(&s.url, "%s/paced/m/ckpt", s.srv.base) > 0);
+    serve_with(&s, paced, 0, "/paced/m/ckpt");
     run r;
     run_start(&r, &s, opts(3, 10, 16), "dt/complex128", 8 << 10, 16);
     if (staging)
