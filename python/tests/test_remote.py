@@ -54,7 +54,12 @@ def served(tmp_path, mixed_ckpt, monkeypatch):
         f"  access_log {run}/access.log;\n  client_body_temp_path {run};\n"
         f"  proxy_temp_path {run};\n  fastcgi_temp_path {run};\n  uwsgi_temp_path {run};\n"
         f"  scgi_temp_path {run};\n"
-        f"  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n  }}\n}}\n")
+        f"  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n"
+        # Data GETs under /down/ answer 503 (HEADs and the index are served).
+        f"    location /down/ {{\n      alias {root}/;\n      set $f \"\";\n"
+        f"      if ($uri ~ \"\\.data-\") {{ set $f 1; }}\n"
+        f"      if ($request_method = HEAD) {{ set $f \"\"; }}\n"
+        f"      if ($f) {{ return 503; }}\n    }}\n  }}\n}}\n")
     proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(run)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -147,3 +152,27 @@ def test_exceptions_name_the_url_and_never_a_secret(served, monkeypatch):
         trestle.restore(signed)
     assert "?<redacted>" in str(e.value)
     assert SECRETS[3] not in str(e.value) and SECRETS[4] not in str(e.value)
+
+
+def test_connections_attempts_and_backoff_reach_the_engine(served, tmp_path):
+    base, prefix, _, root = served
+    rel = os.path.relpath(prefix, root)
+    want = trestle.restore(prefix)
+    got = trestle.restore(f"{base}/{rel}", connections=1, attempts=1, backoff_ms=1)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert _equal(got[name], want[name]), name
+    # A store that keeps failing fails after the attempts asked for.
+    down = f"{base}/down/{rel}"
+    with pytest.raises(trestle.TrestleError) as e:
+        trestle.restore(down, attempts=2, backoff_ms=1)
+    assert ": HTTP 503 Service Unavailable, after 2 attempts" in str(e.value)
+    with pytest.raises(trestle.TrestleError) as e:
+        trestle.convert(down, str(tmp_path / "x.safetensors"), attempts=3, backoff_ms=1)
+    assert ": HTTP 503 Service Unavailable, after 3 attempts" in str(e.value)
+    assert not (tmp_path / "x.safetensors").exists()
+    # Checked as the CLI checks them, before any request.
+    with pytest.raises(ValueError, match=r"^connections wants a number from 1 to 1024, not 0$"):
+        trestle.restore(down, connections=0)
+    with pytest.raises(TypeError, match=r"^attempts wants a number from 1 to 100, not '3'$"):
+        trestle.convert(down, str(tmp_path / "x.safetensors"), attempts="3")
