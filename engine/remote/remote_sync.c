@@ -183,8 +183,15 @@ int trestle__remote_list(const trestle__store *s, const char *prefix, const char
     /* Page after page: a folder of a checkpoint with 1000 data shards has
      * its .index (after "data-" in key order) on the second. */
     for (unsigned page = 0; page < LIST_MAX_PAGES && rc == TRESTLE_OK; page++) {
-        /* Parameters in SigV4's canonical (sorted) order, which is how they are sent. */
-        char query[4096] = "?";
+        /* Parameters in SigV4's canonical (sorted) order, which is how they are sent;
+         * each byte of the token and prefix takes at most 3 encoded. */
+        char query[8192] = "?";
+        if (3 * ((token ? strlen(token) : 0) + strlen(prefix)) + 64 > sizeof query) {
+            rc = trestle__error_set(err, TRESTLE_E_IO, 0, NULL, dir.display, -1, -1,
+                                    "listing %s: its continuation token or prefix is too long "
+                                    "for a request", dir.display);
+            break;
+        }
         if (token) {
             strcat(query, "continuation-token=");
             query_encode(query, sizeof query, token);
@@ -196,10 +203,11 @@ int trestle__remote_list(const trestle__store *s, const char *prefix, const char
                             .max_bytes = LIST_MAX_BYTES,
                             .limit = "a listing page is at most 1000 keys", .query = query };
         rc = fetch_one(s, &x, err);
-        if (rc == TRESTLE_OK && keys_of((const char *)x.data, suffix, keys, n) != TRESTLE_OK)
+        const char *xml = x.data ? (const char *)x.data : ""; /* an empty answer lists nothing */
+        if (rc == TRESTLE_OK && keys_of(xml, suffix, keys, n) != TRESTLE_OK)
             rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
         free(token);
-        token = rc == TRESTLE_OK ? next_token((const char *)x.data) : NULL;
+        token = rc == TRESTLE_OK ? next_token(xml) : NULL;
         free(x.data);
         if (!token)
             break;
