@@ -11,6 +11,8 @@
 # against a client that does nothing but GET. Usage:
 #   bench/remote_bench.sh [SIZE] [SHARDS] [BENCH OPTIONS...]
 #   bench/remote_bench.sh 1G 8 --repeat 5 --connections 8
+# Then (COPY_FIRST=0 leaves it out) the same bytes copied to local disk with
+# curl first and restored from there, against a restore from the URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-1G}
@@ -41,4 +43,34 @@ CONF
 /usr/sbin/nginx -c "$dir/run/nginx.conf" -p "$dir/run" >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
-"$TRESTLE" bench "http://127.0.0.1:$port/bucket/ckpt" "$@"
+url="http://127.0.0.1:$port/bucket/ckpt"
+"$TRESTLE" bench "$url" "$@"
+
+# "Faster than copying first": what a user does without URLs, curl of every
+# object (one per shard at once) to local disk and then a local restore,
+# against trestle restore URL, both with default options, in turn ROUNDS
+# times (default 3), each a whole process; medians.
+if [ "${COPY_FIRST:-1}" = 1 ] && command -v curl >/dev/null; then
+    rounds=${ROUNDS:-3}
+    copy=()
+    direct=()
+    for _ in $(seq "$rounds"); do
+        rm -rf "$dir/copy" && mkdir "$dir/copy"
+        t0=$(now)
+        (cd "$dir/www/bucket" && ls ckpt.*) |
+            xargs -P "$SHARDS" -I{} curl -sf -o "$dir/copy/{}" "http://127.0.0.1:$port/bucket/{}"
+        "$TRESTLE" restore "$dir/copy/ckpt" --all >/dev/null
+        t1=$(now)
+        "$TRESTLE" restore "$url" --all >/dev/null
+        t2=$(now)
+        copy+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')")
+        direct+=("$(awk -v a="$t1" -v b="$t2" 'BEGIN{printf "%.3f", b-a}')")
+    done
+    median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
+    echo
+    echo "copy first vs from the URL ($rounds rounds in turn, whole processes, seconds):"
+    echo "  curl of each object ($SHARDS at once) to disk, then trestle restore --all:" \
+         "median $(median "${copy[@]}") (runs: ${copy[*]})"
+    echo "  trestle restore URL --all:" \
+         "median $(median "${direct[@]}") (runs: ${direct[*]})"
+fi

@@ -14,6 +14,7 @@ PKGS=(build-essential cmake pkg-config
       libcurl4-openssl-dev          # remote checkpoints: gs://, s3://, https:// (engine/remote/)
       nginx-light openssl           # the remote tests' servers on 127.0.0.1 (HTTP, HTTPS)
       python3-botocore              # the independent SigV4 signer the S3 tests check against
+      curl                          # bench/remote_bench.sh: the copy-first comparison
       doxygen)                      # the API reference, and its warning-free ctest
 PKGS+=("$@")   # callers may ask for extras (e.g. clang for the fuzzers)
 
