@@ -505,9 +505,11 @@ Test(remote, a_saved_model_resolves_to_its_variables_and_http_cannot_list)
 /* The model at ROOT/bucket/`folder`/ckpt served with S3 listings: each page
  * (pages[i], XML) answers the query args[i] of ListObjectsV2 on the bucket,
  * as nginx rewrites to ROOT/lists/pI.xml; anonymous S3 under AWS_ENDPOINT_URL.
- * Then `url` opens as `prefix` and each page was asked for once. */
+ * Then `url` opens as `prefix` and each page was asked for once; or, with
+ * `prefix` NULL, the open fails as missing with `error` in its message. */
 static void listed(const char *folder, size_t n, const char *const *pages,
-                   const char *const *args, const char *url, const char *prefix)
+                   const char *const *args, const char *url, const char *prefix,
+                   const char *error)
 {
     served s;
     char *rel, *lists, *locs = strdup("    location = /bucket {\n"), *next;
@@ -535,7 +537,14 @@ static void listed(const char *folder, size_t n, const char *const *pages,
     setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent", 1);
     setenv("AWS_CONFIG_FILE", "/nonexistent", 1);
     unsetenv("AWS_PROFILE");
-    opens_as(url, prefix);
+    if (prefix) {
+        opens_as(url, prefix);
+    } else {
+        trestle_checkpoint *c;
+        trestle_error err;
+        cr_assert_eq(trestle_open(url, NULL, &c, &err), TRESTLE_E_NOT_FOUND, "%s", err.message);
+        cr_assert(strstr(err.message, error), "%s", err.message);
+    }
     tu_nginx_settle(&s.srv);
     for (size_t i = 0; i < n; i++) {
         char needle[512];
@@ -556,7 +565,7 @@ Test(remote, an_s3_folder_without_a_state_file_is_listed_for_its_one_index)
                        "<Contents><Key>run7/ckpt.index</Key></Contents>"
                        "<Contents><Key>run7/events.out</Key></Contents></ListBucketResult>";
     const char *args = "delimiter=%2F&list-type=2&prefix=run7%2F";
-    listed("run7", 1, &page, &args, "s3://bucket/run7", "s3://bucket/run7/ckpt");
+    listed("run7", 1, &page, &args, "s3://bucket/run7", "s3://bucket/run7/ckpt", NULL);
 }
 
 Test(remote, an_s3_listing_is_read_page_after_page_for_an_index_past_the_first)
@@ -577,5 +586,14 @@ Test(remote, an_s3_listing_is_read_page_after_page_for_an_index_past_the_first)
         "continuation-token=1ueGcxLPRx1Tr%2FXYExHnhb%2BYLgveDs2J%3D&delimiter=%2F&list-type=2&"
         "prefix=run8%2F",
     };
-    listed("run8", 2, pages, args, "s3://bucket/run8/", "s3://bucket/run8/ckpt");
+    listed("run8", 2, pages, args, "s3://bucket/run8/", "s3://bucket/run8/ckpt", NULL);
+
+    /* A token too long to send back is an error, not a request past its buffer. */
+    char page[4200] = "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>";
+    memset(page + strlen(page), 'A', 3000);
+    strcpy(page + strlen(page), "</NextContinuationToken></ListBucketResult>");
+    const char *one = page, *arg = "delimiter=%2F&list-type=2&prefix=run9%2F";
+    listed("run9", 1, &one, &arg, "s3://bucket/run9/", NULL,
+           "it could not be listed (listing s3://bucket/run9/: its continuation token or "
+           "prefix is too long for a request): give the checkpoint prefix");
 }
