@@ -251,31 +251,21 @@ size_t tu_nginx_connections(const tu_nginx *n, const char *needle)
     return count;
 }
 
-/* An interval's edge, for the sweep: ends sort before starts at one time,
- * so that a request that began as another ended does not count as both. */
-typedef struct edge {
-    double t;
-    int delta;
-} edge;
-
-static int edge_cmp(const void *a, const void *b)
+static int double_cmp(const void *a, const void *b)
 {
-    const edge *x = a, *y = b;
-    if (x->t != y->t)
-        return x->t < y->t ? -1 : 1;
-    return x->delta - y->delta;
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
-size_t tu_nginx_most_at_once(const tu_nginx *n, int status)
+size_t tu_nginx_most_started_within(const tu_nginx *n, int status, double window_s)
 {
     char *path, *text;
-    size_t len, count = 0, cap = 1024;
-    long most = 0, now = 0; /* a request of 0 ms ends as it starts: now may dip below 0 */
+    size_t len, count = 0, cap = 1024, most = 0;
     cr_assert(asprintf(&path, "%s/times.log", n->dir) > 0);
     text = (char *)tu_read_file(path, &len);
     free(path);
-    edge *e = malloc(cap * sizeof *e);
-    cr_assert(e);
+    double *start = malloc(cap * sizeof *start);
+    cr_assert(start);
     for (char *line = text, *next; text && line < text + len; line = next + 1) {
         next = memchr(line, '\n', (size_t)(text + len - line));
         if (!next)
@@ -284,20 +274,22 @@ size_t tu_nginx_most_at_once(const tu_nginx *n, int status)
         double end, took;
         if (sscanf(line, "%d %lf %lf", &st, &end, &took) != 3 || st != status)
             continue;
-        if (count + 2 > cap)
-            cr_assert(e = realloc(e, (cap *= 2) * sizeof *e));
-        e[count++] = (edge){ end - took, +1 };
-        e[count++] = (edge){ end, -1 };
+        if (count == cap)
+            cr_assert(start = realloc(start, (cap *= 2) * sizeof *start));
+        /* The end is when nginx logged the request, which a limit_rate delay
+         * can hold past the client's last byte; the start is exact. */
+        start[count++] = end - took;
     }
-    qsort(e, count, sizeof *e, edge_cmp);
-    for (size_t i = 0; i < count; i++) {
-        now += e[i].delta;
-        if (now > most)
-            most = now;
+    qsort(start, count, sizeof *start, double_cmp);
+    for (size_t i = 0, j = 0; j < count; j++) {
+        while (start[j] - start[i] > window_s)
+            i++;
+        if (j - i + 1 > most)
+            most = j - i + 1;
     }
-    free(e);
+    free(start);
     free(text);
-    return (size_t)most;
+    return most;
 }
 
 uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle)

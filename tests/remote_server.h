@@ -61,10 +61,11 @@ size_t tu_nginx_count(const tu_nginx *n, const char *needle);
 /* How many distinct connections (the last field) the lines with `needle` came on. */
 size_t tu_nginx_connections(const tu_nginx *n, const char *needle);
 
-/* The most requests answered with `status` that were in progress at once,
- * from a second log of each request's end ($msec) and duration
- * ($request_time), to the millisecond. */
-size_t tu_nginx_most_at_once(const tu_nginx *n, int status);
+/* The most requests answered with `status` that began within `window_s`
+ * seconds of one another, from a second log of each request's end ($msec)
+ * and duration ($request_time), to the millisecond: with requests paced to
+ * last longer than the window, how many a client had in flight at once. */
+size_t tu_nginx_most_started_within(const tu_nginx *n, int status, double window_s);
 
 /* The body bytes (the fifth field) of the lines with `needle` in them. */
 uint64_t tu_nginx_bytes(const tu_nginx *n, const char *needle);
