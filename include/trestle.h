@@ -27,8 +27,8 @@
  *
  * Data flow:
  *
- *     trestle_open()         path -> immutable checkpoint (index parsed and
- *                            validated, shard files opened)
+ *     trestle_open()         path or URL -> immutable checkpoint (index parsed
+ *                            and validated, shard files or objects measured)
  *     trestle_plan_create()  op list (keys, shape_and_slices, dtypes,
  *                            renames, exclusions) -> plan of coalesced reads
  *     trestle_restore()      reads -> CRC32C check -> copy into destination,
@@ -322,7 +322,19 @@ typedef struct trestle_open_options {
                                  file, or shorter than its entries say, and open every shard
                                  now (default 0: the index still opens, shards open when
                                  needed, and reads of an unusable shard fail) */
-    void *reserved[8];      /**< must be zero */
+    /* Remote checkpoints (gs://, s3://, https://, http://), since 0.2 (two of the
+     * reserved slots, so the struct's size is unchanged on LP64). 0 means the default. */
+    unsigned connections;   /**< HTTP transfers a restore keeps in flight at once, each a
+                                 ranged GET of one staging chunk (default 0: 32; at most 1024).
+                                 A restore also keeps no more reads in flight than its
+                                 queue_depth and its staging buffers allow */
+    unsigned attempts;      /**< tries per request, the first included, before a 5xx, 429,
+                                 408, reset, timeout or short body fails the call (default 0:
+                                 8) */
+    unsigned backoff_ms;    /**< the first retry waits between half of this and all of it,
+                                 each later one twice as long (default 0: 200 ms) */
+    unsigned backoff_max_ms;/**< no retry waits longer than this (default 0: 10000 ms) */
+    void *reserved[6];      /**< must be zero */
 } trestle_open_options;
 
 /**
@@ -353,7 +365,20 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  * the tensors it holds fail, naming the shard (and for a truncated shard
  * the byte range), unless `require_all_shards` refuses it here.
  *
- * @param[in]  path  checkpoint location; not NULL; copied.
+ * `path` may also be a URL (since 0.2): `gs://BUCKET/KEY`, `s3://BUCKET/KEY`,
+ * `https://HOST/PATH` or `http://HOST/PATH`, resolved as a local path is
+ * (a prefix, its `.index`, a data file, a "directory" through its
+ * `checkpoint` state file, a SavedModel's variables/variables, or, where
+ * the store can list, s3:// and gs://, the one `*.index` under it). The
+ * index is read in one GET; each shard is measured by a HEAD (all at once),
+ * which pins its version (ETag, GCS generation): a shard replaced later
+ * fails the reads of it rather than mixing versions. Credentials follow
+ * each ecosystem's conventions (README, "Remote checkpoints"); no message,
+ * name or path the checkpoint returns ever holds a secret: the query of a
+ * presigned URL shows as `?<redacted>`, user:password is left out. Faults
+ * are retried as `opt` says (connections, attempts, backoff).
+ *
+ * @param[in]  path  checkpoint location or URL; not NULL; copied.
  * @param[in]  opt   options, or NULL for defaults.
  * @param[out] out   receives the checkpoint, or NULL on failure. Free it
  *                   with trestle_close().
@@ -364,8 +389,10 @@ TRESTLE_API void trestle_open_options_init(trestle_open_options *opt);
  *         (e.g. a big-endian bundle), TRESTLE_E_LIMIT (an index over 4 GiB,
  *         a `checkpoint` state file over 16 MiB),
  *         TRESTLE_E_IO (e.g. the index or the state file is a FIFO or
- *         unreadable: sys_errno tells), TRESTLE_E_NOMEM, TRESTLE_E_INVALID_ARG
- *         (NULL `out`, or `opt` refused by the options rule).
+ *         unreadable: sys_errno tells; a URL's store failed: the message
+ *         names the URL, the HTTP status and the attempts made),
+ *         TRESTLE_E_NOMEM, TRESTLE_E_INVALID_ARG (NULL `out`, `opt` refused
+ *         by the options rule, a URL that does not parse).
  * Thread-safe. Since 0.1.
  */
 TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
@@ -408,6 +435,58 @@ TRESTLE_API int trestle_open(const char *path, const trestle_open_options *opt,
  */
 TRESTLE_API int trestle_latest_checkpoint(const char *dir, const char *state_name, char **out,
                                           trestle_error *err);
+
+/**
+ * @brief Whether `path` is a URL trestle_open() fetches from a store
+ * rather than a local path: it starts with gs://, s3://, https:// or
+ * http://.
+ *
+ * `dir` of trestle_latest_checkpoint() may be such a URL too: the state
+ * file is then fetched, and the checkpoint it names is checked with a HEAD
+ * of its index; the prefix returned is a URL, with the query of `dir` (a
+ * presigned or token-carrying URL) appended so that it opens as it is.
+ *
+ * @param[in] path  any string, or NULL (then 0).
+ * @return 1 or 0. Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_is_url(const char *path);
+
+/**
+ * @brief `path` as a message may show it: a URL without its secrets (its
+ * query, e.g. a presigned URL's signature, becomes `?<redacted>`, and
+ * user:password@ is left out); any other path as it is. The form the
+ * library's own messages and names use for a URL.
+ *
+ * @param[in]  path  any string; not NULL.
+ * @param[out] buf   receives the text, NUL-terminated and cut to fit; not
+ *                   NULL.
+ * @param[in]  cap   bytes at `buf` (at least 1).
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API void trestle_url_redact(const char *path, char *buf, size_t cap);
+
+/**
+ * @brief Fetch one object of a store whole: what a program needs to read a
+ * file beside a remote checkpoint (a graph, a `.meta`) as trestle_open()
+ * reads the index, with the same credentials, retries and redaction.
+ *
+ * @param[in]  url        a gs://, s3://, https:// or http:// URL; not NULL.
+ * @param[in]  max_bytes  refuse a larger object (TRESTLE_E_LIMIT); 0: no
+ *                        limit.
+ * @param[out] data       receives the bytes (malloc'd, with a NUL after
+ *                        them: free it with free()), or NULL on failure.
+ *                        Not NULL.
+ * @param[out] len        receives their count. Not NULL.
+ * @param[out] err        filled on failure, naming the URL redacted; may be
+ *                        NULL.
+ * @return TRESTLE_OK; TRESTLE_E_NOT_FOUND (HTTP 404); TRESTLE_E_IO (another
+ *         failure, after the retries a 5xx or reset earns: the message
+ *         names the HTTP status and the attempts); TRESTLE_E_LIMIT;
+ *         TRESTLE_E_NOMEM; TRESTLE_E_INVALID_ARG (not a URL, NULL `data`
+ *         or `len`). Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_url_read(const char *url, uint64_t max_bytes, void **data, size_t *len,
+                                 trestle_error *err);
 
 /**
  * @brief Close a checkpoint: its shard files and every string it returned.
@@ -1019,7 +1098,10 @@ typedef int (*trestle_ready_fn)(void *user, size_t i, const trestle_plan_op_info
 typedef enum trestle_reader_kind {
     TRESTLE_READER_AUTO = 0,     /**< io_uring when the kernel allows, else pread */
     TRESTLE_READER_IO_URING = 1, /**< io_uring or fail with TRESTLE_E_NO_IO_URING */
-    TRESTLE_READER_PREAD = 2     /**< a pread thread pool */
+    TRESTLE_READER_PREAD = 2,    /**< a pread thread pool */
+    TRESTLE_READER_REMOTE = 3    /**< ranged HTTP GETs over libcurl's multi interface: what AUTO
+                                      picks for a checkpoint opened from a URL, and the only
+                                      reader such a checkpoint can use (since 0.2) */
 } trestle_reader_kind;
 
 /** O_DIRECT policy. */
@@ -1143,6 +1225,18 @@ typedef struct trestle_stats {
                                    and mapped (CRC-checked, not read by any read call). Only
                                    bytes_read - bytes_mapped were read in read_seconds; since
                                    0.2 */
+    /* Remote checkpoints (reader TRESTLE_READER_REMOTE), since 0.2; zero otherwise. */
+    uint64_t bytes_fetched;   /**< body bytes received from the store, those of retried and
+                                   abandoned attempts included: bytes_fetched - bytes_read is
+                                   what faults cost */
+    uint64_t remote_requests; /**< HTTP requests made, retries included */
+    uint64_t remote_retries;  /**< of which retries (after a 5xx, 429, 408, reset, timeout or
+                                   short body) */
+    unsigned objects_whole;   /**< shard objects whose every byte this restore read */
+    unsigned objects_verified;/**< of those, objects whose store-reported CRC32C (GCS's
+                                   x-goog-hash, S3's full-object x-amz-checksum-crc32c) equals
+                                   the CRC32C of the ranges read, combined: the whole object
+                                   verified, on top of every tensor's own CRC32C */
 } trestle_stats;
 
 /**
@@ -1881,6 +1975,37 @@ TRESTLE_API int trestle_plan_get_crc_share(const trestle_plan *p, size_t i,
  */
 TRESTLE_API int trestle_crc_shares_check(const trestle_crc_share *shares, size_t n, int parts,
                                          trestle_error *err);
+
+/** What plain parallel ranged GETs of a plan's bytes achieved (trestle_remote_ceiling()). */
+typedef struct trestle_remote_ceiling_result {
+    uint64_t bytes;    /**< bytes fetched: every batch of the plan, gaps included */
+    uint64_t requests; /**< ranged GETs made, retries included */
+    double seconds;    /**< wall time from the first GET to the last byte */
+} trestle_remote_ceiling_result;
+
+/**
+ * @brief The yardstick of a remote restore's read stage: fetch the bytes a
+ * plan reads with plain parallel ranged GETs, and nothing else (no CRC, no
+ * copy, no staging pool), through the same store, credentials and
+ * connection count (trestle_open_options.connections) as a restore of it.
+ *
+ * Each batch of the plan is cut into `chunk_bytes` ranges, as a restore
+ * with that chunk cuts it, and the ranges are fetched, `connections` at
+ * once, into as many scratch buffers (connections x chunk_bytes of memory,
+ * freed before returning). `trestle bench URL` runs it in the same run as
+ * the restores it reports.
+ *
+ * @param[in]  p            a plan of a checkpoint opened from a URL; not NULL.
+ * @param[in]  chunk_bytes  bytes per GET; 0 for the restore default (8 MiB).
+ * @param[out] out          the figures; not NULL.
+ * @param[out] err          filled on failure; may be NULL.
+ * @return TRESTLE_OK; TRESTLE_E_INVALID_ARG (NULL argument, a local
+ *         checkpoint); TRESTLE_E_NOMEM; the first GET's failure after its
+ *         retries (TRESTLE_E_IO, TRESTLE_E_NOT_FOUND, ...).
+ * Blocks the calling thread; runs one thread of its own. Since 0.2.
+ */
+TRESTLE_API int trestle_remote_ceiling(const trestle_plan *p, uint64_t chunk_bytes,
+                                       trestle_remote_ceiling_result *out, trestle_error *err);
 
 /* ---- The options rule, for libraries built on trestle ---- */
 

@@ -93,6 +93,11 @@ TRESTLE_API void trestle_graph_options_init(trestle_graph_options *opt);
  * writes beside checkpoint prefix P), (2) a checkpoint prefix P whose
  * `P.meta` exists, (3) a `saved_model.pb` (a SavedModel; TF1 or TF2), or
  * (4) a SavedModel directory. Other file names are recognised by content.
+ * Since 0.2 it may also be a gs://, s3://, https:// or http:// URL of one
+ * of these (fetched whole with trestle_url_read(): the URL, else
+ * URL/saved_model.pb, else URL.meta); the graph's path and checkpoint
+ * prefix (trestle_graph_get_info()) are then the URLs redacted
+ * (trestle_url_redact()).
  *
  * The search starts at SaverDef.restore_op_name and follows inputs,
  * control inputs and function calls (a TF2 SavedModel's restore op calls

@@ -11,6 +11,10 @@ PKGS=(build-essential cmake pkg-config
       python3-dev python3-numpy python3-pytest python3-torch python3-tqdm
       python3-pip python3-venv python3-setuptools python3-wheel
       libopenmpi-dev openmpi-bin    # libtrestle_mpi, trestle-mpi and the mpirun tests
+      libcurl4-openssl-dev          # remote checkpoints: gs://, s3://, https:// (engine/remote/)
+      nginx-light openssl           # the remote tests' servers on 127.0.0.1 (HTTP, HTTPS)
+      python3-botocore              # the independent SigV4 signer the S3 tests check against
+      curl                          # bench/remote_bench.sh: the copy-first comparison
       doxygen)                      # the API reference, and its warning-free ctest
 PKGS+=("$@")   # callers may ask for extras (e.g. clang for the fuzzers)
 

@@ -974,7 +974,7 @@ Test(cli, usage_errors_exit_2)
 
     r = tu_cli("restore --reader fast x");
     cr_assert_eq(r.rc, 2);
-    cr_assert(strstr(r.err, "--reader is auto, io_uring or pread"), "%s", r.err);
+    cr_assert(strstr(r.err, "--reader is auto, io_uring, pread or remote, not 'fast'"), "%s", r.err);
     tu_cli_free(&r);
 
     r = tu_cli("restore --all --ops f x");

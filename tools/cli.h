@@ -70,6 +70,52 @@ int cli_bad_option(const char *cmd, char **argv, int c);
 /* Reset getopt so that a command may parse its own argv from the start. */
 void cli_getopt_reset(void);
 
+/* ---- checkpoints given as URLs (cli_remote.c) ---- */
+
+/* Option codes of the remote options, above every command's own. */
+#define CLI_OPT_CONNECTIONS 0x7100
+#define CLI_OPT_ATTEMPTS 0x7101
+#define CLI_OPT_BACKOFF 0x7102
+/* Entries for a command's struct option table. */
+#define CLI_REMOTE_LONGOPTS                                                          \
+    { "connections", required_argument, NULL, CLI_OPT_CONNECTIONS },                 \
+        { "attempts", required_argument, NULL, CLI_OPT_ATTEMPTS },                   \
+        { "backoff", required_argument, NULL, CLI_OPT_BACKOFF }
+/* Their lines in a command's --help. */
+#define CLI_REMOTE_HELP                                                                  \
+    "Remote checkpoints (PATH a gs://, s3://, https:// or http:// URL; see README,\n"    \
+    "\"Remote checkpoints\", for credentials):\n"                                        \
+    "      --connections N    ranged GETs in flight at once (default 32; a restore\n"    \
+    "                         raises --queue-depth and --staging to match unless set)\n" \
+    "      --attempts N       tries per request before a 5xx, 429, reset, timeout or\n"  \
+    "                         short body fails the command (default 8)\n"                \
+    "      --backoff MS       the first retry waits MS/2 to MS milliseconds, each next\n" \
+    "                         one twice as long, at most 10 s (default 200)\n"
+
+/* Apply one of them (c a CLI_OPT_ code); CLI_EXIT_OK, or CLI_EXIT_USAGE
+ * after reporting. */
+int cli_remote_option(const char *cmd, int c, const char *arg);
+/* The same, reporting nothing when `quiet` (trestle-mpi's ranks but 0). */
+int cli_remote_option_quiet(const char *cmd, int c, const char *arg, int quiet);
+
+/* The open options those set (the defaults otherwise); cli_open() uses them. */
+const trestle_open_options *cli_open_options(void);
+
+/* With --connections N: raise queue_depth and staging_bytes, where still at
+ * their defaults, so that N reads can be in flight. */
+void cli_remote_fit(trestle_restore_options *run);
+
+/* After a restore's summary: one line of what a remote restore fetched
+ * (requests, retries, bytes fetched vs read, objects verified whole). */
+void cli_remote_summary(const trestle_stats *st);
+
+/* The same as a `"remote": {...}` member (after a ",\n"), for --json. */
+void cli_remote_json(FILE *f, const trestle_stats *st, const char *indent);
+
+/* "io_uring", "pread", "remote" (a trestle_reader_kind as stats report
+ * it), "auto" for anything else. */
+const char *cli_reader_name(int reader);
+
 /* Open a checkpoint with default options; prints the error and returns
  * CLI_EXIT_FAIL on failure, CLI_EXIT_OK otherwise. */
 int cli_open(const char *path, trestle_checkpoint **out);
@@ -691,6 +737,12 @@ void cli_bench_plain_read(const trestle_checkpoint *c, int cold, int runs, cli_c
  * 16-thread pread pool when io_uring is unavailable), the cache dropped
  * before each run when `cold` (CLI_REFERENCE, median of `runs`). */
 void cli_bench_direct_read(const trestle_checkpoint *c, int cold, int runs, cli_ceiling *out);
+
+/* A checkpoint opened from a URL: plain parallel ranged GETs of every
+ * tensor's bytes, 8 MiB at a time, with the connections the checkpoint was
+ * opened with (trestle_remote_ceiling()), `runs` times (CLI_CEILING: the
+ * best). Stops early at a signal. */
+void cli_bench_gets(const trestle_checkpoint *c, int runs, cli_ceiling *out);
 
 /* CRC32C throughput of one core (CLI_CEILING): ISA-L's crc32_iscsi, the
  * engine's CRC32C, over a buffer in cache, best of 5. */

@@ -40,6 +40,7 @@ typedef struct bench_result {
     cli_machine machine;
     cli_ceiling plain, direct, crc, mem, h2d_pinned, h2d_pageable;
     cli_ceiling h2d_all;    /* several devices: pinned h2d of the first, times their number */
+    cli_ceiling gets;       /* a URL: plain parallel ranged GETs of the plan's bytes */
     bench_against against[CLI_STAGES];
 } bench_result;
 

@@ -515,3 +515,32 @@ void cli_bench_memcpy(cli_ceiling *out)
 {
     step_ceiling(0, out);
 }
+
+/* ---- remote objects ---- */
+
+void cli_bench_gets(const trestle_checkpoint *c, int runs, cli_ceiling *out)
+{
+    trestle_plan *plan = NULL;
+    trestle_error err;
+    trestle_remote_ceiling_result res = { 0 };
+    memset(out, 0, sizeof *out);
+    out->kind = CLI_CEILING;
+    if (trestle_plan_create(c, NULL, 0, NULL, &plan, &err) != TRESTLE_OK) {
+        snprintf(out->note, sizeof out->note, "%.200s", err.message);
+        return;
+    }
+    for (int k = 0; k < runs && !cli_interrupted(); k++) {
+        if (trestle_remote_ceiling(plan, 0, &res, &err) != TRESTLE_OK) {
+            snprintf(out->note, sizeof out->note, "%.200s", err.message);
+            break;
+        }
+        cli_ceiling_add(out, res.bytes, res.seconds);
+    }
+    cli_ceiling_finish(out);
+    if (out->valid)
+        snprintf(out->note, sizeof out->note, "%u connections, %" PRIu64 " ranged GETs of at "
+                 "most 8 MiB into scratch buffers, nothing else",
+                 cli_open_options()->connections ? cli_open_options()->connections : 32,
+                 res.requests);
+    trestle_plan_free(plan);
+}

@@ -17,13 +17,6 @@
 
 #include "cli_bench.h"
 
-static const char *reader_name(int reader)
-{
-    return reader == TRESTLE_READER_IO_URING ? "io_uring"
-           : reader == TRESTLE_READER_PREAD  ? "pread"
-                                             : "auto";
-}
-
 /* The AGAINST cell of `stage`, and a note line when it was capped. */
 static void against_text(const bench_result *r, int stage, char *cell, size_t cap, char *note,
                          size_t ncap)
@@ -59,7 +52,7 @@ static void print_header(const bench_args *a, const bench_result *r)
     printf("trestle bench: %s\n", r->path);
     printf("%zu tensors, %s; %s, %zu repeat%s, verify on, reader %s%s%s%s, O_DIRECT %s\n",
            st->tensors, size, a->device >= 0 ? "device" : "host memory", r->nruns,
-           r->nruns == 1 ? "" : "s", reader_name(st->reader), st->reader_note[0] ? " (" : "",
+           r->nruns == 1 ? "" : "s", cli_reader_name(st->reader), st->reader_note[0] ? " (" : "",
            st->reader_note, st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
     if (a->ndevices >= 2) {
         printf("destination: CUDA devices");
@@ -134,11 +127,13 @@ void bench_print_text(const bench_args *a, const bench_result *r)
     char rss[32];
     cli_human_size(r->peak_rss, rss, sizeof rss);
     printf("peak RSS: %s\n", rss);
+    cli_remote_summary(&r->runs[r->nruns - 1].raw); /* fetched vs needed, for a URL */
     for (int s = 0; s < CLI_STAGES; s++)
         fputs(notes[s], stdout);
 
     printf("\nyardsticks (same run; GB/s: the median run of a reader, the best of a ceiling):\n");
     const struct { const char *label; const cli_ceiling *c; } rows[] = {
+        { "parallel ranged GETs", &r->gets },
         { "plain read", &r->plain },
         { "O_DIRECT read", &r->direct },
         { "CRC32C per core", &r->crc },
@@ -149,7 +144,7 @@ void bench_print_text(const bench_args *a, const bench_result *r)
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const cli_ceiling *c = rows[i].c;
-        if (c == &r->h2d_all && a->ndevices < 2)
+        if ((c == &r->h2d_all && a->ndevices < 2) || (c == &r->gets && !trestle_is_url(a->path)))
             continue;
         if (!c->valid) {
             printf("  %-26s n/a (%s)\n", rows[i].label, c->note);
@@ -236,6 +231,8 @@ int bench_print_json(const bench_args *a, const bench_result *r)
     fputs(",\n  \"device_startup_seconds\": ", f);
     json_num(f, r->device_startup, r->device_startup >= 0);
     fprintf(f, ",\n  \"peak_rss_bytes\": %" PRIu64 ",\n  \"yardsticks\": {\n", r->peak_rss);
+    if (trestle_is_url(a->path))
+        json_yardstick(f, "parallel_gets", &r->gets, 0);
     json_yardstick(f, "plain_read", &r->plain, 0);
     json_yardstick(f, "direct_read", &r->direct, 0);
     json_yardstick(f, "crc32c_per_core", &r->crc, 0);

@@ -81,6 +81,7 @@ static const char convert_help[] =
     "  -q, --quiet            print nothing but errors (no progress bar, which is\n"
     "                         otherwise drawn on a terminal after half a second)\n"
     "  -h, --help             show this help\n"
+    CLI_REMOTE_HELP
     "\n"
     "Exit status: 0 on success, 1 when the conversion fails (nothing written),\n"
     "2 for a bad command line.\n"
@@ -114,6 +115,7 @@ static const struct option convert_longopts[] = {
     { "list", no_argument, NULL, 'l' },
     { "threads", required_argument, NULL, OPT_THREADS },
     { "no-sync", no_argument, NULL, OPT_NO_SYNC },
+    CLI_REMOTE_LONGOPTS,
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
     { NULL, 0, NULL, 0 },
@@ -350,6 +352,9 @@ static int parse_option(int c, convert_args *a, trestle_plan_options *popt,
         ropt->threads = (unsigned)v;
         break;
     case OPT_NO_SYNC: copt->sync = 0; break;
+    case CLI_OPT_CONNECTIONS:
+    case CLI_OPT_ATTEMPTS:
+    case CLI_OPT_BACKOFF: return cli_remote_option("convert", c, optarg);
     default: return cli_bad_option("convert", argv, c);
     }
     return CLI_EXIT_OK;
@@ -414,6 +419,7 @@ int cli_convert_main(int argc, char **argv)
         goto out;
     a.out = argc - optind == 2 ? argv[optind + 1] : NULL;
     copt.plan = &popt;
+    cli_remote_fit(&ropt);
     copt.restore = &ropt;
     trestle_checkpoint *ckpt = NULL;
     status = cli_open(argv[optind], &ckpt);

@@ -187,7 +187,7 @@ int cli_json_stats(FILE *f, const cli_run *runs, size_t n, const char *indent)
     fprintf(f, "{\n%s  \"repeats\": %zu,\n%s  \"tensors\": %zu,\n%s  \"bytes\": %" PRIu64 ",\n",
             indent, n, indent, st->tensors, indent, last->stage[CLI_STAGE_TOTAL].bytes);
     fprintf(f, "%s  \"reader\": \"%s\",\n%s  \"reader_note\": ", indent,
-            st->reader == TRESTLE_READER_IO_URING ? "io_uring" : "pread", indent);
+            cli_reader_name(st->reader), indent);
     cli_json_cstr(f, st->reader_note);
     fprintf(f, ",\n%s  \"direct_reads\": %s,\n%s  \"verify\": %s,\n%s  \"stages\": {\n", indent,
             st->direct_reads ? "true" : "false", indent, last->verify ? "true" : "false",
@@ -235,7 +235,9 @@ int cli_json_stats(FILE *f, const cli_run *runs, size_t n, const char *indent)
         else
             fprintf(f, "%snull", k ? ", " : "");
     }
-    fprintf(f, "]}\n%s}", indent);
+    fputs("]}", f);
+    cli_remote_json(f, st, indent);
+    fprintf(f, "\n%s}", indent);
     free(first);
     return 0;
 }

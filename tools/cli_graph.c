@@ -114,7 +114,9 @@ static void print_graph_comments(const trestle_graph *g)
      * exported without its variables/ has none. */
     struct stat st;
     char *index = NULL;
-    if (asprintf(&index, "%s.index", gi.checkpoint_prefix) > 0 && stat(index, &st) != 0)
+    /* (At a URL, finding out would cost a request to the store: not checked.) */
+    if (!trestle_is_url(gi.checkpoint_prefix) &&
+        asprintf(&index, "%s.index", gi.checkpoint_prefix) > 0 && stat(index, &st) != 0)
         printf("# checkpoint: %s (absent: no %s)\n", gi.checkpoint_prefix, index);
     else
         printf("# checkpoint: %s\n", gi.checkpoint_prefix);
@@ -321,9 +323,17 @@ nomem:
     return CLI_EXIT_FAIL;
 }
 
-int cli_graph_is_path(const char *path)
+int cli_graph_is_path(const char *given)
 {
     struct stat st;
+    char path[4200];
+    /* A URL by its name alone (its query left out): asking the store costs a request. */
+    trestle_url_redact(given, path, sizeof path);
+    if (trestle_is_url(given)) {
+        char *q = strstr(path, "?<redacted>");
+        if (q)
+            *q = '\0';
+    }
     size_t n = strlen(path);
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         /* A SavedModel directory, not a checkpoint directory. */
@@ -342,7 +352,8 @@ int cli_graph_is_path(const char *path)
 
 int cli_op_list_read(const char *path, const char *tag, int dest_kind, cli_ops *out)
 {
-    if (cli_graph_is_path(path))
+    /* An ops file is local; a URL here names a graph (a SavedModel "directory" too). */
+    if (cli_graph_is_path(path) || trestle_is_url(path))
         return cli_graph_ops(path, tag, dest_kind, out);
     if (tag) {
         memset(out, 0, sizeof *out);

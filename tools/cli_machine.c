@@ -66,6 +66,12 @@ static void file_system(const char *path, cli_machine *m)
     snprintf(m->fs, sizeof m->fs, "unknown");
     snprintf(m->fs_source, sizeof m->fs_source, "unknown");
     m->mount[0] = '\0';
+    if (path && trestle_is_url(path)) {
+        /* An object store: its scheme says which kind ("gs", "s3", "https"). */
+        snprintf(m->fs, sizeof m->fs, "remote");
+        snprintf(m->fs_source, sizeof m->fs_source, "%.*s", (int)strcspn(path, ":"), path);
+        return;
+    }
     if (!path || !realpath(path, real))
         return;
     FILE *f = fopen("/proc/self/mountinfo", "r");

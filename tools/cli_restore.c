@@ -69,7 +69,7 @@ static const char restore_help[] =
     "How:\n"
     "      --verify           check CRC32C of every byte read (default)\n"
     "      --no-verify        skip the CRC check\n"
-    "      --reader KIND      auto (default), io_uring or pread\n"
+    "      --reader KIND      auto (default), io_uring or pread; remote for a URL\n"
     "      --direct POLICY    O_DIRECT: auto (default: only for data not in the page\n"
     "                         cache), always or never\n"
     "      --threads N        verify/copy workers (default: cores, at most 8)\n"
@@ -120,6 +120,8 @@ static const char restore_help[] =
     "                         whole model's (every tensor's bytes in op order, as\n"
     "                         trestle-mpi --checksum prints it); in --json too\n"
     "  -h, --help             show this help\n"
+    CLI_REMOTE_HELP
+    "\n"
     "A progress bar is drawn on stderr when it is a terminal and the restore takes\n"
     "longer than half a second. Ctrl-C, SIGTERM or SIGHUP cancels the restore: it\n"
     "says 'interrupted' and ends by that signal.\n"
@@ -152,6 +154,7 @@ static const char restore_help[] =
     "  trestle restore --ops ops.txt --rename dense/=model/dense/ ckpt_dir\n"
     "  trestle restore saved_model_dir/variables/variables --graph saved_model_dir --tag train\n"
     "  trestle restore --reader pread --direct never --threads 4 --no-verify ckpt\n"
+    "  trestle restore gs://bucket/model/ckpt-1000 --all --connections 64\n"
     "  trestle restore --device 0,1,2,3 ckpt        # every tensor on four GPUs\n"
     "  trestle restore --device all --shard '*/attention/*/kernel:1' \\\n"
     "      --shard '*/mlp/wo/kernel:0' ckpt           # tensor-parallel parts per GPU\n";
@@ -213,6 +216,7 @@ static const struct option restore_longopts[] = {
     { "shard", required_argument, NULL, OPT_SHARD },
     { "json", no_argument, NULL, OPT_JSON },
     { "checksum", no_argument, NULL, OPT_CHECKSUM },
+    CLI_REMOTE_LONGOPTS,
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -255,7 +259,9 @@ static int apply_option(restore_args *a, int c, const char *arg)
         if (strcmp(arg, "auto") == 0) a->run.reader = TRESTLE_READER_AUTO;
         else if (strcmp(arg, "io_uring") == 0) a->run.reader = TRESTLE_READER_IO_URING;
         else if (strcmp(arg, "pread") == 0) a->run.reader = TRESTLE_READER_PREAD;
-        else return cli_usage("restore", "--reader is auto, io_uring or pread, not '%s'", arg);
+        else if (strcmp(arg, "remote") == 0) a->run.reader = TRESTLE_READER_REMOTE;
+        else return cli_usage("restore", "--reader is auto, io_uring, pread or remote, not "
+                              "'%s'", arg);
         break;
     case OPT_DIRECT:
         if (strcmp(arg, "auto") == 0) a->run.direct = TRESTLE_DIRECT_AUTO;
@@ -304,6 +310,9 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_CHECKSUM: a->checksum = 1; break;
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
+    case CLI_OPT_CONNECTIONS:
+    case CLI_OPT_ATTEMPTS:
+    case CLI_OPT_BACKOFF: return cli_remote_option("restore", c, arg);
     default: return CLI_EXIT_USAGE;
     }
     return CLI_EXIT_OK;
@@ -544,6 +553,7 @@ int cli_restore_main(int argc, char **argv)
         goto out;
     }
     a.path = argv[optind];
+    cli_remote_fit(&a.run);
 
     trestle_checkpoint *ckpt = NULL;
     status = cli_open(a.path, &ckpt);

@@ -14,13 +14,6 @@
 
 #include "cli.h"
 
-static const char *reader_name(int reader)
-{
-    return reader == TRESTLE_READER_IO_URING ? "io_uring"
-           : reader == TRESTLE_READER_PREAD  ? "pread"
-                                             : "auto";
-}
-
 /* Why a skipped op was skipped, as --list's KEY column says it. */
 const char *cli_skip_reason(int skipped)
 {
@@ -68,8 +61,9 @@ void cli_restore_summary(const trestle_plan *plan, const cli_run *run)
     printf("restored %zu tensor%s%s, %s in %.3f s: %s (read %s, verify %s, copy %s; reader %s%s%s%s, "
            "O_DIRECT %s)\n",
            st->tensors, st->tensors == 1 ? "" : "s", skipped, total, st->wall_seconds, all, rd,
-           vf, cp, reader_name(st->reader), st->reader_note[0] ? " (" : "", st->reader_note,
+           vf, cp, cli_reader_name(st->reader), st->reader_note[0] ? " (" : "", st->reader_note,
            st->reader_note[0] ? ")" : "", st->direct_reads ? "yes" : "no");
+    cli_remote_summary(st);
     if (st->staging_note[0])
         printf("note: %s\n", st->staging_note);
     if (st->bytes_deferred > 0) { /* partial_reads: never call those bytes verified */
@@ -192,8 +186,10 @@ int cli_restore_json(const char *path, const trestle_checkpoint *ckpt, const tre
             count[op.skipped]++;
     }
     cli_machine_probe(trestle_shard_path(ckpt, 0), &m);
+    char shown[4200];
+    trestle_url_redact(path, shown, sizeof shown); /* a presigned URL's query stays secret */
     fputs("{\n  \"command\": \"restore\",\n  \"path\": ", f);
-    cli_json_cstr(f, path);
+    cli_json_cstr(f, shown);
     fputs(",\n", f);
     cli_machine_json(f, &m, "  ");
     fprintf(f, ",\n  \"devices\": [");

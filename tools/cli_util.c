@@ -165,8 +165,10 @@ char *cli_escape_text(const char *s)
     return out;
 }
 
-void cli_graph_hint(const char *path)
+void cli_graph_hint(const char *given)
 {
+    char path[4200];
+    trestle_url_redact(given, path, sizeof path);
     size_t n = strlen(path);
     if (n > 5 && strcmp(path + n - 5, ".meta") == 0)
         cli_error("%s is a graph, not a checkpoint; its checkpoint is the prefix %.*s: "
@@ -177,11 +179,19 @@ void cli_graph_hint(const char *path)
                   "%.*svariables/variables", path, (int)(n - 14), path);
 }
 
+const char *cli_reader_name(int reader)
+{
+    return reader == TRESTLE_READER_IO_URING ? "io_uring"
+           : reader == TRESTLE_READER_PREAD  ? "pread"
+           : reader == TRESTLE_READER_REMOTE ? "remote"
+                                             : "auto";
+}
+
 int cli_open(const char *path, trestle_checkpoint **out)
 {
     trestle_error err;
     trestle_error_clear(&err);
-    if (trestle_open(path, NULL, out, &err) != TRESTLE_OK) {
+    if (trestle_open(path, cli_open_options(), out, &err) != TRESTLE_OK) {
         cli_fail(&err);
         cli_graph_hint(path);
         return CLI_EXIT_FAIL;

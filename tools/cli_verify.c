@@ -25,11 +25,14 @@ static const char verify_help[] =
     "Exits 0 when all are intact, 1 otherwise.\n"
     "This is 'trestle inspect --verify' without the listing.\n"
     "\n"
-    "PATH is a checkpoint prefix, its .index file, a data file or a directory.\n"
+    "PATH is a checkpoint prefix, its .index file, a data file or a directory, or\n"
+    "a gs://, s3://, https:// or http:// URL of one; where the store reports each\n"
+    "shard's own CRC32C (GCS, S3 uploads with one), the whole objects are checked too.\n"
     "\n"
     "Options:\n"
     "  -q, --quiet  print nothing on stdout; the exit code tells\n"
     "  -h, --help   show this help\n"
+    CLI_REMOTE_HELP
     "\n"
     "Examples:\n"
     "  trestle verify ./ckpt/model.ckpt-1000\n"
@@ -63,7 +66,7 @@ static int verify_skipped(const trestle_checkpoint *c, const trestle_plan *plan,
 
 /* Restore every tensor into nowhere, then check the variants: 0 when every
  * CRC matched. */
-static int verify_fast(const trestle_checkpoint *c, trestle_error *err)
+static int verify_fast(const trestle_checkpoint *c, trestle_stats *st, trestle_error *err)
 {
     size_t n = trestle_tensor_count(c);
     trestle_op *ops = calloc(n ? n : 1, sizeof *ops);
@@ -83,7 +86,7 @@ static int verify_fast(const trestle_checkpoint *c, trestle_error *err)
     popt.skip_unsupported = 1;
     rc = trestle_plan_create(c, ops, n, &popt, &plan, err);
     if (rc == TRESTLE_OK)
-        rc = trestle_restore(plan, NULL, NULL, err);
+        rc = trestle_restore(plan, NULL, st, err);
     if (rc == TRESTLE_OK)
         rc = verify_skipped(c, plan, err);
     trestle_plan_free(plan);
@@ -115,6 +118,7 @@ int cli_verify_main(int argc, char **argv)
     static const struct option longopts[] = {
         { "quiet", no_argument, NULL, 'q' },
         { "help", no_argument, NULL, 'h' },
+        CLI_REMOTE_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
     int quiet = 0, c;
@@ -124,6 +128,12 @@ int cli_verify_main(int argc, char **argv)
         switch (c) {
         case 'q': quiet = 1; break;
         case 'h': fputs(verify_help, stdout); return CLI_EXIT_OK;
+        case CLI_OPT_CONNECTIONS:
+        case CLI_OPT_ATTEMPTS:
+        case CLI_OPT_BACKOFF:
+            if (cli_remote_option("verify", c, optarg) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
+            break;
         default: return cli_bad_option("verify", argv, c);
         }
     }
@@ -145,7 +155,8 @@ int cli_verify_main(int argc, char **argv)
 
     trestle_error fast_err;
     trestle_error_clear(&fast_err);
-    int fast = verify_fast(ckpt, &fast_err);
+    trestle_stats st = { 0 };
+    int fast = verify_fast(ckpt, &st, &fast_err);
     if (fast != TRESTLE_OK) {
         cli_scan_counts k;
         cli_scan_result *res = cli_scan(ckpt, 0, &k);
@@ -169,7 +180,11 @@ int cli_verify_main(int argc, char **argv)
         status = CLI_EXIT_FAIL;
         cli_scan_free(res, n);
     }
-    if (status == CLI_EXIT_OK && !quiet)
+    if (status == CLI_EXIT_OK && !quiet && st.reader == TRESTLE_READER_REMOTE && st.objects_verified)
+        printf("OK: %zu tensor%s, %s verified; %u of %d shard objects also whole, against the "
+               "store's CRC32C\n", n, n == 1 ? "" : "s", total, st.objects_verified,
+               ci.num_shards);
+    else if (status == CLI_EXIT_OK && !quiet)
         printf("OK: %zu tensor%s, %s verified\n", n, n == 1 ? "" : "s", total);
     trestle_close(ckpt);
     return status;

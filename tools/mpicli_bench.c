@@ -69,6 +69,9 @@ static const char help[] =
     "      --group mpi      the process group (the default, and the only one)\n"
     "  -h, --help           this text\n"
     "\n"
+    CLI_REMOTE_HELP
+    "  (For a URL the storage ceiling is n/a: it read()s files.)\n"
+    "\n"
     "Examples:\n"
     "  mpirun -np 4 trestle bench --synthetic 2G,8\n"
     "  mpirun -np 8 --map-by node trestle bench /lustre/ckpt/model.ckpt-1000 --cold\n"
@@ -100,7 +103,7 @@ static int parse(int argc, char **argv, int rank, bench_args *a)
         { "repeat", required_argument, NULL, 'r' },    { "threads", required_argument, NULL, 't' },
         { "json", no_argument, NULL, 'j' },            { "help", no_argument, NULL, 'h' },
         { "host", no_argument, NULL, 'H' },            TRESTLE_MPI_GROUP_LONGOPTS,
-        { NULL, 0, NULL, 0 }
+        CLI_REMOTE_LONGOPTS,                           { NULL, 0, NULL, 0 }
     };
     a->repeat = 3;
     a->synth_shards = 4;
@@ -142,6 +145,12 @@ static int parse(int argc, char **argv, int rank, bench_args *a)
             break;
         case 'j': a->json = 1; break;
         case 'H': a->group.device = -1; break;
+        case CLI_OPT_CONNECTIONS:
+        case CLI_OPT_ATTEMPTS:
+        case CLI_OPT_BACKOFF:
+            if (cli_remote_option_quiet("bench", c, optarg, rank != 0) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
+            break;
         case 'h':
             if (rank == 0)
                 fputs(help, stdout);
@@ -178,9 +187,10 @@ static int one_restore(const bench_args *a, trestle_group *g, MPI_Comm node, int
     trestle_restore_options_init(&ro);
     if (a->threads)
         ro.threads = a->threads;
+    cli_remote_fit(&ro);
     int rc = mpi_group_device(&a->group, g, &ro.device, &mine);
     if (rc == TRESTLE_OK)
-        rc = trestle_open(a->path, NULL, &c, &mine);
+        rc = trestle_open(a->path, cli_open_options(), &c, &mine);
     if (rc == TRESTLE_OK && a->cold)
         mpi_bench_drop_cache(c, node);
     else if (a->cold)
@@ -371,7 +381,7 @@ static int bench(const bench_args *a, trestle_group *g, MPI_Comm node)
     wall_spread(alone, a->repeat, &o.aw);
 
     trestle_checkpoint *c = NULL;
-    rc = trestle_open(a->path, NULL, &c, &err);
+    rc = trestle_open(a->path, cli_open_options(), &c, &err);
     int ok = rc == TRESTLE_OK, all_ok;
     if (ok && rank == 0)
         cli_machine_probe(trestle_shard_path(c, 0), &o.machine);

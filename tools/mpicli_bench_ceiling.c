@@ -93,6 +93,16 @@ void mpi_bench_storage_ceiling(const trestle_checkpoint *c, int cold, MPI_Comm n
     MPI_Comm_size(scope, &n);
     trestle_checkpoint_info ci;
     trestle_checkpoint_get_info(c, &ci);
+    memset(out, 0, sizeof *out);
+    out->kind = CLI_CEILING;
+    if (trestle_is_url(ci.prefix)) {
+        /* Shares of files read(); an object store has none to read: say so,
+         * rather than a rate of nothing. (Every rank agrees: one URL.) */
+        snprintf(out->note, sizeof out->note,
+                 "n/a: a URL, whose objects this ceiling cannot read() (`trestle bench URL` "
+                 "holds one process against parallel ranged GETs)");
+        return;
+    }
     uint64_t total = 0;
     for (int s = 0; s < ci.num_shards; s++) {
         struct stat st;
@@ -102,8 +112,6 @@ void mpi_bench_storage_ceiling(const trestle_checkpoint *c, int cold, MPI_Comm n
     uint64_t lo = total / (uint64_t)n * (uint64_t)rank;
     uint64_t hi = rank + 1 == n ? total : total / (uint64_t)n * (uint64_t)(rank + 1);
     char *buf = malloc(READ_BLOCK);
-    memset(out, 0, sizeof *out);
-    out->kind = CLI_CEILING;
     for (int run = 0; run < 3; run++) {
         if (cold)
             mpi_bench_drop_cache(c, node);

@@ -115,6 +115,8 @@ static const char help[] =
     "                         model's) and of its parts, and its bytes read\n"
     "  -h, --help             this text\n"
     "\n"
+    CLI_REMOTE_HELP
+    "\n"
     "Failure is collective: a CRC mismatch, I/O error or missing key on any rank\n"
     "fails every rank with the same message, naming the rank that saw it.\n"
     "Rates are GB/s (1e9 bytes per second), sizes binary (MiB, GiB).\n";
@@ -148,7 +150,7 @@ static int parse(int argc, char **argv, int rank, args *a)
         { "no-verify", no_argument, NULL, 'V' }, { "threads", required_argument, NULL, 't' },
         { "reader", required_argument, NULL, 'R' }, { "checksum", no_argument, NULL, 'c' },
         { "direct", required_argument, NULL, 'D' },
-        { "skip-unsupported", no_argument, NULL, 'U' },
+        { "skip-unsupported", no_argument, NULL, 'U' }, CLI_REMOTE_LONGOPTS,
         { "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
     };
     int c, all = 0;
@@ -195,6 +197,12 @@ static int parse(int argc, char **argv, int rank, args *a)
             else if (!strcmp(optarg, "never")) a->direct = TRESTLE_DIRECT_NEVER;
             else return rank ? CLI_EXIT_USAGE
                              : cli_usage("restore", "--direct is auto, always or never");
+            break;
+        case CLI_OPT_CONNECTIONS:
+        case CLI_OPT_ATTEMPTS:
+        case CLI_OPT_BACKOFF:
+            if (cli_remote_option_quiet("restore", c, optarg, rank != 0) != CLI_EXIT_OK)
+                return CLI_EXIT_USAGE;
             break;
         case 'h':
             if (rank == 0)
@@ -448,6 +456,7 @@ static int restore(const args *a, trestle_group *g)
     ro.direct = a->direct;
     if (a->threads)
         ro.threads = a->threads;
+    cli_remote_fit(&ro);
     rc = mpi_group_device(&a->group, g, &ro.device, &mine);
     const char *kill_rank = getenv("TRESTLE_MPI_TEST_KILL_RANK");
     if (kill_rank && atoi(kill_rank) == rank) {
@@ -456,7 +465,7 @@ static int restore(const args *a, trestle_group *g)
 
     /* Planning is local, but its failure is everyone's. */
     if (rc == TRESTLE_OK)
-        rc = trestle_open(a->path, NULL, &c, &mine);
+        rc = trestle_open(a->path, cli_open_options(), &c, &mine);
     if (rc == TRESTLE_OK && split_ops(a, c, &file, &wops, &nw, &pops, &np, rank == 0) != CLI_EXIT_OK) {
         rc = TRESTLE_E_INVALID_ARG;
         snprintf(mine.message, sizeof mine.message, "cannot read the op list");

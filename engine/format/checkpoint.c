@@ -20,6 +20,7 @@
 #include "checkpoint.h"
 #include "ckpt_entry.h"
 #include "ckpt_path.h"
+#include "ckpt_remote.h"
 #include "ckpt_scan.h"
 #include "ckpt_shard.h"
 #include "ckpt_slices.h"
@@ -27,6 +28,7 @@
 #include "error.h"
 #include "options.h"
 #include "regular_file.h"
+#include "remote.h"
 #include "sstable.h"
 
 #define MAX_INDEX_BYTES (4ull << 30) /* a 4 GiB index is already absurd */
@@ -126,10 +128,15 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
                                      TRESTLE__OPEN_OPTIONS_FIRST_SIZE, err));
     c = calloc(1, sizeof *c);
     TR_FAIL_IF(!c, err, TRESTLE_E_NOMEM, "out of memory");
-    TR_FORWARD(trestle__resolve_prefix(path, &c->prefix, err));
-    TR_FAIL_IF(asprintf(&c->index_path, "%s.index", c->prefix) < 0, err, TRESTLE_E_NOMEM,
-               "out of memory");
-    TR_FORWARD(slurp(c->index_path, &index, &index_len, err));
+    if (trestle__is_url(path)) {
+        /* An object store: the index in one GET (ckpt_remote.c). */
+        TR_FORWARD(trestle__remote_open_index(c, path, &o, &index, &index_len, err));
+    } else {
+        TR_FORWARD(trestle__resolve_prefix(path, &c->prefix, err));
+        TR_FAIL_IF(asprintf(&c->index_path, "%s.index", c->prefix) < 0, err, TRESTLE_E_NOMEM,
+                   "out of memory");
+        TR_FORWARD(slurp(c->index_path, &index, &index_len, err));
+    }
     /* Every entry's CRC and offset is in these bytes, so two copies that
      * differ in any tensor differ here: what lets the ranks of a group
      * tell versions of one checkpoint apart (trestle_checkpoint_identity()). */
@@ -167,6 +174,7 @@ void trestle_close(trestle_checkpoint *c)
     trestle__slab_free(&c->slab);
     trestle__bulk_free(c->entries);
     trestle__shards_free(c);
+    trestle__remote_free(c);
     trestle__bulk_free(c->listed);
     free(c->prefix);
     free(c->index_path);

@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 
 #include "ckpt_path.h"
+#include "ckpt_remote.h"
 #include "error.h"
+#include "remote.h"
 #include "state_file.h"
 
 static bool is_file(const char *p)
@@ -117,6 +119,8 @@ int trestle_latest_checkpoint(const char *dir, const char *state_name, char **ou
     if (!dir || !out)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG,
                                      "trestle_latest_checkpoint: NULL %s", dir ? "out" : "dir");
+    if (trestle__is_url(dir))
+        return trestle__remote_latest(dir, state_name, out, err);
     int rc = trestle__state_read(dir, state_name, &latest, err);
     if (rc != TRESTLE_OK || !latest)
         return rc;

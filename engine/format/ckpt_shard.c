@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ckpt_remote.h"
 #include "ckpt_shard.h"
 #include "error.h"
 #include "regular_file.h"
@@ -44,6 +45,8 @@ static void probe(trestle_checkpoint *c, size_t i)
 int trestle__shards_init(trestle_checkpoint *c, bool require_all, trestle_error *err)
 {
     size_t n = (size_t)c->num_shards;
+    if (c->store)
+        return trestle__remote_shards_init(c, require_all, err); /* HEADs, not stat() */
     c->shard_paths = calloc(n, sizeof *c->shard_paths);
     c->shard_fds = malloc(n * sizeof *c->shard_fds);
     c->shard_errno = calloc(n, sizeof *c->shard_errno);
@@ -88,8 +91,8 @@ static void unlock(const trestle_checkpoint *c)
 int trestle__shard_open(const trestle_checkpoint *c, int shard, const char *key,
                         trestle_error *err)
 {
-    if (!c->shard_state)
-        return TRESTLE_OK;
+    if (!c->shard_state || c->store)
+        return TRESTLE_OK; /* hand-made fds, or remote objects, known since the open */
     lock(c);
     if (c->shard_state[shard] == TRESTLE__SHARD_UNOPENED) {
         /* O_NONBLOCK: should the file have become a FIFO since the stat,
@@ -122,6 +125,8 @@ int trestle__shard_check(const trestle_checkpoint *c, int shard, const char *key
     const char *path = c->shard_paths[shard];
     int e = c->shard_errno[shard];
     char who[600] = "";
+    if (c->store)
+        return trestle__remote_shard_check(c, shard, key, offset, err);
     if (__atomic_load_n(&c->shard_fds[shard], __ATOMIC_ACQUIRE) >= 0)
         return TRESTLE_OK;
     if (key)
@@ -150,6 +155,8 @@ int trestle__shard_pread(const trestle_checkpoint *c, int shard, uint64_t offset
 {
     const char *path = c->shard_paths[shard];
     uint64_t got = 0;
+    if (c->store)
+        return trestle__remote_shard_read(c, shard, offset, buf, n, key, err);
     int rc = trestle__shard_open(c, shard, key, err);
     if (rc == TRESTLE_OK)
         rc = trestle__shard_check(c, shard, key, offset, err);

@@ -81,6 +81,11 @@ struct trestle_checkpoint {
                                 is (trestle_checkpoint_identity()) */
     size_t num_partitioned;  /* PARTITIONED entries (they own their slice arrays) */
     trestle__slab slab;      /* every entry's key and dims: one free at close */
+    /* A remote checkpoint (gs://, s3://, http(s)://; ckpt_remote.c), else both NULL: its
+     * names above are display URLs (no secret in them), shard_fds stay -1, and a shard
+     * whose HEAD succeeded is TRESTLE__SHARD_OPEN. */
+    struct trestle__store *store;          /* where its objects live (engine/remote/) */
+    struct trestle__object *remote_shards; /* num_shards: size, validators, CRC32C */
 };
 
 /* What trestle_open() found out about a shard file (shard_state). */

@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "error.h"
 #include "regular_file.h"
+#include "remote.h"
 #include "state_file.h"
 
 typedef struct lexer {
@@ -92,10 +93,11 @@ static bool parse_string(lexer *lx, trestle__buf *out)
     return trestle__buf_append(out, "", 1);
 }
 
-/* Join a relative path to dir, as os.path.join does; absolute paths stay. */
+/* Join a relative path to dir, as os.path.join does; absolute paths stay,
+ * and so does a URL (a TF1 Saver on GCS writes gs://BUCKET/DIR/model.ckpt-N). */
 static char *join_dir(const char *dir, const char *path)
 {
-    if (path[0] == '/' || dir[0] == '\0')
+    if (path[0] == '/' || dir[0] == '\0' || trestle__is_url(path))
         return strdup(path);
     size_t a = strlen(dir), b = strlen(path);
     char *s = malloc(a + b + 2);

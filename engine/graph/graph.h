@@ -76,6 +76,15 @@ struct trestle_graph {
 };
 
 /*
+ * A graph at a URL (graph_url.c): fetch it whole (the URL, else
+ * URL/saved_model.pb, else URL.meta) into *data (malloc'd: free() it) and
+ * *size, and set g->path (redacted), g->kind from its name, and
+ * g->checkpoint_prefix. Errors as trestle_url_read()'s.
+ */
+int trestle__graph_fetch(const char *url, trestle_graph *g, const uint8_t **data, size_t *size,
+                         trestle_error *err);
+
+/*
  * Room for element n of a growing array of `elem`-byte items with *cap
  * allocated (doubling, from `first`): returns the array, possibly moved,
  * with *cap updated; or NULL when out of memory or the size would

@@ -476,7 +476,7 @@ int trestle_graph_open(const char *path, const trestle_graph_options *opt, trest
     size_t size = 0;
     char *restore_op = NULL;
     trestle_graph_options o;
-    int rc = TRESTLE_OK;
+    int rc = TRESTLE_OK, fetched = 0;
 
     memset(&nodes, 0, sizeof nodes);
     if (out)
@@ -487,8 +487,13 @@ int trestle_graph_open(const char *path, const trestle_graph_options *opt, trest
                                      TRESTLE__GRAPH_OPTIONS_FIRST_SIZE, err));
     g = calloc(1, sizeof *g);
     TR_FAIL_IF(!g, err, TRESTLE_E_NOMEM, "out of memory");
-    TR_FORWARD(resolve(path, g, err));
-    TR_FORWARD(map_file(g->path, &data, &size, err));
+    fetched = trestle_is_url(path); /* an object store: fetched whole (graph_url.c) */
+    if (fetched) {
+        TR_FORWARD(trestle__graph_fetch(path, g, &data, &size, err));
+    } else {
+        TR_FORWARD(resolve(path, g, err));
+        TR_FORWARD(map_file(g->path, &data, &size, err));
+    }
 
     tr_pb_span file = { data, size, 0 }, meta;
     TR_FORWARD(sniff(g->path, file, g->kind, &g->kind, err));
@@ -512,7 +517,9 @@ int trestle_graph_open(const char *path, const trestle_graph_options *opt, trest
 fail:
     free_nodes(&nodes);
     free(restore_op);
-    if (data)
+    if (data && fetched)
+        free((void *)data);
+    else if (data)
         munmap((void *)data, size);
     trestle_graph_close(g);
     return rc;

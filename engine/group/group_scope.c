@@ -51,6 +51,11 @@ static const struct {
 static int fs_shared(const char *path, char *name, size_t cap)
 {
     struct statfs sf;
+    if (trestle_is_url(path)) {
+        /* gs://, s3://, http(s)://: every node reaches the same objects. */
+        snprintf(name, cap, "an object store (%.*s)", (int)strcspn(path, ":"), path);
+        return 1;
+    }
     int rc = statfs(path, &sf);
     if (rc != 0) {
         char *copy = strdup(path);

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "deadline.h"
 #include "error.h"
 #include "reader.h"
 
@@ -147,13 +148,7 @@ static int pread_reap(trestle__reader *r, trestle__read **done, unsigned max, un
     pthread_mutex_lock(&p->mu);
     if (!p->done_head && timeout_ms > 0) {
         struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += timeout_ms / 1000;
-        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000L;
-        }
+        trestle__deadline_after(&deadline, timeout_ms);
         while (!p->done_head)
             if (pthread_cond_timedwait(&p->done_cv, &p->mu, &deadline) == ETIMEDOUT)
                 break;

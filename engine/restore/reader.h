@@ -1,6 +1,9 @@
 /*
  * reader.h - the internal reader interface shared by the io_uring reader
- * (engine/restore/io_uring.c) and the pread thread-pool fallback (engine/restore/io_pread.c).
+ * (engine/restore/io_uring.c), the pread thread-pool fallback
+ * (engine/restore/io_pread.c) and the reader of remote objects
+ * (engine/restore/io_remote.c: ranged HTTP GETs, for a checkpoint opened
+ * from a URL).
  *
  * Modelled on Redis's rio: a small table of function pointers, a union of
  * backend state, and a sticky error. The contract is "complete or error":
@@ -119,9 +122,14 @@ struct trestle__reader {
     char note[96];          /* a degradation worth reporting (e.g. buffers not registered), or "" */
     const trestle__read *failed; /* the read behind the sticky error, if one was */
     trestle__faults *faults; /* tests only: faults to inject (fault.h), else NULL */
+    struct trestle__reader_remote {
+        uint64_t requests, retries, bytes_fetched; /* HTTP requests, of them retries, bytes */
+        unsigned objects_whole, objects_verified;  /* shards read whole; CRC32C'd whole */
+    } remote;               /* the remote reader's counts, kept after close() for the stats */
     union {
         struct trestle__uring *uring;
         struct trestle__preader *pread;
+        struct trestle__rreader *remote;
     } u;                    /* backend state */
 };
 
@@ -131,6 +139,16 @@ int trestle__reader_open_uring(trestle__reader *r, const trestle__reader_config 
                                trestle_error *err);
 int trestle__reader_open_pread(trestle__reader *r, const trestle__reader_config *cfg,
                                trestle_error *err);
+
+/* The remote reader, for a checkpoint opened from a URL; `asked` is the
+ * restore's reader option: AUTO or REMOTE, anything else (and REMOTE for
+ * a local checkpoint) is TRESTLE_E_INVALID_ARG. Up to the store's
+ * connections in flight (trestle_open_options.connections). */
+int trestle__reader_open_remote(trestle__reader *r, const trestle__reader_config *cfg,
+                                int asked, trestle_error *err);
+
+/* Copy the remote reader's counts (kept in r->remote) into the stats. */
+void trestle__reader_remote_stats(const trestle__reader *r, trestle_stats *st);
 
 /* ---- helpers shared by the two backends (engine/restore/reader.c) ---- */
 

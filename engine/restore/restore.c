@@ -3,7 +3,8 @@
  * everything around it. Resolves the options, checks the plan can run
  * (shards present, destinations supported), allocates engine-owned
  * destinations, lays out the chunk bookkeeping, opens the staging pool,
- * the reader (io_uring, or pread when io_uring is forbidden) and the
+ * the reader (io_uring, or pread when io_uring is forbidden; ranged HTTP
+ * GETs for a checkpoint opened from a URL) and the
  * copier, starts the workers (engine/restore/restore_worker.c), then keeps up to
  * queue_depth reads in flight from the calling thread and hands each
  * completed one to the work queue (engine/restore/restore_produce.c). Teardown waits out every read and joins
@@ -70,7 +71,7 @@ static int read_options(const trestle_restore_options *in, trestle_restore_optio
                                    TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err);
     if (rc != TRESTLE_OK)
         return rc;
-    if (o->reader < TRESTLE_READER_AUTO || o->reader > TRESTLE_READER_PREAD)
+    if (o->reader < TRESTLE_READER_AUTO || o->reader > TRESTLE_READER_REMOTE)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "unknown reader kind %d",
                                      o->reader);
     if (o->direct < TRESTLE_DIRECT_AUTO || o->direct > TRESTLE_DIRECT_ALWAYS)
@@ -100,23 +101,16 @@ static int read_options(const trestle_restore_options *in, trestle_restore_optio
 
 /* ---- checks before anything is allocated ---- */
 
-/* A missing shard fails the restore before any read, naming the file and
- * the first tensor that needs it. */
+/* A missing shard (file or object) fails the restore before any read,
+ * naming it and the first tensor that needs it (engine/format/ckpt_shard.c). */
 static int check_shards(const trestle__restore *x, trestle_error *err)
 {
-    const trestle_plan *p = x->plan;
-    for (size_t b = 0; b < p->num_batches; b++) {
-        int s = p->batches[b].shard;
-        if (x->ckpt->shard_fds[s] >= 0)
-            continue;
-        int e = x->ckpt->shard_errno[s] ? x->ckpt->shard_errno[s] : ENOENT;
-        const char *name = trestle__restore_tensor_name(x, p->batches[b].first_extent);
-        const char *path = x->ckpt->shard_paths[s];
-        return trestle__error_set(err, e == ENOENT ? TRESTLE_E_NOT_FOUND : TRESTLE_E_IO, e, name,
-                                  path, (int64_t)p->batches[b].offset, -1,
-                                  "tensor '%s' needs data shard %s, which could not be opened: "
-                                  "%s", name, path, strerror(e));
-    }
+    const trestle__batch *bt = x->plan->batches;
+    for (size_t b = 0; b < x->plan->num_batches; b++)
+        if (trestle__shard_check(x->ckpt, bt[b].shard, NULL, 0, NULL) != TRESTLE_OK)
+            return trestle__shard_check(x->ckpt, bt[b].shard,
+                                        trestle__restore_tensor_name(x, bt[b].first_extent),
+                                        bt[b].offset, err);
     return TRESTLE_OK;
 }
 
@@ -136,6 +130,11 @@ static int open_reader(trestle__restore *x, trestle_error *err)
     int rc = TRESTLE_E_NO_IO_URING;
     char why[TRESTLE_ERROR_MESSAGE_MAX] = "";
 
+    if (x->ckpt->store || x->opt.reader == TRESTLE_READER_REMOTE) { /* io_remote.c */
+        rc = trestle__reader_open_remote(&x->reader, &cfg, x->opt.reader, err);
+        x->reader_open = rc == TRESTLE_OK;
+        return rc;
+    }
     if (x->opt.reader != TRESTLE_READER_PREAD) {
         trestle_error uerr;
         trestle_error_clear(&uerr);
@@ -265,6 +264,7 @@ static void fill_stats(const trestle__restore *x, trestle_stats *st)
     st->reader = x->reader_kind;
     st->direct_reads = x->reader.direct_reads > 0;
     snprintf(st->reader_note, sizeof st->reader_note, "%s", x->reader.note);
+    trestle__reader_remote_stats(&x->reader, st);
     /* Before free_context() closes the copier: its workers' figures go with it. */
     if (x->copier_open && x->copier.ops->wait_seconds)
         st->copy_wait_seconds = x->copier.ops->wait_seconds(&x->copier);

@@ -80,6 +80,8 @@ static bool mostly_cached(trestle__restore *x, int fd, uint64_t off, uint64_t le
 /* The O_DIRECT policy for one batch: cold data skips the page cache. */
 static unsigned char batch_mode(trestle__restore *x, const trestle__batch *bt)
 {
+    if (x->ckpt->store)
+        return TRESTLE__BATCH_BUFFERED; /* remote objects: no page cache, no O_DIRECT */
     if (x->opt.direct == TRESTLE_DIRECT_ALWAYS)
         return TRESTLE__BATCH_DIRECT;
     if (bt->length > 0 && mostly_cached(x, x->ckpt->shard_fds[bt->shard], bt->offset, bt->length))
@@ -106,7 +108,8 @@ static bool small_in_place(const trestle__restore *x, size_t e)
 {
     const trestle__ext_state *st = &x->ext[e];
     uint64_t size = x->plan->extents[e].size;
-    return st->dest && !st->mapped && size > 0 && size < DEST_READ_MIN && size <= x->chunk;
+    return st->dest && !st->mapped && !x->ckpt->store && size > 0 && size < DEST_READ_MIN &&
+           size <= x->chunk;
 }
 
 
@@ -299,8 +302,14 @@ static void pick_destination(trestle__restore *x, size_t e)
             /* Strings are walked where a host destination holds them all. */
             if (ext->is_string && !st->walk_buf)
                 st->walk_buf = (uint8_t *)op->dest + pc->dst_offset;
-            if (!st->dest && (ext->size >= DEST_READ_MIN ||
-                              (!ext->is_string && ext->size <= x->chunk))) {
+            /* A remote GET costs a round trip: there only extents of a
+             * whole chunk or more get one of their own, and no run of
+             * small ones is scattered (the remote reader fills buffers). */
+            bool own_read = x->ckpt->store
+                                ? ext->size >= x->chunk
+                                : ext->size >= DEST_READ_MIN ||
+                                      (!ext->is_string && ext->size <= x->chunk);
+            if (!st->dest && own_read) {
                 st->dest = (uint8_t *)op->dest + pc->dst_offset;
                 st->primary = ext->first_piece + k;
             }

@@ -11,12 +11,16 @@
 
 static int ckpt_init(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = { "path", NULL };
+    static char *kwlist[] = { "path", "connections", "attempts", "backoff_ms", NULL };
     pyt_checkpoint *ck = (pyt_checkpoint *)self;
     PyObject *path_obj;
     trestle_error err;
+    trestle_open_options o;
     int rc;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&", kwlist, PyUnicode_FSConverter, &path_obj))
+    /* A URL's remote options (0: the default), checked by the Python layer. */
+    trestle_open_options_init(&o);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&|$III", kwlist, PyUnicode_FSConverter,
+                                     &path_obj, &o.connections, &o.attempts, &o.backoff_ms))
         return -1;
     if (ck->c) {
         Py_DECREF(path_obj);
@@ -25,7 +29,7 @@ static int ckpt_init(PyObject *self, PyObject *args, PyObject *kwargs)
     }
     const char *path = PyBytes_AS_STRING(path_obj);
     Py_BEGIN_ALLOW_THREADS
-    rc = trestle_open(path, NULL, &ck->c, &err);
+    rc = trestle_open(path, &o, &ck->c, &err);
     Py_END_ALLOW_THREADS
     Py_DECREF(path_obj);
     if (rc != TRESTLE_OK) {

@@ -258,7 +258,8 @@ static PyObject *stats_dict(const trestle_stats *s)
                          "verify_seconds", s->verify_seconds, "copy_seconds", s->copy_seconds,
                          "wall_seconds", s->wall_seconds, "first_ready_seconds",
                          s->first_ready_seconds, "tensors", (Py_ssize_t)s->tensors, "reader",
-                         s->reader == TRESTLE_READER_IO_URING ? "io_uring" : "pread",
+                         s->reader == TRESTLE_READER_IO_URING ? "io_uring"
+                         : s->reader == TRESTLE_READER_REMOTE ? "remote" : "pread",
                          "direct_reads", s->direct_reads ? Py_True : Py_False, "reader_note", s->reader_note);
 }
 

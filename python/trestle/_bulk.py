@@ -333,7 +333,8 @@ def _conversions(ckpt, ops, rules, exclude, allow_missing, rnn, as_dtype, bfloat
 
 def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missing=False,
             as_dtype=None, device="cpu", framework="numpy", bfloat16="auto", progress=True,
-            threads=None, verify=True, rnn_renames=False):
+            threads=None, verify=True, rnn_renames=False, connections=None, attempts=None,
+            backoff_ms=None):
     """Restore tensors in one pipeline pass; returns {name: array}.
 
     path: a checkpoint prefix, file or directory (as load_checkpoint).
@@ -363,6 +364,10 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
         about ten times a second.
     threads, verify: engine workers, 1 to 1024 (default: cores, at most 8);
         CRC32C checking (on by default).
+    connections, attempts, backoff_ms: for a gs://, s3:// or http(s):// URL,
+        ranged GETs in flight (default 32), tries per request (default 8)
+        and the first retry's delay (default 200 ms), as the CLI's
+        --connections, --attempts and --backoff.
 
     The arrays are views of one engine allocation, kept alive by the arrays
     themselves and freed when the last one is gone. Ctrl-C cancels cleanly.
@@ -389,7 +394,7 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
     if framework == "torch":
         import torch
 
-    ckpt = open_checkpoint(path)
+    ckpt = open_checkpoint(path, connections, attempts, backoff_ms)
     _check_as_dtype(ckpt, as_dtype)
     # String tensors have no device form (and DLPack no string type): a
     # device restore of every tensor leaves them out, as convert() does.
@@ -456,7 +461,8 @@ def _host_dtypes(bfloat16):
 
 def convert(path, out, ops=None, *, rename=None, keys=None, transpose=None, exclude=None,
             allow_missing=False, skip_unsupported=False, as_dtype=None, threads=None, sync=True,
-            rnn_renames=False, progress=True):
+            rnn_renames=False, progress=True, connections=None, attempts=None,
+            backoff_ms=None):
     """Write tensors into a safetensors file at `out` (trestle convert).
 
     The same selection as restore() (ops, rename, keys, exclude,
@@ -473,7 +479,7 @@ def convert(path, out, ops=None, *, rename=None, keys=None, transpose=None, excl
         Dense kernels are [in, out], torch's Linear weights [out, in]); each
         is transposed as its bytes land. A pattern that matches nothing, or
         a tensor that is not 2-D, is an error.
-    progress: as for restore().
+    progress, connections, attempts, backoff_ms: as for restore().
 
     `out` may not be one of the checkpoint's own files, nor a device node,
     FIFO or directory. Returns {'tensors', 'skipped', 'skipped_tensors'
@@ -493,7 +499,7 @@ def convert(path, out, ops=None, *, rename=None, keys=None, transpose=None, excl
     _progress(progress, 0)
     if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
         raise ValueError(f"the directory of {out!r} does not exist")
-    ckpt = open_checkpoint(path)
+    ckpt = open_checkpoint(path, connections, attempts, backoff_ms)
     conv = _trestle.Conversion(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames),
                                bool(skip_unsupported), transpose=transpose,
                                as_dtype=_check_as_dtype(ckpt, as_dtype), threads=threads,

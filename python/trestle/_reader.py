@@ -44,9 +44,29 @@ def _tensor_name(name, what="tensor name"):
     return name
 
 
-def open_checkpoint(path):
-    """A _trestle.Checkpoint for a path, after the argument check."""
-    return _trestle.Checkpoint(_fspath(path))
+# A URL's remote options as the CLI's --connections, --attempts and --backoff take them.
+_REMOTE_LIMITS = {"connections": 1024, "attempts": 100, "backoff_ms": 600000}
+
+
+def _remote_options(**given):
+    """The remote options given (not None), each checked: an int in range."""
+    out = {}
+    for name, value in given.items():
+        if value is None:
+            continue
+        message = f"{name} wants a number from 1 to {_REMOTE_LIMITS[name]}, not {value!r}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(message)
+        if not 1 <= value <= _REMOTE_LIMITS[name]:
+            raise ValueError(message)
+        out[name] = value
+    return out
+
+
+def open_checkpoint(path, connections=None, attempts=None, backoff_ms=None):
+    """A _trestle.Checkpoint for a path, after the argument checks."""
+    remote = _remote_options(connections=connections, attempts=attempts, backoff_ms=backoff_ms)
+    return _trestle.Checkpoint(_fspath(path), **remote)
 
 
 def raise_missing(ckpt, names):
