@@ -23,6 +23,7 @@ typedef struct layout {
     trestle__extent ext[MAX_EXT];
     trestle__ext_state st[MAX_EXT];
     trestle__restore x;
+    trestle_checkpoint ckpt; /* a local one: no store */
     uint64_t at;          /* file offset of the next extent */
     uint8_t dest[64];     /* any host memory: only its being set matters here */
 } layout;
@@ -35,6 +36,7 @@ static layout *layout_new(uint64_t chunk)
     l->plan.batches = &l->batch;
     l->plan.num_batches = 1;
     l->x.plan = &l->plan;
+    l->x.ckpt = &l->ckpt;
     l->x.ext = l->st;
     l->x.chunk = chunk;
     return l;
@@ -96,6 +98,30 @@ Test(restore_layout, reads_runs_of_small_extents_in_place_and_breaks_them_where_
     expect(&s[2], end3, 1200, 4, 3, true, "small 4-6");
     expect(&s[3], end3 + 1200, 710, TRESTLE__NO_EXTENT, 1, false, "staging 7-8");
     expect(&s[4], end8, x[10].offset + 800 - end8, 9, 2, true, "small 9-10, gaps included");
+    free(l);
+}
+
+/* A checkpoint in an object store (engine/remote/) is read into staging
+ * buffers only: its reader fills buffers and takes no iovecs, so no run of
+ * small extents is scattered even when they have host destinations (an
+ * extent of a whole chunk may have one: remote extents of a chunk or more
+ * are read alone). */
+Test(restore_layout, a_remote_checkpoint_scatters_no_run)
+{
+    layout *l = layout_new(4096);
+    l->ckpt.store = (struct trestle__store *)l->dest; /* any non-NULL store */
+    add(l, 0, 4096, true); /* 0: exactly a chunk, its own read */
+    add(l, 0, 1000, false);
+    add(l, 0, 3000, false);
+    trestle__seg s[8];
+    size_t n = segments(l, s, 8);
+    cr_assert_eq(n, 2);
+    expect(&s[0], 0, 4096, 0, 1, false, "a chunk alone, not scattered");
+    expect(&s[1], 4096, 4000, TRESTLE__NO_EXTENT, 1, false, "staging 1-2");
+    l->ckpt.store = NULL; /* the same batch from a file scatters extent 0 */
+    n = segments(l, s, 8);
+    cr_assert_eq(n, 2);
+    expect(&s[0], 0, 4096, 0, 1, true, "a run of one, scattered");
     free(l);
 }
 
