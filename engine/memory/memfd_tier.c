@@ -1,0 +1,164 @@
+/*
+ * memfd_tier.c - sealed memfds for the host tier of `trestle serve`
+ * (engine/memory/memfd_tier.h): created with every page allocated, sealed
+ * once filled, mapped read-only by clients.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "memfd_tier.h"
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+
+#define SEALS (F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+static void human(uint64_t b, char *buf, size_t cap)
+{
+    if (b >= (1ull << 30))
+        snprintf(buf, cap, "%.2f GiB", (double)b / (double)(1ull << 30));
+    else if (b >= (1ull << 20))
+        snprintf(buf, cap, "%.2f MiB", (double)b / (double)(1ull << 20));
+    else
+        snprintf(buf, cap, "%.2f KiB", (double)b / 1024.0);
+}
+
+/* Whether the kernel puts transparent huge pages on shmem when advised:
+ * shmem_enabled's bracketed choice is always, within_size or advise. */
+static bool shmem_thp(void)
+{
+    char line[256];
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+    if (!f)
+        return false;
+    bool yes = false;
+    if (fgets(line, sizeof line, f))
+        yes = strstr(line, "[always]") || strstr(line, "[within_size]") ||
+              strstr(line, "[advise]") || strstr(line, "[force]");
+    fclose(f);
+    return yes;
+}
+
+/* memfd_create + size + every page allocated; -1 with errno. */
+static int make(const char *name, unsigned flags, uint64_t bytes)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)bytes) != 0)
+        goto fail;
+    /* Allocate now: a fault on a page shmem cannot supply later is a
+     * SIGBUS in whoever touches it (or the OOM killer), not an error. */
+    int rc;
+    do
+        rc = fallocate(fd, 0, 0, (off_t)bytes);
+    while (rc != 0 && errno == EINTR);
+    if (rc != 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+int trestle__memfd_create(const char *name, uint64_t bytes, bool try_huge, trestle__memfd *out,
+                          trestle_error *err)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t small = (bytes + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+    uint64_t huge = (bytes + TRESTLE__MEMFD_HUGE_BYTES - 1) / TRESTLE__MEMFD_HUGE_BYTES *
+                    TRESTLE__MEMFD_HUGE_BYTES;
+    char h[32];
+
+    out->fd = -1;
+    if (small == 0)
+        small = (uint64_t)page; /* a mapping needs a page, even for no tensor bytes */
+    if (huge == 0)
+        huge = TRESTLE__MEMFD_HUGE_BYTES;
+    if (try_huge) {
+        int fd = make(name, MFD_HUGETLB, huge);
+        if (fd >= 0) {
+            out->fd = fd;
+            out->bytes = huge;
+            out->pages = TRESTLE__MEMFD_PAGES_HUGETLB;
+            return TRESTLE_OK;
+        }
+        /* No pool, or too small a pool: ordinary pages. */
+    }
+    int fd = make(name, 0, small);
+    if (fd < 0) {
+        int e = errno;
+        human(small, h, sizeof h);
+        if (e == ENOSPC || e == ENOMEM || e == EFBIG)
+            return trestle__error_set(err, TRESTLE_E_NOMEM, e, NULL, NULL, -1, (int64_t)small,
+                                      "host tier: cannot allocate %s (%llu bytes): %s", h,
+                                      (unsigned long long)small, strerror(e));
+        return trestle__error_set(err, TRESTLE_E_IO, e, NULL, NULL, -1, (int64_t)small,
+                                  "host tier: memfd of %s (%llu bytes): %s", h,
+                                  (unsigned long long)small, strerror(e));
+    }
+    out->fd = fd;
+    out->bytes = small;
+    out->pages = try_huge && shmem_thp() ? TRESTLE__MEMFD_PAGES_THP : TRESTLE__MEMFD_PAGES_NORMAL;
+    return TRESTLE_OK;
+}
+
+int trestle__memfd_seal(int fd, trestle_error *err)
+{
+    if (fcntl(fd, F_ADD_SEALS, SEALS) == 0)
+        return TRESTLE_OK;
+    int e = errno;
+    if (e == EBUSY)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, e, NULL, NULL, -1, -1,
+                                  "cannot seal the memory: a process still maps it writable "
+                                  "(the preload must unmap it before it commits)");
+    return trestle__error_set(err, TRESTLE_E_IO, e, NULL, NULL, -1, -1, "sealing the memory: %s",
+                              strerror(e));
+}
+
+int trestle__memfd_reopen_readonly(int fd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int trestle__memfd_check_sealed(int fd, uint64_t bytes, const char *what, trestle_error *err)
+{
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0)
+        return trestle__error_set(err, TRESTLE_E_CORRUPT, errno, NULL, NULL, -1, -1,
+                                  "%s: the memory it sent is not a sealable memfd (%s)", what,
+                                  strerror(errno));
+    if ((seals & SEALS) != SEALS)
+        return trestle__error_simple(err, TRESTLE_E_CORRUPT, "%s: the memory it sent lacks "
+                                     "seals (has 0x%x; needs " TRESTLE__MEMFD_SEALS_NAMES "): "
+                                     "another process could change it", what, seals);
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != bytes)
+        return trestle__error_simple(err, TRESTLE_E_CORRUPT, "%s: the memory it sent is %lld "
+                                     "bytes, not the %llu its manifest says", what,
+                                     (long long)st.st_size, (unsigned long long)bytes);
+    return TRESTLE_OK;
+}
+
+void *trestle__memfd_map(int fd, uint64_t bytes, bool writable)
+{
+    void *p = mmap(NULL, (size_t)bytes, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+                   fd, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    /* Harmless where shmem gets no transparent huge pages; fewer TLB
+     * misses (and page faults) where it does. */
+    madvise(p, (size_t)bytes, MADV_HUGEPAGE);
+    return p;
+}
