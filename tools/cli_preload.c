@@ -287,8 +287,10 @@ static int preload_one(const preload_args *a, const trestle_checkpoint *ckpt, co
     }
     if (a->quiet)
         return CLI_EXIT_OK;
-    if (trestle_server_default_socket(socket, sizeof socket, NULL) != TRESTLE_OK || a->socket)
-        snprintf(socket, sizeof socket, "%s", a->socket ? a->socket : "?");
+    if (po.socket_path)
+        snprintf(socket, sizeof socket, "%s", po.socket_path);
+    else
+        trestle_server_default_socket(socket, sizeof socket, NULL);
     cli_human_size(info.bytes, bytes, sizeof bytes);
     cli_rate(info.bytes, info.seconds, rate, sizeof rate);
     if (device < 0)

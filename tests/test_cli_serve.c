@@ -1,0 +1,247 @@
+/*
+ * test_cli_serve.c - `trestle serve`, `trestle preload` and `trestle
+ * restore --server` as a user sees them: exact lines for the server's
+ * start, stop and refusal of a live socket, --daemon's return and pid
+ * file, the preload, --list and --evict outputs, --checksum lines equal to
+ * a plain restore's, the note when nothing resident fits, and the usage
+ * errors.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "servetest.h"
+#include "testutil.h"
+
+/* The lines of `s` from the first starting with `prefix` (NULL: none). */
+static const char *from_line(const char *s, const char *prefix)
+{
+    for (const char *p = s; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (tu_starts_with(p, prefix))
+            return p;
+    return NULL;
+}
+
+Test(cli_serve, stops_cleanly_on_sigterm_and_refuses_a_live_socket)
+{
+    char *dir = tu_mkdtemp();
+    st_server s;
+    st_start(&s, dir, NULL);
+    tu_cli_result r = tu_cli("serve --socket '%s'", s.sock);
+    cr_assert_eq(r.rc, 1);
+    char want[600];
+    snprintf(want, sizeof want, "trestle: another trestle server answers on %s: stop it first, "
+             "or give this one another --socket\n", s.sock);
+    cr_assert_str_eq(r.err, want);
+    tu_cli_free(&r);
+    pid_t pid = s.pid;
+    cr_assert_eq(st_stop(&s), 0, "a stop on SIGTERM is exit 0");
+    struct stat st;
+    cr_assert_neq(stat(s.sock, &st), 0, "the socket file was left behind");
+    char *log = st_log(&s);
+    snprintf(want, sizeof want, "trestle serve: listening on %s (mode 0600), pid %d: started "
+             "empty (resident memory does not outlive the server that held it)\n", s.sock,
+             (int)pid);
+    cr_assert(strstr(log, want), "%s", log);
+    cr_assert(strstr(log, "trestle serve: stopping: 0 connections closed, every entry dropped "
+                          "(clients' mappings stay valid)\n"), "%s", log);
+    cr_assert(strstr(log, "trestle serve: stopped (SIGTERM)\n"), "%s", log);
+    free(log);
+    tu_rmtree(dir);
+}
+
+Test(cli_serve, daemon_returns_once_listening_and_keeps_a_pid_file)
+{
+    char *dir = tu_mkdtemp();
+    char sock[300], log[300], pidf[300];
+    snprintf(sock, sizeof sock, "%s/d.sock", dir);
+    snprintf(log, sizeof log, "%s/d.log", dir);
+    snprintf(pidf, sizeof pidf, "%s/d.pid", dir);
+    tu_cli_result r = tu_cli("serve --daemon --socket '%s' --log '%s' --pidfile '%s'", sock, log,
+                             pidf);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    size_t len;
+    uint8_t *p = tu_read_file(pidf, &len);
+    cr_assert_not_null(p);
+    int pid = atoi((const char *)p);
+    free(p);
+    char want[400];
+    snprintf(want, sizeof want, "trestle serve: listening on %s, pid %d\n", sock, pid);
+    cr_assert_str_eq(r.out, want);
+    tu_cli_free(&r);
+    r = tu_cli("preload --list --socket '%s'", sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(tu_starts_with(r.out, "nothing resident (server pid "), "%s", r.out);
+    tu_cli_free(&r);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    struct stat st;
+    for (int i = 0; i < 500 && stat(pidf, &st) == 0; i++)
+        usleep(10000);
+    cr_assert_neq(stat(pidf, &st), 0, "the pid file outlived the server");
+    cr_assert_neq(stat(sock, &st), 0);
+    tu_rmtree(dir);
+}
+
+Test(cli_serve, preload_list_restore_and_evict)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 12, 3);
+    const char *extra[] = { "--no-huge-pages", NULL };
+    st_server s;
+    st_start(&s, dir, extra);
+    tu_cli_result r = tu_cli("preload '%s' --socket '%s'", ck, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    char want[600];
+    snprintf(want, sizeof want, "preloaded 14 tensors, 448.02 KiB onto the host tier (ordinary "
+             "pages) of %s in ", s.sock);
+    cr_assert(tu_starts_with(r.out, want), "%s", r.out);
+    cr_assert(strstr(r.out, " GB/s, every byte CRC-checked\n"), "%s", r.out);
+    tu_cli_free(&r);
+
+    r = tu_cli("preload --list --socket '%s'", s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(tu_starts_with(r.out, "PATH"), "%s", r.out);
+    const char *row = from_line(r.out, ck);
+    cr_assert_not_null(row, "%s", r.out);
+    cr_assert(strstr(row, "  host       14  448.02 KiB        0  "), "%s", row);
+    cr_assert(strstr(row, "  yes       index "), "%s", row);
+    cr_assert(strstr(row, ", 3 shards\n"), "%s", row);
+    cr_assert_not_null(from_line(r.out, "server pid "), "%s", r.out);
+    cr_assert(strstr(r.out, ": host tier 452.00 KiB held (no cap), device tier 0 B; 1 "
+                            "connection\n"), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("preload --list --json --socket '%s'", s.sock);
+    cr_assert_eq(r.rc, 0);
+    snprintf(want, sizeof want, "{\"path\": \"%s\", \"tier\": \"host\", \"device\": -1, "
+             "\"tensors\": 14, ", ck);
+    cr_assert(strstr(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+
+    /* The resident bytes' checksums are a plain restore's. */
+    tu_cli_result plain = tu_cli("restore '%s' --checksum", ck);
+    r = tu_cli("restore '%s' --checksum --server '%s'", ck, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.err, "");
+    snprintf(want, sizeof want, "attached 14 tensors, 448.02 KiB from the trestle server on %s in ",
+             s.sock);
+    cr_assert(tu_starts_with(r.out, want), "%s", r.out);
+    cr_assert(strstr(r.out, " s (resident on the host tier, mapped read-only; nothing read from "
+                            "storage)\n"), "%s", r.out);
+    const char *a = from_line(r.out, "fnv1a64 "), *b = from_line(plain.out, "fnv1a64 ");
+    cr_assert(a && b);
+    cr_assert_str_eq(a, b);
+    tu_cli_free(&plain);
+    tu_cli_free(&r);
+    /* --list prints restore's table. */
+    plain = tu_cli("restore '%s' --list -q", ck);
+    r = tu_cli("restore '%s' --list -q --server '%s'", ck, s.sock);
+    cr_assert_str_eq(r.out, plain.out);
+    tu_cli_free(&plain);
+    tu_cli_free(&r);
+
+    r = tu_cli("preload --evict '%s' --socket '%s'", ck, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "evicted 1 entry, 452.00 KiB\n");
+    tu_cli_free(&r);
+    r = tu_cli("restore '%s' --server '%s'", ck, s.sock);
+    cr_assert_eq(r.rc, 0);
+    snprintf(want, sizeof want, "trestle: not resident: %s is not resident on this server; "
+             "restoring from storage\n", ck);
+    cr_assert_str_eq(r.err, want);
+    cr_assert(tu_starts_with(r.out, "restored 14 tensors, 448.02 KiB in "), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("preload --evict-all --socket '%s'", s.sock);
+    cr_assert_str_eq(r.out, "nothing to evict\n");
+    tu_cli_free(&r);
+    st_stop(&s);
+    tu_rmtree(dir);
+}
+
+Test(cli_serve, as_dtype_preloads_and_attaches_converted)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 3, 1);
+    st_server s;
+    st_start(&s, dir, NULL);
+    tu_cli_result r = tu_cli("preload '%s' --as bfloat16 --socket '%s' -q", ck, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_str_eq(r.out, "");
+    tu_cli_free(&r);
+    tu_cli_result plain = tu_cli("restore '%s' --as bfloat16 --checksum", ck);
+    r = tu_cli("restore '%s' --as bfloat16 --checksum --server '%s'", ck, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(tu_starts_with(r.out, "attached 5 tensors"), "%s", r.out);
+    cr_assert_str_eq(from_line(r.out, "fnv1a64 "), from_line(plain.out, "fnv1a64 "));
+    tu_cli_free(&plain);
+    tu_cli_free(&r);
+    st_stop(&s);
+    tu_rmtree(dir);
+}
+
+Test(cli_serve, without_a_server_restore_goes_ahead_and_says_why)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 3, 1);
+    tu_cli_result r = tu_cli("restore '%s' --server '%s/none.sock'", ck, dir);
+    cr_assert_eq(r.rc, 0);
+    char want[600];
+    snprintf(want, sizeof want, "trestle: not resident: no trestle server on %s/none.sock "
+             "(connect: No such file or directory); restoring from storage\n", dir);
+    cr_assert_str_eq(r.err, want);
+    cr_assert(tu_starts_with(r.out, "restored 5 tensors"), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("preload '%s' --socket '%s/none.sock'", ck, dir);
+    cr_assert_eq(r.rc, 1);
+    snprintf(want, sizeof want, "trestle: no trestle server on %s/none.sock (connect: No such "
+             "file or directory)\n", dir);
+    cr_assert_str_eq(r.err, want);
+    tu_cli_free(&r);
+    tu_rmtree(dir);
+}
+
+Test(cli_serve, usage_errors)
+{
+    static const struct {
+        const char *args, *err;
+    } cases[] = {
+        { "preload", "trestle: preload: missing PATH (or --list, --evict PATH)\n" },
+        { "preload --list x", "trestle: preload: --list and --evict take no PATH to preload\n" },
+        { "preload --json x", "trestle: preload: --json goes with --list\n" },
+        { "preload --list --evict-all", "trestle: preload: --list, --evict and --evict-all "
+                                        "exclude each other\n" },
+        { "preload x --ops o --as bfloat16", "trestle: preload: --ops, --graph and --as exclude "
+                                             "each other\n" },
+        { "restore x --server s --map", "trestle: restore: --server attaches to one tier: --host "
+                                        "or --device N, without --map or --shard\n" },
+        { "serve --host-cap lots", "trestle: serve: --host-cap wants a size such as 64G, not "
+                                   "'lots'\n" },
+        { "serve --group no-such-group-here", "trestle: serve: --group wants a group name or "
+                                              "number; no group 'no-such-group-here'\n" },
+        { "serve extra", "trestle: serve: unexpected argument 'extra'\n" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tu_cli_result r = tu_cli("%s", cases[i].args);
+        cr_assert_eq(r.rc, 2, "%s", cases[i].args);
+        const char *cmd = strchr(cases[i].args, ' ') ? cases[i].args : cases[i].args;
+        char want[400];
+        int n = (int)strcspn(cmd, " ");
+        snprintf(want, sizeof want, "%sTry 'trestle %.*s --help' for more information.\n",
+                 cases[i].err, n, cmd);
+        cr_assert_str_eq(r.err, want, "%s", cases[i].args);
+        tu_cli_free(&r);
+    }
+    tu_cli_result r = tu_cli("help");
+    cr_assert(strstr(r.out, "  serve     run the per-host server that keeps checkpoints resident "
+                            "in memory\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "  preload   make a checkpoint resident on the server; --list, "
+                            "--evict\n"), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("serve --help");
+    cr_assert_eq(r.rc, 0);
+    cr_assert(tu_starts_with(r.out, "Usage: trestle serve [OPTIONS]\n"));
+    tu_cli_free(&r);
+}
