@@ -10,6 +10,7 @@ alive, and it is freed when the last array goes.
 import os
 import sys
 import time
+import warnings
 import weakref
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from . import _dtypes, _trestle
 from ._keys import apply_keys, check_keys
 from ._reader import _fspath, open_checkpoint
+from .errors import NotResidentWarning
 
 __all__ = ["Array", "RestoreResult", "convert", "restore"]
 
@@ -103,10 +105,14 @@ class RestoreResult(dict):
     (bytes read and verified, per-stage seconds, reader used), and
     ``arena``: a weak reference to the engine memory the arrays view (None
     once the last of them is gone; ``arena().info()`` gives base, bytes and
-    device while it lives)."""
+    device while it lives). With ``server=``: ``resident``, True when the
+    arrays map a trestle server's memory (read-only), and ``server_note``,
+    why not when they were restored from storage instead."""
 
     stats = None
     arena = None
+    resident = False
+    server_note = ""
 
     def __reduce__(self):
         # pickle.dumps() and torch.save() get the plain dict of arrays the
@@ -128,7 +134,17 @@ def _numpy_view(buffer, dtype, shape, bfloat16):
 
 def _torch_view(torch, buffer, dtype, shape):
     """A torch tensor over the buffer (no copy). Strings, and unsigned 16/32/
-    64-bit ints on a torch too old to have them (< 2.3), stay numpy views."""
+    64-bit ints on a torch too old to have them (< 2.3), stay numpy views.
+    Read-only (resident) memory gives tensors that must not be written: torch
+    has no read-only tensors, and its warning about that is left out."""
+    if buffer.readonly:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            return _torch_view_of(torch, buffer, dtype, shape)
+    return _torch_view_of(torch, buffer, dtype, shape)
+
+
+def _torch_view_of(torch, buffer, dtype, shape):
     if buffer.device >= 0:
         if dtype == _dtypes.STRING:
             raise TypeError("string tensors cannot be restored to a device; read them with "
@@ -333,7 +349,7 @@ def _conversions(ckpt, ops, rules, exclude, allow_missing, rnn, as_dtype, bfloat
 
 def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missing=False,
             as_dtype=None, device="cpu", framework="numpy", bfloat16="auto", progress=True,
-            threads=None, verify=True, rnn_renames=False):
+            threads=None, verify=True, rnn_renames=False, server=None):
     """Restore tensors in one pipeline pass; returns {name: array}.
 
     path: a checkpoint prefix, file or directory (as load_checkpoint).
@@ -363,6 +379,14 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
         about ten times a second.
     threads, verify: engine workers, 1 to 1024 (default: cores, at most 8);
         CRC32C checking (on by default).
+    server: a `trestle serve` socket path ('default': $XDG_RUNTIME_DIR/
+        trestle.sock, else /run/trestle/trestle.sock). When `trestle preload`
+        made this selection (the same ops, rename, exclude, as_dtype) of this
+        version of the files resident there, the arrays map its memory,
+        read-only, in milliseconds (numpy arrays are not writeable; torch
+        tensors must not be written: a write faults); otherwise a
+        NotResidentWarning says why and the restore goes ahead from storage.
+        ``result.resident`` tells which.
 
     The arrays are views of one engine allocation, kept alive by the arrays
     themselves and freed when the last one is gone. Ctrl-C cancels cleanly.
@@ -395,16 +419,33 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
     # device restore of every tensor leaves them out, as convert() does.
     ops = _conversions(ckpt, ops, rules, exclude, allow_missing, rnn_renames, as_dtype, bfloat16,
                        device_id < 0)
-    plan = _trestle.Plan(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames))
-    total = plan.stats()["output_bytes"]
-    stats = plan.restore(device=device_id, threads=threads, verify=bool(verify),
-                         progress=_progress(progress, total))
-    arena, buffers = plan.take_arena()
     result = RestoreResult()
-    result.stats = stats
-    result.arena = weakref.ref(arena)
-    del arena   # the arrays alone keep it alive
-    kept = [(op, buf) for op, buf in zip(plan.ops(), buffers) if not op[2]]
+    attached = None
+    if server is not None:
+        socket = None if server == "default" else _fspath(server, "server")
+        attached, buffers = _trestle.attach(ckpt, ops, rules, exclude, bool(allow_missing),
+                                            bool(rnn_renames), socket=socket, device=device_id)
+        if attached is None:
+            result.server_note = buffers
+            warnings.warn(f"trestle.restore: not resident: {buffers}; restoring from storage",
+                          NotResidentWarning, stacklevel=2)
+    if attached is not None:
+        result.resident = True
+        result.stats = {"tensors": attached.info()["tensors"], "bytes_read": 0,
+                        "attach_seconds": attached.info()["seconds"]}
+        result.arena = weakref.ref(attached)
+        op_infos = attached.ops()
+        del attached   # the arrays alone keep the mapping
+    else:
+        plan = _trestle.Plan(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames))
+        total = plan.stats()["output_bytes"]
+        result.stats = plan.restore(device=device_id, threads=threads, verify=bool(verify),
+                                    progress=_progress(progress, total))
+        arena, buffers = plan.take_arena()
+        result.arena = weakref.ref(arena)
+        del arena   # the arrays alone keep it alive
+        op_infos = plan.ops()
+    kept = [(op, buf) for op, buf in zip(op_infos, buffers) if not op[2]]
     names = apply_keys(keys, [op[0] for op, _ in kept])
     for name, ((_, _, _, _, out_dtype, shape, _), buf) in zip(names, kept):
         if framework == "numpy":
