@@ -127,12 +127,39 @@ static void prop_of(CUmemAllocationProp *p, CUdevice dev)
     p->requestedHandleTypes = CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR;
 }
 
+/* The device's handle and allocation properties, and its granularity. */
+static int granule(const vmm_api *a, int device, CUmemAllocationProp *prop, size_t *gran,
+                   trestle_error *err)
+{
+    CUdevice dev;
+    CUresult r;
+    if ((r = a->device_get(&dev, device)) != CUDA_SUCCESS)
+        return drv_fail(a, err, r, device, "cuDeviceGet", 0);
+    prop_of(prop, dev);
+    *gran = 0;
+    if ((r = a->granularity(gran, prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM)) != CUDA_SUCCESS ||
+        *gran == 0)
+        return drv_fail(a, err, r, device, "cuMemGetAllocationGranularity", 0);
+    return TRESTLE_OK;
+}
+
+int trestle__vmm_granularity(int device, uint64_t *out, trestle_error *err)
+{
+    vmm_api a;
+    CUmemAllocationProp prop;
+    size_t gran;
+    int rc = load(&a, device, err);
+    if (rc == TRESTLE_OK)
+        rc = granule(&a, device, &prop, &gran, err);
+    *out = rc == TRESTLE_OK ? gran : 0;
+    return rc;
+}
+
 int trestle__vmm_create(int device, uint64_t bytes, void **alloc, int *fd, uint64_t *region,
                         trestle_error *err)
 {
     vmm_alloc *v = calloc(1, sizeof *v);
     CUmemAllocationProp prop;
-    CUdevice dev;
     CUresult r;
     size_t gran = 0;
     int rc, shared = -1;
@@ -144,16 +171,7 @@ int trestle__vmm_create(int device, uint64_t bytes, void **alloc, int *fd, uint6
     TR_FAIL_IF(!v, err, TRESTLE_E_NOMEM, "out of memory");
     TR_FORWARD(load(&v->api, device, err));
     /* Driver calls only: no cudaSetDevice, no context made current. */
-    if ((r = v->api.device_get(&dev, device)) != CUDA_SUCCESS) {
-        rc = drv_fail(&v->api, err, r, device, "cuDeviceGet", bytes);
-        goto fail;
-    }
-    prop_of(&prop, dev);
-    if ((r = v->api.granularity(&gran, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM)) != CUDA_SUCCESS ||
-        gran == 0) {
-        rc = drv_fail(&v->api, err, r, device, "cuMemGetAllocationGranularity", bytes);
-        goto fail;
-    }
+    TR_FORWARD(granule(&v->api, device, &prop, &gran, err));
     uint64_t size = (bytes ? bytes : 1) + gran - 1;
     size -= size % gran;
     if ((r = v->api.create(&v->handle, (size_t)size, &prop, 0)) != CUDA_SUCCESS) {
@@ -285,6 +303,12 @@ int trestle__vmm_create(int device, uint64_t bytes, void **alloc, int *fd, uint6
 }
 
 void trestle__vmm_release(void *alloc) { (void)alloc; }
+
+int trestle__vmm_granularity(int device, uint64_t *out, trestle_error *err)
+{
+    *out = 0;
+    return no_cuda(err);
+}
 
 int trestle__vmm_map(int fd, int device, uint64_t region, bool writable, void **mapping,
                      void **base, trestle_error *err)

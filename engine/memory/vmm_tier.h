@@ -35,6 +35,10 @@
 int trestle__vmm_create(int device, uint64_t bytes, void **alloc, int *fd, uint64_t *region,
                         trestle_error *err);
 
+/* The allocation granularity of `device` (what trestle__vmm_create rounds
+ * up to), by driver calls only: TRESTLE_OK, TRESTLE_E_NO_DEVICE, TRESTLE_E_CUDA. */
+int trestle__vmm_granularity(int device, uint64_t *out, trestle_error *err);
+
 /* Release the server's handle (NULL is fine); mappings elsewhere stay. */
 void trestle__vmm_release(void *alloc);
 

@@ -163,10 +163,16 @@ static bool do_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_ms
         return trestle__conn_error(s, c, TRESTLE_E_SERVER, "this connection is already filling "
                                    "entry %llu: one preload per connection",
                                    (unsigned long long)c->pending);
-    if (!tr_add_u64(req->alloc.bytes, (uint64_t)page - 1, &need))
+    /* What the allocation will hold: whole pages, or whole VMM granules. */
+    uint64_t unit = (uint64_t)page;
+    int rc;
+    if (k->tier == TRESTLE__TIER_DEVICE &&
+        (rc = trestle__vmm_granularity(k->device, &unit, &err)) != TRESTLE_OK)
+        return trestle__conn_error(s, c, rc, "%s", err.message);
+    if (!tr_add_u64(req->alloc.bytes ? req->alloc.bytes : 1, unit - 1, &need))
         return trestle__conn_error(s, c, TRESTLE_E_NOMEM, "a preload of %llu bytes cannot be "
                                    "held", (unsigned long long)req->alloc.bytes);
-    need = need / (uint64_t)page * (uint64_t)page;
+    need = need / unit * unit;
     if (!make_room(s, c, k->tier, k->device, need))
         return true;
     trestle__entry *e = calloc(1, sizeof *e);
@@ -176,7 +182,6 @@ static bool do_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_ms
     }
     e->fd = e->ro_fd = -1;
     snprintf(name, sizeof name, "trestle:%s", base_name(k->id.path));
-    int rc;
     if (k->tier == TRESTLE__TIER_HOST) {
         trestle__memfd m;
         rc = trestle__memfd_create(name, req->alloc.bytes, s->opt.huge_pages != 0, &m, &err);
@@ -197,6 +202,14 @@ static bool do_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_ms
         trestle__wire_key_free(&e->key);
         free(e);
         return trestle__conn_error(s, c, rc, "%s", err.message);
+    }
+    /* Huge pages round up further than planned: the cap still holds. */
+    if (e->region_bytes > need && !make_room(s, c, k->tier, k->device, e->region_bytes)) {
+        close(e->fd);
+        trestle__vmm_release(e->vmm);
+        trestle__wire_key_free(&e->key);
+        free(e);
+        return true;
     }
     e->id = s->next_id++;
     e->bytes = req->alloc.bytes;
