@@ -384,3 +384,42 @@ Test(serve, an_unpublished_preload_frees_its_memory)
     st_stop(&s);
     tu_rmtree(dir);
 }
+
+/* Files that cannot be named any more have no version to look up: the
+ * attach restores from storage (the index is already read) and says why. */
+Test(serve, files_that_cannot_be_identified_are_restored_from_storage)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 3, 1);
+    st_server s;
+    st_start(&s, dir, NULL);
+    st_preload(s.sock, ck, NULL, 0, NULL);
+    trestle_checkpoint *c = tu_open(ck, NULL);
+    char index[512];
+    snprintf(index, sizeof index, "%s.index", ck);
+    cr_assert_eq(unlink(index), 0);
+    trestle_attach_options ao;
+    trestle_attachment *a = NULL;
+    trestle_attach_info info;
+    trestle_error err;
+    trestle_attach_options_init(&ao);
+    ao.socket_path = s.sock;
+    cr_assert_eq(trestle_attach(c, NULL, 0, NULL, &ao, &a, &err), TRESTLE_OK, "%s", err.message);
+    trestle_attachment_get_info(a, &info);
+    cr_assert_eq(info.resident, 0);
+    char want[700];
+    snprintf(want, sizeof want, "which version of the files this is cannot be told: %s: No such "
+             "file or directory", index);
+    cr_assert_str_eq(info.note, want);
+    trestle_attachment_free(a);
+    /* A preload cannot go ahead without a version. */
+    trestle_preload_options po;
+    trestle_preload_options_init(&po);
+    po.socket_path = s.sock;
+    cr_assert_eq(trestle_preload(c, NULL, 0, NULL, &po, NULL, &err), TRESTLE_E_IO);
+    snprintf(want, sizeof want, "cannot preload: %s: No such file or directory", index);
+    cr_assert_str_eq(err.message, want);
+    trestle_close(c);
+    st_stop(&s);
+    tu_rmtree(dir);
+}

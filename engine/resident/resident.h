@@ -50,11 +50,13 @@ typedef struct trestle__selection {
     uint64_t *offsets;         /* plan op count offsets in the entry (skipped: unused) */
     uint64_t bytes;            /* end of the last tensor: the memory the entry needs */
     uint64_t data_bytes;       /* the kept ops' bytes */
+    char unidentified[256];    /* why the files' version could not be taken ("" when it
+                                  was: key.id is then set) */
 } trestle__selection;
 
 /* Plan `ops` of `c` and key it for tier `tier` on `device` (-1: host).
- * Any code of trestle_plan_create(), TRESTLE_E_IO (a file cannot be
- * stat()ed), TRESTLE_E_NOMEM. */
+ * Any code of trestle_plan_create(), TRESTLE_E_NOMEM. A version that cannot
+ * be taken is no failure here: `unidentified` says why, for the caller. */
 int trestle__selection_make(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
                             const trestle_plan_options *popt, int tier, int device,
                             trestle__selection *out, trestle_error *err);

@@ -108,6 +108,8 @@ static int map_resident(trestle_attachment *a, const trestle_checkpoint *c,
 
     TR_FORWARD(trestle__socket_resolve(o->socket_path, path, sizeof path, err));
     snprintf(what, sizeof what, "server %s", path);
+    TR_FAIL_IF(s->unidentified[0], err, TRESTLE_E_NOT_RESIDENT, "which version of the files "
+               "this is cannot be told: %s", s->unidentified);
     TR_FORWARD(trestle__resident_connect(path, &sock, err));
     memset(&req, 0, sizeof req);
     req.type = TRESTLE__MSG_ATTACH;

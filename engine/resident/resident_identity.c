@@ -266,7 +266,13 @@ int trestle__selection_make(const trestle_checkpoint *c, const trestle_op *ops, 
         out->kept++;
     }
     out->bytes = end;
-    TR_FORWARD(trestle__identity_of(c, &out->key.id, err));
+    /* A checkpoint whose files cannot be named (gone since it was opened,
+     * or not files at all) has no version to look up: the plan stands,
+     * and the caller decides (an attach restores from storage). */
+    trestle_error why;
+    if (trestle__identity_of(c, &out->key.id, &why) != TRESTLE_OK)
+        snprintf(out->unidentified, sizeof out->unidentified, "%.*s",
+                 (int)sizeof out->unidentified - 1, why.message);
     out->key.digest = digest(out, popt);
     out->key.tier = (uint8_t)tier;
     out->key.device = tier == TRESTLE__TIER_HOST ? -1 : device;

@@ -121,6 +121,7 @@ int trestle_preload(const trestle_checkpoint *c, const trestle_op *ops, size_t n
     tier = o.device >= 0 ? TRESTLE__TIER_DEVICE : TRESTLE__TIER_HOST;
     TR_FORWARD(trestle__socket_resolve(o.socket_path, path, sizeof path, err));
     TR_FORWARD(trestle__selection_make(c, ops, n, popt, tier, o.device, &sel, err));
+    TR_FAIL_IF(sel.unidentified[0], err, TRESTLE_E_IO, "cannot preload: %s", sel.unidentified);
     TR_FORWARD(trestle__resident_connect(path, &sock, err));
 
     memset(&req, 0, sizeof req);
