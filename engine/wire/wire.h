@@ -171,7 +171,7 @@ typedef struct trestle__wire_header {
     uint16_t nfds;
 } trestle__wire_header;
 
-/* ---- messages (engine/wire/wire_msg.c) ---- */
+/* ---- messages (engine/wire/wire_msg.c decodes, wire_encode.c writes and owns) ---- */
 
 /* "LIST", "ATTACH_REPLY", ...; "unknown" for other numbers. */
 const char *trestle__wire_type_name(unsigned type);
