@@ -7,12 +7,15 @@
  * checkpoint changed on disk is never served stale; a manifest that does
  * not match this process's plan is refused; a cap evicts the least
  * recently used entry no client holds, and a preload that cannot fit fails
- * naming the tier and the bytes; a preload that dies frees its memory.
+ * naming the tier and the bytes; a preload that dies frees its memory, also
+ * while the server is still allocating it, which other clients do not wait
+ * for.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -419,6 +422,81 @@ Test(serve, files_that_cannot_be_identified_are_restored_from_storage)
     cr_assert_eq(trestle_preload(c, NULL, 0, NULL, &po, NULL, &err), TRESTLE_E_IO);
     snprintf(want, sizeof want, "cannot preload: %s: No such file or directory", index);
     cr_assert_str_eq(err.message, want);
+    trestle_close(c);
+    st_stop(&s);
+    tu_rmtree(dir);
+}
+
+/* The server allocates a preload's memory a slice at a time between other
+ * requests: a big preload (hundreds of GB take a minute to allocate) must
+ * not hold up the attaches of processes that restart meanwhile, which
+ * would otherwise wait, time out and read from storage. */
+Test(serve, a_large_allocation_does_not_hold_up_other_clients)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 3, 1);
+    const char *extra[] = { "--no-huge-pages", NULL };
+    st_server s;
+    st_start(&s, dir, extra);
+    st_preload(s.sock, ck, NULL, 0, NULL);
+    trestle_checkpoint *c = tu_open(ck, NULL);
+    trestle__selection sel;
+    trestle_error err;
+    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, &sel, &err),
+                 TRESTLE_OK);
+    const uint64_t big = 1536ull << 20;
+    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC }, reply;
+    req.alloc.key = sel.key;
+    req.alloc.bytes = big;
+    req.alloc.tensors = (uint32_t)sel.kept;
+    trestle__buf frame = { 0 };
+    cr_assert(trestle__wire_encode(&req, 0, &frame));
+    for (int round = 0; round < 2; round++) {
+        int sock;
+        cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
+        cr_assert_eq(trestle__wire_send(sock, frame.data, frame.len, NULL, 0, &err), TRESTLE_OK);
+        /* While it allocates: another process attaches, and the memory
+         * being allocated already counts against the tier. */
+        trestle_attach_info info;
+        trestle_attachment *a = attach(s.sock, ck, NULL, 0, 1, &info);
+        trestle_resident_list *l = st_list(s.sock);
+        trestle_resident_server sv;
+        trestle_resident_list_server(l, &sv);
+        cr_assert_geq(sv.host_used, big);
+        trestle_resident_list_free(l);
+        struct pollfd p = { sock, POLLIN, 0 };
+        cr_assert_eq(poll(&p, 1, 0), 0, "the attach waited for the whole allocation");
+        trestle_attachment_free(a);
+        if (round == 0) {
+            int fds[TRESTLE__WIRE_MAX_FDS];
+            unsigned nfds;
+            cr_assert_eq(trestle__wire_recv(sock, 60000, "server", &reply, fds, &nfds, &err),
+                         TRESTLE_OK, "%s", err.message);
+            cr_assert_eq(reply.type, TRESTLE__MSG_ALLOC_REPLY);
+            cr_assert_eq(nfds, 1);
+            struct stat st;
+            cr_assert_eq(fstat(fds[0], &st), 0);
+            cr_assert_eq((uint64_t)st.st_size, big);
+            cr_assert_geq((uint64_t)st.st_blocks * 512, big, "not every page is allocated");
+            close(fds[0]);
+            trestle__wire_msg_free(&reply);
+        }
+        close(sock); /* unpublished (round 1: still allocating): freed */
+        int freed = 0;
+        for (int i = 0; i < 1000 && !freed; i++) {
+            l = st_list(s.sock);
+            trestle_resident_list_server(l, &sv);
+            freed = sv.host_used < big;
+            trestle_resident_list_free(l);
+            usleep(10000);
+        }
+        cr_assert(freed, "round %d: the memory of a preload gone was not freed", round);
+    }
+    char *log = st_log(&s);
+    cr_assert(strstr(log, "ended before it was published: memory freed"), "%s", log);
+    free(log);
+    trestle__buf_free(&frame);
+    trestle__selection_free(&sel);
     trestle_close(c);
     st_stop(&s);
     tu_rmtree(dir);

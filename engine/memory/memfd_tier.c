@@ -1,7 +1,8 @@
 /*
  * memfd_tier.c - sealed memfds for the host tier of `trestle serve`
- * (engine/memory/memfd_tier.h): created with every page allocated, sealed
- * once filled, mapped read-only by clients.
+ * (engine/memory/memfd_tier.h): created, every page allocated (a slice at a
+ * time, between a server's other work), sealed once filled, mapped
+ * read-only by clients.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,70 +47,120 @@ static bool shmem_thp(void)
     return yes;
 }
 
-/* memfd_create + size + every page allocated; -1 with errno. */
+/* Whether the 2 MiB hugetlb pool has `pages` pages free and unreserved
+ * now (another process may still take them first: the fill falls back). */
+static bool hugetlb_room(uint64_t pages)
+{
+    static const char dir[] = "/sys/kernel/mm/hugepages/hugepages-2048kB/";
+    const char *names[2] = { "free_hugepages", "resv_hugepages" };
+    unsigned long long v[2] = { 0, 0 };
+    for (int i = 0; i < 2; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "%s%s", dir, names[i]);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            return false;
+        int ok = fscanf(f, "%llu", &v[i]);
+        fclose(f);
+        if (ok != 1)
+            return false;
+    }
+    return v[0] >= v[1] && v[0] - v[1] >= pages;
+}
+
+/* memfd_create + size; -1 with errno. */
 static int make(const char *name, unsigned flags, uint64_t bytes)
 {
     int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | flags);
     if (fd < 0)
         return -1;
-    if (ftruncate(fd, (off_t)bytes) != 0)
-        goto fail;
-    /* Allocate now: a fault on a page shmem cannot supply later is a
-     * SIGBUS in whoever touches it (or the OOM killer), not an error. */
-    int rc;
-    do
-        rc = fallocate(fd, 0, 0, (off_t)bytes);
-    while (rc != 0 && errno == EINTR);
-    if (rc != 0)
-        goto fail;
-    return fd;
-fail:;
+    if (ftruncate(fd, (off_t)bytes) == 0)
+        return fd;
     int e = errno;
     close(fd);
     errno = e;
     return -1;
 }
 
-int trestle__memfd_create(const char *name, uint64_t bytes, bool try_huge, trestle__memfd *out,
-                          trestle_error *err)
+static int host_error(int e, uint64_t bytes, const char *what, trestle_error *err)
+{
+    char h[32];
+    human(bytes, h, sizeof h);
+    if (e == ENOSPC || e == ENOMEM || e == EFBIG)
+        return trestle__error_set(err, TRESTLE_E_NOMEM, e, NULL, NULL, -1, (int64_t)bytes,
+                                  "host tier: cannot allocate %s (%llu bytes): %s", h,
+                                  (unsigned long long)bytes, strerror(e));
+    return trestle__error_set(err, TRESTLE_E_IO, e, NULL, NULL, -1, (int64_t)bytes,
+                              "host tier: %s of %s (%llu bytes): %s", what, h,
+                              (unsigned long long)bytes, strerror(e));
+}
+
+/* The region on ordinary pages, nothing allocated yet. */
+static int open_small(trestle__memfd *m, trestle_error *err)
 {
     long page = sysconf(_SC_PAGESIZE);
-    uint64_t small = (bytes + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
-    uint64_t huge = (bytes + TRESTLE__MEMFD_HUGE_BYTES - 1) / TRESTLE__MEMFD_HUGE_BYTES *
-                    TRESTLE__MEMFD_HUGE_BYTES;
-    char h[32];
-
-    out->fd = -1;
+    uint64_t small = (m->want + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
     if (small == 0)
         small = (uint64_t)page; /* a mapping needs a page, even for no tensor bytes */
-    if (huge == 0)
-        huge = TRESTLE__MEMFD_HUGE_BYTES;
+    int fd = make(m->name, 0, small);
+    if (fd < 0)
+        return host_error(errno, small, "memfd", err);
+    m->fd = fd;
+    m->bytes = small;
+    m->filled = 0;
+    /* Only a region that would have had huge pages is advised them. */
+    bool thp = m->pages == TRESTLE__MEMFD_PAGES_HUGETLB && shmem_thp();
+    m->pages = thp ? TRESTLE__MEMFD_PAGES_THP : TRESTLE__MEMFD_PAGES_NORMAL;
+    return TRESTLE_OK;
+}
+
+int trestle__memfd_open(const char *name, uint64_t bytes, bool try_huge, trestle__memfd *out,
+                        trestle_error *err)
+{
+    memset(out, 0, sizeof *out);
+    out->fd = -1;
+    out->want = bytes;
+    snprintf(out->name, sizeof out->name, "%s", name);
     if (try_huge) {
-        int fd = make(name, MFD_HUGETLB, huge);
+        uint64_t huge = (bytes + TRESTLE__MEMFD_HUGE_BYTES - 1) / TRESTLE__MEMFD_HUGE_BYTES *
+                        TRESTLE__MEMFD_HUGE_BYTES;
+        if (huge == 0)
+            huge = TRESTLE__MEMFD_HUGE_BYTES;
+        int fd = hugetlb_room(huge / TRESTLE__MEMFD_HUGE_BYTES) ? make(name, MFD_HUGETLB, huge)
+                                                                 : -1;
+        out->pages = TRESTLE__MEMFD_PAGES_HUGETLB;
         if (fd >= 0) {
             out->fd = fd;
             out->bytes = huge;
-            out->pages = TRESTLE__MEMFD_PAGES_HUGETLB;
             return TRESTLE_OK;
         }
-        /* No pool, or too small a pool: ordinary pages. */
+        /* No pool, or too small a pool: ordinary pages, transparent huge ones
+         * advised. */
     }
-    int fd = make(name, 0, small);
-    if (fd < 0) {
-        int e = errno;
-        human(small, h, sizeof h);
-        if (e == ENOSPC || e == ENOMEM || e == EFBIG)
-            return trestle__error_set(err, TRESTLE_E_NOMEM, e, NULL, NULL, -1, (int64_t)small,
-                                      "host tier: cannot allocate %s (%llu bytes): %s", h,
-                                      (unsigned long long)small, strerror(e));
-        return trestle__error_set(err, TRESTLE_E_IO, e, NULL, NULL, -1, (int64_t)small,
-                                  "host tier: memfd of %s (%llu bytes): %s", h,
-                                  (unsigned long long)small, strerror(e));
+    return open_small(out, err);
+}
+
+int trestle__memfd_fill(trestle__memfd *m, uint64_t chunk, trestle_error *err)
+{
+    uint64_t n = m->bytes - m->filled < chunk ? m->bytes - m->filled : chunk;
+    int rc;
+    if (n == 0)
+        return TRESTLE_OK;
+    do
+        rc = fallocate(m->fd, 0, (off_t)m->filled, (off_t)n);
+    while (rc != 0 && errno == EINTR);
+    if (rc == 0) {
+        m->filled += n;
+        return TRESTLE_OK;
     }
-    out->fd = fd;
-    out->bytes = small;
-    out->pages = try_huge && shmem_thp() ? TRESTLE__MEMFD_PAGES_THP : TRESTLE__MEMFD_PAGES_NORMAL;
-    return TRESTLE_OK;
+    int e = errno;
+    if (m->pages == TRESTLE__MEMFD_PAGES_HUGETLB) {
+        /* The pool is too small: its pages go back with the descriptor. */
+        close(m->fd);
+        m->fd = -1;
+        return open_small(m, err);
+    }
+    return host_error(e, m->bytes, "allocating a memfd", err);
 }
 
 int trestle__memfd_seal(int fd, trestle_error *err)

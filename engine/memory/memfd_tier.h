@@ -34,20 +34,35 @@ typedef struct trestle__memfd {
     int fd;                  /* read-write, sealable, close-on-exec */
     uint64_t bytes;          /* its size: the request rounded up to whole pages */
     int pages;               /* TRESTLE__MEMFD_PAGES_*: how it is backed */
+    uint64_t filled;         /* bytes allocated so far, from 0; done at `bytes` */
+    uint64_t want;           /* the bytes asked for */
+    char name[64];           /* shows in /proc/PID/fd */
 } trestle__memfd;
 
 /*
- * Create a memfd of at least `bytes` bytes with every page allocated now
- * (fallocate), so that running out of memory is this call's clean error
- * and never a SIGBUS or the OOM killer later: from the hugetlb pool when
- * `try_huge` and the pool has room, else ordinary shmem pages (with
- * transparent huge pages advised where the kernel allows them on shmem).
- * `name` shows in /proc/PID/fd. TRESTLE_OK, or TRESTLE_E_NOMEM naming the
- * host tier and the bytes needed ("host tier: cannot allocate 4.00 GiB
- * (4294967296 bytes): No space left on device"), TRESTLE_E_IO.
+ * Create a memfd of at least `bytes` bytes, its pages not yet allocated:
+ * from the hugetlb pool when `try_huge` (if the pool turns out to lack the
+ * pages, trestle__memfd_fill() moves to ordinary pages by itself), else
+ * ordinary shmem pages (with transparent huge pages advised where the
+ * kernel allows them on shmem). `name` shows in /proc/PID/fd.
+ * TRESTLE_OK, or TRESTLE_E_NOMEM / TRESTLE_E_IO naming the host tier and
+ * the bytes. Close out->fd when done with it.
  */
-int trestle__memfd_create(const char *name, uint64_t bytes, bool try_huge, trestle__memfd *out,
-                          trestle_error *err);
+int trestle__memfd_open(const char *name, uint64_t bytes, bool try_huge, trestle__memfd *out,
+                        trestle_error *err);
+
+/*
+ * Allocate up to `chunk` more bytes of `m` (fallocate), so that running out
+ * of memory is this call's clean error and never a SIGBUS or the OOM
+ * killer later; called until m->filled == m->bytes, it lets a server
+ * allocate a large region a slice at a time between other work (zeroing
+ * hundreds of GB takes a minute). A hugetlb region whose pool runs out
+ * starts again on ordinary pages (m->fd, bytes and pages change, filled
+ * goes back to 0). TRESTLE_OK, or TRESTLE_E_NOMEM naming the host tier
+ * and the bytes needed ("host tier: cannot allocate 4.00 GiB (4294967296
+ * bytes): No space left on device"), TRESTLE_E_IO; m->fd stays open.
+ */
+int trestle__memfd_fill(trestle__memfd *m, uint64_t chunk, trestle_error *err);
 
 /* Seal `fd` against writes, resizing and further seals. TRESTLE_E_INVALID_ARG
  * (EBUSY) when some process still maps it writable; TRESTLE_E_IO otherwise. */

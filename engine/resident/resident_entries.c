@@ -1,9 +1,8 @@
 /*
  * resident_entries.c - the server's entries and the requests on them:
- * ALLOC (memory for a preload to fill, within the tier's cap, evicting the
- * least recently used entries no client holds), COMMIT (check the
- * manifest, seal, publish, replace older versions), ATTACH (a reference
- * and a read-only descriptor, or why not), LIST and EVICT.
+ * COMMIT (check the manifest, seal, publish, replace older versions),
+ * ATTACH (a reference and a read-only descriptor, or why not), LIST and
+ * EVICT; ALLOC is resident_alloc.c's.
  *
  * The server trusts nothing a request says about memory: a manifest must
  * describe exactly the bytes allocated, tensors inside the region, in
@@ -28,7 +27,7 @@ _Static_assert(TRESTLE__PAGES_NORMAL == TRESTLE__MEMFD_PAGES_NORMAL &&
                    TRESTLE__PAGES_THP == TRESTLE__MEMFD_PAGES_THP,
                "the wire's page kinds are engine/memory/memfd_tier.h's");
 
-static const char *tier_name(int tier, int device, char *buf, size_t cap)
+const char *trestle__server_tier_name(int tier, int device, char *buf, size_t cap)
 {
     if (tier == TRESTLE__TIER_HOST)
         snprintf(buf, cap, "host tier");
@@ -54,7 +53,7 @@ static trestle__entry *find_id(trestle_server *s, uint64_t id)
     return NULL;
 }
 
-static void drop(trestle_server *s, trestle__entry *e)
+void trestle__server_drop(trestle_server *s, trestle__entry *e)
 {
     for (trestle__entry **pp = &s->entries; *pp; pp = &(*pp)->next)
         if (*pp == e) {
@@ -65,6 +64,10 @@ static void drop(trestle_server *s, trestle__entry *e)
         close(e->ro_fd);
     if (e->fd >= 0)
         close(e->fd);
+    if (e->alloc) {
+        close(e->alloc->fd);
+        free(e->alloc);
+    }
     trestle__vmm_release(e->vmm);
     trestle__wire_key_free(&e->key);
     trestle__wire_manifest_free(&e->manifest);
@@ -74,7 +77,7 @@ static void drop(trestle_server *s, trestle__entry *e)
 void trestle__server_entries_free(trestle_server *s)
 {
     while (s->entries)
-        drop(s, s->entries);
+        trestle__server_drop(s, s->entries);
 }
 
 static bool same_place(const trestle__wire_key *a, const trestle__wire_key *b)
@@ -86,144 +89,6 @@ static bool same_key(const trestle__wire_key *a, const trestle__wire_key *b)
 {
     return same_place(a, b) && a->digest == b->digest &&
            trestle__wire_identity_equal(&a->id, &b->id);
-}
-
-static const char *base_name(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
-}
-
-/* ---- ALLOC ---- */
-
-/* The published entry of this tier no client holds that was used least
- * recently, or NULL. */
-static trestle__entry *lru_idle(trestle_server *s, int tier, int device)
-{
-    trestle__entry *best = NULL;
-    for (trestle__entry *e = s->entries; e; e = e->next)
-        if (e->published && e->clients == 0 && e->key.tier == tier &&
-            (tier == TRESTLE__TIER_HOST || e->key.device == device) &&
-            (!best || e->last_used_ns < best->last_used_ns))
-            best = e;
-    return best;
-}
-
-/* Make room for `need` bytes under the tier's cap: TRESTLE_OK or an ERROR
- * reply already queued (false). */
-static bool make_room(trestle_server *s, trestle__conn *c, int tier, int device, uint64_t need)
-{
-    uint64_t cap = tier == TRESTLE__TIER_HOST ? s->opt.host_cap : s->opt.device_cap;
-    char tn[64], h1[32], h2[32], h3[32];
-    if (cap == 0)
-        return true;
-    tier_name(tier, device, tn, sizeof tn);
-    trestle__human_bytes(need, h1, sizeof h1);
-    trestle__human_bytes(cap, h2, sizeof h2);
-    if (need > cap) {
-        trestle__server_log(s, "preload by pid %d refused: it needs %s, over the %s cap of %s",
-                            (int)c->pid, h1, tn, h2);
-        trestle__conn_error(s, c, TRESTLE_E_NOMEM, "%s: the checkpoint needs %s (%llu bytes), "
-                            "more than the tier's cap of %s (%llu bytes)", tn, h1,
-                            (unsigned long long)need, h2, (unsigned long long)cap);
-        return false;
-    }
-    for (;;) {
-        uint64_t used = trestle__server_tier_used(s, tier, device);
-        if (used + need <= cap)
-            return true;
-        trestle__entry *victim = lru_idle(s, tier, device);
-        if (!victim) {
-            trestle__human_bytes(cap - used, h3, sizeof h3);
-            trestle__server_log(s, "preload by pid %d refused: %s cap %s, %s free, the rest "
-                                "held by entries clients attach", (int)c->pid, tn, h2, h3);
-            trestle__conn_error(s, c, TRESTLE_E_NOMEM, "%s: the checkpoint needs %s (%llu "
-                                "bytes) and the tier's cap of %s has %s free; the rest is "
-                                "held by entries that clients attach (or preloads in "
-                                "progress), which are not evicted", tn, h1,
-                                (unsigned long long)need, h2, h3);
-            return false;
-        }
-        trestle__human_bytes(victim->region_bytes, h3, sizeof h3);
-        trestle__server_log(s, "evicted %s (%s, least recently used) to make room under the %s "
-                            "cap of %s", victim->key.id.path, h3, tn, h2);
-        drop(s, victim);
-    }
-}
-
-static bool do_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_msg *req)
-{
-    const trestle__wire_key *k = &req->alloc.key;
-    char tn[64], h[32], name[64];
-    trestle_error err;
-    long page = sysconf(_SC_PAGESIZE);
-    uint64_t need;
-
-    if (c->pending)
-        return trestle__conn_error(s, c, TRESTLE_E_SERVER, "this connection is already filling "
-                                   "entry %llu: one preload per connection",
-                                   (unsigned long long)c->pending);
-    /* What the allocation will hold: whole pages, or whole VMM granules. */
-    uint64_t unit = (uint64_t)page;
-    int rc;
-    if (k->tier == TRESTLE__TIER_DEVICE &&
-        (rc = trestle__vmm_granularity(k->device, &unit, &err)) != TRESTLE_OK)
-        return trestle__conn_error(s, c, rc, "%s", err.message);
-    if (!tr_add_u64(req->alloc.bytes ? req->alloc.bytes : 1, unit - 1, &need))
-        return trestle__conn_error(s, c, TRESTLE_E_NOMEM, "a preload of %llu bytes cannot be "
-                                   "held", (unsigned long long)req->alloc.bytes);
-    need = need / unit * unit;
-    if (!make_room(s, c, k->tier, k->device, need))
-        return true;
-    trestle__entry *e = calloc(1, sizeof *e);
-    if (!e || !trestle__wire_key_copy(&e->key, k)) {
-        free(e);
-        return trestle__conn_error(s, c, TRESTLE_E_NOMEM, "out of memory");
-    }
-    e->fd = e->ro_fd = -1;
-    snprintf(name, sizeof name, "trestle:%s", base_name(k->id.path));
-    if (k->tier == TRESTLE__TIER_HOST) {
-        trestle__memfd m;
-        rc = trestle__memfd_create(name, req->alloc.bytes, s->opt.huge_pages != 0, &m, &err);
-        if (rc == TRESTLE_OK) {
-            e->fd = m.fd;
-            e->region_bytes = m.bytes;
-            e->pages = m.pages;
-        }
-    } else {
-        rc = trestle__vmm_create(k->device, req->alloc.bytes, &e->vmm, &e->fd, &e->region_bytes,
-                                 &err);
-    }
-    tier_name(k->tier, k->device, tn, sizeof tn);
-    trestle__human_bytes(req->alloc.bytes, h, sizeof h);
-    if (rc != TRESTLE_OK) {
-        trestle__server_log(s, "preload of %s by pid %d failed: %s", k->id.path, (int)c->pid,
-                            err.message);
-        trestle__wire_key_free(&e->key);
-        free(e);
-        return trestle__conn_error(s, c, rc, "%s", err.message);
-    }
-    /* Huge pages round up further than planned: the cap still holds. */
-    if (e->region_bytes > need && !make_room(s, c, k->tier, k->device, e->region_bytes)) {
-        close(e->fd);
-        trestle__vmm_release(e->vmm);
-        trestle__wire_key_free(&e->key);
-        free(e);
-        return true;
-    }
-    e->id = s->next_id++;
-    e->bytes = req->alloc.bytes;
-    e->tensors = req->alloc.tensors;
-    e->next = s->entries;
-    s->entries = e;
-    c->pending = e->id;
-    trestle__server_log(s, "preload of %s by pid %d: %s (%u tensors) on the %s", k->id.path,
-                        (int)c->pid, h, e->tensors, tn);
-    trestle__wire_msg m = { .type = TRESTLE__MSG_ALLOC_REPLY };
-    m.alloc_reply.entry_id = e->id;
-    m.alloc_reply.region_bytes = e->region_bytes;
-    m.alloc_reply.pages = (uint8_t)e->pages;
-    return trestle__conn_send(s, c, &m, &e->fd, 1);
 }
 
 /* ---- COMMIT ---- */
@@ -273,7 +138,7 @@ static bool do_commit(trestle_server *s, trestle__conn *c, const trestle__wire_m
     trestle__entry *e = c->pending ? find_id(s, c->pending) : NULL;
     char why[512], tn[64], h[32];
     trestle_error err;
-    if (!e || e->id != req->commit.entry_id)
+    if (!e || e->id != req->commit.entry_id || e->alloc)
         return trestle__conn_error(s, c, TRESTLE_E_SERVER, "COMMIT of entry %llu, which this "
                                    "connection did not allocate",
                                    (unsigned long long)req->commit.entry_id);
@@ -305,7 +170,7 @@ static bool do_commit(trestle_server *s, trestle__conn *c, const trestle__wire_m
                             (unsigned long long)o->id,
                             stale ? "an older version of the files" : "the same selection",
                             o->clients ? "; its clients keep their mappings" : "");
-        drop(s, o);
+        trestle__server_drop(s, o);
         replaced++;
     }
     e->published = true;
@@ -313,7 +178,7 @@ static bool do_commit(trestle_server *s, trestle__conn *c, const trestle__wire_m
     e->verified = req->commit.verified != 0;
     e->loaded_ns = e->last_used_ns = trestle__now_ns();
     c->pending = 0;
-    tier_name(e->key.tier, e->key.device, tn, sizeof tn);
+    trestle__server_tier_name(e->key.tier, e->key.device, tn, sizeof tn);
     trestle__human_bytes(e->bytes, h, sizeof h);
     trestle__server_log(s, "published %s (entry %llu): %u tensors, %s on the %s%s, %s",
                         e->key.id.path, (unsigned long long)e->id, e->tensors, h, tn,
@@ -376,8 +241,9 @@ static bool not_resident(trestle_server *s, trestle__conn *c, const trestle__wir
     } else if (elsewhere) {
         reason = TRESTLE__NR_OTHER;
         snprintf(text, sizeof text, "%s is resident on the %s, not the %s", k->id.path,
-                 tier_name(elsewhere->key.tier, elsewhere->key.device, was, sizeof was),
-                 tier_name(k->tier, k->device, tn, sizeof tn));
+                 trestle__server_tier_name(elsewhere->key.tier, elsewhere->key.device, was,
+                                           sizeof was),
+                 trestle__server_tier_name(k->tier, k->device, tn, sizeof tn));
     } else {
         snprintf(text, sizeof text, "%s is not resident on this server", k->id.path);
     }
@@ -496,7 +362,7 @@ static bool do_evict(trestle_server *s, trestle__conn *c, const trestle__wire_ms
         m.evict_reply.entries++;
         m.evict_reply.bytes += e->region_bytes;
         m.evict_reply.in_use += e->clients > 0;
-        drop(s, e);
+        trestle__server_drop(s, e);
     }
     return trestle__conn_send(s, c, &m, NULL, 0);
 }
@@ -506,7 +372,7 @@ bool trestle__server_request(trestle_server *s, trestle__conn *c, const trestle_
     switch (req->type) {
     case TRESTLE__MSG_LIST: return do_list(s, c);
     case TRESTLE__MSG_EVICT: return do_evict(s, c, req);
-    case TRESTLE__MSG_ALLOC: return do_alloc(s, c, req);
+    case TRESTLE__MSG_ALLOC: return trestle__server_alloc(s, c, req);
     case TRESTLE__MSG_COMMIT: return do_commit(s, c, req);
     case TRESTLE__MSG_ATTACH: return do_attach(s, c, req);
     }
@@ -528,7 +394,7 @@ void trestle__server_conn_gone(trestle_server *s, trestle__conn *c)
     if (p) {
         trestle__server_log(s, "preload of %s by pid %d ended before it was published: memory "
                             "freed", p->key.id.path, (int)c->pid);
-        drop(s, p);
+        trestle__server_drop(s, p);
     }
     if (c->nheld)
         trestle__server_log(s, "pid %d closed its connection: %zu attachment%s released",

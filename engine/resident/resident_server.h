@@ -1,7 +1,9 @@
 /*
- * resident_server.h - the server's own state, shared by its two files:
- * resident_server.c (the socket, the event loop, connections, peers) and
- * resident_entries.c (the entries and the requests on them).
+ * resident_server.h - the server's own state, shared by its files:
+ * resident_server.c (the socket, the event loop, connections, peers),
+ * resident_entries.c (the entries and the requests on them) and
+ * resident_alloc.c (ALLOC: memory within the caps, allocated a slice at a
+ * time).
  *
  * One thread runs everything: trestle_server_run()'s loop polls the
  * listening socket, a wake pipe and every connection, reads each request
@@ -31,6 +33,8 @@ typedef struct trestle__entry {
     int ro_fd;                     /* host: a read-only open of it, for clients; else -1 */
     int pages;                     /* TRESTLE__PAGES_* */
     void *vmm;                     /* device tier: the allocation (engine/memory/vmm_tier.h) */
+    struct trestle__memfd *alloc;  /* host tier, while its pages are being allocated (owned;
+                                      fd is -1 until then); NULL once they all are */
     int64_t loaded_ns;             /* when published */
     int64_t last_used_ns;          /* last attach (or publication) */
     bool verified;                 /* the preload's restore checked every byte */
@@ -53,6 +57,8 @@ typedef struct trestle__conn {
     uint64_t *held;                /* ids of the entries it attached, one per attach */
     size_t nheld, held_cap;
     uint64_t pending;              /* id of the entry it allocated and has not published, or 0 */
+    bool allocating;               /* its ALLOC's memory is being allocated: nothing more is
+                                      read from it until the reply is out */
     bool close_after;              /* close once the reply is out */
     bool dead;                     /* closed: remove at the end of the pass */
     struct trestle__conn *next;
@@ -73,7 +79,20 @@ struct trestle_server {
     uint64_t next_id;              /* entry ids start at 1 */
 };
 
-/* The tier's bytes held now (host, or one device's). */
+/* The tier's bytes held now (host, or one device's), allocations in progress included. */
 uint64_t trestle__server_tier_used(const trestle_server *s, int tier, int device);
+
+/* "host tier", "device tier (CUDA device N)" into `buf`. */
+const char *trestle__server_tier_name(int tier, int device, char *buf, size_t cap);
+
+/* Unlink `e` and free it and its memory (clients' mappings stay valid). */
+void trestle__server_drop(trestle_server *s, trestle__entry *e);
+
+/* resident_alloc.c: the ALLOC request (false: the connection is to close);
+ * whether some allocation is in progress; one slice of each, replying to
+ * those that are done. */
+bool trestle__server_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_msg *req);
+bool trestle__server_allocating(const trestle_server *s);
+void trestle__server_alloc_step(trestle_server *s);
 
 #endif /* TRESTLE_RESIDENT_SERVER_H */
