@@ -3,8 +3,9 @@
  * restore --server` as a user sees them: exact lines for the server's
  * start, stop and refusal of a live socket, --daemon's return and pid
  * file, the preload, --list and --evict outputs, --checksum lines equal to
- * a plain restore's, the note when nothing resident fits, and the usage
- * errors.
+ * a plain restore's, the note when nothing resident fits, the default
+ * socket ($XDG_RUNTIME_DIR, else /run/trestle), the usage errors and the
+ * help.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -203,6 +204,74 @@ Test(cli_serve, without_a_server_restore_goes_ahead_and_says_why)
     tu_rmtree(dir);
 }
 
+/* Without --socket, every command finds the same socket:
+ * $XDG_RUNTIME_DIR/trestle.sock, else /run/trestle/trestle.sock. */
+Test(cli_serve, the_default_socket_is_in_xdg_runtime_dir_else_run_trestle)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 3, 1);
+    char rt[300], sock[320], pidf[320], log[320], want[700];
+    snprintf(rt, sizeof rt, "%s/runtime", dir);
+    cr_assert_eq(mkdir(rt, 0700), 0);
+    snprintf(sock, sizeof sock, "%s/trestle.sock", rt);
+    snprintf(pidf, sizeof pidf, "%s/serve.pid", dir);
+    snprintf(log, sizeof log, "%s/serve.log", dir);
+    cr_assert_eq(setenv("XDG_RUNTIME_DIR", rt, 1), 0); /* this test's process and its children */
+    tu_cli_result r = tu_cli("serve --daemon --log '%s' --pidfile '%s'", log, pidf);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    snprintf(want, sizeof want, "trestle serve: listening on %s, pid ", sock);
+    cr_assert(tu_starts_with(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+    size_t len;
+    uint8_t *p = tu_read_file(pidf, &len);
+    cr_assert_not_null(p);
+    pid_t pid = (pid_t)atoi((const char *)p);
+    free(p);
+
+    r = tu_cli("preload '%s'", ck);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    snprintf(want, sizeof want, " of %s in ", sock);
+    cr_assert(strstr(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("restore '%s' --server default", ck);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    snprintf(want, sizeof want, "attached 5 tensors, 42.24 KiB from the trestle server on %s in ",
+             sock);
+    cr_assert(tu_starts_with(r.out, want), "%s", r.out);
+    tu_cli_free(&r);
+    r = tu_cli("preload --list");
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert_not_null(from_line(r.out, ck), "%s", r.out);
+    tu_cli_free(&r);
+    char buf[512];
+    trestle_error err;
+    cr_assert_eq(trestle_server_default_socket(buf, sizeof buf, &err), TRESTLE_OK);
+    cr_assert_str_eq(buf, sock);
+    cr_assert_eq(kill(pid, SIGTERM), 0);
+    struct stat st;
+    for (int i = 0; i < 500 && stat(pidf, &st) == 0; i++)
+        usleep(10000);
+
+    /* No runtime directory (or not an absolute one): /run/trestle. */
+    cr_assert_eq(setenv("XDG_RUNTIME_DIR", "relative", 1), 0);
+    cr_assert_eq(trestle_server_default_socket(buf, sizeof buf, &err), TRESTLE_OK);
+    cr_assert_str_eq(buf, "/run/trestle/trestle.sock");
+    cr_assert_eq(unsetenv("XDG_RUNTIME_DIR"), 0);
+    cr_assert_eq(trestle_server_default_socket(buf, sizeof buf, &err), TRESTLE_OK);
+    cr_assert_str_eq(buf, "/run/trestle/trestle.sock");
+    if (stat("/run/trestle/trestle.sock", &st) == 0) {
+        cr_log_warn("a trestle server runs on /run/trestle/trestle.sock: its refusal not checked");
+    } else {
+        r = tu_cli("restore '%s' --server default", ck);
+        cr_assert_eq(r.rc, 0, "%s", r.err);
+        cr_assert_str_eq(r.err, "trestle: not resident: no trestle server on "
+                                "/run/trestle/trestle.sock (connect: No such file or "
+                                "directory); restoring from storage\n");
+        tu_cli_free(&r);
+    }
+    tu_rmtree(dir);
+}
+
 Test(cli_serve, usage_errors)
 {
     static const struct {
@@ -243,5 +312,29 @@ Test(cli_serve, usage_errors)
     r = tu_cli("serve --help");
     cr_assert_eq(r.rc, 0);
     cr_assert(tu_starts_with(r.out, "Usage: trestle serve [OPTIONS]\n"));
+    cr_assert(strstr(r.out, "      --socket PATH      listen on PATH (default: "
+                            "$XDG_RUNTIME_DIR/trestle.sock,\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "\nSecurity: every connection's peer is checked (SO_PEERCRED)"),
+              "%s", r.out);
+    tu_cli_free(&r);
+    /* preload's help: its three forms, what to preload, where, what is resident. */
+    r = tu_cli("preload --help");
+    cr_assert_eq(r.rc, 0);
+    cr_assert_str_eq(r.err, "");
+    cr_assert(tu_starts_with(r.out, "Usage: trestle preload [OPTIONS] PATH\n"
+                                    "       trestle preload --list [--json] [--socket S]\n"
+                                    "       trestle preload --evict PATH|--evict-all [--socket "
+                                    "S]\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "\nWhat to preload (as for 'trestle restore'):\n"), "%s", r.out);
+    cr_assert(strstr(r.out, "      --device N[,M...]  CUDA device memory on each listed GPU"),
+              "%s", r.out);
+    cr_assert(strstr(r.out, "\nWhat is resident:\n      --list             every entry, least "
+                            "recently used first"), "%s", r.out);
+    cr_assert(strstr(r.out, "\nExamples:\n  trestle preload /models/llm/ckpt-1000\n"), "%s",
+              r.out);
+    tu_cli_free(&r);
+    /* restore's help names --server. */
+    r = tu_cli("restore --help");
+    cr_assert(strstr(r.out, "      --server S "), "%s", r.out);
     tu_cli_free(&r);
 }
