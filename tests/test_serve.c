@@ -7,19 +7,21 @@
  * checkpoint changed on disk is never served stale; a manifest that does
  * not match this process's plan is refused; a cap evicts the least
  * recently used entry no client holds, and a preload that cannot fit fails
- * naming the tier and the bytes; a preload that dies frees its memory, also
+ * naming the tier and the bytes, as does one bigger than the memory left;
+ * a preload that dies frees its memory, also
  * while the server is still allocating it, which other clients do not wait
  * for.
  */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "memfd_tier.h"
 #include "resident.h"
 #include "servetest.h"
 #include "testutil.h"
@@ -496,6 +498,59 @@ Test(serve, a_large_allocation_does_not_hold_up_other_clients)
     cr_assert(strstr(log, "ended before it was published: memory freed"), "%s", log);
     free(log);
     trestle__buf_free(&frame);
+    trestle__selection_free(&sel);
+    trestle_close(c);
+    st_stop(&s);
+    tu_rmtree(dir);
+}
+
+/* Without a cap, a preload bigger than the memory the host (or the
+ * server's cgroup) has left is refused before a page is allocated: past
+ * it, shmem that cannot be swapped brings in the OOM killer, which may
+ * pick the server and every entry with it. */
+Test(serve, a_preload_bigger_than_the_memory_left_is_refused_up_front)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 3, 1);
+    const char *extra[] = { "--no-huge-pages", NULL };
+    st_server s;
+    st_start(&s, dir, extra);
+    trestle_checkpoint *c = tu_open(ck, NULL);
+    trestle__selection sel;
+    trestle_error err;
+    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, &sel, &err),
+                 TRESTLE_OK);
+    uint64_t avail;
+    char source[600];
+    cr_assert(trestle__host_room(&avail, source, sizeof source));
+    int sock;
+    cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
+    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC }, reply;
+    req.alloc.key = sel.key;
+    req.alloc.bytes = 64ull << 40; /* 64 TiB */
+    req.alloc.tensors = (uint32_t)sel.kept;
+    int fds[TRESTLE__WIRE_MAX_FDS];
+    unsigned nfds;
+    cr_assert_eq(trestle__resident_call(sock, s.sock, &req, 5000, &reply, fds, &nfds, &err),
+                 TRESTLE_E_NOMEM, "%s", err.message);
+    char want[800];
+    snprintf(want, sizeof want, "server %s: host tier: the checkpoint needs 65536.00 GiB "
+             "(70368744177664 bytes) and ", s.sock);
+    cr_assert(tu_starts_with(err.message, want), "%s", err.message);
+    cr_assert(strstr(err.message, " is available (MemAvailable in /proc/meminfo); allocating it "
+                                  "would bring in the OOM killer") ||
+              strstr(err.message, " is available (the memory"), "%s", err.message);
+    close(sock);
+    char *log = st_log(&s);
+    cr_assert(strstr(log, "failed: host tier: the checkpoint needs 65536.00 GiB"), "%s", log);
+    free(log);
+    /* Nothing held, and the server goes on: the real preload fits. */
+    trestle_resident_list *l = st_list(s.sock);
+    trestle_resident_server sv;
+    trestle_resident_list_server(l, &sv);
+    cr_assert_eq(sv.host_used, 0);
+    trestle_resident_list_free(l);
+    st_preload(s.sock, ck, NULL, 0, NULL);
     trestle__selection_free(&sel);
     trestle_close(c);
     st_stop(&s);

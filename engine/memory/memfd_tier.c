@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -161,6 +162,88 @@ int trestle__memfd_fill(trestle__memfd *m, uint64_t chunk, trestle_error *err)
         return open_small(m, err);
     }
     return host_error(e, m->bytes, "allocating a memfd", err);
+}
+
+/* The first number in `path` (or "max"); false when unreadable. */
+static bool read_u64(const char *path, uint64_t *out, bool *unlimited)
+{
+    char line[64];
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    bool ok = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    *unlimited = ok && strncmp(line, "max", 3) == 0;
+    unsigned long long v = 0;
+    if (ok && !*unlimited)
+        ok = sscanf(line, "%llu", &v) == 1;
+    *out = v;
+    return ok;
+}
+
+/* Lower *avail to the room under the limit of cgroup `cg` and each of its
+ * ancestors, below `root` (v2: memory.max/current; v1: memory.limit_in_bytes
+ * /usage_in_bytes). */
+static void cgroup_room(const char *root, bool v2, char *cg, uint64_t *avail, bool *any,
+                        char *source, size_t cap)
+{
+    for (;;) {
+        char lim_path[PATH_MAX], use_path[PATH_MAX];
+        uint64_t lim, use;
+        bool unlimited, u2;
+        snprintf(lim_path, sizeof lim_path, "%s%s/%s", root, cg,
+                 v2 ? "memory.max" : "memory.limit_in_bytes");
+        snprintf(use_path, sizeof use_path, "%s%s/%s", root, cg,
+                 v2 ? "memory.current" : "memory.usage_in_bytes");
+        /* v1 says "no limit" with a number near 2^63. */
+        if (read_u64(lim_path, &lim, &unlimited) && !unlimited && lim < (1ull << 62) &&
+            read_u64(use_path, &use, &u2)) {
+            uint64_t room = use < lim ? lim - use : 0;
+            if (!*any || room < *avail) {
+                *avail = room;
+                snprintf(source, cap, "the %s of cgroup %s", v2 ? "memory.max" : "memory limit",
+                         cg[0] ? cg : "/");
+            }
+            *any = true;
+        }
+        char *slash = strrchr(cg, '/');
+        if (!slash || !cg[0])
+            return;
+        *slash = 0; /* the parent ("" is the root) */
+    }
+}
+
+bool trestle__host_room(uint64_t *avail, char *source, size_t cap)
+{
+    bool any = false;
+    char line[PATH_MAX + 64];
+    FILE *f = fopen("/proc/meminfo", "re");
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long long kb;
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+            *avail = (uint64_t)kb * 1024;
+            snprintf(source, cap, "MemAvailable in /proc/meminfo");
+            any = true;
+            break;
+        }
+    }
+    if (f)
+        fclose(f);
+    f = fopen("/proc/self/cgroup", "re");
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (strncmp(line, "0::", 3) == 0) {
+            cgroup_room("/sys/fs/cgroup", true, line + 3, avail, &any, source, cap);
+        } else {
+            char *ctl = strchr(line, ':'), *path = ctl ? strchr(ctl + 1, ':') : NULL;
+            if (path && (size_t)(path - ctl - 1) == strlen("memory") &&
+                strncmp(ctl + 1, "memory", 6) == 0)
+                cgroup_room("/sys/fs/cgroup/memory", false, path + 1, avail, &any, source, cap);
+        }
+    }
+    if (f)
+        fclose(f);
+    return any;
 }
 
 int trestle__memfd_seal(int fd, trestle_error *err)

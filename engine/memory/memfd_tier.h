@@ -64,6 +64,18 @@ int trestle__memfd_open(const char *name, uint64_t bytes, bool try_huge, trestle
  */
 int trestle__memfd_fill(trestle__memfd *m, uint64_t chunk, trestle_error *err);
 
+/*
+ * The host memory a new region may still take, in *avail: MemAvailable
+ * (/proc/meminfo), and no more than the room left under the memory limit
+ * of this process's cgroup and of each of its ancestors (v2 memory.max, v1
+ * memory.limit_in_bytes). `source` says which bound it is ("MemAvailable
+ * in /proc/meminfo", "the memory.max of cgroup /system.slice/x.service").
+ * False when none can be read. Running past either bound is not an error
+ * return but the OOM killer (shmem without swap cannot be reclaimed): a
+ * server checks first.
+ */
+bool trestle__host_room(uint64_t *avail, char *source, size_t cap);
+
 /* Seal `fd` against writes, resizing and further seals. TRESTLE_E_INVALID_ARG
  * (EBUSY) when some process still maps it writable; TRESTLE_E_IO otherwise. */
 int trestle__memfd_seal(int fd, trestle_error *err);

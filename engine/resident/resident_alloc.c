@@ -12,6 +12,8 @@
  * against the cap from the start. The device tier's cuMemCreate is one
  * driver call and stays one.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +119,34 @@ static bool alloc_failed(trestle_server *s, trestle__conn *c, trestle__entry *e,
     return trestle__conn_error(s, c, err->code, "%s", err->message);
 }
 
+/* Whether host memory has room for `e` (ordinary pages: a hugetlb pool is
+ * memory set aside already) besides what allocations in progress will
+ * still take; else the reason, naming the tier, the bytes and the bound. */
+static bool host_has_room(const trestle_server *s, const trestle__entry *e, trestle_error *err)
+{
+    uint64_t avail, pending = 0;
+    char source[PATH_MAX + 64], h1[32], h2[32], h3[32];
+    if (e->alloc->pages == TRESTLE__MEMFD_PAGES_HUGETLB || !trestle__host_room(&avail, source,
+                                                                               sizeof source))
+        return true;
+    for (const trestle__entry *o = s->entries; o; o = o->next)
+        if (o->alloc)
+            pending += o->alloc->bytes - o->alloc->filled;
+    if (e->alloc->bytes <= avail && pending <= avail - e->alloc->bytes)
+        return true;
+    trestle__human_bytes(e->alloc->bytes, h1, sizeof h1);
+    trestle__human_bytes(avail, h2, sizeof h2);
+    trestle__human_bytes(pending, h3, sizeof h3);
+    char also[96] = "";
+    if (pending)
+        snprintf(also, sizeof also, ", of which preloads in progress will still take %s", h3);
+    trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, NULL, -1, (int64_t)e->alloc->bytes,
+                       "host tier: the checkpoint needs %s (%llu bytes) and %s is available "
+                       "(%s)%s; allocating it would bring in the OOM killer", h1,
+                       (unsigned long long)e->alloc->bytes, h2, source, also);
+    return false;
+}
+
 bool trestle__server_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_msg *req)
 {
     const trestle__wire_key *k = &req->alloc.key;
@@ -155,6 +185,10 @@ bool trestle__server_alloc(trestle_server *s, trestle__conn *c, const trestle__w
         rc = !e->alloc ? trestle__error_simple(&err, TRESTLE_E_NOMEM, "out of memory")
                        : trestle__memfd_open(name, req->alloc.bytes, s->opt.huge_pages != 0,
                                              e->alloc, &err);
+        if (rc == TRESTLE_OK && !host_has_room(s, e, &err)) {
+            close(e->alloc->fd);
+            rc = err.code;
+        }
         if (rc == TRESTLE_OK) {
             e->region_bytes = e->alloc->bytes;
             e->pages = e->alloc->pages;
