@@ -10,17 +10,19 @@
  * naming the tier and the bytes, as does one bigger than the memory left;
  * a preload that dies frees its memory, also
  * while the server is still allocating it, which other clients do not wait
- * for.
+ * for; bytes that differ from their manifest are never published.
  */
 #include <criterion/criterion.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
 #include "memfd_tier.h"
 #include "resident.h"
 #include "servetest.h"
@@ -558,6 +560,81 @@ Test(serve, a_preload_bigger_than_the_memory_left_is_refused_up_front)
     cr_assert_eq(sv.host_used, 0);
     trestle_resident_list_free(l);
     st_preload(s.sock, ck, NULL, 0, NULL);
+    trestle__selection_free(&sel);
+    trestle_close(c);
+    st_stop(&s);
+    tu_rmtree(dir);
+}
+
+/* The server checks a preload's bytes against its manifest once they are
+ * sealed, before anyone maps them: a preload that wrote other bytes than
+ * its manifest says (here: none, with the index's CRCs) is refused. */
+Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 3, 1);
+    st_server s;
+    st_start(&s, dir, NULL);
+    trestle_checkpoint *c = tu_open(ck, NULL);
+    trestle__selection sel;
+    trestle_error err;
+    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, &sel, &err),
+                 TRESTLE_OK);
+    int sock;
+    cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
+    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC }, reply;
+    req.alloc.key = sel.key;
+    req.alloc.bytes = sel.bytes;
+    req.alloc.tensors = (uint32_t)sel.kept;
+    int fds[TRESTLE__WIRE_MAX_FDS];
+    unsigned nfds;
+    cr_assert_eq(trestle__resident_call(sock, s.sock, &req, 5000, &reply, fds, &nfds, &err),
+                 TRESTLE_OK, "%s", err.message);
+    uint64_t region = reply.alloc_reply.region_bytes;
+    uint64_t entry = reply.alloc_reply.entry_id;
+    trestle__wire_msg_free(&reply);
+    /* Nothing written: the memory is zeros, the manifest the real one. */
+    const uint8_t *zeros = trestle__memfd_map(fds[0], region, false);
+    cr_assert_not_null(zeros);
+    req = (trestle__wire_msg){ .type = TRESTLE__MSG_COMMIT };
+    req.commit.entry_id = entry;
+    req.commit.verified = 1;
+    cr_assert_eq(trestle__manifest_build(c, &sel, zeros, NULL, &req.commit.manifest, &err),
+                 TRESTLE_OK, "%s", err.message);
+    const trestle__wire_tensor *t = NULL;
+    for (uint32_t i = 0; i < req.commit.manifest.count && !t; i++)
+        if (req.commit.manifest.tensors[i].crc_kind == TRESTLE__CRC_STORED)
+            t = &req.commit.manifest.tensors[i];
+    cr_assert_not_null(t);
+    char want[1024];
+    snprintf(want, sizeof want, "server %s: %s: the bytes in memory are not what the manifest "
+             "says: tensor %u ('%s'), %llu bytes at offset %llu: CRC32C 0x%08x in memory, not "
+             "the manifest's 0x%08x; not published", s.sock, ck,
+             (unsigned)(t - req.commit.manifest.tensors), t->name, (unsigned long long)t->bytes,
+             (unsigned long long)t->offset,
+             (unsigned)trestle__crc32c(zeros + t->offset, (size_t)t->bytes), (unsigned)t->crc32c);
+    munmap((void *)zeros, region);
+    cr_assert_eq(trestle__resident_call(sock, s.sock, &req, 5000, &reply, fds + 1, &nfds, &err),
+                 TRESTLE_E_CRC_MISMATCH, "%s", err.message);
+    cr_assert_str_eq(err.message, want);
+    trestle__wire_manifest_free(&req.commit.manifest);
+    trestle_resident_list *l = st_list(s.sock);
+    trestle_resident_server sv;
+    trestle_resident_list_server(l, &sv);
+    cr_assert_eq(trestle_resident_list_count(l), 0);
+    cr_assert_eq(sv.host_used, 0, "the refused entry's memory is still held");
+    trestle_resident_list_free(l);
+    char *log = st_log(&s);
+    cr_assert(strstr(log, " refused: its bytes are not what its manifest says: tensor "), "%s", log);
+    free(log);
+    close(fds[0]);
+    close(sock);
+    /* A real preload is checked the same way, and published. */
+    st_preload(s.sock, ck, NULL, 0, NULL);
+    log = st_log(&s);
+    cr_assert(strstr(log, ", every byte CRC-checked, and checked by the server in its sealed "
+                          "memory\n"), "%s", log);
+    free(log);
     trestle__selection_free(&sel);
     trestle_close(c);
     st_stop(&s);

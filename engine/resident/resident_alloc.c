@@ -114,7 +114,7 @@ static bool alloc_failed(trestle_server *s, trestle__conn *c, trestle__entry *e,
     trestle__server_log(s, "preload of %s by pid %d failed: %s", e->key.id.path, (int)c->pid,
                         err->message);
     c->pending = 0;
-    c->allocating = false;
+    c->waiting = false;
     trestle__server_drop(s, e);
     return trestle__conn_error(s, c, err->code, "%s", err->message);
 }
@@ -224,32 +224,22 @@ bool trestle__server_alloc(trestle_server *s, trestle__conn *c, const trestle__w
     s->entries = e;
     c->pending = e->id;
     if (e->alloc) {
-        c->allocating = true; /* the reply waits for the last slice */
+        c->waiting = true; /* the reply waits for the last slice */
         return true;
     }
     return alloc_reply(s, c, e);
-}
-
-bool trestle__server_allocating(const trestle_server *s)
-{
-    for (const trestle__entry *e = s->entries; e; e = e->next)
-        if (e->alloc)
-            return true;
-    return false;
 }
 
 void trestle__server_alloc_step(trestle_server *s)
 {
     for (trestle__conn *c = s->conns; c; c = c->next) {
         trestle__entry *e = NULL;
-        if (c->dead || !c->allocating)
+        if (c->dead || !c->waiting)
             continue;
         for (e = s->entries; e && e->id != c->pending; e = e->next) {
         }
-        if (!e || !e->alloc) { /* cannot happen: the entry goes with the connection */
-            c->allocating = false;
+        if (!e || !e->alloc) /* waiting for its COMMIT's check instead */
             continue;
-        }
         trestle_error err;
         if (trestle__memfd_fill(e->alloc, ALLOC_SLICE_BYTES, &err) != TRESTLE_OK) {
             if (!alloc_failed(s, c, e, &err))
@@ -264,7 +254,7 @@ void trestle__server_alloc_step(trestle_server *s)
         e->fd = e->alloc->fd;
         free(e->alloc);
         e->alloc = NULL;
-        c->allocating = false;
+        c->waiting = false;
         if (!alloc_reply(s, c, e))
             c->close_after = true;
     }

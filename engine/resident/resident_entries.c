@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "checked.h"
+#include "crc32c.h"
 #include "error.h"
 #include "memfd_tier.h"
 #include "resident_server.h"
@@ -53,6 +55,15 @@ static trestle__entry *find_id(trestle_server *s, uint64_t id)
     return NULL;
 }
 
+static void check_free(trestle__entry *e)
+{
+    if (e->check) {
+        munmap((void *)e->check->view, (size_t)e->region_bytes);
+        free(e->check);
+        e->check = NULL;
+    }
+}
+
 void trestle__server_drop(trestle_server *s, trestle__entry *e)
 {
     for (trestle__entry **pp = &s->entries; *pp; pp = &(*pp)->next)
@@ -68,6 +79,7 @@ void trestle__server_drop(trestle_server *s, trestle__entry *e)
         close(e->alloc->fd);
         free(e->alloc);
     }
+    check_free(e);
     trestle__vmm_release(e->vmm);
     trestle__wire_key_free(&e->key);
     trestle__wire_manifest_free(&e->manifest);
@@ -133,31 +145,13 @@ static bool manifest_fits(const trestle__entry *e, const trestle__wire_manifest 
     return true;
 }
 
-static bool do_commit(trestle_server *s, trestle__conn *c, const trestle__wire_msg *req)
+/* Publish `e`, whose manifest and bytes are checked: older versions of the
+ * checkpoint, and this selection's previous entry, are never served again
+ * and go now. The COMMIT_REPLY (false: it could not be queued). */
+static bool publish(trestle_server *s, trestle__conn *c, trestle__entry *e, uint64_t data_bytes,
+                    bool verified)
 {
-    trestle__entry *e = c->pending ? find_id(s, c->pending) : NULL;
-    char why[512], tn[64], h[32];
-    trestle_error err;
-    if (!e || e->id != req->commit.entry_id || e->alloc)
-        return trestle__conn_error(s, c, TRESTLE_E_SERVER, "COMMIT of entry %llu, which this "
-                                   "connection did not allocate",
-                                   (unsigned long long)req->commit.entry_id);
-    uint64_t data_bytes;
-    if (!manifest_fits(e, &req->commit.manifest, &data_bytes, why, sizeof why))
-        return trestle__conn_error(s, c, TRESTLE_E_CORRUPT, "the manifest of %s does not fit "
-                                   "its memory: %s", e->key.id.path, why);
-    if (e->key.tier == TRESTLE__TIER_HOST) {
-        if (trestle__memfd_seal(e->fd, &err) != TRESTLE_OK)
-            return trestle__conn_error(s, c, err.code, "%s: %s", e->key.id.path, err.message);
-        e->ro_fd = trestle__memfd_reopen_readonly(e->fd);
-        if (e->ro_fd < 0)
-            return trestle__conn_error(s, c, TRESTLE_E_IO, "reopening %s's memory read-only: %s",
-                                       e->key.id.path, strerror(errno));
-    }
-    if (!trestle__wire_manifest_copy(&e->manifest, &req->commit.manifest))
-        return trestle__conn_error(s, c, TRESTLE_E_NOMEM, "out of memory");
-    /* Older versions of the checkpoint, and this selection's previous
-     * entry, are never served again: drop them now. */
+    char tn[64], h[32];
     unsigned replaced = 0;
     for (trestle__entry *o = s->entries, *next; o; o = next) {
         next = o->next;
@@ -175,21 +169,140 @@ static bool do_commit(trestle_server *s, trestle__conn *c, const trestle__wire_m
     }
     e->published = true;
     e->bytes = data_bytes;
-    e->verified = req->commit.verified != 0;
+    e->verified = verified;
     e->loaded_ns = e->last_used_ns = trestle__now_ns();
     c->pending = 0;
     trestle__server_tier_name(e->key.tier, e->key.device, tn, sizeof tn);
     trestle__human_bytes(e->bytes, h, sizeof h);
-    trestle__server_log(s, "published %s (entry %llu): %u tensors, %s on the %s%s, %s",
+    trestle__server_log(s, "published %s (entry %llu): %u tensors, %s on the %s%s, %s%s",
                         e->key.id.path, (unsigned long long)e->id, e->tensors, h, tn,
                         e->pages == TRESTLE__PAGES_HUGETLB ? " (hugetlb pages)"
                         : e->pages == TRESTLE__PAGES_THP   ? " (transparent huge pages)"
                                                            : "",
-                        e->verified ? "every byte CRC-checked" : "NOT fully verified");
+                        e->verified ? "every byte CRC-checked" : "NOT fully verified",
+                        e->key.tier == TRESTLE__TIER_HOST ? ", and checked by the server in "
+                                                            "its sealed memory"
+                                                          : "");
     trestle__wire_msg m = { .type = TRESTLE__MSG_COMMIT_REPLY };
     m.commit_reply.entry_id = e->id;
     m.commit_reply.replaced = replaced;
     return trestle__conn_send(s, c, &m, NULL, 0);
+}
+
+static bool do_commit(trestle_server *s, trestle__conn *c, const trestle__wire_msg *req)
+{
+    trestle__entry *e = c->pending ? find_id(s, c->pending) : NULL;
+    char why[512];
+    trestle_error err;
+    if (!e || e->id != req->commit.entry_id || e->alloc || e->check)
+        return trestle__conn_error(s, c, TRESTLE_E_SERVER, "COMMIT of entry %llu, which this "
+                                   "connection did not allocate",
+                                   (unsigned long long)req->commit.entry_id);
+    uint64_t data_bytes;
+    if (!manifest_fits(e, &req->commit.manifest, &data_bytes, why, sizeof why))
+        return trestle__conn_error(s, c, TRESTLE_E_CORRUPT, "the manifest of %s does not fit "
+                                   "its memory: %s", e->key.id.path, why);
+    if (e->key.tier == TRESTLE__TIER_HOST) {
+        if (trestle__memfd_seal(e->fd, &err) != TRESTLE_OK)
+            return trestle__conn_error(s, c, err.code, "%s: %s", e->key.id.path, err.message);
+        if (e->ro_fd < 0)
+            e->ro_fd = trestle__memfd_reopen_readonly(e->fd);
+        if (e->ro_fd < 0)
+            return trestle__conn_error(s, c, TRESTLE_E_IO, "reopening %s's memory read-only: %s",
+                                       e->key.id.path, strerror(errno));
+    }
+    trestle__wire_manifest_free(&e->manifest);
+    if (!trestle__wire_manifest_copy(&e->manifest, &req->commit.manifest))
+        return trestle__conn_error(s, c, TRESTLE_E_NOMEM, "out of memory");
+    if (e->key.tier != TRESTLE__TIER_HOST) /* the server holds no CUDA context to read it */
+        return publish(s, c, e, data_bytes, req->commit.verified != 0);
+    /* Sealed, the bytes can no longer change: the server checks them
+     * against the manifest before anyone maps them, a slice per pass. */
+    e->check = calloc(1, sizeof *e->check);
+    void *view = e->check ? trestle__memfd_map(e->ro_fd, e->region_bytes, false) : NULL;
+    if (!view) {
+        free(e->check);
+        e->check = NULL;
+        return trestle__conn_error(s, c, TRESTLE_E_NOMEM, "mapping %s's memory to check it: %s",
+                                   e->key.id.path, strerror(errno));
+    }
+    e->check->view = view;
+    e->check->data_bytes = data_bytes;
+    e->check->verified = req->commit.verified != 0;
+    c->waiting = true;
+    return true;
+}
+
+/* One pass's share of checking: ~5-10 ms of CRC-32C. */
+#define CHECK_SLICE_BYTES (64ull << 20)
+
+/* Check up to a slice more of `e`'s bytes: 1 done and equal, 0 not done, -1
+ * a tensor differs (`why` says which and how). */
+static int check_slice(trestle__entry *e, char *why, size_t cap)
+{
+    trestle__check *k = e->check;
+    uint64_t budget = CHECK_SLICE_BYTES;
+    while (k->tensor < e->manifest.count) {
+        const trestle__wire_tensor *t = &e->manifest.tensors[k->tensor];
+        uint64_t n = t->bytes - k->done < budget ? t->bytes - k->done : budget;
+        k->crc = trestle__crc32c_extend(k->crc, k->view + t->offset + k->done, (size_t)n);
+        k->done += n;
+        budget -= n;
+        if (k->done < t->bytes)
+            return 0;
+        if (k->crc != t->crc32c) {
+            snprintf(why, cap, "tensor %u ('%s'), %llu bytes at offset %llu: CRC32C 0x%08x in "
+                     "memory, not the manifest's 0x%08x", k->tensor, t->name,
+                     (unsigned long long)t->bytes, (unsigned long long)t->offset,
+                     (unsigned)k->crc, (unsigned)t->crc32c);
+            return -1;
+        }
+        k->tensor++;
+        k->done = 0;
+        k->crc = 0;
+        if (budget == 0)
+            return k->tensor == e->manifest.count;
+    }
+    return 1;
+}
+
+void trestle__server_check_step(trestle_server *s)
+{
+    for (trestle__conn *c = s->conns; c; c = c->next) {
+        trestle__entry *e = c->dead || !c->waiting ? NULL : find_id(s, c->pending);
+        if (!e || !e->check)
+            continue;
+        char why[TRESTLE__WIRE_MAX_MESSAGE / 2];
+        int done = check_slice(e, why, sizeof why);
+        if (done == 0)
+            continue;
+        c->waiting = false;
+        bool queued;
+        if (done < 0) {
+            trestle__server_log(s, "preload of %s by pid %d refused: its bytes are not what its "
+                                "manifest says: %s", e->key.id.path, (int)c->pid, why);
+            queued = trestle__conn_error(s, c, TRESTLE_E_CRC_MISMATCH, "%s: the bytes in "
+                                         "memory are not what the manifest says: %s; not "
+                                         "published", e->key.id.path, why);
+            c->pending = 0;
+            trestle__server_drop(s, e);
+        } else {
+            uint64_t data_bytes = e->check->data_bytes;
+            bool verified = e->check->verified;
+            check_free(e);
+            queued = publish(s, c, e, data_bytes, verified);
+        }
+        if (!queued)
+            c->close_after = true;
+    }
+}
+
+bool trestle__server_busy(const trestle_server *s)
+{
+    for (const trestle__entry *e = s->entries; e; e = e->next)
+        if (e->alloc || e->check)
+            return true;
+    return false;
 }
 
 /* ---- ATTACH ---- */

@@ -22,7 +22,9 @@
 #include "resident.h"
 #include "vmm_tier.h"
 
-#define ALLOC_TIMEOUT_MS 600000 /* the server allocates (and zeroes) the memory first */
+/* The server allocates (zeroes) the memory before its ALLOC reply, and
+ * checks every byte before its COMMIT reply: minutes for hundreds of GB. */
+#define SERVER_WORK_TIMEOUT_MS 600000
 
 void trestle_preload_options_init(trestle_preload_options *opt)
 {
@@ -129,7 +131,7 @@ int trestle_preload(const trestle_checkpoint *c, const trestle_op *ops, size_t n
     req.alloc.key = sel.key;
     req.alloc.bytes = sel.bytes;
     req.alloc.tensors = (uint32_t)sel.kept;
-    TR_FORWARD(trestle__resident_call(sock, path, &req, ALLOC_TIMEOUT_MS, &reply, fds, &nfds,
+    TR_FORWARD(trestle__resident_call(sock, path, &req, SERVER_WORK_TIMEOUT_MS, &reply, fds, &nfds,
                                       err));
     TR_FAIL_IF(reply.type != TRESTLE__MSG_ALLOC_REPLY || nfds != 1, err, TRESTLE_E_SERVER,
                "server %s: replied to ALLOC with %s", path,
@@ -174,8 +176,8 @@ int trestle_preload(const trestle_checkpoint *c, const trestle_op *ops, size_t n
     mapping = NULL;
     trestle_plan_free(fill);
     fill = NULL;
-    rc = trestle__resident_call(sock, path, &req, TRESTLE__RESIDENT_TIMEOUT_MS, &reply, fds,
-                                &nfds, err);
+    rc = trestle__resident_call(sock, path, &req, SERVER_WORK_TIMEOUT_MS, &reply, fds, &nfds,
+                                err);
     trestle__wire_manifest_free(&req.commit.manifest);
     if (rc != TRESTLE_OK)
         goto fail;

@@ -374,7 +374,7 @@ static void accept_all(trestle_server *s)
 static void conn_readable(trestle_server *s, trestle__conn *c)
 {
     trestle_error err;
-    while (!c->dead && c->out.len == 0 && !c->allocating) {
+    while (!c->dead && c->out.len == 0 && !c->waiting) {
         int r = trestle__wire_rx_step(c->fd, &c->rx, &err);
         if (r == TRESTLE__RX_MORE)
             return;
@@ -465,13 +465,14 @@ int trestle_server_run(trestle_server *s, trestle_error *err)
         pf[n++] = (struct pollfd){ s->listen_fd, s->nconns < s->opt.max_clients ? POLLIN : 0, 0 };
         for (trestle__conn *c = s->conns; c; c = c->next) {
             who[n] = c;
-            /* A connection waiting for its allocation is not read (its
-             * hangup still shows, in revents). */
-            short ev = c->out.len ? POLLOUT : c->allocating ? 0 : POLLIN;
+            /* A connection waiting for its allocation or check is not
+             * read (its hangup still shows, in revents). */
+            short ev = c->out.len ? POLLOUT : c->waiting ? 0 : POLLIN;
             pf[n++] = (struct pollfd){ c->fd, ev, 0 };
         }
-        /* While memory is being allocated, a slice per pass, not waiting. */
-        if (poll(pf, (nfds_t)n, trestle__server_allocating(s) ? 0 : -1) < 0) {
+        /* While memory is being allocated or checked, a slice per pass,
+         * not waiting. */
+        if (poll(pf, (nfds_t)n, trestle__server_busy(s) ? 0 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             rc = trestle__error_set(err, TRESTLE_E_IO, errno, NULL, NULL, -1, -1, "poll: %s",
@@ -495,7 +496,7 @@ int trestle_server_run(trestle_server *s, trestle_error *err)
                     conn_close(s, c);
                 else if (c->out.len == 0)
                     conn_readable(s, c); /* requests that waited behind the reply */
-            } else if (c->allocating) {
+            } else if (c->waiting) {
                 if (pf[i].revents & (POLLHUP | POLLERR))
                     conn_close(s, c); /* the preload is gone: its memory goes */
             } else if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -505,6 +506,7 @@ int trestle_server_run(trestle_server *s, trestle_error *err)
         if (pf[1].revents & POLLIN)
             accept_all(s);
         trestle__server_alloc_step(s);
+        trestle__server_check_step(s);
         for (trestle__conn *c = s->conns; c; c = c->next)
             if (!c->dead && c->close_after && c->out.len == 0)
                 conn_close(s, c);

@@ -35,6 +35,8 @@ typedef struct trestle__entry {
     void *vmm;                     /* device tier: the allocation (engine/memory/vmm_tier.h) */
     struct trestle__memfd *alloc;  /* host tier, while its pages are being allocated (owned;
                                       fd is -1 until then); NULL once they all are */
+    struct trestle__check *check;  /* host tier, while the server checks a COMMIT's bytes
+                                      against its manifest (owned); else NULL */
     int64_t loaded_ns;             /* when published */
     int64_t last_used_ns;          /* last attach (or publication) */
     bool verified;                 /* the preload's restore checked every byte */
@@ -57,8 +59,9 @@ typedef struct trestle__conn {
     uint64_t *held;                /* ids of the entries it attached, one per attach */
     size_t nheld, held_cap;
     uint64_t pending;              /* id of the entry it allocated and has not published, or 0 */
-    bool allocating;               /* its ALLOC's memory is being allocated: nothing more is
-                                      read from it until the reply is out */
+    bool waiting;                  /* its ALLOC's memory is being allocated, or its COMMIT's
+                                      bytes checked: nothing more is read from it until the
+                                      reply is out */
     bool close_after;              /* close once the reply is out */
     bool dead;                     /* closed: remove at the end of the pass */
     struct trestle__conn *next;
@@ -88,11 +91,24 @@ const char *trestle__server_tier_name(int tier, int device, char *buf, size_t ca
 /* Unlink `e` and free it and its memory (clients' mappings stay valid). */
 void trestle__server_drop(trestle_server *s, trestle__entry *e);
 
+/* A COMMIT's bytes being checked against its manifest, a slice per pass. */
+typedef struct trestle__check {
+    const uint8_t *view;           /* the sealed memory, mapped read-only by the server */
+    uint32_t tensor;               /* the manifest's tensor being checked */
+    uint64_t done;                 /* its bytes checked so far */
+    uint32_t crc;                  /* their CRC-32C */
+    uint64_t data_bytes;           /* the tensors' bytes, for the entry once published */
+    bool verified;                 /* the preload's restore checked every byte it read */
+} trestle__check;
+
 /* resident_alloc.c: the ALLOC request (false: the connection is to close);
- * whether some allocation is in progress; one slice of each, replying to
- * those that are done. */
+ * one slice of each allocation in progress, replying to those done. */
 bool trestle__server_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_msg *req);
-bool trestle__server_allocating(const trestle_server *s);
 void trestle__server_alloc_step(trestle_server *s);
+
+/* resident_entries.c: one slice of each COMMIT's check, publishing (or
+ * refusing) those done; whether some allocation or check is in progress. */
+void trestle__server_check_step(trestle_server *s);
+bool trestle__server_busy(const trestle_server *s);
 
 #endif /* TRESTLE_RESIDENT_SERVER_H */
