@@ -45,6 +45,58 @@ static trestle_attachment *attach(const char *sock, const char *path, const tres
     return a;
 }
 
+/* A preload's steps by hand, as a hostile or dying preload would take
+ * them: the selection of every tensor of `c` on the host tier. */
+static void select_all(const trestle_checkpoint *c, trestle__selection *sel)
+{
+    trestle_error err;
+    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, sel, &err),
+                 TRESTLE_OK, "%s", err.message);
+}
+
+/* An ALLOC of `bytes` for `sel` on a new connection (*sock): the frame
+ * sent, and, when `reply` is not NULL, the call's code with the reply and
+ * its descriptors. */
+static int alloc_raw(const char *path, const trestle__selection *sel, uint64_t bytes, int *sock,
+                     trestle__wire_msg *reply, int *fds, trestle_error *err)
+{
+    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC };
+    req.alloc.key = sel->key;
+    req.alloc.bytes = bytes;
+    req.alloc.tensors = (uint32_t)sel->kept;
+    cr_assert_eq(trestle__resident_connect(path, sock, err), TRESTLE_OK);
+    unsigned nfds;
+    if (reply) {
+        int rc = trestle__resident_call(*sock, path, &req, 60000, reply, fds, &nfds, err);
+        cr_assert_eq(nfds, rc == TRESTLE_OK ? 1u : 0u);
+        return rc;
+    }
+    trestle__buf frame = { 0 };
+    cr_assert(trestle__wire_encode(&req, 0, &frame));
+    cr_assert_eq(trestle__wire_send(*sock, frame.data, frame.len, NULL, 0, err), TRESTLE_OK);
+    trestle__buf_free(&frame);
+    return TRESTLE_OK;
+}
+
+/* What the host tier holds. */
+static uint64_t host_used(const char *sock)
+{
+    trestle_resident_list *l = st_list(sock);
+    trestle_resident_server sv;
+    trestle_resident_list_server(l, &sv);
+    trestle_resident_list_free(l);
+    return sv.host_used;
+}
+
+/* Wait (5 s at most) until the host tier holds less than `bytes`: 1 when it did. */
+static int host_used_drops_below(const char *sock, uint64_t bytes)
+{
+    for (int i = 0; i < 500; i++, usleep(10000))
+        if (host_used(sock) < bytes)
+            return 1;
+    return 0;
+}
+
 Test(serve, attach_maps_exactly_what_a_restore_gives)
 {
     char *dir = tu_mkdtemp();
@@ -352,19 +404,11 @@ Test(serve, an_unpublished_preload_frees_its_memory)
     trestle_checkpoint *c = tu_open(ck, NULL);
     trestle__selection sel;
     trestle_error err;
-    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, &sel, &err),
-                 TRESTLE_OK);
-    int sock;
-    cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
-    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC }, reply;
-    req.alloc.key = sel.key;
-    req.alloc.bytes = sel.bytes;
-    req.alloc.tensors = (uint32_t)sel.kept;
-    int fds[TRESTLE__WIRE_MAX_FDS];
-    unsigned nfds;
-    cr_assert_eq(trestle__resident_call(sock, s.sock, &req, 5000, &reply, fds, &nfds, &err),
-                 TRESTLE_OK, "%s", err.message);
-    cr_assert_eq(nfds, 1);
+    select_all(c, &sel);
+    int sock, fds[TRESTLE__WIRE_MAX_FDS];
+    trestle__wire_msg reply;
+    cr_assert_eq(alloc_raw(s.sock, &sel, sel.bytes, &sock, &reply, fds, &err), TRESTLE_OK, "%s",
+                 err.message);
     trestle_resident_list *l = st_list(s.sock);
     trestle_resident_server sv;
     trestle_resident_list_server(l, &sv);
@@ -373,15 +417,7 @@ Test(serve, an_unpublished_preload_frees_its_memory)
     trestle_resident_list_free(l);
     close(fds[0]);
     close(sock); /* as if the preload died */
-    int freed = 0;
-    for (int i = 0; i < 500 && !freed; i++) {
-        l = st_list(s.sock);
-        trestle_resident_list_server(l, &sv);
-        freed = sv.host_used == 0;
-        trestle_resident_list_free(l);
-        usleep(10000);
-    }
-    cr_assert(freed);
+    cr_assert(host_used_drops_below(s.sock, 1));
     char *log = st_log(&s);
     cr_assert(strstr(log, "ended before it was published: memory freed"), "%s", log);
     free(log);
@@ -446,34 +482,23 @@ Test(serve, a_large_allocation_does_not_hold_up_other_clients)
     trestle_checkpoint *c = tu_open(ck, NULL);
     trestle__selection sel;
     trestle_error err;
-    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, &sel, &err),
-                 TRESTLE_OK);
+    select_all(c, &sel);
     const uint64_t big = 1536ull << 20;
-    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC }, reply;
-    req.alloc.key = sel.key;
-    req.alloc.bytes = big;
-    req.alloc.tensors = (uint32_t)sel.kept;
-    trestle__buf frame = { 0 };
-    cr_assert(trestle__wire_encode(&req, 0, &frame));
     for (int round = 0; round < 2; round++) {
         int sock;
-        cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
-        cr_assert_eq(trestle__wire_send(sock, frame.data, frame.len, NULL, 0, &err), TRESTLE_OK);
+        alloc_raw(s.sock, &sel, big, &sock, NULL, NULL, &err);
         /* While it allocates: another process attaches, and the memory
          * being allocated already counts against the tier. */
         trestle_attach_info info;
         trestle_attachment *a = attach(s.sock, ck, NULL, 0, 1, &info);
-        trestle_resident_list *l = st_list(s.sock);
-        trestle_resident_server sv;
-        trestle_resident_list_server(l, &sv);
-        cr_assert_geq(sv.host_used, big);
-        trestle_resident_list_free(l);
+        cr_assert_geq(host_used(s.sock), big);
         struct pollfd p = { sock, POLLIN, 0 };
         cr_assert_eq(poll(&p, 1, 0), 0, "the attach waited for the whole allocation");
         trestle_attachment_free(a);
         if (round == 0) {
             int fds[TRESTLE__WIRE_MAX_FDS];
             unsigned nfds;
+            trestle__wire_msg reply;
             cr_assert_eq(trestle__wire_recv(sock, 60000, "server", &reply, fds, &nfds, &err),
                          TRESTLE_OK, "%s", err.message);
             cr_assert_eq(reply.type, TRESTLE__MSG_ALLOC_REPLY);
@@ -486,28 +511,18 @@ Test(serve, a_large_allocation_does_not_hold_up_other_clients)
             trestle__wire_msg_free(&reply);
         }
         close(sock); /* unpublished (round 1: still allocating): freed */
-        int freed = 0;
-        for (int i = 0; i < 1000 && !freed; i++) {
-            l = st_list(s.sock);
-            trestle_resident_list_server(l, &sv);
-            freed = sv.host_used < big;
-            trestle_resident_list_free(l);
-            usleep(10000);
-        }
-        cr_assert(freed, "round %d: the memory of a preload gone was not freed", round);
+        cr_assert(host_used_drops_below(s.sock, big),
+                  "round %d: the memory of a preload gone was not freed", round);
     }
     char *log = st_log(&s);
     cr_assert(strstr(log, "ended before it was published: memory freed"), "%s", log);
     free(log);
     /* A stop while allocating is a clean stop. */
     int sock;
-    cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
-    cr_assert_eq(trestle__wire_send(sock, frame.data, frame.len, NULL, 0, &err), TRESTLE_OK);
-    trestle_resident_list *l = st_list(s.sock); /* the ALLOC is in */
-    trestle_resident_list_free(l);
+    alloc_raw(s.sock, &sel, big, &sock, NULL, NULL, &err);
+    host_used(s.sock); /* the ALLOC is in */
     cr_assert_eq(st_stop(&s), 0);
     close(sock);
-    trestle__buf_free(&frame);
     trestle__selection_free(&sel);
     trestle_close(c);
     tu_rmtree(dir);
@@ -527,21 +542,15 @@ Test(serve, a_preload_bigger_than_the_memory_left_is_refused_up_front)
     trestle_checkpoint *c = tu_open(ck, NULL);
     trestle__selection sel;
     trestle_error err;
-    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, &sel, &err),
-                 TRESTLE_OK);
+    select_all(c, &sel);
     uint64_t avail;
     char source[600];
     cr_assert(trestle__host_room(&avail, source, sizeof source));
-    int sock;
-    cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
-    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC }, reply;
-    req.alloc.key = sel.key;
-    req.alloc.bytes = 64ull << 40; /* 64 TiB */
-    req.alloc.tensors = (uint32_t)sel.kept;
-    int fds[TRESTLE__WIRE_MAX_FDS];
-    unsigned nfds;
-    cr_assert_eq(trestle__resident_call(sock, s.sock, &req, 5000, &reply, fds, &nfds, &err),
-                 TRESTLE_E_NOMEM, "%s", err.message);
+    int sock, fds[TRESTLE__WIRE_MAX_FDS];
+    trestle__wire_msg reply;
+    cr_assert_eq(alloc_raw(s.sock, &sel, 64ull << 40, &sock, &reply, fds, &err), TRESTLE_E_NOMEM,
+                 "%s", err.message);
+    trestle__wire_msg_free(&reply);
     char want[800];
     snprintf(want, sizeof want, "server %s: host tier: the checkpoint needs 65536.00 GiB "
              "(70368744177664 bytes) and ", s.sock);
@@ -554,11 +563,7 @@ Test(serve, a_preload_bigger_than_the_memory_left_is_refused_up_front)
     cr_assert(strstr(log, "failed: host tier: the checkpoint needs 65536.00 GiB"), "%s", log);
     free(log);
     /* Nothing held, and the server goes on: the real preload fits. */
-    trestle_resident_list *l = st_list(s.sock);
-    trestle_resident_server sv;
-    trestle_resident_list_server(l, &sv);
-    cr_assert_eq(sv.host_used, 0);
-    trestle_resident_list_free(l);
+    cr_assert_eq(host_used(s.sock), 0);
     st_preload(s.sock, ck, NULL, 0, NULL);
     trestle__selection_free(&sel);
     trestle_close(c);
@@ -578,25 +583,19 @@ Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
     trestle_checkpoint *c = tu_open(ck, NULL);
     trestle__selection sel;
     trestle_error err;
-    cr_assert_eq(trestle__selection_make(c, NULL, 0, NULL, TRESTLE__TIER_HOST, -1, &sel, &err),
-                 TRESTLE_OK);
-    int sock;
-    cr_assert_eq(trestle__resident_connect(s.sock, &sock, &err), TRESTLE_OK);
-    trestle__wire_msg req = { .type = TRESTLE__MSG_ALLOC }, reply;
-    req.alloc.key = sel.key;
-    req.alloc.bytes = sel.bytes;
-    req.alloc.tensors = (uint32_t)sel.kept;
-    int fds[TRESTLE__WIRE_MAX_FDS];
+    select_all(c, &sel);
+    int sock, fds[TRESTLE__WIRE_MAX_FDS];
     unsigned nfds;
-    cr_assert_eq(trestle__resident_call(sock, s.sock, &req, 5000, &reply, fds, &nfds, &err),
-                 TRESTLE_OK, "%s", err.message);
+    trestle__wire_msg reply;
+    cr_assert_eq(alloc_raw(s.sock, &sel, sel.bytes, &sock, &reply, fds, &err), TRESTLE_OK, "%s",
+                 err.message);
     uint64_t region = reply.alloc_reply.region_bytes;
     uint64_t entry = reply.alloc_reply.entry_id;
     trestle__wire_msg_free(&reply);
     /* Nothing written: the memory is zeros, the manifest the real one. */
     const uint8_t *zeros = trestle__memfd_map(fds[0], region, false);
     cr_assert_not_null(zeros);
-    req = (trestle__wire_msg){ .type = TRESTLE__MSG_COMMIT };
+    trestle__wire_msg req = { .type = TRESTLE__MSG_COMMIT };
     req.commit.entry_id = entry;
     req.commit.verified = 1;
     cr_assert_eq(trestle__manifest_build(c, &sel, zeros, NULL, &req.commit.manifest, &err),
@@ -619,11 +618,9 @@ Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
     cr_assert_str_eq(err.message, want);
     trestle__wire_manifest_free(&req.commit.manifest);
     trestle_resident_list *l = st_list(s.sock);
-    trestle_resident_server sv;
-    trestle_resident_list_server(l, &sv);
     cr_assert_eq(trestle_resident_list_count(l), 0);
-    cr_assert_eq(sv.host_used, 0, "the refused entry's memory is still held");
     trestle_resident_list_free(l);
+    cr_assert_eq(host_used(s.sock), 0, "the refused entry's memory is still held");
     char *log = st_log(&s);
     cr_assert(strstr(log, " refused: its bytes are not what its manifest says: tensor "), "%s", log);
     free(log);
