@@ -4,7 +4,8 @@
  * start, stop and refusal of a live socket, --daemon's return and pid
  * file, the preload, --list and --evict outputs, --checksum lines equal to
  * a plain restore's, the note when nothing resident fits, the default
- * socket ($XDG_RUNTIME_DIR, else /run/trestle), the usage errors and the
+ * socket ($XDG_RUNTIME_DIR, else /run/trestle), a real checkpoint's part
+ * chosen by --graph or --ops, the usage errors and the
  * help.
  */
 #include <criterion/criterion.h>
@@ -178,6 +179,52 @@ Test(cli_serve, as_dtype_preloads_and_attaches_converted)
     cr_assert(tu_starts_with(r.out, "attached 5 tensors"), "%s", r.out);
     cr_assert_str_eq(from_line(r.out, "fnv1a64 "), from_line(plain.out, "fnv1a64 "));
     tu_cli_free(&plain);
+    tu_cli_free(&r);
+    st_stop(&s);
+    tu_rmtree(dir);
+}
+
+/* A part of a real TensorFlow checkpoint, chosen by its graph (or by the
+ * ops file the graph prints, which is the same selection), preloaded and
+ * attached with the same option; the whole checkpoint is another
+ * selection. */
+Test(cli_serve, graph_and_ops_preload_what_they_restore)
+{
+    const char *g = tu_fixture("tf-graphs/tfx_estimator_ckpt_2shards_2019/model.ckpt-10000.meta");
+    const char *ck = tu_fixture("tf-real/tfx_estimator_ckpt_2shards_2019/model.ckpt-10000");
+    char *dir = tu_mkdtemp();
+    char ops[300], want[900];
+    snprintf(ops, sizeof ops, "%s/ops.txt", dir);
+    tu_cli_result r = tu_cli("ops --graph '%s' > '%s'", g, ops);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    tu_cli_free(&r);
+    st_server s;
+    st_start(&s, dir, NULL);
+    r = tu_cli("preload '%s' --graph '%s' --socket '%s'", ck, g, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(tu_starts_with(r.out, "preloaded 51 tensors, 123.22 KiB onto the host tier"), "%s",
+              r.out);
+    tu_cli_free(&r);
+    tu_cli_result plain = tu_cli("restore '%s' --graph '%s' --checksum", ck, g);
+    cr_assert_eq(plain.rc, 0, "%s", plain.err);
+    const char *how[] = { "--graph", "--ops" };
+    const char *what[] = { g, ops };
+    for (int i = 0; i < 2; i++) {
+        r = tu_cli("restore '%s' %s '%s' --checksum --server '%s'", ck, how[i], what[i], s.sock);
+        cr_assert_eq(r.rc, 0, "%s", r.err);
+        cr_assert_str_eq(r.err, "", "%s", how[i]);
+        snprintf(want, sizeof want, "attached 51 tensors, 123.22 KiB from the trestle server on "
+                 "%s in ", s.sock);
+        cr_assert(tu_starts_with(r.out, want), "%s: %s", how[i], r.out);
+        cr_assert_str_eq(from_line(r.out, "fnv1a64 "), from_line(plain.out, "fnv1a64 "));
+        tu_cli_free(&r);
+    }
+    tu_cli_free(&plain);
+    r = tu_cli("restore '%s' --server '%s'", ck, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    cr_assert(strstr(r.err, " is resident with another selection of tensors: attach with the "
+                            "ops, --graph or --as it was preloaded with, or preload this one; "
+                            "restoring from storage\n"), "%s", r.err);
     tu_cli_free(&r);
     st_stop(&s);
     tu_rmtree(dir);
