@@ -349,8 +349,19 @@ typedef struct trestle_attach_info {
  * @param[in]  c     the checkpoint; not NULL; opened by this process, so
  *                   its version is the one on disk now. May be closed
  *                   once this returns.
- * @param[in]  ops   as for trestle_plan_create(), every op
- *                   TRESTLE_DEST_ALLOCATE (NULL with n == 0: every tensor).
+ * @param[in]  ops   as for trestle_plan_create() (NULL with n == 0: every
+ *                   tensor), each op TRESTLE_DEST_ALLOCATE (the tensor is
+ *                   mapped, or restored into engine memory) or, with
+ *                   `opt->device` set, TRESTLE_DEST_DEVICE: the caller's
+ *                   device memory (`ptr`, `capacity`), which gets the
+ *                   tensor by a device-to-device copy from the device tier
+ *                   (or the restore from storage) queued on
+ *                   `opt->restore->cuda_stream` (a stream of that device;
+ *                   NULL: the legacy default stream) and not waited for:
+ *                   the bytes are there once that stream passes the copy,
+ *                   and the op's `data` is `ptr`. Resident or not, the
+ *                   selection is the same as with TRESTLE_DEST_ALLOCATE.
+ *                   trestle_attachment_free() waits for the copies.
  * @param[in]  n     number of ops.
  * @param[in]  popt  plan options, or NULL.
  * @param[in]  opt   options, or NULL for the defaults.
@@ -360,7 +371,9 @@ typedef struct trestle_attach_info {
  * @return TRESTLE_OK; any code of trestle_plan_create(); from storage, any
  *         code of trestle_restore(); TRESTLE_E_NOT_RESIDENT with
  *         `require_resident` (the message says why); TRESTLE_E_INVALID_ARG
- *         for an op that is not TRESTLE_DEST_ALLOCATE; TRESTLE_E_NO_DEVICE
+ *         for an op that is neither TRESTLE_DEST_ALLOCATE nor, with a
+ *         device, TRESTLE_DEST_DEVICE, or a destination smaller than its
+ *         tensor; TRESTLE_E_CUDA when a copy cannot be queued; TRESTLE_E_NO_DEVICE
  *         for the device tier in a build without CUDA; TRESTLE_E_NOMEM.
  * Thread-safe for distinct calls. Since 0.2.
  */

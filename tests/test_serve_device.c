@@ -6,7 +6,8 @@
  * it read-only and reads the bytes a host restore gives; a write through
  * that mapping fails (illegal address) and changes nothing; the mapping
  * outlives a killed server; a cap and another device are refused or
- * explained; the CLI preloads a device list.
+ * explained; the CLI preloads a device list; the caller's device buffers
+ * get the tensors by copies on its stream.
  */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -240,6 +241,151 @@ Test(serve_device, the_cli_preloads_a_device_list)
     cr_assert(strstr(r.out, "(resident on the device tier, mapped read-only; nothing read from "
                             "storage)"), "%s", r.out);
     tu_cli_free(&r);
+    st_stop(&s);
+    tu_rmtree(dir);
+}
+
+/* FNV-1a of the caller's buffers, as device_checksum of an attachment. */
+static uint64_t buffers_checksum(const trestle_op *ops, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *b = malloc(ops[i].capacity ? ops[i].capacity : 1);
+        CUDA_OK(cudaMemcpy(b, ops[i].ptr, ops[i].capacity, cudaMemcpyDeviceToHost));
+        for (uint64_t k = 0; k < ops[i].capacity; k++)
+            h = (h ^ b[k]) * 1099511628211ull;
+        free(b);
+    }
+    return h;
+}
+
+static void zero_buffers(const trestle_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        CUDA_OK(cudaMemset(ops[i].ptr, 0, ops[i].capacity ? ops[i].capacity : 1));
+    CUDA_OK(cudaDeviceSynchronize()); /* the legacy stream does not order a non-blocking one */
+}
+
+/* Ops with the caller's device buffers (TRESTLE_DEST_DEVICE): every
+ * buffer of `a`'s ops, zeroed, one op per tensor of `c`. */
+static trestle_op *device_ops(const trestle_checkpoint *c, size_t *n)
+{
+    trestle_plan *p;
+    trestle_error err;
+    cr_assert_eq(trestle_plan_create(c, NULL, 0, NULL, &p, &err), TRESTLE_OK, "%s", err.message);
+    *n = trestle_plan_op_count(p);
+    trestle_op *ops = calloc(*n, sizeof *ops);
+    for (size_t i = 0; i < *n; i++) {
+        trestle_plan_op_info op;
+        trestle_plan_get_op(p, i, &op);
+        ops[i].name = strdup(op.name);
+        ops[i].dest_kind = TRESTLE_DEST_DEVICE;
+        ops[i].capacity = op.bytes;
+        CUDA_OK(cudaMalloc(&ops[i].ptr, op.bytes ? op.bytes : 1));
+    }
+    zero_buffers(ops, *n);
+    trestle_plan_free(p);
+    return ops;
+}
+
+static int attach_into(const char *sock, const char *path, const trestle_op *ops, size_t n,
+                       void *stream, int require, trestle_attachment **out, trestle_error *err)
+{
+    trestle_checkpoint *c = tu_open(path, NULL);
+    trestle_attach_options ao;
+    trestle_restore_options ro;
+    trestle_attach_options_init(&ao);
+    trestle_restore_options_init(&ro);
+    ro.cuda_stream = stream;
+    ao.socket_path = sock;
+    ao.device = 0;
+    ao.require_resident = require;
+    ao.restore = &ro;
+    int rc = trestle_attach(c, ops, n, NULL, &ao, out, err);
+    trestle_close(c);
+    return rc;
+}
+
+/* The issue's "device-to-device copies into the caller's own buffers, on
+ * the caller's stream": queued there (the mock runs a stream's work only
+ * when something waits for that stream), the resident tensors' bytes once
+ * it is synchronised, whether resident or restored from storage. */
+Test(serve_device, device_buffers_get_copies_on_the_callers_stream)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_gpu_model(dir, NTINY, 12);
+    uint64_t want = st_restore_checksum(ck, NULL, 0);
+    st_server s;
+    st_start(&s, dir, NULL);
+    preload_on(s.sock, ck, 0);
+    trestle_checkpoint *c = tu_open(ck, NULL);
+    size_t n;
+    trestle_op *ops = device_ops(c, &n);
+    trestle_close(c);
+    cudaStream_t st;
+    CUDA_OK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    trestle_attachment *a;
+    trestle_error err;
+    cr_assert_eq(attach_into(s.sock, ck, ops, n, st, 1, &a, &err), TRESTLE_OK, "%s",
+                 err.message);
+    trestle_attach_info info;
+    trestle_attachment_get_info(a, &info);
+    cr_assert_eq(info.resident, 1);
+    trestle_plan_op_info op;
+    trestle_attachment_get_op(a, 1, &op);
+    cr_assert_eq(op.data, ops[1].ptr, "the tensor is the caller's buffer");
+    /* Not yet copied: the copy waits on the caller's stream. */
+    uint8_t b[16], zero[16] = { 0 };
+    size_t k = op.bytes < sizeof b ? op.bytes : sizeof b;
+    CUDA_OK(cudaMemcpy(b, op.data, k, cudaMemcpyDeviceToHost));
+    cr_assert_eq(memcmp(b, zero, k), 0, "the copy ran before the caller's stream did");
+    CUDA_OK(cudaStreamSynchronize(st));
+    cr_assert_eq(device_checksum(a), want);
+    trestle_attachment_free(a);
+    /* Freed before the stream ran: the free waits for the copies, which
+     * read the mapping it drops. */
+    zero_buffers(ops, n);
+    cr_assert_eq(attach_into(s.sock, ck, ops, n, st, 1, &a, &err), TRESTLE_OK, "%s",
+                 err.message);
+    trestle_attachment_free(a);
+    cudamock_stats ms;
+    cudamock_get_stats(&ms);
+    cr_assert_eq(ms.vmm_maps_live, 0);
+    CUDA_OK(cudaStreamSynchronize(st));
+    cr_assert_eq(buffers_checksum(ops, n), want);
+
+    /* Not resident (evicted): restored from storage, copied the same way. */
+    zero_buffers(ops, n);
+    cr_assert_eq(trestle_resident_evict(s.sock, ck, NULL, &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(attach_into(s.sock, ck, ops, n, st, 0, &a, &err), TRESTLE_OK, "%s",
+                 err.message);
+    trestle_attachment_get_info(a, &info);
+    cr_assert_eq(info.resident, 0);
+    CUDA_OK(cudaStreamSynchronize(st));
+    cr_assert_eq(device_checksum(a), want);
+    trestle_attachment_free(a);
+
+    /* A buffer too small, and a host destination, are refused by name. */
+    ops[1].capacity--;
+    cr_assert_eq(attach_into(s.sock, ck, ops, n, st, 0, &a, &err), TRESTLE_E_INVALID_ARG);
+    char msg[600];
+    snprintf(msg, sizeof msg, "tensor %s: destination holds %llu bytes, but the attach needs "
+             "%llu bytes", ops[1].name, (unsigned long long)ops[1].capacity,
+             (unsigned long long)ops[1].capacity + 1);
+    cr_assert_str_eq(err.message, msg);
+    ops[1].capacity++;
+    ops[1].dest_kind = TRESTLE_DEST_HOST;
+    cr_assert_eq(attach_into(s.sock, ck, ops, n, st, 0, &a, &err), TRESTLE_E_INVALID_ARG);
+    snprintf(msg, sizeof msg, "trestle_attach: op 1 ('%s') is neither TRESTLE_DEST_ALLOCATE nor, "
+             "with a device, TRESTLE_DEST_DEVICE: resident tensors are mapped, or copied into "
+             "the caller's device memory", ops[1].name);
+    cr_assert_str_eq(err.message, msg);
+    for (size_t i = 0; i < n; i++) {
+        CUDA_OK(cudaFree(ops[i].ptr));
+        free((char *)ops[i].name);
+    }
+    free(ops);
+    CUDA_OK(cudaStreamDestroy(st));
     st_stop(&s);
     tu_rmtree(dir);
 }

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cuda_host.h"
 #include "error.h"
 #include "memfd_tier.h"
 #include "resident.h"
@@ -46,6 +47,10 @@ struct trestle_attachment {
     uint64_t map_bytes;
     void *vmm;               /* device tier: the mapping (vmm_tier.h) */
     trestle_arena *arena;    /* from storage: the restored tensors */
+    void *copied;            /* an event after the copies into the caller's device buffers
+                                (they read the mapping or the arena: waited for before
+                                either goes), or NULL */
+    int copied_device;
 };
 
 void trestle_attach_options_init(trestle_attach_options *opt)
@@ -196,6 +201,65 @@ fail:
     return rc;
 }
 
+/* The caller's device buffers (ops given TRESTLE_DEST_DEVICE) get their
+ * tensors, mapped or restored on the attach's device, by device-to-device
+ * copies queued on the caller's stream (restore options' cuda_stream), as
+ * a restore's copies wait for what that stream holds; the tensors' data
+ * then points at the caller's buffers. */
+static int copy_to_callers(trestle_attachment *a, const trestle_op *ops, size_t n,
+                           const trestle_attach_options *o, trestle_error *err)
+{
+    trestle_restore_options ro;
+    int rc;
+    trestle_restore_options_init(&ro);
+    if (o->restore)
+        TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_restore_options, &ro, o->restore,
+                                         TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err));
+    size_t last = n;
+    for (size_t i = 0; i < n; i++)
+        if (ops[i].dest_kind == TRESTLE_DEST_DEVICE && !a->ops[i].skipped && a->ops[i].bytes)
+            last = i;
+    for (size_t i = 0; i < n && last < n; i++) {
+        att_op *t = &a->ops[i];
+        if (ops[i].dest_kind != TRESTLE_DEST_DEVICE || t->skipped)
+            continue;
+        if (t->bytes)
+            TR_FORWARD(trestle__cuda_copy_queued(o->device, ops[i].ptr, t->data, t->bytes,
+                                                 ro.cuda_stream, i == last ? &a->copied : NULL,
+                                                 err));
+        t->data = ops[i].ptr;
+        int dev = o->device;
+        trestle__cuda_pointer_device(ops[i].ptr, &dev);
+        t->device = dev;
+    }
+    a->copied_device = o->device;
+    return TRESTLE_OK;
+fail:
+    return rc;
+}
+
+/* An op's destination that the attach takes: engine memory (mapped or
+ * restored), or with a device, the caller's device memory, big enough. */
+static int check_dest(const trestle_op *op, size_t i, const att_op *t, int device,
+                      trestle_error *err)
+{
+    if (op->dest_kind == TRESTLE_DEST_ALLOCATE)
+        return TRESTLE_OK;
+    if (op->dest_kind != TRESTLE_DEST_DEVICE || device < 0)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "trestle_attach: op %zu ('%s') "
+                                     "is neither TRESTLE_DEST_ALLOCATE nor, with a device, "
+                                     "TRESTLE_DEST_DEVICE: resident tensors are mapped, or "
+                                     "copied into the caller's device memory", i,
+                                     op->name ? op->name : "");
+    if (t->skipped || ((op->ptr || t->bytes == 0) && op->capacity >= t->bytes))
+        return TRESTLE_OK;
+    return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, t->name, NULL, -1,
+                              (int64_t)t->bytes, "tensor %s: destination %s%llu bytes, but the "
+                              "attach needs %llu bytes", t->name,
+                              op->ptr ? "holds " : "is NULL with capacity ",
+                              (unsigned long long)op->capacity, (unsigned long long)t->bytes);
+}
+
 int trestle_attach(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
                    const trestle_plan_options *popt, const trestle_attach_options *opt,
                    trestle_attachment **out, trestle_error *err)
@@ -213,16 +277,23 @@ int trestle_attach(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
     trestle_attach_options_init(&o);
     TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_attach_options, &o, opt,
                                      TRESTLE__ATTACH_OPTIONS_FIRST_SIZE, err));
-    for (size_t i = 0; ops && i < n; i++)
-        TR_FAIL_IF(ops[i].dest_kind != TRESTLE_DEST_ALLOCATE, err, TRESTLE_E_INVALID_ARG,
-                   "trestle_attach: op %zu ('%s') is not TRESTLE_DEST_ALLOCATE: resident "
-                   "tensors are mapped, not copied", i, ops[i].name ? ops[i].name : "");
+    bool to_callers = false;
+    for (size_t i = 0; ops && i < n; i++) {
+        if (ops[i].dest_kind != TRESTLE_DEST_DEVICE)
+            TR_FORWARD(check_dest(&ops[i], i, NULL, o.device, err));
+        to_callers |= ops[i].dest_kind == TRESTLE_DEST_DEVICE;
+    }
+    TR_FAIL_IF(to_callers && o.device < 0, err, TRESTLE_E_INVALID_ARG, "trestle_attach: ops "
+               "with TRESTLE_DEST_DEVICE need a device (trestle_attach_options.device): "
+               "resident tensors are copied into them from that device's tier");
     int tier = o.device >= 0 ? TRESTLE__TIER_DEVICE : TRESTLE__TIER_HOST;
     TR_FORWARD(trestle__selection_make(c, ops, n, popt, tier, o.device, &sel, err));
     a = calloc(1, sizeof *a);
     TR_FAIL_IF(!a, err, TRESTLE_E_NOMEM, "out of memory");
     a->sock = -1;
     TR_FORWARD(copy_ops(a, sel.plan, err));
+    for (size_t i = 0; to_callers && i < n; i++)
+        TR_FORWARD(check_dest(&ops[i], i, &a->ops[i], o.device, err));
     a->info.tensors = sel.kept;
     a->info.bytes = sel.data_bytes;
     a->info.device = -1;
@@ -247,6 +318,8 @@ int trestle_attach(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
         TR_FORWARD(from_storage(a, sel.plan, &o, err));
         a->info.device = o.device;
     }
+    if (to_callers)
+        TR_FORWARD(copy_to_callers(a, ops, n, &o, err));
     a->info.seconds = now_s() - t0;
     trestle__selection_free(&sel);
     *out = a;
@@ -297,6 +370,8 @@ void trestle_attachment_free(trestle_attachment *a)
 {
     if (!a)
         return;
+    /* Copies into the caller's buffers read what goes now. */
+    trestle__cuda_done_wait(a->copied_device, a->copied);
     if (a->map)
         munmap(a->map, (size_t)a->map_bytes);
     trestle__vmm_unmap(a->vmm);
