@@ -185,13 +185,22 @@ Test(serve, without_a_server_the_restore_goes_ahead_and_says_why)
     cr_assert_eq(trestle_attach(c, NULL, 0, NULL, &ao, &a, &err), TRESTLE_E_NOT_RESIDENT);
     cr_assert_null(a);
     cr_assert_str_eq(err.message, want);
-    /* An op that is not engine memory cannot be mapped. */
+    /* An op in the caller's host memory is neither mapped nor copied
+     * (only device buffers are, with a device). */
     float buf[4];
     trestle_op op = { .name = "model/vocab", .dest_kind = TRESTLE_DEST_HOST, .ptr = buf,
                       .capacity = sizeof buf };
     cr_assert_eq(trestle_attach(c, &op, 1, NULL, &ao, &a, &err), TRESTLE_E_INVALID_ARG);
-    cr_assert_str_eq(err.message, "trestle_attach: op 0 ('model/vocab') is not "
-                                  "TRESTLE_DEST_ALLOCATE: resident tensors are mapped, not copied");
+    cr_assert_str_eq(err.message, "trestle_attach: op 0 ('model/vocab') is neither "
+                                  "TRESTLE_DEST_ALLOCATE nor, with a device, TRESTLE_DEST_DEVICE: "
+                                  "resident tensors are mapped, or copied into the caller's "
+                                  "device memory");
+    /* A device buffer needs the device tier. */
+    op.dest_kind = TRESTLE_DEST_DEVICE;
+    cr_assert_eq(trestle_attach(c, &op, 1, NULL, &ao, &a, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "trestle_attach: ops with TRESTLE_DEST_DEVICE need a device "
+                                  "(trestle_attach_options.device): resident tensors are copied "
+                                  "into them from that device's tier");
     trestle_close(c);
     tu_rmtree(dir);
 }
