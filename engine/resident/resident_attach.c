@@ -176,16 +176,24 @@ fail:
     return rc;
 }
 
+/* The caller's restore options (for the restore from storage, and the
+ * stream of copies into its buffers), read by the options rule. */
+static int restore_options(const trestle_attach_options *o, trestle_restore_options *ro,
+                           trestle_error *err)
+{
+    trestle_restore_options_init(ro);
+    return o->restore ? TRESTLE__OPTIONS_READ(trestle_restore_options, ro, o->restore,
+                                              TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err)
+                      : TRESTLE_OK;
+}
+
 /* Nothing resident fits: restore the plan from storage into engine memory. */
 static int from_storage(trestle_attachment *a, trestle_plan *p, const trestle_attach_options *o,
                         trestle_error *err)
 {
     trestle_restore_options ro;
     int rc;
-    trestle_restore_options_init(&ro);
-    if (o->restore)
-        TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_restore_options, &ro, o->restore,
-                                         TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err));
+    TR_FORWARD(restore_options(o, &ro, err));
     if (o->device >= 0)
         ro.device = o->device;
     TR_FORWARD(trestle_restore(p, &ro, &a->info.stats, err));
@@ -211,10 +219,7 @@ static int copy_to_callers(trestle_attachment *a, const trestle_op *ops, size_t 
 {
     trestle_restore_options ro;
     int rc;
-    trestle_restore_options_init(&ro);
-    if (o->restore)
-        TR_FORWARD(TRESTLE__OPTIONS_READ(trestle_restore_options, &ro, o->restore,
-                                         TRESTLE__RESTORE_OPTIONS_FIRST_SIZE, err));
+    TR_FORWARD(restore_options(o, &ro, err));
     size_t last = n;
     for (size_t i = 0; i < n; i++)
         if (ops[i].dest_kind == TRESTLE_DEST_DEVICE && !a->ops[i].skipped && a->ops[i].bytes)
