@@ -28,6 +28,18 @@ static const char *from_line(const char *s, const char *prefix)
     return NULL;
 }
 
+/* The pid in a pid file ("1234\n"). */
+static pid_t read_pid(const char *path)
+{
+    size_t len;
+    uint8_t *p = tu_read_file(path, &len);
+    cr_assert_not_null(p, "no pid file %s", path);
+    char text[32] = "";
+    memcpy(text, p, len < sizeof text - 1 ? len : sizeof text - 1);
+    free(p);
+    return (pid_t)atoi(text);
+}
+
 Test(cli_serve, stops_cleanly_on_sigterm_and_refuses_a_live_socket)
 {
     char *dir = tu_mkdtemp();
@@ -54,6 +66,7 @@ Test(cli_serve, stops_cleanly_on_sigterm_and_refuses_a_live_socket)
     cr_assert(strstr(log, "trestle serve: stopped (SIGTERM)\n"), "%s", log);
     free(log);
     tu_rmtree(dir);
+    free(dir);
 }
 
 Test(cli_serve, daemon_returns_once_listening_and_keeps_a_pid_file)
@@ -66,11 +79,7 @@ Test(cli_serve, daemon_returns_once_listening_and_keeps_a_pid_file)
     tu_cli_result r = tu_cli("serve --daemon --socket '%s' --log '%s' --pidfile '%s'", sock, log,
                              pidf);
     cr_assert_eq(r.rc, 0, "%s", r.err);
-    size_t len;
-    uint8_t *p = tu_read_file(pidf, &len);
-    cr_assert_not_null(p);
-    int pid = atoi((const char *)p);
-    free(p);
+    int pid = (int)read_pid(pidf);
     char want[400];
     snprintf(want, sizeof want, "trestle serve: listening on %s, pid %d\n", sock, pid);
     cr_assert_str_eq(r.out, want);
@@ -86,6 +95,7 @@ Test(cli_serve, daemon_returns_once_listening_and_keeps_a_pid_file)
     cr_assert_neq(stat(pidf, &st), 0, "the pid file outlived the server");
     cr_assert_neq(stat(sock, &st), 0);
     tu_rmtree(dir);
+    free(dir);
 }
 
 Test(cli_serve, preload_list_restore_and_evict)
@@ -161,6 +171,8 @@ Test(cli_serve, preload_list_restore_and_evict)
     tu_cli_free(&r);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(cli_serve, as_dtype_preloads_and_attaches_converted)
@@ -182,6 +194,8 @@ Test(cli_serve, as_dtype_preloads_and_attaches_converted)
     tu_cli_free(&r);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* A part of a real TensorFlow checkpoint, chosen by its graph (or by the
@@ -228,6 +242,7 @@ Test(cli_serve, graph_and_ops_preload_what_they_restore)
     tu_cli_free(&r);
     st_stop(&s);
     tu_rmtree(dir);
+    free(dir);
 }
 
 Test(cli_serve, without_a_server_restore_goes_ahead_and_says_why)
@@ -249,6 +264,8 @@ Test(cli_serve, without_a_server_restore_goes_ahead_and_says_why)
     cr_assert_str_eq(r.err, want);
     tu_cli_free(&r);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* Without --socket, every command finds the same socket:
@@ -269,11 +286,7 @@ Test(cli_serve, the_default_socket_is_in_xdg_runtime_dir_else_run_trestle)
     snprintf(want, sizeof want, "trestle serve: listening on %s, pid ", sock);
     cr_assert(tu_starts_with(r.out, want), "%s", r.out);
     tu_cli_free(&r);
-    size_t len;
-    uint8_t *p = tu_read_file(pidf, &len);
-    cr_assert_not_null(p);
-    pid_t pid = (pid_t)atoi((const char *)p);
-    free(p);
+    pid_t pid = read_pid(pidf);
 
     r = tu_cli("preload '%s'", ck);
     cr_assert_eq(r.rc, 0, "%s", r.err);
@@ -317,6 +330,8 @@ Test(cli_serve, the_default_socket_is_in_xdg_runtime_dir_else_run_trestle)
         tu_cli_free(&r);
     }
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(cli_serve, usage_errors)

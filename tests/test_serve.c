@@ -123,6 +123,8 @@ Test(serve, attach_maps_exactly_what_a_restore_gives)
     cr_assert(st_wait_clients(s.sock, 0, 0), "freeing the attachment releases its reference");
     cr_assert_eq(st_stop(&s), 0);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve, ops_with_slices_partitions_and_conversions)
@@ -156,6 +158,8 @@ Test(serve, ops_with_slices_partitions_and_conversions)
     trestle_attachment_free(a);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve, without_a_server_the_restore_goes_ahead_and_says_why)
@@ -203,6 +207,8 @@ Test(serve, without_a_server_the_restore_goes_ahead_and_says_why)
                                   "into them from that device's tier");
     trestle_close(c);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve, a_changed_checkpoint_is_never_served_stale)
@@ -259,6 +265,8 @@ Test(serve, a_changed_checkpoint_is_never_served_stale)
     trestle_attachment_free(a);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* The manifest check, field by field, against a lying entry. */
@@ -319,6 +327,8 @@ Test(serve, a_manifest_that_differs_from_the_plan_is_refused)
     free(mem);
     trestle_close(c);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve, a_cap_evicts_the_least_recently_used_entry_no_client_holds)
@@ -374,6 +384,11 @@ Test(serve, a_cap_evicts_the_least_recently_used_entry_no_client_holds)
     trestle_resident_list_free(l);
     st_stop(&s);
     tu_rmtree(dir);
+    free(a_ck);
+    free(b_ck);
+    free(sub_a);
+    free(sub_b);
+    free(dir);
 }
 
 Test(serve, a_preload_too_big_for_the_cap_names_the_tier_and_the_bytes)
@@ -401,6 +416,8 @@ Test(serve, a_preload_too_big_for_the_cap_names_the_tier_and_the_bytes)
     trestle_resident_list_free(l);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* A preload that allocates and never publishes (it died) frees its memory. */
@@ -435,6 +452,8 @@ Test(serve, an_unpublished_preload_frees_its_memory)
     trestle_close(c);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* Files that cannot be named any more have no version to look up: the
@@ -474,6 +493,8 @@ Test(serve, files_that_cannot_be_identified_are_restored_from_storage)
     trestle_close(c);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* The server allocates a preload's memory a slice at a time between other
@@ -535,6 +556,8 @@ Test(serve, a_large_allocation_does_not_hold_up_other_clients)
     trestle__selection_free(&sel);
     trestle_close(c);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* Without a cap, a preload bigger than the memory the host (or the
@@ -578,6 +601,8 @@ Test(serve, a_preload_bigger_than_the_memory_left_is_refused_up_front)
     trestle_close(c);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* The server checks a preload's bytes against its manifest once they are
@@ -625,6 +650,7 @@ Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
     cr_assert_eq(trestle__resident_call(sock, s.sock, &req, 5000, &reply, fds + 1, &nfds, &err),
                  TRESTLE_E_CRC_MISMATCH, "%s", err.message);
     cr_assert_str_eq(err.message, want);
+    trestle__wire_msg_free(&reply);
     trestle__wire_manifest_free(&req.commit.manifest);
     trestle_resident_list *l = st_list(s.sock);
     cr_assert_eq(trestle_resident_list_count(l), 0);
@@ -645,4 +671,6 @@ Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
     trestle_close(c);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }

@@ -132,6 +132,8 @@ Test(serve_device, a_preload_in_one_process_is_read_in_another)
               "%s", log);
     free(log);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 static int child_writes(const char *sock, const char *path, uint64_t want)
@@ -166,6 +168,8 @@ Test(serve_device, a_write_through_a_read_only_mapping_fails_and_changes_nothing
     cr_assert_eq(in_child(child_reads, s.sock, ck, want), 0, "the bytes changed");
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve_device, the_mapping_outlives_a_killed_server)
@@ -186,6 +190,8 @@ Test(serve_device, the_mapping_outlives_a_killed_server)
     cudamock_get_stats(&st);
     cr_assert_eq(st.vmm_maps_live, 0, "trestle_attachment_free unmaps");
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve_device, another_device_and_a_cap_are_explained)
@@ -220,6 +226,8 @@ Test(serve_device, another_device_and_a_cap_are_explained)
     trestle_attachment_free(a);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve_device, the_cli_preloads_a_device_list)
@@ -243,6 +251,8 @@ Test(serve_device, the_cli_preloads_a_device_list)
     tu_cli_free(&r);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* FNV-1a of the caller's buffers, as device_checksum of an attachment. */
@@ -388,6 +398,8 @@ Test(serve_device, device_buffers_get_copies_on_the_callers_stream)
     CUDA_OK(cudaStreamDestroy(st));
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 #else /* !TRESTLE_CUDA_MOCK */

@@ -85,6 +85,8 @@ Test(serve_faults, a_killed_client_releases_its_reference)
     free(log);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve_faults, mappings_outlive_a_killed_server_and_a_new_one_starts_empty)
@@ -123,6 +125,8 @@ Test(serve_faults, mappings_outlive_a_killed_server_and_a_new_one_starts_empty)
     trestle_attachment_free(a);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* A checkpoint nobody can read: its directory and files open to all. */
@@ -198,6 +202,8 @@ Test(serve_faults, another_user_is_refused)
     cr_assert(st_wait_clients(s.sock, 0, 0));
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve_faults, a_group_given_to_the_server_is_admitted)
@@ -217,6 +223,8 @@ Test(serve_faults, a_group_given_to_the_server_is_admitted)
     cr_assert_eq(nobody_attaches(s.sock, ck), 0, "%s", child_msg);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve_faults, resident_memory_cannot_be_written)
@@ -235,6 +243,7 @@ Test(serve_faults, resident_memory_cannot_be_written)
     /* A write through the mapping faults (in a child). */
     pid_t pid = fork();
     if (pid == 0) {
+        signal(SIGSEGV, SIG_DFL); /* the kernel's verdict, not a sanitizer's handler */
         ((volatile uint8_t *)op.data)[0] ^= 0xff;
         _exit(0);
     }
@@ -287,6 +296,8 @@ Test(serve_faults, resident_memory_cannot_be_written)
     trestle_attachment_free(a);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 Test(serve_faults, a_hundred_clients_attach_at_once)
@@ -334,6 +345,8 @@ Test(serve_faults, a_hundred_clients_attach_at_once)
     free(log);
     st_stop(&s);
     tu_rmtree(dir);
+    free(ck);
+    free(dir);
 }
 
 /* Pipes among the open descriptors of process `pid`. */
@@ -451,4 +464,5 @@ Test(serve_faults, hostile_messages_get_an_error_and_the_server_goes_on)
     trestle__buf_free(&cb);
     cr_assert_eq(st_stop(&s), 0);
     tu_rmtree(dir);
+    free(dir);
 }
