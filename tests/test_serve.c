@@ -605,6 +605,21 @@ Test(serve, a_preload_bigger_than_the_memory_left_is_refused_up_front)
     free(dir);
 }
 
+/* Memory process `pid` has locked (VmLck in /proc/PID/status), in KiB. */
+static uint64_t locked_kib(pid_t pid)
+{
+    char path[64], line[256];
+    unsigned long long kib = 0;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmLck: %llu kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
 /* The server checks a preload's bytes against its manifest once they are
  * sealed, before anyone maps them: a preload that wrote other bytes than
  * its manifest says (here: none, with the index's CRCs) is refused. */
@@ -661,12 +676,16 @@ Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
     free(log);
     close(fds[0]);
     close(sock);
-    /* A real preload is checked the same way, and published. */
+    /* A real preload is checked the same way, published, and pinned
+     * (locked in memory: root, as this suite runs, has no mlock limit). */
     st_preload(s.sock, ck, NULL, 0, NULL);
     log = st_log(&s);
     cr_assert(strstr(log, ", every byte CRC-checked, and checked by the server in its sealed "
-                          "memory\n"), "%s", log);
+                          "memory, pinned in memory (mlock)\n"), "%s", log);
     free(log);
+    cr_assert_geq(locked_kib(s.pid) * 1024, sel.bytes, "the server has not locked the entry");
+    cr_assert_eq(trestle_resident_evict(s.sock, NULL, NULL, &err), TRESTLE_OK);
+    cr_assert_lt(locked_kib(s.pid) * 1024, sel.bytes, "an evicted entry stays locked");
     trestle__selection_free(&sel);
     trestle_close(c);
     st_stop(&s);

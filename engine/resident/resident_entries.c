@@ -58,7 +58,8 @@ static trestle__entry *find_id(trestle_server *s, uint64_t id)
 static void check_free(trestle__entry *e)
 {
     if (e->check) {
-        munmap((void *)e->check->view, (size_t)e->region_bytes);
+        if (e->check->view != e->pinned)
+            munmap((void *)e->check->view, (size_t)e->region_bytes);
         free(e->check);
         e->check = NULL;
     }
@@ -80,6 +81,8 @@ void trestle__server_drop(trestle_server *s, trestle__entry *e)
         free(e->alloc);
     }
     check_free(e);
+    if (e->pinned)
+        munmap((void *)e->pinned, (size_t)e->region_bytes); /* unlocks it */
     trestle__vmm_release(e->vmm);
     trestle__wire_key_free(&e->key);
     trestle__wire_manifest_free(&e->manifest);
@@ -149,7 +152,7 @@ static bool manifest_fits(const trestle__entry *e, const trestle__wire_manifest 
  * checkpoint, and this selection's previous entry, are never served again
  * and go now. The COMMIT_REPLY (false: it could not be queued). */
 static bool publish(trestle_server *s, trestle__conn *c, trestle__entry *e, uint64_t data_bytes,
-                    bool verified)
+                    bool verified, const char *pin)
 {
     char tn[64], h[32];
     unsigned replaced = 0;
@@ -174,7 +177,7 @@ static bool publish(trestle_server *s, trestle__conn *c, trestle__entry *e, uint
     c->pending = 0;
     trestle__server_tier_name(e->key.tier, e->key.device, tn, sizeof tn);
     trestle__human_bytes(e->bytes, h, sizeof h);
-    trestle__server_log(s, "published %s (entry %llu): %u tensors, %s on the %s%s, %s%s",
+    trestle__server_log(s, "published %s (entry %llu): %u tensors, %s on the %s%s, %s%s%s",
                         e->key.id.path, (unsigned long long)e->id, e->tensors, h, tn,
                         e->pages == TRESTLE__PAGES_HUGETLB ? " (hugetlb pages)"
                         : e->pages == TRESTLE__PAGES_THP   ? " (transparent huge pages)"
@@ -182,7 +185,8 @@ static bool publish(trestle_server *s, trestle__conn *c, trestle__entry *e, uint
                         e->verified ? "every byte CRC-checked" : "NOT fully verified",
                         e->key.tier == TRESTLE__TIER_HOST ? ", and checked by the server in "
                                                             "its sealed memory"
-                                                          : "");
+                                                          : "",
+                        pin);
     trestle__wire_msg m = { .type = TRESTLE__MSG_COMMIT_REPLY };
     m.commit_reply.entry_id = e->id;
     m.commit_reply.replaced = replaced;
@@ -215,7 +219,7 @@ static bool do_commit(trestle_server *s, trestle__conn *c, const trestle__wire_m
     if (!trestle__wire_manifest_copy(&e->manifest, &req->commit.manifest))
         return trestle__conn_error(s, c, TRESTLE_E_NOMEM, "out of memory");
     if (e->key.tier != TRESTLE__TIER_HOST) /* the server holds no CUDA context to read it */
-        return publish(s, c, e, data_bytes, req->commit.verified != 0);
+        return publish(s, c, e, data_bytes, req->commit.verified != 0, "");
     /* Sealed, the bytes can no longer change: the server checks them
      * against the manifest before anyone maps them, a slice per pass. */
     e->check = calloc(1, sizeof *e->check);
@@ -266,6 +270,24 @@ static int check_slice(trestle__entry *e, char *why, size_t cap)
     return 1;
 }
 
+/* Lock a slice more of the sealed memory in RAM (the host tier is pinned:
+ * never swapped out under the clients that map it); a refusal (the
+ * server's RLIMIT_MEMLOCK) unlocks it all and is said at publication. */
+static void lock_slice(trestle__entry *e)
+{
+    trestle__check *k = e->check;
+    if (k->lock_errno || k->locked >= e->region_bytes)
+        return;
+    uint64_t n = e->region_bytes - k->locked < CHECK_SLICE_BYTES ? e->region_bytes - k->locked
+                                                                 : CHECK_SLICE_BYTES;
+    if (mlock(k->view + k->locked, (size_t)n) != 0) {
+        k->lock_errno = errno;
+        munlock(k->view, (size_t)k->locked);
+        return;
+    }
+    k->locked += n;
+}
+
 void trestle__server_check_step(trestle_server *s)
 {
     for (trestle__conn *c = s->conns; c; c = c->next) {
@@ -273,8 +295,12 @@ void trestle__server_check_step(trestle_server *s)
         if (!e || !e->check)
             continue;
         char why[TRESTLE__WIRE_MAX_MESSAGE / 2];
-        int done = check_slice(e, why, sizeof why);
-        if (done == 0)
+        trestle__check *k = e->check;
+        int done = k->crc_done ? 1 : check_slice(e, why, sizeof why);
+        k->crc_done = done == 1;
+        if (done >= 0)
+            lock_slice(e);
+        if (done == 0 || (done == 1 && !k->lock_errno && k->locked < e->region_bytes))
             continue;
         c->waiting = false;
         bool queued;
@@ -287,10 +313,16 @@ void trestle__server_check_step(trestle_server *s)
             c->pending = 0;
             trestle__server_drop(s, e);
         } else {
-            uint64_t data_bytes = e->check->data_bytes;
-            bool verified = e->check->verified;
+            uint64_t data_bytes = k->data_bytes;
+            bool verified = k->verified;
+            char pin[160] = ", pinned in memory (mlock)";
+            if (k->lock_errno)
+                snprintf(pin, sizeof pin, ", NOT pinned (mlock: %s; raise the server's "
+                         "RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity)", strerror(k->lock_errno));
+            else
+                e->pinned = k->view;
             check_free(e);
-            queued = publish(s, c, e, data_bytes, verified);
+            queued = publish(s, c, e, data_bytes, verified, pin);
         }
         if (!queued)
             c->close_after = true;

@@ -35,6 +35,8 @@ typedef struct trestle__entry {
     void *vmm;                     /* device tier: the allocation (engine/memory/vmm_tier.h) */
     struct trestle__memfd *alloc;  /* host tier, while its pages are being allocated (owned;
                                       fd is -1 until then); NULL once they all are */
+    const void *pinned;            /* host tier: the server's read-only mapping of it, locked
+                                      in memory (mlock), or NULL */
     struct trestle__check *check;  /* host tier, while the server checks a COMMIT's bytes
                                       against its manifest (owned); else NULL */
     int64_t loaded_ns;             /* when published */
@@ -99,6 +101,9 @@ typedef struct trestle__check {
     uint32_t crc;                  /* their CRC-32C */
     uint64_t data_bytes;           /* the tensors' bytes, for the entry once published */
     bool verified;                 /* the preload's restore checked every byte it read */
+    bool crc_done;                 /* every tensor checked, and equal */
+    uint64_t locked;               /* bytes of the view locked in memory so far (mlock) */
+    int lock_errno;                /* why locking stopped, or 0 */
 } trestle__check;
 
 /* resident_alloc.c: the ALLOC request (false: the connection is to close);
