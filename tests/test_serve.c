@@ -606,7 +606,7 @@ Test(serve, a_preload_bigger_than_the_memory_left_is_refused_up_front)
 }
 
 /* Memory process `pid` has locked (VmLck in /proc/PID/status), in KiB. */
-static uint64_t locked_kib(pid_t pid)
+__attribute__((unused)) static uint64_t locked_kib(pid_t pid)
 {
     char path[64], line[256];
     unsigned long long kib = 0;
@@ -683,9 +683,11 @@ Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
     cr_assert(strstr(log, ", every byte CRC-checked, and checked by the server in its sealed "
                           "memory, pinned in memory (mlock)\n"), "%s", log);
     free(log);
+#if !defined(__SANITIZE_ADDRESS__) /* ASan makes mlock a no-op: nothing shows in VmLck */
     cr_assert_geq(locked_kib(s.pid) * 1024, sel.bytes, "the server has not locked the entry");
     cr_assert_eq(trestle_resident_evict(s.sock, NULL, NULL, &err), TRESTLE_OK);
     cr_assert_lt(locked_kib(s.pid) * 1024, sel.bytes, "an evicted entry stays locked");
+#endif
     trestle__selection_free(&sel);
     trestle_close(c);
     st_stop(&s);
