@@ -5,7 +5,7 @@
  * file, the preload, --list and --evict outputs, --checksum lines equal to
  * a plain restore's, the note when nothing resident fits, the default
  * socket ($XDG_RUNTIME_DIR, else /run/trestle), a real checkpoint's part
- * chosen by --graph or --ops, the usage errors and the
+ * chosen by --graph or --ops, bench --server, the usage errors and the
  * help.
  */
 #include <criterion/criterion.h>
@@ -242,6 +242,44 @@ Test(cli_serve, graph_and_ops_preload_what_they_restore)
     tu_cli_free(&r);
     st_stop(&s);
     tu_rmtree(dir);
+    free(dir);
+}
+
+/* bench --server: the attach beside a fresh restore of the same
+ * checkpoint, preloading it for the bench and evicting it after. */
+Test(cli_serve, bench_times_the_attach_beside_a_restore)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 12, 3);
+    st_server s;
+    st_start(&s, dir, NULL);
+    tu_cli_result r = tu_cli("bench '%s' --server '%s' --repeat 2", ck, s.sock);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    char want[700];
+    snprintf(want, sizeof want, "bench %s (448.02 KiB, 14 tensors) against the trestle server "
+             "on %s, host tier, page cache warm, 2 repeats in turn:\n  preload (it was not "
+             "resident): ", ck, s.sock);
+    cr_assert(tu_starts_with(r.out, want), "%s", r.out);
+    cr_assert_not_null(from_line(r.out, "  attach  (open, plan, look up, check, map read-only): "
+                                        "median "), "%s", r.out);
+    cr_assert_not_null(from_line(r.out, "  restore (open, plan, read, CRC-check, copy into fresh "
+                                        "memory): median "), "%s", r.out);
+    cr_assert_not_null(from_line(r.out, "  attach / restore: "), "%s", r.out);
+    cr_assert_not_null(from_line(r.out, "  first read of every attached page ("), "%s", r.out);
+    tu_cli_free(&r);
+    /* Preloaded for the bench, evicted after. */
+    trestle_resident_list *l = st_list(s.sock);
+    cr_assert_eq(trestle_resident_list_count(l), 0);
+    trestle_resident_list_free(l);
+    r = tu_cli("bench '%s' --server '%s' --cold", ck, s.sock);
+    cr_assert_eq(r.rc, 2);
+    cr_assert_str_eq(r.err, "trestle: bench: --server benchmarks the host tier with a warm page "
+                            "cache: not with --device, --map or --cold\nTry 'trestle bench "
+                            "--help' for more information.\n");
+    tu_cli_free(&r);
+    st_stop(&s);
+    tu_rmtree(dir);
+    free(ck);
     free(dir);
 }
 
