@@ -135,7 +135,8 @@ TRESTLE_API const char *trestle_version_string(void);
  * The one table of error codes. Values are grouped by tens and are stable:
  * 0 success; 1x caller misuse and resources; 2x corrupt data; 3x I/O;
  * 4x key/dtype/shape resolution; 5x pipeline; 6x CUDA; 7x process groups
- * (libtrestle_mpi, since 0.2).
+ * (libtrestle_mpi, since 0.2); 8x resident checkpoints (`trestle serve`,
+ * trestle_serve.h, since 0.2).
  * XX(name, value, text).
  */
 #define TRESTLE_ERROR_MAP(XX)                                                  \
@@ -159,7 +160,9 @@ TRESTLE_API const char *trestle_version_string(void);
     XX(E_NO_IO_URING, 51, "io_uring unavailable")                              \
     XX(E_CUDA, 60, "CUDA error")                                               \
     XX(E_NO_DEVICE, 61, "no CUDA device")                                     \
-    XX(E_GROUP, 70, "process group failure")
+    XX(E_GROUP, 70, "process group failure")                                  \
+    XX(E_SERVER, 80, "trestle server failure")                                 \
+    XX(E_NOT_RESIDENT, 81, "not resident on the trestle server")
 
 /** Error codes; see TRESTLE_ERROR_MAP. */
 typedef enum trestle_code {

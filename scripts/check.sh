@@ -10,7 +10,7 @@
 #             the pread reader (memcheck cannot see io_uring fill buffers),
 #             plus inspect --stats and diff; any error or leak fails it
 #   fuzz      each libFuzzer target (index, entry, spec, state, opsfile,
-#             plan, graph, names) for FUZZ_SECONDS, then the line coverage
+#             plan, graph, names, wire) for FUZZ_SECONDS, then the line coverage
 #             of every parser file, which must be 85 % or more
 #             (scripts/fuzz.sh coverage)
 #

@@ -19,7 +19,7 @@
 #                                count is left in build-fuzz-cov/parser-lines.txt
 #                                (llvm-cov show), to see what is not reached
 #
-#   FUZZ_TARGETS="index entry"   run only these (default: all eight)
+#   FUZZ_TARGETS="index entry"   run only these (default: all nine)
 #   FUZZ_CRC=1                   keep the index block CRC verdict (the
 #                                coverage before issue 13, for comparison)
 set -euo pipefail
@@ -31,7 +31,7 @@ case "$mode" in
     *) echo "fuzz.sh: unknown mode '$mode' (fuzz, coverage)" >&2; exit 2 ;;
 esac
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-index entry spec state opsfile plan graph names}
+TARGETS=${FUZZ_TARGETS:-index entry spec state opsfile plan graph names wire}
 build=build-fuzz
 crc=OFF
 if [ "${FUZZ_CRC:-0}" = 1 ]; then build=build-fuzz-crc; crc=ON; fi
@@ -116,7 +116,7 @@ done
 llvm-profdata-14 merge -sparse "$work"/cov-*.profraw -o "$work/cov.profdata"
 parsers=(engine/format/sstable.c engine/format/ckpt_entry.c engine/format/ckpt_slices.c
          engine/format/ckpt_shard.c engine/format/checkpoint.c engine/format/state_file.c
-         engine/format/slice.c engine/graph/graph_*.c)
+         engine/format/slice.c engine/graph/graph_*.c engine/wire/wire_msg.c)
 llvm-cov-14 show -instr-profile="$work/cov.profdata" "${objects[@]:1}" "${parsers[@]}" \
     >"$cov/parser-lines.txt"
 echo "line coverage of the parser files (under engine/) after ${SECONDS_EACH}s per target" \

@@ -35,6 +35,30 @@ int cli_bench_main(int argc, char **argv);
 int cli_convert_main(int argc, char **argv);
 int cli_ops_main(int argc, char **argv);
 int cli_check_main(int argc, char **argv);
+int cli_serve_main(int argc, char **argv);
+int cli_preload_main(int argc, char **argv);
+
+/* ---- resident checkpoints (cli_attach.c) ---- */
+
+#define CLI_ATTACH_FALLBACK (-1) /* not resident: restore from storage (the note is printed) */
+
+/* What `restore --server` needs to attach and to print. */
+typedef struct cli_attach_req {
+    const char *server;      /* socket path ("default": the default socket) */
+    const char *path;        /* the checkpoint as given */
+    int device;              /* -1 host tier, else the device tier of this GPU */
+    int quiet, json, list, checksum;
+} cli_attach_req;
+
+/* `restore --server`: attach to the resident entry of ckpt's ops. Returns
+ * an exit code when attached (and printed) or failed, or
+ * CLI_ATTACH_FALLBACK after printing why nothing resident fits, for the
+ * caller to restore from storage as without --server. */
+int cli_attach_restore(const cli_attach_req *r, const trestle_checkpoint *ckpt,
+                       const trestle_op *ops, size_t n, const trestle_plan_options *popt);
+
+/* The socket a --server or --socket argument names: NULL for "default". */
+const char *cli_socket_arg(const char *arg);
 
 /* ---- process groups (cli_group.c) ---- */
 
@@ -328,6 +352,12 @@ void cli_ops_free(cli_ops *ops);
  * and CLI_EXIT_FAIL returned (restore and convert say it alike). */
 int cli_as_check(const trestle_checkpoint *ckpt, int as);
 
+/* --as without --ops (restore, preload): one whole-tensor op per listed
+ * tensor, into engine memory, converted to `as` where its stored dtype
+ * converts; names point into the checkpoint. CLI_EXIT_OK, or
+ * CLI_EXIT_FAIL (reported) when none converts or memory runs out. */
+int cli_ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *out);
+
 /* A converted dtype as --as spells it: numpy's float32/float16 rather than
  * TensorFlow's float/half. */
 const char *cli_conversion_name(int dtype);
@@ -605,6 +635,11 @@ void cli_restore_summary(const trestle_plan *plan, const cli_run *run);
 /* --list: one row per op (name, key when renamed or skipped, dtype, shape,
  * size). 0, or -1 when out of memory. */
 int cli_restore_list(const trestle_plan *plan);
+
+/* The same table for n ops of any source (a plan, an attachment): `get`
+ * describes op i of `src` as trestle_plan_get_op() does. */
+typedef int (*cli_op_getter)(const void *src, size_t i, trestle_plan_op_info *out);
+int cli_op_table(const void *src, size_t n, cli_op_getter get);
 
 /* --checksum: "fnv1a64 HASH  NAME" per restored op, then the whole model's
  * (cli_checksum.c). CLI_EXIT_OK, or CLI_EXIT_FAIL (reported). */

@@ -76,6 +76,13 @@ static const char bench_help[] =
     "      --cold           drop the page cache before each repeat and reader run\n"
     "                       (drop_caches when permitted, else fadvise; says which)\n"
     "      --repeat K       restores to run (default 3); every one is reported\n"
+    "      --server S       instead: attach to the checkpoint resident on the\n"
+    "                       'trestle serve' server on socket S ('default' for the\n"
+    "                       default socket), preloading it first if need be (and\n"
+    "                       evicting it after), beside a fresh restore of it from the\n"
+    "                       page cache, in turn: the time to every tensor's pointer\n"
+    "                       of each, their ratio, and the first read of every\n"
+    "                       attached page\n"
     "      --json           print one JSON object instead of the tables: each\n"
     "                       repeat's seconds and GB/s per stage, every yardstick run\n"
     "  -h, --help           show this help\n"
@@ -93,6 +100,7 @@ static const char bench_help[] =
     "  trestle bench /nvme/ckpt --device 0 --json > bench.json\n"
     "  trestle bench --synthetic 8G,8 --device all   # one process onto every GPU\n"
     "  trestle bench s3://bucket/llm/ckpt-1000 --connections 64\n"
+    "  trestle bench --synthetic 4G,8 --server /run/trestle/trestle.sock\n"
     "  mpirun -np 4 trestle bench --synthetic 2G,8      # a group restore\n";
 
 /* ---- the restores ---- */
@@ -318,7 +326,7 @@ static int parse_synthetic(const char *arg, bench_args *a)
 static int parse_args(int argc, char **argv, bench_args *a)
 {
     enum { OPT_SYNTH = 256, OPT_HOST, OPT_DEVICE, OPT_COLD, OPT_REPEAT, OPT_JSON, OPT_MAP,
-           OPT_NO_NUMA, OPT_GROUP };
+           OPT_NO_NUMA, OPT_GROUP, OPT_SERVER };
     static const struct option longopts[] = {
         { "synthetic", required_argument, NULL, OPT_SYNTH },
         { "host", no_argument, NULL, OPT_HOST },
@@ -330,6 +338,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
         { "json", no_argument, NULL, OPT_JSON },
         { "group", required_argument, NULL, OPT_GROUP },
         CLI_REMOTE_LONGOPTS,
+        { "server", required_argument, NULL, OPT_SERVER },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -370,6 +379,7 @@ static int parse_args(int argc, char **argv, bench_args *a)
             if (cli_remote_option("bench", c, optarg) != CLI_EXIT_OK)
                 return CLI_EXIT_USAGE;
             break;
+        case OPT_SERVER: a->server = optarg; break;
         case 'h': fputs(bench_help, stdout); return -1;
         default: return cli_bad_option("bench", argv, c);
         }
@@ -377,6 +387,9 @@ static int parse_args(int argc, char **argv, bench_args *a)
     if (a->map && a->device >= 0)
         return cli_usage("bench", "--map leaves tensors in host memory; it cannot go with "
                          "--device");
+    if (a->server && (a->device >= 0 || a->map || a->cold))
+        return cli_usage("bench", "--server benchmarks the host tier with a warm page cache: "
+                         "not with --device, --map or --cold");
     if (argc - optind > 1)
         return cli_usage("bench", "expected one PATH, got %d arguments", argc - optind);
     if (argc - optind == 1 && a->synth_size)
@@ -423,6 +436,10 @@ int cli_bench_main(int argc, char **argv)
             goto done;
         cli_bench_plain_read(ckpt, 0, 1, &warm);
         trestle_close(ckpt);
+    }
+    if (a.server) {
+        status = cli_bench_server(&a);
+        goto done;
     }
     r->device_startup = -1;
     if (a.device >= 0) {

@@ -19,6 +19,7 @@ typedef struct bench_args {
     int map;                /* --map: restore option host_map */
     int no_numa;            /* --no-numa: restore option no_numa */
     int repeat;
+    const char *server;     /* --server S: attach vs restore (cli_bench_server.c), or NULL */
 } bench_args;
 
 /* A stage's yardstick: what its rate is held against. */
@@ -51,6 +52,10 @@ typedef struct bench_result {
  * measured above. 0 when either side has no figure.
  */
 double bench_ratio(const bench_result *r, int stage, int *capped, double *over);
+
+/* --server: attach from a trestle server beside a fresh restore, in turn
+ * (cli_bench_server.c). CLI_EXIT_OK, or CLI_EXIT_FAIL (reported). */
+int cli_bench_server(const bench_args *a);
 
 /* The report, as tables or as one JSON object. */
 void bench_print_text(const bench_args *a, const bench_result *r);

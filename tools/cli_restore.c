@@ -96,6 +96,14 @@ static const char restore_help[] =
     "      --no-numa          with --device: leave staging memory and workers where\n"
     "                         the system puts them (by default they go to the GPU's\n"
     "                         NUMA node, when the host says which)\n"
+    "      --server S         take the tensors from the 'trestle serve' server on\n"
+    "                         socket S ('default': $XDG_RUNTIME_DIR/trestle.sock, else\n"
+    "                         /run/trestle/trestle.sock) when 'trestle preload' made\n"
+    "                         them resident with the same op options: mapped\n"
+    "                         read-only in milliseconds ('attached N tensors ...');\n"
+    "                         otherwise say why ('not resident: ...', on stderr) and\n"
+    "                         restore from storage as without it. --host (default)\n"
+    "                         or --device N picks the tier\n"
     "      --group mpi|none   mpi: restore once for a whole MPI job, each byte read\n"
     "                         by one rank (runs trestle-mpi; the default when\n"
     "                         launched by mpirun); none: this process alone.\n"
@@ -179,13 +187,14 @@ typedef struct restore_args {
     size_t ndevices;
     const char **shards;    /* --shard rules, pointers into argv */
     size_t nshards;
+    const char *server;     /* --server: the trestle serve socket to attach through */
 } restore_args;
 
 enum {
     OPT_ALL = 256, OPT_OPS, OPT_RENAME, OPT_RNN, OPT_EXCLUDE, OPT_ALLOW_MISSING, OPT_VERIFY,
     OPT_NO_VERIFY, OPT_READER, OPT_DIRECT, OPT_THREADS, OPT_QD, OPT_CHUNK, OPT_STAGING,
     OPT_DEVICE, OPT_HOST, OPT_AS, OPT_MAP, OPT_SKIP_UNSUPPORTED, OPT_GRAPH, OPT_NAMES,
-    OPT_NO_NUMA, OPT_GROUP, OPT_TAG, OPT_SHARD, OPT_JSON, OPT_CHECKSUM
+    OPT_NO_NUMA, OPT_GROUP, OPT_TAG, OPT_SHARD, OPT_JSON, OPT_CHECKSUM, OPT_SERVER
 };
 
 static const struct option restore_longopts[] = {
@@ -217,6 +226,7 @@ static const struct option restore_longopts[] = {
     { "json", no_argument, NULL, OPT_JSON },
     { "checksum", no_argument, NULL, OPT_CHECKSUM },
     CLI_REMOTE_LONGOPTS,
+    { "server", required_argument, NULL, OPT_SERVER },
     { "list", no_argument, NULL, 'l' },
     { "quiet", no_argument, NULL, 'q' },
     { "help", no_argument, NULL, 'h' },
@@ -308,6 +318,7 @@ static int apply_option(restore_args *a, int c, const char *arg)
     case OPT_GROUP: break; /* "none": cli_group_exec() took the others */
     case OPT_JSON: a->json = 1; break;
     case OPT_CHECKSUM: a->checksum = 1; break;
+    case OPT_SERVER: a->server = arg; break;
     case 'l': a->list = 1; break;
     case 'q': a->quiet = 1; break;
     case CLI_OPT_CONNECTIONS:
@@ -340,7 +351,7 @@ int cli_as_check(const trestle_checkpoint *ckpt, int as)
  * --skip-unsupported, as for --all. None converting is an error: --as
  * would silently do nothing. Names point into the checkpoint.
  */
-static int ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *out)
+int cli_ops_converting_all(const trestle_checkpoint *ckpt, int as, cli_ops *out)
 {
     size_t n = trestle_tensor_count(ckpt);
     memset(out, 0, sizeof *out);
@@ -380,7 +391,7 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
     memset(&st, 0, sizeof st);
     if (a->ops_file && cli_ops_read(a->ops_file, TRESTLE_DEST_ALLOCATE, &ops) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
-    if (a->as && ops_converting_all(ckpt, a->as, &ops) != CLI_EXIT_OK)
+    if (a->as && cli_ops_converting_all(ckpt, a->as, &ops) != CLI_EXIT_OK)
         return CLI_EXIT_FAIL;
     if (a->graph && (status = cli_graph_ops(a->graph, a->tag, TRESTLE_DEST_ALLOCATE, &ops)) !=
                         CLI_EXIT_OK)
@@ -404,6 +415,14 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         goto done;
     popt.excludes = a->excludes;
     popt.num_excludes = a->nexcludes;
+    if (a->server) {
+        cli_attach_req req = { a->server, a->path, run.device, a->quiet, a->json, a->list,
+                               a->checksum };
+        if ((status = cli_attach_restore(&req, ckpt, ops.ops, ops.n, &popt)) !=
+            CLI_ATTACH_FALLBACK)
+            goto done;
+        status = CLI_EXIT_FAIL;
+    }
     if (trestle_plan_create(ckpt, ops.ops, ops.n, &popt, &plan, &err) != TRESTLE_OK) {
         cli_fail(&err);
         if (err.code == TRESTLE_E_KEY_NOT_FOUND && a->graph_names)
@@ -525,6 +544,11 @@ int cli_restore_main(int argc, char **argv)
     if (a.run.host_map && (a.run.device >= 0 || a.ndevices)) {
         status = cli_usage("restore", "--map leaves tensors in host memory; it cannot go with "
                            "--device");
+        goto out;
+    }
+    if (a.server && (a.ndevices >= 2 || a.nshards || a.run.host_map)) {
+        status = cli_usage("restore", "--server attaches to one tier: --host or --device N, "
+                           "without --map or --shard");
         goto out;
     }
     if (a.json && a.list) {

@@ -87,18 +87,28 @@ const char *cli_conversion_name(int dtype)
                                       : trestle_dtype_name(dtype);
 }
 
+static int plan_op(const void *src, size_t i, trestle_plan_op_info *out)
+{
+    return trestle_plan_get_op(src, i, out);
+}
+
 int cli_restore_list(const trestle_plan *plan)
+{
+    return cli_op_table(plan, trestle_plan_op_count(plan), plan_op);
+}
+
+int cli_op_table(const void *src, size_t n, cli_op_getter get)
 {
     static const char *const headers[] = { "OP", "KEY", "DTYPE", "SHAPE", "SIZE" };
     static const int right[] = { 0, 0, 0, 0, 1 };
     cli_table *tab = cli_table_new(5, headers, right);
     if (!tab)
         return -1;
-    for (size_t i = 0; i < trestle_plan_op_count(plan); i++) {
+    for (size_t i = 0; i < n; i++) {
         trestle_plan_op_info op;
         char shape[256] = "-", size[32] = "-", conv[64];
         const char *key, *dtype = "-";
-        if (trestle_plan_get_op(plan, i, &op) != TRESTLE_OK)
+        if (get(src, i, &op) != TRESTLE_OK)
             continue;
         if (op.skipped) {
             snprintf(conv, sizeof conv, "(%s)", cli_skip_reason(op.skipped));

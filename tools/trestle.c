@@ -21,22 +21,30 @@ typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
     const char *summary; /* one line for the command list */
+    int own_signals;     /* 1: the command takes SIGINT/SIGTERM/SIGHUP itself (`serve`, for
+                            which a stop is its normal end), so no signal watcher is started */
 } command;
 
 static const command commands[] = {
     { "inspect", cli_inspect_main, "list tensors with shapes, sizes and offsets; values, stats, "
-                                   "JSON" },
-    { "verify", cli_verify_main, "check every tensor's CRC32C and name the bad ones" },
-    { "restore", cli_restore_main, "restore tensors (all, or an ops file) and report throughput" },
-    { "convert", cli_convert_main, "write tensors into a safetensors file, CRC-checked, atomically" },
+                                   "JSON", 0 },
+    { "verify", cli_verify_main, "check every tensor's CRC32C and name the bad ones", 0 },
+    { "restore", cli_restore_main, "restore tensors (all, or an ops file) and report throughput",
+      0 },
+    { "convert", cli_convert_main, "write tensors into a safetensors file, CRC-checked, "
+                                   "atomically", 0 },
     { "ops", cli_ops_main, "print the op list a graph's saver restores (or a checkpoint's) "
-                           "as an ops file" },
+                           "as an ops file", 0 },
     { "check", cli_check_main, "preflight a graph's or ops file's restore: missing keys, "
-                               "mismatches, inferred renames" },
-    { "diff", cli_diff_main, "compare two checkpoints (or an ops file) key by key" },
-    { "synth", cli_synth_main, "write a synthetic LLM-shaped checkpoint of a given size" },
+                               "mismatches, inferred renames", 0 },
+    { "diff", cli_diff_main, "compare two checkpoints (or an ops file) key by key", 0 },
+    { "synth", cli_synth_main, "write a synthetic LLM-shaped checkpoint of a given size", 0 },
     { "bench", cli_bench_main, "time each restore stage against this machine's read, CRC and "
-                                 "copy ceilings" },
+                                 "copy ceilings", 0 },
+    { "serve", cli_serve_main, "run the per-host server that keeps checkpoints resident in "
+                               "memory", 1 },
+    { "preload", cli_preload_main, "make a checkpoint resident on the server; --list, --evict",
+      0 },
 };
 #define NUM_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -60,7 +68,9 @@ static void print_usage(FILE *f)
             "  trestle inspect ./ckpt/model.ckpt-1000\n"
             "  trestle verify saved_model/variables\n"
             "  trestle restore --ops ops.txt --allow-missing ckpt_dir\n"
-            "  trestle convert ckpt_dir model.safetensors\n",
+            "  trestle convert ckpt_dir model.safetensors\n"
+            "  trestle preload ckpt_dir    # with 'trestle serve' running: keep it resident\n"
+            "  trestle restore ckpt_dir --server default\n",
             "help", "show this list, or a command's help", "version", "print the version");
 }
 
@@ -103,7 +113,9 @@ static int run_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    cli_signals_install();
+    const command *cmd = argc >= 2 ? find_command(argv[1]) : NULL;
+    if (!cmd || !cmd->own_signals)
+        cli_signals_install();
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;
@@ -114,7 +126,6 @@ int main(int argc, char **argv)
     if (strcmp(name, "version") == 0 || strcmp(name, "--version") == 0 ||
         strcmp(name, "-V") == 0)
         return print_version();
-    const command *cmd = find_command(name);
     if (!cmd) {
         if (name[0] == '-')
             cli_error("unknown option '%s'; run 'trestle help' for the list of commands", name);

@@ -13,7 +13,7 @@
 
 #define DRIVER_API_VERSION 12000
 
-static void *entry(const char *name, cudaError_t *e)
+void *trestle__cuda_driver_entry(const char *name, cudaError_t *e)
 {
     enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
     void *fn = NULL;
@@ -29,9 +29,9 @@ static void *entry(const char *name, cudaError_t *e)
 cudaError_t trestle__cuda_ctx_load(trestle__ctx_api *a)
 {
     cudaError_t e = cudaSuccess;
-    a->get = (trestle__ctx_get_fn)entry("cuCtxGetCurrent", &e);
-    a->set = (trestle__ctx_set_fn)entry("cuCtxSetCurrent", &e);
-    a->ptr_attr = (trestle__ptr_attr_fn)entry("cuPointerGetAttribute", &e);
+    a->get = (trestle__ctx_get_fn)trestle__cuda_driver_entry("cuCtxGetCurrent", &e);
+    a->set = (trestle__ctx_set_fn)trestle__cuda_driver_entry("cuCtxSetCurrent", &e);
+    a->ptr_attr = (trestle__ptr_attr_fn)trestle__cuda_driver_entry("cuPointerGetAttribute", &e);
     return e;
 }
 

@@ -43,6 +43,11 @@ typedef struct trestle__ctx_guard {
 /* The driver's context and pointer calls. */
 cudaError_t trestle__cuda_ctx_load(trestle__ctx_api *a);
 
+/* One driver call by name, through the runtime (no link to libcuda): its
+ * address, or NULL with *e set. Does nothing when *e is already an error,
+ * so that several lookups share one check. */
+void *trestle__cuda_driver_entry(const char *name, cudaError_t *e);
+
 /* Make `device` current in the calling thread, remembering its context. */
 cudaError_t trestle__cuda_enter(const trestle__ctx_api *a, int device, trestle__ctx_guard *g);
 

@@ -155,6 +155,45 @@ int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trest
     return TRESTLE_OK;
 }
 
+int trestle__cuda_copy_queued(int device, void *dst, const void *src, uint64_t n, void *stream,
+                              void **done, trestle_error *err)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    cudaEvent_t ev = NULL;
+    int rc = trestle__cuda_load_api(&api, device, err);
+    if (rc != TRESTLE_OK)
+        return rc;
+    TRESTLE__WITH_DEVICE(&api, device, e,
+                         e = cudaMemcpyAsync(dst, src, (size_t)n, cudaMemcpyDeviceToDevice,
+                                             (cudaStream_t)stream));
+    if (e != cudaSuccess)
+        return trestle__cuda_fail(err, e, device, "cudaMemcpyAsync (device to device)");
+    if (!done)
+        return TRESTLE_OK;
+    TRESTLE__WITH_DEVICE(&api, device, e,
+                         e = cudaEventCreateWithFlags(&ev, cudaEventDisableTiming);
+                         if (e == cudaSuccess) e = cudaEventRecord(ev, (cudaStream_t)stream));
+    if (e != cudaSuccess) {
+        if (ev)
+            trestle__cuda_done_wait(device, ev);
+        return trestle__cuda_fail(err, e, device, "cudaEventRecord");
+    }
+    *done = ev;
+    return TRESTLE_OK;
+}
+
+void trestle__cuda_done_wait(int device, void *done)
+{
+    trestle__ctx_api api;
+    cudaError_t e;
+    if (!done || trestle__cuda_load_api(&api, device, NULL) != TRESTLE_OK)
+        return;
+    TRESTLE__WITH_DEVICE(&api, device, e, e = cudaEventSynchronize((cudaEvent_t)done);
+                         (void)cudaEventDestroy((cudaEvent_t)done));
+    (void)e;
+}
+
 /* ---- device arenas ---- */
 
 static void cuda_arena_release(trestle_arena *a)
@@ -259,6 +298,24 @@ int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trest
     (void)n;
     return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "reading CUDA device %d memory "
                                  "needs a CUDA build of trestle", device);
+}
+
+int trestle__cuda_copy_queued(int device, void *dst, const void *src, uint64_t n, void *stream,
+                              void **done, trestle_error *err)
+{
+    (void)dst;
+    (void)src;
+    (void)n;
+    (void)stream;
+    (void)done;
+    return trestle__error_simple(err, TRESTLE_E_NO_DEVICE, "copying CUDA device %d memory "
+                                 "needs a CUDA build of trestle", device);
+}
+
+void trestle__cuda_done_wait(int device, void *done)
+{
+    (void)device;
+    (void)done;
 }
 
 #endif /* TRESTLE_HAVE_CUDA */

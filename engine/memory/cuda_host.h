@@ -57,4 +57,17 @@ int trestle__cuda_pointer_device(const void *p, int *device);
  * TRESTLE_E_NO_DEVICE in a build without CUDA. */
 int trestle__cuda_read(int device, void *dst, const void *src, uint64_t n, trestle_error *err);
 
+/* Queue a copy of n bytes of device memory at src (on `device`) to device
+ * memory at dst (any device) on `stream`, a cudaStream_t of the caller's
+ * (NULL: the legacy default stream), keeping the caller's current device;
+ * then, when `done` is not NULL, record a new event after it in *done (for
+ * trestle__cuda_done_wait). Nothing waits: the copy runs in stream order.
+ * TRESTLE_E_NO_DEVICE in a build without CUDA. */
+int trestle__cuda_copy_queued(int device, void *dst, const void *src, uint64_t n, void *stream,
+                              void **done, trestle_error *err);
+
+/* Wait for an event of trestle__cuda_copy_queued (the copies before it
+ * have read their sources), then destroy it; NULL does nothing. */
+void trestle__cuda_done_wait(int device, void *done);
+
 #endif /* TRESTLE_CUDA_HOST_H */

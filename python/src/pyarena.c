@@ -59,7 +59,7 @@ static int buffer_get(PyObject *self, Py_buffer *view, int flags)
         PyErr_SetString(PyExc_BufferError, "the tensor is in CUDA device memory; use DLPack");
         return -1;
     }
-    return PyBuffer_FillInfo(view, self, b->ptr, b->len, 0, flags);
+    return PyBuffer_FillInfo(view, self, b->ptr, b->len, b->readonly, flags);
 }
 
 static PyBufferProcs buffer_procs = { .bf_getbuffer = buffer_get };
@@ -81,6 +81,11 @@ static PyObject *buffer_get_device(PyObject *self, void *c)
     return PyLong_FromLong(((pyt_buffer *)self)->device);
 }
 
+static PyObject *buffer_get_readonly(PyObject *self, void *c)
+{
+    return PyBool_FromLong(((pyt_buffer *)self)->readonly);
+}
+
 static PyObject *buffer_get_address(PyObject *self, void *c)
 {
     return PyLong_FromVoidPtr(((pyt_buffer *)self)->ptr);
@@ -91,6 +96,7 @@ static PyGetSetDef buffer_getset[] = {
     { "nbytes", buffer_get_nbytes, NULL, "size in bytes", NULL },
     { "device", buffer_get_device, NULL, "CUDA ordinal, or -1 for host memory", NULL },
     { "address", buffer_get_address, NULL, "address of the first byte", NULL },
+    { "readonly", buffer_get_readonly, NULL, "True for a trestle server's resident memory", NULL },
     { NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -123,6 +129,7 @@ PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device)
     b->ptr = ptr;
     b->len = len;
     b->device = device;
+    b->readonly = 0;
     return (PyObject *)b;
 }
 

@@ -170,6 +170,10 @@ static PyMethodDef module_methods[] = {
     { "dtype_can_convert", dtype_can_convert, METH_VARARGS,
       "dtype_can_convert(stored, target): can a restore convert on load?" },
     { "code_name", code_name, METH_O, "An error code's name, e.g. E_CRC_MISMATCH." },
+    { "attach", (PyCFunction)(void (*)(void))pyt_attach, METH_VARARGS | METH_KEYWORDS,
+      "attach(checkpoint, ops=None, renames=None, excludes=None, allow_missing=False, "
+      "rnn_renames=False, socket=None, device=-1) -> (Attachment, [Buffer or None]) when a "
+      "trestle server has the selection resident, else (None, why)." },
     { NULL, NULL, 0, NULL },
 };
 
@@ -184,7 +188,8 @@ PyMODINIT_FUNC PyInit__trestle(void); /* the one exported symbol */
 PyMODINIT_FUNC PyInit__trestle(void)
 {
     PyTypeObject *types[] = { &pyt_checkpoint_type, &pyt_plan_type, &pyt_arena_type,
-                              &pyt_buffer_type, &pyt_writer_type, &pyt_conversion_type };
+                              &pyt_buffer_type, &pyt_writer_type, &pyt_conversion_type,
+                              &pyt_attachment_type };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (PyType_Ready(types[i]) < 0)
             return NULL;

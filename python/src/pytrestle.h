@@ -56,6 +56,8 @@ typedef struct pyt_buffer {
     void *ptr;              /* first byte (host or device address) */
     Py_ssize_t len;         /* bytes */
     int device;             /* CUDA ordinal, or -1 for host memory */
+    int readonly;           /* 1: resident memory of a trestle server (sealed, mapped
+                               read-only); the buffer protocol refuses writable views */
 } pyt_buffer;
 
 /* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds), or NULL. */
@@ -98,6 +100,11 @@ int pyt_hold_ops(pyt_held *h, PyObject *seq, trestle_op **out, size_t *n);
 
 /* buffer.dlpack(code, bits, shape): a "dltensor" capsule over the buffer. */
 PyObject *pyt_buffer_dlpack(PyObject *self, PyObject *args);
+
+/* _trestle.Attachment and _trestle.attach() (pyattach.c): resident tensors
+ * of a trestle server (trestle_attach). */
+extern PyTypeObject pyt_attachment_type;
+PyObject *pyt_attach(PyObject *self, PyObject *args, PyObject *kwargs);
 
 /* _trestle.Conversion (pyconvert.c): trestle_conversion_create/write. */
 extern PyTypeObject pyt_conversion_type;

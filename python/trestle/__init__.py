@@ -25,14 +25,15 @@ from ._reader import (CheckpointReader, latest_checkpoint, list_variables, load_
                       load_variable)
 from .errors import (CheckpointNotFoundError, ChecksumError, CorruptCheckpointError,
                      DTypeMismatchError, InvalidCheckpointStateError, KeyNotFoundError,
-                     NoDeviceError, RawBitsWarning, ShapeMismatchError, TrestleError)
+                     NoDeviceError, NotResidentWarning, RawBitsWarning, ShapeMismatchError,
+                     TrestleError)
 
 __version__ = _trestle.version
 
 __all__ = [
     "Array", "CheckpointNotFoundError", "CheckpointReader", "ChecksumError",
     "CorruptCheckpointError", "DType", "DTypeMismatchError", "InvalidCheckpointStateError",
-    "KeyNotFoundError", "NoDeviceError", "RawBitsWarning",
+    "KeyNotFoundError", "NoDeviceError", "NotResidentWarning", "RawBitsWarning",
     "RestoreResult", "ShapeMismatchError", "TrestleError", "as_dtype", "convert",
     "latest_checkpoint", "list_variables", "load_checkpoint", "load_safetensors", "load_variable",
     "restore", "save_safetensors",

@@ -10,6 +10,7 @@ alive, and it is freed when the last array goes.
 import os
 import sys
 import time
+import warnings
 import weakref
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from . import _dtypes, _trestle
 from ._keys import apply_keys, check_keys
 from ._reader import _fspath, open_checkpoint
+from .errors import NotResidentWarning
 
 __all__ = ["Array", "RestoreResult", "convert", "restore"]
 
@@ -103,10 +105,14 @@ class RestoreResult(dict):
     (bytes read and verified, per-stage seconds, reader used), and
     ``arena``: a weak reference to the engine memory the arrays view (None
     once the last of them is gone; ``arena().info()`` gives base, bytes and
-    device while it lives)."""
+    device while it lives). With ``server=``: ``resident``, True when the
+    arrays map a trestle server's memory (read-only), and ``server_note``,
+    why not when they were restored from storage instead."""
 
     stats = None
     arena = None
+    resident = False
+    server_note = ""
 
     def __reduce__(self):
         # pickle.dumps() and torch.save() get the plain dict of arrays the
@@ -128,7 +134,17 @@ def _numpy_view(buffer, dtype, shape, bfloat16):
 
 def _torch_view(torch, buffer, dtype, shape):
     """A torch tensor over the buffer (no copy). Strings, and unsigned 16/32/
-    64-bit ints on a torch too old to have them (< 2.3), stay numpy views."""
+    64-bit ints on a torch too old to have them (< 2.3), stay numpy views.
+    Read-only (resident) memory gives tensors that must not be written: torch
+    has no read-only tensors, and its warning about that is left out."""
+    if buffer.readonly:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            return _torch_view_of(torch, buffer, dtype, shape)
+    return _torch_view_of(torch, buffer, dtype, shape)
+
+
+def _torch_view_of(torch, buffer, dtype, shape):
     if buffer.device >= 0:
         if dtype == _dtypes.STRING:
             raise TypeError("string tensors cannot be restored to a device; read them with "
@@ -334,7 +350,7 @@ def _conversions(ckpt, ops, rules, exclude, allow_missing, rnn, as_dtype, bfloat
 def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missing=False,
             as_dtype=None, device="cpu", framework="numpy", bfloat16="auto", progress=True,
             threads=None, verify=True, rnn_renames=False, connections=None, attempts=None,
-            backoff_ms=None):
+            backoff_ms=None, server=None):
     """Restore tensors in one pipeline pass; returns {name: array}.
 
     path: a checkpoint prefix, file or directory (as load_checkpoint).
@@ -368,6 +384,14 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
         ranged GETs in flight (default 32), tries per request (default 8)
         and the first retry's delay (default 200 ms), as the CLI's
         --connections, --attempts and --backoff.
+    server: a `trestle serve` socket path ('default': $XDG_RUNTIME_DIR/
+        trestle.sock, else /run/trestle/trestle.sock). When `trestle preload`
+        made this selection (the same ops, rename, exclude, as_dtype) of this
+        version of the files resident there, the arrays map its memory,
+        read-only, in milliseconds (numpy arrays are not writeable; torch
+        tensors must not be written: a write faults); otherwise a
+        NotResidentWarning says why and the restore goes ahead from storage.
+        ``result.resident`` tells which.
 
     The arrays are views of one engine allocation, kept alive by the arrays
     themselves and freed when the last one is gone. Ctrl-C cancels cleanly.
@@ -400,45 +424,70 @@ def restore(path, ops=None, *, rename=None, keys=None, exclude=None, allow_missi
     # device restore of every tensor leaves them out, as convert() does.
     ops = _conversions(ckpt, ops, rules, exclude, allow_missing, rnn_renames, as_dtype, bfloat16,
                        device_id < 0)
-    plan = _trestle.Plan(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames))
-    total = plan.stats()["output_bytes"]
-    stats = plan.restore(device=device_id, threads=threads, verify=bool(verify),
-                         progress=_progress(progress, total))
     result = RestoreResult()
-    result.stats = stats
-    if framework == "numpy":
-        # The engine makes the arrays, one ndarray() call each over one
-        # Buffer of the whole arena; strings (object arrays) are left here.
-        # host_arrays() frees the plan, and the checkpoint once this
-        # function no longer holds it, before it makes the arrays.
-        arena, whole = plan.take_arena(per_op=False)
+    attached = None
+    if server is not None:
+        socket = None if server == "default" else _fspath(server, "server")
+        attached, buffers = _trestle.attach(ckpt, ops, rules, exclude, bool(allow_missing),
+                                            bool(rnn_renames), socket=socket, device=device_id)
+        if attached is None:
+            result.server_note = buffers
+            warnings.warn(f"trestle.restore: not resident: {buffers}; restoring from storage",
+                          NotResidentWarning, stacklevel=2)
+    if attached is not None:
+        result.resident = True
+        result.stats = {"tensors": attached.info()["tensors"], "bytes_read": 0,
+                        "attach_seconds": attached.info()["seconds"]}
+        result.arena = weakref.ref(attached)
+        op_infos = attached.ops()
+        del attached   # the arrays alone keep the mapping
+    else:
+        plan = _trestle.Plan(ckpt, ops, rules, exclude, bool(allow_missing), bool(rnn_renames))
+        total = plan.stats()["output_bytes"]
+        result.stats = plan.restore(device=device_id, threads=threads, verify=bool(verify),
+                                    progress=_progress(progress, total))
+        if framework == "numpy":
+            del ckpt   # host_arrays() frees the plan, and then the checkpoint
+            return _numpy_result(plan, result, keys, bfloat16)
+        arena, buffers = plan.take_arena()
         result.arena = weakref.ref(arena)
-        del arena, ckpt   # the arrays alone keep the arena alive
-        names = [op[0] for op in plan.ops() if not op[2]] if keys is not None else None
-        used = set()
-        for name, out_dtype, shape, buf in plan.host_arrays(whole, _host_dtypes(bfloat16),
-                                                             result, used):
-            result[name] = (_numpy_view(buf, out_dtype, shape, bfloat16) if buf is not None
-                            else np.empty(shape, _dtypes.returned_dtype(out_dtype, bfloat16)))
-        for value in sorted(used):
-            if not _dtypes.native(value):
-                _dtypes.returned_dtype(value, bfloat16)   # says once that they are raw bits
-        if names is not None:
-            # The result's names (keys=), applied to the ops in op order.
-            values = [result.pop(name) for name in names]
-            for name, value in zip(apply_keys(keys, names), values):
-                result[name] = value
-        return result
-    arena, buffers = plan.take_arena()
-    result.arena = weakref.ref(arena)
-    del arena   # the arrays alone keep it alive
-    kept = [(op, buf) for op, buf in zip(plan.ops(), buffers) if not op[2]]
+        del arena   # the arrays alone keep it alive
+        op_infos = plan.ops()
+    kept = [(op, buf) for op, buf in zip(op_infos, buffers) if not op[2]]
     names = apply_keys(keys, [op[0] for op, _ in kept])
     for name, ((_, _, _, _, out_dtype, shape, _), buf) in zip(names, kept):
-        if framework == "torch":
+        if framework == "numpy":   # resident: views of the server's read-only memory
+            result[name] = _numpy_view(buf, out_dtype, shape, bfloat16)
+        elif framework == "torch":
             result[name] = _torch_view(torch, buf, out_dtype, shape)
         else:
             result[name] = Array(buf, out_dtype, shape)
+    return result
+
+
+def _numpy_result(plan, result, keys, bfloat16):
+    """restore()'s numpy arrays of a restored plan, made by the engine: one
+    ndarray() call each over one Buffer of the whole arena; strings (object
+    arrays) are left here. host_arrays() frees the plan, and the checkpoint
+    once nothing else holds it (the caller does not), before it makes the
+    arrays."""
+    arena, whole = plan.take_arena(per_op=False)
+    result.arena = weakref.ref(arena)
+    del arena   # the arrays alone keep the arena alive
+    names = [op[0] for op in plan.ops() if not op[2]] if keys is not None else None
+    used = set()
+    for name, out_dtype, shape, buf in plan.host_arrays(whole, _host_dtypes(bfloat16),
+                                                         result, used):
+        result[name] = (_numpy_view(buf, out_dtype, shape, bfloat16) if buf is not None
+                        else np.empty(shape, _dtypes.returned_dtype(out_dtype, bfloat16)))
+    for value in sorted(used):
+        if not _dtypes.native(value):
+            _dtypes.returned_dtype(value, bfloat16)   # says once that they are raw bits
+    if names is not None:
+        # The result's names (keys=), applied to the ops in op order.
+        values = [result.pop(name) for name in names]
+        for name, value in zip(apply_keys(keys, names), values):
+            result[name] = value
     return result
 
 

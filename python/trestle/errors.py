@@ -183,6 +183,12 @@ def from_engine(code, code_name, message, key, path, offset, length, errno):
     return cls(message, **kw)
 
 
+class NotResidentWarning(UserWarning):
+    """trestle.restore(path, server=...) found nothing resident that fits
+    (no server, another version of the files, another selection) and
+    restored from storage; the message says why."""
+
+
 class RawBitsWarning(UserWarning):
     """A tensor came back as its raw bits (bfloat16 as uint16, float8 as
     uint8) because numpy has no such type and ml_dtypes is not installed.

@@ -56,6 +56,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cudamock.h"
+#include "cudamock_internal.h"
 #include "trestle.h"
 #include "trestle_kernels.h"
 
@@ -117,9 +118,12 @@ struct CUevent_st {
 
 typedef struct dev_alloc {
     uint8_t *dev;               /* PROT_NONE view: the pointer handed out */
-    uint8_t *alias;             /* read-write view of the same pages */
+    uint8_t *alias;             /* read-write view of the same pages (read-only for a VMM
+                                   range mapped read-only) */
     size_t size, mapped;
     int device;
+    bool vmm;                   /* a cuMemMap'ped range (cudamock_vmm.c), not cudaMalloc's */
+    int access;                 /* CUDAMOCK_ACCESS_* bits: what the device may do here */
 } dev_alloc;
 
 typedef struct host_range {
@@ -520,8 +524,42 @@ static void push_raw(struct CUstream_st *s, const mop *o)
 /* Queue o on s behind the legacy stream's implicit synchronisation: work
  * on the legacy stream waits for what the device's blocking streams hold,
  * work on a blocking stream waits for what the legacy stream holds. */
+/*
+ * A VMM range's access (cuMemSetAccess), checked when work is queued: a
+ * write into a range the device may not write (a read-only mapping), or a
+ * read of one it may not read, is an illegal address when it runs, which
+ * leaves the device's sticky error, as a GPU's fault does. The op writes
+ * nothing.
+ */
+static cudaError_t access_fault(const mop *o)
+{
+    const void *dst = o->dst, *src = o->src;
+    bool writes_dev = o->kind != OP_COPY || o->dir == cudaMemcpyHostToDevice ||
+                      o->dir == cudaMemcpyDeviceToDevice;
+    bool reads_dev = o->kind == OP_SCATTER || o->kind == OP_CONVERT ||
+                     (o->kind == OP_COPY && (o->dir == cudaMemcpyDeviceToHost ||
+                                             o->dir == cudaMemcpyDeviceToDevice));
+    dev_alloc *d = writes_dev && dst ? find_dev(dst, 1) : NULL;
+    dev_alloc *r = reads_dev && src ? find_dev(src, 1) : NULL;
+    if ((d && d->vmm && !(d->access & CUDAMOCK_ACCESS_WRITE)) ||
+        (r && r->vmm && !(r->access & CUDAMOCK_ACCESS_READ))) {
+        stats.vmm_access_faults++;
+        return cudaErrorIllegalAddress;
+    }
+    return cudaSuccess;
+}
+
 static void push(struct CUstream_st *s, const mop *o)
 {
+    if (memory_op(o) && o->fail == cudaSuccess) {
+        cudaError_t f = access_fault(o);
+        if (f != cudaSuccess) {
+            mop faulting = *o;
+            faulting.fail = f;
+            push(s, &faulting);
+            return;
+        }
+    }
     if (s->legacy) {
         for (struct CUstream_st *b = streams; b; b = b->next)
             if (b->device == s->device && !(b->flags & cudaStreamNonBlocking) && b->done < b->enq) {
@@ -769,7 +807,8 @@ static cudaError_t dev_alloc_new(void **p, size_t size, int device)
         allocs = na;
         cap_allocs = ncap;
     }
-    allocs[nallocs++] = (dev_alloc){ dev, alias, size, mapped, device };
+    allocs[nallocs++] = (dev_alloc){ dev, alias, size, mapped, device, false,
+                                     CUDAMOCK_ACCESS_READ | CUDAMOCK_ACCESS_WRITE };
     stats.mallocs++;
     stats.device_bytes_live += size;
     *p = dev;
@@ -817,7 +856,7 @@ cudaError_t cudaFree(void *p)
     size_t i = 0;
     while (i < nallocs && allocs[i].dev != p)
         i++;
-    if (i == nallocs)
+    if (i == nallocs || allocs[i].vmm) /* a VMM range is cuMemUnmap's */
         return unlock_ret(cudaErrorInvalidValue);
     /* cudaFree synchronises the whole device: queued work finishes first,
      * the caller's unrelated kernels too. */
@@ -1506,6 +1545,8 @@ cudaError_t cudaGetDriverEntryPointByVersion(const char *symbol, void **fn, unsi
         *fn = (void *)mock_ctx_set_current;
     else if (e == cudaSuccess && strcmp(symbol, "cuPointerGetAttribute") == 0)
         *fn = (void *)mock_pointer_get_attribute;
+    else if (e == cudaSuccess)
+        *fn = cudamock__vmm_entry(symbol);
     if (status)
         *status = *fn ? cudaDriverEntryPointSuccess : cudaDriverEntryPointSymbolNotFound;
     return ret(e);
@@ -1645,9 +1686,12 @@ static void print_stats(void)
     cudamock_get_stats(&st);
     fprintf(stderr, "cudamock: streams_created %" PRIu64 ", events_created %" PRIu64
             ", host_registers %" PRIu64 ", implicit_syncs %" PRIu64 ", mallocs %" PRIu64
-            ", ops_pending_at_destroy %" PRIu64 ", event_syncs %" PRIu64 "\n",
+            ", ops_pending_at_destroy %" PRIu64 ", event_syncs %" PRIu64
+            ", primary_contexts %" PRIu64 ", vmm_creates %" PRIu64 ", vmm_exports %" PRIu64
+            ", vmm_imports %" PRIu64 ", vmm_access_faults %" PRIu64 "\n",
             st.streams_created, st.events_created, st.host_registers, st.implicit_syncs,
-            st.mallocs, st.ops_pending_at_destroy, st.event_syncs);
+            st.mallocs, st.ops_pending_at_destroy, st.event_syncs, st.primary_contexts,
+            st.vmm_creates, st.vmm_exports, st.vmm_imports, st.vmm_access_faults);
 }
 
 /* ---- PCI identity ---- */
@@ -1682,4 +1726,85 @@ cudaError_t cudaDeviceGetPCIBusId(char *pciBusId, int len, int device)
         snprintf(pciBusId, (size_t)len, "%s", id);
     }
     return unlock_ret(e);
+}
+
+/* ---- the hooks of cudamock_vmm.c (cudamock_internal.h) ---- */
+
+void cudamock__lock(void)
+{
+    lock();
+}
+
+void cudamock__unlock(void)
+{
+    unlock();
+}
+
+int cudamock__device_count(void)
+{
+    return ndevices;
+}
+
+int cudamock__device_room(int device, uint64_t bytes, uint64_t vmm_bytes)
+{
+    uint64_t cap = device_capacity(device), used = vmm_bytes;
+    for (size_t i = 0; cap && i < nallocs; i++)
+        if (allocs[i].device == device && !allocs[i].vmm)
+            used += allocs[i].size;
+    return !cap || (bytes <= cap && used <= cap - bytes);
+}
+
+cudamock_stats *cudamock__stats(void)
+{
+    return &stats;
+}
+
+void cudamock__vmm_add(void *dev, void *alias, size_t size, int device)
+{
+    if (nallocs == cap_allocs) {
+        size_t ncap = cap_allocs ? cap_allocs * 2 : 16;
+        dev_alloc *na = realloc(allocs, ncap * sizeof *na);
+        if (!na)
+            die("out of memory");
+        allocs = na;
+        cap_allocs = ncap;
+    }
+    /* Mapped, not yet accessible: cuMemSetAccess grants that. */
+    allocs[nallocs++] = (dev_alloc){ dev, alias, size, size, device, true, 0 };
+}
+
+static dev_alloc *vmm_range(const void *dev, size_t size)
+{
+    for (size_t i = 0; i < nallocs; i++)
+        if (allocs[i].vmm && allocs[i].dev == dev && allocs[i].size == size)
+            return &allocs[i];
+    return NULL;
+}
+
+void *cudamock__vmm_remove(void *dev, size_t size)
+{
+    dev_alloc *a = vmm_range(dev, size);
+    if (!a)
+        return NULL;
+    if (queued_uses(dev, size))
+        die("cuMemUnmap(%p, %zu): queued work still uses the range", dev, size);
+    void *alias = a->alias;
+    *a = allocs[--nallocs];
+    return alias;
+}
+
+void *cudamock__vmm_alias(void *dev, size_t size)
+{
+    dev_alloc *a = vmm_range(dev, size);
+    return a ? a->alias : NULL;
+}
+
+int cudamock__vmm_access(void *dev, size_t size, int device, int access)
+{
+    dev_alloc *a = vmm_range(dev, size);
+    if (!a)
+        return -1;
+    a->device = device;
+    a->access = access;
+    return 0;
 }

@@ -51,6 +51,20 @@
  * incomplete event find it done (default 3; 0: never, only waits);
  * TRESTLE_CUDAMOCK_STATS=1 prints some counters on stderr at exit, for
  * tests of other processes ("cudamock: streams_created N, ...").
+ *
+ * The driver's virtual memory calls (cuMemCreate, cuMemExportToShareable-
+ * Handle, cuMemImportFromShareableHandle, cuMemAddressReserve, cuMemMap,
+ * cuMemSetAccess, cuMemUnmap, cuMemAddressFree, cuMemRelease, through
+ * cudaGetDriverEntryPointByVersion; tests/cudamock/cudamock_vmm.c) work
+ * across processes: an allocation is a memfd, its exported handle a
+ * descriptor of it that travels over a Unix socket, and each process that
+ * imports and maps it sees the same bytes. cuMemCreate needs no context
+ * and makes none, as the driver's. Access is enforced: a mapped range is
+ * unusable until cuMemSetAccess, and a copy, memset or kernel that writes
+ * a range mapped read-only fails with cudaErrorIllegalAddress (sticky: the
+ * device is unusable after, as after a GPU fault) and writes nothing; the
+ * mock's own view of such a range is read-only, so a write that got past
+ * the check would crash.
  */
 #ifndef TRESTLE_CUDAMOCK_H
 #define TRESTLE_CUDAMOCK_H
@@ -95,6 +109,15 @@ typedef struct cudamock_stats {
                                         destroyed (they run later: see the zombies above) */
     uint64_t max_syncs_before_enqueue; /* the most cudaEventSynchronize calls one thread made
                                           between queueing work and queueing work again */
+    /* CUDA VMM (cudamock_vmm.c), the device tier of `trestle serve`. */
+    uint64_t vmm_creates;          /* cuMemCreate calls that made an allocation */
+    uint64_t vmm_exports;          /* cuMemExportToShareableHandle calls that gave a descriptor */
+    uint64_t vmm_imports;          /* cuMemImportFromShareableHandle calls that took one */
+    uint64_t vmm_maps_live;        /* cuMemMap'ped ranges not unmapped */
+    uint64_t vmm_access_faults;    /* copies, memsets and kernels that wrote a mapping without
+                                      write access (or read one without read access): each
+                                      failed with cudaErrorIllegalAddress, sticky, as a GPU's
+                                      fault does */
 } cudamock_stats;
 
 /* A snapshot of the counters. */
