@@ -37,6 +37,11 @@ static int attached_op(const void *src, size_t i, trestle_plan_op_info *out)
     return trestle_attachment_get_op(src, i, out);
 }
 
+const char *cli_socket_arg(const char *arg)
+{
+    return arg && strcmp(arg, "default") != 0 ? arg : NULL;
+}
+
 int cli_attach_restore(const cli_attach_req *r, const trestle_checkpoint *ckpt,
                        const trestle_op *ops, size_t n, const trestle_plan_options *popt)
 {

@@ -23,7 +23,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "cli_bench.h"
+#include "cli_bench_result.h"
 
 static const char bench_help[] =
     "Usage: trestle bench (PATH | --synthetic SIZE[,SHARDS]) [OPTIONS]\n"
@@ -282,25 +282,6 @@ static int measure_yardsticks(const bench_args *a, bench_result *r)
             "pinned host-to-device x devices", "h2d_pinned_all_devices" };
     }
     return CLI_EXIT_OK;
-}
-
-double bench_ratio(const bench_result *r, int stage, int *capped, double *over)
-{
-    const cli_ceiling *y = r->against[stage].by;
-    cli_stage_sum sum;
-    *capped = 0;
-    *over = 0;
-    if (!y || !y->valid || y->gbps <= 0 ||
-        cli_stage_summarize(r->runs, r->nruns, stage, &sum) != 0 || sum.runs == 0)
-        return 0;
-    double ratio = sum.gbps.median / y->gbps;
-    if (y->kind == CLI_CEILING && ratio > 1) {
-        /* Nothing beats a ceiling: its runs were disturbed (a shared machine). */
-        *capped = 1;
-        *over = ratio - 1;
-        ratio = 1;
-    }
-    return ratio;
 }
 
 /* ---- command line ---- */

@@ -15,7 +15,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli_bench.h"
+#include "cli_bench_result.h"
+
+double bench_ratio(const bench_result *r, int stage, int *capped, double *over)
+{
+    const cli_ceiling *y = r->against[stage].by;
+    cli_stage_sum sum;
+    *capped = 0;
+    *over = 0;
+    if (!y || !y->valid || y->gbps <= 0 ||
+        cli_stage_summarize(r->runs, r->nruns, stage, &sum) != 0 || sum.runs == 0)
+        return 0;
+    double ratio = sum.gbps.median / y->gbps;
+    if (y->kind == CLI_CEILING && ratio > 1) {
+        /* Nothing beats a ceiling: its runs were disturbed (a shared machine). */
+        *capped = 1;
+        *over = ratio - 1;
+        ratio = 1;
+    }
+    return ratio;
+}
 
 /* The AGAINST cell of `stage`, and a note line when it was capped. */
 static void against_text(const bench_result *r, int stage, char *cell, size_t cap, char *note,

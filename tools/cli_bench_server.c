@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli_bench.h"
+#include "cli_bench_result.h"
 #include "trestle_serve.h"
 
 static double now_s(void)

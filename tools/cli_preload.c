@@ -112,11 +112,6 @@ typedef struct preload_args {
     size_t ndevices;
 } preload_args;
 
-const char *cli_socket_arg(const char *arg)
-{
-    return arg && strcmp(arg, "default") != 0 ? arg : NULL;
-}
-
 static const char *pages_text(int pages)
 {
     return pages == 1 ? "hugetlb pages" : pages == 2 ? "transparent huge pages" : "ordinary pages";

@@ -25,6 +25,18 @@ const trestle_open_options *cli_open_options(void)
     return &open_opts;
 }
 
+int cli_open(const char *path, trestle_checkpoint **out)
+{
+    trestle_error err;
+    trestle_error_clear(&err);
+    if (trestle_open(path, cli_open_options(), out, &err) != TRESTLE_OK) {
+        cli_fail(&err);
+        cli_graph_hint(path);
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
 /* A usage error: printed unless `quiet` (an MPI rank other than 0, whose
  * copy of the same message would only repeat rank 0's). */
 #define REMOTE_USAGE(quiet, cmd, ...) ((quiet) ? CLI_EXIT_USAGE : cli_usage(cmd, __VA_ARGS__))

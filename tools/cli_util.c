@@ -187,18 +187,6 @@ const char *cli_reader_name(int reader)
                                              : "auto";
 }
 
-int cli_open(const char *path, trestle_checkpoint **out)
-{
-    trestle_error err;
-    trestle_error_clear(&err);
-    if (trestle_open(path, cli_open_options(), out, &err) != TRESTLE_OK) {
-        cli_fail(&err);
-        cli_graph_hint(path);
-        return CLI_EXIT_FAIL;
-    }
-    return CLI_EXIT_OK;
-}
-
 /* ---- sizes ---- */
 
 void cli_human_size(uint64_t bytes, char *buf, size_t cap)

@@ -213,6 +213,13 @@ static int name_entries(trestle_conversion *cv, const char *const *rules, size_t
     return rc;
 }
 
+void trestle_convert_options_init(trestle_convert_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->size = sizeof *opt;
+    opt->sync = 1;
+}
+
 int trestle_conversion_create(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
                               const trestle_convert_options *opt, trestle_conversion **out,
                               trestle_error *err)

@@ -331,13 +331,6 @@ fail:
     return rc;
 }
 
-void trestle_convert_options_init(trestle_convert_options *opt)
-{
-    memset(opt, 0, sizeof *opt);
-    opt->size = sizeof *opt;
-    opt->sync = 1;
-}
-
 int trestle_convert_safetensors(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
                                 const trestle_convert_options *opt, const char *out_path,
                                 trestle_convert_stats *stats, trestle_error *err)

@@ -1,10 +1,11 @@
 /*
- * cli_bench.h - what `trestle bench`'s two files share: its arguments and
- * everything it measured (cli_bench.c measures, cli_bench_report.c prints
- * the same numbers as text or JSON).
+ * cli_bench_result.h - what `trestle bench`'s files share: its arguments
+ * and everything it measured (cli_bench.c measures, cli_bench_report.c
+ * holds the figures against their yardsticks and prints the same numbers
+ * as text or JSON, cli_bench_server.c times an attach beside a restore).
  */
-#ifndef TRESTLE_CLI_BENCH_H
-#define TRESTLE_CLI_BENCH_H
+#ifndef TRESTLE_CLI_BENCH_RESULT_H
+#define TRESTLE_CLI_BENCH_RESULT_H
 
 #include "cli.h"
 
@@ -61,4 +62,4 @@ int cli_bench_server(const bench_args *a);
 void bench_print_text(const bench_args *a, const bench_result *r);
 int bench_print_json(const bench_args *a, const bench_result *r);
 
-#endif /* TRESTLE_CLI_BENCH_H */
+#endif /* TRESTLE_CLI_BENCH_RESULT_H */
