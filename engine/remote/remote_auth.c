@@ -213,7 +213,7 @@ static int metadata_token(trestle__store *s, const char *host, trestle_error *er
     if (asprintf(&url, "%s%s/computeMetadata/v1/instance/service-accounts/default/token",
                  strstr(host, "://") ? "" : "http://", host) < 0)
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
-    rc = trestle__store_open(url, &cfg, &md, &key, err);
+    rc = trestle__store_parse(url, &cfg, &md, &key, err);
     if (rc == TRESTLE_OK) {
         free(md->auth_header); /* the metadata server takes no token of ours */
         md->auth_header = strdup("Metadata-Flavor: Google");
@@ -304,5 +304,26 @@ int trestle__store_auth(trestle__store *s, trestle_error *err)
                                                               : s->query ? "the URL's query"
                                                                          : "anonymous");
     }
+    return TRESTLE_OK;
+}
+
+/* ---- a store: parsed, then its credentials, then its endpoint ---- */
+
+int trestle__store_open(const char *url, const trestle__remote_config *cfg,
+                        trestle__store **store, char **key, trestle_error *err)
+{
+    trestle__store *s;
+    int rc = trestle__store_parse(url, cfg, &s, key, err);
+    if (rc == TRESTLE_OK)
+        rc = trestle__store_auth(s, err);
+    if (rc == TRESTLE_OK)
+        rc = trestle__store_endpoint(s, err);
+    if (rc != TRESTLE_OK) {
+        free(*key);
+        *key = NULL;
+        trestle__store_free(s);
+        return rc;
+    }
+    *store = s;
     return TRESTLE_OK;
 }

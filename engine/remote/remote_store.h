@@ -29,6 +29,21 @@ struct trestle__store {
 };
 
 /*
+ * The first half of trestle__store_open(): parse `url` into a new store
+ * (kind, bucket, display root, the configuration with its defaults), with
+ * no credentials and, for gs:// and s3://, no endpoint yet. As
+ * trestle__store_open() otherwise. The metadata server's own store
+ * (remote_auth.c) is only this: it takes no credentials of ours.
+ */
+int trestle__store_parse(const char *url, const trestle__remote_config *cfg,
+                         trestle__store **store, char **key, trestle_error *err);
+
+/* The endpoint of a gs:// or s3:// store (STORAGE_EMULATOR_HOST,
+ * AWS_ENDPOINT_URL, else the cloud's, from its region): after
+ * trestle__store_auth(), which may find the region. TRESTLE_OK for http. */
+int trestle__store_endpoint(trestle__store *s, trestle_error *err);
+
+/*
  * Gather the credentials of `s` (kind, bucket and display_root set) from
  * the environment and the usual files, and its region (s3). Fills the
  * credential fields and auth_note. TRESTLE_E_IO naming the source when a

@@ -92,9 +92,11 @@ static int parse_bucket_url(trestle__store *s, const char *url, char **key, tres
     return TRESTLE_OK;
 }
 
-static int set_endpoint(trestle__store *s, trestle_error *err)
+int trestle__store_endpoint(trestle__store *s, trestle_error *err)
 {
     const char *v;
+    if (s->kind == TRESTLE__STORE_HTTP)
+        return TRESTLE_OK; /* the URL is the endpoint */
     if (s->kind == TRESTLE__STORE_GCS) {
         v = trestle__env("STORAGE_EMULATOR_HOST");
         s->endpoint = endpoint_from(v ? v : "https://storage.googleapis.com", s->bucket);
@@ -137,8 +139,8 @@ static int parse_http_url(trestle__store *s, const char *url, char **key, trestl
     return TRESTLE_OK;
 }
 
-int trestle__store_open(const char *url, const trestle__remote_config *cfg,
-                        trestle__store **store, char **key, trestle_error *err)
+int trestle__store_parse(const char *url, const trestle__remote_config *cfg,
+                         trestle__store **store, char **key, trestle_error *err)
 {
     int rc;
     trestle__store *s = calloc(1, sizeof *s);
@@ -174,12 +176,9 @@ int trestle__store_open(const char *url, const trestle__remote_config *cfg,
     if (strncmp(url, "gs://", 5) == 0 || strncmp(url, "s3://", 5) == 0) {
         s->kind = url[0] == 'g' ? TRESTLE__STORE_GCS : TRESTLE__STORE_S3;
         TR_FORWARD(parse_bucket_url(s, url, key, err));
-        TR_FORWARD(trestle__store_auth(s, err));
-        TR_FORWARD(set_endpoint(s, err));
     } else {
         s->kind = TRESTLE__STORE_HTTP;
         TR_FORWARD(parse_http_url(s, url, key, err));
-        TR_FORWARD(trestle__store_auth(s, err));
     }
     *store = s;
     return TRESTLE_OK;
