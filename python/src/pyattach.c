@@ -47,16 +47,8 @@ static PyObject *attachment_ops(PyObject *self, PyObject *unused)
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
         trestle_plan_op_info op;
-        PyObject *shape, *item = NULL;
         trestle_attachment_get_op(a, i, &op);
-        if ((shape = PyTuple_New(op.skipped ? 0 : op.rank)))
-            for (int d = 0; !op.skipped && d < op.rank; d++)
-                PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(op.dims[d]));
-        if (shape)
-            item = Py_BuildValue("(NNiiiNK)", pyt_str(op.name),
-                                 op.key ? pyt_str(op.key) : (Py_INCREF(Py_None), Py_None),
-                                 op.skipped, op.dtype, op.out_dtype, shape,
-                                 (unsigned long long)op.bytes);
+        PyObject *item = pyt_op_tuple(&op);
         if (!item) {
             Py_CLEAR(list);
             break;

@@ -172,6 +172,19 @@ static int plan_check(pyt_plan *pl)
     return -1;
 }
 
+PyObject *pyt_op_tuple(const trestle_plan_op_info *op)
+{
+    PyObject *shape = PyTuple_New(op->skipped ? 0 : op->rank);
+    if (!shape)
+        return NULL;
+    for (int d = 0; !op->skipped && d < op->rank; d++)
+        PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(op->dims[d]));
+    return Py_BuildValue("(NNiiiNK)", pyt_str(op->name),
+                         op->key ? pyt_str(op->key) : (Py_INCREF(Py_None), Py_None),
+                         op->skipped, op->dtype, op->out_dtype, shape,
+                         (unsigned long long)op->bytes);
+}
+
 /* ops() -> [(name, key or None, skipped, dtype, out_dtype, shape, bytes)]. */
 static PyObject *plan_ops(PyObject *self, PyObject *unused)
 {
@@ -182,16 +195,8 @@ static PyObject *plan_ops(PyObject *self, PyObject *unused)
     PyObject *list = PyList_New((Py_ssize_t)n);
     for (size_t i = 0; list && i < n; i++) {
         trestle_plan_op_info op;
-        PyObject *shape, *item = NULL;
         trestle_plan_get_op(pl->p, i, &op);
-        if ((shape = PyTuple_New(op.skipped ? 0 : op.rank)))
-            for (int d = 0; !op.skipped && d < op.rank; d++)
-                PyTuple_SET_ITEM(shape, d, PyLong_FromLongLong(op.dims[d]));
-        if (shape)
-            item = Py_BuildValue("(NNiiiNK)", pyt_str(op.name),
-                                 op.key ? pyt_str(op.key) : (Py_INCREF(Py_None), Py_None),
-                                 op.skipped, op.dtype, op.out_dtype, shape,
-                                 (unsigned long long)op.bytes);
+        PyObject *item = pyt_op_tuple(&op);
         if (!item) {
             Py_CLEAR(list);
             break;

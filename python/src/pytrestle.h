@@ -98,6 +98,10 @@ int pyt_hold_strings(pyt_held *h, PyObject *seq, const char ***out, size_t *n);
  * DEST_ALLOCATE ops whose strings `h` holds. */
 int pyt_hold_ops(pyt_held *h, PyObject *seq, trestle_op **out, size_t *n);
 
+/* One op as Plan.ops() and Attachment.ops() give it: (name, key or None,
+ * skipped, dtype, out_dtype, shape, bytes); NULL with an exception set. */
+PyObject *pyt_op_tuple(const trestle_plan_op_info *op);
+
 /* buffer.dlpack(code, bits, shape): a "dltensor" capsule over the buffer. */
 PyObject *pyt_buffer_dlpack(PyObject *self, PyObject *args);
 
