@@ -83,13 +83,15 @@ void trestle__identity_diff(const trestle__wire_identity *was, const trestle__wi
 
 /* ---- manifests (resident_manifest.c) ---- */
 
-/* The manifest of a selection restored by `fill` (one op per kept op)
- * into `base`: one tensor per kept op; CRCs stored (a whole, unconverted,
- * plain tensor: the index's, which the restore checked) or computed from
- * the landed bytes, read at `base` (host memory) or, with `base` NULL,
- * copied back from the device (trestle_plan_read_op of `fill`). */
+/* The manifest of a selection restored by `fill` (one op per kept op,
+ * this entry's from op `first` on: a fill of several entries holds a
+ * block of ops per entry) into `base`: one tensor per kept op; CRCs stored
+ * (a whole, unconverted, plain tensor: the index's, which the restore
+ * checked) or computed from the landed bytes, read at `base` (host memory)
+ * or, with `base` NULL, copied back from the device (trestle_plan_read_op
+ * of `fill`). */
 int trestle__manifest_build(const trestle_checkpoint *c, const trestle__selection *s,
-                            const uint8_t *base, const trestle_plan *fill,
+                            const uint8_t *base, const trestle_plan *fill, size_t first,
                             trestle__wire_manifest *out, trestle_error *err);
 
 /*
