@@ -28,9 +28,11 @@
  *
  * Entries are keyed by the checkpoint's version (its index's size and
  * CRC-32C, trestle_checkpoint_identity(), and every file's size and
- * mtime), the selection (the ops, slices, dtypes and shapes of the plan)
- * and the tier: a checkpoint changed on disk is never served stale, since
- * the attaching process computes the version from the files it sees.
+ * mtime; for a checkpoint in an object store, each data object's size and
+ * validators, trestle_shard_version()), the selection (the ops, slices,
+ * dtypes and shapes of the plan) and the tier: a checkpoint changed on
+ * disk, or an object replaced in its store, is never served stale, since
+ * the attaching process computes the version from what it opened itself.
  *
  * Security: the socket is created 0600 (0660 with a group), and every
  * connection's peer is checked with SO_PEERCRED (its uid is the server's,

@@ -70,6 +70,11 @@ const char *trestle__selection_spec(const trestle__selection *s, size_t i);
 int trestle__identity_of(const trestle_checkpoint *c, trestle__wire_identity *out,
                          trestle_error *err);
 
+/* Whether an identity's path is a URL (gs://, s3://, http(s)://): a checkpoint
+ * in an object store, versioned by its objects' validators (ETag, GCS
+ * generation), which only a process that opens it can see. */
+bool trestle__identity_is_url(const char *path);
+
 /* The version of the files at `prefix` now, from stat() alone (the index's
  * CRC is not read: `crc` is used): for the server's "changed" flag. false
  * when a file is gone. */
