@@ -67,11 +67,12 @@ static int fill_plan(const trestle_checkpoint *c, const trestle__selection *s,
 {
     size_t n = trestle_plan_op_count(s->plan), k = 0, total = (s->kept ? s->kept : 1) * nen;
     trestle_op *ops = calloc(total, sizeof *ops);
-    trestle_shape *shapes = popt && popt->op_shapes ? calloc(total, sizeof *shapes) : NULL;
+    bool declared = popt && popt->op_shapes && s->ops; /* op_shapes is parallel to ops */
+    trestle_shape *shapes = declared ? calloc(total, sizeof *shapes) : NULL;
     trestle_plan_options po;
     int rc;
     *out = NULL;
-    if (!ops || (popt && popt->op_shapes && !shapes)) {
+    if (!ops || (declared && !shapes)) {
         free(ops);
         free(shapes);
         return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
@@ -105,21 +106,20 @@ static int fill_plan(const trestle_checkpoint *c, const trestle__selection *s,
     if (rc != TRESTLE_OK)
         return rc;
     /* The same selection must come out, in every block: anything else is a bug here. */
-    for (size_t j = 0; j < k; j++) {
-        size_t i = 0, want = j % (s->kept ? s->kept : 1);
-        trestle_plan_op_info a, b;
-        for (size_t seen = 0;; i++) {
+    for (size_t b = 0, j = 0; b < nen; b++) {
+        for (size_t i = 0; i < n; i++) {
+            trestle_plan_op_info a, f;
             trestle_plan_get_op(s->plan, i, &a);
-            if (!a.skipped && seen++ == want)
-                break;
-        }
-        trestle_plan_get_op(*out, j, &b);
-        if (b.skipped || b.bytes != a.bytes || b.out_dtype != a.out_dtype) {
-            trestle_plan_free(*out);
-            *out = NULL;
-            return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "preload: op '%s' planned "
-                                         "differently the second time (%s)", a.name,
-                                         b.skipped ? "skipped" : "bytes or dtype");
+            if (a.skipped)
+                continue;
+            trestle_plan_get_op(*out, j++, &f);
+            if (f.skipped || f.bytes != a.bytes || f.out_dtype != a.out_dtype) {
+                trestle_plan_free(*out);
+                *out = NULL;
+                return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "preload: op '%s' "
+                                             "planned differently the second time (%s)", a.name,
+                                             f.skipped ? "skipped" : "bytes or dtype");
+            }
         }
     }
     return TRESTLE_OK;
@@ -156,6 +156,16 @@ static int entries_of(const trestle_preload_options *o, preload_entry **out, siz
     *n = count;
     return TRESTLE_OK;
 fail:
+    return rc;
+}
+
+/* The end of a call to the server: free its reply, close descriptors it
+ * sent that were not kept, and return `rc`. */
+static int call_done(int rc, trestle__wire_msg *reply, const int *fds, unsigned nfds)
+{
+    trestle__wire_msg_free(reply);
+    for (unsigned i = 0; i < nfds; i++)
+        close(fds[i]);
     return rc;
 }
 
@@ -197,10 +207,7 @@ static int alloc_entry(const char *path, const trestle__selection *sel, preload_
     }
     rc = TRESTLE_OK;
 fail:
-    trestle__wire_msg_free(&reply);
-    for (unsigned i = 0; i < nfds; i++)
-        close(fds[i]);
-    return rc;
+    return call_done(rc, &reply, fds, nfds);
 }
 
 /* Drop entry `e`'s writable mapping (the server seals the memory: none may remain). */
@@ -232,10 +239,7 @@ static int commit_entry(const char *path, preload_entry *e, bool verified,
     *replaced += reply.commit_reply.replaced;
     rc = TRESTLE_OK;
 fail:
-    trestle__wire_msg_free(&reply);
-    for (unsigned i = 0; i < nfds; i++)
-        close(fds[i]);
-    return rc;
+    return call_done(rc, &reply, fds, nfds);
 }
 
 int trestle_preload(const trestle_checkpoint *c, const trestle_op *ops, size_t n,
