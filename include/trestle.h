@@ -558,6 +558,32 @@ TRESTLE_API int trestle_checkpoint_identity(const trestle_checkpoint *c, uint64_
  */
 TRESTLE_API const char *trestle_shard_path(const trestle_checkpoint *c, int shard);
 
+/**
+ * @brief The version of data shard `shard` that trestle_open() found, and
+ * that every later read of it is held to: its size and, for an object in a
+ * store (a URL checkpoint), its validators as the store gave them: the
+ * GCS generation and the ETag (`generation 1712345678901234, ETag "abc"`),
+ * or Last-Modified where there is no ETag. A local file's version is its
+ * size and mtime, which stat() gives: `validator` is then "".
+ *
+ * With trestle_checkpoint_identity() this tells two versions of one
+ * checkpoint apart without reading the data: an object replaced in its
+ * store has another validator, even with the same size and index.
+ *
+ * @param[in]  c          an open checkpoint; not NULL.
+ * @param[in]  shard      0 <= shard < trestle_checkpoint_info.num_shards.
+ * @param[out] bytes      receives the shard's size.
+ * @param[out] validator  receives the validators, NUL-terminated ("" for a file).
+ * @param[in]  cap        bytes at `validator` (400 is always enough).
+ * @return TRESTLE_OK; TRESTLE_E_NOT_FOUND when the object could not be had
+ *         at open (its reads fail, naming why); TRESTLE_E_LIMIT when `cap`
+ *         is too small (the text is cut); TRESTLE_E_INVALID_ARG for a NULL
+ *         argument, `cap` 0 or a shard out of range.
+ * Thread-safe. Since 0.2.
+ */
+TRESTLE_API int trestle_shard_version(const trestle_checkpoint *c, int shard, uint64_t *bytes,
+                                      char *validator, size_t cap);
+
 /** How a listed tensor is stored. */
 typedef enum trestle_tensor_kind {
     TRESTLE_TENSOR_PLAIN = 0,       /**< one contiguous run of bytes in one shard */

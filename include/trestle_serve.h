@@ -28,9 +28,11 @@
  *
  * Entries are keyed by the checkpoint's version (its index's size and
  * CRC-32C, trestle_checkpoint_identity(), and every file's size and
- * mtime), the selection (the ops, slices, dtypes and shapes of the plan)
- * and the tier: a checkpoint changed on disk is never served stale, since
- * the attaching process computes the version from the files it sees.
+ * mtime; for a checkpoint in an object store, each data object's size and
+ * validators, trestle_shard_version()), the selection (the ops, slices,
+ * dtypes and shapes of the plan) and the tier: a checkpoint changed on
+ * disk, or an object replaced in its store, is never served stale, since
+ * the attaching process computes the version from what it opened itself.
  *
  * Security: the socket is created 0600 (0660 with a group), and every
  * connection's peer is checked with SO_PEERCRED (its uid is the server's,
@@ -216,7 +218,17 @@ typedef struct trestle_preload_options {
     const trestle_restore_options *restore; /**< how to read (threads, reader, O_DIRECT,
                                   staging), or NULL; `verify` is always on and `device`,
                                   `devices` and `host_map` are the preload's own */
-    void *reserved[8];       /**< must be zero */
+    /* Several GPUs (two of the reserved slots, so the struct's size is unchanged on LP64). */
+    const int *devices;      /**< `num_devices` distinct CUDA ordinals, or NULL: with two or
+                                  more, one device-tier entry on each, all filled by one
+                                  restore (trestle_restore_options.devices): the checkpoint is
+                                  read from storage and CRC-checked once, and the same staging
+                                  bytes are copied to every device. `device` must then be -1
+                                  or devices[0]. Each device's entry gets its own manifest and
+                                  is published, in list order, when all are filled. Copied
+                                  during the call only; at most 64 */
+    size_t num_devices;      /**< entries of `devices`; 0 (default): `device` alone */
+    void *reserved[6];       /**< must be zero */
 } trestle_preload_options;
 
 /**
@@ -230,10 +242,13 @@ TRESTLE_API void trestle_preload_options_init(trestle_preload_options *opt);
 /** What a preload made resident. */
 typedef struct trestle_preload_info {
     size_t tensors;          /**< tensors in the entry (skipped ops left out) */
-    uint64_t bytes;          /**< their bytes */
-    uint64_t memory_bytes;   /**< memory the server holds for them (whole pages) */
+    uint64_t bytes;          /**< their bytes (in each entry, with a device list) */
+    uint64_t memory_bytes;   /**< memory the server holds for them (whole pages; with a
+                                  device list, every device's entry together) */
     unsigned replaced;       /**< entries it replaced: the same selection, or older versions
-                                  of the same checkpoint (never served again) */
+                                  of the same checkpoint (never served again); with a device
+                                  list, on every device together */
+    unsigned entries;        /**< entries published: 1, or num_devices with a device list */
     int huge_pages;          /**< host tier: 1 hugetlb pages, 2 transparent huge pages
                                   advised, 0 ordinary pages */
     double seconds;          /**< wall time of the whole preload */

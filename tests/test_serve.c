@@ -281,7 +281,7 @@ Test(serve, a_manifest_that_differs_from_the_plan_is_refused)
                  TRESTLE_OK, "%s", err.message);
     uint8_t *mem = calloc(1, sel.bytes);
     trestle__wire_manifest m;
-    cr_assert_eq(trestle__manifest_build(c, &sel, mem, NULL, &m, &err), TRESTLE_OK);
+    cr_assert_eq(trestle__manifest_build(c, &sel, mem, NULL, 0, &m, &err), TRESTLE_OK);
     cr_assert_eq(trestle__manifest_check(c, &sel, &m, sel.bytes, "server S", &err), TRESTLE_OK,
                  "%s", err.message);
     /* A shape, a dtype, an offset past the memory, an overlap, a stored CRC. */
@@ -647,7 +647,7 @@ Test(serve, bytes_that_differ_from_the_manifest_are_never_published)
     trestle__wire_msg req = { .type = TRESTLE__MSG_COMMIT };
     req.commit.entry_id = entry;
     req.commit.verified = 1;
-    cr_assert_eq(trestle__manifest_build(c, &sel, zeros, NULL, &req.commit.manifest, &err),
+    cr_assert_eq(trestle__manifest_build(c, &sel, zeros, NULL, 0, &req.commit.manifest, &err),
                  TRESTLE_OK, "%s", err.message);
     const trestle__wire_tensor *t = NULL;
     for (uint32_t i = 0; i < req.commit.manifest.count && !t; i++)

@@ -10,10 +10,12 @@
  * get the tensors by copies on its stream.
  */
 #include <criterion/criterion.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -240,6 +242,8 @@ Test(serve_device, the_cli_preloads_a_device_list)
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert(strstr(r.out, " onto the device tier of GPU 0 of "), "%s", r.out);
     cr_assert(strstr(r.out, " onto the device tier of GPU 1 of "), "%s", r.out);
+    cr_assert(strstr(r.out, "\nread ") && strstr(r.out, " from storage once for 2 GPUs in "),
+              "one read for both GPUs: %s", r.out);
     tu_cli_free(&r);
     r = tu_cli("preload --list --socket '%s'", s.sock);
     cr_assert(strstr(r.out, "  device 0  ") && strstr(r.out, "  device 1  "), "%s", r.out);
@@ -250,6 +254,138 @@ Test(serve_device, the_cli_preloads_a_device_list)
                             "storage)"), "%s", r.out);
     tu_cli_free(&r);
     st_stop(&s);
+    tu_rmtree(dir);
+    free(ck);
+    free(dir);
+}
+
+/* Bytes this process has read through read(2)/pread(2) so far (/proc/self/io's
+ * rchar, every thread): storage reads by a pread reader, counted by the kernel. */
+static uint64_t process_rchar(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    unsigned long long v = 0;
+    char line[128];
+    cr_assert(f, "/proc/self/io");
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "rchar: %llu", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+/* The bytes of a checkpoint's data files. */
+static uint64_t data_file_bytes(const char *path)
+{
+    trestle_checkpoint *c = tu_open(path, NULL);
+    trestle_checkpoint_info ci;
+    uint64_t sum = 0;
+    trestle_checkpoint_get_info(c, &ci);
+    for (int i = 0; i < ci.num_shards; i++) {
+        char f[4096];
+        struct stat st;
+        snprintf(f, sizeof f, "%s.data-%05d-of-%05d", path, i, ci.num_shards);
+        cr_assert_eq(stat(f, &st), 0, "%s", f);
+        sum += (uint64_t)st.st_size;
+    }
+    trestle_close(c);
+    return sum;
+}
+
+/*
+ * The issue's "the same planner and pipeline run: read once, CRC-checked"
+ * for a device list: one preload onto GPUs 0 and 1 reads the checkpoint
+ * from storage once, not once per device (the kernel's count of bytes
+ * read agrees), checks it once, and each device's entry, with its own
+ * manifest, attaches with the bytes a plain restore gives. Before, each
+ * device had a preload of its own, reading and checking everything again.
+ */
+Test(serve_device, a_device_list_is_read_from_storage_once)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_gpu_model(dir, NTINY, 13);
+    uint64_t want = st_restore_checksum(ck, NULL, 0), stored = data_file_bytes(ck);
+    st_server s;
+    st_start(&s, dir, NULL);
+    trestle_checkpoint *c = tu_open(ck, NULL);
+    trestle_preload_options po;
+    trestle_restore_options ro;
+    trestle_preload_info info;
+    trestle_error err;
+    int devices[] = { 0, 1 };
+    trestle_preload_options_init(&po);
+    trestle_restore_options_init(&ro);
+    ro.reader = TRESTLE_READER_PREAD; /* counted in rchar, as io_uring's reads are not */
+    po.socket_path = s.sock;
+    po.devices = devices;
+    po.num_devices = 2;
+    po.restore = &ro;
+    uint64_t rchar0 = process_rchar();
+    cr_assert_eq(trestle_preload(c, NULL, 0, NULL, &po, &info, &err), TRESTLE_OK, "%s",
+                 err.message);
+    uint64_t rchar = process_rchar() - rchar0;
+    trestle_close(c);
+    cr_assert_eq(info.entries, 2);
+    cr_assert_eq(info.tensors, (size_t)NTINY + 3);
+    cr_assert_eq(info.stats.bytes_read, stored, "storage read once: %" PRIu64 " of %" PRIu64
+                 " stored bytes", info.stats.bytes_read, stored);
+    cr_assert_eq(info.stats.bytes_verified, stored, "and CRC-checked once");
+    cr_assert_eq(info.stats.bytes_copied, 2 * info.bytes, "copied to each device");
+    cr_assert_geq(rchar, stored, "the kernel counted %" PRIu64 " bytes read", rchar);
+    cr_assert_lt(rchar, stored + stored / 2, "the kernel counted %" PRIu64 " bytes read for %"
+                 PRIu64 " stored: read more than once", rchar, stored);
+
+    trestle_resident_list *l = st_list(s.sock);
+    cr_assert_eq(trestle_resident_list_count(l), 2);
+    for (size_t i = 0; i < 2; i++) {
+        trestle_resident_entry e;
+        cr_assert_eq(trestle_resident_list_get(l, i, &e), TRESTLE_OK);
+        cr_assert_eq(e.tier, TRESTLE_TIER_DEVICE);
+        cr_assert(e.verified);
+        cr_assert_eq(e.tensors, (size_t)NTINY + 3);
+    }
+    trestle_resident_list_free(l);
+    for (int d = 0; d < 2; d++) {
+        trestle_attachment *a;
+        trestle_attach_info ai;
+        cr_assert_eq(attach_on(s.sock, ck, d, &a, &err), TRESTLE_OK, "device %d: %s", d,
+                     err.message);
+        trestle_attachment_get_info(a, &ai);
+        cr_assert(ai.resident && ai.tier == TRESTLE_TIER_DEVICE && ai.device == d);
+        trestle_plan_op_info op;
+        trestle_attachment_get_op(a, 0, &op);
+        cr_assert_eq(op.device, d);
+        cr_assert_eq(device_checksum(a), want, "device %d's bytes are a plain restore's", d);
+        trestle_attachment_free(a);
+    }
+    cr_assert_eq(st_stop(&s), 0);
+    tu_rmtree(dir);
+    free(ck);
+    free(dir);
+}
+
+/* A device list is checked before anything is asked of the server. */
+Test(serve_device, a_bad_device_list_is_refused)
+{
+    trestle_checkpoint *c;
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_gpu_model(dir, 2, 14);
+    trestle_preload_options po;
+    trestle_error err;
+    int twice[] = { 1, 1 }, other[] = { 0, 1 };
+    c = tu_open(ck, NULL);
+    trestle_preload_options_init(&po);
+    po.socket_path = "/nonexistent/s.sock";
+    po.devices = twice;
+    po.num_devices = 2;
+    cr_assert_eq(trestle_preload(c, NULL, 0, NULL, &po, NULL, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "trestle_preload: device 1 is listed twice");
+    po.devices = other;
+    po.device = 1;
+    cr_assert_eq(trestle_preload(c, NULL, 0, NULL, &po, NULL, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "trestle_preload: device is 1 but devices[0] is 0 (with a "
+                                  "device list, device must be -1 or devices[0])");
+    trestle_close(c);
     tu_rmtree(dir);
     free(ck);
     free(dir);

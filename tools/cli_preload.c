@@ -30,7 +30,8 @@ static const char preload_help[] =
     "with the same op options, map it read-only in milliseconds. A later preload of a\n"
     "changed checkpoint replaces it; the changed checkpoint is never served stale.\n"
     "The preload reads the files with its own permissions; the server never opens\n"
-    "them.\n"
+    "them. PATH may be a URL (gs://, s3://, http(s)://): its entry is keyed by each\n"
+    "object's ETag or generation, so an object replaced in the store is not served.\n"
     "\n"
     "What to preload (as for 'trestle restore'):\n"
     "      --ops FILE         the ops listed in FILE ('-': standard input)\n"
@@ -45,7 +46,8 @@ static const char preload_help[] =
     "Where:\n"
     "      --host             host memory: a sealed memfd (default)\n"
     "      --device N[,M...]  CUDA device memory on each listed GPU (a CUDA VMM\n"
-    "                         allocation per GPU; needs a CUDA build)\n"
+    "                         allocation per GPU; needs a CUDA build). The checkpoint\n"
+    "                         is read and CRC-checked once, and copied to every GPU\n"
     "      --socket S         the server (default: $XDG_RUNTIME_DIR/trestle.sock, else\n"
     "                         /run/trestle/trestle.sock)\n"
     "      --threads N        verify/copy workers of the restore\n"
@@ -259,20 +261,22 @@ static int run_evict(const preload_args *a)
     return CLI_EXIT_OK;
 }
 
-static int preload_one(const preload_args *a, const trestle_checkpoint *ckpt, const cli_ops *ops,
-                       const trestle_plan_options *popt, int device)
+static int preload(const preload_args *a, const trestle_checkpoint *ckpt, const cli_ops *ops,
+                   const trestle_plan_options *popt)
 {
     trestle_preload_options po;
     trestle_restore_options ro;
     trestle_preload_info info;
     trestle_error err;
-    char socket[256], bytes[32], rate[32], where[48];
+    char socket[256], bytes[32], rate[32], read[32];
     trestle_preload_options_init(&po);
     trestle_restore_options_init(&ro);
     if (a->threads)
         ro.threads = a->threads;
     po.socket_path = cli_socket_arg(a->socket);
-    po.device = device;
+    /* Every listed GPU in one preload: the files are read and checked once. */
+    po.devices = a->ndevices ? a->devices : NULL;
+    po.num_devices = a->ndevices;
     po.restore = &ro;
     if (trestle_preload(ckpt, ops->ops, ops->n, popt, &po, &info, &err) != TRESTLE_OK) {
         cli_fail(&err);
@@ -288,12 +292,23 @@ static int preload_one(const preload_args *a, const trestle_checkpoint *ckpt, co
         trestle_server_default_socket(socket, sizeof socket, NULL);
     cli_human_size(info.bytes, bytes, sizeof bytes);
     cli_rate(info.bytes, info.seconds, rate, sizeof rate);
-    if (device < 0)
-        snprintf(where, sizeof where, "the host tier (%s)", pages_text(info.huge_pages));
-    else
-        snprintf(where, sizeof where, "the device tier of GPU %d", device);
-    printf("preloaded %zu tensor%s, %s onto %s of %s in %.3f s: %s, every byte CRC-checked\n",
-           info.tensors, info.tensors == 1 ? "" : "s", bytes, where, socket, info.seconds, rate);
+    if (a->ndevices == 0)
+        printf("preloaded %zu tensor%s, %s onto the host tier (%s) of %s in %.3f s: %s, every "
+               "byte CRC-checked\n", info.tensors, info.tensors == 1 ? "" : "s", bytes,
+               pages_text(info.huge_pages), socket, info.seconds, rate);
+    else if (a->ndevices == 1)
+        printf("preloaded %zu tensor%s, %s onto the device tier of GPU %d of %s in %.3f s: %s, "
+               "every byte CRC-checked\n", info.tensors, info.tensors == 1 ? "" : "s", bytes,
+               a->devices[0], socket, info.seconds, rate);
+    else {
+        for (size_t i = 0; i < a->ndevices; i++)
+            printf("preloaded %zu tensor%s, %s onto the device tier of GPU %d of %s\n",
+                   info.tensors, info.tensors == 1 ? "" : "s", bytes, a->devices[i], socket);
+        cli_human_size(info.stats.bytes_read, read, sizeof read);
+        cli_rate(info.stats.bytes_read, info.seconds, rate, sizeof rate);
+        printf("read %s from storage once for %zu GPUs in %.3f s: %s, every byte CRC-checked "
+               "once and copied to each GPU\n", read, a->ndevices, info.seconds, rate);
+    }
     if (info.replaced)
         printf("replaced %u entr%s: an older version of the checkpoint, or the same selection\n",
                info.replaced, info.replaced == 1 ? "y" : "ies");
@@ -320,10 +335,7 @@ static int run_preload(const preload_args *a)
     popt.num_renames = a->nrenames;
     popt.excludes = a->excludes;
     popt.num_excludes = a->nexcludes;
-    if (a->ndevices == 0)
-        status = preload_one(a, ckpt, &ops, &popt, -1);
-    for (size_t i = 0; i < a->ndevices && status == CLI_EXIT_OK; i++)
-        status = preload_one(a, ckpt, &ops, &popt, a->devices[i]);
+    status = preload(a, ckpt, &ops, &popt);
 out:
     cli_ops_free(&ops);
     trestle_close(ckpt);

@@ -537,3 +537,29 @@ fail:
     trestle__store_free(s);
     return rc;
 }
+
+/* ---- a shard's pinned version (trestle.h) ---- */
+
+int trestle_shard_version(const trestle_checkpoint *c, int shard, uint64_t *bytes,
+                          char *validator, size_t cap)
+{
+    if (!c || shard < 0 || shard >= c->num_shards || !bytes || !validator || cap == 0)
+        return TRESTLE_E_INVALID_ARG;
+    validator[0] = '\0';
+    *bytes = c->shard_sizes ? c->shard_sizes[shard] : 0;
+    if (!c->remote_shards) /* a local file: its size and mtime are its version */
+        return TRESTLE_OK;
+    const trestle__object *o = &c->remote_shards[shard];
+    if (c->shard_state[shard] != TRESTLE__SHARD_OPEN) /* its HEAD failed */
+        return TRESTLE_E_NOT_FOUND;
+    /* What later reads are pinned to: the generation (GCS) and the ETag,
+     * else the Last-Modified time the store gave instead of an ETag. */
+    char gen[40] = "";
+    if (o->generation >= 0)
+        snprintf(gen, sizeof gen, "generation %" PRId64 "%s", o->generation,
+                 o->etag[0] || o->last_modified[0] ? ", " : "");
+    int n = snprintf(validator, cap, "%s%s%s", gen,
+                     o->etag[0] ? "ETag " : o->last_modified[0] ? "Last-Modified " : "",
+                     o->etag[0] ? o->etag : o->last_modified);
+    return n < 0 || (size_t)n >= cap ? TRESTLE_E_LIMIT : TRESTLE_OK;
+}

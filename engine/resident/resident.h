@@ -70,6 +70,11 @@ const char *trestle__selection_spec(const trestle__selection *s, size_t i);
 int trestle__identity_of(const trestle_checkpoint *c, trestle__wire_identity *out,
                          trestle_error *err);
 
+/* Whether an identity's path is a URL (gs://, s3://, http(s)://): a checkpoint
+ * in an object store, versioned by its objects' validators (ETag, GCS
+ * generation), which only a process that opens it can see. */
+bool trestle__identity_is_url(const char *path);
+
 /* The version of the files at `prefix` now, from stat() alone (the index's
  * CRC is not read: `crc` is used): for the server's "changed" flag. false
  * when a file is gone. */
@@ -83,13 +88,15 @@ void trestle__identity_diff(const trestle__wire_identity *was, const trestle__wi
 
 /* ---- manifests (resident_manifest.c) ---- */
 
-/* The manifest of a selection restored by `fill` (one op per kept op)
- * into `base`: one tensor per kept op; CRCs stored (a whole, unconverted,
- * plain tensor: the index's, which the restore checked) or computed from
- * the landed bytes, read at `base` (host memory) or, with `base` NULL,
- * copied back from the device (trestle_plan_read_op of `fill`). */
+/* The manifest of a selection restored by `fill` (one op per kept op,
+ * this entry's from op `first` on: a fill of several entries holds a
+ * block of ops per entry) into `base`: one tensor per kept op; CRCs stored
+ * (a whole, unconverted, plain tensor: the index's, which the restore
+ * checked) or computed from the landed bytes, read at `base` (host memory)
+ * or, with `base` NULL, copied back from the device (trestle_plan_read_op
+ * of `fill`). */
 int trestle__manifest_build(const trestle_checkpoint *c, const trestle__selection *s,
-                            const uint8_t *base, const trestle_plan *fill,
+                            const uint8_t *base, const trestle_plan *fill, size_t first,
                             trestle__wire_manifest *out, trestle_error *err);
 
 /*

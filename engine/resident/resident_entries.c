@@ -376,8 +376,9 @@ static bool not_resident(trestle_server *s, trestle__conn *c, const trestle__wir
     if (other && !same_version) {
         reason = TRESTLE__NR_CHANGED;
         trestle__identity_diff(&other->key.id, &k->id, diff, sizeof diff);
-        snprintf(text, sizeof text, "%s changed on disk since it was preloaded: %s; preload it "
-                 "again", k->id.path, diff);
+        snprintf(text, sizeof text, "%s changed %s since it was preloaded: %s; preload it "
+                 "again", k->id.path,
+                 trestle__identity_is_url(k->id.path) ? "in its store" : "on disk", diff);
     } else if (other) {
         reason = TRESTLE__NR_OTHER;
         snprintf(text, sizeof text, "%s is resident with another selection of tensors: attach "

@@ -61,6 +61,57 @@ static bool alloc_shards(trestle__wire_identity *id, uint32_t n)
     return id->shard_bytes && id->shard_mtime_ns;
 }
 
+/* Whether `path` is a URL (gs://, s3://, http(s)://): a checkpoint in an
+ * object store, whose version is its objects' validators, not stat(). */
+bool trestle__identity_is_url(const char *path)
+{
+    size_t n = strspn(path, "abcdefghijklmnopqrstuvwxyz0123456789+.-");
+    return n > 0 && strncmp(path + n, "://", 3) == 0;
+}
+
+/* A validator's text as the 63-bit number the identity carries in place of
+ * an mtime (never negative: -1 is a shard that could not be had). */
+static int64_t validator_hash(const char *v)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *v; v++)
+        h = (h ^ (uint8_t)*v) * 0x100000001b3ull;
+    return (int64_t)(h >> 1);
+}
+
+/*
+ * The version of a checkpoint in an object store, as this process's open
+ * pinned it: the index's size and CRC-32C (its bytes, read in one GET), and
+ * each data object's size and validators (ETag, GCS generation; else
+ * Last-Modified), which its reads are held to. An object replaced in the
+ * store has another validator, so an attach that opens the checkpoint
+ * again never meets the replaced copy's entry. A store that gives no
+ * validator leaves nothing to tell versions apart: no identity.
+ */
+static int identity_of_url(const trestle_checkpoint *c, const trestle_checkpoint_info *info,
+                           trestle__wire_identity *out, trestle_error *err)
+{
+    char v[512];
+    uint64_t bytes;
+    out->index_mtime_ns = 0; /* the index's bytes are in the key by their CRC */
+    for (uint32_t i = 0; i < out->num_shards; i++) {
+        int rc = trestle_shard_version(c, (int)i, &bytes, v, sizeof v);
+        if (rc == TRESTLE_E_NOT_FOUND) {
+            out->shard_bytes[i] = UINT64_MAX;
+            out->shard_mtime_ns[i] = -1;
+            continue;
+        }
+        if (rc != TRESTLE_OK || !v[0])
+            return trestle__error_simple(err, TRESTLE_E_UNSUPPORTED, "%s.data-%05u-of-%05u: the "
+                                         "store gave no ETag, generation or Last-Modified for "
+                                         "it, so a resident copy could not be told from a "
+                                         "replaced object", info->prefix, i, out->num_shards);
+        out->shard_bytes[i] = bytes;
+        out->shard_mtime_ns[i] = validator_hash(v);
+    }
+    return TRESTLE_OK;
+}
+
 int trestle__identity_of(const trestle_checkpoint *c, trestle__wire_identity *out,
                          trestle_error *err)
 {
@@ -71,6 +122,18 @@ int trestle__identity_of(const trestle_checkpoint *c, trestle__wire_identity *ou
 
     memset(out, 0, sizeof *out);
     trestle_checkpoint_get_info(c, &info);
+    if (trestle__identity_is_url(info.index_path)) {
+        /* Named by its display URL (no secret in it), as every message names it. */
+        TR_FAIL_IF(strlen(info.prefix) > TRESTLE__WIRE_MAX_PATH, err, TRESTLE_E_LIMIT,
+                   "%s: a URL over %d bytes", info.prefix, TRESTLE__WIRE_MAX_PATH);
+        out->path = strdup(info.prefix);
+        TR_FAIL_IF(!out->path || !alloc_shards(out, (uint32_t)info.num_shards), err,
+                   TRESTLE_E_NOMEM, "out of memory");
+        TR_FAIL_IF(trestle_checkpoint_identity(c, &out->index_bytes, &out->index_crc32c) !=
+                   TRESTLE_OK, err, TRESTLE_E_INVALID_ARG, "trestle_checkpoint_identity failed");
+        TR_FORWARD(identity_of_url(c, &info, out, err));
+        return TRESTLE_OK;
+    }
     /* The server and every client must name one checkpoint alike, from
      * whatever working directory and through whatever symlinks. */
     if (!realpath(info.index_path, real))
@@ -105,6 +168,16 @@ bool trestle__identity_restat(const trestle__wire_identity *id, trestle__wire_id
     if (!now->path || !alloc_shards(now, id->num_shards))
         return false;
     now->index_crc32c = id->index_crc32c;
+    if (trestle__identity_is_url(id->path)) {
+        /* The server asks no store: each attach compares the validators its
+         * own open pinned. As far as it knows, the entry is that version. */
+        now->index_bytes = id->index_bytes;
+        now->index_mtime_ns = id->index_mtime_ns;
+        memcpy(now->shard_bytes, id->shard_bytes, id->num_shards * sizeof *id->shard_bytes);
+        memcpy(now->shard_mtime_ns, id->shard_mtime_ns,
+               id->num_shards * sizeof *id->shard_mtime_ns);
+        return true;
+    }
     return stat_files(now);
 }
 
@@ -146,6 +219,20 @@ void trestle__identity_diff(const trestle__wire_identity *was, const trestle__wi
         if (was->shard_bytes[i] == now->shard_bytes[i] &&
             was->shard_mtime_ns[i] == now->shard_mtime_ns[i])
             continue;
+        if (trestle__identity_is_url(was->path)) {
+            if (now->shard_mtime_ns[i] < 0)
+                snprintf(buf, cap, "its object %s.data-%05u-of-%05u could not be had", was->path,
+                         i, was->num_shards);
+            else
+                snprintf(buf, cap, "its object %s.data-%05u-of-%05u was replaced in the store "
+                         "(resident: %llu bytes, validators hashed to %016llx; in the store "
+                         "now: %llu bytes, %016llx)", was->path, i, was->num_shards,
+                         (unsigned long long)was->shard_bytes[i],
+                         (unsigned long long)was->shard_mtime_ns[i],
+                         (unsigned long long)now->shard_bytes[i],
+                         (unsigned long long)now->shard_mtime_ns[i]);
+            return;
+        }
         when_text(was->shard_mtime_ns[i], a, sizeof a);
         when_text(now->shard_mtime_ns[i], b, sizeof b);
         if (now->shard_mtime_ns[i] < 0)

@@ -50,7 +50,7 @@ static int device_crc(const trestle_plan *fill, size_t j, uint64_t bytes, uint32
 }
 
 int trestle__manifest_build(const trestle_checkpoint *c, const trestle__selection *s,
-                            const uint8_t *base, const trestle_plan *fill,
+                            const uint8_t *base, const trestle_plan *fill, size_t first,
                             trestle__wire_manifest *out, trestle_error *err)
 {
     size_t n = trestle_plan_op_count(s->plan), j = 0;
@@ -87,7 +87,7 @@ int trestle__manifest_build(const trestle_checkpoint *c, const trestle__selectio
             if (base) {
                 t->crc32c = trestle__crc32c(base + t->offset, (size_t)t->bytes);
             } else {
-                int rc = device_crc(fill, j - 1, t->bytes, &t->crc32c, err);
+                int rc = device_crc(fill, first + j - 1, t->bytes, &t->crc32c, err);
                 if (rc != TRESTLE_OK) {
                     trestle__wire_manifest_free(out);
                     return rc;
