@@ -22,7 +22,7 @@
 #include "checked.h"
 #include "error.h"
 #include "memfd_tier.h"
-#include "resident_server.h"
+#include "resident_state.h"
 #include "vmm_tier.h"
 
 /* One pass's slice: ~10-20 ms of zeroing, the most an attach waits for it. */

@@ -2,7 +2,8 @@
  * resident_entries.c - the server's entries and the requests on them:
  * COMMIT (check the manifest, seal, publish, replace older versions),
  * ATTACH (a reference and a read-only descriptor, or why not), LIST and
- * EVICT; ALLOC is resident_alloc.c's.
+ * EVICT; ALLOC is resident_alloc.c's, what each tier holds and dropping an
+ * entry resident_tiers.c's.
  *
  * The server trusts nothing a request says about memory: a manifest must
  * describe exactly the bytes allocated, tensors inside the region, in
@@ -21,7 +22,7 @@
 #include "crc32c.h"
 #include "error.h"
 #include "memfd_tier.h"
-#include "resident_server.h"
+#include "resident_state.h"
 #include "vmm_tier.h"
 
 _Static_assert(TRESTLE__PAGES_NORMAL == TRESTLE__MEMFD_PAGES_NORMAL &&
@@ -29,70 +30,12 @@ _Static_assert(TRESTLE__PAGES_NORMAL == TRESTLE__MEMFD_PAGES_NORMAL &&
                    TRESTLE__PAGES_THP == TRESTLE__MEMFD_PAGES_THP,
                "the wire's page kinds are engine/memory/memfd_tier.h's");
 
-const char *trestle__server_tier_name(int tier, int device, char *buf, size_t cap)
-{
-    if (tier == TRESTLE__TIER_HOST)
-        snprintf(buf, cap, "host tier");
-    else
-        snprintf(buf, cap, "device tier (CUDA device %d)", device);
-    return buf;
-}
-
-uint64_t trestle__server_tier_used(const trestle_server *s, int tier, int device)
-{
-    uint64_t used = 0;
-    for (const trestle__entry *e = s->entries; e; e = e->next)
-        if (e->key.tier == tier && (tier == TRESTLE__TIER_HOST || e->key.device == device))
-            used += e->region_bytes;
-    return used;
-}
-
 static trestle__entry *find_id(trestle_server *s, uint64_t id)
 {
     for (trestle__entry *e = s->entries; e; e = e->next)
         if (e->id == id)
             return e;
     return NULL;
-}
-
-static void check_free(trestle__entry *e)
-{
-    if (e->check) {
-        if (e->check->view != e->pinned)
-            munmap((void *)e->check->view, (size_t)e->region_bytes);
-        free(e->check);
-        e->check = NULL;
-    }
-}
-
-void trestle__server_drop(trestle_server *s, trestle__entry *e)
-{
-    for (trestle__entry **pp = &s->entries; *pp; pp = &(*pp)->next)
-        if (*pp == e) {
-            *pp = e->next;
-            break;
-        }
-    if (e->ro_fd >= 0)
-        close(e->ro_fd);
-    if (e->fd >= 0)
-        close(e->fd);
-    if (e->alloc) {
-        close(e->alloc->fd);
-        free(e->alloc);
-    }
-    check_free(e);
-    if (e->pinned)
-        munmap((void *)e->pinned, (size_t)e->region_bytes); /* unlocks it */
-    trestle__vmm_release(e->vmm);
-    trestle__wire_key_free(&e->key);
-    trestle__wire_manifest_free(&e->manifest);
-    free(e);
-}
-
-void trestle__server_entries_free(trestle_server *s)
-{
-    while (s->entries)
-        trestle__server_drop(s, s->entries);
 }
 
 static bool same_place(const trestle__wire_key *a, const trestle__wire_key *b)
@@ -321,7 +264,7 @@ void trestle__server_check_step(trestle_server *s)
                          "RLIMIT_MEMLOCK, e.g. LimitMEMLOCK=infinity)", strerror(k->lock_errno));
             else
                 e->pinned = k->view;
-            check_free(e);
+            trestle__server_check_free(e);
             queued = publish(s, c, e, data_bytes, verified, pin);
         }
         if (!queued)

@@ -1,9 +1,10 @@
 /*
- * resident_server.h - the server's own state, shared by its files:
- * resident_server.c (the socket, the event loop, connections, peers),
- * resident_entries.c (the entries and the requests on them) and
- * resident_alloc.c (ALLOC: memory within the caps, allocated a slice at a
- * time).
+ * resident_state.h - the server's own state, shared by its files, from
+ * the top: resident_server.c (the socket, the event loop, connections,
+ * peers), resident_entries.c (the requests on the entries), resident_alloc.c
+ * (ALLOC: memory within the caps, allocated a slice at a time),
+ * resident_tiers.c (what each tier holds, dropping an entry) and
+ * resident_conn.c (replies, errors, the log).
  *
  * One thread runs everything: trestle_server_run()'s loop polls the
  * listening socket, a wake pipe and every connection, reads each request
@@ -12,8 +13,8 @@
  * its first byte, and a client that does not read its replies only stalls
  * itself). Nothing here blocks on a client.
  */
-#ifndef TRESTLE_RESIDENT_SERVER_H
-#define TRESTLE_RESIDENT_SERVER_H
+#ifndef TRESTLE_RESIDENT_STATE_H
+#define TRESTLE_RESIDENT_STATE_H
 
 #include <sys/types.h>
 
@@ -84,6 +85,8 @@ struct trestle_server {
     uint64_t next_id;              /* entry ids start at 1 */
 };
 
+/* resident_tiers.c: */
+
 /* The tier's bytes held now (host, or one device's), allocations in progress included. */
 uint64_t trestle__server_tier_used(const trestle_server *s, int tier, int device);
 
@@ -92,6 +95,9 @@ const char *trestle__server_tier_name(int tier, int device, char *buf, size_t ca
 
 /* Unlink `e` and free it and its memory (clients' mappings stay valid). */
 void trestle__server_drop(trestle_server *s, trestle__entry *e);
+
+/* Free e's check in progress (and the server's view of it), if any. */
+void trestle__server_check_free(trestle__entry *e);
 
 /* A COMMIT's bytes being checked against its manifest, a slice per pass. */
 typedef struct trestle__check {
@@ -106,6 +112,11 @@ typedef struct trestle__check {
     int lock_errno;                /* why locking stopped, or 0 */
 } trestle__check;
 
+/* resident_conn.c: send what is queued on c (the reply, its descriptors
+ * with its first byte), as far as the socket takes it without blocking;
+ * false when the connection failed. */
+bool trestle__conn_flush(trestle__conn *c);
+
 /* resident_alloc.c: the ALLOC request (false: the connection is to close);
  * one slice of each allocation in progress, replying to those done. */
 bool trestle__server_alloc(trestle_server *s, trestle__conn *c, const trestle__wire_msg *req);
@@ -116,4 +127,4 @@ void trestle__server_alloc_step(trestle_server *s);
 void trestle__server_check_step(trestle_server *s);
 bool trestle__server_busy(const trestle_server *s);
 
-#endif /* TRESTLE_RESIDENT_SERVER_H */
+#endif /* TRESTLE_RESIDENT_STATE_H */
