@@ -118,19 +118,24 @@ PyTypeObject pyt_buffer_type = {
     .tp_methods = buffer_methods,
 };
 
-/* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds). */
-PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device)
+PyObject *pyt_new_buffer_of(PyObject *owner, void *ptr, Py_ssize_t len, int device, int readonly)
 {
     pyt_buffer *b = PyObject_New(pyt_buffer, &pyt_buffer_type);
     if (!b)
         return NULL;
-    Py_INCREF(ar);
-    b->arena = (PyObject *)ar;
+    Py_INCREF(owner);
+    b->arena = owner;
     b->ptr = ptr;
     b->len = len;
     b->device = device;
-    b->readonly = 0;
+    b->readonly = readonly;
     return (PyObject *)b;
+}
+
+/* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds). */
+PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device)
+{
+    return pyt_new_buffer_of((PyObject *)ar, ptr, len, device, 0);
 }
 
 /* numpy's ndarray type, looked up once per call of host_arrays(). */

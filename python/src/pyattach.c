@@ -87,18 +87,11 @@ static PyObject *buffers_of(PyObject *owner, trestle_attachment *a)
         PyObject *item = Py_None;
         trestle_attachment_get_op(a, i, &op);
         if (!op.skipped) {
-            pyt_buffer *b = PyObject_New(pyt_buffer, &pyt_buffer_type);
-            if (!b) {
+            item = pyt_new_buffer_of(owner, op.data, (Py_ssize_t)op.bytes, op.device, 1);
+            if (!item) {
                 Py_CLEAR(bufs);
                 break;
             }
-            Py_INCREF(owner);
-            b->arena = owner;
-            b->ptr = op.data;
-            b->len = (Py_ssize_t)op.bytes;
-            b->device = op.device;
-            b->readonly = 1;
-            item = (PyObject *)b;
         } else {
             Py_INCREF(Py_None);
         }

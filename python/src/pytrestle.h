@@ -60,6 +60,11 @@ typedef struct pyt_buffer {
                                read-only); the buffer protocol refuses writable views */
 } pyt_buffer;
 
+/* A Buffer of `len` bytes at `ptr` held by `owner` (an Arena, or an
+ * Attachment's mapping when `readonly`: the buffer protocol then refuses
+ * writable views), or NULL. */
+PyObject *pyt_new_buffer_of(PyObject *owner, void *ptr, Py_ssize_t len, int device, int readonly);
+
 /* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds), or NULL. */
 PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device);
 
