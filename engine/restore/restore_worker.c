@@ -377,7 +377,8 @@ static void process_read(trestle__restore *x, unsigned w, const trestle__read *r
         if (rq->iov && ext->num_pieces == 1 && !st->seam) {
             if (x->opt.verify)
                 st->crcs[0] = trestle__crc32c(st->dest, (size_t)ext->size);
-            x->wstats[w].copied += ext->size; /* its primary piece, read in place */
+            x->wstats[w].copied += ext->size; /* its primary piece, read in place: */
+            x->wstats[w].placed += ext->size; /* landed, with no copy to time */
             quick = true;
             continue;
         }
