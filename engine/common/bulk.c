@@ -15,10 +15,11 @@
 #include "bulk.h"
 
 #define HUGE_PAGE ((size_t)2 << 20) /* PMD size with 4 KiB base pages (x86-64, arm64) */
-#define HEADER 64                   /* keeps the data 64-byte aligned */
+#define HEADER TRESTLE__BULK_HEADER
 #define MAP_MIN ((size_t)256 << 10) /* from here on, a mapping of its own */
-#define HUGE_MIN ((size_t)8 << 20)  /* from here on, in huge pages: below, a huge page half
-                                       used would cost more memory than its faults cost time */
+#define HUGE_MIN ((size_t)2 << 20)  /* a growing array from here on in huge pages: its half-used
+                                       last huge page costs at most 2 MiB, where a fault per
+                                       4 KiB costs more time than the rest of its use (issue 24) */
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23      /* Linux >= 5.14; older kernels refuse it, which is fine */
@@ -49,7 +50,7 @@ static header *head_of(void *p)
 static void *map(size_t span, bool populate)
 {
     bool huge = span >= (populate ? HUGE_PAGE : HUGE_MIN);
-    size_t extra = huge && populate ? HUGE_PAGE - 4096 : 0;
+    size_t extra = huge ? HUGE_PAGE - 4096 : 0;
     uint8_t *m = mmap(NULL, span + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                       -1, 0);
     if (m == MAP_FAILED)
@@ -67,6 +68,34 @@ static void *map(size_t span, bool populate)
         madvise(m, span, MADV_HUGEPAGE);
     if (populate)
         madvise(m, span, MADV_POPULATE_WRITE);
+    return m;
+}
+
+/*
+ * Grow a huge-page mapping to `span`, moving it (pages, not bytes) to a
+ * huge-page boundary: a plain mremap() may put it anywhere, and a huge
+ * page moved off a 2 MiB boundary is split into 4 KiB ones, each
+ * faulted afresh for the rest of the array's life. MAP_FAILED when out of
+ * address space or memory. The advice moves with the pages.
+ */
+static void *move_huge(header *h, size_t span)
+{
+    uint8_t *r = mmap(NULL, span + HUGE_PAGE, PROT_NONE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED)
+        return MAP_FAILED;
+    uint8_t *at = (uint8_t *)(((uintptr_t)r + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    void *m = mremap(h, h->span, span, MREMAP_MAYMOVE | MREMAP_FIXED, at);
+    if (m == MAP_FAILED) {
+        munmap(r, span + HUGE_PAGE);
+        return MAP_FAILED;
+    }
+    /* The reservation's head and tail, around what now holds the array. */
+    if (at > r)
+        munmap(r, (size_t)(at - r));
+    if (at + span < r + span + HUGE_PAGE)
+        munmap(at + span, (size_t)(r + span + HUGE_PAGE - (at + span)));
+    madvise(at, span, MADV_HUGEPAGE); /* the grown tail: advice only, failure is fine */
     return m;
 }
 
@@ -105,10 +134,15 @@ void *trestle__bulk_realloc(void *p, size_t n, size_t size)
     if (!p)
         return make(bytes, false); /* growing: the capacity is not used yet */
     header *h = head_of(p);
-    if (h->span && bytes + HEADER >= MAP_MIN) {
-        /* Mapped both before and after: move the pages, copy nothing. */
-        size_t span = (bytes + HEADER + 4095) & ~(size_t)4095;
-        header *m = mremap(h, h->span, span, MREMAP_MAYMOVE); /* keeps the advice */
+    size_t want_span = (bytes + HEADER + 4095) & ~(size_t)4095;
+    if (h->span && bytes + HEADER >= MAP_MIN && (h->span >= HUGE_MIN || want_span < HUGE_MIN)) {
+        /* Mapped both before and after, and in huge pages either both times
+         * or neither: move the pages, copy nothing. (An array that reaches
+         * HUGE_MIN is copied once into a mapping that starts on a huge-page
+         * boundary, below.) */
+        size_t span = want_span;
+        header *m = h->span >= HUGE_MIN ? move_huge(h, span)
+                                        : mremap(h, h->span, span, MREMAP_MAYMOVE);
         if (m == MAP_FAILED)
             return NULL;
         m->span = span;

@@ -15,6 +15,11 @@
 
 #include <stddef.h>
 
+/* Bytes each block keeps before its data (which is 64-byte aligned): a
+ * caller that wants a block to fill whole huge pages asks for a multiple of
+ * 2 MiB less this. */
+#define TRESTLE__BULK_HEADER 64
+
 /* n * size zeroed bytes, all of them made resident now, or NULL (also when
  * n * size overflows). */
 void *trestle__bulk_calloc(size_t n, size_t size);

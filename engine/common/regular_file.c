@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "bulk.h"
 #include "regular_file.h"
 
 const char *trestle__file_kind(unsigned mode)
@@ -100,7 +101,7 @@ int trestle__file_read_regular(const char *path, const trestle__file_rule *rule,
                                   path, size);
     }
     size_t n = (size_t)size, got = 0;
-    char *buf = malloc(n + 1);
+    char *buf = rule->bulk ? trestle__bulk_calloc(n + 1, 1) : malloc(n + 1);
     if (!buf) {
         close(fd);
         return trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, path, -1, (int64_t)size,
@@ -112,7 +113,10 @@ int trestle__file_read_regular(const char *path, const trestle__file_rule *rule,
             continue;
         if (r <= 0) {
             int e = r < 0 ? errno : 0;
-            free(buf);
+            if (rule->bulk)
+                trestle__bulk_free(buf);
+            else
+                free(buf);
             close(fd);
             return trestle__error_set(err, r < 0 ? TRESTLE_E_IO : TRESTLE_E_SHORT_READ, e, NULL,
                                       path, (int64_t)got, -1, "%s: read failed at offset %zu: %s",

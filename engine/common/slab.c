@@ -1,16 +1,22 @@
 /*
  * slab.c - bump allocation in blocks (slab.h). Blocks start small, so an
  * index of ten tensors takes a few KiB, and double up to SLAB_MAX_BLOCK,
- * so one of a million takes a few hundred mallocs; a request larger than
- * a block gets a block of its own.
+ * so one of a million takes a few hundred blocks; a request larger than
+ * a block gets a block of its own. Blocks are bulk memory (bulk.h), sized
+ * so that block and headers fill whole pages: a block of 2 MiB is one huge
+ * page, one fault where 4 KiB pages took 512, which at 100,000 tensors'
+ * keys and shapes (~4 MB) was a visible share of trestle_open() (issue 24).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "slab.h"
 
+/* Sizes of a whole block, the headers (its own and bulk's) included. */
 #define SLAB_FIRST_BLOCK ((size_t)4 << 10)
-#define SLAB_MAX_BLOCK ((size_t)1 << 20)
+#define SLAB_MAX_BLOCK ((size_t)2 << 20)
+#define BLOCK_OVERHEAD (sizeof(trestle__slab_block) + TRESTLE__BULK_HEADER)
 
 struct trestle__slab_block {
     trestle__slab_block *prev; /* older block, or NULL */
@@ -24,13 +30,13 @@ void *trestle__slab_alloc(trestle__slab *s, size_t bytes, size_t align)
         s->next = (uint8_t *)at + bytes;
         return (void *)at;
     }
-    size_t want = s->grow ? s->grow : SLAB_FIRST_BLOCK;
+    size_t want = (s->grow ? s->grow : SLAB_FIRST_BLOCK) - BLOCK_OVERHEAD;
     if (bytes + align > want) {
         if (bytes > SIZE_MAX / 2)
             return NULL;
         want = bytes + align;
     }
-    trestle__slab_block *b = malloc(sizeof *b + want);
+    trestle__slab_block *b = trestle__bulk_calloc(1, sizeof *b + want);
     if (!b)
         return NULL;
     b->prev = s->head;
@@ -80,7 +86,7 @@ void trestle__slab_free(trestle__slab *s)
         return;
     for (trestle__slab_block *b = s->head; b;) {
         trestle__slab_block *prev = b->prev;
-        free(b);
+        trestle__bulk_free(b);
         b = prev;
     }
     memset(s, 0, sizeof *s);

@@ -50,12 +50,21 @@ void trestle_open_options_init(trestle_open_options *opt)
 static int slurp(const char *path, uint8_t **out, size_t *len, trestle_error *err)
 {
     static const trestle__file_rule index_rule = {
-        .what = NULL, .max_bytes = MAX_INDEX_BYTES, .limit = "trestle reads indexes up to 4 GiB"
+        .what = NULL, .max_bytes = MAX_INDEX_BYTES, .limit = "trestle reads indexes up to 4 GiB",
+        .bulk = true
     };
     char *buf;
     int rc = trestle__file_read_regular(path, &index_rule, &buf, len, err);
     *out = (uint8_t *)buf;
     return rc;
+}
+
+static void free_index(uint8_t *index, bool bulk)
+{
+    if (bulk)
+        trestle__bulk_free(index);
+    else
+        free(index);
 }
 
 /* ---- shard files ---- */
@@ -116,6 +125,7 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
     trestle_checkpoint *c = NULL;
     uint8_t *index = NULL;
     size_t index_len = 0;
+    bool index_bulk = false; /* a local index is bulk memory (slurp); a URL's, malloc'd */
     trestle__table_stats ts = { 0 };
     int rc;
 
@@ -136,6 +146,7 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
         TR_FAIL_IF(asprintf(&c->index_path, "%s.index", c->prefix) < 0, err, TRESTLE_E_NOMEM,
                    "out of memory");
         TR_FORWARD(slurp(c->index_path, &index, &index_len, err));
+        index_bulk = true;
     }
     /* Every entry's CRC and offset is in these bytes, so two copies that
      * differ in any tensor differ here: what lets the ranks of a group
@@ -145,7 +156,7 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
 
     TR_FORWARD(trestle__checkpoint_scan(c, index, index_len, o.verify_index != 0, &ts, err));
     c->snappy_blocks = (int)ts.snappy_blocks;
-    free(index);
+    free_index(index, index_bulk);
     index = NULL;
 
     TR_FORWARD(trestle__entries_link_slices(c, err));
@@ -158,7 +169,7 @@ int trestle_open(const char *path, const trestle_open_options *opt, trestle_chec
 fail:
     if (err && err->path[0] == '\0' && c && c->index_path)
         snprintf(err->path, sizeof err->path, "%s", c->index_path);
-    free(index);
+    free_index(index, index_bulk);
     trestle_close(c);
     return rc;
 }

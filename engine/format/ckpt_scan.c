@@ -26,11 +26,21 @@
 #include "sstable.h"
 
 #define PARALLEL_MIN_INDEX ((size_t)512 << 10) /* below this a thread costs more than it saves */
+/* An entry takes at least this many bytes of its block, as TensorFlow
+ * writes them (a key, a dtype, a shape, a size and a CRC): a first
+ * allocation of bytes / ENTRY_MIN_BYTES entries is never outgrown by such
+ * an index. Its untouched pages cost address space only, where growing by
+ * doubling faulted every page in again and copied the entries each time
+ * (a sixth of trestle_open() at 100,000 tensors, issue 24). A stranger
+ * index outgrows it and the array doubles, as before. */
+#define ENTRY_MIN_BYTES 16
+#define HINT_MAX ((size_t)1 << 24) /* entries: 1.2 GB of address space at most */
 #define STOPPED 0x7fff                         /* a visit's code: the walk is not wanted */
 
 typedef struct scan_ctx {
     trestle_checkpoint *c;
     size_t cap;               /* allocated entries */
+    size_t hint;              /* entries to allocate at first: those the blocks may hold */
     bool have_header;
     const atomic_bool *stop;  /* the second half's: the first half failed; NULL: never */
 } scan_ctx;
@@ -56,7 +66,7 @@ static int visit(void *user, const uint8_t *key, size_t key_len, const uint8_t *
     if (s->stop && atomic_load_explicit(s->stop, memory_order_relaxed))
         return STOPPED;
     if (c->num_entries == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 64;
+        size_t cap = s->cap ? s->cap * 2 : s->hint > 64 ? s->hint : 64;
         trestle__entry *grown = trestle__bulk_realloc(c->entries, cap, sizeof *grown);
         if (!grown)
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
@@ -84,6 +94,15 @@ static int header_only(void *user, const uint8_t *key, size_t key_len, const uin
         return TRESTLE_E_CORRUPT; /* the whole walk says so, in its words */
     int rc = trestle__header_parse(c, value, value_len, value_offset, err);
     return rc == TRESTLE_OK ? STOPPED : rc;
+}
+
+/* Entries blocks [first, end) may hold (scan_ctx.hint). */
+static size_t hint_for(const trestle__table *t, size_t first, size_t end)
+{
+    uint64_t bytes = 0;
+    for (size_t i = first; i < end; i++)
+        bytes += trestle__table_block_bytes(t, i);
+    return bytes / ENTRY_MIN_BYTES < HINT_MAX ? (size_t)(bytes / ENTRY_MIN_BYTES) : HINT_MAX;
 }
 
 /* Processors this thread may run on. */
@@ -178,7 +197,9 @@ static int scan_halves(trestle_checkpoint *c, const trestle__table *t, size_t k,
     h->part.big_endian = c->big_endian;
     h->part.producer = c->producer;
     h->part.min_consumer = c->min_consumer;
-    h->s = (scan_ctx){ .c = &h->part, .have_header = true, .stop = &stop };
+    h->s = (scan_ctx){ .c = &h->part, .have_header = true, .stop = &stop,
+                       .hint = hint_for(t, k, h->end) };
+    first->hint = hint_for(t, 0, h->end); /* the second half's entries join the first's */
     trestle_error_clear(&h->err);
     if (pthread_create(&th, NULL, second_half, h) != 0) {
         free(h);
@@ -220,6 +241,7 @@ int trestle__checkpoint_scan(trestle_checkpoint *c, const uint8_t *index, size_t
         if (trestle__table_scan_blocks(t, 0, 1, header_only, c, NULL, &ignored) != STOPPED)
             k = 0;
     }
+    s.hint = hint_for(t, 0, trestle__table_blocks(t));
     rc = k > 0 ? scan_halves(c, t, k, &s, st, err)
                : trestle__table_scan_blocks(t, 0, trestle__table_blocks(t), visit, &s, st, err);
     if (rc == TRESTLE_OK && !s.have_header)
