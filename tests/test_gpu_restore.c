@@ -80,6 +80,12 @@ ParameterizedTest(matrix_case *mc, gpu, restores_every_tensor_into_device_memory
     struct cudaPointerAttributes pa;
     CUDA_OK(cudaPointerGetAttributes(&pa, ai.base));
     cr_assert_eq(pa.type, cudaMemoryTypeDevice);
+    /* Device tensors start on cudaMalloc's 256-byte boundaries (host ones on 64). */
+    for (size_t i = 0; i < trestle_plan_op_count(pd); i++) {
+        trestle_plan_op_info op;
+        cr_assert_eq(trestle_plan_get_op(pd, i, &op), TRESTLE_OK);
+        cr_assert_eq((uintptr_t)op.data % 256, 0, "%s", op.name);
+    }
     gm_compare_plans(ph, pd); /* the plan's pointers still name the adopted memory */
     trestle_plan_free(pd);
     trestle_arena_free(a);

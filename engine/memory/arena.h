@@ -13,7 +13,15 @@
 
 #include "trestle.h"
 
-#define TRESTLE__ARENA_ALIGN 256 /* every tensor in an arena starts on this boundary */
+/* Every tensor in an arena starts on a boundary of this many bytes: on a
+ * device, cudaMalloc's 256, which kernels and copy engines expect; in host
+ * memory a cache line (64, AVX-512's widest load, and what host_map's
+ * mapped tensors get), so that a model of many small tensors pays ~32
+ * bytes a tensor of padding, not ~128 (issue 24's memory per tensor). */
+#define TRESTLE__ARENA_ALIGN 256
+#define TRESTLE__HOST_ARENA_ALIGN 64
+#define TRESTLE__ARENA_ALIGN_OF(device) \
+    ((device) >= 0 ? TRESTLE__ARENA_ALIGN : TRESTLE__HOST_ARENA_ALIGN)
 
 struct trestle_arena {
     uint8_t *base;

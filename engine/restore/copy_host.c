@@ -182,7 +182,7 @@ static int host_arena_alloc(trestle__copier *c, uint64_t bytes, trestle_arena **
                                      bytes);
     }
     size_t n = bytes ? (size_t)bytes : 1;
-    size_t align = n >= HUGE_MIN ? HUGE_ALIGN : TRESTLE__ARENA_ALIGN;
+    size_t align = n >= HUGE_MIN ? HUGE_ALIGN : TRESTLE__HOST_ARENA_ALIGN;
     if (posix_memalign(&p, align, n) != 0) {
         free(a);
         return trestle__error_set(err, TRESTLE_E_NOMEM, ENOMEM, NULL, NULL, -1, (int64_t)bytes,

@@ -213,7 +213,7 @@ int trestle__restore_allocate(trestle__restore *x, trestle_error *err);
 
 /* Bytes op takes in an arena: its size (at least 1) rounded up to the
  * tensor alignment; 0 when that overflows. */
-uint64_t trestle__arena_span(const trestle__plan_op *op);
+uint64_t trestle__arena_span(const trestle__plan_op *op, int device);
 
 /* ---- several GPUs (engine/restore/restore_multi.c) ---- */
 

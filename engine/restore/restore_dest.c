@@ -73,7 +73,7 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
 
 /*
  * Engine memory for DEST_ALLOCATE ops: one arena per plan (engine/memory/arena.c),
- * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN boundary in it,
+ * made by the copier, each tensor at a TRESTLE__ARENA_ALIGN_OF(device) boundary in it,
  * in file order. One
  * allocation instead of one per tensor: no cudaMalloc per tensor on a GPU,
  * and on the host one region that transparent huge pages can back whatever
@@ -82,14 +82,16 @@ int trestle__restore_pick_device(const trestle__restore *x, int *device, trestle
  * of memory reuses its arena; after trestle_plan_adopt_arena() (the plan
  * has none) or with another device, it gets a new one.
  */
-/* Bytes op takes in the arena: its size (at least 1) rounded up to the
- * tensor alignment, so never 0; 0 means it overflows. */
-uint64_t trestle__arena_span(const trestle__plan_op *op)
+/* Bytes op takes in an arena on `device` (-1: host memory): its size (at
+ * least 1) rounded up to that memory's tensor alignment, so never 0; 0
+ * means it overflows. */
+uint64_t trestle__arena_span(const trestle__plan_op *op, int device)
 {
+    uint64_t align = TRESTLE__ARENA_ALIGN_OF(device);
     uint64_t n = op->bytes ? op->bytes : 1;
-    if (!tr_add_u64(n, TRESTLE__ARENA_ALIGN - 1, &n))
+    if (!tr_add_u64(n, align - 1, &n))
         return 0;
-    return n & ~(uint64_t)(TRESTLE__ARENA_ALIGN - 1);
+    return n & ~(align - 1);
 }
 
 /* Each op's device as of this restore: its pointer's, the option's for
@@ -125,7 +127,7 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
             op->dest = NULL; /* memory of an adopted or released arena */
             if (op->skipped)
                 continue;
-            uint64_t span = trestle__arena_span(op);
+            uint64_t span = trestle__arena_span(op, x->opt.device);
             if (span == 0 || !tr_add_u64(total, span, &total))
                 return trestle__error_set(err, TRESTLE_E_NOMEM, 0, op->key, NULL, -1, -1,
                                           "destinations of %zu ops overflow", p->num_ops);
@@ -153,7 +155,7 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
             if (op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || op->dest)
                 continue;
             op->dest = at;
-            at += trestle__arena_span(op); /* no overflow: the first pass summed them */
+            at += trestle__arena_span(op, x->opt.device); /* no overflow: the first pass summed them */
         }
     }
     for (size_t i = 0; i < p->num_ops; i++) {
@@ -162,7 +164,7 @@ static int allocate_one(trestle__restore *x, trestle_error *err)
         if (!at || op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || op->dest)
             continue;
         op->dest = at;
-        at += trestle__arena_span(op);
+        at += trestle__arena_span(op, x->opt.device);
     }
     return TRESTLE_OK;
 }

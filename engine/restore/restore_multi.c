@@ -149,7 +149,7 @@ static int lay_out(trestle__restore *x, trestle__replicas *r, trestle_error *err
                                       "tensor %s is placed on device index %d, but the restore "
                                       "has %zu devices", op->name, place, n);
         }
-        uint64_t span = trestle__arena_span(op);
+        uint64_t span = trestle__arena_span(op, x->opt.devices[0]);
         for (size_t k = 0; !op->skipped && k < n; k++)
             if (on_device(p, i, k) && (span == 0 || !tr_add_u64(bytes[k], span, &bytes[k]))) {
                 free(bytes);
@@ -184,7 +184,7 @@ static int lay_out(trestle__restore *x, trestle__replicas *r, trestle_error *err
             r->dest[i * n + k] = at[k];
             if (!op->dest)
                 op->dest = at[k];
-            at[k] += trestle__arena_span(op); /* no overflow: summed above */
+            at[k] += trestle__arena_span(op, x->opt.devices[0]); /* no overflow: summed above */
         }
     }
     free(at);
