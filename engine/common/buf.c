@@ -24,7 +24,7 @@ bool trestle__buf_reserve(trestle__buf *b, size_t extra)
     return true;
 }
 
-bool trestle__buf_append(trestle__buf *b, const void *p, size_t n)
+bool trestle__buf_append_slow(trestle__buf *b, const void *p, size_t n)
 {
     if (n == 0)
         return true;
