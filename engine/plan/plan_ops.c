@@ -23,12 +23,32 @@
 #define TRAILER_RESERVE 48                    /* room for "\n... and N more ..." */
 
 /*
+ * The entry at `hint` if it is the one `name` names: ops that list keys in
+ * key order (convert's, Python's, a graph's) then resolve in one
+ * comparison each, not a binary search of the index each (issue 24). Not
+ * with rename rules, which may change what a name looks up.
+ */
+static bool resolve_at(const builder *b, const char *name, size_t name_len, size_t hint,
+                       size_t *entry)
+{
+    if (b->o.num_renames || hint >= b->c->num_entries)
+        return false;
+    const trestle__entry *e = &b->c->entries[hint];
+    if (e->kind == TRESTLE__ENTRY_SLICE_PART ||
+        (e->key != name && (e->key_len != name_len || memcmp(e->key, name, name_len) != 0)))
+        return false;
+    *entry = hint;
+    return true;
+}
+
+/*
  * Copy each op's name and destination kind, apply exclusions and resolve
  * the rest to listed entries. With ops == NULL every listed tensor is an
  * op under its own key. Missing keys are only recorded here.
  */
 int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *err)
 {
+    size_t hint = 0; /* the entry after the last op's */
     for (size_t i = 0; i < b->p->num_ops; i++) {
         trestle__plan_op *op = &b->p->ops[i];
         const char *name;
@@ -55,7 +75,7 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             op->skipped = 1;
         } else if (!ops) {
             op->entry = trestle__listed_index(b->c, i);
-        } else {
+        } else if (!resolve_at(b, name, name_len, hint, &op->entry)) {
             int rc = trestle__plan_resolve(b->c, &b->o, name, &op->entry, &b->lookup[i], err);
             if (rc != TRESTLE_OK)
                 return rc;
@@ -73,6 +93,8 @@ int trestle__plan_ops_resolve(builder *b, const trestle_op *ops, trestle_error *
             op->name = (char *)name;
         else if (!(op->name = trestle__slab_strndup(&b->p->slab, name, name_len)))
             return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        if (op->entry != TRESTLE__NOT_LISTED)
+            hint = op->entry + 1;
         if (op->skipped)
             continue;
         /* A DT_VARIANT (e.g. a tf.data iterator state) is skipped only when
