@@ -32,12 +32,14 @@ void trestle__restore_ops_ready(trestle__restore *x, unsigned worker, const size
         atomic_fetch_add(&x->tensors, n);
         return;
     }
-    for (size_t k = 0; k < n; k++) {
+    /* Counted once for the ops told of, when done: an atomic add per op
+     * moved the count's cache line between the workers 100,000 times. */
+    size_t k = 0;
+    for (; k < n; k++) {
         size_t i = ops[k];
         const trestle__plan_op *op = &x->plan->ops[i];
         if (k > 0 && trestle__restore_stopping(x))
-            return;
-        atomic_fetch_add(&x->tensors, 1);
+            break;
         trestle_plan_op_info info = {
             .name = op->name,
             .key = op->skipped ? NULL : op->key,
@@ -64,6 +66,7 @@ void trestle__restore_ops_ready(trestle__restore *x, unsigned worker, const size
             trestle__restore_fail(x, &e);
         }
     }
+    atomic_fetch_add(&x->tensors, k);
 }
 
 void trestle__restore_op_ready(trestle__restore *x, unsigned worker, size_t i)
