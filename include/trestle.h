@@ -1331,8 +1331,9 @@ TRESTLE_API void trestle_restore_cancel(trestle_plan *p);
  * The engine memory that holds a plan's TRESTLE_DEST_ALLOCATE tensors: one
  * allocation per restore (host memory, or device memory of one GPU), the
  * tensors in the order their bytes lie in the files. In device memory every
- * tensor starts on a 256-byte boundary. In host memory (since 0.3) a
- * tensor of 4 KiB or more starts on a 64-byte boundary, and smaller ones
+ * tensor starts on a 256-byte boundary. In host memory (0.2.0 put every
+ * tensor on 256 bytes there too) a tensor of 4 KiB or more starts on a
+ * 64-byte boundary, and smaller ones
  * lie as they lie in the file: a run of them, adjacent in their shard, end
  * to end, placed at their file offsets modulo 64, so that the run is read
  * as one range; every tensor is aligned to its element size (one whose
