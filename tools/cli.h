@@ -515,6 +515,15 @@ cli_progress *cli_progress_start(trestle_plan *p, uint64_t total, int bar);
  * was taken (cli_interrupted). */
 int cli_progress_on_ready(void *user, size_t i, const trestle_plan_op_info *op);
 
+/* The ready callback a restore watched by `pg` needs, with `pg` as user:
+ * cli_progress_on_ready when a bar is drawn; cli_signals_ready when a test
+ * pauses in the "restore" phase; else none. A callback per op costs some
+ * 30 ns a tensor (issue 24: a model of 100,000), and without a bar nothing
+ * needs one: a signal cancels the restore through trestle_restore_cancel(),
+ * and one that comes just before the restore starts ends the command once
+ * it returns. */
+trestle_ready_fn cli_progress_ready_fn(const cli_progress *pg);
+
 /* Clear the cancel hook, stop the thread, erase the bar. Accepts NULL. */
 void cli_progress_stop(cli_progress *pg);
 
@@ -701,6 +710,9 @@ int cli_signals_ready(void *user, size_t i, const trestle_plan_op_info *op);
  * test pause at PHASE" to stderr and wait (60 s at most) for a signal, so
  * that a test can interrupt a command at a known point. */
 void cli_signals_test_pause(const char *phase);
+
+/* Tests only: whether TRESTLE_CLI_TEST_PAUSE names `phase`. */
+int cli_signals_pausing(const char *phase);
 
 /* ---- the temporary checkpoint of bench --synthetic (cli_bench_synth.c) ---- */
 

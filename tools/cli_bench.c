@@ -146,7 +146,7 @@ static int run_repeats(const bench_args *a, bench_result *r)
         /* No bar: it is the cancel hook, and the ready callback that stops
          * at a signal. */
         cli_progress *pg = cli_progress_start(plan, ps.output_bytes, 0);
-        ro.on_ready = pg ? cli_progress_on_ready : cli_signals_ready;
+        ro.on_ready = cli_progress_ready_fn(pg);
         ro.user = pg;
         int rc = trestle_restore(plan, &ro, &st, &err);
         cli_progress_stop(pg);

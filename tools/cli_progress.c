@@ -135,6 +135,13 @@ int cli_progress_on_ready(void *user, size_t i, const trestle_plan_op_info *op)
     return cli_interrupted() != 0;
 }
 
+trestle_ready_fn cli_progress_ready_fn(const cli_progress *pg)
+{
+    if (pg && pg->bar)
+        return cli_progress_on_ready;
+    return cli_signals_pausing("restore") ? cli_signals_ready : NULL;
+}
+
 void cli_progress_stop(cli_progress *pg)
 {
     if (!pg)

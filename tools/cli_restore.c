@@ -445,7 +445,7 @@ static int run_restore(const restore_args *a, trestle_checkpoint *ckpt)
         goto done;
     cli_progress *pg = cli_progress_start(plan, ps.output_bytes,
                                           !a->quiet && !a->json && isatty(STDERR_FILENO));
-    run.on_ready = pg ? cli_progress_on_ready : cli_signals_ready;
+    run.on_ready = cli_progress_ready_fn(pg);
     run.user = pg;
     int rc = trestle_restore(plan, &run, &st, &err);
     cli_progress_stop(pg);

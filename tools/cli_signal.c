@@ -196,6 +196,11 @@ int cli_signals_ready(void *user, size_t i, const trestle_plan_op_info *op)
     return cli_interrupted() != 0;
 }
 
+int cli_signals_pausing(const char *phase)
+{
+    return sig.pause_phase && strcmp(sig.pause_phase, phase) == 0;
+}
+
 void cli_signals_test_pause(const char *phase)
 {
     static atomic_int paused; /* once: a phase in the ready callback runs on every worker */
