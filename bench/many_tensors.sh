@@ -12,7 +12,8 @@
 # The data is read into the page cache right before every run (cat, not
 # timed). Runs go round-robin over models and commands, REPEAT times;
 # the table gives the median wall time (min-max), the ratio to the
-# 300-tensor model of the same bytes, the time each tensor adds
+# 300-tensor model of the same bytes (the median of each round's ratio,
+# whose two runs are seconds apart), the time each tensor adds
 # ((min - min at 300) / (N - 300): minimums, as the least disturbed by
 # whatever else the machine runs), and peak RSS over the data.
 #   bench/many_tensors.sh                  # print a markdown report
@@ -73,7 +74,7 @@ run() {  # MODEL COMMAND -> "wall_seconds peak_kib" on stdout
 for r in $(seq "$REPEAT"); do
     for c in $COMMANDS; do
         for m in $models; do
-            echo "$c $m $(run "$m" "$c")" >>"$dir/runs"
+            echo "$c $m $r $(run "$m" "$c")" >>"$dir/runs"
         done
     done
 done
@@ -94,15 +95,17 @@ report() {
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?)$(git diff --quiet 2>/dev/null || echo ' (with local changes)'),"
     echo "page cache warm, whole process, median of $REPEAT runs (min-max) taken round-robin."
     echo "\"x 300\" is the ratio to the 300-tensor model of the same bytes (for the synth"
-    echo "pairs: to the 290-tensor twin, per byte; inspect reads no data: plain ratio);"
+    echo "pairs: to the 290-tensor twin, per byte; inspect reads no data: plain ratio),"
+    echo "the median of the ratios of the runs of one round (seconds apart, so that a slow"
+    echo "stretch of the machine slows both sides);"
     echo "\"us/tensor\" is what each tensor adds ((min - min at 300) / (N - 300), from the"
     echo "fastest runs, the least disturbed): a flat column is a linear cost, a growing"
     echo "one a superlinear term (the scaling line). \"over data\""
     echo "is peak RSS less the tensor bytes; \"bytes/tensor over\" what each tensor adds to it."
     echo
-    awk -v counts="$COUNTS" -v cmds="$COMMANDS" '
+    awk -v counts="$COUNTS" -v cmds="$COMMANDS" -v repeat="$REPEAT" '
         FILENAME ~ /facts$/ { n[$1] = $2; bytes[$1] = $3; next }
-        { key = $1 " " $2; t[key] = t[key] " " $3; if ($4 > rss[key]) rss[key] = $4 }
+        { key = $1 " " $2; t[key] = t[key] " " $4; at[key, $3] = $4; if ($5 > rss[key]) rss[key] = $5 }
         function sorted(s, a,   k, i, j, x) {
             k = split(s, a, " ")
             for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
@@ -112,6 +115,14 @@ report() {
         function lo(key,   a) { sorted(t[key], a); return a[1] }
         function hi(key,   a, k) { k = sorted(t[key], a); return a[k] }
         function over(m, c) { return rss[c " " m] * 1024 - bytes[m] }
+        # The median of the ratios of runs of one round: the two runs of a
+        # pair are seconds apart, so a slow stretch of the machine slows both.
+        function paired(k, b, scale,   r, s, a, n) {
+            s = ""
+            for (r = 1; r <= repeat; r++) s = s " " (at[k, r] / at[b, r]) * scale
+            n = sorted(s, a)
+            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
         END {
             nc = split(counts, N, " "); ncmd = split(cmds, C, " ")
             base = "n" N[1]
@@ -125,7 +136,7 @@ report() {
                 pb = n[m] > n[base] && c != "inspect" ? sprintf("%.0f", (over(m, c) - over(base, c)) / (n[m] - n[base])) : "-"
                 od = c != "inspect" ? sprintf("%.1f", over(m, c) / 1048576) : "-"
                 printf "| %s | %d | %.3f (%.3f-%.3f) | %.2f | %s | %.1f | %s | %s |\n", c, n[m], med(k), lo(k), hi(k),
-                       med(k) / med(b), per, rss[k] / 1024, od, pb
+                       paired(k, b, 1), per, rss[k] / 1024, od, pb
             }
             print ""
             print "The issue'"'"'s models (`trestle synth --layers 11111 --size 300M`, `--layers 2222 --size 300M`)"
@@ -136,7 +147,7 @@ report() {
             split("s11111 s2222", S, " ")
             for (i = 1; i <= ncmd; i++) for (j = 1; j <= 2; j++) {
                 m = S[j]; w = m "twin"; c = C[i]; k = c " " m; kw = c " " w
-                ratio = c == "inspect" ? med(k) / med(kw) : (med(k) / bytes[m]) / (med(kw) / bytes[w])
+                ratio = paired(k, kw, c == "inspect" ? 1 : bytes[w] / bytes[m])
                 od = c != "inspect" ? sprintf("%.1f", over(m, c) / 1048576) : "-"
                 pb = c != "inspect" ? sprintf("%.0f", (over(m, c) - over(w, c)) / (n[m] - n[w])) : "-"
                 printf "| %s | %s | %d | %.1f | %.3f (%.3f-%.3f) | %.3f | %.2f | %s | %s |\n", c, m == "s11111" ? "--layers 11111" : "--layers 2222",
