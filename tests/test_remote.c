@@ -568,6 +568,23 @@ Test(remote, an_s3_folder_without_a_state_file_is_listed_for_its_one_index)
     listed("run7", 1, &page, &args, "s3://bucket/run7", "s3://bucket/run7/ckpt", NULL);
 }
 
+/* S3 writes '&', '<' and '>' in a listed key as entities, and may write
+ * any character as a reference: the key is the text, not the XML. It was
+ * taken as written, and the folder's index was then "not found". */
+Test(remote, a_listed_key_is_read_as_text_not_as_xml)
+{
+    const char *page = "<ListBucketResult><Name>bucket</Name><Prefix>r&amp;d/</Prefix>"
+                       "<Contents><Key>r&amp;d/ckpt.data-00000-of-00004</Key></Contents>"
+                       "<Contents><Key>r&amp;d/ckpt.index</Key></Contents></ListBucketResult>";
+    const char *args = "delimiter=%2F&list-type=2&prefix=r%26d%2F";
+    listed("r&d", 1, &page, &args, "s3://bucket/r&d", "s3://bucket/r&d/ckpt", NULL);
+    const char *refs = "<ListBucketResult><Name>bucket</Name>"
+                       "<Contents><Key>a&#38;b&#x3c;&#X3E;/ckpt.index</Key></Contents>"
+                       "</ListBucketResult>";
+    args = "delimiter=%2F&list-type=2&prefix=a%26b%3C%3E%2F";
+    listed("a&b<>", 1, &refs, &args, "s3://bucket/a&b<>/", "s3://bucket/a&b<>/ckpt", NULL);
+}
+
 Test(remote, an_s3_listing_is_read_page_after_page_for_an_index_past_the_first)
 {
     /* A checkpoint of many shards lists its data files first ("data-" sorts
