@@ -17,8 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "error.h"
 #include "bulk.h"
+#include "error.h"
 #include "regular_file.h"
 
 const char *trestle__file_kind(unsigned mode)

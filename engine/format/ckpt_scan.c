@@ -197,9 +197,9 @@ static int scan_halves(trestle_checkpoint *c, const trestle__table *t, size_t k,
     h->part.big_endian = c->big_endian;
     h->part.producer = c->producer;
     h->part.min_consumer = c->min_consumer;
+    /* `first` was sized for every block: the second half's entries join its. */
     h->s = (scan_ctx){ .c = &h->part, .have_header = true, .stop = &stop,
                        .hint = hint_for(t, k, h->end) };
-    first->hint = hint_for(t, 0, h->end); /* the second half's entries join the first's */
     trestle_error_clear(&h->err);
     if (pthread_create(&th, NULL, second_half, h) != 0) {
         free(h);

@@ -6,7 +6,6 @@
  * under a prefix where the store can list (s3://, gs://).
  */
 #include <inttypes.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -128,6 +128,16 @@ static bool packs(const trestle__restore *x, const trestle__extent *ext, const t
            ext->offset % es == 0;
 }
 
+/* Op `i` (of `bytes`, at least 1 taken) placed at *at, which moves past
+ * it: off[i] is the offset plus one (0: not placed). False when the arena
+ * would pass what the next placement can still round up (at most 255
+ * bytes of alignment). */
+static bool place(uint64_t *off, size_t i, uint64_t bytes, uint64_t *at)
+{
+    off[i] = *at + 1;
+    return tr_add_u64(*at, bytes ? bytes : 1, at) && *at <= UINT64_MAX - 512;
+}
+
 /* Every DEST_ALLOCATE op's offset in the arena, plus one (0: not placed),
  * in the order the bytes lie in the files (extents are sorted), ops that
  * no extent feeds (zero bytes) last; the arena's size in *total. False
@@ -154,8 +164,7 @@ static bool lay_out(const trestle__restore *x, const trestle_plan *p, uint64_t *
                 run = NULL;
                 at = (at + align - 1) & ~(align - 1);
             }
-            off[pc->op] = at + 1;
-            if (!tr_add_u64(at, op->bytes ? op->bytes : 1, &at) || at > UINT64_MAX - 512)
+            if (!place(off, pc->op, op->bytes, &at))
                 return false;
         }
     }
@@ -164,8 +173,7 @@ static bool lay_out(const trestle__restore *x, const trestle_plan *p, uint64_t *
         if (op->dest_kind != TRESTLE_DEST_ALLOCATE || op->skipped || off[i])
             continue;
         at = (at + align - 1) & ~(align - 1);
-        off[i] = at + 1;
-        if (!tr_add_u64(at, op->bytes ? op->bytes : 1, &at) || at > UINT64_MAX - 512)
+        if (!place(off, i, op->bytes, &at))
             return false;
     }
     *total = at;

@@ -10,7 +10,6 @@
  * tensor, before the file is created; key rules or an exclusion deal with
  * them. Two tensors of one name are refused for the same reason.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +109,7 @@ static size_t size_class(const trestle_conversion *cv, const st_slot *s)
     size_t z = trestle_dtype_size(cv->e[s->entry].out_dtype);
     return MAX_ELEMENT - (z < MAX_ELEMENT ? z : MAX_ELEMENT);
 }
+
 /* By name, then entry, so that two of one name are adjacent, in op order. */
 static int by_name(const void *a, const void *b, void *conversion)
 {
