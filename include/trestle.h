@@ -727,8 +727,13 @@ TRESTLE_API int trestle_writer_create(const char *prefix, const trestle_writer_o
  * @brief Append a whole fixed-size tensor (not DT_STRING) to data shard `shard`.
  *
  * Keys may come in any order; data is laid out in call order per shard, as
- * TensorFlow does. The bytes are written (and their CRC32C computed) before
- * the call returns, so `data` may be reused at once.
+ * TensorFlow does. The bytes are copied (and their CRC32C computed) before
+ * the call returns, so `data` may be reused at once. Like TensorFlow's
+ * BundleWriter, the writer gathers small tensors in a buffer of up to 8 MiB
+ * per shard (at least 256 KiB, 64 MiB among all shards) and writes it out
+ * when full and at trestle_writer_finish(): a failed write (a full disk) is
+ * then reported by a later add or by finish, naming the shard file and the
+ * offset where it failed. Adding N tensors takes time linear in N.
  *
  * @param[in]     w      the writer; not NULL.
  * @param[in]     name   the key; not NULL; copied.

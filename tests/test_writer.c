@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "checkpoint.h"
@@ -273,6 +276,147 @@ Test(writer, stores_partitioned_variables_that_reassemble)
     trestle_tensor_get_info(c, i, &t);
     cr_assert_eq(t.kind, TRESTLE_TENSOR_PLAIN);
     trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Keys are found through a hash table that grows as entries come: a
+ * duplicate is caught wherever it lies, after every growth, and a slice's
+ * whole tensor is found again among thousands of others. */
+Test(writer, finds_duplicates_among_many_keys)
+{
+    char *dir = tu_mkdtemp(), *prefix;
+    cr_assert(asprintf(&prefix, "%s/many", dir) > 0);
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    float f = 1;
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof name, "layer_%d/w", i);
+        cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 0, NULL, &f, 4, 0, &err),
+                     TRESTLE_OK, "%s", err.message);
+        if (i % 997 == 0 && i > 0) {
+            snprintf(name, sizeof name, "layer_%d/w", i / 2);
+            cr_assert_eq(trestle_writer_add(w, name, TRESTLE_DT_FLOAT, 0, NULL, &f, 4, 0, &err),
+                         TRESTLE_E_INVALID_ARG);
+            char want[64];
+            snprintf(want, sizeof want, "duplicate key '%s'", name);
+            cr_assert_str_eq(err.message, want);
+        }
+    }
+    float half[2] = { 1, 2 };
+    cr_assert_eq(trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, "4 0,2", half, 8, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, "4 2,2", half, 8, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add_slice(w, "emb", TRESTLE_DT_FLOAT, "5 2,2", half, 8, 0, &err),
+                 TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "slice 5 2,2 of tensor 'emb' disagrees with its earlier slices "
+                                  "or a whole tensor of that name");
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+    trestle_checkpoint *c = reopen(prefix);
+    cr_assert_eq(trestle_tensor_count(c), 5001);
+    size_t i;
+    cr_assert_eq(trestle_tensor_find(c, "emb", &i, &err), TRESTLE_OK);
+    trestle_tensor_info t;
+    trestle_tensor_get_info(c, i, &t);
+    cr_assert_eq(t.num_slices, 2);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Small tensors gather in the shard's buffer and a large one goes out at
+ * once after them: the bytes land where the entries say, in add order. */
+Test(writer, buffers_small_tensors_around_a_large_one)
+{
+    char *dir = tu_mkdtemp(), *prefix;
+    cr_assert(asprintf(&prefix, "%s/mixed", dir) > 0);
+    trestle_writer_options opt;
+    trestle_writer_options_init(&opt);
+    opt.alignment = 64;
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, &opt, &w, &err), TRESTLE_OK);
+    size_t big_n = (size_t)9 << 20; /* over the 8 MiB buffer */
+    uint8_t *big = malloc(big_n), small[3][1000];
+    tu_fill_random(big, big_n, 1);
+    for (int k = 0; k < 3; k++)
+        tu_fill_random(small[k], sizeof small[k], (uint64_t)k + 2);
+    int64_t d_small = 1000, d_big = (int64_t)big_n;
+    cr_assert_eq(trestle_writer_add(w, "s0", TRESTLE_DT_UINT8, 1, &d_small, small[0], 1000, 0, &err),
+                 TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(w, "s1", TRESTLE_DT_UINT8, 1, &d_small, small[1], 1000, 0, &err),
+                 TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(w, "big", TRESTLE_DT_UINT8, 1, &d_big, big, big_n, 0, &err),
+                 TRESTLE_OK);
+    cr_assert_eq(trestle_writer_add(w, "s2", TRESTLE_DT_UINT8, 1, &d_small, small[2], 1000, 0, &err),
+                 TRESTLE_OK);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK, "%s", err.message);
+    trestle_writer_free(w);
+
+    char *data;
+    cr_assert(asprintf(&data, "%s.data-00000-of-00001", prefix) > 0);
+    size_t len;
+    uint8_t *file = tu_read_file(data, &len);
+    cr_assert_eq(len, 2048 + big_n + 1000); /* s0, pad, s1, pad, big, s2 */
+    cr_assert_arr_eq(file, small[0], 1000);
+    cr_assert_arr_eq(file + 1024, small[1], 1000);
+    cr_assert_arr_eq(file + 2048, big, big_n);
+    cr_assert_arr_eq(file + 2048 + big_n, small[2], 1000);
+    trestle_checkpoint *c = reopen(prefix);
+    const char *names[] = { "s0", "s1", "big", "s2" };
+    const uint64_t offsets[] = { 0, 1024, 2048, 2048 + ((uint64_t)9 << 20) };
+    for (int k = 0; k < 4; k++) {
+        size_t i;
+        trestle_tensor_info t;
+        cr_assert_eq(trestle_tensor_find(c, names[k], &i, &err), TRESTLE_OK);
+        trestle_tensor_get_info(c, i, &t);
+        cr_assert_eq(t.offset, offsets[k], "%s at %llu", names[k], (unsigned long long)t.offset);
+    }
+    trestle_close(c);
+    free(file);
+    free(data);
+    free(big);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* A write that fails names the shard file and the offset where it failed,
+ * whether it fails as a tensor is added or when the buffer goes out at
+ * finish: here the file may not grow past 1 MiB (RLIMIT_FSIZE). */
+Test(writer, a_failed_write_names_the_file_and_offset)
+{
+    char *dir = tu_mkdtemp(), *prefix;
+    cr_assert(asprintf(&prefix, "%s/full", dir) > 0);
+    signal(SIGXFSZ, SIG_IGN); /* the write fails with EFBIG instead */
+    struct rlimit lim = { 1 << 20, 1 << 20 };
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    static uint8_t block[300000];
+    int64_t d = sizeof block;
+    int rc = TRESTLE_OK;
+    char name[16];
+    for (int k = 0; k < 4 && rc == TRESTLE_OK; k++) {
+        snprintf(name, sizeof name, "t%d", k);
+        rc = trestle_writer_add(w, name, TRESTLE_DT_UINT8, 1, &d, block, sizeof block, 0, &err);
+    }
+    if (rc == TRESTLE_OK)
+        rc = trestle_writer_finish(w, &err);
+    cr_assert_eq(rc, TRESTLE_E_IO);
+    char want[512];
+    snprintf(want, sizeof want, "writing %s.data-00000-of-00001 at offset 1048576: %s", prefix,
+             strerror(EFBIG));
+    cr_assert_str_eq(err.message, want);
+    cr_assert_eq(err.offset, 1048576);
+    trestle_writer_free(w);
     free(prefix);
     tu_rmtree(dir);
     free(dir);

@@ -3,9 +3,16 @@
  * BundleWriter (+ MergeBundles for several shards) for the same tensors.
  *
  * Data goes to the shard files as tensors are added (per shard in call
- * order, as TF appends); entries are kept in memory, sorted at finish and
- * written through the SSTable builder with the header under key "". Tests
- * and synthetic benchmarks make all their checkpoints with it.
+ * order, as TF appends), through a buffer of up to 8 MiB per shard, as TF's
+ * BundleWriter writes through an 8 MB FileOutputBuffer: a model of many
+ * small tensors written one write() each leaves its pages in the page cache
+ * as 4 KiB folios, which the kernel reads back at about half the speed of
+ * the large folios that big writes (or readahead) make, so every later
+ * restore from the cache would be slowed by how the file was written.
+ * Entries are kept in memory (found by key through a hash table, so that
+ * adding N tensors stays linear), sorted at finish and written through the
+ * SSTable builder with the header under key "". Tests and synthetic
+ * benchmarks make all their checkpoints with it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +32,9 @@
 #include "sstable.h"
 #include "string_tensor.h"
 #include "writer_internal.h"
+
+#define WRITE_BUF_MAX ((size_t)8 << 20)
+#define WRITE_BUF_MIN ((size_t)256 << 10)
 
 void trestle_writer_options_init(trestle_writer_options *opt)
 {
@@ -60,8 +70,17 @@ int trestle_writer_create(const char *prefix, const trestle_writer_options *opt,
     w->fds = malloc((size_t)w->num_shards * sizeof *w->fds);
     w->paths = calloc((size_t)w->num_shards, sizeof *w->paths);
     w->sizes = calloc((size_t)w->num_shards, sizeof *w->sizes);
-    TR_FAIL_IF(!w->prefix || !w->fds || !w->paths || !w->sizes, err, TRESTLE_E_NOMEM,
-               "out of memory");
+    w->bufs = calloc((size_t)w->num_shards, sizeof *w->bufs);
+    w->buf_lens = calloc((size_t)w->num_shards, sizeof *w->buf_lens);
+    TR_FAIL_IF(!w->prefix || !w->fds || !w->paths || !w->sizes || !w->bufs || !w->buf_lens, err,
+               TRESTLE_E_NOMEM, "out of memory");
+    /* 8 MiB a shard, as TF; many shards share 64 MiB, but none gets less
+     * than 256 KiB (a shard of a many-shard checkpoint is written whole
+     * before the next, by TF's savers and by most callers). */
+    w->buf_cap = ((size_t)64 << 20) / (size_t)w->num_shards;
+    w->buf_cap = w->buf_cap > WRITE_BUF_MAX ? WRITE_BUF_MAX
+                 : w->buf_cap < WRITE_BUF_MIN ? WRITE_BUF_MIN
+                                              : w->buf_cap & ~(size_t)4095;
     for (int i = 0; i < w->num_shards; i++)
         w->fds[i] = -1;
     for (int i = 0; i < w->num_shards; i++) {
@@ -82,9 +101,10 @@ fail:
     return rc;
 }
 
-static int write_all(trestle_writer *w, int shard, const void *p, uint64_t n, trestle_error *err)
+/* write() all of [p, p + n) to the shard, whose file ends at `at`. */
+static int write_out(trestle_writer *w, int shard, const uint8_t *b, uint64_t n, uint64_t at,
+                     trestle_error *err)
 {
-    const uint8_t *b = p;
     while (n > 0) {
         size_t step = n > (1u << 30) ? (1u << 30) : (size_t)n;
         ssize_t r = write(w->fds[shard], b, step);
@@ -92,16 +112,43 @@ static int write_all(trestle_writer *w, int shard, const void *p, uint64_t n, tr
             continue;
         if (r <= 0) {
             int e = r < 0 ? errno : 0; /* a write of 0 leaves errno stale */
-            return trestle__error_set(err, TRESTLE_E_IO, e, NULL, w->paths[shard],
-                                      (int64_t)w->sizes[shard], (int64_t)n,
-                                      "writing %s at offset %" PRIu64 ": %s", w->paths[shard],
-                                      w->sizes[shard], e ? strerror(e) : "no progress");
+            return trestle__error_set(err, TRESTLE_E_IO, e, NULL, w->paths[shard], (int64_t)at,
+                                      (int64_t)n, "writing %s at offset %" PRIu64 ": %s",
+                                      w->paths[shard], at, e ? strerror(e) : "no progress");
         }
         b += r;
         n -= (uint64_t)r;
-        w->sizes[shard] += (uint64_t)r;
+        at += (uint64_t)r;
     }
     return TRESTLE_OK;
+}
+
+int trestle__writer_flush(trestle_writer *w, int shard, trestle_error *err)
+{
+    size_t n = w->buf_lens[shard];
+    w->buf_lens[shard] = 0;
+    return n ? write_out(w, shard, w->bufs[shard], n, w->sizes[shard] - n, err) : TRESTLE_OK;
+}
+
+/* Append to the shard: small writes gather in its buffer, a large one goes
+ * out at once (after what the buffer holds). */
+static int write_all(trestle_writer *w, int shard, const void *p, uint64_t n, trestle_error *err)
+{
+    int rc;
+    if (w->buf_lens[shard] + n > w->buf_cap && (rc = trestle__writer_flush(w, shard, err)) != 0)
+        return rc;
+    if (n < w->buf_cap && !w->bufs[shard] && !(w->bufs[shard] = malloc(w->buf_cap)))
+        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    if (n >= w->buf_cap) {
+        rc = write_out(w, shard, p, n, w->sizes[shard], err);
+    } else {
+        memcpy(w->bufs[shard] + w->buf_lens[shard], p, (size_t)n);
+        w->buf_lens[shard] += (size_t)n;
+        rc = TRESTLE_OK;
+    }
+    if (rc == TRESTLE_OK)
+        w->sizes[shard] += n;
+    return rc;
 }
 
 /* Zero-pad the shard so the next tensor starts at a multiple of the alignment. */
@@ -120,8 +167,51 @@ static int pad(trestle_writer *w, int shard, trestle_error *err)
     return TRESTLE_OK;
 }
 
+/* FNV-1a: keys are short, and the table only needs them spread. */
+static size_t key_hash(const uint8_t *k, size_t len)
+{
+    uint64_t h = 14695981039346656037u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ k[i]) * 1099511628211u;
+    return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot where key is, or the empty one where it would go. */
+static size_t *key_slot(const trestle_writer *w, const void *key, size_t key_len)
+{
+    size_t mask = w->num_slots - 1;
+    for (size_t i = key_hash(key, key_len) & mask;; i = (i + 1) & mask) {
+        size_t at = w->slots[i];
+        if (!at || (w->entries[at - 1].key_len == key_len &&
+                    memcmp(w->entries[at - 1].key, key, key_len) == 0))
+            return &w->slots[i];
+    }
+}
+
+/* Room in the table for one more entry: rebuilt twice as large when it
+ * would be over half full. */
+static bool key_room(trestle_writer *w)
+{
+    if (2 * (w->num_entries + 1) <= w->num_slots)
+        return true;
+    size_t n = w->num_slots ? 2 * w->num_slots : 128;
+    size_t *slots = calloc(n, sizeof *slots);
+    if (!slots)
+        return false;
+    free(w->slots);
+    w->slots = slots;
+    w->num_slots = n;
+    for (size_t i = 0; i < w->num_entries; i++)
+        *key_slot(w, w->entries[i].key, w->entries[i].key_len) = i + 1;
+    return true;
+}
+
 static wentry *new_entry(trestle_writer *w, const void *key, size_t key_len, trestle_error *err)
 {
+    if (!key_room(w)) {
+        trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        return NULL;
+    }
     if (w->num_entries == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 64;
         wentry *grown = realloc(w->entries, cap * sizeof *grown);
@@ -142,17 +232,14 @@ static wentry *new_entry(trestle_writer *w, const void *key, size_t key_len, tre
     memcpy(e->key, key, key_len);
     e->key_len = key_len;
     w->num_entries++;
+    *key_slot(w, key, key_len) = w->num_entries;
     return e;
 }
 
 static wentry *find_entry(trestle_writer *w, const void *key, size_t key_len)
 {
-    /* Linear, newest first: adds of slices of one tensor come together. A
-     * writer of 100k tensors pays this only for partitioned tensors. */
-    for (size_t i = w->num_entries; i-- > 0;)
-        if (w->entries[i].key_len == key_len && memcmp(w->entries[i].key, key, key_len) == 0)
-            return &w->entries[i];
-    return NULL;
+    size_t at = w->num_slots ? *key_slot(w, key, key_len) : 0;
+    return at ? &w->entries[at - 1] : NULL;
 }
 
 static int set_shape(wentry *e, int rank, const int64_t *dims, trestle_error *err)

@@ -144,6 +144,7 @@ int trestle_writer_finish(trestle_writer *w, trestle_error *err)
         return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "writer already finished");
     w->finished = true;
     for (int i = 0; i < w->num_shards; i++) {
+        TR_FORWARD(trestle__writer_flush(w, i, err));
         int fd = w->fds[i];
         w->fds[i] = -1;
         TR_FAIL_IF(close(fd) != 0, err, TRESTLE_E_IO, "closing %s: %s", w->paths[i],
@@ -204,6 +205,11 @@ void trestle_writer_free(trestle_writer *w)
     free(w->paths);
     free(w->fds);
     free(w->sizes);
+    for (int i = 0; w->bufs && i < w->num_shards; i++)
+        free(w->bufs[i]);
+    free(w->bufs);
+    free(w->buf_lens);
+    free(w->slots);
     free(w->prefix);
     free(w);
 }

@@ -32,10 +32,18 @@ struct trestle_writer {
     int snappy;
     int *fds;                /* data file per shard */
     char **paths;
-    uint64_t *sizes;         /* bytes written per shard */
+    uint64_t *sizes;         /* bytes added per shard (its buffer's included) */
+    uint8_t **bufs;          /* per shard: bytes added but not yet written, or NULL */
+    size_t *buf_lens;
+    size_t buf_cap;          /* bytes each shard's buffer holds */
     wentry *entries;
     size_t num_entries, cap;
+    size_t *slots;           /* open-addressing table of entries by key: index + 1, 0 empty */
+    size_t num_slots;        /* a power of two, at least twice num_entries */
     bool finished;
 };
+
+/* Write out what shard `shard`'s buffer holds (writer.c). */
+int trestle__writer_flush(trestle_writer *w, int shard, trestle_error *err);
 
 #endif /* TRESTLE_WRITER_INTERNAL_H */
