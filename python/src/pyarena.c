@@ -162,13 +162,57 @@ static PyObject *shape_tuple(const int64_t *d, int n)
     return t;
 }
 
+/* The shape tuple of `dims`: the cached one when the op before had the
+ * same shape (an expert's matrices, a layer's norms), else a new one that
+ * becomes the cached one. A new reference. */
+static PyObject *shape_of(pyt_shape_cache *c, const int64_t *dims, int rank)
+{
+    bool same = c->tuple && c->rank == rank && rank <= PYT_SHAPE_CACHE_RANK;
+    for (int i = 0; same && i < rank; i++)
+        same = c->dims[i] == dims[i];
+    if (same) {
+        Py_INCREF(c->tuple);
+        return c->tuple;
+    }
+    PyObject *t = shape_tuple(dims, rank);
+    if (t && rank <= PYT_SHAPE_CACHE_RANK) {
+        Py_XSETREF(c->tuple, (Py_INCREF(t), t));
+        c->rank = rank;
+        memcpy(c->dims, dims, (size_t)rank * sizeof *dims);
+    }
+    return t;
+}
+
+/* ndarray(shape, dt, whole, offset), its arguments put in a tuple
+ * directly: at 100,000 tensors, building them from a format string was a
+ * visible share of restore() (issue 24). */
+static PyObject *view_of(PyObject *ndarray, PyObject *shape, PyObject *dt, PyObject *whole,
+                         uint64_t offset)
+{
+    PyObject *off = PyLong_FromUnsignedLongLong(offset), *args = off ? PyTuple_New(4) : NULL;
+    if (!args) {
+        Py_XDECREF(off);
+        return NULL;
+    }
+    Py_INCREF(shape);
+    Py_INCREF(dt);
+    Py_INCREF(whole);
+    PyTuple_SET_ITEM(args, 0, shape);
+    PyTuple_SET_ITEM(args, 1, dt);
+    PyTuple_SET_ITEM(args, 2, whole);
+    PyTuple_SET_ITEM(args, 3, off);
+    PyObject *value = PyObject_Call(ndarray, args, NULL);
+    Py_DECREF(args);
+    return value;
+}
+
 /* One op's value in host_arrays()'s result: its array over `whole`, or
  * None with (name, out_dtype, shape, Buffer) appended to `left`. */
 int pyt_put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObject *result,
-                    PyObject *left, const view_spec *v, const char *name_bytes,
-                    const int64_t *dims)
+                 PyObject *left, const view_spec *v, const char *name_bytes,
+                 const int64_t *dims, pyt_shape_cache *shapes)
 {
-    PyObject *name = pyt_str(name_bytes), *shape = name ? shape_tuple(dims, v->rank) : NULL;
+    PyObject *name = pyt_str(name_bytes), *shape = name ? shape_of(shapes, dims, v->rank) : NULL;
     PyObject *value = NULL;
     int rc = -1;
     if (!shape)
@@ -185,8 +229,8 @@ int pyt_put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObj
         /* A zero-byte tensor views nothing: numpy makes it as np.empty does. */
         value = PyObject_CallFunctionObjArgs(ndarray, shape, v->dt, NULL);
     } else {
-        value = PyObject_CallFunction(ndarray, "OOOK", shape, v->dt, whole,
-                                      (unsigned long long)((uint8_t *)v->data - (uint8_t *)wb->ptr));
+        value = view_of(ndarray, shape, v->dt, whole,
+                        (uint64_t)((uint8_t *)v->data - (uint8_t *)wb->ptr));
     }
     rc = value ? PyDict_SetItem(result, name, value) : -1;
 out:

@@ -424,18 +424,26 @@ static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
         goto fail;
     }
     /* Pass 1, plan in hand: copy out names, shapes, places and dtypes. */
+    int last_code = -1;
+    PyObject *last_dt = NULL;
     for (size_t i = 0; i < n; i++) {
         trestle_plan_op_info op;
         trestle_plan_get_op(pl->p, i, &op);
         if (op.skipped)
             continue;
-        PyObject *code = PyLong_FromLong(op.out_dtype);
-        PyObject *dt = code ? PyDict_GetItemWithError(dtypes, code) : NULL;
-        if (dt && used && PySet_Add(used, code) != 0)
-            dt = NULL;
-        Py_XDECREF(code);
-        if (PyErr_Occurred())
-            goto fail;
+        /* Models hold few dtypes, mostly in runs: look one up (and note
+         * it used) only when it changes. */
+        if (op.out_dtype != last_code) {
+            PyObject *code = PyLong_FromLong(op.out_dtype);
+            last_dt = code ? PyDict_GetItemWithError(dtypes, code) : NULL;
+            if (last_dt && used && PySet_Add(used, code) != 0)
+                last_dt = NULL;
+            Py_XDECREF(code);
+            if (PyErr_Occurred())
+                goto fail;
+            last_code = op.out_dtype;
+        }
+        PyObject *dt = last_dt;
         uintptr_t at = (uintptr_t)op.data, lo = wb ? (uintptr_t)wb->ptr : 0;
         bool inside = op.bytes == 0 || (wb && at >= lo && op.bytes <= (uint64_t)wb->len &&
                                         at - lo <= (uint64_t)wb->len - op.bytes);
@@ -453,10 +461,14 @@ static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
     pl->p = NULL;
     Py_CLEAR(pl->ckpt);
     /* Pass 2: the values, in op order. */
+    pyt_shape_cache shapes = { 0 };
     for (size_t k = 0; k < nspec; k++)
         if (pyt_put_view(ndarray, wb, whole, result, left, &spec[k], names + spec[k].name,
-                     dims + spec[k].dims) != 0)
+                         dims + spec[k].dims, &shapes) != 0) {
+            Py_XDECREF(shapes.tuple);
             goto fail;
+        }
+    Py_XDECREF(shapes.tuple);
     PyMem_Free(spec);
     PyMem_Free(dims);
     PyMem_Free(names);

@@ -82,12 +82,21 @@ typedef struct view_spec {
     int out_dtype;
 } view_spec;
 
+/* The shape tuple host_arrays() made last, kept for the next op of that
+ * shape (consecutive ops often share one); the caller drops `tuple`. */
+#define PYT_SHAPE_CACHE_RANK 8
+typedef struct pyt_shape_cache {
+    PyObject *tuple;
+    int rank;
+    int64_t dims[PYT_SHAPE_CACHE_RANK];
+} pyt_shape_cache;
+
 /* One op's value in host_arrays()'s result (pyplan.c): its array over
  * `whole`, or None with (name, out_dtype, shape, Buffer) appended to
  * `left`. 0, or -1 with a Python error set. */
 int pyt_put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObject *result,
                  PyObject *left, const view_spec *v, const char *name_bytes,
-                 const int64_t *dims);
+                 const int64_t *dims, pyt_shape_cache *shapes);
 
 /* Strings handed to the engine, owned here until the call that copies
  * them (trestle_plan_create) returns. */

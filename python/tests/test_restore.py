@@ -214,6 +214,29 @@ def test_bfloat16_arrays_are_one_view_each_of_the_arena(mixed_ckpt):
     assert not isinstance(a.base, np.ndarray), type(a.base)
 
 
+def test_runs_of_shapes_and_dtypes_each_get_their_own(tmp_path):
+    """Consecutive tensors of one shape share a shape tuple, and of one
+    dtype one dtype lookup, while restore() makes their arrays (issue 24);
+    a change of shape or dtype in any position must still show."""
+    from trestle import _trestle
+    prefix = str(tmp_path / "runs")
+    specs = [("a0", np.float32, (2, 3)), ("a1", np.float32, (2, 3)), ("a2", np.float32, (3, 2)),
+             ("a3", np.int32, (3, 2)), ("a4", np.int32, (3, 2)), ("a5", np.float32, (3, 2)),
+             ("a6", np.float32, ()), ("a7", np.float32, (1, 2, 3)), ("a8", np.float32, (1, 2, 3)),
+             ("a9", np.int64, (6,))]
+    rng = np.random.default_rng(3)
+    values = {name: (rng.standard_normal(shape) * 100).astype(dt) for name, dt, shape in specs}
+    w = _trestle.Writer(prefix)
+    for name, v in values.items():
+        w.add(name, trestle.as_dtype(v.dtype).as_datatype_enum, v.shape, v.tobytes())
+    w.finish()
+    got = trestle.restore(prefix, progress=False)
+    assert list(got) == [name for name, _, _ in specs]
+    for name, v in values.items():
+        assert got[name].shape == v.shape and got[name].dtype == v.dtype, name
+        assert np.array_equal(got[name], v), name
+
+
 def test_as_dtype_converts_what_converts(mixed_ckpt):
     prefix, values = mixed_ckpt
     restored = trestle.restore(prefix, as_dtype="bfloat16", progress=False)
