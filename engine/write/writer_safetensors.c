@@ -35,6 +35,10 @@
 #include "safetensors_header.h"
 #include "transpose.h"
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux >= 5.14; older kernels refuse the advice, which is handled */
+#endif
+
 /* ---- the output path ---- */
 
 static const char *file_kind(mode_t m)
@@ -260,9 +264,17 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
             goto fail;
         }
         TR_FORWARD(plan_into(cv, slots, count, map + (header_bytes - map_from), &plan, err));
-        /* Populated only now, over the same addresses: the planner's
-         * working memory is gone before the data's pages are resident. */
-        if (mmap(map, (size_t)map_bytes, PROT_READ | PROT_WRITE,
+        /* Populated only now: the planner's working memory is gone before
+         * the data's pages are resident. Populated for writing: MAP_POPULATE
+         * maps a shared file's pages read-only (so that the kernel sees
+         * them dirtied), and then every first write to one of them, by the
+         * reads and copies that fill it, traps to make it writable; here
+         * one call does that for all of them (10-20 % less system time of
+         * a whole convert of 284 MiB, this 2-core VM). Kernels before 5.14
+         * refuse the advice: then over the same addresses with
+         * MAP_POPULATE, as before. */
+        if (madvise(map, (size_t)map_bytes, MADV_POPULATE_WRITE) != 0 &&
+            mmap(map, (size_t)map_bytes, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, (off_t)map_from) == MAP_FAILED) {
             rc = file_error(err, tmp, "map");
             goto fail;
