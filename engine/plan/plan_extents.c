@@ -22,7 +22,8 @@
 #define RADIX_BITS 11 /* 2,048 counters: they stay in L1 while a pass runs */
 
 /* The order of wants: by shard, offset, entry, then creation (so the
- * pieces of an extent stay in op order). Total: seq is unique. */
+ * pieces of an extent stay in op order). Total: both are elements of
+ * b->wants, made in array order, so their places tell creation apart. */
 static int compare_want(const void *a, const void *b)
 {
     const want *x = a, *y = b;
@@ -32,7 +33,7 @@ static int compare_want(const void *a, const void *b)
         return x->offset < y->offset ? -1 : 1;
     if (x->entry != y->entry)
         return x->entry < y->entry ? -1 : 1;
-    return (x->seq > y->seq) - (x->seq < y->seq);
+    return (x > y) - (x < y);
 }
 
 /* One want's sort key: its offset, and its index in b->wants. */
@@ -50,7 +51,7 @@ static int compare_keyed(const void *a, const void *b, void *wants)
 /*
  * Sort k[0..n) (one shard's wants, in creation order) by compare_want: a
  * stable LSD radix sort of the offsets (scratch: tmp, n keys), then the
- * runs of equal offsets put in order by entry and seq. Those are several
+ * runs of equal offsets put in order by entry and creation. Those are several
  * ops of one entry, already in order, or entries that share bytes, which
  * planning then refuses. False when out of memory.
  */
@@ -193,7 +194,7 @@ int trestle__plan_pieces_extents(builder *b, trestle_error *err)
                 .first_piece = p->num_pieces,
             };
         }
-        p->pieces[p->num_pieces++] = (trestle__piece){ (uint32_t)w->op, w->region, w->dst_offset };
+        p->pieces[p->num_pieces++] = (trestle__piece){ w->op, w->region, w->dst_offset };
         x->num_pieces++;
     }
     return TRESTLE_OK;

@@ -61,9 +61,15 @@ static int add_want(builder *b, size_t entry, size_t op, uint32_t region, uint64
         return trestle__error_set(err, TRESTLE_E_LIMIT, 0, o->name, NULL, -1, -1,
                                   "tensor %s needs more than %u pieces", o->name, UINT32_MAX);
     o->num_pieces++;
-    b->wants[b->n_wants] = (want){ e->shard, e->offset, e->size, e->crc_masked,
-                                   e->dtype == TRESTLE_DT_STRING, entry, op, region, dst_offset,
-                                   b->n_wants, false, 0, 0 };
+    b->wants[b->n_wants] = (want){ .offset = e->offset,
+                                   .size = e->size,
+                                   .dst_offset = dst_offset,
+                                   .entry = entry,
+                                   .op = (uint32_t)op,
+                                   .region = region,
+                                   .crc_masked = e->crc_masked,
+                                   .shard = e->shard,
+                                   .is_string = e->dtype == TRESTLE_DT_STRING };
     b->n_wants++;
     return TRESTLE_OK;
 }
@@ -137,7 +143,7 @@ static int add_run(builder *b, size_t i, uint64_t pos, uint64_t len, uint64_t pa
     w->after = w->size - pos - len;
     w->size = len;
     w->partial = true;
-    w->share = share;
+    w->share = (uint32_t)share;
     return TRESTLE_OK;
 }
 
