@@ -11,8 +11,10 @@
  * restore from the cache would be slowed by how the file was written.
  * Entries are kept in memory (found by key through a hash table, so that
  * adding N tensors stays linear), sorted at finish and written through the
- * SSTable builder with the header under key "". Tests and synthetic
- * benchmarks make all their checkpoints with it.
+ * SSTable builder with the header under key "" (writer_index.c, which
+ * calls back only trestle__writer_flush()). The writer's life, create to
+ * free, is here. Tests and synthetic benchmarks make all their checkpoints
+ * with it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +101,33 @@ int trestle_writer_create(const char *prefix, const trestle_writer_options *opt,
 fail:
     trestle_writer_free(w);
     return rc;
+}
+
+void trestle_writer_free(trestle_writer *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; w->fds && i < w->num_shards; i++)
+        if (w->fds[i] >= 0)
+            close(w->fds[i]);
+    for (int i = 0; w->paths && i < w->num_shards; i++)
+        free(w->paths[i]);
+    for (size_t i = 0; i < w->num_entries; i++) {
+        free(w->entries[i].key);
+        free(w->entries[i].dims);
+        free(w->entries[i].slices);
+    }
+    free(w->entries);
+    free(w->paths);
+    free(w->fds);
+    free(w->sizes);
+    for (int i = 0; w->bufs && i < w->num_shards; i++)
+        free(w->bufs[i]);
+    free(w->bufs);
+    free(w->buf_lens);
+    free(w->slots);
+    free(w->prefix);
+    free(w);
 }
 
 /* write() all of [p, p + n) to the shard, whose file ends at `at`. */

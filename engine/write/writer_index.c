@@ -186,30 +186,3 @@ fail:
     trestle__table_builder_free(b);
     return rc;
 }
-
-void trestle_writer_free(trestle_writer *w)
-{
-    if (!w)
-        return;
-    for (int i = 0; w->fds && i < w->num_shards; i++)
-        if (w->fds[i] >= 0)
-            close(w->fds[i]);
-    for (int i = 0; w->paths && i < w->num_shards; i++)
-        free(w->paths[i]);
-    for (size_t i = 0; i < w->num_entries; i++) {
-        free(w->entries[i].key);
-        free(w->entries[i].dims);
-        free(w->entries[i].slices);
-    }
-    free(w->entries);
-    free(w->paths);
-    free(w->fds);
-    free(w->sizes);
-    for (int i = 0; w->bufs && i < w->num_shards; i++)
-        free(w->bufs[i]);
-    free(w->bufs);
-    free(w->buf_lens);
-    free(w->slots);
-    free(w->prefix);
-    free(w);
-}
