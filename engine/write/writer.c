@@ -164,6 +164,8 @@ int trestle__writer_flush(trestle_writer *w, int shard, trestle_error *err)
 static int write_all(trestle_writer *w, int shard, const void *p, uint64_t n, trestle_error *err)
 {
     int rc;
+    if (n == 0)
+        return TRESTLE_OK; /* an empty tensor: its data may be NULL */
     if (w->buf_lens[shard] + n > w->buf_cap && (rc = trestle__writer_flush(w, shard, err)) != 0)
         return rc;
     if (n < w->buf_cap && !w->bufs[shard] && !(w->bufs[shard] = malloc(w->buf_cap)))
