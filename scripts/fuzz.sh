@@ -116,9 +116,10 @@ done
 llvm-profdata-14 merge -sparse "$work"/cov-*.profraw -o "$work/cov.profdata"
 # graph_url.c is left out: it only names and fetches a graph at a URL
 # (then parsed from memory by the files above), which no fuzzer reaches.
-parsers=(engine/format/sstable.c engine/format/ckpt_entry.c engine/format/ckpt_slices.c
-         engine/format/ckpt_shard.c engine/format/checkpoint.c engine/format/state_file.c
-         engine/format/slice.c engine/wire/wire_msg.c engine/remote/remote_listing.c)
+parsers=(engine/format/sstable.c engine/format/ckpt_entry.c engine/format/ckpt_scan.c
+         engine/format/ckpt_slices.c engine/format/ckpt_shard.c engine/format/checkpoint.c
+         engine/format/state_file.c engine/format/slice.c engine/wire/wire_msg.c
+         engine/remote/remote_listing.c)
 for f in engine/graph/graph_*.c; do
     [ "$f" = engine/graph/graph_url.c ] || parsers+=("$f")
 done

@@ -25,7 +25,12 @@
 #include "error.h"
 #include "sstable.h"
 
-#define PARALLEL_MIN_INDEX ((size_t)512 << 10) /* below this a thread costs more than it saves */
+/* Below this a thread costs more than it saves. Fuzzing builds set it to 0
+ * (CMakeLists.txt), so that the fuzzers' small indexes of two blocks or
+ * more are decoded in two halves too. */
+#ifndef TRESTLE__SCAN_PARALLEL_MIN
+#define TRESTLE__SCAN_PARALLEL_MIN ((size_t)512 << 10)
+#endif
 /* An entry takes at least this many bytes of its block, as TensorFlow
  * writes them (a key, a dtype, a shape, a size and a CRC): a first
  * allocation of bytes / ENTRY_MIN_BYTES entries is never outgrown by such
@@ -167,7 +172,7 @@ static size_t cut_at(const trestle__table *t, size_t index_len)
 {
     size_t n = trestle__table_blocks(t);
     uint64_t total = 0, before = 0;
-    if (n < 2 || index_len < PARALLEL_MIN_INDEX || usable_cpus() < 2)
+    if (n < 2 || index_len < TRESTLE__SCAN_PARALLEL_MIN || usable_cpus() < 2)
         return 0;
     for (size_t i = 0; i < n; i++)
         total += trestle__table_block_bytes(t, i);

@@ -18,7 +18,11 @@
 #define TRESTLE_SSTABLE_FOOTER_SIZE 48
 #define TRESTLE_SSTABLE_TRAILER_SIZE 5
 #define TRESTLE_SSTABLE_MAGIC 0xdb4775248b80fb57ull
-#define TRESTLE_SSTABLE_BLOCK_SIZE 262144  /* TF's table_options block_size */
+/* TF's table_options block_size. Fuzzing builds make it 4096
+ * (CMakeLists.txt), so that the writer-made seeds hold several blocks. */
+#ifndef TRESTLE_SSTABLE_BLOCK_SIZE
+#define TRESTLE_SSTABLE_BLOCK_SIZE 262144
+#endif
 #define TRESTLE_SSTABLE_RESTART_INTERVAL 16
 
 /* The table's only order: unsigned bytes, shorter prefix first (LevelDB's

@@ -4,7 +4,9 @@
  * TrackableObjectGraph). Each input is written into a fresh checkpoint by
  * trestle's writer beside two plain tensors, and trestle_names_open decodes
  * it: node references out of range, duplicate keys and garbage must give a
- * map or a filled error, never a crash, leak or sanitizer report.
+ * map or a filled error, never a crash, leak or sanitizer report. Seeds
+ * (tests/fuzz/seeds/names): a variable with an optimizer slot, and a key
+ * listed twice.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -58,6 +60,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* every listed key must be found where it is listed */
             total += strlen(ni.graph_name) + strlen(ni.slot_of);
         }
+        /* The rename rules derived from the map, and lookups that miss:
+         * a key past every listed one, an index past the end. */
+        const char *const *rules;
+        size_t nrules = trestle_names_renames(m, &rules);
+        for (size_t i = 0; i < nrules; i++)
+            total += strlen(rules[i]);
+        static const char probe[] = "\x7f\x7f not a key"; /* unless the input lists it */
+        size_t at;
+        trestle_name_info ni;
+        int found = trestle_names_find(m, probe, &at);
+        if (found == TRESTLE_OK ? trestle_names_get(m, at, &ni) != TRESTLE_OK ||
+                                      strcmp(ni.key, probe) != 0
+                                : found != TRESTLE_E_KEY_NOT_FOUND)
+            abort();
+        if (trestle_names_get(m, trestle_names_count(m), &ni) != TRESTLE_E_INVALID_ARG ||
+            trestle_names_find(m, NULL, &at) != TRESTLE_E_INVALID_ARG)
+            abort();
         if (total == (size_t)-1)
             abort();
         trestle_names_free(m);
