@@ -37,6 +37,7 @@
 
 #define WRITE_BUF_MAX ((size_t)8 << 20)
 #define WRITE_BUF_MIN ((size_t)256 << 10)
+#define WRITE_BUF_FIRST ((size_t)64 << 10) /* a shard's buffer at first; it doubles as it fills */
 
 void trestle_writer_options_init(trestle_writer_options *opt)
 {
@@ -74,8 +75,9 @@ int trestle_writer_create(const char *prefix, const trestle_writer_options *opt,
     w->sizes = calloc((size_t)w->num_shards, sizeof *w->sizes);
     w->bufs = calloc((size_t)w->num_shards, sizeof *w->bufs);
     w->buf_lens = calloc((size_t)w->num_shards, sizeof *w->buf_lens);
-    TR_FAIL_IF(!w->prefix || !w->fds || !w->paths || !w->sizes || !w->bufs || !w->buf_lens, err,
-               TRESTLE_E_NOMEM, "out of memory");
+    w->buf_sizes = calloc((size_t)w->num_shards, sizeof *w->buf_sizes);
+    TR_FAIL_IF(!w->prefix || !w->fds || !w->paths || !w->sizes || !w->bufs || !w->buf_lens ||
+                   !w->buf_sizes, err, TRESTLE_E_NOMEM, "out of memory");
     /* 8 MiB a shard, as TF; many shards share 64 MiB, but none gets less
      * than 256 KiB (a shard of a many-shard checkpoint is written whole
      * before the next, by TF's savers and by most callers). */
@@ -125,6 +127,7 @@ void trestle_writer_free(trestle_writer *w)
         free(w->bufs[i]);
     free(w->bufs);
     free(w->buf_lens);
+    free(w->buf_sizes);
     free(w->slots);
     free(w->prefix);
     free(w);
@@ -168,8 +171,20 @@ static int write_all(trestle_writer *w, int shard, const void *p, uint64_t n, tr
         return TRESTLE_OK; /* an empty tensor: its data may be NULL */
     if (w->buf_lens[shard] + n > w->buf_cap && (rc = trestle__writer_flush(w, shard, err)) != 0)
         return rc;
-    if (n < w->buf_cap && !w->bufs[shard] && !(w->bufs[shard] = malloc(w->buf_cap)))
-        return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+    size_t need = w->buf_lens[shard] + (size_t)n;
+    if (n < w->buf_cap && need > w->buf_sizes[shard]) {
+        /* Grown as it fills, doubling up to the cap: a small checkpoint
+         * never holds (nor clears) megabytes it does not use. */
+        size_t size = w->buf_sizes[shard] ? w->buf_sizes[shard] : WRITE_BUF_FIRST;
+        while (size < need)
+            size *= 2;
+        size = size < w->buf_cap ? size : w->buf_cap;
+        uint8_t *grown = realloc(w->bufs[shard], size);
+        if (!grown)
+            return trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory");
+        w->bufs[shard] = grown;
+        w->buf_sizes[shard] = size;
+    }
     if (n >= w->buf_cap) {
         rc = write_out(w, shard, p, n, w->sizes[shard], err);
     } else {

@@ -35,7 +35,8 @@ struct trestle_writer {
     uint64_t *sizes;         /* bytes added per shard (its buffer's included) */
     uint8_t **bufs;          /* per shard: bytes added but not yet written, or NULL */
     size_t *buf_lens;
-    size_t buf_cap;          /* bytes each shard's buffer holds */
+    size_t *buf_sizes;       /* per shard: bytes its buffer has room for, grown up to buf_cap */
+    size_t buf_cap;          /* bytes each shard's buffer may hold */
     wentry *entries;
     size_t num_entries, cap;
     size_t *slots;           /* open-addressing table of entries by key: index + 1, 0 empty */
