@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "fnv.h"
 #include "resident.h"
 
 static int64_t mtime_ns(const struct stat *st)
@@ -73,10 +74,7 @@ bool trestle__identity_is_url(const char *path)
  * an mtime (never negative: -1 is a shard that could not be had). */
 static int64_t validator_hash(const char *v)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *v; v++)
-        h = (h ^ (uint8_t)*v) * 0x100000001b3ull;
-    return (int64_t)(h >> 1);
+    return (int64_t)(trestle__fnv1a(TRESTLE__FNV_BASIS, v, strlen(v)) >> 1);
 }
 
 /*
@@ -256,11 +254,7 @@ typedef struct fnv {
 
 static void mix(fnv *f, const void *p, size_t n)
 {
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        f->h ^= b[i];
-        f->h *= 0x100000001b3ull;
-    }
+    f->h = trestle__fnv1a(f->h, p, n);
 }
 
 static void mix_str(fnv *f, const char *s)
@@ -287,7 +281,7 @@ const char *trestle__selection_spec(const trestle__selection *s, size_t i)
  * part of a tensor an op gets (shard rules), as one 64-bit FNV-1a. */
 static uint64_t digest(const trestle__selection *s, const trestle_plan_options *popt)
 {
-    fnv f = { 0xcbf29ce484222325ull };
+    fnv f = { TRESTLE__FNV_BASIS };
     size_t n = trestle_plan_op_count(s->plan);
     mix_str(&f, "trestle selection 1");
     for (size_t i = 0; i < n; i++) {

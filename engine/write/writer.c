@@ -29,6 +29,7 @@
 #include "checkpoint.h"
 #include "crc32c.h"
 #include "error.h"
+#include "fnv.h"
 #include "options.h"
 #include "slice.h"
 #include "sstable.h"
@@ -214,11 +215,9 @@ static int pad(trestle_writer *w, int shard, trestle_error *err)
 }
 
 /* FNV-1a: keys are short, and the table only needs them spread. */
-static size_t key_hash(const uint8_t *k, size_t len)
+static size_t key_hash(const void *k, size_t len)
 {
-    uint64_t h = 14695981039346656037u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ k[i]) * 1099511628211u;
+    uint64_t h = trestle__fnv1a(TRESTLE__FNV_BASIS, k, len);
     return (size_t)(h ^ (h >> 32));
 }
 
