@@ -471,6 +471,92 @@ Test(restore, read_op_copies_an_ops_bytes_and_names_what_is_wrong)
 }
 
 /*
+ * trestle_plan_set_dest(): one plan, planned into engine memory, restored
+ * into one caller buffer and then another without planning again (what a
+ * conversion does with its file, and double buffering), every byte
+ * compared; each refusal with its message, the op left as it was.
+ */
+Test(restore, set_dest_lands_a_planned_op_in_new_memory_each_restore)
+{
+    char *dir, *prefix = new_prefix(&dir, "retarget");
+    trestle_writer *w;
+    trestle_error err;
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &w, &err), TRESTLE_OK);
+    static float big[40000], small[6];
+    tu_fill_random(big, sizeof big, 5);
+    tu_fill_random(small, sizeof small, 6);
+    int64_t db[2] = { 200, 200 }, ds[1] = { 6 };
+    cr_assert_eq(trestle_writer_add(w, "big", TRESTLE_DT_FLOAT, 2, db, big, sizeof big, 0, &err),
+                 TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_add(w, "small", TRESTLE_DT_FLOAT, 1, ds, small, sizeof small, 0,
+                                    &err), TRESTLE_OK, "%s", err.message);
+    cr_assert_eq(trestle_writer_finish(w, &err), TRESTLE_OK);
+    trestle_writer_free(w);
+
+    trestle_checkpoint *c = tu_open(prefix, NULL);
+    trestle_op ops[3] = { { .name = "big" }, { .name = "small", .shape_and_slices = "6 2,3" },
+                          { .name = "gone" } };
+    trestle_plan_options po;
+    trestle_plan_options_init(&po);
+    po.allow_missing = 1;
+    trestle_plan *p = tu_plan(c, ops, 3, &po);
+    static float got_big[2][40000];
+    float got_small[2][3];
+    trestle_restore_options o;
+    restore_opts(&o, TRESTLE_READER_PREAD);
+    for (int round = 0; round < 2; round++) {
+        memset(got_big[round], 0, sizeof got_big[round]);
+        memset(got_small[round], 0, sizeof got_small[round]);
+        cr_assert_eq(trestle_plan_set_dest(p, 0, TRESTLE_DEST_HOST, got_big[round],
+                                           sizeof got_big[round], &err), TRESTLE_OK, "%s",
+                     err.message);
+        cr_assert_eq(trestle_plan_set_dest(p, 1, TRESTLE_DEST_HOST, got_small[round],
+                                           sizeof got_small[round], &err), TRESTLE_OK, "%s",
+                     err.message);
+        cr_assert_eq(tu_restore(p, &o, NULL, &err), TRESTLE_OK, "%s", err.message);
+        trestle_plan_op_info op;
+        cr_assert_eq(trestle_plan_get_op(p, 0, &op), TRESTLE_OK);
+        cr_assert_eq(op.data, got_big[round], "round %d: the op's data is the new buffer", round);
+        cr_assert_eq(op.device, -1);
+        cr_assert_arr_eq(got_big[round], big, sizeof big, "round %d", round);
+        cr_assert_arr_eq(got_small[round], small + 2, sizeof got_small[round], "round %d",
+                         round);
+    }
+
+    /* Refusals name the op and change nothing. */
+    cr_assert_eq(trestle_plan_set_dest(p, 1, TRESTLE_DEST_HOST, got_small[0],
+                                       sizeof got_small[0] - 1, &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "tensor small: destination holds 11 bytes, but the restore "
+                                  "needs 12 bytes");
+    cr_assert_eq(trestle_plan_set_dest(p, 1, TRESTLE_DEST_HOST, NULL, 12, &err),
+                 TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "tensor small: destination is NULL with capacity 12 bytes, "
+                                  "but the restore needs 12 bytes");
+    cr_assert_eq(trestle_plan_set_dest(p, 1, TRESTLE_DEST_ALLOCATE, NULL, 0, &err),
+                 TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op 1 (small): dest_kind 0; only TRESTLE_DEST_HOST (1) and "
+                                  "TRESTLE_DEST_DEVICE (2), caller memory, can be set after "
+                                  "planning");
+    cr_assert_eq(trestle_plan_set_dest(p, 2, TRESTLE_DEST_HOST, got_small[0],
+                                       sizeof got_small[0], &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op 2 (gone) is skipped: it has no bytes to land");
+    cr_assert_eq(trestle_plan_set_dest(p, 3, TRESTLE_DEST_HOST, got_small[0],
+                                       sizeof got_small[0], &err), TRESTLE_E_INVALID_ARG);
+    cr_assert_str_eq(err.message, "op index out of range");
+    cr_assert_eq(trestle_plan_set_dest(NULL, 0, TRESTLE_DEST_HOST, got_small[0], 12, NULL),
+                 TRESTLE_E_INVALID_ARG);
+    trestle_plan_op_info op;
+    cr_assert_eq(trestle_plan_get_op(p, 1, &op), TRESTLE_OK);
+    cr_assert_eq(op.data, got_small[1], "the refused calls left the op where it was");
+
+    trestle_plan_free(p);
+    trestle_close(c);
+    free(prefix);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/*
  * Small tensors are read in runs, scattered by one read straight into
  * their places in the arena (restore_layout.c): no copier touches them,
  * so their bytes count as placed. They were counted as copied only, and

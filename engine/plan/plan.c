@@ -98,6 +98,39 @@ void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out)
     *out = p->stats;
 }
 
+int trestle_plan_set_dest(trestle_plan *p, size_t i, int dest_kind, void *ptr,
+                          uint64_t capacity, trestle_error *err)
+{
+    trestle_error_clear(err);
+    if (!p || i >= p->num_ops)
+        return trestle__error_simple(err, TRESTLE_E_INVALID_ARG, "%s",
+                                     !p ? "NULL plan" : "op index out of range");
+    trestle__plan_op *op = &p->ops[i];
+    if (dest_kind != TRESTLE_DEST_HOST && dest_kind != TRESTLE_DEST_DEVICE)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1, -1,
+                                  "op %zu (%s): dest_kind %d; only TRESTLE_DEST_HOST (1) and "
+                                  "TRESTLE_DEST_DEVICE (2), caller memory, can be set after "
+                                  "planning", i, op->name, dest_kind);
+    if (op->skipped)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1, -1,
+                                  "op %zu (%s) is skipped: it has no bytes to land", i,
+                                  op->name);
+    /* The check planning makes of a caller's destination, word for word. */
+    if ((!ptr && op->bytes > 0) || capacity < op->bytes)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1,
+                                  (int64_t)op->bytes,
+                                  "tensor %s: destination %s%" PRIu64 " bytes, but the "
+                                  "restore needs %" PRIu64 " bytes", op->name,
+                                  ptr ? "holds " : "is NULL with capacity ", capacity,
+                                  op->bytes);
+    /* Nothing else the plan decided depends on where an op lands: the
+     * restore reads dest_kind and dest afresh (restore_dest.c). */
+    op->dest_kind = (uint8_t)dest_kind;
+    op->dest = ptr;
+    op->device = -1; /* a device destination's device is the next restore's */
+    return TRESTLE_OK;
+}
+
 void trestle__plan_set_faults(trestle_plan *p, struct trestle__faults *f)
 {
     if (p)
