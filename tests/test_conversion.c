@@ -565,3 +565,83 @@ Test(conversion, the_callers_ready_callback_counts_and_cancels)
     trestle_conversion_free(cv);
     done(&f);
 }
+
+/* A conversion restores its own plan into the file (trestle_plan_set_dest)
+ * when the file holds what that plan restores: here ops named through a
+ * rename, one transposed. The callback still sees the checkpoint key as
+ * each op's name (trestle.h), the transposed tensor lands transposed, and
+ * a second write, which plans again, writes the same bytes. */
+typedef struct seen_names {
+    int n;
+    char names[8][64];
+} seen_names;
+
+static int note_name(void *user, size_t i, const trestle_plan_op_info *op)
+{
+    (void)i;
+    seen_names *s = user;
+    if (s->n < 8)
+        snprintf(s->names[s->n++], sizeof s->names[0], "%s", op->name);
+    return 0;
+}
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+Test(conversion, a_kept_plan_names_keys_to_the_callback_and_writes_what_a_new_one_does)
+{
+    fixture f = make(0);
+    seen_names seen = { 0 };
+    trestle_restore_options ro;
+    trestle_plan_options po;
+    trestle_convert_options co;
+    trestle_error err;
+    const char *renames[] = { "graph/=bert/" }, *tr[] = { "graph/layer_0/query/kernel" };
+    trestle_op ops[] = { { .name = "graph/layer_0/query/kernel" },
+                         { .name = "graph/layer_1/query/bias" },
+                         { .name = "dense/kernel" } };
+    trestle_restore_options_init(&ro);
+    ro.on_ready = note_name;
+    ro.user = &seen;
+    trestle_plan_options_init(&po);
+    po.renames = renames;
+    po.num_renames = 1;
+    trestle_convert_options_init(&co);
+    co.restore = &ro;
+    co.plan = &po;
+    co.transpose = tr;
+    co.num_transpose = 1;
+    co.sync = 0;
+    trestle_conversion *cv = create_ok(&f, ops, 3, &co);
+    cr_assert_eq(trestle_conversion_write(cv, f.out, NULL, &err), 0, "%s", err.message);
+    cr_assert_eq(seen.n, 3);
+    qsort(seen.names, (size_t)seen.n, sizeof seen.names[0], by_string);
+    cr_assert_str_eq(seen.names[0], "bert/layer_0/query/kernel");
+    cr_assert_str_eq(seen.names[1], "bert/layer_1/query/bias");
+    cr_assert_str_eq(seen.names[2], "dense/kernel");
+
+    size_t len1, len2;
+    uint64_t bytes;
+    uint8_t *first = tu_read_file(f.out, &len1);
+    const uint8_t *got = tensor_in(first, len1, "graph/layer_0/query/kernel",
+                                   "\"dtype\":\"BF16\",\"shape\":[7,4]", &bytes);
+    cr_assert_eq(bytes, sizeof bf);
+    for (int r = 0; r < 7; r++) /* stored [4, 7]: element [r][c] of the file is [c][r] */
+        for (int c = 0; c < 4; c++)
+            cr_assert_eq(((const uint16_t *)got)[r * 4 + c], bf[c * 7 + r], "[%d][%d]", r, c);
+    got = tensor_in(first, len1, "graph/layer_1/query/bias",
+                    "\"dtype\":\"F64\",\"shape\":[2,3]", &bytes);
+    cr_assert(bytes == sizeof dbl && memcmp(got, dbl, sizeof dbl) == 0);
+
+    unlink(f.out);
+    cr_assert_eq(trestle_conversion_write(cv, f.out, NULL, &err), 0, "%s", err.message);
+    uint8_t *second = tu_read_file(f.out, &len2);
+    cr_assert(len1 == len2 && memcmp(first, second, len1) == 0,
+              "a kept plan and a new one write the same file");
+    free(first);
+    free(second);
+    trestle_conversion_free(cv);
+    done(&f);
+}

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bulk.h"
 #include "checkpoint.h"
 #include "conversion.h"
 #include "error.h"
@@ -49,7 +50,8 @@ void trestle_conversion_free(trestle_conversion *cv)
     for (size_t i = 0; i < cv->n; i++)
         if (cv->e[i].out_owned)
             free((char *)cv->e[i].out_name);
-    free(cv->e);
+    trestle__bulk_free(cv->e);
+    trestle_plan_free(cv->plan);
     trestle__slab_free(&cv->slab);
     free(cv);
 }
@@ -112,12 +114,13 @@ static int take_op(trestle_conversion *cv, const trestle_plan *p, size_t i, cons
  * as_dtype converts what converts, unless the op chose its own target.
  */
 static int choose_dtype(cv_entry *e, const trestle_op *op, int as_dtype, size_t *converting,
-                        trestle_error *err)
+                        size_t *left_out, trestle_error *err)
 {
     if (e->skipped)
         return TRESTLE_OK;
     if (!op && e->dtype == TRESTLE_DT_STRING) {
         e->skipped = TRESTLE_SKIP_NO_SAFETENSORS;
+        (*left_out)++;
         return TRESTLE_OK;
     }
     if (as_dtype && !(op && op->target_dtype) && trestle_dtype_can_convert(e->dtype, as_dtype)) {
@@ -229,7 +232,7 @@ int trestle_conversion_create(const trestle_checkpoint *c, const trestle_op *ops
     trestle_plan *p = NULL;
     trestle_op *plan_ops = NULL;
     trestle_conversion *cv = NULL;
-    size_t converting = 0;
+    size_t converting = 0, left_out = 0;
     int rc = TRESTLE_OK;
 
     if (out)
@@ -270,11 +273,12 @@ int trestle_conversion_create(const trestle_checkpoint *c, const trestle_op *ops
     }
     TR_FORWARD(trestle_plan_create(c, plan_ops, n, &popt, &p, err));
     cv->n = trestle_plan_op_count(p);
-    TR_FAIL_IF(!(cv->e = calloc(cv->n ? cv->n : 1, sizeof *cv->e)), err, TRESTLE_E_NOMEM,
-               "out of memory");
+    TR_FAIL_IF(!(cv->e = trestle__bulk_calloc(cv->n ? cv->n : 1, sizeof *cv->e)), err,
+               TRESTLE_E_NOMEM, "out of memory");
     for (size_t i = 0; i < cv->n; i++) {
         TR_FORWARD(take_op(cv, p, i, ops ? &ops[i] : NULL, &cv->e[i], err));
-        TR_FORWARD(choose_dtype(&cv->e[i], ops ? &ops[i] : NULL, o.as_dtype, &converting, err));
+        TR_FORWARD(choose_dtype(&cv->e[i], ops ? &ops[i] : NULL, o.as_dtype, &converting,
+                                &left_out, err));
     }
     if (o.as_dtype && !converting) {
         rc = trestle__error_simple(
@@ -286,6 +290,16 @@ int trestle_conversion_create(const trestle_checkpoint *c, const trestle_op *ops
     }
     TR_FORWARD(mark_transposed(cv, o.transpose, o.num_transpose, err));
     TR_FORWARD(name_entries(cv, o.key_rules, o.num_key_rules, err));
+    /* The file holds what this plan restores, op for op: the write
+     * restores it into the file rather than planning the same tensors
+     * again (at 100,000 tensors a second plan cost as much as the header;
+     * issue 24). Names and transposes are the file's business, not the
+     * plan's; a dtype as_dtype changed or a string left out is, and then
+     * the write plans what the file holds. */
+    if (!converting && !left_out) {
+        cv->plan = p;
+        p = NULL;
+    }
     trestle_plan_free(p);
     free(plan_ops);
     *out = cv;

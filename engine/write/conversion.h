@@ -46,7 +46,12 @@ struct trestle_conversion {
     trestle__slab slab;           /* the entries' names, specs and shapes */
     size_t transposed;            /* entries written transposed */
     trestle_restore_options ropt; /* the caller's, kept for the write */
-    uint64_t max_batch_bytes;     /* the caller's plan options the write plans with */
+    trestle_plan *plan;           /* the first plan, kept for the first write to restore into
+                                     the file (trestle__plan_set_host_dest), or NULL: freed at
+                                     once when the file differs from what it restores (a
+                                     dtype changed by as_dtype, string tensors left out), and
+                                     spent by the write that uses it */
+    uint64_t max_batch_bytes;     /* the caller's plan options a write plans with again */
     uint64_t max_gap_bytes;
     int sync;                     /* fdatasync before the rename */
 };

@@ -155,21 +155,48 @@ static void sync_parent(const char *path)
 
 /* ---- the restore into the file ---- */
 
-/* What the ready callback needs: op i of the write's plan is slot i. */
+/*
+ * Make `len` bytes of the shared mapping at `at` (file offset `off`, a
+ * page boundary) resident and writable. MAP_POPULATE maps a shared file's
+ * pages read-only (so that the kernel sees them dirtied), and then every
+ * first write to one of them, by the reads and copies that fill it, traps
+ * to make it writable; MADV_POPULATE_WRITE does that for all of them in
+ * one call (10-20 % less system time of a whole convert of 284 MiB, this
+ * 2-core VM). Kernels before 5.14 refuse the advice: then a populated
+ * mapping over the same addresses, as before. False (errno set) when
+ * neither works.
+ */
+static bool populate(uint8_t *at, uint64_t off, uint64_t len, int fd)
+{
+    if (len == 0 || madvise(at, (size_t)len, MADV_POPULATE_WRITE) == 0)
+        return true;
+    return mmap(at, (size_t)len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_POPULATE,
+                fd, (off_t)off) != MAP_FAILED;
+}
+
+/* What the ready callback needs to find op i's entry. */
 typedef struct write_ctx {
     const trestle_conversion *cv;
-    const st_slot *slots;       /* NULL when no entry is transposed */
+    const st_slot *slots;       /* op i is slot i (a plan made here), or NULL: op i is entry i
+                                   (the conversion's own plan) */
     trestle_ready_fn user_fn;   /* the caller's on_ready, or NULL */
     void *user;
-    atomic_size_t nomem;        /* 1 + the slot a transpose found no memory for, or 0 */
+    atomic_size_t nomem;        /* 1 + the op a transpose found no memory for, or 0 */
 } write_ctx;
 
+static const cv_entry *entry_of(const write_ctx *x, size_t i)
+{
+    return &x->cv->e[x->slots ? x->slots[i].entry : i];
+}
+
 /* Transpose a tensor in place in the file as soon as it is verified there
- * (through a copy: the two layouts overlap), then tell the caller. */
+ * (through a copy: the two layouts overlap), then tell the caller, who is
+ * promised the checkpoint key as the op's name (trestle.h), whichever
+ * plan restores it. */
 static int on_written(void *user, size_t i, const trestle_plan_op_info *op)
 {
     write_ctx *x = user;
-    const cv_entry *e = x->slots ? &x->cv->e[x->slots[i].entry] : NULL;
+    const cv_entry *e = x->cv->transposed ? entry_of(x, i) : NULL;
     if (e && e->transposed && e->bytes) {
         uint8_t *at = op->data;
         void *copy = malloc(e->bytes);
@@ -183,13 +210,34 @@ static int on_written(void *user, size_t i, const trestle_plan_op_info *op)
                              trestle_dtype_size(e->out_dtype));
         free(copy);
     }
-    return x->user_fn ? x->user_fn(x->user, i, op) : 0;
+    if (!x->user_fn)
+        return 0;
+    trestle_plan_op_info named = *op;
+    if (named.key)
+        named.name = named.key;
+    return x->user_fn(x->user, i, &named);
 }
 
-/* The write's plan: each slot's tensor, by key, into its place in the file. */
-static int plan_into(const trestle_conversion *cv, const st_slot *s, size_t m, uint8_t *data,
-                     trestle_plan **out, trestle_error *err)
+/* The plan that restores the slots into the file at `data`: the
+ * conversion's own, each op pointed at its slot, when it kept it (spent
+ * then: *own set); else each slot's tensor planned again, by key, op k
+ * for slot k. */
+static int plan_into(trestle_conversion *cv, const st_slot *s, size_t m, uint8_t *data,
+                     trestle_plan **out, bool *own, trestle_error *err)
 {
+    *own = cv->plan != NULL;
+    if (cv->plan) {
+        *out = cv->plan;
+        cv->plan = NULL;
+        for (size_t k = 0; k < m; k++) {
+            const cv_entry *e = &cv->e[s[k].entry];
+            int rc = trestle_plan_set_dest(*out, s[k].entry, TRESTLE_DEST_HOST,
+                                           data + s[k].offset, e->bytes, err);
+            if (rc != TRESTLE_OK)
+                return rc;
+        }
+        return TRESTLE_OK;
+    }
     trestle_plan_options po;
     trestle_op *ops = trestle__bulk_calloc(m ? m : 1, sizeof *ops);
     if (!ops)
@@ -217,17 +265,16 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
     trestle_restore_options ropt;
     trestle_plan *plan = NULL;
     st_slot *slots = NULL;
-    trestle__buf header = { 0 };
     size_t count = 0;
-    uint64_t data_bytes = 0, file_bytes = 0, header_bytes = 0, map_from = 0, map_bytes = 0;
+    uint64_t data_bytes = 0, file_bytes = 0, header_bytes = 0, map_bytes = 0;
     char *tmp = NULL;
     int fd = -1, rc = TRESTLE_OK;
     uint8_t *map = NULL;
+    bool own_plan = false;
 
     TR_FAIL_IF(!cv || !out_path, err, TRESTLE_E_INVALID_ARG,
                "trestle_conversion_write needs a conversion and an output path");
-    TR_FORWARD(trestle__safetensors_layout(cv, &slots, &count, &header, &data_bytes, err));
-    header_bytes = header.len;
+    TR_FORWARD(trestle__safetensors_layout(cv, &slots, &count, &header_bytes, &data_bytes, err));
     file_bytes = header_bytes + data_bytes;
     TR_FORWARD(check_out_path(cv->c, out_path, err));
 
@@ -244,44 +291,43 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
         rc = file_error(err, tmp, "allocate");
         goto fail;
     }
-    if (pwrite(fd, header.data, header.len, 0) != (ssize_t)header.len) {
-        rc = file_error(err, tmp, "write the header of");
+    /* The whole file, header and data, in one shared mapping: the header
+     * is formatted into it, the data restored into it. */
+    map_bytes = file_bytes;
+    map = mmap(NULL, (size_t)map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED) {
+        map = NULL;
+        rc = file_error(err, tmp, "map");
         goto fail;
     }
-    /* Written: a model of 100,000 tensors has a header of 11 MiB, which
-     * the restore into the file need not hold (issue 24). */
-    trestle__buf_free(&header);
+    if (count > 0)
+        TR_FORWARD(plan_into(cv, slots, count, map + header_bytes, &plan, &own_plan, err));
+    /* The header first, alone: formatted, then its whole pages unmapped,
+     * so that they leave the process before the data's pages come in (a
+     * model of 100,000 tensors has a header of 11 MiB, which the restore
+     * into the file need not hold resident; issue 24). The data starts in
+     * the page the header ends in. */
+    uint64_t head = header_bytes & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+    if (!populate(map, 0, header_bytes, fd)) {
+        rc = file_error(err, tmp, "map");
+        goto fail;
+    }
+    trestle__safetensors_header_write(cv, slots, count, map);
+    if (head > 0) {
+        munmap(map, (size_t)head);
+        map += head;
+        map_bytes -= head;
+    }
+    /* The data populated only now: the planner's working memory and the
+     * header are gone before its pages are resident. */
+    if (!populate(map, head, map_bytes, fd)) {
+        rc = file_error(err, tmp, "map");
+        goto fail;
+    }
     if (count > 0) {
-        /* The data only, from the page the header ends in: the header's
-         * pages, once mapped, would stay resident with the data. */
-        map_from = header_bytes & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
-        map_bytes = file_bytes - map_from;
-        map = mmap(NULL, (size_t)map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                   (off_t)map_from);
-        if (map == MAP_FAILED) {
-            map = NULL;
-            rc = file_error(err, tmp, "map");
-            goto fail;
-        }
-        TR_FORWARD(plan_into(cv, slots, count, map + (header_bytes - map_from), &plan, err));
-        /* Populated only now: the planner's working memory is gone before
-         * the data's pages are resident. Populated for writing: MAP_POPULATE
-         * maps a shared file's pages read-only (so that the kernel sees
-         * them dirtied), and then every first write to one of them, by the
-         * reads and copies that fill it, traps to make it writable; here
-         * one call does that for all of them (10-20 % less system time of
-         * a whole convert of 284 MiB, this 2-core VM). Kernels before 5.14
-         * refuse the advice: then over the same addresses with
-         * MAP_POPULATE, as before. */
-        if (madvise(map, (size_t)map_bytes, MADV_POPULATE_WRITE) != 0 &&
-            mmap(map, (size_t)map_bytes, PROT_READ | PROT_WRITE,
-                 MAP_SHARED | MAP_FIXED | MAP_POPULATE, fd, (off_t)map_from) == MAP_FAILED) {
-            rc = file_error(err, tmp, "map");
-            goto fail;
-        }
         /* The slots were the plan's destinations; from here only a
-         * transpose needs them, to find its entry. */
-        if (!cv->transposed) {
+         * transpose of a plan made here needs them, to find its entry. */
+        if (!cv->transposed || own_plan) {
             trestle__bulk_free(slots);
             slots = NULL;
         }
@@ -297,16 +343,16 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
         rc = trestle_restore(plan, &ropt, stats ? &stats->restore : NULL, err);
         size_t nomem = atomic_load(&x.nomem);
         if (rc != TRESTLE_OK && nomem) {
-            const char *name = cv->e[slots[nomem - 1].entry].name;
+            const char *name = entry_of(&x, nomem - 1)->name;
             rc = trestle__error_set(err, TRESTLE_E_NOMEM, 0, name, NULL, -1, -1,
                                     "out of memory transposing tensor %s", name);
         }
         if (rc != TRESTLE_OK)
             goto fail;
-        if (cv->sync && msync(map, (size_t)map_bytes, MS_SYNC) != 0) {
-            rc = file_error(err, tmp, "flush");
-            goto fail;
-        }
+    }
+    if (cv->sync && map_bytes > 0 && msync(map, (size_t)map_bytes, MS_SYNC) != 0) {
+        rc = file_error(err, tmp, "flush");
+        goto fail;
     }
     if (cv->sync && fdatasync(fd) != 0) {
         rc = file_error(err, tmp, "flush");
@@ -329,7 +375,7 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
         stats->file_bytes = file_bytes;
     }
 fail:
-    if (map)
+    if (map && map_bytes > 0)
         munmap(map, (size_t)map_bytes);
     if (fd >= 0)
         close(fd);
@@ -337,9 +383,13 @@ fail:
         unlink(tmp);
         free(tmp);
     }
+    /* The conversion's own plan is spent too: its ops point into this
+     * file. A later write plans again. */
     trestle_plan_free(plan);
+    trestle_plan_free(cv ? cv->plan : NULL);
+    if (cv)
+        cv->plan = NULL;
     trestle__bulk_free(slots);
-    trestle__buf_free(&header);
     return rc;
 }
 
