@@ -174,12 +174,12 @@ static int check_distinct(const cv_entry *a, const cv_entry *b, trestle_error *e
 /* ---- JSON ---- */
 
 /*
- * Where the header goes: `at` the file's first byte, or NULL to only count
- * them. The header is formatted twice, once counting and once into the
- * mapped file, by the same code, so the length the file is laid out with
- * is the length written. Formatting straight into the file spares an
- * 11 MiB heap copy of it at 100,000 tensors, its page faults, and a
- * pwrite() that copied it again (issue 24).
+ * Where the header goes: `at` its first byte, or NULL to only count them.
+ * The header is formatted twice, once counting and once into memory of
+ * exactly that size, by the same code, so the length the file is laid out
+ * with is the length written; a buffer grown as it went left its outgrown
+ * copies (11 MiB at 100,000 tensors) in the heap, and a bound on it
+ * touched three times the memory (issue 24).
  */
 typedef struct jsink {
     uint8_t *at;

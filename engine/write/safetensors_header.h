@@ -31,8 +31,8 @@ int trestle__safetensors_layout(const trestle_conversion *cv, st_slot **slots, s
                                 uint64_t *header_bytes, uint64_t *data_bytes, trestle_error *err);
 
 /*
- * Format the header of that layout at `to` (the file's first byte:
- * exactly *header_bytes of room), or with `to` NULL only count its bytes.
+ * Format the header of that layout at `to` (exactly *header_bytes of
+ * room), or with `to` NULL only count its bytes.
  * Returns the count, which is the layout's *header_bytes: the two passes
  * are one function. Never fails.
  */

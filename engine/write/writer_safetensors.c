@@ -18,6 +18,7 @@
  * the checkpoint's own files or a device node.
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -266,7 +267,7 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
     trestle_plan *plan = NULL;
     st_slot *slots = NULL;
     size_t count = 0;
-    uint64_t data_bytes = 0, file_bytes = 0, header_bytes = 0, map_bytes = 0;
+    uint64_t data_bytes = 0, file_bytes = 0, header_bytes = 0, map_from = 0, map_bytes = 0;
     char *tmp = NULL;
     int fd = -1, rc = TRESTLE_OK;
     uint8_t *map = NULL;
@@ -291,40 +292,46 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
         rc = file_error(err, tmp, "allocate");
         goto fail;
     }
-    /* The whole file, header and data, in one shared mapping: the header
-     * is formatted into it, the data restored into it. */
-    map_bytes = file_bytes;
-    map = mmap(NULL, (size_t)map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED) {
-        map = NULL;
-        rc = file_error(err, tmp, "map");
+    /* The header, formatted in memory of its exact size (huge pages from
+     * 2 MiB: a model of 100,000 tensors has 11 MiB of header, and 4 KiB
+     * page faults were most of its cost) and written. Formatting it in the
+     * mapped file instead took longer still: a shared file page's first
+     * write fault costs the file system more than write() does. */
+    uint8_t *header = trestle__bulk_calloc((size_t)header_bytes, 1);
+    if (!header) {
+        rc = trestle__error_simple(err, TRESTLE_E_NOMEM, "out of memory for a header of %"
+                                   PRIu64 " bytes", header_bytes);
         goto fail;
     }
-    if (count > 0)
-        TR_FORWARD(plan_into(cv, slots, count, map + header_bytes, &plan, &own_plan, err));
-    /* The header first, alone: formatted, then its whole pages unmapped,
-     * so that they leave the process before the data's pages come in (a
-     * model of 100,000 tensors has a header of 11 MiB, which the restore
-     * into the file need not hold resident; issue 24). The data starts in
-     * the page the header ends in. */
-    uint64_t head = header_bytes & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
-    if (!populate(map, 0, header_bytes, fd)) {
-        rc = file_error(err, tmp, "map");
-        goto fail;
-    }
-    trestle__safetensors_header_write(cv, slots, count, map);
-    if (head > 0) {
-        munmap(map, (size_t)head);
-        map += head;
-        map_bytes -= head;
-    }
-    /* The data populated only now: the planner's working memory and the
-     * header are gone before its pages are resident. */
-    if (!populate(map, head, map_bytes, fd)) {
-        rc = file_error(err, tmp, "map");
+    trestle__safetensors_header_write(cv, slots, count, header);
+    ssize_t wrote = pwrite(fd, header, (size_t)header_bytes, 0);
+    trestle__bulk_free(header);
+    if (wrote != (ssize_t)header_bytes) {
+        if (wrote >= 0)
+            errno = EIO; /* a short write to a regular file: out of space or quota */
+        rc = file_error(err, tmp, "write the header of");
         goto fail;
     }
     if (count > 0) {
+        /* The data only, from the page the header ends in: the header's
+         * pages, once mapped, would stay resident with the data. */
+        map_from = header_bytes & ~(uint64_t)(sysconf(_SC_PAGESIZE) - 1);
+        map_bytes = file_bytes - map_from;
+        map = mmap(NULL, (size_t)map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                   (off_t)map_from);
+        if (map == MAP_FAILED) {
+            map = NULL;
+            rc = file_error(err, tmp, "map");
+            goto fail;
+        }
+        TR_FORWARD(plan_into(cv, slots, count, map + (header_bytes - map_from), &plan, &own_plan,
+                             err));
+        /* Populated only now: the planner's working memory is gone before
+         * the data's pages are resident. */
+        if (!populate(map, map_from, map_bytes, fd)) {
+            rc = file_error(err, tmp, "map");
+            goto fail;
+        }
         /* The slots were the plan's destinations; from here only a
          * transpose of a plan made here needs them, to find its entry. */
         if (!cv->transposed || own_plan) {
