@@ -333,8 +333,8 @@ static int list_text(const trestle_checkpoint *c, const inspect_args *a,
         cli_shape_format(t.rank, t.dims, shape, sizeof shape);
         cli_human_size(t.size, size, sizeof size);
         if (t.kind != TRESTLE_TENSOR_PARTITIONED) {
-            snprintf(shard, sizeof shard, "%d", t.shard);
-            snprintf(offset, sizeof offset, "%" PRIu64, t.offset);
+            cli_fmt_i64(shard, t.shard);
+            cli_fmt_u64(offset, t.offset);
         }
         if (a->verify)
             crc = res[i].code == TRESTLE_OK ? "ok" : res[i].unreadable ? "UNREADABLE" : "BAD";

@@ -125,11 +125,15 @@ size_t cli_escape_into(char *out, const char *s)
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t at = 0;
     while (*p) {
-        /* Printable ASCII, nearly every byte of a key, is itself. */
-        if (*p >= 0x20 && *p < 0x7F && *p != '\\') {
-            out[at++] = (char)*p++;
-            continue;
-        }
+        /* Printable ASCII, nearly every byte of a key, is itself: a run of
+         * it goes in one copy. */
+        const unsigned char *run = p;
+        while (*p >= 0x20 && *p < 0x7F && *p != '\\')
+            p++;
+        memcpy(out + at, run, (size_t)(p - run));
+        at += (size_t)(p - run);
+        if (!*p)
+            break;
         unsigned cp;
         int n = utf8_seq(p, &cp);
         const char *short_form = cp == '\n' ? "\\n" : cp == '\t' ? "\\t" : cp == '\r' ? "\\r"
@@ -263,6 +267,26 @@ int cli_parse_int(const char *s, long long min, long long max, long long *out)
 
 /* ---- shapes ---- */
 
+size_t cli_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = sizeof tmp;
+    do
+        tmp[--n] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    memcpy(out, tmp + n, sizeof tmp - n);
+    out[sizeof tmp - n] = '\0';
+    return sizeof tmp - n;
+}
+
+size_t cli_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return cli_fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + cli_fmt_u64(out + 1, 0 - (uint64_t)v); /* INT64_MIN too */
+}
+
 void cli_shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
 {
     size_t n = 0;
@@ -274,15 +298,16 @@ void cli_shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
     buf[n++] = '[';
     for (int d = 0; d < rank; d++) {
         char num[32];
-        int len = snprintf(num, sizeof num, "%s%" PRId64, d ? "," : "", dims[d]);
+        num[0] = ',';
+        size_t len = (d ? 1 : 0) + cli_fmt_i64(num + (d ? 1 : 0), dims[d]);
         /* Each append leaves room for "...]" and the NUL, so a cut always fits. */
-        if (n + (size_t)len + 5 > cap) {
+        if (n + len + 5 > cap) {
             memcpy(buf + n, "...", 3);
             n += 3;
             break;
         }
-        memcpy(buf + n, num, (size_t)len);
-        n += (size_t)len;
+        memcpy(buf + n, num, len);
+        n += len;
     }
     buf[n++] = ']';
     buf[n] = '\0';
