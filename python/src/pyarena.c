@@ -9,6 +9,23 @@
 
 #include "pytrestle.h"
 
+/*
+ * numpy's C API, where the build found numpy's headers (TRESTLE_NUMPY_API:
+ * python/CMakeLists.txt): an array made by PyArray_NewFromDescr() costs a
+ * third of an ndarray(shape, dtype, buffer, offset) call, which parses its
+ * arguments and asks the Buffer for a view each time (issue 24: 100,000
+ * arrays). The table is imported at the first host_arrays(), not at module
+ * import (numpy stays a lazy import), and when the running numpy's ABI is
+ * not the one built against (numpy 2 under numpy 1 headers, say) the
+ * import fails and every array is made by ndarray() calls as before. The
+ * arrays are the same either way: C-contiguous views whose base is the
+ * Buffer of the whole arena.
+ */
+#ifdef TRESTLE_NUMPY_API
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/arrayobject.h>
+#endif
+
 /* ---- Arena ---- */
 
 static void arena_dealloc(PyObject *self)
@@ -138,6 +155,27 @@ PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device)
     return pyt_new_buffer_of((PyObject *)ar, ptr, len, device, 0);
 }
 
+/* 1 once numpy's C API table is imported, -1 when it cannot be (or a test
+ * turned it off: pyt_numpy_api), 0 before the first try. Under the GIL. */
+static int numpy_api;
+
+int pyt_numpy_api(int want)
+{
+#ifdef TRESTLE_NUMPY_API
+    if (want == 0)
+        numpy_api = -1;
+    else if (want == 1 || numpy_api == 0) {
+        numpy_api = _import_array() == 0 ? 1 : -1;
+        if (numpy_api < 0)
+            PyErr_Clear(); /* the ndarray() calls work with any numpy */
+    }
+    return numpy_api > 0;
+#else
+    (void)want;
+    return 0;
+#endif
+}
+
 /* numpy's ndarray type, looked up once per call of host_arrays(). */
 PyObject *pyt_ndarray_type(void)
 {
@@ -183,6 +221,33 @@ static PyObject *shape_of(pyt_shape_cache *c, const int64_t *dims, int rank)
     return t;
 }
 
+#ifdef TRESTLE_NUMPY_API
+/* The view of `bytes` at `data` as an array of dtype `dt` and shape `dims`
+ * over `whole`, by numpy's C API: the array ndarray(shape, dt, whole,
+ * offset) makes (flags worked out by numpy, `whole` its base), or NULL with
+ * an exception set. */
+static PyObject *api_view(PyObject *dt, const pyt_buffer *wb, void *data, const int64_t *dims,
+                          int rank)
+{
+    npy_intp d[NPY_MAXDIMS];
+    for (int i = 0; i < rank; i++)
+        d[i] = (npy_intp)dims[i];
+    Py_INCREF(dt); /* PyArray_NewFromDescr takes a reference to the descriptor */
+    PyObject *a = PyArray_NewFromDescr(&PyArray_Type, (PyArray_Descr *)dt, rank, d, NULL, data,
+                                       wb->readonly ? NPY_ARRAY_CARRAY_RO : NPY_ARRAY_CARRAY,
+                                       NULL);
+    if (!a)
+        return NULL;
+    PyArray_UpdateFlags((PyArrayObject *)a, NPY_ARRAY_UPDATE_ALL);
+    Py_INCREF(wb);
+    if (PyArray_SetBaseObject((PyArrayObject *)a, (PyObject *)wb) < 0) { /* steals wb */
+        Py_DECREF(a);
+        return NULL;
+    }
+    return a;
+}
+#endif
+
 /* ndarray(shape, dt, whole, offset), its arguments put in a tuple
  * directly: at 100,000 tensors, building them from a format string was a
  * visible share of restore() (issue 24). */
@@ -212,10 +277,17 @@ int pyt_put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObj
                  PyObject *left, const view_spec *v, const char *name_bytes,
                  const int64_t *dims, pyt_shape_cache *shapes)
 {
-    PyObject *name = pyt_str(name_bytes), *shape = name ? shape_of(shapes, dims, v->rank) : NULL;
-    PyObject *value = NULL;
+    PyObject *name = pyt_str(name_bytes), *shape = NULL, *value = NULL;
     int rc = -1;
-    if (!shape)
+    if (!name)
+        goto out;
+#ifdef TRESTLE_NUMPY_API
+    if (v->dt && v->bytes > 0 && v->rank <= NPY_MAXDIMS && numpy_api > 0) {
+        value = api_view(v->dt, wb, v->data, dims, v->rank);
+        goto put;
+    }
+#endif
+    if (!(shape = shape_of(shapes, dims, v->rank)))
         goto out;
     if (!v->dt) {
         /* Without an arena every op has zero bytes: no Buffer then. */
@@ -232,6 +304,9 @@ int pyt_put_view(PyObject *ndarray, const pyt_buffer *wb, PyObject *whole, PyObj
         value = view_of(ndarray, shape, v->dt, whole,
                         (uint64_t)((uint8_t *)v->data - (uint8_t *)wb->ptr));
     }
+#ifdef TRESTLE_NUMPY_API
+put:
+#endif
     rc = value ? PyDict_SetItem(result, name, value) : -1;
 out:
     Py_XDECREF(value);

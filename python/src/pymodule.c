@@ -158,7 +158,32 @@ static PyObject *latest_checkpoint(PyObject *self, PyObject *args)
     return result;
 }
 
+/* numpy_c_api(on=None) -> bool: whether host_arrays() makes its arrays
+ * through numpy's C API; on=False turns it off, True tries it again (the
+ * tests run the restores both ways). */
+static PyObject *numpy_c_api(PyObject *self, PyObject *args)
+{
+    PyObject *on = Py_None;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "|O", &on))
+        return NULL;
+    int want = on == Py_None ? -1 : PyObject_IsTrue(on);
+    if (want == -1 && on != Py_None)
+        return NULL;
+    if (want != -1 || on == Py_None) {
+        PyObject *np = PyImport_ImportModule("numpy"); /* the table comes from numpy */
+        if (!np)
+            return NULL;
+        Py_DECREF(np);
+    }
+    return PyBool_FromLong(pyt_numpy_api(want));
+}
+
 static PyMethodDef module_methods[] = {
+    { "numpy_c_api", numpy_c_api, METH_VARARGS,
+      "numpy_c_api(on=None) -> bool: whether restore()'s numpy arrays are made through "
+      "numpy's C API (built with numpy's headers and the running numpy's ABI); False "
+      "turns it off, True tries it again." },
     { "latest_checkpoint", latest_checkpoint, METH_VARARGS,
       "latest_checkpoint(dir, state_name=None) -> str or None: the prefix the directory's "
       "checkpoint state file names (trestle_latest_checkpoint)." },

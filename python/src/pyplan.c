@@ -416,6 +416,7 @@ static PyObject *plan_host_arrays(PyObject *self, PyObject *args)
     }
     if (!(ndarray = pyt_ndarray_type()) || !(left = PyList_New(0)))
         goto fail;
+    pyt_numpy_api(-1); /* numpy is imported now: its C API, where the build has it */
     spec = PyMem_Malloc((n ? n : 1) * sizeof *spec);
     dims = PyMem_Malloc((rank_sum ? rank_sum : 1) * sizeof *dims);
     names = PyMem_Malloc(name_sum ? name_sum : 1);

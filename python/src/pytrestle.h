@@ -68,6 +68,11 @@ PyObject *pyt_new_buffer_of(PyObject *owner, void *ptr, Py_ssize_t len, int devi
 /* A Buffer of `len` bytes at `ptr` in arena `ar` (which it holds), or NULL. */
 PyObject *pyt_new_buffer(pyt_arena *ar, void *ptr, Py_ssize_t len, int device);
 
+/* Whether host_arrays() makes its arrays through numpy's C API (pyarena.c):
+ * want 1 imports the table (again), 0 turns the API off (tests of the
+ * ndarray() calls), -1 asks, importing it on first use. */
+int pyt_numpy_api(int want);
+
 /* numpy's ndarray type (a new reference), or NULL. */
 PyObject *pyt_ndarray_type(void);
 

@@ -237,6 +237,49 @@ def test_runs_of_shapes_and_dtypes_each_get_their_own(tmp_path):
         assert np.array_equal(got[name], v), name
 
 
+def test_numpy_c_api_and_ndarray_calls_make_the_same_arrays(mixed_ckpt, tmp_path):
+    """restore()'s arrays are made through numpy's C API where the build
+    had numpy's headers (issue 24: a third of the cost of an ndarray()
+    call), else by ndarray() calls; both give the same arrays: values,
+    dtype, shape, flags, and the whole arena's Buffer as base."""
+    import os
+    from trestle import _trestle
+    headers = os.path.exists(os.path.join(np.get_include(), "numpy", "arrayobject.h"))
+    assert _trestle.numpy_c_api() == headers, "built with numpy's headers, the API is used"
+    prefix, _ = mixed_ckpt
+    made = {}
+    try:
+        for on in (False, True):
+            _trestle.numpy_c_api(on)
+            made[on] = trestle.restore(prefix, progress=False, bfloat16="uint16")
+    finally:
+        _trestle.numpy_c_api(True)
+    assert list(made[True]) == list(made[False])
+    for name, a in made[False].items():
+        b = made[True][name]
+        assert type(b) is type(a), name
+        if not isinstance(a, np.ndarray):
+            continue
+        assert (b.dtype, b.shape, b.strides) == (a.dtype, a.shape, a.strides), name
+        assert np.array_equal(a, b) if a.dtype != object else list(a.flat) == list(b.flat), name
+        for flag in ("C_CONTIGUOUS", "F_CONTIGUOUS", "ALIGNED", "WRITEABLE", "OWNDATA"):
+            assert b.flags[flag] == a.flags[flag], (name, flag)
+        assert type(b.base) is type(a.base), (name, type(a.base), type(b.base))
+    # A rank numpy cannot make (over 32 dimensions) is refused either way,
+    # by numpy, naming the limit.
+    prefix = str(tmp_path / "deep")
+    w = _trestle.Writer(prefix)
+    w.add("deep", trestle.as_dtype(np.float32).as_datatype_enum, (1,) * 33, np.zeros(1, np.float32).tobytes())
+    w.finish()
+    for on in (False, True):
+        _trestle.numpy_c_api(on)
+        try:
+            with pytest.raises(ValueError, match="32"):
+                trestle.restore(prefix, progress=False)
+        finally:
+            _trestle.numpy_c_api(True)
+
+
 def test_as_dtype_converts_what_converts(mixed_ckpt):
     prefix, values = mixed_ckpt
     restored = trestle.restore(prefix, as_dtype="bfloat16", progress=False)
