@@ -98,6 +98,19 @@ void trestle_plan_get_stats(const trestle_plan *p, trestle_plan_stats *out)
     *out = p->stats;
 }
 
+int trestle__plan_dest_check(const trestle__plan_op *op, const void *ptr, uint64_t capacity,
+                             trestle_error *err)
+{
+    if ((!ptr && op->bytes > 0) || capacity < op->bytes)
+        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1,
+                                  (int64_t)op->bytes,
+                                  "tensor %s: destination %s%" PRIu64 " bytes, but the "
+                                  "restore needs %" PRIu64 " bytes", op->name,
+                                  ptr ? "holds " : "is NULL with capacity ", capacity,
+                                  op->bytes);
+    return TRESTLE_OK;
+}
+
 int trestle_plan_set_dest(trestle_plan *p, size_t i, int dest_kind, void *ptr,
                           uint64_t capacity, trestle_error *err)
 {
@@ -115,14 +128,9 @@ int trestle_plan_set_dest(trestle_plan *p, size_t i, int dest_kind, void *ptr,
         return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1, -1,
                                   "op %zu (%s) is skipped: it has no bytes to land", i,
                                   op->name);
-    /* The check planning makes of a caller's destination, word for word. */
-    if ((!ptr && op->bytes > 0) || capacity < op->bytes)
-        return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1,
-                                  (int64_t)op->bytes,
-                                  "tensor %s: destination %s%" PRIu64 " bytes, but the "
-                                  "restore needs %" PRIu64 " bytes", op->name,
-                                  ptr ? "holds " : "is NULL with capacity ", capacity,
-                                  op->bytes);
+    int rc = trestle__plan_dest_check(op, ptr, capacity, err);
+    if (rc != TRESTLE_OK)
+        return rc;
     /* Nothing else the plan decided depends on where an op lands: the
      * restore reads dest_kind and dest afresh (restore_dest.c). */
     op->dest_kind = (uint8_t)dest_kind;

@@ -169,6 +169,13 @@ struct trestle_plan {
 int trestle__plan_check_unsupported(const trestle_checkpoint *c, const trestle__plan_op *ops,
                                     size_t n, trestle_error *err);
 
+/* TRESTLE_E_INVALID_ARG, naming the tensor, when `capacity` bytes at `ptr`
+ * cannot hold op's bytes (a NULL ptr holds none): the one check of a
+ * caller's destination, at planning and at trestle_plan_set_dest()
+ * (engine/plan/plan.c). */
+int trestle__plan_dest_check(const trestle__plan_op *op, const void *ptr, uint64_t capacity,
+                             trestle_error *err);
+
 /* Recompute p->stats from its ops and batches (engine/plan/plan_create.c). */
 void trestle__plan_fill_stats(trestle_plan *p);
 

@@ -354,13 +354,8 @@ int trestle__plan_pieces_add(builder *b, size_t i, const trestle_op *given, tres
     op->bytes = bytes;
 
     if (op->dest_kind == TRESTLE_DEST_HOST || op->dest_kind == TRESTLE_DEST_DEVICE) {
-        if ((!given->ptr && bytes > 0) || given->capacity < bytes)
-            return trestle__error_set(err, TRESTLE_E_INVALID_ARG, 0, op->name, NULL, -1,
-                                      (int64_t)bytes,
-                                      "tensor %s: destination %s%" PRIu64 " bytes, but the "
-                                      "restore needs %" PRIu64 " bytes", op->name,
-                                      given->ptr ? "holds " : "is NULL with capacity ",
-                                      given->capacity, bytes);
+        if ((rc = trestle__plan_dest_check(op, given->ptr, given->capacity, err)) != TRESTLE_OK)
+            return rc;
         op->dest = given->ptr;
     }
     /* Deferred whatever this part's size, so every part lists the tensor. */
