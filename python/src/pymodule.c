@@ -1,10 +1,7 @@
 /*
- * pymodule.c - the module `trestle._trestle`: its functions, its types,
- * and how engine errors become Python exceptions.
- *
- * Errors: every failed engine call is turned into an exception by
- * trestle.errors.from_engine(), so the classes (KeyError for missing keys,
- * and so on) and their fields are decided in one Python place, not here.
+ * pymodule.c - the module `trestle._trestle`: its functions and its types.
+ * The top of the extension: it takes from every other file and gives to
+ * none (pyerror.c holds what they all share).
  */
 #include "pytrestle.h"
 
@@ -16,36 +13,6 @@
 #else
 #define CUDA_MOCK 0
 #endif
-
-PyObject *pyt_str(const char *s)
-{
-    return PyUnicode_DecodeUTF8(s ? s : "", (Py_ssize_t)strlen(s ? s : ""), "surrogateescape");
-}
-
-PyObject *pyt_raise(int rc, const trestle_error *err)
-{
-    PyObject *mod = PyImport_ImportModule("trestle.errors");
-    if (!mod)
-        return NULL;
-    /* `err` may be NULL or blank when a call failed before filling it. */
-    trestle_error blank;
-    if (!err) {
-        trestle_error_clear(&blank);
-        err = &blank;
-    }
-    PyObject *exc = PyObject_CallMethod(mod, "from_engine", "isNNNLLi", rc, trestle_code_name(rc),
-                                        pyt_str(err->message[0] ? err->message
-                                                                : trestle_strerror(rc)),
-                                        pyt_str(err->key), pyt_str(err->path),
-                                        (long long)err->offset, (long long)err->length,
-                                        err->sys_errno);
-    Py_DECREF(mod);
-    if (exc) {
-        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-        Py_DECREF(exc);
-    }
-    return NULL;
-}
 
 /* decode_strings(buffer, n) -> list of n bytes: a DT_STRING tensor's stored
  * bytes (as read or restored) split into its elements. */

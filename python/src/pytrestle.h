@@ -19,7 +19,8 @@
 
 #include "trestle.h"
 
-/* Raise the trestle.errors exception for a failed call (`rc`, `err`);
+/* Raise the trestle.errors exception for a failed call (`rc`, `err`;
+ * pyerror.c);
  * always returns NULL so callers can `return pyt_raise(...)`. */
 PyObject *pyt_raise(int rc, const trestle_error *err);
 
