@@ -19,9 +19,8 @@
 
 #include "trestle.h"
 
-/* Raise the trestle.errors exception for a failed call (`rc`, `err`;
- * pyerror.c);
- * always returns NULL so callers can `return pyt_raise(...)`. */
+/* Raise the trestle.errors exception for a failed call (`rc`, `err`);
+ * always returns NULL so callers can `return pyt_raise(...)` (pyerror.c). */
 PyObject *pyt_raise(int rc, const trestle_error *err);
 
 /* A Python str from bytes the engine hands out (keys may be any bytes:
