@@ -6,16 +6,18 @@
  * Where it sits: around the pipeline, never inside it. conversion.c has
  * planned what each op becomes; here the file is laid out from that
  * (safetensors_header.c), created under a temporary name, sized and
- * mapped; the same tensors are planned again with caller-owned host
- * destinations pointing into the mapping, and restored. So the bytes in
- * the file are the pipeline's verified bytes, read once, with no staging
- * copy of the whole checkpoint in memory: the page cache holds the file as
- * it is written. A tensor to transpose is transposed in its ready
- * callback, as soon as its bytes are in place and checked, while the
- * pipeline goes on with the others. Only public API drives the restore, as
- * for any client; the file name and the rename make the write atomic, and
- * the output path is checked first so that the rename can never replace
- * the checkpoint's own files or a device node.
+ * mapped, and conversion.c's own plan, each op pointed at its place in the
+ * mapping (trestle_plan_set_dest), is restored into it; only when the
+ * file holds something other than what that plan restores are the file's
+ * tensors planned again. So the bytes in the file are the pipeline's
+ * verified bytes, read once, with no staging copy of the whole checkpoint
+ * in memory: the page cache holds the file as it is written. A tensor to
+ * transpose is transposed in its ready callback, as soon as its bytes are
+ * in place and checked, while the pipeline goes on with the others. Only
+ * public API drives the restore, as for any client; the file name and the
+ * rename make the write atomic, and the output path is checked first so
+ * that the rename can never replace the checkpoint's own files or a device
+ * node.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -305,10 +307,10 @@ int trestle_conversion_write(trestle_conversion *cv, const char *out_path,
     }
     trestle__safetensors_header_write(cv, slots, count, header);
     ssize_t wrote = pwrite(fd, header, (size_t)header_bytes, 0);
+    int wrote_errno = wrote >= 0 ? EIO : errno; /* short: out of space or quota */
     trestle__bulk_free(header);
     if (wrote != (ssize_t)header_bytes) {
-        if (wrote >= 0)
-            errno = EIO; /* a short write to a regular file: out of space or quota */
+        errno = wrote_errno;
         rc = file_error(err, tmp, "write the header of");
         goto fail;
     }
