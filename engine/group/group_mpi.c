@@ -210,10 +210,12 @@ void trestle_group_part(const trestle_plan *p, int rank, int size, size_t *first
 
 /* ---- collectives ---- */
 
-/* FNV-1a over what must agree between ranks: every extent and op size. */
+/* FNV-1a over what must agree between ranks: every extent and op size.
+ * Its own loop: libtrestle_mpi uses no engine header (engine/common/fnv.h
+ * has the same basis and prime). Only ranks of one job compare these. */
 static uint64_t fingerprint(const trestle_plan *p)
 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull;
     size_t n = trestle_plan_extent_count(p), m = trestle_plan_op_count(p);
     uint64_t words[3];
     for (size_t i = 0; i < n + m; i++) {
