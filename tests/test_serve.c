@@ -10,16 +10,19 @@
  * naming the tier and the bytes, as does one bigger than the memory left;
  * a preload that dies frees its memory, also
  * while the server is still allocating it, which other clients do not wait
- * for; bytes that differ from their manifest are never published.
+ * for; bytes that differ from their manifest are never published; a stop
+ * counts only the clients it cuts off.
  */
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crc32c.h"
@@ -122,6 +125,42 @@ Test(serve, attach_maps_exactly_what_a_restore_gives)
     trestle_attachment_free(a);
     cr_assert(st_wait_clients(s.sock, 0, 0), "freeing the attachment releases its reference");
     cr_assert_eq(st_stop(&s), 0);
+    tu_rmtree(dir);
+    free(ck);
+    free(dir);
+}
+
+/* A stop counts the clients it cuts off: a held attachment, not one that
+ * hung up while the server could not run. The server is stopped
+ * (SIGSTOP) while the second attachment closes, so that SIGTERM and that
+ * hangup are both waiting when it runs again, as they were under load in
+ * CI, where the hangup was counted as a connection the stop closed. */
+Test(serve, a_stop_counts_the_clients_it_cuts_off)
+{
+    char *dir = tu_mkdtemp();
+    char *ck = tu_write_mixed(dir, 2, 1);
+    st_server s;
+    st_start(&s, dir, NULL);
+    st_preload(s.sock, ck, NULL, 0, NULL);
+    trestle_attach_info info;
+    trestle_attachment *held = attach(s.sock, ck, NULL, 0, 1, &info);
+    trestle_attachment *gone = attach(s.sock, ck, NULL, 0, 1, &info);
+    cr_assert(st_wait_clients(s.sock, 0, 2));
+    int status;
+    cr_assert_eq(kill(s.pid, SIGSTOP), 0);
+    cr_assert_eq(waitpid(s.pid, &status, WUNTRACED), s.pid);
+    cr_assert(WIFSTOPPED(status));
+    trestle_attachment_free(gone);
+    cr_assert_eq(kill(s.pid, SIGTERM), 0);
+    cr_assert_eq(kill(s.pid, SIGCONT), 0);
+    cr_assert_eq(waitpid(s.pid, &status, 0), s.pid);
+    s.pid = 0;
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a stop on SIGTERM is exit 0");
+    char *log = st_log(&s);
+    cr_assert(strstr(log, "trestle serve: stopping: 1 connections closed, every entry dropped "
+                          "(clients' mappings stay valid)\n"), "%s", log);
+    free(log);
+    trestle_attachment_free(held);
     tu_rmtree(dir);
     free(ck);
     free(dir);

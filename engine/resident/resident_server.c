@@ -333,6 +333,23 @@ static void reap(trestle_server *s)
     }
 }
 
+/* The connections a stop cuts off: not those whose client has already
+ * hung up, when this loop has not yet read the hangup (a client that ran
+ * and exited just before the stop: `serve` probing a live socket). */
+static unsigned live_conns(const trestle_server *s)
+{
+    unsigned n = 0;
+    for (const trestle__conn *c = s->conns; c; c = c->next) {
+        char b;
+        if (c->dead)
+            continue;
+        ssize_t got = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+            n++; /* a request pending, or a client waiting: still there */
+    }
+    return n;
+}
+
 int trestle_server_run(trestle_server *s, trestle_error *err)
 {
     struct pollfd *pf = NULL;
@@ -383,7 +400,7 @@ int trestle_server_run(trestle_server *s, trestle_error *err)
             char b[64];
             while (read(s->wake[0], b, sizeof b) > 0) {
             }
-            trestle__server_log(s, "stopping: %u connections closed, %s", s->nconns,
+            trestle__server_log(s, "stopping: %u connections closed, %s", live_conns(s),
                                 "every entry dropped (clients' mappings stay valid)");
             break;
         }
