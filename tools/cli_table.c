@@ -27,12 +27,15 @@ struct cli_table {
 };
 
 /* Terminal columns of a cell: one per UTF-8 character, not per byte, so a
- * key such as "m\u00f6del" lines up (inspect escapes everything else). */
-static size_t columns(const char *s)
+ * key such as "m\u00f6del" lines up (inspect escapes everything else).
+ * Its length in bytes goes to *bytes when that is not NULL: the same pass. */
+static size_t columns(const char *s, size_t *bytes)
 {
-    size_t n = 0;
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xC0) != 0x80;
+    size_t n = 0, i = 0;
+    for (; s[i]; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (bytes)
+        *bytes = i;
     return n;
 }
 
@@ -74,7 +77,7 @@ cli_table *cli_table_new(int ncols, const char *const *headers, const int *right
             cli_table_free(t);
             return NULL;
         }
-        t->width[c] = columns(t->headers[c]);
+        t->width[c] = columns(t->headers[c], NULL);
     }
     return t;
 }
@@ -114,7 +117,7 @@ static int add_row(cli_table *t, const char *const *cells, int escaped)
     for (int c = 0; c < t->ncols; c++) {
         if (!row[c])
             continue;
-        size_t w = columns(t->text + row[c]);
+        size_t w = columns(t->text + row[c], NULL);
         t->shown[c] = 1;
         if (w > t->width[c])
             t->width[c] = w;
@@ -174,9 +177,7 @@ static void print_row(const cli_table *t, out *o, const size_t *row)
         if (!t->shown[c])
             continue;
         const char *cell = row ? t->text + row[c] : t->headers[c];
-        size_t bytes = 0, len = 0;
-        for (; cell[bytes]; bytes++) /* columns() and strlen() in one pass */
-            len += ((unsigned char)cell[bytes] & 0xC0) != 0x80;
+        size_t bytes, len = columns(cell, &bytes);
         size_t gap = t->width[c] > len ? t->width[c] - len : 0;
         if (!first)
             emit(o, "  ", 2);

@@ -298,8 +298,9 @@ void cli_shape_format(int rank, const int64_t *dims, char *buf, size_t cap)
     buf[n++] = '[';
     for (int d = 0; d < rank; d++) {
         char num[32];
+        size_t comma = d > 0; /* "," before every size but the first */
         num[0] = ',';
-        size_t len = (d ? 1 : 0) + cli_fmt_i64(num + (d ? 1 : 0), dims[d]);
+        size_t len = comma + cli_fmt_i64(num + comma, dims[d]);
         /* Each append leaves room for "...]" and the NUL, so a cut always fits. */
         if (n + len + 5 > cap) {
             memcpy(buf + n, "...", 3);

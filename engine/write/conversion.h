@@ -47,7 +47,7 @@ struct trestle_conversion {
     size_t transposed;            /* entries written transposed */
     trestle_restore_options ropt; /* the caller's, kept for the write */
     trestle_plan *plan;           /* the first plan, kept for the first write to restore into
-                                     the file (trestle__plan_set_host_dest), or NULL: freed at
+                                     the file (trestle_plan_set_dest), or NULL: freed at
                                      once when the file differs from what it restores (a
                                      dtype changed by as_dtype, string tensors left out), and
                                      spent by the write that uses it */

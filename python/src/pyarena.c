@@ -222,10 +222,10 @@ static PyObject *shape_of(pyt_shape_cache *c, const int64_t *dims, int rank)
 }
 
 #ifdef TRESTLE_NUMPY_API
-/* The view of `bytes` at `data` as an array of dtype `dt` and shape `dims`
- * over `whole`, by numpy's C API: the array ndarray(shape, dt, whole,
- * offset) makes (flags worked out by numpy, `whole` its base), or NULL with
- * an exception set. */
+/* The array of dtype `dt` and shape `dims` (`rank` of them) at `data`,
+ * inside the whole arena's Buffer `wb`, by numpy's C API: the array that
+ * ndarray(shape, dt, wb, offset) makes (flags worked out by numpy, `wb` its
+ * base), or NULL with an exception set. */
 static PyObject *api_view(PyObject *dt, const pyt_buffer *wb, void *data, const int64_t *dims,
                           int rank)
 {

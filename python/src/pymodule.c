@@ -136,13 +136,11 @@ static PyObject *numpy_c_api(PyObject *self, PyObject *args)
         return NULL;
     int want = on == Py_None ? -1 : PyObject_IsTrue(on);
     if (want == -1 && on != Py_None)
+        return NULL; /* on's truth raised */
+    PyObject *np = PyImport_ImportModule("numpy"); /* the table comes from numpy */
+    if (!np)
         return NULL;
-    if (want != -1 || on == Py_None) {
-        PyObject *np = PyImport_ImportModule("numpy"); /* the table comes from numpy */
-        if (!np)
-            return NULL;
-        Py_DECREF(np);
-    }
+    Py_DECREF(np);
     return PyBool_FromLong(pyt_numpy_api(want));
 }
 
