@@ -280,6 +280,41 @@ def test_numpy_c_api_and_ndarray_calls_make_the_same_arrays(mixed_ckpt, tmp_path
             _trestle.numpy_c_api(True)
 
 
+def test_a_numpy_whose_c_api_table_cannot_be_imported_gets_ndarray_calls(mixed_ckpt, tmp_path):
+    """A numpy of another ABI than the build's refuses the import of its C
+    API table: restore() then makes its arrays by ndarray() calls, with the
+    same values. A child interpreter whose numpy has no table (its
+    _ARRAY_API replaced, as the import sees a mismatch) restores the mixed
+    checkpoint and saves what it got for this one to compare."""
+    import subprocess
+    import sys
+    prefix, _ = mixed_ckpt
+    saved = tmp_path / "got.npz"
+    code = (
+        "import sys, numpy as np\n"
+        "for n in ('numpy.core._multiarray_umath', 'numpy._core._multiarray_umath'):\n"
+        "    if hasattr(sys.modules.get(n), '_ARRAY_API'):\n"
+        "        sys.modules[n]._ARRAY_API = None\n"
+        "import trestle\n"
+        "from trestle import _trestle\n"
+        "got = trestle.restore(sys.argv[1], progress=False, bfloat16='uint16')\n"
+        "np.savez(sys.argv[2], **{k.replace('/', '|'): v for k, v in got.items()\n"
+        "                         if v.dtype != object})\n"
+        "print('api', _trestle.numpy_c_api())\n")
+    run = subprocess.run([sys.executable, "-c", code, prefix, str(saved)], capture_output=True,
+                         text=True, env=dict(os.environ), timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["api", "False"], run.stdout
+    want = trestle.restore(prefix, progress=False, bfloat16="uint16")
+    with np.load(saved) as got:
+        names = {k.replace("|", "/") for k in got.files}
+        assert names == {k for k, v in want.items() if v.dtype != object}
+        for k in got.files:
+            a, b = want[k.replace("|", "/")], got[k]
+            assert (a.dtype, a.shape) == (b.dtype, b.shape), k
+            assert np.array_equal(a, b), k
+
+
 def test_as_dtype_converts_what_converts(mixed_ckpt):
     prefix, values = mixed_ckpt
     restored = trestle.restore(prefix, as_dtype="bfloat16", progress=False)
