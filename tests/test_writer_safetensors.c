@@ -145,23 +145,68 @@ static bool refuse_populate_write(void)
 }
 #endif
 
+/* A checkpoint of one float tensor of `mib` MiB, its values a pattern,
+ * beside the small one in `dir`; returns its prefix. */
+static char *write_big_ckpt(const char *dir, int mib)
+{
+    size_t n = (size_t)mib << 18; /* floats */
+    float *v = malloc(n * sizeof *v);
+    int64_t dims[1] = { (int64_t)n };
+    trestle_writer *wr;
+    char *prefix;
+    cr_assert(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)(i % 1000003) * 0.25f;
+    cr_assert(asprintf(&prefix, "%s/big", dir) > 0);
+    cr_assert_eq(trestle_writer_create(prefix, NULL, &wr, NULL), 0);
+    cr_assert_eq(trestle_writer_add(wr, "big", TRESTLE_DT_FLOAT, 1, dims, v, n * sizeof *v, 0,
+                                    NULL), 0);
+    cr_assert_eq(trestle_writer_finish(wr, NULL), 0);
+    trestle_writer_free(wr);
+    free(v);
+    return prefix;
+}
+
+/* Convert checkpoint `prefix` to `out`; TRESTLE_OK or the code. */
+static int convert_path(const char *prefix, const char *out)
+{
+    trestle_checkpoint *c;
+    if (trestle_open(prefix, NULL, &c, NULL) != TRESTLE_OK)
+        return -1;
+    int rc = trestle_convert_safetensors(c, NULL, 0, NULL, out, NULL, NULL);
+    trestle_close(c);
+    return rc;
+}
+
+static void assert_same_file(const char *a_path, const char *b_path)
+{
+    size_t a_len, b_len;
+    uint8_t *a = tu_read_file(a_path, &a_len), *b = tu_read_file(b_path, &b_len);
+    cr_assert_eq(a_len, b_len, "%s: %zu bytes, %s: %zu", a_path, a_len, b_path, b_len);
+    cr_assert(memcmp(a, b, a_len) == 0, "%s: the fallback wrote other bytes", b_path);
+    free(a);
+    free(b);
+}
+
 /* The output is prefaulted with MADV_POPULATE_WRITE, or, where the kernel
  * refuses that advice, by a populated mapping over the same addresses: the
- * file must be the same either way. The refusing kernel is a child process
- * under a seccomp filter. */
+ * file must be the same either way, for a small file (one thread) and for
+ * one large enough to be populated by two (24 MiB). The refusing kernel is
+ * a child process under a seccomp filter. */
 Test(writer_safetensors, a_kernel_without_populate_write_gets_the_same_file)
 {
 #ifndef TEST_AUDIT_ARCH
     cr_skip_test("no seccomp architecture constant for this machine");
 #else
-    char *dir, *out, *old, *prefix = write_ckpt(&dir);
-    trestle_checkpoint *c;
-    trestle_error err;
-    cr_assert(asprintf(&out, "%s/new.safetensors", dir) > 0);
-    cr_assert(asprintf(&old, "%s/old.safetensors", dir) > 0);
-    c = tu_open(prefix, NULL);
-    cr_assert_eq(trestle_convert_safetensors(c, NULL, 0, NULL, out, NULL, &err), 0, "%s",
-                 err.message);
+    char *dir, *prefix = write_ckpt(&dir), *big = write_big_ckpt(dir, 24);
+    const char *names[2][2] = { { "new.safetensors", "old.safetensors" },
+                                { "big-new.safetensors", "big-old.safetensors" } };
+    char *paths[2][2];
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 2; j++)
+            cr_assert(asprintf(&paths[k][j], "%s/%s", dir, names[k][j]) > 0);
+    cr_assert_eq(convert_path(prefix, paths[0][0]), TRESTLE_OK);
+    cr_assert_eq(convert_path(big, paths[1][0]), TRESTLE_OK);
     fflush(NULL);
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
@@ -172,24 +217,25 @@ Test(writer_safetensors, a_kernel_without_populate_write_gets_the_same_file)
             _exit(2);
         if (madvise(page, sizeof page, MADV_POPULATE_WRITE) == 0 || errno != EINVAL)
             _exit(3); /* the filter must be what the writer meets */
-        _exit(trestle_convert_safetensors(c, NULL, 0, NULL, old, NULL, NULL) == TRESTLE_OK ? 0
-                                                                                          : 4);
+        if (convert_path(prefix, paths[0][1]) != TRESTLE_OK)
+            _exit(4);
+        _exit(convert_path(big, paths[1][1]) == TRESTLE_OK ? 0 : 5);
     }
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status), "the child ended by signal %d", WTERMSIG(status));
     if (WEXITSTATUS(status) == 2)
-        cr_skip_test("seccomp is not available here (%s)", strerror(errno));
+        cr_skip_test("seccomp is not available here");
     cr_assert_eq(WEXITSTATUS(status), 0, "child exit %d (3: the filter did not refuse the "
-                 "advice; 4: the conversion failed)", WEXITSTATUS(status));
-    size_t a_len, b_len;
-    uint8_t *a = tu_read_file(out, &a_len), *b = tu_read_file(old, &b_len);
-    cr_assert_eq(a_len, b_len);
-    cr_assert(memcmp(a, b, a_len) == 0, "the fallback wrote other bytes");
-    free(a);
-    free(b);
-    free(old);
-    cleanup(c, dir, out, prefix);
+                 "advice; 4, 5: the small or the large conversion failed)",
+                 WEXITSTATUS(status));
+    for (int k = 0; k < 2; k++) {
+        assert_same_file(paths[k][0], paths[k][1]);
+        free(paths[k][0]);
+        free(paths[k][1]);
+    }
+    free(big);
+    cleanup(NULL, dir, NULL, prefix);
 #endif
 }
 

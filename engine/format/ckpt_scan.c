@@ -14,7 +14,6 @@
  * file order is the one reported: the first half's, else the second's.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "bulk.h"
 #include "ckpt_entry.h"
 #include "ckpt_scan.h"
+#include "cpus.h"
 #include "error.h"
 #include "sstable.h"
 
@@ -110,13 +110,6 @@ static size_t hint_for(const trestle__table *t, size_t first, size_t end)
     return bytes / ENTRY_MIN_BYTES < HINT_MAX ? (size_t)(bytes / ENTRY_MIN_BYTES) : HINT_MAX;
 }
 
-/* Processors this thread may run on. */
-static int usable_cpus(void)
-{
-    cpu_set_t set;
-    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-}
-
 /* The second half: blocks [first, end) into a checkpoint of its own. */
 typedef struct half {
     const trestle__table *t;
@@ -172,7 +165,7 @@ static size_t cut_at(const trestle__table *t, size_t index_len)
 {
     size_t n = trestle__table_blocks(t);
     uint64_t total = 0, before = 0;
-    if (n < 2 || index_len < TRESTLE__SCAN_PARALLEL_MIN || usable_cpus() < 2)
+    if (n < 2 || index_len < TRESTLE__SCAN_PARALLEL_MIN || trestle__usable_cpus() < 2)
         return 0;
     for (size_t i = 0; i < n; i++)
         total += trestle__table_block_bytes(t, i);
