@@ -31,19 +31,6 @@ static int by_position(const void *a, const void *b)
     return (x->offset > y->offset) - (x->offset < y->offset);
 }
 
-static void assert_same_file(const char *a, const char *b)
-{
-    size_t la, lb;
-    uint8_t *da = tu_read_file(a, &la), *db = tu_read_file(b, &lb);
-    cr_assert_not_null(da, "%s", a);
-    cr_assert_not_null(db, "%s", b);
-    cr_assert_eq(la, lb, "%s is %zu bytes, %s is %zu", a, la, b, lb);
-    for (size_t i = 0; i < la; i++)
-        cr_assert_eq(da[i], db[i], "%s and %s differ at byte %zu", a, b, i);
-    free(da);
-    free(db);
-}
-
 /* Re-write every tensor of a real checkpoint in its original data order. */
 static void rewrite_and_compare(const char *rel, int snappy)
 {
@@ -98,11 +85,11 @@ static void rewrite_and_compare(const char *rel, int snappy)
     char a[4096], b[4096];
     snprintf(a, sizeof a, "%s.index", info.prefix);
     snprintf(b, sizeof b, "%s.index", prefix);
-    assert_same_file(a, b);
+    tu_assert_same_file(a, b);
     for (int s = 0; s < info.num_shards; s++) {
         snprintf(a, sizeof a, "%s.data-%05d-of-%05d", info.prefix, s, info.num_shards);
         snprintf(b, sizeof b, "%s.data-%05d-of-%05d", prefix, s, info.num_shards);
-        assert_same_file(a, b);
+        tu_assert_same_file(a, b);
     }
     trestle_close(c);
     free(order);

@@ -145,7 +145,7 @@ static bool refuse_populate_write(void)
 }
 #endif
 
-/* A checkpoint of one float tensor of `mib` MiB, its values a pattern,
+/* A checkpoint of one float tensor of `mib` MiB of random bytes,
  * beside the small one in `dir`; returns its prefix. */
 static char *write_big_ckpt(const char *dir, int mib)
 {
@@ -155,8 +155,7 @@ static char *write_big_ckpt(const char *dir, int mib)
     trestle_writer *wr;
     char *prefix;
     cr_assert(v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)(i % 1000003) * 0.25f;
+    tu_fill_random(v, n * sizeof *v, 24);
     cr_assert(asprintf(&prefix, "%s/big", dir) > 0);
     cr_assert_eq(trestle_writer_create(prefix, NULL, &wr, NULL), 0);
     cr_assert_eq(trestle_writer_add(wr, "big", TRESTLE_DT_FLOAT, 1, dims, v, n * sizeof *v, 0,
@@ -176,16 +175,6 @@ static int convert_path(const char *prefix, const char *out)
     int rc = trestle_convert_safetensors(c, NULL, 0, NULL, out, NULL, NULL);
     trestle_close(c);
     return rc;
-}
-
-static void assert_same_file(const char *a_path, const char *b_path)
-{
-    size_t a_len, b_len;
-    uint8_t *a = tu_read_file(a_path, &a_len), *b = tu_read_file(b_path, &b_len);
-    cr_assert_eq(a_len, b_len, "%s: %zu bytes, %s: %zu", a_path, a_len, b_path, b_len);
-    cr_assert(memcmp(a, b, a_len) == 0, "%s: the fallback wrote other bytes", b_path);
-    free(a);
-    free(b);
 }
 
 /* The output is prefaulted with MADV_POPULATE_WRITE, or, where the kernel
@@ -230,7 +219,7 @@ Test(writer_safetensors, a_kernel_without_populate_write_gets_the_same_file)
                  "advice; 4, 5: the small or the large conversion failed)",
                  WEXITSTATUS(status));
     for (int k = 0; k < 2; k++) {
-        assert_same_file(paths[k][0], paths[k][1]);
+        tu_assert_same_file(paths[k][0], paths[k][1]);
         free(paths[k][0]);
         free(paths[k][1]);
     }

@@ -129,6 +129,22 @@ uint8_t *tu_read_file(const char *path, size_t *len)
     return buf;
 }
 
+void tu_assert_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    uint8_t *da = tu_read_file(a, &la), *db = tu_read_file(b, &lb);
+    cr_assert_not_null(da, "%s", a);
+    cr_assert_not_null(db, "%s", b);
+    cr_assert_eq(la, lb, "%s is %zu bytes, %s is %zu", a, la, b, lb);
+    /* One memcmp; the walk to the first difference only when there is one. */
+    size_t i = memcmp(da, db, la) == 0 ? la : 0;
+    while (i < la && da[i] == db[i])
+        i++;
+    cr_assert_eq(i, la, "%s and %s differ at byte %zu", a, b, i);
+    free(da);
+    free(db);
+}
+
 int tu_write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");

@@ -54,6 +54,10 @@ void tu_rmtree(const char *path);
 uint8_t *tu_read_file(const char *path, size_t *len);
 int tu_write_file(const char *path, const void *data, size_t len);
 
+/* Fail the test unless the files at a and b hold the same bytes, naming
+ * the first byte where they differ. */
+void tu_assert_same_file(const char *a, const char *b);
+
 /* XOR byte `offset` of the file at path with `mask` (fails the test when
  * the file cannot be read or is too short). */
 void tu_flip_byte(const char *path, size_t offset, uint8_t mask);

@@ -183,11 +183,10 @@ static bool populate(uint8_t *at, uint64_t off, uint64_t len, int fd)
  * half each: ext4 makes a shared file page writable (page_mkwrite) at
  * about 6.5 GB/s on one thread of this 2-core VM, and two take 0.70 of the
  * time (284 MiB: 42 -> 29.5 ms; four take longer again). Below it a thread
- * costs more than it saves. Tests may set it lower. */
-#ifndef TRESTLE__POPULATE_SPLIT_MIN
-#define TRESTLE__POPULATE_SPLIT_MIN ((uint64_t)16 << 20)
-#endif
+ * costs more than it saves. */
+#define POPULATE_SPLIT_MIN ((uint64_t)16 << 20)
 #define POPULATE_ALIGN ((uint64_t)2 << 20) /* where the halves meet: a page boundary */
+_Static_assert(POPULATE_SPLIT_MIN > 2 * POPULATE_ALIGN, "each half holds something");
 
 /* The back half of the data's mapping, populated on a thread of its own
  * while this one writes the header and then populates the front half. */
@@ -213,12 +212,11 @@ static void *populate_thread(void *arg)
 static void populate_start(populate_job *j, uint8_t *at, uint64_t off, uint64_t len, int fd,
                            uint64_t *front)
 {
-    uint64_t half = (len / 2 + POPULATE_ALIGN - 1) & ~(POPULATE_ALIGN - 1);
     *front = len;
-    j->started = false;
-    if (len < TRESTLE__POPULATE_SPLIT_MIN || half >= len || trestle__usable_cpus() < 2)
+    if (len < POPULATE_SPLIT_MIN || trestle__usable_cpus() < 2)
         return;
-    *j = (populate_job){ at + half, off + half, len - half, fd, 0, false, 0 };
+    uint64_t half = (len / 2 + POPULATE_ALIGN - 1) & ~(POPULATE_ALIGN - 1);
+    *j = (populate_job){ .at = at + half, .off = off + half, .len = len - half, .fd = fd };
     if (pthread_create(&j->thread, NULL, populate_thread, j) == 0) {
         j->started = true;
         *front = half;
